@@ -1,0 +1,440 @@
+//! Command APDUs (cases 1-4, short and extended length) encoded into caller buffers, and response
+//! APDUs parsed into borrowed views. Nothing here allocates or panics.
+
+use crate::status::Status;
+
+/// Largest command data in a short APDU.
+pub const SHORT_MAX_DATA: usize = 255;
+/// Largest Ne in a short APDU (Le `00`).
+pub const SHORT_MAX_LE: usize = 256;
+/// Largest command data in an extended APDU.
+pub const EXTENDED_MAX_DATA: usize = 65_535;
+/// Largest Ne in an extended APDU (Le `00 00`).
+pub const EXTENDED_MAX_LE: usize = 65_536;
+/// The CLA bit that marks "more commands of this chain follow" (ISO 7816-4 §5.4.1).
+pub const CLA_CHAINING: u8 = 0x10;
+
+/// Why a command could not be encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum EncodeError {
+    /// The output buffer is too small; the command needs this many bytes.
+    BufferTooSmall(usize),
+    /// Data longer than 65 535 bytes or Ne larger than 65 536.
+    TooLong,
+}
+
+/// Why bytes are not a well-formed APDU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ParseError {
+    /// Fewer bytes than the header (commands) or the status word (responses).
+    TooShort,
+    /// The length fields do not match the number of bytes.
+    LengthMismatch,
+}
+
+/// A command APDU borrowing its data. Built by the command-set modules, encoded with
+/// [`Command::encode`], parsed back with [`Command::parse`].
+///
+/// `Debug` shows the header and the data length only, never the data: VERIFY, CHANGE REFERENCE
+/// DATA and RESET RETRY COUNTER carry PINs and PUKs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Command<'a> {
+    /// Class byte.
+    pub cla: u8,
+    /// Instruction byte.
+    pub ins: u8,
+    /// Parameter 1.
+    pub p1: u8,
+    /// Parameter 2.
+    pub p2: u8,
+    /// Command data (Nc = `data.len()`).
+    pub data: &'a [u8],
+    /// Ne, the expected response length: 0 = no Le field; 256 encodes as short `00`, 65 536 as
+    /// extended `00 00`.
+    pub le: usize,
+}
+
+impl core::fmt::Debug for Command<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Command")
+            .field("cla", &self.cla)
+            .field("ins", &self.ins)
+            .field("p1", &self.p1)
+            .field("p2", &self.p2)
+            .field("data_len", &self.data.len())
+            .field("le", &self.le)
+            .finish()
+    }
+}
+
+impl<'a> Command<'a> {
+    /// A command with the given header, no data and no Le (case 1).
+    pub const fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
+        Self {
+            cla,
+            ins,
+            p1,
+            p2,
+            data: &[],
+            le: 0,
+        }
+    }
+
+    /// The same command with `data` (case 3, or 4 with [`Command::with_le`]).
+    pub const fn with_data(self, data: &'a [u8]) -> Self {
+        Self { data, ..self }
+    }
+
+    /// The same command with Ne = `le` (0 removes the Le field).
+    pub const fn with_le(self, le: usize) -> Self {
+        Self { le, ..self }
+    }
+
+    /// Whether this command needs the extended-length encoding.
+    pub const fn is_extended(&self) -> bool {
+        self.data.len() > SHORT_MAX_DATA || self.le > SHORT_MAX_LE
+    }
+
+    /// The number of bytes [`Command::encode`] writes.
+    pub const fn encoded_len(&self) -> usize {
+        let nc = self.data.len();
+        let ext = self.is_extended();
+        let lc_len = match (nc, ext) {
+            (0, _) => 0,
+            (_, false) => 1,
+            (_, true) => 3,
+        };
+        let le_len = match (self.le, ext, nc) {
+            (0, _, _) => 0,
+            (_, false, _) => 1,
+            (_, true, 0) => 3,
+            (_, true, _) => 2,
+        };
+        4 + lc_len + nc + le_len
+    }
+
+    /// Encodes the command into `out`, short or extended length as needed (ISO 7816-4 §5.1),
+    /// and returns the number of bytes written.
+    pub fn encode(&self, out: &mut [u8]) -> Result<usize, EncodeError> {
+        let nc = self.data.len();
+        if nc > EXTENDED_MAX_DATA || self.le > EXTENDED_MAX_LE {
+            return Err(EncodeError::TooLong);
+        }
+        let total = self.encoded_len();
+        let Some(out) = out.get_mut(..total) else {
+            return Err(EncodeError::BufferTooSmall(total));
+        };
+        let mut w = Cursor { buf: out, pos: 0 };
+        w.put(&[self.cla, self.ins, self.p1, self.p2]);
+        let ext = self.is_extended();
+        if nc > 0 {
+            if ext {
+                let [hi, lo] = (nc as u16).to_be_bytes();
+                w.put(&[0, hi, lo]);
+            } else {
+                w.put(&[nc as u8]);
+            }
+            w.put(self.data);
+        }
+        if self.le > 0 {
+            if ext {
+                // 65 536 is encoded as 00 00.
+                let [hi, lo] = (self.le as u16).to_be_bytes();
+                if nc == 0 {
+                    w.put(&[0]);
+                }
+                w.put(&[hi, lo]);
+            } else {
+                w.put(&[self.le as u8]); // 256 -> 00
+            }
+        }
+        Ok(w.pos)
+    }
+
+    /// Parses an encoded command APDU, borrowing its data from `bytes`.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        let (header, body) = bytes.split_first_chunk::<4>().ok_or(ParseError::TooShort)?;
+        let [cla, ins, p1, p2] = *header;
+        let mut cmd = Command::new(cla, ins, p1, p2);
+        match body {
+            // Case 1.
+            [] => {}
+            // Case 2 short.
+            [le] => cmd.le = short_ne(*le),
+            // Extended forms start with 00 and have at least 3 bytes.
+            [0, hi, lo, rest @ ..] if body.len() >= 3 => {
+                let n = usize::from(u16::from_be_bytes([*hi, *lo]));
+                if rest.is_empty() {
+                    // Case 2 extended.
+                    cmd.le = extended_ne(n);
+                } else {
+                    if n == 0 {
+                        return Err(ParseError::LengthMismatch);
+                    }
+                    let data = rest.get(..n).ok_or(ParseError::LengthMismatch)?;
+                    cmd.data = data;
+                    match rest.get(n..) {
+                        Some([]) => {}
+                        Some([hi, lo]) => {
+                            cmd.le = extended_ne(usize::from(u16::from_be_bytes([*hi, *lo])))
+                        }
+                        _ => return Err(ParseError::LengthMismatch),
+                    }
+                }
+            }
+            [lc, rest @ ..] => {
+                let n = usize::from(*lc);
+                if n == 0 {
+                    return Err(ParseError::LengthMismatch);
+                }
+                cmd.data = rest.get(..n).ok_or(ParseError::LengthMismatch)?;
+                match rest.get(n..) {
+                    Some([]) => {}
+                    Some([le]) => cmd.le = short_ne(*le),
+                    _ => return Err(ParseError::LengthMismatch),
+                }
+            }
+        }
+        Ok(cmd)
+    }
+}
+
+const fn short_ne(le: u8) -> usize {
+    if le == 0 {
+        SHORT_MAX_LE
+    } else {
+        le as usize
+    }
+}
+
+const fn extended_ne(le: usize) -> usize {
+    if le == 0 {
+        EXTENDED_MAX_LE
+    } else {
+        le
+    }
+}
+
+/// A response APDU: data borrowed from the receive buffer, and the status word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Response<'a> {
+    /// Response data (may be empty).
+    pub data: &'a [u8],
+    /// The trailing status word.
+    pub status: Status,
+}
+
+impl<'a> Response<'a> {
+    /// Splits `bytes` into data and status word.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, ParseError> {
+        let (data, sw) = bytes.split_last_chunk::<2>().ok_or(ParseError::TooShort)?;
+        Ok(Self {
+            data,
+            status: Status::from_bytes(sw[0], sw[1]),
+        })
+    }
+}
+
+/// Instructions whose command data is secret (PINs, PUKs, keys): traces show their length only.
+pub const fn is_sensitive(ins: u8) -> bool {
+    matches!(
+        ins,
+        0x20 // VERIFY
+            | 0x24 // CHANGE REFERENCE DATA
+            | 0x2C // RESET RETRY COUNTER
+            | 0xFF // YubiKey SET MANAGEMENT KEY
+            | 0xDB // PUT DATA (key import on some cards)
+    )
+}
+
+/// Formats an encoded command APDU as hex for traces, replacing the data of sensitive
+/// instructions (see [`is_sensitive`]) by `<N bytes redacted>`.
+#[derive(Clone, Copy)]
+pub struct RedactedCommand<'a>(pub &'a [u8]);
+
+impl core::fmt::Display for RedactedCommand<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match Command::parse(self.0) {
+            Ok(cmd) if is_sensitive(cmd.ins) && !cmd.data.is_empty() => {
+                write!(
+                    f,
+                    "{:02X} {:02X} {:02X} {:02X} ",
+                    cmd.cla, cmd.ins, cmd.p1, cmd.p2
+                )?;
+                write!(f, "<{} bytes redacted>", cmd.data.len())
+            }
+            _ => write_hex(f, self.0),
+        }
+    }
+}
+
+/// Formats bytes as space-separated upper-case hex.
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write_hex(f, self.0)
+    }
+}
+
+fn write_hex(f: &mut core::fmt::Formatter<'_>, bytes: &[u8]) -> core::fmt::Result {
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            f.write_str(" ")?;
+        }
+        write!(f, "{b:02X}")?;
+    }
+    Ok(())
+}
+
+/// A bounds-checked write cursor over a byte slice.
+pub(crate) struct Cursor<'a> {
+    pub(crate) buf: &'a mut [u8],
+    pub(crate) pos: usize,
+}
+
+impl Cursor<'_> {
+    /// Appends `bytes`; callers size the buffer first, extra bytes are dropped.
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        let end = self.pos + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.pos..end) {
+            dst.copy_from_slice(bytes);
+            self.pos = end;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hex_literal::hex;
+
+    fn enc(cmd: &Command) -> heapless::Vec<u8, 70000> {
+        let mut buf = [0u8; 70000];
+        let n = cmd.encode(&mut buf).unwrap();
+        assert_eq!(n, cmd.encoded_len());
+        heapless::Vec::from_slice(&buf[..n]).unwrap()
+    }
+
+    #[test]
+    fn four_short_cases() {
+        let c1 = Command::new(0x00, 0x20, 0x00, 0x80);
+        assert_eq!(&enc(&c1)[..], &hex!("00 20 00 80"));
+        let c2 = Command::new(0x00, 0xF8, 0, 0).with_le(256);
+        assert_eq!(&enc(&c2)[..], &hex!("00 F8 00 00 00"));
+        let aid = hex!("A0 00 00 03 08 00 00 10 00");
+        let c3 = Command::new(0x00, 0xA4, 0x04, 0x00).with_data(&aid);
+        assert_eq!(
+            &enc(&c3)[..],
+            &hex!("00 A4 04 00 09 A0 00 00 03 08 00 00 10 00")
+        );
+        let c4 = c3.with_le(256);
+        assert_eq!(
+            &enc(&c4)[..],
+            &hex!("00 A4 04 00 09 A0 00 00 03 08 00 00 10 00 00")
+        );
+    }
+
+    #[test]
+    fn extended_cases_are_big_endian() {
+        let data = [0xAB; 300];
+        let c3 = Command::new(0x00, 0xDB, 0x3F, 0xFF).with_data(&data);
+        let bytes = enc(&c3);
+        assert_eq!(&bytes[..7], &hex!("00 DB 3F FF 00 01 2C"));
+        assert_eq!(bytes.len(), 7 + 300);
+        let c4 = c3.with_le(65_536);
+        let bytes = enc(&c4);
+        assert_eq!(&bytes[bytes.len() - 2..], &hex!("00 00"));
+        let c2 = Command::new(0x00, 0xCB, 0x3F, 0xFF).with_le(1000);
+        assert_eq!(&enc(&c2)[..], &hex!("00 CB 3F FF 00 03 E8"));
+        // Short data with a long Le switches the whole command to extended.
+        let c4b = Command::new(0, 0xCB, 0x3F, 0xFF)
+            .with_data(&[0x5C])
+            .with_le(512);
+        assert_eq!(&enc(&c4b)[..], &hex!("00 CB 3F FF 00 00 01 5C 02 00"));
+    }
+
+    #[test]
+    fn round_trips() {
+        let data = [7u8; 600];
+        for nc in [0usize, 1, 255, 256, 600] {
+            for le in [0usize, 1, 255, 256, 257, 65_536] {
+                let cmd = Command::new(0x10, 0x2C, 0x00, 0x80)
+                    .with_data(&data[..nc])
+                    .with_le(le);
+                let bytes = enc(&cmd);
+                assert_eq!(Command::parse(&bytes).unwrap(), cmd, "nc={nc} le={le}");
+            }
+        }
+    }
+
+    #[test]
+    fn encode_errors() {
+        let cmd = Command::new(0, 0xA4, 4, 0).with_data(&[1, 2, 3]);
+        assert_eq!(
+            cmd.encode(&mut [0u8; 7]),
+            Err(EncodeError::BufferTooSmall(8))
+        );
+        assert_eq!(
+            cmd.with_le(70_000).encode(&mut [0u8; 16]),
+            Err(EncodeError::TooLong)
+        );
+    }
+
+    #[test]
+    fn parse_errors() {
+        assert_eq!(Command::parse(&hex!("00 A4 04")), Err(ParseError::TooShort));
+        assert_eq!(
+            Command::parse(&hex!("00 A4 04 00 05 A0 00")),
+            Err(ParseError::LengthMismatch)
+        );
+        assert_eq!(Response::parse(&[0x90]), Err(ParseError::TooShort));
+        let r = Response::parse(&hex!("01 02 63 C2")).unwrap();
+        assert_eq!(r.data, &[1, 2]);
+        assert_eq!(r.status.tries_left(), Some(2));
+    }
+
+    #[test]
+    fn traces_redact_secrets() {
+        use core::fmt::Write;
+        let cmd = hex!("00 2C 00 80 10 31 32 33 34 35 36 37 38 36 35 34 33 32 31 FF FF");
+        let mut s: heapless::String<128> = heapless::String::new();
+        write!(s, "{}", RedactedCommand(&cmd)).unwrap();
+        assert_eq!(s.as_str(), "00 2C 00 80 <16 bytes redacted>");
+        s.clear();
+        write!(s, "{}", RedactedCommand(&hex!("00 A4 04 00 01 A0"))).unwrap();
+        assert_eq!(s.as_str(), "00 A4 04 00 01 A0");
+        s.clear();
+        let data = hex!("31 32 33 34 35 36 FF FF");
+        write!(s, "{:?}", Command::new(0, 0x20, 0, 0x80).with_data(&data)).unwrap();
+        assert!(!s.contains("49"), "{s}");
+        assert!(s.contains("data_len: 8"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            if let Ok(cmd) = Command::parse(&bytes) {
+                // What parses re-encodes (canonically) to a command that parses the same.
+                let mut buf = [0u8; 700];
+                let n = cmd.encode(&mut buf).unwrap();
+                proptest::prop_assert_eq!(Command::parse(&buf[..n]).unwrap(), cmd);
+            }
+            let _ = Response::parse(&bytes);
+        }
+
+        #[test]
+        fn encode_parse_round_trip(
+            header in proptest::prelude::any::<[u8; 4]>(),
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            le in 0usize..=65_536,
+        ) {
+            let cmd = Command::new(header[0], header[1], header[2], header[3]).with_data(&data).with_le(le);
+            let mut buf = [0u8; 500];
+            let n = cmd.encode(&mut buf).unwrap();
+            proptest::prop_assert_eq!(Command::parse(&buf[..n]).unwrap(), cmd);
+        }
+    }
+}

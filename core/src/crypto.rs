@@ -1,0 +1,630 @@
+//! The admin key: 3DES or AES-128/192/256, as PIV management keys and GIDS / ISO admin keys use
+//! them.
+//!
+//! Only block operations live here: ECB over whole blocks (PIV GENERAL AUTHENTICATE, ISO
+//! EXTERNAL AUTHENTICATE) and 3DES-CBC without padding (GIDS mutual authentication). The key is
+//! kept in a fixed buffer, zeroized on drop, never printed by `Debug`, and compared in constant
+//! time. The cipher is keyed afresh for every call: a 3DES key schedule costs about as much as one
+//! block, and nothing keyed outlives the call.
+
+use cipher::{Block, BlockDecrypt, BlockEncrypt, KeyInit};
+use subtle::{Choice, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Admin-key algorithm, with its PIV algorithm identifier (SP 800-78 table 6-2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Algorithm {
+    /// Three-key Triple DES (EDE), 24-byte key, 8-byte block. PIV identifier `03` (or `00`).
+    TripleDes,
+    /// AES-128, 16-byte key, 16-byte block. PIV identifier `08`.
+    Aes128,
+    /// AES-192, 24-byte key, 16-byte block. PIV identifier `0A`.
+    Aes192,
+    /// AES-256, 32-byte key, 16-byte block. PIV identifier `0C`.
+    Aes256,
+}
+
+impl Algorithm {
+    /// The PIV algorithm identifier (P1 of GENERAL AUTHENTICATE): `03`, `08`, `0A` or `0C`.
+    pub const fn piv_id(self) -> u8 {
+        match self {
+            Self::TripleDes => 0x03,
+            Self::Aes128 => 0x08,
+            Self::Aes192 => 0x0A,
+            Self::Aes256 => 0x0C,
+        }
+    }
+
+    /// The algorithm for a PIV identifier; `00` and `03` are both 3DES. `None` for anything else.
+    pub const fn from_piv_id(id: u8) -> Option<Self> {
+        match id {
+            0x00 | 0x03 => Some(Self::TripleDes),
+            0x08 => Some(Self::Aes128),
+            0x0A => Some(Self::Aes192),
+            0x0C => Some(Self::Aes256),
+            _ => None,
+        }
+    }
+
+    /// Block length in bytes: 8 for 3DES, 16 for AES (also the length of a card challenge).
+    pub const fn block_len(self) -> usize {
+        match self {
+            Self::TripleDes => 8,
+            Self::Aes128 | Self::Aes192 | Self::Aes256 => 16,
+        }
+    }
+
+    /// Key length in bytes: 24 (3DES), 16, 24 or 32 (AES).
+    pub const fn key_len(self) -> usize {
+        match self {
+            Self::TripleDes | Self::Aes192 => 24,
+            Self::Aes128 => 16,
+            Self::Aes256 => 32,
+        }
+    }
+}
+
+/// Why a key could not be built or a block operation was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CryptoError {
+    /// The key has the wrong length for its algorithm, or the operation needs another algorithm.
+    KeyLength,
+    /// The data is empty or not a whole number of blocks.
+    BlockLength,
+    /// A hex key contains a character that is not a hex digit, space or colon, or an odd number
+    /// of digits.
+    InvalidHex,
+}
+
+impl core::fmt::Display for CryptoError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::KeyLength => "the key length does not match the algorithm",
+            Self::BlockLength => "the data is not a non-empty whole number of cipher blocks",
+            Self::InvalidHex => "the key is not valid hexadecimal",
+        })
+    }
+}
+
+impl core::error::Error for CryptoError {}
+
+/// The PIV factory-default management key bytes, `0102030405060708` three times. Cards ship
+/// them as a 3DES key ([`AdminKey::piv_default`]); YubiKey 5.7 ships them as an AES-192 key.
+pub const PIV_DEFAULT_KEY: [u8; 24] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+];
+
+/// The admin key (PIV management key, GIDS / ISO admin key).
+///
+/// Zeroized on drop. `Debug` prints only the algorithm. There is no `PartialEq`: compare keys
+/// with the constant-time [`AdminKey::ct_eq`].
+#[derive(Clone)]
+pub struct AdminKey {
+    algorithm: Algorithm,
+    /// The key in its first `algorithm.key_len()` bytes; the rest stays zero.
+    key: [u8; 32],
+}
+
+impl Drop for AdminKey {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for AdminKey {}
+
+impl core::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AdminKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for AdminKey {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "AdminKey {{ algorithm: {}, .. }}", self.algorithm);
+    }
+}
+
+impl AdminKey {
+    /// A key of `algorithm` from its raw bytes; [`CryptoError::KeyLength`] unless
+    /// `key.len() == algorithm.key_len()`. 3DES keys with equal parts (the PIV default is one)
+    /// are accepted: cards use them.
+    pub fn new(algorithm: Algorithm, key: &[u8]) -> Result<Self, CryptoError> {
+        if key.len() != algorithm.key_len() {
+            return Err(CryptoError::KeyLength);
+        }
+        let mut out = Self::zeroed(algorithm);
+        out.key[..key.len()].copy_from_slice(key);
+        Ok(out)
+    }
+
+    /// The PIV factory default: 3DES `010203040506070801020304050607080102030405060708`.
+    pub fn piv_default() -> Self {
+        let mut out = Self::zeroed(Algorithm::TripleDes);
+        out.key[..PIV_DEFAULT_KEY.len()].copy_from_slice(&PIV_DEFAULT_KEY);
+        out
+    }
+
+    /// Parses a hex key (either case; spaces, tabs and colons between digits are ignored), as
+    /// typed on a command line. [`CryptoError::InvalidHex`] for another character or an odd
+    /// number of digits, [`CryptoError::KeyLength`] for the wrong number of bytes. Nothing is
+    /// allocated, and the partly parsed key is zeroized on error.
+    pub fn from_hex(algorithm: Algorithm, hex: &str) -> Result<Self, CryptoError> {
+        let mut out = Self::zeroed(algorithm);
+        let mut digits = 0usize;
+        for c in hex.bytes() {
+            let nibble = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                b'A'..=b'F' => c - b'A' + 10,
+                b' ' | b'\t' | b':' => continue,
+                _ => return Err(CryptoError::InvalidHex),
+            };
+            let byte = out.key.get_mut(digits / 2).ok_or(CryptoError::KeyLength)?;
+            *byte = (*byte << 4) | nibble;
+            digits += 1;
+        }
+        if digits % 2 != 0 {
+            return Err(CryptoError::InvalidHex);
+        }
+        if digits / 2 != algorithm.key_len() {
+            return Err(CryptoError::KeyLength);
+        }
+        Ok(out)
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The raw key bytes, for personalisation commands only (setting a new management key on a
+    /// card, provisioning). Do not log, store or compare them; use [`AdminKey::ct_eq`].
+    pub fn expose_bytes(&self) -> &[u8] {
+        &self.key[..self.algorithm.key_len()]
+    }
+
+    /// Constant-time equality: same algorithm and same key bytes.
+    #[must_use]
+    pub fn ct_eq(&self, other: &AdminKey) -> bool {
+        let same_alg = Choice::from(u8::from(self.algorithm == other.algorithm));
+        (same_alg & self.key.ct_eq(&other.key)).into()
+    }
+
+    /// ECB encryption of every block of `data`, in place. `data.len()` must be a non-zero
+    /// multiple of [`Algorithm::block_len`], else [`CryptoError::BlockLength`].
+    pub fn encrypt_ecb(&self, data: &mut [u8]) -> Result<(), CryptoError> {
+        self.ecb(data, Direction::Encrypt)
+    }
+
+    /// ECB decryption of every block of `data`, in place; same length rule as
+    /// [`AdminKey::encrypt_ecb`].
+    pub fn decrypt_ecb(&self, data: &mut [u8]) -> Result<(), CryptoError> {
+        self.ecb(data, Direction::Decrypt)
+    }
+
+    /// 3DES-CBC encryption with `iv`, in place, no padding (GIDS mutual authentication).
+    /// [`CryptoError::KeyLength`] for a non-3DES key, [`CryptoError::BlockLength`] unless
+    /// `data.len()` is a non-zero multiple of 8.
+    pub fn cbc_encrypt(&self, iv: &[u8; 8], data: &mut [u8]) -> Result<(), CryptoError> {
+        let cipher = self.tdes_for_cbc(data)?;
+        let mut chain = *iv;
+        for block in data.chunks_exact_mut(8) {
+            xor8(block, &chain);
+            cipher.encrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
+            chain.copy_from_slice(block);
+        }
+        Ok(())
+    }
+
+    /// 3DES-CBC decryption with `iv`, in place, no padding; same rules as
+    /// [`AdminKey::cbc_encrypt`].
+    pub fn cbc_decrypt(&self, iv: &[u8; 8], data: &mut [u8]) -> Result<(), CryptoError> {
+        let cipher = self.tdes_for_cbc(data)?;
+        let mut chain = *iv;
+        let mut next = [0u8; 8];
+        for block in data.chunks_exact_mut(8) {
+            next.copy_from_slice(block);
+            cipher.decrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
+            xor8(block, &chain);
+            chain = next;
+        }
+        Ok(())
+    }
+
+    const fn zeroed(algorithm: Algorithm) -> Self {
+        Self {
+            algorithm,
+            key: [0; 32],
+        }
+    }
+
+    fn ecb(&self, data: &mut [u8], direction: Direction) -> Result<(), CryptoError> {
+        if data.is_empty() || data.len() % self.algorithm.block_len() != 0 {
+            return Err(CryptoError::BlockLength);
+        }
+        let key = self.expose_bytes();
+        match self.algorithm {
+            Algorithm::TripleDes => ecb_with::<des::TdesEde3>(key, data, direction),
+            Algorithm::Aes128 => ecb_with::<aes::Aes128>(key, data, direction),
+            Algorithm::Aes192 => ecb_with::<aes::Aes192>(key, data, direction),
+            Algorithm::Aes256 => ecb_with::<aes::Aes256>(key, data, direction),
+        }
+    }
+
+    fn tdes_for_cbc(&self, data: &[u8]) -> Result<des::TdesEde3, CryptoError> {
+        if self.algorithm != Algorithm::TripleDes {
+            return Err(CryptoError::KeyLength);
+        }
+        if data.is_empty() || data.len() % 8 != 0 {
+            return Err(CryptoError::BlockLength);
+        }
+        des::TdesEde3::new_from_slice(self.expose_bytes()).map_err(|_| CryptoError::KeyLength)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Encrypt,
+    Decrypt,
+}
+
+/// ECB with cipher `C` over `data`, whose length the caller checked against `C`'s block size.
+fn ecb_with<C>(key: &[u8], data: &mut [u8], direction: Direction) -> Result<(), CryptoError>
+where
+    C: KeyInit + BlockEncrypt + BlockDecrypt,
+{
+    let cipher = C::new_from_slice(key).map_err(|_| CryptoError::KeyLength)?;
+    for block in data.chunks_exact_mut(C::block_size()) {
+        let block = Block::<C>::from_mut_slice(block);
+        match direction {
+            Direction::Encrypt => cipher.encrypt_block(block),
+            Direction::Decrypt => cipher.decrypt_block(block),
+        }
+    }
+    Ok(())
+}
+
+fn xor8(block: &mut [u8], with: &[u8; 8]) {
+    for (b, w) in block.iter_mut().zip(with) {
+        *b ^= w;
+    }
+}
+
+/// Constant-time equality of two byte strings (via `subtle`); `false` if the lengths differ (the
+/// length itself is not hidden).
+#[must_use]
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::fmt::Write;
+    use hex_literal::hex;
+    use proptest::prelude::*;
+
+    const DEFAULT: [u8; 24] = hex!("010203040506070801020304050607080102030405060708");
+    /// NIST SP 800-67 rev. 2 example keys K1, K2, K3 (three different parts).
+    const THREE_PART: [u8; 24] = hex!("0123456789ABCDEF 23456789ABCDEF01 456789ABCDEF0123");
+    const SEQ16: [u8; 16] = hex!("000102030405060708090A0B0C0D0E0F");
+
+    fn key(alg: Algorithm, bytes: &[u8]) -> AdminKey {
+        AdminKey::new(alg, bytes).unwrap()
+    }
+
+    fn enc<const N: usize>(k: &AdminKey, mut block: [u8; N]) -> [u8; N] {
+        k.encrypt_ecb(&mut block).unwrap();
+        block
+    }
+
+    fn dec<const N: usize>(k: &AdminKey, mut block: [u8; N]) -> [u8; N] {
+        k.decrypt_ecb(&mut block).unwrap();
+        block
+    }
+
+    #[test]
+    fn design_vectors_3des_default_key() {
+        let k = AdminKey::piv_default();
+        assert!(k.ct_eq(&key(Algorithm::TripleDes, &DEFAULT)));
+        let rows = [
+            (hex!("D4BD9B1DA5D26CDA"), hex!("B5A85C0F0207FCF1")),
+            (hex!("0000000000000000"), hex!("B073DC3FB209536D")),
+            (hex!("1122334455667788"), hex!("6C5E94DCADD39F1D")),
+            (hex!("1A0443DF8C72D551"), hex!("61E204AE335B3258")),
+        ];
+        for (plain, cipher) in rows {
+            assert_eq!(enc(&k, plain), cipher);
+            assert_eq!(dec(&k, cipher), plain);
+        }
+    }
+
+    #[test]
+    fn design_vector_3des_repeated_key() {
+        let k = key(Algorithm::TripleDes, &tile::<24>(&hex!("1122334455667788")));
+        assert_eq!(enc(&k, hex!("0001020304050607")), hex!("9AB9B188B16A6240"));
+        assert_eq!(dec(&k, hex!("9AB9B188B16A6240")), hex!("0001020304050607"));
+    }
+
+    #[test]
+    fn design_vectors_aes() {
+        let rows: [(Algorithm, &[u8], [u8; 16]); 3] = [
+            (
+                Algorithm::Aes128,
+                &hex!("11223344556677881122334455667788"),
+                hex!("667B4A8F5921D46630426D94B0041D00"),
+            ),
+            (
+                Algorithm::Aes192,
+                &DEFAULT,
+                hex!("3F92E2FCE73F9D83187C140D035F7EDC"),
+            ),
+            (
+                Algorithm::Aes256,
+                &tile::<32>(&hex!("1122334455667788")),
+                hex!("B8A84A8CBE8D810D3161322B6448D203"),
+            ),
+        ];
+        for (alg, bytes, cipher) in rows {
+            let k = key(alg, bytes);
+            assert_eq!(enc(&k, SEQ16), cipher, "{alg:?}");
+            assert_eq!(dec(&k, cipher), SEQ16, "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn three_part_3des_key() {
+        // Expected value computed twice: `openssl enc -des-ede3 -nopad -K <key>` (OpenSSL 3.0.19)
+        // and pycryptodome 4.4 `DES3.new(key, DES3.MODE_ECB)`; it is also the ciphertext of the
+        // NIST SP 800-67 rev. 2 example ("The qufck brown fox jump").
+        let k = key(Algorithm::TripleDes, &THREE_PART);
+        let plain = *b"The qufck brown fox jump";
+        let cipher = hex!("A826FD8CE53B855F CCE21C8112256FE6 68D5C05DD9B6B900");
+        assert_eq!(enc(&k, plain), cipher);
+        assert_eq!(dec(&k, cipher), plain);
+    }
+
+    #[test]
+    fn cbc_vectors_and_round_trip() {
+        // Computed with `openssl enc -des-ede3-cbc -nopad -K <key> -iv <iv>` and cross-checked with
+        // pycryptodome (`DES3` CBC for the three-part key, single `DES` CBC with key 0102..08 for
+        // the default key, which is single DES in effect).
+        let plain = hex!("00112233445566778899AABBCCDDEEFF0123456789ABCDEF");
+        let cases = [
+            (
+                key(Algorithm::TripleDes, &THREE_PART),
+                hex!("F0E1D2C3B4A59687"),
+                hex!("F22A2655AB15F33E0EA89370CFD33DC3D673EE04E7B0D22B"),
+            ),
+            (
+                AdminKey::piv_default(),
+                [0; 8],
+                hex!("26604D88E55BD3E7A174FE8D5019B35A79350F42FA0871AF"),
+            ),
+        ];
+        for (k, iv, cipher) in cases {
+            let mut data = plain;
+            k.cbc_encrypt(&iv, &mut data).unwrap();
+            assert_eq!(data, cipher);
+            k.cbc_decrypt(&iv, &mut data).unwrap();
+            assert_eq!(data, plain);
+        }
+    }
+
+    #[test]
+    fn cbc_refuses_aes_and_partial_blocks() {
+        let aes = key(Algorithm::Aes128, &SEQ16);
+        let mut data = [0u8; 16];
+        assert_eq!(
+            aes.cbc_encrypt(&[0; 8], &mut data),
+            Err(CryptoError::KeyLength)
+        );
+        assert_eq!(
+            aes.cbc_decrypt(&[0; 8], &mut data),
+            Err(CryptoError::KeyLength)
+        );
+        let k = AdminKey::piv_default();
+        for len in [0, 7, 9, 15] {
+            let mut data = [0u8; 16];
+            let data = &mut data[..len];
+            assert_eq!(k.cbc_encrypt(&[0; 8], data), Err(CryptoError::BlockLength));
+            assert_eq!(k.cbc_decrypt(&[0; 8], data), Err(CryptoError::BlockLength));
+        }
+    }
+
+    #[test]
+    fn wrong_key_and_block_lengths() {
+        for alg in ALGS {
+            for len in [0, 8, 15, 17, 23, 25, 31, 33] {
+                let bytes = [0x42u8; 33];
+                let ok = len == alg.key_len();
+                assert_eq!(
+                    AdminKey::new(alg, &bytes[..len]).is_ok(),
+                    ok,
+                    "{alg:?} {len}"
+                );
+            }
+            let k = key(alg, &[0x42; 32][..alg.key_len()]);
+            let mut data = [0u8; 48];
+            for len in 0..=48 {
+                let ok = len != 0 && len % alg.block_len() == 0;
+                let want = if ok {
+                    Ok(())
+                } else {
+                    Err(CryptoError::BlockLength)
+                };
+                assert_eq!(k.encrypt_ecb(&mut data[..len]), want, "{alg:?} {len}");
+                assert_eq!(k.decrypt_ecb(&mut data[..len]), want, "{alg:?} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn multi_block_ecb_is_per_block() {
+        let k = AdminKey::piv_default();
+        let mut two = hex!("D4BD9B1DA5D26CDA D4BD9B1DA5D26CDA");
+        k.encrypt_ecb(&mut two).unwrap();
+        assert_eq!(two, hex!("B5A85C0F0207FCF1 B5A85C0F0207FCF1"));
+    }
+
+    #[test]
+    fn piv_ids() {
+        for alg in ALGS {
+            assert_eq!(Algorithm::from_piv_id(alg.piv_id()), Some(alg));
+        }
+        assert_eq!(Algorithm::from_piv_id(0x00), Some(Algorithm::TripleDes));
+        assert_eq!(Algorithm::from_piv_id(0x0A), Some(Algorithm::Aes192));
+        for id in [0x01, 0x07, 0x11, 0x14, 0x9B, 0xFF] {
+            assert_eq!(Algorithm::from_piv_id(id), None);
+        }
+    }
+
+    #[test]
+    fn debug_hides_key_bytes() {
+        let k = key(Algorithm::Aes256, &tile::<32>(&hex!("DEADBEEF")));
+        let mut s = heapless::String::<128>::new();
+        write!(s, "{k:?}").unwrap();
+        assert_eq!(s.as_str(), "AdminKey { algorithm: Aes256, .. }");
+        s.clear();
+        write!(s, "{:?}", AdminKey::piv_default()).unwrap();
+        assert_eq!(s.as_str(), "AdminKey { algorithm: TripleDes, .. }");
+        s.clear();
+        write!(s, "{k:#?}").unwrap();
+        for needle in ["DE", "de", "222", "173", "0x"] {
+            assert!(!s.contains(needle), "{s}");
+        }
+    }
+
+    #[test]
+    fn ct_eq_compares_algorithm_and_bytes() {
+        let a = AdminKey::piv_default();
+        assert!(a.ct_eq(&a.clone()));
+        assert!(!a.ct_eq(&key(Algorithm::Aes192, &DEFAULT)));
+        assert!(!a.ct_eq(&key(Algorithm::TripleDes, &THREE_PART)));
+        assert_eq!(key(Algorithm::Aes192, &DEFAULT).expose_bytes(), &DEFAULT);
+        assert!(ct_eq(b"123456", b"123456"));
+        assert!(!ct_eq(b"123456", b"123457"));
+        assert!(!ct_eq(b"123456", b"1234567"));
+        assert!(ct_eq(b"", b""));
+    }
+
+    #[test]
+    fn from_hex_accepts_separators_and_case() {
+        let k = AdminKey::from_hex(
+            Algorithm::TripleDes,
+            "01:02:03:04:05:06:07:08 0102030405060708\t01020304050607 08",
+        )
+        .unwrap();
+        assert!(k.ct_eq(&AdminKey::piv_default()));
+        let upper = AdminKey::from_hex(Algorithm::Aes128, "AABBCCDDEEFF00112233445566778899");
+        let lower = AdminKey::from_hex(Algorithm::Aes128, "aabbccddeeff00112233445566778899");
+        assert!(upper.unwrap().ct_eq(&lower.unwrap()));
+    }
+
+    #[test]
+    fn from_hex_errors() {
+        use CryptoError::*;
+        let d = "010203040506070801020304050607080102030405060708";
+        let cases: [(&str, CryptoError); 8] = [
+            ("", KeyLength),
+            (&d[..46], KeyLength),
+            (
+                "01020304050607080102030405060708010203040506070801",
+                KeyLength,
+            ),
+            (&d[..47], InvalidHex),
+            (
+                "0x0102030405060708010203040506070801020304050607",
+                InvalidHex,
+            ),
+            (
+                "01020304050607080102030405060708010203040506070g",
+                InvalidHex,
+            ),
+            (
+                "01-02-03-04-05-06-07-08-01-02-03-04-05-06-07-08",
+                InvalidHex,
+            ),
+            (
+                "0102030405060708010203040506070801020304050607é",
+                InvalidHex,
+            ),
+        ];
+        for (hex, err) in cases {
+            assert_eq!(
+                AdminKey::from_hex(Algorithm::TripleDes, hex).unwrap_err(),
+                err,
+                "{hex}"
+            );
+        }
+        // 64 digits is too long for 3DES but right for AES-256.
+        let zeros = [b'0'; 64];
+        let long = core::str::from_utf8(&zeros).unwrap();
+        assert_eq!(
+            AdminKey::from_hex(Algorithm::TripleDes, long).unwrap_err(),
+            KeyLength
+        );
+        assert!(AdminKey::from_hex(Algorithm::Aes256, long).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn ecb_round_trips(alg in 0..4usize, k in any::<[u8; 32]>(), data in any::<[u8; 64]>(),
+                           blocks in 1..=4usize) {
+            let alg = ALGS[alg];
+            let k = key(alg, &k[..alg.key_len()]);
+            let len = blocks * alg.block_len();
+            let mut buf = data;
+            k.encrypt_ecb(&mut buf[..len]).unwrap();
+            prop_assert_ne!(&buf[..len], &data[..len]);
+            k.decrypt_ecb(&mut buf[..len]).unwrap();
+            prop_assert_eq!(buf, data);
+            k.decrypt_ecb(&mut buf[..len]).unwrap();
+            k.encrypt_ecb(&mut buf[..len]).unwrap();
+            prop_assert_eq!(buf, data);
+        }
+
+        #[test]
+        fn cbc_round_trips(k in any::<[u8; 24]>(), iv in any::<[u8; 8]>(), data in any::<[u8; 40]>(),
+                           blocks in 1..=5usize) {
+            let k = key(Algorithm::TripleDes, &k);
+            let len = blocks * 8;
+            let mut buf = data;
+            k.cbc_encrypt(&iv, &mut buf[..len]).unwrap();
+            k.cbc_decrypt(&iv, &mut buf[..len]).unwrap();
+            prop_assert_eq!(buf, data);
+        }
+
+        #[test]
+        fn from_hex_never_panics(alg in 0..4usize, any_text in ".{0,100}",
+                                 hexish in "[0-9a-fA-F :\\t-]{0,80}") {
+            for text in [&any_text, &hexish] {
+                let alg = ALGS[alg];
+                if let Ok(k) = AdminKey::from_hex(alg, text) {
+                    prop_assert_eq!(k.expose_bytes().len(), alg.key_len());
+                }
+            }
+        }
+    }
+
+    const ALGS: [Algorithm; 4] = [
+        Algorithm::TripleDes,
+        Algorithm::Aes128,
+        Algorithm::Aes192,
+        Algorithm::Aes256,
+    ];
+
+    /// `part` repeated to fill `N` bytes (no alloc in this crate, not even in tests).
+    fn tile<const N: usize>(part: &[u8]) -> [u8; N] {
+        let mut out = [0; N];
+        out.chunks_mut(part.len())
+            .for_each(|c| c.copy_from_slice(&part[..c.len()]));
+        out
+    }
+}

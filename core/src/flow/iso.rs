@@ -1,0 +1,130 @@
+//! ISO 7816-4 admin unblock: SELECT, GET CHALLENGE, EXTERNAL AUTHENTICATE with the admin answer
+//! (local key, server, or the operator's response typed by the user), RESET RETRY COUNTER,
+//! VERIFY with the new PIN.
+
+use super::{
+    admin_auth_error, answer, expect_ok, response, rrc_error, Action, AdminRequest, Event, Flow,
+    FlowError, Step,
+};
+use crate::iso::IsoProfile;
+use crate::secret::{NewPin, Pin};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Select,
+    Challenge,
+    Ask,
+    Authenticate,
+    Reset,
+    VerifyNew,
+    Done,
+}
+
+/// ISO admin challenge-response unblock.
+pub struct IsoUnblock<'p> {
+    profile: IsoProfile<'p>,
+    new_pin: Pin,
+    challenge: [u8; 16],
+    response: [u8; 16],
+    state: State,
+}
+
+impl core::fmt::Debug for IsoUnblock<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IsoUnblock")
+            .field("profile", &self.profile)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p> IsoUnblock<'p> {
+    /// An unblock of a card addressed by `profile`, setting `new_pin`.
+    pub fn new(profile: IsoProfile<'p>, new_pin: &NewPin) -> Self {
+        Self {
+            profile,
+            new_pin: new_pin.pin().clone(),
+            challenge: [0; 16],
+            response: [0; 16],
+            state: State::Select,
+        }
+    }
+
+    /// The card's challenge, once received (what offline mode shows the user).
+    pub fn challenge(&self) -> Option<&[u8]> {
+        match self.state {
+            State::Select | State::Challenge => None,
+            _ => self.challenge.get(..self.profile.algorithm.block_len()),
+        }
+    }
+}
+
+impl Flow for IsoUnblock<'_> {
+    type Output = ();
+
+    fn action(&self) -> Action<'_, ()> {
+        let n = self.profile.algorithm.block_len();
+        match self.state {
+            State::Select => Action::Send(self.profile.select()),
+            State::Challenge => Action::Send(self.profile.get_challenge()),
+            State::Ask => Action::Ask(AdminRequest::Encrypt {
+                algorithm: self.profile.algorithm,
+                block: &self.challenge[..n],
+            }),
+            State::Authenticate => {
+                Action::Send(self.profile.external_authenticate(&self.response[..n]))
+            }
+            State::Reset => Action::Send(self.profile.reset_retry_counter(&self.new_pin)),
+            State::VerifyNew => Action::Send(self.profile.verify_pin(&self.new_pin)),
+            State::Done => Action::Done(()),
+        }
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        let n = self.profile.algorithm.block_len();
+        match self.state {
+            State::Select => {
+                let r = response(event)?;
+                if !r.status.is_success() {
+                    return Err(FlowError::ApplicationNotFound(r.status));
+                }
+                self.state = State::Challenge;
+            }
+            State::Challenge => {
+                let data = expect_ok(event, Step::GetChallenge)?;
+                if data.len() != n {
+                    return Err(FlowError::MalformedResponse(Step::GetChallenge));
+                }
+                self.challenge[..n].copy_from_slice(data);
+                self.state = State::Ask;
+            }
+            State::Ask => {
+                self.response[..n].copy_from_slice(answer(event, n)?);
+                self.state = State::Authenticate;
+            }
+            State::Authenticate => {
+                let status = response(event)?.status;
+                if !status.is_success() {
+                    return Err(admin_auth_error(status));
+                }
+                self.state = State::Reset;
+            }
+            State::Reset => {
+                let status = response(event)?.status;
+                if !status.is_success() {
+                    return Err(rrc_error(status));
+                }
+                self.state = State::VerifyNew;
+            }
+            State::VerifyNew => {
+                let status = response(event)?.status;
+                if !status.is_success() {
+                    return Err(FlowError::NewPinNotAccepted(status));
+                }
+                self.state = State::Done;
+            }
+            State::Done => return Err(FlowError::UnexpectedEvent),
+        }
+        Ok(())
+    }
+}

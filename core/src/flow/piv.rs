@@ -1,0 +1,406 @@
+//! PIV flows: PUK unblock, management-key authentication, PUK change.
+
+use zeroize::Zeroize;
+
+use super::{
+    admin_auth_error, answer, expect_ok, response, Action, AdminRequest, Event, Flow, FlowError,
+    Step,
+};
+use crate::apdu::Command;
+use crate::crypto::{ct_eq, Algorithm};
+use crate::piv::{self, AuthMode};
+use crate::secret::NewPin;
+use crate::secret::PivReference;
+use crate::status::Status;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UnblockState {
+    Select,
+    Reset,
+    VerifyNew,
+    Done,
+}
+
+/// PIV PIN unblock with the PUK: SELECT, RESET RETRY COUNTER, then VERIFY with the new PIN (a
+/// `90 00` from RESET RETRY COUNTER leaves the PIN unverified; the VERIFY proves the card took it).
+///
+/// A wrong PUK costs exactly one PUK try and is reported with the tries left; nothing else is
+/// retried.
+pub struct PivUnblock {
+    puk: PivReference,
+    new_pin: PivReference,
+    buf: [u8; 16],
+    state: UnblockState,
+}
+
+impl core::fmt::Debug for PivUnblock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PivUnblock")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PivUnblock {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+impl PivUnblock {
+    /// An unblock with `puk`, setting `new_pin` (which passed the PIN policy). Fails when the new
+    /// PIN is not 6 to 8 digits, before anything is sent.
+    pub fn new(puk: PivReference, new_pin: &NewPin) -> Result<Self, crate::secret::SecretError> {
+        let new_pin = PivReference::pin(new_pin.pin().expose())?;
+        Ok(Self {
+            puk,
+            new_pin,
+            buf: [0; 16],
+            state: UnblockState::Select,
+        })
+    }
+}
+
+impl Flow for PivUnblock {
+    type Output = ();
+
+    fn action(&self) -> Action<'_, ()> {
+        match self.state {
+            UnblockState::Select => Action::Send(piv::select()),
+            UnblockState::Reset => {
+                Action::Send(Command::new(0x00, 0x2C, 0x00, piv::PIN_REF).with_data(&self.buf))
+            }
+            UnblockState::VerifyNew => Action::Send(piv::verify_pin(&self.new_pin)),
+            UnblockState::Done => Action::Done(()),
+        }
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        match self.state {
+            UnblockState::Select => {
+                let r = response(event)?;
+                if !r.status.is_success() {
+                    return Err(FlowError::ApplicationNotFound(r.status));
+                }
+                let _ = piv::reset_retry_counter(&mut self.buf, &self.puk, &self.new_pin);
+                self.state = UnblockState::Reset;
+            }
+            UnblockState::Reset => {
+                self.buf.zeroize();
+                let status = response(event)?.status;
+                match status {
+                    Status::Success => self.state = UnblockState::VerifyNew,
+                    Status::AuthenticationBlocked | Status::RetriesLeft(0) => {
+                        return Err(FlowError::PukBlocked)
+                    }
+                    Status::RetriesLeft(n) => return Err(FlowError::WrongPuk { tries_left: n }),
+                    Status::IncorrectData
+                    | Status::ConditionsNotSatisfied
+                    | Status::WrongLength => return Err(FlowError::NewPinRejected(status)),
+                    status => {
+                        return Err(FlowError::UnexpectedStatus {
+                            step: Step::ResetRetryCounter,
+                            status,
+                        })
+                    }
+                }
+            }
+            UnblockState::VerifyNew => {
+                let status = response(event)?.status;
+                if !status.is_success() {
+                    return Err(FlowError::NewPinNotAccepted(status));
+                }
+                self.state = UnblockState::Done;
+            }
+            UnblockState::Done => return Err(FlowError::UnexpectedEvent),
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AuthState {
+    Select,
+    Metadata,
+    Request,
+    AskFirst,
+    Send,
+    AskExpected,
+    Done,
+}
+
+/// PIV management-key (9B) authentication.
+///
+/// The algorithm is discovered with GET METADATA `00 F7 00 9B` (YubiKey 5.7 ships an AES-192
+/// default key); cards without it fall back to 3DES, or to the caller's `expected` algorithm.
+/// Mutual mode also checks the card's answer to the host challenge, in constant time.
+pub struct PivMgmtAuth {
+    expected: Option<Algorithm>,
+    algorithm: Algorithm,
+    mode: AuthMode,
+    select_first: bool,
+    host_challenge: [u8; 16],
+    /// Card challenge or witness, then the card's answer to the host challenge.
+    card_block: [u8; 16],
+    /// Our answer: E_K(challenge) or D_K(witness).
+    our_block: [u8; 16],
+    cmd: [u8; piv::AUTH_BUF_LEN],
+    cmd_len: usize,
+    state: AuthState,
+}
+
+impl core::fmt::Debug for PivMgmtAuth {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PivMgmtAuth")
+            .field("algorithm", &self.algorithm)
+            .field("mode", &self.mode)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PivMgmtAuth {
+    /// Authentication in `mode`. `expected`: the algorithm the caller's key has, checked against
+    /// what the card reports (and used when the card cannot tell). `host_challenge`: random bytes
+    /// for mutual mode (the first block length is used).
+    pub fn new(expected: Option<Algorithm>, mode: AuthMode, host_challenge: [u8; 16]) -> Self {
+        Self {
+            expected,
+            algorithm: expected.unwrap_or(Algorithm::TripleDes),
+            mode,
+            select_first: true,
+            host_challenge,
+            card_block: [0; 16],
+            our_block: [0; 16],
+            cmd: [0; piv::AUTH_BUF_LEN],
+            cmd_len: 0,
+            state: AuthState::Select,
+        }
+    }
+
+    /// Skips the SELECT (the caller's flow selected already; a SELECT would drop its state).
+    pub fn without_select(mut self) -> Self {
+        self.select_first = false;
+        self.state = AuthState::Metadata;
+        self
+    }
+
+    fn block_len(&self) -> usize {
+        self.algorithm.block_len()
+    }
+}
+
+impl Flow for PivMgmtAuth {
+    type Output = Algorithm;
+
+    fn action(&self) -> Action<'_, Algorithm> {
+        let n = self.block_len();
+        match self.state {
+            AuthState::Select => Action::Send(piv::select()),
+            AuthState::Metadata => Action::Send(piv::get_metadata(piv::MGMT_KEY_REF)),
+            AuthState::Request => {
+                Action::Send(piv::authenticate_request(self.algorithm, self.mode))
+            }
+            AuthState::AskFirst => match self.mode {
+                AuthMode::Single => Action::Ask(AdminRequest::Encrypt {
+                    algorithm: self.algorithm,
+                    block: &self.card_block[..n],
+                }),
+                AuthMode::Mutual => Action::Ask(AdminRequest::Decrypt {
+                    algorithm: self.algorithm,
+                    block: &self.card_block[..n],
+                }),
+            },
+            AuthState::Send => Action::Send(
+                Command::new(0x00, 0x87, self.algorithm.piv_id(), piv::MGMT_KEY_REF)
+                    .with_data(&self.cmd[..self.cmd_len])
+                    .with_le(if self.mode == AuthMode::Mutual {
+                        256
+                    } else {
+                        0
+                    }),
+            ),
+            AuthState::AskExpected => Action::Ask(AdminRequest::Encrypt {
+                algorithm: self.algorithm,
+                block: &self.host_challenge[..n],
+            }),
+            AuthState::Done => Action::Done(self.algorithm),
+        }
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        let n = self.block_len();
+        match self.state {
+            AuthState::Select => {
+                let r = response(event)?;
+                if !r.status.is_success() {
+                    return Err(FlowError::ApplicationNotFound(r.status));
+                }
+                self.state = AuthState::Metadata;
+            }
+            AuthState::Metadata => {
+                let r = response(event)?;
+                if r.status.is_success() {
+                    let meta = piv::parse_metadata(r.data)
+                        .ok_or(FlowError::MalformedResponse(Step::GetMetadata))?;
+                    let alg = meta
+                        .algorithm
+                        .and_then(Algorithm::from_piv_id)
+                        .ok_or(FlowError::MalformedResponse(Step::GetMetadata))?;
+                    if self.expected.is_some_and(|e| e != alg) {
+                        return Err(FlowError::AlgorithmMismatch);
+                    }
+                    self.algorithm = alg;
+                }
+                // Anything else: the card has no GET METADATA; keep the expected or 3DES.
+                self.state = AuthState::Request;
+            }
+            AuthState::Request => {
+                let r = response(event)?;
+                if matches!(r.status, Status::IncorrectData | Status::IncorrectP1P2) {
+                    return Err(FlowError::AlgorithmMismatch);
+                }
+                let data = expect_ok(event, Step::GeneralAuthenticate)?;
+                let tag = match self.mode {
+                    AuthMode::Single => piv::TAG_CHALLENGE,
+                    AuthMode::Mutual => piv::TAG_WITNESS,
+                };
+                let block = piv::parse_auth_template(data, tag, n)
+                    .ok_or(FlowError::MalformedResponse(Step::GeneralAuthenticate))?;
+                self.card_block[..n].copy_from_slice(block);
+                self.state = AuthState::AskFirst;
+            }
+            AuthState::AskFirst => {
+                let a = answer(event, n)?;
+                self.our_block[..n].copy_from_slice(a);
+                let cmd = match self.mode {
+                    AuthMode::Single => piv::authenticate_response(
+                        &mut self.cmd,
+                        self.algorithm,
+                        &self.our_block[..n],
+                    ),
+                    AuthMode::Mutual => piv::authenticate_mutual(
+                        &mut self.cmd,
+                        self.algorithm,
+                        &self.our_block[..n],
+                        &self.host_challenge[..n],
+                    ),
+                };
+                self.cmd_len = cmd.data.len();
+                self.state = AuthState::Send;
+            }
+            AuthState::Send => {
+                self.cmd.zeroize();
+                let r = response(event)?;
+                if !r.status.is_success() {
+                    return Err(admin_auth_error(r.status));
+                }
+                match self.mode {
+                    AuthMode::Single => self.state = AuthState::Done,
+                    AuthMode::Mutual => {
+                        let block = piv::parse_auth_template(r.data, piv::TAG_RESPONSE, n)
+                            .ok_or(FlowError::MalformedResponse(Step::GeneralAuthenticate))?;
+                        self.card_block[..n].copy_from_slice(block);
+                        self.state = AuthState::AskExpected;
+                    }
+                }
+            }
+            AuthState::AskExpected => {
+                let expected = answer(event, n)?;
+                if !ct_eq(expected, &self.card_block[..n]) {
+                    return Err(FlowError::CardAuthFailed);
+                }
+                self.state = AuthState::Done;
+            }
+            AuthState::Done => return Err(FlowError::UnexpectedEvent),
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChangeState {
+    Select,
+    Change,
+    Done,
+}
+
+/// PIV PUK change: SELECT, CHANGE REFERENCE DATA `00 24 00 81` with the old and new PUK.
+/// Used to rotate the PUK after an online unlock, so a PUK a workstation saw is never valid again.
+pub struct PivChangePuk {
+    buf: [u8; 16],
+    state: ChangeState,
+}
+
+impl core::fmt::Debug for PivChangePuk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PivChangePuk")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PivChangePuk {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+impl PivChangePuk {
+    /// A change from `old` to `new`.
+    pub fn new(old: &PivReference, new: &PivReference) -> Self {
+        let mut buf = [0; 16];
+        let _ = piv::change_reference_data(&mut buf, piv::PUK_REF, old, new);
+        Self {
+            buf,
+            state: ChangeState::Select,
+        }
+    }
+}
+
+impl Flow for PivChangePuk {
+    type Output = ();
+
+    fn action(&self) -> Action<'_, ()> {
+        match self.state {
+            ChangeState::Select => Action::Send(piv::select()),
+            ChangeState::Change => {
+                Action::Send(Command::new(0x00, 0x24, 0x00, piv::PUK_REF).with_data(&self.buf))
+            }
+            ChangeState::Done => Action::Done(()),
+        }
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        match self.state {
+            ChangeState::Select => {
+                let r = response(event)?;
+                if !r.status.is_success() {
+                    return Err(FlowError::ApplicationNotFound(r.status));
+                }
+                self.state = ChangeState::Change;
+            }
+            ChangeState::Change => {
+                self.buf.zeroize();
+                match response(event)?.status {
+                    Status::Success => self.state = ChangeState::Done,
+                    Status::AuthenticationBlocked | Status::RetriesLeft(0) => {
+                        return Err(FlowError::PukBlocked)
+                    }
+                    Status::RetriesLeft(n) => return Err(FlowError::WrongPuk { tries_left: n }),
+                    status @ (Status::IncorrectData | Status::WrongLength) => {
+                        return Err(FlowError::NewPinRejected(status))
+                    }
+                    status => {
+                        return Err(FlowError::UnexpectedStatus {
+                            step: Step::ChangeReferenceData,
+                            status,
+                        })
+                    }
+                }
+            }
+            ChangeState::Done => return Err(FlowError::UnexpectedEvent),
+        }
+        Ok(())
+    }
+}

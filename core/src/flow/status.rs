@@ -1,0 +1,209 @@
+//! Reading a card's status without spending any try: which profile answers, its identity, PIN
+//! (and PUK) tries left, the admin key algorithm.
+
+use super::{response, Action, Event, Flow, FlowError};
+use crate::apdu::Response;
+use crate::crypto::Algorithm;
+use crate::gids;
+use crate::iso::IsoProfile;
+use crate::piv::{self, CardId, IdKind};
+use crate::status::Status;
+
+/// The card profiles the core speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Profile {
+    /// PIV: the PUK unblocks the PIN.
+    Piv,
+    /// GIDS: the admin key unblocks the PIN (mutual authentication).
+    Gids,
+    /// ISO 7816-4 admin challenge-response.
+    IsoAdmin,
+}
+
+impl Profile {
+    /// Short lowercase name: `piv`, `gids`, `iso`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Piv => "piv",
+            Self::Gids => "gids",
+            Self::IsoAdmin => "iso",
+        }
+    }
+}
+
+/// What [`ReadStatus`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CardStatus {
+    /// Which application answered.
+    pub profile: Profile,
+    /// The card identity (CHUID GUID / FASC-N, vendor serial, card serial), when readable.
+    pub identity: Option<CardId>,
+    /// PIN tries left (`Some(0)`: blocked); `None` when the card does not say (PIN verified).
+    pub pin_tries_left: Option<u8>,
+    /// PIN tries allowed, when the card says.
+    pub pin_max_tries: Option<u8>,
+    /// Whether the PIN is verified in the current session.
+    pub pin_verified: bool,
+    /// PUK tries left (PIV cards with GET METADATA only).
+    pub puk_tries_left: Option<u8>,
+    /// The admin key algorithm, when known.
+    pub admin_algorithm: Option<Algorithm>,
+}
+
+impl CardStatus {
+    /// Whether the PIN is blocked.
+    pub fn pin_blocked(&self) -> bool {
+        self.pin_tries_left == Some(0)
+    }
+
+    fn new(profile: Profile) -> Self {
+        Self {
+            profile,
+            identity: None,
+            pin_tries_left: None,
+            pin_max_tries: None,
+            pin_verified: false,
+            puk_tries_left: None,
+            admin_algorithm: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    SelectPiv,
+    PivChuid,
+    PivSerial,
+    PivPin,
+    PivPukMeta,
+    PivMgmtMeta,
+    SelectGids,
+    GidsPin,
+    SelectIso,
+    IsoPin,
+    Serial,
+    Done,
+}
+
+/// Reads the card status: tries PIV, then GIDS, then the ISO admin profile given. Only status
+/// queries are sent (VERIFY without data, GET DATA, GET METADATA): no try is spent.
+#[derive(Debug)]
+pub struct ReadStatus<'p> {
+    iso: IsoProfile<'p>,
+    status: CardStatus,
+    state: State,
+}
+
+impl<'p> ReadStatus<'p> {
+    /// A status read; `iso` addresses the ISO admin card if neither PIV nor GIDS answer.
+    pub fn new(iso: IsoProfile<'p>) -> Self {
+        Self {
+            iso,
+            status: CardStatus::new(Profile::Piv),
+            state: State::SelectPiv,
+        }
+    }
+}
+
+fn pin_status(status: &mut CardStatus, r: Response<'_>) {
+    match r.status {
+        Status::Success => status.pin_verified = true,
+        s => status.pin_tries_left = s.tries_left(),
+    }
+}
+
+impl Flow for ReadStatus<'_> {
+    type Output = CardStatus;
+
+    fn action(&self) -> Action<'_, CardStatus> {
+        match self.state {
+            State::SelectPiv => Action::Send(piv::select()),
+            State::PivChuid => Action::Send(piv::get_chuid()),
+            State::PivSerial => Action::Send(piv::get_serial()),
+            State::PivPin => Action::Send(piv::verify_status(piv::PIN_REF)),
+            State::PivPukMeta => Action::Send(piv::get_metadata(piv::PUK_REF)),
+            State::PivMgmtMeta => Action::Send(piv::get_metadata(piv::MGMT_KEY_REF)),
+            State::SelectGids => Action::Send(gids::select()),
+            State::GidsPin => Action::Send(gids::get_pin_status()),
+            State::SelectIso => Action::Send(self.iso.select()),
+            State::IsoPin => Action::Send(self.iso.verify_status()),
+            State::Serial => Action::Send(gids::get_serial()),
+            State::Done => Action::Done(self.status),
+        }
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        let r = response(event)?;
+        let ok = r.status.is_success();
+        let st = &mut self.status;
+        self.state = match self.state {
+            State::SelectPiv if ok => State::PivChuid,
+            State::SelectPiv => State::SelectGids,
+            State::PivChuid => {
+                st.identity = if ok { piv::parse_chuid(r.data) } else { None };
+                if st.identity.is_some() {
+                    State::PivPin
+                } else {
+                    State::PivSerial
+                }
+            }
+            State::PivSerial => {
+                if ok {
+                    st.identity = CardId::new(IdKind::Serial, r.data);
+                }
+                State::PivPin
+            }
+            State::PivPin => {
+                pin_status(st, r);
+                State::PivPukMeta
+            }
+            State::PivPukMeta => {
+                if let Some(m) = piv::parse_metadata(r.data).filter(|_| ok) {
+                    st.puk_tries_left = m.tries.map(|(_, left)| left);
+                }
+                State::PivMgmtMeta
+            }
+            State::PivMgmtMeta => {
+                st.admin_algorithm = match piv::parse_metadata(r.data).filter(|_| ok) {
+                    Some(m) => m.algorithm.and_then(Algorithm::from_piv_id),
+                    // No GET METADATA: PIV's default management key algorithm.
+                    None => Some(Algorithm::TripleDes),
+                };
+                State::Done
+            }
+            State::SelectGids if ok => {
+                *st = CardStatus::new(Profile::Gids);
+                st.admin_algorithm = Some(Algorithm::TripleDes);
+                State::GidsPin
+            }
+            State::SelectGids => State::SelectIso,
+            State::GidsPin => {
+                if let Some(p) = gids::parse_pin_status(r.data).filter(|_| ok) {
+                    st.pin_tries_left = Some(p.tries_left);
+                    st.pin_max_tries = p.max_tries;
+                }
+                State::Serial
+            }
+            State::SelectIso if ok => {
+                *st = CardStatus::new(Profile::IsoAdmin);
+                st.admin_algorithm = Some(self.iso.algorithm);
+                State::IsoPin
+            }
+            State::SelectIso => return Err(FlowError::UnknownCard),
+            State::IsoPin => {
+                pin_status(st, r);
+                State::Serial
+            }
+            State::Serial => {
+                if ok {
+                    st.identity = CardId::new(IdKind::CardSerial, r.data);
+                }
+                State::Done
+            }
+            State::Done => return Err(FlowError::UnexpectedEvent),
+        };
+        Ok(())
+    }
+}

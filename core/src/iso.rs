@@ -1,0 +1,102 @@
+//! ISO 7816-4 admin challenge-response (Windows minidriver style): GET CHALLENGE, EXTERNAL
+//! AUTHENTICATE with the admin key, RESET RETRY COUNTER. The answer to the challenge is the only
+//! thing the admin key is needed for, so an operator or a server can give it without the key
+//! reaching the workstation.
+
+use crate::apdu::Command;
+use crate::crypto::Algorithm;
+use crate::secret::Pin;
+
+/// How a given ISO admin card is addressed: application, references and key algorithm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct IsoProfile<'a> {
+    /// AID to select.
+    pub aid: &'a [u8],
+    /// Reference of the admin key (P2 of EXTERNAL AUTHENTICATE).
+    pub admin_key_ref: u8,
+    /// Reference of the user PIN (P2 of VERIFY and RESET RETRY COUNTER).
+    pub pin_ref: u8,
+    /// The admin key algorithm: sets the challenge length (8 for 3DES, 16 for AES).
+    pub algorithm: Algorithm,
+}
+
+/// The AID of cardunlock's simulated ISO admin card.
+pub const SIM_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01, 0x01];
+
+impl IsoProfile<'static> {
+    /// The simulated card's profile: key 01, PIN 80, 3DES.
+    pub const SIM: Self = Self {
+        aid: &SIM_AID,
+        admin_key_ref: 0x01,
+        pin_ref: 0x80,
+        algorithm: Algorithm::TripleDes,
+    };
+}
+
+impl IsoProfile<'_> {
+    /// SELECT the application.
+    pub const fn select(&self) -> Command<'_> {
+        Command::new(0x00, 0xA4, 0x04, 0x00)
+            .with_data(self.aid)
+            .with_le(256)
+    }
+
+    /// GET CHALLENGE for one block of the admin key's cipher: `00 84 00 00 08` or `10`.
+    pub const fn get_challenge(&self) -> Command<'static> {
+        Command::new(0x00, 0x84, 0x00, 0x00).with_le(self.algorithm.block_len())
+    }
+
+    /// EXTERNAL AUTHENTICATE: `00 82 00 <key ref> <len> <E_K(challenge)>`.
+    pub const fn external_authenticate<'b>(&self, response: &'b [u8]) -> Command<'b> {
+        Command::new(0x00, 0x82, 0x00, self.admin_key_ref).with_data(response)
+    }
+
+    /// RESET RETRY COUNTER with new reference data only: `00 2C 02 <pin ref> <len> <new PIN>`.
+    pub fn reset_retry_counter<'b>(&self, new_pin: &'b Pin) -> Command<'b> {
+        Command::new(0x00, 0x2C, 0x02, self.pin_ref).with_data(new_pin.expose())
+    }
+
+    /// VERIFY without data: the PIN retry status.
+    pub const fn verify_status(&self) -> Command<'static> {
+        Command::new(0x00, 0x20, 0x00, self.pin_ref)
+    }
+
+    /// VERIFY with the PIN.
+    pub fn verify_pin<'b>(&self, pin: &'b Pin) -> Command<'b> {
+        Command::new(0x00, 0x20, 0x00, self.pin_ref).with_data(pin.expose())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hex_literal::hex;
+
+    fn bytes(cmd: &Command) -> heapless::Vec<u8, 64> {
+        let mut buf = [0u8; 64];
+        let n = cmd.encode(&mut buf).unwrap();
+        heapless::Vec::from_slice(&buf[..n]).unwrap()
+    }
+
+    #[test]
+    fn exact_bytes() {
+        let p = IsoProfile::SIM;
+        assert_eq!(&bytes(&p.get_challenge())[..], &hex!("00 84 00 00 08"));
+        let aes = IsoProfile {
+            algorithm: Algorithm::Aes128,
+            ..p
+        };
+        assert_eq!(&bytes(&aes.get_challenge())[..], &hex!("00 84 00 00 10"));
+        assert_eq!(
+            &bytes(&p.external_authenticate(&hex!("B5A85C0F0207FCF1")))[..],
+            &hex!("00 82 00 01 08 B5 A8 5C 0F 02 07 FC F1")
+        );
+        let pin = Pin::new(b"2468").unwrap();
+        assert_eq!(
+            &bytes(&p.reset_retry_counter(&pin))[..],
+            &hex!("00 2C 02 80 04 32 34 36 38")
+        );
+        assert_eq!(&bytes(&p.verify_status())[..], &hex!("00 20 00 80"));
+    }
+}

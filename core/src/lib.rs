@@ -1,0 +1,47 @@
+//! # cardunlock-core
+//!
+//! The heap-free, `no_std`, async engine that unblocks a smart card whose PIN is blocked.
+//!
+//! Layers, bottom up:
+//! - [`apdu`] and [`status`]: command APDUs encoded into caller buffers (short and extended
+//!   length), responses parsed into borrowed views, and the status word as a total type.
+//! - [`tlv`]: bounds-checked BER-TLV reading and writing (the PIV `7C` dynamic authentication
+//!   template, data objects).
+//! - [`crypto`]: the admin key (3DES, AES-128/192/256), zeroized, never printed, compared in
+//!   constant time.
+//! - [`secret`]: PIN, PUK and new-PIN values whose constructors enforce the spec limits.
+//! - [`piv`], [`gids`], [`iso`]: the command sets of each card profile, as typed builders and
+//!   response parsers.
+//! - [`flow`]: sans-IO state machines for every unblock flow. They emit commands, consume
+//!   responses and ask an [`flow::AdminResponder`] (local key, server, or a person typing the
+//!   operator's answer) for admin cryptograms. Randomness comes in as an argument.
+//! - [`driver`]: runs the flows over a [`transport::Transport`], handling `61 XX`, `6C XX` and
+//!   command chaining.
+//! - [`policy`]: the PIN policy, checked before any command reaches the card.
+#![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+mod fmt;
+
+pub mod apdu;
+pub mod crypto;
+pub mod driver;
+pub mod flow;
+pub mod gids;
+pub mod iso;
+pub mod piv;
+pub mod policy;
+pub mod secret;
+pub mod status;
+pub mod tlv;
+pub mod transport;
+
+pub use apdu::{Command, Response};
+pub use status::Status;
+pub use transport::{ErrorKind, Transport, TransportError};

@@ -1,0 +1,314 @@
+//! GIDS application: PIN status, PIN verification and the 3DES admin-key mutual authentication
+//! (the exchange OpenSC's `card-gids.c` implements), then RESET RETRY COUNTER.
+
+use rand::rngs::StdRng;
+use rand::RngCore;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::apdu::{Command, Reply};
+use crate::config::{Algorithm, GidsConfig};
+use crate::crypto::{ct_eq, Cipher};
+use crate::{sw, tlv};
+
+/// The GIDS v2 AID (`A0 00 00 03 97 42 54 46 59 02 01`). SELECT accepts any prefix of it of at
+/// least 9 bytes.
+pub const GIDS_AID: [u8; 11] = [
+    0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59, 0x02, 0x01,
+];
+
+const INS_VERIFY: u8 = 0x20;
+const INS_MSE: u8 = 0x22;
+const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
+const INS_GENERAL_AUTHENTICATE: u8 = 0x87;
+const INS_SELECT: u8 = 0xA4;
+const INS_GET_DATA: u8 = 0xCB;
+
+const REF_PIN: u8 = 0x80;
+/// VERIFY with this P2 and no data de-authenticates the PIN (OpenSC's logout).
+const REF_DEAUTHENTICATE: u8 = 0x82;
+const REF_ADMIN_KEY: u8 = 0x80;
+
+/// PIN length bounds of VERIFY and RESET RETRY COUNTER.
+const PIN_LEN: core::ops::RangeInclusive<usize> = 4..=15;
+
+/// The randoms of a mutual authentication in progress: host's R1, card's R2.
+struct Pending {
+    r1: Zeroizing<[u8; 16]>,
+    r2: Zeroizing<[u8; 16]>,
+}
+
+#[derive(Default)]
+struct Session {
+    selected: bool,
+    pin_verified: bool,
+    admin_key_selected: bool,
+    admin_authenticated: bool,
+    pending: Option<Pending>,
+}
+
+pub(crate) struct Gids {
+    pub(crate) cfg: GidsConfig,
+    session: Session,
+}
+
+impl Gids {
+    pub(crate) fn new(cfg: GidsConfig) -> Self {
+        Gids {
+            cfg,
+            session: Session::default(),
+        }
+    }
+
+    pub(crate) fn reset_session(&mut self) {
+        self.session = Session::default();
+    }
+
+    /// Any command other than GENERAL AUTHENTICATE drops the randoms of step 1.
+    pub(crate) fn note_command(&mut self, ins: u8) {
+        if ins != INS_GENERAL_AUTHENTICATE {
+            self.session.pending = None;
+        }
+    }
+
+    pub(crate) fn pin_verified(&self) -> bool {
+        self.session.pin_verified
+    }
+
+    pub(crate) fn admin_authenticated(&self) -> bool {
+        self.session.admin_authenticated
+    }
+
+    pub(crate) fn selected(&self) -> bool {
+        self.session.selected
+    }
+
+    pub(crate) fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        if cmd.ins == INS_SELECT {
+            return self.select(cmd);
+        }
+        if !matches!(
+            cmd.ins,
+            INS_VERIFY | INS_MSE | INS_RESET_RETRY_COUNTER | INS_GENERAL_AUTHENTICATE | INS_GET_DATA
+        ) {
+            return sw::INS_NOT_SUPPORTED.into();
+        }
+        if !self.session.selected {
+            return sw::CONDITIONS_NOT_SATISFIED.into();
+        }
+        match cmd.ins {
+            INS_VERIFY => self.verify(cmd).into(),
+            INS_MSE => self.mse_set(cmd).into(),
+            INS_RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
+            INS_GENERAL_AUTHENTICATE => self.general_authenticate(cmd, rng),
+            _ => self.get_data(cmd),
+        }
+    }
+
+    fn select(&mut self, cmd: &Command<'_>) -> Reply {
+        if cmd.p1 != 0x04 || !matches!(cmd.p2, 0x00 | 0x0C) {
+            return sw::WRONG_P1P2.into();
+        }
+        if cmd.data.len() < 9 || !GIDS_AID.starts_with(cmd.data) {
+            return sw::NOT_FOUND.into();
+        }
+        self.session = Session {
+            selected: true,
+            ..Session::default()
+        };
+        if cmd.p2 == 0x0C {
+            return Reply::sw(sw::OK);
+        }
+        // Application template with the full AID (OpenSC reads the version from it).
+        let mut aid = Vec::with_capacity(13);
+        tlv::push(&mut aid, &[0x4F], &GIDS_AID);
+        let mut fci = Vec::with_capacity(15);
+        tlv::push(&mut fci, &[0x61], &aid);
+        Reply::ok(fci)
+    }
+
+    fn get_data(&self, cmd: &Command<'_>) -> Reply {
+        match cmd.data {
+            [0x5C, 0x02, 0x7F, 0x71] if cmd.p1p2() == 0x3FFF => {
+                let cfg = &self.cfg;
+                Reply::ok(vec![
+                    0x7F,
+                    0x71,
+                    0x06,
+                    0x97,
+                    0x01,
+                    cfg.pin_tries_left,
+                    0x93,
+                    0x01,
+                    cfg.pin_max_tries,
+                ])
+            }
+            [0x5C, n @ 1..=3, tag @ ..] if tag.len() == usize::from(*n) => sw::NOT_FOUND.into(),
+            _ => sw::WRONG_DATA.into(),
+        }
+    }
+
+    fn verify(&mut self, cmd: &Command<'_>) -> u16 {
+        if cmd.p1 != 0x00 {
+            return sw::WRONG_P1P2;
+        }
+        match cmd.p2 {
+            REF_PIN => {}
+            REF_DEAUTHENTICATE if cmd.data.is_empty() => {
+                self.session.pin_verified = false;
+                return sw::OK;
+            }
+            _ => return sw::REF_NOT_FOUND,
+        }
+        verify_raw_pin(
+            cmd.data,
+            &self.cfg.pin,
+            self.cfg.pin_max_tries,
+            &mut self.cfg.pin_tries_left,
+            &mut self.session.pin_verified,
+            PIN_LEN,
+        )
+    }
+
+    fn mse_set(&mut self, cmd: &Command<'_>) -> u16 {
+        if cmd.p1p2() != 0xC1A4 {
+            return sw::WRONG_P1P2;
+        }
+        match cmd.data {
+            [0x83, 0x01, REF_ADMIN_KEY] => {
+                self.session.admin_key_selected = true;
+                sw::OK
+            }
+            [0x83, 0x01, _] => sw::REF_NOT_FOUND,
+            _ => sw::WRONG_DATA,
+        }
+    }
+
+    fn general_authenticate(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        let pending = self.session.pending.take();
+        if cmd.p1p2() != 0x0000 {
+            return sw::WRONG_P1P2.into();
+        }
+        if !self.session.admin_key_selected {
+            return sw::CONDITIONS_NOT_SATISFIED.into();
+        }
+        let Some(items) = tlv::single(cmd.data, 0x7C).and_then(tlv::parse_all) else {
+            return sw::WRONG_DATA.into();
+        };
+        let step = match items.as_slice() {
+            [t] if t.tag == 0x81 && t.value.len() == 16 => Step::One(t.value),
+            [t] if t.tag == 0x82 && t.value.len() == 40 => Step::Two(t.value),
+            _ => return sw::WRONG_DATA.into(),
+        };
+        if self.cfg.admin_tries_left == 0 {
+            return sw::AUTH_BLOCKED.into();
+        }
+        let Some(cipher) = Cipher::new(Algorithm::TripleDes, &self.cfg.admin_key) else {
+            return sw::NO_DIAGNOSIS.into();
+        };
+        match step {
+            Step::One(host_random) => {
+                let mut r1 = Zeroizing::new([0u8; 16]);
+                r1.copy_from_slice(host_random);
+                let mut r2 = Zeroizing::new([0u8; 16]);
+                rng.fill_bytes(&mut r2[..]);
+                let mut inner = Vec::with_capacity(18);
+                tlv::push(&mut inner, &[0x81], &r2[..]);
+                let mut out = Vec::with_capacity(20);
+                tlv::push(&mut out, &[0x7C], &inner);
+                self.session.pending = Some(Pending { r1, r2 });
+                Reply::ok(out)
+            }
+            Step::Two(cryptogram) => {
+                let Some(p) = pending else {
+                    return sw::CONDITIONS_NOT_SATISFIED.into();
+                };
+                // Expect R2 || R1 || Z1 (7 random bytes, then 80).
+                let ok = cipher.decrypt_cbc(cryptogram).is_some_and(|plain| {
+                    let r2_ok = ct_eq(&plain[..16], &p.r2[..]);
+                    let r1_ok = ct_eq(&plain[16..32], &p.r1[..]);
+                    r2_ok & r1_ok & (plain[39] == 0x80)
+                });
+                if !ok {
+                    self.session.admin_authenticated = false;
+                    return sw::wrong_try(&mut self.cfg.admin_tries_left).into();
+                }
+                self.session.admin_authenticated = true;
+                self.cfg.admin_tries_left = self.cfg.admin_max_tries;
+                // Answer R1 || R2 || Z2.
+                let mut plain = Zeroizing::new([0u8; 40]);
+                plain[..16].copy_from_slice(&p.r1[..]);
+                plain[16..32].copy_from_slice(&p.r2[..]);
+                rng.fill_bytes(&mut plain[32..39]);
+                plain[39] = 0x80;
+                let Some(enc) = cipher.encrypt_cbc(&plain[..]) else {
+                    return sw::NO_DIAGNOSIS.into();
+                };
+                let mut inner = Vec::with_capacity(42);
+                tlv::push(&mut inner, &[0x82], &enc);
+                let mut out = Vec::with_capacity(44);
+                tlv::push(&mut out, &[0x7C], &inner);
+                Reply::ok(out)
+            }
+        }
+    }
+
+    fn reset_retry_counter(&mut self, cmd: &Command<'_>) -> u16 {
+        if cmd.p1 != 0x02 {
+            return sw::WRONG_P1P2;
+        }
+        if cmd.p2 != REF_PIN {
+            return sw::REF_NOT_FOUND;
+        }
+        if !self.session.admin_authenticated {
+            return sw::SECURITY_NOT_SATISFIED;
+        }
+        if !PIN_LEN.contains(&cmd.data.len()) {
+            return sw::WRONG_DATA;
+        }
+        self.cfg.pin.zeroize();
+        self.cfg.pin = cmd.data.to_vec();
+        self.cfg.pin_tries_left = self.cfg.pin_max_tries;
+        self.session.pin_verified = false;
+        sw::OK
+    }
+}
+
+enum Step<'a> {
+    One(&'a [u8]),
+    Two(&'a [u8]),
+}
+
+/// VERIFY with a raw (unpadded) PIN, shared by the GIDS and ISO profiles: empty data asks for the
+/// status; a PIN whose length is outside `len` is refused with `6A 80` without costing a try.
+pub(crate) fn verify_raw_pin(
+    data: &[u8],
+    stored: &[u8],
+    max: u8,
+    left: &mut u8,
+    verified: &mut bool,
+    len: core::ops::RangeInclusive<usize>,
+) -> u16 {
+    if data.is_empty() {
+        return if *left == 0 {
+            sw::AUTH_BLOCKED
+        } else if *verified {
+            sw::OK
+        } else {
+            sw::tries_left(*left)
+        };
+    }
+    if !len.contains(&data.len()) {
+        return sw::WRONG_DATA;
+    }
+    if *left == 0 {
+        return sw::AUTH_BLOCKED;
+    }
+    if ct_eq(stored, data) {
+        *left = max;
+        *verified = true;
+        sw::OK
+    } else {
+        *verified = false;
+        sw::wrong_try(left)
+    }
+}

@@ -1,0 +1,62 @@
+//! PIN formats as the cards check them.
+
+use zeroize::Zeroizing;
+
+/// A PIV PIN/PUK field: 8 bytes, a 6-8 byte value then `FF` padding only. Returns the value.
+pub(crate) fn piv_value(field: &[u8]) -> Option<&[u8]> {
+    if field.len() != 8 {
+        return None;
+    }
+    let n = field.iter().position(|&b| b == 0xFF).unwrap_or(8);
+    let (value, pad) = field.split_at(n);
+    ((6..=8).contains(&n) && pad.iter().all(|&b| b == 0xFF)).then_some(value)
+}
+
+/// The 8-byte FF-padded form of a stored PIV PIN/PUK; `None` if it is longer than 8 bytes.
+pub(crate) fn piv_padded(value: &[u8]) -> Option<Zeroizing<[u8; 8]>> {
+    if value.len() > 8 {
+        return None;
+    }
+    let mut out = Zeroizing::new([0xFF; 8]);
+    out[..value.len()].copy_from_slice(value);
+    Some(out)
+}
+
+/// YubiKey-style trivial PIN: one repeated character, an ascending or descending run
+/// (`123456`, `654321`, `345678`), or a few very common values.
+pub(crate) fn is_trivial(pin: &[u8]) -> bool {
+    const COMMON: [&[u8]; 5] = [b"123123", b"121212", b"112233", b"password", b"12341234"];
+    let Some((&first, rest)) = pin.split_first() else {
+        return true;
+    };
+    let repeated = rest.iter().all(|&b| b == first);
+    let ascending = pin.windows(2).all(|w| w[1] == w[0].wrapping_add(1));
+    let descending = pin.windows(2).all(|w| w[1] == w[0].wrapping_sub(1));
+    repeated || ascending || descending || COMMON.contains(&pin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piv_format() {
+        assert_eq!(piv_value(b"123456\xFF\xFF"), Some(&b"123456"[..]));
+        assert_eq!(piv_value(b"12345678"), Some(&b"12345678"[..]));
+        assert_eq!(piv_value(b"12345\xFF\xFF\xFF"), None);
+        assert_eq!(piv_value(b"123456\xFF7"), None);
+        assert_eq!(piv_value(b"1234567"), None);
+        assert_eq!(&*piv_padded(b"123456").unwrap(), b"123456\xFF\xFF");
+        assert!(piv_padded(b"123456789").is_none());
+    }
+
+    #[test]
+    fn trivial() {
+        for p in [&b"123456"[..], b"000000", b"111111", b"654321", b"345678", b"12345678"] {
+            assert!(is_trivial(p), "{p:?}");
+        }
+        for p in [&b"102938"[..], b"135790", b"11223344", b"246810"] {
+            assert!(!is_trivial(p), "{p:?}");
+        }
+    }
+}
