@@ -18,6 +18,7 @@
 //! - [`driver`]: runs the flows over a [`transport::Transport`], handling `61 XX`, `6C XX` and
 //!   command chaining.
 //! - [`policy`]: the PIN policy, checked before any command reaches the card.
+//! - [`unlock`]: the operations as callers use them: raw input, policy first, then the flow.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -41,6 +42,7 @@ pub mod secret;
 pub mod status;
 pub mod tlv;
 pub mod transport;
+pub mod unlock;
 
 pub use apdu::{Command, Response};
 pub use status::Status;

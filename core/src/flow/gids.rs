@@ -10,6 +10,7 @@ use super::{
 use crate::crypto::ct_eq;
 use crate::gids::{self, CRYPTOGRAM_LEN, RANDOM_LEN};
 use crate::secret::{NewPin, Pin};
+use crate::status::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -110,6 +111,9 @@ impl Flow for GidsUnblock {
                 self.state = State::Step1;
             }
             State::Step1 => {
+                if response(event)?.status == Status::AuthenticationBlocked {
+                    return Err(FlowError::AdminBlocked);
+                }
                 let data = expect_ok(event, Step::GeneralAuthenticate)?;
                 let r2 = gids::parse_step1(data)
                     .ok_or(FlowError::MalformedResponse(Step::GeneralAuthenticate))?;

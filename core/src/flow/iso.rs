@@ -8,6 +8,7 @@ use super::{
 };
 use crate::iso::IsoProfile;
 use crate::secret::{NewPin, Pin};
+use crate::status::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -91,6 +92,9 @@ impl Flow for IsoUnblock<'_> {
                 self.state = State::Challenge;
             }
             State::Challenge => {
+                if response(event)?.status == Status::AuthenticationBlocked {
+                    return Err(FlowError::AdminBlocked);
+                }
                 let data = expect_ok(event, Step::GetChallenge)?;
                 if data.len() != n {
                     return Err(FlowError::MalformedResponse(Step::GetChallenge));

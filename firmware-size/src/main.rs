@@ -1,0 +1,46 @@
+//! A firmware-like binary: runs the PIV PUK unblock flow of `cardunlock-core` over a transport
+//! that stands in for a card UART (it replays a card's answers), on a Cortex-M4F, with no heap.
+//! Built in CI to prove the core is `no_std` and to report its flash size.
+#![no_std]
+#![no_main]
+
+use cardunlock_core::flow::{NoAdmin, PivUnblock};
+use cardunlock_core::policy::PinPolicy;
+use cardunlock_core::secret::{NewPin, PivReference};
+use cardunlock_core::{driver::Driver, ErrorKind, Transport};
+use cortex_m_rt::entry;
+use panic_halt as _;
+
+/// Answers every command with `90 00`, the way a card accepting SELECT, RESET RETRY COUNTER
+/// and VERIFY does. A real firmware puts its ISO 7816-3 UART driver here.
+struct ReplayCard;
+
+impl Transport for ReplayCard {
+    type Error = ErrorKind;
+
+    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
+        // Keep the command observable so the optimizer cannot drop the encoder.
+        let ok = core::hint::black_box(command).len() >= 4;
+        let out = response.get_mut(..2).ok_or(ErrorKind::ResponseTooLong)?;
+        out.copy_from_slice(if ok { &[0x90, 0x00] } else { &[0x6F, 0x00] });
+        Ok(2)
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let result = embassy_futures::block_on(async {
+        let new_pin = NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).map_err(|_| ())?;
+        let puk = PivReference::puk(b"12345678").map_err(|_| ())?;
+        let mut flow = PivUnblock::new(puk, &new_pin).map_err(|_| ())?;
+        let mut driver = Driver::new(ReplayCard);
+        driver.run(&mut flow, &mut NoAdmin).await.map_err(|_| ())
+    });
+    loop {
+        if result.is_ok() {
+            cortex_m::asm::wfi();
+        } else {
+            cortex_m::asm::bkpt();
+        }
+    }
+}
