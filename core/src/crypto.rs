@@ -25,6 +25,17 @@ pub enum Algorithm {
     Aes256,
 }
 
+impl core::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::TripleDes => "3DES",
+            Self::Aes128 => "AES-128",
+            Self::Aes192 => "AES-192",
+            Self::Aes256 => "AES-256",
+        })
+    }
+}
+
 impl Algorithm {
     /// The PIV algorithm identifier (P1 of GENERAL AUTHENTICATE): `03`, `08`, `0A` or `0C`.
     pub const fn piv_id(self) -> u8 {
