@@ -160,15 +160,15 @@ impl ExtensionDispatch for PeerDispatch {
                     resources,
                 )
             }
-            (BackendKind::Staging, ExtKind::WrapKeyToFile) => {
-                <StagingBackend as ExtensionImpl<WrapKeyToFileExtension>>::extension_request_serialized(
-                    &mut self.staging,
-                    core,
-                    &mut ctx.backends.staging,
-                    request,
-                    resources,
-                )
-            }
+            (BackendKind::Staging, ExtKind::WrapKeyToFile) => <StagingBackend as ExtensionImpl<
+                WrapKeyToFileExtension,
+            >>::extension_request_serialized(
+                &mut self.staging,
+                core,
+                &mut ctx.backends.staging,
+                request,
+                resources,
+            ),
             _ => Err(Error::RequestNotAvailable),
         }
     }

@@ -147,11 +147,8 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(|b| !matches!(b, b' ' | b':'))
-        .collect();
-    if digits.len() % 2 != 0 {
+    let digits: Vec<u8> = s.bytes().filter(|b| !matches!(b, b' ' | b':')).collect();
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in {s:?}"));
     }
     digits
@@ -428,7 +425,10 @@ fn run(client: &mut PeerClient<'_>, args: &Args) -> ExitCode {
             Ok(s) => s,
             Err(e) => {
                 if args.once && first_connection {
-                    log(format!("cannot connect to vpcd at {}:{}: {e}", args.host, args.port));
+                    log(format!(
+                        "cannot connect to vpcd at {}:{}: {e}",
+                        args.host, args.port
+                    ));
                     return ExitCode::from(1);
                 }
                 if !waiting_logged {
