@@ -1,20 +1,34 @@
 //! `cardunlock`: unblock a smart card whose PIN is blocked.
 
 mod demo;
+#[cfg(feature = "pcsc")]
+mod reader;
+mod respond;
+mod simcard;
 mod trace;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Unblock a smart card whose PIN is blocked (PIV with the PUK, GIDS and ISO admin cards with the
-/// admin key: locally, through an operator, or through the management server).
+/// Unblock a smart card whose PIN is blocked: PIV with the PUK, GIDS and ISO admin cards with
+/// the admin key (local key, or an operator's response in offline mode).
+///
+/// Exit codes: 0 success; 1 the card refused (wrong PUK or response, blocked, PIN refused by the
+/// card); 2 bad usage or input; 3 the new PIN breaks the PIN policy (card untouched); 4 no PC/SC
+/// service, no reader or no card; 5 card removed or communication failure mid-flow.
 #[derive(Parser, Debug)]
-#[command(name = "cardunlock", version, about)]
+#[command(name = "cardunlock", version, about, long_about)]
 struct Cli {
-    /// Print every APDU (PIN, PUK and key bytes redacted).
+    /// Print every APDU to stderr (PIN, PUK and key bytes redacted).
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Reader to use: index (from `cardunlock readers`) or name (or a unique part of it).
+    #[arg(short, long, global = true, value_name = "NAME|INDEX")]
+    reader: Option<String>,
+    /// Machine-readable output (JSON on stdout).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,28 +38,93 @@ enum Command {
     /// Unblock simulated cards in-process: a PIV card with its PUK, a GIDS card with its admin
     /// key. No reader, no server, no setup.
     Demo,
+    /// List the PC/SC readers and whether a card is in each.
+    #[cfg(feature = "pcsc")]
+    Readers,
+    /// Show the card's profile, identity, PIN and PUK tries left and admin key algorithm.
+    #[cfg(feature = "pcsc")]
+    Status,
+    /// PIV: unblock the PIN with the PUK and set a new PIN.
+    #[cfg(feature = "pcsc")]
+    Unblock(reader::UnblockArgs),
+    /// GIDS / ISO admin cards: unblock with the admin key (`--admin-key`) or, with `--offline`,
+    /// with the response an operator computes for the card's challenge.
+    #[cfg(feature = "pcsc")]
+    Unlock(reader::UnlockArgs),
+    /// Operator: compute the response to a card's challenge with the admin key.
+    Respond(respond::RespondArgs),
+    /// Serve a simulated card to pcscd through the vpcd virtual reader until interrupted.
+    SimCard(simcard::SimCardArgs),
 }
 
 /// Documented exit codes.
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;
-    /// The unlock failed (card refused, wrong PUK or response, policy).
-    pub const FAILED: u8 = 1;
+    /// The card refused: wrong PUK or response, blocked, new PIN refused by the card.
+    pub const REFUSED: u8 = 1;
     /// Bad usage or input.
     pub const USAGE: u8 = 2;
+    /// The new PIN breaks the PIN policy; the card was not touched.
+    pub const POLICY: u8 = 3;
+    /// No PC/SC service, no reader, no card, reader in use.
+    pub const NO_CARD: u8 = 4;
+    /// Card removed or communication failure in the middle of a flow.
+    pub const COMMUNICATION: u8 = 5;
+}
+
+/// A failure with its exit code and a message for the user.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo => demo::run(cli.verbose),
+    let result = match &cli.command {
+        Command::Demo => demo::run(cli.verbose).map_err(|m| Failure::new(exit::REFUSED, m)),
+        #[cfg(feature = "pcsc")]
+        Command::Readers => reader::readers(cli.json),
+        #[cfg(feature = "pcsc")]
+        Command::Status => reader::status(cli.reader.as_deref(), cli.json, cli.verbose),
+        #[cfg(feature = "pcsc")]
+        Command::Unblock(args) => reader::unblock(cli.reader.as_deref(), args, cli.json, cli.verbose),
+        #[cfg(feature = "pcsc")]
+        Command::Unlock(args) => reader::unlock(cli.reader.as_deref(), args, cli.json, cli.verbose),
+        Command::Respond(args) => respond::run(args, cli.json),
+        Command::SimCard(args) => simcard::run(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(exit::FAILED)
+        Err(failure) => {
+            if cli.json {
+                println!("{{\"ok\":false,\"exit\":{},\"error\":{}}}", failure.code, json_str(&failure.message));
+            }
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
         }
     }
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

@@ -8,6 +8,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::apdu::{Command, Reply};
 use crate::config::{Algorithm, GidsConfig};
 use crate::crypto::{ct_eq, Cipher};
+use crate::pin::verify_raw_pin;
 use crate::{sw, tlv};
 
 /// The GIDS v2 AID (`A0 00 00 03 97 42 54 46 59 02 01`). SELECT accepts any prefix of it of at
@@ -88,7 +89,11 @@ impl Gids {
         }
         if !matches!(
             cmd.ins,
-            INS_VERIFY | INS_MSE | INS_RESET_RETRY_COUNTER | INS_GENERAL_AUTHENTICATE | INS_GET_DATA
+            INS_VERIFY
+                | INS_MSE
+                | INS_RESET_RETRY_COUNTER
+                | INS_GENERAL_AUTHENTICATE
+                | INS_GET_DATA
         ) {
             return sw::INS_NOT_SUPPORTED.into();
         }
@@ -276,39 +281,4 @@ impl Gids {
 enum Step<'a> {
     One(&'a [u8]),
     Two(&'a [u8]),
-}
-
-/// VERIFY with a raw (unpadded) PIN, shared by the GIDS and ISO profiles: empty data asks for the
-/// status; a PIN whose length is outside `len` is refused with `6A 80` without costing a try.
-pub(crate) fn verify_raw_pin(
-    data: &[u8],
-    stored: &[u8],
-    max: u8,
-    left: &mut u8,
-    verified: &mut bool,
-    len: core::ops::RangeInclusive<usize>,
-) -> u16 {
-    if data.is_empty() {
-        return if *left == 0 {
-            sw::AUTH_BLOCKED
-        } else if *verified {
-            sw::OK
-        } else {
-            sw::tries_left(*left)
-        };
-    }
-    if !len.contains(&data.len()) {
-        return sw::WRONG_DATA;
-    }
-    if *left == 0 {
-        return sw::AUTH_BLOCKED;
-    }
-    if ct_eq(stored, data) {
-        *left = max;
-        *verified = true;
-        sw::OK
-    } else {
-        *verified = false;
-        sw::wrong_try(left)
-    }
 }

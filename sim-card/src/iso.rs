@@ -8,7 +8,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::apdu::{Command, Reply};
 use crate::config::IsoConfig;
 use crate::crypto::{ct_eq, Cipher};
-use crate::gids::verify_raw_pin;
+use crate::pin::verify_raw_pin;
 use crate::sw;
 
 /// The simulated card's application AID, `A0 00 00 05 27 20 01 01` (selected by exact match;

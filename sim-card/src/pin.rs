@@ -2,6 +2,9 @@
 
 use zeroize::Zeroizing;
 
+use crate::crypto::ct_eq;
+use crate::sw;
+
 /// A PIV PIN/PUK field: 8 bytes, a 6-8 byte value then `FF` padding only. Returns the value.
 pub(crate) fn piv_value(field: &[u8]) -> Option<&[u8]> {
     if field.len() != 8 {
@@ -35,6 +38,41 @@ pub(crate) fn is_trivial(pin: &[u8]) -> bool {
     repeated || ascending || descending || COMMON.contains(&pin)
 }
 
+/// VERIFY with a raw (unpadded) PIN, shared by the GIDS and ISO profiles: empty data asks for the
+/// status; a PIN whose length is outside `len` is refused with `6A 80` without costing a try.
+pub(crate) fn verify_raw_pin(
+    data: &[u8],
+    stored: &[u8],
+    max: u8,
+    left: &mut u8,
+    verified: &mut bool,
+    len: core::ops::RangeInclusive<usize>,
+) -> u16 {
+    if data.is_empty() {
+        return if *left == 0 {
+            sw::AUTH_BLOCKED
+        } else if *verified {
+            sw::OK
+        } else {
+            sw::tries_left(*left)
+        };
+    }
+    if !len.contains(&data.len()) {
+        return sw::WRONG_DATA;
+    }
+    if *left == 0 {
+        return sw::AUTH_BLOCKED;
+    }
+    if ct_eq(stored, data) {
+        *left = max;
+        *verified = true;
+        sw::OK
+    } else {
+        *verified = false;
+        sw::wrong_try(left)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,7 +90,14 @@ mod tests {
 
     #[test]
     fn trivial() {
-        for p in [&b"123456"[..], b"000000", b"111111", b"654321", b"345678", b"12345678"] {
+        for p in [
+            &b"123456"[..],
+            b"000000",
+            b"111111",
+            b"654321",
+            b"345678",
+            b"12345678",
+        ] {
             assert!(is_trivial(p), "{p:?}");
         }
         for p in [&b"102938"[..], b"135790", b"11223344", b"246810"] {

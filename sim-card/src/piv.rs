@@ -377,10 +377,9 @@ impl Piv {
         let cfg = &self.cfg;
         match cmd.p2 {
             REF_MGMT => {
-                let is_default = matches!(
-                    cfg.mgmt_algorithm,
-                    Algorithm::TripleDes | Algorithm::Aes192
-                ) && ct_eq(&cfg.mgmt_key, &DEFAULT_MGMT_KEY);
+                let is_default =
+                    matches!(cfg.mgmt_algorithm, Algorithm::TripleDes | Algorithm::Aes192)
+                        && ct_eq(&cfg.mgmt_key, &DEFAULT_MGMT_KEY);
                 Reply::ok(vec![
                     0x01,
                     0x01,

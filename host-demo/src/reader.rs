@@ -1,0 +1,292 @@
+//! The commands that talk to a card through PC/SC: readers, status, unblock, unlock.
+
+use std::io::{BufRead, Write};
+
+use cardunlock_core::crypto::{AdminKey, Algorithm};
+use cardunlock_core::driver::{Driver, Error};
+use cardunlock_core::flow::{AdminRequest, AdminResponder, CardStatus, FlowError, LocalKey, Profile, MAX_ANSWER_LEN};
+use cardunlock_core::iso::IsoProfile;
+use cardunlock_core::policy::PinPolicy;
+use cardunlock_core::unlock::{self, UnlockError};
+use cardunlock_core::{ErrorKind, TransportError};
+use cardunlock_pcsc::{pcsc::Disposition, Pcsc, PcscError, ReaderChoice, ShareMode};
+use embassy_futures::block_on;
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+use crate::demo::{describe, UNLOCKED};
+use crate::respond::{grouped_hex, parse_algorithm, parse_hex};
+use crate::trace::Traced;
+use crate::{exit, json_str, Failure};
+
+/// A PIN or PUK the user typed, wiped when dropped.
+type Secret = Zeroizing<String>;
+
+#[derive(clap::Args, Debug)]
+pub struct UnblockArgs {
+    /// The PUK (prompted, hidden, when absent).
+    #[arg(long, env = "CARDUNLOCK_PUK", hide_env_values = true)]
+    puk: Option<String>,
+    /// The new PIN (prompted twice, hidden, when absent).
+    #[arg(long, env = "CARDUNLOCK_NEW_PIN", hide_env_values = true)]
+    new_pin: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UnlockArgs {
+    /// Offline mode: show the card's challenge, read the operator's response.
+    #[arg(long, conflicts_with = "admin_key")]
+    offline: bool,
+    /// The admin key (hex), for an operator at the workstation.
+    #[arg(long, env = "CARDUNLOCK_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// Admin key algorithm of ISO admin cards: 3des, aes128, aes192, aes256.
+    #[arg(long, default_value = "3des", value_parser = parse_algorithm)]
+    algorithm: Algorithm,
+    /// The new PIN (prompted twice, hidden, when absent).
+    #[arg(long, env = "CARDUNLOCK_NEW_PIN", hide_env_values = true)]
+    new_pin: Option<String>,
+}
+
+fn pcsc_failure(e: &PcscError) -> Failure {
+    let code = match e.kind() {
+        ErrorKind::NoCard | ErrorKind::Unavailable => exit::NO_CARD,
+        _ => exit::COMMUNICATION,
+    };
+    let code = if matches!(e, PcscError::ReaderNotFound { .. } | PcscError::AmbiguousReader { .. } | PcscError::NoReaders | PcscError::ReaderInUse) {
+        exit::NO_CARD
+    } else {
+        code
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn card_failure<R: std::fmt::Debug>(e: &Error<PcscError, R>) -> Failure {
+    match e {
+        Error::Transport(t) => pcsc_failure(t),
+        Error::Protocol(p) => Failure::new(exit::COMMUNICATION, format!("card protocol error: {p:?}")),
+        Error::Flow(f) => Failure::new(exit::REFUSED, flow_message(f)),
+        Error::Responder(r) => Failure::new(exit::REFUSED, format!("no admin response: {r:?}")),
+    }
+}
+
+fn flow_message(e: &FlowError) -> String {
+    match e {
+        FlowError::WrongPuk { tries_left: 1 } => "Wrong PUK. 1 try left before the PUK is blocked.".into(),
+        FlowError::WrongPuk { tries_left } => format!("Wrong PUK. {tries_left} tries left."),
+        FlowError::PukBlocked => "The PUK is blocked: this card cannot be unblocked with a PUK any more. Contact your administrator.".into(),
+        FlowError::AdminAuthFailed { .. } => format!("The response was not accepted by the card ({e}). Check it with your operator and try again."),
+        e => format!("{e}"),
+    }
+}
+
+fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<PcscError, R>) -> Failure {
+    match e {
+        UnlockError::Policy(v) => {
+            let mut m = String::from("The new PIN does not meet the PIN policy (the card was not touched):");
+            for violation in v.iter() {
+                m += &format!("\n  - {violation}");
+            }
+            Failure::new(exit::POLICY, m)
+        }
+        UnlockError::Input(_) => Failure::new(exit::USAGE, e.to_string()),
+        UnlockError::Card(c) => card_failure(c),
+    }
+}
+
+fn connect(reader: Option<&str>, verbose: bool) -> Result<(cardunlock_pcsc::PcscTransport, String), Failure> {
+    let pcsc = Pcsc::establish().map_err(|e| pcsc_failure(&e))?;
+    let choice = reader.map(ReaderChoice::parse).unwrap_or(ReaderChoice::WithCard);
+    let name = pcsc.find_reader(&choice).map_err(|e| pcsc_failure(&e))?;
+    let transport = pcsc.connect(&name, ShareMode::Shared).map_err(|e| pcsc_failure(&e))?;
+    if verbose {
+        eprintln!("reader: {name}");
+    }
+    Ok((transport, name))
+}
+
+pub fn readers(json: bool) -> Result<(), Failure> {
+    let pcsc = Pcsc::establish().map_err(|e| pcsc_failure(&e))?;
+    let list = pcsc.list_readers().map_err(|e| pcsc_failure(&e))?;
+    if json {
+        let items: Vec<String> = list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{{\"index\":{i},\"name\":{},\"card\":{}}}", json_str(&r.name), r.card_present))
+            .collect();
+        println!("{{\"ok\":true,\"readers\":[{}]}}", items.join(","));
+    } else {
+        for (i, r) in list.iter().enumerate() {
+            println!("{i}: {}  [{}]", r.name, if r.card_present { "card" } else { "empty" });
+        }
+    }
+    Ok(())
+}
+
+fn read_status(reader: Option<&str>, verbose: bool, algorithm: Algorithm) -> Result<CardStatus, Failure> {
+    let (mut transport, _) = connect(reader, verbose)?;
+    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
+    let mut driver = Driver::new(Traced { inner: &mut session, enabled: verbose });
+    let iso = IsoProfile { algorithm, ..IsoProfile::SIM };
+    let status = block_on(unlock::read_status(&mut driver, iso)).map_err(|e| card_failure(&e))?;
+    drop(driver);
+    let _ = session.end(Disposition::LeaveCard);
+    Ok(status)
+}
+
+fn status_json(s: &CardStatus) -> String {
+    let opt = |v: Option<u8>| v.map_or("null".to_string(), |n| n.to_string());
+    format!(
+        "{{\"profile\":\"{}\",\"identity\":{},\"pin_tries_left\":{},\"pin_blocked\":{},\"puk_tries_left\":{},\"admin_algorithm\":{}}}",
+        s.profile.name(),
+        s.identity.map_or("null".into(), |id| json_str(&id.to_string())),
+        opt(s.pin_tries_left),
+        s.pin_blocked(),
+        opt(s.puk_tries_left),
+        s.admin_algorithm.map_or("null".into(), |a| json_str(&a.to_string())),
+    )
+}
+
+pub fn status(reader: Option<&str>, json: bool, verbose: bool) -> Result<(), Failure> {
+    let s = read_status(reader, verbose, Algorithm::TripleDes)?;
+    if json {
+        println!("{{\"ok\":true,\"card\":{}}}", status_json(&s));
+    } else {
+        println!("{}", describe(&s));
+    }
+    Ok(())
+}
+
+fn prompt_hidden(label: &str) -> Result<Secret, Failure> {
+    rpassword::prompt_password(format!("{label}: "))
+        .map(Zeroizing::new)
+        .map_err(|e| Failure::new(exit::USAGE, format!("cannot read {label} from the terminal ({e}); pass it as an option")))
+}
+
+fn new_pin(given: &Option<String>) -> Result<(Secret, Secret), Failure> {
+    match given {
+        Some(p) => Ok((Zeroizing::new(p.clone()), Zeroizing::new(p.clone()))),
+        None => {
+            println!("Enter new PIN to unlock the smart card.");
+            Ok((prompt_hidden("New PIN")?, prompt_hidden("Confirm new PIN")?))
+        }
+    }
+}
+
+pub fn unblock(reader: Option<&str>, args: &UnblockArgs, json: bool, verbose: bool) -> Result<(), Failure> {
+    let status = read_status(reader, verbose, Algorithm::TripleDes)?;
+    if status.profile != Profile::Piv {
+        return Err(Failure::new(
+            exit::USAGE,
+            format!("this is a {} card: use `cardunlock unlock` (admin key or --offline)", status.profile.name().to_uppercase()),
+        ));
+    }
+    if !json {
+        println!("{}", describe(&status));
+    }
+    if status.puk_tries_left == Some(0) {
+        return Err(Failure::new(exit::REFUSED, flow_message(&FlowError::PukBlocked)));
+    }
+    let puk = match &args.puk {
+        Some(p) => Zeroizing::new(p.clone()),
+        None => prompt_hidden("PUK")?,
+    };
+    let (pin, confirm) = new_pin(&args.new_pin)?;
+    let (mut transport, _) = connect(reader, verbose)?;
+    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
+    let mut driver = Driver::new(Traced { inner: &mut session, enabled: verbose });
+    let result = block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        puk.as_bytes(),
+        pin.as_bytes(),
+        confirm.as_bytes(),
+    ));
+    drop(driver);
+    let _ = session.end(Disposition::LeaveCard);
+    result.map_err(|e| unlock_failure(&e))?;
+    if json {
+        println!("{{\"ok\":true,\"message\":{}}}", json_str(UNLOCKED));
+    } else {
+        println!("{UNLOCKED}");
+    }
+    Ok(())
+}
+
+/// Offline mode: shows the challenge, reads the operator's response from standard input.
+struct Operator;
+
+impl AdminResponder for Operator {
+    type Error = String;
+
+    async fn answer(&mut self, request: AdminRequest<'_>, out: &mut [u8; MAX_ANSWER_LEN]) -> Result<usize, String> {
+        let AdminRequest::Encrypt { algorithm, block } = request else {
+            return Err("this card needs a mutual authentication an operator cannot relay by phone; use --admin-key or online unlock".into());
+        };
+        println!("Challenge: {}", grouped_hex(block));
+        println!("Read the challenge to your operator ({algorithm} admin key) and type the response.");
+        print!("Response: ");
+        std::io::stdout().flush().map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+        let bytes = parse_hex(line.trim())?;
+        if bytes.len() != block.len() {
+            return Err(format!("the response must be {} hex digits", 2 * block.len()));
+        }
+        out[..bytes.len()].copy_from_slice(&bytes);
+        Ok(bytes.len())
+    }
+}
+
+pub fn unlock(reader: Option<&str>, args: &UnlockArgs, json: bool, verbose: bool) -> Result<(), Failure> {
+    if !args.offline && args.admin_key.is_none() {
+        return Err(Failure::new(exit::USAGE, "give --offline (operator response) or --admin-key; online unlock needs the management server"));
+    }
+    let status = read_status(reader, verbose, args.algorithm)?;
+    if !json {
+        println!("{}", describe(&status));
+    }
+    let (pin, confirm) = new_pin(&args.new_pin)?;
+    let (mut transport, _) = connect(reader, verbose)?;
+    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
+    let mut driver = Driver::new(Traced { inner: &mut session, enabled: verbose });
+    let iso = IsoProfile { algorithm: args.algorithm, ..IsoProfile::SIM };
+    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
+    let result = match (status.profile, &args.admin_key) {
+        (Profile::Piv, _) => Err(Failure::new(exit::USAGE, "a PIV PIN is unblocked with the PUK: use `cardunlock unblock`")),
+        (profile, Some(hex)) => {
+            let alg = if profile == Profile::Gids { Algorithm::TripleDes } else { args.algorithm };
+            let key = AdminKey::from_hex(alg, hex).map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
+            let mut responder = LocalKey::new(key, fill);
+            if profile == Profile::Gids {
+                let mut r1 = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut r1);
+                block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, pin.as_bytes(), confirm.as_bytes(), r1, &mut responder))
+                    .map_err(|e| unlock_failure(&e))
+            } else {
+                block_on(unlock::iso_unblock(&mut driver, iso, &PinPolicy::GIDS, pin.as_bytes(), confirm.as_bytes(), &mut responder))
+                    .map_err(|e| unlock_failure(&e))
+            }
+        }
+        (Profile::Gids, None) => Err(Failure::new(exit::USAGE, "GIDS cards need the admin key (--admin-key) or online unlock")),
+        (Profile::IsoAdmin, None) => block_on(unlock::iso_unblock(
+            &mut driver,
+            iso,
+            &PinPolicy::GIDS,
+            pin.as_bytes(),
+            confirm.as_bytes(),
+            &mut Operator,
+        ))
+        .map_err(|e| unlock_failure(&e)),
+    };
+    drop(driver);
+    // Reset: drop the admin authentication this flow established.
+    let _ = session.end(Disposition::ResetCard);
+    result?;
+    if json {
+        println!("{{\"ok\":true,\"message\":{}}}", json_str(UNLOCKED));
+    } else {
+        println!("{UNLOCKED}");
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! `cardunlock sim-card`: serves a simulated card to pcscd through vpcd.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig, SimCard};
+
+use crate::{exit, Failure};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ProfileArg {
+    Piv,
+    Gids,
+    Iso,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SimCardArgs {
+    /// Card profile.
+    #[arg(long, value_enum, default_value = "piv")]
+    profile: ProfileArg,
+    /// Start with the PIN blocked.
+    #[arg(long)]
+    blocked: bool,
+    /// vpcd port: 35963 is reader "Virtual PCD 00 00", 35964 "Virtual PCD 00 01".
+    #[arg(long, default_value_t = 35963)]
+    port: u16,
+}
+
+pub fn card(profile: ProfileArg, blocked: bool) -> SimCard {
+    SimCard::new(match (profile, blocked) {
+        (ProfileArg::Piv, false) => Config::Piv(PivConfig::factory()),
+        (ProfileArg::Piv, true) => Config::Piv(PivConfig::factory().blocked()),
+        (ProfileArg::Gids, false) => Config::Gids(GidsConfig::factory()),
+        (ProfileArg::Gids, true) => Config::Gids(GidsConfig::factory().blocked()),
+        (ProfileArg::Iso, false) => Config::Iso(IsoConfig::factory()),
+        (ProfileArg::Iso, true) => Config::Iso(IsoConfig::factory().blocked()),
+    })
+}
+
+pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
+    let card = card(args.profile, args.blocked);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
+    let stop = Arc::new(AtomicBool::new(false));
+    eprintln!("sim-card: serving a {:?} card{} to vpcd at {addr}", args.profile, if args.blocked { " (PIN blocked)" } else { "" });
+    let mut card = card;
+    cardunlock_vpcd::serve(&mut card, addr, &stop)
+        .map_err(|e| Failure::new(exit::NO_CARD, format!("vpcd at {addr}: {e} (is pcscd with vsmartcard-vpcd running?)")))?;
+    stop.store(true, Ordering::SeqCst);
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! The PC/SC context: reader discovery, reader choice, waiting for a card.
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use pcsc::{ReaderState, Scope, State};
+
+use crate::{PcscError, PcscTransport, ShareMode};
+
+/// A reader and what is in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderInfo {
+    /// The reader name, as PC/SC spells it (`Virtual PCD 00 00`, `Yubico YubiKey OTP+FIDO+CCID 00 00`).
+    pub name: String,
+    /// Whether a card is in the reader (and answered reset).
+    pub card_present: bool,
+    /// Whether another application holds the card exclusively.
+    pub exclusive: bool,
+    /// The card's ATR, when a card is present.
+    pub atr: Vec<u8>,
+}
+
+impl ReaderInfo {
+    fn from_state(state: &ReaderState) -> Self {
+        let event = state.event_state();
+        let card_present = event.contains(State::PRESENT) && !event.contains(State::MUTE);
+        Self {
+            name: state.name().to_string_lossy().into_owned(),
+            card_present,
+            exclusive: event.contains(State::EXCLUSIVE),
+            atr: if card_present {
+                state.atr().to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// Which reader to use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReaderChoice {
+    /// The only reader with a card in it (an error when there are several).
+    WithCard,
+    /// The reader at this position in [`Pcsc::list_readers`] (from 0).
+    Index(usize),
+    /// The reader with exactly this name, or else the one reader whose name contains this text
+    /// (case-insensitive). Several matches are an error rather than a guess: unblocking the
+    /// wrong card costs PUK tries.
+    Name(String),
+}
+
+impl ReaderChoice {
+    /// Parses a command-line value: a number is an index, anything else a name or name part.
+    pub fn parse(value: &str) -> Self {
+        match value.parse::<usize>() {
+            Ok(i) => Self::Index(i),
+            Err(_) => Self::Name(value.to_owned()),
+        }
+    }
+}
+
+/// A PC/SC context (`SCardEstablishContext`): lists readers, waits for cards, connects.
+///
+/// Every call blocks the calling thread (waiting calls up to their timeout).
+#[derive(Clone)]
+pub struct Pcsc {
+    ctx: pcsc::Context,
+}
+
+impl core::fmt::Debug for Pcsc {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pcsc").finish_non_exhaustive()
+    }
+}
+
+impl Pcsc {
+    /// Connects to the PC/SC service (user scope). Fails with [`PcscError::NoService`] when
+    /// pcscd is not running.
+    pub fn establish() -> Result<Self, PcscError> {
+        let ctx = pcsc::Context::establish(Scope::User)
+            .map_err(|e| PcscError::from_pcsc("SCardEstablishContext", e, ""))?;
+        Ok(Self { ctx })
+    }
+
+    /// The underlying `pcsc` context.
+    pub fn context(&self) -> &pcsc::Context {
+        &self.ctx
+    }
+
+    /// The reader names, in PC/SC order. No reader is an empty list.
+    pub fn reader_names(&self) -> Result<Vec<String>, PcscError> {
+        match self.ctx.list_readers_owned() {
+            Ok(names) => Ok(names
+                .into_iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()),
+            Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+            Err(e) => Err(PcscError::from_pcsc("SCardListReaders", e, "")),
+        }
+    }
+
+    /// The readers and whether each holds a card. No reader is an empty list.
+    pub fn list_readers(&self) -> Result<Vec<ReaderInfo>, PcscError> {
+        let names = self.reader_names()?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut states = names
+            .iter()
+            .map(|n| Ok(ReaderState::new(c_name(n)?, State::UNAWARE)))
+            .collect::<Result<Vec<_>, PcscError>>()?;
+        self.ctx
+            .get_status_change(Duration::ZERO, &mut states)
+            .map_err(|e| PcscError::from_pcsc("SCardGetStatusChange", e, ""))?;
+        Ok(states.iter().map(ReaderInfo::from_state).collect())
+    }
+
+    /// Resolves `choice` to a reader name.
+    pub fn find_reader(&self, choice: &ReaderChoice) -> Result<String, PcscError> {
+        let readers = self.list_readers()?;
+        if readers.is_empty() {
+            return Err(PcscError::NoReaders);
+        }
+        let names = || readers.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        match choice {
+            ReaderChoice::Index(i) => readers
+                .get(*i)
+                .map(|r| r.name.clone())
+                .ok_or_else(|| PcscError::ReaderNotFound {
+                    wanted: i.to_string(),
+                    available: names(),
+                }),
+            ReaderChoice::Name(wanted) => {
+                if let Some(r) = readers.iter().find(|r| &r.name == wanted) {
+                    return Ok(r.name.clone());
+                }
+                let needle = wanted.to_lowercase();
+                let matching: Vec<String> = readers
+                    .iter()
+                    .filter(|r| r.name.to_lowercase().contains(&needle))
+                    .map(|r| r.name.clone())
+                    .collect();
+                match matching.as_slice() {
+                    [one] => Ok(one.clone()),
+                    [] => Err(PcscError::ReaderNotFound {
+                        wanted: wanted.clone(),
+                        available: names(),
+                    }),
+                    _ => Err(PcscError::AmbiguousReader {
+                        wanted: wanted.clone(),
+                        matching,
+                    }),
+                }
+            }
+            ReaderChoice::WithCard => {
+                let with_card: Vec<String> = readers
+                    .iter()
+                    .filter(|r| r.card_present)
+                    .map(|r| r.name.clone())
+                    .collect();
+                match with_card.as_slice() {
+                    [one] => Ok(one.clone()),
+                    [] => Err(PcscError::NoCard {
+                        reader: names().join(", "),
+                    }),
+                    _ => Err(PcscError::AmbiguousReader {
+                        wanted: "a reader with a card".into(),
+                        matching: with_card,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The state of one reader.
+    pub fn reader_info(&self, reader: &str) -> Result<ReaderInfo, PcscError> {
+        let mut states = [ReaderState::new(c_name(reader)?, State::UNAWARE)];
+        self.ctx
+            .get_status_change(Duration::ZERO, &mut states)
+            .map_err(|e| PcscError::from_pcsc("SCardGetStatusChange", e, reader))?;
+        check_known(&states[0], reader)?;
+        Ok(ReaderInfo::from_state(&states[0]))
+    }
+
+    /// Waits up to `timeout` until a card is in `reader` (returns at once if one is).
+    /// [`PcscError::Timeout`] when none came.
+    pub fn wait_for_card(&self, reader: &str, timeout: Duration) -> Result<ReaderInfo, PcscError> {
+        self.wait_for(reader, timeout, true)
+    }
+
+    /// Waits up to `timeout` until `reader` is empty (returns at once if it is).
+    pub fn wait_for_removal(
+        &self,
+        reader: &str,
+        timeout: Duration,
+    ) -> Result<ReaderInfo, PcscError> {
+        self.wait_for(reader, timeout, false)
+    }
+
+    fn wait_for(
+        &self,
+        reader: &str,
+        timeout: Duration,
+        present: bool,
+    ) -> Result<ReaderInfo, PcscError> {
+        let deadline = Instant::now() + timeout;
+        let mut states = [ReaderState::new(c_name(reader)?, State::UNAWARE)];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.ctx.get_status_change(left, &mut states) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => return Err(PcscError::Timeout),
+                Err(e) => return Err(PcscError::from_pcsc("SCardGetStatusChange", e, reader)),
+            }
+            check_known(&states[0], reader)?;
+            let info = ReaderInfo::from_state(&states[0]);
+            if info.card_present == present {
+                return Ok(info);
+            }
+            if left.is_zero() {
+                return Err(PcscError::Timeout);
+            }
+            states[0].sync_current_state();
+        }
+    }
+
+    /// Connects to the card in `reader` (T=0 or T=1, whichever the card offers).
+    pub fn connect(&self, reader: &str, share: ShareMode) -> Result<PcscTransport, PcscError> {
+        PcscTransport::with_context(self.ctx.clone(), reader, share)
+    }
+}
+
+/// The reader names and card presence, through a fresh context.
+pub fn list_readers() -> Result<Vec<ReaderInfo>, PcscError> {
+    Pcsc::establish()?.list_readers()
+}
+
+pub(crate) fn c_name(reader: &str) -> Result<CString, PcscError> {
+    CString::new(reader).map_err(|_| PcscError::ReaderNotFound {
+        wanted: reader.to_owned(),
+        available: Vec::new(),
+    })
+}
+
+fn check_known(state: &ReaderState, reader: &str) -> Result<(), PcscError> {
+    let s = state.event_state();
+    if s.contains(State::UNKNOWN) {
+        Err(PcscError::ReaderNotFound {
+            wanted: reader.to_owned(),
+            available: Vec::new(),
+        })
+    } else if s.contains(State::UNAVAILABLE) {
+        Err(PcscError::ReaderUnavailable {
+            reader: reader.to_owned(),
+        })
+    } else {
+        Ok(())
+    }
+}
