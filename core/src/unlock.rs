@@ -3,7 +3,10 @@
 //! the flow run over the driver.
 
 use crate::driver::{Driver, Error};
-use crate::flow::{AdminResponder, CardStatus, GidsUnblock, IsoUnblock, NoAdmin, NoAdminKey, PivUnblock, ReadStatus};
+use crate::flow::{
+    AdminResponder, CardStatus, GidsUnblock, IsoUnblock, NoAdmin, NoAdminKey, PivUnblock,
+    ReadStatus,
+};
 use crate::iso::IsoProfile;
 use crate::policy::{PinPolicy, Violations};
 use crate::secret::{NewPin, PivReference, SecretError};
@@ -40,7 +43,9 @@ impl<T: core::fmt::Debug, R: core::fmt::Debug> core::fmt::Display for UnlockErro
             Self::Input(SecretError::Length { min, max }) => {
                 write!(f, "must be {min} to {max} characters long")
             }
-            Self::Input(SecretError::Character) => f.write_str("contains a character the card does not accept"),
+            Self::Input(SecretError::Character) => {
+                f.write_str("contains a character the card does not accept")
+            }
             Self::Card(e) => write!(f, "{e}"),
         }
     }
@@ -63,7 +68,8 @@ pub async fn piv_unblock<T: Transport>(
     new_pin: &[u8],
     confirmation: &[u8],
 ) -> Result<(), UnlockError<T::Error, NoAdminKey>> {
-    let pin = NewPin::new(policy, new_pin, confirmation, None, Some(puk)).map_err(UnlockError::Policy)?;
+    let pin =
+        NewPin::new(policy, new_pin, confirmation, None, Some(puk)).map_err(UnlockError::Policy)?;
     let puk = PivReference::puk(puk).map_err(UnlockError::Input)?;
     let mut flow = PivUnblock::new(puk, &pin).map_err(UnlockError::Input)?;
     Ok(driver.run(&mut flow, &mut NoAdmin).await?)
@@ -79,8 +85,11 @@ pub async fn gids_unblock<T: Transport, R: AdminResponder>(
     r1: [u8; 16],
     responder: &mut R,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
-    let pin = NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
-    Ok(driver.run(&mut GidsUnblock::new(&pin, r1), responder).await?)
+    let pin =
+        NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
+    Ok(driver
+        .run(&mut GidsUnblock::new(&pin, r1), responder)
+        .await?)
 }
 
 /// ISO admin card: unblocks with the answer to the card's challenge (through `responder`: a key,
@@ -93,6 +102,9 @@ pub async fn iso_unblock<T: Transport, R: AdminResponder>(
     confirmation: &[u8],
     responder: &mut R,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
-    let pin = NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
-    Ok(driver.run(&mut IsoUnblock::new(profile, &pin), responder).await?)
+    let pin =
+        NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
+    Ok(driver
+        .run(&mut IsoUnblock::new(profile, &pin), responder)
+        .await?)
 }

@@ -35,7 +35,8 @@ pub fn describe(status: &CardStatus) -> String {
 }
 
 fn status_line(driver: &mut Driver<Traced<SimTransport>>) -> Result<String, String> {
-    let status = block_on(unlock::read_status(driver, IsoProfile::SIM)).map_err(|e| e.to_string())?;
+    let status =
+        block_on(unlock::read_status(driver, IsoProfile::SIM)).map_err(|e| e.to_string())?;
     Ok(describe(&status))
 }
 
@@ -50,11 +51,20 @@ pub fn run(verbose: bool) -> Result<(), String> {
 
     println!("[1/2] PIV card, PIN blocked after 3 wrong PINs; unblock with the PUK");
     let card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
-    let mut driver = Driver::new(Traced { inner: SimTransport(card), enabled: verbose });
+    let mut driver = Driver::new(Traced {
+        inner: SimTransport(card),
+        enabled: verbose,
+    });
     println!("  card: {}", status_line(&mut driver)?);
     // A PIN the policy refuses never reaches the card.
     new_pin_prompt("123456");
-    match block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"123456", b"123456")) {
+    match block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"12345678",
+        b"123456",
+        b"123456",
+    )) {
         Err(UnlockError::Policy(v)) => {
             println!("  New PIN refused before the card was touched:");
             for violation in v.iter() {
@@ -65,21 +75,39 @@ pub fn run(verbose: bool) -> Result<(), String> {
     }
     new_pin_prompt("840259");
     println!("  PUK: ******** (factory PUK)");
-    block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"840259", b"840259"))
-        .map_err(|e| e.to_string())?;
+    block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"12345678",
+        b"840259",
+        b"840259",
+    ))
+    .map_err(|e| e.to_string())?;
     println!("  {UNLOCKED}");
     println!("  card: {}\n", status_line(&mut driver)?);
 
     println!("[2/2] GIDS card, PIN blocked; unblock with the admin key (mutual authentication)");
     let card = SimCard::new(Config::Gids(GidsConfig::factory().blocked()));
-    let mut driver = Driver::new(Traced { inner: SimTransport(card), enabled: verbose });
+    let mut driver = Driver::new(Traced {
+        inner: SimTransport(card),
+        enabled: verbose,
+    });
     println!("  card: {}", status_line(&mut driver)?);
     new_pin_prompt("Xk9w2");
     let mut r1 = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut r1);
-    let mut key = LocalKey::new(AdminKey::piv_default(), |b: &mut [u8]| rand::thread_rng().fill_bytes(b));
-    block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", r1, &mut key))
-        .map_err(|e| e.to_string())?;
+    let mut key = LocalKey::new(AdminKey::piv_default(), |b: &mut [u8]| {
+        rand::thread_rng().fill_bytes(b)
+    });
+    block_on(unlock::gids_unblock(
+        &mut driver,
+        &PinPolicy::GIDS,
+        b"Xk9w2",
+        b"Xk9w2",
+        r1,
+        &mut key,
+    ))
+    .map_err(|e| e.to_string())?;
     println!("  the card proved it holds the same admin key; PIN reset and verified");
     println!("  {UNLOCKED}");
     println!("  card: {}", status_line(&mut driver)?);

@@ -51,6 +51,9 @@ enum Command {
     /// with the response an operator computes for the card's challenge.
     #[cfg(feature = "pcsc")]
     Unlock(reader::UnlockArgs),
+    /// PIV: authenticate with the management key (mutual: the card proves it holds it too).
+    #[cfg(feature = "pcsc")]
+    AdminAuth(reader::AdminAuthArgs),
     /// Operator: compute the response to a card's challenge with the admin key.
     Respond(respond::RespondArgs),
     /// Serve a simulated card to pcscd through the vpcd virtual reader until interrupted.
@@ -82,7 +85,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -95,9 +101,15 @@ fn main() -> ExitCode {
         #[cfg(feature = "pcsc")]
         Command::Status => reader::status(cli.reader.as_deref(), cli.json, cli.verbose),
         #[cfg(feature = "pcsc")]
-        Command::Unblock(args) => reader::unblock(cli.reader.as_deref(), args, cli.json, cli.verbose),
+        Command::Unblock(args) => {
+            reader::unblock(cli.reader.as_deref(), args, cli.json, cli.verbose)
+        }
         #[cfg(feature = "pcsc")]
         Command::Unlock(args) => reader::unlock(cli.reader.as_deref(), args, cli.json, cli.verbose),
+        #[cfg(feature = "pcsc")]
+        Command::AdminAuth(args) => {
+            reader::admin_auth(cli.reader.as_deref(), args, cli.json, cli.verbose)
+        }
         Command::Respond(args) => respond::run(args, cli.json),
         Command::SimCard(args) => simcard::run(args),
     };
@@ -105,7 +117,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::from(exit::OK),
         Err(failure) => {
             if cli.json {
-                println!("{{\"ok\":false,\"exit\":{},\"error\":{}}}", failure.code, json_str(&failure.message));
+                println!(
+                    "{{\"ok\":false,\"exit\":{},\"error\":{}}}",
+                    failure.code,
+                    json_str(&failure.message)
+                );
             }
             eprintln!("error: {}", failure.message);
             ExitCode::from(failure.code)

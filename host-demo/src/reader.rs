@@ -4,7 +4,9 @@ use std::io::{BufRead, Write};
 
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::{Driver, Error};
-use cardunlock_core::flow::{AdminRequest, AdminResponder, CardStatus, FlowError, LocalKey, Profile, MAX_ANSWER_LEN};
+use cardunlock_core::flow::{
+    AdminRequest, AdminResponder, CardStatus, FlowError, LocalKey, Profile, MAX_ANSWER_LEN,
+};
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
@@ -53,7 +55,13 @@ fn pcsc_failure(e: &PcscError) -> Failure {
         ErrorKind::NoCard | ErrorKind::Unavailable => exit::NO_CARD,
         _ => exit::COMMUNICATION,
     };
-    let code = if matches!(e, PcscError::ReaderNotFound { .. } | PcscError::AmbiguousReader { .. } | PcscError::NoReaders | PcscError::ReaderInUse) {
+    let code = if matches!(
+        e,
+        PcscError::ReaderNotFound { .. }
+            | PcscError::AmbiguousReader { .. }
+            | PcscError::NoReaders
+            | PcscError::ReaderInUse
+    ) {
         exit::NO_CARD
     } else {
         code
@@ -64,7 +72,9 @@ fn pcsc_failure(e: &PcscError) -> Failure {
 fn card_failure<R: std::fmt::Debug>(e: &Error<PcscError, R>) -> Failure {
     match e {
         Error::Transport(t) => pcsc_failure(t),
-        Error::Protocol(p) => Failure::new(exit::COMMUNICATION, format!("card protocol error: {p:?}")),
+        Error::Protocol(p) => {
+            Failure::new(exit::COMMUNICATION, format!("card protocol error: {p:?}"))
+        }
         Error::Flow(f) => Failure::new(exit::REFUSED, flow_message(f)),
         Error::Responder(r) => Failure::new(exit::REFUSED, format!("no admin response: {r:?}")),
     }
@@ -83,7 +93,9 @@ fn flow_message(e: &FlowError) -> String {
 fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<PcscError, R>) -> Failure {
     match e {
         UnlockError::Policy(v) => {
-            let mut m = String::from("The new PIN does not meet the PIN policy (the card was not touched):");
+            let mut m = String::from(
+                "The new PIN does not meet the PIN policy (the card was not touched):",
+            );
             for violation in v.iter() {
                 m += &format!("\n  - {violation}");
             }
@@ -94,11 +106,18 @@ fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<PcscError, R>) -> Failure 
     }
 }
 
-fn connect(reader: Option<&str>, verbose: bool) -> Result<(cardunlock_pcsc::PcscTransport, String), Failure> {
+fn connect(
+    reader: Option<&str>,
+    verbose: bool,
+) -> Result<(cardunlock_pcsc::PcscTransport, String), Failure> {
     let pcsc = Pcsc::establish().map_err(|e| pcsc_failure(&e))?;
-    let choice = reader.map(ReaderChoice::parse).unwrap_or(ReaderChoice::WithCard);
+    let choice = reader
+        .map(ReaderChoice::parse)
+        .unwrap_or(ReaderChoice::WithCard);
     let name = pcsc.find_reader(&choice).map_err(|e| pcsc_failure(&e))?;
-    let transport = pcsc.connect(&name, ShareMode::Shared).map_err(|e| pcsc_failure(&e))?;
+    let transport = pcsc
+        .connect(&name, ShareMode::Shared)
+        .map_err(|e| pcsc_failure(&e))?;
     if verbose {
         eprintln!("reader: {name}");
     }
@@ -112,22 +131,42 @@ pub fn readers(json: bool) -> Result<(), Failure> {
         let items: Vec<String> = list
             .iter()
             .enumerate()
-            .map(|(i, r)| format!("{{\"index\":{i},\"name\":{},\"card\":{}}}", json_str(&r.name), r.card_present))
+            .map(|(i, r)| {
+                format!(
+                    "{{\"index\":{i},\"name\":{},\"card\":{}}}",
+                    json_str(&r.name),
+                    r.card_present
+                )
+            })
             .collect();
         println!("{{\"ok\":true,\"readers\":[{}]}}", items.join(","));
     } else {
         for (i, r) in list.iter().enumerate() {
-            println!("{i}: {}  [{}]", r.name, if r.card_present { "card" } else { "empty" });
+            println!(
+                "{i}: {}  [{}]",
+                r.name,
+                if r.card_present { "card" } else { "empty" }
+            );
         }
     }
     Ok(())
 }
 
-fn read_status(reader: Option<&str>, verbose: bool, algorithm: Algorithm) -> Result<CardStatus, Failure> {
+fn read_status(
+    reader: Option<&str>,
+    verbose: bool,
+    algorithm: Algorithm,
+) -> Result<CardStatus, Failure> {
     let (mut transport, _) = connect(reader, verbose)?;
     let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
-    let mut driver = Driver::new(Traced { inner: &mut session, enabled: verbose });
-    let iso = IsoProfile { algorithm, ..IsoProfile::SIM };
+    let mut driver = Driver::new(Traced {
+        inner: &mut session,
+        enabled: verbose,
+    });
+    let iso = IsoProfile {
+        algorithm,
+        ..IsoProfile::SIM
+    };
     let status = block_on(unlock::read_status(&mut driver, iso)).map_err(|e| card_failure(&e))?;
     drop(driver);
     let _ = session.end(Disposition::LeaveCard);
@@ -160,7 +199,12 @@ pub fn status(reader: Option<&str>, json: bool, verbose: bool) -> Result<(), Fai
 fn prompt_hidden(label: &str) -> Result<Secret, Failure> {
     rpassword::prompt_password(format!("{label}: "))
         .map(Zeroizing::new)
-        .map_err(|e| Failure::new(exit::USAGE, format!("cannot read {label} from the terminal ({e}); pass it as an option")))
+        .map_err(|e| {
+            Failure::new(
+                exit::USAGE,
+                format!("cannot read {label} from the terminal ({e}); pass it as an option"),
+            )
+        })
 }
 
 fn new_pin(given: &Option<String>) -> Result<(Secret, Secret), Failure> {
@@ -173,19 +217,30 @@ fn new_pin(given: &Option<String>) -> Result<(Secret, Secret), Failure> {
     }
 }
 
-pub fn unblock(reader: Option<&str>, args: &UnblockArgs, json: bool, verbose: bool) -> Result<(), Failure> {
+pub fn unblock(
+    reader: Option<&str>,
+    args: &UnblockArgs,
+    json: bool,
+    verbose: bool,
+) -> Result<(), Failure> {
     let status = read_status(reader, verbose, Algorithm::TripleDes)?;
     if status.profile != Profile::Piv {
         return Err(Failure::new(
             exit::USAGE,
-            format!("this is a {} card: use `cardunlock unlock` (admin key or --offline)", status.profile.name().to_uppercase()),
+            format!(
+                "this is a {} card: use `cardunlock unlock` (admin key or --offline)",
+                status.profile.name().to_uppercase()
+            ),
         ));
     }
     if !json {
         println!("{}", describe(&status));
     }
     if status.puk_tries_left == Some(0) {
-        return Err(Failure::new(exit::REFUSED, flow_message(&FlowError::PukBlocked)));
+        return Err(Failure::new(
+            exit::REFUSED,
+            flow_message(&FlowError::PukBlocked),
+        ));
     }
     let puk = match &args.puk {
         Some(p) => Zeroizing::new(p.clone()),
@@ -194,7 +249,10 @@ pub fn unblock(reader: Option<&str>, args: &UnblockArgs, json: bool, verbose: bo
     let (pin, confirm) = new_pin(&args.new_pin)?;
     let (mut transport, _) = connect(reader, verbose)?;
     let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
-    let mut driver = Driver::new(Traced { inner: &mut session, enabled: verbose });
+    let mut driver = Driver::new(Traced {
+        inner: &mut session,
+        enabled: verbose,
+    });
     let result = block_on(unlock::piv_unblock(
         &mut driver,
         &PinPolicy::PIV,
@@ -219,26 +277,43 @@ struct Operator;
 impl AdminResponder for Operator {
     type Error = String;
 
-    async fn answer(&mut self, request: AdminRequest<'_>, out: &mut [u8; MAX_ANSWER_LEN]) -> Result<usize, String> {
+    async fn answer(
+        &mut self,
+        request: AdminRequest<'_>,
+        out: &mut [u8; MAX_ANSWER_LEN],
+    ) -> Result<usize, String> {
         let AdminRequest::Encrypt { algorithm, block } = request else {
             return Err("this card needs a mutual authentication an operator cannot relay by phone; use --admin-key or online unlock".into());
         };
         println!("Challenge: {}", grouped_hex(block));
-        println!("Read the challenge to your operator ({algorithm} admin key) and type the response.");
+        println!(
+            "Read the challenge to your operator ({algorithm} admin key) and type the response."
+        );
         print!("Response: ");
         std::io::stdout().flush().map_err(|e| e.to_string())?;
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
         let bytes = parse_hex(line.trim())?;
         if bytes.len() != block.len() {
-            return Err(format!("the response must be {} hex digits", 2 * block.len()));
+            return Err(format!(
+                "the response must be {} hex digits",
+                2 * block.len()
+            ));
         }
         out[..bytes.len()].copy_from_slice(&bytes);
         Ok(bytes.len())
     }
 }
 
-pub fn unlock(reader: Option<&str>, args: &UnlockArgs, json: bool, verbose: bool) -> Result<(), Failure> {
+pub fn unlock(
+    reader: Option<&str>,
+    args: &UnlockArgs,
+    json: bool,
+    verbose: bool,
+) -> Result<(), Failure> {
     if !args.offline && args.admin_key.is_none() {
         return Err(Failure::new(exit::USAGE, "give --offline (operator response) or --admin-key; online unlock needs the management server"));
     }
@@ -249,26 +324,57 @@ pub fn unlock(reader: Option<&str>, args: &UnlockArgs, json: bool, verbose: bool
     let (pin, confirm) = new_pin(&args.new_pin)?;
     let (mut transport, _) = connect(reader, verbose)?;
     let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
-    let mut driver = Driver::new(Traced { inner: &mut session, enabled: verbose });
-    let iso = IsoProfile { algorithm: args.algorithm, ..IsoProfile::SIM };
+    let mut driver = Driver::new(Traced {
+        inner: &mut session,
+        enabled: verbose,
+    });
+    let iso = IsoProfile {
+        algorithm: args.algorithm,
+        ..IsoProfile::SIM
+    };
     let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
     let result = match (status.profile, &args.admin_key) {
-        (Profile::Piv, _) => Err(Failure::new(exit::USAGE, "a PIV PIN is unblocked with the PUK: use `cardunlock unblock`")),
+        (Profile::Piv, _) => Err(Failure::new(
+            exit::USAGE,
+            "a PIV PIN is unblocked with the PUK: use `cardunlock unblock`",
+        )),
         (profile, Some(hex)) => {
-            let alg = if profile == Profile::Gids { Algorithm::TripleDes } else { args.algorithm };
-            let key = AdminKey::from_hex(alg, hex).map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
+            let alg = if profile == Profile::Gids {
+                Algorithm::TripleDes
+            } else {
+                args.algorithm
+            };
+            let key = AdminKey::from_hex(alg, hex)
+                .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
             let mut responder = LocalKey::new(key, fill);
             if profile == Profile::Gids {
                 let mut r1 = [0u8; 16];
                 rand::thread_rng().fill_bytes(&mut r1);
-                block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, pin.as_bytes(), confirm.as_bytes(), r1, &mut responder))
-                    .map_err(|e| unlock_failure(&e))
+                block_on(unlock::gids_unblock(
+                    &mut driver,
+                    &PinPolicy::GIDS,
+                    pin.as_bytes(),
+                    confirm.as_bytes(),
+                    r1,
+                    &mut responder,
+                ))
+                .map_err(|e| unlock_failure(&e))
             } else {
-                block_on(unlock::iso_unblock(&mut driver, iso, &PinPolicy::GIDS, pin.as_bytes(), confirm.as_bytes(), &mut responder))
-                    .map_err(|e| unlock_failure(&e))
+                block_on(unlock::iso_unblock(
+                    &mut driver,
+                    iso,
+                    &PinPolicy::GIDS,
+                    pin.as_bytes(),
+                    confirm.as_bytes(),
+                    &mut responder,
+                ))
+                .map_err(|e| unlock_failure(&e))
             }
         }
-        (Profile::Gids, None) => Err(Failure::new(exit::USAGE, "GIDS cards need the admin key (--admin-key) or online unlock")),
+        (Profile::Gids, None) => Err(Failure::new(
+            exit::USAGE,
+            "GIDS cards need the admin key (--admin-key) or online unlock",
+        )),
         (Profile::IsoAdmin, None) => block_on(unlock::iso_unblock(
             &mut driver,
             iso,
@@ -287,6 +393,56 @@ pub fn unlock(reader: Option<&str>, args: &UnlockArgs, json: bool, verbose: bool
         println!("{{\"ok\":true,\"message\":{}}}", json_str(UNLOCKED));
     } else {
         println!("{UNLOCKED}");
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AdminAuthArgs {
+    /// The management key (hex).
+    #[arg(long, env = "CARDUNLOCK_ADMIN_KEY", hide_env_values = true)]
+    key: String,
+    /// Its algorithm: 3des, aes128, aes192, aes256 (default: as the card reports, else 3DES).
+    #[arg(long, value_parser = parse_algorithm)]
+    algorithm: Option<Algorithm>,
+}
+
+pub fn admin_auth(
+    reader: Option<&str>,
+    args: &AdminAuthArgs,
+    json: bool,
+    verbose: bool,
+) -> Result<(), Failure> {
+    let alg = args.algorithm.unwrap_or(Algorithm::TripleDes);
+    let key = AdminKey::from_hex(alg, &args.key)
+        .map_err(|e| Failure::new(exit::USAGE, format!("management key: {e}")))?;
+    let (mut transport, _) = connect(reader, verbose)?;
+    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
+    let mut driver = Driver::new(Traced {
+        inner: &mut session,
+        enabled: verbose,
+    });
+    let mut host_challenge = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut host_challenge);
+    let mut flow = cardunlock_core::flow::PivMgmtAuth::new(
+        args.algorithm,
+        cardunlock_core::piv::AuthMode::Mutual,
+        host_challenge,
+    );
+    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
+    let result = block_on(driver.run(&mut flow, &mut LocalKey::new(key, fill)));
+    drop(driver);
+    let _ = session.end(Disposition::LeaveCard);
+    let alg = result.map_err(|e| card_failure(&e))?;
+    let message = format!("Management key accepted ({alg}, mutual authentication: the card proved it holds the key too).");
+    if json {
+        println!(
+            "{{\"ok\":true,\"algorithm\":{},\"message\":{}}}",
+            json_str(&alg.to_string()),
+            json_str(&message)
+        );
+    } else {
+        println!("{message}");
     }
     Ok(())
 }

@@ -7,7 +7,12 @@ use crate::{exit, json_str, Failure};
 #[derive(clap::Args, Debug)]
 pub struct RespondArgs {
     /// The card's admin key, hex (24 bytes for 3DES; 16/24/32 for AES).
-    #[arg(long, value_name = "HEX", env = "CARDUNLOCK_ADMIN_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "HEX",
+        env = "CARDUNLOCK_ADMIN_KEY",
+        hide_env_values = true
+    )]
     key: String,
     /// Admin key algorithm: 3des, aes128, aes192, aes256.
     #[arg(long, default_value = "3des", value_parser = parse_algorithm)]
@@ -22,13 +27,18 @@ pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
         "aes128" => Ok(Algorithm::Aes128),
         "aes192" => Ok(Algorithm::Aes192),
         "aes256" => Ok(Algorithm::Aes256),
-        _ => Err(format!("unknown algorithm {s:?}: use 3des, aes128, aes192 or aes256")),
+        _ => Err(format!(
+            "unknown algorithm {s:?}: use 3des, aes128, aes192 or aes256"
+        )),
     }
 }
 
 /// Parses hex with spaces, colons and dashes allowed.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let digits: Vec<u8> = s.bytes().filter(|b| !matches!(b, b' ' | b':' | b'-' | b'\t')).collect();
+    let digits: Vec<u8> = s
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b':' | b'-' | b'\t'))
+        .collect();
     if digits.len() % 2 != 0 {
         return Err("odd number of hex digits".into());
     }
@@ -44,14 +54,22 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
 /// Hex in groups of four digits, as read out over the phone: `1A2B 3C4D ...`.
 pub fn grouped_hex(bytes: &[u8]) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
-    hex.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join(" ")
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// E_K(challenge) for an offline response.
 pub fn compute(key: &AdminKey, challenge: &[u8]) -> Result<Vec<u8>, String> {
     let n = key.algorithm().block_len();
     if challenge.len() != n {
-        return Err(format!("the challenge must be {n} bytes ({} hex digits) for {}", 2 * n, key.algorithm()));
+        return Err(format!(
+            "the challenge must be {n} bytes ({} hex digits) for {}",
+            2 * n,
+            key.algorithm()
+        ));
     }
     let mut block = challenge.to_vec();
     key.encrypt_ecb(&mut block).map_err(|e| e.to_string())?;
@@ -61,10 +79,14 @@ pub fn compute(key: &AdminKey, challenge: &[u8]) -> Result<Vec<u8>, String> {
 pub fn run(args: &RespondArgs, json: bool) -> Result<(), Failure> {
     let key = AdminKey::from_hex(args.algorithm, &args.key)
         .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
-    let challenge = parse_hex(&args.challenge.join(" ")).map_err(|e| Failure::new(exit::USAGE, format!("challenge: {e}")))?;
+    let challenge = parse_hex(&args.challenge.join(" "))
+        .map_err(|e| Failure::new(exit::USAGE, format!("challenge: {e}")))?;
     let response = compute(&key, &challenge).map_err(|e| Failure::new(exit::USAGE, e))?;
     if json {
-        println!("{{\"ok\":true,\"response\":{}}}", json_str(&grouped_hex(&response)));
+        println!(
+            "{{\"ok\":true,\"response\":{}}}",
+            json_str(&grouped_hex(&response))
+        );
     } else {
         println!("Response: {}", grouped_hex(&response));
     }
@@ -79,7 +101,10 @@ mod tests {
     fn design_vector_as_an_operator_types_it() {
         let key = AdminKey::piv_default();
         let challenge = parse_hex("D4BD 9B1D A5D2 6CDA").unwrap();
-        assert_eq!(grouped_hex(&compute(&key, &challenge).unwrap()), "B5A8 5C0F 0207 FCF1");
+        assert_eq!(
+            grouped_hex(&compute(&key, &challenge).unwrap()),
+            "B5A8 5C0F 0207 FCF1"
+        );
         assert!(compute(&key, &[0; 16]).is_err());
         assert!(parse_hex("D4B").is_err());
         assert!(parse_hex("ZZ").is_err());

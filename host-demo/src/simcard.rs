@@ -42,10 +42,18 @@ pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
     let card = card(args.profile, args.blocked);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
     let stop = Arc::new(AtomicBool::new(false));
-    eprintln!("sim-card: serving a {:?} card{} to vpcd at {addr}", args.profile, if args.blocked { " (PIN blocked)" } else { "" });
+    eprintln!(
+        "sim-card: serving a {:?} card{} to vpcd at {addr}",
+        args.profile,
+        if args.blocked { " (PIN blocked)" } else { "" }
+    );
     let mut card = card;
-    cardunlock_vpcd::serve(&mut card, addr, &stop)
-        .map_err(|e| Failure::new(exit::NO_CARD, format!("vpcd at {addr}: {e} (is pcscd with vsmartcard-vpcd running?)")))?;
+    cardunlock_vpcd::serve(&mut card, addr, &stop).map_err(|e| {
+        Failure::new(
+            exit::NO_CARD,
+            format!("vpcd at {addr}: {e} (is pcscd with vsmartcard-vpcd running?)"),
+        )
+    })?;
     stop.store(true, Ordering::SeqCst);
     Ok(())
 }

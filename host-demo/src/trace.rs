@@ -46,7 +46,11 @@ pub struct SimTransport(pub cardunlock_sim::SimCard);
 impl Transport for SimTransport {
     type Error = cardunlock_core::ErrorKind;
 
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, Self::Error> {
+    async fn transmit(
+        &mut self,
+        command: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, Self::Error> {
         let answer = self.0.transmit(command);
         let dst = response
             .get_mut(..answer.len())

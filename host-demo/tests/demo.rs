@@ -4,25 +4,53 @@ use std::process::Command;
 
 #[test]
 fn demo_unblocks_both_cards() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cardunlock")).arg("demo").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
+        .arg("demo")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.matches("The smart card has been unlocked successfully.").count(), 2, "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout
+            .matches("The smart card has been unlocked successfully.")
+            .count(),
+        2,
+        "{stdout}"
+    );
     assert!(stdout.contains("Enter new PIN to unlock the smart card."));
     assert!(stdout.contains("PIV card, id "), "{stdout}");
     // The PIV card ends unblocked with its tries back.
-    assert!(stdout.contains("PIN tries left 3, PUK tries left 3"), "{stdout}");
+    assert!(
+        stdout.contains("PIN tries left 3, PUK tries left 3"),
+        "{stdout}"
+    );
     // The policy refusal is shown, and it happened before the card was touched.
-    assert!(stdout.contains("New PIN refused before the card was touched"), "{stdout}");
+    assert!(
+        stdout.contains("New PIN refused before the card was touched"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn verbose_demo_traces_apdus_with_secrets_redacted() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cardunlock")).args(["-v", "demo"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
+        .args(["-v", "demo"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let trace = String::from_utf8_lossy(&out.stderr);
-    assert!(trace.contains("> 00 2C 00 80 <16 bytes redacted>"), "{trace}");
-    assert!(trace.contains("> 00 2C 02 80 <5 bytes redacted>"), "{trace}");
+    assert!(
+        trace.contains("> 00 2C 00 80 <16 bytes redacted>"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("> 00 2C 02 80 <5 bytes redacted>"),
+        "{trace}"
+    );
     // Neither the PUK (31 32 33 ...) nor the new PIN bytes appear anywhere.
     assert!(!trace.contains("31 32 33 34 35 36 37 38"), "PUK leaked");
     assert!(!trace.contains("38 34 30 32 35 39"), "PIN leaked");

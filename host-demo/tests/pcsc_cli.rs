@@ -24,7 +24,11 @@ impl SimCard {
         if blocked {
             args.push("--blocked");
         }
-        let child = Command::new(BIN).args(&args).stderr(Stdio::null()).spawn().unwrap();
+        let child = Command::new(BIN)
+            .args(&args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let card = SimCard(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -33,7 +37,11 @@ impl SimCard {
             if text.contains(&format!("\"name\":\"{READER}\",\"card\":true")) {
                 return card;
             }
-            assert!(Instant::now() < deadline, "the simulated card never showed up in {READER}: {text} {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                Instant::now() < deadline,
+                "the simulated card never showed up in {READER}: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -47,7 +55,9 @@ impl Drop for SimCard {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             let out = cli(&["--json", "readers"]);
-            if String::from_utf8_lossy(&out.stdout).contains(&format!("\"name\":\"{READER}\",\"card\":false")) {
+            if String::from_utf8_lossy(&out.stdout)
+                .contains(&format!("\"name\":\"{READER}\",\"card\":false"))
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -56,7 +66,11 @@ impl Drop for SimCard {
 }
 
 fn cli(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 fn on_reader(args: &[&str]) -> Output {
@@ -66,7 +80,11 @@ fn on_reader(args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn status_json(field: &str) -> String {
@@ -74,7 +92,10 @@ fn status_json(field: &str) -> String {
     assert!(out.status.success(), "{}", text(&out));
     let s = String::from_utf8_lossy(&out.stdout).to_string();
     let key = format!("\"{field}\":");
-    let start = s.find(&key).unwrap_or_else(|| panic!("{field} missing in {s}")) + key.len();
+    let start = s
+        .find(&key)
+        .unwrap_or_else(|| panic!("{field} missing in {s}"))
+        + key.len();
     s[start..].split([',', '}']).next().unwrap().to_string()
 }
 
@@ -88,13 +109,21 @@ fn piv_unblock_through_pcscd_with_failures_first() {
     // A policy violation: exit 3, the card untouched.
     let out = on_reader(&["unblock", "--puk", "12345678", "--new-pin", "111111"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("the card was not touched"), "{}", text(&out));
+    assert!(
+        text(&out).contains("the card was not touched"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(status_json("puk_tries_left"), "3");
 
     // A wrong PUK: exit 1, exactly one try gone, reported.
     let out = on_reader(&["unblock", "--puk", "87654321", "--new-pin", "840259"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("Wrong PUK. 2 tries left."), "{}", text(&out));
+    assert!(
+        text(&out).contains("Wrong PUK. 2 tries left."),
+        "{}",
+        text(&out)
+    );
     assert_eq!(status_json("puk_tries_left"), "2");
 
     // The right PUK.
@@ -123,7 +152,14 @@ fn gids_unlock_with_the_admin_key_through_pcscd() {
 /// Runs `unlock --offline`, reads the challenge it shows, and types `respond(challenge)` back.
 fn offline_unlock(respond: impl Fn(&str) -> String) -> (Option<i32>, String) {
     let mut child = Command::new(BIN)
-        .args(["--reader", READER, "unlock", "--offline", "--new-pin", "Tq83z"])
+        .args([
+            "--reader",
+            READER,
+            "unlock",
+            "--offline",
+            "--new-pin",
+            "Tq83z",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -133,7 +169,10 @@ fn offline_unlock(respond: impl Fn(&str) -> String) -> (Option<i32>, String) {
     let mut seen = String::new();
     let challenge = loop {
         let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no challenge shown: {seen}");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no challenge shown: {seen}"
+        );
         seen += &line;
         if let Some(c) = line.strip_prefix("Challenge: ") {
             break c.trim().to_string();
@@ -146,7 +185,10 @@ fn offline_unlock(respond: impl Fn(&str) -> String) -> (Option<i32>, String) {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     let out = child.wait_with_output().unwrap();
-    (out.status.code(), seen + &rest + &String::from_utf8_lossy(&out.stderr))
+    (
+        out.status.code(),
+        seen + &rest + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 #[test]
@@ -162,10 +204,17 @@ fn iso_offline_unlock_with_the_operator_response() {
         let key = "010203040506070801020304050607080102030405060708";
         let out = cli(&["respond", "--key", key, challenge]);
         assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).trim().strip_prefix("Response: ").unwrap().to_string()
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .strip_prefix("Response: ")
+            .unwrap()
+            .to_string()
     });
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("The smart card has been unlocked successfully."), "{out}");
+    assert!(
+        out.contains("The smart card has been unlocked successfully."),
+        "{out}"
+    );
     assert_eq!(status_json("pin_tries_left"), "3");
 }
 

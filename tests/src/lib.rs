@@ -33,7 +33,12 @@ pub struct TestTransport {
 impl TestTransport {
     /// A transport to `card` with no fault.
     pub fn new(card: &SharedCard) -> Self {
-        Self { card: card.clone(), seen: Vec::new(), attempts: 0, fault: None }
+        Self {
+            card: card.clone(),
+            seen: Vec::new(),
+            attempts: 0,
+            fault: None,
+        }
     }
 
     /// Injects `fault` at exchange `at`.
@@ -58,7 +63,9 @@ impl Transport for TestTransport {
         if let Some(Fault::Garbage(bytes)) = fault {
             answer = bytes.to_vec();
         }
-        let dst = response.get_mut(..answer.len()).ok_or(ErrorKind::ResponseTooLong)?;
+        let dst = response
+            .get_mut(..answer.len())
+            .ok_or(ErrorKind::ResponseTooLong)?;
         dst.copy_from_slice(&answer);
         Ok(answer.len())
     }

@@ -27,11 +27,22 @@ fn gids_status_and_admin_unblock() {
     let mut driver = Driver::new(TestTransport::new(&card));
     let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
     assert_eq!(status.profile, Profile::Gids);
-    assert_eq!((status.pin_tries_left, status.pin_max_tries), (Some(0), Some(3)));
+    assert_eq!(
+        (status.pin_tries_left, status.pin_max_tries),
+        (Some(0), Some(3))
+    );
     assert!(status.identity.is_some());
 
     let mut key = local(AdminKey::piv_default());
-    block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", R1, &mut key)).unwrap();
+    block_on(unlock::gids_unblock(
+        &mut driver,
+        &PinPolicy::GIDS,
+        b"Xk9w2",
+        b"Xk9w2",
+        R1,
+        &mut key,
+    ))
+    .unwrap();
     let c = card.borrow();
     assert!(c.pin_is(b"Xk9w2"));
     assert_eq!(c.pin_tries_left(), 3);
@@ -43,13 +54,25 @@ fn gids_wrong_admin_key_changes_nothing_and_counts_down() {
     let before = card.borrow().admin_tries_left().unwrap();
     let mut driver = Driver::new(TestTransport::new(&card));
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
-    let got = block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", R1, &mut local(wrong)));
+    let got = block_on(unlock::gids_unblock(
+        &mut driver,
+        &PinPolicy::GIDS,
+        b"Xk9w2",
+        b"Xk9w2",
+        R1,
+        &mut local(wrong),
+    ));
     assert_eq!(
         got,
-        Err(UnlockError::Card(Error::Flow(FlowError::AdminAuthFailed { tries_left: Some(before - 1) })))
+        Err(UnlockError::Card(Error::Flow(FlowError::AdminAuthFailed {
+            tries_left: Some(before - 1)
+        })))
     );
     assert!(card.borrow().pin_is(b"1234"));
-    assert!(!driver.transport().seen.iter().any(|c| c[1] == 0x2C), "RESET RETRY COUNTER was sent");
+    assert!(
+        !driver.transport().seen.iter().any(|c| c[1] == 0x2C),
+        "RESET RETRY COUNTER was sent"
+    );
 }
 
 #[test]
@@ -58,8 +81,18 @@ fn gids_blocked_admin_key() {
     config.admin_tries_left = 0;
     let card = gids_card(config);
     let mut driver = Driver::new(TestTransport::new(&card));
-    let got = block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", R1, &mut local(AdminKey::piv_default())));
-    assert_eq!(got, Err(UnlockError::Card(Error::Flow(FlowError::AdminBlocked))));
+    let got = block_on(unlock::gids_unblock(
+        &mut driver,
+        &PinPolicy::GIDS,
+        b"Xk9w2",
+        b"Xk9w2",
+        R1,
+        &mut local(AdminKey::piv_default()),
+    ));
+    assert_eq!(
+        got,
+        Err(UnlockError::Card(Error::Flow(FlowError::AdminBlocked)))
+    );
 }
 
 #[test]
@@ -77,8 +110,18 @@ fn gids_forged_card_cryptogram_stops_before_the_pin_is_sent() {
         f
     };
     let mut driver = Driver::new(TestTransport::new(&card).with_fault(3, Fault::Garbage(&FORGED)));
-    let got = block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", R1, &mut local(AdminKey::piv_default())));
-    assert_eq!(got, Err(UnlockError::Card(Error::Flow(FlowError::CardAuthFailed))));
+    let got = block_on(unlock::gids_unblock(
+        &mut driver,
+        &PinPolicy::GIDS,
+        b"Xk9w2",
+        b"Xk9w2",
+        R1,
+        &mut local(AdminKey::piv_default()),
+    ));
+    assert_eq!(
+        got,
+        Err(UnlockError::Card(Error::Flow(FlowError::CardAuthFailed)))
+    );
     assert!(!driver.transport().seen.iter().any(|c| c[1] == 0x2C));
     assert!(card.borrow().pin_is(b"1234"));
 }
@@ -97,17 +140,37 @@ fn iso_card(alg: Algorithm, key: &[u8]) -> SharedCard {
 
 #[test]
 fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
-    for alg in [Algorithm::TripleDes, Algorithm::Aes128, Algorithm::Aes192, Algorithm::Aes256] {
-        let key: Vec<u8> = (0..alg.key_len() as u8).map(|i| i.wrapping_mul(37) ^ 0x5C).collect();
-        let profile = IsoProfile { algorithm: alg, ..IsoProfile::SIM };
+    for alg in [
+        Algorithm::TripleDes,
+        Algorithm::Aes128,
+        Algorithm::Aes192,
+        Algorithm::Aes256,
+    ] {
+        let key: Vec<u8> = (0..alg.key_len() as u8)
+            .map(|i| i.wrapping_mul(37) ^ 0x5C)
+            .collect();
+        let profile = IsoProfile {
+            algorithm: alg,
+            ..IsoProfile::SIM
+        };
 
         let card = iso_card(alg, &key);
         let mut driver = Driver::new(TestTransport::new(&card));
         let status = block_on(unlock::read_status(&mut driver, profile)).unwrap();
-        assert_eq!((status.profile, status.pin_tries_left), (Profile::IsoAdmin, Some(0)));
+        assert_eq!(
+            (status.profile, status.pin_tries_left),
+            (Profile::IsoAdmin, Some(0))
+        );
         let mut responder = local(AdminKey::new(alg, &key).unwrap());
-        block_on(unlock::iso_unblock(&mut driver, profile, &PinPolicy::GIDS, b"Tq83z", b"Tq83z", &mut responder))
-            .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
+        block_on(unlock::iso_unblock(
+            &mut driver,
+            profile,
+            &PinPolicy::GIDS,
+            b"Tq83z",
+            b"Tq83z",
+            &mut responder,
+        ))
+        .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
         assert!(card.borrow().pin_is(b"Tq83z"), "{alg:?}");
 
         let card = iso_card(alg, &key);
@@ -115,9 +178,21 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
         let mut wrong_key = key.clone();
         wrong_key[5] ^= 0x10;
         let mut responder = local(AdminKey::new(alg, &wrong_key).unwrap());
-        let got = block_on(unlock::iso_unblock(&mut driver, profile, &PinPolicy::GIDS, b"Tq83z", b"Tq83z", &mut responder));
+        let got = block_on(unlock::iso_unblock(
+            &mut driver,
+            profile,
+            &PinPolicy::GIDS,
+            b"Tq83z",
+            b"Tq83z",
+            &mut responder,
+        ));
         assert!(
-            matches!(got, Err(UnlockError::Card(Error::Flow(FlowError::AdminAuthFailed { .. })))),
+            matches!(
+                got,
+                Err(UnlockError::Card(Error::Flow(
+                    FlowError::AdminAuthFailed { .. }
+                )))
+            ),
             "{alg:?}: {got:?}"
         );
         assert!(card.borrow().pin_is(b"1234"), "{alg:?}");

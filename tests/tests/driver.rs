@@ -17,19 +17,39 @@ fn get_response_rounds_assemble_long_answers() {
     let mut driver = Driver::new(TestTransport::new(&whole));
     let expected = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
 
-    let options = Options { max_response_data: 8, ..Options::default() };
-    let chunked = shared(SimCard::with_options(Config::Piv(PivConfig::factory()), options));
+    let options = Options {
+        max_response_data: 8,
+        ..Options::default()
+    };
+    let chunked = shared(SimCard::with_options(
+        Config::Piv(PivConfig::factory()),
+        options,
+    ));
     let mut driver = Driver::new(TestTransport::new(&chunked));
     let got = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
     assert_eq!(got, expected);
-    let get_responses = driver.transport().seen.iter().filter(|c| c[1] == 0xC0).count();
-    assert!(get_responses >= 5, "only {get_responses} GET RESPONSE rounds");
+    let get_responses = driver
+        .transport()
+        .seen
+        .iter()
+        .filter(|c| c[1] == 0xC0)
+        .count();
+    assert!(
+        get_responses >= 5,
+        "only {get_responses} GET RESPONSE rounds"
+    );
 }
 
 #[test]
 fn wrong_le_is_resent_with_the_exact_length() {
-    let options = Options { strict_le: true, ..Options::default() };
-    let card = shared(SimCard::with_options(Config::Piv(PivConfig::factory()), options));
+    let options = Options {
+        strict_le: true,
+        ..Options::default()
+    };
+    let card = shared(SimCard::with_options(
+        Config::Piv(PivConfig::factory()),
+        options,
+    ));
     let mut driver = Driver::new(TestTransport::new(&card));
     block_on(driver.transceive(&piv::select())).unwrap();
     let short = piv::get_chuid().with_le(4);

@@ -34,12 +34,32 @@ fn unblock(which: Which, transport: TestTransport) -> (Result<(), String>, TestT
     let mut driver = Driver::new(transport);
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(3));
     let result = match which {
-        Which::Piv => block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"840259", b"840259"))
-            .map_err(|e| format!("{e:?}")),
-        Which::Gids => block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", [7; 16], &mut key))
-            .map_err(|e| format!("{e:?}")),
-        Which::Iso => block_on(unlock::iso_unblock(&mut driver, IsoProfile::SIM, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", &mut key))
-            .map_err(|e| format!("{e:?}")),
+        Which::Piv => block_on(unlock::piv_unblock(
+            &mut driver,
+            &PinPolicy::PIV,
+            b"12345678",
+            b"840259",
+            b"840259",
+        ))
+        .map_err(|e| format!("{e:?}")),
+        Which::Gids => block_on(unlock::gids_unblock(
+            &mut driver,
+            &PinPolicy::GIDS,
+            b"Xk9w2",
+            b"Xk9w2",
+            [7; 16],
+            &mut key,
+        ))
+        .map_err(|e| format!("{e:?}")),
+        Which::Iso => block_on(unlock::iso_unblock(
+            &mut driver,
+            IsoProfile::SIM,
+            &PinPolicy::GIDS,
+            b"Xk9w2",
+            b"Xk9w2",
+            &mut key,
+        ))
+        .map_err(|e| format!("{e:?}")),
     };
     (result, driver.into_inner())
 }
@@ -65,11 +85,21 @@ fn spent_nothing(which: Which, card: &SharedCard) {
 fn transport_failure_at_each_step() {
     for which in [Which::Piv, Which::Gids, Which::Iso] {
         for at in 0..steps(which) {
-            for kind in [ErrorKind::CardRemoved, ErrorKind::Timeout, ErrorKind::Unavailable] {
+            for kind in [
+                ErrorKind::CardRemoved,
+                ErrorKind::Timeout,
+                ErrorKind::Unavailable,
+            ] {
                 let card = fresh(which);
-                let (result, _) = unblock(which, TestTransport::new(&card).with_fault(at, Fault::Fail(kind)));
+                let (result, _) = unblock(
+                    which,
+                    TestTransport::new(&card).with_fault(at, Fault::Fail(kind)),
+                );
                 let err = result.expect_err("a failed transport must fail the unblock");
-                assert!(err.contains(&format!("Transport({kind:?})")), "{which:?} at {at}: {err}");
+                assert!(
+                    err.contains(&format!("Transport({kind:?})")),
+                    "{which:?} at {at}: {err}"
+                );
                 spent_nothing(which, &card);
             }
         }
@@ -83,7 +113,10 @@ fn unexpected_status_word_at_each_step() {
             static SWS: [[u8; 2]; 4] = [[0x6F, 0x00], [0x6D, 0x00], [0x69, 0x82], [0x63, 0xC1]];
             for sw in &SWS {
                 let card = fresh(which);
-                let (result, _) = unblock(which, TestTransport::new(&card).with_fault(at, Fault::Garbage(sw)));
+                let (result, _) = unblock(
+                    which,
+                    TestTransport::new(&card).with_fault(at, Fault::Garbage(sw)),
+                );
                 assert!(result.is_err(), "{which:?} at {at}: SW {sw:02X?} accepted");
             }
         }
@@ -92,13 +125,21 @@ fn unexpected_status_word_at_each_step() {
 
 #[test]
 fn garbage_answers_at_each_step() {
-    static GARBAGE: [&[u8]; 4] = [&[0x01], &[], &[0xDE, 0xAD, 0xBE, 0xEF, 0x6A], &[0x7C, 0xFF, 0x81, 0x90, 0x00]];
+    static GARBAGE: [&[u8]; 4] = [
+        &[0x01],
+        &[],
+        &[0xDE, 0xAD, 0xBE, 0xEF, 0x6A],
+        &[0x7C, 0xFF, 0x81, 0x90, 0x00],
+    ];
     for which in [Which::Piv, Which::Gids, Which::Iso] {
         let n = steps(which);
         for at in 0..n {
             for garbage in GARBAGE {
                 let card = fresh(which);
-                let (result, _) = unblock(which, TestTransport::new(&card).with_fault(at, Fault::Garbage(garbage)));
+                let (result, _) = unblock(
+                    which,
+                    TestTransport::new(&card).with_fault(at, Fault::Garbage(garbage)),
+                );
                 // A well-formed 90 00 with junk data may pass where the flow ignores the data
                 // (SELECT); everything else must fail.
                 if garbage.ends_with(&[0x90, 0x00]) {
@@ -117,6 +158,17 @@ fn garbage_answers_at_each_step() {
 fn protocol_error_is_typed() {
     let card = fresh(Which::Piv);
     let mut driver = Driver::new(TestTransport::new(&card).with_fault(0, Fault::Garbage(&[0x90])));
-    let got = block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"840259", b"840259"));
-    assert_eq!(got, Err(UnlockError::Card(Error::Protocol(ProtocolError::ShortResponse))));
+    let got = block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"12345678",
+        b"840259",
+        b"840259",
+    ));
+    assert_eq!(
+        got,
+        Err(UnlockError::Card(Error::Protocol(
+            ProtocolError::ShortResponse
+        )))
+    );
 }

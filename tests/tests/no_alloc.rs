@@ -49,7 +49,10 @@ impl Transport for Replay {
     async fn transmit(&mut self, _command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
         let (bytes, len) = self.answers.get(self.next).ok_or(ErrorKind::Other)?;
         self.next += 1;
-        response.get_mut(..*len).ok_or(ErrorKind::ResponseTooLong)?.copy_from_slice(&bytes[..*len]);
+        response
+            .get_mut(..*len)
+            .ok_or(ErrorKind::ResponseTooLong)?
+            .copy_from_slice(&bytes[..*len]);
         Ok(*len)
     }
 }
@@ -65,7 +68,11 @@ impl Transport for Recorder {
 
     async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
         let answer = self.card.transmit(command);
-        let slot = self.replay.answers.get_mut(self.replay.next).ok_or(ErrorKind::Other)?;
+        let slot = self
+            .replay
+            .answers
+            .get_mut(self.replay.next)
+            .ok_or(ErrorKind::Other)?;
         slot.0[..answer.len()].copy_from_slice(&answer);
         slot.1 = answer.len();
         self.replay.next += 1;
@@ -86,15 +93,34 @@ fn armed<T>(f: impl FnOnce() -> T) -> (T, usize) {
 fn piv_unblock_allocates_nothing() {
     let mut rec = Recorder {
         card: SimCard::new(Config::Piv(PivConfig::factory().blocked())),
-        replay: Replay { answers: [([0; 64], 0); 16], next: 0 },
+        replay: Replay {
+            answers: [([0; 64], 0); 16],
+            next: 0,
+        },
     };
     let mut driver = Driver::new(&mut rec);
-    block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"840259", b"840259")).unwrap();
-    let mut replay = Replay { next: 0, ..rec.replay };
+    block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"12345678",
+        b"840259",
+        b"840259",
+    ))
+    .unwrap();
+    let mut replay = Replay {
+        next: 0,
+        ..rec.replay
+    };
 
     let (result, allocations) = armed(|| {
         let mut driver = Driver::new(&mut replay);
-        block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"840259", b"840259"))
+        block_on(unlock::piv_unblock(
+            &mut driver,
+            &PinPolicy::PIV,
+            b"12345678",
+            b"840259",
+            b"840259",
+        ))
     });
     assert_eq!(result, Ok(()));
     assert_eq!(replay.next, 3, "the replay ran the whole flow");
@@ -105,20 +131,41 @@ fn piv_unblock_allocates_nothing() {
 fn gids_unblock_allocates_nothing() {
     let mut rec = Recorder {
         card: SimCard::new(Config::Gids(GidsConfig::factory().blocked())),
-        replay: Replay { answers: [([0; 64], 0); 16], next: 0 },
+        replay: Replay {
+            answers: [([0; 64], 0); 16],
+            next: 0,
+        },
     };
     let r1 = [0x21; 16];
     // Same Z1 bytes in both runs, so the recorded card answers fit the replayed flow.
     let fill = |b: &mut [u8]| b.fill(0x44);
     let mut driver = Driver::new(&mut rec);
     let mut key = LocalKey::new(AdminKey::piv_default(), fill);
-    block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", r1, &mut key)).unwrap();
-    let mut replay = Replay { next: 0, ..rec.replay };
+    block_on(unlock::gids_unblock(
+        &mut driver,
+        &PinPolicy::GIDS,
+        b"Xk9w2",
+        b"Xk9w2",
+        r1,
+        &mut key,
+    ))
+    .unwrap();
+    let mut replay = Replay {
+        next: 0,
+        ..rec.replay
+    };
 
     let (result, allocations) = armed(|| {
         let mut driver = Driver::new(&mut replay);
         let mut key = LocalKey::new(AdminKey::piv_default(), fill);
-        block_on(unlock::gids_unblock(&mut driver, &PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", r1, &mut key))
+        block_on(unlock::gids_unblock(
+            &mut driver,
+            &PinPolicy::GIDS,
+            b"Xk9w2",
+            b"Xk9w2",
+            r1,
+            &mut key,
+        ))
     });
     assert_eq!(result, Ok(()));
     assert_eq!(replay.next, 6, "the replay ran the whole flow");

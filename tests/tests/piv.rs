@@ -28,10 +28,19 @@ fn sim_alg(a: Algorithm) -> cardunlock_sim::Algorithm {
 }
 
 const KEYS: [(Algorithm, &str); 4] = [
-    (Algorithm::TripleDes, "0102030405060708 1112131415161718 2122232425262728"),
+    (
+        Algorithm::TripleDes,
+        "0102030405060708 1112131415161718 2122232425262728",
+    ),
     (Algorithm::Aes128, "11223344556677881122334455667788"),
-    (Algorithm::Aes192, "010203040506070801020304050607080102030405060708"),
-    (Algorithm::Aes256, "1122334455667788112233445566778811223344556677881122334455667788"),
+    (
+        Algorithm::Aes192,
+        "010203040506070801020304050607080102030405060708",
+    ),
+    (
+        Algorithm::Aes256,
+        "1122334455667788112233445566778811223344556677881122334455667788",
+    ),
 ];
 
 #[test]
@@ -51,22 +60,43 @@ fn status_of_a_blocked_card_spends_nothing() {
 fn puk_unblock_sets_the_new_pin_and_resets_counters() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
-    block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"840259", b"840259")).unwrap();
+    block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"12345678",
+        b"840259",
+        b"840259",
+    ))
+    .unwrap();
     let c = card.borrow();
     assert!(c.pin_is(b"840259"));
     assert_eq!(c.pin_tries_left(), 3);
     assert_eq!(c.puk_tries_left(), Some(3));
     // SELECT, RESET RETRY COUNTER, VERIFY with the new PIN: nothing else.
     let seen = &driver.transport().seen;
-    assert_eq!(seen.iter().map(|c| c[1]).collect::<Vec<_>>(), vec![0xA4, 0x2C, 0x20]);
+    assert_eq!(
+        seen.iter().map(|c| c[1]).collect::<Vec<_>>(),
+        vec![0xA4, 0x2C, 0x20]
+    );
 }
 
 #[test]
 fn wrong_puk_costs_exactly_one_try_and_reports_it() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
-    let err = block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"87654321", b"840259", b"840259"));
-    assert_eq!(err, Err(UnlockError::Card(Error::Flow(FlowError::WrongPuk { tries_left: 2 }))));
+    let err = block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"87654321",
+        b"840259",
+        b"840259",
+    ));
+    assert_eq!(
+        err,
+        Err(UnlockError::Card(Error::Flow(FlowError::WrongPuk {
+            tries_left: 2
+        })))
+    );
     assert_eq!(card.borrow().puk_tries_left(), Some(2));
     assert!(card.borrow().pin_is(b"123456"));
     assert_eq!(card.borrow().pin_tries_left(), 0);
@@ -78,8 +108,17 @@ fn blocked_puk_is_reported() {
     config.puk_tries_left = 0;
     let card = piv_card(config);
     let mut driver = Driver::new(TestTransport::new(&card));
-    let err = block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"840259", b"840259"));
-    assert_eq!(err, Err(UnlockError::Card(Error::Flow(FlowError::PukBlocked))));
+    let err = block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"12345678",
+        b"840259",
+        b"840259",
+    ));
+    assert_eq!(
+        err,
+        Err(UnlockError::Card(Error::Flow(FlowError::PukBlocked)))
+    );
     assert!(!card.borrow().pin_is(b"840259"));
 }
 
@@ -87,14 +126,30 @@ fn blocked_puk_is_reported() {
 fn policy_violations_are_all_reported_before_any_apdu() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
-    let err = block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"12345678", b"1111", b"1112"));
-    let Err(UnlockError::Policy(v)) = err else { panic!("expected a policy error, got {err:?}") };
+    let err = block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"12345678",
+        b"1111",
+        b"1112",
+    ));
+    let Err(UnlockError::Policy(v)) = err else {
+        panic!("expected a policy error, got {err:?}")
+    };
     assert!(v.contains(&Violation::TooShort { min: 6 }));
     assert!(v.contains(&Violation::RepeatedCharacter));
     assert!(v.contains(&Violation::ConfirmationMismatch));
     // The new PIN may not be the PUK either.
-    let err = block_on(unlock::piv_unblock(&mut driver, &PinPolicy::PIV, b"84025913", b"84025913", b"84025913"));
-    let Err(UnlockError::Policy(v)) = err else { panic!("expected a policy error, got {err:?}") };
+    let err = block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"84025913",
+        b"84025913",
+        b"84025913",
+    ));
+    let Err(UnlockError::Policy(v)) = err else {
+        panic!("expected a policy error, got {err:?}")
+    };
     assert!(v.contains(&Violation::SameAsPuk));
     assert!(driver.transport().seen.is_empty(), "the card saw a command");
     assert_eq!(card.borrow().commands_seen(), 0);
@@ -107,16 +162,33 @@ fn card_side_pin_rules_cost_no_puk_try() {
     let card = piv_card(config);
     let mut driver = Driver::new(TestTransport::new(&card));
     // A permissive host policy lets "123456" through; the YubiKey-like card refuses it (69 85).
-    let lax = PinPolicy { builtin_blocklist: false, forbid_sequences: false, ..PinPolicy::PIV };
-    let err = block_on(unlock::piv_unblock(&mut driver, &lax, b"12345678", b"123456", b"123456"));
+    let lax = PinPolicy {
+        builtin_blocklist: false,
+        forbid_sequences: false,
+        ..PinPolicy::PIV
+    };
+    let err = block_on(unlock::piv_unblock(
+        &mut driver,
+        &lax,
+        b"12345678",
+        b"123456",
+        b"123456",
+    ));
     assert_eq!(
         err,
-        Err(UnlockError::Card(Error::Flow(FlowError::NewPinRejected(Status::ConditionsNotSatisfied))))
+        Err(UnlockError::Card(Error::Flow(FlowError::NewPinRejected(
+            Status::ConditionsNotSatisfied
+        ))))
     );
     assert_eq!(card.borrow().puk_tries_left(), Some(3));
 }
 
-fn run_auth(card: &SharedCard, key: AdminKey, expected: Option<Algorithm>, mode: AuthMode) -> Result<Algorithm, Error<cardunlock_core::ErrorKind, cardunlock_core::crypto::CryptoError>> {
+fn run_auth(
+    card: &SharedCard,
+    key: AdminKey,
+    expected: Option<Algorithm>,
+    mode: AuthMode,
+) -> Result<Algorithm, Error<cardunlock_core::ErrorKind, cardunlock_core::crypto::CryptoError>> {
     let mut driver = Driver::new(TestTransport::new(card));
     let mut flow = PivMgmtAuth::new(expected, mode, [0x5A; 16]);
     block_on(driver.run(&mut flow, &mut LocalKey::new(key, fill_counter(1))))
@@ -129,7 +201,10 @@ fn management_key_auth_all_algorithms_modes_with_and_without_metadata() {
             for mode in [AuthMode::Single, AuthMode::Mutual] {
                 let mut config = PivConfig::factory();
                 config.mgmt_algorithm = sim_alg(alg);
-                config.mgmt_key = AdminKey::from_hex(alg, hex).unwrap().expose_bytes().to_vec();
+                config.mgmt_key = AdminKey::from_hex(alg, hex)
+                    .unwrap()
+                    .expose_bytes()
+                    .to_vec();
                 config.supports_metadata = metadata;
                 let card = piv_card(config);
                 let key = AdminKey::from_hex(alg, hex).unwrap();
@@ -149,7 +224,10 @@ fn management_key_algorithm_is_discovered_with_get_metadata() {
     config.mgmt_algorithm = cardunlock_sim::Algorithm::Aes192;
     let card = piv_card(config);
     let key = AdminKey::new(Algorithm::Aes192, &cardunlock_core::crypto::PIV_DEFAULT_KEY).unwrap();
-    assert_eq!(run_auth(&card, key, None, AuthMode::Mutual), Ok(Algorithm::Aes192));
+    assert_eq!(
+        run_auth(&card, key, None, AuthMode::Mutual),
+        Ok(Algorithm::Aes192)
+    );
 }
 
 #[test]
@@ -158,9 +236,15 @@ fn wrong_management_key_fails_every_algorithm_and_mode() {
         for mode in [AuthMode::Single, AuthMode::Mutual] {
             let mut config = PivConfig::factory();
             config.mgmt_algorithm = sim_alg(alg);
-            config.mgmt_key = AdminKey::from_hex(alg, hex).unwrap().expose_bytes().to_vec();
+            config.mgmt_key = AdminKey::from_hex(alg, hex)
+                .unwrap()
+                .expose_bytes()
+                .to_vec();
             let card = piv_card(config);
-            let mut wrong = AdminKey::from_hex(alg, hex).unwrap().expose_bytes().to_vec();
+            let mut wrong = AdminKey::from_hex(alg, hex)
+                .unwrap()
+                .expose_bytes()
+                .to_vec();
             wrong[0] ^= 0x01;
             wrong[1] ^= 0x80;
             let got = run_auth(&card, AdminKey::new(alg, &wrong).unwrap(), Some(alg), mode);
@@ -179,10 +263,21 @@ fn algorithm_mismatch_is_reported() {
     config.mgmt_algorithm = cardunlock_sim::Algorithm::Aes128;
     let card = piv_card(config.clone());
     let key = AdminKey::piv_default();
-    assert_eq!(run_auth(&card, key.clone(), Some(Algorithm::TripleDes), AuthMode::Mutual), Err(Error::Flow(FlowError::AlgorithmMismatch)));
+    assert_eq!(
+        run_auth(
+            &card,
+            key.clone(),
+            Some(Algorithm::TripleDes),
+            AuthMode::Mutual
+        ),
+        Err(Error::Flow(FlowError::AlgorithmMismatch))
+    );
     config.supports_metadata = false;
     let card = piv_card(config);
-    assert_eq!(run_auth(&card, key, Some(Algorithm::TripleDes), AuthMode::Mutual), Err(Error::Flow(FlowError::AlgorithmMismatch)));
+    assert_eq!(
+        run_auth(&card, key, Some(Algorithm::TripleDes), AuthMode::Mutual),
+        Err(Error::Flow(FlowError::AlgorithmMismatch))
+    );
 }
 
 #[test]
@@ -193,7 +288,10 @@ fn forged_card_answer_in_mutual_auth_is_refused() {
     const FORGED: &[u8] = &[0x7C, 0x0A, 0x82, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00];
     let mut driver = Driver::new(TestTransport::new(&card).with_fault(3, Fault::Garbage(FORGED)));
     let mut flow = PivMgmtAuth::new(None, AuthMode::Mutual, [0x5A; 16]);
-    let got = block_on(driver.run(&mut flow, &mut LocalKey::new(AdminKey::piv_default(), fill_counter(1))));
+    let got = block_on(driver.run(
+        &mut flow,
+        &mut LocalKey::new(AdminKey::piv_default(), fill_counter(1)),
+    ));
     assert_eq!(got, Err(Error::Flow(FlowError::CardAuthFailed)));
 }
 
@@ -203,9 +301,16 @@ fn puk_change_and_wrong_old_puk() {
     let old = PivReference::puk(b"12345678").unwrap();
     let new = PivReference::puk(b"24681357").unwrap();
     let mut driver = Driver::new(TestTransport::new(&card));
-    block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut cardunlock_core::flow::NoAdmin)).unwrap();
+    block_on(driver.run(
+        &mut PivChangePuk::new(&old, &new),
+        &mut cardunlock_core::flow::NoAdmin,
+    ))
+    .unwrap();
     assert!(card.borrow().puk_is(b"24681357"));
     // The old PUK is no longer valid: one try spent, reported.
-    let got = block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut cardunlock_core::flow::NoAdmin));
+    let got = block_on(driver.run(
+        &mut PivChangePuk::new(&old, &new),
+        &mut cardunlock_core::flow::NoAdmin,
+    ));
     assert_eq!(got, Err(Error::Flow(FlowError::WrongPuk { tries_left: 2 })));
 }

@@ -124,13 +124,15 @@ impl Pcsc {
         }
         let names = || readers.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         match choice {
-            ReaderChoice::Index(i) => readers
-                .get(*i)
-                .map(|r| r.name.clone())
-                .ok_or_else(|| PcscError::ReaderNotFound {
-                    wanted: i.to_string(),
-                    available: names(),
-                }),
+            ReaderChoice::Index(i) => {
+                readers
+                    .get(*i)
+                    .map(|r| r.name.clone())
+                    .ok_or_else(|| PcscError::ReaderNotFound {
+                        wanted: i.to_string(),
+                        available: names(),
+                    })
+            }
             ReaderChoice::Name(wanted) => {
                 if let Some(r) = readers.iter().find(|r| &r.name == wanted) {
                     return Ok(r.name.clone());
@@ -162,7 +164,7 @@ impl Pcsc {
                 match with_card.as_slice() {
                     [one] => Ok(one.clone()),
                     [] => Err(PcscError::NoCard {
-                        reader: names().join(", "),
+                        reader: String::new(),
                     }),
                     _ => Err(PcscError::AmbiguousReader {
                         wanted: "a reader with a card".into(),

@@ -34,7 +34,7 @@ pub enum PcscError {
     },
     /// No card is in the reader.
     NoCard {
-        /// The reader.
+        /// The reader; empty when no reader at all holds a card.
         reader: String,
     },
     /// The card was removed from the reader.
@@ -109,6 +109,7 @@ impl fmt::Display for PcscError {
             Self::ReaderUnavailable { reader } => {
                 write!(f, "reader \"{reader}\" is no longer available")
             }
+            Self::NoCard { reader } if reader.is_empty() => f.write_str("no card in any reader"),
             Self::NoCard { reader } => write!(f, "no card in reader \"{reader}\""),
             Self::CardRemoved => f.write_str("the card was removed"),
             Self::CardReset => {
@@ -179,7 +180,10 @@ mod tests {
         assert_eq!(k(pcsc::Error::ResetCard), ErrorKind::CardReset);
         assert_eq!(k(pcsc::Error::SharingViolation), ErrorKind::Unavailable);
         assert_eq!(k(pcsc::Error::Timeout), ErrorKind::Timeout);
-        assert_eq!(k(pcsc::Error::InsufficientBuffer), ErrorKind::ResponseTooLong);
+        assert_eq!(
+            k(pcsc::Error::InsufficientBuffer),
+            ErrorKind::ResponseTooLong
+        );
         assert_eq!(k(pcsc::Error::CommError), ErrorKind::Other);
     }
 
@@ -189,6 +193,10 @@ mod tests {
         assert!(e.to_string().contains("start pcscd"), "{e}");
         let e = PcscError::from_pcsc("SCardConnect", pcsc::Error::SharingViolation, "R");
         assert_eq!(e.to_string(), "the reader is in use by another application");
+        let e = PcscError::NoCard {
+            reader: String::new(),
+        };
+        assert_eq!(e.to_string(), "no card in any reader");
         let e = PcscError::ReaderNotFound {
             wanted: "Nope".into(),
             available: vec!["Virtual PCD 00 00".into()],

@@ -50,7 +50,8 @@ struct Link {
 
 impl Link {
     fn tracing(&self) -> bool {
-        self.trace.is_some() || log::log_enabled!(target: "cardunlock_pcsc::apdu", log::Level::Trace)
+        self.trace.is_some()
+            || log::log_enabled!(target: "cardunlock_pcsc::apdu", log::Level::Trace)
     }
 
     fn emit(&self, line: &str) {
@@ -119,7 +120,11 @@ impl Link {
         use pcsc::Error as E;
         let generic = matches!(
             e,
-            E::NotTransacted | E::CommError | E::UnknownError | E::UnresponsiveCard | E::CommDataLost
+            E::NotTransacted
+                | E::CommError
+                | E::UnknownError
+                | E::UnresponsiveCard
+                | E::CommDataLost
         );
         if generic && self.card_gone(REMOVAL_PROBE) {
             return PcscError::CardRemoved;
@@ -285,10 +290,7 @@ impl PcscTransport {
 
     /// The protocol in use (`T=0` or `T=1`).
     pub fn protocol(&self) -> Option<pcsc::Protocol> {
-        self.card
-            .status2_owned()
-            .ok()
-            .and_then(|s| s.protocol2())
+        self.card.status2_owned().ok().and_then(|s| s.protocol2())
     }
 
     /// The card's ATR.
@@ -310,7 +312,11 @@ impl PcscTransport {
         };
         if reset {
             self.card
-                .reconnect(self.link.share.to_pcsc(), Protocols::ANY, Disposition::LeaveCard)
+                .reconnect(
+                    self.link.share.to_pcsc(),
+                    Protocols::ANY,
+                    Disposition::LeaveCard,
+                )
                 .map_err(|e| self.link.err("SCardReconnect", e))?;
         }
         let tx = self

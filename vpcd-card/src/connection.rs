@@ -95,7 +95,8 @@ impl Connection {
         let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
         let deadline = Instant::now() + retry_for;
         loop {
-            let mut last_error = io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
+            let mut last_error =
+                io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to");
             for a in &addrs {
                 match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
                     Ok(stream) => return Self::from_stream(stream),
@@ -103,7 +104,10 @@ impl Connection {
                 }
             }
             if stop.load(Ordering::Acquire) {
-                return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped while connecting to vpcd"));
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "stopped while connecting to vpcd",
+                ));
             }
             if Instant::now() >= deadline || addrs.is_empty() {
                 return Err(last_error);

@@ -8,8 +8,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// The lock of vpcd reader `n` is the loopback TCP port `LOCK_BASE_PORT + n`: whoever has it
-/// bound holds the lock. The kernel releases it when the holder exits, even by a crash.
-pub const LOCK_BASE_PORT: u16 = 45963;
+/// bound holds the lock. The kernel releases it when the holder exits, even by a crash. The
+/// port is below Linux's ephemeral range (32768-60999), so no outgoing connection takes it.
+pub const LOCK_BASE_PORT: u16 = 25963;
 
 /// Exclusive use of one vpcd reader across processes, held until dropped.
 #[derive(Debug)]

@@ -61,7 +61,8 @@ pub struct ServedCard {
 
 impl ServedCard {
     /// Connects to vpcd at `addr` (retrying for [`DEFAULT_CONNECT_RETRY`] while it is not
-    /// listening), then serves `card` on a new thread. Returns once connected.
+    /// listening), then serves `card` on a new thread. Returns once connected; pcscd sees the
+    /// card at its next reader poll (within about 400 ms), so wait for it through PC/SC.
     pub fn spawn<C>(card: C, addr: impl ToSocketAddrs) -> io::Result<Self>
     where
         C: VirtualCard + Send + 'static,

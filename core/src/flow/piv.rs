@@ -240,19 +240,20 @@ impl Flow for PivMgmtAuth {
             }
             AuthState::Metadata => {
                 let r = response(event)?;
-                if r.status.is_success() {
-                    let meta = piv::parse_metadata(r.data)
-                        .ok_or(FlowError::MalformedResponse(Step::GetMetadata))?;
-                    let alg = meta
-                        .algorithm
-                        .and_then(Algorithm::from_piv_id)
+                // piv-authenticator answers 90 00 with no data: treat an answer without an
+                // algorithm like a card without GET METADATA.
+                let reported = piv::parse_metadata(r.data)
+                    .filter(|_| r.status.is_success())
+                    .and_then(|m| m.algorithm);
+                if let Some(id) = reported {
+                    let alg = Algorithm::from_piv_id(id)
                         .ok_or(FlowError::MalformedResponse(Step::GetMetadata))?;
                     if self.expected.is_some_and(|e| e != alg) {
                         return Err(FlowError::AlgorithmMismatch);
                     }
                     self.algorithm = alg;
                 }
-                // Anything else: the card has no GET METADATA; keep the expected or 3DES.
+                // Otherwise the card has no GET METADATA: keep the expected algorithm or 3DES.
                 self.state = AuthState::Request;
             }
             AuthState::Request => {

@@ -166,9 +166,12 @@ impl Flow for ReadStatus<'_> {
                 State::PivMgmtMeta
             }
             State::PivMgmtMeta => {
-                st.admin_algorithm = match piv::parse_metadata(r.data).filter(|_| ok) {
-                    Some(m) => m.algorithm.and_then(Algorithm::from_piv_id),
-                    // No GET METADATA: PIV's default management key algorithm.
+                let reported = piv::parse_metadata(r.data)
+                    .filter(|_| ok)
+                    .and_then(|m| m.algorithm);
+                st.admin_algorithm = match reported {
+                    Some(id) => Algorithm::from_piv_id(id),
+                    // No GET METADATA, or an empty answer (piv-authenticator): PIV's default.
                     None => Some(Algorithm::TripleDes),
                 };
                 State::Done

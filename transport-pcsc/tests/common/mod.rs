@@ -64,12 +64,21 @@ pub fn insert(config: Config) -> Inserted {
         panic!("reader \"{name}\" still holds a card (another virtual card connected to vpcd?): {e}")
     });
     let card = Arc::new(Mutex::new(SimCard::new(config)));
-    let served = ServedCard::spawn(Arc::clone(&card), reader_addr(READER_INDEX))
-        .unwrap_or_else(|e| panic!("serve the card to vpcd at {}: {e}", reader_addr(READER_INDEX)));
+    let served =
+        ServedCard::spawn(Arc::clone(&card), reader_addr(READER_INDEX)).unwrap_or_else(|e| {
+            panic!(
+                "serve the card to vpcd at {}: {e}",
+                reader_addr(READER_INDEX)
+            )
+        });
     let info = pcsc
         .wait_for_card(&name, CARD_EVENT)
         .unwrap_or_else(|e| panic!("pcscd did not see the card in \"{name}\": {e}"));
-    let atr = card.lock().unwrap_or_else(|e| e.into_inner()).atr().to_vec();
+    let atr = card
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .atr()
+        .to_vec();
     assert_eq!(info.atr, atr, "the card in the reader is not ours");
     Inserted {
         card,
