@@ -23,6 +23,8 @@ const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
 const INS_GENERAL_AUTHENTICATE: u8 = 0x87;
 const INS_SELECT: u8 = 0xA4;
 const INS_GET_DATA: u8 = 0xCB;
+/// GET DATA with simple tags (`00 CA 01 00`): the card serial, the identity the host keys on.
+const INS_GET_SERIAL: u8 = 0xCA;
 
 const REF_PIN: u8 = 0x80;
 /// VERIFY with this P2 and no data de-authenticates the PIN (OpenSC's logout).
@@ -94,6 +96,7 @@ impl Gids {
                 | INS_RESET_RETRY_COUNTER
                 | INS_GENERAL_AUTHENTICATE
                 | INS_GET_DATA
+                | INS_GET_SERIAL
         ) {
             return sw::INS_NOT_SUPPORTED.into();
         }
@@ -105,6 +108,10 @@ impl Gids {
             INS_MSE => self.mse_set(cmd).into(),
             INS_RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
             INS_GENERAL_AUTHENTICATE => self.general_authenticate(cmd, rng),
+            INS_GET_SERIAL if cmd.p1 == 0x01 && cmd.p2 == 0x00 => {
+                Reply::ok(self.cfg.serial.to_vec())
+            }
+            INS_GET_SERIAL => sw::REF_NOT_FOUND.into(),
             _ => self.get_data(cmd),
         }
     }

@@ -342,11 +342,24 @@ fn custom_admin_key_and_different_randoms_per_seed() {
 #[test]
 fn unknown_instructions() {
     let mut card = card(GidsConfig::factory());
-    for ins in [0x84u8, 0x82, 0xF8, 0xF7, 0xCA, 0x24, 0xDB, 0x47] {
+    for ins in [0x84u8, 0x82, 0xF8, 0xF7, 0x24, 0xDB, 0x47] {
         assert_eq!(
             sw(&mut card, &[0x00, ins, 0x00, 0x00]),
             0x6D00,
             "INS {ins:02X}"
         );
     }
+}
+
+#[test]
+fn serial_is_the_identity() {
+    let mut card = card(GidsConfig::factory());
+    let serial = GidsConfig::factory().serial;
+    let mut select = vec![0x00, 0xA4, 0x04, 0x00, 0x09];
+    select.extend_from_slice(&cardunlock_sim::GIDS_AID[..9]);
+    assert!(card.transmit(&select).ends_with(&[0x90, 0x00]));
+    let r = card.transmit(&[0x00, 0xCA, 0x01, 0x00, 0x00]);
+    assert_eq!(&r[..16], &serial[..]);
+    assert_eq!(&r[16..], &[0x90, 0x00]);
+    assert_eq!(sw(&mut card, &[0x00, 0xCA, 0x02, 0x00, 0x00]), 0x6A88);
 }
