@@ -71,9 +71,14 @@ pub fn insert(config: Config) -> Inserted {
                 reader_addr(READER_INDEX)
             )
         });
-    let info = pcsc
-        .wait_for_card(&name, CARD_EVENT)
-        .unwrap_or_else(|e| panic!("pcscd did not see the card in \"{name}\": {e}"));
+    let info = pcsc.wait_for_card(&name, CARD_EVENT).unwrap_or_else(|e| {
+        let why = if served.is_running() {
+            "the card is connected to vpcd"
+        } else {
+            "vpcd closed the card's connection (pcscd restarted?)"
+        };
+        panic!("pcscd did not see the card in \"{name}\": {e}; {why}")
+    });
     let atr = card
         .lock()
         .unwrap_or_else(|e| e.into_inner())
