@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 bash scripts/start-pcscd.sh
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
