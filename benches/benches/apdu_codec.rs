@@ -108,6 +108,24 @@ fn encode(crit: &mut Criterion) {
         group.bench_function("iso7816", |b| {
             b.iter(|| iso7816(black_box(case), black_box(&mut buf)))
         });
+        // The same with the builder made once outside the timed loop: what serialize_into costs.
+        let builder = CommandBuilder::new(
+            Class::from_byte(0x00).unwrap(),
+            case.ins.into(),
+            case.p1,
+            case.p2,
+            case.data,
+            case.le,
+        );
+        group.bench_function("iso7816_prebuilt", |b| {
+            b.iter(|| {
+                let buf = black_box(&mut buf);
+                let total = buf.len();
+                let mut w: &mut [u8] = buf;
+                black_box(&builder).serialize_into(&mut w).unwrap();
+                total - w.len()
+            })
+        });
         if case.apdu {
             check(apdu_crate, case, reference);
             group.bench_function("apdu", |b| {
