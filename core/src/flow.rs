@@ -17,8 +17,16 @@ mod status;
 
 pub use gids::GidsUnblock;
 pub use iso::IsoUnblock;
-pub use piv::{PivChangePuk, PivMgmtAuth, PivUnblock};
+pub use piv::{PivChangePuk, PivMgmtAuth, PivSetMgmtKey, PivUnblock};
 pub use status::{CardStatus, Profile, ReadStatus};
+
+/// What an admin-key flow does once the card accepted the admin cryptogram.
+pub(crate) enum AfterAuth {
+    /// RESET RETRY COUNTER with this PIN, then VERIFY with it.
+    Unblock(crate::secret::Pin),
+    /// Change the admin key to this one (personalisation at enrollment).
+    ChangeKey(AdminKey),
+}
 
 /// What a flow needs next.
 #[derive(Debug)]

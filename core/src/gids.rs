@@ -128,6 +128,13 @@ pub fn reset_retry_counter(new_pin: &Pin) -> Command<'_> {
     Command::new(0x00, 0x2C, 0x02, PIN_REF).with_data(new_pin.expose())
 }
 
+/// Changes the admin key after a successful admin authentication: `00 24 01 80 <len> <key>`.
+/// Key-change commands are vendor-specific; this is the one cardunlock's simulated GIDS card
+/// implements (CHANGE REFERENCE DATA with P1 = 01 "new admin key").
+pub fn change_admin_key(new_key: &crate::crypto::AdminKey) -> Command<'_> {
+    Command::new(0x00, 0x24, 0x01, ADMIN_KEY_REF).with_data(new_key.expose_bytes())
+}
+
 /// VERIFY with the PIN (raw bytes, no padding).
 pub fn verify_pin(pin: &Pin) -> Command<'_> {
     Command::new(0x00, 0x20, 0x00, PIN_REF).with_data(pin.expose())

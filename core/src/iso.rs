@@ -57,6 +57,12 @@ impl IsoProfile<'_> {
         Command::new(0x00, 0x2C, 0x02, self.pin_ref).with_data(new_pin.expose())
     }
 
+    /// Changes the admin key after a successful EXTERNAL AUTHENTICATE:
+    /// `00 24 01 <key ref> <len> <key>` (vendor-specific; the simulated ISO admin card's form).
+    pub fn change_admin_key<'b>(&self, new_key: &'b crate::crypto::AdminKey) -> Command<'b> {
+        Command::new(0x00, 0x24, 0x01, self.admin_key_ref).with_data(new_key.expose_bytes())
+    }
+
     /// VERIFY without data: the PIN retry status.
     pub const fn verify_status(&self) -> Command<'static> {
         Command::new(0x00, 0x20, 0x00, self.pin_ref)

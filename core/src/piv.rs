@@ -98,6 +98,25 @@ pub const fn get_chuid() -> Command<'static> {
         .with_le(256)
 }
 
+/// Room for SET MANAGEMENT KEY data: algorithm, reference, length and a 32-byte key.
+pub const SET_MGMT_KEY_BUF_LEN: usize = 3 + 32;
+
+/// SET MANAGEMENT KEY (YubiKey extension, also in piv-authenticator):
+/// `00 FF FF FF <len> <alg> 9B <key len> <key>`. Needs a management-key authentication first in
+/// the same session.
+pub fn set_management_key<'b>(
+    buf: &'b mut [u8; SET_MGMT_KEY_BUF_LEN],
+    new_key: &crate::crypto::AdminKey,
+) -> Command<'b> {
+    let key = new_key.expose_bytes();
+    buf[0] = new_key.algorithm().piv_id();
+    buf[1] = MGMT_KEY_REF;
+    buf[2] = key.len() as u8;
+    let end = 3 + key.len();
+    buf[3..end].copy_from_slice(key);
+    Command::new(0x00, 0xFF, 0xFF, 0xFF).with_data(&buf[..end])
+}
+
 /// Which first step of a management-key GENERAL AUTHENTICATE to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

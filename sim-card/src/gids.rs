@@ -18,6 +18,8 @@ pub const GIDS_AID: [u8; 11] = [
 ];
 
 const INS_VERIFY: u8 = 0x20;
+/// CHANGE REFERENCE DATA; P1 = 01 P2 = 80 changes the admin key (this card's vendor-specific form).
+const INS_CHANGE_REFERENCE_DATA: u8 = 0x24;
 const INS_MSE: u8 = 0x22;
 const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
 const INS_GENERAL_AUTHENTICATE: u8 = 0x87;
@@ -92,6 +94,7 @@ impl Gids {
         if !matches!(
             cmd.ins,
             INS_VERIFY
+                | INS_CHANGE_REFERENCE_DATA
                 | INS_MSE
                 | INS_RESET_RETRY_COUNTER
                 | INS_GENERAL_AUTHENTICATE
@@ -106,6 +109,7 @@ impl Gids {
         match cmd.ins {
             INS_VERIFY => self.verify(cmd).into(),
             INS_MSE => self.mse_set(cmd).into(),
+            INS_CHANGE_REFERENCE_DATA => self.change_admin_key(cmd).into(),
             INS_RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
             INS_GENERAL_AUTHENTICATE => self.general_authenticate(cmd, rng),
             INS_GET_SERIAL if cmd.p1 == 0x01 && cmd.p2 == 0x00 => {
@@ -114,6 +118,24 @@ impl Gids {
             INS_GET_SERIAL => sw::REF_NOT_FOUND.into(),
             _ => self.get_data(cmd),
         }
+    }
+
+    /// `00 24 01 80 18 <new 3DES key>` after mutual authentication: personalisation.
+    fn change_admin_key(&mut self, cmd: &Command<'_>) -> u16 {
+        if cmd.p1 != 0x01 || cmd.p2 != 0x80 {
+            return sw::WRONG_P1P2;
+        }
+        if !self.session.admin_authenticated {
+            return sw::SECURITY_NOT_SATISFIED;
+        }
+        let Ok(key) = <[u8; 24]>::try_from(cmd.data) else {
+            return sw::WRONG_DATA;
+        };
+        self.cfg.admin_key.zeroize();
+        self.cfg.admin_key = key;
+        self.cfg.admin_tries_left = self.cfg.admin_max_tries;
+        self.session.admin_authenticated = false;
+        sw::OK
     }
 
     fn select(&mut self, cmd: &Command<'_>) -> Reply {

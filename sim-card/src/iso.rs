@@ -16,6 +16,8 @@ use crate::sw;
 pub const ISO_ADMIN_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01, 0x01];
 
 const INS_VERIFY: u8 = 0x20;
+/// CHANGE REFERENCE DATA; P1 = 01 changes the admin key (this card's vendor-specific form).
+const INS_CHANGE_REFERENCE_DATA: u8 = 0x24;
 const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
 const INS_EXTERNAL_AUTHENTICATE: u8 = 0x82;
 const INS_GET_CHALLENGE: u8 = 0x84;
@@ -76,6 +78,7 @@ impl Iso {
         if !matches!(
             cmd.ins,
             INS_VERIFY
+                | INS_CHANGE_REFERENCE_DATA
                 | INS_RESET_RETRY_COUNTER
                 | INS_EXTERNAL_AUTHENTICATE
                 | INS_GET_CHALLENGE
@@ -89,6 +92,7 @@ impl Iso {
         match cmd.ins {
             INS_VERIFY => self.verify(cmd).into(),
             INS_RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
+            INS_CHANGE_REFERENCE_DATA => self.change_admin_key(cmd).into(),
             INS_EXTERNAL_AUTHENTICATE => self.external_authenticate(cmd).into(),
             INS_GET_CHALLENGE => self.get_challenge(cmd, rng),
             _ => self.get_data(cmd),
@@ -184,6 +188,28 @@ impl Iso {
             &mut self.session.pin_verified,
             PIN_LEN,
         )
+    }
+
+    /// `00 24 01 <admin key ref> <len> <new key>` after EXTERNAL AUTHENTICATE: personalisation.
+    /// The new key must have the configured algorithm's length (`6A 80` otherwise).
+    fn change_admin_key(&mut self, cmd: &Command<'_>) -> u16 {
+        if cmd.p1 != 0x01 {
+            return sw::WRONG_P1P2;
+        }
+        if cmd.p2 != self.cfg.admin_key_ref {
+            return sw::REF_NOT_FOUND;
+        }
+        if !self.session.admin_authenticated {
+            return sw::SECURITY_NOT_SATISFIED;
+        }
+        if cmd.data.len() != self.cfg.admin_algorithm.key_len() {
+            return sw::WRONG_DATA;
+        }
+        self.cfg.admin_key.zeroize();
+        self.cfg.admin_key = cmd.data.to_vec();
+        self.cfg.admin_tries_left = self.cfg.admin_max_tries;
+        self.session.admin_authenticated = false;
+        sw::OK
     }
 
     fn reset_retry_counter(&mut self, cmd: &Command<'_>) -> u16 {

@@ -342,7 +342,7 @@ fn custom_admin_key_and_different_randoms_per_seed() {
 #[test]
 fn unknown_instructions() {
     let mut card = card(GidsConfig::factory());
-    for ins in [0x84u8, 0x82, 0xF8, 0xF7, 0x24, 0xDB, 0x47] {
+    for ins in [0x84u8, 0x82, 0xF8, 0xF7, 0xDB, 0x47] {
         assert_eq!(
             sw(&mut card, &[0x00, ins, 0x00, 0x00]),
             0x6D00,

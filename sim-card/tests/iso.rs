@@ -310,7 +310,7 @@ fn get_data_serial() {
 #[test]
 fn unknown_instructions() {
     let mut c = card(IsoConfig::factory());
-    for ins in [0x87u8, 0x22, 0xCB, 0xF8, 0x24, 0xB0] {
+    for ins in [0x87u8, 0x22, 0xCB, 0xF8, 0xB0] {
         assert_eq!(
             sw(&mut c, &[0x00, ins, 0x00, 0x00]),
             0x6D00,

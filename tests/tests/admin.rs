@@ -198,3 +198,100 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
         assert!(card.borrow().pin_is(b"1234"), "{alg:?}");
     }
 }
+
+#[test]
+fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
+    use cardunlock_core::flow::GidsUnblock;
+    let card = gids_card(GidsConfig::factory().blocked());
+    let mut driver = Driver::new(TestTransport::new(&card));
+    let new_key = AdminKey::new(Algorithm::TripleDes, &[0x5A; 8].repeat(3)).unwrap();
+    let mut flow = GidsUnblock::change_admin_key(new_key.clone(), R1);
+    block_on(driver.run(&mut flow, &mut local(AdminKey::piv_default()))).unwrap();
+    assert!(
+        card.borrow().pin_is(b"1234"),
+        "the PIN is not touched by a key change"
+    );
+    // The factory key no longer works; the new one does.
+    let got = block_on(unlock::gids_unblock(
+        &mut driver,
+        &PinPolicy::GIDS,
+        b"Xk9w2",
+        b"Xk9w2",
+        R1,
+        &mut local(AdminKey::piv_default()),
+    ));
+    assert!(
+        matches!(
+            got,
+            Err(UnlockError::Card(Error::Flow(
+                FlowError::AdminAuthFailed { .. }
+            )))
+        ),
+        "{got:?}"
+    );
+    block_on(unlock::gids_unblock(
+        &mut driver,
+        &PinPolicy::GIDS,
+        b"Xk9w2",
+        b"Xk9w2",
+        R1,
+        &mut local(new_key),
+    ))
+    .unwrap();
+    assert!(card.borrow().pin_is(b"Xk9w2"));
+}
+
+#[test]
+fn iso_admin_key_change_in_every_algorithm() {
+    use cardunlock_core::flow::IsoUnblock;
+    for alg in [
+        Algorithm::TripleDes,
+        Algorithm::Aes128,
+        Algorithm::Aes192,
+        Algorithm::Aes256,
+    ] {
+        let old: Vec<u8> = (0..alg.key_len() as u8).collect();
+        let new: Vec<u8> = (0..alg.key_len() as u8).map(|b| b ^ 0xA5).collect();
+        let card = iso_card(alg, &old);
+        let profile = IsoProfile {
+            algorithm: alg,
+            ..IsoProfile::SIM
+        };
+        let mut driver = Driver::new(TestTransport::new(&card));
+        let mut flow = IsoUnblock::change_admin_key(profile, AdminKey::new(alg, &new).unwrap());
+        block_on(driver.run(&mut flow, &mut local(AdminKey::new(alg, &old).unwrap()))).unwrap();
+        assert!(card.borrow().pin_is(b"1234"));
+        let mut with_new = local(AdminKey::new(alg, &new).unwrap());
+        block_on(unlock::iso_unblock(
+            &mut driver,
+            profile,
+            &PinPolicy::GIDS,
+            b"Tq83z",
+            b"Tq83z",
+            &mut with_new,
+        ))
+        .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
+    }
+}
+
+#[test]
+fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
+    use cardunlock_core::flow::IsoUnblock;
+    let card = iso_card(
+        Algorithm::TripleDes,
+        &AdminKey::piv_default().expose_bytes().to_vec(),
+    );
+    let mut driver = Driver::new(TestTransport::new(&card));
+    let new_key = AdminKey::new(Algorithm::TripleDes, &[0x77; 24]).unwrap();
+    let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
+    let mut flow = IsoUnblock::change_admin_key(IsoProfile::SIM, new_key);
+    let got = block_on(driver.run(&mut flow, &mut local(wrong)));
+    assert!(
+        matches!(got, Err(Error::Flow(FlowError::AdminAuthFailed { .. }))),
+        "{got:?}"
+    );
+    assert!(card.borrow().mgmt_key_is(
+        cardunlock_sim::Algorithm::TripleDes,
+        AdminKey::piv_default().expose_bytes()
+    ));
+}

@@ -314,3 +314,35 @@ fn puk_change_and_wrong_old_puk() {
     ));
     assert_eq!(got, Err(Error::Flow(FlowError::WrongPuk { tries_left: 2 })));
 }
+
+#[test]
+fn set_management_key_after_authentication() {
+    use cardunlock_core::flow::PivSetMgmtKey;
+    let card = piv_card(PivConfig::factory());
+    let mut driver = Driver::new(TestTransport::new(&card));
+    let new_key = AdminKey::from_hex(Algorithm::TripleDes, KEYS[0].1).unwrap();
+    // Without authentication the card refuses.
+    let got = block_on(driver.run(
+        &mut PivSetMgmtKey::new(&new_key),
+        &mut cardunlock_core::flow::NoAdmin,
+    ));
+    assert!(got.is_err(), "{got:?}");
+    let mut auth = PivMgmtAuth::new(None, AuthMode::Mutual, [3; 16]);
+    block_on(driver.run(
+        &mut auth,
+        &mut LocalKey::new(AdminKey::piv_default(), fill_counter(2)),
+    ))
+    .unwrap();
+    block_on(driver.run(
+        &mut PivSetMgmtKey::new(&new_key),
+        &mut cardunlock_core::flow::NoAdmin,
+    ))
+    .unwrap();
+    assert!(card
+        .borrow()
+        .mgmt_key_is(cardunlock_sim::Algorithm::TripleDes, new_key.expose_bytes()));
+    assert_eq!(
+        run_auth(&card, new_key, None, AuthMode::Mutual),
+        Ok(Algorithm::TripleDes)
+    );
+}

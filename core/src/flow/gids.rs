@@ -4,12 +4,12 @@
 use zeroize::Zeroize;
 
 use super::{
-    admin_auth_error, answer, expect_ok, response, rrc_error, Action, AdminRequest, Event, Flow,
-    FlowError, Step,
+    admin_auth_error, answer, expect_ok, response, rrc_error, Action, AdminRequest, AfterAuth,
+    Event, Flow, FlowError, Step,
 };
 use crate::crypto::ct_eq;
 use crate::gids::{self, CRYPTOGRAM_LEN, RANDOM_LEN};
-use crate::secret::{NewPin, Pin};
+use crate::secret::NewPin;
 use crate::status::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +28,7 @@ enum State {
 /// GIDS admin-key unblock. The card proves it holds the same admin key (its cryptogram over
 /// R1 and R2 is checked) before the new PIN is sent.
 pub struct GidsUnblock {
-    new_pin: Pin,
+    after: AfterAuth,
     r1: [u8; RANDOM_LEN],
     r2: [u8; RANDOM_LEN],
     step1: [u8; 20],
@@ -54,8 +54,18 @@ impl Drop for GidsUnblock {
 impl GidsUnblock {
     /// An unblock setting `new_pin`; `r1` is the host random (from a CSPRNG).
     pub fn new(new_pin: &NewPin, r1: [u8; RANDOM_LEN]) -> Self {
+        Self::with(AfterAuth::Unblock(new_pin.pin().clone()), r1)
+    }
+
+    /// Personalisation: authenticates with the current admin key (through the responder), then
+    /// changes it to `new_key` ([`gids::change_admin_key`]). The PIN is not touched.
+    pub fn change_admin_key(new_key: crate::crypto::AdminKey, r1: [u8; RANDOM_LEN]) -> Self {
+        Self::with(AfterAuth::ChangeKey(new_key), r1)
+    }
+
+    fn with(after: AfterAuth, r1: [u8; RANDOM_LEN]) -> Self {
         Self {
-            new_pin: new_pin.pin().clone(),
+            after,
             r1,
             r2: [0; RANDOM_LEN],
             step1: [0; 20],
@@ -90,8 +100,14 @@ impl Flow for GidsUnblock {
             State::AskCardCheck => Action::Ask(AdminRequest::GidsCardCryptogram {
                 cryptogram: &self.card_cryptogram,
             }),
-            State::Reset => Action::Send(gids::reset_retry_counter(&self.new_pin)),
-            State::VerifyNew => Action::Send(gids::verify_pin(&self.new_pin)),
+            State::Reset => match &self.after {
+                AfterAuth::Unblock(pin) => Action::Send(gids::reset_retry_counter(pin)),
+                AfterAuth::ChangeKey(key) => Action::Send(gids::change_admin_key(key)),
+            },
+            State::VerifyNew => match &self.after {
+                AfterAuth::Unblock(pin) => Action::Send(gids::verify_pin(pin)),
+                AfterAuth::ChangeKey(_) => Action::Done(()),
+            },
             State::Done => Action::Done(()),
         }
     }
@@ -151,10 +167,17 @@ impl Flow for GidsUnblock {
             }
             State::Reset => {
                 let status = response(event)?.status;
-                if !status.is_success() {
-                    return Err(rrc_error(status));
+                match (&self.after, status.is_success()) {
+                    (AfterAuth::Unblock(_), true) => self.state = State::VerifyNew,
+                    (AfterAuth::ChangeKey(_), true) => self.state = State::Done,
+                    (AfterAuth::Unblock(_), false) => return Err(rrc_error(status)),
+                    (AfterAuth::ChangeKey(_), false) => {
+                        return Err(FlowError::UnexpectedStatus {
+                            step: Step::ChangeReferenceData,
+                            status,
+                        })
+                    }
                 }
-                self.state = State::VerifyNew;
             }
             State::VerifyNew => {
                 let status = response(event)?.status;

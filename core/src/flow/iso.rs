@@ -3,11 +3,11 @@
 //! VERIFY with the new PIN.
 
 use super::{
-    admin_auth_error, answer, expect_ok, response, rrc_error, Action, AdminRequest, Event, Flow,
-    FlowError, Step,
+    admin_auth_error, answer, expect_ok, response, rrc_error, Action, AdminRequest, AfterAuth,
+    Event, Flow, FlowError, Step,
 };
 use crate::iso::IsoProfile;
-use crate::secret::{NewPin, Pin};
+use crate::secret::NewPin;
 use crate::status::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ enum State {
 /// ISO admin challenge-response unblock.
 pub struct IsoUnblock<'p> {
     profile: IsoProfile<'p>,
-    new_pin: Pin,
+    after: AfterAuth,
     challenge: [u8; 16],
     response: [u8; 16],
     state: State,
@@ -42,9 +42,19 @@ impl core::fmt::Debug for IsoUnblock<'_> {
 impl<'p> IsoUnblock<'p> {
     /// An unblock of a card addressed by `profile`, setting `new_pin`.
     pub fn new(profile: IsoProfile<'p>, new_pin: &NewPin) -> Self {
+        Self::with(profile, AfterAuth::Unblock(new_pin.pin().clone()))
+    }
+
+    /// Personalisation: answers the challenge with the current admin key (through the
+    /// responder), then changes it to `new_key`. The PIN is not touched.
+    pub fn change_admin_key(profile: IsoProfile<'p>, new_key: crate::crypto::AdminKey) -> Self {
+        Self::with(profile, AfterAuth::ChangeKey(new_key))
+    }
+
+    fn with(profile: IsoProfile<'p>, after: AfterAuth) -> Self {
         Self {
             profile,
-            new_pin: new_pin.pin().clone(),
+            after,
             challenge: [0; 16],
             response: [0; 16],
             state: State::Select,
@@ -75,8 +85,14 @@ impl Flow for IsoUnblock<'_> {
             State::Authenticate => {
                 Action::Send(self.profile.external_authenticate(&self.response[..n]))
             }
-            State::Reset => Action::Send(self.profile.reset_retry_counter(&self.new_pin)),
-            State::VerifyNew => Action::Send(self.profile.verify_pin(&self.new_pin)),
+            State::Reset => match &self.after {
+                AfterAuth::Unblock(pin) => Action::Send(self.profile.reset_retry_counter(pin)),
+                AfterAuth::ChangeKey(key) => Action::Send(self.profile.change_admin_key(key)),
+            },
+            State::VerifyNew => match &self.after {
+                AfterAuth::Unblock(pin) => Action::Send(self.profile.verify_pin(pin)),
+                AfterAuth::ChangeKey(_) => Action::Done(()),
+            },
             State::Done => Action::Done(()),
         }
     }
@@ -115,10 +131,17 @@ impl Flow for IsoUnblock<'_> {
             }
             State::Reset => {
                 let status = response(event)?.status;
-                if !status.is_success() {
-                    return Err(rrc_error(status));
+                match (&self.after, status.is_success()) {
+                    (AfterAuth::Unblock(_), true) => self.state = State::VerifyNew,
+                    (AfterAuth::ChangeKey(_), true) => self.state = State::Done,
+                    (AfterAuth::Unblock(_), false) => return Err(rrc_error(status)),
+                    (AfterAuth::ChangeKey(_), false) => {
+                        return Err(FlowError::UnexpectedStatus {
+                            step: Step::ChangeReferenceData,
+                            status,
+                        })
+                    }
                 }
-                self.state = State::VerifyNew;
             }
             State::VerifyNew => {
                 let status = response(event)?.status;

@@ -405,3 +405,70 @@ impl Flow for PivChangePuk {
         Ok(())
     }
 }
+
+/// Sets a new PIV management key with SET MANAGEMENT KEY. Run it right after [`PivMgmtAuth`] over
+/// the same driver and transaction: it does not SELECT (that would drop the authentication).
+pub struct PivSetMgmtKey {
+    buf: [u8; piv::SET_MGMT_KEY_BUF_LEN],
+    len: usize,
+    done: bool,
+}
+
+impl core::fmt::Debug for PivSetMgmtKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PivSetMgmtKey")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PivSetMgmtKey {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+impl PivSetMgmtKey {
+    /// Sets `new_key` (its algorithm goes in the command).
+    pub fn new(new_key: &crate::crypto::AdminKey) -> Self {
+        let mut buf = [0; piv::SET_MGMT_KEY_BUF_LEN];
+        let len = piv::set_management_key(&mut buf, new_key).data.len();
+        Self {
+            buf,
+            len,
+            done: false,
+        }
+    }
+}
+
+impl Flow for PivSetMgmtKey {
+    type Output = ();
+
+    fn action(&self) -> Action<'_, ()> {
+        if self.done {
+            Action::Done(())
+        } else {
+            Action::Send(Command::new(0x00, 0xFF, 0xFF, 0xFF).with_data(&self.buf[..self.len]))
+        }
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        if self.done {
+            return Err(FlowError::UnexpectedEvent);
+        }
+        self.buf.zeroize();
+        match response(event)?.status {
+            Status::Success => {
+                self.done = true;
+                Ok(())
+            }
+            Status::SecurityStatusNotSatisfied => {
+                Err(FlowError::AdminAuthFailed { tries_left: None })
+            }
+            status => Err(FlowError::UnexpectedStatus {
+                step: Step::ChangeReferenceData,
+                status,
+            }),
+        }
+    }
+}
