@@ -277,10 +277,7 @@ fn iso_admin_key_change_in_every_algorithm() {
 #[test]
 fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
     use cardunlock_core::flow::IsoUnblock;
-    let card = iso_card(
-        Algorithm::TripleDes,
-        &AdminKey::piv_default().expose_bytes().to_vec(),
-    );
+    let card = iso_card(Algorithm::TripleDes, AdminKey::piv_default().expose_bytes());
     let mut driver = Driver::new(TestTransport::new(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x77; 24]).unwrap();
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
