@@ -46,7 +46,8 @@ fn new_pin_prompt(pin: &str) {
     println!("  Confirm new PIN: {}", "*".repeat(pin.len()));
 }
 
-pub fn run(verbose: bool) -> Result<(), String> {
+/// The first demo: local unblocks (PIV with the PUK, GIDS with the admin key).
+pub fn run_local(verbose: bool) -> Result<(), String> {
     println!("cardunlock demo: simulated cards in-process (no reader, no server)\n");
 
     println!("[1/2] PIV card, PIN blocked after 3 wrong PINs; unblock with the PUK");
@@ -116,3 +117,143 @@ pub fn run(verbose: bool) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The online demo: an in-process server on a temporary SQLite file, Michael Benson enrolled
+/// with a simulated PIV card whose PIN then gets blocked, and the online unlock.
+pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), crate::Failure> {
+    use crate::{exit, Failure};
+    use cardunlock_server::{
+        Argon2Params, Config as ServerConfig, Enrollment, MasterSecret, Server,
+    };
+
+    let fail = |m: String| Failure::new(exit::REFUSED, m);
+    let dir = tempfile::tempdir().map_err(|e| fail(format!("temporary directory: {e}")))?;
+    let master = MasterSecret::generate();
+    println!("cardunlock demo: online unlock, everything in-process (no reader, no setup)");
+    let config = ServerConfig {
+        db_path: dir.path().join("cardunlock.db"),
+        master: master.clone(),
+        bind: "127.0.0.1:0".parse().map_err(|e| fail(format!("{e}")))?,
+        state_dir: dir.path().to_path_buf(),
+        max_attempts: 3,
+        session_ttl: std::time::Duration::from_secs(300),
+        argon2: Argon2Params::default(),
+    };
+    let server = Server::spawn(config).map_err(|e| fail(format!("starting the server: {e}")))?;
+    println!(
+        "  server: {} (SQLite {}, self-signed certificate pinned)",
+        server.url(),
+        dir.path().join("cardunlock.db").display()
+    );
+
+    // Operator: enroll the user with a factory-fresh card.
+    let card = SimCard::new(Config::Piv(PivConfig::factory()));
+    let mut driver = Driver::new(Traced {
+        inner: SimTransport(card),
+        enabled: verbose,
+    });
+    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
+        .map_err(|e| fail(e.to_string()))?;
+    crate::enroll::personalise(
+        &mut driver,
+        &status,
+        &master,
+        &crate::enroll::Factory::default(),
+        cardunlock_core::crypto::Algorithm::TripleDes,
+    )?;
+    let identity = status.identity.map(|i| i.to_string()).unwrap_or_default();
+    let enrollment = Enrollment {
+        name: "Michael Benson".into(),
+        email: "Michael.Benson@demo.local".into(),
+        profile: "piv".into(),
+        identity_hex: identity.clone(),
+        algorithm: cardunlock_core::crypto::Algorithm::TripleDes,
+        questions: DEMO_QUESTIONS
+            .iter()
+            .map(|(q, a)| (q.to_string(), a.to_string()))
+            .collect(),
+    };
+    server
+        .store()
+        .enroll(&enrollment, &Argon2Params::default())
+        .map_err(|e| fail(format!("enrollment: {e}")))?;
+    println!("  operator: enrolled Michael Benson with PIV card {identity}; PUK and management key replaced by derived ones");
+
+    // The user blocks the PIN.
+    for _ in 0..3 {
+        let wrong = cardunlock_core::secret::PivReference::pin(b"000000")
+            .map_err(|e| fail(format!("{e:?}")))?;
+        let _ = block_on(driver.transceive(&cardunlock_core::piv::select()));
+        let _ = block_on(driver.transceive(&cardunlock_core::piv::verify_pin(&wrong)));
+    }
+    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
+        .map_err(|e| fail(e.to_string()))?;
+    println!("  user: three wrong PINs later: {}\n", describe(&status));
+
+    let api = crate::online::Api::new(&server.url(), &server.cert_pem())?;
+    let result = if non_interactive {
+        let mut ui = crate::ui::Scripted {
+            answers: DEMO_QUESTIONS.iter().map(|(_, a)| a.to_string()).collect(),
+            new_pin: "840259".into(),
+        };
+        crate::online::unlock(
+            &mut driver,
+            &api,
+            &mut ui,
+            cardunlock_core::crypto::Algorithm::TripleDes,
+        )
+    } else {
+        println!(
+            "(answers: {})",
+            DEMO_QUESTIONS
+                .iter()
+                .map(|(_, a)| *a)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        crate::online::unlock(
+            &mut driver,
+            &api,
+            &mut crate::ui::Terminal,
+            cardunlock_core::crypto::Algorithm::TripleDes,
+        )
+    };
+    result?;
+    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
+        .map_err(|e| fail(e.to_string()))?;
+    println!("\n  card: {}", describe(&status));
+    let record = server
+        .store()
+        .card("piv", &identity)
+        .map_err(|e| fail(format!("{e}")))?;
+    if let Some(r) = record {
+        let puk = cardunlock_server::kdf::piv_puk(
+            &master,
+            status
+                .identity
+                .map(|i| i.as_bytes().to_vec())
+                .unwrap_or_default()
+                .as_slice(),
+            r.puk_gen,
+        );
+        let on_card = driver.transport().inner.0.puk_is(puk.as_bytes());
+        println!(
+            "  server: PUK rotated to generation {} ({}; the PUK this workstation saw is no longer valid)",
+            r.puk_gen,
+            if on_card { "the card holds it" } else { "MISMATCH: the card does not hold it" }
+        );
+        if !on_card {
+            return Err(fail(
+                "the card's PUK is not the server's current generation".into(),
+            ));
+        }
+    }
+    server.shutdown();
+    Ok(())
+}
+
+/// The demo user's security questions and answers.
+pub const DEMO_QUESTIONS: [(&str, &str); 2] = [
+    ("What was the name of your first pet?", "Rex"),
+    ("In which city were you born?", "Springfield"),
+];

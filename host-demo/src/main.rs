@@ -1,11 +1,15 @@
 //! `cardunlock`: unblock a smart card whose PIN is blocked.
 
 mod demo;
+mod enroll;
+mod online;
 #[cfg(feature = "pcsc")]
 mod reader;
 mod respond;
+mod serve;
 mod simcard;
 mod trace;
+mod ui;
 
 use std::process::ExitCode;
 
@@ -16,7 +20,8 @@ use clap::{Parser, Subcommand};
 ///
 /// Exit codes: 0 success; 1 the card refused (wrong PUK or response, blocked, PIN refused by the
 /// card); 2 bad usage or input; 3 the new PIN breaks the PIN policy (card untouched); 4 no PC/SC
-/// service, no reader or no card; 5 card removed or communication failure mid-flow.
+/// service, no reader or no card; 5 card removed or communication failure mid-flow; 6 the unlock server is
+/// unreachable (the card was not changed).
 #[derive(Parser, Debug)]
 #[command(name = "cardunlock", version, about, long_about)]
 struct Cli {
@@ -35,9 +40,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Unblock simulated cards in-process: a PIV card with its PUK, a GIDS card with its admin
-    /// key. No reader, no server, no setup.
-    Demo,
+    /// Online unlock end to end, in-process: a server on a temporary SQLite file, Michael Benson
+    /// enrolled with a simulated PIV card whose PIN is blocked, the security questions, the new
+    /// PIN. No reader, no setup.
+    Demo(DemoArgs),
+    /// Run the online-unlock server (HTTPS, SQLite).
+    Serve(serve::ServeArgs),
+    /// Operator: enroll a user and the card in the reader (personalises the card with its
+    /// derived secrets, stores the security questions).
+    #[cfg(feature = "pcsc")]
+    Enroll(serve::EnrollArgs),
+    /// Operator: lift the online-unlock lock of a card after too many wrong answers.
+    LiftLock(serve::LiftLockArgs),
     /// List the PC/SC readers and whether a card is in each.
     #[cfg(feature = "pcsc")]
     Readers,
@@ -60,6 +74,16 @@ enum Command {
     SimCard(simcard::SimCardArgs),
 }
 
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Run scripted (answers and PIN given), for CI and screenshots.
+    #[arg(long)]
+    non_interactive: bool,
+    /// The first, local demo instead: PIV unblock with the PUK and GIDS with the admin key.
+    #[arg(long)]
+    local: bool,
+}
+
 /// Documented exit codes.
 pub mod exit {
     /// Success.
@@ -74,6 +98,8 @@ pub mod exit {
     pub const NO_CARD: u8 = 4;
     /// Card removed or communication failure in the middle of a flow.
     pub const COMMUNICATION: u8 = 5;
+    /// The unlock server is unreachable or answered nonsense; the card was not changed.
+    pub const SERVER: u8 = 6;
 }
 
 /// A failure with its exit code and a message for the user.
@@ -95,7 +121,14 @@ impl Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Demo => demo::run(cli.verbose).map_err(|m| Failure::new(exit::REFUSED, m)),
+        Command::Demo(args) if args.local => {
+            demo::run_local(cli.verbose).map_err(|m| Failure::new(exit::REFUSED, m))
+        }
+        Command::Demo(args) => demo::run_online(cli.verbose, args.non_interactive),
+        Command::Serve(args) => serve::serve(args),
+        #[cfg(feature = "pcsc")]
+        Command::Enroll(args) => serve::enroll(cli.reader.as_deref(), args, cli.verbose),
+        Command::LiftLock(args) => serve::lift_lock(args),
         #[cfg(feature = "pcsc")]
         Command::Readers => reader::readers(cli.json),
         #[cfg(feature = "pcsc")]

@@ -38,6 +38,15 @@ pub struct UnblockArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct UnlockArgs {
+    /// The unlock server (online unlock): `https://host:port`.
+    #[arg(long, env = "CARDUNLOCK_SERVER", conflicts_with_all = ["offline", "admin_key"])]
+    server: Option<String>,
+    /// The server's certificate (PEM), pinned: the only one trusted.
+    #[arg(long, env = "CARDUNLOCK_SERVER_CERT", requires = "server")]
+    server_cert: Option<std::path::PathBuf>,
+    /// Answer to a security question (repeat, in order) for scripts; prompted when absent.
+    #[arg(long = "answer", requires = "server")]
+    answers: Vec<String>,
     /// Offline mode: show the card's challenge, read the operator's response.
     #[arg(long, conflicts_with = "admin_key")]
     offline: bool,
@@ -310,14 +319,72 @@ impl AdminResponder for Operator {
     }
 }
 
+/// The connection helper for other modules.
+pub fn connect_pub(
+    reader: Option<&str>,
+    verbose: bool,
+) -> Result<(cardunlock_pcsc::PcscTransport, String), Failure> {
+    connect(reader, verbose)
+}
+
+/// The PC/SC failure mapping for other modules.
+pub fn pcsc_failure_pub(e: &PcscError) -> Failure {
+    pcsc_failure(e)
+}
+
+fn unlock_online(
+    reader: Option<&str>,
+    args: &UnlockArgs,
+    server: &str,
+    verbose: bool,
+) -> Result<(), Failure> {
+    let cert_path = args.server_cert.as_deref().ok_or_else(|| {
+        Failure::new(
+            exit::USAGE,
+            "give --server-cert: the server's certificate is pinned",
+        )
+    })?;
+    let api = crate::online::Api::new(server, &crate::online::read_cert(cert_path)?)?;
+    let (mut transport, _) = connect(reader, verbose)?;
+    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
+    let mut driver = Driver::new(Traced {
+        inner: &mut session,
+        enabled: verbose,
+    });
+    let result = if args.answers.is_empty() && args.new_pin.is_none() {
+        crate::online::unlock(&mut driver, &api, &mut crate::ui::Terminal, args.algorithm)
+    } else {
+        let new_pin = args.new_pin.clone().ok_or_else(|| {
+            Failure::new(
+                exit::USAGE,
+                "scripted online unlock needs --new-pin with --answer",
+            )
+        })?;
+        let mut ui = crate::ui::Scripted {
+            answers: args.answers.clone(),
+            new_pin,
+        };
+        crate::online::unlock(&mut driver, &api, &mut ui, args.algorithm)
+    };
+    drop(driver);
+    let _ = session.end(Disposition::ResetCard);
+    result
+}
+
 pub fn unlock(
     reader: Option<&str>,
     args: &UnlockArgs,
     json: bool,
     verbose: bool,
 ) -> Result<(), Failure> {
+    if let Some(server) = &args.server {
+        return unlock_online(reader, args, server, verbose);
+    }
     if !args.offline && args.admin_key.is_none() {
-        return Err(Failure::new(exit::USAGE, "give --offline (operator response) or --admin-key; online unlock needs the management server"));
+        return Err(Failure::new(
+            exit::USAGE,
+            "give --server (online unlock), --offline (operator response) or --admin-key",
+        ));
     }
     let status = read_status(reader, verbose, args.algorithm)?;
     if !json {

@@ -1,4 +1,4 @@
-//! The README's first command: `cardunlock demo` unblocks both simulated cards and says so.
+//! The README's first command, `cardunlock demo` (online unlock in-process), and the local demo.
 
 use std::process::Command;
 
@@ -54,4 +54,45 @@ fn verbose_demo_traces_apdus_with_secrets_redacted() {
     // Neither the PUK (31 32 33 ...) nor the new PIN bytes appear anywhere.
     assert!(!trace.contains("31 32 33 34 35 36 37 38"), "PUK leaked");
     assert!(!trace.contains("38 34 30 32 35 39"), "PIN leaked");
+}
+
+#[test]
+fn online_demo_shows_the_product_screens_and_unlocks() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
+        .args(["demo", "--non-interactive"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Screen 1: the user and the security questions.
+    assert!(
+        stdout.contains("Michael Benson\nMichael.Benson@demo.local"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("What was the name of your first pet?"),
+        "{stdout}"
+    );
+    // Screen 2 and 3.
+    assert!(
+        stdout.contains("Enter new PIN to unlock the smart card."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("New PIN: ******\nConfirm new PIN: ******"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("The smart card has been unlocked successfully."),
+        "{stdout}"
+    );
+    // Blocked before, unblocked after, PUK rotated.
+    assert!(stdout.contains("PIN BLOCKED"), "{stdout}");
+    assert!(stdout.contains("PIN tries left 3"), "{stdout}");
+    assert!(stdout.contains("PUK rotated to generation 1"), "{stdout}");
+    assert!(!stdout.contains("840259"), "the PIN was printed");
 }

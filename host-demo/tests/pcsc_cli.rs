@@ -3,105 +3,20 @@
 //! counters afterwards (read back with `cardunlock --json status`).
 //!
 //! Needs pcscd running with vsmartcard-vpcd (`scripts/start-pcscd.sh`; `scripts/test.sh` does it).
+//! Every test that puts a card into reader 1 holds `cardunlock_vpcd::ReaderLock` of it (see
+//! `common`), so these tests, `tty.rs` and `peers/ci.sh` never share the reader, whatever process
+//! they run in.
 #![cfg(feature = "pcsc")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cardunlock");
-/// Reader 1 ("Virtual PCD 00 01", port 35964): the transport tests use reader 0.
-const READER: &str = "Virtual PCD 00 01";
-const PORT: &str = "35964";
-static SERIAL: Mutex<()> = Mutex::new(());
-
-struct SimCard(Child);
-
-impl SimCard {
-    fn start(profile: &str, blocked: bool) -> Self {
-        let mut args = vec!["sim-card", "--profile", profile, "--port", PORT];
-        if blocked {
-            args.push("--blocked");
-        }
-        let child = Command::new(BIN)
-            .args(&args)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let card = SimCard(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = cli(&["--json", "readers"]);
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            if text.contains(&format!("\"name\":\"{READER}\",\"card\":true")) {
-                return card;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the simulated card never showed up in {READER}: {text} {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for SimCard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        // Let pcscd notice the card is gone before the next test serves another.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let out = cli(&["--json", "readers"]);
-            if String::from_utf8_lossy(&out.stdout)
-                .contains(&format!("\"name\":\"{READER}\",\"card\":false"))
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn cli(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn on_reader(args: &[&str]) -> Output {
-    let mut all = vec!["--reader", READER];
-    all.extend_from_slice(args);
-    cli(&all)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn status_json(field: &str) -> String {
-    let out = on_reader(&["--json", "status"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let s = String::from_utf8_lossy(&out.stdout).to_string();
-    let key = format!("\"{field}\":");
-    let start = s
-        .find(&key)
-        .unwrap_or_else(|| panic!("{field} missing in {s}"))
-        + key.len();
-    s[start..].split([',', '}']).next().unwrap().to_string()
-}
+use common::*;
 
 #[test]
 fn piv_unblock_through_pcscd_with_failures_first() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let _card = SimCard::start("piv", true);
     assert_eq!(status_json("pin_blocked"), "true");
     assert_eq!(status_json("puk_tries_left"), "3");
@@ -136,22 +51,20 @@ fn piv_unblock_through_pcscd_with_failures_first() {
 
 #[test]
 fn gids_unlock_with_the_admin_key_through_pcscd() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let _card = SimCard::start("gids", true);
     let wrong = "0102030405060708010203040506070801020304050607FF";
     let out = on_reader(&["unlock", "--admin-key", wrong, "--new-pin", "Xk9w2"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("not accepted"), "{}", text(&out));
     assert_eq!(status_json("pin_blocked"), "true");
-    let key = "010203040506070801020304050607080102030405060708";
-    let out = on_reader(&["unlock", "--admin-key", key, "--new-pin", "Xk9w2"]);
+    let out = on_reader(&["unlock", "--admin-key", ADMIN_KEY, "--new-pin", "Xk9w2"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(status_json("pin_tries_left"), "3");
 }
 
 /// Runs `unlock --offline`, reads the challenge it shows, and types `respond(challenge)` back.
-fn offline_unlock(respond: impl Fn(&str) -> String) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
+fn offline_unlock(respond: impl FnOnce(&str) -> String) -> (Option<i32>, String) {
+    let mut child: Child = Command::new(BIN)
         .args([
             "--reader",
             READER,
@@ -193,23 +106,13 @@ fn offline_unlock(respond: impl Fn(&str) -> String) -> (Option<i32>, String) {
 
 #[test]
 fn iso_offline_unlock_with_the_operator_response() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let _card = SimCard::start("iso", true);
     // A mistyped response: refused, PIN still blocked.
     let (code, out) = offline_unlock(|_| "0000 0000 0000 0000".into());
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(status_json("pin_blocked"), "true");
     // The operator computes the response with `cardunlock respond`.
-    let (code, out) = offline_unlock(|challenge| {
-        let key = "010203040506070801020304050607080102030405060708";
-        let out = cli(&["respond", "--key", key, challenge]);
-        assert!(out.status.success(), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .strip_prefix("Response: ")
-            .unwrap()
-            .to_string()
-    });
+    let (code, out) = offline_unlock(operator_response);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains("The smart card has been unlocked successfully."),
@@ -223,4 +126,99 @@ fn no_such_reader_is_a_clear_error() {
     let out = cli(&["--reader", "No Such Reader", "status"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("No Such Reader"), "{}", text(&out));
+}
+
+/// The PUK's tries through the CLI: each wrong PUK costs exactly one try and says how many are
+/// left; the last one blocks the PUK; then the CLI sees the PUK blocked in the card's status and
+/// refuses without sending RESET RETRY COUNTER, even with the right PUK.
+#[test]
+fn piv_puk_blocked_through_the_cli() {
+    let _card = SimCard::start("piv", true);
+    let wrong = ["unblock", "--puk", "87654321", "--new-pin", "840259"];
+    for (left, message) in [
+        ("2", "Wrong PUK. 2 tries left."),
+        ("1", "Wrong PUK. 1 try left before the PUK is blocked."),
+        // The card answers 69 83 (a YubiKey 63 C0) to the try that blocks its PUK.
+        ("0", "The PUK is blocked"),
+    ] {
+        let out = on_reader(&wrong);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(text(&out).contains(message), "{}", text(&out));
+        assert_eq!(status_json("puk_tries_left"), left);
+        assert_eq!(status_json("pin_blocked"), "true");
+    }
+    let out = on_reader(&["-v", "unblock", "--puk", "12345678", "--new-pin", "840259"]);
+    let trace = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{trace}");
+    assert!(
+        trace.contains("The PUK is blocked: this card cannot be unblocked with a PUK any more."),
+        "{trace}"
+    );
+    // The status queries went out (the trace works), RESET RETRY COUNTER did not.
+    assert!(trace.contains("> 00 F7 00 81"), "{trace}");
+    assert!(
+        !trace.contains("> 00 2C"),
+        "RESET RETRY COUNTER sent: {trace}"
+    );
+    assert_eq!(status_json("puk_tries_left"), "0");
+    assert_eq!(status_json("pin_blocked"), "true");
+}
+
+/// The card leaves the reader while `unlock --offline` waits for the operator's response: once
+/// the user types it, the CLI says the card was removed and exits 5 (communication failure in the
+/// middle of a flow); nothing was changed. The card comes back with its PIN still blocked.
+#[test]
+fn card_removed_while_waiting_for_the_operator() {
+    let mut card = SimCard::start("iso", true);
+    let (code, out) = offline_unlock(|challenge| {
+        card.pull();
+        operator_response(challenge)
+    });
+    assert_eq!(code, Some(5), "{out}");
+    assert!(out.contains("error: the card was removed"), "{out}");
+    assert!(!out.contains("unlocked successfully"), "{out}");
+    drop(card);
+    let _card = SimCard::start("iso", true);
+    assert_eq!(status_json("pin_blocked"), "true");
+}
+
+/// No PC/SC service: the CLI is pointed at a socket nobody listens on (pcsc-lite takes its
+/// socket path from `PCSCLITE_CSOCK_NAME`), so the real pcscd stays up for the other tests.
+/// Exit 4 with a message that says the service is not running, for every command that needs it.
+#[test]
+fn pcscd_not_running_is_a_clear_error() {
+    let socket =
+        std::env::temp_dir().join(format!("cardunlock-no-pcscd-{}.comm", std::process::id()));
+    assert!(!socket.exists());
+    for args in [
+        &["readers"][..],
+        &["--reader", READER, "status"],
+        &[
+            "--reader",
+            READER,
+            "unblock",
+            "--puk",
+            "12345678",
+            "--new-pin",
+            "840259",
+        ],
+        &["--json", "status"],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("PCSCLITE_CSOCK_NAME", &socket)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("the PC/SC service is not running"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // The same command without the variable reaches the real pcscd: the variable made the
+    // difference.
+    let out = cli(&["readers"]);
+    assert!(out.status.success(), "{}", text(&out));
 }

@@ -1,0 +1,476 @@
+//! Online unlock: the client side of `server/API.md`.
+//!
+//! card status -> `start` (user, questions, PIN policy) -> answers -> new PIN checked against the
+//! server's policy (before any card command) -> admin-key cards: the card's challenge relayed to
+//! the server; PIV: a one-time PUK, then the PUK rotated to the next generation -> `complete`.
+
+use std::time::Duration;
+
+use cardunlock_core::crypto::Algorithm;
+use cardunlock_core::driver::{Driver, Error};
+use cardunlock_core::flow::{
+    AdminRequest, AdminResponder, FlowError, PivChangePuk, Profile, MAX_ANSWER_LEN,
+};
+use cardunlock_core::iso::IsoProfile;
+use cardunlock_core::policy::{Charset, PinPolicy};
+use cardunlock_core::secret::PivReference;
+use cardunlock_core::unlock::{self, UnlockError};
+use cardunlock_core::{Transport, TransportError};
+use embassy_futures::block_on;
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::demo::{describe, UNLOCKED};
+use crate::respond::parse_hex;
+use crate::{exit, Failure};
+
+/// Why the server did not give what was asked.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No connection (refused, TLS failure, timeout).
+    Unreachable(String),
+    /// The server answered with an error.
+    Refused {
+        code: String,
+        message: String,
+        attempts_left: Option<u32>,
+    },
+    /// The server's answer did not parse.
+    Protocol(String),
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(e) => write!(f, "cannot reach the unlock server: {e}"),
+            Self::Refused { message, code, .. } if message.is_empty() => {
+                write!(f, "the unlock server refused: {code}")
+            }
+            Self::Refused { message, .. } => f.write_str(message),
+            Self::Protocol(e) => write!(f, "unexpected answer from the unlock server: {e}"),
+        }
+    }
+}
+
+/// An HTTPS client for one server, pinned to its certificate.
+pub struct Api {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Api {
+    /// A client for `base` (`https://host:port`) trusting only `cert_pem`.
+    pub fn new(base: &str, cert_pem: &str) -> Result<Self, Failure> {
+        let tls = cardunlock_server::pinned_client_config(cert_pem)
+            .map_err(|e| Failure::new(exit::USAGE, format!("server certificate: {e}")))?;
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(tls)
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build();
+        Ok(Self {
+            agent,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<T, ApiError> {
+        let url = format!("{}{path}", self.base);
+        match self.agent.post(&url).send_json(body) {
+            Ok(resp) => resp
+                .into_json::<T>()
+                .map_err(|e| ApiError::Protocol(e.to_string())),
+            Err(ureq::Error::Status(_, resp)) => {
+                let v: serde_json::Value = resp.into_json().unwrap_or_default();
+                Err(ApiError::Refused {
+                    code: v["error"].as_str().unwrap_or("").to_string(),
+                    message: v["message"].as_str().unwrap_or("").to_string(),
+                    attempts_left: v["attempts_left"].as_u64().map(|n| n as u32),
+                })
+            }
+            Err(ureq::Error::Transport(t)) => Err(ApiError::Unreachable(format!("{} ({url})", t))),
+        }
+    }
+}
+
+#[derive(Deserialize, Debug)]
+pub struct User {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Deserialize, Debug)]
+pub struct Policy {
+    pub min_len: usize,
+    pub max_len: usize,
+    pub charset: String,
+    #[serde(default = "yes")]
+    pub forbid_repeated: bool,
+    #[serde(default = "yes")]
+    pub forbid_sequences: bool,
+    #[serde(default = "yes")]
+    pub builtin_blocklist: bool,
+    #[serde(default)]
+    pub custom_blocklist: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize, Debug)]
+pub struct Started {
+    pub session: String,
+    pub user: User,
+    pub questions: Vec<String>,
+    pub attempts_left: u32,
+    pub pin_policy: Policy,
+}
+
+#[derive(Deserialize)]
+struct PukRelease {
+    puk_candidates: Vec<String>,
+    next_puk: String,
+}
+
+#[derive(Deserialize)]
+struct AdminAnswer {
+    answer: String,
+}
+
+/// What the unlock asks the person in front of the card.
+pub trait Ui {
+    /// Shows a line.
+    fn say(&mut self, line: &str);
+    /// The answers to `questions`, one each, in order.
+    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure>;
+    /// Whether to ask again after wrong answers (a person: yes; a script: no).
+    fn can_retry(&self) -> bool;
+    /// The new PIN and its confirmation.
+    fn new_pin(&mut self) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure>;
+}
+
+/// Relays admin requests to the server inside a verified session.
+struct Remote<'a> {
+    api: &'a Api,
+    session: &'a str,
+}
+
+fn alg_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::TripleDes => "3des",
+        Algorithm::Aes128 => "aes128",
+        Algorithm::Aes192 => "aes192",
+        Algorithm::Aes256 => "aes256",
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl AdminResponder for Remote<'_> {
+    type Error = String;
+
+    async fn answer(
+        &mut self,
+        request: AdminRequest<'_>,
+        out: &mut [u8; MAX_ANSWER_LEN],
+    ) -> Result<usize, String> {
+        let request = match request {
+            AdminRequest::Encrypt { algorithm, block } => {
+                json!({"kind": "encrypt", "algorithm": alg_name(algorithm), "block": hex(block)})
+            }
+            AdminRequest::GidsCryptogram { r1, r2 } => {
+                json!({"kind": "gids_cryptogram", "r1": hex(r1), "r2": hex(r2)})
+            }
+            AdminRequest::GidsCardCryptogram { cryptogram } => {
+                json!({"kind": "gids_card_cryptogram", "cryptogram": hex(cryptogram)})
+            }
+            AdminRequest::Decrypt { .. } => {
+                return Err("the server does not decrypt PIV witnesses".into())
+            }
+        };
+        let a: AdminAnswer = self
+            .api
+            .post(
+                "/v1/unlock/admin",
+                json!({"session": self.session, "request": request}),
+            )
+            .map_err(|e| e.to_string())?;
+        let bytes = Zeroizing::new(parse_hex(&a.answer)?);
+        let dst = out
+            .get_mut(..bytes.len())
+            .ok_or("the server's answer is too long")?;
+        dst.copy_from_slice(&bytes);
+        Ok(bytes.len())
+    }
+}
+
+fn api_failure(e: &ApiError) -> Failure {
+    let code = match e {
+        ApiError::Unreachable(_) | ApiError::Protocol(_) => exit::SERVER,
+        ApiError::Refused { .. } => exit::REFUSED,
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn card_failure<T: TransportError, R: std::fmt::Debug>(e: &Error<T, R>) -> Failure {
+    match e {
+        Error::Transport(t) => Failure::new(
+            exit::COMMUNICATION,
+            format!("card communication failed: {t:?}"),
+        ),
+        Error::Protocol(p) => {
+            Failure::new(exit::COMMUNICATION, format!("card protocol error: {p:?}"))
+        }
+        Error::Flow(f) => Failure::new(exit::REFUSED, f.to_string()),
+        Error::Responder(r) => Failure::new(
+            exit::SERVER,
+            format!("the unlock server could not answer the card: {r:?}"),
+        ),
+    }
+}
+
+fn unlock_failure<T: TransportError, R: std::fmt::Debug>(e: &UnlockError<T, R>) -> Failure {
+    match e {
+        UnlockError::Policy(v) => {
+            let mut m = String::from("The new PIN does not meet the PIN policy:");
+            for violation in v.iter() {
+                m += &format!("\n  - {violation}");
+            }
+            Failure::new(exit::POLICY, m)
+        }
+        UnlockError::Input(_) => Failure::new(exit::USAGE, e.to_string()),
+        UnlockError::Card(c) => card_failure(c),
+    }
+}
+
+/// Runs an online unlock of the card behind `driver`.
+pub fn unlock<T: Transport>(
+    driver: &mut Driver<T>,
+    api: &Api,
+    ui: &mut dyn Ui,
+    iso_algorithm: Algorithm,
+) -> Result<(), Failure>
+where
+    T::Error: TransportError,
+{
+    let iso = IsoProfile {
+        algorithm: iso_algorithm,
+        ..IsoProfile::SIM
+    };
+    let status = block_on(unlock::read_status(driver, iso)).map_err(|e| card_failure(&e))?;
+    let identity = status
+        .identity
+        .ok_or_else(|| Failure::new(exit::REFUSED, "the card has no readable identity"))?;
+    ui.say(&format!("Card: {}", describe(&status)));
+
+    let card = json!({"profile": status.profile.name(), "identity": identity.to_string()});
+    let started: Started = api.post("/v1/unlock/start", json!({ "card": card })).map_err(|e| match &e {
+        ApiError::Refused { code, .. } if code == "no_questions" => Failure::new(
+            exit::REFUSED,
+            "Online unlock is not available: no security questions are enrolled for this card. \
+             Use offline mode: `cardunlock unlock --offline` and call your operator.",
+        ),
+        ApiError::Unreachable(_) => {
+            Failure::new(exit::SERVER, format!("{e}. The card was not touched; try again later or use offline mode."))
+        }
+        _ => api_failure(&e),
+    })?;
+    ui.say(&format!("{}\n{}", started.user.name, started.user.email));
+
+    let mut attempts_left = started.attempts_left;
+    loop {
+        let answers = ui.answers(&started.questions)?;
+        let plain: Vec<&str> = answers.iter().map(|a| a.as_str()).collect();
+        let result: Result<serde_json::Value, ApiError> = api.post(
+            "/v1/unlock/answers",
+            json!({"session": started.session, "answers": plain}),
+        );
+        match result {
+            Ok(_) => break,
+            Err(ApiError::Refused {
+                code,
+                attempts_left: left,
+                ..
+            }) if code == "wrong_answers" => {
+                attempts_left = left.unwrap_or(attempts_left.saturating_sub(1));
+                let m = format!(
+                    "The answers are not correct. {attempts_left} attempt{} left before online unlock is locked for this card.",
+                    if attempts_left == 1 { "" } else { "s" }
+                );
+                if !ui.can_retry() || attempts_left == 0 {
+                    return Err(Failure::new(exit::REFUSED, m));
+                }
+                ui.say(&m);
+            }
+            Err(e) => return Err(api_failure(&e)),
+        }
+    }
+
+    let p = &started.pin_policy;
+    let blocklist: Vec<&str> = p.custom_blocklist.iter().map(String::as_str).collect();
+    let policy = PinPolicy {
+        min_len: p.min_len,
+        max_len: p.max_len,
+        charset: if p.charset == "digits" {
+            Charset::Digits
+        } else {
+            Charset::Alphanumeric
+        },
+        forbid_repeated: p.forbid_repeated,
+        forbid_sequences: p.forbid_sequences,
+        builtin_blocklist: p.builtin_blocklist,
+        custom_blocklist: &blocklist,
+    };
+    // The policy is checked here, before any card command, and again by the unlock entry points.
+    let (pin, confirm) = loop {
+        ui.say("Enter new PIN to unlock the smart card.");
+        let (pin, confirm) = ui.new_pin()?;
+        match policy.check(pin.as_bytes(), confirm.as_bytes(), None, None) {
+            Ok(()) => break (pin, confirm),
+            Err(v) => {
+                let mut m = String::from("The new PIN does not meet the PIN policy:");
+                for violation in v.iter() {
+                    m += &format!("\n  - {violation}");
+                }
+                if !ui.can_retry() {
+                    return Err(Failure::new(exit::POLICY, m));
+                }
+                ui.say(&m);
+            }
+        }
+    };
+
+    let result = match status.profile {
+        Profile::Piv => piv(driver, api, &started.session, &policy, &pin, &confirm),
+        Profile::Gids => {
+            let mut r1 = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut r1);
+            let mut remote = Remote {
+                api,
+                session: &started.session,
+            };
+            block_on(unlock::gids_unblock(
+                driver,
+                &policy,
+                pin.as_bytes(),
+                confirm.as_bytes(),
+                r1,
+                &mut remote,
+            ))
+            .map(|()| false)
+            .map_err(|e| unlock_failure(&e))
+        }
+        Profile::IsoAdmin => {
+            let mut remote = Remote {
+                api,
+                session: &started.session,
+            };
+            block_on(unlock::iso_unblock(
+                driver,
+                iso,
+                &policy,
+                pin.as_bytes(),
+                confirm.as_bytes(),
+                &mut remote,
+            ))
+            .map(|()| false)
+            .map_err(|e| unlock_failure(&e))
+        }
+    };
+    let (outcome, rotated, detail) = match &result {
+        Ok(rotated) => ("unlocked", *rotated, String::new()),
+        Err(f) => ("failed", false, f.message.clone()),
+    };
+    let done: Result<serde_json::Value, ApiError> = api.post(
+        "/v1/unlock/complete",
+        json!({"session": started.session, "outcome": outcome, "puk_rotated": rotated, "detail": detail}),
+    );
+    result?;
+    if let Err(e) = done {
+        // The card is unlocked; the server learns the rotation on the next unlock.
+        ui.say(&format!(
+            "warning: could not report the outcome to the server: {e}"
+        ));
+    }
+    ui.say(UNLOCKED);
+    Ok(())
+}
+
+/// PIV: release the PUK, unblock, rotate the PUK. Returns whether the rotation happened.
+fn piv<T: Transport>(
+    driver: &mut Driver<T>,
+    api: &Api,
+    session: &str,
+    policy: &PinPolicy<'_>,
+    pin: &str,
+    confirm: &str,
+) -> Result<bool, Failure>
+where
+    T::Error: TransportError,
+{
+    let release: PukRelease = api
+        .post("/v1/unlock/puk", json!({ "session": session }))
+        .map_err(|e| api_failure(&e))?;
+    let candidates: Vec<Zeroizing<String>> = release
+        .puk_candidates
+        .into_iter()
+        .map(Zeroizing::new)
+        .collect();
+    let next = Zeroizing::new(release.next_puk);
+    let mut used = None;
+    for (i, puk) in candidates.iter().enumerate() {
+        match block_on(unlock::piv_unblock(
+            driver,
+            policy,
+            puk.as_bytes(),
+            pin.as_bytes(),
+            confirm.as_bytes(),
+        )) {
+            Ok(()) => {
+                used = Some(puk);
+                break;
+            }
+            // An earlier rotation was cut off: the card holds the other candidate.
+            Err(UnlockError::Card(Error::Flow(FlowError::WrongPuk { .. })))
+                if i + 1 < candidates.len() =>
+            {
+                continue
+            }
+            Err(e) => return Err(unlock_failure(&e)),
+        }
+    }
+    let used =
+        used.ok_or_else(|| Failure::new(exit::REFUSED, "the server has no PUK this card accepts"))?;
+    let old = PivReference::puk(used.as_bytes())
+        .map_err(|e| Failure::new(exit::REFUSED, format!("PUK: {e:?}")))?;
+    let new = PivReference::puk(next.as_bytes())
+        .map_err(|e| Failure::new(exit::REFUSED, format!("next PUK: {e:?}")))?;
+    match block_on(driver.run(
+        &mut PivChangePuk::new(&old, &new),
+        &mut cardunlock_core::flow::NoAdmin,
+    )) {
+        Ok(()) => Ok(true),
+        // The PIN is unblocked; the old PUK stays valid and the server keeps both candidates.
+        Err(_) => Ok(false),
+    }
+}
+
+/// Reads the pinned certificate.
+pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| {
+        Failure::new(
+            exit::USAGE,
+            format!("server certificate {}: {e}", path.display()),
+        )
+    })
+}

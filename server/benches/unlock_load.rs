@@ -1,0 +1,206 @@
+//! Load benchmark of the unlock server (issue 4): concurrent full online-unlock sessions
+//! (start -> answers -> admin encrypt -> complete) against a server on 127.0.0.1 with the
+//! contract's default Argon2id parameters (m = 19456 KiB, t = 2, p = 1), each session on a fresh
+//! HTTPS connection as a workstation would open it. Prints sessions/s and latency percentiles.
+//!
+//! `cargo bench -p cardunlock-server --bench unlock_load -- [--threads N] [--sessions N] [--max-seconds N]`
+//! (defaults 4 threads × 25 sessions, stopping early after 60 s). Traffic stays on loopback.
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use cardunlock_core::crypto::Algorithm;
+use cardunlock_server::{
+    pinned_client_config, Argon2Params, Config, Enrollment, MasterSecret, Server,
+};
+use serde_json::{json, Value};
+
+const QUESTIONS: [(&str, &str); 2] = [("First pet?", "Rex"), ("Born in?", "Springfield")];
+
+struct Args {
+    threads: usize,
+    sessions: usize,
+    max_seconds: u64,
+}
+
+fn args() -> Args {
+    let mut out = Args {
+        threads: 4,
+        sessions: 25,
+        max_seconds: 60,
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let value = |i: usize| argv.get(i + 1).and_then(|v| v.parse::<u64>().ok());
+    for (i, arg) in argv.iter().enumerate() {
+        match arg.as_str() {
+            "--threads" => out.threads = value(i).map_or(out.threads, |v| v.clamp(1, 64) as usize),
+            "--sessions" => {
+                out.sessions = value(i).map_or(out.sessions, |v| v.clamp(1, 10_000) as usize)
+            }
+            "--max-seconds" => {
+                out.max_seconds = value(i).map_or(out.max_seconds, |v| v.clamp(1, 600))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn post(agent: &ureq::Agent, url: &str, path: &str, body: &Value) -> Result<Value, String> {
+    match agent.post(&format!("{url}{path}")).send_json(body) {
+        Ok(r) => r.into_json().map_err(|e| e.to_string()),
+        Err(ureq::Error::Status(code, r)) => Err(format!(
+            "{path}: {code} {}",
+            r.into_string().unwrap_or_default()
+        )),
+        Err(e) => Err(format!("{path}: {e}")),
+    }
+}
+
+/// One full unlock session on a new connection.
+fn session(cert_pem: &str, url: &str, identity: &str, block: u64) -> Result<(), String> {
+    let tls = pinned_client_config(cert_pem).map_err(|e| e.to_string())?;
+    let agent = ureq::AgentBuilder::new()
+        .tls_config(tls)
+        .timeout(Duration::from_secs(30))
+        .build();
+    let start = post(
+        &agent,
+        url,
+        "/v1/unlock/start",
+        &json!({ "card": { "profile": "iso", "identity": identity } }),
+    )?;
+    let token = start["session"].as_str().ok_or("no session")?.to_owned();
+    let answers: Vec<&str> = QUESTIONS.iter().map(|(_, a)| *a).collect();
+    post(
+        &agent,
+        url,
+        "/v1/unlock/answers",
+        &json!({ "session": token, "answers": answers }),
+    )?;
+    let request = json!({ "kind": "encrypt", "algorithm": "3des", "block": hex::encode(block.to_be_bytes()) });
+    let answer = post(
+        &agent,
+        url,
+        "/v1/unlock/admin",
+        &json!({ "session": token, "request": request }),
+    )?;
+    if answer["answer"].as_str().map(str::len) != Some(16) {
+        return Err(format!("bad admin answer {answer}"));
+    }
+    let done =
+        json!({ "session": token, "outcome": "unlocked", "puk_rotated": false, "detail": "bench" });
+    post(&agent, url, "/v1/unlock/complete", &done)?;
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let argon2 = Argon2Params::default();
+    let mut config = Config::new(
+        dir.path().join("bench.db"),
+        dir.path().join("state"),
+        MasterSecret::generate(),
+    );
+    config.argon2 = argon2;
+    let server = Server::spawn(config).expect("server starts");
+    let url = server.url();
+    assert!(url.starts_with("https://127.0.0.1:"), "loopback only");
+    for t in 0..args.threads {
+        let e = Enrollment {
+            name: format!("Bench User {t}"),
+            email: format!("bench{t}@demo.local"),
+            profile: "iso".into(),
+            identity_hex: format!("be{t:04x}"),
+            algorithm: Algorithm::TripleDes,
+            questions: QUESTIONS
+                .iter()
+                .map(|(q, a)| (q.to_string(), a.to_string()))
+                .collect(),
+        };
+        server.enroll(&e).expect("enrolment");
+    }
+    println!(
+        "unlock_load: {} threads x {} sessions (cap {} s), Argon2id m={} KiB t={} p={}, {} questions, {} cores",
+        args.threads,
+        args.sessions,
+        args.max_seconds,
+        argon2.m_cost_kib,
+        argon2.t_cost,
+        argon2.p_cost,
+        QUESTIONS.len(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
+    let barrier = Arc::new(Barrier::new(args.threads));
+    let cert = Arc::new(server.cert_pem().to_owned());
+    let began = Instant::now();
+    let workers: Vec<_> = (0..args.threads)
+        .map(|t| {
+            let (barrier, cert, url) = (barrier.clone(), cert.clone(), url.clone());
+            let sessions = args.sessions;
+            std::thread::spawn(move || {
+                let identity = format!("be{t:04x}");
+                let mut latencies = Vec::with_capacity(sessions);
+                let mut errors = 0usize;
+                barrier.wait();
+                for s in 0..sessions {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let began = Instant::now();
+                    match session(&cert, &url, &identity, ((t as u64) << 32) | s as u64) {
+                        Ok(()) => latencies.push(began.elapsed()),
+                        Err(e) => {
+                            errors += 1;
+                            eprintln!("session failed: {e}");
+                        }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let (l, e) = w.join().expect("worker");
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = began.elapsed();
+    server.shutdown();
+    latencies.sort();
+    if latencies.is_empty() {
+        println!("no session completed ({errors} failed)");
+        std::process::exit(1);
+    }
+    println!(
+        "completed {} sessions ({} failed) in {:.2} s: {:.1} sessions/s",
+        latencies.len(),
+        errors,
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "session latency ms: p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}",
+        ms(percentile(&latencies, 50.0)),
+        ms(percentile(&latencies, 95.0)),
+        ms(percentile(&latencies, 99.0)),
+        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+    );
+    if errors > 0 {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,72 @@
+//! The server's error type. No variant carries a secret: messages name what was wrong, never
+//! the value.
+
+use std::fmt;
+
+/// What went wrong in the server, its store or its setup.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// No card is enrolled under this profile and identity.
+    UnknownCard,
+    /// An input was refused; the text says which and why (never its value if it is secret).
+    InvalidInput(String),
+    /// The master secret is missing, badly encoded or shorter than 32 bytes.
+    MasterSecret(&'static str),
+    /// The database failed.
+    Database(rusqlite::Error),
+    /// The database was written by a newer version of this crate (its `user_version`).
+    SchemaVersion(i64),
+    /// Reading or writing a file or socket failed.
+    Io(std::io::Error),
+    /// Making, loading or using the TLS certificate or configuration failed.
+    Tls(String),
+    /// Hashing an answer failed (Argon2 parameters out of range, ...).
+    Hash(String),
+    /// The operating system's random generator failed.
+    Random,
+    /// The server's runtime or its thread failed.
+    Runtime(String),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownCard => f.write_str("no card is enrolled with this profile and identity"),
+            Self::InvalidInput(what) => write!(f, "invalid input: {what}"),
+            Self::MasterSecret(why) => write!(f, "master secret: {why}"),
+            Self::Database(e) => write!(f, "database: {e}"),
+            Self::SchemaVersion(v) => write!(
+                f,
+                "database schema version {v} is newer than this server understands"
+            ),
+            Self::Io(e) => write!(f, "I/O: {e}"),
+            Self::Tls(why) => write!(f, "TLS: {why}"),
+            Self::Hash(why) => write!(f, "answer hashing: {why}"),
+            Self::Random => f.write_str("the operating system's random generator failed"),
+            Self::Runtime(why) => write!(f, "server runtime: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Database(e) => Some(e),
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ServerError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Database(e)
+    }
+}
+
+impl From<std::io::Error> for ServerError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}

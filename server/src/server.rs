@@ -1,0 +1,283 @@
+//! Starting and stopping the server: async ([`Server::start`]), on its own runtime thread for
+//! synchronous callers ([`Server::spawn`]), or in the foreground until Ctrl-C ([`run_blocking`]).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::AppState;
+use crate::http::{accept_loop, Shared};
+use crate::store::duration_ms;
+use crate::tls::{Identity, CERT_FILE};
+use crate::{Argon2Params, CardRecord, Config, Enrollment, ServerError, Store};
+
+/// Starts servers.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Opens the store, loads (or makes) the certificate, binds and starts serving on the current
+    /// tokio runtime (multi-threaded). Returns once the socket listens.
+    pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+        if config.max_attempts == 0 {
+            return Err(ServerError::InvalidInput(
+                "max_attempts must be at least 1".into(),
+            ));
+        }
+        if config.session_ttl.is_zero() {
+            return Err(ServerError::InvalidInput(
+                "session_ttl must not be zero".into(),
+            ));
+        }
+        config.argon2.check()?;
+        let store = Arc::new(Store::open(&config.db_path)?);
+        let identity = Identity::load_or_create(&config.state_dir)?;
+        let acceptor = TlsAcceptor::from(identity.server_config()?);
+        let listener = TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let shared = Arc::new(Shared {
+            app: AppState {
+                store: store.clone(),
+                master: config.master,
+                max_attempts: config.max_attempts,
+                session_ttl_ms: duration_ms(config.session_ttl),
+            },
+            work: Semaphore::new((2 * workers).max(4)),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, acceptor, shared, stop_rx));
+        log::info!("cardunlock server listening on {addr}");
+        Ok(RunningServer {
+            addr,
+            cert_pem: identity.cert_pem,
+            cert_path: config.state_dir.join(CERT_FILE),
+            store,
+            argon2: config.argon2,
+            stop,
+            task,
+        })
+    }
+
+    /// [`Server::start`] on a runtime of its own, on a background thread: for synchronous
+    /// callers (the CLI, the demo). The server stops on [`ServerHandle::shutdown`] or drop.
+    pub fn spawn(config: Config) -> Result<ServerHandle, ServerError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("cardunlock-server".into())
+            .spawn(move || {
+                let runtime = match runtime() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match Server::start(config).await {
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                        Ok(running) => {
+                            let info = Info::of(&running);
+                            let _ = ready_tx.send(Ok(info));
+                            let _ = stop_rx.await;
+                            running.shutdown().await;
+                        }
+                    }
+                });
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(info)) => Ok(ServerHandle {
+                info,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(ServerError::Runtime(
+                    "the server thread ended before starting".into(),
+                ))
+            }
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ServerError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("cardunlock-server-rt")
+        .enable_all()
+        .build()
+        .map_err(|e| ServerError::Runtime(e.to_string()))
+}
+
+/// The URL clients use: the bound address, with a wildcard address replaced by loopback.
+fn url_of(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("https://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// What a running server tells its callers.
+#[derive(Clone, Debug)]
+struct Info {
+    addr: SocketAddr,
+    cert_pem: String,
+    cert_path: PathBuf,
+    store: Arc<Store>,
+    argon2: Argon2Params,
+}
+
+impl Info {
+    fn of(s: &RunningServer) -> Self {
+        Self {
+            addr: s.addr,
+            cert_pem: s.cert_pem.clone(),
+            cert_path: s.cert_path.clone(),
+            store: s.store.clone(),
+            argon2: s.argon2,
+        }
+    }
+}
+
+/// A server serving on a tokio runtime. Dropping it stops the server too (without waiting).
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    cert_pem: String,
+    cert_path: PathBuf,
+    store: Arc<Store>,
+    argon2: Argon2Params,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The address it listens on (the real port when the configuration said 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:PORT` (a wildcard bind address is shown as loopback).
+    pub fn url(&self) -> String {
+        url_of(self.addr)
+    }
+
+    /// The certificate (PEM) clients pin, with [`crate::pinned_client_config`].
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// Where that certificate is stored (`state_dir/server.crt`).
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// The store it serves from (enrol cards, lift locks, read the audit log).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Enrols a card with the configuration's Argon2 parameters ([`Store::enroll`]).
+    pub fn enroll(&self, enrollment: &Enrollment) -> Result<CardRecord, ServerError> {
+        self.store.enroll(enrollment, &self.argon2)
+    }
+
+    /// Stops accepting, lets open requests finish (up to 5 s) and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A server on its own runtime thread, usable from synchronous code ([`Server::spawn`]).
+/// Dropping it shuts the server down and waits for the thread.
+#[derive(Debug)]
+pub struct ServerHandle {
+    info: Info,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.info.addr
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        url_of(self.info.addr)
+    }
+
+    /// The certificate (PEM) clients pin.
+    pub fn cert_pem(&self) -> &str {
+        &self.info.cert_pem
+    }
+
+    /// Where that certificate is stored.
+    pub fn cert_path(&self) -> &Path {
+        &self.info.cert_path
+    }
+
+    /// The store it serves from.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.info.store
+    }
+
+    /// Enrols a card with the configuration's Argon2 parameters ([`Store::enroll`]).
+    pub fn enroll(&self, enrollment: &Enrollment) -> Result<CardRecord, ServerError> {
+        self.info.store.enroll(enrollment, &self.info.argon2)
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// `cardunlock serve`: starts the server on a new runtime, prints its URL and certificate path,
+/// and serves until Ctrl-C.
+pub fn run_blocking(config: Config) -> Result<(), ServerError> {
+    runtime()?.block_on(async move {
+        let server = Server::start(config).await?;
+        println!("cardunlock server listening on {}", server.url());
+        println!(
+            "certificate (clients pin it): {}",
+            server.cert_path().display()
+        );
+        println!("press Ctrl-C to stop");
+        let signal = tokio::signal::ctrl_c().await;
+        server.shutdown().await;
+        signal.map_err(ServerError::Io)
+    })
+}
