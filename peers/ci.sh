@@ -2,8 +2,20 @@
 # Real peers through real pcscd (started by scripts/start-pcscd.sh):
 #  1. the cardunlock CLI against the independent piv-authenticator card (Nitrokey's PIV on
 #     trussed): PUK unblock, wrong PUK, management-key authentication with 3DES and AES-256;
-#  2. independent clients (yubico-piv-tool, OpenSC) against cardunlock's simulated PIV card.
+#  2. independent clients (yubico-piv-tool, OpenSC) against cardunlock's simulated PIV card;
+#  3. OpenSC (opensc-tool, pkcs15-tool, gids-tool) against cardunlock's simulated GIDS card.
 # Prints PASS/FAIL per check and a closing "N passed, N failed" line; exits non-zero on failure.
+#
+# Every card goes into vpcd reader 1 ("Virtual PCD 00 01"), which the Rust tests use too
+# (host-demo/tests/pcsc_cli.rs and tty.rs). They serialise on it with cardunlock_vpcd::ReaderLock,
+# a machine-wide lock that is "whoever has 127.0.0.1:25964 bound" (25963 + reader index). This
+# script takes the same lock with perl (perl-base is Essential on Debian) for its whole run, so it
+# waits for a `cargo test` that holds the reader, and vice versa. In .ci/run it also simply runs
+# after `cargo test` (scripts/test.sh), never alongside it.
+#
+# Clients are pointed at reader 1 by its full name or index: a mere substring ("Virtual") makes
+# yubico-piv-tool take the first matching reader that has a card, which is reader 0 whenever the
+# transport-pcsc tests (or anyone else) have a card there.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -24,10 +36,30 @@ stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PI
 trap stop EXIT
 wait_card() { for _ in $(seq 100); do "$B" --json readers 2>/dev/null | grep -q "\"name\":\"$R\",\"card\":true" && return 0; sleep 0.1; done; fail "no card in $R"; return 1; }
 idx() { opensc-tool -l 2>/dev/null | awk -v r="$R" 'index($0, r) && $1 ~ /^[0-9]+$/ { print $1; exit }'; }
+# Holds cardunlock_vpcd::ReaderLock of reader 1 until this script exits (the coprocess reads
+# its stdin until the script's end of the pipe closes). Waits up to 300 s, as the Rust tests do.
+lock_reader() {
+  coproc LOCK { exec perl -MSocket -e '
+    socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
+    setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1);
+    my $until = time + 300;
+    until (bind($s, sockaddr_in($ARGV[0], INADDR_LOOPBACK))) {
+      die "127.0.0.1:$ARGV[0] still held after 300 s\n" if time > $until;
+      select(undef, undef, undef, 0.05);
+    }
+    listen($s, 1) or die "listen: $!\n";
+    $| = 1; print "locked\n";
+    1 while <STDIN>;
+  ' $((25963 + 1)); }
+  local line=
+  read -r line <&"${LOCK[0]}"
+  [ "$line" = locked ]
+}
 
 cargo build -q -p cardunlock --locked --manifest-path "$ROOT/Cargo.toml" || exit 1
 (cd peers/piv-authenticator-vpicc && CARGO_TARGET_DIR="$PEER_TARGET" cargo build -q --locked) || { echo "FAIL  building piv-authenticator-vpicc"; exit 1; }
 PEER="$PEER_TARGET/debug/piv-authenticator-vpicc"
+lock_reader || { echo "FAIL  could not take the lock of $R (cardunlock_vpcd::ReaderLock, port 25964)"; exit 1; }
 
 echo "== cardunlock CLI vs piv-authenticator (independent PIV card)"
 "$PEER" --port $PORT >/tmp/piv-authenticator.log 2>&1 & PID=$!
@@ -53,22 +85,42 @@ stop
 echo "== independent clients vs cardunlock's simulated PIV card"
 "$B" sim-card --profile piv --port $PORT >/tmp/sim-piv.log 2>&1 & PID=$!
 wait_card
-check "yubico-piv-tool status" 0 "PIN tries left:[[:space:]]*3" yubico-piv-tool -r Virtual -a status
-check "yubico-piv-tool verify-pin" 0 "Successfully verified PIN" yubico-piv-tool -r Virtual -a verify-pin -P 123456
-# Wrong PINs until blocked (yubico-piv-tool's first wrong try after a success did not always
-# reach the card in our runs; see the closing note).
-for _ in 1 2 3 4 5; do yubico-piv-tool -r Virtual -a verify-pin -P 000000 >/dev/null 2>&1; done
+check "yubico-piv-tool status" 0 "PIN tries left:[[:space:]]*3" yubico-piv-tool -r "$R" -a status
+check "yubico-piv-tool verify-pin" 0 "Successfully verified PIN" yubico-piv-tool -r "$R" -a verify-pin -P 123456
+# Three wrong PINs block it, each one counted by the card.
+check "yubico-piv-tool wrong PIN 1" 1 "2 tries left" yubico-piv-tool -r "$R" -a verify-pin -P 000000
+check "yubico-piv-tool wrong PIN 2" 1 "1 tries left" yubico-piv-tool -r "$R" -a verify-pin -P 000000
+check "yubico-piv-tool wrong PIN 3 blocks it" 1 "Pin code blocked" yubico-piv-tool -r "$R" -a verify-pin -P 000000
 check "cardunlock sees the PIN blocked by yubico-piv-tool" 0 "PIN BLOCKED" "$B" -r "$R" status
-check "yubico-piv-tool unblock-pin" 0 "Successfully unblocked the pin code" yubico-piv-tool -r Virtual -a unblock-pin -P 12345678 -N 654321
-check "yubico-piv-tool set-mgm-key" 0 "" yubico-piv-tool -r Virtual -a set-mgm-key --key=010203040506070801020304050607080102030405060708 -n 1112131415161718212223242526272831323334353637FF
+check "yubico-piv-tool unblock-pin" 0 "Successfully unblocked the pin code" yubico-piv-tool -r "$R" -a unblock-pin -P 12345678 -N 654321
+check "yubico-piv-tool set-mgm-key" 0 "" yubico-piv-tool -r "$R" -a set-mgm-key --key=010203040506070801020304050607080102030405060708 -n 1112131415161718212223242526272831323334353637FF
 check "cardunlock authenticates with the key yubico-piv-tool set" 0 "Management key accepted" "$B" -r "$R" admin-auth --key 1112131415161718212223242526272831323334353637FF
-check "yubico-piv-tool with the old key fails" 1 "" yubico-piv-tool -r Virtual -a set-mgm-key --key=010203040506070801020304050607080102030405060708 -n 010203040506070801020304050607080102030405060708
+check "yubico-piv-tool with the old key fails" 1 "" yubico-piv-tool -r "$R" -a set-mgm-key --key=010203040506070801020304050607080102030405060708 -n 010203040506070801020304050607080102030405060708
 I=$(idx)
-for _ in 1 2 3; do yubico-piv-tool -r Virtual -a verify-pin -P 000000 >/dev/null 2>&1; done
+for _ in 1 2 3; do yubico-piv-tool -r "$R" -a verify-pin -P 000000 >/dev/null 2>&1; done
 check "OpenSC pkcs15-tool --unblock-pin" 0 "" pkcs15-tool --reader "$I" --unblock-pin --auth-id 01 --puk 12345678 --new-pin 246813
 check "cardunlock sees the PIN unblocked by OpenSC" 0 "PIN tries left 3" "$B" -r "$R" status
 printf '%s' 1112131415161718212223242526272831323334353637FF > /tmp/piv-admin.key
 check "OpenSC piv-tool -A M:9B:03 (mutual auth)" 0 "" env PIV_EXT_AUTH_KEY=/tmp/piv-admin.key piv-tool --reader "$I" -A M:9B:03
+stop
+
+echo "== OpenSC vs cardunlock's simulated GIDS card"
+K3=010203040506070801020304050607080102030405060708
+"$B" sim-card --profile gids --blocked --port $PORT >/tmp/sim-gids.log 2>&1 & PID=$!
+wait_card
+I=$(idx)
+check "opensc-tool -n names the GIDS driver" 0 "GIDS Smart Card" opensc-tool -r "$I" -n
+check "pkcs15-tool -D binds the GIDS emulation (masterfile, cardid)" 0 "Serial number +: 53494d47494453303030303030303031" pkcs15-tool --reader "$I" -D
+check "pkcs15-tool --list-pins sees the PIN blocked" 0 "Tries left +: 0" pkcs15-tool --reader "$I" --list-pins
+check "gids-tool reads the masterfile" 0 "Found 5 entries in the masterfile" gids-tool -r "$I"
+check "gids-tool -U with a wrong admin key is refused" 1 "PIN code or key incorrect" gids-tool -r "$I" -U --admin-key 0102030405060708010203040506070801020304050607FF --pin 2468
+check "gids-tool -U unblocks with the admin key (mutual auth, RESET RETRY COUNTER)" 0 "Unblock PIN done successfully" gids-tool -r "$I" -U --admin-key $K3 --pin 2468
+check "cardunlock sees the PIN unblocked by gids-tool" 0 "PIN tries left 3" "$B" -r "$R" status
+check "pkcs15-tool verifies the PIN gids-tool set" 0 "" pkcs15-tool --reader "$I" --verify-pin --auth-id 80 --pin 2468
+for _ in 1 2 3; do pkcs15-tool --reader "$I" --verify-pin --auth-id 80 --pin 9999 >/dev/null 2>&1; done
+check "cardunlock sees the PIN blocked by pkcs15-tool" 0 "PIN BLOCKED" "$B" -r "$R" status
+check "cardunlock unlocks it with the admin key" 0 "unlocked successfully" "$B" -r "$R" unlock --admin-key $K3 --new-pin Xk9w2
+check "pkcs15-tool verifies the PIN cardunlock set" 0 "" pkcs15-tool --reader "$I" --verify-pin --auth-id 80 --pin Xk9w2
 stop
 
 echo "$passed passed, $failed failed"

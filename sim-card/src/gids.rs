@@ -1,5 +1,7 @@
 //! GIDS application: PIN status, PIN verification and the 3DES admin-key mutual authentication
-//! (the exchange OpenSC's `card-gids.c` implements), then RESET RETRY COUNTER.
+//! (the exchange OpenSC's `card-gids.c` implements), then RESET RETRY COUNTER; and the read-only
+//! minidriver file system (masterfile, cardid, cardapps, cardcf, an empty cmapfile) OpenSC's
+//! PKCS#15 emulation reads.
 
 use rand::rngs::StdRng;
 use rand::RngCore;
@@ -161,6 +163,17 @@ impl Gids {
     }
 
     fn get_data(&self, cmd: &Command<'_>) -> Reply {
+        if let ([0x5C, 0x02, hi, lo], Some(file)) = (cmd.data, MinidriverFile::of(cmd.p1p2())) {
+            let data_object = u16::from_be_bytes([*hi, *lo]);
+            return match file.read(data_object, &self.cfg.serial) {
+                Some(value) => {
+                    let mut out = Vec::with_capacity(value.len() + 5);
+                    tlv::push(&mut out, &[*hi, *lo], &value);
+                    Reply::ok(out)
+                }
+                None => sw::NOT_FOUND.into(),
+            };
+        }
         match cmd.data {
             [0x5C, 0x02, 0x7F, 0x71] if cmd.p1p2() == 0x3FFF => {
                 let cfg = &self.cfg;
@@ -305,6 +318,82 @@ impl Gids {
         self.session.pin_verified = false;
         sw::OK
     }
+}
+
+/// The EF of the minidriver file system a GET DATA `00 CB <FI> 5C 02 <DO>` reads from (OpenSC's
+/// `card-gids.h` names: the access conditions of each EF are those `gids_initialize` gives it).
+#[derive(Clone, Copy)]
+enum MinidriverFile {
+    /// `A0 00` (UserCreateDeleteDirAc): the masterfile.
+    UserCreateDeleteDir,
+    /// `A0 10` (EveryoneReadUserWriteAc): cardapps, cardcf, cmapfile.
+    EveryoneReadUserWrite,
+    /// `A0 12` (EveryoneReadAdminWriteAc): cardid.
+    EveryoneReadAdminWrite,
+}
+
+/// Data objects of the minidriver file system.
+const DO_MASTERFILE: u16 = 0xDF1F;
+const DO_CARDID: u16 = 0xDF20;
+const DO_CARDAPPS: u16 = 0xDF21;
+const DO_CARDCF: u16 = 0xDF22;
+const DO_CMAPFILE: u16 = 0xDF23;
+
+/// The masterfile's entries, as a card freshly initialised by the minidriver (or OpenSC's
+/// `gids-tool -X`) holds them: (directory, file name, data object, file identifier). The first
+/// is the `mscp` directory itself.
+const MASTERFILE_ENTRIES: [(&str, &str, u16, u16); 5] = [
+    ("mscp", "", 0x0000, 0xA000),
+    ("", "cardid", DO_CARDID, 0xA012),
+    ("", "cardapps", DO_CARDAPPS, 0xA010),
+    ("", "cardcf", DO_CARDCF, 0xA010),
+    ("mscp", "cmapfile", DO_CMAPFILE, 0xA010),
+];
+
+/// Bytes of one masterfile record: directory (9, NUL-padded), file name (9), 2 bytes of
+/// padding, the data object and the file identifier as 32-bit little-endian integers (the
+/// in-memory layout of the minidriver's C struct, which OpenSC reads as is).
+const MASTERFILE_RECORD_LEN: usize = 28;
+
+impl MinidriverFile {
+    fn of(file_identifier: u16) -> Option<Self> {
+        match file_identifier {
+            0xA000 => Some(Self::UserCreateDeleteDir),
+            0xA010 => Some(Self::EveryoneReadUserWrite),
+            0xA012 => Some(Self::EveryoneReadAdminWrite),
+            _ => None,
+        }
+    }
+
+    /// The value of `data_object` in this EF (all readable without authentication), or `None`.
+    fn read(self, data_object: u16, serial: &[u8; 16]) -> Option<Vec<u8>> {
+        match (self, data_object) {
+            (Self::UserCreateDeleteDir, DO_MASTERFILE) => Some(masterfile()),
+            (Self::EveryoneReadAdminWrite, DO_CARDID) => Some(serial.to_vec()),
+            // The applications on the card (minidriver spec): "mscp", NUL-padded to 8 bytes.
+            (Self::EveryoneReadUserWrite, DO_CARDAPPS) => Some(b"mscp\0\0\0\0".to_vec()),
+            // Cache freshness counters (version, PINs, containers, files): never changes here.
+            (Self::EveryoneReadUserWrite, DO_CARDCF) => Some(vec![0; 6]),
+            // Container map: no key containers.
+            (Self::EveryoneReadUserWrite, DO_CMAPFILE) => Some(Vec::new()),
+            _ => None,
+        }
+    }
+}
+
+/// The masterfile: version `01`, then one record per entry of [`MASTERFILE_ENTRIES`].
+fn masterfile() -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + MASTERFILE_ENTRIES.len() * MASTERFILE_RECORD_LEN);
+    out.push(0x01);
+    for (directory, file, data_object, file_identifier) in MASTERFILE_ENTRIES {
+        let mut record = [0u8; MASTERFILE_RECORD_LEN];
+        record[..directory.len()].copy_from_slice(directory.as_bytes());
+        record[9..9 + file.len()].copy_from_slice(file.as_bytes());
+        record[20..24].copy_from_slice(&u32::from(data_object).to_le_bytes());
+        record[24..28].copy_from_slice(&u32::from(file_identifier).to_le_bytes());
+        out.extend_from_slice(&record);
+    }
+    out
 }
 
 enum Step<'a> {

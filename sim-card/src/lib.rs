@@ -65,7 +65,12 @@
 //!   answers `61 0D 4F 0B <AID>`. VERIFY P2 `82` without data de-authenticates (OpenSC's logout).
 //!   PINs are 4-15 raw bytes: VERIFY or RESET RETRY COUNTER with another length answers `6A 80`
 //!   without costing a try. GET DATA of any other data object: `6A 82`. The admin status lasts
-//!   until SELECT or reset.
+//!   until SELECT or reset. A read-only minidriver file system, as a card freshly initialised by
+//!   the Windows minidriver (or `gids-tool -X`) holds it, so that OpenSC's PKCS#15 emulation
+//!   binds: GET DATA `00 CB A0 00 04 5C 02 DF 1F` returns the masterfile (version `01`, then the
+//!   `mscp` directory, `cardid`, `cardapps`, `cardcf` and `mscp/cmapfile` records, 28 bytes each),
+//!   `A0 12 / DF 20` the card serial (cardid), `A0 10 / DF 21` `mscp` (cardapps), `A0 10 / DF 22`
+//!   six zero bytes (cardcf), `A0 10 / DF 23` an empty container map (no keys). No PUT DATA.
 //! * **ISO admin**: the sim's application AID is [`ISO_ADMIN_AID`]; SELECT of the MF (`3F 00`, or
 //!   P1 `00` without data) selects the same application. PINs are 4-16 raw bytes. EXTERNAL
 //!   AUTHENTICATE with a response of the wrong length answers `6A 80` (challenge consumed, no try

@@ -131,7 +131,8 @@ fn pin_status_and_verify() {
             (&hex!("00 20 01 80"), &hex!("6A 86")),
             // Other data objects.
             (&hex!("00 CB 3F FF 04 5C 02 7F 73 00"), &hex!("6A 82")),
-            (&hex!("00 CB A0 00 04 5C 02 DF 1F 00"), &hex!("6A 82")),
+            (&hex!("00 CB A0 00 04 5C 02 DF 20 00"), &hex!("6A 82")),
+            (&hex!("00 CB A0 11 04 5C 02 DF 1F 00"), &hex!("6A 82")),
             (&hex!("00 CB 3F FF 02 5C 02 00"), &hex!("6A 80")),
         ],
     );
@@ -362,4 +363,67 @@ fn serial_is_the_identity() {
     assert_eq!(&r[..16], &serial[..]);
     assert_eq!(&r[16..], &[0x90, 0x00]);
     assert_eq!(sw(&mut card, &[0x00, 0xCA, 0x02, 0x00, 0x00]), 0x6A88);
+}
+
+/// The read-only minidriver file system OpenSC's PKCS#15 emulation (`pkcs15-gids.c`) reads before
+/// it lists the PIN: masterfile, cardid (the serial), cardapps, cardcf, an empty container map.
+#[test]
+fn minidriver_file_system_for_opensc() {
+    let mut card = card(GidsConfig::factory());
+    // Masterfile: version 01, then 28-byte records (directory[9], file name[9], 2 bytes of
+    // padding, DO and FI as little-endian u32), as the minidriver's initialisation writes them.
+    let (data, s) = tx(&mut card, &hex!("00 CB A0 00 04 5C 02 DF 1F 00"));
+    assert_eq!(s, 0x9000);
+    assert_eq!(&data[..4], &hex!("DF 1F 81 8D"));
+    let masterfile = &data[4..];
+    assert_eq!(masterfile.len(), 1 + 5 * 28);
+    assert_eq!(masterfile[0], 0x01);
+    let records = [
+        hex!("6D73637000000000 00 0000000000000000 00 0000 00000000 00A00000"),
+        hex!("0000000000000000 00 6361726469640000 00 0000 20DF0000 12A00000"),
+        hex!("0000000000000000 00 6361726461707073 00 0000 21DF0000 10A00000"),
+        hex!("0000000000000000 00 6361726463660000 00 0000 22DF0000 10A00000"),
+        hex!("6D73637000000000 00 636D617066696C65 00 0000 23DF0000 10A00000"),
+    ];
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(&masterfile[1 + 28 * i..][..28], record, "record {i}");
+    }
+    let serial = GidsConfig::factory().serial;
+    let mut cardid = hex!("DF 20 10").to_vec();
+    cardid.extend_from_slice(&serial);
+    cardid.extend_from_slice(&hex!("90 00"));
+    scenario(
+        &mut card,
+        &[
+            (&hex!("00 CB A0 12 04 5C 02 DF 20 00"), &cardid),
+            (
+                &hex!("00 CB A0 10 04 5C 02 DF 21 00"),
+                &hex!("DF 21 08 6D 73 63 70 00 00 00 00 90 00"),
+            ),
+            (
+                &hex!("00 CB A0 10 04 5C 02 DF 22 00"),
+                &hex!("DF 22 06 00 00 00 00 00 00 90 00"),
+            ),
+            (
+                &hex!("00 CB A0 10 04 5C 02 DF 23 00"),
+                &hex!("DF 23 00 90 00"),
+            ),
+            // Le absent: the data all the same.
+            (&hex!("00 CB A0 10 04 5C 02 DF 23"), &hex!("DF 23 00 90 00")),
+            // A data object of another EF.
+            (&hex!("00 CB A0 10 04 5C 02 DF 20 00"), &hex!("6A 82")),
+            // Read-only: no PUT DATA.
+            (&hex!("00 DB A0 10 05 DF 22 02 00 01"), &hex!("6D 00")),
+        ],
+    );
+    // Readable without PIN or admin key; reading costs nothing.
+    assert!(!card.pin_verified() && !card.admin_authenticated());
+    assert_eq!(card.pin_tries_left(), 3);
+    assert_eq!(card.admin_tries_left(), Some(10));
+    // Not before SELECT.
+    card.reset();
+    assert_eq!(
+        sw(&mut card, &hex!("00 CB A0 00 04 5C 02 DF 1F 00")),
+        0x6985
+    );
 }
