@@ -190,7 +190,7 @@ pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), crate::Fai
         .map_err(|e| fail(e.to_string()))?;
     println!("  user: three wrong PINs later: {}\n", describe(&status));
 
-    let api = crate::online::Api::new(&server.url(), &server.cert_pem())?;
+    let api = crate::online::Api::new(&server.url(), server.cert_pem())?;
     let result = if non_interactive {
         let mut ui = crate::ui::Scripted {
             answers: DEMO_QUESTIONS.iter().map(|(_, a)| a.to_string()).collect(),

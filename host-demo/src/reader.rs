@@ -87,7 +87,11 @@ fn card_failure<R: std::fmt::Debug>(e: &Error<PcscError, R>) -> Failure {
             Failure::new(exit::COMMUNICATION, format!("card protocol error: {p:?}"))
         }
         Error::Flow(f) => Failure::new(exit::REFUSED, flow_message(f)),
-        Error::Responder(r) => Failure::new(exit::REFUSED, format!("no admin response: {r:?}")),
+        // The responder failed before anything reached the card (bad input, no key, no server).
+        Error::Responder(r) => Failure::new(
+            exit::USAGE,
+            format!("no admin response: {}", format!("{r:?}").trim_matches('"')),
+        ),
     }
 }
 
@@ -300,20 +304,30 @@ impl AdminResponder for Operator {
         println!(
             "Read the challenge to your operator ({algorithm} admin key) and type the response."
         );
-        print!("Response: ");
-        std::io::stdout().flush().map_err(|e| e.to_string())?;
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let bytes = parse_hex(line.trim())?;
-        if bytes.len() != block.len() {
-            return Err(format!(
-                "the response must be {} hex digits",
-                2 * block.len()
-            ));
-        }
+        // A mistyped response never reaches the card: ask again (the challenge stays valid
+        // until a response is sent).
+        let bytes = loop {
+            print!("Response: ");
+            std::io::stdout().flush().map_err(|e| e.to_string())?;
+            let mut line = String::new();
+            let n = std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(
+                    "no response typed (end of input); nothing was sent to the card".into(),
+                );
+            }
+            match parse_hex(line.trim()) {
+                Ok(bytes) if bytes.len() == block.len() => break bytes,
+                Ok(_) => println!(
+                    "The response must be {} hex digits; type it again.",
+                    2 * block.len()
+                ),
+                Err(e) => println!("That is not a response ({e}); type it again."),
+            }
+        };
         out[..bytes.len()].copy_from_slice(&bytes);
         Ok(bytes.len())
     }

@@ -1,4 +1,5 @@
 //! `cardunlock serve`, `enroll` and `lift-lock`: the server and the operator's side.
+#![allow(clippy::drop_non_drop)] // `drop(driver)` ends its borrow of the PC/SC session before the transaction ends.
 
 use std::path::PathBuf;
 

@@ -3,9 +3,9 @@
 use std::process::Command;
 
 #[test]
-fn demo_unblocks_both_cards() {
+fn local_demo_unblocks_both_cards() {
     let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
-        .arg("demo")
+        .args(["demo", "--local"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -36,9 +36,9 @@ fn demo_unblocks_both_cards() {
 }
 
 #[test]
-fn verbose_demo_traces_apdus_with_secrets_redacted() {
+fn verbose_local_demo_traces_apdus_with_secrets_redacted() {
     let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
-        .args(["-v", "demo"])
+        .args(["-v", "demo", "--local"])
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -6,12 +6,10 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use cardunlock_vpcd::ReaderLock;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cardunlock");
-const READER: &str = "Virtual PCD 00 01";
+use common::{BIN, READER};
 const MASTER: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 struct Proc(Child);
@@ -24,11 +22,19 @@ impl Drop for Proc {
 }
 
 fn cli(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap()
+    Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A server in its own process on a fresh database; returns it with its URL and cert path.
@@ -57,28 +63,35 @@ fn serve(dir: &Path) -> (Proc, String, PathBuf) {
     (Proc(child), url, dir.join("server.crt"))
 }
 
-fn sim_card(profile: &str) -> Proc {
-    let child = Command::new(BIN)
-        .args(["sim-card", "--profile", profile, "--blocked", "--port", "35964"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let card = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !String::from_utf8_lossy(&cli(&["--json", "readers"]).stdout).contains(&format!("\"name\":\"{READER}\",\"card\":true")) {
-        assert!(Instant::now() < deadline, "the simulated card never showed up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    card
+fn sim_card(profile: &str) -> common::SimCard {
+    common::SimCard::start(profile, true)
 }
 
 fn enroll(dir: &Path, questions: &[(&str, &str)]) -> Output {
-    let mut args: Vec<String> = vec!["--reader".into(), READER.into(), "enroll".into(), "--db".into()];
+    let mut args: Vec<String> = vec![
+        "--reader".into(),
+        READER.into(),
+        "enroll".into(),
+        "--db".into(),
+    ];
     args.push(dir.join("cardunlock.db").display().to_string());
-    args.extend(["--master-secret-file".into(), dir.join("master.hex").display().to_string()]);
-    args.extend(["--name".into(), "Michael Benson".into(), "--email".into(), "Michael.Benson@demo.local".into()]);
+    args.extend([
+        "--master-secret-file".into(),
+        dir.join("master.hex").display().to_string(),
+    ]);
+    args.extend([
+        "--name".into(),
+        "Michael Benson".into(),
+        "--email".into(),
+        "Michael.Benson@demo.local".into(),
+    ]);
     for (q, a) in questions {
-        args.extend(["--question".into(), q.to_string(), "--answer".into(), a.to_string()]);
+        args.extend([
+            "--question".into(),
+            q.to_string(),
+            "--answer".into(),
+            a.to_string(),
+        ]);
     }
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     cli(&refs)
@@ -86,7 +99,17 @@ fn enroll(dir: &Path, questions: &[(&str, &str)]) -> Output {
 
 fn unlock(url: &str, cert: &Path, answers: &[&str], pin: &str) -> Output {
     let cert = cert.display().to_string();
-    let mut args = vec!["--reader", READER, "unlock", "--server", url, "--server-cert", &cert, "--new-pin", pin];
+    let mut args = vec![
+        "--reader",
+        READER,
+        "unlock",
+        "--server",
+        url,
+        "--server-cert",
+        &cert,
+        "--new-pin",
+        pin,
+    ];
     for a in answers {
         args.extend(["--answer", a]);
     }
@@ -95,12 +118,7 @@ fn unlock(url: &str, cert: &Path, answers: &[&str], pin: &str) -> Output {
 
 const QUESTIONS: [(&str, &str); 2] = [("First pet?", "Rex"), ("City of birth?", "São Paulo")];
 
-fn lock() -> ReaderLock {
-    ReaderLock::acquire(1, Duration::from_secs(300)).expect("reader 1 lock")
-}
-
 fn end_to_end(profile: &str, pin: &str) {
-    let _lock = lock();
     let dir = tempfile::tempdir().unwrap();
     let (_server, url, cert) = serve(dir.path());
     let _card = sim_card(profile);
@@ -110,8 +128,14 @@ fn end_to_end(profile: &str, pin: &str) {
     let out = unlock(&url, &cert, &["  rex ", "SÃO   PAULO"], pin);
     assert!(out.status.success(), "{profile}: {}", text(&out));
     let t = text(&out);
-    assert!(t.contains("Michael Benson\nMichael.Benson@demo.local"), "{t}");
-    assert!(t.contains("The smart card has been unlocked successfully."), "{t}");
+    assert!(
+        t.contains("Michael Benson\nMichael.Benson@demo.local"),
+        "{t}"
+    );
+    assert!(
+        t.contains("The smart card has been unlocked successfully."),
+        "{t}"
+    );
     let status = text(&cli(&["--reader", READER, "status"]));
     assert!(status.contains("PIN tries left 3"), "{profile}: {status}");
 }
@@ -133,7 +157,6 @@ fn online_unlock_iso() {
 
 #[test]
 fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
-    let _lock = lock();
     let dir = tempfile::tempdir().unwrap();
     let (server, url, cert) = serve(dir.path());
     let _card = sim_card("piv");
@@ -141,7 +164,11 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     for left in [2, 1] {
         let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        assert!(text(&out).contains(&format!("{left} attempt")), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("{left} attempt")),
+            "{}",
+            text(&out)
+        );
     }
     let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
     assert_eq!(out.status.code(), Some(1));
@@ -153,11 +180,29 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     assert!(text(&out).to_lowercase().contains("lock"), "{}", text(&out));
     assert!(text(&cli(&["--reader", READER, "status"])).contains("PIN BLOCKED"));
     // The operator lifts it.
-    let status = String::from_utf8_lossy(&cli(&["--reader", READER, "--json", "status"]).stdout).to_string();
-    let id = status.split("\"identity\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let status =
+        String::from_utf8_lossy(&cli(&["--reader", READER, "--json", "status"]).stdout).to_string();
+    let id = status
+        .split("\"identity\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
     let db = dir.path().join("cardunlock.db").display().to_string();
     let master = dir.path().join("master.hex").display().to_string();
-    let out = cli(&["lift-lock", "--db", &db, "--master-secret-file", &master, "--profile", "piv", "--identity", &id]);
+    let out = cli(&[
+        "lift-lock",
+        "--db",
+        &db,
+        "--master-secret-file",
+        &master,
+        "--profile",
+        "piv",
+        "--identity",
+        &id,
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "840259");
     assert!(out.status.success(), "{}", text(&out));
@@ -165,25 +210,31 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
 
 #[test]
 fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
-    let _lock = lock();
     let dir = tempfile::tempdir().unwrap();
     let (server, url, cert) = serve(dir.path());
     let _card = sim_card("iso");
     assert!(enroll(dir.path(), &[]).status.success());
     let out = unlock(&url, &cert, &[], "Tq83z");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("Online unlock is not available"), "{}", text(&out));
+    assert!(
+        text(&out).contains("Online unlock is not available"),
+        "{}",
+        text(&out)
+    );
     assert!(text(&out).contains("--offline"), "{}", text(&out));
     drop(server);
     let out = unlock(&url, &cert, &["x"], "Tq83z");
     assert_eq!(out.status.code(), Some(6), "{}", text(&out));
-    assert!(text(&out).contains("The card was not touched"), "{}", text(&out));
+    assert!(
+        text(&out).contains("The card was not touched"),
+        "{}",
+        text(&out)
+    );
     assert!(text(&cli(&["--reader", READER, "status"])).contains("PIN BLOCKED"));
 }
 
 #[test]
 fn a_policy_violation_is_refused_before_the_card_is_touched() {
-    let _lock = lock();
     let dir = tempfile::tempdir().unwrap();
     let (_server, url, cert) = serve(dir.path());
     let _card = sim_card("piv");
@@ -191,5 +242,8 @@ fn a_policy_violation_is_refused_before_the_card_is_touched() {
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "123456");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let status = text(&cli(&["--reader", READER, "status"]));
-    assert!(status.contains("PIN BLOCKED") && status.contains("PUK tries left 3"), "{status}");
+    assert!(
+        status.contains("PIN BLOCKED") && status.contains("PUK tries left 3"),
+        "{status}"
+    );
 }
