@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real peers through real pcscd (started by scripts/start-pcscd.sh):
 #  1. the cardunlock CLI against the independent piv-authenticator card (Nitrokey's PIV on
-#     trussed): PUK unblock, wrong PUK, management-key authentication with 3DES and AES-256;
+#     trussed): PUK unblock, wrong PUK, management-key authentication with 3DES and AES-256,
+#     and online unlock (enroll, security questions, one-time PUK, PUK rotation);
 #  2. independent clients (yubico-piv-tool, OpenSC) against cardunlock's simulated PIV card;
 #  3. OpenSC (opensc-tool, pkcs15-tool, gids-tool) against cardunlock's simulated GIDS card.
 # Prints PASS/FAIL per check and a closing "N passed, N failed" line; exits non-zero on failure.
@@ -80,6 +81,32 @@ K=1122334455667788112233445566778811223344556677881122334455667788
 "$B" -r "$R" admin-auth --key 010203040506070801020304050607080102030405060708 >/dev/null 2>&1
 check "set an AES-256 management key (YubiKey SET MGMT KEY)" 0 "SW1=0x90, SW2=0x00" opensc-tool -r "$I" -s $SEL -s 00FFFFFF230C9B20$K
 check "AES-256 management key authentication" 0 "Management key accepted \(AES-256" "$B" -r "$R" admin-auth --algorithm aes256 --key $K
+stop
+
+echo "== online unlock of piv-authenticator: enroll, block, security questions, one-time PUK"
+"$PEER" --port $PORT >/tmp/piv-authenticator-online.log 2>&1 & PID=$!
+wait_card
+SRV_DIR=$(mktemp -d /tmp/cardunlock-online.XXXXXX)
+printf '%s' 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff > "$SRV_DIR/master.hex"
+"$B" serve --bind 127.0.0.1:0 --db "$SRV_DIR/db.sqlite" --master-secret-file "$SRV_DIR/master.hex" --state-dir "$SRV_DIR" >"$SRV_DIR/serve.log" 2>&1 & SRV_PID=$!
+for _ in $(seq 300); do grep -q "listening on" "$SRV_DIR/serve.log" 2>/dev/null && break; sleep 0.1; done
+first=$(grep -m1 "listening on" "$SRV_DIR/serve.log")
+URL=${first##* }
+S=(--server "$URL" --server-cert "$SRV_DIR/server.crt")
+check "server started" 0 "https://127.0.0.1:" echo "$URL"
+check "enroll personalises piv-authenticator (PUK, management key)" 0 "Enrolled Michael Benson" "$B" -r "$R" enroll --db "$SRV_DIR/db.sqlite" --master-secret-file "$SRV_DIR/master.hex" --name "Michael Benson" --email Michael.Benson@demo.local --question "First pet?" --answer Rex
+check "the factory PUK no longer works" 1 "Wrong PUK" "$B" -r "$R" unblock --puk 12345678 --new-pin 840259
+I=$(idx)
+block_pin() { opensc-tool -r "$I" -s $SEL -s 0020008008303030303030FFFF -s 0020008008303030303030FFFF -s 0020008008303030303030FFFF -s 0020008008303030303030FFFF >/dev/null 2>&1; }
+block_pin
+check "PIN blocked" 0 "PIN BLOCKED" "$B" -r "$R" status
+check "wrong answer: attempts left, card untouched" 1 "2 attempts left" "$B" -r "$R" unlock "${S[@]}" --answer Fido --new-pin 840259
+check "online unlock" 0 "unlocked successfully" "$B" -r "$R" unlock "${S[@]}" --answer " REX " --new-pin 840259
+check "new PIN verifies" 0 "SW1=0x90, SW2=0x00" opensc-tool -r "$I" -s $SEL -s 0020008008383430323539FFFF
+block_pin
+check "second online unlock uses the rotated PUK" 0 "unlocked successfully" "$B" -r "$R" unlock "${S[@]}" --answer rex --new-pin 735194
+kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null
+rm -rf "$SRV_DIR"
 stop
 
 echo "== independent clients vs cardunlock's simulated PIV card"
