@@ -267,3 +267,58 @@ fn offline_unlock_reading_the_challenge_off_the_screen() {
     );
     assert_eq!(status_json("pin_tries_left"), "3");
 }
+
+/// The README's first command as a person runs it: the product's three screens, a wrong answer
+/// (attempts left shown, asked again), a PIN the policy refuses (asked again, card untouched),
+/// hidden PIN entry, and the success screen.
+#[test]
+fn interactive_online_demo_shows_the_product_screens() {
+    let term = Terminal::run(&["demo"]);
+    let pet = "What was the name of your first pet?";
+    let city = "In which city were you born?";
+    term.wait_for("the first question", |s| s.contains(pet));
+    let screen = term.screen();
+    assert!(
+        screen.contains("Michael Benson\nMichael.Benson@demo.local"),
+        "{screen}"
+    );
+    term.type_line("Fido");
+    term.wait_for("the second question", |s| s.contains(city));
+    term.type_line("Springfield");
+    term.wait_for("wrong answers reported", |s| {
+        s.contains("The answers are not correct. 2 attempts left")
+    });
+    term.wait_for("the first question again", |s| s.matches(pet).count() == 2);
+    // Answers are normalised: case and spaces do not matter.
+    term.type_line("  rex");
+    term.wait_for("the second question again", |s| {
+        s.matches(city).count() == 2
+    });
+    term.type_line("SPRINGFIELD ");
+    term.wait_for("screen 2", |s| {
+        s.contains("Enter new PIN to unlock the smart card.")
+    });
+    term.wait_hidden_prompt("New PIN:", 1);
+    term.type_line("123456");
+    term.wait_hidden_prompt("Confirm new PIN:", 1);
+    term.type_line("123456");
+    term.wait_for("the policy refusal", |s| {
+        s.contains("The new PIN does not meet the PIN policy")
+    });
+    term.wait_hidden_prompt("New PIN:", 2);
+    term.type_line(NEW_PIN);
+    term.wait_hidden_prompt("Confirm new PIN:", 2);
+    term.type_line(NEW_PIN);
+    let (code, screen) = term.exit();
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("The smart card has been unlocked successfully."),
+        "{screen}"
+    );
+    assert!(screen.contains("PIN tries left 3"), "{screen}");
+    assert!(
+        screen.contains("PUK rotated to generation 1 (the card holds it"),
+        "{screen}"
+    );
+    assert_hidden(&screen, &[NEW_PIN, "123456\n"]);
+}
