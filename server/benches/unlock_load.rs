@@ -57,8 +57,15 @@ fn post(agent: &ureq::Agent, url: &str, path: &str, body: &Value) -> Result<Valu
     }
 }
 
-/// One full unlock session on a new connection.
-fn session(cert_pem: &str, url: &str, identity: &str, block: u64) -> Result<(), String> {
+/// One full unlock session on a new connection; returns the time of each of its four steps
+/// (`start` includes the TLS handshake).
+fn session(cert_pem: &str, url: &str, identity: &str, block: u64) -> Result<[Duration; 4], String> {
+    let mut steps = [Duration::ZERO; 4];
+    let mut clock = Instant::now();
+    let mut lap = |i: usize| {
+        steps[i] = clock.elapsed();
+        clock = Instant::now();
+    };
     let tls = pinned_client_config(cert_pem).map_err(|e| e.to_string())?;
     let agent = ureq::AgentBuilder::new()
         .tls_config(tls)
@@ -70,6 +77,7 @@ fn session(cert_pem: &str, url: &str, identity: &str, block: u64) -> Result<(), 
         "/v1/unlock/start",
         &json!({ "card": { "profile": "iso", "identity": identity } }),
     )?;
+    lap(0);
     let token = start["session"].as_str().ok_or("no session")?.to_owned();
     let answers: Vec<&str> = QUESTIONS.iter().map(|(_, a)| *a).collect();
     post(
@@ -78,6 +86,7 @@ fn session(cert_pem: &str, url: &str, identity: &str, block: u64) -> Result<(), 
         "/v1/unlock/answers",
         &json!({ "session": token, "answers": answers }),
     )?;
+    lap(1);
     let request = json!({ "kind": "encrypt", "algorithm": "3des", "block": hex::encode(block.to_be_bytes()) });
     let answer = post(
         &agent,
@@ -85,13 +94,15 @@ fn session(cert_pem: &str, url: &str, identity: &str, block: u64) -> Result<(), 
         "/v1/unlock/admin",
         &json!({ "session": token, "request": request }),
     )?;
+    lap(2);
     if answer["answer"].as_str().map(str::len) != Some(16) {
         return Err(format!("bad admin answer {answer}"));
     }
     let done =
         json!({ "session": token, "outcome": "unlocked", "puk_rotated": false, "detail": "bench" });
     post(&agent, url, "/v1/unlock/complete", &done)?;
-    Ok(())
+    lap(3);
+    Ok(steps)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -153,6 +164,7 @@ fn main() {
             std::thread::spawn(move || {
                 let identity = format!("be{t:04x}");
                 let mut latencies = Vec::with_capacity(sessions);
+                let mut step_times: [Vec<Duration>; 4] = Default::default();
                 let mut errors = 0usize;
                 barrier.wait();
                 for s in 0..sessions {
@@ -161,22 +173,31 @@ fn main() {
                     }
                     let began = Instant::now();
                     match session(&cert, &url, &identity, ((t as u64) << 32) | s as u64) {
-                        Ok(()) => latencies.push(began.elapsed()),
+                        Ok(steps) => {
+                            latencies.push(began.elapsed());
+                            for (all, step) in step_times.iter_mut().zip(steps) {
+                                all.push(step);
+                            }
+                        }
                         Err(e) => {
                             errors += 1;
                             eprintln!("session failed: {e}");
                         }
                     }
                 }
-                (latencies, errors)
+                (latencies, step_times, errors)
             })
         })
         .collect();
     let mut latencies = Vec::new();
+    let mut step_times: [Vec<Duration>; 4] = Default::default();
     let mut errors = 0;
     for w in workers {
-        let (l, e) = w.join().expect("worker");
+        let (l, steps, e) = w.join().expect("worker");
         latencies.extend(l);
+        for (all, some) in step_times.iter_mut().zip(steps) {
+            all.extend(some);
+        }
         errors += e;
     }
     let elapsed = began.elapsed();
@@ -200,6 +221,23 @@ fn main() {
         ms(percentile(&latencies, 99.0)),
         ms(*latencies.last().unwrap_or(&Duration::ZERO)),
     );
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        for line in status
+            .lines()
+            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
+        {
+            println!("  process (server + clients) {line}");
+        }
+    }
+    let names = ["start (with TLS handshake)", "answers", "admin", "complete"];
+    for (name, times) in names.iter().zip(step_times.iter_mut()) {
+        times.sort();
+        println!(
+            "  {name:<27} p50 {:.1} ms  p95 {:.1} ms",
+            ms(percentile(times, 50.0)),
+            ms(percentile(times, 95.0))
+        );
+    }
     if errors > 0 {
         std::process::exit(1);
     }

@@ -1,11 +1,13 @@
 //! Security-question answers: normalised, then stored only as Argon2id PHC strings.
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::{Mutex, MutexGuard};
+
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 use unicode_normalization::UnicodeNormalization;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::ServerError;
 
@@ -36,18 +38,60 @@ impl Default for Argon2Params {
 impl Argon2Params {
     /// Whether Argon2 accepts these parameters.
     pub(crate) fn check(&self) -> Result<(), ServerError> {
-        self.hasher().map(|_| ())
+        self.params().map(|_| ())
     }
 
-    fn hasher(&self) -> Result<Argon2<'static>, ServerError> {
-        let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, None)
-            .map_err(|e| ServerError::Hash(format!("parameters out of range: {e}")))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    fn params(&self) -> Result<Params, ServerError> {
+        Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(HASH_LEN))
+            .map_err(|e| ServerError::Hash(format!("parameters out of range: {e}")))
     }
 }
 
 /// Length of the random salt of each answer hash, in bytes.
 pub const SALT_LEN: usize = 16;
+/// Length of each hash output, in bytes.
+pub const HASH_LEN: usize = 32;
+
+/// Argon2 working memory (19 MiB a hash with the default parameters), kept for reuse: allocating
+/// it afresh for every hash makes the allocator keep freed blocks per thread, and the process grew
+/// past 1 GiB under load. Wiped after every use, since it is derived from the answer.
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+/// Buffers kept at most (about the number of hashes that run at once).
+const MEMORY_KEPT: usize = 4;
+/// Larger buffers (in 1 KiB blocks) are not kept.
+const MEMORY_KEPT_MAX_BLOCKS: usize = 64 * 1024;
+
+fn memory_pool() -> MutexGuard<'static, Vec<Vec<Block>>> {
+    MEMORY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Argon2id of `password` into `out`, with pooled working memory.
+fn argon2id(
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let blocks = params.block_count();
+    let reused = {
+        let mut pool = memory_pool();
+        let found = pool.iter().position(|m| m.len() == blocks);
+        found.map(|i| pool.swap_remove(i))
+    };
+    let mut memory = reused.unwrap_or_else(|| vec![Block::new(); blocks]);
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let result = argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..]);
+    memory.iter_mut().zeroize();
+    if blocks <= MEMORY_KEPT_MAX_BLOCKS {
+        let mut pool = memory_pool();
+        if pool.len() < MEMORY_KEPT {
+            pool.push(memory);
+        }
+    }
+    result
+}
 
 /// Normalises an answer before hashing or checking it: Unicode NFKC, lowercase, runs of
 /// whitespace collapsed to one space, trimmed. `"  Ｍaria\tDE  la Cruz "` becomes
@@ -69,27 +113,43 @@ pub fn normalise_answer(answer: &str) -> String {
 /// string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`).
 pub fn hash_answer(answer: &str, params: &Argon2Params) -> Result<String, ServerError> {
     let normalised = Zeroizing::new(normalise_answer(answer));
+    let params = params.params()?;
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::OsRng
         .try_fill_bytes(&mut salt)
         .map_err(|_| ServerError::Random)?;
-    let hash = params
-        .hasher()?
-        .hash_password_with_salt(normalised.as_bytes(), &salt)
+    let mut out = [0u8; HASH_LEN];
+    argon2id(&params, normalised.as_bytes(), &salt, &mut out)
         .map_err(|e| ServerError::Hash(e.to_string()))?;
+    let phc = |e: argon2::password_hash::phc::Error| ServerError::Hash(e.to_string());
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| ServerError::Hash(e.to_string()))?,
+        salt: Some(Salt::new(&salt).map_err(phc)?),
+        hash: Some(Output::new(&out).map_err(phc)?),
+    };
     Ok(hash.to_string())
 }
 
-/// Whether a (plain) answer matches a stored PHC string, with the parameters stored in it.
-/// A malformed or non-Argon2 hash never matches.
+/// Whether a (plain) answer matches a stored PHC string (Argon2id v19 only), with the
+/// parameters stored in it; the comparison is constant-time. A malformed hash never matches.
 pub fn verify_answer(answer: &str, phc: &str) -> bool {
     let normalised = Zeroizing::new(normalise_answer(answer));
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    Argon2::default()
-        .verify_password(normalised.as_bytes(), &parsed)
-        .is_ok()
+    let argon2id_v19 = parsed.algorithm == Algorithm::Argon2id.ident()
+        && parsed.version == Some(Version::V0x13.into());
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    let computed = argon2id(&params, normalised.as_bytes(), salt.as_ref(), &mut out).is_ok();
+    argon2id_v19 && computed && bool::from(out.ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -123,6 +183,24 @@ mod tests {
         assert!(verify_answer(" BLUE WHALE ", &b));
         assert!(!verify_answer("blue whales", &a));
         assert!(!verify_answer("blue whale", "not a hash"));
+    }
+
+    #[test]
+    fn memory_is_reused_and_other_variants_are_refused() {
+        let a = hash_answer("x", &FAST).unwrap();
+        let b = hash_answer("y", &FAST).unwrap();
+        assert!(verify_answer("x", &a) && verify_answer("y", &b));
+        assert!(memory_pool().len() <= MEMORY_KEPT);
+        // The same hash, labelled argon2i, does not verify.
+        assert!(!verify_answer("x", &a.replace("$argon2id$", "$argon2i$")));
+        assert!(!verify_answer("x", &a.replace("$v=19$", "$v=16$")));
+        // A hash made by the argon2 crate's own API verifies (interoperable PHC strings).
+        use argon2::password_hash::PasswordHasher;
+        let theirs = Argon2::default()
+            .hash_password(b"blue")
+            .unwrap()
+            .to_string();
+        assert!(verify_answer(" BLUE", &theirs));
     }
 
     #[test]

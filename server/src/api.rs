@@ -5,7 +5,6 @@
 //! carries an answer, a PUK, a key or a session token (sessions are named by a prefix of the
 //! token's SHA-256).
 
-use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::policy::{Charset, PinPolicy};
 use rand::RngCore;
 use serde::de::DeserializeOwned;
@@ -16,10 +15,10 @@ use zeroize::Zeroizing;
 
 use crate::answers::verify_answer;
 use crate::store::{
-    algorithm_name, now_ms, parse_algorithm, parse_card, AnswerCheck, AnswerOutcome, AuditNote,
-    ChallengeOutcome, CompleteOutcome, Profile, PukOutcome, Session, StartOutcome, Store,
+    now_ms, parse_card, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session, StartOutcome,
+    Store,
 };
-use crate::{kdf, MasterSecret, ServerError};
+use crate::{MasterSecret, ServerError};
 
 /// Admin answers one session may get (an unlock needs one for ISO, two for GIDS).
 pub(crate) const MAX_ADMIN_ANSWERS_PER_SESSION: u32 = 16;
@@ -242,6 +241,12 @@ macro_rules! session_or_refuse {
     };
 }
 
+mod admin;
+mod rotation;
+
+use admin::admin;
+use rotation::{complete, puk};
+
 #[derive(Deserialize)]
 struct CardRef {
     profile: String,
@@ -422,306 +427,6 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
                 status: 423,
                 body: json!({ "error": "locked", "message": LOCKED, "attempts_left": 0 }),
             })
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum AdminRequest {
-    Encrypt { algorithm: String, block: String },
-    GidsCryptogram { r1: String, r2: String },
-    GidsCardCryptogram { cryptogram: String },
-}
-
-#[derive(Deserialize)]
-struct AdminBody {
-    session: String,
-    request: AdminRequest,
-}
-
-/// What to compute once the challenge is reserved.
-enum AdminOp {
-    Encrypt(Zeroizing<Vec<u8>>),
-    GidsCryptogram(Zeroizing<Vec<u8>>),
-    GidsCardCryptogram(Zeroizing<Vec<u8>>),
-}
-
-fn hex_of_len(name: &str, text: &str, len: usize) -> Result<Zeroizing<Vec<u8>>, String> {
-    match hex::decode(text) {
-        Ok(bytes) if bytes.len() == len => Ok(Zeroizing::new(bytes)),
-        _ => Err(format!("{name} must be {} hex digits", 2 * len)),
-    }
-}
-
-/// Checks an admin request against the card; returns the challenge kind and canonical value to
-/// reserve, and the operation.
-fn admin_op(
-    profile: Profile,
-    card_alg: Algorithm,
-    req: &AdminRequest,
-) -> Result<(&'static str, String, AdminOp), String> {
-    if profile == Profile::Piv {
-        return Err("admin answers are for GIDS and ISO cards; PIV unlocks with the PUK".into());
-    }
-    let gids_3des = || {
-        if profile != Profile::Gids || card_alg != Algorithm::TripleDes {
-            Err("GIDS cryptograms are for GIDS cards with a 3DES admin key".to_owned())
-        } else {
-            Ok(())
-        }
-    };
-    match req {
-        AdminRequest::Encrypt { algorithm, block } => {
-            let alg = parse_algorithm(algorithm)
-                .ok_or("algorithm must be 3des, aes128, aes192 or aes256")?;
-            if alg != card_alg {
-                return Err(format!(
-                    "the card's admin key is {}",
-                    algorithm_name(card_alg)
-                ));
-            }
-            let block = hex_of_len("block", block, alg.block_len())?;
-            Ok(("encrypt", hex::encode(&*block), AdminOp::Encrypt(block)))
-        }
-        AdminRequest::GidsCryptogram { r1, r2 } => {
-            gids_3des()?;
-            let r1 = hex_of_len("r1", r1, 16)?;
-            let r2 = hex_of_len("r2", r2, 16)?;
-            let mut data = Zeroizing::new(Vec::with_capacity(40));
-            data.extend_from_slice(&r2);
-            data.extend_from_slice(&r1);
-            Ok(("gids_r2", hex::encode(&*r2), AdminOp::GidsCryptogram(data)))
-        }
-        AdminRequest::GidsCardCryptogram { cryptogram } => {
-            gids_3des()?;
-            let c = hex_of_len("cryptogram", cryptogram, 40)?;
-            Ok((
-                "gids_card_cryptogram",
-                hex::encode(&*c),
-                AdminOp::GidsCardCryptogram(c),
-            ))
-        }
-    }
-}
-
-fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerError> {
-    let (token, session) = session_or_refuse!(state, Endpoint::Admin, &req.session);
-    let card_ref = Some((session.profile, session.identity.as_str()));
-    let a = |outcome: &str, detail: &str| {
-        audit(state, card_ref, Some(&token), "admin", outcome, detail)
-    };
-    if !session.verified {
-        a("not_verified", "")?;
-        return Ok(refusal(403, "not_verified", NOT_VERIFIED));
-    }
-    let Some(card) = state
-        .store
-        .card(session.profile.as_str(), &session.identity)?
-    else {
-        a("invalid_session", "card no longer enrolled")?;
-        return Ok(refusal(401, "invalid_session", INVALID_SESSION));
-    };
-    let (kind, value, op) = match admin_op(session.profile, card.algorithm, &req.request) {
-        Ok(parsed) => parsed,
-        Err(why) => {
-            let message = format!("Bad request: {why}.");
-            a("bad_request", &message)?;
-            return Ok(refusal(400, "bad_request", &message));
-        }
-    };
-    match state.store.reserve_challenge(
-        &token.hash,
-        now_ms(),
-        kind,
-        &value,
-        MAX_ADMIN_ANSWERS_PER_SESSION,
-    )? {
-        ChallengeOutcome::SessionGone => {
-            a("invalid_session", "session ended")?;
-            return Ok(refusal(401, "invalid_session", INVALID_SESSION));
-        }
-        ChallengeOutcome::NotVerified => {
-            a("not_verified", "")?;
-            return Ok(refusal(403, "not_verified", NOT_VERIFIED));
-        }
-        ChallengeOutcome::TooMany => {
-            a(
-                "too_many_requests",
-                &format!("more than {MAX_ADMIN_ANSWERS_PER_SESSION} admin answers"),
-            )?;
-            return Ok(refusal(
-                429,
-                "too_many_requests",
-                "Too many admin answers in this session. Start a new session.",
-            ));
-        }
-        ChallengeOutcome::Used => {
-            a("challenge_used", kind)?;
-            return Ok(refusal(
-                409,
-                "challenge_used",
-                "This challenge was already answered. Ask the card for a new one.",
-            ));
-        }
-        ChallengeOutcome::Reserved => {}
-    }
-    let identity = hex::decode(&session.identity)
-        .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
-    let key = kdf::admin_key(
-        &state.master,
-        session.profile.as_str(),
-        &identity,
-        card.algorithm,
-        card.key_gen,
-    );
-    let answer = match compute(&key, op) {
-        Ok(answer) => answer,
-        Err(why) => {
-            a("bad_request", why)?;
-            return Ok(refusal(400, "bad_request", why));
-        }
-    };
-    a(
-        "answered",
-        &format!(
-            "{kind}, {} key generation {}",
-            algorithm_name(card.algorithm),
-            card.key_gen
-        ),
-    )?;
-    Ok(ok(json!({ "answer": hex::encode(&*answer) })))
-}
-
-fn compute(key: &AdminKey, op: AdminOp) -> Result<Zeroizing<Vec<u8>>, &'static str> {
-    let failed = |_| "Bad request: the data does not fit the card's admin key.";
-    match op {
-        AdminOp::Encrypt(mut block) => {
-            key.encrypt_ecb(&mut block).map_err(failed)?;
-            Ok(block)
-        }
-        AdminOp::GidsCryptogram(mut data) => {
-            let mut z1 = Zeroizing::new([0u8; 8]);
-            rand::rngs::OsRng
-                .try_fill_bytes(&mut z1[..7])
-                .map_err(|_| "The server's random generator failed.")?;
-            z1[7] = 0x80;
-            data.extend_from_slice(&z1[..]);
-            key.cbc_encrypt(&[0; 8], &mut data).map_err(failed)?;
-            Ok(data)
-        }
-        AdminOp::GidsCardCryptogram(mut data) => {
-            key.cbc_decrypt(&[0; 8], &mut data).map_err(failed)?;
-            Ok(data)
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct SessionOnly {
-    session: String,
-}
-
-fn puk(state: &AppState, req: SessionOnly) -> Result<Reply, ServerError> {
-    let (token, session) = session_or_refuse!(state, Endpoint::Puk, &req.session);
-    let card = Some((session.profile, session.identity.as_str()));
-    let a = |outcome: &str, detail: &str| audit(state, card, Some(&token), "puk", outcome, detail);
-    if session.profile != Profile::Piv {
-        let message =
-            "Bad request: PUKs are for PIV cards; GIDS and ISO cards use /v1/unlock/admin.";
-        a("bad_request", message)?;
-        return Ok(refusal(400, "bad_request", message));
-    }
-    match state.store.release_puk(&token.hash, now_ms())? {
-        PukOutcome::SessionGone => {
-            a("invalid_session", "session ended")?;
-            Ok(refusal(401, "invalid_session", INVALID_SESSION))
-        }
-        PukOutcome::NotVerified => {
-            a("not_verified", "")?;
-            Ok(refusal(403, "not_verified", NOT_VERIFIED))
-        }
-        PukOutcome::AlreadyReleased => {
-            a("puk_released", "refused: already released in this session")?;
-            Ok(refusal(
-                409,
-                "puk_released",
-                "The PUK was already released in this session. Start a new session.",
-            ))
-        }
-        PukOutcome::Released { candidates, next } => {
-            let identity = hex::decode(&session.identity)
-                .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
-            let detail = format!(
-                "candidate generation(s) {candidates:?}, rotation pending to generation {next}"
-            );
-            a("released", &detail)?;
-            let names: Vec<Zeroizing<String>> = candidates
-                .iter()
-                .map(|&g| kdf::piv_puk(&state.master, &identity, g))
-                .collect();
-            let next_puk = kdf::piv_puk(&state.master, &identity, next);
-            let list: Vec<&str> = names.iter().map(|p| p.as_str()).collect();
-            Ok(ok(
-                json!({ "puk_candidates": list, "next_puk": next_puk.as_str() }),
-            ))
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Outcome {
-    Unlocked,
-    Failed,
-}
-
-#[derive(Deserialize)]
-struct CompleteRequest {
-    session: String,
-    outcome: Outcome,
-    #[serde(default)]
-    puk_rotated: bool,
-    #[serde(default)]
-    detail: String,
-}
-
-fn complete(state: &AppState, req: CompleteRequest) -> Result<Reply, ServerError> {
-    let (token, session) = session_or_refuse!(state, Endpoint::Complete, &req.session);
-    let card = Some((session.profile, session.identity.as_str()));
-    let a =
-        |outcome: &str, detail: &str| audit(state, card, Some(&token), "complete", outcome, detail);
-    let outcome = match req.outcome {
-        Outcome::Unlocked => "unlocked",
-        Outcome::Failed => "failed",
-    };
-    match state
-        .store
-        .complete(&token.hash, now_ms(), req.puk_rotated)?
-    {
-        CompleteOutcome::SessionGone => {
-            a("invalid_session", "session ended")?;
-            Ok(refusal(401, "invalid_session", INVALID_SESSION))
-        }
-        CompleteOutcome::NothingReleased => {
-            let message = "Bad request: puk_rotated is true but this session released no PUK.";
-            a("bad_request", message)?;
-            Ok(refusal(400, "bad_request", message))
-        }
-        CompleteOutcome::Closed { committed, pending } => {
-            let mut detail = match committed {
-                Some(g) => format!("PUK rotated, generation {g} committed"),
-                None => "PUK not rotated".to_owned(),
-            };
-            if let Some(p) = pending {
-                detail.push_str(&format!(", rotation to generation {p} still unconfirmed"));
-            }
-            if !req.detail.is_empty() {
-                detail.push_str("; client: ");
-                detail.push_str(&clean(&req.detail));
-            }
-            a(outcome, &detail)?;
-            Ok(ok(json!({})))
         }
     }
 }

@@ -5,6 +5,7 @@
 //! a request (Argon2) runs outside the lock. Each multi-step change is one `IMMEDIATE`
 //! transaction, so two server processes on one file stay consistent too.
 
+mod schema;
 mod session;
 
 use std::fmt;
@@ -23,63 +24,6 @@ pub(crate) use session::{
     AnswerCheck, AnswerOutcome, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
 };
-
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA_V1: &str = "
-CREATE TABLE cards (
-    profile TEXT NOT NULL,
-    identity TEXT NOT NULL,
-    algorithm TEXT NOT NULL,
-    user_name TEXT NOT NULL,
-    user_email TEXT NOT NULL,
-    key_gen INTEGER NOT NULL DEFAULT 0,
-    puk_gen INTEGER NOT NULL DEFAULT 0,
-    pending_puk_gen INTEGER,
-    locked INTEGER NOT NULL DEFAULT 0,
-    failed_attempts INTEGER NOT NULL DEFAULT 0,
-    enrolled_ms INTEGER NOT NULL,
-    PRIMARY KEY (profile, identity)
-);
-CREATE TABLE questions (
-    profile TEXT NOT NULL,
-    identity TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    answer_hash TEXT NOT NULL,
-    PRIMARY KEY (profile, identity, position)
-);
-CREATE TABLE sessions (
-    token_hash BLOB PRIMARY KEY,
-    profile TEXT NOT NULL,
-    identity TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    verified INTEGER NOT NULL DEFAULT 0,
-    puk_next_gen INTEGER,
-    admin_answers INTEGER NOT NULL DEFAULT 0,
-    closed INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE used_challenges (
-    profile TEXT NOT NULL,
-    identity TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    used_ms INTEGER NOT NULL,
-    PRIMARY KEY (profile, identity, kind, value)
-);
-CREATE TABLE audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    time_ms INTEGER NOT NULL,
-    profile TEXT,
-    identity TEXT,
-    session TEXT,
-    event TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-";
 
 /// Longest identity accepted, in bytes (FASC-N is 25, a GUID 16, serials shorter).
 pub(crate) const MAX_IDENTITY_LEN: usize = 64;
@@ -222,8 +166,8 @@ pub struct CardRecord {
     pub key_gen: u32,
     /// Generation of the PUK the card was last confirmed to hold (PIV).
     pub puk_gen: u32,
-    /// Set while a PUK rotation was handed out but not confirmed: the card holds the PUK of a
-    /// generation from `puk_gen` to this one.
+    /// Set while a PUK rotation was handed out but not confirmed (`complete` missing, or
+    /// `puk_rotated: false`): the card holds the PUK of a generation from `puk_gen` to this one.
     pub pending_puk_gen: Option<u32>,
     /// Online unlock locked after too many wrong answer sets.
     pub locked: bool,
@@ -284,17 +228,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        match version {
-            0 => {
-                tx.execute_batch(SCHEMA_V1)?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            }
-            SCHEMA_VERSION => {}
-            newer => return Err(ServerError::SchemaVersion(newer)),
-        }
-        tx.commit()?;
+        schema::migrate(&mut conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

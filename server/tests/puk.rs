@@ -116,7 +116,7 @@ fn a_rotation_cut_off_by_a_restart_yields_both_candidates() {
 }
 
 #[test]
-fn completing_without_rotation_withdraws_the_pending_generation() {
+fn a_rotation_reported_as_failed_stays_possible_but_goes_last() {
     let dir = tempfile::tempdir().unwrap();
     let env = Env::start(&config(dir.path()));
     env.server
@@ -124,11 +124,25 @@ fn completing_without_rotation_withdraws_the_pending_generation() {
         .unwrap();
     let s = env.verified_session("piv", ID);
     assert_eq!(release(&env, &s).0, 200);
-    let failed = json!({ "session": s, "outcome": "failed", "puk_rotated": false, "detail": "card removed" });
+    // CHANGE REFERENCE DATA failed: the client cannot be sure the card did not take it.
+    let failed = json!({ "session": s, "outcome": "unlocked", "puk_rotated": false, "detail": "PUK change failed" });
     assert_eq!(env.post("/v1/unlock/complete", &failed), (200, json!({})));
-    assert_eq!(gens(&env), (0, None));
+    assert_eq!(gens(&env), (0, Some(1)));
     let s = env.verified_session("piv", ID);
-    assert_eq!(release(&env, &s).1["puk_candidates"], json!([puk_of(0)]));
+    assert_eq!(
+        release(&env, &s).1,
+        json!({ "puk_candidates": [puk_of(0), puk_of(1)], "next_puk": puk_of(2) })
+    );
+    assert_eq!(complete(&env, &s, false).0, 200);
+    let s = env.verified_session("piv", ID);
+    assert_eq!(
+        release(&env, &s).1["puk_candidates"],
+        json!([puk_of(0), puk_of(2), puk_of(1)])
+    );
+    assert_eq!(complete(&env, &s, true).0, 200);
+    assert_eq!(gens(&env), (3, None));
+    let s = env.verified_session("piv", ID);
+    assert_eq!(release(&env, &s).1["puk_candidates"], json!([puk_of(3)]));
 }
 
 #[test]

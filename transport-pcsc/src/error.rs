@@ -111,7 +111,9 @@ impl fmt::Display for PcscError {
             }
             Self::NoCard { reader } if reader.is_empty() => f.write_str("no card in any reader"),
             Self::NoCard { reader } => write!(f, "no card in reader \"{reader}\""),
-            Self::CardRemoved => f.write_str("the card was removed; nothing more was changed on it: insert it and start again"),
+            Self::CardRemoved => f.write_str(
+                "the card was removed; nothing more was changed on it: insert it and start again",
+            ),
             Self::CardReset => {
                 f.write_str("the card was reset by another application or lost power; try again")
             }

@@ -310,8 +310,8 @@ impl Store {
         let Some(card) = read_card(&tx, session.profile, &session.identity)? else {
             return Ok(PukOutcome::SessionGone);
         };
-        // The card holds the PUK of a generation in puk_gen..=top (top > puk_gen only when a
-        // rotation was cut off before `complete`).
+        // The card holds the PUK of a generation in puk_gen..=top (top > puk_gen only when
+        // an earlier rotation was not confirmed by `complete`).
         let top = card
             .pending_puk_gen
             .unwrap_or(card.puk_gen)
@@ -319,6 +319,15 @@ impl Store {
         let next = top
             .checked_add(1)
             .ok_or_else(|| ServerError::InvalidInput("PUK generation exhausted".into()))?;
+        let denied: Vec<u32> = {
+            let mut stmt =
+                tx.prepare("SELECT gen FROM puk_denied WHERE profile = ?1 AND identity = ?2")?;
+            let rows = stmt
+                .query_map(params![session.profile.as_str(), session.identity], |r| {
+                    r.get(0)
+                })?;
+            rows.collect::<Result<_, _>>()?
+        };
         tx.execute(
             "UPDATE cards SET pending_puk_gen = ?3 WHERE profile = ?1 AND identity = ?2",
             params![session.profile.as_str(), session.identity, next],
@@ -328,14 +337,18 @@ impl Store {
             params![&token_hash[..], next],
         )?;
         tx.commit()?;
-        Ok(PukOutcome::Released {
-            candidates: (card.puk_gen..=top).rev().collect(),
-            next,
-        })
+        // Newest first (a missing `complete` most often follows a rotation that happened);
+        // generations whose session reported "not rotated" go last.
+        let (mut candidates, reported): (Vec<u32>, Vec<u32>) = (card.puk_gen..=top)
+            .rev()
+            .partition(|g| !denied.contains(g));
+        candidates.extend(reported);
+        Ok(PukOutcome::Released { candidates, next })
     }
 
-    /// Closes the session. With `puk_rotated`, commits the generation this session released;
-    /// without, withdraws its pending rotation (the card kept its PUK).
+    /// Closes the session. With `puk_rotated`, commits the generation this session released.
+    /// Without, that generation stays possible (the client may not know whether a failed
+    /// CHANGE REFERENCE DATA reached the card) but is offered last from then on.
     pub(crate) fn complete(
         &self,
         token_hash: &[u8; 32],
@@ -356,22 +369,28 @@ impl Store {
                 let Some(card) = read_card(&tx, session.profile, &session.identity)? else {
                     return Ok(CompleteOutcome::SessionGone);
                 };
-                let mut puk_gen = card.puk_gen;
-                pending = card.pending_puk_gen;
-                if puk_rotated {
-                    puk_gen = puk_gen.max(next);
+                let key = (session.profile.as_str(), session.identity.as_str());
+                let puk_gen = if puk_rotated {
                     committed = Some(next);
-                    if pending.is_some_and(|p| p <= puk_gen) {
-                        pending = None;
-                    }
-                } else if pending == Some(next) {
-                    // This session's rotation did not happen: the card is where it was before.
-                    pending = Some(next - 1).filter(|&p| p > puk_gen);
+                    card.puk_gen.max(next)
+                } else {
+                    card.puk_gen
+                };
+                pending = card.pending_puk_gen.filter(|&p| p > puk_gen);
+                if !puk_rotated && next > puk_gen {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO puk_denied (profile, identity, gen) VALUES (?1, ?2, ?3)",
+                        params![key.0, key.1, next],
+                    )?;
                 }
+                tx.execute(
+                    "DELETE FROM puk_denied WHERE profile = ?1 AND identity = ?2 AND gen <= ?3",
+                    params![key.0, key.1, puk_gen],
+                )?;
                 tx.execute(
                     "UPDATE cards SET puk_gen = ?3, pending_puk_gen = ?4
                      WHERE profile = ?1 AND identity = ?2",
-                    params![session.profile.as_str(), session.identity, puk_gen, pending],
+                    params![key.0, key.1, puk_gen, pending],
                 )?;
             }
         }
