@@ -28,6 +28,21 @@ pub enum ErrorKind {
     Other,
 }
 
+impl core::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::NoCard => "no card in the reader",
+            Self::CardRemoved => "the card was removed",
+            Self::CardReset => "the card was reset",
+            Self::Timeout => "the card or reader did not answer in time",
+            Self::ResponseTooLong => "the card's response was too long",
+            Self::Unavailable => "the reader is not available",
+            Self::InvalidCommand => "the reader refused the command",
+            Self::Other => "card communication failed",
+        })
+    }
+}
+
 /// An error of a [`Transport`], classified by [`ErrorKind`].
 pub trait TransportError: core::fmt::Debug {
     /// The kind of failure.

@@ -195,6 +195,7 @@ pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), crate::Fai
         let mut ui = crate::ui::Scripted {
             answers: DEMO_QUESTIONS.iter().map(|(_, a)| a.to_string()).collect(),
             new_pin: "840259".into(),
+            show_answers: true,
         };
         crate::online::unlock(
             &mut driver,

@@ -32,12 +32,12 @@ impl Default for Factory {
     }
 }
 
-fn card_failure<T: TransportError, R: std::fmt::Debug>(step: &str, e: &Error<T, R>) -> Failure {
-    let code = match e {
-        Error::Transport(_) | Error::Protocol(_) => exit::COMMUNICATION,
-        _ => exit::REFUSED,
-    };
-    Failure::new(code, format!("{step}: {e:?}"))
+fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug>(
+    step: &str,
+    e: &Error<T, R>,
+) -> Failure {
+    let f = crate::failure::card(e, exit::USAGE);
+    Failure::new(f.code, format!("{step}: {}", f.message))
 }
 
 fn random_fill(b: &mut [u8]) {
@@ -53,7 +53,7 @@ pub fn personalise<T: Transport>(
     iso_algorithm: Algorithm,
 ) -> Result<(), Failure>
 where
-    T::Error: TransportError,
+    T::Error: TransportError + std::fmt::Display,
 {
     let id = status
         .identity

@@ -2,6 +2,7 @@
 
 mod demo;
 mod enroll;
+mod failure;
 mod online;
 #[cfg(feature = "pcsc")]
 mod reader;

@@ -222,35 +222,16 @@ fn api_failure(e: &ApiError) -> Failure {
     Failure::new(code, e.to_string())
 }
 
-fn card_failure<T: TransportError, R: std::fmt::Debug>(e: &Error<T, R>) -> Failure {
-    match e {
-        Error::Transport(t) => Failure::new(
-            exit::COMMUNICATION,
-            format!("card communication failed: {t:?}"),
-        ),
-        Error::Protocol(p) => {
-            Failure::new(exit::COMMUNICATION, format!("card protocol error: {p:?}"))
-        }
-        Error::Flow(f) => Failure::new(exit::REFUSED, f.to_string()),
-        Error::Responder(r) => Failure::new(
-            exit::SERVER,
-            format!("the unlock server could not answer the card: {r:?}"),
-        ),
-    }
+fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug>(
+    e: &Error<T, R>,
+) -> Failure {
+    crate::failure::card(e, exit::SERVER)
 }
 
-fn unlock_failure<T: TransportError, R: std::fmt::Debug>(e: &UnlockError<T, R>) -> Failure {
-    match e {
-        UnlockError::Policy(v) => {
-            let mut m = String::from("The new PIN does not meet the PIN policy:");
-            for violation in v.iter() {
-                m += &format!("\n  - {violation}");
-            }
-            Failure::new(exit::POLICY, m)
-        }
-        UnlockError::Input(_) => Failure::new(exit::USAGE, e.to_string()),
-        UnlockError::Card(c) => card_failure(c),
-    }
+fn unlock_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug>(
+    e: &UnlockError<T, R>,
+) -> Failure {
+    crate::failure::unlock(e, exit::SERVER)
 }
 
 /// Runs an online unlock of the card behind `driver`.
@@ -261,7 +242,7 @@ pub fn unlock<T: Transport>(
     iso_algorithm: Algorithm,
 ) -> Result<(), Failure>
 where
-    T::Error: TransportError,
+    T::Error: TransportError + std::fmt::Display,
 {
     let iso = IsoProfile {
         algorithm: iso_algorithm,
@@ -338,10 +319,7 @@ where
         match policy.check(pin.as_bytes(), confirm.as_bytes(), None, None) {
             Ok(()) => break (pin, confirm),
             Err(v) => {
-                let mut m = String::from("The new PIN does not meet the PIN policy:");
-                for violation in v.iter() {
-                    m += &format!("\n  - {violation}");
-                }
+                let m = crate::failure::policy_message(&v);
                 if !ui.can_retry() {
                     return Err(Failure::new(exit::POLICY, m));
                 }
@@ -416,7 +394,7 @@ fn piv<T: Transport>(
     confirm: &str,
 ) -> Result<bool, Failure>
 where
-    T::Error: TransportError,
+    T::Error: TransportError + std::fmt::Display,
 {
     let release: PukRelease = api
         .post("/v1/unlock/puk", json!({ "session": session }))

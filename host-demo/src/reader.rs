@@ -12,7 +12,7 @@ use cardunlock_core::flow::{
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
-use cardunlock_core::{ErrorKind, TransportError};
+
 use cardunlock_pcsc::{pcsc::Disposition, Pcsc, PcscError, ReaderChoice, ShareMode};
 use embassy_futures::block_on;
 use rand::RngCore;
@@ -62,63 +62,15 @@ pub struct UnlockArgs {
 }
 
 fn pcsc_failure(e: &PcscError) -> Failure {
-    let code = match e.kind() {
-        ErrorKind::NoCard | ErrorKind::Unavailable => exit::NO_CARD,
-        _ => exit::COMMUNICATION,
-    };
-    let code = if matches!(
-        e,
-        PcscError::ReaderNotFound { .. }
-            | PcscError::AmbiguousReader { .. }
-            | PcscError::NoReaders
-            | PcscError::ReaderInUse
-    ) {
-        exit::NO_CARD
-    } else {
-        code
-    };
-    Failure::new(code, e.to_string())
+    crate::failure::transport(e)
 }
 
 fn card_failure<R: std::fmt::Debug>(e: &Error<PcscError, R>) -> Failure {
-    match e {
-        Error::Transport(t) => pcsc_failure(t),
-        Error::Protocol(p) => {
-            Failure::new(exit::COMMUNICATION, format!("card protocol error: {p:?}"))
-        }
-        Error::Flow(f) => Failure::new(exit::REFUSED, flow_message(f)),
-        // The responder failed before anything reached the card (bad input, no key, no server).
-        Error::Responder(r) => Failure::new(
-            exit::USAGE,
-            format!("no admin response: {}", format!("{r:?}").trim_matches('"')),
-        ),
-    }
-}
-
-fn flow_message(e: &FlowError) -> String {
-    match e {
-        FlowError::WrongPuk { tries_left: 1 } => "Wrong PUK. 1 try left before the PUK is blocked.".into(),
-        FlowError::WrongPuk { tries_left } => format!("Wrong PUK. {tries_left} tries left."),
-        FlowError::PukBlocked => "The PUK is blocked: this card cannot be unblocked with a PUK any more. Contact your administrator.".into(),
-        FlowError::AdminAuthFailed { .. } => format!("The response was not accepted by the card ({e}). Check it with your operator and try again."),
-        e => format!("{e}"),
-    }
+    crate::failure::card(e, exit::USAGE)
 }
 
 fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<PcscError, R>) -> Failure {
-    match e {
-        UnlockError::Policy(v) => {
-            let mut m = String::from(
-                "The new PIN does not meet the PIN policy (the card was not touched):",
-            );
-            for violation in v.iter() {
-                m += &format!("\n  - {violation}");
-            }
-            Failure::new(exit::POLICY, m)
-        }
-        UnlockError::Input(_) => Failure::new(exit::USAGE, e.to_string()),
-        UnlockError::Card(c) => card_failure(c),
-    }
+    crate::failure::unlock(e, exit::USAGE)
 }
 
 fn connect(
@@ -254,7 +206,7 @@ pub fn unblock(
     if status.puk_tries_left == Some(0) {
         return Err(Failure::new(
             exit::REFUSED,
-            flow_message(&FlowError::PukBlocked),
+            crate::failure::flow_message(&FlowError::PukBlocked),
         ));
     }
     let puk = match &args.puk {
@@ -377,6 +329,7 @@ fn unlock_online(
         let mut ui = crate::ui::Scripted {
             answers: args.answers.clone(),
             new_pin,
+            show_answers: false,
         };
         crate::online::unlock(&mut driver, &api, &mut ui, args.algorithm)
     };

@@ -60,6 +60,8 @@ impl Ui for Terminal {
 pub struct Scripted {
     pub answers: Vec<String>,
     pub new_pin: String,
+    /// Show the answers as typed (the demo) instead of masked (scripts: answers are secrets).
+    pub show_answers: bool,
 }
 
 impl Ui for Scripted {
@@ -79,7 +81,11 @@ impl Ui for Scripted {
             ));
         }
         for (q, a) in questions.iter().zip(&self.answers) {
-            println!("{q}\n> {a}");
+            if self.show_answers {
+                println!("{q}\n> {a}");
+            } else {
+                println!("{q}\n> {}", "*".repeat(a.chars().count()));
+            }
         }
         Ok(self
             .answers
