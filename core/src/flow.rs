@@ -28,6 +28,33 @@ pub(crate) enum AfterAuth {
     ChangeKey(AdminKey),
 }
 
+impl AfterAuth {
+    /// Handles the answer to the command after authentication; `true` when a VERIFY with the
+    /// new PIN follows.
+    pub(crate) fn command_done(&self, event: Event<'_>) -> Result<bool, FlowError> {
+        let status = response(event)?.status;
+        match (self, status.is_success()) {
+            (Self::Unblock(_), true) => Ok(true),
+            (Self::ChangeKey(_), true) => Ok(false),
+            (Self::Unblock(_), false) => Err(rrc_error(status)),
+            (Self::ChangeKey(_), false) => Err(FlowError::UnexpectedStatus {
+                step: Step::ChangeReferenceData,
+                status,
+            }),
+        }
+    }
+
+    /// Handles the answer to VERIFY with the new PIN.
+    pub(crate) fn verify_done(event: Event<'_>) -> Result<(), FlowError> {
+        let status = response(event)?.status;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(FlowError::NewPinNotAccepted(status))
+        }
+    }
+}
+
 /// What a flow needs next.
 #[derive(Debug)]
 pub enum Action<'a, O> {

@@ -4,8 +4,8 @@
 use zeroize::Zeroize;
 
 use super::{
-    admin_auth_error, answer, expect_ok, response, rrc_error, Action, AdminRequest, AfterAuth,
-    Event, Flow, FlowError, Step,
+    admin_auth_error, answer, expect_ok, response, Action, AdminRequest, AfterAuth, Event, Flow,
+    FlowError, Step,
 };
 use crate::crypto::ct_eq;
 use crate::gids::{self, CRYPTOGRAM_LEN, RANDOM_LEN};
@@ -166,24 +166,14 @@ impl Flow for GidsUnblock {
                 self.state = State::Reset;
             }
             State::Reset => {
-                let status = response(event)?.status;
-                match (&self.after, status.is_success()) {
-                    (AfterAuth::Unblock(_), true) => self.state = State::VerifyNew,
-                    (AfterAuth::ChangeKey(_), true) => self.state = State::Done,
-                    (AfterAuth::Unblock(_), false) => return Err(rrc_error(status)),
-                    (AfterAuth::ChangeKey(_), false) => {
-                        return Err(FlowError::UnexpectedStatus {
-                            step: Step::ChangeReferenceData,
-                            status,
-                        })
-                    }
-                }
+                self.state = if self.after.command_done(event)? {
+                    State::VerifyNew
+                } else {
+                    State::Done
+                };
             }
             State::VerifyNew => {
-                let status = response(event)?.status;
-                if !status.is_success() {
-                    return Err(FlowError::NewPinNotAccepted(status));
-                }
+                AfterAuth::verify_done(event)?;
                 self.state = State::Done;
             }
             State::Done => return Err(FlowError::UnexpectedEvent),

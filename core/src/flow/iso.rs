@@ -3,8 +3,8 @@
 //! VERIFY with the new PIN.
 
 use super::{
-    admin_auth_error, answer, expect_ok, response, rrc_error, Action, AdminRequest, AfterAuth,
-    Event, Flow, FlowError, Step,
+    admin_auth_error, answer, expect_ok, response, Action, AdminRequest, AfterAuth, Event, Flow,
+    FlowError, Step,
 };
 use crate::iso::IsoProfile;
 use crate::secret::NewPin;
@@ -130,24 +130,14 @@ impl Flow for IsoUnblock<'_> {
                 self.state = State::Reset;
             }
             State::Reset => {
-                let status = response(event)?.status;
-                match (&self.after, status.is_success()) {
-                    (AfterAuth::Unblock(_), true) => self.state = State::VerifyNew,
-                    (AfterAuth::ChangeKey(_), true) => self.state = State::Done,
-                    (AfterAuth::Unblock(_), false) => return Err(rrc_error(status)),
-                    (AfterAuth::ChangeKey(_), false) => {
-                        return Err(FlowError::UnexpectedStatus {
-                            step: Step::ChangeReferenceData,
-                            status,
-                        })
-                    }
-                }
+                self.state = if self.after.command_done(event)? {
+                    State::VerifyNew
+                } else {
+                    State::Done
+                };
             }
             State::VerifyNew => {
-                let status = response(event)?.status;
-                if !status.is_success() {
-                    return Err(FlowError::NewPinNotAccepted(status));
-                }
+                AfterAuth::verify_done(event)?;
                 self.state = State::Done;
             }
             State::Done => return Err(FlowError::UnexpectedEvent),
