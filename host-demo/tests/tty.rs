@@ -322,3 +322,44 @@ fn interactive_online_demo_shows_the_product_screens() {
     );
     assert_hidden(&screen, &[NEW_PIN, "123456\n"]);
 }
+
+/// `cardunlock unlock --server` as a person runs it, against a GIDS card enrolled with the
+/// server: the user, the question, the answer, the hidden PIN, the admin challenge answered by
+/// the server, the success screen.
+#[test]
+fn interactive_online_unlock_of_an_admin_key_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url, cert) = common::online::serve(dir.path());
+    let _card = SimCard::start("gids", true);
+    let out = common::online::enroll(dir.path(), &[("Favourite colour?", "Teal")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cert = cert.display().to_string();
+    let term = Terminal::run(&["unlock", "--server", &url, "--server-cert", &cert]);
+    term.wait_for("the question", |s| s.contains("Favourite colour?"));
+    let screen = term.screen();
+    assert!(
+        screen.contains("Michael Benson\nMichael.Benson@demo.local"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("GIDS card") && screen.contains("PIN BLOCKED"),
+        "{screen}"
+    );
+    term.type_line("teal");
+    term.wait_for("screen 2", |s| {
+        s.contains("Enter new PIN to unlock the smart card.")
+    });
+    term.wait_hidden_prompt("New PIN:", 1);
+    term.type_line("Xk9w2");
+    term.wait_hidden_prompt("Confirm new PIN:", 1);
+    term.type_line("Xk9w2");
+    let (code, screen) = term.exit();
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(
+        last_message(&screen),
+        "The smart card has been unlocked successfully.",
+        "{screen}"
+    );
+    assert_hidden(&screen, &["Xk9w2"]);
+    assert_eq!(status_json("pin_tries_left"), "3");
+}

@@ -138,3 +138,81 @@ pub fn operator_response(challenge: &str) -> String {
         .unwrap_or_else(|| panic!("no response in {}", text(&out)))
         .to_string()
 }
+
+/// The online-unlock server and enrollment, driven through the CLI.
+#[allow(dead_code)]
+pub mod online {
+    use std::io::{BufRead, BufReader};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Output, Stdio};
+
+    use super::{cli, BIN, READER};
+
+    const MASTER: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    /// A child process killed when dropped.
+    pub struct Proc(Child);
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A server in its own process on a fresh database; returns it with its URL and cert path.
+    pub fn serve(dir: &Path) -> (Proc, String, PathBuf) {
+        let secret = dir.join("master.hex");
+        if !secret.exists() {
+            std::fs::write(&secret, MASTER).unwrap();
+        }
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--db"])
+            .arg(dir.join("cardunlock.db"))
+            .arg("--master-secret-file")
+            .arg(&secret)
+            .arg("--state-dir")
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = first.rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("https://127.0.0.1:"), "{first}");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        (Proc(child), url, dir.join("server.crt"))
+    }
+
+    pub fn enroll(dir: &Path, questions: &[(&str, &str)]) -> Output {
+        let mut args: Vec<String> = vec![
+            "--reader".into(),
+            READER.into(),
+            "enroll".into(),
+            "--db".into(),
+        ];
+        args.push(dir.join("cardunlock.db").display().to_string());
+        args.extend([
+            "--master-secret-file".into(),
+            dir.join("master.hex").display().to_string(),
+        ]);
+        args.extend([
+            "--name".into(),
+            "Michael Benson".into(),
+            "--email".into(),
+            "Michael.Benson@demo.local".into(),
+        ]);
+        for (q, a) in questions {
+            args.extend([
+                "--question".into(),
+                q.to_string(),
+                "--answer".into(),
+                a.to_string(),
+            ]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&refs)
+    }
+}
