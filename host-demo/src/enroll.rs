@@ -19,14 +19,14 @@ use crate::{exit, Failure};
 
 /// The secrets a card leaves the factory with (what personalisation replaces).
 pub struct Factory {
-    pub puk: String,
+    pub puk: zeroize::Zeroizing<String>,
     pub admin_key: AdminKey,
 }
 
 impl Default for Factory {
     fn default() -> Self {
         Self {
-            puk: "12345678".into(),
+            puk: zeroize::Zeroizing::new("12345678".to_string()),
             admin_key: AdminKey::piv_default(),
         }
     }

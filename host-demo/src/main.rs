@@ -7,6 +7,7 @@ mod online;
 #[cfg(feature = "pcsc")]
 mod reader;
 mod respond;
+mod secret_arg;
 mod serve;
 mod simcard;
 mod trace;

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::demo::{describe, UNLOCKED};
 use crate::respond::{grouped_hex, parse_algorithm, parse_hex};
+use crate::secret_arg::SecretArg;
 use crate::trace::Traced;
 use crate::{exit, json_str, Failure};
 
@@ -30,10 +31,10 @@ type Secret = Zeroizing<String>;
 pub struct UnblockArgs {
     /// The PUK (prompted, hidden, when absent).
     #[arg(long, env = "CARDUNLOCK_PUK", hide_env_values = true)]
-    puk: Option<String>,
+    puk: Option<SecretArg>,
     /// The new PIN (prompted twice, hidden, when absent).
     #[arg(long, env = "CARDUNLOCK_NEW_PIN", hide_env_values = true)]
-    new_pin: Option<String>,
+    new_pin: Option<SecretArg>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,19 +47,19 @@ pub struct UnlockArgs {
     server_cert: Option<std::path::PathBuf>,
     /// Answer to a security question (repeat, in order) for scripts; prompted when absent.
     #[arg(long = "answer", requires = "server")]
-    answers: Vec<String>,
+    answers: Vec<SecretArg>,
     /// Offline mode: show the card's challenge, read the operator's response.
     #[arg(long, conflicts_with = "admin_key")]
     offline: bool,
     /// The admin key (hex), for an operator at the workstation.
     #[arg(long, env = "CARDUNLOCK_ADMIN_KEY", hide_env_values = true)]
-    admin_key: Option<String>,
+    admin_key: Option<SecretArg>,
     /// Admin key algorithm of ISO admin cards: 3des, aes128, aes192, aes256.
     #[arg(long, default_value = "3des", value_parser = parse_algorithm)]
     algorithm: Algorithm,
     /// The new PIN (prompted twice, hidden, when absent).
     #[arg(long, env = "CARDUNLOCK_NEW_PIN", hide_env_values = true)]
-    new_pin: Option<String>,
+    new_pin: Option<SecretArg>,
 }
 
 fn pcsc_failure(e: &PcscError) -> Failure {
@@ -174,9 +175,12 @@ fn prompt_hidden(label: &str) -> Result<Secret, Failure> {
         })
 }
 
-fn new_pin(given: &Option<String>) -> Result<(Secret, Secret), Failure> {
+fn new_pin(given: &Option<SecretArg>) -> Result<(Secret, Secret), Failure> {
     match given {
-        Some(p) => Ok((Zeroizing::new(p.clone()), Zeroizing::new(p.clone()))),
+        Some(p) => Ok((
+            Zeroizing::new(p.expose().to_string()),
+            Zeroizing::new(p.expose().to_string()),
+        )),
         None => {
             println!("Enter new PIN to unlock the smart card.");
             Ok((prompt_hidden("New PIN")?, prompt_hidden("Confirm new PIN")?))
@@ -210,7 +214,7 @@ pub fn unblock(
         ));
     }
     let puk = match &args.puk {
-        Some(p) => Zeroizing::new(p.clone()),
+        Some(p) => Zeroizing::new(p.expose().to_string()),
         None => prompt_hidden("PUK")?,
     };
     let (pin, confirm) = new_pin(&args.new_pin)?;
@@ -327,8 +331,12 @@ fn unlock_online(
             )
         })?;
         let mut ui = crate::ui::Scripted {
-            answers: args.answers.clone(),
-            new_pin,
+            answers: args
+                .answers
+                .iter()
+                .map(|a| a.expose().to_string())
+                .collect(),
+            new_pin: new_pin.expose().to_string(),
             show_answers: false,
         };
         crate::online::unlock(&mut driver, &api, &mut ui, args.algorithm)
@@ -380,7 +388,7 @@ pub fn unlock(
             } else {
                 args.algorithm
             };
-            let key = AdminKey::from_hex(alg, hex)
+            let key = AdminKey::from_hex(alg, hex.expose())
                 .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
             let mut responder = LocalKey::new(key, fill);
             if profile == Profile::Gids {
@@ -437,7 +445,7 @@ pub fn unlock(
 pub struct AdminAuthArgs {
     /// The management key (hex).
     #[arg(long, env = "CARDUNLOCK_ADMIN_KEY", hide_env_values = true)]
-    key: String,
+    key: SecretArg,
     /// Its algorithm: 3des, aes128, aes192, aes256 (default: as the card reports, else 3DES).
     #[arg(long, value_parser = parse_algorithm)]
     algorithm: Option<Algorithm>,
@@ -450,7 +458,7 @@ pub fn admin_auth(
     verbose: bool,
 ) -> Result<(), Failure> {
     let alg = args.algorithm.unwrap_or(Algorithm::TripleDes);
-    let key = AdminKey::from_hex(alg, &args.key)
+    let key = AdminKey::from_hex(alg, args.key.expose())
         .map_err(|e| Failure::new(exit::USAGE, format!("management key: {e}")))?;
     let (mut transport, _) = connect(reader, verbose)?;
     let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;

@@ -13,7 +13,7 @@ pub struct RespondArgs {
         env = "CARDUNLOCK_ADMIN_KEY",
         hide_env_values = true
     )]
-    key: String,
+    key: crate::secret_arg::SecretArg,
     /// Admin key algorithm: 3des, aes128, aes192, aes256.
     #[arg(long, default_value = "3des", value_parser = parse_algorithm)]
     algorithm: Algorithm,
@@ -77,7 +77,7 @@ pub fn compute(key: &AdminKey, challenge: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 pub fn run(args: &RespondArgs, json: bool) -> Result<(), Failure> {
-    let key = AdminKey::from_hex(args.algorithm, &args.key)
+    let key = AdminKey::from_hex(args.algorithm, args.key.expose())
         .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
     let challenge = parse_hex(&args.challenge.join(" "))
         .map_err(|e| Failure::new(exit::USAGE, format!("challenge: {e}")))?;

@@ -72,16 +72,16 @@ pub struct EnrollArgs {
     questions: Vec<String>,
     /// The answer to the question at the same position.
     #[arg(long = "answer")]
-    answers: Vec<String>,
+    answers: Vec<crate::secret_arg::SecretArg>,
     /// The card's current (factory) PUK, replaced by the derived one.
     #[arg(long, default_value = "12345678")]
-    factory_puk: String,
+    factory_puk: crate::secret_arg::SecretArg,
     /// The card's current (factory) admin / management key (hex, 3DES).
     #[arg(
         long,
         default_value = "010203040506070801020304050607080102030405060708"
     )]
-    factory_admin_key: String,
+    factory_admin_key: crate::secret_arg::SecretArg,
     /// Admin key algorithm of ISO admin cards.
     #[arg(long, default_value = "3des", value_parser = crate::respond::parse_algorithm)]
     algorithm: cardunlock_core::crypto::Algorithm,
@@ -105,8 +105,8 @@ pub fn enroll(reader: Option<&str>, args: &EnrollArgs, verbose: bool) -> Result<
     let store = Store::open(&args.state.db)
         .map_err(|e| Failure::new(exit::USAGE, format!("database: {e}")))?;
     let factory = crate::enroll::Factory {
-        puk: args.factory_puk.clone(),
-        admin_key: AdminKey::from_hex(Algorithm::TripleDes, &args.factory_admin_key)
+        puk: zeroize::Zeroizing::new(args.factory_puk.expose().to_string()),
+        admin_key: AdminKey::from_hex(Algorithm::TripleDes, args.factory_admin_key.expose())
             .map_err(|e| Failure::new(exit::USAGE, format!("factory admin key: {e}")))?,
     };
     let (mut transport, _) = crate::reader::connect_pub(reader, verbose)?;
@@ -143,7 +143,7 @@ pub fn enroll(reader: Option<&str>, args: &EnrollArgs, verbose: bool) -> Result<
             .questions
             .iter()
             .cloned()
-            .zip(args.answers.iter().cloned())
+            .zip(args.answers.iter().map(|a| a.expose().to_string()))
             .collect(),
     };
     store
