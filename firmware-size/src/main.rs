@@ -34,7 +34,17 @@ fn main() -> ! {
         let puk = PivReference::puk(b"12345678").map_err(|_| ())?;
         let mut flow = PivUnblock::new(puk, &new_pin).map_err(|_| ())?;
         let mut driver = Driver::new(ReplayCard);
-        driver.run(&mut flow, &mut NoAdmin).await.map_err(|_| ())
+        driver.run(&mut flow, &mut NoAdmin).await.map_err(|_| ())?;
+        #[cfg(feature = "gids")]
+        {
+            // The replayed answers carry no card random, so this run stops at the first GENERAL
+            // AUTHENTICATE; it is here so the GIDS flow and 3DES are linked and measured.
+            let key = cardunlock_core::crypto::AdminKey::piv_default();
+            let mut responder = cardunlock_core::flow::LocalKey::new(key, |b: &mut [u8]| b.fill(0x5A));
+            let mut flow = cardunlock_core::flow::GidsUnblock::new(&new_pin, [0x21; 16]);
+            let _ = driver.run(&mut flow, &mut responder).await;
+        }
+        Ok::<(), ()>(())
     });
     loop {
         if result.is_ok() {
