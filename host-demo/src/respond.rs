@@ -11,9 +11,23 @@ pub struct RespondArgs {
         long,
         value_name = "HEX",
         env = "CARDUNLOCK_ADMIN_KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        required_unless_present = "master_secret_file",
+        conflicts_with = "master_secret_file"
     )]
-    key: crate::secret_arg::SecretArg,
+    key: Option<crate::secret_arg::SecretArg>,
+    /// Or: derive the card's admin key from the master secret (hex file) and its identity.
+    #[arg(long, requires = "identity")]
+    master_secret_file: Option<std::path::PathBuf>,
+    /// The card identity (hex, as `cardunlock status` shows it), with --master-secret-file.
+    #[arg(long, requires = "master_secret_file")]
+    identity: Option<String>,
+    /// The card profile, with --master-secret-file: gids or iso.
+    #[arg(long, default_value = "iso")]
+    profile: String,
+    /// The key generation, with --master-secret-file (0 after enrollment).
+    #[arg(long, default_value_t = 0)]
+    generation: u32,
     /// Admin key algorithm: 3des, aes128, aes192, aes256.
     #[arg(long, default_value = "3des", value_parser = parse_algorithm)]
     algorithm: Algorithm,
@@ -77,8 +91,35 @@ pub fn compute(key: &AdminKey, challenge: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 pub fn run(args: &RespondArgs, json: bool) -> Result<(), Failure> {
-    let key = AdminKey::from_hex(args.algorithm, args.key.expose())
-        .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
+    let key = match (&args.key, &args.master_secret_file, &args.identity) {
+        (Some(hex), _, _) => AdminKey::from_hex(args.algorithm, hex.expose())
+            .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?,
+        (None, Some(file), Some(identity)) => {
+            let master = cardunlock_server::MasterSecret::from_file(file)
+                .map_err(|e| Failure::new(exit::USAGE, format!("master secret: {e}")))?;
+            let id = parse_hex(identity)
+                .map_err(|e| Failure::new(exit::USAGE, format!("identity: {e}")))?;
+            if !matches!(args.profile.as_str(), "gids" | "iso") {
+                return Err(Failure::new(
+                    exit::USAGE,
+                    "--profile must be gids or iso (PIV cards use their PUK)",
+                ));
+            }
+            cardunlock_server::kdf::admin_key(
+                &master,
+                &args.profile,
+                &id,
+                args.algorithm,
+                args.generation,
+            )
+        }
+        _ => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "give --key, or --master-secret-file with --identity",
+            ))
+        }
+    };
     let challenge = parse_hex(&args.challenge.join(" "))
         .map_err(|e| Failure::new(exit::USAGE, format!("challenge: {e}")))?;
     let response = compute(&key, &challenge).map_err(|e| Failure::new(exit::USAGE, e))?;

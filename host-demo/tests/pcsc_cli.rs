@@ -222,3 +222,50 @@ fn pcscd_not_running_is_a_clear_error() {
     let out = cli(&["readers"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// After enrollment the ISO card's admin key is derived from the master secret: the operator
+/// computes the offline response from the master secret and the card identity alone.
+#[test]
+fn offline_response_from_the_master_secret_after_enrollment() {
+    let _card = SimCard::start("iso", true);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("master.hex"), "ab".repeat(32)).unwrap();
+    let out = common::online::enroll(dir.path(), &[("Q?", "A")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = String::from_utf8_lossy(&on_reader(&["--json", "status"]).stdout).to_string();
+    let identity = status
+        .split("\"identity\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    // The factory key no longer answers.
+    let (code, _) = offline_unlock(operator_response);
+    assert_eq!(code, Some(1));
+    let master = dir.path().join("master.hex").display().to_string();
+    let (code, screen) = offline_unlock(|challenge| {
+        let out = cli(&[
+            "respond",
+            "--master-secret-file",
+            &master,
+            "--identity",
+            &identity,
+            "--profile",
+            "iso",
+            challenge,
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .strip_prefix("Response: ")
+            .unwrap()
+            .to_string()
+    });
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("The smart card has been unlocked successfully."),
+        "{screen}"
+    );
+}
