@@ -22,7 +22,7 @@ pub struct IsoProfile<'a> {
 }
 
 /// The AID of cardunlock's simulated ISO admin card.
-pub const SIM_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01, 0x01];
+pub const SIM_AID: [u8; 8] = [0xF0, 0x43, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B];
 
 impl IsoProfile<'static> {
     /// The simulated card's profile: key 01, PIN 80, 3DES.

@@ -11,9 +11,10 @@ use crate::crypto::{ct_eq, Cipher};
 use crate::pin::verify_raw_pin;
 use crate::sw;
 
-/// The simulated card's application AID, `A0 00 00 05 27 20 01 01` (selected by exact match;
-/// SELECT of the MF `3F 00` selects the same application).
-pub const ISO_ADMIN_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01, 0x01];
+/// The simulated card's application AID, `F0 43 55 4E 4C 4F 43 4B`: "CUNLOCK" in the proprietary
+/// `F` category of ISO/IEC 7816-5, so it collides with no registered application. Selected by
+/// exact match; SELECT of the MF `3F 00` selects the same application.
+pub const ISO_ADMIN_AID: [u8; 8] = [0xF0, 0x43, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B];
 
 const INS_VERIFY: u8 = 0x20;
 /// CHANGE REFERENCE DATA; P1 = 01 changes the admin key (this card's vendor-specific form).

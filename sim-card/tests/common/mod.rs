@@ -70,7 +70,7 @@ pub fn select_gids(card: &mut SimCard) {
 pub fn select_iso(card: &mut SimCard) {
     let s = sw(
         card,
-        &hex_literal::hex!("00 A4 04 0C 08 A0 00 00 05 27 20 01 01"),
+        &hex_literal::hex!("00 A4 04 0C 08 F0 43 55 4E 4C 4F 43 4B"),
     );
     assert_eq!(s, 0x9000);
 }
