@@ -10,6 +10,7 @@ use crate::flow::{Action, AdminResponder, Event, Flow, FlowError, MAX_ANSWER_LEN
 use crate::fmt::{debug, trace};
 use crate::status::Status;
 use crate::transport::{ErrorKind, Transport, TransportError};
+use zeroize::Zeroize;
 
 /// Largest response (all `61 XX` parts together) the driver assembles.
 pub const MAX_RESPONSE: usize = 1024;
@@ -129,11 +130,12 @@ impl<T: Transport> Driver<T> {
     async fn exchange(&mut self, len: usize) -> Result<usize, TransceiveError<T::Error>> {
         self.commands = self.commands.wrapping_add(1);
         let tx = self.tx.get(..len).unwrap_or(&[]);
-        let n = self
-            .transport
-            .transmit(tx, &mut self.chunk)
-            .await
-            .map_err(Error::Transport)?;
+        let result = self.transport.transmit(tx, &mut self.chunk).await;
+        // The command may carry a PIN, a PUK or a key: it does not outlive the exchange.
+        if let Some(sent) = self.tx.get_mut(..len) {
+            sent.zeroize();
+        }
+        let n = result.map_err(Error::Transport)?;
         if n < 2 || n > self.chunk.len() {
             return Err(Error::Protocol(ProtocolError::ShortResponse));
         }
