@@ -262,3 +262,35 @@ fn widen<T, R>(e: TransceiveError<T>) -> Error<T, R> {
         Error::Responder(never) => match never {},
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{NoAdmin, PivUnblock};
+    use crate::policy::PinPolicy;
+    use crate::secret::{NewPin, PivReference};
+
+    /// Answers `90 00` to everything.
+    struct Ok9000;
+
+    impl Transport for Ok9000 {
+        type Error = ErrorKind;
+
+        async fn transmit(&mut self, _: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
+            response[..2].copy_from_slice(&[0x90, 0x00]);
+            Ok(2)
+        }
+    }
+
+    #[test]
+    fn no_pin_or_puk_is_left_in_the_send_buffer() {
+        let pin = NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).unwrap();
+        let mut flow = PivUnblock::new(PivReference::puk(b"12345678").unwrap(), &pin).unwrap();
+        let mut driver = Driver::new(Ok9000);
+        embassy_futures::block_on(driver.run(&mut flow, &mut NoAdmin)).unwrap();
+        assert_eq!(driver.commands_sent(), 3);
+        let contains = |needle: &[u8]| driver.tx.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(b"12345678"), "the PUK stayed in the driver");
+        assert!(!contains(b"840259"), "the PIN stayed in the driver");
+    }
+}
