@@ -127,6 +127,14 @@ pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), crate::Fai
     };
 
     let fail = |m: String| Failure::new(exit::REFUSED, m);
+    let non_interactive = non_interactive || {
+        use std::io::IsTerminal;
+        let tty = std::io::stdin().is_terminal();
+        if !tty {
+            println!("(standard input is not a terminal: running the scripted demo)");
+        }
+        !tty
+    };
     let dir = tempfile::tempdir().map_err(|e| fail(format!("temporary directory: {e}")))?;
     let master = MasterSecret::generate();
     println!("cardunlock demo: online unlock, everything in-process (no reader, no setup)");

@@ -96,3 +96,25 @@ fn online_demo_shows_the_product_screens_and_unlocks() {
     assert!(stdout.contains("PUK rotated to generation 1"), "{stdout}");
     assert!(!stdout.contains("840259"), "the PIN was printed");
 }
+
+#[test]
+fn the_readme_command_without_a_terminal_runs_the_scripted_demo() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("standard input is not a terminal"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("The smart card has been unlocked successfully."),
+        "{stdout}"
+    );
+}
