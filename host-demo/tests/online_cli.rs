@@ -162,3 +162,45 @@ fn a_policy_violation_is_refused_before_the_card_is_touched() {
         "{status}"
     );
 }
+
+#[test]
+fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url, cert) = serve(dir.path());
+    let _card = common::SimCard::start("piv", true);
+    let db = dir.path().join("cardunlock.db").display().to_string();
+    let master = dir.path().join("master.hex").display().to_string();
+    let out = cli(&[
+        "--reader",
+        READER,
+        "enroll",
+        "--db",
+        &db,
+        "--master-secret-file",
+        &master,
+        "--name",
+        "M",
+        "--email",
+        "m@x",
+        "--question",
+        "Q?",
+        "--answer",
+        "A",
+        "--factory-puk",
+        "11111111",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("changing the PUK: Wrong PUK. 2 tries left."),
+        "{}",
+        text(&out)
+    );
+    // Nothing was registered: the server does not know the card.
+    let out = unlock(&url, &cert, &["A"], "840259");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).to_lowercase().contains("unknown") || text(&out).contains("not enrolled"),
+        "{}",
+        text(&out)
+    );
+}
