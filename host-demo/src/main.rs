@@ -36,6 +36,9 @@ struct Cli {
     /// Machine-readable output (JSON on stdout).
     #[arg(long, global = true)]
     json: bool,
+    /// Wait up to this many seconds for a card to be inserted (0: fail at once).
+    #[arg(long, global = true, default_value_t = 0, value_name = "SECONDS")]
+    wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -122,6 +125,8 @@ impl Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "pcsc")]
+    let _ = reader::WAIT.set(std::time::Duration::from_secs(cli.wait));
     let result = match &cli.command {
         Command::Demo(args) if args.local => {
             demo::run_local(cli.verbose).map_err(|m| Failure::new(exit::REFUSED, m))

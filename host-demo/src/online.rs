@@ -444,6 +444,7 @@ where
 }
 
 /// Reads the pinned certificate.
+#[cfg_attr(not(feature = "pcsc"), allow(dead_code))]
 pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| {
         Failure::new(

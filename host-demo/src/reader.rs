@@ -74,6 +74,9 @@ fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<PcscError, R>) -> Failure 
     crate::failure::unlock(e, exit::USAGE)
 }
 
+/// How long to wait for a card (`--wait`); zero: fail at once when there is none.
+pub static WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
 fn connect(
     reader: Option<&str>,
     verbose: bool,
@@ -82,7 +85,45 @@ fn connect(
     let choice = reader
         .map(ReaderChoice::parse)
         .unwrap_or(ReaderChoice::WithCard);
-    let name = pcsc.find_reader(&choice).map_err(|e| pcsc_failure(&e))?;
+    let wait = WAIT.get().copied().unwrap_or_default();
+    let name = match pcsc.find_reader(&choice) {
+        Err(PcscError::NoCard { .. }) if !wait.is_zero() => {
+            eprintln!(
+                "Insert the smart card (waiting up to {} s) ...",
+                wait.as_secs()
+            );
+            let deadline = std::time::Instant::now() + wait;
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                match pcsc.find_reader(&choice) {
+                    Err(PcscError::NoCard { .. }) if std::time::Instant::now() < deadline => {
+                        continue
+                    }
+                    other => break other.map_err(|e| pcsc_failure(&e))?,
+                }
+            }
+        }
+        other => other.map_err(|e| pcsc_failure(&e))?,
+    };
+    if !wait.is_zero()
+        && !pcsc
+            .reader_info(&name)
+            .map(|r| r.card_present)
+            .unwrap_or(false)
+    {
+        // A reader named on the command line is found whether it holds a card or not.
+        eprintln!(
+            "Insert the smart card in {name} (waiting up to {} s) ...",
+            wait.as_secs()
+        );
+        pcsc.wait_for_card(&name, wait).map_err(|e| match e {
+            PcscError::Timeout => Failure::new(
+                exit::NO_CARD,
+                format!("no card was inserted in {name} within {} s", wait.as_secs()),
+            ),
+            e => pcsc_failure(&e),
+        })?;
+    }
     let transport = pcsc
         .connect(&name, ShareMode::Shared)
         .map_err(|e| pcsc_failure(&e))?;

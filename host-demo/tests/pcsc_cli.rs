@@ -269,3 +269,29 @@ fn offline_response_from_the_master_secret_after_enrollment() {
         "{screen}"
     );
 }
+
+/// `--wait`: the CLI waits for the card to be inserted (and gives up after the time given).
+#[test]
+fn waits_for_the_card_to_be_inserted() {
+    let lock =
+        cardunlock_vpcd::ReaderLock::acquire(1, std::time::Duration::from_secs(300)).unwrap();
+    let out = cli(&["--reader", READER, "--wait", "1", "status"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("Insert the smart card"),
+        "{}",
+        text(&out)
+    );
+    let waiting = Command::new(BIN)
+        .args(["--reader", READER, "--wait", "20", "status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    drop(lock);
+    let _card = SimCard::start("piv", true);
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("PIN BLOCKED"), "{}", text(&out));
+}
