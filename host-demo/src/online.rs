@@ -619,27 +619,10 @@ mod tests {
         // A restart on the same database: the rotation is still pending there.
         let server = Server::spawn(config(dir.path(), &master)).unwrap();
         block(&card);
-        let resets = Rc::new(RefCell::new(0));
-        let r = resets.clone();
-        unlock_once(
-            &card,
-            &server,
-            "735194",
-            Box::new(move |cmd, _| *r.borrow_mut() += usize::from(cmd.get(1) == Some(&0x2C))),
-        )
-        .unwrap();
+        let resets = unlock_counting_resets(&card, &server, "735194");
         // The card held g+1, the first candidate: no PUK try was spent on a wrong one.
-        assert_eq!(
-            *resets.borrow(),
-            1,
-            "one RESET RETRY COUNTER, with the right PUK"
-        );
-        let record = server.store().card("piv", &hex(&id)).unwrap().unwrap();
-        assert!(
-            card.borrow()
-                .puk_is(kdf_puk(&master, &id, record.puk_gen).as_bytes()),
-            "server and card agree"
-        );
+        assert_eq!(resets, 1, "one RESET RETRY COUNTER, with the right PUK");
+        assert_server_and_card_agree(&server, &card, &master, &id);
     }
 
     #[test]
@@ -693,25 +676,38 @@ mod tests {
         drop(server);
         let server = Server::spawn(config(dir.path(), &master)).unwrap();
         block(&card);
+        let resets = unlock_counting_resets(&card, &server, "735194");
+        // The client told the server the rotation failed: generation 0 is tried first.
+        assert_eq!(resets, 1, "one RESET RETRY COUNTER, with the right PUK");
+        assert_server_and_card_agree(&server, &card, &master, &id);
+    }
+
+    /// Runs an online unlock and counts the RESET RETRY COUNTER commands it sent.
+    fn unlock_counting_resets(
+        card: &Rc<RefCell<SimCard>>,
+        server: &ServerHandle,
+        pin: &str,
+    ) -> usize {
         let resets = Rc::new(RefCell::new(0));
         let r = resets.clone();
-        unlock_once(
-            &card,
-            &server,
-            "735194",
-            Box::new(move |cmd, _| *r.borrow_mut() += usize::from(cmd.get(1) == Some(&0x2C))),
-        )
-        .unwrap();
-        // The client told the server the rotation failed: generation 0 is tried first.
-        assert_eq!(
-            *resets.borrow(),
-            1,
-            "one RESET RETRY COUNTER, with the right PUK"
-        );
-        let record = server.store().card("piv", &hex(&id)).unwrap().unwrap();
+        let hook: AfterHook =
+            Box::new(move |cmd, _| *r.borrow_mut() += usize::from(cmd.get(1) == Some(&0x2C)));
+        unlock_once(card, server, pin, hook).unwrap();
+        let n = *resets.borrow();
+        n
+    }
+
+    /// The card holds the PUK of the generation the server has on record.
+    fn assert_server_and_card_agree(
+        server: &ServerHandle,
+        card: &Rc<RefCell<SimCard>>,
+        master: &MasterSecret,
+        id: &[u8],
+    ) {
+        let record = server.store().card("piv", &hex(id)).unwrap().unwrap();
         assert!(
             card.borrow()
-                .puk_is(kdf_puk(&master, &id, record.puk_gen).as_bytes()),
+                .puk_is(kdf_puk(master, id, record.puk_gen).as_bytes()),
             "server and card agree"
         );
     }
