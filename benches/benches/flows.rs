@@ -7,7 +7,7 @@ mod common;
 
 use cardunlock_benches::{
     blocked_gids_card, blocked_piv_card, gids_unblock, piv_unblock, record_gids_unblock,
-    record_piv_unblock, SimTransport,
+    record_piv_unblock,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -16,13 +16,7 @@ fn flows(crit: &mut Criterion) {
     let mut group = crit.benchmark_group("flow/piv_puk_unblock");
     group.throughput(Throughput::Elements(piv.apdus() as u64));
     group.bench_function("sim_card", |b| {
-        b.iter_batched(
-            || SimTransport {
-                card: blocked_piv_card(),
-            },
-            piv_unblock,
-            BatchSize::SmallInput,
-        )
+        b.iter_batched(blocked_piv_card, piv_unblock, BatchSize::SmallInput)
     });
     group.bench_function("replay_core_only", |b| {
         b.iter(|| piv_unblock(piv.replay()).replayed())
@@ -33,13 +27,7 @@ fn flows(crit: &mut Criterion) {
     let mut group = crit.benchmark_group("flow/gids_admin_unblock");
     group.throughput(Throughput::Elements(gids.apdus() as u64));
     group.bench_function("sim_card", |b| {
-        b.iter_batched(
-            || SimTransport {
-                card: blocked_gids_card(),
-            },
-            gids_unblock,
-            BatchSize::SmallInput,
-        )
+        b.iter_batched(blocked_gids_card, gids_unblock, BatchSize::SmallInput)
     });
     group.bench_function("replay_core_only", |b| {
         b.iter(|| gids_unblock(gids.replay()).replayed())

@@ -1,6 +1,7 @@
 //! Fixtures shared by the benchmarks in `benches/`: the APDUs every encoder is asked to write,
-//! the CHUID answer every parser is given, and the two transports the flows run over (the
-//! simulated card in-process, and a replay of its recorded answers that allocates nothing).
+//! the CHUID answer every parser is given, and the flows run over the simulated card in-process
+//! and over `cardunlock_sim::transport::Replay`, a replay of its recorded answers that allocates
+//! nothing.
 //!
 //! The tests at the bottom check that the peers are asked to do the same work as the core: they
 //! produce the same bytes for the same command (or, for `apdu`'s extended length, that it
@@ -10,7 +11,7 @@ use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::LocalKey;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::{piv, unlock, Command, ErrorKind, Transport};
+use cardunlock_core::{piv, unlock, Command, Transport};
 use cardunlock_sim::{Config, GidsConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
 
@@ -78,110 +79,7 @@ pub fn chuid_answer() -> Vec<u8> {
     answer
 }
 
-/// A [`Transport`] over a simulated card owned by the transport.
-pub struct SimTransport {
-    /// The card.
-    pub card: SimCard,
-}
-
-impl Transport for SimTransport {
-    type Error = ErrorKind;
-
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        let answer = self.card.transmit(command);
-        response
-            .get_mut(..answer.len())
-            .ok_or(ErrorKind::ResponseTooLong)?
-            .copy_from_slice(&answer);
-        Ok(answer.len())
-    }
-}
-
-/// Largest answer a [`Recording`] keeps.
-pub const MAX_ANSWER: usize = 64;
-/// Most answers a [`Recording`] keeps.
-pub const MAX_ANSWERS: usize = 16;
-
-/// A card's answers to one flow, in fixed arrays.
-#[derive(Clone)]
-pub struct Recording {
-    answers: [([u8; MAX_ANSWER], usize); MAX_ANSWERS],
-    len: usize,
-}
-
-impl Recording {
-    /// Number of APDUs the flow exchanged.
-    pub fn apdus(&self) -> usize {
-        self.len
-    }
-
-    /// A transport that replays these answers from the start.
-    pub fn replay(&self) -> Replay<'_> {
-        Replay {
-            recording: self,
-            next: 0,
-        }
-    }
-}
-
-/// Replays a [`Recording`] whatever the command: allocates nothing, so a flow over it costs what
-/// the core costs.
-pub struct Replay<'a> {
-    recording: &'a Recording,
-    next: usize,
-}
-
-impl Replay<'_> {
-    /// Answers given so far.
-    pub fn replayed(&self) -> usize {
-        self.next
-    }
-}
-
-impl Transport for Replay<'_> {
-    type Error = ErrorKind;
-
-    async fn transmit(&mut self, _command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        let answers = &self.recording.answers[..self.recording.len];
-        let (bytes, len) = answers.get(self.next).ok_or(ErrorKind::Other)?;
-        self.next += 1;
-        response
-            .get_mut(..*len)
-            .ok_or(ErrorKind::ResponseTooLong)?
-            .copy_from_slice(&bytes[..*len]);
-        Ok(*len)
-    }
-}
-
-/// Records the answers of a simulated card.
-struct Recorder {
-    card: SimCard,
-    recording: Recording,
-}
-
-impl Transport for Recorder {
-    type Error = ErrorKind;
-
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        let answer = self.card.transmit(command);
-        let slot = self
-            .recording
-            .answers
-            .get_mut(self.recording.len)
-            .ok_or(ErrorKind::Other)?;
-        slot.0
-            .get_mut(..answer.len())
-            .ok_or(ErrorKind::ResponseTooLong)?
-            .copy_from_slice(&answer);
-        slot.1 = answer.len();
-        self.recording.len += 1;
-        response
-            .get_mut(..answer.len())
-            .ok_or(ErrorKind::ResponseTooLong)?
-            .copy_from_slice(&answer);
-        Ok(answer.len())
-    }
-}
+pub use cardunlock_sim::transport::{Recording, Replay};
 
 /// A factory PIV card with its PIN blocked.
 pub fn blocked_piv_card() -> SimCard {
@@ -226,28 +124,16 @@ pub fn gids_unblock<T: Transport>(transport: T) -> T {
     driver.into_inner()
 }
 
-fn record(card: SimCard, run: impl FnOnce(&mut Recorder)) -> Recording {
-    let mut recorder = Recorder {
-        card,
-        recording: Recording {
-            answers: [([0; MAX_ANSWER], 0); MAX_ANSWERS],
-            len: 0,
-        },
-    };
-    run(&mut recorder);
-    recorder.recording
-}
-
 /// The simulated card's answers to a PIV unblock, for [`Replay`].
 pub fn record_piv_unblock() -> Recording {
-    record(blocked_piv_card(), |r| {
+    Recording::record(blocked_piv_card(), |r| {
         piv_unblock(r);
     })
 }
 
 /// The simulated card's answers to a GIDS unblock, for [`Replay`].
 pub fn record_gids_unblock() -> Recording {
-    record(blocked_gids_card(), |r| {
+    Recording::record(blocked_gids_card(), |r| {
         gids_unblock(r);
     })
 }
@@ -334,14 +220,10 @@ mod tests {
 
     #[test]
     fn flows_run_against_the_sim_and_the_replay() {
-        let piv = piv_unblock(SimTransport {
-            card: blocked_piv_card(),
-        });
-        assert!(piv.card.pin_is(NEW_PIV_PIN));
-        let gids = gids_unblock(SimTransport {
-            card: blocked_gids_card(),
-        });
-        assert!(gids.card.pin_is(NEW_GIDS_PIN));
+        let piv = piv_unblock(blocked_piv_card());
+        assert!(piv.pin_is(NEW_PIV_PIN));
+        let gids = gids_unblock(blocked_gids_card());
+        assert!(gids.pin_is(NEW_GIDS_PIN));
 
         let piv = record_piv_unblock();
         assert_eq!(piv.apdus(), 3);

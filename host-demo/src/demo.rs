@@ -10,7 +10,7 @@ use cardunlock_sim::{Config, GidsConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
 use rand::RngCore;
 
-use crate::trace::{SimTransport, Traced};
+use crate::trace::Traced;
 
 pub const UNLOCKED: &str = "The smart card has been unlocked successfully.";
 
@@ -34,7 +34,7 @@ pub fn describe(status: &CardStatus) -> String {
     s
 }
 
-fn status_line(driver: &mut Driver<Traced<SimTransport>>) -> Result<String, String> {
+fn status_line(driver: &mut Driver<Traced<SimCard>>) -> Result<String, String> {
     let status =
         block_on(unlock::read_status(driver, IsoProfile::SIM)).map_err(|e| e.to_string())?;
     Ok(describe(&status))
@@ -53,7 +53,7 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
     println!("[1/2] PIV card, PIN blocked after 3 wrong PINs; unblock with the PUK");
     let card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
     let mut driver = Driver::new(Traced {
-        inner: SimTransport(card),
+        inner: card,
         enabled: verbose,
     });
     println!("  card: {}", status_line(&mut driver)?);
@@ -90,7 +90,7 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
     println!("[2/2] GIDS card, PIN blocked; unblock with the admin key (mutual authentication)");
     let card = SimCard::new(Config::Gids(GidsConfig::factory().blocked()));
     let mut driver = Driver::new(Traced {
-        inner: SimTransport(card),
+        inner: card,
         enabled: verbose,
     });
     println!("  card: {}", status_line(&mut driver)?);
@@ -157,7 +157,7 @@ pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), crate::Fai
     // Operator: enroll the user with a factory-fresh card.
     let card = SimCard::new(Config::Piv(PivConfig::factory()));
     let mut driver = Driver::new(Traced {
-        inner: SimTransport(card),
+        inner: card,
         enabled: verbose,
     });
     let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
@@ -245,7 +245,7 @@ pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), crate::Fai
                 .as_slice(),
             r.puk_gen,
         );
-        let on_card = driver.transport().inner.0.puk_is(puk.as_bytes());
+        let on_card = driver.transport().inner.puk_is(puk.as_bytes());
         println!(
             "  server: PUK rotated to generation {} ({}; the PUK this workstation saw is no longer valid)",
             r.puk_gen,

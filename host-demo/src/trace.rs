@@ -39,23 +39,3 @@ impl<T: Transport> Transport for Traced<T> {
         self.inner.supports_extended_length()
     }
 }
-
-/// The simulated card as a transport (in-process: no reader, no PC/SC).
-pub struct SimTransport(pub cardunlock_sim::SimCard);
-
-impl Transport for SimTransport {
-    type Error = cardunlock_core::ErrorKind;
-
-    async fn transmit(
-        &mut self,
-        command: &[u8],
-        response: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        let answer = self.0.transmit(command);
-        let dst = response
-            .get_mut(..answer.len())
-            .ok_or(cardunlock_core::ErrorKind::ResponseTooLong)?;
-        dst.copy_from_slice(&answer);
-        Ok(answer.len())
-    }
-}

@@ -97,6 +97,7 @@ mod pin;
 mod piv;
 pub mod sw;
 mod tlv;
+pub mod transport;
 
 use core::fmt;
 
