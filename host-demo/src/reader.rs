@@ -62,7 +62,8 @@ pub struct UnlockArgs {
     new_pin: Option<SecretArg>,
 }
 
-fn pcsc_failure(e: &PcscError) -> Failure {
+/// A PC/SC failure as the user reads it.
+pub(crate) fn pcsc_failure(e: &PcscError) -> Failure {
     crate::failure::transport(e)
 }
 
@@ -77,7 +78,8 @@ fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<PcscError, R>) -> Failure 
 /// How long to wait for a card (`--wait`); zero: fail at once when there is none.
 pub static WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
 
-fn connect(
+/// Connects to the card in the chosen reader (waiting for it with `--wait`).
+pub(crate) fn connect(
     reader: Option<&str>,
     verbose: bool,
 ) -> Result<(cardunlock_pcsc::PcscTransport, String), Failure> {
@@ -328,19 +330,6 @@ impl AdminResponder for Operator {
         out[..bytes.len()].copy_from_slice(&bytes);
         Ok(bytes.len())
     }
-}
-
-/// The connection helper for other modules.
-pub fn connect_pub(
-    reader: Option<&str>,
-    verbose: bool,
-) -> Result<(cardunlock_pcsc::PcscTransport, String), Failure> {
-    connect(reader, verbose)
-}
-
-/// The PC/SC failure mapping for other modules.
-pub fn pcsc_failure_pub(e: &PcscError) -> Failure {
-    pcsc_failure(e)
 }
 
 fn unlock_online(

@@ -109,10 +109,10 @@ pub fn enroll(reader: Option<&str>, args: &EnrollArgs, verbose: bool) -> Result<
         admin_key: AdminKey::from_hex(Algorithm::TripleDes, args.factory_admin_key.expose())
             .map_err(|e| Failure::new(exit::USAGE, format!("factory admin key: {e}")))?,
     };
-    let (mut transport, _) = crate::reader::connect_pub(reader, verbose)?;
+    let (mut transport, _) = crate::reader::connect(reader, verbose)?;
     let mut session = transport
         .begin()
-        .map_err(|e| crate::reader::pcsc_failure_pub(&e))?;
+        .map_err(|e| crate::reader::pcsc_failure(&e))?;
     let mut driver = Driver::new(crate::trace::Traced {
         inner: &mut session,
         enabled: verbose,

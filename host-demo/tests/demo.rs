@@ -2,18 +2,24 @@
 
 use std::process::Command;
 
-#[test]
-fn local_demo_unblocks_both_cards() {
+/// Runs `cardunlock args`, asserts it succeeded, returns its standard output.
+fn run_ok(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
-        .args(["demo", "--local"])
+        .args(args)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn local_demo_unblocks_both_cards() {
+    let stdout = run_ok(&["demo", "--local"]);
     assert_eq!(
         stdout
             .matches("The smart card has been unlocked successfully.")
@@ -58,16 +64,7 @@ fn verbose_local_demo_traces_apdus_with_secrets_redacted() {
 
 #[test]
 fn online_demo_shows_the_product_screens_and_unlocks() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
-        .args(["demo", "--non-interactive"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_ok(&["demo", "--non-interactive"]);
     // Screen 1: the user and the security questions.
     assert!(
         stdout.contains("Michael Benson\nMichael.Benson@demo.local"),
@@ -99,16 +96,7 @@ fn online_demo_shows_the_product_screens_and_unlocks() {
 
 #[test]
 fn the_readme_command_without_a_terminal_runs_the_scripted_demo() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
-        .arg("demo")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_ok(&["demo"]);
     assert!(
         stdout.contains("standard input is not a terminal"),
         "{stdout}"
