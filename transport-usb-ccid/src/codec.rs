@@ -1,1 +1,2 @@
 //! TODO (being written).
+#[derive(Debug)] pub enum SlotError { IccMute }
