@@ -1,10 +1,14 @@
 //! `cardunlock`: unblock a smart card whose PIN is blocked.
 
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
+mod card;
+#[cfg(feature = "ccid")]
+mod ccid;
 mod demo;
 mod enroll;
 mod failure;
 mod online;
-#[cfg(feature = "pcsc")]
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
 mod reader;
 mod respond;
 mod secret_arg;
@@ -39,6 +43,11 @@ struct Cli {
     /// Wait up to this many seconds for a card to be inserted (0: fail at once).
     #[arg(long, global = true, default_value_t = 0, value_name = "SECONDS")]
     wait: u64,
+    /// How to reach card readers: PC/SC (pcscd, the Windows smart-card service) or USB CCID
+    /// readers driven directly, without PC/SC.
+    #[cfg(any(feature = "pcsc", feature = "ccid"))]
+    #[arg(long, global = true, value_enum, default_value = "pcsc", env = "CARDUNLOCK_TRANSPORT")]
+    transport: card::TransportKind,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,25 +62,25 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Operator: enroll a user and the card in the reader (personalises the card with its
     /// derived secrets, stores the security questions).
-    #[cfg(feature = "pcsc")]
+    #[cfg(any(feature = "pcsc", feature = "ccid"))]
     Enroll(serve::EnrollArgs),
     /// Operator: lift the online-unlock lock of a card after too many wrong answers.
     LiftLock(serve::LiftLockArgs),
-    /// List the PC/SC readers and whether a card is in each.
-    #[cfg(feature = "pcsc")]
+    /// List the readers (PC/SC, and USB CCID readers) and whether a card is in each.
+    #[cfg(any(feature = "pcsc", feature = "ccid"))]
     Readers,
     /// Show the card's profile, identity, PIN and PUK tries left and admin key algorithm.
-    #[cfg(feature = "pcsc")]
+    #[cfg(any(feature = "pcsc", feature = "ccid"))]
     Status,
     /// PIV: unblock the PIN with the PUK and set a new PIN.
-    #[cfg(feature = "pcsc")]
+    #[cfg(any(feature = "pcsc", feature = "ccid"))]
     Unblock(reader::UnblockArgs),
     /// GIDS / ISO admin cards: unblock with the admin key (`--admin-key`) or, with `--offline`,
     /// with the response an operator computes for the card's challenge.
-    #[cfg(feature = "pcsc")]
+    #[cfg(any(feature = "pcsc", feature = "ccid"))]
     Unlock(reader::UnlockArgs),
     /// PIV: authenticate with the management key (mutual: the card proves it holds it too).
-    #[cfg(feature = "pcsc")]
+    #[cfg(any(feature = "pcsc", feature = "ccid"))]
     AdminAuth(reader::AdminAuthArgs),
     /// Operator: compute the response to a card's challenge with the admin key.
     Respond(respond::RespondArgs),
@@ -125,28 +134,31 @@ impl Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    #[cfg(feature = "pcsc")]
-    let _ = reader::WAIT.set(std::time::Duration::from_secs(cli.wait));
+    #[cfg(any(feature = "pcsc", feature = "ccid"))]
+    {
+        let _ = reader::WAIT.set(std::time::Duration::from_secs(cli.wait));
+        let _ = card::TRANSPORT.set(cli.transport);
+    }
     let result = match &cli.command {
         Command::Demo(args) if args.local => {
             demo::run_local(cli.verbose).map_err(|m| Failure::new(exit::REFUSED, m))
         }
         Command::Demo(args) => demo::run_online(cli.verbose, args.non_interactive),
         Command::Serve(args) => serve::serve(args),
-        #[cfg(feature = "pcsc")]
+        #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::Enroll(args) => serve::enroll(cli.reader.as_deref(), args, cli.verbose),
         Command::LiftLock(args) => serve::lift_lock(args),
-        #[cfg(feature = "pcsc")]
+        #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::Readers => reader::readers(cli.json),
-        #[cfg(feature = "pcsc")]
+        #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::Status => reader::status(cli.reader.as_deref(), cli.json, cli.verbose),
-        #[cfg(feature = "pcsc")]
+        #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::Unblock(args) => {
             reader::unblock(cli.reader.as_deref(), args, cli.json, cli.verbose)
         }
-        #[cfg(feature = "pcsc")]
+        #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::Unlock(args) => reader::unlock(cli.reader.as_deref(), args, cli.json, cli.verbose),
-        #[cfg(feature = "pcsc")]
+        #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::AdminAuth(args) => {
             reader::admin_auth(cli.reader.as_deref(), args, cli.json, cli.verbose)
         }

@@ -1,11 +1,10 @@
-//! The commands that talk to a card through PC/SC: readers, status, unblock, unlock.
-// `drop(driver)` ends the driver's borrow of the PC/SC session before the transaction ends.
-#![allow(clippy::drop_non_drop)]
+//! The commands that talk to a card: readers, status, unblock, unlock, admin-auth. They reach
+//! the card through [`crate::card::Card`], over PC/SC or USB CCID alike.
 
 use std::io::{BufRead, Write};
 
 use cardunlock_core::crypto::{AdminKey, Algorithm};
-use cardunlock_core::driver::{Driver, Error};
+use cardunlock_core::driver::Error;
 use cardunlock_core::flow::{
     AdminRequest, AdminResponder, CardStatus, FlowError, LocalKey, Profile, MAX_ANSWER_LEN,
 };
@@ -13,15 +12,16 @@ use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
 
-use cardunlock_pcsc::{pcsc::Disposition, Pcsc, PcscError, ReaderChoice, ShareMode};
+#[cfg(feature = "pcsc")]
+use cardunlock_pcsc::{Pcsc, PcscError, ReaderChoice, ShareMode};
 use embassy_futures::block_on;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
+use crate::card::{Card, End, LinkError};
 use crate::demo::{describe, UNLOCKED};
 use crate::respond::{grouped_hex, parse_algorithm, parse_hex};
 use crate::secret_arg::SecretArg;
-use crate::trace::Traced;
 use crate::{exit, json_str, Failure};
 
 /// A PIN or PUK the user typed, wiped when dropped.
@@ -63,22 +63,24 @@ pub struct UnlockArgs {
 }
 
 /// A PC/SC failure as the user reads it.
+#[cfg(feature = "pcsc")]
 pub(crate) fn pcsc_failure(e: &PcscError) -> Failure {
     crate::failure::transport(e)
 }
 
-fn card_failure<R: std::fmt::Debug>(e: &Error<PcscError, R>) -> Failure {
+fn card_failure<R: std::fmt::Debug>(e: &Error<LinkError, R>) -> Failure {
     crate::failure::card(e, exit::USAGE)
 }
 
-fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<PcscError, R>) -> Failure {
+fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<LinkError, R>) -> Failure {
     crate::failure::unlock(e, exit::USAGE)
 }
 
 /// How long to wait for a card (`--wait`); zero: fail at once when there is none.
 pub static WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
 
-/// Connects to the card in the chosen reader (waiting for it with `--wait`).
+/// Connects to the card in the chosen PC/SC reader (waiting for it with `--wait`).
+#[cfg(feature = "pcsc")]
 pub(crate) fn connect(
     reader: Option<&str>,
     verbose: bool,
@@ -135,29 +137,63 @@ pub(crate) fn connect(
     Ok((transport, name))
 }
 
+/// Lists the readers of both transports: the chosen one first (its failure is the command's),
+/// the other as far as it is reachable.
 pub fn readers(json: bool) -> Result<(), Failure> {
-    let pcsc = Pcsc::establish().map_err(|e| pcsc_failure(&e))?;
-    let list = pcsc.list_readers().map_err(|e| pcsc_failure(&e))?;
+    let chosen = crate::card::TRANSPORT.get().copied().unwrap_or_default();
+    #[allow(unused_mut)]
+    let mut pcsc_list: Option<Vec<(String, bool)>> = None;
+    #[allow(unused_mut)]
+    let mut ccid_list: Option<Vec<(String, bool)>> = None;
+    #[cfg(feature = "pcsc")]
+    {
+        let listed = Pcsc::establish().and_then(|p| p.list_readers());
+        match listed {
+            Ok(list) => {
+                pcsc_list = Some(list.into_iter().map(|r| (r.name, r.card_present)).collect())
+            }
+            Err(e) if chosen == crate::card::TransportKind::Pcsc => return Err(pcsc_failure(&e)),
+            Err(_) => {}
+        }
+    }
+    #[cfg(feature = "ccid")]
+    match crate::ccid::list() {
+        Ok(list) => ccid_list = Some(list),
+        Err(e) if chosen == crate::card::TransportKind::Ccid => return Err(e),
+        Err(_) => {}
+    }
+    let _ = chosen;
     if json {
-        let items: Vec<String> = list
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                format!(
-                    "{{\"index\":{i},\"name\":{},\"card\":{}}}",
-                    json_str(&r.name),
-                    r.card_present
-                )
-            })
-            .collect();
-        println!("{{\"ok\":true,\"readers\":[{}]}}", items.join(","));
+        let items = |list: &[(String, bool)]| -> String {
+            let items: Vec<String> = list
+                .iter()
+                .enumerate()
+                .map(|(i, (name, card))| {
+                    format!("{{\"index\":{i},\"name\":{},\"card\":{card}}}", json_str(name))
+                })
+                .collect();
+            format!("[{}]", items.join(","))
+        };
+        let mut out = String::from("{\"ok\":true");
+        if let Some(list) = &pcsc_list {
+            out += &format!(",\"readers\":{}", items(list));
+        }
+        if let Some(list) = &ccid_list {
+            out += &format!(",\"ccid_readers\":{}", items(list));
+        }
+        println!("{out}}}");
     } else {
-        for (i, r) in list.iter().enumerate() {
-            println!(
-                "{i}: {}  [{}]",
-                r.name,
-                if r.card_present { "card" } else { "empty" }
-            );
+        let print = |list: &[(String, bool)]| {
+            for (i, (name, card)) in list.iter().enumerate() {
+                println!("{i}: {name}  [{}]", if *card { "card" } else { "empty" });
+            }
+        };
+        if let Some(list) = &pcsc_list {
+            print(list);
+        }
+        if let Some(list) = ccid_list.as_deref().filter(|l| !l.is_empty()) {
+            println!("USB CCID readers (--transport ccid):");
+            print(list);
         }
     }
     Ok(())
@@ -168,20 +204,15 @@ fn read_status(
     verbose: bool,
     algorithm: Algorithm,
 ) -> Result<CardStatus, Failure> {
-    let (mut transport, _) = connect(reader, verbose)?;
-    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
-    let mut driver = Driver::new(Traced {
-        inner: &mut session,
-        enabled: verbose,
-    });
     let iso = IsoProfile {
         algorithm,
         ..IsoProfile::SIM
     };
-    let status = block_on(unlock::read_status(&mut driver, iso)).map_err(|e| card_failure(&e))?;
-    drop(driver);
-    let _ = session.end(Disposition::LeaveCard);
-    Ok(status)
+    Card::connect(reader, verbose)?
+        .run(verbose, End::Leave, |driver| {
+            block_on(unlock::read_status(driver, iso))
+        })?
+        .map_err(|e| card_failure(&e))
 }
 
 fn status_json(s: &CardStatus) -> String {
@@ -261,22 +292,17 @@ pub fn unblock(
         None => prompt_hidden("PUK")?,
     };
     let (pin, confirm) = new_pin(&args.new_pin)?;
-    let (mut transport, _) = connect(reader, verbose)?;
-    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
-    let mut driver = Driver::new(Traced {
-        inner: &mut session,
-        enabled: verbose,
-    });
-    let result = block_on(unlock::piv_unblock(
-        &mut driver,
-        &PinPolicy::PIV,
-        puk.as_bytes(),
-        pin.as_bytes(),
-        confirm.as_bytes(),
-    ));
-    drop(driver);
-    let _ = session.end(Disposition::LeaveCard);
-    result.map_err(|e| unlock_failure(&e))?;
+    Card::connect(reader, verbose)?
+        .run(verbose, End::Leave, |driver| {
+            block_on(unlock::piv_unblock(
+                driver,
+                &PinPolicy::PIV,
+                puk.as_bytes(),
+                pin.as_bytes(),
+                confirm.as_bytes(),
+            ))
+        })?
+        .map_err(|e| unlock_failure(&e))?;
     if json {
         println!("{{\"ok\":true,\"message\":{}}}", json_str(UNLOCKED));
     } else {
@@ -345,14 +371,8 @@ fn unlock_online(
         )
     })?;
     let api = crate::online::Api::new(server, &crate::online::read_cert(cert_path)?)?;
-    let (mut transport, _) = connect(reader, verbose)?;
-    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
-    let mut driver = Driver::new(Traced {
-        inner: &mut session,
-        enabled: verbose,
-    });
-    let result = if args.answers.is_empty() && args.new_pin.is_none() {
-        crate::online::unlock(&mut driver, &api, &mut crate::ui::Terminal, args.algorithm)
+    let scripted = if args.answers.is_empty() && args.new_pin.is_none() {
+        None
     } else {
         let new_pin = args.new_pin.clone().ok_or_else(|| {
             Failure::new(
@@ -360,7 +380,7 @@ fn unlock_online(
                 "scripted online unlock needs --new-pin with --answer",
             )
         })?;
-        let mut ui = crate::ui::Scripted {
+        Some(crate::ui::Scripted {
             answers: args
                 .answers
                 .iter()
@@ -368,12 +388,12 @@ fn unlock_online(
                 .collect(),
             new_pin: new_pin.expose().to_string(),
             show_answers: false,
-        };
-        crate::online::unlock(&mut driver, &api, &mut ui, args.algorithm)
+        })
     };
-    drop(driver);
-    let _ = session.end(Disposition::ResetCard);
-    result
+    Card::connect(reader, verbose)?.run(verbose, End::Reset, |driver| match scripted {
+        None => crate::online::unlock(driver, &api, &mut crate::ui::Terminal, args.algorithm),
+        Some(mut ui) => crate::online::unlock(driver, &api, &mut ui, args.algorithm),
+    })?
 }
 
 pub fn unlock(
@@ -396,18 +416,14 @@ pub fn unlock(
         println!("{}", describe(&status));
     }
     let (pin, confirm) = new_pin(&args.new_pin)?;
-    let (mut transport, _) = connect(reader, verbose)?;
-    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
-    let mut driver = Driver::new(Traced {
-        inner: &mut session,
-        enabled: verbose,
-    });
+    let mut card = Card::connect(reader, verbose)?;
     let iso = IsoProfile {
         algorithm: args.algorithm,
         ..IsoProfile::SIM
     };
     let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
-    let result = match (status.profile, &args.admin_key) {
+    // Reset at the end: drop the admin authentication this flow established.
+    let result = card.run(verbose, End::Reset, |driver| match (status.profile, &args.admin_key) {
         (Profile::Piv, _) => Err(Failure::new(
             exit::USAGE,
             "a PIV PIN is unblocked with the PUK: use `cardunlock unblock`",
@@ -425,7 +441,7 @@ pub fn unlock(
                 let mut r1 = [0u8; 16];
                 rand::thread_rng().fill_bytes(&mut r1);
                 block_on(unlock::gids_unblock(
-                    &mut driver,
+                    driver,
                     &PinPolicy::GIDS,
                     pin.as_bytes(),
                     confirm.as_bytes(),
@@ -435,7 +451,7 @@ pub fn unlock(
                 .map_err(|e| unlock_failure(&e))
             } else {
                 block_on(unlock::iso_unblock(
-                    &mut driver,
+                    driver,
                     iso,
                     &PinPolicy::GIDS,
                     pin.as_bytes(),
@@ -450,7 +466,7 @@ pub fn unlock(
             "GIDS cards need the admin key (--admin-key) or online unlock",
         )),
         (Profile::IsoAdmin, None) => block_on(unlock::iso_unblock(
-            &mut driver,
+            driver,
             iso,
             &PinPolicy::GIDS,
             pin.as_bytes(),
@@ -458,10 +474,7 @@ pub fn unlock(
             &mut Operator,
         ))
         .map_err(|e| unlock_failure(&e)),
-    };
-    drop(driver);
-    // Reset: drop the admin authentication this flow established.
-    let _ = session.end(Disposition::ResetCard);
+    })?;
     result?;
     if json {
         println!("{{\"ok\":true,\"message\":{}}}", json_str(UNLOCKED));
@@ -490,12 +503,6 @@ pub fn admin_auth(
     let alg = args.algorithm.unwrap_or(Algorithm::TripleDes);
     let key = AdminKey::from_hex(alg, args.key.expose())
         .map_err(|e| Failure::new(exit::USAGE, format!("management key: {e}")))?;
-    let (mut transport, _) = connect(reader, verbose)?;
-    let mut session = transport.begin().map_err(|e| pcsc_failure(&e))?;
-    let mut driver = Driver::new(Traced {
-        inner: &mut session,
-        enabled: verbose,
-    });
     let mut host_challenge = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut host_challenge);
     let mut flow = cardunlock_core::flow::PivMgmtAuth::new(
@@ -504,10 +511,11 @@ pub fn admin_auth(
         host_challenge,
     );
     let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
-    let result = block_on(driver.run(&mut flow, &mut LocalKey::new(key, fill)));
-    drop(driver);
-    let _ = session.end(Disposition::LeaveCard);
-    let alg = result.map_err(|e| card_failure(&e))?;
+    let alg = Card::connect(reader, verbose)?
+        .run(verbose, End::Leave, |driver| {
+            block_on(driver.run(&mut flow, &mut LocalKey::new(key, fill)))
+        })?
+        .map_err(|e| card_failure(&e))?;
     let message = format!("Management key accepted ({alg}, mutual authentication: the card proved it holds the key too).");
     if json {
         println!(

@@ -56,7 +56,7 @@ pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(exit::SERVER, format!("server: {e}")))
 }
 
-#[cfg(feature = "pcsc")]
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
 #[derive(clap::Args, Debug)]
 pub struct EnrollArgs {
     #[command(flatten)]
@@ -87,13 +87,11 @@ pub struct EnrollArgs {
     algorithm: cardunlock_core::crypto::Algorithm,
 }
 
-#[cfg(feature = "pcsc")]
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
 pub fn enroll(reader: Option<&str>, args: &EnrollArgs, verbose: bool) -> Result<(), Failure> {
     use cardunlock_core::crypto::{AdminKey, Algorithm};
-    use cardunlock_core::driver::Driver;
     use cardunlock_core::iso::IsoProfile;
     use cardunlock_core::unlock;
-    use cardunlock_pcsc::pcsc::Disposition;
 
     if args.questions.len() != args.answers.len() {
         return Err(Failure::new(
@@ -109,26 +107,24 @@ pub fn enroll(reader: Option<&str>, args: &EnrollArgs, verbose: bool) -> Result<
         admin_key: AdminKey::from_hex(Algorithm::TripleDes, args.factory_admin_key.expose())
             .map_err(|e| Failure::new(exit::USAGE, format!("factory admin key: {e}")))?,
     };
-    let (mut transport, _) = crate::reader::connect(reader, verbose)?;
-    let mut session = transport
-        .begin()
-        .map_err(|e| crate::reader::pcsc_failure(&e))?;
-    let mut driver = Driver::new(crate::trace::Traced {
-        inner: &mut session,
-        enabled: verbose,
-    });
     let iso = IsoProfile {
         algorithm: args.algorithm,
         ..IsoProfile::SIM
     };
-    let status = embassy_futures::block_on(unlock::read_status(&mut driver, iso))
-        .map_err(|e| Failure::new(exit::COMMUNICATION, e.to_string()))?;
-    let identity = status
-        .identity
-        .ok_or_else(|| Failure::new(exit::REFUSED, "the card has no readable identity"))?;
-    crate::enroll::personalise(&mut driver, &status, &master, &factory, args.algorithm)?;
-    drop(driver);
-    let _ = session.end(Disposition::ResetCard);
+    // Reset at the end: drop the admin authentication the personalisation established.
+    let (status, identity) = crate::card::Card::connect(reader, verbose)?.run(
+        verbose,
+        crate::card::End::Reset,
+        |driver| {
+            let status = embassy_futures::block_on(unlock::read_status(driver, iso))
+                .map_err(|e| Failure::new(exit::COMMUNICATION, e.to_string()))?;
+            let identity = status
+                .identity
+                .ok_or_else(|| Failure::new(exit::REFUSED, "the card has no readable identity"))?;
+            crate::enroll::personalise(driver, &status, &master, &factory, args.algorithm)?;
+            Ok::<_, Failure>((status, identity))
+        },
+    )??;
     let enrollment = cardunlock_server::Enrollment {
         name: args.name.clone(),
         email: args.email.clone(),

@@ -1,0 +1,181 @@
+//! `--transport ccid`: USB CCID readers driven directly (no PC/SC), through `cardunlock-ccid`'s
+//! session over its `nusb` backend.
+
+use std::time::{Duration, Instant};
+
+use cardunlock_ccid::codec::IccStatus;
+use cardunlock_ccid::descriptor::ClassDescriptor;
+use cardunlock_ccid::session;
+use cardunlock_ccid::usb::{self, ReaderInfo, StdClock, UsbControl, UsbError, UsbPipe};
+use embassy_futures::block_on;
+
+use crate::{exit, Failure};
+
+/// The CCID session the CLI runs flows over.
+pub type Session = session::Session<UsbPipe, StdClock, UsbControl>;
+/// Its error.
+pub type SessionError = session::SessionError<UsbPipe, UsbControl>;
+
+/// A card powered in a CCID reader's slot 0.
+pub struct CcidCard {
+    session: Session,
+}
+
+impl CcidCard {
+    /// The session, for a driver.
+    pub fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Cold-resets the card (power off, power on): drops what a flow authenticated. A failure
+    /// is ignored, as PC/SC ignores a failed `SCardEndTransaction`: the card went away.
+    pub fn reset(&mut self) {
+        let _ = block_on(async {
+            self.session.power_off().await?;
+            self.session.power_on().await.map(|_| ())
+        });
+    }
+}
+
+fn usb_failure(e: &UsbError) -> Failure {
+    let code = match e {
+        UsbError::Disconnected | UsbError::Stall | UsbError::WriteTimeout | UsbError::Transfer(_) => {
+            exit::COMMUNICATION
+        }
+        _ => exit::NO_CARD,
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn session_failure(reader: &str, e: &SessionError) -> Failure {
+    let mut failure = crate::failure::transport(e);
+    failure.message = format!("{reader}: {}", failure.message);
+    failure
+}
+
+/// Every CCID reader, with whether a card is in it. A reader another program holds is listed
+/// with that said, and no card.
+pub fn list() -> Result<Vec<(String, bool)>, Failure> {
+    let readers = usb::list().map_err(|e| usb_failure(&e))?;
+    Ok(readers
+        .iter()
+        .map(|info| match open_session(info) {
+            Ok(mut s) => {
+                let present = block_on(s.slot_status())
+                    .map(|st| st.icc != IccStatus::Absent)
+                    .unwrap_or(false);
+                (info.name.clone(), present)
+            }
+            Err(f) if f.code == exit::NO_CARD && f.message.contains("in use") => {
+                (format!("{} (in use by another program)", info.name), false)
+            }
+            Err(_) => (format!("{} (cannot be opened)", info.name), false),
+        })
+        .collect())
+}
+
+fn open_session(info: &ReaderInfo) -> Result<Session, Failure> {
+    let descriptor = ClassDescriptor::parse(&info.class_descriptor).map_err(|e| {
+        Failure::new(
+            exit::NO_CARD,
+            format!("{}: unusable CCID descriptor ({e})", info.name),
+        )
+    })?;
+    let pipe = usb::open(info).map_err(|e| usb_failure(&e))?;
+    let control = pipe.control();
+    Session::new(pipe, StdClock::new(), control, &descriptor, 0)
+        .map_err(|e| session_failure(&info.name, &e))
+}
+
+/// Picks the reader: by index in `cardunlock --transport ccid readers`, by (part of) its name,
+/// or the first one with a card.
+fn choose(readers: &[ReaderInfo], wanted: Option<&str>) -> Result<Vec<usize>, Failure> {
+    let names = || {
+        readers
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if readers.is_empty() {
+        return Err(Failure::new(
+            exit::NO_CARD,
+            "no USB CCID reader found (is it plugged in? without --transport ccid, PC/SC is used)",
+        ));
+    }
+    let Some(wanted) = wanted else {
+        return Ok((0..readers.len()).collect());
+    };
+    if let Ok(i) = wanted.parse::<usize>() {
+        return if i < readers.len() {
+            Ok(vec![i])
+        } else {
+            Err(Failure::new(
+                exit::NO_CARD,
+                format!("no USB CCID reader {i}; readers: {}", names()),
+            ))
+        };
+    }
+    let matching: Vec<usize> = (0..readers.len())
+        .filter(|&i| readers[i].name == wanted || readers[i].name.contains(wanted))
+        .collect();
+    match matching.len() {
+        0 => Err(Failure::new(
+            exit::NO_CARD,
+            format!("no USB CCID reader matches {wanted:?}; readers: {}", names()),
+        )),
+        1 => Ok(matching),
+        _ => Err(Failure::new(
+            exit::USAGE,
+            format!("several USB CCID readers match {wanted:?}: give the index or the full name"),
+        )),
+    }
+}
+
+/// Connects to the card in the chosen reader (waiting for it with `--wait`) and powers it on.
+pub fn connect(reader: Option<&str>, verbose: bool) -> Result<CcidCard, Failure> {
+    let readers = usb::list().map_err(|e| usb_failure(&e))?;
+    let candidates = choose(&readers, reader)?;
+    let wait = crate::reader::WAIT.get().copied().unwrap_or_default();
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        let mut last = None;
+        for &i in &candidates {
+            let info = &readers[i];
+            let mut session = match open_session(info) {
+                Ok(s) => s,
+                Err(f) if candidates.len() > 1 => {
+                    last = Some(f);
+                    continue;
+                }
+                Err(f) => return Err(f),
+            };
+            let state = block_on(session.slot_status()).map_err(|e| session_failure(&info.name, &e))?;
+            if state.icc == IccStatus::Absent {
+                last = Some(Failure::new(
+                    exit::NO_CARD,
+                    format!("no card in {}", info.name),
+                ));
+                continue;
+            }
+            block_on(session.power_on()).map_err(|e| session_failure(&info.name, &e))?;
+            if verbose {
+                eprintln!("reader: {} (USB CCID {})", info.name, info.id());
+            }
+            return Ok(CcidCard { session });
+        }
+        let failure = last.unwrap_or_else(|| Failure::new(exit::NO_CARD, "no card"));
+        if failure.code != exit::NO_CARD || Instant::now() >= deadline {
+            return Err(failure);
+        }
+        if !told {
+            eprintln!(
+                "Insert the smart card (waiting up to {} s) ...",
+                wait.as_secs()
+            );
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
