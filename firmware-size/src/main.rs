@@ -1,8 +1,13 @@
 //! A firmware-like binary: runs the PIV PUK unblock flow of `cardunlock-core` over a transport
 //! that stands in for a card UART (it replays a card's answers), on a Cortex-M4F, with no heap.
-//! Built in CI to prove the core is `no_std` and to report its flash size.
+//! Built in CI to prove the core is `no_std` and to report its flash size. With the feature
+//! `ccid` the unblock runs through the CCID session of `cardunlock-ccid` over an in-memory
+//! `embedded-io-async` pipe to a CCID reader instead (`ccid_reader.rs`).
 #![no_std]
 #![no_main]
+
+#[cfg(feature = "ccid")]
+mod ccid_reader;
 
 use cardunlock_core::flow::{NoAdmin, PivUnblock};
 use cardunlock_core::policy::PinPolicy;
@@ -33,7 +38,20 @@ fn main() -> ! {
         let new_pin = NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).map_err(|_| ())?;
         let puk = PivReference::puk(b"12345678").map_err(|_| ())?;
         let mut flow = PivUnblock::new(puk, &new_pin).map_err(|_| ())?;
+        #[cfg(not(feature = "ccid"))]
         let mut driver = Driver::new(ReplayCard);
+        #[cfg(feature = "ccid")]
+        let mut driver = {
+            use cardunlock_ccid::{clock::NoTimeout, descriptor::ClassDescriptor};
+            use cardunlock_ccid::session::{NoControl, Session};
+            let reader = ccid_reader::LoopbackReader::new();
+            let descriptor = ClassDescriptor::TYPICAL;
+            let mut session: Session<_, _, NoControl> =
+                Session::new(reader, NoTimeout, NoControl, &descriptor, 0).map_err(|_| ())?;
+            session.power_on().await.map_err(|_| ())?;
+            let _ = ReplayCard;
+            Driver::new(session)
+        };
         driver.run(&mut flow, &mut NoAdmin).await.map_err(|_| ())?;
         #[cfg(feature = "gids")]
         {
