@@ -1,0 +1,105 @@
+//! APDU level (short, and short + extended): one APDU per exchange, chained over several
+//! XfrBlock / DataBlock messages with `wLevelParameter` / `bChainParameter` when it does not fit
+//! one message.
+
+use embedded_io_async::{Read, Write};
+
+use super::{check_status, msg_type_of, reply, Control, Error, Session, SessionError, Violation};
+use crate::clock::Clock;
+use crate::codec::{chain, RequestKind, ResponseKind, HEADER_LEN};
+
+/// Most DataBlocks in one chained response (a bound against a reader that never ends a chain).
+const MAX_CHAIN_PARTS: usize = 1024;
+
+impl<IO, C, K, const N: usize> Session<IO, C, K, N>
+where
+    IO: Read + Write,
+    C: Clock,
+    K: Control,
+{
+    /// Sends `command` as one or more XfrBlocks and assembles the response into `response`.
+    pub(super) async fn apdu_exchange(
+        &mut self,
+        command: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, SessionError<IO, K>> {
+        let chunk = self.max_msg - HEADER_LEN;
+        let mut rest = command;
+        let mut first = true;
+        // Host -> reader: 1 begin, 3 continue, 2 end (0 when one message holds it all).
+        loop {
+            let (part, tail) = rest.split_at(rest.len().min(chunk));
+            let level = match (first, tail.is_empty()) {
+                (true, true) => chain::WHOLE,
+                (true, false) => chain::BEGIN,
+                (false, false) => chain::CONTINUE,
+                (false, true) => chain::END,
+            };
+            let len = self.encode(RequestKind::XfrBlock {
+                bwi: 0,
+                level,
+                data: part,
+            })?;
+            if tail.is_empty() {
+                // The last part: its reply starts the response.
+                return self.collect(len, response).await;
+            }
+            let h = self.command(len).await?;
+            let resp = reply(&self.rx, &h)?;
+            check_status(&resp, &mut self.powered)?;
+            match resp.kind {
+                // "Empty, send more" (some readers leave bChainParameter 0).
+                ResponseKind::DataBlock { data: [], .. } => {}
+                _ => return Err(Error::Protocol(Violation::Chain)),
+            }
+            rest = tail;
+            first = false;
+        }
+    }
+
+    /// Sends the XfrBlock in `tx[..len]` and collects the (possibly chained) response.
+    async fn collect(
+        &mut self,
+        mut len: usize,
+        response: &mut [u8],
+    ) -> Result<usize, SessionError<IO, K>> {
+        let mut filled = 0usize;
+        let mut overflow = false;
+        for _ in 0..MAX_CHAIN_PARTS {
+            let h = self.command(len).await?;
+            let resp = reply(&self.rx, &h)?;
+            check_status(&resp, &mut self.powered)?;
+            let ResponseKind::DataBlock { chain: c, data } = resp.kind else {
+                return Err(Error::Protocol(Violation::UnexpectedReply(msg_type_of(
+                    &resp,
+                ))));
+            };
+            match response.get_mut(filled..filled + data.len()) {
+                Some(dst) if !overflow => {
+                    dst.copy_from_slice(data);
+                    filled += data.len();
+                }
+                // Keep reading the chain to stay in step with the reader, then report.
+                _ => overflow = true,
+            }
+            match u16::from(c) {
+                chain::WHOLE | chain::END => {
+                    return if overflow {
+                        Err(Error::ResponseTooLong)
+                    } else {
+                        Ok(filled)
+                    };
+                }
+                chain::BEGIN | chain::CONTINUE => {
+                    len = self.encode(RequestKind::XfrBlock {
+                        bwi: 0,
+                        level: chain::MORE,
+                        data: &[],
+                    })?;
+                }
+                _ => return Err(Error::Protocol(Violation::Chain)),
+            }
+        }
+        Err(Error::Protocol(Violation::Chain))
+    }
+}
