@@ -2,12 +2,10 @@
 //! that stands in for a card UART (it replays a card's answers), on a Cortex-M4F, with no heap.
 //! Built in CI to prove the core is `no_std` and to report its flash size. With the feature
 //! `ccid` the unblock runs through the CCID session of `cardunlock-ccid` over an in-memory
-//! `embedded-io-async` pipe to a CCID reader instead (`ccid_reader.rs`).
+//! `embedded-io-async` pipe to a CCID reader (`cardunlock_ccid::loopback`) with that card in its
+//! slot: the whole CCID path a firmware links, with its USB host stack in the reader's place.
 #![no_std]
 #![no_main]
-
-#[cfg(feature = "ccid")]
-mod ccid_reader;
 
 use cardunlock_core::flow::{NoAdmin, PivUnblock};
 use cardunlock_core::policy::PinPolicy;
@@ -35,21 +33,24 @@ impl Transport for ReplayCard {
 #[entry]
 fn main() -> ! {
     let result = embassy_futures::block_on(async {
-        let new_pin = NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).map_err(|_| ())?;
+        let new_pin =
+            NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).map_err(|_| ())?;
         let puk = PivReference::puk(b"12345678").map_err(|_| ())?;
         let mut flow = PivUnblock::new(puk, &new_pin).map_err(|_| ())?;
         #[cfg(not(feature = "ccid"))]
         let mut driver = Driver::new(ReplayCard);
         #[cfg(feature = "ccid")]
         let mut driver = {
-            use cardunlock_ccid::{clock::NoTimeout, descriptor::ClassDescriptor};
             use cardunlock_ccid::session::{NoControl, Session};
-            let reader = ccid_reader::LoopbackReader::new();
+            use cardunlock_ccid::{
+                clock::NoTimeout, descriptor::ClassDescriptor, loopback::Loopback,
+            };
+            const ATR: &[u8] = &[0x3B, 0x80, 0x80, 0x01, 0x01];
+            let reader = Loopback::new(ReplayCard, ATR);
             let descriptor = ClassDescriptor::TYPICAL;
             let mut session: Session<_, _, NoControl> =
                 Session::new(reader, NoTimeout, NoControl, &descriptor, 0).map_err(|_| ())?;
             session.power_on().await.map_err(|_| ())?;
-            let _ = ReplayCard;
             Driver::new(session)
         };
         driver.run(&mut flow, &mut NoAdmin).await.map_err(|_| ())?;
@@ -58,7 +59,8 @@ fn main() -> ! {
             // The replayed answers carry no card random, so this run stops at the first GENERAL
             // AUTHENTICATE; it is here so the GIDS flow and 3DES are linked and measured.
             let key = cardunlock_core::crypto::AdminKey::piv_default();
-            let mut responder = cardunlock_core::flow::LocalKey::new(key, |b: &mut [u8]| b.fill(0x5A));
+            let mut responder =
+                cardunlock_core::flow::LocalKey::new(key, |b: &mut [u8]| b.fill(0x5A));
             let mut flow = cardunlock_core::flow::GidsUnblock::new(&new_pin, [0x21; 16]);
             let _ = driver.run(&mut flow, &mut responder).await;
         }

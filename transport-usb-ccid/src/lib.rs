@@ -13,6 +13,8 @@
 //!   (a USB bulk pair, a firmware's USB host stack, a serial bridge); it implements the core's
 //!   [`cardunlock_core::Transport`].
 //! - [`clock`]: the time source the caller gives the session (deadlines, time extensions).
+//! - [`loopback`]: an in-memory CCID reader in front of any core `Transport`, no heap (firmware
+//!   images, benchmarks).
 //! - `sim` (feature `sim`): an in-memory CCID reader with fault injection.
 //! - `usb` (feature `nusb`): the host backend over USB.
 #![no_std]
@@ -26,6 +28,7 @@ pub mod atr;
 pub mod clock;
 pub mod codec;
 pub mod descriptor;
+pub mod loopback;
 pub mod session;
 pub mod t0;
 pub mod t1;

@@ -1,0 +1,154 @@
+//! A CCID reader in memory, at APDU level, in front of any card the core can talk to (a
+//! [`cardunlock_core::Transport`]): the other end of the byte pipe a
+//! [`Session`](crate::session::Session) writes to, with no USB, no heap and no allocation.
+//!
+//! It exists for what needs a reader without hardware and without `std`: a firmware image that
+//! links the whole CCID path (`firmware-size`), and benchmarks that measure the framing cost
+//! alone (a replayed card behind it). For fault injection use `sim` (feature `sim`).
+
+use core::convert::Infallible;
+
+use cardunlock_core::Transport;
+
+use crate::codec::{
+    ClockStatus, CommandStatus, Header, IccStatus, Request, RequestKind, Response, ResponseKind,
+    SlotError, Status, HEADER_LEN, SHORT_MESSAGE_LEN,
+};
+
+/// Largest APDU response the loopback reader relays (a short APDU's 256 bytes and SW1 SW2).
+const MAX_RESPONSE: usize = 258;
+
+/// A one-slot reader at short APDU level with `card` always present. Each message the session
+/// flushes is answered at once: IccPowerOn with `atr`, XfrBlock with the card's response,
+/// anything else with the slot status. A command the card fails on (a transport error) is
+/// answered with `bError` HW_ERROR.
+pub struct Loopback<T> {
+    card: T,
+    atr: &'static [u8],
+    rx: [u8; SHORT_MESSAGE_LEN],
+    rx_len: usize,
+    tx: [u8; SHORT_MESSAGE_LEN],
+    tx_len: usize,
+    tx_pos: usize,
+}
+
+impl<T: Transport> Loopback<T> {
+    /// A reader with `card` in its slot, answering power-on with `atr`.
+    pub const fn new(card: T, atr: &'static [u8]) -> Self {
+        Self {
+            card,
+            atr,
+            rx: [0; SHORT_MESSAGE_LEN],
+            rx_len: 0,
+            tx: [0; SHORT_MESSAGE_LEN],
+            tx_len: 0,
+            tx_pos: 0,
+        }
+    }
+
+    /// The card behind the reader.
+    pub fn card(&self) -> &T {
+        &self.card
+    }
+
+    /// Gives the card back.
+    pub fn into_card(self) -> T {
+        self.card
+    }
+
+    async fn answer(&mut self) {
+        let mut response = [0u8; MAX_RESPONSE];
+        let rx_len = self.rx_len;
+        self.rx_len = 0;
+        let message = &self.rx[..rx_len];
+        let seq = Header::parse(message).map(|h| h.seq).unwrap_or(0);
+        let (slot, status, kind) = match Request::parse(message) {
+            Ok(req) => match req.kind {
+                RequestKind::IccPowerOn(_) => (
+                    req.slot,
+                    CommandStatus::Ok,
+                    ResponseKind::DataBlock {
+                        chain: 0,
+                        data: self.atr,
+                    },
+                ),
+                RequestKind::XfrBlock { data, .. } => {
+                    match self.card.transmit(data, &mut response).await {
+                        Ok(n) => (
+                            req.slot,
+                            CommandStatus::Ok,
+                            ResponseKind::DataBlock {
+                                chain: 0,
+                                data: response.get(..n).unwrap_or(&[]),
+                            },
+                        ),
+                        Err(_) => (
+                            req.slot,
+                            CommandStatus::Failed(SlotError::HardwareError),
+                            ResponseKind::DataBlock {
+                                chain: 0,
+                                data: &[],
+                            },
+                        ),
+                    }
+                }
+                _ => (
+                    req.slot,
+                    CommandStatus::Ok,
+                    ResponseKind::SlotStatus {
+                        clock: ClockStatus::Running,
+                    },
+                ),
+            },
+            Err(_) => (
+                0,
+                CommandStatus::Failed(SlotError::CommandNotSupported),
+                ResponseKind::SlotStatus {
+                    clock: ClockStatus::Running,
+                },
+            ),
+        };
+        let reply = Response {
+            slot,
+            seq,
+            status: Status::new(IccStatus::Active, status),
+            kind,
+        };
+        self.tx_len = reply.encode(&mut self.tx).unwrap_or(0);
+        self.tx_pos = 0;
+        // The command may carry a PIN or PUK, the response key material: wipe both.
+        self.rx[..rx_len].fill(0);
+        response.fill(0);
+    }
+}
+
+impl<T> embedded_io_async::ErrorType for Loopback<T> {
+    type Error = Infallible;
+}
+
+impl<T: Transport> embedded_io_async::Write for Loopback<T> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        let room = self.rx.get_mut(self.rx_len..).unwrap_or(&mut []);
+        let n = buf.len().min(room.len());
+        room[..n].copy_from_slice(&buf[..n]);
+        self.rx_len += n;
+        Ok(n)
+    }
+
+    async fn flush(&mut self) -> Result<(), Infallible> {
+        if self.rx_len >= HEADER_LEN {
+            self.answer().await;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Transport> embedded_io_async::Read for Loopback<T> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        let pending = self.tx.get(self.tx_pos..self.tx_len).unwrap_or(&[]);
+        let n = buf.len().min(pending.len());
+        buf[..n].copy_from_slice(&pending[..n]);
+        self.tx_pos += n;
+        Ok(n)
+    }
+}

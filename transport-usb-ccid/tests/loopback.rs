@@ -1,0 +1,68 @@
+//! The no-heap loopback reader: a whole PIV unblock through the CCID session and the loopback
+//! reader into the simulated card, as `firmware-size` links it.
+
+use cardunlock_ccid::clock::NoTimeout;
+use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
+use cardunlock_ccid::loopback::Loopback;
+use cardunlock_ccid::session::{NoControl, Session};
+use cardunlock_core::driver::Driver;
+use cardunlock_core::flow::FlowError;
+use cardunlock_core::policy::PinPolicy;
+use cardunlock_core::unlock::{self, UnlockError};
+use cardunlock_sim::{Config, PivConfig, SimCard};
+use embassy_futures::block_on;
+
+const ATR: &[u8] = &[0x3B, 0x80, 0x80, 0x01, 0x01];
+
+fn session(card: SimCard) -> Session<Loopback<SimCard>, NoTimeout> {
+    let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+    let mut s = Session::new(Loopback::new(card, ATR), NoTimeout, NoControl, &desc, 0).unwrap();
+    assert_eq!(block_on(s.power_on()).unwrap(), ATR);
+    s
+}
+
+#[test]
+fn piv_unblock_through_the_loopback_reader() {
+    let mut driver = Driver::new(session(SimCard::new(Config::Piv(
+        PivConfig::factory().blocked(),
+    ))));
+    block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"12345678",
+        b"802517",
+        b"802517",
+    ))
+    .unwrap();
+    let (reader, _, _) = driver.into_inner().into_parts();
+    let card = reader.card();
+    assert!(card.pin_is(b"802517"));
+    assert_eq!(card.pin_tries_left(), 3);
+    assert_eq!(card.puk_tries_left(), Some(3));
+}
+
+#[test]
+fn a_wrong_puk_through_the_loopback_reader_costs_one_try() {
+    let mut driver = Driver::new(session(SimCard::new(Config::Piv(
+        PivConfig::factory().blocked(),
+    ))));
+    let err = block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        b"87654321",
+        b"802517",
+        b"802517",
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            UnlockError::Card(cardunlock_core::driver::Error::Flow(FlowError::WrongPuk {
+                tries_left: 2
+            }))
+        ),
+        "{err:?}"
+    );
+    let (reader, _, _) = driver.into_inner().into_parts();
+    assert_eq!(reader.card().puk_tries_left(), Some(2));
+}
