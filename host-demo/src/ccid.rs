@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use cardunlock_ccid::codec::IccStatus;
-use cardunlock_ccid::descriptor::ClassDescriptor;
 use cardunlock_ccid::session;
 use cardunlock_ccid::usb::{self, ReaderInfo, StdClock, UsbControl, UsbError, UsbPipe};
 use embassy_futures::block_on;
@@ -38,6 +37,12 @@ impl CcidCard {
 }
 
 fn usb_failure(e: &UsbError) -> Failure {
+    if let UsbError::List(_) = e {
+        return Failure::new(
+            exit::NO_CARD,
+            format!("no USB CCID reader can be reached: {e} (no USB on this machine? use the PC/SC transport)"),
+        );
+    }
     let code = match e {
         UsbError::Disconnected | UsbError::Stall | UsbError::WriteTimeout | UsbError::Transfer(_) => {
             exit::COMMUNICATION
@@ -75,15 +80,14 @@ pub fn list() -> Result<Vec<(String, bool)>, Failure> {
 }
 
 fn open_session(info: &ReaderInfo) -> Result<Session, Failure> {
-    let descriptor = ClassDescriptor::parse(&info.class_descriptor).map_err(|e| {
-        Failure::new(
-            exit::NO_CARD,
-            format!("{}: unusable CCID descriptor ({e})", info.name),
-        )
-    })?;
     let pipe = usb::open(info).map_err(|e| usb_failure(&e))?;
     let control = pipe.control();
-    Session::new(pipe, StdClock::new(), control, &descriptor, 0)
+    let config = session::Config {
+        // ICCD devices (protocol 1 and 2) are refused with a clear message.
+        interface_protocol: info.interface_protocol,
+        ..session::Config::DEFAULT
+    };
+    Session::with_config(pipe, StdClock::new(), control, &info.descriptor, 0, config)
         .map_err(|e| session_failure(&info.name, &e))
 }
 

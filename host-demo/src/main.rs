@@ -84,7 +84,8 @@ enum Command {
     AdminAuth(reader::AdminAuthArgs),
     /// Operator: compute the response to a card's challenge with the admin key.
     Respond(respond::RespondArgs),
-    /// Serve a simulated card to pcscd through the vpcd virtual reader until interrupted.
+    /// Serve a simulated card to pcscd through the vpcd virtual reader (or to QEMU's emulated
+    /// USB CCID reader with `--vscard`) until interrupted.
     SimCard(simcard::SimCardArgs),
 }
 
@@ -108,7 +109,7 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The new PIN breaks the PIN policy; the card was not touched.
     pub const POLICY: u8 = 3;
-    /// No PC/SC service, no reader, no card, reader in use.
+    /// No PC/SC service or USB access, no reader, no card, reader in use.
     pub const NO_CARD: u8 = 4;
     /// Card removed or communication failure in the middle of a flow.
     pub const COMMUNICATION: u8 = 5;

@@ -1,4 +1,5 @@
-//! `cardunlock sim-card`: serves a simulated card to pcscd through vpcd.
+//! `cardunlock sim-card`: serves a simulated card to pcscd through vpcd, or to QEMU's emulated
+//! USB CCID reader through its `ccid-card-passthru` socket (`--vscard`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,10 @@ pub struct SimCardArgs {
     /// vpcd port: 35963 is reader "Virtual PCD 00 00", 35964 "Virtual PCD 00 01".
     #[arg(long, default_value_t = 35963)]
     port: u16,
+    /// Put the card into QEMU's emulated USB CCID reader instead of vpcd: the unix socket of
+    /// QEMU's `-chardev socket,server=on,path=SOCKET` behind `-device ccid-card-passthru`.
+    #[arg(long, value_name = "SOCKET", conflicts_with = "port")]
+    vscard: Option<std::path::PathBuf>,
 }
 
 pub fn card(profile: ProfileArg, blocked: bool) -> SimCard {
@@ -40,6 +45,9 @@ pub fn card(profile: ProfileArg, blocked: bool) -> SimCard {
 
 pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
     let card = card(args.profile, args.blocked);
+    if let Some(socket) = &args.vscard {
+        return run_vscard(card, socket, args);
+    }
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
     let stop = Arc::new(AtomicBool::new(false));
     eprintln!(
@@ -56,4 +64,28 @@ pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
     })?;
     stop.store(true, Ordering::SeqCst);
     Ok(())
+}
+
+/// QEMU's reader speaks T=0 only: the card is presented with a T=0 ATR (same historical
+/// bytes); its APDU behaviour is unchanged.
+fn run_vscard(card: SimCard, socket: &std::path::Path, args: &SimCardArgs) -> Result<(), Failure> {
+    let stop = AtomicBool::new(false);
+    let mut card = cardunlock_vpcd::vscard::T0Card::new(card);
+    let atr = cardunlock_vpcd::VirtualCard::atr(&card);
+    eprintln!(
+        "sim-card: serving a {:?} card{} to QEMU's ccid-card-passthru at {} (T=0 ATR {})",
+        args.profile,
+        if args.blocked { " (PIN blocked)" } else { "" },
+        socket.display(),
+        atr.iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    cardunlock_vpcd::vscard::serve(&mut card, socket, &stop).map_err(|e| {
+        Failure::new(
+            exit::NO_CARD,
+            format!("{e} (is QEMU running with -device ccid-card-passthru on that socket?)"),
+        )
+    })
 }

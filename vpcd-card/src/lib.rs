@@ -41,6 +41,7 @@ mod card;
 mod connection;
 mod lock;
 mod served;
+pub mod vscard;
 
 pub use card::VirtualCard;
 pub use connection::{serve, Connection, Control, DEFAULT_CONNECT_RETRY};
