@@ -294,3 +294,39 @@ fn a_card_seen_gone_by_slot_status_fails_the_next_apdu_once() {
     assert!(block_on(session.transmit(&status, &mut resp)).is_ok());
     assert_eq!(reader.get().card().card.commands_seen(), 1);
 }
+
+/// QEMU's reader answers GetParameters with `dwLength` 0 (and the 7 bytes after the message,
+/// which the USB pipe drops at the short transfer): a clear protocol error, and the session
+/// stays in step for the next command.
+#[test]
+fn empty_parameters_reply_is_a_clear_error_and_the_session_stays_in_step() {
+    use cardunlock_ccid::session::{Error, NoControl, Session, Violation};
+    use cardunlock_ccid::sim::{ScriptPipe, ScriptReply, TestClock};
+    let empty_parameters = ScriptReply {
+        bytes: vec![0x82, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x00],
+        answer: true,
+        fix_length: true,
+    };
+    let slot_status = ScriptReply {
+        bytes: vec![0x81, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x00],
+        answer: true,
+        fix_length: true,
+    };
+    let desc = cardunlock_ccid::descriptor::ClassDescriptor::TYPICAL;
+    let mut s: Session<_, _, _> = Session::new(
+        ScriptPipe::new([empty_parameters, slot_status]),
+        TestClock::new(),
+        NoControl,
+        &desc,
+        0,
+    )
+    .unwrap();
+    let err = block_on(s.get_parameters()).unwrap_err();
+    assert_eq!(err, Error::Protocol(Violation::EmptyParameters));
+    assert_eq!(
+        err.to_string(),
+        "CCID protocol: the reader answered with empty protocol parameters"
+    );
+    let state = block_on(s.slot_status()).unwrap();
+    assert_eq!(state.icc, cardunlock_ccid::codec::IccStatus::Active);
+}

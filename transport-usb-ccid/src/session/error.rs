@@ -52,12 +52,18 @@ pub enum Violation {
     Chain,
     /// The ATR is empty, longer than 33 bytes, or does not parse.
     BadAtr,
+    /// The reader answered GetParameters or SetParameters without the parameters
+    /// (`dwLength` 0; QEMU's reader does, and sends them after the message).
+    EmptyParameters,
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooManyStale => f.write_str("too many stale replies from the reader"),
+            Self::EmptyParameters => {
+                f.write_str("the reader answered with empty protocol parameters")
+            }
             Self::UnexpectedReply(t) => write!(f, "unexpected reply type {t:#04x}"),
             Self::Chain => f.write_str("broken chaining in the reader's reply"),
             Self::BadAtr => f.write_str("invalid ATR"),

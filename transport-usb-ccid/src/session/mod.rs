@@ -706,6 +706,9 @@ where
             return Err(Error::Slot(e));
         }
         match resp.kind {
+            ResponseKind::Parameters { data: &[], .. } => {
+                Err(Error::Protocol(Violation::EmptyParameters))
+            }
             ResponseKind::Parameters { protocol, data } => Ok(ProtocolData::parse(protocol, data)?),
             _ => Err(Error::Protocol(Violation::UnexpectedReply(msg_type_of(
                 &resp,
