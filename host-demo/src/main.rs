@@ -26,8 +26,8 @@ use clap::{Parser, Subcommand};
 ///
 /// Exit codes: 0 success; 1 the card refused (wrong PUK or response, blocked, PIN refused by the
 /// card); 2 bad usage or input; 3 the new PIN breaks the PIN policy (card untouched); 4 no PC/SC
-/// service, no reader or no card; 5 card removed or communication failure mid-flow; 6 the unlock server is
-/// unreachable (the card was not changed).
+/// service or USB access, no reader or no card; 5 card removed or communication failure mid-flow;
+/// 6 the unlock server is unreachable (the card was not changed).
 #[derive(Parser, Debug)]
 #[command(name = "cardunlock", version, about, long_about)]
 struct Cli {
