@@ -4,6 +4,8 @@
 # host). In one guest boot:
 #   1. ccid_probe (cardunlock-ccid's example): lists the reader, ATR, PIV SELECT, ABORT;
 #   2. cardunlock --transport ccid status          -> PIN BLOCKED
+#   +  a second program holding the reader -> "in use by another program", exit 4;
+#   +  a wrong PUK -> exit 1, "2 tries left", exactly one PUK try gone;
 #   3. cardunlock --transport ccid unblock --puk 12345678 --new-pin 802517 -> unlocked
 #   4. cardunlock --transport ccid status          -> PIN tries left 3
 # and checks each step's output. Fails loudly when the guest cannot boot (run.sh exits 125/124).
@@ -44,6 +46,14 @@ QEMU_CCID_LOG=$LOG bash scripts/qemu-ccid/run.sh --add "$PROBE" --add "$CLI" /bi
   set -e
   echo "== step probe"; ccid_probe
   echo "== step status"; cardunlock --transport ccid status
+  echo "== step busy"
+  CCID_PROBE_HOLD_MS=4000 ccid_probe >/dev/null & holder=$!
+  sleep 2
+  if cardunlock --transport ccid status; then echo "busy: status ran on a held reader"; else echo "busy: exit $?"; fi
+  wait $holder
+  echo "== step wrong-puk"
+  if cardunlock --transport ccid unblock --puk 87654321 --new-pin 802517; then echo "wrong-puk: accepted"; else echo "wrong-puk: exit $?"; fi
+  cardunlock --transport ccid status
   echo "== step unblock"; cardunlock --transport ccid unblock --puk 12345678 --new-pin 802517
   echo "== step status-after"; cardunlock --transport ccid status
   echo "== steps done"'
@@ -67,6 +77,11 @@ check() {
 check probe "ccid_probe: OK"
 check probe "PIN status -> SW 6983 \(PIN blocked\)"
 check status "PIV card.*PIN BLOCKED"
+check busy "in use by another program \(is pcscd using it\?"
+check busy "^busy: exit 4$"
+check wrong-puk "Wrong PUK\. 2 tries left\."
+check wrong-puk "^wrong-puk: exit 1$"
+check wrong-puk "PIN BLOCKED, PUK tries left 2"
 check unblock "unlocked successfully"
 check status-after "PIV card.*PIN tries left 3"
 printf '%s\n' "$console" | grep -q "^== steps done" || fail "the guest script stopped early (status $status)"

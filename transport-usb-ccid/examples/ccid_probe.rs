@@ -84,6 +84,16 @@ mod probe {
         let reader = readers.get(index).ok_or("no CCID reader found")?;
         let mut pipe = usb::open(reader).map_err(|e| e.to_string())?;
         println!("ccid_probe: opened {}", pipe.name());
+        // CCID_PROBE_HOLD_MS: only hold the reader that long (another program's claim, for the
+        // "reader in use" test), then exit.
+        if let Some(ms) = std::env::var("CCID_PROBE_HOLD_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            println!("ccid_probe: held the reader {ms} ms");
+            return Ok(());
+        }
 
         // Insertion events the reader reported (QEMU sends one when the card arrives).
         if let Some(mut events) = pipe.take_events() {
