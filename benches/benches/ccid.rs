@@ -41,7 +41,7 @@ fn ccid(crit: &mut Criterion) {
                 block_on(s.power_on()).expect("power on");
                 s
             },
-            |s| piv_unblock(s),
+            piv_unblock,
             BatchSize::SmallInput,
         )
     });

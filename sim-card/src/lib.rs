@@ -98,6 +98,7 @@ mod piv;
 pub mod sw;
 mod tlv;
 pub mod transport;
+mod virtual_card;
 
 use core::fmt;
 
@@ -113,6 +114,7 @@ pub use config::{
 pub use gids::GIDS_AID;
 pub use iso::ISO_ADMIN_AID;
 pub use piv::PIV_AID;
+pub use virtual_card::VirtualCard;
 
 /// A YubiKey 5 ATR (T=1, historical bytes "YubiKey").
 pub const ATR_PIV: [u8; 23] = [

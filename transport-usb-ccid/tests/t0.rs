@@ -8,14 +8,14 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use cardunlock_ccid::atr::{Atr, Protocol};
-use cardunlock_ccid::sim::tpdu::{ApduCard, FnCard, T0Card};
+use cardunlock_ccid::sim::tpdu::{FnCard, T0Card};
 use cardunlock_ccid::sim::SlotCard;
 use cardunlock_ccid::t0::{self, T0Error, TpduIo, Uart, UartError};
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::transport::{ErrorKind, Transport, TransportError};
 use cardunlock_core::unlock;
-use cardunlock_sim::{Config, PivConfig, SimCard};
+use cardunlock_sim::{Config, PivConfig, SimCard, VirtualCard};
 use embassy_futures::block_on;
 use hex_literal::hex;
 
@@ -24,7 +24,7 @@ struct Reader<C> {
     card: T0Card<C>,
 }
 
-impl<C: ApduCard> TpduIo for Reader<C> {
+impl<C: VirtualCard> TpduIo for Reader<C> {
     type Error = ErrorKind;
 
     async fn exchange(&mut self, tpdu: &[u8], reply: &mut [u8]) -> Result<usize, ErrorKind> {
@@ -37,7 +37,7 @@ impl<C: ApduCard> TpduIo for Reader<C> {
     }
 }
 
-impl<C: ApduCard> Transport for Reader<C> {
+impl<C: VirtualCard> Transport for Reader<C> {
     type Error = T0Error<ErrorKind>;
 
     async fn transmit(
@@ -52,7 +52,7 @@ impl<C: ApduCard> Transport for Reader<C> {
 type Log = Rc<RefCell<Vec<Vec<u8>>>>;
 
 /// A card answering `len` bytes of pattern + 9000 to everything, recording the APDUs.
-fn t0_card(len: usize) -> (T0Card<impl ApduCard>, Log) {
+fn t0_card(len: usize) -> (T0Card<impl VirtualCard>, Log) {
     let log: Log = Rc::default();
     let seen = log.clone();
     let card = FnCard::new(&cardunlock_sim::ATR_PIV, move |apdu: &[u8]| {
@@ -71,7 +71,7 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 fn run(
-    reader: &mut Reader<impl ApduCard>,
+    reader: &mut Reader<impl VirtualCard>,
     apdu: &[u8],
     buf: usize,
 ) -> Result<Vec<u8>, T0Error<ErrorKind>> {

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use cardunlock_ccid::atr::{Atr, Edc};
 use cardunlock_ccid::codec::SlotError;
-use cardunlock_ccid::sim::tpdu::{ApduCard, FnCard, T1Card};
+use cardunlock_ccid::sim::tpdu::{FnCard, T1Card};
 use cardunlock_ccid::sim::SlotCard;
 use cardunlock_ccid::t1::{
     crc16, lrc, Block, BlockError, BlockIo, ExchangeError, Pcb, RCode, SKind, T1Error, T1Params,
@@ -19,7 +19,7 @@ use cardunlock_core::flow::{FlowError, NoAdminKey};
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::transport::{ErrorKind, Transport, TransportError};
 use cardunlock_core::unlock::{self, UnlockError};
-use cardunlock_sim::{Config, PivConfig, SimCard};
+use cardunlock_sim::{Config, PivConfig, SimCard, VirtualCard};
 use embassy_futures::block_on;
 use hex_literal::hex;
 use proptest::prelude::*;
@@ -207,7 +207,7 @@ struct Direct<C> {
     sent: Vec<u8>,
 }
 
-impl<C: ApduCard> Direct<C> {
+impl<C: VirtualCard> Direct<C> {
     fn new(card: T1Card<C>) -> Self {
         Self {
             card,
@@ -231,7 +231,7 @@ impl<C: ApduCard> Direct<C> {
     }
 }
 
-impl<C: ApduCard> BlockIo for Direct<C> {
+impl<C: VirtualCard> BlockIo for Direct<C> {
     type Error = ErrorKind;
 
     async fn exchange(
@@ -288,7 +288,7 @@ struct T1Transport<C> {
     io: Direct<C>,
 }
 
-impl<C: ApduCard> T1Transport<C> {
+impl<C: VirtualCard> T1Transport<C> {
     fn new(mut card: T1Card<C>) -> Self {
         let atr = card.power_on();
         let t1 = T1::new(T1Params::from_atr(&Atr::parse(&atr).unwrap()));
@@ -299,7 +299,7 @@ impl<C: ApduCard> T1Transport<C> {
     }
 }
 
-impl<C: ApduCard> Transport for T1Transport<C> {
+impl<C: VirtualCard> Transport for T1Transport<C> {
     type Error = T1Error<ErrorKind>;
 
     async fn transmit(
@@ -327,7 +327,7 @@ fn recording_card(response_len: usize) -> (FnCard<impl FnMut(&[u8]) -> Vec<u8>>,
     (card, log)
 }
 
-fn setup(card: T1Card<impl ApduCard>) -> (T1, Direct<impl ApduCard>) {
+fn setup(card: T1Card<impl VirtualCard>) -> (T1, Direct<impl VirtualCard>) {
     let mut card = card;
     let atr = card.power_on();
     let t1 = T1::new(T1Params::from_atr(&Atr::parse(&atr).unwrap()));

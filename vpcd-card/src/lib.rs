@@ -37,13 +37,14 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod card;
 mod connection;
 mod lock;
 mod served;
 pub mod vscard;
 
-pub use card::VirtualCard;
+// Defined in `cardunlock-sim` (the simulated USB CCID reader uses it too), re-exported so that
+// `cardunlock_vpcd::VirtualCard` keeps working.
+pub use cardunlock_sim::VirtualCard;
 pub use connection::{serve, Connection, Control, DEFAULT_CONNECT_RETRY};
 pub use lock::{ReaderLock, LOCK_BASE_PORT};
 pub use served::{ServeOptions, ServedCard, StopHandle};

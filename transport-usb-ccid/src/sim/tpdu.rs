@@ -1,6 +1,7 @@
 //! The card side of the TPDU exchange level, for the simulated reader: [`T1Card`] speaks T=1
 //! blocks and [`T0Card`] answers T=0 TPDUs, both in front of a card that answers APDUs
-//! ([`ApduCard`]: a [`SimCard`], a shared one, or a closure).
+//! ([`VirtualCard`]: a [`SimCard`](cardunlock_sim::SimCard), a shared one, or a closure
+//! ([`FnCard`])).
 //!
 //! [`T1Card`] is a real card-side T=1 (I/R/S blocks, chaining both ways within its IFSC and the
 //! host's IFSD, IFS and WTX requests, RESYNCH and ABORT) with fault injection: garbled replies,
@@ -13,46 +14,9 @@ use crate::atr::{Atr, Edc};
 use crate::codec::SlotError;
 use crate::sim::SlotCard;
 use crate::t1::{Block, Pcb, RCode, SKind, MAX_BLOCK, MAX_INF};
-use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
-use cardunlock_sim::SimCard;
-use core::cell::RefCell;
-
-/// A card that answers command APDUs with response APDUs.
-pub trait ApduCard {
-    /// The card's own ATR (its historical bytes are reused in the TPDU-level ATR).
-    fn atr(&self) -> Vec<u8>;
-    /// One command APDU in, its response (data, SW1 SW2) out.
-    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8>;
-    /// A power cycle: transient state dropped.
-    fn reset(&mut self) {}
-}
-
-impl ApduCard for SimCard {
-    fn atr(&self) -> Vec<u8> {
-        SimCard::atr(self).to_vec()
-    }
-    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
-        SimCard::transmit(self, apdu)
-    }
-    fn reset(&mut self) {
-        SimCard::reset(self);
-    }
-}
-
-/// A shared card, so a test can look at it while the reader holds it.
-impl ApduCard for Rc<RefCell<SimCard>> {
-    fn atr(&self) -> Vec<u8> {
-        self.borrow().atr().to_vec()
-    }
-    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
-        self.borrow_mut().transmit(apdu)
-    }
-    fn reset(&mut self) {
-        self.borrow_mut().reset();
-    }
-}
+use cardunlock_sim::VirtualCard;
 
 /// A card made of a closure answering APDUs, with a given ATR.
 pub struct FnCard<F> {
@@ -70,13 +34,15 @@ impl<F: FnMut(&[u8]) -> Vec<u8>> FnCard<F> {
     }
 }
 
-impl<F: FnMut(&[u8]) -> Vec<u8>> ApduCard for FnCard<F> {
+/// A closure has no transient state: its reset does nothing.
+impl<F: FnMut(&[u8]) -> Vec<u8>> VirtualCard for FnCard<F> {
     fn atr(&self) -> Vec<u8> {
         self.atr.clone()
     }
     fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
         (self.f)(apdu)
     }
+    fn reset(&mut self) {}
 }
 
 fn historical_of(atr: &[u8]) -> Vec<u8> {
@@ -126,7 +92,7 @@ enum Last {
     SResponse,
 }
 
-/// A card-side T=1 in front of an [`ApduCard`], with fault injection.
+/// A card-side T=1 in front of a [`VirtualCard`], with fault injection.
 pub struct T1Card<C> {
     card: C,
     atr: Vec<u8>,
@@ -153,7 +119,7 @@ pub struct T1Card<C> {
     r_blocks_received: usize,
 }
 
-impl<C: ApduCard> T1Card<C> {
+impl<C: VirtualCard> T1Card<C> {
     /// A card with IFSC 254 and LRC.
     pub fn new(card: C) -> Self {
         let mut this = Self {
@@ -428,7 +394,7 @@ impl<C: ApduCard> T1Card<C> {
     }
 }
 
-impl<C: ApduCard> SlotCard for T1Card<C> {
+impl<C: VirtualCard> SlotCard for T1Card<C> {
     fn power_on(&mut self) -> Vec<u8> {
         self.card.reset();
         self.reset_protocol();
@@ -461,7 +427,7 @@ impl<C: ApduCard> SlotCard for T1Card<C> {
     }
 }
 
-/// A card-side T=0 at TPDU level in front of an [`ApduCard`]: case 3/4 TPDUs with response
+/// A card-side T=0 at TPDU level in front of a [`VirtualCard`]: case 3/4 TPDUs with response
 /// data are answered `61 XX` and served by GET RESPONSE; a case 2 TPDU whose P3 is not the
 /// response length is answered `6C XX` (and the response kept for the TPDU sent again).
 pub struct T0Card<C> {
@@ -475,7 +441,7 @@ pub struct T0Card<C> {
     tpdus: Vec<[u8; 5]>,
 }
 
-impl<C: ApduCard> T0Card<C> {
+impl<C: VirtualCard> T0Card<C> {
     /// A T=0 card in front of `card`.
     pub fn new(card: C) -> Self {
         let atr = t0_atr(&historical_of(&card.atr()));
@@ -613,7 +579,7 @@ impl<C: ApduCard> T0Card<C> {
     }
 }
 
-impl<C: ApduCard> SlotCard for T0Card<C> {
+impl<C: VirtualCard> SlotCard for T0Card<C> {
     fn power_on(&mut self) -> Vec<u8> {
         self.card.reset();
         self.pending.clear();
