@@ -35,9 +35,14 @@ fn ccid(crit: &mut Criterion) {
     group.bench_function("replay_through_ccid_session", |b| {
         b.iter_batched(
             || {
-                let mut s: Session<_, _, NoControl> =
-                    Session::new(Loopback::new(piv.replay(), ATR), NoTimeout, NoControl, &apdu_level, 0)
-                        .expect("session");
+                let mut s: Session<_, _, NoControl> = Session::new(
+                    Loopback::new(piv.replay(), ATR),
+                    NoTimeout,
+                    NoControl,
+                    &apdu_level,
+                    0,
+                )
+                .expect("session");
                 block_on(s.power_on()).expect("power on");
                 s
             },
@@ -52,8 +57,7 @@ fn ccid(crit: &mut Criterion) {
     group.bench_function("sim_card_ccid_apdu_level", |b| {
         b.iter_batched(
             || {
-                let (mut s, reader) =
-                    apdu_session(blocked_piv_card(), SimConfig::new(apdu_level));
+                let (mut s, reader) = apdu_session(blocked_piv_card(), SimConfig::new(apdu_level));
                 block_on(s.power_on()).expect("power on");
                 (s, reader)
             },

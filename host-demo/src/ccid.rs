@@ -44,9 +44,10 @@ fn usb_failure(e: &UsbError) -> Failure {
         );
     }
     let code = match e {
-        UsbError::Disconnected | UsbError::Stall | UsbError::WriteTimeout | UsbError::Transfer(_) => {
-            exit::COMMUNICATION
-        }
+        UsbError::Disconnected
+        | UsbError::Stall
+        | UsbError::WriteTimeout
+        | UsbError::Transfer(_) => exit::COMMUNICATION,
         _ => exit::NO_CARD,
     };
     Failure::new(code, e.to_string())
@@ -126,7 +127,10 @@ fn choose(readers: &[ReaderInfo], wanted: Option<&str>) -> Result<Vec<usize>, Fa
     match matching.len() {
         0 => Err(Failure::new(
             exit::NO_CARD,
-            format!("no USB CCID reader matches {wanted:?}; readers: {}", names()),
+            format!(
+                "no USB CCID reader matches {wanted:?}; readers: {}",
+                names()
+            ),
         )),
         1 => Ok(matching),
         _ => Err(Failure::new(
@@ -155,7 +159,8 @@ pub fn connect(reader: Option<&str>, verbose: bool) -> Result<CcidCard, Failure>
                 }
                 Err(f) => return Err(f),
             };
-            let state = block_on(session.slot_status()).map_err(|e| session_failure(&info.name, &e))?;
+            let state =
+                block_on(session.slot_status()).map_err(|e| session_failure(&info.name, &e))?;
             if state.icc == IccStatus::Absent {
                 last = Some(Failure::new(
                     exit::NO_CARD,

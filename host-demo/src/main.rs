@@ -46,7 +46,13 @@ struct Cli {
     /// How to reach card readers: PC/SC (pcscd, the Windows smart-card service) or USB CCID
     /// readers driven directly, without PC/SC.
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
-    #[arg(long, global = true, value_enum, default_value = "pcsc", env = "CARDUNLOCK_TRANSPORT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "pcsc",
+        env = "CARDUNLOCK_TRANSPORT"
+    )]
     transport: card::TransportKind,
     #[command(subcommand)]
     command: Command,

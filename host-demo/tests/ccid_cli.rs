@@ -26,12 +26,23 @@ fn without_a_usb_reader_every_card_command_says_so_and_touches_nothing() {
     }
     for args in [
         &["--transport", "ccid", "status"][..],
-        &["--transport", "ccid", "unblock", "--puk", "12345678", "--new-pin", "802517"],
+        &[
+            "--transport",
+            "ccid",
+            "unblock",
+            "--puk",
+            "12345678",
+            "--new-pin",
+            "802517",
+        ],
         &["--transport", "ccid", "readers"],
     ] {
         let (code, text) = run(args);
         assert_eq!(code, Some(4), "{args:?}: {text}");
-        assert!(text.contains("no USB CCID reader can be reached"), "{args:?}: {text}");
+        assert!(
+            text.contains("no USB CCID reader can be reached"),
+            "{args:?}: {text}"
+        );
         assert!(!text.to_lowercase().contains("pcsc"), "{args:?}: {text}");
     }
     let (code, text) = run(&["--transport", "ccid", "--json", "status"]);
