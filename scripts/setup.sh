@@ -2,10 +2,11 @@
 # Installs what the test suite needs on a fresh Debian machine (idempotent; needs root or sudo):
 # PC/SC (pcscd, the vpcd virtual reader driver, libpcsclite-dev), libclang-dev for the
 # piv-authenticator peer, the independent clients (OpenSC, yubico-piv-tool), tmux for terminal
-# tests, and the thumbv7em target for the no_std build.
+# tests, PostgreSQL 15 for the unlock server's second backend, and the thumbv7em target for the
+# no_std build.
 set -euo pipefail
 
-packages=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools libclang-dev clang opensc yubico-piv-tool tmux pkg-config binutils)
+packages=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools libclang-dev clang opensc yubico-piv-tool tmux pkg-config binutils postgresql-15)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,8 +9,10 @@ use crate::{exit, Failure};
 
 #[derive(clap::Args, Debug)]
 pub struct ServerStateArgs {
-    /// SQLite database (created and migrated on start).
-    #[arg(long, default_value = "cardunlock.db")]
+    /// The store: a SQLite database file (created and migrated on start), or a PostgreSQL URL
+    /// `postgres://user@host[:port]/dbname` shared by several server instances (schema created
+    /// and migrated on start). Prefer $CARDUNLOCK_DB for a URL with a password.
+    #[arg(long, env = "CARDUNLOCK_DB", default_value = "cardunlock.db")]
     pub db: PathBuf,
     /// File with the master secret (hex, 32+ bytes). Else $CARDUNLOCK_MASTER_SECRET.
     #[arg(long)]
@@ -18,6 +20,17 @@ pub struct ServerStateArgs {
 }
 
 impl ServerStateArgs {
+    /// Opens the store; an unreachable database is exit code 6, any other failure 2.
+    fn open_store(&self) -> Result<Store, Failure> {
+        Store::open(&self.db).map_err(|e| {
+            let code = match e {
+                cardunlock_server::ServerError::DatabaseUnavailable(_) => exit::SERVER,
+                _ => exit::USAGE,
+            };
+            Failure::new(code, format!("{e}"))
+        })
+    }
+
     fn master(&self) -> Result<MasterSecret, Failure> {
         match &self.master_secret_file {
             Some(path) => MasterSecret::from_file(path),
@@ -100,8 +113,7 @@ pub fn enroll(reader: Option<&str>, args: &EnrollArgs, verbose: bool) -> Result<
         ));
     }
     let master = args.state.master()?;
-    let store = Store::open(&args.state.db)
-        .map_err(|e| Failure::new(exit::USAGE, format!("database: {e}")))?;
+    let store = args.state.open_store()?;
     let factory = crate::enroll::Factory {
         puk: zeroize::Zeroizing::new(args.factory_puk.expose().to_string()),
         admin_key: AdminKey::from_hex(Algorithm::TripleDes, args.factory_admin_key.expose())
@@ -168,8 +180,7 @@ pub struct LiftLockArgs {
 }
 
 pub fn lift_lock(args: &LiftLockArgs) -> Result<(), Failure> {
-    let store = Store::open(&args.state.db)
-        .map_err(|e| Failure::new(exit::USAGE, format!("database: {e}")))?;
+    let store = args.state.open_store()?;
     store
         .lift_lock(&args.profile, &args.identity)
         .map_err(|e| Failure::new(exit::REFUSED, format!("lift-lock: {e}")))?;

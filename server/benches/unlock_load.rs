@@ -3,8 +3,13 @@
 //! contract's default Argon2id parameters (m = 19456 KiB, t = 2, p = 1), each session on a fresh
 //! HTTPS connection as a workstation would open it. Prints sessions/s and latency percentiles.
 //!
-//! `cargo bench -p cardunlock-server --bench unlock_load -- [--threads N] [--sessions N] [--max-seconds N]`
-//! (defaults 4 threads × 25 sessions, stopping early after 60 s). Traffic stays on loopback.
+//! `cargo bench -p cardunlock-server --bench unlock_load -- [--threads N] [--sessions N]
+//! [--max-seconds N] [--db sqlite|postgres] [--instances N]`
+//! (defaults 4 threads × 25 sessions, stopping early after 60 s, SQLite, one instance).
+//! `--db postgres` makes a fresh database (dropped at the end) on the server named by
+//! `CARDUNLOCK_TEST_POSTGRES` (what `scripts/start-postgres.sh` prints). `--instances 2` runs two
+//! servers on the one store; the clients take them in turn, one session each, as a round-robin
+//! load balancer would. Traffic stays on loopback.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -21,6 +26,11 @@ struct Args {
     threads: usize,
     sessions: usize,
     max_seconds: u64,
+    postgres: bool,
+    instances: usize,
+    /// Argon2id at m = 64 KiB, t = 1 (NOT the contract's cost): shows what bounds the server
+    /// once Argon2 is out of the way (TLS, HTTP, the database).
+    cheap_argon2: bool,
 }
 
 fn args() -> Args {
@@ -28,6 +38,9 @@ fn args() -> Args {
         threads: 4,
         sessions: 25,
         max_seconds: 60,
+        postgres: false,
+        instances: 1,
+        cheap_argon2: false,
     };
     let argv: Vec<String> = std::env::args().collect();
     let value = |i: usize| argv.get(i + 1).and_then(|v| v.parse::<u64>().ok());
@@ -39,6 +52,11 @@ fn args() -> Args {
             }
             "--max-seconds" => {
                 out.max_seconds = value(i).map_or(out.max_seconds, |v| v.clamp(1, 600))
+            }
+            "--cheap-argon2" => out.cheap_argon2 = true,
+            "--db" => out.postgres = argv.get(i + 1).is_some_and(|v| v == "postgres"),
+            "--instances" => {
+                out.instances = value(i).map_or(out.instances, |v| v.clamp(1, 8) as usize)
             }
             _ => {}
         }
@@ -117,16 +135,31 @@ fn ms(d: Duration) -> f64 {
 fn main() {
     let args = args();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let argon2 = Argon2Params::default();
-    let mut config = Config::new(
-        dir.path().join("bench.db"),
-        dir.path().join("state"),
-        MasterSecret::generate(),
-    );
+    let argon2 = if args.cheap_argon2 {
+        Argon2Params {
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+        }
+    } else {
+        Argon2Params::default()
+    };
+    let pg = args.postgres.then(BenchDatabase::create);
+    let location = match &pg {
+        Some(db) => std::path::PathBuf::from(&db.url),
+        None => dir.path().join("bench.db"),
+    };
+    let mut config = Config::new(location, dir.path().join("state"), MasterSecret::generate());
     config.argon2 = argon2;
-    let server = Server::spawn(config).expect("server starts");
-    let url = server.url();
-    assert!(url.starts_with("https://127.0.0.1:"), "loopback only");
+    let servers: Vec<_> = (0..args.instances)
+        .map(|_| Server::spawn(config.clone()).expect("server starts"))
+        .collect();
+    let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.url()).collect());
+    assert!(
+        urls.iter().all(|u| u.starts_with("https://127.0.0.1:")),
+        "loopback only"
+    );
+    let server = &servers[0];
     for t in 0..args.threads {
         let e = Enrollment {
             name: format!("Bench User {t}"),
@@ -142,7 +175,9 @@ fn main() {
         server.enroll(&e).expect("enrolment");
     }
     println!(
-        "unlock_load: {} threads x {} sessions (cap {} s), Argon2id m={} KiB t={} p={}, {} questions, {} cores",
+        "unlock_load: {} on {} instance(s), {} threads x {} sessions (cap {} s), Argon2id m={} KiB t={} p={}, {} questions, {} cores",
+        server.store().backend_name(),
+        args.instances,
         args.threads,
         args.sessions,
         args.max_seconds,
@@ -155,11 +190,12 @@ fn main() {
 
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let barrier = Arc::new(Barrier::new(args.threads));
+    // Every instance has the same certificate (one state directory).
     let cert = Arc::new(server.cert_pem().to_owned());
     let began = Instant::now();
     let workers: Vec<_> = (0..args.threads)
         .map(|t| {
-            let (barrier, cert, url) = (barrier.clone(), cert.clone(), url.clone());
+            let (barrier, cert, urls) = (barrier.clone(), cert.clone(), urls.clone());
             let sessions = args.sessions;
             std::thread::spawn(move || {
                 let identity = format!("be{t:04x}");
@@ -172,7 +208,8 @@ fn main() {
                         break;
                     }
                     let began = Instant::now();
-                    match session(&cert, &url, &identity, ((t as u64) << 32) | s as u64) {
+                    let url = &urls[(t + s) % urls.len()];
+                    match session(&cert, url, &identity, ((t as u64) << 32) | s as u64) {
                         Ok(steps) => {
                             latencies.push(began.elapsed());
                             for (all, step) in step_times.iter_mut().zip(steps) {
@@ -201,7 +238,8 @@ fn main() {
         errors += e;
     }
     let elapsed = began.elapsed();
-    server.shutdown();
+    drop(servers);
+    drop(pg);
     latencies.sort();
     if latencies.is_empty() {
         println!("no session completed ({errors} failed)");
@@ -240,5 +278,44 @@ fn main() {
     }
     if errors > 0 {
         std::process::exit(1);
+    }
+}
+
+/// A fresh PostgreSQL database for one run, dropped at the end.
+struct BenchDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    fn create() -> Self {
+        let admin = std::env::var("CARDUNLOCK_TEST_POSTGRES").expect(
+            "--db postgres needs CARDUNLOCK_TEST_POSTGRES (export it from scripts/start-postgres.sh)",
+        );
+        let name = format!("cu_bench_{}", std::process::id());
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).expect("PostgreSQL");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("create database");
+        let base = admin.split('?').next().unwrap_or(&admin);
+        let url = match base.rfind('/') {
+            Some(i) if i > base.find("://").map_or(0, |j| j + 2) => {
+                format!("{}/{name}", &base[..i])
+            }
+            _ => format!("{base}/{name}"),
+        };
+        Self { admin, name, url }
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
     }
 }

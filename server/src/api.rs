@@ -15,8 +15,8 @@ use zeroize::Zeroizing;
 
 use crate::answers::verify_answer;
 use crate::store::{
-    now_ms, parse_card, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session, StartOutcome,
-    Store,
+    now_ms, parse_card, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session,
+    StartOutcome, Store, Tx,
 };
 use crate::{MasterSecret, ServerError};
 
@@ -167,6 +167,27 @@ fn audit(
     })
 }
 
+/// Writes an audit row inside the transaction that makes the change it records.
+fn audit_in(
+    tx: &mut dyn Tx,
+    card: Option<(Profile, &str)>,
+    session: Option<&Token>,
+    event: &str,
+    outcome: &str,
+    detail: &str,
+) -> Result<(), ServerError> {
+    tx.insert_audit(
+        &AuditNote {
+            card,
+            session: session.map(|t| t.reference.as_str()),
+            event,
+            outcome,
+            detail,
+        },
+        now_ms(),
+    )
+}
+
 /// Keeps printable characters only, at most [`MAX_DETAIL_CHARS`].
 fn clean(text: &str) -> String {
     text.chars()
@@ -291,53 +312,57 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
         .map_err(|_| ServerError::Random)?;
     let token = Token::from_bytes(&secret[..]);
     let ttl = state.session_ttl_ms;
-    match state.store.start_session(
-        profile,
-        &identity,
-        &token.hash,
-        now_ms(),
-        ttl,
-        state.max_attempts,
-    )? {
-        StartOutcome::UnknownCard => {
-            audit(state, card, None, "start", "unknown_card", "")?;
-            Ok(refusal(
-                404,
-                "unknown_card",
-                "This card is not enrolled for online unlock. Use offline mode or contact your administrator.",
-            ))
-        }
-        StartOutcome::Locked => {
-            audit(state, card, None, "start", "locked", "")?;
-            Ok(refusal(423, "locked", LOCKED))
-        }
-        StartOutcome::NoQuestions => {
-            audit(state, card, None, "start", "no_questions", "")?;
-            Ok(refusal(
-                409,
-                "no_questions",
-                "Online unlock is not available for this card: no security questions are defined. Use offline mode.",
-            ))
-        }
-        StartOutcome::Started {
-            card: record,
-            questions,
-            attempts_left,
-        } => {
-            let detail = format!(
-                "{} question(s), {attempts_left} attempt(s) left",
-                questions.len()
-            );
-            audit(state, card, Some(&token), "start", "started", &detail)?;
-            Ok(ok(json!({
-                "session": hex::encode(&secret[..]),
-                "user": { "name": record.user_name, "email": record.user_email },
-                "questions": questions,
-                "attempts_left": attempts_left,
-                "pin_policy": policy_json(&profile.pin_policy()),
-            })))
-        }
-    }
+    let policy = policy_json(&profile.pin_policy());
+    state.store.transact(|tx| {
+        let outcome = logic::start_session(
+            tx,
+            (profile, &identity),
+            &token.hash,
+            now_ms(),
+            ttl,
+            state.max_attempts,
+        )?;
+        Ok(match outcome {
+            StartOutcome::UnknownCard => {
+                audit_in(tx, card, None, "start", "unknown_card", "")?;
+                refusal(
+                    404,
+                    "unknown_card",
+                    "This card is not enrolled for online unlock. Use offline mode or contact your administrator.",
+                )
+            }
+            StartOutcome::Locked => {
+                audit_in(tx, card, None, "start", "locked", "")?;
+                refusal(423, "locked", LOCKED)
+            }
+            StartOutcome::NoQuestions => {
+                audit_in(tx, card, None, "start", "no_questions", "")?;
+                refusal(
+                    409,
+                    "no_questions",
+                    "Online unlock is not available for this card: no security questions are defined. Use offline mode.",
+                )
+            }
+            StartOutcome::Started {
+                card: record,
+                questions,
+                attempts_left,
+            } => {
+                let detail = format!(
+                    "{} question(s), {attempts_left} attempt(s) left",
+                    questions.len()
+                );
+                audit_in(tx, card, Some(&token), "start", "started", &detail)?;
+                ok(json!({
+                    "session": hex::encode(&secret[..]),
+                    "user": { "name": record.user_name, "email": record.user_email },
+                    "questions": questions,
+                    "attempts_left": attempts_left,
+                    "pin_policy": policy,
+                }))
+            }
+        })
+    })
 }
 
 #[derive(Deserialize)]
@@ -386,47 +411,52 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
     let correct = given.iter().zip(&hashes).fold(true, |all, (answer, hash)| {
         verify_answer(answer, hash) & all
     });
-    match state
-        .store
-        .record_answers(&token.hash, now_ms(), correct, state.max_attempts)?
-    {
-        AnswerOutcome::SessionGone => {
-            a("invalid_session", "session ended during the check")?;
-            Ok(refusal(401, "invalid_session", INVALID_SESSION))
-        }
-        AnswerOutcome::Verified => {
-            a("verified", "")?;
-            Ok(ok(json!({ "verified": true })))
-        }
-        AnswerOutcome::Wrong { attempts_left } => {
-            a("wrong_answers", &format!("{attempts_left} attempt(s) left"))?;
-            Ok(Reply {
-                status: 403,
-                body: json!({
-                    "error": "wrong_answers",
-                    "message": format!("The answers are not correct. {attempts_left} attempt(s) left."),
-                    "attempts_left": attempts_left,
-                }),
-            })
-        }
-        AnswerOutcome::Locked { newly, failed } => {
-            if newly {
-                audit(
-                    state,
-                    card,
-                    Some(&token),
-                    "lock",
-                    "locked",
-                    &format!("after {failed} wrong answer set(s)"),
-                )?;
-                a("wrong_answers", "0 attempts left")?;
-            } else {
-                a("locked", "refused: card locked")?;
-            }
-            Ok(Reply {
-                status: 423,
-                body: json!({ "error": "locked", "message": LOCKED, "attempts_left": 0 }),
-            })
-        }
-    }
+    let now = now_ms();
+    state.store.transact(|tx| {
+        let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
+            audit_in(tx, card, Some(&token), "answers", outcome, detail)
+        };
+        Ok(
+            match logic::record_answers(tx, &token.hash, now, correct, state.max_attempts)? {
+                AnswerOutcome::SessionGone => {
+                    a(tx, "invalid_session", "session ended during the check")?;
+                    refusal(401, "invalid_session", INVALID_SESSION)
+                }
+                AnswerOutcome::Verified => {
+                    a(tx, "verified", "")?;
+                    ok(json!({ "verified": true }))
+                }
+                AnswerOutcome::Wrong { attempts_left } => {
+                    a(tx, "wrong_answers", &format!("{attempts_left} attempt(s) left"))?;
+                    Reply {
+                        status: 403,
+                        body: json!({
+                            "error": "wrong_answers",
+                            "message": format!("The answers are not correct. {attempts_left} attempt(s) left."),
+                            "attempts_left": attempts_left,
+                        }),
+                    }
+                }
+                AnswerOutcome::Locked { newly, failed } => {
+                    if newly {
+                        audit_in(
+                            tx,
+                            card,
+                            Some(&token),
+                            "lock",
+                            "locked",
+                            &format!("after {failed} wrong answer set(s)"),
+                        )?;
+                        a(tx, "wrong_answers", "0 attempts left")?;
+                    } else {
+                        a(tx, "locked", "refused: card locked")?;
+                    }
+                    Reply {
+                        status: 423,
+                        body: json!({ "error": "locked", "message": LOCKED, "attempts_left": 0 }),
+                    }
+                }
+            },
+        )
+    })
 }

@@ -13,9 +13,15 @@ pub enum ServerError {
     InvalidInput(String),
     /// The master secret is missing, badly encoded or shorter than 32 bytes.
     MasterSecret(&'static str),
-    /// The database failed.
+    /// The SQLite database failed.
     Database(rusqlite::Error),
-    /// The database was written by a newer version of this crate (its `user_version`).
+    /// The PostgreSQL database refused a statement.
+    Postgres(postgres::Error),
+    /// The database cannot be reached: down at start, restarting, or the connection was lost
+    /// mid-request (the request failed closed: nothing it would have changed was committed).
+    DatabaseUnavailable(String),
+    /// The database was written by a newer version of this crate (SQLite's `user_version`,
+    /// PostgreSQL's `cardunlock_schema.version`).
     SchemaVersion(i64),
     /// Reading or writing a file or socket failed.
     Io(std::io::Error),
@@ -36,6 +42,8 @@ impl fmt::Display for ServerError {
             Self::InvalidInput(what) => write!(f, "invalid input: {what}"),
             Self::MasterSecret(why) => write!(f, "master secret: {why}"),
             Self::Database(e) => write!(f, "database: {e}"),
+            Self::Postgres(e) => write!(f, "database: {e}"),
+            Self::DatabaseUnavailable(why) => write!(f, "database unavailable: {why}"),
             Self::SchemaVersion(v) => write!(
                 f,
                 "database schema version {v} is newer than this server understands"
@@ -53,6 +61,7 @@ impl std::error::Error for ServerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Database(e) => Some(e),
+            Self::Postgres(e) => Some(e),
             Self::Io(e) => Some(e),
             _ => None,
         }

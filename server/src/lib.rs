@@ -7,8 +7,10 @@
 //!   a [`MasterSecret`] that never reaches the database.
 //! - [`answers`]: security-question answers, normalised ([`normalise_answer`]) and stored only
 //!   as Argon2id PHC strings.
-//! - [`Store`]: SQLite (WAL): cards, questions, sessions (tokens stored hashed), one-time
-//!   challenges, the attempt counter and lock, PUK generations, and the audit log.
+//! - [`Store`]: cards, questions, sessions (tokens stored hashed), one-time challenges, the
+//!   attempt counter and lock, PUK generations, and the audit log; in SQLite (WAL, the embedded
+//!   default) or PostgreSQL (several server instances sharing one store), chosen by
+//!   [`Database::from_location`].
 //! - [`Server`]: HTTPS (rustls with the *ring* provider, a self-signed certificate kept in the
 //!   state directory) serving the five `POST /v1/unlock/*` endpoints. [`Server::start`] is async;
 //!   [`Server::spawn`] runs it on its own runtime thread for synchronous callers; [`run_blocking`]
@@ -41,13 +43,14 @@ pub use answers::{normalise_answer, Argon2Params};
 pub use error::ServerError;
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
-pub use store::{AuditEntry, CardRecord, Enrollment, Store};
+pub use store::{AuditEntry, CardRecord, Database, Enrollment, Store};
 pub use tls::{pinned_client_config, CERT_FILE, KEY_FILE};
 
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The SQLite database file (created and migrated on first use).
+    /// Where the store lives: a SQLite database file, or a `postgres://user@host/dbname` URL
+    /// ([`Database::from_location`]). Created (SQLite) and migrated on first use.
     pub db_path: PathBuf,
     /// The master secret the card secrets are derived from. Never written to the database.
     pub master: MasterSecret,

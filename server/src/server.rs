@@ -35,7 +35,12 @@ impl Server {
             ));
         }
         config.argon2.check()?;
-        let store = Arc::new(Store::open(&config.db_path)?);
+        // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
+        let db_path = config.db_path.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(db_path))
+            .await
+            .map_err(|e| ServerError::Runtime(e.to_string()))??;
+        let store = Arc::new(store);
         let identity = Identity::load_or_create(&config.state_dir)?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);
         let listener = TcpListener::bind(config.bind).await?;
@@ -52,7 +57,10 @@ impl Server {
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, acceptor, shared, stop_rx));
-        log::info!("cardunlock server listening on {addr}");
+        log::info!(
+            "cardunlock server listening on {addr} ({} store)",
+            store.backend_name()
+        );
         Ok(RunningServer {
             addr,
             cert_pem: identity.cert_pem,

@@ -1,29 +1,36 @@
-//! The SQLite store: cards, their questions (answers as Argon2id hashes only), sessions, used
+//! The store: cards, their questions (answers as Argon2id hashes only), sessions, used
 //! challenges and the audit log. Never the master secret, a key, a PUK or a plain answer.
 //!
-//! One connection behind a mutex, WAL mode, every method synchronous and short: the slow part of
-//! a request (Argon2) runs outside the lock. Each multi-step change is one `IMMEDIATE`
-//! transaction, so two server processes on one file stay consistent too.
+//! One interface, two backends chosen by the location: a file path is SQLite (the embedded
+//! default, [`sqlite`]), a `postgres://` or `postgresql://` URL is PostgreSQL ([`pg`]),
+//! which several server instances can share. The unlock logic ([`session`]) is written once
+//! against the primitive operations of [`tx::Tx`]; each call runs in one transaction
+//! ([`Store::transact`]) in which the endpoint also writes its audit row, so an outcome and its
+//! audit row are committed together or not at all. The slow part of a request (Argon2) never
+//! runs inside a transaction.
 
+mod pg;
 mod schema;
-mod session;
+pub(crate) mod session;
+mod sqlite;
+pub(crate) mod tx;
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::policy::PinPolicy;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
 
+pub(crate) use self::pg::redact_url;
 pub(crate) use session::{
     AnswerCheck, AnswerOutcome, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
 };
+pub(crate) use tx::Tx;
 
 /// Longest identity accepted, in bytes (FASC-N is 25, a GUID 16, serials shorter).
 pub(crate) const MAX_IDENTITY_LEN: usize = 64;
@@ -209,36 +216,108 @@ pub(crate) struct AuditNote<'a> {
     pub detail: &'a str,
 }
 
-/// The SQLite store. Open it once per process and share it (`Arc<Store>`).
+/// Where the store lives: a SQLite file or a PostgreSQL database.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite database file (created and migrated on first use).
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL connection URL, `postgres://user[:password]@host[:port]/dbname[?...]`
+    /// (the database must exist; its schema is created and migrated on first use).
+    Postgres(String),
+}
+
+impl Database {
+    /// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a SQLite path.
+    pub fn from_location(location: impl AsRef<Path>) -> Self {
+        let location = location.as_ref();
+        match location.to_str() {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Self::Postgres(url.to_owned())
+            }
+            _ => Self::Sqlite(location.to_owned()),
+        }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+/// The path, or the URL with its password hidden.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "SQLite {}", path.display()),
+            Self::Postgres(url) => write!(f, "PostgreSQL {}", redact_url(url)),
+        }
+    }
+}
+
+enum Backend {
+    Sqlite(sqlite::SqliteDb),
+    Postgres(pg::PgDb),
+}
+
+/// The store. Open it once per process and share it (`Arc<Store>`); with PostgreSQL, any
+/// number of processes may open the same database.
 pub struct Store {
-    conn: Mutex<Connection>,
+    backend: Backend,
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
     }
 }
 
+/// Connections a PostgreSQL store pools: the server's bound on concurrent requests
+/// (`2 × cores`, at least 4) plus two for operator calls.
+fn default_pool_size() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from((2 * cores).max(4) + 2).unwrap_or(16)
+}
+
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `path`, in WAL mode.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, ServerError> {
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrate(&mut conn)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+    /// Opens (creating if needed) and migrates the store at `location`: a SQLite file path, or a
+    /// `postgres://` URL ([`Database::from_location`]). Fails with
+    /// [`ServerError::SchemaVersion`] on a schema newer than this code, and with
+    /// [`ServerError::DatabaseUnavailable`] when PostgreSQL cannot be reached.
+    pub fn open(location: impl AsRef<Path>) -> Result<Self, ServerError> {
+        Self::open_database(&Database::from_location(location))
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock rolled its transaction back; the connection is fine.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Opens (creating if needed) and migrates `database`.
+    pub fn open_database(database: &Database) -> Result<Self, ServerError> {
+        let backend = match database {
+            Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteDb::open(path)?),
+            Database::Postgres(url) => Backend::Postgres(pg::PgDb::open(url, default_pool_size())?),
+        };
+        Ok(Self { backend })
+    }
+
+    /// `"sqlite"` or `"postgresql"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back if not. `f` may
+    /// run more than once (PostgreSQL retries a deadlocked transaction): no side effects
+    /// outside `tx`.
+    pub(crate) fn transact<R>(
+        &self,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.transact(&mut f),
+            Backend::Postgres(db) => db.transact(&mut f),
+        }
     }
 
     /// Enrols a card (or re-enrols it: user, algorithm and questions are replaced; generations,
@@ -269,88 +348,64 @@ impl Store {
             }
             rows.push((question.as_str(), hash_answer(answer, argon2)?));
         }
-
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let existed = read_card(&tx, profile, &identity)?.is_some();
-        if existed {
-            tx.execute(
-                "UPDATE cards SET algorithm = ?3, user_name = ?4, user_email = ?5
-                 WHERE profile = ?1 AND identity = ?2",
-                params![
-                    profile.as_str(),
-                    identity,
-                    algorithm_name(e.algorithm),
-                    e.name,
-                    e.email
-                ],
+        let card = (profile, identity.as_str());
+        let algorithm = algorithm_name(e.algorithm);
+        let detail = format!("{} question(s), admin algorithm {algorithm}", rows.len());
+        self.transact(|tx| {
+            let now = now_ms();
+            let inserted = tx.insert_card(card, algorithm, &e.name, &e.email, now)?;
+            if !inserted {
+                // Lock the row, then replace what re-enrolment replaces.
+                tx.read_card(card)?;
+                tx.update_card_user(card, algorithm, &e.name, &e.email)?;
+                tx.delete_questions(card)?;
+            }
+            for (position, (question, hash)) in rows.iter().enumerate() {
+                let position = u32::try_from(position).unwrap_or(u32::MAX);
+                tx.insert_question(card, position, question, hash)?;
+            }
+            tx.insert_audit(
+                &AuditNote {
+                    card: Some(card),
+                    session: None,
+                    event: "enroll",
+                    outcome: if inserted { "enrolled" } else { "re-enrolled" },
+                    detail: &detail,
+                },
+                now,
             )?;
-            tx.execute(
-                "DELETE FROM questions WHERE profile = ?1 AND identity = ?2",
-                params![profile.as_str(), identity],
-            )?;
-        } else {
-            tx.execute(
-                "INSERT INTO cards (profile, identity, algorithm, user_name, user_email, enrolled_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![profile.as_str(), identity, algorithm_name(e.algorithm), e.name, e.email, now_ms()],
-            )?;
-        }
-        for (position, (question, hash)) in rows.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO questions (profile, identity, position, question, answer_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![profile.as_str(), identity, position as i64, question, hash],
-            )?;
-        }
-        let detail = format!(
-            "{} question(s), admin algorithm {}",
-            rows.len(),
-            algorithm_name(e.algorithm)
-        );
-        insert_audit(
-            &tx,
-            &AuditNote {
-                card: Some((profile, &identity)),
-                session: None,
-                event: "enroll",
-                outcome: if existed { "re-enrolled" } else { "enrolled" },
-                detail: &detail,
-            },
-        )?;
-        let record = read_card(&tx, profile, &identity)?.ok_or(ServerError::UnknownCard)?;
-        tx.commit()?;
-        Ok(record)
+            tx.read_card(card)?.ok_or(ServerError::UnknownCard)
+        })
     }
 
     /// Clears a card's lock and attempt counter (audited). [`ServerError::UnknownCard`] if it is
     /// not enrolled.
     pub fn lift_lock(&self, profile: &str, identity_hex: &str) -> Result<(), ServerError> {
         let (profile, identity) = parse_card(profile, identity_hex)?;
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let card = read_card(&tx, profile, &identity)?.ok_or(ServerError::UnknownCard)?;
-        tx.execute(
-            "UPDATE cards SET locked = 0, failed_attempts = 0 WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity],
-        )?;
-        let detail = format!(
-            "was {}, {} failed attempt(s)",
-            if card.locked { "locked" } else { "not locked" },
-            card.failed_attempts
-        );
-        insert_audit(
-            &tx,
-            &AuditNote {
-                card: Some((profile, &identity)),
-                session: None,
-                event: "lift_lock",
-                outcome: "lifted",
-                detail: &detail,
-            },
-        )?;
-        tx.commit()?;
-        Ok(())
+        let card = (profile, identity.as_str());
+        self.transact(|tx| {
+            let record = tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
+            tx.set_attempts(card, 0, false)?;
+            let detail = format!(
+                "was {}, {} failed attempt(s)",
+                if record.locked {
+                    "locked"
+                } else {
+                    "not locked"
+                },
+                record.failed_attempts
+            );
+            tx.insert_audit(
+                &AuditNote {
+                    card: Some(card),
+                    session: None,
+                    event: "lift_lock",
+                    outcome: "lifted",
+                    detail: &detail,
+                },
+                now_ms(),
+            )
+        })
     }
 
     /// The card's record, or `None` if it is not enrolled.
@@ -360,33 +415,35 @@ impl Store {
         identity_hex: &str,
     ) -> Result<Option<CardRecord>, ServerError> {
         let (profile, identity) = parse_card(profile, identity_hex)?;
-        read_card(&self.lock(), profile, &identity)
+        self.transact(|tx| tx.read_card((profile, &identity)))
     }
 
     /// The whole audit log, oldest first.
     pub fn audit(&self) -> Result<Vec<AuditEntry>, ServerError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT time_ms, profile, identity, session, event, outcome, detail
-             FROM audit ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(AuditEntry {
-                time_ms: r.get(0)?,
-                profile: r.get(1)?,
-                identity_hex: r.get(2)?,
-                session: r.get(3)?,
-                event: r.get(4)?,
-                outcome: r.get(5)?,
-                detail: r.get(6)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.transact(|tx| tx.audit_log())
     }
 
-    /// Writes one audit row on its own.
+    /// Writes one audit row on its own (for refusals that change nothing).
     pub(crate) fn record(&self, note: &AuditNote<'_>) -> Result<(), ServerError> {
-        insert_audit(&self.lock(), note)
+        self.transact(|tx| tx.insert_audit(note, now_ms()))
+    }
+
+    /// The session, if it is live.
+    pub(crate) fn session(
+        &self,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<Session>, ServerError> {
+        self.transact(|tx| tx.live_session(token_hash, now))
+    }
+
+    /// The card's answer hashes, unless it is locked.
+    pub(crate) fn answer_check(
+        &self,
+        profile: Profile,
+        identity: &str,
+    ) -> Result<AnswerCheck, ServerError> {
+        self.transact(|tx| session::answer_check(tx, (profile, identity)))
     }
 }
 
@@ -398,75 +455,4 @@ fn check_text(what: &str, text: &str, may_be_empty: bool) -> Result<(), ServerEr
         )));
     }
     Ok(())
-}
-
-pub(crate) fn insert_audit(conn: &Connection, note: &AuditNote<'_>) -> Result<(), ServerError> {
-    conn.execute(
-        "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            now_ms(),
-            note.card.map(|(p, _)| p.as_str()),
-            note.card.map(|(_, i)| i),
-            note.session,
-            note.event,
-            note.outcome,
-            note.detail
-        ],
-    )?;
-    Ok(())
-}
-
-pub(crate) fn read_card(
-    conn: &Connection,
-    profile: Profile,
-    identity: &str,
-) -> Result<Option<CardRecord>, ServerError> {
-    let row = conn
-        .query_row(
-            "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
-                    user_name, user_email
-             FROM cards WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, u32>(1)?,
-                    r.get::<_, u32>(2)?,
-                    r.get::<_, Option<u32>>(3)?,
-                    r.get::<_, bool>(4)?,
-                    r.get::<_, u32>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(7)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((
-        alg,
-        key_gen,
-        puk_gen,
-        pending_puk_gen,
-        locked,
-        failed_attempts,
-        user_name,
-        user_email,
-    )) = row
-    else {
-        return Ok(None);
-    };
-    let algorithm = parse_algorithm(&alg)
-        .ok_or_else(|| ServerError::InvalidInput(format!("stored algorithm {alg:?} unknown")))?;
-    Ok(Some(CardRecord {
-        profile: profile.as_str().to_owned(),
-        identity_hex: identity.to_owned(),
-        algorithm,
-        key_gen,
-        puk_gen,
-        pending_puk_gen,
-        locked,
-        failed_attempts,
-        user_name,
-        user_email,
-    }))
 }

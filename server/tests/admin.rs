@@ -25,188 +25,184 @@ fn key(profile: &str, identity: &str, alg: Algorithm) -> AdminKey {
     kdf::admin_key(&master, profile, &hex::decode(identity).unwrap(), alg, 0)
 }
 
-#[test]
-fn admin_needs_verified_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::start(&config(dir.path()));
-    env.server
-        .enroll(&enrollment("iso", "1001", Algorithm::TripleDes))
-        .unwrap();
-    let s = env.start_session("iso", "1001")["session"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0102030405060708" });
-    assert_error(&admin(&env, &s, req.clone()), 403, "not_verified");
-    env.post(
-        "/v1/unlock/answers",
-        &json!({ "session": s, "answers": WRONG }),
-    );
-    assert_error(&admin(&env, &s, req.clone()), 403, "not_verified");
-    env.post(
-        "/v1/unlock/answers",
-        &json!({ "session": s, "answers": ANSWERS }),
-    );
-    // The refused attempts did not use the challenge up.
-    assert_eq!(admin(&env, &s, req).0, 200);
-}
+backend_tests! {
+    fn admin_needs_verified_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server
+            .enroll(&enrollment("iso", "1001", Algorithm::TripleDes))
+            .unwrap();
+        let s = env.start_session("iso", "1001")["session"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0102030405060708" });
+        assert_error(&admin(&env, &s, req.clone()), 403, "not_verified");
+        env.post(
+            "/v1/unlock/answers",
+            &json!({ "session": s, "answers": WRONG }),
+        );
+        assert_error(&admin(&env, &s, req.clone()), 403, "not_verified");
+        env.post(
+            "/v1/unlock/answers",
+            &json!({ "session": s, "answers": ANSWERS }),
+        );
+        // The refused attempts did not use the challenge up.
+        assert_eq!(admin(&env, &s, req).0, 200);
+    }
 
-#[test]
-fn encrypt_answers_with_the_derived_key_for_every_algorithm() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::start(&config(dir.path()));
-    let cards = [
-        ("iso", "2001", Algorithm::TripleDes, "3des"),
-        ("iso", "2002", Algorithm::Aes128, "aes128"),
-        ("gids", "2003", Algorithm::Aes192, "aes192"),
-        ("iso", "2004", Algorithm::Aes256, "aes256"),
-    ];
-    for (profile, id, alg, name) in cards {
-        env.server.enroll(&enrollment(profile, id, alg)).unwrap();
-        let s = env.verified_session(profile, id);
-        let block: Vec<u8> = (0..alg.block_len() as u8).collect();
+    fn encrypt_answers_with_the_derived_key_for_every_algorithm() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        let cards = [
+            ("iso", "2001", Algorithm::TripleDes, "3des"),
+            ("iso", "2002", Algorithm::Aes128, "aes128"),
+            ("gids", "2003", Algorithm::Aes192, "aes192"),
+            ("iso", "2004", Algorithm::Aes256, "aes256"),
+        ];
+        for (profile, id, alg, name) in cards {
+            env.server.enroll(&enrollment(profile, id, alg)).unwrap();
+            let s = env.verified_session(profile, id);
+            let block: Vec<u8> = (0..alg.block_len() as u8).collect();
+            let reply = admin(
+                &env,
+                &s,
+                json!({ "kind": "encrypt", "algorithm": name, "block": hex::encode(&block) }),
+            );
+            let mut expect = block.clone();
+            key(profile, id, alg).encrypt_ecb(&mut expect).unwrap();
+            assert_eq!(answer_bytes(&reply), expect, "{profile} {name}");
+            // The wrong algorithm or block length is a bad request.
+            let other = if alg == Algorithm::TripleDes {
+                "aes128"
+            } else {
+                "3des"
+            };
+            let wrong_alg =
+                json!({ "kind": "encrypt", "algorithm": other, "block": "00".repeat(alg.block_len()) });
+            assert_error(&admin(&env, &s, wrong_alg), 400, "bad_request");
+            let short = json!({ "kind": "encrypt", "algorithm": name, "block": "00".repeat(alg.block_len() - 1) });
+            assert_error(&admin(&env, &s, short), 400, "bad_request");
+        }
+    }
+
+    fn gids_mutual_authentication_cryptograms() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server
+            .enroll(&enrollment("gids", "3001", Algorithm::TripleDes))
+            .unwrap();
+        let k = key("gids", "3001", Algorithm::TripleDes);
+        let s = env.verified_session("gids", "3001");
+        let (r1, r2) = ([0x11u8; 16], [0x22u8; 16]);
         let reply = admin(
             &env,
             &s,
-            json!({ "kind": "encrypt", "algorithm": name, "block": hex::encode(&block) }),
+            json!({ "kind": "gids_cryptogram", "r1": hex::encode(r1), "r2": hex::encode(r2) }),
         );
-        let mut expect = block.clone();
-        key(profile, id, alg).encrypt_ecb(&mut expect).unwrap();
-        assert_eq!(answer_bytes(&reply), expect, "{profile} {name}");
-        // The wrong algorithm or block length is a bad request.
-        let other = if alg == Algorithm::TripleDes {
-            "aes128"
-        } else {
-            "3des"
-        };
-        let wrong_alg =
-            json!({ "kind": "encrypt", "algorithm": other, "block": "00".repeat(alg.block_len()) });
-        assert_error(&admin(&env, &s, wrong_alg), 400, "bad_request");
-        let short = json!({ "kind": "encrypt", "algorithm": name, "block": "00".repeat(alg.block_len() - 1) });
-        assert_error(&admin(&env, &s, short), 400, "bad_request");
+        let mut plain = answer_bytes(&reply);
+        assert_eq!(plain.len(), 40);
+        k.cbc_decrypt(&[0; 8], &mut plain).unwrap();
+        assert_eq!(&plain[..16], &r2);
+        assert_eq!(&plain[16..32], &r1);
+        assert_eq!(plain[39], 0x80, "Z1 = 7 random bytes || 80");
+
+        // The card's cryptogram: the server decrypts it for the client to check R1 and R2.
+        let mut card_plain = [0u8; 40];
+        card_plain[..16].copy_from_slice(&r1);
+        card_plain[16..32].copy_from_slice(&r2);
+        card_plain[32..].copy_from_slice(&[9, 8, 7, 6, 5, 4, 3, 0x80]);
+        let mut cryptogram = card_plain;
+        k.cbc_encrypt(&[0; 8], &mut cryptogram).unwrap();
+        let reply = admin(
+            &env,
+            &s,
+            json!({ "kind": "gids_card_cryptogram", "cryptogram": hex::encode(cryptogram) }),
+        );
+        assert_eq!(answer_bytes(&reply), card_plain);
+
+        // Wrong lengths, non-hex, and GIDS kinds on an ISO card are bad requests.
+        let bad = [
+            json!({ "kind": "gids_cryptogram", "r1": "11".repeat(15), "r2": "22".repeat(16) }),
+            json!({ "kind": "gids_cryptogram", "r1": "zz".repeat(16), "r2": "22".repeat(16) }),
+            json!({ "kind": "gids_card_cryptogram", "cryptogram": "00".repeat(41) }),
+            json!({ "kind": "sign", "data": "00" }),
+        ];
+        for request in bad {
+            assert_error(&admin(&env, &s, request), 400, "bad_request");
+        }
+        env.server
+            .enroll(&enrollment("iso", "3002", Algorithm::TripleDes))
+            .unwrap();
+        let iso = env.verified_session("iso", "3002");
+        let req = json!({ "kind": "gids_cryptogram", "r1": "11".repeat(16), "r2": "33".repeat(16) });
+        assert_error(&admin(&env, &iso, req), 400, "bad_request");
     }
-}
 
-#[test]
-fn gids_mutual_authentication_cryptograms() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::start(&config(dir.path()));
-    env.server
-        .enroll(&enrollment("gids", "3001", Algorithm::TripleDes))
-        .unwrap();
-    let k = key("gids", "3001", Algorithm::TripleDes);
-    let s = env.verified_session("gids", "3001");
-    let (r1, r2) = ([0x11u8; 16], [0x22u8; 16]);
-    let reply = admin(
-        &env,
-        &s,
-        json!({ "kind": "gids_cryptogram", "r1": hex::encode(r1), "r2": hex::encode(r2) }),
-    );
-    let mut plain = answer_bytes(&reply);
-    assert_eq!(plain.len(), 40);
-    k.cbc_decrypt(&[0; 8], &mut plain).unwrap();
-    assert_eq!(&plain[..16], &r2);
-    assert_eq!(&plain[16..32], &r1);
-    assert_eq!(plain[39], 0x80, "Z1 = 7 random bytes || 80");
+    fn each_challenge_is_answered_once_per_card_across_sessions_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        env.server
+            .enroll(&enrollment("iso", "4001", Algorithm::TripleDes))
+            .unwrap();
+        env.server
+            .enroll(&enrollment("iso", "4002", Algorithm::TripleDes))
+            .unwrap();
+        env.server
+            .enroll(&enrollment("gids", "4003", Algorithm::TripleDes))
+            .unwrap();
+        let challenge = json!({ "kind": "encrypt", "algorithm": "3des", "block": "A1B2C3D4E5F60718" });
+        let s1 = env.verified_session("iso", "4001");
+        assert_eq!(admin(&env, &s1, challenge.clone()).0, 200);
+        assert_error(&admin(&env, &s1, challenge.clone()), 409, "challenge_used");
+        // Same challenge in lower case is the same challenge.
+        let lower = json!({ "kind": "encrypt", "algorithm": "3des", "block": "a1b2c3d4e5f60718" });
+        assert_error(&admin(&env, &s1, lower), 409, "challenge_used");
+        let s2 = env.verified_session("iso", "4001");
+        assert_error(&admin(&env, &s2, challenge.clone()), 409, "challenge_used");
+        // Another card may get the same challenge answered.
+        let other = env.verified_session("iso", "4002");
+        assert_eq!(admin(&env, &other, challenge.clone()).0, 200);
+        let gids = env.verified_session("gids", "4003");
+        let r2 = json!({ "kind": "gids_cryptogram", "r1": "01".repeat(16), "r2": "02".repeat(16) });
+        assert_eq!(admin(&env, &gids, r2.clone()).0, 200);
 
-    // The card's cryptogram: the server decrypts it for the client to check R1 and R2.
-    let mut card_plain = [0u8; 40];
-    card_plain[..16].copy_from_slice(&r1);
-    card_plain[16..32].copy_from_slice(&r2);
-    card_plain[32..].copy_from_slice(&[9, 8, 7, 6, 5, 4, 3, 0x80]);
-    let mut cryptogram = card_plain;
-    k.cbc_encrypt(&[0; 8], &mut cryptogram).unwrap();
-    let reply = admin(
-        &env,
-        &s,
-        json!({ "kind": "gids_card_cryptogram", "cryptogram": hex::encode(cryptogram) }),
-    );
-    assert_eq!(answer_bytes(&reply), card_plain);
-
-    // Wrong lengths, non-hex, and GIDS kinds on an ISO card are bad requests.
-    let bad = [
-        json!({ "kind": "gids_cryptogram", "r1": "11".repeat(15), "r2": "22".repeat(16) }),
-        json!({ "kind": "gids_cryptogram", "r1": "zz".repeat(16), "r2": "22".repeat(16) }),
-        json!({ "kind": "gids_card_cryptogram", "cryptogram": "00".repeat(41) }),
-        json!({ "kind": "sign", "data": "00" }),
-    ];
-    for request in bad {
-        assert_error(&admin(&env, &s, request), 400, "bad_request");
+        drop(env);
+        let env = Env::start(&cfg);
+        let s3 = env.verified_session("iso", "4001");
+        assert_error(&admin(&env, &s3, challenge), 409, "challenge_used");
+        let gids = env.verified_session("gids", "4003");
+        let same_r2 =
+            json!({ "kind": "gids_cryptogram", "r1": "07".repeat(16), "r2": "02".repeat(16) });
+        assert_error(&admin(&env, &gids, same_r2), 409, "challenge_used");
+        let fresh = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0000000000000001" });
+        assert_eq!(admin(&env, &s3, fresh).0, 200);
     }
-    env.server
-        .enroll(&enrollment("iso", "3002", Algorithm::TripleDes))
-        .unwrap();
-    let iso = env.verified_session("iso", "3002");
-    let req = json!({ "kind": "gids_cryptogram", "r1": "11".repeat(16), "r2": "33".repeat(16) });
-    assert_error(&admin(&env, &iso, req), 400, "bad_request");
-}
 
-#[test]
-fn each_challenge_is_answered_once_per_card_across_sessions_and_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
-    let env = Env::start(&cfg);
-    env.server
-        .enroll(&enrollment("iso", "4001", Algorithm::TripleDes))
-        .unwrap();
-    env.server
-        .enroll(&enrollment("iso", "4002", Algorithm::TripleDes))
-        .unwrap();
-    env.server
-        .enroll(&enrollment("gids", "4003", Algorithm::TripleDes))
-        .unwrap();
-    let challenge = json!({ "kind": "encrypt", "algorithm": "3des", "block": "A1B2C3D4E5F60718" });
-    let s1 = env.verified_session("iso", "4001");
-    assert_eq!(admin(&env, &s1, challenge.clone()).0, 200);
-    assert_error(&admin(&env, &s1, challenge.clone()), 409, "challenge_used");
-    // Same challenge in lower case is the same challenge.
-    let lower = json!({ "kind": "encrypt", "algorithm": "3des", "block": "a1b2c3d4e5f60718" });
-    assert_error(&admin(&env, &s1, lower), 409, "challenge_used");
-    let s2 = env.verified_session("iso", "4001");
-    assert_error(&admin(&env, &s2, challenge.clone()), 409, "challenge_used");
-    // Another card may get the same challenge answered.
-    let other = env.verified_session("iso", "4002");
-    assert_eq!(admin(&env, &other, challenge.clone()).0, 200);
-    let gids = env.verified_session("gids", "4003");
-    let r2 = json!({ "kind": "gids_cryptogram", "r1": "01".repeat(16), "r2": "02".repeat(16) });
-    assert_eq!(admin(&env, &gids, r2.clone()).0, 200);
-
-    drop(env);
-    let env = Env::start(&cfg);
-    let s3 = env.verified_session("iso", "4001");
-    assert_error(&admin(&env, &s3, challenge), 409, "challenge_used");
-    let gids = env.verified_session("gids", "4003");
-    let same_r2 =
-        json!({ "kind": "gids_cryptogram", "r1": "07".repeat(16), "r2": "02".repeat(16) });
-    assert_error(&admin(&env, &gids, same_r2), 409, "challenge_used");
-    let fresh = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0000000000000001" });
-    assert_eq!(admin(&env, &s3, fresh).0, 200);
-}
-
-#[test]
-fn piv_cards_get_no_admin_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::start(&config(dir.path()));
-    env.server
-        .enroll(&enrollment("piv", "5001", Algorithm::TripleDes))
-        .unwrap();
-    let s = env.verified_session("piv", "5001");
-    let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0102030405060708" });
-    assert_error(&admin(&env, &s, req), 400, "bad_request");
-}
-
-#[test]
-fn a_session_gets_a_bounded_number_of_admin_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::start(&config(dir.path()));
-    env.server
-        .enroll(&enrollment("iso", "6001", Algorithm::TripleDes))
-        .unwrap();
-    let s = env.verified_session("iso", "6001");
-    for i in 0..16u64 {
-        let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": hex::encode(i.to_be_bytes()) });
-        assert_eq!(admin(&env, &s, req).0, 200);
+    fn piv_cards_get_no_admin_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server
+            .enroll(&enrollment("piv", "5001", Algorithm::TripleDes))
+            .unwrap();
+        let s = env.verified_session("piv", "5001");
+        let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0102030405060708" });
+        assert_error(&admin(&env, &s, req), 400, "bad_request");
     }
-    let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": "ffffffffffffffff" });
-    assert_error(&admin(&env, &s, req), 429, "too_many_requests");
+
+    fn a_session_gets_a_bounded_number_of_admin_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server
+            .enroll(&enrollment("iso", "6001", Algorithm::TripleDes))
+            .unwrap();
+        let s = env.verified_session("iso", "6001");
+        for i in 0..16u64 {
+            let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": hex::encode(i.to_be_bytes()) });
+            assert_eq!(admin(&env, &s, req).0, 200);
+        }
+        let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": "ffffffffffffffff" });
+        assert_error(&admin(&env, &s, req), 429, "too_many_requests");
+    }
 }

@@ -30,136 +30,134 @@ fn gens(env: &Env) -> (u32, Option<u32>) {
     (card.puk_gen, card.pending_puk_gen)
 }
 
-#[test]
-fn puk_is_released_once_per_verified_session_and_rotation_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::start(&config(dir.path()));
-    env.server
-        .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
-        .unwrap();
-    let s = env.start_session("piv", ID)["session"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_error(&release(&env, &s), 403, "not_verified");
-    assert_eq!(gens(&env), (0, None));
+backend_tests! {
+    fn puk_is_released_once_per_verified_session_and_rotation_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server
+            .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
+            .unwrap();
+        let s = env.start_session("piv", ID)["session"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_error(&release(&env, &s), 403, "not_verified");
+        assert_eq!(gens(&env), (0, None));
 
-    let s = env.verified_session("piv", ID);
-    let reply = release(&env, &s);
-    assert_eq!(
-        reply,
-        (
-            200,
-            json!({ "puk_candidates": [puk_of(0)], "next_puk": puk_of(1) })
-        )
-    );
-    // Recorded before the answer came back.
-    assert_eq!(gens(&env), (0, Some(1)));
-    assert_error(&release(&env, &s), 409, "puk_released");
-    assert_eq!(complete(&env, &s, true), (200, json!({})));
-    assert_eq!(gens(&env), (1, None));
+        let s = env.verified_session("piv", ID);
+        let reply = release(&env, &s);
+        assert_eq!(
+            reply,
+            (
+                200,
+                json!({ "puk_candidates": [puk_of(0)], "next_puk": puk_of(1) })
+            )
+        );
+        // Recorded before the answer came back.
+        assert_eq!(gens(&env), (0, Some(1)));
+        assert_error(&release(&env, &s), 409, "puk_released");
+        assert_eq!(complete(&env, &s, true), (200, json!({})));
+        assert_eq!(gens(&env), (1, None));
 
-    // The next session gets the new PUK and rotates further.
-    let s = env.verified_session("piv", ID);
-    assert_eq!(
-        release(&env, &s).1,
-        json!({ "puk_candidates": [puk_of(1)], "next_puk": puk_of(2) })
-    );
-    assert_eq!(complete(&env, &s, true).0, 200);
-    assert_eq!(gens(&env), (2, None));
-    assert_ne!(puk_of(1), puk_of(2));
-}
+        // The next session gets the new PUK and rotates further.
+        let s = env.verified_session("piv", ID);
+        assert_eq!(
+            release(&env, &s).1,
+            json!({ "puk_candidates": [puk_of(1)], "next_puk": puk_of(2) })
+        );
+        assert_eq!(complete(&env, &s, true).0, 200);
+        assert_eq!(gens(&env), (2, None));
+        assert_ne!(puk_of(1), puk_of(2));
+    }
 
-#[test]
-fn a_rotation_cut_off_by_a_restart_yields_both_candidates() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
-    let env = Env::start(&cfg);
-    env.server
-        .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
-        .unwrap();
-    let s = env.verified_session("piv", ID);
-    assert_eq!(release(&env, &s).0, 200);
-    drop(env); // the server goes away before `complete`
+    fn a_rotation_cut_off_by_a_restart_yields_both_candidates() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        env.server
+            .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
+            .unwrap();
+        let s = env.verified_session("piv", ID);
+        assert_eq!(release(&env, &s).0, 200);
+        drop(env); // the server goes away before `complete`
 
-    let env = Env::start(&cfg);
-    assert_eq!(gens(&env), (0, Some(1)));
-    let s2 = env.verified_session("piv", ID);
-    let reply = release(&env, &s2);
-    // Most likely first: the card rotated (the client does that right after /puk; a missing
-    // `complete` is most often the call itself failing), else it still holds generation 0.
-    // The next PUK is a fresh generation, never one a workstation has already seen.
-    assert_eq!(
-        reply,
-        (
-            200,
-            json!({ "puk_candidates": [puk_of(1), puk_of(0)], "next_puk": puk_of(2) })
-        )
-    );
-    assert_eq!(gens(&env), (0, Some(2)));
+        let env = Env::start(&cfg);
+        assert_eq!(gens(&env), (0, Some(1)));
+        let s2 = env.verified_session("piv", ID);
+        let reply = release(&env, &s2);
+        // Most likely first: the card rotated (the client does that right after /puk; a missing
+        // `complete` is most often the call itself failing), else it still holds generation 0.
+        // The next PUK is a fresh generation, never one a workstation has already seen.
+        assert_eq!(
+            reply,
+            (
+                200,
+                json!({ "puk_candidates": [puk_of(1), puk_of(0)], "next_puk": puk_of(2) })
+            )
+        );
+        assert_eq!(gens(&env), (0, Some(2)));
 
-    // Cut off a second time: three generations are possible, newest first.
-    let s3 = env.verified_session("piv", ID);
-    assert_eq!(
-        release(&env, &s3).1,
-        json!({ "puk_candidates": [puk_of(2), puk_of(1), puk_of(0)], "next_puk": puk_of(3) })
-    );
-    // ... until a rotation is confirmed.
-    assert_eq!(complete(&env, &s3, true).0, 200);
-    assert_eq!(gens(&env), (3, None));
-    // The first session, completing late, cannot move the card back to an older generation.
-    assert_eq!(complete(&env, &s, true).0, 200);
-    assert_eq!(gens(&env), (3, None));
-    assert_error(&complete(&env, &s, true), 401, "invalid_session");
-    let s4 = env.verified_session("piv", ID);
-    assert_eq!(release(&env, &s4).1["puk_candidates"], json!([puk_of(3)]));
-}
+        // Cut off a second time: three generations are possible, newest first.
+        let s3 = env.verified_session("piv", ID);
+        assert_eq!(
+            release(&env, &s3).1,
+            json!({ "puk_candidates": [puk_of(2), puk_of(1), puk_of(0)], "next_puk": puk_of(3) })
+        );
+        // ... until a rotation is confirmed.
+        assert_eq!(complete(&env, &s3, true).0, 200);
+        assert_eq!(gens(&env), (3, None));
+        // The first session, completing late, cannot move the card back to an older generation.
+        assert_eq!(complete(&env, &s, true).0, 200);
+        assert_eq!(gens(&env), (3, None));
+        assert_error(&complete(&env, &s, true), 401, "invalid_session");
+        let s4 = env.verified_session("piv", ID);
+        assert_eq!(release(&env, &s4).1["puk_candidates"], json!([puk_of(3)]));
+    }
 
-#[test]
-fn a_rotation_reported_as_failed_stays_possible_but_goes_last() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::start(&config(dir.path()));
-    env.server
-        .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
-        .unwrap();
-    let s = env.verified_session("piv", ID);
-    assert_eq!(release(&env, &s).0, 200);
-    // CHANGE REFERENCE DATA failed: the client cannot be sure the card did not take it.
-    let failed = json!({ "session": s, "outcome": "unlocked", "puk_rotated": false, "detail": "PUK change failed" });
-    assert_eq!(env.post("/v1/unlock/complete", &failed), (200, json!({})));
-    assert_eq!(gens(&env), (0, Some(1)));
-    let s = env.verified_session("piv", ID);
-    assert_eq!(
-        release(&env, &s).1,
-        json!({ "puk_candidates": [puk_of(0), puk_of(1)], "next_puk": puk_of(2) })
-    );
-    assert_eq!(complete(&env, &s, false).0, 200);
-    let s = env.verified_session("piv", ID);
-    assert_eq!(
-        release(&env, &s).1["puk_candidates"],
-        json!([puk_of(0), puk_of(2), puk_of(1)])
-    );
-    assert_eq!(complete(&env, &s, true).0, 200);
-    assert_eq!(gens(&env), (3, None));
-    let s = env.verified_session("piv", ID);
-    assert_eq!(release(&env, &s).1["puk_candidates"], json!([puk_of(3)]));
-}
+    fn a_rotation_reported_as_failed_stays_possible_but_goes_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server
+            .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
+            .unwrap();
+        let s = env.verified_session("piv", ID);
+        assert_eq!(release(&env, &s).0, 200);
+        // CHANGE REFERENCE DATA failed: the client cannot be sure the card did not take it.
+        let failed = json!({ "session": s, "outcome": "unlocked", "puk_rotated": false, "detail": "PUK change failed" });
+        assert_eq!(env.post("/v1/unlock/complete", &failed), (200, json!({})));
+        assert_eq!(gens(&env), (0, Some(1)));
+        let s = env.verified_session("piv", ID);
+        assert_eq!(
+            release(&env, &s).1,
+            json!({ "puk_candidates": [puk_of(0), puk_of(1)], "next_puk": puk_of(2) })
+        );
+        assert_eq!(complete(&env, &s, false).0, 200);
+        let s = env.verified_session("piv", ID);
+        assert_eq!(
+            release(&env, &s).1["puk_candidates"],
+            json!([puk_of(0), puk_of(2), puk_of(1)])
+        );
+        assert_eq!(complete(&env, &s, true).0, 200);
+        assert_eq!(gens(&env), (3, None));
+        let s = env.verified_session("piv", ID);
+        assert_eq!(release(&env, &s).1["puk_candidates"], json!([puk_of(3)]));
+    }
 
-#[test]
-fn puk_rotated_without_a_release_is_refused_and_non_piv_cards_get_no_puk() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = Env::start(&config(dir.path()));
-    env.server
-        .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
-        .unwrap();
-    let s = env.verified_session("piv", ID);
-    assert_error(&complete(&env, &s, true), 400, "bad_request");
-    assert_eq!(gens(&env), (0, None));
-    assert_eq!(complete(&env, &s, false).0, 200);
+    fn puk_rotated_without_a_release_is_refused_and_non_piv_cards_get_no_puk() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server
+            .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
+            .unwrap();
+        let s = env.verified_session("piv", ID);
+        assert_error(&complete(&env, &s, true), 400, "bad_request");
+        assert_eq!(gens(&env), (0, None));
+        assert_eq!(complete(&env, &s, false).0, 200);
 
-    env.server
-        .enroll(&enrollment("gids", "abcd", Algorithm::TripleDes))
-        .unwrap();
-    let g = env.verified_session("gids", "abcd");
-    assert_error(&release(&env, &g), 400, "bad_request");
+        env.server
+            .enroll(&enrollment("gids", "abcd", Algorithm::TripleDes))
+            .unwrap();
+        let g = env.verified_session("gids", "abcd");
+        assert_error(&release(&env, &g), 400, "bad_request");
+    }
 }

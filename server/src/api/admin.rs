@@ -8,10 +8,12 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::{
-    audit, live_session, ok, refusal, AppState, Endpoint, Reply, INVALID_SESSION,
+    audit, audit_in, live_session, ok, refusal, AppState, Endpoint, Reply, INVALID_SESSION,
     MAX_ADMIN_ANSWERS_PER_SESSION, NOT_VERIFIED,
 };
-use crate::store::{algorithm_name, now_ms, parse_algorithm, ChallengeOutcome, Profile};
+use crate::store::{
+    algorithm_name, now_ms, parse_algorithm, session as logic, ChallengeOutcome, Profile, Tx,
+};
 use crate::{kdf, ServerError};
 
 #[derive(Deserialize)]
@@ -118,42 +120,6 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
             return Ok(refusal(400, "bad_request", &message));
         }
     };
-    match state.store.reserve_challenge(
-        &token.hash,
-        now_ms(),
-        kind,
-        &value,
-        MAX_ADMIN_ANSWERS_PER_SESSION,
-    )? {
-        ChallengeOutcome::SessionGone => {
-            a("invalid_session", "session ended")?;
-            return Ok(refusal(401, "invalid_session", INVALID_SESSION));
-        }
-        ChallengeOutcome::NotVerified => {
-            a("not_verified", "")?;
-            return Ok(refusal(403, "not_verified", NOT_VERIFIED));
-        }
-        ChallengeOutcome::TooMany => {
-            a(
-                "too_many_requests",
-                &format!("more than {MAX_ADMIN_ANSWERS_PER_SESSION} admin answers"),
-            )?;
-            return Ok(refusal(
-                429,
-                "too_many_requests",
-                "Too many admin answers in this session. Start a new session.",
-            ));
-        }
-        ChallengeOutcome::Used => {
-            a("challenge_used", kind)?;
-            return Ok(refusal(
-                409,
-                "challenge_used",
-                "This challenge was already answered. Ask the card for a new one.",
-            ));
-        }
-        ChallengeOutcome::Reserved => {}
-    }
     let identity = hex::decode(&session.identity)
         .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
     let key = kdf::admin_key(
@@ -163,32 +129,82 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
         card.algorithm,
         card.key_gen,
     );
-    let answer = match compute(&key, op) {
-        Ok(answer) => answer,
-        Err(why) => {
-            a("bad_request", why)?;
-            return Ok(refusal(400, "bad_request", why));
+    let now = now_ms();
+    // The reservation, the answer and its audit row commit together: an answer is never given
+    // without its challenge recorded as used, nor recorded without its audit row.
+    state.store.transact(|tx| {
+        let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
+            audit_in(tx, card_ref, Some(&token), "admin", outcome, detail)
+        };
+        match logic::reserve_challenge(
+            tx,
+            &token.hash,
+            now,
+            kind,
+            &value,
+            MAX_ADMIN_ANSWERS_PER_SESSION,
+        )? {
+            ChallengeOutcome::SessionGone => {
+                a(tx, "invalid_session", "session ended")?;
+                return Ok(refusal(401, "invalid_session", INVALID_SESSION));
+            }
+            ChallengeOutcome::NotVerified => {
+                a(tx, "not_verified", "")?;
+                return Ok(refusal(403, "not_verified", NOT_VERIFIED));
+            }
+            ChallengeOutcome::TooMany => {
+                a(
+                    tx,
+                    "too_many_requests",
+                    &format!("more than {MAX_ADMIN_ANSWERS_PER_SESSION} admin answers"),
+                )?;
+                return Ok(refusal(
+                    429,
+                    "too_many_requests",
+                    "Too many admin answers in this session. Start a new session.",
+                ));
+            }
+            ChallengeOutcome::Used => {
+                a(tx, "challenge_used", kind)?;
+                return Ok(refusal(
+                    409,
+                    "challenge_used",
+                    "This challenge was already answered. Ask the card for a new one.",
+                ));
+            }
+            ChallengeOutcome::Reserved => {}
         }
-    };
-    a(
-        "answered",
-        &format!(
-            "{kind}, {} key generation {}",
-            algorithm_name(card.algorithm),
-            card.key_gen
-        ),
-    )?;
-    Ok(ok(json!({ "answer": hex::encode(&*answer) })))
+        let answer = match compute(&key, &op) {
+            Ok(answer) => answer,
+            Err(why) => {
+                a(tx, "bad_request", why)?;
+                return Ok(refusal(400, "bad_request", why));
+            }
+        };
+        a(
+            tx,
+            "answered",
+            &format!(
+                "{kind}, {} key generation {}",
+                algorithm_name(card.algorithm),
+                card.key_gen
+            ),
+        )?;
+        Ok(ok(json!({ "answer": hex::encode(&*answer) })))
+    })
 }
 
-fn compute(key: &AdminKey, op: AdminOp) -> Result<Zeroizing<Vec<u8>>, &'static str> {
+/// The answer (the transaction calling it may run twice: `op` is only read).
+fn compute(key: &AdminKey, op: &AdminOp) -> Result<Zeroizing<Vec<u8>>, &'static str> {
     let failed = |_| "Bad request: the data does not fit the card's admin key.";
     match op {
-        AdminOp::Encrypt(mut block) => {
+        AdminOp::Encrypt(block) => {
+            let mut block = block.clone();
             key.encrypt_ecb(&mut block).map_err(failed)?;
             Ok(block)
         }
-        AdminOp::GidsCryptogram(mut data) => {
+        AdminOp::GidsCryptogram(data) => {
+            let mut data = data.clone();
             let mut z1 = Zeroizing::new([0u8; 8]);
             rand::rngs::OsRng
                 .try_fill_bytes(&mut z1[..7])
@@ -198,7 +214,8 @@ fn compute(key: &AdminKey, op: AdminOp) -> Result<Zeroizing<Vec<u8>>, &'static s
             key.cbc_encrypt(&[0; 8], &mut data).map_err(failed)?;
             Ok(data)
         }
-        AdminOp::GidsCardCryptogram(mut data) => {
+        AdminOp::GidsCardCryptogram(data) => {
+            let mut data = data.clone();
             key.cbc_decrypt(&[0; 8], &mut data).map_err(failed)?;
             Ok(data)
         }

@@ -1,13 +1,12 @@
-//! The database schema and its migrations (`PRAGMA user_version`).
+//! The database schema of both backends, as numbered migrations. Version `n` is the state after
+//! the first `n` steps; a database records its version (SQLite: `PRAGMA user_version`;
+//! PostgreSQL: the one row of `cardunlock_schema`) and a server refuses a database whose version
+//! is newer than the steps it knows ([`crate::ServerError::SchemaVersion`]).
+//!
+//! Add a migration by appending a step to *both* lists, keeping them the same length.
 
-use rusqlite::{Connection, TransactionBehavior};
-
-use crate::ServerError;
-
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA_V1: &str = "
+/// SQLite migrations, step `i` takes the database from version `i` to `i + 1`.
+pub(super) const SQLITE: &[&str] = &["
 CREATE TABLE cards (
     profile TEXT NOT NULL,
     identity TEXT NOT NULL,
@@ -65,20 +64,72 @@ CREATE TABLE audit (
     outcome TEXT NOT NULL,
     detail TEXT NOT NULL
 );
-";
+"];
 
-/// Creates or upgrades the schema in one transaction; refuses a newer database.
-pub(super) fn migrate(conn: &mut Connection) -> Result<(), ServerError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    match version {
-        0 => {
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        }
-        SCHEMA_VERSION => {}
-        newer => return Err(ServerError::SchemaVersion(newer)),
-    }
-    tx.commit()?;
-    Ok(())
+/// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
+pub(super) const POSTGRES: &[&str] = &["
+CREATE TABLE cards (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    user_email TEXT NOT NULL,
+    key_gen BIGINT NOT NULL DEFAULT 0,
+    puk_gen BIGINT NOT NULL DEFAULT 0,
+    pending_puk_gen BIGINT,
+    locked BOOLEAN NOT NULL DEFAULT FALSE,
+    failed_attempts BIGINT NOT NULL DEFAULT 0,
+    enrolled_ms BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity)
+);
+CREATE TABLE questions (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    position BIGINT NOT NULL,
+    question TEXT NOT NULL,
+    answer_hash TEXT NOT NULL,
+    PRIMARY KEY (profile, identity, position)
+);
+CREATE TABLE puk_denied (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    gen BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity, gen)
+);
+CREATE TABLE sessions (
+    token_hash BYTEA PRIMARY KEY,
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    verified BOOLEAN NOT NULL DEFAULT FALSE,
+    puk_next_gen BIGINT,
+    admin_answers BIGINT NOT NULL DEFAULT 0,
+    closed BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX sessions_expiry ON sessions (expires_ms);
+CREATE TABLE used_challenges (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    used_ms BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity, kind, value)
+);
+CREATE TABLE audit (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    time_ms BIGINT NOT NULL,
+    profile TEXT,
+    identity TEXT,
+    session TEXT,
+    event TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"];
+
+/// The schema version this code writes.
+pub(super) fn version() -> i64 {
+    debug_assert_eq!(SQLITE.len(), POSTGRES.len());
+    SQLITE.len() as i64
 }

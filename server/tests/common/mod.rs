@@ -1,8 +1,13 @@
 //! Shared test helpers: a server in a temporary directory, an HTTPS client (ureq 2 with the
-//! pinned rustls configuration), enrolment and the first steps of a session.
-#![allow(dead_code)]
+//! pinned rustls configuration), enrolment and the first steps of a session; and the two
+//! backends: every test written inside [`backend_tests!`] runs once on SQLite and once on
+//! PostgreSQL (a fresh database per test on the server `CARDUNLOCK_TEST_POSTGRES` names).
+#![allow(dead_code, unused_macros, unused_imports)]
 
-use std::path::Path;
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use cardunlock_core::crypto::Algorithm;
@@ -24,9 +29,201 @@ pub fn master() -> MasterSecret {
     MasterSecret::from_hex(MASTER_HEX).unwrap()
 }
 
-/// A configuration in `dir` with fast Argon2.
+/// The backend a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the PostgreSQL variants use: an admin URL
+/// (`postgres://postgres@127.0.0.1:PORT/postgres`, what `scripts/start-postgres.sh` prints).
+pub const PG_ENV: &str = "CARDUNLOCK_TEST_POSTGRES";
+
+thread_local! {
+    static BACKEND: Cell<Backend> = const { Cell::new(Backend::Sqlite) };
+    static CREATED: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The backend of the running test.
+pub fn backend() -> Backend {
+    BACKEND.with(Cell::get)
+}
+
+/// The admin URL of the test PostgreSQL server. Without one, a PostgreSQL variant says loudly
+/// that it did not run (outside the test harness's capture) and passes, except under CI
+/// (`CI=true`), where it fails: CI must test both backends.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var(PG_ENV) {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "CI=true but {PG_ENV} is not set: the PostgreSQL tests must run in CI \
+                 (export {PG_ENV}=\"$(bash scripts/start-postgres.sh)\")"
+            );
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!! {PG_ENV} is not set: the PostgreSQL variant of `{}` did NOT run. \
+                 Run `export {PG_ENV}=\"$(bash scripts/start-postgres.sh)\"` (or bash scripts/test.sh). !!!",
+                std::thread::current().name().unwrap_or("?")
+            );
+            None
+        }
+    }
+}
+
+/// Drops the PostgreSQL databases the test made, even when it failed.
+struct DropDatabases;
+
+impl Drop for DropDatabases {
+    fn drop(&mut self) {
+        let names: Vec<String> = CREATED.with(|c| c.borrow_mut().drain(..).collect());
+        if names.is_empty() {
+            return;
+        }
+        let Some(admin) = std::env::var(PG_ENV).ok() else {
+            return;
+        };
+        if let Ok(mut client) = postgres::Client::connect(admin.trim(), postgres::NoTls) {
+            for name in names {
+                let _ =
+                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// Runs a test body on `backend` (what [`backend_tests!`] expands to).
+pub fn run_on(backend: Backend, test: impl FnOnce()) {
+    if backend == Backend::Postgres && postgres_admin_url().is_none() {
+        return;
+    }
+    BACKEND.with(|b| b.set(backend));
+    let _cleanup = DropDatabases;
+    test();
+}
+
+/// `url` with its database name replaced by `name` (query kept).
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{name}{query}", &base[..authority_end])
+}
+
+/// A new, empty PostgreSQL database on the test server (dropped when the test ends); its URL.
+pub fn new_postgres_database() -> String {
+    let admin = postgres_admin_url().expect("PostgreSQL variant without a server");
+    let name = format!(
+        "cu_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    CREATED.with(|c| c.borrow_mut().push(name.clone()));
+    with_database(&admin, &name)
+}
+
+/// A fresh store location for the running test's backend: a SQLite file in `dir`, or a new
+/// PostgreSQL database.
+pub fn db_location(dir: &Path) -> PathBuf {
+    match backend() {
+        Backend::Sqlite => dir.join("cardunlock.db"),
+        Backend::Postgres => PathBuf::from(new_postgres_database()),
+    }
+}
+
+/// Runs one query returning text rows straight on the store's database (SQLite or
+/// PostgreSQL), bypassing the server: what an operator with database access would see.
+pub fn query_texts(location: &Path, sql: &str) -> Vec<String> {
+    let text = location.to_str().unwrap();
+    if text.starts_with("postgres://") {
+        let mut client = postgres::Client::connect(text, postgres::NoTls).unwrap();
+        client
+            .query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect()
+    } else {
+        let db = rusqlite::Connection::open(location).unwrap();
+        let mut stmt = db.prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+}
+
+/// Every stored row of every table as text, for "no secret stored" checks.
+pub fn dump_database(location: &Path) -> String {
+    let text = location.to_str().unwrap();
+    if text.starts_with("postgres://") {
+        let mut out = String::new();
+        for table in [
+            "cards",
+            "questions",
+            "sessions",
+            "used_challenges",
+            "puk_denied",
+            "audit",
+        ] {
+            for row in query_texts(location, &format!("SELECT t::text FROM {table} t")) {
+                out.push_str(&row);
+                out.push('\n');
+            }
+        }
+        out
+    } else {
+        String::from_utf8_lossy(&std::fs::read(location).unwrap()).into_owned()
+    }
+}
+
+/// Two or more server instances on one store, as a load balancer would see them.
+pub fn instances(config: &Config, n: usize) -> Vec<Env> {
+    (0..n).map(|_| Env::start(config)).collect()
+}
+
+/// Writes each test once per backend: `mod on_sqlite` and `mod on_postgres`.
+macro_rules! backend_tests {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {
+        mod on_sqlite {
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[test]
+                fn $name() {
+                    common::run_on(common::Backend::Sqlite, || $body)
+                }
+            )*
+        }
+        mod on_postgres {
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[test]
+                fn $name() {
+                    common::run_on(common::Backend::Postgres, || $body)
+                }
+            )*
+        }
+    };
+}
+pub(crate) use backend_tests;
+
+/// A configuration in `dir` (certificate and key; the SQLite file too) with fast Argon2, on a
+/// fresh store of the running test's backend.
 pub fn config(dir: &Path) -> Config {
-    let mut c = Config::new(dir.join("cardunlock.db"), dir.join("state"), master());
+    let mut c = Config::new(db_location(dir), dir.join("state"), master());
     c.argon2 = FAST;
     c
 }

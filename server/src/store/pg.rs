@@ -1,0 +1,634 @@
+//! The PostgreSQL backend, for several server instances sharing one store.
+//!
+//! Client: the synchronous `postgres` crate. The endpoints are synchronous functions that the
+//! HTTP layer already runs on tokio's blocking threads (Argon2 and SQLite are synchronous too),
+//! so a blocking client fits without making the store async; at most `2 × cores` requests run
+//! at once, and the pool ([`r2d2`]) holds about that many connections. Each pooled connection
+//! keeps its own prepared statements, so a statement costs one round trip after its first use.
+//!
+//! Isolation: every transaction runs at READ COMMITTED and takes row locks: the session row
+//! (`SELECT ... FOR UPDATE`), then the card row (`FOR UPDATE`), before reading what it changes.
+//! A concurrent transaction on the same card waits for the lock and then reads the committed
+//! row, so no update is lost (the wrong-answer counter counts every attempt exactly once, the
+//! lock is set at exactly N, a PUK is released once per session, generations only move as the
+//! logic says). One-answer-per-challenge is the `used_challenges` primary key with
+//! `INSERT ... ON CONFLICT DO NOTHING`: of two racing inserts, one inserts and the other waits
+//! for it, then inserts nothing. A deadlock or serialization failure (not expected with this
+//! lock order) is retried a few times.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
+
+use super::sqlite::CardRow;
+use super::tx::{CardKey, Tx};
+use super::{schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
+use crate::ServerError;
+
+/// How long a request waits for a pooled connection (and a new connection for its handshake)
+/// before it fails with "database unavailable".
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Tries of a transaction that hit a deadlock or a serialization failure.
+const TRIES: u32 = 5;
+/// Key of the advisory lock that serializes migrations of concurrently starting instances.
+const MIGRATION_LOCK: i64 = 0x6361_7264_756e_6c6b; // "cardunlk"
+
+/// A pooled connection with its prepared statements.
+pub(super) struct PgConn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// Opens connections for the pool.
+struct Manager {
+    config: postgres::Config,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<PgConn, postgres::Error> {
+        Ok(PgConn {
+            client: self.config.connect(NoTls)?,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
+        // Not called on checkout (that would cost a round trip per transaction): a dropped
+        // connection is caught at `BEGIN` instead ([`PgDb::transact`]).
+        conn.client.simple_query("").map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// Logs pool errors without the URL (it may carry a password).
+#[derive(Debug)]
+struct PoolErrors;
+
+impl r2d2::HandleError<postgres::Error> for PoolErrors {
+    fn handle_error(&self, error: postgres::Error) {
+        log::warn!("database connection: {}", with_causes(&error));
+    }
+}
+
+/// A pool of connections to one PostgreSQL database.
+pub(super) struct PgDb {
+    pool: r2d2::Pool<Manager>,
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a URL)".into();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Whether an error means the database cannot be reached (down, restarting, connection lost),
+/// rather than that it refused a statement.
+fn is_unavailable(e: &postgres::Error) -> bool {
+    match e.code() {
+        None => true,
+        Some(code) => [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+            SqlState::TOO_MANY_CONNECTIONS,
+        ]
+        .contains(code),
+    }
+}
+
+/// The error with its causes ("error connecting to server: Connection refused (os error 111)").
+fn with_causes(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+impl From<postgres::Error> for ServerError {
+    fn from(e: postgres::Error) -> Self {
+        if is_unavailable(&e) {
+            ServerError::DatabaseUnavailable(with_causes(&e))
+        } else {
+            ServerError::Postgres(e)
+        }
+    }
+}
+
+impl PgDb {
+    /// Connects (once, to check the database is there and migrate it), then makes the pool.
+    pub(super) fn open(url: &str, pool_size: u32) -> Result<Self, ServerError> {
+        let mut config = postgres::Config::from_str(url).map_err(|e| {
+            ServerError::InvalidInput(format!("database URL {}: {e}", redact_url(url)))
+        })?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("cardunlock-server");
+        let mut client = config.connect(NoTls).map_err(|e| {
+            ServerError::DatabaseUnavailable(format!(
+                "cannot connect to {}: {}",
+                redact_url(url),
+                with_causes(&e)
+            ))
+        })?;
+        migrate(&mut client)?;
+        drop(client);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .test_on_check_out(false)
+            .error_handler(Box::new(PoolErrors))
+            .build_unchecked(Manager { config });
+        Ok(Self { pool })
+    }
+
+    /// Runs `f` in one READ COMMITTED transaction (committed on `Ok`, rolled back on `Err`),
+    /// retried on a deadlock or serialization failure. A pooled connection the server dropped
+    /// (PostgreSQL restarted) fails at `BEGIN`, before anything ran: it is discarded and the
+    /// transaction starts again on another, so pooled connections need no check round trip.
+    pub(super) fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        let mut conflicts = 0;
+        let mut stale = 0;
+        loop {
+            let mut conn = self
+                .pool
+                .get()
+                .map_err(|e| ServerError::DatabaseUnavailable(e.to_string()))?;
+            match run_once(&mut conn, f) {
+                Attempt::NotStarted(e) if stale <= self.pool.max_size() => {
+                    stale += 1;
+                    log::warn!("database connection lost ({e}); trying another");
+                }
+                Attempt::NotStarted(e) => return Err(e.into()),
+                Attempt::Ran(Err(ServerError::Postgres(e)))
+                    if conflicts + 1 < TRIES
+                        && [
+                            SqlState::T_R_DEADLOCK_DETECTED,
+                            SqlState::T_R_SERIALIZATION_FAILURE,
+                        ]
+                        .iter()
+                        .any(|c| e.code() == Some(c)) =>
+                {
+                    conflicts += 1;
+                    log::warn!("database: {e}; retrying the transaction");
+                }
+                Attempt::Ran(result) => return result,
+            }
+        }
+    }
+}
+
+/// How one try of a transaction ended.
+enum Attempt<R> {
+    /// `BEGIN` failed: nothing was sent after it, nothing happened.
+    NotStarted(postgres::Error),
+    /// The transaction ran: its result (committed only when `Ok`).
+    Ran(Result<R, ServerError>),
+}
+
+fn run_once<R>(
+    conn: &mut PgConn,
+    f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+) -> Attempt<R> {
+    let PgConn { client, statements } = conn;
+    let tx = match client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+    {
+        Ok(tx) => tx,
+        Err(e) => return Attempt::NotStarted(e),
+    };
+    let mut pg = PgTx { tx, statements };
+    Attempt::Ran(f(&mut pg).and_then(|result| {
+        pg.tx.commit()?;
+        Ok(result)
+    }))
+}
+
+/// Creates or upgrades the schema in one transaction, under an advisory lock so instances
+/// starting together migrate once; refuses a newer database.
+fn migrate(client: &mut Client) -> Result<(), ServerError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS cardunlock_schema (version BIGINT NOT NULL)")?;
+    let version: Option<i64> = tx
+        .query_opt("SELECT version FROM cardunlock_schema", &[])?
+        .map(|r| r.get(0));
+    let known = schema::version();
+    let version = match version {
+        Some(v) => v,
+        None => {
+            tx.execute("INSERT INTO cardunlock_schema (version) VALUES (0)", &[])?;
+            0
+        }
+    };
+    if version > known || version < 0 {
+        return Err(ServerError::SchemaVersion(version));
+    }
+    for step in &schema::POSTGRES[version as usize..] {
+        tx.batch_execute(step)?;
+    }
+    tx.execute("UPDATE cardunlock_schema SET version = $1", &[&known])?;
+    tx.commit()?;
+    Ok(())
+}
+
+struct PgTx<'a> {
+    tx: Transaction<'a>,
+    statements: &'a mut HashMap<&'static str, Statement>,
+}
+
+impl PgTx<'_> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, ServerError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, ServerError> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.execute(&s, params)?)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, ServerError> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.query(&s, params)?)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<postgres::Row>, ServerError> {
+        let s = self.statement(sql)?;
+        Ok(self.tx.query_opt(&s, params)?)
+    }
+}
+
+/// A stored generation or count (BIGINT) as the `u32` the logic uses.
+fn small(v: i64) -> Result<u32, ServerError> {
+    u32::try_from(v)
+        .map_err(|_| ServerError::InvalidInput(format!("stored value {v} out of range")))
+}
+
+impl Tx for PgTx<'_> {
+    fn read_card(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Option<CardRecord>, ServerError> {
+        let row = self.query_opt(
+            "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
+                    user_name, user_email
+             FROM cards WHERE profile = $1 AND identity = $2 FOR UPDATE",
+            &[&profile.as_str(), &identity],
+        )?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        CardRow {
+            algorithm: r.get(0),
+            key_gen: small(r.get(1))?,
+            puk_gen: small(r.get(2))?,
+            pending_puk_gen: r.get::<_, Option<i64>>(3).map(small).transpose()?,
+            locked: r.get(4),
+            failed_attempts: small(r.get(5))?,
+            user_name: r.get(6),
+            user_email: r.get(7),
+        }
+        .into_record(profile, identity)
+        .map(Some)
+    }
+
+    fn insert_card(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        algorithm: &str,
+        name: &str,
+        email: &str,
+        now: i64,
+    ) -> Result<bool, ServerError> {
+        let n = self.execute(
+            "INSERT INTO cards (profile, identity, algorithm, user_name, user_email, enrolled_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &profile.as_str(),
+                &identity,
+                &algorithm,
+                &name,
+                &email,
+                &now,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn update_card_user(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        algorithm: &str,
+        name: &str,
+        email: &str,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE cards SET algorithm = $3, user_name = $4, user_email = $5
+             WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity, &algorithm, &name, &email],
+        )?;
+        Ok(())
+    }
+
+    fn set_attempts(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        failed: u32,
+        locked: bool,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE cards SET failed_attempts = $3, locked = $4 WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity, &i64::from(failed), &locked],
+        )?;
+        Ok(())
+    }
+
+    fn set_puk_gens(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        puk_gen: u32,
+        pending: Option<u32>,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE cards SET puk_gen = $3, pending_puk_gen = $4 WHERE profile = $1 AND identity = $2",
+            &[
+                &profile.as_str(),
+                &identity,
+                &i64::from(puk_gen),
+                &pending.map(i64::from),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_questions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
+        self.execute(
+            "DELETE FROM questions WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity],
+        )?;
+        Ok(())
+    }
+
+    fn insert_question(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        position: u32,
+        question: &str,
+        answer_hash: &str,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO questions (profile, identity, position, question, answer_hash)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &profile.as_str(),
+                &identity,
+                &i64::from(position),
+                &question,
+                &answer_hash,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn questions(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Vec<(String, String)>, ServerError> {
+        let rows = self.query(
+            "SELECT question, answer_hash FROM questions WHERE profile = $1 AND identity = $2
+             ORDER BY position",
+            &[&profile.as_str(), &identity],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn puk_denied(&mut self, (profile, identity): CardKey<'_>) -> Result<Vec<u32>, ServerError> {
+        let rows = self.query(
+            "SELECT gen FROM puk_denied WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity],
+        )?;
+        rows.iter().map(|r| small(r.get(0))).collect()
+    }
+
+    fn deny_puk(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO puk_denied (profile, identity, gen) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING",
+            &[&profile.as_str(), &identity, &i64::from(generation)],
+        )?;
+        Ok(())
+    }
+
+    fn clear_denied_upto(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "DELETE FROM puk_denied WHERE profile = $1 AND identity = $2 AND gen <= $3",
+            &[&profile.as_str(), &identity, &i64::from(generation)],
+        )?;
+        Ok(())
+    }
+
+    fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
+        // SKIP LOCKED: never wait for (or deadlock with) a transaction holding such a row.
+        self.execute(
+            "DELETE FROM sessions WHERE token_hash IN
+                 (SELECT token_hash FROM sessions WHERE expires_ms <= $1 FOR UPDATE SKIP LOCKED)",
+            &[&now],
+        )?;
+        Ok(())
+    }
+
+    fn insert_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        (profile, identity): CardKey<'_>,
+        now: i64,
+        expires: i64,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO sessions (token_hash, profile, identity, created_ms, expires_ms)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &&token_hash[..],
+                &profile.as_str(),
+                &identity,
+                &now,
+                &expires,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn live_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<Session>, ServerError> {
+        let row = self.query_opt(
+            "SELECT profile, identity, verified, puk_next_gen, admin_answers FROM sessions
+             WHERE token_hash = $1 AND NOT closed AND expires_ms > $2 FOR UPDATE",
+            &[&&token_hash[..], &now],
+        )?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let Some(profile) = Profile::parse(r.get(0)) else {
+            return Ok(None);
+        };
+        Ok(Some(Session {
+            profile,
+            identity: r.get(1),
+            verified: r.get(2),
+            puk_next_gen: r.get::<_, Option<i64>>(3).map(small).transpose()?,
+            admin_answers: small(r.get(4))?,
+        }))
+    }
+
+    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE sessions SET verified = TRUE WHERE token_hash = $1",
+            &[&&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn set_session_puk_next(
+        &mut self,
+        token_hash: &[u8; 32],
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE sessions SET puk_next_gen = $2 WHERE token_hash = $1",
+            &[&&token_hash[..], &i64::from(generation)],
+        )?;
+        Ok(())
+    }
+
+    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE sessions SET admin_answers = admin_answers + 1 WHERE token_hash = $1",
+            &[&&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE sessions SET closed = TRUE WHERE token_hash = $1",
+            &[&&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn use_challenge(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        kind: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<bool, ServerError> {
+        let n = self.execute(
+            "INSERT INTO used_challenges (profile, identity, kind, value, used_ms)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[&profile.as_str(), &identity, &kind, &value, &now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &now,
+                &note.card.map(|(p, _)| p.as_str()),
+                &note.card.map(|(_, i)| i),
+                &note.session,
+                &note.event,
+                &note.outcome,
+                &note.detail,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
+        let rows = self.query(
+            "SELECT time_ms, profile, identity, session, event, outcome, detail
+             FROM audit ORDER BY id",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEntry {
+                time_ms: r.get(0),
+                profile: r.get(1),
+                identity_hex: r.get(2),
+                session: r.get(3),
+                event: r.get(4),
+                outcome: r.get(5),
+                detail: r.get(6),
+            })
+            .collect())
+    }
+}

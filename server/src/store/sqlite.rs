@@ -1,0 +1,409 @@
+//! The SQLite backend (the embedded default): one connection behind a mutex, WAL mode, every
+//! transaction `BEGIN IMMEDIATE`, which takes the database's write lock at once. Writers are
+//! therefore serialized (within a process by the mutex, across processes on one file by
+//! SQLite's lock), and a read-modify-write can never lose an update.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::tx::{CardKey, Tx};
+use super::{parse_algorithm, schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
+use crate::ServerError;
+
+/// An open SQLite database.
+pub(super) struct SqliteDb {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) and migrates the database at `path`, in WAL mode.
+    pub(super) fn open(path: &Path) -> Result<Self, ServerError> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock rolled its transaction back; the connection is fine.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` in one `IMMEDIATE` transaction: committed if it returns `Ok`, rolled back if not.
+    pub(super) fn transact<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let result = f(&mut SqliteTx(&tx))?;
+        tx.commit()?;
+        Ok(result)
+    }
+}
+
+/// Creates or upgrades the schema in one transaction; refuses a newer database.
+fn migrate(conn: &mut Connection) -> Result<(), ServerError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = schema::version();
+    if version > known || version < 0 {
+        return Err(ServerError::SchemaVersion(version));
+    }
+    for step in &schema::SQLITE[version as usize..] {
+        tx.execute_batch(step)?;
+    }
+    if version != known {
+        tx.pragma_update(None, "user_version", known)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+struct SqliteTx<'a>(&'a Connection);
+
+impl Tx for SqliteTx<'_> {
+    fn read_card(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Option<CardRecord>, ServerError> {
+        let row = self
+            .0
+            .query_row(
+                "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
+                        user_name, user_email
+                 FROM cards WHERE profile = ?1 AND identity = ?2",
+                params![profile.as_str(), identity],
+                |r| {
+                    Ok(CardRow {
+                        algorithm: r.get(0)?,
+                        key_gen: r.get(1)?,
+                        puk_gen: r.get(2)?,
+                        pending_puk_gen: r.get(3)?,
+                        locked: r.get(4)?,
+                        failed_attempts: r.get(5)?,
+                        user_name: r.get(6)?,
+                        user_email: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?;
+        row.map(|r| r.into_record(profile, identity)).transpose()
+    }
+
+    fn insert_card(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        algorithm: &str,
+        name: &str,
+        email: &str,
+        now: i64,
+    ) -> Result<bool, ServerError> {
+        let n = self.0.execute(
+            "INSERT INTO cards (profile, identity, algorithm, user_name, user_email, enrolled_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            params![profile.as_str(), identity, algorithm, name, email, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn update_card_user(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        algorithm: &str,
+        name: &str,
+        email: &str,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET algorithm = ?3, user_name = ?4, user_email = ?5
+             WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, algorithm, name, email],
+        )?;
+        Ok(())
+    }
+
+    fn set_attempts(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        failed: u32,
+        locked: bool,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET failed_attempts = ?3, locked = ?4 WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, failed, locked],
+        )?;
+        Ok(())
+    }
+
+    fn set_puk_gens(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        puk_gen: u32,
+        pending: Option<u32>,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET puk_gen = ?3, pending_puk_gen = ?4 WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, puk_gen, pending],
+        )?;
+        Ok(())
+    }
+
+    fn delete_questions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
+        self.0.execute(
+            "DELETE FROM questions WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity],
+        )?;
+        Ok(())
+    }
+
+    fn insert_question(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        position: u32,
+        question: &str,
+        answer_hash: &str,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "INSERT INTO questions (profile, identity, position, question, answer_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![profile.as_str(), identity, position, question, answer_hash],
+        )?;
+        Ok(())
+    }
+
+    fn questions(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Vec<(String, String)>, ServerError> {
+        let mut stmt = self.0.prepare_cached(
+            "SELECT question, answer_hash FROM questions WHERE profile = ?1 AND identity = ?2
+             ORDER BY position",
+        )?;
+        let rows = stmt.query_map(params![profile.as_str(), identity], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn puk_denied(&mut self, (profile, identity): CardKey<'_>) -> Result<Vec<u32>, ServerError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT gen FROM puk_denied WHERE profile = ?1 AND identity = ?2")?;
+        let rows = stmt.query_map(params![profile.as_str(), identity], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn deny_puk(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "INSERT INTO puk_denied (profile, identity, gen) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
+            params![profile.as_str(), identity, generation],
+        )?;
+        Ok(())
+    }
+
+    fn clear_denied_upto(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "DELETE FROM puk_denied WHERE profile = ?1 AND identity = ?2 AND gen <= ?3",
+            params![profile.as_str(), identity, generation],
+        )?;
+        Ok(())
+    }
+
+    fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
+        self.0
+            .execute("DELETE FROM sessions WHERE expires_ms <= ?1", params![now])?;
+        Ok(())
+    }
+
+    fn insert_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        (profile, identity): CardKey<'_>,
+        now: i64,
+        expires: i64,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "INSERT INTO sessions (token_hash, profile, identity, created_ms, expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![&token_hash[..], profile.as_str(), identity, now, expires],
+        )?;
+        Ok(())
+    }
+
+    fn live_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<Session>, ServerError> {
+        let row = self
+            .0
+            .query_row(
+                "SELECT profile, identity, verified, puk_next_gen, admin_answers FROM sessions
+                 WHERE token_hash = ?1 AND closed = 0 AND expires_ms > ?2",
+                params![&token_hash[..], now],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, Option<u32>>(3)?,
+                        r.get::<_, u32>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(row.and_then(
+            |(profile, identity, verified, puk_next_gen, admin_answers)| {
+                Some(Session {
+                    profile: Profile::parse(&profile)?,
+                    identity,
+                    verified,
+                    puk_next_gen,
+                    admin_answers,
+                })
+            },
+        ))
+    }
+
+    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET verified = 1 WHERE token_hash = ?1",
+            params![&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn set_session_puk_next(
+        &mut self,
+        token_hash: &[u8; 32],
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET puk_next_gen = ?2 WHERE token_hash = ?1",
+            params![&token_hash[..], generation],
+        )?;
+        Ok(())
+    }
+
+    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET admin_answers = admin_answers + 1 WHERE token_hash = ?1",
+            params![&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET closed = 1 WHERE token_hash = ?1",
+            params![&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn use_challenge(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        kind: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<bool, ServerError> {
+        let n = self.0.execute(
+            "INSERT INTO used_challenges (profile, identity, kind, value, used_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![profile.as_str(), identity, kind, value, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
+        self.0.execute(
+            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                now,
+                note.card.map(|(p, _)| p.as_str()),
+                note.card.map(|(_, i)| i),
+                note.session,
+                note.event,
+                note.outcome,
+                note.detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
+        let mut stmt = self.0.prepare(
+            "SELECT time_ms, profile, identity, session, event, outcome, detail
+             FROM audit ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AuditEntry {
+                time_ms: r.get(0)?,
+                profile: r.get(1)?,
+                identity_hex: r.get(2)?,
+                session: r.get(3)?,
+                event: r.get(4)?,
+                outcome: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A `cards` row as both backends read it.
+pub(super) struct CardRow {
+    pub algorithm: String,
+    pub key_gen: u32,
+    pub puk_gen: u32,
+    pub pending_puk_gen: Option<u32>,
+    pub locked: bool,
+    pub failed_attempts: u32,
+    pub user_name: String,
+    pub user_email: String,
+}
+
+impl CardRow {
+    pub(super) fn into_record(
+        self,
+        profile: Profile,
+        identity: &str,
+    ) -> Result<CardRecord, ServerError> {
+        let algorithm = parse_algorithm(&self.algorithm).ok_or_else(|| {
+            ServerError::InvalidInput(format!("stored algorithm {:?} unknown", self.algorithm))
+        })?;
+        Ok(CardRecord {
+            profile: profile.as_str().to_owned(),
+            identity_hex: identity.to_owned(),
+            algorithm,
+            key_gen: self.key_gen,
+            puk_gen: self.puk_gen,
+            pending_puk_gen: self.pending_puk_gen,
+            locked: self.locked,
+            failed_attempts: self.failed_attempts,
+            user_name: self.user_name,
+            user_email: self.user_email,
+        })
+    }
+}

@@ -1,0 +1,119 @@
+//! The one storage interface both backends implement: the primitive reads and writes of a
+//! transaction. The unlock logic ([`super::session`], [`super::Store`]) is written once against
+//! it, so SQLite and PostgreSQL run the very same checks in the very same order.
+//!
+//! Locking contract (what makes "no lost updates" hold on both backends):
+//! - [`Tx::live_session`] and [`Tx::read_card`] lock the row they return until the transaction
+//!   ends (PostgreSQL: `SELECT ... FOR UPDATE` under READ COMMITTED; SQLite: the whole database
+//!   is locked by `BEGIN IMMEDIATE`). A transaction that changes a counter, a flag or a
+//!   generation first reads the row through them, so a concurrent change waits, then sees the
+//!   committed value.
+//! - Lock order is session, then card: no two transactions wait on each other in a cycle.
+//! - "Once ever" facts (a used challenge, a denied PUK generation) are primary keys, inserted with
+//!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
+
+use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
+use crate::ServerError;
+
+/// A card's key: profile and lowercase hex identity.
+pub(crate) type CardKey<'a> = (Profile, &'a str);
+
+/// The primitive operations of one open transaction.
+pub(crate) trait Tx {
+    /// The card, row-locked until the transaction ends; `None` if not enrolled.
+    fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
+    /// Inserts a new card; `false` (and nothing changed) if it already exists.
+    fn insert_card(
+        &mut self,
+        card: CardKey<'_>,
+        algorithm: &str,
+        name: &str,
+        email: &str,
+        now: i64,
+    ) -> Result<bool, ServerError>;
+    /// Replaces the user and the admin algorithm of an enrolled card.
+    fn update_card_user(
+        &mut self,
+        card: CardKey<'_>,
+        algorithm: &str,
+        name: &str,
+        email: &str,
+    ) -> Result<(), ServerError>;
+    /// Sets the wrong-answer counter and the lock.
+    fn set_attempts(
+        &mut self,
+        card: CardKey<'_>,
+        failed: u32,
+        locked: bool,
+    ) -> Result<(), ServerError>;
+    /// Sets the confirmed and the pending PUK generation.
+    fn set_puk_gens(
+        &mut self,
+        card: CardKey<'_>,
+        puk_gen: u32,
+        pending: Option<u32>,
+    ) -> Result<(), ServerError>;
+
+    /// Deletes the card's questions.
+    fn delete_questions(&mut self, card: CardKey<'_>) -> Result<(), ServerError>;
+    /// Adds one question with its answer's PHC string.
+    fn insert_question(
+        &mut self,
+        card: CardKey<'_>,
+        position: u32,
+        question: &str,
+        answer_hash: &str,
+    ) -> Result<(), ServerError>;
+    /// The card's (question, answer hash) pairs in order.
+    fn questions(&mut self, card: CardKey<'_>) -> Result<Vec<(String, String)>, ServerError>;
+
+    /// The PUK generations whose sessions reported "not rotated".
+    fn puk_denied(&mut self, card: CardKey<'_>) -> Result<Vec<u32>, ServerError>;
+    /// Records a generation reported "not rotated" (once).
+    fn deny_puk(&mut self, card: CardKey<'_>, generation: u32) -> Result<(), ServerError>;
+    /// Forgets the reports of generations up to `generation`.
+    fn clear_denied_upto(&mut self, card: CardKey<'_>, generation: u32) -> Result<(), ServerError>;
+
+    /// Deletes expired sessions (housekeeping; skips rows another transaction holds).
+    fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError>;
+    /// Stores a new session.
+    fn insert_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        card: CardKey<'_>,
+        now: i64,
+        expires: i64,
+    ) -> Result<(), ServerError>;
+    /// The session if it is live (not closed, not expired), row-locked until the transaction ends.
+    fn live_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<Session>, ServerError>;
+    /// Marks the session verified.
+    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    /// Records the PUK generation this session released.
+    fn set_session_puk_next(
+        &mut self,
+        token_hash: &[u8; 32],
+        generation: u32,
+    ) -> Result<(), ServerError>;
+    /// Counts one more admin answer in the session.
+    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    /// Closes the session.
+    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+
+    /// Records a card challenge as answered; `false` if it already was (ever).
+    fn use_challenge(
+        &mut self,
+        card: CardKey<'_>,
+        kind: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<bool, ServerError>;
+
+    /// Appends an audit row.
+    fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError>;
+    /// The whole audit log, oldest first.
+    fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError>;
+}
