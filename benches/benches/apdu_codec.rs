@@ -148,14 +148,32 @@ fn parse(crit: &mut Criterion) {
     let answer = chuid_answer();
     let data = &answer[..answer.len() - 2];
 
-    let mut group = crit.benchmark_group("parse/chuid_response_63B");
-    group.bench_function("cardunlock", |b| {
-        b.iter(|| Response::parse(black_box(&answer)).unwrap())
-    });
-    group.bench_function("apdu", |b| {
-        b.iter(|| apdu::Response::from(black_box(answer.as_slice())))
-    });
-    group.finish();
+    // Splitting a response: ours decodes the status word into a `Status`, `apdu` keeps it raw;
+    // the floor is the bare split with the length check and no decoding.
+    let wrong_puk: &[u8] = &[0x63, 0xC2];
+    for (name, bytes) in [
+        ("parse/chuid_response_63B", answer.as_slice()),
+        ("parse/wrong_puk_response_2B", wrong_puk),
+    ] {
+        let ours = Response::parse(bytes).unwrap();
+        let theirs = apdu::Response::from(bytes);
+        assert_eq!(ours.data, theirs.payload);
+        assert_eq!(
+            ours.status.to_u16().to_be_bytes(),
+            [theirs.trailer.0, theirs.trailer.1]
+        );
+        let mut group = crit.benchmark_group(name);
+        group.bench_function("cardunlock", |b| {
+            b.iter(|| Response::parse(black_box(bytes)).unwrap())
+        });
+        group.bench_function("apdu", |b| {
+            b.iter(|| apdu::Response::from(black_box(bytes)))
+        });
+        group.bench_function("split_floor", |b| {
+            b.iter(|| black_box(bytes).split_last_chunk::<2>().unwrap())
+        });
+        group.finish();
+    }
 
     let mut group = crit.benchmark_group("parse/chuid_find_guid_tag34");
     group.bench_function("cardunlock", |b| {
@@ -184,9 +202,39 @@ fn parse(crit: &mut Criterion) {
     group.finish();
 }
 
+/// Parsing a command APDU into a borrowed view (what a card or a CCID reader does with every
+/// command): ours against iso7816's `CommandView` (`apdu` has no command parser).
+fn parse_command(crit: &mut Criterion) {
+    let payload = put_data_payload();
+    for (name, bytes) in [
+        ("parse_command/select_piv_15B", encoded(&select_piv())),
+        (
+            "parse_command/reset_retry_counter_21B",
+            encoded(&reset_retry_counter()),
+        ),
+        (
+            "parse_command/put_data_extended_1007B",
+            encoded(&put_data(&payload)),
+        ),
+    ] {
+        let ours = Command::parse(&bytes).unwrap();
+        let theirs = iso7816::command::CommandView::try_from(bytes.as_slice()).unwrap();
+        assert_eq!(ours.data, theirs.data(), "{name}");
+        assert_eq!(ours.le, theirs.expected(), "{name}");
+        let mut group = crit.benchmark_group(name);
+        group.bench_function("cardunlock", |b| {
+            b.iter(|| Command::parse(black_box(&bytes)).unwrap())
+        });
+        group.bench_function("iso7816", |b| {
+            b.iter(|| iso7816::command::CommandView::try_from(black_box(bytes.as_slice())).unwrap())
+        });
+        group.finish();
+    }
+}
+
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = encode, parse
+    targets = encode, parse, parse_command
 }
 criterion_main!(benches);

@@ -138,6 +138,42 @@ pub fn record_gids_unblock() -> Recording {
     })
 }
 
+/// A transport that keeps every answer of the card it wraps, as owned bytes.
+struct KeepAnswers {
+    card: SimCard,
+    answers: Vec<Vec<u8>>,
+}
+
+impl Transport for KeepAnswers {
+    type Error = cardunlock_core::ErrorKind;
+
+    async fn transmit(
+        &mut self,
+        command: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, cardunlock_core::ErrorKind> {
+        let answer = self.card.transmit(command);
+        let out = response
+            .get_mut(..answer.len())
+            .ok_or(cardunlock_core::ErrorKind::ResponseTooLong)?;
+        out.copy_from_slice(&answer);
+        self.answers.push(answer);
+        Ok(out.len())
+    }
+}
+
+/// The simulated GIDS card's answers to [`gids_unblock`], in order: what
+/// `firmware-size/src/card_answers.rs` replays to measure the GIDS unblock's stack on the
+/// firmware (the library test checks that file against this).
+pub fn gids_unblock_answers() -> Vec<Vec<u8>> {
+    let kept = gids_unblock(KeepAnswers {
+        card: blocked_gids_card(),
+        answers: Vec::new(),
+    });
+    assert!(kept.card.pin_is(NEW_GIDS_PIN));
+    kept.answers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +252,34 @@ mod tests {
         use iso7816::tlv::{get_data_object, Tag};
         let path = [Tag::from(0x53u8), Tag::from(0x34u8)];
         assert_eq!(get_data_object(&path, response.data), Some(guid));
+    }
+
+    mod firmware {
+        include!("../../firmware-size/src/card_answers.rs");
+    }
+
+    /// The answers the firmware-like binary replays for its GIDS stack measurement are the
+    /// simulated card's, for the same R1, Z1 and admin key as [`gids_unblock`].
+    #[test]
+    #[ignore = "prints the answers for firmware-size/src/card_answers.rs"]
+    fn print_gids_answers() {
+        for a in gids_unblock_answers() {
+            let hex: Vec<String> = a.iter().map(|b| format!("0x{b:02X}")).collect();
+            println!("    &[{}],", hex.join(", "));
+        }
+    }
+
+    #[test]
+    fn firmware_replays_the_simulated_gids_card() {
+        let answers = gids_unblock_answers();
+        let replayed: Vec<&[u8]> = firmware::GIDS_UNBLOCK.to_vec();
+        assert_eq!(
+            replayed,
+            answers.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        assert_eq!(firmware::GIDS_R1, GIDS_R1);
+        assert_eq!(firmware::GIDS_Z1_BYTE, 0x44);
+        assert_eq!(firmware::NEW_GIDS_PIN, NEW_GIDS_PIN);
     }
 
     #[test]

@@ -75,6 +75,50 @@ pub async fn piv_unblock<T: Transport>(
     Ok(driver.run(&mut flow, &mut NoAdmin).await?)
 }
 
+/// The APDUs a [`piv_unblock_with`] spends beyond SELECT and RESET RETRY COUNTER.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PivUnblockOptions {
+    /// GET METADATA `00 F7 00 81` first: a card that reports its PUK blocked is refused before
+    /// RESET RETRY COUNTER (see [`PivUnblock::checking_puk_first`]).
+    pub check_puk_first: bool,
+    /// No VERIFY with the new PIN after the card's `90 00` (see [`PivUnblock::without_verify`]).
+    pub skip_verify: bool,
+}
+
+impl PivUnblockOptions {
+    /// What the CLI sends when it has the PUK and new PIN up front, in one exclusive session and
+    /// without a status read of its own: SELECT, GET METADATA (PUK), RESET RETRY COUNTER.
+    pub const LEAN: Self = Self {
+        check_puk_first: true,
+        skip_verify: true,
+    };
+}
+
+/// [`piv_unblock`] with a choice of the APDUs around RESET RETRY COUNTER. The PIN policy and the
+/// PUK's format are checked before anything is sent, whatever the options; a wrong PUK reports
+/// the tries left from the card's answer to RESET RETRY COUNTER.
+pub async fn piv_unblock_with<T: Transport>(
+    driver: &mut Driver<T>,
+    policy: &PinPolicy<'_>,
+    puk: &[u8],
+    new_pin: &[u8],
+    confirmation: &[u8],
+    options: PivUnblockOptions,
+) -> Result<(), UnlockError<T::Error, NoAdminKey>> {
+    let pin =
+        NewPin::new(policy, new_pin, confirmation, None, Some(puk)).map_err(UnlockError::Policy)?;
+    let puk = PivReference::puk(puk).map_err(UnlockError::Input)?;
+    let mut flow = PivUnblock::new(puk, &pin).map_err(UnlockError::Input)?;
+    if options.check_puk_first {
+        flow = flow.checking_puk_first();
+    }
+    if options.skip_verify {
+        flow = flow.without_verify();
+    }
+    Ok(driver.run(&mut flow, &mut NoAdmin).await?)
+}
+
 /// GIDS: unblocks with the admin key (through `responder`) and sets `new_pin`. `r1` is the host
 /// random of the mutual authentication (from a CSPRNG).
 pub async fn gids_unblock<T: Transport, R: AdminResponder>(
@@ -85,11 +129,38 @@ pub async fn gids_unblock<T: Transport, R: AdminResponder>(
     r1: [u8; 16],
     responder: &mut R,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
+    gids_unblock_in(driver, policy, new_pin, confirmation, r1, responder, true).await
+}
+
+/// [`gids_unblock`] for a card whose GIDS application the caller's [`read_status`] selected in
+/// this same exclusive session: the flow starts at MSE SET, without a second SELECT.
+pub async fn gids_unblock_selected<T: Transport, R: AdminResponder>(
+    driver: &mut Driver<T>,
+    policy: &PinPolicy<'_>,
+    new_pin: &[u8],
+    confirmation: &[u8],
+    r1: [u8; 16],
+    responder: &mut R,
+) -> Result<(), UnlockError<T::Error, R::Error>> {
+    gids_unblock_in(driver, policy, new_pin, confirmation, r1, responder, false).await
+}
+
+async fn gids_unblock_in<T: Transport, R: AdminResponder>(
+    driver: &mut Driver<T>,
+    policy: &PinPolicy<'_>,
+    new_pin: &[u8],
+    confirmation: &[u8],
+    r1: [u8; 16],
+    responder: &mut R,
+    select: bool,
+) -> Result<(), UnlockError<T::Error, R::Error>> {
     let pin =
         NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
-    Ok(driver
-        .run(&mut GidsUnblock::new(&pin, r1), responder)
-        .await?)
+    let mut flow = GidsUnblock::new(&pin, r1);
+    if !select {
+        flow = flow.without_select();
+    }
+    Ok(driver.run(&mut flow, responder).await?)
 }
 
 /// ISO admin card: unblocks with the answer to the card's challenge (through `responder`: a key,
@@ -102,9 +173,54 @@ pub async fn iso_unblock<T: Transport, R: AdminResponder>(
     confirmation: &[u8],
     responder: &mut R,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
+    iso_unblock_in(
+        driver,
+        profile,
+        policy,
+        new_pin,
+        confirmation,
+        responder,
+        true,
+    )
+    .await
+}
+
+/// [`iso_unblock`] for a card whose admin application the caller's [`read_status`] selected in
+/// this same exclusive session: the flow starts at GET CHALLENGE, without a second SELECT.
+pub async fn iso_unblock_selected<T: Transport, R: AdminResponder>(
+    driver: &mut Driver<T>,
+    profile: IsoProfile<'_>,
+    policy: &PinPolicy<'_>,
+    new_pin: &[u8],
+    confirmation: &[u8],
+    responder: &mut R,
+) -> Result<(), UnlockError<T::Error, R::Error>> {
+    iso_unblock_in(
+        driver,
+        profile,
+        policy,
+        new_pin,
+        confirmation,
+        responder,
+        false,
+    )
+    .await
+}
+
+async fn iso_unblock_in<T: Transport, R: AdminResponder>(
+    driver: &mut Driver<T>,
+    profile: IsoProfile<'_>,
+    policy: &PinPolicy<'_>,
+    new_pin: &[u8],
+    confirmation: &[u8],
+    responder: &mut R,
+    select: bool,
+) -> Result<(), UnlockError<T::Error, R::Error>> {
     let pin =
         NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
-    Ok(driver
-        .run(&mut IsoUnblock::new(profile, &pin), responder)
-        .await?)
+    let mut flow = IsoUnblock::new(profile, &pin);
+    if !select {
+        flow = flow.without_select();
+    }
+    Ok(driver.run(&mut flow, responder).await?)
 }

@@ -1,6 +1,8 @@
 //! A firmware-like binary: runs the PIV PUK unblock flow of `cardunlock-core` over a transport
 //! that stands in for a card UART (it replays a card's answers), on a Cortex-M4F, with no heap.
-//! Built in CI to prove the core is `no_std` and to report its flash size. With the feature
+//! Built in CI to prove the core is `no_std` and to report its flash size; with the feature
+//! `stack` it instead runs the PIV and GIDS unblocks on a painted stack under QEMU and prints
+//! their peak stack use. With the feature
 //! `ccid` the unblock runs through the CCID session of `cardunlock-ccid` over an in-memory
 //! `embedded-io-async` pipe to a CCID reader (`cardunlock_ccid::loopback`) with that card in its
 //! slot: the whole CCID path a firmware links, with its USB host stack in the reader's place.
@@ -13,6 +15,11 @@ use cardunlock_core::secret::{NewPin, PivReference};
 use cardunlock_core::{driver::Driver, ErrorKind, Transport};
 use cortex_m_rt::entry;
 use panic_halt as _;
+
+#[cfg(feature = "stack")]
+mod card_answers;
+#[cfg(feature = "stack")]
+mod stack;
 
 /// Answers every command with `90 00`, the way a card accepting SELECT, RESET RETRY COUNTER
 /// and VERIFY does. A real firmware puts its ISO 7816-3 UART driver here.
@@ -30,6 +37,98 @@ impl Transport for ReplayCard {
     }
 }
 
+/// Replays fixed card answers in order, whatever the command.
+#[cfg(feature = "stack")]
+struct ReplayAnswers {
+    answers: &'static [&'static [u8]],
+    next: usize,
+}
+
+#[cfg(feature = "stack")]
+impl Transport for ReplayAnswers {
+    type Error = ErrorKind;
+
+    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
+        let _ = core::hint::black_box(command);
+        let answer = self.answers.get(self.next).ok_or(ErrorKind::Other)?;
+        self.next += 1;
+        let out = response
+            .get_mut(..answer.len())
+            .ok_or(ErrorKind::ResponseTooLong)?;
+        out.copy_from_slice(answer);
+        Ok(answer.len())
+    }
+}
+
+/// The PIV PUK unblock (policy check, SELECT, RESET RETRY COUNTER, VERIFY) to completion.
+#[cfg(feature = "stack")]
+#[inline(never)]
+fn run_piv() -> bool {
+    embassy_futures::block_on(async {
+        let new_pin =
+            NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).map_err(|_| ())?;
+        let puk = PivReference::puk(b"12345678").map_err(|_| ())?;
+        let mut flow = PivUnblock::new(puk, &new_pin).map_err(|_| ())?;
+        let mut driver = Driver::new(core::hint::black_box(ReplayCard));
+        driver.run(&mut flow, &mut NoAdmin).await.map_err(|_| ())
+    })
+    .is_ok()
+}
+
+/// The GIDS admin-key unblock (policy check, SELECT, MSE SET, 3DES mutual authentication with
+/// the card's cryptogram checked, RESET RETRY COUNTER, VERIFY) to completion, against the
+/// simulated card's recorded answers.
+#[cfg(feature = "stack")]
+#[inline(never)]
+fn run_gids() -> bool {
+    embassy_futures::block_on(async {
+        let pin = card_answers::NEW_GIDS_PIN;
+        let new_pin = NewPin::new(&PinPolicy::GIDS, pin, pin, None, None).map_err(|_| ())?;
+        let key = cardunlock_core::crypto::AdminKey::piv_default();
+        let mut responder = cardunlock_core::flow::LocalKey::new(key, |b: &mut [u8]| {
+            b.fill(card_answers::GIDS_Z1_BYTE)
+        });
+        let mut flow = cardunlock_core::flow::GidsUnblock::new(&new_pin, card_answers::GIDS_R1);
+        let mut driver = Driver::new(core::hint::black_box(ReplayAnswers {
+            answers: &card_answers::GIDS_UNBLOCK,
+            next: 0,
+        }));
+        driver.run(&mut flow, &mut responder).await.map_err(|_| ())
+    })
+    .is_ok()
+}
+
+/// Runs each unblock on a freshly painted stack and prints its peak stack use.
+#[cfg(feature = "stack")]
+fn measure() -> ! {
+    use core::fmt::Write;
+    let mut ok = true;
+    for (name, run) in [
+        ("PIV PUK unblock", run_piv as fn() -> bool),
+        ("GIDS admin-key unblock", run_gids),
+    ] {
+        let before = stack::paint();
+        let done = run();
+        let peak = stack::peak();
+        ok &= done;
+        let mut line = stack::Line::new();
+        let _ = write!(
+            line,
+            "stack: {name}: peak {peak} bytes (from reset; {before} in use before the flow){}",
+            if done { "" } else { " FAILED" }
+        );
+        line.print();
+    }
+    stack::exit(ok)
+}
+
+#[cfg(feature = "stack")]
+#[entry]
+fn main() -> ! {
+    measure()
+}
+
+#[cfg(not(feature = "stack"))]
 #[entry]
 fn main() -> ! {
     let result = embassy_futures::block_on(async {

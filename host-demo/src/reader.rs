@@ -10,7 +10,7 @@ use cardunlock_core::flow::{
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::unlock::{self, UnlockError};
+use cardunlock_core::unlock::{self, PivUnblockOptions, UnlockError};
 
 #[cfg(feature = "pcsc")]
 use cardunlock_pcsc::{Pcsc, PcscError, ReaderChoice, ShareMode};
@@ -18,7 +18,7 @@ use embassy_futures::block_on;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use crate::card::{Card, End, LinkError};
+use crate::card::{Card, CardDriver, End, LinkError};
 use crate::demo::{describe, UNLOCKED};
 use crate::respond::{grouped_hex, parse_algorithm, parse_hex};
 use crate::secret_arg::SecretArg;
@@ -169,7 +169,10 @@ pub fn readers(json: bool) -> Result<(), Failure> {
                 .iter()
                 .enumerate()
                 .map(|(i, (name, card))| {
-                    format!("{{\"index\":{i},\"name\":{},\"card\":{card}}}", json_str(name))
+                    format!(
+                        "{{\"index\":{i},\"name\":{},\"card\":{card}}}",
+                        json_str(name)
+                    )
                 })
                 .collect();
             format!("[{}]", items.join(","))
@@ -262,47 +265,91 @@ fn new_pin(given: &Option<SecretArg>) -> Result<(Secret, Secret), Failure> {
     }
 }
 
+/// The refusal for a card whose status says it is not PIV.
+fn not_piv(status: &CardStatus) -> Failure {
+    Failure::new(
+        exit::USAGE,
+        format!(
+            "this is a {} card: use `cardunlock unlock` (admin key or --offline)",
+            status.profile.name().to_uppercase()
+        ),
+    )
+}
+
+/// `cardunlock unblock`: a PIV PIN unblocked with the PUK, over one connection.
+///
+/// With the PUK and the new PIN given up front, the status read is folded into the unblock: one
+/// exclusive session, three APDUs (SELECT, GET METADATA of the PUK, RESET RETRY COUNTER; see
+/// BENCHMARKS.md, "APDU audit"). The PIN policy is checked before the first APDU; a wrong PUK
+/// reports the tries left from the card's answer to RESET RETRY COUNTER; a card that is not PIV
+/// is identified in the same session. When something must be typed, the card's status is shown
+/// first (its own session, released while the user types: Windows resets a card whose
+/// transaction idles for 5 s), then the unblock runs in a second session on the same connection.
 pub fn unblock(
     reader: Option<&str>,
     args: &UnblockArgs,
     json: bool,
     verbose: bool,
 ) -> Result<(), Failure> {
-    let status = read_status(reader, verbose, Algorithm::TripleDes)?;
-    if status.profile != Profile::Piv {
-        return Err(Failure::new(
-            exit::USAGE,
-            format!(
-                "this is a {} card: use `cardunlock unlock` (admin key or --offline)",
-                status.profile.name().to_uppercase()
-            ),
-        ));
-    }
-    if !json {
-        println!("{}", describe(&status));
-    }
-    if status.puk_tries_left == Some(0) {
-        return Err(Failure::new(
-            exit::REFUSED,
-            crate::failure::flow_message(&FlowError::PukBlocked),
-        ));
-    }
-    let puk = match &args.puk {
-        Some(p) => Zeroizing::new(p.expose().to_string()),
-        None => prompt_hidden("PUK")?,
+    let mut card = Card::connect(reader, verbose)?;
+    let (puk, pin, confirm, options) = match (&args.puk, &args.new_pin) {
+        (Some(puk), Some(pin)) => (
+            Zeroizing::new(puk.expose().to_string()),
+            Zeroizing::new(pin.expose().to_string()),
+            Zeroizing::new(pin.expose().to_string()),
+            PivUnblockOptions::LEAN,
+        ),
+        _ => {
+            let status = card
+                .run(verbose, End::Leave, |driver| {
+                    block_on(unlock::read_status(driver, IsoProfile::SIM))
+                })?
+                .map_err(|e| card_failure(&e))?;
+            if status.profile != Profile::Piv {
+                return Err(not_piv(&status));
+            }
+            if !json {
+                println!("{}", describe(&status));
+            }
+            if status.puk_tries_left == Some(0) {
+                return Err(Failure::new(
+                    exit::REFUSED,
+                    crate::failure::flow_message(&FlowError::PukBlocked),
+                ));
+            }
+            let puk = match &args.puk {
+                Some(p) => Zeroizing::new(p.expose().to_string()),
+                None => prompt_hidden("PUK")?,
+            };
+            let (pin, confirm) = new_pin(&args.new_pin)?;
+            // The PUK's tries were just read: no second GET METADATA.
+            let options = PivUnblockOptions {
+                check_puk_first: false,
+                skip_verify: true,
+            };
+            (puk, pin, confirm, options)
+        }
     };
-    let (pin, confirm) = new_pin(&args.new_pin)?;
-    Card::connect(reader, verbose)?
-        .run(verbose, End::Leave, |driver| {
-            block_on(unlock::piv_unblock(
-                driver,
-                &PinPolicy::PIV,
-                puk.as_bytes(),
-                pin.as_bytes(),
-                confirm.as_bytes(),
-            ))
-        })?
-        .map_err(|e| unlock_failure(&e))?;
+    card.run(verbose, End::Leave, |driver| {
+        match block_on(unlock::piv_unblock_with(
+            driver,
+            &PinPolicy::PIV,
+            puk.as_bytes(),
+            pin.as_bytes(),
+            confirm.as_bytes(),
+            options,
+        )) {
+            Ok(()) => Ok(()),
+            // No PIV application: say which card this is, in the same session.
+            Err(UnlockError::Card(Error::Flow(FlowError::ApplicationNotFound(_)))) => {
+                match block_on(unlock::read_status(driver, IsoProfile::SIM)) {
+                    Ok(status) => Err(not_piv(&status)),
+                    Err(e) => Err(card_failure(&e)),
+                }
+            }
+            Err(e) => Err(unlock_failure(&e)),
+        }
+    })??;
     if json {
         println!("{{\"ok\":true,\"message\":{}}}", json_str(UNLOCKED));
     } else {
@@ -396,6 +443,121 @@ fn unlock_online(
     })?
 }
 
+/// Whether the status read selected the card's application in the current session.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Selected {
+    Yes,
+    No,
+}
+
+fn piv_needs_puk() -> Failure {
+    Failure::new(
+        exit::USAGE,
+        "a PIV PIN is unblocked with the PUK: use `cardunlock unblock`",
+    )
+}
+
+/// The GIDS / ISO admin unblock of a card whose status was read, with the admin key given on the
+/// command line or the operator's response typed at the terminal.
+fn admin_unblock(
+    driver: &mut CardDriver<'_, '_>,
+    args: &UnlockArgs,
+    iso: IsoProfile<'_>,
+    status: &CardStatus,
+    pin: &str,
+    confirm: &str,
+    selected: Selected,
+) -> Result<(), Failure> {
+    let (pin, confirm) = (pin.as_bytes(), confirm.as_bytes());
+    let policy = &PinPolicy::GIDS;
+    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
+    let again = selected == Selected::No;
+    let result = match (status.profile, &args.admin_key) {
+        (Profile::Piv, _) => return Err(piv_needs_puk()),
+        (Profile::Gids, None) => {
+            return Err(Failure::new(
+                exit::USAGE,
+                "GIDS cards need the admin key (--admin-key) or online unlock",
+            ))
+        }
+        (profile, Some(hex)) => {
+            let alg = if profile == Profile::Gids {
+                Algorithm::TripleDes
+            } else {
+                args.algorithm
+            };
+            let key = AdminKey::from_hex(alg, hex.expose())
+                .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
+            let mut responder = LocalKey::new(key, fill);
+            if profile == Profile::Gids {
+                let mut r1 = [0u8; 16];
+                rand::thread_rng().fill_bytes(&mut r1);
+                if again {
+                    block_on(unlock::gids_unblock(
+                        driver,
+                        policy,
+                        pin,
+                        confirm,
+                        r1,
+                        &mut responder,
+                    ))
+                } else {
+                    block_on(unlock::gids_unblock_selected(
+                        driver,
+                        policy,
+                        pin,
+                        confirm,
+                        r1,
+                        &mut responder,
+                    ))
+                }
+                .map_err(|e| unlock_failure(&e))
+            } else if again {
+                block_on(unlock::iso_unblock(
+                    driver,
+                    iso,
+                    policy,
+                    pin,
+                    confirm,
+                    &mut responder,
+                ))
+                .map_err(|e| unlock_failure(&e))
+            } else {
+                block_on(unlock::iso_unblock_selected(
+                    driver,
+                    iso,
+                    policy,
+                    pin,
+                    confirm,
+                    &mut responder,
+                ))
+                .map_err(|e| unlock_failure(&e))
+            }
+        }
+        (Profile::IsoAdmin, None) => if again {
+            block_on(unlock::iso_unblock(
+                driver,
+                iso,
+                policy,
+                pin,
+                confirm,
+                &mut Operator,
+            ))
+        } else {
+            block_on(unlock::iso_unblock_selected(
+                driver,
+                iso,
+                policy,
+                pin,
+                confirm,
+                &mut Operator,
+            ))
+        }
+        .map_err(|e| unlock_failure(&e)),
+    };
+    result
+}
+
 pub fn unlock(
     reader: Option<&str>,
     args: &UnlockArgs,
@@ -411,70 +573,46 @@ pub fn unlock(
             "give --server (online unlock), --offline (operator response) or --admin-key",
         ));
     }
-    let status = read_status(reader, verbose, args.algorithm)?;
-    if !json {
-        println!("{}", describe(&status));
-    }
-    let (pin, confirm) = new_pin(&args.new_pin)?;
-    let mut card = Card::connect(reader, verbose)?;
     let iso = IsoProfile {
         algorithm: args.algorithm,
         ..IsoProfile::SIM
     };
-    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
-    // Reset at the end: drop the admin authentication this flow established.
-    let result = card.run(verbose, End::Reset, |driver| match (status.profile, &args.admin_key) {
-        (Profile::Piv, _) => Err(Failure::new(
-            exit::USAGE,
-            "a PIV PIN is unblocked with the PUK: use `cardunlock unblock`",
-        )),
-        (profile, Some(hex)) => {
-            let alg = if profile == Profile::Gids {
-                Algorithm::TripleDes
-            } else {
-                args.algorithm
-            };
-            let key = AdminKey::from_hex(alg, hex.expose())
-                .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
-            let mut responder = LocalKey::new(key, fill);
-            if profile == Profile::Gids {
-                let mut r1 = [0u8; 16];
-                rand::thread_rng().fill_bytes(&mut r1);
-                block_on(unlock::gids_unblock(
-                    driver,
-                    &PinPolicy::GIDS,
-                    pin.as_bytes(),
-                    confirm.as_bytes(),
-                    r1,
-                    &mut responder,
-                ))
-                .map_err(|e| unlock_failure(&e))
-            } else {
-                block_on(unlock::iso_unblock(
-                    driver,
-                    iso,
-                    &PinPolicy::GIDS,
-                    pin.as_bytes(),
-                    confirm.as_bytes(),
-                    &mut responder,
-                ))
-                .map_err(|e| unlock_failure(&e))
-            }
+    let mut card = Card::connect(reader, verbose)?;
+    let result = match &args.new_pin {
+        // The new PIN is known: the status read and the unblock share one session, and the
+        // unblock starts on the application the status read left selected.
+        Some(given) => {
+            let pin = Zeroizing::new(given.expose().to_string());
+            card.run(verbose, End::Reset, |driver| {
+                let status =
+                    block_on(unlock::read_status(driver, iso)).map_err(|e| card_failure(&e))?;
+                if !json {
+                    println!("{}", describe(&status));
+                }
+                admin_unblock(driver, args, iso, &status, &pin, &pin, Selected::Yes)
+            })?
         }
-        (Profile::Gids, None) => Err(Failure::new(
-            exit::USAGE,
-            "GIDS cards need the admin key (--admin-key) or online unlock",
-        )),
-        (Profile::IsoAdmin, None) => block_on(unlock::iso_unblock(
-            driver,
-            iso,
-            &PinPolicy::GIDS,
-            pin.as_bytes(),
-            confirm.as_bytes(),
-            &mut Operator,
-        ))
-        .map_err(|e| unlock_failure(&e)),
-    })?;
+        // Prompted: show the status, release the card while the user types, then unblock in a
+        // second session on the same connection (SELECT again: another program may have
+        // selected something else in between).
+        None => {
+            let status = card
+                .run(verbose, End::Leave, |driver| {
+                    block_on(unlock::read_status(driver, iso))
+                })?
+                .map_err(|e| card_failure(&e))?;
+            if !json {
+                println!("{}", describe(&status));
+            }
+            if status.profile == Profile::Piv {
+                return Err(piv_needs_puk());
+            }
+            let (pin, confirm) = new_pin(&args.new_pin)?;
+            card.run(verbose, End::Reset, |driver| {
+                admin_unblock(driver, args, iso, &status, &pin, &confirm, Selected::No)
+            })?
+        }
+    };
     result?;
     if json {
         println!("{{\"ok\":true,\"message\":{}}}", json_str(UNLOCKED));

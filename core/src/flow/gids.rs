@@ -63,6 +63,15 @@ impl GidsUnblock {
         Self::with(AfterAuth::ChangeKey(new_key), r1)
     }
 
+    /// Skips the SELECT: for a caller whose status read, in the same exclusive session, left
+    /// this application selected (one APDU less).
+    pub fn without_select(mut self) -> Self {
+        if self.state == State::Select {
+            self.state = State::Mse;
+        }
+        self
+    }
+
     fn with(after: AfterAuth, r1: [u8; RANDOM_LEN]) -> Self {
         Self {
             after,

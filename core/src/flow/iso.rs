@@ -51,6 +51,15 @@ impl<'p> IsoUnblock<'p> {
         Self::with(profile, AfterAuth::ChangeKey(new_key))
     }
 
+    /// Skips the SELECT: for a caller whose status read, in the same exclusive session, left
+    /// this application selected (one APDU less).
+    pub fn without_select(mut self) -> Self {
+        if self.state == State::Select {
+            self.state = State::Challenge;
+        }
+        self
+    }
+
     fn with(profile: IsoProfile<'p>, after: AfterAuth) -> Self {
         Self {
             profile,

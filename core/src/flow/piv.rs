@@ -16,6 +16,7 @@ use crate::status::Status;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum UnblockState {
     Select,
+    PukStatus,
     Reset,
     VerifyNew,
     Done,
@@ -26,11 +27,19 @@ enum UnblockState {
 ///
 /// A wrong PUK costs exactly one PUK try and is reported with the tries left; nothing else is
 /// retried.
+///
+/// Two options trade APDUs for checks (see `BENCHMARKS.md`, "APDU audit"):
+/// [`PivUnblock::checking_puk_first`] adds GET METADATA `00 F7 00 81` after the SELECT and stops
+/// with [`FlowError::PukBlocked`] before RESET RETRY COUNTER when the card reports no PUK try
+/// left; [`PivUnblock::without_verify`] ends on the `90 00` of RESET RETRY COUNTER, leaving the
+/// PIN unverified on the card (as `yubico-piv-tool -a unblock-pin` and OpenSC do).
 pub struct PivUnblock {
     puk: PivReference,
     new_pin: PivReference,
     buf: [u8; 16],
     state: UnblockState,
+    check_puk: bool,
+    verify: bool,
 }
 
 impl core::fmt::Debug for PivUnblock {
@@ -57,7 +66,28 @@ impl PivUnblock {
             new_pin,
             buf: [0; 16],
             state: UnblockState::Select,
+            check_puk: false,
+            verify: true,
         })
+    }
+
+    /// Reads the PUK's tries with GET METADATA before RESET RETRY COUNTER and stops when the
+    /// card reports none left (one more APDU). Cards without GET METADATA go on to the reset.
+    pub fn checking_puk_first(mut self) -> Self {
+        self.check_puk = true;
+        self
+    }
+
+    /// Ends on the card's `90 00` to RESET RETRY COUNTER instead of proving the new PIN with a
+    /// VERIFY (one APDU less; the PIN stays unverified on the card).
+    pub fn without_verify(mut self) -> Self {
+        self.verify = false;
+        self
+    }
+
+    fn prepare_reset(&mut self) {
+        let _ = piv::reset_retry_counter(&mut self.buf, &self.puk, &self.new_pin);
+        self.state = UnblockState::Reset;
     }
 }
 
@@ -67,6 +97,7 @@ impl Flow for PivUnblock {
     fn action(&self) -> Action<'_, ()> {
         match self.state {
             UnblockState::Select => Action::Send(piv::select()),
+            UnblockState::PukStatus => Action::Send(piv::get_metadata(piv::PUK_REF)),
             UnblockState::Reset => {
                 Action::Send(Command::new(0x00, 0x2C, 0x00, piv::PIN_REF).with_data(&self.buf))
             }
@@ -82,14 +113,29 @@ impl Flow for PivUnblock {
                 if !r.status.is_success() {
                     return Err(FlowError::ApplicationNotFound(r.status));
                 }
-                let _ = piv::reset_retry_counter(&mut self.buf, &self.puk, &self.new_pin);
-                self.state = UnblockState::Reset;
+                if self.check_puk {
+                    self.state = UnblockState::PukStatus;
+                } else {
+                    self.prepare_reset();
+                }
+            }
+            UnblockState::PukStatus => {
+                let r = response(event)?;
+                let left = piv::parse_metadata(r.data)
+                    .filter(|_| r.status.is_success())
+                    .and_then(|m| m.tries)
+                    .map(|(_, left)| left);
+                if left == Some(0) {
+                    return Err(FlowError::PukBlocked);
+                }
+                self.prepare_reset();
             }
             UnblockState::Reset => {
                 self.buf.zeroize();
                 let status = response(event)?.status;
                 match status {
-                    Status::Success => self.state = UnblockState::VerifyNew,
+                    Status::Success if self.verify => self.state = UnblockState::VerifyNew,
+                    Status::Success => self.state = UnblockState::Done,
                     Status::AuthenticationBlocked | Status::RetriesLeft(0) => {
                         return Err(FlowError::PukBlocked)
                     }
