@@ -1,6 +1,6 @@
 //! ISO/IEC 7816-3 T=1 block protocol (§11): the engine [`T1`], the blocks ([`block`]), and the
 //! [`BlockIo`] trait between the engine and what carries its blocks (a CCID reader at TPDU
-//! level, or a firmware's own UART).
+//! level, or a firmware's own UART: [`uart::Uart`]).
 //!
 //! The engine chains commands longer than IFSC and responses longer than IFSD, answers the
 //! card's WTX and IFS requests, and recovers from lost or garbled blocks as §11.6.3 says:
@@ -15,6 +15,7 @@
 //! risk spending a PIN or PUK try twice.
 
 pub mod block;
+pub mod uart;
 
 use crate::atr::{Atr, Edc};
 pub use block::{crc16, lrc, Block, BlockError, Pcb, RCode, SKind, MAX_BLOCK, MAX_INF};

@@ -1,0 +1,167 @@
+//! T=1 over a firmware's UART (`t1::uart::Uart`): the engine's blocks as bytes on an
+//! `embedded-io-async` port, to a card-side T=1 with line faults (lost and garbled replies seen
+//! as read timeouts, bad checksums). The PIV unblock completes and no try is spent twice.
+
+use std::collections::VecDeque;
+
+use cardunlock_ccid::atr::Atr;
+use cardunlock_ccid::sim::tpdu::T1Card;
+use cardunlock_ccid::sim::SlotCard;
+use cardunlock_ccid::t1::uart::{Uart, UartError};
+use cardunlock_ccid::t1::{T1Error, T1Params, T1};
+use cardunlock_core::driver::Driver;
+use cardunlock_core::policy::PinPolicy;
+use cardunlock_core::{unlock, Transport};
+use cardunlock_sim::{Config, PivConfig, SimCard};
+use embassy_futures::block_on;
+use embedded_io_async::{ErrorKind as IoKind, ErrorType, Read, Write};
+
+/// The line to a card: what the host writes is one block, handed to the card on `flush`; the
+/// card's block comes back byte by byte. A card that stays mute makes the next read time out.
+struct Line {
+    card: T1Card<SimCard>,
+    written: Vec<u8>,
+    pending: VecDeque<u8>,
+    waits: Vec<u8>,
+}
+
+impl ErrorType for Line {
+    type Error = IoKind;
+}
+
+impl Write for Line {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, IoKind> {
+        self.written.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    async fn flush(&mut self) -> Result<(), IoKind> {
+        let block = std::mem::take(&mut self.written);
+        if let Ok(reply) = self.card.xfr_block(&block) {
+            self.pending.extend(reply);
+        }
+        Ok(())
+    }
+}
+
+impl Read for Line {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, IoKind> {
+        if self.pending.is_empty() {
+            return Err(IoKind::TimedOut);
+        }
+        let n = buf.len().min(self.pending.len());
+        for b in buf.iter_mut().take(n) {
+            *b = self.pending.pop_front().unwrap_or(0);
+        }
+        Ok(n)
+    }
+}
+
+struct UartT1 {
+    t1: T1,
+    io: Uart<Line>,
+}
+
+impl Transport for UartT1 {
+    type Error = T1Error<UartError<IoKind>>;
+
+    async fn transmit(
+        &mut self,
+        command: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, Self::Error> {
+        self.t1.transceive(&mut self.io, command, response).await
+    }
+}
+
+fn uart_card(setup: impl FnOnce(&mut T1Card<SimCard>)) -> UartT1 {
+    let mut card =
+        T1Card::new(SimCard::new(Config::Piv(PivConfig::factory().blocked()))).with_ifsc(32);
+    let atr = card.power_on();
+    let params = T1Params::from_atr(&Atr::parse(&atr).unwrap());
+    setup(&mut card);
+    let line = Line {
+        card,
+        written: Vec::new(),
+        pending: VecDeque::new(),
+        waits: Vec::new(),
+    };
+    UartT1 {
+        t1: T1::new(params),
+        io: Uart::new(line, params.edc).with_wait_hook(|line, m| line.waits.push(m)),
+    }
+}
+
+fn unblock(t: UartT1, puk: &[u8]) -> (Result<(), String>, Line) {
+    let mut driver = Driver::new(t);
+    let result = block_on(unlock::piv_unblock(
+        &mut driver,
+        &PinPolicy::PIV,
+        puk,
+        b"802517",
+        b"802517",
+    ))
+    .map_err(|e| format!("{e:?}"));
+    (result, driver.into_inner().io.into_inner())
+}
+
+#[test]
+fn piv_unblock_over_a_uart() {
+    let (result, line) = unblock(uart_card(|_| {}), b"12345678");
+    result.unwrap();
+    let card = line.card.inner();
+    assert!(card.pin_is(b"802517"));
+    assert_eq!(card.pin_tries_left(), 3);
+    assert_eq!(card.puk_tries_left(), Some(3));
+    assert!(line.waits.iter().all(|&m| m == 1), "{:?}", line.waits);
+}
+
+#[test]
+fn lost_and_garbled_replies_on_the_line_never_run_the_unblock_twice() {
+    for (lost, corrupt) in [(1, 0), (0, 1), (2, 1), (1, 2)] {
+        let t = uart_card(|card| {
+            card.lose_replies(lost);
+            card.corrupt_replies(corrupt);
+        });
+        let (result, line) = unblock(t, b"12345678");
+        result.unwrap_or_else(|e| panic!("lost {lost}, corrupt {corrupt}: {e}"));
+        assert_eq!(
+            line.card.executed_count(0x2C),
+            1,
+            "lost {lost}, corrupt {corrupt}"
+        );
+        assert_eq!(line.card.inner().puk_tries_left(), Some(3));
+        assert!(line.card.inner().pin_is(b"802517"));
+    }
+}
+
+#[test]
+fn a_wrong_puk_over_a_uart_costs_exactly_one_try_and_wtx_reaches_the_port() {
+    let t = uart_card(|card| card.request_wtx(1, 4));
+    let (result, line) = unblock(t, b"87654321");
+    let err = result.unwrap_err();
+    assert!(
+        err.contains("WrongPuk") && err.contains("tries_left: 2"),
+        "{err}"
+    );
+    assert_eq!(line.card.inner().puk_tries_left(), Some(2));
+    assert!(
+        line.waits.contains(&4),
+        "the WTX multiplier reaches the port: {:?}",
+        line.waits
+    );
+}
+
+#[test]
+fn a_card_that_stays_mute_ends_with_a_clear_error() {
+    let t = uart_card(|card| card.lose_replies(100));
+    let (result, line) = unblock(t, b"12345678");
+    let err = result.unwrap_err();
+    assert!(
+        err.contains("Unresponsive") || err.contains("Resynchronized"),
+        "{err}"
+    );
+    // The SELECT's reply never came: nothing after it was sent, no try spent.
+    assert_eq!(line.card.executed_count(0x2C), 0);
+    assert_eq!(line.card.inner().puk_tries_left(), Some(3));
+}
