@@ -119,6 +119,18 @@ pub async fn piv_unblock_with<T: Transport>(
     Ok(driver.run(&mut flow, &mut NoAdmin).await?)
 }
 
+/// Whether an admin unblock starts by selecting the card's application.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Select {
+    /// SELECT first (a new session, or another program may have selected something else).
+    #[default]
+    Application,
+    /// The caller's [`read_status`] selected the application in this same exclusive session:
+    /// the flow starts at its first admin command, without a second SELECT.
+    AlreadySelected,
+}
+
 /// GIDS: unblocks with the admin key (through `responder`) and sets `new_pin`. `r1` is the host
 /// random of the mutual authentication (from a CSPRNG).
 pub async fn gids_unblock<T: Transport, R: AdminResponder>(
@@ -129,35 +141,32 @@ pub async fn gids_unblock<T: Transport, R: AdminResponder>(
     r1: [u8; 16],
     responder: &mut R,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
-    gids_unblock_in(driver, policy, new_pin, confirmation, r1, responder, true).await
+    gids_unblock_with(
+        driver,
+        policy,
+        new_pin,
+        confirmation,
+        r1,
+        responder,
+        Select::Application,
+    )
+    .await
 }
 
-/// [`gids_unblock`] for a card whose GIDS application the caller's [`read_status`] selected in
-/// this same exclusive session: the flow starts at MSE SET, without a second SELECT.
-pub async fn gids_unblock_selected<T: Transport, R: AdminResponder>(
+/// [`gids_unblock`], choosing whether to SELECT the GIDS application first.
+pub async fn gids_unblock_with<T: Transport, R: AdminResponder>(
     driver: &mut Driver<T>,
     policy: &PinPolicy<'_>,
     new_pin: &[u8],
     confirmation: &[u8],
     r1: [u8; 16],
     responder: &mut R,
-) -> Result<(), UnlockError<T::Error, R::Error>> {
-    gids_unblock_in(driver, policy, new_pin, confirmation, r1, responder, false).await
-}
-
-async fn gids_unblock_in<T: Transport, R: AdminResponder>(
-    driver: &mut Driver<T>,
-    policy: &PinPolicy<'_>,
-    new_pin: &[u8],
-    confirmation: &[u8],
-    r1: [u8; 16],
-    responder: &mut R,
-    select: bool,
+    select: Select,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
     let pin =
         NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
     let mut flow = GidsUnblock::new(&pin, r1);
-    if !select {
+    if select == Select::AlreadySelected {
         flow = flow.without_select();
     }
     Ok(driver.run(&mut flow, responder).await?)
@@ -173,53 +182,32 @@ pub async fn iso_unblock<T: Transport, R: AdminResponder>(
     confirmation: &[u8],
     responder: &mut R,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
-    iso_unblock_in(
+    iso_unblock_with(
         driver,
         profile,
         policy,
         new_pin,
         confirmation,
         responder,
-        true,
+        Select::Application,
     )
     .await
 }
 
-/// [`iso_unblock`] for a card whose admin application the caller's [`read_status`] selected in
-/// this same exclusive session: the flow starts at GET CHALLENGE, without a second SELECT.
-pub async fn iso_unblock_selected<T: Transport, R: AdminResponder>(
+/// [`iso_unblock`], choosing whether to SELECT the admin application first.
+pub async fn iso_unblock_with<T: Transport, R: AdminResponder>(
     driver: &mut Driver<T>,
     profile: IsoProfile<'_>,
     policy: &PinPolicy<'_>,
     new_pin: &[u8],
     confirmation: &[u8],
     responder: &mut R,
-) -> Result<(), UnlockError<T::Error, R::Error>> {
-    iso_unblock_in(
-        driver,
-        profile,
-        policy,
-        new_pin,
-        confirmation,
-        responder,
-        false,
-    )
-    .await
-}
-
-async fn iso_unblock_in<T: Transport, R: AdminResponder>(
-    driver: &mut Driver<T>,
-    profile: IsoProfile<'_>,
-    policy: &PinPolicy<'_>,
-    new_pin: &[u8],
-    confirmation: &[u8],
-    responder: &mut R,
-    select: bool,
+    select: Select,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
     let pin =
         NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
     let mut flow = IsoUnblock::new(profile, &pin);
-    if !select {
+    if select == Select::AlreadySelected {
         flow = flow.without_select();
     }
     Ok(driver.run(&mut flow, responder).await?)

@@ -65,14 +65,15 @@ pub fn list() -> Result<Vec<(String, bool)>, Failure> {
     let readers = usb::list().map_err(|e| usb_failure(&e))?;
     Ok(readers
         .iter()
-        .map(|info| match open_session(info) {
-            Ok(mut s) => {
-                let present = block_on(s.slot_status())
-                    .map(|st| st.icc != IccStatus::Absent)
-                    .unwrap_or(false);
+        .map(|info| match usb::open(info) {
+            Ok(pipe) => {
+                let present = session_over(info, pipe)
+                    .ok()
+                    .and_then(|mut s| block_on(s.slot_status()).ok())
+                    .is_some_and(|st| st.icc != IccStatus::Absent);
                 (info.name.clone(), present)
             }
-            Err(f) if f.code == exit::NO_CARD && f.message.contains("in use") => {
+            Err(UsbError::Busy { .. }) => {
                 (format!("{} (in use by another program)", info.name), false)
             }
             Err(_) => (format!("{} (cannot be opened)", info.name), false),
@@ -82,6 +83,11 @@ pub fn list() -> Result<Vec<(String, bool)>, Failure> {
 
 fn open_session(info: &ReaderInfo) -> Result<Session, Failure> {
     let pipe = usb::open(info).map_err(|e| usb_failure(&e))?;
+    session_over(info, pipe)
+}
+
+/// The session over an opened reader's pipe.
+fn session_over(info: &ReaderInfo, pipe: UsbPipe) -> Result<Session, Failure> {
     let control = pipe.control();
     let config = session::Config {
         // ICCD devices (protocol 1 and 2) are refused with a clear message.

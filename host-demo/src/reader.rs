@@ -10,7 +10,7 @@ use cardunlock_core::flow::{
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::unlock::{self, PivUnblockOptions, UnlockError};
+use cardunlock_core::unlock::{self, PivUnblockOptions, Select, UnlockError};
 
 #[cfg(feature = "pcsc")]
 use cardunlock_pcsc::{Pcsc, PcscError, ReaderChoice, ShareMode};
@@ -443,13 +443,6 @@ fn unlock_online(
     })?
 }
 
-/// Whether the status read selected the card's application in the current session.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Selected {
-    Yes,
-    No,
-}
-
 fn piv_needs_puk() -> Failure {
     Failure::new(
         exit::USAGE,
@@ -466,20 +459,17 @@ fn admin_unblock(
     status: &CardStatus,
     pin: &str,
     confirm: &str,
-    selected: Selected,
+    select: Select,
 ) -> Result<(), Failure> {
     let (pin, confirm) = (pin.as_bytes(), confirm.as_bytes());
     let policy = &PinPolicy::GIDS;
     let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
-    let again = selected == Selected::No;
-    let result = match (status.profile, &args.admin_key) {
-        (Profile::Piv, _) => return Err(piv_needs_puk()),
-        (Profile::Gids, None) => {
-            return Err(Failure::new(
-                exit::USAGE,
-                "GIDS cards need the admin key (--admin-key) or online unlock",
-            ))
-        }
+    match (status.profile, &args.admin_key) {
+        (Profile::Piv, _) => Err(piv_needs_puk()),
+        (Profile::Gids, None) => Err(Failure::new(
+            exit::USAGE,
+            "GIDS cards need the admin key (--admin-key) or online unlock",
+        )),
         (profile, Some(hex)) => {
             let alg = if profile == Profile::Gids {
                 Algorithm::TripleDes
@@ -492,70 +482,39 @@ fn admin_unblock(
             if profile == Profile::Gids {
                 let mut r1 = [0u8; 16];
                 rand::thread_rng().fill_bytes(&mut r1);
-                if again {
-                    block_on(unlock::gids_unblock(
-                        driver,
-                        policy,
-                        pin,
-                        confirm,
-                        r1,
-                        &mut responder,
-                    ))
-                } else {
-                    block_on(unlock::gids_unblock_selected(
-                        driver,
-                        policy,
-                        pin,
-                        confirm,
-                        r1,
-                        &mut responder,
-                    ))
-                }
-                .map_err(|e| unlock_failure(&e))
-            } else if again {
-                block_on(unlock::iso_unblock(
+                block_on(unlock::gids_unblock_with(
                     driver,
-                    iso,
                     policy,
                     pin,
                     confirm,
+                    r1,
                     &mut responder,
+                    select,
                 ))
-                .map_err(|e| unlock_failure(&e))
             } else {
-                block_on(unlock::iso_unblock_selected(
+                block_on(unlock::iso_unblock_with(
                     driver,
                     iso,
                     policy,
                     pin,
                     confirm,
                     &mut responder,
+                    select,
                 ))
-                .map_err(|e| unlock_failure(&e))
             }
+            .map_err(|e| unlock_failure(&e))
         }
-        (Profile::IsoAdmin, None) => if again {
-            block_on(unlock::iso_unblock(
-                driver,
-                iso,
-                policy,
-                pin,
-                confirm,
-                &mut Operator,
-            ))
-        } else {
-            block_on(unlock::iso_unblock_selected(
-                driver,
-                iso,
-                policy,
-                pin,
-                confirm,
-                &mut Operator,
-            ))
-        }
+        (Profile::IsoAdmin, None) => block_on(unlock::iso_unblock_with(
+            driver,
+            iso,
+            policy,
+            pin,
+            confirm,
+            &mut Operator,
+            select,
+        ))
         .map_err(|e| unlock_failure(&e)),
-    };
-    result
+    }
 }
 
 pub fn unlock(
@@ -589,7 +548,15 @@ pub fn unlock(
                 if !json {
                     println!("{}", describe(&status));
                 }
-                admin_unblock(driver, args, iso, &status, &pin, &pin, Selected::Yes)
+                admin_unblock(
+                    driver,
+                    args,
+                    iso,
+                    &status,
+                    &pin,
+                    &pin,
+                    Select::AlreadySelected,
+                )
             })?
         }
         // Prompted: show the status, release the card while the user types, then unblock in a
@@ -609,7 +576,15 @@ pub fn unlock(
             }
             let (pin, confirm) = new_pin(&args.new_pin)?;
             card.run(verbose, End::Reset, |driver| {
-                admin_unblock(driver, args, iso, &status, &pin, &confirm, Selected::No)
+                admin_unblock(
+                    driver,
+                    args,
+                    iso,
+                    &status,
+                    &pin,
+                    &confirm,
+                    Select::Application,
+                )
             })?
         }
     };

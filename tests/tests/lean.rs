@@ -1,6 +1,6 @@
 //! The APDU-lean unblocks the CLI runs when it has every input up front
-//! (`unlock::piv_unblock_with(.., PivUnblockOptions::LEAN)`, `gids_unblock_selected`,
-//! `iso_unblock_selected`): exactly which commands reach the card, and that no PIN or PUK try is
+//! (`unlock::piv_unblock_with(.., PivUnblockOptions::LEAN)`, `gids_unblock_with`,
+//! `iso_unblock_with` with `Select::AlreadySelected`): exactly which commands reach the card, and that no PIN or PUK try is
 //! ever wasted by leaving a command out.
 
 use cardunlock_core::crypto::AdminKey;
@@ -114,13 +114,14 @@ fn gids_unblock_after_the_status_read_skips_the_second_select() {
     assert_eq!(status.profile, Profile::Gids);
     let before = driver.transport().seen.len();
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(7));
-    block_on(unlock::gids_unblock_selected(
+    block_on(unlock::gids_unblock_with(
         &mut driver,
         &PinPolicy::GIDS,
         b"Xk9w2",
         b"Xk9w2",
         [0x21; 16],
         &mut key,
+        unlock::Select::AlreadySelected,
     ))
     .unwrap();
     let t = driver.into_inner();
@@ -138,13 +139,14 @@ fn iso_unblock_after_the_status_read_skips_the_second_select() {
     assert_eq!(status.profile, Profile::IsoAdmin);
     let before = driver.transport().seen.len();
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(7));
-    block_on(unlock::iso_unblock_selected(
+    block_on(unlock::iso_unblock_with(
         &mut driver,
         IsoProfile::SIM,
         &PinPolicy::GIDS,
         b"Tq83z",
         b"Tq83z",
         &mut key,
+        unlock::Select::AlreadySelected,
     ))
     .unwrap();
     let t = driver.into_inner();

@@ -374,13 +374,21 @@ pub fn t0_atr(atr: &[u8]) -> Vec<u8> {
 ///   with `61 XX` and fetched with GET RESPONSE (`00 C0 00 00 XX`), served here;
 /// - a command without data (case 1 or 2, `P3` = Le, `00` = 256) whose response data is not `P3`
 ///   bytes long gets `6C XX` (the engine sends it again with `P3 = XX`).
-#[derive(Debug)]
 pub struct T0Card<C> {
     card: C,
     /// Response data announced with `61 XX`, not fetched yet.
     pending: Zeroizing<Vec<u8>>,
     /// The card's status word for that data, sent once it has all been fetched.
     pending_sw: [u8; 2],
+}
+
+/// Shows how much response data waits, never the data (or the card's secrets).
+impl<C> std::fmt::Debug for T0Card<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("T0Card")
+            .field("pending_len", &self.pending.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C> T0Card<C> {

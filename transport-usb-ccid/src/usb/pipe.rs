@@ -101,7 +101,9 @@ impl UsbPipe {
             in_pos: 0,
             in_end: 0,
             framer: Framer::default(),
-            out_buf: Vec::new(),
+            // Room for a whole message up front: growing would leave copies of a command (a
+            // PIN, a PUK) in freed memory.
+            out_buf: Vec::with_capacity(max_message.min(MAX_IN_TRANSFER)),
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             halt_requested: Arc::new(AtomicBool::new(false)),
         })
