@@ -88,6 +88,7 @@ echo "== online unlock of piv-authenticator: enroll, block, security questions, 
 wait_card
 SRV_DIR=$(mktemp -d /tmp/cardunlock-online.XXXXXX)
 printf '%s' 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff > "$SRV_DIR/master.hex"
+chmod 600 "$SRV_DIR/master.hex"
 "$B" serve --bind 127.0.0.1:0 --db "$SRV_DIR/db.sqlite" --master-secret-file "$SRV_DIR/master.hex" --state-dir "$SRV_DIR" >"$SRV_DIR/serve.log" 2>&1 & SRV_PID=$!
 for _ in $(seq 300); do grep -q "listening on" "$SRV_DIR/serve.log" 2>/dev/null && break; sleep 0.1; done
 first=$(grep -m1 "listening on" "$SRV_DIR/serve.log")

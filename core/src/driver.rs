@@ -19,6 +19,13 @@ pub const MAX_COMMAND_DATA: usize = 1024;
 /// Most GET RESPONSE rounds for one command before the driver gives up.
 const MAX_GET_RESPONSE: usize = 32;
 
+/// Whether a command may be sent again after `6C XX`: not one that carries a PIN, PUK or key
+/// (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER...) nor an admin authentication
+/// (EXTERNAL / GENERAL AUTHENTICATE), which the card may have run and counted already.
+const fn may_resend(ins: u8) -> bool {
+    !crate::apdu::is_sensitive(ins) && !matches!(ins, 0x82 | 0x87)
+}
+
 const TX_LEN: usize = 4 + 3 + SHORT_MAX_DATA + 3;
 const RX_LEN: usize = MAX_RESPONSE + 2;
 
@@ -203,7 +210,8 @@ impl<T: Transport> Driver<T> {
                         &Command::new(cmd.cla & !CLA_CHAINING, 0xC0, 0x00, 0x00).with_le(le),
                     )?;
                 }
-                Status::WrongLe(x) if filled == 0 => {
+                // Resent with the right Le only when running it twice cannot spend a try.
+                Status::WrongLe(x) if filled == 0 && may_resend(cmd.ins) => {
                     last.le = if x == 0 { 256 } else { usize::from(x) };
                     len = self.encode(&last)?;
                 }

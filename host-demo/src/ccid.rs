@@ -8,7 +8,7 @@ use cardunlock_ccid::session;
 use cardunlock_ccid::usb::{self, ReaderInfo, StdClock, UsbControl, UsbError, UsbPipe};
 use embassy_futures::block_on;
 
-use crate::{exit, Failure};
+use cardunlock_client::{Failure, Kind};
 
 /// The CCID session the CLI runs flows over.
 pub type Session = session::Session<UsbPipe, StdClock, UsbControl>;
@@ -39,7 +39,7 @@ impl CcidCard {
 fn usb_failure(e: &UsbError) -> Failure {
     if let UsbError::List(_) = e {
         return Failure::new(
-            exit::NO_CARD,
+            Kind::NoCard,
             format!("no USB CCID reader can be reached: {e} (no USB on this machine? use the PC/SC transport)"),
         );
     }
@@ -47,14 +47,14 @@ fn usb_failure(e: &UsbError) -> Failure {
         UsbError::Disconnected
         | UsbError::Stall
         | UsbError::WriteTimeout
-        | UsbError::Transfer(_) => exit::COMMUNICATION,
-        _ => exit::NO_CARD,
+        | UsbError::Transfer(_) => Kind::Communication,
+        _ => Kind::NoCard,
     };
     Failure::new(code, e.to_string())
 }
 
 fn session_failure(reader: &str, e: &SessionError) -> Failure {
-    let mut failure = crate::failure::transport(e);
+    let mut failure = cardunlock_client::failure::transport(e);
     failure.message = format!("{reader}: {}", failure.message);
     failure
 }
@@ -110,7 +110,7 @@ fn choose(readers: &[ReaderInfo], wanted: Option<&str>) -> Result<Vec<usize>, Fa
     };
     if readers.is_empty() {
         return Err(Failure::new(
-            exit::NO_CARD,
+            Kind::NoCard,
             "no USB CCID reader found (is it plugged in? without --transport ccid, PC/SC is used)",
         ));
     }
@@ -122,7 +122,7 @@ fn choose(readers: &[ReaderInfo], wanted: Option<&str>) -> Result<Vec<usize>, Fa
             Ok(vec![i])
         } else {
             Err(Failure::new(
-                exit::NO_CARD,
+                Kind::NoCard,
                 format!("no USB CCID reader {i}; readers: {}", names()),
             ))
         };
@@ -132,7 +132,7 @@ fn choose(readers: &[ReaderInfo], wanted: Option<&str>) -> Result<Vec<usize>, Fa
         .collect();
     match matching.len() {
         0 => Err(Failure::new(
-            exit::NO_CARD,
+            Kind::NoCard,
             format!(
                 "no USB CCID reader matches {wanted:?}; readers: {}",
                 names()
@@ -140,17 +140,16 @@ fn choose(readers: &[ReaderInfo], wanted: Option<&str>) -> Result<Vec<usize>, Fa
         )),
         1 => Ok(matching),
         _ => Err(Failure::new(
-            exit::USAGE,
+            Kind::Usage,
             format!("several USB CCID readers match {wanted:?}: give the index or the full name"),
         )),
     }
 }
 
 /// Connects to the card in the chosen reader (waiting for it with `--wait`) and powers it on.
-pub fn connect(reader: Option<&str>, verbose: bool) -> Result<CcidCard, Failure> {
+pub fn connect(reader: Option<&str>, wait: Duration, verbose: bool) -> Result<CcidCard, Failure> {
     let readers = usb::list().map_err(|e| usb_failure(&e))?;
     let candidates = choose(&readers, reader)?;
-    let wait = crate::reader::WAIT.get().copied().unwrap_or_default();
     let deadline = Instant::now() + wait;
     let mut told = false;
     loop {
@@ -169,7 +168,7 @@ pub fn connect(reader: Option<&str>, verbose: bool) -> Result<CcidCard, Failure>
                 block_on(session.slot_status()).map_err(|e| session_failure(&info.name, &e))?;
             if state.icc == IccStatus::Absent {
                 last = Some(Failure::new(
-                    exit::NO_CARD,
+                    Kind::NoCard,
                     format!("no card in {}", info.name),
                 ));
                 continue;
@@ -180,8 +179,8 @@ pub fn connect(reader: Option<&str>, verbose: bool) -> Result<CcidCard, Failure>
             }
             return Ok(CcidCard { session });
         }
-        let failure = last.unwrap_or_else(|| Failure::new(exit::NO_CARD, "no card"));
-        if failure.code != exit::NO_CARD || Instant::now() >= deadline {
+        let failure = last.unwrap_or_else(|| Failure::new(Kind::NoCard, "no card"));
+        if failure.kind != Kind::NoCard || Instant::now() >= deadline {
             return Err(failure);
         }
         if !told {

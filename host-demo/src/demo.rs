@@ -2,7 +2,7 @@
 
 use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::flow::{CardStatus, LocalKey};
+use cardunlock_core::flow::LocalKey;
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
@@ -10,29 +10,14 @@ use cardunlock_sim::{Config, GidsConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
 use rand::RngCore;
 
+use cardunlock_client::demo::{Demo, Scenario, DEMO_ANSWERS, DEMO_NEW_PIN, DEMO_USER};
+use cardunlock_client::online::{self, Event, Ui};
+use cardunlock_client::status::{describe, UNLOCKED};
+use cardunlock_client::{Failure, Kind};
+use zeroize::Zeroizing;
+
+use crate::terminal::Console;
 use crate::trace::Traced;
-
-pub const UNLOCKED: &str = "The smart card has been unlocked successfully.";
-
-pub fn describe(status: &CardStatus) -> String {
-    let mut s = format!("{} card", status.profile.name().to_uppercase());
-    if let Some(id) = status.identity {
-        s += &format!(", id {id}");
-    }
-    match status.pin_tries_left {
-        Some(0) => s += ", PIN BLOCKED",
-        Some(n) => s += &format!(", PIN tries left {n}"),
-        None if status.pin_verified => s += ", PIN verified",
-        None => {}
-    }
-    if let Some(n) = status.puk_tries_left {
-        s += &format!(", PUK tries left {n}");
-    }
-    if let Some(alg) = status.admin_algorithm {
-        s += &format!(", admin key {alg}");
-    }
-    s
-}
 
 fn status_line(driver: &mut Driver<Traced<SimCard>>) -> Result<String, String> {
     let status =
@@ -119,14 +104,8 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
 }
 
 /// The online demo: an in-process server on a temporary SQLite file, Michael Benson enrolled
-/// with a simulated PIV card whose PIN then gets blocked, and the online unlock.
-pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), crate::Failure> {
-    use crate::{exit, Failure};
-    use cardunlock_server::{
-        Argon2Params, Config as ServerConfig, Enrollment, MasterSecret, Server,
-    };
-
-    let fail = |m: String| Failure::new(exit::REFUSED, m);
+/// with a simulated PIV card whose PIN then got blocked, and the online unlock.
+pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), Failure> {
     let non_interactive = non_interactive || {
         use std::io::IsTerminal;
         let tty = std::io::stdin().is_terminal();
@@ -135,134 +114,91 @@ pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), crate::Fai
         }
         !tty
     };
-    let dir = tempfile::tempdir().map_err(|e| fail(format!("temporary directory: {e}")))?;
-    let master = MasterSecret::generate();
     println!("cardunlock demo: online unlock, everything in-process (no reader, no setup)");
-    let config = ServerConfig {
-        db_path: dir.path().join("cardunlock.db"),
-        master: master.clone(),
-        bind: "127.0.0.1:0".parse().map_err(|e| fail(format!("{e}")))?,
-        state_dir: dir.path().to_path_buf(),
-        max_attempts: 3,
-        session_ttl: std::time::Duration::from_secs(300),
-        argon2: Argon2Params::default(),
-    };
-    let server = Server::spawn(config).map_err(|e| fail(format!("starting the server: {e}")))?;
+    let demo = Demo::start(Scenario::Seed)?;
     println!(
         "  server: {} (SQLite {}, self-signed certificate pinned)",
-        server.url(),
-        dir.path().join("cardunlock.db").display()
+        demo.server_url(),
+        demo.database_path().display()
     );
+    println!(
+        "  operator: enrolled {} with a PIV card; PUK and management key replaced by derived ones",
+        DEMO_USER.0
+    );
+    println!("  user: three wrong PINs later: {}\n", demo.card_status()?);
 
-    // Operator: enroll the user with a factory-fresh card.
-    let card = SimCard::new(Config::Piv(PivConfig::factory()));
     let mut driver = Driver::new(Traced {
-        inner: card,
+        inner: demo.card(),
         enabled: verbose,
     });
-    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
-        .map_err(|e| fail(e.to_string()))?;
-    crate::enroll::personalise(
-        &mut driver,
-        &status,
-        &master,
-        &crate::enroll::Factory::default(),
-        cardunlock_core::crypto::Algorithm::TripleDes,
-    )?;
-    let identity = status.identity.map(|i| i.to_string()).unwrap_or_default();
-    let enrollment = Enrollment {
-        name: "Michael Benson".into(),
-        email: "Michael.Benson@demo.local".into(),
-        profile: "piv".into(),
-        identity_hex: identity.clone(),
-        algorithm: cardunlock_core::crypto::Algorithm::TripleDes,
-        questions: DEMO_QUESTIONS
-            .iter()
-            .map(|(q, a)| (q.to_string(), a.to_string()))
-            .collect(),
-    };
-    server
-        .store()
-        .enroll(&enrollment, &Argon2Params::default())
-        .map_err(|e| fail(format!("enrollment: {e}")))?;
-    println!("  operator: enrolled Michael Benson with PIV card {identity}; PUK and management key replaced by derived ones");
-
-    // The user blocks the PIN.
-    for _ in 0..3 {
-        let wrong = cardunlock_core::secret::PivReference::pin(b"000000")
-            .map_err(|e| fail(format!("{e:?}")))?;
-        let _ = block_on(driver.transceive(&cardunlock_core::piv::select()));
-        let _ = block_on(driver.transceive(&cardunlock_core::piv::verify_pin(&wrong)));
-    }
-    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
-        .map_err(|e| fail(e.to_string()))?;
-    println!("  user: three wrong PINs later: {}\n", describe(&status));
-
-    let api = crate::online::Api::new(&server.url(), server.cert_pem())?;
-    let result = if non_interactive {
-        let mut ui = crate::ui::Scripted {
-            answers: DEMO_QUESTIONS.iter().map(|(_, a)| a.to_string()).collect(),
-            new_pin: "840259".into(),
+    let mut console = if non_interactive {
+        Console {
+            answers: Some(
+                DEMO_ANSWERS
+                    .iter()
+                    .map(|a| Zeroizing::new(a.to_string()))
+                    .collect(),
+            ),
+            new_pin: Some(Zeroizing::new(DEMO_NEW_PIN.to_string())),
             show_answers: true,
-        };
-        crate::online::unlock(
-            &mut driver,
-            &api,
-            &mut ui,
-            cardunlock_core::crypto::Algorithm::TripleDes,
-        )
-    } else {
-        println!(
-            "(answers: {})",
-            DEMO_QUESTIONS
-                .iter()
-                .map(|(_, a)| *a)
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        crate::online::unlock(
-            &mut driver,
-            &api,
-            &mut crate::ui::Terminal,
-            cardunlock_core::crypto::Algorithm::TripleDes,
-        )
-    };
-    result?;
-    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
-        .map_err(|e| fail(e.to_string()))?;
-    println!("\n  card: {}", describe(&status));
-    let record = server
-        .store()
-        .card("piv", &identity)
-        .map_err(|e| fail(format!("{e}")))?;
-    if let Some(r) = record {
-        let puk = cardunlock_server::kdf::piv_puk(
-            &master,
-            status
-                .identity
-                .map(|i| i.as_bytes().to_vec())
-                .unwrap_or_default()
-                .as_slice(),
-            r.puk_gen,
-        );
-        let on_card = driver.transport().inner.puk_is(puk.as_bytes());
-        println!(
-            "  server: PUK rotated to generation {} ({}; the PUK this workstation saw is no longer valid)",
-            r.puk_gen,
-            if on_card { "the card holds it" } else { "MISMATCH: the card does not hold it" }
-        );
-        if !on_card {
-            return Err(fail(
-                "the card's PUK is not the server's current generation".into(),
-            ));
+            ..Console::default()
         }
+    } else {
+        println!("(answers: {})", DEMO_ANSWERS.join(", "));
+        Console::default()
+    };
+    // The success line comes last, after what the card and the server say.
+    let mut ui = LastWord {
+        inner: &mut console,
+        unlocked: false,
+    };
+    online::unlock(&mut driver, demo.api(), &mut ui)?;
+    println!("\n  card: {}", demo.card_status()?);
+    match demo.puk_agreement()? {
+        Some((generation, true)) => println!(
+            "  server: PUK rotated to generation {generation} (the card holds it; the PUK this \
+             workstation saw is no longer valid)"
+        ),
+        Some((generation, false)) => {
+            return Err(Failure::new(
+                Kind::Refused,
+                format!("demo: the card does not hold the server's PUK generation {generation}"),
+            ))
+        }
+        None => {}
     }
-    server.shutdown();
+    if ui.unlocked {
+        println!("\n{UNLOCKED}");
+    }
     Ok(())
 }
 
-/// The demo user's security questions and answers.
-pub const DEMO_QUESTIONS: [(&str, &str); 2] = [
-    ("What was the name of your first pet?", "Rex"),
-    ("In which city were you born?", "Springfield"),
-];
+/// Holds back the success line so that it ends the demo's output.
+struct LastWord<'a> {
+    inner: &'a mut Console,
+    unlocked: bool,
+}
+
+impl Ui for LastWord<'_> {
+    fn show(&mut self, event: Event<'_>) {
+        match event {
+            Event::Unlocked => self.unlocked = true,
+            other => Ui::show(self.inner, other),
+        }
+    }
+
+    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
+        self.inner.answers(questions)
+    }
+
+    fn can_retry(&self) -> bool {
+        Ui::can_retry(self.inner)
+    }
+
+    fn new_pin(
+        &mut self,
+        policy: &PinPolicy<'_>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
+        Ui::new_pin(self.inner, policy)
+    }
+}

@@ -1,61 +1,73 @@
 //! `cardunlock`: unblock a smart card whose PIN is blocked.
+//!
+//! Modules, one job each: `main` (the command line and its dispatch), `terminal` (what the
+//! person reads and types), `secrets` (where secrets come from), `card` / `ccid` / `trace`
+//! (reaching the card), and one module per group of commands (`unlock`, `status`, `serve`,
+//! `respond`, `demo`, `simcard`). The unlock flows, the server's client and the failure kinds
+//! live in `cardunlock-client`, shared with the window.
 
 #[cfg(any(feature = "pcsc", feature = "ccid"))]
 mod card;
 #[cfg(feature = "ccid")]
 mod ccid;
 mod demo;
-mod enroll;
-mod failure;
-mod online;
-#[cfg(any(feature = "pcsc", feature = "ccid"))]
-mod reader;
 mod respond;
-mod secret_arg;
+mod secrets;
 mod serve;
 mod simcard;
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
+mod status;
+mod terminal;
 mod trace;
-mod ui;
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
+mod unlock;
 
 use std::process::ExitCode;
 
+use cardunlock_client::failure::exit;
+use cardunlock_client::{Failure, Kind};
 use clap::{Parser, Subcommand};
 
 /// Unblock a smart card whose PIN is blocked: PIV with the PUK, GIDS and ISO admin cards with
-/// the admin key (local key, or an operator's response in offline mode).
+/// the admin key (online through the unlock server, an operator's response offline, or the key
+/// at hand).
 ///
-/// Exit codes: 0 success; 1 the card refused (wrong PUK or response, blocked, PIN refused by the
-/// card); 2 bad usage or input; 3 the new PIN breaks the PIN policy (card untouched); 4 no PC/SC
-/// service or USB access, no reader or no card; 5 card removed or communication failure mid-flow;
-/// 6 the unlock server is unreachable (the card was not changed).
+/// Exit codes: 0 success; 1 the card or the server refused (wrong PUK or response, blocked,
+/// wrong answers, locked); 2 bad usage or input; 3 the new PIN breaks the PIN policy (card
+/// untouched); 4 no PC/SC service or USB access, no reader or no card; 5 card removed or
+/// communication failure mid-flow; 6 the unlock server is unreachable (the card was not changed).
 #[derive(Parser, Debug)]
 #[command(name = "cardunlock", version, about, long_about)]
 struct Cli {
-    /// Print every APDU to stderr (PIN, PUK and key bytes redacted).
-    #[arg(short, long, global = true)]
-    verbose: bool,
-    /// Reader to use: index (from `cardunlock readers`) or name (or a unique part of it).
-    #[arg(short, long, global = true, value_name = "NAME|INDEX")]
-    reader: Option<String>,
-    /// Machine-readable output (JSON on stdout).
-    #[arg(long, global = true)]
-    json: bool,
-    /// Wait up to this many seconds for a card to be inserted (0: fail at once).
-    #[arg(long, global = true, default_value_t = 0, value_name = "SECONDS")]
-    wait: u64,
-    /// How to reach card readers: PC/SC (pcscd, the Windows smart-card service) or USB CCID
-    /// readers driven directly, without PC/SC.
+    /// The options of card commands, also accepted before the command name (`cardunlock -r 1
+    /// status`); each command lists the ones it uses.
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "pcsc",
-        env = "CARDUNLOCK_TRANSPORT"
-    )]
-    transport: card::TransportKind,
+    #[command(flatten)]
+    before: Before,
+    /// Print every APDU to stderr (accepted before the command name).
+    #[cfg(not(any(feature = "pcsc", feature = "ccid")))]
+    #[arg(short, long, hide = true)]
+    verbose: bool,
+    /// Machine-readable output (accepted before the command name).
+    #[arg(long, hide = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Card options given before the command name (as before they moved to the commands), hidden
+/// from the help: each command shows the ones it uses. Commands that do not use them ignore them.
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
+#[derive(clap::Args, Debug)]
+struct Before {
+    #[arg(short, long, hide = true)]
+    verbose: bool,
+    #[arg(short, long, hide = true)]
+    reader: Option<String>,
+    #[arg(long, hide = true)]
+    wait: Option<u64>,
+    #[arg(long, hide = true, value_enum)]
+    transport: Option<card::TransportKind>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,7 +76,7 @@ enum Command {
     /// enrolled with a simulated PIV card whose PIN is blocked, the security questions, the new
     /// PIN. No reader, no setup.
     Demo(DemoArgs),
-    /// Run the online-unlock server (HTTPS, SQLite).
+    /// Run the online-unlock server (HTTPS, SQLite or PostgreSQL).
     Serve(serve::ServeArgs),
     /// Operator: enroll a user and the card in the reader (personalises the card with its
     /// derived secrets, stores the security questions).
@@ -74,20 +86,18 @@ enum Command {
     LiftLock(serve::LiftLockArgs),
     /// List the readers (PC/SC, and USB CCID readers) and whether a card is in each.
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
-    Readers,
+    Readers(status::ReadersArgs),
     /// Show the card's profile, identity, PIN and PUK tries left and admin key algorithm.
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
-    Status,
-    /// PIV: unblock the PIN with the PUK and set a new PIN.
+    Status(status::StatusArgs),
+    /// Unlock the card's blocked PIN and set a new one: online (--server), offline with your
+    /// operator (--offline), with the admin key (--admin-key), or a PIV card's PUK.
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
-    Unblock(reader::UnblockArgs),
-    /// GIDS / ISO admin cards: unblock with the admin key (`--admin-key`) or, with `--offline`,
-    /// with the response an operator computes for the card's challenge.
-    #[cfg(any(feature = "pcsc", feature = "ccid"))]
-    Unlock(reader::UnlockArgs),
+    #[command(visible_alias = "unblock")]
+    Unlock(unlock::UnlockArgs),
     /// PIV: authenticate with the management key (mutual: the card proves it holds it too).
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
-    AdminAuth(reader::AdminAuthArgs),
+    AdminAuth(status::AdminAuthArgs),
     /// Operator: compute the response to a card's challenge with the admin key.
     Respond(respond::RespondArgs),
     /// Serve a simulated card to pcscd through the vpcd virtual reader (or to QEMU's emulated
@@ -103,103 +113,120 @@ struct DemoArgs {
     /// The first, local demo instead: PIV unblock with the PUK and GIDS with the admin key.
     #[arg(long)]
     local: bool,
+    /// Print every APDU of the unlock to stderr (PIN, PUK and key bytes redacted).
+    #[arg(short, long)]
+    verbose: bool,
 }
 
-/// Documented exit codes.
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// The card refused: wrong PUK or response, blocked, new PIN refused by the card.
-    pub const REFUSED: u8 = 1;
-    /// Bad usage or input.
-    pub const USAGE: u8 = 2;
-    /// The new PIN breaks the PIN policy; the card was not touched.
-    pub const POLICY: u8 = 3;
-    /// No PC/SC service or USB access, no reader, no card, reader in use.
-    pub const NO_CARD: u8 = 4;
-    /// Card removed or communication failure in the middle of a flow.
-    pub const COMMUNICATION: u8 = 5;
-    /// The unlock server is unreachable or answered nonsense; the card was not changed.
-    pub const SERVER: u8 = 6;
-}
+impl Cli {
+    /// `-v` given before the command name.
+    fn verbose_before(&self) -> bool {
+        #[cfg(any(feature = "pcsc", feature = "ccid"))]
+        return self.before.verbose;
+        #[cfg(not(any(feature = "pcsc", feature = "ccid")))]
+        return self.verbose;
+    }
 
-/// A failure with its exit code and a message for the user.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+    /// Whether failures are printed as JSON.
+    fn json(&self) -> bool {
+        self.json
+            || match &self.command {
+                #[cfg(any(feature = "pcsc", feature = "ccid"))]
+                Command::Readers(a) => a.json,
+                #[cfg(any(feature = "pcsc", feature = "ccid"))]
+                Command::Status(a) => a.json,
+                #[cfg(any(feature = "pcsc", feature = "ccid"))]
+                Command::Unlock(a) => a.json,
+                #[cfg(any(feature = "pcsc", feature = "ccid"))]
+                Command::AdminAuth(a) => a.json,
+                Command::Respond(a) => a.json,
+                _ => false,
+            }
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Folds the options given before the command name into the command's own.
+fn merged(mut cli: Cli) -> Cli {
+    let json = cli.json;
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
     {
-        let _ = reader::WAIT.set(std::time::Duration::from_secs(cli.wait));
-        let _ = card::TRANSPORT.set(cli.transport);
-    }
-    let result = match &cli.command {
-        Command::Demo(args) if args.local => {
-            demo::run_local(cli.verbose).map_err(|m| Failure::new(exit::REFUSED, m))
+        let b = &cli.before;
+        let before = card::CardArgs {
+            reader: b.reader.clone(),
+            wait: b.wait,
+            transport: b.transport,
+            verbose: b.verbose,
+        };
+        match &mut cli.command {
+            Command::Enroll(a) => {
+                let card = a.card_mut();
+                *card = card.or(&before);
+            }
+            Command::Status(a) => {
+                a.card = a.card.or(&before);
+                a.json |= json;
+            }
+            Command::Unlock(a) => {
+                a.card = a.card.or(&before);
+                a.json |= json;
+            }
+            Command::AdminAuth(a) => {
+                a.card = a.card.or(&before);
+                a.json |= json;
+            }
+            Command::Readers(a) => {
+                a.transport = a.transport.or(before.transport);
+                a.json |= json;
+            }
+            _ => {}
         }
-        Command::Demo(args) => demo::run_online(cli.verbose, args.non_interactive),
+    }
+    if let Command::Respond(a) = &mut cli.command {
+        a.json |= json;
+    }
+    cli
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Demo(args) if args.local => demo::run_local(args.verbose || cli.verbose_before())
+            .map_err(|m| Failure::new(Kind::Refused, m)),
+        Command::Demo(args) => {
+            demo::run_online(args.verbose || cli.verbose_before(), args.non_interactive)
+        }
         Command::Serve(args) => serve::serve(args),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
-        Command::Enroll(args) => serve::enroll(cli.reader.as_deref(), args, cli.verbose),
+        Command::Enroll(args) => serve::enroll(args),
         Command::LiftLock(args) => serve::lift_lock(args),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
-        Command::Readers => reader::readers(cli.json),
+        Command::Readers(args) => status::readers(args),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
-        Command::Status => reader::status(cli.reader.as_deref(), cli.json, cli.verbose),
+        Command::Status(args) => status::status(args),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
-        Command::Unblock(args) => {
-            reader::unblock(cli.reader.as_deref(), args, cli.json, cli.verbose)
-        }
+        Command::Unlock(args) => unlock::run(args),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
-        Command::Unlock(args) => reader::unlock(cli.reader.as_deref(), args, cli.json, cli.verbose),
-        #[cfg(any(feature = "pcsc", feature = "ccid"))]
-        Command::AdminAuth(args) => {
-            reader::admin_auth(cli.reader.as_deref(), args, cli.json, cli.verbose)
-        }
-        Command::Respond(args) => respond::run(args, cli.json),
+        Command::AdminAuth(args) => status::admin_auth(args),
+        Command::Respond(args) => respond::run(args),
         Command::SimCard(args) => simcard::run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::from(exit::OK),
-        Err(failure) => {
-            if cli.json {
-                println!(
-                    "{{\"ok\":false,\"exit\":{},\"error\":{}}}",
-                    failure.code,
-                    json_str(&failure.message)
-                );
-            }
-            eprintln!("error: {}", failure.message);
-            ExitCode::from(failure.code)
-        }
     }
 }
 
-/// A JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// Secrets clap may have read from the environment: removed once parsed, so nothing this
+/// process starts or reads later sees them (the start environment in `/proc` stays: prefer the
+/// `-stdin` and `-file` options).
+const SECRET_ENV: [&str; 3] = ["CARDUNLOCK_PUK", "CARDUNLOCK_NEW_PIN", "CARDUNLOCK_ADMIN_KEY"];
+
+fn main() -> ExitCode {
+    let cli = merged(Cli::parse());
+    // Single-threaded here: nothing else reads the environment.
+    for name in SECRET_ENV {
+        std::env::remove_var(name);
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(failure) => {
+            terminal::print_failure(cli.json(), &failure);
+            ExitCode::from(failure.exit_code())
         }
     }
-    out.push('"');
-    out
 }

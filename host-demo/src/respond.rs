@@ -1,21 +1,33 @@
 //! `cardunlock respond`: the operator's side of offline unlock.
 
+use cardunlock_client::hex;
+use cardunlock_client::{Failure, Kind};
 use cardunlock_core::crypto::{AdminKey, Algorithm};
+use cardunlock_protocol::{AlgorithmName, Profile};
 
-use crate::{exit, json_str, Failure};
+use crate::secrets::{SecretArg, Source};
 
 #[derive(clap::Args, Debug)]
 pub struct RespondArgs {
-    /// The card's admin key, hex (24 bytes for 3DES; 16/24/32 for AES).
+    /// Machine-readable output (JSON on stdout).
+    #[arg(long)]
+    pub json: bool,
+    /// The card's admin key, hex (24 bytes for 3DES; 16/24/32 for AES). Asked hidden when
+    /// neither it nor --master-secret-file is given.
     #[arg(
         long,
         value_name = "HEX",
         env = "CARDUNLOCK_ADMIN_KEY",
         hide_env_values = true,
-        required_unless_present = "master_secret_file",
         conflicts_with = "master_secret_file"
     )]
-    key: Option<crate::secret_arg::SecretArg>,
+    key: Option<SecretArg>,
+    /// Read the admin key (hex) from standard input.
+    #[arg(long, conflicts_with = "master_secret_file")]
+    key_stdin: bool,
+    /// Read the admin key (hex) from a file only its owner can read (`-`: standard input).
+    #[arg(long, value_name = "FILE", conflicts_with = "master_secret_file")]
+    key_file: Option<std::path::PathBuf>,
     /// Or: derive the card's admin key from the master secret (hex file) and its identity.
     #[arg(long, requires = "identity")]
     master_secret_file: Option<std::path::PathBuf>,
@@ -24,7 +36,7 @@ pub struct RespondArgs {
     identity: Option<String>,
     /// The card profile, with --master-secret-file: gids or iso.
     #[arg(long, default_value = "iso")]
-    profile: String,
+    profile: Profile,
     /// The key generation, with --master-secret-file (0 after enrollment).
     #[arg(long, default_value_t = 0)]
     generation: u32,
@@ -36,43 +48,14 @@ pub struct RespondArgs {
 }
 
 pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-        "3des" | "tdes" | "des3" => Ok(Algorithm::TripleDes),
-        "aes128" => Ok(Algorithm::Aes128),
-        "aes192" => Ok(Algorithm::Aes192),
-        "aes256" => Ok(Algorithm::Aes256),
-        _ => Err(format!(
-            "unknown algorithm {s:?}: use 3des, aes128, aes192 or aes256"
-        )),
-    }
-}
-
-/// Parses hex with spaces, colons and dashes allowed.
-pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(|b| !matches!(b, b' ' | b':' | b'-' | b'\t'))
-        .collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err("odd number of hex digits".into());
-    }
-    digits
-        .chunks(2)
-        .map(|p| {
-            let s = std::str::from_utf8(p).map_err(|_| "not hex".to_string())?;
-            u8::from_str_radix(s, 16).map_err(|_| format!("{s:?} is not hex"))
-        })
-        .collect()
-}
-
-/// Hex in groups of four digits, as read out over the phone: `1A2B 3C4D ...`.
-pub fn grouped_hex(bytes: &[u8]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
-    hex.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let name = s.to_ascii_lowercase().replace(['-', '_'], "");
+    let name = match name.as_str() {
+        "tdes" | "des3" => "3des",
+        other => other,
+    };
+    name.parse::<AlgorithmName>()
+        .map(AlgorithmName::algorithm)
+        .map_err(|_| format!("unknown algorithm {s:?}: use 3des, aes128, aes192 or aes256"))
 }
 
 /// E_K(challenge) for an offline response.
@@ -90,47 +73,61 @@ pub fn compute(key: &AdminKey, challenge: &[u8]) -> Result<Vec<u8>, String> {
     Ok(block)
 }
 
-pub fn run(args: &RespondArgs, json: bool) -> Result<(), Failure> {
-    let key = match (&args.key, &args.master_secret_file, &args.identity) {
-        (Some(hex), _, _) => AdminKey::from_hex(args.algorithm, hex.expose())
-            .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?,
-        (None, Some(file), Some(identity)) => {
+pub fn run(args: &RespondArgs) -> Result<(), Failure> {
+    let key = match (&args.master_secret_file, &args.identity) {
+        (Some(file), Some(identity)) => {
             let master = cardunlock_server::MasterSecret::from_file(file)
-                .map_err(|e| Failure::new(exit::USAGE, format!("master secret: {e}")))?;
-            let id = parse_hex(identity)
-                .map_err(|e| Failure::new(exit::USAGE, format!("identity: {e}")))?;
-            if !matches!(args.profile.as_str(), "gids" | "iso") {
-                return Err(Failure::new(
-                    exit::USAGE,
-                    "--profile must be gids or iso (PIV cards use their PUK)",
+                .map_err(|e| Failure::usage("master secret", e))?;
+            let id = hex::parse(identity).map_err(|e| Failure::usage("identity", e))?;
+            if args.profile == Profile::Piv {
+                return Err(Failure::usage(
+                    "--profile",
+                    "it must be gids or iso (PIV cards use their PUK)",
                 ));
             }
             cardunlock_server::kdf::admin_key(
                 &master,
-                &args.profile,
+                args.profile.as_str(),
                 &id,
                 args.algorithm,
                 args.generation,
             )
         }
         _ => {
-            return Err(Failure::new(
-                exit::USAGE,
-                "give --key, or --master-secret-file with --identity",
-            ))
+            let source = Source {
+                subject: "admin key",
+                option: "key",
+                value: args.key.as_ref(),
+                stdin: args.key_stdin,
+                file: args.key_file.as_deref(),
+            };
+            if !source.given() && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return Err(Failure::usage(
+                    "admin key",
+                    "give --key, --key-stdin, --key-file, or --master-secret-file with --identity",
+                ));
+            }
+            let hex = source.get()?;
+            AdminKey::from_hex(args.algorithm, &hex)
+                .map_err(|e| Failure::usage(&format!("admin key ({})", args.algorithm), e))?
         }
     };
-    let challenge = parse_hex(&args.challenge.join(" "))
-        .map_err(|e| Failure::new(exit::USAGE, format!("challenge: {e}")))?;
-    let response = compute(&key, &challenge).map_err(|e| Failure::new(exit::USAGE, e))?;
-    if json {
-        println!(
-            "{{\"ok\":true,\"response\":{}}}",
-            json_str(&grouped_hex(&response))
-        );
-    } else {
-        println!("Response: {}", grouped_hex(&response));
+    let challenge =
+        hex::parse(&args.challenge.join(" ")).map_err(|e| Failure::usage("challenge", e))?;
+    let response = compute(&key, &challenge)
+        .map_err(|e| Failure::new(Kind::Usage, format!("challenge: {e}")))?;
+    #[derive(serde::Serialize)]
+    struct Response {
+        response: String,
     }
+    let grouped = hex::grouped(&response);
+    crate::terminal::print_ok(
+        args.json,
+        Response {
+            response: grouped.clone(),
+        },
+        &format!("Response: {grouped}"),
+    );
     Ok(())
 }
 
@@ -141,13 +138,14 @@ mod tests {
     #[test]
     fn design_vector_as_an_operator_types_it() {
         let key = AdminKey::piv_default();
-        let challenge = parse_hex("D4BD 9B1D A5D2 6CDA").unwrap();
+        let challenge = hex::parse("D4BD 9B1D A5D2 6CDA").unwrap();
         assert_eq!(
-            grouped_hex(&compute(&key, &challenge).unwrap()),
+            hex::grouped(&compute(&key, &challenge).unwrap()),
             "B5A8 5C0F 0207 FCF1"
         );
         assert!(compute(&key, &[0; 16]).is_err());
-        assert!(parse_hex("D4B").is_err());
-        assert!(parse_hex("ZZ").is_err());
+        assert_eq!(parse_algorithm("AES-192"), Ok(Algorithm::Aes192));
+        assert_eq!(parse_algorithm("tdes"), Ok(Algorithm::TripleDes));
+        assert!(parse_algorithm("des").is_err());
     }
 }

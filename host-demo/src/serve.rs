@@ -1,11 +1,13 @@
 //! `cardunlock serve`, `enroll` and `lift-lock`: the server and the operator's side.
-#![allow(clippy::drop_non_drop)] // `drop(driver)` ends its borrow of the PC/SC session before the transaction ends.
 
 use std::path::PathBuf;
 
-use cardunlock_server::{Argon2Params, Config, MasterSecret, Store};
+use cardunlock_server::{Config, MasterSecret, Store};
 
-use crate::{exit, Failure};
+use cardunlock_client::{Failure, Kind};
+
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
+use crate::secrets::SecretArg;
 
 #[derive(clap::Args, Debug)]
 pub struct ServerStateArgs {
@@ -15,8 +17,11 @@ pub struct ServerStateArgs {
     #[arg(long, env = "CARDUNLOCK_DB", default_value = "cardunlock.db")]
     pub db: PathBuf,
     /// File with the master secret (hex, 32+ bytes). Else $CARDUNLOCK_MASTER_SECRET.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "master_secret_stdin")]
     pub master_secret_file: Option<PathBuf>,
+    /// Read the master secret (hex) from standard input.
+    #[arg(long)]
+    pub master_secret_stdin: bool,
 }
 
 impl ServerStateArgs {
@@ -24,19 +29,30 @@ impl ServerStateArgs {
     fn open_store(&self) -> Result<Store, Failure> {
         Store::open(&self.db).map_err(|e| {
             let code = match e {
-                cardunlock_server::ServerError::DatabaseUnavailable(_) => exit::SERVER,
-                _ => exit::USAGE,
+                cardunlock_server::ServerError::DatabaseUnavailable(_) => Kind::Server,
+                _ => Kind::Usage,
             };
             Failure::new(code, format!("{e}"))
         })
     }
 
     fn master(&self) -> Result<MasterSecret, Failure> {
+        if self.master_secret_stdin {
+            let hex = crate::secrets::Source {
+                subject: "master secret",
+                option: "master-secret",
+                value: None,
+                stdin: true,
+                file: None,
+            }
+            .get()?;
+            return MasterSecret::from_hex(&hex).map_err(|e| Failure::usage("master secret", e));
+        }
         match &self.master_secret_file {
             Some(path) => MasterSecret::from_file(path),
             None => MasterSecret::from_env(),
         }
-        .map_err(|e| Failure::new(exit::USAGE, format!("master secret: {e}")))
+        .map_err(|e| Failure::usage("master secret", e))
     }
 }
 
@@ -56,22 +72,22 @@ pub struct ServeArgs {
 }
 
 pub fn serve(args: &ServeArgs) -> Result<(), Failure> {
-    let config = Config {
-        db_path: args.state.db.clone(),
-        master: args.state.master()?,
-        bind: args.bind,
-        state_dir: args.state_dir.clone(),
-        max_attempts: args.max_attempts,
-        session_ttl: std::time::Duration::from_secs(300),
-        argon2: Argon2Params::default(),
-    };
+    let mut config = Config::new(
+        args.state.db.clone(),
+        args.state_dir.clone(),
+        args.state.master()?,
+    );
+    config.bind = args.bind;
+    config.max_attempts = args.max_attempts;
     cardunlock_server::run_blocking(config)
-        .map_err(|e| Failure::new(exit::SERVER, format!("server: {e}")))
+        .map_err(|e| Failure::new(Kind::Server, format!("server: {e}")))
 }
 
 #[cfg(any(feature = "pcsc", feature = "ccid"))]
 #[derive(clap::Args, Debug)]
 pub struct EnrollArgs {
+    #[command(flatten)]
+    card: crate::card::CardArgs,
     #[command(flatten)]
     state: ServerStateArgs,
     /// The user's name.
@@ -80,70 +96,149 @@ pub struct EnrollArgs {
     /// The user's email.
     #[arg(long)]
     email: String,
-    /// A security question (repeat; pairs with --answer in order).
+    /// A security question (repeat; the answers follow in the same order).
     #[arg(long = "question")]
     questions: Vec<String>,
-    /// The answer to the question at the same position.
-    #[arg(long = "answer")]
-    answers: Vec<crate::secret_arg::SecretArg>,
+    /// The answer to the question at the same position (visible to other users of this
+    /// machine: prefer --answers-stdin or --answers-file). Asked hidden when absent.
+    #[arg(long = "answer", value_name = "ANSWER")]
+    answers: Vec<SecretArg>,
+    /// Read the answers from standard input, one per line, in question order.
+    #[arg(long, conflicts_with_all = ["answers", "answers_file"])]
+    answers_stdin: bool,
+    /// Read the answers from a file only its owner can read, one per line (`-`: standard input).
+    #[arg(long, value_name = "FILE", conflicts_with = "answers")]
+    answers_file: Option<PathBuf>,
     /// The card's current (factory) PUK, replaced by the derived one.
-    #[arg(long, default_value = "12345678")]
-    factory_puk: crate::secret_arg::SecretArg,
-    /// The card's current (factory) admin / management key (hex, 3DES).
-    #[arg(
-        long,
-        default_value = "010203040506070801020304050607080102030405060708"
-    )]
-    factory_admin_key: crate::secret_arg::SecretArg,
-    /// Admin key algorithm of ISO admin cards.
-    #[arg(long, default_value = "3des", value_parser = crate::respond::parse_algorithm)]
-    algorithm: cardunlock_core::crypto::Algorithm,
+    #[arg(long, default_value = cardunlock_client::enroll::FACTORY_PUK)]
+    factory_puk: SecretArg,
+    /// Read the factory PUK from a file only its owner can read (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    factory_puk_file: Option<PathBuf>,
+    /// The card's current (factory) admin / management key (hex); its algorithm is read from
+    /// the card where it says (YubiKey metadata), else --algorithm, else 3DES.
+    #[arg(long, default_value = cardunlock_client::enroll::FACTORY_ADMIN_KEY_HEX)]
+    factory_admin_key: SecretArg,
+    /// Read the factory admin key (hex) from a file only its owner can read (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    factory_admin_key_file: Option<PathBuf>,
+    /// Admin key algorithm, for ISO admin cards (which do not report it) or to override the card.
+    #[arg(long, value_parser = crate::respond::parse_algorithm)]
+    algorithm: Option<cardunlock_core::crypto::Algorithm>,
 }
 
 #[cfg(any(feature = "pcsc", feature = "ccid"))]
-pub fn enroll(reader: Option<&str>, args: &EnrollArgs, verbose: bool) -> Result<(), Failure> {
-    use cardunlock_core::crypto::{AdminKey, Algorithm};
+impl EnrollArgs {
+    /// The card options.
+    pub fn card_mut(&mut self) -> &mut crate::card::CardArgs {
+        &mut self.card
+    }
+}
+
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
+pub fn enroll(args: &EnrollArgs) -> Result<(), Failure> {
+    use crate::secrets::{one_stdin, Source};
+    use cardunlock_core::crypto::Algorithm;
     use cardunlock_core::iso::IsoProfile;
     use cardunlock_core::unlock;
+    use cardunlock_server::Argon2Params;
 
-    if args.questions.len() != args.answers.len() {
-        return Err(Failure::new(
-            exit::USAGE,
-            "give one --answer for each --question",
+    let answers_src = Source {
+        subject: "answers",
+        option: "answers",
+        value: None,
+        stdin: args.answers_stdin,
+        file: args.answers_file.as_deref(),
+    };
+    // A default value counts as not given: only an explicit file replaces it.
+    let puk_src = Source {
+        subject: "factory PUK",
+        option: "factory-puk",
+        value: if args.factory_puk_file.is_some() {
+            None
+        } else {
+            Some(&args.factory_puk)
+        },
+        stdin: false,
+        file: args.factory_puk_file.as_deref(),
+    };
+    let key_src = Source {
+        subject: "factory admin key",
+        option: "factory-admin-key",
+        value: if args.factory_admin_key_file.is_some() {
+            None
+        } else {
+            Some(&args.factory_admin_key)
+        },
+        stdin: false,
+        file: args.factory_admin_key_file.as_deref(),
+    };
+    let master_src = Source {
+        subject: "master secret",
+        option: "master-secret",
+        value: None,
+        stdin: args.state.master_secret_stdin,
+        file: None,
+    };
+    one_stdin(&[&answers_src, &puk_src, &key_src, &master_src])?;
+    let answers: Vec<zeroize::Zeroizing<String>> = if !args.answers.is_empty() {
+        args.answers
+            .iter()
+            .map(|a| zeroize::Zeroizing::new(a.expose().to_string()))
+            .collect()
+    } else if let Some(lines) = answers_src.lines()? {
+        lines
+    } else {
+        let mut typed = Vec::with_capacity(args.questions.len());
+        for q in &args.questions {
+            typed.push(
+                crate::terminal::hidden(&format!("Answer to {q:?}"))
+                    .map_err(|f| Failure::new(f.kind, format!("answers: {}", f.message)))?,
+            );
+        }
+        typed
+    };
+    if args.questions.len() != answers.len() {
+        return Err(Failure::usage(
+            "answers",
+            format!(
+                "{} questions and {} answers: give one answer per --question, in order",
+                args.questions.len(),
+                answers.len()
+            ),
         ));
     }
     let master = args.state.master()?;
     let store = args.state.open_store()?;
-    let factory = crate::enroll::Factory {
-        puk: zeroize::Zeroizing::new(args.factory_puk.expose().to_string()),
-        admin_key: AdminKey::from_hex(Algorithm::TripleDes, args.factory_admin_key.expose())
-            .map_err(|e| Failure::new(exit::USAGE, format!("factory admin key: {e}")))?,
+    let factory = cardunlock_client::enroll::Factory {
+        puk: puk_src.get()?,
+        admin_key_hex: key_src.get()?,
+        algorithm: args.algorithm,
     };
     let iso = IsoProfile {
-        algorithm: args.algorithm,
+        algorithm: args.algorithm.unwrap_or(Algorithm::TripleDes),
         ..IsoProfile::SIM
     };
     // Reset at the end: drop the admin authentication the personalisation established.
-    let (status, identity) = crate::card::Card::connect(reader, verbose)?.run(
-        verbose,
-        crate::card::End::Reset,
-        |driver| {
+    let (status, identity) =
+        crate::card::Card::connect(&args.card)?.run(crate::card::End::Reset, |driver| {
             let status = embassy_futures::block_on(unlock::read_status(driver, iso))
-                .map_err(|e| Failure::new(exit::COMMUNICATION, e.to_string()))?;
+                .map_err(|e| cardunlock_client::failure::card(&e, Kind::Usage).about("card"))?;
             let identity = status
                 .identity
-                .ok_or_else(|| Failure::new(exit::REFUSED, "the card has no readable identity"))?;
-            crate::enroll::personalise(driver, &status, &master, &factory, args.algorithm)?;
+                .ok_or_else(|| Failure::new(Kind::Refused, "card: it has no readable identity"))?;
+            cardunlock_client::enroll::personalise(driver, &status, &master, &factory)?;
             Ok::<_, Failure>((status, identity))
-        },
-    )??;
+        })??;
     let enrollment = cardunlock_server::Enrollment {
         name: args.name.clone(),
         email: args.email.clone(),
-        profile: status.profile.name().into(),
+        profile: cardunlock_client::online::wire_profile(status.profile)
+            .as_str()
+            .into(),
         identity_hex: identity.to_string(),
         algorithm: if status.profile == cardunlock_core::flow::Profile::IsoAdmin {
-            args.algorithm
+            iso.algorithm
         } else {
             Algorithm::TripleDes
         },
@@ -151,12 +246,12 @@ pub fn enroll(reader: Option<&str>, args: &EnrollArgs, verbose: bool) -> Result<
             .questions
             .iter()
             .cloned()
-            .zip(args.answers.iter().map(|a| a.expose().to_string()))
+            .zip(answers.iter().map(|a| a.to_string()))
             .collect(),
     };
     store
         .enroll(&enrollment, &Argon2Params::default())
-        .map_err(|e| Failure::new(exit::REFUSED, format!("enrollment: {e}")))?;
+        .map_err(|e| Failure::new(Kind::Refused, format!("enrollment: {e}")))?;
     println!(
         "Enrolled {} <{}>: {} card {identity}, {} security question(s).",
         args.name,
@@ -183,7 +278,7 @@ pub fn lift_lock(args: &LiftLockArgs) -> Result<(), Failure> {
     let store = args.state.open_store()?;
     store
         .lift_lock(&args.profile, &args.identity)
-        .map_err(|e| Failure::new(exit::REFUSED, format!("lift-lock: {e}")))?;
+        .map_err(|e| Failure::new(Kind::Refused, format!("lift-lock: {e}")))?;
     println!(
         "Online unlock lifted for {} card {}.",
         args.profile, args.identity

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig, SimCard};
 
-use crate::{exit, Failure};
+use cardunlock_client::{Failure, Kind};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum ProfileArg {
@@ -30,12 +30,32 @@ pub struct SimCardArgs {
     /// QEMU's `-chardev socket,server=on,path=SOCKET` behind `-device ccid-card-passthru`.
     #[arg(long, value_name = "SOCKET", conflicts_with = "port")]
     vscard: Option<std::path::PathBuf>,
+    /// PIV: the management key is AES-192 (a YubiKey 5.7's factory key: the same 24 bytes).
+    #[arg(long)]
+    mgmt_aes192: bool,
+    /// PIV: PUK tries left (0 to 3; 3 by default).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=3))]
+    puk_tries_left: Option<u8>,
 }
 
-pub fn card(profile: ProfileArg, blocked: bool) -> SimCard {
+fn piv(args: &SimCardArgs) -> PivConfig {
+    let mut c = PivConfig::factory();
+    if args.blocked {
+        c = c.blocked();
+    }
+    if args.mgmt_aes192 {
+        c.mgmt_algorithm = cardunlock_sim::Algorithm::Aes192;
+    }
+    if let Some(n) = args.puk_tries_left {
+        c.puk_tries_left = n;
+    }
+    c
+}
+
+fn card(args: &SimCardArgs) -> SimCard {
+    let (profile, blocked) = (args.profile, args.blocked);
     SimCard::new(match (profile, blocked) {
-        (ProfileArg::Piv, false) => Config::Piv(PivConfig::factory()),
-        (ProfileArg::Piv, true) => Config::Piv(PivConfig::factory().blocked()),
+        (ProfileArg::Piv, _) => Config::Piv(piv(args)),
         (ProfileArg::Gids, false) => Config::Gids(GidsConfig::factory()),
         (ProfileArg::Gids, true) => Config::Gids(GidsConfig::factory().blocked()),
         (ProfileArg::Iso, false) => Config::Iso(IsoConfig::factory()),
@@ -44,7 +64,7 @@ pub fn card(profile: ProfileArg, blocked: bool) -> SimCard {
 }
 
 pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
-    let card = card(args.profile, args.blocked);
+    let card = card(args);
     if let Some(socket) = &args.vscard {
         return run_vscard(card, socket, args);
     }
@@ -58,7 +78,7 @@ pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
     let mut card = card;
     cardunlock_vpcd::serve(&mut card, addr, &stop).map_err(|e| {
         Failure::new(
-            exit::NO_CARD,
+            Kind::NoCard,
             format!("vpcd at {addr}: {e} (is pcscd with vsmartcard-vpcd running?)"),
         )
     })?;
@@ -84,7 +104,7 @@ fn run_vscard(card: SimCard, socket: &std::path::Path, args: &SimCardArgs) -> Re
     );
     cardunlock_vpcd::vscard::serve(&mut card, socket, &stop).map_err(|e| {
         Failure::new(
-            exit::NO_CARD,
+            Kind::NoCard,
             format!("{e} (is QEMU running with -device ccid-card-passthru on that socket?)"),
         )
     })

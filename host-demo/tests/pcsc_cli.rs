@@ -229,7 +229,7 @@ fn pcscd_not_running_is_a_clear_error() {
 fn offline_response_from_the_master_secret_after_enrollment() {
     let _card = SimCard::start("iso", true);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("master.hex"), "ab".repeat(32)).unwrap();
+    write_private(&dir.path().join("master.hex"), &"ab".repeat(32));
     let out = common::online::enroll(dir.path(), &[("Q?", "A")]);
     assert!(out.status.success(), "{}", text(&out));
     let status = String::from_utf8_lossy(&on_reader(&["--json", "status"]).stdout).to_string();

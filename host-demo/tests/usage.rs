@@ -65,6 +65,10 @@ fn lift_lock_of_a_card_the_database_does_not_know() {
     let db = dir.path().join("db.sqlite").display().to_string();
     let master = dir.path().join("master.hex");
     std::fs::write(&master, "cd".repeat(32)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let master = master.display().to_string();
     let (code, text) = run(&[
         "lift-lock",

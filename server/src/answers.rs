@@ -93,12 +93,30 @@ fn argon2id(
     result
 }
 
-/// Normalises an answer before hashing or checking it: Unicode NFKC, lowercase, runs of
-/// whitespace collapsed to one space, trimmed. `"  Ｍaria\tDE  la Cruz "` becomes
-/// `"maria de la cruz"`.
+/// Marks an answer hash made from [`normalise_answer`]'s full case folding. Hashes without it
+/// were enrolled before (NFKC + `to_lowercase`) and are still checked that way
+/// ([`verify_answer`]); re-enrolling a card rewrites them.
+pub const FOLDED_PREFIX: &str = "nfkc-cf:";
+
+/// Normalises an answer before hashing or checking it: Unicode NFKC, full Unicode case folding
+/// (`CaseFolding.txt` C + F, the `caseless` crate: `ß` = `ss`, final `ς` = `σ`), NFKC again
+/// (folding can un-normalise), runs of whitespace collapsed to one space, trimmed.
+/// `"  Ｍaria\tDE  la Cruz "` becomes `"maria de la cruz"`, `"Straße"` becomes `"strasse"`.
 pub fn normalise_answer(answer: &str) -> String {
+    let nfkc = Zeroizing::new(answer.nfkc().collect::<String>());
+    let folded = Zeroizing::new(caseless::default_case_fold_str(&nfkc));
+    let folded: Zeroizing<String> = Zeroizing::new(folded.nfkc().collect());
+    collapse_whitespace(&folded)
+}
+
+/// The normalisation of hashes enrolled before full case folding: NFKC, `to_lowercase`.
+fn normalise_answer_legacy(answer: &str) -> String {
     let folded: Zeroizing<String> =
         Zeroizing::new(answer.nfkc().collect::<String>().to_lowercase());
+    collapse_whitespace(&folded)
+}
+
+fn collapse_whitespace(folded: &str) -> String {
     let mut out = String::with_capacity(folded.len());
     for word in folded.split_whitespace() {
         if !out.is_empty() {
@@ -110,7 +128,7 @@ pub fn normalise_answer(answer: &str) -> String {
 }
 
 /// Hashes a (plain) answer: normalised, then Argon2id with a fresh 16-byte salt, as a PHC
-/// string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`).
+/// string after [`FOLDED_PREFIX`] (`nfkc-cf:$argon2id$v=19$m=...,t=...,p=...$salt$hash`).
 pub fn hash_answer(answer: &str, params: &Argon2Params) -> Result<String, ServerError> {
     let normalised = Zeroizing::new(normalise_answer(answer));
     let params = params.params()?;
@@ -129,13 +147,18 @@ pub fn hash_answer(answer: &str, params: &Argon2Params) -> Result<String, Server
         salt: Some(Salt::new(&salt).map_err(phc)?),
         hash: Some(Output::new(&out).map_err(phc)?),
     };
-    Ok(hash.to_string())
+    Ok(format!("{FOLDED_PREFIX}{hash}"))
 }
 
-/// Whether a (plain) answer matches a stored PHC string (Argon2id v19 only), with the
-/// parameters stored in it; the comparison is constant-time. A malformed hash never matches.
-pub fn verify_answer(answer: &str, phc: &str) -> bool {
-    let normalised = Zeroizing::new(normalise_answer(answer));
+/// Whether a (plain) answer matches a stored hash (Argon2id v19 only), with the parameters
+/// stored in it; the comparison is constant-time. A malformed hash never matches. A hash with
+/// [`FOLDED_PREFIX`] is checked against [`normalise_answer`], one without (enrolled before
+/// full case folding) against the old NFKC + lowercase form.
+pub fn verify_answer(answer: &str, stored: &str) -> bool {
+    let (normalised, phc) = match stored.strip_prefix(FOLDED_PREFIX) {
+        Some(phc) => (Zeroizing::new(normalise_answer(answer)), phc),
+        None => (Zeroizing::new(normalise_answer_legacy(answer)), stored),
+    };
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -173,12 +196,39 @@ mod tests {
         assert_eq!(normalise_answer(" \t "), "");
     }
 
+    /// Issue 8: full case folding, not `to_lowercase`.
+    #[test]
+    fn full_case_folding() {
+        assert_eq!(normalise_answer("Straße"), normalise_answer("STRASSE"));
+        assert_eq!(normalise_answer("ὈΔΥΣΣΕΎΣ"), normalise_answer("ὀδυσσεύς"));
+        assert_eq!(normalise_answer("ǅemal"), normalise_answer("DŽEMAL"));
+        assert_ne!(
+            normalise_answer_legacy("Straße"),
+            normalise_answer_legacy("STRASSE")
+        );
+        let h = hash_answer("Straße", &FAST).unwrap();
+        assert!(verify_answer("STRASSE", &h) && verify_answer("strasse", &h));
+    }
+
+    /// Hashes enrolled before full folding (no prefix) still verify, the old way.
+    #[test]
+    fn legacy_hashes_still_verify() {
+        let legacy = hash_answer("Blue Whale", &FAST).unwrap();
+        let legacy = legacy.strip_prefix(FOLDED_PREFIX).unwrap();
+        assert!(verify_answer(" BLUE whale", legacy));
+        assert!(!verify_answer("blue whales", legacy));
+        // "ß" folded into such a hash only matches what the old rule matched.
+        let old = hash_answer("strasse", &FAST).unwrap();
+        let old = old.strip_prefix(FOLDED_PREFIX).unwrap();
+        assert!(verify_answer("STRASSE", old));
+    }
+
     #[test]
     fn hashes_are_salted_argon2id_and_verify_normalised() {
         let a = hash_answer("Blue  Whale", &FAST).unwrap();
         let b = hash_answer("Blue  Whale", &FAST).unwrap();
         assert_ne!(a, b, "fresh salt each time");
-        assert!(a.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(a.starts_with("nfkc-cf:$argon2id$v=19$m=64,t=1,p=1$"));
         assert!(verify_answer("blue whale", &a));
         assert!(verify_answer(" BLUE WHALE ", &b));
         assert!(!verify_answer("blue whales", &a));
@@ -193,6 +243,7 @@ mod tests {
         assert!(memory_pool().len() <= MEMORY_KEPT);
         // The same hash, labelled argon2i, does not verify.
         assert!(!verify_answer("x", &a.replace("$argon2id$", "$argon2i$")));
+        assert!(!verify_answer("x", &a.replace(FOLDED_PREFIX, "other:")));
         assert!(!verify_answer("x", &a.replace("$v=19$", "$v=16$")));
         // A hash made by the argon2 crate's own API verifies (interoperable PHC strings).
         use argon2::password_hash::PasswordHasher;
@@ -208,6 +259,6 @@ mod tests {
         let p = Argon2Params::default();
         assert_eq!((p.m_cost_kib, p.t_cost, p.p_cost), (19_456, 2, 1));
         let h = hash_answer("x", &p).unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(h.starts_with("nfkc-cf:$argon2id$v=19$m=19456,t=2,p=1$"));
     }
 }

@@ -5,20 +5,27 @@
 //! carries an answer, a PUK, a key or a session token (sessions are named by a prefix of the
 //! token's SHA-256).
 
-use cardunlock_core::policy::{Charset, PinPolicy};
+use cardunlock_protocol::{
+    AnswersReply, AnswersRequest, ErrorBody, ErrorCode, PinPolicyWire, SessionToken, StartReply,
+    StartRequest, User,
+};
 use rand::RngCore;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::Instant;
+
 use crate::answers::verify_answer;
+use crate::limiter::{retry_after_secs, Limiter};
 use crate::store::{
     now_ms, parse_card, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session,
     StartOutcome, Store, Tx,
 };
-use crate::{MasterSecret, ServerError};
+use crate::{Limits, MasterSecret, ServerError};
 
 /// Admin answers one session may get (an unlock needs one for ISO, two for GIDS).
 pub(crate) const MAX_ADMIN_ANSWERS_PER_SESSION: u32 = 16;
@@ -31,6 +38,57 @@ pub(crate) struct AppState {
     pub master: MasterSecret,
     pub max_attempts: u32,
     pub session_ttl_ms: i64,
+    /// The PIV PUK tries a card is assumed to have ([`crate::Limits::piv_puk_tries`]).
+    pub puk_tries: u32,
+    /// Rate limits of `start` and `answers`.
+    pub rates: Rates,
+}
+
+/// The rate limits of `start` and `answers`, per client address and per card.
+pub(crate) struct Rates {
+    start_address: Limiter<IpAddr>,
+    start_card: Limiter<(Profile, String)>,
+    answers_address: Limiter<IpAddr>,
+    answers_card: Limiter<(Profile, String)>,
+}
+
+impl Rates {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Self {
+            start_address: Limiter::new(limits.start_per_address),
+            start_card: Limiter::new(limits.start_per_card),
+            answers_address: Limiter::new(limits.answers_per_address),
+            answers_card: Limiter::new(limits.answers_per_card),
+        }
+    }
+}
+
+/// The 429 refusal (not audited: a flood must not write rows; logged at debug level).
+fn too_many(what: &str, wait: std::time::Duration) -> Reply {
+    let secs = retry_after_secs(wait);
+    log::debug!("rate limited: {what}");
+    refuse_with(ErrorBody {
+        retry_after: Some(secs),
+        ..ErrorBody::new(
+            ErrorCode::TooManyRequests,
+            format!("Too many requests {what}. Try again in {secs} s."),
+        )
+    })
+}
+
+/// Client addresses as rate-limited: IPv4 as is, IPv6 by its /64 (one host's share).
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(Ipv6Addr::from(seg))
+            }
+        },
+        v4 => v4,
+    }
 }
 
 /// An endpoint of the contract.
@@ -66,23 +124,40 @@ impl Endpoint {
     }
 }
 
-/// A status code and a JSON body.
+/// A status code and a JSON body (a `cardunlock_protocol` type, serialised).
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub status: u16,
     pub body: Value,
+    /// Seconds for the `Retry-After` header (429 only).
+    pub retry_after: Option<u64>,
 }
 
-fn ok(body: Value) -> Reply {
-    Reply { status: 200, body }
+fn to_json<T: Serialize>(body: &T) -> Value {
+    serde_json::to_value(body).unwrap_or_else(|_| Value::Object(Default::default()))
 }
 
-/// The contract's error shape: `{"error": code, "message": text}`.
-pub(crate) fn refusal(status: u16, code: &str, message: &str) -> Reply {
+/// 200 with a reply of the contract.
+fn ok<T: Serialize>(body: &T) -> Reply {
     Reply {
-        status,
-        body: json!({ "error": code, "message": message }),
+        status: 200,
+        body: to_json(body),
+        retry_after: None,
     }
+}
+
+/// A refusal with the contract's error body.
+pub(crate) fn refuse_with(body: ErrorBody) -> Reply {
+    Reply {
+        status: body.error.status(),
+        retry_after: body.retry_after,
+        body: to_json(&body),
+    }
+}
+
+/// The contract's error shape: `{"error": code, "message": text}`, with the code's status.
+pub(crate) fn refusal(code: ErrorCode, message: &str) -> Reply {
+    refuse_with(ErrorBody::new(code, message))
 }
 
 const INVALID_SESSION: &str = "The session is unknown, expired or already completed. Start again.";
@@ -92,7 +167,16 @@ const NOT_VERIFIED: &str = "Answer the security questions first.";
 
 /// Runs one endpoint on a request body. Never panics on any input; database failures become
 /// 500 `internal_error` (logged without secrets).
-pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Reply {
+pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body: &[u8]) -> Reply {
+    let peer = address_key(peer);
+    let limited = match endpoint {
+        Endpoint::Start => state.rates.start_address.check(&peer, Instant::now()),
+        Endpoint::Answers => state.rates.answers_address.check(&peer, Instant::now()),
+        _ => Ok(()),
+    };
+    if let Err(wait) = limited {
+        return too_many("from this address", wait);
+    }
     let result = match endpoint {
         Endpoint::Start => run(state, endpoint, body, start),
         Endpoint::Answers => run(state, endpoint, body, answers),
@@ -102,7 +186,10 @@ pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, body: &[u8]) -> Rep
     };
     result.unwrap_or_else(|e| {
         log::error!("{}: {e}", endpoint.event());
-        refusal(500, "internal_error", "The server failed; try again later.")
+        refusal(
+            ErrorCode::InternalError,
+            "The server failed; try again later.",
+        )
     })
 }
 
@@ -145,7 +232,7 @@ fn run<R: DeserializeOwned>(
                 e.column()
             );
             audit(state, None, None, endpoint.event(), "bad_request", &message)?;
-            Ok(refusal(400, "bad_request", &message))
+            Ok(refusal(ErrorCode::BadRequest, &message))
         }
     }
 }
@@ -224,9 +311,9 @@ impl Token {
 fn live_session(
     state: &AppState,
     endpoint: Endpoint,
-    text: &str,
+    text: &SessionToken,
 ) -> Result<Result<(Token, Session), Reply>, ServerError> {
-    let token = Token::parse(text);
+    let token = Token::parse(text.expose());
     let session = match &token {
         Some(t) => state.store.session(&t.hash, now_ms())?,
         None => None,
@@ -247,7 +334,7 @@ fn live_session(
                 "invalid_session",
                 detail,
             )?;
-            Ok(Err(refusal(401, "invalid_session", INVALID_SESSION)))
+            Ok(Err(refusal(ErrorCode::InvalidSession, INVALID_SESSION)))
         }
     }
 }
@@ -268,43 +355,22 @@ mod rotation;
 use admin::admin;
 use rotation::{complete, puk};
 
-#[derive(Deserialize)]
-struct CardRef {
-    profile: String,
-    identity: String,
-}
-
-#[derive(Deserialize)]
-struct StartRequest {
-    card: CardRef,
-}
-
-fn policy_json(policy: &PinPolicy<'_>) -> Value {
-    let charset = match policy.charset {
-        Charset::Digits => "digits",
-        Charset::Alphanumeric => "alphanumeric",
-        Charset::PrintableAscii => "printable",
-    };
-    json!({
-        "min_len": policy.min_len,
-        "max_len": policy.max_len,
-        "charset": charset,
-        "forbid_repeated": policy.forbid_repeated,
-        "forbid_sequences": policy.forbid_sequences,
-        "builtin_blocklist": policy.builtin_blocklist,
-        "custom_blocklist": policy.custom_blocklist,
-    })
-}
-
 fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
-    let (profile, identity) = match parse_card(&req.card.profile, &req.card.identity) {
+    let (profile, identity) = match parse_card(req.card.profile.as_str(), &req.card.identity) {
         Ok(card) => card,
         Err(e) => {
             let message = format!("Bad request: {e}.");
             audit(state, None, None, "start", "bad_request", &message)?;
-            return Ok(refusal(400, "bad_request", &message));
+            return Ok(refusal(ErrorCode::BadRequest, &message));
         }
     };
+    if let Err(wait) = state
+        .rates
+        .start_card
+        .check(&(profile, identity.clone()), Instant::now())
+    {
+        return Ok(too_many("for this card", wait));
+    }
     let card = Some((profile, identity.as_str()));
     let mut secret = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng
@@ -312,7 +378,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
         .map_err(|_| ServerError::Random)?;
     let token = Token::from_bytes(&secret[..]);
     let ttl = state.session_ttl_ms;
-    let policy = policy_json(&profile.pin_policy());
+    let pin_policy = PinPolicyWire::from(&profile.pin_policy());
     state.store.transact(|tx| {
         let outcome = logic::start_session(
             tx,
@@ -326,25 +392,22 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
             StartOutcome::UnknownCard => {
                 audit_in(tx, card, None, "start", "unknown_card", "")?;
                 refusal(
-                    404,
-                    "unknown_card",
+                    ErrorCode::UnknownCard,
                     "This card is not enrolled for online unlock. Use offline mode or contact your administrator.",
                 )
             }
             StartOutcome::Locked => {
                 audit_in(tx, card, None, "start", "locked", "")?;
-                refusal(423, "locked", LOCKED)
+                refusal(ErrorCode::Locked, LOCKED)
             }
             StartOutcome::NoQuestions => {
                 audit_in(tx, card, None, "start", "no_questions", "")?;
                 refusal(
-                    409,
-                    "no_questions",
+                    ErrorCode::NoQuestions,
                     "Online unlock is not available for this card: no security questions are defined. Use offline mode.",
                 )
             }
             StartOutcome::Started {
-                card: record,
                 questions,
                 attempts_left,
             } => {
@@ -353,33 +416,54 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
                     questions.len()
                 );
                 audit_in(tx, card, Some(&token), "start", "started", &detail)?;
-                ok(json!({
-                    "session": hex::encode(&secret[..]),
-                    "user": { "name": record.user_name, "email": record.user_email },
-                    "questions": questions,
-                    "attempts_left": attempts_left,
-                    "pin_policy": policy,
-                }))
+                ok(&StartReply {
+                    session: SessionToken::new(hex::encode(&secret[..])),
+                    questions,
+                    attempts_left,
+                    pin_policy: pin_policy.clone(),
+                })
             }
         })
     })
 }
 
-#[derive(Deserialize)]
-struct AnswersRequest {
-    session: String,
-    answers: Vec<String>,
+/// The locked refusal, with `attempts_left: 0`.
+fn locked() -> Reply {
+    refuse_with(ErrorBody {
+        attempts_left: Some(0),
+        ..ErrorBody::new(ErrorCode::Locked, LOCKED)
+    })
 }
 
 fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> {
-    let given = Zeroizing::new(req.answers);
     let (token, session) = session_or_refuse!(state, Endpoint::Answers, &req.session);
+    let given = &req.answers;
+    if let Err(wait) = state
+        .rates
+        .answers_card
+        .check(&(session.profile, session.identity.clone()), Instant::now())
+    {
+        return Ok(too_many("for this card", wait));
+    }
     let card = Some((session.profile, session.identity.as_str()));
     let a =
         |outcome: &str, detail: &str| audit(state, card, Some(&token), "answers", outcome, detail);
     if session.verified {
+        let Some(record) = state
+            .store
+            .card(session.profile.as_str(), &session.identity)?
+        else {
+            a("invalid_session", "card no longer enrolled")?;
+            return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
+        };
         a("verified", "session already verified")?;
-        return Ok(ok(json!({ "verified": true })));
+        return Ok(ok(&AnswersReply {
+            verified: true,
+            user: User {
+                name: record.user_name,
+                email: record.user_email,
+            },
+        }));
     }
     let hashes = match state
         .store
@@ -387,17 +471,23 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
     {
         AnswerCheck::UnknownCard => {
             a("invalid_session", "card no longer enrolled")?;
-            return Ok(refusal(401, "invalid_session", INVALID_SESSION));
+            return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
         }
         AnswerCheck::Locked => {
             a("locked", "refused: card locked")?;
-            return Ok(Reply {
-                status: 423,
-                body: json!({ "error": "locked", "message": LOCKED, "attempts_left": 0 }),
-            });
+            return Ok(locked());
         }
         AnswerCheck::Hashes(hashes) => hashes,
     };
+    if hashes.is_empty() {
+        // Re-enrolled without questions while this session was open: an empty answer list
+        // must never verify.
+        a("no_questions", "refused: no questions enrolled")?;
+        return Ok(refusal(
+            ErrorCode::NoQuestions,
+            "Online unlock is not available for this card: no security questions are defined. Use offline mode.",
+        ));
+    }
     if given.len() != hashes.len() {
         let message = format!(
             "Bad request: expected {} answers, got {}.",
@@ -405,11 +495,11 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
             given.len()
         );
         a("bad_request", &message)?;
-        return Ok(refusal(400, "bad_request", &message));
+        return Ok(refusal(ErrorCode::BadRequest, &message));
     }
     // Check every answer (no early exit), then decide.
     let correct = given.iter().zip(&hashes).fold(true, |all, (answer, hash)| {
-        verify_answer(answer, hash) & all
+        verify_answer(answer.expose(), hash) & all
     });
     let now = now_ms();
     state.store.transact(|tx| {
@@ -420,22 +510,30 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
             match logic::record_answers(tx, &token.hash, now, correct, state.max_attempts)? {
                 AnswerOutcome::SessionGone => {
                     a(tx, "invalid_session", "session ended during the check")?;
-                    refusal(401, "invalid_session", INVALID_SESSION)
+                    refusal(ErrorCode::InvalidSession, INVALID_SESSION)
                 }
-                AnswerOutcome::Verified => {
+                AnswerOutcome::Verified { name, email } => {
                     a(tx, "verified", "")?;
-                    ok(json!({ "verified": true }))
+                    ok(&AnswersReply {
+                        verified: true,
+                        user: User { name, email },
+                    })
                 }
                 AnswerOutcome::Wrong { attempts_left } => {
-                    a(tx, "wrong_answers", &format!("{attempts_left} attempt(s) left"))?;
-                    Reply {
-                        status: 403,
-                        body: json!({
-                            "error": "wrong_answers",
-                            "message": format!("The answers are not correct. {attempts_left} attempt(s) left."),
-                            "attempts_left": attempts_left,
-                        }),
-                    }
+                    a(
+                        tx,
+                        "wrong_answers",
+                        &format!("{attempts_left} attempt(s) left"),
+                    )?;
+                    refuse_with(ErrorBody {
+                        attempts_left: Some(attempts_left),
+                        ..ErrorBody::new(
+                            ErrorCode::WrongAnswers,
+                            format!(
+                                "The answers are not correct. {attempts_left} attempt(s) left."
+                            ),
+                        )
+                    })
                 }
                 AnswerOutcome::Locked { newly, failed } => {
                     if newly {
@@ -451,10 +549,7 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
                     } else {
                         a(tx, "locked", "refused: card locked")?;
                     }
-                    Reply {
-                        status: 423,
-                        body: json!({ "error": "locked", "message": LOCKED, "attempts_left": 0 }),
-                    }
+                    locked()
                 }
             },
         )

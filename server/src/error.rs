@@ -33,6 +33,8 @@ pub enum ServerError {
     Random,
     /// The server's runtime or its thread failed.
     Runtime(String),
+    /// A secret file or directory is open to other users; the text names it and the fix.
+    Permissions(String),
 }
 
 impl fmt::Display for ServerError {
@@ -53,6 +55,7 @@ impl fmt::Display for ServerError {
             Self::Hash(why) => write!(f, "answer hashing: {why}"),
             Self::Random => f.write_str("the operating system's random generator failed"),
             Self::Runtime(why) => write!(f, "server runtime: {why}"),
+            Self::Permissions(why) => write!(f, "insecure permissions: {why}"),
         }
     }
 }

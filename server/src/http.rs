@@ -2,77 +2,195 @@
 //! timeouts. The endpoints themselves ([`crate::api`]) run on blocking threads, as SQLite and
 //! Argon2 are synchronous.
 
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
-use crate::api::{dispatch, refusal, refuse_request, AppState, Endpoint, Reply};
+use cardunlock_protocol::ErrorCode;
+
+use crate::api::{address_key, dispatch, refusal, refuse_request, AppState, Endpoint, Reply};
+use crate::Limits;
 
 /// Largest request body accepted (API.md): 16 KiB; 413 beyond.
 pub(crate) const MAX_BODY: usize = 16 * 1024;
 /// An oversized body is read and dropped up to this much, so the client gets its 413 instead of
 /// a reset connection; beyond it the connection is simply closed.
 const DRAIN_LIMIT: usize = 1024 * 1024;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-const MAX_CONNECTIONS: usize = 256;
 
-/// The endpoints' state plus a bound on concurrent blocking work (Argon2 uses 19 MiB each).
+/// The endpoints' state, a bound on concurrent blocking work (Argon2 uses 19 MiB each) and the
+/// connection limits.
 pub(crate) struct Shared {
     pub app: AppState,
     pub work: Semaphore,
+    pub limits: Limits,
+}
+
+/// Open connections: in all, per client address, and those still in their TLS handshake
+/// (oldest first, each with the switch that closes it).
+#[derive(Default)]
+struct Connections {
+    total: usize,
+    per_address: HashMap<IpAddr, usize>,
+    handshaking: BTreeMap<u64, oneshot::Sender<()>>,
+    next_id: u64,
+}
+
+/// Why a new connection was not admitted.
+#[derive(Debug, PartialEq, Eq)]
+enum Refused {
+    PerAddress,
+    Full,
+}
+
+impl Connections {
+    /// Admits a connection from `address` (already [`address_key`]ed), closing the oldest
+    /// connection still in its handshake when all `max` places are taken.
+    fn admit(
+        &mut self,
+        address: IpAddr,
+        limits: &Limits,
+    ) -> Result<(u64, oneshot::Receiver<()>), Refused> {
+        let from_address = self.per_address.get(&address).copied().unwrap_or(0);
+        if from_address >= limits.max_connections_per_address {
+            return Err(Refused::PerAddress);
+        }
+        if self.total >= limits.max_connections && !self.evict_oldest_handshake() {
+            return Err(Refused::Full);
+        }
+        self.total += 1;
+        *self.per_address.entry(address).or_insert(0) += 1;
+        let id = self.next_id;
+        self.next_id += 1;
+        let (close, closed) = oneshot::channel();
+        self.handshaking.insert(id, close);
+        Ok((id, closed))
+    }
+
+    /// Closes the connection that has been in its handshake the longest; `false` if none is.
+    fn evict_oldest_handshake(&mut self) -> bool {
+        match self.handshaking.pop_first() {
+            Some((_, close)) => {
+                let _ = close.send(());
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn release(&mut self, id: u64, address: IpAddr) {
+        self.handshaking.remove(&id);
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.per_address.get_mut(&address) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_address.remove(&address);
+            }
+        }
+    }
+}
+
+/// One admitted connection's place; given back on drop.
+struct Place {
+    connections: Arc<Mutex<Connections>>,
+    id: u64,
+    address: IpAddr,
+}
+
+impl Place {
+    fn handshake_done(&self) {
+        if let Ok(mut c) = self.connections.lock() {
+            c.handshaking.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.connections.lock() {
+            c.release(self.id, self.address);
+        }
+    }
+}
+
+/// Whether an accept error means "out of file descriptors" (EMFILE, ENFILE).
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
 }
 
 /// Accepts connections until `shutdown` turns true (or its sender is dropped), then lets open
 /// connections finish their current request for up to 5 s.
+///
+/// Slow and idle clients cannot starve others: each address holds at most
+/// `max_connections_per_address` connections, a handshake must finish within
+/// `handshake_timeout`, and when all `max_connections` places are taken (or the process runs
+/// out of file descriptors) the connection that has waited longest in its handshake is closed
+/// for the new one. A real client's handshake takes milliseconds, so it is never the oldest.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(Mutex::new(Connections::default()));
     let mut tasks = JoinSet::new();
     loop {
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = stopped(&mut shutdown) => break,
-        };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
+                    let evicted = out_of_descriptors(&e)
+                        && connections.lock().is_ok_and(|mut c| c.evict_oldest_handshake());
                     log::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Give the evicted connection's task a moment to close its socket.
+                    let pause = if evicted { 1 } else { 50 };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                     continue;
                 }
             },
             _ = stopped(&mut shutdown) => break,
         };
         while tasks.try_join_next().is_some() {}
+        let address = address_key(peer.ip());
+        let admitted = match connections.lock() {
+            Ok(mut c) => c.admit(address, &shared.limits),
+            Err(_) => Err(Refused::Full),
+        };
+        let (id, closed) = match admitted {
+            Ok(pair) => pair,
+            Err(why) => {
+                log::debug!("connection from {address} closed on accept: {why:?}");
+                drop(stream);
+                continue;
+            }
+        };
+        let place = Place {
+            connections: connections.clone(),
+            id,
+            address,
+        };
         let (acceptor, shared, stop) = (acceptor.clone(), shared.clone(), shutdown.clone());
         tasks.spawn(async move {
-            serve_connection(stream, acceptor, shared, stop).await;
-            drop(permit);
+            serve_connection(stream, peer.ip(), acceptor, shared, stop, closed, &place).await;
+            drop(place);
         });
     }
     drop(listener);
@@ -91,30 +209,43 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: IpAddr,
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    evicted: oneshot::Receiver<()>,
+    place: &Place,
 ) {
     let _ = stream.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            log::debug!("TLS handshake failed: {e}");
+    let handshake = tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(stream));
+    let tls = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                log::debug!("TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                log::debug!("TLS handshake timed out");
+                return;
+            }
+        },
+        Ok(()) = evicted => {
+            log::debug!("connection closed in its handshake to make room");
             return;
         }
-        Err(_) => {
-            log::debug!("TLS handshake timed out");
-            return;
-        }
+        _ = stopped(&mut shutdown) => return,
     };
+    place.handshake_done();
+    let body_timeout = shared.limits.request_timeout;
     let service = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+        async move { Ok::<_, Infallible>(handle(shared, peer, body_timeout, req).await) }
     });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(body_timeout)
         .max_buf_size(64 * 1024);
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(conn);
@@ -138,7 +269,7 @@ enum BodyError {
 }
 
 /// Reads at most [`MAX_BODY`] bytes; past that, drains up to [`DRAIN_LIMIT`] and says so.
-async fn read_body(mut body: Incoming) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+async fn read_body(mut body: Incoming, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, BodyError> {
     let read = async {
         let mut buf = Zeroizing::new(Vec::new());
         let mut total = 0usize;
@@ -161,7 +292,7 @@ async fn read_body(mut body: Incoming) -> Result<Zeroizing<Vec<u8>>, BodyError> 
             Ok(buf)
         }
     };
-    tokio::time::timeout(BODY_TIMEOUT, read)
+    tokio::time::timeout(timeout, read)
         .await
         .unwrap_or(Err(BodyError::TimedOut))
 }
@@ -173,12 +304,16 @@ fn is_json(value: &HeaderValue) -> bool {
     })
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    shared: Arc<Shared>,
+    peer: IpAddr,
+    body_timeout: Duration,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let what = format!("{} {}", parts.method, parts.uri.path());
     let too_large = refusal(
-        413,
-        "payload_too_large",
+        ErrorCode::PayloadTooLarge,
         "The request body is larger than 16 KiB.",
     );
     let declared = parts
@@ -190,19 +325,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         return refuse(&shared, what, too_large, true).await;
     }
     // Read (or drain) the body before any refusal, so the client always gets its answer.
-    let body = match read_body(body).await {
+    let body = match read_body(body, body_timeout).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => return refuse(&shared, what, too_large, true).await,
         Err(BodyError::TimedOut) => {
             let reply = refusal(
-                408,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 "The request body did not arrive in time.",
             );
             return refuse(&shared, what, reply, true).await;
         }
         Err(BodyError::Broken) => {
-            let reply = refusal(400, "bad_request", "The request body could not be read.");
+            let reply = refusal(ErrorCode::BadRequest, "The request body could not be read.");
             return refuse(&shared, what, reply, true).await;
         }
     };
@@ -210,13 +344,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
         return refuse(
             &shared,
             what,
-            refusal(404, "not_found", "No such endpoint."),
+            refusal(ErrorCode::NotFound, "No such endpoint."),
             false,
         )
         .await;
     };
     if parts.method != Method::POST {
-        let reply = refusal(405, "method_not_allowed", "Use POST.");
+        let reply = refusal(ErrorCode::MethodNotAllowed, "Use POST.");
         let mut response = refuse(&shared, what, reply, false).await;
         response
             .headers_mut()
@@ -225,13 +359,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Full<By
     }
     if parts.headers.get(CONTENT_TYPE).is_some_and(|v| !is_json(v)) {
         let reply = refusal(
-            415,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "The body must be application/json.",
         );
         return refuse(&shared, what, reply, false).await;
     }
-    let reply = blocking(&shared, move |app| dispatch(app, endpoint, &body)).await;
+    let reply = blocking(&shared, move |app| dispatch(app, endpoint, peer, &body)).await;
     respond(reply, false)
 }
 
@@ -251,7 +384,12 @@ async fn blocking<F>(shared: &Arc<Shared>, work: F) -> Reply
 where
     F: FnOnce(&AppState) -> Reply + Send + 'static,
 {
-    let failed = || refusal(500, "internal_error", "The server failed; try again later.");
+    let failed = || {
+        refusal(
+            ErrorCode::InternalError,
+            "The server failed; try again later.",
+        )
+    };
     let Ok(_permit) = shared.work.acquire().await else {
         return failed();
     };
@@ -274,6 +412,11 @@ fn respond(reply: Reply, close: bool) -> Response<Full<Bytes>> {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if close {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(secs) = reply.retry_after {
+        if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+            headers.insert(RETRY_AFTER, value);
+        }
     }
     response
 }

@@ -12,14 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::MasterSecret;
 
-/// The HKDF salt of every derivation.
-pub const SALT: &[u8] = b"cardunlock/v1";
-/// `purpose` of GIDS / ISO admin keys.
-pub const PURPOSE_ADMIN_KEY: &str = "admin-key";
-/// `purpose` of PIV management keys.
-pub const PURPOSE_PIV_MGMT_KEY: &str = "piv-mgmt-key";
-/// `purpose` of PIV PUKs.
-pub const PURPOSE_PIV_PUK: &str = "piv-puk";
+pub use cardunlock_protocol::derivation::{
+    PURPOSE_ADMIN_KEY, PURPOSE_PIV_MGMT_KEY, PURPOSE_PIV_PUK, SALT,
+};
 
 /// The longest output this module asks for (an AES-256 key). HKDF-SHA256 can give up to
 /// 255 × 32 bytes, so expanding never fails.
@@ -36,12 +31,7 @@ fn derive(
     out: &mut [u8],
 ) {
     let mut info = Vec::with_capacity(purpose.len() + profile.len() + identity.len() + 2 + 4);
-    info.extend_from_slice(purpose.as_bytes());
-    info.push(0);
-    info.extend_from_slice(profile.as_bytes());
-    info.push(0);
-    info.extend_from_slice(identity);
-    info.extend_from_slice(&generation.to_be_bytes());
+    cardunlock_protocol::derivation::info(purpose, profile, identity, generation, &mut info);
     let hkdf = Hkdf::<Sha256>::new(Some(SALT), master.expose());
     if out.len() > MAX_OUT || hkdf.expand(&info, out).is_err() {
         // Callers ask for at most 32 bytes, far below HKDF's limit.

@@ -28,8 +28,10 @@
 pub mod answers;
 mod api;
 mod error;
+mod files;
 mod http;
 pub mod kdf;
+mod limiter;
 mod secret;
 mod server;
 mod store;
@@ -40,6 +42,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use answers::{normalise_answer, Argon2Params};
+pub use cardunlock_protocol as protocol;
 pub use error::ServerError;
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
@@ -64,6 +67,89 @@ pub struct Config {
     pub session_ttl: Duration,
     /// Argon2id cost of *new* answer hashes (enrolment); verification uses each hash's own.
     pub argon2: Argon2Params,
+    /// What one client may hold and ask for ([`Limits::default`]).
+    pub limits: Limits,
+}
+
+/// A token bucket: `burst` requests at once, refilled at `per_minute`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests allowed at once.
+    pub burst: u32,
+    /// Requests allowed per minute, sustained.
+    pub per_minute: u32,
+}
+
+impl Rate {
+    /// `burst` at once, `per_minute` sustained.
+    pub const fn new(burst: u32, per_minute: u32) -> Self {
+        Self { burst, per_minute }
+    }
+
+    /// No limit.
+    pub const UNLIMITED: Self = Self::new(u32::MAX, u32::MAX);
+}
+
+/// Defences against slow, idle and flooding clients (SECURITY.md, API.md "Limits").
+///
+/// Rate limits are kept in each server's memory: several instances behind a load balancer each
+/// enforce their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections in all (also bounded by the process's open-file limit). When full, the
+    /// oldest connection still in its TLS handshake is closed for the new one.
+    pub max_connections: usize,
+    /// Open connections from one IP address; more are closed on accept.
+    pub max_connections_per_address: usize,
+    /// Time a client has to finish its TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time a client has to send a request's headers (also how long an idle kept-alive
+    /// connection lives) and, separately, its body.
+    pub request_timeout: Duration,
+    /// `start` per client IP address.
+    pub start_per_address: Rate,
+    /// `start` per card.
+    pub start_per_card: Rate,
+    /// `answers` per client IP address.
+    pub answers_per_address: Rate,
+    /// `answers` per card.
+    pub answers_per_card: Rate,
+    /// PIV PUK tries a card is assumed to have when `/puk` is asked (SP 800-73 cards and
+    /// YubiKeys ship with 3); a client may report fewer.
+    pub piv_puk_tries: u32,
+}
+
+impl Default for Limits {
+    /// 4096 connections, 64 per address, a 5 s handshake deadline, 10 s per request;
+    /// `start`: 30 at once then 60/min per address, 5 at once then 10/min per card;
+    /// `answers`: 30 at once then 60/min per address, 5 at once then 6/min per card;
+    /// 3 PUK tries.
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_connections_per_address: 64,
+            handshake_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            start_per_address: Rate::new(30, 60),
+            start_per_card: Rate::new(5, 10),
+            answers_per_address: Rate::new(30, 60),
+            answers_per_card: Rate::new(5, 6),
+            piv_puk_tries: 3,
+        }
+    }
+}
+
+impl Limits {
+    /// No rate limits (connection limits and timeouts as by default): load tests, demos.
+    pub fn without_rate_limits() -> Self {
+        Self {
+            start_per_address: Rate::UNLIMITED,
+            start_per_card: Rate::UNLIMITED,
+            answers_per_address: Rate::UNLIMITED,
+            answers_per_card: Rate::UNLIMITED,
+            ..Self::default()
+        }
+    }
 }
 
 impl Config {
@@ -73,7 +159,7 @@ impl Config {
     pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(300);
 
     /// A configuration with the contract's defaults: listen on `127.0.0.1:0`, 3 attempts,
-    /// 300 s sessions, Argon2id m = 19456 KiB, t = 2, p = 1.
+    /// 300 s sessions, Argon2id m = 19456 KiB, t = 2, p = 1, [`Limits::default`].
     pub fn new(
         db_path: impl Into<PathBuf>,
         state_dir: impl Into<PathBuf>,
@@ -87,6 +173,7 @@ impl Config {
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             session_ttl: Self::DEFAULT_SESSION_TTL,
             argon2: Argon2Params::default(),
+            limits: Limits::default(),
         }
     }
 }

@@ -45,22 +45,39 @@ impl MasterSecret {
         Self::from_bytes(&bytes)
     }
 
-    /// A secret from the `CARDUNLOCK_MASTER_SECRET` environment variable (hex).
+    /// A secret from the `CARDUNLOCK_MASTER_SECRET` environment variable (hex), which is then
+    /// removed from this process's environment (read or not), so child processes and later
+    /// readers of the environment do not see it. Call it at startup, before other threads read
+    /// the environment. (Linux still shows the environment the process *started* with in
+    /// `/proc/PID/environ` to its owner and root: prefer `--master-secret-file`.)
     pub fn from_env() -> Result<Self, ServerError> {
-        let value = Zeroizing::new(
-            std::env::var(Self::ENV_VAR)
-                .map_err(|_| ServerError::MasterSecret("CARDUNLOCK_MASTER_SECRET is not set"))?,
-        );
+        let value = std::env::var(Self::ENV_VAR).map(Zeroizing::new);
+        std::env::remove_var(Self::ENV_VAR);
+        let value =
+            value.map_err(|_| ServerError::MasterSecret("CARDUNLOCK_MASTER_SECRET is not set"))?;
         Self::from_hex(&value)
     }
 
-    /// A secret from a file holding it either as hex digits (whitespace around them ignored,
-    /// what [`MasterSecret::save_hex`] writes) or as raw bytes.
+    /// A secret from a file readable by its owner only (Unix: refused with
+    /// [`ServerError::Permissions`] when group or others may read it), holding the secret either
+    /// as hex digits (whitespace around them ignored, what [`MasterSecret::save_hex`] writes) or
+    /// as raw bytes. A file of printable text is hex: malformed hex is an error, never a raw
+    /// secret. Raw secrets are binary (32 random bytes are all printable with probability
+    /// about 10^-14).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ServerError> {
+        let path = path.as_ref();
+        crate::files::check_private_file(path, "master secret file")?;
         let content = Zeroizing::new(std::fs::read(path)?);
-        let trimmed = content.trim_ascii();
-        let is_hex = !trimmed.is_empty() && trimmed.iter().all(u8::is_ascii_hexdigit);
-        if is_hex && trimmed.len() % 2 == 0 {
+        let text = content
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+        if text {
+            let trimmed = content.trim_ascii();
+            if !trimmed.iter().all(u8::is_ascii_hexdigit) || trimmed.len() % 2 != 0 {
+                return Err(ServerError::MasterSecret(
+                    "the file is text but not valid hexadecimal (an even number of 0-9, a-f digits)",
+                ));
+            }
             let text = std::str::from_utf8(trimmed)
                 .map_err(|_| ServerError::MasterSecret("not valid hexadecimal"))?;
             Self::from_hex(text)
@@ -130,9 +147,63 @@ mod tests {
         );
         let raw_path = dir.path().join("m.bin");
         std::fs::write(&raw_path, [0xFFu8; 40]).unwrap();
+        private(&raw_path);
         assert_eq!(
             MasterSecret::from_file(&raw_path).unwrap().expose(),
             &[0xFF; 40]
         );
+    }
+
+    fn private(path: &Path) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+
+    /// Issue 8: malformed hex is an error, never a raw secret.
+    #[test]
+    fn malformed_hex_in_a_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            format!("{}g\n", "ab".repeat(32)),
+            format!("{}a\n", "ab".repeat(32)),
+            format!("0x{}\n", "ab".repeat(32)),
+            "correct horse battery staple, a passphrase of 40 chars".to_owned(),
+        ] {
+            let path = dir.path().join("bad");
+            std::fs::write(&path, &bad).unwrap();
+            private(&path);
+            let e = MasterSecret::from_file(&path).unwrap_err();
+            assert!(matches!(e, ServerError::MasterSecret(_)), "{bad}: {e}");
+        }
+    }
+
+    /// Issue 8: a master-secret file others can read is refused, with the fix in the message.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.hex");
+        MasterSecret::generate().save_hex(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = MasterSecret::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("chmod 600") && e.contains("644"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(MasterSecret::from_file(&path).is_ok());
+    }
+
+    /// Issue 8: the environment variable is gone after reading, even when it was malformed.
+    #[test]
+    fn the_environment_variable_is_removed_after_reading() {
+        std::env::set_var(MasterSecret::ENV_VAR, "ab".repeat(32));
+        assert!(MasterSecret::from_env().is_ok());
+        assert!(std::env::var_os(MasterSecret::ENV_VAR).is_none());
+        std::env::set_var(MasterSecret::ENV_VAR, "not hex");
+        assert!(MasterSecret::from_env().is_err());
+        assert!(std::env::var_os(MasterSecret::ENV_VAR).is_none());
+        assert!(MasterSecret::from_env().is_err(), "unset now");
     }
 }

@@ -5,12 +5,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::api::AppState;
+use crate::api::{AppState, Rates};
 use crate::http::{accept_loop, Shared};
 use crate::store::duration_ms;
 use crate::tls::{Identity, CERT_FILE};
@@ -35,6 +35,17 @@ impl Server {
             ));
         }
         config.argon2.check()?;
+        let limits = &config.limits;
+        if limits.max_connections == 0
+            || limits.max_connections_per_address == 0
+            || limits.handshake_timeout.is_zero()
+            || limits.request_timeout.is_zero()
+            || limits.piv_puk_tries == 0
+        {
+            return Err(ServerError::InvalidInput(
+                "limits: connections, timeouts and PUK tries must not be zero".into(),
+            ));
+        }
         // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
         let db_path = config.db_path.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(db_path))
@@ -43,7 +54,7 @@ impl Server {
         let store = Arc::new(store);
         let identity = Identity::load_or_create(&config.state_dir)?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);
-        let listener = TcpListener::bind(config.bind).await?;
+        let listener = listen(config.bind)?;
         let addr = listener.local_addr()?;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let shared = Arc::new(Shared {
@@ -52,8 +63,11 @@ impl Server {
                 master: config.master,
                 max_attempts: config.max_attempts,
                 session_ttl_ms: duration_ms(config.session_ttl),
+                puk_tries: config.limits.piv_puk_tries,
+                rates: Rates::new(&config.limits),
             },
             work: Semaphore::new((2 * workers).max(4)),
+            limits: config.limits,
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, acceptor, shared, stop_rx));
@@ -119,6 +133,22 @@ impl Server {
             }
         }
     }
+}
+
+/// Accept-queue length: a burst of connections waits in the kernel instead of being dropped
+/// (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: u32 = 4096;
+
+/// A listening socket with a long accept queue (tokio's default is 1024).
+fn listen(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket.listen(BACKLOG)?)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ServerError> {

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::policy::PinPolicy;
+use cardunlock_protocol::AlgorithmName;
 
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
@@ -38,7 +39,7 @@ const MAX_QUESTIONS: usize = 16;
 const MAX_TEXT: usize = 512;
 
 /// A card profile, as the contract names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Profile {
     Piv,
     Gids,
@@ -47,19 +48,23 @@ pub(crate) enum Profile {
 
 impl Profile {
     pub(crate) fn parse(name: &str) -> Option<Self> {
-        match name {
-            "piv" => Some(Self::Piv),
-            "gids" => Some(Self::Gids),
-            "iso" => Some(Self::Iso),
-            _ => None,
+        match name.parse::<cardunlock_protocol::Profile>().ok()? {
+            cardunlock_protocol::Profile::Piv => Some(Self::Piv),
+            cardunlock_protocol::Profile::Gids => Some(Self::Gids),
+            cardunlock_protocol::Profile::Iso => Some(Self::Iso),
         }
     }
 
     pub(crate) fn as_str(self) -> &'static str {
+        self.wire().as_str()
+    }
+
+    /// The contract's profile.
+    pub(crate) fn wire(self) -> cardunlock_protocol::Profile {
         match self {
-            Self::Piv => "piv",
-            Self::Gids => "gids",
-            Self::Iso => "iso",
+            Self::Piv => cardunlock_protocol::Profile::Piv,
+            Self::Gids => cardunlock_protocol::Profile::Gids,
+            Self::Iso => cardunlock_protocol::Profile::Iso,
         }
     }
 
@@ -74,23 +79,14 @@ impl Profile {
 
 /// The contract's name of an algorithm: `3des`, `aes128`, `aes192`, `aes256`.
 pub(crate) fn algorithm_name(algorithm: Algorithm) -> &'static str {
-    match algorithm {
-        Algorithm::TripleDes => "3des",
-        Algorithm::Aes128 => "aes128",
-        Algorithm::Aes192 => "aes192",
-        Algorithm::Aes256 => "aes256",
-    }
+    AlgorithmName::name_of(algorithm)
 }
 
 /// The algorithm of a contract name.
 pub(crate) fn parse_algorithm(name: &str) -> Option<Algorithm> {
-    match name {
-        "3des" => Some(Algorithm::TripleDes),
-        "aes128" => Some(Algorithm::Aes128),
-        "aes192" => Some(Algorithm::Aes192),
-        "aes256" => Some(Algorithm::Aes256),
-        _ => None,
-    }
+    name.parse::<AlgorithmName>()
+        .ok()
+        .map(AlgorithmName::algorithm)
 }
 
 /// Checks a card identity (1 to 64 bytes of hex, either case) and returns it in lowercase with
@@ -320,8 +316,8 @@ impl Store {
         }
     }
 
-    /// Enrols a card (or re-enrols it: user, algorithm and questions are replaced; generations,
-    /// pending rotation and lock are kept). The answers are normalised and hashed with `argon2`
+    /// Enrols a card (or re-enrols it: user, algorithm and questions are replaced, the card's
+    /// open sessions are closed; generations, pending rotation and lock are kept). The answers are normalised and hashed with `argon2`
     /// before the database is touched. Returns the record: personalise the card with the
     /// secrets of its `key_gen` and `puk_gen` ([`crate::kdf`]).
     pub fn enroll(&self, e: &Enrollment, argon2: &Argon2Params) -> Result<CardRecord, ServerError> {
@@ -359,6 +355,9 @@ impl Store {
                 tx.read_card(card)?;
                 tx.update_card_user(card, algorithm, &e.name, &e.email)?;
                 tx.delete_questions(card)?;
+                // Sessions opened under the old questions end here: none of them can be
+                // verified against answers that no longer exist.
+                tx.close_card_sessions(card)?;
             }
             for (position, (question, hash)) in rows.iter().enumerate() {
                 let position = u32::try_from(position).unwrap_or(u32::MAX);
@@ -375,6 +374,49 @@ impl Store {
                 now,
             )?;
             tx.read_card(card)?.ok_or(ServerError::UnknownCard)
+        })
+    }
+
+    /// Moves a PIV card to a fresh PUK generation, past every one a workstation has seen, and
+    /// returns it (audited). For the operator after `/puk` answered `puk_at_risk`: find which
+    /// PUK the card holds among generations `puk_gen..=pending_puk_gen` ([`crate::kdf::piv_puk`]),
+    /// change the card's PUK to `kdf::piv_puk(returned generation)`, then call this; the next
+    /// `/puk` releases that one PUK. [`ServerError::UnknownCard`] if the card is not enrolled.
+    pub fn renew_puk_generation(
+        &self,
+        profile: &str,
+        identity_hex: &str,
+    ) -> Result<u32, ServerError> {
+        let (profile, identity) = parse_card(profile, identity_hex)?;
+        if profile != Profile::Piv {
+            return Err(ServerError::InvalidInput(
+                "PUK generations are for PIV cards".into(),
+            ));
+        }
+        let card = (profile, identity.as_str());
+        self.transact(|tx| {
+            let record = tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
+            let top = record.pending_puk_gen.unwrap_or(0).max(record.puk_gen);
+            let fresh = top
+                .checked_add(1)
+                .ok_or_else(|| ServerError::InvalidInput("PUK generation exhausted".into()))?;
+            tx.set_puk_gens(card, fresh, None)?;
+            tx.clear_denied_upto(card, fresh)?;
+            let detail = format!(
+                "PUK generation renewed to {fresh} (was {}, pending {:?})",
+                record.puk_gen, record.pending_puk_gen
+            );
+            tx.insert_audit(
+                &AuditNote {
+                    card: Some(card),
+                    session: None,
+                    event: "puk",
+                    outcome: "operator_renewed",
+                    detail: &detail,
+                },
+                now_ms(),
+            )?;
+            Ok(fresh)
         })
     }
 

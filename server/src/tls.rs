@@ -7,13 +7,10 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
-};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, ServerConfig};
 
 use crate::ServerError;
 
@@ -55,7 +52,7 @@ pub(crate) struct Identity {
 
 impl Identity {
     pub(crate) fn load_or_create(state_dir: &Path) -> Result<Self, ServerError> {
-        std::fs::create_dir_all(state_dir)?;
+        crate::files::state_dir(state_dir)?;
         let cert_path = state_dir.join(CERT_FILE);
         let key_path = state_dir.join(KEY_FILE);
         if cert_path.exists() != key_path.exists() {
@@ -79,6 +76,7 @@ impl Identity {
         let cert_pem = std::fs::read_to_string(&cert_path)?;
         let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| ServerError::Tls(format!("{}: {e}", cert_path.display())))?;
+        crate::files::check_private_file(&key_path, "TLS private key")?;
         let key_pem = zeroize::Zeroizing::new(std::fs::read(&key_path)?);
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
             ServerError::Tls(format!("{}: not a PEM private key", key_path.display()))
@@ -105,71 +103,7 @@ impl Identity {
 
 /// A rustls client configuration that trusts exactly one certificate: the server's
 /// (`cert_pem`, as [`crate::RunningServer::cert_pem`] returns it or `server.crt` holds it).
-///
-/// The server name is not checked (the certificate is pinned byte for byte); the handshake
-/// signature is, so only the holder of the matching private key passes. *ring* provider,
-/// TLS 1.2 and 1.3. Errors if `cert_pem` holds no certificate.
+/// [`cardunlock_protocol::pinned_client_config`], with this crate's error type.
 pub fn pinned_client_config(cert_pem: &str) -> Result<Arc<ClientConfig>, ServerError> {
-    let pinned = CertificateDer::from_pem_slice(cert_pem.as_bytes())
-        .map_err(|e| ServerError::Tls(format!("pinned certificate: {e}")))?;
-    let provider = provider();
-    let verifier = PinnedCert {
-        pinned,
-        algorithms: provider.signature_verification_algorithms,
-    };
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(tls_err("protocol versions"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-/// Accepts the one pinned end-entity certificate, nothing else.
-#[derive(Debug)]
-struct PinnedCert {
-    pinned: CertificateDer<'static>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.pinned.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
+    cardunlock_protocol::pinned_client_config(cert_pem).map_err(|e| ServerError::Tls(e.to_string()))
 }

@@ -57,7 +57,7 @@ backend_tests! {
         let cards = [
             ("iso", "2001", Algorithm::TripleDes, "3des"),
             ("iso", "2002", Algorithm::Aes128, "aes128"),
-            ("gids", "2003", Algorithm::Aes192, "aes192"),
+            ("iso", "2003", Algorithm::Aes192, "aes192"),
             ("iso", "2004", Algorithm::Aes256, "aes256"),
         ];
         for (profile, id, alg, name) in cards {
@@ -107,19 +107,66 @@ backend_tests! {
         assert_eq!(&plain[16..32], &r1);
         assert_eq!(plain[39], 0x80, "Z1 = 7 random bytes || 80");
 
-        // The card's cryptogram: the server decrypts it for the client to check R1 and R2.
-        let mut card_plain = [0u8; 40];
-        card_plain[..16].copy_from_slice(&r1);
-        card_plain[16..32].copy_from_slice(&r2);
-        card_plain[32..].copy_from_slice(&[9, 8, 7, 6, 5, 4, 3, 0x80]);
-        let mut cryptogram = card_plain;
-        k.cbc_encrypt(&[0; 8], &mut cryptogram).unwrap();
+        // The card's cryptogram: the server checks R1 and R2 in it and answers R1 || R2 with
+        // the card's Z2 withheld (00.. 80): no decryption service.
+        let card_cryptogram = |key: &AdminKey, r1: &[u8; 16], r2: &[u8; 16]| {
+            let mut c = [0u8; 40];
+            c[..16].copy_from_slice(r1);
+            c[16..32].copy_from_slice(r2);
+            c[32..].copy_from_slice(&[9, 8, 7, 6, 5, 4, 3, 0x80]);
+            key.cbc_encrypt(&[0; 8], &mut c).unwrap();
+            c
+        };
         let reply = admin(
             &env,
             &s,
-            json!({ "kind": "gids_card_cryptogram", "cryptogram": hex::encode(cryptogram) }),
+            json!({ "kind": "gids_card_cryptogram", "cryptogram": hex::encode(card_cryptogram(&k, &r1, &r2)) }),
         );
-        assert_eq!(answer_bytes(&reply), card_plain);
+        let mut expect = [0u8; 40];
+        expect[..16].copy_from_slice(&r1);
+        expect[16..32].copy_from_slice(&r2);
+        expect[39] = 0x80;
+        assert_eq!(answer_bytes(&reply), expect);
+
+        // A card cryptogram that is not this session's R1 || R2 (a replayed or foreign one, or
+        // arbitrary data to decrypt) is refused and reveals nothing; each check needs its own
+        // host cryptogram.
+        let other = key("gids", "9999", Algorithm::TripleDes);
+        let r1b = [0x44u8; 16];
+        for (i, bad) in [0u8, 1, 2].into_iter().enumerate() {
+            let r2b = [0x50 + i as u8; 16];
+            let reply = admin(
+                &env,
+                &s,
+                json!({ "kind": "gids_cryptogram", "r1": hex::encode(r1b), "r2": hex::encode(r2b) }),
+            );
+            assert_eq!(reply.0, 200, "{}", reply.1);
+            let cryptogram = match bad {
+                0 => card_cryptogram(&other, &r1b, &r2b),
+                1 => card_cryptogram(&k, &r1, &r2b),
+                _ => [0x5a; 40],
+            };
+            let reply = admin(
+                &env,
+                &s,
+                json!({ "kind": "gids_card_cryptogram", "cryptogram": hex::encode(cryptogram) }),
+            );
+            assert_error(&reply, 403, "card_not_authenticated");
+            assert!(reply.1.get("answer").is_none());
+        }
+        let r2b = [0x52u8; 16];
+        // Without a host cryptogram first (the failed check cleared it): a bad request.
+        let reply = admin(
+            &env,
+            &s,
+            json!({ "kind": "gids_card_cryptogram", "cryptogram": hex::encode(card_cryptogram(&k, &r1b, &r2b)) }),
+        );
+        assert_error(&reply, 400, "bad_request");
+
+        // GIDS cards get no raw block encryption (five ECB calls would rebuild the CBC
+        // cryptogram around the once-per-challenge rule).
+        let ecb = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0102030405060708" });
+        assert_error(&admin(&env, &s, ecb), 400, "bad_request");
 
         // Wrong lengths, non-hex, and GIDS kinds on an ISO card are bad requests.
         let bad = [

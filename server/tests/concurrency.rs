@@ -48,6 +48,15 @@ backend_tests! {
                         assert_eq!(status, 200);
                         assert_eq!(reply["puk_candidates"][0], kdf::piv_puk(&master, &id, 0).as_str());
                         rotated = true;
+                    } else if profile == "gids" {
+                        let (r1, r2) = ([i; 16], [i.wrapping_add(100); 16]);
+                        let req = json!({ "kind": "gids_cryptogram", "r1": hex::encode(r1), "r2": hex::encode(r2) });
+                        let (status, reply) =
+                            post(&agent, &env.url, "/v1/unlock/admin", &json!({ "session": session, "request": req }));
+                        assert_eq!(status, 200, "{reply}");
+                        let mut plain = hex::decode(reply["answer"].as_str().unwrap()).unwrap();
+                        kdf::admin_key(&master, profile, &id, Algorithm::TripleDes, 0).cbc_decrypt(&[0; 8], &mut plain).unwrap();
+                        assert_eq!((&plain[..16], &plain[16..32]), (&r2[..], &r1[..]));
                     } else {
                         let alg = if profile == "iso" { Algorithm::Aes128 } else { Algorithm::TripleDes };
                         let block = vec![i; alg.block_len()];
@@ -112,7 +121,7 @@ backend_tests! {
             .unwrap();
         let phc = query_texts(&cfg.db_path, "SELECT answer_hash FROM questions LIMIT 1")
             .remove(0);
-        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(phc.starts_with("nfkc-cf:$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         env.verified_session("iso", "d0");
     }
 }

@@ -55,7 +55,7 @@ backend_tests! {
         for i in 0..4u8 {
             servers[usize::from(i % 2)]
                 .server
-                .enroll(&enrollment(if i % 2 == 0 { "piv" } else { "gids" }, &format!("b{i}"), Algorithm::TripleDes))
+                .enroll(&enrollment(if i % 2 == 0 { "piv" } else { "iso" }, &format!("b{i}"), Algorithm::TripleDes))
                 .unwrap();
         }
         // Ten unverified sessions on the target card, five started through each instance.
@@ -85,13 +85,13 @@ backend_tests! {
             unlocks.push(std::thread::spawn(move || {
                 let identity = format!("b{i}");
                 let piv = i % 2 == 0;
-                let profile = if piv { "piv" } else { "gids" };
+                let profile = if piv { "piv" } else { "iso" };
                 let (a, b) = (&servers[usize::from(i % 2)], &servers[usize::from(1 - i % 2)]);
                 barrier.wait();
                 for round in 0..3u32 {
                     let s = session_of(&a.start_session(profile, &identity));
                     let r = b.post("/v1/unlock/answers", &json!({ "session": s, "answers": ANSWERS }));
-                    assert_eq!(r, (200, json!({ "verified": true })));
+                    assert_eq!((r.0, &r.1["verified"]), (200, &json!(true)), "{}", r.1);
                     if piv {
                         let r = a.post("/v1/unlock/puk", &json!({ "session": s }));
                         assert_eq!(r.0, 200, "{}", r.1);
@@ -212,14 +212,12 @@ backend_tests! {
         let id = "d0d1";
         a.server.enroll(&enrollment("piv", id, Algorithm::TripleDes)).unwrap();
         let s = session_of(&a.start_session("piv", id));
-        assert_eq!(
-            b.post("/v1/unlock/answers", &json!({ "session": s, "answers": ANSWERS })),
-            (200, json!({ "verified": true }))
-        );
+        let r = b.post("/v1/unlock/answers", &json!({ "session": s, "answers": ANSWERS }));
+        assert_eq!((r.0, &r.1["user"]["email"]), (200, &json!("Michael.Benson@demo.local")));
         let released = a.post("/v1/unlock/puk", &json!({ "session": s }));
         assert_eq!(
             released,
-            (200, json!({ "puk_candidates": [puk_of(id, 0)], "next_puk": puk_of(id, 1) }))
+            (200, json!({ "puk_candidates": [puk_of(id, 0)], "next_puk": puk_of(id, 1), "tries_left": 3 }))
         );
         assert_error(&b.post("/v1/unlock/puk", &json!({ "session": s })), 409, "puk_released");
         let done = json!({ "session": s, "outcome": "unlocked", "puk_rotated": true, "detail": "" });
@@ -228,14 +226,30 @@ backend_tests! {
         let card = a.server.store().card("piv", id).unwrap().unwrap();
         assert_eq!((card.puk_gen, card.pending_puk_gen), (1, None));
 
-        // GIDS: start on B, answers on A, the card's challenge answered on B, done on A.
+        // GIDS: start on B, answers on A, the host cryptogram on B, the card's checked on A
+        // (R1 || R2 travel in the shared session row).
         b.server.enroll(&enrollment("gids", "d2", Algorithm::TripleDes)).unwrap();
         let s = session_of(&b.start_session("gids", "d2"));
         assert_eq!(a.post("/v1/unlock/answers", &json!({ "session": s, "answers": ANSWERS })).0, 200);
-        let block = [7u8; 8];
-        let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": hex::encode(block) });
+        let (r1, r2) = ([7u8; 16], [8u8; 16]);
+        let req = json!({ "kind": "gids_cryptogram", "r1": hex::encode(r1), "r2": hex::encode(r2) });
         let r = b.post("/v1/unlock/admin", &json!({ "session": s, "request": req }));
-        assert_eq!(r.1["answer"], encrypt_expected("gids", "d2", &block));
+        assert_eq!(r.0, 200, "{}", r.1);
+        let mut card_plain = [0x80u8; 40];
+        card_plain[..16].copy_from_slice(&r1);
+        card_plain[16..32].copy_from_slice(&r2);
+        let key = kdf::admin_key(
+            &MasterSecret::from_hex(MASTER_HEX).unwrap(),
+            "gids",
+            &hex::decode("d2").unwrap(),
+            Algorithm::TripleDes,
+            0,
+        );
+        let mut cryptogram = card_plain;
+        key.cbc_encrypt(&[0; 8], &mut cryptogram).unwrap();
+        let req = json!({ "kind": "gids_card_cryptogram", "cryptogram": hex::encode(cryptogram) });
+        let r = a.post("/v1/unlock/admin", &json!({ "session": s, "request": req }));
+        assert_eq!(r.1["answer"].as_str().unwrap()[..64], hex::encode([r1, r2].concat()), "{}", r.1);
         let done = json!({ "session": s, "outcome": "unlocked", "puk_rotated": false, "detail": "" });
         assert_eq!(a.post("/v1/unlock/complete", &done), (200, json!({})));
         // Both instances wrote to one audit log, in order.
@@ -245,14 +259,16 @@ backend_tests! {
             .filter(|e| e.identity_hex.as_deref() == Some("d2"))
             .map(|e| e.outcome.as_str())
             .collect();
-        assert_eq!(steps, ["enrolled", "started", "verified", "answered", "unlocked"]);
+        assert_eq!(steps, ["enrolled", "started", "verified", "answered", "answered", "unlocked"]);
     }
 
     /// PUK releases racing through both instances: one release per session, and the PUK
     /// generation state loses no update (every session gets its own next generation).
     fn puk_releases_racing_through_both_instances_lose_no_generation() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
+        let mut cfg = config(dir.path());
+        // A card with room for six unconfirmed rotations (the cap itself: tests/puk.rs).
+        cfg.limits.piv_puk_tries = 8;
         let servers = Arc::new(instances(&cfg, 2));
         let id = "e0e1";
         servers[0].server.enroll(&enrollment("piv", id, Algorithm::TripleDes)).unwrap();

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cardunlock_core::crypto::Algorithm;
-use cardunlock_server::{Config, Server, ServerError, Store};
+use cardunlock_server::{Config, Limits, Server, ServerError, Store};
 use common::*;
 use serde_json::{json, Value};
 
@@ -118,6 +118,7 @@ fn postgres_restarted_mid_load_fails_in_flight_requests_cleanly_and_recovers() {
     let mut cfg = Config::new(&cluster.url, dir.path().join("state"), master());
     cfg.argon2 = FAST;
     cfg.max_attempts = 10_000;
+    cfg.limits = Limits::without_rate_limits();
     let servers = Arc::new(instances(&cfg, 2));
     for t in 0..4 {
         servers[0]

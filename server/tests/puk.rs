@@ -50,7 +50,7 @@ backend_tests! {
             reply,
             (
                 200,
-                json!({ "puk_candidates": [puk_of(0)], "next_puk": puk_of(1) })
+                json!({ "puk_candidates": [puk_of(0)], "next_puk": puk_of(1), "tries_left": 3 })
             )
         );
         // Recorded before the answer came back.
@@ -63,7 +63,7 @@ backend_tests! {
         let s = env.verified_session("piv", ID);
         assert_eq!(
             release(&env, &s).1,
-            json!({ "puk_candidates": [puk_of(1)], "next_puk": puk_of(2) })
+            json!({ "puk_candidates": [puk_of(1)], "next_puk": puk_of(2), "tries_left": 3 })
         );
         assert_eq!(complete(&env, &s, true).0, 200);
         assert_eq!(gens(&env), (2, None));
@@ -92,31 +92,41 @@ backend_tests! {
             reply,
             (
                 200,
-                json!({ "puk_candidates": [puk_of(1), puk_of(0)], "next_puk": puk_of(2) })
+                json!({ "puk_candidates": [puk_of(1), puk_of(0)], "next_puk": puk_of(2), "tries_left": 3 })
             )
         );
         assert_eq!(gens(&env), (0, Some(2)));
 
-        // Cut off a second time: three generations are possible, newest first.
+        // Cut off a second time: three generations would be possible, as many as the card's
+        // three PUK tries. Trying them could block the PUK, so nothing is released or changed.
         let s3 = env.verified_session("piv", ID);
+        let refused = release(&env, &s3);
+        assert_error(&refused, 409, "puk_at_risk");
+        assert_eq!(refused.1["tries_left"], 3);
+        assert!(refused.1.get("puk_candidates").is_none());
+        assert_eq!(gens(&env), (0, Some(2)));
+        // The first session, completing late, confirms generation 1: two candidates again.
+        assert_eq!(complete(&env, &s, true).0, 200);
+        assert_eq!(gens(&env), (1, Some(2)));
         assert_eq!(
             release(&env, &s3).1,
-            json!({ "puk_candidates": [puk_of(2), puk_of(1), puk_of(0)], "next_puk": puk_of(3) })
+            json!({ "puk_candidates": [puk_of(2), puk_of(1)], "next_puk": puk_of(3), "tries_left": 3 })
         );
-        // ... until a rotation is confirmed.
         assert_eq!(complete(&env, &s3, true).0, 200);
         assert_eq!(gens(&env), (3, None));
-        // The first session, completing late, cannot move the card back to an older generation.
-        assert_eq!(complete(&env, &s, true).0, 200);
+        // The second session, completing late, cannot move the card back to an older generation.
+        assert_eq!(complete(&env, &s2, true).0, 200);
         assert_eq!(gens(&env), (3, None));
-        assert_error(&complete(&env, &s, true), 401, "invalid_session");
+        assert_error(&complete(&env, &s2, true), 401, "invalid_session");
         let s4 = env.verified_session("piv", ID);
         assert_eq!(release(&env, &s4).1["puk_candidates"], json!([puk_of(3)]));
     }
 
     fn a_rotation_reported_as_failed_stays_possible_but_goes_last() {
         let dir = tempfile::tempdir().unwrap();
-        let env = Env::start(&config(dir.path()));
+        let mut cfg = config(dir.path());
+        cfg.limits.piv_puk_tries = 4; // room for three candidates
+        let env = Env::start(&cfg);
         env.server
             .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
             .unwrap();
@@ -129,7 +139,7 @@ backend_tests! {
         let s = env.verified_session("piv", ID);
         assert_eq!(
             release(&env, &s).1,
-            json!({ "puk_candidates": [puk_of(0), puk_of(1)], "next_puk": puk_of(2) })
+            json!({ "puk_candidates": [puk_of(0), puk_of(1)], "next_puk": puk_of(2), "tries_left": 4 })
         );
         assert_eq!(complete(&env, &s, false).0, 200);
         let s = env.verified_session("piv", ID);
@@ -159,5 +169,51 @@ backend_tests! {
             .unwrap();
         let g = env.verified_session("gids", "abcd");
         assert_error(&release(&env, &g), 400, "bad_request");
+    }
+
+    /// Issue 8: the server never releases more PUK candidates than the card can try while
+    /// keeping its last try; the client may report fewer tries than the configured limit.
+    fn puk_candidates_stay_below_the_tries_the_card_has_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server
+            .enroll(&enrollment("piv", ID, Algorithm::TripleDes))
+            .unwrap();
+        let with_tries = |s: &str, tries: u32| {
+            env.post("/v1/unlock/puk", &json!({ "session": s, "puk_tries_left": tries }))
+        };
+        // One try left: even the single candidate would spend the last one.
+        let s = env.verified_session("piv", ID);
+        let reply = with_tries(&s, 1);
+        assert_error(&reply, 409, "puk_at_risk");
+        assert_eq!(reply.1["tries_left"], 1);
+        assert_eq!(gens(&env), (0, None));
+        // Two tries: one candidate is fine; the reply says what the server counted on.
+        let reply = with_tries(&s, 2);
+        assert_eq!(reply.0, 200, "{}", reply.1);
+        assert_eq!(reply.1["tries_left"], 2);
+        // Cut off (no complete): two candidates now; with two tries left that is refused, with
+        // 10 reported the server still counts on its configured 3.
+        let s2 = env.verified_session("piv", ID);
+        assert_error(&with_tries(&s2, 2), 409, "puk_at_risk");
+        let reply = with_tries(&s2, 10);
+        assert_eq!(reply.0, 200, "{}", reply.1);
+        assert_eq!(reply.1["tries_left"], 3);
+        assert_eq!(reply.1["puk_candidates"].as_array().unwrap().len(), 2);
+        // Cut off again: three candidates for three tries is refused; pending stays capped.
+        let s3 = env.verified_session("piv", ID);
+        assert_error(&release(&env, &s3), 409, "puk_at_risk");
+        assert_eq!(gens(&env), (0, Some(2)));
+        let audit = env.server.store().audit().unwrap();
+        assert_eq!(audit.iter().filter(|e| e.outcome == "puk_at_risk").count(), 3);
+        // The operator resolves it: sets the card's PUK to a fresh generation, past every one a
+        // workstation has seen (0, 1, 2), and tells the server.
+        assert_eq!(env.server.store().renew_puk_generation("piv", ID).unwrap(), 3);
+        assert_eq!(gens(&env), (3, None));
+        assert_eq!(
+            release(&env, &s3).1,
+            json!({ "puk_candidates": [puk_of(3)], "next_puk": puk_of(4), "tries_left": 3 })
+        );
+        assert!(env.server.store().renew_puk_generation("iso", "01").is_err());
     }
 }

@@ -55,7 +55,7 @@ backend_tests! {
         );
     }
 
-    fn start_reply_has_user_questions_attempts_and_policy() {
+    fn start_reply_has_questions_attempts_and_policy_but_no_user() {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));
         env.server
@@ -72,10 +72,11 @@ backend_tests! {
             .unwrap()
             .bytes()
             .all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(
-            piv["user"],
-            json!({ "name": "Michael Benson", "email": "Michael.Benson@demo.local" })
-        );
+        // Nothing about the user before the answers are verified (issue 8): a guessed identity
+        // learns no name or e-mail.
+        assert!(piv.get("user").is_none(), "{piv}");
+        let shown = piv.to_string();
+        assert!(!shown.contains("Benson") && !shown.contains("demo.local"), "{shown}");
         assert_eq!(piv["questions"], json!(QUESTIONS));
         assert_eq!(piv["attempts_left"], 3);
         assert_eq!(
@@ -217,6 +218,10 @@ backend_tests! {
             "/v1/unlock/answers",
             &json!({ "session": s, "answers": ANSWERS }),
         );
-        assert_eq!(reply, (200, json!({ "verified": true })));
+        assert_eq!(reply.0, 200, "{}", reply.1);
+        assert_eq!(
+            reply.1,
+            json!({ "verified": true, "user": { "name": "Michael Benson", "email": "Michael.Benson@demo.local" } })
+        );
     }
 }

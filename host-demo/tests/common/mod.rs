@@ -32,6 +32,11 @@ impl SimCard {
     /// Takes the reader, checks it is empty, serves a card (`--profile piv|gids|iso`, PIN blocked
     /// when `blocked`) and waits until pcscd sees it.
     pub fn start(profile: &str, blocked: bool) -> Self {
+        Self::start_with(profile, blocked, &[])
+    }
+
+    /// [`SimCard::start`] with more `sim-card` options.
+    pub fn start_with(profile: &str, blocked: bool, more: &[&str]) -> Self {
         let lock = ReaderLock::acquire(READER_INDEX, LOCK_WAIT)
             .unwrap_or_else(|e| panic!("lock of reader {READER}: {e}"));
         assert!(
@@ -43,6 +48,7 @@ impl SimCard {
         if blocked {
             args.push("--blocked");
         }
+        args.extend_from_slice(more);
         let child = Command::new(BIN)
             .args(&args)
             .stderr(Stdio::null())
@@ -88,6 +94,13 @@ fn wait_for_card(present: bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Writes a secret file only its owner can read (the CLI refuses others).
+pub fn write_private(path: &std::path::Path, content: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// Runs the CLI with no standard input.
@@ -164,7 +177,7 @@ pub mod online {
     pub fn serve(dir: &Path) -> (Proc, String, PathBuf) {
         let secret = dir.join("master.hex");
         if !secret.exists() {
-            std::fs::write(&secret, MASTER).unwrap();
+            super::write_private(&secret, MASTER);
         }
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", "127.0.0.1:0", "--db"])

@@ -2,39 +2,36 @@
 //! answered once, ever.
 
 use cardunlock_core::crypto::{AdminKey, Algorithm};
+use cardunlock_protocol::{AdminAnswer, AdminBody, AdminRequest, ErrorCode, Secret};
 use rand::RngCore;
-use serde::Deserialize;
-use serde_json::json;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
     audit, audit_in, live_session, ok, refusal, AppState, Endpoint, Reply, INVALID_SESSION,
     MAX_ADMIN_ANSWERS_PER_SESSION, NOT_VERIFIED,
 };
-use crate::store::{
-    algorithm_name, now_ms, parse_algorithm, session as logic, ChallengeOutcome, Profile, Tx,
-};
+use crate::store::{algorithm_name, now_ms, session as logic, ChallengeOutcome, Profile, Tx};
 use crate::{kdf, ServerError};
-
-#[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum AdminRequest {
-    Encrypt { algorithm: String, block: String },
-    GidsCryptogram { r1: String, r2: String },
-    GidsCardCryptogram { cryptogram: String },
-}
-
-#[derive(Deserialize)]
-pub(super) struct AdminBody {
-    session: String,
-    request: AdminRequest,
-}
 
 /// What to compute once the challenge is reserved.
 enum AdminOp {
     Encrypt(Zeroizing<Vec<u8>>),
-    GidsCryptogram(Zeroizing<Vec<u8>>),
+    /// `data` = R2 || R1 (Z1 is added), `randoms` = R1 || R2, remembered for the card's answer.
+    GidsCryptogram {
+        data: Zeroizing<Vec<u8>>,
+        randoms: Zeroizing<Vec<u8>>,
+    },
     GidsCardCryptogram(Zeroizing<Vec<u8>>),
+}
+
+/// The outcome of the computation.
+enum Computed {
+    Answer(Zeroizing<Vec<u8>>),
+    /// The card's cryptogram does not hold this session's R1 || R2.
+    CardNotAuthenticated,
+    /// No `gids_cryptogram` in this session yet.
+    NoHostCryptogram,
 }
 
 fn hex_of_len(name: &str, text: &str, len: usize) -> Result<Zeroizing<Vec<u8>>, String> {
@@ -54,6 +51,13 @@ fn admin_op(
     if profile == Profile::Piv {
         return Err("admin answers are for GIDS and ISO cards; PIV unlocks with the PUK".into());
     }
+    // GIDS authenticates mutually: a raw block encryption would let a client rebuild the CBC
+    // cryptogram from ECB calls around the once-per-challenge rule.
+    if profile == Profile::Gids && matches!(req, AdminRequest::Encrypt { .. }) {
+        return Err(
+            "GIDS cards authenticate with gids_cryptogram; raw encryption is for ISO cards".into(),
+        );
+    }
     let gids_3des = || {
         if profile != Profile::Gids || card_alg != Algorithm::TripleDes {
             Err("GIDS cryptograms are for GIDS cards with a 3DES admin key".to_owned())
@@ -63,8 +67,7 @@ fn admin_op(
     };
     match req {
         AdminRequest::Encrypt { algorithm, block } => {
-            let alg = parse_algorithm(algorithm)
-                .ok_or("algorithm must be 3des, aes128, aes192 or aes256")?;
+            let alg = algorithm.algorithm();
             if alg != card_alg {
                 return Err(format!(
                     "the card's admin key is {}",
@@ -81,7 +84,14 @@ fn admin_op(
             let mut data = Zeroizing::new(Vec::with_capacity(40));
             data.extend_from_slice(&r2);
             data.extend_from_slice(&r1);
-            Ok(("gids_r2", hex::encode(&*r2), AdminOp::GidsCryptogram(data)))
+            let mut randoms = Zeroizing::new(Vec::with_capacity(32));
+            randoms.extend_from_slice(&r1);
+            randoms.extend_from_slice(&r2);
+            Ok((
+                "gids_r2",
+                hex::encode(&*r2),
+                AdminOp::GidsCryptogram { data, randoms },
+            ))
         }
         AdminRequest::GidsCardCryptogram { cryptogram } => {
             gids_3des()?;
@@ -103,21 +113,21 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
     };
     if !session.verified {
         a("not_verified", "")?;
-        return Ok(refusal(403, "not_verified", NOT_VERIFIED));
+        return Ok(refusal(ErrorCode::NotVerified, NOT_VERIFIED));
     }
     let Some(card) = state
         .store
         .card(session.profile.as_str(), &session.identity)?
     else {
         a("invalid_session", "card no longer enrolled")?;
-        return Ok(refusal(401, "invalid_session", INVALID_SESSION));
+        return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
     };
     let (kind, value, op) = match admin_op(session.profile, card.algorithm, &req.request) {
         Ok(parsed) => parsed,
         Err(why) => {
             let message = format!("Bad request: {why}.");
             a("bad_request", &message)?;
-            return Ok(refusal(400, "bad_request", &message));
+            return Ok(refusal(ErrorCode::BadRequest, &message));
         }
     };
     let identity = hex::decode(&session.identity)
@@ -136,7 +146,7 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
         let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
             audit_in(tx, card_ref, Some(&token), "admin", outcome, detail)
         };
-        match logic::reserve_challenge(
+        let gids_randoms = match logic::reserve_challenge(
             tx,
             &token.hash,
             now,
@@ -146,11 +156,11 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
         )? {
             ChallengeOutcome::SessionGone => {
                 a(tx, "invalid_session", "session ended")?;
-                return Ok(refusal(401, "invalid_session", INVALID_SESSION));
+                return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
             }
             ChallengeOutcome::NotVerified => {
                 a(tx, "not_verified", "")?;
-                return Ok(refusal(403, "not_verified", NOT_VERIFIED));
+                return Ok(refusal(ErrorCode::NotVerified, NOT_VERIFIED));
             }
             ChallengeOutcome::TooMany => {
                 a(
@@ -159,28 +169,47 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
                     &format!("more than {MAX_ADMIN_ANSWERS_PER_SESSION} admin answers"),
                 )?;
                 return Ok(refusal(
-                    429,
-                    "too_many_requests",
+                    ErrorCode::TooManyRequests,
                     "Too many admin answers in this session. Start a new session.",
                 ));
             }
             ChallengeOutcome::Used => {
                 a(tx, "challenge_used", kind)?;
                 return Ok(refusal(
-                    409,
-                    "challenge_used",
+                    ErrorCode::ChallengeUsed,
                     "This challenge was already answered. Ask the card for a new one.",
                 ));
             }
-            ChallengeOutcome::Reserved => {}
-        }
-        let answer = match compute(&key, &op) {
-            Ok(answer) => answer,
+            ChallengeOutcome::Reserved { gids_randoms } => gids_randoms,
+        };
+        let answer = match compute(&key, &op, gids_randoms.as_deref()) {
+            Ok(Computed::Answer(answer)) => answer,
+            Ok(Computed::CardNotAuthenticated) => {
+                tx.set_session_gids(&token.hash, None)?;
+                a(tx, "card_not_authenticated", "card cryptogram does not match R1 || R2")?;
+                return Ok(refusal(
+                    ErrorCode::CardNotAuthenticated,
+                    "The card's cryptogram does not prove it holds the admin key: this is not the enrolled card. Nothing was changed.",
+                ));
+            }
+            Ok(Computed::NoHostCryptogram) => {
+                let why = "Bad request: ask for gids_cryptogram before gids_card_cryptogram.";
+                a(tx, "bad_request", why)?;
+                return Ok(refusal(ErrorCode::BadRequest, why));
+            }
             Err(why) => {
                 a(tx, "bad_request", why)?;
-                return Ok(refusal(400, "bad_request", why));
+                return Ok(refusal(ErrorCode::BadRequest, why));
             }
         };
+        match &op {
+            AdminOp::GidsCryptogram { randoms, .. } => {
+                let randoms = Zeroizing::new(hex::encode(&randoms[..]));
+                tx.set_session_gids(&token.hash, Some(&randoms))?;
+            }
+            AdminOp::GidsCardCryptogram(_) => tx.set_session_gids(&token.hash, None)?,
+            AdminOp::Encrypt(_) => {}
+        }
         a(
             tx,
             "answered",
@@ -190,20 +219,25 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
                 card.key_gen
             ),
         )?;
-        Ok(ok(json!({ "answer": hex::encode(&*answer) })))
+        Ok(ok(&AdminAnswer {
+            answer: Secret::new(hex::encode(&*answer)),
+        }))
     })
 }
 
-/// The answer (the transaction calling it may run twice: `op` is only read).
-fn compute(key: &AdminKey, op: &AdminOp) -> Result<Zeroizing<Vec<u8>>, &'static str> {
+/// The answer (the transaction calling it may run twice: `op` is only read). For the card's
+/// GIDS cryptogram the server decrypts and checks it against the session's `R1 || R2`
+/// (`randoms`, hex) in constant time, and answers only `R1 || R2 || 00.. 80`: what the client's
+/// own check needs, never the card's Z2 (so it is no decryption service).
+fn compute(key: &AdminKey, op: &AdminOp, randoms: Option<&str>) -> Result<Computed, &'static str> {
     let failed = |_| "Bad request: the data does not fit the card's admin key.";
     match op {
         AdminOp::Encrypt(block) => {
             let mut block = block.clone();
             key.encrypt_ecb(&mut block).map_err(failed)?;
-            Ok(block)
+            Ok(Computed::Answer(block))
         }
-        AdminOp::GidsCryptogram(data) => {
+        AdminOp::GidsCryptogram { data, .. } => {
             let mut data = data.clone();
             let mut z1 = Zeroizing::new([0u8; 8]);
             rand::rngs::OsRng
@@ -212,12 +246,25 @@ fn compute(key: &AdminKey, op: &AdminOp) -> Result<Zeroizing<Vec<u8>>, &'static 
             z1[7] = 0x80;
             data.extend_from_slice(&z1[..]);
             key.cbc_encrypt(&[0; 8], &mut data).map_err(failed)?;
-            Ok(data)
+            Ok(Computed::Answer(data))
         }
         AdminOp::GidsCardCryptogram(data) => {
-            let mut data = data.clone();
-            key.cbc_decrypt(&[0; 8], &mut data).map_err(failed)?;
-            Ok(data)
+            let Some(randoms) = randoms.and_then(|r| hex::decode(r).ok()) else {
+                return Ok(Computed::NoHostCryptogram);
+            };
+            let randoms = Zeroizing::new(randoms);
+            let mut plain = data.clone();
+            key.cbc_decrypt(&[0; 8], &mut plain).map_err(failed)?;
+            let matches = plain.len() == 40
+                && randoms.len() == 32
+                && bool::from(plain[..32].ct_eq(&randoms[..]) & plain[39].ct_eq(&0x80));
+            if !matches {
+                return Ok(Computed::CardNotAuthenticated);
+            }
+            let mut answer = Zeroizing::new(vec![0u8; 40]);
+            answer[..32].copy_from_slice(&randoms);
+            answer[39] = 0x80;
+            Ok(Computed::Answer(answer))
         }
     }
 }

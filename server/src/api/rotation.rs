@@ -1,23 +1,18 @@
 //! `/v1/unlock/puk` and `/v1/unlock/complete`: the PIV PUK, released once per verified session,
 //! and its rotation, committed when the client confirms it.
 
-use serde::Deserialize;
-use serde_json::json;
-use zeroize::Zeroizing;
+use cardunlock_protocol::{
+    CompleteReply, CompleteRequest, ErrorBody, ErrorCode, Outcome, PukReply, PukRequest, Secret,
+};
 
 use super::{
-    audit, audit_in, clean, live_session, ok, refusal, AppState, Endpoint, Reply, INVALID_SESSION,
-    NOT_VERIFIED,
+    audit, audit_in, clean, live_session, ok, refusal, refuse_with, AppState, Endpoint, Reply,
+    INVALID_SESSION, NOT_VERIFIED,
 };
 use crate::store::{now_ms, session as logic, CompleteOutcome, Profile, PukOutcome, Tx};
 use crate::{kdf, ServerError};
 
-#[derive(Deserialize)]
-pub(super) struct SessionOnly {
-    session: String,
-}
-
-pub(super) fn puk(state: &AppState, req: SessionOnly) -> Result<Reply, ServerError> {
+pub(super) fn puk(state: &AppState, req: PukRequest) -> Result<Reply, ServerError> {
     let (token, session) = session_or_refuse!(state, Endpoint::Puk, &req.session);
     let card = Some((session.profile, session.identity.as_str()));
     let a = |outcome: &str, detail: &str| audit(state, card, Some(&token), "puk", outcome, detail);
@@ -25,10 +20,15 @@ pub(super) fn puk(state: &AppState, req: SessionOnly) -> Result<Reply, ServerErr
         let message =
             "Bad request: PUKs are for PIV cards; GIDS and ISO cards use /v1/unlock/admin.";
         a("bad_request", message)?;
-        return Ok(refusal(400, "bad_request", message));
+        return Ok(refusal(ErrorCode::BadRequest, message));
     }
     let identity = hex::decode(&session.identity)
         .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
+    // The tries the card can take: the configured PIV PUK limit, or fewer when the client read
+    // a smaller count from the card.
+    let tries = req
+        .puk_tries_left
+        .map_or(state.puk_tries, |t| t.min(state.puk_tries));
     let now = now_ms();
     // The release, the pending rotation and the audit row commit together, before the PUK
     // leaves the server.
@@ -36,14 +36,14 @@ pub(super) fn puk(state: &AppState, req: SessionOnly) -> Result<Reply, ServerErr
         let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
             audit_in(tx, card, Some(&token), "puk", outcome, detail)
         };
-        Ok(match logic::release_puk(tx, &token.hash, now)? {
+        Ok(match logic::release_puk(tx, &token.hash, now, tries)? {
             PukOutcome::SessionGone => {
                 a(tx, "invalid_session", "session ended")?;
-                refusal(401, "invalid_session", INVALID_SESSION)
+                refusal(ErrorCode::InvalidSession, INVALID_SESSION)
             }
             PukOutcome::NotVerified => {
                 a(tx, "not_verified", "")?;
-                refusal(403, "not_verified", NOT_VERIFIED)
+                refusal(ErrorCode::NotVerified, NOT_VERIFIED)
             }
             PukOutcome::AlreadyReleased => {
                 a(
@@ -52,43 +52,39 @@ pub(super) fn puk(state: &AppState, req: SessionOnly) -> Result<Reply, ServerErr
                     "refused: already released in this session",
                 )?;
                 refusal(
-                    409,
-                    "puk_released",
+                    ErrorCode::PukReleased,
                     "The PUK was already released in this session. Start a new session.",
                 )
+            }
+            PukOutcome::AtRisk { candidates } => {
+                let detail = format!(
+                    "refused: {candidates} candidate PUK(s) for {tries} PUK tries left"
+                );
+                a(tx, "puk_at_risk", &detail)?;
+                refuse_with(ErrorBody {
+                    tries_left: Some(tries),
+                    ..ErrorBody::new(
+                        ErrorCode::PukAtRisk,
+                        format!(
+                            "The card may hold any of {candidates} PUKs (earlier unlocks were cut off) but has only {tries} PUK tries left: trying them could block the PUK. Nothing was released; ask an operator to unlock the card."
+                        ),
+                    )
+                })
             }
             PukOutcome::Released { candidates, next } => {
                 let detail = format!(
                     "candidate generation(s) {candidates:?}, rotation pending to generation {next}"
                 );
                 a(tx, "released", &detail)?;
-                let names: Vec<Zeroizing<String>> = candidates
-                    .iter()
-                    .map(|&g| kdf::piv_puk(&state.master, &identity, g))
-                    .collect();
-                let next_puk = kdf::piv_puk(&state.master, &identity, next);
-                let list: Vec<&str> = names.iter().map(|p| p.as_str()).collect();
-                ok(json!({ "puk_candidates": list, "next_puk": next_puk.as_str() }))
+                let puk = |g| Secret::new(kdf::piv_puk(&state.master, &identity, g).as_str());
+                ok(&PukReply {
+                    puk_candidates: candidates.iter().map(|&g| puk(g)).collect(),
+                    next_puk: puk(next),
+                    tries_left: tries,
+                })
             }
         })
     })
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Outcome {
-    Unlocked,
-    Failed,
-}
-
-#[derive(Deserialize)]
-pub(super) struct CompleteRequest {
-    session: String,
-    outcome: Outcome,
-    #[serde(default)]
-    puk_rotated: bool,
-    #[serde(default)]
-    detail: String,
 }
 
 pub(super) fn complete(state: &AppState, req: CompleteRequest) -> Result<Reply, ServerError> {
@@ -107,13 +103,13 @@ pub(super) fn complete(state: &AppState, req: CompleteRequest) -> Result<Reply, 
             match logic::complete(tx, &token.hash, now, req.puk_rotated)? {
                 CompleteOutcome::SessionGone => {
                     a(tx, "invalid_session", "session ended")?;
-                    refusal(401, "invalid_session", INVALID_SESSION)
+                    refusal(ErrorCode::InvalidSession, INVALID_SESSION)
                 }
                 CompleteOutcome::NothingReleased => {
                     let message =
                         "Bad request: puk_rotated is true but this session released no PUK.";
                     a(tx, "bad_request", message)?;
-                    refusal(400, "bad_request", message)
+                    refusal(ErrorCode::BadRequest, message)
                 }
                 CompleteOutcome::Closed { committed, pending } => {
                     let mut detail = match committed {
@@ -128,7 +124,7 @@ pub(super) fn complete(state: &AppState, req: CompleteRequest) -> Result<Reply, 
                         detail.push_str(&clean(&req.detail));
                     }
                     a(tx, outcome, &detail)?;
-                    ok(json!({}))
+                    ok(&CompleteReply {})
                 }
             },
         )

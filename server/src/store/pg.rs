@@ -525,8 +525,8 @@ impl Tx for PgTx<'_> {
         now: i64,
     ) -> Result<Option<Session>, ServerError> {
         let row = self.query_opt(
-            "SELECT profile, identity, verified, puk_next_gen, admin_answers FROM sessions
-             WHERE token_hash = $1 AND NOT closed AND expires_ms > $2 FOR UPDATE",
+            "SELECT profile, identity, verified, puk_next_gen, admin_answers, gids_randoms
+             FROM sessions WHERE token_hash = $1 AND NOT closed AND expires_ms > $2 FOR UPDATE",
             &[&&token_hash[..], &now],
         )?;
         let Some(r) = row else {
@@ -541,6 +541,7 @@ impl Tx for PgTx<'_> {
             verified: r.get(2),
             puk_next_gen: r.get::<_, Option<i64>>(3).map(small).transpose()?,
             admin_answers: small(r.get(4))?,
+            gids_randoms: r.get(5),
         }))
     }
 
@@ -560,6 +561,26 @@ impl Tx for PgTx<'_> {
         self.execute(
             "UPDATE sessions SET puk_next_gen = $2 WHERE token_hash = $1",
             &[&&token_hash[..], &i64::from(generation)],
+        )?;
+        Ok(())
+    }
+
+    fn set_session_gids(
+        &mut self,
+        token_hash: &[u8; 32],
+        randoms: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE sessions SET gids_randoms = $2 WHERE token_hash = $1",
+            &[&&token_hash[..], &randoms],
+        )?;
+        Ok(())
+    }
+
+    fn close_card_sessions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE sessions SET closed = TRUE WHERE profile = $1 AND identity = $2 AND NOT closed",
+            &[&profile.as_str(), &identity],
         )?;
         Ok(())
     }

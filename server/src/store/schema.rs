@@ -6,7 +6,8 @@
 //! Add a migration by appending a step to *both* lists, keeping them the same length.
 
 /// SQLite migrations, step `i` takes the database from version `i` to `i + 1`.
-pub(super) const SQLITE: &[&str] = &["
+pub(super) const SQLITE: &[&str] = &[
+    "
 CREATE TABLE cards (
     profile TEXT NOT NULL,
     identity TEXT NOT NULL,
@@ -64,10 +65,16 @@ CREATE TABLE audit (
     outcome TEXT NOT NULL,
     detail TEXT NOT NULL
 );
-"];
+",
+    "
+-- 2: a GIDS session remembers R1 || R2 of its host cryptogram, to check the card's.
+ALTER TABLE sessions ADD COLUMN gids_randoms TEXT;
+",
+];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
-pub(super) const POSTGRES: &[&str] = &["
+pub(super) const POSTGRES: &[&str] = &[
+    "
 CREATE TABLE cards (
     profile TEXT NOT NULL,
     identity TEXT NOT NULL,
@@ -126,7 +133,11 @@ CREATE TABLE audit (
     outcome TEXT NOT NULL,
     detail TEXT NOT NULL
 );
-"];
+",
+    "
+ALTER TABLE sessions ADD COLUMN gids_randoms TEXT;
+",
+];
 
 /// The schema version this code writes.
 pub(super) fn version() -> i64 {

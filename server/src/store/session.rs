@@ -5,7 +5,7 @@
 //! change, and two server instances cannot both count from the same old value.
 
 use super::tx::{CardKey, Tx};
-use super::{CardRecord, Profile};
+use super::Profile;
 use crate::ServerError;
 
 /// A live session (not completed, not expired).
@@ -18,6 +18,8 @@ pub(crate) struct Session {
     pub puk_next_gen: Option<u32>,
     /// Admin answers given in this session.
     pub admin_answers: u32,
+    /// `R1 || R2` (hex) of this session's last GIDS host cryptogram.
+    pub gids_randoms: Option<String>,
 }
 
 impl Session {
@@ -31,7 +33,6 @@ pub(crate) enum StartOutcome {
     Locked,
     NoQuestions,
     Started {
-        card: CardRecord,
         questions: Vec<String>,
         attempts_left: u32,
     },
@@ -47,7 +48,11 @@ pub(crate) enum AnswerCheck {
 
 pub(crate) enum AnswerOutcome {
     SessionGone,
-    Verified,
+    /// Verified; the card holder's name and e-mail, for the reply.
+    Verified {
+        name: String,
+        email: String,
+    },
     Wrong {
         attempts_left: u32,
     },
@@ -63,13 +68,21 @@ pub(crate) enum ChallengeOutcome {
     NotVerified,
     TooMany,
     Used,
-    Reserved,
+    /// Reserved; the session's remembered GIDS `R1 || R2`, if any.
+    Reserved {
+        gids_randoms: Option<String>,
+    },
 }
 
 pub(crate) enum PukOutcome {
     SessionGone,
     NotVerified,
     AlreadyReleased,
+    /// The card may hold `candidates` PUKs, not fewer than its tries left: trying them all
+    /// could block the PUK. Nothing changed.
+    AtRisk {
+        candidates: usize,
+    },
     /// `candidates`: the generations the card may hold, most recent first; `next`: the one to
     /// rotate to (now recorded as pending).
     Released {
@@ -112,7 +125,6 @@ pub(crate) fn start_session(
     tx.insert_session(token_hash, card, now, now.saturating_add(ttl_ms))?;
     let attempts_left = max_attempts.saturating_sub(record.failed_attempts);
     Ok(StartOutcome::Started {
-        card: record,
         questions,
         attempts_left,
     })
@@ -156,7 +168,10 @@ pub(crate) fn record_answers(
     if correct {
         tx.set_attempts(session.card(), 0, false)?;
         tx.set_session_verified(token_hash)?;
-        return Ok(AnswerOutcome::Verified);
+        return Ok(AnswerOutcome::Verified {
+            name: card.user_name,
+            email: card.user_email,
+        });
     }
     let failed = card.failed_attempts.saturating_add(1);
     let lock = failed >= max_attempts;
@@ -196,15 +211,20 @@ pub(crate) fn reserve_challenge(
         return Ok(ChallengeOutcome::Used);
     }
     tx.count_admin_answer(token_hash)?;
-    Ok(ChallengeOutcome::Reserved)
+    Ok(ChallengeOutcome::Reserved {
+        gids_randoms: session.gids_randoms,
+    })
 }
 
 /// Releases the card's PUK to a verified session, once: records the pending rotation to the
-/// next generation in the same transaction, before the caller answers.
+/// next generation in the same transaction, before the caller answers. Refuses (changing
+/// nothing) when the candidates would need every one of the card's `tries` PUK tries: the
+/// pending generations never outgrow what a client can try while keeping the last try.
 pub(crate) fn release_puk(
     tx: &mut dyn Tx,
     token_hash: &[u8; 32],
     now: i64,
+    tries: u32,
 ) -> Result<PukOutcome, ServerError> {
     let Some(session) = tx.live_session(token_hash, now)? else {
         return Ok(PukOutcome::SessionGone);
@@ -227,6 +247,10 @@ pub(crate) fn release_puk(
     let next = top
         .checked_add(1)
         .ok_or_else(|| ServerError::InvalidInput("PUK generation exhausted".into()))?;
+    let count = usize::try_from(top - card.puk_gen).map_or(usize::MAX, |n| n.saturating_add(1));
+    if u32::try_from(count).map_or(true, |n| n >= tries) {
+        return Ok(PukOutcome::AtRisk { candidates: count });
+    }
     let denied = tx.puk_denied(session.card())?;
     tx.set_puk_gens(session.card(), card.puk_gen, Some(next))?;
     tx.set_session_puk_next(token_hash, next)?;

@@ -21,6 +21,7 @@ pub(super) struct SqliteDb {
 impl SqliteDb {
     /// Opens (creating if needed) and migrates the database at `path`, in WAL mode.
     pub(super) fn open(path: &Path) -> Result<Self, ServerError> {
+        crate::files::sqlite_file(path)?;
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -257,8 +258,8 @@ impl Tx for SqliteTx<'_> {
         let row = self
             .0
             .query_row(
-                "SELECT profile, identity, verified, puk_next_gen, admin_answers FROM sessions
-                 WHERE token_hash = ?1 AND closed = 0 AND expires_ms > ?2",
+                "SELECT profile, identity, verified, puk_next_gen, admin_answers, gids_randoms
+                 FROM sessions WHERE token_hash = ?1 AND closed = 0 AND expires_ms > ?2",
                 params![&token_hash[..], now],
                 |r| {
                     Ok((
@@ -267,18 +268,20 @@ impl Tx for SqliteTx<'_> {
                         r.get::<_, bool>(2)?,
                         r.get::<_, Option<u32>>(3)?,
                         r.get::<_, u32>(4)?,
+                        r.get::<_, Option<String>>(5)?,
                     ))
                 },
             )
             .optional()?;
         Ok(row.and_then(
-            |(profile, identity, verified, puk_next_gen, admin_answers)| {
+            |(profile, identity, verified, puk_next_gen, admin_answers, gids_randoms)| {
                 Some(Session {
                     profile: Profile::parse(&profile)?,
                     identity,
                     verified,
                     puk_next_gen,
                     admin_answers,
+                    gids_randoms,
                 })
             },
         ))
@@ -300,6 +303,26 @@ impl Tx for SqliteTx<'_> {
         self.0.execute(
             "UPDATE sessions SET puk_next_gen = ?2 WHERE token_hash = ?1",
             params![&token_hash[..], generation],
+        )?;
+        Ok(())
+    }
+
+    fn set_session_gids(
+        &mut self,
+        token_hash: &[u8; 32],
+        randoms: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET gids_randoms = ?2 WHERE token_hash = ?1",
+            params![&token_hash[..], randoms],
+        )?;
+        Ok(())
+    }
+
+    fn close_card_sessions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET closed = 1 WHERE profile = ?1 AND identity = ?2 AND closed = 0",
+            params![profile.as_str(), identity],
         )?;
         Ok(())
     }

@@ -98,6 +98,14 @@ pub(crate) trait Tx {
         token_hash: &[u8; 32],
         generation: u32,
     ) -> Result<(), ServerError>;
+    /// Records (or clears) `R1 || R2` (hex) of the session's GIDS host cryptogram.
+    fn set_session_gids(
+        &mut self,
+        token_hash: &[u8; 32],
+        randoms: Option<&str>,
+    ) -> Result<(), ServerError>;
+    /// Closes every open session of a card (re-enrolment).
+    fn close_card_sessions(&mut self, card: CardKey<'_>) -> Result<(), ServerError>;
     /// Counts one more admin answer in the session.
     fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
     /// Closes the session.

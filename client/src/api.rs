@@ -1,0 +1,244 @@
+//! The HTTPS client of the unlock server (`server/API.md`), pinned to the server's certificate.
+//!
+//! One method per endpoint; every request and reply is the shared contract's type
+//! (`cardunlock-protocol`), so the client cannot drift from the server.
+
+use std::time::Duration;
+
+use cardunlock_protocol::{
+    paths, AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef,
+    CompleteReply, CompleteRequest, ErrorBody, ErrorCode, Outcome, PukReply, PukRequest, Secret,
+    SessionToken, StartReply, StartRequest,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::failure::{Failure, Kind};
+
+/// Why the server did not give what was asked.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// No connection (refused, TLS failure, timeout).
+    Unreachable(String),
+    /// The server answered with a refusal (the contract's error body).
+    Refused(ErrorBody),
+    /// The server's answer did not parse.
+    Protocol(String),
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(e) => write!(f, "unlock server: cannot reach it: {e}"),
+            Self::Refused(body) if body.message.is_empty() => {
+                write!(f, "unlock server: it refused ({})", body.error)
+            }
+            Self::Refused(body) => write!(f, "unlock server: {}", body.message),
+            Self::Protocol(e) => write!(f, "unlock server: unexpected answer: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// The failure this error means for the unlock (the card was not touched by it).
+    pub fn failure(&self) -> Failure {
+        let kind = match self {
+            Self::Unreachable(_) | Self::Protocol(_) => Kind::Server,
+            Self::Refused(body) => match body.error {
+                ErrorCode::Locked => Kind::Locked,
+                ErrorCode::NoQuestions => Kind::NoQuestions,
+                ErrorCode::WrongAnswers => Kind::WrongAnswers {
+                    attempts_left: body.attempts_left.unwrap_or(0),
+                },
+                ErrorCode::InternalError | ErrorCode::Unavailable | ErrorCode::TooManyRequests => {
+                    Kind::Server
+                }
+                _ => Kind::Refused,
+            },
+        };
+        Failure::new(kind, self.to_string())
+    }
+
+    /// The contract's error code, when the server answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Refused(body) => Some(body.error),
+            _ => None,
+        }
+    }
+}
+
+/// HTTPS client for the unlock server, pinned to the server's certificate (https:// only).
+pub struct Api {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Api {
+    /// A client for `base_url` (`https://host:port`) trusting only `pinned_cert_pem`.
+    ///
+    /// `http://` is refused: the pinned certificate is what protects the answers and the PUK.
+    pub fn new(base_url: &str, pinned_cert_pem: &str) -> Result<Api, Failure> {
+        let base = base_url.trim().trim_end_matches('/');
+        let lower = base.to_ascii_lowercase();
+        if lower.starts_with("http://") {
+            return Err(Failure::usage(
+                "--server",
+                format!(
+                    "{base} is plain HTTP; the server's certificate is pinned, which needs \
+                     https:// (the answers and the PUK never travel unencrypted)"
+                ),
+            ));
+        }
+        if !lower.starts_with("https://") || base.len() <= "https://".len() {
+            return Err(Failure::usage(
+                "--server",
+                format!("{base:?} is not a server URL: give https://host:port"),
+            ));
+        }
+        let tls = cardunlock_protocol::pinned_client_config(pinned_cert_pem)
+            .map_err(|e| Failure::usage("server certificate", e))?;
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(tls)
+            .timeout_connect(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build();
+        Ok(Self {
+            agent,
+            base: base.to_string(),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        let url = format!("{}{path}", self.base);
+        match self.agent.post(&url).send_json(body) {
+            Ok(resp) => resp
+                .into_json::<T>()
+                .map_err(|e| ApiError::Protocol(format!("{path}: {e}"))),
+            Err(ureq::Error::Status(status, resp)) => match resp.into_json::<ErrorBody>() {
+                Ok(body) => Err(ApiError::Refused(body)),
+                Err(e) => Err(ApiError::Protocol(format!(
+                    "{path}: HTTP {status} without an error body ({e})"
+                ))),
+            },
+            Err(ureq::Error::Transport(t)) => Err(ApiError::Unreachable(format!("{t} ({url})"))),
+        }
+    }
+
+    /// `start`: a session for `card` (questions, attempts left, PIN policy).
+    pub fn start(&self, card: CardRef) -> Result<StartReply, ApiError> {
+        self.post(paths::START, &StartRequest { card })
+    }
+
+    /// `answers`: the answers, in question order; the user once they are verified.
+    pub fn answers(
+        &self,
+        session: &SessionToken,
+        answers: &[Zeroizing<String>],
+    ) -> Result<AnswersReply, ApiError> {
+        let request = AnswersRequest {
+            session: session.clone(),
+            answers: answers.iter().map(|a| Secret::new(a.as_str())).collect(),
+        };
+        self.post(paths::ANSWERS, &request)
+    }
+
+    /// `admin`: the server's answer (bytes) to an admin request.
+    pub fn admin(
+        &self,
+        session: &SessionToken,
+        request: AdminRequest,
+    ) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+        let body = AdminBody {
+            session: session.clone(),
+            request,
+        };
+        let a: AdminAnswer = self.post(paths::ADMIN, &body)?;
+        crate::hex::parse(a.answer.expose())
+            .map(Zeroizing::new)
+            .map_err(|e| ApiError::Protocol(format!("admin answer: {e}")))
+    }
+
+    /// `puk` (PIV): the PUK candidates and the next PUK. `puk_tries_left`: what the card
+    /// reported, so the server never releases more candidates than the card can take.
+    pub fn puk(
+        &self,
+        session: &SessionToken,
+        puk_tries_left: Option<u32>,
+    ) -> Result<PukReply, ApiError> {
+        let request = PukRequest {
+            session: session.clone(),
+            puk_tries_left,
+        };
+        self.post(paths::PUK, &request)
+    }
+
+    /// `complete`: the outcome, and whether the PUK was rotated.
+    pub fn complete(
+        &self,
+        session: &SessionToken,
+        unlocked: bool,
+        puk_rotated: bool,
+        detail: &str,
+    ) -> Result<(), ApiError> {
+        let request = CompleteRequest {
+            session: session.clone(),
+            outcome: if unlocked {
+                Outcome::Unlocked
+            } else {
+                Outcome::Failed
+            },
+            puk_rotated,
+            detail: detail.into(),
+        };
+        let _: CompleteReply = self.post(paths::COMPLETE, &request)?;
+        Ok(())
+    }
+}
+
+/// Reads a pinned certificate file.
+pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(&format!("server certificate {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_and_nonsense_urls_are_refused_before_any_connection() {
+        let e = Api::new("http://127.0.0.1:8443", "").err().unwrap();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(e.message.starts_with("--server: "), "{e}");
+        assert!(e.message.contains("https://"), "{e}");
+        let e = Api::new("HTTP://host", "").err().unwrap();
+        assert_eq!(e.kind, Kind::Usage);
+        let e = Api::new("ftp://host", "").err().unwrap();
+        assert!(e.message.contains("https://host:port"), "{e}");
+        // https with a certificate that is not PEM: the certificate is named.
+        let e = Api::new("https://127.0.0.1:1", "not a pem").err().unwrap();
+        assert!(e.message.starts_with("server certificate"), "{e}");
+    }
+
+    #[test]
+    fn refusals_map_to_kinds() {
+        let mut body = ErrorBody::new(ErrorCode::WrongAnswers, "The answers are not correct.");
+        body.attempts_left = Some(2);
+        let f = ApiError::Refused(body).failure();
+        assert_eq!(f.kind, Kind::WrongAnswers { attempts_left: 2 });
+        assert_eq!(f.exit_code(), 1);
+        let f = ApiError::Refused(ErrorBody::new(ErrorCode::Locked, "locked")).failure();
+        assert_eq!(f.kind, Kind::Locked);
+        let f = ApiError::Unreachable("refused".into()).failure();
+        assert_eq!((f.kind.clone(), f.exit_code()), (Kind::Server, 6));
+    }
+}

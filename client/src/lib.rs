@@ -1,0 +1,28 @@
+//! cardunlock's client side, shared by the `cardunlock` CLI and the window: everything about an
+//! unlock that is not a terminal, a window or a reader.
+//!
+//! - [`failure`]: what went wrong, as a kind to branch on and a message that names its subject.
+//! - [`hex`]: the one hex helper (parse what people type, format for reading out).
+//! - [`api`]: the HTTPS client of the unlock server, pinned to its certificate.
+//! - [`responder`]: the server-backed admin responder (GIDS / ISO cards).
+//! - [`online`]: the online unlock (security questions, new PIN, the server answers the card),
+//!   with PIV PUK rotation, talking to the person through the [`online::Ui`] trait.
+//! - [`offline`]: the offline unlock (the operator's response, or the PUK for PIV).
+//! - [`enroll`]: personalisation of a card with its derived secrets.
+//! - [`demo`]: the seed scenario in-process (server, user, simulated card).
+//!
+//! No PC/SC and no USB here: the caller brings a [`cardunlock_core::Transport`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod demo;
+pub mod enroll;
+pub mod failure;
+pub mod hex;
+pub mod offline;
+pub mod online;
+pub mod responder;
+pub mod status;
+
+pub use failure::{Failure, Kind};

@@ -1,0 +1,287 @@
+//! The PIV PUK rotation when it is cut off, with the real server in-process and the
+//! simulated card: the card must never be left with a PUK the server cannot name, and the
+//! next unlock must not waste a PUK try when the rotation did reach the card.
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use cardunlock_core::piv::{select, verify_pin};
+use cardunlock_core::secret::PivReference;
+use cardunlock_core::ErrorKind;
+use cardunlock_server::{Argon2Params, Config, Enrollment, MasterSecret, Server, ServerHandle};
+use cardunlock_sim::{Config as SimConfig, PivConfig, SimCard};
+
+use cardunlock_client::api::Api;
+use cardunlock_client::enroll::{personalise, Factory};
+use cardunlock_client::online::{unlock, Event, Ui};
+use cardunlock_client::Failure;
+use cardunlock_core::crypto::Algorithm;
+use cardunlock_core::driver::Driver;
+use cardunlock_core::iso::IsoProfile;
+use cardunlock_core::policy::PinPolicy;
+use cardunlock_core::unlock as core_unlock;
+use cardunlock_core::Transport;
+use embassy_futures::block_on;
+use zeroize::Zeroizing;
+
+/// One answer and a new PIN, given up front.
+struct Scripted {
+    answers: Vec<String>,
+    new_pin: String,
+}
+
+impl Ui for Scripted {
+    fn show(&mut self, _: Event<'_>) {}
+
+    fn answers(&mut self, _: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
+        Ok(self
+            .answers
+            .iter()
+            .map(|a| Zeroizing::new(a.clone()))
+            .collect())
+    }
+
+    fn can_retry(&self) -> bool {
+        false
+    }
+
+    fn new_pin(
+        &mut self,
+        _: &PinPolicy<'_>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
+        Ok((
+            Zeroizing::new(self.new_pin.clone()),
+            Zeroizing::new(self.new_pin.clone()),
+        ))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    cardunlock_client::hex::encode(bytes)
+}
+
+/// Runs after each command with the command and the card's answer.
+type AfterHook = Box<dyn FnMut(&[u8], &[u8])>;
+
+/// The sim card, shared with the test, and a hook run after each command.
+struct Hooked {
+    card: Rc<RefCell<SimCard>>,
+    after: AfterHook,
+}
+
+impl Transport for Hooked {
+    type Error = ErrorKind;
+
+    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
+        let answer = self.card.borrow_mut().transmit(command);
+        response
+            .get_mut(..answer.len())
+            .ok_or(ErrorKind::ResponseTooLong)?
+            .copy_from_slice(&answer);
+        (self.after)(command, &answer);
+        Ok(answer.len())
+    }
+}
+
+fn config(dir: &std::path::Path, master: &MasterSecret) -> Config {
+    let mut c = Config::new(dir.join("db.sqlite"), dir, master.clone());
+    c.argon2 = Argon2Params {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    c
+}
+
+fn block(card: &Rc<RefCell<SimCard>>) {
+    let wrong = PivReference::pin(b"000000").unwrap();
+    let mut buf = [0u8; 32];
+    let select_len = select().encode(&mut buf).unwrap();
+    card.borrow_mut().transmit(&buf[..select_len]);
+    let n = verify_pin(&wrong).encode(&mut buf).unwrap();
+    for _ in 0..3 {
+        card.borrow_mut().transmit(&buf[..n]);
+    }
+    assert_eq!(card.borrow().pin_tries_left(), 0);
+}
+
+fn unlock_once(
+    card: &Rc<RefCell<SimCard>>,
+    server: &ServerHandle,
+    pin: &str,
+    after: AfterHook,
+) -> Result<(), Failure> {
+    let api = Api::new(&server.url(), server.cert_pem())?;
+    let mut driver = Driver::new(Hooked {
+        card: card.clone(),
+        after,
+    });
+    let mut ui = Scripted {
+        answers: vec!["Rex".into()],
+        new_pin: pin.into(),
+    };
+    unlock(&mut driver, &api, &mut ui)
+}
+
+fn enrolled() -> (
+    tempfile::TempDir,
+    MasterSecret,
+    ServerHandle,
+    Rc<RefCell<SimCard>>,
+    Vec<u8>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterSecret::generate();
+    let server = Server::spawn(config(dir.path(), &master)).unwrap();
+    let card = Rc::new(RefCell::new(SimCard::new(SimConfig::Piv(
+        PivConfig::factory(),
+    ))));
+    let mut driver = Driver::new(Hooked {
+        card: card.clone(),
+        after: Box::new(|_, _| {}),
+    });
+    let status = block_on(core_unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    personalise(&mut driver, &status, &master, &Factory::default()).unwrap();
+    let id = status.identity.unwrap();
+    server
+        .enroll(&Enrollment {
+            name: "Michael Benson".into(),
+            email: "Michael.Benson@demo.local".into(),
+            profile: "piv".into(),
+            identity_hex: id.to_string(),
+            algorithm: Algorithm::TripleDes,
+            questions: vec![("First pet?".into(), "Rex".into())],
+        })
+        .unwrap();
+    (dir, master, server, card, id.as_bytes().to_vec())
+}
+
+#[test]
+fn rotation_reached_the_card_but_not_the_server() {
+    let (dir, master, server, card, id) = enrolled();
+    block(&card);
+    // The server goes away right after the card accepted the new PUK: `complete` is lost.
+    let handle = Rc::new(RefCell::new(Some(server)));
+    let h = handle.clone();
+    let after: AfterHook = Box::new(move |cmd, answer| {
+        if cmd.get(1) == Some(&0x24) && answer.ends_with(&[0x90, 0x00]) {
+            if let Some(s) = h.borrow_mut().take() {
+                s.shutdown();
+            }
+        }
+    });
+    let server_ref = handle.borrow();
+    let url_server = server_ref.as_ref().unwrap();
+    let api_url = url_server.url();
+    let cert = url_server.cert_pem().to_string();
+    drop(server_ref);
+    {
+        let api = Api::new(&api_url, &cert).unwrap();
+        let mut driver = Driver::new(Hooked {
+            card: card.clone(),
+            after,
+        });
+        let mut ui = Scripted {
+            answers: vec!["Rex".into()],
+            new_pin: "840259".into(),
+        };
+        // The card is unlocked; the lost `complete` is only a warning.
+        unlock(&mut driver, &api, &mut ui).unwrap();
+    }
+    assert!(
+        card.borrow().puk_is(kdf_puk(&master, &id, 1).as_bytes()),
+        "the card took generation 1"
+    );
+    // A restart on the same database: the rotation is still pending there.
+    let server = Server::spawn(config(dir.path(), &master)).unwrap();
+    block(&card);
+    let resets = unlock_counting_resets(&card, &server, "735194");
+    // The card held g+1, the first candidate: no PUK try was spent on a wrong one.
+    assert_eq!(resets, 1, "one RESET RETRY COUNTER, with the right PUK");
+    assert_server_and_card_agree(&server, &card, &master, &id);
+}
+
+#[test]
+fn rotation_cut_off_before_the_card() {
+    let (dir, master, server, card, id) = enrolled();
+    block(&card);
+    // The card is pulled right before CHANGE REFERENCE DATA: it keeps generation 0.
+    let pulled = Rc::new(RefCell::new(false));
+    let p = pulled.clone();
+    let hooked_card = card.clone();
+    let api = Api::new(&server.url(), server.cert_pem()).unwrap();
+    {
+        struct Pull {
+            inner: Hooked,
+            pulled: Rc<RefCell<bool>>,
+        }
+        impl Transport for Pull {
+            type Error = ErrorKind;
+            async fn transmit(
+                &mut self,
+                command: &[u8],
+                response: &mut [u8],
+            ) -> Result<usize, ErrorKind> {
+                if command.get(1) == Some(&0x24) {
+                    *self.pulled.borrow_mut() = true;
+                    return Err(ErrorKind::CardRemoved);
+                }
+                self.inner.transmit(command, response).await
+            }
+        }
+        let mut driver = Driver::new(Pull {
+            inner: Hooked {
+                card: hooked_card,
+                after: Box::new(|_, _| {}),
+            },
+            pulled: p,
+        });
+        let mut ui = Scripted {
+            answers: vec!["Rex".into()],
+            new_pin: "840259".into(),
+        };
+        // The PIN is unblocked; the rotation failed, which the client reports to the server.
+        unlock(&mut driver, &api, &mut ui).unwrap();
+    }
+    assert!(*pulled.borrow());
+    assert!(
+        card.borrow().puk_is(kdf_puk(&master, &id, 0).as_bytes()),
+        "the card kept generation 0"
+    );
+    drop(server);
+    let server = Server::spawn(config(dir.path(), &master)).unwrap();
+    block(&card);
+    let resets = unlock_counting_resets(&card, &server, "735194");
+    // The client told the server the rotation failed: generation 0 is tried first.
+    assert_eq!(resets, 1, "one RESET RETRY COUNTER, with the right PUK");
+    assert_server_and_card_agree(&server, &card, &master, &id);
+}
+
+/// Runs an online unlock and counts the RESET RETRY COUNTER commands it sent.
+fn unlock_counting_resets(card: &Rc<RefCell<SimCard>>, server: &ServerHandle, pin: &str) -> usize {
+    let resets = Rc::new(RefCell::new(0));
+    let r = resets.clone();
+    let hook: AfterHook =
+        Box::new(move |cmd, _| *r.borrow_mut() += usize::from(cmd.get(1) == Some(&0x2C)));
+    unlock_once(card, server, pin, hook).unwrap();
+    let n = *resets.borrow();
+    n
+}
+
+/// The card holds the PUK of the generation the server has on record.
+fn assert_server_and_card_agree(
+    server: &ServerHandle,
+    card: &Rc<RefCell<SimCard>>,
+    master: &MasterSecret,
+    id: &[u8],
+) {
+    let record = server.store().card("piv", &hex(id)).unwrap().unwrap();
+    assert!(
+        card.borrow()
+            .puk_is(kdf_puk(master, id, record.puk_gen).as_bytes()),
+        "server and card agree"
+    );
+}
+
+fn kdf_puk(master: &MasterSecret, id: &[u8], generation: u32) -> Zeroizing<String> {
+    cardunlock_server::kdf::piv_puk(master, id, generation)
+}

@@ -1,0 +1,80 @@
+//! The online-unlock contract (`cardunlock-protocol`): every `/v1/unlock/*` request body as the
+//! server parses it, and every reply body as the client parses it. Never a panic; what parses
+//! serialises to JSON that parses to the same; `Debug` never shows an answer, a PUK or a token;
+//! a PIN policy from the server, whatever its numbers, checks a PIN without panicking.
+#![no_main]
+
+use cardunlock_protocol::{
+    AdminAnswer, AdminBody, AnswersReply, AnswersRequest, CompleteReply, CompleteRequest,
+    ErrorBody, PukReply, PukRequest, StartReply, StartRequest,
+};
+use libfuzzer_sys::fuzz_target;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Parses `data` as `T`; when it parses, checks the JSON round trip and returns the value.
+fn round_trip<T: Serialize + DeserializeOwned>(data: &[u8]) -> Option<T> {
+    let value: T = serde_json::from_slice(data).ok()?;
+    let json = serde_json::to_string(&value).expect("a parsed body serialises");
+    let again: T = serde_json::from_str(&json).expect("a serialised body parses");
+    assert_eq!(serde_json::to_string(&again).expect("serialises"), json);
+    Some(value)
+}
+
+/// `Debug` of a value holding `secret` must not show it (as a quoted string, the way a derived
+/// `Debug` would print it; a non-secret field with the same text is no leak).
+fn hides(debug: String, secret: &str, others: &[&str]) {
+    if others.iter().any(|o| o.contains(secret)) {
+        return;
+    }
+    let quoted = format!("{secret:?}");
+    assert!(!debug.contains(&quoted), "secret in Debug: {debug}");
+}
+
+fuzz_target!(|data: &[u8]| {
+    // Requests (server side).
+    if let Some(r) = round_trip::<StartRequest>(data) {
+        let _ = format!("{r:?}");
+    }
+    if let Some(r) = round_trip::<AnswersRequest>(data) {
+        let debug = format!("{r:?}");
+        hides(debug.clone(), r.session.expose(), &[]);
+        for a in &r.answers {
+            hides(debug.clone(), a.expose(), &[]);
+        }
+    }
+    if let Some(r) = round_trip::<AdminBody>(data) {
+        let debug = format!("{r:?}");
+        hides(debug, r.session.expose(), &[&format!("{:?}", r.request)]);
+    }
+    if let Some(r) = round_trip::<PukRequest>(data) {
+        hides(format!("{r:?}"), r.session.expose(), &[]);
+    }
+    if let Some(r) = round_trip::<CompleteRequest>(data) {
+        hides(format!("{r:?}"), r.session.expose(), &[&r.detail]);
+    }
+    // Replies (client side).
+    if let Some(r) = round_trip::<StartReply>(data) {
+        let mut others: Vec<&str> = r.questions.iter().map(String::as_str).collect();
+        others.extend(r.pin_policy.custom_blocklist.iter().map(String::as_str));
+        hides(format!("{r:?}"), r.session.expose(), &others);
+        let _ = r.pin_policy.with_core(|p| {
+            p.check(b"840259", b"840259", None, None).is_ok()
+                | p.check(b"Xk9w2!", b"Xk9w2", Some(b"1234"), Some(b"12345678"))
+                    .is_ok()
+        });
+    }
+    let _ = round_trip::<AnswersReply>(data);
+    if let Some(r) = round_trip::<AdminAnswer>(data) {
+        hides(format!("{r:?}"), r.answer.expose(), &[]);
+    }
+    if let Some(r) = round_trip::<PukReply>(data) {
+        let debug = format!("{r:?}");
+        hides(debug.clone(), r.next_puk.expose(), &[]);
+        for p in &r.puk_candidates {
+            hides(debug.clone(), p.expose(), &[]);
+        }
+    }
+    let _ = round_trip::<CompleteReply>(data);
+    let _ = round_trip::<ErrorBody>(data);
+});

@@ -1,0 +1,137 @@
+//! `cardunlock-gui`: the unlock window.
+//!
+//! ```text
+//! cardunlock-gui --demo                     # the seed scenario in-process (Michael Benson)
+//! cardunlock-gui --demo-no-questions        # a user without questions: the offline unlock
+//! cardunlock-gui --server URL --cert PEM [--reader NAME]   # a real card through PC/SC
+//! ```
+//!
+//! Exit code 0 when the card was unlocked, 1 when the window closed without, 2 on bad usage.
+
+// No console window behind the unlock window on Windows (release builds).
+#![cfg_attr(all(windows, not(debug_assertions)), windows_subsystem = "windows")]
+
+use std::cell::Cell;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use cardunlock_client::demo::Scenario;
+use cardunlock_gui::app::Screen;
+use cardunlock_gui::link::{self, WorkerEnd};
+use cardunlock_gui::{worker, UnlockApp};
+use eframe::egui;
+
+const USAGE: &str = "usage:
+  cardunlock-gui --demo                   the seed scenario in-process (no reader, no setup)
+  cardunlock-gui --demo-no-questions      a user without security questions: offline unlock
+  cardunlock-gui --server URL --cert PEM [--reader NAME]
+                                          a real card through PC/SC and the unlock server";
+
+enum Mode {
+    Demo(Scenario),
+    Server {
+        url: String,
+        cert: String,
+        reader: Option<String>,
+    },
+}
+
+fn parse(args: &[String]) -> Result<Mode, String> {
+    let mut mode = None;
+    let (mut url, mut cert, mut reader) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--demo" => mode = Some(Scenario::Seed),
+            "--demo-no-questions" => mode = Some(Scenario::NoQuestions),
+            "--server" => url = Some(value("--server")?),
+            "--cert" => cert = Some(value("--cert")?),
+            "--reader" => reader = Some(value("--reader")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument: {other}")),
+        }
+    }
+    match (mode, url, cert) {
+        (Some(s), None, None) => Ok(Mode::Demo(s)),
+        (None, Some(url), Some(cert_path)) => {
+            let cert = cardunlock_client::api::read_cert(std::path::Path::new(&cert_path))
+                .map_err(|f| f.message)?;
+            Ok(Mode::Server { url, cert, reader })
+        }
+        (None, Some(_), None) => Err("--server needs --cert PEM (the server's certificate)".into()),
+        _ => Err("choose --demo, --demo-no-questions or --server URL --cert PEM".into()),
+    }
+}
+
+fn spawn(mode: Mode, end: WorkerEnd) -> std::io::Result<()> {
+    let worker = std::thread::Builder::new().name("unlock".into());
+    match mode {
+        Mode::Demo(scenario) => worker.spawn(move || worker::run_demo(scenario, end))?,
+        #[cfg(feature = "pcsc")]
+        Mode::Server { url, cert, reader } => worker.spawn(move || {
+            let source = worker::PcscReaders {
+                reader,
+                poll: std::time::Duration::from_millis(500),
+            };
+            worker::run_server(&url, &cert, source, end)
+        })?,
+        #[cfg(not(feature = "pcsc"))]
+        Mode::Server { .. } => worker.spawn(move || {
+            let f = cardunlock_client::Failure::new(
+                cardunlock_client::Kind::NoCard,
+                "this build has no PC/SC support (feature `pcsc`): only --demo works",
+            );
+            let _ = end.report(link::Report::Failed(worker::problem(&f)));
+            let _ = end.wait();
+        })?,
+    };
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = match parse(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("cardunlock-gui: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let (window_end, worker_end) = link::channel();
+    if let Err(e) = spawn(mode, worker_end) {
+        eprintln!("cardunlock-gui: cannot start the unlock thread: {e}");
+        return ExitCode::from(1);
+    }
+    let mut app = UnlockApp::new(window_end);
+    let unlocked = Rc::new(Cell::new(false));
+    let seen = unlocked.clone();
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Smart card unlock")
+            .with_inner_size([460.0, 560.0]),
+        ..Default::default()
+    };
+    let result = eframe::run_ui_native("cardunlock-gui", options, move |ui, _frame| {
+        app.ui(ui);
+        if matches!(app.screen(), Screen::Unlocked) {
+            seen.set(true);
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("cardunlock-gui: cannot open the window: {e}");
+        return ExitCode::from(1);
+    }
+    if unlocked.get() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

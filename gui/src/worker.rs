@@ -1,0 +1,352 @@
+//! The worker thread: the CLI's own unlock code (`cardunlock_client::online::unlock` and
+//! `offline::unlock`) behind a channel-backed UI, over a card from a [`CardSource`].
+
+use cardunlock_client::api::Api;
+use cardunlock_client::demo::{Demo, Scenario};
+use cardunlock_client::failure::{Failure, Kind};
+use cardunlock_client::offline::{self, OfflineUi};
+use cardunlock_client::online::{self, Event, Ui};
+use cardunlock_core::driver::Driver;
+use cardunlock_core::policy::PinPolicy;
+use cardunlock_core::{Transport, TransportError};
+use zeroize::Zeroizing;
+
+use crate::link::{
+    Ask, Challenge, Closed, OwnedPolicy, Problem, ProblemKind, Reply, Report, User, WorkerEnd,
+};
+
+/// The text of the waiting screen.
+pub const INSERT_CARD: &str = "Insert your card.";
+
+/// Where the card comes from.
+pub trait CardSource {
+    /// The connection to the card.
+    type Card: Transport<Error = Self::Error>;
+    /// Its error.
+    type Error: TransportError + std::fmt::Display;
+    /// Waits until a card is there (telling the window what to do meanwhile) and connects.
+    /// `Ok(None)`: the window was closed while waiting.
+    fn wait_for_card(&mut self, end: &WorkerEnd) -> Result<Option<Self::Card>, Failure>;
+}
+
+/// The channel-backed UI the unlock code talks to.
+struct ChannelUi<'a> {
+    end: &'a WorkerEnd,
+    closed: bool,
+}
+
+fn cancelled() -> Failure {
+    Failure::new(Kind::Cancelled, "the window was closed")
+}
+
+impl ChannelUi<'_> {
+    fn tell(&mut self, event: Event<'_>) {
+        let report = match event {
+            Event::Card { description } => Report::Card(description.to_string()),
+            Event::User(u) => Report::User(User {
+                name: u.name.clone(),
+                email: u.email.clone(),
+            }),
+            Event::WrongAnswers { attempts_left } => Report::WrongAnswers { attempts_left },
+            Event::PinRefused { violations } => Report::PinRefused(violations.to_vec()),
+            Event::Unlocking => Report::Unlocking,
+            Event::Warning(w) => Report::Warning(w.to_string()),
+            Event::Unlocked => Report::Unlocked,
+            // A newer client may say more: nothing the window must act on.
+            #[allow(unreachable_patterns)]
+            _ => return,
+        };
+        if self.end.report(report).is_err() {
+            self.closed = true;
+        }
+    }
+
+    fn ask(&mut self, ask: Ask) -> Result<Reply, Failure> {
+        match self.end.ask(ask) {
+            Ok(Reply::Cancel) => Err(Failure::new(Kind::Cancelled, "cancelled by the user")),
+            Ok(reply) => Ok(reply),
+            Err(Closed) => {
+                self.closed = true;
+                Err(cancelled())
+            }
+        }
+    }
+
+    fn pin(
+        &mut self,
+        policy: &PinPolicy<'_>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
+        match self.ask(Ask::NewPin(OwnedPolicy::from_policy(policy)))? {
+            Reply::NewPin(pin, confirm) => Ok((pin, confirm)),
+            _ => Err(cancelled()),
+        }
+    }
+}
+
+impl Ui for ChannelUi<'_> {
+    fn show(&mut self, event: Event<'_>) {
+        self.tell(event);
+    }
+
+    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
+        match self.ask(Ask::Answers(questions.to_vec()))? {
+            Reply::Answers(a) if a.len() == questions.len() => Ok(a),
+            Reply::Answers(_) => Err(Failure::new(Kind::Usage, "answers: one per question")),
+            _ => Err(cancelled()),
+        }
+    }
+
+    fn can_retry(&self) -> bool {
+        true
+    }
+
+    fn new_pin(
+        &mut self,
+        policy: &PinPolicy<'_>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
+        self.pin(policy)
+    }
+}
+
+impl OfflineUi for ChannelUi<'_> {
+    fn show(&mut self, event: Event<'_>) {
+        self.tell(event);
+    }
+
+    fn response(
+        &mut self,
+        challenge: offline::Challenge<'_>,
+    ) -> Result<Zeroizing<String>, Failure> {
+        let challenge = match challenge {
+            offline::Challenge::Admin {
+                challenge_hex,
+                algorithm,
+            } => Challenge::Admin {
+                challenge_hex: challenge_hex.to_string(),
+                algorithm: algorithm.to_string(),
+            },
+            offline::Challenge::Puk => Challenge::Puk,
+            #[allow(unreachable_patterns)]
+            _ => return Err(Failure::new(Kind::Usage, "unknown offline challenge")),
+        };
+        match self.ask(Ask::Response(challenge))? {
+            Reply::Response(r) => Ok(r),
+            _ => Err(cancelled()),
+        }
+    }
+
+    fn can_retry(&self) -> bool {
+        true
+    }
+
+    fn new_pin(
+        &mut self,
+        policy: &PinPolicy<'_>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
+        self.pin(policy)
+    }
+}
+
+/// The window's view of a client failure.
+pub fn problem(f: &Failure) -> Problem {
+    let kind = match &f.kind {
+        Kind::WrongAnswers { attempts_left } => ProblemKind::WrongAnswers {
+            attempts_left: *attempts_left,
+        },
+        Kind::Locked => ProblemKind::Locked,
+        Kind::NoQuestions => ProblemKind::NoQuestions,
+        Kind::Server => ProblemKind::ServerUnreachable,
+        Kind::Communication => ProblemKind::CardRemoved,
+        Kind::NoCard => ProblemKind::NoCard,
+        Kind::Refused => ProblemKind::Refused,
+        Kind::Policy => ProblemKind::Policy,
+        Kind::Usage => ProblemKind::Usage,
+        Kind::Cancelled => ProblemKind::Cancelled,
+        #[allow(unreachable_patterns)]
+        _ => ProblemKind::Refused,
+    };
+    Problem {
+        kind,
+        message: f.message.clone(),
+    }
+}
+
+/// Runs unlocks until one succeeds or the user closes the window: waits for the card, runs the
+/// online unlock (or, once the user chose it after "no questions", the offline unlock), and on
+/// a failure waits for the user's choice (try again, offline, close).
+pub fn run<S: CardSource>(source: &mut S, api: &Api, end: &WorkerEnd) {
+    let mut offline_mode = false;
+    loop {
+        let failure = match source.wait_for_card(end) {
+            Ok(None) => return,
+            Ok(Some(card)) => {
+                if end
+                    .report(Report::Busy("Reading the card...".into()))
+                    .is_err()
+                {
+                    return;
+                }
+                let mut driver = Driver::new(card);
+                let mut ui = ChannelUi { end, closed: false };
+                let result = if offline_mode {
+                    offline::unlock(&mut driver, &mut ui)
+                } else {
+                    online::unlock(&mut driver, api, &mut ui)
+                };
+                if ui.closed {
+                    return;
+                }
+                match result {
+                    // The window shows the success screen; wait for OK (or the window to close).
+                    Ok(()) => {
+                        let _ = end.wait();
+                        return;
+                    }
+                    Err(f) => f,
+                }
+            }
+            Err(f) => f,
+        };
+        if end.report(Report::Failed(problem(&failure))).is_err() {
+            return;
+        }
+        match end.wait() {
+            Ok(Reply::Retry) => offline_mode = false,
+            Ok(Reply::Offline) => offline_mode = true,
+            _ => return,
+        }
+    }
+}
+
+/// The demo's simulated card: always in the reader.
+pub struct DemoCard(pub cardunlock_client::demo::SharedCard);
+
+impl CardSource for DemoCard {
+    type Card = cardunlock_client::demo::SharedCard;
+    type Error = cardunlock_core::ErrorKind;
+
+    fn wait_for_card(&mut self, end: &WorkerEnd) -> Result<Option<Self::Card>, Failure> {
+        match end.poll() {
+            Ok(Some(Reply::Cancel)) | Err(Closed) => Ok(None),
+            _ => Ok(Some(self.0.clone())),
+        }
+    }
+}
+
+/// Starts the demo scenario and runs the unlock against it (on the calling thread: spawn it).
+pub fn run_demo(scenario: Scenario, end: WorkerEnd) {
+    if end
+        .report(Report::Busy(
+            "Starting the demo: unlock server, enrollment of Michael Benson, blocked card..."
+                .into(),
+        ))
+        .is_err()
+    {
+        return;
+    }
+    match Demo::start(scenario) {
+        Ok(demo) => {
+            let mut source = DemoCard(demo.card());
+            run(&mut source, demo.api(), &end);
+        }
+        Err(f) => {
+            let _ = end.report(Report::Failed(problem(&f)));
+            let _ = end.wait();
+        }
+    }
+}
+
+/// Connects to the unlock server at `url` pinned to `cert_pem` and runs the unlock with cards
+/// from `source` (on the calling thread: spawn it).
+pub fn run_server<S: CardSource>(url: &str, cert_pem: &str, mut source: S, end: WorkerEnd) {
+    match Api::new(url, cert_pem) {
+        Ok(api) => run(&mut source, &api, &end),
+        Err(f) => {
+            let _ = end.report(Report::Failed(problem(&f)));
+            let _ = end.wait();
+        }
+    }
+}
+
+/// Cards in PC/SC readers (pcsc-lite on Linux, WinSCard on Windows).
+///
+/// WinSCard specifics, kept here where the window talks to PC/SC:
+/// - Reader names differ: Windows names readers `"<vendor> <model> <n>"` with a trailing index
+///   from 0 (e.g. `"Yubico YubiKey OTP+FIDO+CCID 0"`), pcsc-lite appends `"00 00"`
+///   (`"Yubico YubiKey OTP+FIDO+CCID 00 00"`): match by name part, never by a fixed full name.
+/// - With no reader attached, `SCardListReaders` fails with `SCARD_E_NO_READERS_AVAILABLE`
+///   (pcsc-lite answers the same): that is "connect a reader", not an error, so the window keeps
+///   waiting. When the smart-card service is stopped (Windows stops it when the last reader
+///   is removed) `SCardEstablishContext` fails with `SCARD_E_NO_SERVICE`: wait and retry too.
+/// - Windows resets the card when an exclusive transaction stays idle for more than 5 s. The
+///   window waits for a person between card commands (answers, new PIN, an operator's code),
+///   so it sends each APDU on its own (`PcscTransport` as the transport, no `PcscSession`):
+///   the core's flows send the commands that belong together (authentication then RESET RETRY
+///   COUNTER) back to back, after every answer is in.
+#[cfg(feature = "pcsc")]
+pub struct PcscReaders {
+    /// A reader name or name part to use (`None`: the reader holding a card).
+    pub reader: Option<String>,
+    /// How often to look again while waiting.
+    pub poll: std::time::Duration,
+}
+
+#[cfg(feature = "pcsc")]
+impl CardSource for PcscReaders {
+    type Card = cardunlock_pcsc::PcscTransport;
+    type Error = cardunlock_pcsc::PcscError;
+
+    fn wait_for_card(&mut self, end: &WorkerEnd) -> Result<Option<Self::Card>, Failure> {
+        use cardunlock_pcsc::{Pcsc, PcscError, ShareMode};
+        let mut shown = String::new();
+        loop {
+            match end.poll() {
+                Ok(Some(Reply::Cancel)) | Err(Closed) => return Ok(None),
+                _ => {}
+            }
+            let waiting = match Pcsc::establish() {
+                Err(PcscError::NoService(_)) => {
+                    "The smart-card service is not running. Connect a reader.".to_string()
+                }
+                Err(e) => return Err(Failure::new(Kind::NoCard, format!("PC/SC: {e}"))),
+                Ok(pcsc) => match pcsc.list_readers() {
+                    Err(PcscError::NoReaders) => "Connect a smart-card reader.".to_string(),
+                    Err(e) => return Err(Failure::new(Kind::NoCard, format!("PC/SC: {e}"))),
+                    Ok(readers) => {
+                        let wanted = |name: &str| match &self.reader {
+                            None => true,
+                            Some(part) => name.to_lowercase().contains(&part.to_lowercase()),
+                        };
+                        let with_card: Vec<_> = readers
+                            .iter()
+                            .filter(|r| wanted(&r.name) && r.card_present)
+                            .collect();
+                        match with_card.as_slice() {
+                            [one] => {
+                                return pcsc
+                                    .connect(&one.name, ShareMode::Shared)
+                                    .map(Some)
+                                    .map_err(|e| {
+                                        Failure::new(Kind::NoCard, format!("{}: {e}", one.name))
+                                    })
+                            }
+                            [] if readers.iter().any(|r| wanted(&r.name)) => {
+                                INSERT_CARD.to_string()
+                            }
+                            [] => "Connect a smart-card reader.".to_string(),
+                            _ => "Several cards are inserted: leave only yours in a reader."
+                                .to_string(),
+                        }
+                    }
+                },
+            };
+            if waiting != shown {
+                if end.report(Report::Waiting(waiting.clone())).is_err() {
+                    return Ok(None);
+                }
+                shown = waiting;
+            }
+            std::thread::sleep(self.poll);
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Every screen of the window, driven headlessly through egui_kittest the way a person does it
+//! (keyboard: type, Tab, Enter; or a click on the arrow), against the real client code: the
+//! in-process unlock server on a temporary SQLite file and the simulated card of the seed.
+//! Only the card's removal is staged, by a transport that stops answering like a pulled card.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cardunlock_client::api::Api;
+use cardunlock_client::demo::{
+    Demo, Scenario, SharedCard, DEMO_ANSWERS, DEMO_QUESTIONS, DEMO_USER,
+};
+use cardunlock_client::failure::Failure;
+use cardunlock_core::{ErrorKind, Transport};
+use cardunlock_gui::app::{Screen, ARROW, ENTER_NEW_PIN, UNLOCKED};
+use cardunlock_gui::link::{self, Challenge, Reply, WorkerEnd};
+use cardunlock_gui::worker::{self, CardSource, DemoCard, INSERT_CARD};
+use cardunlock_gui::UnlockApp;
+use eframe::egui::Key;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+type H = Harness<'static, UnlockApp>;
+
+fn harness(app: UnlockApp) -> H {
+    Harness::builder()
+        .with_size([460.0, 640.0])
+        .build_ui_state(|ui, app: &mut UnlockApp| app.ui(ui), app)
+}
+
+/// Steps the window until `screen` is on show (the worker runs on its own thread).
+fn wait_for(h: &mut H, screen: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        h.step();
+        if h.state().screen().name() == screen {
+            // Let the new screen lay out and take its focus.
+            h.run_steps(3);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the {screen} screen; on show: {}",
+            h.state().screen().name()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn has(h: &H, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+fn type_keys(h: &mut H, text: &str) {
+    h.get_by(|n| n.is_focused()).type_text(text);
+    h.run_steps(2);
+}
+
+fn press(h: &mut H, key: Key) {
+    h.key_press(key);
+    h.run_steps(2);
+}
+
+fn erase(h: &mut H, n: usize) {
+    for _ in 0..n {
+        h.key_press(Key::Backspace);
+    }
+    h.run_steps(2);
+}
+
+/// A window and a worker thread running `run`.
+fn start(run: impl FnOnce(&WorkerEnd) + Send + 'static) -> (H, std::thread::JoinHandle<()>) {
+    let (window, end) = link::channel();
+    let worker = std::thread::spawn(move || run(&end));
+    (harness(UnlockApp::new(window)), worker)
+}
+
+/// The unlock over `source` against the demo's server.
+fn against<S: CardSource + Send + 'static>(
+    demo: &Arc<Demo>,
+    mut source: S,
+) -> impl FnOnce(&WorkerEnd) + Send + 'static {
+    let demo = demo.clone();
+    move |end| worker::run(&mut source, demo.api(), end)
+}
+
+/// The demo with cheap answer hashes (the default Argon2id cost is slow in a debug build).
+fn demo(scenario: Scenario) -> Arc<Demo> {
+    let cheap = cardunlock_server::Argon2Params {
+        m_cost_kib: 256,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    Arc::new(Demo::start_with(scenario, cheap).expect("demo starts"))
+}
+
+fn answer_questions(h: &mut H, answers: &[&str]) {
+    for (i, a) in answers.iter().enumerate() {
+        if i > 0 {
+            press(h, Key::Tab);
+        }
+        type_keys(h, a);
+    }
+    press(h, Key::Enter);
+}
+
+#[test]
+fn seed_unlock_with_the_keyboard_shows_every_screen() {
+    let demo = demo(Scenario::Seed);
+    let (mut h, worker) = start(against(&demo, DemoCard(demo.card())));
+
+    wait_for(&mut h, "questions");
+    assert!(has(&h, "Answer your security questions."));
+    for q in DEMO_QUESTIONS {
+        assert!(has(&h, q), "question {q:?} shown");
+    }
+    assert!(has(&h, "PIV card"), "the card line is shown");
+    // The name is released only after the answers are verified.
+    assert!(!has(&h, DEMO_USER.0));
+    // Answers are hidden as typed.
+    type_keys(&mut h, DEMO_ANSWERS[0]);
+    assert!(
+        !has(&h, DEMO_ANSWERS[0]),
+        "the answer is not readable on screen"
+    );
+    erase(&mut h, DEMO_ANSWERS[0].len());
+    answer_questions(&mut h, DEMO_ANSWERS);
+
+    wait_for(&mut h, "new-pin");
+    assert!(has(&h, DEMO_USER.0));
+    assert!(has(&h, DEMO_USER.1));
+    assert!(has(&h, ENTER_NEW_PIN));
+    assert!(has(&h, "New PIN") && has(&h, "Confirm new PIN"));
+    assert!(has(&h, "PIN rules: 6 to 8 digits"));
+    // Every violation, as typed.
+    type_keys(&mut h, "123456");
+    assert!(has(
+        &h,
+        "• The PIN must not be an ascending or descending sequence."
+    ));
+    assert!(has(&h, "• The PIN is too common"));
+    press(&mut h, Key::Tab);
+    type_keys(&mut h, "123456");
+    press(&mut h, Key::Enter);
+    assert_eq!(
+        h.state().screen().name(),
+        "new-pin",
+        "a refused PIN is not sent"
+    );
+    // Back in the first field (Shift+Tab), fix it to the demo PIN.
+    h.key_press_modifiers(eframe::egui::Modifiers::SHIFT, Key::Tab);
+    h.run_steps(2);
+    erase(&mut h, 6);
+    type_keys(&mut h, "840259");
+    assert!(has(&h, "do not match"), "the mismatch is listed");
+    assert!(!has(&h, "too common"));
+    press(&mut h, Key::Tab);
+    erase(&mut h, 6);
+    type_keys(&mut h, "840259");
+    assert!(!has(&h, "do not match"));
+    // The arrow, clicked.
+    h.get_by_label(ARROW).click();
+    h.run_steps(2);
+
+    wait_for(&mut h, "unlocked");
+    assert!(has(&h, UNLOCKED));
+    assert!(
+        demo.card().with(|c| c.pin_is(b"840259")),
+        "the card has the new PIN"
+    );
+    press(&mut h, Key::Enter);
+    assert!(h.state().closed(), "Enter pressed OK");
+    drop(h);
+    worker.join().expect("worker ends");
+}
+
+#[test]
+fn wrong_answers_show_the_attempts_left_then_the_lock() {
+    let demo = demo(Scenario::Seed);
+    let (mut h, worker) = start(against(&demo, DemoCard(demo.card())));
+    wait_for(&mut h, "questions");
+    answer_questions(&mut h, &["Fido", "Paris"]);
+    let mut seen_attempts = false;
+    for _ in 0..10 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            h.step();
+            let name = h.state().screen().name();
+            if (name == "questions" && has(&h, "What was")) || name == "failed" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "stuck on {name}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        h.run_steps(3);
+        if h.state().screen().name() == "failed" {
+            break;
+        }
+        assert!(has(&h, "The answers are not correct."));
+        assert!(has(&h, "left."), "the attempts left are shown");
+        seen_attempts = true;
+        answer_questions(&mut h, &["Fido", "Paris"]);
+    }
+    assert!(
+        seen_attempts,
+        "wrong answers were asked again before the lock"
+    );
+    assert!(has(&h, "Online unlock is locked for this card."));
+    assert!(has(&h, "help desk"));
+    assert_eq!(
+        demo.card().with(|c| c.pin_tries_left()),
+        0,
+        "the card untouched"
+    );
+    assert!(
+        !has(&h, DEMO_USER.0),
+        "no name released without verified answers"
+    );
+}
+
+#[test]
+fn no_questions_offers_offline_unlock_with_the_operators_response() {
+    let demo = demo(Scenario::NoQuestions);
+    let (mut h, _worker) = start(against(&demo, DemoCard(demo.card())));
+    wait_for(&mut h, "failed");
+    assert!(has(&h, "No security questions are set up for you."));
+    assert!(has(&h, "Unlock offline"));
+    // The main button has the focus: Enter chooses offline.
+    press(&mut h, Key::Enter);
+
+    wait_for(&mut h, "new-pin");
+    assert!(has(&h, "letters and digits"));
+    type_keys(&mut h, "Xk9w2");
+    press(&mut h, Key::Tab);
+    type_keys(&mut h, "Xk9w2");
+    press(&mut h, Key::Enter);
+
+    wait_for(&mut h, "challenge");
+    assert!(has(&h, "read them this code"));
+    let hex = match h.state().screen() {
+        Screen::Challenge {
+            challenge: Challenge::Admin { challenge_hex, .. },
+            ..
+        } => challenge_hex.clone(),
+        _ => unreachable!(),
+    };
+    let shown: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
+    let grouped = shown
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(has(&h, &grouped), "the challenge {grouped} is on screen");
+    // A mistyped response is refused and asked again; nothing spent on the card.
+    type_keys(&mut h, "not hex");
+    press(&mut h, Key::Enter);
+    wait_for(&mut h, "challenge");
+    let response = demo.operator_response(&shown).expect("operator answers");
+    type_keys(&mut h, &response);
+    press(&mut h, Key::Enter);
+
+    wait_for(&mut h, "unlocked");
+    assert!(has(&h, UNLOCKED));
+    assert!(demo.card().with(|c| c.pin_is(b"Xk9w2")));
+}
+
+#[test]
+fn server_unreachable_is_a_screen_and_the_card_is_untouched() {
+    let demo = demo(Scenario::Seed);
+    // A real server that went away: its address and certificate, nobody listening.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = cardunlock_server::Config::new(
+        dir.path().join("db.sqlite"),
+        dir.path(),
+        cardunlock_server::MasterSecret::generate(),
+    );
+    let server = cardunlock_server::Server::spawn(config).expect("server");
+    let (url, pem) = (server.url(), server.cert_pem().to_string());
+    drop(server);
+    let mut source = DemoCard(demo.card());
+    let (mut h, _worker) = start(move |end| {
+        let api = Api::new(&url, &pem).expect("api");
+        worker::run(&mut source, &api, end)
+    });
+    wait_for(&mut h, "failed");
+    assert!(has(&h, "The unlock server cannot be reached."));
+    assert!(has(&h, "Your card was not changed."));
+    assert!(has(&h, "Try again"));
+    assert_eq!(demo.card().with(|c| c.pin_tries_left()), 0);
+    assert_eq!(demo.card().with(|c| c.puk_tries_left()), Some(3));
+    // Try again: the same screen again (the server is still away), no hang.
+    press(&mut h, Key::Enter);
+    wait_for(&mut h, "failed");
+    assert!(has(&h, "The unlock server cannot be reached."));
+}
+
+/// The seed's card in a reader it can be pulled out of.
+#[derive(Clone)]
+struct Slot {
+    card: SharedCard,
+    inserted: Arc<AtomicBool>,
+}
+
+impl Transport for Slot {
+    type Error = ErrorKind;
+    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
+        if !self.inserted.load(Ordering::SeqCst) {
+            return Err(ErrorKind::CardRemoved);
+        }
+        self.card.transmit(command, response).await
+    }
+}
+
+impl CardSource for Slot {
+    type Card = Slot;
+    type Error = ErrorKind;
+    fn wait_for_card(&mut self, end: &WorkerEnd) -> Result<Option<Slot>, Failure> {
+        let mut told = false;
+        while !self.inserted.load(Ordering::SeqCst) {
+            if !told {
+                if end
+                    .report(link::Report::Waiting(INSERT_CARD.into()))
+                    .is_err()
+                {
+                    return Ok(None);
+                }
+                told = true;
+            }
+            if let Ok(Some(Reply::Cancel)) | Err(_) = end.poll() {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Some(self.clone()))
+    }
+}
+
+#[test]
+fn waiting_for_the_card_then_card_removed_then_unlocked_after_reinserting() {
+    let demo = demo(Scenario::Seed);
+    let inserted = Arc::new(AtomicBool::new(false));
+    let slot = Slot {
+        card: demo.card(),
+        inserted: inserted.clone(),
+    };
+    let (mut h, _worker) = start(against(&demo, slot));
+    wait_for(&mut h, "waiting");
+    assert!(has(&h, INSERT_CARD));
+    inserted.store(true, Ordering::SeqCst);
+
+    wait_for(&mut h, "questions");
+    answer_questions(&mut h, DEMO_ANSWERS);
+    wait_for(&mut h, "new-pin");
+    // Pulled before the new PIN reaches the card.
+    inserted.store(false, Ordering::SeqCst);
+    type_keys(&mut h, "840259");
+    press(&mut h, Key::Tab);
+    type_keys(&mut h, "840259");
+    press(&mut h, Key::Enter);
+    wait_for(&mut h, "failed");
+    assert!(has(&h, "The card was removed."));
+    assert!(has(&h, "Insert the card again"));
+    assert_eq!(
+        demo.card().with(|c| c.pin_tries_left()),
+        0,
+        "PIN still blocked"
+    );
+
+    press(&mut h, Key::Enter); // Try again
+    wait_for(&mut h, "waiting");
+    assert!(has(&h, INSERT_CARD));
+    inserted.store(true, Ordering::SeqCst);
+    wait_for(&mut h, "questions");
+    answer_questions(&mut h, DEMO_ANSWERS);
+    wait_for(&mut h, "new-pin");
+    type_keys(&mut h, "840259");
+    press(&mut h, Key::Tab);
+    type_keys(&mut h, "840259");
+    press(&mut h, Key::Enter);
+    wait_for(&mut h, "unlocked");
+    assert!(demo.card().with(|c| c.pin_is(b"840259")));
+}

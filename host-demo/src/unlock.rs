@@ -1,0 +1,450 @@
+//! `cardunlock unlock` (alias `unblock`): one verb for a card whose PIN is blocked. The card
+//! and the options choose the way:
+//!
+//! - `--server URL --server-cert PEM`: online (security questions; the server answers the card);
+//! - `--offline`: the operator answers the card's challenge (GIDS / ISO), or reads out the PUK
+//!   (PIV: told so before anything is asked);
+//! - `--admin-key`: GIDS / ISO with the admin key at hand;
+//! - otherwise a PIV card's PUK (`--puk`, `--puk-stdin`, `--puk-file`, or asked hidden).
+
+use std::path::PathBuf;
+
+use cardunlock_client::failure::{self, flow_message};
+use cardunlock_client::status::{describe, UNLOCKED};
+use cardunlock_client::{api, offline, online, Failure, Kind};
+use cardunlock_core::crypto::{AdminKey, Algorithm};
+use cardunlock_core::driver::Error;
+use cardunlock_core::flow::{CardStatus, FlowError, LocalKey, Profile};
+use cardunlock_core::iso::IsoProfile;
+use cardunlock_core::policy::PinPolicy;
+use cardunlock_core::unlock::{self, PivUnblockOptions, Select, UnlockError};
+use embassy_futures::block_on;
+use rand::RngCore;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::card::{Card, CardArgs, CardDriver, End, LinkError};
+use crate::respond::parse_algorithm;
+use crate::secrets::{one_stdin, SecretArg, Source};
+use crate::terminal::{self, Console};
+
+#[derive(clap::Args, Debug)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub card: CardArgs,
+    /// Machine-readable output (JSON on stdout).
+    #[arg(long)]
+    pub json: bool,
+    /// Online unlock with the unlock server: `https://host:port` (plain http is refused).
+    #[arg(long, env = "CARDUNLOCK_SERVER", conflicts_with_all = ["offline", "admin_key", "admin_key_stdin", "admin_key_file", "puk", "puk_stdin", "puk_file"])]
+    server: Option<String>,
+    /// The server's certificate (PEM), pinned: the only one trusted.
+    #[arg(long, env = "CARDUNLOCK_SERVER_CERT", requires = "server")]
+    server_cert: Option<PathBuf>,
+    /// Answer to a security question (repeat, in order; visible to other users of this
+    /// machine: prefer --answers-stdin or --answers-file). Asked hidden when absent.
+    #[arg(long = "answer", requires = "server", value_name = "ANSWER")]
+    answers: Vec<SecretArg>,
+    /// Read the answers from standard input, one per line.
+    #[arg(long, requires = "server", conflicts_with_all = ["answers", "answers_file"])]
+    answers_stdin: bool,
+    /// Read the answers from a file only its owner can read, one per line (`-`: standard input).
+    #[arg(
+        long,
+        requires = "server",
+        value_name = "FILE",
+        conflicts_with = "answers"
+    )]
+    answers_file: Option<PathBuf>,
+    /// Offline: the operator answers the card's challenge (GIDS / ISO) or reads out the PUK (PIV).
+    #[arg(long, conflicts_with_all = ["admin_key", "admin_key_stdin", "admin_key_file"])]
+    offline: bool,
+    /// The admin key (hex), for an operator at the workstation (GIDS / ISO).
+    #[arg(
+        long,
+        env = "CARDUNLOCK_ADMIN_KEY",
+        hide_env_values = true,
+        value_name = "HEX"
+    )]
+    admin_key: Option<SecretArg>,
+    /// Read the admin key (hex) from standard input.
+    #[arg(long)]
+    admin_key_stdin: bool,
+    /// Read the admin key (hex) from a file only its owner can read (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    admin_key_file: Option<PathBuf>,
+    /// Admin key algorithm of ISO admin cards: 3des, aes128, aes192, aes256 (default: as the
+    /// card reports, else 3des).
+    #[arg(long, value_parser = parse_algorithm)]
+    algorithm: Option<Algorithm>,
+    /// The PUK (PIV). Asked hidden when absent.
+    #[arg(long, env = "CARDUNLOCK_PUK", hide_env_values = true)]
+    puk: Option<SecretArg>,
+    /// Read the PUK from standard input.
+    #[arg(long)]
+    puk_stdin: bool,
+    /// Read the PUK from a file only its owner can read (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    puk_file: Option<PathBuf>,
+    /// The new PIN. Asked twice, hidden, when absent.
+    #[arg(long, env = "CARDUNLOCK_NEW_PIN", hide_env_values = true)]
+    new_pin: Option<SecretArg>,
+    /// Read the new PIN from standard input.
+    #[arg(long)]
+    new_pin_stdin: bool,
+    /// Read the new PIN from a file only its owner can read (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    new_pin_file: Option<PathBuf>,
+}
+
+impl UnlockArgs {
+    fn puk(&self) -> Source<'_> {
+        Source {
+            subject: "PUK",
+            option: "puk",
+            value: self.puk.as_ref(),
+            stdin: self.puk_stdin,
+            file: self.puk_file.as_deref(),
+        }
+    }
+
+    fn new_pin(&self) -> Source<'_> {
+        Source {
+            subject: "new PIN",
+            option: "new-pin",
+            value: self.new_pin.as_ref(),
+            stdin: self.new_pin_stdin,
+            file: self.new_pin_file.as_deref(),
+        }
+    }
+
+    fn admin_key(&self) -> Source<'_> {
+        Source {
+            subject: "admin key",
+            option: "admin-key",
+            value: self.admin_key.as_ref(),
+            stdin: self.admin_key_stdin,
+            file: self.admin_key_file.as_deref(),
+        }
+    }
+
+    fn answers(&self) -> Source<'_> {
+        Source {
+            subject: "answers",
+            option: "answers",
+            value: None,
+            stdin: self.answers_stdin,
+            file: self.answers_file.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Unlocked {
+    message: &'static str,
+}
+
+fn done(json: bool) {
+    terminal::print_ok(json, Unlocked { message: UNLOCKED }, UNLOCKED);
+}
+
+fn card_failure<R: std::fmt::Debug>(e: &Error<LinkError, R>) -> Failure {
+    failure::card(e, Kind::Usage)
+}
+
+fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<LinkError, R>) -> Failure {
+    failure::unlock(e, Kind::Usage)
+}
+
+/// What an unlock of a card that is not PIV needs.
+fn admin_card_needs(status: &CardStatus) -> Failure {
+    Failure::new(
+        Kind::Usage,
+        format!(
+            "this is a {} card: its PIN is unblocked with the admin key: give --server with \
+             --server-cert (online), --offline (your operator answers its challenge) or \
+             --admin-key",
+            status.profile.name().to_uppercase()
+        ),
+    )
+}
+
+/// `cardunlock unlock`.
+pub fn run(args: &UnlockArgs) -> Result<(), Failure> {
+    let (puk, pin, key, answers) = (args.puk(), args.new_pin(), args.admin_key(), args.answers());
+    one_stdin(&[&puk, &pin, &key, &answers])?;
+    if let Some(server) = &args.server {
+        return online(args, server);
+    }
+    if args.offline {
+        return offline(args);
+    }
+    if key.given() {
+        return with_admin_key(args);
+    }
+    use std::io::IsTerminal;
+    if !puk.given() && !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "unlock",
+            "say how: a PIV card's PUK (--puk-stdin, --puk-file; asked at a terminal), --server \
+             with --server-cert (online), --offline (your operator) or --admin-key (GIDS / ISO)",
+        ));
+    }
+    with_puk(args)
+}
+
+fn online(args: &UnlockArgs, server: &str) -> Result<(), Failure> {
+    let cert_path = args.server_cert.as_deref().ok_or_else(|| {
+        Failure::usage(
+            "--server-cert",
+            "give it: the server's certificate is pinned",
+        )
+    })?;
+    // The URL is checked before the certificate is read.
+    api::Api::new(server, "").map(|_| ()).or_else(|f| {
+        if f.message.starts_with("--server") {
+            Err(f)
+        } else {
+            Ok(())
+        }
+    })?;
+    let api = api::Api::new(server, &api::read_cert(cert_path)?)?;
+    let answers = if args.answers.is_empty() {
+        args.answers().lines().map_err(|f| f.about("--answers"))?
+    } else {
+        Some(
+            args.answers
+                .iter()
+                .map(|a| Zeroizing::new(a.expose().to_string()))
+                .collect(),
+        )
+    };
+    let mut ui = Console {
+        answers,
+        new_pin: args.new_pin().get_given()?,
+        quiet: args.json,
+        ..Console::default()
+    };
+    Card::connect(&args.card)?.run(End::Reset, |driver| {
+        online::unlock_with(driver, &api, &mut ui, args.algorithm)
+    })??;
+    if args.json {
+        done(true);
+    }
+    Ok(())
+}
+
+fn offline(args: &UnlockArgs) -> Result<(), Failure> {
+    let mut ui = Console {
+        new_pin: args.new_pin().get_given()?,
+        puk: args.puk().get_given()?,
+        quiet: args.json,
+        ..Console::default()
+    };
+    Card::connect(&args.card)?.run(End::Reset, |driver| {
+        offline::unlock_with(driver, &mut ui, args.algorithm)
+    })??;
+    if args.json {
+        done(true);
+    }
+    Ok(())
+}
+
+/// GIDS / ISO with the admin key at hand.
+fn with_admin_key(args: &UnlockArgs) -> Result<(), Failure> {
+    let key_hex = args.admin_key().get()?;
+    let given_pin = args.new_pin().get_given()?;
+    let mut card = Card::connect(&args.card)?;
+    let iso = IsoProfile {
+        algorithm: args.algorithm.unwrap_or(Algorithm::TripleDes),
+        ..IsoProfile::SIM
+    };
+    match given_pin {
+        // The new PIN is known: the status read and the unblock share one session, and the
+        // unblock starts on the application the status read left selected.
+        Some(pin) => card.run(End::Reset, |driver| {
+            let status =
+                block_on(unlock::read_status(driver, iso)).map_err(|e| card_failure(&e))?;
+            if !args.json {
+                println!("{}", describe(&status));
+            }
+            admin_unblock(
+                driver,
+                &key_hex,
+                args.algorithm,
+                &status,
+                &pin,
+                &pin,
+                Select::AlreadySelected,
+            )
+        })??,
+        // Prompted: show the status, release the card while the user types, then unblock in a
+        // second session on the same connection (SELECT again: another program may have
+        // selected something else in between).
+        None => {
+            let status = card
+                .run(End::Leave, |driver| {
+                    block_on(unlock::read_status(driver, iso))
+                })?
+                .map_err(|e| card_failure(&e))?;
+            if !args.json {
+                println!("{}", describe(&status));
+            }
+            if status.profile == Profile::Piv {
+                return Err(piv_not_admin());
+            }
+            let (pin, confirm) = terminal::new_pin_twice()?;
+            card.run(End::Reset, |driver| {
+                admin_unblock(
+                    driver,
+                    &key_hex,
+                    args.algorithm,
+                    &status,
+                    &pin,
+                    &confirm,
+                    Select::Application,
+                )
+            })??
+        }
+    }
+    done(args.json);
+    Ok(())
+}
+
+fn piv_not_admin() -> Failure {
+    Failure::usage(
+        "PIV card",
+        "its PIN is unblocked with the PUK, not an admin key: drop --admin-key (the PUK is asked, \
+         or give --puk-stdin / --puk-file), or use --server / --offline",
+    )
+}
+
+/// The GIDS / ISO admin unblock of a card whose status was read, with the admin key.
+fn admin_unblock(
+    driver: &mut CardDriver<'_, '_>,
+    key_hex: &str,
+    algorithm: Option<Algorithm>,
+    status: &CardStatus,
+    pin: &str,
+    confirm: &str,
+    select: Select,
+) -> Result<(), Failure> {
+    let (pin, confirm) = (pin.as_bytes(), confirm.as_bytes());
+    let policy = &PinPolicy::GIDS;
+    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
+    let alg = match status.profile {
+        Profile::Piv => return Err(piv_not_admin()),
+        Profile::Gids => Algorithm::TripleDes,
+        Profile::IsoAdmin => algorithm
+            .or(status.admin_algorithm)
+            .unwrap_or(Algorithm::TripleDes),
+    };
+    let key = AdminKey::from_hex(alg, key_hex)
+        .map_err(|e| Failure::usage(&format!("admin key ({alg})"), e))?;
+    let mut responder = LocalKey::new(key, fill);
+    if status.profile == Profile::Gids {
+        let mut r1 = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut r1);
+        block_on(unlock::gids_unblock_with(
+            driver,
+            policy,
+            pin,
+            confirm,
+            r1,
+            &mut responder,
+            select,
+        ))
+    } else {
+        let iso = IsoProfile {
+            algorithm: alg,
+            ..IsoProfile::SIM
+        };
+        block_on(unlock::iso_unblock_with(
+            driver,
+            iso,
+            policy,
+            pin,
+            confirm,
+            &mut responder,
+            select,
+        ))
+    }
+    .map_err(|e| unlock_failure(&e))
+}
+
+/// A PIV PIN unblocked with the PUK, over one connection.
+///
+/// With the PUK and the new PIN given up front, the status read is folded into the unblock: one
+/// exclusive session, three APDUs (SELECT, GET METADATA of the PUK, RESET RETRY COUNTER; see
+/// BENCHMARKS.md, "APDU audit"). The PIN policy is checked before the first APDU; a wrong PUK
+/// reports the tries left from the card's answer to RESET RETRY COUNTER; a card that is not PIV
+/// is identified in the same session. When something must be typed, the card's status is shown
+/// first (its own session, released while the user types: Windows resets a card whose
+/// transaction idles for 5 s), then the unblock runs in a second session on the same connection.
+fn with_puk(args: &UnlockArgs) -> Result<(), Failure> {
+    let given_puk = args.puk().get_given()?;
+    if let Some(puk) = &given_puk {
+        failure::check_puk(puk)?;
+    }
+    let given_pin = args.new_pin().get_given()?;
+    let mut card = Card::connect(&args.card)?;
+    let (puk, pin, confirm, options) = match (given_puk, given_pin) {
+        (Some(puk), Some(pin)) => (puk, pin.clone(), pin, PivUnblockOptions::LEAN),
+        (given_puk, given_pin) => {
+            let status = card
+                .run(End::Leave, |driver| {
+                    block_on(unlock::read_status(driver, IsoProfile::SIM))
+                })?
+                .map_err(|e| card_failure(&e))?;
+            if status.profile != Profile::Piv {
+                return Err(admin_card_needs(&status));
+            }
+            if !args.json {
+                println!("{}", describe(&status));
+            }
+            if status.puk_tries_left == Some(0) {
+                return Err(Failure::new(
+                    Kind::Refused,
+                    flow_message(&FlowError::PukBlocked),
+                ));
+            }
+            let puk = match given_puk {
+                Some(p) => p,
+                None => args.puk().prompt()?,
+            };
+            failure::check_puk(&puk)?;
+            let (pin, confirm) = match given_pin {
+                Some(p) => (p.clone(), p),
+                None => terminal::new_pin_twice()?,
+            };
+            // The PUK's tries were just read: no second GET METADATA.
+            let options = PivUnblockOptions {
+                check_puk_first: false,
+                skip_verify: true,
+            };
+            (puk, pin, confirm, options)
+        }
+    };
+    card.run(End::Leave, |driver| {
+        match block_on(unlock::piv_unblock_with(
+            driver,
+            &PinPolicy::PIV,
+            puk.as_bytes(),
+            pin.as_bytes(),
+            confirm.as_bytes(),
+            options,
+        )) {
+            Ok(()) => Ok(()),
+            // No PIV application: say which card this is, in the same session.
+            Err(UnlockError::Card(Error::Flow(FlowError::ApplicationNotFound(_)))) => {
+                match block_on(unlock::read_status(driver, IsoProfile::SIM)) {
+                    Ok(status) => Err(admin_card_needs(&status)),
+                    Err(e) => Err(card_failure(&e)),
+                }
+            }
+            Err(e) => Err(unlock_failure(&e)),
+        }
+    })??;
+    done(args.json);
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! The command line itself, no card needed: each command shows only the options it uses,
+//! plain-HTTP servers are refused, every error names what it is about, secrets have safe ways
+//! in (standard input, private files) and unsafe files are refused before anything runs.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cardunlock");
+
+fn run_with(args: &[&str], stdin: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("CARDUNLOCK_TRANSPORT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The program may exit before reading: a broken pipe is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out: Output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    run_with(args, "")
+}
+
+fn help(command: &str) -> String {
+    let (code, text) = run(&[command, "--help"]);
+    assert_eq!(code, Some(0), "{text}");
+    text
+}
+
+#[test]
+fn each_command_shows_only_the_options_it_uses() {
+    let card_options = ["--reader", "--wait", "--transport", "--verbose"];
+    for command in ["serve", "lift-lock", "respond", "sim-card"] {
+        let text = help(command);
+        for option in card_options {
+            assert!(
+                !text.contains(option),
+                "`{command} --help` lists {option}:\n{text}"
+            );
+        }
+    }
+    let serve = help("serve");
+    assert!(!serve.contains("--json"), "{serve}");
+    for command in ["status", "unlock", "admin-auth", "enroll"] {
+        let text = help(command);
+        for option in ["--reader", "--wait", "--transport", "--verbose"] {
+            assert!(
+                text.contains(option),
+                "`{command} --help` lacks {option}:\n{text}"
+            );
+        }
+    }
+    // Every secret has its safe ways in, listed where it is used.
+    let unlock = help("unlock");
+    for option in [
+        "--puk-stdin",
+        "--puk-file",
+        "--new-pin-stdin",
+        "--new-pin-file",
+        "--admin-key-stdin",
+        "--admin-key-file",
+        "--answers-stdin",
+        "--answers-file",
+    ] {
+        assert!(unlock.contains(option), "unlock lacks {option}:\n{unlock}");
+    }
+    let enroll = help("enroll");
+    for option in ["--answers-stdin", "--answers-file", "--master-secret-stdin"] {
+        assert!(enroll.contains(option), "enroll lacks {option}:\n{enroll}");
+    }
+    assert!(help("respond").contains("--key-file"));
+    assert!(help("admin-auth").contains("--key-stdin"));
+    // `unblock` is `unlock`.
+    let (code, text) = run(&["unblock", "--help"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("--offline") && text.contains("--puk-stdin"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_plain_http_server_is_refused_before_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("server.crt");
+    std::fs::write(&cert, "not needed").unwrap();
+    let cert = cert.display().to_string();
+    let (code, text) = run(&[
+        "unlock",
+        "--server",
+        "http://127.0.0.1:1",
+        "--server-cert",
+        &cert,
+        "--answer",
+        "Rex",
+        "--new-pin",
+        "840259",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("error: --server: http://127.0.0.1:1 is plain HTTP"),
+        "{text}"
+    );
+    assert!(text.contains("https://"), "{text}");
+}
+
+#[test]
+fn errors_name_their_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        // A PUK the card cannot take: checked before any reader is opened.
+        (
+            vec!["unlock", "--puk", "123", "--new-pin", "840259"],
+            "error: PUK: it must be 6 to 8 characters long",
+        ),
+        (
+            vec![
+                "unlock",
+                "--puk-file",
+                "/nonexistent/puk",
+                "--new-pin",
+                "840259",
+            ],
+            "error: PUK: /nonexistent/puk: ",
+        ),
+        (
+            vec!["respond", "--key", "0102", "D4BD9B1DA5D26CDA"],
+            "error: admin key (3DES): ",
+        ),
+        (
+            vec!["respond", "--key", "01", "--algorithm", "aes128", "D4BD"],
+            "error: admin key (AES-128): ",
+        ),
+        (
+            vec![
+                "unlock",
+                "--server",
+                "ftp://x",
+                "--server-cert",
+                "c",
+                "--new-pin",
+                "1",
+            ],
+            "error: --server: ",
+        ),
+    ] {
+        let (code, text) = run(&args);
+        assert_eq!(code, Some(2), "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
+    let _ = dir;
+}
+
+#[test]
+fn secret_files_others_can_read_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("new-pin");
+    std::fs::write(&file, "840259\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let path = file.display().to_string();
+    let (code, text) = run(&["unlock", "--puk", "12345678", "--new-pin-file", &path]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("error: new PIN: "), "{text}");
+    assert!(text.contains("chmod 600"), "{text}");
+    assert!(!text.contains("840259"), "{text}");
+}
+
+#[test]
+fn one_secret_at_most_comes_from_standard_input() {
+    let (code, text) = run_with(
+        &["unlock", "--puk-stdin", "--new-pin-stdin"],
+        "12345678\n840259\n",
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("error: standard input: only one secret"),
+        "{text}"
+    );
+    assert!(text.contains("PUK, new PIN"), "{text}");
+    // Two values for one secret.
+    let (code, text) = run_with(
+        &[
+            "unlock",
+            "--puk",
+            "12345678",
+            "--puk-stdin",
+            "--new-pin",
+            "840259",
+        ],
+        "12345678\n",
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("PUK: give it one way"), "{text}");
+}
+
+#[test]
+fn the_key_for_respond_comes_from_standard_input() {
+    let key = "010203040506070801020304050607080102030405060708";
+    let (code, text) = run_with(
+        &["respond", "--key-stdin", "D4BD 9B1D A5D2 6CDA"],
+        &format!("{key}\n"),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Response: B5A8 5C0F 0207 FCF1"), "{text}");
+    assert!(!text.contains(key), "{text}");
+}

@@ -1,0 +1,50 @@
+//! # cardunlock-protocol
+//!
+//! The online-unlock contract (`server/API.md`), written once for the server
+//! (`cardunlock-server`) and its client: every `/v1/unlock/*` request and reply as a serde type,
+//! the error body, the wire names of algorithms, profiles and PIN character sets (with their
+//! conversions to `cardunlock_core`), the PIN policy as it travels, the key-derivation labels,
+//! and (feature `tls`) the pinned-certificate rustls client set-up.
+//!
+//! Secrets that cross the wire (session tokens, answers, PUKs, admin answers) are held in types
+//! whose `Debug` prints no secret and whose memory is zeroized on drop.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod derivation;
+mod error;
+mod messages;
+mod names;
+mod policy;
+#[cfg(feature = "tls")]
+mod tls;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use messages::{
+    AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef, CompleteReply,
+    CompleteRequest, Outcome, PukReply, PukRequest, Secret, SessionToken, StartReply, StartRequest,
+    User,
+};
+pub use names::{AlgorithmName, ParseNameError, Profile};
+pub use policy::{PinCharset, PinPolicyWire};
+#[cfg(feature = "tls")]
+pub use tls::{pinned_client_config, TlsConfigError};
+
+/// The endpoint paths, all `POST`, bodies `application/json`.
+pub mod paths {
+    /// [`crate::StartRequest`] -> [`crate::StartReply`].
+    pub const START: &str = "/v1/unlock/start";
+    /// [`crate::AnswersRequest`] -> [`crate::AnswersReply`].
+    pub const ANSWERS: &str = "/v1/unlock/answers";
+    /// [`crate::AdminBody`] -> [`crate::AdminAnswer`].
+    pub const ADMIN: &str = "/v1/unlock/admin";
+    /// [`crate::PukRequest`] -> [`crate::PukReply`].
+    pub const PUK: &str = "/v1/unlock/puk";
+    /// [`crate::CompleteRequest`] -> [`crate::CompleteReply`].
+    pub const COMPLETE: &str = "/v1/unlock/complete";
+}
+
+/// Largest request body the server accepts, in bytes (413 `payload_too_large` beyond).
+pub const MAX_BODY: usize = 16 * 1024;
