@@ -4,8 +4,8 @@
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{
-    CardStatus, GidsUnblock, IsoUnblock, LocalKey, NoAdmin, PivChangePuk, PivMgmtAuth,
-    PivSetMgmtKey, Profile,
+    CardStatus, GidsChangeAdminKey, IsoChangeAdminKey, LocalKey, NoAdmin, PivChangePuk,
+    PivMgmtAuth, PivSetMgmtKey, Profile,
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
@@ -32,7 +32,7 @@ impl Default for Factory {
     }
 }
 
-fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug>(
+fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug + std::fmt::Display>(
     step: &str,
     e: &Error<T, R>,
 ) -> Failure {
@@ -75,23 +75,23 @@ where
                 AuthMode::Mutual,
                 challenge,
             );
-            block_on(driver.run(
+            let authenticated = block_on(driver.run(
                 &mut auth,
-                &mut LocalKey::new(factory.admin_key.clone(), random_fill),
+                &mut LocalKey::new(factory.admin_key.clone(), rand::rngs::OsRng),
             ))
             .map_err(|e| card_failure("authenticating with the factory management key", &e))?;
             let key = kdf::piv_mgmt_key(master, id, 0);
-            block_on(driver.run(&mut PivSetMgmtKey::new(&key), &mut NoAdmin))
+            block_on(driver.run(&mut PivSetMgmtKey::new(authenticated, &key), &mut NoAdmin))
                 .map_err(|e| card_failure("setting the management key", &e))?;
         }
         Profile::Gids => {
             let key = kdf::admin_key(master, "gids", id, Algorithm::TripleDes, 0);
             let mut r1 = [0u8; 16];
             random_fill(&mut r1);
-            let mut flow = GidsUnblock::change_admin_key(key, r1);
+            let mut flow = GidsChangeAdminKey::new(key, r1);
             block_on(driver.run(
                 &mut flow,
-                &mut LocalKey::new(factory.admin_key.clone(), random_fill),
+                &mut LocalKey::new(factory.admin_key.clone(), rand::rngs::OsRng),
             ))
             .map_err(|e| card_failure("changing the admin key", &e))?;
         }
@@ -101,10 +101,10 @@ where
                 algorithm: iso_algorithm,
                 ..IsoProfile::SIM
             };
-            let mut flow = IsoUnblock::change_admin_key(profile, key);
+            let mut flow = IsoChangeAdminKey::new(profile, key);
             block_on(driver.run(
                 &mut flow,
-                &mut LocalKey::new(factory.admin_key.clone(), random_fill),
+                &mut LocalKey::new(factory.admin_key.clone(), rand::rngs::OsRng),
             ))
             .map_err(|e| card_failure("changing the admin key", &e))?;
         }

@@ -46,7 +46,10 @@ pub fn policy_message(v: &Violations) -> String {
 
 /// A failed flow. `responder` is the exit code for a responder failure (bad operator input:
 /// usage; the server: server).
-pub fn card<T: TransportError + Display, R: Debug>(e: &Error<T, R>, responder: u8) -> Failure {
+pub fn card<T: TransportError + Display, R: Debug + Display>(
+    e: &Error<T, R>,
+    responder: u8,
+) -> Failure {
     match e {
         Error::Transport(t) => transport(t),
         Error::Protocol(p) => {
@@ -54,15 +57,13 @@ pub fn card<T: TransportError + Display, R: Debug>(e: &Error<T, R>, responder: u
         }
         Error::Flow(f) => Failure::new(exit::REFUSED, flow_message(f)),
         // The responder failed before its answer reached the card.
-        Error::Responder(r) => Failure::new(
-            responder,
-            format!("no admin response: {}", format!("{r:?}").trim_matches('"')),
-        ),
+        Error::Responder(r) => Failure::new(responder, format!("no admin response: {r}")),
+        _ => Failure::new(exit::COMMUNICATION, e.to_string()),
     }
 }
 
 /// A failed unlock entry point.
-pub fn unlock<T: TransportError + Display, R: Debug>(
+pub fn unlock<T: TransportError + Display, R: Debug + Display>(
     e: &UnlockError<T, R>,
     responder: u8,
 ) -> Failure {
@@ -70,5 +71,6 @@ pub fn unlock<T: TransportError + Display, R: Debug>(
         UnlockError::Policy(v) => Failure::new(exit::POLICY, policy_message(v)),
         UnlockError::Input(_) => Failure::new(exit::USAGE, e.to_string()),
         UnlockError::Card(c) => card(c, responder),
+        _ => Failure::new(exit::USAGE, e.to_string()),
     }
 }

@@ -197,6 +197,7 @@ impl AdminResponder for Remote<'_> {
             AdminRequest::Decrypt { .. } => {
                 return Err("the server does not decrypt PIV witnesses".into())
             }
+            _ => return Err("the server does not answer this admin request".into()),
         };
         let a: AdminAnswer = self
             .api
@@ -222,13 +223,13 @@ fn api_failure(e: &ApiError) -> Failure {
     Failure::new(code, e.to_string())
 }
 
-fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug>(
+fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug + std::fmt::Display>(
     e: &Error<T, R>,
 ) -> Failure {
     crate::failure::card(e, exit::SERVER)
 }
 
-fn unlock_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug>(
+fn unlock_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug + std::fmt::Display>(
     e: &UnlockError<T, R>,
 ) -> Failure {
     crate::failure::unlock(e, exit::SERVER)
@@ -337,14 +338,10 @@ where
                 api,
                 session: &started.session,
             };
-            block_on(unlock::gids_unblock(
-                driver,
-                &policy,
-                pin.as_bytes(),
-                confirm.as_bytes(),
-                r1,
-                &mut remote,
-            ))
+            match unlock::admin_input(&policy, pin.as_bytes(), confirm.as_bytes()) {
+                Ok(new_pin) => block_on(unlock::gids_unblock(driver, &new_pin, r1, &mut remote)),
+                Err(e) => Err(e.into()),
+            }
             .map(|()| false)
             .map_err(|e| unlock_failure(&e))
         }
@@ -353,14 +350,10 @@ where
                 api,
                 session: &started.session,
             };
-            block_on(unlock::iso_unblock(
-                driver,
-                iso,
-                &policy,
-                pin.as_bytes(),
-                confirm.as_bytes(),
-                &mut remote,
-            ))
+            match unlock::admin_input(&policy, pin.as_bytes(), confirm.as_bytes()) {
+                Ok(new_pin) => block_on(unlock::iso_unblock(driver, iso, &new_pin, &mut remote)),
+                Err(e) => Err(e.into()),
+            }
             .map(|()| false)
             .map_err(|e| unlock_failure(&e))
         }
@@ -407,13 +400,11 @@ where
     let next = Zeroizing::new(release.next_puk);
     let mut used = None;
     for (i, puk) in candidates.iter().enumerate() {
-        match block_on(unlock::piv_unblock(
-            driver,
-            policy,
-            puk.as_bytes(),
-            pin.as_bytes(),
-            confirm.as_bytes(),
-        )) {
+        let input = unlock::piv_input(policy, puk.as_bytes(), pin.as_bytes(), confirm.as_bytes());
+        match input
+            .map_err(UnlockError::from)
+            .and_then(|(puk, pin)| block_on(unlock::piv_unblock(driver, &puk, &pin)))
+        {
             Ok(()) => {
                 used = Some(puk);
                 break;

@@ -68,11 +68,13 @@ pub(crate) fn pcsc_failure(e: &PcscError) -> Failure {
     crate::failure::transport(e)
 }
 
-fn card_failure<R: std::fmt::Debug>(e: &Error<LinkError, R>) -> Failure {
+fn card_failure<R: std::fmt::Debug + std::fmt::Display>(e: &Error<LinkError, R>) -> Failure {
     crate::failure::card(e, exit::USAGE)
 }
 
-fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<LinkError, R>) -> Failure {
+fn unlock_failure<R: std::fmt::Debug + std::fmt::Display>(
+    e: &UnlockError<LinkError, R>,
+) -> Failure {
     crate::failure::unlock(e, exit::USAGE)
 }
 
@@ -331,14 +333,16 @@ pub fn unblock(
         }
     };
     card.run(verbose, End::Leave, |driver| {
-        match block_on(unlock::piv_unblock_with(
-            driver,
+        let input = unlock::piv_input(
             &PinPolicy::PIV,
             puk.as_bytes(),
             pin.as_bytes(),
             confirm.as_bytes(),
-            options,
-        )) {
+        );
+        match input
+            .map_err(UnlockError::from)
+            .and_then(|(puk, pin)| block_on(unlock::piv_unblock_with(driver, &puk, &pin, options)))
+        {
             Ok(()) => Ok(()),
             // No PIV application: say which card this is, in the same session.
             Err(UnlockError::Card(Error::Flow(FlowError::ApplicationNotFound(_)))) => {
@@ -463,7 +467,9 @@ fn admin_unblock(
 ) -> Result<(), Failure> {
     let (pin, confirm) = (pin.as_bytes(), confirm.as_bytes());
     let policy = &PinPolicy::GIDS;
-    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
+    let new_pin = unlock::admin_input(policy, pin, confirm).map_err(|e| {
+        unlock_failure(&UnlockError::<LinkError, std::convert::Infallible>::from(e))
+    })?;
     match (status.profile, &args.admin_key) {
         (Profile::Piv, _) => Err(piv_needs_puk()),
         (Profile::Gids, None) => Err(Failure::new(
@@ -478,15 +484,13 @@ fn admin_unblock(
             };
             let key = AdminKey::from_hex(alg, hex.expose())
                 .map_err(|e| Failure::new(exit::USAGE, format!("admin key: {e}")))?;
-            let mut responder = LocalKey::new(key, fill);
+            let mut responder = LocalKey::new(key, rand::rngs::OsRng);
             if profile == Profile::Gids {
                 let mut r1 = [0u8; 16];
                 rand::thread_rng().fill_bytes(&mut r1);
                 block_on(unlock::gids_unblock_with(
                     driver,
-                    policy,
-                    pin,
-                    confirm,
+                    &new_pin,
                     r1,
                     &mut responder,
                     select,
@@ -495,9 +499,7 @@ fn admin_unblock(
                 block_on(unlock::iso_unblock_with(
                     driver,
                     iso,
-                    policy,
-                    pin,
-                    confirm,
+                    &new_pin,
                     &mut responder,
                     select,
                 ))
@@ -507,9 +509,7 @@ fn admin_unblock(
         (Profile::IsoAdmin, None) => block_on(unlock::iso_unblock_with(
             driver,
             iso,
-            policy,
-            pin,
-            confirm,
+            &new_pin,
             &mut Operator,
             select,
         ))
@@ -543,8 +543,8 @@ pub fn unlock(
         Some(given) => {
             let pin = Zeroizing::new(given.expose().to_string());
             card.run(verbose, End::Reset, |driver| {
-                let status =
-                    block_on(unlock::read_status(driver, iso)).map_err(|e| card_failure(&e))?;
+                let (status, selected) = block_on(unlock::read_status_selected(driver, iso))
+                    .map_err(|e| card_failure(&e))?;
                 if !json {
                     println!("{}", describe(&status));
                 }
@@ -555,7 +555,7 @@ pub fn unlock(
                     &status,
                     &pin,
                     &pin,
-                    Select::AlreadySelected,
+                    Select::After(selected),
                 )
             })?
         }
@@ -623,12 +623,12 @@ pub fn admin_auth(
         cardunlock_core::piv::AuthMode::Mutual,
         host_challenge,
     );
-    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
     let alg = Card::connect(reader, verbose)?
         .run(verbose, End::Leave, |driver| {
-            block_on(driver.run(&mut flow, &mut LocalKey::new(key, fill)))
+            block_on(driver.run(&mut flow, &mut LocalKey::new(key, rand::rngs::OsRng)))
         })?
-        .map_err(|e| card_failure(&e))?;
+        .map_err(|e| card_failure(&e))?
+        .algorithm();
     let message = format!("Management key accepted ({alg}, mutual authentication: the card proved it holds the key too).");
     if json {
         println!(
