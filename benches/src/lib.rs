@@ -97,10 +97,15 @@ pub fn piv_unblock<T: Transport>(transport: T) -> T {
     let mut driver = Driver::new(transport);
     block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        PUK,
-        NEW_PIV_PIN,
-        NEW_PIV_PIN,
+        &cardunlock_core::secret::PivReference::puk(PUK).unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            NEW_PIV_PIN,
+            NEW_PIV_PIN,
+            None,
+            Some(PUK),
+        )
+        .unwrap(),
     ))
     .expect("PIV unblock");
     driver.into_inner()
@@ -111,12 +116,13 @@ pub fn piv_unblock<T: Transport>(transport: T) -> T {
 pub fn gids_unblock<T: Transport>(transport: T) -> T {
     let mut driver = Driver::new(transport);
     // Same Z1 bytes in every run, so recorded card answers fit a replayed run.
-    let mut key = LocalKey::new(AdminKey::piv_default(), |b: &mut [u8]| b.fill(0x44));
+    let mut key = LocalKey::new(
+        AdminKey::piv_default(),
+        cardunlock_sim::TestRng::repeat(0x44),
+    );
     block_on(unlock::gids_unblock(
         &mut driver,
-        &PinPolicy::GIDS,
-        NEW_GIDS_PIN,
-        NEW_GIDS_PIN,
+        &unlock::admin_input(&PinPolicy::GIDS, NEW_GIDS_PIN, NEW_GIDS_PIN).unwrap(),
         GIDS_R1,
         &mut key,
     ))

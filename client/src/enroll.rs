@@ -6,8 +6,8 @@
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{
-    CardStatus, GidsUnblock, IsoUnblock, LocalKey, NoAdmin, PivChangePuk, PivMgmtAuth,
-    PivSetMgmtKey, Profile,
+    CardStatus, GidsChangeAdminKey, IsoChangeAdminKey, LocalKey, MgmtAuthenticated, NoAdmin,
+    PivChangePuk, PivMgmtAuth, PivSetMgmtKey, Profile,
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
@@ -62,7 +62,7 @@ impl Factory {
     }
 }
 
-fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug>(
+fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Display>(
     step: &str,
     e: &Error<T, R>,
 ) -> Failure {
@@ -70,20 +70,25 @@ fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Debug>(
 }
 
 fn random_fill(b: &mut [u8]) {
-    rand::thread_rng().fill_bytes(b)
+    rand::rngs::OsRng.fill_bytes(b)
 }
 
-/// PIV management-key mutual authentication with `key`.
-fn mgmt_auth<T: Transport>(driver: &mut Driver<T>, key: &AdminKey) -> Result<(), Failure>
+/// PIV management-key mutual authentication with `key`; the token lets SET MANAGEMENT KEY run next.
+fn mgmt_auth<T: Transport>(
+    driver: &mut Driver<T>,
+    key: &AdminKey,
+) -> Result<MgmtAuthenticated, Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
     let mut challenge = [0u8; 16];
     random_fill(&mut challenge);
     let mut auth = PivMgmtAuth::new(Some(key.algorithm()), AuthMode::Mutual, challenge);
-    block_on(driver.run(&mut auth, &mut LocalKey::new(key.clone(), random_fill)))
-        .map(|_| ())
-        .map_err(|e| failure::card(&e, Kind::Usage))
+    block_on(driver.run(
+        &mut auth,
+        &mut LocalKey::new(key.clone(), rand::rngs::OsRng),
+    ))
+    .map_err(|e| failure::card(&e, Kind::Usage))
 }
 
 /// Replaces the factory PUK / management key / admin key with generation-0 derived ones.
@@ -110,15 +115,16 @@ where
                 .map_err(|e| Failure::usage("derived PUK", format!("{e:?}")))?;
             // The management key first: a wrong key or algorithm fails here, before the PUK
             // (whose tries are counted) is touched.
-            mgmt_auth(driver, &admin_key)
+            // (The token is not used: CHANGE REFERENCE DATA may end the session.)
+            let _checked = mgmt_auth(driver, &admin_key)
                 .map_err(|f| f.about("factory management key: the card did not accept it"))?;
             block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin))
                 .map_err(|e| card_failure("changing the PUK", &e))?;
             // CHANGE REFERENCE DATA ends the management-key session on some cards: again.
-            mgmt_auth(driver, &admin_key)
+            let authenticated = mgmt_auth(driver, &admin_key)
                 .map_err(|f| f.about("factory management key: the card did not accept it"))?;
             let key = kdf::piv_mgmt_key(master, id, 0);
-            block_on(driver.run(&mut PivSetMgmtKey::new(&key), &mut NoAdmin))
+            block_on(driver.run(&mut PivSetMgmtKey::new(authenticated, &key), &mut NoAdmin))
                 .map_err(|e| card_failure("management key: setting the derived one failed", &e))?;
         }
         Profile::Gids => {
@@ -131,8 +137,8 @@ where
             );
             let mut r1 = [0u8; 16];
             random_fill(&mut r1);
-            let mut flow = GidsUnblock::change_admin_key(key, r1);
-            block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, random_fill)))
+            let mut flow = GidsChangeAdminKey::new(key, r1);
+            block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
                 .map_err(|e| card_failure("admin key: changing it failed", &e))?;
         }
         Profile::IsoAdmin => {
@@ -142,8 +148,8 @@ where
                 algorithm: alg,
                 ..IsoProfile::SIM
             };
-            let mut flow = IsoUnblock::change_admin_key(profile, key);
-            block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, random_fill)))
+            let mut flow = IsoChangeAdminKey::new(profile, key);
+            block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
                 .map_err(|e| card_failure("admin key: changing it failed", &e))?;
         }
     }

@@ -7,7 +7,7 @@ use cardunlock_core::driver::Error;
 use cardunlock_core::flow::FlowError;
 use cardunlock_core::policy::Violations;
 use cardunlock_core::secret::{PivReference, SecretError};
-use cardunlock_core::unlock::UnlockError;
+use cardunlock_core::unlock::{InputError, UnlockError};
 use cardunlock_core::{ErrorKind, TransportError};
 
 /// The documented process exit codes of `cardunlock`.
@@ -156,18 +156,16 @@ pub fn policy_lines(v: &Violations) -> Vec<String> {
 
 /// A failed flow. `responder` is the kind of a responder failure (bad operator input:
 /// [`Kind::Usage`]; the server: [`Kind::Server`]).
-pub fn card<T: TransportError + Display, R: Debug>(e: &Error<T, R>, responder: Kind) -> Failure {
+pub fn card<T: TransportError + Display, R: Display>(e: &Error<T, R>, responder: Kind) -> Failure {
     match e {
         Error::Transport(t) => transport(t),
         Error::Protocol(p) => {
-            Failure::new(Kind::Communication, format!("card protocol error: {p:?}"))
+            Failure::new(Kind::Communication, format!("card protocol error: {p}"))
         }
         Error::Flow(f) => Failure::new(Kind::Refused, flow_message(f)),
         // The responder failed before its answer reached the card.
-        Error::Responder(r) => Failure::new(
-            responder,
-            format!("no admin response: {}", format!("{r:?}").trim_matches('"')),
-        ),
+        Error::Responder(r) => Failure::new(responder, format!("no admin response: {r}")),
+        other => Failure::new(Kind::Communication, format!("card: {other}")),
     }
 }
 
@@ -179,6 +177,7 @@ pub fn input_message(e: &SecretError) -> String {
         }
         SecretError::Length { min, max } => format!("it must be {min} to {max} characters long"),
         SecretError::Character => "it contains a character the card does not accept".into(),
+        other => other.to_string(),
     }
 }
 
@@ -189,8 +188,18 @@ pub fn check_puk(puk: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::usage("PUK", input_message(&e)))
 }
 
+/// Input an unlock cannot take, named by what it is about. Nothing was sent to the card.
+pub fn input(e: &InputError) -> Failure {
+    match e {
+        InputError::Policy(v) => Failure::new(Kind::Policy, policy_message(v)),
+        InputError::Puk(e) => Failure::usage("PUK", input_message(e)),
+        InputError::NewPin(e) => Failure::usage("new PIN", input_message(e)),
+        other => Failure::usage("input", other.to_string()),
+    }
+}
+
 /// A failed unlock entry point.
-pub fn unlock<T: TransportError + Display, R: Debug>(
+pub fn unlock<T: TransportError + Display, R: Display>(
     e: &UnlockError<T, R>,
     responder: Kind,
 ) -> Failure {
@@ -200,6 +209,7 @@ pub fn unlock<T: TransportError + Display, R: Debug>(
         // left is the new PIN.
         UnlockError::Input(i) => Failure::usage("new PIN", input_message(i)),
         UnlockError::Card(c) => card(c, responder),
+        other => Failure::new(Kind::Refused, format!("unlock: {other}")),
     }
 }
 

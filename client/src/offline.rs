@@ -149,12 +149,13 @@ where
             let policy = &PinPolicy::PIV;
             let (pin, confirm) = new_pin(ui, policy, can_retry)?;
             ui.show(Event::Unlocking);
+            let (puk, new_pin) =
+                unlock::piv_input(policy, puk.as_bytes(), pin.as_bytes(), confirm.as_bytes())
+                    .map_err(|e| failure::input(&e))?;
             block_on(unlock::piv_unblock_with(
                 driver,
-                policy,
-                puk.as_bytes(),
-                pin.as_bytes(),
-                confirm.as_bytes(),
+                &puk,
+                &new_pin,
                 PivUnblockOptions::LEAN,
             ))
             .map_err(|e| failure::unlock(&e, Kind::Usage))?;
@@ -170,12 +171,12 @@ where
             let policy = &PinPolicy::GIDS;
             let (pin, confirm) = new_pin(ui, policy, can_retry)?;
             let mut operator = Operator { ui: &mut *ui };
+            let new_pin = unlock::admin_input(policy, pin.as_bytes(), confirm.as_bytes())
+                .map_err(|e| failure::input(&e))?;
             let result = block_on(unlock::iso_unblock_with(
                 driver,
                 iso,
-                policy,
-                pin.as_bytes(),
-                confirm.as_bytes(),
+                &new_pin,
                 &mut operator,
                 Select::Application,
             ));

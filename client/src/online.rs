@@ -230,31 +230,21 @@ where
             ),
             Profile::Gids => {
                 let mut r1 = [0u8; 16];
-                rand::thread_rng().fill_bytes(&mut r1);
+                rand::rngs::OsRng.fill_bytes(&mut r1);
                 let mut remote = ServerResponder::new(api, &started.session);
-                block_on(unlock::gids_unblock(
-                    driver,
-                    policy,
-                    pin.as_bytes(),
-                    confirm.as_bytes(),
-                    r1,
-                    &mut remote,
-                ))
-                .map(|()| false)
-                .map_err(|e| failure::unlock(&e, Kind::Server))
+                let new_pin = unlock::admin_input(policy, pin.as_bytes(), confirm.as_bytes())
+                    .map_err(|e| failure::input(&e))?;
+                block_on(unlock::gids_unblock(driver, &new_pin, r1, &mut remote))
+                    .map(|()| false)
+                    .map_err(|e| failure::unlock(&e, Kind::Server))
             }
             Profile::IsoAdmin => {
                 let mut remote = ServerResponder::new(api, &started.session);
-                block_on(unlock::iso_unblock(
-                    driver,
-                    iso,
-                    policy,
-                    pin.as_bytes(),
-                    confirm.as_bytes(),
-                    &mut remote,
-                ))
-                .map(|()| false)
-                .map_err(|e| failure::unlock(&e, Kind::Server))
+                let new_pin = unlock::admin_input(policy, pin.as_bytes(), confirm.as_bytes())
+                    .map_err(|e| failure::input(&e))?;
+                block_on(unlock::iso_unblock(driver, iso, &new_pin, &mut remote))
+                    .map(|()| false)
+                    .map_err(|e| failure::unlock(&e, Kind::Server))
             }
         };
         Ok::<_, Failure>(result)
@@ -335,13 +325,14 @@ where
     let mut used = None;
     for puk in release.puk_candidates.iter() {
         puk_tries_allow_a_candidate(tries_left)?;
-        match block_on(unlock::piv_unblock(
-            driver,
+        let (puk_ref, new_pin) = unlock::piv_input(
             policy,
             puk.expose().as_bytes(),
             pin.as_bytes(),
             confirm.as_bytes(),
-        )) {
+        )
+        .map_err(|e| failure::input(&e))?;
+        match block_on(unlock::piv_unblock(driver, &puk_ref, &new_pin)) {
             Ok(()) => {
                 used = Some(puk);
                 break;

@@ -45,6 +45,7 @@ impl AdminResponder for ServerResponder<'_> {
             AdminRequest::Decrypt { .. } => {
                 return Err("the server does not decrypt PIV witnesses".into())
             }
+            _ => return Err("the server does not answer this admin request".into()),
         };
         let bytes = self
             .api

@@ -17,6 +17,7 @@ pub const CLA_CHAINING: u8 = 0x10;
 /// Why a command could not be encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum EncodeError {
     /// The output buffer is too small; the command needs this many bytes.
     BufferTooSmall(usize),
@@ -24,15 +25,38 @@ pub enum EncodeError {
     TooLong,
 }
 
+impl core::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BufferTooSmall(n) => write!(f, "the command needs a {n}-byte buffer"),
+            Self::TooLong => f.write_str("command data above 65 535 bytes or Ne above 65 536"),
+        }
+    }
+}
+
+impl core::error::Error for EncodeError {}
+
 /// Why bytes are not a well-formed APDU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ParseError {
     /// Fewer bytes than the header (commands) or the status word (responses).
     TooShort,
     /// The length fields do not match the number of bytes.
     LengthMismatch,
 }
+
+impl core::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::TooShort => "APDU shorter than its header or status word",
+            Self::LengthMismatch => "APDU length fields do not match its length",
+        })
+    }
+}
+
+impl core::error::Error for ParseError {}
 
 /// A command APDU borrowing its data. Built by the command-set modules, encoded with
 /// [`Command::encode`], parsed back with [`Command::parse`].
@@ -170,22 +194,21 @@ impl<'a> Command<'a> {
         let Some(out) = out.get_mut(..total) else {
             return Err(EncodeError::BufferTooSmall(total));
         };
-        let mut w = Cursor { buf: out, pos: 0 };
-        w.put(&[self.cla, self.ins, self.p1, self.p2]);
+        let mut w = Cursor::new(out);
+        w.put(&[self.cla, self.ins, self.p1, self.p2])?;
         if nc > 0 {
             let [hi, lo] = (nc as u16).to_be_bytes();
-            w.put(&[0, hi, lo]);
-            w.put(self.data);
+            w.put(&[0, hi, lo])?.put(self.data)?;
         }
         if self.le > 0 {
             // 65 536 is encoded as 00 00.
             let [hi, lo] = (self.le as u16).to_be_bytes();
             if nc == 0 {
-                w.put(&[0]);
+                w.put(&[0])?;
             }
-            w.put(&[hi, lo]);
+            w.put(&[hi, lo])?;
         }
-        Ok(w.pos)
+        Ok(w.len())
     }
 
     /// Parses an encoded command APDU, borrowing its data from `bytes`.
@@ -330,20 +353,57 @@ fn write_hex(f: &mut core::fmt::Formatter<'_>, bytes: &[u8]) -> core::fmt::Resul
     Ok(())
 }
 
-/// A bounds-checked write cursor over a byte slice.
-pub(crate) struct Cursor<'a> {
-    pub(crate) buf: &'a mut [u8],
-    pub(crate) pos: usize,
+/// Whether the driver may send `cmd` a second time when the card answers `6C XX` (wrong Le).
+///
+/// Only commands whose data cannot be secret qualify: no data at all (GET CHALLENGE, GET
+/// METADATA, a VERIFY status query), SELECT (an AID) and GET DATA (a tag list). A command that
+/// carries a PIN, a PUK, a key or a cryptogram is never sent twice: a second copy could spend a
+/// second try.
+pub const fn may_resend(cmd: &Command<'_>) -> bool {
+    cmd.data.is_empty() || matches!(cmd.ins, 0xA4 | 0xCA | 0xCB)
 }
 
-impl Cursor<'_> {
-    /// Appends `bytes`; callers size the buffer first, extra bytes are dropped.
-    pub(crate) fn put(&mut self, bytes: &[u8]) {
-        let end = self.pos + bytes.len();
-        if let Some(dst) = self.buf.get_mut(self.pos..end) {
-            dst.copy_from_slice(bytes);
-            self.pos = end;
-        }
+/// A bounds-checked write cursor over a caller's buffer, for command data a flow builds in
+/// place (see [`crate::flow`]). It never truncates: a write that does not fit returns
+/// [`EncodeError::BufferTooSmall`] and leaves the cursor where it was.
+#[derive(Debug)]
+pub struct Cursor<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `buf`.
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    /// Appends `bytes`, or fails with the length the buffer would need.
+    pub fn put(&mut self, bytes: &[u8]) -> Result<&mut Self, EncodeError> {
+        let end = self.pos.saturating_add(bytes.len());
+        let dst = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(EncodeError::BufferTooSmall(end))?;
+        dst.copy_from_slice(bytes);
+        self.pos = end;
+        Ok(self)
+    }
+
+    /// The number of bytes written so far.
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
+    /// The bytes written, borrowed for as long as the buffer.
+    pub fn finish(self) -> &'a [u8] {
+        let Self { buf, pos } = self;
+        buf.get(..pos).unwrap_or(&[])
     }
 }
 
@@ -422,6 +482,28 @@ mod tests {
             cmd.with_le(70_000).encode(&mut [0u8; 16]),
             Err(EncodeError::TooLong)
         );
+    }
+
+    #[test]
+    fn the_cursor_never_truncates() {
+        let mut buf = [0u8; 4];
+        let mut w = Cursor::new(&mut buf);
+        w.put(&[1, 2, 3]).unwrap();
+        assert_eq!(w.put(&[4, 5]).unwrap_err(), EncodeError::BufferTooSmall(5));
+        assert_eq!(w.len(), 3, "a failed write moves nothing");
+        w.put(&[4]).unwrap();
+        assert_eq!(w.finish(), &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn only_commands_without_secrets_may_be_resent() {
+        assert!(may_resend(&Command::new(0, 0x84, 0, 0).with_le(8)));
+        assert!(may_resend(&crate::piv::select()));
+        assert!(may_resend(&crate::piv::get_chuid()));
+        let pin = [0x31; 8];
+        for ins in [0x20, 0x24, 0x2C, 0x82, 0x87, 0xFF, 0x5E] {
+            assert!(!may_resend(&Command::new(0, ins, 0, 0x80).with_data(&pin)));
+        }
     }
 
     #[test]

@@ -79,9 +79,13 @@ impl Algorithm {
 /// Why a key could not be built or a block operation was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum CryptoError {
-    /// The key has the wrong length for its algorithm, or the operation needs another algorithm.
+    /// The key has the wrong length for its algorithm.
     KeyLength,
+    /// The operation needs another algorithm than the key's (3DES-CBC with an AES key, a
+    /// request for an AES block with a 3DES key).
+    WrongAlgorithm,
     /// The data is empty or not a whole number of blocks.
     BlockLength,
     /// A hex key contains a character that is not a hex digit, space or colon, or an odd number
@@ -93,6 +97,7 @@ impl core::fmt::Display for CryptoError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Self::KeyLength => "the key length does not match the algorithm",
+            Self::WrongAlgorithm => "the operation needs another key algorithm",
             Self::BlockLength => "the data is not a non-empty whole number of cipher blocks",
             Self::InvalidHex => "the key is not valid hexadecimal",
         })
@@ -220,7 +225,7 @@ impl AdminKey {
     }
 
     /// 3DES-CBC encryption with `iv`, in place, no padding (GIDS mutual authentication).
-    /// [`CryptoError::KeyLength`] for a non-3DES key, [`CryptoError::BlockLength`] unless
+    /// [`CryptoError::WrongAlgorithm`] for a non-3DES key, [`CryptoError::BlockLength`] unless
     /// `data.len()` is a non-zero multiple of 8.
     pub fn cbc_encrypt(&self, iv: &[u8; 8], data: &mut [u8]) -> Result<(), CryptoError> {
         let cipher = self.tdes_for_cbc(data)?;
@@ -270,7 +275,7 @@ impl AdminKey {
 
     fn tdes_for_cbc(&self, data: &[u8]) -> Result<des::TdesEde3, CryptoError> {
         if self.algorithm != Algorithm::TripleDes {
-            return Err(CryptoError::KeyLength);
+            return Err(CryptoError::WrongAlgorithm);
         }
         if data.is_empty() || data.len() % 8 != 0 {
             return Err(CryptoError::BlockLength);
@@ -434,11 +439,11 @@ mod tests {
         let mut data = [0u8; 16];
         assert_eq!(
             aes.cbc_encrypt(&[0; 8], &mut data),
-            Err(CryptoError::KeyLength)
+            Err(CryptoError::WrongAlgorithm)
         );
         assert_eq!(
             aes.cbc_decrypt(&[0; 8], &mut data),
-            Err(CryptoError::KeyLength)
+            Err(CryptoError::WrongAlgorithm)
         );
         let k = AdminKey::piv_default();
         for len in [0, 7, 9, 15] {

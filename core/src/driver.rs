@@ -5,7 +5,7 @@
 //!
 //! Buffers are fixed arrays inside the driver: nothing allocates.
 
-use crate::apdu::{Command, EncodeError, Response, CLA_CHAINING, SHORT_MAX_DATA};
+use crate::apdu::{may_resend, Command, EncodeError, Response, CLA_CHAINING, SHORT_MAX_DATA};
 use crate::flow::{Action, AdminResponder, Event, Flow, FlowError, MAX_ANSWER_LEN};
 use crate::fmt::{debug, trace};
 use crate::status::Status;
@@ -16,22 +16,25 @@ use zeroize::Zeroize;
 pub const MAX_RESPONSE: usize = 1024;
 /// Largest command data the driver sends (chained if needed).
 pub const MAX_COMMAND_DATA: usize = 1024;
+/// Room a flow gets in [`Flow::action`] to build its command data: the largest built-in
+/// command, GIDS GENERAL AUTHENTICATE step 2, takes 44 bytes. Zeroized after every exchange.
+/// Kept small because it lives on a firmware's stack; a vendor command with longer (public) data
+/// borrows it from the flow instead, and one that does not fit fails with
+/// [`FlowError::Encode`] before anything is sent.
+pub const FLOW_BUFFER_LEN: usize = 64;
 /// Most GET RESPONSE rounds for one command before the driver gives up.
 const MAX_GET_RESPONSE: usize = 32;
 
-/// Whether a command may be sent again after `6C XX`: not one that carries a PIN, PUK or key
-/// (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER...) nor an admin authentication
-/// (EXTERNAL / GENERAL AUTHENTICATE), which the card may have run and counted already.
-const fn may_resend(ins: u8) -> bool {
-    !crate::apdu::is_sensitive(ins) && !matches!(ins, 0x82 | 0x87)
-}
-
+/// The largest encoded command one exchange carries: a short APDU with 255 data bytes, or an
+/// extended one with up to 256. Longer data is chained, whatever the transport supports.
 const TX_LEN: usize = 4 + 3 + SHORT_MAX_DATA + 3;
 const RX_LEN: usize = MAX_RESPONSE + 2;
+const CHUNK_LEN: usize = 258;
 
 /// A violation of the APDU transport rules by the card or the reader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// The command could not be encoded (data above [`MAX_COMMAND_DATA`]).
     Encode(EncodeError),
@@ -39,15 +42,36 @@ pub enum ProtocolError {
     ShortResponse,
     /// The response (with all `61 XX` parts) exceeds [`MAX_RESPONSE`].
     ResponseTooLong,
-    /// The card kept answering `61 XX` or `6C XX`.
+    /// The card kept answering `61 XX`, or answered `6C XX` again after the one resend.
     Loop,
     /// The card refused a chained part of a command.
     ChainRefused(Status),
 }
 
+impl core::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Encode(e) => write!(f, "the command could not be encoded: {e}"),
+            Self::ShortResponse => f.write_str("the response is shorter than a status word"),
+            Self::ResponseTooLong => write!(f, "the response exceeds {MAX_RESPONSE} bytes"),
+            Self::Loop => f.write_str("the card kept asking for the command again"),
+            Self::ChainRefused(sw) => write!(f, "the card refused a chained part (SW {sw})"),
+        }
+    }
+}
+
+impl core::error::Error for ProtocolError {}
+
+impl From<EncodeError> for ProtocolError {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}
+
 /// Everything an unblock can fail with, one variant per layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Error<T, R> {
     /// The transport failed (no card, card removed, reader gone ...).
     Transport(T),
@@ -69,19 +93,50 @@ impl<T: TransportError, R> Error<T, R> {
     }
 }
 
+impl<T, R> Error<T, R> {
+    /// The flow error, if the card's answer ended the flow.
+    pub fn flow(&self) -> Option<&FlowError> {
+        match self {
+            Self::Flow(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl<T, R> From<FlowError> for Error<T, R> {
     fn from(e: FlowError) -> Self {
         Self::Flow(e)
     }
 }
 
-impl<T: core::fmt::Debug, R: core::fmt::Debug> core::fmt::Display for Error<T, R> {
+impl<T, R> From<ProtocolError> for Error<T, R> {
+    fn from(e: ProtocolError) -> Self {
+        Self::Protocol(e)
+    }
+}
+
+impl<T: core::fmt::Display, R: core::fmt::Display> core::fmt::Display for Error<T, R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Transport(e) => write!(f, "card transport: {e:?}"),
-            Self::Protocol(e) => write!(f, "card protocol: {e:?}"),
+            Self::Transport(e) => write!(f, "card transport: {e}"),
+            Self::Protocol(e) => write!(f, "card protocol: {e}"),
             Self::Flow(e) => write!(f, "{e}"),
-            Self::Responder(e) => write!(f, "admin response: {e:?}"),
+            Self::Responder(e) => write!(f, "admin response: {e}"),
+        }
+    }
+}
+
+impl<T, R> core::error::Error for Error<T, R>
+where
+    T: core::error::Error + 'static,
+    R: core::error::Error + 'static,
+{
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Transport(e) => Some(e),
+            Self::Protocol(e) => Some(e),
+            Self::Flow(e) => Some(e),
+            Self::Responder(e) => Some(e),
         }
     }
 }
@@ -91,18 +146,26 @@ pub type TransceiveError<T> = Error<T, core::convert::Infallible>;
 
 /// Runs flows over a transport.
 pub struct Driver<T> {
+    link: Link<T>,
+    /// Where flows build their command data; zeroized after every exchange.
+    flow_buf: [u8; FLOW_BUFFER_LEN],
+}
+
+/// The transport and its frame buffers, apart from the flow buffer so a command borrowing the
+/// flow buffer can be sent through it.
+struct Link<T> {
     transport: T,
     tx: [u8; TX_LEN],
     rx: [u8; RX_LEN],
-    chunk: [u8; 258],
+    chunk: [u8; CHUNK_LEN],
     commands: u32,
 }
 
 impl<T: core::fmt::Debug> core::fmt::Debug for Driver<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Driver")
-            .field("transport", &self.transport)
-            .field("commands", &self.commands)
+            .field("transport", &self.link.transport)
+            .field("commands", &self.link.commands)
             .finish()
     }
 }
@@ -111,29 +174,84 @@ impl<T: Transport> Driver<T> {
     /// A driver over `transport`.
     pub fn new(transport: T) -> Self {
         Self {
-            transport,
-            tx: [0; TX_LEN],
-            rx: [0; RX_LEN],
-            chunk: [0; 258],
-            commands: 0,
+            link: Link {
+                transport,
+                tx: [0; TX_LEN],
+                rx: [0; RX_LEN],
+                chunk: [0; CHUNK_LEN],
+                commands: 0,
+            },
+            flow_buf: [0; FLOW_BUFFER_LEN],
         }
     }
 
     /// The transport.
     pub fn transport(&mut self) -> &mut T {
-        &mut self.transport
+        &mut self.link.transport
     }
 
     /// Gives the transport back.
     pub fn into_inner(self) -> T {
-        self.transport
+        let Self { link, .. } = self;
+        link.transport
     }
 
     /// APDUs exchanged so far (GET RESPONSE and resends included).
     pub fn commands_sent(&self) -> u32 {
-        self.commands
+        self.link.commands
     }
 
+    /// Sends one command and returns the card's complete response, after GET RESPONSE rounds
+    /// (`61 XX`), at most one resend with the right Le (`6C XX`, only for a command without
+    /// secret data, see [`may_resend`]) and command chaining as needed. The response borrows
+    /// the driver's receive buffer.
+    pub async fn transceive(
+        &mut self,
+        cmd: &Command<'_>,
+    ) -> Result<Response<'_>, TransceiveError<T::Error>> {
+        self.link.transceive(cmd).await
+    }
+
+    /// Runs `flow` to its end, asking `responder` for admin cryptograms.
+    pub async fn run<F: Flow, R: AdminResponder>(
+        &mut self,
+        flow: &mut F,
+        responder: &mut R,
+    ) -> Result<F::Output, Error<T::Error, R::Error>> {
+        let mut answer = [0u8; MAX_ANSWER_LEN];
+        loop {
+            let action = flow.action(&mut self.flow_buf);
+            match action {
+                Err(e) => {
+                    self.flow_buf.zeroize();
+                    return Err(Error::Flow(e));
+                }
+                Ok(Action::Done(out)) => return Ok(out),
+                Ok(Action::Send(cmd)) => {
+                    let sent = self.link.transceive(&cmd).await;
+                    // The command data may be a PIN, a PUK, a key or a cryptogram: it does not
+                    // outlive the exchange.
+                    self.flow_buf.zeroize();
+                    let r = sent.map_err(widen)?;
+                    flow.handle(Event::Response(r))
+                        .inspect_err(|e| debug!("flow ended: {}", e))?;
+                }
+                Ok(Action::Ask(request)) => {
+                    let n = responder
+                        .answer(request, &mut answer)
+                        .await
+                        .map_err(Error::Responder)?;
+                    let a = answer.get(..n).ok_or(Error::Flow(FlowError::BadAnswer))?;
+                    let result = flow.handle(Event::Answer(a));
+                    answer.zeroize();
+                    result?;
+                }
+            }
+        }
+    }
+}
+
+impl<T: Transport> Link<T> {
     async fn exchange(&mut self, len: usize) -> Result<usize, TransceiveError<T::Error>> {
         self.commands = self.commands.wrapping_add(1);
         let tx = self.tx.get(..len).unwrap_or(&[]);
@@ -154,10 +272,14 @@ impl<T: Transport> Driver<T> {
             .map_err(|e| Error::Protocol(ProtocolError::Encode(e)))
     }
 
-    /// Sends one command and returns the card's complete response, after GET RESPONSE rounds
-    /// (`61 XX`), a resend with the right Le (`6C XX`) and command chaining as needed. The
-    /// response borrows the driver's receive buffer.
-    pub async fn transceive(
+    /// Whether `cmd` goes out as one APDU: its data fits one short APDU, or the transport takes
+    /// extended length and the whole encoded command fits the send buffer.
+    fn fits_one_apdu(&self, cmd: &Command<'_>) -> bool {
+        cmd.data.len() <= SHORT_MAX_DATA
+            || (self.transport.supports_extended_length() && cmd.encoded_len() <= self.tx.len())
+    }
+
+    async fn transceive(
         &mut self,
         cmd: &Command<'_>,
     ) -> Result<Response<'_>, TransceiveError<T::Error>> {
@@ -171,10 +293,10 @@ impl<T: Transport> Driver<T> {
             cmd.p2,
             cmd.data.len()
         );
-        // Command chaining for data above one short APDU (no transport here takes extended
-        // length for granted).
+        // Command chaining by the space really there: data that does not go out as one APDU
+        // (see `fits_one_apdu`) is sent in short links of 255 bytes.
         let mut data = cmd.data;
-        while data.len() > SHORT_MAX_DATA && !self.transport.supports_extended_length() {
+        while !self.fits_one_apdu(&Command { data, ..*cmd }) {
             let (part, rest) = data.split_at(SHORT_MAX_DATA);
             let link = Command {
                 cla: cmd.cla | CLA_CHAINING,
@@ -193,6 +315,7 @@ impl<T: Transport> Driver<T> {
         let mut last = Command { data, ..*cmd };
         let mut len = self.encode(&last)?;
         let mut filled = 0usize;
+        let mut resent = false;
         for _ in 0..MAX_GET_RESPONSE {
             let n = self.exchange(len).await?;
             let (sw1, sw2) = (self.chunk[n - 2], self.chunk[n - 1]);
@@ -210,8 +333,13 @@ impl<T: Transport> Driver<T> {
                         &Command::new(cmd.cla & !CLA_CHAINING, 0xC0, 0x00, 0x00).with_le(le),
                     )?;
                 }
-                // Resent with the right Le only when running it twice cannot spend a try.
-                Status::WrongLe(x) if filled == 0 && may_resend(cmd.ins) => {
+                // One resend with the exact Le, and only of a command without secret data: a
+                // PIN, PUK or key is never sent twice (the flow sees the 6C XX instead).
+                Status::WrongLe(x) if filled == 0 && may_resend(&last) => {
+                    if resent {
+                        return Err(Error::Protocol(ProtocolError::Loop));
+                    }
+                    resent = true;
                     last.le = if x == 0 { 256 } else { usize::from(x) };
                     len = self.encode(&last)?;
                 }
@@ -230,35 +358,6 @@ impl<T: Transport> Driver<T> {
             }
         }
         Err(Error::Protocol(ProtocolError::Loop))
-    }
-
-    /// Runs `flow` to its end, asking `responder` for admin cryptograms.
-    pub async fn run<F: Flow, R: AdminResponder>(
-        &mut self,
-        flow: &mut F,
-        responder: &mut R,
-    ) -> Result<F::Output, Error<T::Error, R::Error>> {
-        let mut answer = [0u8; MAX_ANSWER_LEN];
-        loop {
-            match flow.action() {
-                Action::Done(out) => return Ok(out),
-                Action::Send(cmd) => {
-                    let r = self.transceive(&cmd).await.map_err(widen)?;
-                    flow.handle(Event::Response(r))
-                        .inspect_err(|e| debug!("flow ended: {}", e))?;
-                }
-                Action::Ask(request) => {
-                    let n = responder
-                        .answer(request, &mut answer)
-                        .await
-                        .map_err(Error::Responder)?;
-                    let a = answer.get(..n).ok_or(Error::Flow(FlowError::BadAnswer))?;
-                    let result = flow.handle(Event::Answer(a));
-                    answer = [0; MAX_ANSWER_LEN];
-                    result?;
-                }
-            }
-        }
     }
 }
 
@@ -290,6 +389,120 @@ mod tests {
         }
     }
 
+    /// Answers `6C 08` to everything, counting commands and recording the longest one.
+    #[derive(Default)]
+    struct AlwaysWrongLe {
+        sent: usize,
+    }
+
+    impl Transport for AlwaysWrongLe {
+        type Error = ErrorKind;
+
+        async fn transmit(&mut self, _: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
+            self.sent += 1;
+            response[..2].copy_from_slice(&[0x6C, 0x08]);
+            Ok(2)
+        }
+    }
+
+    #[test]
+    fn a_command_with_a_secret_is_never_resent_on_6c() {
+        let mut driver = Driver::new(AlwaysWrongLe::default());
+        let pin = [0x31; 8];
+        for ins in [0x20, 0x24, 0x2C, 0x82, 0x87, 0xFF] {
+            let cmd = Command::new(0, ins, 0, 0x80).with_data(&pin);
+            let r = embassy_futures::block_on(driver.transceive(&cmd)).unwrap();
+            assert_eq!(r.status, Status::WrongLe(8), "ins {ins:02X}");
+        }
+        assert_eq!(
+            driver.transport().sent,
+            6,
+            "one APDU per command, no resend"
+        );
+    }
+
+    #[test]
+    fn a_command_without_secret_is_resent_at_most_once() {
+        let mut driver = Driver::new(AlwaysWrongLe::default());
+        let got = embassy_futures::block_on(driver.transceive(&crate::piv::get_serial()));
+        assert_eq!(got, Err(Error::Protocol(ProtocolError::Loop)));
+        assert_eq!(driver.transport().sent, 2);
+    }
+
+    /// Claims extended length; records the length of every command and answers `90 00`.
+    #[derive(Default)]
+    struct Extended {
+        lengths: heapless::Vec<usize, 8>,
+    }
+
+    impl Transport for Extended {
+        type Error = ErrorKind;
+
+        async fn transmit(&mut self, cmd: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
+            self.lengths.push(cmd.len()).map_err(|_| ErrorKind::Other)?;
+            response[..2].copy_from_slice(&[0x90, 0x00]);
+            Ok(2)
+        }
+
+        fn supports_extended_length(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn extended_length_chains_what_the_buffer_cannot_hold() {
+        let mut driver = Driver::new(Extended::default());
+        let data = [0x5A; 600];
+        let cmd = Command::new(0, 0xDB, 0x3F, 0xFF).with_data(&data);
+        let r = embassy_futures::block_on(driver.transceive(&cmd)).unwrap();
+        assert_eq!(r.status, Status::Success);
+        // 255 + 255 + 90 bytes, each a short APDU.
+        assert_eq!(&driver.transport().lengths[..], &[260, 260, 95]);
+        // What fits the buffer goes out as one extended APDU.
+        let mut driver = Driver::new(Extended::default());
+        let cmd = Command::new(0, 0xDB, 0x3F, 0xFF).with_data(&data[..256]);
+        embassy_futures::block_on(driver.transceive(&cmd)).unwrap();
+        assert_eq!(&driver.transport().lengths[..], &[4 + 3 + 256]);
+    }
+
+    #[test]
+    fn errors_print_their_inner_errors_with_display() {
+        use core::fmt::Write;
+        let mut s: heapless::String<128> = heapless::String::new();
+        let e: Error<ErrorKind, crate::flow::NoAdminKey> = Error::Transport(ErrorKind::CardRemoved);
+        write!(s, "{e}").unwrap();
+        assert_eq!(s.as_str(), "card transport: the card was removed");
+        s.clear();
+        let e: Error<ErrorKind, crate::flow::NoAdminKey> =
+            Error::Responder(crate::flow::NoAdminKey);
+        write!(s, "{e}").unwrap();
+        assert_eq!(
+            s.as_str(),
+            "admin response: this operation has no admin key"
+        );
+        s.clear();
+        let e: Error<ErrorKind, crate::flow::NoAdminKey> =
+            ProtocolError::ChainRefused(Status::WrongLength).into();
+        write!(s, "{e}").unwrap();
+        assert!(
+            s.starts_with("card protocol: the card refused a chained part"),
+            "{s}"
+        );
+        assert!(!s.contains("ChainRefused"), "{s}");
+        s.clear();
+        let e = FlowError::UnexpectedStatus {
+            step: crate::flow::Step::SetManagementKey,
+            status: Status::WrongLength,
+        };
+        write!(s, "{e}").unwrap();
+        assert!(s.ends_with("at SET MANAGEMENT KEY"), "{s}");
+        assert_eq!(e.kind(), crate::flow::FlowErrorKind::Protocol);
+        assert_eq!(
+            FlowError::WrongPuk { tries_left: 2 }.kind(),
+            crate::flow::FlowErrorKind::WrongSecret
+        );
+    }
+
     #[test]
     fn no_pin_or_puk_is_left_in_the_send_buffer() {
         let pin = NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).unwrap();
@@ -297,7 +510,10 @@ mod tests {
         let mut driver = Driver::new(Ok9000);
         embassy_futures::block_on(driver.run(&mut flow, &mut NoAdmin)).unwrap();
         assert_eq!(driver.commands_sent(), 3);
-        let contains = |needle: &[u8]| driver.tx.windows(needle.len()).any(|w| w == needle);
+        let contains = |needle: &[u8]| {
+            let found = |buf: &[u8]| buf.windows(needle.len()).any(|w| w == needle);
+            found(&driver.link.tx) || found(&driver.flow_buf)
+        };
         assert!(!contains(b"12345678"), "the PUK stayed in the driver");
         assert!(!contains(b"840259"), "the PIN stayed in the driver");
     }

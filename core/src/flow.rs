@@ -5,8 +5,69 @@
 //! done), and [`Flow::handle`] feeds it the outcome. No I/O, no clock; randomness comes in through
 //! the constructors. The async [`crate::driver`] runs flows over a transport; tests run them
 //! against a simulated card directly.
+//!
+//! # Commands are built in the driver's buffer
+//!
+//! [`Flow::action`] receives the driver's command-data buffer (as quinn-proto's `poll_transmit`
+//! receives the caller's datagram buffer). A flow builds its command there with the command-set
+//! builders ([`crate::piv`], [`crate::gids`], [`crate::iso`], or [`crate::apdu::Cursor`] for a
+//! vendor's own command) and returns the [`Command`] borrowing it. The driver sends it and then
+//! zeroizes the buffer, so a PIN, PUK or key exists once in the flow (as the typed value it was
+//! given) and once, for the duration of one exchange, in the driver.
+//!
+//! # Order between flows
+//!
+//! Flows that must run one right after another in the same exclusive session take the previous
+//! flow's output as a token: [`Selected`] (the application is selected, no second SELECT needed)
+//! and [`MgmtAuthenticated`] (the PIV management key was authenticated, [`PivSetMgmtKey`] may
+//! follow). Only the core creates tokens, and a token is consumed by the flow it allows.
+//!
+//! # Writing a flow for a new card profile
+//!
+//! A vendor profile lives outside this crate: implement [`Flow`] for a state machine of your
+//! own, build commands with [`crate::apdu::Command`] and [`crate::apdu::Cursor`], read answers
+//! with [`response`], [`expect_ok`] and [`answer`], and map status words with [`puk_reset_error`],
+//! [`admin_auth_error`] and [`admin_reset_error`] so that the CLI and the server report it like
+//! the built-in profiles. Run it with [`crate::driver::Driver::run`]. The example crate
+//! `examples/vendor-profile` does this for a vendor applet with its own PIN reset command.
+//!
+//! ```
+//! use cardunlock_core::apdu::{Command, Cursor};
+//! use cardunlock_core::flow::{self, Action, Event, Flow, FlowError, Step};
+//! use cardunlock_core::secret::{NewPin, Pin};
+//!
+//! /// `80 5E 00 00 <PUK> <new PIN>` after a SELECT (the vendor's own reset command).
+//! struct VendorReset { puk: Pin, new_pin: Pin, step: u8 }
+//!
+//! impl Flow for VendorReset {
+//!     type Output = ();
+//!     fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+//!         Ok(match self.step {
+//!             0 => Action::Send(Command::new(0x00, 0xA4, 0x04, 0x00).with_data(&[0xF0, 0x01])),
+//!             1 => {
+//!                 let mut w = Cursor::new(buf);
+//!                 w.put(self.puk.expose())?.put(self.new_pin.expose())?;
+//!                 Action::Send(Command::new(0x80, 0x5E, 0x00, 0x00).with_data(w.finish()))
+//!             }
+//!             _ => Action::Done(()),
+//!         })
+//!     }
+//!     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+//!         let status = flow::response(event)?.status;
+//!         match self.step {
+//!             0 if !status.is_success() => return Err(FlowError::ApplicationNotFound(status)),
+//!             1 if !status.is_success() => {
+//!                 return Err(flow::puk_reset_error(status, Step::ResetRetryCounter))
+//!             }
+//!             _ => {}
+//!         }
+//!         self.step += 1;
+//!         Ok(())
+//!     }
+//! }
+//! ```
 
-use crate::apdu::{Command, Response};
+use crate::apdu::{Command, EncodeError, Response};
 use crate::crypto::{AdminKey, Algorithm, CryptoError};
 use crate::status::Status;
 
@@ -15,10 +76,10 @@ mod iso;
 mod piv;
 mod status;
 
-pub use gids::GidsUnblock;
-pub use iso::IsoUnblock;
-pub use piv::{PivChangePuk, PivMgmtAuth, PivSetMgmtKey, PivUnblock};
-pub use status::{CardStatus, Profile, ReadStatus};
+pub use gids::{GidsChangeAdminKey, GidsUnblock};
+pub use iso::{IsoChangeAdminKey, IsoUnblock};
+pub use piv::{MgmtAuthenticated, PivChangePuk, PivMgmtAuth, PivSetMgmtKey, PivUnblock};
+pub use status::{CardStatus, Profile, ReadStatus, Selected};
 
 /// What an admin-key flow does once the card accepted the admin cryptogram.
 pub(crate) enum AfterAuth {
@@ -36,7 +97,7 @@ impl AfterAuth {
         match (self, status.is_success()) {
             (Self::Unblock(_), true) => Ok(true),
             (Self::ChangeKey(_), true) => Ok(false),
-            (Self::Unblock(_), false) => Err(rrc_error(status)),
+            (Self::Unblock(_), false) => Err(admin_reset_error(status)),
             (Self::ChangeKey(_), false) => Err(FlowError::UnexpectedStatus {
                 step: Step::ChangeReferenceData,
                 status,
@@ -57,8 +118,10 @@ impl AfterAuth {
 
 /// What a flow needs next.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Action<'a, O> {
-    /// Send this command to the card and feed back [`Event::Response`].
+    /// Send this command to the card and feed back [`Event::Response`]. Its data borrows the
+    /// buffer given to [`Flow::action`] or the flow itself.
     Send(Command<'a>),
     /// Ask the admin responder and feed back [`Event::Answer`].
     Ask(AdminRequest<'a>),
@@ -68,6 +131,7 @@ pub enum Action<'a, O> {
 
 /// The outcome of the last [`Action`].
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// The card's response to [`Action::Send`].
     Response(Response<'a>),
@@ -76,12 +140,18 @@ pub enum Event<'a> {
 }
 
 /// A sans-IO flow.
+///
+/// The driver calls [`Flow::action`] once per step, performs the action, and feeds the outcome
+/// to [`Flow::handle`]; after [`Action::Done`] it calls neither again.
 pub trait Flow {
     /// What the flow yields when done.
-    type Output: Clone;
+    type Output;
 
-    /// What the flow needs next. Calling it again without [`Flow::handle`] returns the same.
-    fn action(&self) -> Action<'_, Self::Output>;
+    /// What the flow needs next. A command is built into `buf`, the driver's command-data
+    /// buffer ([`crate::driver::FLOW_BUFFER_LEN`] bytes, zeroized after each exchange), or
+    /// borrows the flow's own constants and values. Fails only when the command does not fit
+    /// `buf` ([`FlowError::Encode`]); nothing was sent then.
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, Self::Output>, FlowError>;
 
     /// Feeds the outcome of the last action. An error ends the flow.
     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError>;
@@ -90,6 +160,7 @@ pub trait Flow {
 /// A cryptogram only the admin key holder can compute. The flow never sees the key: a local key,
 /// a management server or an operator (offline mode) answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AdminRequest<'a> {
     /// Encrypt one block (ECB): answer to a PIV or ISO challenge, or the expected card answer
     /// to the host challenge of a PIV mutual authentication. Answer: one block.
@@ -127,8 +198,8 @@ pub const MAX_ANSWER_LEN: usize = 40;
 /// Answers [`AdminRequest`]s.
 #[allow(async_fn_in_trait)]
 pub trait AdminResponder {
-    /// Why no answer could be given.
-    type Error: core::fmt::Debug;
+    /// Why no answer could be given. Printed with `Display` in the driver's errors.
+    type Error: core::fmt::Debug + core::fmt::Display;
 
     /// Writes the answer into `out` and returns its length.
     async fn answer(
@@ -147,6 +218,14 @@ pub struct NoAdmin;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NoAdminKey;
 
+impl core::fmt::Display for NoAdminKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("this operation has no admin key")
+    }
+}
+
+impl core::error::Error for NoAdminKey {}
+
 impl AdminResponder for NoAdmin {
     type Error = NoAdminKey;
 
@@ -160,25 +239,27 @@ impl AdminResponder for NoAdmin {
 }
 
 /// Answers with an admin key held locally (provisioning station, operator tool, tests).
-/// `Z` random bytes of the GIDS exchange come from `fill_random`.
-pub struct LocalKey<F: FnMut(&mut [u8])> {
+/// The `Z` random bytes of the GIDS exchange come from `rng`, which must be a CSPRNG
+/// ([`rand_core::CryptoRng`]): on a host `rand::rngs::OsRng`, on a firmware its hardware RNG.
+pub struct LocalKey<R: rand_core::RngCore + rand_core::CryptoRng> {
     key: AdminKey,
-    fill_random: F,
+    rng: R,
 }
 
-impl<F: FnMut(&mut [u8])> core::fmt::Debug for LocalKey<F> {
+impl<R: rand_core::RngCore + rand_core::CryptoRng> core::fmt::Debug for LocalKey<R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("LocalKey").field("key", &self.key).finish()
     }
 }
 
-impl<F: FnMut(&mut [u8])> LocalKey<F> {
-    /// A responder over `key`.
-    pub fn new(key: AdminKey, fill_random: F) -> Self {
-        Self { key, fill_random }
+impl<R: rand_core::RngCore + rand_core::CryptoRng> LocalKey<R> {
+    /// A responder over `key`, drawing random padding from `rng`.
+    pub fn new(key: AdminKey, rng: R) -> Self {
+        Self { key, rng }
     }
 
-    /// Computes the answer synchronously.
+    /// Computes the answer synchronously. [`CryptoError::WrongAlgorithm`] when the request is
+    /// for another algorithm than the key's.
     pub fn answer_now(
         &mut self,
         request: AdminRequest<'_>,
@@ -188,7 +269,7 @@ impl<F: FnMut(&mut [u8])> LocalKey<F> {
             AdminRequest::Encrypt { algorithm, block }
             | AdminRequest::Decrypt { algorithm, block } => {
                 if algorithm != self.key.algorithm() {
-                    return Err(CryptoError::KeyLength);
+                    return Err(CryptoError::WrongAlgorithm);
                 }
                 let dst = out.get_mut(..block.len()).ok_or(CryptoError::BlockLength)?;
                 dst.copy_from_slice(block);
@@ -202,7 +283,7 @@ impl<F: FnMut(&mut [u8])> LocalKey<F> {
             AdminRequest::GidsCryptogram { r1, r2 } => {
                 out[..16].copy_from_slice(r2);
                 out[16..32].copy_from_slice(r1);
-                (self.fill_random)(&mut out[32..39]);
+                self.rng.fill_bytes(&mut out[32..39]);
                 out[39] = 0x80;
                 self.key.cbc_encrypt(&[0; 8], out)?;
                 Ok(MAX_ANSWER_LEN)
@@ -216,7 +297,7 @@ impl<F: FnMut(&mut [u8])> LocalKey<F> {
     }
 }
 
-impl<F: FnMut(&mut [u8])> AdminResponder for LocalKey<F> {
+impl<R: rand_core::RngCore + rand_core::CryptoRng> AdminResponder for LocalKey<R> {
     type Error = CryptoError;
 
     async fn answer(
@@ -231,6 +312,7 @@ impl<F: FnMut(&mut [u8])> AdminResponder for LocalKey<F> {
 /// The command a flow was at when something went wrong.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Step {
     /// SELECT.
     Select,
@@ -252,8 +334,32 @@ pub enum Step {
     ResetRetryCounter,
     /// CHANGE REFERENCE DATA.
     ChangeReferenceData,
+    /// SET MANAGEMENT KEY (YubiKey PIV extension).
+    SetManagementKey,
     /// Waiting for the admin responder.
     AdminAnswer,
+    /// A vendor profile's own command (see [`Flow`]).
+    Vendor,
+}
+
+impl core::fmt::Display for Step {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Select => "SELECT",
+            Self::Verify => "VERIFY",
+            Self::GetData => "GET DATA",
+            Self::GetMetadata => "GET METADATA",
+            Self::ManageSecurityEnvironment => "MANAGE SECURITY ENVIRONMENT",
+            Self::GeneralAuthenticate => "GENERAL AUTHENTICATE",
+            Self::GetChallenge => "GET CHALLENGE",
+            Self::ExternalAuthenticate => "EXTERNAL AUTHENTICATE",
+            Self::ResetRetryCounter => "RESET RETRY COUNTER",
+            Self::ChangeReferenceData => "CHANGE REFERENCE DATA",
+            Self::SetManagementKey => "SET MANAGEMENT KEY",
+            Self::AdminAnswer => "the admin answer",
+            Self::Vendor => "the vendor command",
+        })
+    }
 }
 
 /// Why a flow stopped. Tries left are reported wherever the card tells them.
@@ -301,7 +407,82 @@ pub enum FlowError {
     UnexpectedEvent,
     /// The unblock succeeded but the card then refused the new PIN on VERIFY.
     NewPinNotAccepted(Status),
+    /// The flow's command did not fit the driver's buffer. Nothing was sent.
+    Encode(EncodeError),
 }
+
+/// What kind of failure a [`FlowError`] is, for callers that act on the category (exit codes,
+/// HTTP status) rather than the detail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum FlowErrorKind {
+    /// The card is not of the expected profile.
+    WrongCard,
+    /// A secret (PUK, admin key or answer) was wrong; tries were spent.
+    WrongSecret,
+    /// The secret is blocked.
+    Blocked,
+    /// The card refused the new PIN.
+    PinRejected,
+    /// The card could not prove it holds the admin key.
+    CardNotAuthentic,
+    /// The card or the responder answered outside the protocol, or a program bug.
+    Protocol,
+}
+
+impl core::fmt::Display for FlowErrorKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::WrongCard => "wrong card",
+            Self::WrongSecret => "wrong secret",
+            Self::Blocked => "blocked",
+            Self::PinRejected => "new PIN rejected",
+            Self::CardNotAuthentic => "card not authentic",
+            Self::Protocol => "protocol error",
+        })
+    }
+}
+
+impl core::error::Error for FlowErrorKind {}
+
+impl FlowError {
+    /// The category of this error.
+    pub fn kind(&self) -> FlowErrorKind {
+        match self {
+            Self::ApplicationNotFound(_) | Self::UnknownCard | Self::AlgorithmMismatch => {
+                FlowErrorKind::WrongCard
+            }
+            Self::WrongPuk { .. } | Self::AdminAuthFailed { .. } => FlowErrorKind::WrongSecret,
+            Self::PukBlocked | Self::AdminBlocked => FlowErrorKind::Blocked,
+            Self::NewPinRejected(_) | Self::NewPinNotAccepted(_) => FlowErrorKind::PinRejected,
+            Self::CardAuthFailed => FlowErrorKind::CardNotAuthentic,
+            Self::UnexpectedStatus { .. }
+            | Self::MalformedResponse(_)
+            | Self::BadAnswer
+            | Self::UnexpectedEvent
+            | Self::Encode(_) => FlowErrorKind::Protocol,
+        }
+    }
+
+    /// Tries left on the secret that was wrong, when the card said.
+    pub fn tries_left(&self) -> Option<u8> {
+        match self {
+            Self::WrongPuk { tries_left } => Some(*tries_left),
+            Self::AdminAuthFailed { tries_left } => *tries_left,
+            Self::PukBlocked | Self::AdminBlocked => Some(0),
+            _ => None,
+        }
+    }
+}
+
+impl From<EncodeError> for FlowError {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}
+
+impl core::error::Error for FlowError {}
 
 impl core::fmt::Display for FlowError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -325,9 +506,9 @@ impl core::fmt::Display for FlowError {
             }
             Self::AlgorithmMismatch => f.write_str("the card uses another admin key algorithm"),
             Self::UnexpectedStatus { step, status } => {
-                write!(f, "unexpected status {status} at {step:?}")
+                write!(f, "unexpected status {status} at {step}")
             }
-            Self::MalformedResponse(step) => write!(f, "malformed card response at {step:?}"),
+            Self::MalformedResponse(step) => write!(f, "malformed card response at {step}"),
             Self::BadAnswer => f.write_str("the admin response has the wrong length"),
             Self::UnexpectedEvent => f.write_str("flow fed an unexpected event"),
             Self::NewPinNotAccepted(sw) => {
@@ -336,20 +517,23 @@ impl core::fmt::Display for FlowError {
                     "the card was unblocked but refused the new PIN (SW {sw})"
                 )
             }
+            Self::Encode(e) => write!(f, "the command could not be built: {e}"),
         }
     }
 }
 
-/// The response of an [`Event`], or [`FlowError::UnexpectedEvent`].
-pub(crate) fn response(event: Event<'_>) -> Result<Response<'_>, FlowError> {
+/// The card's response of an [`Event`], or [`FlowError::UnexpectedEvent`] for an admin answer.
+pub fn response(event: Event<'_>) -> Result<Response<'_>, FlowError> {
     match event {
         Event::Response(r) => Ok(r),
         Event::Answer(_) => Err(FlowError::UnexpectedEvent),
     }
 }
 
-/// The answer of an [`Event`] with exactly `len` bytes.
-pub(crate) fn answer(event: Event<'_>, len: usize) -> Result<&[u8], FlowError> {
+/// The admin responder's answer of an [`Event`] with exactly `len` bytes
+/// ([`FlowError::BadAnswer`] for another length, [`FlowError::UnexpectedEvent`] for a card
+/// response).
+pub fn answer(event: Event<'_>, len: usize) -> Result<&[u8], FlowError> {
     match event {
         Event::Answer(a) if a.len() == len => Ok(a),
         Event::Answer(_) => Err(FlowError::BadAnswer),
@@ -357,8 +541,8 @@ pub(crate) fn answer(event: Event<'_>, len: usize) -> Result<&[u8], FlowError> {
     }
 }
 
-/// The data of a `90 00` response at `step`, or the status as an error.
-pub(crate) fn expect_ok(event: Event<'_>, step: Step) -> Result<&[u8], FlowError> {
+/// The data of a `90 00` response at `step`, or [`FlowError::UnexpectedStatus`] with the status.
+pub fn expect_ok(event: Event<'_>, step: Step) -> Result<&[u8], FlowError> {
     let r = response(event)?;
     if r.status.is_success() {
         Ok(r.data)
@@ -370,8 +554,10 @@ pub(crate) fn expect_ok(event: Event<'_>, step: Step) -> Result<&[u8], FlowError
     }
 }
 
-/// Maps the card's answer to an admin cryptogram.
-pub(crate) fn admin_auth_error(status: Status) -> FlowError {
+/// Maps the card's refusal of an admin cryptogram (GENERAL or EXTERNAL AUTHENTICATE) to
+/// [`FlowError::AdminBlocked`], [`FlowError::AdminAuthFailed`] with the tries left, or
+/// [`FlowError::UnexpectedStatus`] at [`Step::GeneralAuthenticate`].
+pub fn admin_auth_error(status: Status) -> FlowError {
     match status {
         Status::AuthenticationBlocked | Status::RetriesLeft(0) => FlowError::AdminBlocked,
         Status::RetriesLeft(n) => FlowError::AdminAuthFailed {
@@ -388,8 +574,10 @@ pub(crate) fn admin_auth_error(status: Status) -> FlowError {
     }
 }
 
-/// Maps the card's answer to a RESET RETRY COUNTER that needed admin authentication.
-pub(crate) fn rrc_error(status: Status) -> FlowError {
+/// Maps the card's refusal of a RESET RETRY COUNTER sent after an admin authentication (no
+/// PUK in it): [`FlowError::NewPinRejected`] for the card's PIN rules, otherwise
+/// [`FlowError::UnexpectedStatus`].
+pub fn admin_reset_error(status: Status) -> FlowError {
     match status {
         Status::IncorrectData | Status::WrongLength | Status::ConditionsNotSatisfied => {
             FlowError::NewPinRejected(status)
@@ -398,5 +586,20 @@ pub(crate) fn rrc_error(status: Status) -> FlowError {
             step: Step::ResetRetryCounter,
             status,
         },
+    }
+}
+
+/// Maps the card's refusal of a command that carried a PUK (PIV RESET RETRY COUNTER, CHANGE
+/// REFERENCE DATA of the PUK, a vendor's PIN reset command): [`FlowError::PukBlocked`],
+/// [`FlowError::WrongPuk`] with the tries left, [`FlowError::NewPinRejected`] for the card's PIN
+/// rules (`6A 80`, `69 85`, `67 00`), otherwise [`FlowError::UnexpectedStatus`] at `step`.
+pub fn puk_reset_error(status: Status, step: Step) -> FlowError {
+    match status {
+        Status::AuthenticationBlocked | Status::RetriesLeft(0) => FlowError::PukBlocked,
+        Status::RetriesLeft(n) => FlowError::WrongPuk { tries_left: n },
+        Status::IncorrectData | Status::ConditionsNotSatisfied | Status::WrongLength => {
+            FlowError::NewPinRejected(status)
+        }
+        status => FlowError::UnexpectedStatus { step, status },
     }
 }

@@ -7,7 +7,7 @@
 //! tag 81, then `3DES-CBC_K(IV 0, R2 || R1 || Z1)` under tag 82 and the card's
 //! `3DES-CBC_K(IV 0, R1 || R2 || Z2)` back, Z being 7 random bytes and `80`.
 
-use crate::apdu::Command;
+use crate::apdu::{Command, Cursor, EncodeError};
 use crate::secret::Pin;
 use crate::tlv;
 
@@ -17,6 +17,8 @@ pub const AID: [u8; 9] = [0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59];
 pub const PIN_REF: u8 = 0x80;
 /// Reference of the admin key.
 pub const ADMIN_KEY_REF: u8 = 0x80;
+const INS_GENERAL_AUTHENTICATE: u8 = 0x87;
+
 /// Length of each random of the mutual authentication.
 pub const RANDOM_LEN: usize = 16;
 /// Length of each cryptogram of the mutual authentication.
@@ -86,13 +88,17 @@ pub const fn mse_set_admin() -> Command<'static> {
     Command::new(0x00, 0x22, 0xC1, 0xA4).with_data(&MSE_SET_ADMIN)
 }
 
-/// GENERAL AUTHENTICATE step 1: `00 87 00 00 14 7C 12 81 10 <R1> 00`.
-pub fn authenticate_step1<'b>(buf: &'b mut [u8; 20], r1: &[u8; RANDOM_LEN]) -> Command<'b> {
-    buf[..4].copy_from_slice(&[0x7C, 0x12, 0x81, 0x10]);
-    buf[4..].copy_from_slice(r1);
-    Command::new(0x00, 0x87, 0x00, 0x00)
-        .with_data(buf)
-        .with_le(256)
+/// GENERAL AUTHENTICATE step 1: `00 87 00 00 14 7C 12 81 10 <R1> 00`, the data written into
+/// `buf` (20 bytes needed).
+pub fn authenticate_step1<'b>(
+    buf: &'b mut [u8],
+    r1: &[u8; RANDOM_LEN],
+) -> Result<Command<'b>, EncodeError> {
+    let mut w = Cursor::new(buf);
+    w.put(&[0x7C, 0x12, 0x81, 0x10])?.put(r1)?;
+    Ok(Command::new(0x00, INS_GENERAL_AUTHENTICATE, 0x00, 0x00)
+        .with_data(w.finish())
+        .with_le(256))
 }
 
 /// The card's random R2 from the step-1 answer `7C 12 81 10 <R2>`.
@@ -103,16 +109,17 @@ pub fn parse_step1(data: &[u8]) -> Option<&[u8; RANDOM_LEN]> {
     }
 }
 
-/// GENERAL AUTHENTICATE step 2: `00 87 00 00 2C 7C 2A 82 28 <cryptogram> 00`.
+/// GENERAL AUTHENTICATE step 2: `00 87 00 00 2C 7C 2A 82 28 <cryptogram> 00`, the data
+/// written into `buf` (44 bytes needed).
 pub fn authenticate_step2<'b>(
-    buf: &'b mut [u8; 44],
+    buf: &'b mut [u8],
     cryptogram: &[u8; CRYPTOGRAM_LEN],
-) -> Command<'b> {
-    buf[..4].copy_from_slice(&[0x7C, 0x2A, 0x82, 0x28]);
-    buf[4..].copy_from_slice(cryptogram);
-    Command::new(0x00, 0x87, 0x00, 0x00)
-        .with_data(buf)
-        .with_le(256)
+) -> Result<Command<'b>, EncodeError> {
+    let mut w = Cursor::new(buf);
+    w.put(&[0x7C, 0x2A, 0x82, 0x28])?.put(cryptogram)?;
+    Ok(Command::new(0x00, INS_GENERAL_AUTHENTICATE, 0x00, 0x00)
+        .with_data(w.finish())
+        .with_le(256))
 }
 
 /// The card's cryptogram from the step-2 answer `7C 2A 82 28 <40 bytes>`.
@@ -167,11 +174,11 @@ mod tests {
         );
         let mut b1 = [0u8; 20];
         assert_eq!(
-            &bytes(&authenticate_step1(&mut b1, &[0x11; 16]))[..9],
+            &bytes(&authenticate_step1(&mut b1, &[0x11; 16]).unwrap())[..9],
             &hex!("00 87 00 00 14 7C 12 81 10")
         );
         let mut b2 = [0u8; 44];
-        let cmd = authenticate_step2(&mut b2, &[0x22; 40]);
+        let cmd = authenticate_step2(&mut b2, &[0x22; 40]).unwrap();
         assert_eq!(&bytes(&cmd)[..9], &hex!("00 87 00 00 2C 7C 2A 82 28"));
         let pin = Pin::new(b"4711").unwrap();
         assert_eq!(

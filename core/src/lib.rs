@@ -45,5 +45,8 @@ pub mod transport;
 pub mod unlock;
 
 pub use apdu::{Command, Response};
+/// The randomness traits [`flow::LocalKey`] requires (`RngCore + CryptoRng`), re-exported so a
+/// firmware implements them for its hardware RNG against the same version.
+pub use rand_core;
 pub use status::Status;
 pub use transport::{ErrorKind, Transport, TransportError};

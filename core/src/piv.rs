@@ -4,7 +4,7 @@
 //! Builders that carry data write it into a caller-provided buffer and return a [`Command`]
 //! borrowing it.
 
-use crate::apdu::Command;
+use crate::apdu::{Command, Cursor, EncodeError};
 use crate::crypto::Algorithm;
 use crate::secret::PivReference;
 use crate::tlv;
@@ -25,6 +25,7 @@ const INS_GENERAL_AUTHENTICATE: u8 = 0x87;
 const INS_GET_DATA: u8 = 0xCB;
 const INS_GET_METADATA: u8 = 0xF7;
 const INS_GET_SERIAL: u8 = 0xF8;
+const INS_SET_MGMT_KEY: u8 = 0xFF;
 
 /// Dynamic authentication template tag.
 pub const TAG_DYNAMIC_AUTH: u32 = 0x7C;
@@ -54,29 +55,28 @@ pub fn verify_pin(pin: &PivReference) -> Command<'_> {
 }
 
 /// CHANGE REFERENCE DATA for the PIN (`reference` = [`PIN_REF`]) or the PUK ([`PUK_REF`]):
-/// `00 24 00 <ref> 10 <old 8> <new 8>`.
+/// `00 24 00 <ref> 10 <old 8> <new 8>`, the data written into `buf` (16 bytes needed).
 pub fn change_reference_data<'b>(
-    buf: &'b mut [u8; 16],
+    buf: &'b mut [u8],
     reference: u8,
     old: &PivReference,
     new: &PivReference,
-) -> Command<'b> {
-    let (a, b) = buf.split_at_mut(8);
-    a.copy_from_slice(old.padded_bytes());
-    b.copy_from_slice(new.padded_bytes());
-    Command::new(0x00, INS_CHANGE_REFERENCE_DATA, 0x00, reference).with_data(buf)
+) -> Result<Command<'b>, EncodeError> {
+    let mut w = Cursor::new(buf);
+    w.put(old.padded_bytes())?.put(new.padded_bytes())?;
+    Ok(Command::new(0x00, INS_CHANGE_REFERENCE_DATA, 0x00, reference).with_data(w.finish()))
 }
 
-/// RESET RETRY COUNTER: `00 2C 00 80 10 <PUK 8> <new PIN 8>`.
+/// RESET RETRY COUNTER: `00 2C 00 80 10 <PUK 8> <new PIN 8>`, the data written into `buf`
+/// (16 bytes needed).
 pub fn reset_retry_counter<'b>(
-    buf: &'b mut [u8; 16],
+    buf: &'b mut [u8],
     puk: &PivReference,
     new_pin: &PivReference,
-) -> Command<'b> {
-    let (a, b) = buf.split_at_mut(8);
-    a.copy_from_slice(puk.padded_bytes());
-    b.copy_from_slice(new_pin.padded_bytes());
-    Command::new(0x00, INS_RESET_RETRY_COUNTER, 0x00, PIN_REF).with_data(buf)
+) -> Result<Command<'b>, EncodeError> {
+    let mut w = Cursor::new(buf);
+    w.put(puk.padded_bytes())?.put(new_pin.padded_bytes())?;
+    Ok(Command::new(0x00, INS_RESET_RETRY_COUNTER, 0x00, PIN_REF).with_data(w.finish()))
 }
 
 /// GET METADATA (YubiKey 5.3+): `00 F7 00 <ref>`.
@@ -102,19 +102,18 @@ pub const fn get_chuid() -> Command<'static> {
 pub const SET_MGMT_KEY_BUF_LEN: usize = 3 + 32;
 
 /// SET MANAGEMENT KEY (YubiKey extension, also in piv-authenticator):
-/// `00 FF FF FF <len> <alg> 9B <key len> <key>`. Needs a management-key authentication first in
-/// the same session.
+/// `00 FF FF FF <len> <alg> 9B <key len> <key>`, the data written into `buf` (up to
+/// [`SET_MGMT_KEY_BUF_LEN`] bytes). Needs a management-key authentication first in the same
+/// session.
 pub fn set_management_key<'b>(
-    buf: &'b mut [u8; SET_MGMT_KEY_BUF_LEN],
+    buf: &'b mut [u8],
     new_key: &crate::crypto::AdminKey,
-) -> Command<'b> {
+) -> Result<Command<'b>, EncodeError> {
     let key = new_key.expose_bytes();
-    buf[0] = new_key.algorithm().piv_id();
-    buf[1] = MGMT_KEY_REF;
-    buf[2] = key.len() as u8;
-    let end = 3 + key.len();
-    buf[3..end].copy_from_slice(key);
-    Command::new(0x00, 0xFF, 0xFF, 0xFF).with_data(&buf[..end])
+    let mut w = Cursor::new(buf);
+    w.put(&[new_key.algorithm().piv_id(), MGMT_KEY_REF, key.len() as u8])?
+        .put(key)?;
+    Ok(Command::new(0x00, INS_SET_MGMT_KEY, 0xFF, 0xFF).with_data(w.finish()))
 }
 
 /// Which first step of a management-key GENERAL AUTHENTICATE to send.
@@ -149,55 +148,58 @@ pub const fn authenticate_request(algorithm: Algorithm, mode: AuthMode) -> Comma
 /// Room for the largest second step (`7C 24 80 10 <16> 81 10 <16>`).
 pub const AUTH_BUF_LEN: usize = 38;
 
-/// GENERAL AUTHENTICATE, second step of single authentication: `7C .. 82 <E_K(challenge)>`.
+/// GENERAL AUTHENTICATE, second step of single authentication: `7C .. 82 <E_K(challenge)>`,
+/// the data written into `buf` (up to [`AUTH_BUF_LEN`] bytes).
 pub fn authenticate_response<'b>(
-    buf: &'b mut [u8; AUTH_BUF_LEN],
+    buf: &'b mut [u8],
     algorithm: Algorithm,
     response: &[u8],
-) -> Command<'b> {
+) -> Result<Command<'b>, EncodeError> {
+    let needed = tlv::encoded_len(
+        TAG_DYNAMIC_AUTH,
+        tlv::encoded_len(TAG_RESPONSE, response.len()),
+    );
     let mut w = tlv::Writer::new(buf);
-    let ok = w
-        .header(
-            TAG_DYNAMIC_AUTH,
-            tlv::encoded_len(TAG_RESPONSE, response.len()),
-        )
-        .and_then(|w| w.tlv(TAG_RESPONSE, response))
-        .is_ok();
-    let data = if ok { w.finish() } else { &[] };
-    Command::new(
+    w.header(
+        TAG_DYNAMIC_AUTH,
+        tlv::encoded_len(TAG_RESPONSE, response.len()),
+    )
+    .and_then(|w| w.tlv(TAG_RESPONSE, response))
+    .map_err(|_| EncodeError::BufferTooSmall(needed))?;
+    Ok(Command::new(
         0x00,
         INS_GENERAL_AUTHENTICATE,
         algorithm.piv_id(),
         MGMT_KEY_REF,
     )
-    .with_data(data)
+    .with_data(w.finish()))
 }
 
 /// GENERAL AUTHENTICATE, second step of mutual authentication:
-/// `7C .. 80 <D_K(witness)> 81 <host challenge>`; the card answers `7C .. 82 <E_K(challenge)>`.
+/// `7C .. 80 <D_K(witness)> 81 <host challenge>`, the data written into `buf` (up to
+/// [`AUTH_BUF_LEN`] bytes); the card answers `7C .. 82 <E_K(challenge)>`.
 pub fn authenticate_mutual<'b>(
-    buf: &'b mut [u8; AUTH_BUF_LEN],
+    buf: &'b mut [u8],
     algorithm: Algorithm,
     decrypted_witness: &[u8],
     host_challenge: &[u8],
-) -> Command<'b> {
+) -> Result<Command<'b>, EncodeError> {
     let inner = tlv::encoded_len(TAG_WITNESS, decrypted_witness.len())
         + tlv::encoded_len(TAG_CHALLENGE, host_challenge.len());
+    let needed = tlv::encoded_len(TAG_DYNAMIC_AUTH, inner);
     let mut w = tlv::Writer::new(buf);
-    let ok = w
-        .header(TAG_DYNAMIC_AUTH, inner)
+    w.header(TAG_DYNAMIC_AUTH, inner)
         .and_then(|w| w.tlv(TAG_WITNESS, decrypted_witness))
         .and_then(|w| w.tlv(TAG_CHALLENGE, host_challenge))
-        .is_ok();
-    let data = if ok { w.finish() } else { &[] };
-    Command::new(
+        .map_err(|_| EncodeError::BufferTooSmall(needed))?;
+    Ok(Command::new(
         0x00,
         INS_GENERAL_AUTHENTICATE,
         algorithm.piv_id(),
         MGMT_KEY_REF,
     )
-    .with_data(data)
-    .with_le(256)
+    .with_data(w.finish())
+    .with_le(256))
 }
 
 /// Extracts the value of `tag` from a `7C` dynamic authentication template, requiring exactly
@@ -347,12 +349,12 @@ mod tests {
         let pin = PivReference::pin(b"840259").unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(
-            &bytes(&reset_retry_counter(&mut buf, &puk, &pin))[..],
+            &bytes(&reset_retry_counter(&mut buf, &puk, &pin).unwrap())[..],
             &hex!("00 2C 00 80 10 31 32 33 34 35 36 37 38 38 34 30 32 35 39 FF FF")
         );
         let new_puk = PivReference::puk(b"87654321").unwrap();
         assert_eq!(
-            &bytes(&change_reference_data(&mut buf, PUK_REF, &puk, &new_puk))[..],
+            &bytes(&change_reference_data(&mut buf, PUK_REF, &puk, &new_puk).unwrap())[..],
             &hex!("00 24 00 81 10 31 32 33 34 35 36 37 38 38 37 36 35 34 33 32 31")
         );
         assert_eq!(
@@ -368,22 +370,28 @@ mod tests {
         );
         let mut ab = [0u8; AUTH_BUF_LEN];
         assert_eq!(
-            &bytes(&authenticate_response(
-                &mut ab,
-                Algorithm::TripleDes,
-                &[0xAA; 8]
-            ))[..],
+            &bytes(&authenticate_response(&mut ab, Algorithm::TripleDes, &[0xAA; 8]).unwrap())[..],
             &hex!("00 87 03 9B 0C 7C 0A 82 08 AA AA AA AA AA AA AA AA")
         );
         assert_eq!(
-            &bytes(&authenticate_mutual(
-                &mut ab,
-                Algorithm::Aes128,
-                &[1; 16],
-                &[2; 16]
-            ))[..8],
+            &bytes(&authenticate_mutual(&mut ab, Algorithm::Aes128, &[1; 16], &[2; 16]).unwrap())
+                [..8],
             &hex!("00 87 08 9B 26 7C 24 80")
         );
+    }
+
+    #[test]
+    fn builders_refuse_a_short_buffer_instead_of_truncating() {
+        let puk = PivReference::puk(b"12345678").unwrap();
+        let pin = PivReference::pin(b"840259").unwrap();
+        let mut small = [0u8; 15];
+        assert_eq!(
+            reset_retry_counter(&mut small, &puk, &pin),
+            Err(EncodeError::BufferTooSmall(16))
+        );
+        assert!(authenticate_response(&mut small[..11], Algorithm::TripleDes, &[0; 8]).is_err());
+        let key = crate::crypto::AdminKey::piv_default();
+        assert!(set_management_key(&mut small, &key).is_err());
     }
 
     #[test]

@@ -209,6 +209,18 @@ impl Violations {
     }
 }
 
+impl core::fmt::Display for Violations {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("the new PIN does not meet the PIN policy:")?;
+        for violation in self.iter() {
+            write!(f, " {violation}")?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for Violations {}
+
 impl core::fmt::Debug for Violations {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_list().entries(self.iter()).finish()

@@ -8,6 +8,7 @@ use crate::policy::{PinPolicy, Violations};
 /// Why a PIN or PUK value was refused before it reached a card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum SecretError {
     /// Shorter or longer than the profile allows.
     Length {
@@ -19,6 +20,17 @@ pub enum SecretError {
     /// A character the profile does not accept (PIV PINs are digits).
     Character,
 }
+
+impl core::fmt::Display for SecretError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Length { min, max } => write!(f, "must be {min} to {max} characters long"),
+            Self::Character => f.write_str("contains a character the card does not accept"),
+        }
+    }
+}
+
+impl core::error::Error for SecretError {}
 
 /// Largest PIN or reference data the core handles (GIDS allows up to 127 on paper; cards use 16).
 pub const MAX_PIN_LEN: usize = 32;

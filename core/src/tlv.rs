@@ -5,6 +5,7 @@
 /// Why a TLV could not be read or written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum TlvError {
     /// The input ended inside a tag, a length or a value.
     Truncated,
@@ -14,6 +15,18 @@ pub enum TlvError {
     /// The output buffer is too small.
     BufferTooSmall,
 }
+
+impl core::fmt::Display for TlvError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Truncated => "the TLV data ends inside a tag, length or value",
+            Self::Unsupported => "a TLV tag or length form this reader does not accept",
+            Self::BufferTooSmall => "the TLV does not fit the output buffer",
+        })
+    }
+}
+
+impl core::error::Error for TlvError {}
 
 /// One TLV: its tag (as the big-endian number of its bytes, `0x5FC102` for `5F C1 02`) and its
 /// value.

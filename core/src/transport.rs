@@ -43,8 +43,12 @@ impl core::fmt::Display for ErrorKind {
     }
 }
 
-/// An error of a [`Transport`], classified by [`ErrorKind`].
-pub trait TransportError: core::fmt::Debug {
+impl core::error::Error for ErrorKind {}
+
+/// An error of a [`Transport`], classified by [`ErrorKind`]. `Display` says what happened in
+/// words (the driver's errors print it); [`TransportError::kind`] says what a flow or a caller
+/// can do about it.
+pub trait TransportError: core::fmt::Debug + core::fmt::Display {
     /// The kind of failure.
     fn kind(&self) -> ErrorKind;
 }
@@ -52,6 +56,12 @@ pub trait TransportError: core::fmt::Debug {
 impl TransportError for ErrorKind {
     fn kind(&self) -> ErrorKind {
         *self
+    }
+}
+
+impl TransportError for core::convert::Infallible {
+    fn kind(&self) -> ErrorKind {
+        match *self {}
     }
 }
 

@@ -1,20 +1,72 @@
-//! The unlock operations as a host or firmware calls them: raw user input in, the PIN policy
-//! checked first (a PIN the policy refuses never reaches the card and never costs a try), then
-//! the flow run over the driver.
+//! The unlock operations as a host or firmware calls them. Raw user input becomes typed values
+//! first ([`piv_input`], [`admin_input`], or the constructors of [`PivReference`] and
+//! [`NewPin`]): a PIN the policy refuses never reaches the card and never costs a try. The
+//! entry points take only those typed values and run the flow over the driver.
 
 use crate::driver::{Driver, Error};
 use crate::flow::{
     AdminResponder, CardStatus, GidsUnblock, IsoUnblock, NoAdmin, NoAdminKey, PivUnblock,
-    ReadStatus,
+    ReadStatus, Selected,
 };
 use crate::iso::IsoProfile;
 use crate::policy::{PinPolicy, Violations};
 use crate::secret::{NewPin, PivReference, SecretError};
 use crate::transport::Transport;
 
+/// Why raw user input did not become the typed values an unlock takes. Nothing was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum InputError {
+    /// The new PIN breaks the policy (every violation listed).
+    Policy(Violations),
+    /// The PUK is not one a PIV card takes (6 to 8 bytes, no `FF`).
+    Puk(SecretError),
+    /// The new PIN is not one the card profile takes (PIV: 6 to 8 digits).
+    NewPin(SecretError),
+}
+
+impl core::fmt::Display for InputError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Policy(v) => write!(f, "{v}"),
+            Self::Puk(e) => write!(f, "the PUK {e}"),
+            Self::NewPin(e) => write!(f, "the new PIN {e}"),
+        }
+    }
+}
+
+impl core::error::Error for InputError {}
+
+/// Checks a PIV unblock's raw input before anything is sent: the PUK's format, then the new PIN
+/// against `policy`, its confirmation and the PUK, then the PIV PIN format (6 to 8 digits).
+/// The typed values it returns are what [`piv_unblock`] takes.
+pub fn piv_input(
+    policy: &PinPolicy<'_>,
+    puk: &[u8],
+    new_pin: &[u8],
+    confirmation: &[u8],
+) -> Result<(PivReference, NewPin), InputError> {
+    let pin =
+        NewPin::new(policy, new_pin, confirmation, None, Some(puk)).map_err(InputError::Policy)?;
+    let puk = PivReference::puk(puk).map_err(InputError::Puk)?;
+    PivReference::pin(pin.pin().expose()).map_err(InputError::NewPin)?;
+    Ok((puk, pin))
+}
+
+/// Checks an admin unblock's new PIN (GIDS, ISO) against `policy` and its confirmation.
+pub fn admin_input(
+    policy: &PinPolicy<'_>,
+    new_pin: &[u8],
+    confirmation: &[u8],
+) -> Result<NewPin, InputError> {
+    NewPin::new(policy, new_pin, confirmation, None, None).map_err(InputError::Policy)
+}
+
 /// Why an unlock did not happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum UnlockError<T, R> {
     /// The new PIN breaks the policy (every violation listed). Nothing was sent to the card.
     Policy(Violations),
@@ -30,23 +82,35 @@ impl<T, R> From<Error<T, R>> for UnlockError<T, R> {
     }
 }
 
-impl<T: core::fmt::Debug, R: core::fmt::Debug> core::fmt::Display for UnlockError<T, R> {
+impl<T, R> From<InputError> for UnlockError<T, R> {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::Policy(v) => Self::Policy(v),
+            InputError::Puk(e) | InputError::NewPin(e) => Self::Input(e),
+        }
+    }
+}
+
+impl<T: core::fmt::Display, R: core::fmt::Display> core::fmt::Display for UnlockError<T, R> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Policy(v) => {
-                f.write_str("the new PIN does not meet the PIN policy:")?;
-                for violation in v.iter() {
-                    write!(f, " {violation}")?;
-                }
-                Ok(())
-            }
-            Self::Input(SecretError::Length { min, max }) => {
-                write!(f, "must be {min} to {max} characters long")
-            }
-            Self::Input(SecretError::Character) => {
-                f.write_str("contains a character the card does not accept")
-            }
+            Self::Policy(v) => write!(f, "{v}"),
+            Self::Input(e) => write!(f, "{e}"),
             Self::Card(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<T, R> core::error::Error for UnlockError<T, R>
+where
+    T: core::error::Error + 'static,
+    R: core::error::Error + 'static,
+{
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Policy(v) => Some(v),
+            Self::Input(e) => Some(e),
+            Self::Card(e) => Some(e),
         }
     }
 }
@@ -59,20 +123,28 @@ pub async fn read_status<T: Transport>(
     driver.run(&mut ReadStatus::new(iso), &mut NoAdmin).await
 }
 
-/// PIV: unblocks the PIN with the PUK and sets `new_pin` (checked against `policy` and its
-/// confirmation first; it may not equal the PUK).
+/// [`read_status`], also returning the [`Selected`] token that lets the unblock that follows
+/// in the same exclusive session skip its SELECT ([`Select::After`]).
+pub async fn read_status_selected<T: Transport>(
+    driver: &mut Driver<T>,
+    iso: IsoProfile<'_>,
+) -> Result<(CardStatus, Selected), Error<T::Error, NoAdminKey>> {
+    let mut flow = ReadStatus::new(iso);
+    let status = driver.run(&mut flow, &mut NoAdmin).await?;
+    let selected = flow
+        .into_selected()
+        .ok_or(Error::Flow(crate::flow::FlowError::UnexpectedEvent))?;
+    Ok((status, selected))
+}
+
+/// PIV: unblocks the PIN with `puk` and sets `new_pin` (both checked by [`piv_input`] or their
+/// own constructors before this is called).
 pub async fn piv_unblock<T: Transport>(
     driver: &mut Driver<T>,
-    policy: &PinPolicy<'_>,
-    puk: &[u8],
-    new_pin: &[u8],
-    confirmation: &[u8],
+    puk: &PivReference,
+    new_pin: &NewPin,
 ) -> Result<(), UnlockError<T::Error, NoAdminKey>> {
-    let pin =
-        NewPin::new(policy, new_pin, confirmation, None, Some(puk)).map_err(UnlockError::Policy)?;
-    let puk = PivReference::puk(puk).map_err(UnlockError::Input)?;
-    let mut flow = PivUnblock::new(puk, &pin).map_err(UnlockError::Input)?;
-    Ok(driver.run(&mut flow, &mut NoAdmin).await?)
+    piv_unblock_with(driver, puk, new_pin, PivUnblockOptions::default()).await
 }
 
 /// The APDUs a [`piv_unblock_with`] spends beyond SELECT and RESET RETRY COUNTER.
@@ -95,21 +167,16 @@ impl PivUnblockOptions {
     };
 }
 
-/// [`piv_unblock`] with a choice of the APDUs around RESET RETRY COUNTER. The PIN policy and the
-/// PUK's format are checked before anything is sent, whatever the options; a wrong PUK reports
+/// [`piv_unblock`] with a choice of the APDUs around RESET RETRY COUNTER. A new PIN that is not
+/// 6 to 8 digits is refused before anything is sent, whatever the options; a wrong PUK reports
 /// the tries left from the card's answer to RESET RETRY COUNTER.
 pub async fn piv_unblock_with<T: Transport>(
     driver: &mut Driver<T>,
-    policy: &PinPolicy<'_>,
-    puk: &[u8],
-    new_pin: &[u8],
-    confirmation: &[u8],
+    puk: &PivReference,
+    new_pin: &NewPin,
     options: PivUnblockOptions,
 ) -> Result<(), UnlockError<T::Error, NoAdminKey>> {
-    let pin =
-        NewPin::new(policy, new_pin, confirmation, None, Some(puk)).map_err(UnlockError::Policy)?;
-    let puk = PivReference::puk(puk).map_err(UnlockError::Input)?;
-    let mut flow = PivUnblock::new(puk, &pin).map_err(UnlockError::Input)?;
+    let mut flow = PivUnblock::new(puk.clone(), new_pin).map_err(UnlockError::Input)?;
     if options.check_puk_first {
         flow = flow.checking_puk_first();
     }
@@ -120,54 +187,38 @@ pub async fn piv_unblock_with<T: Transport>(
 }
 
 /// Whether an admin unblock starts by selecting the card's application.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub enum Select {
     /// SELECT first (a new session, or another program may have selected something else).
     #[default]
     Application,
-    /// The caller's [`read_status`] selected the application in this same exclusive session:
-    /// the flow starts at its first admin command, without a second SELECT.
-    AlreadySelected,
+    /// The caller's [`read_status_selected`] selected the application in this same exclusive
+    /// session: the flow starts at its first admin command, without a second SELECT.
+    After(Selected),
 }
 
 /// GIDS: unblocks with the admin key (through `responder`) and sets `new_pin`. `r1` is the host
 /// random of the mutual authentication (from a CSPRNG).
 pub async fn gids_unblock<T: Transport, R: AdminResponder>(
     driver: &mut Driver<T>,
-    policy: &PinPolicy<'_>,
-    new_pin: &[u8],
-    confirmation: &[u8],
+    new_pin: &NewPin,
     r1: [u8; 16],
     responder: &mut R,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
-    gids_unblock_with(
-        driver,
-        policy,
-        new_pin,
-        confirmation,
-        r1,
-        responder,
-        Select::Application,
-    )
-    .await
+    gids_unblock_with(driver, new_pin, r1, responder, Select::Application).await
 }
 
 /// [`gids_unblock`], choosing whether to SELECT the GIDS application first.
 pub async fn gids_unblock_with<T: Transport, R: AdminResponder>(
     driver: &mut Driver<T>,
-    policy: &PinPolicy<'_>,
-    new_pin: &[u8],
-    confirmation: &[u8],
+    new_pin: &NewPin,
     r1: [u8; 16],
     responder: &mut R,
     select: Select,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
-    let pin =
-        NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
-    let mut flow = GidsUnblock::new(&pin, r1);
-    if select == Select::AlreadySelected {
-        flow = flow.without_select();
+    let mut flow = GidsUnblock::new(new_pin, r1);
+    if let Select::After(selected) = select {
+        flow = flow.after(selected);
     }
     Ok(driver.run(&mut flow, responder).await?)
 }
@@ -177,38 +228,23 @@ pub async fn gids_unblock_with<T: Transport, R: AdminResponder>(
 pub async fn iso_unblock<T: Transport, R: AdminResponder>(
     driver: &mut Driver<T>,
     profile: IsoProfile<'_>,
-    policy: &PinPolicy<'_>,
-    new_pin: &[u8],
-    confirmation: &[u8],
+    new_pin: &NewPin,
     responder: &mut R,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
-    iso_unblock_with(
-        driver,
-        profile,
-        policy,
-        new_pin,
-        confirmation,
-        responder,
-        Select::Application,
-    )
-    .await
+    iso_unblock_with(driver, profile, new_pin, responder, Select::Application).await
 }
 
 /// [`iso_unblock`], choosing whether to SELECT the admin application first.
 pub async fn iso_unblock_with<T: Transport, R: AdminResponder>(
     driver: &mut Driver<T>,
     profile: IsoProfile<'_>,
-    policy: &PinPolicy<'_>,
-    new_pin: &[u8],
-    confirmation: &[u8],
+    new_pin: &NewPin,
     responder: &mut R,
     select: Select,
 ) -> Result<(), UnlockError<T::Error, R::Error>> {
-    let pin =
-        NewPin::new(policy, new_pin, confirmation, None, None).map_err(UnlockError::Policy)?;
-    let mut flow = IsoUnblock::new(profile, &pin);
-    if select == Select::AlreadySelected {
-        flow = flow.without_select();
+    let mut flow = IsoUnblock::new(profile, new_pin);
+    if let Select::After(selected) = select {
+        flow = flow.after(selected);
     }
     Ok(driver.run(&mut flow, responder).await?)
 }

@@ -1,9 +1,6 @@
 //! Findings of the fuzz targets (`fuzz/`), each replayed as the card answers that found it.
 
-use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::flow::LocalKey;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;
 use cardunlock_core::{ErrorKind, Transport};
@@ -40,7 +37,8 @@ impl Transport for Script {
 }
 
 /// fuzz target `flows`: a card answering `6C XX` to RESET RETRY COUNTER made the driver send it
-/// again (two PUK tries for one unblock).
+/// again (two PUK tries for one unblock). EXTERNAL and GENERAL AUTHENTICATE: see the driver's
+/// own `a_command_with_a_secret_is_never_resent_on_6c`.
 #[test]
 fn wrong_le_never_resends_reset_retry_counter() {
     let mut driver = Driver::new(Script::new(&[
@@ -49,41 +47,11 @@ fn wrong_le_never_resends_reset_retry_counter() {
         &[0x90, 0x00],
         &[0x90, 0x00],
     ]));
-    let result = block_on(unlock::piv_unblock(
-        &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
-    ));
+    let (puk, pin) =
+        unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").expect("valid input");
+    let result = block_on(unlock::piv_unblock(&mut driver, &puk, &pin));
     assert!(result.is_err(), "a 6C answer to RRC is no success");
     assert_eq!(driver.into_inner().count(0x2C), 1);
-}
-
-/// Same for the admin cryptogram of an ISO card (EXTERNAL AUTHENTICATE).
-#[test]
-fn wrong_le_never_resends_external_authenticate() {
-    let mut driver = Driver::new(Script::new(&[
-        &[0x90, 0x00],
-        &[1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00],
-        &[0x6C, 0x00],
-        &[0x90, 0x00],
-        &[0x90, 0x00],
-        &[0x90, 0x00],
-    ]));
-    let mut key = LocalKey::new(AdminKey::piv_default(), |b: &mut [u8]| b.fill(1));
-    let result = block_on(unlock::iso_unblock(
-        &mut driver,
-        IsoProfile::SIM,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
-        &mut key,
-    ));
-    assert!(result.is_err());
-    let card = driver.into_inner();
-    assert_eq!(card.count(0x82), 1);
-    assert_eq!(card.count(0x2C), 0);
 }
 
 /// A `6C XX` to a command that spends nothing is still resent with the right Le.

@@ -78,6 +78,34 @@ fn run_piv() -> bool {
 /// The GIDS admin-key unblock (policy check, SELECT, MSE SET, 3DES mutual authentication with
 /// the card's cryptogram checked, RESET RETRY COUNTER, VERIFY) to completion, against the
 /// simulated card's recorded answers.
+
+/// The recorded run's "random" bytes, every byte the same, so the replayed card answers fit.
+/// A measurement stand-in only: a real firmware hands `LocalKey` its hardware RNG.
+#[cfg(any(feature = "gids", feature = "stack"))]
+struct ReplayRng(u8);
+
+#[cfg(any(feature = "gids", feature = "stack"))]
+impl cardunlock_core::rand_core::RngCore for ReplayRng {
+    fn next_u32(&mut self) -> u32 {
+        u32::from_ne_bytes([self.0; 4])
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        u64::from_ne_bytes([self.0; 8])
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        dest.fill(self.0);
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), cardunlock_core::rand_core::Error> {
+        dest.fill(self.0);
+        Ok(())
+    }
+}
+
+#[cfg(any(feature = "gids", feature = "stack"))]
+impl cardunlock_core::rand_core::CryptoRng for ReplayRng {}
 #[cfg(feature = "stack")]
 #[inline(never)]
 fn run_gids() -> bool {
@@ -85,9 +113,8 @@ fn run_gids() -> bool {
         let pin = card_answers::NEW_GIDS_PIN;
         let new_pin = NewPin::new(&PinPolicy::GIDS, pin, pin, None, None).map_err(|_| ())?;
         let key = cardunlock_core::crypto::AdminKey::piv_default();
-        let mut responder = cardunlock_core::flow::LocalKey::new(key, |b: &mut [u8]| {
-            b.fill(card_answers::GIDS_Z1_BYTE)
-        });
+        let mut responder =
+            cardunlock_core::flow::LocalKey::new(key, ReplayRng(card_answers::GIDS_Z1_BYTE));
         let mut flow = cardunlock_core::flow::GidsUnblock::new(&new_pin, card_answers::GIDS_R1);
         let mut driver = Driver::new(core::hint::black_box(ReplayAnswers {
             answers: &card_answers::GIDS_UNBLOCK,
@@ -158,8 +185,7 @@ fn main() -> ! {
             // The replayed answers carry no card random, so this run stops at the first GENERAL
             // AUTHENTICATE; it is here so the GIDS flow and 3DES are linked and measured.
             let key = cardunlock_core::crypto::AdminKey::piv_default();
-            let mut responder =
-                cardunlock_core::flow::LocalKey::new(key, |b: &mut [u8]| b.fill(0x5A));
+            let mut responder = cardunlock_core::flow::LocalKey::new(key, ReplayRng(0x5A));
             let mut flow = cardunlock_core::flow::GidsUnblock::new(&new_pin, [0x21; 16]);
             let _ = driver.run(&mut flow, &mut responder).await;
         }

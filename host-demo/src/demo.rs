@@ -5,7 +5,7 @@ use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::LocalKey;
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::unlock::{self, UnlockError};
+use cardunlock_core::unlock;
 use cardunlock_sim::{Config, GidsConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
 use rand::RngCore;
@@ -44,14 +44,8 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
     println!("  card: {}", status_line(&mut driver)?);
     // A PIN the policy refuses never reaches the card.
     new_pin_prompt("123456");
-    match block_on(unlock::piv_unblock(
-        &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"123456",
-        b"123456",
-    )) {
-        Err(UnlockError::Policy(v)) => {
+    match unlock::piv_input(&PinPolicy::PIV, b"12345678", b"123456", b"123456") {
+        Err(unlock::InputError::Policy(v)) => {
             println!("  New PIN refused before the card was touched:");
             for violation in v.iter() {
                 println!("    - {violation}");
@@ -61,14 +55,9 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
     }
     new_pin_prompt("840259");
     println!("  PUK: ******** (factory PUK)");
-    block_on(unlock::piv_unblock(
-        &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
-    ))
-    .map_err(|e| e.to_string())?;
+    let (puk, pin) = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259")
+        .map_err(|e| e.to_string())?;
+    block_on(unlock::piv_unblock(&mut driver, &puk, &pin)).map_err(|e| e.to_string())?;
     println!("  {UNLOCKED}");
     println!("  card: {}\n", status_line(&mut driver)?);
 
@@ -82,18 +71,11 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
     new_pin_prompt("Xk9w2");
     let mut r1 = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut r1);
-    let mut key = LocalKey::new(AdminKey::piv_default(), |b: &mut [u8]| {
-        rand::thread_rng().fill_bytes(b)
-    });
-    block_on(unlock::gids_unblock(
-        &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
-        r1,
-        &mut key,
-    ))
-    .map_err(|e| e.to_string())?;
+    let mut key = LocalKey::new(AdminKey::piv_default(), rand::rngs::OsRng);
+    let new_pin =
+        unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").map_err(|e| e.to_string())?;
+    block_on(unlock::gids_unblock(&mut driver, &new_pin, r1, &mut key))
+        .map_err(|e| e.to_string())?;
     println!("  the card proved it holds the same admin key; PIN reset and verified");
     println!("  {UNLOCKED}");
     println!("  card: {}", status_line(&mut driver)?);

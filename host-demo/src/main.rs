@@ -214,7 +214,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 /// Secrets clap may have read from the environment: removed once parsed, so nothing this
 /// process starts or reads later sees them (the start environment in `/proc` stays: prefer the
 /// `-stdin` and `-file` options).
-const SECRET_ENV: [&str; 3] = ["CARDUNLOCK_PUK", "CARDUNLOCK_NEW_PIN", "CARDUNLOCK_ADMIN_KEY"];
+const SECRET_ENV: [&str; 3] = [
+    "CARDUNLOCK_PUK",
+    "CARDUNLOCK_NEW_PIN",
+    "CARDUNLOCK_ADMIN_KEY",
+];
 
 fn main() -> ExitCode {
     let cli = merged(Cli::parse());

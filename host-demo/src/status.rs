@@ -201,7 +201,6 @@ pub fn admin_auth(args: &AdminAuthArgs) -> Result<(), Failure> {
         file: args.key_file.as_deref(),
     }
     .get()?;
-    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
     let alg = Card::connect(&args.card)?.run(End::Reset, |driver| {
         let alg = match args.algorithm {
             Some(a) => a,
@@ -223,9 +222,10 @@ pub fn admin_auth(args: &AdminAuthArgs) -> Result<(), Failure> {
         let key = AdminKey::from_hex(alg, &key_hex)
             .map_err(|e| Failure::usage(&format!("management key ({alg})"), e))?;
         let mut host_challenge = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut host_challenge);
+        rand::rngs::OsRng.fill_bytes(&mut host_challenge);
         let mut flow = PivMgmtAuth::new(Some(alg), AuthMode::Mutual, host_challenge);
-        block_on(driver.run(&mut flow, &mut LocalKey::new(key, fill)))
+        block_on(driver.run(&mut flow, &mut LocalKey::new(key, rand::rngs::OsRng)))
+            .map(|_authenticated| alg)
             .map_err(|e| failure::card(&e, Kind::Usage).about("management key"))
     })??;
     let message = format!(

@@ -148,11 +148,11 @@ fn done(json: bool) {
     terminal::print_ok(json, Unlocked { message: UNLOCKED }, UNLOCKED);
 }
 
-fn card_failure<R: std::fmt::Debug>(e: &Error<LinkError, R>) -> Failure {
+fn card_failure<R: std::fmt::Display>(e: &Error<LinkError, R>) -> Failure {
     failure::card(e, Kind::Usage)
 }
 
-fn unlock_failure<R: std::fmt::Debug>(e: &UnlockError<LinkError, R>) -> Failure {
+fn unlock_failure<R: std::fmt::Display>(e: &UnlockError<LinkError, R>) -> Failure {
     failure::unlock(e, Kind::Usage)
 }
 
@@ -263,8 +263,8 @@ fn with_admin_key(args: &UnlockArgs) -> Result<(), Failure> {
         // The new PIN is known: the status read and the unblock share one session, and the
         // unblock starts on the application the status read left selected.
         Some(pin) => card.run(End::Reset, |driver| {
-            let status =
-                block_on(unlock::read_status(driver, iso)).map_err(|e| card_failure(&e))?;
+            let (status, selected) = block_on(unlock::read_status_selected(driver, iso))
+                .map_err(|e| card_failure(&e))?;
             if !args.json {
                 println!("{}", describe(&status));
             }
@@ -275,7 +275,7 @@ fn with_admin_key(args: &UnlockArgs) -> Result<(), Failure> {
                 &status,
                 &pin,
                 &pin,
-                Select::AlreadySelected,
+                Select::After(selected),
             )
         })??,
         // Prompted: show the status, release the card while the user types, then unblock in a
@@ -329,9 +329,7 @@ fn admin_unblock(
     confirm: &str,
     select: Select,
 ) -> Result<(), Failure> {
-    let (pin, confirm) = (pin.as_bytes(), confirm.as_bytes());
     let policy = &PinPolicy::GIDS;
-    let fill = |b: &mut [u8]| rand::thread_rng().fill_bytes(b);
     let alg = match status.profile {
         Profile::Piv => return Err(piv_not_admin()),
         Profile::Gids => Algorithm::TripleDes,
@@ -341,15 +339,15 @@ fn admin_unblock(
     };
     let key = AdminKey::from_hex(alg, key_hex)
         .map_err(|e| Failure::usage(&format!("admin key ({alg})"), e))?;
-    let mut responder = LocalKey::new(key, fill);
+    let new_pin = unlock::admin_input(policy, pin.as_bytes(), confirm.as_bytes())
+        .map_err(|e| failure::input(&e))?;
+    let mut responder = LocalKey::new(key, rand::rngs::OsRng);
     if status.profile == Profile::Gids {
         let mut r1 = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut r1);
+        rand::rngs::OsRng.fill_bytes(&mut r1);
         block_on(unlock::gids_unblock_with(
             driver,
-            policy,
-            pin,
-            confirm,
+            &new_pin,
             r1,
             &mut responder,
             select,
@@ -362,9 +360,7 @@ fn admin_unblock(
         block_on(unlock::iso_unblock_with(
             driver,
             iso,
-            policy,
-            pin,
-            confirm,
+            &new_pin,
             &mut responder,
             select,
         ))
@@ -426,14 +422,14 @@ fn with_puk(args: &UnlockArgs) -> Result<(), Failure> {
         }
     };
     card.run(End::Leave, |driver| {
-        match block_on(unlock::piv_unblock_with(
-            driver,
+        let (puk, new_pin) = unlock::piv_input(
             &PinPolicy::PIV,
             puk.as_bytes(),
             pin.as_bytes(),
             confirm.as_bytes(),
-            options,
-        )) {
+        )
+        .map_err(|e| failure::input(&e))?;
+        match block_on(unlock::piv_unblock_with(driver, &puk, &new_pin, options)) {
             Ok(()) => Ok(()),
             // No PIV application: say which card this is, in the same session.
             Err(UnlockError::Card(Error::Flow(FlowError::ApplicationNotFound(_)))) => {

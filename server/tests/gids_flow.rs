@@ -7,7 +7,9 @@ mod common;
 
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::Driver;
-use cardunlock_core::flow::{AdminRequest, AdminResponder, GidsUnblock, LocalKey, MAX_ANSWER_LEN};
+use cardunlock_core::flow::{
+    AdminRequest, AdminResponder, GidsChangeAdminKey, LocalKey, MAX_ANSWER_LEN,
+};
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;
@@ -78,7 +80,7 @@ fn enrolled_card(env: &Env) -> (SharedCard, String) {
         Algorithm::TripleDes,
         0,
     );
-    let mut personalise = GidsUnblock::change_admin_key(key, [7; 16]);
+    let mut personalise = GidsChangeAdminKey::new(key, [7; 16]);
     let mut factory = LocalKey::new(AdminKey::piv_default(), fill_counter(3));
     block_on(driver.run(&mut personalise, &mut factory)).unwrap();
     (card, identity)
@@ -94,9 +96,7 @@ backend_tests! {
         let mut driver = Driver::new(TestTransport::new(&card));
         block_on(unlock::gids_unblock(
             &mut driver,
-            &PinPolicy::GIDS,
-            b"Xk9w2",
-            b"Xk9w2",
+            &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
             *b"host-random-R1!!",
             &mut responder,
         ))
@@ -130,9 +130,7 @@ backend_tests! {
             Driver::new(TestTransport::new(&card).with_fault(3, Fault::Garbage(&FORGED)));
         let got = block_on(unlock::gids_unblock(
             &mut driver,
-            &PinPolicy::GIDS,
-            b"Xk9w2",
-            b"Xk9w2",
+            &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
             *b"host-random-R1!!",
             &mut responder,
         ));

@@ -96,6 +96,7 @@ mod iso;
 mod pin;
 mod piv;
 pub mod sw;
+mod test_rng;
 mod tlv;
 pub mod transport;
 mod virtual_card;
@@ -114,6 +115,7 @@ pub use config::{
 pub use gids::GIDS_AID;
 pub use iso::ISO_ADMIN_AID;
 pub use piv::PIV_AID;
+pub use test_rng::TestRng;
 pub use virtual_card::VirtualCard;
 
 /// A YubiKey 5 ATR (T=1, historical bytes "YubiKey").

@@ -76,13 +76,8 @@ pub fn shared(card: SimCard) -> SharedCard {
     Rc::new(RefCell::new(card))
 }
 
-/// Deterministic "random" bytes for flows under test.
-pub fn fill_counter(seed: u8) -> impl FnMut(&mut [u8]) {
-    let mut n = seed;
-    move |buf: &mut [u8]| {
-        for b in buf {
-            n = n.wrapping_mul(31).wrapping_add(7);
-            *b = n;
-        }
-    }
+/// Deterministic "random" bytes for flows under test (see [`cardunlock_sim::TestRng`]: not a
+/// CSPRNG, only for tests).
+pub fn fill_counter(seed: u8) -> cardunlock_sim::TestRng {
+    cardunlock_sim::TestRng::counter(seed)
 }

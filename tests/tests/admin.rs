@@ -17,7 +17,7 @@ fn gids_card(config: GidsConfig) -> SharedCard {
     shared(SimCard::new(Config::Gids(config)))
 }
 
-fn local(key: AdminKey) -> LocalKey<impl FnMut(&mut [u8])> {
+fn local(key: AdminKey) -> LocalKey<cardunlock_sim::TestRng> {
     LocalKey::new(key, fill_counter(9))
 }
 
@@ -36,9 +36,7 @@ fn gids_status_and_admin_unblock() {
     let mut key = local(AdminKey::piv_default());
     block_on(unlock::gids_unblock(
         &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
         R1,
         &mut key,
     ))
@@ -56,9 +54,7 @@ fn gids_wrong_admin_key_changes_nothing_and_counts_down() {
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
     let got = block_on(unlock::gids_unblock(
         &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
         R1,
         &mut local(wrong),
     ));
@@ -83,9 +79,7 @@ fn gids_blocked_admin_key() {
     let mut driver = Driver::new(TestTransport::new(&card));
     let got = block_on(unlock::gids_unblock(
         &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
         R1,
         &mut local(AdminKey::piv_default()),
     ));
@@ -112,9 +106,7 @@ fn gids_forged_card_cryptogram_stops_before_the_pin_is_sent() {
     let mut driver = Driver::new(TestTransport::new(&card).with_fault(3, Fault::Garbage(&FORGED)));
     let got = block_on(unlock::gids_unblock(
         &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
         R1,
         &mut local(AdminKey::piv_default()),
     ));
@@ -165,9 +157,7 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
         block_on(unlock::iso_unblock(
             &mut driver,
             profile,
-            &PinPolicy::GIDS,
-            b"Tq83z",
-            b"Tq83z",
+            &unlock::admin_input(&PinPolicy::GIDS, b"Tq83z", b"Tq83z").unwrap(),
             &mut responder,
         ))
         .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
@@ -181,9 +171,7 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
         let got = block_on(unlock::iso_unblock(
             &mut driver,
             profile,
-            &PinPolicy::GIDS,
-            b"Tq83z",
-            b"Tq83z",
+            &unlock::admin_input(&PinPolicy::GIDS, b"Tq83z", b"Tq83z").unwrap(),
             &mut responder,
         ));
         assert!(
@@ -201,11 +189,11 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
 
 #[test]
 fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
-    use cardunlock_core::flow::GidsUnblock;
+    use cardunlock_core::flow::GidsChangeAdminKey;
     let card = gids_card(GidsConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x5A; 8].repeat(3)).unwrap();
-    let mut flow = GidsUnblock::change_admin_key(new_key.clone(), R1);
+    let mut flow = GidsChangeAdminKey::new(new_key.clone(), R1);
     block_on(driver.run(&mut flow, &mut local(AdminKey::piv_default()))).unwrap();
     assert!(
         card.borrow().pin_is(b"1234"),
@@ -214,9 +202,7 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
     // The factory key no longer works; the new one does.
     let got = block_on(unlock::gids_unblock(
         &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
         R1,
         &mut local(AdminKey::piv_default()),
     ));
@@ -231,9 +217,7 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
     );
     block_on(unlock::gids_unblock(
         &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
         R1,
         &mut local(new_key),
     ))
@@ -243,7 +227,7 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
 
 #[test]
 fn iso_admin_key_change_in_every_algorithm() {
-    use cardunlock_core::flow::IsoUnblock;
+    use cardunlock_core::flow::IsoChangeAdminKey;
     for alg in [
         Algorithm::TripleDes,
         Algorithm::Aes128,
@@ -258,16 +242,14 @@ fn iso_admin_key_change_in_every_algorithm() {
             ..IsoProfile::SIM
         };
         let mut driver = Driver::new(TestTransport::new(&card));
-        let mut flow = IsoUnblock::change_admin_key(profile, AdminKey::new(alg, &new).unwrap());
+        let mut flow = IsoChangeAdminKey::new(profile, AdminKey::new(alg, &new).unwrap());
         block_on(driver.run(&mut flow, &mut local(AdminKey::new(alg, &old).unwrap()))).unwrap();
         assert!(card.borrow().pin_is(b"1234"));
         let mut with_new = local(AdminKey::new(alg, &new).unwrap());
         block_on(unlock::iso_unblock(
             &mut driver,
             profile,
-            &PinPolicy::GIDS,
-            b"Tq83z",
-            b"Tq83z",
+            &unlock::admin_input(&PinPolicy::GIDS, b"Tq83z", b"Tq83z").unwrap(),
             &mut with_new,
         ))
         .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
@@ -276,12 +258,12 @@ fn iso_admin_key_change_in_every_algorithm() {
 
 #[test]
 fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
-    use cardunlock_core::flow::IsoUnblock;
+    use cardunlock_core::flow::IsoChangeAdminKey;
     let card = iso_card(Algorithm::TripleDes, AdminKey::piv_default().expose_bytes());
     let mut driver = Driver::new(TestTransport::new(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x77; 24]).unwrap();
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
-    let mut flow = IsoUnblock::change_admin_key(IsoProfile::SIM, new_key);
+    let mut flow = IsoChangeAdminKey::new(IsoProfile::SIM, new_key);
     let got = block_on(driver.run(&mut flow, &mut local(wrong)));
     assert!(
         matches!(got, Err(Error::Flow(FlowError::AdminAuthFailed { .. }))),

@@ -1,6 +1,6 @@
 //! The APDU-lean unblocks the CLI runs when it has every input up front
 //! (`unlock::piv_unblock_with(.., PivUnblockOptions::LEAN)`, `gids_unblock_with`,
-//! `iso_unblock_with` with `Select::AlreadySelected`): exactly which commands reach the card, and that no PIN or PUK try is
+//! `iso_unblock_with` with `Select::After`): exactly which commands reach the card, and that no PIN or PUK try is
 //! ever wasted by leaving a command out.
 
 use cardunlock_core::crypto::AdminKey;
@@ -26,14 +26,16 @@ fn headers(t: &TestTransport) -> Vec<[u8; 4]> {
 
 fn lean(card: &SharedCard, puk: &[u8], pin: &[u8]) -> (TestTransport, Result<(), FlowErrorOr>) {
     let mut driver = Driver::new(TestTransport::new(card));
-    let r = block_on(unlock::piv_unblock_with(
-        &mut driver,
-        &PinPolicy::PIV,
-        puk,
-        pin,
-        pin,
-        PivUnblockOptions::LEAN,
-    ));
+    let r = unlock::piv_input(&PinPolicy::PIV, puk, pin, pin)
+        .map_err(UnlockError::from)
+        .and_then(|(puk, pin)| {
+            block_on(unlock::piv_unblock_with(
+                &mut driver,
+                &puk,
+                &pin,
+                PivUnblockOptions::LEAN,
+            ))
+        });
     let r = r.map_err(|e| match e {
         UnlockError::Card(Error::Flow(f)) => FlowErrorOr::Flow(f),
         UnlockError::Policy(_) => FlowErrorOr::Policy,
@@ -110,18 +112,17 @@ fn lean_on_a_gids_card_says_no_piv_application() {
 fn gids_unblock_after_the_status_read_skips_the_second_select() {
     let card = shared(SimCard::new(Config::Gids(GidsConfig::factory().blocked())));
     let mut driver = Driver::new(TestTransport::new(&card));
-    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let (status, selected) =
+        block_on(unlock::read_status_selected(&mut driver, IsoProfile::SIM)).unwrap();
     assert_eq!(status.profile, Profile::Gids);
     let before = driver.transport().seen.len();
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(7));
     block_on(unlock::gids_unblock_with(
         &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
         [0x21; 16],
         &mut key,
-        unlock::Select::AlreadySelected,
+        unlock::Select::After(selected),
     ))
     .unwrap();
     let t = driver.into_inner();
@@ -135,18 +136,17 @@ fn gids_unblock_after_the_status_read_skips_the_second_select() {
 fn iso_unblock_after_the_status_read_skips_the_second_select() {
     let card = shared(SimCard::new(Config::Iso(IsoConfig::factory().blocked())));
     let mut driver = Driver::new(TestTransport::new(&card));
-    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let (status, selected) =
+        block_on(unlock::read_status_selected(&mut driver, IsoProfile::SIM)).unwrap();
     assert_eq!(status.profile, Profile::IsoAdmin);
     let before = driver.transport().seen.len();
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(7));
     block_on(unlock::iso_unblock_with(
         &mut driver,
         IsoProfile::SIM,
-        &PinPolicy::GIDS,
-        b"Tq83z",
-        b"Tq83z",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Tq83z", b"Tq83z").unwrap(),
         &mut key,
-        unlock::Select::AlreadySelected,
+        unlock::Select::After(selected),
     ))
     .unwrap();
     let t = driver.into_inner();

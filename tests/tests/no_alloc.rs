@@ -50,10 +50,15 @@ fn piv_unblock<T: Transport>(transport: T) -> Result<(), String> {
     let mut driver = Driver::new(transport);
     block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(b"12345678"),
+        )
+        .unwrap(),
     ))
     .map_err(|e| format!("{e:?}"))
 }
@@ -63,12 +68,13 @@ const R1: [u8; 16] = [0x21; 16];
 fn gids_unblock<T: Transport>(transport: T) -> Result<(), String> {
     let mut driver = Driver::new(transport);
     // Same Z1 bytes in every run, so the recorded card answers fit the replayed flow.
-    let mut key = LocalKey::new(AdminKey::piv_default(), |b: &mut [u8]| b.fill(0x44));
+    let mut key = LocalKey::new(
+        AdminKey::piv_default(),
+        cardunlock_sim::TestRng::repeat(0x44),
+    );
     block_on(unlock::gids_unblock(
         &mut driver,
-        &PinPolicy::GIDS,
-        b"Xk9w2",
-        b"Xk9w2",
+        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
         R1,
         &mut key,
     ))
@@ -84,10 +90,15 @@ fn piv_unblock_allocates_nothing() {
         let mut driver = Driver::new(&mut replay);
         block_on(unlock::piv_unblock(
             &mut driver,
-            &PinPolicy::PIV,
-            b"12345678",
-            b"840259",
-            b"840259",
+            &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+            &cardunlock_core::secret::NewPin::new(
+                &PinPolicy::PIV,
+                b"840259",
+                b"840259",
+                None,
+                Some(b"12345678"),
+            )
+            .unwrap(),
         ))
     });
     assert_eq!(result, Ok(()));
@@ -102,12 +113,13 @@ fn gids_unblock_allocates_nothing() {
     let mut replay = recording.replay();
     let (result, allocations) = armed(|| {
         let mut driver = Driver::new(&mut replay);
-        let mut key = LocalKey::new(AdminKey::piv_default(), |b: &mut [u8]| b.fill(0x44));
+        let mut key = LocalKey::new(
+            AdminKey::piv_default(),
+            cardunlock_sim::TestRng::repeat(0x44),
+        );
         block_on(unlock::gids_unblock(
             &mut driver,
-            &PinPolicy::GIDS,
-            b"Xk9w2",
-            b"Xk9w2",
+            &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
             R1,
             &mut key,
         ))

@@ -62,10 +62,15 @@ fn puk_unblock_sets_the_new_pin_and_resets_counters() {
     let mut driver = Driver::new(TestTransport::new(&card));
     block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(b"12345678"),
+        )
+        .unwrap(),
     ))
     .unwrap();
     let c = card.borrow();
@@ -86,10 +91,15 @@ fn wrong_puk_costs_exactly_one_try_and_reports_it() {
     let mut driver = Driver::new(TestTransport::new(&card));
     let err = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"87654321",
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(b"87654321").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(b"87654321"),
+        )
+        .unwrap(),
     ));
     assert_eq!(
         err,
@@ -110,10 +120,15 @@ fn blocked_puk_is_reported() {
     let mut driver = Driver::new(TestTransport::new(&card));
     let err = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(b"12345678"),
+        )
+        .unwrap(),
     ));
     assert_eq!(
         err,
@@ -126,28 +141,17 @@ fn blocked_puk_is_reported() {
 fn policy_violations_are_all_reported_before_any_apdu() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
-    let err = block_on(unlock::piv_unblock(
-        &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"1111",
-        b"1112",
-    ));
-    let Err(UnlockError::Policy(v)) = err else {
+    // The typed input is refused before a driver is even involved.
+    let err = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"1111", b"1112");
+    let Err(unlock::InputError::Policy(v)) = err else {
         panic!("expected a policy error, got {err:?}")
     };
     assert!(v.contains(&Violation::TooShort { min: 6 }));
     assert!(v.contains(&Violation::RepeatedCharacter));
     assert!(v.contains(&Violation::ConfirmationMismatch));
     // The new PIN may not be the PUK either.
-    let err = block_on(unlock::piv_unblock(
-        &mut driver,
-        &PinPolicy::PIV,
-        b"84025913",
-        b"84025913",
-        b"84025913",
-    ));
-    let Err(UnlockError::Policy(v)) = err else {
+    let err = unlock::piv_input(&PinPolicy::PIV, b"84025913", b"84025913", b"84025913");
+    let Err(unlock::InputError::Policy(v)) = err else {
         panic!("expected a policy error, got {err:?}")
     };
     assert!(v.contains(&Violation::SameAsPuk));
@@ -169,10 +173,9 @@ fn card_side_pin_rules_cost_no_puk_try() {
     };
     let err = block_on(unlock::piv_unblock(
         &mut driver,
-        &lax,
-        b"12345678",
-        b"123456",
-        b"123456",
+        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::new(&lax, b"123456", b"123456", None, Some(b"12345678"))
+            .unwrap(),
     ));
     assert_eq!(
         err,
@@ -192,6 +195,7 @@ fn run_auth(
     let mut driver = Driver::new(TestTransport::new(card));
     let mut flow = PivMgmtAuth::new(expected, mode, [0x5A; 16]);
     block_on(driver.run(&mut flow, &mut LocalKey::new(key, fill_counter(1))))
+        .map(|authenticated| authenticated.algorithm())
 }
 
 #[test]
@@ -321,20 +325,28 @@ fn set_management_key_after_authentication() {
     let card = piv_card(PivConfig::factory());
     let mut driver = Driver::new(TestTransport::new(&card));
     let new_key = AdminKey::from_hex(Algorithm::TripleDes, KEYS[0].1).unwrap();
-    // Without authentication the card refuses.
+    // Without authentication in its session the card refuses: a token from another session
+    // (a misuse the types cannot see) changes nothing.
+    let other = piv_card(PivConfig::factory());
+    let mut other_driver = Driver::new(TestTransport::new(&other));
+    let stale = block_on(other_driver.run(
+        &mut PivMgmtAuth::new(None, AuthMode::Mutual, [3; 16]),
+        &mut LocalKey::new(AdminKey::piv_default(), fill_counter(2)),
+    ))
+    .unwrap();
     let got = block_on(driver.run(
-        &mut PivSetMgmtKey::new(&new_key),
+        &mut PivSetMgmtKey::new(stale, &new_key),
         &mut cardunlock_core::flow::NoAdmin,
     ));
     assert!(got.is_err(), "{got:?}");
     let mut auth = PivMgmtAuth::new(None, AuthMode::Mutual, [3; 16]);
-    block_on(driver.run(
+    let authenticated = block_on(driver.run(
         &mut auth,
         &mut LocalKey::new(AdminKey::piv_default(), fill_counter(2)),
     ))
     .unwrap();
     block_on(driver.run(
-        &mut PivSetMgmtKey::new(&new_key),
+        &mut PivSetMgmtKey::new(authenticated, &new_key),
         &mut cardunlock_core::flow::NoAdmin,
     ))
     .unwrap();

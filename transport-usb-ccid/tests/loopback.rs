@@ -28,10 +28,15 @@ fn piv_unblock_through_the_loopback_reader() {
     ))));
     block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"802517",
-        b"802517",
+        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"802517",
+            b"802517",
+            None,
+            Some(b"12345678"),
+        )
+        .unwrap(),
     ))
     .unwrap();
     let (reader, _, _) = driver.into_inner().into_parts();
@@ -48,10 +53,15 @@ fn a_wrong_puk_through_the_loopback_reader_costs_one_try() {
     ))));
     let err = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"87654321",
-        b"802517",
-        b"802517",
+        &cardunlock_core::secret::PivReference::puk(b"87654321").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"802517",
+            b"802517",
+            None,
+            Some(b"87654321"),
+        )
+        .unwrap(),
     ))
     .unwrap_err();
     assert!(

@@ -27,10 +27,15 @@ fn unblock(session: SimSession<ApduCard>) -> (Result<(), String>, SimSession<Apd
     let mut driver = Driver::new(session);
     let r = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(b"12345678"),
+        )
+        .unwrap(),
     ));
     (r.map_err(|e| format!("{e:?}")), driver.into_inner())
 }

@@ -38,10 +38,15 @@ fn unblock_with(session: SimSession<ApduCard>, puk: &[u8]) -> (Outcome, SimSessi
     let mut driver = Driver::new(session);
     let r = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        puk,
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(puk).unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(puk),
+        )
+        .unwrap(),
     ));
     (r, driver.into_inner())
 }

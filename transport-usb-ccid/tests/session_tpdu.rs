@@ -32,10 +32,15 @@ fn unblock<S: SlotCard>(session: SimSession<S>, puk: &[u8]) -> (Result<(), Strin
     let mut driver = Driver::new(session);
     let r = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        puk,
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(puk).unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(puk),
+        )
+        .unwrap(),
     ));
     (r.map_err(|e| format!("{e:?}")), driver.into_inner())
 }
@@ -169,10 +174,15 @@ fn t1_card_removed_mid_apdu() {
     let mut driver = Driver::new(session);
     let r = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(b"12345678"),
+        )
+        .unwrap(),
     ));
     let Err(unlock::UnlockError::Card(e)) = r else {
         panic!("{r:?}")

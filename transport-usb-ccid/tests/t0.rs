@@ -264,10 +264,15 @@ fn piv_unblock_over_t0() {
     let mut driver = Driver::new(Reader { card: t0card });
     block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(b"12345678"),
+        )
+        .unwrap(),
     ))
     .unwrap();
     let c = sim.borrow();

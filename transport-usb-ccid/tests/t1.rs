@@ -720,10 +720,15 @@ fn unblock(
     let mut driver = Driver::new(Faulty { inner, lose_rrc });
     let result = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        puk,
-        b"840259",
-        b"840259",
+        &cardunlock_core::secret::PivReference::puk(puk).unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"840259",
+            b"840259",
+            None,
+            Some(puk),
+        )
+        .unwrap(),
     ));
     let t1card = &driver.transport().inner.io.card;
     Run {

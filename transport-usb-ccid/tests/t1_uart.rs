@@ -96,10 +96,15 @@ fn unblock(t: UartT1, puk: &[u8]) -> (Result<(), String>, Line) {
     let mut driver = Driver::new(t);
     let result = block_on(unlock::piv_unblock(
         &mut driver,
-        &PinPolicy::PIV,
-        puk,
-        b"802517",
-        b"802517",
+        &cardunlock_core::secret::PivReference::puk(puk).unwrap(),
+        &cardunlock_core::secret::NewPin::new(
+            &PinPolicy::PIV,
+            b"802517",
+            b"802517",
+            None,
+            Some(puk),
+        )
+        .unwrap(),
     ))
     .map_err(|e| format!("{e:?}"));
     (result, driver.into_inner().io.into_inner())

@@ -5,7 +5,7 @@ use zeroize::Zeroize;
 
 use super::{
     admin_auth_error, answer, expect_ok, response, Action, AdminRequest, AfterAuth, Event, Flow,
-    FlowError, Step,
+    FlowError, Profile, Selected, Step,
 };
 use crate::crypto::ct_eq;
 use crate::gids::{self, CRYPTOGRAM_LEN, RANDOM_LEN};
@@ -25,87 +25,52 @@ enum State {
     Done,
 }
 
-/// GIDS admin-key unblock. The card proves it holds the same admin key (its cryptogram over
-/// R1 and R2 is checked) before the new PIN is sent.
-pub struct GidsUnblock {
+/// The GIDS mutual authentication followed by `after`, shared by [`GidsUnblock`] and
+/// [`GidsChangeAdminKey`].
+struct GidsAdmin {
     after: AfterAuth,
     r1: [u8; RANDOM_LEN],
     r2: [u8; RANDOM_LEN],
-    step1: [u8; 20],
-    step2: [u8; 44],
+    /// Our cryptogram over R2 || R1 || Z1, held from the responder's answer until it is sent.
+    cryptogram: [u8; CRYPTOGRAM_LEN],
     card_cryptogram: [u8; CRYPTOGRAM_LEN],
     state: State,
 }
 
-impl core::fmt::Debug for GidsUnblock {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("GidsUnblock")
-            .field("state", &self.state)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for GidsUnblock {
+impl Drop for GidsAdmin {
     fn drop(&mut self) {
-        self.step2.zeroize();
+        self.cryptogram.zeroize();
     }
 }
 
-impl GidsUnblock {
-    /// An unblock setting `new_pin`; `r1` is the host random (from a CSPRNG).
-    pub fn new(new_pin: &NewPin, r1: [u8; RANDOM_LEN]) -> Self {
-        Self::with(AfterAuth::Unblock(new_pin.pin().clone()), r1)
-    }
-
-    /// Personalisation: authenticates with the current admin key (through the responder), then
-    /// changes it to `new_key` ([`gids::change_admin_key`]). The PIN is not touched.
-    pub fn change_admin_key(new_key: crate::crypto::AdminKey, r1: [u8; RANDOM_LEN]) -> Self {
-        Self::with(AfterAuth::ChangeKey(new_key), r1)
-    }
-
-    /// Skips the SELECT: for a caller whose status read, in the same exclusive session, left
-    /// this application selected (one APDU less).
-    pub fn without_select(mut self) -> Self {
-        if self.state == State::Select {
-            self.state = State::Mse;
-        }
-        self
-    }
-
-    fn with(after: AfterAuth, r1: [u8; RANDOM_LEN]) -> Self {
+impl GidsAdmin {
+    fn new(after: AfterAuth, r1: [u8; RANDOM_LEN]) -> Self {
         Self {
             after,
             r1,
             r2: [0; RANDOM_LEN],
-            step1: [0; 20],
-            step2: [0; 44],
+            cryptogram: [0; CRYPTOGRAM_LEN],
             card_cryptogram: [0; CRYPTOGRAM_LEN],
             state: State::Select,
         }
     }
-}
 
-impl Flow for GidsUnblock {
-    type Output = ();
+    fn after(&mut self, selected: Selected) {
+        if selected.profile() == Profile::Gids && self.state == State::Select {
+            self.state = State::Mse;
+        }
+    }
 
-    fn action(&self) -> Action<'_, ()> {
-        match self.state {
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+        Ok(match self.state {
             State::Select => Action::Send(gids::select()),
             State::Mse => Action::Send(gids::mse_set_admin()),
-            State::Step1 => Action::Send(
-                crate::Command::new(0x00, 0x87, 0x00, 0x00)
-                    .with_data(&self.step1)
-                    .with_le(256),
-            ),
+            State::Step1 => Action::Send(gids::authenticate_step1(buf, &self.r1)?),
             State::AskCryptogram => Action::Ask(AdminRequest::GidsCryptogram {
                 r1: &self.r1,
                 r2: &self.r2,
             }),
-            State::Step2 => Action::Send(
-                crate::Command::new(0x00, 0x87, 0x00, 0x00)
-                    .with_data(&self.step2)
-                    .with_le(256),
-            ),
+            State::Step2 => Action::Send(gids::authenticate_step2(buf, &self.cryptogram)?),
             State::AskCardCheck => Action::Ask(AdminRequest::GidsCardCryptogram {
                 cryptogram: &self.card_cryptogram,
             }),
@@ -118,7 +83,7 @@ impl Flow for GidsUnblock {
                 AfterAuth::ChangeKey(_) => Action::Done(()),
             },
             State::Done => Action::Done(()),
-        }
+        })
     }
 
     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
@@ -132,7 +97,6 @@ impl Flow for GidsUnblock {
             }
             State::Mse => {
                 expect_ok(event, Step::ManageSecurityEnvironment)?;
-                let _ = gids::authenticate_step1(&mut self.step1, &self.r1);
                 self.state = State::Step1;
             }
             State::Step1 => {
@@ -146,14 +110,12 @@ impl Flow for GidsUnblock {
                 self.state = State::AskCryptogram;
             }
             State::AskCryptogram => {
-                let a = answer(event, CRYPTOGRAM_LEN)?;
-                let mut c = [0u8; CRYPTOGRAM_LEN];
-                c.copy_from_slice(a);
-                let _ = gids::authenticate_step2(&mut self.step2, &c);
+                self.cryptogram
+                    .copy_from_slice(answer(event, CRYPTOGRAM_LEN)?);
                 self.state = State::Step2;
             }
             State::Step2 => {
-                self.step2.zeroize();
+                self.cryptogram.zeroize();
                 let r = response(event)?;
                 if !r.status.is_success() {
                     return Err(admin_auth_error(r.status));
@@ -188,5 +150,77 @@ impl Flow for GidsUnblock {
             State::Done => return Err(FlowError::UnexpectedEvent),
         }
         Ok(())
+    }
+}
+
+/// GIDS admin-key unblock. The card proves it holds the same admin key (its cryptogram over
+/// R1 and R2 is checked) before the new PIN is sent.
+pub struct GidsUnblock(GidsAdmin);
+
+impl core::fmt::Debug for GidsUnblock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GidsUnblock")
+            .field("state", &self.0.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GidsUnblock {
+    /// An unblock setting `new_pin`; `r1` is the host random (from a CSPRNG).
+    pub fn new(new_pin: &NewPin, r1: [u8; RANDOM_LEN]) -> Self {
+        Self(GidsAdmin::new(
+            AfterAuth::Unblock(new_pin.pin().clone()),
+            r1,
+        ))
+    }
+
+    /// Skips the SELECT when `selected` proves the GIDS application is selected in this
+    /// exclusive session (one APDU less). A token for another profile keeps the SELECT.
+    pub fn after(mut self, selected: Selected) -> Self {
+        self.0.after(selected);
+        self
+    }
+}
+
+impl Flow for GidsUnblock {
+    type Output = ();
+
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+        self.0.action(buf)
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        self.0.handle(event)
+    }
+}
+
+/// GIDS personalisation: authenticates with the current admin key (through the responder),
+/// then changes it to a new one ([`gids::change_admin_key`]). The PIN is not touched.
+pub struct GidsChangeAdminKey(GidsAdmin);
+
+impl core::fmt::Debug for GidsChangeAdminKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GidsChangeAdminKey")
+            .field("state", &self.0.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GidsChangeAdminKey {
+    /// A change to `new_key`; `r1` is the host random (from a CSPRNG).
+    pub fn new(new_key: crate::crypto::AdminKey, r1: [u8; RANDOM_LEN]) -> Self {
+        Self(GidsAdmin::new(AfterAuth::ChangeKey(new_key), r1))
+    }
+}
+
+impl Flow for GidsChangeAdminKey {
+    type Output = ();
+
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+        self.0.action(buf)
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        self.0.handle(event)
     }
 }

@@ -2,9 +2,11 @@
 //! (local key, server, or the operator's response typed by the user), RESET RETRY COUNTER,
 //! VERIFY with the new PIN.
 
+use zeroize::Zeroize;
+
 use super::{
     admin_auth_error, answer, expect_ok, response, Action, AdminRequest, AfterAuth, Event, Flow,
-    FlowError, Step,
+    FlowError, Profile, Selected, Step,
 };
 use crate::iso::IsoProfile;
 use crate::secret::NewPin;
@@ -21,8 +23,9 @@ enum State {
     Done,
 }
 
-/// ISO admin challenge-response unblock.
-pub struct IsoUnblock<'p> {
+/// The ISO challenge-response followed by `after`, shared by [`IsoUnblock`] and
+/// [`IsoChangeAdminKey`].
+struct IsoAdmin<'p> {
     profile: IsoProfile<'p>,
     after: AfterAuth,
     challenge: [u8; 16],
@@ -30,37 +33,14 @@ pub struct IsoUnblock<'p> {
     state: State,
 }
 
-impl core::fmt::Debug for IsoUnblock<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("IsoUnblock")
-            .field("profile", &self.profile)
-            .field("state", &self.state)
-            .finish_non_exhaustive()
+impl Drop for IsoAdmin<'_> {
+    fn drop(&mut self) {
+        self.response.zeroize();
     }
 }
 
-impl<'p> IsoUnblock<'p> {
-    /// An unblock of a card addressed by `profile`, setting `new_pin`.
-    pub fn new(profile: IsoProfile<'p>, new_pin: &NewPin) -> Self {
-        Self::with(profile, AfterAuth::Unblock(new_pin.pin().clone()))
-    }
-
-    /// Personalisation: answers the challenge with the current admin key (through the
-    /// responder), then changes it to `new_key`. The PIN is not touched.
-    pub fn change_admin_key(profile: IsoProfile<'p>, new_key: crate::crypto::AdminKey) -> Self {
-        Self::with(profile, AfterAuth::ChangeKey(new_key))
-    }
-
-    /// Skips the SELECT: for a caller whose status read, in the same exclusive session, left
-    /// this application selected (one APDU less).
-    pub fn without_select(mut self) -> Self {
-        if self.state == State::Select {
-            self.state = State::Challenge;
-        }
-        self
-    }
-
-    fn with(profile: IsoProfile<'p>, after: AfterAuth) -> Self {
+impl<'p> IsoAdmin<'p> {
+    fn new(profile: IsoProfile<'p>, after: AfterAuth) -> Self {
         Self {
             profile,
             after,
@@ -70,21 +50,15 @@ impl<'p> IsoUnblock<'p> {
         }
     }
 
-    /// The card's challenge, once received (what offline mode shows the user).
-    pub fn challenge(&self) -> Option<&[u8]> {
-        match self.state {
-            State::Select | State::Challenge => None,
-            _ => self.challenge.get(..self.profile.algorithm.block_len()),
+    fn after(&mut self, selected: Selected) {
+        if selected.profile() == Profile::IsoAdmin && self.state == State::Select {
+            self.state = State::Challenge;
         }
     }
-}
 
-impl Flow for IsoUnblock<'_> {
-    type Output = ();
-
-    fn action(&self) -> Action<'_, ()> {
+    fn action<'a>(&'a mut self, _buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
         let n = self.profile.algorithm.block_len();
-        match self.state {
+        Ok(match self.state {
             State::Select => Action::Send(self.profile.select()),
             State::Challenge => Action::Send(self.profile.get_challenge()),
             State::Ask => Action::Ask(AdminRequest::Encrypt {
@@ -103,7 +77,7 @@ impl Flow for IsoUnblock<'_> {
                 AfterAuth::ChangeKey(_) => Action::Done(()),
             },
             State::Done => Action::Done(()),
-        }
+        })
     }
 
     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
@@ -132,6 +106,7 @@ impl Flow for IsoUnblock<'_> {
                 self.state = State::Authenticate;
             }
             State::Authenticate => {
+                self.response.zeroize();
                 let status = response(event)?.status;
                 if !status.is_success() {
                     return Err(admin_auth_error(status));
@@ -152,5 +127,86 @@ impl Flow for IsoUnblock<'_> {
             State::Done => return Err(FlowError::UnexpectedEvent),
         }
         Ok(())
+    }
+}
+
+/// ISO admin challenge-response unblock.
+pub struct IsoUnblock<'p>(IsoAdmin<'p>);
+
+impl core::fmt::Debug for IsoUnblock<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IsoUnblock")
+            .field("profile", &self.0.profile)
+            .field("state", &self.0.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p> IsoUnblock<'p> {
+    /// An unblock of a card addressed by `profile`, setting `new_pin`.
+    pub fn new(profile: IsoProfile<'p>, new_pin: &NewPin) -> Self {
+        Self(IsoAdmin::new(
+            profile,
+            AfterAuth::Unblock(new_pin.pin().clone()),
+        ))
+    }
+
+    /// Skips the SELECT when `selected` proves the admin application is selected in this
+    /// exclusive session (one APDU less). A token for another profile keeps the SELECT.
+    pub fn after(mut self, selected: Selected) -> Self {
+        self.0.after(selected);
+        self
+    }
+
+    /// The card's challenge, once received (what offline mode shows the user).
+    pub fn challenge(&self) -> Option<&[u8]> {
+        match self.0.state {
+            State::Select | State::Challenge => None,
+            _ => self.0.challenge.get(..self.0.profile.algorithm.block_len()),
+        }
+    }
+}
+
+impl Flow for IsoUnblock<'_> {
+    type Output = ();
+
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+        self.0.action(buf)
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        self.0.handle(event)
+    }
+}
+
+/// ISO admin personalisation: answers the challenge with the current admin key (through the
+/// responder), then changes it to a new one. The PIN is not touched.
+pub struct IsoChangeAdminKey<'p>(IsoAdmin<'p>);
+
+impl core::fmt::Debug for IsoChangeAdminKey<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IsoChangeAdminKey")
+            .field("profile", &self.0.profile)
+            .field("state", &self.0.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p> IsoChangeAdminKey<'p> {
+    /// A change of the admin key of the card addressed by `profile` to `new_key`.
+    pub fn new(profile: IsoProfile<'p>, new_key: crate::crypto::AdminKey) -> Self {
+        Self(IsoAdmin::new(profile, AfterAuth::ChangeKey(new_key)))
+    }
+}
+
+impl Flow for IsoChangeAdminKey<'_> {
+    type Output = ();
+
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+        self.0.action(buf)
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
+        self.0.handle(event)
     }
 }

@@ -3,15 +3,16 @@
 use zeroize::Zeroize;
 
 use super::{
-    admin_auth_error, answer, expect_ok, response, Action, AdminRequest, Event, Flow, FlowError,
-    Step,
+    admin_auth_error, answer, expect_ok, puk_reset_error, response, Action, AdminRequest, Event,
+    Flow, FlowError, Step,
 };
-use crate::apdu::Command;
-use crate::crypto::{ct_eq, Algorithm};
+use crate::crypto::{ct_eq, AdminKey, Algorithm};
 use crate::piv::{self, AuthMode};
 use crate::secret::NewPin;
 use crate::secret::PivReference;
 use crate::status::Status;
+
+use super::{Profile, Selected};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum UnblockState {
@@ -36,7 +37,6 @@ enum UnblockState {
 pub struct PivUnblock {
     puk: PivReference,
     new_pin: PivReference,
-    buf: [u8; 16],
     state: UnblockState,
     check_puk: bool,
     verify: bool,
@@ -50,12 +50,6 @@ impl core::fmt::Debug for PivUnblock {
     }
 }
 
-impl Drop for PivUnblock {
-    fn drop(&mut self) {
-        self.buf.zeroize();
-    }
-}
-
 impl PivUnblock {
     /// An unblock with `puk`, setting `new_pin` (which passed the PIN policy). Fails when the new
     /// PIN is not 6 to 8 digits, before anything is sent.
@@ -64,7 +58,6 @@ impl PivUnblock {
         Ok(Self {
             puk,
             new_pin,
-            buf: [0; 16],
             state: UnblockState::Select,
             check_puk: false,
             verify: true,
@@ -84,26 +77,21 @@ impl PivUnblock {
         self.verify = false;
         self
     }
-
-    fn prepare_reset(&mut self) {
-        let _ = piv::reset_retry_counter(&mut self.buf, &self.puk, &self.new_pin);
-        self.state = UnblockState::Reset;
-    }
 }
 
 impl Flow for PivUnblock {
     type Output = ();
 
-    fn action(&self) -> Action<'_, ()> {
-        match self.state {
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+        Ok(match self.state {
             UnblockState::Select => Action::Send(piv::select()),
             UnblockState::PukStatus => Action::Send(piv::get_metadata(piv::PUK_REF)),
             UnblockState::Reset => {
-                Action::Send(Command::new(0x00, 0x2C, 0x00, piv::PIN_REF).with_data(&self.buf))
+                Action::Send(piv::reset_retry_counter(buf, &self.puk, &self.new_pin)?)
             }
             UnblockState::VerifyNew => Action::Send(piv::verify_pin(&self.new_pin)),
             UnblockState::Done => Action::Done(()),
-        }
+        })
     }
 
     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
@@ -113,11 +101,11 @@ impl Flow for PivUnblock {
                 if !r.status.is_success() {
                     return Err(FlowError::ApplicationNotFound(r.status));
                 }
-                if self.check_puk {
-                    self.state = UnblockState::PukStatus;
+                self.state = if self.check_puk {
+                    UnblockState::PukStatus
                 } else {
-                    self.prepare_reset();
-                }
+                    UnblockState::Reset
+                };
             }
             UnblockState::PukStatus => {
                 let r = response(event)?;
@@ -128,29 +116,13 @@ impl Flow for PivUnblock {
                 if left == Some(0) {
                     return Err(FlowError::PukBlocked);
                 }
-                self.prepare_reset();
+                self.state = UnblockState::Reset;
             }
-            UnblockState::Reset => {
-                self.buf.zeroize();
-                let status = response(event)?.status;
-                match status {
-                    Status::Success if self.verify => self.state = UnblockState::VerifyNew,
-                    Status::Success => self.state = UnblockState::Done,
-                    Status::AuthenticationBlocked | Status::RetriesLeft(0) => {
-                        return Err(FlowError::PukBlocked)
-                    }
-                    Status::RetriesLeft(n) => return Err(FlowError::WrongPuk { tries_left: n }),
-                    Status::IncorrectData
-                    | Status::ConditionsNotSatisfied
-                    | Status::WrongLength => return Err(FlowError::NewPinRejected(status)),
-                    status => {
-                        return Err(FlowError::UnexpectedStatus {
-                            step: Step::ResetRetryCounter,
-                            status,
-                        })
-                    }
-                }
-            }
+            UnblockState::Reset => match response(event)?.status {
+                Status::Success if self.verify => self.state = UnblockState::VerifyNew,
+                Status::Success => self.state = UnblockState::Done,
+                status => return Err(puk_reset_error(status, Step::ResetRetryCounter)),
+            },
             UnblockState::VerifyNew => {
                 let status = response(event)?.status;
                 if !status.is_success() {
@@ -175,23 +147,36 @@ enum AuthState {
     Done,
 }
 
+/// Proof that [`PivMgmtAuth`] authenticated the management key in this session: what
+/// [`PivSetMgmtKey`] requires. Only [`PivMgmtAuth`] makes one.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a management-key authentication is only useful to the flow that follows it"]
+pub struct MgmtAuthenticated {
+    algorithm: Algorithm,
+}
+
+impl MgmtAuthenticated {
+    /// The management key's algorithm, as the card reported it (or as expected).
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
 /// PIV management-key (9B) authentication.
 ///
 /// The algorithm is discovered with GET METADATA `00 F7 00 9B` (YubiKey 5.7 ships an AES-192
 /// default key); cards without it fall back to 3DES, or to the caller's `expected` algorithm.
-/// Mutual mode also checks the card's answer to the host challenge, in constant time.
+/// Mutual mode also checks the card's answer to the host challenge, in constant time. Its output,
+/// [`MgmtAuthenticated`], is what [`PivSetMgmtKey`] needs to run next.
 pub struct PivMgmtAuth {
     expected: Option<Algorithm>,
     algorithm: Algorithm,
     mode: AuthMode,
-    select_first: bool,
     host_challenge: [u8; 16],
     /// Card challenge or witness, then the card's answer to the host challenge.
     card_block: [u8; 16],
-    /// Our answer: E_K(challenge) or D_K(witness).
+    /// Our answer: E_K(challenge) or D_K(witness); zeroized once sent.
     our_block: [u8; 16],
-    cmd: [u8; piv::AUTH_BUF_LEN],
-    cmd_len: usize,
     state: AuthState,
 }
 
@@ -205,6 +190,12 @@ impl core::fmt::Debug for PivMgmtAuth {
     }
 }
 
+impl Drop for PivMgmtAuth {
+    fn drop(&mut self) {
+        self.our_block.zeroize();
+    }
+}
+
 impl PivMgmtAuth {
     /// Authentication in `mode`. `expected`: the algorithm the caller's key has, checked against
     /// what the card reports (and used when the card cannot tell). `host_challenge`: random bytes
@@ -214,20 +205,19 @@ impl PivMgmtAuth {
             expected,
             algorithm: expected.unwrap_or(Algorithm::TripleDes),
             mode,
-            select_first: true,
             host_challenge,
             card_block: [0; 16],
             our_block: [0; 16],
-            cmd: [0; piv::AUTH_BUF_LEN],
-            cmd_len: 0,
             state: AuthState::Select,
         }
     }
 
-    /// Skips the SELECT (the caller's flow selected already; a SELECT would drop its state).
-    pub fn without_select(mut self) -> Self {
-        self.select_first = false;
-        self.state = AuthState::Metadata;
+    /// Skips the SELECT when `selected` proves the PIV application is selected in this session
+    /// (a SELECT would cost one APDU). A token for another profile keeps the SELECT.
+    pub fn after(mut self, selected: Selected) -> Self {
+        if selected.profile() == Profile::Piv && self.state == AuthState::Select {
+            self.state = AuthState::Metadata;
+        }
         self
     }
 
@@ -237,11 +227,14 @@ impl PivMgmtAuth {
 }
 
 impl Flow for PivMgmtAuth {
-    type Output = Algorithm;
+    type Output = MgmtAuthenticated;
 
-    fn action(&self) -> Action<'_, Algorithm> {
+    fn action<'a>(
+        &'a mut self,
+        buf: &'a mut [u8],
+    ) -> Result<Action<'a, MgmtAuthenticated>, FlowError> {
         let n = self.block_len();
-        match self.state {
+        Ok(match self.state {
             AuthState::Select => Action::Send(piv::select()),
             AuthState::Metadata => Action::Send(piv::get_metadata(piv::MGMT_KEY_REF)),
             AuthState::Request => {
@@ -257,21 +250,25 @@ impl Flow for PivMgmtAuth {
                     block: &self.card_block[..n],
                 }),
             },
-            AuthState::Send => Action::Send(
-                Command::new(0x00, 0x87, self.algorithm.piv_id(), piv::MGMT_KEY_REF)
-                    .with_data(&self.cmd[..self.cmd_len])
-                    .with_le(if self.mode == AuthMode::Mutual {
-                        256
-                    } else {
-                        0
-                    }),
-            ),
+            AuthState::Send => Action::Send(match self.mode {
+                AuthMode::Single => {
+                    piv::authenticate_response(buf, self.algorithm, &self.our_block[..n])?
+                }
+                AuthMode::Mutual => piv::authenticate_mutual(
+                    buf,
+                    self.algorithm,
+                    &self.our_block[..n],
+                    &self.host_challenge[..n],
+                )?,
+            }),
             AuthState::AskExpected => Action::Ask(AdminRequest::Encrypt {
                 algorithm: self.algorithm,
                 block: &self.host_challenge[..n],
             }),
-            AuthState::Done => Action::Done(self.algorithm),
-        }
+            AuthState::Done => Action::Done(MgmtAuthenticated {
+                algorithm: self.algorithm,
+            }),
+        })
     }
 
     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
@@ -320,24 +317,10 @@ impl Flow for PivMgmtAuth {
             AuthState::AskFirst => {
                 let a = answer(event, n)?;
                 self.our_block[..n].copy_from_slice(a);
-                let cmd = match self.mode {
-                    AuthMode::Single => piv::authenticate_response(
-                        &mut self.cmd,
-                        self.algorithm,
-                        &self.our_block[..n],
-                    ),
-                    AuthMode::Mutual => piv::authenticate_mutual(
-                        &mut self.cmd,
-                        self.algorithm,
-                        &self.our_block[..n],
-                        &self.host_challenge[..n],
-                    ),
-                };
-                self.cmd_len = cmd.data.len();
                 self.state = AuthState::Send;
             }
             AuthState::Send => {
-                self.cmd.zeroize();
+                self.our_block.zeroize();
                 let r = response(event)?;
                 if !r.status.is_success() {
                     return Err(admin_auth_error(r.status));
@@ -375,7 +358,8 @@ enum ChangeState {
 /// PIV PUK change: SELECT, CHANGE REFERENCE DATA `00 24 00 81` with the old and new PUK.
 /// Used to rotate the PUK after an online unlock, so a PUK a workstation saw is never valid again.
 pub struct PivChangePuk {
-    buf: [u8; 16],
+    old: PivReference,
+    new: PivReference,
     state: ChangeState,
 }
 
@@ -387,19 +371,12 @@ impl core::fmt::Debug for PivChangePuk {
     }
 }
 
-impl Drop for PivChangePuk {
-    fn drop(&mut self) {
-        self.buf.zeroize();
-    }
-}
-
 impl PivChangePuk {
     /// A change from `old` to `new`.
     pub fn new(old: &PivReference, new: &PivReference) -> Self {
-        let mut buf = [0; 16];
-        let _ = piv::change_reference_data(&mut buf, piv::PUK_REF, old, new);
         Self {
-            buf,
+            old: old.clone(),
+            new: new.clone(),
             state: ChangeState::Select,
         }
     }
@@ -408,14 +385,17 @@ impl PivChangePuk {
 impl Flow for PivChangePuk {
     type Output = ();
 
-    fn action(&self) -> Action<'_, ()> {
-        match self.state {
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+        Ok(match self.state {
             ChangeState::Select => Action::Send(piv::select()),
-            ChangeState::Change => {
-                Action::Send(Command::new(0x00, 0x24, 0x00, piv::PUK_REF).with_data(&self.buf))
-            }
+            ChangeState::Change => Action::Send(piv::change_reference_data(
+                buf,
+                piv::PUK_REF,
+                &self.old,
+                &self.new,
+            )?),
             ChangeState::Done => Action::Done(()),
-        }
+        })
     }
 
     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
@@ -427,61 +407,53 @@ impl Flow for PivChangePuk {
                 }
                 self.state = ChangeState::Change;
             }
-            ChangeState::Change => {
-                self.buf.zeroize();
-                match response(event)?.status {
-                    Status::Success => self.state = ChangeState::Done,
-                    Status::AuthenticationBlocked | Status::RetriesLeft(0) => {
-                        return Err(FlowError::PukBlocked)
-                    }
-                    Status::RetriesLeft(n) => return Err(FlowError::WrongPuk { tries_left: n }),
-                    status @ (Status::IncorrectData | Status::WrongLength) => {
-                        return Err(FlowError::NewPinRejected(status))
-                    }
-                    status => {
-                        return Err(FlowError::UnexpectedStatus {
-                            step: Step::ChangeReferenceData,
-                            status,
-                        })
-                    }
+            ChangeState::Change => match response(event)?.status {
+                Status::Success => self.state = ChangeState::Done,
+                Status::AuthenticationBlocked | Status::RetriesLeft(0) => {
+                    return Err(FlowError::PukBlocked)
                 }
-            }
+                Status::RetriesLeft(n) => return Err(FlowError::WrongPuk { tries_left: n }),
+                status @ (Status::IncorrectData | Status::WrongLength) => {
+                    return Err(FlowError::NewPinRejected(status))
+                }
+                status => {
+                    return Err(FlowError::UnexpectedStatus {
+                        step: Step::ChangeReferenceData,
+                        status,
+                    })
+                }
+            },
             ChangeState::Done => return Err(FlowError::UnexpectedEvent),
         }
         Ok(())
     }
 }
 
-/// Sets a new PIV management key with SET MANAGEMENT KEY. Run it right after [`PivMgmtAuth`] over
-/// the same driver and transaction: it does not SELECT (that would drop the authentication).
+/// Sets a new PIV management key with SET MANAGEMENT KEY. It needs the [`MgmtAuthenticated`]
+/// token of a [`PivMgmtAuth`] run just before over the same driver and exclusive session, and
+/// does not SELECT (that would drop the authentication).
 pub struct PivSetMgmtKey {
-    buf: [u8; piv::SET_MGMT_KEY_BUF_LEN],
-    len: usize,
+    /// The authentication this change follows (kept to show in `Debug`).
+    after: MgmtAuthenticated,
+    new_key: AdminKey,
     done: bool,
 }
 
 impl core::fmt::Debug for PivSetMgmtKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PivSetMgmtKey")
+            .field("after", &self.after)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for PivSetMgmtKey {
-    fn drop(&mut self) {
-        self.buf.zeroize();
-    }
-}
-
 impl PivSetMgmtKey {
-    /// Sets `new_key` (its algorithm goes in the command).
-    pub fn new(new_key: &crate::crypto::AdminKey) -> Self {
-        let mut buf = [0; piv::SET_MGMT_KEY_BUF_LEN];
-        let len = piv::set_management_key(&mut buf, new_key).data.len();
+    /// Sets `new_key` (its algorithm goes in the command) after `authenticated`.
+    pub fn new(authenticated: MgmtAuthenticated, new_key: &AdminKey) -> Self {
         Self {
-            buf,
-            len,
+            after: authenticated,
+            new_key: new_key.clone(),
             done: false,
         }
     }
@@ -490,19 +462,18 @@ impl PivSetMgmtKey {
 impl Flow for PivSetMgmtKey {
     type Output = ();
 
-    fn action(&self) -> Action<'_, ()> {
-        if self.done {
+    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+        Ok(if self.done {
             Action::Done(())
         } else {
-            Action::Send(Command::new(0x00, 0xFF, 0xFF, 0xFF).with_data(&self.buf[..self.len]))
-        }
+            Action::Send(piv::set_management_key(buf, &self.new_key)?)
+        })
     }
 
     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
         if self.done {
             return Err(FlowError::UnexpectedEvent);
         }
-        self.buf.zeroize();
         match response(event)?.status {
             Status::Success => {
                 self.done = true;
@@ -512,9 +483,38 @@ impl Flow for PivSetMgmtKey {
                 Err(FlowError::AdminAuthFailed { tries_left: None })
             }
             status => Err(FlowError::UnexpectedStatus {
-                step: Step::ChangeReferenceData,
+                step: Step::SetManagementKey,
                 status,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apdu::Response;
+
+    #[test]
+    fn set_management_key_failures_name_their_own_step() {
+        let mut flow = PivSetMgmtKey::new(
+            MgmtAuthenticated {
+                algorithm: Algorithm::TripleDes,
+            },
+            &AdminKey::piv_default(),
+        );
+        let mut buf = [0u8; 64];
+        let Ok(Action::Send(cmd)) = flow.action(&mut buf) else {
+            panic!("SET MANAGEMENT KEY expected")
+        };
+        assert_eq!((cmd.ins, cmd.data.len()), (0xFF, 3 + 24));
+        let answer = Response::parse(&[0x6A, 0x80]).unwrap();
+        assert_eq!(
+            flow.handle(Event::Response(answer)),
+            Err(FlowError::UnexpectedStatus {
+                step: Step::SetManagementKey,
+                status: Status::IncorrectData,
+            })
+        );
     }
 }

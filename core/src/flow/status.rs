@@ -32,6 +32,24 @@ impl Profile {
     }
 }
 
+/// Proof that a flow left a profile's application selected in the current exclusive session,
+/// so the next flow may skip its SELECT (`GidsUnblock::after`, `IsoUnblock::after`,
+/// `PivMgmtAuth::after`). Made only by [`ReadStatus::into_selected`], consumed by the flow it
+/// lets skip the SELECT. Use it over the same driver, in the same exclusive session (PC/SC
+/// transaction): another program's SELECT in between would be missed.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a selection token is only useful to the flow that follows it"]
+pub struct Selected {
+    profile: Profile,
+}
+
+impl Selected {
+    /// The profile whose application is selected.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+}
+
 /// What [`ReadStatus`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -105,6 +123,14 @@ impl<'p> ReadStatus<'p> {
             state: State::SelectPiv,
         }
     }
+
+    /// After a completed read: the token saying the found profile's application is still
+    /// selected (no command of the read selects anything else). `None` before the read ended.
+    pub fn into_selected(self) -> Option<Selected> {
+        (self.state == State::Done).then_some(Selected {
+            profile: self.status.profile,
+        })
+    }
 }
 
 fn pin_status(status: &mut CardStatus, r: Response<'_>) {
@@ -117,8 +143,8 @@ fn pin_status(status: &mut CardStatus, r: Response<'_>) {
 impl Flow for ReadStatus<'_> {
     type Output = CardStatus;
 
-    fn action(&self) -> Action<'_, CardStatus> {
-        match self.state {
+    fn action<'a>(&'a mut self, _buf: &'a mut [u8]) -> Result<Action<'a, CardStatus>, FlowError> {
+        Ok(match self.state {
             State::SelectPiv => Action::Send(piv::select()),
             State::PivChuid => Action::Send(piv::get_chuid()),
             State::PivSerial => Action::Send(piv::get_serial()),
@@ -131,7 +157,7 @@ impl Flow for ReadStatus<'_> {
             State::IsoPin => Action::Send(self.iso.verify_status()),
             State::Serial => Action::Send(gids::get_serial()),
             State::Done => Action::Done(self.status),
-        }
+        })
     }
 
     fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {

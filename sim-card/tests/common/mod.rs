@@ -1,11 +1,9 @@
-//! Test helpers: APDU building, the host side of every exchange (written here with the `des` and
-//! `aes` crates, independently of the card's code), and scenario running.
+//! Test helpers: APDU building, the host side of every exchange (the core's admin key, code
+//! independent of the card's), and scenario running.
 #![allow(dead_code)]
 
-use aes::{Aes128, Aes192, Aes256};
+use cardunlock_core::crypto::{AdminKey, Algorithm as HostAlgorithm};
 use cardunlock_sim::{Algorithm, SimCard};
-use cipher::{generic_array::GenericArray, BlockDecrypt, BlockEncrypt, KeyInit};
-use des::TdesEde3;
 
 /// Build a short APDU (data may be empty; `le` None = absent).
 pub fn apdu(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u8>) -> Vec<u8> {
@@ -75,85 +73,44 @@ pub fn select_iso(card: &mut SimCard) {
     assert_eq!(s, 0x9000);
 }
 
+/// The host side's key: the core's admin key (the card's own crypto is separate code), so the
+/// workspace has one host-side ECB / CBC implementation.
+fn host_key(alg: Algorithm, key: &[u8]) -> AdminKey {
+    let alg = match alg {
+        Algorithm::TripleDes => HostAlgorithm::TripleDes,
+        Algorithm::Aes128 => HostAlgorithm::Aes128,
+        Algorithm::Aes192 => HostAlgorithm::Aes192,
+        Algorithm::Aes256 => HostAlgorithm::Aes256,
+    };
+    AdminKey::new(alg, key).expect("key length")
+}
+
 /// Host-side ECB encryption.
 pub fn ecb_encrypt(alg: Algorithm, key: &[u8], data: &[u8]) -> Vec<u8> {
-    ecb(alg, key, data, true)
+    let mut out = data.to_vec();
+    host_key(alg, key)
+        .encrypt_ecb(&mut out)
+        .expect("whole blocks");
+    out
 }
 
 /// Host-side ECB decryption.
 pub fn ecb_decrypt(alg: Algorithm, key: &[u8], data: &[u8]) -> Vec<u8> {
-    ecb(alg, key, data, false)
-}
-
-fn ecb(alg: Algorithm, key: &[u8], data: &[u8], encrypt: bool) -> Vec<u8> {
     let mut out = data.to_vec();
-    match alg {
-        Algorithm::TripleDes => {
-            let c = TdesEde3::new_from_slice(key).expect("3DES key");
-            for b in out.chunks_exact_mut(8) {
-                let b = GenericArray::from_mut_slice(b);
-                if encrypt {
-                    c.encrypt_block(b)
-                } else {
-                    c.decrypt_block(b)
-                }
-            }
-        }
-        Algorithm::Aes128 => aes_ecb(
-            &Aes128::new_from_slice(key).expect("key"),
-            &mut out,
-            encrypt,
-        ),
-        Algorithm::Aes192 => aes_ecb(
-            &Aes192::new_from_slice(key).expect("key"),
-            &mut out,
-            encrypt,
-        ),
-        Algorithm::Aes256 => aes_ecb(
-            &Aes256::new_from_slice(key).expect("key"),
-            &mut out,
-            encrypt,
-        ),
-    }
+    host_key(alg, key)
+        .decrypt_ecb(&mut out)
+        .expect("whole blocks");
     out
-}
-
-fn aes_ecb<C>(c: &C, out: &mut [u8], encrypt: bool)
-where
-    C: BlockEncrypt + BlockDecrypt + cipher::BlockSizeUser<BlockSize = cipher::consts::U16>,
-{
-    for b in out.chunks_exact_mut(16) {
-        let b = GenericArray::from_mut_slice(b);
-        if encrypt {
-            c.encrypt_block(b)
-        } else {
-            c.decrypt_block(b)
-        }
-    }
 }
 
 /// Host-side 3DES-CBC with a zero IV, as OpenSC's `gids_authenticate_admin` does it.
 pub fn tdes_cbc(key: &[u8; 24], data: &[u8], encrypt: bool) -> Vec<u8> {
-    let c = TdesEde3::new_from_slice(key).expect("3DES key");
-    let mut prev = [0u8; 8];
-    let mut out = Vec::with_capacity(data.len());
-    for block in data.chunks_exact(8) {
-        let mut b = [0u8; 8];
-        if encrypt {
-            for i in 0..8 {
-                b[i] = block[i] ^ prev[i];
-            }
-            c.encrypt_block(GenericArray::from_mut_slice(&mut b));
-            prev = b;
-        } else {
-            b.copy_from_slice(block);
-            c.decrypt_block(GenericArray::from_mut_slice(&mut b));
-            for i in 0..8 {
-                b[i] ^= prev[i];
-            }
-            prev.copy_from_slice(block);
-        }
-        out.extend_from_slice(&b);
+    let key = host_key(Algorithm::TripleDes, key);
+    let mut out = data.to_vec();
+    if encrypt {
+        key.cbc_encrypt(&[0; 8], &mut out).expect("whole blocks");
+    } else {
+        key.cbc_decrypt(&[0; 8], &mut out).expect("whole blocks");
     }
     out
 }

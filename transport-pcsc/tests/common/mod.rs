@@ -104,12 +104,6 @@ pub fn empty_reader() -> (Pcsc, ReaderLock) {
 }
 
 /// A deterministic "random" source for the GIDS host random and padding.
-pub fn counter_rng() -> impl FnMut(&mut [u8]) {
-    let mut n = 0u8;
-    move |buf: &mut [u8]| {
-        for b in buf {
-            n = n.wrapping_add(37);
-            *b = n;
-        }
-    }
+pub fn counter_rng() -> cardunlock_sim::TestRng {
+    cardunlock_sim::TestRng::counter(0)
 }

@@ -133,7 +133,7 @@ impl<I, C> Error<I, C> {
     }
 }
 
-impl<I: fmt::Debug, C: fmt::Debug> TransportError for Error<I, C> {
+impl<I: fmt::Debug + fmt::Display, C: fmt::Debug + fmt::Display> TransportError for Error<I, C> {
     fn kind(&self) -> ErrorKind {
         Error::kind(self)
     }

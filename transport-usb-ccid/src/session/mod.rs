@@ -788,7 +788,7 @@ where
     IO: Read + Write,
     C: Clock,
     K: Control,
-    K::Error: core::fmt::Debug,
+    K::Error: core::fmt::Debug + core::fmt::Display,
 {
     type Error = SessionError<IO, K>;
 

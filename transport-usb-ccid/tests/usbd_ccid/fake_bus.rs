@@ -80,6 +80,16 @@ pub enum Handshake {
     NoEndpoint,
 }
 
+impl std::fmt::Display for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Nak => "NAK",
+            Self::Stall => "STALL",
+            Self::NoEndpoint => "no such endpoint",
+        })
+    }
+}
+
 /// A new bus and the host port to it.
 pub fn new_bus() -> (FakeBus, HostPort) {
     let state = Arc::new(Mutex::new(BusState::default()));
