@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the system packages, starts pcscd with the
 # vpcd virtual readers and a throw-away PostgreSQL cluster, and runs every test of the workspace
-# (the real-pcscd tests included), then the USB CCID test in a QEMU guest.
+# (the real-pcscd tests included), then the USB CCID test in a QEMU guest, the unlock window
+# under Xvfb, and the Windows build under Wine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +16,11 @@ cargo test --workspace --locked --no-fail-fast
 # cardunlock --transport ccid status and unblock of a simulated card behind it (about 1-2 min with
 # the static build; fails loudly when the guest cannot boot).
 bash scripts/qemu-ccid/test.sh
+# The unlock window for real: under Xvfb (software OpenGL), driven by keystrokes through the demo
+# unlock, a screenshot per step, each checked non-empty and different from the one before, texts
+# read back with OCR (about 1-2 min with the binary built).
+bash scripts/gui/xvfb-test.sh
+# Windows: the CLI and the window cross-built for x86_64-pc-windows-gnu (mingw-w64), then
+# `cardunlock.exe demo --non-interactive` under Wine must print the success line, and the window
+# must load and draw the questions (Wine's WinSCard is a stub: PC/SC is compile-checked only).
+bash scripts/windows/build-and-run.sh

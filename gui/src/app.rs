@@ -310,14 +310,8 @@ impl UnlockApp {
                     ui.add_space(6.0);
                     for (i, (q, a)) in questions.iter().zip(answers.iter_mut()).enumerate() {
                         let label = ui.label(q.as_str());
-                        let field = ui.add(
-                            egui::TextEdit::singleline(&mut **a)
-                                .password(true)
-                                .return_key(None)
-                                .id_salt(("answer", i))
-                                .desired_width(260.0),
-                        );
-                        let field = field.labelled_by(label.id);
+                        let field =
+                            secret_field(ui, a, ("answer", i), 260.0, true).labelled_by(label.id);
                         if fresh && i == 0 {
                             field.request_focus();
                         }
@@ -340,27 +334,12 @@ impl UnlockApp {
                 ui.label(RichText::new(format!("PIN rules: {}.", policy.describe())).weak());
                 ui.add_space(6.0);
                 let label = ui.label("New PIN");
-                let field = ui
-                    .add(
-                        egui::TextEdit::singleline(&mut **pin)
-                            .password(true)
-                            .return_key(None)
-                            .id_salt("new-pin")
-                            .desired_width(200.0),
-                    )
-                    .labelled_by(label.id);
+                let field = secret_field(ui, pin, "new-pin", 200.0, true).labelled_by(label.id);
                 if fresh {
                     field.request_focus();
                 }
                 let label = ui.label("Confirm new PIN");
-                ui.add(
-                    egui::TextEdit::singleline(&mut **confirm)
-                        .password(true)
-                        .return_key(None)
-                        .id_salt("confirm-pin")
-                        .desired_width(200.0),
-                )
-                .labelled_by(label.id);
+                secret_field(ui, confirm, "confirm-pin", 200.0, true).labelled_by(label.id);
                 let mut violations = if pin.is_empty() {
                     Vec::new()
                 } else {
@@ -414,15 +393,9 @@ impl UnlockApp {
                         ui.label("PUK")
                     }
                 };
-                let field = ui
-                    .add(
-                        egui::TextEdit::singleline(&mut **response)
-                            .password(matches!(challenge, Challenge::Puk))
-                            .return_key(None)
-                            .id_salt("response")
-                            .desired_width(260.0),
-                    )
-                    .labelled_by(label.id);
+                let puk = matches!(challenge, Challenge::Puk);
+                let field =
+                    secret_field(ui, response, "response", 260.0, puk).labelled_by(label.id);
                 if fresh {
                     field.request_focus();
                 }
@@ -516,6 +489,30 @@ impl UnlockApp {
             self.show(next);
         }
     }
+}
+
+/// A one-line field for a secret: hidden as typed (`hidden`), Enter left to the screen, and
+/// egui's undo history of it (copies of the text) dropped every frame.
+fn secret_field(
+    ui: &mut egui::Ui,
+    text: &mut Zeroizing<String>,
+    salt: impl std::hash::Hash + std::fmt::Debug,
+    width: f32,
+    hidden: bool,
+) -> egui::Response {
+    let response = ui.add(
+        egui::TextEdit::singleline(&mut **text)
+            .password(hidden)
+            .return_key(None)
+            .id_salt(salt)
+            .desired_width(width),
+    );
+    let ctx = ui.ctx();
+    if let Some(mut state) = egui::text_edit::TextEditState::load(ctx, response.id) {
+        state.clear_undoer();
+        state.store(ctx, response.id);
+    }
+    response
 }
 
 /// The arrow button (drawn with the monospace font: the proportional one has no arrows).

@@ -27,6 +27,8 @@ const USAGE: &str = "usage:
   cardunlock-gui --server URL --cert PEM [--reader NAME]
                                           a real card through PC/SC and the unlock server";
 
+// Without PC/SC the server mode only reports that it cannot reach a card.
+#[cfg_attr(not(feature = "pcsc"), allow(dead_code))]
 enum Mode {
     Demo(Scenario),
     Server {

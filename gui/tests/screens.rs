@@ -3,107 +3,22 @@
 //! in-process unlock server on a temporary SQLite file and the simulated card of the seed.
 //! Only the card's removal is staged, by a transport that stops answering like a pulled card.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cardunlock_client::api::Api;
-use cardunlock_client::demo::{
-    Demo, Scenario, SharedCard, DEMO_ANSWERS, DEMO_QUESTIONS, DEMO_USER,
-};
+use cardunlock_client::demo::{Scenario, SharedCard, DEMO_ANSWERS, DEMO_QUESTIONS, DEMO_USER};
 use cardunlock_client::failure::Failure;
 use cardunlock_core::{ErrorKind, Transport};
 use cardunlock_gui::app::{Screen, ARROW, ENTER_NEW_PIN, UNLOCKED};
 use cardunlock_gui::link::{self, Challenge, Reply, WorkerEnd};
 use cardunlock_gui::worker::{self, CardSource, DemoCard, INSERT_CARD};
-use cardunlock_gui::UnlockApp;
+use common::*;
 use eframe::egui::Key;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::Harness;
-
-type H = Harness<'static, UnlockApp>;
-
-fn harness(app: UnlockApp) -> H {
-    Harness::builder()
-        .with_size([460.0, 640.0])
-        .build_ui_state(|ui, app: &mut UnlockApp| app.ui(ui), app)
-}
-
-/// Steps the window until `screen` is on show (the worker runs on its own thread).
-fn wait_for(h: &mut H, screen: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        h.step();
-        if h.state().screen().name() == screen {
-            // Let the new screen lay out and take its focus.
-            h.run_steps(3);
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for the {screen} screen; on show: {}",
-            h.state().screen().name()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn has(h: &H, text: &str) -> bool {
-    h.query_all_by_label_contains(text).next().is_some()
-}
-
-fn type_keys(h: &mut H, text: &str) {
-    h.get_by(|n| n.is_focused()).type_text(text);
-    h.run_steps(2);
-}
-
-fn press(h: &mut H, key: Key) {
-    h.key_press(key);
-    h.run_steps(2);
-}
-
-fn erase(h: &mut H, n: usize) {
-    for _ in 0..n {
-        h.key_press(Key::Backspace);
-    }
-    h.run_steps(2);
-}
-
-/// A window and a worker thread running `run`.
-fn start(run: impl FnOnce(&WorkerEnd) + Send + 'static) -> (H, std::thread::JoinHandle<()>) {
-    let (window, end) = link::channel();
-    let worker = std::thread::spawn(move || run(&end));
-    (harness(UnlockApp::new(window)), worker)
-}
-
-/// The unlock over `source` against the demo's server.
-fn against<S: CardSource + Send + 'static>(
-    demo: &Arc<Demo>,
-    mut source: S,
-) -> impl FnOnce(&WorkerEnd) + Send + 'static {
-    let demo = demo.clone();
-    move |end| worker::run(&mut source, demo.api(), end)
-}
-
-/// The demo with cheap answer hashes (the default Argon2id cost is slow in a debug build).
-fn demo(scenario: Scenario) -> Arc<Demo> {
-    let cheap = cardunlock_server::Argon2Params {
-        m_cost_kib: 256,
-        t_cost: 1,
-        p_cost: 1,
-    };
-    Arc::new(Demo::start_with(scenario, cheap).expect("demo starts"))
-}
-
-fn answer_questions(h: &mut H, answers: &[&str]) {
-    for (i, a) in answers.iter().enumerate() {
-        if i > 0 {
-            press(h, Key::Tab);
-        }
-        type_keys(h, a);
-    }
-    press(h, Key::Enter);
-}
 
 #[test]
 fn seed_unlock_with_the_keyboard_shows_every_screen() {
@@ -120,6 +35,19 @@ fn seed_unlock_with_the_keyboard_shows_every_screen() {
     assert!(!has(&h, DEMO_USER.0));
     // Answers are hidden as typed.
     type_keys(&mut h, DEMO_ANSWERS[0]);
+    // egui keeps no undo copy of a secret field's text.
+    let focused = h
+        .ctx
+        .memory(|m| m.focused())
+        .expect("the first answer has the focus");
+    let undo = eframe::egui::text_edit::TextEditState::load(&h.ctx, focused)
+        .expect("a text field")
+        .undoer();
+    let typed = (
+        eframe::egui::text::CCursorRange::default(),
+        DEMO_ANSWERS[0].to_string(),
+    );
+    assert!(!undo.is_in_flux() && !undo.has_undo(&typed) && !undo.has_undo(&Default::default()));
     assert!(
         !has(&h, DEMO_ANSWERS[0]),
         "the answer is not readable on screen"
@@ -217,6 +145,11 @@ fn wrong_answers_show_the_attempts_left_then_the_lock() {
         !has(&h, DEMO_USER.0),
         "no name released without verified answers"
     );
+    assert!(!has(&h, "Try again"), "nothing to try again: only Close");
+    // Enter presses Close; the worker stops.
+    press(&mut h, Key::Enter);
+    assert!(h.state().closed());
+    worker.join().expect("the worker ends after Close");
 }
 
 #[test]

@@ -86,8 +86,15 @@ pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// QEMU's ccid-card-passthru is a unix socket: not on Windows.
+#[cfg(not(unix))]
+fn run_vscard(_: SimCard, _: &std::path::Path, _: &SimCardArgs) -> Result<(), Failure> {
+    Err(Failure::new(Kind::Usage, "--vscard: QEMU's unix socket exists on Unix only"))
+}
+
 /// QEMU's reader speaks T=0 only: the card is presented with a T=0 ATR (same historical
 /// bytes); its APDU behaviour is unchanged.
+#[cfg(unix)]
 fn run_vscard(card: SimCard, socket: &std::path::Path, args: &SimCardArgs) -> Result<(), Failure> {
     let stop = AtomicBool::new(false);
     let mut card = cardunlock_vpcd::vscard::T0Card::new(card);

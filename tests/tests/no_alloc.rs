@@ -48,17 +48,10 @@ fn armed<T>(f: impl FnOnce() -> T) -> (T, usize) {
 
 fn piv_unblock<T: Transport>(transport: T) -> Result<(), String> {
     let mut driver = Driver::new(transport);
+    let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"840259",
-            b"840259",
-            None,
-            Some(b"12345678"),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ))
     .map_err(|e| format!("{e:?}"))
 }
@@ -88,17 +81,10 @@ fn piv_unblock_allocates_nothing() {
     let mut replay = recording.replay();
     let (result, allocations) = armed(|| {
         let mut driver = Driver::new(&mut replay);
+        let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
         block_on(unlock::piv_unblock(
             &mut driver,
-            &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
-            &cardunlock_core::secret::NewPin::new(
-                &PinPolicy::PIV,
-                b"840259",
-                b"840259",
-                None,
-                Some(b"12345678"),
-            )
-            .unwrap(),
+            &input.0, &input.1,
         ))
     });
     assert_eq!(result, Ok(()));

@@ -60,17 +60,10 @@ fn status_of_a_blocked_card_spends_nothing() {
 fn puk_unblock_sets_the_new_pin_and_resets_counters() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
+    let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"840259",
-            b"840259",
-            None,
-            Some(b"12345678"),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ))
     .unwrap();
     let c = card.borrow();
@@ -89,17 +82,10 @@ fn puk_unblock_sets_the_new_pin_and_resets_counters() {
 fn wrong_puk_costs_exactly_one_try_and_reports_it() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
+    let input = unlock::piv_input(&PinPolicy::PIV, b"87654321", b"840259", b"840259").unwrap();
     let err = block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"87654321").unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"840259",
-            b"840259",
-            None,
-            Some(b"87654321"),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ));
     assert_eq!(
         err,
@@ -118,17 +104,10 @@ fn blocked_puk_is_reported() {
     config.puk_tries_left = 0;
     let card = piv_card(config);
     let mut driver = Driver::new(TestTransport::new(&card));
+    let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     let err = block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"840259",
-            b"840259",
-            None,
-            Some(b"12345678"),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ));
     assert_eq!(
         err,

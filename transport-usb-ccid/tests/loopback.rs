@@ -26,17 +26,10 @@ fn piv_unblock_through_the_loopback_reader() {
     let mut driver = Driver::new(session(SimCard::new(Config::Piv(
         PivConfig::factory().blocked(),
     ))));
+    let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"802517", b"802517").unwrap();
     block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"802517",
-            b"802517",
-            None,
-            Some(b"12345678"),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ))
     .unwrap();
     let (reader, _, _) = driver.into_inner().into_parts();
@@ -51,17 +44,10 @@ fn a_wrong_puk_through_the_loopback_reader_costs_one_try() {
     let mut driver = Driver::new(session(SimCard::new(Config::Piv(
         PivConfig::factory().blocked(),
     ))));
+    let input = unlock::piv_input(&PinPolicy::PIV, b"87654321", b"802517", b"802517").unwrap();
     let err = block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"87654321").unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"802517",
-            b"802517",
-            None,
-            Some(b"87654321"),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ))
     .unwrap_err();
     assert!(

@@ -30,17 +30,10 @@ fn tpdu_reader(features: u32, max: u32) -> SimConfig {
 
 fn unblock<S: SlotCard>(session: SimSession<S>, puk: &[u8]) -> (Result<(), String>, SimSession<S>) {
     let mut driver = Driver::new(session);
+    let input = unlock::piv_input(&PinPolicy::PIV, puk, b"840259", b"840259").unwrap();
     let r = block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(puk).unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"840259",
-            b"840259",
-            None,
-            Some(puk),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ));
     (r.map_err(|e| format!("{e:?}")), driver.into_inner())
 }
@@ -172,17 +165,10 @@ fn t1_card_removed_mid_apdu() {
         session_with(T1Card::new(piv()), tpdu_reader(features::AUTO_VOLTAGE, 271));
     reader.get_mut().inject(When::Xfr(2), Fault::CardRemoved);
     let mut driver = Driver::new(session);
+    let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     let r = block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"840259",
-            b"840259",
-            None,
-            Some(b"12345678"),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ));
     let Err(unlock::UnlockError::Card(e)) = r else {
         panic!("{r:?}")

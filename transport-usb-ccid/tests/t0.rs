@@ -262,17 +262,10 @@ fn piv_unblock_over_t0() {
     let mut t0card = T0Card::new(sim.clone());
     t0card.power_on();
     let mut driver = Driver::new(Reader { card: t0card });
+    let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"840259",
-            b"840259",
-            None,
-            Some(b"12345678"),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ))
     .unwrap();
     let c = sim.borrow();

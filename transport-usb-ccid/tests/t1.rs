@@ -718,17 +718,10 @@ fn unblock(
     let mut inner = T1Transport::new(T1Card::new(card.clone()).with_ifsc(ifsc));
     arm(&mut inner.io);
     let mut driver = Driver::new(Faulty { inner, lose_rrc });
+    let input = unlock::piv_input(&PinPolicy::PIV, puk, b"840259", b"840259").unwrap();
     let result = block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(puk).unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"840259",
-            b"840259",
-            None,
-            Some(puk),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ));
     let t1card = &driver.transport().inner.io.card;
     Run {

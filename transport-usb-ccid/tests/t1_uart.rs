@@ -94,17 +94,10 @@ fn uart_card(setup: impl FnOnce(&mut T1Card<SimCard>)) -> UartT1 {
 
 fn unblock(t: UartT1, puk: &[u8]) -> (Result<(), String>, Line) {
     let mut driver = Driver::new(t);
+    let input = unlock::piv_input(&PinPolicy::PIV, puk, b"802517", b"802517").unwrap();
     let result = block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(puk).unwrap(),
-        &cardunlock_core::secret::NewPin::new(
-            &PinPolicy::PIV,
-            b"802517",
-            b"802517",
-            None,
-            Some(puk),
-        )
-        .unwrap(),
+        &input.0, &input.1,
     ))
     .map_err(|e| format!("{e:?}"));
     (result, driver.into_inner().io.into_inner())

@@ -40,6 +40,8 @@
 mod connection;
 mod lock;
 mod served;
+// QEMU's ccid-card-passthru speaks over a unix socket.
+#[cfg(unix)]
 pub mod vscard;
 
 // Defined in `cardunlock-sim` (the simulated USB CCID reader uses it too), re-exported so that
