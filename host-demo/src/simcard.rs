@@ -89,7 +89,10 @@ pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
 /// QEMU's ccid-card-passthru is a unix socket: not on Windows.
 #[cfg(not(unix))]
 fn run_vscard(_: SimCard, _: &std::path::Path, _: &SimCardArgs) -> Result<(), Failure> {
-    Err(Failure::new(Kind::Usage, "--vscard: QEMU's unix socket exists on Unix only"))
+    Err(Failure::new(
+        Kind::Usage,
+        "--vscard: QEMU's unix socket exists on Unix only",
+    ))
 }
 
 /// QEMU's reader speaks T=0 only: the card is presented with a T=0 ATR (same historical

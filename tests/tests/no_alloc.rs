@@ -49,11 +49,7 @@ fn armed<T>(f: impl FnOnce() -> T) -> (T, usize) {
 fn piv_unblock<T: Transport>(transport: T) -> Result<(), String> {
     let mut driver = Driver::new(transport);
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-    block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ))
-    .map_err(|e| format!("{e:?}"))
+    block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).map_err(|e| format!("{e:?}"))
 }
 
 const R1: [u8; 16] = [0x21; 16];
@@ -82,10 +78,7 @@ fn piv_unblock_allocates_nothing() {
     let (result, allocations) = armed(|| {
         let mut driver = Driver::new(&mut replay);
         let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-        block_on(unlock::piv_unblock(
-            &mut driver,
-            &input.0, &input.1,
-        ))
+        block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1))
     });
     assert_eq!(result, Ok(()));
     assert_eq!(replay.replayed(), 3, "the replay ran the whole flow");

@@ -61,11 +61,7 @@ fn puk_unblock_sets_the_new_pin_and_resets_counters() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-    block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ))
-    .unwrap();
+    block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).unwrap();
     let c = card.borrow();
     assert!(c.pin_is(b"840259"));
     assert_eq!(c.pin_tries_left(), 3);
@@ -83,10 +79,7 @@ fn wrong_puk_costs_exactly_one_try_and_reports_it() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
     let input = unlock::piv_input(&PinPolicy::PIV, b"87654321", b"840259", b"840259").unwrap();
-    let err = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ));
+    let err = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     assert_eq!(
         err,
         Err(UnlockError::Card(Error::Flow(FlowError::WrongPuk {
@@ -105,10 +98,7 @@ fn blocked_puk_is_reported() {
     let card = piv_card(config);
     let mut driver = Driver::new(TestTransport::new(&card));
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-    let err = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ));
+    let err = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     assert_eq!(
         err,
         Err(UnlockError::Card(Error::Flow(FlowError::PukBlocked)))

@@ -27,11 +27,7 @@ fn piv_unblock_through_the_loopback_reader() {
         PivConfig::factory().blocked(),
     ))));
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"802517", b"802517").unwrap();
-    block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ))
-    .unwrap();
+    block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).unwrap();
     let (reader, _, _) = driver.into_inner().into_parts();
     let card = reader.card();
     assert!(card.pin_is(b"802517"));
@@ -45,11 +41,7 @@ fn a_wrong_puk_through_the_loopback_reader_costs_one_try() {
         PivConfig::factory().blocked(),
     ))));
     let input = unlock::piv_input(&PinPolicy::PIV, b"87654321", b"802517", b"802517").unwrap();
-    let err = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ))
-    .unwrap_err();
+    let err = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).unwrap_err();
     assert!(
         matches!(
             err,

@@ -26,10 +26,7 @@ fn reader(level: ExchangeLevel, max_message: u32) -> SimConfig {
 fn unblock(session: SimSession<ApduCard>) -> (Result<(), String>, SimSession<ApduCard>) {
     let mut driver = Driver::new(session);
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-    let r = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ));
+    let r = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     (r.map_err(|e| format!("{e:?}")), driver.into_inner())
 }
 

@@ -37,10 +37,7 @@ type Outcome = Result<
 fn unblock_with(session: SimSession<ApduCard>, puk: &[u8]) -> (Outcome, SimSession<ApduCard>) {
     let mut driver = Driver::new(session);
     let input = unlock::piv_input(&PinPolicy::PIV, puk, b"840259", b"840259").unwrap();
-    let r = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ));
+    let r = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     (r, driver.into_inner())
 }
 

@@ -31,10 +31,7 @@ fn tpdu_reader(features: u32, max: u32) -> SimConfig {
 fn unblock<S: SlotCard>(session: SimSession<S>, puk: &[u8]) -> (Result<(), String>, SimSession<S>) {
     let mut driver = Driver::new(session);
     let input = unlock::piv_input(&PinPolicy::PIV, puk, b"840259", b"840259").unwrap();
-    let r = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ));
+    let r = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     (r.map_err(|e| format!("{e:?}")), driver.into_inner())
 }
 
@@ -166,10 +163,7 @@ fn t1_card_removed_mid_apdu() {
     reader.get_mut().inject(When::Xfr(2), Fault::CardRemoved);
     let mut driver = Driver::new(session);
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-    let r = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ));
+    let r = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     let Err(unlock::UnlockError::Card(e)) = r else {
         panic!("{r:?}")
     };

@@ -263,11 +263,7 @@ fn piv_unblock_over_t0() {
     t0card.power_on();
     let mut driver = Driver::new(Reader { card: t0card });
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-    block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ))
-    .unwrap();
+    block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).unwrap();
     let c = sim.borrow();
     assert!(c.pin_is(b"840259"));
     assert_eq!(c.puk_tries_left(), Some(3));

@@ -719,10 +719,7 @@ fn unblock(
     arm(&mut inner.io);
     let mut driver = Driver::new(Faulty { inner, lose_rrc });
     let input = unlock::piv_input(&PinPolicy::PIV, puk, b"840259", b"840259").unwrap();
-    let result = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ));
+    let result = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     let t1card = &driver.transport().inner.io.card;
     Run {
         card,

@@ -95,11 +95,8 @@ fn uart_card(setup: impl FnOnce(&mut T1Card<SimCard>)) -> UartT1 {
 fn unblock(t: UartT1, puk: &[u8]) -> (Result<(), String>, Line) {
     let mut driver = Driver::new(t);
     let input = unlock::piv_input(&PinPolicy::PIV, puk, b"802517", b"802517").unwrap();
-    let result = block_on(unlock::piv_unblock(
-        &mut driver,
-        &input.0, &input.1,
-    ))
-    .map_err(|e| format!("{e:?}"));
+    let result = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1))
+        .map_err(|e| format!("{e:?}"));
     (result, driver.into_inner().io.into_inner())
 }
 
