@@ -44,10 +44,13 @@ fn iso() -> SimCard {
     SimCard::new(Config::Iso(IsoConfig::factory().blocked()))
 }
 
+/// Every command of a run with the card's answer to it.
+type Exchanges = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A transport that keeps every command and answer (for the parser seeds).
 struct Tap<T> {
     inner: T,
-    log: Rc<RefCell<Vec<(Vec<u8>, Vec<u8>)>>>,
+    log: Rc<RefCell<Exchanges>>,
 }
 
 impl<T: Transport> Transport for Tap<T> {
@@ -64,13 +67,9 @@ impl<T: Transport> Transport for Tap<T> {
     }
 }
 
-fn fill(out: &mut [u8]) {
-    out.fill(0x5A);
-}
-
 /// Runs flow `which` (as the `flows` target numbers them) over `card`; returns the answers as
 /// frames and every exchange.
-fn run_flow(which: u8, card: SimCard) -> (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>) {
+fn run_flow(which: u8, card: SimCard) -> (Vec<u8>, Exchanges) {
     let log = Rc::new(RefCell::new(Vec::new()));
     let rec = Recorder {
         inner: Tap {
@@ -80,30 +79,22 @@ fn run_flow(which: u8, card: SimCard) -> (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>) {
         frames: Vec::new(),
     };
     let mut driver = Driver::new(rec);
-    let mut key = LocalKey::new(AdminKey::piv_default(), fill as fn(&mut [u8]));
+    let mut key = LocalKey::new(AdminKey::piv_default(), cardunlock_sim::TestRng::counter(3));
+    let (puk, piv_pin) =
+        unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").expect("input");
+    let pin = unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").expect("input");
     let ok = match which {
-        0 => block_on(unlock::piv_unblock(
-            &mut driver,
-            &PinPolicy::PIV,
-            b"12345678",
-            b"840259",
-            b"840259",
-        ))
-        .is_ok(),
+        0 => block_on(unlock::piv_unblock(&mut driver, &puk, &piv_pin)).is_ok(),
         1 => block_on(unlock::piv_unblock_with(
             &mut driver,
-            &PinPolicy::PIV,
-            b"12345678",
-            b"840259",
-            b"840259",
+            &puk,
+            &piv_pin,
             PivUnblockOptions::LEAN,
         ))
         .is_ok(),
         2 => block_on(unlock::gids_unblock_with(
             &mut driver,
-            &PinPolicy::GIDS,
-            b"Xk9w2",
-            b"Xk9w2",
+            &pin,
             [7; 16],
             &mut key,
             Select::Application,
@@ -112,9 +103,7 @@ fn run_flow(which: u8, card: SimCard) -> (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>) {
         3 => block_on(unlock::iso_unblock_with(
             &mut driver,
             IsoProfile::SIM,
-            &PinPolicy::GIDS,
-            b"Xk9w2",
-            b"Xk9w2",
+            &pin,
             &mut key,
             Select::Application,
         ))
@@ -177,14 +166,10 @@ fn ccid_run<S: SlotCard>(card: S, desc: ClassDescriptor) -> (Vec<Vec<u8>>, Vec<V
     };
     let session = Session::<_, _, _>::new(tee, clock, reader.control(), &desc, 0).expect("session");
     let mut driver = Driver::new(session);
-    block_on(unlock::piv_unblock(
-        &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
-    ))
-    .expect("unblock through the simulated reader");
+    let (puk, pin) =
+        unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").expect("input");
+    block_on(unlock::piv_unblock(&mut driver, &puk, &pin))
+        .expect("unblock through the simulated reader");
     let (tee, _, _) = driver.into_inner().into_parts();
     (tee.written, tee.replies)
 }

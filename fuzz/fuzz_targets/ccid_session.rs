@@ -65,13 +65,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut driver = Driver::new(session);
-    let result = block_on(unlock::piv_unblock(
-        &mut driver,
-        &PinPolicy::PIV,
-        b"12345678",
-        b"840259",
-        b"840259",
-    ));
+    let (puk, pin) =
+        unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").expect("input");
+    let result = block_on(unlock::piv_unblock(&mut driver, &puk, &pin));
     let _ = format!("{result:?}");
     let (pipe, _, _) = driver.into_inner().into_parts();
     // At APDU level and for T=0 TPDUs the instruction is the second byte of an XfrBlock; T=1

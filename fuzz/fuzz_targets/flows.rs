@@ -15,6 +15,7 @@ use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, Select};
 use cardunlock_fuzz::ReplayCard;
+use cardunlock_sim::TestRng;
 use embassy_futures::block_on;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,22 +23,28 @@ use libfuzzer_sys::fuzz_target;
 /// reaches the commands after the card check), or one that answers with the wrong length.
 struct Responder {
     mode: u8,
-    key: LocalKey<fn(&mut [u8])>,
+    key: LocalKey<TestRng>,
     r1r2: [u8; 32],
 }
 
-fn fill(out: &mut [u8]) {
-    out.fill(0x5A);
+/// The responder's refusal.
+#[derive(Debug)]
+struct Refused;
+
+impl core::fmt::Display for Refused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("refused")
+    }
 }
 
 impl AdminResponder for Responder {
-    type Error = ();
+    type Error = Refused;
 
     async fn answer(
         &mut self,
         request: AdminRequest<'_>,
         out: &mut [u8; MAX_ANSWER_LEN],
-    ) -> Result<usize, ()> {
+    ) -> Result<usize, Refused> {
         if let AdminRequest::GidsCryptogram { r1, r2 } = request {
             self.r1r2[..16].copy_from_slice(r1);
             self.r1r2[16..].copy_from_slice(r2);
@@ -50,8 +57,8 @@ impl AdminResponder for Responder {
                 Ok(MAX_ANSWER_LEN)
             }
             (2, _) => Ok(usize::from(self.mode >> 2) % (MAX_ANSWER_LEN + 1)),
-            (3, _) => Err(()),
-            _ => self.key.answer_now(request, out).map_err(|_| ()),
+            (3, _) => Err(Refused),
+            _ => self.key.answer_now(request, out).map_err(|_| Refused),
         }
     }
 }
@@ -67,56 +74,52 @@ fuzz_target!(|data: &[u8]| {
     let mut driver = Driver::new(card);
     let mut responder = Responder {
         mode: flags >> 1,
-        key: LocalKey::new(AdminKey::piv_default(), fill as fn(&mut [u8])),
+        key: LocalKey::new(AdminKey::piv_default(), TestRng::counter(3)),
         r1r2: [0; 32],
     };
-    let select = if flags & 0x80 != 0 {
-        Select::AlreadySelected
-    } else {
-        Select::Application
-    };
+    let (puk, piv_pin) =
+        unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").expect("input");
+    let pin = unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").expect("input");
+    // With bit 7: a status read first, and the unblock after it in the same session (the
+    // application it selected, as the CLI does).
     let which = which % 6;
-    let ok = match which {
-        0 => block_on(unlock::piv_unblock(
+    let select = if flags & 0x80 != 0 && (2..4).contains(&which) {
+        match block_on(unlock::read_status_selected(&mut driver, IsoProfile::SIM)) {
+            Ok((_, selected)) => Some(Select::After(selected)),
+            Err(_) => None,
+        }
+    } else {
+        Some(Select::Application)
+    };
+    let ok = match (which, select) {
+        (_, None) => false,
+        (0, _) => block_on(unlock::piv_unblock(&mut driver, &puk, &piv_pin)).is_ok(),
+        (1, _) => block_on(unlock::piv_unblock_with(
             &mut driver,
-            &PinPolicy::PIV,
-            b"12345678",
-            b"840259",
-            b"840259",
-        ))
-        .is_ok(),
-        1 => block_on(unlock::piv_unblock_with(
-            &mut driver,
-            &PinPolicy::PIV,
-            b"12345678",
-            b"840259",
-            b"840259",
+            &puk,
+            &piv_pin,
             PivUnblockOptions::LEAN,
         ))
         .is_ok(),
-        2 => block_on(unlock::gids_unblock_with(
+        (2, Some(select)) => block_on(unlock::gids_unblock_with(
             &mut driver,
-            &PinPolicy::GIDS,
-            b"Xk9w2",
-            b"Xk9w2",
+            &pin,
             [7; 16],
             &mut responder,
             select,
         ))
         .is_ok(),
-        3 => block_on(unlock::iso_unblock_with(
+        (3, Some(select)) => block_on(unlock::iso_unblock_with(
             &mut driver,
             IsoProfile::SIM,
-            &PinPolicy::GIDS,
-            b"Xk9w2",
-            b"Xk9w2",
+            &pin,
             &mut responder,
             select,
         ))
         .is_ok(),
         _ => {
             let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM));
-            if let Ok(s) = status {
+            if let Ok(s) = &status {
                 let _ = format!("{s:?}");
             }
             status.is_ok()

@@ -41,8 +41,13 @@ fuzz_target!(|data: &[u8]| {
         ..IsoProfile::SIM
     };
     let pin = NewPin::new(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", None, None).expect("policy");
-    let mut flow = IsoUnblock::new(profile, &pin).without_select();
-    assert!(matches!(flow.action(), Action::Send(c) if c.ins == 0x84));
+    let mut flow = IsoUnblock::new(profile, &pin);
+    let mut buf = [0u8; 512];
+    assert!(matches!(flow.action(&mut buf), Ok(Action::Send(c)) if c.ins == 0xA4));
+    let selected = Response::parse(&[0x90, 0x00]).expect("90 00");
+    flow.handle(Event::Response(selected))
+        .expect("SELECT accepted");
+    assert!(matches!(flow.action(&mut buf), Ok(Action::Send(c)) if c.ins == 0x84));
     let Ok(resp) = Response::parse(answer) else {
         return;
     };
@@ -51,11 +56,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(resp.status.is_success());
             assert_eq!(resp.data.len(), algorithm.block_len());
             assert_eq!(flow.challenge(), Some(resp.data));
-            match flow.action() {
-                Action::Ask(AdminRequest::Encrypt {
+            match flow.action(&mut buf) {
+                Ok(Action::Ask(AdminRequest::Encrypt {
                     algorithm: a,
                     block,
-                }) => {
+                })) => {
                     assert_eq!(a, algorithm);
                     assert_eq!(block, resp.data);
                 }
