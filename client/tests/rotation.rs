@@ -84,11 +84,7 @@ impl Transport for Hooked {
 
 fn config(dir: &std::path::Path, master: &MasterSecret) -> Config {
     let mut c = Config::new(dir.join("db.sqlite"), dir, master.clone());
-    c.argon2 = Argon2Params {
-        m_cost_kib: 64,
-        t_cost: 1,
-        p_cost: 1,
-    };
+    c.argon2 = Argon2Params::TEST_ONLY_FAST;
     c
 }
 

@@ -14,11 +14,7 @@ use cardunlock_sim::{Config, PivConfig, SimCard};
 use zeroize::Zeroizing;
 
 /// Cheap answer hashes: the tests are about the flows, not Argon2's cost.
-const FAST: Argon2Params = Argon2Params {
-    m_cost_kib: 64,
-    t_cost: 1,
-    p_cost: 1,
-};
+const FAST: Argon2Params = Argon2Params::TEST_ONLY_FAST;
 
 fn demo(scenario: Scenario) -> Demo {
     Demo::start_with(scenario, FAST).unwrap()

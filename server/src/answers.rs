@@ -36,6 +36,14 @@ impl Default for Argon2Params {
 }
 
 impl Argon2Params {
+    /// Cheap parameters (64 KiB, one pass) for tests that exercise the flows, not Argon2's cost.
+    /// Never for real answers: an offline guess costs almost nothing with them.
+    pub const TEST_ONLY_FAST: Self = Self {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+
     /// Whether Argon2 accepts these parameters.
     pub(crate) fn check(&self) -> Result<(), ServerError> {
         self.params().map(|_| ())
@@ -179,11 +187,7 @@ pub fn verify_answer(answer: &str, stored: &str) -> bool {
 mod tests {
     use super::*;
 
-    const FAST: Argon2Params = Argon2Params {
-        m_cost_kib: 64,
-        t_cost: 1,
-        p_cost: 1,
-    };
+    const FAST: Argon2Params = Argon2Params::TEST_ONLY_FAST;
 
     #[test]
     fn normalisation_folds_case_width_and_spaces() {

@@ -78,11 +78,7 @@ pub fn against<S: CardSource + Send + 'static>(
 
 /// The demo with cheap answer hashes (the default Argon2id cost is slow in a debug build).
 pub fn demo(scenario: Scenario) -> Arc<Demo> {
-    let cheap = cardunlock_server::Argon2Params {
-        m_cost_kib: 256,
-        t_cost: 1,
-        p_cost: 1,
-    };
+    let cheap = cardunlock_server::Argon2Params::TEST_ONLY_FAST;
     Arc::new(Demo::start_with(scenario, cheap).expect("demo starts"))
 }
 

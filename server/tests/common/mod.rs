@@ -18,11 +18,7 @@ use cardunlock_server::{
 use serde_json::{json, Value};
 
 /// Cheap Argon2 for tests that do not measure it.
-pub const FAST: Argon2Params = Argon2Params {
-    m_cost_kib: 64,
-    t_cost: 1,
-    p_cost: 1,
-};
+pub const FAST: Argon2Params = Argon2Params::TEST_ONLY_FAST;
 
 pub const MASTER_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
