@@ -5,7 +5,6 @@
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{AdminRequest, AdminResponder, FlowError, Profile, MAX_ANSWER_LEN};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, Select};
 use cardunlock_core::{Transport, TransportError};
@@ -116,23 +115,10 @@ pub fn unlock_with<T: Transport>(
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    let iso = IsoProfile {
-        algorithm: iso_algorithm.unwrap_or(Algorithm::TripleDes),
-        ..IsoProfile::SIM
-    };
-    let status =
-        block_on(unlock::read_status(driver, iso)).map_err(|e| failure::card(&e, Kind::Usage))?;
+    let (status, iso) = crate::status::read(driver, iso_algorithm, Kind::Usage)?;
     ui.show(Event::Card {
         description: &describe(&status),
     });
-    let iso = IsoProfile {
-        algorithm: iso_algorithm
-            .or(status
-                .admin_algorithm
-                .filter(|_| status.profile == Profile::IsoAdmin))
-            .unwrap_or(Algorithm::TripleDes),
-        ..IsoProfile::SIM
-    };
     let can_retry = ui.can_retry();
     match status.profile {
         Profile::Piv => {

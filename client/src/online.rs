@@ -8,7 +8,6 @@
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{CardStatus, FlowError, NoAdmin, PivChangePuk, Profile};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::PivReference;
 use cardunlock_core::unlock::{self, UnlockError};
@@ -136,12 +135,8 @@ pub fn unlock_with<T: Transport>(
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    let iso = IsoProfile {
-        algorithm: iso_algorithm.unwrap_or(Algorithm::TripleDes),
-        ..IsoProfile::SIM
-    };
-    let status =
-        block_on(unlock::read_status(driver, iso)).map_err(|e| failure::card(&e, Kind::Server))?;
+    // An ISO card that reports its algorithm is believed over the default.
+    let (status, iso) = crate::status::read(driver, iso_algorithm, Kind::Server)?;
     let identity = status
         .identity
         .ok_or_else(|| Failure::new(Kind::Refused, "card: it has no readable identity"))?;
@@ -151,15 +146,6 @@ where
     if status.profile == Profile::Piv {
         puk_tries_allow_a_candidate(status.puk_tries_left)?;
     }
-    // An ISO card that reports its algorithm is believed over the default.
-    let iso = IsoProfile {
-        algorithm: iso_algorithm
-            .or(status
-                .admin_algorithm
-                .filter(|_| status.profile == Profile::IsoAdmin))
-            .unwrap_or(Algorithm::TripleDes),
-        ..IsoProfile::SIM
-    };
 
     let card = CardRef {
         profile: wire_profile(status.profile),

@@ -1,6 +1,42 @@
-//! The card's status as one line for people.
+//! The card's status: read once at the start of an unlock, and shown as one line for people.
 
-use cardunlock_core::flow::CardStatus;
+use cardunlock_core::crypto::Algorithm;
+use cardunlock_core::driver::Driver;
+use cardunlock_core::flow::{CardStatus, Profile};
+use cardunlock_core::iso::IsoProfile;
+use cardunlock_core::unlock;
+use cardunlock_core::{Transport, TransportError};
+use embassy_futures::block_on;
+
+use crate::failure::{self, Failure, Kind};
+
+/// Reads the card's status (status queries only: no try is spent) and the ISO admin profile the
+/// unlock that follows uses: the algorithm given, else the one an ISO card reports, else 3DES.
+/// `responder` is the kind of a failure that is not the card's (see [`failure::card`]).
+pub(crate) fn read<T: Transport>(
+    driver: &mut Driver<T>,
+    iso_algorithm: Option<Algorithm>,
+    responder: Kind,
+) -> Result<(CardStatus, IsoProfile<'static>), Failure>
+where
+    T::Error: TransportError + std::fmt::Display,
+{
+    let probe = IsoProfile {
+        algorithm: iso_algorithm.unwrap_or(Algorithm::TripleDes),
+        ..IsoProfile::SIM
+    };
+    let status =
+        block_on(unlock::read_status(driver, probe)).map_err(|e| failure::card(&e, responder))?;
+    let iso = IsoProfile {
+        algorithm: iso_algorithm
+            .or(status
+                .admin_algorithm
+                .filter(|_| status.profile == Profile::IsoAdmin))
+            .unwrap_or(Algorithm::TripleDes),
+        ..IsoProfile::SIM
+    };
+    Ok((status, iso))
+}
 
 /// What every successful unlock ends with.
 pub const UNLOCKED: &str = "The smart card has been unlocked successfully.";
