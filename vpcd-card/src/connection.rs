@@ -1,6 +1,6 @@
 //! One connection to vpcd, and the message loop that serves a card over it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use socket2::SockRef;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::fill::{fill, Filled};
 use crate::VirtualCard;
 
 /// How long [`serve`] and [`crate::ServedCard::spawn`] keep retrying when vpcd is not listening
@@ -60,16 +61,6 @@ impl Control {
             Self::Unknown(b) => b,
         }
     }
-}
-
-/// How a read of a whole buffer ended.
-enum Filled {
-    /// The buffer is full.
-    Full,
-    /// The peer closed the connection before the first byte.
-    Closed,
-    /// The stop flag was raised.
-    Stopped,
 }
 
 /// A connection to vpcd, as a virtual card.
@@ -212,39 +203,18 @@ impl Connection {
         self.stream.flush()
     }
 
-    /// Reads exactly `buf.len()` bytes. `at_boundary`: EOF before the first byte is a clean
-    /// close rather than an error.
+    /// Reads exactly `buf.len()` bytes, re-arming TCP_QUICKACK before each read (see
+    /// [`fill`](crate::fill::fill)).
     fn fill(&mut self, buf: &mut [u8], stop: &AtomicBool, at_boundary: bool) -> io::Result<Filled> {
-        let mut pos = 0;
-        while pos < buf.len() {
-            if stop.load(Ordering::Acquire) {
-                return Ok(Filled::Stopped);
-            }
-            self.quickack();
-            let Some(rest) = buf.get_mut(pos..) else {
-                break;
-            };
-            match self.stream.read(rest) {
-                Ok(0) if stop.load(Ordering::Acquire) => return Ok(Filled::Stopped),
-                Ok(0) if pos == 0 && at_boundary => return Ok(Filled::Closed),
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "vpcd closed the connection in the middle of a message",
-                    ))
-                }
-                Ok(n) => pos += n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(Filled::Full)
+        let this = &*self;
+        fill(
+            &mut &this.stream,
+            buf,
+            stop,
+            at_boundary,
+            || this.quickack(),
+            "vpcd",
+        )
     }
 
     /// Asks the kernel to ACK at once: vpcd sends the length and the body of a message in two

@@ -38,6 +38,7 @@
 )]
 
 mod connection;
+mod fill;
 mod lock;
 mod served;
 // QEMU's ccid-card-passthru speaks over a unix socket.

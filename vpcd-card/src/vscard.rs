@@ -22,7 +22,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use crate::fill::{fill, Filled};
 use crate::VirtualCard;
 
 /// How long [`serve`] keeps retrying while QEMU's socket is not there yet.
@@ -144,13 +145,6 @@ pub fn init_payload() -> [u8; 12] {
     p
 }
 
-/// How a read of a whole buffer ended.
-enum Filled {
-    Full,
-    Closed,
-    Stopped,
-}
-
 /// A connection to QEMU's `ccid-card-passthru` chardev, as the card side.
 #[derive(Debug)]
 pub struct Connection {
@@ -204,35 +198,15 @@ impl Connection {
         self.stream.write_all(&frame)
     }
 
-    fn fill(&mut self, buf: &mut [u8], stop: &AtomicBool) -> io::Result<Filled> {
-        let mut got = 0;
-        while got < buf.len() {
-            if stop.load(Ordering::Acquire) {
-                return Ok(Filled::Stopped);
-            }
-            let Some(rest) = buf.get_mut(got..) else {
-                break;
-            };
-            match self.stream.read(rest) {
-                Ok(0) if got == 0 => return Ok(Filled::Closed),
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "QEMU closed the VSCard connection mid-message",
-                    ))
-                }
-                Ok(n) => got += n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(Filled::Full)
+    fn fill(&mut self, buf: &mut [u8], stop: &AtomicBool, at_boundary: bool) -> io::Result<Filled> {
+        fill(
+            &mut self.stream,
+            buf,
+            stop,
+            at_boundary,
+            || {},
+            "QEMU (VSCard)",
+        )
     }
 
     /// Receives one message; `None` when QEMU closed the connection or `stop` was raised.
@@ -242,7 +216,7 @@ impl Connection {
         stop: &AtomicBool,
     ) -> io::Result<Option<(Header, Zeroizing<Vec<u8>>)>> {
         let mut h = [0u8; HEADER_LEN];
-        match self.fill(&mut h, stop)? {
+        match self.fill(&mut h, stop, true)? {
             Filled::Full => {}
             Filled::Closed | Filled::Stopped => return Ok(None),
         }
@@ -254,13 +228,10 @@ impl Connection {
             ));
         }
         let mut payload = Zeroizing::new(vec![0u8; header.length as usize]);
-        match self.fill(&mut payload, stop)? {
-            Filled::Full => Ok(Some((header, payload))),
+        // Not at a boundary: EOF here is an error, never `Closed`.
+        match self.fill(&mut payload, stop, false)? {
+            Filled::Full | Filled::Closed => Ok(Some((header, payload))),
             Filled::Stopped => Ok(None),
-            Filled::Closed => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "QEMU closed the VSCard connection mid-message",
-            )),
         }
     }
 
@@ -508,6 +479,7 @@ pub fn serve<C: VirtualCard + ?Sized>(
 mod tests {
     use super::*;
     use cardunlock_sim::{Config, PivConfig, SimCard};
+    use std::io::Read;
     use std::os::unix::net::UnixListener;
     use std::sync::Arc;
 
