@@ -12,48 +12,18 @@ use cardunlock_sim::{Config as SimConfig, PivConfig, SimCard};
 
 use cardunlock_client::api::Api;
 use cardunlock_client::enroll::{personalise, Factory};
-use cardunlock_client::online::{unlock, Event, Ui};
+use cardunlock_client::online::unlock;
 use cardunlock_client::Failure;
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::iso::IsoProfile;
-use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock as core_unlock;
 use cardunlock_core::Transport;
+
+mod common;
+use common::Script;
 use embassy_futures::block_on;
 use zeroize::Zeroizing;
-
-/// One answer and a new PIN, given up front.
-struct Scripted {
-    answers: Vec<String>,
-    new_pin: String,
-}
-
-impl Ui for Scripted {
-    fn show(&mut self, _: Event<'_>) {}
-
-    fn answers(&mut self, _: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
-        Ok(self
-            .answers
-            .iter()
-            .map(|a| Zeroizing::new(a.clone()))
-            .collect())
-    }
-
-    fn can_retry(&self) -> bool {
-        false
-    }
-
-    fn new_pin(
-        &mut self,
-        _: &PinPolicy<'_>,
-    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        Ok((
-            Zeroizing::new(self.new_pin.clone()),
-            Zeroizing::new(self.new_pin.clone()),
-        ))
-    }
-}
 
 fn hex(bytes: &[u8]) -> String {
     cardunlock_client::hex::encode(bytes)
@@ -103,7 +73,7 @@ fn block(card: &Rc<RefCell<SimCard>>) {
 fn unlock_once(
     card: &Rc<RefCell<SimCard>>,
     server: &ServerHandle,
-    pin: &str,
+    pin: &'static str,
     after: AfterHook,
 ) -> Result<(), Failure> {
     let api = Api::new(&server.url(), server.cert_pem())?;
@@ -111,9 +81,10 @@ fn unlock_once(
         card: card.clone(),
         after,
     });
-    let mut ui = Scripted {
-        answers: vec!["Rex".into()],
-        new_pin: pin.into(),
+    let mut ui = Script {
+        answers: vec!["Rex"],
+        pin,
+        ..Script::default()
     };
     unlock(&mut driver, &api, &mut ui)
 }
@@ -176,9 +147,10 @@ fn rotation_reached_the_card_but_not_the_server() {
             card: card.clone(),
             after,
         });
-        let mut ui = Scripted {
-            answers: vec!["Rex".into()],
-            new_pin: "840259".into(),
+        let mut ui = Script {
+            answers: vec!["Rex"],
+            pin: "840259",
+            ..Script::default()
         };
         // The card is unlocked; the lost `complete` is only a warning.
         unlock(&mut driver, &api, &mut ui).unwrap();
@@ -231,9 +203,10 @@ fn rotation_cut_off_before_the_card() {
             },
             pulled: p,
         });
-        let mut ui = Scripted {
-            answers: vec!["Rex".into()],
-            new_pin: "840259".into(),
+        let mut ui = Script {
+            answers: vec!["Rex"],
+            pin: "840259",
+            ..Script::default()
         };
         // The PIN is unblocked; the rotation failed, which the client reports to the server.
         unlock(&mut driver, &api, &mut ui).unwrap();
@@ -253,7 +226,11 @@ fn rotation_cut_off_before_the_card() {
 }
 
 /// Runs an online unlock and counts the RESET RETRY COUNTER commands it sent.
-fn unlock_counting_resets(card: &Rc<RefCell<SimCard>>, server: &ServerHandle, pin: &str) -> usize {
+fn unlock_counting_resets(
+    card: &Rc<RefCell<SimCard>>,
+    server: &ServerHandle,
+    pin: &'static str,
+) -> usize {
     let resets = Rc::new(RefCell::new(0));
     let r = resets.clone();
     let hook: AfterHook =

@@ -1,132 +1,22 @@
 //! The client's flows end to end against the real server in-process and the simulated card:
 //! what the person sees and in which order, and what the card and the server end up with.
 
-use std::cell::RefCell;
-
-use cardunlock_client::demo::{Demo, Scenario, SharedCard, DEMO_ANSWERS, DEMO_NEW_PIN};
-use cardunlock_client::offline::{self, Challenge, OfflineUi, PIV_OFFLINE};
-use cardunlock_client::online::{self, Event, Ui};
-use cardunlock_client::{Failure, Kind};
+use cardunlock_client::demo::{Demo, Scenario, SharedCard, DEMO_NEW_PIN};
+use cardunlock_client::offline::{self, PIV_OFFLINE};
+use cardunlock_client::online;
+use cardunlock_client::Kind;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::policy::PinPolicy;
 use cardunlock_server::Argon2Params;
 use cardunlock_sim::{Config, PivConfig, SimCard};
-use zeroize::Zeroizing;
+
+mod common;
+use common::Script;
 
 /// Cheap answer hashes: the tests are about the flows, not Argon2's cost.
 const FAST: Argon2Params = Argon2Params::TEST_ONLY_FAST;
 
 fn demo(scenario: Scenario) -> Demo {
     Demo::start_with(scenario, FAST).unwrap()
-}
-
-/// Plays the operator: the response to a challenge.
-type Operator = Box<dyn Fn(&str) -> String>;
-
-/// A script that records what it was shown and asked, in order.
-#[derive(Default)]
-struct Script {
-    answers: Vec<&'static str>,
-    pin: &'static str,
-    puk: Option<&'static str>,
-    response: Option<Operator>,
-    log: RefCell<Vec<String>>,
-}
-
-impl Script {
-    fn seed() -> Self {
-        Script {
-            answers: DEMO_ANSWERS.to_vec(),
-            pin: DEMO_NEW_PIN,
-            ..Script::default()
-        }
-    }
-
-    fn note(&self, s: impl Into<String>) {
-        self.log.borrow_mut().push(s.into());
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.borrow().clone()
-    }
-
-    fn event(&self, event: Event<'_>) {
-        self.note(match event {
-            Event::Card { description } => format!("card: {description}"),
-            Event::User(u) => format!("user: {} <{}>", u.name, u.email),
-            Event::WrongAnswers { attempts_left } => format!("wrong answers: {attempts_left}"),
-            Event::PinRefused { violations } => format!("pin refused: {}", violations.len()),
-            Event::Unlocking => "unlocking".into(),
-            Event::Warning(w) => format!("warning: {w}"),
-            Event::Unlocked => "unlocked".into(),
-            _ => "other".into(),
-        });
-    }
-
-    fn pins(&self) -> (Zeroizing<String>, Zeroizing<String>) {
-        self.note("asked: new PIN");
-        (
-            Zeroizing::new(self.pin.to_string()),
-            Zeroizing::new(self.pin.to_string()),
-        )
-    }
-}
-
-impl Ui for Script {
-    fn show(&mut self, event: Event<'_>) {
-        self.event(event)
-    }
-
-    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
-        self.note(format!("asked: {} answers", questions.len()));
-        Ok(self
-            .answers
-            .iter()
-            .map(|a| Zeroizing::new(a.to_string()))
-            .collect())
-    }
-
-    fn can_retry(&self) -> bool {
-        false
-    }
-
-    fn new_pin(
-        &mut self,
-        _: &PinPolicy<'_>,
-    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        Ok(self.pins())
-    }
-}
-
-impl OfflineUi for Script {
-    fn show(&mut self, event: Event<'_>) {
-        self.event(event)
-    }
-
-    fn response(&mut self, challenge: Challenge<'_>) -> Result<Zeroizing<String>, Failure> {
-        match challenge {
-            Challenge::Puk => {
-                self.note("asked: PUK");
-                Ok(Zeroizing::new(self.puk.unwrap_or("").to_string()))
-            }
-            Challenge::Admin { challenge_hex, .. } => {
-                self.note("asked: response");
-                let respond = self.response.as_ref().expect("a response function");
-                Ok(Zeroizing::new(respond(challenge_hex)))
-            }
-        }
-    }
-
-    fn can_retry(&self) -> bool {
-        false
-    }
-
-    fn new_pin(
-        &mut self,
-        _: &PinPolicy<'_>,
-    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        Ok(self.pins())
-    }
 }
 
 fn position(log: &[String], prefix: &str) -> usize {
