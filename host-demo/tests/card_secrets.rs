@@ -10,7 +10,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use common::online::{enroll, serve};
+use common::online::{enroll, enroll_with, serve};
 use common::*;
 
 const PIV_OFFLINE: &str = "This is a PIV card: PIV has no offline challenge.";
@@ -120,44 +120,24 @@ fn enrollment_checks_the_management_key_before_the_puk() {
     let dir = tempfile::tempdir().unwrap();
     let _card = SimCard::start("piv", true);
     write_private(&dir.path().join("master.hex"), &"ab".repeat(32));
-    let db = dir.path().join("cardunlock.db").display().to_string();
-    let master = dir.path().join("master.hex").display().to_string();
-    let out = on_reader(&[
-        "enroll",
-        "--db",
-        &db,
-        "--master-secret-file",
-        &master,
-        "--name",
-        "M",
-        "--email",
-        "m@x",
-        "--question",
-        "Q?",
-        "--answer",
-        "A",
-        "--factory-admin-key",
-        "0807060504030201080706050403020108070605040302010",
-    ]);
+    let out = enroll_with(
+        dir.path(),
+        &[("Q?", "A")],
+        &[
+            "--factory-admin-key",
+            "0807060504030201080706050403020108070605040302010",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("factory admin key"), "{}", text(&out));
-    let out = on_reader(&[
-        "enroll",
-        "--db",
-        &db,
-        "--master-secret-file",
-        &master,
-        "--name",
-        "M",
-        "--email",
-        "m@x",
-        "--question",
-        "Q?",
-        "--answer",
-        "A",
-        "--factory-admin-key",
-        "080706050403020108070605040302010807060504030201",
-    ]);
+    let out = enroll_with(
+        dir.path(),
+        &[("Q?", "A")],
+        &[
+            "--factory-admin-key",
+            "080706050403020108070605040302010807060504030201",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("factory management key: the card did not accept it"),

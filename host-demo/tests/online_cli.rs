@@ -8,7 +8,7 @@ use std::process::Output;
 
 mod common;
 
-use common::online::{enroll, serve};
+use common::online::{enroll, enroll_with, serve};
 
 use common::{cli, text, READER};
 
@@ -168,27 +168,7 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
-    let db = dir.path().join("cardunlock.db").display().to_string();
-    let master = dir.path().join("master.hex").display().to_string();
-    let out = cli(&[
-        "--reader",
-        READER,
-        "enroll",
-        "--db",
-        &db,
-        "--master-secret-file",
-        &master,
-        "--name",
-        "M",
-        "--email",
-        "m@x",
-        "--question",
-        "Q?",
-        "--answer",
-        "A",
-        "--factory-puk",
-        "11111111",
-    ]);
+    let out = enroll_with(dir.path(), &[("Q?", "A")], &["--factory-puk", "11111111"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("changing the PUK: Wrong PUK. 2 tries left."),

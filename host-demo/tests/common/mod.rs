@@ -200,6 +200,11 @@ pub mod online {
     }
 
     pub fn enroll(dir: &Path, questions: &[(&str, &str)]) -> Output {
+        enroll_with(dir, questions, &[])
+    }
+
+    /// [`enroll`] with more options (`--factory-puk`, `--factory-admin-key` ...).
+    pub fn enroll_with(dir: &Path, questions: &[(&str, &str)], extra: &[&str]) -> Output {
         let mut args: Vec<String> = vec![
             "--reader".into(),
             READER.into(),
@@ -225,6 +230,7 @@ pub mod online {
                 a.to_string(),
             ]);
         }
+        args.extend(extra.iter().map(|e| e.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         cli(&refs)
     }
