@@ -3,6 +3,7 @@
 //! One method per endpoint; every request and reply is the shared contract's type
 //! (`cardunlock-protocol`), so the client cannot drift from the server.
 
+use std::io::Read;
 use std::time::Duration;
 
 use cardunlock_protocol::{
@@ -117,18 +118,31 @@ impl Api {
         &self.base
     }
 
+    /// POSTs `body` and parses the reply. Both go through buffers wiped afterwards (requests
+    /// carry answers and the session token, replies PUKs and admin answers).
     fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.base);
-        match self.agent.post(&url).send_json(body) {
-            Ok(resp) => resp
-                .into_json::<T>()
+        let request = Zeroizing::new(
+            serde_json::to_vec(body)
+                .map_err(|e| ApiError::Protocol(format!("{path}: encoding the request: {e}")))?,
+        );
+        let sent = self
+            .agent
+            .post(&url)
+            .set("Content-Type", "application/json")
+            .send_bytes(&request);
+        match sent {
+            Ok(resp) => read_reply(resp)
+                .and_then(|body| parse_reply(&body))
                 .map_err(|e| ApiError::Protocol(format!("{path}: {e}"))),
-            Err(ureq::Error::Status(status, resp)) => match resp.into_json::<ErrorBody>() {
-                Ok(body) => Err(ApiError::Refused(body)),
-                Err(e) => Err(ApiError::Protocol(format!(
-                    "{path}: HTTP {status} without an error body ({e})"
-                ))),
-            },
+            Err(ureq::Error::Status(status, resp)) => {
+                match read_reply(resp).and_then(|body| parse_reply::<ErrorBody>(&body)) {
+                    Ok(body) => Err(ApiError::Refused(body)),
+                    Err(e) => Err(ApiError::Protocol(format!(
+                        "{path}: HTTP {status} without an error body ({e})"
+                    ))),
+                }
+            }
             Err(ureq::Error::Transport(t)) => Err(ApiError::Unreachable(format!("{t} ({url})"))),
         }
     }
@@ -210,9 +224,55 @@ pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
         .map_err(|e| Failure::usage(&format!("server certificate {}", path.display()), e))
 }
 
+/// The longest reply read, in bytes (the contract's replies are a few hundred).
+const MAX_REPLY: u64 = 1 << 20;
+
+/// Reads a reply body into a buffer wiped when dropped.
+fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut body = Zeroizing::new(Vec::new());
+    resp.into_reader()
+        .take(MAX_REPLY)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("reading the reply: {e}"))?;
+    Ok(body)
+}
+
+/// Parses a reply. The error names where the reply left the contract, never what it held:
+/// serde_json's own message quotes the offending value, which can be a PUK.
+fn parse_reply<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "the reply does not follow the contract ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_off_the_contract_is_refused_without_quoting_it() {
+        // A PUK where a list of PUKs belongs: serde_json's message would quote it.
+        let body = br#"{"puk_candidates":"87654321","next_puk":"11223344","tries_left":3}"#;
+        let raw = serde_json::from_slice::<PukReply>(body)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            raw.to_string().contains("87654321"),
+            "the check below must mean something"
+        );
+        let e = parse_reply::<PukReply>(body).map(|_| ()).unwrap_err();
+        assert!(e.contains("does not follow the contract"), "{e}");
+        assert!(!e.contains("87654321") && !e.contains("11223344"), "{e}");
+        let ok: PukReply =
+            parse_reply(br#"{"puk_candidates":["87654321"],"next_puk":"11223344","tries_left":3}"#)
+                .unwrap();
+        assert_eq!(ok.tries_left, 3);
+    }
 
     #[test]
     fn plain_http_and_nonsense_urls_are_refused_before_any_connection() {
