@@ -6,6 +6,7 @@
 use std::io::Read;
 use std::time::Duration;
 
+use cardunlock_protocol::body::extend_wiped;
 use cardunlock_protocol::{
     paths, AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef,
     CompleteReply, CompleteRequest, ErrorBody, ErrorCode, Outcome, PukReply, PukRequest, Secret,
@@ -227,14 +228,19 @@ pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
 /// The longest reply read, in bytes (the contract's replies are a few hundred).
 const MAX_REPLY: u64 = 1 << 20;
 
-/// Reads a reply body into a buffer wiped when dropped.
+/// Reads a reply body into a buffer wiped when dropped (and when it grows).
 fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut body = Zeroizing::new(Vec::new());
-    resp.into_reader()
-        .take(MAX_REPLY)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("reading the reply: {e}"))?;
-    Ok(body)
+    let mut chunk = Zeroizing::new([0u8; 1024]);
+    let mut reader = resp.into_reader().take(MAX_REPLY);
+    loop {
+        match reader.read(&mut chunk[..]) {
+            Ok(0) => return Ok(body),
+            Ok(n) => extend_wiped(&mut body, &chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading the reply: {e}")),
+        }
+    }
 }
 
 /// Parses a reply. The error names where the reply left the contract, never what it held:

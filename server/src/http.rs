@@ -283,7 +283,7 @@ async fn read_body(mut body: Incoming, timeout: Duration) -> Result<Zeroizing<Ve
                 break;
             }
             if total <= MAX_BODY {
-                buf.extend_from_slice(&data);
+                cardunlock_protocol::body::extend_wiped(&mut buf, &data);
             }
         }
         if total > MAX_BODY {
