@@ -12,7 +12,7 @@ use embassy_futures::block_on;
 use zeroize::Zeroizing;
 
 use crate::failure::{self, Failure, Kind};
-use crate::online::{ask_new_pin, Event};
+use crate::online::{ask_new_pin, Event, Person};
 use crate::status::describe;
 
 /// What the offline unlock asks: show the card's challenge, take the operator's response.
@@ -36,18 +36,9 @@ pub const PIV_OFFLINE: &str = "This is a PIV card: PIV has no offline challenge.
      then counts as seen, so have it changed afterwards.";
 
 /// The person in front of the card, in offline mode.
-pub trait OfflineUi {
-    /// Shows what happened.
-    fn show(&mut self, event: Event<'_>);
+pub trait OfflineUi: Person {
     /// Show the challenge and return what the operator answered (hex response, or the PUK).
     fn response(&mut self, challenge: Challenge<'_>) -> Result<Zeroizing<String>, Failure>;
-    /// Ask again after a refused PIN or a mistyped response (a person: yes; a script: no).
-    fn can_retry(&self) -> bool;
-    /// The new PIN and its confirmation; `policy` to show the rules and check as typed.
-    fn new_pin(
-        &mut self,
-        policy: &PinPolicy<'_>,
-    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure>;
 }
 
 /// The operator, through the UI: asks for the response to the card's challenge.
@@ -119,7 +110,6 @@ where
     ui.show(Event::Card {
         description: &describe(&status),
     });
-    let can_retry = ui.can_retry();
     match status.profile {
         Profile::Piv => {
             if status.puk_tries_left == Some(0) {
@@ -133,7 +123,7 @@ where
             let puk = ui.response(Challenge::Puk)?;
             failure::check_puk(&puk)?;
             let policy = &PinPolicy::PIV;
-            let (pin, confirm) = new_pin(ui, policy, can_retry)?;
+            let (pin, confirm) = ask_new_pin(&mut *ui, policy)?;
             ui.show(Event::Unlocking);
             let (puk, new_pin) =
                 unlock::piv_input(policy, puk.as_bytes(), pin.as_bytes(), confirm.as_bytes())
@@ -155,7 +145,7 @@ where
         }
         Profile::IsoAdmin => {
             let policy = &PinPolicy::GIDS;
-            let (pin, confirm) = new_pin(ui, policy, can_retry)?;
+            let (pin, confirm) = ask_new_pin(&mut *ui, policy)?;
             let mut operator = Operator { ui: &mut *ui };
             let new_pin = unlock::admin_input(policy, pin.as_bytes(), confirm.as_bytes())
                 .map_err(|e| failure::input(&e))?;
@@ -177,18 +167,4 @@ where
     }
     ui.show(Event::Unlocked);
     Ok(())
-}
-
-fn new_pin(
-    ui: &mut dyn OfflineUi,
-    policy: &PinPolicy<'_>,
-    can_retry: bool,
-) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-    let cell = std::cell::RefCell::new(ui);
-    ask_new_pin(
-        policy,
-        &mut |e| cell.borrow_mut().show(e),
-        &mut |p| cell.borrow_mut().new_pin(p),
-        can_retry,
-    )
 }

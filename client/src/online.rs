@@ -60,20 +60,27 @@ pub enum Event<'a> {
     Unlocked,
 }
 
-/// The person in front of the card. Called on the thread running [`unlock`] (a GUI runs
-/// `unlock` on a worker thread and implements this with channels).
-pub trait Ui {
+/// What every unlock, online or offline, asks of the person in front of the card. Called on the
+/// thread running the unlock (a GUI runs it on a worker thread and implements this with
+/// channels).
+pub trait Person {
     /// Shows what happened.
     fn show(&mut self, event: Event<'_>);
-    /// One answer per question, in order. `Err(Kind::Cancelled)` if the user gives up.
-    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure>;
-    /// Ask again after wrong answers or a refused PIN (a person: yes; a script: no).
+    /// Ask again after wrong answers, a refused PIN or a mistyped response (a person: yes; a
+    /// script: no).
     fn can_retry(&self) -> bool;
     /// The new PIN and its confirmation; `policy` to show the rules and check as typed.
     fn new_pin(
         &mut self,
         policy: &PinPolicy<'_>,
     ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure>;
+}
+
+/// The person in front of the card during an online unlock: a [`Person`] who also answers the
+/// security questions.
+pub trait Ui: Person {
+    /// One answer per question, in order. `Err(Kind::Cancelled)` if the user gives up.
+    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure>;
 }
 
 /// A new PIN and its confirmation, as typed.
@@ -90,20 +97,18 @@ pub fn wrong_answers_message(attempts_left: u32) -> String {
 
 /// Asks the new PIN until it meets `policy` (a script: once). Nothing reaches the card here.
 pub(crate) fn ask_new_pin(
+    ui: &mut dyn Person,
     policy: &PinPolicy<'_>,
-    show: &mut dyn FnMut(Event<'_>),
-    ask: &mut dyn FnMut(&PinPolicy<'_>) -> Result<PinAndConfirmation, Failure>,
-    can_retry: bool,
 ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
     loop {
-        let (pin, confirm) = ask(policy)?;
+        let (pin, confirm) = ui.new_pin(policy)?;
         match policy.check(pin.as_bytes(), confirm.as_bytes(), None, None) {
             Ok(()) => return Ok((pin, confirm)),
             Err(v) => {
-                if !can_retry {
+                if !ui.can_retry() {
                     return Err(Failure::new(Kind::Policy, failure::policy_message(&v)));
                 }
-                show(Event::PinRefused {
+                ui.show(Event::PinRefused {
                     violations: &failure::policy_lines(&v),
                 });
             }
@@ -190,19 +195,9 @@ where
         email: user.email,
     }));
 
-    let can_retry = ui.can_retry();
     let result = started.pin_policy.with_core(|policy| {
         // The policy is checked here, before any card command, and again by the entry points.
-        let (pin, confirm) = {
-            // Two closures over one `ui`: events and PIN prompts alternate, never overlap.
-            let ui_cell = std::cell::RefCell::new(&mut *ui);
-            ask_new_pin(
-                policy,
-                &mut |e| ui_cell.borrow_mut().show(e),
-                &mut |p| ui_cell.borrow_mut().new_pin(p),
-                can_retry,
-            )?
-        };
+        let (pin, confirm) = ask_new_pin(&mut *ui, policy)?;
         ui.show(Event::Unlocking);
         let result = match status.profile {
             Profile::Piv => piv(

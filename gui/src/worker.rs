@@ -5,7 +5,7 @@ use cardunlock_client::api::Api;
 use cardunlock_client::demo::{Demo, Scenario};
 use cardunlock_client::failure::{Failure, Kind};
 use cardunlock_client::offline::{self, OfflineUi};
-use cardunlock_client::online::{self, Event, Ui};
+use cardunlock_client::online::{self, Event, Person, Ui};
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::{Transport, TransportError};
@@ -83,17 +83,9 @@ impl ChannelUi<'_> {
     }
 }
 
-impl Ui for ChannelUi<'_> {
+impl Person for ChannelUi<'_> {
     fn show(&mut self, event: Event<'_>) {
         self.tell(event);
-    }
-
-    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
-        match self.ask(Ask::Answers(questions.to_vec()))? {
-            Reply::Answers(a) if a.len() == questions.len() => Ok(a),
-            Reply::Answers(_) => Err(Failure::new(Kind::Usage, "answers: one per question")),
-            _ => Err(cancelled()),
-        }
     }
 
     fn can_retry(&self) -> bool {
@@ -108,11 +100,17 @@ impl Ui for ChannelUi<'_> {
     }
 }
 
-impl OfflineUi for ChannelUi<'_> {
-    fn show(&mut self, event: Event<'_>) {
-        self.tell(event);
+impl Ui for ChannelUi<'_> {
+    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
+        match self.ask(Ask::Answers(questions.to_vec()))? {
+            Reply::Answers(a) if a.len() == questions.len() => Ok(a),
+            Reply::Answers(_) => Err(Failure::new(Kind::Usage, "answers: one per question")),
+            _ => Err(cancelled()),
+        }
     }
+}
 
+impl OfflineUi for ChannelUi<'_> {
     fn response(
         &mut self,
         challenge: offline::Challenge<'_>,
@@ -133,17 +131,6 @@ impl OfflineUi for ChannelUi<'_> {
             Reply::Response(r) => Ok(r),
             _ => Err(cancelled()),
         }
-    }
-
-    fn can_retry(&self) -> bool {
-        true
-    }
-
-    fn new_pin(
-        &mut self,
-        policy: &PinPolicy<'_>,
-    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        self.pin(policy)
     }
 }
 

@@ -11,7 +11,7 @@ use embassy_futures::block_on;
 use rand::RngCore;
 
 use cardunlock_client::demo::{Demo, Scenario, DEMO_ANSWERS, DEMO_NEW_PIN, DEMO_USER};
-use cardunlock_client::online::{self, Event, Ui};
+use cardunlock_client::online::{self, Event, Person, Ui};
 use cardunlock_client::status::{describe, UNLOCKED};
 use cardunlock_client::{Failure, Kind};
 use zeroize::Zeroizing;
@@ -161,26 +161,28 @@ struct LastWord<'a> {
     unlocked: bool,
 }
 
-impl Ui for LastWord<'_> {
+impl Person for LastWord<'_> {
     fn show(&mut self, event: Event<'_>) {
         match event {
             Event::Unlocked => self.unlocked = true,
-            other => Ui::show(self.inner, other),
+            other => self.inner.show(other),
         }
     }
 
-    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
-        self.inner.answers(questions)
-    }
-
     fn can_retry(&self) -> bool {
-        Ui::can_retry(self.inner)
+        self.inner.can_retry()
     }
 
     fn new_pin(
         &mut self,
         policy: &PinPolicy<'_>,
     ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        Ui::new_pin(self.inner, policy)
+        self.inner.new_pin(policy)
+    }
+}
+
+impl Ui for LastWord<'_> {
+    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
+        self.inner.answers(questions)
     }
 }

@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use cardunlock_client::offline::{Challenge, OfflineUi};
-use cardunlock_client::online::{Event, Ui};
+use cardunlock_client::online::{Event, Person, Ui};
 use cardunlock_client::{Failure, Kind};
 use cardunlock_core::policy::PinPolicy;
 use serde::Serialize;
@@ -78,13 +78,33 @@ fn masked(s: &str) -> String {
     "*".repeat(s.chars().count())
 }
 
-impl Ui for Console {
+impl Person for Console {
     fn show(&mut self, event: Event<'_>) {
         if !self.quiet {
             show(event)
         }
     }
 
+    fn can_retry(&self) -> bool {
+        self.answers.is_none() && self.new_pin.is_none()
+    }
+
+    fn new_pin(
+        &mut self,
+        _policy: &PinPolicy<'_>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
+        let Some(pin) = &self.new_pin else {
+            return new_pin_twice();
+        };
+        if !self.quiet {
+            let m = masked(pin);
+            println!("Enter new PIN to unlock the smart card.\nNew PIN: {m}\nConfirm new PIN: {m}");
+        }
+        Ok((pin.clone(), pin.clone()))
+    }
+}
+
+impl Ui for Console {
     fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
         let Some(given) = &self.answers else {
             let mut out = Vec::with_capacity(questions.len());
@@ -116,31 +136,9 @@ impl Ui for Console {
         }
         Ok(given.clone())
     }
-
-    fn can_retry(&self) -> bool {
-        self.answers.is_none() && self.new_pin.is_none()
-    }
-
-    fn new_pin(
-        &mut self,
-        _policy: &PinPolicy<'_>,
-    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        let Some(pin) = &self.new_pin else {
-            return new_pin_twice();
-        };
-        if !self.quiet {
-            let m = masked(pin);
-            println!("Enter new PIN to unlock the smart card.\nNew PIN: {m}\nConfirm new PIN: {m}");
-        }
-        Ok((pin.clone(), pin.clone()))
-    }
 }
 
 impl OfflineUi for Console {
-    fn show(&mut self, event: Event<'_>) {
-        Ui::show(self, event)
-    }
-
     fn response(&mut self, challenge: Challenge<'_>) -> Result<Zeroizing<String>, Failure> {
         match challenge {
             Challenge::Puk => match &self.puk {
@@ -178,17 +176,6 @@ impl OfflineUi for Console {
                 Ok(Zeroizing::new(line.trim().to_string()))
             }
         }
-    }
-
-    fn can_retry(&self) -> bool {
-        Ui::can_retry(self)
-    }
-
-    fn new_pin(
-        &mut self,
-        policy: &PinPolicy<'_>,
-    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        Ui::new_pin(self, policy)
     }
 }
 

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 
 use cardunlock_client::demo::{DEMO_ANSWERS, DEMO_NEW_PIN};
 use cardunlock_client::offline::{Challenge, OfflineUi};
-use cardunlock_client::online::{Event, Ui};
+use cardunlock_client::online::{Event, Person, Ui};
 use cardunlock_client::Failure;
 use cardunlock_core::policy::PinPolicy;
 use zeroize::Zeroizing;
@@ -64,18 +64,9 @@ impl Script {
     }
 }
 
-impl Ui for Script {
+impl Person for Script {
     fn show(&mut self, event: Event<'_>) {
         self.event(event)
-    }
-
-    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
-        self.note(format!("asked: {} answers", questions.len()));
-        Ok(self
-            .answers
-            .iter()
-            .map(|a| Zeroizing::new(a.to_string()))
-            .collect())
     }
 
     fn can_retry(&self) -> bool {
@@ -90,11 +81,18 @@ impl Ui for Script {
     }
 }
 
-impl OfflineUi for Script {
-    fn show(&mut self, event: Event<'_>) {
-        self.event(event)
+impl Ui for Script {
+    fn answers(&mut self, questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
+        self.note(format!("asked: {} answers", questions.len()));
+        Ok(self
+            .answers
+            .iter()
+            .map(|a| Zeroizing::new(a.to_string()))
+            .collect())
     }
+}
 
+impl OfflineUi for Script {
     fn response(&mut self, challenge: Challenge<'_>) -> Result<Zeroizing<String>, Failure> {
         match challenge {
             Challenge::Puk => {
@@ -107,16 +105,5 @@ impl OfflineUi for Script {
                 Ok(Zeroizing::new(respond(challenge_hex)))
             }
         }
-    }
-
-    fn can_retry(&self) -> bool {
-        false
-    }
-
-    fn new_pin(
-        &mut self,
-        _: &PinPolicy<'_>,
-    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        Ok(self.pins())
     }
 }
