@@ -97,13 +97,12 @@ pub fn piv_unblock<T: Transport>(transport: T) -> T {
     let mut driver = Driver::new(transport);
     block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(PUK).unwrap(),
-        &cardunlock_core::secret::NewPin::new(
+        &cardunlock_core::secret::PivPuk::new(PUK).unwrap(),
+        &cardunlock_core::secret::NewPin::confirmed(
             &PinPolicy::PIV,
             NEW_PIV_PIN,
             NEW_PIV_PIN,
-            None,
-            Some(PUK),
+            cardunlock_core::secret::PinContext::NONE.puk(PUK),
         )
         .unwrap(),
     ))

@@ -11,7 +11,7 @@ use cardunlock_core::flow::{
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
-use cardunlock_core::secret::PivReference;
+use cardunlock_core::secret::PivPuk;
 use cardunlock_core::{Transport, TransportError};
 use cardunlock_protocol::Profile as WireProfile;
 use cardunlock_server::{kdf, MasterSecret};
@@ -108,10 +108,10 @@ where
     let admin_key = factory.admin_key(status)?;
     match status.profile {
         Profile::Piv => {
-            let old = PivReference::puk(factory.puk.as_bytes())
+            let old = PivPuk::new(factory.puk.as_bytes())
                 .map_err(|e| Failure::usage("factory PUK", format!("{e:?}")))?;
             let derived = kdf::piv_puk(master, id, 0);
-            let new = PivReference::puk(derived.as_bytes())
+            let new = PivPuk::new(derived.as_bytes())
                 .map_err(|e| Failure::usage("derived PUK", format!("{e:?}")))?;
             // The management key first: a wrong key or algorithm fails here, before the PUK
             // (whose tries are counted) is touched.
@@ -137,7 +137,7 @@ where
             );
             let mut r1 = [0u8; 16];
             random_fill(&mut r1);
-            let mut flow = GidsChangeAdminKey::new(key, r1);
+            let mut flow = GidsChangeAdminKey::new(&key, r1);
             block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
                 .map_err(|e| card_failure("admin key: changing it failed", &e))?;
         }
@@ -148,7 +148,7 @@ where
                 algorithm: alg,
                 ..IsoProfile::SIM
             };
-            let mut flow = IsoChangeAdminKey::new(profile, key);
+            let mut flow = IsoChangeAdminKey::new(profile, &key);
             block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
                 .map_err(|e| card_failure("admin key: changing it failed", &e))?;
         }

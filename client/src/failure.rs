@@ -6,7 +6,7 @@ use std::fmt::{Debug, Display};
 use cardunlock_core::driver::Error;
 use cardunlock_core::flow::FlowError;
 use cardunlock_core::policy::Violations;
-use cardunlock_core::secret::{PivReference, SecretError};
+use cardunlock_core::secret::{PivPuk, SecretError};
 use cardunlock_core::unlock::{InputError, UnlockError};
 use cardunlock_core::{ErrorKind, TransportError};
 
@@ -183,7 +183,7 @@ pub fn input_message(e: &SecretError) -> String {
 
 /// Checks a PIV PUK before it goes anywhere: "PUK: it must be 8 characters long".
 pub fn check_puk(puk: &str) -> Result<(), Failure> {
-    PivReference::puk(puk.as_bytes())
+    PivPuk::new(puk.as_bytes())
         .map(|_| ())
         .map_err(|e| Failure::usage("PUK", input_message(&e)))
 }
@@ -193,7 +193,6 @@ pub fn input(e: &InputError) -> Failure {
     match e {
         InputError::Policy(v) => Failure::new(Kind::Policy, policy_message(v)),
         InputError::Puk(e) => Failure::usage("PUK", input_message(e)),
-        InputError::NewPin(e) => Failure::usage("new PIN", input_message(e)),
         other => Failure::usage("input", other.to_string()),
     }
 }

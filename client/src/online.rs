@@ -9,7 +9,7 @@ use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{CardStatus, FlowError, NoAdmin, PivChangePuk, Profile};
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::secret::PivReference;
+use cardunlock_core::secret::PivPuk;
 use cardunlock_core::unlock::{self, UnlockError};
 use cardunlock_core::{Transport, TransportError};
 use embassy_futures::block_on;
@@ -331,9 +331,9 @@ where
             "PUK: the server has no PUK this card accepts. Contact your administrator.",
         )
     })?;
-    let old = PivReference::puk(used.expose().as_bytes())
+    let old = PivPuk::new(used.expose().as_bytes())
         .map_err(|e| Failure::new(Kind::Server, format!("PUK from the server: {e:?}")))?;
-    let new = PivReference::puk(release.next_puk.expose().as_bytes())
+    let new = PivPuk::new(release.next_puk.expose().as_bytes())
         .map_err(|e| Failure::new(Kind::Server, format!("next PUK from the server: {e:?}")))?;
     match block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin)) {
         Ok(()) => Ok(true),

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use cardunlock_core::piv::{select, verify_pin};
-use cardunlock_core::secret::PivReference;
+use cardunlock_core::secret::PivPin;
 use cardunlock_core::ErrorKind;
 use cardunlock_server::{Argon2Params, Config, Enrollment, MasterSecret, Server, ServerHandle};
 use cardunlock_sim::{Config as SimConfig, PivConfig, SimCard};
@@ -59,7 +59,7 @@ fn config(dir: &std::path::Path, master: &MasterSecret) -> Config {
 }
 
 fn block(card: &Rc<RefCell<SimCard>>) {
-    let wrong = PivReference::pin(b"000000").unwrap();
+    let wrong = PivPin::new(b"000000").unwrap();
     let mut buf = [0u8; 32];
     let select_len = select().encode(&mut buf).unwrap();
     card.borrow_mut().transmit(&buf[..select_len]);

@@ -1,7 +1,7 @@
 //! Command APDUs (cases 1-4, short and extended length) encoded into caller buffers, and response
 //! APDUs parsed into borrowed views. Nothing here allocates or panics.
 
-use crate::status::Status;
+use crate::sw::Status;
 
 /// Largest command data in a short APDU.
 pub const SHORT_MAX_DATA: usize = 255;

@@ -3,16 +3,33 @@
 //! `6C XX` (resend with the exact Le) and command chaining (CLA bit `0x10`) when a command's data
 //! does not fit one short APDU and the transport has no extended length.
 //!
-//! Buffers are fixed arrays inside the driver: nothing allocates.
+//! Buffers are fixed arrays inside the driver: nothing allocates. Their sizes are const
+//! generics with defaults that fit every built-in flow and short or extended APDUs
+//! ([`DEFAULT_SEND_LEN`], [`DEFAULT_RECV_LEN`]); a firmware that speaks short APDUs to one kind
+//! of card sizes them down:
+//!
+//! ```
+//! # use cardunlock_core::{driver::Driver, ErrorKind, Transport};
+//! # struct Uart;
+//! # impl Transport for Uart {
+//! #     type Error = ErrorKind;
+//! #     async fn transmit(&mut self, _: &[u8], _: &mut [u8]) -> Result<usize, ErrorKind> {
+//! #         Err(ErrorKind::NoCard)
+//! #     }
+//! # }
+//! // 32 bytes for a command (PIV RESET RETRY COUNTER takes 21), 128 for a response.
+//! let driver: Driver<Uart, 32, 128> = Driver::with_buffers(Uart);
+//! # let _ = driver;
+//! ```
 
 use crate::apdu::{may_resend, Command, EncodeError, Response, CLA_CHAINING, SHORT_MAX_DATA};
 use crate::flow::{Action, AdminResponder, Event, Flow, FlowError, MAX_ANSWER_LEN};
 use crate::fmt::{debug, trace};
-use crate::status::Status;
+use crate::sw::Status;
 use crate::transport::{ErrorKind, Transport, TransportError};
 use zeroize::Zeroize;
 
-/// Largest response (all `61 XX` parts together) the driver assembles.
+/// Largest response data (all `61 XX` parts together) a driver of the default size assembles.
 pub const MAX_RESPONSE: usize = 1024;
 /// Largest command data the driver sends (chained if needed).
 pub const MAX_COMMAND_DATA: usize = 1024;
@@ -25,10 +42,17 @@ pub const FLOW_BUFFER_LEN: usize = 64;
 /// Most GET RESPONSE rounds for one command before the driver gives up.
 const MAX_GET_RESPONSE: usize = 32;
 
-/// The largest encoded command one exchange carries: a short APDU with 255 data bytes, or an
-/// extended one with up to 256. Longer data is chained, whatever the transport supports.
-const TX_LEN: usize = 4 + 3 + SHORT_MAX_DATA + 3;
-const RX_LEN: usize = MAX_RESPONSE + 2;
+/// The default send buffer: the largest encoded command one exchange carries, a short APDU with
+/// 255 data bytes or an extended one with up to 256. Longer data is chained, whatever the
+/// transport supports.
+pub const DEFAULT_SEND_LEN: usize = 4 + 3 + SHORT_MAX_DATA + 3;
+/// The default receive buffer: [`MAX_RESPONSE`] bytes of response data and the status word.
+pub const DEFAULT_RECV_LEN: usize = MAX_RESPONSE + 2;
+/// The smallest send buffer: a header, Lc, one byte of data and Le, so a chain always moves on.
+pub const MIN_SEND_LEN: usize = 7;
+/// The smallest receive buffer: a status word.
+pub const MIN_RECV_LEN: usize = 2;
+/// One answer of the transport: 256 bytes of data (short Le `00`) and the status word.
 const CHUNK_LEN: usize = 258;
 
 /// A violation of the APDU transport rules by the card or the reader.
@@ -40,7 +64,7 @@ pub enum ProtocolError {
     Encode(EncodeError),
     /// The response was shorter than a status word.
     ShortResponse,
-    /// The response (with all `61 XX` parts) exceeds [`MAX_RESPONSE`].
+    /// The response (with all `61 XX` parts) exceeds the driver's receive buffer.
     ResponseTooLong,
     /// The card kept answering `61 XX`, or answered `6C XX` again after the one resend.
     Loop,
@@ -53,7 +77,7 @@ impl core::fmt::Display for ProtocolError {
         match self {
             Self::Encode(e) => write!(f, "the command could not be encoded: {e}"),
             Self::ShortResponse => f.write_str("the response is shorter than a status word"),
-            Self::ResponseTooLong => write!(f, "the response exceeds {MAX_RESPONSE} bytes"),
+            Self::ResponseTooLong => f.write_str("the response exceeds the receive buffer"),
             Self::Loop => f.write_str("the card kept asking for the command again"),
             Self::ChainRefused(sw) => write!(f, "the card refused a chained part (SW {sw})"),
         }
@@ -68,11 +92,13 @@ impl From<EncodeError> for ProtocolError {
     }
 }
 
-/// Everything an unblock can fail with, one variant per layer.
+/// Everything an unblock can fail with, one variant per layer. `R` is the admin responder's
+/// error; flows run without one ([`Driver::run_without_admin`]) have none
+/// ([`Infallible`](core::convert::Infallible), the default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
-pub enum Error<T, R> {
+pub enum Error<T, R = core::convert::Infallible> {
     /// The transport failed (no card, card removed, reader gone ...).
     Transport(T),
     /// The card or reader broke the APDU rules.
@@ -100,6 +126,12 @@ impl<T, R> Error<T, R> {
             Self::Flow(e) => Some(e),
             _ => None,
         }
+    }
+
+    /// Tries left on the secret that was wrong, when the card said (see
+    /// [`FlowError::tries_left`]).
+    pub fn tries_left(&self) -> Option<u8> {
+        self.flow().and_then(FlowError::tries_left)
     }
 }
 
@@ -145,23 +177,31 @@ where
 pub type TransceiveError<T> = Error<T, core::convert::Infallible>;
 
 /// Runs flows over a transport.
-pub struct Driver<T> {
-    link: Link<T>,
+///
+/// `SEND` is the send buffer (one encoded command; longer command data is chained by the space
+/// there), `RECV` the receive buffer (the whole response, `61 XX` parts together, and the status
+/// word). [`Driver::new`] makes one of the default sizes; [`Driver::with_buffers`] one of the
+/// sizes its type names. Sizes below [`MIN_SEND_LEN`] or [`MIN_RECV_LEN`] do not compile.
+pub struct Driver<T, const SEND: usize = DEFAULT_SEND_LEN, const RECV: usize = DEFAULT_RECV_LEN>
+{
+    link: Link<T, SEND, RECV>,
     /// Where flows build their command data; zeroized after every exchange.
     flow_buf: [u8; FLOW_BUFFER_LEN],
 }
 
 /// The transport and its frame buffers, apart from the flow buffer so a command borrowing the
 /// flow buffer can be sent through it.
-struct Link<T> {
+struct Link<T, const SEND: usize, const RECV: usize> {
     transport: T,
-    tx: [u8; TX_LEN],
-    rx: [u8; RX_LEN],
+    tx: [u8; SEND],
+    rx: [u8; RECV],
     chunk: [u8; CHUNK_LEN],
     commands: u32,
 }
 
-impl<T: core::fmt::Debug> core::fmt::Debug for Driver<T> {
+impl<T: core::fmt::Debug, const SEND: usize, const RECV: usize> core::fmt::Debug
+    for Driver<T, SEND, RECV>
+{
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Driver")
             .field("transport", &self.link.transport)
@@ -171,13 +211,29 @@ impl<T: core::fmt::Debug> core::fmt::Debug for Driver<T> {
 }
 
 impl<T: Transport> Driver<T> {
-    /// A driver over `transport`.
+    /// A driver over `transport` with buffers of the default sizes ([`DEFAULT_SEND_LEN`],
+    /// [`DEFAULT_RECV_LEN`]).
     pub fn new(transport: T) -> Self {
+        Self::with_buffers(transport)
+    }
+}
+
+impl<T: Transport, const SEND: usize, const RECV: usize> Driver<T, SEND, RECV> {
+    /// A driver over `transport` with the buffer sizes of its type,
+    /// `Driver<T, SEND, RECV>`.
+    pub fn with_buffers(transport: T) -> Self {
+        // Buffers too small to send a chain link or hold a status word do not compile.
+        const {
+            assert!(
+                SEND >= MIN_SEND_LEN && RECV >= MIN_RECV_LEN,
+                "Driver buffers: SEND >= MIN_SEND_LEN and RECV >= MIN_RECV_LEN"
+            )
+        };
         Self {
             link: Link {
                 transport,
-                tx: [0; TX_LEN],
-                rx: [0; RX_LEN],
+                tx: [0; SEND],
+                rx: [0; RECV],
                 chunk: [0; CHUNK_LEN],
                 commands: 0,
             },
@@ -218,6 +274,24 @@ impl<T: Transport> Driver<T> {
         flow: &mut F,
         responder: &mut R,
     ) -> Result<F::Output, Error<T::Error, R::Error>> {
+        self.run_with(flow, Some(responder)).await
+    }
+
+    /// Runs a flow that needs no admin key (PIV PUK unblock, status, a vendor's PUK reset) to
+    /// its end. Should the flow ask for an admin cryptogram all the same, it ends with
+    /// [`FlowError::NoAdminResponder`].
+    pub async fn run_without_admin<F: Flow>(
+        &mut self,
+        flow: &mut F,
+    ) -> Result<F::Output, Error<T::Error>> {
+        self.run_with(flow, None::<&mut Unanswered>).await
+    }
+
+    async fn run_with<F: Flow, R: AdminResponder>(
+        &mut self,
+        flow: &mut F,
+        mut responder: Option<&mut R>,
+    ) -> Result<F::Output, Error<T::Error, R::Error>> {
         let mut answer = [0u8; MAX_ANSWER_LEN];
         loop {
             let action = flow.action(&mut self.flow_buf);
@@ -237,6 +311,9 @@ impl<T: Transport> Driver<T> {
                         .inspect_err(|e| debug!("flow ended: {}", e))?;
                 }
                 Ok(Action::Ask(request)) => {
+                    let Some(responder) = responder.as_deref_mut() else {
+                        return Err(Error::Flow(FlowError::NoAdminResponder));
+                    };
                     let n = responder
                         .answer(request, &mut answer)
                         .await
@@ -251,7 +328,23 @@ impl<T: Transport> Driver<T> {
     }
 }
 
-impl<T: Transport> Link<T> {
+/// The responder type of [`Driver::run_without_admin`], which passes none: never asked.
+struct Unanswered;
+
+impl AdminResponder for Unanswered {
+    type Error = core::convert::Infallible;
+
+    async fn answer(
+        &mut self,
+        _: crate::flow::AdminRequest<'_>,
+        _: &mut [u8; MAX_ANSWER_LEN],
+    ) -> Result<usize, Self::Error> {
+        // Never called: `run_without_admin` passes no responder, so an `Ask` ends the flow.
+        Ok(0)
+    }
+}
+
+impl<T: Transport, const SEND: usize, const RECV: usize> Link<T, SEND, RECV> {
     async fn exchange(&mut self, len: usize) -> Result<usize, TransceiveError<T::Error>> {
         self.commands = self.commands.wrapping_add(1);
         let tx = self.tx.get(..len).unwrap_or(&[]);
@@ -272,12 +365,23 @@ impl<T: Transport> Link<T> {
             .map_err(|e| Error::Protocol(ProtocolError::Encode(e)))
     }
 
-    /// Whether `cmd` goes out as one APDU: its data fits one short APDU, or the transport takes
-    /// extended length and the whole encoded command fits the send buffer.
+    /// Whether `cmd` goes out as one APDU: the encoded command fits the send buffer, and its
+    /// data fits one short APDU or the transport takes extended length.
     fn fits_one_apdu(&self, cmd: &Command<'_>) -> bool {
-        cmd.data.len() <= SHORT_MAX_DATA
-            || (self.transport.supports_extended_length() && cmd.encoded_len() <= self.tx.len())
+        cmd.encoded_len() <= SEND
+            && (cmd.data.len() <= SHORT_MAX_DATA || self.transport.supports_extended_length())
     }
+
+    /// The data of one chain link: a short APDU (header, Lc, data, room for a short Le) that
+    /// fits the send buffer. At least 1, as [`MIN_SEND_LEN`] guarantees.
+    const LINK_DATA: usize = {
+        let room = SEND.saturating_sub(6);
+        if room < SHORT_MAX_DATA {
+            room
+        } else {
+            SHORT_MAX_DATA
+        }
+    };
 
     async fn transceive(
         &mut self,
@@ -294,10 +398,17 @@ impl<T: Transport> Link<T> {
             cmd.data.len()
         );
         // Command chaining by the space really there: data that does not go out as one APDU
-        // (see `fits_one_apdu`) is sent in short links of 255 bytes.
+        // (see `fits_one_apdu`) is sent in short links of up to 255 bytes that fit the buffer.
         let mut data = cmd.data;
         while !self.fits_one_apdu(&Command { data, ..*cmd }) {
-            let (part, rest) = data.split_at(SHORT_MAX_DATA);
+            let cut = Self::LINK_DATA.min(data.len());
+            if cut == 0 {
+                // Only the Le field is left and it does not fit: nothing to chain.
+                return Err(Error::Protocol(ProtocolError::Encode(
+                    EncodeError::BufferTooSmall(cmd.encoded_len()),
+                )));
+            }
+            let (part, rest) = data.split_at(cut);
             let link = Command {
                 cla: cmd.cla | CLA_CHAINING,
                 data: part,
@@ -375,7 +486,7 @@ mod tests {
     use super::*;
     use crate::flow::{NoAdmin, PivUnblock};
     use crate::policy::PinPolicy;
-    use crate::secret::{NewPin, PivReference};
+    use crate::secret::{NewPin, PinContext, PivPuk};
 
     /// Answers `90 00` to everything.
     struct Ok9000;
@@ -505,8 +616,10 @@ mod tests {
 
     #[test]
     fn no_pin_or_puk_is_left_in_the_send_buffer() {
-        let pin = NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).unwrap();
-        let mut flow = PivUnblock::new(PivReference::puk(b"12345678").unwrap(), &pin).unwrap();
+        let pin = NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE)
+            .unwrap();
+        let puk = PivPuk::new(b"12345678").unwrap();
+        let mut flow = PivUnblock::new(&puk, &pin);
         let mut driver = Driver::new(Ok9000);
         embassy_futures::block_on(driver.run(&mut flow, &mut NoAdmin)).unwrap();
         assert_eq!(driver.commands_sent(), 3);

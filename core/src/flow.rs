@@ -34,12 +34,13 @@
 //! ```
 //! use cardunlock_core::apdu::{Command, Cursor};
 //! use cardunlock_core::flow::{self, Action, Event, Flow, FlowError, Step};
-//! use cardunlock_core::secret::{NewPin, Pin};
+//! use cardunlock_core::secret::Pin;
 //!
-//! /// `80 5E 00 00 <PUK> <new PIN>` after a SELECT (the vendor's own reset command).
-//! struct VendorReset { puk: Pin, new_pin: Pin, step: u8 }
+//! /// `80 5E 00 00 <PUK> <new PIN>` after a SELECT (the vendor's own reset command). It borrows
+//! /// the caller's secrets: no second copy.
+//! struct VendorReset<'a> { puk: &'a Pin, new_pin: &'a Pin, step: u8 }
 //!
-//! impl Flow for VendorReset {
+//! impl Flow for VendorReset<'_> {
 //!     type Output = ();
 //!     fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
 //!         Ok(match self.step {
@@ -69,7 +70,7 @@
 
 use crate::apdu::{Command, EncodeError, Response};
 use crate::crypto::{AdminKey, Algorithm, CryptoError};
-use crate::status::Status;
+use crate::sw::Status;
 
 mod gids;
 mod iso;
@@ -78,18 +79,21 @@ mod status;
 
 pub use gids::{GidsChangeAdminKey, GidsUnblock};
 pub use iso::{IsoChangeAdminKey, IsoUnblock};
-pub use piv::{MgmtAuthenticated, PivChangePuk, PivMgmtAuth, PivSetMgmtKey, PivUnblock};
+pub use piv::{
+    MgmtAuthenticated, PivChangePuk, PivMgmtAuth, PivSetMgmtKey, PivUnblock, PivUnblockOptions,
+};
 pub use status::{CardStatus, Profile, ReadStatus, Selected};
 
-/// What an admin-key flow does once the card accepted the admin cryptogram.
-pub(crate) enum AfterAuth {
+/// What an admin-key flow does once the card accepted the admin cryptogram. It borrows the
+/// caller's PIN or key.
+pub(crate) enum AfterAuth<'a> {
     /// RESET RETRY COUNTER with this PIN, then VERIFY with it.
-    Unblock(crate::secret::Pin),
+    Unblock(&'a crate::secret::Pin),
     /// Change the admin key to this one (personalisation at enrollment).
-    ChangeKey(AdminKey),
+    ChangeKey(&'a AdminKey),
 }
 
-impl AfterAuth {
+impl AfterAuth<'_> {
     /// Handles the answer to the command after authentication; `true` when a VERIFY with the
     /// new PIN follows.
     pub(crate) fn command_done(&self, event: Event<'_>) -> Result<bool, FlowError> {
@@ -409,6 +413,9 @@ pub enum FlowError {
     NewPinNotAccepted(Status),
     /// The flow's command did not fit the driver's buffer. Nothing was sent.
     Encode(EncodeError),
+    /// The flow asked for an admin cryptogram but was run without an admin responder
+    /// ([`crate::driver::Driver::run_without_admin`]). Nothing more was sent.
+    NoAdminResponder,
 }
 
 /// What kind of failure a [`FlowError`] is, for callers that act on the category (exit codes,
@@ -461,7 +468,8 @@ impl FlowError {
             | Self::MalformedResponse(_)
             | Self::BadAnswer
             | Self::UnexpectedEvent
-            | Self::Encode(_) => FlowErrorKind::Protocol,
+            | Self::Encode(_)
+            | Self::NoAdminResponder => FlowErrorKind::Protocol,
         }
     }
 
@@ -518,6 +526,9 @@ impl core::fmt::Display for FlowError {
                 )
             }
             Self::Encode(e) => write!(f, "the command could not be built: {e}"),
+            Self::NoAdminResponder => {
+                f.write_str("the operation needs an admin key, but none was given")
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! The heap-free, `no_std`, async engine that unblocks a smart card whose PIN is blocked.
 //!
 //! Layers, bottom up:
-//! - [`apdu`] and [`status`]: command APDUs encoded into caller buffers (short and extended
+//! - [`apdu`] and [`sw`]: command APDUs encoded into caller buffers (short and extended
 //!   length), responses parsed into borrowed views, and the status word as a total type.
 //! - [`tlv`]: bounds-checked BER-TLV reading and writing (the PIV `7C` dynamic authentication
 //!   template, data objects).
@@ -39,7 +39,7 @@ pub mod iso;
 pub mod piv;
 pub mod policy;
 pub mod secret;
-pub mod status;
+pub mod sw;
 pub mod tlv;
 pub mod transport;
 pub mod unlock;
@@ -48,5 +48,12 @@ pub use apdu::{Command, Response};
 /// The randomness traits [`flow::LocalKey`] requires (`RngCore + CryptoRng`), re-exported so a
 /// firmware implements them for its hardware RNG against the same version.
 pub use rand_core;
-pub use status::Status;
+pub use sw::Status;
 pub use transport::{ErrorKind, Transport, TransportError};
+
+/// The status word module under its old name: renamed [`sw`] (status words), so it is not taken
+/// for the card status of [`flow::CardStatus`].
+#[deprecated(since = "0.2.0", note = "renamed `cardunlock_core::sw` (status words)")]
+pub mod status {
+    pub use crate::sw::*;
+}

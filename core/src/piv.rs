@@ -6,7 +6,7 @@
 
 use crate::apdu::{Command, Cursor, EncodeError};
 use crate::crypto::Algorithm;
-use crate::secret::PivReference;
+use crate::secret::{PivPin, PivPuk};
 use crate::tlv;
 
 /// The PIV application identifier (NIST RID A0 00 00 03 08, PIX 00 00 10 00).
@@ -50,29 +50,80 @@ pub const fn verify_status(reference: u8) -> Command<'static> {
 }
 
 /// VERIFY the PIN.
-pub fn verify_pin(pin: &PivReference) -> Command<'_> {
+pub fn verify_pin(pin: &PivPin) -> Command<'_> {
     Command::new(0x00, INS_VERIFY, 0x00, PIN_REF).with_data(pin.padded_bytes())
 }
 
-/// CHANGE REFERENCE DATA for the PIN (`reference` = [`PIN_REF`]) or the PUK ([`PUK_REF`]):
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::secret::PivPin {}
+    impl Sealed for crate::secret::PivPuk {}
+}
+
+/// PIV reference data CHANGE REFERENCE DATA can change: [`PivPin`] (key reference [`PIN_REF`])
+/// and [`PivPuk`] ([`PUK_REF`]). The reference comes from the type, so it always matches the
+/// values.
+pub trait ReferenceData: sealed::Sealed {
+    /// The key reference (P2).
+    const KEY_REF: u8;
+    /// The padded 8 bytes.
+    fn padded(&self) -> &[u8; 8];
+}
+
+impl ReferenceData for PivPin {
+    const KEY_REF: u8 = PIN_REF;
+    fn padded(&self) -> &[u8; 8] {
+        self.padded_bytes()
+    }
+}
+
+impl ReferenceData for PivPuk {
+    const KEY_REF: u8 = PUK_REF;
+    fn padded(&self) -> &[u8; 8] {
+        self.padded_bytes()
+    }
+}
+
+/// CHANGE REFERENCE DATA of the PIN (two [`PivPin`]s) or the PUK (two [`PivPuk`]s):
 /// `00 24 00 <ref> 10 <old 8> <new 8>`, the data written into `buf` (16 bytes needed).
-pub fn change_reference_data<'b>(
+pub fn change_reference_data<'b, R: ReferenceData>(
     buf: &'b mut [u8],
-    reference: u8,
-    old: &PivReference,
-    new: &PivReference,
+    old: &R,
+    new: &R,
 ) -> Result<Command<'b>, EncodeError> {
     let mut w = Cursor::new(buf);
-    w.put(old.padded_bytes())?.put(new.padded_bytes())?;
-    Ok(Command::new(0x00, INS_CHANGE_REFERENCE_DATA, 0x00, reference).with_data(w.finish()))
+    w.put(old.padded())?.put(new.padded())?;
+    Ok(Command::new(0x00, INS_CHANGE_REFERENCE_DATA, 0x00, R::KEY_REF).with_data(w.finish()))
 }
 
 /// RESET RETRY COUNTER: `00 2C 00 80 10 <PUK 8> <new PIN 8>`, the data written into `buf`
 /// (16 bytes needed).
+///
+/// ```
+/// use cardunlock_core::piv;
+/// use cardunlock_core::secret::{PivPin, PivPuk};
+///
+/// let (puk, new_pin) = (PivPuk::new(b"12345678").unwrap(), PivPin::new(b"840259").unwrap());
+/// let mut buf = [0u8; 16];
+/// let cmd = piv::reset_retry_counter(&mut buf, &puk, &new_pin).unwrap();
+/// assert_eq!(&cmd.data[..8], b"12345678");
+/// ```
+///
+/// The PUK and the new PIN are distinct types, so swapping them does not compile:
+///
+/// ```compile_fail
+/// use cardunlock_core::piv;
+/// use cardunlock_core::secret::{PivPin, PivPuk};
+///
+/// let (puk, new_pin) = (PivPuk::new(b"12345678").unwrap(), PivPin::new(b"840259").unwrap());
+/// let mut buf = [0u8; 16];
+/// let cmd = piv::reset_retry_counter(&mut buf, &new_pin, &puk).unwrap();
+/// assert_eq!(&cmd.data[..8], b"12345678");
+/// ```
 pub fn reset_retry_counter<'b>(
     buf: &'b mut [u8],
-    puk: &PivReference,
-    new_pin: &PivReference,
+    puk: &PivPuk,
+    new_pin: &PivPin,
 ) -> Result<Command<'b>, EncodeError> {
     let mut w = Cursor::new(buf);
     w.put(puk.padded_bytes())?.put(new_pin.padded_bytes())?;
@@ -345,16 +396,16 @@ mod tests {
             &bytes(&get_metadata(MGMT_KEY_REF))[..],
             &hex!("00 F7 00 9B 00")
         );
-        let puk = PivReference::puk(b"12345678").unwrap();
-        let pin = PivReference::pin(b"840259").unwrap();
+        let puk = PivPuk::new(b"12345678").unwrap();
+        let pin = PivPin::new(b"840259").unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(
             &bytes(&reset_retry_counter(&mut buf, &puk, &pin).unwrap())[..],
             &hex!("00 2C 00 80 10 31 32 33 34 35 36 37 38 38 34 30 32 35 39 FF FF")
         );
-        let new_puk = PivReference::puk(b"87654321").unwrap();
+        let new_puk = PivPuk::new(b"87654321").unwrap();
         assert_eq!(
-            &bytes(&change_reference_data(&mut buf, PUK_REF, &puk, &new_puk).unwrap())[..],
+            &bytes(&change_reference_data(&mut buf, &puk, &new_puk).unwrap())[..],
             &hex!("00 24 00 81 10 31 32 33 34 35 36 37 38 38 37 36 35 34 33 32 31")
         );
         assert_eq!(
@@ -382,8 +433,8 @@ mod tests {
 
     #[test]
     fn builders_refuse_a_short_buffer_instead_of_truncating() {
-        let puk = PivReference::puk(b"12345678").unwrap();
-        let pin = PivReference::pin(b"840259").unwrap();
+        let puk = PivPuk::new(b"12345678").unwrap();
+        let pin = PivPin::new(b"840259").unwrap();
         let mut small = [0u8; 15];
         assert_eq!(
             reset_retry_counter(&mut small, &puk, &pin),

@@ -1,9 +1,20 @@
 //! PIN and PUK values whose constructors enforce the spec limits, so a malformed value cannot be
-//! sent to a card. All are zeroized on drop and print as `<redacted>`.
+//! sent to a card. All are zeroized on drop, print as `<redacted>` and are not `Clone`: a flow
+//! borrows the one copy the caller holds.
+//!
+//! - [`Pin`] and [`Puk`]: a PIN or PUK as typed (GIDS, ISO, vendor profiles).
+//! - [`PivPin`] and [`PivPuk`]: the PIV PIN and PUK, FF-padded to 8 bytes. Two types, so a
+//!   command that takes both cannot be given them the wrong way round.
+//! - [`NewPin`]: a new PIN that passed a [`PinPolicy`] (and its confirmation, when the device
+//!   has a second entry), in the format of the card profile that will take it.
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::policy::{PinPolicy, Violations};
+use crate::policy::{PinPolicy, Violation, Violations};
+
+mod piv;
+
+pub use piv::{PivPin, PivPuk};
 
 /// Why a PIN or PUK value was refused before it reached a card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +46,16 @@ impl core::error::Error for SecretError {}
 /// Largest PIN or reference data the core handles (GIDS allows up to 127 on paper; cards use 16).
 pub const MAX_PIN_LEN: usize = 32;
 
+/// A PIN format: how a card profile holds a PIN, built from the PIN as typed. [`NewPin`] takes
+/// the format of the profile it is for ([`Pin`] for GIDS, ISO and most vendor cards, [`PivPin`]
+/// for PIV); a vendor whose card wants another encoding implements this for its own type.
+pub trait PinFormat: Sized {
+    /// The PIN as typed (no padding) in this format, or why the profile cannot take it.
+    fn from_typed(pin: &[u8]) -> Result<Self, SecretError>;
+}
+
 /// A PIN as typed: 1 to [`MAX_PIN_LEN`] bytes, no padding.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct Pin {
     bytes: [u8; MAX_PIN_LEN],
     len: u8,
@@ -65,78 +84,164 @@ impl Pin {
     }
 }
 
+impl PinFormat for Pin {
+    fn from_typed(pin: &[u8]) -> Result<Self, SecretError> {
+        Self::new(pin)
+    }
+}
+
 impl core::fmt::Debug for Pin {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Pin(<redacted>)")
     }
 }
 
-/// A new PIN that passed a [`PinPolicy`] and its confirmation. Flows that set a PIN take only
-/// this type, so a PIN the policy refuses never reaches a card (and never costs a retry).
-#[derive(Clone, Debug)]
-pub struct NewPin(Pin);
+/// A PUK (or other unblocking secret) as typed, for profiles that take it unpadded (vendor
+/// applets): 1 to [`MAX_PIN_LEN`] bytes. Its own type, so a command that takes a PUK and a PIN
+/// cannot be given them the wrong way round.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct Puk(Pin);
 
-impl NewPin {
-    /// Checks `new_pin` and `confirmation` against `policy` (and the old PIN / PUK when known).
-    /// Every violation is reported.
-    pub fn new(
+impl Puk {
+    /// A PUK of 1 to [`MAX_PIN_LEN`] bytes.
+    pub fn new(puk: &[u8]) -> Result<Self, SecretError> {
+        Pin::new(puk).map(Self)
+    }
+
+    /// The PUK bytes. Send them to a card, never to a log.
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+impl core::fmt::Debug for Puk {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Puk(<redacted>)")
+    }
+}
+
+/// What a new PIN must differ from besides the policy's own rules: the old PIN and the PUK, when
+/// the caller knows them. Built with [`PinContext::NONE`] and its builder methods.
+///
+/// ```
+/// use cardunlock_core::secret::PinContext;
+/// let known = PinContext::NONE.puk(b"12345678");
+/// # let _ = known;
+/// ```
+#[derive(Clone, Copy, Default)]
+pub struct PinContext<'a> {
+    old_pin: Option<&'a [u8]>,
+    puk: Option<&'a [u8]>,
+}
+
+impl<'a> PinContext<'a> {
+    /// Nothing known besides the new PIN.
+    pub const NONE: Self = Self {
+        old_pin: None,
+        puk: None,
+    };
+
+    /// The new PIN must differ from this old PIN.
+    pub const fn old_pin(self, old_pin: &'a [u8]) -> Self {
+        Self {
+            old_pin: Some(old_pin),
+            ..self
+        }
+    }
+
+    /// The new PIN must differ from this PUK.
+    pub const fn puk(self, puk: &'a [u8]) -> Self {
+        Self {
+            puk: Some(puk),
+            ..self
+        }
+    }
+}
+
+impl core::fmt::Debug for PinContext<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Whether each is known, never the values.
+        f.debug_struct("PinContext")
+            .field("old_pin", &self.old_pin.is_some())
+            .field("puk", &self.puk.is_some())
+            .finish()
+    }
+}
+
+/// A new PIN that passed a [`PinPolicy`], in the format `P` of the card profile that takes it
+/// ([`Pin`] by default; [`PivPin`] for PIV). Flows that set a PIN take only this type, so a PIN
+/// the policy refuses never reaches a card (and never costs a retry).
+///
+/// Whether the PIN was confirmed is said by the constructor: [`NewPin::confirmed`] when the
+/// person typed it twice, [`NewPin::unconfirmed`] for a device without a second entry (a
+/// firmware with a PIN pad that confirms otherwise, a provisioning script).
+///
+/// ```
+/// use cardunlock_core::policy::PinPolicy;
+/// use cardunlock_core::secret::{NewPin, PinContext, PivPin};
+///
+/// let pin: NewPin<PivPin> =
+///     NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE.puk(b"12345678"))
+///         .unwrap();
+/// # let _ = pin;
+/// assert!(NewPin::<PivPin>::confirmed(&PinPolicy::PIV, b"840259", b"840258", PinContext::NONE)
+///     .is_err());
+/// ```
+pub struct NewPin<P = Pin>(P);
+
+impl<P: PinFormat> NewPin<P> {
+    /// Checks `new_pin` against `policy` and `context`, and that `confirmation` (the second entry)
+    /// is the same. Every violation is reported, a format the profile cannot take included
+    /// ([`Violation::TooShort`], [`Violation::TooLong`], [`Violation::InvalidCharacter`]).
+    pub fn confirmed(
         policy: &PinPolicy<'_>,
         new_pin: &[u8],
         confirmation: &[u8],
-        old_pin: Option<&[u8]>,
-        puk: Option<&[u8]>,
+        context: PinContext<'_>,
     ) -> Result<Self, Violations> {
-        policy.check(new_pin, confirmation, old_pin, puk)?;
-        // The policy bounds lengths; still refuse what no card takes.
-        Pin::new(new_pin).map(Self).map_err(|_| {
-            let mut v = Violations::default();
-            v.insert(crate::policy::Violation::TooLong { max: MAX_PIN_LEN });
-            v
-        })
+        let checked = policy.check(new_pin, confirmation, context.old_pin, context.puk);
+        Self::format(new_pin, checked)
     }
 
-    /// The PIN.
-    pub fn pin(&self) -> &Pin {
+    /// Checks `new_pin` against `policy` and `context`, with no confirmation: for a device
+    /// without a second entry. Every violation is reported.
+    pub fn unconfirmed(
+        policy: &PinPolicy<'_>,
+        new_pin: &[u8],
+        context: PinContext<'_>,
+    ) -> Result<Self, Violations> {
+        let checked = policy.check(new_pin, new_pin, context.old_pin, context.puk);
+        Self::format(new_pin, checked)
+    }
+
+    /// The policy's verdict joined with the profile's format: all violations together.
+    fn format(new_pin: &[u8], checked: Result<(), Violations>) -> Result<Self, Violations> {
+        let mut found = checked.err().unwrap_or_default();
+        match P::from_typed(new_pin) {
+            Ok(pin) if found.is_empty() => Ok(Self(pin)),
+            Ok(_) => Err(found),
+            Err(e) => {
+                match e {
+                    SecretError::Length { min, .. } if new_pin.len() < min => {
+                        found.insert(Violation::TooShort { min });
+                    }
+                    SecretError::Length { max, .. } => found.insert(Violation::TooLong { max }),
+                    SecretError::Character => found.insert(Violation::InvalidCharacter),
+                }
+                Err(found)
+            }
+        }
+    }
+
+    /// The PIN, in the profile's format.
+    pub fn pin(&self) -> &P {
         &self.0
     }
 }
 
-/// PIV reference data (PIN or PUK): 8 bytes, the value padded with `FF`.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct PivReference([u8; 8]);
-
-impl PivReference {
-    fn padded(value: &[u8], min: usize, digits_only: bool) -> Result<Self, SecretError> {
-        if value.len() < min || value.len() > 8 {
-            return Err(SecretError::Length { min, max: 8 });
-        }
-        if value.contains(&0xFF) || (digits_only && !value.iter().all(u8::is_ascii_digit)) {
-            return Err(SecretError::Character);
-        }
-        let mut out = [0xFF; 8];
-        out[..value.len()].copy_from_slice(value);
-        Ok(Self(out))
-    }
-
-    /// A PIV PIN: 6 to 8 ASCII digits (SP 800-73-4 Part 2 §2.4.3).
-    pub fn pin(pin: &[u8]) -> Result<Self, SecretError> {
-        Self::padded(pin, 6, true)
-    }
-
-    /// A PIV PUK: 6 to 8 bytes (8 on a factory card; YubiKeys accept 6 to 8), FF-padded.
-    pub fn puk(puk: &[u8]) -> Result<Self, SecretError> {
-        Self::padded(puk, 6, false)
-    }
-
-    /// The padded 8 bytes, as they go in the command.
-    pub fn padded_bytes(&self) -> &[u8; 8] {
-        &self.0
-    }
-}
-
-impl core::fmt::Debug for PivReference {
+impl<P> core::fmt::Debug for NewPin<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("PivReference(<redacted>)")
+        f.write_str("NewPin(<redacted>)")
     }
 }
 
@@ -146,54 +251,77 @@ mod tests {
     use core::fmt::Write;
 
     #[test]
-    fn piv_pin_is_digits_padded() {
-        assert_eq!(
-            PivReference::pin(b"123456").unwrap().padded_bytes(),
-            b"123456\xFF\xFF"
-        );
-        assert_eq!(
-            PivReference::pin(b"12345").err(),
-            Some(SecretError::Length { min: 6, max: 8 })
-        );
-        assert_eq!(
-            PivReference::pin(b"12345a").err(),
-            Some(SecretError::Character)
-        );
-        assert_eq!(
-            PivReference::pin(b"123456789").err(),
-            Some(SecretError::Length { min: 6, max: 8 })
-        );
-        assert_eq!(
-            PivReference::puk(b"12345678").unwrap().padded_bytes(),
-            b"12345678"
-        );
-        assert_eq!(
-            PivReference::puk(b"abc\xFFdef").err(),
-            Some(SecretError::Character)
-        );
-    }
-
-    #[test]
     fn debug_never_shows_values() {
-        let mut s: heapless::String<64> = heapless::String::new();
+        let mut s: heapless::String<128> = heapless::String::new();
+        let new_pin: NewPin = NewPin::unconfirmed(&PinPolicy::GIDS, b"Xk9w2", PinContext::NONE)
+            .unwrap();
         write!(
             s,
-            "{:?} {:?}",
+            "{:?} {:?} {:?} {:?} {:?}",
             Pin::new(b"424242").unwrap(),
-            PivReference::puk(b"87654321").unwrap()
+            Puk::new(b"87654321").unwrap(),
+            new_pin,
+            PinContext::NONE.puk(b"87654321").old_pin(b"1357"),
+            PivPuk::new(b"87654321").unwrap()
         )
         .unwrap();
-        assert!(
-            !s.contains("424242") && !s.contains("52") && !s.contains("8765"),
-            "{s}"
-        );
+        for secret in ["424242", "Xk9w2", "8765", "1357", "52"] {
+            assert!(!s.contains(secret), "{s}");
+        }
     }
 
     #[test]
     fn new_pin_needs_policy_and_confirmation() {
-        let ok = NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).unwrap();
+        let ok = NewPin::<Pin>::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE)
+            .unwrap();
         assert_eq!(ok.pin().expose(), b"840259");
-        assert!(NewPin::new(&PinPolicy::PIV, b"840259", b"840258", None, None).is_err());
-        assert!(NewPin::new(&PinPolicy::PIV, b"123456", b"123456", None, None).is_err());
+        let mismatch =
+            NewPin::<Pin>::confirmed(&PinPolicy::PIV, b"840259", b"840258", PinContext::NONE);
+        assert!(mismatch
+            .err()
+            .unwrap()
+            .contains(&Violation::ConfirmationMismatch));
+        assert!(
+            NewPin::<Pin>::confirmed(&PinPolicy::PIV, b"123456", b"123456", PinContext::NONE)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn unconfirmed_still_checks_the_policy_and_the_context() {
+        let ok = NewPin::<Pin>::unconfirmed(&PinPolicy::GIDS, b"Xk9w2", PinContext::NONE).unwrap();
+        assert_eq!(ok.pin().expose(), b"Xk9w2");
+        let context = PinContext::NONE.old_pin(b"Xk9w2").puk(b"Xk9w2");
+        let v = NewPin::<Pin>::unconfirmed(&PinPolicy::GIDS, b"Xk9w2", context)
+            .err()
+            .unwrap();
+        assert!(v.contains(&Violation::SameAsOldPin) && v.contains(&Violation::SameAsPuk));
+        assert!(!v.contains(&Violation::ConfirmationMismatch));
+        assert!(NewPin::<Pin>::unconfirmed(&PinPolicy::GIDS, b"1111", PinContext::NONE).is_err());
+    }
+
+    #[test]
+    fn the_profile_format_is_part_of_the_verdict() {
+        // A lax policy lets letters through; a PIV PIN is digits only, so the PIV format refuses.
+        let lax = PinPolicy {
+            charset: crate::policy::Charset::Alphanumeric,
+            ..PinPolicy::PIV
+        };
+        let v = NewPin::<PivPin>::confirmed(&lax, b"84a259", b"84a259", PinContext::NONE)
+            .err()
+            .unwrap();
+        assert_eq!(v.iter().collect::<heapless::Vec<_, 4>>(), [Violation::InvalidCharacter]);
+        // ... while the generic format takes it.
+        assert!(NewPin::<Pin>::confirmed(&lax, b"84a259", b"84a259", PinContext::NONE).is_ok());
+        // A length the policy allows but PIV does not, with the policy's own findings kept.
+        let long = PinPolicy {
+            max_len: 12,
+            ..PinPolicy::PIV
+        };
+        let v = NewPin::<PivPin>::confirmed(&long, b"8402591375", b"8402591376", PinContext::NONE)
+            .err()
+            .unwrap();
+        assert!(v.contains(&Violation::TooLong { max: 8 }), "{v:?}");
+        assert!(v.contains(&Violation::ConfirmationMismatch), "{v:?}");
     }
 }

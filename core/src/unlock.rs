@@ -1,29 +1,34 @@
 //! The unlock operations as a host or firmware calls them. Raw user input becomes typed values
-//! first ([`piv_input`], [`admin_input`], or the constructors of [`PivReference`] and
-//! [`NewPin`]): a PIN the policy refuses never reaches the card and never costs a try. The
-//! entry points take only those typed values and run the flow over the driver.
+//! first ([`piv_input`], [`admin_input`], or the constructors of [`PivPuk`] and [`NewPin`]): a
+//! PIN the policy refuses never reaches the card and never costs a try. The entry points take
+//! only those typed values, borrowed, and run the flow over the driver. Their errors say what
+//! kind of failure it was ([`UnlockError::kind`]) and how many tries are left
+//! ([`UnlockError::tries_left`]); the PIV ones name no admin responder
+//! (`UnlockError<T::Error>`).
+
+use core::convert::Infallible;
 
 use crate::driver::{Driver, Error};
 use crate::flow::{
-    AdminResponder, CardStatus, GidsUnblock, IsoUnblock, NoAdmin, NoAdminKey, PivUnblock,
-    ReadStatus, Selected,
+    AdminResponder, CardStatus, FlowErrorKind, GidsUnblock, IsoUnblock, PivUnblock, ReadStatus,
+    Selected,
 };
 use crate::iso::IsoProfile;
 use crate::policy::{PinPolicy, Violations};
-use crate::secret::{NewPin, PivReference, SecretError};
-use crate::transport::Transport;
+use crate::secret::{NewPin, PinContext, PivPin, PivPuk, SecretError};
+use crate::transport::{ErrorKind, Transport, TransportError};
+
+pub use crate::flow::PivUnblockOptions;
 
 /// Why raw user input did not become the typed values an unlock takes. Nothing was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum InputError {
-    /// The new PIN breaks the policy (every violation listed).
+    /// The new PIN breaks the policy or the profile's PIN format (every violation listed).
     Policy(Violations),
     /// The PUK is not one a PIV card takes (6 to 8 bytes, no `FF`).
     Puk(SecretError),
-    /// The new PIN is not one the card profile takes (PIV: 6 to 8 digits).
-    NewPin(SecretError),
 }
 
 impl core::fmt::Display for InputError {
@@ -31,26 +36,24 @@ impl core::fmt::Display for InputError {
         match self {
             Self::Policy(v) => write!(f, "{v}"),
             Self::Puk(e) => write!(f, "the PUK {e}"),
-            Self::NewPin(e) => write!(f, "the new PIN {e}"),
         }
     }
 }
 
 impl core::error::Error for InputError {}
 
-/// Checks a PIV unblock's raw input before anything is sent: the PUK's format, then the new PIN
-/// against `policy`, its confirmation and the PUK, then the PIV PIN format (6 to 8 digits).
+/// Checks a PIV unblock's raw input before anything is sent: the new PIN against `policy`, its
+/// confirmation, the PUK and the PIV PIN format (6 to 8 digits), then the PUK's format.
 /// The typed values it returns are what [`piv_unblock`] takes.
 pub fn piv_input(
     policy: &PinPolicy<'_>,
     puk: &[u8],
     new_pin: &[u8],
     confirmation: &[u8],
-) -> Result<(PivReference, NewPin), InputError> {
-    let pin =
-        NewPin::new(policy, new_pin, confirmation, None, Some(puk)).map_err(InputError::Policy)?;
-    let puk = PivReference::puk(puk).map_err(InputError::Puk)?;
-    PivReference::pin(pin.pin().expose()).map_err(InputError::NewPin)?;
+) -> Result<(PivPuk, NewPin<PivPin>), InputError> {
+    let pin = NewPin::confirmed(policy, new_pin, confirmation, PinContext::NONE.puk(puk))
+        .map_err(InputError::Policy)?;
+    let puk = PivPuk::new(puk).map_err(InputError::Puk)?;
     Ok((puk, pin))
 }
 
@@ -60,17 +63,17 @@ pub fn admin_input(
     new_pin: &[u8],
     confirmation: &[u8],
 ) -> Result<NewPin, InputError> {
-    NewPin::new(policy, new_pin, confirmation, None, None).map_err(InputError::Policy)
+    NewPin::confirmed(policy, new_pin, confirmation, PinContext::NONE).map_err(InputError::Policy)
 }
 
 /// Why an unlock did not happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
-pub enum UnlockError<T, R> {
+pub enum UnlockError<T, R = Infallible> {
     /// The new PIN breaks the policy (every violation listed). Nothing was sent to the card.
     Policy(Violations),
-    /// A PUK or PIN the card profile cannot take (length, characters). Nothing was sent.
+    /// A PUK the card profile cannot take (length, characters). Nothing was sent.
     Input(SecretError),
     /// The unlock ran and failed: transport, protocol, card answer or responder.
     Card(Error<T, R>),
@@ -86,7 +89,87 @@ impl<T, R> From<InputError> for UnlockError<T, R> {
     fn from(e: InputError) -> Self {
         match e {
             InputError::Policy(v) => Self::Policy(v),
-            InputError::Puk(e) | InputError::NewPin(e) => Self::Input(e),
+            InputError::Puk(e) => Self::Input(e),
+        }
+    }
+}
+
+/// What kind of failure an [`UnlockError`] is, for callers that act on the category (exit codes,
+/// a firmware's LED, an HTTP status) rather than the detail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum UnlockErrorKind {
+    /// The new PIN breaks the policy. Nothing was sent.
+    Policy,
+    /// A PUK the profile cannot take. Nothing was sent.
+    Input,
+    /// The transport failed (no card, card removed, reader gone ...).
+    Transport(ErrorKind),
+    /// The card or reader broke the APDU rules, or the card answered outside the protocol.
+    Protocol,
+    /// The card is not of the expected profile.
+    WrongCard,
+    /// A secret (PUK, admin key or answer) was wrong; tries were spent
+    /// ([`UnlockError::tries_left`] says how many are left).
+    WrongSecret,
+    /// The secret is blocked.
+    Blocked,
+    /// The card refused the new PIN.
+    PinRejected,
+    /// The card could not prove it holds the admin key; nothing was changed on it.
+    CardNotAuthentic,
+    /// The admin responder (key, server, operator) could not answer.
+    Responder,
+}
+
+impl core::fmt::Display for UnlockErrorKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Policy => f.write_str("PIN policy"),
+            Self::Input => f.write_str("invalid input"),
+            Self::Transport(kind) => write!(f, "card transport ({kind})"),
+            Self::Protocol => f.write_str("protocol error"),
+            Self::WrongCard => f.write_str("wrong card"),
+            Self::WrongSecret => f.write_str("wrong secret"),
+            Self::Blocked => f.write_str("blocked"),
+            Self::PinRejected => f.write_str("new PIN rejected"),
+            Self::CardNotAuthentic => f.write_str("card not authentic"),
+            Self::Responder => f.write_str("admin responder"),
+        }
+    }
+}
+
+impl core::error::Error for UnlockErrorKind {}
+
+impl<T, R> UnlockError<T, R> {
+    /// Tries left on the secret that was wrong (the PUK, the admin key), when the card said;
+    /// `Some(0)` when it is blocked.
+    pub fn tries_left(&self) -> Option<u8> {
+        match self {
+            Self::Card(e) => e.tries_left(),
+            Self::Policy(_) | Self::Input(_) => None,
+        }
+    }
+}
+
+impl<T: TransportError, R> UnlockError<T, R> {
+    /// The category of this error.
+    pub fn kind(&self) -> UnlockErrorKind {
+        match self {
+            Self::Policy(_) => UnlockErrorKind::Policy,
+            Self::Input(_) => UnlockErrorKind::Input,
+            Self::Card(Error::Transport(t)) => UnlockErrorKind::Transport(t.kind()),
+            Self::Card(Error::Protocol(_)) => UnlockErrorKind::Protocol,
+            Self::Card(Error::Responder(_)) => UnlockErrorKind::Responder,
+            Self::Card(Error::Flow(f)) => match f.kind() {
+                FlowErrorKind::WrongCard => UnlockErrorKind::WrongCard,
+                FlowErrorKind::WrongSecret => UnlockErrorKind::WrongSecret,
+                FlowErrorKind::Blocked => UnlockErrorKind::Blocked,
+                FlowErrorKind::PinRejected => UnlockErrorKind::PinRejected,
+                FlowErrorKind::CardNotAuthentic => UnlockErrorKind::CardNotAuthentic,
+                FlowErrorKind::Protocol => UnlockErrorKind::Protocol,
+            },
         }
     }
 }
@@ -116,21 +199,21 @@ where
 }
 
 /// Reads the card status (profile, identity, tries left) without spending any try.
-pub async fn read_status<T: Transport>(
-    driver: &mut Driver<T>,
+pub async fn read_status<T: Transport, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
     iso: IsoProfile<'_>,
-) -> Result<CardStatus, Error<T::Error, NoAdminKey>> {
-    driver.run(&mut ReadStatus::new(iso), &mut NoAdmin).await
+) -> Result<CardStatus, Error<T::Error>> {
+    driver.run_without_admin(&mut ReadStatus::new(iso)).await
 }
 
 /// [`read_status`], also returning the [`Selected`] token that lets the unblock that follows
 /// in the same exclusive session skip its SELECT ([`Select::After`]).
-pub async fn read_status_selected<T: Transport>(
-    driver: &mut Driver<T>,
+pub async fn read_status_selected<T: Transport, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
     iso: IsoProfile<'_>,
-) -> Result<(CardStatus, Selected), Error<T::Error, NoAdminKey>> {
+) -> Result<(CardStatus, Selected), Error<T::Error>> {
     let mut flow = ReadStatus::new(iso);
-    let status = driver.run(&mut flow, &mut NoAdmin).await?;
+    let status = driver.run_without_admin(&mut flow).await?;
     let selected = flow
         .into_selected()
         .ok_or(Error::Flow(crate::flow::FlowError::UnexpectedEvent))?;
@@ -138,52 +221,47 @@ pub async fn read_status_selected<T: Transport>(
 }
 
 /// PIV: unblocks the PIN with `puk` and sets `new_pin` (both checked by [`piv_input`] or their
-/// own constructors before this is called).
-pub async fn piv_unblock<T: Transport>(
-    driver: &mut Driver<T>,
-    puk: &PivReference,
-    new_pin: &NewPin,
-) -> Result<(), UnlockError<T::Error, NoAdminKey>> {
-    piv_unblock_with(driver, puk, new_pin, PivUnblockOptions::default()).await
+/// own constructors before this is called): SELECT, RESET RETRY COUNTER, VERIFY.
+///
+/// ```
+/// # use cardunlock_core::{driver::Driver, ErrorKind, Transport};
+/// # struct Reader;
+/// # impl Transport for Reader {
+/// #     type Error = ErrorKind;
+/// #     async fn transmit(&mut self, _: &[u8], _: &mut [u8]) -> Result<usize, ErrorKind> {
+/// #         Err(ErrorKind::NoCard)
+/// #     }
+/// # }
+/// use cardunlock_core::{policy::PinPolicy, unlock};
+///
+/// # async fn run(reader: Reader) -> Result<(), Box<dyn std::error::Error>> {
+/// let (puk, new_pin) = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259")?;
+/// let mut driver = Driver::new(reader);
+/// if let Err(e) = unlock::piv_unblock(&mut driver, &puk, &new_pin).await {
+///     // e.kind(), e.tries_left() for programs; Display for people.
+///     return Err(e.into());
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn piv_unblock<T: Transport, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
+    puk: &PivPuk,
+    new_pin: &NewPin<PivPin>,
+) -> Result<(), UnlockError<T::Error>> {
+    piv_unblock_with(driver, puk, new_pin, PivUnblockOptions::DEFAULT).await
 }
 
-/// The APDUs a [`piv_unblock_with`] spends beyond SELECT and RESET RETRY COUNTER.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct PivUnblockOptions {
-    /// GET METADATA `00 F7 00 81` first: a card that reports its PUK blocked is refused before
-    /// RESET RETRY COUNTER (see [`PivUnblock::checking_puk_first`]).
-    pub check_puk_first: bool,
-    /// No VERIFY with the new PIN after the card's `90 00` (see [`PivUnblock::without_verify`]).
-    pub skip_verify: bool,
-}
-
-impl PivUnblockOptions {
-    /// What the CLI sends when it has the PUK and new PIN up front, in one exclusive session and
-    /// without a status read of its own: SELECT, GET METADATA (PUK), RESET RETRY COUNTER.
-    pub const LEAN: Self = Self {
-        check_puk_first: true,
-        skip_verify: true,
-    };
-}
-
-/// [`piv_unblock`] with a choice of the APDUs around RESET RETRY COUNTER. A new PIN that is not
-/// 6 to 8 digits is refused before anything is sent, whatever the options; a wrong PUK reports
-/// the tries left from the card's answer to RESET RETRY COUNTER.
-pub async fn piv_unblock_with<T: Transport>(
-    driver: &mut Driver<T>,
-    puk: &PivReference,
-    new_pin: &NewPin,
+/// [`piv_unblock`] with a choice of the APDUs around RESET RETRY COUNTER
+/// ([`PivUnblockOptions`]). A wrong PUK reports the tries left from the card's answer to RESET
+/// RETRY COUNTER.
+pub async fn piv_unblock_with<T: Transport, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
+    puk: &PivPuk,
+    new_pin: &NewPin<PivPin>,
     options: PivUnblockOptions,
-) -> Result<(), UnlockError<T::Error, NoAdminKey>> {
-    let mut flow = PivUnblock::new(puk.clone(), new_pin).map_err(UnlockError::Input)?;
-    if options.check_puk_first {
-        flow = flow.checking_puk_first();
-    }
-    if options.skip_verify {
-        flow = flow.without_verify();
-    }
-    Ok(driver.run(&mut flow, &mut NoAdmin).await?)
+) -> Result<(), UnlockError<T::Error>> {
+    let mut flow = PivUnblock::new(puk, new_pin).with_options(options);
+    Ok(driver.run_without_admin(&mut flow).await?)
 }
 
 /// Whether an admin unblock starts by selecting the card's application.
@@ -199,8 +277,8 @@ pub enum Select {
 
 /// GIDS: unblocks with the admin key (through `responder`) and sets `new_pin`. `r1` is the host
 /// random of the mutual authentication (from a CSPRNG).
-pub async fn gids_unblock<T: Transport, R: AdminResponder>(
-    driver: &mut Driver<T>,
+pub async fn gids_unblock<T: Transport, R: AdminResponder, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
     new_pin: &NewPin,
     r1: [u8; 16],
     responder: &mut R,
@@ -209,8 +287,13 @@ pub async fn gids_unblock<T: Transport, R: AdminResponder>(
 }
 
 /// [`gids_unblock`], choosing whether to SELECT the GIDS application first.
-pub async fn gids_unblock_with<T: Transport, R: AdminResponder>(
-    driver: &mut Driver<T>,
+pub async fn gids_unblock_with<
+    T: Transport,
+    R: AdminResponder,
+    const SEND: usize,
+    const RECV: usize,
+>(
+    driver: &mut Driver<T, SEND, RECV>,
     new_pin: &NewPin,
     r1: [u8; 16],
     responder: &mut R,
@@ -225,8 +308,8 @@ pub async fn gids_unblock_with<T: Transport, R: AdminResponder>(
 
 /// ISO admin card: unblocks with the answer to the card's challenge (through `responder`: a key,
 /// a server, or the operator's response typed by the user) and sets `new_pin`.
-pub async fn iso_unblock<T: Transport, R: AdminResponder>(
-    driver: &mut Driver<T>,
+pub async fn iso_unblock<T: Transport, R: AdminResponder, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
     profile: IsoProfile<'_>,
     new_pin: &NewPin,
     responder: &mut R,
@@ -235,8 +318,13 @@ pub async fn iso_unblock<T: Transport, R: AdminResponder>(
 }
 
 /// [`iso_unblock`], choosing whether to SELECT the admin application first.
-pub async fn iso_unblock_with<T: Transport, R: AdminResponder>(
-    driver: &mut Driver<T>,
+pub async fn iso_unblock_with<
+    T: Transport,
+    R: AdminResponder,
+    const SEND: usize,
+    const RECV: usize,
+>(
+    driver: &mut Driver<T, SEND, RECV>,
     profile: IsoProfile<'_>,
     new_pin: &NewPin,
     responder: &mut R,

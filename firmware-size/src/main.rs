@@ -9,9 +9,9 @@
 #![no_std]
 #![no_main]
 
-use cardunlock_core::flow::{NoAdmin, PivUnblock};
+use cardunlock_core::flow::PivUnblock;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::secret::{NewPin, PivReference};
+use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
 use cardunlock_core::{driver::Driver, ErrorKind, Transport};
 use cortex_m_rt::entry;
 use panic_halt as _;
@@ -65,12 +65,13 @@ impl Transport for ReplayAnswers {
 #[inline(never)]
 fn run_piv() -> bool {
     embassy_futures::block_on(async {
-        let new_pin =
-            NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).map_err(|_| ())?;
-        let puk = PivReference::puk(b"12345678").map_err(|_| ())?;
-        let mut flow = PivUnblock::new(puk, &new_pin).map_err(|_| ())?;
+        let new_pin: NewPin<PivPin> =
+            NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE)
+                .map_err(|_| ())?;
+        let puk = PivPuk::new(b"12345678").map_err(|_| ())?;
+        let mut flow = PivUnblock::new(&puk, &new_pin);
         let mut driver = Driver::new(core::hint::black_box(ReplayCard));
-        driver.run(&mut flow, &mut NoAdmin).await.map_err(|_| ())
+        driver.run_without_admin(&mut flow).await.map_err(|_| ())
     })
     .is_ok()
 }
@@ -111,7 +112,8 @@ impl cardunlock_core::rand_core::CryptoRng for ReplayRng {}
 fn run_gids() -> bool {
     embassy_futures::block_on(async {
         let pin = card_answers::NEW_GIDS_PIN;
-        let new_pin = NewPin::new(&PinPolicy::GIDS, pin, pin, None, None).map_err(|_| ())?;
+        let new_pin: NewPin =
+            NewPin::confirmed(&PinPolicy::GIDS, pin, pin, PinContext::NONE).map_err(|_| ())?;
         let key = cardunlock_core::crypto::AdminKey::piv_default();
         let mut responder =
             cardunlock_core::flow::LocalKey::new(key, ReplayRng(card_answers::GIDS_Z1_BYTE));
@@ -159,10 +161,11 @@ fn main() -> ! {
 #[entry]
 fn main() -> ! {
     let result = embassy_futures::block_on(async {
-        let new_pin =
-            NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).map_err(|_| ())?;
-        let puk = PivReference::puk(b"12345678").map_err(|_| ())?;
-        let mut flow = PivUnblock::new(puk, &new_pin).map_err(|_| ())?;
+        let new_pin: NewPin<PivPin> =
+            NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE)
+                .map_err(|_| ())?;
+        let puk = PivPuk::new(b"12345678").map_err(|_| ())?;
+        let mut flow = PivUnblock::new(&puk, &new_pin);
         #[cfg(not(feature = "ccid"))]
         let mut driver = Driver::new(ReplayCard);
         #[cfg(feature = "ccid")]
@@ -179,14 +182,17 @@ fn main() -> ! {
             session.power_on().await.map_err(|_| ())?;
             Driver::new(session)
         };
-        driver.run(&mut flow, &mut NoAdmin).await.map_err(|_| ())?;
+        driver.run_without_admin(&mut flow).await.map_err(|_| ())?;
         #[cfg(feature = "gids")]
         {
             // The replayed answers carry no card random, so this run stops at the first GENERAL
             // AUTHENTICATE; it is here so the GIDS flow and 3DES are linked and measured.
             let key = cardunlock_core::crypto::AdminKey::piv_default();
             let mut responder = cardunlock_core::flow::LocalKey::new(key, ReplayRng(0x5A));
-            let mut flow = cardunlock_core::flow::GidsUnblock::new(&new_pin, [0x21; 16]);
+            let gids_pin: NewPin =
+                NewPin::unconfirmed(&PinPolicy::GIDS, b"Xk9w2", PinContext::NONE)
+                    .map_err(|_| ())?;
+            let mut flow = cardunlock_core::flow::GidsUnblock::new(&gids_pin, [0x21; 16]);
             let _ = driver.run(&mut flow, &mut responder).await;
         }
         Ok::<(), ()>(())

@@ -11,7 +11,7 @@ use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::flow::{Action, AdminRequest, Event, Flow, IsoUnblock};
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::secret::NewPin;
+use cardunlock_core::secret::{NewPin, PinContext};
 use cardunlock_core::Status;
 use libfuzzer_sys::fuzz_target;
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         algorithm,
         ..IsoProfile::SIM
     };
-    let pin = NewPin::new(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", None, None).expect("policy");
+    let pin = NewPin::confirmed(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", PinContext::NONE).expect("policy");
     let mut flow = IsoUnblock::new(profile, &pin);
     let mut buf = [0u8; 512];
     assert!(matches!(flow.action(&mut buf), Ok(Action::Send(c)) if c.ins == 0xA4));

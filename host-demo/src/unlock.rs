@@ -414,10 +414,7 @@ fn with_puk(args: &UnlockArgs) -> Result<(), Failure> {
                 None => terminal::new_pin_twice()?,
             };
             // The PUK's tries were just read: no second GET METADATA.
-            let options = PivUnblockOptions {
-                check_puk_first: false,
-                skip_verify: true,
-            };
+            let options = PivUnblockOptions::DEFAULT.without_verify();
             (puk, pin, confirm, options)
         }
     };

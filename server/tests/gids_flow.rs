@@ -80,7 +80,7 @@ fn enrolled_card(env: &Env) -> (SharedCard, String) {
         Algorithm::TripleDes,
         0,
     );
-    let mut personalise = GidsChangeAdminKey::new(key, [7; 16]);
+    let mut personalise = GidsChangeAdminKey::new(&key, [7; 16]);
     let mut factory = LocalKey::new(AdminKey::piv_default(), fill_counter(3));
     block_on(driver.run(&mut personalise, &mut factory)).unwrap();
     (card, identity)

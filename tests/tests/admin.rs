@@ -3,7 +3,7 @@
 
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::{Driver, Error};
-use cardunlock_core::flow::{FlowError, LocalKey, Profile};
+use cardunlock_core::flow::{FlowError, GidsUnblock, LocalKey, Profile};
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
@@ -193,7 +193,7 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
     let card = gids_card(GidsConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x5A; 8].repeat(3)).unwrap();
-    let mut flow = GidsChangeAdminKey::new(new_key.clone(), R1);
+    let mut flow = GidsChangeAdminKey::new(&new_key, R1);
     block_on(driver.run(&mut flow, &mut local(AdminKey::piv_default()))).unwrap();
     assert!(
         card.borrow().pin_is(b"1234"),
@@ -242,7 +242,8 @@ fn iso_admin_key_change_in_every_algorithm() {
             ..IsoProfile::SIM
         };
         let mut driver = Driver::new(TestTransport::new(&card));
-        let mut flow = IsoChangeAdminKey::new(profile, AdminKey::new(alg, &new).unwrap());
+        let new_key = AdminKey::new(alg, &new).unwrap();
+        let mut flow = IsoChangeAdminKey::new(profile, &new_key);
         block_on(driver.run(&mut flow, &mut local(AdminKey::new(alg, &old).unwrap()))).unwrap();
         assert!(card.borrow().pin_is(b"1234"));
         let mut with_new = local(AdminKey::new(alg, &new).unwrap());
@@ -263,7 +264,7 @@ fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
     let mut driver = Driver::new(TestTransport::new(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x77; 24]).unwrap();
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
-    let mut flow = IsoChangeAdminKey::new(IsoProfile::SIM, new_key);
+    let mut flow = IsoChangeAdminKey::new(IsoProfile::SIM, &new_key);
     let got = block_on(driver.run(&mut flow, &mut local(wrong)));
     assert!(
         matches!(got, Err(Error::Flow(FlowError::AdminAuthFailed { .. }))),
@@ -273,4 +274,18 @@ fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
         cardunlock_sim::Algorithm::TripleDes,
         AdminKey::piv_default().expose_bytes()
     ));
+}
+
+#[test]
+fn an_admin_flow_run_without_a_responder_stops_before_the_new_pin() {
+    let card = gids_card(GidsConfig::factory().blocked());
+    let mut driver = Driver::new(TestTransport::new(&card));
+    let new_pin = unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap();
+    let got = block_on(driver.run_without_admin(&mut GidsUnblock::new(&new_pin, R1)));
+    assert_eq!(got, Err(Error::Flow(FlowError::NoAdminResponder)));
+    // SELECT, MSE, GENERAL AUTHENTICATE step 1; then the flow asked and ended: no RESET RETRY
+    // COUNTER, the PIN still blocked.
+    let ins: Vec<u8> = driver.transport().seen.iter().map(|c| c[1]).collect();
+    assert_eq!(ins, [0xA4, 0x22, 0x87]);
+    assert!(card.borrow().pin_is(b"1234"));
 }

@@ -7,9 +7,10 @@ use cardunlock_core::flow::{FlowError, LocalKey, PivChangePuk, PivMgmtAuth, Prof
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::{AuthMode, IdKind};
 use cardunlock_core::policy::{PinPolicy, Violation};
-use cardunlock_core::secret::PivReference;
-use cardunlock_core::status::Status;
-use cardunlock_core::unlock::{self, UnlockError};
+use cardunlock_core::secret::{PinContext, PivPuk};
+use cardunlock_core::sw::Status;
+use cardunlock_core::unlock::{self, UnlockError, UnlockErrorKind};
+use cardunlock_core::ErrorKind;
 use cardunlock_sim::{Config, PivConfig, SimCard};
 use cardunlock_tests::{fill_counter, shared, SharedCard, TestTransport};
 use embassy_futures::block_on;
@@ -89,6 +90,10 @@ fn wrong_puk_costs_exactly_one_try_and_reports_it() {
     assert_eq!(card.borrow().puk_tries_left(), Some(2));
     assert!(card.borrow().pin_is(b"123456"));
     assert_eq!(card.borrow().pin_tries_left(), 0);
+    // What a program reads without matching the layers.
+    let err = err.unwrap_err();
+    assert_eq!(err.kind(), UnlockErrorKind::WrongSecret);
+    assert_eq!(err.tries_left(), Some(2));
 }
 
 #[test]
@@ -104,6 +109,33 @@ fn blocked_puk_is_reported() {
         Err(UnlockError::Card(Error::Flow(FlowError::PukBlocked)))
     );
     assert!(!card.borrow().pin_is(b"840259"));
+    let err = err.unwrap_err();
+    assert_eq!(err.kind(), UnlockErrorKind::Blocked);
+    assert_eq!(err.tries_left(), Some(0));
+}
+
+#[test]
+fn error_kinds_of_a_missing_card_and_a_refused_pin() {
+    // No PIV application: the wrong card, no tries to report.
+    let card = shared(SimCard::new(Config::Gids(cardunlock_sim::GidsConfig::factory())));
+    let mut driver = Driver::new(TestTransport::new(&card));
+    let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
+    let err = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).unwrap_err();
+    assert_eq!(
+        (err.kind(), err.tries_left()),
+        (UnlockErrorKind::WrongCard, None)
+    );
+    // Raw input the policy refuses, as one error type with the unblock's.
+    let err: UnlockError<ErrorKind> = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"1", b"1")
+        .unwrap_err()
+        .into();
+    assert_eq!(
+        (err.kind(), err.tries_left()),
+        (UnlockErrorKind::Policy, None)
+    );
+    // The transport's own kind comes through.
+    let err: UnlockError<ErrorKind> = UnlockError::Card(Error::Transport(ErrorKind::NoCard));
+    assert_eq!(err.kind(), UnlockErrorKind::Transport(ErrorKind::NoCard));
 }
 
 #[test]
@@ -142,9 +174,14 @@ fn card_side_pin_rules_cost_no_puk_try() {
     };
     let err = block_on(unlock::piv_unblock(
         &mut driver,
-        &cardunlock_core::secret::PivReference::puk(b"12345678").unwrap(),
-        &cardunlock_core::secret::NewPin::new(&lax, b"123456", b"123456", None, Some(b"12345678"))
-            .unwrap(),
+        &PivPuk::new(b"12345678").unwrap(),
+        &cardunlock_core::secret::NewPin::confirmed(
+            &lax,
+            b"123456",
+            b"123456",
+            PinContext::NONE.puk(b"12345678"),
+        )
+        .unwrap(),
     ));
     assert_eq!(
         err,
@@ -271,8 +308,8 @@ fn forged_card_answer_in_mutual_auth_is_refused() {
 #[test]
 fn puk_change_and_wrong_old_puk() {
     let card = piv_card(PivConfig::factory());
-    let old = PivReference::puk(b"12345678").unwrap();
-    let new = PivReference::puk(b"24681357").unwrap();
+    let old = PivPuk::new(b"12345678").unwrap();
+    let new = PivPuk::new(b"24681357").unwrap();
     let mut driver = Driver::new(TestTransport::new(&card));
     block_on(driver.run(
         &mut PivChangePuk::new(&old, &new),

@@ -13,7 +13,7 @@ use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{NoAdmin, PivUnblock, ReadStatus};
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::secret::{NewPin, PivReference};
+use cardunlock_core::secret::{NewPin, PinContext, PivPuk};
 use cardunlock_core::{Command, ErrorKind, Transport, TransportError};
 use cardunlock_pcsc::pcsc::Disposition;
 use cardunlock_pcsc::{PcscError, PcscTransport, ReaderChoice, ShareMode};
@@ -51,8 +51,9 @@ impl<T: Transport> Transport for PullCardAfter<T> {
 fn card_removed_mid_unblock_leaves_the_puk_untouched() {
     let card = insert(Config::Piv(PivConfig::factory().blocked()));
     let mut transport = card.connect();
-    let pin = NewPin::new(&PinPolicy::PIV, b"840259", b"840259", None, None).unwrap();
-    let mut flow = PivUnblock::new(PivReference::puk(b"12345678").unwrap(), &pin).unwrap();
+    let pin = NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE).unwrap();
+    let puk = PivPuk::new(b"12345678").unwrap();
+    let mut flow = PivUnblock::new(&puk, &pin);
     let err = {
         let mut session = transport.begin().unwrap();
         // SELECT goes through, then the card leaves before RESET RETRY COUNTER.

@@ -12,17 +12,17 @@ use cardunlock_core::flow::{
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::secret::{NewPin, PivReference};
+use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig};
 use common::{counter_rng, insert};
 use embassy_futures::block_on;
 
-fn piv_pin(pin: &[u8]) -> NewPin {
-    NewPin::new(&PinPolicy::PIV, pin, pin, None, None).unwrap()
+fn piv_pin(pin: &[u8]) -> NewPin<PivPin> {
+    NewPin::confirmed(&PinPolicy::PIV, pin, pin, PinContext::NONE).unwrap()
 }
 
 fn gids_pin(pin: &[u8]) -> NewPin {
-    NewPin::new(&PinPolicy::GIDS, pin, pin, None, None).unwrap()
+    NewPin::confirmed(&PinPolicy::GIDS, pin, pin, PinContext::NONE).unwrap()
 }
 
 fn wrong_key() -> AdminKey {
@@ -58,8 +58,9 @@ fn status_of_a_blocked_piv_card() {
 fn piv_puk_unblock() {
     let card = insert(Config::Piv(PivConfig::factory().blocked()));
     let mut transport = card.connect();
-    let mut flow =
-        PivUnblock::new(PivReference::puk(b"12345678").unwrap(), &piv_pin(b"840259")).unwrap();
+    let puk = PivPuk::new(b"12345678").unwrap();
+    let pin = piv_pin(b"840259");
+    let mut flow = PivUnblock::new(&puk, &pin);
     block_on(transport.run_exclusive(&mut flow, &mut NoAdmin)).unwrap();
     {
         let sim = card.sim();
@@ -80,8 +81,9 @@ fn piv_puk_unblock() {
 fn wrong_puk_costs_exactly_one_try() {
     let card = insert(Config::Piv(PivConfig::factory().blocked()));
     let mut transport = card.connect();
-    let mut flow =
-        PivUnblock::new(PivReference::puk(b"87654321").unwrap(), &piv_pin(b"840259")).unwrap();
+    let puk = PivPuk::new(b"87654321").unwrap();
+    let pin = piv_pin(b"840259");
+    let mut flow = PivUnblock::new(&puk, &pin);
     let err = block_on(transport.run_exclusive(&mut flow, &mut NoAdmin)).unwrap_err();
     assert_eq!(err, Error::Flow(FlowError::WrongPuk { tries_left: 2 }));
     let sim = card.sim();
@@ -100,7 +102,8 @@ fn gids_admin_unblock() {
     assert_eq!(status.profile, Profile::Gids);
     assert_eq!(status.pin_tries_left, Some(0));
 
-    let mut flow = GidsUnblock::new(&gids_pin(b"k7Rq29xZ"), [0x5A; 16]);
+    let pin = gids_pin(b"k7Rq29xZ");
+    let mut flow = GidsUnblock::new(&pin, [0x5A; 16]);
     let mut key = LocalKey::new(AdminKey::piv_default(), counter_rng());
     block_on(transport.run_exclusive(&mut flow, &mut key)).unwrap();
     let sim = card.sim();
@@ -113,7 +116,8 @@ fn gids_wrong_admin_key_changes_nothing() {
     let card = insert(Config::Gids(GidsConfig::factory().blocked()));
     let admin_tries = card.sim().admin_tries_left().unwrap();
     let mut transport = card.connect();
-    let mut flow = GidsUnblock::new(&gids_pin(b"k7Rq29xZ"), [0x5A; 16]);
+    let pin = gids_pin(b"k7Rq29xZ");
+    let mut flow = GidsUnblock::new(&pin, [0x5A; 16]);
     let mut key = LocalKey::new(wrong_key(), counter_rng());
     let err = block_on(transport.run_exclusive(&mut flow, &mut key)).unwrap_err();
     assert!(
@@ -139,7 +143,8 @@ fn iso_admin_unblock() {
     assert_eq!(status.profile, Profile::IsoAdmin);
     assert_eq!(status.pin_tries_left, Some(0));
 
-    let mut flow = IsoUnblock::new(IsoProfile::SIM, &gids_pin(b"k7Rq29xZ"));
+    let pin = gids_pin(b"k7Rq29xZ");
+    let mut flow = IsoUnblock::new(IsoProfile::SIM, &pin);
     let mut key = LocalKey::new(AdminKey::piv_default(), counter_rng());
     block_on(transport.run_exclusive(&mut flow, &mut key)).unwrap();
     let sim = card.sim();
@@ -151,7 +156,8 @@ fn iso_admin_unblock() {
 fn iso_wrong_admin_key_changes_nothing() {
     let card = insert(Config::Iso(IsoConfig::factory().blocked()));
     let mut transport = card.connect();
-    let mut flow = IsoUnblock::new(IsoProfile::SIM, &gids_pin(b"k7Rq29xZ"));
+    let pin = gids_pin(b"k7Rq29xZ");
+    let mut flow = IsoUnblock::new(IsoProfile::SIM, &pin);
     let mut key = LocalKey::new(wrong_key(), counter_rng());
     let err = block_on(transport.run_exclusive(&mut flow, &mut key)).unwrap_err();
     assert_eq!(
@@ -179,8 +185,9 @@ fn record(line: &str) {
 fn trace_redacts_puk_and_pins() {
     let card = insert(Config::Piv(PivConfig::factory().blocked()));
     let mut transport = card.connect().with_trace(record);
-    let mut flow =
-        PivUnblock::new(PivReference::puk(b"12345678").unwrap(), &piv_pin(b"840259")).unwrap();
+    let puk = PivPuk::new(b"12345678").unwrap();
+    let pin = piv_pin(b"840259");
+    let mut flow = PivUnblock::new(&puk, &pin);
     block_on(transport.run_exclusive(&mut flow, &mut NoAdmin)).unwrap();
     let lines = TRACE.lock().unwrap().clone();
     let all = lines.join("\n");

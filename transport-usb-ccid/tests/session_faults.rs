@@ -29,10 +29,7 @@ fn setup(level: ExchangeLevel, max: u32) -> (SimSession<ApduCard>, SharedReader<
     )
 }
 
-type Outcome = Result<
-    (),
-    UnlockError<<SimSession<ApduCard> as Transport>::Error, cardunlock_core::flow::NoAdminKey>,
->;
+type Outcome = Result<(), UnlockError<<SimSession<ApduCard> as Transport>::Error>>;
 
 fn unblock_with(session: SimSession<ApduCard>, puk: &[u8]) -> (Outcome, SimSession<ApduCard>) {
     let mut driver = Driver::new(session);

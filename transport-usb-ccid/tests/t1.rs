@@ -15,7 +15,7 @@ use cardunlock_ccid::t1::{
     MAX_BLOCK, T1,
 };
 use cardunlock_core::driver::{Driver, Error as DriverError};
-use cardunlock_core::flow::{FlowError, NoAdminKey};
+use cardunlock_core::flow::FlowError;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::transport::{ErrorKind, Transport, TransportError};
 use cardunlock_core::unlock::{self, UnlockError};
@@ -668,7 +668,7 @@ fn blocked_piv() -> Rc<RefCell<SimCard>> {
     ))))
 }
 
-type UnblockResult = Result<(), UnlockError<T1Error<ErrorKind>, NoAdminKey>>;
+type UnblockResult = Result<(), UnlockError<T1Error<ErrorKind>>>;
 
 /// What a run left behind: the card, the flow's result, the INS bytes the card executed and the
 /// R-blocks it received.

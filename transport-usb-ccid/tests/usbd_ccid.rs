@@ -475,7 +475,7 @@ mod session {
     use cardunlock_core::iso::IsoProfile;
     use cardunlock_core::piv::IdKind;
     use cardunlock_core::policy::PinPolicy;
-    use cardunlock_core::secret::{NewPin, PivReference};
+    use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
     use cardunlock_core::Transport;
     use pipe::{UsbControl, VirtualClock};
 
@@ -498,13 +498,12 @@ mod session {
         (b.card, b.reader, session)
     }
 
-    fn new_pin() -> NewPin {
-        NewPin::new(
+    fn new_pin() -> NewPin<PivPin> {
+        NewPin::confirmed(
             &PinPolicy::PIV,
             b"840259",
             b"840259",
-            None,
-            Some(b"12345678"),
+            PinContext::NONE.puk(b"12345678"),
         )
         .unwrap()
     }
@@ -514,7 +513,8 @@ mod session {
         let (card, reader, session) = open(bench());
         let mut driver = Driver::new(session);
         let pin = new_pin();
-        let mut flow = PivUnblock::new(PivReference::puk(b"12345678").unwrap(), &pin).unwrap();
+        let puk = PivPuk::new(b"12345678").unwrap();
+        let mut flow = PivUnblock::new(&puk, &pin);
         block_on(driver.run(&mut flow, &mut NoAdmin)).expect("unblock");
         let c = card.borrow();
         assert!(c.pin_is(b"840259"));
@@ -539,15 +539,15 @@ mod session {
     fn wrong_puk_reports_tries_left_and_costs_exactly_one() {
         let (card, _reader, session) = open(bench());
         let mut driver = Driver::new(session);
-        let pin = NewPin::new(
+        let pin = NewPin::confirmed(
             &PinPolicy::PIV,
             b"840259",
             b"840259",
-            None,
-            Some(b"87654321"),
+            PinContext::NONE.puk(b"87654321"),
         )
         .unwrap();
-        let mut flow = PivUnblock::new(PivReference::puk(b"87654321").unwrap(), &pin).unwrap();
+        let puk = PivPuk::new(b"87654321").unwrap();
+        let mut flow = PivUnblock::new(&puk, &pin);
         let got = block_on(driver.run(&mut flow, &mut NoAdmin));
         assert_eq!(got, Err(Error::Flow(FlowError::WrongPuk { tries_left: 2 })));
         let c = card.borrow();
@@ -613,7 +613,8 @@ mod session {
         let (card, reader, session) = open(b);
         let mut driver = Driver::new(session);
         let pin = new_pin();
-        let mut flow = PivUnblock::new(PivReference::puk(b"12345678").unwrap(), &pin).unwrap();
+        let puk = PivPuk::new(b"12345678").unwrap();
+        let mut flow = PivUnblock::new(&puk, &pin);
         block_on(driver.run(&mut flow, &mut NoAdmin)).expect("unblock");
         assert!(card.borrow().pin_is(b"840259"));
         // Three per APDU (SELECT, RRC, VERIFY).

@@ -10,7 +10,7 @@ use super::{
 use crate::crypto::ct_eq;
 use crate::gids::{self, CRYPTOGRAM_LEN, RANDOM_LEN};
 use crate::secret::NewPin;
-use crate::status::Status;
+use crate::sw::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -27,8 +27,8 @@ enum State {
 
 /// The GIDS mutual authentication followed by `after`, shared by [`GidsUnblock`] and
 /// [`GidsChangeAdminKey`].
-struct GidsAdmin {
-    after: AfterAuth,
+struct GidsAdmin<'a> {
+    after: AfterAuth<'a>,
     r1: [u8; RANDOM_LEN],
     r2: [u8; RANDOM_LEN],
     /// Our cryptogram over R2 || R1 || Z1, held from the responder's answer until it is sent.
@@ -37,14 +37,14 @@ struct GidsAdmin {
     state: State,
 }
 
-impl Drop for GidsAdmin {
+impl Drop for GidsAdmin<'_> {
     fn drop(&mut self) {
         self.cryptogram.zeroize();
     }
 }
 
-impl GidsAdmin {
-    fn new(after: AfterAuth, r1: [u8; RANDOM_LEN]) -> Self {
+impl<'a> GidsAdmin<'a> {
+    fn new(after: AfterAuth<'a>, r1: [u8; RANDOM_LEN]) -> Self {
         Self {
             after,
             r1,
@@ -61,7 +61,7 @@ impl GidsAdmin {
         }
     }
 
-    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+    fn action<'b>(&'b mut self, buf: &'b mut [u8]) -> Result<Action<'b, ()>, FlowError> {
         Ok(match self.state {
             State::Select => Action::Send(gids::select()),
             State::Mse => Action::Send(gids::mse_set_admin()),
@@ -155,9 +155,9 @@ impl GidsAdmin {
 
 /// GIDS admin-key unblock. The card proves it holds the same admin key (its cryptogram over
 /// R1 and R2 is checked) before the new PIN is sent.
-pub struct GidsUnblock(GidsAdmin);
+pub struct GidsUnblock<'a>(GidsAdmin<'a>);
 
-impl core::fmt::Debug for GidsUnblock {
+impl core::fmt::Debug for GidsUnblock<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("GidsUnblock")
             .field("state", &self.0.state)
@@ -165,13 +165,11 @@ impl core::fmt::Debug for GidsUnblock {
     }
 }
 
-impl GidsUnblock {
-    /// An unblock setting `new_pin`; `r1` is the host random (from a CSPRNG).
-    pub fn new(new_pin: &NewPin, r1: [u8; RANDOM_LEN]) -> Self {
-        Self(GidsAdmin::new(
-            AfterAuth::Unblock(new_pin.pin().clone()),
-            r1,
-        ))
+impl<'a> GidsUnblock<'a> {
+    /// An unblock setting `new_pin` (borrowed while it runs); `r1` is the host random (from a
+    /// CSPRNG).
+    pub fn new(new_pin: &'a NewPin, r1: [u8; RANDOM_LEN]) -> Self {
+        Self(GidsAdmin::new(AfterAuth::Unblock(new_pin.pin()), r1))
     }
 
     /// Skips the SELECT when `selected` proves the GIDS application is selected in this
@@ -182,7 +180,7 @@ impl GidsUnblock {
     }
 }
 
-impl Flow for GidsUnblock {
+impl Flow for GidsUnblock<'_> {
     type Output = ();
 
     fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
@@ -196,9 +194,9 @@ impl Flow for GidsUnblock {
 
 /// GIDS personalisation: authenticates with the current admin key (through the responder),
 /// then changes it to a new one ([`gids::change_admin_key`]). The PIN is not touched.
-pub struct GidsChangeAdminKey(GidsAdmin);
+pub struct GidsChangeAdminKey<'a>(GidsAdmin<'a>);
 
-impl core::fmt::Debug for GidsChangeAdminKey {
+impl core::fmt::Debug for GidsChangeAdminKey<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("GidsChangeAdminKey")
             .field("state", &self.0.state)
@@ -206,14 +204,14 @@ impl core::fmt::Debug for GidsChangeAdminKey {
     }
 }
 
-impl GidsChangeAdminKey {
-    /// A change to `new_key`; `r1` is the host random (from a CSPRNG).
-    pub fn new(new_key: crate::crypto::AdminKey, r1: [u8; RANDOM_LEN]) -> Self {
+impl<'a> GidsChangeAdminKey<'a> {
+    /// A change to `new_key` (borrowed while it runs); `r1` is the host random (from a CSPRNG).
+    pub fn new(new_key: &'a crate::crypto::AdminKey, r1: [u8; RANDOM_LEN]) -> Self {
         Self(GidsAdmin::new(AfterAuth::ChangeKey(new_key), r1))
     }
 }
 
-impl Flow for GidsChangeAdminKey {
+impl Flow for GidsChangeAdminKey<'_> {
     type Output = ();
 
     fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {

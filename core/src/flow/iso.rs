@@ -10,7 +10,7 @@ use super::{
 };
 use crate::iso::IsoProfile;
 use crate::secret::NewPin;
-use crate::status::Status;
+use crate::sw::Status;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -25,9 +25,9 @@ enum State {
 
 /// The ISO challenge-response followed by `after`, shared by [`IsoUnblock`] and
 /// [`IsoChangeAdminKey`].
-struct IsoAdmin<'p> {
-    profile: IsoProfile<'p>,
-    after: AfterAuth,
+struct IsoAdmin<'a> {
+    profile: IsoProfile<'a>,
+    after: AfterAuth<'a>,
     challenge: [u8; 16],
     response: [u8; 16],
     state: State,
@@ -39,8 +39,8 @@ impl Drop for IsoAdmin<'_> {
     }
 }
 
-impl<'p> IsoAdmin<'p> {
-    fn new(profile: IsoProfile<'p>, after: AfterAuth) -> Self {
+impl<'a> IsoAdmin<'a> {
+    fn new(profile: IsoProfile<'a>, after: AfterAuth<'a>) -> Self {
         Self {
             profile,
             after,
@@ -56,7 +56,7 @@ impl<'p> IsoAdmin<'p> {
         }
     }
 
-    fn action<'a>(&'a mut self, _buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
+    fn action<'b>(&'b mut self, _buf: &'b mut [u8]) -> Result<Action<'b, ()>, FlowError> {
         let n = self.profile.algorithm.block_len();
         Ok(match self.state {
             State::Select => Action::Send(self.profile.select()),
@@ -131,7 +131,7 @@ impl<'p> IsoAdmin<'p> {
 }
 
 /// ISO admin challenge-response unblock.
-pub struct IsoUnblock<'p>(IsoAdmin<'p>);
+pub struct IsoUnblock<'a>(IsoAdmin<'a>);
 
 impl core::fmt::Debug for IsoUnblock<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -142,13 +142,10 @@ impl core::fmt::Debug for IsoUnblock<'_> {
     }
 }
 
-impl<'p> IsoUnblock<'p> {
-    /// An unblock of a card addressed by `profile`, setting `new_pin`.
-    pub fn new(profile: IsoProfile<'p>, new_pin: &NewPin) -> Self {
-        Self(IsoAdmin::new(
-            profile,
-            AfterAuth::Unblock(new_pin.pin().clone()),
-        ))
+impl<'a> IsoUnblock<'a> {
+    /// An unblock of a card addressed by `profile`, setting `new_pin` (borrowed while it runs).
+    pub fn new(profile: IsoProfile<'a>, new_pin: &'a NewPin) -> Self {
+        Self(IsoAdmin::new(profile, AfterAuth::Unblock(new_pin.pin())))
     }
 
     /// Skips the SELECT when `selected` proves the admin application is selected in this
@@ -181,7 +178,7 @@ impl Flow for IsoUnblock<'_> {
 
 /// ISO admin personalisation: answers the challenge with the current admin key (through the
 /// responder), then changes it to a new one. The PIN is not touched.
-pub struct IsoChangeAdminKey<'p>(IsoAdmin<'p>);
+pub struct IsoChangeAdminKey<'a>(IsoAdmin<'a>);
 
 impl core::fmt::Debug for IsoChangeAdminKey<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -192,9 +189,10 @@ impl core::fmt::Debug for IsoChangeAdminKey<'_> {
     }
 }
 
-impl<'p> IsoChangeAdminKey<'p> {
-    /// A change of the admin key of the card addressed by `profile` to `new_key`.
-    pub fn new(profile: IsoProfile<'p>, new_key: crate::crypto::AdminKey) -> Self {
+impl<'a> IsoChangeAdminKey<'a> {
+    /// A change of the admin key of the card addressed by `profile` to `new_key` (borrowed while
+    /// it runs).
+    pub fn new(profile: IsoProfile<'a>, new_key: &'a crate::crypto::AdminKey) -> Self {
         Self(IsoAdmin::new(profile, AfterAuth::ChangeKey(new_key)))
     }
 }

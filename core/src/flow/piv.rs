@@ -8,9 +8,8 @@ use super::{
 };
 use crate::crypto::{ct_eq, AdminKey, Algorithm};
 use crate::piv::{self, AuthMode};
-use crate::secret::NewPin;
-use crate::secret::PivReference;
-use crate::status::Status;
+use crate::secret::{NewPin, PivPin, PivPuk};
+use crate::sw::Status;
 
 use super::{Profile, Selected};
 
@@ -23,63 +22,94 @@ enum UnblockState {
     Done,
 }
 
-/// PIV PIN unblock with the PUK: SELECT, RESET RETRY COUNTER, then VERIFY with the new PIN (a
-/// `90 00` from RESET RETRY COUNTER leaves the PIN unverified; the VERIFY proves the card took it).
+/// The APDUs a [`PivUnblock`] spends beyond SELECT and RESET RETRY COUNTER, chosen with a
+/// builder: [`PivUnblockOptions::DEFAULT`] (VERIFY after the reset, no PUK check first) and
+/// [`PivUnblockOptions::LEAN`] are the two usual choices.
 ///
-/// A wrong PUK costs exactly one PUK try and is reported with the tries left; nothing else is
-/// retried.
-///
-/// Two options trade APDUs for checks (see `BENCHMARKS.md`, "APDU audit"):
-/// [`PivUnblock::checking_puk_first`] adds GET METADATA `00 F7 00 81` after the SELECT and stops
-/// with [`FlowError::PukBlocked`] before RESET RETRY COUNTER when the card reports no PUK try
-/// left; [`PivUnblock::without_verify`] ends on the `90 00` of RESET RETRY COUNTER, leaving the
-/// PIN unverified on the card (as `yubico-piv-tool -a unblock-pin` and OpenSC do).
-pub struct PivUnblock {
-    puk: PivReference,
-    new_pin: PivReference,
-    state: UnblockState,
-    check_puk: bool,
-    verify: bool,
+/// ```
+/// use cardunlock_core::flow::PivUnblockOptions;
+/// let options = PivUnblockOptions::DEFAULT.checking_puk_first().without_verify();
+/// assert_eq!(options, PivUnblockOptions::LEAN);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PivUnblockOptions {
+    check_puk_first: bool,
+    skip_verify: bool,
 }
 
-impl core::fmt::Debug for PivUnblock {
+impl PivUnblockOptions {
+    /// SELECT, RESET RETRY COUNTER, VERIFY with the new PIN.
+    pub const DEFAULT: Self = Self {
+        check_puk_first: false,
+        skip_verify: false,
+    };
+
+    /// What the CLI sends when it has the PUK and new PIN up front, in one exclusive session and
+    /// without a status read of its own: SELECT, GET METADATA (PUK), RESET RETRY COUNTER.
+    pub const LEAN: Self = Self::DEFAULT.checking_puk_first().without_verify();
+
+    /// Reads the PUK's tries with GET METADATA `00 F7 00 81` before RESET RETRY COUNTER and
+    /// stops with [`FlowError::PukBlocked`] when the card reports none left (one more APDU).
+    /// Cards without GET METADATA go on to the reset.
+    pub const fn checking_puk_first(self) -> Self {
+        Self {
+            check_puk_first: true,
+            ..self
+        }
+    }
+
+    /// Ends on the card's `90 00` to RESET RETRY COUNTER instead of proving the new PIN with a
+    /// VERIFY (one APDU less; the PIN stays unverified on the card, as `yubico-piv-tool -a
+    /// unblock-pin` and OpenSC leave it).
+    pub const fn without_verify(self) -> Self {
+        Self {
+            skip_verify: true,
+            ..self
+        }
+    }
+}
+
+/// PIV PIN unblock with the PUK: SELECT, RESET RETRY COUNTER, then VERIFY with the new PIN (a
+/// `90 00` from RESET RETRY COUNTER leaves the PIN unverified; the VERIFY proves the card took it).
+/// It borrows the PUK and the new PIN for as long as it runs: no copy of either.
+///
+/// A wrong PUK costs exactly one PUK try and is reported with the tries left; nothing else is
+/// retried. [`PivUnblockOptions`] trade APDUs for checks (see `BENCHMARKS.md`, "APDU audit").
+pub struct PivUnblock<'a> {
+    puk: &'a PivPuk,
+    new_pin: &'a PivPin,
+    state: UnblockState,
+    options: PivUnblockOptions,
+}
+
+impl core::fmt::Debug for PivUnblock<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PivUnblock")
             .field("state", &self.state)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
-impl PivUnblock {
-    /// An unblock with `puk`, setting `new_pin` (which passed the PIN policy). Fails when the new
-    /// PIN is not 6 to 8 digits, before anything is sent.
-    pub fn new(puk: PivReference, new_pin: &NewPin) -> Result<Self, crate::secret::SecretError> {
-        let new_pin = PivReference::pin(new_pin.pin().expose())?;
-        Ok(Self {
+impl<'a> PivUnblock<'a> {
+    /// An unblock with `puk`, setting `new_pin` (which passed the PIN policy in the PIV format).
+    pub fn new(puk: &'a PivPuk, new_pin: &'a NewPin<PivPin>) -> Self {
+        Self {
             puk,
-            new_pin,
+            new_pin: new_pin.pin(),
             state: UnblockState::Select,
-            check_puk: false,
-            verify: true,
-        })
+            options: PivUnblockOptions::DEFAULT,
+        }
     }
 
-    /// Reads the PUK's tries with GET METADATA before RESET RETRY COUNTER and stops when the
-    /// card reports none left (one more APDU). Cards without GET METADATA go on to the reset.
-    pub fn checking_puk_first(mut self) -> Self {
-        self.check_puk = true;
-        self
-    }
-
-    /// Ends on the card's `90 00` to RESET RETRY COUNTER instead of proving the new PIN with a
-    /// VERIFY (one APDU less; the PIN stays unverified on the card).
-    pub fn without_verify(mut self) -> Self {
-        self.verify = false;
-        self
+    /// The same unblock with `options`.
+    pub fn with_options(self, options: PivUnblockOptions) -> Self {
+        Self { options, ..self }
     }
 }
 
-impl Flow for PivUnblock {
+impl Flow for PivUnblock<'_> {
     type Output = ();
 
     fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
@@ -87,9 +117,9 @@ impl Flow for PivUnblock {
             UnblockState::Select => Action::Send(piv::select()),
             UnblockState::PukStatus => Action::Send(piv::get_metadata(piv::PUK_REF)),
             UnblockState::Reset => {
-                Action::Send(piv::reset_retry_counter(buf, &self.puk, &self.new_pin)?)
+                Action::Send(piv::reset_retry_counter(buf, self.puk, self.new_pin)?)
             }
-            UnblockState::VerifyNew => Action::Send(piv::verify_pin(&self.new_pin)),
+            UnblockState::VerifyNew => Action::Send(piv::verify_pin(self.new_pin)),
             UnblockState::Done => Action::Done(()),
         })
     }
@@ -101,7 +131,7 @@ impl Flow for PivUnblock {
                 if !r.status.is_success() {
                     return Err(FlowError::ApplicationNotFound(r.status));
                 }
-                self.state = if self.check_puk {
+                self.state = if self.options.check_puk_first {
                     UnblockState::PukStatus
                 } else {
                     UnblockState::Reset
@@ -119,7 +149,7 @@ impl Flow for PivUnblock {
                 self.state = UnblockState::Reset;
             }
             UnblockState::Reset => match response(event)?.status {
-                Status::Success if self.verify => self.state = UnblockState::VerifyNew,
+                Status::Success if !self.options.skip_verify => self.state = UnblockState::VerifyNew,
                 Status::Success => self.state = UnblockState::Done,
                 status => return Err(puk_reset_error(status, Step::ResetRetryCounter)),
             },
@@ -357,13 +387,13 @@ enum ChangeState {
 
 /// PIV PUK change: SELECT, CHANGE REFERENCE DATA `00 24 00 81` with the old and new PUK.
 /// Used to rotate the PUK after an online unlock, so a PUK a workstation saw is never valid again.
-pub struct PivChangePuk {
-    old: PivReference,
-    new: PivReference,
+pub struct PivChangePuk<'a> {
+    old: &'a PivPuk,
+    new: &'a PivPuk,
     state: ChangeState,
 }
 
-impl core::fmt::Debug for PivChangePuk {
+impl core::fmt::Debug for PivChangePuk<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PivChangePuk")
             .field("state", &self.state)
@@ -371,29 +401,26 @@ impl core::fmt::Debug for PivChangePuk {
     }
 }
 
-impl PivChangePuk {
-    /// A change from `old` to `new`.
-    pub fn new(old: &PivReference, new: &PivReference) -> Self {
+impl<'a> PivChangePuk<'a> {
+    /// A change from `old` to `new` (both borrowed while it runs).
+    pub fn new(old: &'a PivPuk, new: &'a PivPuk) -> Self {
         Self {
-            old: old.clone(),
-            new: new.clone(),
+            old,
+            new,
             state: ChangeState::Select,
         }
     }
 }
 
-impl Flow for PivChangePuk {
+impl Flow for PivChangePuk<'_> {
     type Output = ();
 
     fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
         Ok(match self.state {
             ChangeState::Select => Action::Send(piv::select()),
-            ChangeState::Change => Action::Send(piv::change_reference_data(
-                buf,
-                piv::PUK_REF,
-                &self.old,
-                &self.new,
-            )?),
+            ChangeState::Change => {
+                Action::Send(piv::change_reference_data(buf, self.old, self.new)?)
+            }
             ChangeState::Done => Action::Done(()),
         })
     }
@@ -432,14 +459,14 @@ impl Flow for PivChangePuk {
 /// Sets a new PIV management key with SET MANAGEMENT KEY. It needs the [`MgmtAuthenticated`]
 /// token of a [`PivMgmtAuth`] run just before over the same driver and exclusive session, and
 /// does not SELECT (that would drop the authentication).
-pub struct PivSetMgmtKey {
+pub struct PivSetMgmtKey<'k> {
     /// The authentication this change follows (kept to show in `Debug`).
     after: MgmtAuthenticated,
-    new_key: AdminKey,
+    new_key: &'k AdminKey,
     done: bool,
 }
 
-impl core::fmt::Debug for PivSetMgmtKey {
+impl core::fmt::Debug for PivSetMgmtKey<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PivSetMgmtKey")
             .field("after", &self.after)
@@ -448,25 +475,26 @@ impl core::fmt::Debug for PivSetMgmtKey {
     }
 }
 
-impl PivSetMgmtKey {
-    /// Sets `new_key` (its algorithm goes in the command) after `authenticated`.
-    pub fn new(authenticated: MgmtAuthenticated, new_key: &AdminKey) -> Self {
+impl<'k> PivSetMgmtKey<'k> {
+    /// Sets `new_key` (its algorithm goes in the command; borrowed while it runs) after
+    /// `authenticated`.
+    pub fn new(authenticated: MgmtAuthenticated, new_key: &'k AdminKey) -> Self {
         Self {
             after: authenticated,
-            new_key: new_key.clone(),
+            new_key,
             done: false,
         }
     }
 }
 
-impl Flow for PivSetMgmtKey {
+impl Flow for PivSetMgmtKey<'_> {
     type Output = ();
 
     fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
         Ok(if self.done {
             Action::Done(())
         } else {
-            Action::Send(piv::set_management_key(buf, &self.new_key)?)
+            Action::Send(piv::set_management_key(buf, self.new_key)?)
         })
     }
 
@@ -497,11 +525,12 @@ mod tests {
 
     #[test]
     fn set_management_key_failures_name_their_own_step() {
+        let key = AdminKey::piv_default();
         let mut flow = PivSetMgmtKey::new(
             MgmtAuthenticated {
                 algorithm: Algorithm::TripleDes,
             },
-            &AdminKey::piv_default(),
+            &key,
         );
         let mut buf = [0u8; 64];
         let Ok(Action::Send(cmd)) = flow.action(&mut buf) else {

@@ -7,7 +7,7 @@ use crate::crypto::Algorithm;
 use crate::gids;
 use crate::iso::IsoProfile;
 use crate::piv::{self, CardId, IdKind};
-use crate::status::Status;
+use crate::sw::Status;
 
 /// The card profiles the core speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

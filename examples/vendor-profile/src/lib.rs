@@ -5,19 +5,40 @@
 //! with X tries left, `69 83` when the PUK is blocked and `6A 80` when it refuses the new PIN.
 //! A VERIFY `00 20 00 80` with the new PIN then proves the card took it.
 //!
-//! [`VendorUnblock`] is a sans-IO [`Flow`]: it builds each command in the buffer the driver
-//! lends it (so the PUK and PIN are never copied into a buffer of the flow's own), reads the
+//! [`VendorUnblock`] is a sans-IO [`Flow`]: it borrows the caller's PUK and new PIN (no copy),
+//! builds each command in the buffer the driver lends it (wiped after the exchange), reads the
 //! answers with the core's helpers, and reports errors as the core's [`FlowError`], so callers
 //! (a CLI, a server, a firmware) handle this card like the built-in ones. [`unblock`] is the
 //! entry point, run over any [`Transport`] by the core's [`Driver`].
+//!
+//! The shortest correct unblock, from what the person typed to the card's answer:
+//!
+//! ```no_run
+//! # async fn run<T: cardunlock_core::Transport>(reader: T) {
+//! use cardunlock_core::{driver::Driver, policy::PinPolicy, secret::{NewPin, PinContext, Puk}};
+//!
+//! let puk = Puk::new(b"87654321").expect("1 to 32 bytes");
+//! let Ok(new_pin) = NewPin::confirmed(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", PinContext::NONE)
+//! else {
+//!     return; // every violation listed; nothing was sent
+//! };
+//! let mut driver = Driver::new(reader);
+//! match cardunlock_vendor_example::unblock(&mut driver, &puk, &new_pin).await {
+//!     Ok(()) => {}
+//!     Err(e) => {
+//!         let _tries_left = e.tries_left(); // a wrong PUK: how many are left
+//!     }
+//! }
+//! # }
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use cardunlock_core::apdu::{Command, Cursor};
 use cardunlock_core::driver::{Driver, Error};
-use cardunlock_core::flow::{self, Action, Event, Flow, FlowError, NoAdmin, NoAdminKey, Step};
-use cardunlock_core::secret::{NewPin, Pin};
+use cardunlock_core::flow::{self, Action, Event, Flow, FlowError, Step};
+use cardunlock_core::secret::{NewPin, Pin, Puk};
 use cardunlock_core::Transport;
 
 /// The applet's identifier.
@@ -40,7 +61,7 @@ pub const fn select() -> Command<'static> {
 /// <new PIN>`. Fails (nothing written past `buf`) when `buf` is too small.
 pub fn reset_pin<'b>(
     buf: &'b mut [u8],
-    puk: &Pin,
+    puk: &Puk,
     new_pin: &Pin,
 ) -> Result<Command<'b>, cardunlock_core::apdu::EncodeError> {
     let puk = puk.expose();
@@ -64,13 +85,13 @@ enum State {
 
 /// Example Corp's unblock: SELECT, the vendor PIN reset with the PUK, VERIFY with the new PIN.
 /// A wrong PUK costs exactly the one try the card counts, and is reported with the tries left.
-pub struct VendorUnblock {
-    puk: Pin,
-    new_pin: Pin,
+pub struct VendorUnblock<'a> {
+    puk: &'a Puk,
+    new_pin: &'a Pin,
     state: State,
 }
 
-impl core::fmt::Debug for VendorUnblock {
+impl core::fmt::Debug for VendorUnblock<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // Never the PUK or the PIN.
         f.debug_struct("VendorUnblock")
@@ -79,25 +100,26 @@ impl core::fmt::Debug for VendorUnblock {
     }
 }
 
-impl VendorUnblock {
-    /// An unblock with `puk`, setting `new_pin` (which passed the PIN policy).
-    pub fn new(puk: Pin, new_pin: &NewPin) -> Self {
+impl<'a> VendorUnblock<'a> {
+    /// An unblock with `puk`, setting `new_pin` (which passed the PIN policy). Both are borrowed
+    /// while it runs.
+    pub fn new(puk: &'a Puk, new_pin: &'a NewPin) -> Self {
         Self {
             puk,
-            new_pin: new_pin.pin().clone(),
+            new_pin: new_pin.pin(),
             state: State::Select,
         }
     }
 }
 
-impl Flow for VendorUnblock {
+impl Flow for VendorUnblock<'_> {
     type Output = ();
 
     fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
         Ok(match self.state {
             State::Select => Action::Send(select()),
-            State::Reset => Action::Send(reset_pin(buf, &self.puk, &self.new_pin)?),
-            State::Verify => Action::Send(verify_pin(&self.new_pin)),
+            State::Reset => Action::Send(reset_pin(buf, self.puk, self.new_pin)?),
+            State::Verify => Action::Send(verify_pin(self.new_pin)),
             State::Done => Action::Done(()),
         })
     }
@@ -118,13 +140,14 @@ impl Flow for VendorUnblock {
     }
 }
 
-/// Unblocks an Example Corp card over `driver` with `puk`, setting `new_pin`.
-pub async fn unblock<T: Transport>(
-    driver: &mut Driver<T>,
-    puk: Pin,
+/// Unblocks an Example Corp card over `driver` (of any buffer size) with `puk`, setting
+/// `new_pin`. No admin key takes part, so the error names no admin responder.
+pub async fn unblock<T: Transport, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
+    puk: &Puk,
     new_pin: &NewPin,
-) -> Result<(), Error<T::Error, NoAdminKey>> {
+) -> Result<(), Error<T::Error>> {
     driver
-        .run(&mut VendorUnblock::new(puk, new_pin), &mut NoAdmin)
+        .run_without_admin(&mut VendorUnblock::new(puk, new_pin))
         .await
 }

@@ -4,8 +4,8 @@ use cardunlock_core::apdu::Command;
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::FlowError;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::secret::{NewPin, Pin};
-use cardunlock_core::status::Status;
+use cardunlock_core::secret::{NewPin, PinContext, Puk};
+use cardunlock_core::sw::Status;
 use cardunlock_core::{ErrorKind, Transport};
 use cardunlock_vendor_example::{unblock, AID, CLA_PROPRIETARY, INS_RESET_PIN, PIN_REF};
 use embassy_futures::block_on;
@@ -100,7 +100,7 @@ impl Transport for &mut VendorCard {
 }
 
 fn new_pin(pin: &[u8]) -> NewPin {
-    NewPin::new(&PinPolicy::GIDS, pin, pin, None, None).unwrap()
+    NewPin::confirmed(&PinPolicy::GIDS, pin, pin, PinContext::NONE).unwrap()
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn vendor_unblock_sets_the_new_pin() {
     let mut driver = Driver::new(&mut card);
     block_on(unblock(
         &mut driver,
-        Pin::new(b"87654321").unwrap(),
+        &Puk::new(b"87654321").unwrap(),
         &new_pin(b"Xk9w2"),
     ))
     .unwrap();
@@ -134,7 +134,7 @@ fn wrong_puk_costs_one_try_and_is_reported_like_piv() {
     let mut driver = Driver::new(&mut card);
     let got = block_on(unblock(
         &mut driver,
-        Pin::new(b"11112222").unwrap(),
+        &Puk::new(b"11112222").unwrap(),
         &new_pin(b"Xk9w2"),
     ));
     assert_eq!(got, Err(Error::Flow(FlowError::WrongPuk { tries_left: 2 })));
@@ -150,7 +150,7 @@ fn blocked_puk_and_refused_pin_are_typed() {
     let mut driver = Driver::new(&mut card);
     let got = block_on(unblock(
         &mut driver,
-        Pin::new(b"87654321").unwrap(),
+        &Puk::new(b"87654321").unwrap(),
         &new_pin(b"Xk9w2"),
     ));
     assert_eq!(got, Err(Error::Flow(FlowError::PukBlocked)));
@@ -160,7 +160,7 @@ fn blocked_puk_and_refused_pin_are_typed() {
     let mut driver = Driver::new(&mut card);
     let got = block_on(unblock(
         &mut driver,
-        Pin::new(b"87654321").unwrap(),
+        &Puk::new(b"87654321").unwrap(),
         &new_pin(b"Xk9w2Lp7q"),
     ));
     assert_eq!(
@@ -186,7 +186,7 @@ fn a_card_without_the_applet_is_not_touched() {
     let mut driver = Driver::new(NoApplet);
     let got = block_on(unblock(
         &mut driver,
-        Pin::new(b"87654321").unwrap(),
+        &Puk::new(b"87654321").unwrap(),
         &new_pin(b"Xk9w2"),
     ));
     assert_eq!(
@@ -211,8 +211,8 @@ fn a_command_too_long_for_the_driver_buffer_is_refused_not_truncated() {
     };
     let got = block_on(unblock(
         &mut driver,
-        Pin::new(&[b'1'; 32]).unwrap(),
-        &NewPin::new(&lax, &long_pin, &long_pin, None, None).unwrap(),
+        &Puk::new(&[b'1'; 32]).unwrap(),
+        &NewPin::confirmed(&lax, &long_pin, &long_pin, PinContext::NONE).unwrap(),
     ));
     assert_eq!(
         got,
@@ -222,4 +222,18 @@ fn a_command_too_long_for_the_driver_buffer_is_refused_not_truncated() {
     );
     assert_eq!(card.seen.len(), 1, "only the SELECT reached the card");
     assert_eq!(card.puk_tries, 3);
+}
+
+#[test]
+fn vendor_unblock_with_short_apdu_buffers() {
+    // A firmware sizes the driver for this card: the reset command is 5 + 14 bytes.
+    let mut card = VendorCard::blocked();
+    let mut driver: Driver<_, 24, 16> = Driver::with_buffers(&mut card);
+    block_on(unblock(
+        &mut driver,
+        &Puk::new(b"87654321").unwrap(),
+        &new_pin(b"Xk9w2"),
+    ))
+    .unwrap();
+    assert_eq!(card.pin, b"Xk9w2");
 }
