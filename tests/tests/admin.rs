@@ -193,8 +193,11 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
     let card = gids_card(GidsConfig::factory().blocked());
     let mut driver = Driver::new(TestTransport::new(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x5A; 8].repeat(3)).unwrap();
-    let mut flow = GidsChangeAdminKey::new(&new_key, R1);
-    block_on(driver.run(&mut flow, &mut local(AdminKey::piv_default()))).unwrap();
+    block_on(driver.run(
+        &mut GidsChangeAdminKey::new(&new_key, R1),
+        &mut local(AdminKey::piv_default()),
+    ))
+    .unwrap();
     assert!(
         card.borrow().pin_is(b"1234"),
         "the PIN is not touched by a key change"
