@@ -520,7 +520,7 @@ mod tests {
     #[test]
     fn ct_eq_compares_algorithm_and_bytes() {
         let a = AdminKey::piv_default();
-        assert!(a.ct_eq(&a.clone()));
+        assert!(a.ct_eq(&AdminKey::piv_default()));
         assert!(!a.ct_eq(&key(Algorithm::Aes192, &DEFAULT)));
         assert!(!a.ct_eq(&key(Algorithm::TripleDes, &THREE_PART)));
         assert_eq!(key(Algorithm::Aes192, &DEFAULT).expose_bytes(), &DEFAULT);

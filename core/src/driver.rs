@@ -182,8 +182,7 @@ pub type TransceiveError<T> = Error<T, core::convert::Infallible>;
 /// there), `RECV` the receive buffer (the whole response, `61 XX` parts together, and the status
 /// word). [`Driver::new`] makes one of the default sizes; [`Driver::with_buffers`] one of the
 /// sizes its type names. Sizes below [`MIN_SEND_LEN`] or [`MIN_RECV_LEN`] do not compile.
-pub struct Driver<T, const SEND: usize = DEFAULT_SEND_LEN, const RECV: usize = DEFAULT_RECV_LEN>
-{
+pub struct Driver<T, const SEND: usize = DEFAULT_SEND_LEN, const RECV: usize = DEFAULT_RECV_LEN> {
     link: Link<T, SEND, RECV>,
     /// Where flows build their command data; zeroized after every exchange.
     flow_buf: [u8; FLOW_BUFFER_LEN],
@@ -616,8 +615,8 @@ mod tests {
 
     #[test]
     fn no_pin_or_puk_is_left_in_the_send_buffer() {
-        let pin = NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE)
-            .unwrap();
+        let pin =
+            NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE).unwrap();
         let puk = PivPuk::new(b"12345678").unwrap();
         let mut flow = PivUnblock::new(&puk, &pin);
         let mut driver = Driver::new(Ok9000);

@@ -253,8 +253,8 @@ mod tests {
     #[test]
     fn debug_never_shows_values() {
         let mut s: heapless::String<128> = heapless::String::new();
-        let new_pin: NewPin = NewPin::unconfirmed(&PinPolicy::GIDS, b"Xk9w2", PinContext::NONE)
-            .unwrap();
+        let new_pin: NewPin =
+            NewPin::unconfirmed(&PinPolicy::GIDS, b"Xk9w2", PinContext::NONE).unwrap();
         write!(
             s,
             "{:?} {:?} {:?} {:?} {:?}",
@@ -310,7 +310,10 @@ mod tests {
         let v = NewPin::<PivPin>::confirmed(&lax, b"84a259", b"84a259", PinContext::NONE)
             .err()
             .unwrap();
-        assert_eq!(v.iter().collect::<heapless::Vec<_, 4>>(), [Violation::InvalidCharacter]);
+        assert_eq!(
+            v.iter().collect::<heapless::Vec<_, 4>>(),
+            [Violation::InvalidCharacter]
+        );
         // ... while the generic format takes it.
         assert!(NewPin::<Pin>::confirmed(&lax, b"84a259", b"84a259", PinContext::NONE).is_ok());
         // A length the policy allows but PIV does not, with the policy's own findings kept.

@@ -5,9 +5,9 @@ use cardunlock_core::apdu::Command;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv;
-use cardunlock_core::sw::Status;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::PinContext;
+use cardunlock_core::sw::Status;
 use cardunlock_core::unlock;
 use cardunlock_sim::{Config, Options, PivConfig, SimCard};
 use cardunlock_tests::{shared, TestTransport};
@@ -81,9 +81,15 @@ fn long_data_is_chained() {
 }
 
 /// A blocked PIV card and the input of its unblock.
-fn blocked_piv() -> (cardunlock_tests::SharedCard, cardunlock_core::secret::PivPuk) {
+fn blocked_piv() -> (
+    cardunlock_tests::SharedCard,
+    cardunlock_core::secret::PivPuk,
+) {
     let card = shared(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
-    (card, cardunlock_core::secret::PivPuk::new(b"12345678").unwrap())
+    (
+        card,
+        cardunlock_core::secret::PivPuk::new(b"12345678").unwrap(),
+    )
 }
 
 #[test]
@@ -102,7 +108,10 @@ fn piv_unblock_with_buffers_sized_for_short_apdus() {
     block_on(unlock::piv_unblock(&mut driver, &puk, &new_pin)).unwrap();
     assert!(card.borrow().pin_is(b"840259"));
     let seen = &driver.transport().seen;
-    assert_eq!(seen.iter().map(|c| c[1]).collect::<Vec<_>>(), [0xA4, 0x2C, 0x20]);
+    assert_eq!(
+        seen.iter().map(|c| c[1]).collect::<Vec<_>>(),
+        [0xA4, 0x2C, 0x20]
+    );
     assert!(seen.iter().all(|c| c[0] & 0x10 == 0), "nothing chained");
 }
 

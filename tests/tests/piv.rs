@@ -117,7 +117,9 @@ fn blocked_puk_is_reported() {
 #[test]
 fn error_kinds_of_a_missing_card_and_a_refused_pin() {
     // No PIV application: the wrong card, no tries to report.
-    let card = shared(SimCard::new(Config::Gids(cardunlock_sim::GidsConfig::factory())));
+    let card = shared(SimCard::new(Config::Gids(
+        cardunlock_sim::GidsConfig::factory(),
+    )));
     let mut driver = Driver::new(TestTransport::new(&card));
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     let err = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).unwrap_err();

@@ -149,7 +149,9 @@ impl Flow for PivUnblock<'_> {
                 self.state = UnblockState::Reset;
             }
             UnblockState::Reset => match response(event)?.status {
-                Status::Success if !self.options.skip_verify => self.state = UnblockState::VerifyNew,
+                Status::Success if !self.options.skip_verify => {
+                    self.state = UnblockState::VerifyNew
+                }
                 Status::Success => self.state = UnblockState::Done,
                 status => return Err(puk_reset_error(status, Step::ResetRetryCounter)),
             },

@@ -91,8 +91,14 @@ mod tests {
 
     #[test]
     fn piv_puk_is_any_byte_but_the_padding() {
-        assert_eq!(PivPuk::new(b"12345678").unwrap().padded_bytes(), b"12345678");
-        assert_eq!(PivPuk::new(b"abc#ef").unwrap().padded_bytes(), b"abc#ef\xFF\xFF");
+        assert_eq!(
+            PivPuk::new(b"12345678").unwrap().padded_bytes(),
+            b"12345678"
+        );
+        assert_eq!(
+            PivPuk::new(b"abc#ef").unwrap().padded_bytes(),
+            b"abc#ef\xFF\xFF"
+        );
         assert_eq!(
             PivPuk::new(b"abc\xFFdef").err(),
             Some(SecretError::Character)
