@@ -40,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
         algorithm,
         ..IsoProfile::SIM
     };
-    let pin = NewPin::confirmed(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", PinContext::NONE).expect("policy");
+    let pin =
+        NewPin::confirmed(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", PinContext::NONE).expect("policy");
     let mut flow = IsoUnblock::new(profile, &pin);
     let mut buf = [0u8; 512];
     assert!(matches!(flow.action(&mut buf), Ok(Action::Send(c)) if c.ins == 0xA4));
