@@ -214,23 +214,39 @@ impl<P: PinFormat> NewPin<P> {
         Self::format(new_pin, checked)
     }
 
-    /// The policy's verdict joined with the profile's format: all violations together.
+    /// The policy's verdict joined with the profile's format: all violations together, a length
+    /// bound reported once, the stricter of the policy's and the format's.
     fn format(new_pin: &[u8], checked: Result<(), Violations>) -> Result<Self, Violations> {
         let mut found = checked.err().unwrap_or_default();
-        match P::from_typed(new_pin) {
-            Ok(pin) if found.is_empty() => Ok(Self(pin)),
-            Ok(_) => Err(found),
-            Err(e) => {
-                match e {
-                    SecretError::Length { min, .. } if new_pin.len() < min => {
-                        found.insert(Violation::TooShort { min });
-                    }
-                    SecretError::Length { max, .. } => found.insert(Violation::TooLong { max }),
-                    SecretError::Character => found.insert(Violation::InvalidCharacter),
+        let e = match P::from_typed(new_pin) {
+            Ok(pin) if found.is_empty() => return Ok(Self(pin)),
+            Ok(_) => return Err(found),
+            Err(e) => e,
+        };
+        let reported = |pick: fn(Violation) -> Option<usize>| found.iter().find_map(pick);
+        let violation = match e {
+            SecretError::Length { min, .. } if new_pin.len() < min => {
+                let policy_min = reported(|v| match v {
+                    Violation::TooShort { min } => Some(min),
+                    _ => None,
+                });
+                Violation::TooShort {
+                    min: policy_min.map_or(min, |m| m.max(min)),
                 }
-                Err(found)
             }
-        }
+            SecretError::Length { max, .. } => {
+                let policy_max = reported(|v| match v {
+                    Violation::TooLong { max } => Some(max),
+                    _ => None,
+                });
+                Violation::TooLong {
+                    max: policy_max.map_or(max, |m| m.min(max)),
+                }
+            }
+            SecretError::Character => Violation::InvalidCharacter,
+        };
+        found.insert(violation);
+        Err(found)
     }
 
     /// The PIN, in the profile's format.
@@ -326,5 +342,19 @@ mod tests {
             .unwrap();
         assert!(v.contains(&Violation::TooLong { max: 8 }), "{v:?}");
         assert!(v.contains(&Violation::ConfirmationMismatch), "{v:?}");
+        // Both refuse the length: the stricter bound is the one reported.
+        let v = NewPin::<PivPin>::confirmed(
+            &long,
+            b"8402591375137",
+            b"8402591375137",
+            PinContext::NONE,
+        )
+        .err()
+        .unwrap();
+        assert!(v.contains(&Violation::TooLong { max: 8 }), "{v:?}");
+        let v = NewPin::<Pin>::unconfirmed(&PinPolicy::GIDS, b"", PinContext::NONE)
+            .err()
+            .unwrap();
+        assert!(v.contains(&Violation::TooShort { min: 4 }), "{v:?}");
     }
 }
