@@ -21,6 +21,21 @@
 //! let driver: Driver<Uart, 32, 128> = Driver::with_buffers(Uart);
 //! # let _ = driver;
 //! ```
+//!
+//! A send buffer below [`MIN_SEND_LEN`] (no room for a chain link) does not compile:
+//!
+//! ```compile_fail
+//! # use cardunlock_core::{driver::Driver, ErrorKind, Transport};
+//! # struct Uart;
+//! # impl Transport for Uart {
+//! #     type Error = ErrorKind;
+//! #     async fn transmit(&mut self, _: &[u8], _: &mut [u8]) -> Result<usize, ErrorKind> {
+//! #         Err(ErrorKind::NoCard)
+//! #     }
+//! # }
+//! let driver: Driver<Uart, 6, 128> = Driver::with_buffers(Uart);
+//! # let _ = driver;
+//! ```
 
 use crate::apdu::{may_resend, Command, EncodeError, Response, CLA_CHAINING, SHORT_MAX_DATA};
 use crate::flow::{Action, AdminResponder, Event, Flow, FlowError, MAX_ANSWER_LEN};
