@@ -107,15 +107,18 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn from_path(path: &str) -> Option<Self> {
-        match path {
-            "/v1/unlock/start" => Some(Self::Start),
-            "/v1/unlock/answers" => Some(Self::Answers),
-            "/v1/unlock/admin" => Some(Self::Admin),
-            "/v1/unlock/puk" => Some(Self::Puk),
-            "/v1/unlock/complete" => Some(Self::Complete),
-            _ => None,
-        }
+    /// Every endpoint, in the contract's order.
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Start,
+        Self::Answers,
+        Self::Admin,
+        Self::Puk,
+        Self::Complete,
+    ];
+
+    /// Its path: `/v1/unlock/` and its event name.
+    pub(crate) fn path(self) -> String {
+        format!("/v1/unlock/{}", self.event())
     }
 
     fn event(self) -> &'static str {
