@@ -57,7 +57,7 @@ lock_reader() {
   [ "$line" = locked ]
 }
 
-cargo build -q -p cardunlock --locked --manifest-path "$ROOT/Cargo.toml" || exit 1
+cargo build -q -p cardunlock --features demo --locked --manifest-path "$ROOT/Cargo.toml" || exit 1
 (cd peers/piv-authenticator-vpicc && CARGO_TARGET_DIR="$PEER_TARGET" cargo build -q --locked) || { echo "FAIL  building piv-authenticator-vpicc"; exit 1; }
 PEER="$PEER_TARGET/debug/piv-authenticator-vpicc"
 lock_reader || { echo "FAIL  could not take the lock of $R (cardunlock_vpcd::ReaderLock, port 25964)"; exit 1; }

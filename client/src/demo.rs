@@ -15,7 +15,7 @@ use cardunlock_sim::{Config as SimConfig, IsoConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
 
 use crate::api::Api;
-use crate::enroll::{personalise, Factory};
+use crate::enroll::{personalise, Factory, Target};
 use crate::failure::{self, Failure, Kind};
 use crate::online::wire_profile;
 use crate::status::describe;
@@ -90,6 +90,27 @@ pub struct Demo {
     dir: tempfile::TempDir,
 }
 
+/// The generation-0 secrets the server holds for a card (what its enrollment hands out).
+fn generation_zero(master: &MasterSecret, profile: Profile, identity: &[u8]) -> Target {
+    use cardunlock_server::kdf;
+    match profile {
+        Profile::Piv => Target {
+            puk: Some(kdf::piv_puk(master, identity, 0)),
+            admin_key: kdf::piv_mgmt_key(master, identity, 0),
+        },
+        other => Target {
+            puk: None,
+            admin_key: kdf::admin_key(
+                master,
+                wire_profile(other).as_str(),
+                identity,
+                Algorithm::TripleDes,
+                0,
+            ),
+        },
+    }
+}
+
 fn setup(m: impl std::fmt::Display) -> Failure {
     Failure::new(Kind::Server, format!("demo setup: {m}"))
 }
@@ -126,10 +147,11 @@ impl Demo {
         let mut driver = Driver::new(card.clone());
         let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
             .map_err(|e| failure::card(&e, Kind::Usage).about("demo card"))?;
-        personalise(&mut driver, &status, &master, &Factory::default())?;
         let identity = status
             .identity
             .ok_or_else(|| setup("the simulated card has no identity"))?;
+        let target = generation_zero(&master, status.profile, identity.as_bytes());
+        personalise(&mut driver, &status, &Factory::default(), &target)?;
         server
             .store()
             .enroll(

@@ -1,7 +1,9 @@
-//! Enrollment's card side: personalise a card with the secrets derived from the master secret
-//! (generation 0). PIV: the factory management key is checked first (mutual authentication, no
-//! PUK try at stake), then the PUK is changed, then the management key; GIDS / ISO: admin
-//! authentication then the key change.
+//! Enrollment's card side: personalise a card with the secrets the server gives it (the next
+//! generation's PUK and admin / management key), authenticating with the current ones (the
+//! factory defaults for a new card). The workstation derives nothing: it never holds the
+//! server's master secret. PIV: the current management key is checked first (mutual
+//! authentication, no PUK try at stake), then the PUK is changed, then the management key;
+//! GIDS / ISO: admin authentication then the key change.
 
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::{Driver, Error};
@@ -13,20 +15,22 @@ use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
 use cardunlock_core::secret::PivReference;
 use cardunlock_core::{Transport, TransportError};
-use cardunlock_protocol::Profile as WireProfile;
-use cardunlock_server::{kdf, MasterSecret};
 use embassy_futures::block_on;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
 use crate::failure::{self, Failure, Kind};
 
+mod station;
+pub use station::{enroll, Enrolled, Holder};
+
 /// The PIV factory management key, 3DES (and AES-192 on a YubiKey 5.7: the same 24 bytes).
 pub const FACTORY_ADMIN_KEY_HEX: &str = "010203040506070801020304050607080102030405060708";
 /// The PIV factory PUK.
 pub const FACTORY_PUK: &str = "12345678";
 
-/// The secrets a card leaves the factory with (what personalisation replaces).
+/// The secrets a card holds now (the factory's for a new card): what personalisation
+/// authenticates with and replaces.
 pub struct Factory {
     /// The current PUK (PIV).
     pub puk: Zeroizing<String>,
@@ -91,64 +95,82 @@ where
     .map_err(|e| failure::card(&e, Kind::Usage))
 }
 
-/// Replaces the factory PUK / management key / admin key with generation-0 derived ones.
+/// The secrets personalisation puts on the card (from the server's enrollment reply).
+pub struct Target {
+    /// The new PUK (PIV cards; `None` for GIDS / ISO).
+    pub puk: Option<Zeroizing<String>>,
+    /// The new admin / management key, with its algorithm.
+    pub admin_key: AdminKey,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("puk", &self.puk.as_ref().map(|_| "***"))
+            .field("admin_key", &self.admin_key)
+            .finish()
+    }
+}
+
+/// Replaces the card's current PUK / management key / admin key (`current`, the factory's for a
+/// new card) with `target`'s.
 pub fn personalise<T: Transport>(
     driver: &mut Driver<T>,
     status: &CardStatus,
-    master: &MasterSecret,
-    factory: &Factory,
+    current: &Factory,
+    target: &Target,
 ) -> Result<(), Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    let id = status
-        .identity
-        .ok_or_else(|| Failure::new(Kind::Refused, "card: it has no readable identity"))?;
-    let id = id.as_bytes();
-    let admin_key = factory.admin_key(status)?;
+    if status.identity.is_none() {
+        return Err(Failure::new(
+            Kind::Refused,
+            "card: it has no readable identity",
+        ));
+    }
+    let admin_key = current.admin_key(status)?;
     match status.profile {
         Profile::Piv => {
-            let old = PivReference::puk(factory.puk.as_bytes())
-                .map_err(|e| Failure::usage("factory PUK", format!("{e:?}")))?;
-            let derived = kdf::piv_puk(master, id, 0);
-            let new = PivReference::puk(derived.as_bytes())
-                .map_err(|e| Failure::usage("derived PUK", format!("{e:?}")))?;
+            let old = PivReference::puk(current.puk.as_bytes())
+                .map_err(|e| Failure::usage("current PUK", e))?;
+            let new_puk = target.puk.as_ref().ok_or_else(|| {
+                Failure::new(
+                    Kind::Server,
+                    "enrollment: the server gave no PUK for this PIV card",
+                )
+            })?;
+            let new = PivReference::puk(new_puk.as_bytes())
+                .map_err(|e| Failure::new(Kind::Server, format!("the server's PUK: {e}")))?;
             // The management key first: a wrong key or algorithm fails here, before the PUK
             // (whose tries are counted) is touched.
             // (The token is not used: CHANGE REFERENCE DATA may end the session.)
             let _checked = mgmt_auth(driver, &admin_key)
-                .map_err(|f| f.about("factory management key: the card did not accept it"))?;
+                .map_err(|f| f.about("current management key: the card did not accept it"))?;
             block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin))
                 .map_err(|e| card_failure("changing the PUK", &e))?;
             // CHANGE REFERENCE DATA ends the management-key session on some cards: again.
             let authenticated = mgmt_auth(driver, &admin_key)
-                .map_err(|f| f.about("factory management key: the card did not accept it"))?;
-            let key = kdf::piv_mgmt_key(master, id, 0);
-            block_on(driver.run(&mut PivSetMgmtKey::new(authenticated, &key), &mut NoAdmin))
-                .map_err(|e| card_failure("management key: setting the derived one failed", &e))?;
+                .map_err(|f| f.about("current management key: the card did not accept it"))?;
+            block_on(driver.run(
+                &mut PivSetMgmtKey::new(authenticated, &target.admin_key),
+                &mut NoAdmin,
+            ))
+            .map_err(|e| card_failure("management key: setting the new one failed", &e))?;
         }
         Profile::Gids => {
-            let key = kdf::admin_key(
-                master,
-                WireProfile::Gids.as_str(),
-                id,
-                Algorithm::TripleDes,
-                0,
-            );
             let mut r1 = [0u8; 16];
             random_fill(&mut r1);
-            let mut flow = GidsChangeAdminKey::new(key, r1);
+            let mut flow = GidsChangeAdminKey::new(target.admin_key.clone(), r1);
             block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
                 .map_err(|e| card_failure("admin key: changing it failed", &e))?;
         }
         Profile::IsoAdmin => {
-            let alg = admin_key.algorithm();
-            let key = kdf::admin_key(master, WireProfile::Iso.as_str(), id, alg, 0);
             let profile = IsoProfile {
-                algorithm: alg,
+                algorithm: admin_key.algorithm(),
                 ..IsoProfile::SIM
             };
-            let mut flow = IsoChangeAdminKey::new(profile, key);
+            let mut flow = IsoChangeAdminKey::new(profile, target.admin_key.clone());
             block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
                 .map_err(|e| card_failure("admin key: changing it failed", &e))?;
         }
