@@ -8,8 +8,8 @@
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{
-    CardStatus, GidsChangeAdminKey, IsoChangeAdminKey, LocalKey, MgmtAuthenticated, NoAdmin,
-    PivChangePuk, PivMgmtAuth, PivSetMgmtKey, Profile,
+    CardStatus, FlowErrorKind, GidsChangeAdminKey, IsoChangeAdminKey, LocalKey, MgmtAuthenticated,
+    NoAdmin, PivChangePuk, PivMgmtAuth, PivSetMgmtKey, Profile,
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
@@ -123,17 +123,49 @@ pub fn personalise<T: Transport>(
 where
     T::Error: TransportError + std::fmt::Display,
 {
+    personalise_from(driver, status, std::slice::from_ref(current), target)
+}
+
+/// Whether a failed step may be tried with the next candidate: the secret was wrong and the
+/// card has more than one try left (the last try is never spent on a guess).
+fn try_next<T, R>(e: &Error<T, R>) -> bool {
+    match e {
+        Error::Flow(f) => {
+            f.kind() == FlowErrorKind::WrongSecret && f.tries_left().is_none_or(|left| left > 1)
+        }
+        _ => false,
+    }
+}
+
+/// [`personalise`] when the card may hold one of several secrets (`candidates`, most likely
+/// first: the generations the server handed out, then the factory's). PIV: the management key
+/// is found first (its authentication spends no PUK try), then the PUK of the same candidate is
+/// tried first; another PUK is tried only while the card has more than one try left. GIDS /
+/// ISO: the admin keys in order, while the card allows more than one more try.
+pub fn personalise_from<T: Transport>(
+    driver: &mut Driver<T>,
+    status: &CardStatus,
+    candidates: &[Factory],
+    target: &Target,
+) -> Result<(), Failure>
+where
+    T::Error: TransportError + std::fmt::Display,
+{
     if status.identity.is_none() {
         return Err(Failure::new(
             Kind::Refused,
             "card: it has no readable identity",
         ));
     }
-    let admin_key = current.admin_key(status)?;
+    let keys = candidates
+        .iter()
+        .map(|c| c.admin_key(status))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(Failure::usage("current secrets", "none given"));
+    }
     match status.profile {
         Profile::Piv => {
-            let old = PivReference::puk(current.puk.as_bytes())
-                .map_err(|e| Failure::usage("current PUK", e))?;
             let new_puk = target.puk.as_ref().ok_or_else(|| {
                 Failure::new(
                     Kind::Server,
@@ -145,12 +177,52 @@ where
             // The management key first: a wrong key or algorithm fails here, before the PUK
             // (whose tries are counted) is touched.
             // (The token is not used: CHANGE REFERENCE DATA may end the session.)
-            let _checked = mgmt_auth(driver, &admin_key)
-                .map_err(|f| f.about("current management key: the card did not accept it"))?;
-            block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin))
-                .map_err(|e| card_failure("changing the PUK", &e))?;
+            let mut found = None;
+            let mut last = None;
+            for (i, key) in keys.iter().enumerate() {
+                match mgmt_auth(driver, key) {
+                    Ok(_checked) => {
+                        found = Some(i);
+                        break;
+                    }
+                    Err(f) => last = Some(f),
+                }
+            }
+            let Some(i) = found else {
+                let f = last.unwrap_or_else(|| Failure::new(Kind::Refused, "no key"));
+                return Err(f.about(if keys.len() > 1 {
+                    "current management key: the card accepted none of the known ones"
+                } else {
+                    "current management key: the card did not accept it"
+                }));
+            };
+            let mut puks: Vec<&Zeroizing<String>> = vec![&candidates[i].puk];
+            for c in candidates {
+                if !puks.iter().any(|p| p.as_str() == c.puk.as_str()) {
+                    puks.push(&c.puk);
+                }
+            }
+            let mut changed = false;
+            for (n, puk) in puks.iter().enumerate() {
+                let old = PivReference::puk(puk.as_bytes())
+                    .map_err(|e| Failure::usage("current PUK", e))?;
+                match block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin)) {
+                    Ok(_) => {
+                        changed = true;
+                        break;
+                    }
+                    Err(e) if try_next(&e) && n + 1 < puks.len() => continue,
+                    Err(e) => return Err(card_failure("changing the PUK", &e)),
+                }
+            }
+            if !changed {
+                return Err(Failure::new(
+                    Kind::Refused,
+                    "changing the PUK: no PUK left to try",
+                ));
+            }
             // CHANGE REFERENCE DATA ends the management-key session on some cards: again.
-            let authenticated = mgmt_auth(driver, &admin_key)
+            let authenticated = mgmt_auth(driver, &keys[i])
                 .map_err(|f| f.about("current management key: the card did not accept it"))?;
             block_on(driver.run(
                 &mut PivSetMgmtKey::new(authenticated, &target.admin_key),
@@ -158,21 +230,33 @@ where
             ))
             .map_err(|e| card_failure("management key: setting the new one failed", &e))?;
         }
-        Profile::Gids => {
-            let mut r1 = [0u8; 16];
-            random_fill(&mut r1);
-            let mut flow = GidsChangeAdminKey::new(target.admin_key.clone(), r1);
-            block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
-                .map_err(|e| card_failure("admin key: changing it failed", &e))?;
-        }
-        Profile::IsoAdmin => {
-            let profile = IsoProfile {
-                algorithm: admin_key.algorithm(),
-                ..IsoProfile::SIM
-            };
-            let mut flow = IsoChangeAdminKey::new(profile, target.admin_key.clone());
-            block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
-                .map_err(|e| card_failure("admin key: changing it failed", &e))?;
+        Profile::Gids | Profile::IsoAdmin => {
+            for (n, key) in keys.iter().enumerate() {
+                let result = if status.profile == Profile::Gids {
+                    let mut r1 = [0u8; 16];
+                    random_fill(&mut r1);
+                    let mut flow = GidsChangeAdminKey::new(target.admin_key.clone(), r1);
+                    block_on(driver.run(
+                        &mut flow,
+                        &mut LocalKey::new(key.clone(), rand::rngs::OsRng),
+                    ))
+                } else {
+                    let profile = IsoProfile {
+                        algorithm: key.algorithm(),
+                        ..IsoProfile::SIM
+                    };
+                    let mut flow = IsoChangeAdminKey::new(profile, target.admin_key.clone());
+                    block_on(driver.run(
+                        &mut flow,
+                        &mut LocalKey::new(key.clone(), rand::rngs::OsRng),
+                    ))
+                };
+                match result {
+                    Ok(_) => return Ok(()),
+                    Err(e) if try_next(&e) && n + 1 < keys.len() => continue,
+                    Err(e) => return Err(card_failure("admin key: changing it failed", &e)),
+                }
+            }
         }
     }
     Ok(())

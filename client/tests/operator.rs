@@ -201,6 +201,28 @@ fn a_failed_personalisation_records_nothing() {
         .is_none());
     // The PUK was never touched (the key is checked first).
     assert!(card.with(|c| c.puk_is(b"12345678")));
+    // The server now offers the generation it handed out as the card's current secrets; the
+    // card still holds the factory's, which are tried after them: the enrollment goes through.
+    let enrolled = enroll::enroll(
+        &op,
+        &mut Driver::new(card.clone()),
+        &st,
+        Algorithm::TripleDes,
+        holder(),
+        &Factory::default(),
+    )
+    .unwrap();
+    assert!(enrolled.re_enrolled);
+    let record = env
+        .server
+        .store()
+        .card("piv", &id.to_string())
+        .unwrap()
+        .unwrap();
+    let puk = kdf::piv_puk(&env.master, id.as_bytes(), record.puk_gen);
+    assert!(card.with(|c| c.puk_is(puk.as_bytes())));
+    // No PUK try was spent on the way.
+    assert_eq!(status(&card).puk_tries_left, Some(3));
 }
 
 #[test]

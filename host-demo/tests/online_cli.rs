@@ -1,6 +1,7 @@
-//! Online unlock end to end through real pcscd: `cardunlock serve` (HTTPS, SQLite) in its own
-//! process, `cardunlock sim-card` serving a blocked PIV / GIDS / ISO card, `cardunlock enroll`
-//! personalising it, and `cardunlock unlock --server` unlocking it with the security questions.
+//! Online unlock end to end through real pcscd: the unlock server (HTTPS, SQLite, in the test's
+//! process) with an operator, `cardunlock sim-card` serving a blocked PIV / GIDS / ISO card,
+//! `cardunlock enroll` (signed in as the operator) personalising it with the secrets the server
+//! hands out, and `cardunlock unlock --server` unlocking it with the security questions.
 #![cfg(feature = "pcsc")]
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::process::Output;
 
 mod common;
 
-use common::online::{enroll, enroll_with, serve};
+use common::online::{enroll, enroll_with, operator, serve};
 
 use common::{cli, text, READER};
 
@@ -35,9 +36,9 @@ const QUESTIONS: [(&str, &str); 2] = [("First pet?", "Rex"), ("City of birth?", 
 
 fn end_to_end(profile: &str, pin: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start(profile, true);
-    let out = enroll(dir.path(), &QUESTIONS);
+    let out = enroll(&server, dir.path(), &QUESTIONS);
     assert!(out.status.success(), "{}", text(&out));
     // Answers are normalised: case and spaces do not matter.
     let out = unlock(&url, &cert, &["  rex ", "SÃO   PAULO"], pin);
@@ -75,7 +76,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     let dir = tempfile::tempdir().unwrap();
     let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
-    assert!(enroll(dir.path(), &QUESTIONS).status.success());
+    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
     for left in [2, 1] {
         let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -89,7 +90,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     assert_eq!(out.status.code(), Some(1));
     // The lock survives a server restart.
     drop(server);
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "840259");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).to_lowercase().contains("lock"), "{}", text(&out));
@@ -105,20 +106,25 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
         .next()
         .unwrap()
         .to_string();
-    let db = dir.path().join("cardunlock.db").display().to_string();
-    let master = dir.path().join("master.hex").display().to_string();
-    let out = cli(&[
+    // A reason is required (it goes to the audit log).
+    let out = operator(&server, dir.path(), "lift-lock", &["--profile", "piv", "--identity", &id, "--reason", " "]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("reason: "), "{}", text(&out));
+    let out = operator(
+        &server,
+        dir.path(),
         "lift-lock",
-        "--db",
-        &db,
-        "--master-secret-file",
-        &master,
-        "--profile",
-        "piv",
-        "--identity",
-        &id,
-    ]);
+        &["--profile", "piv", "--identity", &id, "--reason", "called back on file"],
+    );
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Online unlock lifted"), "{}", text(&out));
+    let audit = server.handle.store().audit().unwrap();
+    assert!(
+        audit.iter().any(|e| e.event == "lift_lock"
+            && e.operator.as_deref() == Some(common::online::OPERATOR)
+            && e.detail.contains("called back on file")),
+        "{audit:?}"
+    );
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "840259");
     assert!(out.status.success(), "{}", text(&out));
 }
@@ -128,7 +134,7 @@ fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("iso", true);
-    assert!(enroll(dir.path(), &[]).status.success());
+    assert!(enroll(&server, dir.path(), &[]).status.success());
     let out = unlock(&url, &cert, &[], "Tq83z");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -151,9 +157,9 @@ fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
 #[test]
 fn a_policy_violation_is_refused_before_the_card_is_touched() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
-    assert!(enroll(dir.path(), &QUESTIONS).status.success());
+    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "123456");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let status = text(&cli(&["--reader", READER, "status"]));
@@ -166,9 +172,9 @@ fn a_policy_violation_is_refused_before_the_card_is_touched() {
 #[test]
 fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
-    let out = enroll_with(dir.path(), &[("Q?", "A")], &["--factory-puk", "11111111"]);
+    let out = enroll_with(&server, dir.path(), &[("Q?", "A")], &["--factory-puk", "11111111"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("changing the PUK: Wrong PUK. 2 tries left."),

@@ -10,7 +10,7 @@ use cardunlock_protocol::operator::{CardSecrets, EnrollRequest, QuestionAnswer};
 use cardunlock_protocol::{AlgorithmName, CardRef, User};
 use zeroize::Zeroizing;
 
-use super::{personalise, Factory, Target};
+use super::{personalise_from, Factory, Target};
 use crate::failure::{Failure, Kind};
 use crate::online::wire_profile;
 use crate::operator::Operator;
@@ -108,13 +108,19 @@ where
         questions: holder.questions,
     })?;
     let target = Target::from_wire(&reply.next)?;
-    // The generation the server last confirmed comes first; the factory's when it never saw
-    // the card.
-    let current = reply
+    // What the card may hold: the generations the server handed out (the one it last
+    // confirmed first), then the factory's (a card whose earlier personalisation never began).
+    let mut candidates: Vec<Factory> = reply
         .current
-        .first()
-        .map(|c| Factory::from_wire(c, factory));
-    let personalised = personalise(driver, status, current.as_ref().unwrap_or(factory), &target);
+        .iter()
+        .map(|c| Factory::from_wire(c, factory))
+        .collect();
+    candidates.push(Factory {
+        puk: factory.puk.clone(),
+        admin_key_hex: factory.admin_key_hex.clone(),
+        algorithm: factory.algorithm,
+    });
+    let personalised = personalise_from(driver, status, &candidates, &target);
     if let Err(f) = personalised {
         // The server keeps the card's old generations; the handed-out one stays a candidate.
         let _ = operator.enroll_done(&reply.enrollment, false);
