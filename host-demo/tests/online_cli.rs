@@ -107,17 +107,33 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
         .unwrap()
         .to_string();
     // A reason is required (it goes to the audit log).
-    let out = operator(&server, dir.path(), "lift-lock", &["--profile", "piv", "--identity", &id, "--reason", " "]);
+    let out = operator(
+        &server,
+        dir.path(),
+        "lift-lock",
+        &["--profile", "piv", "--identity", &id, "--reason", " "],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("reason: "), "{}", text(&out));
     let out = operator(
         &server,
         dir.path(),
         "lift-lock",
-        &["--profile", "piv", "--identity", &id, "--reason", "called back on file"],
+        &[
+            "--profile",
+            "piv",
+            "--identity",
+            &id,
+            "--reason",
+            "called back on file",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("Online unlock lifted"), "{}", text(&out));
+    assert!(
+        text(&out).contains("Online unlock lifted"),
+        "{}",
+        text(&out)
+    );
     let audit = server.handle.store().audit().unwrap();
     assert!(
         audit.iter().any(|e| e.event == "lift_lock"
@@ -174,7 +190,12 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
-    let out = enroll_with(&server, dir.path(), &[("Q?", "A")], &["--factory-puk", "11111111"]);
+    let out = enroll_with(
+        &server,
+        dir.path(),
+        &[("Q?", "A")],
+        &["--factory-puk", "11111111"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("changing the PUK: Wrong PUK. 2 tries left."),

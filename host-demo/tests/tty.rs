@@ -336,9 +336,9 @@ fn interactive_online_demo_shows_the_product_screens() {
 #[test]
 fn interactive_online_unlock_of_an_admin_key_card() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = common::online::serve(dir.path());
+    let (server, url, cert) = common::online::serve(dir.path());
     let _card = SimCard::start("gids", true);
-    let out = common::online::enroll(dir.path(), &[("Favourite colour?", "Teal")]);
+    let out = common::online::enroll(&server, dir.path(), &[("Favourite colour?", "Teal")]);
     assert!(out.status.success(), "{}", text(&out));
     let cert = cert.display().to_string();
     let term = Terminal::run(&["unlock", "--server", &url, "--server-cert", &cert]);
