@@ -182,6 +182,9 @@ pub mod online {
     pub struct Server {
         pub handle: ServerHandle,
         seed: zeroize::Zeroizing<Vec<u8>>,
+        /// TOTP steps ahead of now: 1 after a restart (the operator may have signed in with
+        /// this step's code already, and each code works once; the server takes the next).
+        steps_ahead: u64,
     }
 
     /// Starts a server on a fresh database in `dir` (certificate in `dir/server.crt`), adds the
@@ -194,6 +197,7 @@ pub mod online {
         let handle = cardunlock_server::Server::spawn(config).unwrap();
         // A restart on the same directory keeps the operator made the first time.
         let seed_file = dir.join("operator-totp-seed");
+        let restarted = seed_file.exists();
         let seed = match std::fs::read(&seed_file) {
             Ok(seed) => zeroize::Zeroizing::new(seed),
             Err(_) => {
@@ -214,7 +218,12 @@ pub mod online {
         super::write_private(&dir.join("operator-password"), PASSWORD);
         let url = handle.url();
         std::fs::write(dir.join("server.url"), &url).unwrap();
-        (Server { handle, seed }, url, dir.join("server.crt"))
+        let server = Server {
+            handle,
+            seed,
+            steps_ahead: u64::from(restarted),
+        };
+        (server, url, dir.join("server.crt"))
     }
 
     impl Server {
@@ -224,7 +233,7 @@ pub mod online {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_secs();
-            totp::code(&self.seed, now).to_string()
+            totp::code(&self.seed, now + self.steps_ahead * totp::STEP_SECS).to_string()
         }
 
         /// `--server URL --cert PEM --operator eve --password-file F --totp CODE --keep-session`
