@@ -131,6 +131,10 @@ struct DemoArgs {
     /// Print every APDU of the unlock to stderr (PIN, PUK and key bytes redacted).
     #[arg(short, long)]
     verbose: bool,
+    /// After the unlock, keep the demo's server up (operator console, operator commands)
+    /// until Enter is pressed.
+    #[arg(long, conflicts_with = "local")]
+    keep_serving: bool,
 }
 
 impl Cli {
@@ -209,9 +213,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Demo(args) if args.local => demo::run_local(args.verbose || cli.verbose_before())
             .map_err(|m| Failure::new(cardunlock_client::Kind::Refused, m)),
         #[cfg(feature = "demo")]
-        Command::Demo(args) => {
-            demo::run_online(args.verbose || cli.verbose_before(), args.non_interactive)
-        }
+        Command::Demo(args) => demo::run_online(
+            args.verbose || cli.verbose_before(),
+            args.non_interactive,
+            args.keep_serving,
+        ),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::Enroll(args) => operator::enroll::run(args),
         Command::LiftLock(args) => operator::lift_lock(args),
