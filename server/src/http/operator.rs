@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::header::{HeaderValue, AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::http::header::{
+    HeaderValue, AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -42,7 +44,10 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route(rel(paths::ENROLLMENT), post(enroll_done))
         .route(rel(paths::AUDIT), get(audit))
         .route(rel(paths::AUDIT_CSV), get(audit_csv))
-        .route(rel(paths::OPERATORS), get(list_operators).post(add_operator))
+        .route(
+            rel(paths::OPERATORS),
+            get(list_operators).post(add_operator),
+        )
         .route(rel(paths::OPERATOR_DISABLE), post(disable_operator))
         .route(rel(paths::OPERATOR_RESET_TOTP), post(reset_totp))
         .route(rel(paths::OPERATOR_PASSWORD), post(set_password))
@@ -81,7 +86,8 @@ fn json_response<T: Serialize>(result: Result<T, OpError>) -> Response {
     response
 }
 
-async fn method_not_allowed() -> Response {
+async fn method_not_allowed(State(shared): Shared_, req: Request) -> Response {
+    drain(&shared, req).await;
     json_response::<()>(Err(refused(
         ErrorCode::MethodNotAllowed,
         "This method is not allowed on this path.",
@@ -102,7 +108,12 @@ async fn blocking<T: Send + 'static>(
     shared: &Arc<Shared>,
     work: impl FnOnce(&AppState) -> Result<T, OpError> + Send + 'static,
 ) -> Result<T, OpError> {
-    let failed = || refused(ErrorCode::InternalError, "The server failed; try again later.");
+    let failed = || {
+        refused(
+            ErrorCode::InternalError,
+            "The server failed; try again later.",
+        )
+    };
     let Ok(_permit) = shared.work.acquire().await else {
         return Err(failed());
     };
@@ -136,11 +147,24 @@ async fn as_operator<T: Send + 'static>(
     .await
 }
 
+/// Reads and drops the request's body (so the connection stays usable) and returns its headers.
+async fn drain(shared: &Shared, req: Request) -> HeaderMap {
+    let (parts, body) = req.into_parts();
+    let _ = read_body(body, shared.limits.request_timeout).await;
+    parts.headers
+}
+
 /// The request's JSON body as `R` (refusals never quote the body).
 async fn body<R: DeserializeOwned>(shared: &Shared, req: Request) -> Result<R, OpError> {
     let (parts, body) = req.into_parts();
     if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
-        let media = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim();
+        let media = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
         if !media.eq_ignore_ascii_case("application/json") {
             return Err(refused(
                 ErrorCode::UnsupportedMediaType,
@@ -159,11 +183,15 @@ async fn body<R: DeserializeOwned>(shared: &Shared, req: Request) -> Result<R, O
                 ErrorCode::RequestTimeout,
                 "The request body did not arrive in time.",
             ),
-            BodyError::Broken => refused(ErrorCode::BadRequest, "The request body could not be read."),
+            BodyError::Broken => {
+                refused(ErrorCode::BadRequest, "The request body could not be read.")
+            }
         })?;
     serde_json::from_slice(&bytes).map_err(|e| {
         let what = match e.classify() {
-            serde_json::error::Category::Data => "a field is missing or has the wrong type or value",
+            serde_json::error::Category::Data => {
+                "a field is missing or has the wrong type or value"
+            }
             _ => "the body is not valid JSON",
         };
         OpError::bad(format!(
@@ -180,25 +208,35 @@ type PeerOf = Extension<Peer>;
 async fn sign_in(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
     let result = async {
         let r: SignInRequest = body(&shared, req).await?;
-        blocking(&shared, move |app| op::sign_in(app, &r, Some(peer)).map(|(_, reply)| reply)).await
+        blocking(&shared, move |app| {
+            op::sign_in(app, &r, Some(peer)).map(|(_, reply)| reply)
+        })
+        .await
     };
     json_response(result.await)
 }
 
-async fn sign_out(State(shared): Shared_, Extension(Peer(peer)): PeerOf, headers: HeaderMap) -> Response {
+async fn sign_out(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
+    let headers = drain(&shared, req).await;
     json_response(as_operator(&shared, peer, &headers, op::sign_out).await)
 }
 
 async fn search(
     State(shared): Shared_,
     Extension(Peer(peer)): PeerOf,
-    headers: HeaderMap,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    req: Request,
 ) -> Response {
+    let headers = drain(&shared, req).await;
     let Ok(Query(q)) = query else {
         return json_response::<()>(Err(OpError::bad("Bad request: give ?q=text.")));
     };
-    json_response(as_operator(&shared, peer, &headers, move |app, a| op::search(app, a, &q.q)).await)
+    json_response(
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::search(app, a, &q.q)
+        })
+        .await,
+    )
 }
 
 type CardPath = Path<(String, String)>;
@@ -206,9 +244,10 @@ type CardPath = Path<(String, String)>;
 async fn card_detail(
     State(shared): Shared_,
     Extension(Peer(peer)): PeerOf,
-    headers: HeaderMap,
     Path((profile, identity)): CardPath,
+    req: Request,
 ) -> Response {
+    let headers = drain(&shared, req).await;
     let work = move |app: &AppState, a: &Actor| op::card_detail(app, a, &profile, &identity);
     json_response(as_operator(&shared, peer, &headers, work).await)
 }
@@ -228,28 +267,53 @@ where
     let headers = req.headers().clone();
     let result = async {
         let r: R = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| call(app, a, &profile, &identity, &r)).await
+        as_operator(&shared, peer, &headers, move |app, a| {
+            call(app, a, &profile, &identity, &r)
+        })
+        .await
     };
     json_response(result.await)
 }
 
-async fn lift_lock(State(s): Shared_, Extension(Peer(p)): PeerOf, Path(c): CardPath, req: Request) -> Response {
+async fn lift_lock(
+    State(s): Shared_,
+    Extension(Peer(p)): PeerOf,
+    Path(c): CardPath,
+    req: Request,
+) -> Response {
     card_post::<LiftLockRequest, _>(s, p, c, req, op::lift_lock).await
 }
 
-async fn offline_response(State(s): Shared_, Extension(Peer(p)): PeerOf, Path(c): CardPath, req: Request) -> Response {
+async fn offline_response(
+    State(s): Shared_,
+    Extension(Peer(p)): PeerOf,
+    Path(c): CardPath,
+    req: Request,
+) -> Response {
     card_post::<OfflineRequest, _>(s, p, c, req, op::offline_response).await
 }
 
-async fn puk_readout(State(s): Shared_, Extension(Peer(p)): PeerOf, Path(c): CardPath, req: Request) -> Response {
+async fn puk_readout(
+    State(s): Shared_,
+    Extension(Peer(p)): PeerOf,
+    Path(c): CardPath,
+    req: Request,
+) -> Response {
     card_post::<PukReadoutRequest, _>(s, p, c, req, op::puk_readout).await
 }
 
-async fn enroll_begin(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
+async fn enroll_begin(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    req: Request,
+) -> Response {
     let headers = req.headers().clone();
     let result = async {
         let r: EnrollRequest = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| op::enroll_begin(app, a, &r)).await
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::enroll_begin(app, a, &r)
+        })
+        .await
     };
     json_response(result.await)
 }
@@ -263,31 +327,62 @@ async fn enroll_done(
     let headers = req.headers().clone();
     let result = async {
         let r: EnrollDone = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| op::enroll_done(app, a, &id, &r)).await
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::enroll_done(app, a, &id, &r)
+        })
+        .await
     };
     json_response(result.await)
 }
 
 type AuditQ = Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>;
 
-async fn audit(State(shared): Shared_, Extension(Peer(peer)): PeerOf, headers: HeaderMap, q: AuditQ) -> Response {
+async fn audit(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    q: AuditQ,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
     let Ok(Query(q)) = q else {
-        return json_response::<()>(Err(OpError::bad("Bad request: a filter has the wrong form.")));
+        return json_response::<()>(Err(OpError::bad(
+            "Bad request: a filter has the wrong form.",
+        )));
     };
-    json_response(as_operator(&shared, peer, &headers, move |app, a| op::audit_query(app, a, &q)).await)
+    json_response(
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::audit_query(app, a, &q)
+        })
+        .await,
+    )
 }
 
-async fn audit_csv(State(shared): Shared_, Extension(Peer(peer)): PeerOf, headers: HeaderMap, q: AuditQ) -> Response {
+async fn audit_csv(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    q: AuditQ,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
     let Ok(Query(q)) = q else {
-        return json_response::<()>(Err(OpError::bad("Bad request: a filter has the wrong form.")));
+        return json_response::<()>(Err(OpError::bad(
+            "Bad request: a filter has the wrong form.",
+        )));
     };
-    match as_operator(&shared, peer, &headers, move |app, a| op::audit_csv(app, a, &q)).await {
+    match as_operator(&shared, peer, &headers, move |app, a| {
+        op::audit_csv(app, a, &q)
+    })
+    .await
+    {
         Err(e) => json_response::<()>(Err(e)),
         Ok(csv) => {
             let mut response = Response::new(Body::from(csv));
             *response.status_mut() = StatusCode::OK;
             let h = response.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
             h.insert(
                 CONTENT_DISPOSITION,
                 HeaderValue::from_static("attachment; filename=\"cardunlock-audit.csv\""),
@@ -297,15 +392,27 @@ async fn audit_csv(State(shared): Shared_, Extension(Peer(peer)): PeerOf, header
     }
 }
 
-async fn list_operators(State(shared): Shared_, Extension(Peer(peer)): PeerOf, headers: HeaderMap) -> Response {
+async fn list_operators(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
     json_response(as_operator(&shared, peer, &headers, op::list_operators).await)
 }
 
-async fn add_operator(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
+async fn add_operator(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    req: Request,
+) -> Response {
     let headers = req.headers().clone();
     let result = async {
         let r: AddOperatorRequest = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| op::add_operator(app, a, &r)).await
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::add_operator(app, a, &r)
+        })
+        .await
     };
     json_response(result.await)
 }
@@ -313,9 +420,10 @@ async fn add_operator(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req
 async fn disable_operator(
     State(shared): Shared_,
     Extension(Peer(peer)): PeerOf,
-    headers: HeaderMap,
     Path(name): Path<String>,
+    req: Request,
 ) -> Response {
+    let headers = drain(&shared, req).await;
     let work = move |app: &AppState, a: &Actor| op::disable_operator(app, a, &name);
     json_response(as_operator(&shared, peer, &headers, work).await)
 }
@@ -323,9 +431,10 @@ async fn disable_operator(
 async fn reset_totp(
     State(shared): Shared_,
     Extension(Peer(peer)): PeerOf,
-    headers: HeaderMap,
     Path(name): Path<String>,
+    req: Request,
 ) -> Response {
+    let headers = drain(&shared, req).await;
     let work = move |app: &AppState, a: &Actor| op::reset_totp(app, a, &name);
     json_response(as_operator(&shared, peer, &headers, work).await)
 }
@@ -339,7 +448,10 @@ async fn set_password(
     let headers = req.headers().clone();
     let result = async {
         let r: SetPasswordRequest = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| op::set_password(app, a, &name, &r)).await
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::set_password(app, a, &name, &r)
+        })
+        .await
     };
     json_response(result.await)
 }

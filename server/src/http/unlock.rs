@@ -35,7 +35,10 @@ pub(crate) enum BodyError {
 }
 
 /// Reads at most [`MAX_BODY`] bytes; past that, drains up to [`DRAIN_LIMIT`] and says so.
-pub(crate) async fn read_body(mut body: Body, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+pub(crate) async fn read_body(
+    mut body: Body,
+    timeout: Duration,
+) -> Result<Zeroizing<Vec<u8>>, BodyError> {
     let read = async {
         let mut buf = Zeroizing::new(Vec::new());
         let mut total = 0usize;

@@ -68,7 +68,13 @@ impl Env {
     }
 
     /// A request with a bearer token; any status is returned with its JSON body.
-    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let (status, text) = self.call_text(method, path, token, body);
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
