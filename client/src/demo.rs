@@ -10,9 +10,9 @@ use cardunlock_core::flow::Profile;
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::unlock;
 use cardunlock_core::{ErrorKind, Transport};
+use cardunlock_protocol::{Role, Secret};
 use cardunlock_server::{Argon2Params, Config, Enrollment, MasterSecret, Server, ServerHandle};
 use cardunlock_sim::{Config as SimConfig, IsoConfig, PivConfig, SimCard};
-use cardunlock_protocol::{Role, Secret};
 use embassy_futures::block_on;
 use zeroize::Zeroizing;
 
