@@ -211,3 +211,59 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
         text(&out)
     );
 }
+
+/// A PIV card's holder calls the help desk: the operator reads the PUK out of the server
+/// (`cardunlock puk-readout`), and the holder unblocks the card with it.
+#[test]
+fn the_help_desk_reads_out_the_puk_and_it_unblocks_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _url, _cert) = serve(dir.path());
+    let _card = common::SimCard::start("piv", true);
+    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
+    let status =
+        String::from_utf8_lossy(&cli(&["--reader", READER, "--json", "status"]).stdout).to_string();
+    let id = status
+        .split("\"identity\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = operator(
+        &server,
+        dir.path(),
+        "puk-readout",
+        &[
+            "--identity",
+            &id,
+            "--identity-checked",
+            "called back on the number on file",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let puk = text(&out)
+        .lines()
+        .find_map(|l| l.split_once("): ").map(|(_, p)| p.trim().to_string()))
+        .unwrap_or_else(|| panic!("no PUK in {}", text(&out)));
+    assert_eq!(puk.len(), 8, "{puk}");
+    let out = cli(&[
+        "--reader",
+        READER,
+        "unlock",
+        "--puk",
+        &puk,
+        "--new-pin",
+        "840259",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The read-out is audited with the operator and how the caller was identified.
+    let audit = server.handle.store().audit().unwrap();
+    assert!(
+        audit.iter().any(|e| e.event == "puk_readout"
+            && e.operator.as_deref() == Some(common::online::OPERATOR)
+            && e.detail.contains("called back")),
+        "{audit:?}"
+    );
+    assert!(!format!("{audit:?}").contains(&puk));
+}
