@@ -47,6 +47,11 @@ backend_tests! {
             outcomes,
             ["ok", "wrong_code", "ok", "wrong_password", "wrong_code", "unknown_operator"]
         );
+        // A name with no account is not put in the operator column, only in the detail.
+        let unknown = audit.iter().find(|e| e.outcome == "unknown_operator").unwrap();
+        assert_eq!(unknown.operator, None);
+        assert!(unknown.detail.contains("mallory"), "{unknown:?}");
+        assert!(audit.iter().filter(|e| e.outcome == "wrong_password").all(|e| e.operator.as_deref() == Some("alice")));
         // Never the password or the code in the audit log.
         let all = format!("{audit:?}");
         assert!(!all.contains(PASSWORD) && !all.contains(&code), "{all}");
