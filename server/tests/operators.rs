@@ -158,6 +158,10 @@ backend_tests! {
         let audit = env.server.store().audit().unwrap();
         assert!(audit.iter().any(|e| e.event == "disable_operator" && e.operator.as_deref() == Some("root")));
         assert!(audit.iter().any(|e| e.event == "sign_out" && e.operator.as_deref() == Some("root")));
+        // Ended sessions are deleted at the next sign-in: only the new one is left.
+        env.sign_in(&admin, 1);
+        let left = query_texts(&c.db_path, "SELECT operator FROM operator_sessions");
+        assert_eq!(left, ["root"]);
     }
 
     fn a_session_signed_in_on_one_instance_is_valid_on_another() {

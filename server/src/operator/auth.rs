@@ -199,6 +199,7 @@ pub fn sign_in(
                 if let Some((key, _)) = keys.first().filter(|_| name_ok) {
                     tx.clear_sign_in_failures(key)?;
                 }
+                tx.delete_old_op_sessions(now - duration_ms(policy.session_lifetime))?;
                 tx.insert_op_session(&hash, &row.name, now, address.as_deref())?;
                 note(tx, true, "ok", &format!("{shown} signed in"))?;
             }
