@@ -32,16 +32,21 @@ pub(crate) const MAX_ADMIN_ANSWERS_PER_SESSION: u32 = 16;
 /// Longest client `detail` kept in the audit log, in characters.
 const MAX_DETAIL_CHARS: usize = 200;
 
-/// What the endpoints share.
-pub(crate) struct AppState {
-    pub store: std::sync::Arc<Store>,
-    pub master: MasterSecret,
-    pub max_attempts: u32,
-    pub session_ttl_ms: i64,
+/// What the endpoints and the operator functions share: the store, the master secret and the
+/// configuration's limits (made by [`crate::Server::start`]).
+pub struct AppState {
+    pub(crate) store: std::sync::Arc<Store>,
+    pub(crate) master: MasterSecret,
+    pub(crate) max_attempts: u32,
+    pub(crate) session_ttl_ms: i64,
     /// The PIV PUK tries a card is assumed to have ([`crate::Limits::piv_puk_tries`]).
-    pub puk_tries: u32,
+    pub(crate) puk_tries: u32,
     /// Rate limits of `start` and `answers`.
-    pub rates: Rates,
+    pub(crate) rates: Rates,
+    /// Argon2id cost of new hashes (enrollment answers, operator passwords).
+    pub(crate) argon2: crate::Argon2Params,
+    /// Operator sessions, throttles and caps.
+    pub(crate) operators: crate::OperatorPolicy,
 }
 
 /// The rate limits of `start` and `answers`, per client address and per card.
@@ -205,6 +210,9 @@ pub(crate) fn refuse_request(state: &AppState, what: &str, reply: Reply) -> Repl
         event: "request",
         outcome: &outcome,
         detail: &clean(what),
+        operator: None,
+        role: None,
+        address: None,
     };
     if let Err(e) = state.store.record(&note) {
         log::error!("audit: {e}");
@@ -254,6 +262,9 @@ fn audit(
         event,
         outcome,
         detail,
+        operator: None,
+        role: None,
+        address: None,
     })
 }
 
@@ -273,6 +284,9 @@ fn audit_in(
             event,
             outcome,
             detail,
+            operator: None,
+            role: None,
+            address: None,
         },
         now_ms(),
     )

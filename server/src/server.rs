@@ -65,6 +65,8 @@ impl Server {
                 session_ttl_ms: duration_ms(config.session_ttl),
                 puk_tries: config.limits.piv_puk_tries,
                 rates: Rates::new(&config.limits),
+                argon2: config.argon2,
+                operators: config.operators,
             },
             work: Semaphore::new((2 * workers).max(4)),
             limits: config.limits,

@@ -9,6 +9,7 @@
 //! audit row are committed together or not at all. The slow part of a request (Argon2) never
 //! runs inside a transaction.
 
+pub(crate) mod ops;
 mod pg;
 mod schema;
 pub(crate) mod session;
@@ -172,6 +173,12 @@ pub struct CardRecord {
     /// Set while a PUK rotation was handed out but not confirmed (`complete` missing, or
     /// `puk_rotated: false`): the card holds the PUK of a generation from `puk_gen` to this one.
     pub pending_puk_gen: Option<u32>,
+    /// An admin-key generation handed to an enrollment that was never reported done.
+    pub pending_key_gen: Option<u32>,
+    /// The current PUK was read out to someone by an operator (cleared by the next rotation).
+    pub puk_read_out: bool,
+    /// When the card was first enrolled, ms since the Unix epoch.
+    pub enrolled_ms: i64,
     /// Online unlock locked after too many wrong answer sets.
     pub locked: bool,
     /// Wrong answer sets since the last success or lift.
@@ -201,6 +208,12 @@ pub struct AuditEntry {
     pub outcome: String,
     /// Free text: counts, generations, kinds; never a secret.
     pub detail: String,
+    /// The operator who acted, if an operator did.
+    pub operator: Option<String>,
+    /// The role that allowed it (wire name).
+    pub role: Option<String>,
+    /// The client's IP address, when the action came over the network.
+    pub address: Option<String>,
 }
 
 /// An audit row about to be written.
@@ -210,6 +223,12 @@ pub(crate) struct AuditNote<'a> {
     pub event: &'a str,
     pub outcome: &'a str,
     pub detail: &'a str,
+    /// The operator who acted.
+    pub operator: Option<&'a str>,
+    /// The role that allowed the action.
+    pub role: Option<cardunlock_protocol::Role>,
+    /// The client's address.
+    pub address: Option<&'a str>,
 }
 
 /// Where the store lives: a SQLite file or a PostgreSQL database.
@@ -370,6 +389,9 @@ impl Store {
                     event: "enroll",
                     outcome: if inserted { "enrolled" } else { "re-enrolled" },
                     detail: &detail,
+                    operator: None,
+                    role: None,
+                    address: None,
                 },
                 now,
             )?;
@@ -413,6 +435,9 @@ impl Store {
                     event: "puk",
                     outcome: "operator_renewed",
                     detail: &detail,
+                    operator: None,
+                    role: None,
+                    address: None,
                 },
                 now_ms(),
             )?;
@@ -444,6 +469,9 @@ impl Store {
                     event: "lift_lock",
                     outcome: "lifted",
                     detail: &detail,
+                    operator: None,
+                    role: None,
+                    address: None,
                 },
                 now_ms(),
             )
