@@ -27,6 +27,7 @@
 
 pub mod answers;
 mod api;
+mod console;
 mod error;
 mod files;
 mod http;

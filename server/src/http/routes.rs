@@ -22,9 +22,9 @@ pub(crate) fn operator_api() -> Router<Arc<Shared>> {
     Router::new()
 }
 
-/// The help-desk console, nested at `/console`.
+/// The help-desk console: its routes under `/console` (with their own CSP and form limits).
 pub(crate) fn console() -> Router<Arc<Shared>> {
-    Router::new()
+    crate::console::routes()
 }
 
 /// Every route the server serves, with its state.
@@ -42,7 +42,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     }
     unlock
         .nest("/v1/operator", operator_api())
-        .nest("/console", console())
+        .merge(console())
         .fallback(not_found)
         .layer(header(
             STRICT_TRANSPORT_SECURITY,
