@@ -91,6 +91,30 @@ impl AuditFilters {
     }
 }
 
+/// `text` as a QR code, drawn as one SVG path of its dark modules (no image, no script).
+fn qr(text: &str) -> Markup {
+    let Ok(code) = qrcode::QrCode::new(text.as_bytes()) else {
+        return html! {};
+    };
+    let width = code.width();
+    let mut d = String::new();
+    for (i, colour) in code.to_colors().iter().enumerate() {
+        if *colour == qrcode::Color::Dark {
+            d.push_str(&format!("M{} {}h1v1h-1z", i % width + 4, i / width + 4));
+        }
+    }
+    let side = width + 8;
+    html! {
+        svg.qr xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (side) " " (side) }
+            width="232" height="232" role="img" aria-label="QR code of the URI"
+            shape-rendering="crispEdges" {
+            // Closed explicitly: in HTML's SVG a `<rect>` left open would swallow the path.
+            rect width=(side) height=(side) fill="#fff" {}
+            path d=(d) fill="#000" {}
+        }
+    }
+}
+
 /// The audit page: filters, then the rows (newest first).
 pub(crate) fn audit(
     nav: &Nav,
@@ -153,9 +177,10 @@ pub(crate) fn operators(
                 section.enrolled aria-label="Authenticator set-up" {
                     p {
                         "Authenticator set-up for " strong { (name) }
-                        ": enter this URI in their authenticator app now. It is shown only once."
+                        ": scan this code (or type the URI) into their authenticator app now. It is shown only once."
                     }
-                    p.readout.mono #totp-uri { (uri.expose()) }
+                    (qr(uri.expose()))
+                    p.uri.mono #totp-uri { (uri.expose()) }
                 }
             }
             table {

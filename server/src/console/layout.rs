@@ -45,6 +45,8 @@ pub(crate) fn page(title: &str, nav: Option<&Nav>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · cardunlock console" }
                 link rel="stylesheet" href="/console/style.css";
+                // No favicon request (an empty one, allowed by `img-src data:`).
+                link rel="icon" href="data:,";
             }
             body {
                 header.bar {

@@ -43,11 +43,16 @@ impl Operator {
 
     /// The TOTP code of now.
     pub fn code(&self) -> String {
+        self.code_at_offset(0)
+    }
+
+    /// The TOTP code `seconds` from now.
+    pub fn code_at_offset(&self, seconds: u64) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        totp(&self.seed, now / 30)
+        totp(&self.seed, (now + seconds) / 30)
     }
 }
 
