@@ -14,12 +14,17 @@ mod pages;
 
 use std::sync::Arc;
 
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::header::{
-    HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
+    HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE,
+    LOCATION, SET_COOKIE,
 };
+use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -78,12 +83,52 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(h::disable_operator),
         )
         .route("/console/operators/{name}/reset-totp", post(h::reset_totp))
+        .layer(middleware::from_fn(same_origin_posts))
         .layer(DefaultBodyLimit::max(MAX_FORM))
         .layer(Extension(Arc::new(CsrfKey::random())))
         .layer(SetResponseHeaderLayer::overriding(
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
         ))
+}
+
+/// Whether a request comes from another site: its `Sec-Fetch-Site` says so (every current
+/// browser sends it), or, without that header, its `Origin` is not this server's (`https://`
+/// and the `Host` it was sent to). `Origin: null` is what a browser sends under our
+/// `Referrer-Policy: no-referrer`, so it proves nothing either way.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (text(ORIGIN.as_str()), text(HOST.as_str())) {
+        (Some("null") | None, _) => false,
+        (Some(origin), Some(host)) => origin.strip_prefix("https://") != Some(host),
+        (Some(_), None) => true,
+    }
+}
+
+/// Refuses (403) a POST from another site before anything else runs: with the `SameSite`
+/// cookie and the form tokens, a second wall against forged forms, and the one that guards the
+/// sign-in form (which has no session to bind a token to yet).
+async fn same_origin_posts(req: Request, next: Next) -> Response {
+    if req.method() == Method::POST && cross_site(req.headers()) {
+        log::debug!("console: cross-site POST {} refused", req.uri().path());
+        let mut refusal = html(
+            StatusCode::FORBIDDEN,
+            message(
+                "Form refused",
+                None,
+                "This form was sent from another site.",
+            ),
+        );
+        // The body was not read: the connection cannot carry another request.
+        refusal
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return refusal;
+    }
+    next.run(req).await
 }
 
 /// A page with a status.

@@ -152,3 +152,46 @@ fn a_hostile_name_is_shown_as_text() {
     assert!(page.body.contains("&lt;img src=x onerror=alert(2)&gt;?"));
     assert!(!page.body.contains("<script") && !page.body.contains("<img"));
 }
+
+#[test]
+fn posts_from_another_site_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    locked_card(&env, "0f0f");
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk]);
+    let mut a = Browserless::new(&env);
+    let host = env.url.strip_prefix("https://").unwrap().to_owned();
+    let sign_in = |headers: &[(&str, &str)]| {
+        a.post_form_with(
+            "/console/sign-in",
+            headers,
+            &[
+                ("name", "alice"),
+                ("password", PASSWORD),
+                ("totp", &alice.code()),
+            ],
+        )
+    };
+    // Login forgery: refused before the password is even looked at.
+    let evil = sign_in(&[("Origin", "https://evil.example")]);
+    assert_eq!(evil.status, 403, "{}", evil.body);
+    assert!(evil.set_cookie.is_none());
+    let fetch = sign_in(&[("Sec-Fetch-Site", "cross-site")]);
+    assert_eq!(fetch.status, 403, "{}", fetch.body);
+    let own_origin = format!("https://{host}");
+    let ok = sign_in(&[("Origin", &own_origin), ("Sec-Fetch-Site", "same-origin")]);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    a.sign_in_from(ok);
+
+    // A forged lift-lock with the right cookie and token still fails from another origin.
+    let card = "/console/cards/iso/0f0f";
+    let token = csrf_of(&a.get(card).body);
+    let lift = format!("{card}/lift-lock");
+    let fields = [("csrf", token.as_str()), ("reason", "forged")];
+    let forged = a.post_form_with(&lift, &[("Origin", "https://evil.example")], &fields);
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let (status, _) = env.post("/v1/unlock/start", &card_json("0f0f"));
+    assert_eq!(status, 423, "still locked");
+    let own = a.post_form_with(&lift, &[("Origin", &own_origin)], &fields);
+    assert_eq!(own.status, 303, "{}", own.body);
+}

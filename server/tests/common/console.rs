@@ -163,6 +163,20 @@ impl Browserless {
         Self::reply(self.request("POST", path).send_form(fields))
     }
 
+    /// A form posted with extra request headers.
+    pub fn post_form_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.request("POST", path);
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        Self::reply(req.send_form(fields))
+    }
+
     /// Signs `op` in; keeps the session cookie.
     pub fn sign_in(&mut self, op: &Operator) {
         let code = op.code();
@@ -170,6 +184,11 @@ impl Browserless {
             "/console/sign-in",
             &[("name", &op.name), ("password", PASSWORD), ("totp", &code)],
         );
+        self.sign_in_from(r);
+    }
+
+    /// Keeps the session cookie of a successful sign-in reply.
+    pub fn sign_in_from(&mut self, r: Reply) {
         assert_eq!(r.status, 303, "{}", r.body);
         let cookie = r.set_cookie.expect("a session cookie");
         for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {

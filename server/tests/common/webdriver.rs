@@ -183,11 +183,10 @@ impl Browser {
     pub fn wait(&self, what: &str, done: impl Fn(&Self) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while !done(self) {
-            assert!(
-                Instant::now() < deadline,
-                "waited in vain for {what} on {}",
-                self.url()
-            );
+            if Instant::now() > deadline {
+                let main = self.all("main").first().map(Element::text);
+                panic!("waited in vain for {what} on {}: {main:?}", self.url());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
