@@ -22,6 +22,7 @@ use tower::ServiceExt;
 use crate::api::{address_key, AppState};
 use crate::Limits;
 
+mod operator;
 mod routes;
 mod unlock;
 

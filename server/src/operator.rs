@@ -14,6 +14,7 @@
 //! - [`enroll`]: [`enroll_begin`], [`enroll_done`].
 //! - [`audit`]: [`audit_query`], [`audit_csv`].
 
+mod accounts;
 mod audit;
 mod auth;
 mod cards;
@@ -29,11 +30,11 @@ use crate::api::address_key;
 use crate::store::{now_ms, AuditNote, Profile, Tx};
 use crate::ServerError;
 
-pub use self::audit::{audit_csv, audit_query};
-pub use self::auth::{
-    add_operator, authenticate, create_operator, disable_operator, list_operators, reset_totp,
-    set_password, sign_in, sign_out,
+pub use self::accounts::{
+    add_operator, create_operator, disable_operator, list_operators, reset_totp, set_password,
 };
+pub use self::audit::{audit_csv, audit_query};
+pub use self::auth::{authenticate, sign_in, sign_out};
 pub use self::cards::{card_detail, lift_lock, offline_response, puk_readout, search};
 pub use self::enroll::{enroll_begin, enroll_done};
 

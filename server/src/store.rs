@@ -10,6 +10,7 @@
 //! runs inside a transaction.
 
 pub(crate) mod ops;
+#[cfg(feature = "postgres")]
 mod pg;
 mod schema;
 pub(crate) mod session;
@@ -27,7 +28,6 @@ use cardunlock_protocol::AlgorithmName;
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
 
-pub(crate) use self::pg::redact_url;
 pub(crate) use session::{
     AnswerCheck, AnswerOutcome, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
@@ -272,6 +272,7 @@ impl fmt::Display for Database {
 
 enum Backend {
     Sqlite(sqlite::SqliteDb),
+    #[cfg(feature = "postgres")]
     Postgres(pg::PgDb),
 }
 
@@ -291,6 +292,7 @@ impl fmt::Debug for Store {
 
 /// Connections a PostgreSQL store pools: the server's bound on concurrent requests
 /// (`2 × cores`, at least 4) plus two for operator calls.
+#[cfg(feature = "postgres")]
 fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     u32::try_from((2 * cores).max(4) + 2).unwrap_or(16)
@@ -309,7 +311,14 @@ impl Store {
     pub fn open_database(database: &Database) -> Result<Self, ServerError> {
         let backend = match database {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteDb::open(path)?),
+            #[cfg(feature = "postgres")]
             Database::Postgres(url) => Backend::Postgres(pg::PgDb::open(url, default_pool_size())?),
+            #[cfg(not(feature = "postgres"))]
+            Database::Postgres(_) => {
+                return Err(ServerError::InvalidInput(
+                    "this server was built without PostgreSQL (cargo feature `postgres`)".into(),
+                ))
+            }
         };
         Ok(Self { backend })
     }
@@ -318,6 +327,7 @@ impl Store {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => "postgresql",
         }
     }
@@ -331,6 +341,7 @@ impl Store {
     ) -> Result<R, ServerError> {
         match &self.backend {
             Backend::Sqlite(db) => db.transact(&mut f),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.transact(&mut f),
         }
     }
@@ -514,6 +525,25 @@ impl Store {
         identity: &str,
     ) -> Result<AnswerCheck, ServerError> {
         self.transact(|tx| session::answer_check(tx, (profile, identity)))
+    }
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a URL)".into();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
     }
 }
 

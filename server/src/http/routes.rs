@@ -9,7 +9,7 @@ use axum::http::header::{
     HeaderName, HeaderValue, CACHE_CONTROL, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use axum::routing::any;
+use axum::routing::{any, get};
 use axum::{Extension, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -19,7 +19,7 @@ use crate::api::Endpoint;
 
 /// The operator JSON API, nested at `/v1/operator`.
 pub(crate) fn operator_api() -> Router<Arc<Shared>> {
-    Router::new()
+    super::operator::router()
 }
 
 /// The help-desk console: its routes under `/console` (with their own CSP and form limits).
@@ -41,6 +41,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         );
     }
     unlock
+        .route(
+            cardunlock_protocol::operator::paths::OPENAPI,
+            get(super::operator::openapi),
+        )
         .nest("/v1/operator", operator_api())
         .merge(console())
         .fallback(not_found)

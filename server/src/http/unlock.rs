@@ -28,14 +28,17 @@ const MAX_BODY: usize = 16 * 1024;
 /// a reset connection; beyond it the connection is simply closed.
 const DRAIN_LIMIT: usize = 1024 * 1024;
 
-enum BodyError {
+pub(crate) enum BodyError {
     TooLarge,
     TimedOut,
     Broken,
 }
 
 /// Reads at most [`MAX_BODY`] bytes; past that, drains up to [`DRAIN_LIMIT`] and says so.
-async fn read_body(mut body: Body, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+pub(crate) async fn read_body(
+    mut body: Body,
+    timeout: Duration,
+) -> Result<Zeroizing<Vec<u8>>, BodyError> {
     let read = async {
         let mut buf = Zeroizing::new(Vec::new());
         let mut total = 0usize;

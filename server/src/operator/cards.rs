@@ -272,7 +272,7 @@ pub fn offline_response(
                     AlgorithmName::name_of(record.algorithm)
                 ))));
             }
-            if tx.bump_daily(actor.name(), day, "offline_response")? > cap {
+            if tx.daily_count(actor.name(), day, "offline_response")? >= cap {
                 return refuse(tx, "alert", cap_reached("offline responses", cap, day_left));
             }
             if !tx.use_challenge(card, "offline", &challenge_hash, now)? {
@@ -281,6 +281,7 @@ pub fn offline_response(
                 "This challenge was answered before: have the user start again for a new one.",
             ));
             }
+            tx.bump_daily(actor.name(), day, "offline_response")?;
             let key = kdf::admin_key(
                 &state.master,
                 "iso",
@@ -345,7 +346,7 @@ pub fn puk_readout(
         let Some(record) = tx.read_card(card)? else {
             return Ok(Gate::Unknown);
         };
-        if tx.bump_daily(actor.name(), day, "puk_readout")? > cap {
+        if tx.daily_count(actor.name(), day, "puk_readout")? >= cap {
             let detail = format!("identity checked: {checked}");
             let ev = Event {
                 card: Some(card),
@@ -356,6 +357,7 @@ pub fn puk_readout(
             audit_in(tx, actor, Some(role), &ev)?;
             return Ok(Gate::Refused(cap_reached("PUK read-outs", cap, day_left)));
         }
+        tx.bump_daily(actor.name(), day, "puk_readout")?;
         tx.set_puk_read_out(card)?;
         let detail = format!(
             "identity checked: {checked}; PUK generation {}{}",

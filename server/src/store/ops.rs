@@ -137,6 +137,8 @@ pub(crate) trait OpTx {
     /// Forgets the key's failures.
     fn clear_sign_in_failures(&mut self, key: &str) -> Result<(), ServerError>;
 
+    /// The operator's counter of `kind` for `day` (0 if none).
+    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError>;
     /// Adds one to the operator's counter of `kind` for `day` and returns the new value.
     fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError>;
 

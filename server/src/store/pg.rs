@@ -26,6 +26,7 @@ use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
 mod ops;
 
+use super::redact_url;
 use super::sqlite::CardRow;
 use super::tx::{CardKey, Tx};
 use super::{schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
@@ -85,25 +86,6 @@ impl r2d2::HandleError<postgres::Error> for PoolErrors {
 /// A pool of connections to one PostgreSQL database.
 pub(super) struct PgDb {
     pool: r2d2::Pool<Manager>,
-}
-
-/// The URL without its password, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "(not a URL)".into();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{tail}")
-        }
-        None => url.to_owned(),
-    }
 }
 
 /// Whether an error means the database cannot be reached (down, restarting, connection lost),

@@ -200,6 +200,14 @@ impl OpTx for PgTx<'_> {
         Ok(())
     }
 
+    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
+        let row = self.query_opt(
+            "SELECT count FROM operator_daily WHERE operator = $1 AND day = $2 AND kind = $3",
+            &[&operator, &day, &kind],
+        )?;
+        row.map_or(Ok(0), |r| small(r.get(0)))
+    }
+
     fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
         let rows = self.query(
             "INSERT INTO operator_daily AS d (operator, day, kind, count) VALUES ($1, $2, $3, 1)

@@ -215,6 +215,18 @@ impl OpTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT count FROM operator_daily WHERE operator = ?1 AND day = ?2 AND kind = ?3",
+                params![operator, day, kind],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
     fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
         Ok(self.0.query_row(
             "INSERT INTO operator_daily (operator, day, kind, count) VALUES (?1, ?2, ?3, 1)
