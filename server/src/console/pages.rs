@@ -243,3 +243,86 @@ pub(crate) fn puk_result(nav: &Nav, card: &CardRef, reply: &PukReadoutReply) -> 
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::csrf::CsrfKey;
+    use cardunlock_protocol::operator::{AuditRecord, CardDetail};
+    use cardunlock_protocol::{AlgorithmName, User};
+
+    fn nav(roles: &[Role]) -> Nav {
+        Nav {
+            name: "alice".into(),
+            roles: roles.to_vec(),
+            csrf: CsrfKey::random().token("session"),
+        }
+    }
+
+    fn detail(profile: Profile, locked: bool) -> CardDetail {
+        CardDetail {
+            card: CardRef {
+                profile,
+                identity: "0a0b".into(),
+            },
+            user: User {
+                name: "Ann <b>Bold</b>".into(),
+                email: "ann@example.invalid".into(),
+            },
+            algorithm: AlgorithmName::TripleDes,
+            locked,
+            attempts_left: 0,
+            key_generation: 2,
+            pending_key_generation: None,
+            puk_generation: 1,
+            pending_puk_generation: Some(2),
+            puk_read_out: true,
+            questions: vec!["Pet & \"name\"?".into()],
+            enrolled_ms: 0,
+            timeline: vec![AuditRecord {
+                time_ms: 0,
+                operator: Some("bob".into()),
+                role: Some(Role::Helpdesk),
+                address: Some("127.0.0.1".into()),
+                card: None,
+                session: None,
+                event: "lift_lock".into(),
+                outcome: "lifted".into(),
+                detail: "reason: <i>call-back</i>".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn each_profile_offers_its_own_offline_path() {
+        let helpdesk = nav(&[Role::Helpdesk]);
+        let iso = card(&helpdesk, &detail(Profile::Iso, true)).into_string();
+        assert!(iso.contains("/console/cards/iso/0a0b/offline-response"));
+        assert!(iso.contains("/console/cards/iso/0a0b/lift-lock"));
+        assert!(!iso.contains("puk-readout"));
+        let gids = card(&helpdesk, &detail(Profile::Gids, false)).into_string();
+        assert!(gids.contains("needs") || gids.contains("online unlock"));
+        assert!(!gids.contains("offline-response") && !gids.contains("lift-lock"));
+        let piv = card(&helpdesk, &detail(Profile::Piv, false)).into_string();
+        assert!(piv.contains("/console/cards/piv/0a0b/puk-readout"));
+        assert!(piv.contains("PUK read out") && piv.contains("(pending 2)"));
+        // Someone without the helpdesk role sees the card but no action.
+        let auditor = card(&nav(&[Role::Auditor]), &detail(Profile::Iso, true)).into_string();
+        assert!(!auditor.contains("<form method=\"post\" action=\"/console/cards"));
+    }
+
+    #[test]
+    fn every_form_carries_the_session_token_and_data_is_escaped() {
+        let n = nav(&[Role::Helpdesk]);
+        let page = card(&n, &detail(Profile::Iso, true)).into_string();
+        let forms = page.matches("<form").count();
+        let tokens = page
+            .matches(&format!("name=\"csrf\" value=\"{}\"", n.csrf.0))
+            .count();
+        assert_eq!(forms, tokens, "{page}");
+        assert!(page.contains("Ann &lt;b&gt;Bold&lt;/b&gt;"));
+        assert!(page.contains("Pet &amp; &quot;name&quot;?"));
+        assert!(page.contains("reason: &lt;i&gt;call-back&lt;/i&gt;"));
+        assert!(!page.contains("<b>") && !page.contains("<i>"));
+    }
+}
