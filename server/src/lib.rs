@@ -28,6 +28,7 @@
 
 pub mod answers;
 mod api;
+mod console;
 mod error;
 mod files;
 mod http;
