@@ -96,6 +96,9 @@ backend_tests! {
         assert_eq!(status, 200, "{detail}");
         assert_eq!(detail["key_generation"], 0);
         assert_eq!(detail["pending_key_generation"], 1);
+        let timeline = detail["timeline"].as_array().unwrap();
+        assert!(timeline.iter().any(|e| e["event"] == "enroll" && e["operator"] == "station"), "{detail}");
+        assert!(timeline.iter().all(|e| e["card"]["identity"] == ISO), "{detail}");
         assert_eq!(detail["questions"], json!(QUESTIONS));
         assert!(!detail.to_string().contains("Rex"), "{detail}");
         let (status, reply) = offline(&env, &hd, "iso", ISO, "0000000000000000");
