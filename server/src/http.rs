@@ -26,6 +26,8 @@ mod operator;
 mod routes;
 mod unlock;
 
+pub(crate) use unlock::on_worker;
+
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The endpoints' state, a bound on concurrent blocking work (Argon2 uses 19 MiB each) and the

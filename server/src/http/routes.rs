@@ -22,9 +22,9 @@ pub(crate) fn operator_api() -> Router<Arc<Shared>> {
     super::operator::router()
 }
 
-/// The help-desk console, nested at `/console`.
+/// The help-desk console: its routes under `/console` (with their own CSP and form limits).
 pub(crate) fn console() -> Router<Arc<Shared>> {
-    Router::new()
+    crate::console::routes()
 }
 
 /// Every route the server serves, with its state.
@@ -46,7 +46,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(super::operator::openapi),
         )
         .nest("/v1/operator", operator_api())
-        .nest("/console", console())
+        .merge(console())
         .fallback(not_found)
         .layer(header(
             STRICT_TRANSPORT_SECURITY,

@@ -155,27 +155,32 @@ async fn refuse(shared: &Arc<Shared>, what: String, reply: Reply, close: bool) -
     respond(reply, close)
 }
 
-/// Runs `work` on a blocking thread, within the concurrency bound.
-pub(crate) async fn blocking<F>(shared: &Arc<Shared>, work: F) -> Reply
+/// Runs `work` on a blocking thread, within the concurrency bound; `None` if it could not run
+/// or failed (logged).
+pub(crate) async fn on_worker<T, F>(shared: &Arc<Shared>, work: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&AppState) -> T + Send + 'static,
+{
+    let _permit = shared.work.acquire().await.ok()?;
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || work(&shared.app))
+        .await
+        .map_err(|e| log::error!("request handler failed: {e}"))
+        .ok()
+}
+
+/// Runs an endpoint's `work` on a blocking thread, within the concurrency bound.
+async fn blocking<F>(shared: &Arc<Shared>, work: F) -> Reply
 where
     F: FnOnce(&AppState) -> Reply + Send + 'static,
 {
-    let failed = || {
+    on_worker(shared, work).await.unwrap_or_else(|| {
         refusal(
             ErrorCode::InternalError,
             "The server failed; try again later.",
         )
-    };
-    let Ok(_permit) = shared.work.acquire().await else {
-        return failed();
-    };
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || work(&shared.app))
-        .await
-        .unwrap_or_else(|e| {
-            log::error!("request handler failed: {e}");
-            failed()
-        })
+    })
 }
 
 /// A reply as a JSON response (`Connection: close` when the rest of the request was not read).

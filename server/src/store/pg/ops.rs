@@ -154,6 +154,17 @@ impl OpTx for PgTx<'_> {
         Ok(())
     }
 
+    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
+        // SKIP LOCKED: never wait for a session another request is using.
+        self.execute(
+            "DELETE FROM operator_sessions WHERE token_hash IN
+                 (SELECT token_hash FROM operator_sessions WHERE ended OR created_ms < $1
+                  FOR UPDATE SKIP LOCKED)",
+            &[&created_before],
+        )?;
+        Ok(())
+    }
+
     fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError> {
         self.execute(
             "UPDATE operator_sessions SET ended = TRUE WHERE operator = $1 AND NOT ended",
@@ -356,6 +367,7 @@ impl OpTx for PgTx<'_> {
                AND ($4::TEXT IS NULL OR a.event = $4)
                AND ($5::BIGINT IS NULL OR a.time_ms >= $5)
                AND ($6::BIGINT IS NULL OR a.time_ms < $6)
+               AND ($8::TEXT IS NULL OR a.profile = $8)
              ORDER BY a.id DESC LIMIT $7",
             &[
                 &f.identity,
@@ -365,6 +377,7 @@ impl OpTx for PgTx<'_> {
                 &f.since_ms,
                 &f.until_ms,
                 &i64::from(f.limit),
+                &f.profile,
             ],
         )?;
         Ok(rows.iter().map(audit_row).collect())

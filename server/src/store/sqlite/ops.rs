@@ -164,6 +164,14 @@ impl OpTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
+        self.0.execute(
+            "DELETE FROM operator_sessions WHERE ended = 1 OR created_ms < ?1",
+            params![created_before],
+        )?;
+        Ok(())
+    }
+
     fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError> {
         self.0.execute(
             "UPDATE operator_sessions SET ended = 1 WHERE operator = ?1 AND ended = 0",
@@ -373,10 +381,13 @@ impl OpTx for SqliteTx<'_> {
                AND (?4 IS NULL OR a.event = ?4)
                AND (?5 IS NULL OR a.time_ms >= ?5)
                AND (?6 IS NULL OR a.time_ms < ?6)
+               AND (?8 IS NULL OR a.profile = ?8)
              ORDER BY a.id DESC LIMIT ?7",
         )?;
         let rows = stmt.query_map(
-            params![f.identity, f.user, f.operator, f.event, f.since_ms, f.until_ms, f.limit],
+            params![
+                f.identity, f.user, f.operator, f.event, f.since_ms, f.until_ms, f.limit, f.profile
+            ],
             audit_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
