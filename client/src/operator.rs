@@ -11,7 +11,7 @@ pub mod session_file;
 
 use cardunlock_protocol::operator::{
     paths, CardDetail, Done, EnrollDone, EnrollReply, EnrollRequest, LiftLockRequest, OfflineReply,
-    OfflineRequest, OperatorInfo, PukReadoutReply, PukReadoutRequest, SignInReply, SignInRequest,
+    OfflineRequest, PukReadoutReply, PukReadoutRequest, SignInReply, SignInRequest,
 };
 use cardunlock_protocol::{CardRef, Profile, Secret, SessionToken};
 use zeroize::Zeroizing;
@@ -147,8 +147,8 @@ impl Operator {
         Ok(())
     }
 
-    /// Who this session belongs to (`GET` of the session) is not in the contract; this reads
-    /// one card instead (`GET /v1/operator/cards/{profile}/{identity}`).
+    /// One card as the server knows it (`GET /v1/operator/cards/{profile}/{identity}`): its
+    /// holder, generations, lock and latest audit rows.
     pub fn card(&self, card: &CardRef) -> Result<CardDetail, Failure> {
         self.api
             .call::<(), _>(
@@ -254,12 +254,6 @@ fn note(subject: &str, text: &str) -> Result<String, Failure> {
         ));
     }
     Ok(text.to_string())
-}
-
-/// The operator the server reports after sign-in (name and roles), for display.
-pub fn describe(info: &OperatorInfo) -> String {
-    let roles: Vec<&str> = info.roles.iter().map(|r| r.as_str()).collect();
-    format!("{} ({})", info.name, roles.join(", "))
 }
 
 #[cfg(test)]
