@@ -13,6 +13,8 @@ CARDUNLOCK_TEST_POSTGRES="$(bash scripts/start-postgres.sh)"
 export CARDUNLOCK_TEST_POSTGRES
 # The demos, `cardunlock sim-card` and the window's demo mode are behind the `demo` feature (the
 # workstation programs link no server by default): the tests that use them need it.
+# host-demo/tests/server_binary.rs runs the server program next to the CLI.
+cargo build --locked -p cardunlock-server
 cargo test --workspace --locked --no-fail-fast \
   --features cardunlock/demo,cardunlock-gui/demo,cardunlock-client/demo
 # USB CCID through a real Linux USB stack: QEMU's emulated usb-ccid reader in a throw-away guest,
