@@ -291,12 +291,23 @@ fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, String> {
 fn parse_reply<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| {
         format!(
-            "the reply does not follow the contract ({:?} error at line {}, column {})",
-            e.classify(),
+            "the reply does not follow the contract ({} error at line {}, column {})",
+            json_category(e.classify()),
             e.line(),
             e.column()
         )
     })
+}
+
+/// What kind of JSON error, in words (never the offending text: it may be a secret).
+pub(crate) fn json_category(c: serde_json::error::Category) -> &'static str {
+    use serde_json::error::Category;
+    match c {
+        Category::Io => "read",
+        Category::Syntax => "syntax",
+        Category::Data => "data",
+        Category::Eof => "truncation",
+    }
 }
 
 #[cfg(test)]

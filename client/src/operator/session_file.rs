@@ -133,8 +133,8 @@ pub fn load(path: &Path, server: &str) -> Result<Option<Saved>, Failure> {
         Failure::usage(
             &format!("operator session {}", path.display()),
             format!(
-                "it is not a saved session ({:?} error at line {}): delete it and sign in again",
-                e.classify(),
+                "it is not a saved session ({} error at line {}): delete it and sign in again",
+                crate::api::json_category(e.classify()),
                 e.line()
             ),
         )
