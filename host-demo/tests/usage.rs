@@ -277,3 +277,52 @@ fn one_sign_in_serves_several_commands_until_sign_out() {
     assert_eq!(code(&out), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--operator"), "{}", text(&out));
 }
+
+#[test]
+fn a_kept_session_the_server_no_longer_takes_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url, cert) = serve(dir.path());
+    let out = operator(
+        &server,
+        dir.path(),
+        "lift-lock",
+        &["--profile", "piv", "--identity", "0011", "--reason", "x"],
+    );
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    let file = session_file(dir.path());
+    // A token the server never issued (as after the server ended the session).
+    let saved = std::fs::read_to_string(&file).unwrap();
+    let token = saved
+        .split("\"token\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&file, saved.replace(&token, &"0".repeat(token.len()))).unwrap();
+    let cert = cert.display().to_string();
+    let out = cli_in(
+        dir.path(),
+        &args(&[
+            "lift-lock",
+            "--server",
+            &url,
+            "--cert",
+            &cert,
+            "--profile",
+            "piv",
+            "--identity",
+            "0011",
+            "--reason",
+            "x",
+        ]),
+    );
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the kept session ended and was forgotten"),
+        "{}",
+        text(&out)
+    );
+    assert!(!file.exists());
+}
