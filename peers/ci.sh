@@ -57,7 +57,9 @@ lock_reader() {
   [ "$line" = locked ]
 }
 
-cargo build -q -p cardunlock --locked --manifest-path "$ROOT/Cargo.toml" || exit 1
+cargo build -q -p cardunlock --features demo --locked --manifest-path "$ROOT/Cargo.toml" || exit 1
+cargo build -q -p cardunlock-server --locked --manifest-path "$ROOT/Cargo.toml" || exit 1
+SRV_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/cardunlock-server"
 (cd peers/piv-authenticator-vpicc && CARGO_TARGET_DIR="$PEER_TARGET" cargo build -q --locked) || { echo "FAIL  building piv-authenticator-vpicc"; exit 1; }
 PEER="$PEER_TARGET/debug/piv-authenticator-vpicc"
 lock_reader || { echo "FAIL  could not take the lock of $R (cardunlock_vpcd::ReaderLock, port 25964)"; exit 1; }
@@ -89,13 +91,24 @@ wait_card
 SRV_DIR=$(mktemp -d /tmp/cardunlock-online.XXXXXX)
 printf '%s' 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff > "$SRV_DIR/master.hex"
 chmod 600 "$SRV_DIR/master.hex"
-"$B" serve --bind 127.0.0.1:0 --db "$SRV_DIR/db.sqlite" --master-secret-file "$SRV_DIR/master.hex" --state-dir "$SRV_DIR" >"$SRV_DIR/serve.log" 2>&1 & SRV_PID=$!
+"$SRV_BIN" serve --bind 127.0.0.1:0 --db "$SRV_DIR/db.sqlite" --master-secret-file "$SRV_DIR/master.hex" --state-dir "$SRV_DIR" >"$SRV_DIR/serve.log" 2>&1 & SRV_PID=$!
 for _ in $(seq 300); do grep -q "listening on" "$SRV_DIR/serve.log" 2>/dev/null && break; sleep 0.1; done
 first=$(grep -m1 "listening on" "$SRV_DIR/serve.log")
 URL=${first##* }
 S=(--server "$URL" --server-cert "$SRV_DIR/server.crt")
 check "server started" 0 "https://127.0.0.1:" echo "$URL"
-check "enroll personalises piv-authenticator (PUK, management key)" 0 "Enrolled Michael Benson" "$B" -r "$R" enroll --db "$SRV_DIR/db.sqlite" --master-secret-file "$SRV_DIR/master.hex" --name "Michael Benson" --email Michael.Benson@demo.local --question "First pet?" --answer Rex
+# An enrollment operator, made as an administrator would (password from standard input); its
+# TOTP code computed from the printed otpauth:// secret (RFC 6238, SHA-1, 6 digits, 30 s).
+printf '%s\n' "peer enrollment passphrase" > "$SRV_DIR/operator-password"
+chmod 600 "$SRV_DIR/operator-password"
+"$SRV_BIN" add-operator enroller1 --role enroller --db "$SRV_DIR/db.sqlite" --master-secret-file "$SRV_DIR/master.hex" --password-stdin <"$SRV_DIR/operator-password" >"$SRV_DIR/operator.txt" 2>&1
+TOTP_SECRET=$(grep -o 'secret=[A-Z2-7]*' "$SRV_DIR/operator.txt" | head -1 | cut -d= -f2)
+check "add-operator prints the operator's TOTP secret" 0 "[A-Z2-7]{16}" echo "$TOTP_SECRET"
+TOTP_CODE=$(python3 -c 'import base64,hmac,struct,sys,time
+s=sys.argv[1]; k=base64.b32decode(s+"="*(-len(s)%8))
+h=hmac.new(k,struct.pack(">Q",int(time.time())//30),"sha1").digest(); o=h[-1]&15
+print("%06d"%((struct.unpack(">I",h[o:o+4])[0]&0x7fffffff)%1000000))' "$TOTP_SECRET")
+check "enroll through the server personalises piv-authenticator (PUK, management key)" 0 "Enrolled Michael Benson" "$B" -r "$R" enroll --server "$URL" --cert "$SRV_DIR/server.crt" --operator enroller1 --password-file "$SRV_DIR/operator-password" --totp "$TOTP_CODE" --name "Michael Benson" --email Michael.Benson@demo.local --question "First pet?" --answer Rex
 check "the factory PUK no longer works" 1 "Wrong PUK" "$B" -r "$R" unblock --puk 12345678 --new-pin 840259
 I=$(idx)
 block_pin() { opensc-tool -r "$I" -s $SEL -s 0020008008303030303030FFFF -s 0020008008303030303030FFFF -s 0020008008303030303030FFFF -s 0020008008303030303030FFFF >/dev/null 2>&1; }

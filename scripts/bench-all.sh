@@ -183,7 +183,7 @@ w("cost; on a loaded machine the shared card time pulls the ratio towards 1 (ear
 # 2. APDU audit.
 w("## 2. APDU audit of every card command\n")
 w("Counted from the CLI's own `-v` trace through pcscd against `cardunlock sim-card`, and enforced by")
-w("`host-demo/tests/apdu_count.rs` (`cargo test -p cardunlock --no-default-features --features pcsc")
+w("`host-demo/tests/apdu_count.rs` (`cargo test -p cardunlock --no-default-features --features pcsc,demo")
 w("--test apdu_count`) and, for the flows, `tests/tests/lean.rs`. Every command uses one connection.\n")
 w("| command | APDUs | what each is for |")
 w("|---|---|---|")

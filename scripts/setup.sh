@@ -4,11 +4,13 @@
 # piv-authenticator peer, the independent clients (OpenSC, yubico-piv-tool), tmux for terminal
 # tests, PostgreSQL 15 for the unlock server's second backend, and the thumbv7em target for the
 # no_std build; for the unlock window (gui/): Xvfb, xdotool, ImageMagick, Tesseract, Mesa's
-# software OpenGL and the X libraries winit loads; for the Windows build: mingw-w64 and Wine.
+# software OpenGL and the X libraries winit loads; for the Windows build: mingw-w64 and Wine;
+# for the console's browser tests: Chromium and its WebDriver (chromedriver).
 set -euo pipefail
 
 packages=(pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools libclang-dev clang opensc yubico-piv-tool tmux pkg-config binutils postgresql-15
-  xvfb xdotool imagemagick tesseract-ocr libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1 gcc-mingw-w64-x86-64 wine64)
+  xvfb xdotool imagemagick tesseract-ocr libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 libx11-xcb1 gcc-mingw-w64-x86-64 wine64
+  chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,7 +11,12 @@ bash scripts/start-pcscd.sh
 # The unlock server's tests run on SQLite and on this throw-away PostgreSQL cluster (loopback).
 CARDUNLOCK_TEST_POSTGRES="$(bash scripts/start-postgres.sh)"
 export CARDUNLOCK_TEST_POSTGRES
-cargo test --workspace --locked --no-fail-fast
+# The demos, `cardunlock sim-card` and the window's demo mode are behind the `demo` feature (the
+# workstation programs link no server by default): the tests that use them need it.
+# host-demo/tests/server_binary.rs runs the server program next to the CLI.
+cargo build --locked -p cardunlock-server
+cargo test --workspace --locked --no-fail-fast \
+  --features cardunlock/demo,cardunlock-gui/demo,cardunlock-client/demo
 # USB CCID through a real Linux USB stack: QEMU's emulated usb-ccid reader in a throw-away guest,
 # cardunlock --transport ccid status and unblock of a simulated card behind it (about 1-2 min with
 # the static build; fails loudly when the guest cannot boot).

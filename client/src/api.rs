@@ -58,6 +58,7 @@ impl ApiError {
                 ErrorCode::InternalError | ErrorCode::Unavailable | ErrorCode::TooManyRequests => {
                     Kind::Server
                 }
+                ErrorCode::Unauthorized => Kind::Unauthorized,
                 _ => Kind::Refused,
             },
         };
@@ -69,6 +70,27 @@ impl ApiError {
         match self {
             Self::Refused(body) => Some(body.error),
             _ => None,
+        }
+    }
+}
+
+/// The HTTP methods of the contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// Reads.
+    Get,
+    /// Creates or acts.
+    Post,
+    /// Ends (the operator's sign-out).
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Delete => "DELETE",
         }
     }
 }
@@ -122,16 +144,37 @@ impl Api {
     /// POSTs `body` and parses the reply. Both go through buffers wiped afterwards (requests
     /// carry answers and the session token, replies PUKs and admin answers).
     fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        self.call(Method::Post, path, None, Some(body))
+    }
+
+    /// Sends one request of the contract and parses the reply: `body` (if any) as JSON, the
+    /// operator's session token (if any) as `Authorization: Bearer`. Request and reply go
+    /// through buffers wiped afterwards (they carry passwords, tokens, PUKs, keys).
+    pub(crate) fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&SessionToken>,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.base);
-        let request = Zeroizing::new(
-            serde_json::to_vec(body)
-                .map_err(|e| ApiError::Protocol(format!("{path}: encoding the request: {e}")))?,
-        );
-        let sent = self
-            .agent
-            .post(&url)
-            .set("Content-Type", "application/json")
-            .send_bytes(&request);
+        let mut request = self.agent.request(method.as_str(), &url);
+        // ureq keeps its own copy of the header; this one is wiped.
+        let authorization = bearer.map(|t| Zeroizing::new(format!("Bearer {}", t.expose())));
+        if let Some(value) = &authorization {
+            request = request.set("Authorization", value);
+        }
+        let sent = match body {
+            Some(body) => {
+                let bytes = Zeroizing::new(serde_json::to_vec(body).map_err(|e| {
+                    ApiError::Protocol(format!("{path}: encoding the request: {e}"))
+                })?);
+                request
+                    .set("Content-Type", "application/json")
+                    .send_bytes(&bytes)
+            }
+            None => request.call(),
+        };
         match sent {
             Ok(resp) => read_reply(resp)
                 .and_then(|body| parse_reply(&body))
@@ -248,12 +291,23 @@ fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, String> {
 fn parse_reply<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     serde_json::from_slice(body).map_err(|e| {
         format!(
-            "the reply does not follow the contract ({:?} error at line {}, column {})",
-            e.classify(),
+            "the reply does not follow the contract ({} error at line {}, column {})",
+            json_category(e.classify()),
             e.line(),
             e.column()
         )
     })
+}
+
+/// What kind of JSON error, in words (never the offending text: it may be a secret).
+pub(crate) fn json_category(c: serde_json::error::Category) -> &'static str {
+    use serde_json::error::Category;
+    match c {
+        Category::Io => "read",
+        Category::Syntax => "syntax",
+        Category::Data => "data",
+        Category::Eof => "truncation",
+    }
 }
 
 #[cfg(test)]

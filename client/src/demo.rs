@@ -10,12 +10,14 @@ use cardunlock_core::flow::Profile;
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::unlock;
 use cardunlock_core::{ErrorKind, Transport};
+use cardunlock_protocol::{Role, Secret};
 use cardunlock_server::{Argon2Params, Config, Enrollment, MasterSecret, Server, ServerHandle};
 use cardunlock_sim::{Config as SimConfig, IsoConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
+use zeroize::Zeroizing;
 
 use crate::api::Api;
-use crate::enroll::{personalise, Factory};
+use crate::enroll::{personalise, Factory, Target};
 use crate::failure::{self, Failure, Kind};
 use crate::online::wire_profile;
 use crate::status::describe;
@@ -31,6 +33,28 @@ pub const DEMO_ANSWERS: &[&str] = &["Rex", "Springfield"];
 pub const DEMO_NEW_PIN: &str = "840259";
 /// The seed user.
 pub const DEMO_USER: (&str, &str) = ("Michael Benson", "Michael.Benson@demo.local");
+
+/// The demo's operator name.
+pub const DEMO_OPERATOR: &str = "helpdesk";
+
+/// The demo's operator, as shown once: name, password, authenticator enrolment. `Debug` shows
+/// the name only.
+pub struct DemoOperator {
+    /// The operator name.
+    pub name: String,
+    /// The password.
+    pub password: Zeroizing<String>,
+    /// The `otpauth://` URI with the TOTP seed (for an authenticator app).
+    pub totp_uri: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for DemoOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoOperator")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Which scenario to set up.
 #[non_exhaustive]
@@ -86,8 +110,30 @@ pub struct Demo {
     master: MasterSecret,
     identity: Vec<u8>,
     profile: Profile,
+    argon2: Argon2Params,
     // Dropped after the server (fields drop in order): the database lives here.
     dir: tempfile::TempDir,
+}
+
+/// The generation-0 secrets the server holds for a card (what its enrollment hands out).
+fn generation_zero(master: &MasterSecret, profile: Profile, identity: &[u8]) -> Target {
+    use cardunlock_server::kdf;
+    match profile {
+        Profile::Piv => Target {
+            puk: Some(kdf::piv_puk(master, identity, 0)),
+            admin_key: kdf::piv_mgmt_key(master, identity, 0),
+        },
+        other => Target {
+            puk: None,
+            admin_key: kdf::admin_key(
+                master,
+                wire_profile(other).as_str(),
+                identity,
+                Algorithm::TripleDes,
+                0,
+            ),
+        },
+    }
 }
 
 fn setup(m: impl std::fmt::Display) -> Failure {
@@ -126,10 +172,11 @@ impl Demo {
         let mut driver = Driver::new(card.clone());
         let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
             .map_err(|e| failure::card(&e, Kind::Usage).about("demo card"))?;
-        personalise(&mut driver, &status, &master, &Factory::default())?;
         let identity = status
             .identity
             .ok_or_else(|| setup("the simulated card has no identity"))?;
+        let target = generation_zero(&master, status.profile, identity.as_bytes());
+        personalise(&mut driver, &status, &Factory::default(), &target)?;
         server
             .store()
             .enroll(
@@ -151,6 +198,7 @@ impl Demo {
             master,
             identity: identity.as_bytes().to_vec(),
             profile: status.profile,
+            argon2,
             dir,
         };
         demo.block_pin();
@@ -209,6 +257,49 @@ impl Demo {
         key.encrypt_ecb(&mut block)
             .map_err(|e| Failure::usage("challenge", e))?;
         Ok(crate::hex::grouped(&block))
+    }
+
+    /// Adds the demo's help-desk operator (every role), made the way `cardunlock-server
+    /// add-operator` makes operators: a fresh random password and TOTP seed, shown once.
+    pub fn add_operator(&self) -> Result<DemoOperator, Failure> {
+        use rand::Rng;
+        const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        let mut rng = rand::rngs::OsRng;
+        let password: Zeroizing<String> = Zeroizing::new(
+            (0..16)
+                .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
+                .collect(),
+        );
+        let uri = cardunlock_server::operator::create_operator(
+            self.server.store(),
+            &self.master,
+            &self.argon2,
+            DEMO_OPERATOR,
+            &Role::ALL,
+            &Secret::new(password.as_str()),
+        )
+        .map_err(|e| setup(format!("demo operator: {e}")))?;
+        Ok(DemoOperator {
+            name: DEMO_OPERATOR.into(),
+            password,
+            totp_uri: Zeroizing::new(uri.expose().to_string()),
+        })
+    }
+
+    /// The operator console's address (a browser on this machine; the certificate is the
+    /// demo's self-signed one, [`Demo::cert_path`]).
+    pub fn console_url(&self) -> String {
+        format!("{}/console/", self.server.url())
+    }
+
+    /// The server's certificate (PEM), for `--cert`.
+    pub fn cert_path(&self) -> std::path::PathBuf {
+        self.dir.path().join(cardunlock_server::CERT_FILE)
+    }
+
+    /// The card's identity (hex, as `cardunlock status` shows it).
+    pub fn card_identity(&self) -> String {
+        crate::hex::encode(&self.identity)
     }
 
     /// The server's URL, for display.

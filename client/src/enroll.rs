@@ -1,32 +1,36 @@
-//! Enrollment's card side: personalise a card with the secrets derived from the master secret
-//! (generation 0). PIV: the factory management key is checked first (mutual authentication, no
-//! PUK try at stake), then the PUK is changed, then the management key; GIDS / ISO: admin
-//! authentication then the key change.
+//! Enrollment's card side: personalise a card with the secrets the server gives it (the next
+//! generation's PUK and admin / management key), authenticating with the current ones (the
+//! factory defaults for a new card). The workstation derives nothing: it never holds the
+//! server's master secret. PIV: the current management key is checked first (mutual
+//! authentication, no PUK try at stake), then the PUK is changed, then the management key;
+//! GIDS / ISO: admin authentication then the key change.
 
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{
-    CardStatus, GidsChangeAdminKey, IsoChangeAdminKey, LocalKey, MgmtAuthenticated, NoAdmin,
-    PivChangePuk, PivMgmtAuth, PivSetMgmtKey, Profile,
+    CardStatus, FlowErrorKind, GidsChangeAdminKey, IsoChangeAdminKey, LocalKey, MgmtAuthenticated,
+    NoAdmin, PivChangePuk, PivMgmtAuth, PivSetMgmtKey, Profile,
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
 use cardunlock_core::secret::PivPuk;
 use cardunlock_core::{Transport, TransportError};
-use cardunlock_protocol::Profile as WireProfile;
-use cardunlock_server::{kdf, MasterSecret};
 use embassy_futures::block_on;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
 use crate::failure::{self, Failure, Kind};
 
+mod station;
+pub use station::{enroll, Enrolled, Holder};
+
 /// The PIV factory management key, 3DES (and AES-192 on a YubiKey 5.7: the same 24 bytes).
 pub const FACTORY_ADMIN_KEY_HEX: &str = "010203040506070801020304050607080102030405060708";
 /// The PIV factory PUK.
 pub const FACTORY_PUK: &str = "12345678";
 
-/// The secrets a card leaves the factory with (what personalisation replaces).
+/// The secrets a card holds now (the factory's for a new card): what personalisation
+/// authenticates with and replaces.
 pub struct Factory {
     /// The current PUK (PIV).
     pub puk: Zeroizing<String>,
@@ -91,66 +95,168 @@ where
     .map_err(|e| failure::card(&e, Kind::Usage))
 }
 
-/// Replaces the factory PUK / management key / admin key with generation-0 derived ones.
+/// The secrets personalisation puts on the card (from the server's enrollment reply).
+pub struct Target {
+    /// The new PUK (PIV cards; `None` for GIDS / ISO).
+    pub puk: Option<Zeroizing<String>>,
+    /// The new admin / management key, with its algorithm.
+    pub admin_key: AdminKey,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("puk", &self.puk.as_ref().map(|_| "***"))
+            .field("admin_key", &self.admin_key)
+            .finish()
+    }
+}
+
+/// Replaces the card's current PUK / management key / admin key (`current`, the factory's for a
+/// new card) with `target`'s.
 pub fn personalise<T: Transport>(
     driver: &mut Driver<T>,
     status: &CardStatus,
-    master: &MasterSecret,
-    factory: &Factory,
+    current: &Factory,
+    target: &Target,
 ) -> Result<(), Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    let id = status
-        .identity
-        .ok_or_else(|| Failure::new(Kind::Refused, "card: it has no readable identity"))?;
-    let id = id.as_bytes();
-    let admin_key = factory.admin_key(status)?;
+    personalise_from(driver, status, std::slice::from_ref(current), target)
+}
+
+/// Whether a failed step may be tried with the next candidate: the secret was wrong and the
+/// card has more than one try left (the last try is never spent on a guess).
+fn try_next<T, R>(e: &Error<T, R>) -> bool {
+    match e {
+        Error::Flow(f) => {
+            f.kind() == FlowErrorKind::WrongSecret && f.tries_left().is_none_or(|left| left > 1)
+        }
+        _ => false,
+    }
+}
+
+/// [`personalise`] when the card may hold one of several secrets (`candidates`, most likely
+/// first: the generations the server handed out, then the factory's). PIV: the management key
+/// is found first (its authentication spends no PUK try), then the PUK of the same candidate is
+/// tried first; another PUK is tried only while the card has more than one try left. GIDS /
+/// ISO: the admin keys in order, while the card allows more than one more try.
+pub fn personalise_from<T: Transport>(
+    driver: &mut Driver<T>,
+    status: &CardStatus,
+    candidates: &[Factory],
+    target: &Target,
+) -> Result<(), Failure>
+where
+    T::Error: TransportError + std::fmt::Display,
+{
+    if status.identity.is_none() {
+        return Err(Failure::new(
+            Kind::Refused,
+            "card: it has no readable identity",
+        ));
+    }
+    let keys = candidates
+        .iter()
+        .map(|c| c.admin_key(status))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(Failure::usage("current secrets", "none given"));
+    }
     match status.profile {
         Profile::Piv => {
-            let old = PivPuk::new(factory.puk.as_bytes())
-                .map_err(|e| Failure::usage("factory PUK", format!("{e:?}")))?;
-            let derived = kdf::piv_puk(master, id, 0);
-            let new = PivPuk::new(derived.as_bytes())
-                .map_err(|e| Failure::usage("derived PUK", format!("{e:?}")))?;
+            let new_puk = target.puk.as_ref().ok_or_else(|| {
+                Failure::new(
+                    Kind::Server,
+                    "enrollment: the server gave no PUK for this PIV card",
+                )
+            })?;
+            let new = PivPuk::new(new_puk.as_bytes())
+                .map_err(|e| Failure::new(Kind::Server, format!("the server's PUK: {e}")))?;
             // The management key first: a wrong key or algorithm fails here, before the PUK
             // (whose tries are counted) is touched.
             // (The token is not used: CHANGE REFERENCE DATA may end the session.)
-            let _checked = mgmt_auth(driver, &admin_key)
-                .map_err(|f| f.about("factory management key: the card did not accept it"))?;
-            block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin))
-                .map_err(|e| card_failure("changing the PUK", &e))?;
-            // CHANGE REFERENCE DATA ends the management-key session on some cards: again.
-            let authenticated = mgmt_auth(driver, &admin_key)
-                .map_err(|f| f.about("factory management key: the card did not accept it"))?;
-            let key = kdf::piv_mgmt_key(master, id, 0);
-            block_on(driver.run(&mut PivSetMgmtKey::new(authenticated, &key), &mut NoAdmin))
-                .map_err(|e| card_failure("management key: setting the derived one failed", &e))?;
-        }
-        Profile::Gids => {
-            let key = kdf::admin_key(
-                master,
-                WireProfile::Gids.as_str(),
-                id,
-                Algorithm::TripleDes,
-                0,
-            );
-            let mut r1 = [0u8; 16];
-            random_fill(&mut r1);
-            let mut flow = GidsChangeAdminKey::new(&key, r1);
-            block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
-                .map_err(|e| card_failure("admin key: changing it failed", &e))?;
-        }
-        Profile::IsoAdmin => {
-            let alg = admin_key.algorithm();
-            let key = kdf::admin_key(master, WireProfile::Iso.as_str(), id, alg, 0);
-            let profile = IsoProfile {
-                algorithm: alg,
-                ..IsoProfile::SIM
+            let mut found = None;
+            let mut last = None;
+            for (i, key) in keys.iter().enumerate() {
+                match mgmt_auth(driver, key) {
+                    Ok(_checked) => {
+                        found = Some(i);
+                        break;
+                    }
+                    Err(f) => last = Some(f),
+                }
+            }
+            let Some(i) = found else {
+                let f = last.unwrap_or_else(|| Failure::new(Kind::Refused, "no key"));
+                return Err(f.about(if keys.len() > 1 {
+                    "current management key: the card accepted none of the known ones"
+                } else {
+                    "current management key: the card did not accept it"
+                }));
             };
-            let mut flow = IsoChangeAdminKey::new(profile, &key);
-            block_on(driver.run(&mut flow, &mut LocalKey::new(admin_key, rand::rngs::OsRng)))
-                .map_err(|e| card_failure("admin key: changing it failed", &e))?;
+            let mut puks: Vec<&Zeroizing<String>> = vec![&candidates[i].puk];
+            for c in candidates {
+                if !puks.iter().any(|p| p.as_str() == c.puk.as_str()) {
+                    puks.push(&c.puk);
+                }
+            }
+            let mut changed = false;
+            for (n, puk) in puks.iter().enumerate() {
+                let old = PivPuk::new(puk.as_bytes())
+                    .map_err(|e| Failure::usage("current PUK", e))?;
+                match block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin)) {
+                    Ok(_) => {
+                        changed = true;
+                        break;
+                    }
+                    Err(e) if try_next(&e) && n + 1 < puks.len() => continue,
+                    Err(e) => return Err(card_failure("changing the PUK", &e)),
+                }
+            }
+            if !changed {
+                return Err(Failure::new(
+                    Kind::Refused,
+                    "changing the PUK: no PUK left to try",
+                ));
+            }
+            // CHANGE REFERENCE DATA ends the management-key session on some cards: again.
+            let authenticated = mgmt_auth(driver, &keys[i])
+                .map_err(|f| f.about("current management key: the card did not accept it"))?;
+            block_on(driver.run(
+                &mut PivSetMgmtKey::new(authenticated, &target.admin_key),
+                &mut NoAdmin,
+            ))
+            .map_err(|e| card_failure("management key: setting the new one failed", &e))?;
+        }
+        Profile::Gids | Profile::IsoAdmin => {
+            for (n, key) in keys.iter().enumerate() {
+                let result = if status.profile == Profile::Gids {
+                    let mut r1 = [0u8; 16];
+                    random_fill(&mut r1);
+                    let mut flow = GidsChangeAdminKey::new(&target.admin_key, r1);
+                    block_on(driver.run(
+                        &mut flow,
+                        &mut LocalKey::new(key.clone(), rand::rngs::OsRng),
+                    ))
+                } else {
+                    let profile = IsoProfile {
+                        algorithm: key.algorithm(),
+                        ..IsoProfile::SIM
+                    };
+                    let mut flow = IsoChangeAdminKey::new(profile, &target.admin_key);
+                    block_on(driver.run(
+                        &mut flow,
+                        &mut LocalKey::new(key.clone(), rand::rngs::OsRng),
+                    ))
+                };
+                match result {
+                    Ok(_) => return Ok(()),
+                    Err(e) if try_next(&e) && n + 1 < keys.len() => continue,
+                    Err(e) => return Err(card_failure("admin key: changing it failed", &e)),
+                }
+            }
         }
     }
     Ok(())

@@ -55,6 +55,9 @@ pub enum Kind {
     NoQuestions,
     /// The user cancelled (exit 2).
     Cancelled,
+    /// Operator API: sign-in refused (name, password or code), or the operator's session is
+    /// unknown, signed out or expired: sign in again (exit 1).
+    Unauthorized,
 }
 
 /// A failure: its kind and a message that names what it is about.
@@ -89,9 +92,11 @@ impl Failure {
     /// The documented process exit code (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self.kind {
-            Kind::Refused | Kind::WrongAnswers { .. } | Kind::Locked | Kind::NoQuestions => {
-                exit::REFUSED
-            }
+            Kind::Refused
+            | Kind::WrongAnswers { .. }
+            | Kind::Locked
+            | Kind::NoQuestions
+            | Kind::Unauthorized => exit::REFUSED,
             Kind::Usage | Kind::Cancelled => exit::USAGE,
             Kind::Policy => exit::POLICY,
             Kind::NoCard => exit::NO_CARD,

@@ -8,20 +8,24 @@
 //! - [`online`]: the online unlock (security questions, new PIN, the server answers the card),
 //!   with PIV PUK rotation, talking to the person through the [`online::Ui`] trait.
 //! - [`offline`]: the offline unlock (the operator's response, or the PUK for PIV).
-//! - [`enroll`]: personalisation of a card with its derived secrets.
-//! - [`demo`]: the seed scenario in-process (server, user, simulated card).
+//! - [`operator`]: the operator API's client (sign-in, enrollment, lift-lock, offline
+//!   response, PUK read-out), the session kept owner-only between commands.
+//! - [`enroll`]: personalisation of a card with the secrets the server gives it.
+//! - `demo` (feature `demo`): the seed scenario in-process (server, user, simulated card).
 //!
 //! No PC/SC and no USB here: the caller brings a [`cardunlock_core::Transport`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod enroll;
 pub mod failure;
 pub mod hex;
 pub mod offline;
 pub mod online;
+pub mod operator;
 pub mod responder;
 pub mod status;
 

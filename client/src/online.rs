@@ -332,9 +332,9 @@ where
         )
     })?;
     let old = PivPuk::new(used.expose().as_bytes())
-        .map_err(|e| Failure::new(Kind::Server, format!("PUK from the server: {e:?}")))?;
+        .map_err(|e| Failure::new(Kind::Server, format!("PUK from the server: {e}")))?;
     let new = PivPuk::new(release.next_puk.expose().as_bytes())
-        .map_err(|e| Failure::new(Kind::Server, format!("next PUK from the server: {e:?}")))?;
+        .map_err(|e| Failure::new(Kind::Server, format!("next PUK from the server: {e}")))?;
     match block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin)) {
         Ok(()) => Ok(true),
         // The PIN is unblocked; the old PUK stays valid and the server keeps both candidates.

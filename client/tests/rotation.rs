@@ -11,7 +11,7 @@ use cardunlock_server::{Argon2Params, Config, Enrollment, MasterSecret, Server, 
 use cardunlock_sim::{Config as SimConfig, PivConfig, SimCard};
 
 use cardunlock_client::api::Api;
-use cardunlock_client::enroll::{personalise, Factory};
+use cardunlock_client::enroll::{personalise, Factory, Target};
 use cardunlock_client::online::unlock;
 use cardunlock_client::Failure;
 use cardunlock_core::crypto::Algorithm;
@@ -107,8 +107,12 @@ fn enrolled() -> (
         after: Box::new(|_, _| {}),
     });
     let status = block_on(core_unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
-    personalise(&mut driver, &status, &master, &Factory::default()).unwrap();
     let id = status.identity.unwrap();
+    let target = Target {
+        puk: Some(cardunlock_server::kdf::piv_puk(&master, id.as_bytes(), 0)),
+        admin_key: cardunlock_server::kdf::piv_mgmt_key(&master, id.as_bytes(), 0),
+    };
+    personalise(&mut driver, &status, &Factory::default(), &target).unwrap();
     server
         .enroll(&Enrollment {
             name: "Michael Benson".into(),

@@ -15,7 +15,11 @@ use std::cell::Cell;
 use std::process::ExitCode;
 use std::rc::Rc;
 
+#[cfg(feature = "demo")]
 use cardunlock_client::demo::Scenario;
+/// Without the `demo` feature there is no scenario to choose.
+#[cfg(not(feature = "demo"))]
+enum Scenario {}
 use cardunlock_gui::app::Screen;
 use cardunlock_gui::link::{self, WorkerEnd};
 use cardunlock_gui::{worker, UnlockApp};
@@ -39,7 +43,8 @@ enum Mode {
 }
 
 fn parse(args: &[String]) -> Result<Mode, String> {
-    let mut mode = None;
+    #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
+    let mut mode: Option<Scenario> = None;
     let (mut url, mut cert, mut reader) = (None, None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -49,8 +54,16 @@ fn parse(args: &[String]) -> Result<Mode, String> {
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match a.as_str() {
+            #[cfg(feature = "demo")]
             "--demo" => mode = Some(Scenario::Seed),
+            #[cfg(feature = "demo")]
             "--demo-no-questions" => mode = Some(Scenario::NoQuestions),
+            #[cfg(not(feature = "demo"))]
+            "--demo" | "--demo-no-questions" => {
+                return Err(format!(
+                    "{a}: this build has no demo (build with `--features demo`)"
+                ))
+            }
             "--server" => url = Some(value("--server")?),
             "--cert" => cert = Some(value("--cert")?),
             "--reader" => reader = Some(value("--reader")?),
@@ -73,7 +86,10 @@ fn parse(args: &[String]) -> Result<Mode, String> {
 fn spawn(mode: Mode, end: WorkerEnd) -> std::io::Result<()> {
     let worker = std::thread::Builder::new().name("unlock".into());
     match mode {
+        #[cfg(feature = "demo")]
         Mode::Demo(scenario) => worker.spawn(move || worker::run_demo(scenario, end))?,
+        #[cfg(not(feature = "demo"))]
+        Mode::Demo(scenario) => match scenario {},
         #[cfg(feature = "pcsc")]
         Mode::Server { url, cert, reader } => worker.spawn(move || {
             let source = worker::PcscReaders {

@@ -2,6 +2,7 @@
 //! `offline::unlock`) behind a channel-backed UI, over a card from a [`CardSource`].
 
 use cardunlock_client::api::Api;
+#[cfg(feature = "demo")]
 use cardunlock_client::demo::{Demo, Scenario};
 use cardunlock_client::failure::{Failure, Kind};
 use cardunlock_client::offline::{self, OfflineUi};
@@ -206,8 +207,10 @@ pub fn run<S: CardSource>(source: &mut S, api: &Api, end: &WorkerEnd) {
 }
 
 /// The demo's simulated card: always in the reader.
+#[cfg(feature = "demo")]
 pub struct DemoCard(pub cardunlock_client::demo::SharedCard);
 
+#[cfg(feature = "demo")]
 impl CardSource for DemoCard {
     type Card = cardunlock_client::demo::SharedCard;
     type Error = cardunlock_core::ErrorKind;
@@ -221,6 +224,7 @@ impl CardSource for DemoCard {
 }
 
 /// Starts the demo scenario and runs the unlock against it (on the calling thread: spawn it).
+#[cfg(feature = "demo")]
 pub fn run_demo(scenario: Scenario, end: WorkerEnd) {
     if end
         .report(Report::Busy(

@@ -87,7 +87,7 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
 
 /// The online demo: an in-process server on a temporary SQLite file, Michael Benson enrolled
 /// with a simulated PIV card whose PIN then got blocked, and the online unlock.
-pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), Failure> {
+pub fn run_online(verbose: bool, non_interactive: bool, keep_serving: bool) -> Result<(), Failure> {
     let non_interactive = non_interactive || {
         use std::io::IsTerminal;
         let tty = std::io::stdin().is_terminal();
@@ -149,10 +149,45 @@ pub fn run_online(verbose: bool, non_interactive: bool) -> Result<(), Failure> {
         }
         None => {}
     }
+    help_desk(&demo, keep_serving)?;
     if ui.unlocked {
         println!("\n{UNLOCKED}");
     }
+    if keep_serving {
+        wait_for_enter();
+    }
     Ok(())
+}
+
+/// The help desk's side of the same server: the operator console and a demo operator (every
+/// role), with the command line an operator would type.
+fn help_desk(demo: &Demo, keep_serving: bool) -> Result<(), Failure> {
+    let op = demo.add_operator()?;
+    let cert = demo.cert_path();
+    println!("\n  help desk: operator console {}", demo.console_url());
+    println!("  server certificate: {}", cert.display());
+    println!("  operator: {}", op.name);
+    println!("  password: {}", op.password.as_str());
+    println!("  TOTP: {}", op.totp_uri.as_str());
+    println!(
+        "  e.g.: cardunlock lift-lock --server {} --cert {} --operator {} --profile piv \\\n         \
+         --identity {} --reason \"called back on the number on file\"",
+        demo.server_url(),
+        cert.display(),
+        op.name,
+        demo.card_identity()
+    );
+    if !keep_serving {
+        println!("  (the server stops with the demo: `demo --keep-serving` keeps it up)");
+    }
+    Ok(())
+}
+
+/// Keeps the demo's server up until Enter (or the end of standard input).
+fn wait_for_enter() {
+    println!("\nThe demo's server runs until you press Enter.");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
 }
 
 /// Holds back the success line so that it ends the demo's output.

@@ -2,18 +2,27 @@
 //!
 //! Modules, one job each: `main` (the command line and its dispatch), `terminal` (what the
 //! person reads and types), `secrets` (where secrets come from), `card` / `ccid` / `trace`
-//! (reaching the card), and one module per group of commands (`unlock`, `status`, `serve`,
-//! `respond`, `demo`, `simcard`). The unlock flows, the server's client and the failure kinds
-//! live in `cardunlock-client`, shared with the window.
+//! (reaching the card), and one module per group of commands (`unlock`, `status`, `operator`:
+//! the operator API's clients, and with the `demo` feature `demo`, `simcard`). The unlock
+//! flows, the server's clients and the failure kinds live in `cardunlock-client`, shared with
+//! the window. The unlock server is its own program (`cardunlock-server`).
+
+// Without a card transport and without the demo, only the operator commands are left: the
+// terminal's unlock screens go unused.
+#![cfg_attr(
+    not(any(feature = "pcsc", feature = "ccid", feature = "demo")),
+    allow(dead_code)
+)]
 
 #[cfg(any(feature = "pcsc", feature = "ccid"))]
 mod card;
 #[cfg(feature = "ccid")]
 mod ccid;
+#[cfg(feature = "demo")]
 mod demo;
-mod respond;
+mod operator;
 mod secrets;
-mod serve;
+#[cfg(feature = "demo")]
 mod simcard;
 #[cfg(any(feature = "pcsc", feature = "ccid"))]
 mod status;
@@ -25,7 +34,7 @@ mod unlock;
 use std::process::ExitCode;
 
 use cardunlock_client::failure::exit;
-use cardunlock_client::{Failure, Kind};
+use cardunlock_client::Failure;
 use clap::{Parser, Subcommand};
 
 /// Unblock a smart card whose PIN is blocked: PIV with the PUK, GIDS and ISO admin cards with
@@ -75,15 +84,15 @@ enum Command {
     /// Online unlock end to end, in-process: a server on a temporary SQLite file, Michael Benson
     /// enrolled with a simulated PIV card whose PIN is blocked, the security questions, the new
     /// PIN. No reader, no setup.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
-    /// Run the online-unlock server (HTTPS, SQLite or PostgreSQL).
-    Serve(serve::ServeArgs),
-    /// Operator: enroll a user and the card in the reader (personalises the card with its
-    /// derived secrets, stores the security questions).
+    /// Operator: enroll a user and the card in the reader (the unlock server hands out the
+    /// card's secrets, the card is personalised with them, the server records the user and
+    /// the security questions).
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
-    Enroll(serve::EnrollArgs),
+    Enroll(operator::enroll::EnrollArgs),
     /// Operator: lift the online-unlock lock of a card after too many wrong answers.
-    LiftLock(serve::LiftLockArgs),
+    LiftLock(operator::LiftLockArgs),
     /// List the readers (PC/SC, and USB CCID readers) and whether a card is in each.
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
     Readers(status::ReadersArgs),
@@ -98,13 +107,19 @@ enum Command {
     /// PIV: authenticate with the management key (mutual: the card proves it holds it too).
     #[cfg(any(feature = "pcsc", feature = "ccid"))]
     AdminAuth(status::AdminAuthArgs),
-    /// Operator: compute the response to a card's challenge with the admin key.
-    Respond(respond::RespondArgs),
+    /// Operator: the response to an ISO card's offline challenge (computed by the server).
+    Respond(operator::RespondArgs),
+    /// Operator: read out a PIV card's PUK to its holder (the server marks it read out).
+    PukReadout(operator::PukReadoutArgs),
+    /// Operator: end the session kept with --keep-session.
+    SignOut(operator::SignOutArgs),
     /// Serve a simulated card to pcscd through the vpcd virtual reader (or to QEMU's emulated
     /// USB CCID reader with `--vscard`) until interrupted.
+    #[cfg(feature = "demo")]
     SimCard(simcard::SimCardArgs),
 }
 
+#[cfg(feature = "demo")]
 #[derive(clap::Args, Debug)]
 struct DemoArgs {
     /// Run scripted (answers and PIN given), for CI and screenshots.
@@ -116,10 +131,15 @@ struct DemoArgs {
     /// Print every APDU of the unlock to stderr (PIN, PUK and key bytes redacted).
     #[arg(short, long)]
     verbose: bool,
+    /// After the unlock, keep the demo's server up (operator console, operator commands)
+    /// until Enter is pressed.
+    #[arg(long, conflicts_with = "local")]
+    keep_serving: bool,
 }
 
 impl Cli {
     /// `-v` given before the command name.
+    #[cfg(feature = "demo")]
     fn verbose_before(&self) -> bool {
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
         return self.before.verbose;
@@ -189,15 +209,20 @@ fn merged(mut cli: Cli) -> Cli {
 
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(args) if args.local => demo::run_local(args.verbose || cli.verbose_before())
-            .map_err(|m| Failure::new(Kind::Refused, m)),
-        Command::Demo(args) => {
-            demo::run_online(args.verbose || cli.verbose_before(), args.non_interactive)
-        }
-        Command::Serve(args) => serve::serve(args),
+            .map_err(|m| Failure::new(cardunlock_client::Kind::Refused, m)),
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => demo::run_online(
+            args.verbose || cli.verbose_before(),
+            args.non_interactive,
+            args.keep_serving,
+        ),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
-        Command::Enroll(args) => serve::enroll(args),
-        Command::LiftLock(args) => serve::lift_lock(args),
+        Command::Enroll(args) => operator::enroll::run(args),
+        Command::LiftLock(args) => operator::lift_lock(args),
+        Command::PukReadout(args) => operator::puk_readout(args),
+        Command::SignOut(args) => operator::sign_out(args),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::Readers(args) => status::readers(args),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
@@ -206,7 +231,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Unlock(args) => unlock::run(args),
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
         Command::AdminAuth(args) => status::admin_auth(args),
-        Command::Respond(args) => respond::run(args),
+        Command::Respond(args) => operator::respond(args),
+        #[cfg(feature = "demo")]
         Command::SimCard(args) => simcard::run(args),
     }
 }

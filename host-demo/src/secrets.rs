@@ -57,6 +57,7 @@ impl Source<'_> {
     }
 
     /// Whether the secret was given at all (else it is prompted).
+    #[cfg_attr(not(any(feature = "pcsc", feature = "ccid")), allow(dead_code))]
     pub fn given(&self) -> bool {
         self.value.is_some() || self.stdin || self.file.is_some()
     }

@@ -13,7 +13,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::card::{Card, CardArgs, End, TransportKind};
-use crate::respond::parse_algorithm;
+use crate::operator::parse_algorithm;
 use crate::secrets::{SecretArg, Source};
 use crate::terminal;
 

@@ -24,7 +24,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::card::{Card, CardArgs, CardDriver, End, LinkError};
-use crate::respond::parse_algorithm;
+use crate::operator::parse_algorithm;
 use crate::secrets::{one_stdin, SecretArg, Source};
 use crate::terminal::{self, Console};
 

@@ -161,9 +161,9 @@ fn iso_admin_unlock_selects_once() {
 #[test]
 fn online_piv_unlock_apdus() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let _card = SimCard::start("piv", true);
-    let out = enroll(dir.path(), &[("First pet?", "Rex")]);
+    let out = enroll(&server, dir.path(), &[("First pet?", "Rex")]);
     assert!(out.status.success(), "{}", text(&out));
     let cert = cert.display().to_string();
     let out = on_reader(&[

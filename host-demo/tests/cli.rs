@@ -1,6 +1,7 @@
 //! The command line itself, no card needed: each command shows only the options it uses,
 //! plain-HTTP servers are refused, every error names what it is about, secrets have safe ways
-//! in (standard input, private files) and unsafe files are refused before anything runs.
+//! in (standard input, private files) and unsafe files are refused before anything runs; the
+//! operator commands take no master secret, database or raw key.
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -40,7 +41,11 @@ fn help(command: &str) -> String {
 #[test]
 fn each_command_shows_only_the_options_it_uses() {
     let card_options = ["--reader", "--wait", "--transport", "--verbose"];
-    for command in ["serve", "lift-lock", "respond", "sim-card"] {
+    let mut commands = vec!["lift-lock", "respond", "puk-readout", "sign-out"];
+    if cfg!(feature = "demo") {
+        commands.push("sim-card");
+    }
+    for command in commands {
         let text = help(command);
         for option in card_options {
             assert!(
@@ -49,8 +54,6 @@ fn each_command_shows_only_the_options_it_uses() {
             );
         }
     }
-    let serve = help("serve");
-    assert!(!serve.contains("--json"), "{serve}");
     for command in ["status", "unlock", "admin-auth", "enroll"] {
         let text = help(command);
         for option in ["--reader", "--wait", "--transport", "--verbose"] {
@@ -75,10 +78,33 @@ fn each_command_shows_only_the_options_it_uses() {
         assert!(unlock.contains(option), "unlock lacks {option}:\n{unlock}");
     }
     let enroll = help("enroll");
-    for option in ["--answers-stdin", "--answers-file", "--master-secret-stdin"] {
+    // The operator's commands sign in: password from standard input or a private file.
+    for option in [
+        "--answers-stdin",
+        "--answers-file",
+        "--password-stdin",
+        "--password-file",
+    ] {
         assert!(enroll.contains(option), "enroll lacks {option}:\n{enroll}");
     }
-    assert!(help("respond").contains("--key-file"));
+    for command in ["enroll", "lift-lock", "respond", "puk-readout"] {
+        let text = help(command);
+        for option in [
+            "--server",
+            "--cert",
+            "--operator",
+            "--password-file",
+            "--totp",
+        ] {
+            assert!(text.contains(option), "{command} lacks {option}:\n{text}");
+        }
+        // No master secret, no database, no raw key at the workstation.
+        for gone in ["--master-secret", "--db", "--key"] {
+            assert!(!text.contains(gone), "{command} lists {gone}:\n{text}");
+        }
+    }
+    assert!(help("lift-lock").contains("--reason"));
+    assert!(help("respond").contains("--identity-checked"));
     assert!(help("admin-auth").contains("--key-stdin"));
     // `unblock` is `unlock`.
     let (code, text) = run(&["unblock", "--help"]);
@@ -134,12 +160,19 @@ fn errors_name_their_subject() {
             "error: PUK: /nonexistent/puk: ",
         ),
         (
-            vec!["respond", "--key", "0102", "D4BD9B1DA5D26CDA"],
-            "error: admin key (3DES): ",
-        ),
-        (
-            vec!["respond", "--key", "01", "--algorithm", "aes128", "D4BD"],
-            "error: admin key (AES-128): ",
+            vec![
+                "respond",
+                "--server",
+                "https://127.0.0.1:1",
+                "--cert",
+                "c",
+                "--identity",
+                "0g",
+                "--identity-checked",
+                "badge",
+                "D4BD",
+            ],
+            "error: card identity: ",
         ),
         (
             vec![
@@ -205,13 +238,31 @@ fn one_secret_at_most_comes_from_standard_input() {
 }
 
 #[test]
-fn the_key_for_respond_comes_from_standard_input() {
-    let key = "010203040506070801020304050607080102030405060708";
+fn the_password_and_the_answers_cannot_both_come_from_standard_input() {
     let (code, text) = run_with(
-        &["respond", "--key-stdin", "D4BD 9B1D A5D2 6CDA"],
-        &format!("{key}\n"),
+        &[
+            "enroll",
+            "--server",
+            "https://127.0.0.1:1",
+            "--cert",
+            "c",
+            "--operator",
+            "eve",
+            "--password-stdin",
+            "--name",
+            "M",
+            "--email",
+            "m@x",
+            "--question",
+            "Q?",
+            "--answers-stdin",
+        ],
+        "secret\nanswer\n",
     );
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("Response: B5A8 5C0F 0207 FCF1"), "{text}");
-    assert!(!text.contains(key), "{text}");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("error: standard input: only one secret"),
+        "{text}"
+    );
+    assert!(!text.contains("secret\n"), "{text}");
 }

@@ -106,3 +106,88 @@ fn the_readme_command_without_a_terminal_runs_the_scripted_demo() {
         "{stdout}"
     );
 }
+
+/// The demo's help-desk side: the printed operator signs in to the demo's server (kept up with
+/// `--keep-serving`) with the printed password and a code from the printed TOTP secret, and
+/// lifts the card's lock with the printed command line.
+#[test]
+fn the_demo_operator_printed_signs_in_and_acts() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
+        .args(["demo", "--non-interactive", "--keep-serving"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let mut field = |name: &str| -> String {
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(v) = line.trim().strip_prefix(name) {
+                return v.trim().to_string();
+            }
+        }
+        panic!("the demo never printed {name}");
+    };
+    let console = field("help desk: operator console");
+    let cert = field("server certificate:");
+    let name = field("operator:");
+    let password = field("password:");
+    let uri = field("TOTP:");
+    let url = field("e.g.: cardunlock lift-lock --server")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let identity = field("--identity").split(' ').next().unwrap().to_string();
+    assert_eq!(console, format!("{url}/console/"));
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    let seed = cardunlock_server::totp::seed_from_uri(&uri).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = cardunlock_server::totp::code(&seed, now).to_string();
+    let state = tempfile::tempdir().unwrap();
+    let mut lift = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
+        .args([
+            "lift-lock",
+            "--server",
+            &url,
+            "--cert",
+            &cert,
+            "--operator",
+            &name,
+            "--password-stdin",
+            "--totp",
+            &code,
+            "--profile",
+            "piv",
+            "--identity",
+            &identity,
+            "--reason",
+            "called back on the number on file",
+        ])
+        .env("CARDUNLOCK_STATE_DIR", state.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(lift.stdin.take().unwrap(), "{password}").unwrap();
+    let out = lift.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Online unlock lifted for piv card"), "{text}");
+    // Enter ends the demo.
+    writeln!(demo.stdin.take().unwrap()).unwrap();
+    for _ in lines {}
+    assert!(demo.wait().unwrap().success());
+}

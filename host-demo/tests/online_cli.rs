@@ -1,6 +1,7 @@
-//! Online unlock end to end through real pcscd: `cardunlock serve` (HTTPS, SQLite) in its own
-//! process, `cardunlock sim-card` serving a blocked PIV / GIDS / ISO card, `cardunlock enroll`
-//! personalising it, and `cardunlock unlock --server` unlocking it with the security questions.
+//! Online unlock end to end through real pcscd: the unlock server (HTTPS, SQLite, in the test's
+//! process) with an operator, `cardunlock sim-card` serving a blocked PIV / GIDS / ISO card,
+//! `cardunlock enroll` (signed in as the operator) personalising it with the secrets the server
+//! hands out, and `cardunlock unlock --server` unlocking it with the security questions.
 #![cfg(feature = "pcsc")]
 
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::process::Output;
 
 mod common;
 
-use common::online::{enroll, enroll_with, serve};
+use common::online::{enroll, enroll_with, operator, serve};
 
 use common::{cli, text, READER};
 
@@ -35,9 +36,9 @@ const QUESTIONS: [(&str, &str); 2] = [("First pet?", "Rex"), ("City of birth?", 
 
 fn end_to_end(profile: &str, pin: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start(profile, true);
-    let out = enroll(dir.path(), &QUESTIONS);
+    let out = enroll(&server, dir.path(), &QUESTIONS);
     assert!(out.status.success(), "{}", text(&out));
     // Answers are normalised: case and spaces do not matter.
     let out = unlock(&url, &cert, &["  rex ", "SÃO   PAULO"], pin);
@@ -75,7 +76,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     let dir = tempfile::tempdir().unwrap();
     let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
-    assert!(enroll(dir.path(), &QUESTIONS).status.success());
+    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
     for left in [2, 1] {
         let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -89,7 +90,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     assert_eq!(out.status.code(), Some(1));
     // The lock survives a server restart.
     drop(server);
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "840259");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).to_lowercase().contains("lock"), "{}", text(&out));
@@ -105,20 +106,41 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
         .next()
         .unwrap()
         .to_string();
-    let db = dir.path().join("cardunlock.db").display().to_string();
-    let master = dir.path().join("master.hex").display().to_string();
-    let out = cli(&[
+    // A reason is required (it goes to the audit log).
+    let out = operator(
+        &server,
+        dir.path(),
         "lift-lock",
-        "--db",
-        &db,
-        "--master-secret-file",
-        &master,
-        "--profile",
-        "piv",
-        "--identity",
-        &id,
-    ]);
+        &["--profile", "piv", "--identity", &id, "--reason", " "],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("reason: "), "{}", text(&out));
+    let out = operator(
+        &server,
+        dir.path(),
+        "lift-lock",
+        &[
+            "--profile",
+            "piv",
+            "--identity",
+            &id,
+            "--reason",
+            "called back on file",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("Online unlock lifted"),
+        "{}",
+        text(&out)
+    );
+    let audit = server.handle.store().audit().unwrap();
+    assert!(
+        audit.iter().any(|e| e.event == "lift_lock"
+            && e.operator.as_deref() == Some(common::online::OPERATOR)
+            && e.detail.contains("called back on file")),
+        "{audit:?}"
+    );
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "840259");
     assert!(out.status.success(), "{}", text(&out));
 }
@@ -128,7 +150,7 @@ fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("iso", true);
-    assert!(enroll(dir.path(), &[]).status.success());
+    assert!(enroll(&server, dir.path(), &[]).status.success());
     let out = unlock(&url, &cert, &[], "Tq83z");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -151,9 +173,9 @@ fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
 #[test]
 fn a_policy_violation_is_refused_before_the_card_is_touched() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
-    assert!(enroll(dir.path(), &QUESTIONS).status.success());
+    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "123456");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let status = text(&cli(&["--reader", READER, "status"]));
@@ -166,9 +188,14 @@ fn a_policy_violation_is_refused_before_the_card_is_touched() {
 #[test]
 fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = serve(dir.path());
+    let (server, url, cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
-    let out = enroll_with(dir.path(), &[("Q?", "A")], &["--factory-puk", "11111111"]);
+    let out = enroll_with(
+        &server,
+        dir.path(),
+        &[("Q?", "A")],
+        &["--factory-puk", "11111111"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains("changing the PUK: Wrong PUK. 2 tries left."),
@@ -183,4 +210,60 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
         "{}",
         text(&out)
     );
+}
+
+/// A PIV card's holder calls the help desk: the operator reads the PUK out of the server
+/// (`cardunlock puk-readout`), and the holder unblocks the card with it.
+#[test]
+fn the_help_desk_reads_out_the_puk_and_it_unblocks_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _url, _cert) = serve(dir.path());
+    let _card = common::SimCard::start("piv", true);
+    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
+    let status =
+        String::from_utf8_lossy(&cli(&["--reader", READER, "--json", "status"]).stdout).to_string();
+    let id = status
+        .split("\"identity\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = operator(
+        &server,
+        dir.path(),
+        "puk-readout",
+        &[
+            "--identity",
+            &id,
+            "--identity-checked",
+            "called back on the number on file",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let puk = text(&out)
+        .lines()
+        .find_map(|l| l.split_once("): ").map(|(_, p)| p.trim().to_string()))
+        .unwrap_or_else(|| panic!("no PUK in {}", text(&out)));
+    assert_eq!(puk.len(), 8, "{puk}");
+    let out = cli(&[
+        "--reader",
+        READER,
+        "unlock",
+        "--puk",
+        &puk,
+        "--new-pin",
+        "840259",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The read-out is audited with the operator and how the caller was identified.
+    let audit = server.handle.store().audit().unwrap();
+    assert!(
+        audit.iter().any(|e| e.event == "puk_readout"
+            && e.operator.as_deref() == Some(common::online::OPERATOR)
+            && e.detail.contains("called back")),
+        "{audit:?}"
+    );
+    assert!(!format!("{audit:?}").contains(&puk));
 }

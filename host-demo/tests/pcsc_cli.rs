@@ -223,14 +223,15 @@ fn pcscd_not_running_is_a_clear_error() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
-/// After enrollment the ISO card's admin key is derived from the master secret: the operator
-/// computes the offline response from the master secret and the card identity alone.
+/// After enrollment only the server knows the ISO card's admin key: the operator signs in and
+/// asks it for the offline response (`cardunlock respond`), giving the card identity, the
+/// challenge and how the caller was identified; nothing is computed at the workstation.
 #[test]
-fn offline_response_from_the_master_secret_after_enrollment() {
+fn offline_response_from_the_server_after_enrollment() {
     let _card = SimCard::start("iso", true);
     let dir = tempfile::tempdir().unwrap();
-    write_private(&dir.path().join("master.hex"), &"ab".repeat(32));
-    let out = common::online::enroll(dir.path(), &[("Q?", "A")]);
+    let (server, _url, _cert) = common::online::serve(dir.path());
+    let out = common::online::enroll(&server, dir.path(), &[("Q?", "A")]);
     assert!(out.status.success(), "{}", text(&out));
     let status = String::from_utf8_lossy(&on_reader(&["--json", "status"]).stdout).to_string();
     let identity = status
@@ -244,18 +245,19 @@ fn offline_response_from_the_master_secret_after_enrollment() {
     // The factory key no longer answers.
     let (code, _) = offline_unlock(operator_response);
     assert_eq!(code, Some(1));
-    let master = dir.path().join("master.hex").display().to_string();
     let (code, screen) = offline_unlock(|challenge| {
-        let out = cli(&[
+        let out = common::online::operator(
+            &server,
+            dir.path(),
             "respond",
-            "--master-secret-file",
-            &master,
-            "--identity",
-            &identity,
-            "--profile",
-            "iso",
-            challenge,
-        ]);
+            &[
+                "--identity",
+                &identity,
+                "--identity-checked",
+                "called back on the number on file",
+                challenge,
+            ],
+        );
         assert!(out.status.success(), "{}", text(&out));
         String::from_utf8_lossy(&out.stdout)
             .trim()

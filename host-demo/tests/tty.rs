@@ -336,9 +336,9 @@ fn interactive_online_demo_shows_the_product_screens() {
 #[test]
 fn interactive_online_unlock_of_an_admin_key_card() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, url, cert) = common::online::serve(dir.path());
+    let (server, url, cert) = common::online::serve(dir.path());
     let _card = SimCard::start("gids", true);
-    let out = common::online::enroll(dir.path(), &[("Favourite colour?", "Teal")]);
+    let out = common::online::enroll(&server, dir.path(), &[("Favourite colour?", "Teal")]);
     assert!(out.status.success(), "{}", text(&out));
     let cert = cert.display().to_string();
     let term = Terminal::run(&["unlock", "--server", &url, "--server-cert", &cert]);
@@ -370,4 +370,57 @@ fn interactive_online_unlock_of_an_admin_key_card() {
     );
     assert_hidden(&screen, &["Xk9w2"]);
     assert_eq!(status_json("pin_tries_left"), "3");
+}
+
+/// An operator command as a person runs it: the password and the authenticator code asked
+/// hidden at the terminal (never echoed), then the server's verdict.
+#[test]
+fn the_operator_password_and_code_are_asked_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url, cert) = common::online::serve(dir.path());
+    let identity = "00112233445566778899aabbccddeeff";
+    server
+        .handle
+        .store()
+        .enroll(
+            &cardunlock_server::Enrollment {
+                name: "Michael Benson".into(),
+                email: "Michael.Benson@demo.local".into(),
+                profile: "piv".into(),
+                identity_hex: identity.into(),
+                algorithm: cardunlock_core::crypto::Algorithm::TripleDes,
+                questions: vec![("First pet?".into(), "Rex".into())],
+            },
+            &cardunlock_server::Argon2Params::TEST_ONLY_FAST,
+        )
+        .unwrap();
+    let cert = cert.display().to_string();
+    let term = Terminal::run(&[
+        "lift-lock",
+        "--server",
+        &url,
+        "--cert",
+        &cert,
+        "--operator",
+        common::online::OPERATOR,
+        "--profile",
+        "piv",
+        "--identity",
+        identity,
+        "--reason",
+        "called back on the number on file",
+    ]);
+    let password = "correct horse battery staple";
+    term.wait_hidden_prompt("password:", 1);
+    term.type_line(password);
+    let code = server.code();
+    term.wait_hidden_prompt("TOTP code:", 1);
+    term.type_line(&code);
+    let (exit, screen) = term.exit();
+    assert_eq!(exit, 0, "{screen}");
+    assert!(
+        screen.contains(&format!("Online unlock lifted for piv card {identity}.")),
+        "{screen}"
+    );
+    assert_hidden(&screen, &[password, &code]);
 }

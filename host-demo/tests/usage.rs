@@ -1,124 +1,328 @@
-//! Bad input on the command line: a clear message and exit code 2, before any card, server or
-//! database is touched (or, for the operator's database, a refusal that names the card).
+//! The operator's commands on the command line, against the unlock server (in this process):
+//! bad input refused with exit code 2 before anything is sent, sign-in refusals with exit code
+//! 1 and nothing kept, the kept session reused then ended by `sign-out`, refusals that name
+//! what they are about, and `serve` gone from the workstation program.
 
-use std::process::{Command, Output};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cardunlock");
+use std::path::Path;
+use std::process::Output;
 
-fn run(args: &[&str]) -> (Option<i32>, String) {
-    let out: Output = Command::new(BIN).args(args).output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+use common::online::{cli_in, operator, serve, OPERATOR};
+use common::text;
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }
 
-const KEY: &str = "010203040506070801020304050607080102030405060708";
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn session_file(dir: &Path) -> std::path::PathBuf {
+    dir.join("state").join("operator-session.json")
+}
 
 #[test]
-fn respond_computes_the_design_vector_and_refuses_bad_input() {
-    let (code, text) = run(&["respond", "--key", KEY, "D4BD 9B1D A5D2 6CDA"]);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("Response: B5A8 5C0F 0207 FCF1"), "{text}");
-    let (code, text) = run(&["--json", "respond", "--key", KEY, "D4BD9B1DA5D26CDA"]);
-    assert_eq!(code, Some(0), "{text}");
+fn serve_is_not_a_workstation_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli_in(dir.path(), &args(&["serve", "--bind", "127.0.0.1:0"]));
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
     assert!(
-        text.contains("\"response\":\"B5A8 5C0F 0207 FCF1\""),
-        "{text}"
+        text(&out).contains("unrecognized subcommand"),
+        "{}",
+        text(&out)
     );
-    // A challenge of the wrong length, non-hex, a short key, an unknown algorithm.
-    for (args, says) in [
-        (vec!["respond", "--key", KEY, "D4BD9B1D"], "16 hex digits"),
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("server.crt");
+    std::fs::write(&cert, "unused").unwrap();
+    let cert = cert.display().to_string();
+    for (list, says) in [
         (
-            vec!["respond", "--key", KEY, "ZZZZZZZZZZZZZZZZ"],
-            "challenge",
-        ),
-        (
-            vec!["respond", "--key", "0102", "D4BD9B1DA5D26CDA"],
-            "admin key",
+            vec![
+                "lift-lock",
+                "--server",
+                "http://127.0.0.1:1",
+                "--cert",
+                &cert,
+                "--profile",
+                "piv",
+                "--identity",
+                "00112233",
+                "--reason",
+                "x",
+            ],
+            "error: --server: http://127.0.0.1:1 is plain HTTP",
         ),
         (
             vec![
                 "respond",
-                "--key",
-                KEY,
-                "--algorithm",
-                "des",
+                "--server",
+                "https://127.0.0.1:1",
+                "--cert",
+                &cert,
+                "--identity",
+                "../admin",
+                "--identity-checked",
+                "badge",
                 "D4BD9B1DA5D26CDA",
             ],
-            "unknown algorithm",
+            "error: card identity: ",
         ),
-        (vec!["respond", "D4BD9B1DA5D26CDA"], "--key"),
+        (
+            vec![
+                "lift-lock",
+                "--server",
+                "https://127.0.0.1:1",
+                "--cert",
+                "/nonexistent.pem",
+                "--profile",
+                "piv",
+                "--identity",
+                "0011",
+                "--reason",
+                "x",
+            ],
+            "error: server certificate /nonexistent.pem: ",
+        ),
+        (
+            vec![
+                "respond",
+                "--server",
+                "https://127.0.0.1:1",
+                "--cert",
+                &cert,
+                "--identity",
+                "0011",
+                "--identity-checked",
+                "badge",
+            ],
+            "error: challenge: ",
+        ),
+        (
+            vec!["lift-lock", "--profile", "piv", "--identity", "0011"],
+            "--reason",
+        ),
+        (
+            vec!["respond", "--key", "0102", "D4BD9B1DA5D26CDA"],
+            "unexpected argument '--key'",
+        ),
     ] {
-        let (code, text) = run(&args);
-        assert_eq!(code, Some(2), "{args:?}: {text}");
-        assert!(text.contains(says), "{args:?}: {text}");
-        assert!(!text.contains(KEY), "the key was echoed: {text}");
+        let out = cli_in(dir.path(), &args(&list));
+        assert_eq!(code(&out), Some(2), "{list:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{list:?}: {}", text(&out));
     }
 }
 
 #[test]
-fn lift_lock_of_a_card_the_database_does_not_know() {
+fn a_wrong_password_keeps_nothing_and_a_password_file_must_be_private() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db.sqlite").display().to_string();
-    let master = dir.path().join("master.hex");
-    std::fs::write(&master, "cd".repeat(32)).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let master = master.display().to_string();
-    let (code, text) = run(&[
+    let (server, url, cert) = serve(dir.path());
+    let cert = cert.display().to_string();
+    let wrong = dir.path().join("wrong-password");
+    common::write_private(&wrong, "not the password at all\n");
+    let wrong = wrong.display().to_string();
+    let code_now = server.code();
+    let base = [
         "lift-lock",
-        "--db",
-        &db,
-        "--master-secret-file",
-        &master,
+        "--server",
+        &url,
+        "--cert",
+        &cert,
+        "--operator",
+        OPERATOR,
+        "--totp",
+        &code_now,
+        "--keep-session",
         "--profile",
         "piv",
         "--identity",
-        "00112233",
-    ]);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("lift-lock"), "{text}");
+        "0011",
+        "--reason",
+        "x",
+    ];
+    let mut list = base.to_vec();
+    list.extend(["--password-file", &wrong]);
+    let out = cli_in(dir.path(), &args(&list));
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("error: sign-in: "), "{}", text(&out));
+    assert!(!text(&out).contains("not the password"), "{}", text(&out));
+    assert!(!session_file(dir.path()).exists());
+    // A password file others can read is refused before sign-in.
+    let open = dir.path().join("open-password");
+    std::fs::write(&open, "x").unwrap();
+    let open = open.display().to_string();
+    let mut list = base.to_vec();
+    list.extend(["--password-file", &open]);
+    let out = cli_in(dir.path(), &args(&list));
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("error: password: "), "{}", text(&out));
+    assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+    // Without a terminal and without the option, the TOTP code is not guessed.
+    let right = dir.path().join("operator-password").display().to_string();
+    let out = cli_in(
+        dir.path(),
+        &args(&[
+            "lift-lock",
+            "--server",
+            &url,
+            "--cert",
+            &cert,
+            "--operator",
+            OPERATOR,
+            "--password-file",
+            &right,
+            "--profile",
+            "piv",
+            "--identity",
+            "0011",
+            "--reason",
+            "x",
+        ]),
+    );
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("TOTP code: "), "{}", text(&out));
 }
 
 #[test]
-fn serve_without_a_master_secret_says_where_to_put_it() {
+fn one_sign_in_serves_several_commands_until_sign_out() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("db.sqlite").display().to_string();
-    let out = Command::new(BIN)
-        .args(["serve", "--db", &db, "--bind", "127.0.0.1:0"])
-        .env_remove("CARDUNLOCK_MASTER_SECRET")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let (server, url, cert) = serve(dir.path());
+    // An unknown card: the server's refusal names the command; the sign-in is kept.
+    let out = operator(
+        &server,
+        dir.path(),
+        "lift-lock",
+        &[
+            "--profile",
+            "piv",
+            "--identity",
+            "00112233",
+            "--reason",
+            "called back",
+        ],
     );
-    assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("master secret"), "{text}");
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("error: lift-lock: "), "{}", text(&out));
+    let file = session_file(dir.path());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The next command reuses it: no password, no code (the same code would be refused).
+    let cert = cert.display().to_string();
+    let out = cli_in(
+        dir.path(),
+        &args(&[
+            "respond",
+            "--server",
+            &url,
+            "--cert",
+            &cert,
+            "--identity",
+            "00112233",
+            "--identity-checked",
+            "badge",
+            "D4BD9B1DA5D26CDA",
+        ]),
+    );
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("error: offline response: "),
+        "{}",
+        text(&out)
+    );
+    let sign_ins = server
+        .handle
+        .store()
+        .audit()
+        .unwrap()
+        .iter()
+        .filter(|e| e.event == "sign_in")
+        .count();
+    assert_eq!(sign_ins, 1);
+    // Sign-out ends it on the server and deletes the file.
+    let out = cli_in(
+        dir.path(),
+        &args(&["sign-out", "--server", &url, "--cert", &cert]),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("Signed out {OPERATOR}")),
+        "{}",
+        text(&out)
+    );
+    assert!(!file.exists());
+    let out = cli_in(
+        dir.path(),
+        &args(&[
+            "lift-lock",
+            "--server",
+            &url,
+            "--cert",
+            &cert,
+            "--profile",
+            "piv",
+            "--identity",
+            "0011",
+            "--reason",
+            "x",
+        ]),
+    );
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--operator"), "{}", text(&out));
 }
 
-#[cfg(feature = "pcsc")]
 #[test]
-fn unlock_needs_a_mode_and_online_needs_the_pinned_certificate() {
-    let (code, text) = run(&["unlock", "--new-pin", "Xk9w2"]);
-    assert_eq!(code, Some(2), "{text}");
-    assert!(
-        text.contains("--server") && text.contains("--offline"),
-        "{text}"
+fn a_kept_session_the_server_no_longer_takes_is_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url, cert) = serve(dir.path());
+    let out = operator(
+        &server,
+        dir.path(),
+        "lift-lock",
+        &["--profile", "piv", "--identity", "0011", "--reason", "x"],
     );
-    let (code, text) = run(&[
-        "unlock",
-        "--server",
-        "https://127.0.0.1:1",
-        "--new-pin",
-        "Xk9w2",
-    ]);
-    assert_eq!(code, Some(2), "{text}");
-    assert!(text.contains("--server-cert"), "{text}");
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    let file = session_file(dir.path());
+    // A token the server never issued (as after the server ended the session).
+    let saved = std::fs::read_to_string(&file).unwrap();
+    let token = saved
+        .split("\"token\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&file, saved.replace(&token, &"0".repeat(token.len()))).unwrap();
+    let cert = cert.display().to_string();
+    let out = cli_in(
+        dir.path(),
+        &args(&[
+            "lift-lock",
+            "--server",
+            &url,
+            "--cert",
+            &cert,
+            "--profile",
+            "piv",
+            "--identity",
+            "0011",
+            "--reason",
+            "x",
+        ]),
+    );
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the kept session ended and was forgotten"),
+        "{}",
+        text(&out)
+    );
+    assert!(!file.exists());
 }

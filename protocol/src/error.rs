@@ -11,6 +11,11 @@ pub enum ErrorCode {
     BadRequest,
     /// 401: the session is unknown, expired or completed.
     InvalidSession,
+    /// 401: operator API: sign-in refused (wrong name, password or code, or a disabled
+    /// operator), or the bearer token is missing, unknown, signed out, idle or expired.
+    Unauthorized,
+    /// 403: operator API: the operator's roles do not allow this call.
+    Forbidden,
     /// 403: the answers are wrong (`attempts_left` says how many sets remain).
     WrongAnswers,
     /// 403: answer the questions first.
@@ -19,7 +24,7 @@ pub enum ErrorCode {
     CardNotAuthenticated,
     /// 404: the card is not enrolled.
     UnknownCard,
-    /// 404: no such endpoint.
+    /// 404: no such endpoint (operator API: no such operator or enrollment).
     NotFound,
     /// 405: use POST.
     MethodNotAllowed,
@@ -27,10 +32,17 @@ pub enum ErrorCode {
     RequestTimeout,
     /// 409: the card has no security questions: offline unlock only.
     NoQuestions,
-    /// 409: this card challenge was already answered.
+    /// 409: this card challenge was already answered (online unlock and operator offline
+    /// responses alike: each challenge once per card, ever).
     ChallengeUsed,
     /// 409: the PUK was already released in this session.
     PukReleased,
+    /// 409: operator API: the request conflicts with the current state (an operator of that
+    /// name exists, the enrollment is already closed, ...).
+    Conflict,
+    /// 409: operator API: offline responses are for ISO cards; GIDS authenticates mutually (use
+    /// the online unlock), PIV is unblocked with its PUK (`puk-readout`).
+    OfflineUnsupported,
     /// 409: releasing the PUK would risk blocking it (`tries_left` says why).
     PukAtRisk,
     /// 413: the body is larger than 16 KiB.
@@ -39,8 +51,12 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 423: online unlock is locked for the card.
     Locked,
-    /// 429: too many requests (`retry_after` seconds, also in the `Retry-After` header).
+    /// 429: too many requests (`retry_after` seconds, also in the `Retry-After` header); also
+    /// operator sign-in throttled after failures.
     TooManyRequests,
+    /// 429: operator API: the operator's daily cap of offline responses, PUK read-outs or
+    /// enrollments is reached (`retry_after`: seconds to the next UTC day).
+    CapReached,
     /// 500: the server failed.
     InternalError,
     /// 503: the server is too busy.
@@ -56,6 +72,8 @@ impl ErrorCode {
         match self {
             Self::BadRequest => "bad_request",
             Self::InvalidSession => "invalid_session",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::WrongAnswers => "wrong_answers",
             Self::NotVerified => "not_verified",
             Self::CardNotAuthenticated => "card_not_authenticated",
@@ -67,6 +85,9 @@ impl ErrorCode {
             Self::ChallengeUsed => "challenge_used",
             Self::PukReleased => "puk_released",
             Self::PukAtRisk => "puk_at_risk",
+            Self::Conflict => "conflict",
+            Self::OfflineUnsupported => "offline_unsupported",
+            Self::CapReached => "cap_reached",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Locked => "locked",
@@ -81,16 +102,24 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             Self::BadRequest | Self::Unknown => 400,
-            Self::InvalidSession => 401,
-            Self::WrongAnswers | Self::NotVerified | Self::CardNotAuthenticated => 403,
+            Self::InvalidSession | Self::Unauthorized => 401,
+            Self::WrongAnswers
+            | Self::NotVerified
+            | Self::CardNotAuthenticated
+            | Self::Forbidden => 403,
             Self::UnknownCard | Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
-            Self::NoQuestions | Self::ChallengeUsed | Self::PukReleased | Self::PukAtRisk => 409,
+            Self::NoQuestions
+            | Self::ChallengeUsed
+            | Self::PukReleased
+            | Self::PukAtRisk
+            | Self::Conflict
+            | Self::OfflineUnsupported => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::Locked => 423,
-            Self::TooManyRequests => 429,
+            Self::TooManyRequests | Self::CapReached => 429,
             Self::InternalError => 500,
             Self::Unavailable => 503,
         }

@@ -4,7 +4,8 @@
 //! (`cardunlock-server`) and its client: every `/v1/unlock/*` request and reply as a serde type,
 //! the error body, the wire names of algorithms, profiles and PIN character sets (with their
 //! conversions to `cardunlock_core`), the PIN policy as it travels, the key-derivation labels,
-//! and (feature `tls`) the pinned-certificate rustls client set-up.
+//! and (feature `tls`) the pinned-certificate rustls client set-up; [`operator`]: the operator
+//! API (`/v1/operator/*`: sign-in, cards, offline responses, enrollment, audit, operators).
 //!
 //! Secrets that cross the wire (session tokens, answers, PUKs, admin answers) are held in types
 //! whose `Debug` prints no secret and whose memory is zeroized on drop.
@@ -18,6 +19,7 @@ pub mod derivation;
 mod error;
 mod messages;
 mod names;
+pub mod operator;
 mod policy;
 #[cfg(feature = "tls")]
 mod tls;
@@ -29,12 +31,16 @@ pub use messages::{
     User,
 };
 pub use names::{AlgorithmName, ParseNameError, Profile};
+pub use operator::Role;
 pub use policy::{PinCharset, PinPolicyWire};
 #[cfg(feature = "tls")]
 pub use tls::{pinned_client_config, TlsConfigError};
 
-/// The endpoint paths, all `POST`, bodies `application/json`.
+/// The endpoint paths of the online unlock, all `POST`, bodies `application/json`; the
+/// operator API's are in [`paths::operator`].
 pub mod paths {
+    pub use crate::operator::paths as operator;
+
     /// [`crate::StartRequest`] -> [`crate::StartReply`].
     pub const START: &str = "/v1/unlock/start";
     /// [`crate::AnswersRequest`] -> [`crate::AnswersReply`].

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 shots="$CARGO_TARGET_DIR/gui-screens"
 rm -rf "$shots"; mkdir -p "$shots"
-cargo build -j2 -q -p cardunlock-gui
+cargo build -j2 -q -p cardunlock-gui --features demo
 bin="$CARGO_TARGET_DIR/debug/cardunlock-gui"
 
 for tool in Xvfb xdotool import compare tesseract; do

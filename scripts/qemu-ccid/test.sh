@@ -26,7 +26,7 @@ fail() {
 [ "${QEMU_CCID_SKIP_SETUP:-0}" = 1 ] || bash scripts/qemu-ccid/setup.sh
 
 echo "== qemu-ccid: building the host card bridge and the static guest programs"
-cargo build --locked -p cardunlock --no-default-features
+cargo build --locked -p cardunlock --no-default-features --features demo
 # crt-static with an explicit --target: the guest programs are static, build scripts and proc
 # macros stay dynamic. No libpcsclite: the CCID path must not need PC/SC.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --target "$GUEST_TARGET" \

@@ -34,7 +34,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc
 echo "== cross-building cardunlock and cardunlock-gui for $TARGET"
-cargo build -j2 --target "$TARGET" -p cardunlock -p cardunlock-gui
+cargo build -j2 --target "$TARGET" -p cardunlock -p cardunlock-gui \
+    --features cardunlock/demo,cardunlock-gui/demo
 bin="$CARGO_TARGET_DIR/$TARGET/debug"
 built=$(date +%s)
 

@@ -139,23 +139,30 @@ fn collapse_whitespace(folded: &str) -> String {
 /// string after [`FOLDED_PREFIX`] (`nfkc-cf:$argon2id$v=19$m=...,t=...,p=...$salt$hash`).
 pub fn hash_answer(answer: &str, params: &Argon2Params) -> Result<String, ServerError> {
     let normalised = Zeroizing::new(normalise_answer(answer));
+    Ok(format!(
+        "{FOLDED_PREFIX}{}",
+        hash_phc(normalised.as_bytes(), params)?
+    ))
+}
+
+/// Argon2id of `secret` with a fresh 16-byte salt, as a PHC string.
+fn hash_phc(secret: &[u8], params: &Argon2Params) -> Result<String, ServerError> {
     let params = params.params()?;
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::OsRng
         .try_fill_bytes(&mut salt)
         .map_err(|_| ServerError::Random)?;
-    let mut out = [0u8; HASH_LEN];
-    argon2id(&params, normalised.as_bytes(), &salt, &mut out)
-        .map_err(|e| ServerError::Hash(e.to_string()))?;
+    let mut out = Zeroizing::new([0u8; HASH_LEN]);
+    argon2id(&params, secret, &salt, &mut out[..]).map_err(|e| ServerError::Hash(e.to_string()))?;
     let phc = |e: argon2::password_hash::phc::Error| ServerError::Hash(e.to_string());
     let hash = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(&params).map_err(|e| ServerError::Hash(e.to_string()))?,
         salt: Some(Salt::new(&salt).map_err(phc)?),
-        hash: Some(Output::new(&out).map_err(phc)?),
+        hash: Some(Output::new(&out[..]).map_err(phc)?),
     };
-    Ok(format!("{FOLDED_PREFIX}{hash}"))
+    Ok(hash.to_string())
 }
 
 /// Whether a (plain) answer matches a stored hash (Argon2id v19 only), with the parameters
@@ -167,6 +174,11 @@ pub fn verify_answer(answer: &str, stored: &str) -> bool {
         Some(phc) => (Zeroizing::new(normalise_answer(answer)), phc),
         None => (Zeroizing::new(normalise_answer_legacy(answer)), stored),
     };
+    verify_phc(normalised.as_bytes(), phc)
+}
+
+/// Whether `secret` matches the Argon2id v19 PHC string `phc` (constant-time comparison).
+fn verify_phc(secret: &[u8], phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
@@ -179,8 +191,21 @@ pub fn verify_answer(answer: &str, stored: &str) -> bool {
         return false;
     };
     let mut out = Zeroizing::new(vec![0u8; expected.len()]);
-    let computed = argon2id(&params, normalised.as_bytes(), salt.as_ref(), &mut out).is_ok();
+    let computed = argon2id(&params, secret, salt.as_ref(), &mut out).is_ok();
     argon2id_v19 && computed && bool::from(out.ct_eq(expected.as_bytes()))
+}
+
+/// Hashes an operator password: Unicode NFKC (the same password typed on any system gives the
+/// same bytes; NIST SP 800-63B 5.1.1.2), then Argon2id as answers are, as a PHC string.
+pub fn hash_password(password: &str, params: &Argon2Params) -> Result<String, ServerError> {
+    let normalised = Zeroizing::new(password.nfkc().collect::<String>());
+    hash_phc(normalised.as_bytes(), params)
+}
+
+/// Whether an operator password matches its stored hash ([`hash_password`]).
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    let normalised = Zeroizing::new(password.nfkc().collect::<String>());
+    verify_phc(normalised.as_bytes(), stored)
 }
 
 #[cfg(test)]
@@ -215,6 +240,15 @@ mod tests {
     }
 
     /// Hashes enrolled before full folding (no prefix) still verify, the old way.
+    #[test]
+    fn passwords_hash_and_verify() {
+        let stored = hash_password("correct horse battery", &FAST).unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$"), "{stored}");
+        assert!(verify_password("correct horse battery", &stored));
+        assert!(!verify_password("Correct horse battery", &stored));
+        assert!(!verify_password("correct horse battery", "not a hash"));
+    }
+
     #[test]
     fn legacy_hashes_still_verify() {
         let legacy = hash_answer("Blue Whale", &FAST).unwrap();

@@ -32,16 +32,21 @@ pub(crate) const MAX_ADMIN_ANSWERS_PER_SESSION: u32 = 16;
 /// Longest client `detail` kept in the audit log, in characters.
 const MAX_DETAIL_CHARS: usize = 200;
 
-/// What the endpoints share.
-pub(crate) struct AppState {
-    pub store: std::sync::Arc<Store>,
-    pub master: MasterSecret,
-    pub max_attempts: u32,
-    pub session_ttl_ms: i64,
+/// What the endpoints and the operator functions share: the store, the master secret and the
+/// configuration's limits (made by [`crate::Server::start`]).
+pub struct AppState {
+    pub(crate) store: std::sync::Arc<Store>,
+    pub(crate) master: MasterSecret,
+    pub(crate) max_attempts: u32,
+    pub(crate) session_ttl_ms: i64,
     /// The PIV PUK tries a card is assumed to have ([`crate::Limits::piv_puk_tries`]).
-    pub puk_tries: u32,
+    pub(crate) puk_tries: u32,
     /// Rate limits of `start` and `answers`.
-    pub rates: Rates,
+    pub(crate) rates: Rates,
+    /// Argon2id cost of new hashes (enrollment answers, operator passwords).
+    pub(crate) argon2: crate::Argon2Params,
+    /// Operator sessions, throttles and caps.
+    pub(crate) operators: crate::OperatorPolicy,
 }
 
 /// The rate limits of `start` and `answers`, per client address and per card.
@@ -102,15 +107,18 @@ pub(crate) enum Endpoint {
 }
 
 impl Endpoint {
-    pub(crate) fn from_path(path: &str) -> Option<Self> {
-        match path {
-            "/v1/unlock/start" => Some(Self::Start),
-            "/v1/unlock/answers" => Some(Self::Answers),
-            "/v1/unlock/admin" => Some(Self::Admin),
-            "/v1/unlock/puk" => Some(Self::Puk),
-            "/v1/unlock/complete" => Some(Self::Complete),
-            _ => None,
-        }
+    /// Every endpoint, in the contract's order.
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Start,
+        Self::Answers,
+        Self::Admin,
+        Self::Puk,
+        Self::Complete,
+    ];
+
+    /// Its path: `/v1/unlock/` and its event name.
+    pub(crate) fn path(self) -> String {
+        format!("/v1/unlock/{}", self.event())
     }
 
     fn event(self) -> &'static str {
@@ -169,6 +177,7 @@ const NOT_VERIFIED: &str = "Answer the security questions first.";
 /// 500 `internal_error` (logged without secrets).
 pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body: &[u8]) -> Reply {
     let peer = address_key(peer);
+    let _address = RequestAddress::set(peer);
     let limited = match endpoint {
         Endpoint::Start => state.rates.start_address.check(&peer, Instant::now()),
         Endpoint::Answers => state.rates.answers_address.check(&peer, Instant::now()),
@@ -193,6 +202,32 @@ pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body:
     })
 }
 
+thread_local! {
+    /// The client address of the request this (blocking) thread is running, for audit rows.
+    static ADDRESS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets the audit address of the request running on this thread until dropped (an endpoint
+/// runs start to end on one blocking thread).
+struct RequestAddress;
+
+impl RequestAddress {
+    fn set(peer: IpAddr) -> Self {
+        ADDRESS.with(|a| *a.borrow_mut() = Some(peer.to_string()));
+        Self
+    }
+
+    fn get() -> Option<String> {
+        ADDRESS.with(|a| a.borrow().clone())
+    }
+}
+
+impl Drop for RequestAddress {
+    fn drop(&mut self) {
+        ADDRESS.with(|a| *a.borrow_mut() = None);
+    }
+}
+
 /// Audits a request refused before an endpoint ran (unknown path, wrong method, too large...).
 pub(crate) fn refuse_request(state: &AppState, what: &str, reply: Reply) -> Reply {
     let outcome = reply.body["error"].as_str().unwrap_or("refused").to_owned();
@@ -202,6 +237,9 @@ pub(crate) fn refuse_request(state: &AppState, what: &str, reply: Reply) -> Repl
         event: "request",
         outcome: &outcome,
         detail: &clean(what),
+        operator: None,
+        role: None,
+        address: None,
     };
     if let Err(e) = state.store.record(&note) {
         log::error!("audit: {e}");
@@ -245,12 +283,16 @@ fn audit(
     outcome: &str,
     detail: &str,
 ) -> Result<(), ServerError> {
+    let address = RequestAddress::get();
     state.store.record(&AuditNote {
         card,
         session: session.map(|t| t.reference.as_str()),
         event,
         outcome,
         detail,
+        operator: None,
+        role: None,
+        address: address.as_deref(),
     })
 }
 
@@ -263,6 +305,7 @@ fn audit_in(
     outcome: &str,
     detail: &str,
 ) -> Result<(), ServerError> {
+    let address = RequestAddress::get();
     tx.insert_audit(
         &AuditNote {
             card,
@@ -270,6 +313,9 @@ fn audit_in(
             event,
             outcome,
             detail,
+            operator: None,
+            role: None,
+            address: address.as_deref(),
         },
         now_ms(),
     )

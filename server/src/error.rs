@@ -16,6 +16,7 @@ pub enum ServerError {
     /// The SQLite database failed.
     Database(rusqlite::Error),
     /// The PostgreSQL database refused a statement.
+    #[cfg(feature = "postgres")]
     Postgres(postgres::Error),
     /// The database cannot be reached: down at start, restarting, or the connection was lost
     /// mid-request (the request failed closed: nothing it would have changed was committed).
@@ -44,6 +45,7 @@ impl fmt::Display for ServerError {
             Self::InvalidInput(what) => write!(f, "invalid input: {what}"),
             Self::MasterSecret(why) => write!(f, "master secret: {why}"),
             Self::Database(e) => write!(f, "database: {e}"),
+            #[cfg(feature = "postgres")]
             Self::Postgres(e) => write!(f, "database: {e}"),
             Self::DatabaseUnavailable(why) => write!(f, "database unavailable: {why}"),
             Self::SchemaVersion(v) => write!(
@@ -64,6 +66,7 @@ impl std::error::Error for ServerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Database(e) => Some(e),
+            #[cfg(feature = "postgres")]
             Self::Postgres(e) => Some(e),
             Self::Io(e) => Some(e),
             _ => None,

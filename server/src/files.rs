@@ -35,6 +35,20 @@ pub(crate) fn check_private_file(path: &Path, what: &str) -> Result<(), ServerEr
     }
 }
 
+/// Reads a secret from a text file only its owner may read (Unix: refused with
+/// [`ServerError::Permissions`] otherwise); the first line, without its line ending.
+pub fn read_secret_file(
+    path: &Path,
+    what: &str,
+) -> Result<zeroize::Zeroizing<String>, ServerError> {
+    check_private_file(path, what)?;
+    let content = zeroize::Zeroizing::new(std::fs::read(path)?);
+    let text = std::str::from_utf8(&content)
+        .map_err(|_| ServerError::InvalidInput(format!("{what}: not UTF-8 text")))?;
+    let line = text.lines().next().unwrap_or("");
+    Ok(zeroize::Zeroizing::new(line.to_owned()))
+}
+
 /// Creates the state directory 0700, or checks an existing one is not writable by others.
 pub(crate) fn state_dir(path: &Path) -> Result<(), ServerError> {
     if !path.exists() {

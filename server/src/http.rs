@@ -3,37 +3,31 @@
 //! Argon2 are synchronous.
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use axum::Router;
 use hyper::body::Incoming;
-use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
-};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use zeroize::Zeroizing;
+use tower::ServiceExt;
 
-use cardunlock_protocol::ErrorCode;
-
-use crate::api::{address_key, dispatch, refusal, refuse_request, AppState, Endpoint, Reply};
+use crate::api::{address_key, AppState};
 use crate::Limits;
 
-/// Largest request body accepted (API.md): 16 KiB; 413 beyond.
-pub(crate) const MAX_BODY: usize = 16 * 1024;
-/// An oversized body is read and dropped up to this much, so the client gets its 413 instead of
-/// a reset connection; beyond it the connection is simply closed.
-const DRAIN_LIMIT: usize = 1024 * 1024;
+mod operator;
+mod routes;
+mod unlock;
+
+pub(crate) use unlock::on_worker;
+
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The endpoints' state, a bound on concurrent blocking work (Argon2 uses 19 MiB each) and the
@@ -43,6 +37,10 @@ pub(crate) struct Shared {
     pub work: Semaphore,
     pub limits: Limits,
 }
+
+/// The client address of the connection a request came on (a request extension).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer(pub IpAddr);
 
 /// Open connections: in all, per client address, and those still in their TLS handshake
 /// (oldest first, each with the switch that closes it).
@@ -151,6 +149,7 @@ pub(crate) async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let connections = Arc::new(Mutex::new(Connections::default()));
+    let router = routes::router(shared.clone());
     let mut tasks = JoinSet::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -188,8 +187,13 @@ pub(crate) async fn accept_loop(
             address,
         };
         let (acceptor, shared, stop) = (acceptor.clone(), shared.clone(), shutdown.clone());
+        let router = router.clone();
         tasks.spawn(async move {
-            serve_connection(stream, peer.ip(), acceptor, shared, stop, closed, &place).await;
+            let peer = peer.ip();
+            serve_connection(
+                stream, peer, acceptor, router, &shared, stop, closed, &place,
+            )
+            .await;
             drop(place);
         });
     }
@@ -207,11 +211,15 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|&stop| stop).await;
 }
 
+/// Serves one connection: the TLS handshake (within its deadline, unless evicted), then HTTP/1.1
+/// with every request handed to the router.
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
     stream: TcpStream,
     peer: IpAddr,
     acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
+    router: Router,
+    shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
     evicted: oneshot::Receiver<()>,
     place: &Place,
@@ -238,9 +246,9 @@ async fn serve_connection(
     };
     place.handshake_done();
     let body_timeout = shared.limits.request_timeout;
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(shared, peer, body_timeout, req).await) }
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
+        router.clone().oneshot(req)
     });
     let mut builder = http1::Builder::new();
     builder
@@ -260,163 +268,4 @@ async fn serve_connection(
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await;
         }
     }
-}
-
-enum BodyError {
-    TooLarge,
-    TimedOut,
-    Broken,
-}
-
-/// Reads at most [`MAX_BODY`] bytes; past that, drains up to [`DRAIN_LIMIT`] and says so.
-async fn read_body(mut body: Incoming, timeout: Duration) -> Result<Zeroizing<Vec<u8>>, BodyError> {
-    let read = async {
-        let mut buf = Zeroizing::new(Vec::new());
-        let mut total = 0usize;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|_| BodyError::Broken)?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            total = total.saturating_add(data.len());
-            if total > DRAIN_LIMIT {
-                break;
-            }
-            if total <= MAX_BODY {
-                cardunlock_protocol::body::extend_wiped(&mut buf, &data);
-            }
-        }
-        if total > MAX_BODY {
-            Err(BodyError::TooLarge)
-        } else {
-            Ok(buf)
-        }
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or(Err(BodyError::TimedOut))
-}
-
-fn is_json(value: &HeaderValue) -> bool {
-    value.to_str().is_ok_and(|v| {
-        let media = v.split(';').next().unwrap_or("").trim();
-        media.eq_ignore_ascii_case("application/json")
-    })
-}
-
-async fn handle(
-    shared: Arc<Shared>,
-    peer: IpAddr,
-    body_timeout: Duration,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
-    let what = format!("{} {}", parts.method, parts.uri.path());
-    let too_large = refusal(
-        ErrorCode::PayloadTooLarge,
-        "The request body is larger than 16 KiB.",
-    );
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > DRAIN_LIMIT as u64) {
-        return refuse(&shared, what, too_large, true).await;
-    }
-    // Read (or drain) the body before any refusal, so the client always gets its answer.
-    let body = match read_body(body, body_timeout).await {
-        Ok(body) => body,
-        Err(BodyError::TooLarge) => return refuse(&shared, what, too_large, true).await,
-        Err(BodyError::TimedOut) => {
-            let reply = refusal(
-                ErrorCode::RequestTimeout,
-                "The request body did not arrive in time.",
-            );
-            return refuse(&shared, what, reply, true).await;
-        }
-        Err(BodyError::Broken) => {
-            let reply = refusal(ErrorCode::BadRequest, "The request body could not be read.");
-            return refuse(&shared, what, reply, true).await;
-        }
-    };
-    let Some(endpoint) = Endpoint::from_path(parts.uri.path()) else {
-        return refuse(
-            &shared,
-            what,
-            refusal(ErrorCode::NotFound, "No such endpoint."),
-            false,
-        )
-        .await;
-    };
-    if parts.method != Method::POST {
-        let reply = refusal(ErrorCode::MethodNotAllowed, "Use POST.");
-        let mut response = refuse(&shared, what, reply, false).await;
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
-    }
-    if parts.headers.get(CONTENT_TYPE).is_some_and(|v| !is_json(v)) {
-        let reply = refusal(
-            ErrorCode::UnsupportedMediaType,
-            "The body must be application/json.",
-        );
-        return refuse(&shared, what, reply, false).await;
-    }
-    let reply = blocking(&shared, move |app| dispatch(app, endpoint, peer, &body)).await;
-    respond(reply, false)
-}
-
-/// Audits a refusal (on a blocking thread) and turns it into a response.
-async fn refuse(
-    shared: &Arc<Shared>,
-    what: String,
-    reply: Reply,
-    close: bool,
-) -> Response<Full<Bytes>> {
-    let reply = blocking(shared, move |app| refuse_request(app, &what, reply)).await;
-    respond(reply, close)
-}
-
-/// Runs `work` on a blocking thread, within the concurrency bound.
-async fn blocking<F>(shared: &Arc<Shared>, work: F) -> Reply
-where
-    F: FnOnce(&AppState) -> Reply + Send + 'static,
-{
-    let failed = || {
-        refusal(
-            ErrorCode::InternalError,
-            "The server failed; try again later.",
-        )
-    };
-    let Ok(_permit) = shared.work.acquire().await else {
-        return failed();
-    };
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || work(&shared.app))
-        .await
-        .unwrap_or_else(|e| {
-            log::error!("request handler failed: {e}");
-            failed()
-        })
-}
-
-fn respond(reply: Reply, close: bool) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(&reply.body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if close {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    if let Some(secs) = reply.retry_after {
-        if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-            headers.insert(RETRY_AFTER, value);
-        }
-    }
-    response
 }

@@ -116,6 +116,18 @@ pub fn piv_puk(master: &MasterSecret, identity: &[u8], generation: u32) -> Zeroi
     Zeroizing::new(format!("{:08}", *value))
 }
 
+/// Purpose of the key that seals operators' TOTP seeds in the store (server-only: no card
+/// secret, so it is not in the protocol's labels). `info` = purpose || 0x00, no profile, no
+/// identity, generation 0.
+pub const PURPOSE_OPERATOR_TOTP: &str = "operator-totp-seal";
+
+/// The AES-256-GCM key that seals operators' TOTP seeds: the store alone does not give them.
+pub fn operator_totp_key(master: &MasterSecret) -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    derive(master, PURPOSE_OPERATOR_TOTP, "", &[], 0, &mut key[..]);
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +160,21 @@ mod tests {
         let mgmt = piv_mgmt_key(&m, &[1], 0);
         assert_eq!(mgmt.algorithm(), Algorithm::TripleDes);
         assert_eq!(mgmt.expose_bytes().len(), 24);
+    }
+
+    #[test]
+    fn totp_key_is_its_own_derivation() {
+        let m = master();
+        let key = operator_totp_key(&m);
+        let mut expect = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(SALT), &[0x42; 32])
+            .expand(b"operator-totp-seal\0\0\x00\x00\x00\x00", &mut expect)
+            .unwrap();
+        assert_eq!(*key, expect);
+        assert_ne!(
+            &key[..24],
+            admin_key(&m, "", &[], Algorithm::TripleDes, 0).expose_bytes()
+        );
     }
 
     #[test]

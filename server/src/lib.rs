@@ -12,7 +12,8 @@
 //!   default) or PostgreSQL (several server instances sharing one store), chosen by
 //!   [`Database::from_location`].
 //! - [`Server`]: HTTPS (rustls with the *ring* provider, a self-signed certificate kept in the
-//!   state directory) serving the five `POST /v1/unlock/*` endpoints. [`Server::start`] is async;
+//!   state directory) serving the five `POST /v1/unlock/*` endpoints, the operator API
+//!   (`/v1/operator/*`) and its OpenAPI document. [`Server::start`] is async;
 //!   [`Server::spawn`] runs it on its own runtime thread for synchronous callers; [`run_blocking`]
 //!   serves until Ctrl-C (`cardunlock serve`).
 //! - [`pinned_client_config`]: the rustls client configuration that trusts exactly the server's
@@ -27,23 +28,28 @@
 
 pub mod answers;
 mod api;
+mod console;
 mod error;
 mod files;
 mod http;
 pub mod kdf;
 mod limiter;
+pub mod operator;
 mod secret;
 mod server;
 mod store;
 mod tls;
+pub mod totp;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use answers::{normalise_answer, Argon2Params};
+pub use answers::{hash_password, normalise_answer, verify_password, Argon2Params};
 pub use cardunlock_protocol as protocol;
 pub use error::ServerError;
+pub use files::read_secret_file;
+pub use operator::{Actor, OpError};
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
 pub use store::{AuditEntry, CardRecord, Database, Enrollment, Store};
@@ -69,6 +75,47 @@ pub struct Config {
     pub argon2: Argon2Params,
     /// What one client may hold and ask for ([`Limits::default`]).
     pub limits: Limits,
+    /// Operator sessions, sign-in throttles and daily caps ([`OperatorPolicy::default`]).
+    pub operators: OperatorPolicy,
+}
+
+/// How operators are held in check (SECURITY.md, "Operators").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperatorPolicy {
+    /// An operator session ends after this long without a call.
+    pub idle_timeout: Duration,
+    /// An operator session ends this long after sign-in, whatever happens.
+    pub session_lifetime: Duration,
+    /// Failed sign-ins of one operator name before it is locked out.
+    pub failures_per_operator: u32,
+    /// Failed sign-ins from one client address before it is locked out.
+    pub failures_per_address: u32,
+    /// The first lock-out; each further failure doubles it, up to an hour. Failures older than
+    /// an hour are forgotten.
+    pub lockout: Duration,
+    /// Offline responses one operator may get per UTC day.
+    pub daily_offline_responses: u32,
+    /// PIV PUK read-outs one operator may get per UTC day.
+    pub daily_puk_readouts: u32,
+    /// Enrollments one enroller may begin per hour.
+    pub enrollments_per_hour: u32,
+}
+
+impl Default for OperatorPolicy {
+    /// 15 min idle, 8 h in all; 5 failures per operator and 10 per address, then 30 s
+    /// doubling; 20 offline responses and 20 PUK read-outs a day; 120 enrollments an hour.
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(15 * 60),
+            session_lifetime: Duration::from_secs(8 * 3600),
+            failures_per_operator: 5,
+            failures_per_address: 10,
+            lockout: Duration::from_secs(30),
+            daily_offline_responses: 20,
+            daily_puk_readouts: 20,
+            enrollments_per_hour: 120,
+        }
+    }
 }
 
 /// A token bucket: `burst` requests at once, refilled at `per_minute`.
@@ -174,6 +221,7 @@ impl Config {
             session_ttl: Self::DEFAULT_SESSION_TTL,
             argon2: Argon2Params::default(),
             limits: Limits::default(),
+            operators: OperatorPolicy::default(),
         }
     }
 }

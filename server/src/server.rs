@@ -46,6 +46,16 @@ impl Server {
                 "limits: connections, timeouts and PUK tries must not be zero".into(),
             ));
         }
+        let ops = &config.operators;
+        if ops.idle_timeout.is_zero()
+            || ops.session_lifetime.is_zero()
+            || ops.failures_per_operator == 0
+            || ops.failures_per_address == 0
+        {
+            return Err(ServerError::InvalidInput(
+                "operators: session limits and failure counts must not be zero".into(),
+            ));
+        }
         // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
         let db_path = config.db_path.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(db_path))
@@ -65,6 +75,8 @@ impl Server {
                 session_ttl_ms: duration_ms(config.session_ttl),
                 puk_tries: config.limits.piv_puk_tries,
                 rates: Rates::new(&config.limits),
+                argon2: config.argon2,
+                operators: config.operators,
             },
             work: Semaphore::new((2 * workers).max(4)),
             limits: config.limits,

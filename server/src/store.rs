@@ -9,6 +9,8 @@
 //! audit row are committed together or not at all. The slow part of a request (Argon2) never
 //! runs inside a transaction.
 
+pub(crate) mod ops;
+#[cfg(feature = "postgres")]
 mod pg;
 mod schema;
 pub(crate) mod session;
@@ -26,7 +28,6 @@ use cardunlock_protocol::AlgorithmName;
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
 
-pub(crate) use self::pg::redact_url;
 pub(crate) use session::{
     AnswerCheck, AnswerOutcome, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
@@ -172,6 +173,12 @@ pub struct CardRecord {
     /// Set while a PUK rotation was handed out but not confirmed (`complete` missing, or
     /// `puk_rotated: false`): the card holds the PUK of a generation from `puk_gen` to this one.
     pub pending_puk_gen: Option<u32>,
+    /// An admin-key generation handed to an enrollment that was never reported done.
+    pub pending_key_gen: Option<u32>,
+    /// The current PUK was read out to someone by an operator (cleared by the next rotation).
+    pub puk_read_out: bool,
+    /// When the card was first enrolled, ms since the Unix epoch.
+    pub enrolled_ms: i64,
     /// Online unlock locked after too many wrong answer sets.
     pub locked: bool,
     /// Wrong answer sets since the last success or lift.
@@ -201,6 +208,12 @@ pub struct AuditEntry {
     pub outcome: String,
     /// Free text: counts, generations, kinds; never a secret.
     pub detail: String,
+    /// The operator who acted, if an operator did.
+    pub operator: Option<String>,
+    /// The role that allowed it (wire name).
+    pub role: Option<String>,
+    /// The client's IP address, when the action came over the network.
+    pub address: Option<String>,
 }
 
 /// An audit row about to be written.
@@ -210,6 +223,12 @@ pub(crate) struct AuditNote<'a> {
     pub event: &'a str,
     pub outcome: &'a str,
     pub detail: &'a str,
+    /// The operator who acted.
+    pub operator: Option<&'a str>,
+    /// The role that allowed the action.
+    pub role: Option<cardunlock_protocol::Role>,
+    /// The client's address.
+    pub address: Option<&'a str>,
 }
 
 /// Where the store lives: a SQLite file or a PostgreSQL database.
@@ -253,6 +272,7 @@ impl fmt::Display for Database {
 
 enum Backend {
     Sqlite(sqlite::SqliteDb),
+    #[cfg(feature = "postgres")]
     Postgres(pg::PgDb),
 }
 
@@ -272,6 +292,7 @@ impl fmt::Debug for Store {
 
 /// Connections a PostgreSQL store pools: the server's bound on concurrent requests
 /// (`2 × cores`, at least 4) plus two for operator calls.
+#[cfg(feature = "postgres")]
 fn default_pool_size() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     u32::try_from((2 * cores).max(4) + 2).unwrap_or(16)
@@ -290,7 +311,14 @@ impl Store {
     pub fn open_database(database: &Database) -> Result<Self, ServerError> {
         let backend = match database {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteDb::open(path)?),
+            #[cfg(feature = "postgres")]
             Database::Postgres(url) => Backend::Postgres(pg::PgDb::open(url, default_pool_size())?),
+            #[cfg(not(feature = "postgres"))]
+            Database::Postgres(_) => {
+                return Err(ServerError::InvalidInput(
+                    "this server was built without PostgreSQL (cargo feature `postgres`)".into(),
+                ))
+            }
         };
         Ok(Self { backend })
     }
@@ -299,6 +327,7 @@ impl Store {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
             Backend::Postgres(_) => "postgresql",
         }
     }
@@ -312,6 +341,7 @@ impl Store {
     ) -> Result<R, ServerError> {
         match &self.backend {
             Backend::Sqlite(db) => db.transact(&mut f),
+            #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.transact(&mut f),
         }
     }
@@ -370,6 +400,9 @@ impl Store {
                     event: "enroll",
                     outcome: if inserted { "enrolled" } else { "re-enrolled" },
                     detail: &detail,
+                    operator: None,
+                    role: None,
+                    address: None,
                 },
                 now,
             )?;
@@ -413,6 +446,9 @@ impl Store {
                     event: "puk",
                     outcome: "operator_renewed",
                     detail: &detail,
+                    operator: None,
+                    role: None,
+                    address: None,
                 },
                 now_ms(),
             )?;
@@ -444,6 +480,9 @@ impl Store {
                     event: "lift_lock",
                     outcome: "lifted",
                     detail: &detail,
+                    operator: None,
+                    role: None,
+                    address: None,
                 },
                 now_ms(),
             )
@@ -486,6 +525,25 @@ impl Store {
         identity: &str,
     ) -> Result<AnswerCheck, ServerError> {
         self.transact(|tx| session::answer_check(tx, (profile, identity)))
+    }
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(not a URL)".into();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{tail}")
+        }
+        None => url.to_owned(),
     }
 }
 

@@ -141,81 +141,145 @@ pub fn status_json(field: &str) -> String {
     s[start..].split([',', '}']).next().unwrap().to_string()
 }
 
-/// The operator's side: `cardunlock respond --key ADMIN_KEY <challenge>`, the response as shown.
+/// The operator's side for a card still on its factory admin key (`ADMIN_KEY`): the 3DES
+/// response to `challenge` (grouped hex as read out), computed here as an operator's own tool
+/// would (`cardunlock respond` asks the server, which knows only enrolled cards).
 pub fn operator_response(challenge: &str) -> String {
-    let out = cli(&["respond", "--key", ADMIN_KEY, challenge]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .strip_prefix("Response: ")
-        .unwrap_or_else(|| panic!("no response in {}", text(&out)))
-        .to_string()
+    use cardunlock_core::crypto::{AdminKey, Algorithm};
+    let key = AdminKey::from_hex(Algorithm::TripleDes, ADMIN_KEY).unwrap();
+    let hex: String = challenge.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut block: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    key.encrypt_ecb(&mut block).unwrap();
+    let hex: Vec<String> = block.iter().map(|b| format!("{b:02X}")).collect();
+    hex.chunks(2)
+        .map(|c| c.concat())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-/// The online-unlock server and enrollment, driven through the CLI.
+/// The online-unlock server (in this process, HTTPS on a free port) with one operator, and the
+/// operator's commands driven through the CLI.
 #[allow(dead_code)]
 pub mod online {
-    use std::io::{BufRead, BufReader};
     use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Output, Stdio};
+    use std::process::{Command, Output, Stdio};
 
-    use super::{cli, BIN, READER};
+    use cardunlock_server::operator::create_operator;
+    use cardunlock_server::protocol::{Role, Secret};
+    use cardunlock_server::{totp, Argon2Params, Config, MasterSecret, ServerHandle};
+
+    use super::{BIN, READER};
 
     const MASTER: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    /// The operator every test signs in as (roles enroller and helpdesk).
+    pub const OPERATOR: &str = "eve";
+    const PASSWORD: &str = "correct horse battery staple";
 
-    /// A child process killed when dropped.
-    pub struct Proc(Child);
+    /// The server of one test; stops when dropped.
+    pub struct Server {
+        pub handle: ServerHandle,
+        seed: zeroize::Zeroizing<Vec<u8>>,
+        /// TOTP steps ahead of now: 1 after a restart (the operator may have signed in with
+        /// this step's code already, and each code works once; the server takes the next).
+        steps_ahead: u64,
+    }
 
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+    /// Starts a server on a fresh database in `dir` (certificate in `dir/server.crt`), adds the
+    /// operator as `cardunlock-server add-operator` does, and writes the operator's password
+    /// (owner-only) and TOTP seed for [`operator_args`]. Returns it with its URL and cert path.
+    pub fn serve(dir: &Path) -> (Server, String, PathBuf) {
+        let master = MasterSecret::from_hex(MASTER).unwrap();
+        let mut config = Config::new(dir.join("cardunlock.db"), dir, master.clone());
+        config.argon2 = Argon2Params::TEST_ONLY_FAST;
+        let handle = cardunlock_server::Server::spawn(config).unwrap();
+        // A restart on the same directory keeps the operator made the first time.
+        let seed_file = dir.join("operator-totp-seed");
+        let restarted = seed_file.exists();
+        let seed = match std::fs::read(&seed_file) {
+            Ok(seed) => zeroize::Zeroizing::new(seed),
+            Err(_) => {
+                let uri = create_operator(
+                    handle.store(),
+                    &master,
+                    &Argon2Params::TEST_ONLY_FAST,
+                    OPERATOR,
+                    &[Role::Enroller, Role::Helpdesk],
+                    &Secret::new(PASSWORD),
+                )
+                .unwrap();
+                let seed = totp::seed_from_uri(uri.expose()).unwrap();
+                std::fs::write(&seed_file, &*seed).unwrap();
+                seed
+            }
+        };
+        super::write_private(&dir.join("operator-password"), PASSWORD);
+        let url = handle.url();
+        std::fs::write(dir.join("server.url"), &url).unwrap();
+        let server = Server {
+            handle,
+            seed,
+            steps_ahead: u64::from(restarted),
+        };
+        (server, url, dir.join("server.crt"))
+    }
+
+    impl Server {
+        /// The operator's current TOTP code.
+        pub fn code(&self) -> String {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            totp::code(&self.seed, now + self.steps_ahead * totp::STEP_SECS).to_string()
+        }
+
+        /// `--server URL --cert PEM --operator eve --password-file F --totp CODE --keep-session`
+        /// for the server of `dir`: the first command signs in and keeps the session (in
+        /// `dir/state`, see [`cli_in`]), the next ones reuse it (each TOTP code works once).
+        pub fn operator_args(&self, dir: &Path) -> Vec<String> {
+            vec![
+                "--server".into(),
+                self.handle.url(),
+                "--cert".into(),
+                dir.join("server.crt").display().to_string(),
+                "--operator".into(),
+                OPERATOR.into(),
+                "--password-file".into(),
+                dir.join("operator-password").display().to_string(),
+                "--totp".into(),
+                self.code(),
+                "--keep-session".into(),
+            ]
         }
     }
 
-    /// A server in its own process on a fresh database; returns it with its URL and cert path.
-    pub fn serve(dir: &Path) -> (Proc, String, PathBuf) {
-        let secret = dir.join("master.hex");
-        if !secret.exists() {
-            super::write_private(&secret, MASTER);
-        }
-        let mut child = Command::new(BIN)
-            .args(["serve", "--bind", "127.0.0.1:0", "--db"])
-            .arg(dir.join("cardunlock.db"))
-            .arg("--master-secret-file")
-            .arg(&secret)
-            .arg("--state-dir")
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let url = first.rsplit(' ').next().unwrap().to_string();
-        assert!(url.starts_with("https://127.0.0.1:"), "{first}");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        (Proc(child), url, dir.join("server.crt"))
+    /// Runs the CLI with the operator's state directory in `dir/state`, no standard input.
+    pub fn cli_in(dir: &Path, args: &[String]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("CARDUNLOCK_STATE_DIR", dir.join("state"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
-    pub fn enroll(dir: &Path, questions: &[(&str, &str)]) -> Output {
-        enroll_with(dir, questions, &[])
+    /// `cardunlock enroll` of the card in reader 1 as the operator, with `questions`.
+    pub fn enroll(server: &Server, dir: &Path, questions: &[(&str, &str)]) -> Output {
+        enroll_with(server, dir, questions, &[])
     }
 
     /// [`enroll`] with more options (`--factory-puk`, `--factory-admin-key` ...).
-    pub fn enroll_with(dir: &Path, questions: &[(&str, &str)], extra: &[&str]) -> Output {
-        let mut args: Vec<String> = vec![
-            "--reader".into(),
-            READER.into(),
-            "enroll".into(),
-            "--db".into(),
-        ];
-        args.push(dir.join("cardunlock.db").display().to_string());
-        args.extend([
-            "--master-secret-file".into(),
-            dir.join("master.hex").display().to_string(),
-        ]);
+    pub fn enroll_with(
+        server: &Server,
+        dir: &Path,
+        questions: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Output {
+        let mut args: Vec<String> = vec!["--reader".into(), READER.into(), "enroll".into()];
+        args.extend(server.operator_args(dir));
         args.extend([
             "--name".into(),
             "Michael Benson".into(),
@@ -231,7 +295,14 @@ pub mod online {
             ]);
         }
         args.extend(extra.iter().map(|e| e.to_string()));
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli(&refs)
+        cli_in(dir, &args)
+    }
+
+    /// `cardunlock OPERATION ...` (lift-lock, respond, puk-readout) as the operator.
+    pub fn operator(server: &Server, dir: &Path, operation: &str, rest: &[&str]) -> Output {
+        let mut args: Vec<String> = vec![operation.into()];
+        args.extend(server.operator_args(dir));
+        args.extend(rest.iter().map(|r| r.to_string()));
+        cli_in(dir, &args)
     }
 }

@@ -24,6 +24,9 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
+mod ops;
+
+use super::redact_url;
 use super::sqlite::CardRow;
 use super::tx::{CardKey, Tx};
 use super::{schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
@@ -83,25 +86,6 @@ impl r2d2::HandleError<postgres::Error> for PoolErrors {
 /// A pool of connections to one PostgreSQL database.
 pub(super) struct PgDb {
     pool: r2d2::Pool<Manager>,
-}
-
-/// The URL without its password, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "(not a URL)".into();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}@{host}{tail}")
-        }
-        None => url.to_owned(),
-    }
 }
 
 /// Whether an error means the database cannot be reached (down, restarting, connection lost),
@@ -324,25 +308,14 @@ impl Tx for PgTx<'_> {
     ) -> Result<Option<CardRecord>, ServerError> {
         let row = self.query_opt(
             "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
-                    user_name, user_email
+                    user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms
              FROM cards WHERE profile = $1 AND identity = $2 FOR UPDATE",
             &[&profile.as_str(), &identity],
         )?;
         let Some(r) = row else {
             return Ok(None);
         };
-        CardRow {
-            algorithm: r.get(0),
-            key_gen: small(r.get(1))?,
-            puk_gen: small(r.get(2))?,
-            pending_puk_gen: r.get::<_, Option<i64>>(3).map(small).transpose()?,
-            locked: r.get(4),
-            failed_attempts: small(r.get(5))?,
-            user_name: r.get(6),
-            user_email: r.get(7),
-        }
-        .into_record(profile, identity)
-        .map(Some)
+        card_row(&r)?.into_record(profile, identity).map(Some)
     }
 
     fn insert_card(
@@ -403,7 +376,9 @@ impl Tx for PgTx<'_> {
         pending: Option<u32>,
     ) -> Result<(), ServerError> {
         self.execute(
-            "UPDATE cards SET puk_gen = $3, pending_puk_gen = $4 WHERE profile = $1 AND identity = $2",
+            "UPDATE cards SET puk_gen = $3, pending_puk_gen = $4,
+                 puk_read_out = CASE WHEN puk_gen = $3 THEN puk_read_out ELSE FALSE END
+             WHERE profile = $1 AND identity = $2",
             &[
                 &profile.as_str(),
                 &identity,
@@ -618,8 +593,9 @@ impl Tx for PgTx<'_> {
 
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
         self.execute(
-            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
+                                operator, role, address)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             &[
                 &now,
                 &note.card.map(|(p, _)| p.as_str()),
@@ -628,6 +604,9 @@ impl Tx for PgTx<'_> {
                 &note.event,
                 &note.outcome,
                 &note.detail,
+                &note.operator,
+                &note.role.map(|r| r.as_str()),
+                &note.address,
             ],
         )?;
         Ok(())
@@ -635,21 +614,46 @@ impl Tx for PgTx<'_> {
 
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
         let rows = self.query(
-            "SELECT time_ms, profile, identity, session, event, outcome, detail
+            "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                    operator, role, address
              FROM audit ORDER BY id",
             &[],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEntry {
-                time_ms: r.get(0),
-                profile: r.get(1),
-                identity_hex: r.get(2),
-                session: r.get(3),
-                event: r.get(4),
-                outcome: r.get(5),
-                detail: r.get(6),
-            })
-            .collect())
+        Ok(rows.iter().map(audit_row).collect())
+    }
+}
+
+/// A `cards` row from the columns `algorithm, key_gen, puk_gen, pending_puk_gen, locked,
+/// failed_attempts, user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms`.
+fn card_row(r: &postgres::Row) -> Result<CardRow, ServerError> {
+    Ok(CardRow {
+        algorithm: r.get(0),
+        key_gen: small(r.get(1))?,
+        puk_gen: small(r.get(2))?,
+        pending_puk_gen: r.get::<_, Option<i64>>(3).map(small).transpose()?,
+        locked: r.get(4),
+        failed_attempts: small(r.get(5))?,
+        user_name: r.get(6),
+        user_email: r.get(7),
+        pending_key_gen: r.get::<_, Option<i64>>(8).map(small).transpose()?,
+        puk_read_out: r.get(9),
+        enrolled_ms: r.get(10),
+    })
+}
+
+/// An audit row from the columns `time_ms, profile, identity, session, event, outcome, detail,
+/// operator, role, address`.
+fn audit_row(r: &postgres::Row) -> AuditEntry {
+    AuditEntry {
+        time_ms: r.get(0),
+        profile: r.get(1),
+        identity_hex: r.get(2),
+        session: r.get(3),
+        event: r.get(4),
+        outcome: r.get(5),
+        detail: r.get(6),
+        operator: r.get(7),
+        role: r.get(8),
+        address: r.get(9),
     }
 }

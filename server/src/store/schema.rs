@@ -70,6 +70,61 @@ CREATE TABLE audit (
 -- 2: a GIDS session remembers R1 || R2 of its host cryptogram, to check the card's.
 ALTER TABLE sessions ADD COLUMN gids_randoms TEXT;
 ",
+    "
+-- 3: operators (accounts, sessions, sign-in throttles, daily counters), enrollments in
+-- progress, the card's pending admin-key generation and PUK read-out flag, and who did what
+-- from where in the audit log.
+CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    totp_sealed BLOB NOT NULL,
+    totp_last_step INTEGER,
+    roles TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE operator_sessions (
+    token_hash BLOB PRIMARY KEY,
+    operator TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    ended INTEGER NOT NULL DEFAULT 0,
+    address TEXT
+);
+CREATE TABLE sign_in_failures (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_failure_ms INTEGER NOT NULL,
+    locked_until_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE operator_daily (
+    operator TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (operator, day, kind)
+);
+CREATE TABLE enrollments (
+    id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    user_email TEXT NOT NULL,
+    questions TEXT NOT NULL,
+    key_gen INTEGER NOT NULL,
+    puk_gen INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open'
+);
+CREATE INDEX enrollments_card ON enrollments (profile, identity);
+ALTER TABLE cards ADD COLUMN pending_key_gen INTEGER;
+ALTER TABLE cards ADD COLUMN puk_read_out INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE audit ADD COLUMN operator TEXT;
+ALTER TABLE audit ADD COLUMN role TEXT;
+ALTER TABLE audit ADD COLUMN address TEXT;
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -136,6 +191,58 @@ CREATE TABLE audit (
 ",
     "
 ALTER TABLE sessions ADD COLUMN gids_randoms TEXT;
+",
+    "
+CREATE TABLE operators (
+    name TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    totp_sealed BYTEA NOT NULL,
+    totp_last_step BIGINT,
+    roles TEXT NOT NULL,
+    disabled BOOLEAN NOT NULL DEFAULT FALSE,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE operator_sessions (
+    token_hash BYTEA PRIMARY KEY,
+    operator TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    last_seen_ms BIGINT NOT NULL,
+    ended BOOLEAN NOT NULL DEFAULT FALSE,
+    address TEXT
+);
+CREATE TABLE sign_in_failures (
+    key TEXT PRIMARY KEY,
+    failures BIGINT NOT NULL,
+    last_failure_ms BIGINT NOT NULL,
+    locked_until_ms BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE operator_daily (
+    operator TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (operator, day, kind)
+);
+CREATE TABLE enrollments (
+    id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    user_email TEXT NOT NULL,
+    questions TEXT NOT NULL,
+    key_gen BIGINT NOT NULL,
+    puk_gen BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open'
+);
+CREATE INDEX enrollments_card ON enrollments (profile, identity);
+ALTER TABLE cards ADD COLUMN pending_key_gen BIGINT;
+ALTER TABLE cards ADD COLUMN puk_read_out BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE audit ADD COLUMN operator TEXT;
+ALTER TABLE audit ADD COLUMN role TEXT;
+ALTER TABLE audit ADD COLUMN address TEXT;
 ",
 ];
 

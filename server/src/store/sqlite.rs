@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+mod ops;
+
 use super::tx::{CardKey, Tx};
 use super::{parse_algorithm, schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -82,21 +84,10 @@ impl Tx for SqliteTx<'_> {
             .0
             .query_row(
                 "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
-                        user_name, user_email
+                        user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms
                  FROM cards WHERE profile = ?1 AND identity = ?2",
                 params![profile.as_str(), identity],
-                |r| {
-                    Ok(CardRow {
-                        algorithm: r.get(0)?,
-                        key_gen: r.get(1)?,
-                        puk_gen: r.get(2)?,
-                        pending_puk_gen: r.get(3)?,
-                        locked: r.get(4)?,
-                        failed_attempts: r.get(5)?,
-                        user_name: r.get(6)?,
-                        user_email: r.get(7)?,
-                    })
-                },
+                card_row,
             )
             .optional()?;
         row.map(|r| r.into_record(profile, identity)).transpose()
@@ -153,7 +144,9 @@ impl Tx for SqliteTx<'_> {
         pending: Option<u32>,
     ) -> Result<(), ServerError> {
         self.0.execute(
-            "UPDATE cards SET puk_gen = ?3, pending_puk_gen = ?4 WHERE profile = ?1 AND identity = ?2",
+            "UPDATE cards SET puk_gen = ?3, pending_puk_gen = ?4,
+                 puk_read_out = CASE WHEN puk_gen = ?3 THEN puk_read_out ELSE 0 END
+             WHERE profile = ?1 AND identity = ?2",
             params![profile.as_str(), identity, puk_gen, pending],
         )?;
         Ok(())
@@ -360,8 +353,9 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
         self.0.execute(
-            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
+                                operator, role, address)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 now,
                 note.card.map(|(p, _)| p.as_str()),
@@ -369,7 +363,10 @@ impl Tx for SqliteTx<'_> {
                 note.session,
                 note.event,
                 note.outcome,
-                note.detail
+                note.detail,
+                note.operator,
+                note.role.map(|r| r.as_str()),
+                note.address,
             ],
         )?;
         Ok(())
@@ -377,22 +374,48 @@ impl Tx for SqliteTx<'_> {
 
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
         let mut stmt = self.0.prepare(
-            "SELECT time_ms, profile, identity, session, event, outcome, detail
+            "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                    operator, role, address
              FROM audit ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(AuditEntry {
-                time_ms: r.get(0)?,
-                profile: r.get(1)?,
-                identity_hex: r.get(2)?,
-                session: r.get(3)?,
-                event: r.get(4)?,
-                outcome: r.get(5)?,
-                detail: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map([], audit_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A `cards` row from the columns `algorithm, key_gen, puk_gen, pending_puk_gen, locked,
+/// failed_attempts, user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms`.
+fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
+    Ok(CardRow {
+        algorithm: r.get(0)?,
+        key_gen: r.get(1)?,
+        puk_gen: r.get(2)?,
+        pending_puk_gen: r.get(3)?,
+        locked: r.get(4)?,
+        failed_attempts: r.get(5)?,
+        user_name: r.get(6)?,
+        user_email: r.get(7)?,
+        pending_key_gen: r.get(8)?,
+        puk_read_out: r.get(9)?,
+        enrolled_ms: r.get(10)?,
+    })
+}
+
+/// An audit row from the columns `time_ms, profile, identity, session, event, outcome, detail,
+/// operator, role, address`.
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        time_ms: r.get(0)?,
+        profile: r.get(1)?,
+        identity_hex: r.get(2)?,
+        session: r.get(3)?,
+        event: r.get(4)?,
+        outcome: r.get(5)?,
+        detail: r.get(6)?,
+        operator: r.get(7)?,
+        role: r.get(8)?,
+        address: r.get(9)?,
+    })
 }
 
 /// A `cards` row as both backends read it.
@@ -405,6 +428,9 @@ pub(super) struct CardRow {
     pub failed_attempts: u32,
     pub user_name: String,
     pub user_email: String,
+    pub pending_key_gen: Option<u32>,
+    pub puk_read_out: bool,
+    pub enrolled_ms: i64,
 }
 
 impl CardRow {
@@ -423,6 +449,9 @@ impl CardRow {
             key_gen: self.key_gen,
             puk_gen: self.puk_gen,
             pending_puk_gen: self.pending_puk_gen,
+            pending_key_gen: self.pending_key_gen,
+            puk_read_out: self.puk_read_out,
+            enrolled_ms: self.enrolled_ms,
             locked: self.locked,
             failed_attempts: self.failed_attempts,
             user_name: self.user_name,

@@ -12,6 +12,7 @@
 //! - "Once ever" facts (a used challenge, a denied PUK generation) are primary keys, inserted with
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
+use super::ops::OpTx;
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 
@@ -19,7 +20,7 @@ use crate::ServerError;
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
 /// The primitive operations of one open transaction.
-pub(crate) trait Tx {
+pub(crate) trait Tx: OpTx {
     /// The card, row-locked until the transaction ends; `None` if not enrolled.
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
     /// Inserts a new card; `false` (and nothing changed) if it already exists.

@@ -17,6 +17,8 @@ use cardunlock_server::{
 };
 use serde_json::{json, Value};
 
+pub mod operators;
+
 /// Cheap Argon2 for tests that do not measure it.
 pub const FAST: Argon2Params = Argon2Params::TEST_ONLY_FAST;
 

@@ -1,0 +1,310 @@
+//! The operator's client against the real unlock server (in-process, HTTPS, pinned): sign-in
+//! with password and TOTP, enrollment of simulated PIV and ISO cards with the secrets the
+//! server hands out (the client derives nothing), re-enrollment, lift-lock, the offline
+//! response, the PUK read-out, sign-out, and the refusals as typed kinds.
+
+use cardunlock_client::api::Api;
+use cardunlock_client::demo::SharedCard;
+use cardunlock_client::enroll::{self, Factory, Holder};
+use cardunlock_client::operator::{card_ref, Credentials, Operator};
+use cardunlock_client::Kind;
+use cardunlock_core::crypto::Algorithm;
+use cardunlock_core::driver::Driver;
+use cardunlock_core::flow::CardStatus;
+use cardunlock_core::iso::IsoProfile;
+use cardunlock_core::unlock;
+use cardunlock_protocol::operator::QuestionAnswer;
+use cardunlock_protocol::{Profile, Role, Secret, User};
+use cardunlock_server::operator::create_operator;
+use cardunlock_server::{kdf, totp, Argon2Params, Config, MasterSecret, Server, ServerHandle};
+use cardunlock_sim::{Config as SimConfig, IsoConfig, PivConfig, SimCard};
+use embassy_futures::block_on;
+use zeroize::Zeroizing;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Env {
+    server: ServerHandle,
+    master: MasterSecret,
+    seed: Zeroizing<Vec<u8>>,
+    _dir: tempfile::TempDir,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Env {
+    /// A server and one operator `eve` (enroller and helpdesk), made as the server's command
+    /// line makes operators.
+    fn start() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterSecret::generate();
+        let mut config = Config::new(dir.path().join("db.sqlite"), dir.path(), master.clone());
+        config.argon2 = Argon2Params::TEST_ONLY_FAST;
+        let server = Server::spawn(config).unwrap();
+        let uri = create_operator(
+            server.store(),
+            &master,
+            &Argon2Params::TEST_ONLY_FAST,
+            "eve",
+            &[Role::Enroller, Role::Helpdesk],
+            &Secret::new(PASSWORD),
+        )
+        .unwrap();
+        let seed = totp::seed_from_uri(uri.expose()).unwrap();
+        Env {
+            server,
+            master,
+            seed,
+            _dir: dir,
+        }
+    }
+
+    fn api(&self) -> Api {
+        Api::new(&self.server.url(), self.server.cert_pem()).unwrap()
+    }
+
+    /// The code `steps` TOTP steps from now (each code is accepted once).
+    fn code(&self, steps: u64) -> Zeroizing<String> {
+        totp::code(&self.seed, now() + steps * totp::STEP_SECS)
+    }
+
+    fn sign_in(&self, steps: u64) -> Operator {
+        Operator::sign_in(
+            self.api(),
+            &Credentials {
+                name: "eve".into(),
+                password: Zeroizing::new(PASSWORD.into()),
+                totp: self.code(steps),
+            },
+        )
+        .unwrap()
+    }
+}
+
+fn status(card: &SharedCard) -> CardStatus {
+    block_on(unlock::read_status(
+        &mut Driver::new(card.clone()),
+        IsoProfile::SIM,
+    ))
+    .unwrap()
+}
+
+fn holder() -> Holder {
+    Holder {
+        user: User {
+            name: "Michael Benson".into(),
+            email: "Michael.Benson@demo.local".into(),
+        },
+        questions: vec![QuestionAnswer {
+            question: "First pet?".into(),
+            answer: Secret::new("Rex"),
+        }],
+    }
+}
+
+#[test]
+fn enrollment_puts_the_servers_secrets_on_the_card_and_re_enrollment_replaces_them() {
+    let env = Env::start();
+    let op = env.sign_in(0);
+    let card = SharedCard::new(SimCard::new(SimConfig::Piv(PivConfig::factory())));
+    let st = status(&card);
+    let id = st.identity.unwrap();
+    let enrolled = enroll::enroll(
+        &op,
+        &mut Driver::new(card.clone()),
+        &st,
+        Algorithm::TripleDes,
+        holder(),
+        &Factory::default(),
+    )
+    .unwrap();
+    assert!(!enrolled.re_enrolled);
+    let record = env
+        .server
+        .store()
+        .card("piv", &id.to_string())
+        .unwrap()
+        .expect("the server recorded the card");
+    // The card holds exactly what the server derives for the recorded generations.
+    let puk = kdf::piv_puk(&env.master, id.as_bytes(), record.puk_gen);
+    assert!(card.with(|c| c.puk_is(puk.as_bytes())));
+    assert!(!card.with(|c| c.puk_is(b"12345678")));
+    let key = kdf::piv_mgmt_key(&env.master, id.as_bytes(), record.key_gen);
+    assert!(card.with(|c| c.mgmt_key_is(cardunlock_sim::Algorithm::TripleDes, key.expose_bytes())));
+
+    // Again: the server knows the card, so its current secrets authenticate (the factory ones
+    // no longer would), and the card ends on the next generation.
+    let again = enroll::enroll(
+        &op,
+        &mut Driver::new(card.clone()),
+        &st,
+        Algorithm::TripleDes,
+        holder(),
+        &Factory::default(),
+    )
+    .unwrap();
+    assert!(again.re_enrolled);
+    let record2 = env
+        .server
+        .store()
+        .card("piv", &id.to_string())
+        .unwrap()
+        .unwrap();
+    assert!(record2.key_gen > record.key_gen, "{record2:?}");
+    let key = kdf::piv_mgmt_key(&env.master, id.as_bytes(), record2.key_gen);
+    assert!(card.with(|c| c.mgmt_key_is(cardunlock_sim::Algorithm::TripleDes, key.expose_bytes())));
+    let puk = kdf::piv_puk(&env.master, id.as_bytes(), record2.puk_gen);
+    assert!(card.with(|c| c.puk_is(puk.as_bytes())));
+
+    // The helpdesk reads the PUK out: the one on the card.
+    let card_id = card_ref(Profile::Piv, &id.to_string()).unwrap();
+    let readout = op
+        .puk_readout(&card_id, "called back on the number on file")
+        .unwrap();
+    assert!(card.with(|c| c.puk_is(readout.puk.expose().as_bytes())));
+    op.lift_lock(&card_id, "user called, identity checked")
+        .unwrap();
+    op.sign_out().unwrap();
+}
+
+#[test]
+fn a_failed_personalisation_records_nothing() {
+    let env = Env::start();
+    let op = env.sign_in(0);
+    let card = SharedCard::new(SimCard::new(SimConfig::Piv(PivConfig::factory())));
+    let st = status(&card);
+    let id = st.identity.unwrap();
+    let wrong = Factory {
+        admin_key_hex: Zeroizing::new("11".repeat(24)),
+        ..Factory::default()
+    };
+    let e = enroll::enroll(
+        &op,
+        &mut Driver::new(card.clone()),
+        &st,
+        Algorithm::TripleDes,
+        holder(),
+        &wrong,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("management key"), "{e}");
+    assert!(env
+        .server
+        .store()
+        .card("piv", &id.to_string())
+        .unwrap()
+        .is_none());
+    // The PUK was never touched (the key is checked first).
+    assert!(card.with(|c| c.puk_is(b"12345678")));
+    // The server now offers the generation it handed out as the card's current secrets; the
+    // card still holds the factory's, which are tried after them: the enrollment goes through.
+    let enrolled = enroll::enroll(
+        &op,
+        &mut Driver::new(card.clone()),
+        &st,
+        Algorithm::TripleDes,
+        holder(),
+        &Factory::default(),
+    )
+    .unwrap();
+    assert!(enrolled.re_enrolled);
+    let record = env
+        .server
+        .store()
+        .card("piv", &id.to_string())
+        .unwrap()
+        .unwrap();
+    let puk = kdf::piv_puk(&env.master, id.as_bytes(), record.puk_gen);
+    assert!(card.with(|c| c.puk_is(puk.as_bytes())));
+    // No PUK try was spent on the way.
+    assert_eq!(status(&card).puk_tries_left, Some(3));
+}
+
+#[test]
+fn the_server_answers_an_iso_cards_challenge() {
+    let env = Env::start();
+    let op = env.sign_in(0);
+    let card = SharedCard::new(SimCard::new(SimConfig::Iso(IsoConfig::factory())));
+    let st = status(&card);
+    let id = st.identity.unwrap();
+    enroll::enroll(
+        &op,
+        &mut Driver::new(card.clone()),
+        &st,
+        Algorithm::TripleDes,
+        holder(),
+        &Factory::default(),
+    )
+    .unwrap();
+    let record = env
+        .server
+        .store()
+        .card("iso", &id.to_string())
+        .unwrap()
+        .unwrap();
+    let key = kdf::admin_key(
+        &env.master,
+        "iso",
+        id.as_bytes(),
+        Algorithm::TripleDes,
+        record.key_gen,
+    );
+    let mut expected = [0xD4, 0xBD, 0x9B, 0x1D, 0xA5, 0xD2, 0x6C, 0xDA];
+    key.encrypt_ecb(&mut expected).unwrap();
+    let card_id = card_ref(Profile::Iso, &id.to_string()).unwrap();
+    let reply = op
+        .offline_response(&card_id, "d4bd 9b1d a5d2 6cda", "badge shown at the desk")
+        .unwrap();
+    assert_eq!(
+        reply.grouped.expose(),
+        cardunlock_client::hex::grouped(&expected)
+    );
+    // Each challenge once.
+    let e = op
+        .offline_response(&card_id, "D4BD9B1DA5D26CDA", "badge shown at the desk")
+        .unwrap_err();
+    assert_eq!(e.kind, Kind::Refused, "{e}");
+    // Bad input is refused before anything is sent.
+    let e = op.offline_response(&card_id, "zz", "x").unwrap_err();
+    assert_eq!(e.kind, Kind::Usage);
+}
+
+#[test]
+fn sign_in_and_sessions_fail_as_unauthorized() {
+    let env = Env::start();
+    let wrong = Operator::sign_in(
+        env.api(),
+        &Credentials {
+            name: "eve".into(),
+            password: Zeroizing::new("not the password at all".into()),
+            totp: env.code(0),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(wrong.kind, Kind::Unauthorized, "{wrong}");
+    assert!(!wrong.message.contains("not the password"), "{wrong}");
+    let e = Operator::sign_in(
+        env.api(),
+        &Credentials {
+            name: "Eve Smith".into(),
+            password: Zeroizing::new(PASSWORD.into()),
+            totp: env.code(0),
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.kind, Kind::Usage, "{e}");
+    // Signed out: the token no longer works.
+    let op = env.sign_in(1);
+    let token = op.token().clone();
+    op.sign_out().unwrap();
+    let gone = Operator::resume(env.api(), token, None);
+    let card = card_ref(Profile::Piv, "00112233").unwrap();
+    let e = gone.lift_lock(&card, "reason").unwrap_err();
+    assert_eq!(e.kind, Kind::Unauthorized, "{e}");
+    assert!(e.message.starts_with("lift-lock: "), "{e}");
+}

@@ -1,0 +1,187 @@
+//! The workstation against the real server program, as an administrator runs it:
+//! `cardunlock-server serve` in its own process, an operator made with `cardunlock-server
+//! add-operator NAME --role ... --password-stdin`, its TOTP code computed from the printed
+//! `otpauth://` secret, then `cardunlock` signing in and acting. The server binary is a sibling
+//! of `cardunlock` in the target directory (`cargo test --workspace` builds it; alone:
+//! `cargo build -p cardunlock-server`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cardunlock");
+
+fn server_bin() -> PathBuf {
+    let path =
+        Path::new(BIN).with_file_name(format!("cardunlock-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (cargo build -p cardunlock-server)",
+        path.display()
+    );
+    path
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn an_operator_made_by_the_server_program_signs_in_from_the_workstation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let master = d.join("master.hex");
+    std::fs::write(&master, "ab".repeat(32)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let db = d.join("db.sqlite");
+    let state = [
+        "--db",
+        db.to_str().unwrap(),
+        "--master-secret-file",
+        master.to_str().unwrap(),
+    ];
+    let mut serve = Command::new(server_bin())
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--state-dir",
+            d.to_str().unwrap(),
+        ])
+        .args(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = serve.stdout.take().unwrap();
+    let server = Killed(serve);
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some((_, url)) = line.split_once("listening on ") {
+            break url.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+
+    let password = "an operator passphrase";
+    let mut add = Command::new(server_bin())
+        .args([
+            "add-operator",
+            "alice",
+            "--role",
+            "helpdesk",
+            "--password-stdin",
+        ])
+        .args(state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "{password}").unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(added.status.success(), "{}", text(&added));
+    let printed = String::from_utf8_lossy(&added.stdout).to_string();
+    let uri = printed
+        .lines()
+        .find(|l| l.starts_with("otpauth://"))
+        .unwrap_or_else(|| panic!("no otpauth:// line in {printed}"));
+    let seed = cardunlock_server::totp::seed_from_uri(uri).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = cardunlock_server::totp::code(&seed, now).to_string();
+
+    let password_file = d.join("password");
+    std::fs::write(&password_file, format!("{password}\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cert = d.join("server.crt");
+    let out = Command::new(BIN)
+        .args([
+            "lift-lock",
+            "--server",
+            &url,
+            "--cert",
+            cert.to_str().unwrap(),
+        ])
+        .args([
+            "--operator",
+            "alice",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ])
+        .args([
+            "--totp",
+            &code,
+            "--profile",
+            "piv",
+            "--identity",
+            "00112233",
+        ])
+        .args(["--reason", "called back on the number on file"])
+        .env("CARDUNLOCK_STATE_DIR", d.join("state"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // Signed in (a refused sign-in would say so): the server does not know the card.
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("error: lift-lock: "), "{t}");
+    assert!(!t.contains("sign-in"), "{t}");
+    // The same code again is refused: each code signs in once.
+    let out = Command::new(BIN)
+        .args([
+            "lift-lock",
+            "--server",
+            &url,
+            "--cert",
+            cert.to_str().unwrap(),
+        ])
+        .args([
+            "--operator",
+            "alice",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ])
+        .args([
+            "--totp",
+            &code,
+            "--profile",
+            "piv",
+            "--identity",
+            "00112233",
+        ])
+        .args(["--reason", "again"])
+        .env("CARDUNLOCK_STATE_DIR", d.join("state"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("error: sign-in: "), "{t}");
+    drop(server);
+}

@@ -1,0 +1,282 @@
+//! The console's request handlers: each authenticates the cookie ([`Signed`]), checks the form
+//! token of a form, runs one operator service call on a blocking thread and renders its page.
+//! The audit and operator pages are in [`admin`].
+
+mod admin;
+
+pub(crate) use admin::{add_operator, audit, audit_csv, disable_operator, operators, reset_totp};
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+use cardunlock_protocol::operator::{
+    LiftLockRequest, OfflineRequest, PukReadoutRequest, SignInRequest,
+};
+use cardunlock_protocol::{CardRef, Profile, Secret};
+
+use super::layout::message;
+use super::pages::{self, card_path};
+use super::{failed, html, refused, see_other, session_cookie, stylesheet, Signed};
+use crate::http::{on_worker, Peer, Shared};
+use crate::operator;
+
+/// `GET /console`: to `/console/`.
+pub(crate) async fn to_console() -> Response {
+    see_other("/console/")
+}
+
+/// `GET /console/style.css`.
+pub(crate) async fn style() -> Response {
+    stylesheet()
+}
+
+/// `GET /console/sign-in`.
+pub(crate) async fn sign_in_form() -> Response {
+    html(StatusCode::OK, pages::sign_in(None))
+}
+
+/// The sign-in form's fields.
+#[derive(Deserialize)]
+pub(crate) struct SignInForm {
+    #[serde(default)]
+    name: String,
+    password: Secret,
+    totp: Secret,
+}
+
+/// `POST /console/sign-in`: password and TOTP; on success the session cookie and the search.
+pub(crate) async fn sign_in(
+    State(shared): State<Arc<Shared>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let req = SignInRequest {
+        name: form.name.trim().to_owned(),
+        password: form.password,
+        totp: form.totp,
+    };
+    let Some(result) =
+        on_worker(&shared, move |app| operator::sign_in(app, &req, Some(peer))).await
+    else {
+        return failed();
+    };
+    match result {
+        Ok((token, reply)) => {
+            let mut to = see_other("/console/");
+            to.headers_mut().insert(
+                SET_COOKIE,
+                session_cookie(Some((token.expose(), reply.expires_in_s))),
+            );
+            to
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+            html(status, pages::sign_in(Some(&e.body().message)))
+        }
+    }
+}
+
+/// A form that carries only the form token.
+#[derive(Deserialize)]
+pub(crate) struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /console/sign-out`: ends the session, clears the cookie.
+pub(crate) async fn sign_out(
+    State(shared): State<Arc<Shared>>,
+    signed: Signed,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if let Some(refusal) = signed.form_refusal(&form.csrf) {
+        return refusal;
+    }
+    let actor = signed.actor;
+    match on_worker(&shared, move |app| operator::sign_out(app, &actor)).await {
+        Some(Ok(_)) => {
+            let mut to = see_other("/console/sign-in");
+            to.headers_mut().insert(SET_COOKIE, session_cookie(None));
+            to
+        }
+        Some(Err(e)) => refused(Some(&signed.nav), &e),
+        None => failed(),
+    }
+}
+
+/// The search box.
+#[derive(Deserialize)]
+pub(crate) struct SearchForm {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /console/?q=`: the search page, with results when `q` is given.
+pub(crate) async fn search(
+    State(shared): State<Arc<Shared>>,
+    signed: Signed,
+    Query(form): Query<SearchForm>,
+) -> Response {
+    let q = form.q.trim().to_owned();
+    if q.is_empty() {
+        return html(StatusCode::OK, pages::search(&signed.nav, "", None));
+    }
+    let (actor, query) = (signed.actor.clone(), q.clone());
+    match on_worker(&shared, move |app| operator::search(app, &actor, &query)).await {
+        Some(Ok(reply)) => html(StatusCode::OK, pages::search(&signed.nav, &q, Some(&reply))),
+        Some(Err(e)) => refused(Some(&signed.nav), &e),
+        None => failed(),
+    }
+}
+
+/// `GET /console/cards/{profile}/{identity}`.
+pub(crate) async fn card(
+    State(shared): State<Arc<Shared>>,
+    signed: Signed,
+    Path((profile, identity)): Path<(String, String)>,
+) -> Response {
+    let actor = signed.actor.clone();
+    let found = on_worker(&shared, move |app| {
+        operator::card_detail(app, &actor, &profile, &identity)
+    })
+    .await;
+    match found {
+        Some(Ok(detail)) => html(StatusCode::OK, pages::card(&signed.nav, &detail)),
+        Some(Err(e)) => refused(Some(&signed.nav), &e),
+        None => failed(),
+    }
+}
+
+/// The card a console path names, when its profile is one of ours.
+fn card_ref(profile: &str, identity: &str) -> Option<CardRef> {
+    Some(CardRef {
+        profile: profile.parse::<Profile>().ok()?,
+        identity: identity.to_owned(),
+    })
+}
+
+/// The lift-lock form.
+#[derive(Deserialize)]
+pub(crate) struct LiftLockForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST .../lift-lock`: back to the card page.
+pub(crate) async fn lift_lock(
+    State(shared): State<Arc<Shared>>,
+    signed: Signed,
+    Path((profile, identity)): Path<(String, String)>,
+    Form(form): Form<LiftLockForm>,
+) -> Response {
+    if let Some(refusal) = signed.form_refusal(&form.csrf) {
+        return refusal;
+    }
+    let Some(card) = card_ref(&profile, &identity) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            message("Not found", Some(&signed.nav), "No such card profile."),
+        );
+    };
+    let actor = signed.actor.clone();
+    let req = LiftLockRequest {
+        reason: form.reason,
+    };
+    let done = on_worker(&shared, move |app| {
+        operator::lift_lock(app, &actor, &profile, &identity, &req)
+    })
+    .await;
+    match done {
+        Some(Ok(_)) => see_other(&card_path(&card)),
+        Some(Err(e)) => refused(Some(&signed.nav), &e),
+        None => failed(),
+    }
+}
+
+/// The offline-response and PUK read-out forms.
+#[derive(Deserialize)]
+pub(crate) struct OfflineForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    identity_checked: String,
+}
+
+/// `POST .../offline-response`: the response, grouped for reading aloud.
+pub(crate) async fn offline_response(
+    State(shared): State<Arc<Shared>>,
+    signed: Signed,
+    Path((profile, identity)): Path<(String, String)>,
+    Form(form): Form<OfflineForm>,
+) -> Response {
+    if let Some(refusal) = signed.form_refusal(&form.csrf) {
+        return refusal;
+    }
+    let Some(card) = card_ref(&profile, &identity) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            message("Not found", Some(&signed.nav), "No such card profile."),
+        );
+    };
+    let actor = signed.actor.clone();
+    let req = OfflineRequest {
+        challenge: form.challenge,
+        identity_checked: form.identity_checked,
+    };
+    let reply = on_worker(&shared, move |app| {
+        operator::offline_response(app, &actor, &profile, &identity, &req)
+    })
+    .await;
+    match reply {
+        Some(Ok(reply)) => html(
+            StatusCode::OK,
+            pages::offline_result(&signed.nav, &card, &reply),
+        ),
+        Some(Err(e)) => refused(Some(&signed.nav), &e),
+        None => failed(),
+    }
+}
+
+/// `POST .../puk-readout`: the PIV card's PUK, grouped for reading aloud.
+pub(crate) async fn puk_readout(
+    State(shared): State<Arc<Shared>>,
+    signed: Signed,
+    Path((profile, identity)): Path<(String, String)>,
+    Form(form): Form<OfflineForm>,
+) -> Response {
+    if let Some(refusal) = signed.form_refusal(&form.csrf) {
+        return refusal;
+    }
+    let Some(card) = card_ref(&profile, &identity) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            message("Not found", Some(&signed.nav), "No such card profile."),
+        );
+    };
+    let actor = signed.actor.clone();
+    let req = PukReadoutRequest {
+        identity_checked: form.identity_checked,
+    };
+    let reply = on_worker(&shared, move |app| {
+        operator::puk_readout(app, &actor, &profile, &identity, &req)
+    })
+    .await;
+    match reply {
+        Some(Ok(reply)) => html(
+            StatusCode::OK,
+            pages::puk_result(&signed.nav, &card, &reply),
+        ),
+        Some(Err(e)) => refused(Some(&signed.nav), &e),
+        None => failed(),
+    }
+}

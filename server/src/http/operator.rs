@@ -1,0 +1,469 @@
+//! The operator JSON API (`/v1/operator/*`, API.md "Operator API") as axum handlers over the
+//! service functions of [`crate::operator`]. Every call but sign-in carries
+//! `Authorization: Bearer <token>`; the token check and the call run together on a blocking
+//! thread (the store and Argon2 are synchronous). Bodies are read into wiped buffers, at most
+//! 16 KiB, and parsed without quoting their content in errors (a password can be in them).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header::{
+    HeaderValue, AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use cardunlock_protocol::operator::{
+    paths, AddOperatorRequest, AuditQuery, EnrollDone, EnrollRequest, LiftLockRequest,
+    OfflineRequest, PukReadoutRequest, SearchQuery, SetPasswordRequest, SignInRequest,
+};
+use cardunlock_protocol::{ErrorBody, ErrorCode};
+
+use super::unlock::{read_body, respond, BodyError};
+use super::{Peer, Shared};
+use crate::api::{AppState, Reply};
+use crate::operator::{self as op, Actor, OpError};
+
+/// The operator routes, relative to `/v1/operator` (where [`super::routes`] nests them).
+pub(crate) fn router() -> Router<Arc<Shared>> {
+    let rel = |p: &'static str| p.strip_prefix("/v1/operator").unwrap_or(p);
+    Router::new()
+        .route(rel(paths::SESSION), post(sign_in).delete(sign_out))
+        .route(rel(paths::SEARCH), get(search))
+        .route(rel(paths::CARD), get(card_detail))
+        .route(rel(paths::LIFT_LOCK), post(lift_lock))
+        .route(rel(paths::OFFLINE_RESPONSE), post(offline_response))
+        .route(rel(paths::PUK_READOUT), post(puk_readout))
+        .route(rel(paths::ENROLLMENTS), post(enroll_begin))
+        .route(rel(paths::ENROLLMENT), post(enroll_done))
+        .route(rel(paths::AUDIT), get(audit))
+        .route(rel(paths::AUDIT_CSV), get(audit_csv))
+        .route(
+            rel(paths::OPERATORS),
+            get(list_operators).post(add_operator),
+        )
+        .route(rel(paths::OPERATOR_DISABLE), post(disable_operator))
+        .route(rel(paths::OPERATOR_RESET_TOTP), post(reset_totp))
+        .route(rel(paths::OPERATOR_PASSWORD), post(set_password))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+fn refused(code: ErrorCode, message: &str) -> OpError {
+    OpError::Refused(ErrorBody::new(code, message))
+}
+
+fn error_reply(e: &OpError) -> Reply {
+    let body = e.body();
+    Reply {
+        status: e.status(),
+        retry_after: body.retry_after,
+        body: serde_json::to_value(&body).unwrap_or_default(),
+    }
+}
+
+fn json_response<T: Serialize>(result: Result<T, OpError>) -> Response {
+    let reply = match result {
+        Ok(value) => Reply {
+            status: 200,
+            body: serde_json::to_value(&value).unwrap_or_default(),
+            retry_after: None,
+        },
+        Err(e) => error_reply(&e),
+    };
+    let unauthorized = reply.status == 401;
+    let mut response = respond(reply, false);
+    if unauthorized {
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+async fn method_not_allowed(State(shared): Shared_, req: Request) -> Response {
+    drain(&shared, req).await;
+    json_response::<()>(Err(refused(
+        ErrorCode::MethodNotAllowed,
+        "This method is not allowed on this path.",
+    )))
+}
+
+/// The bearer token of the request, if any.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// Runs `work` on a blocking thread within the server's concurrency bound.
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    work: impl FnOnce(&AppState) -> Result<T, OpError> + Send + 'static,
+) -> Result<T, OpError> {
+    let failed = || {
+        refused(
+            ErrorCode::InternalError,
+            "The server failed; try again later.",
+        )
+    };
+    let Ok(_permit) = shared.work.acquire().await else {
+        return Err(failed());
+    };
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || work(&shared.app))
+        .await
+        .unwrap_or_else(|e| {
+            log::error!("operator handler failed: {e}");
+            Err(failed())
+        })
+}
+
+/// Authenticates the bearer token, then runs `work` as that operator (one blocking task).
+async fn as_operator<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    work: impl FnOnce(&AppState, &Actor) -> Result<T, OpError> + Send + 'static,
+) -> Result<T, OpError> {
+    let Some(token) = bearer(headers) else {
+        return Err(refused(
+            ErrorCode::Unauthorized,
+            "Sign in first: send Authorization: Bearer <token>.",
+        ));
+    };
+    let token = zeroize::Zeroizing::new(token);
+    blocking(shared, move |app| {
+        let actor = op::authenticate(app, &token, Some(peer))?;
+        work(app, &actor)
+    })
+    .await
+}
+
+/// Reads and drops the request's body (so the connection stays usable) and returns its headers.
+async fn drain(shared: &Shared, req: Request) -> HeaderMap {
+    let (parts, body) = req.into_parts();
+    let _ = read_body(body, shared.limits.request_timeout).await;
+    parts.headers
+}
+
+/// The request's JSON body as `R` (refusals never quote the body).
+async fn body<R: DeserializeOwned>(shared: &Shared, req: Request) -> Result<R, OpError> {
+    let (parts, body) = req.into_parts();
+    if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+        let media = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if !media.eq_ignore_ascii_case("application/json") {
+            return Err(refused(
+                ErrorCode::UnsupportedMediaType,
+                "The body must be application/json.",
+            ));
+        }
+    }
+    let bytes = read_body(body, shared.limits.request_timeout)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => refused(
+                ErrorCode::PayloadTooLarge,
+                "The request body is larger than 16 KiB.",
+            ),
+            BodyError::TimedOut => refused(
+                ErrorCode::RequestTimeout,
+                "The request body did not arrive in time.",
+            ),
+            BodyError::Broken => {
+                refused(ErrorCode::BadRequest, "The request body could not be read.")
+            }
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => {
+                "a field is missing or has the wrong type or value"
+            }
+            _ => "the body is not valid JSON",
+        };
+        OpError::bad(format!(
+            "Bad request: {what} (line {}, column {}).",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+type Shared_ = State<Arc<Shared>>;
+type PeerOf = Extension<Peer>;
+
+async fn sign_in(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
+    let result = async {
+        let r: SignInRequest = body(&shared, req).await?;
+        blocking(&shared, move |app| {
+            op::sign_in(app, &r, Some(peer)).map(|(_, reply)| reply)
+        })
+        .await
+    };
+    json_response(result.await)
+}
+
+async fn sign_out(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
+    let headers = drain(&shared, req).await;
+    json_response(as_operator(&shared, peer, &headers, op::sign_out).await)
+}
+
+async fn search(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
+    let Ok(Query(q)) = query else {
+        return json_response::<()>(Err(OpError::bad("Bad request: give ?q=text.")));
+    };
+    json_response(
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::search(app, a, &q.q)
+        })
+        .await,
+    )
+}
+
+type CardPath = Path<(String, String)>;
+
+async fn card_detail(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    Path((profile, identity)): CardPath,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
+    let work = move |app: &AppState, a: &Actor| op::card_detail(app, a, &profile, &identity);
+    json_response(as_operator(&shared, peer, &headers, work).await)
+}
+
+/// A `POST` on a card with a JSON body of type `R`.
+async fn card_post<R, T>(
+    shared: Arc<Shared>,
+    peer: IpAddr,
+    (profile, identity): (String, String),
+    req: Request,
+    call: fn(&AppState, &Actor, &str, &str, &R) -> Result<T, OpError>,
+) -> Response
+where
+    R: DeserializeOwned + Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    let headers = req.headers().clone();
+    let result = async {
+        let r: R = body(&shared, req).await?;
+        as_operator(&shared, peer, &headers, move |app, a| {
+            call(app, a, &profile, &identity, &r)
+        })
+        .await
+    };
+    json_response(result.await)
+}
+
+async fn lift_lock(
+    State(s): Shared_,
+    Extension(Peer(p)): PeerOf,
+    Path(c): CardPath,
+    req: Request,
+) -> Response {
+    card_post::<LiftLockRequest, _>(s, p, c, req, op::lift_lock).await
+}
+
+async fn offline_response(
+    State(s): Shared_,
+    Extension(Peer(p)): PeerOf,
+    Path(c): CardPath,
+    req: Request,
+) -> Response {
+    card_post::<OfflineRequest, _>(s, p, c, req, op::offline_response).await
+}
+
+async fn puk_readout(
+    State(s): Shared_,
+    Extension(Peer(p)): PeerOf,
+    Path(c): CardPath,
+    req: Request,
+) -> Response {
+    card_post::<PukReadoutRequest, _>(s, p, c, req, op::puk_readout).await
+}
+
+async fn enroll_begin(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let result = async {
+        let r: EnrollRequest = body(&shared, req).await?;
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::enroll_begin(app, a, &r)
+        })
+        .await
+    };
+    json_response(result.await)
+}
+
+async fn enroll_done(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let result = async {
+        let r: EnrollDone = body(&shared, req).await?;
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::enroll_done(app, a, &id, &r)
+        })
+        .await
+    };
+    json_response(result.await)
+}
+
+type AuditQ = Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>;
+
+async fn audit(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    q: AuditQ,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
+    let Ok(Query(q)) = q else {
+        return json_response::<()>(Err(OpError::bad(
+            "Bad request: a filter has the wrong form.",
+        )));
+    };
+    json_response(
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::audit_query(app, a, &q)
+        })
+        .await,
+    )
+}
+
+async fn audit_csv(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    q: AuditQ,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
+    let Ok(Query(q)) = q else {
+        return json_response::<()>(Err(OpError::bad(
+            "Bad request: a filter has the wrong form.",
+        )));
+    };
+    match as_operator(&shared, peer, &headers, move |app, a| {
+        op::audit_csv(app, a, &q)
+    })
+    .await
+    {
+        Err(e) => json_response::<()>(Err(e)),
+        Ok(csv) => {
+            let mut response = Response::new(Body::from(csv));
+            *response.status_mut() = StatusCode::OK;
+            let h = response.headers_mut();
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            h.insert(
+                CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"cardunlock-audit.csv\""),
+            );
+            response
+        }
+    }
+}
+
+async fn list_operators(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
+    json_response(as_operator(&shared, peer, &headers, op::list_operators).await)
+}
+
+async fn add_operator(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let result = async {
+        let r: AddOperatorRequest = body(&shared, req).await?;
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::add_operator(app, a, &r)
+        })
+        .await
+    };
+    json_response(result.await)
+}
+
+async fn disable_operator(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
+    let work = move |app: &AppState, a: &Actor| op::disable_operator(app, a, &name);
+    json_response(as_operator(&shared, peer, &headers, work).await)
+}
+
+async fn reset_totp(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    let headers = drain(&shared, req).await;
+    let work = move |app: &AppState, a: &Actor| op::reset_totp(app, a, &name);
+    json_response(as_operator(&shared, peer, &headers, work).await)
+}
+
+async fn set_password(
+    State(shared): Shared_,
+    Extension(Peer(peer)): PeerOf,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    let headers = req.headers().clone();
+    let result = async {
+        let r: SetPasswordRequest = body(&shared, req).await?;
+        as_operator(&shared, peer, &headers, move |app, a| {
+            op::set_password(app, a, &name, &r)
+        })
+        .await
+    };
+    json_response(result.await)
+}
+
+/// `GET /v1/openapi.json`: the OpenAPI 3.1 document of the whole server.
+pub(crate) async fn openapi() -> Response {
+    let mut response = Response::new(Body::from(OPENAPI));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `server/openapi.json`.
+pub(crate) const OPENAPI: &str = include_str!("../../openapi.json");

@@ -1,0 +1,67 @@
+//! The router: the five unlock endpoints, the places where the operator API
+//! (`/v1/operator/*`) and the console (`/console/*`) are nested, the JSON 404 for every other
+//! path, and the security headers on every reply.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::{
+    HeaderName, HeaderValue, CACHE_CONTROL, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::routing::{any, get};
+use axum::{Extension, Router};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use super::unlock::{endpoint, not_found};
+use super::{Peer, Shared};
+use crate::api::Endpoint;
+
+/// The operator JSON API, nested at `/v1/operator`.
+pub(crate) fn operator_api() -> Router<Arc<Shared>> {
+    super::operator::router()
+}
+
+/// The help-desk console: its routes under `/console` (with their own CSP and form limits).
+pub(crate) fn console() -> Router<Arc<Shared>> {
+    crate::console::routes()
+}
+
+/// Every route the server serves, with its state.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let mut unlock = Router::new();
+    for which in Endpoint::ALL {
+        unlock = unlock.route(
+            &which.path(),
+            any(
+                move |state: State<Arc<Shared>>, peer: Extension<Peer>, req: Request| {
+                    endpoint(which, state, peer, req)
+                },
+            ),
+        );
+    }
+    unlock
+        .route(
+            cardunlock_protocol::operator::paths::OPENAPI,
+            get(super::operator::openapi),
+        )
+        .nest("/v1/operator", operator_api())
+        .merge(console())
+        .fallback(not_found)
+        .layer(header(
+            STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ))
+        .layer(header(X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(REFERRER_POLICY, "no-referrer"))
+        .layer(header(X_FRAME_OPTIONS, "DENY"))
+        // Replies carry personal data or secrets: no cache keeps them, unless a route says
+        // otherwise (the console's stylesheet).
+        .layer(header(CACHE_CONTROL, "no-store"))
+        .with_state(shared)
+}
+
+/// A layer setting `name: value` on every response that does not set it itself.
+fn header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}

@@ -1,0 +1,204 @@
+//! The five `POST /v1/unlock/*` endpoints as axum handlers, and the JSON refusals every other
+//! path gets: the body is read (or drained) before any answer, so a client always gets its
+//! reply instead of a reset connection; then the endpoint runs on a blocking thread.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use http_body_util::BodyExt;
+use zeroize::Zeroizing;
+
+use cardunlock_protocol::ErrorCode;
+
+use super::{Peer, Shared};
+use crate::api::{dispatch, refusal, refuse_request, AppState, Endpoint, Reply};
+
+/// Largest request body accepted (API.md): 16 KiB; 413 beyond.
+const MAX_BODY: usize = 16 * 1024;
+/// An oversized body is read and dropped up to this much, so the client gets its 413 instead of
+/// a reset connection; beyond it the connection is simply closed.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+pub(crate) enum BodyError {
+    TooLarge,
+    TimedOut,
+    Broken,
+}
+
+/// Reads at most [`MAX_BODY`] bytes; past that, drains up to [`DRAIN_LIMIT`] and says so.
+pub(crate) async fn read_body(
+    mut body: Body,
+    timeout: Duration,
+) -> Result<Zeroizing<Vec<u8>>, BodyError> {
+    let read = async {
+        let mut buf = Zeroizing::new(Vec::new());
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| BodyError::Broken)?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            total = total.saturating_add(data.len());
+            if total > DRAIN_LIMIT {
+                break;
+            }
+            if total <= MAX_BODY {
+                cardunlock_protocol::body::extend_wiped(&mut buf, &data);
+            }
+        }
+        if total > MAX_BODY {
+            Err(BodyError::TooLarge)
+        } else {
+            Ok(buf)
+        }
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut))
+}
+
+fn is_json(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        let media = v.split(';').next().unwrap_or("").trim();
+        media.eq_ignore_ascii_case("application/json")
+    })
+}
+
+/// The route of one endpoint: `POST` runs it, any other method is refused with 405 and
+/// `Allow: POST`.
+pub(crate) async fn endpoint(
+    endpoint: Endpoint,
+    State(shared): State<Arc<Shared>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    req: Request,
+) -> Response {
+    handle(shared, peer, Some(endpoint), req).await
+}
+
+/// Any path no route serves: 404 with the contract's JSON error body (audited).
+pub(crate) async fn not_found(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    // The peer only matters to an endpoint that runs; a refusal is audited without it.
+    handle(shared, IpAddr::from([0, 0, 0, 0]), None, req).await
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    peer: IpAddr,
+    endpoint: Option<Endpoint>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let what = format!("{} {}", parts.method, parts.uri.path());
+    let too_large = refusal(
+        ErrorCode::PayloadTooLarge,
+        "The request body is larger than 16 KiB.",
+    );
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > DRAIN_LIMIT as u64) {
+        return refuse(&shared, what, too_large, true).await;
+    }
+    // Read (or drain) the body before any refusal, so the client always gets its answer.
+    let body = match read_body(body, shared.limits.request_timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return refuse(&shared, what, too_large, true).await,
+        Err(BodyError::TimedOut) => {
+            let reply = refusal(
+                ErrorCode::RequestTimeout,
+                "The request body did not arrive in time.",
+            );
+            return refuse(&shared, what, reply, true).await;
+        }
+        Err(BodyError::Broken) => {
+            let reply = refusal(ErrorCode::BadRequest, "The request body could not be read.");
+            return refuse(&shared, what, reply, true).await;
+        }
+    };
+    let Some(endpoint) = endpoint else {
+        let reply = refusal(ErrorCode::NotFound, "No such endpoint.");
+        return refuse(&shared, what, reply, false).await;
+    };
+    if parts.method != Method::POST {
+        let reply = refusal(ErrorCode::MethodNotAllowed, "Use POST.");
+        let mut response = refuse(&shared, what, reply, false).await;
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    if parts.headers.get(CONTENT_TYPE).is_some_and(|v| !is_json(v)) {
+        let reply = refusal(
+            ErrorCode::UnsupportedMediaType,
+            "The body must be application/json.",
+        );
+        return refuse(&shared, what, reply, false).await;
+    }
+    let reply = blocking(&shared, move |app| dispatch(app, endpoint, peer, &body)).await;
+    respond(reply, false)
+}
+
+/// Audits a refusal (on a blocking thread) and turns it into a response.
+async fn refuse(shared: &Arc<Shared>, what: String, reply: Reply, close: bool) -> Response {
+    let reply = blocking(shared, move |app| refuse_request(app, &what, reply)).await;
+    respond(reply, close)
+}
+
+/// Runs `work` on a blocking thread, within the concurrency bound; `None` if it could not run
+/// or failed (logged).
+pub(crate) async fn on_worker<T, F>(shared: &Arc<Shared>, work: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&AppState) -> T + Send + 'static,
+{
+    let _permit = shared.work.acquire().await.ok()?;
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || work(&shared.app))
+        .await
+        .map_err(|e| log::error!("request handler failed: {e}"))
+        .ok()
+}
+
+/// Runs an endpoint's `work` on a blocking thread, within the concurrency bound.
+async fn blocking<F>(shared: &Arc<Shared>, work: F) -> Reply
+where
+    F: FnOnce(&AppState) -> Reply + Send + 'static,
+{
+    on_worker(shared, work).await.unwrap_or_else(|| {
+        refusal(
+            ErrorCode::InternalError,
+            "The server failed; try again later.",
+        )
+    })
+}
+
+/// A reply as a JSON response (`Connection: close` when the rest of the request was not read).
+pub(crate) fn respond(reply: Reply, close: bool) -> Response {
+    let body = serde_json::to_vec(&reply.body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(secs) = reply.retry_after {
+        if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+            headers.insert(RETRY_AFTER, value);
+        }
+    }
+    response
+}

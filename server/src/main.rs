@@ -1,0 +1,259 @@
+//! `cardunlock-server`: serve online unlock and the operator API, or add operators.
+//!
+//! - `serve`: HTTPS on `--bind`, the store at `--db` (SQLite file or `postgres://` URL), the
+//!   master secret from `--master-secret-file` (owner-only), `--master-secret-stdin` or
+//!   `$CARDUNLOCK_MASTER_SECRET` (hex).
+//! - `add-admin NAME`, `add-operator NAME --role ROLE...`: the password from a hidden prompt,
+//!   `--password-stdin` or `--password-file` (owner-only); prints the `otpauth://` URI and its
+//!   QR code for the operator's authenticator app, once.
+//!
+//! Exit codes: 0 done; 2 bad usage or input; 6 the database cannot be reached; 1 anything else.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use cardunlock_server::protocol::{Role, Secret};
+use cardunlock_server::{
+    operator, read_secret_file, totp, Argon2Params, Config, MasterSecret, OpError, ServerError,
+    Store,
+};
+
+/// The cardunlock server: online unlock of blocked smart cards and the operator API.
+#[derive(Parser, Debug)]
+#[command(name = "cardunlock-server", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve online unlock and the operator API over HTTPS until Ctrl-C.
+    Serve(ServeArgs),
+    /// Add an operator with the role admin (the first account of a new server).
+    AddAdmin(AddArgs),
+    /// Add an operator with the given roles.
+    AddOperator {
+        #[command(flatten)]
+        add: AddArgs,
+        /// A role: helpdesk, enroller, auditor or admin (repeat for several).
+        #[arg(long = "role", required = true)]
+        roles: Vec<Role>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct StateArgs {
+    /// The store: a SQLite database file (created and migrated on start), or a PostgreSQL URL
+    /// `postgres://user@host[:port]/dbname` shared by several instances. Prefer $CARDUNLOCK_DB
+    /// for a URL with a password.
+    #[arg(long, env = "CARDUNLOCK_DB", default_value = "cardunlock.db")]
+    db: PathBuf,
+    /// File with the master secret (hex, 32+ bytes; owner-only). Else $CARDUNLOCK_MASTER_SECRET.
+    #[arg(long, conflicts_with = "master_secret_stdin")]
+    master_secret_file: Option<PathBuf>,
+    /// Read the master secret (hex) from standard input.
+    #[arg(long)]
+    master_secret_stdin: bool,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    state: StateArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    bind: std::net::SocketAddr,
+    /// Where the self-signed certificate and key are kept (made on first start).
+    #[arg(long, default_value = ".")]
+    state_dir: PathBuf,
+    /// Wrong answer attempts before a card's online unlock is locked.
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// Minutes an operator session may stay idle.
+    #[arg(long, default_value_t = 15)]
+    operator_idle_minutes: u64,
+    /// Hours an operator session lasts at most.
+    #[arg(long, default_value_t = 8)]
+    operator_session_hours: u64,
+    /// Offline responses one operator may get per day.
+    #[arg(long, default_value_t = 20)]
+    daily_offline_responses: u32,
+    /// PIV PUK read-outs one operator may get per day.
+    #[arg(long, default_value_t = 20)]
+    daily_puk_readouts: u32,
+}
+
+#[derive(Args, Debug)]
+struct AddArgs {
+    /// The operator's name (a-z, 0-9, '.', '_', '-').
+    name: String,
+    #[command(flatten)]
+    state: StateArgs,
+    /// Read the password from standard input (one line).
+    #[arg(long, conflicts_with = "password_file")]
+    password_stdin: bool,
+    /// Read the password from a file only its owner can read (first line).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+}
+
+/// A failure with its exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<ServerError> for Failure {
+    fn from(e: ServerError) -> Self {
+        let code = match e {
+            ServerError::DatabaseUnavailable(_) => 6,
+            ServerError::InvalidInput(_)
+            | ServerError::MasterSecret(_)
+            | ServerError::Permissions(_)
+            | ServerError::SchemaVersion(_) => 2,
+            _ => 1,
+        };
+        Self {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<OpError> for Failure {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Server(e) => e.into(),
+            refused @ OpError::Refused(_) => Self {
+                code: 2,
+                message: refused.body().message,
+            },
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+/// One line of standard input, without its line ending.
+fn stdin_line(what: &str) -> Result<Zeroizing<String>, Failure> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| usage(format!("{what}: cannot read standard input: {e}")))?;
+    let trimmed = line.trim_end_matches(['\r', '\n']).len();
+    line.truncate(trimmed);
+    Ok(line)
+}
+
+impl StateArgs {
+    fn master(&self) -> Result<MasterSecret, Failure> {
+        let master = if self.master_secret_stdin {
+            MasterSecret::from_hex(stdin_line("master secret")?.trim())
+        } else if let Some(path) = &self.master_secret_file {
+            MasterSecret::from_file(path)
+        } else {
+            MasterSecret::from_env()
+        };
+        Ok(master?)
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    let mut config = Config::new(
+        args.state.db.clone(),
+        args.state_dir.clone(),
+        args.state.master()?,
+    );
+    config.bind = args.bind;
+    config.max_attempts = args.max_attempts;
+    config.operators.idle_timeout = Duration::from_secs(args.operator_idle_minutes * 60);
+    config.operators.session_lifetime = Duration::from_secs(args.operator_session_hours * 3600);
+    config.operators.daily_offline_responses = args.daily_offline_responses;
+    config.operators.daily_puk_readouts = args.daily_puk_readouts;
+    Ok(cardunlock_server::run_blocking(config)?)
+}
+
+fn password(args: &AddArgs) -> Result<Secret, Failure> {
+    let text = if args.password_stdin {
+        stdin_line("password")?
+    } else if let Some(path) = &args.password_file {
+        read_secret_file(path, "password file")?
+    } else {
+        if !std::io::stdin().is_terminal() {
+            return Err(usage(
+                "no terminal to ask the password on: use --password-stdin or --password-file",
+            ));
+        }
+        let first = Zeroizing::new(
+            rpassword::prompt_password(format!("Password for {}: ", args.name))
+                .map_err(|e| usage(format!("password: {e}")))?,
+        );
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Again: ").map_err(|e| usage(format!("password: {e}")))?,
+        );
+        if *first != *again {
+            return Err(usage("the two passwords differ"));
+        }
+        first
+    };
+    Ok(Secret::new(text.as_str()))
+}
+
+fn add(args: &AddArgs, roles: &[Role]) -> Result<(), Failure> {
+    // Check the cheap things before asking for a password.
+    cardunlock_server::protocol::operator::check_operator_name(&args.name)
+        .map_err(|e| usage(e.to_string()))?;
+    let master = args.state.master()?;
+    let password = password(args)?;
+    let store = Store::open(&args.state.db)?;
+    let uri = operator::create_operator(
+        &store,
+        &master,
+        &Argon2Params::default(),
+        &args.name,
+        roles,
+        &password,
+    )?;
+    let mut out = std::io::stdout().lock();
+    let shown = (|| -> std::io::Result<()> {
+        writeln!(out, "operator {} added", args.name)?;
+        writeln!(
+            out,
+            "Scan this with the operator's authenticator app (shown once; it is the second factor):"
+        )?;
+        if let Some(qr) = totp::qr_text(uri.expose()) {
+            writeln!(out, "{}", qr.as_str())?;
+        }
+        writeln!(out, "{}", uri.expose())
+    })();
+    shown.map_err(|e| usage(format!("standard output: {e}")))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Serve(args) => serve(args),
+        Command::AddAdmin(args) => add(args, &[Role::Admin]),
+        Command::AddOperator { add: args, roles } => add(args, roles),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("cardunlock-server: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

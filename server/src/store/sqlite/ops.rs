@@ -1,0 +1,395 @@
+//! [`OpTx`] on SQLite.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{audit_row, card_row, SqliteTx};
+use crate::store::ops::{
+    roles_from_text, roles_to_text, AuditFilter, EnrollmentRow, OpSessionRow, OpTx, OperatorRow,
+};
+use crate::store::tx::CardKey;
+use crate::store::{AuditEntry, CardRecord, Profile};
+use crate::ServerError;
+
+const OPERATOR_COLUMNS: &str =
+    "name, password_hash, totp_sealed, totp_last_step, roles, disabled, created_ms";
+
+fn operator_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OperatorRow> {
+    Ok(OperatorRow {
+        name: r.get(0)?,
+        password_hash: r.get(1)?,
+        totp_sealed: r.get(2)?,
+        totp_last_step: r.get(3)?,
+        roles: roles_from_text(&r.get::<_, String>(4)?),
+        disabled: r.get(5)?,
+        created_ms: r.get(6)?,
+    })
+}
+
+fn enrollment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EnrollmentRow> {
+    Ok(EnrollmentRow {
+        id: r.get(0)?,
+        profile: r.get(1)?,
+        identity: r.get(2)?,
+        operator: r.get(3)?,
+        algorithm: r.get(4)?,
+        user_name: r.get(5)?,
+        user_email: r.get(6)?,
+        questions: r.get(7)?,
+        key_gen: r.get(8)?,
+        puk_gen: r.get(9)?,
+        created_ms: r.get(10)?,
+        state: r.get(11)?,
+    })
+}
+
+const ENROLLMENT_COLUMNS: &str = "id, profile, identity, operator, algorithm, user_name, \
+     user_email, questions, key_gen, puk_gen, created_ms, state";
+
+impl OpTx for SqliteTx<'_> {
+    fn insert_operator(&mut self, o: &OperatorRow) -> Result<bool, ServerError> {
+        let n = self.0.execute(
+            "INSERT INTO operators (name, password_hash, totp_sealed, totp_last_step, roles,
+                                    disabled, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            params![
+                o.name,
+                o.password_hash,
+                o.totp_sealed,
+                o.totp_last_step,
+                roles_to_text(&o.roles),
+                o.disabled,
+                o.created_ms
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn read_operator(&mut self, name: &str) -> Result<Option<OperatorRow>, ServerError> {
+        let sql = format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE name = ?1");
+        Ok(self
+            .0
+            .query_row(&sql, params![name], operator_row)
+            .optional()?)
+    }
+
+    fn list_operators(&mut self) -> Result<Vec<OperatorRow>, ServerError> {
+        let sql = format!("SELECT {OPERATOR_COLUMNS} FROM operators ORDER BY name");
+        let mut stmt = self.0.prepare(&sql)?;
+        let rows = stmt.query_map([], operator_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_operator_password(&mut self, name: &str, hash: &str) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE operators SET password_hash = ?2 WHERE name = ?1",
+            params![name, hash],
+        )?;
+        Ok(())
+    }
+
+    fn set_operator_totp(&mut self, name: &str, sealed: &[u8]) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE operators SET totp_sealed = ?2, totp_last_step = NULL WHERE name = ?1",
+            params![name, sealed],
+        )?;
+        Ok(())
+    }
+
+    fn set_operator_totp_step(&mut self, name: &str, step: i64) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE operators SET totp_last_step = ?2 WHERE name = ?1",
+            params![name, step],
+        )?;
+        Ok(())
+    }
+
+    fn set_operator_disabled(&mut self, name: &str, disabled: bool) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE operators SET disabled = ?2 WHERE name = ?1",
+            params![name, disabled],
+        )?;
+        Ok(())
+    }
+
+    fn insert_op_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        operator: &str,
+        now: i64,
+        address: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "INSERT INTO operator_sessions (token_hash, operator, created_ms, last_seen_ms, address)
+             VALUES (?1, ?2, ?3, ?3, ?4)",
+            params![&token_hash[..], operator, now, address],
+        )?;
+        Ok(())
+    }
+
+    fn read_op_session(
+        &mut self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<OpSessionRow>, ServerError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT operator, created_ms, last_seen_ms, ended FROM operator_sessions
+                 WHERE token_hash = ?1",
+                params![&token_hash[..]],
+                |r| {
+                    Ok(OpSessionRow {
+                        operator: r.get(0)?,
+                        created_ms: r.get(1)?,
+                        last_seen_ms: r.get(2)?,
+                        ended: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn touch_op_session(&mut self, token_hash: &[u8; 32], now: i64) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE operator_sessions SET last_seen_ms = ?2 WHERE token_hash = ?1",
+            params![&token_hash[..], now],
+        )?;
+        Ok(())
+    }
+
+    fn end_op_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE operator_sessions SET ended = 1 WHERE token_hash = ?1",
+            params![&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
+        self.0.execute(
+            "DELETE FROM operator_sessions WHERE ended = 1 OR created_ms < ?1",
+            params![created_before],
+        )?;
+        Ok(())
+    }
+
+    fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE operator_sessions SET ended = 1 WHERE operator = ?1 AND ended = 0",
+            params![operator],
+        )?;
+        Ok(())
+    }
+
+    fn count_sign_in_failure(
+        &mut self,
+        key: &str,
+        now: i64,
+        forget_before: i64,
+    ) -> Result<u32, ServerError> {
+        Ok(self.0.query_row(
+            "INSERT INTO sign_in_failures (key, failures, last_failure_ms) VALUES (?1, 1, ?2)
+             ON CONFLICT (key) DO UPDATE SET
+                 failures = CASE WHEN last_failure_ms < ?3 THEN 1 ELSE failures + 1 END,
+                 last_failure_ms = ?2
+             RETURNING failures",
+            params![key, now, forget_before],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn set_sign_in_lockout(&mut self, key: &str, until_ms: i64) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sign_in_failures SET locked_until_ms = ?2 WHERE key = ?1",
+            params![key, until_ms],
+        )?;
+        Ok(())
+    }
+
+    fn sign_in_lockout(&mut self, key: &str) -> Result<i64, ServerError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT locked_until_ms FROM sign_in_failures WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    fn clear_sign_in_failures(&mut self, key: &str) -> Result<(), ServerError> {
+        self.0
+            .execute("DELETE FROM sign_in_failures WHERE key = ?1", params![key])?;
+        Ok(())
+    }
+
+    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT count FROM operator_daily WHERE operator = ?1 AND day = ?2 AND kind = ?3",
+                params![operator, day, kind],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
+        Ok(self.0.query_row(
+            "INSERT INTO operator_daily (operator, day, kind, count) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT (operator, day, kind) DO UPDATE SET count = count + 1
+             RETURNING count",
+            params![operator, day, kind],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn insert_enrollment(&mut self, e: &EnrollmentRow) -> Result<(), ServerError> {
+        self.0.execute(
+            "INSERT INTO enrollments (id, profile, identity, operator, algorithm, user_name,
+                 user_email, questions, key_gen, puk_gen, created_ms, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                e.id,
+                e.profile,
+                e.identity,
+                e.operator,
+                e.algorithm,
+                e.user_name,
+                e.user_email,
+                e.questions,
+                e.key_gen,
+                e.puk_gen,
+                e.created_ms,
+                e.state
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn read_enrollment(&mut self, id: &str) -> Result<Option<EnrollmentRow>, ServerError> {
+        let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE id = ?1");
+        Ok(self
+            .0
+            .query_row(&sql, params![id], enrollment_row)
+            .optional()?)
+    }
+
+    fn unconfirmed_enrollments(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Vec<EnrollmentRow>, ServerError> {
+        let sql = format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM enrollments
+             WHERE profile = ?1 AND identity = ?2 AND state IN ('open', 'failed')
+             ORDER BY created_ms DESC, key_gen DESC"
+        );
+        let mut stmt = self.0.prepare(&sql)?;
+        let rows = stmt.query_map(params![profile.as_str(), identity], enrollment_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_enrollment_state(&mut self, id: &str, state: &str) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE enrollments SET state = ?2 WHERE id = ?1",
+            params![id, state],
+        )?;
+        Ok(())
+    }
+
+    fn supersede_enrollments(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        except: &str,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE enrollments SET state = 'superseded'
+             WHERE profile = ?1 AND identity = ?2 AND id <> ?3 AND state IN ('open', 'failed')",
+            params![profile.as_str(), identity, except],
+        )?;
+        Ok(())
+    }
+
+    fn enrollments_since(&mut self, operator: &str, since_ms: i64) -> Result<u32, ServerError> {
+        Ok(self.0.query_row(
+            "SELECT COUNT(*) FROM enrollments WHERE operator = ?1 AND created_ms >= ?2",
+            params![operator, since_ms],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn set_key_gens(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        key_gen: u32,
+        pending: Option<u32>,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET key_gen = ?3, pending_key_gen = ?4 WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, key_gen, pending],
+        )?;
+        Ok(())
+    }
+
+    fn set_puk_read_out(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET puk_read_out = 1 WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity],
+        )?;
+        Ok(())
+    }
+
+    fn search_cards(&mut self, needle: &str, limit: u32) -> Result<Vec<CardRecord>, ServerError> {
+        let mut stmt = self.0.prepare(
+            "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
+                    user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
+                    profile, identity
+             FROM cards
+             WHERE instr(lower(user_name), ?1) > 0 OR instr(lower(user_email), ?1) > 0
+                OR instr(identity, ?1) > 0
+             ORDER BY user_name, profile, identity LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![needle, limit], |r| {
+            Ok((
+                card_row(r)?,
+                r.get::<_, String>(11)?,
+                r.get::<_, String>(12)?,
+            ))
+        })?;
+        let mut cards = Vec::new();
+        for row in rows {
+            let (card, profile, identity) = row?;
+            if let Some(profile) = Profile::parse(&profile) {
+                cards.push(card.into_record(profile, &identity)?);
+            }
+        }
+        Ok(cards)
+    }
+
+    fn audit_query(&mut self, f: &AuditFilter<'_>) -> Result<Vec<AuditEntry>, ServerError> {
+        let mut stmt = self.0.prepare(
+            "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                    operator, role, address
+             FROM audit a
+             WHERE (?1 IS NULL OR a.identity = ?1)
+               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM cards c
+                      WHERE c.profile = a.profile AND c.identity = a.identity
+                        AND (instr(lower(c.user_name), ?2) > 0
+                             OR instr(lower(c.user_email), ?2) > 0)))
+               AND (?3 IS NULL OR a.operator = ?3)
+               AND (?4 IS NULL OR a.event = ?4)
+               AND (?5 IS NULL OR a.time_ms >= ?5)
+               AND (?6 IS NULL OR a.time_ms < ?6)
+               AND (?8 IS NULL OR a.profile = ?8)
+             ORDER BY a.id DESC LIMIT ?7",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                f.identity, f.user, f.operator, f.event, f.since_ms, f.until_ms, f.limit, f.profile
+            ],
+            audit_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,135 @@
+//! The `cardunlock-server` binary: `add-admin` / `add-operator` (password from standard input
+//! or an owner-only file, the otpauth URI and QR code printed), then `serve`, and the printed
+//! TOTP seed signs the operator in over HTTPS.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cardunlock_server::totp;
+use common::operators::unix;
+use common::*;
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cardunlock-server");
+
+fn server_cmd(db: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("CARDUNLOCK_MASTER_SECRET", MASTER_HEX)
+        .env("CARDUNLOCK_DB", db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn add_admin_then_serve_then_sign_in_with_the_printed_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cardunlock.db");
+    let mut child = server_cmd(&db)
+        .args(["add-admin", "root", "--password-stdin"])
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long admin password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains('█'), "no QR code: {stdout}");
+    let uri = stdout
+        .lines()
+        .find(|l| l.starts_with("otpauth://"))
+        .unwrap();
+    let seed = totp::seed_from_uri(uri).unwrap();
+
+    // Same name again: refused, exit 2.
+    let mut again = server_cmd(&db)
+        .args(["add-admin", "root", "--password-stdin"])
+        .spawn()
+        .unwrap();
+    again
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long admin password\n")
+        .unwrap();
+    assert_eq!(again.wait_with_output().unwrap().status.code(), Some(2));
+    // A password file open to others is refused.
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "another long password\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let open = server_cmd(&db)
+            .args([
+                "add-operator",
+                "hd",
+                "--role",
+                "helpdesk",
+                "--password-file",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(open.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&open.stderr).contains("chmod 600"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let hd = server_cmd(&db)
+        .args([
+            "add-operator",
+            "hd",
+            "--role",
+            "helpdesk",
+            "--role",
+            "auditor",
+            "--password-file",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        hd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hd.stderr)
+    );
+
+    let state = dir.path().join("state");
+    let mut server = server_cmd(&db)
+        .args(["serve", "--bind", "127.0.0.1:0", "--state-dir"])
+        .arg(&state)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let url = first.rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{first}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state.join("server.crt").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let agent = agent(&std::fs::read_to_string(state.join("server.crt")).unwrap());
+    let code = totp::code(&seed, unix());
+    let (status, reply) = post(
+        &agent,
+        &url,
+        "/v1/operator/session",
+        &json!({"name": "root", "password": "a long admin password", "totp": code.as_str()}),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["operator"]["roles"], json!(["admin"]));
+}

@@ -1,0 +1,197 @@
+//! The console over plain HTTPS (no browser): session cookie, form tokens bound to the
+//! session, roles, sign-out, escaping and the Content-Security-Policy.
+
+mod common;
+#[path = "common/console.rs"]
+mod console;
+
+use cardunlock_server::protocol::operator::Role;
+use common::*;
+use console::*;
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+#[test]
+fn pages_need_a_session_and_carry_the_csp() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let mut web = Browserless::new(&env);
+    for path in [
+        "/console/",
+        "/console/audit",
+        "/console/operators",
+        "/console/cards/iso/0a",
+    ] {
+        let r = web.get(path);
+        assert_eq!(r.status, 303, "{path}");
+        assert_eq!(r.location.as_deref(), Some("/console/sign-in"), "{path}");
+    }
+    let page = web.get("/console/sign-in");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.csp.as_deref(), Some(CSP));
+    assert!(!page.body.contains("<script"), "{}", page.body);
+
+    // A wrong code is refused, with the form again.
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk, Role::Admin]);
+    let wrong = web.post_form(
+        "/console/sign-in",
+        &[
+            ("name", "alice"),
+            ("password", PASSWORD),
+            ("totp", "000000"),
+        ],
+    );
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert!(wrong.set_cookie.is_none());
+
+    web.sign_in(&alice);
+    let search = web.get("/console/");
+    assert_eq!(search.status, 200, "{}", search.body);
+    assert_eq!(search.csp.as_deref(), Some(CSP));
+    assert!(search.body.contains("alice"));
+    let css = web.get("/console/style.css");
+    assert_eq!(css.status, 200);
+    assert!(css.body.contains(":focus-visible"));
+}
+
+#[test]
+fn forms_without_or_with_another_sessions_token_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    locked_card(&env, "0b0b");
+    let (alice, hank) = (
+        Operator::add(&env, "alice", &[Role::Helpdesk]),
+        Operator::add(&env, "hank", &[Role::Helpdesk]),
+    );
+    let (mut a, mut h) = (Browserless::new(&env), Browserless::new(&env));
+    a.sign_in(&alice);
+    h.sign_in(&hank);
+    let card = "/console/cards/iso/0b0b";
+    let a_token = csrf_of(&a.get(card).body);
+    let h_token = csrf_of(&h.get(card).body);
+    assert_ne!(a_token, h_token);
+    let lift = format!("{card}/lift-lock");
+
+    let none = a.post_form(&lift, &[("reason", "caller verified")]);
+    assert_eq!(none.status, 403, "{}", none.body);
+    let other = a.post_form(&lift, &[("csrf", &h_token), ("reason", "caller verified")]);
+    assert_eq!(other.status, 403, "{}", other.body);
+    let (status, reply) = env.post("/v1/unlock/start", &card_json("0b0b"));
+    assert_eq!(status, 423, "still locked: {reply}");
+
+    let own = a.post_form(&lift, &[("csrf", &a_token), ("reason", "caller verified")]);
+    assert_eq!(own.status, 303, "{}", own.body);
+    assert_eq!(own.location.as_deref(), Some(card));
+    env.start_session("iso", "0b0b");
+}
+
+fn card_json(identity: &str) -> serde_json::Value {
+    card("iso", identity)
+}
+
+#[test]
+fn a_helpdesk_cookie_on_the_operators_page_is_forbidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let hank = Operator::add(&env, "hank", &[Role::Helpdesk]);
+    let mut h = Browserless::new(&env);
+    h.sign_in(&hank);
+    let r = h.get("/console/operators");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!h.get("/console/").body.contains("/console/operators"));
+    let token = csrf_of(&h.get("/console/").body);
+    let add = h.post_form(
+        "/console/operators",
+        &[
+            ("csrf", &token),
+            ("name", "mallory"),
+            ("password", PASSWORD),
+            ("role_admin", "on"),
+        ],
+    );
+    assert_eq!(add.status, 403, "{}", add.body);
+}
+
+#[test]
+fn a_cookie_after_sign_out_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk]);
+    let mut a = Browserless::new(&env);
+    a.sign_in(&alice);
+    let token = csrf_of(&a.get("/console/").body);
+    let out = a.post_form("/console/sign-out", &[("csrf", &token)]);
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
+    // The browser would drop the cookie; a copy of it must not work either.
+    let again = a.get("/console/");
+    assert_eq!(again.status, 303);
+    assert_eq!(again.location.as_deref(), Some("/console/sign-in"));
+}
+
+#[test]
+fn a_hostile_name_is_shown_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let mut e = enrollment("iso", "0c0c", cardunlock_core::crypto::Algorithm::TripleDes);
+    e.name = "<script>alert(1)</script>".into();
+    e.questions[0].0 = "<img src=x onerror=alert(2)>?".into();
+    env.server.enroll(&e).unwrap();
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk]);
+    let mut a = Browserless::new(&env);
+    a.sign_in(&alice);
+    let found = a.get("/console/?q=script");
+    assert!(
+        found.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        found.body
+    );
+    let page = a.get("/console/cards/iso/0c0c");
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.body.contains("&lt;img src=x onerror=alert(2)&gt;?"));
+    assert!(!page.body.contains("<script") && !page.body.contains("<img"));
+}
+
+#[test]
+fn posts_from_another_site_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    locked_card(&env, "0f0f");
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk]);
+    let mut a = Browserless::new(&env);
+    let host = env.url.strip_prefix("https://").unwrap().to_owned();
+    let sign_in = |headers: &[(&str, &str)]| {
+        a.post_form_with(
+            "/console/sign-in",
+            headers,
+            &[
+                ("name", "alice"),
+                ("password", PASSWORD),
+                ("totp", &alice.code()),
+            ],
+        )
+    };
+    // Login forgery: refused before the password is even looked at.
+    let evil = sign_in(&[("Origin", "https://evil.example")]);
+    assert_eq!(evil.status, 403, "{}", evil.body);
+    assert!(evil.set_cookie.is_none());
+    let fetch = sign_in(&[("Sec-Fetch-Site", "cross-site")]);
+    assert_eq!(fetch.status, 403, "{}", fetch.body);
+    let own_origin = format!("https://{host}");
+    let ok = sign_in(&[("Origin", &own_origin), ("Sec-Fetch-Site", "same-origin")]);
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    a.sign_in_from(ok);
+
+    // A forged lift-lock with the right cookie and token still fails from another origin.
+    let card = "/console/cards/iso/0f0f";
+    let token = csrf_of(&a.get(card).body);
+    let lift = format!("{card}/lift-lock");
+    let fields = [("csrf", token.as_str()), ("reason", "forged")];
+    let forged = a.post_form_with(&lift, &[("Origin", "https://evil.example")], &fields);
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let (status, _) = env.post("/v1/unlock/start", &card_json("0f0f"));
+    assert_eq!(status, 423, "still locked");
+    let own = a.post_form_with(&lift, &[("Origin", &own_origin)], &fields);
+    assert_eq!(own.status, 303, "{}", own.body);
+}

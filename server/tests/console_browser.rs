@@ -1,0 +1,232 @@
+//! The console in a real browser: headless Chromium driven over WebDriver (chromedriver).
+//! Skipped, with a printed notice, only when `/usr/bin/chromedriver` is missing outside CI.
+//!
+//! With `CARDUNLOCK_COPY_SCREENSHOTS=1` the screenshots of each page are written to
+//! `docs/screenshots/console-*.png`.
+
+mod common;
+#[path = "common/console.rs"]
+mod console;
+#[path = "common/webdriver.rs"]
+mod webdriver;
+
+use std::io::Write;
+
+use cardunlock_core::crypto::Algorithm;
+use cardunlock_server::kdf;
+use cardunlock_server::protocol::operator::Role;
+use common::*;
+use console::*;
+use webdriver::{Browser, ENTER, TAB};
+
+/// Screenshots taken so far: each must be a PNG and differ from the one before.
+struct Shots {
+    last: Vec<u8>,
+    copy: bool,
+}
+
+impl Shots {
+    fn new() -> Self {
+        let copy = std::env::var("CARDUNLOCK_COPY_SCREENSHOTS").is_ok_and(|v| v == "1");
+        Self {
+            last: Vec::new(),
+            copy,
+        }
+    }
+
+    fn take(&mut self, browser: &Browser, name: &str) {
+        let png = browser.screenshot();
+        assert!(
+            png.len() > 1000,
+            "{name}: screenshot of {} bytes",
+            png.len()
+        );
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{name}: not a PNG");
+        assert_ne!(png, self.last, "{name}: same picture as the previous page");
+        if self.copy {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/screenshots");
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(format!("{dir}/console-{name}.png"), &png).unwrap();
+        }
+        self.last = png;
+    }
+}
+
+fn skipped() -> bool {
+    match webdriver::skip_reason() {
+        Some(why) => {
+            let _ = writeln!(std::io::stderr(), "\n!!! {why} !!!");
+            true
+        }
+        None => false,
+    }
+}
+
+/// The expected offline response, from core's crypto and the server's key derivation.
+fn expected_response(identity: &str, generation: u32, challenge: &[u8; 8]) -> String {
+    let id = hex::decode(identity).unwrap();
+    let key = kdf::admin_key(&master(), "iso", &id, Algorithm::TripleDes, generation);
+    let mut block = *challenge;
+    key.encrypt_ecb(&mut block).unwrap();
+    let hex = hex::encode_upper(block);
+    format!(
+        "{} {} {} {}",
+        &hex[..4],
+        &hex[4..8],
+        &hex[8..12],
+        &hex[12..]
+    )
+}
+
+#[test]
+fn a_help_desk_day_in_the_browser() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let record = locked_card(&env, "0d0d0d0d");
+    let mut hostile = enrollment("gids", "0e0e", Algorithm::Aes128);
+    hostile.name = "<script>alert(1)</script>".into();
+    hostile.email = "x@example.invalid".into();
+    env.server.enroll(&hostile).unwrap();
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk, Role::Auditor, Role::Admin]);
+    let hank = Operator::add(&env, "hank", &[Role::Helpdesk]);
+    let browser = Browser::start();
+    let mut shots = Shots::new();
+    let url = |path: &str| format!("{}{path}", env.url);
+
+    // Signed out, the console sends to the sign-in page; signing in takes only the keyboard.
+    browser.go(&url("/console/"));
+    assert!(
+        browser.url().ends_with("/console/sign-in"),
+        "{}",
+        browser.url()
+    );
+    shots.take(&browser, "sign-in");
+    assert_eq!(browser.focused().attr("id").as_deref(), Some("name"));
+    browser.focused().keys(&format!("alice{TAB}"));
+    assert_eq!(browser.focused().attr("id").as_deref(), Some("password"));
+    browser.focused().keys(&format!("{PASSWORD}{TAB}"));
+    assert_eq!(browser.focused().attr("id").as_deref(), Some("totp"));
+    browser.focused().keys(&format!("{}{ENTER}", alice.code()));
+    browser.wait_url("/console/");
+    assert!(browser.find(".who").text().contains("alice"));
+
+    // Find Michael Benson, whose card is locked, and lift the lock with a reason.
+    browser.find("#q").keys(&format!("benson{ENTER}"));
+    let hit = browser.wait_find("table a");
+    assert_eq!(hit.text(), "Michael Benson");
+    shots.take(&browser, "search");
+    hit.click();
+    browser.wait_url("/console/cards/iso/0d0d0d0d");
+    assert!(browser.source().contains("locked"));
+    shots.take(&browser, "card");
+    browser
+        .find("#reason")
+        .keys("Caller identified by a call-back to the desk phone");
+    browser.find("form[action$='/lift-lock'] button").click();
+    browser.wait("the lock form to go", |b| b.all("#reason").is_empty());
+    assert!(browser.url().ends_with("/console/cards/iso/0d0d0d0d"));
+    env.start_session("iso", "0d0d0d0d");
+
+    // An ISO challenge answered with the bytes core's crypto gives under the card's key.
+    let challenge = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+    browser.find("#challenge").keys("0123 4567 89ab cdef");
+    browser
+        .find("#identity_checked")
+        .keys("Badge photo on video call");
+    browser
+        .find("form[action$='/offline-response'] button")
+        .click();
+    let response = browser.wait_find("#response").text();
+    assert_eq!(
+        response,
+        expected_response("0d0d0d0d", record.key_gen, &challenge)
+    );
+    shots.take(&browser, "offline-response");
+
+    // A hostile holder name is shown as text: no script element anywhere in the DOM.
+    browser.go(&url("/console/?q=script"));
+    let cell = browser.find("table a");
+    assert_eq!(cell.text(), "<script>alert(1)</script>");
+    assert!(browser.all("script").is_empty());
+    cell.click();
+    browser.wait_url("/console/cards/gids/0e0e");
+    assert_eq!(browser.find("h1").text(), "<script>alert(1)</script>");
+    assert!(browser.all("script").is_empty());
+    assert!(browser.source().contains("needs") || browser.source().contains("online unlock"));
+
+    // The audit shows the lift and the offline response.
+    browser.go(&url("/console/audit"));
+    let audit = browser.find("table.audit").text();
+    assert!(audit.contains("lift_lock"), "{audit}");
+    assert!(audit.contains("offline_response"), "{audit}");
+    let csv = browser.find("a[download]").attr("href").unwrap();
+    assert!(csv.contains("/console/audit.csv"), "{csv}");
+    shots.take(&browser, "audit");
+
+    // Operators: add one, its authenticator URI shows once.
+    browser.go(&url("/console/operators"));
+    browser.find("#new-name").keys("carol");
+    browser.find("input[name=role_helpdesk]").click();
+    browser.find("#new-password").keys("another long password");
+    browser
+        .find("form[action='/console/operators'] button")
+        .click();
+    let uri = browser.wait_find("#totp-uri").text();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert_eq!(
+        browser.all("svg.qr > path").len(),
+        1,
+        "the QR code is drawn"
+    );
+    assert!(browser.find("table").text().contains("carol"));
+    shots.take(&browser, "operators");
+
+    // Forms posted with the browser's cookie but without its token, or with another
+    // session's token, are refused.
+    let cookie = browser
+        .cookie("__Host-cardunlock")
+        .expect("the session cookie");
+    let mut plain = Browserless::new(&env);
+    plain.cookie = Some(cookie.clone());
+    let mut other = Browserless::new(&env);
+    other.sign_in(&hank);
+    let hank_token = csrf_of(&other.get("/console/").body);
+    let lift = "/console/cards/iso/0d0d0d0d/lift-lock";
+    assert_eq!(plain.post_form(lift, &[("reason", "x")]).status, 403);
+    let forged = plain.post_form(lift, &[("csrf", &hank_token), ("reason", "x")]);
+    assert_eq!(forged.status, 403);
+    let csp = plain.get("/console/").csp.unwrap();
+    let directives: Vec<&str> = csp.split(';').map(str::trim).collect();
+    assert!(directives.contains(&"default-src 'none'"), "{csp}");
+    assert!(
+        !csp.contains("script-src") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+
+    // Sign out: the old cookie no longer opens anything.
+    browser.go(&url("/console/"));
+    browser.find(".signout button").click();
+    browser.wait_url("/console/sign-in");
+    let after = plain.get("/console/");
+    assert_eq!(after.status, 303);
+    assert_eq!(after.location.as_deref(), Some("/console/sign-in"));
+
+    // A helpdesk operator is refused the operators page.
+    browser.find("#name").keys("hank");
+    browser.find("#password").keys(PASSWORD);
+    browser
+        .find("#totp")
+        .keys(&format!("{}{ENTER}", next_code(&hank)));
+    browser.wait_url("/console/");
+    browser.go(&url("/console/operators"));
+    assert_eq!(browser.find("h1").text(), "Not allowed");
+    assert!(browser.all("#new-name").is_empty());
+}
+
+/// A code hank has not used yet: his first sign-in used the current step's.
+fn next_code(op: &Operator) -> String {
+    op.code_at_offset(30)
+}
