@@ -13,6 +13,7 @@ mod layout;
 mod pages;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
@@ -30,6 +31,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use maud::Markup;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use zeroize::Zeroizing;
 
 use crate::http::{on_worker, Peer, Shared};
@@ -50,8 +52,9 @@ pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'sel
 /// Largest console form body.
 const MAX_FORM: usize = 16 * 1024;
 
-/// The console's routes (full paths under `/console`), with its CSP and form limits.
-pub(crate) fn routes() -> Router<Arc<Shared>> {
+/// The console's routes (full paths under `/console`), with its CSP, its form size limit and
+/// `body_timeout` for a form's body to arrive.
+pub(crate) fn routes(body_timeout: Duration) -> Router<Arc<Shared>> {
     use handlers as h;
     Router::new()
         .route("/console", get(h::to_console))
@@ -85,6 +88,7 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/console/operators/{name}/reset-totp", post(h::reset_totp))
         .layer(middleware::from_fn(same_origin_posts))
         .layer(DefaultBodyLimit::max(MAX_FORM))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(Extension(Arc::new(CsrfKey::random())))
         .layer(SetResponseHeaderLayer::overriding(
             CONTENT_SECURITY_POLICY,

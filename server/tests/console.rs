@@ -45,6 +45,14 @@ fn pages_need_a_session_and_carry_the_csp() {
     assert_eq!(wrong.status, 401, "{}", wrong.body);
     assert!(wrong.set_cookie.is_none());
 
+    // A form over 16 KiB is refused whole.
+    let big = "x".repeat(17 * 1024);
+    let large = web.post_form(
+        "/console/sign-in",
+        &[("name", "alice"), ("password", &big), ("totp", "000000")],
+    );
+    assert_eq!(large.status, 413, "{}", large.body);
+
     web.sign_in(&alice);
     let search = web.get("/console/");
     assert_eq!(search.status, 200, "{}", search.body);
@@ -194,4 +202,36 @@ fn posts_from_another_site_are_refused() {
     assert_eq!(status, 423, "still locked");
     let own = a.post_form_with(&lift, &[("Origin", &own_origin)], &fields);
     assert_eq!(own.status, 303, "{}", own.body);
+}
+
+#[test]
+fn a_form_body_that_never_comes_is_cut_off() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.limits.request_timeout = Duration::from_secs(1);
+    let env = Env::start(&c);
+    let tls = cardunlock_server::pinned_client_config(env.server.cert_pem()).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(tls, name).unwrap();
+    let tcp = std::net::TcpStream::connect(env.server.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    let started = Instant::now();
+    // The headers promise 100 bytes; 5 come, then nothing.
+    stream
+        .write_all(
+            b"POST /console/sign-in HTTP/1.1\r\nHost: localhost\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=",
+        )
+        .unwrap();
+    stream.flush().unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 4"), "{text}");
+    assert!(waited < Duration::from_secs(5), "cut off after {waited:?}");
 }

@@ -3,6 +3,7 @@
 //! path, and the security headers on every reply.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::header::{
@@ -23,8 +24,8 @@ pub(crate) fn operator_api() -> Router<Arc<Shared>> {
 }
 
 /// The help-desk console: its routes under `/console` (with their own CSP and form limits).
-pub(crate) fn console() -> Router<Arc<Shared>> {
-    crate::console::routes()
+pub(crate) fn console(body_timeout: Duration) -> Router<Arc<Shared>> {
+    crate::console::routes(body_timeout)
 }
 
 /// Every route the server serves, with its state.
@@ -46,7 +47,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(super::operator::openapi),
         )
         .nest("/v1/operator", operator_api())
-        .merge(console())
+        .merge(console(shared.limits.request_timeout))
         .fallback(not_found)
         .layer(header(
             STRICT_TRANSPORT_SECURITY,
