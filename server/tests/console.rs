@@ -235,3 +235,42 @@ fn a_form_body_that_never_comes_is_cut_off() {
     assert!(text.starts_with("HTTP/1.1 4"), "{text}");
     assert!(waited < Duration::from_secs(5), "cut off after {waited:?}");
 }
+
+#[test]
+fn a_piv_puk_is_read_out_grouped_and_the_card_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let record = env
+        .server
+        .enroll(&enrollment(
+            "piv",
+            "5001",
+            cardunlock_core::crypto::Algorithm::TripleDes,
+        ))
+        .unwrap();
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk]);
+    let mut a = Browserless::new(&env);
+    a.sign_in(&alice);
+    let card = "/console/cards/piv/5001";
+    let page = a.get(card);
+    assert!(page.body.contains("/puk-readout") && !page.body.contains("offline-response"));
+    let token = csrf_of(&page.body);
+    let missing = a.post_form(&format!("{card}/puk-readout"), &[("csrf", &token)]);
+    assert_eq!(
+        missing.status, 400,
+        "identity_checked is required: {}",
+        missing.body
+    );
+    let shown = a.post_form(
+        &format!("{card}/puk-readout"),
+        &[
+            ("csrf", &token),
+            ("identity_checked", "Known voice, call-back"),
+        ],
+    );
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let puk = cardunlock_server::kdf::piv_puk(&master(), &[0x50, 0x01], record.puk_gen);
+    let grouped = format!("{} {}", &puk[..4], &puk[4..]);
+    assert!(shown.body.contains(&grouped), "{}", shown.body);
+    assert!(a.get(card).body.contains("yes, until the next rotation"));
+}
