@@ -177,6 +177,7 @@ const NOT_VERIFIED: &str = "Answer the security questions first.";
 /// 500 `internal_error` (logged without secrets).
 pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body: &[u8]) -> Reply {
     let peer = address_key(peer);
+    let _address = RequestAddress::set(peer);
     let limited = match endpoint {
         Endpoint::Start => state.rates.start_address.check(&peer, Instant::now()),
         Endpoint::Answers => state.rates.answers_address.check(&peer, Instant::now()),
@@ -199,6 +200,32 @@ pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body:
             "The server failed; try again later.",
         )
     })
+}
+
+thread_local! {
+    /// The client address of the request this (blocking) thread is running, for audit rows.
+    static ADDRESS: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets the audit address of the request running on this thread until dropped (an endpoint
+/// runs start to end on one blocking thread).
+struct RequestAddress;
+
+impl RequestAddress {
+    fn set(peer: IpAddr) -> Self {
+        ADDRESS.with(|a| *a.borrow_mut() = Some(peer.to_string()));
+        Self
+    }
+
+    fn get() -> Option<String> {
+        ADDRESS.with(|a| a.borrow().clone())
+    }
+}
+
+impl Drop for RequestAddress {
+    fn drop(&mut self) {
+        ADDRESS.with(|a| *a.borrow_mut() = None);
+    }
 }
 
 /// Audits a request refused before an endpoint ran (unknown path, wrong method, too large...).
@@ -256,6 +283,7 @@ fn audit(
     outcome: &str,
     detail: &str,
 ) -> Result<(), ServerError> {
+    let address = RequestAddress::get();
     state.store.record(&AuditNote {
         card,
         session: session.map(|t| t.reference.as_str()),
@@ -264,7 +292,7 @@ fn audit(
         detail,
         operator: None,
         role: None,
-        address: None,
+        address: address.as_deref(),
     })
 }
 
@@ -277,6 +305,7 @@ fn audit_in(
     outcome: &str,
     detail: &str,
 ) -> Result<(), ServerError> {
+    let address = RequestAddress::get();
     tx.insert_audit(
         &AuditNote {
             card,
@@ -286,7 +315,7 @@ fn audit_in(
             detail,
             operator: None,
             role: None,
-            address: None,
+            address: address.as_deref(),
         },
         now_ms(),
     )

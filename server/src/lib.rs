@@ -12,7 +12,8 @@
 //!   default) or PostgreSQL (several server instances sharing one store), chosen by
 //!   [`Database::from_location`].
 //! - [`Server`]: HTTPS (rustls with the *ring* provider, a self-signed certificate kept in the
-//!   state directory) serving the five `POST /v1/unlock/*` endpoints. [`Server::start`] is async;
+//!   state directory) serving the five `POST /v1/unlock/*` endpoints, the operator API
+//!   (`/v1/operator/*`) and its OpenAPI document. [`Server::start`] is async;
 //!   [`Server::spawn`] runs it on its own runtime thread for synchronous callers; [`run_blocking`]
 //!   serves until Ctrl-C (`cardunlock serve`).
 //! - [`pinned_client_config`]: the rustls client configuration that trusts exactly the server's

@@ -46,6 +46,16 @@ impl Server {
                 "limits: connections, timeouts and PUK tries must not be zero".into(),
             ));
         }
+        let ops = &config.operators;
+        if ops.idle_timeout.is_zero()
+            || ops.session_lifetime.is_zero()
+            || ops.failures_per_operator == 0
+            || ops.failures_per_address == 0
+        {
+            return Err(ServerError::InvalidInput(
+                "operators: session limits and failure counts must not be zero".into(),
+            ));
+        }
         // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
         let db_path = config.db_path.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(db_path))

@@ -47,6 +47,11 @@ backend_tests! {
             outcomes,
             ["ok", "wrong_code", "ok", "wrong_password", "wrong_code", "unknown_operator"]
         );
+        // A name with no account is not put in the operator column, only in the detail.
+        let unknown = audit.iter().find(|e| e.outcome == "unknown_operator").unwrap();
+        assert_eq!(unknown.operator, None);
+        assert!(unknown.detail.contains("mallory"), "{unknown:?}");
+        assert!(audit.iter().filter(|e| e.outcome == "wrong_password").all(|e| e.operator.as_deref() == Some("alice")));
         // Never the password or the code in the audit log.
         let all = format!("{audit:?}");
         assert!(!all.contains(PASSWORD) && !all.contains(&code), "{all}");
@@ -153,6 +158,10 @@ backend_tests! {
         let audit = env.server.store().audit().unwrap();
         assert!(audit.iter().any(|e| e.event == "disable_operator" && e.operator.as_deref() == Some("root")));
         assert!(audit.iter().any(|e| e.event == "sign_out" && e.operator.as_deref() == Some("root")));
+        // Ended sessions are deleted at the next sign-in: only the new one is left.
+        env.sign_in(&admin, 1);
+        let left = query_texts(&c.db_path, "SELECT operator FROM operator_sessions");
+        assert_eq!(left, ["root"]);
     }
 
     fn a_session_signed_in_on_one_instance_is_valid_on_another() {

@@ -200,6 +200,14 @@ backend_tests! {
         let (_, found) = env.call("GET", "/v1/operator/search?q=BENSON", &hd, None);
         assert_eq!(found["cards"][0]["card"]["identity"], PIV);
         assert_eq!(found["cards"][0]["locked"], false);
+        // The card holder's unlock rows carry the client address too (no operator).
+        let audit = env.server.store().audit().unwrap();
+        let unlock: Vec<_> = audit.iter().filter(|e| e.event == "start" || e.event == "answers").collect();
+        assert!(!unlock.is_empty());
+        for row in unlock {
+            assert_eq!(row.address.as_deref(), Some("127.0.0.1"), "{row:?}");
+            assert_eq!(row.operator, None, "{row:?}");
+        }
     }
 
     fn every_operator_action_is_audited_with_its_operator_and_the_csv_defuses_formulas() {

@@ -116,7 +116,8 @@ pub fn sign_in(
     .into_iter()
     .flatten()
     .collect();
-    let note = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
+    // The operator column names only accounts that exist; a name typed for none is in the detail.
+    let note = |tx: &mut dyn Tx, known: bool, outcome: &str, detail: &str| {
         tx.insert_audit(
             &AuditNote {
                 card: None,
@@ -124,7 +125,7 @@ pub fn sign_in(
                 event: "sign_in",
                 outcome,
                 detail,
-                operator: name_ok.then_some(req.name.as_str()),
+                operator: (name_ok && known).then_some(req.name.as_str()),
                 role: None,
                 address: address.as_deref(),
             },
@@ -140,6 +141,7 @@ pub fn sign_in(
         if until > now {
             note(
                 tx,
+                false,
                 "throttled",
                 &format!("{shown}: locked out after failed sign-ins"),
             )?;
@@ -197,8 +199,9 @@ pub fn sign_in(
                 if let Some((key, _)) = keys.first().filter(|_| name_ok) {
                     tx.clear_sign_in_failures(key)?;
                 }
+                tx.delete_old_op_sessions(now - duration_ms(policy.session_lifetime))?;
                 tx.insert_op_session(&hash, &row.name, now, address.as_deref())?;
-                note(tx, "ok", &format!("{shown} signed in"))?;
+                note(tx, true, "ok", &format!("{shown} signed in"))?;
             }
             Err(failure) => {
                 if !matches!(failure, Failure::Disabled) {
@@ -213,7 +216,13 @@ pub fn sign_in(
                         }
                     }
                 }
-                note(tx, failure.outcome(), &format!("{shown}: sign-in refused"))?;
+                let known = !matches!(failure, Failure::UnknownOperator);
+                note(
+                    tx,
+                    known,
+                    failure.outcome(),
+                    &format!("{shown}: sign-in refused"),
+                )?;
             }
         }
         Ok(verdict.map(|(row, _)| row))

@@ -118,6 +118,8 @@ pub(crate) trait OpTx {
     fn touch_op_session(&mut self, token_hash: &[u8; 32], now: i64) -> Result<(), ServerError>;
     /// Ends one session.
     fn end_op_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    /// Deletes sessions that ended or began before `created_before` (housekeeping).
+    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError>;
     /// Ends every session of an operator.
     fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError>;
 

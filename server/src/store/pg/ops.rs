@@ -154,6 +154,17 @@ impl OpTx for PgTx<'_> {
         Ok(())
     }
 
+    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
+        // SKIP LOCKED: never wait for a session another request is using.
+        self.execute(
+            "DELETE FROM operator_sessions WHERE token_hash IN
+                 (SELECT token_hash FROM operator_sessions WHERE ended OR created_ms < $1
+                  FOR UPDATE SKIP LOCKED)",
+            &[&created_before],
+        )?;
+        Ok(())
+    }
+
     fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError> {
         self.execute(
             "UPDATE operator_sessions SET ended = TRUE WHERE operator = $1 AND NOT ended",

@@ -164,6 +164,14 @@ impl OpTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
+        self.0.execute(
+            "DELETE FROM operator_sessions WHERE ended = 1 OR created_ms < ?1",
+            params![created_before],
+        )?;
+        Ok(())
+    }
+
     fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError> {
         self.0.execute(
             "UPDATE operator_sessions SET ended = 1 WHERE operator = ?1 AND ended = 0",
