@@ -274,3 +274,81 @@ fn a_piv_puk_is_read_out_grouped_and_the_card_marked() {
     assert!(shown.body.contains(&grouped), "{}", shown.body);
     assert!(a.get(card).body.contains("yes, until the next rotation"));
 }
+
+#[test]
+fn the_audit_filters_and_downloads_as_csv_for_auditors_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    locked_card(&env, "0a1a");
+    let (ann, hank) = (
+        Operator::add(&env, "ann", &[Role::Auditor]),
+        Operator::add(&env, "hank", &[Role::Helpdesk]),
+    );
+    let (mut a, mut h) = (Browserless::new(&env), Browserless::new(&env));
+    a.sign_in(&ann);
+    h.sign_in(&hank);
+    let page = a.get("/console/audit?card=0A1A&event=answers");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("3 rows."), "{}", page.body);
+    assert!(page
+        .body
+        .contains("/console/audit.csv?card=0A1A&amp;event=answers"));
+    let csv = a.get("/console/audit.csv?card=0A1A&event=answers");
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three rows: {}", csv.body);
+    assert!(lines[1..].iter().all(|l| l.contains("answers")));
+    let bad = a.get("/console/audit?since=yesterday");
+    assert_eq!(bad.status, 400);
+    assert_eq!(h.get("/console/audit").status, 403);
+    assert_eq!(h.get("/console/audit.csv").status, 403);
+}
+
+#[test]
+fn an_admin_disables_an_operator_and_resets_a_totp() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let (root, hank, ivy) = (
+        Operator::add(&env, "root", &[Role::Admin]),
+        Operator::add(&env, "hank", &[Role::Helpdesk]),
+        Operator::add(&env, "ivy", &[Role::Helpdesk]),
+    );
+    let (mut r, mut h) = (Browserless::new(&env), Browserless::new(&env));
+    r.sign_in(&root);
+    h.sign_in(&hank);
+    let token = csrf_of(&r.get("/console/operators").body);
+
+    let disabled = r.post_form("/console/operators/hank/disable", &[("csrf", &token)]);
+    assert_eq!(disabled.status, 303, "{}", disabled.body);
+    assert!(r.get("/console/operators").body.contains("disabled"));
+    assert_eq!(h.get("/console/").status, 303, "hank's session ended");
+
+    let reset = r.post_form("/console/operators/ivy/reset-totp", &[("csrf", &token)]);
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let at = reset.body.find("otpauth://totp/").expect("the new URI");
+    let uri = &reset.body[at..at + reset.body[at..].find('<').unwrap()];
+    let fresh = Operator::with_uri("ivy", &uri.replace("&amp;", "&"));
+    let mut i = Browserless::new(&env);
+    let old = i.post_form(
+        "/console/sign-in",
+        &[
+            ("name", "ivy"),
+            ("password", PASSWORD),
+            ("totp", &ivy.code()),
+        ],
+    );
+    assert_eq!(old.status, 401, "the old seed no longer works");
+    i.sign_in(&fresh);
+
+    let added = r.post_form(
+        "/console/operators",
+        &[
+            ("csrf", &token),
+            ("name", "bad name"),
+            ("password", PASSWORD),
+            ("role_helpdesk", "on"),
+        ],
+    );
+    assert_eq!(added.status, 400, "{}", added.body);
+    assert!(added.body.contains("operator name"), "{}", added.body);
+}

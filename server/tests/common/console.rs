@@ -41,6 +41,14 @@ impl Operator {
         }
     }
 
+    /// An operator whose authenticator was set up from `uri`.
+    pub fn with_uri(name: &str, uri: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            seed: seed_of(uri),
+        }
+    }
+
     /// The TOTP code of now.
     pub fn code(&self) -> String {
         self.code_at_offset(0)
