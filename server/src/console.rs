@@ -27,7 +27,7 @@ use axum::http::StatusCode;
 use axum::http::{HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use maud::Markup;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -86,6 +86,7 @@ pub(crate) fn routes(body_timeout: Duration) -> Router<Arc<Shared>> {
             post(h::disable_operator),
         )
         .route("/console/operators/{name}/reset-totp", post(h::reset_totp))
+        .route("/console/{*rest}", any(h::not_found))
         .layer(middleware::from_fn(same_origin_posts))
         .layer(DefaultBodyLimit::max(MAX_FORM))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))

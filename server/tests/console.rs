@@ -58,6 +58,10 @@ fn pages_need_a_session_and_carry_the_csp() {
     assert_eq!(search.status, 200, "{}", search.body);
     assert_eq!(search.csp.as_deref(), Some(CSP));
     assert!(search.body.contains("alice"));
+    let missing = web.get("/console/no/such/page");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.csp.as_deref(), Some(CSP));
+    assert!(missing.body.contains("no such console page"));
     let css = web.get("/console/style.css");
     assert_eq!(css.status, 200);
     assert!(css.body.contains(":focus-visible"));
