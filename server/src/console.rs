@@ -36,6 +36,7 @@ use zeroize::Zeroizing;
 
 use crate::http::{on_worker, Peer, Shared};
 use crate::operator::{self, Actor, OpError};
+use crate::MasterSecret;
 
 pub(crate) use csrf::CsrfKey;
 use layout::{message, Nav};
@@ -52,9 +53,9 @@ pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'sel
 /// Largest console form body.
 const MAX_FORM: usize = 16 * 1024;
 
-/// The console's routes (full paths under `/console`), with its CSP, its form size limit and
-/// `body_timeout` for a form's body to arrive.
-pub(crate) fn routes(body_timeout: Duration) -> Router<Arc<Shared>> {
+/// The console's routes (full paths under `/console`), with its CSP, its form size limit,
+/// `body_timeout` for a form's body to arrive and the form-token key derived from `master`.
+pub(crate) fn routes(master: &MasterSecret, body_timeout: Duration) -> Router<Arc<Shared>> {
     use handlers as h;
     Router::new()
         .route("/console", get(h::to_console))
@@ -90,7 +91,7 @@ pub(crate) fn routes(body_timeout: Duration) -> Router<Arc<Shared>> {
         .layer(middleware::from_fn(same_origin_posts))
         .layer(DefaultBodyLimit::max(MAX_FORM))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .layer(Extension(Arc::new(CsrfKey::random())))
+        .layer(Extension(Arc::new(CsrfKey::derived(master))))
         .layer(SetResponseHeaderLayer::overriding(
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),

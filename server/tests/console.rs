@@ -356,3 +356,22 @@ fn an_admin_disables_an_operator_and_resets_a_totp() {
     assert_eq!(added.status, 400, "{}", added.body);
     assert!(added.body.contains("operator name"), "{}", added.body);
 }
+
+#[test]
+fn a_form_from_one_instance_is_accepted_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = instances(&config(dir.path()), 2);
+    locked_card(&envs[0], "0a2a");
+    let alice = Operator::add(&envs[0], "alice", &[Role::Helpdesk]);
+    let mut first = Browserless::new(&envs[0]);
+    first.sign_in(&alice);
+    let card = "/console/cards/iso/0a2a";
+    let token = csrf_of(&first.get(card).body);
+    let mut second = Browserless::new(&envs[1]);
+    second.cookie = first.cookie.clone();
+    let lifted = second.post_form(
+        &format!("{card}/lift-lock"),
+        &[("csrf", &token), ("reason", "caller verified")],
+    );
+    assert_eq!(lifted.status, 303, "{}", lifted.body);
+}

@@ -17,6 +17,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::unlock::{endpoint, not_found};
 use super::{Peer, Shared};
 use crate::api::Endpoint;
+use crate::MasterSecret;
 
 /// The operator JSON API, nested at `/v1/operator`.
 pub(crate) fn operator_api() -> Router<Arc<Shared>> {
@@ -24,8 +25,8 @@ pub(crate) fn operator_api() -> Router<Arc<Shared>> {
 }
 
 /// The help-desk console: its routes under `/console` (with their own CSP and form limits).
-pub(crate) fn console(body_timeout: Duration) -> Router<Arc<Shared>> {
-    crate::console::routes(body_timeout)
+pub(crate) fn console(master: &MasterSecret, body_timeout: Duration) -> Router<Arc<Shared>> {
+    crate::console::routes(master, body_timeout)
 }
 
 /// Every route the server serves, with its state.
@@ -47,7 +48,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(super::operator::openapi),
         )
         .nest("/v1/operator", operator_api())
-        .merge(console(shared.limits.request_timeout))
+        .merge(console(&shared.app.master, shared.limits.request_timeout))
         .fallback(not_found)
         .layer(header(
             STRICT_TRANSPORT_SECURITY,
