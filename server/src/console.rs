@@ -15,16 +15,13 @@ mod pages;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
 use axum::http::header::{
-    HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE,
-    LOCATION, SET_COOKIE,
+    HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST,
+    LOCATION, ORIGIN, SET_COOKIE,
 };
-use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -38,7 +35,7 @@ use crate::http::{on_worker, Peer, Shared};
 use crate::operator::{self, Actor, OpError};
 use crate::MasterSecret;
 
-pub(crate) use csrf::CsrfKey;
+use csrf::CsrfKey;
 use layout::{message, Nav};
 
 /// The cookie holding the operator session token. The `__Host-` prefix makes browsers refuse
@@ -161,7 +158,9 @@ pub(crate) fn session_cookie(token: Option<(&str, u64)>) -> HeaderValue {
             "{COOKIE_NAME}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
         )),
     };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let mut header = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    header.set_sensitive(true);
+    header
 }
 
 /// The session token in the request's cookies, if any.
