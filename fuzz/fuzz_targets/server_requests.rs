@@ -1,5 +1,5 @@
-//! The online-unlock contract (`cardunlock-protocol`): every `/v1/unlock/*` request body as the
-//! server parses it, and every reply body as the client parses it. Never a panic; what parses
+//! The server contract (`cardunlock-protocol`): every `/v1/unlock/*` and `/v1/operator/*` request
+//! body as the server parses it, and every reply body as the client parses it. Never a panic; what parses
 //! serialises to JSON that parses to the same; `Debug` never shows an answer, a PUK or a token;
 //! a PIN policy from the server, whatever its numbers, checks a PIN without panicking.
 #![no_main]
@@ -7,6 +7,12 @@
 use cardunlock_protocol::{
     AdminAnswer, AdminBody, AnswersReply, AnswersRequest, CompleteReply, CompleteRequest,
     ErrorBody, PukReply, PukRequest, StartReply, StartRequest,
+};
+use cardunlock_protocol::operator::{
+    self, AddOperatorRequest, AuditQuery, AuditReply, CardDetail, EnrollDone, EnrollReply,
+    EnrollRequest, LiftLockRequest, OfflineReply, OfflineRequest, OperatorList,
+    PukReadoutReply, PukReadoutRequest, SearchReply, SetPasswordRequest, SignInReply,
+    SignInRequest, TotpEnrollment,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
@@ -77,4 +83,68 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = round_trip::<CompleteReply>(data);
     let _ = round_trip::<ErrorBody>(data);
+    operator_bodies(data);
 });
+
+/// The operator API's bodies: round trips, and no password, code, token, PUK, key, answer or
+/// response in `Debug`.
+fn operator_bodies(data: &[u8]) {
+    if let Some(r) = round_trip::<SignInRequest>(data) {
+        let debug = format!("{r:?}");
+        hides(debug.clone(), r.password.expose(), &[&r.name]);
+        hides(debug, r.totp.expose(), &[&r.name]);
+    }
+    if let Some(r) = round_trip::<SignInReply>(data) {
+        let roles = format!("{:?}", r.operator);
+        hides(format!("{r:?}"), r.token.expose(), &[&roles]);
+    }
+    if let Some(r) = round_trip::<EnrollRequest>(data) {
+        let debug = format!("{r:?}");
+        let mut others: Vec<&str> = vec![&r.user.name, &r.user.email, &r.card.identity];
+        others.extend(r.questions.iter().map(|q| q.question.as_str()));
+        for q in &r.questions {
+            hides(debug.clone(), q.answer.expose(), &others);
+        }
+    }
+    if let Some(r) = round_trip::<EnrollReply>(data) {
+        let debug = format!("{r:?}");
+        for s in r.current.iter().chain([&r.next]) {
+            hides(debug.clone(), s.admin_key.expose(), &[&r.enrollment]);
+            if let Some(puk) = &s.puk {
+                hides(debug.clone(), puk.expose(), &[&r.enrollment]);
+            }
+        }
+    }
+    if let Some(r) = round_trip::<OfflineReply>(data) {
+        let debug = format!("{r:?}");
+        hides(debug.clone(), r.response.expose(), &[]);
+        hides(debug, r.grouped.expose(), &[]);
+    }
+    if let Some(r) = round_trip::<PukReadoutReply>(data) {
+        hides(format!("{r:?}"), r.puk.expose(), &[]);
+    }
+    if let Some(r) = round_trip::<AddOperatorRequest>(data) {
+        hides(format!("{r:?}"), r.password.expose(), &[&r.name]);
+    }
+    if let Some(r) = round_trip::<SetPasswordRequest>(data) {
+        hides(format!("{r:?}"), r.password.expose(), &[]);
+    }
+    if let Some(r) = round_trip::<TotpEnrollment>(data) {
+        hides(format!("{r:?}"), r.totp_uri.expose(), &[]);
+    }
+    if let Some(r) = round_trip::<OfflineRequest>(data) {
+        let _ = operator::group_for_reading(&r.challenge);
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = operator::check_operator_name(text);
+        let _ = operator::paths::fill(text, &["a", "b"]);
+    }
+    let _ = round_trip::<LiftLockRequest>(data);
+    let _ = round_trip::<PukReadoutRequest>(data);
+    let _ = round_trip::<EnrollDone>(data);
+    let _ = round_trip::<AuditQuery>(data);
+    let _ = round_trip::<AuditReply>(data);
+    let _ = round_trip::<CardDetail>(data);
+    let _ = round_trip::<SearchReply>(data);
+    let _ = round_trip::<OperatorList>(data);
+}

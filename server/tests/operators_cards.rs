@@ -96,6 +96,9 @@ backend_tests! {
         assert_eq!(status, 200, "{detail}");
         assert_eq!(detail["key_generation"], 0);
         assert_eq!(detail["pending_key_generation"], 1);
+        let timeline = detail["timeline"].as_array().unwrap();
+        assert!(timeline.iter().any(|e| e["event"] == "enroll" && e["operator"] == "station"), "{detail}");
+        assert!(timeline.iter().all(|e| e["card"]["identity"] == ISO), "{detail}");
         assert_eq!(detail["questions"], json!(QUESTIONS));
         assert!(!detail.to_string().contains("Rex"), "{detail}");
         let (status, reply) = offline(&env, &hd, "iso", ISO, "0000000000000000");
@@ -115,6 +118,50 @@ backend_tests! {
         assert_eq!(alerts, 2);
         // Helpdesk cannot enroll.
         let reply = env.call("POST", "/v1/operator/enrollments", &hd, Some(&enroll_request("iso", ISO, "3des", "X")));
+        assert_error(&reply, 403, "forbidden");
+    }
+
+    fn piv_enrollment_hands_out_puk_and_management_key_and_reenrollment_moves_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        let enroller = env.operator("station", &[Role::Enroller]);
+        let helpdesk = env.operator("hd", &[Role::Helpdesk]);
+        let st = env.sign_in(&enroller, 0);
+        let hd = env.sign_in(&helpdesk, 0);
+        let id = hex::decode(PIV).unwrap();
+        // PIV management keys are 3DES.
+        let aes = env.call("POST", "/v1/operator/enrollments", &st, Some(&enroll_request("piv", PIV, "aes256", "M")));
+        assert_error(&aes, 400, "bad_request");
+        let first = begin(&env, &st, &enroll_request("piv", PIV, "3des", "Michael Benson"));
+        let next = &first["next"];
+        assert_eq!(next["algorithm"], "3des");
+        assert_eq!(next["puk"], kdf::piv_puk(&master(), &id, 0).as_str());
+        assert_eq!(next["puk_generation"], 0);
+        let mgmt = kdf::piv_mgmt_key(&master(), &id, 0);
+        assert_eq!(next["admin_key"], hex::encode_upper(mgmt.expose_bytes()));
+        done(&env, &st, first["enrollment"].as_str().unwrap(), true);
+        // The online unlock works on the enrolled card, with the enrolled answers.
+        env.verified_session("piv", PIV);
+        // A PUK read out, then a completed re-enrollment: both generations move, the flag clears.
+        let path = format!("/v1/operator/cards/piv/{PIV}/puk-readout");
+        let (status, _) = env.call("POST", &path, &hd, Some(&json!({"identity_checked": "in person"})));
+        assert_eq!(status, 200);
+        let second = begin(&env, &st, &enroll_request("piv", PIV, "3des", "Michael Benson"));
+        assert_eq!(second["current"][0]["puk"], next["puk"]);
+        assert_eq!(second["next"]["puk_generation"], 1);
+        assert_eq!(second["next"]["key_generation"], 1);
+        done(&env, &st, second["enrollment"].as_str().unwrap(), true);
+        let (_, detail) = env.call("GET", &format!("/v1/operator/cards/piv/{PIV}"), &hd, None);
+        assert_eq!(detail["puk_generation"], 1, "{detail}");
+        assert_eq!(detail["key_generation"], 1, "{detail}");
+        assert_eq!(detail["pending_key_generation"], Value::Null, "{detail}");
+        assert_eq!(detail["puk_read_out"], false, "{detail}");
+        // Another enroller cannot report someone else's enrollment.
+        let other = env.operator("station2", &[Role::Enroller]);
+        let st2 = env.sign_in(&other, 0);
+        let third = begin(&env, &st, &enroll_request("piv", PIV, "3des", "Michael Benson"));
+        let path = format!("/v1/operator/enrollments/{}", third["enrollment"].as_str().unwrap());
+        let reply = env.call("POST", &path, &st2, Some(&json!({"personalised": true})));
         assert_error(&reply, 403, "forbidden");
     }
 

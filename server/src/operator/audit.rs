@@ -57,6 +57,7 @@ fn rows(
     let event = text("event", &q.event)?;
     let limit = q.limit.unwrap_or(MAX_AUDIT_ROWS).clamp(1, MAX_AUDIT_ROWS);
     let filter = AuditFilter {
+        profile: None,
         identity: identity.as_deref(),
         user: user.as_deref(),
         operator: operator.as_deref(),

@@ -95,6 +95,7 @@ pub fn card_detail(
         };
         let questions = tx.questions(card)?.into_iter().map(|(q, _)| q).collect();
         let timeline = tx.audit_query(&AuditFilter {
+            profile: Some(profile.as_str()),
             identity: Some(card.1),
             user: None,
             operator: None,
@@ -119,11 +120,7 @@ pub fn card_detail(
         puk_read_out: c.puk_read_out,
         questions,
         enrolled_ms: c.enrolled_ms,
-        timeline: timeline
-            .into_iter()
-            .filter(|e| e.profile.as_deref() == Some(profile.as_str()))
-            .map(record)
-            .collect(),
+        timeline: timeline.into_iter().map(record).collect(),
     })
 }
 

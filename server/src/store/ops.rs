@@ -74,6 +74,8 @@ pub(crate) struct EnrollmentRow {
 
 /// What an audit query keeps (all given filters must match).
 pub(crate) struct AuditFilter<'a> {
+    /// Card profile, exact.
+    pub profile: Option<&'a str>,
     pub identity: Option<&'a str>,
     /// Lowercase substring of the card holder's name or e-mail.
     pub user: Option<&'a str>,

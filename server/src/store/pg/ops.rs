@@ -367,6 +367,7 @@ impl OpTx for PgTx<'_> {
                AND ($4::TEXT IS NULL OR a.event = $4)
                AND ($5::BIGINT IS NULL OR a.time_ms >= $5)
                AND ($6::BIGINT IS NULL OR a.time_ms < $6)
+               AND ($8::TEXT IS NULL OR a.profile = $8)
              ORDER BY a.id DESC LIMIT $7",
             &[
                 &f.identity,
@@ -376,6 +377,7 @@ impl OpTx for PgTx<'_> {
                 &f.since_ms,
                 &f.until_ms,
                 &i64::from(f.limit),
+                &f.profile,
             ],
         )?;
         Ok(rows.iter().map(audit_row).collect())

@@ -381,10 +381,13 @@ impl OpTx for SqliteTx<'_> {
                AND (?4 IS NULL OR a.event = ?4)
                AND (?5 IS NULL OR a.time_ms >= ?5)
                AND (?6 IS NULL OR a.time_ms < ?6)
+               AND (?8 IS NULL OR a.profile = ?8)
              ORDER BY a.id DESC LIMIT ?7",
         )?;
         let rows = stmt.query_map(
-            params![f.identity, f.user, f.operator, f.event, f.since_ms, f.until_ms, f.limit],
+            params![
+                f.identity, f.user, f.operator, f.event, f.since_ms, f.until_ms, f.limit, f.profile
+            ],
             audit_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
