@@ -14,7 +14,7 @@ use axum::routing::{any, get};
 use axum::{Extension, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::unlock::{endpoint, not_found};
+use super::unlock::{endpoint, method_not_allowed, not_found};
 use super::{Peer, Shared};
 use crate::api::Endpoint;
 use crate::MasterSecret;
@@ -50,6 +50,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .nest("/v1/operator", operator_api())
         .merge(console(&shared.app.master, shared.limits.request_timeout))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(header(
             STRICT_TRANSPORT_SECURITY,
             "max-age=31536000; includeSubDomains",
