@@ -15,6 +15,7 @@ mod pages;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
 use axum::http::header::{
     HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST,
@@ -28,10 +29,9 @@ use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use maud::Markup;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use zeroize::Zeroizing;
 
-use crate::http::{on_worker, Peer, Shared};
+use crate::http::{on_worker, read_body, BodyError, Peer, Shared};
 use crate::operator::{self, Actor, OpError};
 use crate::MasterSecret;
 
@@ -85,9 +85,10 @@ pub(crate) fn routes(master: &MasterSecret, body_timeout: Duration) -> Router<Ar
         )
         .route("/console/operators/{name}/reset-totp", post(h::reset_totp))
         .route("/console/{*rest}", any(h::not_found))
-        .layer(middleware::from_fn(same_origin_posts))
+        .layer(middleware::from_fn(move |req, next| {
+            guard_posts(body_timeout, req, next)
+        }))
         .layer(DefaultBodyLimit::max(MAX_FORM))
-        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(Extension(Arc::new(CsrfKey::derived(master))))
         .layer(SetResponseHeaderLayer::overriding(
             CONTENT_SECURITY_POLICY,
@@ -111,13 +112,43 @@ fn cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Refuses (403) a POST from another site before anything else runs: with the `SameSite`
-/// cookie and the form tokens, a second wall against forged forms, and the one that guards the
-/// sign-in form (which has no session to bind a token to yet).
-async fn same_origin_posts(req: Request, next: Next) -> Response {
-    if req.method() == Method::POST && cross_site(req.headers()) {
-        log::debug!("console: cross-site POST {} refused", req.uri().path());
-        let mut refusal = html(
+/// Every console POST first has its whole body read (at most 16 KiB kept, within
+/// `body_timeout`), so no answer, refusals included, leaves a body unread under the client;
+/// then a POST from another site is refused (403) before anything else runs: with the
+/// `SameSite` cookie and the form tokens, a second wall against forged forms, and the one that
+/// guards the sign-in form (which has no session to bind a token to yet).
+async fn guard_posts(body_timeout: Duration, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let refusal = |status, text: &str| {
+        let mut page = html(status, message("Form refused", None, text));
+        page.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        page
+    };
+    let body = match read_body(body, body_timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is larger than 16 KiB.",
+            )
+        }
+        Err(BodyError::TimedOut) => {
+            return refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                "The form did not arrive in time.",
+            )
+        }
+        Err(BodyError::Broken) => {
+            return refusal(StatusCode::BAD_REQUEST, "The form could not be read.")
+        }
+    };
+    if cross_site(&parts.headers) {
+        log::debug!("console: cross-site POST {} refused", parts.uri.path());
+        return html(
             StatusCode::FORBIDDEN,
             message(
                 "Form refused",
@@ -125,13 +156,9 @@ async fn same_origin_posts(req: Request, next: Next) -> Response {
                 "This form was sent from another site.",
             ),
         );
-        // The body was not read: the connection cannot carry another request.
-        refusal
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-        return refusal;
     }
-    next.run(req).await
+    next.run(Request::from_parts(parts, Body::from(body.to_vec())))
+        .await
 }
 
 /// A page with a status.
@@ -240,6 +267,14 @@ impl FromRequestParts<Arc<Shared>> for Signed {
         parts: &mut Parts,
         shared: &Arc<Shared>,
     ) -> Result<Self, Self::Rejection> {
+        Self::of(parts, shared).await
+    }
+}
+
+impl Signed {
+    /// The signed-in operator of a request, or the answer to give instead (to the sign-in page
+    /// without a live session).
+    async fn of(parts: &Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
         let key = parts
             .extensions
             .get::<Arc<CsrfKey>>()

@@ -27,6 +27,13 @@ fn pages_need_a_session_and_carry_the_csp() {
         assert_eq!(r.status, 303, "{path}");
         assert_eq!(r.location.as_deref(), Some("/console/sign-in"), "{path}");
     }
+    // A form posted without a session is sent to sign in, and the connection stays sound.
+    let long = "x".repeat(12 * 1024);
+    for _ in 0..20 {
+        let form = web.post_form("/console/cards/iso/0a/lift-lock", &[("reason", &long)]);
+        assert_eq!(form.status, 303);
+        assert_eq!(web.get("/console/style.css").status, 200);
+    }
     let page = web.get("/console/sign-in");
     assert_eq!(page.status, 200);
     assert_eq!(page.csp.as_deref(), Some(CSP));
