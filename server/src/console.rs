@@ -13,29 +13,29 @@ mod layout;
 mod pages;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::Request;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
 use axum::http::header::{
-    HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE,
-    LOCATION, SET_COOKIE,
+    HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST,
+    LOCATION, ORIGIN, SET_COOKIE,
 };
-use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Extension, Router};
 use maud::Markup;
 use tower_http::set_header::SetResponseHeaderLayer;
 use zeroize::Zeroizing;
 
-use crate::http::{on_worker, Peer, Shared};
+use crate::http::{on_worker, read_body, BodyError, Peer, Shared};
 use crate::operator::{self, Actor, OpError};
+use crate::MasterSecret;
 
-pub(crate) use csrf::CsrfKey;
+use csrf::CsrfKey;
 use layout::{message, Nav};
 
 /// The cookie holding the operator session token. The `__Host-` prefix makes browsers refuse
@@ -50,8 +50,9 @@ pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'sel
 /// Largest console form body.
 const MAX_FORM: usize = 16 * 1024;
 
-/// The console's routes (full paths under `/console`), with its CSP and form limits.
-pub(crate) fn routes() -> Router<Arc<Shared>> {
+/// The console's routes (full paths under `/console`), with its CSP, its form size limit,
+/// `body_timeout` for a form's body to arrive and the form-token key derived from `master`.
+pub(crate) fn routes(master: &MasterSecret, body_timeout: Duration) -> Router<Arc<Shared>> {
     use handlers as h;
     Router::new()
         .route("/console", get(h::to_console))
@@ -83,9 +84,12 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             post(h::disable_operator),
         )
         .route("/console/operators/{name}/reset-totp", post(h::reset_totp))
-        .layer(middleware::from_fn(same_origin_posts))
+        .route("/console/{*rest}", any(h::not_found))
+        .layer(middleware::from_fn(move |req, next| {
+            guard_posts(body_timeout, req, next)
+        }))
         .layer(DefaultBodyLimit::max(MAX_FORM))
-        .layer(Extension(Arc::new(CsrfKey::random())))
+        .layer(Extension(Arc::new(CsrfKey::derived(master))))
         .layer(SetResponseHeaderLayer::overriding(
             CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
@@ -108,13 +112,43 @@ fn cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Refuses (403) a POST from another site before anything else runs: with the `SameSite`
-/// cookie and the form tokens, a second wall against forged forms, and the one that guards the
-/// sign-in form (which has no session to bind a token to yet).
-async fn same_origin_posts(req: Request, next: Next) -> Response {
-    if req.method() == Method::POST && cross_site(req.headers()) {
-        log::debug!("console: cross-site POST {} refused", req.uri().path());
-        let mut refusal = html(
+/// Every console POST first has its whole body read (at most 16 KiB kept, within
+/// `body_timeout`), so no answer, refusals included, leaves a body unread under the client;
+/// then a POST from another site is refused (403) before anything else runs: with the
+/// `SameSite` cookie and the form tokens, a second wall against forged forms, and the one that
+/// guards the sign-in form (which has no session to bind a token to yet).
+async fn guard_posts(body_timeout: Duration, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let refusal = |status, text: &str| {
+        let mut page = html(status, message("Form refused", None, text));
+        page.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        page
+    };
+    let body = match read_body(body, body_timeout).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form is larger than 16 KiB.",
+            )
+        }
+        Err(BodyError::TimedOut) => {
+            return refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                "The form did not arrive in time.",
+            )
+        }
+        Err(BodyError::Broken) => {
+            return refusal(StatusCode::BAD_REQUEST, "The form could not be read.")
+        }
+    };
+    if cross_site(&parts.headers) {
+        log::debug!("console: cross-site POST {} refused", parts.uri.path());
+        return html(
             StatusCode::FORBIDDEN,
             message(
                 "Form refused",
@@ -122,13 +156,9 @@ async fn same_origin_posts(req: Request, next: Next) -> Response {
                 "This form was sent from another site.",
             ),
         );
-        // The body was not read: the connection cannot carry another request.
-        refusal
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-        return refusal;
     }
-    next.run(req).await
+    next.run(Request::from_parts(parts, Body::from(body.to_vec())))
+        .await
 }
 
 /// A page with a status.
@@ -155,7 +185,9 @@ pub(crate) fn session_cookie(token: Option<(&str, u64)>) -> HeaderValue {
             "{COOKIE_NAME}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0"
         )),
     };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let mut header = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
+    header.set_sensitive(true);
+    header
 }
 
 /// The session token in the request's cookies, if any.
@@ -235,6 +267,14 @@ impl FromRequestParts<Arc<Shared>> for Signed {
         parts: &mut Parts,
         shared: &Arc<Shared>,
     ) -> Result<Self, Self::Rejection> {
+        Self::of(parts, shared).await
+    }
+}
+
+impl Signed {
+    /// The signed-in operator of a request, or the answer to give instead (to the sign-in page
+    /// without a live session).
+    async fn of(parts: &Parts, shared: &Arc<Shared>) -> Result<Self, Response> {
         let key = parts
             .extensions
             .get::<Arc<CsrfKey>>()

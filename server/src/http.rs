@@ -26,7 +26,7 @@ mod operator;
 mod routes;
 mod unlock;
 
-pub(crate) use unlock::on_worker;
+pub(crate) use unlock::{on_worker, read_body, BodyError};
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 

@@ -128,6 +128,17 @@ pub fn operator_totp_key(master: &MasterSecret) -> Zeroizing<[u8; 32]> {
     key
 }
 
+/// Purpose of the console's form-token key (server-internal, like [`PURPOSE_OPERATOR_TOTP`]).
+pub const PURPOSE_CONSOLE_FORMS: &str = "console-form-token";
+
+/// The HMAC key of the console's form tokens: the same on every server instance sharing the
+/// master secret, so a form rendered by one is accepted by another.
+pub fn console_form_key(master: &MasterSecret) -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    derive(master, PURPOSE_CONSOLE_FORMS, "", &[], 0, &mut key[..]);
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,13 @@ fn pages_need_a_session_and_carry_the_csp() {
         assert_eq!(r.status, 303, "{path}");
         assert_eq!(r.location.as_deref(), Some("/console/sign-in"), "{path}");
     }
+    // A form posted without a session is sent to sign in, and the connection stays sound.
+    let long = "x".repeat(12 * 1024);
+    for _ in 0..20 {
+        let form = web.post_form("/console/cards/iso/0a/lift-lock", &[("reason", &long)]);
+        assert_eq!(form.status, 303);
+        assert_eq!(web.get("/console/style.css").status, 200);
+    }
     let page = web.get("/console/sign-in");
     assert_eq!(page.status, 200);
     assert_eq!(page.csp.as_deref(), Some(CSP));
@@ -45,11 +52,23 @@ fn pages_need_a_session_and_carry_the_csp() {
     assert_eq!(wrong.status, 401, "{}", wrong.body);
     assert!(wrong.set_cookie.is_none());
 
+    // A form over 16 KiB is refused whole.
+    let big = "x".repeat(17 * 1024);
+    let large = web.post_form(
+        "/console/sign-in",
+        &[("name", "alice"), ("password", &big), ("totp", "000000")],
+    );
+    assert_eq!(large.status, 413, "{}", large.body);
+
     web.sign_in(&alice);
     let search = web.get("/console/");
     assert_eq!(search.status, 200, "{}", search.body);
     assert_eq!(search.csp.as_deref(), Some(CSP));
     assert!(search.body.contains("alice"));
+    let missing = web.get("/console/no/such/page");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.csp.as_deref(), Some(CSP));
+    assert!(missing.body.contains("no such console page"));
     let css = web.get("/console/style.css");
     assert_eq!(css.status, 200);
     assert!(css.body.contains(":focus-visible"));
@@ -194,4 +213,172 @@ fn posts_from_another_site_are_refused() {
     assert_eq!(status, 423, "still locked");
     let own = a.post_form_with(&lift, &[("Origin", &own_origin)], &fields);
     assert_eq!(own.status, 303, "{}", own.body);
+}
+
+#[test]
+fn a_form_body_that_never_comes_is_cut_off() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.limits.request_timeout = Duration::from_secs(1);
+    let env = Env::start(&c);
+    let tls = cardunlock_server::pinned_client_config(env.server.cert_pem()).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(tls, name).unwrap();
+    let tcp = std::net::TcpStream::connect(env.server.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, tcp);
+    let started = Instant::now();
+    // The headers promise 100 bytes; 5 come, then nothing.
+    stream
+        .write_all(
+            b"POST /console/sign-in HTTP/1.1\r\nHost: localhost\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=",
+        )
+        .unwrap();
+    stream.flush().unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 4"), "{text}");
+    assert!(waited < Duration::from_secs(5), "cut off after {waited:?}");
+}
+
+#[test]
+fn a_piv_puk_is_read_out_grouped_and_the_card_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let record = env
+        .server
+        .enroll(&enrollment(
+            "piv",
+            "5001",
+            cardunlock_core::crypto::Algorithm::TripleDes,
+        ))
+        .unwrap();
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk]);
+    let mut a = Browserless::new(&env);
+    a.sign_in(&alice);
+    let card = "/console/cards/piv/5001";
+    let page = a.get(card);
+    assert!(page.body.contains("/puk-readout") && !page.body.contains("offline-response"));
+    let token = csrf_of(&page.body);
+    let missing = a.post_form(&format!("{card}/puk-readout"), &[("csrf", &token)]);
+    assert_eq!(
+        missing.status, 400,
+        "identity_checked is required: {}",
+        missing.body
+    );
+    let shown = a.post_form(
+        &format!("{card}/puk-readout"),
+        &[
+            ("csrf", &token),
+            ("identity_checked", "Known voice, call-back"),
+        ],
+    );
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    let puk = cardunlock_server::kdf::piv_puk(&master(), &[0x50, 0x01], record.puk_gen);
+    let grouped = format!("{} {}", &puk[..4], &puk[4..]);
+    assert!(shown.body.contains(&grouped), "{}", shown.body);
+    assert!(a.get(card).body.contains("yes, until the next rotation"));
+}
+
+#[test]
+fn the_audit_filters_and_downloads_as_csv_for_auditors_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    locked_card(&env, "0a1a");
+    let (ann, hank) = (
+        Operator::add(&env, "ann", &[Role::Auditor]),
+        Operator::add(&env, "hank", &[Role::Helpdesk]),
+    );
+    let (mut a, mut h) = (Browserless::new(&env), Browserless::new(&env));
+    a.sign_in(&ann);
+    h.sign_in(&hank);
+    let page = a.get("/console/audit?card=0A1A&event=answers");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("3 rows."), "{}", page.body);
+    assert!(page
+        .body
+        .contains("/console/audit.csv?card=0A1A&amp;event=answers"));
+    let csv = a.get("/console/audit.csv?card=0A1A&event=answers");
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three rows: {}", csv.body);
+    assert!(lines[1..].iter().all(|l| l.contains("answers")));
+    let bad = a.get("/console/audit?since=yesterday");
+    assert_eq!(bad.status, 400);
+    assert_eq!(h.get("/console/audit").status, 403);
+    assert_eq!(h.get("/console/audit.csv").status, 403);
+}
+
+#[test]
+fn an_admin_disables_an_operator_and_resets_a_totp() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let (root, hank, ivy) = (
+        Operator::add(&env, "root", &[Role::Admin]),
+        Operator::add(&env, "hank", &[Role::Helpdesk]),
+        Operator::add(&env, "ivy", &[Role::Helpdesk]),
+    );
+    let (mut r, mut h) = (Browserless::new(&env), Browserless::new(&env));
+    r.sign_in(&root);
+    h.sign_in(&hank);
+    let token = csrf_of(&r.get("/console/operators").body);
+
+    let disabled = r.post_form("/console/operators/hank/disable", &[("csrf", &token)]);
+    assert_eq!(disabled.status, 303, "{}", disabled.body);
+    assert!(r.get("/console/operators").body.contains("disabled"));
+    assert_eq!(h.get("/console/").status, 303, "hank's session ended");
+
+    let reset = r.post_form("/console/operators/ivy/reset-totp", &[("csrf", &token)]);
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    let at = reset.body.find("otpauth://totp/").expect("the new URI");
+    let uri = &reset.body[at..at + reset.body[at..].find('<').unwrap()];
+    let fresh = Operator::with_uri("ivy", &uri.replace("&amp;", "&"));
+    let mut i = Browserless::new(&env);
+    let old = i.post_form(
+        "/console/sign-in",
+        &[
+            ("name", "ivy"),
+            ("password", PASSWORD),
+            ("totp", &ivy.code()),
+        ],
+    );
+    assert_eq!(old.status, 401, "the old seed no longer works");
+    i.sign_in(&fresh);
+
+    let added = r.post_form(
+        "/console/operators",
+        &[
+            ("csrf", &token),
+            ("name", "bad name"),
+            ("password", PASSWORD),
+            ("role_helpdesk", "on"),
+        ],
+    );
+    assert_eq!(added.status, 400, "{}", added.body);
+    assert!(added.body.contains("operator name"), "{}", added.body);
+}
+
+#[test]
+fn a_form_from_one_instance_is_accepted_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = instances(&config(dir.path()), 2);
+    locked_card(&envs[0], "0a2a");
+    let alice = Operator::add(&envs[0], "alice", &[Role::Helpdesk]);
+    let mut first = Browserless::new(&envs[0]);
+    first.sign_in(&alice);
+    let card = "/console/cards/iso/0a2a";
+    let token = csrf_of(&first.get(card).body);
+    let mut second = Browserless::new(&envs[1]);
+    second.cookie = first.cookie.clone();
+    let lifted = second.post_form(
+        &format!("{card}/lift-lock"),
+        &[("csrf", &token), ("reason", "caller verified")],
+    );
+    assert_eq!(lifted.status, 303, "{}", lifted.body);
 }

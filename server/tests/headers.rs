@@ -56,3 +56,34 @@ fn every_reply_carries_the_security_headers() {
         }
     }
 }
+
+/// A method a path does not take gets 405 with `Allow` after its body is read, so the
+/// connection carries the next request (an unread body used to close it under the client).
+#[test]
+fn a_refused_method_leaves_the_connection_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let body = vec![b'x'; 4096];
+    for _ in 0..30 {
+        for path in ["/v1/openapi.json", "/console/style.css"] {
+            match env
+                .agent
+                .post(&format!("{}{path}", env.url))
+                .set("Content-Type", "application/json")
+                .send_bytes(&body)
+            {
+                Err(ureq::Error::Status(405, r)) => {
+                    assert!(
+                        r.header("allow").is_some_and(|a| a.contains("GET")),
+                        "{path}"
+                    );
+                    let reply: serde_json::Value = r.into_json().unwrap();
+                    assert_eq!(reply["error"], "method_not_allowed");
+                }
+                other => panic!("POST {path}: {other:?}"),
+            }
+            let next = env.agent.get(&format!("{}{path}", env.url)).call();
+            assert!(next.is_ok(), "GET {path} after a 405: {next:?}");
+        }
+    }
+}

@@ -3,18 +3,24 @@
 //! and a form carrying another session's token (or none) is refused. Compared in constant time.
 
 use hmac::{Hmac, KeyInit, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// The console's form-token key: random at each server start (a restart ends every console
-/// session's forms, which is harmless: the page is simply loaded again).
+/// The console's form-token key, derived from the master secret
+/// ([`crate::kdf::console_form_key`]): every instance sharing a store accepts the others' forms.
 pub(crate) struct CsrfKey(Zeroizing<[u8; 32]>);
 
 impl CsrfKey {
-    /// A fresh random key.
+    /// The key of the server whose master secret is `master`.
+    pub(crate) fn derived(master: &crate::MasterSecret) -> Self {
+        Self(crate::kdf::console_form_key(master))
+    }
+
+    /// A fresh random key (tests).
+    #[cfg(test)]
     pub(crate) fn random() -> Self {
+        use rand::RngCore;
         let mut key = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(key.as_mut());
         Self(key)
@@ -69,5 +75,14 @@ mod tests {
         let other = CsrfKey::random();
         assert!(!other.check("session-a", &a.0));
         assert_ne!(a, key.token("session-b"));
+    }
+
+    #[test]
+    fn instances_with_one_master_secret_share_the_key() {
+        let master = crate::MasterSecret::from_bytes(&[7; 32]).unwrap();
+        let (one, two) = (CsrfKey::derived(&master), CsrfKey::derived(&master));
+        assert!(two.check("s", &one.token("s").0));
+        let other = crate::MasterSecret::from_bytes(&[8; 32]).unwrap();
+        assert!(!CsrfKey::derived(&other).check("s", &one.token("s").0));
     }
 }

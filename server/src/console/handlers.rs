@@ -36,6 +36,14 @@ pub(crate) async fn style() -> Response {
     stylesheet()
 }
 
+/// Any other path under `/console/`: a 404 page.
+pub(crate) async fn not_found() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        message("Not found", None, "There is no such console page."),
+    )
+}
+
 /// `GET /console/sign-in`.
 pub(crate) async fn sign_in_form() -> Response {
     html(StatusCode::OK, pages::sign_in(None))

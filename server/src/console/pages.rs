@@ -133,6 +133,13 @@ pub(crate) fn card(nav: &Nav, d: &CardDetail) -> Markup {
             }
             h2 { "Timeline" }
             (timeline(&d.timeline))
+            @if nav.may_audit() {
+                p {
+                    a href={ "/console/audit?card=" (d.card.identity) } {
+                        "Every audit row of this card"
+                    }
+                }
+            }
         },
     )
 }

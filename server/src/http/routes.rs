@@ -3,6 +3,7 @@
 //! path, and the security headers on every reply.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::header::{
@@ -13,9 +14,10 @@ use axum::routing::{any, get};
 use axum::{Extension, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::unlock::{endpoint, not_found};
+use super::unlock::{endpoint, method_not_allowed, not_found};
 use super::{Peer, Shared};
 use crate::api::Endpoint;
+use crate::MasterSecret;
 
 /// The operator JSON API, nested at `/v1/operator`.
 pub(crate) fn operator_api() -> Router<Arc<Shared>> {
@@ -23,8 +25,8 @@ pub(crate) fn operator_api() -> Router<Arc<Shared>> {
 }
 
 /// The help-desk console: its routes under `/console` (with their own CSP and form limits).
-pub(crate) fn console() -> Router<Arc<Shared>> {
-    crate::console::routes()
+pub(crate) fn console(master: &MasterSecret, body_timeout: Duration) -> Router<Arc<Shared>> {
+    crate::console::routes(master, body_timeout)
 }
 
 /// Every route the server serves, with its state.
@@ -46,8 +48,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(super::operator::openapi),
         )
         .nest("/v1/operator", operator_api())
-        .merge(console())
+        .merge(console(&shared.app.master, shared.limits.request_timeout))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(header(
             STRICT_TRANSPORT_SECURITY,
             "max-age=31536000; includeSubDomains",

@@ -90,6 +90,22 @@ pub(crate) async fn not_found(State(shared): State<Arc<Shared>>, req: Request) -
     handle(shared, IpAddr::from([0, 0, 0, 0]), None, req).await
 }
 
+/// A path served only for other methods (the router adds `Allow`): 405 with the contract's
+/// JSON body (audited), after the body is read, so the connection stays usable.
+pub(crate) async fn method_not_allowed(
+    State(shared): State<Arc<Shared>>,
+    req: Request,
+) -> Response {
+    let what = format!("{} {}", req.method(), req.uri().path());
+    let (_, body) = req.into_parts();
+    let drained = read_body(body, shared.limits.request_timeout).await.is_ok();
+    let reply = refusal(
+        ErrorCode::MethodNotAllowed,
+        "This path does not take that method.",
+    );
+    refuse(&shared, what, reply, !drained).await
+}
+
 async fn handle(
     shared: Arc<Shared>,
     peer: IpAddr,

@@ -6,18 +6,17 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cardunlock_core::crypto::Algorithm;
-use cardunlock_server::operator::create_operator;
 use cardunlock_server::protocol::operator::Role;
-use cardunlock_server::protocol::Secret;
 use cardunlock_server::{pinned_client_config, CardRecord};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 
-use super::{enrollment, master, Env, FAST, WRONG};
+use super::{enrollment, Env, WRONG};
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use super::operators::PASSWORD;
 
-/// An operator of the test server.
+/// An operator of the test server, with its TOTP seed; its codes are computed here,
+/// independently of the server's TOTP code.
 pub struct Operator {
     pub name: String,
     seed: Vec<u8>,
@@ -26,18 +25,18 @@ pub struct Operator {
 impl Operator {
     /// Adds `name` with `roles` (as `cardunlock-server add-operator` does).
     pub fn add(env: &Env, name: &str, roles: &[Role]) -> Self {
-        let uri = create_operator(
-            env.server.store(),
-            &master(),
-            &FAST,
-            name,
-            roles,
-            &Secret::new(PASSWORD),
-        )
-        .unwrap();
+        let op = env.operator(name, roles);
+        Self {
+            name: op.name.clone(),
+            seed: op.seed.to_vec(),
+        }
+    }
+
+    /// An operator whose authenticator was set up from `uri`.
+    pub fn with_uri(name: &str, uri: &str) -> Self {
         Self {
             name: name.to_owned(),
-            seed: seed_of(uri.expose()),
+            seed: seed_of(uri),
         }
     }
 
