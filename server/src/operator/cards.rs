@@ -54,6 +54,57 @@ fn unknown_card() -> OpError {
     )
 }
 
+/// A help-desk read-out's checks, in order: the role `helpdesk`, the note of how the caller was
+/// identified, the card's profile and identity.
+struct ReadOut {
+    role: Role,
+    checked: String,
+    profile: Profile,
+    identity: String,
+    id_bytes: Vec<u8>,
+}
+
+impl ReadOut {
+    fn check(
+        actor: &Actor,
+        profile: &str,
+        identity: &str,
+        identity_checked: &str,
+    ) -> Result<Self, OpError> {
+        let role = actor.require(&[Role::Helpdesk])?;
+        let checked = check_note(
+            "identity_checked (how the caller was identified)",
+            identity_checked,
+        )?;
+        let (profile, identity, id_bytes) = parse(profile, identity)?;
+        Ok(Self {
+            role,
+            checked,
+            profile,
+            identity,
+            id_bytes,
+        })
+    }
+}
+
+/// Writes the audit row of a help-desk action on `card`, inside `tx`.
+fn audit_card(
+    tx: &mut dyn crate::store::Tx,
+    actor: &Actor,
+    role: Role,
+    card: (Profile, &str),
+    (event, outcome): (&str, &str),
+    detail: &str,
+) -> Result<(), crate::ServerError> {
+    let ev = Event {
+        card: Some(card),
+        event,
+        outcome,
+        detail,
+    };
+    audit_in(tx, actor, Some(role), &ev)
+}
+
 /// Cards whose holder's name or e-mail, or whose identity, contains `q` (case-insensitive).
 pub fn search(state: &AppState, actor: &Actor, q: &str) -> Result<SearchReply, OpError> {
     actor.require(&LOOKERS)?;
@@ -151,13 +202,7 @@ pub fn lift_lock(
             },
             record.failed_attempts
         );
-        let ev = Event {
-            card: Some(card),
-            event: "lift_lock",
-            outcome: "lifted",
-            detail: &detail,
-        };
-        audit_in(tx, actor, Some(role), &ev)?;
+        audit_card(tx, actor, role, card, ("lift_lock", "lifted"), &detail)?;
         Ok(true)
     })?;
     if found {
@@ -172,6 +217,17 @@ enum Gate<T> {
     Unknown,
     Refused(OpError),
     Answer(T),
+}
+
+impl<T> Gate<T> {
+    /// The answer, or the refusal (an unknown card's when the card was not found).
+    fn answer(self) -> Result<T, OpError> {
+        match self {
+            Gate::Unknown => Err(unknown_card()),
+            Gate::Refused(e) => Err(e),
+            Gate::Answer(answer) => Ok(answer),
+        }
+    }
 }
 
 fn cap_reached(what: &str, cap: u32, retry_after: u64) -> OpError {
@@ -195,12 +251,13 @@ pub fn offline_response(
     identity: &str,
     req: &OfflineRequest,
 ) -> Result<OfflineReply, OpError> {
-    let role = actor.require(&[Role::Helpdesk])?;
-    let checked = check_note(
-        "identity_checked (how the caller was identified)",
-        &req.identity_checked,
-    )?;
-    let (profile, identity, id_bytes) = parse(profile, identity)?;
+    let ReadOut {
+        role,
+        checked,
+        profile,
+        identity,
+        id_bytes,
+    } = ReadOut::check(actor, profile, identity, &req.identity_checked)?;
     let compact: String = req
         .challenge
         .chars()
@@ -226,13 +283,14 @@ pub fn offline_response(
             };
             let refuse = |tx: &mut dyn crate::store::Tx, outcome: &str, e: OpError| {
                 let detail = format!("identity checked: {checked}");
-                let ev = Event {
-                    card: Some(card),
-                    event: "offline_response",
-                    outcome,
-                    detail: &detail,
-                };
-                audit_in(tx, actor, Some(role), &ev)?;
+                audit_card(
+                    tx,
+                    actor,
+                    role,
+                    card,
+                    ("offline_response", outcome),
+                    &detail,
+                )?;
                 Ok(Gate::Refused(e))
             };
             match profile {
@@ -293,25 +351,23 @@ pub fn offline_response(
                 "identity checked: {checked}; key generation {}",
                 record.key_gen
             );
-            let ev = Event {
-                card: Some(card),
-                event: "offline_response",
-                outcome: "answered",
-                detail: &detail,
-            };
-            audit_in(tx, actor, Some(role), &ev)?;
+            audit_card(
+                tx,
+                actor,
+                role,
+                card,
+                ("offline_response", "answered"),
+                &detail,
+            )?;
             Ok(Gate::Answer(Zeroizing::new(hex::encode_upper(
                 &response[..],
             ))))
         })?;
-    match gate {
-        Gate::Unknown => Err(unknown_card()),
-        Gate::Refused(e) => Err(e),
-        Gate::Answer(hex) => Ok(OfflineReply {
-            grouped: group_for_reading(&hex),
-            response: Secret::new(hex.as_str()),
-        }),
-    }
+    let hex = gate.answer()?;
+    Ok(OfflineReply {
+        grouped: group_for_reading(&hex),
+        response: Secret::new(hex.as_str()),
+    })
 }
 
 /// The PUK of a PIV card's confirmed generation, to read out to its holder (role `helpdesk`);
@@ -324,12 +380,13 @@ pub fn puk_readout(
     identity: &str,
     req: &PukReadoutRequest,
 ) -> Result<PukReadoutReply, OpError> {
-    let role = actor.require(&[Role::Helpdesk])?;
-    let checked = check_note(
-        "identity_checked (how the caller was identified)",
-        &req.identity_checked,
-    )?;
-    let (profile, identity, id_bytes) = parse(profile, identity)?;
+    let ReadOut {
+        role,
+        checked,
+        profile,
+        identity,
+        id_bytes,
+    } = ReadOut::check(actor, profile, identity, &req.identity_checked)?;
     if profile != Profile::Piv {
         return Err(OpError::refused(
             ErrorCode::OfflineUnsupported,
@@ -345,13 +402,7 @@ pub fn puk_readout(
         };
         if tx.daily_count(actor.name(), day, "puk_readout")? >= cap {
             let detail = format!("identity checked: {checked}");
-            let ev = Event {
-                card: Some(card),
-                event: "puk_readout",
-                outcome: "alert",
-                detail: &detail,
-            };
-            audit_in(tx, actor, Some(role), &ev)?;
+            audit_card(tx, actor, role, card, ("puk_readout", "alert"), &detail)?;
             return Ok(Gate::Refused(cap_reached("PUK read-outs", cap, day_left)));
         }
         tx.bump_daily(actor.name(), day, "puk_readout")?;
@@ -363,28 +414,17 @@ pub fn puk_readout(
                 .pending_puk_gen
                 .map_or(String::new(), |p| format!(" (pending {p})"))
         );
-        let ev = Event {
-            card: Some(card),
-            event: "puk_readout",
-            outcome: "read_out",
-            detail: &detail,
-        };
-        audit_in(tx, actor, Some(role), &ev)?;
+        audit_card(tx, actor, role, card, ("puk_readout", "read_out"), &detail)?;
         Ok(Gate::Answer((record.puk_gen, record.pending_puk_gen)))
     })?;
-    match gate {
-        Gate::Unknown => Err(unknown_card()),
-        Gate::Refused(e) => Err(e),
-        Gate::Answer((generation, pending)) => {
-            let puk = kdf::piv_puk(&state.master, &id_bytes, generation);
-            let alternative = pending
-                .filter(|p| *p != generation)
-                .map(|p| Secret::new(kdf::piv_puk(&state.master, &id_bytes, p).as_str()));
-            Ok(PukReadoutReply {
-                puk: Secret::new(puk.as_str()),
-                generation,
-                alternative,
-            })
-        }
-    }
+    let (generation, pending) = gate.answer()?;
+    let puk = kdf::piv_puk(&state.master, &id_bytes, generation);
+    let alternative = pending
+        .filter(|p| *p != generation)
+        .map(|p| Secret::new(kdf::piv_puk(&state.master, &id_bytes, p).as_str()));
+    Ok(PukReadoutReply {
+        puk: Secret::new(puk.as_str()),
+        generation,
+        alternative,
+    })
 }
