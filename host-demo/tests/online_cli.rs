@@ -11,7 +11,7 @@ mod common;
 
 use common::online::{enroll, enroll_with, operator, serve};
 
-use common::{cli, text, READER};
+use common::{assert_exit, cli, text, READER};
 
 fn unlock(url: &str, cert: &Path, answers: &[&str], pin: &str) -> Output {
     let cert = cert.display().to_string();
@@ -79,12 +79,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
     for left in [2, 1] {
         let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        assert!(
-            text(&out).contains(&format!("{left} attempt")),
-            "{}",
-            text(&out)
-        );
+        assert_exit(&out, 1, &format!("{left} attempt"));
     }
     let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
     assert_eq!(out.status.code(), Some(1));
@@ -96,16 +91,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     assert!(text(&out).to_lowercase().contains("lock"), "{}", text(&out));
     assert!(text(&cli(&["--reader", READER, "status"])).contains("PIN BLOCKED"));
     // The operator lifts it.
-    let status =
-        String::from_utf8_lossy(&cli(&["--reader", READER, "--json", "status"]).stdout).to_string();
-    let id = status
-        .split("\"identity\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = common::card_identity();
     // A reason is required (it goes to the audit log).
     let out = operator(
         &server,
@@ -113,8 +99,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
         "lift-lock",
         &["--profile", "piv", "--identity", &id, "--reason", " "],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("reason: "), "{}", text(&out));
+    assert_exit(&out, 2, "reason: ");
     let out = operator(
         &server,
         dir.path(),
@@ -152,21 +137,11 @@ fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
     let _card = common::SimCard::start("iso", true);
     assert!(enroll(&server, dir.path(), &[]).status.success());
     let out = unlock(&url, &cert, &[], "Tq83z");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("Online unlock is not available"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "Online unlock is not available");
     assert!(text(&out).contains("--offline"), "{}", text(&out));
     drop(server);
     let out = unlock(&url, &cert, &["x"], "Tq83z");
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
-    assert!(
-        text(&out).contains("The card was not touched"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 6, "The card was not touched");
     assert!(text(&cli(&["--reader", READER, "status"])).contains("PIN BLOCKED"));
 }
 
@@ -196,12 +171,7 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
         &[("Q?", "A")],
         &["--factory-puk", "11111111"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("changing the PUK: Wrong PUK. 2 tries left."),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "changing the PUK: Wrong PUK. 2 tries left.");
     // Nothing was registered: the server does not know the card.
     let out = unlock(&url, &cert, &["A"], "840259");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -220,16 +190,7 @@ fn the_help_desk_reads_out_the_puk_and_it_unblocks_the_card() {
     let (server, _url, _cert) = serve(dir.path());
     let _card = common::SimCard::start("piv", true);
     assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
-    let status =
-        String::from_utf8_lossy(&cli(&["--reader", READER, "--json", "status"]).stdout).to_string();
-    let id = status
-        .split("\"identity\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = common::card_identity();
     let out = operator(
         &server,
         dir.path(),

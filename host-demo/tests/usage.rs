@@ -9,30 +9,38 @@ use std::path::Path;
 use std::process::Output;
 
 use common::online::{cli_in, operator, serve, OPERATOR};
-use common::text;
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-fn code(out: &Output) -> Option<i32> {
-    out.status.code()
-}
+use common::{assert_exit, text};
 
 fn session_file(dir: &Path) -> std::path::PathBuf {
     dir.join("state").join("operator-session.json")
 }
 
+/// `cardunlock lift-lock` of the card `0011` on the server at `url`, signed in by the kept
+/// session alone (no operator options).
+fn lift_lock_kept(dir: &Path, url: &str, cert: &str) -> Output {
+    cli_in(
+        dir,
+        &[
+            "lift-lock",
+            "--server",
+            url,
+            "--cert",
+            cert,
+            "--profile",
+            "piv",
+            "--identity",
+            "0011",
+            "--reason",
+            "x",
+        ],
+    )
+}
+
 #[test]
 fn serve_is_not_a_workstation_command() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cli_in(dir.path(), &args(&["serve", "--bind", "127.0.0.1:0"]));
-    assert_eq!(code(&out), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("unrecognized subcommand"),
-        "{}",
-        text(&out)
-    );
+    let out = cli_in(dir.path(), &["serve", "--bind", "127.0.0.1:0"]);
+    assert_exit(&out, 2, "unrecognized subcommand");
 }
 
 #[test]
@@ -112,8 +120,8 @@ fn bad_input_is_refused_before_anything_is_sent() {
             "unexpected argument '--key'",
         ),
     ] {
-        let out = cli_in(dir.path(), &args(&list));
-        assert_eq!(code(&out), Some(2), "{list:?}: {}", text(&out));
+        let out = cli_in(dir.path(), &list);
+        assert_eq!(out.status.code(), Some(2), "{list:?}: {}", text(&out));
         assert!(text(&out).contains(says), "{list:?}: {}", text(&out));
     }
 }
@@ -147,9 +155,8 @@ fn a_wrong_password_keeps_nothing_and_a_password_file_must_be_private() {
     ];
     let mut list = base.to_vec();
     list.extend(["--password-file", &wrong]);
-    let out = cli_in(dir.path(), &args(&list));
-    assert_eq!(code(&out), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("error: sign-in: "), "{}", text(&out));
+    let out = cli_in(dir.path(), &list);
+    assert_exit(&out, 1, "error: sign-in: ");
     assert!(!text(&out).contains("not the password"), "{}", text(&out));
     assert!(!session_file(dir.path()).exists());
     // A password file others can read is refused before sign-in.
@@ -158,15 +165,14 @@ fn a_wrong_password_keeps_nothing_and_a_password_file_must_be_private() {
     let open = open.display().to_string();
     let mut list = base.to_vec();
     list.extend(["--password-file", &open]);
-    let out = cli_in(dir.path(), &args(&list));
-    assert_eq!(code(&out), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("error: password: "), "{}", text(&out));
+    let out = cli_in(dir.path(), &list);
+    assert_exit(&out, 2, "error: password: ");
     assert!(text(&out).contains("chmod 600"), "{}", text(&out));
     // Without a terminal and without the option, the TOTP code is not guessed.
     let right = dir.path().join("operator-password").display().to_string();
     let out = cli_in(
         dir.path(),
-        &args(&[
+        &[
             "lift-lock",
             "--server",
             &url,
@@ -182,10 +188,9 @@ fn a_wrong_password_keeps_nothing_and_a_password_file_must_be_private() {
             "0011",
             "--reason",
             "x",
-        ]),
+        ],
     );
-    assert_eq!(code(&out), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("TOTP code: "), "{}", text(&out));
+    assert_exit(&out, 2, "TOTP code: ");
 }
 
 #[test]
@@ -206,8 +211,7 @@ fn one_sign_in_serves_several_commands_until_sign_out() {
             "called back",
         ],
     );
-    assert_eq!(code(&out), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("error: lift-lock: "), "{}", text(&out));
+    assert_exit(&out, 1, "error: lift-lock: ");
     let file = session_file(dir.path());
     {
         use std::os::unix::fs::PermissionsExt;
@@ -218,7 +222,7 @@ fn one_sign_in_serves_several_commands_until_sign_out() {
     let cert = cert.display().to_string();
     let out = cli_in(
         dir.path(),
-        &args(&[
+        &[
             "respond",
             "--server",
             &url,
@@ -229,14 +233,9 @@ fn one_sign_in_serves_several_commands_until_sign_out() {
             "--identity-checked",
             "badge",
             "D4BD9B1DA5D26CDA",
-        ]),
+        ],
     );
-    assert_eq!(code(&out), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("error: offline response: "),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "error: offline response: ");
     let sign_ins = server
         .handle
         .store()
@@ -247,10 +246,7 @@ fn one_sign_in_serves_several_commands_until_sign_out() {
         .count();
     assert_eq!(sign_ins, 1);
     // Sign-out ends it on the server and deletes the file.
-    let out = cli_in(
-        dir.path(),
-        &args(&["sign-out", "--server", &url, "--cert", &cert]),
-    );
+    let out = cli_in(dir.path(), &["sign-out", "--server", &url, "--cert", &cert]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains(&format!("Signed out {OPERATOR}")),
@@ -258,24 +254,8 @@ fn one_sign_in_serves_several_commands_until_sign_out() {
         text(&out)
     );
     assert!(!file.exists());
-    let out = cli_in(
-        dir.path(),
-        &args(&[
-            "lift-lock",
-            "--server",
-            &url,
-            "--cert",
-            &cert,
-            "--profile",
-            "piv",
-            "--identity",
-            "0011",
-            "--reason",
-            "x",
-        ]),
-    );
-    assert_eq!(code(&out), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("--operator"), "{}", text(&out));
+    let out = lift_lock_kept(dir.path(), &url, &cert);
+    assert_exit(&out, 2, "--operator");
 }
 
 #[test]
@@ -288,41 +268,14 @@ fn a_kept_session_the_server_no_longer_takes_is_forgotten() {
         "lift-lock",
         &["--profile", "piv", "--identity", "0011", "--reason", "x"],
     );
-    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let file = session_file(dir.path());
     // A token the server never issued (as after the server ended the session).
     let saved = std::fs::read_to_string(&file).unwrap();
-    let token = saved
-        .split("\"token\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = common::json_string(&saved, "token");
     std::fs::write(&file, saved.replace(&token, &"0".repeat(token.len()))).unwrap();
     let cert = cert.display().to_string();
-    let out = cli_in(
-        dir.path(),
-        &args(&[
-            "lift-lock",
-            "--server",
-            &url,
-            "--cert",
-            &cert,
-            "--profile",
-            "piv",
-            "--identity",
-            "0011",
-            "--reason",
-            "x",
-        ]),
-    );
-    assert_eq!(code(&out), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("the kept session ended and was forgotten"),
-        "{}",
-        text(&out)
-    );
+    let out = lift_lock_kept(dir.path(), &url, &cert);
+    assert_exit(&out, 1, "the kept session ended and was forgotten");
     assert!(!file.exists());
 }

@@ -128,6 +128,44 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// The CLI ended with exit code `code` and its output says `says`.
+pub fn assert_exit(out: &Output, code: i32, says: &str) {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    assert!(t.contains(says), "{t}");
+}
+
+/// The string value of `"field":"..."` in JSON text (as the CLI and its files write it).
+pub fn json_string(json: &str, field: &str) -> String {
+    json.split(&format!("\"{field}\":\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{field} missing in {json}"))
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The identity of the card in reader 1, from `cardunlock --json status`.
+pub fn card_identity() -> String {
+    let status = String::from_utf8_lossy(&on_reader(&["--json", "status"]).stdout).to_string();
+    json_string(&status, "identity")
+}
+
+/// The TOTP code of now for the `otpauth://` URI an operator was given.
+pub fn totp_now(uri: &str) -> String {
+    let seed = cardunlock_server::totp::seed_from_uri(uri).unwrap();
+    cardunlock_server::totp::code(&seed, unix_now()).to_string()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 /// One field of `cardunlock --json status` of the card in reader 1, as JSON text.
 pub fn status_json(field: &str) -> String {
     let out = on_reader(&["--json", "status"]);
@@ -229,10 +267,7 @@ pub mod online {
     impl Server {
         /// The operator's current TOTP code.
         pub fn code(&self) -> String {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
+            let now = super::unix_now();
             totp::code(&self.seed, now + self.steps_ahead * totp::STEP_SECS).to_string()
         }
 
@@ -257,7 +292,7 @@ pub mod online {
     }
 
     /// Runs the CLI with the operator's state directory in `dir/state`, no standard input.
-    pub fn cli_in(dir: &Path, args: &[String]) -> Output {
+    pub fn cli_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
         Command::new(BIN)
             .args(args)
             .env("CARDUNLOCK_STATE_DIR", dir.join("state"))
