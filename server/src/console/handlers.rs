@@ -167,34 +167,36 @@ fn card_ref(profile: &str, identity: &str) -> Option<CardRef> {
 }
 
 /// A form posted on a card's page: refuses a form token that is not this session's, then a
-/// profile that is not one of ours (404), then runs `call` on the card as the signed-in operator.
-/// The card and the call's value, or the page that answers instead.
+/// profile that is not one of ours (404), then runs `call` on the card as the signed-in operator
+/// and answers with `page` of the card and the call's value (or with the refusal).
 async fn on_card<T, F>(
     shared: &Arc<Shared>,
     signed: &Signed,
     csrf: &str,
     (profile, identity): (String, String),
     call: F,
-) -> Result<(CardRef, T), Response>
+    page: impl FnOnce(&CardRef, T) -> Response,
+) -> Response
 where
     T: Send + 'static,
     F: FnOnce(&operator::AppState, &Actor, &str, &str) -> Result<T, OpError> + Send + 'static,
 {
     if let Some(refusal) = signed.form_refusal(csrf) {
-        return Err(refusal);
+        return refusal;
     }
     let Some(card) = card_ref(&profile, &identity) else {
-        return Err(html(
+        return html(
             StatusCode::NOT_FOUND,
             message("Not found", Some(&signed.nav), "No such card profile."),
-        ));
+        );
     };
-    let value = signed
-        .run(shared, move |app, actor| {
-            call(app, actor, &profile, &identity)
-        })
-        .await?;
-    Ok((card, value))
+    let done = signed.run(shared, move |app, actor| {
+        call(app, actor, &profile, &identity)
+    });
+    match done.await {
+        Ok(value) => page(&card, value),
+        Err(refusal) => refusal,
+    }
 }
 
 /// The lift-lock form.
@@ -216,17 +218,11 @@ pub(crate) async fn lift_lock(
     let req = LiftLockRequest {
         reason: form.reason,
     };
-    let done = on_card(
-        &shared,
-        &signed,
-        &form.csrf,
-        card,
-        move |app, actor, p, i| operator::lift_lock(app, actor, p, i, &req),
-    );
-    match done.await {
-        Ok((card, _)) => see_other(&card_path(&card)),
-        Err(page) => page,
-    }
+    let call = move |app: &_, actor: &_, p: &_, i: &_| operator::lift_lock(app, actor, p, i, &req);
+    on_card(&shared, &signed, &form.csrf, card, call, |card, _| {
+        see_other(&card_path(card))
+    })
+    .await
 }
 
 /// The offline-response and PUK read-out forms.
@@ -251,20 +247,15 @@ pub(crate) async fn offline_response(
         challenge: form.challenge,
         identity_checked: form.identity_checked,
     };
-    let reply = on_card(
-        &shared,
-        &signed,
-        &form.csrf,
-        card,
-        move |app, actor, p, i| operator::offline_response(app, actor, p, i, &req),
-    );
-    match reply.await {
-        Ok((card, reply)) => html(
+    let call =
+        move |app: &_, actor: &_, p: &_, i: &_| operator::offline_response(app, actor, p, i, &req);
+    on_card(&shared, &signed, &form.csrf, card, call, |card, reply| {
+        html(
             StatusCode::OK,
-            pages::offline_result(&signed.nav, &card, &reply),
-        ),
-        Err(page) => page,
-    }
+            pages::offline_result(&signed.nav, card, &reply),
+        )
+    })
+    .await
 }
 
 /// `POST .../puk-readout`: the PIV card's PUK, grouped for reading aloud.
@@ -277,18 +268,10 @@ pub(crate) async fn puk_readout(
     let req = PukReadoutRequest {
         identity_checked: form.identity_checked,
     };
-    let reply = on_card(
-        &shared,
-        &signed,
-        &form.csrf,
-        card,
-        move |app, actor, p, i| operator::puk_readout(app, actor, p, i, &req),
-    );
-    match reply.await {
-        Ok((card, reply)) => html(
-            StatusCode::OK,
-            pages::puk_result(&signed.nav, &card, &reply),
-        ),
-        Err(page) => page,
-    }
+    let call =
+        move |app: &_, actor: &_, p: &_, i: &_| operator::puk_readout(app, actor, p, i, &req);
+    on_card(&shared, &signed, &form.csrf, card, call, |card, reply| {
+        html(StatusCode::OK, pages::puk_result(&signed.nav, card, &reply))
+    })
+    .await
 }

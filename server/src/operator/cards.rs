@@ -39,8 +39,11 @@ fn user(c: &CardRecord) -> User {
     }
 }
 
+/// A card named by a URL path, checked: its profile, identity (hex) and identity bytes.
+type Parsed = (Profile, String, Vec<u8>);
+
 /// Profile and identity from a URL path, checked.
-fn parse(profile: &str, identity: &str) -> Result<(Profile, String, Vec<u8>), OpError> {
+fn parse(profile: &str, identity: &str) -> Result<Parsed, OpError> {
     let profile = Profile::parse(profile)
         .ok_or_else(|| OpError::bad("Bad request: the profile must be piv, gids or iso."))?;
     let (identity, bytes) = parse_identity(identity)?;
@@ -55,36 +58,20 @@ fn unknown_card() -> OpError {
 }
 
 /// A help-desk read-out's checks, in order: the role `helpdesk`, the note of how the caller was
-/// identified, the card's profile and identity.
-struct ReadOut {
-    role: Role,
-    checked: String,
-    profile: Profile,
-    identity: String,
-    id_bytes: Vec<u8>,
-}
-
-impl ReadOut {
-    fn check(
-        actor: &Actor,
-        profile: &str,
-        identity: &str,
-        identity_checked: &str,
-    ) -> Result<Self, OpError> {
-        let role = actor.require(&[Role::Helpdesk])?;
-        let checked = check_note(
-            "identity_checked (how the caller was identified)",
-            identity_checked,
-        )?;
-        let (profile, identity, id_bytes) = parse(profile, identity)?;
-        Ok(Self {
-            role,
-            checked,
-            profile,
-            identity,
-            id_bytes,
-        })
-    }
+/// identified, the card's profile and identity. The role, the note, and the card as [`parse`]
+/// gives it.
+fn read_out_checks(
+    actor: &Actor,
+    profile: &str,
+    identity: &str,
+    identity_checked: &str,
+) -> Result<(Role, String, Parsed), OpError> {
+    let role = actor.require(&[Role::Helpdesk])?;
+    let checked = check_note(
+        "identity_checked (how the caller was identified)",
+        identity_checked,
+    )?;
+    Ok((role, checked, parse(profile, identity)?))
 }
 
 /// Writes the audit row of a help-desk action on `card`, inside `tx`.
@@ -251,13 +238,8 @@ pub fn offline_response(
     identity: &str,
     req: &OfflineRequest,
 ) -> Result<OfflineReply, OpError> {
-    let ReadOut {
-        role,
-        checked,
-        profile,
-        identity,
-        id_bytes,
-    } = ReadOut::check(actor, profile, identity, &req.identity_checked)?;
+    let (role, checked, (profile, identity, id_bytes)) =
+        read_out_checks(actor, profile, identity, &req.identity_checked)?;
     let compact: String = req
         .challenge
         .chars()
@@ -380,13 +362,8 @@ pub fn puk_readout(
     identity: &str,
     req: &PukReadoutRequest,
 ) -> Result<PukReadoutReply, OpError> {
-    let ReadOut {
-        role,
-        checked,
-        profile,
-        identity,
-        id_bytes,
-    } = ReadOut::check(actor, profile, identity, &req.identity_checked)?;
+    let (role, checked, (profile, identity, id_bytes)) =
+        read_out_checks(actor, profile, identity, &req.identity_checked)?;
     if profile != Profile::Piv {
         return Err(OpError::refused(
             ErrorCode::OfflineUnsupported,
