@@ -149,25 +149,17 @@ fn the_demo_operator_printed_signs_in_and_acts() {
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
     let code = common::totp_now(&uri);
     let state = tempfile::tempdir().unwrap();
-    let mut lift = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
-        .args([
+    let mut lift = Command::new(common::BIN)
+        .args(common::online::remote(
             "lift-lock",
-            "--server",
             &url,
-            "--cert",
             &cert,
-            "--operator",
-            &name,
-            "--password-stdin",
-            "--totp",
-            &code,
-            "--profile",
-            "piv",
-            "--identity",
+            &["--operator", &name, "--password-stdin", "--totp", &code],
+        ))
+        .args(common::online::lift_piv(
             &identity,
-            "--reason",
             "called back on the number on file",
-        ])
+        ))
         .env("CARDUNLOCK_STATE_DIR", state.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -9,7 +9,7 @@ use std::process::Output;
 
 mod common;
 
-use common::online::{enroll, enroll_with, operator, serve};
+use common::online::{enroll, enroll_with, lift_piv, operator, serve};
 
 use common::{assert_exit, cli, text, READER};
 
@@ -93,25 +93,13 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     // The operator lifts it.
     let id = common::card_identity();
     // A reason is required (it goes to the audit log).
-    let out = operator(
-        &server,
-        dir.path(),
-        "lift-lock",
-        &["--profile", "piv", "--identity", &id, "--reason", " "],
-    );
+    let out = operator(&server, dir.path(), "lift-lock", &lift_piv(&id, " "));
     assert_exit(&out, 2, "reason: ");
     let out = operator(
         &server,
         dir.path(),
         "lift-lock",
-        &[
-            "--profile",
-            "piv",
-            "--identity",
-            &id,
-            "--reason",
-            "called back on file",
-        ],
+        &lift_piv(&id, "called back on file"),
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(

@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use common::online::lift_piv;
 use common::{assert_exit, text, totp_now, write_private, BIN};
 
 fn server_bin() -> PathBuf {
@@ -48,8 +49,8 @@ fn lift_lock(dir: &Path, url: &str, code: &str, reason: &str) -> Output {
         ])
         .args(["--operator", "alice"])
         .args(["--password-file", password_file.to_str().unwrap()])
-        .args(["--totp", code, "--profile", "piv", "--identity", "00112233"])
-        .args(["--reason", reason])
+        .args(["--totp", code])
+        .args(lift_piv("00112233", reason))
         .env("CARDUNLOCK_STATE_DIR", dir.join("state"))
         .stdin(Stdio::null())
         .output()

@@ -291,6 +291,30 @@ pub mod online {
         }
     }
 
+    /// `COMMAND --server URL --cert PEM REST...`: an operator command against a server.
+    pub fn remote<'a>(
+        command: &'a str,
+        url: &'a str,
+        cert: &'a str,
+        rest: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut args = vec![command, "--server", url, "--cert", cert];
+        args.extend_from_slice(rest);
+        args
+    }
+
+    /// `--profile piv --identity ID --reason REASON`: what a lift-lock of a PIV card names.
+    pub const fn lift_piv<'a>(identity: &'a str, reason: &'a str) -> [&'a str; 6] {
+        [
+            "--profile",
+            "piv",
+            "--identity",
+            identity,
+            "--reason",
+            reason,
+        ]
+    }
+
     /// Runs the CLI with the operator's state directory in `dir/state`, no standard input.
     pub fn cli_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
         Command::new(BIN)
