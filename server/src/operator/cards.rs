@@ -9,8 +9,8 @@ use cardunlock_protocol::{AlgorithmName, CardRef, ErrorBody, ErrorCode, Role, Se
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::audit::record;
-use super::{audit_in, check_note, day_of, Actor, AppState, Event, OpError};
+use super::audit::{audit_card, record};
+use super::{check_note, day_of, Actor, AppState, OpError};
 use crate::kdf;
 use crate::store::ops::AuditFilter;
 use crate::store::{now_ms, parse_identity, CardRecord, Profile};
@@ -72,24 +72,6 @@ fn read_out_checks(
         identity_checked,
     )?;
     Ok((role, checked, parse(profile, identity)?))
-}
-
-/// Writes the audit row of a help-desk action on `card`, inside `tx`.
-fn audit_card(
-    tx: &mut dyn crate::store::Tx,
-    actor: &Actor,
-    role: Role,
-    card: (Profile, &str),
-    (event, outcome): (&str, &str),
-    detail: &str,
-) -> Result<(), crate::ServerError> {
-    let ev = Event {
-        card: Some(card),
-        event,
-        outcome,
-        detail,
-    };
-    audit_in(tx, actor, Some(role), &ev)
 }
 
 /// Cards whose holder's name or e-mail, or whose identity, contains `q` (case-insensitive).
