@@ -149,25 +149,21 @@ fn the_demo_operator_printed_signs_in_and_acts() {
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
     let code = common::totp_now(&uri);
     let state = tempfile::tempdir().unwrap();
-    let mut lift = Command::new(common::BIN)
-        .args(common::online::remote(
-            "lift-lock",
-            &url,
-            &cert,
-            &["--operator", &name, "--password-stdin", "--totp", &code],
-        ))
-        .args(common::online::lift_piv(
-            &identity,
-            "called back on the number on file",
-        ))
-        .env("CARDUNLOCK_STATE_DIR", state.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(lift.stdin.take().unwrap(), "{password}").unwrap();
-    let out = lift.wait_with_output().unwrap();
+    let out = common::output_with_stdin(
+        Command::new(common::BIN)
+            .args(common::online::remote(
+                "lift-lock",
+                &url,
+                &cert,
+                &["--operator", &name, "--password-stdin", "--totp", &code],
+            ))
+            .args(common::online::lift_piv(
+                &identity,
+                "called back on the number on file",
+            ))
+            .env("CARDUNLOCK_STATE_DIR", state.path()),
+        &format!("{password}\n"),
+    );
     let text = common::text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("Online unlock lifted for piv card"), "{text}");

@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use common::online::lift_piv;
-use common::{assert_exit, text, totp_now, write_private, BIN};
+use common::{assert_exit, output_with_stdin, text, totp_now, write_private, BIN};
 
 fn server_bin() -> PathBuf {
     let path =
@@ -98,22 +98,17 @@ fn an_operator_made_by_the_server_program_signs_in_from_the_workstation() {
     std::thread::spawn(move || for _ in lines.by_ref() {});
 
     let password = "an operator passphrase";
-    let mut add = Command::new(server_bin())
-        .args([
-            "add-operator",
-            "alice",
-            "--role",
-            "helpdesk",
-            "--password-stdin",
-        ])
-        .args(state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "{password}").unwrap();
-    let added = add.wait_with_output().unwrap();
+    let add = [
+        "add-operator",
+        "alice",
+        "--role",
+        "helpdesk",
+        "--password-stdin",
+    ];
+    let added = output_with_stdin(
+        Command::new(server_bin()).args(add).args(state),
+        &format!("{password}\n"),
+    );
     assert!(added.status.success(), "{}", text(&added));
     let printed = String::from_utf8_lossy(&added.stdout).to_string();
     let uri = printed

@@ -112,6 +112,20 @@ pub fn cli(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `command` with `stdin` as its standard input and its output captured. The program
+/// may exit before reading: a broken pipe is fine.
+pub fn output_with_stdin(command: &mut Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
 /// Runs the CLI on reader 1.
 pub fn on_reader(args: &[&str]) -> Output {
     let mut all = vec!["--reader", READER];
