@@ -107,13 +107,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
         "{}",
         text(&out)
     );
-    let audit = server.handle.store().audit().unwrap();
-    assert!(
-        audit.iter().any(|e| e.event == "lift_lock"
-            && e.operator.as_deref() == Some(common::online::OPERATOR)
-            && e.detail.contains("called back on file")),
-        "{audit:?}"
-    );
+    server.assert_audited("lift_lock", "called back on file");
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "840259");
     assert!(out.status.success(), "{}", text(&out));
 }
@@ -207,12 +201,6 @@ fn the_help_desk_reads_out_the_puk_and_it_unblocks_the_card() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     // The read-out is audited with the operator and how the caller was identified.
-    let audit = server.handle.store().audit().unwrap();
-    assert!(
-        audit.iter().any(|e| e.event == "puk_readout"
-            && e.operator.as_deref() == Some(common::online::OPERATOR)
-            && e.detail.contains("called back")),
-        "{audit:?}"
-    );
+    let audit = server.assert_audited("puk_readout", "called back");
     assert!(!format!("{audit:?}").contains(&puk));
 }

@@ -285,6 +285,23 @@ pub mod online {
             totp::code(&self.seed, now + self.steps_ahead * totp::STEP_SECS).to_string()
         }
 
+        /// The audit, asserted to hold a row of the operator's `event` whose detail says
+        /// `detail`.
+        pub fn assert_audited(
+            &self,
+            event: &str,
+            detail: &str,
+        ) -> Vec<cardunlock_server::AuditEntry> {
+            let audit = self.handle.store().audit().unwrap();
+            assert!(
+                audit.iter().any(|e| e.event == event
+                    && e.operator.as_deref() == Some(OPERATOR)
+                    && e.detail.contains(detail)),
+                "{audit:?}"
+            );
+            audit
+        }
+
         /// `--server URL --cert PEM --operator eve --password-file F --totp CODE --keep-session`
         /// for the server of `dir`: the first command signs in and keeps the session (in
         /// `dir/state`, see [`cli_in`]), the next ones reuse it (each TOTP code works once).
