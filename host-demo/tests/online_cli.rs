@@ -9,7 +9,7 @@ use std::process::Output;
 
 mod common;
 
-use common::online::{enroll, enroll_with, lift_piv, operator, serve};
+use common::online::{enroll_with, enrolled, lift_piv, operator, serve, Enrolled};
 
 use common::{assert_exit, cli, text, READER};
 
@@ -35,11 +35,13 @@ fn unlock(url: &str, cert: &Path, answers: &[&str], pin: &str) -> Output {
 const QUESTIONS: [(&str, &str); 2] = [("First pet?", "Rex"), ("City of birth?", "São Paulo")];
 
 fn end_to_end(profile: &str, pin: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url, cert) = serve(dir.path());
-    let _card = common::SimCard::start(profile, true);
-    let out = enroll(&server, dir.path(), &QUESTIONS);
-    assert!(out.status.success(), "{}", text(&out));
+    let Enrolled {
+        dir: _dir,
+        server: _server,
+        url,
+        cert,
+        card: _card,
+    } = enrolled(profile, &QUESTIONS);
     // Answers are normalised: case and spaces do not matter.
     let out = unlock(&url, &cert, &["  rex ", "SÃO   PAULO"], pin);
     assert!(out.status.success(), "{profile}: {}", text(&out));
@@ -73,10 +75,13 @@ fn online_unlock_iso() {
 
 #[test]
 fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url, cert) = serve(dir.path());
-    let _card = common::SimCard::start("piv", true);
-    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
+    let Enrolled {
+        dir,
+        server,
+        url,
+        cert,
+        card: _card,
+    } = enrolled("piv", &QUESTIONS);
     for left in [2, 1] {
         let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
         assert_exit(&out, 1, &format!("{left} attempt"));
@@ -114,10 +119,13 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
 
 #[test]
 fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url, cert) = serve(dir.path());
-    let _card = common::SimCard::start("iso", true);
-    assert!(enroll(&server, dir.path(), &[]).status.success());
+    let Enrolled {
+        dir: _dir,
+        server,
+        url,
+        cert,
+        card: _card,
+    } = enrolled("iso", &[]);
     let out = unlock(&url, &cert, &[], "Tq83z");
     assert_exit(&out, 1, "Online unlock is not available");
     assert!(text(&out).contains("--offline"), "{}", text(&out));
@@ -129,10 +137,13 @@ fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
 
 #[test]
 fn a_policy_violation_is_refused_before_the_card_is_touched() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url, cert) = serve(dir.path());
-    let _card = common::SimCard::start("piv", true);
-    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
+    let Enrolled {
+        dir: _dir,
+        server: _server,
+        url,
+        cert,
+        card: _card,
+    } = enrolled("piv", &QUESTIONS);
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "123456");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let status = text(&cli(&["--reader", READER, "status"]));
@@ -168,10 +179,12 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
 /// (`cardunlock puk-readout`), and the holder unblocks the card with it.
 #[test]
 fn the_help_desk_reads_out_the_puk_and_it_unblocks_the_card() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, _url, _cert) = serve(dir.path());
-    let _card = common::SimCard::start("piv", true);
-    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
+    let Enrolled {
+        dir,
+        server,
+        card: _card,
+        ..
+    } = enrolled("piv", &QUESTIONS);
     let id = common::card_identity();
     let out = operator(
         &server,

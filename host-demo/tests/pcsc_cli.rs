@@ -215,11 +215,12 @@ fn pcscd_not_running_is_a_clear_error() {
 /// challenge and how the caller was identified; nothing is computed at the workstation.
 #[test]
 fn offline_response_from_the_server_after_enrollment() {
-    let _card = SimCard::start("iso", true);
-    let dir = tempfile::tempdir().unwrap();
-    let (server, _url, _cert) = common::online::serve(dir.path());
-    let out = common::online::enroll(&server, dir.path(), &[("Q?", "A")]);
-    assert!(out.status.success(), "{}", text(&out));
+    let common::online::Enrolled {
+        dir,
+        server,
+        card: _card,
+        ..
+    } = common::online::enrolled("iso", &[("Q?", "A")]);
     let identity = common::card_identity();
     // The factory key no longer answers.
     let (code, _) = offline_unlock(operator_response);

@@ -356,6 +356,32 @@ pub mod online {
             .unwrap()
     }
 
+    /// A test's server (in `dir`) and its blocked simulated card in reader 1, enrolled.
+    pub struct Enrolled {
+        pub card: super::SimCard,
+        pub server: Server,
+        pub url: String,
+        pub cert: PathBuf,
+        pub dir: tempfile::TempDir,
+    }
+
+    /// Starts a server in a fresh directory and a blocked `profile` card in reader 1, and has
+    /// the operator enroll the card with `questions` (asserted to succeed).
+    pub fn enrolled(profile: &str, questions: &[(&str, &str)]) -> Enrolled {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, url, cert) = serve(dir.path());
+        let card = super::SimCard::start(profile, true);
+        let out = enroll(&server, dir.path(), questions);
+        assert!(out.status.success(), "{}", super::text(&out));
+        Enrolled {
+            card,
+            server,
+            url,
+            cert,
+            dir,
+        }
+    }
+
     /// `cardunlock enroll` of the card in reader 1 as the operator, with `questions`.
     pub fn enroll(server: &Server, dir: &Path, questions: &[(&str, &str)]) -> Output {
         enroll_with(server, dir, questions, &[])
