@@ -9,7 +9,7 @@ use std::process::Output;
 
 mod common;
 
-use common::online::{enroll_with, enrolled, lift_piv, operator, serve, Enrolled};
+use common::online::{enroll_with, enrolled, lift_piv, operator, serve};
 
 use common::{assert_exit, cli, text, READER};
 
@@ -35,13 +35,7 @@ fn unlock(url: &str, cert: &Path, answers: &[&str], pin: &str) -> Output {
 const QUESTIONS: [(&str, &str); 2] = [("First pet?", "Rex"), ("City of birth?", "São Paulo")];
 
 fn end_to_end(profile: &str, pin: &str) {
-    let Enrolled {
-        dir: _dir,
-        server: _server,
-        url,
-        cert,
-        card: _card,
-    } = enrolled(profile, &QUESTIONS);
+    let (_held, _server, url, cert) = enrolled(profile, &QUESTIONS);
     // Answers are normalised: case and spaces do not matter.
     let out = unlock(&url, &cert, &["  rex ", "SÃO   PAULO"], pin);
     assert!(out.status.success(), "{profile}: {}", text(&out));
@@ -75,13 +69,8 @@ fn online_unlock_iso() {
 
 #[test]
 fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
-    let Enrolled {
-        dir,
-        server,
-        url,
-        cert,
-        card: _card,
-    } = enrolled("piv", &QUESTIONS);
+    let (held, server, url, cert) = enrolled("piv", &QUESTIONS);
+    let dir = &held.dir;
     for left in [2, 1] {
         let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
         assert_exit(&out, 1, &format!("{left} attempt"));
@@ -119,13 +108,7 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
 
 #[test]
 fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
-    let Enrolled {
-        dir: _dir,
-        server,
-        url,
-        cert,
-        card: _card,
-    } = enrolled("iso", &[]);
+    let (_held, server, url, cert) = enrolled("iso", &[]);
     let out = unlock(&url, &cert, &[], "Tq83z");
     assert_exit(&out, 1, "Online unlock is not available");
     assert!(text(&out).contains("--offline"), "{}", text(&out));
@@ -137,13 +120,7 @@ fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
 
 #[test]
 fn a_policy_violation_is_refused_before_the_card_is_touched() {
-    let Enrolled {
-        dir: _dir,
-        server: _server,
-        url,
-        cert,
-        card: _card,
-    } = enrolled("piv", &QUESTIONS);
+    let (_held, _server, url, cert) = enrolled("piv", &QUESTIONS);
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "123456");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let status = text(&cli(&["--reader", READER, "status"]));
@@ -179,12 +156,8 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
 /// (`cardunlock puk-readout`), and the holder unblocks the card with it.
 #[test]
 fn the_help_desk_reads_out_the_puk_and_it_unblocks_the_card() {
-    let Enrolled {
-        dir,
-        server,
-        card: _card,
-        ..
-    } = enrolled("piv", &QUESTIONS);
+    let (held, server, _, _) = enrolled("piv", &QUESTIONS);
+    let dir = &held.dir;
     let id = common::card_identity();
     let out = operator(
         &server,

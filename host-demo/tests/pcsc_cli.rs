@@ -215,12 +215,8 @@ fn pcscd_not_running_is_a_clear_error() {
 /// challenge and how the caller was identified; nothing is computed at the workstation.
 #[test]
 fn offline_response_from_the_server_after_enrollment() {
-    let common::online::Enrolled {
-        dir,
-        server,
-        card: _card,
-        ..
-    } = common::online::enrolled("iso", &[("Q?", "A")]);
+    let (held, server, _, _) = common::online::enrolled("iso", &[("Q?", "A")]);
+    let dir = &held.dir;
     let identity = common::card_identity();
     // The factory key no longer answers.
     let (code, _) = offline_unlock(operator_response);

@@ -356,30 +356,26 @@ pub mod online {
             .unwrap()
     }
 
-    /// A test's server (in `dir`) and its blocked simulated card in reader 1, enrolled.
+    /// What an [`enrolled`] card's test holds until it ends: the server's directory and the
+    /// simulated card in reader 1.
     pub struct Enrolled {
-        pub card: super::SimCard,
-        pub server: Server,
-        pub url: String,
-        pub cert: PathBuf,
         pub dir: tempfile::TempDir,
+        card: super::SimCard,
     }
 
     /// Starts a server in a fresh directory and a blocked `profile` card in reader 1, and has
-    /// the operator enroll the card with `questions` (asserted to succeed).
-    pub fn enrolled(profile: &str, questions: &[(&str, &str)]) -> Enrolled {
+    /// the operator enroll the card with `questions` (asserted to succeed). Returns what the
+    /// test holds, and the server with its URL and certificate path.
+    pub fn enrolled(
+        profile: &str,
+        questions: &[(&str, &str)],
+    ) -> (Enrolled, Server, String, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let (server, url, cert) = serve(dir.path());
         let card = super::SimCard::start(profile, true);
         let out = enroll(&server, dir.path(), questions);
         assert!(out.status.success(), "{}", super::text(&out));
-        Enrolled {
-            card,
-            server,
-            url,
-            cert,
-            dir,
-        }
+        (Enrolled { dir, card }, server, url, cert)
     }
 
     /// `cardunlock enroll` of the card in reader 1 as the operator, with `questions`.
