@@ -204,8 +204,8 @@ where
             }
             let mut changed = false;
             for (n, puk) in puks.iter().enumerate() {
-                let old =
-                    PivPuk::new(puk.as_bytes()).map_err(|e| Failure::usage("current PUK", e))?;
+                let old = PivPuk::new(puk.as_bytes())
+                    .map_err(|e| Failure::usage("current PUK", e))?;
                 match block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin)) {
                     Ok(_) => {
                         changed = true;
