@@ -5,18 +5,21 @@
 
 use cardunlock_client::api::Api;
 use cardunlock_client::demo::SharedCard;
-use cardunlock_client::enroll::{self, Factory, Holder};
+use cardunlock_client::enroll::{self, Enrolled, Factory, Holder};
 use cardunlock_client::operator::{card_ref, Credentials, Operator};
-use cardunlock_client::Kind;
+use cardunlock_client::{Failure, Kind};
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::CardStatus;
 use cardunlock_core::iso::IsoProfile;
+use cardunlock_core::piv::CardId;
 use cardunlock_core::unlock;
 use cardunlock_protocol::operator::QuestionAnswer;
 use cardunlock_protocol::{Profile, Role, Secret, User};
 use cardunlock_server::operator::create_operator;
-use cardunlock_server::{kdf, totp, Argon2Params, Config, MasterSecret, Server, ServerHandle};
+use cardunlock_server::{
+    kdf, totp, Argon2Params, CardRecord, Config, MasterSecret, Server, ServerHandle,
+};
 use cardunlock_sim::{Config as SimConfig, IsoConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
 use zeroize::Zeroizing;
@@ -73,17 +76,51 @@ impl Env {
         totp::code(&self.seed, now() + steps * totp::STEP_SECS)
     }
 
-    fn sign_in(&self, steps: u64) -> Operator {
+    /// Signs in as `name` with `password` and the code `steps` steps from now.
+    fn sign_in_as(&self, name: &str, password: &str, steps: u64) -> Result<Operator, Failure> {
         Operator::sign_in(
             self.api(),
             &Credentials {
-                name: "eve".into(),
-                password: Zeroizing::new(PASSWORD.into()),
+                name: name.into(),
+                password: Zeroizing::new(password.into()),
                 totp: self.code(steps),
             },
         )
-        .unwrap()
     }
+
+    fn sign_in(&self, steps: u64) -> Operator {
+        self.sign_in_as("eve", PASSWORD, steps).unwrap()
+    }
+
+    /// The server's record of the card, if it has one.
+    fn record(&self, profile: &str, id: &CardId) -> Option<CardRecord> {
+        self.server.store().card(profile, &id.to_string()).unwrap()
+    }
+}
+
+/// A simulated card as `config` makes it, its status and its identity.
+fn new_card(config: SimConfig) -> (SharedCard, CardStatus, CardId) {
+    let card = SharedCard::new(SimCard::new(config));
+    let st = status(&card);
+    let id = st.identity.unwrap();
+    (card, st, id)
+}
+
+/// Enrolls `card` (a 3DES key, [`holder`]) with `factory` as the factory's secrets.
+fn enroll(
+    op: &Operator,
+    card: &SharedCard,
+    st: &CardStatus,
+    factory: &Factory,
+) -> Result<Enrolled, Failure> {
+    enroll::enroll(
+        op,
+        &mut Driver::new(card.clone()),
+        st,
+        Algorithm::TripleDes,
+        holder(),
+        factory,
+    )
 }
 
 fn status(card: &SharedCard) -> CardStatus {
@@ -111,24 +148,11 @@ fn holder() -> Holder {
 fn enrollment_puts_the_servers_secrets_on_the_card_and_re_enrollment_replaces_them() {
     let env = Env::start();
     let op = env.sign_in(0);
-    let card = SharedCard::new(SimCard::new(SimConfig::Piv(PivConfig::factory())));
-    let st = status(&card);
-    let id = st.identity.unwrap();
-    let enrolled = enroll::enroll(
-        &op,
-        &mut Driver::new(card.clone()),
-        &st,
-        Algorithm::TripleDes,
-        holder(),
-        &Factory::default(),
-    )
-    .unwrap();
+    let (card, st, id) = new_card(SimConfig::Piv(PivConfig::factory()));
+    let enrolled = enroll(&op, &card, &st, &Factory::default()).unwrap();
     assert!(!enrolled.re_enrolled);
     let record = env
-        .server
-        .store()
-        .card("piv", &id.to_string())
-        .unwrap()
+        .record("piv", &id)
         .expect("the server recorded the card");
     // The card holds exactly what the server derives for the recorded generations.
     let puk = kdf::piv_puk(&env.master, id.as_bytes(), record.puk_gen);
@@ -139,22 +163,9 @@ fn enrollment_puts_the_servers_secrets_on_the_card_and_re_enrollment_replaces_th
 
     // Again: the server knows the card, so its current secrets authenticate (the factory ones
     // no longer would), and the card ends on the next generation.
-    let again = enroll::enroll(
-        &op,
-        &mut Driver::new(card.clone()),
-        &st,
-        Algorithm::TripleDes,
-        holder(),
-        &Factory::default(),
-    )
-    .unwrap();
+    let again = enroll(&op, &card, &st, &Factory::default()).unwrap();
     assert!(again.re_enrolled);
-    let record2 = env
-        .server
-        .store()
-        .card("piv", &id.to_string())
-        .unwrap()
-        .unwrap();
+    let record2 = env.record("piv", &id).unwrap();
     assert!(record2.key_gen > record.key_gen, "{record2:?}");
     let key = kdf::piv_mgmt_key(&env.master, id.as_bytes(), record2.key_gen);
     assert!(card.with(|c| c.mgmt_key_is(cardunlock_sim::Algorithm::TripleDes, key.expose_bytes())));
@@ -176,49 +187,21 @@ fn enrollment_puts_the_servers_secrets_on_the_card_and_re_enrollment_replaces_th
 fn a_failed_personalisation_records_nothing() {
     let env = Env::start();
     let op = env.sign_in(0);
-    let card = SharedCard::new(SimCard::new(SimConfig::Piv(PivConfig::factory())));
-    let st = status(&card);
-    let id = st.identity.unwrap();
+    let (card, st, id) = new_card(SimConfig::Piv(PivConfig::factory()));
     let wrong = Factory {
         admin_key_hex: Zeroizing::new("11".repeat(24)),
         ..Factory::default()
     };
-    let e = enroll::enroll(
-        &op,
-        &mut Driver::new(card.clone()),
-        &st,
-        Algorithm::TripleDes,
-        holder(),
-        &wrong,
-    )
-    .unwrap_err();
+    let e = enroll(&op, &card, &st, &wrong).unwrap_err();
     assert!(e.message.contains("management key"), "{e}");
-    assert!(env
-        .server
-        .store()
-        .card("piv", &id.to_string())
-        .unwrap()
-        .is_none());
+    assert!(env.record("piv", &id).is_none());
     // The PUK was never touched (the key is checked first).
     assert!(card.with(|c| c.puk_is(b"12345678")));
     // The server now offers the generation it handed out as the card's current secrets; the
     // card still holds the factory's, which are tried after them: the enrollment goes through.
-    let enrolled = enroll::enroll(
-        &op,
-        &mut Driver::new(card.clone()),
-        &st,
-        Algorithm::TripleDes,
-        holder(),
-        &Factory::default(),
-    )
-    .unwrap();
+    let enrolled = enroll(&op, &card, &st, &Factory::default()).unwrap();
     assert!(enrolled.re_enrolled);
-    let record = env
-        .server
-        .store()
-        .card("piv", &id.to_string())
-        .unwrap()
-        .unwrap();
+    let record = env.record("piv", &id).unwrap();
     let puk = kdf::piv_puk(&env.master, id.as_bytes(), record.puk_gen);
     assert!(card.with(|c| c.puk_is(puk.as_bytes())));
     // No PUK try was spent on the way.
@@ -229,24 +212,9 @@ fn a_failed_personalisation_records_nothing() {
 fn the_server_answers_an_iso_cards_challenge() {
     let env = Env::start();
     let op = env.sign_in(0);
-    let card = SharedCard::new(SimCard::new(SimConfig::Iso(IsoConfig::factory())));
-    let st = status(&card);
-    let id = st.identity.unwrap();
-    enroll::enroll(
-        &op,
-        &mut Driver::new(card.clone()),
-        &st,
-        Algorithm::TripleDes,
-        holder(),
-        &Factory::default(),
-    )
-    .unwrap();
-    let record = env
-        .server
-        .store()
-        .card("iso", &id.to_string())
-        .unwrap()
-        .unwrap();
+    let (card, st, id) = new_card(SimConfig::Iso(IsoConfig::factory()));
+    enroll(&op, &card, &st, &Factory::default()).unwrap();
+    let record = env.record("iso", &id).unwrap();
     let key = kdf::admin_key(
         &env.master,
         "iso",
@@ -277,26 +245,12 @@ fn the_server_answers_an_iso_cards_challenge() {
 #[test]
 fn sign_in_and_sessions_fail_as_unauthorized() {
     let env = Env::start();
-    let wrong = Operator::sign_in(
-        env.api(),
-        &Credentials {
-            name: "eve".into(),
-            password: Zeroizing::new("not the password at all".into()),
-            totp: env.code(0),
-        },
-    )
-    .unwrap_err();
+    let wrong = env
+        .sign_in_as("eve", "not the password at all", 0)
+        .unwrap_err();
     assert_eq!(wrong.kind, Kind::Unauthorized, "{wrong}");
     assert!(!wrong.message.contains("not the password"), "{wrong}");
-    let e = Operator::sign_in(
-        env.api(),
-        &Credentials {
-            name: "Eve Smith".into(),
-            password: Zeroizing::new(PASSWORD.into()),
-            totp: env.code(0),
-        },
-    )
-    .unwrap_err();
+    let e = env.sign_in_as("Eve Smith", PASSWORD, 0).unwrap_err();
     assert_eq!(e.kind, Kind::Usage, "{e}");
     // Signed out: the token no longer works.
     let op = env.sign_in(1);

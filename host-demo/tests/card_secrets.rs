@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::online::{enroll, enroll_with, serve};
 use common::*;
@@ -17,16 +16,10 @@ const PIV_OFFLINE: &str = "This is a PIV card: PIV has no offline challenge.";
 
 /// Runs the CLI on reader 1 with `stdin` as standard input.
 fn on_reader_with(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(["--reader", READER])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
+    output_with_stdin(
+        Command::new(BIN).args(["--reader", READER]).args(args),
+        stdin,
+    )
 }
 
 fn private_file(dir: &std::path::Path, name: &str, content: &str) -> String {

@@ -3,28 +3,20 @@
 //! in (standard input, private files) and unsafe files are refused before anything runs; the
 //! operator commands take no master secret, database or raw key.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cardunlock");
+use std::process::Command;
+
+use common::{output_with_stdin, text, BIN};
 
 fn run_with(args: &[&str], stdin: &str) -> (Option<i32>, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("CARDUNLOCK_TRANSPORT")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The program may exit before reading: a broken pipe is fine.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let out: Output = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_with_stdin(
+        Command::new(BIN)
+            .args(args)
+            .env_remove("CARDUNLOCK_TRANSPORT"),
+        stdin,
     );
+    let text = text(&out);
     (out.status.code(), text)
 }
 

@@ -1,5 +1,7 @@
 //! The README's first command, `cardunlock demo` (online unlock in-process), and the local demo.
 
+mod common;
+
 use std::process::Command;
 
 /// Runs `cardunlock args`, asserts it succeeded, returns its standard output.
@@ -145,45 +147,24 @@ fn the_demo_operator_printed_signs_in_and_acts() {
     let identity = field("--identity").split(' ').next().unwrap().to_string();
     assert_eq!(console, format!("{url}/console/"));
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
-    let seed = cardunlock_server::totp::seed_from_uri(&uri).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let code = cardunlock_server::totp::code(&seed, now).to_string();
+    let code = common::totp_now(&uri);
     let state = tempfile::tempdir().unwrap();
-    let mut lift = Command::new(env!("CARGO_BIN_EXE_cardunlock"))
-        .args([
-            "lift-lock",
-            "--server",
-            &url,
-            "--cert",
-            &cert,
-            "--operator",
-            &name,
-            "--password-stdin",
-            "--totp",
-            &code,
-            "--profile",
-            "piv",
-            "--identity",
-            &identity,
-            "--reason",
-            "called back on the number on file",
-        ])
-        .env("CARDUNLOCK_STATE_DIR", state.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(lift.stdin.take().unwrap(), "{password}").unwrap();
-    let out = lift.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::output_with_stdin(
+        Command::new(common::BIN)
+            .args(common::online::remote(
+                "lift-lock",
+                &url,
+                &cert,
+                &["--operator", &name, "--password-stdin", "--totp", &code],
+            ))
+            .args(common::online::lift_piv(
+                &identity,
+                "called back on the number on file",
+            ))
+            .env("CARDUNLOCK_STATE_DIR", state.path()),
+        &format!("{password}\n"),
     );
+    let text = common::text(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("Online unlock lifted for piv card"), "{text}");
     // Enter ends the demo.

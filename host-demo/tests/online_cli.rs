@@ -9,9 +9,9 @@ use std::process::Output;
 
 mod common;
 
-use common::online::{enroll, enroll_with, operator, serve};
+use common::online::{enroll_with, enrolled, lift_piv, operator, serve};
 
-use common::{cli, text, READER};
+use common::{assert_exit, cli, text, READER};
 
 fn unlock(url: &str, cert: &Path, answers: &[&str], pin: &str) -> Output {
     let cert = cert.display().to_string();
@@ -35,11 +35,7 @@ fn unlock(url: &str, cert: &Path, answers: &[&str], pin: &str) -> Output {
 const QUESTIONS: [(&str, &str); 2] = [("First pet?", "Rex"), ("City of birth?", "São Paulo")];
 
 fn end_to_end(profile: &str, pin: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url, cert) = serve(dir.path());
-    let _card = common::SimCard::start(profile, true);
-    let out = enroll(&server, dir.path(), &QUESTIONS);
-    assert!(out.status.success(), "{}", text(&out));
+    let (_held, _server, url, cert) = enrolled(profile, &QUESTIONS);
     // Answers are normalised: case and spaces do not matter.
     let out = unlock(&url, &cert, &["  rex ", "SÃO   PAULO"], pin);
     assert!(out.status.success(), "{profile}: {}", text(&out));
@@ -73,18 +69,11 @@ fn online_unlock_iso() {
 
 #[test]
 fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url, cert) = serve(dir.path());
-    let _card = common::SimCard::start("piv", true);
-    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
+    let (held, server, url, cert) = enrolled("piv", &QUESTIONS);
+    let dir = &held.dir;
     for left in [2, 1] {
         let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        assert!(
-            text(&out).contains(&format!("{left} attempt")),
-            "{}",
-            text(&out)
-        );
+        assert_exit(&out, 1, &format!("{left} attempt"));
     }
     let out = unlock(&url, &cert, &["Rex", "Rio"], "840259");
     assert_eq!(out.status.code(), Some(1));
@@ -96,37 +85,15 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
     assert!(text(&out).to_lowercase().contains("lock"), "{}", text(&out));
     assert!(text(&cli(&["--reader", READER, "status"])).contains("PIN BLOCKED"));
     // The operator lifts it.
-    let status =
-        String::from_utf8_lossy(&cli(&["--reader", READER, "--json", "status"]).stdout).to_string();
-    let id = status
-        .split("\"identity\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let id = common::card_identity();
     // A reason is required (it goes to the audit log).
+    let out = operator(&server, dir.path(), "lift-lock", &lift_piv(&id, " "));
+    assert_exit(&out, 2, "reason: ");
     let out = operator(
         &server,
         dir.path(),
         "lift-lock",
-        &["--profile", "piv", "--identity", &id, "--reason", " "],
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("reason: "), "{}", text(&out));
-    let out = operator(
-        &server,
-        dir.path(),
-        "lift-lock",
-        &[
-            "--profile",
-            "piv",
-            "--identity",
-            &id,
-            "--reason",
-            "called back on file",
-        ],
+        &lift_piv(&id, "called back on file"),
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -134,48 +101,26 @@ fn wrong_answers_count_down_then_lock_and_the_operator_lifts_it() {
         "{}",
         text(&out)
     );
-    let audit = server.handle.store().audit().unwrap();
-    assert!(
-        audit.iter().any(|e| e.event == "lift_lock"
-            && e.operator.as_deref() == Some(common::online::OPERATOR)
-            && e.detail.contains("called back on file")),
-        "{audit:?}"
-    );
+    server.assert_audited("lift_lock", "called back on file");
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "840259");
     assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
 fn no_questions_means_offline_only_and_unreachable_server_touches_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url, cert) = serve(dir.path());
-    let _card = common::SimCard::start("iso", true);
-    assert!(enroll(&server, dir.path(), &[]).status.success());
+    let (_held, server, url, cert) = enrolled("iso", &[]);
     let out = unlock(&url, &cert, &[], "Tq83z");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("Online unlock is not available"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "Online unlock is not available");
     assert!(text(&out).contains("--offline"), "{}", text(&out));
     drop(server);
     let out = unlock(&url, &cert, &["x"], "Tq83z");
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
-    assert!(
-        text(&out).contains("The card was not touched"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 6, "The card was not touched");
     assert!(text(&cli(&["--reader", READER, "status"])).contains("PIN BLOCKED"));
 }
 
 #[test]
 fn a_policy_violation_is_refused_before_the_card_is_touched() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, url, cert) = serve(dir.path());
-    let _card = common::SimCard::start("piv", true);
-    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
+    let (_held, _server, url, cert) = enrolled("piv", &QUESTIONS);
     let out = unlock(&url, &cert, &["Rex", "São Paulo"], "123456");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let status = text(&cli(&["--reader", READER, "status"]));
@@ -196,12 +141,7 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
         &[("Q?", "A")],
         &["--factory-puk", "11111111"],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("changing the PUK: Wrong PUK. 2 tries left."),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "changing the PUK: Wrong PUK. 2 tries left.");
     // Nothing was registered: the server does not know the card.
     let out = unlock(&url, &cert, &["A"], "840259");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -216,20 +156,9 @@ fn enrollment_with_a_wrong_factory_puk_registers_nothing() {
 /// (`cardunlock puk-readout`), and the holder unblocks the card with it.
 #[test]
 fn the_help_desk_reads_out_the_puk_and_it_unblocks_the_card() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, _url, _cert) = serve(dir.path());
-    let _card = common::SimCard::start("piv", true);
-    assert!(enroll(&server, dir.path(), &QUESTIONS).status.success());
-    let status =
-        String::from_utf8_lossy(&cli(&["--reader", READER, "--json", "status"]).stdout).to_string();
-    let id = status
-        .split("\"identity\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let (held, server, _, _) = enrolled("piv", &QUESTIONS);
+    let dir = &held.dir;
+    let id = common::card_identity();
     let out = operator(
         &server,
         dir.path(),
@@ -258,12 +187,6 @@ fn the_help_desk_reads_out_the_puk_and_it_unblocks_the_card() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     // The read-out is audited with the operator and how the caller was identified.
-    let audit = server.handle.store().audit().unwrap();
-    assert!(
-        audit.iter().any(|e| e.event == "puk_readout"
-            && e.operator.as_deref() == Some(common::online::OPERATOR)
-            && e.detail.contains("called back")),
-        "{audit:?}"
-    );
+    let audit = server.assert_audited("puk_readout", "called back");
     assert!(!format!("{audit:?}").contains(&puk));
 }

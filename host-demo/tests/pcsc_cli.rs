@@ -23,22 +23,12 @@ fn piv_unblock_through_pcscd_with_failures_first() {
 
     // A policy violation: exit 3, the card untouched.
     let out = on_reader(&["unblock", "--puk", "12345678", "--new-pin", "111111"]);
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("the card was not touched"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 3, "the card was not touched");
     assert_eq!(status_json("puk_tries_left"), "3");
 
     // A wrong PUK: exit 1, exactly one try gone, reported.
     let out = on_reader(&["unblock", "--puk", "87654321", "--new-pin", "840259"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("Wrong PUK. 2 tries left."),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "Wrong PUK. 2 tries left.");
     assert_eq!(status_json("puk_tries_left"), "2");
 
     // The right PUK.
@@ -54,8 +44,7 @@ fn gids_unlock_with_the_admin_key_through_pcscd() {
     let _card = SimCard::start("gids", true);
     let wrong = "0102030405060708010203040506070801020304050607FF";
     let out = on_reader(&["unlock", "--admin-key", wrong, "--new-pin", "Xk9w2"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("not accepted"), "{}", text(&out));
+    assert_exit(&out, 1, "not accepted");
     assert_eq!(status_json("pin_blocked"), "true");
     let out = on_reader(&["unlock", "--admin-key", ADMIN_KEY, "--new-pin", "Xk9w2"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -124,8 +113,7 @@ fn iso_offline_unlock_with_the_operator_response() {
 #[test]
 fn no_such_reader_is_a_clear_error() {
     let out = cli(&["--reader", "No Such Reader", "status"]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(text(&out).contains("No Such Reader"), "{}", text(&out));
+    assert_exit(&out, 4, "No Such Reader");
 }
 
 /// The PUK's tries through the CLI: each wrong PUK costs exactly one try and says how many are
@@ -142,8 +130,7 @@ fn piv_puk_blocked_through_the_cli() {
         ("0", "The PUK is blocked"),
     ] {
         let out = on_reader(&wrong);
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        assert!(text(&out).contains(message), "{}", text(&out));
+        assert_exit(&out, 1, message);
         assert_eq!(status_json("puk_tries_left"), left);
         assert_eq!(status_json("pin_blocked"), "true");
     }
@@ -228,20 +215,9 @@ fn pcscd_not_running_is_a_clear_error() {
 /// challenge and how the caller was identified; nothing is computed at the workstation.
 #[test]
 fn offline_response_from_the_server_after_enrollment() {
-    let _card = SimCard::start("iso", true);
-    let dir = tempfile::tempdir().unwrap();
-    let (server, _url, _cert) = common::online::serve(dir.path());
-    let out = common::online::enroll(&server, dir.path(), &[("Q?", "A")]);
-    assert!(out.status.success(), "{}", text(&out));
-    let status = String::from_utf8_lossy(&on_reader(&["--json", "status"]).stdout).to_string();
-    let identity = status
-        .split("\"identity\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let (held, server, _, _) = common::online::enrolled("iso", &[("Q?", "A")]);
+    let dir = &held.dir;
+    let identity = common::card_identity();
     // The factory key no longer answers.
     let (code, _) = offline_unlock(operator_response);
     assert_eq!(code, Some(1));
@@ -278,12 +254,7 @@ fn waits_for_the_card_to_be_inserted() {
     let lock =
         cardunlock_vpcd::ReaderLock::acquire(1, std::time::Duration::from_secs(300)).unwrap();
     let out = cli(&["--reader", READER, "--wait", "1", "status"]);
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    assert!(
-        text(&out).contains("Insert the smart card"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 4, "Insert the smart card");
     let waiting = Command::new(BIN)
         .args(["--reader", READER, "--wait", "20", "status"])
         .stdout(Stdio::piped())

@@ -5,11 +5,14 @@
 //! of `cardunlock` in the target directory (`cargo test --workspace` builds it; alone:
 //! `cargo build -p cardunlock-server`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cardunlock");
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::online::lift_piv;
+use common::{assert_exit, output_with_stdin, text, totp_now, write_private, BIN};
 
 fn server_bin() -> PathBuf {
     let path =
@@ -31,12 +34,27 @@ impl Drop for Killed {
     }
 }
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// `cardunlock lift-lock` of the card `00112233` as `alice`, signing in with `code`, the
+/// operator's state in `dir/state`.
+fn lift_lock(dir: &Path, url: &str, code: &str, reason: &str) -> Output {
+    let cert = dir.join("server.crt");
+    let password_file = dir.join("password");
+    Command::new(BIN)
+        .args([
+            "lift-lock",
+            "--server",
+            url,
+            "--cert",
+            cert.to_str().unwrap(),
+        ])
+        .args(["--operator", "alice"])
+        .args(["--password-file", password_file.to_str().unwrap()])
+        .args(["--totp", code])
+        .args(lift_piv("00112233", reason))
+        .env("CARDUNLOCK_STATE_DIR", dir.join("state"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -44,11 +62,7 @@ fn an_operator_made_by_the_server_program_signs_in_from_the_workstation() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let master = d.join("master.hex");
-    std::fs::write(&master, "ab".repeat(32)).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    write_private(&master, &"ab".repeat(32));
     let db = d.join("db.sqlite");
     let state = [
         "--db",
@@ -84,104 +98,32 @@ fn an_operator_made_by_the_server_program_signs_in_from_the_workstation() {
     std::thread::spawn(move || for _ in lines.by_ref() {});
 
     let password = "an operator passphrase";
-    let mut add = Command::new(server_bin())
-        .args([
-            "add-operator",
-            "alice",
-            "--role",
-            "helpdesk",
-            "--password-stdin",
-        ])
-        .args(state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(add.stdin.take().unwrap(), "{password}").unwrap();
-    let added = add.wait_with_output().unwrap();
+    let add = [
+        "add-operator",
+        "alice",
+        "--role",
+        "helpdesk",
+        "--password-stdin",
+    ];
+    let added = output_with_stdin(
+        Command::new(server_bin()).args(add).args(state),
+        &format!("{password}\n"),
+    );
     assert!(added.status.success(), "{}", text(&added));
     let printed = String::from_utf8_lossy(&added.stdout).to_string();
     let uri = printed
         .lines()
         .find(|l| l.starts_with("otpauth://"))
         .unwrap_or_else(|| panic!("no otpauth:// line in {printed}"));
-    let seed = cardunlock_server::totp::seed_from_uri(uri).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let code = cardunlock_server::totp::code(&seed, now).to_string();
+    let code = totp_now(uri);
 
-    let password_file = d.join("password");
-    std::fs::write(&password_file, format!("{password}\n")).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let cert = d.join("server.crt");
-    let out = Command::new(BIN)
-        .args([
-            "lift-lock",
-            "--server",
-            &url,
-            "--cert",
-            cert.to_str().unwrap(),
-        ])
-        .args([
-            "--operator",
-            "alice",
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ])
-        .args([
-            "--totp",
-            &code,
-            "--profile",
-            "piv",
-            "--identity",
-            "00112233",
-        ])
-        .args(["--reason", "called back on the number on file"])
-        .env("CARDUNLOCK_STATE_DIR", d.join("state"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    write_private(&d.join("password"), &format!("{password}\n"));
+    let out = lift_lock(d, &url, &code, "called back on the number on file");
     // Signed in (a refused sign-in would say so): the server does not know the card.
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("error: lift-lock: "), "{t}");
-    assert!(!t.contains("sign-in"), "{t}");
+    assert_exit(&out, 1, "error: lift-lock: ");
+    assert!(!text(&out).contains("sign-in"), "{}", text(&out));
     // The same code again is refused: each code signs in once.
-    let out = Command::new(BIN)
-        .args([
-            "lift-lock",
-            "--server",
-            &url,
-            "--cert",
-            cert.to_str().unwrap(),
-        ])
-        .args([
-            "--operator",
-            "alice",
-            "--password-file",
-            password_file.to_str().unwrap(),
-        ])
-        .args([
-            "--totp",
-            &code,
-            "--profile",
-            "piv",
-            "--identity",
-            "00112233",
-        ])
-        .args(["--reason", "again"])
-        .env("CARDUNLOCK_STATE_DIR", d.join("state"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let t = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("error: sign-in: "), "{t}");
+    let out = lift_lock(d, &url, &code, "again");
+    assert_exit(&out, 1, "error: sign-in: ");
     drop(server);
 }

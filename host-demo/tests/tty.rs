@@ -395,21 +395,16 @@ fn the_operator_password_and_code_are_asked_hidden() {
         )
         .unwrap();
     let cert = cert.display().to_string();
-    let term = Terminal::run(&[
+    let term = Terminal::run(&common::online::remote(
         "lift-lock",
-        "--server",
         &url,
-        "--cert",
         &cert,
-        "--operator",
-        common::online::OPERATOR,
-        "--profile",
-        "piv",
-        "--identity",
-        identity,
-        "--reason",
-        "called back on the number on file",
-    ]);
+        &[
+            ["--operator", common::online::OPERATOR].as_slice(),
+            &common::online::lift_piv(identity, "called back on the number on file"),
+        ]
+        .concat(),
+    ));
     let password = "correct horse battery staple";
     term.wait_hidden_prompt("password:", 1);
     term.type_line(password);

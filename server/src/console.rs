@@ -258,6 +258,38 @@ impl Signed {
             ))
         }
     }
+
+    /// Runs one operator service call as this operator on a blocking thread: its value, or the
+    /// page that answers it instead (the refusal, or the server's failure).
+    pub(crate) async fn run<T, F>(&self, shared: &Arc<Shared>, call: F) -> Result<T, Response>
+    where
+        T: Send + 'static,
+        F: FnOnce(&operator::AppState, &Actor) -> Result<T, OpError> + Send + 'static,
+    {
+        let actor = self.actor.clone();
+        match on_worker(shared, move |app| call(app, &actor)).await {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(e)) => Err(refused(Some(&self.nav), &e)),
+            None => Err(failed()),
+        }
+    }
+
+    /// [`Self::run`] for a posted form: first refuses a form token that is not this session's.
+    pub(crate) async fn run_form<T, F>(
+        &self,
+        shared: &Arc<Shared>,
+        csrf: &str,
+        call: F,
+    ) -> Result<T, Response>
+    where
+        T: Send + 'static,
+        F: FnOnce(&operator::AppState, &Actor) -> Result<T, OpError> + Send + 'static,
+    {
+        if let Some(refusal) = self.form_refusal(csrf) {
+            return Err(refusal);
+        }
+        self.run(shared, call).await
+    }
 }
 
 impl FromRequestParts<Arc<Shared>> for Signed {

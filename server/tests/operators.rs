@@ -96,10 +96,8 @@ backend_tests! {
     fn roles_are_checked_on_every_call() {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));
-        let helpdesk = env.operator("hd", &[Role::Helpdesk]);
-        let admin = env.operator("root", &[Role::Admin]);
-        let hd = env.sign_in(&helpdesk, 0);
-        let root = env.sign_in(&admin, 0);
+        let hd = env.signed_in("hd", &[Role::Helpdesk]);
+        let root = env.signed_in("root", &[Role::Admin]);
         for (method, path) in [
             ("GET", "/v1/operator/operators"),
             ("POST", "/v1/operator/operators/root/disable"),

@@ -67,10 +67,8 @@ backend_tests! {
     fn enrollment_goes_through_the_server_and_begin_without_done_keeps_the_old_generation() {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));
-        let enroller = env.operator("station", &[Role::Enroller]);
-        let helpdesk = env.operator("hd", &[Role::Helpdesk]);
-        let st = env.sign_in(&enroller, 0);
-        let hd = env.sign_in(&helpdesk, 0);
+        let st = env.signed_in("station", &[Role::Enroller]);
+        let hd = env.signed_in("hd", &[Role::Helpdesk]);
         // A factory card: nothing current, generation 0 next, with the derived key.
         let first = begin(&env, &st, &enroll_request("iso", ISO, "3des", "Michael Benson"));
         assert_eq!(first["current"], json!([]));
@@ -124,10 +122,8 @@ backend_tests! {
     fn piv_enrollment_hands_out_puk_and_management_key_and_reenrollment_moves_both() {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));
-        let enroller = env.operator("station", &[Role::Enroller]);
-        let helpdesk = env.operator("hd", &[Role::Helpdesk]);
-        let st = env.sign_in(&enroller, 0);
-        let hd = env.sign_in(&helpdesk, 0);
+        let st = env.signed_in("station", &[Role::Enroller]);
+        let hd = env.signed_in("hd", &[Role::Helpdesk]);
         let id = hex::decode(PIV).unwrap();
         // PIV management keys are 3DES.
         let aes = env.call("POST", "/v1/operator/enrollments", &st, Some(&enroll_request("piv", PIV, "aes256", "M")));
@@ -157,8 +153,7 @@ backend_tests! {
         assert_eq!(detail["pending_key_generation"], Value::Null, "{detail}");
         assert_eq!(detail["puk_read_out"], false, "{detail}");
         // Another enroller cannot report someone else's enrollment.
-        let other = env.operator("station2", &[Role::Enroller]);
-        let st2 = env.sign_in(&other, 0);
+        let st2 = env.signed_in("station2", &[Role::Enroller]);
         let third = begin(&env, &st, &enroll_request("piv", PIV, "3des", "Michael Benson"));
         let path = format!("/v1/operator/enrollments/{}", third["enrollment"].as_str().unwrap());
         let reply = env.call("POST", &path, &st2, Some(&json!({"personalised": true})));
@@ -174,8 +169,7 @@ backend_tests! {
         env.server.enroll(&enrollment("iso", "abcd", Algorithm::Aes128)).unwrap();
         env.server.enroll(&enrollment("gids", GIDS, Algorithm::TripleDes)).unwrap();
         env.server.enroll(&enrollment("piv", PIV, Algorithm::TripleDes)).unwrap();
-        let helpdesk = env.operator("hd", &[Role::Helpdesk]);
-        let hd = env.sign_in(&helpdesk, 0);
+        let hd = env.signed_in("hd", &[Role::Helpdesk]);
         // Core's 3DES against DESIGN.md's vector first, then the server against core.
         let mut block = hex::decode("D4BD9B1DA5D26CDA").unwrap();
         AdminKey::piv_default().encrypt_ecb(&mut block).unwrap();
@@ -221,8 +215,7 @@ backend_tests! {
         c.operators.daily_puk_readouts = 1;
         let env = Env::start(&c);
         env.server.enroll(&enrollment("piv", PIV, Algorithm::TripleDes)).unwrap();
-        let helpdesk = env.operator("hd", &[Role::Helpdesk]);
-        let hd = env.sign_in(&helpdesk, 0);
+        let hd = env.signed_in("hd", &[Role::Helpdesk]);
         let path = format!("/v1/operator/cards/piv/{PIV}/puk-readout");
         let body = json!({"identity_checked": "badge photo over video"});
         let (status, reply) = env.call("POST", &path, &hd, Some(&body));
@@ -260,12 +253,9 @@ backend_tests! {
     fn every_operator_action_is_audited_with_its_operator_and_the_csv_defuses_formulas() {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));
-        let enroller = env.operator("station", &[Role::Enroller]);
-        let helpdesk = env.operator("hd", &[Role::Helpdesk]);
-        let auditor = env.operator("aud", &[Role::Auditor]);
-        let st = env.sign_in(&enroller, 0);
-        let hd = env.sign_in(&helpdesk, 0);
-        let au = env.sign_in(&auditor, 0);
+        let st = env.signed_in("station", &[Role::Enroller]);
+        let hd = env.signed_in("hd", &[Role::Helpdesk]);
+        let au = env.signed_in("aud", &[Role::Auditor]);
         let e = begin(&env, &st, &enroll_request("iso", ISO, "3des", "=HYPERLINK(\"http://x\")"));
         done(&env, &st, e["enrollment"].as_str().unwrap(), true);
         assert_eq!(offline(&env, &hd, "iso", ISO, "1122334455667788").0, 200);
@@ -303,8 +293,7 @@ backend_tests! {
     fn the_openapi_document_lists_exactly_the_routes() {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));
-        let admin = env.operator("root", &[Role::Admin]);
-        let token = env.sign_in(&admin, 0);
+        let token = env.signed_in("root", &[Role::Admin]);
         let (status, doc) = env.call("GET", "/v1/openapi.json", "", None);
         assert_eq!(status, 200);
         assert_eq!(doc["openapi"], "3.1.0");

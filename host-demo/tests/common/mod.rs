@@ -112,6 +112,20 @@ pub fn cli(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `command` with `stdin` as its standard input and its output captured. The program
+/// may exit before reading: a broken pipe is fine.
+pub fn output_with_stdin(command: &mut Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
 /// Runs the CLI on reader 1.
 pub fn on_reader(args: &[&str]) -> Output {
     let mut all = vec!["--reader", READER];
@@ -126,6 +140,44 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The CLI ended with exit code `code` and its output says `says`.
+pub fn assert_exit(out: &Output, code: i32, says: &str) {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    assert!(t.contains(says), "{t}");
+}
+
+/// The string value of `"field":"..."` in JSON text (as the CLI and its files write it).
+pub fn json_string(json: &str, field: &str) -> String {
+    json.split(&format!("\"{field}\":\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{field} missing in {json}"))
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The identity of the card in reader 1, from `cardunlock --json status`.
+pub fn card_identity() -> String {
+    let status = String::from_utf8_lossy(&on_reader(&["--json", "status"]).stdout).to_string();
+    json_string(&status, "identity")
+}
+
+/// The TOTP code of now for the `otpauth://` URI an operator was given.
+pub fn totp_now(uri: &str) -> String {
+    let seed = cardunlock_server::totp::seed_from_uri(uri).unwrap();
+    cardunlock_server::totp::code(&seed, unix_now()).to_string()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// One field of `cardunlock --json status` of the card in reader 1, as JSON text.
@@ -229,11 +281,25 @@ pub mod online {
     impl Server {
         /// The operator's current TOTP code.
         pub fn code(&self) -> String {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_secs();
+            let now = super::unix_now();
             totp::code(&self.seed, now + self.steps_ahead * totp::STEP_SECS).to_string()
+        }
+
+        /// The audit, asserted to hold a row of the operator's `event` whose detail says
+        /// `detail`.
+        pub fn assert_audited(
+            &self,
+            event: &str,
+            detail: &str,
+        ) -> Vec<cardunlock_server::AuditEntry> {
+            let audit = self.handle.store().audit().unwrap();
+            assert!(
+                audit.iter().any(|e| e.event == event
+                    && e.operator.as_deref() == Some(OPERATOR)
+                    && e.detail.contains(detail)),
+                "{audit:?}"
+            );
+            audit
         }
 
         /// `--server URL --cert PEM --operator eve --password-file F --totp CODE --keep-session`
@@ -256,14 +322,60 @@ pub mod online {
         }
     }
 
+    /// `COMMAND --server URL --cert PEM REST...`: an operator command against a server.
+    pub fn remote<'a>(
+        command: &'a str,
+        url: &'a str,
+        cert: &'a str,
+        rest: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut args = vec![command, "--server", url, "--cert", cert];
+        args.extend_from_slice(rest);
+        args
+    }
+
+    /// `--profile piv --identity ID --reason REASON`: what a lift-lock of a PIV card names.
+    pub const fn lift_piv<'a>(identity: &'a str, reason: &'a str) -> [&'a str; 6] {
+        [
+            "--profile",
+            "piv",
+            "--identity",
+            identity,
+            "--reason",
+            reason,
+        ]
+    }
+
     /// Runs the CLI with the operator's state directory in `dir/state`, no standard input.
-    pub fn cli_in(dir: &Path, args: &[String]) -> Output {
+    pub fn cli_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
         Command::new(BIN)
             .args(args)
             .env("CARDUNLOCK_STATE_DIR", dir.join("state"))
             .stdin(Stdio::null())
             .output()
             .unwrap()
+    }
+
+    /// What an [`enrolled`] card's test holds until it ends: the server's directory and the
+    /// simulated card in reader 1.
+    pub struct Enrolled {
+        pub dir: tempfile::TempDir,
+        card: super::SimCard,
+    }
+
+    /// Starts a server in a fresh directory and a blocked `profile` card in reader 1, and has
+    /// the operator enroll the card with `questions` (asserted to succeed). Returns what the
+    /// test holds, and the server with its URL and certificate path.
+    pub fn enrolled(
+        profile: &str,
+        questions: &[(&str, &str)],
+    ) -> (Enrolled, Server, String, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, url, cert) = serve(dir.path());
+        let card = super::SimCard::start(profile, true);
+        let out = enroll(&server, dir.path(), questions);
+        assert!(out.status.success(), "{}", super::text(&out));
+        (Enrolled { dir, card }, server, url, cert)
     }
 
     /// `cardunlock enroll` of the card in reader 1 as the operator, with `questions`.

@@ -22,9 +22,9 @@ use cardunlock_protocol::{CardRef, Profile, Secret};
 
 use super::layout::message;
 use super::pages::{self, card_path};
-use super::{failed, html, refused, see_other, session_cookie, stylesheet, Signed};
+use super::{failed, html, see_other, session_cookie, stylesheet, Signed};
 use crate::http::{on_worker, Peer, Shared};
-use crate::operator;
+use crate::operator::{self, Actor, OpError};
 
 /// `GET /console`: to `/console/`.
 pub(crate) async fn to_console() -> Response {
@@ -103,18 +103,14 @@ pub(crate) async fn sign_out(
     signed: Signed,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    if let Some(refusal) = signed.form_refusal(&form.csrf) {
-        return refusal;
-    }
-    let actor = signed.actor;
-    match on_worker(&shared, move |app| operator::sign_out(app, &actor)).await {
-        Some(Ok(_)) => {
+    let done = signed.run_form(&shared, &form.csrf, operator::sign_out);
+    match done.await {
+        Ok(_) => {
             let mut to = see_other("/console/sign-in");
             to.headers_mut().insert(SET_COOKIE, session_cookie(None));
             to
         }
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
+        Err(page) => page,
     }
 }
 
@@ -135,11 +131,15 @@ pub(crate) async fn search(
     if q.is_empty() {
         return html(StatusCode::OK, pages::search(&signed.nav, "", None));
     }
-    let (actor, query) = (signed.actor.clone(), q.clone());
-    match on_worker(&shared, move |app| operator::search(app, &actor, &query)).await {
-        Some(Ok(reply)) => html(StatusCode::OK, pages::search(&signed.nav, &q, Some(&reply))),
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
+    let query = q.clone();
+    match signed
+        .run(&shared, move |app, actor| {
+            operator::search(app, actor, &query)
+        })
+        .await
+    {
+        Ok(reply) => html(StatusCode::OK, pages::search(&signed.nav, &q, Some(&reply))),
+        Err(page) => page,
     }
 }
 
@@ -149,15 +149,12 @@ pub(crate) async fn card(
     signed: Signed,
     Path((profile, identity)): Path<(String, String)>,
 ) -> Response {
-    let actor = signed.actor.clone();
-    let found = on_worker(&shared, move |app| {
-        operator::card_detail(app, &actor, &profile, &identity)
-    })
-    .await;
-    match found {
-        Some(Ok(detail)) => html(StatusCode::OK, pages::card(&signed.nav, &detail)),
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
+    let found = signed.run(&shared, move |app, actor| {
+        operator::card_detail(app, actor, &profile, &identity)
+    });
+    match found.await {
+        Ok(detail) => html(StatusCode::OK, pages::card(&signed.nav, &detail)),
+        Err(page) => page,
     }
 }
 
@@ -167,6 +164,39 @@ fn card_ref(profile: &str, identity: &str) -> Option<CardRef> {
         profile: profile.parse::<Profile>().ok()?,
         identity: identity.to_owned(),
     })
+}
+
+/// A form posted on a card's page: refuses a form token that is not this session's, then a
+/// profile that is not one of ours (404), then runs `call` on the card as the signed-in operator
+/// and answers with `page` of the card and the call's value (or with the refusal).
+async fn on_card<T, F>(
+    shared: &Arc<Shared>,
+    signed: &Signed,
+    csrf: &str,
+    (profile, identity): (String, String),
+    call: F,
+    page: impl FnOnce(&CardRef, T) -> Response,
+) -> Response
+where
+    T: Send + 'static,
+    F: FnOnce(&operator::AppState, &Actor, &str, &str) -> Result<T, OpError> + Send + 'static,
+{
+    if let Some(refusal) = signed.form_refusal(csrf) {
+        return refusal;
+    }
+    let Some(card) = card_ref(&profile, &identity) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            message("Not found", Some(&signed.nav), "No such card profile."),
+        );
+    };
+    let done = signed.run(shared, move |app, actor| {
+        call(app, actor, &profile, &identity)
+    });
+    match done.await {
+        Ok(value) => page(&card, value),
+        Err(refusal) => refusal,
+    }
 }
 
 /// The lift-lock form.
@@ -182,31 +212,17 @@ pub(crate) struct LiftLockForm {
 pub(crate) async fn lift_lock(
     State(shared): State<Arc<Shared>>,
     signed: Signed,
-    Path((profile, identity)): Path<(String, String)>,
+    Path(card): Path<(String, String)>,
     Form(form): Form<LiftLockForm>,
 ) -> Response {
-    if let Some(refusal) = signed.form_refusal(&form.csrf) {
-        return refusal;
-    }
-    let Some(card) = card_ref(&profile, &identity) else {
-        return html(
-            StatusCode::NOT_FOUND,
-            message("Not found", Some(&signed.nav), "No such card profile."),
-        );
-    };
-    let actor = signed.actor.clone();
     let req = LiftLockRequest {
         reason: form.reason,
     };
-    let done = on_worker(&shared, move |app| {
-        operator::lift_lock(app, &actor, &profile, &identity, &req)
+    let call = move |app: &_, actor: &_, p: &_, i: &_| operator::lift_lock(app, actor, p, i, &req);
+    on_card(&shared, &signed, &form.csrf, card, call, |card, _| {
+        see_other(&card_path(card))
     })
-    .await;
-    match done {
-        Some(Ok(_)) => see_other(&card_path(&card)),
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
-    }
+    .await
 }
 
 /// The offline-response and PUK read-out forms.
@@ -224,67 +240,38 @@ pub(crate) struct OfflineForm {
 pub(crate) async fn offline_response(
     State(shared): State<Arc<Shared>>,
     signed: Signed,
-    Path((profile, identity)): Path<(String, String)>,
+    Path(card): Path<(String, String)>,
     Form(form): Form<OfflineForm>,
 ) -> Response {
-    if let Some(refusal) = signed.form_refusal(&form.csrf) {
-        return refusal;
-    }
-    let Some(card) = card_ref(&profile, &identity) else {
-        return html(
-            StatusCode::NOT_FOUND,
-            message("Not found", Some(&signed.nav), "No such card profile."),
-        );
-    };
-    let actor = signed.actor.clone();
     let req = OfflineRequest {
         challenge: form.challenge,
         identity_checked: form.identity_checked,
     };
-    let reply = on_worker(&shared, move |app| {
-        operator::offline_response(app, &actor, &profile, &identity, &req)
-    })
-    .await;
-    match reply {
-        Some(Ok(reply)) => html(
+    let call =
+        move |app: &_, actor: &_, p: &_, i: &_| operator::offline_response(app, actor, p, i, &req);
+    on_card(&shared, &signed, &form.csrf, card, call, |card, reply| {
+        html(
             StatusCode::OK,
-            pages::offline_result(&signed.nav, &card, &reply),
-        ),
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
-    }
+            pages::offline_result(&signed.nav, card, &reply),
+        )
+    })
+    .await
 }
 
 /// `POST .../puk-readout`: the PIV card's PUK, grouped for reading aloud.
 pub(crate) async fn puk_readout(
     State(shared): State<Arc<Shared>>,
     signed: Signed,
-    Path((profile, identity)): Path<(String, String)>,
+    Path(card): Path<(String, String)>,
     Form(form): Form<OfflineForm>,
 ) -> Response {
-    if let Some(refusal) = signed.form_refusal(&form.csrf) {
-        return refusal;
-    }
-    let Some(card) = card_ref(&profile, &identity) else {
-        return html(
-            StatusCode::NOT_FOUND,
-            message("Not found", Some(&signed.nav), "No such card profile."),
-        );
-    };
-    let actor = signed.actor.clone();
     let req = PukReadoutRequest {
         identity_checked: form.identity_checked,
     };
-    let reply = on_worker(&shared, move |app| {
-        operator::puk_readout(app, &actor, &profile, &identity, &req)
+    let call =
+        move |app: &_, actor: &_, p: &_, i: &_| operator::puk_readout(app, actor, p, i, &req);
+    on_card(&shared, &signed, &form.csrf, card, call, |card, reply| {
+        html(StatusCode::OK, pages::puk_result(&signed.nav, card, &reply))
     })
-    .await;
-    match reply {
-        Some(Ok(reply)) => html(
-            StatusCode::OK,
-            pages::puk_result(&signed.nav, &card, &reply),
-        ),
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
-    }
+    .await
 }

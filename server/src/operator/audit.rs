@@ -1,4 +1,5 @@
-//! The audit log for auditors and admins: filtered JSON and CSV.
+//! The audit log: the rows of operators' card actions, and the log for auditors and admins
+//! (filtered JSON and CSV).
 
 use cardunlock_protocol::operator::{AuditQuery, AuditRecord, AuditReply, MAX_AUDIT_ROWS};
 use cardunlock_protocol::{CardRef, Role};
@@ -9,6 +10,24 @@ use crate::store::{AuditEntry, Profile};
 
 /// Longest text filter, in bytes.
 const MAX_FILTER: usize = 128;
+
+/// Writes the audit row of `actor`'s action on `card`, allowed by `role`, inside `tx`.
+pub(super) fn audit_card(
+    tx: &mut dyn crate::store::Tx,
+    actor: &Actor,
+    role: Role,
+    card: (Profile, &str),
+    (event, outcome): (&str, &str),
+    detail: &str,
+) -> Result<(), crate::ServerError> {
+    let ev = Event {
+        card: Some(card),
+        event,
+        outcome,
+        detail,
+    };
+    audit_in(tx, actor, Some(role), &ev)
+}
 
 /// The contract's form of a stored row.
 pub(crate) fn record(e: AuditEntry) -> AuditRecord {

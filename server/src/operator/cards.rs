@@ -9,8 +9,8 @@ use cardunlock_protocol::{AlgorithmName, CardRef, ErrorBody, ErrorCode, Role, Se
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::audit::record;
-use super::{audit_in, check_note, day_of, Actor, AppState, Event, OpError};
+use super::audit::{audit_card, record};
+use super::{check_note, day_of, Actor, AppState, OpError};
 use crate::kdf;
 use crate::store::ops::AuditFilter;
 use crate::store::{now_ms, parse_identity, CardRecord, Profile};
@@ -39,8 +39,11 @@ fn user(c: &CardRecord) -> User {
     }
 }
 
+/// A card named by a URL path, checked: its profile, identity (hex) and identity bytes.
+type Parsed = (Profile, String, Vec<u8>);
+
 /// Profile and identity from a URL path, checked.
-fn parse(profile: &str, identity: &str) -> Result<(Profile, String, Vec<u8>), OpError> {
+fn parse(profile: &str, identity: &str) -> Result<Parsed, OpError> {
     let profile = Profile::parse(profile)
         .ok_or_else(|| OpError::bad("Bad request: the profile must be piv, gids or iso."))?;
     let (identity, bytes) = parse_identity(identity)?;
@@ -52,6 +55,23 @@ fn unknown_card() -> OpError {
         ErrorCode::UnknownCard,
         "No card is enrolled with this profile and identity.",
     )
+}
+
+/// A help-desk read-out's checks, in order: the role `helpdesk`, the note of how the caller was
+/// identified, the card's profile and identity. The role, the note, and the card as [`parse`]
+/// gives it.
+fn read_out_checks(
+    actor: &Actor,
+    profile: &str,
+    identity: &str,
+    identity_checked: &str,
+) -> Result<(Role, String, Parsed), OpError> {
+    let role = actor.require(&[Role::Helpdesk])?;
+    let checked = check_note(
+        "identity_checked (how the caller was identified)",
+        identity_checked,
+    )?;
+    Ok((role, checked, parse(profile, identity)?))
 }
 
 /// Cards whose holder's name or e-mail, or whose identity, contains `q` (case-insensitive).
@@ -151,13 +171,7 @@ pub fn lift_lock(
             },
             record.failed_attempts
         );
-        let ev = Event {
-            card: Some(card),
-            event: "lift_lock",
-            outcome: "lifted",
-            detail: &detail,
-        };
-        audit_in(tx, actor, Some(role), &ev)?;
+        audit_card(tx, actor, role, card, ("lift_lock", "lifted"), &detail)?;
         Ok(true)
     })?;
     if found {
@@ -172,6 +186,17 @@ enum Gate<T> {
     Unknown,
     Refused(OpError),
     Answer(T),
+}
+
+impl<T> Gate<T> {
+    /// The answer, or the refusal (an unknown card's when the card was not found).
+    fn answer(self) -> Result<T, OpError> {
+        match self {
+            Gate::Unknown => Err(unknown_card()),
+            Gate::Refused(e) => Err(e),
+            Gate::Answer(answer) => Ok(answer),
+        }
+    }
 }
 
 fn cap_reached(what: &str, cap: u32, retry_after: u64) -> OpError {
@@ -195,12 +220,8 @@ pub fn offline_response(
     identity: &str,
     req: &OfflineRequest,
 ) -> Result<OfflineReply, OpError> {
-    let role = actor.require(&[Role::Helpdesk])?;
-    let checked = check_note(
-        "identity_checked (how the caller was identified)",
-        &req.identity_checked,
-    )?;
-    let (profile, identity, id_bytes) = parse(profile, identity)?;
+    let (role, checked, (profile, identity, id_bytes)) =
+        read_out_checks(actor, profile, identity, &req.identity_checked)?;
     let compact: String = req
         .challenge
         .chars()
@@ -226,13 +247,14 @@ pub fn offline_response(
             };
             let refuse = |tx: &mut dyn crate::store::Tx, outcome: &str, e: OpError| {
                 let detail = format!("identity checked: {checked}");
-                let ev = Event {
-                    card: Some(card),
-                    event: "offline_response",
-                    outcome,
-                    detail: &detail,
-                };
-                audit_in(tx, actor, Some(role), &ev)?;
+                audit_card(
+                    tx,
+                    actor,
+                    role,
+                    card,
+                    ("offline_response", outcome),
+                    &detail,
+                )?;
                 Ok(Gate::Refused(e))
             };
             match profile {
@@ -293,25 +315,23 @@ pub fn offline_response(
                 "identity checked: {checked}; key generation {}",
                 record.key_gen
             );
-            let ev = Event {
-                card: Some(card),
-                event: "offline_response",
-                outcome: "answered",
-                detail: &detail,
-            };
-            audit_in(tx, actor, Some(role), &ev)?;
+            audit_card(
+                tx,
+                actor,
+                role,
+                card,
+                ("offline_response", "answered"),
+                &detail,
+            )?;
             Ok(Gate::Answer(Zeroizing::new(hex::encode_upper(
                 &response[..],
             ))))
         })?;
-    match gate {
-        Gate::Unknown => Err(unknown_card()),
-        Gate::Refused(e) => Err(e),
-        Gate::Answer(hex) => Ok(OfflineReply {
-            grouped: group_for_reading(&hex),
-            response: Secret::new(hex.as_str()),
-        }),
-    }
+    let hex = gate.answer()?;
+    Ok(OfflineReply {
+        grouped: group_for_reading(&hex),
+        response: Secret::new(hex.as_str()),
+    })
 }
 
 /// The PUK of a PIV card's confirmed generation, to read out to its holder (role `helpdesk`);
@@ -324,12 +344,8 @@ pub fn puk_readout(
     identity: &str,
     req: &PukReadoutRequest,
 ) -> Result<PukReadoutReply, OpError> {
-    let role = actor.require(&[Role::Helpdesk])?;
-    let checked = check_note(
-        "identity_checked (how the caller was identified)",
-        &req.identity_checked,
-    )?;
-    let (profile, identity, id_bytes) = parse(profile, identity)?;
+    let (role, checked, (profile, identity, id_bytes)) =
+        read_out_checks(actor, profile, identity, &req.identity_checked)?;
     if profile != Profile::Piv {
         return Err(OpError::refused(
             ErrorCode::OfflineUnsupported,
@@ -345,13 +361,7 @@ pub fn puk_readout(
         };
         if tx.daily_count(actor.name(), day, "puk_readout")? >= cap {
             let detail = format!("identity checked: {checked}");
-            let ev = Event {
-                card: Some(card),
-                event: "puk_readout",
-                outcome: "alert",
-                detail: &detail,
-            };
-            audit_in(tx, actor, Some(role), &ev)?;
+            audit_card(tx, actor, role, card, ("puk_readout", "alert"), &detail)?;
             return Ok(Gate::Refused(cap_reached("PUK read-outs", cap, day_left)));
         }
         tx.bump_daily(actor.name(), day, "puk_readout")?;
@@ -363,28 +373,17 @@ pub fn puk_readout(
                 .pending_puk_gen
                 .map_or(String::new(), |p| format!(" (pending {p})"))
         );
-        let ev = Event {
-            card: Some(card),
-            event: "puk_readout",
-            outcome: "read_out",
-            detail: &detail,
-        };
-        audit_in(tx, actor, Some(role), &ev)?;
+        audit_card(tx, actor, role, card, ("puk_readout", "read_out"), &detail)?;
         Ok(Gate::Answer((record.puk_gen, record.pending_puk_gen)))
     })?;
-    match gate {
-        Gate::Unknown => Err(unknown_card()),
-        Gate::Refused(e) => Err(e),
-        Gate::Answer((generation, pending)) => {
-            let puk = kdf::piv_puk(&state.master, &id_bytes, generation);
-            let alternative = pending
-                .filter(|p| *p != generation)
-                .map(|p| Secret::new(kdf::piv_puk(&state.master, &id_bytes, p).as_str()));
-            Ok(PukReadoutReply {
-                puk: Secret::new(puk.as_str()),
-                generation,
-                alternative,
-            })
-        }
-    }
+    let (generation, pending) = gate.answer()?;
+    let puk = kdf::piv_puk(&state.master, &id_bytes, generation);
+    let alternative = pending
+        .filter(|p| *p != generation)
+        .map(|p| Secret::new(kdf::piv_puk(&state.master, &id_bytes, p).as_str()));
+    Ok(PukReadoutReply {
+        puk: Secret::new(puk.as_str()),
+        generation,
+        alternative,
+    })
 }

@@ -8,7 +8,8 @@ use cardunlock_protocol::operator::{CardSecrets, Done, EnrollDone, EnrollReply, 
 use cardunlock_protocol::{AlgorithmName, ErrorBody, ErrorCode, Role, Secret};
 use rand::RngCore;
 
-use super::{audit_in, Actor, AppState, Event, OpError};
+use super::audit::audit_card;
+use super::{Actor, AppState, OpError};
 use crate::answers::{hash_answer, normalise_answer};
 use crate::kdf;
 use crate::store::ops::EnrollmentRow;
@@ -98,13 +99,7 @@ pub fn enroll_begin(
     if begun >= per_hour {
         state.store.transact(|tx| {
             let detail = format!("{begun} enrollments in the last hour");
-            let ev = Event {
-                card: Some(card),
-                event: "enroll_begin",
-                outcome: "alert",
-                detail: &detail,
-            };
-            audit_in(tx, actor, Some(role), &ev)
+            audit_card(tx, actor, role, card, ("enroll_begin", "alert"), &detail)
         })?;
         return Err(OpError::Refused(ErrorBody {
             retry_after: Some(3600),
@@ -184,13 +179,7 @@ pub fn enroll_begin(
             }
         );
         let outcome = if record.is_some() { "alert" } else { "begun" };
-        let ev = Event {
-            card: Some(card),
-            event: "enroll_begin",
-            outcome,
-            detail: &detail,
-        };
-        audit_in(tx, actor, Some(role), &ev)?;
+        audit_card(tx, actor, role, card, ("enroll_begin", outcome), &detail)?;
         Ok((current, next_key, next_puk))
     })?;
     let (current, next_key, next_puk) = planned;
@@ -244,13 +233,14 @@ pub fn enroll_done(
         if !done.personalised {
             tx.set_enrollment_state(id, "failed")?;
             let detail = format!("enrollment {id}: the card was not personalised");
-            let ev = Event {
-                card: Some(card),
-                event: "enroll",
-                outcome: "not_personalised",
-                detail: &detail,
-            };
-            audit_in(tx, actor, Some(role), &ev)?;
+            audit_card(
+                tx,
+                actor,
+                role,
+                card,
+                ("enroll", "not_personalised"),
+                &detail,
+            )?;
             return Ok(Ok(()));
         }
         let questions: Vec<(String, String)> = serde_json::from_str(&e.questions)
@@ -282,13 +272,7 @@ pub fn enroll_done(
             e.puk_gen
         );
         let outcome = if inserted { "enrolled" } else { "re-enrolled" };
-        let ev = Event {
-            card: Some(card),
-            event: "enroll",
-            outcome,
-            detail: &detail,
-        };
-        audit_in(tx, actor, Some(role), &ev)?;
+        audit_card(tx, actor, role, card, ("enroll", outcome), &detail)?;
         Ok(Ok(()))
     })?;
     result.map(|()| Done {})

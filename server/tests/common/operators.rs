@@ -67,6 +67,12 @@ impl Env {
         reply["token"].as_str().unwrap().to_owned()
     }
 
+    /// Adds an operator and signs it in with the current code; returns the token.
+    pub fn signed_in(&self, name: &str, roles: &[Role]) -> String {
+        let op = self.operator(name, roles);
+        self.sign_in(&op, 0)
+    }
+
     /// A request with a bearer token; any status is returned with its JSON body.
     pub fn call(
         &self,

@@ -32,18 +32,15 @@ pub(crate) async fn audit(
             return html(StatusCode::BAD_REQUEST, page);
         }
     };
-    let actor = signed.actor.clone();
-    match on_worker(&shared, move |app| {
-        operator::audit_query(app, &actor, &query)
-    })
-    .await
-    {
-        Some(Ok(reply)) => html(
+    let found = signed.run(&shared, move |app, actor| {
+        operator::audit_query(app, actor, &query)
+    });
+    match found.await {
+        Ok(reply) => html(
             StatusCode::OK,
             admin_pages::audit(&signed.nav, &filters, &reply.entries, None),
         ),
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
+        Err(page) => page,
     }
 }
 
@@ -63,9 +60,11 @@ pub(crate) async fn audit_csv(
             ),
         );
     };
-    let actor = signed.actor.clone();
-    match on_worker(&shared, move |app| operator::audit_csv(app, &actor, &query)).await {
-        Some(Ok(csv)) => {
+    let found = signed.run(&shared, move |app, actor| {
+        operator::audit_csv(app, actor, &query)
+    });
+    match found.await {
+        Ok(csv) => {
             let mut response = csv.into_response();
             let headers = response.headers_mut();
             headers.insert(
@@ -78,8 +77,7 @@ pub(crate) async fn audit_csv(
             );
             response
         }
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
+        Err(page) => page,
     }
 }
 
@@ -90,15 +88,13 @@ async fn operators_page(
     enrolled: Option<(&str, &Secret)>,
     error: Option<(StatusCode, &str)>,
 ) -> Response {
-    let actor = signed.actor.clone();
-    match on_worker(shared, move |app| operator::list_operators(app, &actor)).await {
-        Some(Ok(list)) => {
+    match signed.run(shared, operator::list_operators).await {
+        Ok(list) => {
             let status = error.map_or(StatusCode::OK, |(s, _)| s);
             let page = admin_pages::operators(&signed.nav, &list, enrolled, error.map(|e| e.1));
             html(status, page)
         }
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
+        Err(page) => page,
     }
 }
 
@@ -170,18 +166,12 @@ pub(crate) async fn disable_operator(
     Path(name): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    if let Some(refusal) = signed.form_refusal(&form.csrf) {
-        return refusal;
-    }
-    let actor = signed.actor.clone();
-    match on_worker(&shared, move |app| {
-        operator::disable_operator(app, &actor, &name)
-    })
-    .await
-    {
-        Some(Ok(_)) => see_other("/console/operators"),
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
+    let done = signed.run_form(&shared, &form.csrf, move |app, actor| {
+        operator::disable_operator(app, actor, &name)
+    });
+    match done.await {
+        Ok(_) => see_other("/console/operators"),
+        Err(page) => page,
     }
 }
 
@@ -192,13 +182,12 @@ pub(crate) async fn reset_totp(
     Path(name): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    if let Some(refusal) = signed.form_refusal(&form.csrf) {
-        return refusal;
-    }
-    let (actor, who) = (signed.actor.clone(), name.clone());
-    match on_worker(&shared, move |app| operator::reset_totp(app, &actor, &who)).await {
-        Some(Ok(t)) => operators_page(&shared, &signed, Some((&name, &t.totp_uri)), None).await,
-        Some(Err(e)) => refused(Some(&signed.nav), &e),
-        None => failed(),
+    let who = name.clone();
+    let done = signed.run_form(&shared, &form.csrf, move |app, actor| {
+        operator::reset_totp(app, actor, &who)
+    });
+    match done.await {
+        Ok(t) => operators_page(&shared, &signed, Some((&name, &t.totp_uri)), None).await,
+        Err(page) => page,
     }
 }
