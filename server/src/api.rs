@@ -232,7 +232,6 @@ impl Drop for RequestAddress {
     }
 }
 
-
 fn run<R: DeserializeOwned>(
     state: &AppState,
     endpoint: Endpoint,

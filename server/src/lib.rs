@@ -53,7 +53,7 @@ pub use files::read_secret_file;
 pub use operator::{Actor, OpError};
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
-pub use store::{AuditEntry, CardRecord, Database, Enrollment, Store};
+pub use store::{AuditEntry, AuditHead, CardRecord, ChainReport, Database, Enrollment, Store};
 pub use tls::{pinned_client_config, CERT_FILE, KEY_FILE};
 
 /// Everything a server needs to start.

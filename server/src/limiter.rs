@@ -76,8 +76,11 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
                 b.tokens + elapsed * per_second < burst
             });
             if buckets.map.len() >= 4 * self.capacity {
-                let mut ages: Vec<(Instant, K)> =
-                    buckets.map.iter().map(|(k, b)| (b.last, k.clone())).collect();
+                let mut ages: Vec<(Instant, K)> = buckets
+                    .map
+                    .iter()
+                    .map(|(k, b)| (b.last, k.clone()))
+                    .collect();
                 let excess = buckets.map.len().saturating_sub(2 * self.capacity);
                 if excess > 0 && excess < ages.len() {
                     ages.select_nth_unstable_by_key(excess, |(last, _)| *last);
@@ -171,7 +174,9 @@ mod tests {
         assert!(!buckets.map.contains_key(&0));
         assert!(buckets.map.len() > 16);
         drop(buckets);
-        assert!(limiter.check(&199, t0 + Duration::from_millis(300)).is_err());
+        assert!(limiter
+            .check(&199, t0 + Duration::from_millis(300))
+            .is_err());
     }
 
     #[test]

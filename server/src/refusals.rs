@@ -83,7 +83,8 @@ impl Refusals {
 
     /// Takes the counts so far (resetting them) as at most [`MAX_ROWS`] summary rows.
     pub(crate) fn take(&self) -> Vec<SummaryRow> {
-        let taken = std::mem::take(&mut *self.counts.lock().unwrap_or_else(PoisonError::into_inner));
+        let taken =
+            std::mem::take(&mut *self.counts.lock().unwrap_or_else(PoisonError::into_inner));
         let mut rows = Vec::new();
         for (status, name) in REASONS {
             let Some(counts) = taken.get(&status) else {

@@ -60,9 +60,17 @@ impl Server {
         }
         // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
         let db_path = config.db_path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(db_path))
-            .await
-            .map_err(|e| ServerError::Runtime(e.to_string()))??;
+        let master = config.master.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            let store = Store::open(db_path)?;
+            let chained = store.set_audit_key(&master)?;
+            if chained > 0 {
+                log::info!("audit: {chained} existing rows chained");
+            }
+            Ok::<_, ServerError>(store)
+        })
+        .await
+        .map_err(|e| ServerError::Runtime(e.to_string()))??;
         let store = Arc::new(store);
         let identity = Identity::load_or_create(&config.state_dir)?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);
@@ -175,6 +183,14 @@ async fn summarise_refusals(
             _ = every.tick() => {
                 if let Err(e) = flush_refusals(refusals.clone(), store.clone()).await {
                     log::error!("refusal summary: {e}");
+                }
+                // The head, for a later `audit verify --head` to find a truncated tail.
+                let reader = store.clone();
+                match tokio::task::spawn_blocking(move || reader.audit_head()).await {
+                    Ok(Ok(Some(head))) => log::info!("audit head {}", head.to_text()),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => log::error!("audit head: {e}"),
+                    Err(e) => log::error!("audit head: {e}"),
                 }
             }
             changed = stop.changed() => {

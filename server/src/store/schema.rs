@@ -125,6 +125,15 @@ ALTER TABLE audit ADD COLUMN operator TEXT;
 ALTER TABLE audit ADD COLUMN role TEXT;
 ALTER TABLE audit ADD COLUMN address TEXT;
 ",
+    "
+ALTER TABLE audit ADD COLUMN seq INTEGER;
+ALTER TABLE audit ADD COLUMN mac BLOB;
+CREATE TABLE audit_head (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    seq INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -243,6 +252,15 @@ ALTER TABLE cards ADD COLUMN puk_read_out BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE audit ADD COLUMN operator TEXT;
 ALTER TABLE audit ADD COLUMN role TEXT;
 ALTER TABLE audit ADD COLUMN address TEXT;
+",
+    "
+ALTER TABLE audit ADD COLUMN seq BIGINT;
+ALTER TABLE audit ADD COLUMN mac BYTEA;
+CREATE TABLE audit_head (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    seq BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
 ",
 ];
 
