@@ -158,7 +158,8 @@ pub(crate) fn append(tx: &mut dyn Tx, note: &AuditNote<'_>, now: i64) -> Result<
 }
 
 /// Chains the rows written before the chain existed, once (when `audit_head` is still empty),
-/// and audits that it did; returns how many rows it chained.
+/// and audits that it did (a new, empty store just gets its head); returns how many rows it
+/// chained.
 pub(crate) fn chain_existing(tx: &mut dyn Tx, key: &AuditKey) -> Result<u64, ServerError> {
     if tx.audit_head()?.is_some() {
         return Ok(0);
@@ -173,6 +174,9 @@ pub(crate) fn chain_existing(tx: &mut dyn Tx, key: &AuditKey) -> Result<u64, Ser
         chained += 1;
     }
     tx.set_audit_head(&head)?;
+    if chained == 0 {
+        return Ok(0);
+    }
     let detail = format!("{chained} existing rows chained");
     let note = AuditNote {
         card: None,
