@@ -24,9 +24,10 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
+mod audit;
 mod ops;
 
-use super::chain::{self, head_of, AuditHead, ChainRow};
+use super::chain::{self, AuditHead, ChainRow};
 use super::redact_url;
 use super::sqlite::CardRow;
 use super::tx::{CardKey, Tx};
@@ -602,67 +603,19 @@ impl Tx for PgTx<'_> {
         now: i64,
         chain: Option<(i64, &[u8; 32])>,
     ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
-                                operator, role, address, seq, mac)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &now,
-                &note.card.map(|(p, _)| p.as_str()),
-                &note.card.map(|(_, i)| i),
-                &note.session,
-                &note.event,
-                &note.outcome,
-                &note.detail,
-                &note.operator,
-                &note.role.map(|r| r.as_str()),
-                &note.address,
-                &chain.map(|(seq, _)| seq),
-                &chain.map(|(_, mac)| mac.as_slice()),
-            ],
-        )?;
-        Ok(())
+        self.insert_row(note, now, chain)
     }
 
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
-        // The row lock makes concurrent appends (from any instance) wait for this one.
-        let row = self.query_opt(
-            "SELECT seq, mac FROM audit_head WHERE only_row = 1 FOR UPDATE",
-            &[],
-        )?;
-        row.map(|r| head_of(r.get(0), &r.get::<_, Vec<u8>>(1)))
-            .transpose()
+        self.head()
     }
 
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO audit_head (only_row, seq, mac) VALUES (1, $1, $2)
-             ON CONFLICT (only_row) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
-            &[&head.seq, &head.mac.as_slice()],
-        )?;
-        Ok(())
+        self.write_head(head)
     }
 
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
-        let sql = if unchained_only {
-            "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
-             FROM audit WHERE seq IS NULL ORDER BY id"
-        } else {
-            "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
-             FROM audit ORDER BY id"
-        };
-        let rows = self.query(sql, &[])?;
-        Ok(rows
-            .iter()
-            .map(|r| ChainRow {
-                entry: audit_row(r),
-                id: r.get(10),
-                seq: r.get(11),
-                mac: r.get(12),
-            })
-            .collect())
+        self.chain_rows(unchained_only)
     }
 
     fn set_audit_row_chain(
@@ -671,11 +624,7 @@ impl Tx for PgTx<'_> {
         seq: i64,
         mac: &[u8; 32],
     ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE audit SET seq = $1, mac = $2 WHERE id = $3",
-            &[&seq, &mac.as_slice(), &id],
-        )?;
-        Ok(())
+        self.set_row_chain(id, seq, mac)
     }
 
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
@@ -709,7 +658,7 @@ fn card_row(r: &postgres::Row) -> Result<CardRow, ServerError> {
 
 /// An audit row from the columns `time_ms, profile, identity, session, event, outcome, detail,
 /// operator, role, address`.
-fn audit_row(r: &postgres::Row) -> AuditEntry {
+pub(super) fn audit_row(r: &postgres::Row) -> AuditEntry {
     AuditEntry {
         time_ms: r.get(0),
         profile: r.get(1),

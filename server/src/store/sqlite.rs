@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+mod audit;
 mod ops;
 
-use super::chain::{self, head_of, AuditHead, ChainRow};
+use super::chain::{self, AuditHead, ChainRow};
 use super::tx::{CardKey, Tx};
 use super::{parse_algorithm, schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -362,70 +363,19 @@ impl Tx for SqliteTx<'_> {
         now: i64,
         chain: Option<(i64, &[u8; 32])>,
     ) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
-                                operator, role, address, seq, mac)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                now,
-                note.card.map(|(p, _)| p.as_str()),
-                note.card.map(|(_, i)| i),
-                note.session,
-                note.event,
-                note.outcome,
-                note.detail,
-                note.operator,
-                note.role.map(|r| r.as_str()),
-                note.address,
-                chain.map(|(seq, _)| seq),
-                chain.map(|(_, mac)| mac.as_slice()),
-            ],
-        )?;
-        Ok(())
+        audit::insert_row(self.0, note, now, chain)
     }
 
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
-        // `BEGIN IMMEDIATE` already holds the database's write lock.
-        let row: Option<(i64, Vec<u8>)> = self
-            .0
-            .query_row(
-                "SELECT seq, mac FROM audit_head WHERE only_row = 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        row.map(|(seq, mac)| head_of(seq, &mac)).transpose()
+        audit::head(self.0)
     }
 
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO audit_head (only_row, seq, mac) VALUES (1, ?1, ?2)
-             ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, mac = excluded.mac",
-            params![head.seq, head.mac.as_slice()],
-        )?;
-        Ok(())
+        audit::set_head(self.0, head)
     }
 
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
-        let sql = if unchained_only {
-            "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
-             FROM audit WHERE seq IS NULL ORDER BY id"
-        } else {
-            "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
-             FROM audit ORDER BY id"
-        };
-        let mut stmt = self.0.prepare(sql)?;
-        let rows = stmt.query_map([], |r| {
-            Ok(ChainRow {
-                entry: audit_row(r)?,
-                id: r.get(10)?,
-                seq: r.get(11)?,
-                mac: r.get(12)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        audit::chain_rows(self.0, unchained_only)
     }
 
     fn set_audit_row_chain(
@@ -434,11 +384,7 @@ impl Tx for SqliteTx<'_> {
         seq: i64,
         mac: &[u8; 32],
     ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE audit SET seq = ?1, mac = ?2 WHERE id = ?3",
-            params![seq, mac.as_slice(), id],
-        )?;
-        Ok(())
+        audit::set_row_chain(self.0, id, seq, mac)
     }
 
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
@@ -472,7 +418,7 @@ fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
 
 /// An audit row from the columns `time_ms, profile, identity, session, event, outcome, detail,
 /// operator, role, address`.
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+pub(super) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     Ok(AuditEntry {
         time_ms: r.get(0)?,
         profile: r.get(1)?,
