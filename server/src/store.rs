@@ -203,7 +203,8 @@ pub struct AuditEntry {
     /// A short reference of the session (a prefix of its token's SHA-256), when any.
     pub session: Option<String>,
     /// What was attempted: `enroll`, `lift_lock`, `start`, `answers`, `lock`, `admin`, `puk`,
-    /// `complete`, or `request` (refused before reaching an endpoint's logic).
+    /// `complete`, `refused` (a minute's summary of refused requests, [`crate::Server`]) or
+    /// `audit_chain` (rows written before the audit chain, chained).
     pub event: String,
     /// How it ended (`started`, `verified`, `wrong_answers`, `locked`, `answered`,
     /// `challenge_used`, `released`, `unlocked`, `invalid_session`, `bad_request`, ...).

@@ -88,7 +88,8 @@ backend_tests! {
         assert_eq!(status, 200, "{reply}");
         let statuses = flood.join().unwrap();
         let took = began.elapsed();
-        assert!(took < Duration::from_secs(20), "the flood took {took:?}");
+        // About 5 s alone on 2 cores; the bound only catches a flood that got slow per request.
+        assert!(took < Duration::from_secs(60), "the flood took {took:?}");
         let expected: std::collections::BTreeMap<u16, u32> =
             [(400, 1000), (401, 1000), (404, 1000), (405, 1000), (415, 1000)].into();
         assert_eq!(statuses, expected);
