@@ -155,6 +155,31 @@ backend_tests! {
         );
     }
 
+    /// Instances starting together on a store with unchained rows chain them once between
+    /// them (the head row is locked), and the chain verifies.
+    fn instances_starting_together_chain_the_old_rows_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = config(dir.path()).db_path;
+        let old = Store::open(&location).unwrap();
+        for i in 0..20 {
+            old.enroll(&enrollment("piv", &format!("d0{i:02}"), Algorithm::TripleDes), &FAST)
+                .unwrap();
+        }
+        drop(old);
+        let stores: Vec<Store> = (0..4).map(|_| Store::open(&location).unwrap()).collect();
+        let chained: u64 = std::thread::scope(|s| {
+            let runs: Vec<_> = stores
+                .iter()
+                .map(|store| s.spawn(|| store.set_audit_key(&master()).unwrap()))
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).sum()
+        });
+        assert_eq!(chained, 20);
+        let report = verify(&stores[0], None);
+        assert_eq!(report.problem, None);
+        assert_eq!(report.head.seq, 21);
+    }
+
     fn rows_written_before_the_chain_are_chained_once() {
         let dir = tempfile::tempdir().unwrap();
         let location = config(dir.path()).db_path;

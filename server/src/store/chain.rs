@@ -193,12 +193,15 @@ pub(crate) fn chain_existing(tx: &mut dyn Tx, key: &AuditKey) -> Result<u64, Ser
     Ok(chained)
 }
 
-/// A stored head (its MAC must be 32 bytes).
-pub(super) fn head_of(seq: i64, mac: &[u8]) -> Result<AuditHead, ServerError> {
+/// A stored head (its MAC must be 32 bytes); `None` for the "not chained yet" marker (seq -1).
+pub(super) fn head_of(seq: i64, mac: &[u8]) -> Result<Option<AuditHead>, ServerError> {
+    if seq < 0 {
+        return Ok(None);
+    }
     let mac: [u8; 32] = mac
         .try_into()
         .map_err(|_| ServerError::InvalidInput("the stored audit head is malformed".into()))?;
-    Ok(AuditHead { seq, mac })
+    Ok(Some(AuditHead { seq, mac }))
 }
 
 /// What [`verify`] found.

@@ -133,6 +133,8 @@ CREATE TABLE audit_head (
     seq INTEGER NOT NULL,
     mac BLOB NOT NULL
 );
+-- seq -1: the rows before the chain are not chained yet (the row exists to be locked).
+INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, x'');
 ",
 ];
 
@@ -261,6 +263,9 @@ CREATE TABLE audit_head (
     seq BIGINT NOT NULL,
     mac BYTEA NOT NULL
 );
+-- seq -1: the rows before the chain are not chained yet (the row exists to be locked, so
+-- instances starting together chain them once).
+INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, '');
 ",
 ];
 

@@ -42,8 +42,10 @@ impl PgTx<'_> {
             "SELECT seq, mac FROM audit_head WHERE only_row = 1 FOR UPDATE",
             &[],
         )?;
-        row.map(|r| head_of(r.get(0), &r.get::<_, Vec<u8>>(1)))
-            .transpose()
+        Ok(row
+            .map(|r| head_of(r.get(0), &r.get::<_, Vec<u8>>(1)))
+            .transpose()?
+            .flatten())
     }
 
     /// Sets the chain's head.

@@ -45,7 +45,10 @@ pub(super) fn head(conn: &Connection) -> Result<Option<AuditHead>, ServerError> 
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    row.map(|(seq, mac)| head_of(seq, &mac)).transpose()
+    Ok(row
+        .map(|(seq, mac)| head_of(seq, &mac))
+        .transpose()?
+        .flatten())
 }
 
 /// Sets the chain's head.
