@@ -51,6 +51,8 @@ pub struct AppState {
 
 /// The rate limits of `start` and `answers`, per client address and per card.
 pub(crate) struct Rates {
+    /// Every request, per address (checked by the router before anything else).
+    pub(crate) requests_address: Limiter<IpAddr>,
     start_address: Limiter<IpAddr>,
     start_card: Limiter<(Profile, String)>,
     answers_address: Limiter<IpAddr>,
@@ -60,6 +62,7 @@ pub(crate) struct Rates {
 impl Rates {
     pub(crate) fn new(limits: &Limits) -> Self {
         Self {
+            requests_address: Limiter::new(limits.requests_per_address),
             start_address: Limiter::new(limits.start_per_address),
             start_card: Limiter::new(limits.start_per_card),
             answers_address: Limiter::new(limits.answers_per_address),
@@ -68,8 +71,9 @@ impl Rates {
     }
 }
 
-/// The 429 refusal (not audited: a flood must not write rows; logged at debug level).
-fn too_many(what: &str, wait: std::time::Duration) -> Reply {
+/// The 429 refusal (not audited one by one: the router counts it, [`crate::refusals`];
+/// logged at debug level).
+pub(crate) fn too_many(what: &str, wait: std::time::Duration) -> Reply {
     let secs = retry_after_secs(wait);
     log::debug!("rate limited: {what}");
     refuse_with(ErrorBody {
@@ -228,25 +232,6 @@ impl Drop for RequestAddress {
     }
 }
 
-/// Audits a request refused before an endpoint ran (unknown path, wrong method, too large...).
-pub(crate) fn refuse_request(state: &AppState, what: &str, reply: Reply) -> Reply {
-    let outcome = reply.body["error"].as_str().unwrap_or("refused").to_owned();
-    let note = AuditNote {
-        card: None,
-        session: None,
-        event: "request",
-        outcome: &outcome,
-        detail: &clean(what),
-        operator: None,
-        role: None,
-        address: None,
-    };
-    if let Err(e) = state.store.record(&note) {
-        log::error!("audit: {e}");
-    }
-    reply
-}
-
 fn run<R: DeserializeOwned>(
     state: &AppState,
     endpoint: Endpoint,
@@ -269,7 +254,8 @@ fn run<R: DeserializeOwned>(
                 e.line(),
                 e.column()
             );
-            audit(state, None, None, endpoint.event(), "bad_request", &message)?;
+            // Counted by the router, not written here ([`crate::refusals`]).
+            log::debug!("{}: bad request", endpoint.event());
             Ok(refusal(ErrorCode::BadRequest, &message))
         }
     }
@@ -366,20 +352,10 @@ fn live_session(
     };
     match (token, session) {
         (Some(token), Some(session)) => Ok(Ok((token, session))),
-        (token, _) => {
-            let detail = if token.is_some() {
-                "unknown, expired or completed"
-            } else {
-                "malformed token"
-            };
-            audit(
-                state,
-                None,
-                token.as_ref(),
-                endpoint.event(),
-                "invalid_session",
-                detail,
-            )?;
+        _ => {
+            // A guessed or stale token writes nothing: the router counts the 401
+            // ([`crate::refusals`]).
+            log::debug!("{}: invalid session", endpoint.event());
             Ok(Err(refusal(ErrorCode::InvalidSession, INVALID_SESSION)))
         }
     }
@@ -406,7 +382,6 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
         Ok(card) => card,
         Err(e) => {
             let message = format!("Bad request: {e}.");
-            audit(state, None, None, "start", "bad_request", &message)?;
             return Ok(refusal(ErrorCode::BadRequest, &message));
         }
     };

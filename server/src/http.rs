@@ -34,6 +34,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// connection limits.
 pub(crate) struct Shared {
     pub app: AppState,
+    /// Refused requests, counted for the minute's audit summary.
+    pub refusals: Arc<crate::refusals::Refusals>,
     pub work: Semaphore,
     pub limits: Limits,
 }

@@ -128,6 +128,17 @@ pub fn operator_totp_key(master: &MasterSecret) -> Zeroizing<[u8; 32]> {
     key
 }
 
+/// Purpose of the audit chain's HMAC key (server-internal, like [`PURPOSE_OPERATOR_TOTP`]).
+pub const PURPOSE_AUDIT_CHAIN: &str = "audit-chain";
+
+/// The HMAC-SHA256 key of the audit log's hash chain: whoever can write the database but has
+/// not the master secret cannot rewrite the log unnoticed.
+pub fn audit_key(master: &MasterSecret) -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    derive(master, PURPOSE_AUDIT_CHAIN, "", &[], 0, &mut key[..]);
+    key
+}
+
 /// Purpose of the console's form-token key (server-internal, like [`PURPOSE_OPERATOR_TOTP`]).
 pub const PURPOSE_CONSOLE_FORMS: &str = "console-form-token";
 

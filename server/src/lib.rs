@@ -35,6 +35,7 @@ mod http;
 pub mod kdf;
 mod limiter;
 pub mod operator;
+mod refusals;
 mod secret;
 mod server;
 mod store;
@@ -52,7 +53,7 @@ pub use files::read_secret_file;
 pub use operator::{Actor, OpError};
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
-pub use store::{AuditEntry, CardRecord, Database, Enrollment, Store};
+pub use store::{AuditEntry, AuditHead, CardRecord, ChainReport, Database, Enrollment, Store};
 pub use tls::{pinned_client_config, CERT_FILE, KEY_FILE};
 
 /// Everything a server needs to start.
@@ -153,6 +154,9 @@ pub struct Limits {
     /// Time a client has to send a request's headers (also how long an idle kept-alive
     /// connection lives) and, separately, its body.
     pub request_timeout: Duration,
+    /// Every request (unlock, operator API, console, unknown paths) per client IP address,
+    /// checked before any other work; 429 with `Retry-After` beyond.
+    pub requests_per_address: Rate,
     /// `start` per client IP address.
     pub start_per_address: Rate,
     /// `start` per card.
@@ -168,6 +172,7 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 4096 connections, 64 per address, a 5 s handshake deadline, 10 s per request;
+    /// any request: 300 at once then 1200/min per address;
     /// `start`: 30 at once then 60/min per address, 5 at once then 10/min per card;
     /// `answers`: 30 at once then 60/min per address, 5 at once then 6/min per card;
     /// 3 PUK tries.
@@ -177,6 +182,7 @@ impl Default for Limits {
             max_connections_per_address: 64,
             handshake_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            requests_per_address: Rate::new(300, 1200),
             start_per_address: Rate::new(30, 60),
             start_per_card: Rate::new(5, 10),
             answers_per_address: Rate::new(30, 60),
@@ -190,6 +196,7 @@ impl Limits {
     /// No rate limits (connection limits and timeouts as by default): load tests, demos.
     pub fn without_rate_limits() -> Self {
         Self {
+            requests_per_address: Rate::UNLIMITED,
             start_per_address: Rate::UNLIMITED,
             start_per_card: Rate::UNLIMITED,
             answers_per_address: Rate::UNLIMITED,

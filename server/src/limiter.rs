@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::Rate;
 
-/// Keys kept before full (idle) buckets are forgotten; at four times this many, all are
-/// (someone is inventing keys: the other limits still hold).
+/// Keys kept before full (idle) buckets are forgotten; at four times this many, the buckets
+/// used longest ago are forgotten too, down to twice this many (someone is inventing keys:
+/// the keys in use now keep their buckets).
 const PRUNE_AT: usize = 4096;
 
 #[derive(Clone, Copy)]
@@ -62,8 +63,9 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         if self.rate == Rate::UNLIMITED {
             return Ok(());
         }
+        // A poisoned lock (a panic while counting) fails closed: refuse, never let all pass.
         let Ok(mut guard) = self.buckets.lock() else {
-            return Ok(());
+            return Err(Duration::from_secs(1));
         };
         let buckets = &mut *guard;
         if buckets.map.len() >= buckets.next_prune && !buckets.map.contains_key(key) {
@@ -74,7 +76,18 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
                 b.tokens + elapsed * per_second < burst
             });
             if buckets.map.len() >= 4 * self.capacity {
-                buckets.map.clear();
+                let mut ages: Vec<(Instant, K)> = buckets
+                    .map
+                    .iter()
+                    .map(|(k, b)| (b.last, k.clone()))
+                    .collect();
+                let excess = buckets.map.len().saturating_sub(2 * self.capacity);
+                if excess > 0 && excess < ages.len() {
+                    ages.select_nth_unstable_by_key(excess, |(last, _)| *last);
+                    for (_, key) in ages.iter().take(excess) {
+                        buckets.map.remove(key);
+                    }
+                }
             }
             buckets.next_prune = (2 * buckets.map.len()).max(self.capacity);
         }
@@ -140,5 +153,45 @@ mod tests {
         }
         let buckets = limiter.buckets.lock().unwrap();
         assert!((0..1000).all(|k| !buckets.map.contains_key(&k)));
+    }
+
+    #[test]
+    fn a_full_limiter_forgets_the_oldest_keys_and_keeps_recent_ones() {
+        let limiter = Limiter::with_capacity(Rate::new(1, 1), 16);
+        let t0 = Instant::now();
+        // Key 0 empties its bucket first; then 200 other keys, each a little later (none
+        // refills within the test, so no bucket is idle enough to be forgotten as full).
+        assert!(limiter.check(&0, t0).is_ok());
+        for k in 1..200u32 {
+            let _ = limiter.check(&k, t0 + Duration::from_millis(u64::from(k)));
+            let len = limiter.buckets.lock().unwrap().map.len();
+            assert!(len <= 4 * 16, "{len}");
+        }
+        let buckets = limiter.buckets.lock().unwrap();
+        // The newest keys are still there, with their empty buckets: still refused.
+        assert!((190..200).all(|k| buckets.map.contains_key(&k)));
+        // The oldest ones were forgotten, not everything at once.
+        assert!(!buckets.map.contains_key(&0));
+        assert!(buckets.map.len() > 16);
+        drop(buckets);
+        assert!(limiter
+            .check(&199, t0 + Duration::from_millis(300))
+            .is_err());
+    }
+
+    #[test]
+    fn a_poisoned_limiter_refuses() {
+        let limiter = std::sync::Arc::new(Limiter::new(Rate::new(100, 100)));
+        let t0 = Instant::now();
+        assert!(limiter.check(&1, t0).is_ok());
+        let poisoner = limiter.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.buckets.lock().unwrap();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(limiter.buckets.is_poisoned());
+        assert!(limiter.check(&1, t0).is_err());
+        assert!(limiter.check(&2, t0).is_err());
     }
 }

@@ -6,8 +6,12 @@
 //! - `add-admin NAME`, `add-operator NAME --role ROLE...`: the password from a hidden prompt,
 //!   `--password-stdin` or `--password-file` (owner-only); prints the `otpauth://` URI and its
 //!   QR code for the operator's authenticator app, once.
+//! - `audit verify [--head SEQ:MAC]`: walks the audit log's hash chain, names the first row
+//!   removed, changed, reordered or inserted, checks a head saved earlier (the server logs its
+//!   head every minute) is still in it, and prints the head.
 //!
-//! Exit codes: 0 done; 2 bad usage or input; 6 the database cannot be reached; 1 anything else.
+//! Exit codes: 0 done; 2 bad usage or input; 3 the audit chain does not verify; 6 the database
+//! cannot be reached; 1 anything else.
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -20,8 +24,8 @@ use zeroize::Zeroizing;
 
 use cardunlock_server::protocol::{Role, Secret};
 use cardunlock_server::{
-    operator, read_secret_file, totp, Argon2Params, Config, MasterSecret, OpError, ServerError,
-    Store,
+    operator, read_secret_file, totp, Argon2Params, AuditHead, Config, MasterSecret, OpError,
+    ServerError, Store,
 };
 
 /// The cardunlock server: online unlock of blocked smart cards and the operator API.
@@ -45,6 +49,23 @@ enum Command {
         /// A role: helpdesk, enroller, auditor or admin (repeat for several).
         #[arg(long = "role", required = true)]
         roles: Vec<Role>,
+    },
+    /// The audit log's hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Walk the chain: name the first row removed, changed, reordered or inserted, and print
+    /// the head (exit code 3 if the chain does not verify).
+    Verify {
+        #[command(flatten)]
+        state: StateArgs,
+        /// A head saved earlier (`SEQ:MAC`, as printed here or logged by the server): the
+        /// chain must still hold it, else its tail was truncated.
+        #[arg(long)]
+        head: Option<String>,
     },
 }
 
@@ -219,6 +240,7 @@ fn add(args: &AddArgs, roles: &[Role]) -> Result<(), Failure> {
     let master = args.state.master()?;
     let password = password(args)?;
     let store = Store::open(&args.state.db)?;
+    store.set_audit_key(&master)?;
     let uri = operator::create_operator(
         &store,
         &master,
@@ -242,12 +264,33 @@ fn add(args: &AddArgs, roles: &[Role]) -> Result<(), Failure> {
     shown.map_err(|e| usage(format!("standard output: {e}")))
 }
 
+fn audit_verify(state: &StateArgs, head: Option<&str>) -> Result<(), Failure> {
+    let expected = head.map(AuditHead::parse).transpose()?;
+    let master = state.master()?;
+    let store = Store::open(&state.db)?;
+    let report = store.verify_audit(&master, expected.as_ref())?;
+    println!("head {}", report.head.to_text());
+    match report.problem {
+        None => {
+            println!("audit chain verified: {} rows", report.head.seq);
+            Ok(())
+        }
+        Some(problem) => Err(Failure {
+            code: 3,
+            message: format!("the audit chain does not verify: {problem}"),
+        }),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
         Command::AddAdmin(args) => add(args, &[Role::Admin]),
         Command::AddOperator { add: args, roles } => add(args, roles),
+        Command::Audit(AuditCommand::Verify { state, head }) => {
+            audit_verify(state, head.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{oneshot, watch, Semaphore};
@@ -12,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::{AppState, Rates};
 use crate::http::{accept_loop, Shared};
+use crate::refusals::Refusals;
 use crate::store::duration_ms;
 use crate::tls::{Identity, CERT_FILE};
 use crate::{Argon2Params, CardRecord, Config, Enrollment, ServerError, Store};
@@ -58,16 +60,26 @@ impl Server {
         }
         // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
         let db_path = config.db_path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(db_path))
-            .await
-            .map_err(|e| ServerError::Runtime(e.to_string()))??;
+        let master = config.master.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            let store = Store::open(db_path)?;
+            let chained = store.set_audit_key(&master)?;
+            if chained > 0 {
+                log::info!("audit: {chained} existing rows chained");
+            }
+            Ok::<_, ServerError>(store)
+        })
+        .await
+        .map_err(|e| ServerError::Runtime(e.to_string()))??;
         let store = Arc::new(store);
         let identity = Identity::load_or_create(&config.state_dir)?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);
         let listener = listen(config.bind)?;
         let addr = listener.local_addr()?;
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let refusals = Arc::new(Refusals::default());
         let shared = Arc::new(Shared {
+            refusals: refusals.clone(),
             app: AppState {
                 store: store.clone(),
                 master: config.master,
@@ -82,6 +94,11 @@ impl Server {
             limits: config.limits,
         });
         let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(summarise_refusals(
+            refusals.clone(),
+            store.clone(),
+            stop_rx.clone(),
+        ));
         let task = tokio::spawn(accept_loop(listener, acceptor, shared, stop_rx));
         log::info!(
             "cardunlock server listening on {addr} ({} store)",
@@ -93,6 +110,7 @@ impl Server {
             cert_path: config.state_dir.join(CERT_FILE),
             store,
             argon2: config.argon2,
+            refusals,
             stop,
             task,
         })
@@ -147,6 +165,50 @@ impl Server {
     }
 }
 
+/// How often the refused requests are summarised into the audit.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Writes the refusal summary every [`SUMMARY_EVERY`] until the server stops (the last one is
+/// written by [`RunningServer::shutdown`]).
+async fn summarise_refusals(
+    refusals: Arc<Refusals>,
+    store: Arc<Store>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(SUMMARY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = flush_refusals(refusals.clone(), store.clone()).await {
+                    log::error!("refusal summary: {e}");
+                }
+                // The head, for a later `audit verify --head` to find a truncated tail.
+                let reader = store.clone();
+                match tokio::task::spawn_blocking(move || reader.audit_head()).await {
+                    Ok(Ok(Some(head))) => log::info!("audit head {}", head.to_text()),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => log::error!("audit head: {e}"),
+                    Err(e) => log::error!("audit head: {e}"),
+                }
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow_and_update() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One refusal summary, on a blocking thread (the store is synchronous).
+async fn flush_refusals(refusals: Arc<Refusals>, store: Arc<Store>) -> Result<usize, ServerError> {
+    tokio::task::spawn_blocking(move || refusals.flush(&store))
+        .await
+        .map_err(|e| ServerError::Runtime(e.to_string()))?
+}
+
 /// Accept-queue length: a burst of connections waits in the kernel instead of being dropped
 /// (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: u32 = 4096;
@@ -190,6 +252,7 @@ struct Info {
     cert_path: PathBuf,
     store: Arc<Store>,
     argon2: Argon2Params,
+    refusals: Arc<Refusals>,
 }
 
 impl Info {
@@ -200,6 +263,7 @@ impl Info {
             cert_path: s.cert_path.clone(),
             store: s.store.clone(),
             argon2: s.argon2,
+            refusals: s.refusals.clone(),
         }
     }
 }
@@ -212,6 +276,7 @@ pub struct RunningServer {
     cert_path: PathBuf,
     store: Arc<Store>,
     argon2: Argon2Params,
+    refusals: Arc<Refusals>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -247,10 +312,20 @@ impl RunningServer {
         self.store.enroll(enrollment, &self.argon2)
     }
 
-    /// Stops accepting, lets open requests finish (up to 5 s) and returns.
+    /// Writes the summary of the requests refused since the last one now (as the server does
+    /// every minute and on shutdown); returns how many audit rows it wrote.
+    pub async fn flush_refusals(&self) -> Result<usize, ServerError> {
+        flush_refusals(self.refusals.clone(), self.store.clone()).await
+    }
+
+    /// Stops accepting, lets open requests finish (up to 5 s), writes the summary of the
+    /// refused requests and returns.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        if let Err(e) = flush_refusals(self.refusals, self.store).await {
+            log::error!("refusal summary: {e}");
+        }
     }
 }
 
@@ -292,6 +367,12 @@ impl ServerHandle {
     /// Enrols a card with the configuration's Argon2 parameters ([`Store::enroll`]).
     pub fn enroll(&self, enrollment: &Enrollment) -> Result<CardRecord, ServerError> {
         self.info.store.enroll(enrollment, &self.info.argon2)
+    }
+
+    /// Writes the summary of the requests refused since the last one now (as the server does
+    /// every minute and on shutdown); returns how many audit rows it wrote.
+    pub fn flush_refusals(&self) -> Result<usize, ServerError> {
+        self.info.refusals.flush(&self.info.store)
     }
 
     /// Stops the server and waits for its thread.

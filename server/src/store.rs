@@ -9,6 +9,7 @@
 //! audit row are committed together or not at all. The slow part of a request (Argon2) never
 //! runs inside a transaction.
 
+mod chain;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 mod pg;
@@ -28,6 +29,7 @@ use cardunlock_protocol::AlgorithmName;
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
 
+pub use chain::{AuditHead, ChainReport};
 pub(crate) use session::{
     AnswerCheck, AnswerOutcome, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
@@ -201,7 +203,8 @@ pub struct AuditEntry {
     /// A short reference of the session (a prefix of its token's SHA-256), when any.
     pub session: Option<String>,
     /// What was attempted: `enroll`, `lift_lock`, `start`, `answers`, `lock`, `admin`, `puk`,
-    /// `complete`, or `request` (refused before reaching an endpoint's logic).
+    /// `complete`, `refused` (a minute's summary of refused requests, [`crate::Server`]) or
+    /// `audit_chain` (rows written before the audit chain, chained).
     pub event: String,
     /// How it ended (`started`, `verified`, `wrong_answers`, `locked`, `answered`,
     /// `challenge_used`, `released`, `unlocked`, `invalid_session`, `bad_request`, ...).
@@ -280,6 +283,8 @@ enum Backend {
 /// number of processes may open the same database.
 pub struct Store {
     backend: Backend,
+    /// The audit chain's key, once [`Store::set_audit_key`] gave it.
+    audit_key: std::sync::OnceLock<chain::AuditKey>,
 }
 
 impl fmt::Debug for Store {
@@ -320,7 +325,39 @@ impl Store {
                 ))
             }
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            audit_key: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Gives the store the audit chain's key (derived from `master`, [`crate::kdf::audit_key`]):
+    /// from now on every audit row is chained. The first time a store is given a key, the rows
+    /// written before are chained too (once, audited as `audit_chain`/`chained`); returns how
+    /// many. A store keeps the first key it is given.
+    pub fn set_audit_key(&self, master: &crate::MasterSecret) -> Result<u64, ServerError> {
+        let key = self
+            .audit_key
+            .get_or_init(|| crate::kdf::audit_key(master))
+            .clone();
+        self.transact(|tx| chain::chain_existing(tx, &key))
+    }
+
+    /// Walks the audit chain with the key derived from `master` and names the first row
+    /// removed, changed, reordered or inserted; `expected` is a head saved earlier
+    /// ([`Store::audit_head`], or the server's log), which must still be in the chain.
+    pub fn verify_audit(
+        &self,
+        master: &crate::MasterSecret,
+        expected: Option<&AuditHead>,
+    ) -> Result<ChainReport, ServerError> {
+        let key = crate::kdf::audit_key(master);
+        self.transact(|tx| chain::verify(tx, &key, expected))
+    }
+
+    /// The audit chain's head as stored (`None` before the chain exists).
+    pub fn audit_head(&self) -> Result<Option<AuditHead>, ServerError> {
+        self.transact(|tx| tx.audit_head())
     }
 
     /// `"sqlite"` or `"postgresql"`.
@@ -339,6 +376,7 @@ impl Store {
         &self,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
+        let _key = chain::KeyScope::set(self.audit_key.get());
         match &self.backend {
             Backend::Sqlite(db) => db.transact(&mut f),
             #[cfg(feature = "postgres")]

@@ -96,6 +96,8 @@ backend_tests! {
         env.post("/v1/unlock/start", &card("iso", iso));
         env.post_raw("/v1/unlock/answers", b"{\"answers\": \"Rex the Dog\"");
         env.server.store().lift_lock("iso", iso).unwrap();
+        // Refusals (the unknown session, the malformed body) are counted, then summarised.
+        assert!(env.server.flush_refusals().unwrap() >= 2);
 
         let audit = env.server.store().audit().unwrap();
         let has = |event: &str, outcome: &str| {
@@ -113,13 +115,13 @@ backend_tests! {
             ("puk", "released"),
             ("puk", "puk_released"),
             ("complete", "unlocked"),
-            ("complete", "invalid_session"),
+            ("refused", "unauthorized"),
             ("admin", "answered"),
             ("admin", "challenge_used"),
             ("complete", "failed"),
             ("lock", "locked"),
             ("start", "locked"),
-            ("answers", "bad_request"),
+            ("refused", "bad_request"),
             ("lift_lock", "lifted"),
         ] {
             assert!(

@@ -133,3 +133,62 @@ fn add_admin_then_serve_then_sign_in_with_the_printed_seed() {
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["operator"]["roles"], json!(["admin"]));
 }
+
+/// `audit verify`: exit 0 and the head on a whole chain; exit 3 naming the row once a row is
+/// changed straight in the database; exit 3 against a saved head after the tail is cut.
+#[test]
+fn audit_verify_names_a_changed_row_and_a_cut_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cardunlock.db");
+    let store = cardunlock_server::Store::open(&db).unwrap();
+    store.set_audit_key(&master()).unwrap();
+    for id in ["c1", "c2", "c3"] {
+        store
+            .enroll(
+                &enrollment("piv", id, cardunlock_core::crypto::Algorithm::TripleDes),
+                &FAST,
+            )
+            .unwrap();
+    }
+    drop(store);
+    let verify = |head: Option<&str>| {
+        let mut cmd = server_cmd(&db);
+        cmd.args(["audit", "verify"]);
+        if let Some(h) = head {
+            cmd.args(["--head", h]);
+        }
+        let out = cmd.stdin(Stdio::null()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, stdout, stderr) = verify(None);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
+    assert!(stdout.contains("audit chain verified: 3 rows"), "{stdout}");
+    let head = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("head "))
+        .unwrap()
+        .to_owned();
+    assert!(head.starts_with("3:"), "{head}");
+
+    // The tail cut and the stored head set back: only the saved head shows it.
+    query_texts(&db, "DELETE FROM audit WHERE seq = 3");
+    query_texts(
+        &db,
+        "UPDATE audit_head SET seq = 2, mac = (SELECT mac FROM audit WHERE seq = 2)",
+    );
+    assert_eq!(verify(None).0, Some(0));
+    let (code, _, stderr) = verify(Some(&head));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("before the saved head seq 3"), "{stderr}");
+
+    query_texts(&db, "UPDATE audit SET outcome = 'nothing' WHERE seq = 2");
+    let (code, _, stderr) = verify(None);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("row seq 2 (id 2) was changed"), "{stderr}");
+    // A malformed head is bad usage.
+    assert_eq!(verify(Some("3:zz")).0, Some(2));
+}

@@ -226,6 +226,16 @@ backend_tests! {
         // Unknown guessed cards count against the address too.
         assert_error(&env.post("/v1/unlock/start", &card("piv", "beef")), 429, "too_many_requests");
         assert_eq!(env.server.store().audit().unwrap().len(), audit_rows + 2);
+        // The three 429s are counted and summarised in one row for this address.
+        env.server.flush_refusals().unwrap();
+        let audit = env.server.store().audit().unwrap();
+        let summary: Vec<_> = audit
+            .iter()
+            .filter(|e| e.event == "refused" && e.outcome == "too_many_requests")
+            .collect();
+        assert_eq!(summary.len(), 1, "{audit:#?}");
+        assert_eq!(summary[0].address.as_deref(), Some("127.0.0.1"));
+        assert_eq!(summary[0].detail, "3 requests refused");
     }
 
     /// `answers` per card: refused before any Argon2 work, and no attempt is counted.

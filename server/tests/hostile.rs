@@ -328,13 +328,21 @@ backend_tests! {
             }
             other => panic!("expected 415, got {other:?}"),
         }
-        // Refusals are audited, without the body.
+        // Refusals are counted, not written one by one: no row until the summary, then one
+        // per reason (for this address), without the body.
         let audit = env.server.store().audit().unwrap();
-        assert!(audit
-            .iter()
-            .any(|e| e.event == "request" && e.outcome == "not_found"));
-        assert!(audit
-            .iter()
-            .any(|e| e.event == "request" && e.outcome == "method_not_allowed"));
+        assert!(audit.iter().all(|e| e.event != "refused"), "{audit:#?}");
+        env.server.flush_refusals().unwrap();
+        let audit = env.server.store().audit().unwrap();
+        for outcome in ["not_found", "method_not_allowed", "unsupported_media_type"] {
+            assert_eq!(
+                audit
+                    .iter()
+                    .filter(|e| e.event == "refused" && e.outcome == outcome)
+                    .count(),
+                1,
+                "{outcome}: {audit:#?}"
+            );
+        }
     }
 }

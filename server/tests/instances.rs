@@ -159,6 +159,10 @@ backend_tests! {
             audit.iter().filter(|e| e.event == "complete" && e.outcome == "unlocked").count(),
             12
         );
+        // Rows appended concurrently by the instances form one unbroken audit chain.
+        let report = store.verify_audit(&master(), None).unwrap();
+        assert_eq!(report.problem, None);
+        assert_eq!(report.head.seq, store.audit().unwrap().len() as i64);
     }
 
     /// A card challenge answered through one instance is refused through the other, also when

@@ -2,21 +2,24 @@
 //! (`/v1/operator/*`) and the console (`/console/*`) are nested, the JSON 404 for every other
 //! path, and the security headers on every reply.
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::header::{
     HeaderName, HeaderValue, CACHE_CONTROL, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{any, get};
 use axum::{Extension, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::unlock::{endpoint, method_not_allowed, not_found};
+use super::unlock::{endpoint, method_not_allowed, not_found, respond};
 use super::{Peer, Shared};
-use crate::api::Endpoint;
+use crate::api::{address_key, too_many, Endpoint};
 use crate::MasterSecret;
 
 /// The operator JSON API, nested at `/v1/operator`.
@@ -51,6 +54,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .merge(console(&shared.app.master, shared.limits.request_timeout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Innermost of the layers below, outermost of the routes: every request, routed or
+        // not, is rate limited and its refusal counted here.
+        .layer(middleware::from_fn_with_state(shared.clone(), guard))
         .layer(header(
             STRICT_TRANSPORT_SECURITY,
             "max-age=31536000; includeSubDomains",
@@ -62,6 +68,28 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         // otherwise (the console's stylesheet).
         .layer(header(CACHE_CONTROL, "no-store"))
         .with_state(shared)
+}
+
+/// The per-address limit on every request, checked before any other work (429 with
+/// `Retry-After`, the rest of the connection closed as its body is left unread), and the count
+/// of every refusal for the minute's audit summary ([`crate::refusals`]): refusals write no
+/// row one by one.
+async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| address_key(p.0));
+    let limited = shared
+        .app
+        .rates
+        .requests_address
+        .check(&peer, Instant::now());
+    let response = match limited {
+        Ok(()) => next.run(req).await,
+        Err(wait) => respond(too_many("from this address", wait), true),
+    };
+    shared.refusals.note(response.status().as_u16(), peer);
+    response
 }
 
 /// A layer setting `name: value` on every response that does not set it itself.

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use cardunlock_protocol::ErrorCode;
 
 use super::{Peer, Shared};
-use crate::api::{dispatch, refusal, refuse_request, AppState, Endpoint, Reply};
+use crate::api::{dispatch, refusal, AppState, Endpoint, Reply};
 
 /// Largest request body accepted (API.md): 16 KiB; 413 beyond.
 const MAX_BODY: usize = 16 * 1024;
@@ -84,14 +84,14 @@ pub(crate) async fn endpoint(
     handle(shared, peer, Some(endpoint), req).await
 }
 
-/// Any path no route serves: 404 with the contract's JSON error body (audited).
+/// Any path no route serves: 404 with the contract's JSON error body (counted).
 pub(crate) async fn not_found(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    // The peer only matters to an endpoint that runs; a refusal is audited without it.
+    // The peer only matters to an endpoint that runs; the router counts the refusal by it.
     handle(shared, IpAddr::from([0, 0, 0, 0]), None, req).await
 }
 
 /// A path served only for other methods (the router adds `Allow`): 405 with the contract's
-/// JSON body (audited), after the body is read, so the connection stays usable.
+/// JSON body (counted), after the body is read, so the connection stays usable.
 pub(crate) async fn method_not_allowed(
     State(shared): State<Arc<Shared>>,
     req: Request,
@@ -165,9 +165,10 @@ async fn handle(
     respond(reply, false)
 }
 
-/// Audits a refusal (on a blocking thread) and turns it into a response.
-async fn refuse(shared: &Arc<Shared>, what: String, reply: Reply, close: bool) -> Response {
-    let reply = blocking(shared, move |app| refuse_request(app, &what, reply)).await;
+/// A refusal before any endpoint ran, as a response: no database work (the router counts it
+/// for the minute's summary, [`crate::refusals`]).
+async fn refuse(_shared: &Arc<Shared>, what: String, reply: Reply, close: bool) -> Response {
+    log::debug!("refused {what}: {}", reply.status);
     respond(reply, close)
 }
 

@@ -24,8 +24,10 @@ use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
+mod audit;
 mod ops;
 
+use super::chain::{self, AuditHead, ChainRow};
 use super::redact_url;
 use super::sqlite::CardRow;
 use super::tx::{CardKey, Tx};
@@ -592,24 +594,37 @@ impl Tx for PgTx<'_> {
     }
 
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
-                                operator, role, address)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &now,
-                &note.card.map(|(p, _)| p.as_str()),
-                &note.card.map(|(_, i)| i),
-                &note.session,
-                &note.event,
-                &note.outcome,
-                &note.detail,
-                &note.operator,
-                &note.role.map(|r| r.as_str()),
-                &note.address,
-            ],
-        )?;
-        Ok(())
+        chain::append(self, note, now)
+    }
+
+    fn insert_audit_row(
+        &mut self,
+        note: &AuditNote<'_>,
+        now: i64,
+        chain: Option<(i64, &[u8; 32])>,
+    ) -> Result<(), ServerError> {
+        self.insert_row(note, now, chain)
+    }
+
+    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
+        self.head()
+    }
+
+    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
+        self.write_head(head)
+    }
+
+    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
+        self.chain_rows(unchained_only)
+    }
+
+    fn set_audit_row_chain(
+        &mut self,
+        id: i64,
+        seq: i64,
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        self.set_row_chain(id, seq, mac)
     }
 
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
@@ -643,7 +658,7 @@ fn card_row(r: &postgres::Row) -> Result<CardRow, ServerError> {
 
 /// An audit row from the columns `time_ms, profile, identity, session, event, outcome, detail,
 /// operator, role, address`.
-fn audit_row(r: &postgres::Row) -> AuditEntry {
+pub(super) fn audit_row(r: &postgres::Row) -> AuditEntry {
     AuditEntry {
         time_ms: r.get(0),
         profile: r.get(1),

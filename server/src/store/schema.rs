@@ -125,6 +125,17 @@ ALTER TABLE audit ADD COLUMN operator TEXT;
 ALTER TABLE audit ADD COLUMN role TEXT;
 ALTER TABLE audit ADD COLUMN address TEXT;
 ",
+    "
+ALTER TABLE audit ADD COLUMN seq INTEGER;
+ALTER TABLE audit ADD COLUMN mac BLOB;
+CREATE TABLE audit_head (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    seq INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
+-- seq -1: the rows before the chain are not chained yet (the row exists to be locked).
+INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, x'');
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -243,6 +254,18 @@ ALTER TABLE cards ADD COLUMN puk_read_out BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE audit ADD COLUMN operator TEXT;
 ALTER TABLE audit ADD COLUMN role TEXT;
 ALTER TABLE audit ADD COLUMN address TEXT;
+",
+    "
+ALTER TABLE audit ADD COLUMN seq BIGINT;
+ALTER TABLE audit ADD COLUMN mac BYTEA;
+CREATE TABLE audit_head (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    seq BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
+-- seq -1: the rows before the chain are not chained yet (the row exists to be locked, so
+-- instances starting together chain them once).
+INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, '');
 ",
 ];
 

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+mod audit;
 mod ops;
 
+use super::chain::{self, AuditHead, ChainRow};
 use super::tx::{CardKey, Tx};
 use super::{parse_algorithm, schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -352,24 +354,37 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
-                                operator, role, address)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                now,
-                note.card.map(|(p, _)| p.as_str()),
-                note.card.map(|(_, i)| i),
-                note.session,
-                note.event,
-                note.outcome,
-                note.detail,
-                note.operator,
-                note.role.map(|r| r.as_str()),
-                note.address,
-            ],
-        )?;
-        Ok(())
+        chain::append(self, note, now)
+    }
+
+    fn insert_audit_row(
+        &mut self,
+        note: &AuditNote<'_>,
+        now: i64,
+        chain: Option<(i64, &[u8; 32])>,
+    ) -> Result<(), ServerError> {
+        audit::insert_row(self.0, note, now, chain)
+    }
+
+    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
+        audit::head(self.0)
+    }
+
+    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
+        audit::set_head(self.0, head)
+    }
+
+    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
+        audit::chain_rows(self.0, unchained_only)
+    }
+
+    fn set_audit_row_chain(
+        &mut self,
+        id: i64,
+        seq: i64,
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        audit::set_row_chain(self.0, id, seq, mac)
     }
 
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
@@ -403,7 +418,7 @@ fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
 
 /// An audit row from the columns `time_ms, profile, identity, session, event, outcome, detail,
 /// operator, role, address`.
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+pub(super) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     Ok(AuditEntry {
         time_ms: r.get(0)?,
         profile: r.get(1)?,

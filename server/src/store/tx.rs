@@ -12,6 +12,7 @@
 //! - "Once ever" facts (a used challenge, a denied PUK generation) are primary keys, inserted with
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
+use super::chain::{AuditHead, ChainRow};
 use super::ops::OpTx;
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -123,6 +124,23 @@ pub(crate) trait Tx: OpTx {
 
     /// Appends an audit row.
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError>;
+    /// Writes one audit row as is, with its place in the chain (`None`: unchained).
+    fn insert_audit_row(
+        &mut self,
+        note: &AuditNote<'_>,
+        now: i64,
+        chain: Option<(i64, &[u8; 32])>,
+    ) -> Result<(), ServerError>;
+    /// The chain's head, locked until the transaction ends; `None` before the chain exists.
+    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError>;
+    /// Sets the chain's head.
+    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError>;
+    /// The audit rows in id order with their chain columns (only the unchained ones if
+    /// `unchained_only`).
+    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError>;
+    /// Gives the row `id` its place in the chain.
+    fn set_audit_row_chain(&mut self, id: i64, seq: i64, mac: &[u8; 32])
+        -> Result<(), ServerError>;
     /// The whole audit log, oldest first.
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError>;
 }

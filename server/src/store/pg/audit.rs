@@ -1,0 +1,100 @@
+//! The PostgreSQL side of the audit chain ([`crate::store::chain`]): its rows and its head.
+
+use super::{audit_row, PgTx};
+use crate::store::chain::{head_of, AuditHead, ChainRow};
+use crate::store::AuditNote;
+use crate::ServerError;
+
+impl PgTx<'_> {
+    /// Writes one audit row as is, with its place in the chain (`None`: unchained).
+    pub(super) fn insert_row(
+        &mut self,
+        note: &AuditNote<'_>,
+        now: i64,
+        chain: Option<(i64, &[u8; 32])>,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
+                                operator, role, address, seq, mac)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                &now,
+                &note.card.map(|(p, _)| p.as_str()),
+                &note.card.map(|(_, i)| i),
+                &note.session,
+                &note.event,
+                &note.outcome,
+                &note.detail,
+                &note.operator,
+                &note.role.map(|r| r.as_str()),
+                &note.address,
+                &chain.map(|(seq, _)| seq),
+                &chain.map(|(_, mac)| mac.as_slice()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The chain's head, row-locked until the transaction ends.
+    pub(super) fn head(&mut self) -> Result<Option<AuditHead>, ServerError> {
+        // The row lock makes concurrent appends (from any instance) wait for this one.
+        let row = self.query_opt(
+            "SELECT seq, mac FROM audit_head WHERE only_row = 1 FOR UPDATE",
+            &[],
+        )?;
+        Ok(row
+            .map(|r| head_of(r.get(0), &r.get::<_, Vec<u8>>(1)))
+            .transpose()?
+            .flatten())
+    }
+
+    /// Sets the chain's head.
+    pub(super) fn write_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO audit_head (only_row, seq, mac) VALUES (1, $1, $2)
+             ON CONFLICT (only_row) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
+            &[&head.seq, &head.mac.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// The audit rows in id order with their chain columns.
+    pub(super) fn chain_rows(
+        &mut self,
+        unchained_only: bool,
+    ) -> Result<Vec<ChainRow>, ServerError> {
+        let sql = if unchained_only {
+            "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                    operator, role, address, id, seq, mac
+             FROM audit WHERE seq IS NULL ORDER BY id"
+        } else {
+            "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                    operator, role, address, id, seq, mac
+             FROM audit ORDER BY id"
+        };
+        let rows = self.query(sql, &[])?;
+        Ok(rows
+            .iter()
+            .map(|r| ChainRow {
+                entry: audit_row(r),
+                id: r.get(10),
+                seq: r.get(11),
+                mac: r.get(12),
+            })
+            .collect())
+    }
+
+    /// Gives the row `id` its place in the chain.
+    pub(super) fn set_row_chain(
+        &mut self,
+        id: i64,
+        seq: i64,
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE audit SET seq = $1, mac = $2 WHERE id = $3",
+            &[&seq, &mac.as_slice(), &id],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! The SQLite side of the audit chain ([`crate::store::chain`]): its rows and its head.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::audit_row;
+use crate::store::chain::{head_of, AuditHead, ChainRow};
+use crate::store::AuditNote;
+use crate::ServerError;
+
+/// Writes one audit row as is, with its place in the chain (`None`: unchained).
+pub(super) fn insert_row(
+    conn: &Connection,
+    note: &AuditNote<'_>,
+    now: i64,
+    chain: Option<(i64, &[u8; 32])>,
+) -> Result<(), ServerError> {
+    conn.execute(
+        "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
+                                operator, role, address, seq, mac)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            now,
+            note.card.map(|(p, _)| p.as_str()),
+            note.card.map(|(_, i)| i),
+            note.session,
+            note.event,
+            note.outcome,
+            note.detail,
+            note.operator,
+            note.role.map(|r| r.as_str()),
+            note.address,
+            chain.map(|(seq, _)| seq),
+            chain.map(|(_, mac)| mac.as_slice()),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The chain's head (`BEGIN IMMEDIATE` already holds the write lock).
+pub(super) fn head(conn: &Connection) -> Result<Option<AuditHead>, ServerError> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, mac FROM audit_head WHERE only_row = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row
+        .map(|(seq, mac)| head_of(seq, &mac))
+        .transpose()?
+        .flatten())
+}
+
+/// Sets the chain's head.
+pub(super) fn set_head(conn: &Connection, head: &AuditHead) -> Result<(), ServerError> {
+    conn.execute(
+        "INSERT INTO audit_head (only_row, seq, mac) VALUES (1, ?1, ?2)
+             ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, mac = excluded.mac",
+        params![head.seq, head.mac.as_slice()],
+    )?;
+    Ok(())
+}
+
+/// The audit rows in id order with their chain columns.
+pub(super) fn chain_rows(
+    conn: &Connection,
+    unchained_only: bool,
+) -> Result<Vec<ChainRow>, ServerError> {
+    let sql = if unchained_only {
+        "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                    operator, role, address, id, seq, mac
+             FROM audit WHERE seq IS NULL ORDER BY id"
+    } else {
+        "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                    operator, role, address, id, seq, mac
+             FROM audit ORDER BY id"
+    };
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ChainRow {
+            entry: audit_row(r)?,
+            id: r.get(10)?,
+            seq: r.get(11)?,
+            mac: r.get(12)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Gives the row `id` its place in the chain.
+pub(super) fn set_row_chain(
+    conn: &Connection,
+    id: i64,
+    seq: i64,
+    mac: &[u8; 32],
+) -> Result<(), ServerError> {
+    conn.execute(
+        "UPDATE audit SET seq = ?1, mac = ?2 WHERE id = ?3",
+        params![seq, mac.as_slice(), id],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! The audit log is a keyed hash chain: a row removed, changed, moved or inserted straight in
+//! the database (as someone with database access but without the master secret could) is
+//! found and named by `verify`; a truncated tail is found against a head saved earlier.
+
+mod common;
+
+use std::path::Path;
+
+use cardunlock_core::crypto::Algorithm;
+use cardunlock_server::{AuditHead, MasterSecret, Store};
+use common::*;
+use serde_json::json;
+
+/// A server's store with a few audit rows (enrolments, a session, refusals summarised).
+fn store_with_rows(dir: &Path) -> (Env, std::path::PathBuf) {
+    let cfg = config(dir);
+    let location = cfg.db_path.clone();
+    let env = Env::start(&cfg);
+    for id in ["a1", "a2", "a3"] {
+        env.server
+            .enroll(&enrollment("piv", id, Algorithm::TripleDes))
+            .unwrap();
+    }
+    env.start_session("piv", "a1");
+    env.post("/v1/unlock/start", &card("piv", "ffff"));
+    env.post("/v1/unlock/complete", &json!({}));
+    env.server.flush_refusals().unwrap();
+    (env, location)
+}
+
+/// Runs one statement straight on the database (`pg` on PostgreSQL, `sqlite` on SQLite).
+fn tamper(location: &Path, sqlite: &str, pg: &str) {
+    let postgres = location.to_str().unwrap().starts_with("postgres://");
+    query_texts(location, if postgres { pg } else { sqlite });
+}
+
+fn verify(store: &Store, head: Option<&AuditHead>) -> cardunlock_server::ChainReport {
+    store.verify_audit(&master(), head).unwrap()
+}
+
+fn problem(store: &Store) -> String {
+    verify(store, None)
+        .problem
+        .expect("the tampering was not found")
+}
+
+backend_tests! {
+    fn a_clean_chain_verifies_and_reports_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, _) = store_with_rows(dir.path());
+        let store = env.server.store();
+        let rows = store.audit().unwrap().len() as i64;
+        let report = verify(store, None);
+        assert_eq!(report.problem, None);
+        assert_eq!(report.head.seq, rows);
+        assert_eq!(report.stored_head.as_ref(), Some(&report.head));
+        // The head's text form reads back.
+        assert_eq!(AuditHead::parse(&report.head.to_text()).unwrap(), report.head);
+        // Another master secret's key does not verify the chain.
+        let other = MasterSecret::from_hex(&"42".repeat(32)).unwrap();
+        let wrong = store.verify_audit(&other, None).unwrap();
+        assert!(wrong.problem.unwrap().contains("row seq 1 "));
+    }
+
+    fn a_deleted_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, location) = store_with_rows(dir.path());
+        tamper(&location, "DELETE FROM audit WHERE seq = 3", "DELETE FROM audit WHERE seq = 3");
+        let found = problem(env.server.store());
+        assert!(found.starts_with("row seq 3 was removed"), "{found}");
+    }
+
+    fn an_edited_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, location) = store_with_rows(dir.path());
+        let sql = "UPDATE audit SET detail = 'nothing happened' WHERE seq = 4";
+        tamper(&location, sql, sql);
+        let found = problem(env.server.store());
+        assert!(found.starts_with("row seq 4 (id "), "{found}");
+        assert!(found.contains("changed"), "{found}");
+    }
+
+    fn a_moved_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, location) = store_with_rows(dir.path());
+        // Row 2 moved to the end (a new, highest id).
+        tamper(
+            &location,
+            "UPDATE audit SET id = (SELECT max(id) + 1 FROM audit) WHERE seq = 2",
+            "UPDATE audit SET id = DEFAULT WHERE seq = 2",
+        );
+        let found = problem(env.server.store());
+        assert!(found.starts_with("row seq 2 was moved out of order"), "{found}");
+    }
+
+    fn an_inserted_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, location) = store_with_rows(dir.path());
+        let sql = "INSERT INTO audit (time_ms, event, outcome, detail)
+                   VALUES (1700000000000, 'lift_lock', 'lifted', 'forged')";
+        tamper(&location, sql, sql);
+        let found = problem(env.server.store());
+        assert!(found.contains("was inserted"), "{found}");
+        // Even with a place in the chain, a forged row's MAC does not verify.
+        let dir = tempfile::tempdir().unwrap();
+        let (env, location) = store_with_rows(dir.path());
+        let rows = env.server.store().audit().unwrap().len();
+        let seq = rows + 1;
+        let forged = format!(
+            "INSERT INTO audit (time_ms, event, outcome, detail, seq, mac)
+             VALUES (1700000000000, 'lift_lock', 'lifted', 'forged', {seq}, {{MAC}})"
+        );
+        tamper(
+            &location,
+            &forged.replace("{MAC}", &format!("x'{}'", "00".repeat(32))),
+            &forged.replace("{MAC}", &format!("'\\x{}'::bytea", "00".repeat(32))),
+        );
+        let found = problem(env.server.store());
+        assert!(found.starts_with(&format!("row seq {seq} (id ")), "{found}");
+    }
+
+    fn a_truncated_tail_is_found_against_a_saved_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, location) = store_with_rows(dir.path());
+        let store = env.server.store();
+        let saved = verify(store, None).head;
+        // More rows after the head was saved (logged).
+        env.server
+            .enroll(&enrollment("piv", "a4", Algorithm::TripleDes))
+            .unwrap();
+        env.server
+            .enroll(&enrollment("piv", "a5", Algorithm::TripleDes))
+            .unwrap();
+        let report = verify(store, Some(&saved));
+        assert_eq!(report.problem, None);
+        assert_eq!(report.head.seq, saved.seq + 2);
+        // The tail, from the saved head on, removed; the stored head rewritten to the new end
+        // (all of which someone with database access can do without the key).
+        let keep = saved.seq - 1;
+        tamper(
+            &location,
+            &format!("DELETE FROM audit WHERE seq > {keep}"),
+            &format!("DELETE FROM audit WHERE seq > {keep}"),
+        );
+        let sqlite = format!(
+            "UPDATE audit_head SET seq = {keep}, mac = (SELECT mac FROM audit WHERE seq = {keep})"
+        );
+        tamper(&location, &sqlite, &sqlite);
+        // On its own the chain looks whole; against the saved head it is not.
+        assert_eq!(verify(store, None).problem, None);
+        let found = verify(store, Some(&saved)).problem.unwrap();
+        assert!(
+            found.contains(&format!("ends at seq {keep} before the saved head seq {}", saved.seq)),
+            "{found}"
+        );
+    }
+
+    /// Instances starting together on a store with unchained rows chain them once between
+    /// them (the head row is locked), and the chain verifies.
+    fn instances_starting_together_chain_the_old_rows_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = config(dir.path()).db_path;
+        let old = Store::open(&location).unwrap();
+        for i in 0..20 {
+            old.enroll(&enrollment("piv", &format!("d0{i:02}"), Algorithm::TripleDes), &FAST)
+                .unwrap();
+        }
+        drop(old);
+        let stores: Vec<Store> = (0..4).map(|_| Store::open(&location).unwrap()).collect();
+        let chained: u64 = std::thread::scope(|s| {
+            let runs: Vec<_> = stores
+                .iter()
+                .map(|store| s.spawn(|| store.set_audit_key(&master()).unwrap()))
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).sum()
+        });
+        assert_eq!(chained, 20);
+        let report = verify(&stores[0], None);
+        assert_eq!(report.problem, None);
+        assert_eq!(report.head.seq, 21);
+    }
+
+    fn rows_written_before_the_chain_are_chained_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = config(dir.path()).db_path;
+        // A store used without the key (an older server): its rows are unchained.
+        let old = Store::open(&location).unwrap();
+        old.enroll(&enrollment("piv", "b1", Algorithm::TripleDes), &FAST).unwrap();
+        old.enroll(&enrollment("piv", "b2", Algorithm::TripleDes), &FAST).unwrap();
+        assert!(old.audit_head().unwrap().is_none());
+        drop(old);
+        let store = Store::open(&location).unwrap();
+        assert_eq!(store.set_audit_key(&master()).unwrap(), 2);
+        let audit = store.audit().unwrap();
+        assert_eq!(audit.len(), 3);
+        assert_eq!(
+            (audit[2].event.as_str(), audit[2].outcome.as_str(), audit[2].detail.as_str()),
+            ("audit_chain", "chained", "2 existing rows chained")
+        );
+        assert_eq!(verify(&store, None).problem, None);
+        store.enroll(&enrollment("piv", "b3", Algorithm::TripleDes), &FAST).unwrap();
+        assert_eq!(verify(&store, None).head.seq, 4);
+        // Once: a later start chains nothing, and a row slipped in unchained is named.
+        let again = Store::open(&location).unwrap();
+        assert_eq!(again.set_audit_key(&master()).unwrap(), 0);
+        let unkeyed = Store::open(&location).unwrap();
+        unkeyed.enroll(&enrollment("piv", "b4", Algorithm::TripleDes), &FAST).unwrap();
+        let found = problem(&again);
+        assert!(found.contains("was inserted") && found.contains("after seq 4"), "{found}");
+    }
+}
