@@ -12,12 +12,21 @@ mod webdriver;
 
 use std::io::Write;
 
+use cardunlock_client::offline::{self, Challenge, OfflineUi};
+use cardunlock_client::online::{Event, Person};
+use cardunlock_client::Failure;
 use cardunlock_core::crypto::Algorithm;
+use cardunlock_core::driver::Driver;
+use cardunlock_core::iso::IsoProfile;
+use cardunlock_core::policy::PinPolicy;
+use cardunlock_core::unlock;
 use cardunlock_server::kdf;
 use cardunlock_server::protocol::operator::Role;
+use cardunlock_sim::{Config as SimConfig, IsoConfig, SimCard};
 use common::*;
 use console::*;
 use webdriver::{Browser, ENTER, TAB};
+use zeroize::Zeroizing;
 
 /// Screenshots taken so far: each must be a PNG and differ from the one before.
 struct Shots {
@@ -229,4 +238,112 @@ fn a_help_desk_day_in_the_browser() {
 /// A code hank has not used yet: his first sign-in used the current step's.
 fn next_code(op: &Operator) -> String {
     op.code_at_offset(30)
+}
+
+/// The help desk at its console: answers the challenge the card holder reads out on the card's
+/// page, and reports the grouped response the page shows (what the holder then types).
+struct HelpDesk<'b> {
+    browser: &'b Browser,
+    challenges: Vec<String>,
+}
+
+impl Person for HelpDesk<'_> {
+    fn show(&mut self, _event: Event<'_>) {}
+
+    fn can_retry(&self) -> bool {
+        false
+    }
+
+    fn new_pin(
+        &mut self,
+        _policy: &PinPolicy<'_>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
+        Ok((
+            Zeroizing::new("Kq7m2x".into()),
+            Zeroizing::new("Kq7m2x".into()),
+        ))
+    }
+}
+
+impl OfflineUi for HelpDesk<'_> {
+    fn response(&mut self, challenge: Challenge<'_>) -> Result<Zeroizing<String>, Failure> {
+        let Challenge::Admin { challenge_hex, .. } = challenge else {
+            panic!("an ISO admin card gives a challenge");
+        };
+        self.challenges.push(challenge_hex.to_owned());
+        self.browser.find("#challenge").keys(challenge_hex);
+        self.browser
+            .find("#identity_checked")
+            .keys("Call-back to the desk phone on record");
+        self.browser
+            .find("form[action$='/offline-response'] button")
+            .click();
+        Ok(Zeroizing::new(self.browser.wait_find("#response").text()))
+    }
+}
+
+/// The offline path end to end: the client's offline unlock (the code the CLI and the window run)
+/// reads a blocked ISO card's challenge, the help desk answers it on the console in the browser,
+/// the holder types the response back, and the card takes it and the new PIN.
+#[test]
+fn offline_unlock_answered_in_the_browser() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let serial = [0x0c; 16];
+    let identity = hex::encode(serial);
+    let record = env
+        .server
+        .enroll(&enrollment("iso", &identity, Algorithm::TripleDes))
+        .unwrap();
+    // The card holds the admin key the server derives for it, and its PIN is blocked.
+    let key = kdf::admin_key(
+        &master(),
+        "iso",
+        &serial,
+        Algorithm::TripleDes,
+        record.key_gen,
+    );
+    let mut iso = IsoConfig::factory();
+    iso.serial = serial;
+    iso.admin_key = key.expose_bytes().to_vec();
+    iso.pin_tries_left = 0;
+    let mut driver = Driver::new(SimCard::new(SimConfig::Iso(iso)));
+    let before =
+        embassy_futures::block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    assert_eq!(before.pin_tries_left, Some(0));
+
+    let hank = Operator::add(&env, "hank", &[Role::Helpdesk]);
+    let browser = Browser::start();
+    browser.go(&format!("{}/console/sign-in", env.url));
+    browser.find("#name").keys("hank");
+    browser.find("#password").keys(PASSWORD);
+    browser
+        .find("#totp")
+        .keys(&format!("{}{ENTER}", hank.code()));
+    browser.wait_url("/console/");
+    browser.go(&format!("{}/console/cards/iso/{identity}", env.url));
+
+    let mut desk = HelpDesk {
+        browser: &browser,
+        challenges: Vec::new(),
+    };
+    offline::unlock(&mut driver, &mut desk).unwrap();
+    assert_eq!(desk.challenges.len(), 1, "one challenge, one response");
+
+    let after =
+        embassy_futures::block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    assert_eq!(after.pin_tries_left, Some(3), "the card's PIN is unblocked");
+    // The same challenge is never answered twice.
+    browser.go(&format!("{}/console/cards/iso/{identity}", env.url));
+    browser.find("#challenge").keys(&desk.challenges[0]);
+    browser.find("#identity_checked").keys("again");
+    browser
+        .find("form[action$='/offline-response'] button")
+        .click();
+    browser.wait("the refusal", |b| {
+        b.all("#response").is_empty() && b.source().contains("answered before")
+    });
 }
