@@ -1,5 +1,5 @@
 //! The operator's client against the real unlock server (in-process, HTTPS, pinned): sign-in
-//! with password and TOTP, enrollment of simulated PIV and ISO cards with the secrets the
+//! with password and TOTP, enrollment of simulated PIV, GIDS and ISO cards with the secrets the
 //! server hands out (the client derives nothing), re-enrollment, lift-lock, the offline
 //! response, the PUK read-out, sign-out, and the refusals as typed kinds.
 
@@ -261,4 +261,42 @@ fn sign_in_and_sessions_fail_as_unauthorized() {
     let e = gone.lift_lock(&card, "reason").unwrap_err();
     assert_eq!(e.kind, Kind::Unauthorized, "{e}");
     assert!(e.message.starts_with("lift-lock: "), "{e}");
+}
+
+#[test]
+fn a_gids_card_is_enrolled_with_the_servers_admin_key() {
+    use cardunlock_core::flow::LocalKey;
+    use cardunlock_core::policy::PinPolicy;
+    use cardunlock_sim::GidsConfig;
+
+    let env = Env::start();
+    let op = env.sign_in(0);
+    let (card, st, id) = new_card(SimConfig::Gids(GidsConfig::factory()));
+    let enrolled = enroll(&op, &card, &st, &Factory::default()).unwrap();
+    assert!(!enrolled.re_enrolled);
+    let record = env
+        .record("gids", &id)
+        .expect("the server recorded the card");
+
+    // The card now answers to the key the server derives for it (mutual authentication, the
+    // card's cryptogram checked), and that key unblocks its PIN.
+    let key = kdf::admin_key(
+        &env.master,
+        "gids",
+        id.as_bytes(),
+        Algorithm::TripleDes,
+        record.key_gen,
+    );
+    let new_pin = unlock::admin_input(&PinPolicy::GIDS, b"Kq7m2x", b"Kq7m2x").unwrap();
+    let mut r1 = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut r1);
+    block_on(unlock::gids_unblock(
+        &mut Driver::new(card.clone()),
+        &new_pin,
+        r1,
+        &mut LocalKey::new(key, rand::rngs::OsRng),
+    ))
+    .unwrap();
+    assert!(card.with(|c| c.pin_is(b"Kq7m2x")));
+    op.sign_out().unwrap();
 }

@@ -12,8 +12,9 @@ mod webdriver;
 
 use std::io::Write;
 
+use cardunlock_client::api::Api;
 use cardunlock_client::offline::{self, Challenge, OfflineUi};
-use cardunlock_client::online::{Event, Person};
+use cardunlock_client::online::{self, Event, Person, Ui};
 use cardunlock_client::Failure;
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
@@ -240,9 +241,83 @@ fn next_code(op: &Operator) -> String {
     op.code_at_offset(30)
 }
 
+/// An enrolled ISO card whose PIN is blocked, holding the admin key the server derives for it
+/// (serial `[serial; 16]` is its identity), behind a driver.
+fn blocked_iso_card(env: &Env, serial: u8) -> (Driver<SimCard>, String) {
+    let serial = [serial; 16];
+    let identity = hex::encode(serial);
+    let record = env
+        .server
+        .enroll(&enrollment("iso", &identity, Algorithm::TripleDes))
+        .unwrap();
+    let key = kdf::admin_key(
+        &master(),
+        "iso",
+        &serial,
+        Algorithm::TripleDes,
+        record.key_gen,
+    );
+    let mut iso = IsoConfig::factory();
+    iso.serial = serial;
+    iso.admin_key = key.expose_bytes().to_vec();
+    iso.pin_tries_left = 0;
+    let mut driver = Driver::new(SimCard::new(SimConfig::Iso(iso)));
+    assert_eq!(pin_tries_left(&mut driver), Some(0));
+    (driver, identity)
+}
+
+fn pin_tries_left(driver: &mut Driver<SimCard>) -> Option<u8> {
+    embassy_futures::block_on(unlock::read_status(driver, IsoProfile::SIM))
+        .unwrap()
+        .pin_tries_left
+}
+
+/// A browser signed in to the console as `op`.
+fn signed_in(env: &Env, op: &Operator) -> Browser {
+    let browser = Browser::start();
+    browser.go(&format!("{}/console/sign-in", env.url));
+    browser.find("#name").keys(&op.name);
+    browser.find("#password").keys(PASSWORD);
+    browser.find("#totp").keys(&format!("{}{ENTER}", op.code()));
+    browser.wait_url("/console/");
+    browser
+}
+
+const NEW_PIN: &str = "Kq7m2x";
+
+/// The card holder at the workstation: types the answers given and the new PIN.
+struct Holder {
+    answers: [&'static str; 2],
+}
+
+impl Person for Holder {
+    fn show(&mut self, _event: Event<'_>) {}
+
+    fn can_retry(&self) -> bool {
+        false
+    }
+
+    fn new_pin(
+        &mut self,
+        _policy: &PinPolicy<'_>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
+        Ok((
+            Zeroizing::new(NEW_PIN.into()),
+            Zeroizing::new(NEW_PIN.into()),
+        ))
+    }
+}
+
+impl Ui for Holder {
+    fn answers(&mut self, _questions: &[String]) -> Result<Vec<Zeroizing<String>>, Failure> {
+        Ok(self.answers.map(|a| Zeroizing::new(a.to_owned())).to_vec())
+    }
+}
+
 /// The help desk at its console: answers the challenge the card holder reads out on the card's
-/// page, and reports the grouped response the page shows (what the holder then types).
+/// page, and gives back the grouped response the page shows (what the holder then types).
 struct HelpDesk<'b> {
+    holder: Holder,
     browser: &'b Browser,
     challenges: Vec<String>,
 }
@@ -256,12 +331,9 @@ impl Person for HelpDesk<'_> {
 
     fn new_pin(
         &mut self,
-        _policy: &PinPolicy<'_>,
+        policy: &PinPolicy<'_>,
     ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        Ok((
-            Zeroizing::new("Kq7m2x".into()),
-            Zeroizing::new("Kq7m2x".into()),
-        ))
+        self.holder.new_pin(policy)
     }
 }
 
@@ -271,15 +343,56 @@ impl OfflineUi for HelpDesk<'_> {
             panic!("an ISO admin card gives a challenge");
         };
         self.challenges.push(challenge_hex.to_owned());
-        self.browser.find("#challenge").keys(challenge_hex);
-        self.browser
-            .find("#identity_checked")
-            .keys("Call-back to the desk phone on record");
-        self.browser
-            .find("form[action$='/offline-response'] button")
-            .click();
+        answer_in_console(self.browser, challenge_hex);
         Ok(Zeroizing::new(self.browser.wait_find("#response").text()))
     }
+}
+
+fn answer_in_console(browser: &Browser, challenge_hex: &str) {
+    browser.find("#challenge").keys(challenge_hex);
+    browser
+        .find("#identity_checked")
+        .keys("Call-back to the desk phone on record");
+    browser
+        .find("form[action$='/offline-response'] button")
+        .click();
+}
+
+/// The workstation's online unlock locked by three wrong answer sets, the lock lifted in the
+/// console, and the next online unlock (the client code the CLI and the window run) unblocks the
+/// card.
+#[test]
+fn a_lock_lifted_in_the_browser_lets_the_next_online_unlock_through() {
+    if skipped() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    let (mut driver, identity) = blocked_iso_card(&env, 0x0b);
+    let api = Api::new(&env.server.url(), env.server.cert_pem()).unwrap();
+    for _ in 0..3 {
+        let wrong = online::unlock(&mut driver, &api, &mut Holder { answers: WRONG });
+        assert!(wrong.is_err());
+    }
+    let locked = online::unlock(&mut driver, &api, &mut Holder { answers: ANSWERS });
+    let e = locked.unwrap_err();
+    assert!(e.message.contains("locked"), "{e}");
+
+    let hank = Operator::add(&env, "hank", &[Role::Helpdesk]);
+    let browser = signed_in(&env, &hank);
+    browser.go(&format!("{}/console/cards/iso/{identity}", env.url));
+    browser
+        .find("#reason")
+        .keys("Caller identified on a video call");
+    browser.find("form[action$='/lift-lock'] button").click();
+    browser.wait("the lock form to go", |b| b.all("#reason").is_empty());
+
+    online::unlock(&mut driver, &api, &mut Holder { answers: ANSWERS }).unwrap();
+    assert_eq!(
+        pin_tries_left(&mut driver),
+        Some(3),
+        "the card's PIN is unblocked"
+    );
 }
 
 /// The offline path end to end: the client's offline unlock (the code the CLI and the window run)
@@ -292,57 +405,27 @@ fn offline_unlock_answered_in_the_browser() {
     }
     let dir = tempfile::tempdir().unwrap();
     let env = Env::start(&config(dir.path()));
-    let serial = [0x0c; 16];
-    let identity = hex::encode(serial);
-    let record = env
-        .server
-        .enroll(&enrollment("iso", &identity, Algorithm::TripleDes))
-        .unwrap();
-    // The card holds the admin key the server derives for it, and its PIN is blocked.
-    let key = kdf::admin_key(
-        &master(),
-        "iso",
-        &serial,
-        Algorithm::TripleDes,
-        record.key_gen,
-    );
-    let mut iso = IsoConfig::factory();
-    iso.serial = serial;
-    iso.admin_key = key.expose_bytes().to_vec();
-    iso.pin_tries_left = 0;
-    let mut driver = Driver::new(SimCard::new(SimConfig::Iso(iso)));
-    let before =
-        embassy_futures::block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
-    assert_eq!(before.pin_tries_left, Some(0));
-
+    let (mut driver, identity) = blocked_iso_card(&env, 0x0c);
     let hank = Operator::add(&env, "hank", &[Role::Helpdesk]);
-    let browser = Browser::start();
-    browser.go(&format!("{}/console/sign-in", env.url));
-    browser.find("#name").keys("hank");
-    browser.find("#password").keys(PASSWORD);
-    browser
-        .find("#totp")
-        .keys(&format!("{}{ENTER}", hank.code()));
-    browser.wait_url("/console/");
+    let browser = signed_in(&env, &hank);
     browser.go(&format!("{}/console/cards/iso/{identity}", env.url));
 
     let mut desk = HelpDesk {
+        holder: Holder { answers: ANSWERS },
         browser: &browser,
         challenges: Vec::new(),
     };
     offline::unlock(&mut driver, &mut desk).unwrap();
     assert_eq!(desk.challenges.len(), 1, "one challenge, one response");
+    assert_eq!(
+        pin_tries_left(&mut driver),
+        Some(3),
+        "the card's PIN is unblocked"
+    );
 
-    let after =
-        embassy_futures::block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
-    assert_eq!(after.pin_tries_left, Some(3), "the card's PIN is unblocked");
     // The same challenge is never answered twice.
     browser.go(&format!("{}/console/cards/iso/{identity}", env.url));
-    browser.find("#challenge").keys(&desk.challenges[0]);
-    browser.find("#identity_checked").keys("again");
-    browser
-        .find("form[action$='/offline-response'] button")
-        .click();
+    answer_in_console(&browser, &desk.challenges[0]);
     browser.wait("the refusal", |b| {
         b.all("#response").is_empty() && b.source().contains("answered before")
     });
