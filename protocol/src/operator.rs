@@ -280,6 +280,48 @@ pub struct PukReadoutReply {
     pub alternative: Option<Secret>,
 }
 
+/// 202 reply of puk-readout when the server wants a second operator ("four eyes"): no PUK yet.
+/// Another `helpdesk` operator approves the request ([`paths::PUK_READOUT_APPROVE`]), then the
+/// requester collects the PUK once ([`paths::PUK_READOUT_COLLECT`]) before `expires_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PukReadoutPending {
+    /// The request's id (32 hex digits).
+    pub request: String,
+    /// The card.
+    pub card: CardRef,
+    /// When the request lapses (Unix ms) if not collected.
+    pub expires_ms: i64,
+}
+
+/// A PUK read-out waiting for approval or collection (four eyes), as listed to approvers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PukReadoutSummary {
+    /// The request's id (32 hex digits).
+    pub request: String,
+    /// The card.
+    pub card: CardRef,
+    /// The card's holder.
+    pub user: User,
+    /// The operator who asked.
+    pub requester: String,
+    /// How the requester identified the caller.
+    pub identity_checked: String,
+    /// When it was asked (Unix ms).
+    pub created_ms: i64,
+    /// When it lapses (Unix ms).
+    pub expires_ms: i64,
+    /// The operator who approved it, once approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+}
+
+/// `GET /v1/operator/puk-readouts`: the read-outs not yet collected nor lapsed, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PukReadoutList {
+    /// The requests.
+    pub requests: Vec<PukReadoutSummary>,
+}
+
 /// A security question with its answer, as enrolled.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QuestionAnswer {
@@ -438,8 +480,15 @@ pub mod paths {
     pub const LIFT_LOCK: &str = "/v1/operator/cards/{profile}/{identity}/lift-lock";
     /// `POST` [`super::OfflineRequest`] -> [`super::OfflineReply`].
     pub const OFFLINE_RESPONSE: &str = "/v1/operator/cards/{profile}/{identity}/offline-response";
-    /// `POST` [`super::PukReadoutRequest`] -> [`super::PukReadoutReply`].
+    /// `POST` [`super::PukReadoutRequest`] -> [`super::PukReadoutReply`], or with four eyes
+    /// on, 202 [`super::PukReadoutPending`].
     pub const PUK_READOUT: &str = "/v1/operator/cards/{profile}/{identity}/puk-readout";
+    /// `GET` -> [`super::PukReadoutList`] (four eyes).
+    pub const PUK_READOUTS: &str = "/v1/operator/puk-readouts";
+    /// `POST` (no body) -> [`super::Done`]: another helpdesk operator approves (four eyes).
+    pub const PUK_READOUT_APPROVE: &str = "/v1/operator/puk-readouts/{id}/approve";
+    /// `POST` (no body) -> [`super::PukReadoutReply`]: the requester collects, once.
+    pub const PUK_READOUT_COLLECT: &str = "/v1/operator/puk-readouts/{id}/collect";
     /// `POST` [`super::EnrollRequest`] -> [`super::EnrollReply`].
     pub const ENROLLMENTS: &str = "/v1/operator/enrollments";
     /// `POST` [`super::EnrollDone`] -> [`super::Done`].
@@ -497,6 +546,16 @@ pub mod paths {
     /// [`PUK_READOUT`] for one card.
     pub fn puk_readout(profile: crate::Profile, identity: &str) -> String {
         fill(PUK_READOUT, &[profile.as_str(), identity])
+    }
+
+    /// [`PUK_READOUT_APPROVE`] for one request id.
+    pub fn puk_readout_approve(id: &str) -> String {
+        fill(PUK_READOUT_APPROVE, &[id])
+    }
+
+    /// [`PUK_READOUT_COLLECT`] for one request id.
+    pub fn puk_readout_collect(id: &str) -> String {
+        fill(PUK_READOUT_COLLECT, &[id])
     }
 
     /// [`ENROLLMENT`] for one enrollment id.

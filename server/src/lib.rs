@@ -100,11 +100,17 @@ pub struct OperatorPolicy {
     pub daily_puk_readouts: u32,
     /// Enrollments one enroller may begin per hour.
     pub enrollments_per_hour: u32,
+    /// Four eyes on PIV PUK read-outs: a read-out is a request that another `helpdesk`
+    /// operator approves before its requester collects the PUK (off by default).
+    pub four_eyes_puk_readout: bool,
+    /// How long a four-eyes read-out request stays open for approval and collection.
+    pub puk_readout_window: Duration,
 }
 
 impl Default for OperatorPolicy {
     /// 15 min idle, 8 h in all; 5 failures per operator and 10 per address, then 30 s
-    /// doubling; 20 offline responses and 20 PUK read-outs a day; 120 enrollments an hour.
+    /// doubling; 20 offline responses and 20 PUK read-outs a day; 120 enrollments an hour;
+    /// no four eyes on read-outs (a request would stay open 15 min).
     fn default() -> Self {
         Self {
             idle_timeout: Duration::from_secs(15 * 60),
@@ -115,6 +121,8 @@ impl Default for OperatorPolicy {
             daily_offline_responses: 20,
             daily_puk_readouts: 20,
             enrollments_per_hour: 120,
+            four_eyes_puk_readout: false,
+            puk_readout_window: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -109,6 +109,10 @@ struct ServeArgs {
     /// PIV PUK read-outs one operator may get per day.
     #[arg(long, default_value_t = 20)]
     daily_puk_readouts: u32,
+    /// Four eyes on PIV PUK read-outs: another helpdesk operator approves each before its
+    /// requester collects the PUK.
+    #[arg(long)]
+    four_eyes_puk_readout: bool,
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +208,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     config.operators.session_lifetime = Duration::from_secs(args.operator_session_hours * 3600);
     config.operators.daily_offline_responses = args.daily_offline_responses;
     config.operators.daily_puk_readouts = args.daily_puk_readouts;
+    config.operators.four_eyes_puk_readout = args.four_eyes_puk_readout;
     Ok(cardunlock_server::run_blocking(config)?)
 }
 

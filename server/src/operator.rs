@@ -12,6 +12,8 @@
 //! - [`cards`]: [`search`], [`card_detail`], [`lift_lock`], [`offline_response`],
 //!   [`puk_readout`].
 //! - [`enroll`]: [`enroll_begin`], [`enroll_done`].
+//! - [`readouts`] (four eyes on PUK read-outs): [`puk_readout_request`], [`puk_readouts`],
+//!   [`approve_puk_readout`], [`collect_puk_readout`].
 //! - [`audit`]: [`audit_query`], [`audit_csv`].
 
 mod accounts;
@@ -19,6 +21,7 @@ mod audit;
 mod auth;
 mod cards;
 mod enroll;
+mod readouts;
 mod seal;
 
 use std::fmt;
@@ -37,6 +40,9 @@ pub use self::audit::{audit_csv, audit_query};
 pub use self::auth::{authenticate, sign_in, sign_out};
 pub use self::cards::{card_detail, lift_lock, offline_response, puk_readout, search};
 pub use self::enroll::{enroll_begin, enroll_done};
+pub use self::readouts::{
+    approve_puk_readout, collect_puk_readout, puk_readout_request, puk_readouts,
+};
 
 /// The server state the service functions run on.
 pub use crate::api::AppState;

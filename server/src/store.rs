@@ -11,6 +11,7 @@
 
 mod chain;
 pub(crate) mod ops;
+pub(crate) mod readouts;
 #[cfg(feature = "postgres")]
 mod pg;
 mod schema;

@@ -21,9 +21,11 @@ use serde::Serialize;
 
 use cardunlock_protocol::operator::{
     paths, AddOperatorRequest, AuditQuery, EnrollDone, EnrollRequest, LiftLockRequest,
-    OfflineRequest, PukReadoutRequest, SearchQuery, SetPasswordRequest, SignInRequest,
+    OfflineRequest, SearchQuery, SetPasswordRequest, SignInRequest,
 };
 use cardunlock_protocol::{ErrorBody, ErrorCode};
+
+mod readouts;
 
 use super::unlock::{read_body, respond, BodyError};
 use super::{Peer, Shared};
@@ -32,14 +34,12 @@ use crate::operator::{self as op, Actor, OpError};
 
 /// The operator routes, relative to `/v1/operator` (where [`super::routes`] nests them).
 pub(crate) fn router() -> Router<Arc<Shared>> {
-    let rel = |p: &'static str| p.strip_prefix("/v1/operator").unwrap_or(p);
-    Router::new()
+    readouts::router(Router::new())
         .route(rel(paths::SESSION), post(sign_in).delete(sign_out))
         .route(rel(paths::SEARCH), get(search))
         .route(rel(paths::CARD), get(card_detail))
         .route(rel(paths::LIFT_LOCK), post(lift_lock))
         .route(rel(paths::OFFLINE_RESPONSE), post(offline_response))
-        .route(rel(paths::PUK_READOUT), post(puk_readout))
         .route(rel(paths::ENROLLMENTS), post(enroll_begin))
         .route(rel(paths::ENROLLMENT), post(enroll_done))
         .route(rel(paths::AUDIT), get(audit))
@@ -52,6 +52,11 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route(rel(paths::OPERATOR_RESET_TOTP), post(reset_totp))
         .route(rel(paths::OPERATOR_PASSWORD), post(set_password))
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// `p` relative to `/v1/operator`.
+fn rel(p: &'static str) -> &'static str {
+    p.strip_prefix("/v1/operator").unwrap_or(p)
 }
 
 fn refused(code: ErrorCode, message: &str) -> OpError {
@@ -291,15 +296,6 @@ async fn offline_response(
     req: Request,
 ) -> Response {
     card_post::<OfflineRequest, _>(s, p, c, req, op::offline_response).await
-}
-
-async fn puk_readout(
-    State(s): Shared_,
-    Extension(Peer(p)): PeerOf,
-    Path(c): CardPath,
-    req: Request,
-) -> Response {
-    card_post::<PukReadoutRequest, _>(s, p, c, req, op::puk_readout).await
 }
 
 async fn enroll_begin(

@@ -13,6 +13,7 @@ use super::audit::{audit_card, record};
 use super::{check_note, day_of, Actor, AppState, OpError};
 use crate::kdf;
 use crate::store::ops::AuditFilter;
+use crate::store::tx::Tx;
 use crate::store::{now_ms, parse_identity, CardRecord, Profile};
 
 /// Longest search text, in bytes.
@@ -40,7 +41,7 @@ fn user(c: &CardRecord) -> User {
 }
 
 /// A card named by a URL path, checked: its profile, identity (hex) and identity bytes.
-type Parsed = (Profile, String, Vec<u8>);
+pub(super) type Parsed = (Profile, String, Vec<u8>);
 
 /// Profile and identity from a URL path, checked.
 fn parse(profile: &str, identity: &str) -> Result<Parsed, OpError> {
@@ -50,7 +51,7 @@ fn parse(profile: &str, identity: &str) -> Result<Parsed, OpError> {
     Ok((profile, identity, bytes))
 }
 
-fn unknown_card() -> OpError {
+pub(super) fn unknown_card() -> OpError {
     OpError::refused(
         ErrorCode::UnknownCard,
         "No card is enrolled with this profile and identity.",
@@ -336,7 +337,8 @@ pub fn offline_response(
 
 /// The PUK of a PIV card's confirmed generation, to read out to its holder (role `helpdesk`);
 /// marks the card `puk_read_out` until the next rotation. A daily cap per operator (refusal
-/// audited as an alert).
+/// audited as an alert). With four eyes on, refused: the read-out is a request
+/// ([`super::puk_readout_request`]) another operator approves.
 pub fn puk_readout(
     state: &AppState,
     actor: &Actor,
@@ -344,30 +346,65 @@ pub fn puk_readout(
     identity: &str,
     req: &PukReadoutRequest,
 ) -> Result<PukReadoutReply, OpError> {
-    let (role, checked, (profile, identity, id_bytes)) =
-        read_out_checks(actor, profile, identity, &req.identity_checked)?;
-    if profile != Profile::Piv {
+    let (role, checked, (profile, identity, id_bytes)) = piv_read_out_checks(actor, profile, identity, &req.identity_checked)?;
+    if state.operators.four_eyes_puk_readout {
+        return Err(OpError::refused(
+            ErrorCode::Conflict,
+            "This server wants a second operator: request the read-out, have it approved, then collect it.",
+        ));
+    }
+    let detail = format!("identity checked: {checked}");
+    release_puk(state, actor, role, (profile, &identity), &id_bytes, &detail, |_| Ok(Ok(())))
+}
+
+/// [`read_out_checks`] for a PUK read-out: the card must be a PIV card.
+pub(super) fn piv_read_out_checks(
+    actor: &Actor,
+    profile: &str,
+    identity: &str,
+    identity_checked: &str,
+) -> Result<(Role, String, Parsed), OpError> {
+    let (role, checked, parsed) = read_out_checks(actor, profile, identity, identity_checked)?;
+    if parsed.0 != Profile::Piv {
         return Err(OpError::refused(
             ErrorCode::OfflineUnsupported,
             "Only PIV cards have a PUK: answer the card's challenge instead.",
         ));
     }
-    let card = (profile, identity.as_str());
+    Ok((role, checked, parsed))
+}
+
+/// Releases a PIV card's PUK to `actor` in one transaction: `first` may refuse (its refusal is
+/// committed with whatever it wrote, e.g. an audit row), then the daily cap, the card's
+/// `puk_read_out` mark, `then` (e.g. a request marked collected) and the audit row with
+/// `detail`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn release_puk(
+    state: &AppState,
+    actor: &Actor,
+    role: Role,
+    card: (Profile, &str),
+    id_bytes: &[u8],
+    detail: &str,
+    mut first: impl FnMut(&mut dyn Tx) -> Result<Result<(), OpError>, crate::ServerError>,
+) -> Result<PukReadoutReply, OpError> {
     let (day, day_left) = day_of(now_ms());
     let cap = state.operators.daily_puk_readouts;
     let gate = state.store.transact(|tx| {
         let Some(record) = tx.read_card(card)? else {
             return Ok(Gate::Unknown);
         };
+        if let Err(e) = first(tx)? {
+            return Ok(Gate::Refused(e));
+        }
         if tx.daily_count(actor.name(), day, "puk_readout")? >= cap {
-            let detail = format!("identity checked: {checked}");
-            audit_card(tx, actor, role, card, ("puk_readout", "alert"), &detail)?;
+            audit_card(tx, actor, role, card, ("puk_readout", "alert"), detail)?;
             return Ok(Gate::Refused(cap_reached("PUK read-outs", cap, day_left)));
         }
         tx.bump_daily(actor.name(), day, "puk_readout")?;
         tx.set_puk_read_out(card)?;
         let detail = format!(
-            "identity checked: {checked}; PUK generation {}{}",
+            "{detail}; PUK generation {}{}",
             record.puk_gen,
             record
                 .pending_puk_gen
@@ -377,10 +414,10 @@ pub fn puk_readout(
         Ok(Gate::Answer((record.puk_gen, record.pending_puk_gen)))
     })?;
     let (generation, pending) = gate.answer()?;
-    let puk = kdf::piv_puk(&state.master, &id_bytes, generation);
+    let puk = kdf::piv_puk(&state.master, id_bytes, generation);
     let alternative = pending
         .filter(|p| *p != generation)
-        .map(|p| Secret::new(kdf::piv_puk(&state.master, &id_bytes, p).as_str()));
+        .map(|p| Secret::new(kdf::piv_puk(&state.master, id_bytes, p).as_str()));
     Ok(PukReadoutReply {
         puk: Secret::new(puk.as_str()),
         generation,

@@ -26,6 +26,7 @@ use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
 mod audit;
 mod ops;
+mod readouts;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::redact_url;

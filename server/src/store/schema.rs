@@ -136,6 +136,22 @@ CREATE TABLE audit_head (
 -- seq -1: the rows before the chain are not chained yet (the row exists to be locked).
 INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, x'');
 ",
+    "
+-- 5: PIV PUK read-outs waiting for a second operator (four eyes): 'pending', 'approved',
+-- 'collected'.
+CREATE TABLE puk_readouts (
+    id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    identity_checked TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    approver TEXT,
+    state TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -266,6 +282,20 @@ CREATE TABLE audit_head (
 -- seq -1: the rows before the chain are not chained yet (the row exists to be locked, so
 -- instances starting together chain them once).
 INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, '');
+",
+    "
+CREATE TABLE puk_readouts (
+    id TEXT PRIMARY KEY,
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    identity_checked TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    approver TEXT,
+    state TEXT NOT NULL DEFAULT 'pending'
+);
+CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
 ];
 

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 mod audit;
 mod ops;
+mod readouts;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::tx::{CardKey, Tx};
