@@ -309,6 +309,7 @@ backend_tests! {
         use cardunlock_server::protocol::paths::operator as op;
         known.extend([
             op::SESSION, op::SEARCH, op::CARD, op::LIFT_LOCK, op::OFFLINE_RESPONSE, op::PUK_READOUT,
+            op::PUK_READOUTS, op::PUK_READOUT_APPROVE, op::PUK_READOUT_COLLECT,
             op::ENROLLMENTS, op::ENROLLMENT, op::AUDIT, op::AUDIT_CSV, op::OPERATORS,
             op::OPERATOR_DISABLE, op::OPERATOR_RESET_TOTP, op::OPERATOR_PASSWORD, op::OPENAPI,
         ]);
