@@ -11,6 +11,7 @@ mod csrf;
 mod handlers;
 mod layout;
 mod pages;
+mod readout_pages;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,15 @@ pub(crate) fn routes(master: &MasterSecret, body_timeout: Duration) -> Router<Ar
         .route(
             "/console/cards/{profile}/{identity}/puk-readout",
             post(h::puk_readout),
+        )
+        .route("/console/puk-readouts", get(h::puk_readouts))
+        .route(
+            "/console/puk-readouts/{id}/approve",
+            post(h::approve_puk_readout),
+        )
+        .route(
+            "/console/puk-readouts/{id}/collect",
+            post(h::collect_puk_readout),
         )
         .route("/console/audit", get(h::audit))
         .route("/console/audit.csv", get(h::audit_csv))
@@ -328,6 +338,7 @@ impl Signed {
                     name: actor.name().to_owned(),
                     roles: actor.roles().to_vec(),
                     csrf: key.token(&token),
+                    four_eyes: shared.app.operators.four_eyes_puk_readout,
                 };
                 Ok(Self {
                     actor,

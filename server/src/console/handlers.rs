@@ -3,8 +3,10 @@
 //! The audit and operator pages are in [`admin`].
 
 mod admin;
+mod readouts;
 
 pub(crate) use admin::{add_operator, audit, audit_csv, disable_operator, operators, reset_totp};
+pub(crate) use readouts::{approve_puk_readout, collect_puk_readout, puk_readouts};
 
 use std::sync::Arc;
 
@@ -18,10 +20,11 @@ use serde::Deserialize;
 use cardunlock_protocol::operator::{
     LiftLockRequest, OfflineRequest, PukReadoutRequest, SignInRequest,
 };
-use cardunlock_protocol::{CardRef, Profile, Secret};
+use cardunlock_protocol::{CardRef, Profile, Role, Secret};
 
 use super::layout::message;
 use super::pages::{self, card_path};
+use super::readout_pages;
 use super::{failed, html, see_other, session_cookie, stylesheet, Signed};
 use crate::http::{on_worker, Peer, Shared};
 use crate::operator::{self, Actor, OpError};
@@ -150,10 +153,19 @@ pub(crate) async fn card(
     Path((profile, identity)): Path<(String, String)>,
 ) -> Response {
     let found = signed.run(&shared, move |app, actor| {
-        operator::card_detail(app, actor, &profile, &identity)
+        let detail = operator::card_detail(app, actor, &profile, &identity)?;
+        // With four eyes on, the helpdesk operator's own open read-outs of this card.
+        let mine = if app.operators.four_eyes_puk_readout && actor.has(Role::Helpdesk) {
+            let mut list = operator::puk_readouts(app, actor)?.requests;
+            list.retain(|r| r.card == detail.card && r.requester == actor.name());
+            list
+        } else {
+            Vec::new()
+        };
+        Ok((detail, mine))
     });
     match found.await {
-        Ok(detail) => html(StatusCode::OK, pages::card(&signed.nav, &detail)),
+        Ok((detail, mine)) => html(StatusCode::OK, pages::card(&signed.nav, &detail, &mine)),
         Err(page) => page,
     }
 }
@@ -258,7 +270,8 @@ pub(crate) async fn offline_response(
     .await
 }
 
-/// `POST .../puk-readout`: the PIV card's PUK, grouped for reading aloud.
+/// `POST .../puk-readout`: the PIV card's PUK, grouped for reading aloud; with four eyes on,
+/// the request's page (it waits for a second operator).
 pub(crate) async fn puk_readout(
     State(shared): State<Arc<Shared>>,
     signed: Signed,
@@ -268,10 +281,19 @@ pub(crate) async fn puk_readout(
     let req = PukReadoutRequest {
         identity_checked: form.identity_checked,
     };
-    let call =
-        move |app: &_, actor: &_, p: &_, i: &_| operator::puk_readout(app, actor, p, i, &req);
-    on_card(&shared, &signed, &form.csrf, card, call, |card, reply| {
-        html(StatusCode::OK, pages::puk_result(&signed.nav, card, &reply))
+    let call = move |app: &operator::AppState, actor: &_, p: &_, i: &_| {
+        if app.operators.four_eyes_puk_readout {
+            operator::puk_readout_request(app, actor, p, i, &req).map(Err)
+        } else {
+            operator::puk_readout(app, actor, p, i, &req).map(Ok)
+        }
+    };
+    on_card(&shared, &signed, &form.csrf, card, call, |card, outcome| {
+        let page = match outcome {
+            Ok(reply) => pages::puk_result(&signed.nav, card, &reply),
+            Err(pending) => readout_pages::requested(&signed.nav, card, &pending),
+        };
+        html(StatusCode::OK, page)
     })
     .await
 }

@@ -16,6 +16,8 @@ pub(crate) struct Nav {
     pub roles: Vec<Role>,
     /// The session's form token.
     pub csrf: Csrf,
+    /// Whether PUK read-outs need a second operator (four eyes).
+    pub four_eyes: bool,
 }
 
 impl Nav {
@@ -56,6 +58,9 @@ pub(crate) fn page(title: &str, nav: Option<&Nav>, body: Markup) -> Markup {
                             a href="/console/" { "Search" }
                             @if nav.may_audit() {
                                 a href="/console/audit" { "Audit" }
+                            }
+                            @if nav.four_eyes && nav.has(Role::Helpdesk) {
+                                a href="/console/puk-readouts" { "Pending approvals" }
                             }
                             @if nav.has(Role::Admin) {
                                 a href="/console/operators" { "Operators" }

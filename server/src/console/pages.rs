@@ -5,7 +5,7 @@
 use maud::{html, Markup};
 
 use cardunlock_protocol::operator::{
-    AuditRecord, CardDetail, OfflineReply, PukReadoutReply, Role, SearchReply,
+    AuditRecord, CardDetail, OfflineReply, PukReadoutReply, PukReadoutSummary, Role, SearchReply,
 };
 use cardunlock_protocol::{CardRef, Profile};
 
@@ -80,8 +80,9 @@ pub(crate) fn search(nav: &Nav, q: &str, results: Option<&SearchReply>) -> Marku
 }
 
 /// A card: holder, state, enrolled questions (never answers), the actions its profile allows
-/// and its audit timeline.
-pub(crate) fn card(nav: &Nav, d: &CardDetail) -> Markup {
+/// and its audit timeline; with four eyes on, `mine` are the operator's open read-out requests
+/// of the card.
+pub(crate) fn card(nav: &Nav, d: &CardDetail, mine: &[PukReadoutSummary]) -> Markup {
     let base = card_path(&d.card);
     let helpdesk = nav.has(Role::Helpdesk);
     page(
@@ -129,7 +130,7 @@ pub(crate) fn card(nav: &Nav, d: &CardDetail) -> Markup {
                         button type="submit" { "Lift lock" }
                     }
                 }
-                (offline_section(nav, d, &base))
+                (offline_section(nav, d, &base, mine))
             }
             h2 { "Timeline" }
             (timeline(&d.timeline))
@@ -144,7 +145,12 @@ pub(crate) fn card(nav: &Nav, d: &CardDetail) -> Markup {
     )
 }
 
-fn offline_section(nav: &Nav, d: &CardDetail, base: &str) -> Markup {
+fn offline_section(
+    nav: &Nav,
+    d: &CardDetail,
+    base: &str,
+    mine: &[PukReadoutSummary],
+) -> Markup {
     html! {
         @match d.card.profile {
             Profile::Iso => {
@@ -167,6 +173,9 @@ fn offline_section(nav: &Nav, d: &CardDetail, base: &str) -> Markup {
                      challenge to read out. Ask the user to run the online unlock (cardunlock \
                      unlock --server), after lifting the lock if it is locked."
                 }
+            }
+            Profile::Piv if nav.four_eyes => {
+                (super::readout_pages::card_section(nav, &base, mine))
             }
             Profile::Piv => {
                 h2 { "Read out the PUK" }
@@ -263,6 +272,7 @@ mod tests {
             name: "alice".into(),
             roles: roles.to_vec(),
             csrf: CsrfKey::random().token("session"),
+            four_eyes: false,
         }
     }
 
@@ -303,25 +313,25 @@ mod tests {
     #[test]
     fn each_profile_offers_its_own_offline_path() {
         let helpdesk = nav(&[Role::Helpdesk]);
-        let iso = card(&helpdesk, &detail(Profile::Iso, true)).into_string();
+        let iso = card(&helpdesk, &detail(Profile::Iso, true), &[]).into_string();
         assert!(iso.contains("/console/cards/iso/0a0b/offline-response"));
         assert!(iso.contains("/console/cards/iso/0a0b/lift-lock"));
         assert!(!iso.contains("puk-readout"));
-        let gids = card(&helpdesk, &detail(Profile::Gids, false)).into_string();
+        let gids = card(&helpdesk, &detail(Profile::Gids, false), &[]).into_string();
         assert!(gids.contains("needs") || gids.contains("online unlock"));
         assert!(!gids.contains("offline-response") && !gids.contains("lift-lock"));
-        let piv = card(&helpdesk, &detail(Profile::Piv, false)).into_string();
+        let piv = card(&helpdesk, &detail(Profile::Piv, false), &[]).into_string();
         assert!(piv.contains("/console/cards/piv/0a0b/puk-readout"));
         assert!(piv.contains("PUK read out") && piv.contains("(pending 2)"));
         // Someone without the helpdesk role sees the card but no action.
-        let auditor = card(&nav(&[Role::Auditor]), &detail(Profile::Iso, true)).into_string();
+        let auditor = card(&nav(&[Role::Auditor]), &detail(Profile::Iso, true), &[]).into_string();
         assert!(!auditor.contains("<form method=\"post\" action=\"/console/cards"));
     }
 
     #[test]
     fn every_form_carries_the_session_token_and_data_is_escaped() {
         let n = nav(&[Role::Helpdesk]);
-        let page = card(&n, &detail(Profile::Iso, true)).into_string();
+        let page = card(&n, &detail(Profile::Iso, true), &[]).into_string();
         let forms = page.matches("<form").count();
         let tokens = page
             .matches(&format!("name=\"csrf\" value=\"{}\"", n.csrf.0))

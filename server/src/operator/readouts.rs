@@ -197,12 +197,12 @@ pub fn approve_puk_readout(state: &AppState, actor: &Actor, id: &str) -> Result<
 
 /// The requester collects an approved read-out's PUK, once (role `helpdesk`): counted against
 /// the daily cap, the card marked `puk_read_out`, audited (`puk_readout` / `read_out`, naming
-/// the approver).
+/// the approver). The card and its PUK.
 pub fn collect_puk_readout(
     state: &AppState,
     actor: &Actor,
     id: &str,
-) -> Result<PukReadoutReply, OpError> {
+) -> Result<(CardRef, PukReadoutReply), OpError> {
     let role = actor.require(&[Role::Helpdesk])?;
     if !state.operators.four_eyes_puk_readout {
         return Err(four_eyes_off());
@@ -222,7 +222,7 @@ pub fn collect_puk_readout(
         row.approver.as_deref().unwrap_or("nobody"),
         row.identity_checked
     );
-    release_puk(state, actor, role, card, &id_bytes, &detail, |tx| {
+    let reply = release_puk(state, actor, role, card, &id_bytes, &detail, |tx| {
         let Some(row) = tx.read_puk_readout(id)? else {
             return Ok(Err(not_found()));
         };
@@ -259,5 +259,10 @@ pub fn collect_puk_readout(
         }
         tx.set_puk_readout_state(id, "collected", row.approver.as_deref())?;
         Ok(Ok(()))
-    })
+    })?;
+    let card = CardRef {
+        profile: profile.wire(),
+        identity,
+    };
+    Ok((card, reply))
 }

@@ -83,6 +83,7 @@ async fn collect(
     req: Request,
 ) -> Response {
     let headers = drain(&shared, req).await;
-    let work = move |app: &AppState, a: &Actor| op::collect_puk_readout(app, a, &id);
+    let work =
+        move |app: &AppState, a: &Actor| op::collect_puk_readout(app, a, &id).map(|(_, r)| r);
     json_response(as_operator(&shared, peer, &headers, work).await)
 }
