@@ -11,9 +11,9 @@
 
 mod chain;
 pub(crate) mod ops;
-pub(crate) mod readouts;
 #[cfg(feature = "postgres")]
 mod pg;
+pub(crate) mod readouts;
 mod schema;
 pub(crate) mod session;
 mod sqlite;

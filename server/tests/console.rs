@@ -382,3 +382,80 @@ fn a_form_from_one_instance_is_accepted_by_another() {
     );
     assert_eq!(lifted.status, 303, "{}", lifted.body);
 }
+
+#[test]
+fn four_eyes_a_second_operator_approves_in_the_console_and_the_requester_collects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.operators.four_eyes_puk_readout = true;
+    let env = Env::start(&c);
+    let record = env
+        .server
+        .enroll(&enrollment(
+            "piv",
+            "5002",
+            cardunlock_core::crypto::Algorithm::TripleDes,
+        ))
+        .unwrap();
+    let puk = cardunlock_server::kdf::piv_puk(&master(), &[0x50, 0x02], record.puk_gen);
+    let grouped = format!("{} {}", &puk[..4], &puk[4..]);
+    let mut a = Browserless::new(&env);
+    a.sign_in(&Operator::add(&env, "alice", &[Role::Helpdesk]));
+    let mut b = Browserless::new(&env);
+    b.sign_in(&Operator::add(&env, "bob", &[Role::Helpdesk]));
+    // Alice requests: no PUK, a page saying it waits.
+    let card = "/console/cards/piv/5002";
+    let page = a.get(card);
+    assert!(page.body.contains("Pending approvals"), "{}", page.body);
+    assert!(page.body.contains("Request read-out"), "{}", page.body);
+    let token = csrf_of(&page.body);
+    let asked = a.post_form(
+        &format!("{card}/puk-readout"),
+        &[("csrf", &token), ("identity_checked", "Known <voice>")],
+    );
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(
+        asked.body.contains("waits for a second operator"),
+        "{}",
+        asked.body
+    );
+    assert!(!asked.body.contains(&grouped) && !asked.body.contains(puk.as_str()));
+    assert!(!a.get(card).body.contains("Collect PUK"));
+    // Alice's list has no approve form for her own request.
+    let mine = a.get("/console/puk-readouts");
+    assert!(!mine.body.contains("/approve"), "{}", mine.body);
+    // Bob sees it (escaped) and approves it with his form token; without one, refused.
+    let list = b.get("/console/puk-readouts");
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("Known &lt;voice&gt;"), "{}", list.body);
+    let at = list.body.find("/console/puk-readouts/").unwrap();
+    let approve = list.body[at..at + list.body[at..].find('"').unwrap()].to_owned();
+    assert!(approve.ends_with("/approve"), "{approve}");
+    let forged = b.post_form(&approve, &[("csrf", "forged")]);
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    // Alice cannot approve her own request.
+    let own = a.post_form(&approve, &[("csrf", &token)]);
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert!(
+        own.body.contains("You asked for this read-out"),
+        "{}",
+        own.body
+    );
+    let done = b.post_form(&approve, &[("csrf", &csrf_of(&list.body))]);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(b
+        .get("/console/puk-readouts")
+        .body
+        .contains("approved by bob"));
+    // Alice's card page now has the Collect PUK form; she collects once.
+    let page = a.get(card);
+    assert!(page.body.contains("Collect PUK"), "{}", page.body);
+    let collect = approve.replace("/approve", "/collect");
+    assert!(page.body.contains(&collect), "{}", page.body);
+    let shown = a.post_form(&collect, &[("csrf", &csrf_of(&page.body))]);
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert!(shown.body.contains(&grouped), "{}", shown.body);
+    let again = a.post_form(&collect, &[("csrf", &csrf_of(&page.body))]);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert!(a.get(card).body.contains("yes, until the next rotation"));
+}

@@ -21,11 +21,21 @@ fn readout(env: &Env, token: &str) -> (u16, Value) {
 }
 
 fn approve(env: &Env, token: &str, id: &str) -> (u16, Value) {
-    env.call("POST", &format!("/v1/operator/puk-readouts/{id}/approve"), token, None)
+    env.call(
+        "POST",
+        &format!("/v1/operator/puk-readouts/{id}/approve"),
+        token,
+        None,
+    )
 }
 
 fn collect(env: &Env, token: &str, id: &str) -> (u16, Value) {
-    env.call("POST", &format!("/v1/operator/puk-readouts/{id}/collect"), token, None)
+    env.call(
+        "POST",
+        &format!("/v1/operator/puk-readouts/{id}/collect"),
+        token,
+        None,
+    )
 }
 
 fn four_eyes(dir: &std::path::Path) -> cardunlock_server::Config {
@@ -35,7 +45,9 @@ fn four_eyes(dir: &std::path::Path) -> cardunlock_server::Config {
 }
 
 fn puk() -> String {
-    kdf::piv_puk(&master(), &hex::decode(PIV).unwrap(), 0).as_str().to_owned()
+    kdf::piv_puk(&master(), &hex::decode(PIV).unwrap(), 0)
+        .as_str()
+        .to_owned()
 }
 
 /// The audit rows of event `puk_readout`, as (operator, outcome).

@@ -145,12 +145,7 @@ pub(crate) fn card(nav: &Nav, d: &CardDetail, mine: &[PukReadoutSummary]) -> Mar
     )
 }
 
-fn offline_section(
-    nav: &Nav,
-    d: &CardDetail,
-    base: &str,
-    mine: &[PukReadoutSummary],
-) -> Markup {
+fn offline_section(nav: &Nav, d: &CardDetail, base: &str, mine: &[PukReadoutSummary]) -> Markup {
     html! {
         @match d.card.profile {
             Profile::Iso => {

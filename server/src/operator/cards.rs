@@ -346,7 +346,8 @@ pub fn puk_readout(
     identity: &str,
     req: &PukReadoutRequest,
 ) -> Result<PukReadoutReply, OpError> {
-    let (role, checked, (profile, identity, id_bytes)) = piv_read_out_checks(actor, profile, identity, &req.identity_checked)?;
+    let (role, checked, (profile, identity, id_bytes)) =
+        piv_read_out_checks(actor, profile, identity, &req.identity_checked)?;
     if state.operators.four_eyes_puk_readout {
         return Err(OpError::refused(
             ErrorCode::Conflict,
@@ -354,7 +355,15 @@ pub fn puk_readout(
         ));
     }
     let detail = format!("identity checked: {checked}");
-    release_puk(state, actor, role, (profile, &identity), &id_bytes, &detail, |_| Ok(Ok(())))
+    release_puk(
+        state,
+        actor,
+        role,
+        (profile, &identity),
+        &id_bytes,
+        &detail,
+        |_| Ok(Ok(())),
+    )
 }
 
 /// [`read_out_checks`] for a PUK read-out: the card must be a PIV card.

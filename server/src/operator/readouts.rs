@@ -4,8 +4,7 @@
 //! (every instance sees them); every step is audited with its operator.
 
 use cardunlock_protocol::operator::{
-    Done, PukReadoutList, PukReadoutPending, PukReadoutReply, PukReadoutRequest,
-    PukReadoutSummary,
+    Done, PukReadoutList, PukReadoutPending, PukReadoutReply, PukReadoutRequest, PukReadoutSummary,
 };
 use cardunlock_protocol::{CardRef, ErrorCode, Role, User};
 use rand::RngCore;
