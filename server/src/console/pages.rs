@@ -170,7 +170,7 @@ fn offline_section(nav: &Nav, d: &CardDetail, base: &str, mine: &[PukReadoutSumm
                 }
             }
             Profile::Piv if nav.four_eyes => {
-                (super::readout_pages::card_section(nav, &base, mine))
+                (super::readout_pages::card_section(nav, base, mine))
             }
             Profile::Piv => {
                 h2 { "Read out the PUK" }

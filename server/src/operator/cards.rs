@@ -387,7 +387,6 @@ pub(super) fn piv_read_out_checks(
 /// committed with whatever it wrote, e.g. an audit row), then the daily cap, the card's
 /// `puk_read_out` mark, `then` (e.g. a request marked collected) and the audit row with
 /// `detail`.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn release_puk(
     state: &AppState,
     actor: &Actor,
