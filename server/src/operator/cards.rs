@@ -362,7 +362,7 @@ pub fn puk_readout(
         (profile, &identity),
         &id_bytes,
         &detail,
-        |_| Ok(Ok(())),
+        |_| Ok(Ok(String::new())),
     )
 }
 
@@ -384,9 +384,9 @@ pub(super) fn piv_read_out_checks(
 }
 
 /// Releases a PIV card's PUK to `actor` in one transaction: `first` may refuse (its refusal is
-/// committed with whatever it wrote, e.g. an audit row), then the daily cap, the card's
-/// `puk_read_out` mark, `then` (e.g. a request marked collected) and the audit row with
-/// `detail`.
+/// committed with whatever it wrote, e.g. an audit row) or give more detail for the audit row
+/// (e.g. a request's approver), then the daily cap, the card's `puk_read_out` mark and the
+/// audit row with `detail`.
 pub(super) fn release_puk(
     state: &AppState,
     actor: &Actor,
@@ -394,7 +394,7 @@ pub(super) fn release_puk(
     card: (Profile, &str),
     id_bytes: &[u8],
     detail: &str,
-    mut first: impl FnMut(&mut dyn Tx) -> Result<Result<(), OpError>, crate::ServerError>,
+    mut first: impl FnMut(&mut dyn Tx) -> Result<Result<String, OpError>, crate::ServerError>,
 ) -> Result<PukReadoutReply, OpError> {
     let (day, day_left) = day_of(now_ms());
     let cap = state.operators.daily_puk_readouts;
@@ -402,9 +402,10 @@ pub(super) fn release_puk(
         let Some(record) = tx.read_card(card)? else {
             return Ok(Gate::Unknown);
         };
-        if let Err(e) = first(tx)? {
-            return Ok(Gate::Refused(e));
-        }
+        let more = match first(tx)? {
+            Ok(more) => more,
+            Err(e) => return Ok(Gate::Refused(e)),
+        };
         if tx.daily_count(actor.name(), day, "puk_readout")? >= cap {
             audit_card(tx, actor, role, card, ("puk_readout", "alert"), detail)?;
             return Ok(Gate::Refused(cap_reached("PUK read-outs", cap, day_left)));
@@ -412,7 +413,7 @@ pub(super) fn release_puk(
         tx.bump_daily(actor.name(), day, "puk_readout")?;
         tx.set_puk_read_out(card)?;
         let detail = format!(
-            "{detail}; PUK generation {}{}",
+            "{detail}{more}; PUK generation {}{}",
             record.puk_gen,
             record
                 .pending_puk_gen

@@ -208,19 +208,15 @@ pub fn collect_puk_readout(
     }
     check_id(id)?;
     let now = now_ms();
-    // The card is read outside the release transaction only to name it; the request row is
-    // checked again, locked, inside it.
+    // The request is read first only to name its card; it is checked again, locked, inside
+    // the release's transaction.
     let row = state
         .store
         .transact(|tx| tx.read_puk_readout(id))?
         .ok_or_else(not_found)?;
     let (profile, identity, id_bytes) = card_of(&row)?;
     let card = (profile, identity.as_str());
-    let detail = format!(
-        "request {id} approved by {}; identity checked: {}",
-        row.approver.as_deref().unwrap_or("nobody"),
-        row.identity_checked
-    );
+    let detail = format!("request {id}");
     let reply = release_puk(state, actor, role, card, &id_bytes, &detail, |tx| {
         let Some(row) = tx.read_puk_readout(id)? else {
             return Ok(Err(not_found()));
@@ -257,7 +253,11 @@ pub fn collect_puk_readout(
             return Ok(Err(e));
         }
         tx.set_puk_readout_state(id, "collected", row.approver.as_deref())?;
-        Ok(Ok(()))
+        Ok(Ok(format!(
+            " approved by {}; identity checked: {}",
+            row.approver.as_deref().unwrap_or("nobody"),
+            row.identity_checked
+        )))
     })?;
     let card = CardRef {
         profile: profile.wire(),
