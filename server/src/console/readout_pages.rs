@@ -117,3 +117,69 @@ pub(crate) fn list(nav: &Nav, requests: &[PukReadoutSummary]) -> Markup {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::csrf::CsrfKey;
+    use cardunlock_protocol::{Profile, Role, User};
+
+    fn request(id: &str, requester: &str, approved_by: Option<&str>) -> PukReadoutSummary {
+        PukReadoutSummary {
+            request: id.into(),
+            card: CardRef {
+                profile: Profile::Piv,
+                identity: "0a0b".into(),
+            },
+            user: User {
+                name: "Ann <b>Bold</b>".into(),
+                email: "ann@example.invalid".into(),
+            },
+            requester: requester.into(),
+            identity_checked: "call-back <i>desk</i>".into(),
+            created_ms: 0,
+            expires_ms: 900_000,
+            approved_by: approved_by.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn others_requests_get_approve_forms_own_approved_ones_collect_forms_all_with_the_token() {
+        let nav = Nav {
+            name: "alice".into(),
+            roles: vec![Role::Helpdesk],
+            csrf: CsrfKey::random().token("session"),
+            four_eyes: true,
+        };
+        let requests = [
+            request("aa", "bob", None),
+            request("bb", "alice", None),
+            request("cc", "alice", Some("bob")),
+            request("dd", "carol", Some("bob")),
+        ];
+        let page = list(&nav, &requests).into_string();
+        assert!(page.contains("/console/puk-readouts/aa/approve"));
+        assert!(
+            !page.contains("/console/puk-readouts/bb/"),
+            "own request: no form"
+        );
+        assert!(page.contains("/console/puk-readouts/cc/collect"));
+        assert!(
+            !page.contains("/console/puk-readouts/dd/"),
+            "approved, not ours: no form"
+        );
+        let forms = page.matches("<form").count();
+        let tokens = page
+            .matches(&format!("name=\"csrf\" value=\"{}\"", nav.csrf.0))
+            .count();
+        assert_eq!(forms, tokens, "{page}");
+        assert!(page.contains("Ann &lt;b&gt;Bold&lt;/b&gt;"));
+        assert!(page.contains("call-back &lt;i&gt;desk&lt;/i&gt;"));
+        assert!(!page.contains("<b>") && !page.contains("<i>"));
+        assert!(page.contains("href=\"/console/puk-readouts\""), "nav link");
+        let section = card_section(&nav, "/console/cards/piv/0a0b", &requests[1..3]).into_string();
+        assert!(section.contains("waits for a second operator"));
+        assert!(section.contains("/console/puk-readouts/cc/collect"));
+        assert!(section.contains("Request read-out") && !section.contains("Show PUK"));
+    }
+}
