@@ -54,6 +54,21 @@ impl std::fmt::Debug for Operator {
     }
 }
 
+/// The reply of a PUK read-out: the PUK ([`PukReadoutReply`]), or with four eyes on, a request
+/// ([`cardunlock_protocol::operator::PukReadoutPending`]). Read straight into [`Secret`]s (no
+/// untagged buffering of the PUK).
+#[derive(serde::Deserialize)]
+struct ReadoutBody {
+    #[serde(default)]
+    puk: Option<Secret>,
+    #[serde(default)]
+    generation: Option<u32>,
+    #[serde(default)]
+    alternative: Option<Secret>,
+    #[serde(default)]
+    request: Option<String>,
+}
+
 /// What `subject` failing on the server means for the operator.
 fn failed(subject: &str, e: &ApiError) -> Failure {
     let f = e.failure();
@@ -218,7 +233,9 @@ impl Operator {
     }
 
     /// A PIV card's PUK, read out to its holder (role `helpdesk`); `identity_checked` goes to
-    /// the audit. The server marks the PUK read out until the card's next rotation.
+    /// the audit. The server marks the PUK read out until the card's next rotation. A server
+    /// with four eyes on read-outs answers with a request instead: refused here, with its id
+    /// (another operator approves it and the requester collects it in the console).
     pub fn puk_readout(
         &self,
         card: &CardRef,
@@ -227,11 +244,37 @@ impl Operator {
         let request = PukReadoutRequest {
             identity_checked: note("identity check", identity_checked)?,
         };
-        self.post(
+        let reply: ReadoutBody = self.post(
             "PUK read-out",
             &paths::puk_readout(card.profile, &card.identity),
             &request,
-        )
+        )?;
+        match reply {
+            ReadoutBody {
+                puk: Some(puk),
+                generation: Some(generation),
+                alternative,
+                ..
+            } => Ok(PukReadoutReply {
+                puk,
+                generation,
+                alternative,
+            }),
+            ReadoutBody {
+                request: Some(id), ..
+            } if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) => Err(Failure::new(
+                Kind::Refused,
+                format!(
+                    "PUK read-out: this server wants a second operator: request {id} waits for \
+                     another helpdesk operator's approval (console, Pending approvals); then \
+                     collect the PUK on the card's console page"
+                ),
+            )),
+            _ => Err(Failure::new(
+                Kind::Server,
+                "PUK read-out: the server's reply has neither a PUK nor a request",
+            )),
+        }
     }
 }
 

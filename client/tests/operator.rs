@@ -44,10 +44,16 @@ impl Env {
     /// A server and one operator `eve` (enroller and helpdesk), made as the server's command
     /// line makes operators.
     fn start() -> Env {
+        Self::start_with(false)
+    }
+
+    /// The same, with four eyes on PUK read-outs or not.
+    fn start_with(four_eyes: bool) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let master = MasterSecret::generate();
         let mut config = Config::new(dir.path().join("db.sqlite"), dir.path(), master.clone());
         config.argon2 = Argon2Params::TEST_ONLY_FAST;
+        config.operators.four_eyes_puk_readout = four_eyes;
         let server = Server::spawn(config).unwrap();
         let uri = create_operator(
             server.store(),
@@ -298,5 +304,24 @@ fn a_gids_card_is_enrolled_with_the_servers_admin_key() {
     ))
     .unwrap();
     assert!(card.with(|c| c.pin_is(b"Kq7m2x")));
+    op.sign_out().unwrap();
+}
+
+#[test]
+fn with_four_eyes_the_read_out_is_refused_with_the_request_and_no_puk() {
+    let env = Env::start_with(true);
+    let op = env.sign_in(0);
+    let (card, st, id) = new_card(SimConfig::Piv(PivConfig::factory()));
+    enroll(&op, &card, &st, &Factory::default()).unwrap();
+    let card_id = card_ref(Profile::Piv, &id.to_string()).unwrap();
+    let e = op
+        .puk_readout(&card_id, "called back on the number on file")
+        .unwrap_err();
+    assert_eq!(e.kind, Kind::Refused, "{e}");
+    assert!(e.message.contains("second operator"), "{e}");
+    let record = env.record("piv", &id).unwrap();
+    assert!(!record.puk_read_out, "no PUK left the server");
+    let puk = kdf::piv_puk(&env.master, id.as_bytes(), record.puk_gen);
+    assert!(!e.message.contains(puk.as_str()));
     op.sign_out().unwrap();
 }
