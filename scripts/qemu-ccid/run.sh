@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a static Linux program inside a throw-away QEMU guest that has QEMU's emulated USB CCID
 # reader (usb-ccid) with a card behind it (ccid-card-passthru), and exits with the program's exit
-# status. Method: ../../../shared/QEMU-CCID.md. Needs scripts/qemu-ccid/setup.sh first.
+# status. Method: docs/qemu-ccid.md. Needs scripts/qemu-ccid/setup.sh first.
 #
 #   scripts/qemu-ccid/run.sh [--card COMMAND | --no-card] [--add FILE]... BINARY [ARGS...]
 #

@@ -7,7 +7,7 @@
 # - the Debian kernel package, extracted with dpkg -x: vmlinuz and the usb-common, usbcore and
 #   uhci-hcd modules (uncompressed),
 # - the x86_64-unknown-linux-gnu target for the static guest binary.
-# Method and reasons: ../../../shared/QEMU-CCID.md (copied in the README's CCID section).
+# Method and reasons: docs/qemu-ccid.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CACHE=${QEMU_CCID_CACHE:-$PWD/target/qemu-ccid}

@@ -170,7 +170,7 @@ backend_tests! {
         env.server.enroll(&enrollment("gids", GIDS, Algorithm::TripleDes)).unwrap();
         env.server.enroll(&enrollment("piv", PIV, Algorithm::TripleDes)).unwrap();
         let hd = env.signed_in("hd", &[Role::Helpdesk]);
-        // Core's 3DES against DESIGN.md's vector first, then the server against core.
+        // Core's 3DES against the vector of docs/card-facts.md first, then the server against core.
         let mut block = hex::decode("D4BD9B1DA5D26CDA").unwrap();
         AdminKey::piv_default().encrypt_ecb(&mut block).unwrap();
         assert_eq!(hex::encode_upper(&block), "B5A85C0F0207FCF1");

@@ -117,7 +117,7 @@ fn external_authenticate_all_algorithms_right_and_wrong_key() {
 #[test]
 fn design_vector_as_operator_response() {
     // The offline flow: the card's challenge read out as 16 hex characters, the operator's
-    // response. With a chosen key, the DESIGN.md vector shows the operator computation.
+    // response. With a chosen key, the vector of docs/card-facts.md shows the operator computation.
     let key = hex!("1122334455667788 1122334455667788 1122334455667788");
     assert_eq!(
         ecb_encrypt(Algorithm::TripleDes, &key, &hex!("0001020304050607")),

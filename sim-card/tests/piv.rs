@@ -64,7 +64,7 @@ fn select_accepts_truncated_full_and_versioned_aid() {
         &[
             // yubico-piv-tool: 5-byte AID, Le absent.
             (&hex!("00 A4 04 00 05 A0 00 00 03 08"), &APT_OK),
-            // DESIGN.md / OpenSC: 9-byte AID with Le.
+            // docs/card-facts.md / OpenSC: 9-byte AID with Le.
             (
                 &hex!("00 A4 04 00 09 A0 00 00 03 08 00 00 10 00 00"),
                 &APT_OK,
@@ -395,7 +395,7 @@ fn change_pin() {
 #[test]
 fn change_puk() {
     let mut card = selected(PivConfig::factory());
-    // DESIGN.md: 00 24 00 81 10 <old PUK 8> <new PUK 8>.
+    // docs/card-facts.md: 00 24 00 81 10 <old PUK 8> <new PUK 8>.
     assert_eq!(
         sw(
             &mut card,

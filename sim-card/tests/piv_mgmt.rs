@@ -1,5 +1,5 @@
 //! PIV management-key (9B) authentication, single and mutual, for every algorithm, with the
-//! host side computed here; DESIGN.md test vectors; SET MANAGEMENT KEY.
+//! host side computed here; the test vectors of docs/card-facts.md; SET MANAGEMENT KEY.
 
 mod common;
 
@@ -524,7 +524,7 @@ fn misconfigured_key_length_answers_6f00() {
 
 #[test]
 fn management_key_cannot_unblock_the_pin() {
-    // DESIGN.md: only the PUK unblocks a PIV PIN.
+    // docs/card-facts.md: only the PUK unblocks a PIV PIN.
     let mut card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
     select_piv(&mut card);
     assert_eq!(

@@ -9,7 +9,7 @@
 //!   removed).
 //! - [`StdClock`] is the session's clock on a host.
 //!
-//! USB packet rules this backend keeps (the reasons are in the repository's DESIGN.md):
+//! USB packet rules this backend keeps (the reasons are in docs/card-facts.md):
 //! - One CCID message is written as ONE bulk OUT transfer, without a zero-length packet after a
 //!   message whose length is a multiple of the packet size (usbd-ccid resets on it).
 //! - A bulk IN transfer asks for a multiple of the packet size, at most what the caller's read
