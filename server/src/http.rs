@@ -22,7 +22,7 @@ use tower::ServiceExt;
 use crate::api::{address_key, AppState};
 use crate::Limits;
 
-mod operator;
+pub(crate) mod operator;
 mod routes;
 mod unlock;
 

@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{
     HeaderValue, AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE, WWW_AUTHENTICATE,
 };
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -371,21 +371,23 @@ async fn audit_csv(
     .await
     {
         Err(e) => json_response::<()>(Err(e)),
-        Ok(csv) => {
-            let mut response = Response::new(Body::from(csv));
-            *response.status_mut() = StatusCode::OK;
-            let h = response.headers_mut();
-            h.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            );
-            h.insert(
-                CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"cardunlock-audit.csv\""),
-            );
-            response
-        }
+        Ok(csv) => csv_download(csv),
     }
+}
+
+/// The audit as a CSV download (the API's `audit.csv` and the console's CSV link).
+pub(crate) fn csv_download(csv: String) -> Response {
+    let mut response = Response::new(Body::from(csv));
+    let h = response.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"cardunlock-audit.csv\""),
+    );
+    response
 }
 
 async fn list_operators(

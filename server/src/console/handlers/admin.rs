@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::header::{HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
 
@@ -64,19 +63,7 @@ pub(crate) async fn audit_csv(
         operator::audit_csv(app, actor, &query)
     });
     match found.await {
-        Ok(csv) => {
-            let mut response = csv.into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            );
-            headers.insert(
-                CONTENT_DISPOSITION,
-                HeaderValue::from_static("attachment; filename=\"cardunlock-audit.csv\""),
-            );
-            response
-        }
+        Ok(csv) => crate::http::operator::csv_download(csv),
         Err(page) => page,
     }
 }
