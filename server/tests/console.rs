@@ -306,6 +306,11 @@ fn the_audit_filters_and_downloads_as_csv_for_auditors_only() {
         .contains("/console/audit.csv?card=0A1A&amp;event=answers"));
     let csv = a.get("/console/audit.csv?card=0A1A&event=answers");
     assert_eq!(csv.status, 200);
+    assert_eq!(csv.content_type.as_deref(), Some("text/csv; charset=utf-8"));
+    assert!(csv
+        .disposition
+        .as_deref()
+        .is_some_and(|d| d.starts_with("attachment;")));
     let lines: Vec<&str> = csv.body.lines().collect();
     assert_eq!(lines.len(), 4, "a header and three rows: {}", csv.body);
     assert!(lines[1..].iter().all(|l| l.contains("answers")));

@@ -107,6 +107,8 @@ pub struct Reply {
     pub location: Option<String>,
     pub set_cookie: Option<String>,
     pub csp: Option<String>,
+    pub content_type: Option<String>,
+    pub disposition: Option<String>,
     pub body: String,
 }
 
@@ -150,6 +152,8 @@ impl Browserless {
             location: r.header("location").map(str::to_owned),
             set_cookie: r.header("set-cookie").map(str::to_owned),
             csp: r.header("content-security-policy").map(str::to_owned),
+            content_type: r.header("content-type").map(str::to_owned),
+            disposition: r.header("content-disposition").map(str::to_owned),
             body: r.into_string().unwrap(),
         }
     }
