@@ -36,6 +36,10 @@ pub enum ServerError {
     Runtime(String),
     /// A secret file or directory is open to other users; the text names it and the fix.
     Permissions(String),
+    /// A store row failed its MAC or contradicts the audit log: the database was written
+    /// outside the server. The request is refused (500) and an alert raised; the text names
+    /// the table, never a value.
+    Tampered(String),
 }
 
 impl fmt::Display for ServerError {
@@ -58,6 +62,7 @@ impl fmt::Display for ServerError {
             Self::Random => f.write_str("the operating system's random generator failed"),
             Self::Runtime(why) => write!(f, "server runtime: {why}"),
             Self::Permissions(why) => write!(f, "insecure permissions: {why}"),
+            Self::Tampered(why) => write!(f, "store integrity: {why}"),
         }
     }
 }

@@ -139,6 +139,17 @@ pub fn audit_key(master: &MasterSecret) -> Zeroizing<[u8; 32]> {
     key
 }
 
+/// Purpose of the store's row-MAC key (server-internal, like [`PURPOSE_OPERATOR_TOTP`]).
+pub const PURPOSE_STORE_ROWS: &str = "store-row-mac";
+
+/// The HMAC-SHA256 key of the store's row MACs: whoever can write the database but has not
+/// the master secret cannot forge, change or copy a row that grants or limits something.
+pub fn store_row_key(master: &MasterSecret) -> Zeroizing<[u8; 32]> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    derive(master, PURPOSE_STORE_ROWS, "", &[], 0, &mut key[..]);
+    key
+}
+
 /// Purpose of the console's form-token key (server-internal, like [`PURPOSE_OPERATOR_TOTP`]).
 pub const PURPOSE_CONSOLE_FORMS: &str = "console-form-token";
 

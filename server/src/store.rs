@@ -10,6 +10,7 @@
 //! runs inside a transaction.
 
 mod chain;
+mod mac;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 mod pg;
@@ -286,6 +287,8 @@ pub struct Store {
     backend: Backend,
     /// The audit chain's key, once [`Store::set_audit_key`] gave it.
     audit_key: std::sync::OnceLock<chain::AuditKey>,
+    /// The row-MAC key, given with the audit key ([`mac`]).
+    row_key: std::sync::OnceLock<mac::RowKey>,
 }
 
 impl fmt::Debug for Store {
@@ -329,19 +332,30 @@ impl Store {
         Ok(Self {
             backend,
             audit_key: std::sync::OnceLock::new(),
+            row_key: std::sync::OnceLock::new(),
         })
     }
 
-    /// Gives the store the audit chain's key (derived from `master`, [`crate::kdf::audit_key`]):
-    /// from now on every audit row is chained. The first time a store is given a key, the rows
-    /// written before are chained too (once, audited as `audit_chain`/`chained`); returns how
-    /// many. A store keeps the first key it is given.
+    /// Gives the store the keys derived from `master`: the audit chain's
+    /// ([`crate::kdf::audit_key`]), from now on every audit row is chained, and the row-MAC key
+    /// ([`crate::kdf::store_row_key`]), from now on every granting row is stamped on write and
+    /// checked on read ([`mac`]). The first time a database is given the keys, the rows written
+    /// before are chained (once, audited as `audit_chain`/`chained`) and given MACs (once,
+    /// audited as `row_mac`/`stamped`); returns how many audit rows were chained. A store
+    /// keeps the first keys it is given.
     pub fn set_audit_key(&self, master: &crate::MasterSecret) -> Result<u64, ServerError> {
         let key = self
             .audit_key
             .get_or_init(|| crate::kdf::audit_key(master))
             .clone();
-        self.transact(|tx| chain::chain_existing(tx, &key))
+        let chained = self.transact(|tx| chain::chain_existing(tx, &key))?;
+        let row_key = crate::kdf::store_row_key(master);
+        let stamped = self.transact(|tx| mac::stamp_existing(tx, &row_key))?;
+        if stamped > 0 {
+            log::info!("store: {stamped} existing row(s) given MACs");
+        }
+        let _ = self.row_key.set(row_key);
+        Ok(chained)
     }
 
     /// Walks the audit chain with the key derived from `master` and names the first row
@@ -378,10 +392,47 @@ impl Store {
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         let _key = chain::KeyScope::set(self.audit_key.get());
+        let result = match self.row_key.get() {
+            Some(key) => {
+                let mut guarded = |tx: &mut dyn Tx| f(&mut mac::guard::MacTx::new(tx, key));
+                self.run(&mut guarded)
+            }
+            None => self.run(&mut f),
+        };
+        if let Err(ServerError::Tampered(why)) = &result {
+            self.alert(why);
+        }
+        result
+    }
+
+    fn run<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.transact(&mut f),
+            Backend::Sqlite(db) => db.transact(f),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.transact(&mut f),
+            Backend::Postgres(db) => db.transact(f),
+        }
+    }
+
+    /// Raises the alarm about a store that was written outside the server: an error in the
+    /// log and an audit row (`integrity`/`tampered`) in a transaction of its own (the refused
+    /// one was rolled back).
+    fn alert(&self, why: &str) {
+        log::error!("ALERT store integrity: {why}; the request was refused");
+        let note = AuditNote {
+            card: None,
+            session: None,
+            event: "integrity",
+            outcome: "tampered",
+            detail: why,
+            operator: None,
+            role: None,
+            address: None,
+        };
+        if let Err(e) = self.run(&mut |tx| tx.insert_audit(&note, now_ms())) {
+            log::error!("ALERT store integrity: the alert's audit row failed: {e}");
         }
     }
 

@@ -25,10 +25,12 @@ use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
 mod audit;
+mod mac;
 mod ops;
 mod readouts;
 
 use super::chain::{self, AuditHead, ChainRow};
+use super::mac::{MacRow, Table, Val};
 use super::redact_url;
 use super::sqlite::CardRow;
 use super::tx::{CardKey, Tx};
@@ -636,6 +638,35 @@ impl Tx for PgTx<'_> {
             &[],
         )?;
         Ok(rows.iter().map(audit_row).collect())
+    }
+
+    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
+        self.card_audit_counts_pg(card)
+    }
+
+    fn mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.mac_rows_pg(table, filter)
+    }
+
+    fn set_row_mac(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        self.set_row_mac_pg(table, key, mac)
+    }
+
+    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError> {
+        self.row_mac_state_pg()
+    }
+
+    fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
+        self.set_row_mac_done_pg()
     }
 }
 

@@ -152,6 +152,28 @@ CREATE TABLE puk_readouts (
 );
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
+    "
+-- row MACs (store/mac.rs): every granting row carries an HMAC under a key derived from the
+-- master secret; existing rows get theirs once, audited, when the server first starts
+-- (`row_mac_state.done`). The audit index serves the attempt counter's cross-check.
+ALTER TABLE cards ADD COLUMN mac BLOB;
+ALTER TABLE questions ADD COLUMN mac BLOB;
+ALTER TABLE puk_denied ADD COLUMN mac BLOB;
+ALTER TABLE sessions ADD COLUMN mac BLOB;
+ALTER TABLE used_challenges ADD COLUMN mac BLOB;
+ALTER TABLE operators ADD COLUMN mac BLOB;
+ALTER TABLE operator_sessions ADD COLUMN mac BLOB;
+ALTER TABLE sign_in_failures ADD COLUMN mac BLOB;
+ALTER TABLE operator_daily ADD COLUMN mac BLOB;
+ALTER TABLE enrollments ADD COLUMN mac BLOB;
+ALTER TABLE puk_readouts ADD COLUMN mac BLOB;
+CREATE TABLE row_mac_state (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    done INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO row_mac_state (only_row) VALUES (1);
+CREATE INDEX audit_card_rows ON audit (profile, identity, id);
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -296,6 +318,28 @@ CREATE TABLE puk_readouts (
     state TEXT NOT NULL DEFAULT 'pending'
 );
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
+",
+    "
+-- row MACs (store/mac.rs): every granting row carries an HMAC under a key derived from the
+-- master secret; existing rows get theirs once, audited, when the server first starts
+-- (`row_mac_state.done`). The audit index serves the attempt counter's cross-check.
+ALTER TABLE cards ADD COLUMN mac BYTEA;
+ALTER TABLE questions ADD COLUMN mac BYTEA;
+ALTER TABLE puk_denied ADD COLUMN mac BYTEA;
+ALTER TABLE sessions ADD COLUMN mac BYTEA;
+ALTER TABLE used_challenges ADD COLUMN mac BYTEA;
+ALTER TABLE operators ADD COLUMN mac BYTEA;
+ALTER TABLE operator_sessions ADD COLUMN mac BYTEA;
+ALTER TABLE sign_in_failures ADD COLUMN mac BYTEA;
+ALTER TABLE operator_daily ADD COLUMN mac BYTEA;
+ALTER TABLE enrollments ADD COLUMN mac BYTEA;
+ALTER TABLE puk_readouts ADD COLUMN mac BYTEA;
+CREATE TABLE row_mac_state (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    done BOOLEAN NOT NULL DEFAULT FALSE
+);
+INSERT INTO row_mac_state (only_row) VALUES (1);
+CREATE INDEX audit_card_rows ON audit (profile, identity, id);
 ",
 ];
 

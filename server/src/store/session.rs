@@ -130,11 +130,32 @@ pub(crate) fn start_session(
     })
 }
 
+/// Cross-checks the card's attempt counter and lock against the audit log: more wrong answer
+/// sets audited since the last success or lift than the counter holds, or a lock audited since
+/// the last lift on a card not locked, means the card row was put back to an older state (a
+/// valid MAC of the past, which the row MAC alone cannot tell).
+pub(crate) fn cross_check(
+    tx: &mut dyn Tx,
+    card: CardKey<'_>,
+    record: &super::CardRecord,
+) -> Result<(), ServerError> {
+    let (wrong, locks) = tx.card_audit_counts(card)?;
+    if wrong > record.failed_attempts || (locks > 0 && !record.locked) {
+        return Err(ServerError::Tampered(format!(
+            "table cards: a card's attempt counter ({}) or lock ({}) is behind its audit log \
+             ({wrong} wrong answer set(s), {locks} lock(s)): the row was rolled back",
+            record.failed_attempts, record.locked
+        )));
+    }
+    Ok(())
+}
+
 /// The card's answer hashes, unless it is locked.
 pub(crate) fn answer_check(tx: &mut dyn Tx, card: CardKey<'_>) -> Result<AnswerCheck, ServerError> {
     let Some(record) = tx.read_card(card)? else {
         return Ok(AnswerCheck::UnknownCard);
     };
+    cross_check(tx, card, &record)?;
     if record.locked {
         return Ok(AnswerCheck::Locked);
     }
@@ -159,6 +180,7 @@ pub(crate) fn record_answers(
     let Some(card) = tx.read_card(session.card())? else {
         return Ok(AnswerOutcome::SessionGone);
     };
+    cross_check(tx, session.card(), &card)?;
     if card.locked {
         return Ok(AnswerOutcome::Locked {
             newly: false,

@@ -10,10 +10,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 mod audit;
+mod mac;
 mod ops;
 mod readouts;
 
 use super::chain::{self, AuditHead, ChainRow};
+use super::mac::{MacRow, Table, Val};
 use super::tx::{CardKey, Tx};
 use super::{parse_algorithm, schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -396,6 +398,35 @@ impl Tx for SqliteTx<'_> {
         )?;
         let rows = stmt.query_map([], audit_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
+        mac::card_audit_counts(self.0, card)
+    }
+
+    fn mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        mac::mac_rows(self.0, table, filter)
+    }
+
+    fn set_row_mac(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        mac::set_row_mac(self.0, table, key, mac)
+    }
+
+    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError> {
+        mac::row_mac_state(self.0)
+    }
+
+    fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
+        mac::set_row_mac_done(self.0)
     }
 }
 

@@ -13,6 +13,7 @@
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
 use super::chain::{AuditHead, ChainRow};
+use super::mac::{MacRow, Table, Val};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
@@ -144,4 +145,28 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
         -> Result<(), ServerError>;
     /// The whole audit log, oldest first.
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError>;
+
+    /// Audit rows of the card since its counter was last reset: wrong answer sets (since the
+    /// last success or lift) and locks (since the last lift).
+    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError>;
+
+    /// The rows of a MACed table whose columns equal `filter` (all rows if empty), with their
+    /// values in [`Table::all`] order and their stored MAC. Not locked.
+    fn mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError>;
+    /// Sets the MAC of the row with primary key `key`.
+    fn set_row_mac(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError>;
+    /// Whether the one-time row-MAC migration is marked done, and whether the audit log
+    /// records it (locked until the transaction ends).
+    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError>;
+    /// Marks the one-time row-MAC migration done.
+    fn set_row_mac_done(&mut self) -> Result<(), ServerError>;
 }

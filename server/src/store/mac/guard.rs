@@ -1,0 +1,384 @@
+//! [`MacTx`]: the transaction every store call runs in once the store has its row key. It
+//! wraps a backend's [`Tx`] and, around each primitive, checks the MAC of every MACed row the
+//! primitive reads or changes and stamps the rows it writes. A row is checked before it is
+//! changed (so a write never blesses a forged row) unless it was already checked in this
+//! transaction, under its row lock.
+
+use std::collections::HashSet;
+
+use super::{check_rows, row_mac, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
+use super::USED_CHALLENGES;
+use crate::store::chain::{AuditHead, ChainRow};
+use crate::store::tx::{CardKey, Tx};
+use crate::store::{AuditEntry, AuditNote, CardRecord, Session};
+use crate::ServerError;
+
+/// A filter of equal columns.
+pub(crate) type Filter = Vec<(&'static str, Val)>;
+
+/// A card's rows: `profile = ? AND identity = ?`.
+pub(super) fn card_f((profile, identity): CardKey<'_>) -> Filter {
+    vec![
+        ("profile", Val::text(profile.as_str())),
+        ("identity", Val::text(identity)),
+    ]
+}
+
+/// A token's row.
+pub(super) fn token_f(token_hash: &[u8; 32]) -> Filter {
+    vec![("token_hash", Val::Blob(token_hash.to_vec()))]
+}
+
+/// A row keyed by one text column.
+pub(super) fn text_f(column: &'static str, value: &str) -> Filter {
+    vec![(column, Val::text(value))]
+}
+
+/// A backend transaction with row MACs checked and stamped.
+pub(crate) struct MacTx<'a> {
+    pub(super) inner: &'a mut dyn Tx,
+    key: &'a [u8; 32],
+    /// Rows (table, key) checked or stamped in this transaction.
+    seen: HashSet<(&'static str, Vec<Val>)>,
+}
+
+impl<'a> MacTx<'a> {
+    /// Wraps `inner`, checking and stamping with `key`.
+    pub(crate) fn new(inner: &'a mut dyn Tx, key: &'a [u8; 32]) -> Self {
+        Self {
+            inner,
+            key,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The whole key of `table` if `filter` is exactly it.
+    fn whole_key(table: &Table, filter: &[(&'static str, Val)]) -> Option<Vec<Val>> {
+        (filter.len() == table.key.len()
+            && table.key.iter().zip(filter).all(|(c, (n, _))| c.name == *n))
+        .then(|| filter.iter().map(|(_, v)| v.clone()).collect())
+    }
+
+    /// Checks every row matching `filter` (refusing the transaction if one fails).
+    pub(super) fn check(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        let rows = self.inner.mac_rows(table, filter)?;
+        check_rows(self.key, table, &rows)?;
+        for r in &rows {
+            self.seen.insert((table.name, r.key(table)));
+        }
+        Ok(rows)
+    }
+
+    /// [`Self::check`], skipped for one row already checked in this transaction.
+    pub(super) fn verify(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<(), ServerError> {
+        if let Some(key) = Self::whole_key(table, filter) {
+            if self.seen.contains(&(table.name, key)) {
+                return Ok(());
+            }
+        }
+        self.check(table, filter).map(drop)
+    }
+
+    /// Gives every row matching `filter` its MAC (after a write).
+    pub(super) fn stamp(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<(), ServerError> {
+        for r in self.inner.mac_rows(table, filter)? {
+            let mac = row_mac(self.key, table, &r.values);
+            let key = r.key(table);
+            if r.mac.as_deref() != Some(&mac[..]) {
+                self.inner.set_row_mac(table, &key, &mac)?;
+            }
+            self.seen.insert((table.name, key));
+        }
+        Ok(())
+    }
+
+    /// Checks the rows, runs the write, stamps the rows.
+    pub(super) fn write<R>(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+        f: impl FnOnce(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        self.verify(table, filter)?;
+        let result = f(self.inner)?;
+        self.stamp(table, filter)?;
+        Ok(result)
+    }
+}
+
+fn question_f(card: CardKey<'_>, position: u32) -> Filter {
+    let mut f = card_f(card);
+    f.push(("position", Val::Int(i64::from(position))));
+    f
+}
+
+fn denied_f(card: CardKey<'_>, generation: u32) -> Filter {
+    let mut f = card_f(card);
+    f.push(("gen", Val::Int(i64::from(generation))));
+    f
+}
+
+impl Tx for MacTx<'_> {
+    fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError> {
+        let record = self.inner.read_card(card)?;
+        if record.is_some() {
+            self.verify(&CARDS, &card_f(card))?;
+        }
+        Ok(record)
+    }
+
+    fn insert_card(
+        &mut self,
+        card: CardKey<'_>,
+        algorithm: &str,
+        name: &str,
+        email: &str,
+        now: i64,
+    ) -> Result<bool, ServerError> {
+        let inserted = self.inner.insert_card(card, algorithm, name, email, now)?;
+        if inserted {
+            self.stamp(&CARDS, &card_f(card))?;
+        }
+        Ok(inserted)
+    }
+
+    fn update_card_user(
+        &mut self,
+        card: CardKey<'_>,
+        algorithm: &str,
+        name: &str,
+        email: &str,
+    ) -> Result<(), ServerError> {
+        self.write(&CARDS, &card_f(card), |tx| {
+            tx.update_card_user(card, algorithm, name, email)
+        })
+    }
+
+    fn set_attempts(
+        &mut self,
+        card: CardKey<'_>,
+        failed: u32,
+        locked: bool,
+    ) -> Result<(), ServerError> {
+        self.write(&CARDS, &card_f(card), |tx| {
+            tx.set_attempts(card, failed, locked)
+        })
+    }
+
+    fn set_puk_gens(
+        &mut self,
+        card: CardKey<'_>,
+        puk_gen: u32,
+        pending: Option<u32>,
+    ) -> Result<(), ServerError> {
+        self.write(&CARDS, &card_f(card), |tx| {
+            tx.set_puk_gens(card, puk_gen, pending)
+        })
+    }
+
+    fn delete_questions(&mut self, card: CardKey<'_>) -> Result<(), ServerError> {
+        self.inner.delete_questions(card)
+    }
+
+    fn insert_question(
+        &mut self,
+        card: CardKey<'_>,
+        position: u32,
+        question: &str,
+        answer_hash: &str,
+    ) -> Result<(), ServerError> {
+        self.inner
+            .insert_question(card, position, question, answer_hash)?;
+        self.stamp(&QUESTIONS, &question_f(card, position))
+    }
+
+    fn questions(&mut self, card: CardKey<'_>) -> Result<Vec<(String, String)>, ServerError> {
+        let rows = self.inner.questions(card)?;
+        self.check(&QUESTIONS, &card_f(card))?;
+        Ok(rows)
+    }
+
+    fn puk_denied(&mut self, card: CardKey<'_>) -> Result<Vec<u32>, ServerError> {
+        let rows = self.inner.puk_denied(card)?;
+        self.check(&PUK_DENIED, &card_f(card))?;
+        Ok(rows)
+    }
+
+    fn deny_puk(&mut self, card: CardKey<'_>, generation: u32) -> Result<(), ServerError> {
+        self.write(&PUK_DENIED, &denied_f(card, generation), |tx| {
+            tx.deny_puk(card, generation)
+        })
+    }
+
+    fn clear_denied_upto(&mut self, card: CardKey<'_>, generation: u32) -> Result<(), ServerError> {
+        self.inner.clear_denied_upto(card, generation)
+    }
+
+    fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
+        self.inner.delete_expired_sessions(now)
+    }
+
+    fn insert_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        card: CardKey<'_>,
+        now: i64,
+        expires: i64,
+    ) -> Result<(), ServerError> {
+        self.inner.insert_session(token_hash, card, now, expires)?;
+        self.stamp(&SESSIONS, &token_f(token_hash))
+    }
+
+    fn live_session(
+        &mut self,
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<Session>, ServerError> {
+        let session = self.inner.live_session(token_hash, now)?;
+        if session.is_some() {
+            self.verify(&SESSIONS, &token_f(token_hash))?;
+        }
+        Ok(session)
+    }
+
+    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.write(&SESSIONS, &token_f(token_hash), |tx| {
+            tx.set_session_verified(token_hash)
+        })
+    }
+
+    fn set_session_puk_next(
+        &mut self,
+        token_hash: &[u8; 32],
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        self.write(&SESSIONS, &token_f(token_hash), |tx| {
+            tx.set_session_puk_next(token_hash, generation)
+        })
+    }
+
+    fn set_session_gids(
+        &mut self,
+        token_hash: &[u8; 32],
+        randoms: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.write(&SESSIONS, &token_f(token_hash), |tx| {
+            tx.set_session_gids(token_hash, randoms)
+        })
+    }
+
+    fn close_card_sessions(&mut self, card: CardKey<'_>) -> Result<(), ServerError> {
+        self.write(&SESSIONS, &card_f(card), |tx| tx.close_card_sessions(card))
+    }
+
+    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.write(&SESSIONS, &token_f(token_hash), |tx| {
+            tx.count_admin_answer(token_hash)
+        })
+    }
+
+    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.write(&SESSIONS, &token_f(token_hash), |tx| {
+            tx.close_session(token_hash)
+        })
+    }
+
+    fn use_challenge(
+        &mut self,
+        card: CardKey<'_>,
+        kind: &str,
+        value: &str,
+        now: i64,
+    ) -> Result<bool, ServerError> {
+        let mut filter = card_f(card);
+        filter.push(("kind", Val::text(kind)));
+        filter.push(("value", Val::text(value)));
+        let inserted = self.inner.use_challenge(card, kind, value, now)?;
+        if inserted {
+            self.stamp(&USED_CHALLENGES, &filter)?;
+        } else {
+            // "Already used" must come from a row the server wrote.
+            self.verify(&USED_CHALLENGES, &filter)?;
+        }
+        Ok(inserted)
+    }
+
+    fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
+        self.inner.insert_audit(note, now)
+    }
+
+    fn insert_audit_row(
+        &mut self,
+        note: &AuditNote<'_>,
+        now: i64,
+        chain: Option<(i64, &[u8; 32])>,
+    ) -> Result<(), ServerError> {
+        self.inner.insert_audit_row(note, now, chain)
+    }
+
+    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
+        self.inner.audit_head()
+    }
+
+    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
+        self.inner.set_audit_head(head)
+    }
+
+    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
+        self.inner.audit_chain_rows(unchained_only)
+    }
+
+    fn set_audit_row_chain(
+        &mut self,
+        id: i64,
+        seq: i64,
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        self.inner.set_audit_row_chain(id, seq, mac)
+    }
+
+    fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
+        self.inner.audit_log()
+    }
+
+    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
+        self.inner.card_audit_counts(card)
+    }
+
+    fn mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.inner.mac_rows(table, filter)
+    }
+
+    fn set_row_mac(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        self.inner.set_row_mac(table, key, mac)
+    }
+
+    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError> {
+        self.inner.row_mac_state()
+    }
+
+    fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
+        self.inner.set_row_mac_done()
+    }
+}

@@ -1,0 +1,123 @@
+//! The row-MAC primitives of [`Tx`] on PostgreSQL (generic over [`Table`]).
+
+use postgres::types::ToSql;
+
+use super::{small, PgTx};
+use crate::store::mac::{self, Kind, MacRow, Table, Val};
+use crate::store::tx::CardKey;
+use crate::ServerError;
+
+fn p(i: usize) -> String {
+    format!("${i}")
+}
+
+fn param(v: &Val) -> Box<dyn ToSql + Sync> {
+    match v {
+        Val::Null => Box::new(None::<String>),
+        Val::Int(i) => Box::new(*i),
+        Val::Text(t) => Box::new(t.clone()),
+        Val::Blob(b) => Box::new(b.clone()),
+    }
+}
+
+fn read(r: &postgres::Row, i: usize, kind: Kind) -> Result<Val, postgres::Error> {
+    Ok(match kind {
+        Kind::Int => r.try_get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int),
+        Kind::Bool => r
+            .try_get::<_, Option<bool>>(i)?
+            .map_or(Val::Null, |b| Val::Int(i64::from(b))),
+        Kind::Text => r.try_get::<_, Option<String>>(i)?.map_or(Val::Null, Val::Text),
+        Kind::Blob => r
+            .try_get::<_, Option<Vec<u8>>>(i)?
+            .map_or(Val::Null, Val::Blob),
+    })
+}
+
+impl PgTx<'_> {
+    pub(super) fn mac_rows_pg(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        let boxes: Vec<Box<dyn ToSql + Sync>> = filter.iter().map(|(_, v)| param(v)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
+        let rows = self.query(mac::select_sql(table, filter, p), &params)?;
+        let n = table.all().count();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let values = table
+                .all()
+                .enumerate()
+                .map(|(i, c)| read(r, i, c.kind))
+                .collect::<Result<Vec<Val>, _>>()?;
+            out.push(MacRow {
+                values,
+                mac: r.try_get(n)?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) fn set_row_mac_pg(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        let boxes: Vec<Box<dyn ToSql + Sync>> = std::iter::once(param(&Val::Blob(mac.to_vec())))
+            .chain(key.iter().map(param))
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
+        self.execute(mac::update_sql(table, p), &params)?;
+        Ok(())
+    }
+
+    pub(super) fn row_mac_state_pg(&mut self) -> Result<(bool, bool), ServerError> {
+        let done = self
+            .query_opt(
+                "SELECT done FROM row_mac_state WHERE only_row = 1 FOR UPDATE",
+                &[],
+            )?
+            .map(|r| r.get::<_, bool>(0));
+        let audited: bool = self
+            .query_opt(
+                "SELECT EXISTS (SELECT 1 FROM audit WHERE event = 'row_mac' AND outcome = 'stamped')",
+                &[],
+            )?
+            .is_some_and(|r| r.get(0));
+        match done {
+            Some(done) => Ok((done, audited)),
+            None => Err(ServerError::Tampered(
+                "the store's row-MAC migration mark was deleted".into(),
+            )),
+        }
+    }
+
+    pub(super) fn set_row_mac_done_pg(&mut self) -> Result<(), ServerError> {
+        self.execute("UPDATE row_mac_state SET done = TRUE WHERE only_row = 1", &[])?;
+        Ok(())
+    }
+
+    pub(super) fn card_audit_counts_pg(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<(u32, u32), ServerError> {
+        let r = self.query_opt(
+            "SELECT
+  (SELECT COUNT(*) FROM audit
+   WHERE profile = $1 AND identity = $2 AND event = 'answers' AND outcome = 'wrong_answers'
+     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = $1 AND identity = $2
+       AND ((event = 'answers' AND outcome = 'verified')
+         OR (event = 'lift_lock' AND outcome = 'lifted'))), 0)),
+  (SELECT COUNT(*) FROM audit
+   WHERE profile = $1 AND identity = $2 AND event = 'lock' AND outcome = 'locked'
+     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = $1 AND identity = $2
+       AND event = 'lift_lock' AND outcome = 'lifted'), 0))",
+            &[&profile.as_str(), &identity],
+        )?;
+        match r {
+            Some(r) => Ok((small(r.get(0))?, small(r.get(1))?)),
+            None => Ok((0, 0)),
+        }
+    }
+}

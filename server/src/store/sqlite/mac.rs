@@ -1,0 +1,119 @@
+//! The row-MAC primitives of [`Tx`] on SQLite (generic over [`Table`]).
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection};
+
+use crate::store::mac::{self, Kind, MacRow, Table, Val};
+use crate::store::tx::CardKey;
+use crate::ServerError;
+
+fn p(i: usize) -> String {
+    format!("?{i}")
+}
+
+fn value(v: &Val) -> Value {
+    match v {
+        Val::Null => Value::Null,
+        Val::Int(i) => Value::Integer(*i),
+        Val::Text(t) => Value::Text(t.clone()),
+        Val::Blob(b) => Value::Blob(b.clone()),
+    }
+}
+
+fn read(r: &rusqlite::Row<'_>, i: usize, kind: Kind) -> rusqlite::Result<Val> {
+    Ok(match kind {
+        Kind::Int => r.get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int),
+        Kind::Bool => r
+            .get::<_, Option<bool>>(i)?
+            .map_or(Val::Null, |b| Val::Int(i64::from(b))),
+        Kind::Text => r.get::<_, Option<String>>(i)?.map_or(Val::Null, Val::Text),
+        Kind::Blob => r.get::<_, Option<Vec<u8>>>(i)?.map_or(Val::Null, Val::Blob),
+    })
+}
+
+pub(super) fn mac_rows(
+    conn: &Connection,
+    table: &'static Table,
+    filter: &[(&'static str, Val)],
+) -> Result<Vec<MacRow>, ServerError> {
+    let mut stmt = conn.prepare_cached(mac::select_sql(table, filter, p))?;
+    let n = table.all().count();
+    let rows = stmt.query_map(params_from_iter(filter.iter().map(|(_, v)| value(v))), |r| {
+        let values = table
+            .all()
+            .enumerate()
+            .map(|(i, c)| read(r, i, c.kind))
+            .collect::<rusqlite::Result<Vec<Val>>>()?;
+        Ok(MacRow {
+            values,
+            mac: r.get(n)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn set_row_mac(
+    conn: &Connection,
+    table: &'static Table,
+    key: &[Val],
+    mac: &[u8; 32],
+) -> Result<(), ServerError> {
+    let mut stmt = conn.prepare_cached(mac::update_sql(table, p))?;
+    let params = std::iter::once(Value::Blob(mac.to_vec())).chain(key.iter().map(value));
+    stmt.execute(params_from_iter(params))?;
+    Ok(())
+}
+
+pub(super) fn row_mac_state(conn: &Connection) -> Result<(bool, bool), ServerError> {
+    let done: Option<bool> = conn
+        .query_row("SELECT done FROM row_mac_state WHERE only_row = 1", [], |r| {
+            r.get(0)
+        })
+        .map_or_else(
+            |e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            },
+            |d| Ok(Some(d)),
+        )?;
+    let audited: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM audit WHERE event = 'row_mac' AND outcome = 'stamped')",
+        [],
+        |r| r.get(0),
+    )?;
+    match done {
+        Some(done) => Ok((done, audited)),
+        None => Err(ServerError::Tampered(
+            "the store's row-MAC migration mark was deleted".into(),
+        )),
+    }
+}
+
+pub(super) fn set_row_mac_done(conn: &Connection) -> Result<(), ServerError> {
+    conn.execute("UPDATE row_mac_state SET done = 1 WHERE only_row = 1", [])?;
+    Ok(())
+}
+
+/// The statement of [`crate::store::tx::Tx::card_audit_counts`] (the same on both backends
+/// but for the placeholders).
+pub(crate) const CARD_AUDIT_COUNTS: &str = "
+SELECT
+  (SELECT COUNT(*) FROM audit
+   WHERE profile = ?1 AND identity = ?2 AND event = 'answers' AND outcome = 'wrong_answers'
+     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = ?1 AND identity = ?2
+       AND ((event = 'answers' AND outcome = 'verified')
+         OR (event = 'lift_lock' AND outcome = 'lifted'))), 0)),
+  (SELECT COUNT(*) FROM audit
+   WHERE profile = ?1 AND identity = ?2 AND event = 'lock' AND outcome = 'locked'
+     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = ?1 AND identity = ?2
+       AND event = 'lift_lock' AND outcome = 'lifted'), 0))";
+
+pub(super) fn card_audit_counts(
+    conn: &Connection,
+    (profile, identity): CardKey<'_>,
+) -> Result<(u32, u32), ServerError> {
+    let mut stmt = conn.prepare_cached(CARD_AUDIT_COUNTS)?;
+    Ok(stmt.query_row(params![profile.as_str(), identity], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?)
+}
