@@ -348,7 +348,11 @@ pub(crate) fn tampered(table: &Table) -> ServerError {
 }
 
 /// Refuses any row of `rows` whose MAC is wrong.
-pub(crate) fn check_rows(key: &[u8; 32], table: &Table, rows: &[MacRow]) -> Result<(), ServerError> {
+pub(crate) fn check_rows(
+    key: &[u8; 32],
+    table: &Table,
+    rows: &[MacRow],
+) -> Result<(), ServerError> {
     if rows.iter().all(|r| row_ok(key, table, r)) {
         Ok(())
     } else {
@@ -425,7 +429,10 @@ pub(crate) fn stamp_existing(
         }
     }
     tx.set_row_mac_done()?;
-    let detail = format!("{rows} existing row(s) of {} table(s) given MACs", TABLES.len());
+    let detail = format!(
+        "{rows} existing row(s) of {} table(s) given MACs",
+        TABLES.len()
+    );
     tx.insert_audit(
         &super::AuditNote {
             card: None,
@@ -453,7 +460,13 @@ mod tests {
     #[test]
     fn the_mac_binds_table_key_and_every_column() {
         let key = [7u8; 32];
-        let a = vec![Val::text("piv"), Val::text("01"), Val::Int(0), Val::text("q"), Val::text("h")];
+        let a = vec![
+            Val::text("piv"),
+            Val::text("01"),
+            Val::Int(0),
+            Val::text("q"),
+            Val::text("h"),
+        ];
         let base = row_mac(&key, &QUESTIONS, &a);
         let mut other_position = a.clone();
         other_position[2] = Val::Int(1);

@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
-use super::{check_rows, row_mac, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
 use super::USED_CHALLENGES;
+use super::{check_rows, row_mac, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
 use crate::store::chain::{AuditHead, ChainRow};
 use crate::store::tx::{CardKey, Tx};
 use crate::store::{AuditEntry, AuditNote, CardRecord, Session};

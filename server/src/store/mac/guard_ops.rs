@@ -1,8 +1,8 @@
 //! [`MacTx`] for the operators' and the read-outs' primitives ([`OpTx`], [`ReadoutTx`]).
 
 use super::guard::{card_f, text_f, token_f, Filter, MacTx};
-use super::{Val, CARDS, ENROLLMENTS, OPERATORS, OPERATOR_DAILY, OPERATOR_SESSIONS, PUK_READOUTS};
 use super::SIGN_IN_FAILURES;
+use super::{Val, CARDS, ENROLLMENTS, OPERATORS, OPERATOR_DAILY, OPERATOR_SESSIONS, PUK_READOUTS};
 use crate::store::ops::{AuditFilter, EnrollmentRow, OpSessionRow, OpTx, OperatorRow};
 use crate::store::readouts::{PukReadoutRow, ReadoutTx};
 use crate::store::tx::CardKey;

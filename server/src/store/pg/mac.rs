@@ -26,7 +26,9 @@ fn read(r: &postgres::Row, i: usize, kind: Kind) -> Result<Val, postgres::Error>
         Kind::Bool => r
             .try_get::<_, Option<bool>>(i)?
             .map_or(Val::Null, |b| Val::Int(i64::from(b))),
-        Kind::Text => r.try_get::<_, Option<String>>(i)?.map_or(Val::Null, Val::Text),
+        Kind::Text => r
+            .try_get::<_, Option<String>>(i)?
+            .map_or(Val::Null, Val::Text),
         Kind::Blob => r
             .try_get::<_, Option<Vec<u8>>>(i)?
             .map_or(Val::Null, Val::Blob),
@@ -94,7 +96,10 @@ impl PgTx<'_> {
     }
 
     pub(super) fn set_row_mac_done_pg(&mut self) -> Result<(), ServerError> {
-        self.execute("UPDATE row_mac_state SET done = TRUE WHERE only_row = 1", &[])?;
+        self.execute(
+            "UPDATE row_mac_state SET done = TRUE WHERE only_row = 1",
+            &[],
+        )?;
         Ok(())
     }
 

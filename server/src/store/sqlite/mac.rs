@@ -38,17 +38,20 @@ pub(super) fn mac_rows(
 ) -> Result<Vec<MacRow>, ServerError> {
     let mut stmt = conn.prepare_cached(mac::select_sql(table, filter, p))?;
     let n = table.all().count();
-    let rows = stmt.query_map(params_from_iter(filter.iter().map(|(_, v)| value(v))), |r| {
-        let values = table
-            .all()
-            .enumerate()
-            .map(|(i, c)| read(r, i, c.kind))
-            .collect::<rusqlite::Result<Vec<Val>>>()?;
-        Ok(MacRow {
-            values,
-            mac: r.get(n)?,
-        })
-    })?;
+    let rows = stmt.query_map(
+        params_from_iter(filter.iter().map(|(_, v)| value(v))),
+        |r| {
+            let values = table
+                .all()
+                .enumerate()
+                .map(|(i, c)| read(r, i, c.kind))
+                .collect::<rusqlite::Result<Vec<Val>>>()?;
+            Ok(MacRow {
+                values,
+                mac: r.get(n)?,
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -66,9 +69,11 @@ pub(super) fn set_row_mac(
 
 pub(super) fn row_mac_state(conn: &Connection) -> Result<(bool, bool), ServerError> {
     let done: Option<bool> = conn
-        .query_row("SELECT done FROM row_mac_state WHERE only_row = 1", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT done FROM row_mac_state WHERE only_row = 1",
+            [],
+            |r| r.get(0),
+        )
         .map_or_else(
             |e| match e {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
