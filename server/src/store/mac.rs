@@ -303,12 +303,10 @@ pub(crate) fn row_mac(key: &[u8; 32], table: &Table, values: &[Val]) -> [u8; 32]
     mac.update(b"cardunlock row v1");
     bytes(&mut mac, table.name.as_bytes());
     for (col, value) in table.all().zip(values) {
-        let omitted = match (col.omit, value) {
-            (Omit::Null, Val::Null) => true,
-            (Omit::Zero, Val::Int(0)) => true,
-            _ => false,
-        };
-        if omitted {
+        if matches!(
+            (col.omit, value),
+            (Omit::Null, Val::Null) | (Omit::Zero, Val::Int(0))
+        ) {
             continue;
         }
         bytes(&mut mac, col.name.as_bytes());
