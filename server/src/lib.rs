@@ -62,6 +62,11 @@ pub struct Config {
     /// Where the store lives: a SQLite database file, or a `postgres://user@host/dbname` URL
     /// ([`Database::from_location`]). Created (SQLite) and migrated on first use.
     pub db_path: PathBuf,
+    /// PEM file of the CA(s) that issue the PostgreSQL server's certificate: the store is then
+    /// reached over TLS only, the certificate checked against these CAs and the URL's host name
+    /// (`sslmode=verify-full` semantics). `None`: no TLS (a database on the same host or a
+    /// trusted network only).
+    pub db_ca_file: Option<PathBuf>,
     /// The master secret the card secrets are derived from. Never written to the database.
     pub master: MasterSecret,
     /// Where to listen; port 0 picks a free port (see [`RunningServer::addr`]).
@@ -229,6 +234,7 @@ impl Config {
     ) -> Self {
         Self {
             db_path: db_path.into(),
+            db_ca_file: None,
             master,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             state_dir: state_dir.into(),

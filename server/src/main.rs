@@ -76,6 +76,11 @@ struct StateArgs {
     /// for a URL with a password.
     #[arg(long, env = "CARDUNLOCK_DB", default_value = "cardunlock.db")]
     db: PathBuf,
+    /// PEM file of the CA(s) that issue the PostgreSQL server's certificate: connect over TLS
+    /// only, checking the certificate against them and the URL's host name (libpq's
+    /// `sslmode=verify-full` with `sslrootcert`).
+    #[arg(long, env = "CARDUNLOCK_DB_CA_FILE")]
+    db_ca_file: Option<PathBuf>,
     /// File with the master secret (hex, 32+ bytes; owner-only). Else $CARDUNLOCK_MASTER_SECRET.
     #[arg(long, conflicts_with = "master_secret_stdin")]
     master_secret_file: Option<PathBuf>,
@@ -194,6 +199,12 @@ impl StateArgs {
         };
         Ok(master?)
     }
+
+    /// The store, over TLS when `--db-ca-file` is given.
+    fn store(&self) -> Result<Store, Failure> {
+        let database = cardunlock_server::Database::from_location(&self.db);
+        Ok(Store::open_with_ca(&database, self.db_ca_file.as_deref())?)
+    }
 }
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
@@ -202,6 +213,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         args.state_dir.clone(),
         args.state.master()?,
     );
+    config.db_ca_file = args.state.db_ca_file.clone();
     config.bind = args.bind;
     config.max_attempts = args.max_attempts;
     config.operators.idle_timeout = Duration::from_secs(args.operator_idle_minutes * 60);
@@ -244,7 +256,7 @@ fn add(args: &AddArgs, roles: &[Role]) -> Result<(), Failure> {
         .map_err(|e| usage(e.to_string()))?;
     let master = args.state.master()?;
     let password = password(args)?;
-    let store = Store::open(&args.state.db)?;
+    let store = args.state.store()?;
     store.set_audit_key(&master)?;
     let uri = operator::create_operator(
         &store,
@@ -272,7 +284,7 @@ fn add(args: &AddArgs, roles: &[Role]) -> Result<(), Failure> {
 fn audit_verify(state: &StateArgs, head: Option<&str>) -> Result<(), Failure> {
     let expected = head.map(AuditHead::parse).transpose()?;
     let master = state.master()?;
-    let store = Store::open(&state.db)?;
+    let store = state.store()?;
     let report = store.verify_audit(&master, expected.as_ref())?;
     println!("head {}", report.head.to_text());
     match report.problem {

@@ -318,10 +318,28 @@ impl Store {
 
     /// Opens (creating if needed) and migrates `database`.
     pub fn open_database(database: &Database) -> Result<Self, ServerError> {
+        Self::open_with_ca(database, None)
+    }
+
+    /// Opens (creating if needed) and migrates `database`; a PostgreSQL database over TLS
+    /// when `db_ca_file` is given: the server's certificate must chain to a CA in that PEM file
+    /// and name the URL's host (`sslmode=verify-full` semantics, no plain-text fallback).
+    /// `db_ca_file` with a SQLite file is refused.
+    pub fn open_with_ca(
+        database: &Database,
+        db_ca_file: Option<&Path>,
+    ) -> Result<Self, ServerError> {
+        if db_ca_file.is_some() && matches!(database, Database::Sqlite(_)) {
+            return Err(ServerError::InvalidInput(
+                "a database CA file is for a PostgreSQL URL, not a SQLite file".into(),
+            ));
+        }
         let backend = match database {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteDb::open(path)?),
             #[cfg(feature = "postgres")]
-            Database::Postgres(url) => Backend::Postgres(pg::PgDb::open(url, default_pool_size())?),
+            Database::Postgres(url) => {
+                Backend::Postgres(pg::PgDb::open(url, default_pool_size(), db_ca_file)?)
+            }
             #[cfg(not(feature = "postgres"))]
             Database::Postgres(_) => {
                 return Err(ServerError::InvalidInput(

@@ -20,9 +20,11 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use postgres::config::SslMode;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 mod audit;
 mod mac;
@@ -54,6 +56,58 @@ pub(super) struct PgConn {
 /// Opens connections for the pool.
 struct Manager {
     config: postgres::Config,
+    /// TLS verified against the `--db-ca-file` CA, or plain (no CA file given).
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl Manager {
+    fn connect_with(
+        config: &postgres::Config,
+        tls: Option<&MakeRustlsConnect>,
+    ) -> Result<Client, postgres::Error> {
+        match tls {
+            Some(tls) => config.connect(tls.clone()),
+            None => config.connect(NoTls),
+        }
+    }
+}
+
+/// TLS to PostgreSQL with `sslmode=verify-full` semantics: the server's certificate must chain
+/// to a CA in `ca_file` (PEM; only those CAs are trusted) and be issued for the host name of
+/// the URL; the connection is TLS or nothing (the URL's `sslmode` is raised to `require`, and
+/// `sslmode=disable` is refused).
+fn tls_config(
+    config: &mut postgres::Config,
+    ca_file: &std::path::Path,
+) -> Result<MakeRustlsConnect, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+
+    let bad =
+        |why: String| ServerError::Tls(format!("database CA file {}: {why}", ca_file.display()));
+    if config.get_ssl_mode() == SslMode::Disable {
+        return Err(ServerError::InvalidInput(
+            "a database CA file needs TLS: remove sslmode=disable from the URL".into(),
+        ));
+    }
+    config.ssl_mode(SslMode::Require);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| ServerError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(tls))
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -62,7 +116,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<PgConn, postgres::Error> {
         Ok(PgConn {
-            client: self.config.connect(NoTls)?,
+            client: Self::connect_with(&self.config, self.tls.as_ref())?,
             statements: HashMap::new(),
         })
     }
@@ -136,14 +190,20 @@ impl From<postgres::Error> for ServerError {
 }
 
 impl PgDb {
-    /// Connects (once, to check the database is there and migrate it), then makes the pool.
-    pub(super) fn open(url: &str, pool_size: u32) -> Result<Self, ServerError> {
+    /// Connects (once, to check the database is there and migrate it), then makes the pool;
+    /// over TLS verified against `ca_file` when one is given ([`tls_config`]).
+    pub(super) fn open(
+        url: &str,
+        pool_size: u32,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, ServerError> {
         let mut config = postgres::Config::from_str(url).map_err(|e| {
             ServerError::InvalidInput(format!("database URL {}: {e}", redact_url(url)))
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("cardunlock-server");
-        let mut client = config.connect(NoTls).map_err(|e| {
+        let tls = ca_file.map(|f| tls_config(&mut config, f)).transpose()?;
+        let mut client = Manager::connect_with(&config, tls.as_ref()).map_err(|e| {
             ServerError::DatabaseUnavailable(format!(
                 "cannot connect to {}: {}",
                 redact_url(url),
@@ -158,7 +218,7 @@ impl PgDb {
             .connection_timeout(CONNECT_TIMEOUT)
             .test_on_check_out(false)
             .error_handler(Box::new(PoolErrors))
-            .build_unchecked(Manager { config });
+            .build_unchecked(Manager { config, tls });
         Ok(Self { pool })
     }
 
