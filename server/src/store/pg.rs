@@ -294,7 +294,14 @@ fn run_once<R>(
 fn migrate(client: &mut Client) -> Result<(), ServerError> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS cardunlock_schema (version BIGINT NOT NULL)")?;
+    // Created only when missing: a server role without CREATE on the schema (the audit role
+    // split, scripts/postgres-audit-roles.sql) opens a migrated database.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('cardunlock_schema') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        tx.batch_execute("CREATE TABLE cardunlock_schema (version BIGINT NOT NULL)")?;
+    }
     let version: Option<i64> = tx
         .query_opt("SELECT version FROM cardunlock_schema", &[])?
         .map(|r| r.get(0));
@@ -312,7 +319,9 @@ fn migrate(client: &mut Client) -> Result<(), ServerError> {
     for step in &schema::POSTGRES[version as usize..] {
         tx.batch_execute(step)?;
     }
-    tx.execute("UPDATE cardunlock_schema SET version = $1", &[&known])?;
+    if version != known {
+        tx.execute("UPDATE cardunlock_schema SET version = $1", &[&known])?;
+    }
     tx.commit()?;
     Ok(())
 }
