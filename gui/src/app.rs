@@ -275,221 +275,276 @@ impl UnlockApp {
         }
     }
 
+    /// The screen's own part of the window; what the user submitted goes to the worker.
     fn body(&mut self, ui: &mut egui::Ui, enter: bool, fresh: bool) {
-        let mut reply = None;
-        match &mut self.screen {
-            Screen::Waiting(text) => {
-                ui.label(RichText::new(text.as_str()).size(18.0));
-                ui.add_space(8.0);
-                ui.spinner();
-            }
-            Screen::Busy(text) => {
-                ui.label(text.as_str());
-                ui.add_space(8.0);
-                ui.spinner();
-            }
+        let input = Input { enter, fresh };
+        let outcome = match &mut self.screen {
+            Screen::Waiting(text) => waiting(ui, text, 18.0),
+            Screen::Busy(text) => waiting(ui, text, 14.0),
             Screen::Questions {
                 questions,
                 answers,
                 attempts_left,
-            } => {
-                if let Some(n) = attempts_left {
-                    ui.label(
-                        RichText::new(format!(
-                            "The answers are not correct. {n} {} left.",
-                            if *n == 1 { "attempt" } else { "attempts" }
-                        ))
-                        .color(Color32::from_rgb(240, 90, 90)),
-                    );
-                    ui.add_space(6.0);
-                }
-                if questions.is_empty() {
-                    ui.spinner();
-                } else {
-                    ui.label("Answer your security questions.");
-                    ui.add_space(6.0);
-                    for (i, (q, a)) in questions.iter().zip(answers.iter_mut()).enumerate() {
-                        let label = ui.label(q.as_str());
-                        let field =
-                            secret_field(ui, a, ("answer", i), 260.0, true).labelled_by(label.id);
-                        if fresh && i == 0 {
-                            field.request_focus();
-                        }
-                        ui.add_space(4.0);
-                    }
-                    let complete = answers.iter().all(|a| !a.trim().is_empty());
-                    let arrow = ui.add_enabled(complete, arrow_button());
-                    if complete && (arrow.clicked() || enter) {
-                        reply = Some(Reply::Answers(std::mem::take(answers)));
-                    }
-                }
-            }
+            } => questions_screen(ui, input, questions, answers, *attempts_left),
             Screen::NewPin {
                 policy,
                 pin,
                 confirm,
                 refused,
-            } => {
-                ui.label(RichText::new(ENTER_NEW_PIN).size(16.0));
-                ui.label(RichText::new(format!("PIN rules: {}.", policy.describe())).weak());
-                ui.add_space(6.0);
-                let label = ui.label("New PIN");
-                let field = secret_field(ui, pin, "new-pin", 200.0, true).labelled_by(label.id);
-                if fresh {
-                    field.request_focus();
-                }
-                let label = ui.label("Confirm new PIN");
-                secret_field(ui, confirm, "confirm-pin", 200.0, true).labelled_by(label.id);
-                let mut violations = if pin.is_empty() {
-                    Vec::new()
-                } else {
-                    policy.violations(pin, confirm)
-                };
-                if confirm.is_empty() {
-                    // Not a mistake yet: the confirmation is still to be typed.
-                    let mismatch = cardunlock_core::policy::Violation::ConfirmationMismatch;
-                    let mismatch = mismatch.to_string();
-                    violations.retain(|v| *v != mismatch);
-                }
-                let red = Color32::from_rgb(240, 90, 90);
-                for v in refused.iter().chain(violations.iter()) {
-                    ui.label(RichText::new(format!("• {v}")).color(red));
-                }
-                let ok = !pin.is_empty() && !confirm.is_empty() && violations.is_empty();
-                ui.add_space(6.0);
-                let arrow = ui.add_enabled(ok, arrow_button());
-                if ok && (arrow.clicked() || enter) {
-                    refused.clear();
-                    reply = Some(Reply::NewPin(
-                        std::mem::replace(pin, secret()),
-                        std::mem::replace(confirm, secret()),
-                    ));
-                }
-            }
+            } => new_pin_screen(ui, input, policy, pin, confirm, refused),
             Screen::Challenge {
                 challenge,
                 response,
-            } => {
-                let label = match challenge {
-                    Challenge::Admin {
-                        challenge_hex,
-                        algorithm,
-                    } => {
-                        ui.label("Offline unlock: call your help desk and read them this code.");
-                        ui.add_space(6.0);
-                        ui.label(
-                            RichText::new(group(challenge_hex))
-                                .monospace()
-                                .size(22.0)
-                                .strong(),
-                        );
-                        ui.label(RichText::new(format!("({algorithm} challenge)")).weak());
-                        ui.add_space(6.0);
-                        ui.label("Response from your help desk")
-                    }
-                    Challenge::Puk => {
-                        ui.label("Offline unlock: your help desk reads you the PUK of this card.");
-                        ui.add_space(6.0);
-                        ui.label("PUK")
-                    }
+            } => challenge_screen(ui, input, challenge, response),
+            Screen::Unlocking => waiting(
+                ui,
+                "Unlocking the smart card. Keep it in the reader...",
+                14.0,
+            ),
+            Screen::Unlocked => unlocked_screen(ui, input),
+            Screen::Failed(problem) => failed_screen(ui, input, problem),
+        };
+        match outcome {
+            Outcome::Stay => {}
+            Outcome::Close => {
+                if matches!(self.screen, Screen::Failed(_)) {
+                    self.link.reply(Reply::Cancel);
+                }
+                self.closed = true;
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            Outcome::Reply(reply) => {
+                let next = match &reply {
+                    Reply::Answers(_) => Screen::Busy("Checking your answers...".into()),
+                    Reply::NewPin(..) => Screen::Busy("Checking the new PIN...".into()),
+                    Reply::Response(_) => Screen::Busy("Checking the response...".into()),
+                    Reply::Retry | Reply::Offline => Screen::Busy("Reading the card...".into()),
+                    Reply::Cancel => Screen::Busy("Cancelling...".into()),
                 };
-                let puk = matches!(challenge, Challenge::Puk);
-                let field =
-                    secret_field(ui, response, "response", 260.0, puk).labelled_by(label.id);
-                if fresh {
-                    field.request_focus();
-                }
-                let ok = !response.trim().is_empty();
-                let arrow = ui.add_enabled(ok, arrow_button());
-                if ok && (arrow.clicked() || enter) {
-                    reply = Some(Reply::Response(std::mem::replace(response, secret())));
-                }
+                self.link.reply(reply);
+                self.show(next);
             }
-            Screen::Unlocking => {
-                ui.label("Unlocking the smart card. Keep it in the reader...");
-                ui.add_space(8.0);
-                ui.spinner();
-            }
-            Screen::Unlocked => {
-                ui.label(RichText::new(UNLOCKED).size(18.0).strong());
-                ui.add_space(10.0);
-                let ok = ui.button("OK");
-                if fresh {
-                    ok.request_focus();
-                }
-                if ok.clicked() || enter {
-                    self.closed = true;
-                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
-                }
-            }
-            Screen::Failed(problem) => {
-                let (title, text, main) = explain(problem);
-                ui.label(
-                    RichText::new(title)
-                        .size(18.0)
-                        .strong()
-                        .color(Color32::from_rgb(240, 90, 90)),
-                );
-                ui.add_space(4.0);
-                ui.label(text);
-                // The client's own words, where they add to the screen's (what failed, where).
-                let detail = !matches!(
-                    problem.kind,
-                    ProblemKind::NoQuestions
-                        | ProblemKind::Locked
-                        | ProblemKind::WrongAnswers { .. }
-                );
-                if detail && !problem.message.is_empty() {
-                    ui.add_space(4.0);
-                    ui.label(RichText::new(problem.message.as_str()).small().weak());
-                }
-                ui.add_space(10.0);
-                let mut chosen = None;
-                if let Some((label, action)) = main {
-                    let b = ui.button(label);
-                    if fresh {
-                        b.request_focus();
-                    }
-                    if b.clicked() {
-                        chosen = Some(action);
-                    }
-                    ui.add_space(4.0);
-                }
-                let close = ui.button("Close");
-                if fresh && main.is_none() {
-                    close.request_focus();
-                }
-                if close.clicked() {
-                    chosen = Some(Action::Close);
-                }
-                if chosen.is_none() && enter {
-                    chosen = Some(main.map_or(Action::Close, |(_, a)| a));
-                }
-                match chosen {
-                    Some(Action::Retry) => reply = Some(Reply::Retry),
-                    Some(Action::Offline) => reply = Some(Reply::Offline),
-                    Some(Action::Close) => {
-                        self.link.reply(Reply::Cancel);
-                        self.closed = true;
-                        ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
-                    }
-                    None => {}
-                }
-            }
-        }
-        if let Some(reply) = reply {
-            let next = match &reply {
-                Reply::Answers(_) => Screen::Busy("Checking your answers...".into()),
-                Reply::NewPin(..) => Screen::Busy("Checking the new PIN...".into()),
-                Reply::Response(_) => Screen::Busy("Checking the response...".into()),
-                Reply::Retry | Reply::Offline => Screen::Busy("Reading the card...".into()),
-                Reply::Cancel => Screen::Busy("Cancelling...".into()),
-            };
-            self.link.reply(reply);
-            self.show(next);
         }
     }
 }
+
+/// What a frame's keyboard did that the screens care about.
+#[derive(Clone, Copy)]
+struct Input {
+    /// Enter was pressed this frame.
+    enter: bool,
+    /// The screen is new: focus its first field.
+    fresh: bool,
+}
+
+/// What the user did on a screen this frame.
+enum Outcome {
+    /// Nothing that changes the screen.
+    Stay,
+    /// Submitted something: it goes to the worker.
+    Reply(Reply),
+    /// Closed the window (OK after success, Close after a failure).
+    Close,
+}
+
+/// The waiting, busy and unlocking screens: a line and a spinner.
+fn waiting(ui: &mut egui::Ui, text: &str, size: f32) -> Outcome {
+    ui.label(RichText::new(text).size(size));
+    ui.add_space(8.0);
+    ui.spinner();
+    Outcome::Stay
+}
+
+/// The security questions, with the attempts left after wrong answers.
+fn questions_screen(
+    ui: &mut egui::Ui,
+    input: Input,
+    questions: &[String],
+    answers: &mut Vec<Zeroizing<String>>,
+    attempts_left: Option<u32>,
+) -> Outcome {
+    if let Some(n) = attempts_left {
+        ui.label(
+            RichText::new(format!(
+                "The answers are not correct. {n} {} left.",
+                if n == 1 { "attempt" } else { "attempts" }
+            ))
+            .color(RED),
+        );
+        ui.add_space(6.0);
+    }
+    if questions.is_empty() {
+        ui.spinner();
+        return Outcome::Stay;
+    }
+    ui.label("Answer your security questions.");
+    ui.add_space(6.0);
+    for (i, (q, a)) in questions.iter().zip(answers.iter_mut()).enumerate() {
+        let label = ui.label(q.as_str());
+        let field = secret_field(ui, a, ("answer", i), 260.0, true).labelled_by(label.id);
+        if input.fresh && i == 0 {
+            field.request_focus();
+        }
+        ui.add_space(4.0);
+    }
+    let complete = answers.iter().all(|a| !a.trim().is_empty());
+    let arrow = ui.add_enabled(complete, arrow_button());
+    if complete && (arrow.clicked() || input.enter) {
+        return Outcome::Reply(Reply::Answers(std::mem::take(answers)));
+    }
+    Outcome::Stay
+}
+
+/// New PIN and its confirmation, the PIN rules, and what breaks them as the user types.
+fn new_pin_screen(
+    ui: &mut egui::Ui,
+    input: Input,
+    policy: &OwnedPolicy,
+    pin: &mut Zeroizing<String>,
+    confirm: &mut Zeroizing<String>,
+    refused: &mut Vec<String>,
+) -> Outcome {
+    ui.label(RichText::new(ENTER_NEW_PIN).size(16.0));
+    ui.label(RichText::new(format!("PIN rules: {}.", policy.describe())).weak());
+    ui.add_space(6.0);
+    let label = ui.label("New PIN");
+    let field = secret_field(ui, pin, "new-pin", 200.0, true).labelled_by(label.id);
+    if input.fresh {
+        field.request_focus();
+    }
+    let label = ui.label("Confirm new PIN");
+    secret_field(ui, confirm, "confirm-pin", 200.0, true).labelled_by(label.id);
+    let mut violations = if pin.is_empty() {
+        Vec::new()
+    } else {
+        policy.violations(pin, confirm)
+    };
+    if confirm.is_empty() {
+        // Not a mistake yet: the confirmation is still to be typed.
+        let mismatch = cardunlock_core::policy::Violation::ConfirmationMismatch.to_string();
+        violations.retain(|v| *v != mismatch);
+    }
+    for v in refused.iter().chain(violations.iter()) {
+        ui.label(RichText::new(format!("• {v}")).color(RED));
+    }
+    let ok = !pin.is_empty() && !confirm.is_empty() && violations.is_empty();
+    ui.add_space(6.0);
+    let arrow = ui.add_enabled(ok, arrow_button());
+    if ok && (arrow.clicked() || input.enter) {
+        refused.clear();
+        return Outcome::Reply(Reply::NewPin(
+            std::mem::replace(pin, secret()),
+            std::mem::replace(confirm, secret()),
+        ));
+    }
+    Outcome::Stay
+}
+
+/// Offline unlock: the challenge grouped for reading aloud (or the PUK prompt) and the field for
+/// what the help desk says.
+fn challenge_screen(
+    ui: &mut egui::Ui,
+    input: Input,
+    challenge: &Challenge,
+    response: &mut Zeroizing<String>,
+) -> Outcome {
+    let label = match challenge {
+        Challenge::Admin {
+            challenge_hex,
+            algorithm,
+        } => {
+            ui.label("Offline unlock: call your help desk and read them this code.");
+            ui.add_space(6.0);
+            ui.label(
+                RichText::new(group(challenge_hex))
+                    .monospace()
+                    .size(22.0)
+                    .strong(),
+            );
+            ui.label(RichText::new(format!("({algorithm} challenge)")).weak());
+            ui.add_space(6.0);
+            ui.label("Response from your help desk")
+        }
+        Challenge::Puk => {
+            ui.label("Offline unlock: your help desk reads you the PUK of this card.");
+            ui.add_space(6.0);
+            ui.label("PUK")
+        }
+    };
+    let puk = matches!(challenge, Challenge::Puk);
+    let field = secret_field(ui, response, "response", 260.0, puk).labelled_by(label.id);
+    if input.fresh {
+        field.request_focus();
+    }
+    let ok = !response.trim().is_empty();
+    let arrow = ui.add_enabled(ok, arrow_button());
+    if ok && (arrow.clicked() || input.enter) {
+        return Outcome::Reply(Reply::Response(std::mem::replace(response, secret())));
+    }
+    Outcome::Stay
+}
+
+/// The success line and OK, which closes the window.
+fn unlocked_screen(ui: &mut egui::Ui, input: Input) -> Outcome {
+    ui.label(RichText::new(UNLOCKED).size(18.0).strong());
+    ui.add_space(10.0);
+    let ok = ui.button("OK");
+    if input.fresh {
+        ok.request_focus();
+    }
+    if ok.clicked() || input.enter {
+        return Outcome::Close;
+    }
+    Outcome::Stay
+}
+
+/// A failure: what happened, what to do, the main way on (retry, offline) and Close.
+fn failed_screen(ui: &mut egui::Ui, input: Input, problem: &Problem) -> Outcome {
+    let (title, text, main) = explain(problem);
+    ui.label(RichText::new(title).size(18.0).strong().color(RED));
+    ui.add_space(4.0);
+    ui.label(text);
+    // The client's own words, where they add to the screen's (what failed, where).
+    let detail = !matches!(
+        problem.kind,
+        ProblemKind::NoQuestions | ProblemKind::Locked | ProblemKind::WrongAnswers { .. }
+    );
+    if detail && !problem.message.is_empty() {
+        ui.add_space(4.0);
+        ui.label(RichText::new(problem.message.as_str()).small().weak());
+    }
+    ui.add_space(10.0);
+    let mut chosen = None;
+    if let Some((label, action)) = main {
+        let b = ui.button(label);
+        if input.fresh {
+            b.request_focus();
+        }
+        if b.clicked() {
+            chosen = Some(action);
+        }
+        ui.add_space(4.0);
+    }
+    let close = ui.button("Close");
+    if input.fresh && main.is_none() {
+        close.request_focus();
+    }
+    if close.clicked() {
+        chosen = Some(Action::Close);
+    }
+    if chosen.is_none() && input.enter {
+        chosen = Some(main.map_or(Action::Close, |(_, a)| a));
+    }
+    match chosen {
+        Some(Action::Retry) => Outcome::Reply(Reply::Retry),
+        Some(Action::Offline) => Outcome::Reply(Reply::Offline),
+        Some(Action::Close) => Outcome::Close,
+        None => Outcome::Stay,
+    }
+}
+
+/// The colour of mistakes and failures.
+const RED: Color32 = Color32::from_rgb(240, 90, 90);
 
 /// A one-line field for a secret: hidden as typed (`hidden`), Enter left to the screen, and
 /// egui's undo history of it (copies of the text) dropped every frame.
