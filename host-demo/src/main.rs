@@ -16,8 +16,6 @@
 
 #[cfg(any(feature = "pcsc", feature = "ccid"))]
 mod card;
-#[cfg(feature = "ccid")]
-mod ccid;
 #[cfg(feature = "demo")]
 mod demo;
 mod operator;
