@@ -160,6 +160,32 @@ backend_tests! {
         assert_refused(&env, &env.post("/v1/unlock/answers", &json!({ "session": s, "answers": ANSWERS })));
     }
 
+    /// Proves the generation cross-check: a PIV card row put back to before a PUK release (its
+    /// old, valid MAC with it) would hand the same PUKs out again; the release's audit row
+    /// catches it.
+    fn a_card_rolled_back_before_a_puk_release_is_caught_by_the_audit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        env.server.enroll(&enrollment("piv", PIV, Algorithm::TripleDes)).unwrap();
+        let hex = if is_pg(&cfg.db_path) { "encode(mac, 'hex')" } else { "hex(mac)" };
+        let old_mac = query_texts(&cfg.db_path, &format!("SELECT {hex} FROM cards")).remove(0);
+        let s = env.verified_session("piv", PIV);
+        assert_eq!(env.post("/v1/unlock/puk", &json!({ "session": s })).0, 200);
+        let restore = if is_pg(&cfg.db_path) {
+            format!("UPDATE cards SET pending_puk_gen = NULL, mac = decode('{old_mac}', 'hex')")
+        } else {
+            format!("UPDATE cards SET pending_puk_gen = NULL, mac = x'{old_mac}'")
+        };
+        exec(&cfg.db_path, &restore);
+        let card = env.server.store().card("piv", PIV).unwrap().unwrap();
+        assert_eq!((card.puk_gen, card.pending_puk_gen), (0, None));
+        let s = env.verified_session("piv", PIV);
+        let reply = env.post("/v1/unlock/puk", &json!({ "session": s }));
+        assert_refused(&env, &reply);
+        assert!(reply.1.get("puk_candidates").is_none());
+    }
+
     /// Proves the operators row MAC: another operator's roles or password hash copied into an
     /// account is refused at sign-in.
     fn a_copied_operator_row_is_refused() {

@@ -73,7 +73,8 @@ pub(super) fn puk(state: &AppState, req: PukRequest) -> Result<Reply, ServerErro
             }
             PukOutcome::Released { candidates, next } => {
                 let detail = format!(
-                    "candidate generation(s) {candidates:?}, rotation pending to generation {next}"
+                    "candidate generation(s) {candidates:?}, {}{next}",
+                    logic::RELEASED_TO
                 );
                 a(tx, "released", &detail)?;
                 let puk = |g| Secret::new(kdf::piv_puk(&state.master, &identity, g).as_str());

@@ -150,6 +150,36 @@ pub(crate) fn cross_check(
     Ok(())
 }
 
+/// How the audit row of a PUK release names the generation the card rotates to (the text the
+/// generation cross-check reads back).
+pub(crate) const RELEASED_TO: &str = "rotation pending to generation ";
+
+/// Cross-checks the card's PUK generations against its newest PUK release in the audit log:
+/// the card must know of the generation that release handed out (`puk_gen` or
+/// `pending_puk_gen` at least as high). A card row put back to before a release would hand the
+/// same PUKs out again.
+fn generation_cross_check(
+    tx: &mut dyn Tx,
+    card: CardKey<'_>,
+    record: &super::CardRecord,
+) -> Result<(), ServerError> {
+    let Some(detail) = tx.last_card_audit_detail(card, "puk", "released")? else {
+        return Ok(());
+    };
+    let released = detail
+        .split_once(RELEASED_TO)
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u32>().ok());
+    let top = record.pending_puk_gen.unwrap_or(0).max(record.puk_gen);
+    match released {
+        Some(g) if g > top => Err(ServerError::Tampered(format!(
+            "table cards: a card's PUK generations (up to {top}) are behind its audit log \
+             (generation {g} released): the row was rolled back"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The card's answer hashes, unless it is locked.
 pub(crate) fn answer_check(tx: &mut dyn Tx, card: CardKey<'_>) -> Result<AnswerCheck, ServerError> {
     let Some(record) = tx.read_card(card)? else {
@@ -260,6 +290,7 @@ pub(crate) fn release_puk(
     let Some(card) = tx.read_card(session.card())? else {
         return Ok(PukOutcome::SessionGone);
     };
+    generation_cross_check(tx, session.card(), &card)?;
     // The card holds the PUK of a generation in puk_gen..=top (top > puk_gen only when
     // an earlier rotation was not confirmed by `complete`).
     let top = card

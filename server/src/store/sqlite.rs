@@ -404,6 +404,23 @@ impl Tx for SqliteTx<'_> {
         mac::card_audit_counts(self.0, card)
     }
 
+    fn last_card_audit_detail(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        event: &str,
+        outcome: &str,
+    ) -> Result<Option<String>, ServerError> {
+        Ok(self
+            .0
+            .query_row(
+                "SELECT detail FROM audit WHERE profile = ?1 AND identity = ?2 AND event = ?3
+                 AND outcome = ?4 ORDER BY id DESC LIMIT 1",
+                params![profile.as_str(), identity, event, outcome],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     fn mac_rows(
         &mut self,
         table: &'static Table,

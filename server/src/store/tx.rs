@@ -149,6 +149,13 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
     /// Audit rows of the card since its counter was last reset: wrong answer sets (since the
     /// last success or lift) and locks (since the last lift).
     fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError>;
+    /// The detail of the card's newest audit row with this event and outcome.
+    fn last_card_audit_detail(
+        &mut self,
+        card: CardKey<'_>,
+        event: &str,
+        outcome: &str,
+    ) -> Result<Option<String>, ServerError>;
 
     /// The rows of a MACed table whose columns equal `filter` (all rows if empty), with their
     /// values in [`Table::all`] order and their stored MAC. Not locked.

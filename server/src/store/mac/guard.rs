@@ -357,6 +357,15 @@ impl Tx for MacTx<'_> {
         self.inner.card_audit_counts(card)
     }
 
+    fn last_card_audit_detail(
+        &mut self,
+        card: CardKey<'_>,
+        event: &str,
+        outcome: &str,
+    ) -> Result<Option<String>, ServerError> {
+        self.inner.last_card_audit_detail(card, event, outcome)
+    }
+
     fn mac_rows(
         &mut self,
         table: &'static Table,
