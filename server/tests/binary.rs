@@ -166,29 +166,30 @@ fn audit_verify_names_a_changed_row_and_a_cut_tail() {
     };
     let (code, stdout, stderr) = verify(None);
     assert_eq!(code, Some(0), "{stdout} {stderr}");
-    assert!(stdout.contains("audit chain verified: 3 rows"), "{stdout}");
+    // The row-MAC migration's `row_mac` row, then the three enrolments.
+    assert!(stdout.contains("audit chain verified: 4 rows"), "{stdout}");
     let head = stdout
         .lines()
         .find_map(|l| l.strip_prefix("head "))
         .unwrap()
         .to_owned();
-    assert!(head.starts_with("3:"), "{head}");
+    assert!(head.starts_with("4:"), "{head}");
 
     // The tail cut and the stored head set back: only the saved head shows it.
-    query_texts(&db, "DELETE FROM audit WHERE seq = 3");
+    query_texts(&db, "DELETE FROM audit WHERE seq = 4");
     query_texts(
         &db,
-        "UPDATE audit_head SET seq = 2, mac = (SELECT mac FROM audit WHERE seq = 2)",
+        "UPDATE audit_head SET seq = 3, mac = (SELECT mac FROM audit WHERE seq = 3)",
     );
     assert_eq!(verify(None).0, Some(0));
     let (code, _, stderr) = verify(Some(&head));
     assert_eq!(code, Some(3), "{stderr}");
-    assert!(stderr.contains("before the saved head seq 3"), "{stderr}");
+    assert!(stderr.contains("before the saved head seq 4"), "{stderr}");
 
-    query_texts(&db, "UPDATE audit SET outcome = 'nothing' WHERE seq = 2");
+    query_texts(&db, "UPDATE audit SET outcome = 'nothing' WHERE seq = 3");
     let (code, _, stderr) = verify(None);
     assert_eq!(code, Some(3), "{stderr}");
-    assert!(stderr.contains("row seq 2 (id 2) was changed"), "{stderr}");
+    assert!(stderr.contains("row seq 3 (id 3) was changed"), "{stderr}");
     // A malformed head is bad usage.
     assert_eq!(verify(Some("3:zz")).0, Some(2));
 }
