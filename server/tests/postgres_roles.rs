@@ -2,6 +2,8 @@
 //! admin role, the server's role serves unlocks but cannot change or delete audit rows, and the
 //! reader role reads them. Runs when `CARDUNLOCK_TEST_POSTGRES` is set.
 
+#![cfg(feature = "postgres")]
+
 mod common;
 
 use std::path::Path;

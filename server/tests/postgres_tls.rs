@@ -3,6 +3,8 @@
 //! `localhost`, issued by its own CA). Runs when `CARDUNLOCK_TEST_POSTGRES` is set (the machine
 //! has PostgreSQL), like the other PostgreSQL tests.
 
+#![cfg(feature = "postgres")]
+
 mod common;
 
 use std::path::{Path, PathBuf};
