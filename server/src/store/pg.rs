@@ -20,7 +20,6 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres::config::SslMode;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
@@ -30,6 +29,7 @@ mod audit;
 mod mac;
 mod ops;
 mod readouts;
+mod tls;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
@@ -70,44 +70,6 @@ impl Manager {
             None => config.connect(NoTls),
         }
     }
-}
-
-/// TLS to PostgreSQL with `sslmode=verify-full` semantics: the server's certificate must chain
-/// to a CA in `ca_file` (PEM; only those CAs are trusted) and be issued for the host name of
-/// the URL; the connection is TLS or nothing (the URL's `sslmode` is raised to `require`, and
-/// `sslmode=disable` is refused).
-fn tls_config(
-    config: &mut postgres::Config,
-    ca_file: &std::path::Path,
-) -> Result<MakeRustlsConnect, ServerError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-
-    let bad =
-        |why: String| ServerError::Tls(format!("database CA file {}: {why}", ca_file.display()));
-    if config.get_ssl_mode() == SslMode::Disable {
-        return Err(ServerError::InvalidInput(
-            "a database CA file needs TLS: remove sslmode=disable from the URL".into(),
-        ));
-    }
-    config.ssl_mode(SslMode::Require);
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_file).map_err(|e| bad(e.to_string()))? {
-        roots
-            .add(cert.map_err(|e| bad(e.to_string()))?)
-            .map_err(|e| bad(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("no certificate in it".into()));
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| ServerError::Tls(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(tls))
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -191,7 +153,7 @@ impl From<postgres::Error> for ServerError {
 
 impl PgDb {
     /// Connects (once, to check the database is there and migrate it), then makes the pool;
-    /// over TLS verified against `ca_file` when one is given ([`tls_config`]).
+    /// over TLS verified against `ca_file` when one is given ([`tls::config`]).
     pub(super) fn open(
         url: &str,
         pool_size: u32,
@@ -202,7 +164,7 @@ impl PgDb {
         })?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("cardunlock-server");
-        let tls = ca_file.map(|f| tls_config(&mut config, f)).transpose()?;
+        let tls = ca_file.map(|f| tls::config(&mut config, f)).transpose()?;
         let mut client = Manager::connect_with(&config, tls.as_ref()).map_err(|e| {
             ServerError::DatabaseUnavailable(format!(
                 "cannot connect to {}: {}",
@@ -719,13 +681,7 @@ impl Tx for PgTx<'_> {
         event: &str,
         outcome: &str,
     ) -> Result<Option<String>, ServerError> {
-        Ok(self
-            .query_opt(
-                "SELECT detail FROM audit WHERE profile = $1 AND identity = $2 AND event = $3
-                 AND outcome = $4 ORDER BY id DESC LIMIT 1",
-                &[&profile.as_str(), &identity, &event, &outcome],
-            )?
-            .map(|r| r.get(0)))
+        self.last_card_audit_detail_pg((profile, identity), event, outcome)
     }
 
     fn mac_rows(

@@ -410,15 +410,7 @@ impl Tx for SqliteTx<'_> {
         event: &str,
         outcome: &str,
     ) -> Result<Option<String>, ServerError> {
-        Ok(self
-            .0
-            .query_row(
-                "SELECT detail FROM audit WHERE profile = ?1 AND identity = ?2 AND event = ?3
-                 AND outcome = ?4 ORDER BY id DESC LIMIT 1",
-                params![profile.as_str(), identity, event, outcome],
-                |r| r.get(0),
-            )
-            .optional()?)
+        mac::last_card_audit_detail(self.0, (profile, identity), event, outcome)
     }
 
     fn mac_rows(

@@ -125,4 +125,19 @@ impl PgTx<'_> {
             None => Ok((0, 0)),
         }
     }
+
+    pub(super) fn last_card_audit_detail_pg(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        event: &str,
+        outcome: &str,
+    ) -> Result<Option<String>, ServerError> {
+        Ok(self
+            .query_opt(
+                "SELECT detail FROM audit WHERE profile = $1 AND identity = $2 AND event = $3
+                 AND outcome = $4 ORDER BY id DESC LIMIT 1",
+                &[&profile.as_str(), &identity, &event, &outcome],
+            )?
+            .map(|r| r.get(0)))
+    }
 }

@@ -1,7 +1,7 @@
 //! The row-MAC primitives of [`Tx`] on SQLite (generic over [`Table`]).
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::store::mac::{self, Kind, MacRow, Table, Val};
 use crate::store::tx::CardKey;
@@ -121,4 +121,20 @@ pub(super) fn card_audit_counts(
     Ok(stmt.query_row(params![profile.as_str(), identity], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })?)
+}
+
+pub(super) fn last_card_audit_detail(
+    conn: &Connection,
+    (profile, identity): CardKey<'_>,
+    event: &str,
+    outcome: &str,
+) -> Result<Option<String>, ServerError> {
+    Ok(conn
+        .query_row(
+            "SELECT detail FROM audit WHERE profile = ?1 AND identity = ?2 AND event = ?3
+             AND outcome = ?4 ORDER BY id DESC LIMIT 1",
+            params![profile.as_str(), identity, event, outcome],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
