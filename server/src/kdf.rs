@@ -210,6 +210,20 @@ mod tests {
         );
     }
 
+    /// The row-MAC key is its own derivation: not the audit chain's, not the TOTP seal's.
+    #[test]
+    fn store_row_key_is_its_own_derivation() {
+        let m = master();
+        let key = store_row_key(&m);
+        let mut expect = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(SALT), &[0x42; 32])
+            .expand(b"store-row-mac\0\0\x00\x00\x00\x00", &mut expect)
+            .unwrap();
+        assert_eq!(*key, expect);
+        assert_ne!(*key, *audit_key(&m));
+        assert_ne!(*key, *operator_totp_key(&m));
+    }
+
     #[test]
     fn puk_is_eight_digits_and_changes_with_generation() {
         let m = master();
