@@ -11,7 +11,8 @@
 # Environment: CARGO_TARGET_DIR (host build; the firmware goes to $CARGO_TARGET_DIR/firmware, as
 # in .ci/run, unless FIRMWARE_TARGET_DIR says where), FIRMWARE_UART_SEED (the fault schedule;
 # the default one hits every kind of fault: lost, garbled, delayed, both ways),
-# FIRMWARE_UART_RATE (chance that a block is hit, default 0.3).
+# FIRMWARE_UART_RATE (chance that a block is hit, default 0.3), FIRMWARE_UART_TRACE=1 (print
+# every block both ways with its fault; the blocks carry the simulated card's test PUK and PIN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOST_TARGET=${CARGO_TARGET_DIR:-$PWD/target}
@@ -21,6 +22,7 @@ SEED=${FIRMWARE_UART_SEED:-45}
 RATE=${FIRMWARE_UART_RATE:-0.3}
 require=(--require-every-fault)
 [ -z "${FIRMWARE_UART_SEED:-}" ] || require=()
+[ -z "${FIRMWARE_UART_TRACE:-}" ] || require+=(--trace)
 
 if ! command -v qemu-system-arm >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
