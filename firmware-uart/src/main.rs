@@ -8,17 +8,17 @@
 //! line, which QEMU does not have), reads the ATR, negotiates IFSD, and runs the core's PIV PUK
 //! unblock through the T=1 engine of `cardunlock-ccid` (`t1::T1` over `t1::uart::Uart`), which
 //! recovers from the faults with R-blocks, retransmissions and RESYNCH. It paints its stack
-//! first and reports the outcome, what the port saw and the peak stack through ARM semihosting,
-//! then ends the emulation with the outcome as exit status.
+//! first and reports the outcome, what the port saw and the peak stack through ARM semihosting
+//! (`cortex-m-semihosting`), then ends the emulation with the outcome as exit status.
 #![no_std]
 #![no_main]
 
 mod clock;
+// The stack painter of firmware-size (its semihosting printer is not used here).
+#[allow(dead_code)]
 #[path = "../../firmware-size/src/stack.rs"]
 mod stack;
 mod usart;
-
-use core::fmt::Write as _;
 
 use cardunlock_ccid::atr::{Atr, Protocol, MAX_ATR_LEN};
 use cardunlock_ccid::t1::uart::{Uart, UartError};
@@ -28,6 +28,8 @@ use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
 use cardunlock_core::{driver::Driver, Transport};
 use cortex_m_rt::entry;
+// hprintln! of cortex-m-semihosting 0.5 formats only explicit arguments (no `{name}` captures).
+use cortex_m_semihosting::{debug, hprintln};
 use embedded_io_async::{ErrorKind, Write};
 use panic_halt as _;
 
@@ -143,7 +145,10 @@ fn run(port: Usart) -> (Result<u32, Failure>, Usart) {
 #[entry]
 fn main() -> ! {
     let Some(peripherals) = cortex_m::Peripherals::take() else {
-        stack::exit(false)
+        debug::exit(debug::EXIT_FAILURE);
+        loop {
+            cortex_m::asm::bkpt();
+        }
     };
     clock::start(peripherals.SYST);
     let port = Usart::init(READ_TIMEOUT_MS, IDLE_MS);
@@ -154,31 +159,39 @@ fn main() -> ! {
     let peak = stack::peak();
     let s = port.stats();
 
-    let mut line = stack::Line::new();
-    let _ = match &result {
-        Ok(commands) => write!(
-            line,
-            "firmware-uart: PIV unblock over T=1: OK ({commands} APDUs, {ms} ms)"
-        ),
-        Err(Failure::NoAtr) => write!(line, "firmware-uart: FAILED: no valid ATR"),
-        Err(Failure::NotT1) => write!(line, "firmware-uart: FAILED: the ATR offers no T=1"),
-        Err(Failure::Ifsd(e)) => write!(line, "firmware-uart: FAILED: IFSD: {e}"),
-        Err(Failure::Input) => write!(line, "firmware-uart: FAILED: PIN or PUK refused"),
-        Err(Failure::Unblock(e)) => write!(line, "firmware-uart: FAILED: {e}"),
-    };
-    line.print();
-    let mut line = stack::Line::new();
-    let _ = write!(
-        line,
+    match &result {
+        Ok(commands) => {
+            hprintln!(
+                "firmware-uart: PIV unblock over T=1: OK ({} APDUs, {} ms)",
+                commands,
+                ms
+            )
+        }
+        Err(Failure::NoAtr) => hprintln!("firmware-uart: FAILED: no valid ATR"),
+        Err(Failure::NotT1) => hprintln!("firmware-uart: FAILED: the ATR offers no T=1"),
+        Err(Failure::Ifsd(e)) => hprintln!("firmware-uart: FAILED: IFSD: {}", e),
+        Err(Failure::Input) => hprintln!("firmware-uart: FAILED: PIN or PUK refused"),
+        Err(Failure::Unblock(e)) => hprintln!("firmware-uart: FAILED: {}", e),
+    }
+    hprintln!(
         "firmware-uart: port: {} timeouts, {} garbled, {} drained; {} bytes sent, {} received",
-        s.timeouts, s.garbled, s.drained, s.sent, s.received
+        s.timeouts,
+        s.garbled,
+        s.drained,
+        s.sent,
+        s.received
     );
-    line.print();
-    let mut line = stack::Line::new();
-    let _ = write!(
-        line,
-        "firmware-uart: stack: peak {peak} bytes (from reset; {before} in use before the run)"
+    hprintln!(
+        "firmware-uart: stack: peak {} bytes (from reset; {} in use before the run)",
+        peak,
+        before
     );
-    line.print();
-    stack::exit(result.is_ok())
+    debug::exit(if result.is_ok() {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::bkpt();
+    }
 }
