@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 HOST_TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 FW_TARGET=${FIRMWARE_TARGET_DIR:-$HOST_TARGET/firmware}
 BIN="$FW_TARGET/thumbv7em-none-eabihf/release/cardunlock-firmware-uart"
-SEED=${FIRMWARE_UART_SEED:-45}
+SEED=${FIRMWARE_UART_SEED:-24}
 RATE=${FIRMWARE_UART_RATE:-0.3}
 require=(--require-every-fault)
 [ -z "${FIRMWARE_UART_SEED:-}" ] || require=()

@@ -10,7 +10,9 @@
 //! is read whole by its length (`NAD PCB LEN`, `LEN` bytes, LRC), faulted, and framed again as
 //! the card would: a block that lost bytes is incomplete and the card stays mute; a garbled one
 //! reaches the card's T=1, which answers it with an R-block. The card's answer goes back with
-//! its own faults; a delayed byte holds the rest of the block back.
+//! its own faults; a delayed byte holds the rest of the block back. Before its first answer the
+//! card asks for a waiting time extension and then takes longer than the firmware's plain read
+//! timeout ([`Options::wtx`]).
 
 pub mod faults;
 
@@ -19,8 +21,10 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use cardunlock_ccid::atr::Edc;
 use cardunlock_ccid::sim::tpdu::T1Card;
 use cardunlock_ccid::sim::SlotCard;
+use cardunlock_ccid::t1::{Block, Pcb, SKind};
 use cardunlock_sim::{Config, PivConfig, SimCard};
 
 pub use faults::{Counts, Fault, Schedule};
@@ -49,6 +53,13 @@ pub struct Options {
     pub run_limit: Duration,
     /// Print every block both ways, with its fault, to stderr.
     pub trace: bool,
+    /// Before its first answer the card asks for a waiting time extension of this multiplier
+    /// (S(WTX request)), then holds the answer back [`Options::wtx_hold`]; 0: no request.
+    pub wtx: u8,
+    /// How long the card holds its answer back after a WTX: longer than the firmware's read
+    /// timeout, shorter than the multiplier times it, so only a firmware that stretches its
+    /// timeout by the multiplier reads the answer without a timeout.
+    pub wtx_hold: Duration,
 }
 
 impl Default for Options {
@@ -58,6 +69,8 @@ impl Default for Options {
             char_wait: Duration::from_millis(100),
             run_limit: Duration::from_secs(50),
             trace: false,
+            wtx: 3,
+            wtx_hold: Duration::from_millis(800),
         }
     }
 }
@@ -75,6 +88,8 @@ pub struct Report {
     pub r_blocks: usize,
     /// S(RESYNCH) requests the card answered.
     pub resynchs: usize,
+    /// Answers held back after a WTX.
+    pub wtx_holds: usize,
     /// Times RESET RETRY COUNTER ran on the card.
     pub unblocks: usize,
     /// The card's PIN is [`NEW_PIN`].
@@ -219,6 +234,7 @@ pub fn serve(
         incomplete: 0,
         r_blocks: 0,
         resynchs: 0,
+        wtx_holds: 0,
         unblocks: 0,
         new_pin_set: false,
         pin_tries: 0,
@@ -236,6 +252,9 @@ pub fn serve(
         Err(e) => return Err(e),
     }
     let atr = card.power_on();
+    if options.wtx > 0 {
+        card.request_wtx(1, options.wtx);
+    }
     line.send(&atr, None)?;
     loop {
         if started.elapsed() > options.run_limit {
@@ -256,9 +275,23 @@ pub fn serve(
             report.incomplete += 1;
             continue;
         };
+        let wtx_answered = matches!(
+            Block::parse(block, Edc::Lrc),
+            Ok(Block {
+                pcb: Pcb::S {
+                    kind: SKind::Wtx,
+                    response: true
+                },
+                ..
+            })
+        );
         let Ok(mut reply) = card.xfr_block(block) else {
             continue;
         };
+        if wtx_answered {
+            report.wtx_holds += 1;
+            thread::sleep(options.wtx_hold);
+        }
         bytes.fill(0);
         let fault = schedule.next(reply.len(), false);
         trace(options.trace, "card", &reply, fault);

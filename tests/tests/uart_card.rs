@@ -26,6 +26,7 @@ const IDLE: Duration = Duration::from_millis(30);
 struct Port {
     stream: TcpStream,
     sending: bool,
+    multiplier: u8,
 }
 
 impl Port {
@@ -50,7 +51,7 @@ impl ErrorType for Port {
 
 impl Read for Port {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
-        self.read_within(buf, READ_TIMEOUT)
+        self.read_within(buf, READ_TIMEOUT * u32::from(self.multiplier))
     }
 }
 
@@ -93,6 +94,7 @@ fn firmware(stream: TcpStream, puk: &[u8]) -> Result<(), String> {
     let mut port = Port {
         stream,
         sending: false,
+        multiplier: 1,
     };
     block_on(async {
         port.write_all(&[RESET_REQUEST])
@@ -113,7 +115,7 @@ fn firmware(stream: TcpStream, puk: &[u8]) -> Result<(), String> {
             ..T1Params::from_atr(&atr)
         };
         let mut t1 = T1::new(params);
-        let mut io = Uart::new(port, params.edc);
+        let mut io = Uart::new(port, params.edc).with_wait_hook(|port, m| port.multiplier = m);
         t1.negotiate_ifsd(&mut io)
             .await
             .map_err(|e| e.to_string())?;
@@ -146,11 +148,12 @@ fn run(puk: &'static [u8], mut schedule: Schedule) -> (Result<(), String>, Repor
 /// is the one `scripts/firmware-uart.sh` uses: it hits every kind of fault.
 #[test]
 fn the_t1_engine_unblocks_the_card_through_a_faulty_line() {
-    let (result, report) = run(PUK, Schedule::new(45, 0.3, 3));
+    let (result, report) = run(PUK, Schedule::new(24, 0.3, 3));
     result.unwrap();
     assert!(report.unblocked(), "{report:?}");
     assert!(report.faults.every_kind(), "{report:?}");
     assert!(report.r_blocks > 0, "{report:?}");
+    assert_eq!(report.wtx_holds, 1, "{report:?}");
 }
 
 /// The card side's verdict can fail: a wrong PUK leaves the card blocked with one PUK try

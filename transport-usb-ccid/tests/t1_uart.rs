@@ -223,3 +223,35 @@ fn a_garbled_acknowledgement_in_the_cards_chain_does_not_lose_its_place() {
     assert!(matches!(pcb, Pcb::I { ns: true, .. }), "{pcb:?} {again:?}");
     assert_eq!(repeated, second);
 }
+
+/// A garbled answer to the card's WTX request gets the request again (ISO/IEC 7816-3 rule 7.2),
+/// not an R-block the host cannot place (before the fix the two sides traded R-blocks until the
+/// host had to RESYNCH and lost the command's outcome).
+#[test]
+fn a_garbled_wtx_response_gets_the_cards_request_again() {
+    use cardunlock_ccid::atr::Edc;
+    use cardunlock_ccid::t1::{Block, Pcb, SKind};
+    let mut card = T1Card::new(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
+    card.power_on();
+    card.request_wtx(1, 3);
+    let mut xfr = |block: Block<'_>, garble: bool| {
+        let mut buf = [0u8; 64];
+        let n = block.encode(Edc::Lrc, &mut buf).unwrap();
+        if garble {
+            buf[n - 1] ^= 0x40;
+        }
+        let reply = card.xfr_block(&buf[..n]).unwrap();
+        let block = Block::parse(&reply, Edc::Lrc).unwrap();
+        (block.pcb, block.inf.to_vec())
+    };
+    let wtx_request = Pcb::S {
+        kind: SKind::Wtx,
+        response: false,
+    };
+    let select = hex_literal::hex!("00A4040009A00000030800001000");
+    assert_eq!(xfr(Block::i(0, false, false, &select), false), (wtx_request, vec![3]));
+    assert_eq!(xfr(Block::s(0, SKind::Wtx, true, &[3]), true), (wtx_request, vec![3]));
+    let (pcb, answer) = xfr(Block::s(0, SKind::Wtx, true, &[3]), false);
+    assert_eq!(pcb, Pcb::I { ns: false, more: false });
+    assert_eq!(answer[answer.len() - 2..], [0x90, 0x00]);
+}

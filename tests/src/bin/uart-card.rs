@@ -124,8 +124,8 @@ fn main() -> ExitCode {
         args.seed, f.dropped_to_card, f.garbled_to_card, f.dropped_from_card, f.garbled_from_card, f.delayed_from_card
     );
     println!(
-        "uart-card: {} blocks from the firmware ({} incomplete), {} R-blocks, {} RESYNCH",
-        report.blocks, report.incomplete, report.r_blocks, report.resynchs
+        "uart-card: {} blocks from the firmware ({} incomplete), {} R-blocks, {} RESYNCH, {} answer(s) held back after a WTX",
+        report.blocks, report.incomplete, report.r_blocks, report.resynchs, report.wtx_holds
     );
     println!(
         "uart-card: card: new PIN {}, PIN tries {}, PUK tries {}, RESET RETRY COUNTER run {} time(s)",

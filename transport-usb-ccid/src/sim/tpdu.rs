@@ -341,6 +341,8 @@ impl<C: VirtualCard> T1Card<C> {
     fn handle(&mut self, payload: &[u8]) -> Vec<u8> {
         let block = match Block::parse(payload, self.edc) {
             Ok(b) => b,
+            // Rule 7.2: a request of the card's that got no valid response is sent again.
+            Err(_) if self.last_kind == Last::SRequest => return self.last.clone(),
             Err(crate::t1::BlockError::Edc) => return self.r(RCode::Edc),
             Err(_) => return self.r(RCode::Other),
         };
