@@ -249,9 +249,21 @@ fn a_garbled_wtx_response_gets_the_cards_request_again() {
         response: false,
     };
     let select = hex_literal::hex!("00A4040009A00000030800001000");
-    assert_eq!(xfr(Block::i(0, false, false, &select), false), (wtx_request, vec![3]));
-    assert_eq!(xfr(Block::s(0, SKind::Wtx, true, &[3]), true), (wtx_request, vec![3]));
+    assert_eq!(
+        xfr(Block::i(0, false, false, &select), false),
+        (wtx_request, vec![3])
+    );
+    assert_eq!(
+        xfr(Block::s(0, SKind::Wtx, true, &[3]), true),
+        (wtx_request, vec![3])
+    );
     let (pcb, answer) = xfr(Block::s(0, SKind::Wtx, true, &[3]), false);
-    assert_eq!(pcb, Pcb::I { ns: false, more: false });
+    assert_eq!(
+        pcb,
+        Pcb::I {
+            ns: false,
+            more: false
+        }
+    );
     assert_eq!(answer[answer.len() - 2..], [0x90, 0x00]);
 }
