@@ -47,7 +47,9 @@ pub struct Options {
     /// blocks; the firmware's own timeouts are far shorter).
     pub idle_limit: Duration,
     /// Longest pause between two bytes of one block (the character waiting time): a block cut
-    /// short is dropped.
+    /// short is dropped. Generous (a busy machine may stall QEMU between two bytes) but below the
+    /// firmware's read timeout, so the card has given up on a cut block before the firmware
+    /// sends its next one.
     pub char_wait: Duration,
     /// Longest run of the whole exchange.
     pub run_limit: Duration,
@@ -66,7 +68,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             idle_limit: Duration::from_secs(30),
-            char_wait: Duration::from_millis(100),
+            char_wait: Duration::from_millis(250),
             run_limit: Duration::from_secs(50),
             trace: false,
             wtx: 3,
