@@ -45,6 +45,10 @@ pub enum ErrorCode {
     OfflineUnsupported,
     /// 409: releasing the PUK would risk blocking it (`tries_left` says why).
     PukAtRisk,
+    /// 409: the card no longer holds the secrets the server has on record (a PIV card refused
+    /// every PUK the server believed it held, or a GIDS card failed its admin-key check):
+    /// online unlock stays stopped for it until the card is enrolled again.
+    CardDiverged,
     /// 413: the body is larger than 16 KiB.
     PayloadTooLarge,
     /// 415: the body must be JSON.
@@ -85,6 +89,7 @@ impl ErrorCode {
             Self::ChallengeUsed => "challenge_used",
             Self::PukReleased => "puk_released",
             Self::PukAtRisk => "puk_at_risk",
+            Self::CardDiverged => "card_diverged",
             Self::Conflict => "conflict",
             Self::OfflineUnsupported => "offline_unsupported",
             Self::CapReached => "cap_reached",
@@ -114,6 +119,7 @@ impl ErrorCode {
             | Self::ChallengeUsed
             | Self::PukReleased
             | Self::PukAtRisk
+            | Self::CardDiverged
             | Self::Conflict
             | Self::OfflineUnsupported => 409,
             Self::PayloadTooLarge => 413,
@@ -180,6 +186,7 @@ mod tests {
     fn codes_serialise_as_their_names_and_unknown_ones_parse() {
         for code in [
             ErrorCode::PukAtRisk,
+            ErrorCode::CardDiverged,
             ErrorCode::TooManyRequests,
             ErrorCode::Locked,
         ] {
