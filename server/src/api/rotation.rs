@@ -61,6 +61,21 @@ pub(super) fn puk(state: &AppState, req: PukRequest) -> Result<Reply, ServerErro
                     "The PUK was already released in this session. Start a new session.",
                 )
             }
+            PukOutcome::AtRisk { candidates } if !tries_known => {
+                let detail = format!(
+                    "refused: {candidates} candidate PUK(s), the card's PUK tries unknown"
+                );
+                a(tx, "puk_at_risk", &detail)?;
+                refuse_with(ErrorBody {
+                    tries_left: Some(tries),
+                    ..ErrorBody::new(
+                        ErrorCode::PukAtRisk,
+                        format!(
+                            "The card may hold any of {candidates} PUKs (earlier unlocks were cut off) and did not say how many PUK tries it has left: trying them could block the PUK. Nothing was released; ask an operator to unlock the card."
+                        ),
+                    )
+                })
+            }
             PukOutcome::AtRisk { candidates } => {
                 let detail = format!(
                     "refused: {candidates} candidate PUK(s) for {tries} PUK tries left"
