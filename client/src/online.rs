@@ -209,8 +209,7 @@ where
                 &started.session,
                 &status,
                 policy,
-                &pin,
-                &confirm,
+                (&pin, &confirm),
                 &mut puk_rejected,
             ),
             Profile::Gids => {
@@ -294,8 +293,7 @@ fn piv<T: Transport>(
     session: &SessionToken,
     status: &CardStatus,
     policy: &PinPolicy<'_>,
-    pin: &str,
-    confirm: &str,
+    (pin, confirm): (&str, &str),
     rejected: &mut u32,
 ) -> Result<bool, Failure>
 where

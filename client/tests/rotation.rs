@@ -297,7 +297,11 @@ fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
         "{}",
         failure.message
     );
-    assert_eq!(card.borrow().puk_tries_left(), Some(2), "one try spent on PUK(1)");
+    assert_eq!(
+        card.borrow().puk_tries_left(),
+        Some(2),
+        "one try spent on PUK(1)"
+    );
     let audit = server.store().audit().unwrap();
     assert!(
         audit

@@ -40,7 +40,13 @@ fn release(env: &Env, session: &str, tries: Option<u32>) -> (u16, Value) {
     env.post("/v1/unlock/puk", &body)
 }
 
-fn complete(env: &Env, session: &str, unlocked: bool, rotated: bool, rejected: u32) -> (u16, Value) {
+fn complete(
+    env: &Env,
+    session: &str,
+    unlocked: bool,
+    rotated: bool,
+    rejected: u32,
+) -> (u16, Value) {
     let body = json!({
         "session": session,
         "outcome": if unlocked { "unlocked" } else { "failed" },
@@ -72,7 +78,13 @@ fn card_cryptogram(key: &AdminKey, r1: &[u8; 16], r2: &[u8; 16]) -> String {
 }
 
 fn gids_key(generation: u32) -> AdminKey {
-    kdf::admin_key(&master(), "gids", &hex::decode(GIDS).unwrap(), Algorithm::TripleDes, generation)
+    kdf::admin_key(
+        &master(),
+        "gids",
+        &hex::decode(GIDS).unwrap(),
+        Algorithm::TripleDes,
+        generation,
+    )
 }
 
 fn enroll_request(profile: &str, identity: &str) -> Value {
@@ -88,16 +100,27 @@ fn enroll_request(profile: &str, identity: &str) -> Value {
 }
 
 fn begin(env: &Env, token: &str, profile: &str, identity: &str) -> Value {
-    let (status, reply) =
-        env.call("POST", "/v1/operator/enrollments", token, Some(&enroll_request(profile, identity)));
+    let (status, reply) = env.call(
+        "POST",
+        "/v1/operator/enrollments",
+        token,
+        Some(&enroll_request(profile, identity)),
+    );
     assert_eq!(status, 200, "{reply}");
     reply
 }
 
 fn done(env: &Env, token: &str, reply: &Value, personalised: bool) {
-    let path = format!("/v1/operator/enrollments/{}", reply["enrollment"].as_str().unwrap());
-    let (status, body) =
-        env.call("POST", &path, token, Some(&json!({ "personalised": personalised })));
+    let path = format!(
+        "/v1/operator/enrollments/{}",
+        reply["enrollment"].as_str().unwrap()
+    );
+    let (status, body) = env.call(
+        "POST",
+        &path,
+        token,
+        Some(&json!({ "personalised": personalised })),
+    );
     assert_eq!(status, 200, "{body}");
 }
 

@@ -104,7 +104,9 @@ pub(crate) const DAY_MS: i64 = 86_400_000;
 
 /// Parses a list of generations as [`RulesTx::set_released_puks`] stores it.
 pub(crate) fn parse_generations(text: &str) -> Vec<u32> {
-    text.split(',').filter_map(|g| g.trim().parse().ok()).collect()
+    text.split(',')
+        .filter_map(|g| g.trim().parse().ok())
+        .collect()
 }
 
 /// Formats generations for [`RulesTx::set_released_puks`].

@@ -318,9 +318,7 @@ pub(crate) fn complete(
         None => {}
         Some(_) if puk_rotated && all_refused => return Ok(CompleteOutcome::NothingReleased),
         Some(_) if all_refused => {
-            let reason = format!(
-                "the card refused every PUK on record (generations {released:?})"
-            );
+            let reason = format!("the card refused every PUK on record (generations {released:?})");
             tx.set_card_diverged(session.card(), &reason, now)?;
             diverged = Some(released);
         }
