@@ -220,7 +220,11 @@ where
                     .map_err(|e| failure::input(&e))?;
                 block_on(unlock::gids_unblock(driver, &new_pin, r1, &mut remote))
                     .map(|()| false)
-                    .map_err(|e| failure::unlock(&e, Kind::Server))
+                    .map_err(|e| {
+                        remote
+                            .take_refusal()
+                            .unwrap_or_else(|| failure::unlock(&e, Kind::Server))
+                    })
             }
             Profile::IsoAdmin => {
                 let mut remote = ServerResponder::new(api, &started.session);
@@ -228,7 +232,11 @@ where
                     .map_err(|e| failure::input(&e))?;
                 block_on(unlock::iso_unblock(driver, iso, &new_pin, &mut remote))
                     .map(|()| false)
-                    .map_err(|e| failure::unlock(&e, Kind::Server))
+                    .map_err(|e| {
+                        remote
+                            .take_refusal()
+                            .unwrap_or_else(|| failure::unlock(&e, Kind::Server))
+                    })
             }
         };
         Ok::<_, Failure>(result)

@@ -6,18 +6,30 @@ use cardunlock_core::flow::{AdminRequest, AdminResponder, MAX_ANSWER_LEN};
 use cardunlock_protocol::{AdminRequest as Wire, AlgorithmName, SessionToken};
 
 use crate::api::Api;
+use crate::failure::Failure;
 use crate::hex;
 
 /// Relays admin requests to the server inside a verified session.
 pub struct ServerResponder<'a> {
     api: &'a Api,
     session: &'a SessionToken,
+    refusal: Option<Failure>,
 }
 
 impl<'a> ServerResponder<'a> {
     /// A responder for `session` (whose answers the server verified).
     pub fn new(api: &'a Api, session: &'a SessionToken) -> Self {
-        Self { api, session }
+        Self {
+            api,
+            session,
+            refusal: None,
+        }
+    }
+
+    /// The server's refusal of the last admin request, if it refused one (a daily cap, a card
+    /// marked diverged, ...): what to tell the user rather than the flow's own error.
+    pub fn take_refusal(&mut self) -> Option<Failure> {
+        self.refusal.take()
     }
 }
 
@@ -47,10 +59,12 @@ impl AdminResponder for ServerResponder<'_> {
             }
             _ => return Err("the server does not answer this admin request".into()),
         };
-        let bytes = self
-            .api
-            .admin(self.session, body)
-            .map_err(|e| e.to_string())?;
+        let bytes = self.api.admin(self.session, body).map_err(|e| {
+            if e.code().is_some() {
+                self.refusal = Some(e.failure());
+            }
+            e.to_string()
+        })?;
         let dst = out
             .get_mut(..bytes.len())
             .ok_or("the server's answer is too long")?;

@@ -58,8 +58,9 @@ pub enum ErrorCode {
     /// 429: too many requests (`retry_after` seconds, also in the `Retry-After` header); also
     /// operator sign-in throttled after failures.
     TooManyRequests,
-    /// 429: operator API: the operator's daily cap of offline responses, PUK read-outs or
-    /// enrollments is reached (`retry_after`: seconds to the next UTC day).
+    /// 429: a daily cap is reached (`retry_after`: seconds to the next UTC day): the card's
+    /// admin answers to workstations (`/v1/unlock/admin`), or the operator's offline responses,
+    /// PUK read-outs or enrollments (operator API).
     CapReached,
     /// 500: the server failed.
     InternalError,
