@@ -181,16 +181,6 @@ const LOCKED: &str = "Online unlock is locked for this card after too many wrong
                       An operator must lift the lock.";
 const NOT_VERIFIED: &str = "Answer the security questions first.";
 
-/// The refusal for a card marked diverged.
-fn diverged() -> Reply {
-    refusal(
-        ErrorCode::CardDiverged,
-        "This card no longer holds the secrets the unlock server has on record, so online \
-         unlock is stopped for it until it is enrolled again. Nothing was changed on the card. \
-         Contact your administrator.",
-    )
-}
-
 /// Runs one endpoint on a request body. Never panics on any input; database failures become
 /// 500 `internal_error` (logged without secrets).
 pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body: &[u8]) -> Reply {
@@ -385,28 +375,13 @@ macro_rules! session_or_refuse {
     };
 }
 
-/// Takes a token from the card's shared bucket of `kind` (its own transaction, before the
-/// endpoint's); `Err(wait)` when the card's budget is spent.
-fn card_rate(
-    state: &AppState,
-    card: (Profile, &str),
-    kind: &str,
-    rate: Rate,
-) -> Result<Result<(), std::time::Duration>, ServerError> {
-    if rate == Rate::UNLIMITED {
-        return Ok(Ok(()));
-    }
-    let now = now_ms();
-    state
-        .store
-        .transact(|tx| crate::store::rules::take_card_token(tx, card, kind, rate, now))
-}
-
 mod admin;
 mod rotation;
+mod rules;
 
 use admin::admin;
 use rotation::{complete, puk};
+use rules::{card_rate, diverged};
 
 fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
     let (profile, identity) = match parse_card(req.card.profile.as_str(), &req.card.identity) {
