@@ -201,10 +201,18 @@ backend_tests! {
         let refused = admin(&env, &s, host.clone());
         assert_error(&refused, 409, "card_diverged");
         assert!(refused.1["message"].as_str().unwrap().contains("enrolled again"), "{}", refused.1);
+        // The help desk sees why.
+        let hd = env.signed_in("hd", &[Role::Helpdesk]);
+        let path = format!("/v1/operator/cards/gids/{GIDS}");
+        let (status, detail) = env.call("GET", &path, &hd, None);
+        assert_eq!(status, 200, "{detail}");
+        assert!(detail["diverged"].as_str().unwrap().contains("admin key generation 0"), "{detail}");
 
         env.server.enroll(&enrollment("gids", GIDS, Algorithm::TripleDes)).unwrap();
         let s = env.verified_session("gids", GIDS);
         assert_eq!(admin(&env, &s, host).0, 200);
+        let (_, detail) = env.call("GET", &path, &hd, None);
+        assert!(detail.get("diverged").is_none(), "{detail}");
     }
 
     /// A workstation reports a rotation it did not make (`puk_rotated: true`, the card still on
