@@ -351,4 +351,25 @@ backend_tests! {
         let refused = servers[0].post("/v1/unlock/answers", &json!({ "session": a, "answers": ANSWERS }));
         assert_error(&refused, 429, "too_many_requests");
     }
+
+    /// Per-card buckets of identities nobody uses any more are forgotten once they would be
+    /// full again (as good as absent), so `start` with invented identities does not grow the
+    /// store without bound; a card in use keeps its bucket.
+    fn full_card_buckets_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        // A token a second: a bucket is full again 2 s after its last use.
+        cfg.limits.start_per_card = Rate::new(2, 60);
+        let location = cfg.db_path.clone();
+        let env = Env::start(&cfg);
+        let count = || query_texts(&location, "SELECT CAST(COUNT(*) AS TEXT) FROM card_buckets")[0].clone();
+        for i in 0..5u8 {
+            let (status, _) = env.post("/v1/unlock/start", &card("iso", &hex::encode([0xee, i])));
+            assert_eq!(status, 404);
+        }
+        assert_eq!(count(), "5");
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        env.post("/v1/unlock/start", &card("iso", "eeff"));
+        assert_eq!(count(), "1");
+    }
 }

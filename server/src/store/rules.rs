@@ -25,6 +25,10 @@ pub(crate) trait RulesTx {
         full: f64,
         now: i64,
     ) -> Result<(f64, i64), ServerError>;
+    /// Forgets up to 100 buckets of `kind` untouched since `before` (they are full again, as
+    /// good as absent): keeps the table from growing with every identity ever sent. Skips rows
+    /// another transaction holds.
+    fn forget_full_card_buckets(&mut self, kind: &str, before: i64) -> Result<(), ServerError>;
     /// Stores the bucket's tokens, refilled up to `now`.
     fn set_card_bucket(
         &mut self,
@@ -79,6 +83,11 @@ pub(crate) fn take_card_token(
     }
     let full = f64::from(rate.burst);
     let per_ms = f64::from(rate.per_minute) / 60_000.0;
+    if per_ms > 0.0 {
+        // Time an empty bucket takes to fill; a day at most.
+        let refill_ms = (full / per_ms).min(DAY_MS as f64) as i64;
+        tx.forget_full_card_buckets(kind, now.saturating_sub(refill_ms.saturating_add(1)))?;
+    }
     let (tokens, last) = tx.lock_card_bucket(card, kind, full, now)?;
     // Another instance's clock may be ahead: never refill for negative time.
     let elapsed = now.saturating_sub(last).max(0) as f64;

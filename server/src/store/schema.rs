@@ -164,6 +164,7 @@ CREATE TABLE card_buckets (
     last_ms INTEGER NOT NULL,
     PRIMARY KEY (profile, identity, kind)
 );
+CREATE INDEX card_buckets_idle ON card_buckets (kind, last_ms);
 CREATE TABLE card_daily (
     profile TEXT NOT NULL,
     identity TEXT NOT NULL,
@@ -339,6 +340,7 @@ CREATE TABLE card_buckets (
     last_ms BIGINT NOT NULL,
     PRIMARY KEY (profile, identity, kind)
 );
+CREATE INDEX card_buckets_idle ON card_buckets (kind, last_ms);
 CREATE TABLE card_daily (
     profile TEXT NOT NULL,
     identity TEXT NOT NULL,

@@ -30,6 +30,17 @@ impl RulesTx for PgTx<'_> {
         Ok((row.get(0), row.get(1)))
     }
 
+    fn forget_full_card_buckets(&mut self, kind: &str, before: i64) -> Result<(), ServerError> {
+        // SKIP LOCKED: never wait for (or deadlock with) a transaction holding such a row.
+        self.execute(
+            "DELETE FROM card_buckets WHERE (profile, identity, kind) IN
+                 (SELECT profile, identity, kind FROM card_buckets
+                  WHERE kind = $1 AND last_ms < $2 LIMIT 100 FOR UPDATE SKIP LOCKED)",
+            &[&kind, &before],
+        )?;
+        Ok(())
+    }
+
     fn set_card_bucket(
         &mut self,
         (profile, identity): CardKey<'_>,

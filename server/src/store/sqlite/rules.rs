@@ -28,6 +28,15 @@ impl RulesTx for SqliteTx<'_> {
         )?)
     }
 
+    fn forget_full_card_buckets(&mut self, kind: &str, before: i64) -> Result<(), ServerError> {
+        self.0.execute(
+            "DELETE FROM card_buckets WHERE rowid IN
+                 (SELECT rowid FROM card_buckets WHERE kind = ?1 AND last_ms < ?2 LIMIT 100)",
+            params![kind, before],
+        )?;
+        Ok(())
+    }
+
     fn set_card_bucket(
         &mut self,
         (profile, identity): CardKey<'_>,
