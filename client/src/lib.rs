@@ -12,12 +12,15 @@
 //!   response, PUK read-out), the session kept owner-only between commands.
 //! - [`enroll`]: personalisation of a card with the secrets the server gives it.
 //! - `demo` (feature `demo`): the seed scenario in-process (server, user, simulated card).
+//! - [`card`]: the card in a PC/SC reader (feature `pcsc`) or a USB CCID reader (feature
+//!   `ccid`): reader choice, waiting for the card, sessions; every workstation program uses it.
 //!
-//! No PC/SC and no USB here: the caller brings a [`cardunlock_core::Transport`].
+//! Without those two features the caller brings its own [`cardunlock_core::Transport`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod card;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod enroll;

@@ -7,6 +7,13 @@
 use eframe::egui::{self, Color32, Key, RichText};
 use zeroize::Zeroizing;
 
+mod screens;
+
+use screens::{
+    challenge_screen, failed_screen, new_pin_screen, questions_screen, unlocked_screen, waiting,
+    Input, Outcome,
+};
+
 use crate::link::{
     Ask, Challenge, OwnedPolicy, Problem, ProblemKind, Reply, Report, User, WindowEnd,
 };
@@ -275,329 +282,55 @@ impl UnlockApp {
         }
     }
 
+    /// The screen's own part of the window; what the user submitted goes to the worker.
     fn body(&mut self, ui: &mut egui::Ui, enter: bool, fresh: bool) {
-        let mut reply = None;
-        match &mut self.screen {
-            Screen::Waiting(text) => {
-                ui.label(RichText::new(text.as_str()).size(18.0));
-                ui.add_space(8.0);
-                ui.spinner();
-            }
-            Screen::Busy(text) => {
-                ui.label(text.as_str());
-                ui.add_space(8.0);
-                ui.spinner();
-            }
+        let input = Input { enter, fresh };
+        let outcome = match &mut self.screen {
+            Screen::Waiting(text) => waiting(ui, text, 18.0),
+            Screen::Busy(text) => waiting(ui, text, 14.0),
             Screen::Questions {
                 questions,
                 answers,
                 attempts_left,
-            } => {
-                if let Some(n) = attempts_left {
-                    ui.label(
-                        RichText::new(format!(
-                            "The answers are not correct. {n} {} left.",
-                            if *n == 1 { "attempt" } else { "attempts" }
-                        ))
-                        .color(Color32::from_rgb(240, 90, 90)),
-                    );
-                    ui.add_space(6.0);
-                }
-                if questions.is_empty() {
-                    ui.spinner();
-                } else {
-                    ui.label("Answer your security questions.");
-                    ui.add_space(6.0);
-                    for (i, (q, a)) in questions.iter().zip(answers.iter_mut()).enumerate() {
-                        let label = ui.label(q.as_str());
-                        let field =
-                            secret_field(ui, a, ("answer", i), 260.0, true).labelled_by(label.id);
-                        if fresh && i == 0 {
-                            field.request_focus();
-                        }
-                        ui.add_space(4.0);
-                    }
-                    let complete = answers.iter().all(|a| !a.trim().is_empty());
-                    let arrow = ui.add_enabled(complete, arrow_button());
-                    if complete && (arrow.clicked() || enter) {
-                        reply = Some(Reply::Answers(std::mem::take(answers)));
-                    }
-                }
-            }
+            } => questions_screen(ui, input, questions, answers, *attempts_left),
             Screen::NewPin {
                 policy,
                 pin,
                 confirm,
                 refused,
-            } => {
-                ui.label(RichText::new(ENTER_NEW_PIN).size(16.0));
-                ui.label(RichText::new(format!("PIN rules: {}.", policy.describe())).weak());
-                ui.add_space(6.0);
-                let label = ui.label("New PIN");
-                let field = secret_field(ui, pin, "new-pin", 200.0, true).labelled_by(label.id);
-                if fresh {
-                    field.request_focus();
-                }
-                let label = ui.label("Confirm new PIN");
-                secret_field(ui, confirm, "confirm-pin", 200.0, true).labelled_by(label.id);
-                let mut violations = if pin.is_empty() {
-                    Vec::new()
-                } else {
-                    policy.violations(pin, confirm)
-                };
-                if confirm.is_empty() {
-                    // Not a mistake yet: the confirmation is still to be typed.
-                    let mismatch = cardunlock_core::policy::Violation::ConfirmationMismatch;
-                    let mismatch = mismatch.to_string();
-                    violations.retain(|v| *v != mismatch);
-                }
-                let red = Color32::from_rgb(240, 90, 90);
-                for v in refused.iter().chain(violations.iter()) {
-                    ui.label(RichText::new(format!("• {v}")).color(red));
-                }
-                let ok = !pin.is_empty() && !confirm.is_empty() && violations.is_empty();
-                ui.add_space(6.0);
-                let arrow = ui.add_enabled(ok, arrow_button());
-                if ok && (arrow.clicked() || enter) {
-                    refused.clear();
-                    reply = Some(Reply::NewPin(
-                        std::mem::replace(pin, secret()),
-                        std::mem::replace(confirm, secret()),
-                    ));
-                }
-            }
+            } => new_pin_screen(ui, input, policy, pin, confirm, refused),
             Screen::Challenge {
                 challenge,
                 response,
-            } => {
-                let label = match challenge {
-                    Challenge::Admin {
-                        challenge_hex,
-                        algorithm,
-                    } => {
-                        ui.label("Offline unlock: call your help desk and read them this code.");
-                        ui.add_space(6.0);
-                        ui.label(
-                            RichText::new(group(challenge_hex))
-                                .monospace()
-                                .size(22.0)
-                                .strong(),
-                        );
-                        ui.label(RichText::new(format!("({algorithm} challenge)")).weak());
-                        ui.add_space(6.0);
-                        ui.label("Response from your help desk")
-                    }
-                    Challenge::Puk => {
-                        ui.label("Offline unlock: your help desk reads you the PUK of this card.");
-                        ui.add_space(6.0);
-                        ui.label("PUK")
-                    }
+            } => challenge_screen(ui, input, challenge, response),
+            Screen::Unlocking => waiting(
+                ui,
+                "Unlocking the smart card. Keep it in the reader...",
+                14.0,
+            ),
+            Screen::Unlocked => unlocked_screen(ui, input),
+            Screen::Failed(problem) => failed_screen(ui, input, problem),
+        };
+        match outcome {
+            Outcome::Stay => {}
+            Outcome::Close => {
+                if matches!(self.screen, Screen::Failed(_)) {
+                    self.link.reply(Reply::Cancel);
+                }
+                self.closed = true;
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            Outcome::Reply(reply) => {
+                let next = match &reply {
+                    Reply::Answers(_) => Screen::Busy("Checking your answers...".into()),
+                    Reply::NewPin(..) => Screen::Busy("Checking the new PIN...".into()),
+                    Reply::Response(_) => Screen::Busy("Checking the response...".into()),
+                    Reply::Retry | Reply::Offline => Screen::Busy("Reading the card...".into()),
+                    Reply::Cancel => Screen::Busy("Cancelling...".into()),
                 };
-                let puk = matches!(challenge, Challenge::Puk);
-                let field =
-                    secret_field(ui, response, "response", 260.0, puk).labelled_by(label.id);
-                if fresh {
-                    field.request_focus();
-                }
-                let ok = !response.trim().is_empty();
-                let arrow = ui.add_enabled(ok, arrow_button());
-                if ok && (arrow.clicked() || enter) {
-                    reply = Some(Reply::Response(std::mem::replace(response, secret())));
-                }
-            }
-            Screen::Unlocking => {
-                ui.label("Unlocking the smart card. Keep it in the reader...");
-                ui.add_space(8.0);
-                ui.spinner();
-            }
-            Screen::Unlocked => {
-                ui.label(RichText::new(UNLOCKED).size(18.0).strong());
-                ui.add_space(10.0);
-                let ok = ui.button("OK");
-                if fresh {
-                    ok.request_focus();
-                }
-                if ok.clicked() || enter {
-                    self.closed = true;
-                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
-                }
-            }
-            Screen::Failed(problem) => {
-                let (title, text, main) = explain(problem);
-                ui.label(
-                    RichText::new(title)
-                        .size(18.0)
-                        .strong()
-                        .color(Color32::from_rgb(240, 90, 90)),
-                );
-                ui.add_space(4.0);
-                ui.label(text);
-                // The client's own words, where they add to the screen's (what failed, where).
-                let detail = !matches!(
-                    problem.kind,
-                    ProblemKind::NoQuestions
-                        | ProblemKind::Locked
-                        | ProblemKind::WrongAnswers { .. }
-                );
-                if detail && !problem.message.is_empty() {
-                    ui.add_space(4.0);
-                    ui.label(RichText::new(problem.message.as_str()).small().weak());
-                }
-                ui.add_space(10.0);
-                let mut chosen = None;
-                if let Some((label, action)) = main {
-                    let b = ui.button(label);
-                    if fresh {
-                        b.request_focus();
-                    }
-                    if b.clicked() {
-                        chosen = Some(action);
-                    }
-                    ui.add_space(4.0);
-                }
-                let close = ui.button("Close");
-                if fresh && main.is_none() {
-                    close.request_focus();
-                }
-                if close.clicked() {
-                    chosen = Some(Action::Close);
-                }
-                if chosen.is_none() && enter {
-                    chosen = Some(main.map_or(Action::Close, |(_, a)| a));
-                }
-                match chosen {
-                    Some(Action::Retry) => reply = Some(Reply::Retry),
-                    Some(Action::Offline) => reply = Some(Reply::Offline),
-                    Some(Action::Close) => {
-                        self.link.reply(Reply::Cancel);
-                        self.closed = true;
-                        ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
-                    }
-                    None => {}
-                }
+                self.link.reply(reply);
+                self.show(next);
             }
         }
-        if let Some(reply) = reply {
-            let next = match &reply {
-                Reply::Answers(_) => Screen::Busy("Checking your answers...".into()),
-                Reply::NewPin(..) => Screen::Busy("Checking the new PIN...".into()),
-                Reply::Response(_) => Screen::Busy("Checking the response...".into()),
-                Reply::Retry | Reply::Offline => Screen::Busy("Reading the card...".into()),
-                Reply::Cancel => Screen::Busy("Cancelling...".into()),
-            };
-            self.link.reply(reply);
-            self.show(next);
-        }
-    }
-}
-
-/// A one-line field for a secret: hidden as typed (`hidden`), Enter left to the screen, and
-/// egui's undo history of it (copies of the text) dropped every frame.
-fn secret_field(
-    ui: &mut egui::Ui,
-    text: &mut Zeroizing<String>,
-    salt: impl std::hash::Hash + std::fmt::Debug,
-    width: f32,
-    hidden: bool,
-) -> egui::Response {
-    let response = ui.add(
-        egui::TextEdit::singleline(&mut **text)
-            .password(hidden)
-            .return_key(None)
-            .id_salt(salt)
-            .desired_width(width),
-    );
-    let ctx = ui.ctx();
-    if let Some(mut state) = egui::text_edit::TextEditState::load(ctx, response.id) {
-        state.clear_undoer();
-        state.store(ctx, response.id);
-    }
-    response
-}
-
-/// The arrow button (drawn with the monospace font: the proportional one has no arrows).
-fn arrow_button() -> egui::Button<'static> {
-    egui::Button::new(RichText::new(ARROW).monospace().size(20.0)).min_size(egui::vec2(56.0, 30.0))
-}
-
-/// What a failure screen's main button does.
-#[derive(Clone, Copy)]
-enum Action {
-    Retry,
-    Offline,
-    Close,
-}
-
-/// Title, explanation and main button of a failure screen.
-fn explain(problem: &Problem) -> (String, String, Option<(&'static str, Action)>) {
-    let retry = Some(("Try again", Action::Retry));
-    match &problem.kind {
-        ProblemKind::WrongAnswers { attempts_left } => (
-            "The answers are not correct.".into(),
-            format!("{attempts_left} attempts left before online unlock is locked."),
-            retry,
-        ),
-        ProblemKind::Locked => (
-            "Online unlock is locked for this card.".into(),
-            "Too many wrong answers. Your help desk can lift the lock or unlock the card offline."
-                .into(),
-            None,
-        ),
-        ProblemKind::NoQuestions => (
-            "No security questions are set up for you.".into(),
-            "Online unlock is not available. Unlock the card offline with your help desk: the \
-             card shows a code, the help desk gives you the response."
-                .into(),
-            Some(("Unlock offline", Action::Offline)),
-        ),
-        ProblemKind::ServerUnreachable => (
-            "The unlock server cannot be reached.".into(),
-            "Check the network connection and try again. Your card was not changed.".into(),
-            retry,
-        ),
-        ProblemKind::CardRemoved => (
-            "The card was removed.".into(),
-            "Insert the card again and keep it in the reader until the unlock is finished.".into(),
-            retry,
-        ),
-        ProblemKind::NoCard => (
-            "No card found.".into(),
-            "Insert your card into the reader, then try again.".into(),
-            retry,
-        ),
-        ProblemKind::Refused => (
-            "The unlock was refused.".into(),
-            "The card or the server refused the unlock. Contact your help desk.".into(),
-            retry,
-        ),
-        ProblemKind::Policy => (
-            "The new PIN does not meet the PIN rules.".into(),
-            "Your card was not changed.".into(),
-            retry,
-        ),
-        ProblemKind::Usage => ("The input was not valid.".into(), String::new(), retry),
-        ProblemKind::Cancelled => ("The unlock was cancelled.".into(), String::new(), retry),
-    }
-}
-
-/// `0123456789ABCDEF` as `0123 4567 89AB CDEF`, easier to read out.
-fn group(hex: &str) -> String {
-    let chars: Vec<char> = hex.chars().filter(|c| !c.is_whitespace()).collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::group;
-
-    #[test]
-    fn challenge_is_grouped_by_four() {
-        assert_eq!(group("0123456789ABCDEF"), "0123 4567 89AB CDEF");
-        assert_eq!(group("ABCDE"), "ABCD E");
-        assert_eq!(group("0123 4567"), "0123 4567");
     }
 }

@@ -3,7 +3,8 @@
 //! ```text
 //! cardunlock-gui --demo                     # the seed scenario in-process (Michael Benson)
 //! cardunlock-gui --demo-no-questions        # a user without questions: the offline unlock
-//! cardunlock-gui --server URL --cert PEM [--reader NAME]   # a real card through PC/SC
+//! cardunlock-gui --server URL --cert PEM [--reader NAME] [--transport pcsc|ccid]
+//!                                           # a real card through PC/SC or a USB CCID reader
 //! ```
 //!
 //! Exit code 0 when the card was unlocked, 1 when the window closed without, 2 on bad usage.
@@ -20,6 +21,7 @@ use cardunlock_client::demo::Scenario;
 /// Without the `demo` feature there is no scenario to choose.
 #[cfg(not(feature = "demo"))]
 enum Scenario {}
+use cardunlock_client::card::TransportKind;
 use cardunlock_gui::app::Screen;
 use cardunlock_gui::link::{self, WorkerEnd};
 use cardunlock_gui::{worker, UnlockApp};
@@ -28,17 +30,18 @@ use eframe::egui;
 const USAGE: &str = "usage:
   cardunlock-gui --demo                   the seed scenario in-process (no reader, no setup)
   cardunlock-gui --demo-no-questions      a user without security questions: offline unlock
-  cardunlock-gui --server URL --cert PEM [--reader NAME]
-                                          a real card through PC/SC and the unlock server";
+  cardunlock-gui --server URL --cert PEM [--reader NAME] [--transport pcsc|ccid]
+                                          a real card and the unlock server; the card
+                                          through PC/SC (default) or a USB CCID reader";
 
-// Without PC/SC the server mode only reports that it cannot reach a card.
-#[cfg_attr(not(feature = "pcsc"), allow(dead_code))]
+// Without a card transport the server mode only reports that it cannot reach a card.
+#[cfg_attr(not(any(feature = "pcsc", feature = "ccid")), allow(dead_code))]
 enum Mode {
     Demo(Scenario),
     Server {
         url: String,
         cert: String,
-        reader: Option<String>,
+        readers: cardunlock_client::card::Readers,
     },
 }
 
@@ -46,6 +49,7 @@ fn parse(args: &[String]) -> Result<Mode, String> {
     #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
     let mut mode: Option<Scenario> = None;
     let (mut url, mut cert, mut reader) = (None, None, None);
+    let mut transport = TransportKind::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| {
@@ -67,6 +71,13 @@ fn parse(args: &[String]) -> Result<Mode, String> {
             "--server" => url = Some(value("--server")?),
             "--cert" => cert = Some(value("--cert")?),
             "--reader" => reader = Some(value("--reader")?),
+            "--transport" => {
+                transport = match value("--transport")?.as_str() {
+                    "pcsc" => TransportKind::Pcsc,
+                    "ccid" => TransportKind::Ccid,
+                    other => return Err(format!("--transport {other}: choose pcsc or ccid")),
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument: {other}")),
         }
@@ -76,7 +87,12 @@ fn parse(args: &[String]) -> Result<Mode, String> {
         (None, Some(url), Some(cert_path)) => {
             let cert = cardunlock_client::api::read_cert(std::path::Path::new(&cert_path))
                 .map_err(|f| f.message)?;
-            Ok(Mode::Server { url, cert, reader })
+            let readers = cardunlock_client::card::Readers {
+                transport,
+                reader,
+                verbose: false,
+            };
+            Ok(Mode::Server { url, cert, readers })
         }
         (None, Some(_), None) => Err("--server needs --cert PEM (the server's certificate)".into()),
         _ => Err("choose --demo, --demo-no-questions or --server URL --cert PEM".into()),
@@ -90,19 +106,19 @@ fn spawn(mode: Mode, end: WorkerEnd) -> std::io::Result<()> {
         Mode::Demo(scenario) => worker.spawn(move || worker::run_demo(scenario, end))?,
         #[cfg(not(feature = "demo"))]
         Mode::Demo(scenario) => match scenario {},
-        #[cfg(feature = "pcsc")]
-        Mode::Server { url, cert, reader } => worker.spawn(move || {
-            let source = worker::PcscReaders {
-                reader,
+        #[cfg(any(feature = "pcsc", feature = "ccid"))]
+        Mode::Server { url, cert, readers } => worker.spawn(move || {
+            let source = worker::Readers {
+                readers,
                 poll: std::time::Duration::from_millis(500),
             };
             worker::run_server(&url, &cert, source, end)
         })?,
-        #[cfg(not(feature = "pcsc"))]
+        #[cfg(not(any(feature = "pcsc", feature = "ccid")))]
         Mode::Server { .. } => worker.spawn(move || {
             let f = cardunlock_client::Failure::new(
                 cardunlock_client::Kind::NoCard,
-                "this build has no PC/SC support (feature `pcsc`): only --demo works",
+                "this build has no card transport (features `pcsc`, `ccid`): only --demo works",
             );
             let _ = end.report(link::Report::Failed(worker::problem(&f)));
             let _ = end.wait();

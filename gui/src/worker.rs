@@ -17,7 +17,7 @@ use crate::link::{
 };
 
 /// The text of the waiting screen.
-pub const INSERT_CARD: &str = "Insert your card.";
+pub use cardunlock_client::card::INSERT_CARD;
 
 /// Where the card comes from.
 pub trait CardSource {
@@ -259,80 +259,49 @@ pub fn run_server<S: CardSource>(url: &str, cert_pem: &str, mut source: S, end: 
     }
 }
 
-/// Cards in PC/SC readers (pcsc-lite on Linux, WinSCard on Windows).
+/// Cards in the readers of one transport (PC/SC: pcsc-lite on Linux, WinSCard on Windows; or
+/// USB CCID readers driven directly), chosen and connected by the client's
+/// [`cardunlock_client::card::Readers`], as the CLI chooses them.
 ///
-/// WinSCard specifics, kept here where the window talks to PC/SC:
+/// WinSCard specifics the window relies on:
 /// - Reader names differ: Windows names readers `"<vendor> <model> <n>"` with a trailing index
 ///   from 0 (e.g. `"Yubico YubiKey OTP+FIDO+CCID 0"`), pcsc-lite appends `"00 00"`
 ///   (`"Yubico YubiKey OTP+FIDO+CCID 00 00"`): match by name part, never by a fixed full name.
-/// - With no reader attached, `SCardListReaders` fails with `SCARD_E_NO_READERS_AVAILABLE`
-///   (pcsc-lite answers the same): that is "connect a reader", not an error, so the window keeps
-///   waiting. When the smart-card service is stopped (Windows stops it when the last reader
-///   is removed) `SCardEstablishContext` fails with `SCARD_E_NO_SERVICE`: wait and retry too.
+/// - With no reader attached, `SCardListReaders` fails with `SCARD_E_NO_READERS_AVAILABLE`;
+///   when the smart-card service is stopped (Windows stops it when the last reader is removed)
+///   `SCardEstablishContext` fails with `SCARD_E_NO_SERVICE`: both are "connect a reader", and
+///   the window keeps waiting.
 /// - Windows resets the card when an exclusive transaction stays idle for more than 5 s. The
 ///   window waits for a person between card commands (answers, new PIN, an operator's code),
-///   so it sends each APDU on its own (`PcscTransport` as the transport, no `PcscSession`):
-///   the core's flows send the commands that belong together (authentication then RESET RETRY
-///   COUNTER) back to back, after every answer is in.
-#[cfg(feature = "pcsc")]
-pub struct PcscReaders {
-    /// A reader name or name part to use (`None`: the reader holding a card).
-    pub reader: Option<String>,
+///   so it sends each APDU on its own (the [`Card`](cardunlock_client::card::Card) as the
+///   transport, no session): the core's flows send the commands that belong together
+///   (authentication then RESET RETRY COUNTER) back to back, after every answer is in.
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
+pub struct Readers {
+    /// The transport and the reader (a name part; `None`: the reader holding a card).
+    pub readers: cardunlock_client::card::Readers,
     /// How often to look again while waiting.
     pub poll: std::time::Duration,
 }
 
-#[cfg(feature = "pcsc")]
-impl CardSource for PcscReaders {
-    type Card = cardunlock_pcsc::PcscTransport;
-    type Error = cardunlock_pcsc::PcscError;
+#[cfg(any(feature = "pcsc", feature = "ccid"))]
+impl CardSource for Readers {
+    type Card = cardunlock_client::card::Card;
+    type Error = cardunlock_client::card::LinkError;
 
     fn wait_for_card(&mut self, end: &WorkerEnd) -> Result<Option<Self::Card>, Failure> {
-        use cardunlock_pcsc::{Pcsc, PcscError, ShareMode};
-        let mut shown = String::new();
+        let mut shown = "";
         loop {
             match end.poll() {
                 Ok(Some(Reply::Cancel)) | Err(Closed) => return Ok(None),
                 _ => {}
             }
-            let waiting = match Pcsc::establish() {
-                Err(PcscError::NoService(_)) => {
-                    "The smart-card service is not running. Connect a reader.".to_string()
-                }
-                Err(e) => return Err(Failure::new(Kind::NoCard, format!("PC/SC: {e}"))),
-                Ok(pcsc) => match pcsc.list_readers() {
-                    Err(PcscError::NoReaders) => "Connect a smart-card reader.".to_string(),
-                    Err(e) => return Err(Failure::new(Kind::NoCard, format!("PC/SC: {e}"))),
-                    Ok(readers) => {
-                        let wanted = |name: &str| match &self.reader {
-                            None => true,
-                            Some(part) => name.to_lowercase().contains(&part.to_lowercase()),
-                        };
-                        let with_card: Vec<_> = readers
-                            .iter()
-                            .filter(|r| wanted(&r.name) && r.card_present)
-                            .collect();
-                        match with_card.as_slice() {
-                            [one] => {
-                                return pcsc
-                                    .connect(&one.name, ShareMode::Shared)
-                                    .map(Some)
-                                    .map_err(|e| {
-                                        Failure::new(Kind::NoCard, format!("{}: {e}", one.name))
-                                    })
-                            }
-                            [] if readers.iter().any(|r| wanted(&r.name)) => {
-                                INSERT_CARD.to_string()
-                            }
-                            [] => "Connect a smart-card reader.".to_string(),
-                            _ => "Several cards are inserted: leave only yours in a reader."
-                                .to_string(),
-                        }
-                    }
-                },
+            let waiting = match self.readers.look()? {
+                Ok(card) => return Ok(Some(card)),
+                Err(waiting) => waiting,
             };
             if waiting != shown {
-                if end.report(Report::Waiting(waiting.clone())).is_err() {
+                if end.report(Report::Waiting(waiting.to_string())).is_err() {
                     return Ok(None);
                 }
                 shown = waiting;

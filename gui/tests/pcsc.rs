@@ -8,9 +8,10 @@ mod common;
 
 use std::time::Duration;
 
+use cardunlock_client::card::{Readers as ReaderChoice, TransportKind};
 use cardunlock_client::demo::{Scenario, SharedCard, DEMO_ANSWERS};
 use cardunlock_gui::app::UNLOCKED;
-use cardunlock_gui::worker::{self, PcscReaders, INSERT_CARD};
+use cardunlock_gui::worker::{self, Readers, INSERT_CARD};
 use cardunlock_vpcd::{reader_addr, reader_name, ReaderLock, ServedCard, VirtualCard};
 use common::*;
 use eframe::egui::Key;
@@ -43,8 +44,12 @@ fn waits_for_the_card_in_a_pcsc_reader_then_unlocks_it() {
     let d = demo.clone();
     let reader = name.clone();
     let (mut h, _worker) = start(move |end| {
-        let mut source = PcscReaders {
-            reader: Some(reader),
+        let mut source = Readers {
+            readers: ReaderChoice {
+                transport: TransportKind::Pcsc,
+                reader: Some(reader),
+                verbose: false,
+            },
             poll: Duration::from_millis(100),
         };
         worker::run(&mut source, d.api(), end)

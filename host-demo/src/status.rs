@@ -87,8 +87,8 @@ pub fn readers(args: &ReadersArgs) -> Result<(), Failure> {
         }
     }
     #[cfg(feature = "ccid")]
-    match crate::ccid::list() {
-        Ok(list) => ccid_list = Some(list),
+    match cardunlock_client::card::ccid::list() {
+        Ok(list) => ccid_list = Some(list.into_iter().map(|r| (r.name, r.card_present)).collect()),
         Err(e) if chosen == TransportKind::Ccid => return Err(e),
         Err(_) => {}
     }

@@ -1,5 +1,5 @@
-//! `--transport ccid`: USB CCID readers driven directly (no PC/SC), through `cardunlock-ccid`'s
-//! session over its `nusb` backend.
+//! USB CCID readers driven directly (no PC/SC), through `cardunlock-ccid`'s session over its
+//! `nusb` backend.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,8 @@ use cardunlock_ccid::session;
 use cardunlock_ccid::usb::{self, ReaderInfo, StdClock, UsbControl, UsbError, UsbPipe};
 use embassy_futures::block_on;
 
-use cardunlock_client::{Failure, Kind};
+use super::ReaderState;
+use crate::{Failure, Kind};
 
 /// The CCID session the CLI runs flows over.
 pub type Session = session::Session<UsbPipe, StdClock, UsbControl>;
@@ -24,6 +25,12 @@ impl CcidCard {
     /// The session, for a driver.
     pub fn session(&mut self) -> &mut Session {
         &mut self.session
+    }
+
+    /// Whether the reader carries extended-length APDUs.
+    pub fn supports_extended_length(&self) -> bool {
+        use cardunlock_core::Transport;
+        self.session.supports_extended_length()
     }
 
     /// Cold-resets the card (power off, power on): drops what a flow authenticated. A failure
@@ -54,14 +61,14 @@ fn usb_failure(e: &UsbError) -> Failure {
 }
 
 fn session_failure(reader: &str, e: &SessionError) -> Failure {
-    let mut failure = cardunlock_client::failure::transport(e);
+    let mut failure = crate::failure::transport(e);
     failure.message = format!("{reader}: {}", failure.message);
     failure
 }
 
 /// Every CCID reader, with whether a card is in it. A reader another program holds is listed
 /// with that said, and no card.
-pub fn list() -> Result<Vec<(String, bool)>, Failure> {
+pub fn list() -> Result<Vec<ReaderState>, Failure> {
     let readers = usb::list().map_err(|e| usb_failure(&e))?;
     Ok(readers
         .iter()
@@ -71,12 +78,19 @@ pub fn list() -> Result<Vec<(String, bool)>, Failure> {
                     .ok()
                     .and_then(|mut s| block_on(s.slot_status()).ok())
                     .is_some_and(|st| st.icc != IccStatus::Absent);
-                (info.name.clone(), present)
+                ReaderState {
+                    name: info.name.clone(),
+                    card_present: present,
+                }
             }
-            Err(UsbError::Busy { .. }) => {
-                (format!("{} (in use by another program)", info.name), false)
-            }
-            Err(_) => (format!("{} (cannot be opened)", info.name), false),
+            Err(UsbError::Busy { .. }) => ReaderState {
+                name: format!("{} (in use by another program)", info.name),
+                card_present: false,
+            },
+            Err(_) => ReaderState {
+                name: format!("{} (cannot be opened)", info.name),
+                card_present: false,
+            },
         })
         .collect())
 }
@@ -147,7 +161,12 @@ fn choose(readers: &[ReaderInfo], wanted: Option<&str>) -> Result<Vec<usize>, Fa
 }
 
 /// Connects to the card in the chosen reader (waiting for it with `--wait`) and powers it on.
-pub fn connect(reader: Option<&str>, wait: Duration, verbose: bool) -> Result<CcidCard, Failure> {
+pub fn connect(
+    reader: Option<&str>,
+    wait: Duration,
+    verbose: bool,
+    notice: &mut dyn FnMut(&str),
+) -> Result<CcidCard, Failure> {
     let readers = usb::list().map_err(|e| usb_failure(&e))?;
     let candidates = choose(&readers, reader)?;
     let deadline = Instant::now() + wait;
@@ -184,10 +203,10 @@ pub fn connect(reader: Option<&str>, wait: Duration, verbose: bool) -> Result<Cc
             return Err(failure);
         }
         if !told {
-            eprintln!(
+            notice(&format!(
                 "Insert the smart card (waiting up to {} s) ...",
                 wait.as_secs()
-            );
+            ));
             told = true;
         }
         std::thread::sleep(Duration::from_millis(200));

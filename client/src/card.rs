@@ -1,0 +1,381 @@
+//! The card, over PC/SC (the default) or straight over a USB CCID reader, for every program of
+//! the workstation: the CLI opens one exclusive session per command ([`Card::session`]); the
+//! window and the login tile send each APDU on its own ([`Card`] is a [`Transport`]), because
+//! they wait for a person between commands. Reader choice and waiting for a card are here once
+//! ([`Readers`]), so each works the same on both transports.
+
+use std::fmt;
+use std::time::Duration;
+
+use cardunlock_core::{ErrorKind, Transport, TransportError};
+
+use crate::{Failure, Kind};
+
+#[cfg(feature = "ccid")]
+pub mod ccid;
+
+/// How card readers are reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TransportKind {
+    /// PC/SC: pcscd on Linux and macOS, the smart-card service on Windows.
+    #[default]
+    Pcsc,
+    /// USB CCID readers driven directly, without PC/SC (the reader must not be held by pcscd).
+    Ccid,
+}
+
+/// What to leave on the card when a session ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Keep the card's security state (a read, a PIN unblock that left the PIN unverified).
+    Leave,
+    /// Reset the card: drop what the flow authenticated (admin key, management key).
+    Reset,
+}
+
+/// A reader and whether it holds a card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReaderState {
+    /// The reader's name.
+    pub name: String,
+    /// A card is in it.
+    pub card_present: bool,
+}
+
+/// The readers of one transport, and which of them to use.
+#[derive(Clone, Debug, Default)]
+pub struct Readers {
+    /// The transport.
+    pub transport: TransportKind,
+    /// The reader: an index (in the listing's order), its name, or a unique part of it;
+    /// `None`: the one reader holding a card.
+    pub reader: Option<String>,
+    /// Print each reader connected to on stderr (the CLI's `-v`).
+    pub verbose: bool,
+}
+
+/// What the user has to do before a card can be used, while [`Readers::wait_for_card`] waits.
+pub const INSERT_CARD: &str = "Insert your card.";
+
+impl Readers {
+    /// Every reader of the transport. No reader, or PC/SC's service not running (Windows stops
+    /// it when the last reader is removed), is an empty list: "connect a reader", not an error.
+    pub fn list(&self) -> Result<Vec<ReaderState>, Failure> {
+        match self.transport {
+            #[cfg(feature = "pcsc")]
+            TransportKind::Pcsc => {
+                use cardunlock_pcsc::{Pcsc, PcscError};
+                let listed = Pcsc::establish().and_then(|p| p.list_readers());
+                match listed {
+                    Ok(readers) => Ok(readers
+                        .into_iter()
+                        .map(|r| ReaderState {
+                            name: r.name,
+                            card_present: r.card_present,
+                        })
+                        .collect()),
+                    Err(PcscError::NoReaders | PcscError::NoService(_)) => Ok(Vec::new()),
+                    Err(e) => Err(crate::failure::transport(&e)),
+                }
+            }
+            #[cfg(feature = "ccid")]
+            TransportKind::Ccid => ccid::list(),
+            #[allow(unreachable_patterns)]
+            other => Err(missing(other)),
+        }
+    }
+
+    /// Connects to the card in the chosen reader, waiting up to `wait` for it (zero: fail at
+    /// once); `notice` is told once what the user should do while it waits.
+    pub fn connect(&self, wait: Duration, notice: &mut dyn FnMut(&str)) -> Result<Card, Failure> {
+        let reader = self.reader.as_deref();
+        match self.transport {
+            #[cfg(feature = "pcsc")]
+            TransportKind::Pcsc => {
+                let t = pcsc_connect(reader, wait, self.verbose, notice)?;
+                Ok(Card {
+                    conn: Conn::Pcsc(t),
+                })
+            }
+            #[cfg(feature = "ccid")]
+            TransportKind::Ccid => {
+                let card = ccid::connect(reader, wait, self.verbose, notice)?;
+                Ok(Card {
+                    conn: Conn::Ccid(Box::new(card)),
+                })
+            }
+            #[allow(unreachable_patterns)]
+            other => {
+                let _ = (reader, wait, notice);
+                Err(missing(other))
+            }
+        }
+    }
+
+    /// One look at the readers, for a program that waits for the card itself (the window, the
+    /// login tile): the card if exactly one wanted reader holds one, or else what to tell the
+    /// user ("insert your card", "connect a reader", "leave only yours").
+    pub fn look(&self) -> Result<Result<Card, &'static str>, Failure> {
+        let readers = self.list()?;
+        let wanted = |name: &str| match &self.reader {
+            None => true,
+            Some(part) => name.to_lowercase().contains(&part.to_lowercase()),
+        };
+        let with_card: Vec<_> = readers
+            .iter()
+            .filter(|r| wanted(&r.name) && r.card_present)
+            .collect();
+        match with_card.as_slice() {
+            [one] => {
+                let exact = Readers {
+                    reader: Some(one.name.clone()),
+                    ..self.clone()
+                };
+                exact.connect(Duration::ZERO, &mut |_| {}).map(Ok)
+            }
+            [] if readers.iter().any(|r| wanted(&r.name)) => Ok(Err(INSERT_CARD)),
+            [] => Ok(Err("Connect a smart-card reader.")),
+            _ => Ok(Err(
+                "Several cards are inserted: leave only yours in a reader.",
+            )),
+        }
+    }
+}
+
+fn missing(kind: TransportKind) -> Failure {
+    Failure::new(Kind::Usage, format!("this build has no {kind:?} transport"))
+}
+
+/// A connected card.
+pub struct Card {
+    conn: Conn,
+}
+
+enum Conn {
+    #[cfg(feature = "pcsc")]
+    Pcsc(cardunlock_pcsc::PcscTransport),
+    #[cfg(feature = "ccid")]
+    Ccid(Box<ccid::CcidCard>),
+}
+
+impl Card {
+    /// Runs `f` over one exclusive session on the card, then ends the session as `end` says.
+    /// Errors of ending the session after the flow are ignored: the card did what the flow
+    /// asked, and a card that went away shows in the flow's own result.
+    pub fn session<R>(
+        &mut self,
+        end: End,
+        f: impl FnOnce(Link<'_, '_>) -> R,
+    ) -> Result<R, Failure> {
+        match &mut self.conn {
+            #[cfg(feature = "pcsc")]
+            Conn::Pcsc(transport) => {
+                use cardunlock_pcsc::pcsc::Disposition;
+                let mut session = transport
+                    .begin()
+                    .map_err(|e| crate::failure::transport(&e))?;
+                let result = f(Link::Pcsc(&mut session));
+                let _ = session.end(match end {
+                    End::Leave => Disposition::LeaveCard,
+                    End::Reset => Disposition::ResetCard,
+                });
+                Ok(result)
+            }
+            #[cfg(feature = "ccid")]
+            Conn::Ccid(card) => {
+                let result = f(Link::Ccid(card.session(), std::marker::PhantomData));
+                if end == End::Reset {
+                    card.reset();
+                }
+                Ok(result)
+            }
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = (end, f);
+                Err(Failure::new(
+                    Kind::Usage,
+                    "this build has no card transport",
+                ))
+            }
+        }
+    }
+}
+
+/// Each APDU on its own: over PC/SC in a transaction of its own (Windows resets a card whose
+/// exclusive transaction stays idle for 5 s, and the window waits for a person between card
+/// commands; the core's flows send the commands that belong together back to back), over CCID
+/// on the powered slot.
+impl Transport for Card {
+    type Error = LinkError;
+
+    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, LinkError> {
+        match &mut self.conn {
+            #[cfg(feature = "pcsc")]
+            Conn::Pcsc(t) => t.transmit(command, response).await.map_err(LinkError::Pcsc),
+            #[cfg(feature = "ccid")]
+            Conn::Ccid(c) => c
+                .session()
+                .transmit(command, response)
+                .await
+                .map_err(LinkError::Ccid),
+            #[allow(unreachable_patterns)]
+            _ => {
+                let _ = (command, response);
+                Err(LinkError::None)
+            }
+        }
+    }
+
+    fn supports_extended_length(&self) -> bool {
+        match &self.conn {
+            #[cfg(feature = "pcsc")]
+            Conn::Pcsc(t) => t.supports_extended_length(),
+            #[cfg(feature = "ccid")]
+            Conn::Ccid(c) => c.supports_extended_length(),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+}
+
+/// Connects to the card in the chosen PC/SC reader (waiting up to `wait` for it).
+#[cfg(feature = "pcsc")]
+fn pcsc_connect(
+    reader: Option<&str>,
+    wait: Duration,
+    verbose: bool,
+    notice: &mut dyn FnMut(&str),
+) -> Result<cardunlock_pcsc::PcscTransport, Failure> {
+    use crate::failure::transport as failure;
+    use cardunlock_pcsc::{Pcsc, PcscError, ReaderChoice, ShareMode};
+
+    let pcsc = Pcsc::establish().map_err(|e| failure(&e))?;
+    let choice = reader
+        .map(ReaderChoice::parse)
+        .unwrap_or(ReaderChoice::WithCard);
+    let name = match pcsc.find_reader(&choice) {
+        Err(PcscError::NoCard { .. }) if !wait.is_zero() => {
+            notice(&format!(
+                "Insert the smart card (waiting up to {} s) ...",
+                wait.as_secs()
+            ));
+            let deadline = std::time::Instant::now() + wait;
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                match pcsc.find_reader(&choice) {
+                    Err(PcscError::NoCard { .. }) if std::time::Instant::now() < deadline => {
+                        continue
+                    }
+                    other => break other.map_err(|e| failure(&e))?,
+                }
+            }
+        }
+        other => other.map_err(|e| failure(&e))?,
+    };
+    if !wait.is_zero()
+        && !pcsc
+            .reader_info(&name)
+            .map(|r| r.card_present)
+            .unwrap_or(false)
+    {
+        // A reader named on the command line is found whether it holds a card or not.
+        notice(&format!(
+            "Insert the smart card in {name} (waiting up to {} s) ...",
+            wait.as_secs()
+        ));
+        pcsc.wait_for_card(&name, wait).map_err(|e| match e {
+            PcscError::Timeout => Failure::new(
+                Kind::NoCard,
+                format!("no card was inserted in {name} within {} s", wait.as_secs()),
+            ),
+            e => failure(&e),
+        })?;
+    }
+    let transport = pcsc
+        .connect(&name, ShareMode::Shared)
+        .map_err(|e| failure(&e))?;
+    if verbose {
+        eprintln!("reader: {name}");
+    }
+    Ok(transport)
+}
+
+/// The transport of one exclusive session, whichever way the card is reached.
+pub enum Link<'a, 's> {
+    /// An exclusive PC/SC transaction.
+    #[cfg(feature = "pcsc")]
+    Pcsc(&'a mut cardunlock_pcsc::PcscSession<'s>),
+    /// A powered CCID slot.
+    #[cfg(feature = "ccid")]
+    Ccid(&'a mut ccid::Session, std::marker::PhantomData<&'s ()>),
+    /// No transport in this build (never made).
+    #[doc(hidden)]
+    None(std::marker::PhantomData<(&'a (), &'s ())>),
+}
+
+/// A failure of either transport.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// PC/SC.
+    #[cfg(feature = "pcsc")]
+    Pcsc(cardunlock_pcsc::PcscError),
+    /// USB CCID.
+    #[cfg(feature = "ccid")]
+    Ccid(ccid::SessionError),
+    /// No transport in this build.
+    None,
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "pcsc")]
+            Self::Pcsc(e) => e.fmt(f),
+            #[cfg(feature = "ccid")]
+            Self::Ccid(e) => e.fmt(f),
+            Self::None => f.write_str("this build has no card transport"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
+impl TransportError for LinkError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            #[cfg(feature = "pcsc")]
+            Self::Pcsc(e) => e.kind(),
+            #[cfg(feature = "ccid")]
+            Self::Ccid(e) => e.kind(),
+            Self::None => ErrorKind::Unavailable,
+        }
+    }
+}
+
+impl Transport for Link<'_, '_> {
+    type Error = LinkError;
+
+    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, LinkError> {
+        match self {
+            #[cfg(feature = "pcsc")]
+            Self::Pcsc(s) => s.transmit(command, response).await.map_err(LinkError::Pcsc),
+            #[cfg(feature = "ccid")]
+            Self::Ccid(s, _) => s.transmit(command, response).await.map_err(LinkError::Ccid),
+            Self::None(_) => {
+                let _ = (command, response);
+                Err(LinkError::None)
+            }
+        }
+    }
+
+    fn supports_extended_length(&self) -> bool {
+        match self {
+            #[cfg(feature = "pcsc")]
+            Self::Pcsc(s) => s.supports_extended_length(),
+            #[cfg(feature = "ccid")]
+            Self::Ccid(s, _) => s.supports_extended_length(),
+            Self::None(_) => false,
+        }
+    }
+}
