@@ -245,6 +245,7 @@ impl Api {
         session: &SessionToken,
         unlocked: bool,
         puk_rotated: bool,
+        puk_rejected: u32,
         detail: &str,
     ) -> Result<(), ApiError> {
         let request = CompleteRequest {
@@ -256,6 +257,7 @@ impl Api {
             },
             puk_rotated,
             detail: detail.into(),
+            puk_rejected,
         };
         let _: CompleteReply = self.post(paths::COMPLETE, &request)?;
         Ok(())

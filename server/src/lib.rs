@@ -148,8 +148,10 @@ impl Rate {
 
 /// Defences against slow, idle and flooding clients (SECURITY.md, API.md "Limits").
 ///
-/// Rate limits are kept in each server's memory: several instances behind a load balancer each
-/// enforce their own.
+/// Per-address limits are kept in each server's memory: several instances behind a load
+/// balancer each enforce their own. Per-card limits (`start_per_card`, `answers_per_card`,
+/// `admin_answers_per_card_per_day`) are kept in the store: instances sharing a database share
+/// one budget per card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Open connections in all (also bounded by the process's open-file limit). When full, the
@@ -176,6 +178,9 @@ pub struct Limits {
     /// PIV PUK tries a card is assumed to have when `/puk` is asked (SP 800-73 cards and
     /// YubiKeys ship with 3); a client may report fewer.
     pub piv_puk_tries: u32,
+    /// Admin answers (an ISO `encrypt`, a GIDS host cryptogram) one card may get from
+    /// workstations per UTC day; beyond, `cap_reached` until the next day (audited as an alert).
+    pub admin_answers_per_card_per_day: u32,
 }
 
 impl Default for Limits {
@@ -183,7 +188,7 @@ impl Default for Limits {
     /// any request: 300 at once then 1200/min per address;
     /// `start`: 30 at once then 60/min per address, 5 at once then 10/min per card;
     /// `answers`: 30 at once then 60/min per address, 5 at once then 6/min per card;
-    /// 3 PUK tries.
+    /// 3 PUK tries; 3 admin answers per card and day.
     fn default() -> Self {
         Self {
             max_connections: 4096,
@@ -196,12 +201,14 @@ impl Default for Limits {
             answers_per_address: Rate::new(30, 60),
             answers_per_card: Rate::new(5, 6),
             piv_puk_tries: 3,
+            admin_answers_per_card_per_day: 3,
         }
     }
 }
 
 impl Limits {
-    /// No rate limits (connection limits and timeouts as by default): load tests, demos.
+    /// No rate limits and no daily cap of admin answers (connection limits and timeouts as by
+    /// default): load tests, demos.
     pub fn without_rate_limits() -> Self {
         Self {
             requests_per_address: Rate::UNLIMITED,
@@ -209,6 +216,7 @@ impl Limits {
             start_per_card: Rate::UNLIMITED,
             answers_per_address: Rate::UNLIMITED,
             answers_per_card: Rate::UNLIMITED,
+            admin_answers_per_card_per_day: u32::MAX,
             ..Self::default()
         }
     }

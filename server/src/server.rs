@@ -86,6 +86,7 @@ impl Server {
                 max_attempts: config.max_attempts,
                 session_ttl_ms: duration_ms(config.session_ttl),
                 puk_tries: config.limits.piv_puk_tries,
+                admin_answers_per_day: config.limits.admin_answers_per_card_per_day,
                 rates: Rates::new(&config.limits),
                 argon2: config.argon2,
                 operators: config.operators,

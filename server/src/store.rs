@@ -14,6 +14,7 @@ pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 mod pg;
 pub(crate) mod readouts;
+pub(crate) mod rules;
 mod schema;
 pub(crate) mod session;
 mod sqlite;
@@ -427,6 +428,7 @@ impl Store {
                 // Sessions opened under the old questions end here: none of them can be
                 // verified against answers that no longer exist.
                 tx.close_card_sessions(card)?;
+                tx.clear_card_diverged(card)?;
             }
             for (position, (question, hash)) in rows.iter().enumerate() {
                 let position = u32::try_from(position).unwrap_or(u32::MAX);

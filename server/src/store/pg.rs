@@ -27,6 +27,7 @@ use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 mod audit;
 mod ops;
 mod readouts;
+mod rules;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::redact_url;

@@ -152,6 +152,40 @@ CREATE TABLE puk_readouts (
 );
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
+    "
+-- 6: what the unlock rules share between instances: per-card token buckets and daily
+-- counters, cards whose secrets diverged from the store, and the PUK generations a session
+-- released in the order the client tries them.
+CREATE TABLE card_buckets (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tokens REAL NOT NULL,
+    last_ms INTEGER NOT NULL,
+    PRIMARY KEY (profile, identity, kind)
+);
+CREATE INDEX card_buckets_idle ON card_buckets (kind, last_ms);
+CREATE TABLE card_daily (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (profile, identity, kind)
+);
+CREATE TABLE card_diverged (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    since_ms INTEGER NOT NULL,
+    PRIMARY KEY (profile, identity)
+);
+CREATE TABLE released_puks (
+    token_hash BLOB PRIMARY KEY,
+    generations TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -296,6 +330,38 @@ CREATE TABLE puk_readouts (
     state TEXT NOT NULL DEFAULT 'pending'
 );
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
+",
+    "
+CREATE TABLE card_buckets (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tokens DOUBLE PRECISION NOT NULL,
+    last_ms BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity, kind)
+);
+CREATE INDEX card_buckets_idle ON card_buckets (kind, last_ms);
+CREATE TABLE card_daily (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity, kind)
+);
+CREATE TABLE card_diverged (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    since_ms BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity)
+);
+CREATE TABLE released_puks (
+    token_hash BYTEA PRIMARY KEY,
+    generations TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX released_puks_age ON released_puks (created_ms);
 ",
 ];
 

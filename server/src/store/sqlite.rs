@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 mod audit;
 mod ops;
 mod readouts;
+mod rules;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::tx::{CardKey, Tx};
