@@ -262,10 +262,15 @@ impl Api {
     }
 }
 
-/// Reads a pinned certificate file.
+/// Reads a pinned certificate file (the server's certificate or its private CA's), checked on
+/// the descriptor read: no symbolic link, a regular file owned by this user or root, not
+/// writable by group or others (whoever can write it chooses the server the workstation
+/// trusts).
 pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(&format!("server certificate {}", path.display()), e))
+    use cardunlock_protocol::files::{read_checked_text, FileKind};
+    read_checked_text(path, "server certificate", FileKind::Trusted)
+        .map(|text| text.as_str().to_owned())
+        .map_err(|e| Failure::new(Kind::Usage, e.to_string()))
 }
 
 /// The longest reply read, in bytes (the contract's replies are a few hundred).

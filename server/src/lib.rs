@@ -54,7 +54,7 @@ pub use operator::{Actor, OpError};
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
 pub use store::{AuditEntry, AuditHead, CardRecord, ChainReport, Database, Enrollment, Store};
-pub use tls::{pinned_client_config, CERT_FILE, KEY_FILE};
+pub use tls::{pinned_client_config, TlsFiles, CERT_FILE, KEY_FILE};
 
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
@@ -66,8 +66,12 @@ pub struct Config {
     pub master: MasterSecret,
     /// Where to listen; port 0 picks a free port (see [`RunningServer::addr`]).
     pub bind: SocketAddr,
-    /// Holds `server.crt` and `server.key`, made on the first start and reused after.
+    /// Holds `server.crt` and `server.key`, made on the first start and reused after (unless
+    /// [`Config::tls_files`] is set).
     pub state_dir: PathBuf,
+    /// The server's certificate and key from these files instead of the state directory's
+    /// (several instances with one identity, or a certificate issued by a private CA).
+    pub tls_files: Option<TlsFiles>,
     /// Wrong answer sets before a card's online unlock is locked (an operator lifts it).
     pub max_attempts: u32,
     /// How long a session lives after `start`.
@@ -232,6 +236,7 @@ impl Config {
             master,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             state_dir: state_dir.into(),
+            tls_files: None,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             session_ttl: Self::DEFAULT_SESSION_TTL,
             argon2: Argon2Params::default(),

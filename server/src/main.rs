@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use cardunlock_server::protocol::{Role, Secret};
 use cardunlock_server::{
     operator, read_secret_file, totp, Argon2Params, AuditHead, Config, MasterSecret, OpError,
-    ServerError, Store,
+    ServerError, Store, TlsFiles,
 };
 
 /// The cardunlock server: online unlock of blocked smart cards and the operator API.
@@ -91,9 +91,18 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8443")]
     bind: std::net::SocketAddr,
-    /// Where the self-signed certificate and key are kept (made on first start).
+    /// Where the self-signed certificate and key are kept (made on first start), unless
+    /// --tls-cert and --tls-key are given.
     #[arg(long, default_value = ".")]
     state_dir: PathBuf,
+    /// The server's certificate chain (PEM, its own certificate first) instead of the state
+    /// directory's: one identity for several instances, or one issued by a private CA the
+    /// workstations pin. Owned by this user or root, not writable by others.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM; owned by this user or root, owner-only).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Wrong answer attempts before a card's online unlock is locked.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
@@ -203,6 +212,12 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         args.state.master()?,
     );
     config.bind = args.bind;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls_files = Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
     config.max_attempts = args.max_attempts;
     config.operators.idle_timeout = Duration::from_secs(args.operator_idle_minutes * 60);
     config.operators.session_lifetime = Duration::from_secs(args.operator_session_hours * 3600);

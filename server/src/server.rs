@@ -72,7 +72,7 @@ impl Server {
         .await
         .map_err(|e| ServerError::Runtime(e.to_string()))??;
         let store = Arc::new(store);
-        let identity = Identity::load_or_create(&config.state_dir)?;
+        let identity = Identity::load(&config.state_dir, config.tls_files.as_ref())?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);
         let listener = listen(config.bind)?;
         let addr = listener.local_addr()?;
@@ -107,7 +107,10 @@ impl Server {
         Ok(RunningServer {
             addr,
             cert_pem: identity.cert_pem,
-            cert_path: config.state_dir.join(CERT_FILE),
+            cert_path: config
+                .tls_files
+                .as_ref()
+                .map_or_else(|| config.state_dir.join(CERT_FILE), |f| f.cert.clone()),
             store,
             argon2: config.argon2,
             refusals,
