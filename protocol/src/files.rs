@@ -27,6 +27,8 @@ pub enum FileKind {
 /// Why a checked file was not read. Its text names the file, never its content.
 #[derive(Debug)]
 pub enum FileError {
+    /// There is no such file.
+    Missing(String),
     /// The file could not be opened or read (including a symbolic link, refused).
     Io(String),
     /// The file's owner, type or mode is refused; the text says how to fix it.
@@ -38,7 +40,9 @@ pub enum FileError {
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Io(m) | Self::Permissions(m) | Self::TooLarge(m) => f.write_str(m),
+            Self::Missing(m) | Self::Io(m) | Self::Permissions(m) | Self::TooLarge(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -98,7 +102,9 @@ fn open_checked(path: &Path, what: &str, kind: FileKind) -> Result<File, FileErr
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .map_err(|e| {
-            if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                FileError::Missing(format!("{what} {shown}: {e}"))
+            } else if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
                 FileError::Io(format!(
                     "{what} {shown} is a symbolic link: give the file it points to"
                 ))
@@ -138,7 +144,14 @@ fn open_checked(path: &Path, what: &str, kind: FileKind) -> Result<File, FileErr
 
 #[cfg(not(unix))]
 fn open_checked(path: &Path, what: &str, _kind: FileKind) -> Result<File, FileError> {
-    File::open(path).map_err(|e| FileError::Io(format!("{what} {}: {e}", path.display())))
+    File::open(path).map_err(|e| {
+        let text = format!("{what} {}: {e}", path.display());
+        if e.kind() == std::io::ErrorKind::NotFound {
+            FileError::Missing(text)
+        } else {
+            FileError::Io(text)
+        }
+    })
 }
 
 #[cfg(all(test, unix))]

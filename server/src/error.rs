@@ -85,7 +85,9 @@ impl From<cardunlock_protocol::files::FileError> for ServerError {
         use cardunlock_protocol::files::FileError;
         match e {
             FileError::Permissions(m) => Self::Permissions(m),
-            FileError::Io(m) | FileError::TooLarge(m) => Self::InvalidInput(m),
+            FileError::Missing(m) | FileError::Io(m) | FileError::TooLarge(m) => {
+                Self::InvalidInput(m)
+            }
         }
     }
 }

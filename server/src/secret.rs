@@ -59,15 +59,19 @@ impl MasterSecret {
     }
 
     /// A secret from a file readable by its owner only (Unix: refused with
-    /// [`ServerError::Permissions`] when group or others may read it), holding the secret either
+    /// [`ServerError::Permissions`] when group or others may read it or another user than this
+    /// one or root owns it; a symbolic link is refused; checked on the descriptor read), holding the secret either
     /// as hex digits (whitespace around them ignored, what [`MasterSecret::save_hex`] writes) or
     /// as raw bytes. A file of printable text is hex: malformed hex is an error, never a raw
     /// secret. Raw secrets are binary (32 random bytes are all printable with probability
     /// about 10^-14).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ServerError> {
         let path = path.as_ref();
-        crate::files::check_private_file(path, "master secret file")?;
-        let content = Zeroizing::new(std::fs::read(path)?);
+        let content = cardunlock_protocol::files::read_checked(
+            path,
+            "master secret file",
+            cardunlock_protocol::files::FileKind::Secret,
+        )?;
         let text = content
             .iter()
             .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
