@@ -29,6 +29,7 @@
 pub mod answers;
 mod api;
 mod console;
+pub mod environ;
 mod error;
 mod files;
 mod http;
@@ -62,6 +63,9 @@ pub struct Config {
     /// Where the store lives: a SQLite database file, or a `postgres://user@host/dbname` URL
     /// ([`Database::from_location`]). Created (SQLite) and migrated on first use.
     pub db_path: PathBuf,
+    /// The PostgreSQL password, given apart from the URL (`--db-password-file`): never on the
+    /// command line. `None`: the URL's, else the password file's ([`Store::open_with_password`]).
+    pub db_password: Option<protocol::Secret>,
     /// The master secret the card secrets are derived from. Never written to the database.
     pub master: MasterSecret,
     /// Where to listen; port 0 picks a free port (see [`RunningServer::addr`]).
@@ -233,6 +237,7 @@ impl Config {
     ) -> Self {
         Self {
             db_path: db_path.into(),
+            db_password: None,
             master,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             state_dir: state_dir.into(),

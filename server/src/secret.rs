@@ -47,14 +47,12 @@ impl MasterSecret {
 
     /// A secret from the `CARDUNLOCK_MASTER_SECRET` environment variable (hex), which is then
     /// removed from this process's environment (read or not), so child processes and later
-    /// readers of the environment do not see it. Call it at startup, before other threads read
-    /// the environment. (Linux still shows the environment the process *started* with in
-    /// `/proc/PID/environ` to its owner and root: prefer `--master-secret-file`.)
+    /// readers of the environment do not see it, and (Linux) overwritten in the environment
+    /// block the process started with, which `/proc/PID/environ` shows ([`crate::environ`]).
+    /// Call it at startup, before other threads read the environment.
     pub fn from_env() -> Result<Self, ServerError> {
-        let value = std::env::var(Self::ENV_VAR).map(Zeroizing::new);
-        std::env::remove_var(Self::ENV_VAR);
-        let value =
-            value.map_err(|_| ServerError::MasterSecret("CARDUNLOCK_MASTER_SECRET is not set"))?;
+        let value = crate::environ::take(Self::ENV_VAR)?
+            .ok_or(ServerError::MasterSecret("CARDUNLOCK_MASTER_SECRET is not set"))?;
         Self::from_hex(&value)
     }
 

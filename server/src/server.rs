@@ -60,9 +60,10 @@ impl Server {
         }
         // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
         let db_path = config.db_path.clone();
+        let db_password = config.db_password.clone();
         let master = config.master.clone();
         let store = tokio::task::spawn_blocking(move || {
-            let store = Store::open(db_path)?;
+            let store = Store::open_with_password(db_path, db_password.as_ref())?;
             let chained = store.set_audit_key(&master)?;
             if chained > 0 {
                 log::info!("audit: {chained} existing rows chained");
