@@ -20,14 +20,18 @@ pub fn take(name: &str) -> Result<Option<Zeroizing<String>>, ServerError> {
     let value = std::env::var_os(name).map(|v| v.into_string());
     std::env::remove_var(name);
     if let Err(e) = wipe_initial(name) {
-        log::warn!("{name}: could not wipe it from /proc/self/environ: {e}");
+        // Before any logger: said on standard error, the start goes on (the variable is gone
+        // from the environment children and later readers see).
+        eprintln!("warning: {name}: could not wipe it from /proc/self/environ: {e}");
     }
     match value {
         None => Ok(None),
         Some(Ok(text)) => Ok(Some(Zeroizing::new(text))),
         Some(Err(raw)) => {
             drop(Zeroizing::new(raw.into_encoded_bytes()));
-            Err(ServerError::InvalidInput(format!("{name} is not UTF-8 text")))
+            Err(ServerError::InvalidInput(format!(
+                "{name} is not UTF-8 text"
+            )))
         }
     }
 }

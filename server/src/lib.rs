@@ -37,6 +37,7 @@ pub mod kdf;
 mod limiter;
 pub mod operator;
 mod refusals;
+mod reply_body;
 mod secret;
 mod server;
 mod store;

@@ -51,8 +51,9 @@ impl MasterSecret {
     /// block the process started with, which `/proc/PID/environ` shows ([`crate::environ`]).
     /// Call it at startup, before other threads read the environment.
     pub fn from_env() -> Result<Self, ServerError> {
-        let value = crate::environ::take(Self::ENV_VAR)?
-            .ok_or(ServerError::MasterSecret("CARDUNLOCK_MASTER_SECRET is not set"))?;
+        let value = crate::environ::take(Self::ENV_VAR)?.ok_or(ServerError::MasterSecret(
+            "CARDUNLOCK_MASTER_SECRET is not set",
+        ))?;
         Self::from_hex(&value)
     }
 

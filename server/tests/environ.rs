@@ -101,7 +101,10 @@ fn password_files_others_can_read_are_refused() {
         &[("PGPASSFILE", file.as_os_str())],
     );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("chmod 600") && !err.contains("hunter2"), "{err}");
+    assert!(
+        err.contains("chmod 600") && !err.contains("hunter2"),
+        "{err}"
+    );
     // Owner-only: read, then the connection (to a closed port) fails: exit 6.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, err) = run(

@@ -37,7 +37,12 @@ pub(super) fn lookup(config: &postgres::Config) -> Result<Option<Zeroizing<Strin
         Some(Host::Unix(_)) => "localhost".to_owned(),
         None => "localhost".to_owned(),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let user = config.get_user().unwrap_or_default();
     let dbname = config.get_dbname().unwrap_or(user);
     Ok(find(&text, [&host, &port, dbname, user]))
