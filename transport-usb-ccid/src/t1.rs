@@ -13,6 +13,10 @@
 //! fails and a RESYNCH was needed, [`T1Error::Resynchronized`] tells the caller that the
 //! command's outcome is unknown (a RESET RETRY COUNTER may or may not have run), rather than
 //! risk spending a PIN or PUK try twice.
+//!
+//! A card's response chain is read up to the longest legal response ([`MAX_RESPONSE`]): a card
+//! that chains I-blocks past it gets [`T1Error::ChainTooLong`] (after a RESYNCH), never an
+//! endless exchange.
 
 pub mod block;
 pub mod uart;
@@ -57,6 +61,9 @@ pub const MAX_RESYNCH: u8 = 3;
 /// Requests of the card (WTX, IFS) accepted in a row without progress: a card that keeps asking
 /// for time forever is treated as broken.
 pub const MAX_CARD_REQUESTS: u16 = 1024;
+/// The longest legal response APDU: 65,536 data bytes (extended Le of zero) and SW1-SW2. A
+/// card whose I-block chain carries more is broken or hostile: the engine stops reading it.
+pub const MAX_RESPONSE: usize = 65_536 + 2;
 /// IFSC and IFSD before any negotiation (ISO/IEC 7816-3 §11.4.2).
 pub const DEFAULT_IFS: u8 = 32;
 
@@ -120,6 +127,9 @@ pub enum T1Error<E> {
     TooManyRequests,
     /// The card did not confirm the IFSD asked for.
     IfsdRefused,
+    /// The card's response chain went past the longest legal response ([`MAX_RESPONSE`]); the
+    /// channel was resynchronised (its sequence numbers are back to their start).
+    ChainTooLong,
 }
 
 impl<E> T1Error<E> {
@@ -134,6 +144,7 @@ impl<E> T1Error<E> {
             Self::Aborted => T1Error::Aborted,
             Self::TooManyRequests => T1Error::TooManyRequests,
             Self::IfsdRefused => T1Error::IfsdRefused,
+            Self::ChainTooLong => T1Error::ChainTooLong,
         }
     }
 
@@ -143,7 +154,7 @@ impl<E> T1Error<E> {
         match self {
             Self::Io(e) => io_kind(e),
             Self::InvalidCommand => ErrorKind::InvalidCommand,
-            Self::ResponseTooLong => ErrorKind::ResponseTooLong,
+            Self::ResponseTooLong | Self::ChainTooLong => ErrorKind::ResponseTooLong,
             Self::Unresponsive | Self::TooManyRequests => ErrorKind::Timeout,
             Self::Resynchronized | Self::Aborted | Self::IfsdRefused => ErrorKind::Other,
         }
@@ -170,6 +181,10 @@ impl<E: fmt::Display> fmt::Display for T1Error<E> {
                  card; its outcome is unknown and it was not repeated",
             ),
             Self::Aborted => f.write_str("T=1: the card aborted the exchange"),
+            Self::ChainTooLong => f.write_str(
+                "T=1: the card's response chain is longer than any legal response (65,538 \
+                 bytes); the channel was resynchronised",
+            ),
             Self::TooManyRequests => {
                 f.write_str("T=1: the card keeps asking for more time and never answers")
             }
@@ -482,6 +497,12 @@ impl T1 {
                                 _ => overflow = true,
                             }
                             received = end;
+                            if received > MAX_RESPONSE {
+                                // A chain without end: stop it, and put the channel back in
+                                // step (no block of this chain is acknowledged any more).
+                                self.resynch(io, tx, rx).await?;
+                                return Err(T1Error::ChainTooLong);
+                            }
                             if !card_more {
                                 return if overflow {
                                     Err(T1Error::ResponseTooLong)
