@@ -156,8 +156,7 @@ fn one_line(subject: &str, text: &str) -> Result<Zeroizing<String>, Failure> {
 /// owned by this user or root that no one else may read or write.
 pub fn read_secret_file(subject: &str, path: &Path) -> Result<Zeroizing<String>, Failure> {
     use cardunlock_protocol::files::{read_checked_text, FileKind};
-    read_checked_text(path, subject, FileKind::Secret)
-        .map_err(|e| Failure::new(cardunlock_client::Kind::Usage, e.to_string()))
+    read_checked_text(path, "", FileKind::Secret).map_err(|e| Failure::usage(subject, e))
 }
 
 /// Refuses two secrets read from standard input in one run.

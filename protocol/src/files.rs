@@ -52,14 +52,15 @@ impl std::error::Error for FileError {}
 /// The largest file [`read_checked`] reads (1 MiB: keys, certificates and secrets are small).
 pub const MAX_FILE: u64 = 1 << 20;
 
-/// Opens `path` (`what` names it in errors), checks it as `kind` demands on the open
+/// Opens `path` (`what` and the path name it in errors; the path alone if `what` is empty),
+/// checks it as `kind` demands on the open
 /// descriptor, and reads it into a buffer wiped on drop.
 pub fn read_checked(
     path: &Path,
     what: &str,
     kind: FileKind,
 ) -> Result<Zeroizing<Vec<u8>>, FileError> {
-    let shown = path.display();
+    let named = named(what, path);
     let file = open_checked(path, what, kind)?;
     let mut content = Zeroizing::new(Vec::new());
     let mut chunk = Zeroizing::new([0u8; 4096]);
@@ -69,12 +70,12 @@ pub fn read_checked(
             Ok(0) => break,
             Ok(n) => crate::body::extend_wiped(&mut content, &chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(FileError::Io(format!("{what} {shown}: {e}"))),
+            Err(e) => return Err(FileError::Io(format!("{named}: {e}"))),
         }
     }
     if content.len() as u64 > MAX_FILE {
         return Err(FileError::TooLarge(format!(
-            "{what} {shown} is larger than {MAX_FILE} bytes"
+            "{named} is larger than {MAX_FILE} bytes"
         )));
     }
     Ok(content)
@@ -88,8 +89,17 @@ pub fn read_checked_text(
 ) -> Result<Zeroizing<String>, FileError> {
     let bytes = read_checked(path, what, kind)?;
     let text = std::str::from_utf8(&bytes)
-        .map_err(|_| FileError::Io(format!("{what} {}: not UTF-8 text", path.display())))?;
+        .map_err(|_| FileError::Io(format!("{}: not UTF-8 text", named(what, path))))?;
     Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// `what` and the path, for messages (the path alone when `what` is empty).
+fn named(what: &str, path: &Path) -> String {
+    if what.is_empty() {
+        path.display().to_string()
+    } else {
+        format!("{what} {}", path.display())
+    }
 }
 
 #[cfg(unix)]
@@ -97,34 +107,35 @@ fn open_checked(path: &Path, what: &str, kind: FileKind) -> Result<File, FileErr
     use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
+    let named = named(what, path);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                FileError::Missing(format!("{what} {shown}: {e}"))
+                FileError::Missing(format!("{named}: {e}"))
             } else if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
                 FileError::Io(format!(
-                    "{what} {shown} is a symbolic link: give the file it points to"
+                    "{named} is a symbolic link: give the file it points to"
                 ))
             } else {
-                FileError::Io(format!("{what} {shown}: {e}"))
+                FileError::Io(format!("{named}: {e}"))
             }
         })?;
     // fstat of the descriptor just opened: what is checked is what is read.
     let meta = file
         .metadata()
-        .map_err(|e| FileError::Io(format!("{what} {shown}: {e}")))?;
+        .map_err(|e| FileError::Io(format!("{named}: {e}")))?;
     if !meta.is_file() {
         return Err(FileError::Permissions(format!(
-            "{what} {shown} is not a regular file"
+            "{named} is not a regular file"
         )));
     }
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
         return Err(FileError::Permissions(format!(
-            "{what} {shown} belongs to another user (uid {}); it must belong to this user \
+            "{named} belongs to another user (uid {}); it must belong to this user \
              (uid {me}) or root: run `chown {me} {shown}`",
             meta.uid()
         )));
@@ -132,10 +143,10 @@ fn open_checked(path: &Path, what: &str, kind: FileKind) -> Result<File, FileErr
     let mode = meta.mode() & 0o777;
     match kind {
         FileKind::Secret if mode & 0o077 != 0 => Err(FileError::Permissions(format!(
-            "{what} {shown} is open to other users (mode {mode:03o}); run `chmod 600 {shown}`"
+            "{named} is open to other users (mode {mode:03o}); run `chmod 600 {shown}`"
         ))),
         FileKind::Trusted if mode & 0o022 != 0 => Err(FileError::Permissions(format!(
-            "{what} {shown} can be written by other users (mode {mode:03o}); run \
+            "{named} can be written by other users (mode {mode:03o}); run \
              `chmod 644 {shown}`"
         ))),
         _ => Ok(file),
@@ -145,7 +156,7 @@ fn open_checked(path: &Path, what: &str, kind: FileKind) -> Result<File, FileErr
 #[cfg(not(unix))]
 fn open_checked(path: &Path, what: &str, _kind: FileKind) -> Result<File, FileError> {
     File::open(path).map_err(|e| {
-        let text = format!("{what} {}: {e}", path.display());
+        let text = format!("{}: {e}", named(what, path));
         if e.kind() == std::io::ErrorKind::NotFound {
             FileError::Missing(text)
         } else {
