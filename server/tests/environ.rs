@@ -114,3 +114,75 @@ fn password_files_others_can_read_are_refused() {
     assert_eq!(code, 6, "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+/// A stand-in PostgreSQL server on loopback: asks the first client for a cleartext password
+/// and returns what it sent (then closes: the client fails to connect).
+fn password_catcher() -> (u16, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut startup = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+        s.read_exact(&mut startup).unwrap();
+        // AuthenticationCleartextPassword.
+        s.write_all(b"R\0\0\0\x08\0\0\0\x03").unwrap();
+        let mut tag = [0u8; 1];
+        s.read_exact(&mut tag).unwrap();
+        assert_eq!(tag[0], b'p');
+        s.read_exact(&mut len).unwrap();
+        let mut password = vec![0u8; u32::from_be_bytes(len) as usize - 4];
+        s.read_exact(&mut password).unwrap();
+        password.pop(); // NUL
+        String::from_utf8(password).unwrap()
+    });
+    (port, handle)
+}
+
+/// Proves where the PostgreSQL password comes from: the first line of `--db-password-file`,
+/// else the line of `$PGPASSFILE` matching host, port, database and user; a stand-in server
+/// asking for a cleartext password receives exactly that.
+#[cfg(unix)]
+#[test]
+fn the_password_from_a_file_or_pgpassfile_reaches_the_connection() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let private = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    };
+    let (port, caught) = password_catcher();
+    let url = format!("postgres://app@127.0.0.1:{port}/cards");
+    let file = private("pw", "from-the-file-7\nsecond line ignored\n");
+    let (code, err) = run(
+        &[
+            "audit",
+            "verify",
+            "--db",
+            &url,
+            "--db-password-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(caught.join().unwrap(), "from-the-file-7");
+
+    let (port, caught) = password_catcher();
+    let url = format!("postgres://app@127.0.0.1:{port}/cards");
+    let pgpass = private(
+        "pgpass",
+        &format!("127.0.0.1:{port}:other:app:wrong\n127.0.0.1:{port}:cards:app:from-pgpass-8\n"),
+    );
+    let (code, err) = run(
+        &["audit", "verify", "--db", &url],
+        &[("PGPASSFILE", pgpass.as_os_str())],
+    );
+    assert_eq!(code, 6, "{err}");
+    assert!(!err.contains("from-pgpass-8"), "{err}");
+    assert_eq!(caught.join().unwrap(), "from-pgpass-8");
+}
