@@ -354,6 +354,23 @@ mod tests {
         assert!(e.message.starts_with("server certificate"), "{e}");
     }
 
+    /// Proves the pinned certificate is checked before it is trusted: a file others can write
+    /// (they would choose the server) is refused, one only its owner writes is read.
+    #[cfg(unix)]
+    #[test]
+    fn a_pinned_certificate_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.crt");
+        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = read_cert(&path).unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(e.message.contains("can be written by other users"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_cert(&path).unwrap().starts_with("-----BEGIN"));
+    }
+
     #[test]
     fn refusals_map_to_kinds() {
         let mut body = ErrorBody::new(ErrorCode::WrongAnswers, "The answers are not correct.");
