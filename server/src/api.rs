@@ -5,6 +5,7 @@
 //! carries an answer, a PUK, a key or a session token (sessions are named by a prefix of the
 //! token's SHA-256).
 
+use crate::reply_body::JsonBody;
 use cardunlock_protocol::{
     AnswersReply, AnswersRequest, ErrorBody, ErrorCode, PinPolicyWire, SessionToken, StartReply,
     StartRequest, User,
@@ -12,7 +13,6 @@ use cardunlock_protocol::{
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -140,17 +140,18 @@ impl Endpoint {
     }
 }
 
-/// A status code and a JSON body (a `cardunlock_protocol` type, serialised).
+/// A status code and a JSON body (a `cardunlock_protocol` type, serialised into memory wiped
+/// on drop: replies carry PUKs and admin answers).
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub status: u16,
-    pub body: Value,
+    pub body: JsonBody,
     /// Seconds for the `Retry-After` header (429 only).
     pub retry_after: Option<u64>,
 }
 
-fn to_json<T: Serialize>(body: &T) -> Value {
-    serde_json::to_value(body).unwrap_or_else(|_| Value::Object(Default::default()))
+fn to_json<T: Serialize>(body: &T) -> JsonBody {
+    JsonBody::of(body)
 }
 
 /// 200 with a reply of the contract.

@@ -29,6 +29,7 @@
 pub mod answers;
 mod api;
 mod console;
+pub mod environ;
 mod error;
 mod files;
 mod http;
@@ -36,6 +37,7 @@ pub mod kdf;
 mod limiter;
 pub mod operator;
 mod refusals;
+mod reply_body;
 mod secret;
 mod server;
 mod store;
@@ -54,7 +56,7 @@ pub use operator::{Actor, OpError};
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
 pub use store::{AuditEntry, AuditHead, CardRecord, ChainReport, Database, Enrollment, Store};
-pub use tls::{pinned_client_config, CERT_FILE, KEY_FILE};
+pub use tls::{pinned_client_config, TlsFiles, CERT_FILE, KEY_FILE};
 
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
@@ -62,12 +64,19 @@ pub struct Config {
     /// Where the store lives: a SQLite database file, or a `postgres://user@host/dbname` URL
     /// ([`Database::from_location`]). Created (SQLite) and migrated on first use.
     pub db_path: PathBuf,
+    /// The PostgreSQL password, given apart from the URL (`--db-password-file`): never on the
+    /// command line. `None`: the URL's, else the password file's ([`Store::open_with_password`]).
+    pub db_password: Option<protocol::Secret>,
     /// The master secret the card secrets are derived from. Never written to the database.
     pub master: MasterSecret,
     /// Where to listen; port 0 picks a free port (see [`RunningServer::addr`]).
     pub bind: SocketAddr,
-    /// Holds `server.crt` and `server.key`, made on the first start and reused after.
+    /// Holds `server.crt` and `server.key`, made on the first start and reused after (unless
+    /// [`Config::tls_files`] is set).
     pub state_dir: PathBuf,
+    /// The server's certificate and key from these files instead of the state directory's
+    /// (several instances with one identity, or a certificate issued by a private CA).
+    pub tls_files: Option<TlsFiles>,
     /// Wrong answer sets before a card's online unlock is locked (an operator lifts it).
     pub max_attempts: u32,
     /// How long a session lives after `start`.
@@ -237,9 +246,11 @@ impl Config {
     ) -> Self {
         Self {
             db_path: db_path.into(),
+            db_password: None,
             master,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             state_dir: state_dir.into(),
+            tls_files: None,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             session_ttl: Self::DEFAULT_SESSION_TTL,
             argon2: Argon2Params::default(),

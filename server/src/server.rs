@@ -60,9 +60,10 @@ impl Server {
         }
         // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
         let db_path = config.db_path.clone();
+        let db_password = config.db_password.clone();
         let master = config.master.clone();
         let store = tokio::task::spawn_blocking(move || {
-            let store = Store::open(db_path)?;
+            let store = Store::open_with_password(db_path, db_password.as_ref())?;
             let chained = store.set_audit_key(&master)?;
             if chained > 0 {
                 log::info!("audit: {chained} existing rows chained");
@@ -72,7 +73,7 @@ impl Server {
         .await
         .map_err(|e| ServerError::Runtime(e.to_string()))??;
         let store = Arc::new(store);
-        let identity = Identity::load_or_create(&config.state_dir)?;
+        let identity = Identity::load(&config.state_dir, config.tls_files.as_ref())?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);
         let listener = listen(config.bind)?;
         let addr = listener.local_addr()?;
@@ -108,7 +109,10 @@ impl Server {
         Ok(RunningServer {
             addr,
             cert_pem: identity.cert_pem,
-            cert_path: config.state_dir.join(CERT_FILE),
+            cert_path: config
+                .tls_files
+                .as_ref()
+                .map_or_else(|| config.state_dir.join(CERT_FILE), |f| f.cert.clone()),
             store,
             argon2: config.argon2,
             refusals,

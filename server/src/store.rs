@@ -314,12 +314,35 @@ impl Store {
         Self::open_database(&Database::from_location(location))
     }
 
+    /// [`Store::open`] with the PostgreSQL password given apart from the URL (from a file, never
+    /// the command line). Without one, a PostgreSQL URL without a password takes it from the
+    /// file `$PGPASSFILE` names (else `~/.pgpass`), in libpq's format, when one matches.
+    pub fn open_with_password(
+        location: impl AsRef<Path>,
+        password: Option<&cardunlock_protocol::Secret>,
+    ) -> Result<Self, ServerError> {
+        Self::open_database_with(&Database::from_location(location), password)
+    }
+
     /// Opens (creating if needed) and migrates `database`.
     pub fn open_database(database: &Database) -> Result<Self, ServerError> {
+        Self::open_database_with(database, None)
+    }
+
+    /// [`Store::open_database`] with the PostgreSQL password given apart
+    /// ([`Store::open_with_password`]).
+    pub fn open_database_with(
+        database: &Database,
+        password: Option<&cardunlock_protocol::Secret>,
+    ) -> Result<Self, ServerError> {
+        #[cfg(not(feature = "postgres"))]
+        let _ = password;
         let backend = match database {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteDb::open(path)?),
             #[cfg(feature = "postgres")]
-            Database::Postgres(url) => Backend::Postgres(pg::PgDb::open(url, default_pool_size())?),
+            Database::Postgres(url) => {
+                Backend::Postgres(pg::PgDb::open(url, password, default_pool_size())?)
+            }
             #[cfg(not(feature = "postgres"))]
             Database::Postgres(_) => {
                 return Err(ServerError::InvalidInput(

@@ -26,6 +26,7 @@ use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
 mod audit;
 mod ops;
+mod pgpass;
 mod readouts;
 mod rules;
 
@@ -136,10 +137,25 @@ impl From<postgres::Error> for ServerError {
 
 impl PgDb {
     /// Connects (once, to check the database is there and migrate it), then makes the pool.
-    pub(super) fn open(url: &str, pool_size: u32) -> Result<Self, ServerError> {
+    pub(super) fn open(
+        url: &str,
+        password: Option<&cardunlock_protocol::Secret>,
+        pool_size: u32,
+    ) -> Result<Self, ServerError> {
         let mut config = postgres::Config::from_str(url).map_err(|e| {
             ServerError::InvalidInput(format!("database URL {}: {e}", redact_url(url)))
         })?;
+        match password {
+            Some(p) => {
+                config.password(p.expose());
+            }
+            None if config.get_password().is_none() => {
+                if let Some(p) = pgpass::lookup(&config)? {
+                    config.password(p.as_bytes());
+                }
+            }
+            None => {}
+        }
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("cardunlock-server");
         let mut client = config.connect(NoTls).map_err(|e| {
