@@ -245,6 +245,7 @@ impl Api {
         session: &SessionToken,
         unlocked: bool,
         puk_rotated: bool,
+        puk_rejected: u32,
         detail: &str,
     ) -> Result<(), ApiError> {
         let request = CompleteRequest {
@@ -256,16 +257,22 @@ impl Api {
             },
             puk_rotated,
             detail: detail.into(),
+            puk_rejected,
         };
         let _: CompleteReply = self.post(paths::COMPLETE, &request)?;
         Ok(())
     }
 }
 
-/// Reads a pinned certificate file.
+/// Reads a pinned certificate file (the server's certificate or its private CA's), checked on
+/// the descriptor read: no symbolic link, a regular file owned by this user or root, not
+/// writable by group or others (whoever can write it chooses the server the workstation
+/// trusts).
 pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(&format!("server certificate {}", path.display()), e))
+    use cardunlock_protocol::files::{read_checked_text, FileKind};
+    read_checked_text(path, "server certificate", FileKind::Trusted)
+        .map(|text| text.as_str().to_owned())
+        .map_err(|e| Failure::new(Kind::Usage, e.to_string()))
 }
 
 /// The longest reply read, in bytes (the contract's replies are a few hundred).
@@ -347,6 +354,23 @@ mod tests {
         // https with a certificate that is not PEM: the certificate is named.
         let e = Api::new("https://127.0.0.1:1", "not a pem").err().unwrap();
         assert!(e.message.starts_with("server certificate"), "{e}");
+    }
+
+    /// Proves the pinned certificate is checked before it is trusted: a file others can write
+    /// (they would choose the server) is refused, one only its owner writes is read.
+    #[cfg(unix)]
+    #[test]
+    fn a_pinned_certificate_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.crt");
+        std::fs::write(&path, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = read_cert(&path).unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert!(e.message.contains("can be written by other users"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_cert(&path).unwrap().starts_with("-----BEGIN"));
     }
 
     #[test]

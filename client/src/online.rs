@@ -195,6 +195,9 @@ where
         email: user.email,
     }));
 
+    // PIV: how many released PUKs the card refused, reported to the server (all of them: the
+    // card no longer holds what the server has on record).
+    let mut puk_rejected = 0u32;
     let result = started.pin_policy.with_core(|policy| {
         // The policy is checked here, before any card command, and again by the entry points.
         let (pin, confirm) = ask_new_pin(&mut *ui, policy)?;
@@ -206,8 +209,8 @@ where
                 &started.session,
                 &status,
                 policy,
-                &pin,
-                &confirm,
+                (&pin, &confirm),
+                &mut puk_rejected,
             ),
             Profile::Gids => {
                 let mut r1 = [0u8; 16];
@@ -217,7 +220,11 @@ where
                     .map_err(|e| failure::input(&e))?;
                 block_on(unlock::gids_unblock(driver, &new_pin, r1, &mut remote))
                     .map(|()| false)
-                    .map_err(|e| failure::unlock(&e, Kind::Server))
+                    .map_err(|e| {
+                        remote
+                            .take_refusal()
+                            .unwrap_or_else(|| failure::unlock(&e, Kind::Server))
+                    })
             }
             Profile::IsoAdmin => {
                 let mut remote = ServerResponder::new(api, &started.session);
@@ -225,7 +232,11 @@ where
                     .map_err(|e| failure::input(&e))?;
                 block_on(unlock::iso_unblock(driver, iso, &new_pin, &mut remote))
                     .map(|()| false)
-                    .map_err(|e| failure::unlock(&e, Kind::Server))
+                    .map_err(|e| {
+                        remote
+                            .take_refusal()
+                            .unwrap_or_else(|| failure::unlock(&e, Kind::Server))
+                    })
             }
         };
         Ok::<_, Failure>(result)
@@ -234,7 +245,7 @@ where
         Ok(rotated) => (true, *rotated, String::new()),
         Err(f) => (false, false, f.message.clone()),
     };
-    let done = api.complete(&started.session, unlocked, rotated, &detail);
+    let done = api.complete(&started.session, unlocked, rotated, puk_rejected, &detail);
     result?;
     if let Err(e) = done {
         // The card is unlocked; the server learns the rotation on the next unlock.
@@ -290,8 +301,8 @@ fn piv<T: Transport>(
     session: &SessionToken,
     status: &CardStatus,
     policy: &PinPolicy<'_>,
-    pin: &str,
-    confirm: &str,
+    (pin, confirm): (&str, &str),
+    rejected: &mut u32,
 ) -> Result<bool, Failure>
 where
     T::Error: TransportError + std::fmt::Display,
@@ -321,6 +332,7 @@ where
             // An earlier rotation was cut off: the card holds another candidate.
             Err(UnlockError::Card(Error::Flow(FlowError::WrongPuk { tries_left: left }))) => {
                 tries_left = Some(left);
+                *rejected = rejected.saturating_add(1);
             }
             Err(e) => return Err(failure::unlock(&e, Kind::Server)),
         }
@@ -328,7 +340,9 @@ where
     let used = used.ok_or_else(|| {
         Failure::new(
             Kind::Refused,
-            "PUK: the server has no PUK this card accepts. Contact your administrator.",
+            "PUK: the card refused every PUK the unlock server has on record for it. The \
+             server is told and stops online unlock for this card until it is enrolled again; \
+             the PIN stays blocked. Contact your administrator.",
         )
     })?;
     let old = PivPuk::new(used.expose().as_bytes())

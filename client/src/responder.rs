@@ -10,6 +10,7 @@ use cardunlock_protocol::{AdminRequest as Wire, AlgorithmName, SessionToken};
 
 use crate::api::Api;
 use crate::api::ApiError;
+use crate::failure::Failure;
 use crate::hex;
 
 /// Why the server gave no admin answer.
@@ -50,12 +51,23 @@ impl std::error::Error for ResponderError {
 pub struct ServerResponder<'a> {
     api: &'a Api,
     session: &'a SessionToken,
+    refusal: Option<Failure>,
 }
 
 impl<'a> ServerResponder<'a> {
     /// A responder for `session` (whose answers the server verified).
     pub fn new(api: &'a Api, session: &'a SessionToken) -> Self {
-        Self { api, session }
+        Self {
+            api,
+            session,
+            refusal: None,
+        }
+    }
+
+    /// The server's refusal of the last admin request, if it refused one (a daily cap, a card
+    /// marked diverged, ...): what to tell the user rather than the flow's own error.
+    pub fn take_refusal(&mut self) -> Option<Failure> {
+        self.refusal.take()
     }
 }
 
@@ -85,10 +97,12 @@ impl AdminResponder for ServerResponder<'_> {
             }
             _ => return Err(ResponderError::Unsupported("answer this admin request")),
         };
-        let bytes = self
-            .api
-            .admin(self.session, body)
-            .map_err(ResponderError::Server)?;
+        let bytes = self.api.admin(self.session, body).map_err(|e| {
+            if e.code().is_some() {
+                self.refusal = Some(e.failure());
+            }
+            ResponderError::Server(e)
+        })?;
         let dst = out
             .get_mut(..bytes.len())
             .ok_or(ResponderError::TooLong(bytes.len()))?;

@@ -262,3 +262,60 @@ fn assert_server_and_card_agree(
 fn kdf_puk(master: &MasterSecret, id: &[u8], generation: u32) -> Zeroizing<String> {
     cardunlock_server::kdf::piv_puk(master, id, generation)
 }
+
+/// A modified workstation reports a rotation it did not make (`puk_rotated: true`, the card
+/// still on PUK(0)). The next real unlock is given PUK(1) only; the card refuses it (one PUK
+/// try spent), the client says so to the server and to the user, and the server marks the card
+/// diverged with an alert. The unlock after that is refused by the server with its clear
+/// message before any PUK try. Fails if the client does not report the refused PUKs or the
+/// server ignores the report.
+#[test]
+fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
+    use cardunlock_client::online::wire_profile;
+    use cardunlock_core::flow::Profile;
+    use cardunlock_server::protocol::CardRef;
+
+    let (_dir, _master, server, card, id) = enrolled();
+    block(&card);
+    let api = Api::new(&server.url(), server.cert_pem()).unwrap();
+    let started = api
+        .start(CardRef {
+            profile: wire_profile(Profile::Piv),
+            identity: hex(&id),
+        })
+        .unwrap();
+    api.answers(&started.session, &[Zeroizing::new("Rex".to_string())])
+        .unwrap();
+    api.puk(&started.session, Some(3)).unwrap();
+    // The lie: nothing was sent to the card.
+    api.complete(&started.session, true, true, 0, "").unwrap();
+    assert_eq!(card.borrow().puk_tries_left(), Some(3));
+
+    let failure = unlock_once(&card, &server, "840259", Box::new(|_, _| {})).unwrap_err();
+    assert!(
+        failure.message.contains("refused every PUK"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(
+        card.borrow().puk_tries_left(),
+        Some(2),
+        "one try spent on PUK(1)"
+    );
+    let audit = server.store().audit().unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.event == "diverged" && e.outcome == "alert"),
+        "{audit:#?}"
+    );
+
+    let failure = unlock_once(&card, &server, "840259", Box::new(|_, _| {})).unwrap_err();
+    assert!(
+        failure.message.contains("enrolled again"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(card.borrow().puk_tries_left(), Some(2), "no PUK try spent");
+    assert_eq!(card.borrow().pin_tries_left(), 0, "the PIN stays blocked");
+}

@@ -13,15 +13,15 @@ use rand::RngCore;
 use cardunlock_client::demo::{Demo, Scenario, DEMO_ANSWERS, DEMO_NEW_PIN, DEMO_USER};
 use cardunlock_client::online::{self, Event, Person, Ui};
 use cardunlock_client::status::{describe, UNLOCKED};
-use cardunlock_client::{Failure, Kind};
+use cardunlock_client::{failure, Failure, Kind};
 use zeroize::Zeroizing;
 
 use crate::terminal::Console;
 use crate::trace::Traced;
 
-fn status_line(driver: &mut Driver<Traced<SimCard>>) -> Result<String, String> {
-    let status =
-        block_on(unlock::read_status(driver, IsoProfile::SIM)).map_err(|e| e.to_string())?;
+fn status_line(driver: &mut Driver<Traced<SimCard>>) -> Result<String, Failure> {
+    let status = block_on(unlock::read_status(driver, IsoProfile::SIM))
+        .map_err(|e| failure::card(&e, Kind::Refused))?;
     Ok(describe(&status))
 }
 
@@ -32,7 +32,7 @@ fn new_pin_prompt(pin: &str) {
 }
 
 /// The first demo: local unblocks (PIV with the PUK, GIDS with the admin key).
-pub fn run_local(verbose: bool) -> Result<(), String> {
+pub fn run_local(verbose: bool) -> Result<(), Failure> {
     println!("cardunlock demo: simulated cards in-process (no reader, no server)\n");
 
     println!("[1/2] PIV card, PIN blocked after 3 wrong PINs; unblock with the PUK");
@@ -51,13 +51,19 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
                 println!("    - {violation}");
             }
         }
-        other => return Err(format!("the policy should have refused 123456: {other:?}")),
+        _ => {
+            return Err(Failure::new(
+                Kind::Refused,
+                "the PIV PIN policy did not refuse 123456 (an ascending run)",
+            ))
+        }
     }
     new_pin_prompt("840259");
     println!("  PUK: ******** (factory PUK)");
     let (puk, pin) = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259")
-        .map_err(|e| e.to_string())?;
-    block_on(unlock::piv_unblock(&mut driver, &puk, &pin)).map_err(|e| e.to_string())?;
+        .map_err(|e| failure::input(&e))?;
+    block_on(unlock::piv_unblock(&mut driver, &puk, &pin))
+        .map_err(|e| failure::unlock(&e, Kind::Refused))?;
     println!("  {UNLOCKED}");
     println!("  card: {}\n", status_line(&mut driver)?);
 
@@ -72,10 +78,10 @@ pub fn run_local(verbose: bool) -> Result<(), String> {
     let mut r1 = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut r1);
     let mut key = LocalKey::new(AdminKey::piv_default(), rand::rngs::OsRng);
-    let new_pin =
-        unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").map_err(|e| e.to_string())?;
+    let new_pin = unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2")
+        .map_err(|e| failure::input(&e))?;
     block_on(unlock::gids_unblock(&mut driver, &new_pin, r1, &mut key))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| failure::unlock(&e, Kind::Refused))?;
     println!("  the card proved it holds the same admin key; PIN reset and verified");
     println!("  {UNLOCKED}");
     println!("  card: {}", status_line(&mut driver)?);

@@ -208,8 +208,7 @@ fn merged(mut cli: Cli) -> Cli {
 fn run(cli: &Cli) -> Result<(), Failure> {
     match &cli.command {
         #[cfg(feature = "demo")]
-        Command::Demo(args) if args.local => demo::run_local(args.verbose || cli.verbose_before())
-            .map_err(|m| Failure::new(cardunlock_client::Kind::Refused, m)),
+        Command::Demo(args) if args.local => demo::run_local(args.verbose || cli.verbose_before()),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run_online(
             args.verbose || cli.verbose_before(),

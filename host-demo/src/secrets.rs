@@ -152,31 +152,11 @@ fn one_line(subject: &str, text: &str) -> Result<Zeroizing<String>, Failure> {
     Ok(Zeroizing::new(line.to_string()))
 }
 
-/// Reads a secret file, refusing one that others than its owner may read or write.
+/// Reads a secret file, checked on the descriptor read: no symbolic link, a regular file
+/// owned by this user or root that no one else may read or write.
 pub fn read_secret_file(subject: &str, path: &Path) -> Result<Zeroizing<String>, Failure> {
-    let shown = path.display();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Failure::usage(subject, format!("{shown}: {e}")))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Failure::usage(
-                subject,
-                format!(
-                    "{shown} can be read or changed by others (mode {mode:03o}); make it private \
-                     first: chmod 600 {shown}"
-                ),
-            ));
-        }
-    }
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|e| Failure::usage(subject, format!("{shown}: {e}")))?,
-    );
-    String::from_utf8(bytes.to_vec())
-        .map(Zeroizing::new)
-        .map_err(|_| Failure::usage(subject, format!("{shown} is not UTF-8 text")))
+    use cardunlock_protocol::files::{read_checked_text, FileKind};
+    read_checked_text(path, "", FileKind::Secret).map_err(|e| Failure::usage(subject, e))
 }
 
 /// Refuses two secrets read from standard input in one run.

@@ -8,11 +8,22 @@ use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig, SimCard};
 
 use cardunlock_client::{Failure, Kind};
 
+/// The card profile to simulate.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum ProfileArg {
     Piv,
     Gids,
     Iso,
+}
+
+impl std::fmt::Display for ProfileArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Piv => "PIV",
+            Self::Gids => "GIDS",
+            Self::Iso => "ISO admin",
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -71,7 +82,7 @@ pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], args.port));
     let stop = Arc::new(AtomicBool::new(false));
     eprintln!(
-        "sim-card: serving a {:?} card{} to vpcd at {addr}",
+        "sim-card: serving a {} card{} to vpcd at {addr}",
         args.profile,
         if args.blocked { " (PIN blocked)" } else { "" }
     );
@@ -103,7 +114,7 @@ fn run_vscard(card: SimCard, socket: &std::path::Path, args: &SimCardArgs) -> Re
     let mut card = cardunlock_vpcd::vscard::T0Card::new(card);
     let atr = cardunlock_vpcd::VirtualCard::atr(&card);
     eprintln!(
-        "sim-card: serving a {:?} card{} to QEMU's ccid-card-passthru at {} (T=0 ATR {})",
+        "sim-card: serving a {} card{} to QEMU's ccid-card-passthru at {} (T=0 ATR {})",
         args.profile,
         if args.blocked { " (PIN blocked)" } else { "" },
         socket.display(),

@@ -45,6 +45,10 @@ pub enum ErrorCode {
     OfflineUnsupported,
     /// 409: releasing the PUK would risk blocking it (`tries_left` says why).
     PukAtRisk,
+    /// 409: the card no longer holds the secrets the server has on record (a PIV card refused
+    /// every PUK the server believed it held, or a GIDS card failed its admin-key check):
+    /// online unlock stays stopped for it until the card is enrolled again.
+    CardDiverged,
     /// 413: the body is larger than 16 KiB.
     PayloadTooLarge,
     /// 415: the body must be JSON.
@@ -54,8 +58,9 @@ pub enum ErrorCode {
     /// 429: too many requests (`retry_after` seconds, also in the `Retry-After` header); also
     /// operator sign-in throttled after failures.
     TooManyRequests,
-    /// 429: operator API: the operator's daily cap of offline responses, PUK read-outs or
-    /// enrollments is reached (`retry_after`: seconds to the next UTC day).
+    /// 429: a daily cap is reached (`retry_after`: seconds to the next UTC day): the card's
+    /// admin answers to workstations (`/v1/unlock/admin`), or the operator's offline responses,
+    /// PUK read-outs or enrollments (operator API).
     CapReached,
     /// 500: the server failed.
     InternalError,
@@ -85,6 +90,7 @@ impl ErrorCode {
             Self::ChallengeUsed => "challenge_used",
             Self::PukReleased => "puk_released",
             Self::PukAtRisk => "puk_at_risk",
+            Self::CardDiverged => "card_diverged",
             Self::Conflict => "conflict",
             Self::OfflineUnsupported => "offline_unsupported",
             Self::CapReached => "cap_reached",
@@ -114,6 +120,7 @@ impl ErrorCode {
             | Self::ChallengeUsed
             | Self::PukReleased
             | Self::PukAtRisk
+            | Self::CardDiverged
             | Self::Conflict
             | Self::OfflineUnsupported => 409,
             Self::PayloadTooLarge => 413,
@@ -180,6 +187,7 @@ mod tests {
     fn codes_serialise_as_their_names_and_unknown_ones_parse() {
         for code in [
             ErrorCode::PukAtRisk,
+            ErrorCode::CardDiverged,
             ErrorCode::TooManyRequests,
             ErrorCode::Locked,
         ] {

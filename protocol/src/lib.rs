@@ -4,7 +4,8 @@
 //! (`cardunlock-server`) and its client: every `/v1/unlock/*` request and reply as a serde type,
 //! the error body, the wire names of algorithms, profiles and PIN character sets (with their
 //! conversions to `cardunlock_core`), the PIN policy as it travels, the key-derivation labels,
-//! and (feature `tls`) the pinned-certificate rustls client set-up; [`operator`]: the operator
+//! and (feature `tls`) the pinned-certificate rustls client set-up, (feature `files`) checked reading of secret
+//! files and pinned certificates; [`operator`]: the operator
 //! API (`/v1/operator/*`: sign-in, cards, offline responses, enrollment, audit, operators).
 //!
 //! Secrets that cross the wire (session tokens, answers, PUKs, admin answers) are held in types
@@ -17,6 +18,8 @@
 pub mod body;
 pub mod derivation;
 mod error;
+#[cfg(feature = "files")]
+pub mod files;
 mod messages;
 mod names;
 pub mod operator;

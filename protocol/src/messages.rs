@@ -213,6 +213,15 @@ pub struct CompleteRequest {
     /// A short note for the audit log (no secrets).
     #[serde(default)]
     pub detail: String,
+    /// PIV: how many of the released `puk_candidates`, tried in the order given, the card
+    /// refused as a wrong PUK (`63 CX`). All of them: the card holds none of the PUKs the
+    /// server has on record, and the server stops online unlock for it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub puk_rejected: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// 200 reply of `complete`: `{}`.

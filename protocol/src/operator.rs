@@ -224,6 +224,11 @@ pub struct CardDetail {
     /// The current PUK was read out to a person by an operator (PIV): it is known outside the
     /// server until the next rotation.
     pub puk_read_out: bool,
+    /// Why online unlock is stopped for the card, when it no longer holds the secrets on
+    /// record (a PIV card refused every PUK on record, a GIDS card failed its admin-key check):
+    /// until it is enrolled again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<String>,
     /// The security questions, in order (never the answers).
     pub questions: Vec<String>,
     /// When the card was first enrolled, ms since the Unix epoch.

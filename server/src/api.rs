@@ -5,6 +5,7 @@
 //! carries an answer, a PUK, a key or a session token (sessions are named by a prefix of the
 //! token's SHA-256).
 
+use crate::reply_body::JsonBody;
 use cardunlock_protocol::{
     AnswersReply, AnswersRequest, ErrorBody, ErrorCode, PinPolicyWire, SessionToken, StartReply,
     StartRequest, User,
@@ -12,7 +13,6 @@ use cardunlock_protocol::{
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -25,10 +25,11 @@ use crate::store::{
     now_ms, parse_card, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session,
     StartOutcome, Store, Tx,
 };
-use crate::{Limits, MasterSecret, ServerError};
+use crate::{Limits, MasterSecret, Rate, ServerError};
 
-/// Admin answers one session may get (an unlock needs one for ISO, two for GIDS).
-pub(crate) const MAX_ADMIN_ANSWERS_PER_SESSION: u32 = 16;
+/// Admin answers one session may get: what an unlock needs (ISO: one `encrypt`; GIDS: one
+/// host cryptogram, whose card check does not count).
+pub(crate) const MAX_ADMIN_ANSWERS_PER_SESSION: u32 = 1;
 /// Longest client `detail` kept in the audit log, in characters.
 const MAX_DETAIL_CHARS: usize = 200;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub(crate) session_ttl_ms: i64,
     /// The PIV PUK tries a card is assumed to have ([`crate::Limits::piv_puk_tries`]).
     pub(crate) puk_tries: u32,
+    /// Admin answers a card may get per UTC day ([`crate::Limits::admin_answers_per_card_per_day`]).
+    pub(crate) admin_answers_per_day: u32,
     /// Rate limits of `start` and `answers`.
     pub(crate) rates: Rates,
     /// Argon2id cost of new hashes (enrollment answers, operator passwords).
@@ -49,14 +52,15 @@ pub struct AppState {
     pub(crate) operators: crate::OperatorPolicy,
 }
 
-/// The rate limits of `start` and `answers`, per client address and per card.
+/// The rate limits of `start` and `answers`: per client address in memory, per card in the
+/// store (shared by every instance on the same database, [`crate::store::rules`]).
 pub(crate) struct Rates {
     /// Every request, per address (checked by the router before anything else).
     pub(crate) requests_address: Limiter<IpAddr>,
     start_address: Limiter<IpAddr>,
-    start_card: Limiter<(Profile, String)>,
+    start_card: Rate,
     answers_address: Limiter<IpAddr>,
-    answers_card: Limiter<(Profile, String)>,
+    answers_card: Rate,
 }
 
 impl Rates {
@@ -64,9 +68,9 @@ impl Rates {
         Self {
             requests_address: Limiter::new(limits.requests_per_address),
             start_address: Limiter::new(limits.start_per_address),
-            start_card: Limiter::new(limits.start_per_card),
+            start_card: limits.start_per_card,
             answers_address: Limiter::new(limits.answers_per_address),
-            answers_card: Limiter::new(limits.answers_per_card),
+            answers_card: limits.answers_per_card,
         }
     }
 }
@@ -136,17 +140,18 @@ impl Endpoint {
     }
 }
 
-/// A status code and a JSON body (a `cardunlock_protocol` type, serialised).
+/// A status code and a JSON body (a `cardunlock_protocol` type, serialised into memory wiped
+/// on drop: replies carry PUKs and admin answers).
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub status: u16,
-    pub body: Value,
+    pub body: JsonBody,
     /// Seconds for the `Retry-After` header (429 only).
     pub retry_after: Option<u64>,
 }
 
-fn to_json<T: Serialize>(body: &T) -> Value {
-    serde_json::to_value(body).unwrap_or_else(|_| Value::Object(Default::default()))
+fn to_json<T: Serialize>(body: &T) -> JsonBody {
+    JsonBody::of(body)
 }
 
 /// 200 with a reply of the contract.
@@ -373,9 +378,11 @@ macro_rules! session_or_refuse {
 
 mod admin;
 mod rotation;
+mod rules;
 
 use admin::admin;
 use rotation::{complete, puk};
+use rules::{card_rate, diverged};
 
 fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
     let (profile, identity) = match parse_card(req.card.profile.as_str(), &req.card.identity) {
@@ -385,11 +392,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
             return Ok(refusal(ErrorCode::BadRequest, &message));
         }
     };
-    if let Err(wait) = state
-        .rates
-        .start_card
-        .check(&(profile, identity.clone()), Instant::now())
-    {
+    if let Err(wait) = card_rate(state, (profile, &identity), "start", state.rates.start_card)? {
         return Ok(too_many("for this card", wait));
     }
     let card = Some((profile, identity.as_str()));
@@ -459,11 +462,12 @@ fn locked() -> Reply {
 fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> {
     let (token, session) = session_or_refuse!(state, Endpoint::Answers, &req.session);
     let given = &req.answers;
-    if let Err(wait) = state
-        .rates
-        .answers_card
-        .check(&(session.profile, session.identity.clone()), Instant::now())
-    {
+    if let Err(wait) = card_rate(
+        state,
+        (session.profile, &session.identity),
+        "answers",
+        state.rates.answers_card,
+    )? {
         return Ok(too_many("for this card", wait));
     }
     let card = Some((session.profile, session.identity.as_str()));

@@ -85,6 +85,18 @@ impl From<rusqlite::Error> for ServerError {
     }
 }
 
+impl From<cardunlock_protocol::files::FileError> for ServerError {
+    fn from(e: cardunlock_protocol::files::FileError) -> Self {
+        use cardunlock_protocol::files::FileError;
+        match e {
+            FileError::Permissions(m) => Self::Permissions(m),
+            FileError::Missing(m) | FileError::Io(m) | FileError::TooLarge(m) => {
+                Self::InvalidInput(m)
+            }
+        }
+    }
+}
+
 impl From<std::io::Error> for ServerError {
     fn from(e: std::io::Error) -> Self {
         Self::Io(e)

@@ -3,11 +3,15 @@
 //!
 //! - The state directory is created 0700; an existing one that group or others can write to is
 //!   refused (they could swap the certificate and key).
-//! - The master-secret file and `server.key` are refused when group or others can read them.
+//! - The master-secret file, `server.key` and other secret files are read with
+//!   [`cardunlock_protocol::files`]: refused when group or others can read them, when another
+//!   user owns them, or when they are symbolic links (checked on the descriptor then read).
 //! - The SQLite database (and its `-wal` / `-shm` files) is created 0600; an existing one open
 //!   to group or others is set to 0600 (logged).
 
 use std::path::Path;
+
+use cardunlock_protocol::files::{read_checked_text, FileKind};
 
 use crate::ServerError;
 
@@ -23,28 +27,14 @@ fn mode(_: &Path) -> Result<Option<u32>, ServerError> {
     Ok(None)
 }
 
-/// Refuses a secret file that group or others may read (or write).
-pub(crate) fn check_private_file(path: &Path, what: &str) -> Result<(), ServerError> {
-    match mode(path)? {
-        Some(m) if m & 0o077 != 0 => Err(ServerError::Permissions(format!(
-            "{what} {} is open to other users (mode {m:03o}); run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Reads a secret from a text file only its owner may read (Unix: refused with
-/// [`ServerError::Permissions`] otherwise); the first line, without its line ending.
+/// Reads a secret from a text file (checked on the descriptor read: no symbolic link, owned
+/// by this user or root, owner-only; refused with [`ServerError::Permissions`] otherwise); the
+/// first line, without its line ending.
 pub fn read_secret_file(
     path: &Path,
     what: &str,
 ) -> Result<zeroize::Zeroizing<String>, ServerError> {
-    check_private_file(path, what)?;
-    let content = zeroize::Zeroizing::new(std::fs::read(path)?);
-    let text = std::str::from_utf8(&content)
-        .map_err(|_| ServerError::InvalidInput(format!("{what}: not UTF-8 text")))?;
+    let text = read_checked_text(path, what, FileKind::Secret)?;
     let line = text.lines().next().unwrap_or("");
     Ok(zeroize::Zeroizing::new(line.to_owned()))
 }
@@ -122,23 +112,6 @@ mod tests {
 
     fn set(path: &Path, m: u32) {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
-    }
-
-    #[test]
-    fn secret_files_open_to_others_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("secret");
-        std::fs::write(&f, b"x").unwrap();
-        set(&f, 0o600);
-        assert!(check_private_file(&f, "key").is_ok());
-        for m in [0o640, 0o604, 0o660] {
-            set(&f, m);
-            let e = check_private_file(&f, "key").unwrap_err().to_string();
-            assert!(
-                e.contains("chmod 600") && e.contains(&format!("{m:03o}")),
-                "{e}"
-            );
-        }
     }
 
     #[test]

@@ -29,6 +29,7 @@
 pub mod answers;
 mod api;
 mod console;
+pub mod environ;
 mod error;
 mod files;
 mod http;
@@ -36,6 +37,7 @@ pub mod kdf;
 mod limiter;
 pub mod operator;
 mod refusals;
+mod reply_body;
 mod secret;
 mod server;
 mod store;
@@ -54,7 +56,7 @@ pub use operator::{Actor, OpError};
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
 pub use store::{AuditEntry, AuditHead, CardRecord, ChainReport, Database, Enrollment, Store};
-pub use tls::{pinned_client_config, CERT_FILE, KEY_FILE};
+pub use tls::{pinned_client_config, TlsFiles, CERT_FILE, KEY_FILE};
 
 /// Everything a server needs to start.
 #[derive(Clone, Debug)]
@@ -67,12 +69,19 @@ pub struct Config {
     /// (`sslmode=verify-full` semantics). `None`: no TLS (a database on the same host or a
     /// trusted network only).
     pub db_ca_file: Option<PathBuf>,
+    /// The PostgreSQL password, given apart from the URL (`--db-password-file`): never on the
+    /// command line. `None`: the URL's, else the password file's ([`Store::open_with_password`]).
+    pub db_password: Option<protocol::Secret>,
     /// The master secret the card secrets are derived from. Never written to the database.
     pub master: MasterSecret,
     /// Where to listen; port 0 picks a free port (see [`RunningServer::addr`]).
     pub bind: SocketAddr,
-    /// Holds `server.crt` and `server.key`, made on the first start and reused after.
+    /// Holds `server.crt` and `server.key`, made on the first start and reused after (unless
+    /// [`Config::tls_files`] is set).
     pub state_dir: PathBuf,
+    /// The server's certificate and key from these files instead of the state directory's
+    /// (several instances with one identity, or a certificate issued by a private CA).
+    pub tls_files: Option<TlsFiles>,
     /// Wrong answer sets before a card's online unlock is locked (an operator lifts it).
     pub max_attempts: u32,
     /// How long a session lives after `start`.
@@ -153,8 +162,10 @@ impl Rate {
 
 /// Defences against slow, idle and flooding clients (SECURITY.md, API.md "Limits").
 ///
-/// Rate limits are kept in each server's memory: several instances behind a load balancer each
-/// enforce their own.
+/// Per-address limits are kept in each server's memory: several instances behind a load
+/// balancer each enforce their own. Per-card limits (`start_per_card`, `answers_per_card`,
+/// `admin_answers_per_card_per_day`) are kept in the store: instances sharing a database share
+/// one budget per card.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Open connections in all (also bounded by the process's open-file limit). When full, the
@@ -181,6 +192,9 @@ pub struct Limits {
     /// PIV PUK tries a card is assumed to have when `/puk` is asked (SP 800-73 cards and
     /// YubiKeys ship with 3); a client may report fewer.
     pub piv_puk_tries: u32,
+    /// Admin answers (an ISO `encrypt`, a GIDS host cryptogram) one card may get from
+    /// workstations per UTC day; beyond, `cap_reached` until the next day (audited as an alert).
+    pub admin_answers_per_card_per_day: u32,
 }
 
 impl Default for Limits {
@@ -188,7 +202,7 @@ impl Default for Limits {
     /// any request: 300 at once then 1200/min per address;
     /// `start`: 30 at once then 60/min per address, 5 at once then 10/min per card;
     /// `answers`: 30 at once then 60/min per address, 5 at once then 6/min per card;
-    /// 3 PUK tries.
+    /// 3 PUK tries; 3 admin answers per card and day.
     fn default() -> Self {
         Self {
             max_connections: 4096,
@@ -201,12 +215,14 @@ impl Default for Limits {
             answers_per_address: Rate::new(30, 60),
             answers_per_card: Rate::new(5, 6),
             piv_puk_tries: 3,
+            admin_answers_per_card_per_day: 3,
         }
     }
 }
 
 impl Limits {
-    /// No rate limits (connection limits and timeouts as by default): load tests, demos.
+    /// No rate limits and no daily cap of admin answers (connection limits and timeouts as by
+    /// default): load tests, demos.
     pub fn without_rate_limits() -> Self {
         Self {
             requests_per_address: Rate::UNLIMITED,
@@ -214,6 +230,7 @@ impl Limits {
             start_per_card: Rate::UNLIMITED,
             answers_per_address: Rate::UNLIMITED,
             answers_per_card: Rate::UNLIMITED,
+            admin_answers_per_card_per_day: u32::MAX,
             ..Self::default()
         }
     }
@@ -235,9 +252,11 @@ impl Config {
         Self {
             db_path: db_path.into(),
             db_ca_file: None,
+            db_password: None,
             master,
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             state_dir: state_dir.into(),
+            tls_files: None,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             session_ttl: Self::DEFAULT_SESSION_TTL,
             argon2: Argon2Params::default(),

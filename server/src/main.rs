@@ -2,7 +2,10 @@
 //!
 //! - `serve`: HTTPS on `--bind`, the store at `--db` (SQLite file or `postgres://` URL), the
 //!   master secret from `--master-secret-file` (owner-only), `--master-secret-stdin` or
-//!   `$CARDUNLOCK_MASTER_SECRET` (hex).
+//!   `$CARDUNLOCK_MASTER_SECRET` (hex; removed and wiped from `/proc/PID/environ` once read, as
+//!   `$CARDUNLOCK_DB` is); the PostgreSQL password from `--db-password-file`, `$CARDUNLOCK_DB`
+//!   or `$PGPASSFILE`, never `--db`; the certificate and key from `--tls-cert`/`--tls-key` or
+//!   the state directory.
 //! - `add-admin NAME`, `add-operator NAME --role ROLE...`: the password from a hidden prompt,
 //!   `--password-stdin` or `--password-file` (owner-only); prints the `otpauth://` URI and its
 //!   QR code for the operator's authenticator app, once.
@@ -25,7 +28,7 @@ use zeroize::Zeroizing;
 use cardunlock_server::protocol::{Role, Secret};
 use cardunlock_server::{
     operator, read_secret_file, totp, Argon2Params, AuditHead, Config, MasterSecret, OpError,
-    ServerError, Store,
+    ServerError, Store, TlsFiles,
 };
 
 /// The cardunlock server: online unlock of blocked smart cards and the operator API.
@@ -72,10 +75,15 @@ enum AuditCommand {
 #[derive(Args, Debug)]
 struct StateArgs {
     /// The store: a SQLite database file (created and migrated on start), or a PostgreSQL URL
-    /// `postgres://user@host[:port]/dbname` shared by several instances. Prefer $CARDUNLOCK_DB
-    /// for a URL with a password.
-    #[arg(long, env = "CARDUNLOCK_DB", default_value = "cardunlock.db")]
-    db: PathBuf,
+    /// `postgres://user@host[:port]/dbname` shared by several instances; else $CARDUNLOCK_DB
+    /// (removed from the environment once read), else `cardunlock.db`. A URL given here may not
+    /// carry a password (the command line is visible to other users): see --db-password-file.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// File with the PostgreSQL password (first line; owner-only). Without it the password
+    /// comes from the URL in $CARDUNLOCK_DB, or from $PGPASSFILE (else ~/.pgpass).
+    #[arg(long, value_name = "FILE")]
+    db_password_file: Option<PathBuf>,
     /// PEM file of the CA(s) that issue the PostgreSQL server's certificate: connect over TLS
     /// only, checking the certificate against them and the URL's host name (libpq's
     /// `sslmode=verify-full` with `sslrootcert`).
@@ -96,9 +104,18 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8443")]
     bind: std::net::SocketAddr,
-    /// Where the self-signed certificate and key are kept (made on first start).
+    /// Where the self-signed certificate and key are kept (made on first start), unless
+    /// --tls-cert and --tls-key are given.
     #[arg(long, default_value = ".")]
     state_dir: PathBuf,
+    /// The server's certificate chain (PEM, its own certificate first) instead of the state
+    /// directory's: one identity for several instances, or one issued by a private CA the
+    /// workstations pin. Owned by this user or root, not writable by others.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM; owned by this user or root, owner-only).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Wrong answer attempts before a card's online unlock is locked.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
@@ -176,6 +193,24 @@ fn usage(message: impl Into<String>) -> Failure {
     }
 }
 
+/// Whether a `postgres://` URL has a password in its user part.
+fn url_has_password(location: &std::path::Path) -> bool {
+    let Some(url) = location.to_str() else {
+        return false;
+    };
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let in_user = authority
+        .rsplit_once('@')
+        .is_some_and(|(user, _)| user.contains(':'));
+    in_user || rest.contains("password=")
+}
+
 /// One line of standard input, without its line ending.
 fn stdin_line(what: &str) -> Result<Zeroizing<String>, Failure> {
     let mut line = Zeroizing::new(String::new());
@@ -188,7 +223,48 @@ fn stdin_line(what: &str) -> Result<Zeroizing<String>, Failure> {
     Ok(line)
 }
 
+/// Where the store is: `--db`, else `$CARDUNLOCK_DB`, else `cardunlock.db`. The variable is
+/// taken (removed and wiped) whether used or not. A `--db` URL with a password is refused.
+struct Db {
+    location: PathBuf,
+    password: Option<Secret>,
+}
+
 impl StateArgs {
+    fn db(&self) -> Result<Db, Failure> {
+        let from_env = cardunlock_server::environ::take("CARDUNLOCK_DB")?;
+        let location = match (&self.db, &from_env) {
+            (Some(db), _) => {
+                if url_has_password(db) {
+                    return Err(usage(
+                        "--db: the URL carries a password, and the command line is visible to                          other users: give the password in --db-password-file or $PGPASSFILE,                          or the whole URL in $CARDUNLOCK_DB",
+                    ));
+                }
+                db.clone()
+            }
+            (None, Some(url)) => PathBuf::from(url.as_str()),
+            (None, None) => PathBuf::from("cardunlock.db"),
+        };
+        let password = match &self.db_password_file {
+            Some(path) => Some(Secret::new(
+                read_secret_file(path, "PostgreSQL password file")?.as_str(),
+            )),
+            None => None,
+        };
+        Ok(Db { location, password })
+    }
+
+    /// The store, over TLS when `--db-ca-file` is given.
+    fn store(&self) -> Result<Store, Failure> {
+        let db = self.db()?;
+        let database = cardunlock_server::Database::from_location(&db.location);
+        Ok(Store::open_with_ca(
+            &database,
+            db.password.as_ref(),
+            self.db_ca_file.as_deref(),
+        )?)
+    }
+
     fn master(&self) -> Result<MasterSecret, Failure> {
         let master = if self.master_secret_stdin {
             MasterSecret::from_hex(stdin_line("master secret")?.trim())
@@ -199,22 +275,20 @@ impl StateArgs {
         };
         Ok(master?)
     }
-
-    /// The store, over TLS when `--db-ca-file` is given.
-    fn store(&self) -> Result<Store, Failure> {
-        let database = cardunlock_server::Database::from_location(&self.db);
-        Ok(Store::open_with_ca(&database, self.db_ca_file.as_deref())?)
-    }
 }
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
-    let mut config = Config::new(
-        args.state.db.clone(),
-        args.state_dir.clone(),
-        args.state.master()?,
-    );
+    let db = args.state.db()?;
+    let mut config = Config::new(db.location, args.state_dir.clone(), args.state.master()?);
+    config.db_password = db.password;
     config.db_ca_file = args.state.db_ca_file.clone();
     config.bind = args.bind;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls_files = Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
     config.max_attempts = args.max_attempts;
     config.operators.idle_timeout = Duration::from_secs(args.operator_idle_minutes * 60);
     config.operators.session_lifetime = Duration::from_secs(args.operator_session_hours * 3600);

@@ -47,27 +47,30 @@ impl MasterSecret {
 
     /// A secret from the `CARDUNLOCK_MASTER_SECRET` environment variable (hex), which is then
     /// removed from this process's environment (read or not), so child processes and later
-    /// readers of the environment do not see it. Call it at startup, before other threads read
-    /// the environment. (Linux still shows the environment the process *started* with in
-    /// `/proc/PID/environ` to its owner and root: prefer `--master-secret-file`.)
+    /// readers of the environment do not see it, and (Linux) overwritten in the environment
+    /// block the process started with, which `/proc/PID/environ` shows ([`crate::environ`]).
+    /// Call it at startup, before other threads read the environment.
     pub fn from_env() -> Result<Self, ServerError> {
-        let value = std::env::var(Self::ENV_VAR).map(Zeroizing::new);
-        std::env::remove_var(Self::ENV_VAR);
-        let value =
-            value.map_err(|_| ServerError::MasterSecret("CARDUNLOCK_MASTER_SECRET is not set"))?;
+        let value = crate::environ::take(Self::ENV_VAR)?.ok_or(ServerError::MasterSecret(
+            "CARDUNLOCK_MASTER_SECRET is not set",
+        ))?;
         Self::from_hex(&value)
     }
 
     /// A secret from a file readable by its owner only (Unix: refused with
-    /// [`ServerError::Permissions`] when group or others may read it), holding the secret either
+    /// [`ServerError::Permissions`] when group or others may read it or another user than this
+    /// one or root owns it; a symbolic link is refused; checked on the descriptor read), holding the secret either
     /// as hex digits (whitespace around them ignored, what [`MasterSecret::save_hex`] writes) or
     /// as raw bytes. A file of printable text is hex: malformed hex is an error, never a raw
     /// secret. Raw secrets are binary (32 random bytes are all printable with probability
     /// about 10^-14).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ServerError> {
         let path = path.as_ref();
-        crate::files::check_private_file(path, "master secret file")?;
-        let content = Zeroizing::new(std::fs::read(path)?);
+        let content = cardunlock_protocol::files::read_checked(
+            path,
+            "master secret file",
+            cardunlock_protocol::files::FileKind::Secret,
+        )?;
         let text = content
             .iter()
             .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());

@@ -60,11 +60,13 @@ impl Server {
         }
         // Opening may connect to PostgreSQL with a blocking client: not on a runtime thread.
         let db_path = config.db_path.clone();
+        let db_password = config.db_password.clone();
         let db_ca_file = config.db_ca_file.clone();
         let master = config.master.clone();
         let store = tokio::task::spawn_blocking(move || {
             let store = Store::open_with_ca(
                 &crate::Database::from_location(&db_path),
+                db_password.as_ref(),
                 db_ca_file.as_deref(),
             )?;
             let chained = store.set_audit_key(&master)?;
@@ -76,7 +78,7 @@ impl Server {
         .await
         .map_err(|e| ServerError::Runtime(e.to_string()))??;
         let store = Arc::new(store);
-        let identity = Identity::load_or_create(&config.state_dir)?;
+        let identity = Identity::load(&config.state_dir, config.tls_files.as_ref())?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);
         let listener = listen(config.bind)?;
         let addr = listener.local_addr()?;
@@ -90,6 +92,7 @@ impl Server {
                 max_attempts: config.max_attempts,
                 session_ttl_ms: duration_ms(config.session_ttl),
                 puk_tries: config.limits.piv_puk_tries,
+                admin_answers_per_day: config.limits.admin_answers_per_card_per_day,
                 rates: Rates::new(&config.limits),
                 argon2: config.argon2,
                 operators: config.operators,
@@ -111,7 +114,10 @@ impl Server {
         Ok(RunningServer {
             addr,
             cert_pem: identity.cert_pem,
-            cert_path: config.state_dir.join(CERT_FILE),
+            cert_path: config
+                .tls_files
+                .as_ref()
+                .map_or_else(|| config.state_dir.join(CERT_FILE), |f| f.cert.clone()),
             store,
             argon2: config.argon2,
             refusals,

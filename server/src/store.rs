@@ -15,6 +15,7 @@ pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 mod pg;
 pub(crate) mod readouts;
+pub(crate) mod rules;
 mod schema;
 pub(crate) mod session;
 mod sqlite;
@@ -316,19 +317,42 @@ impl Store {
         Self::open_database(&Database::from_location(location))
     }
 
-    /// Opens (creating if needed) and migrates `database`.
-    pub fn open_database(database: &Database) -> Result<Self, ServerError> {
-        Self::open_with_ca(database, None)
+    /// [`Store::open`] with the PostgreSQL password given apart from the URL (from a file, never
+    /// the command line). Without one, a PostgreSQL URL without a password takes it from the
+    /// file `$PGPASSFILE` names (else `~/.pgpass`), in libpq's format, when one matches.
+    pub fn open_with_password(
+        location: impl AsRef<Path>,
+        password: Option<&cardunlock_protocol::Secret>,
+    ) -> Result<Self, ServerError> {
+        Self::open_database_with(&Database::from_location(location), password)
     }
 
-    /// Opens (creating if needed) and migrates `database`; a PostgreSQL database over TLS
-    /// when `db_ca_file` is given: the server's certificate must chain to a CA in that PEM file
-    /// and name the URL's host (`sslmode=verify-full` semantics, no plain-text fallback).
-    /// `db_ca_file` with a SQLite file is refused.
+    /// Opens (creating if needed) and migrates `database`.
+    pub fn open_database(database: &Database) -> Result<Self, ServerError> {
+        Self::open_database_with(database, None)
+    }
+
+    /// [`Store::open_database`] with the PostgreSQL password given apart
+    /// ([`Store::open_with_password`]).
+    pub fn open_database_with(
+        database: &Database,
+        password: Option<&cardunlock_protocol::Secret>,
+    ) -> Result<Self, ServerError> {
+        Self::open_with_ca(database, password, None)
+    }
+
+    /// Opens (creating if needed) and migrates `database`, the PostgreSQL password given apart
+    /// or not ([`Store::open_with_password`]); a PostgreSQL database over TLS when `db_ca_file`
+    /// is given: the server's certificate must chain to a CA in that PEM file and name the
+    /// URL's host (`sslmode=verify-full` semantics, no plain-text fallback). `db_ca_file` with
+    /// a SQLite file is refused.
     pub fn open_with_ca(
         database: &Database,
+        password: Option<&cardunlock_protocol::Secret>,
         db_ca_file: Option<&Path>,
     ) -> Result<Self, ServerError> {
+        #[cfg(not(feature = "postgres"))]
+        let _ = password;
         if db_ca_file.is_some() && matches!(database, Database::Sqlite(_)) {
             return Err(ServerError::InvalidInput(
                 "a database CA file is for a PostgreSQL URL, not a SQLite file".into(),
@@ -337,9 +361,12 @@ impl Store {
         let backend = match database {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteDb::open(path)?),
             #[cfg(feature = "postgres")]
-            Database::Postgres(url) => {
-                Backend::Postgres(pg::PgDb::open(url, default_pool_size(), db_ca_file)?)
-            }
+            Database::Postgres(url) => Backend::Postgres(pg::PgDb::open(
+                url,
+                password,
+                default_pool_size(),
+                db_ca_file,
+            )?),
             #[cfg(not(feature = "postgres"))]
             Database::Postgres(_) => {
                 return Err(ServerError::InvalidInput(
@@ -496,6 +523,7 @@ impl Store {
                 // Sessions opened under the old questions end here: none of them can be
                 // verified against answers that no longer exist.
                 tx.close_card_sessions(card)?;
+                tx.clear_card_diverged(card)?;
             }
             for (position, (question, hash)) in rows.iter().enumerate() {
                 let position = u32::try_from(position).unwrap_or(u32::MAX);

@@ -4,13 +4,15 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, ServerConfig};
+
+use cardunlock_protocol::files::{read_checked, read_checked_text, FileKind};
 
 use crate::ServerError;
 
@@ -42,15 +44,36 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), Server
     Ok(())
 }
 
-/// The server's certificate and key: loaded from `state_dir`, or made (ECDSA P-256,
-/// self-signed for `localhost`, `127.0.0.1` and `::1`) and saved there on the first start.
+/// The server's certificate chain and key: from the files the operator gave ([`TlsFiles`]), or
+/// loaded from `state_dir`, or made (ECDSA P-256, self-signed for `localhost`, `127.0.0.1` and
+/// `::1`) and saved there on the first start.
 pub(crate) struct Identity {
     pub cert_pem: String,
-    pub cert: CertificateDer<'static>,
+    pub chain: Vec<CertificateDer<'static>>,
     pub key: PrivateKeyDer<'static>,
 }
 
+/// The server's certificate and key from files of the operator's choosing (`serve --tls-cert
+/// --tls-key`): shared by several instances, or issued by a private CA the workstations pin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM): the server's certificate first, then any intermediate CA
+    /// certificates. Owned by this user or root, not writable by group or others.
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, SEC1 or PKCS#1) of the first certificate. Owned by this
+    /// user or root, owner-only.
+    pub key: PathBuf,
+}
+
 impl Identity {
+    /// The identity from `files` when given, else from (or made in) `state_dir`.
+    pub(crate) fn load(state_dir: &Path, files: Option<&TlsFiles>) -> Result<Self, ServerError> {
+        match files {
+            Some(files) => Self::from_files(&files.cert, &files.key),
+            None => Self::load_or_create(state_dir),
+        }
+    }
+
     pub(crate) fn load_or_create(state_dir: &Path) -> Result<Self, ServerError> {
         crate::files::state_dir(state_dir)?;
         let cert_path = state_dir.join(CERT_FILE);
@@ -73,19 +96,40 @@ impl Identity {
             write_private_file(&key_path, key_pem.as_bytes())?;
             write_private_file(&cert_path, made.cert.pem().as_bytes())?;
         }
-        let cert_pem = std::fs::read_to_string(&cert_path)?;
-        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        Self::from_files(&cert_path, &key_path)
+    }
+
+    /// Reads a certificate chain and its key, each checked on the descriptor read
+    /// ([`cardunlock_protocol::files`]); the key must match the first certificate.
+    fn from_files(cert_path: &Path, key_path: &Path) -> Result<Self, ServerError> {
+        let cert_pem = read_checked_text(cert_path, "TLS certificate", FileKind::Trusted)?;
+        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ServerError::Tls(format!("{}: {e}", cert_path.display())))?;
-        crate::files::check_private_file(&key_path, "TLS private key")?;
-        let key_pem = zeroize::Zeroizing::new(std::fs::read(&key_path)?);
+        if chain.is_empty() {
+            return Err(ServerError::Tls(format!(
+                "{}: no PEM certificate",
+                cert_path.display()
+            )));
+        }
+        let key_pem = read_checked(key_path, "TLS private key", FileKind::Secret)?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
             ServerError::Tls(format!("{}: not a PEM private key", key_path.display()))
         })?;
-        Ok(Self {
-            cert_pem,
-            cert,
+        let identity = Self {
+            cert_pem: cert_pem.as_str().to_owned(),
+            chain,
             key,
-        })
+        };
+        // Refuses a key that is not the certificate's, before the first client finds out.
+        identity.server_config().map_err(|e| {
+            ServerError::Tls(format!(
+                "{} and {} do not go together: {e}",
+                cert_path.display(),
+                key_path.display()
+            ))
+        })?;
+        Ok(identity)
     }
 
     /// The rustls server configuration: TLS 1.2 and 1.3, HTTP/1.1 by ALPN.
@@ -94,7 +138,7 @@ impl Identity {
             .with_safe_default_protocol_versions()
             .map_err(tls_err("protocol versions"))?
             .with_no_client_auth()
-            .with_single_cert(vec![self.cert.clone()], self.key.clone_key())
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(tls_err("server certificate"))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))

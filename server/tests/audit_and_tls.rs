@@ -76,7 +76,10 @@ backend_tests! {
         let s = env.verified_session("iso", iso);
         let req = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0102030405060708" });
         env.post("/v1/unlock/admin", &json!({ "session": s, "request": req }));
-        env.post("/v1/unlock/admin", &json!({ "session": s, "request": req }));
+        // The same challenge again (a new session: one admin answer per session).
+        let again = env.verified_session("iso", iso);
+        env.post("/v1/unlock/admin", &json!({ "session": again, "request": req }));
+        tokens.push(again);
         env.post(
             "/v1/unlock/complete",
             &json!({ "session": s, "outcome": "failed", "puk_rotated": false }),

@@ -285,7 +285,7 @@ backend_tests! {
                 let s = sessions[k / 2].clone();
                 std::thread::spawn(move || {
                     barrier.wait();
-                    (k / 2, servers[k % 2].post("/v1/unlock/puk", &json!({ "session": s })))
+                    (k / 2, servers[k % 2].post("/v1/unlock/puk", &json!({ "session": s, "puk_tries_left": 8 })))
                 })
             })
             .collect();

@@ -86,7 +86,7 @@ fn the_store_reaches_postgres_over_verified_tls_only() {
     assert!(postgres::Client::connect(&url, postgres::NoTls).is_err());
 
     let db = fresh_database(&url, &ca);
-    let store = Store::open_with_ca(&Database::from_location(&db), Some(&ca)).unwrap();
+    let store = Store::open_with_ca(&Database::from_location(&db), None, Some(&ca)).unwrap();
     store.set_audit_key(&master()).unwrap();
     store
         .enroll(&enrollment("gids", "a0", Algorithm::TripleDes), &FAST)
@@ -97,6 +97,7 @@ fn the_store_reaches_postgres_over_verified_tls_only() {
     // A server certificate this CA did not issue.
     let why = refused(Store::open_with_ca(
         &Database::from_location(&db),
+        None,
         Some(&dir.join("other-ca.crt")),
     ));
     assert!(why.contains("certificate"), "{why}");
@@ -104,12 +105,14 @@ fn the_store_reaches_postgres_over_verified_tls_only() {
     let by_address = db.replace("@localhost:", "@127.0.0.1:");
     let why = refused(Store::open_with_ca(
         &Database::from_location(&by_address),
+        None,
         Some(&ca),
     ));
     assert!(why.contains("certificate"), "{why}");
     // No silent downgrade.
     let why = refused(Store::open_with_ca(
         &Database::from_location(format!("{db}?sslmode=disable")),
+        None,
         Some(&ca),
     ));
     assert!(why.contains("sslmode"), "{why}");
@@ -117,6 +120,7 @@ fn the_store_reaches_postgres_over_verified_tls_only() {
     let tmp = tempfile::tempdir().unwrap();
     let why = refused(Store::open_with_ca(
         &Database::from_location(tmp.path().join("x.db")),
+        None,
         Some(&ca),
     ));
     assert!(why.contains("PostgreSQL"), "{why}");

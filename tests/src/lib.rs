@@ -81,3 +81,5 @@ pub fn shared(card: SimCard) -> SharedCard {
 pub fn fill_counter(seed: u8) -> cardunlock_sim::TestRng {
     cardunlock_sim::TestRng::counter(seed)
 }
+
+pub mod uart_card;

@@ -13,14 +13,18 @@
 //! fails and a RESYNCH was needed, [`T1Error::Resynchronized`] tells the caller that the
 //! command's outcome is unknown (a RESET RETRY COUNTER may or may not have run), rather than
 //! risk spending a PIN or PUK try twice.
+//!
+//! A card's response chain is read up to the longest legal response ([`MAX_RESPONSE`]): a card
+//! that chains I-blocks past it gets [`T1Error::ChainTooLong`] (after a RESYNCH), never an
+//! endless exchange.
 
 pub mod block;
+mod error;
 pub mod uart;
 
 use crate::atr::{Atr, Edc};
 pub use block::{crc16, lrc, Block, BlockError, Pcb, RCode, SKind, MAX_BLOCK, MAX_INF};
-use cardunlock_core::transport::{ErrorKind, TransportError};
-use core::fmt;
+pub use error::T1Error;
 
 /// Why one block exchange produced no usable block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +61,9 @@ pub const MAX_RESYNCH: u8 = 3;
 /// Requests of the card (WTX, IFS) accepted in a row without progress: a card that keeps asking
 /// for time forever is treated as broken.
 pub const MAX_CARD_REQUESTS: u16 = 1024;
+/// The longest legal response APDU: 65,536 data bytes (extended Le of zero) and SW1-SW2. A
+/// card whose I-block chain carries more is broken or hostile: the engine stops reading it.
+pub const MAX_RESPONSE: usize = 65_536 + 2;
 /// IFSC and IFSD before any negotiation (ISO/IEC 7816-3 §11.4.2).
 pub const DEFAULT_IFS: u8 = 32;
 
@@ -96,90 +103,6 @@ impl T1Params {
         }
     }
 }
-
-/// Why a T=1 exchange failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum T1Error<E> {
-    /// The carrier failed (reader gone, card removed, I/O error).
-    Io(E),
-    /// The command is empty.
-    InvalidCommand,
-    /// The response did not fit the caller's buffer (the card's chain was read to its end and
-    /// dropped, so the channel stays in step).
-    ResponseTooLong,
-    /// The card did not answer usefully through the retries and the RESYNCHs: reset it.
-    Unresponsive,
-    /// The channel had to be resynchronised after the command may have reached the card: its
-    /// outcome is unknown and it was not sent again. Read the card's state before retrying.
-    Resynchronized,
-    /// The card aborted the chain (S(ABORT) request).
-    Aborted,
-    /// The card kept sending WTX or IFS requests without ever answering.
-    TooManyRequests,
-    /// The card did not confirm the IFSD asked for.
-    IfsdRefused,
-}
-
-impl<E> T1Error<E> {
-    /// The same error with the carrier's error converted.
-    pub fn map_io<F>(self, f: impl FnOnce(E) -> F) -> T1Error<F> {
-        match self {
-            Self::Io(e) => T1Error::Io(f(e)),
-            Self::InvalidCommand => T1Error::InvalidCommand,
-            Self::ResponseTooLong => T1Error::ResponseTooLong,
-            Self::Unresponsive => T1Error::Unresponsive,
-            Self::Resynchronized => T1Error::Resynchronized,
-            Self::Aborted => T1Error::Aborted,
-            Self::TooManyRequests => T1Error::TooManyRequests,
-            Self::IfsdRefused => T1Error::IfsdRefused,
-        }
-    }
-
-    /// The core's classification of this error, with the carrier's errors classified by
-    /// `io_kind`.
-    pub fn kind_with(&self, io_kind: impl FnOnce(&E) -> ErrorKind) -> ErrorKind {
-        match self {
-            Self::Io(e) => io_kind(e),
-            Self::InvalidCommand => ErrorKind::InvalidCommand,
-            Self::ResponseTooLong => ErrorKind::ResponseTooLong,
-            Self::Unresponsive | Self::TooManyRequests => ErrorKind::Timeout,
-            Self::Resynchronized | Self::Aborted | Self::IfsdRefused => ErrorKind::Other,
-        }
-    }
-}
-
-impl<E: TransportError> TransportError for T1Error<E> {
-    fn kind(&self) -> ErrorKind {
-        self.kind_with(TransportError::kind)
-    }
-}
-
-impl<E: fmt::Display> fmt::Display for T1Error<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "T=1: {e}"),
-            Self::InvalidCommand => f.write_str("T=1: empty command"),
-            Self::ResponseTooLong => f.write_str("T=1: the card's response is too long"),
-            Self::Unresponsive => f.write_str(
-                "T=1: the card does not answer (retransmissions and resynchronisation failed)",
-            ),
-            Self::Resynchronized => f.write_str(
-                "T=1: the channel was resynchronised after the command may have reached the \
-                 card; its outcome is unknown and it was not repeated",
-            ),
-            Self::Aborted => f.write_str("T=1: the card aborted the exchange"),
-            Self::TooManyRequests => {
-                f.write_str("T=1: the card keeps asking for more time and never answers")
-            }
-            Self::IfsdRefused => f.write_str("T=1: the card did not accept the IFSD"),
-        }
-    }
-}
-
-#[cfg(feature = "std")]
-impl<E: fmt::Display + fmt::Debug> std::error::Error for T1Error<E> {}
 
 /// The T=1 engine of the interface device side: sequence numbers and the sizes in force.
 #[derive(Clone, Debug)]
@@ -482,6 +405,12 @@ impl T1 {
                                 _ => overflow = true,
                             }
                             received = end;
+                            if received > MAX_RESPONSE {
+                                // A chain without end: stop it, and put the channel back in
+                                // step (no block of this chain is acknowledged any more).
+                                self.resynch(io, tx, rx).await?;
+                                return Err(T1Error::ChainTooLong);
+                            }
                             if !card_more {
                                 return if overflow {
                                     Err(T1Error::ResponseTooLong)

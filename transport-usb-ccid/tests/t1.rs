@@ -802,3 +802,79 @@ fn an_rrc_reply_lost_for_good_is_reported_not_retried() {
     assert_eq!(run.executed_count(0x2C), 1);
     assert_eq!(run.card.borrow().puk_tries_left(), Some(2));
 }
+
+/// A scripted card that answers any command with I-blocks chained forever (254 bytes each,
+/// `more` always set), and confirms a RESYNCH.
+struct EndlessChain {
+    ns: bool,
+    i_blocks: usize,
+    resynchs: usize,
+}
+
+impl BlockIo for EndlessChain {
+    type Error = ErrorKind;
+
+    async fn exchange(
+        &mut self,
+        block: &[u8],
+        reply: &mut [u8],
+        _bwt_multiplier: u8,
+    ) -> Result<usize, ExchangeError<ErrorKind>> {
+        let sent = Block::parse(block, Edc::Lrc).map_err(|_| ExchangeError::Mute)?;
+        let answer = match sent.pcb {
+            Pcb::S {
+                kind: SKind::Resynch,
+                response: false,
+            } => {
+                self.resynchs += 1;
+                Block::s(0, SKind::Resynch, true, &[])
+            }
+            _ => {
+                self.i_blocks += 1;
+                let ns = self.ns;
+                self.ns = !self.ns;
+                Block::i(0, ns, true, &[0xAB; 254])
+            }
+        };
+        answer
+            .encode(Edc::Lrc, reply)
+            .map_err(|_| ExchangeError::Io(ErrorKind::ResponseTooLong))
+    }
+}
+
+/// Proves the bound on response chains: a card chaining I-blocks forever gets
+/// `ChainTooLong` right after the longest legal response (65,538 bytes, 259 blocks of 254),
+/// then the channel is resynchronised. Without the bound the exchange never ends (the test
+/// would hang: the card below never stops).
+#[test]
+fn a_card_chaining_forever_is_stopped_after_the_longest_legal_response() {
+    let mut t1 = T1::new(T1Params {
+        ifsd: 254,
+        ..T1Params::default()
+    });
+    let mut io = EndlessChain {
+        ns: false,
+        i_blocks: 0,
+        resynchs: 0,
+    };
+    let mut resp = vec![0u8; 70_000];
+    let err = block_on(t1.transceive(&mut io, &case4(5), &mut resp)).unwrap_err();
+    assert_eq!(err, T1Error::ChainTooLong);
+    assert_eq!(err.kind(), ErrorKind::ResponseTooLong);
+    assert!(
+        err.to_string().contains("longer than any legal response"),
+        "{err}"
+    );
+    assert_eq!(io.i_blocks, cardunlock_ccid::t1::MAX_RESPONSE / 254 + 1);
+    assert_eq!(io.resynchs, 1);
+    // A small buffer too: the chain is not read past the bound.
+    let mut io = EndlessChain {
+        ns: false,
+        i_blocks: 0,
+        resynchs: 0,
+    };
+    let mut small = [0u8; 64];
+    let err = block_on(t1.transceive(&mut io, &case4(5), &mut small)).unwrap_err();
+    assert_eq!(err, T1Error::ChainTooLong);
+    assert_eq!(io.i_blocks, 259);
+}

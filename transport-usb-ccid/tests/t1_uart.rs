@@ -160,3 +160,110 @@ fn a_card_that_stays_mute_ends_with_a_clear_error() {
     assert_eq!(line.card.executed_count(0x2C), 0);
     assert_eq!(line.card.inner().puk_tries_left(), Some(3));
 }
+
+/// The card-side T=1 keeps its place in a chained answer when a block of the host arrives
+/// garbled: it answers the bad block with an R-block, then the host's acknowledgement gets the
+/// next link of the chain (ISO/IEC 7816-3 §11.6.3: a bad block changes nothing). Before the fix
+/// the card answered the acknowledgement with an R-block and the host had to RESYNCH, losing
+/// the outcome of the command (found by the firmware's UART run, `scripts/firmware-uart.sh`).
+#[test]
+fn a_garbled_acknowledgement_in_the_cards_chain_does_not_lose_its_place() {
+    use cardunlock_ccid::atr::Edc;
+    use cardunlock_ccid::t1::{Block, Pcb, RCode, SKind};
+    let mut card = T1Card::new(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
+    card.power_on();
+    let mut xfr = |block: Block<'_>, garble: bool| {
+        let mut buf = [0u8; 64];
+        let n = block.encode(Edc::Lrc, &mut buf).unwrap();
+        if garble {
+            buf[n - 1] ^= 0x40;
+        }
+        let reply = card.xfr_block(&buf[..n]).unwrap();
+        let block = Block::parse(&reply, Edc::Lrc).unwrap();
+        (block.pcb, block.inf.to_vec())
+    };
+    // IFSD 8, so the answer to SELECT comes in links of 8 bytes.
+    let (pcb, _) = xfr(Block::s(0, SKind::Ifs, false, &[8]), false);
+    assert_eq!(
+        pcb,
+        Pcb::S {
+            kind: SKind::Ifs,
+            response: true
+        }
+    );
+    let select = hex_literal::hex!("00A4040009A00000030800001000");
+    let (pcb, first) = xfr(Block::i(0, false, false, &select), false);
+    assert_eq!(
+        pcb,
+        Pcb::I {
+            ns: false,
+            more: true
+        }
+    );
+    // The acknowledgement arrives garbled: the card asks for it again.
+    let (pcb, _) = xfr(Block::r(0, true, RCode::Ok), true);
+    assert!(
+        matches!(
+            pcb,
+            Pcb::R {
+                code: RCode::Edc,
+                ..
+            }
+        ),
+        "{pcb:?}"
+    );
+    // Sent again, it gets the second link, not another R-block.
+    let (pcb, second) = xfr(Block::r(0, true, RCode::Ok), false);
+    assert!(matches!(pcb, Pcb::I { ns: true, .. }), "{pcb:?}");
+    assert_ne!(first, second);
+    // And a request to repeat the link (N(R) = its N(S)) repeats it.
+    let (pcb, again) = xfr(Block::r(0, false, RCode::Other), true);
+    assert!(matches!(pcb, Pcb::R { .. }), "{pcb:?}");
+    let (pcb, repeated) = xfr(Block::r(0, true, RCode::Other), false);
+    assert!(matches!(pcb, Pcb::I { ns: true, .. }), "{pcb:?} {again:?}");
+    assert_eq!(repeated, second);
+}
+
+/// A garbled answer to the card's WTX request gets the request again (ISO/IEC 7816-3 rule 7.2),
+/// not an R-block the host cannot place (before the fix the two sides traded R-blocks until the
+/// host had to RESYNCH and lost the command's outcome).
+#[test]
+fn a_garbled_wtx_response_gets_the_cards_request_again() {
+    use cardunlock_ccid::atr::Edc;
+    use cardunlock_ccid::t1::{Block, Pcb, SKind};
+    let mut card = T1Card::new(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
+    card.power_on();
+    card.request_wtx(1, 3);
+    let mut xfr = |block: Block<'_>, garble: bool| {
+        let mut buf = [0u8; 64];
+        let n = block.encode(Edc::Lrc, &mut buf).unwrap();
+        if garble {
+            buf[n - 1] ^= 0x40;
+        }
+        let reply = card.xfr_block(&buf[..n]).unwrap();
+        let block = Block::parse(&reply, Edc::Lrc).unwrap();
+        (block.pcb, block.inf.to_vec())
+    };
+    let wtx_request = Pcb::S {
+        kind: SKind::Wtx,
+        response: false,
+    };
+    let select = hex_literal::hex!("00A4040009A00000030800001000");
+    assert_eq!(
+        xfr(Block::i(0, false, false, &select), false),
+        (wtx_request, vec![3])
+    );
+    assert_eq!(
+        xfr(Block::s(0, SKind::Wtx, true, &[3]), true),
+        (wtx_request, vec![3])
+    );
+    let (pcb, answer) = xfr(Block::s(0, SKind::Wtx, true, &[3]), false);
+    assert_eq!(
+        pcb,
+        Pcb::I {
+            ns: false,
+            more: false
+        }
+    );
+    assert_eq!(answer[answer.len() - 2..], [0x90, 0x00]);
+}

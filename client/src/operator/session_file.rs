@@ -123,12 +123,19 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// to another server. A file others can read or that does not parse is an error (named, never
 /// quoted).
 pub fn load(path: &Path, server: &str) -> Result<Option<Saved>, Failure> {
-    let text = match std::fs::read(path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_failure(path, "reading it", e)),
+    use cardunlock_protocol::files::{read_checked, FileError, FileKind};
+    let what = "operator session";
+    let text = match read_checked(path, what, FileKind::Secret) {
+        Ok(bytes) => bytes,
+        Err(FileError::Missing(_)) => return Ok(None),
+        Err(FileError::Permissions(e)) => {
+            return Err(Failure::new(
+                Kind::Usage,
+                format!("{e}; or delete it and sign in again"),
+            ))
+        }
+        Err(e) => return Err(Failure::new(Kind::Usage, e.to_string())),
     };
-    check_owner_only(path)?;
     let saved: Saved = serde_json::from_slice(&text).map_err(|e| {
         Failure::usage(
             &format!("operator session {}", path.display()),
@@ -149,30 +156,6 @@ pub fn delete(path: &Path) -> Result<(), Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_failure(path, "deleting it", e)),
     }
-}
-
-#[cfg(unix)]
-fn check_owner_only(path: &Path) -> Result<(), Failure> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| io_failure(path, "reading its permissions", e))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(Failure::usage(
-            &format!("operator session {}", path.display()),
-            format!(
-                "others can read it (mode {:o}): delete it and sign in again",
-                mode & 0o777
-            ),
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_owner_only(_path: &Path) -> Result<(), Failure> {
-    Ok(())
 }
 
 #[cfg(test)]
@@ -224,7 +207,7 @@ mod tests {
         std::fs::write(&path, json).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = load(&path, "https://h:1").unwrap_err();
-        assert!(e.message.contains("others can read it"), "{e}");
+        assert!(e.message.contains("open to other users"), "{e}");
         assert!(!e.message.contains("abab"), "{e}");
         save(&path, &saved("https://h:1")).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();

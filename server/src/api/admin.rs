@@ -2,15 +2,16 @@
 //! answered once, ever.
 
 use cardunlock_core::crypto::{AdminKey, Algorithm};
-use cardunlock_protocol::{AdminAnswer, AdminBody, AdminRequest, ErrorCode, Secret};
+use cardunlock_protocol::{AdminAnswer, AdminBody, AdminRequest, ErrorBody, ErrorCode, Secret};
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
-    audit, audit_in, live_session, ok, refusal, AppState, Endpoint, Reply, INVALID_SESSION,
-    MAX_ADMIN_ANSWERS_PER_SESSION, NOT_VERIFIED,
+    audit, audit_in, diverged, live_session, ok, refusal, refuse_with, AppState, Endpoint, Reply,
+    INVALID_SESSION, MAX_ADMIN_ANSWERS_PER_SESSION, NOT_VERIFIED,
 };
+use crate::store::rules::DAY_MS;
 use crate::store::{algorithm_name, now_ms, session as logic, ChallengeOutcome, Profile, Tx};
 use crate::{kdf, ServerError};
 
@@ -140,18 +141,26 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
         card.key_gen,
     );
     let now = now_ms();
+    let cap = state.admin_answers_per_day;
+    let card_key = (session.profile, session.identity.as_str());
+    // Only what hands out the admin key's work counts; the check of a GIDS card's own
+    // cryptogram does not.
+    let counts = !matches!(op, AdminOp::GidsCardCryptogram(_));
     // The reservation, the answer and its audit row commit together: an answer is never given
     // without its challenge recorded as used, nor recorded without its audit row.
     state.store.transact(|tx| {
         let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
             audit_in(tx, card_ref, Some(&token), "admin", outcome, detail)
         };
+        if let Some(reason) = tx.card_diverged(card_key)? {
+            a(tx, "card_diverged", &format!("refused: {reason}"))?;
+            return Ok(diverged());
+        }
         let gids_randoms = match logic::reserve_challenge(
             tx,
             &token.hash,
             now,
-            kind,
-            &value,
+            (kind, &value, counts),
             MAX_ADMIN_ANSWERS_PER_SESSION,
         )? {
             ChallengeOutcome::SessionGone => {
@@ -182,11 +191,39 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
             }
             ChallengeOutcome::Reserved { gids_randoms } => gids_randoms,
         };
+        if counts && cap != u32::MAX {
+            let today = tx.bump_card_daily(card_key, "admin_answers", now.div_euclid(DAY_MS))?;
+            if today > cap {
+                a(
+                    tx,
+                    "alert",
+                    &format!("refused: daily cap of {cap} admin answers for this card reached"),
+                )?;
+                let day_left = DAY_MS - now.rem_euclid(DAY_MS);
+                return Ok(refuse_with(ErrorBody {
+                    retry_after: Some(u64::try_from(day_left / 1000 + 1).unwrap_or(86_400)),
+                    ..ErrorBody::new(
+                        ErrorCode::CapReached,
+                        format!(
+                            "This card was given its {cap} online unlocks for today. Try again tomorrow or contact your administrator."
+                        ),
+                    )
+                }));
+            }
+        }
         let answer = match compute(&key, &op, gids_randoms.as_deref()) {
             Ok(Computed::Answer(answer)) => answer,
             Ok(Computed::CardNotAuthenticated) => {
                 tx.set_session_gids(&token.hash, None)?;
                 a(tx, "card_not_authenticated", "card cryptogram does not match R1 || R2")?;
+                // The card holds another admin key than the one on record (changed elsewhere,
+                // or another card): stop online unlock for it until re-enrollment.
+                let reason = format!(
+                    "the card's cryptogram did not prove admin key generation {}",
+                    card.key_gen
+                );
+                tx.set_card_diverged(card_key, &reason, now)?;
+                audit_in(tx, card_ref, Some(&token), "diverged", "alert", &reason)?;
                 return Ok(refusal(
                     ErrorCode::CardNotAuthenticated,
                     "The card's cryptogram does not prove it holds the admin key: this is not the enrolled card. Nothing was changed.",

@@ -6,8 +6,8 @@ use cardunlock_protocol::{
 };
 
 use super::{
-    audit, audit_in, clean, live_session, ok, refusal, refuse_with, AppState, Endpoint, Reply,
-    INVALID_SESSION, NOT_VERIFIED,
+    audit, audit_in, clean, diverged, live_session, ok, refusal, refuse_with, AppState, Endpoint,
+    Reply, INVALID_SESSION, NOT_VERIFIED,
 };
 use crate::store::{now_ms, session as logic, CompleteOutcome, Profile, PukOutcome, Tx};
 use crate::{kdf, ServerError};
@@ -25,10 +25,11 @@ pub(super) fn puk(state: &AppState, req: PukRequest) -> Result<Reply, ServerErro
     let identity = hex::decode(&session.identity)
         .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
     // The tries the card can take: the configured PIV PUK limit, or fewer when the client read
-    // a smaller count from the card.
+    // a smaller count from the card. Unknown tries allow one unconfirmed candidate at most.
     let tries = req
         .puk_tries_left
         .map_or(state.puk_tries, |t| t.min(state.puk_tries));
+    let tries_known = req.puk_tries_left.is_some();
     let now = now_ms();
     // The release, the pending rotation and the audit row commit together, before the PUK
     // leaves the server.
@@ -36,7 +37,11 @@ pub(super) fn puk(state: &AppState, req: PukRequest) -> Result<Reply, ServerErro
         let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
             audit_in(tx, card, Some(&token), "puk", outcome, detail)
         };
-        Ok(match logic::release_puk(tx, &token.hash, now, tries)? {
+        Ok(match logic::release_puk(tx, &token.hash, now, (tries, tries_known))? {
+            PukOutcome::Diverged(reason) => {
+                a(tx, "card_diverged", &format!("refused: {reason}"))?;
+                diverged()
+            }
             PukOutcome::SessionGone => {
                 a(tx, "invalid_session", "session ended")?;
                 refusal(ErrorCode::InvalidSession, INVALID_SESSION)
@@ -55,6 +60,21 @@ pub(super) fn puk(state: &AppState, req: PukRequest) -> Result<Reply, ServerErro
                     ErrorCode::PukReleased,
                     "The PUK was already released in this session. Start a new session.",
                 )
+            }
+            PukOutcome::AtRisk { candidates } if !tries_known => {
+                let detail = format!(
+                    "refused: {candidates} candidate PUK(s), the card's PUK tries unknown"
+                );
+                a(tx, "puk_at_risk", &detail)?;
+                refuse_with(ErrorBody {
+                    tries_left: Some(tries),
+                    ..ErrorBody::new(
+                        ErrorCode::PukAtRisk,
+                        format!(
+                            "The card may hold any of {candidates} PUKs (earlier unlocks were cut off) and did not say how many PUK tries it has left: trying them could block the PUK. Nothing was released; ask an operator to unlock the card."
+                        ),
+                    )
+                })
             }
             PukOutcome::AtRisk { candidates } => {
                 let detail = format!(
@@ -101,18 +121,29 @@ pub(super) fn complete(state: &AppState, req: CompleteRequest) -> Result<Reply, 
             audit_in(tx, card, Some(&token), "complete", outcome, detail)
         };
         Ok(
-            match logic::complete(tx, &token.hash, now, req.puk_rotated)? {
+            match logic::complete(tx, &token.hash, now, req.puk_rotated, req.puk_rejected)? {
                 CompleteOutcome::SessionGone => {
                     a(tx, "invalid_session", "session ended")?;
                     refusal(ErrorCode::InvalidSession, INVALID_SESSION)
                 }
                 CompleteOutcome::NothingReleased => {
-                    let message =
-                        "Bad request: puk_rotated is true but this session released no PUK.";
+                    let message = "Bad request: puk_rotated is true but this session released no \
+                         PUK the card accepted.";
                     a(tx, "bad_request", message)?;
                     refusal(ErrorCode::BadRequest, message)
                 }
-                CompleteOutcome::Closed { committed, pending } => {
+                CompleteOutcome::Closed {
+                    committed,
+                    pending,
+                    diverged,
+                } => {
+                    if let Some(refused) = &diverged {
+                        let reason = format!(
+                            "PUK diverged: the card refused every PUK on record (generations \
+                             {refused:?}); online unlock stopped until re-enrollment"
+                        );
+                        audit_in(tx, card, Some(&token), "diverged", "alert", &reason)?;
+                    }
                     let mut detail = match committed {
                         Some(g) => format!("PUK rotated, generation {g} committed"),
                         None => "PUK not rotated".to_owned(),

@@ -97,6 +97,12 @@ pub(crate) fn card(nav: &Nav, d: &CardDetail, mine: &[PukReadoutSummary]) -> Mar
                 dt { "Online unlock" } dd {
                     @if d.locked { strong.bad { "locked" } } @else { "open" }
                 }
+                @if let Some(why) = &d.diverged {
+                    dt { "Card secrets" } dd {
+                        strong.bad { "diverged: online unlock stopped until the card is enrolled again" }
+                        " (" (why) ")"
+                    }
+                }
                 dt { "Attempts left" } dd { (d.attempts_left) }
                 dt { "Key generation" } dd {
                     (d.key_generation)
@@ -289,6 +295,7 @@ mod tests {
             puk_generation: 1,
             pending_puk_generation: Some(2),
             puk_read_out: true,
+            diverged: None,
             questions: vec!["Pet & \"name\"?".into()],
             enrolled_ms: 0,
             timeline: vec![AuditRecord {

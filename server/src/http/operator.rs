@@ -31,6 +31,7 @@ use super::unlock::{read_body, respond, BodyError};
 use super::{Peer, Shared};
 use crate::api::{AppState, Reply};
 use crate::operator::{self as op, Actor, OpError};
+use crate::reply_body::JsonBody;
 
 /// The operator routes, relative to `/v1/operator` (where [`super::routes`] nests them).
 pub(crate) fn router() -> Router<Arc<Shared>> {
@@ -68,7 +69,7 @@ fn error_reply(e: &OpError) -> Reply {
     Reply {
         status: e.status(),
         retry_after: body.retry_after,
-        body: serde_json::to_value(&body).unwrap_or_default(),
+        body: JsonBody::of(&body),
     }
 }
 
@@ -76,7 +77,7 @@ fn json_response<T: Serialize>(result: Result<T, OpError>) -> Response {
     let reply = match result {
         Ok(value) => Reply {
             status: 200,
-            body: serde_json::to_value(&value).unwrap_or_default(),
+            body: JsonBody::of(&value),
             retry_after: None,
         },
         Err(e) => error_reply(&e),

@@ -202,8 +202,7 @@ where
 
 /// A reply as a JSON response (`Connection: close` when the rest of the request was not read).
 pub(crate) fn respond(reply: Reply, close: bool) -> Response {
-    let body = serde_json::to_vec(&reply.body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Body::from(body));
+    let mut response = Response::new(reply.body.into_body());
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();

@@ -125,9 +125,10 @@ pub fn card_detail(
             until_ms: None,
             limit: TIMELINE,
         })?;
-        Ok(Some((record, questions, timeline)))
+        let diverged = tx.card_diverged(card)?;
+        Ok(Some((record, questions, timeline, diverged)))
     })?;
-    let (c, questions, timeline) = found.ok_or_else(unknown_card)?;
+    let (c, questions, timeline, diverged) = found.ok_or_else(unknown_card)?;
     Ok(CardDetail {
         card: card_ref(&c),
         user: user(&c),
@@ -139,6 +140,7 @@ pub fn card_detail(
         puk_generation: c.puk_gen,
         pending_puk_generation: c.pending_puk_gen,
         puk_read_out: c.puk_read_out,
+        diverged,
         questions,
         enrolled_ms: c.enrolled_ms,
         timeline: timeline.into_iter().map(record).collect(),

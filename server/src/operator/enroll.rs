@@ -167,6 +167,11 @@ pub fn enroll_begin(
         })?;
         if let Some(r) = &record {
             tx.set_key_gens(card, r.key_gen, Some(next_key))?;
+            if profile == Profile::Piv {
+                // Until the report comes, the card may hold the new PUK: the next unlock offers
+                // it with the others (a lost report must not cost PUK tries).
+                tx.set_puk_gens(card, r.puk_gen, Some(next_puk))?;
+            }
         }
         let detail = format!(
             "enrollment {id}: {} question(s), admin algorithm {algorithm_name}, next key \
@@ -232,6 +237,11 @@ pub fn enroll_done(
         let card = (profile, e.identity.as_str());
         if !done.personalised {
             tx.set_enrollment_state(id, "failed")?;
+            if profile == Profile::Piv {
+                // Reported not done: still possible (a step may have reached the card), but
+                // offered last.
+                tx.deny_puk(card, e.puk_gen)?;
+            }
             let detail = format!("enrollment {id}: the card was not personalised");
             audit_card(
                 tx,
@@ -263,6 +273,7 @@ pub fn enroll_done(
         tx.set_key_gens(card, e.key_gen, None)?;
         tx.set_puk_gens(card, e.puk_gen, None)?;
         tx.clear_denied_upto(card, e.puk_gen)?;
+        tx.clear_card_diverged(card)?;
         tx.set_enrollment_state(id, "done")?;
         tx.supersede_enrollments(card, id)?;
         let detail = format!(

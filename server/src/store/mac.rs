@@ -18,6 +18,7 @@
 
 pub(crate) mod guard;
 mod guard_ops;
+mod guard_rules;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -40,6 +41,9 @@ pub(crate) enum Kind {
     Text,
     /// Bytes (SQLite BLOB, PostgreSQL BYTEA).
     Blob,
+    /// A float (SQLite REAL, PostgreSQL DOUBLE PRECISION), encoded as the integer of its IEEE
+    /// 754 bits (never a key column).
+    Real,
 }
 
 /// Which value of a column is left out of the encoding (its default, so adding the column
@@ -275,6 +279,43 @@ pub(crate) const PUK_READOUTS: Table = Table {
     ],
 };
 
+const CARD_KIND_KEY: &[Col] = &[
+    col("profile", Text, Never),
+    col("identity", Text, Never),
+    col("kind", Text, Never),
+];
+
+/// The unlock rules' per-card token buckets.
+pub(crate) const CARD_BUCKETS: Table = Table {
+    name: "card_buckets",
+    key: CARD_KIND_KEY,
+    cols: &[col("tokens", Kind::Real, Never), col("last_ms", Int, Never)],
+};
+
+/// The unlock rules' per-card daily counters.
+pub(crate) const CARD_DAILY: Table = Table {
+    name: "card_daily",
+    key: CARD_KIND_KEY,
+    cols: &[col("day", Int, Never), col("count", Int, Never)],
+};
+
+/// Cards whose secrets diverged from the store.
+pub(crate) const CARD_DIVERGED: Table = Table {
+    name: "card_diverged",
+    key: CARD_KEY,
+    cols: &[col("reason", Text, Never), col("since_ms", Int, Never)],
+};
+
+/// The PUK generations each session released (the candidates, in order).
+pub(crate) const RELEASED_PUKS: Table = Table {
+    name: "released_puks",
+    key: &[col("token_hash", Blob, Never)],
+    cols: &[
+        col("generations", Text, Never),
+        col("created_ms", Int, Never),
+    ],
+};
+
 /// Every MACed table (the one-time migration stamps them all).
 pub(crate) const TABLES: &[&Table] = &[
     &CARDS,
@@ -288,6 +329,10 @@ pub(crate) const TABLES: &[&Table] = &[
     &OPERATOR_DAILY,
     &ENROLLMENTS,
     &PUK_READOUTS,
+    &CARD_BUCKETS,
+    &CARD_DAILY,
+    &CARD_DIVERGED,
+    &RELEASED_PUKS,
 ];
 
 fn bytes(mac: &mut Hmac<Sha256>, b: &[u8]) {

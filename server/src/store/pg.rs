@@ -28,7 +28,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 mod audit;
 mod mac;
 mod ops;
+mod pgpass;
 mod readouts;
+mod rules;
 mod tls;
 
 use super::chain::{self, AuditHead, ChainRow};
@@ -156,12 +158,24 @@ impl PgDb {
     /// over TLS verified against `ca_file` when one is given ([`tls::config`]).
     pub(super) fn open(
         url: &str,
+        password: Option<&cardunlock_protocol::Secret>,
         pool_size: u32,
         ca_file: Option<&std::path::Path>,
     ) -> Result<Self, ServerError> {
         let mut config = postgres::Config::from_str(url).map_err(|e| {
             ServerError::InvalidInput(format!("database URL {}: {e}", redact_url(url)))
         })?;
+        match password {
+            Some(p) => {
+                config.password(p.expose());
+            }
+            None if config.get_password().is_none() => {
+                if let Some(p) = pgpass::lookup(&config)? {
+                    config.password(p.as_bytes());
+                }
+            }
+            None => {}
+        }
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("cardunlock-server");
         let tls = ca_file.map(|f| tls::config(&mut config, f)).transpose()?;

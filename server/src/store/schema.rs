@@ -153,6 +153,40 @@ CREATE TABLE puk_readouts (
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
     "
+-- 6: what the unlock rules share between instances: per-card token buckets and daily
+-- counters, cards whose secrets diverged from the store, and the PUK generations a session
+-- released in the order the client tries them.
+CREATE TABLE card_buckets (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tokens REAL NOT NULL,
+    last_ms INTEGER NOT NULL,
+    PRIMARY KEY (profile, identity, kind)
+);
+CREATE INDEX card_buckets_idle ON card_buckets (kind, last_ms);
+CREATE TABLE card_daily (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (profile, identity, kind)
+);
+CREATE TABLE card_diverged (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    since_ms INTEGER NOT NULL,
+    PRIMARY KEY (profile, identity)
+);
+CREATE TABLE released_puks (
+    token_hash BLOB PRIMARY KEY,
+    generations TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+",
+    "
 -- row MACs (store/mac.rs): every granting row carries an HMAC under a key derived from the
 -- master secret; existing rows get theirs once, audited, when the server first starts
 -- (`row_mac_state.done`). The audit index serves the attempt counter's cross-check.
@@ -167,6 +201,10 @@ ALTER TABLE sign_in_failures ADD COLUMN mac BLOB;
 ALTER TABLE operator_daily ADD COLUMN mac BLOB;
 ALTER TABLE enrollments ADD COLUMN mac BLOB;
 ALTER TABLE puk_readouts ADD COLUMN mac BLOB;
+ALTER TABLE card_buckets ADD COLUMN mac BLOB;
+ALTER TABLE card_daily ADD COLUMN mac BLOB;
+ALTER TABLE card_diverged ADD COLUMN mac BLOB;
+ALTER TABLE released_puks ADD COLUMN mac BLOB;
 CREATE TABLE row_mac_state (
     only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
     done INTEGER NOT NULL DEFAULT 0
@@ -320,6 +358,38 @@ CREATE TABLE puk_readouts (
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
     "
+CREATE TABLE card_buckets (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tokens DOUBLE PRECISION NOT NULL,
+    last_ms BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity, kind)
+);
+CREATE INDEX card_buckets_idle ON card_buckets (kind, last_ms);
+CREATE TABLE card_daily (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity, kind)
+);
+CREATE TABLE card_diverged (
+    profile TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    since_ms BIGINT NOT NULL,
+    PRIMARY KEY (profile, identity)
+);
+CREATE TABLE released_puks (
+    token_hash BYTEA PRIMARY KEY,
+    generations TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+CREATE INDEX released_puks_age ON released_puks (created_ms);
+",
+    "
 -- row MACs (store/mac.rs): every granting row carries an HMAC under a key derived from the
 -- master secret; existing rows get theirs once, audited, when the server first starts
 -- (`row_mac_state.done`). The audit index serves the attempt counter's cross-check.
@@ -334,6 +404,10 @@ ALTER TABLE sign_in_failures ADD COLUMN mac BYTEA;
 ALTER TABLE operator_daily ADD COLUMN mac BYTEA;
 ALTER TABLE enrollments ADD COLUMN mac BYTEA;
 ALTER TABLE puk_readouts ADD COLUMN mac BYTEA;
+ALTER TABLE card_buckets ADD COLUMN mac BYTEA;
+ALTER TABLE card_daily ADD COLUMN mac BYTEA;
+ALTER TABLE card_diverged ADD COLUMN mac BYTEA;
+ALTER TABLE released_puks ADD COLUMN mac BYTEA;
 CREATE TABLE row_mac_state (
     only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
     done BOOLEAN NOT NULL DEFAULT FALSE

@@ -4,6 +4,7 @@
 //! row), so a replayed, expired or completed session can never slip between a check and a
 //! change, and two server instances cannot both count from the same old value.
 
+use super::rules::{format_generations, parse_generations, DAY_MS};
 use super::tx::{CardKey, Tx};
 use super::Profile;
 use crate::ServerError;
@@ -78,6 +79,9 @@ pub(crate) enum PukOutcome {
     SessionGone,
     NotVerified,
     AlreadyReleased,
+    /// The card refused every PUK the server believed it held: nothing is released until it
+    /// is enrolled again (the reason recorded).
+    Diverged(String),
     /// The card may hold `candidates` PUKs, not fewer than its tries left: trying them all
     /// could block the PUK. Nothing changed.
     AtRisk {
@@ -93,12 +97,16 @@ pub(crate) enum PukOutcome {
 
 pub(crate) enum CompleteOutcome {
     SessionGone,
-    /// `puk_rotated: true` but this session released no PUK: nothing changed.
+    /// `puk_rotated: true` but this session released no PUK, or the client says the card
+    /// refused every candidate and yet rotated: nothing changed.
     NothingReleased,
-    /// Closed; `committed` is the PUK generation the card now holds, if the client rotated.
+    /// Closed; `committed` is the PUK generation the card now holds, if the client rotated;
+    /// `diverged` names the generations the card refused when it refused every one released
+    /// (the card is now marked diverged).
     Closed {
         committed: Option<u32>,
         pending: Option<u32>,
+        diverged: Option<Vec<u32>>,
     },
 }
 
@@ -240,14 +248,15 @@ pub(crate) fn record_answers(
     })
 }
 
-/// Reserves a card challenge for one answer, ever, and counts it against the session's
-/// allowance. `value` must be the challenge in a canonical form (lowercase hex).
+/// Reserves a card challenge for one answer, ever, and (when `counts`) counts it against the
+/// session's allowance. `value` must be the challenge in a canonical form (lowercase hex).
+/// The check of a GIDS card's cryptogram does not count: it gives nothing the card did not
+/// prove, and it needs the session's one host cryptogram.
 pub(crate) fn reserve_challenge(
     tx: &mut dyn Tx,
     token_hash: &[u8; 32],
     now: i64,
-    kind: &str,
-    value: &str,
+    (kind, value, counts): (&str, &str, bool),
     max_per_session: u32,
 ) -> Result<ChallengeOutcome, ServerError> {
     let Some(session) = tx.live_session(token_hash, now)? else {
@@ -256,13 +265,15 @@ pub(crate) fn reserve_challenge(
     if !session.verified {
         return Ok(ChallengeOutcome::NotVerified);
     }
-    if session.admin_answers >= max_per_session {
+    if counts && session.admin_answers >= max_per_session {
         return Ok(ChallengeOutcome::TooMany);
     }
     if !tx.use_challenge(session.card(), kind, value, now)? {
         return Ok(ChallengeOutcome::Used);
     }
-    tx.count_admin_answer(token_hash)?;
+    if counts {
+        tx.count_admin_answer(token_hash)?;
+    }
     Ok(ChallengeOutcome::Reserved {
         gids_randoms: session.gids_randoms,
     })
@@ -271,12 +282,14 @@ pub(crate) fn reserve_challenge(
 /// Releases the card's PUK to a verified session, once: records the pending rotation to the
 /// next generation in the same transaction, before the caller answers. Refuses (changing
 /// nothing) when the candidates would need every one of the card's `tries` PUK tries: the
-/// pending generations never outgrow what a client can try while keeping the last try.
+/// pending generations never outgrow what a client can try while keeping the last try. When
+/// the client could not read the card's PUK tries (`tries_known` false), the card gets at most
+/// one unconfirmed candidate besides the confirmed one. A card marked diverged gets nothing.
 pub(crate) fn release_puk(
     tx: &mut dyn Tx,
     token_hash: &[u8; 32],
     now: i64,
-    tries: u32,
+    (tries, tries_known): (u32, bool),
 ) -> Result<PukOutcome, ServerError> {
     let Some(session) = tx.live_session(token_hash, now)? else {
         return Ok(PukOutcome::SessionGone);
@@ -291,6 +304,9 @@ pub(crate) fn release_puk(
         return Ok(PukOutcome::SessionGone);
     };
     generation_cross_check(tx, session.card(), &card)?;
+    if let Some(reason) = tx.card_diverged(session.card())? {
+        return Ok(PukOutcome::Diverged(reason));
+    }
     // The card holds the PUK of a generation in puk_gen..=top (top > puk_gen only when
     // an earlier rotation was not confirmed by `complete`).
     let top = card
@@ -301,7 +317,8 @@ pub(crate) fn release_puk(
         .checked_add(1)
         .ok_or_else(|| ServerError::InvalidInput("PUK generation exhausted".into()))?;
     let count = usize::try_from(top - card.puk_gen).map_or(usize::MAX, |n| n.saturating_add(1));
-    if u32::try_from(count).map_or(true, |n| n >= tries) {
+    let most = if tries_known { tries } else { tries.min(3) };
+    if u32::try_from(count).map_or(true, |n| n >= most) {
         return Ok(PukOutcome::AtRisk { candidates: count });
     }
     let denied = tx.puk_denied(session.card())?;
@@ -313,26 +330,51 @@ pub(crate) fn release_puk(
         .rev()
         .partition(|g| !denied.contains(g));
     candidates.extend(reported);
+    tx.set_released_puks(
+        token_hash,
+        &format_generations(&candidates),
+        now,
+        now.saturating_sub(DAY_MS),
+    )?;
     Ok(PukOutcome::Released { candidates, next })
 }
 
 /// Closes the session. With `puk_rotated`, commits the generation this session released.
 /// Without, that generation stays possible (the client may not know whether a failed
 /// CHANGE REFERENCE DATA reached the card) but is offered last from then on.
+///
+/// `rejected`: how many of the released candidates, in the order given, the card refused as a
+/// wrong PUK. All of them: the card holds none of the generations the server has on record
+/// (a workstation reported a rotation it did not make, or the card was changed elsewhere);
+/// the card is marked diverged and online unlock stops for it until re-enrollment.
 pub(crate) fn complete(
     tx: &mut dyn Tx,
     token_hash: &[u8; 32],
     now: i64,
     puk_rotated: bool,
+    rejected: u32,
 ) -> Result<CompleteOutcome, ServerError> {
     let Some(session) = tx.live_session(token_hash, now)? else {
         return Ok(CompleteOutcome::SessionGone);
     };
     let mut committed = None;
     let mut pending = None;
+    let mut diverged = None;
+    let released = tx
+        .take_released_puks(token_hash)?
+        .map(|g| parse_generations(&g))
+        .unwrap_or_default();
+    let all_refused =
+        !released.is_empty() && usize::try_from(rejected).is_ok_and(|r| r >= released.len());
     match session.puk_next_gen {
         None if puk_rotated => return Ok(CompleteOutcome::NothingReleased),
         None => {}
+        Some(_) if puk_rotated && all_refused => return Ok(CompleteOutcome::NothingReleased),
+        Some(_) if all_refused => {
+            let reason = format!("the card refused every PUK on record (generations {released:?})");
+            tx.set_card_diverged(session.card(), &reason, now)?;
+            diverged = Some(released);
+        }
         Some(next) => {
             let Some(card) = tx.read_card(session.card())? else {
                 return Ok(CompleteOutcome::SessionGone);
@@ -352,5 +394,9 @@ pub(crate) fn complete(
         }
     }
     tx.close_session(token_hash)?;
-    Ok(CompleteOutcome::Closed { committed, pending })
+    Ok(CompleteOutcome::Closed {
+        committed,
+        pending,
+        diverged,
+    })
 }

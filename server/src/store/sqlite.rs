@@ -13,6 +13,7 @@ mod audit;
 mod mac;
 mod ops;
 mod readouts;
+mod rules;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};

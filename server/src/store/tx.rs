@@ -16,6 +16,7 @@ use super::chain::{AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
+use super::rules::RulesTx;
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 
@@ -23,7 +24,7 @@ use crate::ServerError;
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
 /// The primitive operations of one open transaction.
-pub(crate) trait Tx: OpTx + ReadoutTx {
+pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     /// The card, row-locked until the transaction ends; `None` if not enrolled.
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
     /// Inserts a new card; `false` (and nothing changed) if it already exists.

@@ -107,6 +107,10 @@ pub struct T1Card<C> {
     owe_response: bool,
     last: Vec<u8>,
     last_kind: Last,
+    /// The last I-block sent (N(S), more) and its bytes, until the host acknowledges it: an
+    /// R-block the card sends for a bad block leaves it current (ISO/IEC 7816-3 §11.6.3).
+    last_i: Option<(bool, bool)>,
+    last_i_bytes: Vec<u8>,
     corrupt_replies: u32,
     lose_replies: u32,
     lose_commands: u32,
@@ -136,6 +140,8 @@ impl<C: VirtualCard> T1Card<C> {
             owe_response: false,
             last: Vec::new(),
             last_kind: Last::None,
+            last_i: None,
+            last_i_bytes: Vec::new(),
             corrupt_replies: 0,
             lose_replies: 0,
             lose_commands: 0,
@@ -259,6 +265,8 @@ impl<C: VirtualCard> T1Card<C> {
         self.ifsd = 32;
         self.last.clear();
         self.last_kind = Last::None;
+        self.last_i = None;
+        self.last_i_bytes.clear();
     }
 
     fn emit(&mut self, block: Block<'_>, kind: Last) -> Vec<u8> {
@@ -266,6 +274,28 @@ impl<C: VirtualCard> T1Card<C> {
         let n = block.encode(self.edc, &mut buf).unwrap_or(0);
         self.last = buf.get(..n).unwrap_or(&[]).to_vec();
         self.last_kind = kind;
+        if let Last::I { ns, more } = kind {
+            self.last_i = Some((ns, more));
+            self.last_i_bytes.clone_from(&self.last);
+        }
+        self.last.clone()
+    }
+
+    /// Where the card's side stands: its last block, but after an R-block it sent for a bad
+    /// block, the I-block before it (a bad block changes nothing).
+    fn state(&self) -> Last {
+        match (self.last_kind, self.last_i) {
+            (Last::R, Some((ns, more))) => Last::I { ns, more },
+            (kind, _) => kind,
+        }
+    }
+
+    /// Sends the last I-block again.
+    fn resend_i(&mut self) -> Vec<u8> {
+        if let Some((ns, more)) = self.last_i {
+            self.last.clone_from(&self.last_i_bytes);
+            self.last_kind = Last::I { ns, more };
+        }
         self.last.clone()
     }
 
@@ -311,12 +341,14 @@ impl<C: VirtualCard> T1Card<C> {
     fn handle(&mut self, payload: &[u8]) -> Vec<u8> {
         let block = match Block::parse(payload, self.edc) {
             Ok(b) => b,
+            // Rule 7.2: a request of the card's that got no valid response is sent again.
+            Err(_) if self.last_kind == Last::SRequest => return self.last.clone(),
             Err(crate::t1::BlockError::Edc) => return self.r(RCode::Edc),
             Err(_) => return self.r(RCode::Other),
         };
         match block.pcb {
             Pcb::I { ns, more } => {
-                let in_tx_chain = matches!(self.last_kind, Last::I { more: true, .. });
+                let in_tx_chain = matches!(self.state(), Last::I { more: true, .. });
                 if ns != self.nr
                     || in_tx_chain
                     || self.owe_response
@@ -325,6 +357,10 @@ impl<C: VirtualCard> T1Card<C> {
                     return self.r(RCode::Other);
                 }
                 self.nr = !self.nr;
+                // The host's I-block acknowledges the card's last one.
+                self.last_i = None;
+                self.last_i_bytes.fill(0);
+                self.last_i_bytes.clear();
                 self.rx_chain.extend_from_slice(block.inf);
                 if more {
                     return self.r(RCode::Ok);
@@ -339,9 +375,9 @@ impl<C: VirtualCard> T1Card<C> {
             }
             Pcb::R { nr, .. } => {
                 self.r_blocks_received += 1;
-                match self.last_kind {
+                match self.state() {
                     Last::I { ns, more: true } if nr != ns => self.next_chunk(),
-                    Last::I { ns, .. } if nr == ns => self.last.clone(),
+                    Last::I { ns, .. } if nr == ns => self.resend_i(),
                     Last::SRequest => self.last.clone(),
                     _ => self.r(RCode::Ok),
                 }
@@ -374,6 +410,7 @@ impl<C: VirtualCard> T1Card<C> {
                 self.tx.clear();
                 self.tx_off = 0;
                 self.owe_response = false;
+                self.last_i = None;
                 self.emit(Block::s(0, SKind::Abort, true, &[]), Last::SResponse)
             }
             Pcb::S {

@@ -32,6 +32,9 @@ fn read(r: &postgres::Row, i: usize, kind: Kind) -> Result<Val, postgres::Error>
         Kind::Blob => r
             .try_get::<_, Option<Vec<u8>>>(i)?
             .map_or(Val::Null, Val::Blob),
+        Kind::Real => r
+            .try_get::<_, Option<f64>>(i)?
+            .map_or(Val::Null, |f| Val::Int(f.to_bits() as i64)),
     })
 }
 

@@ -28,6 +28,9 @@ fn read(r: &rusqlite::Row<'_>, i: usize, kind: Kind) -> rusqlite::Result<Val> {
             .map_or(Val::Null, |b| Val::Int(i64::from(b))),
         Kind::Text => r.get::<_, Option<String>>(i)?.map_or(Val::Null, Val::Text),
         Kind::Blob => r.get::<_, Option<Vec<u8>>>(i)?.map_or(Val::Null, Val::Blob),
+        Kind::Real => r
+            .get::<_, Option<f64>>(i)?
+            .map_or(Val::Null, |f| Val::Int(f.to_bits() as i64)),
     })
 }
 

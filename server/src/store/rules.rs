@@ -1,0 +1,128 @@
+//! What the unlock rules keep in the store, so every instance shares it: per-card token buckets
+//! (the `start` and `answers` rate limits), per-card daily counters (the cap on admin answers),
+//! the mark of a card whose secrets no longer match the store ("diverged"), and the PUK
+//! generations a session released, in the order the client tries them. Both backends implement
+//! [`RulesTx`] (`sqlite/rules.rs`, `pg/rules.rs`); every [`super::Tx`] is one.
+//!
+//! Locking: [`RulesTx::lock_card_bucket`] creates the bucket if needed and locks its row
+//! (PostgreSQL `FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` locks everything), so two instances
+//! taking a token at once serialise and the second sees the first's count. Daily counters are
+//! single upserts that return the new value.
+
+use std::time::Duration;
+
+use super::tx::{CardKey, Tx};
+use crate::{Rate, ServerError};
+
+/// The rules' primitive operations of one open transaction.
+pub(crate) trait RulesTx {
+    /// The card's bucket of `kind` as (tokens, last refill in ms), row-locked until the
+    /// transaction ends; created with `full` tokens at `now` if it did not exist.
+    fn lock_card_bucket(
+        &mut self,
+        card: CardKey<'_>,
+        kind: &str,
+        full: f64,
+        now: i64,
+    ) -> Result<(f64, i64), ServerError>;
+    /// Forgets up to 100 buckets of `kind` untouched since `before` (they are full again, as
+    /// good as absent): keeps the table from growing with every identity ever sent. Skips rows
+    /// another transaction holds.
+    fn forget_full_card_buckets(&mut self, kind: &str, before: i64) -> Result<(), ServerError>;
+    /// Stores the bucket's tokens, refilled up to `now`.
+    fn set_card_bucket(
+        &mut self,
+        card: CardKey<'_>,
+        kind: &str,
+        tokens: f64,
+        now: i64,
+    ) -> Result<(), ServerError>;
+    /// Adds one to the card's counter of `kind` for `day` (a counter of an earlier day starts
+    /// again from one) and returns the new value.
+    fn bump_card_daily(
+        &mut self,
+        card: CardKey<'_>,
+        kind: &str,
+        day: i64,
+    ) -> Result<u32, ServerError>;
+    /// Why the card's secrets diverged from the store, if they did.
+    fn card_diverged(&mut self, card: CardKey<'_>) -> Result<Option<String>, ServerError>;
+    /// Marks the card diverged (the first reason stays).
+    fn set_card_diverged(
+        &mut self,
+        card: CardKey<'_>,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), ServerError>;
+    /// Clears the mark (re-enrollment).
+    fn clear_card_diverged(&mut self, card: CardKey<'_>) -> Result<(), ServerError>;
+    /// Records the PUK generations a session released, in the order given to the client
+    /// (comma separated), and forgets records older than `forget_before`.
+    fn set_released_puks(
+        &mut self,
+        token_hash: &[u8; 32],
+        generations: &str,
+        now: i64,
+        forget_before: i64,
+    ) -> Result<(), ServerError>;
+    /// The generations the session released (and forgets them).
+    fn take_released_puks(&mut self, token_hash: &[u8; 32]) -> Result<Option<String>, ServerError>;
+}
+
+/// Takes one token from the card's shared bucket of `kind` (refilled at `rate`); `Ok(Err(wait))`
+/// when it is empty. [`Rate::UNLIMITED`] touches nothing.
+pub(crate) fn take_card_token(
+    tx: &mut dyn Tx,
+    card: CardKey<'_>,
+    kind: &str,
+    rate: Rate,
+    now: i64,
+) -> Result<Result<(), Duration>, ServerError> {
+    if rate == Rate::UNLIMITED {
+        return Ok(Ok(()));
+    }
+    let full = f64::from(rate.burst);
+    let per_ms = f64::from(rate.per_minute) / 60_000.0;
+    if per_ms > 0.0 {
+        // Time an empty bucket takes to fill; a day at most.
+        let refill_ms = (full / per_ms).min(DAY_MS as f64) as i64;
+        tx.forget_full_card_buckets(kind, now.saturating_sub(refill_ms.saturating_add(1)))?;
+    }
+    let (tokens, last) = tx.lock_card_bucket(card, kind, full, now)?;
+    // Another instance's clock may be ahead: never refill for negative time.
+    let elapsed = now.saturating_sub(last).max(0) as f64;
+    let mut tokens = (tokens + elapsed * per_ms).min(full);
+    let taken = tokens >= 1.0;
+    if taken {
+        tokens -= 1.0;
+    }
+    tx.set_card_bucket(card, kind, tokens, now.max(last))?;
+    if taken {
+        return Ok(Ok(()));
+    }
+    let wait_secs = if per_ms > 0.0 {
+        (1.0 - tokens) / per_ms / 1000.0
+    } else {
+        3600.0
+    };
+    Ok(Err(Duration::from_secs_f64(wait_secs.clamp(0.0, 86_400.0))))
+}
+
+/// Milliseconds in a UTC day.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// Parses a list of generations as [`RulesTx::set_released_puks`] stores it.
+pub(crate) fn parse_generations(text: &str) -> Vec<u32> {
+    text.split(',')
+        .filter_map(|g| g.trim().parse().ok())
+        .collect()
+}
+
+/// Formats generations for [`RulesTx::set_released_puks`].
+pub(crate) fn format_generations(generations: &[u32]) -> String {
+    generations
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
