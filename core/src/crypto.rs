@@ -91,6 +91,8 @@ pub enum CryptoError {
     /// A hex key contains a character that is not a hex digit, space or colon, or an odd number
     /// of digits.
     InvalidHex,
+    /// An AES operation in a build without the `aes` feature.
+    Unsupported,
 }
 
 impl core::fmt::Display for CryptoError {
@@ -100,6 +102,7 @@ impl core::fmt::Display for CryptoError {
             Self::WrongAlgorithm => "the operation needs another key algorithm",
             Self::BlockLength => "the data is not a non-empty whole number of cipher blocks",
             Self::InvalidHex => "the key is not valid hexadecimal",
+            Self::Unsupported => "AES is not built in (feature `aes`)",
         })
     }
 }
@@ -267,9 +270,16 @@ impl AdminKey {
         let key = self.expose_bytes();
         match self.algorithm {
             Algorithm::TripleDes => ecb_with::<des::TdesEde3>(key, data, direction),
+            #[cfg(feature = "aes")]
             Algorithm::Aes128 => ecb_with::<aes::Aes128>(key, data, direction),
+            #[cfg(feature = "aes")]
             Algorithm::Aes192 => ecb_with::<aes::Aes192>(key, data, direction),
+            #[cfg(feature = "aes")]
             Algorithm::Aes256 => ecb_with::<aes::Aes256>(key, data, direction),
+            #[cfg(not(feature = "aes"))]
+            Algorithm::Aes128 | Algorithm::Aes192 | Algorithm::Aes256 => {
+                Err(CryptoError::Unsupported)
+            }
         }
     }
 

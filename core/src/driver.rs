@@ -431,7 +431,8 @@ impl<T: Transport, const SEND: usize, const RECV: usize> Link<T, SEND, RECV> {
             };
             let len = self.encode(&link)?;
             let n = self.exchange(len).await?;
-            let status = Status::from_bytes(self.chunk[n - 2], self.chunk[n - 1]);
+            let (_, sw1, sw2) = split_reply(&self.chunk, n)?;
+            let status = Status::from_bytes(sw1, sw2);
             if !status.is_success() {
                 return Err(Error::Protocol(ProtocolError::ChainRefused(status)));
             }
@@ -443,8 +444,7 @@ impl<T: Transport, const SEND: usize, const RECV: usize> Link<T, SEND, RECV> {
         let mut resent = false;
         for _ in 0..MAX_GET_RESPONSE {
             let n = self.exchange(len).await?;
-            let (sw1, sw2) = (self.chunk[n - 2], self.chunk[n - 1]);
-            let part = self.chunk.get(..n - 2).unwrap_or(&[]);
+            let (part, sw1, sw2) = split_reply(&self.chunk, n)?;
             let dst = self
                 .rx
                 .get_mut(filled..filled + part.len())
@@ -483,6 +483,16 @@ impl<T: Transport, const SEND: usize, const RECV: usize> Link<T, SEND, RECV> {
             }
         }
         Err(Error::Protocol(ProtocolError::Loop))
+    }
+}
+
+/// The first `n` bytes of `chunk` split into response data and status word, or
+/// [`ProtocolError::ShortResponse`] (what [`Link::exchange`] already rules out; checked here
+/// again so no index can panic).
+fn split_reply<T>(chunk: &[u8], n: usize) -> Result<(&[u8], u8, u8), TransceiveError<T>> {
+    match chunk.get(..n) {
+        Some([part @ .., sw1, sw2]) => Ok((part, *sw1, *sw2)),
+        _ => Err(Error::Protocol(ProtocolError::ShortResponse)),
     }
 }
 

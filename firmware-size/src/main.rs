@@ -14,7 +14,18 @@ use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
 use cardunlock_core::{driver::Driver, ErrorKind, Transport};
 use cortex_m_rt::entry;
-use panic_halt as _;
+
+/// Halts on a panic, like `panic-halt`, but keeps the panic's message and location
+/// observable: with them dropped every `panic_const_*` entry compiles to the same bytes and
+/// LLVM folds them into one symbol of any of their names, which would hide a real panic
+/// path behind the async guard's name from `scripts/firmware-panics.sh`.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    core::hint::black_box(info);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
 
 #[cfg(feature = "stack")]
 mod card_answers;

@@ -28,6 +28,7 @@ pub mod atr;
 pub mod clock;
 pub mod codec;
 pub mod descriptor;
+mod io;
 pub mod loopback;
 pub mod session;
 pub mod t0;

@@ -163,7 +163,9 @@ async fn transmit_in<I: TpduIo>(
         5
     } else {
         tpdu[4] = data.len() as u8;
-        tpdu[5..5 + data.len()].copy_from_slice(data);
+        tpdu.get_mut(5..5 + data.len())
+            .ok_or(T0Error::InvalidCommand)?
+            .copy_from_slice(data);
         5 + data.len()
     };
     // Ne: the most response data the command asks for (Le 00: 256).
@@ -323,7 +325,7 @@ impl<U> Uart<U> {
 impl<U: Read + Write> Uart<U> {
     async fn read_byte(&mut self) -> Result<u8, UartError<U::Error>> {
         let mut b = [0u8; 1];
-        self.port.read_exact(&mut b).await?;
+        crate::io::read_exact(&mut self.port, &mut b).await?;
         Ok(b[0])
     }
 }
@@ -344,7 +346,12 @@ impl<U: Read + Write> TpduIo for Uart<U> {
             (false, p3) => usize::from(p3),
         };
         let header = tpdu.get(..5).ok_or(UartError::InvalidTpdu)?;
-        self.port.write_all(header).await.map_err(UartError::Io)?;
+        if !crate::io::write_all(&mut self.port, header)
+            .await
+            .map_err(UartError::Io)?
+        {
+            return Err(UartError::Eof);
+        }
         self.port.flush().await.map_err(UartError::Io)?;
         let mut done = 0usize;
         let mut nulls = 0u32;
@@ -378,13 +385,18 @@ impl<U: Read + Write> TpduIo for Uart<U> {
             }
             if outgoing {
                 let chunk = data.get(done..done + step).ok_or(UartError::InvalidTpdu)?;
-                self.port.write_all(chunk).await.map_err(UartError::Io)?;
+                if !crate::io::write_all(&mut self.port, chunk)
+                    .await
+                    .map_err(UartError::Io)?
+                {
+                    return Err(UartError::Eof);
+                }
                 self.port.flush().await.map_err(UartError::Io)?;
             } else {
                 let dst = reply
                     .get_mut(done..done + step)
                     .ok_or(UartError::ReplyTooLong)?;
-                self.port.read_exact(dst).await?;
+                crate::io::read_exact(&mut self.port, dst).await?;
             }
             done += step;
         }

@@ -78,7 +78,8 @@ impl fmt::Display for Violation {
 pub enum Error<I, C> {
     /// The byte pipe failed.
     Io(I),
-    /// The pipe was closed (a read returned 0 bytes).
+    /// The pipe was closed (a read returned 0 bytes, or a write took none or claimed more than
+    /// it was given).
     Closed,
     /// The control channel (ABORT request) failed.
     Control(C),

@@ -1,6 +1,6 @@
 //! The async CCID session over any `embedded_io_async::{Read, Write}` byte pipe.
 //!
-//! Contract with the pipe: the session writes one complete CCID message with `write_all` and
+//! Contract with the pipe: the session writes one complete CCID message (`write` until all is taken) and
 //! then calls `flush()`, once per message (a USB backend submits one bulk transfer per flush, so
 //! it never sees part of a message); it reads the 10-byte header, then exactly `dwLength` bytes.
 //!
@@ -327,7 +327,12 @@ where
     /// Writes `tx[..len]` as one message and flushes it.
     async fn send(&mut self, len: usize) -> Result<(), SessionError<IO, K>> {
         let msg = self.tx.get(..len).unwrap_or(&[]);
-        self.io.write_all(msg).await.map_err(Error::Io)?;
+        if !crate::io::write_all(&mut self.io, msg)
+            .await
+            .map_err(Error::Io)?
+        {
+            return Err(Error::Closed);
+        }
         self.io.flush().await.map_err(Error::Io)
     }
 

@@ -233,8 +233,11 @@ where
         let wanted = atr.fidi();
         let rate_ok = match (atr::fi(wanted), atr::di(wanted)) {
             (Some(fi), Some(di)) => {
-                let rate = u64::from(desc.default_clock_khz) * 1000 * u64::from(di) / u64::from(fi);
-                desc.max_data_rate == 0 || rate <= u64::from(desc.max_data_rate)
+                let top = u64::from(desc.default_clock_khz) * 1000 * u64::from(di);
+                match top.checked_div(u64::from(fi)) {
+                    Some(rate) => desc.max_data_rate == 0 || rate <= u64::from(desc.max_data_rate),
+                    None => false,
+                }
             }
             _ => false,
         };
