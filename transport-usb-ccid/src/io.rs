@@ -21,8 +21,9 @@ pub(crate) async fn write_all<W: Write>(port: &mut W, mut buf: &[u8]) -> Result<
     Ok(true)
 }
 
-/// Fills all of `buf`; [`ReadExactError::UnexpectedEof`] when the port returns 0 bytes or
+/// Fills all of `buf` (the UART drivers of `t0` / `t1`); [`ReadExactError::UnexpectedEof`] when the port returns 0 bytes or
 /// claims more than it was given.
+#[cfg_attr(not(feature = "tpdu"), allow(dead_code))]
 pub(crate) async fn read_exact<R: Read>(
     port: &mut R,
     mut buf: &mut [u8],

@@ -109,6 +109,7 @@ pub enum Error<I, C> {
     /// The response did not fit the caller's buffer.
     ResponseTooLong,
     /// The T=0 / T=1 layer failed (TPDU level).
+    #[cfg(feature = "tpdu")]
     Tpdu(super::TpduFailure),
 }
 
@@ -127,8 +128,11 @@ impl<I, C> Error<I, C> {
             Self::CardReset => ErrorKind::CardReset,
             Self::MessageTooLong { .. } => ErrorKind::InvalidCommand,
             Self::ResponseTooLong => ErrorKind::ResponseTooLong,
+            #[cfg(feature = "tpdu")]
             Self::Tpdu(super::TpduFailure::T1(e)) => e.kind_with(|()| ErrorKind::Other),
+            #[cfg(feature = "tpdu")]
             Self::Tpdu(super::TpduFailure::T0(e)) => e.kind_with(|()| ErrorKind::Other),
+            #[cfg(feature = "tpdu")]
             Self::Tpdu(super::TpduFailure::Pps(_)) => ErrorKind::Other,
         }
     }
@@ -167,6 +171,7 @@ impl<I: fmt::Display, C: fmt::Display> fmt::Display for Error<I, C> {
                 )
             }
             Self::ResponseTooLong => f.write_str("the card's response is too long"),
+            #[cfg(feature = "tpdu")]
             Self::Tpdu(e) => write!(f, "{e}"),
         }
     }
