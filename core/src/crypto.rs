@@ -7,7 +7,7 @@
 //! time. The cipher is keyed afresh for every call: a 3DES key schedule costs about as much as one
 //! block, and nothing keyed outlives the call.
 
-use cipher::{Block, BlockDecrypt, BlockEncrypt, KeyInit};
+use cipher::{Block, BlockDecrypt, BlockEncrypt, Key, KeyInit};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -231,29 +231,31 @@ impl AdminKey {
     /// [`CryptoError::WrongAlgorithm`] for a non-3DES key, [`CryptoError::BlockLength`] unless
     /// `data.len()` is a non-zero multiple of 8.
     pub fn cbc_encrypt(&self, iv: &[u8; 8], data: &mut [u8]) -> Result<(), CryptoError> {
-        let cipher = self.tdes_for_cbc(data)?;
-        let mut chain = *iv;
-        for block in data.chunks_exact_mut(8) {
-            xor8(block, &chain);
-            cipher.encrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
-            chain.copy_from_slice(block);
-        }
-        Ok(())
+        self.check_cbc(data)?;
+        with_cipher(self.expose_bytes(), |cipher: &des::TdesEde3| {
+            let mut chain = *iv;
+            for block in data.chunks_exact_mut(8) {
+                xor8(block, &chain);
+                cipher.encrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
+                chain.copy_from_slice(block);
+            }
+        })
     }
 
     /// 3DES-CBC decryption with `iv`, in place, no padding; same rules as
     /// [`AdminKey::cbc_encrypt`].
     pub fn cbc_decrypt(&self, iv: &[u8; 8], data: &mut [u8]) -> Result<(), CryptoError> {
-        let cipher = self.tdes_for_cbc(data)?;
-        let mut chain = *iv;
-        let mut next = [0u8; 8];
-        for block in data.chunks_exact_mut(8) {
-            next.copy_from_slice(block);
-            cipher.decrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
-            xor8(block, &chain);
-            chain = next;
-        }
-        Ok(())
+        self.check_cbc(data)?;
+        with_cipher(self.expose_bytes(), |cipher: &des::TdesEde3| {
+            let mut chain = *iv;
+            let mut next = [0u8; 8];
+            for block in data.chunks_exact_mut(8) {
+                next.copy_from_slice(block);
+                cipher.decrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
+                xor8(block, &chain);
+                chain = next;
+            }
+        })
     }
 
     const fn zeroed(algorithm: Algorithm) -> Self {
@@ -283,14 +285,14 @@ impl AdminKey {
         }
     }
 
-    fn tdes_for_cbc(&self, data: &[u8]) -> Result<des::TdesEde3, CryptoError> {
+    fn check_cbc(&self, data: &[u8]) -> Result<(), CryptoError> {
         if self.algorithm != Algorithm::TripleDes {
             return Err(CryptoError::WrongAlgorithm);
         }
         if data.is_empty() || data.len() % 8 != 0 {
             return Err(CryptoError::BlockLength);
         }
-        des::TdesEde3::new_from_slice(self.expose_bytes()).map_err(|_| CryptoError::KeyLength)
+        Ok(())
     }
 }
 
@@ -305,15 +307,26 @@ fn ecb_with<C>(key: &[u8], data: &mut [u8], direction: Direction) -> Result<(), 
 where
     C: KeyInit + BlockEncrypt + BlockDecrypt,
 {
-    let cipher = C::new_from_slice(key).map_err(|_| CryptoError::KeyLength)?;
-    for block in data.chunks_exact_mut(C::block_size()) {
-        let block = Block::<C>::from_mut_slice(block);
-        match direction {
-            Direction::Encrypt => cipher.encrypt_block(block),
-            Direction::Decrypt => cipher.decrypt_block(block),
+    with_cipher(key, |cipher: &C| {
+        for block in data.chunks_exact_mut(C::block_size()) {
+            let block = Block::<C>::from_mut_slice(block);
+            match direction {
+                Direction::Encrypt => cipher.encrypt_block(block),
+                Direction::Decrypt => cipher.decrypt_block(block),
+            }
         }
-    }
-    Ok(())
+    })
+}
+
+/// Runs `f` with cipher `C` keyed with `key`, the cipher built in place in this frame:
+/// `C::new_from_slice` hands it back inside a `Result`, which the optimiser moves once more on
+/// the stack (3DES: 384 bytes of round keys a copy, and the copies are not wiped). The key
+/// copy is wiped here, the cipher on drop (`des` / `aes` with `zeroize`).
+fn with_cipher<C: KeyInit, T>(key: &[u8], f: impl FnOnce(&C) -> T) -> Result<T, CryptoError> {
+    let mut bytes = Key::<C>::from_exact_iter(key.iter().copied()).ok_or(CryptoError::KeyLength)?;
+    let cipher = C::new(&bytes);
+    bytes.as_mut_slice().zeroize();
+    Ok(f(&cipher))
 }
 
 fn xor8(block: &mut [u8], with: &[u8; 8]) {

@@ -63,6 +63,13 @@ const MAX_GET_RESPONSE: usize = 32;
 pub const DEFAULT_SEND_LEN: usize = 4 + 3 + SHORT_MAX_DATA + 3;
 /// The default receive buffer: [`MAX_RESPONSE`] bytes of response data and the status word.
 pub const DEFAULT_RECV_LEN: usize = MAX_RESPONSE + 2;
+/// A send buffer for short APDUs only: a header, Lc, 255 data bytes and Le. Longer command
+/// data is chained in short links; an extended APDU never goes out.
+pub const SHORT_SEND_LEN: usize = 4 + 1 + SHORT_MAX_DATA + 1;
+/// A receive buffer for one short response: 256 bytes of data and the status word. A response
+/// longer than that (over `61 XX` rounds) ends with [`ProtocolError::ResponseTooLong`]; every
+/// built-in unblock stays far below it.
+pub const SHORT_RECV_LEN: usize = 256 + 2;
 /// The smallest send buffer: a header, Lc, one byte of data and Le, so a chain always moves on.
 pub const MIN_SEND_LEN: usize = 7;
 /// The smallest receive buffer: a status word.
