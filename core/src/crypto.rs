@@ -391,6 +391,7 @@ mod tests {
         assert_eq!(dec(&k, hex!("9AB9B188B16A6240")), hex!("0001020304050607"));
     }
 
+    #[cfg(feature = "aes")]
     #[test]
     fn design_vectors_aes() {
         let rows: [(Algorithm, &[u8], [u8; 16]); 3] = [
@@ -477,6 +478,25 @@ mod tests {
         }
     }
 
+    /// Proves a build without the `aes` feature refuses AES keys' block operations with
+    /// `CryptoError::Unsupported` (no silent pass-through of the data) and keeps 3DES.
+    #[cfg(not(feature = "aes"))]
+    #[test]
+    fn without_aes_an_aes_key_is_unsupported() {
+        for alg in [Algorithm::Aes128, Algorithm::Aes192, Algorithm::Aes256] {
+            let k = key(alg, &[0x42; 32][..alg.key_len()]);
+            let mut data = [0x5Au8; 16];
+            assert_eq!(k.encrypt_ecb(&mut data), Err(CryptoError::Unsupported));
+            assert_eq!(k.decrypt_ecb(&mut data), Err(CryptoError::Unsupported));
+            assert_eq!(data, [0x5A; 16]);
+        }
+        let k = key(Algorithm::TripleDes, &DEFAULT);
+        let mut data = [0x5Au8; 8];
+        k.encrypt_ecb(&mut data).unwrap();
+        assert_ne!(data, [0x5A; 8]);
+    }
+
+    #[cfg(feature = "aes")]
     #[test]
     fn wrong_key_and_block_lengths() {
         for alg in ALGS {
@@ -613,6 +633,7 @@ mod tests {
     }
 
     proptest! {
+        #[cfg(feature = "aes")]
         #[test]
         fn ecb_round_trips(alg in 0..4usize, k in any::<[u8; 32]>(), data in any::<[u8; 64]>(),
                            blocks in 1..=4usize) {
