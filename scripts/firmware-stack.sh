@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Peak stack of the PIV and GIDS unblocks on the firmware-like binary (firmware-size/, feature
 # `stack`): the binary paints its free stack, runs each unblock to completion against replayed
-# card answers, finds the deepest word written, and prints it through ARM semihosting. It runs
+# card answers, finds the deepest word written, and prints it through ARM semihosting; fails
+# when the PIV unblock peaks above 2 KiB or the GIDS one above 3 KiB. It runs
 # under QEMU's netduinoplus2 board (STM32F405, Cortex-M4F: the binary's memory.x, flash at
 # 0x08000000, 128 KiB RAM at 0x20000000). Prints the flash size (text + data) of the default
 # build (PIV unblock only) next to it.
@@ -34,3 +35,12 @@ echo "firmware: flash $flash bytes, static RAM $ram bytes (PIV unblock build, th
 printf '%s\n' "$out" | sed 's/^stack: /firmware: stack: /'
 grep -q FAILED <<<"$out" && { echo "firmware-stack: a flow failed" >&2; exit 1; }
 [ "$(grep -c '^stack: ' <<<"$out")" = 2 ] || { echo "firmware-stack: no stack figures from QEMU" >&2; exit 1; }
+# The budgets, with the driver's buffers sized for short APDUs (firmware-size/src/main.rs):
+# PIV at most 2 KiB, GIDS at most 3 KiB of peak stack.
+over() { awk -v max="$2" -v flow="$1" 'index($0, flow) && match($0, /peak [0-9]+/) {
+  n = substr($0, RSTART + 5, RLENGTH - 5) + 0; if (n > max) { print flow ": " n " > " max; bad = 1 } }
+  END { exit !bad }' <<<"$out"; }
+if over "PIV PUK unblock" 2048 || over "GIDS admin-key unblock" 3072; then
+  echo "firmware-stack: over the stack budget" >&2
+  exit 1
+fi

@@ -7,7 +7,7 @@
 //! time. The cipher is keyed afresh for every call: a 3DES key schedule costs about as much as one
 //! block, and nothing keyed outlives the call.
 
-use cipher::{Block, BlockDecrypt, BlockEncrypt, KeyInit};
+use cipher::{Block, BlockDecrypt, BlockEncrypt, Key, KeyInit};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -91,6 +91,8 @@ pub enum CryptoError {
     /// A hex key contains a character that is not a hex digit, space or colon, or an odd number
     /// of digits.
     InvalidHex,
+    /// An AES operation in a build without the `aes` feature.
+    Unsupported,
 }
 
 impl core::fmt::Display for CryptoError {
@@ -100,6 +102,7 @@ impl core::fmt::Display for CryptoError {
             Self::WrongAlgorithm => "the operation needs another key algorithm",
             Self::BlockLength => "the data is not a non-empty whole number of cipher blocks",
             Self::InvalidHex => "the key is not valid hexadecimal",
+            Self::Unsupported => "AES is not built in (feature `aes`)",
         })
     }
 }
@@ -228,29 +231,31 @@ impl AdminKey {
     /// [`CryptoError::WrongAlgorithm`] for a non-3DES key, [`CryptoError::BlockLength`] unless
     /// `data.len()` is a non-zero multiple of 8.
     pub fn cbc_encrypt(&self, iv: &[u8; 8], data: &mut [u8]) -> Result<(), CryptoError> {
-        let cipher = self.tdes_for_cbc(data)?;
-        let mut chain = *iv;
-        for block in data.chunks_exact_mut(8) {
-            xor8(block, &chain);
-            cipher.encrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
-            chain.copy_from_slice(block);
-        }
-        Ok(())
+        self.check_cbc(data)?;
+        with_cipher(self.expose_bytes(), |cipher: &des::TdesEde3| {
+            let mut chain = *iv;
+            for block in data.chunks_exact_mut(8) {
+                xor8(block, &chain);
+                cipher.encrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
+                chain.copy_from_slice(block);
+            }
+        })
     }
 
     /// 3DES-CBC decryption with `iv`, in place, no padding; same rules as
     /// [`AdminKey::cbc_encrypt`].
     pub fn cbc_decrypt(&self, iv: &[u8; 8], data: &mut [u8]) -> Result<(), CryptoError> {
-        let cipher = self.tdes_for_cbc(data)?;
-        let mut chain = *iv;
-        let mut next = [0u8; 8];
-        for block in data.chunks_exact_mut(8) {
-            next.copy_from_slice(block);
-            cipher.decrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
-            xor8(block, &chain);
-            chain = next;
-        }
-        Ok(())
+        self.check_cbc(data)?;
+        with_cipher(self.expose_bytes(), |cipher: &des::TdesEde3| {
+            let mut chain = *iv;
+            let mut next = [0u8; 8];
+            for block in data.chunks_exact_mut(8) {
+                next.copy_from_slice(block);
+                cipher.decrypt_block(Block::<des::TdesEde3>::from_mut_slice(block));
+                xor8(block, &chain);
+                chain = next;
+            }
+        })
     }
 
     const fn zeroed(algorithm: Algorithm) -> Self {
@@ -267,20 +272,27 @@ impl AdminKey {
         let key = self.expose_bytes();
         match self.algorithm {
             Algorithm::TripleDes => ecb_with::<des::TdesEde3>(key, data, direction),
+            #[cfg(feature = "aes")]
             Algorithm::Aes128 => ecb_with::<aes::Aes128>(key, data, direction),
+            #[cfg(feature = "aes")]
             Algorithm::Aes192 => ecb_with::<aes::Aes192>(key, data, direction),
+            #[cfg(feature = "aes")]
             Algorithm::Aes256 => ecb_with::<aes::Aes256>(key, data, direction),
+            #[cfg(not(feature = "aes"))]
+            Algorithm::Aes128 | Algorithm::Aes192 | Algorithm::Aes256 => {
+                Err(CryptoError::Unsupported)
+            }
         }
     }
 
-    fn tdes_for_cbc(&self, data: &[u8]) -> Result<des::TdesEde3, CryptoError> {
+    fn check_cbc(&self, data: &[u8]) -> Result<(), CryptoError> {
         if self.algorithm != Algorithm::TripleDes {
             return Err(CryptoError::WrongAlgorithm);
         }
         if data.is_empty() || data.len() % 8 != 0 {
             return Err(CryptoError::BlockLength);
         }
-        des::TdesEde3::new_from_slice(self.expose_bytes()).map_err(|_| CryptoError::KeyLength)
+        Ok(())
     }
 }
 
@@ -295,15 +307,26 @@ fn ecb_with<C>(key: &[u8], data: &mut [u8], direction: Direction) -> Result<(), 
 where
     C: KeyInit + BlockEncrypt + BlockDecrypt,
 {
-    let cipher = C::new_from_slice(key).map_err(|_| CryptoError::KeyLength)?;
-    for block in data.chunks_exact_mut(C::block_size()) {
-        let block = Block::<C>::from_mut_slice(block);
-        match direction {
-            Direction::Encrypt => cipher.encrypt_block(block),
-            Direction::Decrypt => cipher.decrypt_block(block),
+    with_cipher(key, |cipher: &C| {
+        for block in data.chunks_exact_mut(C::block_size()) {
+            let block = Block::<C>::from_mut_slice(block);
+            match direction {
+                Direction::Encrypt => cipher.encrypt_block(block),
+                Direction::Decrypt => cipher.decrypt_block(block),
+            }
         }
-    }
-    Ok(())
+    })
+}
+
+/// Runs `f` with cipher `C` keyed with `key`, the cipher built in place in this frame:
+/// `C::new_from_slice` hands it back inside a `Result`, which the optimiser moves once more on
+/// the stack (3DES: 384 bytes of round keys a copy, and the copies are not wiped). The key
+/// copy is wiped here, the cipher on drop (`des` / `aes` with `zeroize`).
+fn with_cipher<C: KeyInit, T>(key: &[u8], f: impl FnOnce(&C) -> T) -> Result<T, CryptoError> {
+    let mut bytes = Key::<C>::from_exact_iter(key.iter().copied()).ok_or(CryptoError::KeyLength)?;
+    let cipher = C::new(&bytes);
+    bytes.as_mut_slice().zeroize();
+    Ok(f(&cipher))
 }
 
 fn xor8(block: &mut [u8], with: &[u8; 8]) {
@@ -368,6 +391,7 @@ mod tests {
         assert_eq!(dec(&k, hex!("9AB9B188B16A6240")), hex!("0001020304050607"));
     }
 
+    #[cfg(feature = "aes")]
     #[test]
     fn design_vectors_aes() {
         let rows: [(Algorithm, &[u8], [u8; 16]); 3] = [
@@ -454,6 +478,25 @@ mod tests {
         }
     }
 
+    /// Proves a build without the `aes` feature refuses AES keys' block operations with
+    /// `CryptoError::Unsupported` (no silent pass-through of the data) and keeps 3DES.
+    #[cfg(not(feature = "aes"))]
+    #[test]
+    fn without_aes_an_aes_key_is_unsupported() {
+        for alg in [Algorithm::Aes128, Algorithm::Aes192, Algorithm::Aes256] {
+            let k = key(alg, &[0x42; 32][..alg.key_len()]);
+            let mut data = [0x5Au8; 16];
+            assert_eq!(k.encrypt_ecb(&mut data), Err(CryptoError::Unsupported));
+            assert_eq!(k.decrypt_ecb(&mut data), Err(CryptoError::Unsupported));
+            assert_eq!(data, [0x5A; 16]);
+        }
+        let k = key(Algorithm::TripleDes, &DEFAULT);
+        let mut data = [0x5Au8; 8];
+        k.encrypt_ecb(&mut data).unwrap();
+        assert_ne!(data, [0x5A; 8]);
+    }
+
+    #[cfg(feature = "aes")]
     #[test]
     fn wrong_key_and_block_lengths() {
         for alg in ALGS {
@@ -590,6 +633,7 @@ mod tests {
     }
 
     proptest! {
+        #[cfg(feature = "aes")]
         #[test]
         fn ecb_round_trips(alg in 0..4usize, k in any::<[u8; 32]>(), data in any::<[u8; 64]>(),
                            blocks in 1..=4usize) {

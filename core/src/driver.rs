@@ -63,6 +63,13 @@ const MAX_GET_RESPONSE: usize = 32;
 pub const DEFAULT_SEND_LEN: usize = 4 + 3 + SHORT_MAX_DATA + 3;
 /// The default receive buffer: [`MAX_RESPONSE`] bytes of response data and the status word.
 pub const DEFAULT_RECV_LEN: usize = MAX_RESPONSE + 2;
+/// A send buffer for short APDUs only: a header, Lc, 255 data bytes and Le. Longer command
+/// data is chained in short links; an extended APDU never goes out.
+pub const SHORT_SEND_LEN: usize = 4 + 1 + SHORT_MAX_DATA + 1;
+/// A receive buffer for one short response: 256 bytes of data and the status word. A response
+/// longer than that (over `61 XX` rounds) ends with [`ProtocolError::ResponseTooLong`]; every
+/// built-in unblock stays far below it.
+pub const SHORT_RECV_LEN: usize = 256 + 2;
 /// The smallest send buffer: a header, Lc, one byte of data and Le, so a chain always moves on.
 pub const MIN_SEND_LEN: usize = 7;
 /// The smallest receive buffer: a status word.
@@ -431,7 +438,8 @@ impl<T: Transport, const SEND: usize, const RECV: usize> Link<T, SEND, RECV> {
             };
             let len = self.encode(&link)?;
             let n = self.exchange(len).await?;
-            let status = Status::from_bytes(self.chunk[n - 2], self.chunk[n - 1]);
+            let (_, sw1, sw2) = split_reply(&self.chunk, n)?;
+            let status = Status::from_bytes(sw1, sw2);
             if !status.is_success() {
                 return Err(Error::Protocol(ProtocolError::ChainRefused(status)));
             }
@@ -443,8 +451,7 @@ impl<T: Transport, const SEND: usize, const RECV: usize> Link<T, SEND, RECV> {
         let mut resent = false;
         for _ in 0..MAX_GET_RESPONSE {
             let n = self.exchange(len).await?;
-            let (sw1, sw2) = (self.chunk[n - 2], self.chunk[n - 1]);
-            let part = self.chunk.get(..n - 2).unwrap_or(&[]);
+            let (part, sw1, sw2) = split_reply(&self.chunk, n)?;
             let dst = self
                 .rx
                 .get_mut(filled..filled + part.len())
@@ -483,6 +490,16 @@ impl<T: Transport, const SEND: usize, const RECV: usize> Link<T, SEND, RECV> {
             }
         }
         Err(Error::Protocol(ProtocolError::Loop))
+    }
+}
+
+/// The first `n` bytes of `chunk` split into response data and status word, or
+/// [`ProtocolError::ShortResponse`] (what [`Link::exchange`] already rules out; checked here
+/// again so no index can panic).
+fn split_reply<T>(chunk: &[u8], n: usize) -> Result<(&[u8], u8, u8), TransceiveError<T>> {
+    match chunk.get(..n) {
+        Some([part @ .., sw1, sw2]) => Ok((part, *sw1, *sw2)),
+        _ => Err(Error::Protocol(ProtocolError::ShortResponse)),
     }
 }
 

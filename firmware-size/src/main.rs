@@ -9,12 +9,28 @@
 #![no_std]
 #![no_main]
 
+use cardunlock_core::driver::{Driver, SHORT_RECV_LEN, SHORT_SEND_LEN};
 use cardunlock_core::flow::PivUnblock;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
-use cardunlock_core::{driver::Driver, ErrorKind, Transport};
+use cardunlock_core::{ErrorKind, Transport};
+
+/// The driver as a firmware that speaks short APDUs sizes it: buffers for one short command
+/// and one short response instead of the defaults' extended ones (1 KiB of response).
+type ShortDriver<T> = Driver<T, SHORT_SEND_LEN, SHORT_RECV_LEN>;
 use cortex_m_rt::entry;
-use panic_halt as _;
+
+/// Halts on a panic, like `panic-halt`, but keeps the panic's message and location
+/// observable: with them dropped every `panic_const_*` entry compiles to the same bytes and
+/// LLVM folds them into one symbol of any of their names, which would hide a real panic
+/// path behind the async guard's name from `scripts/firmware-panics.sh`.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    core::hint::black_box(info);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
 
 #[cfg(feature = "stack")]
 mod card_answers;
@@ -70,7 +86,7 @@ fn run_piv() -> bool {
                 .map_err(|_| ())?;
         let puk = PivPuk::new(b"12345678").map_err(|_| ())?;
         let mut flow = PivUnblock::new(&puk, &new_pin);
-        let mut driver = Driver::new(core::hint::black_box(ReplayCard));
+        let mut driver: ShortDriver<_> = Driver::with_buffers(core::hint::black_box(ReplayCard));
         driver.run_without_admin(&mut flow).await.map_err(|_| ())
     })
     .is_ok()
@@ -118,10 +134,11 @@ fn run_gids() -> bool {
         let mut responder =
             cardunlock_core::flow::LocalKey::new(key, ReplayRng(card_answers::GIDS_Z1_BYTE));
         let mut flow = cardunlock_core::flow::GidsUnblock::new(&new_pin, card_answers::GIDS_R1);
-        let mut driver = Driver::new(core::hint::black_box(ReplayAnswers {
-            answers: &card_answers::GIDS_UNBLOCK,
-            next: 0,
-        }));
+        let mut driver: ShortDriver<_> =
+            Driver::with_buffers(core::hint::black_box(ReplayAnswers {
+                answers: &card_answers::GIDS_UNBLOCK,
+                next: 0,
+            }));
         driver.run(&mut flow, &mut responder).await.map_err(|_| ())
     })
     .is_ok()
@@ -167,9 +184,9 @@ fn main() -> ! {
         let puk = PivPuk::new(b"12345678").map_err(|_| ())?;
         let mut flow = PivUnblock::new(&puk, &new_pin);
         #[cfg(not(feature = "ccid"))]
-        let mut driver = Driver::new(ReplayCard);
+        let mut driver: ShortDriver<_> = Driver::with_buffers(ReplayCard);
         #[cfg(feature = "ccid")]
-        let mut driver = {
+        let mut driver: ShortDriver<_> = {
             use cardunlock_ccid::session::{NoControl, Session};
             use cardunlock_ccid::{
                 clock::NoTimeout, descriptor::ClassDescriptor, loopback::Loopback,
@@ -180,7 +197,7 @@ fn main() -> ! {
             let mut session: Session<_, _, NoControl> =
                 Session::new(reader, NoTimeout, NoControl, &descriptor, 0).map_err(|_| ())?;
             session.power_on().await.map_err(|_| ())?;
-            Driver::new(session)
+            Driver::with_buffers(session)
         };
         driver.run_without_admin(&mut flow).await.map_err(|_| ())?;
         #[cfg(feature = "gids")]

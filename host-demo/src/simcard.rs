@@ -41,6 +41,10 @@ pub struct SimCardArgs {
     /// QEMU's `-chardev socket,server=on,path=SOCKET` behind `-device ccid-card-passthru`.
     #[arg(long, value_name = "SOCKET", conflicts_with = "port")]
     vscard: Option<std::path::PathBuf>,
+    /// With --vscard: answer whole APDUs as SPICE smart-card passthrough does (a case 4
+    /// command gets its data and 90 00, not 61 XX) instead of as a T=0 card.
+    #[arg(long, requires = "vscard")]
+    apdu_level: bool,
     /// PIV: the management key is AES-192 (a YubiKey 5.7's factory key: the same 24 bytes).
     #[arg(long)]
     mgmt_aes192: bool,
@@ -111,19 +115,28 @@ fn run_vscard(_: SimCard, _: &std::path::Path, _: &SimCardArgs) -> Result<(), Fa
 #[cfg(unix)]
 fn run_vscard(card: SimCard, socket: &std::path::Path, args: &SimCardArgs) -> Result<(), Failure> {
     let stop = AtomicBool::new(false);
-    let mut card = cardunlock_vpcd::vscard::T0Card::new(card);
-    let atr = cardunlock_vpcd::VirtualCard::atr(&card);
+    let mut card: Box<dyn cardunlock_vpcd::VirtualCard> = if args.apdu_level {
+        Box::new(cardunlock_vpcd::vscard::ApduLevel(card))
+    } else {
+        Box::new(cardunlock_vpcd::vscard::T0Card::new(card))
+    };
+    let atr = card.atr();
     eprintln!(
-        "sim-card: serving a {} card{} to QEMU's ccid-card-passthru at {} (T=0 ATR {})",
+        "sim-card: serving a {} card{} to QEMU's ccid-card-passthru at {} (T=0 ATR {}{})",
         args.profile,
         if args.blocked { " (PIN blocked)" } else { "" },
         socket.display(),
         atr.iter()
             .map(|b| format!("{b:02X}"))
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" "),
+        if args.apdu_level {
+            "; whole APDUs, as SPICE passthrough"
+        } else {
+            ""
+        }
     );
-    cardunlock_vpcd::vscard::serve(&mut card, socket, &stop).map_err(|e| {
+    cardunlock_vpcd::vscard::serve(card.as_mut(), socket, &stop).map_err(|e| {
         Failure::new(
             Kind::NoCard,
             format!("{e} (is QEMU running with -device ccid-card-passthru on that socket?)"),

@@ -8,6 +8,8 @@
 #   +  a wrong PUK -> exit 1, "2 tries left", exactly one PUK try gone;
 #   3. cardunlock --transport ccid unblock --puk 12345678 --new-pin 802517 -> unlocked
 #   4. cardunlock --transport ccid status          -> PIN tries left 3
+# then, in a second boot, status / unblock / status of a card answering whole APDUs (data plus SW
+# to a case 4 command, as SPICE smart-card passthrough does) instead of as a T=0 card.
 # and checks each step's output. Fails loudly when the guest cannot boot (run.sh exits 125/124).
 #
 #   bash scripts/qemu-ccid/test.sh            # set-up (needs root or sudo), builds, runs
@@ -35,7 +37,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked --release --targe
   -p cardunlock --no-default-features --features ccid
 PROBE=$TARGET_DIR/$GUEST_TARGET/release/examples/ccid_probe
 CLI=$TARGET_DIR/$GUEST_TARGET/release/cardunlock
-export CARDUNLOCK=$TARGET_DIR/debug/cardunlock
+export CARDUNLOCK=${CARDUNLOCK:-$TARGET_DIR/debug/cardunlock}
 
 echo "== qemu-ccid: guest run"
 LOG=$(mktemp)
@@ -86,4 +88,30 @@ check unblock "unlocked successfully"
 check status-after "PIV card.*PIN tries left 3"
 printf '%s\n' "$console" | grep -q "^== steps done" || fail "the guest script stopped early (status $status)"
 [ "$status" = 0 ] || fail "the guest script exited $status"
+
+# Second boot: the card answers whole APDUs, as SPICE smart-card passthrough (and any APDU-level
+# card behind ccid-card-passthru) does: a case 4 command (SELECT) comes back as data plus 90 00
+# instead of 61 XX. The session must take that (t0::Replies::ApduLevel).
+echo "== qemu-ccid: guest run, card answering at APDU level (as SPICE passthrough)"
+: >"$LOG"
+set +e
+QEMU_CCID_LOG=$LOG bash scripts/qemu-ccid/run.sh \
+  --card "\"$CARDUNLOCK\" sim-card --blocked --apdu-level --vscard \"\$QEMU_CCID_SOCKET\"" \
+  --add "$CLI" /bin/busybox sh -c '
+  set -e
+  echo "== step apdu-status"; cardunlock --transport ccid status
+  echo "== step apdu-unblock"; cardunlock --transport ccid unblock --puk 12345678 --new-pin 802517
+  echo "== step apdu-status-after"; cardunlock --transport ccid status
+  echo "== steps done"'
+status=$?
+set -e
+console=$(sed 's/\r$//' "$LOG")
+case $status in
+  124 | 125) fail "the QEMU guest did not run the APDU-level test (status $status)" ;;
+esac
+check apdu-status "PIV card.*PIN BLOCKED"
+check apdu-unblock "unlocked successfully"
+check apdu-status-after "PIV card.*PIN tries left 3"
+printf '%s\n' "$console" | grep -q "^== steps done" || fail "the APDU-level guest script stopped early (status $status)"
+[ "$status" = 0 ] || fail "the APDU-level guest script exited $status"
 echo "qemu-ccid test: all steps passed"

@@ -60,7 +60,7 @@ impl<T: Transport> Loopback<T> {
         let mut response = [0u8; MAX_RESPONSE];
         let rx_len = self.rx_len;
         self.rx_len = 0;
-        let message = &self.rx[..rx_len];
+        let message = self.rx.get(..rx_len).unwrap_or(&[]);
         let seq = Header::parse(message).map(|h| h.seq).unwrap_or(0);
         let (slot, status, kind) = match Request::parse(message) {
             Ok(req) => match req.kind {
@@ -117,7 +117,9 @@ impl<T: Transport> Loopback<T> {
         self.tx_len = reply.encode(&mut self.tx).unwrap_or(0);
         self.tx_pos = 0;
         // The command may carry a PIN or PUK, the response key material: wipe both.
-        self.rx[..rx_len].fill(0);
+        if let Some(received) = self.rx.get_mut(..rx_len) {
+            received.fill(0);
+        }
         response.fill(0);
     }
 }

@@ -117,13 +117,42 @@ fn get_response_cla(cla: u8) -> u8 {
 /// bytes are there; a `61 XX` past that, or after a case 1 or 3 command, is returned to the
 /// caller as the status word (the core's driver fetches the rest). A `6C XX` to a GET RESPONSE
 /// repeats it with P3 = XX. At most [`MAX_GET_RESPONSE`] extra TPDUs in all.
+///
+/// Strict ([`Replies::Tpdu`]): data in the answer to a TPDU that carried data is
+/// [`T0Error::InvalidResponse`], as a T=0 card cannot send any there. [`transmit_with`] takes
+/// the answers of a card behind a reader that passes whole APDUs.
 pub async fn transmit<I: TpduIo>(
     io: &mut I,
     apdu: &[u8],
     response: &mut [u8],
 ) -> Result<usize, T0Error<I::Error>> {
+    transmit_with(io, apdu, response, Replies::Tpdu).await
+}
+
+/// What answers [`transmit_with`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Replies {
+    /// Only what a T=0 card can answer: no data after a TPDU that sent data (the procedure
+    /// bytes of a firmware's UART, [`Uart`]).
+    Tpdu,
+    /// Also whole APDU answers: a reply longer than a status word to a TPDU that sent data
+    /// is the response data (at most 256 bytes) and its status word. A TPDU-level CCID reader
+    /// that passes the TPDU to a card answering at APDU level delivers these: QEMU's
+    /// `usb-ccid` with `ccid-card-passthru` (SPICE smart-card passthrough of virtual
+    /// desktops) answers a case 4 command with data and `90 00`, not `61 XX`.
+    ApduLevel,
+}
+
+/// [`transmit`], taking the answers `replies` allows.
+pub async fn transmit_with<I: TpduIo>(
+    io: &mut I,
+    apdu: &[u8],
+    response: &mut [u8],
+    replies: Replies,
+) -> Result<usize, T0Error<I::Error>> {
     let mut tpdu = [0u8; 5 + 255];
-    let result = transmit_in(io, apdu, response, &mut tpdu).await;
+    let result = transmit_in(io, apdu, response, &mut tpdu, replies).await;
     // The TPDU may carry a PIN or PUK.
     tpdu.fill(0);
     core::hint::black_box(&tpdu);
@@ -135,6 +164,7 @@ async fn transmit_in<I: TpduIo>(
     apdu: &[u8],
     response: &mut [u8],
     tpdu: &mut [u8; 5 + 255],
+    replies: Replies,
 ) -> Result<usize, T0Error<I::Error>> {
     let [cla, ins, p1, p2, body @ ..] = apdu else {
         return Err(T0Error::InvalidCommand);
@@ -163,7 +193,9 @@ async fn transmit_in<I: TpduIo>(
         5
     } else {
         tpdu[4] = data.len() as u8;
-        tpdu[5..5 + data.len()].copy_from_slice(data);
+        tpdu.get_mut(5..5 + data.len())
+            .ok_or(T0Error::InvalidCommand)?
+            .copy_from_slice(data);
         5 + data.len()
     };
     // Ne: the most response data the command asks for (Le 00: 256).
@@ -183,7 +215,15 @@ async fn transmit_in<I: TpduIo>(
             0 => 256,
             p3 => usize::from(p3),
         };
-        if !part.is_empty() && (len > 5 || part.len() > expect) {
+        // After a TPDU that sent data (len > 5) a T=0 card has no data to send; a card at APDU
+        // level behind the reader sends its whole response (a short one: 256 bytes at most).
+        let outgoing = len > 5;
+        let fits = match (outgoing, replies) {
+            (false, _) => part.len() <= expect,
+            (true, Replies::Tpdu) => false,
+            (true, Replies::ApduLevel) => part.len() <= 256,
+        };
+        if !part.is_empty() && !fits {
             return Err(T0Error::InvalidResponse);
         }
         let end = filled + part.len();
@@ -323,7 +363,7 @@ impl<U> Uart<U> {
 impl<U: Read + Write> Uart<U> {
     async fn read_byte(&mut self) -> Result<u8, UartError<U::Error>> {
         let mut b = [0u8; 1];
-        self.port.read_exact(&mut b).await?;
+        crate::io::read_exact(&mut self.port, &mut b).await?;
         Ok(b[0])
     }
 }
@@ -344,7 +384,12 @@ impl<U: Read + Write> TpduIo for Uart<U> {
             (false, p3) => usize::from(p3),
         };
         let header = tpdu.get(..5).ok_or(UartError::InvalidTpdu)?;
-        self.port.write_all(header).await.map_err(UartError::Io)?;
+        if !crate::io::write_all(&mut self.port, header)
+            .await
+            .map_err(UartError::Io)?
+        {
+            return Err(UartError::Eof);
+        }
         self.port.flush().await.map_err(UartError::Io)?;
         let mut done = 0usize;
         let mut nulls = 0u32;
@@ -378,13 +423,18 @@ impl<U: Read + Write> TpduIo for Uart<U> {
             }
             if outgoing {
                 let chunk = data.get(done..done + step).ok_or(UartError::InvalidTpdu)?;
-                self.port.write_all(chunk).await.map_err(UartError::Io)?;
+                if !crate::io::write_all(&mut self.port, chunk)
+                    .await
+                    .map_err(UartError::Io)?
+                {
+                    return Err(UartError::Eof);
+                }
                 self.port.flush().await.map_err(UartError::Io)?;
             } else {
                 let dst = reply
                     .get_mut(done..done + step)
                     .ok_or(UartError::ReplyTooLong)?;
-                self.port.read_exact(dst).await?;
+                crate::io::read_exact(&mut self.port, dst).await?;
             }
             done += step;
         }

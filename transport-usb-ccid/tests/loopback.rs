@@ -54,3 +54,30 @@ fn a_wrong_puk_through_the_loopback_reader_costs_one_try() {
     let (reader, _, _) = driver.into_inner().into_parts();
     assert_eq!(reader.card().puk_tries_left(), Some(2));
 }
+
+/// Proves the `tpdu` feature decides whether a TPDU-level reader is taken: without it (a
+/// firmware that only meets APDU-level readers) the session refuses one when it is made,
+/// clearly, instead of failing at the first APDU; with it the reader is taken. Run both ways:
+/// `cargo test -p cardunlock-ccid --test loopback` and the same with `--no-default-features`.
+#[test]
+fn a_tpdu_level_reader_needs_the_tpdu_feature() {
+    use cardunlock_ccid::session::{Error, Unsupported};
+    let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::Tpdu);
+    let card = SimCard::new(Config::Piv(PivConfig::factory()));
+    let made: Result<Session<_, _>, _> =
+        Session::new(Loopback::new(card, ATR), NoTimeout, NoControl, &desc, 0);
+    if cfg!(feature = "tpdu") {
+        assert!(made.is_ok());
+    } else {
+        assert!(matches!(
+            made,
+            Err(Error::Unsupported(Unsupported::Level(ExchangeLevel::Tpdu)))
+        ));
+    }
+    // APDU level works either way.
+    let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+    let card = SimCard::new(Config::Piv(PivConfig::factory()));
+    let made: Result<Session<_, _>, _> =
+        Session::new(Loopback::new(card, ATR), NoTimeout, NoControl, &desc, 0);
+    assert!(made.is_ok());
+}

@@ -195,3 +195,44 @@ fn t0_wrong_puk_costs_one_try_only() {
     assert!(r.unwrap_err().contains("WrongPuk"));
     assert_eq!(reader.get().card().inner().puk_tries_left(), Some(2));
 }
+
+/// Proves the CCID reader path takes a TPDU-level reader's APDU-level answers (QEMU's
+/// `usb-ccid` with `ccid-card-passthru`, SPICE passthrough): SELECT, a case 4 command, comes
+/// back as data and `90 00` instead of `61 XX`, and the unblock goes through. Fails with
+/// "T=0: the card's answer is malformed" if the session's T=0 is the strict engine.
+#[test]
+fn t0_reader_with_a_card_answering_at_apdu_level() {
+    let mut d = ClassDescriptor::TYPICAL;
+    d.features = 0x0001_04FE; // QEMU's usb-ccid: TPDU level, T=0 only.
+    d.protocols = 0x01;
+    let card = T0Card::new(piv()).apdu_level(true);
+    let (session, reader) = session_with(card, SimConfig::new(d));
+    let mut driver = Driver::new(session);
+    let select = cardunlock_core::piv::select();
+    let r = block_on(driver.transceive(&select)).unwrap();
+    assert!(r.status.is_success());
+    assert!(!r.data.is_empty(), "SELECT's application property template");
+    let session = driver.into_inner();
+    let (r, session) = unblock(session, b"12345678");
+    r.unwrap();
+    assert_eq!(session.tpdu_setup_result().unwrap().protocol, Protocol::T0);
+    let r = reader.get();
+    assert!(r.card().inner().pin_is(b"840259"));
+    // No GET RESPONSE went out: every answer came whole.
+    assert!(r.card().tpdus().iter().all(|h| h[1] != 0xC0));
+}
+
+/// Proves a T=1-only card in a T=0-only reader is explained: the error names both sides and
+/// the missing protocol, not just "no protocol".
+#[test]
+fn a_t1_only_card_in_a_t0_only_reader_is_explained() {
+    let mut d = ClassDescriptor::TYPICAL;
+    d.features = features::AUTO_VOLTAGE | features::LEVEL_TPDU;
+    d.protocols = 0x01;
+    let (mut session, _reader) = session_with(T1Card::new(piv()), SimConfig::new(d));
+    let e = block_on(session.power_on()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("only T=1"), "{text}");
+    assert!(text.contains("only T=0"), "{text}");
+    assert!(!text.contains("offers no protocol"), "{text}");
+}

@@ -434,3 +434,33 @@ fn transmit_over_the_uart_resends_after_6c() {
         hex!("00 CA 00 00 00 00 CA 00 00 04")
     );
 }
+
+/// Proves the strict engine (a firmware's UART) keeps refusing data after a TPDU that sent
+/// data, which no T=0 card can send, while `Replies::ApduLevel` (the CCID reader path) takes it
+/// as the response data and its status word.
+#[test]
+fn data_after_an_outgoing_tpdu_is_refused_strictly_and_taken_at_apdu_level() {
+    use cardunlock_ccid::t0::{transmit_with, Replies};
+    /// Answers every TPDU with three data bytes and `90 00`.
+    struct WholeApdu;
+    impl TpduIo for WholeApdu {
+        type Error = ErrorKind;
+        async fn exchange(&mut self, _: &[u8], reply: &mut [u8]) -> Result<usize, ErrorKind> {
+            reply[..5].copy_from_slice(&[1, 2, 3, 0x90, 0x00]);
+            Ok(5)
+        }
+    }
+    // Case 4: data out, Le 00.
+    let apdu = [0x00, 0xA4, 0x04, 0x00, 0x02, 0xA0, 0x00, 0x00];
+    let mut out = [0u8; 300];
+    let strict = block_on(t0::transmit(&mut WholeApdu, &apdu, &mut out));
+    assert_eq!(strict, Err(T0Error::InvalidResponse));
+    let n = block_on(transmit_with(
+        &mut WholeApdu,
+        &apdu,
+        &mut out,
+        Replies::ApduLevel,
+    ))
+    .unwrap();
+    assert_eq!(&out[..n], &[1, 2, 3, 0x90, 0x00]);
+}

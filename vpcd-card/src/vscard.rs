@@ -465,6 +465,30 @@ impl<C: VirtualCard> VirtualCard for T0Card<C> {
     }
 }
 
+/// A card presented to a T=0-only reader the way SPICE smart-card passthrough (and any card
+/// answering at APDU level behind `ccid-card-passthru`) presents it: a T=0 ATR ([`t0_atr`]),
+/// and every TPDU QEMU forwards run as a whole APDU and answered with its data and status word
+/// (a case 4 command gets data plus `90 00`, not `61 XX`).
+pub struct ApduLevel<C>(pub C);
+
+impl<C: VirtualCard> VirtualCard for ApduLevel<C> {
+    fn atr(&self) -> Vec<u8> {
+        t0_atr(&self.0.atr())
+    }
+
+    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.0.transmit(apdu)
+    }
+
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+
+    fn power_off(&mut self) {
+        self.0.power_off();
+    }
+}
+
 /// Connects to QEMU's VSCard socket at `path` (retrying for [`DEFAULT_CONNECT_RETRY`]) and serves
 /// `card` until QEMU exits or `stop` is raised.
 pub fn serve<C: VirtualCard + ?Sized>(
@@ -650,6 +674,20 @@ mod tests {
     const SELECT_PIV_TPDU: [u8; 14] = [
         0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00,
     ];
+
+    /// Proves the SPICE-like bridge answers a case 4 TPDU with the whole response (data and
+    /// 90 00, no 61 XX) behind a T=0 ATR: what the guest test's second boot relies on.
+    #[test]
+    fn apdu_level_card_answers_case_4_with_data_and_status() {
+        let mut apdu_card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
+        let whole = apdu_card.transmit(&SELECT_PIV);
+        let mut card = ApduLevel(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
+        assert_eq!(card.atr(), t0_atr(apdu_card.atr()));
+        let r = card.transmit(&SELECT_PIV_TPDU);
+        assert!(r.len() > 2);
+        assert_eq!(r, whole);
+        assert_eq!(r[r.len() - 2..], [0x90, 0x00]);
+    }
 
     #[test]
     fn t0_card_announces_data_with_61_and_serves_get_response() {

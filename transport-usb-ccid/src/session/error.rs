@@ -20,8 +20,15 @@ pub enum Unsupported {
     Slot(u8),
     /// `dwMaxCCIDMessageLength` leaves no room for data (below 11 bytes).
     MessageLength(u32),
-    /// The card offers no protocol the reader supports (TPDU level).
-    Protocol,
+    /// The card offers no protocol the reader supports (TPDU level). Each field is a set of
+    /// protocols, bit 0 T=0 and bit 1 T=1: what the card's ATR offers (in specific mode the
+    /// one it runs) and what the reader's `dwProtocols` names.
+    Protocol {
+        /// The card's protocols.
+        card: u8,
+        /// The reader's protocols.
+        reader: u8,
+    },
     /// The TPDU path of this exchange is not available.
     Tpdu,
 }
@@ -33,9 +40,32 @@ impl fmt::Display for Unsupported {
             Self::Iccd => f.write_str("ICCD devices (control-pipe CCID) are not supported"),
             Self::Slot(s) => write!(f, "the reader has no slot {s}"),
             Self::MessageLength(l) => write!(f, "dwMaxCCIDMessageLength {l} is too small"),
-            Self::Protocol => f.write_str("the card offers no protocol the reader supports"),
+            Self::Protocol { card: 0b10, reader } if reader & 0b11 == 0b01 => f.write_str(
+                "the card speaks only T=1 and the reader only T=0 (as QEMU's usb-ccid): \
+                 they have no protocol in common; use a reader that supports T=1",
+            ),
+            Self::Protocol { card, reader } => write!(
+                f,
+                "the card offers {} and the reader supports {}: no protocol in common",
+                Protocols(*card),
+                Protocols(*reader)
+            ),
             Self::Tpdu => f.write_str("this TPDU exchange is not supported"),
         }
+    }
+}
+
+/// A set of protocols (bit 0 T=0, bit 1 T=1) as words.
+struct Protocols(u8);
+
+impl fmt::Display for Protocols {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 & 0b11 {
+            0b01 => "only T=0",
+            0b10 => "only T=1",
+            0b11 => "T=0 and T=1",
+            _ => "neither T=0 nor T=1",
+        })
     }
 }
 
@@ -78,7 +108,8 @@ impl fmt::Display for Violation {
 pub enum Error<I, C> {
     /// The byte pipe failed.
     Io(I),
-    /// The pipe was closed (a read returned 0 bytes).
+    /// The pipe was closed (a read returned 0 bytes, or a write took none or claimed more than
+    /// it was given).
     Closed,
     /// The control channel (ABORT request) failed.
     Control(C),
@@ -108,6 +139,7 @@ pub enum Error<I, C> {
     /// The response did not fit the caller's buffer.
     ResponseTooLong,
     /// The T=0 / T=1 layer failed (TPDU level).
+    #[cfg(feature = "tpdu")]
     Tpdu(super::TpduFailure),
 }
 
@@ -126,8 +158,11 @@ impl<I, C> Error<I, C> {
             Self::CardReset => ErrorKind::CardReset,
             Self::MessageTooLong { .. } => ErrorKind::InvalidCommand,
             Self::ResponseTooLong => ErrorKind::ResponseTooLong,
+            #[cfg(feature = "tpdu")]
             Self::Tpdu(super::TpduFailure::T1(e)) => e.kind_with(|()| ErrorKind::Other),
+            #[cfg(feature = "tpdu")]
             Self::Tpdu(super::TpduFailure::T0(e)) => e.kind_with(|()| ErrorKind::Other),
+            #[cfg(feature = "tpdu")]
             Self::Tpdu(super::TpduFailure::Pps(_)) => ErrorKind::Other,
         }
     }
@@ -166,6 +201,7 @@ impl<I: fmt::Display, C: fmt::Display> fmt::Display for Error<I, C> {
                 )
             }
             Self::ResponseTooLong => f.write_str("the card's response is too long"),
+            #[cfg(feature = "tpdu")]
             Self::Tpdu(e) => write!(f, "{e}"),
         }
     }

@@ -1,6 +1,6 @@
 //! The async CCID session over any `embedded_io_async::{Read, Write}` byte pipe.
 //!
-//! Contract with the pipe: the session writes one complete CCID message with `write_all` and
+//! Contract with the pipe: the session writes one complete CCID message (`write` until all is taken) and
 //! then calls `flush()`, once per message (a USB backend submits one bulk transfer per flush, so
 //! it never sees part of a message); it reads the 10-byte header, then exactly `dwLength` bytes.
 //!
@@ -17,9 +17,11 @@
 
 mod apdu;
 mod error;
+#[cfg(feature = "tpdu")]
 mod tpdu;
 
 pub use error::{Error, Unsupported, Violation};
+#[cfg(feature = "tpdu")]
 pub use tpdu::{TpduFailure, TpduSetup};
 
 use embassy_futures::select::{select, Either};
@@ -156,7 +158,9 @@ pub struct Session<IO, C, K = NoControl, const N: usize = DEFAULT_BUFFER> {
     atr_len: usize,
     powered: bool,
     lost: Option<Lost>,
+    #[cfg(feature = "tpdu")]
     tpdu: tpdu::TpduState,
+    #[cfg(feature = "tpdu")]
     tpdu_setup: Option<TpduSetup>,
     /// Multiplies the base wait of the next reply (T=1 BWT extension through `bBWI`).
     wait_multiplier: u8,
@@ -219,7 +223,10 @@ where
             return Err(Error::Unsupported(Unsupported::Iccd));
         }
         let level = desc.exchange_level();
-        if level == ExchangeLevel::Character {
+        // Without the `tpdu` feature (no ATR parsing, PPS, T=0 or T=1) only APDU-level readers.
+        if level == ExchangeLevel::Character
+            || (level == ExchangeLevel::Tpdu && !cfg!(feature = "tpdu"))
+        {
             return Err(Error::Unsupported(Unsupported::Level(level)));
         }
         if slot > desc.max_slot_index {
@@ -247,7 +254,9 @@ where
             atr_len: 0,
             powered: false,
             lost: None,
+            #[cfg(feature = "tpdu")]
             tpdu: tpdu::TpduState::default(),
+            #[cfg(feature = "tpdu")]
             tpdu_setup: None,
             wait_multiplier: 1,
         })
@@ -327,7 +336,12 @@ where
     /// Writes `tx[..len]` as one message and flushes it.
     async fn send(&mut self, len: usize) -> Result<(), SessionError<IO, K>> {
         let msg = self.tx.get(..len).unwrap_or(&[]);
-        self.io.write_all(msg).await.map_err(Error::Io)?;
+        if !crate::io::write_all(&mut self.io, msg)
+            .await
+            .map_err(Error::Io)?
+        {
+            return Err(Error::Closed);
+        }
         self.io.flush().await.map_err(Error::Io)
     }
 
@@ -592,7 +606,10 @@ where
     /// Powers the card off.
     pub async fn power_off(&mut self) -> Result<(), SessionError<IO, K>> {
         self.powered = false;
-        self.tpdu = tpdu::TpduState::default();
+        #[cfg(feature = "tpdu")]
+        {
+            self.tpdu = tpdu::TpduState::default();
+        }
         let len = self.encode(RequestKind::IccPowerOff)?;
         let h = self.command(len).await?;
         let resp = reply(&self.rx, &h)?;
@@ -613,7 +630,10 @@ where
     pub async fn power_on(&mut self) -> Result<&[u8], SessionError<IO, K>> {
         self.powered = false;
         self.atr_len = 0;
-        self.tpdu = tpdu::TpduState::default();
+        #[cfg(feature = "tpdu")]
+        {
+            self.tpdu = tpdu::TpduState::default();
+        }
         let classes = [Voltage::V1_8, Voltage::V3, Voltage::V5];
         let auto = self.desc.auto_voltage() || self.desc.voltage_support & 0x07 == 0;
         let mut last = SlotError::IccMute;
@@ -632,6 +652,7 @@ where
             tried = true;
             match self.power_on_once(v).await {
                 Ok(()) => {
+                    #[cfg(feature = "tpdu")]
                     if let Err(e) = self.tpdu_setup().await {
                         // Not usable as set up: the next APDU powers it on again.
                         self.powered = false;
@@ -737,7 +758,10 @@ where
             ExchangeLevel::ShortApdu | ExchangeLevel::ShortExtendedApdu => {
                 self.apdu_exchange(command, response).await
             }
+            #[cfg(feature = "tpdu")]
             ExchangeLevel::Tpdu => self.tpdu_exchange(command, response).await,
+            #[cfg(not(feature = "tpdu"))]
+            level @ ExchangeLevel::Tpdu => Err(Error::Unsupported(Unsupported::Level(level))),
             level @ ExchangeLevel::Character => Err(Error::Unsupported(Unsupported::Level(level))),
         };
         // Each command message was wiped after its reply; the replies go now.

@@ -221,20 +221,35 @@ where
         let desc = self.desc;
         let reader_has = |p: Protocol| desc.supports_protocol(p.number());
         let specific = atr.specific_mode();
+        // What each side offers (bit 0 T=0, bit 1 T=1), for the error when they do not meet.
+        let mask = |has: &dyn Fn(Protocol) -> bool| {
+            u8::from(has(Protocol::T0)) | (u8::from(has(Protocol::T1)) << 1)
+        };
+        let no_common = |card: u8| {
+            Error::Unsupported(Unsupported::Protocol {
+                card,
+                reader: mask(&reader_has),
+            })
+        };
         let protocol = match specific {
-            Some(mode) => Protocol::from_number(mode.protocol)
-                .filter(|p| reader_has(*p))
-                .ok_or(Error::Unsupported(Unsupported::Protocol))?,
+            Some(mode) => match Protocol::from_number(mode.protocol) {
+                Some(p) if reader_has(p) => p,
+                Some(p) => return Err(no_common(mask(&|q| q == p))),
+                None => return Err(no_common(0)),
+            },
             None if atr.offers_protocol(Protocol::T1) && reader_has(Protocol::T1) => Protocol::T1,
             None if atr.offers_protocol(Protocol::T0) && reader_has(Protocol::T0) => Protocol::T0,
-            None => return Err(Error::Unsupported(Unsupported::Protocol)),
+            None => return Err(no_common(mask(&|p| atr.offers_protocol(p)))),
         };
         // TA1's Fi/Di if the reader's data rates allow it, else the default.
         let wanted = atr.fidi();
         let rate_ok = match (atr::fi(wanted), atr::di(wanted)) {
             (Some(fi), Some(di)) => {
-                let rate = u64::from(desc.default_clock_khz) * 1000 * u64::from(di) / u64::from(fi);
-                desc.max_data_rate == 0 || rate <= u64::from(desc.max_data_rate)
+                let top = u64::from(desc.default_clock_khz) * 1000 * u64::from(di);
+                match top.checked_div(u64::from(fi)) {
+                    Some(rate) => desc.max_data_rate == 0 || rate <= u64::from(desc.max_data_rate),
+                    None => false,
+                }
             }
             _ => false,
         };
@@ -323,7 +338,10 @@ where
                 r.map_err(t1_failure)
             }
             TpduState::T0 => {
-                let r = t0::transmit(&mut Carrier { session: self }, command, response).await;
+                // A TPDU-level reader may pass the TPDU to a card answering at APDU level
+                // (QEMU's usb-ccid with ccid-card-passthru): its data-plus-SW answers are taken.
+                let carrier = &mut Carrier { session: self };
+                let r = t0::transmit_with(carrier, command, response, t0::Replies::ApduLevel).await;
                 if self.powered {
                     self.tpdu = TpduState::T0;
                 }

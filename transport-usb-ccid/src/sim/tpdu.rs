@@ -474,6 +474,7 @@ pub struct T0Card<C> {
     pending_sw: [u8; 2],
     cached: Option<([u8; 4], Vec<u8>)>,
     always_61: bool,
+    apdu_level: bool,
     executed: Vec<u8>,
     tpdus: Vec<[u8; 5]>,
 }
@@ -489,6 +490,7 @@ impl<C: VirtualCard> T0Card<C> {
             pending_sw: [0x90, 0x00],
             cached: None,
             always_61: false,
+            apdu_level: false,
             executed: Vec::new(),
             tpdus: Vec::new(),
         }
@@ -497,6 +499,14 @@ impl<C: VirtualCard> T0Card<C> {
     /// Case 2 commands answered with `61 XX` too (the host must GET RESPONSE).
     pub fn always_61(mut self, on: bool) -> Self {
         self.always_61 = on;
+        self
+    }
+
+    /// Answers every TPDU as the card behind QEMU's `ccid-card-passthru` does: the TPDU is run
+    /// as a whole APDU and answered with its response data and status word (no `61 XX`, no
+    /// `6C XX`), data after a TPDU that sent data included.
+    pub fn apdu_level(mut self, on: bool) -> Self {
+        self.apdu_level = on;
         self
     }
 
@@ -550,6 +560,11 @@ impl<C: VirtualCard> T0Card<C> {
             return vec![0x67, 0x00];
         };
         self.tpdus.push([cla, ins, p1, p2, p3]);
+        if self.apdu_level {
+            let (mut resp, sw) = self.execute(tpdu);
+            resp.extend_from_slice(&sw);
+            return resp;
+        }
         let header = [cla, ins, p1, p2];
         let ne = if p3 == 0 { 256 } else { usize::from(p3) };
         if !data.is_empty() {

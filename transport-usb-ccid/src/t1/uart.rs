@@ -115,19 +115,22 @@ impl<U: Read + Write> BlockIo for Uart<U> {
             hook(&mut self.port, bwt_multiplier.max(1));
         }
         let io = |e| ExchangeError::Io(UartError::Io(e));
-        self.port.write_all(block).await.map_err(io)?;
+        if !crate::io::write_all(&mut self.port, block)
+            .await
+            .map_err(io)?
+        {
+            return Err(ExchangeError::Io(UartError::Eof));
+        }
         self.port.flush().await.map_err(io)?;
         let mut prologue = [0u8; 3];
-        self.port
-            .read_exact(&mut prologue)
+        crate::io::read_exact(&mut self.port, &mut prologue)
             .await
             .map_err(read_failure)?;
         let len = 3 + usize::from(prologue[2]) + self.edc.epilogue_len();
         match reply.get_mut(..len) {
             Some(dst) => {
                 dst[..3].copy_from_slice(&prologue);
-                self.port
-                    .read_exact(&mut dst[3..])
+                crate::io::read_exact(&mut self.port, &mut dst[3..])
                     .await
                     .map_err(read_failure)?;
                 Ok(len)
@@ -138,8 +141,7 @@ impl<U: Read + Write> BlockIo for Uart<U> {
                 let mut sink = [0u8; 16];
                 while rest > 0 {
                     let n = rest.min(sink.len());
-                    self.port
-                        .read_exact(&mut sink[..n])
+                    crate::io::read_exact(&mut self.port, &mut sink[..n])
                         .await
                         .map_err(read_failure)?;
                     rest -= n;
