@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::answers::verify_answer;
 use crate::limiter::{retry_after_secs, Limiter};
+pub(crate) use crate::store::Blind;
 use crate::store::{
     now_ms, parse_card, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session,
     StartOutcome, Store, Tx,
@@ -38,6 +39,8 @@ pub struct AppState {
     pub(crate) store: std::sync::Arc<Store>,
     pub(crate) master: MasterSecret,
     pub(crate) max_attempts: u32,
+    /// How wrong answers from sessions without card proof count.
+    pub(crate) blind: Blind,
     pub(crate) session_ttl_ms: i64,
     /// The PIV PUK tries a card is assumed to have ([`crate::Limits::piv_puk_tries`]).
     pub(crate) puk_tries: u32,
@@ -104,6 +107,7 @@ pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Endpoint {
     Start,
+    Prove,
     Answers,
     Admin,
     Puk,
@@ -112,8 +116,9 @@ pub(crate) enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the contract's order.
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Start,
+        Self::Prove,
         Self::Answers,
         Self::Admin,
         Self::Puk,
@@ -128,6 +133,7 @@ impl Endpoint {
     fn event(self) -> &'static str {
         match self {
             Self::Start => "start",
+            Self::Prove => "prove",
             Self::Answers => "answers",
             Self::Admin => "admin",
             Self::Puk => "puk",
@@ -184,7 +190,9 @@ pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body:
     let _address = RequestAddress::set(peer);
     let limited = match endpoint {
         Endpoint::Start => state.rates.start_address.check(&peer, Instant::now()),
-        Endpoint::Answers => state.rates.answers_address.check(&peer, Instant::now()),
+        Endpoint::Answers | Endpoint::Prove => {
+            state.rates.answers_address.check(&peer, Instant::now())
+        }
         _ => Ok(()),
     };
     if let Err(wait) = limited {
@@ -192,6 +200,7 @@ pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body:
     }
     let result = match endpoint {
         Endpoint::Start => run(state, endpoint, body, start),
+        Endpoint::Prove => run(state, endpoint, body, presence::prove),
         Endpoint::Answers => run(state, endpoint, body, answers),
         Endpoint::Admin => run(state, endpoint, body, admin),
         Endpoint::Puk => run(state, endpoint, body, puk),
@@ -372,6 +381,7 @@ macro_rules! session_or_refuse {
 }
 
 mod admin;
+mod presence;
 mod rotation;
 
 use admin::admin;
@@ -392,6 +402,9 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
     {
         return Ok(too_many("for this card", wait));
     }
+    if profile == Profile::Piv {
+        return presence::start(state, &identity);
+    }
     let card = Some((profile, identity.as_str()));
     let mut secret = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng
@@ -407,7 +420,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
             &token.hash,
             now_ms(),
             ttl,
-            state.max_attempts,
+            state.blind,
         )?;
         Ok(match outcome {
             StartOutcome::UnknownCard => {
@@ -442,6 +455,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
                     questions,
                     attempts_left,
                     pin_policy: pin_policy.clone(),
+                    nonce: None,
                 })
             }
         })
@@ -469,6 +483,13 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
     let card = Some((session.profile, session.identity.as_str()));
     let a =
         |outcome: &str, detail: &str| audit(state, card, Some(&token), "answers", outcome, detail);
+    if session.profile == Profile::Piv && !session.proven {
+        a(
+            "card_not_verified",
+            "refused: the card did not prove its presence",
+        )?;
+        return Ok(presence::not_verified());
+    }
     if session.verified {
         let Some(record) = state
             .store
@@ -486,10 +507,15 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
             },
         }));
     }
-    let hashes = match state
-        .store
-        .answer_check(session.profile, &session.identity)?
-    {
+    let hashes = match state.store.answer_check(
+        session.profile,
+        &session.identity,
+        (!session.proven).then(now_ms),
+    )? {
+        AnswerCheck::BackedOff { wait_ms } => {
+            a("backed_off", "refused: wrong answers without card proof")?;
+            return Ok(presence::backed_off(wait_ms));
+        }
         AnswerCheck::UnknownCard => {
             a("invalid_session", "card no longer enrolled")?;
             return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
@@ -528,7 +554,22 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
             audit_in(tx, card, Some(&token), "answers", outcome, detail)
         };
         Ok(
-            match logic::record_answers(tx, &token.hash, now, correct, state.max_attempts)? {
+            match logic::record_answers(
+                tx,
+                &token.hash,
+                now,
+                correct,
+                state.max_attempts,
+                state.blind,
+            )? {
+                AnswerOutcome::BackedOff { wait_ms } => {
+                    a(
+                        tx,
+                        "backed_off",
+                        "refused: wrong answers without card proof",
+                    )?;
+                    presence::backed_off(wait_ms)
+                }
                 AnswerOutcome::SessionGone => {
                     a(tx, "invalid_session", "session ended during the check")?;
                     refusal(ErrorCode::InvalidSession, INVALID_SESSION)
@@ -540,14 +581,32 @@ fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> 
                         user: User { name, email },
                     })
                 }
-                AnswerOutcome::Wrong { attempts_left } => {
-                    a(
-                        tx,
-                        "wrong_answers",
-                        &format!("{attempts_left} attempt(s) left"),
-                    )?;
+                AnswerOutcome::Wrong {
+                    attempts_left,
+                    backoff_ms,
+                    alert,
+                } => {
+                    let detail = match backoff_ms {
+                        Some(ms) => format!(
+                            "{attempts_left} attempt(s) left, no card proof: backed off {} s",
+                            ms / 1000
+                        ),
+                        None => format!("{attempts_left} attempt(s) left"),
+                    };
+                    a(tx, "wrong_answers", &detail)?;
+                    if alert {
+                        audit_in(
+                            tx,
+                            card,
+                            Some(&token),
+                            "alert",
+                            "blind_wrong_answers",
+                            "wrong answer sets without card proof reached the proven lock count",
+                        )?;
+                    }
                     refuse_with(ErrorBody {
                         attempts_left: Some(attempts_left),
+                        retry_after: backoff_ms.map(presence::ms_to_secs),
                         ..ErrorBody::new(
                             ErrorCode::WrongAnswers,
                             format!(

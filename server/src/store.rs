@@ -13,6 +13,7 @@ mod chain;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 mod pg;
+pub(crate) mod presence;
 pub(crate) mod readouts;
 mod schema;
 pub(crate) mod session;
@@ -32,7 +33,7 @@ use crate::ServerError;
 
 pub use chain::{AuditHead, ChainReport};
 pub(crate) use session::{
-    AnswerCheck, AnswerOutcome, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
+    AnswerCheck, AnswerOutcome, Blind, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
 };
 pub(crate) use tx::Tx;
@@ -190,6 +191,16 @@ pub struct CardRecord {
     pub user_name: String,
     /// The user's e-mail address.
     pub user_email: String,
+    /// PIV: the Card Authentication public key (9E) recorded at enrollment, an uncompressed
+    /// SEC1 point in hex; `None`: the card cannot prove its presence (enrolled before this was
+    /// recorded, or not PIV).
+    pub card_auth_key: Option<String>,
+    /// Wrong answer sets from sessions whose card did not prove its presence, since the last
+    /// success or lift.
+    pub blind_failures: u32,
+    /// Until when (ms since the Unix epoch) answers from sessions without card proof are
+    /// refused after wrong ones (0: no back-off).
+    pub backoff_until_ms: i64,
 }
 
 /// One audit row: who did what to which card and how it ended. Never secrets or answers.
@@ -449,6 +460,38 @@ impl Store {
         })
     }
 
+    /// Records a PIV card's Card Authentication public key (9E), an uncompressed P-256 point
+    /// (audited). For cards enrolled with [`Store::enroll`], which does not read the card; the
+    /// enrollment station's report records it for cards enrolled through the operator API.
+    /// [`ServerError::UnknownCard`] if the card is not enrolled, [`ServerError::InvalidInput`]
+    /// if the key is not a P-256 point.
+    pub fn set_card_auth_key(
+        &self,
+        identity_hex: &str,
+        public_key: &[u8],
+    ) -> Result<(), ServerError> {
+        let (profile, identity) = parse_card("piv", identity_hex)?;
+        let key = card_auth_key_hex(&hex::encode(public_key))?;
+        let card = (profile, identity.as_str());
+        self.transact(|tx| {
+            tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
+            tx.set_card_auth_key(card, Some(&key))?;
+            tx.insert_audit(
+                &AuditNote {
+                    card: Some(card),
+                    session: None,
+                    event: "card_auth_key",
+                    outcome: "recorded",
+                    detail: "",
+                    operator: None,
+                    role: None,
+                    address: None,
+                },
+                now_ms(),
+            )
+        })
+    }
+
     /// Moves a PIV card to a fresh PUK generation, past every one a workstation has seen, and
     /// returns it (audited). For the operator after `/puk` answered `puk_at_risk`: find which
     /// PUK the card holds among generations `puk_gen..=pending_puk_gen` ([`crate::kdf::piv_puk`]),
@@ -557,14 +600,29 @@ impl Store {
         self.transact(|tx| tx.live_session(token_hash, now))
     }
 
-    /// The card's answer hashes, unless it is locked.
+    /// The card's answer hashes, unless it is locked (or, for a session without card proof,
+    /// `blind_now: Some(now)`, backed off).
     pub(crate) fn answer_check(
         &self,
         profile: Profile,
         identity: &str,
+        blind_now: Option<i64>,
     ) -> Result<AnswerCheck, ServerError> {
-        self.transact(|tx| session::answer_check(tx, (profile, identity)))
+        self.transact(|tx| session::answer_check(tx, (profile, identity), blind_now))
     }
+}
+
+/// A Card Authentication public key as the store keeps it: an uncompressed P-256 point in
+/// lowercase hex, checked to be on the curve.
+pub(crate) fn card_auth_key_hex(text: &str) -> Result<String, ServerError> {
+    let bad =
+        || ServerError::InvalidInput("card_auth_key is not an uncompressed P-256 point".into());
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    if bytes.len() != 65 || bytes[0] != 0x04 {
+        return Err(bad());
+    }
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(&bytes).map_err(|_| bad())?;
+    Ok(hex::encode(bytes))
 }
 
 /// The URL without its password, for messages.

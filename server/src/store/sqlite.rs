@@ -87,7 +87,8 @@ impl Tx for SqliteTx<'_> {
             .0
             .query_row(
                 "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
-                        user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms
+                        user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
+                        card_auth_key, blind_failures, backoff_until_ms
                  FROM cards WHERE profile = ?1 AND identity = ?2",
                 params![profile.as_str(), identity],
                 card_row,
@@ -134,7 +135,10 @@ impl Tx for SqliteTx<'_> {
         locked: bool,
     ) -> Result<(), ServerError> {
         self.0.execute(
-            "UPDATE cards SET failed_attempts = ?3, locked = ?4 WHERE profile = ?1 AND identity = ?2",
+            "UPDATE cards SET failed_attempts = ?3, locked = ?4,
+                 blind_failures = CASE WHEN ?3 = 0 AND NOT ?4 THEN 0 ELSE blind_failures END,
+                 backoff_until_ms = CASE WHEN ?3 = 0 AND NOT ?4 THEN 0 ELSE backoff_until_ms END
+             WHERE profile = ?1 AND identity = ?2",
             params![profile.as_str(), identity, failed, locked],
         )?;
         Ok(())
@@ -254,7 +258,8 @@ impl Tx for SqliteTx<'_> {
         let row = self
             .0
             .query_row(
-                "SELECT profile, identity, verified, puk_next_gen, admin_answers, gids_randoms
+                "SELECT profile, identity, verified, puk_next_gen, admin_answers, gids_randoms,
+                        nonce, proven
                  FROM sessions WHERE token_hash = ?1 AND closed = 0 AND expires_ms > ?2",
                 params![&token_hash[..], now],
                 |r| {
@@ -265,12 +270,23 @@ impl Tx for SqliteTx<'_> {
                         r.get::<_, Option<u32>>(3)?,
                         r.get::<_, u32>(4)?,
                         r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, bool>(7)?,
                     ))
                 },
             )
             .optional()?;
         Ok(row.and_then(
-            |(profile, identity, verified, puk_next_gen, admin_answers, gids_randoms)| {
+            |(
+                profile,
+                identity,
+                verified,
+                puk_next_gen,
+                admin_answers,
+                gids_randoms,
+                nonce,
+                proven,
+            )| {
                 Some(Session {
                     profile: Profile::parse(&profile)?,
                     identity,
@@ -278,9 +294,53 @@ impl Tx for SqliteTx<'_> {
                     puk_next_gen,
                     admin_answers,
                     gids_randoms,
+                    nonce,
+                    proven,
                 })
             },
         ))
+    }
+
+    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET nonce = ?2 WHERE token_hash = ?1",
+            params![&token_hash[..], nonce],
+        )?;
+        Ok(())
+    }
+
+    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET proven = 1 WHERE token_hash = ?1",
+            params![&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn set_card_auth_key(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        key: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET card_auth_key = ?3 WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, key],
+        )?;
+        Ok(())
+    }
+
+    fn set_blind_failures(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        failures: u32,
+        backoff_until_ms: i64,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET blind_failures = ?3, backoff_until_ms = ?4
+             WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, failures, backoff_until_ms],
+        )?;
+        Ok(())
     }
 
     fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
@@ -414,6 +474,9 @@ fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
         pending_key_gen: r.get(8)?,
         puk_read_out: r.get(9)?,
         enrolled_ms: r.get(10)?,
+        card_auth_key: r.get(11)?,
+        blind_failures: r.get(12)?,
+        backoff_until_ms: r.get(13)?,
     })
 }
 
@@ -447,6 +510,9 @@ pub(super) struct CardRow {
     pub pending_key_gen: Option<u32>,
     pub puk_read_out: bool,
     pub enrolled_ms: i64,
+    pub card_auth_key: Option<String>,
+    pub blind_failures: u32,
+    pub backoff_until_ms: i64,
 }
 
 impl CardRow {
@@ -472,6 +538,9 @@ impl CardRow {
             failed_attempts: self.failed_attempts,
             user_name: self.user_name,
             user_email: self.user_email,
+            card_auth_key: self.card_auth_key,
+            blind_failures: self.blind_failures,
+            backoff_until_ms: self.backoff_until_ms,
         })
     }
 }

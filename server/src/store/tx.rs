@@ -43,6 +43,8 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
         email: &str,
     ) -> Result<(), ServerError>;
     /// Sets the wrong-answer counter and the lock.
+    /// (`failed` 0 and not locked, a success or a lift, also clears the wrong answer sets
+    /// without card proof and their back-off.)
     fn set_attempts(
         &mut self,
         card: CardKey<'_>,
@@ -95,6 +97,23 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
     ) -> Result<Option<Session>, ServerError>;
     /// Marks the session verified.
     fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    /// Records the nonce (hex) the session's PIV card must sign.
+    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError>;
+    /// Marks the session's card as having proved its presence.
+    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    /// Records (or clears) the card's Card Authentication public key (hex SEC1 point).
+    fn set_card_auth_key(
+        &mut self,
+        card: CardKey<'_>,
+        key: Option<&str>,
+    ) -> Result<(), ServerError>;
+    /// Sets the count of wrong answer sets without card proof and the back-off they cause.
+    fn set_blind_failures(
+        &mut self,
+        card: CardKey<'_>,
+        failures: u32,
+        backoff_until_ms: i64,
+    ) -> Result<(), ServerError>;
     /// Records the PUK generation this session released.
     fn set_session_puk_next(
         &mut self,
