@@ -145,6 +145,10 @@ pub struct Enrollment {
     /// (question, plain answer) pairs in the order the client shows them; the answers are
     /// normalised and hashed on the way in. None at all: online unlock is unavailable.
     pub questions: Vec<(String, String)>,
+    /// PIV: the card's Card Authentication public key (9E), an uncompressed P-256 point, as
+    /// read from the card; `None` keeps the one on record (a card without one cannot prove
+    /// its presence: online unlock answers `card_not_verified`).
+    pub card_auth_key: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Enrollment {
@@ -424,6 +428,15 @@ impl Store {
             }
             rows.push((question.as_str(), hash_answer(answer, argon2)?));
         }
+        let card_auth_key = match &e.card_auth_key {
+            Some(_) if profile != Profile::Piv => {
+                return Err(ServerError::InvalidInput(
+                    "only PIV cards have a Card Authentication key".into(),
+                ))
+            }
+            Some(key) => Some(card_auth_key_hex(&hex::encode(key))?),
+            None => None,
+        };
         let card = (profile, identity.as_str());
         let algorithm = algorithm_name(e.algorithm);
         let detail = format!("{} question(s), admin algorithm {algorithm}", rows.len());
@@ -442,6 +455,9 @@ impl Store {
             for (position, (question, hash)) in rows.iter().enumerate() {
                 let position = u32::try_from(position).unwrap_or(u32::MAX);
                 tx.insert_question(card, position, question, hash)?;
+            }
+            if let Some(key) = &card_auth_key {
+                tx.set_card_auth_key(card, Some(key))?;
             }
             tx.insert_audit(
                 &AuditNote {
