@@ -199,9 +199,6 @@ pub struct CardRecord {
     /// SEC1 point in hex; `None`: the card cannot prove its presence (enrolled before this was
     /// recorded, or not PIV).
     pub card_auth_key: Option<String>,
-    /// Wrong answer sets from sessions whose card did not prove its presence, since the last
-    /// success or lift.
-    pub blind_failures: u32,
     /// Until when (ms since the Unix epoch) answers from sessions without card proof are
     /// refused after wrong ones (0: no back-off).
     pub backoff_until_ms: i64,

@@ -243,6 +243,7 @@ backend_tests! {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path());
         cfg.max_attempts = 10;
+        cfg.blind_max_attempts = cfg.max_attempts;
         cfg.limits.answers_per_card = Rate::new(2, 1);
         let env = Env::start(&cfg);
         env.server.enroll(&enrollment("iso", "b7", Algorithm::TripleDes)).unwrap();

@@ -312,7 +312,7 @@ impl Tx for PgTx<'_> {
         let row = self.query_opt(
             "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
                     user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
-                    card_auth_key, blind_failures, backoff_until_ms
+                    card_auth_key, backoff_until_ms
              FROM cards WHERE profile = $1 AND identity = $2 FOR UPDATE",
             &[&profile.as_str(), &identity],
         )?;
@@ -368,7 +368,6 @@ impl Tx for PgTx<'_> {
     ) -> Result<(), ServerError> {
         self.execute(
             "UPDATE cards SET failed_attempts = $3, locked = $4,
-                 blind_failures = CASE WHEN $3 = 0 AND NOT $4 THEN 0 ELSE blind_failures END,
                  backoff_until_ms = CASE WHEN $3 = 0 AND NOT $4 THEN 0 ELSE backoff_until_ms END
              WHERE profile = $1 AND identity = $2",
             &[&profile.as_str(), &identity, &i64::from(failed), &locked],
@@ -558,21 +557,14 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn set_blind_failures(
+    fn set_backoff(
         &mut self,
         (profile, identity): CardKey<'_>,
-        failures: u32,
         backoff_until_ms: i64,
     ) -> Result<(), ServerError> {
         self.execute(
-            "UPDATE cards SET blind_failures = $3, backoff_until_ms = $4
-             WHERE profile = $1 AND identity = $2",
-            &[
-                &profile.as_str(),
-                &identity,
-                &i64::from(failures),
-                &backoff_until_ms,
-            ],
+            "UPDATE cards SET backoff_until_ms = $3 WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity, &backoff_until_ms],
         )?;
         Ok(())
     }
@@ -709,8 +701,7 @@ fn card_row(r: &postgres::Row) -> Result<CardRow, ServerError> {
         puk_read_out: r.get(9),
         enrolled_ms: r.get(10),
         card_auth_key: r.get(11),
-        blind_failures: small(r.get(12))?,
-        backoff_until_ms: r.get(13),
+        backoff_until_ms: r.get(12),
     })
 }
 

@@ -154,10 +154,9 @@ CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
     "
 -- 6: PIV card presence: the Card Authentication public key (9E, uncompressed SEC1 point, hex)
--- recorded at enrollment, the nonce a session's card must sign and whether it did; wrong
--- answer sets from sessions without that proof, and the back-off they cause.
+-- recorded at enrollment, the nonce a session's card must sign and whether it did; the
+-- back-off wrong answer sets from sessions without that proof cause.
 ALTER TABLE cards ADD COLUMN card_auth_key TEXT;
-ALTER TABLE cards ADD COLUMN blind_failures INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE cards ADD COLUMN backoff_until_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN nonce TEXT;
 ALTER TABLE sessions ADD COLUMN proven INTEGER NOT NULL DEFAULT 0;
@@ -309,10 +308,9 @@ CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
     "
 -- 6: PIV card presence: the Card Authentication public key (9E, uncompressed SEC1 point, hex)
--- recorded at enrollment, the nonce a session's card must sign and whether it did; wrong
--- answer sets from sessions without that proof, and the back-off they cause.
+-- recorded at enrollment, the nonce a session's card must sign and whether it did; the
+-- back-off wrong answer sets from sessions without that proof cause.
 ALTER TABLE cards ADD COLUMN card_auth_key TEXT;
-ALTER TABLE cards ADD COLUMN blind_failures BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE cards ADD COLUMN backoff_until_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN nonce TEXT;
 ALTER TABLE sessions ADD COLUMN proven BOOLEAN NOT NULL DEFAULT FALSE;

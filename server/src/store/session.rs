@@ -140,7 +140,7 @@ pub(crate) fn start_session(
         return Ok(StartOutcome::NoQuestions);
     }
     tx.insert_session(token_hash, card, now, now.saturating_add(ttl_ms))?;
-    let attempts_left = blind.max_attempts.saturating_sub(record.blind_failures);
+    let attempts_left = blind.max_attempts.saturating_sub(record.failed_attempts);
     Ok(StartOutcome::Started {
         questions,
         attempts_left,
@@ -227,20 +227,20 @@ pub(crate) fn record_answers(
                 wait_ms: card.backoff_until_ms - now,
             });
         }
-        let failures = card.blind_failures.saturating_add(1);
+        let failures = card.failed_attempts.saturating_add(1);
         if failures >= blind.max_attempts {
-            tx.set_attempts(session.card(), card.failed_attempts, true)?;
-            tx.set_blind_failures(session.card(), failures, 0)?;
+            tx.set_attempts(session.card(), failures, true)?;
             return Ok(AnswerOutcome::Locked {
                 newly: true,
                 failed: failures,
             });
         }
         let backoff = blind.backoff_ms(failures);
-        tx.set_blind_failures(session.card(), failures, now.saturating_add(backoff))?;
+        tx.set_attempts(session.card(), failures, false)?;
+        tx.set_backoff(session.card(), now.saturating_add(backoff))?;
         return Ok(AnswerOutcome::Wrong {
             attempts_left: blind.max_attempts - failures,
-            backoff_ms: Some(backoff),
+            backoff_ms: (backoff > 0).then_some(backoff),
             alert: failures == max_attempts,
         });
     }

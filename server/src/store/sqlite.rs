@@ -88,7 +88,7 @@ impl Tx for SqliteTx<'_> {
             .query_row(
                 "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
                         user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
-                        card_auth_key, blind_failures, backoff_until_ms
+                        card_auth_key, backoff_until_ms
                  FROM cards WHERE profile = ?1 AND identity = ?2",
                 params![profile.as_str(), identity],
                 card_row,
@@ -136,7 +136,6 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<(), ServerError> {
         self.0.execute(
             "UPDATE cards SET failed_attempts = ?3, locked = ?4,
-                 blind_failures = CASE WHEN ?3 = 0 AND NOT ?4 THEN 0 ELSE blind_failures END,
                  backoff_until_ms = CASE WHEN ?3 = 0 AND NOT ?4 THEN 0 ELSE backoff_until_ms END
              WHERE profile = ?1 AND identity = ?2",
             params![profile.as_str(), identity, failed, locked],
@@ -329,16 +328,15 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn set_blind_failures(
+    fn set_backoff(
         &mut self,
         (profile, identity): CardKey<'_>,
-        failures: u32,
         backoff_until_ms: i64,
     ) -> Result<(), ServerError> {
         self.0.execute(
-            "UPDATE cards SET blind_failures = ?3, backoff_until_ms = ?4
+            "UPDATE cards SET backoff_until_ms = ?3
              WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, failures, backoff_until_ms],
+            params![profile.as_str(), identity, backoff_until_ms],
         )?;
         Ok(())
     }
@@ -475,8 +473,7 @@ fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
         puk_read_out: r.get(9)?,
         enrolled_ms: r.get(10)?,
         card_auth_key: r.get(11)?,
-        blind_failures: r.get(12)?,
-        backoff_until_ms: r.get(13)?,
+        backoff_until_ms: r.get(12)?,
     })
 }
 
@@ -511,7 +508,6 @@ pub(super) struct CardRow {
     pub puk_read_out: bool,
     pub enrolled_ms: i64,
     pub card_auth_key: Option<String>,
-    pub blind_failures: u32,
     pub backoff_until_ms: i64,
 }
 
@@ -539,7 +535,6 @@ impl CardRow {
             user_name: self.user_name,
             user_email: self.user_email,
             card_auth_key: self.card_auth_key,
-            blind_failures: self.blind_failures,
             backoff_until_ms: self.backoff_until_ms,
         })
     }

@@ -43,8 +43,7 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
         email: &str,
     ) -> Result<(), ServerError>;
     /// Sets the wrong-answer counter and the lock.
-    /// (`failed` 0 and not locked, a success or a lift, also clears the wrong answer sets
-    /// without card proof and their back-off.)
+    /// (`failed` 0 and not locked, a success or a lift, also clears the back-off.)
     fn set_attempts(
         &mut self,
         card: CardKey<'_>,
@@ -107,13 +106,8 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
         card: CardKey<'_>,
         key: Option<&str>,
     ) -> Result<(), ServerError>;
-    /// Sets the count of wrong answer sets without card proof and the back-off they cause.
-    fn set_blind_failures(
-        &mut self,
-        card: CardKey<'_>,
-        failures: u32,
-        backoff_until_ms: i64,
-    ) -> Result<(), ServerError>;
+    /// Sets the back-off of answers without card proof (ms since the Unix epoch; 0: none).
+    fn set_backoff(&mut self, card: CardKey<'_>, backoff_until_ms: i64) -> Result<(), ServerError>;
     /// Records the PUK generation this session released.
     fn set_session_puk_next(
         &mut self,
