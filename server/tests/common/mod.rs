@@ -270,6 +270,13 @@ impl Env {
         reply
     }
 
+    /// `start` for a card, asserting 200, without the proof.
+    pub fn start_raw(&self, profile: &str, identity: &str) -> Value {
+        let (status, reply) = self.post("/v1/unlock/start", &card(profile, identity));
+        assert_eq!(status, 200, "{reply}");
+        reply
+    }
+
     /// `prove` for a PIV `start` reply, signed with `key`.
     pub fn prove(&self, start: &Value, key: &[u8; 32]) -> (u16, Value) {
         let session = start["session"].as_str().unwrap();
