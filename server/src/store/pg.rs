@@ -368,9 +368,15 @@ impl Tx for PgTx<'_> {
     ) -> Result<(), ServerError> {
         self.execute(
             "UPDATE cards SET failed_attempts = $3, locked = $4,
-                 backoff_until_ms = CASE WHEN $3 = 0 AND NOT $4 THEN 0 ELSE backoff_until_ms END
+                 backoff_until_ms = CASE WHEN $5 THEN 0 ELSE backoff_until_ms END
              WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &i64::from(failed), &locked],
+            &[
+                &profile.as_str(),
+                &identity,
+                &i64::from(failed),
+                &locked,
+                &(failed == 0 && !locked),
+            ],
         )?;
         Ok(())
     }

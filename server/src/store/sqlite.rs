@@ -136,9 +136,9 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<(), ServerError> {
         self.0.execute(
             "UPDATE cards SET failed_attempts = ?3, locked = ?4,
-                 backoff_until_ms = CASE WHEN ?3 = 0 AND NOT ?4 THEN 0 ELSE backoff_until_ms END
+                 backoff_until_ms = CASE WHEN ?5 THEN 0 ELSE backoff_until_ms END
              WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, failed, locked],
+            params![profile.as_str(), identity, failed, locked, failed == 0 && !locked],
         )?;
         Ok(())
     }
