@@ -138,7 +138,13 @@ impl Tx for SqliteTx<'_> {
             "UPDATE cards SET failed_attempts = ?3, locked = ?4,
                  backoff_until_ms = CASE WHEN ?5 THEN 0 ELSE backoff_until_ms END
              WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, failed, locked, failed == 0 && !locked],
+            params![
+                profile.as_str(),
+                identity,
+                failed,
+                locked,
+                failed == 0 && !locked
+            ],
         )?;
         Ok(())
     }
