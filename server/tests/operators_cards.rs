@@ -306,6 +306,7 @@ backend_tests! {
         // Every path constant of the contract is documented...
         let mut known: Vec<&str> = vec![
             cardunlock_server::protocol::paths::START,
+            cardunlock_server::protocol::paths::PROVE,
             cardunlock_server::protocol::paths::ANSWERS,
             cardunlock_server::protocol::paths::ADMIN,
             cardunlock_server::protocol::paths::PUK,
