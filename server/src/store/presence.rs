@@ -7,6 +7,10 @@ use super::tx::{CardKey, Tx};
 use super::Profile;
 use crate::ServerError;
 
+/// The P-256 generator, uncompressed: a valid point to check a signature against when no key
+/// is on record (the outcome is ignored), so that every refusal costs the same.
+const NO_KEY: &str = "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
+
 /// Why a card's proof was refused (audited; the client hears one reply for all).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NotProven {
@@ -75,13 +79,19 @@ pub(crate) fn prove(
     let (Profile::Piv, Some(nonce)) = (session.profile, session.nonce.as_deref()) else {
         return Ok(ProveOutcome::NotPiv);
     };
-    let Some(card) = tx.read_card(session.card())? else {
+    let card = tx.read_card(session.card())?;
+    let key = card.as_ref().and_then(|c| c.card_auth_key.clone());
+    // A signature is checked in every case (against the curve's generator when there is no
+    // key on record, the result then ignored), so the time of the refusal does not tell an
+    // enrolled card from the others.
+    let verified = verify(key.as_deref().unwrap_or(NO_KEY), nonce) && key.is_some();
+    let Some(card) = card else {
         return Ok(ProveOutcome::NotProven(NotProven::UnknownCard));
     };
-    let Some(key) = card.card_auth_key.as_deref() else {
+    if key.is_none() {
         return Ok(ProveOutcome::NotProven(NotProven::NoKey));
-    };
-    if !verify(key, nonce) {
+    }
+    if !verified {
         return Ok(ProveOutcome::NotProven(NotProven::BadSignature));
     }
     tx.set_session_proven(token_hash)?;

@@ -238,7 +238,11 @@ pub(crate) fn record_answers(
         let backoff = blind.backoff_ms(failures);
         tx.set_attempts(session.card(), failures, false)?;
         // No back-off configured: none recorded (another instance's clock may lag by a ms).
-        let until = if backoff > 0 { now.saturating_add(backoff) } else { 0 };
+        let until = if backoff > 0 {
+            now.saturating_add(backoff)
+        } else {
+            0
+        };
         tx.set_backoff(session.card(), until)?;
         return Ok(AnswerOutcome::Wrong {
             attempts_left: blind.max_attempts - failures,
