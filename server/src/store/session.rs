@@ -380,3 +380,28 @@ pub(crate) fn complete(
     tx.close_session(token_hash)?;
     Ok(CompleteOutcome::Closed { committed, pending })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Blind;
+
+    #[test]
+    fn the_back_off_doubles_and_never_overflows() {
+        let blind = Blind {
+            max_attempts: 10,
+            backoff_base_ms: 60_000,
+        };
+        let waits: Vec<i64> = (1..=4).map(|n| blind.backoff_ms(n)).collect();
+        assert_eq!(waits, [60_000, 120_000, 240_000, 480_000]);
+        // Nine back-offs before the tenth set locks: about 8.5 hours.
+        let total: i64 = (1..10).map(|n| blind.backoff_ms(n)).sum();
+        assert_eq!(total, 60_000 * 511);
+        assert_eq!(blind.backoff_ms(0), 60_000);
+        assert!(blind.backoff_ms(u32::MAX) > 0);
+        let huge = Blind {
+            max_attempts: 10,
+            backoff_base_ms: i64::MAX,
+        };
+        assert_eq!(huge.backoff_ms(5), i64::MAX);
+    }
+}
