@@ -186,6 +186,15 @@ CREATE TABLE released_puks (
     created_ms INTEGER NOT NULL
 );
 ",
+    "
+-- 7: PIV card presence: the Card Authentication public key (9E, uncompressed SEC1 point, hex)
+-- recorded at enrollment, the nonce a session's card must sign and whether it did; the
+-- back-off wrong answer sets from sessions without that proof cause.
+ALTER TABLE cards ADD COLUMN card_auth_key TEXT;
+ALTER TABLE cards ADD COLUMN backoff_until_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN nonce TEXT;
+ALTER TABLE sessions ADD COLUMN proven INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -362,6 +371,15 @@ CREATE TABLE released_puks (
     created_ms BIGINT NOT NULL
 );
 CREATE INDEX released_puks_age ON released_puks (created_ms);
+",
+    "
+-- 7: PIV card presence: the Card Authentication public key (9E, uncompressed SEC1 point, hex)
+-- recorded at enrollment, the nonce a session's card must sign and whether it did; the
+-- back-off wrong answer sets from sessions without that proof cause.
+ALTER TABLE cards ADD COLUMN card_auth_key TEXT;
+ALTER TABLE cards ADD COLUMN backoff_until_ms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN nonce TEXT;
+ALTER TABLE sessions ADD COLUMN proven BOOLEAN NOT NULL DEFAULT FALSE;
 ",
 ];
 
