@@ -2,7 +2,8 @@
 # Real peers through real pcscd (started by scripts/start-pcscd.sh):
 #  1. the cardunlock CLI against the independent piv-authenticator card (Nitrokey's PIV on
 #     trussed): PUK unblock, wrong PUK, management-key authentication with 3DES and AES-256,
-#     and online unlock (enroll, security questions, one-time PUK, PUK rotation);
+#     and online unlock (enroll, the card's 9E presence proof, security questions, one-time PUK,
+#     PUK rotation);
 #  2. independent clients (yubico-piv-tool, OpenSC) against cardunlock's simulated PIV card;
 #  3. OpenSC (opensc-tool, pkcs15-tool, gids-tool) against cardunlock's simulated GIDS card.
 # Prints PASS/FAIL per check and a closing "N passed, N failed" line; exits non-zero on failure.
@@ -97,6 +98,9 @@ first=$(grep -m1 "listening on" "$SRV_DIR/serve.log")
 URL=${first##* }
 S=(--server "$URL" --server-cert "$SRV_DIR/server.crt")
 check "server started" 0 "https://127.0.0.1:" echo "$URL"
+# Before enrollment the server knows nothing of the card, and says only what it says to every
+# PIV card that has not proved itself.
+check "an unenrolled PIV card hears only that it could not be verified (exit 1)" 1 "could not be verified for online unlock" "$B" -r "$R" unlock "${S[@]}" --answer Rex --new-pin 840259
 # An enrollment operator, made as an administrator would (password from standard input); its
 # TOTP code computed from the printed otpauth:// secret (RFC 6238, SHA-1, 6 digits, 30 s).
 printf '%s\n' "peer enrollment passphrase" > "$SRV_DIR/operator-password"
@@ -118,7 +122,13 @@ check "wrong answer: attempts left, card untouched" 1 "2 attempts left" "$B" -r 
 check "online unlock" 0 "unlocked successfully" "$B" -r "$R" unlock "${S[@]}" --answer " REX " --new-pin 840259
 check "new PIN verifies" 0 "SW1=0x90, SW2=0x00" opensc-tool -r "$I" -s $SEL -s 0020008008383430323539FFFF
 block_pin
-check "second online unlock uses the rotated PUK" 0 "unlocked successfully" "$B" -r "$R" unlock "${S[@]}" --answer rex --new-pin 735194
+# The card proves its presence: piv-authenticator signs the server's nonce with its own
+# Card Authentication key (9E, P-256, generated at its first start; enrollment recovered its
+# public key from two signatures and never replaced it), one GENERAL AUTHENTICATE.
+check "second online unlock uses the rotated PUK, after the card signed the nonce with 9E" 0 "00 87 11 9E 26 7C 24 82 00 81 20" "$B" -v -r "$R" unlock "${S[@]}" --answer rex --new-pin 735194
+check "the server audited the card's verified proofs" 0 "^prove proven [1-9]" python3 -c 'import sqlite3,sys
+n=sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM audit WHERE event=? AND outcome=?", ("prove","proven")).fetchone()[0]
+print("prove proven", n)' "$SRV_DIR/db.sqlite"
 kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null
 rm -rf "$SRV_DIR"
 stop

@@ -9,8 +9,8 @@ use std::time::Duration;
 use cardunlock_protocol::body::extend_wiped;
 use cardunlock_protocol::{
     paths, AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef,
-    CompleteReply, CompleteRequest, ErrorBody, ErrorCode, Outcome, PukReply, PukRequest, Secret,
-    SessionToken, StartReply, StartRequest,
+    CompleteReply, CompleteRequest, ErrorBody, ErrorCode, Outcome, ProveReply, ProveRequest,
+    PukReply, PukRequest, Secret, SessionToken, StartReply, StartRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -51,7 +51,7 @@ impl ApiError {
             Self::Unreachable(_) | Self::Protocol(_) => Kind::Server,
             Self::Refused(body) => match body.error {
                 ErrorCode::Locked => Kind::Locked,
-                ErrorCode::NoQuestions => Kind::NoQuestions,
+                ErrorCode::NoQuestions | ErrorCode::CardNotVerified => Kind::NoQuestions,
                 ErrorCode::WrongAnswers => Kind::WrongAnswers {
                     attempts_left: body.attempts_left.unwrap_or(0),
                 },
@@ -194,6 +194,18 @@ impl Api {
     /// `start`: a session for `card` (questions, attempts left, PIN policy).
     pub fn start(&self, card: CardRef) -> Result<StartReply, ApiError> {
         self.post(paths::START, &StartRequest { card })
+    }
+
+    /// `prove` (PIV): the card's signature of the session's nonce (DER, hex); the questions
+    /// once it verifies.
+    pub fn prove(&self, session: &SessionToken, signature: String) -> Result<ProveReply, ApiError> {
+        self.post(
+            paths::PROVE,
+            &ProveRequest {
+                session: session.clone(),
+                signature,
+            },
+        )
     }
 
     /// `answers`: the answers, in question order; the user once they are verified.

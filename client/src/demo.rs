@@ -176,7 +176,7 @@ impl Demo {
             .identity
             .ok_or_else(|| setup("the simulated card has no identity"))?;
         let target = generation_zero(&master, status.profile, identity.as_bytes());
-        personalise(&mut driver, &status, &Factory::default(), &target)?;
+        let card_auth_key = personalise(&mut driver, &status, &Factory::default(), &target)?;
         server
             .store()
             .enroll(
@@ -187,6 +187,7 @@ impl Demo {
                     identity_hex: identity.to_string(),
                     algorithm: Algorithm::TripleDes,
                     questions,
+                    card_auth_key: card_auth_key.map(|k| k.to_vec()),
                 },
                 &argon2,
             )

@@ -20,6 +20,7 @@ use rand::RngCore;
 use zeroize::Zeroizing;
 
 use crate::failure::{self, Failure, Kind};
+use crate::presence::{self, PublicKey, Slot};
 
 mod station;
 pub use station::{enroll, Enrolled, Holder};
@@ -113,13 +114,14 @@ impl std::fmt::Debug for Target {
 }
 
 /// Replaces the card's current PUK / management key / admin key (`current`, the factory's for a
-/// new card) with `target`'s.
+/// new card) with `target`'s. PIV: returns the card's Card Authentication public key, for the
+/// server to record ([`personalise_from`]).
 pub fn personalise<T: Transport>(
     driver: &mut Driver<T>,
     status: &CardStatus,
     current: &Factory,
     target: &Target,
-) -> Result<(), Failure>
+) -> Result<Option<PublicKey>, Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
@@ -142,12 +144,16 @@ fn try_next<T, R>(e: &Error<T, R>) -> bool {
 /// is found first (its authentication spends no PUK try), then the PUK of the same candidate is
 /// tried first; another PUK is tried only while the card has more than one try left. GIDS /
 /// ISO: the admin keys in order, while the card allows more than one more try.
+///
+/// PIV: returns the card's Card Authentication public key (9E), read from its certificate or
+/// its signatures; a key is generated only into an empty slot (right after the management key
+/// was found), never over an existing one ([`crate::presence`]).
 pub fn personalise_from<T: Transport>(
     driver: &mut Driver<T>,
     status: &CardStatus,
     candidates: &[Factory],
     target: &Target,
-) -> Result<(), Failure>
+) -> Result<Option<PublicKey>, Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
@@ -174,6 +180,8 @@ where
             })?;
             let new = PivPuk::new(new_puk.as_bytes())
                 .map_err(|e| Failure::new(Kind::Server, format!("the server's PUK: {e}")))?;
+            // What 9E holds, read without changing the card (no PIN, no management key).
+            let slot = presence::read_card_auth_key(driver)?;
             // The management key first: a wrong key or algorithm fails here, before the PUK
             // (whose tries are counted) is touched.
             // (The token is not used: CHANGE REFERENCE DATA may end the session.)
@@ -195,6 +203,11 @@ where
                 } else {
                     "current management key: the card did not accept it"
                 }));
+            };
+            // An empty slot gets a key now, while the management key is authenticated.
+            let card_auth_key = match slot {
+                Slot::Key(key) => key,
+                Slot::Empty => presence::generate_card_auth_key(driver)?,
             };
             let mut puks: Vec<&Zeroizing<String>> = vec![&candidates[i].puk];
             for c in candidates {
@@ -229,6 +242,7 @@ where
                 &mut NoAdmin,
             ))
             .map_err(|e| card_failure("management key: setting the new one failed", &e))?;
+            return Ok(Some(card_auth_key));
         }
         Profile::Gids | Profile::IsoAdmin => {
             for (n, key) in keys.iter().enumerate() {
@@ -252,12 +266,12 @@ where
                     ))
                 };
                 match result {
-                    Ok(_) => return Ok(()),
+                    Ok(_) => return Ok(None),
                     Err(e) if try_next(&e) && n + 1 < keys.len() => continue,
                     Err(e) => return Err(card_failure("admin key: changing it failed", &e)),
                 }
             }
         }
     }
-    Ok(())
+    Ok(None)
 }

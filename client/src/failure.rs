@@ -51,7 +51,8 @@ pub enum Kind {
     },
     /// Online unlock is locked for this card (exit 1).
     Locked,
-    /// No security questions are enrolled for this card: use offline unlock (exit 1).
+    /// No security questions are enrolled for this card, or (PIV) the card could not be
+    /// verified for online unlock: use offline unlock (exit 1).
     NoQuestions,
     /// The user cancelled (exit 2).
     Cancelled,

@@ -29,6 +29,7 @@ pub mod hex;
 pub mod offline;
 pub mod online;
 pub mod operator;
+pub mod presence;
 pub mod responder;
 pub mod status;
 

@@ -156,7 +156,12 @@ where
         profile: wire_profile(status.profile),
         identity: identity.to_string(),
     };
-    let started = api.start(card).map_err(|e| match e.code() {
+    let refused = |e: ApiError| match e.code() {
+        Some(ErrorCode::CardNotVerified) => Failure::new(
+            Kind::NoQuestions,
+            "This card could not be verified for online unlock. Use offline mode: \
+             `cardunlock unlock --offline` and call your operator.",
+        ),
         Some(ErrorCode::NoQuestions) => Failure::new(
             Kind::NoQuestions,
             "Online unlock is not available: no security questions are enrolled for this card. \
@@ -169,10 +174,19 @@ where
             }
             f
         }
-    })?;
-    let mut attempts_left = started.attempts_left;
+    };
+    let started = api.start(card).map_err(refused)?;
+    // PIV: the card proves it is present (one signature, no PIN); only then does the server
+    // tell its questions.
+    let (questions, mut attempts_left) = if status.profile == Profile::Piv {
+        let signature = crate::presence::sign_nonce(driver, &started)?;
+        let proven = api.prove(&started.session, signature).map_err(refused)?;
+        (proven.questions, proven.attempts_left)
+    } else {
+        (started.questions.clone(), started.attempts_left)
+    };
     let user = loop {
-        let answers = ui.answers(&started.questions)?;
+        let answers = ui.answers(&questions)?;
         match api.answers(&started.session, &answers) {
             Ok(verified) => break verified.user,
             Err(ApiError::Refused(body)) if body.error == ErrorCode::WrongAnswers => {

@@ -183,7 +183,13 @@ impl Operator {
 
     /// Ends an enrollment: `personalised` says whether the card now holds the `next` secrets
     /// (only then does the server record the card, its user and questions).
-    pub fn enroll_done(&self, enrollment: &str, personalised: bool) -> Result<(), Failure> {
+    /// `card_auth_key`: a PIV card's Card Authentication public key, for the server to record.
+    pub fn enroll_done(
+        &self,
+        enrollment: &str,
+        personalised: bool,
+        card_auth_key: Option<&[u8]>,
+    ) -> Result<(), Failure> {
         if enrollment.is_empty() || !enrollment.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Failure::new(
                 Kind::Server,
@@ -193,7 +199,10 @@ impl Operator {
         let _: Done = self.post(
             "enrollment",
             &paths::enrollment(&enrollment.to_ascii_lowercase()),
-            &EnrollDone { personalised },
+            &EnrollDone {
+                personalised,
+                card_auth_key: card_auth_key.map(crate::hex::encode),
+            },
         )?;
         Ok(())
     }

@@ -64,6 +64,7 @@ fn the_daily_cap_of_admin_answers_reaches_the_user_as_a_clear_refusal() {
             identity_hex: identity,
             algorithm: Algorithm::TripleDes,
             questions: vec![("First pet?".into(), "Rex".into())],
+            card_auth_key: None,
         })
         .unwrap();
     for seed in 1..=3 {

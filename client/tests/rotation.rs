@@ -112,7 +112,7 @@ fn enrolled() -> (
         puk: Some(cardunlock_server::kdf::piv_puk(&master, id.as_bytes(), 0)),
         admin_key: cardunlock_server::kdf::piv_mgmt_key(&master, id.as_bytes(), 0),
     };
-    personalise(&mut driver, &status, &Factory::default(), &target).unwrap();
+    let card_auth_key = personalise(&mut driver, &status, &Factory::default(), &target).unwrap();
     server
         .enroll(&Enrollment {
             name: "Michael Benson".into(),
@@ -121,6 +121,7 @@ fn enrolled() -> (
             identity_hex: id.to_string(),
             algorithm: Algorithm::TripleDes,
             questions: vec![("First pet?".into(), "Rex".into())],
+            card_auth_key: card_auth_key.map(|k| k.to_vec()),
         })
         .unwrap();
     (dir, master, server, card, id.as_bytes().to_vec())

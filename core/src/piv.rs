@@ -9,6 +9,14 @@ use crate::crypto::Algorithm;
 use crate::secret::{PivPin, PivPuk};
 use crate::tlv;
 
+mod card_auth;
+
+pub use card_auth::{
+    generate_card_auth_key, get_card_auth_certificate, parse_certificate_object,
+    parse_generated_p256, parse_signature, sign_card_auth, CertificateObject, ALG_ECC_P256,
+    CARD_AUTH_REF, P256_DIGEST_LEN, P256_POINT_LEN, SIGN_BUF_LEN,
+};
+
 /// The PIV application identifier (NIST RID A0 00 00 03 08, PIX 00 00 10 00).
 pub const AID: [u8; 9] = [0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00];
 /// Key reference of the PIV Card Application PIN.

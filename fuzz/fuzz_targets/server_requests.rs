@@ -6,7 +6,7 @@
 
 use cardunlock_protocol::{
     AdminAnswer, AdminBody, AnswersReply, AnswersRequest, CompleteReply, CompleteRequest,
-    ErrorBody, PukReply, PukRequest, StartReply, StartRequest,
+    ErrorBody, ProveReply, ProveRequest, PukReply, PukRequest, StartReply, StartRequest,
 };
 use cardunlock_protocol::operator::{
     self, AddOperatorRequest, AuditQuery, AuditReply, CardDetail, EnrollDone, EnrollReply,
@@ -59,6 +59,15 @@ fuzz_target!(|data: &[u8]| {
     if let Some(r) = round_trip::<CompleteRequest>(data) {
         hides(format!("{r:?}"), r.session.expose(), &[&r.detail]);
     }
+    if let Some(r) = round_trip::<ProveRequest>(data) {
+        hides(format!("{r:?}"), r.session.expose(), &[&r.signature]);
+        // The presence digest never panics on what the client or server was sent.
+        if let Some(hash) = cardunlock_protocol::presence::token_hash(&r.session) {
+            if let Some(nonce) = cardunlock_protocol::presence::decode_hex_32(&r.signature) {
+                let _ = cardunlock_protocol::presence::digest(&hash, &nonce);
+            }
+        }
+    }
     // Replies (client side).
     if let Some(r) = round_trip::<StartReply>(data) {
         let mut others: Vec<&str> = r.questions.iter().map(String::as_str).collect();
@@ -71,6 +80,7 @@ fuzz_target!(|data: &[u8]| {
         });
     }
     let _ = round_trip::<AnswersReply>(data);
+    let _ = round_trip::<ProveReply>(data);
     if let Some(r) = round_trip::<AdminAnswer>(data) {
         hides(format!("{r:?}"), r.answer.expose(), &[]);
     }

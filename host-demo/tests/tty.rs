@@ -390,6 +390,7 @@ fn the_operator_password_and_code_are_asked_hidden() {
                 identity_hex: identity.into(),
                 algorithm: cardunlock_core::crypto::Algorithm::TripleDes,
                 questions: vec![("First pet?".into(), "Rex".into())],
+                card_auth_key: None,
             },
             &cardunlock_server::Argon2Params::TEST_ONLY_FAST,
         )

@@ -22,6 +22,10 @@ pub enum ErrorCode {
     NotVerified,
     /// 403: the GIDS card's cryptogram did not prove it holds the admin key.
     CardNotAuthenticated,
+    /// 403: PIV: the card did not prove it is present (no valid signature of the session's
+    /// nonce with its Card Authentication key). The one reply every PIV card gets until it has
+    /// proved itself, whatever the server knows about it: use offline mode.
+    CardNotVerified,
     /// 404: the card is not enrolled.
     UnknownCard,
     /// 404: no such endpoint (operator API: no such operator or enrollment).
@@ -82,6 +86,7 @@ impl ErrorCode {
             Self::WrongAnswers => "wrong_answers",
             Self::NotVerified => "not_verified",
             Self::CardNotAuthenticated => "card_not_authenticated",
+            Self::CardNotVerified => "card_not_verified",
             Self::UnknownCard => "unknown_card",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -112,6 +117,7 @@ impl ErrorCode {
             Self::WrongAnswers
             | Self::NotVerified
             | Self::CardNotAuthenticated
+            | Self::CardNotVerified
             | Self::Forbidden => 403,
             Self::UnknownCard | Self::NotFound => 404,
             Self::MethodNotAllowed => 405,

@@ -24,14 +24,15 @@ mod messages;
 mod names;
 pub mod operator;
 mod policy;
+pub mod presence;
 #[cfg(feature = "tls")]
 mod tls;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use messages::{
     AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef, CompleteReply,
-    CompleteRequest, Outcome, PukReply, PukRequest, Secret, SessionToken, StartReply, StartRequest,
-    User,
+    CompleteRequest, Outcome, ProveReply, ProveRequest, PukReply, PukRequest, Secret, SessionToken,
+    StartReply, StartRequest, User,
 };
 pub use names::{AlgorithmName, ParseNameError, Profile};
 pub use operator::Role;
@@ -46,6 +47,8 @@ pub mod paths {
 
     /// [`crate::StartRequest`] -> [`crate::StartReply`].
     pub const START: &str = "/v1/unlock/start";
+    /// [`crate::ProveRequest`] -> [`crate::ProveReply`] (PIV).
+    pub const PROVE: &str = "/v1/unlock/prove";
     /// [`crate::AnswersRequest`] -> [`crate::AnswersReply`].
     pub const ANSWERS: &str = "/v1/unlock/answers";
     /// [`crate::AdminBody`] -> [`crate::AdminAnswer`].

@@ -84,16 +84,44 @@ pub struct StartRequest {
 
 /// 200 reply of `start`. Nothing about the user: the name and e-mail come with verified
 /// answers ([`AnswersReply`]).
+///
+/// PIV: the same for every card whatever the server knows about it: `questions` empty,
+/// `attempts_left` 0 and a `nonce` the card signs with its Card Authentication key
+/// ([`crate::presence::digest`]); the questions come with the verified signature
+/// ([`ProveReply`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StartReply {
     /// The session token.
     pub session: SessionToken,
+    /// The security questions, in order (PIV: empty until the card proved itself).
+    pub questions: Vec<String>,
+    /// Answer sets left before online unlock is locked for the card (PIV: 0 until the card
+    /// proved itself).
+    pub attempts_left: u32,
+    /// The policy the new PIN must meet.
+    pub pin_policy: PinPolicyWire,
+    /// PIV: 32 random bytes, hex, for the card to sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// `POST /v1/unlock/prove` (PIV): the card's signature of the session's nonce.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProveRequest {
+    /// The session.
+    pub session: SessionToken,
+    /// The DER ECDSA signature the card's Card Authentication key (9E) made over
+    /// [`crate::presence::digest`], hex.
+    pub signature: String,
+}
+
+/// 200 reply of `prove`: the card proved itself; its questions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProveReply {
     /// The security questions, in order.
     pub questions: Vec<String>,
     /// Answer sets left before online unlock is locked for the card.
     pub attempts_left: u32,
-    /// The policy the new PIN must meet.
-    pub pin_policy: PinPolicyWire,
 }
 
 /// `POST /v1/unlock/answers`.
@@ -270,6 +298,7 @@ mod tests {
             questions: vec!["q".into()],
             attempts_left: 3,
             pin_policy: PinPolicyWire::from(&cardunlock_core::policy::PinPolicy::PIV),
+            nonce: None,
         };
         let json = serde_json::to_value(&reply).unwrap();
         assert!(json.get("user").is_none());

@@ -382,10 +382,16 @@ pub struct EnrollReply {
 /// `POST /v1/operator/enrollments/{id}`: the enrollment station reports the card's
 /// personalisation. Only `personalised: true` records the card (user, questions, the new
 /// generations); `false` closes the enrollment and the server keeps the old generations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollDone {
     /// The card now holds the `next` secrets.
     pub personalised: bool,
+    /// PIV: the card's Card Authentication public key (9E), an uncompressed P-256 point
+    /// (`04 || X || Y`, 130 hex digits), read from its certificate, recovered from its
+    /// signatures or generated into an empty slot. Recorded with the card; without it the card
+    /// cannot prove its presence and online unlock answers `card_not_verified`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_auth_key: Option<String>,
 }
 
 /// `GET /v1/operator/audit` and `/v1/operator/audit.csv`: query string (every filter optional,

@@ -173,6 +173,7 @@ fn main() {
                 .iter()
                 .map(|(q, a)| (q.to_string(), a.to_string()))
                 .collect(),
+            card_auth_key: None,
         };
         server.enroll(&e).expect("enrolment");
     }

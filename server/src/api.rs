@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::answers::verify_answer;
 use crate::limiter::{retry_after_secs, Limiter};
+pub(crate) use crate::store::Blind;
 use crate::store::{
     now_ms, parse_card, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session,
     StartOutcome, Store, Tx,
@@ -39,6 +40,8 @@ pub struct AppState {
     pub(crate) store: std::sync::Arc<Store>,
     pub(crate) master: MasterSecret,
     pub(crate) max_attempts: u32,
+    /// How wrong answers from sessions without card proof count.
+    pub(crate) blind: Blind,
     pub(crate) session_ttl_ms: i64,
     /// The PIV PUK tries a card is assumed to have ([`crate::Limits::piv_puk_tries`]).
     pub(crate) puk_tries: u32,
@@ -108,6 +111,7 @@ pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Endpoint {
     Start,
+    Prove,
     Answers,
     Admin,
     Puk,
@@ -116,8 +120,9 @@ pub(crate) enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint, in the contract's order.
-    pub(crate) const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Start,
+        Self::Prove,
         Self::Answers,
         Self::Admin,
         Self::Puk,
@@ -132,6 +137,7 @@ impl Endpoint {
     fn event(self) -> &'static str {
         match self {
             Self::Start => "start",
+            Self::Prove => "prove",
             Self::Answers => "answers",
             Self::Admin => "admin",
             Self::Puk => "puk",
@@ -189,7 +195,9 @@ pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body:
     let _address = RequestAddress::set(peer);
     let limited = match endpoint {
         Endpoint::Start => state.rates.start_address.check(&peer, Instant::now()),
-        Endpoint::Answers => state.rates.answers_address.check(&peer, Instant::now()),
+        Endpoint::Answers | Endpoint::Prove => {
+            state.rates.answers_address.check(&peer, Instant::now())
+        }
         _ => Ok(()),
     };
     if let Err(wait) = limited {
@@ -197,6 +205,7 @@ pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body:
     }
     let result = match endpoint {
         Endpoint::Start => run(state, endpoint, body, start),
+        Endpoint::Prove => run(state, endpoint, body, presence::prove),
         Endpoint::Answers => run(state, endpoint, body, answers),
         Endpoint::Admin => run(state, endpoint, body, admin),
         Endpoint::Puk => run(state, endpoint, body, puk),
@@ -377,10 +386,13 @@ macro_rules! session_or_refuse {
 }
 
 mod admin;
+mod answers;
+mod presence;
 mod rotation;
 mod rules;
 
 use admin::admin;
+use answers::answers;
 use rotation::{complete, puk};
 use rules::{card_rate, diverged};
 
@@ -394,6 +406,9 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
     };
     if let Err(wait) = card_rate(state, (profile, &identity), "start", state.rates.start_card)? {
         return Ok(too_many("for this card", wait));
+    }
+    if profile == Profile::Piv {
+        return presence::start(state, &identity);
     }
     let card = Some((profile, identity.as_str()));
     let mut secret = Zeroizing::new([0u8; 32]);
@@ -410,7 +425,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
             &token.hash,
             now_ms(),
             ttl,
-            state.max_attempts,
+            state.blind,
         )?;
         Ok(match outcome {
             StartOutcome::UnknownCard => {
@@ -445,6 +460,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
                     questions,
                     attempts_left,
                     pin_policy: pin_policy.clone(),
+                    nonce: None,
                 })
             }
         })
@@ -456,127 +472,5 @@ fn locked() -> Reply {
     refuse_with(ErrorBody {
         attempts_left: Some(0),
         ..ErrorBody::new(ErrorCode::Locked, LOCKED)
-    })
-}
-
-fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> {
-    let (token, session) = session_or_refuse!(state, Endpoint::Answers, &req.session);
-    let given = &req.answers;
-    if let Err(wait) = card_rate(
-        state,
-        (session.profile, &session.identity),
-        "answers",
-        state.rates.answers_card,
-    )? {
-        return Ok(too_many("for this card", wait));
-    }
-    let card = Some((session.profile, session.identity.as_str()));
-    let a =
-        |outcome: &str, detail: &str| audit(state, card, Some(&token), "answers", outcome, detail);
-    if session.verified {
-        let Some(record) = state
-            .store
-            .card(session.profile.as_str(), &session.identity)?
-        else {
-            a("invalid_session", "card no longer enrolled")?;
-            return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
-        };
-        a("verified", "session already verified")?;
-        return Ok(ok(&AnswersReply {
-            verified: true,
-            user: User {
-                name: record.user_name,
-                email: record.user_email,
-            },
-        }));
-    }
-    let hashes = match state
-        .store
-        .answer_check(session.profile, &session.identity)?
-    {
-        AnswerCheck::UnknownCard => {
-            a("invalid_session", "card no longer enrolled")?;
-            return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
-        }
-        AnswerCheck::Locked => {
-            a("locked", "refused: card locked")?;
-            return Ok(locked());
-        }
-        AnswerCheck::Hashes(hashes) => hashes,
-    };
-    if hashes.is_empty() {
-        // Re-enrolled without questions while this session was open: an empty answer list
-        // must never verify.
-        a("no_questions", "refused: no questions enrolled")?;
-        return Ok(refusal(
-            ErrorCode::NoQuestions,
-            "Online unlock is not available for this card: no security questions are defined. Use offline mode.",
-        ));
-    }
-    if given.len() != hashes.len() {
-        let message = format!(
-            "Bad request: expected {} answers, got {}.",
-            hashes.len(),
-            given.len()
-        );
-        a("bad_request", &message)?;
-        return Ok(refusal(ErrorCode::BadRequest, &message));
-    }
-    // Check every answer (no early exit), then decide.
-    let correct = given.iter().zip(&hashes).fold(true, |all, (answer, hash)| {
-        verify_answer(answer.expose(), hash) & all
-    });
-    let now = now_ms();
-    state.store.transact(|tx| {
-        let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
-            audit_in(tx, card, Some(&token), "answers", outcome, detail)
-        };
-        Ok(
-            match logic::record_answers(tx, &token.hash, now, correct, state.max_attempts)? {
-                AnswerOutcome::SessionGone => {
-                    a(tx, "invalid_session", "session ended during the check")?;
-                    refusal(ErrorCode::InvalidSession, INVALID_SESSION)
-                }
-                AnswerOutcome::Verified { name, email } => {
-                    a(tx, "verified", "")?;
-                    ok(&AnswersReply {
-                        verified: true,
-                        user: User { name, email },
-                    })
-                }
-                AnswerOutcome::Wrong { attempts_left } => {
-                    a(
-                        tx,
-                        "wrong_answers",
-                        &format!("{attempts_left} attempt(s) left"),
-                    )?;
-                    refuse_with(ErrorBody {
-                        attempts_left: Some(attempts_left),
-                        ..ErrorBody::new(
-                            ErrorCode::WrongAnswers,
-                            format!(
-                                "The answers are not correct. {attempts_left} attempt(s) left."
-                            ),
-                        )
-                    })
-                }
-                AnswerOutcome::Locked { newly, failed } => {
-                    if newly {
-                        audit_in(
-                            tx,
-                            card,
-                            Some(&token),
-                            "lock",
-                            "locked",
-                            &format!("after {failed} wrong answer set(s)"),
-                        )?;
-                        a(tx, "wrong_answers", "0 attempts left")?;
-                    } else {
-                        a(tx, "locked", "refused: card locked")?;
-                    }
-                    locked()
-                }
-            },
-        )
     })
 }

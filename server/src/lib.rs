@@ -82,8 +82,15 @@ pub struct Config {
     /// The server's certificate and key from these files instead of the state directory's
     /// (several instances with one identity, or a certificate issued by a private CA).
     pub tls_files: Option<TlsFiles>,
-    /// Wrong answer sets before a card's online unlock is locked (an operator lifts it).
+    /// Wrong answer sets before a card's online unlock is locked (an operator lifts it), from
+    /// sessions whose card proved its presence (PIV).
     pub max_attempts: u32,
+    /// Wrong answer sets from sessions whose card could not prove its presence (GIDS, ISO)
+    /// before the lock; each one first starts a back-off ([`Config::backoff_base`]).
+    pub blind_max_attempts: u32,
+    /// The back-off after the first wrong answer set without card proof; it doubles with
+    /// each further one.
+    pub backoff_base: Duration,
     /// How long a session lives after `start`.
     pub session_ttl: Duration,
     /// Argon2id cost of *new* answer hashes (enrolment); verification uses each hash's own.
@@ -239,6 +246,11 @@ impl Limits {
 impl Config {
     /// Default attempts before the lock (API.md).
     pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+    /// Default wrong answer sets without card proof before the lock.
+    pub const DEFAULT_BLIND_MAX_ATTEMPTS: u32 = 10;
+    /// Default first back-off after a wrong answer set without card proof: 60 s (then 120 s,
+    /// 240 s, ...: the lock at 10 comes after about 8.5 hours).
+    pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(60);
     /// Default session lifetime (API.md): 300 s.
     pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(300);
 
@@ -258,6 +270,8 @@ impl Config {
             state_dir: state_dir.into(),
             tls_files: None,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            blind_max_attempts: Self::DEFAULT_BLIND_MAX_ATTEMPTS,
+            backoff_base: Self::DEFAULT_BACKOFF_BASE,
             session_ttl: Self::DEFAULT_SESSION_TTL,
             argon2: Argon2Params::default(),
             limits: Limits::default(),

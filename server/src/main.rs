@@ -116,9 +116,16 @@ struct ServeArgs {
     /// The private key of --tls-cert (PEM; owned by this user or root, owner-only).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Wrong answer attempts before a card's online unlock is locked.
+    /// Wrong answer attempts before a card's online unlock is locked (sessions whose card
+    /// proved its presence: PIV).
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
+    /// Wrong answer attempts from sessions without card proof (GIDS, ISO) before the lock.
+    #[arg(long, default_value_t = 10)]
+    blind_max_attempts: u32,
+    /// Seconds of the first back-off after a wrong answer set without card proof (doubling).
+    #[arg(long, default_value_t = 60)]
+    backoff_base_secs: u64,
     /// Minutes an operator session may stay idle.
     #[arg(long, default_value_t = 15)]
     operator_idle_minutes: u64,
@@ -290,6 +297,8 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         });
     }
     config.max_attempts = args.max_attempts;
+    config.blind_max_attempts = args.blind_max_attempts;
+    config.backoff_base = std::time::Duration::from_secs(args.backoff_base_secs);
     config.operators.idle_timeout = Duration::from_secs(args.operator_idle_minutes * 60);
     config.operators.session_lifetime = Duration::from_secs(args.operator_session_hours * 3600);
     config.operators.daily_offline_responses = args.daily_offline_responses;

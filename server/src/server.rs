@@ -31,6 +31,11 @@ impl Server {
                 "max_attempts must be at least 1".into(),
             ));
         }
+        if config.blind_max_attempts < config.max_attempts {
+            return Err(ServerError::InvalidInput(
+                "blind_max_attempts must be at least max_attempts".into(),
+            ));
+        }
         if config.session_ttl.is_zero() {
             return Err(ServerError::InvalidInput(
                 "session_ttl must not be zero".into(),
@@ -90,6 +95,10 @@ impl Server {
                 store: store.clone(),
                 master: config.master,
                 max_attempts: config.max_attempts,
+                blind: crate::api::Blind {
+                    max_attempts: config.blind_max_attempts,
+                    backoff_base_ms: duration_ms(config.backoff_base),
+                },
                 session_ttl_ms: duration_ms(config.session_ttl),
                 puk_tries: config.limits.piv_puk_tries,
                 admin_answers_per_day: config.limits.admin_answers_per_card_per_day,

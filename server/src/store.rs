@@ -14,6 +14,7 @@ mod mac;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 mod pg;
+pub(crate) mod presence;
 pub(crate) mod readouts;
 pub(crate) mod rules;
 mod schema;
@@ -34,7 +35,7 @@ use crate::ServerError;
 
 pub use chain::{AuditHead, ChainReport};
 pub(crate) use session::{
-    AnswerCheck, AnswerOutcome, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
+    AnswerCheck, AnswerOutcome, Blind, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
 };
 pub(crate) use tx::Tx;
@@ -146,6 +147,10 @@ pub struct Enrollment {
     /// (question, plain answer) pairs in the order the client shows them; the answers are
     /// normalised and hashed on the way in. None at all: online unlock is unavailable.
     pub questions: Vec<(String, String)>,
+    /// PIV: the card's Card Authentication public key (9E), an uncompressed P-256 point, as
+    /// read from the card; `None` keeps the one on record (a card without one cannot prove
+    /// its presence: online unlock answers `card_not_verified`).
+    pub card_auth_key: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Enrollment {
@@ -192,6 +197,13 @@ pub struct CardRecord {
     pub user_name: String,
     /// The user's e-mail address.
     pub user_email: String,
+    /// PIV: the Card Authentication public key (9E) recorded at enrollment, an uncompressed
+    /// SEC1 point in hex; `None`: the card cannot prove its presence (enrolled before this was
+    /// recorded, or not PIV).
+    pub card_auth_key: Option<String>,
+    /// Until when (ms since the Unix epoch) answers from sessions without card proof are
+    /// refused after wrong ones (0: no back-off).
+    pub backoff_until_ms: i64,
 }
 
 /// One audit row: who did what to which card and how it ended. Never secrets or answers.
@@ -509,6 +521,15 @@ impl Store {
             }
             rows.push((question.as_str(), hash_answer(answer, argon2)?));
         }
+        let card_auth_key = match &e.card_auth_key {
+            Some(_) if profile != Profile::Piv => {
+                return Err(ServerError::InvalidInput(
+                    "only PIV cards have a Card Authentication key".into(),
+                ))
+            }
+            Some(key) => Some(card_auth_key_hex(&hex::encode(key))?),
+            None => None,
+        };
         let card = (profile, identity.as_str());
         let algorithm = algorithm_name(e.algorithm);
         let detail = format!("{} question(s), admin algorithm {algorithm}", rows.len());
@@ -529,6 +550,9 @@ impl Store {
                 let position = u32::try_from(position).unwrap_or(u32::MAX);
                 tx.insert_question(card, position, question, hash)?;
             }
+            if let Some(key) = &card_auth_key {
+                tx.set_card_auth_key(card, Some(key))?;
+            }
             tx.insert_audit(
                 &AuditNote {
                     card: Some(card),
@@ -543,6 +567,38 @@ impl Store {
                 now,
             )?;
             tx.read_card(card)?.ok_or(ServerError::UnknownCard)
+        })
+    }
+
+    /// Records a PIV card's Card Authentication public key (9E), an uncompressed P-256 point
+    /// (audited). For cards enrolled with [`Store::enroll`], which does not read the card; the
+    /// enrollment station's report records it for cards enrolled through the operator API.
+    /// [`ServerError::UnknownCard`] if the card is not enrolled, [`ServerError::InvalidInput`]
+    /// if the key is not a P-256 point.
+    pub fn set_card_auth_key(
+        &self,
+        identity_hex: &str,
+        public_key: &[u8],
+    ) -> Result<(), ServerError> {
+        let (profile, identity) = parse_card("piv", identity_hex)?;
+        let key = card_auth_key_hex(&hex::encode(public_key))?;
+        let card = (profile, identity.as_str());
+        self.transact(|tx| {
+            tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
+            tx.set_card_auth_key(card, Some(&key))?;
+            tx.insert_audit(
+                &AuditNote {
+                    card: Some(card),
+                    session: None,
+                    event: "card_auth_key",
+                    outcome: "recorded",
+                    detail: "",
+                    operator: None,
+                    role: None,
+                    address: None,
+                },
+                now_ms(),
+            )
         })
     }
 
@@ -654,14 +710,29 @@ impl Store {
         self.transact(|tx| tx.live_session(token_hash, now))
     }
 
-    /// The card's answer hashes, unless it is locked.
+    /// The card's answer hashes, unless it is locked (or, for a session without card proof,
+    /// `blind_now: Some(now)`, backed off).
     pub(crate) fn answer_check(
         &self,
         profile: Profile,
         identity: &str,
+        blind_now: Option<i64>,
     ) -> Result<AnswerCheck, ServerError> {
-        self.transact(|tx| session::answer_check(tx, (profile, identity)))
+        self.transact(|tx| session::answer_check(tx, (profile, identity), blind_now))
     }
+}
+
+/// A Card Authentication public key as the store keeps it: an uncompressed P-256 point in
+/// lowercase hex, checked to be on the curve.
+pub(crate) fn card_auth_key_hex(text: &str) -> Result<String, ServerError> {
+    let bad =
+        || ServerError::InvalidInput("card_auth_key is not an uncompressed P-256 point".into());
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    if bytes.len() != 65 || bytes[0] != 0x04 {
+        return Err(bad());
+    }
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(&bytes).map_err(|_| bad())?;
+    Ok(hex::encode(bytes))
 }
 
 /// The URL without its password, for messages.

@@ -136,6 +136,7 @@ backend_tests! {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path());
         cfg.max_attempts = 1;
+        cfg.blind_max_attempts = cfg.max_attempts;
         let env = Env::start(&cfg);
         env.server
             .enroll(&enrollment("iso", "79", Algorithm::TripleDes))

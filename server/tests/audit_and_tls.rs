@@ -46,7 +46,7 @@ backend_tests! {
             .unwrap();
         let mut tokens = vec![];
 
-        env.post("/v1/unlock/start", &card("piv", "ffff"));
+        env.post("/v1/unlock/start", &card("iso", "ffff"));
         let s = env.start_session("piv", piv)["session"]
             .as_str()
             .unwrap()
@@ -112,6 +112,8 @@ backend_tests! {
             ("enroll", "enrolled"),
             ("start", "unknown_card"),
             ("start", "started"),
+            ("start", "awaiting_proof"),
+            ("prove", "proven"),
             ("puk", "not_verified"),
             ("answers", "wrong_answers"),
             ("answers", "verified"),

@@ -38,6 +38,11 @@ backend_tests! {
                     let (status, start) = post(&agent, &env.url, "/v1/unlock/start", &card(profile, &identity));
                     assert_eq!(status, 200, "{start}");
                     let session = start["session"].as_str().unwrap().to_owned();
+                    if profile == "piv" {
+                        let signature = sign_nonce_with(&CARD_KEY, &session, start["nonce"].as_str().unwrap());
+                        let proof = json!({ "session": session, "signature": signature });
+                        assert_eq!(post(&agent, &env.url, "/v1/unlock/prove", &proof).0, 200);
+                    }
                     let body = json!({ "session": session, "answers": ANSWERS });
                     assert_eq!(post(&agent, &env.url, "/v1/unlock/answers", &body).0, 200);
                     let master = MasterSecret::from_hex(MASTER_HEX).unwrap();

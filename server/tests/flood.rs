@@ -225,7 +225,8 @@ backend_tests! {
         assert!(reply.1["message"].as_str().unwrap().contains("address"));
         // Unknown guessed cards count against the address too.
         assert_error(&env.post("/v1/unlock/start", &card("piv", "beef")), 429, "too_many_requests");
-        assert_eq!(env.server.store().audit().unwrap().len(), audit_rows + 2);
+        // Two PIV sessions of a2, each a start and a prove row.
+        assert_eq!(env.server.store().audit().unwrap().len(), audit_rows + 4);
         // The three 429s are counted and summarised in one row for this address.
         env.server.flush_refusals().unwrap();
         let audit = env.server.store().audit().unwrap();
@@ -243,6 +244,7 @@ backend_tests! {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path());
         cfg.max_attempts = 10;
+        cfg.blind_max_attempts = cfg.max_attempts;
         cfg.limits.answers_per_card = Rate::new(2, 1);
         let env = Env::start(&cfg);
         env.server.enroll(&enrollment("iso", "b7", Algorithm::TripleDes)).unwrap();

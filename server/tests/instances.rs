@@ -47,6 +47,7 @@ backend_tests! {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path());
         cfg.max_attempts = N;
+        cfg.blind_max_attempts = cfg.max_attempts;
         let servers = Arc::new(instances(&cfg, 2));
         servers[0]
             .server

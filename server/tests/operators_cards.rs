@@ -38,7 +38,10 @@ fn done(env: &Env, token: &str, id: &str, personalised: bool) {
         "POST",
         &path,
         token,
-        Some(&json!({"personalised": personalised})),
+        Some(&json!({
+            "personalised": personalised,
+            "card_auth_key": hex::encode(card_auth_public()),
+        })),
     );
     assert_eq!(status, 200, "{reply}");
 }
@@ -231,7 +234,9 @@ backend_tests! {
             let session = env.start_session("piv", PIV)["session"].as_str().unwrap().to_owned();
             env.post("/v1/unlock/answers", &json!({"session": session, "answers": WRONG}));
         }
-        assert_error(&env.post("/v1/unlock/start", &card("piv", PIV)), 423, "locked");
+        // A PIV card hears of its lock only once it proved its presence.
+        let start = env.start_raw("piv", PIV);
+        assert_error(&env.prove(&start, &CARD_KEY), 423, "locked");
         let lift = format!("/v1/operator/cards/piv/{PIV}/lift-lock");
         assert_error(&env.call("POST", &lift, &hd, Some(&json!({"reason": ""}))), 400, "bad_request");
         let (status, reply) = env.call("POST", &lift, &hd, Some(&json!({"reason": "user called, identity checked"})));
@@ -301,6 +306,7 @@ backend_tests! {
         // Every path constant of the contract is documented...
         let mut known: Vec<&str> = vec![
             cardunlock_server::protocol::paths::START,
+            cardunlock_server::protocol::paths::PROVE,
             cardunlock_server::protocol::paths::ANSWERS,
             cardunlock_server::protocol::paths::ADMIN,
             cardunlock_server::protocol::paths::PUK,

@@ -118,6 +118,8 @@ fn postgres_restarted_mid_load_fails_in_flight_requests_cleanly_and_recovers() {
     let mut cfg = Config::new(&cluster.url, dir.path().join("state"), master());
     cfg.argon2 = FAST;
     cfg.max_attempts = 10_000;
+    cfg.blind_max_attempts = cfg.max_attempts;
+    cfg.backoff_base = Duration::ZERO;
     cfg.limits = Limits::without_rate_limits();
     let servers = Arc::new(instances(&cfg, 2));
     for t in 0..4 {

@@ -30,10 +30,10 @@ backend_tests! {
 
         let none = Enrollment {
             questions: vec![],
-            ..enrollment("piv", "c0ffee", Algorithm::TripleDes)
+            ..enrollment("gids", "c0ffee", Algorithm::TripleDes)
         };
         env.server.enroll(&none).unwrap();
-        let reply = env.post("/v1/unlock/start", &card("piv", "c0ffee"));
+        let reply = env.post("/v1/unlock/start", &card("gids", "c0ffee"));
         assert_error(&reply, 409, "no_questions");
         assert!(reply.1["message"].as_str().unwrap().contains("offline"));
 

@@ -121,6 +121,12 @@ pub struct PivConfig {
     pub enforce_pin_complexity: bool,
     /// Seed of the card's random generator (challenges, witnesses).
     pub seed: u64,
+    /// The Card Authentication key (9E), a P-256 private scalar; `None`: the slot is empty
+    /// (sign answers `69 85`; GENERATE fills it).
+    pub card_auth_key: Option<[u8; 32]>,
+    /// The X.509 certificate in the Card Authentication certificate object (`5F C1 01`), DER;
+    /// `None`: the object is empty (`6A 82`).
+    pub card_auth_certificate: Option<Vec<u8>>,
 }
 
 impl PivConfig {
@@ -144,7 +150,16 @@ impl PivConfig {
             ],
             enforce_pin_complexity: false,
             seed: 0x5EED_0001,
+            card_auth_key: Some(crate::piv::card_auth_scalar(0x5EED_0001)),
+            card_auth_certificate: None,
         }
+    }
+
+    /// The Card Authentication public key (9E) as an uncompressed SEC1 point (`04 || X || Y`),
+    /// as a server records it at enrollment; `None` for an empty slot.
+    pub fn card_auth_public_key(&self) -> Option<[u8; 65]> {
+        self.card_auth_key
+            .and_then(|k| crate::piv::card_auth_public(&k))
     }
 
     /// The same card with its PIN blocked (`pin_tries_left = 0`).
@@ -176,6 +191,7 @@ impl fmt::Debug for PivConfig {
             .field("guid", &self.guid)
             .field("enforce_pin_complexity", &self.enforce_pin_complexity)
             .field("seed", &self.seed)
+            .field("card_auth_key", &self.card_auth_key.map(|_| REDACTED))
             .finish()
     }
 }
@@ -185,6 +201,7 @@ impl Drop for PivConfig {
         self.pin.zeroize();
         self.puk.zeroize();
         self.mgmt_key.zeroize();
+        self.card_auth_key.zeroize();
     }
 }
 

@@ -346,6 +346,15 @@ impl SimCard {
         }
     }
 
+    /// PIV: the Card Authentication public key (9E) now on the card, as an uncompressed SEC1
+    /// point; `None` for an empty slot or another profile.
+    pub fn card_auth_public_key(&self) -> Option<[u8; 65]> {
+        match &self.app {
+            App::Piv(a) => a.cfg.card_auth_public_key(),
+            _ => None,
+        }
+    }
+
     /// Whether the card's management key (PIV 9B) or admin key (GIDS, ISO) is `key` with
     /// algorithm `alg` (GIDS admin keys are always 3DES).
     pub fn mgmt_key_is(&self, alg: Algorithm, key: &[u8]) -> bool {

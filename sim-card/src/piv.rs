@@ -9,6 +9,10 @@ use crate::config::{Algorithm, PivConfig, DEFAULT_MGMT_KEY, DEFAULT_PIV_PIN, DEF
 use crate::crypto::{ct_eq, Cipher};
 use crate::{pin, sw, tlv};
 
+mod card_auth;
+
+pub(crate) use card_auth::{card_auth_public, card_auth_scalar};
+
 /// The PIV AID with its version (`A0 00 00 03 08 00 00 10 00 01 00`). SELECT accepts any prefix
 /// of it of at least 5 bytes.
 pub const PIV_AID: [u8; 11] = [
@@ -38,6 +42,7 @@ const INS_VERIFY: u8 = 0x20;
 const INS_CHANGE_REFERENCE: u8 = 0x24;
 const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
 const INS_GENERAL_AUTHENTICATE: u8 = 0x87;
+const INS_GENERATE_ASYMMETRIC: u8 = 0x47;
 const INS_SELECT: u8 = 0xA4;
 const INS_GET_DATA: u8 = 0xCB;
 const INS_GET_METADATA: u8 = 0xF7;
@@ -108,6 +113,7 @@ impl Piv {
                 | INS_CHANGE_REFERENCE
                 | INS_RESET_RETRY_COUNTER
                 | INS_GENERAL_AUTHENTICATE
+                | INS_GENERATE_ASYMMETRIC
                 | INS_SELECT
                 | INS_GET_DATA
                 | INS_GET_SERIAL
@@ -130,7 +136,11 @@ impl Piv {
             INS_VERIFY => self.verify(cmd).into(),
             INS_CHANGE_REFERENCE => self.change_reference(cmd).into(),
             INS_RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
+            INS_GENERAL_AUTHENTICATE if cmd.p2 == card_auth::REF_CARD_AUTH => {
+                self.card_auth_sign(cmd)
+            }
             INS_GENERAL_AUTHENTICATE => self.general_authenticate(cmd, rng),
+            INS_GENERATE_ASYMMETRIC => self.generate(cmd, rng),
             INS_GET_DATA => self.get_data(cmd),
             INS_GET_METADATA => self.get_metadata(cmd),
             INS_GET_SERIAL => self.get_serial(cmd),
@@ -352,6 +362,7 @@ impl Piv {
         };
         match tag {
             [0x5F, 0xC1, 0x02] => Reply::ok(self.chuid()),
+            [0x5F, 0xC1, 0x01] => self.card_auth_certificate(),
             [0x7E] => Reply::ok(DISCOVERY.to_vec()),
             _ => sw::NOT_FOUND.into(),
         }

@@ -120,18 +120,24 @@ where
         admin_key_hex: factory.admin_key_hex.clone(),
         algorithm: factory.algorithm,
     });
-    let personalised = personalise_from(driver, status, &candidates, &target);
-    if let Err(f) = personalised {
-        // The server keeps the card's old generations; the handed-out one stays a candidate.
-        let _ = operator.enroll_done(&reply.enrollment, false);
-        return Err(f);
-    }
-    operator.enroll_done(&reply.enrollment, true).map_err(|f| {
-        f.about(
-            "the card was personalised but the server did not record it (enroll it again: \
+    let card_auth_key = match personalise_from(driver, status, &candidates, &target) {
+        Ok(key) => key,
+        Err(f) => {
+            // The server keeps the card's old generations; the handed-out one stays a
+            // candidate.
+            let _ = operator.enroll_done(&reply.enrollment, false, None);
+            return Err(f);
+        }
+    };
+    let key = card_auth_key.as_ref().map(|k| &k[..]);
+    operator
+        .enroll_done(&reply.enrollment, true, key)
+        .map_err(|f| {
+            f.about(
+                "the card was personalised but the server did not record it (enroll it again: \
                  the server still knows the secrets it handed out)",
-        )
-    })?;
+            )
+        })?;
     Ok(Enrolled {
         card,
         key_generation: reply.next.key_generation,

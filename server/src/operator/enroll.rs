@@ -215,6 +215,13 @@ pub fn enroll_done(
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found());
     }
+    let card_auth_key =
+        match done.card_auth_key.as_deref() {
+            None => None,
+            Some(key) => Some(crate::store::card_auth_key_hex(key).map_err(|e| {
+                OpError::refused(ErrorCode::BadRequest, format!("Bad request: {e}."))
+            })?),
+        };
     let result = state.store.transact(|tx| {
         let Some(e) = tx.read_enrollment(id)? else {
             return Ok(Err(not_found()));
@@ -269,6 +276,11 @@ pub fn enroll_done(
                 question,
                 hash,
             )?;
+        }
+        if profile == Profile::Piv {
+            // The card's key as read now, or none: a key recorded for an earlier card under
+            // this identity must not outlive the re-enrollment.
+            tx.set_card_auth_key(card, card_auth_key.as_deref())?;
         }
         tx.set_key_gens(card, e.key_gen, None)?;
         tx.set_puk_gens(card, e.puk_gen, None)?;

@@ -138,6 +138,8 @@ pub(crate) const CARDS: Table = Table {
         col("enrolled_ms", Int, Never),
         col("pending_key_gen", Int, Null),
         col("puk_read_out", Bool, Zero),
+        col("card_auth_key", Text, Null),
+        col("backoff_until_ms", Int, Zero),
     ],
 };
 
@@ -180,6 +182,8 @@ pub(crate) const SESSIONS: Table = Table {
         col("admin_answers", Int, Zero),
         col("closed", Bool, Zero),
         col("gids_randoms", Text, Null),
+        col("nonce", Text, Null),
+        col("proven", Bool, Zero),
     ],
 };
 

@@ -358,7 +358,8 @@ impl Tx for PgTx<'_> {
     ) -> Result<Option<CardRecord>, ServerError> {
         let row = self.query_opt(
             "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
-                    user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms
+                    user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
+                    card_auth_key, backoff_until_ms
              FROM cards WHERE profile = $1 AND identity = $2 FOR UPDATE",
             &[&profile.as_str(), &identity],
         )?;
@@ -413,8 +414,16 @@ impl Tx for PgTx<'_> {
         locked: bool,
     ) -> Result<(), ServerError> {
         self.execute(
-            "UPDATE cards SET failed_attempts = $3, locked = $4 WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &i64::from(failed), &locked],
+            "UPDATE cards SET failed_attempts = $3, locked = $4,
+                 backoff_until_ms = CASE WHEN $5 THEN 0 ELSE backoff_until_ms END
+             WHERE profile = $1 AND identity = $2",
+            &[
+                &profile.as_str(),
+                &identity,
+                &i64::from(failed),
+                &locked,
+                &(failed == 0 && !locked),
+            ],
         )?;
         Ok(())
     }
@@ -550,7 +559,8 @@ impl Tx for PgTx<'_> {
         now: i64,
     ) -> Result<Option<Session>, ServerError> {
         let row = self.query_opt(
-            "SELECT profile, identity, verified, puk_next_gen, admin_answers, gids_randoms
+            "SELECT profile, identity, verified, puk_next_gen, admin_answers, gids_randoms,
+                    nonce, proven
              FROM sessions WHERE token_hash = $1 AND NOT closed AND expires_ms > $2 FOR UPDATE",
             &[&&token_hash[..], &now],
         )?;
@@ -567,7 +577,49 @@ impl Tx for PgTx<'_> {
             puk_next_gen: r.get::<_, Option<i64>>(3).map(small).transpose()?,
             admin_answers: small(r.get(4))?,
             gids_randoms: r.get(5),
+            nonce: r.get(6),
+            proven: r.get(7),
         }))
+    }
+
+    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE sessions SET nonce = $2 WHERE token_hash = $1",
+            &[&&token_hash[..], &nonce],
+        )?;
+        Ok(())
+    }
+
+    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE sessions SET proven = TRUE WHERE token_hash = $1",
+            &[&&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn set_card_auth_key(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        key: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE cards SET card_auth_key = $3 WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity, &key],
+        )?;
+        Ok(())
+    }
+
+    fn set_backoff(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        backoff_until_ms: i64,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE cards SET backoff_until_ms = $3 WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity, &backoff_until_ms],
+        )?;
+        Ok(())
     }
 
     fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
@@ -739,6 +791,8 @@ fn card_row(r: &postgres::Row) -> Result<CardRow, ServerError> {
         pending_key_gen: r.get::<_, Option<i64>>(8).map(small).transpose()?,
         puk_read_out: r.get(9),
         enrolled_ms: r.get(10),
+        card_auth_key: r.get(11),
+        backoff_until_ms: r.get(12),
     })
 }
 

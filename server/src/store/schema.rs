@@ -187,6 +187,15 @@ CREATE TABLE released_puks (
 );
 ",
     "
+-- 7: PIV card presence: the Card Authentication public key (9E, uncompressed SEC1 point, hex)
+-- recorded at enrollment, the nonce a session's card must sign and whether it did; the
+-- back-off wrong answer sets from sessions without that proof cause.
+ALTER TABLE cards ADD COLUMN card_auth_key TEXT;
+ALTER TABLE cards ADD COLUMN backoff_until_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN nonce TEXT;
+ALTER TABLE sessions ADD COLUMN proven INTEGER NOT NULL DEFAULT 0;
+",
+    "
 -- row MACs (store/mac.rs): every granting row carries an HMAC under a key derived from the
 -- master secret; existing rows get theirs once, audited, when the server first starts
 -- (`row_mac_state.done`). The audit index serves the attempt counter's cross-check.
@@ -388,6 +397,15 @@ CREATE TABLE released_puks (
     created_ms BIGINT NOT NULL
 );
 CREATE INDEX released_puks_age ON released_puks (created_ms);
+",
+    "
+-- 7: PIV card presence: the Card Authentication public key (9E, uncompressed SEC1 point, hex)
+-- recorded at enrollment, the nonce a session's card must sign and whether it did; the
+-- back-off wrong answer sets from sessions without that proof cause.
+ALTER TABLE cards ADD COLUMN card_auth_key TEXT;
+ALTER TABLE cards ADD COLUMN backoff_until_ms BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN nonce TEXT;
+ALTER TABLE sessions ADD COLUMN proven BOOLEAN NOT NULL DEFAULT FALSE;
 ",
     "
 -- row MACs (store/mac.rs): every granting row carries an HMAC under a key derived from the

@@ -21,6 +21,10 @@ pub(crate) struct Session {
     pub admin_answers: u32,
     /// `R1 || R2` (hex) of this session's last GIDS host cryptogram.
     pub gids_randoms: Option<String>,
+    /// PIV: the nonce (hex) the card must sign to prove its presence.
+    pub nonce: Option<String>,
+    /// PIV: the card signed the nonce with the key recorded at enrollment.
+    pub proven: bool,
 }
 
 impl Session {
@@ -43,6 +47,10 @@ pub(crate) enum AnswerCheck {
     /// The card is gone (never happens with the operator functions of this crate).
     UnknownCard,
     Locked,
+    /// A session without card proof, during the back-off of earlier wrong answers.
+    BackedOff {
+        wait_ms: i64,
+    },
     /// The answer hashes, in question order.
     Hashes(Vec<String>),
 }
@@ -56,6 +64,14 @@ pub(crate) enum AnswerOutcome {
     },
     Wrong {
         attempts_left: u32,
+        /// Without card proof: answers are refused for this long.
+        backoff_ms: Option<i64>,
+        /// Without card proof: this set reached the count that locks a proven card (an alert).
+        alert: bool,
+    },
+    /// Without card proof, during the back-off: nothing counted, nothing checked.
+    BackedOff {
+        wait_ms: i64,
     },
     /// The card is locked; `newly` when this attempt locked it (after `failed` attempts).
     Locked {
@@ -110,14 +126,15 @@ pub(crate) enum CompleteOutcome {
     },
 }
 
-/// Opens a session for a card that exists, is not locked and has questions.
+/// Opens a session for a GIDS or ISO card that exists, is not locked and has questions (such a
+/// card cannot prove its presence: its wrong answers count as [`Blind`]).
 pub(crate) fn start_session(
     tx: &mut dyn Tx,
     card: CardKey<'_>,
     token_hash: &[u8; 32],
     now: i64,
     ttl_ms: i64,
-    max_attempts: u32,
+    blind: Blind,
 ) -> Result<StartOutcome, ServerError> {
     tx.delete_expired_sessions(now)?;
     let Some(record) = tx.read_card(card)? else {
@@ -131,7 +148,7 @@ pub(crate) fn start_session(
         return Ok(StartOutcome::NoQuestions);
     }
     tx.insert_session(token_hash, card, now, now.saturating_add(ttl_ms))?;
-    let attempts_left = max_attempts.saturating_sub(record.failed_attempts);
+    let attempts_left = blind.max_attempts.saturating_sub(record.failed_attempts);
     Ok(StartOutcome::Started {
         questions,
         attempts_left,
@@ -188,8 +205,29 @@ fn generation_cross_check(
     }
 }
 
-/// The card's answer hashes, unless it is locked.
-pub(crate) fn answer_check(tx: &mut dyn Tx, card: CardKey<'_>) -> Result<AnswerCheck, ServerError> {
+/// How wrong answers from sessions without card proof count: each starts a back-off of
+/// `backoff_base_ms * 2^(n-1)`, and the `max_attempts`-th locks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Blind {
+    pub max_attempts: u32,
+    pub backoff_base_ms: i64,
+}
+
+impl Blind {
+    /// The back-off after `failures` wrong sets (at least 1).
+    fn backoff_ms(self, failures: u32) -> i64 {
+        let doublings = failures.saturating_sub(1).min(30);
+        self.backoff_base_ms.saturating_mul(1i64 << doublings)
+    }
+}
+
+/// The card's answer hashes, unless it is locked or (a session without card proof,
+/// `blind_now: Some(now)`) backed off.
+pub(crate) fn answer_check(
+    tx: &mut dyn Tx,
+    card: CardKey<'_>,
+    blind_now: Option<i64>,
+) -> Result<AnswerCheck, ServerError> {
     let Some(record) = tx.read_card(card)? else {
         return Ok(AnswerCheck::UnknownCard);
     };
@@ -197,20 +235,30 @@ pub(crate) fn answer_check(tx: &mut dyn Tx, card: CardKey<'_>) -> Result<AnswerC
     if record.locked {
         return Ok(AnswerCheck::Locked);
     }
+    if let Some(now) = blind_now {
+        if record.backoff_until_ms > now {
+            return Ok(AnswerCheck::BackedOff {
+                wait_ms: record.backoff_until_ms - now,
+            });
+        }
+    }
     Ok(AnswerCheck::Hashes(
         tx.questions(card)?.into_iter().map(|(_, h)| h).collect(),
     ))
 }
 
 /// Records the verdict on a set of answers: success verifies the session and resets the
-/// counter; failure counts, and locks the card at `max_attempts`. The counter is read under
-/// the card's row lock, so concurrent wrong answers (from any instance) each count once.
+/// counters; failure counts, and locks the card at `max_attempts` when the session's card
+/// proved its presence, else backs off and locks at `blind.max_attempts`. The counters are
+/// read under the card's row lock, so concurrent wrong answers (from any instance) each count
+/// once.
 pub(crate) fn record_answers(
     tx: &mut dyn Tx,
     token_hash: &[u8; 32],
     now: i64,
     correct: bool,
     max_attempts: u32,
+    blind: Blind,
 ) -> Result<AnswerOutcome, ServerError> {
     let Some(session) = tx.live_session(token_hash, now)? else {
         return Ok(AnswerOutcome::SessionGone);
@@ -233,6 +281,35 @@ pub(crate) fn record_answers(
             email: card.user_email,
         });
     }
+    if !session.proven {
+        if card.backoff_until_ms > now {
+            return Ok(AnswerOutcome::BackedOff {
+                wait_ms: card.backoff_until_ms - now,
+            });
+        }
+        let failures = card.failed_attempts.saturating_add(1);
+        if failures >= blind.max_attempts {
+            tx.set_attempts(session.card(), failures, true)?;
+            return Ok(AnswerOutcome::Locked {
+                newly: true,
+                failed: failures,
+            });
+        }
+        let backoff = blind.backoff_ms(failures);
+        tx.set_attempts(session.card(), failures, false)?;
+        // No back-off configured: none recorded (another instance's clock may lag by a ms).
+        let until = if backoff > 0 {
+            now.saturating_add(backoff)
+        } else {
+            0
+        };
+        tx.set_backoff(session.card(), until)?;
+        return Ok(AnswerOutcome::Wrong {
+            attempts_left: blind.max_attempts - failures,
+            backoff_ms: (backoff > 0).then_some(backoff),
+            alert: failures == max_attempts,
+        });
+    }
     let failed = card.failed_attempts.saturating_add(1);
     let lock = failed >= max_attempts;
     tx.set_attempts(session.card(), failed, lock)?;
@@ -244,6 +321,8 @@ pub(crate) fn record_answers(
     } else {
         AnswerOutcome::Wrong {
             attempts_left: max_attempts - failed,
+            backoff_ms: None,
+            alert: false,
         }
     })
 }
@@ -399,4 +478,29 @@ pub(crate) fn complete(
         pending,
         diverged,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Blind;
+
+    #[test]
+    fn the_back_off_doubles_and_never_overflows() {
+        let blind = Blind {
+            max_attempts: 10,
+            backoff_base_ms: 60_000,
+        };
+        let waits: Vec<i64> = (1..=4).map(|n| blind.backoff_ms(n)).collect();
+        assert_eq!(waits, [60_000, 120_000, 240_000, 480_000]);
+        // Nine back-offs before the tenth set locks: about 8.5 hours.
+        let total: i64 = (1..10).map(|n| blind.backoff_ms(n)).sum();
+        assert_eq!(total, 60_000 * 511);
+        assert_eq!(blind.backoff_ms(0), 60_000);
+        assert!(blind.backoff_ms(u32::MAX) > 0);
+        let huge = Blind {
+            max_attempts: 10,
+            backoff_base_ms: i64::MAX,
+        };
+        assert_eq!(huge.backoff_ms(5), i64::MAX);
+    }
 }

@@ -90,7 +90,8 @@ impl Tx for SqliteTx<'_> {
             .0
             .query_row(
                 "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
-                        user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms
+                        user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
+                        card_auth_key, backoff_until_ms
                  FROM cards WHERE profile = ?1 AND identity = ?2",
                 params![profile.as_str(), identity],
                 card_row,
@@ -137,8 +138,16 @@ impl Tx for SqliteTx<'_> {
         locked: bool,
     ) -> Result<(), ServerError> {
         self.0.execute(
-            "UPDATE cards SET failed_attempts = ?3, locked = ?4 WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, failed, locked],
+            "UPDATE cards SET failed_attempts = ?3, locked = ?4,
+                 backoff_until_ms = CASE WHEN ?5 THEN 0 ELSE backoff_until_ms END
+             WHERE profile = ?1 AND identity = ?2",
+            params![
+                profile.as_str(),
+                identity,
+                failed,
+                locked,
+                failed == 0 && !locked
+            ],
         )?;
         Ok(())
     }
@@ -257,7 +266,8 @@ impl Tx for SqliteTx<'_> {
         let row = self
             .0
             .query_row(
-                "SELECT profile, identity, verified, puk_next_gen, admin_answers, gids_randoms
+                "SELECT profile, identity, verified, puk_next_gen, admin_answers, gids_randoms,
+                        nonce, proven
                  FROM sessions WHERE token_hash = ?1 AND closed = 0 AND expires_ms > ?2",
                 params![&token_hash[..], now],
                 |r| {
@@ -268,12 +278,23 @@ impl Tx for SqliteTx<'_> {
                         r.get::<_, Option<u32>>(3)?,
                         r.get::<_, u32>(4)?,
                         r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, bool>(7)?,
                     ))
                 },
             )
             .optional()?;
         Ok(row.and_then(
-            |(profile, identity, verified, puk_next_gen, admin_answers, gids_randoms)| {
+            |(
+                profile,
+                identity,
+                verified,
+                puk_next_gen,
+                admin_answers,
+                gids_randoms,
+                nonce,
+                proven,
+            )| {
                 Some(Session {
                     profile: Profile::parse(&profile)?,
                     identity,
@@ -281,9 +302,52 @@ impl Tx for SqliteTx<'_> {
                     puk_next_gen,
                     admin_answers,
                     gids_randoms,
+                    nonce,
+                    proven,
                 })
             },
         ))
+    }
+
+    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET nonce = ?2 WHERE token_hash = ?1",
+            params![&token_hash[..], nonce],
+        )?;
+        Ok(())
+    }
+
+    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE sessions SET proven = 1 WHERE token_hash = ?1",
+            params![&token_hash[..]],
+        )?;
+        Ok(())
+    }
+
+    fn set_card_auth_key(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        key: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET card_auth_key = ?3 WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, key],
+        )?;
+        Ok(())
+    }
+
+    fn set_backoff(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        backoff_until_ms: i64,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET backoff_until_ms = ?3
+             WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, backoff_until_ms],
+        )?;
+        Ok(())
     }
 
     fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
@@ -455,6 +519,8 @@ fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
         pending_key_gen: r.get(8)?,
         puk_read_out: r.get(9)?,
         enrolled_ms: r.get(10)?,
+        card_auth_key: r.get(11)?,
+        backoff_until_ms: r.get(12)?,
     })
 }
 
@@ -488,6 +554,8 @@ pub(super) struct CardRow {
     pub pending_key_gen: Option<u32>,
     pub puk_read_out: bool,
     pub enrolled_ms: i64,
+    pub card_auth_key: Option<String>,
+    pub backoff_until_ms: i64,
 }
 
 impl CardRow {
@@ -513,6 +581,8 @@ impl CardRow {
             failed_attempts: self.failed_attempts,
             user_name: self.user_name,
             user_email: self.user_email,
+            card_auth_key: self.card_auth_key,
+            backoff_until_ms: self.backoff_until_ms,
         })
     }
 }

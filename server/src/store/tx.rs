@@ -45,6 +45,7 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
         email: &str,
     ) -> Result<(), ServerError>;
     /// Sets the wrong-answer counter and the lock.
+    /// (`failed` 0 and not locked, a success or a lift, also clears the back-off.)
     fn set_attempts(
         &mut self,
         card: CardKey<'_>,
@@ -97,6 +98,18 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     ) -> Result<Option<Session>, ServerError>;
     /// Marks the session verified.
     fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    /// Records the nonce (hex) the session's PIV card must sign.
+    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError>;
+    /// Marks the session's card as having proved its presence.
+    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    /// Records (or clears) the card's Card Authentication public key (hex SEC1 point).
+    fn set_card_auth_key(
+        &mut self,
+        card: CardKey<'_>,
+        key: Option<&str>,
+    ) -> Result<(), ServerError>;
+    /// Sets the back-off of answers without card proof (ms since the Unix epoch; 0: none).
+    fn set_backoff(&mut self, card: CardKey<'_>, backoff_until_ms: i64) -> Result<(), ServerError>;
     /// Records the PUK generation this session released.
     fn set_session_puk_next(
         &mut self,

@@ -226,6 +226,10 @@ pub fn config(dir: &Path) -> Config {
     c.argon2 = FAST;
     // Functional tests send bursts from one address; tests/flood.rs checks the rate limits.
     c.limits = Limits::without_rate_limits();
+    // GIDS / ISO sessions cannot prove their card: here they lock as proven ones do, without
+    // back-off (tests/presence.rs checks the back-off).
+    c.blind_max_attempts = c.max_attempts;
+    c.backoff_base = Duration::ZERO;
     c
 }
 
@@ -251,11 +255,36 @@ impl Env {
         post_raw(&self.agent, &self.url, path, body)
     }
 
-    /// `start` for a card, asserting 200; returns the whole reply.
+    /// `start` for a card, asserting 200; returns the whole reply. A PIV card then proves
+    /// its presence with [`CARD_KEY`] (asserting 200), and the reply carries the questions
+    /// and attempts left of `prove`.
     pub fn start_session(&self, profile: &str, identity: &str) -> Value {
+        let (status, mut reply) = self.post("/v1/unlock/start", &card(profile, identity));
+        assert_eq!(status, 200, "{reply}");
+        if profile == "piv" {
+            let (status, proof) = self.prove(&reply, &CARD_KEY);
+            assert_eq!(status, 200, "{proof}");
+            reply["questions"] = proof["questions"].clone();
+            reply["attempts_left"] = proof["attempts_left"].clone();
+        }
+        reply
+    }
+
+    /// `start` for a card, asserting 200, without the proof.
+    pub fn start_raw(&self, profile: &str, identity: &str) -> Value {
         let (status, reply) = self.post("/v1/unlock/start", &card(profile, identity));
         assert_eq!(status, 200, "{reply}");
         reply
+    }
+
+    /// `prove` for a PIV `start` reply, signed with `key`.
+    pub fn prove(&self, start: &Value, key: &[u8; 32]) -> (u16, Value) {
+        let session = start["session"].as_str().unwrap();
+        let signature = sign_nonce_with(key, session, start["nonce"].as_str().unwrap());
+        self.post(
+            "/v1/unlock/prove",
+            &json!({ "session": session, "signature": signature }),
+        )
     }
 
     /// `start` then the right answers; returns the verified session token.
@@ -322,7 +351,29 @@ pub fn enrollment(profile: &str, identity: &str, algorithm: Algorithm) -> Enroll
             .zip(ANSWERS)
             .map(|(q, a)| (q.to_string(), a.to_string()))
             .collect(),
+        card_auth_key: (profile == "piv").then(card_auth_public),
     }
+}
+
+/// The Card Authentication private key (9E) of every PIV card these tests enroll.
+pub const CARD_KEY: [u8; 32] = [0x11; 32];
+
+/// [`CARD_KEY`]'s public key, an uncompressed SEC1 point.
+pub fn card_auth_public() -> Vec<u8> {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let key = p256::SecretKey::from_bytes(&CARD_KEY.into()).unwrap();
+    key.public_key().to_encoded_point(false).as_bytes().to_vec()
+}
+
+/// What a PIV card holding `key` answers to the session's nonce: the DER signature, hex.
+pub fn sign_nonce_with(key: &[u8; 32], session: &str, nonce: &str) -> String {
+    use cardunlock_protocol::presence::{decode_hex_32, digest, token_hash};
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    let hash = token_hash(&cardunlock_protocol::SessionToken::new(session)).unwrap();
+    let nonce = decode_hex_32(nonce).unwrap();
+    let signing = p256::ecdsa::SigningKey::from_bytes(&(*key).into()).unwrap();
+    let signature: p256::ecdsa::Signature = signing.sign_prehash(&digest(&hash, &nonce)).unwrap();
+    hex::encode(signature.to_der().as_bytes())
 }
 
 /// Asserts the contract's error shape and code.

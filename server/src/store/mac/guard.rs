@@ -279,6 +279,32 @@ impl Tx for MacTx<'_> {
         })
     }
 
+    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
+        self.write(&SESSIONS, &token_f(token_hash), |tx| {
+            tx.set_session_nonce(token_hash, nonce)
+        })
+    }
+
+    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.write(&SESSIONS, &token_f(token_hash), |tx| {
+            tx.set_session_proven(token_hash)
+        })
+    }
+
+    fn set_card_auth_key(
+        &mut self,
+        card: CardKey<'_>,
+        key: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.write(&CARDS, &card_f(card), |tx| tx.set_card_auth_key(card, key))
+    }
+
+    fn set_backoff(&mut self, card: CardKey<'_>, backoff_until_ms: i64) -> Result<(), ServerError> {
+        self.write(&CARDS, &card_f(card), |tx| {
+            tx.set_backoff(card, backoff_until_ms)
+        })
+    }
+
     fn close_card_sessions(&mut self, card: CardKey<'_>) -> Result<(), ServerError> {
         self.write(&SESSIONS, &card_f(card), |tx| tx.close_card_sessions(card))
     }

@@ -1,0 +1,63 @@
+//! What a PIV card signs to prove it is present: SHA-256 over a domain-separated message that
+//! binds the signature to one session and its nonce, so it is useless anywhere else (another
+//! session, another protocol that has the card sign a digest).
+
+use sha2::{Digest, Sha256};
+
+use crate::SessionToken;
+
+/// The domain separator at the start of the signed message.
+pub const DOMAIN: &[u8] = b"cardunlock presence v1\0";
+/// Length of the nonce, in bytes.
+pub const NONCE_LEN: usize = 32;
+
+/// The digest the card signs: `SHA-256(DOMAIN || SHA-256(token bytes) || nonce)`.
+pub fn digest(token_hash: &[u8; 32], nonce: &[u8; NONCE_LEN]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(DOMAIN);
+    h.update(token_hash);
+    h.update(nonce);
+    h.finalize().into()
+}
+
+/// The SHA-256 of a session token's 32 bytes (as the server keeps it); `None` when the token
+/// is not 64 hex digits.
+pub fn token_hash(token: &SessionToken) -> Option<[u8; 32]> {
+    let bytes = decode_hex_32(token.expose())?;
+    let hash: [u8; 32] = Sha256::digest(bytes).into();
+    Some(hash)
+}
+
+/// 64 hex digits as 32 bytes (the nonce, a token); `None` for anything else.
+pub fn decode_hex_32(text: &str) -> Option<[u8; 32]> {
+    let text = text.as_bytes();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        *o = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_binds_token_and_nonce() {
+        let token = SessionToken::new("01".repeat(32));
+        let hash = token_hash(&token).unwrap();
+        let nonce = [7u8; 32];
+        let d = digest(&hash, &nonce);
+        assert_ne!(d, digest(&hash, &[8u8; 32]));
+        assert_ne!(d, digest(&[0u8; 32], &nonce));
+        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest([1u8; 32])));
+        assert!(token_hash(&SessionToken::new("0g".repeat(32))).is_none());
+        assert!(decode_hex_32(&"ab".repeat(31)).is_none());
+        assert_eq!(decode_hex_32(&"aB".repeat(32)), Some([0xAB; 32]));
+    }
+}
