@@ -78,6 +78,21 @@ backend_tests! {
         assert_eq!((card.puk_gen, card.pending_puk_gen), (0, None));
     }
 
+    /// Proves the sessions row MAC covers the presence proof: `proven` set by SQL on a session
+    /// whose card never signed is refused before any answer is checked.
+    fn a_session_marked_proven_by_update_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        env.server.enroll(&enrollment("gids", "f6", Algorithm::TripleDes)).unwrap();
+        let s = session_of(&env.start_session("gids", "f6"));
+        exec(&cfg.db_path, &format!("UPDATE sessions SET proven = {}", sql_true(&cfg.db_path)));
+        let reply = env.post("/v1/unlock/answers", &json!({ "session": s, "answers": WRONG }));
+        assert_refused(&env, &reply);
+        // The refused request counted nothing.
+        assert_eq!(env.server.store().card("gids", "f6").unwrap().unwrap().failed_attempts, 0);
+    }
+
     /// Proves the questions row MAC covers the card and the position: an answer hash moved to
     /// another user, or between two questions of one user, is refused.
     fn swapped_answer_hashes_are_refused() {
