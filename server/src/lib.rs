@@ -35,6 +35,7 @@ mod http;
 pub mod kdf;
 mod limiter;
 pub mod operator;
+pub mod proxy;
 mod refusals;
 mod secret;
 mod server;
@@ -51,6 +52,7 @@ pub use cardunlock_protocol as protocol;
 pub use error::ServerError;
 pub use files::read_secret_file;
 pub use operator::{Actor, OpError};
+pub use proxy::TrustedProxies;
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
 pub use store::{AuditEntry, AuditHead, CardRecord, ChainReport, Database, Enrollment, Store};
@@ -78,6 +80,9 @@ pub struct Config {
     pub limits: Limits,
     /// Operator sessions, sign-in throttles and daily caps ([`OperatorPolicy::default`]).
     pub operators: OperatorPolicy,
+    /// Load balancers whose PROXY protocol header and `X-Forwarded-For` name the client
+    /// ([`proxy`]); none by default (the peer is the client).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// How operators are held in check (SECURITY.md, "Operators").
@@ -237,6 +242,7 @@ impl Config {
             argon2: Argon2Params::default(),
             limits: Limits::default(),
             operators: OperatorPolicy::default(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use cardunlock_server::protocol::{Role, Secret};
 use cardunlock_server::{
     operator, read_secret_file, totp, Argon2Params, AuditHead, Config, MasterSecret, OpError,
-    ServerError, Store,
+    ServerError, Store, TrustedProxies,
 };
 
 /// The cardunlock server: online unlock of blocked smart cards and the operator API.
@@ -113,6 +113,11 @@ struct ServeArgs {
     /// requester collects the PUK.
     #[arg(long)]
     four_eyes_puk_readout: bool,
+    /// A load balancer's network (CIDR, repeat for several): from these peers only, the client
+    /// address is taken from a PROXY protocol header (v1 or v2) and from `X-Forwarded-For`
+    /// (its rightmost hop outside these networks).
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = cardunlock_server::proxy::parse_network)]
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Args, Debug)]
@@ -209,6 +214,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     config.operators.daily_offline_responses = args.daily_offline_responses;
     config.operators.daily_puk_readouts = args.daily_puk_readouts;
     config.operators.four_eyes_puk_readout = args.four_eyes_puk_readout;
+    config.trusted_proxies = TrustedProxies::new(args.trusted_proxies.clone());
     Ok(cardunlock_server::run_blocking(config)?)
 }
 

@@ -92,6 +92,7 @@ impl Server {
             },
             work: Semaphore::new((2 * workers).max(4)),
             limits: config.limits,
+            trusted: config.trusted_proxies,
         });
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(summarise_refusals(
