@@ -55,7 +55,9 @@ pub use operator::{Actor, OpError};
 pub use proxy::TrustedProxies;
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
-pub use store::{AuditEntry, AuditHead, CardRecord, ChainReport, Database, Enrollment, Store};
+pub use store::{
+    AuditEntry, AuditHead, CardRecord, ChainHead, ChainReport, Database, Enrollment, Store,
+};
 pub use tls::{pinned_client_config, CERT_FILE, KEY_FILE};
 
 /// Everything a server needs to start.

@@ -6,9 +6,9 @@
 //! - `add-admin NAME`, `add-operator NAME --role ROLE...`: the password from a hidden prompt,
 //!   `--password-stdin` or `--password-file` (owner-only); prints the `otpauth://` URI and its
 //!   QR code for the operator's authenticator app, once.
-//! - `audit verify [--head SEQ:MAC]`: walks the audit log's hash chain, names the first row
-//!   removed, changed, reordered or inserted, checks a head saved earlier (the server logs its
-//!   head every minute) is still in it, and prints the head.
+//! - `audit verify [--head CHAIN:SEQ:MAC]...`: walks the audit log's hash chains, names the
+//!   first row removed, changed, reordered or inserted, checks heads saved earlier (the server
+//!   logs its heads every minute) are still in them, and prints every chain's head.
 //!
 //! Exit codes: 0 done; 2 bad usage or input; 3 the audit chain does not verify; 6 the database
 //! cannot be reached; 1 anything else.
@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use cardunlock_server::protocol::{Role, Secret};
 use cardunlock_server::{
-    operator, read_secret_file, totp, Argon2Params, AuditHead, Config, MasterSecret, OpError,
+    operator, read_secret_file, totp, Argon2Params, ChainHead, Config, MasterSecret, OpError,
     ServerError, Store, TrustedProxies,
 };
 
@@ -62,10 +62,10 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         state: StateArgs,
-        /// A head saved earlier (`SEQ:MAC`, as printed here or logged by the server): the
-        /// chain must still hold it, else its tail was truncated.
-        #[arg(long)]
-        head: Option<String>,
+        /// A head saved earlier (`CHAIN:SEQ:MAC`, as printed here or logged by the server;
+        /// repeat for several): its chain must still hold it, else its tail was truncated.
+        #[arg(long = "head")]
+        heads: Vec<String>,
     },
 }
 
@@ -275,15 +275,24 @@ fn add(args: &AddArgs, roles: &[Role]) -> Result<(), Failure> {
     shown.map_err(|e| usage(format!("standard output: {e}")))
 }
 
-fn audit_verify(state: &StateArgs, head: Option<&str>) -> Result<(), Failure> {
-    let expected = head.map(AuditHead::parse).transpose()?;
+fn audit_verify(state: &StateArgs, heads: &[String]) -> Result<(), Failure> {
+    let expected = heads
+        .iter()
+        .map(|h| ChainHead::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
     let master = state.master()?;
     let store = Store::open(&state.db)?;
-    let report = store.verify_audit(&master, expected.as_ref())?;
-    println!("head {}", report.head.to_text());
+    let report = store.verify_audit(&master, &expected)?;
+    for head in &report.chains {
+        println!("head {}", head.to_text());
+    }
     match report.problem {
         None => {
-            println!("audit chain verified: {} rows", report.head.seq);
+            println!(
+                "audit chains verified: {} rows in {} chains",
+                report.rows(),
+                report.chains.len()
+            );
             Ok(())
         }
         Some(problem) => Err(Failure {
@@ -299,9 +308,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::AddAdmin(args) => add(args, &[Role::Admin]),
         Command::AddOperator { add: args, roles } => add(args, roles),
-        Command::Audit(AuditCommand::Verify { state, head }) => {
-            audit_verify(state, head.as_deref())
-        }
+        Command::Audit(AuditCommand::Verify { state, heads }) => audit_verify(state, heads),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

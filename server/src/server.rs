@@ -185,13 +185,9 @@ async fn summarise_refusals(
                 if let Err(e) = flush_refusals(refusals.clone(), store.clone()).await {
                     log::error!("refusal summary: {e}");
                 }
-                // The head, for a later `audit verify --head` to find a truncated tail.
-                let reader = store.clone();
-                match tokio::task::spawn_blocking(move || reader.audit_head()).await {
-                    Ok(Ok(Some(head))) => log::info!("audit head {}", head.to_text()),
-                    Ok(Ok(None)) => {}
-                    Ok(Err(e)) => log::error!("audit head: {e}"),
-                    Err(e) => log::error!("audit head: {e}"),
+                // The heads, for a later `audit verify --head` to find a truncated tail.
+                for head in store.audit_heads() {
+                    log::info!("audit head {}", head.to_text());
                 }
             }
             changed = stop.changed() => {

@@ -30,7 +30,7 @@ use cardunlock_protocol::AlgorithmName;
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
 
-pub use chain::{AuditHead, ChainReport};
+pub use chain::{AuditHead, ChainHead, ChainReport};
 pub(crate) use session::{
     AnswerCheck, AnswerOutcome, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
@@ -286,6 +286,8 @@ pub struct Store {
     backend: Backend,
     /// The audit chain's key, once [`Store::set_audit_key`] gave it.
     audit_key: std::sync::OnceLock<chain::AuditKey>,
+    /// The audit chains this handle writes.
+    lanes: chain::lanes::Lanes,
 }
 
 impl fmt::Debug for Store {
@@ -329,6 +331,7 @@ impl Store {
         Ok(Self {
             backend,
             audit_key: std::sync::OnceLock::new(),
+            lanes: chain::lanes::Lanes::new(),
         })
     }
 
@@ -344,21 +347,22 @@ impl Store {
         self.transact(|tx| chain::chain_existing(tx, &key))
     }
 
-    /// Walks the audit chain with the key derived from `master` and names the first row
-    /// removed, changed, reordered or inserted; `expected` is a head saved earlier
-    /// ([`Store::audit_head`], or the server's log), which must still be in the chain.
+    /// Walks every audit chain with the key derived from `master` and names the first row
+    /// removed, changed, reordered, moved or inserted; `expected` are heads saved earlier
+    /// (logged by the server, or from an export or archive), which must still be in their
+    /// chains.
     pub fn verify_audit(
         &self,
         master: &crate::MasterSecret,
-        expected: Option<&AuditHead>,
+        expected: &[ChainHead],
     ) -> Result<ChainReport, ServerError> {
         let key = crate::kdf::audit_key(master);
         self.transact(|tx| chain::verify(tx, &key, expected))
     }
 
-    /// The audit chain's head as stored (`None` before the chain exists).
-    pub fn audit_head(&self) -> Result<Option<AuditHead>, ServerError> {
-        self.transact(|tx| tx.audit_head())
+    /// The heads of the chains this handle wrote (committed), as logged every minute.
+    pub fn audit_heads(&self) -> Vec<ChainHead> {
+        self.lanes.heads()
     }
 
     /// `"sqlite"` or `"postgresql"`.
@@ -377,12 +381,20 @@ impl Store {
         &self,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
-        let _key = chain::KeyScope::set(self.audit_key.get());
-        match &self.backend {
-            Backend::Sqlite(db) => db.transact(&mut f),
+        let mut scope = chain::lanes::Scope::enter(self.audit_key.get(), &self.lanes);
+        let mut attempt = |tx: &mut dyn Tx| {
+            chain::lanes::Scope::attempt();
+            f(tx)
+        };
+        let result = match &self.backend {
+            Backend::Sqlite(db) => db.transact(&mut attempt),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.transact(&mut f),
+            Backend::Postgres(db) => db.transact(&mut attempt),
+        };
+        if result.is_ok() {
+            scope.committed();
         }
+        result
     }
 
     /// Enrols a card (or re-enrols it: user, algorithm and questions are replaced, the card's

@@ -602,9 +602,9 @@ impl Tx for PgTx<'_> {
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
-        chain: Option<(i64, &[u8; 32])>,
+        link: Option<crate::store::chain::Link<'_>>,
     ) -> Result<(), ServerError> {
-        self.insert_row(note, now, chain)
+        self.insert_row(note, now, link)
     }
 
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
@@ -613,6 +613,14 @@ impl Tx for PgTx<'_> {
 
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
         self.write_head(head)
+    }
+
+    fn set_lane_head(&mut self, chain: &str, head: &AuditHead) -> Result<(), ServerError> {
+        self.set_lane_head(chain, head)
+    }
+
+    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
+        self.lane_heads()
     }
 
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {

@@ -152,6 +152,14 @@ CREATE TABLE puk_readouts (
 );
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
+    "
+ALTER TABLE audit ADD COLUMN chain TEXT;
+CREATE TABLE audit_heads (
+    chain TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -296,6 +304,14 @@ CREATE TABLE puk_readouts (
     state TEXT NOT NULL DEFAULT 'pending'
 );
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
+",
+    "
+ALTER TABLE audit ADD COLUMN chain TEXT;
+CREATE TABLE audit_heads (
+    chain TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
 ",
 ];
 

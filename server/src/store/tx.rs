@@ -12,7 +12,7 @@
 //! - "Once ever" facts (a used challenge, a denied PUK generation) are primary keys, inserted with
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
-use super::chain::{AuditHead, ChainRow};
+use super::chain::{AuditHead, ChainRow, Link};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
@@ -130,12 +130,16 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
-        chain: Option<(i64, &[u8; 32])>,
+        link: Option<Link<'_>>,
     ) -> Result<(), ServerError>;
     /// The chain's head, locked until the transaction ends; `None` before the chain exists.
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError>;
     /// Sets the chain's head.
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError>;
+    /// Sets the head of the instance chain `chain` (its row in `audit_heads`).
+    fn set_lane_head(&mut self, chain: &str, head: &AuditHead) -> Result<(), ServerError>;
+    /// Every instance chain's stored head (`audit_heads`), by chain name.
+    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError>;
     /// The audit rows in id order with their chain columns (only the unchained ones if
     /// `unchained_only`).
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError>;

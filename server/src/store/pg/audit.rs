@@ -1,7 +1,7 @@
 //! The PostgreSQL side of the audit chain ([`crate::store::chain`]): its rows and its head.
 
 use super::{audit_row, PgTx};
-use crate::store::chain::{head_of, AuditHead, ChainRow};
+use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
 use crate::store::AuditNote;
 use crate::ServerError;
 
@@ -11,12 +11,12 @@ impl PgTx<'_> {
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
-        chain: Option<(i64, &[u8; 32])>,
+        link: Option<Link<'_>>,
     ) -> Result<(), ServerError> {
         self.execute(
             "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
-                                operator, role, address, seq, mac)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                operator, role, address, seq, mac, chain)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             &[
                 &now,
                 &note.card.map(|(p, _)| p.as_str()),
@@ -28,8 +28,9 @@ impl PgTx<'_> {
                 &note.operator,
                 &note.role.map(|r| r.as_str()),
                 &note.address,
-                &chain.map(|(seq, _)| seq),
-                &chain.map(|(_, mac)| mac.as_slice()),
+                &link.as_ref().map(|l| l.seq),
+                &link.as_ref().map(|l| l.mac.as_slice()),
+                &link.as_ref().and_then(|l| l.chain),
             ],
         )?;
         Ok(())
@@ -58,6 +59,35 @@ impl PgTx<'_> {
         Ok(())
     }
 
+    /// Sets the head of the instance chain `chain` (only its own instance writes it: no wait).
+    pub(super) fn set_lane_head(
+        &mut self,
+        chain: &str,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO audit_heads (chain, seq, mac) VALUES ($1, $2, $3)
+             ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
+            &[&chain, &head.seq, &head.mac.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// Every instance chain's stored head.
+    pub(super) fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
+        let rows = self.query(
+            "SELECT chain, seq, mac FROM audit_heads ORDER BY chain",
+            &[],
+        )?;
+        let mut heads = Vec::new();
+        for r in &rows {
+            if let Some(head) = head_of(r.get(1), &r.get::<_, Vec<u8>>(2))? {
+                heads.push((r.get(0), head));
+            }
+        }
+        Ok(heads)
+    }
+
     /// The audit rows in id order with their chain columns.
     pub(super) fn chain_rows(
         &mut self,
@@ -65,11 +95,11 @@ impl PgTx<'_> {
     ) -> Result<Vec<ChainRow>, ServerError> {
         let sql = if unchained_only {
             "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
+                    operator, role, address, id, seq, mac, chain
              FROM audit WHERE seq IS NULL ORDER BY id"
         } else {
             "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
+                    operator, role, address, id, seq, mac, chain
              FROM audit ORDER BY id"
         };
         let rows = self.query(sql, &[])?;
@@ -80,6 +110,7 @@ impl PgTx<'_> {
                 id: r.get(10),
                 seq: r.get(11),
                 mac: r.get(12),
+                chain: r.get(13),
             })
             .collect())
     }
