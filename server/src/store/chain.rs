@@ -195,10 +195,9 @@ pub(crate) fn append(tx: &mut dyn Tx, note: &AuditNote<'_>, now: i64) -> Result<
         seq,
         mac: &mac,
     };
+    // The row and its chain's new head, in one statement where the database allows it.
     tx.insert_audit_row(note, now, Some(link))?;
-    let head = AuditHead { seq, mac };
-    tx.set_lane_head(&chain, &head)?;
-    lanes::appended(head);
+    lanes::appended(AuditHead { seq, mac });
     Ok(())
 }
 

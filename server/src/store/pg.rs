@@ -615,10 +615,6 @@ impl Tx for PgTx<'_> {
         self.write_head(head)
     }
 
-    fn set_lane_head(&mut self, chain: &str, head: &AuditHead) -> Result<(), ServerError> {
-        self.set_lane_head(chain, head)
-    }
-
     fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
         self.lane_heads()
     }

@@ -375,10 +375,6 @@ impl Tx for SqliteTx<'_> {
         audit::set_head(self.0, head)
     }
 
-    fn set_lane_head(&mut self, chain: &str, head: &AuditHead) -> Result<(), ServerError> {
-        audit::set_lane_head(self.0, chain, head)
-    }
-
     fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
         audit::lane_heads(self.0)
     }

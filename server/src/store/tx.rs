@@ -125,7 +125,8 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
 
     /// Appends an audit row.
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError>;
-    /// Writes one audit row as is, with its place in the chain (`None`: unchained).
+    /// Writes one audit row as is, with its place in the chain (`None`: unchained); for an
+    /// instance chain, the row becomes the chain's head in `audit_heads`.
     fn insert_audit_row(
         &mut self,
         note: &AuditNote<'_>,
@@ -136,8 +137,6 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError>;
     /// Sets the chain's head.
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError>;
-    /// Sets the head of the instance chain `chain` (its row in `audit_heads`).
-    fn set_lane_head(&mut self, chain: &str, head: &AuditHead) -> Result<(), ServerError>;
     /// Every instance chain's stored head (`audit_heads`), by chain name.
     fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError>;
     /// The audit rows in id order with their chain columns (only the unchained ones if

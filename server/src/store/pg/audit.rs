@@ -6,7 +6,8 @@ use crate::store::AuditNote;
 use crate::ServerError;
 
 impl PgTx<'_> {
-    /// Writes one audit row as is, with its place in the chain (`None`: unchained).
+    /// Writes one audit row as is, with its place in the chain (`None`: unchained), and for an
+    /// instance chain its new head, in one statement (one round trip).
     pub(super) fn insert_row(
         &mut self,
         note: &AuditNote<'_>,
@@ -14,9 +15,13 @@ impl PgTx<'_> {
         link: Option<Link<'_>>,
     ) -> Result<(), ServerError> {
         self.execute(
-            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
-                                operator, role, address, seq, mac, chain)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "WITH appended AS (
+                 INSERT INTO audit (time_ms, profile, identity, session, event, outcome,
+                                    detail, operator, role, address, seq, mac, chain)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
+             INSERT INTO audit_heads (chain, seq, mac)
+             SELECT $13, $11, $12 WHERE $13::TEXT IS NOT NULL
+             ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
             &[
                 &now,
                 &note.card.map(|(p, _)| p.as_str()),
@@ -55,20 +60,6 @@ impl PgTx<'_> {
             "INSERT INTO audit_head (only_row, seq, mac) VALUES (1, $1, $2)
              ON CONFLICT (only_row) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
             &[&head.seq, &head.mac.as_slice()],
-        )?;
-        Ok(())
-    }
-
-    /// Sets the head of the instance chain `chain` (only its own instance writes it: no wait).
-    pub(super) fn set_lane_head(
-        &mut self,
-        chain: &str,
-        head: &AuditHead,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO audit_heads (chain, seq, mac) VALUES ($1, $2, $3)
-             ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
-            &[&chain, &head.seq, &head.mac.as_slice()],
         )?;
         Ok(())
     }

@@ -34,6 +34,14 @@ pub(super) fn insert_row(
             link.as_ref().and_then(|l| l.chain),
         ],
     )?;
+    if let Some(Link {
+        chain: Some(chain),
+        seq,
+        mac,
+    }) = link
+    {
+        set_lane_head(conn, chain, &AuditHead { seq, mac: *mac })?;
+    }
     Ok(())
 }
 
@@ -63,11 +71,7 @@ pub(super) fn set_head(conn: &Connection, head: &AuditHead) -> Result<(), Server
 }
 
 /// Sets the head of the instance chain `chain`.
-pub(super) fn set_lane_head(
-    conn: &Connection,
-    chain: &str,
-    head: &AuditHead,
-) -> Result<(), ServerError> {
+fn set_lane_head(conn: &Connection, chain: &str, head: &AuditHead) -> Result<(), ServerError> {
     conn.execute(
         "INSERT INTO audit_heads (chain, seq, mac) VALUES (?1, ?2, ?3)
              ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, mac = excluded.mac",
