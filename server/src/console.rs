@@ -9,7 +9,7 @@
 mod admin_pages;
 mod csrf;
 mod handlers;
-mod layout;
+pub(crate) mod layout;
 mod pages;
 mod readout_pages;
 

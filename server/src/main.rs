@@ -10,6 +10,9 @@
 //!   first row removed, changed, reordered or inserted, checks heads saved earlier (the server
 //!   logs its heads every minute) are still in them, and prints every chain's head.
 //!
+//! - `audit export [--format jsonl|syslog|csv] [--out FILE]`: the audit log for a SIEM, every
+//!   chain's head at the end.
+//!
 //! Exit codes: 0 done; 2 bad usage or input; 3 the audit chain does not verify; 6 the database
 //! cannot be reached; 1 anything else.
 #![forbid(unsafe_code)]
@@ -66,6 +69,23 @@ enum AuditCommand {
         /// repeat for several): its chain must still hold it, else its tail was truncated.
         #[arg(long = "head")]
         heads: Vec<String>,
+    },
+    /// Write the whole audit log for a SIEM (rows with chain, sequence number and MAC, then
+    /// every chain's head): JSON lines, RFC 5424 syslog lines or CSV.
+    Export {
+        /// The store (no master secret needed: the export is read as stored; `audit verify`
+        /// checks it).
+        #[arg(long, env = "CARDUNLOCK_DB", default_value = "cardunlock.db")]
+        db: PathBuf,
+        /// jsonl, syslog (RFC 5424) or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: cardunlock_server::audit_export::ExportFormat,
+        /// Write here (created, owner-only) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The HOSTNAME of syslog lines (default: this host's name).
+        #[arg(long)]
+        hostname: Option<String>,
     },
 }
 
@@ -302,6 +322,50 @@ fn audit_verify(state: &StateArgs, heads: &[String]) -> Result<(), Failure> {
     }
 }
 
+/// This host's name (Linux), else `-`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "-".into())
+}
+
+/// A new file only its owner can read (an audit export names cards and addresses).
+fn private_file(path: &std::path::Path) -> Result<std::fs::File, Failure> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+fn audit_export(
+    db: &std::path::Path,
+    format: cardunlock_server::audit_export::ExportFormat,
+    out: Option<&std::path::Path>,
+    hostname: Option<&str>,
+) -> Result<(), Failure> {
+    let store = Store::open(db)?;
+    let host = hostname.map_or_else(host_name, str::to_owned);
+    let summary = match out {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(private_file(path)?);
+            cardunlock_server::audit_export::export(&store, format, &host, &mut file)?
+        }
+        None => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            cardunlock_server::audit_export::export(&store, format, &host, &mut stdout)?
+        }
+    };
+    eprintln!(
+        "exported {} audit rows and {} chain heads",
+        summary.rows,
+        summary.heads.len()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -309,6 +373,12 @@ fn main() -> ExitCode {
         Command::AddAdmin(args) => add(args, &[Role::Admin]),
         Command::AddOperator { add: args, roles } => add(args, roles),
         Command::Audit(AuditCommand::Verify { state, heads }) => audit_verify(state, heads),
+        Command::Audit(AuditCommand::Export {
+            db,
+            format,
+            out,
+            hostname,
+        }) => audit_export(db, *format, out.as_deref(), hostname.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,7 +17,7 @@
 //! - [`audit`]: [`audit_query`], [`audit_csv`].
 
 mod accounts;
-mod audit;
+pub(crate) mod audit;
 mod auth;
 mod cards;
 mod enroll;

@@ -9,7 +9,7 @@
 //! audit row are committed together or not at all. The slow part of a request (Argon2) never
 //! runs inside a transaction.
 
-mod chain;
+pub(crate) mod chain;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 mod pg;
