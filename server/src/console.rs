@@ -6,7 +6,7 @@
 //! action goes through the operator service layer ([`crate::operator`]), which checks roles and
 //! writes the audit.
 
-mod admin_pages;
+pub(crate) mod admin_pages;
 mod csrf;
 mod handlers;
 pub(crate) mod layout;

@@ -28,6 +28,7 @@
 
 pub mod answers;
 mod api;
+pub mod audit_archive;
 pub mod audit_export;
 mod console;
 mod error;

@@ -13,6 +13,9 @@
 //! - `audit export [--format jsonl|syslog|csv] [--out FILE]`: the audit log for a SIEM, every
 //!   chain's head at the end.
 //!
+//! - `audit archive --before DATE --out FILE`: moves older rows into a file ending with each
+//!   chain's head; `audit verify --archive FILE` then starts from those heads.
+//!
 //! Exit codes: 0 done; 2 bad usage or input; 3 the audit chain does not verify; 6 the database
 //! cannot be reached; 1 anything else.
 #![forbid(unsafe_code)]
@@ -69,6 +72,22 @@ enum AuditCommand {
         /// repeat for several): its chain must still hold it, else its tail was truncated.
         #[arg(long = "head")]
         heads: Vec<String>,
+        /// An archive file written by `audit archive` (repeat for several): each chain must
+        /// start at, or pass, its last head.
+        #[arg(long = "archive", value_name = "FILE")]
+        archives: Vec<PathBuf>,
+    },
+    /// Move the rows older than a date into a new file (JSON lines with each chain's last
+    /// archived head); the chains then start from those heads.
+    Archive {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Archive rows older than this day (YYYY-MM-DD, 00:00 UTC).
+        #[arg(long)]
+        before: String,
+        /// The archive file (created, owner-only; must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Write the whole audit log for a SIEM (rows with chain, sequence number and MAC, then
     /// every chain's head): JSON lines, RFC 5424 syslog lines or CSV.
@@ -295,14 +314,18 @@ fn add(args: &AddArgs, roles: &[Role]) -> Result<(), Failure> {
     shown.map_err(|e| usage(format!("standard output: {e}")))
 }
 
-fn audit_verify(state: &StateArgs, heads: &[String]) -> Result<(), Failure> {
+fn audit_verify(state: &StateArgs, heads: &[String], archives: &[PathBuf]) -> Result<(), Failure> {
     let expected = heads
         .iter()
         .map(|h| ChainHead::parse(h))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut archived = Vec::new();
+    for path in archives {
+        archived.extend(cardunlock_server::audit_archive::archive_heads(path)?);
+    }
     let master = state.master()?;
     let store = Store::open(&state.db)?;
-    let report = store.verify_audit(&master, &expected)?;
+    let report = store.verify_audit_archived(&master, &expected, &archived)?;
     for head in &report.chains {
         println!("head {}", head.to_text());
     }
@@ -320,6 +343,18 @@ fn audit_verify(state: &StateArgs, heads: &[String]) -> Result<(), Failure> {
             message: format!("the audit chain does not verify: {problem}"),
         }),
     }
+}
+
+fn audit_archive(state: &StateArgs, before: &str, out: &std::path::Path) -> Result<(), Failure> {
+    let before_ms = cardunlock_server::audit_archive::date_ms(before)?;
+    let master = state.master()?;
+    let store = Store::open(&state.db)?;
+    let summary = cardunlock_server::audit_archive::archive(&store, &master, before_ms, out)?;
+    println!("archived {} rows to {}", summary.rows, out.display());
+    for head in &summary.heads {
+        println!("head {}", head.to_text());
+    }
+    Ok(())
 }
 
 /// This host's name (Linux), else `-`.
@@ -372,7 +407,14 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::AddAdmin(args) => add(args, &[Role::Admin]),
         Command::AddOperator { add: args, roles } => add(args, roles),
-        Command::Audit(AuditCommand::Verify { state, heads }) => audit_verify(state, heads),
+        Command::Audit(AuditCommand::Verify {
+            state,
+            heads,
+            archives,
+        }) => audit_verify(state, heads, archives),
+        Command::Audit(AuditCommand::Archive { state, before, out }) => {
+            audit_archive(state, before, out)
+        }
         Command::Audit(AuditCommand::Export {
             db,
             format,

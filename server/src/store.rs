@@ -356,8 +356,19 @@ impl Store {
         master: &crate::MasterSecret,
         expected: &[ChainHead],
     ) -> Result<ChainReport, ServerError> {
+        self.verify_audit_archived(master, expected, &[])
+    }
+
+    /// [`Store::verify_audit`] after archiving: `archived` are the heads of the archive files
+    /// ([`crate::audit_archive`]); each chain must start at (or pass) its archive's head.
+    pub fn verify_audit_archived(
+        &self,
+        master: &crate::MasterSecret,
+        expected: &[ChainHead],
+        archived: &[ChainHead],
+    ) -> Result<ChainReport, ServerError> {
         let key = crate::kdf::audit_key(master);
-        self.transact(|tx| chain::verify(tx, &key, expected))
+        self.transact(|tx| chain::verify(tx, &key, expected, archived))
     }
 
     /// The heads of the chains this handle wrote (committed), as logged every minute.

@@ -23,8 +23,8 @@ use crate::ServerError;
 pub(crate) mod lanes;
 mod verify;
 
-pub(crate) use verify::verify;
 pub use verify::ChainReport;
+pub(crate) use verify::{verify, ARCHIVE_EVENT};
 
 /// The chain's key (32 bytes, from the master secret).
 pub(crate) type AuditKey = Zeroizing<[u8; 32]>;

@@ -619,6 +619,22 @@ impl Tx for PgTx<'_> {
         self.lane_heads()
     }
 
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+        self.starts()
+    }
+
+    fn set_audit_start(
+        &mut self,
+        chain: Option<&str>,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        self.set_start(chain, head)
+    }
+
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+        self.delete_rows(ids)
+    }
+
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
         self.chain_rows(unchained_only)
     }

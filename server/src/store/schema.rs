@@ -159,6 +159,12 @@ CREATE TABLE audit_heads (
     seq INTEGER NOT NULL,
     mac BLOB NOT NULL
 );
+-- Where each chain starts after its older rows were archived ('' names the global chain).
+CREATE TABLE audit_starts (
+    chain TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
 ",
 ];
 
@@ -308,6 +314,12 @@ CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
     "
 ALTER TABLE audit ADD COLUMN chain TEXT;
 CREATE TABLE audit_heads (
+    chain TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
+-- Where each chain starts after its older rows were archived ('' names the global chain).
+CREATE TABLE audit_starts (
     chain TEXT PRIMARY KEY,
     seq BIGINT NOT NULL,
     mac BYTEA NOT NULL

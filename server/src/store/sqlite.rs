@@ -379,6 +379,22 @@ impl Tx for SqliteTx<'_> {
         audit::lane_heads(self.0)
     }
 
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+        audit::starts(self.0)
+    }
+
+    fn set_audit_start(
+        &mut self,
+        chain: Option<&str>,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        audit::set_start(self.0, chain, head)
+    }
+
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+        audit::delete_rows(self.0, ids)
+    }
+
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
         audit::chain_rows(self.0, unchained_only)
     }

@@ -139,6 +139,13 @@ pub(crate) trait Tx: OpTx + ReadoutTx {
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError>;
     /// Every instance chain's stored head (`audit_heads`), by chain name.
     fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError>;
+    /// Where each chain starts after archiving (`None`: the global chain).
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError>;
+    /// Sets where `chain` starts (its rows up to `head` archived and deleted).
+    fn set_audit_start(&mut self, chain: Option<&str>, head: &AuditHead)
+        -> Result<(), ServerError>;
+    /// Deletes the audit rows `ids` (archived).
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError>;
     /// The audit rows in id order with their chain columns (only the unchained ones if
     /// `unchained_only`).
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError>;

@@ -26,14 +26,21 @@ impl ChainReport {
     }
 }
 
-/// Walks every chain and names the first row removed, changed, reordered, moved between
-/// chains or inserted; `expected` are heads saved earlier, which must still be in their chains
-/// (else a tail was truncated or rewritten).
+/// The event of the row that records an archiving; its detail ends with `heads: ` and every
+/// chain's start after it (`CHAIN:SEQ:MAC`, space-separated).
+pub(crate) const ARCHIVE_EVENT: &str = "audit_archive";
+
+/// Walks every chain, from where archiving left it, and names the first row removed,
+/// changed, reordered, moved between chains or inserted; `expected` are heads saved earlier,
+/// which must still be in their chains (else a tail was truncated or rewritten); `archived`
+/// are the heads of archive files, where the chains must now start (or pass).
 pub(crate) fn verify(
     tx: &mut dyn Tx,
     key: &AuditKey,
     expected: &[ChainHead],
+    archived: &[ChainHead],
 ) -> Result<ChainReport, ServerError> {
+    let starts: BTreeMap<Option<String>, AuditHead> = tx.audit_starts()?.into_iter().collect();
     let rows = tx.audit_chain_rows(false)?;
     let mut stored: BTreeMap<Option<String>, AuditHead> = tx
         .lane_heads()?
@@ -47,7 +54,11 @@ pub(crate) fn verify(
     for row in &rows {
         chains.entry(row.chain.clone()).or_default().push(row);
     }
-    for name in stored.keys().chain(expected.iter().map(|e| &e.chain)) {
+    for name in stored
+        .keys()
+        .chain(starts.keys())
+        .chain(expected.iter().map(|e| &e.chain))
+    {
         chains.entry(name.clone()).or_default();
     }
     let mut report = ChainReport {
@@ -55,12 +66,16 @@ pub(crate) fn verify(
         problem: None,
     };
     for (name, rows) in &chains {
+        let start = starts.get(name).copied().unwrap_or(AuditHead::START);
+        // An archive's head at or past the start must be in the chain; older archives came
+        // before the one the chain starts from.
         let saved: Vec<&AuditHead> = expected
             .iter()
+            .chain(archived.iter().filter(|a| a.head.seq >= start.seq))
             .filter(|e| e.chain == *name)
             .map(|e| &e.head)
             .collect();
-        let walk = walk(key, name.as_deref(), rows, stored.get(name), &saved);
+        let walk = walk(key, name.as_deref(), rows, start, stored.get(name), &saved);
         if name.is_some() || walk.head.seq > 0 {
             report.chains.push(ChainHead {
                 chain: name.clone(),
@@ -75,7 +90,40 @@ pub(crate) fn verify(
             break;
         }
     }
+    if report.problem.is_none() {
+        report.problem = check_starts(&rows, &starts);
+    }
     Ok(report)
+}
+
+/// Every chain's start must be the one the newest archiving row (verified, so written with
+/// the key) names: else rows were removed from a chain's beginning and its start moved up.
+fn check_starts(rows: &[ChainRow], starts: &BTreeMap<Option<String>, AuditHead>) -> Option<String> {
+    let mut named: BTreeMap<Option<String>, AuditHead> = BTreeMap::new();
+    for row in rows.iter().filter(|r| r.entry.event == ARCHIVE_EVENT) {
+        let Some((_, list)) = row.entry.detail.split_once("heads: ") else {
+            continue;
+        };
+        named.clear();
+        for head in list
+            .split_whitespace()
+            .filter_map(|h| ChainHead::parse(h).ok())
+        {
+            named.insert(head.chain, head.head);
+        }
+    }
+    starts
+        .iter()
+        .filter(|(_, start)| start.seq > 0)
+        .find(|(chain, start)| named.get(*chain) != Some(*start))
+        .map(|(chain, start)| {
+            format!(
+                "chain {} starts at seq {}, but no archiving row names that start: rows were \
+                 removed from its beginning",
+                chain.as_deref().unwrap_or("(global)"),
+                start.seq
+            )
+        })
 }
 
 struct Walk {
@@ -88,12 +136,27 @@ fn walk(
     key: &AuditKey,
     chain: Option<&str>,
     rows: &[&ChainRow],
+    start: AuditHead,
     stored: Option<&AuditHead>,
     expected: &[&AuditHead],
 ) -> Walk {
     let present: HashSet<i64> = rows.iter().filter_map(|r| r.seq).collect();
-    let mut head = AuditHead::START;
+    let mut head = start;
     let mut seen = vec![false; expected.len()];
+    for (i, saved) in expected.iter().enumerate() {
+        if saved.seq == start.seq {
+            if **saved != start {
+                return Walk {
+                    head,
+                    problem: Some(format!(
+                        "the chain starts at seq {} but not at the saved or archived head",
+                        start.seq
+                    )),
+                };
+            }
+            seen[i] = true;
+        }
+    }
     for row in rows {
         let want = head.seq + 1;
         let problem = |p: String| Walk {

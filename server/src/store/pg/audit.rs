@@ -119,4 +119,40 @@ impl PgTx<'_> {
         )?;
         Ok(())
     }
+
+    /// Where each chain starts after archiving.
+    pub(super) fn starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+        let rows = self.query(
+            "SELECT chain, seq, mac FROM audit_starts ORDER BY chain",
+            &[],
+        )?;
+        let mut starts = Vec::new();
+        for r in &rows {
+            if let Some(head) = head_of(r.get(1), &r.get::<_, Vec<u8>>(2))? {
+                let chain: String = r.get(0);
+                starts.push((Some(chain).filter(|c| !c.is_empty()), head));
+            }
+        }
+        Ok(starts)
+    }
+
+    /// Sets where `chain` starts.
+    pub(super) fn set_start(
+        &mut self,
+        chain: Option<&str>,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO audit_starts (chain, seq, mac) VALUES ($1, $2, $3)
+             ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
+            &[&chain.unwrap_or(""), &head.seq, &head.mac.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the rows `ids`.
+    pub(super) fn delete_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+        self.execute("DELETE FROM audit WHERE id = ANY($1)", &[&ids])?;
+        Ok(())
+    }
 }

@@ -140,3 +140,46 @@ pub(super) fn set_row_chain(
     )?;
     Ok(())
 }
+
+/// Where each chain starts after archiving.
+pub(super) fn starts(conn: &Connection) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+    let mut stmt = conn.prepare("SELECT chain, seq, mac FROM audit_starts ORDER BY chain")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
+    })?;
+    let mut starts = Vec::new();
+    for row in rows {
+        let (chain, seq, mac) = row?;
+        if let Some(head) = head_of(seq, &mac)? {
+            starts.push((Some(chain).filter(|c| !c.is_empty()), head));
+        }
+    }
+    Ok(starts)
+}
+
+/// Sets where `chain` starts.
+pub(super) fn set_start(
+    conn: &Connection,
+    chain: Option<&str>,
+    head: &AuditHead,
+) -> Result<(), ServerError> {
+    conn.execute(
+        "INSERT INTO audit_starts (chain, seq, mac) VALUES (?1, ?2, ?3)
+             ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, mac = excluded.mac",
+        params![chain.unwrap_or(""), head.seq, head.mac.as_slice()],
+    )?;
+    Ok(())
+}
+
+/// Deletes the rows `ids`.
+pub(super) fn delete_rows(conn: &Connection, ids: &[i64]) -> Result<(), ServerError> {
+    let mut stmt = conn.prepare("DELETE FROM audit WHERE id = ?1")?;
+    for id in ids {
+        stmt.execute([id])?;
+    }
+    Ok(())
+}
