@@ -125,7 +125,7 @@ impl Endpoint {
         format!("/v1/unlock/{}", self.event())
     }
 
-    fn event(self) -> &'static str {
+    pub(crate) fn event(self) -> &'static str {
         match self {
             Self::Start => "start",
             Self::Answers => "answers",

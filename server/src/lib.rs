@@ -36,6 +36,7 @@ mod files;
 mod http;
 pub mod kdf;
 mod limiter;
+pub mod metrics;
 pub mod operator;
 pub mod proxy;
 mod refusals;
@@ -87,6 +88,9 @@ pub struct Config {
     /// Load balancers whose PROXY protocol header and `X-Forwarded-For` name the client
     /// ([`proxy`]); none by default (the peer is the client).
     pub trusted_proxies: TrustedProxies,
+    /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`; [`metrics`]); none by
+    /// default. Port 0 picks a free port ([`RunningServer::metrics_addr`]).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// How operators are held in check (SECURITY.md, "Operators").
@@ -247,6 +251,7 @@ impl Config {
             limits: Limits::default(),
             operators: OperatorPolicy::default(),
             trusted_proxies: TrustedProxies::default(),
+            metrics_bind: None,
         }
     }
 }

@@ -157,6 +157,10 @@ struct ServeArgs {
     /// (its rightmost hop outside these networks).
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = cardunlock_server::proxy::parse_network)]
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; keep it on an
+    /// internal network).
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -254,6 +258,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     config.operators.daily_puk_readouts = args.daily_puk_readouts;
     config.operators.four_eyes_puk_readout = args.four_eyes_puk_readout;
     config.trusted_proxies = TrustedProxies::new(args.trusted_proxies.clone());
+    config.metrics_bind = args.metrics_bind;
     Ok(cardunlock_server::run_blocking(config)?)
 }
 

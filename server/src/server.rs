@@ -100,6 +100,16 @@ impl Server {
             store.clone(),
             stop_rx.clone(),
         ));
+        let metrics_addr = match config.metrics_bind {
+            Some(bind) => {
+                let metrics = TcpListener::bind(bind).await?;
+                let bound = metrics.local_addr()?;
+                tokio::spawn(crate::metrics::serve(metrics, stop_rx.clone()));
+                log::info!("metrics on http://{bound}/metrics");
+                Some(bound)
+            }
+            None => None,
+        };
         let task = tokio::spawn(accept_loop(listener, acceptor, shared, stop_rx));
         log::info!(
             "cardunlock server listening on {addr} ({} store)",
@@ -107,6 +117,7 @@ impl Server {
         );
         Ok(RunningServer {
             addr,
+            metrics_addr,
             cert_pem: identity.cert_pem,
             cert_path: config.state_dir.join(CERT_FILE),
             store,
@@ -245,6 +256,7 @@ fn url_of(addr: SocketAddr) -> String {
 #[derive(Clone, Debug)]
 struct Info {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     cert_pem: String,
     cert_path: PathBuf,
     store: Arc<Store>,
@@ -256,6 +268,7 @@ impl Info {
     fn of(s: &RunningServer) -> Self {
         Self {
             addr: s.addr,
+            metrics_addr: s.metrics_addr,
             cert_pem: s.cert_pem.clone(),
             cert_path: s.cert_path.clone(),
             store: s.store.clone(),
@@ -269,6 +282,7 @@ impl Info {
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     cert_pem: String,
     cert_path: PathBuf,
     store: Arc<Store>,
@@ -287,6 +301,11 @@ impl RunningServer {
     /// `https://127.0.0.1:PORT` (a wildcard bind address is shown as loopback).
     pub fn url(&self) -> String {
         url_of(self.addr)
+    }
+
+    /// Where the metrics are served, if [`crate::Config::metrics_bind`] asked for them.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The certificate (PEM) clients pin, with [`crate::pinned_client_config`].
@@ -344,6 +363,11 @@ impl ServerHandle {
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         url_of(self.info.addr)
+    }
+
+    /// Where the metrics are served, if asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.info.metrics_addr
     }
 
     /// The certificate (PEM) clients pin.

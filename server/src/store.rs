@@ -392,6 +392,7 @@ impl Store {
         &self,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
+        let started = std::time::Instant::now();
         let mut scope = chain::lanes::Scope::enter(self.audit_key.get(), &self.lanes);
         let mut attempt = |tx: &mut dyn Tx| {
             chain::lanes::Scope::attempt();
@@ -405,6 +406,7 @@ impl Store {
         if result.is_ok() {
             scope.committed();
         }
+        crate::metrics::METRICS.store_round_trip(started.elapsed());
         result
     }
 

@@ -197,7 +197,7 @@ pub(crate) fn append(tx: &mut dyn Tx, note: &AuditNote<'_>, now: i64) -> Result<
     };
     // The row and its chain's new head, in one statement where the database allows it.
     tx.insert_audit_row(note, now, Some(link))?;
-    lanes::appended(AuditHead { seq, mac });
+    lanes::appended(AuditHead { seq, mac }, note.event, note.outcome);
     Ok(())
 }
 

@@ -79,6 +79,8 @@ struct Current {
     lane: Lane,
     /// The head after this attempt's appends, until it commits.
     pending: Option<AuditHead>,
+    /// The event and outcome of each row this attempt appended (for the metrics).
+    rows: Vec<(String, String)>,
 }
 
 thread_local! {
@@ -100,6 +102,7 @@ impl<'a> Scope<'a> {
             key: key.clone(),
             lane: lanes.take(),
             pending: None,
+            rows: Vec::new(),
         });
         let outer = CURRENT.with(|c| c.replace(current));
         Self {
@@ -115,6 +118,7 @@ impl<'a> Scope<'a> {
         CURRENT.with(|c| {
             if let Some(current) = c.borrow_mut().as_mut() {
                 current.pending = None;
+                current.rows.clear();
             }
         });
     }
@@ -129,11 +133,19 @@ impl Drop for Scope<'_> {
     fn drop(&mut self) {
         let current = CURRENT.with(|c| c.replace(self.outer.take()));
         let Some(Current {
-            mut lane, pending, ..
+            mut lane,
+            pending,
+            rows,
+            ..
         }) = current
         else {
             return;
         };
+        if self.committed {
+            for (event, outcome) in &rows {
+                crate::metrics::METRICS.audit_row(event, outcome);
+            }
+        }
         if let Some(head) = pending.filter(|_| self.committed) {
             lane.head = head;
             lock(&self.lanes.heads).insert(lane.name.clone(), head);
@@ -152,11 +164,13 @@ pub(super) fn current() -> Option<(AuditKey, String, AuditHead)> {
     })
 }
 
-/// A row was appended: `head` is the lane's head once the transaction commits.
-pub(super) fn appended(head: AuditHead) {
+/// A row `event`/`outcome` was appended: `head` is the lane's head once the transaction
+/// commits.
+pub(super) fn appended(head: AuditHead, event: &str, outcome: &str) {
     CURRENT.with(|c| {
         if let Some(current) = c.borrow_mut().as_mut() {
             current.pending = Some(head);
+            current.rows.push((event.to_owned(), outcome.to_owned()));
         }
     });
 }
