@@ -26,6 +26,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod alerts;
 pub mod answers;
 mod api;
 pub mod audit_archive;
@@ -91,6 +92,8 @@ pub struct Config {
     /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`; [`metrics`]); none by
     /// default. Port 0 picks a free port ([`RunningServer::metrics_addr`]).
     pub metrics_bind: Option<SocketAddr>,
+    /// Where alerts are posted ([`alerts`]); none by default.
+    pub alert_webhook: Option<alerts::AlertWebhook>,
 }
 
 /// How operators are held in check (SECURITY.md, "Operators").
@@ -252,6 +255,7 @@ impl Config {
             operators: OperatorPolicy::default(),
             trusted_proxies: TrustedProxies::default(),
             metrics_bind: None,
+            alert_webhook: None,
         }
     }
 }

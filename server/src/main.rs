@@ -161,6 +161,12 @@ struct ServeArgs {
     /// internal network).
     #[arg(long, value_name = "ADDR")]
     metrics_bind: Option<std::net::SocketAddr>,
+    /// Post every alert to this https:// URL (kind, card id hash, time; retried with backoff).
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+    /// Pin the webhook receiver's certificate (PEM file) instead of the public web PKI.
+    #[arg(long, value_name = "PEM", requires = "alert_webhook")]
+    alert_webhook_cert: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -259,6 +265,15 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     config.operators.four_eyes_puk_readout = args.four_eyes_puk_readout;
     config.trusted_proxies = TrustedProxies::new(args.trusted_proxies.clone());
     config.metrics_bind = args.metrics_bind;
+    if let Some(url) = &args.alert_webhook {
+        let mut hook = cardunlock_server::alerts::AlertWebhook::new(url)?;
+        if let Some(path) = &args.alert_webhook_cert {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            hook.cert_pem = Some(pem);
+        }
+        config.alert_webhook = Some(hook);
+    }
     Ok(cardunlock_server::run_blocking(config)?)
 }
 

@@ -71,6 +71,9 @@ impl Server {
         })
         .await
         .map_err(|e| ServerError::Runtime(e.to_string()))??;
+        if let Some(hook) = config.alert_webhook.clone() {
+            store.set_alert_sink(crate::alerts::start_webhook(hook)?);
+        }
         let store = Arc::new(store);
         let identity = Identity::load_or_create(&config.state_dir)?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);

@@ -371,6 +371,11 @@ impl Store {
         self.transact(|tx| chain::verify(tx, &key, expected, archived))
     }
 
+    /// Sends committed alerts to the webhook's queue.
+    pub(crate) fn set_alert_sink(&self, sink: std::sync::mpsc::SyncSender<crate::alerts::Alert>) {
+        self.lanes.set_alert_sink(sink);
+    }
+
     /// The heads of the chains this handle wrote (committed), as logged every minute.
     pub fn audit_heads(&self) -> Vec<ChainHead> {
         self.lanes.heads()

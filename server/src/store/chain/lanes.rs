@@ -9,7 +9,11 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+use std::sync::mpsc::SyncSender;
+
 use rand::RngCore;
+
+use crate::alerts::Alert;
 
 use super::{AuditHead, AuditKey, ChainHead};
 
@@ -28,6 +32,8 @@ pub(crate) struct Lanes {
     made: Mutex<u64>,
     /// Every lane's committed head, for the minute's log line.
     heads: Mutex<BTreeMap<String, AuditHead>>,
+    /// Where committed alerts go ([`crate::alerts`]), if a webhook is set.
+    sink: std::sync::OnceLock<SyncSender<Alert>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -45,7 +51,13 @@ impl Lanes {
             free: Mutex::new(Vec::new()),
             made: Mutex::new(0),
             heads: Mutex::new(BTreeMap::new()),
+            sink: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sends this handle's committed alerts to `sink` (the first sink given stays).
+    pub(crate) fn set_alert_sink(&self, sink: SyncSender<Alert>) {
+        let _ = self.sink.set(sink);
     }
 
     fn take(&self) -> Lane {
@@ -81,6 +93,8 @@ struct Current {
     pending: Option<AuditHead>,
     /// The event and outcome of each row this attempt appended (for the metrics).
     rows: Vec<(String, String)>,
+    /// The alerts this attempt raised.
+    alerts: Vec<Alert>,
 }
 
 thread_local! {
@@ -103,6 +117,7 @@ impl<'a> Scope<'a> {
             lane: lanes.take(),
             pending: None,
             rows: Vec::new(),
+            alerts: Vec::new(),
         });
         let outer = CURRENT.with(|c| c.replace(current));
         Self {
@@ -119,6 +134,7 @@ impl<'a> Scope<'a> {
             if let Some(current) = c.borrow_mut().as_mut() {
                 current.pending = None;
                 current.rows.clear();
+                current.alerts.clear();
             }
         });
     }
@@ -136,6 +152,7 @@ impl Drop for Scope<'_> {
             mut lane,
             pending,
             rows,
+            alerts,
             ..
         }) = current
         else {
@@ -144,6 +161,11 @@ impl Drop for Scope<'_> {
         if self.committed {
             for (event, outcome) in &rows {
                 crate::metrics::METRICS.audit_row(event, outcome);
+            }
+            if let Some(sink) = self.lanes.sink.get() {
+                for alert in alerts {
+                    crate::alerts::queue(sink, alert);
+                }
             }
         }
         if let Some(head) = pending.filter(|_| self.committed) {
@@ -171,6 +193,15 @@ pub(super) fn appended(head: AuditHead, event: &str, outcome: &str) {
         if let Some(current) = c.borrow_mut().as_mut() {
             current.pending = Some(head);
             current.rows.push((event.to_owned(), outcome.to_owned()));
+        }
+    });
+}
+
+/// An alert was raised in this transaction: sent to the webhook once it commits.
+pub(crate) fn raised(alert: Alert) {
+    CURRENT.with(|c| {
+        if let Some(current) = c.borrow_mut().as_mut() {
+            current.alerts.push(alert);
         }
     });
 }
