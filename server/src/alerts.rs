@@ -1,4 +1,4 @@
-//! Alerts that reach someone. An alert is one call, [`raise`]: it writes the audit row at
+//! Alerts that reach someone. An alert is one call, `raise`: it writes the audit row at
 //! alert level (outcome `alert`) in the caller's transaction; when that transaction commits,
 //! the alert counter moves ([`crate::metrics`], `cardunlock_alerts_total`) and, with
 //! `serve --alert-webhook URL`, the alert is queued for the webhook. A rolled-back transaction

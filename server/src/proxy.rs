@@ -4,9 +4,9 @@
 //!
 //! - a PROXY protocol header (v1 text or v2 binary, as HAProxy, AWS NLB and others send it)
 //!   before the TLS handshake, read only on a connection from a trusted peer
-//!   ([`read_proxy_header`]); an untrusted peer's header is not read, and its TLS handshake
+//!   (`read_proxy_header`); an untrusted peer's header is not read, and its TLS handshake
 //!   fails on it;
-//! - `X-Forwarded-For` on each request ([`forwarded_client`]): the rightmost hop that is not a
+//! - `X-Forwarded-For` on each request (`forwarded_client`): the rightmost hop that is not a
 //!   trusted proxy, as each proxy appends the address it received the request from; the hops
 //!   to its left are the client's own word and are ignored.
 //!

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::tx::Tx;
-use super::{AuditEntry, AuditNote};
+use super::{AuditEntry, AuditNote, Store};
 use crate::ServerError;
 
 pub(crate) mod lanes;
@@ -248,4 +248,53 @@ pub(super) fn head_of(seq: i64, mac: &[u8]) -> Result<Option<AuditHead>, ServerE
         .try_into()
         .map_err(|_| ServerError::InvalidInput("the stored audit head is malformed".into()))?;
     Ok(Some(AuditHead { seq, mac }))
+}
+
+/// The audit side of the store.
+impl Store {
+    /// Gives the store the audit chain's key (derived from `master`, [`crate::kdf::audit_key`]):
+    /// from now on every audit row is chained. The first time a store is given a key, the rows
+    /// written before are chained too (once, audited as `audit_chain`/`chained`); returns how
+    /// many. A store keeps the first key it is given.
+    pub fn set_audit_key(&self, master: &crate::MasterSecret) -> Result<u64, ServerError> {
+        let key = self
+            .audit_key
+            .get_or_init(|| crate::kdf::audit_key(master))
+            .clone();
+        self.transact(|tx| chain_existing(tx, &key))
+    }
+
+    /// Walks every audit chain with the key derived from `master` and names the first row
+    /// removed, changed, reordered, moved or inserted; `expected` are heads saved earlier
+    /// (logged by the server, or from an export or archive), which must still be in their
+    /// chains.
+    pub fn verify_audit(
+        &self,
+        master: &crate::MasterSecret,
+        expected: &[ChainHead],
+    ) -> Result<ChainReport, ServerError> {
+        self.verify_audit_archived(master, expected, &[])
+    }
+
+    /// [`Store::verify_audit`] after archiving: `archived` are the heads of the archive files
+    /// ([`crate::audit_archive`]); each chain must start at (or pass) its archive's head.
+    pub fn verify_audit_archived(
+        &self,
+        master: &crate::MasterSecret,
+        expected: &[ChainHead],
+        archived: &[ChainHead],
+    ) -> Result<ChainReport, ServerError> {
+        let key = crate::kdf::audit_key(master);
+        self.transact(|tx| verify(tx, &key, expected, archived))
+    }
+
+    /// Sends committed alerts to the webhook's queue.
+    pub(crate) fn set_alert_sink(&self, sink: std::sync::mpsc::SyncSender<crate::alerts::Alert>) {
+        self.lanes.set_alert_sink(sink);
+    }
+
+    /// The heads of the chains this handle wrote (committed), as logged every minute.
+    pub fn audit_heads(&self) -> Vec<ChainHead> {
+        self.lanes.heads()
+    }
 }

@@ -9,7 +9,7 @@ use super::{row_mac, AuditHead, AuditKey, ChainHead, ChainRow};
 use crate::store::tx::Tx;
 use crate::ServerError;
 
-/// What [`verify`] found.
+/// What `audit verify` ([`crate::Store::verify_audit`]) found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainReport {
     /// Every chain's last row that verified (the global chain first, if it has rows), up to
