@@ -306,6 +306,25 @@ fn csv_head(head: &ChainHead) -> String {
     csv_line(&cells)
 }
 
+/// Appends `heads` to `path` as JSON head lines with the time (the file is created
+/// owner-only), for `audit verify --head` to find a cut tail later.
+pub fn append_heads(heads: &[ChainHead], path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    let now = crate::store::now_ms();
+    let mut text = String::new();
+    for head in heads {
+        let mut line = json_head(head);
+        line["time"] = rfc3339(now).into();
+        text.push_str(&format!("{line}\n"));
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,9 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// Where alerts are posted ([`alerts`]); none by default.
     pub alert_webhook: Option<alerts::AlertWebhook>,
+    /// A file the chains' heads are appended to every minute and on shutdown (JSON lines, as
+    /// `audit export` writes heads), to keep them off the database host; none by default.
+    pub audit_heads_file: Option<PathBuf>,
 }
 
 /// How operators are held in check (SECURITY.md, "Operators").
@@ -256,6 +259,7 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             metrics_bind: None,
             alert_webhook: None,
+            audit_heads_file: None,
         }
     }
 }

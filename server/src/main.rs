@@ -167,6 +167,10 @@ struct ServeArgs {
     /// Pin the webhook receiver's certificate (PEM file) instead of the public web PKI.
     #[arg(long, value_name = "PEM", requires = "alert_webhook")]
     alert_webhook_cert: Option<PathBuf>,
+    /// Append the audit chains' heads to this file every minute and on shutdown (keep it, or
+    /// ship it, off the database host).
+    #[arg(long, value_name = "FILE")]
+    audit_heads_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -265,6 +269,7 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     config.operators.four_eyes_puk_readout = args.four_eyes_puk_readout;
     config.trusted_proxies = TrustedProxies::new(args.trusted_proxies.clone());
     config.metrics_bind = args.metrics_bind;
+    config.audit_heads_file = args.audit_heads_file.clone();
     if let Some(url) = &args.alert_webhook {
         let mut hook = cardunlock_server::alerts::AlertWebhook::new(url)?;
         if let Some(path) = &args.alert_webhook_cert {

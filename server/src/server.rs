@@ -101,6 +101,7 @@ impl Server {
         tokio::spawn(summarise_refusals(
             refusals.clone(),
             store.clone(),
+            config.audit_heads_file.clone(),
             stop_rx.clone(),
         ));
         let metrics_addr = match config.metrics_bind {
@@ -119,6 +120,7 @@ impl Server {
             store.backend_name()
         );
         Ok(RunningServer {
+            heads_file: config.audit_heads_file,
             addr,
             metrics_addr,
             cert_pem: identity.cert_pem,
@@ -188,6 +190,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 async fn summarise_refusals(
     refusals: Arc<Refusals>,
     store: Arc<Store>,
+    heads_file: Option<PathBuf>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut every = tokio::time::interval(SUMMARY_EVERY);
@@ -203,12 +206,22 @@ async fn summarise_refusals(
                 for head in store.audit_heads() {
                     log::info!("audit head {}", head.to_text());
                 }
+                write_heads(&store, heads_file.as_deref());
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow_and_update() {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Appends the store's chain heads to `file`, if one is set (errors are logged).
+fn write_heads(store: &Store, file: Option<&Path>) {
+    if let Some(path) = file {
+        if let Err(e) = crate::audit_export::append_heads(&store.audit_heads(), path) {
+            log::error!("audit heads file {}: {e}", path.display());
         }
     }
 }
@@ -284,6 +297,7 @@ impl Info {
 /// A server serving on a tokio runtime. Dropping it stops the server too (without waiting).
 #[derive(Debug)]
 pub struct RunningServer {
+    heads_file: Option<PathBuf>,
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     cert_pem: String,
@@ -342,9 +356,10 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        if let Err(e) = flush_refusals(self.refusals, self.store).await {
+        if let Err(e) = flush_refusals(self.refusals, self.store.clone()).await {
             log::error!("refusal summary: {e}");
         }
+        write_heads(&self.store, self.heads_file.as_deref());
     }
 }
 

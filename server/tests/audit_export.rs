@@ -172,3 +172,45 @@ backend_tests! {
         }
     }
 }
+
+/// Proves the server writes its chains' heads out of the database (here on shutdown; also
+/// every minute), in a form `audit verify --head` takes, which then finds a cut tail.
+#[test]
+fn the_server_appends_its_heads_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    let file = dir.path().join("heads.jsonl");
+    cfg.audit_heads_file = Some(file.clone());
+    let location = cfg.db_path.clone();
+    let env = Env::start(&cfg);
+    env.server
+        .enroll(&enrollment("piv", "b1", Algorithm::TripleDes))
+        .unwrap();
+    env.start_session("piv", "b1");
+    env.server.shutdown();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let heads: Vec<ChainHead> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|l| ChainHead::parse(l["head"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(heads.len(), 1, "{text}");
+    let store = Store::open(&location).unwrap();
+    assert_eq!(store.verify_audit(&master(), &heads).unwrap().problem, None);
+    let seq = heads[0].head.seq;
+    query_texts(&location, &format!("DELETE FROM audit WHERE seq = {seq}"));
+    query_texts(
+        &location,
+        &format!(
+            "UPDATE audit_heads SET seq = {}, mac = (SELECT mac FROM audit WHERE seq = {})",
+            seq - 1,
+            seq - 1
+        ),
+    );
+    let found = store
+        .verify_audit(&master(), &heads)
+        .unwrap()
+        .problem
+        .unwrap();
+    assert!(found.contains("before the saved head"), "{found}");
+}
