@@ -39,7 +39,7 @@ fn get(samples: &HashMap<String, f64>, series: &str) -> f64 {
     samples.get(series).copied().unwrap_or(0.0)
 }
 
-/// Proves the metrics listen only where asked, and count an unlock's rows, wrong answers,
+/// Proves the metrics listen only where asked, carry no card, answer or session, and count an unlock's rows, wrong answers,
 /// refusals, request latency and store round trips (the counters are process-wide, so this
 /// checks they moved).
 #[test]
@@ -56,13 +56,13 @@ fn metrics_are_scraped_over_http_after_an_unlock() {
     let addr = env.server.metrics_addr().expect("metrics address");
     let before = scrape(addr);
     env.server
-        .enroll(&enrollment("piv", "c1", Algorithm::TripleDes))
+        .enroll(&enrollment("piv", "c0ffee01", Algorithm::TripleDes))
         .unwrap();
     env.server
-        .enroll(&enrollment("piv", "c2", Algorithm::TripleDes))
+        .enroll(&enrollment("piv", "c0ffee02", Algorithm::TripleDes))
         .unwrap();
-    env.verified_session("piv", "c1");
-    let session = env.start_session("piv", "c2")["session"]
+    env.verified_session("piv", "c0ffee01");
+    let session = env.start_session("piv", "c0ffee02")["session"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -85,6 +85,15 @@ fn metrics_are_scraped_over_http_after_an_unlock() {
     );
     assert!(moved("cardunlock_store_transaction_seconds_count") >= 4.0);
     assert!(after.contains_key("cardunlock_argon2_queue_depth"));
+    // Counts and timings only: no card, answer or session in the text.
+    let text = ureq::get(&format!("http://{addr}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for secret in ["c0ffee01", "c0ffee02", ANSWERS[0], WRONG[1], &session] {
+        assert!(!text.contains(secret), "{secret}");
+    }
     // Anything but /metrics is 404.
     let other = ureq::get(&format!("http://{addr}/")).call();
     assert!(matches!(other, Err(ureq::Error::Status(404, _))));
