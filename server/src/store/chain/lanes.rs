@@ -168,9 +168,16 @@ impl Drop for Scope<'_> {
                 }
             }
         }
-        if let Some(head) = pending.filter(|_| self.committed) {
-            lane.head = head;
-            lock(&self.lanes.heads).insert(lane.name.clone(), head);
+        match pending {
+            Some(head) if self.committed => {
+                lane.head = head;
+                lock(&self.lanes.heads).insert(lane.name.clone(), head);
+            }
+            // Rows appended, then an error: whether the database committed them (a connection
+            // lost after COMMIT) is unknown, so the lane is retired; its chain ends at whichever
+            // head the database kept, and a new lane takes over.
+            Some(_) => return,
+            None => {}
         }
         lock(&self.lanes.free).push(lane);
     }
