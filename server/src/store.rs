@@ -9,7 +9,7 @@
 //! audit row are committed together or not at all. The slow part of a request (Argon2) never
 //! runs inside a transaction.
 
-mod chain;
+pub(crate) mod chain;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
 mod pg;
@@ -32,7 +32,7 @@ use cardunlock_protocol::AlgorithmName;
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
 
-pub use chain::{AuditHead, ChainReport};
+pub use chain::{AuditHead, ChainHead, ChainReport};
 pub(crate) use session::{
     AnswerCheck, AnswerOutcome, Blind, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
@@ -299,6 +299,8 @@ pub struct Store {
     backend: Backend,
     /// The audit chain's key, once [`Store::set_audit_key`] gave it.
     audit_key: std::sync::OnceLock<chain::AuditKey>,
+    /// The audit chains this handle writes.
+    lanes: chain::lanes::Lanes,
 }
 
 impl fmt::Debug for Store {
@@ -365,36 +367,8 @@ impl Store {
         Ok(Self {
             backend,
             audit_key: std::sync::OnceLock::new(),
+            lanes: chain::lanes::Lanes::new(),
         })
-    }
-
-    /// Gives the store the audit chain's key (derived from `master`, [`crate::kdf::audit_key`]):
-    /// from now on every audit row is chained. The first time a store is given a key, the rows
-    /// written before are chained too (once, audited as `audit_chain`/`chained`); returns how
-    /// many. A store keeps the first key it is given.
-    pub fn set_audit_key(&self, master: &crate::MasterSecret) -> Result<u64, ServerError> {
-        let key = self
-            .audit_key
-            .get_or_init(|| crate::kdf::audit_key(master))
-            .clone();
-        self.transact(|tx| chain::chain_existing(tx, &key))
-    }
-
-    /// Walks the audit chain with the key derived from `master` and names the first row
-    /// removed, changed, reordered or inserted; `expected` is a head saved earlier
-    /// ([`Store::audit_head`], or the server's log), which must still be in the chain.
-    pub fn verify_audit(
-        &self,
-        master: &crate::MasterSecret,
-        expected: Option<&AuditHead>,
-    ) -> Result<ChainReport, ServerError> {
-        let key = crate::kdf::audit_key(master);
-        self.transact(|tx| chain::verify(tx, &key, expected))
-    }
-
-    /// The audit chain's head as stored (`None` before the chain exists).
-    pub fn audit_head(&self) -> Result<Option<AuditHead>, ServerError> {
-        self.transact(|tx| tx.audit_head())
     }
 
     /// `"sqlite"` or `"postgresql"`.
@@ -413,12 +387,22 @@ impl Store {
         &self,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
-        let _key = chain::KeyScope::set(self.audit_key.get());
-        match &self.backend {
-            Backend::Sqlite(db) => db.transact(&mut f),
+        let started = std::time::Instant::now();
+        let mut scope = chain::lanes::Scope::enter(self.audit_key.get(), &self.lanes);
+        let mut attempt = |tx: &mut dyn Tx| {
+            chain::lanes::Scope::attempt();
+            f(tx)
+        };
+        let result = match &self.backend {
+            Backend::Sqlite(db) => db.transact(&mut attempt),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.transact(&mut f),
+            Backend::Postgres(db) => db.transact(&mut attempt),
+        };
+        if result.is_ok() {
+            scope.committed();
         }
+        crate::metrics::METRICS.store_round_trip(started.elapsed());
+        result
     }
 
     /// Enrols a card (or re-enrols it: user, algorithm and questions are replaced, the card's

@@ -195,6 +195,22 @@ ALTER TABLE cards ADD COLUMN backoff_until_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN nonce TEXT;
 ALTER TABLE sessions ADD COLUMN proven INTEGER NOT NULL DEFAULT 0;
 ",
+    "
+-- 8: audit chains per instance: each row names its chain; the last head of each chain, and
+-- where a chain starts after its older rows were archived.
+ALTER TABLE audit ADD COLUMN chain TEXT;
+CREATE TABLE audit_heads (
+    chain TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
+-- Where each chain starts after its older rows were archived ('' names the global chain).
+CREATE TABLE audit_starts (
+    chain TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -380,6 +396,22 @@ ALTER TABLE cards ADD COLUMN card_auth_key TEXT;
 ALTER TABLE cards ADD COLUMN backoff_until_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN nonce TEXT;
 ALTER TABLE sessions ADD COLUMN proven BOOLEAN NOT NULL DEFAULT FALSE;
+",
+    "
+-- 8: audit chains per instance: each row names its chain; the last head of each chain, and
+-- where a chain starts after its older rows were archived.
+ALTER TABLE audit ADD COLUMN chain TEXT;
+CREATE TABLE audit_heads (
+    chain TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
+-- Where each chain starts after its older rows were archived ('' names the global chain).
+CREATE TABLE audit_starts (
+    chain TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
 ",
 ];
 
