@@ -17,6 +17,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod config;
+pub mod image;
 pub mod link;
 pub mod tile;
 pub mod worker;
