@@ -17,6 +17,8 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+#[cfg(windows)]
+pub mod com;
 pub mod config;
 pub mod image;
 pub mod link;

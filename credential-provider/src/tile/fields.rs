@@ -160,3 +160,87 @@ impl View {
             .join("\n")
     }
 }
+
+/// One change LogonUI must be told of (through `ICredentialProviderCredentialEvents`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `SetFieldState`.
+    Shown(u32, Shown),
+    /// `SetFieldInteractiveState`: focused or not.
+    Focused(u32, bool),
+    /// `SetFieldString` (never for secret fields, except to wipe them: see [`Change::Wipe`]).
+    Text(u32, String),
+    /// `SetFieldString(id, "")` on a secret field the tile wiped.
+    Wipe(u32),
+    /// `SetFieldSubmitButton`.
+    SubmitBeside(u32),
+}
+
+impl View {
+    /// What changed from `before` to `self`, then the wipes of `wiped` secret fields.
+    pub fn changes_from(&self, before: &View, wiped: &[u32]) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (i, (new, old)) in self.fields.iter().zip(&before.fields).enumerate() {
+            let id = i as u32;
+            if new.text != old.text && !is_secret(id) {
+                changes.push(Change::Text(id, new.text.clone()));
+            }
+            if new.shown != old.shown {
+                changes.push(Change::Shown(id, new.shown));
+            }
+            if new.focused != old.focused {
+                changes.push(Change::Focused(id, new.focused));
+            }
+        }
+        if self.submit_beside != before.submit_beside {
+            changes.push(Change::SubmitBeside(self.submit_beside));
+        }
+        changes.extend(wiped.iter().map(|&id| Change::Wipe(id)));
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(shown_status: bool, text: &str) -> View {
+        let mut fields: Vec<FieldView> = FIELDS
+            .iter()
+            .map(|_| FieldView {
+                shown: Shown::Hidden,
+                focused: false,
+                text: String::new(),
+            })
+            .collect();
+        if shown_status {
+            fields[STATUS as usize].shown = Shown::Selected;
+        }
+        fields[STATUS as usize].text = text.into();
+        fields[NEW_PIN as usize].text = text.into();
+        View {
+            fields,
+            submit_beside: CONFIRM_PIN,
+        }
+    }
+
+    /// Only what changed is sent, secret fields' text never (only their wipe).
+    #[test]
+    fn changes_are_the_difference_and_never_a_secret() {
+        let a = view(false, "");
+        assert_eq!(a.changes_from(&a, &[]), vec![]);
+        let b = view(true, "rules");
+        assert_eq!(
+            b.changes_from(&a, &[NEW_PIN]),
+            vec![
+                Change::Text(STATUS, "rules".into()),
+                Change::Shown(STATUS, Shown::Selected),
+                Change::Wipe(NEW_PIN),
+            ]
+        );
+        assert_eq!(FIELDS.len(), FIELD_COUNT);
+        for (i, f) in FIELDS.iter().enumerate() {
+            assert_eq!(f.id as usize, i, "ids are indexes");
+        }
+    }
+}
