@@ -12,6 +12,7 @@
 
 mod credential;
 pub mod dll;
+#[cfg(not(feature = "demo"))]
 mod pcsc;
 mod provider;
 pub mod registry;

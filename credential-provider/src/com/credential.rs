@@ -12,7 +12,7 @@ use windows_core::IUnknownImpl;
 use super::wake::WakeWindow;
 use super::{co_string, guard, read_string, Alive};
 use crate::image;
-use crate::link::{self, Problem, ProblemKind, Report, WorkerEnd};
+use crate::link::{self, WorkerEnd};
 use crate::tile::fields::{Change, Shown, View, FIELD_COUNT, IMAGE, SUBMIT};
 use crate::tile::{Submission, Tile};
 use crate::worker::Options;
@@ -35,6 +35,7 @@ pub struct Credential {
 /// Starts the unlock worker for the shipped DLL: the registry's server and a WinSCard reader.
 #[cfg(not(feature = "demo"))]
 fn start_worker(end: WorkerEnd) -> bool {
+    use crate::link::{Problem, ProblemKind, Report};
     match super::registry::load() {
         Ok((config, pem)) => {
             let options = Options {
