@@ -75,7 +75,7 @@ fi
 echo "  ok: unregistered"
 
 echo "== the test build (feature demo) and the LogonUI harness"
-cargo build -j2 --target "$TARGET" -p cardunlock-credprov --features demo --example logonui
+cargo build -j2 --target "$TARGET" -p cardunlock-credprov --features demo --lib --example logonui
 cp "$dll" "$out/test/"
 cp "$CARGO_TARGET_DIR/$TARGET/debug/examples/logonui.exe" "$out/test/"
 wine 120 regsvr32 /s "$(winpath "$out/test/cardunlock_credprov.dll")"
