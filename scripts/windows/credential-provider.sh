@@ -28,14 +28,14 @@ mkdir -p "$out/shipped" "$out/test"
 dll="$CARGO_TARGET_DIR/$TARGET/debug/cardunlock_credprov.dll"
 
 echo "== the shipped DLL (default features)"
-cargo build -j2 --target "$TARGET" -p cardunlock-credprov
+cargo build -j2 --locked --target "$TARGET" -p cardunlock-credprov
 cp "$dll" "$out/shipped/"
 exports=$(x86_64-w64-mingw32-objdump -p "$out/shipped/cardunlock_credprov.dll" \
     | sed -n '/\[Ordinal\/Name Pointer\] Table/,/^$/p' | awk '/^[[:space:]]*\[ *[0-9]+\]/{print $NF}' | sort | tr '\n' ' ')
 echo "  exports: $exports"
 [ "$exports" = "DllCanUnloadNow DllGetClassObject DllRegisterServer DllUnregisterServer " ] \
     || { echo "FAIL: the exports are not exactly the four COM entry points"; exit 1; }
-tree=$(cargo tree --target "$TARGET" -p cardunlock-credprov -e normal --prefix none)
+tree=$(cargo tree --locked --target "$TARGET" -p cardunlock-credprov -e normal --prefix none)
 if grep -Eq '^cardunlock-(server|sim) ' <<<"$tree"; then
     echo "FAIL: the shipped DLL depends on the demo server or the simulated card"; exit 1
 fi
@@ -75,7 +75,7 @@ fi
 echo "  ok: unregistered"
 
 echo "== the test build (feature demo) and the LogonUI harness"
-cargo build -j2 --target "$TARGET" -p cardunlock-credprov --features demo --lib --example logonui
+cargo build -j2 --locked --target "$TARGET" -p cardunlock-credprov --features demo --lib --example logonui
 cp "$dll" "$out/test/"
 cp "$CARGO_TARGET_DIR/$TARGET/debug/examples/logonui.exe" "$out/test/"
 wine 120 regsvr32 /s "$(winpath "$out/test/cardunlock_credprov.dll")"
