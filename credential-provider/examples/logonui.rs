@@ -332,6 +332,15 @@ mod harness {
             screen.borrow().state[ANSWERS[2] as usize] == CPFS_HIDDEN,
             "no third",
         )?;
+        // Leaving the tile wipes what was typed, in the tile and in LogonUI's field.
+        set(&credential, ANSWERS[0], "Rex")?;
+        screen.borrow_mut().text[ANSWERS[0] as usize] = "Rex".into();
+        unsafe { credential.SetDeselected() }.map_err(|e| fail("SetDeselected", e))?;
+        ensure(
+            screen.borrow().text[ANSWERS[0] as usize].is_empty(),
+            "deselecting wipes the answer",
+        )?;
+        let _ = unsafe { credential.SetSelected() }.map_err(|e| fail("SetSelected", e))?;
         set(&credential, ANSWERS[0], "Rex")?;
         set(&credential, ANSWERS[1], "Springfield")?;
         let (r, _, _) = serialize(&credential)?;

@@ -18,7 +18,6 @@ mod provider;
 pub mod registry;
 mod wake;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use windows::core::{GUID, HRESULT, PCWSTR, PWSTR};
@@ -66,12 +65,12 @@ pub(crate) fn can_unload() -> bool {
 
 /// Runs an entry point's body; a panic becomes `E_UNEXPECTED` instead of unwinding into LogonUI.
 pub(crate) fn guard<T>(f: impl FnOnce() -> windows::core::Result<T>) -> windows::core::Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err(E_UNEXPECTED.into()))
+    crate::guard::catch(f, || Err(E_UNEXPECTED.into()))
 }
 
 /// [`guard`] for the DLL's exported functions, which return a bare `HRESULT`.
 pub(crate) fn guard_hresult(f: impl FnOnce() -> HRESULT) -> HRESULT {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(E_UNEXPECTED)
+    crate::guard::catch(f, || E_UNEXPECTED)
 }
 
 /// `s` as a NUL-terminated UTF-16 string.

@@ -20,6 +20,7 @@
 #[cfg(windows)]
 pub mod com;
 pub mod config;
+pub mod guard;
 pub mod image;
 pub mod link;
 pub mod tile;

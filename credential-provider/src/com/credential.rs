@@ -81,7 +81,7 @@ fn spawn(f: impl FnOnce() + Send + 'static) {
         .name("cardunlock-unlock".into())
         .spawn(move || {
             let _alive = alive;
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            crate::guard::catch(f, || ());
         });
 }
 

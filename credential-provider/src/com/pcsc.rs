@@ -3,7 +3,10 @@
 //! The same WinSCard handling as the window (`gui/src/worker.rs`, `PcscReaders`): readers
 //! matched by name part, "no readers" and "no service" are waits, not errors, and each APDU is
 //! sent on its own (Windows resets a card whose exclusive transaction idles for 5 s while a
-//! person types). The reader list is polled; `SCardGetStatusChange` would wake sooner.
+//! person types). With one reader to watch, the insertion is awaited with
+//! `SCardGetStatusChange` (in slices of `poll`, so a released tile is noticed); otherwise the
+//! reader list is polled. A removal shows as the card failing mid-unlock (the "card removed"
+//! form).
 
 use cardunlock_client::failure::{Failure, Kind};
 
@@ -30,6 +33,7 @@ impl CardSource for PcscReaders {
                 Ok(Some(Reply::Cancel)) | Err(Closed) => return Ok(None),
                 _ => {}
             }
+            let mut watch = None;
             let waiting = match Pcsc::establish() {
                 Err(PcscError::NoService(_)) => {
                     "The smart-card service is not running. Connect a reader.".to_string()
@@ -57,6 +61,10 @@ impl CardSource for PcscReaders {
                                     })
                             }
                             [] if readers.iter().any(|r| wanted(&r.name)) => {
+                                let mut names = readers.iter().filter(|r| wanted(&r.name));
+                                if let (Some(one), None) = (names.next(), names.next()) {
+                                    watch = Some((one.name.clone(), pcsc));
+                                }
                                 INSERT_CARD.to_string()
                             }
                             [] => "Connect a smart-card reader.".to_string(),
@@ -72,7 +80,13 @@ impl CardSource for PcscReaders {
                 }
                 shown = waiting;
             }
-            std::thread::sleep(self.poll);
+            match watch {
+                // Wakes at the insertion (or after `poll`, to look at the tile again).
+                Some((name, pcsc)) => {
+                    let _ = pcsc.wait_for_card(&name, self.poll);
+                }
+                None => std::thread::sleep(self.poll),
+            }
         }
     }
 }

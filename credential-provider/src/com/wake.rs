@@ -95,13 +95,16 @@ impl Drop for WakeWindow {
 
 unsafe extern "system" fn window_proc(hwnd: HWND, msg: u32, w: WPARAM, l: LPARAM) -> LRESULT {
     if msg == WM_WAKE {
-        let _ = std::panic::catch_unwind(|| {
-            let p = unsafe { GetWindowLongPtrW(hwnd, GWLP_USERDATA) } as *const Credential_Impl;
-            // The credential unregisters itself before it goes (see `WakeWindow::register`).
-            if let Some(credential) = unsafe { p.as_ref() } {
-                credential.refresh();
-            }
-        });
+        crate::guard::catch(
+            || {
+                let p = unsafe { GetWindowLongPtrW(hwnd, GWLP_USERDATA) } as *const Credential_Impl;
+                // The credential unregisters itself before it goes (see `WakeWindow::register`).
+                if let Some(credential) = unsafe { p.as_ref() } {
+                    credential.refresh();
+                }
+            },
+            || (),
+        );
         return LRESULT(0);
     }
     unsafe { DefWindowProcW(hwnd, msg, w, l) }
