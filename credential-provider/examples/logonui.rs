@@ -415,6 +415,12 @@ mod harness {
         }
         .map_err(|e| fail("ReportResult", e))?;
         ensure(t.is_null() && i == CPSI_NONE, "ReportResult adds nothing")?;
+        unsafe { provider.GetCredentialCount(&mut count, &mut default, &mut auto) }
+            .map_err(|e| fail("GetCredentialCount", e))?;
+        ensure(
+            !auto.as_bool(),
+            "the success is submitted once, not in a loop",
+        )?;
 
         ensure(
             can_unload_now()? != S_OK,

@@ -5,6 +5,8 @@
 //! so both must be writable by administrators and SYSTEM only. The Windows code reads the key's
 //! and the file's security descriptors into [`Ace`]s; [`only_admins_write`] decides.
 
+use cardunlock_core::crypto::Algorithm;
+
 /// Where the configuration lives, under `HKEY_LOCAL_MACHINE`.
 pub const KEY: &str = "SOFTWARE\\cardunlock";
 /// `REG_SZ`: the unlock server's URL (`https://unlock.example.org:8443`).
@@ -15,6 +17,9 @@ pub const VALUE_CERTIFICATE: &str = "CertificatePath";
 pub const VALUE_READER: &str = "ReaderFilter";
 /// `REG_DWORD` (optional): 1 offers offline unlock after "no questions" (default 1).
 pub const VALUE_OFFLINE: &str = "OfflineOffered";
+/// `REG_SZ` (optional): the admin key algorithm of ISO admin cards (`3DES`, `AES-128`,
+/// `AES-192`, `AES-256`); absent: as the card reports, else 3DES.
+pub const VALUE_ISO_ALGORITHM: &str = "IsoAlgorithm";
 
 /// SYSTEM (`NT AUTHORITY\SYSTEM`).
 pub const SID_SYSTEM: &str = "S-1-5-18";
@@ -95,6 +100,21 @@ pub struct Config {
     pub reader: Option<String>,
     /// Whether offline unlock is offered.
     pub offline_offered: bool,
+    /// The ISO admin key algorithm (`None`: as the card reports, else 3DES).
+    pub iso_algorithm: Option<Algorithm>,
+}
+
+/// An ISO admin key algorithm as the registry spells it (`3DES`, `AES-128`, ...).
+pub fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
+    match value.trim().to_ascii_uppercase().replace(['-', '_'], "").as_str() {
+        "3DES" | "TDES" | "TRIPLEDES" => Ok(Algorithm::TripleDes),
+        "AES128" => Ok(Algorithm::Aes128),
+        "AES192" => Ok(Algorithm::Aes192),
+        "AES256" => Ok(Algorithm::Aes256),
+        _ => Err(format!(
+            "HKLM\\{KEY}\\{VALUE_ISO_ALGORITHM}: {value:?} is none of 3DES, AES-128, AES-192, AES-256"
+        )),
+    }
 }
 
 impl Config {
@@ -105,6 +125,7 @@ impl Config {
         certificate_path: Option<String>,
         reader: Option<String>,
         offline: Option<u32>,
+        iso_algorithm: Option<String>,
     ) -> Result<Self, String> {
         let need = |v: Option<String>, name: &str| {
             v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
@@ -122,6 +143,10 @@ impl Config {
             certificate_path: need(certificate_path, VALUE_CERTIFICATE)?,
             reader: reader.filter(|r| !r.trim().is_empty()),
             offline_offered: offline.unwrap_or(1) != 0,
+            iso_algorithm: iso_algorithm
+                .filter(|a| !a.trim().is_empty())
+                .map(|a| parse_algorithm(&a))
+                .transpose()?,
         })
     }
 }
@@ -185,17 +210,32 @@ mod tests {
             Some("C:\\ProgramData\\cardunlock\\server.pem".into()),
             Some(String::new()),
             None,
+            None,
         )
         .expect("complete");
+        assert_eq!(c.iso_algorithm, None);
         assert_eq!(c.reader, None);
         assert!(c.offline_offered);
-        assert!(Config::from_values(None, Some("c".into()), None, None).is_err());
+        assert!(Config::from_values(None, Some("c".into()), None, None, None).is_err());
         assert!(
-            Config::from_values(Some("http://x".into()), Some("c".into()), None, None).is_err()
+            Config::from_values(Some("http://x".into()), Some("c".into()), None, None, None)
+                .is_err()
         );
-        let e = Config::from_values(Some("https://x".into()), None, None, Some(0)).unwrap_err();
+        let e =
+            Config::from_values(Some("https://x".into()), None, None, Some(0), None).unwrap_err();
         assert!(e.contains("CertificatePath"), "{e}");
-        let c = Config::from_values(Some("https://x".into()), Some("c".into()), None, Some(0));
+        let c = Config::from_values(
+            Some("https://x".into()),
+            Some("c".into()),
+            None,
+            Some(0),
+            None,
+        );
         assert!(!c.expect("ok").offline_offered);
+        let aes = Some("aes-256".to_string());
+        let c = Config::from_values(Some("https://x".into()), Some("c".into()), None, None, aes);
+        assert_eq!(c.expect("ok").iso_algorithm, Some(Algorithm::Aes256));
+        assert_eq!(parse_algorithm("3DES"), Ok(Algorithm::TripleDes));
+        assert!(parse_algorithm("DES").is_err());
     }
 }

@@ -125,6 +125,8 @@ pub struct Tile {
     worker_gone: bool,
     /// Secret fields whose text the tile wiped; LogonUI's copy must be wiped too.
     wiped: Vec<u32>,
+    /// The success was reported to LogonUI (it is not submitted again).
+    reported: bool,
 }
 
 impl Tile {
@@ -141,6 +143,7 @@ impl Tile {
             offline_offered,
             worker_gone: false,
             wiped: Vec::new(),
+            reported: false,
         }
     }
 
@@ -150,9 +153,9 @@ impl Tile {
     }
 
     /// Whether LogonUI should submit the tile by itself (the unlock finished: it then calls
-    /// `GetSerialization`, which reports the success).
+    /// `GetSerialization`, which reports the success), once.
     pub fn auto_submit(&self) -> bool {
-        matches!(self.screen, Screen::Unlocked)
+        matches!(self.screen, Screen::Unlocked) && !self.reported
     }
 
     /// The card line read at the start ("PIV card, id ..., PIN BLOCKED"), if any.
@@ -367,10 +370,11 @@ impl Tile {
                 (reply, "Checking the response...")
             }
             Screen::Unlocked => {
+                self.reported = true;
                 return Submission::Finished {
                     text: UNLOCKED.into(),
                     success: true,
-                }
+                };
             }
             _ => return Submission::NotFinished,
         };

@@ -36,6 +36,8 @@ pub trait CardSource {
 pub struct Options {
     /// Whether offline unlock (the operator's response) may be chosen after "no questions".
     pub offline_offered: bool,
+    /// The ISO admin key algorithm (`None`: as the card reports, else 3DES).
+    pub iso_algorithm: Option<cardunlock_core::crypto::Algorithm>,
 }
 
 /// The channel-backed UI the unlock code talks to.
@@ -178,9 +180,9 @@ pub fn run<S: CardSource>(source: &mut S, api: &Api, options: Options, end: &Wor
                 let mut driver = Driver::new(card);
                 let mut ui = ChannelUi { end, closed: false };
                 let result = if offline_mode {
-                    offline::unlock(&mut driver, &mut ui)
+                    offline::unlock_with(&mut driver, &mut ui, options.iso_algorithm)
                 } else {
-                    online::unlock(&mut driver, api, &mut ui)
+                    online::unlock_with(&mut driver, api, &mut ui, options.iso_algorithm)
                 };
                 if ui.closed {
                     return;

@@ -21,6 +21,7 @@ use cardunlock_credprov::worker::{self, CardSource, DemoCard, Options, INSERT_CA
 
 const OFFERED: Options = Options {
     offline_offered: true,
+    iso_algorithm: None,
 };
 
 fn demo(scenario: Scenario) -> Arc<Demo> {
@@ -183,6 +184,10 @@ fn seed_online_unlock_to_success() {
         }
     );
     assert!(
+        !tile.auto_submit(),
+        "the success is reported once, not in a loop"
+    );
+    assert!(
         demo.card().with(|c| c.pin_is(b"840259")),
         "the card has the new PIN"
     );
@@ -303,6 +308,7 @@ fn no_questions_offers_offline_unlock_with_the_challenge() {
 fn no_questions_without_offline_offered_has_no_link() {
     let off = Options {
         offline_offered: false,
+        iso_algorithm: None,
     };
     let demo = demo(Scenario::NoQuestions);
     let (mut tile, _worker) = start(off, against(&demo, DemoCard(demo.card()), off));

@@ -40,6 +40,7 @@ fn start_worker(end: WorkerEnd) -> bool {
         Ok((config, pem)) => {
             let options = Options {
                 offline_offered: config.offline_offered,
+                iso_algorithm: config.iso_algorithm,
             };
             let source = super::pcsc::PcscReaders {
                 reader: config.reader.clone(),
@@ -68,6 +69,7 @@ fn start_worker(end: WorkerEnd) -> bool {
 fn start_worker(end: WorkerEnd) -> bool {
     let options = Options {
         offline_offered: true,
+        iso_algorithm: None,
     };
     spawn(move || crate::worker::run_demo(cardunlock_client::demo::Scenario::Seed, options, end));
     true

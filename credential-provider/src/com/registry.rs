@@ -293,6 +293,7 @@ pub fn load() -> Result<(Config, String), String> {
             string_value(key, config::VALUE_CERTIFICATE)?,
             string_value(key, config::VALUE_READER)?,
             dword_value(key, config::VALUE_OFFLINE)?,
+            string_value(key, config::VALUE_ISO_ALGORITHM)?,
         )
     })();
     let _ = unsafe { RegCloseKey(key) };
