@@ -16,7 +16,9 @@ fn main() {
 
 #[cfg(windows)]
 fn main() {
-    match harness::run() {
+    // `--unconfigured`: the shipped DLL is registered and HKLM\SOFTWARE\cardunlock is absent.
+    let unconfigured = std::env::args().any(|a| a == "--unconfigured");
+    match harness::run(unconfigured) {
         Ok(()) => println!("logonui: OK"),
         Err(e) => {
             eprintln!("logonui: FAIL: {e}");
@@ -234,7 +236,7 @@ mod harness {
         Ok(unsafe { f() })
     }
 
-    pub fn run() -> R<()> {
+    pub fn run(unconfigured: bool) -> R<()> {
         unsafe { CoInitializeEx(None, COINIT_APARTMENTTHREADED) }
             .ok()
             .map_err(|e| fail("CoInitializeEx", e))?;
@@ -315,6 +317,30 @@ mod harness {
         let logs_on = unsafe { credential.SetSelected() }.map_err(|e| fail("SetSelected", e))?;
         ensure(!logs_on.as_bool(), "selecting the tile logs nobody on")?;
 
+        let prompt = PROMPT as usize;
+        if unconfigured {
+            wait(&screen, "the refusal of a missing configuration", |s| {
+                s.text[prompt] == "The unlock was refused."
+                    && s.text[STATUS as usize].contains("HKLM\\SOFTWARE\\cardunlock")
+            })?;
+            ensure(
+                screen.borrow().state[ANSWERS[0] as usize] == CPFS_HIDDEN,
+                "nothing to type",
+            )?;
+        } else {
+            unlock(&screen, &provider, &credential)?;
+        }
+        release(provider, credential, v2)
+    }
+
+    /// The whole online unlock, as a person does it on the tile.
+    fn unlock(
+        screen: &Rc<RefCell<Screen>>,
+        provider: &ICredentialProvider,
+        credential: &ICredentialProviderCredential,
+    ) -> R<()> {
+        let (screen, credential) = (screen.clone(), credential.clone());
+        let (mut count, mut default, mut auto) = (0u32, 0u32, BOOL(1));
         let prompt = PROMPT as usize;
         wait(&screen, "the security questions", |s| {
             s.text[prompt] == ANSWER_QUESTIONS
@@ -422,6 +448,15 @@ mod harness {
             "the success is submitted once, not in a loop",
         )?;
 
+        Ok(())
+    }
+
+    /// UnAdvise, release everything, and DllCanUnloadNow until S_OK.
+    fn release(
+        provider: ICredentialProvider,
+        credential: ICredentialProviderCredential,
+        v2: windows::core::Result<ICredentialProviderCredential2>,
+    ) -> R<()> {
         ensure(
             can_unload_now()? != S_OK,
             "DllCanUnloadNow: no while objects live",

@@ -6,7 +6,8 @@
 #     Credential Providers entry, checked with `reg query`) and `regsvr32 /u` removes both;
 #  3. a test build (feature `demo`: the demo server and simulated card in-process, since Wine's
 #     WinSCard has no readers) is registered and the `logonui` example plays LogonUI through COM
-#     through a whole online unlock to the success line; then it is unregistered.
+#     through a whole online unlock to the success line; then it is unregistered;
+#  4. the shipped DLL through the same harness with no configuration: the refusal form.
 # Wine has no LogonUI: the harness is the only caller. Bounded: every Wine step has a timeout.
 # Usage: bash scripts/windows/credential-provider.sh (after scripts/windows/build-and-run.sh
 # has set up the toolchain and the Wine prefix, or on its own).
@@ -86,5 +87,14 @@ cat "$out/logonui.log"
 if [ "$rc" -ne 0 ] || ! grep -q "The smart card has been unlocked successfully." "$out/logonui.log"; then
     echo "FAIL: the LogonUI harness (exit $rc)"; exit 1
 fi
+
+echo "== the shipped DLL through the harness, with no configuration: it says so, nothing to type"
+wine 60 reg delete 'HKLM\SOFTWARE\cardunlock' /f >/dev/null 2>&1 || true
+wine 120 regsvr32 /s "$(winpath "$out/shipped/cardunlock_credprov.dll")"
+rc=0
+wine 120 "$out/test/logonui.exe" --unconfigured >"$out/logonui.log" 2>&1 || rc=$?
+wine 120 regsvr32 /u /s "$(winpath "$out/shipped/cardunlock_credprov.dll")" || true
+cat "$out/logonui.log"
+[ "$rc" -eq 0 ] || { echo "FAIL: the shipped DLL without configuration (exit $rc)"; exit 1; }
 timeout 60 "$WINESERVER" -k 2>/dev/null || true
 echo "credential provider: OK ($(( $(date +%s) - start )) s)"
