@@ -16,9 +16,14 @@ fn main() {
 
 #[cfg(windows)]
 fn main() {
-    // `--unconfigured`: the shipped DLL is registered and HKLM\SOFTWARE\cardunlock is absent.
-    let unconfigured = std::env::args().any(|a| a == "--unconfigured");
-    match harness::run(unconfigured) {
+    // `--refused TEXT`: the shipped DLL is registered and its configuration is missing or
+    // unsafe: the tile must show the refusal naming TEXT, with nothing to type.
+    let args: Vec<String> = std::env::args().collect();
+    let refused = args
+        .iter()
+        .position(|a| a == "--refused")
+        .and_then(|i| args.get(i + 1).cloned());
+    match harness::run(refused) {
         Ok(()) => println!("logonui: OK"),
         Err(e) => {
             eprintln!("logonui: FAIL: {e}");
@@ -236,7 +241,7 @@ mod harness {
         Ok(unsafe { f() })
     }
 
-    pub fn run(unconfigured: bool) -> R<()> {
+    pub fn run(refused: Option<String>) -> R<()> {
         unsafe { CoInitializeEx(None, COINIT_APARTMENTTHREADED) }
             .ok()
             .map_err(|e| fail("CoInitializeEx", e))?;
@@ -318,10 +323,10 @@ mod harness {
         ensure(!logs_on.as_bool(), "selecting the tile logs nobody on")?;
 
         let prompt = PROMPT as usize;
-        if unconfigured {
-            wait(&screen, "the refusal of a missing configuration", |s| {
+        if let Some(why) = refused {
+            wait(&screen, &format!("the refusal naming {why:?}"), |s| {
                 s.text[prompt] == "The unlock was refused."
-                    && s.text[STATUS as usize].contains("HKLM\\SOFTWARE\\cardunlock")
+                    && s.text[STATUS as usize].contains(&why)
             })?;
             ensure(
                 screen.borrow().state[ANSWERS[0] as usize] == CPFS_HIDDEN,

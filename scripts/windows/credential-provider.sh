@@ -7,7 +7,8 @@
 #  3. a test build (feature `demo`: the demo server and simulated card in-process, since Wine's
 #     WinSCard has no readers) is registered and the `logonui` example plays LogonUI through COM
 #     through a whole online unlock to the success line; then it is unregistered;
-#  4. the shipped DLL through the same harness with no configuration: the refusal form.
+#  4. the shipped DLL through the same harness: the refusal form with no configuration, and
+#     with a pinned certificate file owned by someone else than Administrators / SYSTEM.
 # Wine has no LogonUI: the harness is the only caller. Bounded: every Wine step has a timeout.
 # Usage: bash scripts/windows/credential-provider.sh (after scripts/windows/build-and-run.sh
 # has set up the toolchain and the Wine prefix, or on its own).
@@ -88,13 +89,25 @@ if [ "$rc" -ne 0 ] || ! grep -q "The smart card has been unlocked successfully."
     echo "FAIL: the LogonUI harness (exit $rc)"; exit 1
 fi
 
-echo "== the shipped DLL through the harness, with no configuration: it says so, nothing to type"
+# The shipped DLL through the harness: with no configuration it says so; with a certificate file
+# anyone but Administrators and SYSTEM owns (a Unix file under Wine: the Unix user's SID) it
+# refuses after reading the key's and the file's security descriptors. Nothing to type either way.
+refused() {
+    wine 120 regsvr32 /s "$(winpath "$out/shipped/cardunlock_credprov.dll")"
+    rc=0
+    wine 150 "$out/test/logonui.exe" --refused "$1" >"$out/logonui.log" 2>&1 || rc=$?
+    wine 120 regsvr32 /u /s "$(winpath "$out/shipped/cardunlock_credprov.dll")" || true
+    cat "$out/logonui.log"
+    [ "$rc" -eq 0 ] || { echo "FAIL: the shipped DLL did not refuse ($1) (exit $rc)"; exit 1; }
+}
+echo "== the shipped DLL, no configuration"
 wine 60 reg delete 'HKLM\SOFTWARE\cardunlock' /f >/dev/null 2>&1 || true
-wine 120 regsvr32 /s "$(winpath "$out/shipped/cardunlock_credprov.dll")"
-rc=0
-wine 120 "$out/test/logonui.exe" --unconfigured >"$out/logonui.log" 2>&1 || rc=$?
-wine 120 regsvr32 /u /s "$(winpath "$out/shipped/cardunlock_credprov.dll")" || true
-cat "$out/logonui.log"
-[ "$rc" -eq 0 ] || { echo "FAIL: the shipped DLL without configuration (exit $rc)"; exit 1; }
+refused 'HKLM\SOFTWARE\cardunlock cannot be opened'
+echo "== the shipped DLL, a certificate file a user owns"
+printf -- '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' >"$out/server.pem"
+wine 60 reg add 'HKLM\SOFTWARE\cardunlock' /v ServerUrl /t REG_SZ /d https://127.0.0.1:9 /f >/dev/null
+wine 60 reg add 'HKLM\SOFTWARE\cardunlock' /v CertificatePath /t REG_SZ /d "$(winpath "$out/server.pem")" /f >/dev/null
+refused 'server.pem: its owner is S-1-5-21-'
+wine 60 reg delete 'HKLM\SOFTWARE\cardunlock' /f >/dev/null 2>&1 || true
 timeout 60 "$WINESERVER" -k 2>/dev/null || true
 echo "credential provider: OK ($(( $(date +%s) - start )) s)"
