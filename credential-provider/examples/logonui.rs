@@ -332,6 +332,13 @@ mod harness {
                 screen.borrow().state[ANSWERS[0] as usize] == CPFS_HIDDEN,
                 "nothing to type",
             )?;
+            // "Try again" reads the configuration again: refused again (not "stopped": the
+            // worker is alive).
+            unsafe { credential.CommandLinkClicked(RETRY) }.map_err(|e| fail("Try again", e))?;
+            wait(&screen, "the refusal again", |s| {
+                s.text[prompt] == "The unlock was refused."
+                    && s.text[STATUS as usize].contains(&why)
+            })?;
         } else {
             unlock(&screen, &provider, &credential)?;
         }

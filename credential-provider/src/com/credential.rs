@@ -33,35 +33,45 @@ pub struct Credential {
 }
 
 /// Starts the unlock worker for the shipped DLL: the registry's server and a WinSCard reader.
+/// A configuration that is missing or unsafe is the refusal form; "Try again" reads it again.
 #[cfg(not(feature = "demo"))]
 fn start_worker(end: WorkerEnd) -> bool {
-    use crate::link::{Problem, ProblemKind, Report};
-    match super::registry::load() {
-        Ok((config, pem)) => {
-            let options = Options {
-                offline_offered: config.offline_offered,
-                iso_algorithm: config.iso_algorithm,
-            };
-            let source = super::pcsc::PcscReaders {
-                reader: config.reader.clone(),
-                poll: std::time::Duration::from_millis(500),
-            };
-            spawn(move || {
-                crate::worker::run_server(&config.server_url, &pem, source, options, end)
-            });
-            config.offline_offered
+    use crate::link::{Problem, ProblemKind, Reply, Report};
+    let first = super::registry::load();
+    let offline = first.as_ref().is_ok_and(|(c, _)| c.offline_offered);
+    spawn(move || {
+        let mut loaded = first;
+        loop {
+            match loaded {
+                Ok((config, pem)) => {
+                    let options = Options {
+                        offline_offered: config.offline_offered,
+                        iso_algorithm: config.iso_algorithm,
+                    };
+                    let source = super::pcsc::PcscReaders {
+                        reader: config.reader.clone(),
+                        poll: std::time::Duration::from_millis(500),
+                    };
+                    crate::worker::run_server(&config.server_url, &pem, source, options, end);
+                    return;
+                }
+                Err(message) => {
+                    let problem = Problem {
+                        kind: ProblemKind::Refused,
+                        message,
+                    };
+                    if end.report(Report::Failed(problem)).is_err() {
+                        return;
+                    }
+                    match end.wait() {
+                        Ok(Reply::Retry) => loaded = super::registry::load(),
+                        _ => return,
+                    }
+                }
+            }
         }
-        Err(message) => {
-            spawn(move || {
-                let _ = end.report(Report::Failed(Problem {
-                    kind: ProblemKind::Refused,
-                    message,
-                }));
-                let _ = end.wait();
-            });
-            false
-        }
-    }
+    });
+    offline
 }
 
 /// TEST BUILDS ONLY (feature `demo`): the seed's demo server and simulated card in-process.
