@@ -16,7 +16,7 @@ export CARDUNLOCK_TEST_POSTGRES
 # host-demo/tests/server_binary.rs runs the server program next to the CLI.
 cargo build --locked -p cardunlock-server
 cargo test --workspace --locked --no-fail-fast \
-  --features cardunlock/demo,cardunlock-gui/demo,cardunlock-client/demo
+  --features cardunlock/demo,cardunlock-gui/demo,cardunlock-client/demo,cardunlock-credprov/demo
 # USB CCID through a real Linux USB stack: QEMU's emulated usb-ccid reader in a throw-away guest,
 # cardunlock --transport ccid status and unblock of a simulated card behind it (about 1-2 min with
 # the static build; fails loudly when the guest cannot boot).
@@ -29,3 +29,7 @@ bash scripts/gui/xvfb-test.sh
 # `cardunlock.exe demo --non-interactive` under Wine must print the success line, and the window
 # must load and draw the questions (Wine's WinSCard is a stub: PC/SC is compile-checked only).
 bash scripts/windows/build-and-run.sh
+# The Windows credential provider: the shipped DLL's four exports and dependency tree, regsvr32
+# register / unregister under Wine, and a harness playing LogonUI through COM through a whole
+# online unlock (a test build with the demo server and card in-process; about 3-5 min).
+bash scripts/windows/credential-provider.sh

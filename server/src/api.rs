@@ -134,7 +134,7 @@ impl Endpoint {
         format!("/v1/unlock/{}", self.event())
     }
 
-    fn event(self) -> &'static str {
+    pub(crate) fn event(self) -> &'static str {
         match self {
             Self::Start => "start",
             Self::Prove => "prove",
@@ -191,8 +191,9 @@ const NOT_VERIFIED: &str = "Answer the security questions first.";
 /// Runs one endpoint on a request body. Never panics on any input; database failures become
 /// 500 `internal_error` (logged without secrets).
 pub(crate) fn dispatch(state: &AppState, endpoint: Endpoint, peer: IpAddr, body: &[u8]) -> Reply {
-    let peer = address_key(peer);
+    // The audit row names the full address; the limits count an IPv6 client by its /64.
     let _address = RequestAddress::set(peer);
+    let peer = address_key(peer);
     let limited = match endpoint {
         Endpoint::Start => state.rates.start_address.check(&peer, Instant::now()),
         Endpoint::Answers | Endpoint::Prove => {

@@ -6,10 +6,10 @@
 //! action goes through the operator service layer ([`crate::operator`]), which checks roles and
 //! writes the audit.
 
-mod admin_pages;
+pub(crate) mod admin_pages;
 mod csrf;
 mod handlers;
-mod layout;
+pub(crate) mod layout;
 mod pages;
 mod readout_pages;
 

@@ -38,9 +38,12 @@ pub(crate) struct Shared {
     pub refusals: Arc<crate::refusals::Refusals>,
     pub work: Semaphore,
     pub limits: Limits,
+    /// Peers whose PROXY header and `X-Forwarded-For` name the client ([`crate::proxy`]).
+    pub trusted: crate::TrustedProxies,
 }
 
-/// The client address of the connection a request came on (a request extension).
+/// The client address of a request (a request extension): the connection's peer, or behind a
+/// trusted proxy the client it names ([`crate::proxy`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Peer(pub IpAddr);
 
@@ -64,13 +67,16 @@ enum Refused {
 impl Connections {
     /// Admits a connection from `address` (already [`address_key`]ed), closing the oldest
     /// connection still in its handshake when all `max` places are taken.
+    /// A trusted proxy (`per_address` false) carries many clients' connections: it is bound
+    /// by `max_connections` only.
     fn admit(
         &mut self,
         address: IpAddr,
+        per_address: bool,
         limits: &Limits,
     ) -> Result<(u64, oneshot::Receiver<()>), Refused> {
         let from_address = self.per_address.get(&address).copied().unwrap_or(0);
-        if from_address >= limits.max_connections_per_address {
+        if per_address && from_address >= limits.max_connections_per_address {
             return Err(Refused::PerAddress);
         }
         if self.total >= limits.max_connections && !self.evict_oldest_handshake() {
@@ -171,8 +177,9 @@ pub(crate) async fn accept_loop(
         };
         while tasks.try_join_next().is_some() {}
         let address = address_key(peer.ip());
+        let per_address = !shared.trusted.contains(peer.ip());
         let admitted = match connections.lock() {
-            Ok(mut c) => c.admit(address, &shared.limits),
+            Ok(mut c) => c.admit(address, per_address, &shared.limits),
             Err(_) => Err(Refused::Full),
         };
         let (id, closed) = match admitted {
@@ -213,11 +220,32 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|&stop| stop).await;
 }
 
+/// The connection's client: `peer`, or for a trusted peer the source its PROXY protocol
+/// header names (read within the handshake deadline); `None` to close the connection (a
+/// malformed or late header).
+async fn proxied_peer(stream: &mut TcpStream, peer: IpAddr, shared: &Shared) -> Option<IpAddr> {
+    if !shared.trusted.contains(peer) {
+        return Some(peer);
+    }
+    let header = crate::proxy::read_proxy_header(stream);
+    match tokio::time::timeout(shared.limits.handshake_timeout, header).await {
+        Ok(Ok(source)) => Some(source.unwrap_or(peer)),
+        Ok(Err(e)) => {
+            log::debug!("PROXY header from {peer}: {e}");
+            None
+        }
+        Err(_) => {
+            log::debug!("PROXY header from {peer} timed out");
+            None
+        }
+    }
+}
+
 /// Serves one connection: the TLS handshake (within its deadline, unless evicted), then HTTP/1.1
 /// with every request handed to the router.
 #[allow(clippy::too_many_arguments)]
 async fn serve_connection(
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: IpAddr,
     acceptor: TlsAcceptor,
     router: Router,
@@ -227,6 +255,11 @@ async fn serve_connection(
     place: &Place,
 ) {
     let _ = stream.set_nodelay(true);
+    let peer = match proxied_peer(&mut stream, peer, shared).await {
+        Some(client) => client,
+        None => return,
+    };
+    let trusted = shared.trusted.clone();
     let handshake = tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(stream));
     let tls = tokio::select! {
         result = handshake => match result {
@@ -249,7 +282,8 @@ async fn serve_connection(
     place.handshake_done();
     let body_timeout = shared.limits.request_timeout;
     let service = service_fn(move |mut req: Request<Incoming>| {
-        req.extensions_mut().insert(Peer(peer));
+        let client = crate::proxy::forwarded_client(peer, &trusted, req.headers());
+        req.extensions_mut().insert(Peer(client));
         router.clone().oneshot(req)
     });
     let mut builder = http1::Builder::new();

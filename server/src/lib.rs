@@ -26,8 +26,11 @@
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod alerts;
 pub mod answers;
 mod api;
+pub mod audit_archive;
+pub mod audit_export;
 mod console;
 pub mod environ;
 mod error;
@@ -35,7 +38,9 @@ mod files;
 mod http;
 pub mod kdf;
 mod limiter;
+pub mod metrics;
 pub mod operator;
+pub mod proxy;
 mod refusals;
 mod reply_body;
 mod secret;
@@ -53,9 +58,12 @@ pub use cardunlock_protocol as protocol;
 pub use error::ServerError;
 pub use files::read_secret_file;
 pub use operator::{Actor, OpError};
+pub use proxy::TrustedProxies;
 pub use secret::MasterSecret;
 pub use server::{run_blocking, RunningServer, Server, ServerHandle};
-pub use store::{AuditEntry, AuditHead, CardRecord, ChainReport, Database, Enrollment, Store};
+pub use store::{
+    AuditEntry, AuditHead, CardRecord, ChainHead, ChainReport, Database, Enrollment, Store,
+};
 pub use tls::{pinned_client_config, TlsFiles, CERT_FILE, KEY_FILE};
 
 /// Everything a server needs to start.
@@ -99,6 +107,17 @@ pub struct Config {
     pub limits: Limits,
     /// Operator sessions, sign-in throttles and daily caps ([`OperatorPolicy::default`]).
     pub operators: OperatorPolicy,
+    /// Load balancers whose PROXY protocol header and `X-Forwarded-For` name the client
+    /// ([`proxy`]); none by default (the peer is the client).
+    pub trusted_proxies: TrustedProxies,
+    /// Where to serve Prometheus metrics (plain HTTP, `GET /metrics`; [`metrics`]); none by
+    /// default. Port 0 picks a free port ([`RunningServer::metrics_addr`]).
+    pub metrics_bind: Option<SocketAddr>,
+    /// Where alerts are posted ([`alerts`]); none by default.
+    pub alert_webhook: Option<alerts::AlertWebhook>,
+    /// A file the chains' heads are appended to every minute and on shutdown (JSON lines, as
+    /// `audit export` writes heads), to keep them off the database host; none by default.
+    pub audit_heads_file: Option<PathBuf>,
 }
 
 /// How operators are held in check (SECURITY.md, "Operators").
@@ -276,6 +295,10 @@ impl Config {
             argon2: Argon2Params::default(),
             limits: Limits::default(),
             operators: OperatorPolicy::default(),
+            trusted_proxies: TrustedProxies::default(),
+            metrics_bind: None,
+            alert_webhook: None,
+            audit_heads_file: None,
         }
     }
 }

@@ -9,9 +9,15 @@
 //! - `add-admin NAME`, `add-operator NAME --role ROLE...`: the password from a hidden prompt,
 //!   `--password-stdin` or `--password-file` (owner-only); prints the `otpauth://` URI and its
 //!   QR code for the operator's authenticator app, once.
-//! - `audit verify [--head SEQ:MAC]`: walks the audit log's hash chain, names the first row
-//!   removed, changed, reordered or inserted, checks a head saved earlier (the server logs its
-//!   head every minute) is still in it, and prints the head.
+//! - `audit verify [--head CHAIN:SEQ:MAC]...`: walks the audit log's hash chains, names the
+//!   first row removed, changed, reordered or inserted, checks heads saved earlier (the server
+//!   logs its heads every minute) are still in them, and prints every chain's head.
+//!
+//! - `audit export [--format jsonl|syslog|csv] [--out FILE]`: the audit log for a SIEM, every
+//!   chain's head at the end.
+//!
+//! - `audit archive --before DATE --out FILE`: moves older rows into a file ending with each
+//!   chain's head; `audit verify --archive FILE` then starts from those heads.
 //!
 //! Exit codes: 0 done; 2 bad usage or input; 3 the audit chain does not verify; 6 the database
 //! cannot be reached; 1 anything else.
@@ -27,8 +33,8 @@ use zeroize::Zeroizing;
 
 use cardunlock_server::protocol::{Role, Secret};
 use cardunlock_server::{
-    operator, read_secret_file, totp, Argon2Params, AuditHead, Config, MasterSecret, OpError,
-    ServerError, Store, TlsFiles,
+    operator, read_secret_file, totp, Argon2Params, ChainHead, Config, MasterSecret, OpError,
+    ServerError, Store, TlsFiles, TrustedProxies,
 };
 
 /// The cardunlock server: online unlock of blocked smart cards and the operator API.
@@ -65,10 +71,43 @@ enum AuditCommand {
     Verify {
         #[command(flatten)]
         state: StateArgs,
-        /// A head saved earlier (`SEQ:MAC`, as printed here or logged by the server): the
-        /// chain must still hold it, else its tail was truncated.
+        /// A head saved earlier (`CHAIN:SEQ:MAC`, as printed here or logged by the server;
+        /// repeat for several): its chain must still hold it, else its tail was truncated.
+        #[arg(long = "head")]
+        heads: Vec<String>,
+        /// An archive file written by `audit archive` (repeat for several): each chain must
+        /// start at, or pass, its last head.
+        #[arg(long = "archive", value_name = "FILE")]
+        archives: Vec<PathBuf>,
+    },
+    /// Move the rows older than a date into a new file (JSON lines with each chain's last
+    /// archived head); the chains then start from those heads.
+    Archive {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Archive rows older than this day (YYYY-MM-DD, 00:00 UTC).
         #[arg(long)]
-        head: Option<String>,
+        before: String,
+        /// The archive file (created, owner-only; must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Write the whole audit log for a SIEM (rows with chain, sequence number and MAC, then
+    /// every chain's head): JSON lines, RFC 5424 syslog lines or CSV.
+    Export {
+        /// The store (no master secret needed: the export is read as stored; `audit verify`
+        /// checks it).
+        #[arg(long, env = "CARDUNLOCK_DB", default_value = "cardunlock.db")]
+        db: PathBuf,
+        /// jsonl, syslog (RFC 5424) or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: cardunlock_server::audit_export::ExportFormat,
+        /// Write here (created, owner-only) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The HOSTNAME of syslog lines (default: this host's name).
+        #[arg(long)]
+        hostname: Option<String>,
     },
 }
 
@@ -142,6 +181,25 @@ struct ServeArgs {
     /// requester collects the PUK.
     #[arg(long)]
     four_eyes_puk_readout: bool,
+    /// A load balancer's network (CIDR, repeat for several): from these peers only, the client
+    /// address is taken from a PROXY protocol header (v1 or v2) and from `X-Forwarded-For`
+    /// (its rightmost hop outside these networks).
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = cardunlock_server::proxy::parse_network)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve Prometheus metrics on this address (plain HTTP, `GET /metrics`; keep it on an
+    /// internal network).
+    #[arg(long, value_name = "ADDR")]
+    metrics_bind: Option<std::net::SocketAddr>,
+    /// Post every alert to this https:// URL (kind, card id hash, time; retried with backoff).
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+    /// Pin the webhook receiver's certificate (PEM file) instead of the public web PKI.
+    #[arg(long, value_name = "PEM", requires = "alert_webhook")]
+    alert_webhook_cert: Option<PathBuf>,
+    /// Append the audit chains' heads to this file every minute and on shutdown (keep it, or
+    /// ship it, off the database host).
+    #[arg(long, value_name = "FILE")]
+    audit_heads_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -304,6 +362,18 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
     config.operators.daily_offline_responses = args.daily_offline_responses;
     config.operators.daily_puk_readouts = args.daily_puk_readouts;
     config.operators.four_eyes_puk_readout = args.four_eyes_puk_readout;
+    config.trusted_proxies = TrustedProxies::new(args.trusted_proxies.clone());
+    config.metrics_bind = args.metrics_bind;
+    config.audit_heads_file = args.audit_heads_file.clone();
+    if let Some(url) = &args.alert_webhook {
+        let mut hook = cardunlock_server::alerts::AlertWebhook::new(url)?;
+        if let Some(path) = &args.alert_webhook_cert {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+            hook.cert_pem = Some(pem);
+        }
+        config.alert_webhook = Some(hook);
+    }
     Ok(cardunlock_server::run_blocking(config)?)
 }
 
@@ -364,15 +434,28 @@ fn add(args: &AddArgs, roles: &[Role]) -> Result<(), Failure> {
     shown.map_err(|e| usage(format!("standard output: {e}")))
 }
 
-fn audit_verify(state: &StateArgs, head: Option<&str>) -> Result<(), Failure> {
-    let expected = head.map(AuditHead::parse).transpose()?;
+fn audit_verify(state: &StateArgs, heads: &[String], archives: &[PathBuf]) -> Result<(), Failure> {
+    let expected = heads
+        .iter()
+        .map(|h| ChainHead::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut archived = Vec::new();
+    for path in archives {
+        archived.extend(cardunlock_server::audit_archive::archive_heads(path)?);
+    }
     let master = state.master()?;
     let store = state.store()?;
-    let report = store.verify_audit(&master, expected.as_ref())?;
-    println!("head {}", report.head.to_text());
+    let report = store.verify_audit_archived(&master, &expected, &archived)?;
+    for head in &report.chains {
+        println!("head {}", head.to_text());
+    }
     match report.problem {
         None => {
-            println!("audit chain verified: {} rows", report.head.seq);
+            println!(
+                "audit chains verified: {} rows in {} chains",
+                report.rows(),
+                report.chains.len()
+            );
             Ok(())
         }
         Some(problem) => Err(Failure {
@@ -382,15 +465,82 @@ fn audit_verify(state: &StateArgs, head: Option<&str>) -> Result<(), Failure> {
     }
 }
 
+fn audit_archive(state: &StateArgs, before: &str, out: &std::path::Path) -> Result<(), Failure> {
+    let before_ms = cardunlock_server::audit_archive::date_ms(before)?;
+    let master = state.master()?;
+    let store = state.store()?;
+    let summary = cardunlock_server::audit_archive::archive(&store, &master, before_ms, out)?;
+    println!("archived {} rows to {}", summary.rows, out.display());
+    for head in &summary.heads {
+        println!("head {}", head.to_text());
+    }
+    Ok(())
+}
+
+/// This host's name (Linux), else `-`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "-".into())
+}
+
+/// A new file only its owner can read (an audit export names cards and addresses).
+fn private_file(path: &std::path::Path) -> Result<std::fs::File, Failure> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+fn audit_export(
+    db: &std::path::Path,
+    format: cardunlock_server::audit_export::ExportFormat,
+    out: Option<&std::path::Path>,
+    hostname: Option<&str>,
+) -> Result<(), Failure> {
+    let store = Store::open(db)?;
+    let host = hostname.map_or_else(host_name, str::to_owned);
+    let summary = match out {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(private_file(path)?);
+            cardunlock_server::audit_export::export(&store, format, &host, &mut file)?
+        }
+        None => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            cardunlock_server::audit_export::export(&store, format, &host, &mut stdout)?
+        }
+    };
+    eprintln!(
+        "exported {} audit rows and {} chain heads",
+        summary.rows,
+        summary.heads.len()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Serve(args) => serve(args),
         Command::AddAdmin(args) => add(args, &[Role::Admin]),
         Command::AddOperator { add: args, roles } => add(args, roles),
-        Command::Audit(AuditCommand::Verify { state, head }) => {
-            audit_verify(state, head.as_deref())
+        Command::Audit(AuditCommand::Verify {
+            state,
+            heads,
+            archives,
+        }) => audit_verify(state, heads, archives),
+        Command::Audit(AuditCommand::Archive { state, before, out }) => {
+            audit_archive(state, before, out)
         }
+        Command::Audit(AuditCommand::Export {
+            db,
+            format,
+            out,
+            hostname,
+        }) => audit_export(db, *format, out.as_deref(), hostname.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

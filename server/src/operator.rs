@@ -17,7 +17,7 @@
 //! - [`audit`]: [`audit_query`], [`audit_csv`].
 
 mod accounts;
-mod audit;
+pub(crate) mod audit;
 mod auth;
 mod cards;
 mod enroll;
@@ -195,19 +195,20 @@ pub(crate) fn audit_in(
     role: Option<Role>,
     e: &Event<'_>,
 ) -> Result<(), ServerError> {
-    tx.insert_audit(
-        &AuditNote {
-            card: e.card,
-            session: None,
-            event: e.event,
-            outcome: e.outcome,
-            detail: e.detail,
-            operator: Some(actor.name.as_str()),
-            role,
-            address: actor.address.as_deref(),
-        },
-        now_ms(),
-    )
+    let note = AuditNote {
+        card: e.card,
+        session: None,
+        event: e.event,
+        outcome: e.outcome,
+        detail: e.detail,
+        operator: Some(actor.name.as_str()),
+        role,
+        address: actor.address.as_deref(),
+    };
+    if e.outcome == crate::alerts::ALERT {
+        return crate::alerts::raise(tx, &note);
+    }
+    tx.insert_audit(&note, now_ms())
 }
 
 /// Checks a free-text note (a reason, how the caller was identified): 1 to

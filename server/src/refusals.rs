@@ -47,7 +47,7 @@ pub(crate) struct Refusals {
 }
 
 /// The audit outcome of a refusal status; `None` for a status that is not a counted refusal.
-fn reason(status: u16) -> Option<&'static str> {
+pub(crate) fn reason(status: u16) -> Option<&'static str> {
     REASONS
         .iter()
         .find(|(s, _)| *s == status)

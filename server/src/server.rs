@@ -82,6 +82,9 @@ impl Server {
         })
         .await
         .map_err(|e| ServerError::Runtime(e.to_string()))??;
+        if let Some(hook) = config.alert_webhook.clone() {
+            store.set_alert_sink(crate::alerts::start_webhook(hook)?);
+        }
         let store = Arc::new(store);
         let identity = Identity::load(&config.state_dir, config.tls_files.as_ref())?;
         let acceptor = TlsAcceptor::from(identity.server_config()?);
@@ -108,20 +111,34 @@ impl Server {
             },
             work: Semaphore::new((2 * workers).max(4)),
             limits: config.limits,
+            trusted: config.trusted_proxies,
         });
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(summarise_refusals(
             refusals.clone(),
             store.clone(),
+            config.audit_heads_file.clone(),
             stop_rx.clone(),
         ));
+        let metrics_addr = match config.metrics_bind {
+            Some(bind) => {
+                let metrics = TcpListener::bind(bind).await?;
+                let bound = metrics.local_addr()?;
+                tokio::spawn(crate::metrics::serve(metrics, stop_rx.clone()));
+                log::info!("metrics on http://{bound}/metrics");
+                Some(bound)
+            }
+            None => None,
+        };
         let task = tokio::spawn(accept_loop(listener, acceptor, shared, stop_rx));
         log::info!(
             "cardunlock server listening on {addr} ({} store)",
             store.backend_name()
         );
         Ok(RunningServer {
+            heads_file: config.audit_heads_file,
             addr,
+            metrics_addr,
             cert_pem: identity.cert_pem,
             cert_path: config
                 .tls_files
@@ -192,6 +209,7 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 async fn summarise_refusals(
     refusals: Arc<Refusals>,
     store: Arc<Store>,
+    heads_file: Option<PathBuf>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut every = tokio::time::interval(SUMMARY_EVERY);
@@ -203,20 +221,26 @@ async fn summarise_refusals(
                 if let Err(e) = flush_refusals(refusals.clone(), store.clone()).await {
                     log::error!("refusal summary: {e}");
                 }
-                // The head, for a later `audit verify --head` to find a truncated tail.
-                let reader = store.clone();
-                match tokio::task::spawn_blocking(move || reader.audit_head()).await {
-                    Ok(Ok(Some(head))) => log::info!("audit head {}", head.to_text()),
-                    Ok(Ok(None)) => {}
-                    Ok(Err(e)) => log::error!("audit head: {e}"),
-                    Err(e) => log::error!("audit head: {e}"),
+                // The heads, for a later `audit verify --head` to find a truncated tail.
+                for head in store.audit_heads() {
+                    log::info!("audit head {}", head.to_text());
                 }
+                write_heads(&store, heads_file.as_deref());
             }
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow_and_update() {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Appends the store's chain heads to `file`, if one is set (errors are logged).
+fn write_heads(store: &Store, file: Option<&Path>) {
+    if let Some(path) = file {
+        if let Err(e) = crate::audit_export::append_heads(&store.audit_heads(), path) {
+            log::error!("audit heads file {}: {e}", path.display());
         }
     }
 }
@@ -267,6 +291,7 @@ fn url_of(addr: SocketAddr) -> String {
 #[derive(Clone, Debug)]
 struct Info {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     cert_pem: String,
     cert_path: PathBuf,
     store: Arc<Store>,
@@ -278,6 +303,7 @@ impl Info {
     fn of(s: &RunningServer) -> Self {
         Self {
             addr: s.addr,
+            metrics_addr: s.metrics_addr,
             cert_pem: s.cert_pem.clone(),
             cert_path: s.cert_path.clone(),
             store: s.store.clone(),
@@ -290,7 +316,9 @@ impl Info {
 /// A server serving on a tokio runtime. Dropping it stops the server too (without waiting).
 #[derive(Debug)]
 pub struct RunningServer {
+    heads_file: Option<PathBuf>,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     cert_pem: String,
     cert_path: PathBuf,
     store: Arc<Store>,
@@ -309,6 +337,11 @@ impl RunningServer {
     /// `https://127.0.0.1:PORT` (a wildcard bind address is shown as loopback).
     pub fn url(&self) -> String {
         url_of(self.addr)
+    }
+
+    /// Where the metrics are served, if [`crate::Config::metrics_bind`] asked for them.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The certificate (PEM) clients pin, with [`crate::pinned_client_config`].
@@ -342,9 +375,10 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        if let Err(e) = flush_refusals(self.refusals, self.store).await {
+        if let Err(e) = flush_refusals(self.refusals, self.store.clone()).await {
             log::error!("refusal summary: {e}");
         }
+        write_heads(&self.store, self.heads_file.as_deref());
     }
 }
 
@@ -366,6 +400,11 @@ impl ServerHandle {
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         url_of(self.info.addr)
+    }
+
+    /// Where the metrics are served, if asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.info.metrics_addr
     }
 
     /// The certificate (PEM) clients pin.

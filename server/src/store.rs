@@ -9,7 +9,7 @@
 //! audit row are committed together or not at all. The slow part of a request (Argon2) never
 //! runs inside a transaction.
 
-mod chain;
+pub(crate) mod chain;
 mod mac;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
@@ -33,7 +33,7 @@ use cardunlock_protocol::AlgorithmName;
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
 
-pub use chain::{AuditHead, ChainReport};
+pub use chain::{AuditHead, ChainHead, ChainReport};
 pub(crate) use session::{
     AnswerCheck, AnswerOutcome, Blind, ChallengeOutcome, CompleteOutcome, PukOutcome, Session,
     StartOutcome,
@@ -302,6 +302,8 @@ pub struct Store {
     audit_key: std::sync::OnceLock<chain::AuditKey>,
     /// The row-MAC key, given with the audit key ([`mac`]).
     row_key: std::sync::OnceLock<mac::RowKey>,
+    /// The audit chains this handle writes.
+    lanes: chain::lanes::Lanes,
 }
 
 impl fmt::Debug for Store {
@@ -390,46 +392,8 @@ impl Store {
             backend,
             audit_key: std::sync::OnceLock::new(),
             row_key: std::sync::OnceLock::new(),
+            lanes: chain::lanes::Lanes::new(),
         })
-    }
-
-    /// Gives the store the keys derived from `master`: the audit chain's
-    /// ([`crate::kdf::audit_key`]), from now on every audit row is chained, and the row-MAC key
-    /// ([`crate::kdf::store_row_key`]), from now on every granting row is stamped on write and
-    /// checked on read ([`mac`]). The first time a database is given the keys, the rows written
-    /// before are chained (once, audited as `audit_chain`/`chained`) and given MACs (once,
-    /// audited as `row_mac`/`stamped`); returns how many audit rows were chained. A store
-    /// keeps the first keys it is given.
-    pub fn set_audit_key(&self, master: &crate::MasterSecret) -> Result<u64, ServerError> {
-        let key = self
-            .audit_key
-            .get_or_init(|| crate::kdf::audit_key(master))
-            .clone();
-        let chained = self.transact(|tx| chain::chain_existing(tx, &key))?;
-        let row_key = crate::kdf::store_row_key(master);
-        let stamped = self.transact(|tx| mac::stamp_existing(tx, &row_key))?;
-        if stamped > 0 {
-            log::info!("store: {stamped} existing row(s) given MACs");
-        }
-        let _ = self.row_key.set(row_key);
-        Ok(chained)
-    }
-
-    /// Walks the audit chain with the key derived from `master` and names the first row
-    /// removed, changed, reordered or inserted; `expected` is a head saved earlier
-    /// ([`Store::audit_head`], or the server's log), which must still be in the chain.
-    pub fn verify_audit(
-        &self,
-        master: &crate::MasterSecret,
-        expected: Option<&AuditHead>,
-    ) -> Result<ChainReport, ServerError> {
-        let key = crate::kdf::audit_key(master);
-        self.transact(|tx| chain::verify(tx, &key, expected))
-    }
-
-    /// The audit chain's head as stored (`None` before the chain exists).
-    pub fn audit_head(&self) -> Result<Option<AuditHead>, ServerError> {
-        self.transact(|tx| tx.audit_head())
     }
 
     /// `"sqlite"` or `"postgresql"`.
@@ -448,17 +412,25 @@ impl Store {
         &self,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
-        let _key = chain::KeyScope::set(self.audit_key.get());
-        let result = match self.row_key.get() {
-            Some(key) => {
-                let mut guarded = |tx: &mut dyn Tx| f(&mut mac::guard::MacTx::new(tx, key));
-                self.run(&mut guarded)
+        let started = std::time::Instant::now();
+        let mut scope = chain::lanes::Scope::enter(self.audit_key.get(), &self.lanes);
+        let row_key = self.row_key.get();
+        let mut attempt = |tx: &mut dyn Tx| {
+            chain::lanes::Scope::attempt();
+            match row_key {
+                Some(key) => f(&mut mac::guard::MacTx::new(tx, key)),
+                None => f(tx),
             }
-            None => self.run(&mut f),
         };
+        let result = self.run(&mut attempt);
+        if result.is_ok() {
+            scope.committed();
+        }
+        drop(scope);
         if let Err(ServerError::Tampered(why)) = &result {
             self.alert(why);
         }
+        crate::metrics::METRICS.store_round_trip(started.elapsed());
         result
     }
 
@@ -474,8 +446,9 @@ impl Store {
     }
 
     /// Raises the alarm about a store that was written outside the server: an error in the
-    /// log and an audit row (`integrity`/`tampered`) in a transaction of its own (the refused
-    /// one was rolled back).
+    /// log and an alert ([`crate::alerts::raise`]: an `integrity` audit row at alert level, the
+    /// alert counter and the webhook) in a transaction of its own (the refused one was rolled
+    /// back).
     fn alert(&self, why: &str) {
         log::error!("ALERT store integrity: {why}; the request was refused");
         let note = AuditNote {
@@ -488,7 +461,7 @@ impl Store {
             role: None,
             address: None,
         };
-        if let Err(e) = self.run(&mut |tx| tx.insert_audit(&note, now_ms())) {
+        if let Err(e) = self.transact(|tx| crate::alerts::raise(tx, &note)) {
             log::error!("ALERT store integrity: the alert's audit row failed: {e}");
         }
     }

@@ -123,7 +123,7 @@ backend_tests! {
         // Nothing more to summarise.
         assert_eq!(env.server.flush_refusals().unwrap(), 0);
         // The unlock's rows and the summary, written concurrently, chain one after the other.
-        let report = env.server.store().verify_audit(&master(), None).unwrap();
+        let report = env.server.store().verify_audit(&master(), &[]).unwrap();
         assert_eq!(report.problem, None);
     }
 

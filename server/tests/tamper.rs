@@ -1,8 +1,8 @@
 //! A store written outside the server (a DBA, a restored backup, anyone on the path to the
 //! database) is caught: every granting row carries a MAC under a key derived from the master
 //! secret, and the attempt counter is cross-checked against the audit log. Each forgery below
-//! is refused with 500 `internal_error` (no secret in the reply) and an `integrity`/`tampered`
-//! audit row; each test fails if its defence is removed.
+//! is refused with 500 `internal_error` (no secret in the reply) and an `integrity` alert
+//! (audit row at alert level); each test fails if its defence is removed.
 
 mod common;
 
@@ -52,7 +52,7 @@ fn assert_refused(env: &Env, reply: &(u16, Value)) {
     assert!(
         audit
             .iter()
-            .any(|e| e.event == "integrity" && e.outcome == "tampered"),
+            .any(|e| e.event == "integrity" && e.outcome == "alert"),
         "no alert row: {audit:?}"
     );
 }

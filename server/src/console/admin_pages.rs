@@ -32,7 +32,7 @@ pub(crate) struct AuditFilters {
 }
 
 /// Days since the Unix epoch of a `YYYY-MM-DD` date.
-fn days_from_civil(date: &str) -> Option<i64> {
+pub(crate) fn days_from_civil(date: &str) -> Option<i64> {
     let mut parts = date.trim().splitn(3, '-');
     let y: i64 = parts.next()?.parse().ok()?;
     let m: i64 = parts.next()?.parse().ok()?;

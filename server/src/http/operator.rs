@@ -120,7 +120,10 @@ async fn blocking<T: Send + 'static>(
             "The server failed; try again later.",
         )
     };
-    let Ok(_permit) = shared.work.acquire().await else {
+    crate::metrics::METRICS.queue(1);
+    let permit = shared.work.acquire().await;
+    crate::metrics::METRICS.queue(-1);
+    let Ok(_permit) = permit else {
         return Err(failed());
     };
     let shared = shared.clone();

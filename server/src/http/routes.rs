@@ -75,6 +75,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 /// of every refusal for the minute's audit summary ([`crate::refusals`]): refusals write no
 /// row one by one.
 async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = route_of(req.uri().path());
     let peer = req
         .extensions()
         .get::<Peer>()
@@ -89,7 +91,24 @@ async fn guard(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> R
         Err(wait) => respond(too_many("from this address", wait), true),
     };
     shared.refusals.note(response.status().as_u16(), peer);
+    crate::metrics::METRICS.refused(response.status().as_u16());
+    crate::metrics::METRICS.request(route, started.elapsed());
     response
+}
+
+/// The metrics label of a path: an unlock endpoint, `operator`, `console` or `other` (a
+/// bounded set, whatever paths clients send).
+fn route_of(path: &str) -> &'static str {
+    if let Some(which) = Endpoint::ALL.iter().find(|e| e.path() == path) {
+        return which.event();
+    }
+    if path.starts_with("/v1/operator") {
+        "operator"
+    } else if path.starts_with("/console") {
+        "console"
+    } else {
+        "other"
+    }
 }
 
 /// A layer setting `name: value` on every response that does not set it itself.

@@ -179,7 +179,10 @@ where
     T: Send + 'static,
     F: FnOnce(&AppState) -> T + Send + 'static,
 {
-    let _permit = shared.work.acquire().await.ok()?;
+    crate::metrics::METRICS.queue(1);
+    let permit = shared.work.acquire().await;
+    crate::metrics::METRICS.queue(-1);
+    let _permit = permit.ok()?;
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || work(&shared.app))
         .await

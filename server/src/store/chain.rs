@@ -1,40 +1,53 @@
-//! The audit log as a keyed hash chain: every row has a sequence number (1, 2, ...) and an
-//! HMAC-SHA256 over its sequence number, the previous row's MAC and its content, under a key
-//! derived from the master secret ([`crate::kdf::audit_key`]). The newest row's sequence
-//! number and MAC (the head) are kept in the one-row `audit_head` table, read with the
-//! database's write lock held (SQLite `BEGIN IMMEDIATE`, PostgreSQL `SELECT ... FOR UPDATE`)
-//! in the transaction that appends the row, so concurrent appends (from any instance) chain
-//! one after the other.
+//! The audit log as keyed hash chains: every row has a chain, a sequence number (1, 2, ...)
+//! and an HMAC-SHA256 over its chain, sequence number, the previous row's MAC and its content,
+//! under a key derived from the master secret ([`crate::kdf::audit_key`]).
 //!
-//! Without the key, no one can remove, change, reorder or insert a row without
-//! [`verify`] naming it; a truncated tail is found against a head saved earlier (the server
-//! logs its head every minute).
-
-use std::cell::RefCell;
+//! Each store handle writes chains of its own ([`lanes`]: one per transaction running at once,
+//! named after a random instance id), so instances and concurrent requests never wait on one
+//! another's head: a chain's head lives in the handle's memory and in `audit_heads`, updated in
+//! the transaction that appends the row. Rows written before these chains existed form the one
+//! global chain (no chain name, its head in the one-row `audit_head` table).
+//!
+//! Without the key, no one can remove, change, reorder, move between chains or insert a row
+//! without [`verify`] naming it; a truncated tail is found against heads saved earlier (the
+//! server logs its heads every minute).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::tx::Tx;
-use super::{AuditEntry, AuditNote};
+use super::{AuditEntry, AuditNote, Store};
 use crate::ServerError;
+
+pub(crate) mod lanes;
+mod verify;
+
+pub use verify::ChainReport;
+pub(crate) use verify::{verify, ARCHIVE_EVENT};
 
 /// The chain's key (32 bytes, from the master secret).
 pub(crate) type AuditKey = Zeroizing<[u8; 32]>;
 
-/// A row as the chain sees it: its database id, sequence number and MAC (absent on a row
-/// written without the key) and its content.
+/// A row as the chain sees it: its database id, chain (`None`: the global chain of older
+/// rows), sequence number and MAC (absent on a row written without the key) and its content.
 pub(crate) struct ChainRow {
     pub id: i64,
+    pub chain: Option<String>,
     pub seq: Option<i64>,
     pub mac: Option<Vec<u8>>,
     pub entry: AuditEntry,
 }
 
-/// The newest row's sequence number and MAC.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A new row's place: its chain, sequence number and MAC.
+pub(crate) struct Link<'a> {
+    pub chain: Option<&'a str>,
+    pub seq: i64,
+    pub mac: &'a [u8; 32],
+}
+
+/// A chain's newest row's sequence number and MAC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuditHead {
     /// Its sequence number (0: no row yet).
     pub seq: i64,
@@ -48,45 +61,57 @@ impl AuditHead {
         seq: 0,
         mac: [0; 32],
     };
+}
 
-    /// `SEQ:MAC-HEX`, as [`AuditHead::parse`] reads it back.
+/// A head with the chain it belongs to, as logged, exported and given to `audit verify`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The chain's name (`None`: the global chain of rows written before instance chains).
+    pub chain: Option<String>,
+    /// Its head.
+    pub head: AuditHead,
+}
+
+impl ChainHead {
+    /// `CHAIN:SEQ:MAC-HEX` (`SEQ:MAC-HEX` for the global chain), as [`ChainHead::parse`] reads
+    /// it back.
     pub fn to_text(&self) -> String {
-        format!("{}:{}", self.seq, hex::encode(self.mac))
+        let head = format!("{}:{}", self.head.seq, hex::encode(self.head.mac));
+        match &self.chain {
+            Some(chain) => format!("{chain}:{head}"),
+            None => head,
+        }
     }
 
-    /// Reads `SEQ:MAC-HEX`.
+    /// Reads `CHAIN:SEQ:MAC-HEX` or `SEQ:MAC-HEX`.
     pub fn parse(text: &str) -> Result<Self, ServerError> {
-        let bad = || ServerError::InvalidInput("a head is SEQ:MAC (64 hex digits)".into());
-        let (seq, mac) = text.trim().split_once(':').ok_or_else(bad)?;
+        let bad = || {
+            ServerError::InvalidInput("a head is CHAIN:SEQ:MAC or SEQ:MAC (64 hex digits)".into())
+        };
+        let parts: Vec<&str> = text.trim().split(':').collect();
+        let (chain, seq, mac) = match parts.as_slice() {
+            [seq, mac] => (None, seq, mac),
+            [chain, seq, mac] if check_chain_name(chain) => (Some((*chain).to_owned()), seq, mac),
+            _ => return Err(bad()),
+        };
         let seq = seq.parse::<i64>().map_err(|_| bad())?;
         let mac: [u8; 32] = hex::decode(mac)
             .ok()
             .and_then(|m| m.try_into().ok())
             .ok_or_else(bad)?;
-        Ok(Self { seq, mac })
+        Ok(Self {
+            chain,
+            head: AuditHead { seq, mac },
+        })
     }
 }
 
-thread_local! {
-    /// The chain key of the transaction running on this thread ([`KeyScope`]).
-    static KEY: RefCell<Option<AuditKey>> = const { RefCell::new(None) };
-}
-
-/// Makes `key` the chain key of the transaction this thread runs, until dropped
-/// ([`super::Store::transact`] runs a transaction start to end on one thread).
-pub(crate) struct KeyScope;
-
-impl KeyScope {
-    pub(crate) fn set(key: Option<&AuditKey>) -> Self {
-        KEY.with(|k| *k.borrow_mut() = key.cloned());
-        Self
-    }
-}
-
-impl Drop for KeyScope {
-    fn drop(&mut self) {
-        KEY.with(|k| *k.borrow_mut() = None);
-    }
+/// A chain name: 1 to 64 of `0-9 a-z . -`.
+fn check_chain_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase() || b == b'.' || b == b'-')
 }
 
 fn field(mac: &mut Hmac<Sha256>, value: Option<&str>) {
@@ -100,12 +125,26 @@ fn field(mac: &mut Hmac<Sha256>, value: Option<&str>) {
     }
 }
 
-/// The MAC of row `seq` with `content`, after the row whose MAC is `prev`.
-pub(crate) fn row_mac(key: &[u8; 32], seq: i64, prev: &[u8; 32], e: &AuditEntry) -> [u8; 32] {
+/// The MAC of row `seq` of `chain` with `content`, after the row whose MAC is `prev`: v1 (no
+/// chain name) for the global chain, v2 (the chain's name first) for an instance chain, so a
+/// row cannot be moved from one chain to another.
+pub(crate) fn row_mac(
+    key: &[u8; 32],
+    chain: Option<&str>,
+    seq: i64,
+    prev: &[u8; 32],
+    e: &AuditEntry,
+) -> [u8; 32] {
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(key) else {
         unreachable!("HMAC takes keys of any length");
     };
-    mac.update(b"cardunlock audit v1");
+    match chain {
+        None => mac.update(b"cardunlock audit v1"),
+        Some(name) => {
+            mac.update(b"cardunlock audit v2");
+            field(&mut mac, Some(name));
+        }
+    }
     mac.update(&seq.to_be_bytes());
     mac.update(prev);
     mac.update(&e.time_ms.to_be_bytes());
@@ -141,25 +180,30 @@ fn entry_of(note: &AuditNote<'_>, now: i64) -> AuditEntry {
     }
 }
 
-/// Appends `note` to the chain inside `tx` (the head read under the write lock); without a
-/// key (a store opened without the master secret) the row is written unchained, and
-/// [`verify`] names it.
+/// Appends `note` to the chain this transaction holds ([`lanes::Scope`]); without a key (a
+/// store opened without the master secret) the row is written unchained, and [`verify`] names
+/// it.
 pub(crate) fn append(tx: &mut dyn Tx, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
-    let key = KEY.with(|k| k.borrow().clone());
-    let Some(key) = key else {
+    let Some((key, chain, prev)) = lanes::current() else {
         log::warn!("audit row written without the chain key");
         return tx.insert_audit_row(note, now, None);
     };
-    let head = tx.audit_head()?.unwrap_or(AuditHead::START);
-    let seq = head.seq + 1;
-    let mac = row_mac(&key, seq, &head.mac, &entry_of(note, now));
-    tx.insert_audit_row(note, now, Some((seq, &mac)))?;
-    tx.set_audit_head(&AuditHead { seq, mac })
+    let seq = prev.seq + 1;
+    let mac = row_mac(&key, Some(&chain), seq, &prev.mac, &entry_of(note, now));
+    let link = Link {
+        chain: Some(&chain),
+        seq,
+        mac: &mac,
+    };
+    // The row and its chain's new head, in one statement where the database allows it.
+    tx.insert_audit_row(note, now, Some(link))?;
+    lanes::appended(AuditHead { seq, mac }, note.event, note.outcome);
+    Ok(())
 }
 
-/// Chains the rows written before the chain existed, once (when `audit_head` is still empty),
-/// and audits that it did (a new, empty store just gets its head); returns how many rows it
-/// chained.
+/// Chains the rows written before the chain existed into the global chain, once (when
+/// `audit_head` is still empty), and audits that it did (a new, empty store just gets its
+/// head); returns how many rows it chained.
 pub(crate) fn chain_existing(tx: &mut dyn Tx, key: &AuditKey) -> Result<u64, ServerError> {
     if tx.audit_head()?.is_some() {
         return Ok(0);
@@ -167,8 +211,11 @@ pub(crate) fn chain_existing(tx: &mut dyn Tx, key: &AuditKey) -> Result<u64, Ser
     let mut head = AuditHead::START;
     let mut chained = 0;
     for row in tx.audit_chain_rows(true)? {
+        if row.chain.is_some() {
+            continue;
+        }
         let seq = head.seq + 1;
-        let mac = row_mac(key, seq, &head.mac, &row.entry);
+        let mac = row_mac(key, None, seq, &head.mac, &row.entry);
         tx.set_audit_row_chain(row.id, seq, &mac)?;
         head = AuditHead { seq, mac };
         chained += 1;
@@ -188,7 +235,6 @@ pub(crate) fn chain_existing(tx: &mut dyn Tx, key: &AuditKey) -> Result<u64, Ser
         role: None,
         address: None,
     };
-    let _scope = KeyScope::set(Some(key));
     append(tx, &note, super::now_ms())?;
     Ok(chained)
 }
@@ -204,98 +250,62 @@ pub(super) fn head_of(seq: i64, mac: &[u8]) -> Result<Option<AuditHead>, ServerE
     Ok(Some(AuditHead { seq, mac }))
 }
 
-/// What [`verify`] found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChainReport {
-    /// The last row that verified (its sequence number and MAC).
-    pub head: AuditHead,
-    /// The head the store says it has (`audit_head`), if any.
-    pub stored_head: Option<AuditHead>,
-    /// The first problem, naming its row; `None` if the chain is whole.
-    pub problem: Option<String>,
-}
+/// The audit side of the store.
+impl Store {
+    /// Gives the store the audit chain's key (derived from `master`, [`crate::kdf::audit_key`]):
+    /// from now on every audit row is chained. The first time a store is given a key, the rows
+    /// written before are chained too (once, audited as `audit_chain`/`chained`); returns how
+    /// many. It also gives the store its row-MAC key ([`crate::kdf::store_row_key`]): from
+    /// now on every granting row is stamped on write and checked on read, and the rows written
+    /// before get their MACs once (audited as `row_mac`/`stamped`). A store keeps the first
+    /// keys it is given.
+    pub fn set_audit_key(&self, master: &crate::MasterSecret) -> Result<u64, ServerError> {
+        let key = self
+            .audit_key
+            .get_or_init(|| crate::kdf::audit_key(master))
+            .clone();
+        let chained = self.transact(|tx| chain_existing(tx, &key))?;
+        // The row-MAC key ([`super::mac`]): rows written before get their MACs once, audited.
+        let row_key = crate::kdf::store_row_key(master);
+        let stamped = self.transact(|tx| super::mac::stamp_existing(tx, &row_key))?;
+        if stamped > 0 {
+            log::info!("store: {stamped} existing row(s) given MACs");
+        }
+        let _ = self.row_key.set(row_key);
+        Ok(chained)
+    }
 
-/// Walks the chain in row order and names the first row removed, changed, reordered or
-/// inserted; `expected` is a head saved earlier, which must still be in the chain (else the
-/// tail was truncated or rewritten).
-pub(crate) fn verify(
-    tx: &mut dyn Tx,
-    key: &AuditKey,
-    expected: Option<&AuditHead>,
-) -> Result<ChainReport, ServerError> {
-    let rows = tx.audit_chain_rows(false)?;
-    let stored_head = tx.audit_head()?;
-    let present: std::collections::HashSet<i64> = rows.iter().filter_map(|r| r.seq).collect();
-    let mut head = AuditHead::START;
-    let mut problem = None;
-    let mut saw_expected = expected.is_none_or(|h| h.seq == 0);
-    for row in &rows {
-        let want = head.seq + 1;
-        let (Some(seq), Some(mac)) = (row.seq, row.mac.as_deref()) else {
-            problem = Some(format!(
-                "row id {} was inserted: it has no place in the chain (after seq {})",
-                row.id, head.seq
-            ));
-            break;
-        };
-        if seq != want {
-            problem = Some(if seq > want && !present.contains(&want) {
-                format!(
-                    "row seq {want} was removed (seq {seq}, id {}, follows seq {})",
-                    row.id, head.seq
-                )
-            } else if seq > want {
-                format!(
-                    "row seq {want} was moved out of order (row seq {seq}, id {}, follows seq {})",
-                    row.id, head.seq
-                )
-            } else {
-                format!(
-                    "row seq {seq} (id {}) is out of order or repeated: it follows seq {}",
-                    row.id, head.seq
-                )
-            });
-            break;
-        }
-        let computed = row_mac(key, seq, &head.mac, &row.entry);
-        if !bool::from(computed.ct_eq(mac)) {
-            problem = Some(format!(
-                "row seq {seq} (id {}) was changed or inserted: its MAC does not verify",
-                row.id
-            ));
-            break;
-        }
-        head = AuditHead { seq, mac: computed };
-        if let Some(h) = expected {
-            if h.seq == seq {
-                if !bool::from(h.mac.ct_eq(&computed)) {
-                    problem = Some(format!(
-                        "row seq {seq} (id {}) is not the row of the saved head",
-                        row.id
-                    ));
-                    break;
-                }
-                saw_expected = true;
-            }
-        }
+    /// Walks every audit chain with the key derived from `master` and names the first row
+    /// removed, changed, reordered, moved or inserted; `expected` are heads saved earlier
+    /// (logged by the server, or from an export or archive), which must still be in their
+    /// chains.
+    pub fn verify_audit(
+        &self,
+        master: &crate::MasterSecret,
+        expected: &[ChainHead],
+    ) -> Result<ChainReport, ServerError> {
+        self.verify_audit_archived(master, expected, &[])
     }
-    if problem.is_none() {
-        if let Some(h) = expected.filter(|_| !saw_expected) {
-            problem = Some(format!(
-                "the chain ends at seq {} before the saved head seq {}: rows were truncated",
-                head.seq, h.seq
-            ));
-        } else if let Some(stored) = stored_head.as_ref().filter(|s| **s != head) {
-            problem = Some(format!(
-                "the chain ends at seq {} but the stored head is seq {}: rows were truncated \
-                 or the head rewritten",
-                head.seq, stored.seq
-            ));
-        }
+
+    /// [`Store::verify_audit`] after archiving: `archived` are the heads of the archive files
+    /// ([`crate::audit_archive`]); each chain must start at (or pass) its archive's head.
+    pub fn verify_audit_archived(
+        &self,
+        master: &crate::MasterSecret,
+        expected: &[ChainHead],
+        archived: &[ChainHead],
+    ) -> Result<ChainReport, ServerError> {
+        let key = crate::kdf::audit_key(master);
+        self.transact(|tx| verify(tx, &key, expected, archived))
     }
-    Ok(ChainReport {
-        head,
-        stored_head,
-        problem,
-    })
+
+    /// Sends committed alerts to the webhook's queue.
+    pub(crate) fn set_alert_sink(&self, sink: std::sync::mpsc::SyncSender<crate::alerts::Alert>) {
+        self.lanes.set_alert_sink(sink);
+    }
+
+    /// The heads of the chains this handle wrote (committed), as logged every minute.
+    pub fn audit_heads(&self) -> Vec<ChainHead> {
+        self.lanes.heads()
+    }
 }

@@ -701,9 +701,9 @@ impl Tx for PgTx<'_> {
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
-        chain: Option<(i64, &[u8; 32])>,
+        link: Option<crate::store::chain::Link<'_>>,
     ) -> Result<(), ServerError> {
-        self.insert_row(note, now, chain)
+        self.insert_row(note, now, link)
     }
 
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
@@ -712,6 +712,26 @@ impl Tx for PgTx<'_> {
 
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
         self.write_head(head)
+    }
+
+    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
+        self.lane_heads()
+    }
+
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+        self.starts()
+    }
+
+    fn set_audit_start(
+        &mut self,
+        chain: Option<&str>,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        self.set_start(chain, head)
+    }
+
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+        self.delete_rows(ids)
     }
 
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {

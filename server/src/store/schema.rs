@@ -196,6 +196,22 @@ ALTER TABLE sessions ADD COLUMN nonce TEXT;
 ALTER TABLE sessions ADD COLUMN proven INTEGER NOT NULL DEFAULT 0;
 ",
     "
+-- 8: audit chains per instance: each row names its chain; the last head of each chain, and
+-- where a chain starts after its older rows were archived.
+ALTER TABLE audit ADD COLUMN chain TEXT;
+CREATE TABLE audit_heads (
+    chain TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
+-- Where each chain starts after its older rows were archived ('' names the global chain).
+CREATE TABLE audit_starts (
+    chain TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    mac BLOB NOT NULL
+);
+",
+    "
 -- row MACs (store/mac.rs): every granting row carries an HMAC under a key derived from the
 -- master secret; existing rows get theirs once, audited, when the server first starts
 -- (`row_mac_state.done`). The audit index serves the attempt counter's cross-check.
@@ -406,6 +422,22 @@ ALTER TABLE cards ADD COLUMN card_auth_key TEXT;
 ALTER TABLE cards ADD COLUMN backoff_until_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN nonce TEXT;
 ALTER TABLE sessions ADD COLUMN proven BOOLEAN NOT NULL DEFAULT FALSE;
+",
+    "
+-- 8: audit chains per instance: each row names its chain; the last head of each chain, and
+-- where a chain starts after its older rows were archived.
+ALTER TABLE audit ADD COLUMN chain TEXT;
+CREATE TABLE audit_heads (
+    chain TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
+-- Where each chain starts after its older rows were archived ('' names the global chain).
+CREATE TABLE audit_starts (
+    chain TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    mac BYTEA NOT NULL
+);
 ",
     "
 -- row MACs (store/mac.rs): every granting row carries an HMAC under a key derived from the

@@ -429,9 +429,9 @@ impl Tx for SqliteTx<'_> {
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
-        chain: Option<(i64, &[u8; 32])>,
+        link: Option<super::chain::Link<'_>>,
     ) -> Result<(), ServerError> {
-        audit::insert_row(self.0, note, now, chain)
+        audit::insert_row(self.0, note, now, link)
     }
 
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
@@ -440,6 +440,26 @@ impl Tx for SqliteTx<'_> {
 
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
         audit::set_head(self.0, head)
+    }
+
+    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
+        audit::lane_heads(self.0)
+    }
+
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+        audit::starts(self.0)
+    }
+
+    fn set_audit_start(
+        &mut self,
+        chain: Option<&str>,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        audit::set_start(self.0, chain, head)
+    }
+
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+        audit::delete_rows(self.0, ids)
     }
 
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {

@@ -12,7 +12,7 @@
 //! - "Once ever" facts (a used challenge, a denied PUK generation) are primary keys, inserted with
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
-use super::chain::{AuditHead, ChainRow};
+use super::chain::{AuditHead, ChainRow, Link};
 use super::mac::{MacRow, Table, Val};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
@@ -140,17 +140,27 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
 
     /// Appends an audit row.
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError>;
-    /// Writes one audit row as is, with its place in the chain (`None`: unchained).
+    /// Writes one audit row as is, with its place in the chain (`None`: unchained); for an
+    /// instance chain, the row becomes the chain's head in `audit_heads`.
     fn insert_audit_row(
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
-        chain: Option<(i64, &[u8; 32])>,
+        link: Option<Link<'_>>,
     ) -> Result<(), ServerError>;
     /// The chain's head, locked until the transaction ends; `None` before the chain exists.
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError>;
     /// Sets the chain's head.
     fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError>;
+    /// Every instance chain's stored head (`audit_heads`), by chain name.
+    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError>;
+    /// Where each chain starts after archiving (`None`: the global chain).
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError>;
+    /// Sets where `chain` starts (its rows up to `head` archived and deleted).
+    fn set_audit_start(&mut self, chain: Option<&str>, head: &AuditHead)
+        -> Result<(), ServerError>;
+    /// Deletes the audit rows `ids` (archived).
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError>;
     /// The audit rows in id order with their chain columns (only the unchained ones if
     /// `unchained_only`).
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError>;

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use super::USED_CHALLENGES;
 use super::{check_rows, row_mac, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
-use crate::store::chain::{AuditHead, ChainRow};
+use crate::store::chain::{AuditHead, ChainRow, Link};
 use crate::store::tx::{CardKey, Tx};
 use crate::store::{AuditEntry, AuditNote, CardRecord, Session};
 use crate::ServerError;
@@ -349,9 +349,29 @@ impl Tx for MacTx<'_> {
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
-        chain: Option<(i64, &[u8; 32])>,
+        link: Option<Link<'_>>,
     ) -> Result<(), ServerError> {
-        self.inner.insert_audit_row(note, now, chain)
+        self.inner.insert_audit_row(note, now, link)
+    }
+
+    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
+        self.inner.lane_heads()
+    }
+
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+        self.inner.audit_starts()
+    }
+
+    fn set_audit_start(
+        &mut self,
+        chain: Option<&str>,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        self.inner.set_audit_start(chain, head)
+    }
+
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+        self.inner.delete_audit_rows(ids)
     }
 
     fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {

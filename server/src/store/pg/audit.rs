@@ -1,22 +1,27 @@
 //! The PostgreSQL side of the audit chain ([`crate::store::chain`]): its rows and its head.
 
 use super::{audit_row, PgTx};
-use crate::store::chain::{head_of, AuditHead, ChainRow};
+use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
 use crate::store::AuditNote;
 use crate::ServerError;
 
 impl PgTx<'_> {
-    /// Writes one audit row as is, with its place in the chain (`None`: unchained).
+    /// Writes one audit row as is, with its place in the chain (`None`: unchained), and for an
+    /// instance chain its new head, in one statement (one round trip).
     pub(super) fn insert_row(
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
-        chain: Option<(i64, &[u8; 32])>,
+        link: Option<Link<'_>>,
     ) -> Result<(), ServerError> {
         self.execute(
-            "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
-                                operator, role, address, seq, mac)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "WITH appended AS (
+                 INSERT INTO audit (time_ms, profile, identity, session, event, outcome,
+                                    detail, operator, role, address, seq, mac, chain)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13))
+             INSERT INTO audit_heads (chain, seq, mac)
+             SELECT $13, $11, $12 WHERE $13::TEXT IS NOT NULL
+             ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
             &[
                 &now,
                 &note.card.map(|(p, _)| p.as_str()),
@@ -28,8 +33,9 @@ impl PgTx<'_> {
                 &note.operator,
                 &note.role.map(|r| r.as_str()),
                 &note.address,
-                &chain.map(|(seq, _)| seq),
-                &chain.map(|(_, mac)| mac.as_slice()),
+                &link.as_ref().map(|l| l.seq),
+                &link.as_ref().map(|l| l.mac.as_slice()),
+                &link.as_ref().and_then(|l| l.chain),
             ],
         )?;
         Ok(())
@@ -58,6 +64,21 @@ impl PgTx<'_> {
         Ok(())
     }
 
+    /// Every instance chain's stored head.
+    pub(super) fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
+        let rows = self.query(
+            "SELECT chain, seq, mac FROM audit_heads ORDER BY chain",
+            &[],
+        )?;
+        let mut heads = Vec::new();
+        for r in &rows {
+            if let Some(head) = head_of(r.get(1), &r.get::<_, Vec<u8>>(2))? {
+                heads.push((r.get(0), head));
+            }
+        }
+        Ok(heads)
+    }
+
     /// The audit rows in id order with their chain columns.
     pub(super) fn chain_rows(
         &mut self,
@@ -65,11 +86,11 @@ impl PgTx<'_> {
     ) -> Result<Vec<ChainRow>, ServerError> {
         let sql = if unchained_only {
             "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
+                    operator, role, address, id, seq, mac, chain
              FROM audit WHERE seq IS NULL ORDER BY id"
         } else {
             "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
+                    operator, role, address, id, seq, mac, chain
              FROM audit ORDER BY id"
         };
         let rows = self.query(sql, &[])?;
@@ -80,6 +101,7 @@ impl PgTx<'_> {
                 id: r.get(10),
                 seq: r.get(11),
                 mac: r.get(12),
+                chain: r.get(13),
             })
             .collect())
     }
@@ -95,6 +117,42 @@ impl PgTx<'_> {
             "UPDATE audit SET seq = $1, mac = $2 WHERE id = $3",
             &[&seq, &mac.as_slice(), &id],
         )?;
+        Ok(())
+    }
+
+    /// Where each chain starts after archiving.
+    pub(super) fn starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+        let rows = self.query(
+            "SELECT chain, seq, mac FROM audit_starts ORDER BY chain",
+            &[],
+        )?;
+        let mut starts = Vec::new();
+        for r in &rows {
+            if let Some(head) = head_of(r.get(1), &r.get::<_, Vec<u8>>(2))? {
+                let chain: String = r.get(0);
+                starts.push((Some(chain).filter(|c| !c.is_empty()), head));
+            }
+        }
+        Ok(starts)
+    }
+
+    /// Sets where `chain` starts.
+    pub(super) fn set_start(
+        &mut self,
+        chain: Option<&str>,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "INSERT INTO audit_starts (chain, seq, mac) VALUES ($1, $2, $3)
+             ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
+            &[&chain.unwrap_or(""), &head.seq, &head.mac.as_slice()],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the rows `ids`.
+    pub(super) fn delete_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+        self.execute("DELETE FROM audit WHERE id = ANY($1)", &[&ids])?;
         Ok(())
     }
 }

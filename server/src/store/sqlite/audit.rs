@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit_row;
-use crate::store::chain::{head_of, AuditHead, ChainRow};
+use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
 use crate::store::AuditNote;
 use crate::ServerError;
 
@@ -12,12 +12,12 @@ pub(super) fn insert_row(
     conn: &Connection,
     note: &AuditNote<'_>,
     now: i64,
-    chain: Option<(i64, &[u8; 32])>,
+    link: Option<Link<'_>>,
 ) -> Result<(), ServerError> {
     conn.execute(
         "INSERT INTO audit (time_ms, profile, identity, session, event, outcome, detail,
-                                operator, role, address, seq, mac)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                operator, role, address, seq, mac, chain)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         params![
             now,
             note.card.map(|(p, _)| p.as_str()),
@@ -29,10 +29,19 @@ pub(super) fn insert_row(
             note.operator,
             note.role.map(|r| r.as_str()),
             note.address,
-            chain.map(|(seq, _)| seq),
-            chain.map(|(_, mac)| mac.as_slice()),
+            link.as_ref().map(|l| l.seq),
+            link.as_ref().map(|l| l.mac.as_slice()),
+            link.as_ref().and_then(|l| l.chain),
         ],
     )?;
+    if let Some(Link {
+        chain: Some(chain),
+        seq,
+        mac,
+    }) = link
+    {
+        set_lane_head(conn, chain, &AuditHead { seq, mac: *mac })?;
+    }
     Ok(())
 }
 
@@ -61,6 +70,36 @@ pub(super) fn set_head(conn: &Connection, head: &AuditHead) -> Result<(), Server
     Ok(())
 }
 
+/// Sets the head of the instance chain `chain`.
+fn set_lane_head(conn: &Connection, chain: &str, head: &AuditHead) -> Result<(), ServerError> {
+    conn.execute(
+        "INSERT INTO audit_heads (chain, seq, mac) VALUES (?1, ?2, ?3)
+             ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, mac = excluded.mac",
+        params![chain, head.seq, head.mac.as_slice()],
+    )?;
+    Ok(())
+}
+
+/// Every instance chain's stored head.
+pub(super) fn lane_heads(conn: &Connection) -> Result<Vec<(String, AuditHead)>, ServerError> {
+    let mut stmt = conn.prepare("SELECT chain, seq, mac FROM audit_heads ORDER BY chain")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
+    })?;
+    let mut heads = Vec::new();
+    for row in rows {
+        let (chain, seq, mac) = row?;
+        if let Some(head) = head_of(seq, &mac)? {
+            heads.push((chain, head));
+        }
+    }
+    Ok(heads)
+}
+
 /// The audit rows in id order with their chain columns.
 pub(super) fn chain_rows(
     conn: &Connection,
@@ -68,11 +107,11 @@ pub(super) fn chain_rows(
 ) -> Result<Vec<ChainRow>, ServerError> {
     let sql = if unchained_only {
         "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
+                    operator, role, address, id, seq, mac, chain
              FROM audit WHERE seq IS NULL ORDER BY id"
     } else {
         "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address, id, seq, mac
+                    operator, role, address, id, seq, mac, chain
              FROM audit ORDER BY id"
     };
     let mut stmt = conn.prepare(sql)?;
@@ -82,6 +121,7 @@ pub(super) fn chain_rows(
             id: r.get(10)?,
             seq: r.get(11)?,
             mac: r.get(12)?,
+            chain: r.get(13)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -98,5 +138,48 @@ pub(super) fn set_row_chain(
         "UPDATE audit SET seq = ?1, mac = ?2 WHERE id = ?3",
         params![seq, mac.as_slice(), id],
     )?;
+    Ok(())
+}
+
+/// Where each chain starts after archiving.
+pub(super) fn starts(conn: &Connection) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+    let mut stmt = conn.prepare("SELECT chain, seq, mac FROM audit_starts ORDER BY chain")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+        ))
+    })?;
+    let mut starts = Vec::new();
+    for row in rows {
+        let (chain, seq, mac) = row?;
+        if let Some(head) = head_of(seq, &mac)? {
+            starts.push((Some(chain).filter(|c| !c.is_empty()), head));
+        }
+    }
+    Ok(starts)
+}
+
+/// Sets where `chain` starts.
+pub(super) fn set_start(
+    conn: &Connection,
+    chain: Option<&str>,
+    head: &AuditHead,
+) -> Result<(), ServerError> {
+    conn.execute(
+        "INSERT INTO audit_starts (chain, seq, mac) VALUES (?1, ?2, ?3)
+             ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, mac = excluded.mac",
+        params![chain.unwrap_or(""), head.seq, head.mac.as_slice()],
+    )?;
+    Ok(())
+}
+
+/// Deletes the rows `ids`.
+pub(super) fn delete_rows(conn: &Connection, ids: &[i64]) -> Result<(), ServerError> {
+    let mut stmt = conn.prepare("DELETE FROM audit WHERE id = ?1")?;
+    for id in ids {
+        stmt.execute([id])?;
+    }
     Ok(())
 }

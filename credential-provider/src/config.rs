@@ -1,0 +1,241 @@
+//! The provider's configuration (`HKLM\SOFTWARE\cardunlock`) and the rule that protects it.
+//!
+//! The provider runs inside LogonUI as SYSTEM. Whoever can write its configuration key or the
+//! pinned certificate file can point it at their own server and read the answers and the PUK,
+//! so both must be writable by administrators and SYSTEM only. The Windows code reads the key's
+//! and the file's security descriptors into [`Ace`]s; [`only_admins_write`] decides.
+
+use cardunlock_core::crypto::Algorithm;
+
+/// Where the configuration lives, under `HKEY_LOCAL_MACHINE`.
+pub const KEY: &str = "SOFTWARE\\cardunlock";
+/// `REG_SZ`: the unlock server's URL (`https://unlock.example.org:8443`).
+pub const VALUE_SERVER_URL: &str = "ServerUrl";
+/// `REG_SZ`: the path of the server's certificate (PEM) the client pins.
+pub const VALUE_CERTIFICATE: &str = "CertificatePath";
+/// `REG_SZ` (optional): a reader name or name part; empty or absent: the reader with a card.
+pub const VALUE_READER: &str = "ReaderFilter";
+/// `REG_DWORD` (optional): 1 offers offline unlock after "no questions" (default 1).
+pub const VALUE_OFFLINE: &str = "OfflineOffered";
+/// `REG_SZ` (optional): the admin key algorithm of ISO admin cards (`3DES`, `AES-128`,
+/// `AES-192`, `AES-256`); absent: as the card reports, else 3DES.
+pub const VALUE_ISO_ALGORITHM: &str = "IsoAlgorithm";
+
+/// SYSTEM (`NT AUTHORITY\SYSTEM`).
+pub const SID_SYSTEM: &str = "S-1-5-18";
+/// `BUILTIN\Administrators`.
+pub const SID_ADMINISTRATORS: &str = "S-1-5-32-544";
+
+/// Registry rights that change the key: `KEY_SET_VALUE`, `KEY_CREATE_SUB_KEY`,
+/// `KEY_CREATE_LINK`, `DELETE`, `WRITE_DAC`, `WRITE_OWNER`, `GENERIC_ALL`, `GENERIC_WRITE`.
+pub const KEY_WRITE_RIGHTS: u32 =
+    0x0002 | 0x0004 | 0x0020 | 0x0001_0000 | 0x0004_0000 | 0x0008_0000 | 0x1000_0000 | 0x4000_0000;
+/// File rights that change the file: `FILE_WRITE_DATA`, `FILE_APPEND_DATA`, `FILE_WRITE_EA`,
+/// `FILE_WRITE_ATTRIBUTES`, `DELETE`, `WRITE_DAC`, `WRITE_OWNER`, `GENERIC_ALL`, `GENERIC_WRITE`.
+pub const FILE_WRITE_RIGHTS: u32 = 0x0002
+    | 0x0004
+    | 0x0010
+    | 0x0100
+    | 0x0001_0000
+    | 0x0004_0000
+    | 0x0008_0000
+    | 0x1000_0000
+    | 0x4000_0000;
+
+/// One entry of a DACL, as far as the rule needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ace {
+    /// The trustee, as a string SID (`S-1-5-32-544`).
+    pub sid: String,
+    /// The access mask.
+    pub mask: u32,
+    /// An allow entry (deny entries never grant anything).
+    pub allow: bool,
+    /// Inherited by children only (`INHERIT_ONLY_ACE`): does not apply to this object.
+    pub inherit_only: bool,
+}
+
+fn trusted(sid: &str) -> bool {
+    sid == SID_SYSTEM || sid == SID_ADMINISTRATORS
+}
+
+/// Whether only administrators and SYSTEM can change the object: its owner (who can always
+/// rewrite the DACL) is one of them, it has a DACL (`None`: a NULL DACL, everyone has full
+/// access), and no allow entry gives anyone else a right in `write_rights`. `what` names the
+/// object in the refusal.
+pub fn only_admins_write(
+    what: &str,
+    owner: &str,
+    dacl: Option<&[Ace]>,
+    write_rights: u32,
+) -> Result<(), String> {
+    let refuse = |why: String| {
+        Err(format!(
+            "{what}: {why}. Only Administrators and SYSTEM may be able to change it; the \
+             unlock is not offered until that is fixed."
+        ))
+    };
+    if !trusted(owner) {
+        return refuse(format!("its owner is {owner}"));
+    }
+    let Some(aces) = dacl else {
+        return refuse("it has no access control list (everyone may change it)".into());
+    };
+    for ace in aces {
+        if ace.allow && !ace.inherit_only && ace.mask & write_rights != 0 && !trusted(&ace.sid) {
+            return refuse(format!("{} may change it", ace.sid));
+        }
+    }
+    Ok(())
+}
+
+/// The provider's settings, read from the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The unlock server's URL.
+    pub server_url: String,
+    /// The pinned certificate's path.
+    pub certificate_path: String,
+    /// A reader name or name part (`None`: the reader with a card).
+    pub reader: Option<String>,
+    /// Whether offline unlock is offered.
+    pub offline_offered: bool,
+    /// The ISO admin key algorithm (`None`: as the card reports, else 3DES).
+    pub iso_algorithm: Option<Algorithm>,
+}
+
+/// An ISO admin key algorithm as the registry spells it (`3DES`, `AES-128`, ...).
+pub fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
+    match value.trim().to_ascii_uppercase().replace(['-', '_'], "").as_str() {
+        "3DES" | "TDES" | "TRIPLEDES" => Ok(Algorithm::TripleDes),
+        "AES128" => Ok(Algorithm::Aes128),
+        "AES192" => Ok(Algorithm::Aes192),
+        "AES256" => Ok(Algorithm::Aes256),
+        _ => Err(format!(
+            "HKLM\\{KEY}\\{VALUE_ISO_ALGORITHM}: {value:?} is none of 3DES, AES-128, AES-192, AES-256"
+        )),
+    }
+}
+
+impl Config {
+    /// The settings from the values read (`None`: absent). The URL and certificate path are
+    /// required; the URL must be `https://`.
+    pub fn from_values(
+        server_url: Option<String>,
+        certificate_path: Option<String>,
+        reader: Option<String>,
+        offline: Option<u32>,
+        iso_algorithm: Option<String>,
+    ) -> Result<Self, String> {
+        let need = |v: Option<String>, name: &str| {
+            v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                format!("HKLM\\{KEY}\\{name} is not set: the unlock is not configured")
+            })
+        };
+        let server_url = need(server_url, VALUE_SERVER_URL)?;
+        if !server_url.starts_with("https://") {
+            return Err(format!(
+                "HKLM\\{KEY}\\{VALUE_SERVER_URL}: it must be an https:// address"
+            ));
+        }
+        Ok(Self {
+            server_url,
+            certificate_path: need(certificate_path, VALUE_CERTIFICATE)?,
+            reader: reader.filter(|r| !r.trim().is_empty()),
+            offline_offered: offline.unwrap_or(1) != 0,
+            iso_algorithm: iso_algorithm
+                .filter(|a| !a.trim().is_empty())
+                .map(|a| parse_algorithm(&a))
+                .transpose()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ace(sid: &str, mask: u32) -> Ace {
+        Ace {
+            sid: sid.into(),
+            mask,
+            allow: true,
+            inherit_only: false,
+        }
+    }
+
+    /// Proves the rule refuses every way someone else could change the key or file: a foreign
+    /// owner, a NULL DACL, a write right for Users; and accepts read rights for Users and
+    /// entries that do not apply to the object (deny, inherit-only).
+    #[test]
+    fn only_administrators_and_system_may_write() {
+        let read = 0x0002_0019; // KEY_READ
+        let good = [
+            ace(SID_SYSTEM, 0x000F_003F),
+            ace(SID_ADMINISTRATORS, 0x000F_003F),
+            ace("S-1-5-32-545", read),
+        ];
+        assert!(
+            only_admins_write("key", SID_ADMINISTRATORS, Some(&good), KEY_WRITE_RIGHTS).is_ok()
+        );
+        assert!(only_admins_write("key", SID_SYSTEM, Some(&good), KEY_WRITE_RIGHTS).is_ok());
+
+        let user = "S-1-5-21-1-2-3-1001";
+        let e = only_admins_write("key", user, Some(&good), KEY_WRITE_RIGHTS).unwrap_err();
+        assert!(e.contains("owner") && e.contains(user), "{e}");
+        assert!(only_admins_write("key", SID_SYSTEM, None, KEY_WRITE_RIGHTS).is_err());
+        for right in [0x0002, 0x0001_0000, 0x0004_0000, 0x1000_0000, 0x4000_0000] {
+            let mut aces = good.to_vec();
+            aces.push(ace("S-1-5-32-545", right));
+            let e =
+                only_admins_write("file", SID_SYSTEM, Some(&aces), FILE_WRITE_RIGHTS).unwrap_err();
+            assert!(e.contains("S-1-5-32-545 may change it"), "{right:#x}: {e}");
+        }
+        let mut aces = good.to_vec();
+        aces.push(Ace {
+            allow: false,
+            ..ace("S-1-1-0", 0x1000_0000)
+        });
+        aces.push(Ace {
+            inherit_only: true,
+            ..ace("S-1-3-0", 0x1000_0000)
+        });
+        assert!(only_admins_write("key", SID_SYSTEM, Some(&aces), KEY_WRITE_RIGHTS).is_ok());
+    }
+
+    #[test]
+    fn configuration_needs_an_https_server_and_a_certificate() {
+        let c = Config::from_values(
+            Some("https://unlock.example.org:8443".into()),
+            Some("C:\\ProgramData\\cardunlock\\server.pem".into()),
+            Some(String::new()),
+            None,
+            None,
+        )
+        .expect("complete");
+        assert_eq!(c.iso_algorithm, None);
+        assert_eq!(c.reader, None);
+        assert!(c.offline_offered);
+        assert!(Config::from_values(None, Some("c".into()), None, None, None).is_err());
+        assert!(
+            Config::from_values(Some("http://x".into()), Some("c".into()), None, None, None)
+                .is_err()
+        );
+        let e =
+            Config::from_values(Some("https://x".into()), None, None, Some(0), None).unwrap_err();
+        assert!(e.contains("CertificatePath"), "{e}");
+        let c = Config::from_values(
+            Some("https://x".into()),
+            Some("c".into()),
+            None,
+            Some(0),
+            None,
+        );
+        assert!(!c.expect("ok").offline_offered);
+        let aes = Some("aes-256".to_string());
+        let c = Config::from_values(Some("https://x".into()), Some("c".into()), None, None, aes);
+        assert_eq!(c.expect("ok").iso_algorithm, Some(Algorithm::Aes256));
+        assert_eq!(parse_algorithm("3DES"), Ok(Algorithm::TripleDes));
+        assert!(parse_algorithm("DES").is_err());
+    }
+}
