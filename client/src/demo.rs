@@ -11,7 +11,10 @@ use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::unlock;
 use cardunlock_core::{ErrorKind, Transport};
 use cardunlock_protocol::{Role, Secret};
-use cardunlock_server::{Argon2Params, Config, Enrollment, MasterSecret, Server, ServerHandle};
+use cardunlock_server::{Config, Enrollment, MasterSecret, Server, ServerHandle};
+
+/// The Argon2id cost of the demo server's answer hashes ([`Demo::start_with`]).
+pub use cardunlock_server::Argon2Params;
 use cardunlock_sim::{Config as SimConfig, IsoConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
 use zeroize::Zeroizing;

@@ -12,6 +12,8 @@
 //!   response, PUK read-out), the session kept owner-only between commands.
 //! - [`enroll`]: personalisation of a card with the secrets the server gives it.
 //! - `demo` (feature `demo`): the seed scenario in-process (server, user, simulated card).
+//! - [`link`] and [`worker`]: the unlock on a worker thread behind a channel, for a front end
+//!   that must never block (the window, the login-screen tile): one worker loop for both.
 //! - [`card`]: the card in a PC/SC reader (feature `pcsc`) or a USB CCID reader (feature
 //!   `ccid`): reader choice, waiting for the card, sessions; every workstation program uses it.
 //!
@@ -26,11 +28,13 @@ pub mod demo;
 pub mod enroll;
 pub mod failure;
 pub mod hex;
+pub mod link;
 pub mod offline;
 pub mod online;
 pub mod operator;
 pub mod presence;
 pub mod responder;
 pub mod status;
+pub mod worker;
 
 pub use failure::{Failure, Kind};

@@ -285,6 +285,13 @@ fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
             identity: hex(&id),
         })
         .unwrap();
+    // The card proves its presence (a modified workstation still needs the card).
+    let mut driver = Driver::new(Hooked {
+        card: card.clone(),
+        after: Box::new(|_, _| {}),
+    });
+    let signature = cardunlock_client::presence::sign_nonce(&mut driver, &started).unwrap();
+    api.prove(&started.session, signature).unwrap();
     api.answers(&started.session, &[Zeroizing::new("Rex".to_string())])
         .unwrap();
     api.puk(&started.session, Some(3)).unwrap();

@@ -227,7 +227,9 @@ impl UnlockApp {
 
     /// Draws one frame (eframe's `App::ui` and the test harness both call this).
     pub fn ui(&mut self, ui: &mut egui::Ui) {
-        self.link.set_context(ui.ctx());
+        let ctx = ui.ctx().clone();
+        self.link
+            .set_wake(|| std::sync::Arc::new(move || ctx.request_repaint()));
         self.drain();
         let enter = ui.input(|i| i.key_pressed(Key::Enter));
         let fresh = std::mem::take(&mut self.fresh);

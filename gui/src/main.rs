@@ -103,7 +103,10 @@ fn spawn(mode: Mode, end: WorkerEnd) -> std::io::Result<()> {
     let worker = std::thread::Builder::new().name("unlock".into());
     match mode {
         #[cfg(feature = "demo")]
-        Mode::Demo(scenario) => worker.spawn(move || worker::run_demo(scenario, end))?,
+        Mode::Demo(scenario) => worker.spawn(move || {
+            let argon2 = cardunlock_client::demo::Argon2Params::default();
+            worker::run_demo(scenario, argon2, worker::Options::default(), end)
+        })?,
         #[cfg(not(feature = "demo"))]
         Mode::Demo(scenario) => match scenario {},
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
@@ -112,7 +115,7 @@ fn spawn(mode: Mode, end: WorkerEnd) -> std::io::Result<()> {
                 readers,
                 poll: std::time::Duration::from_millis(500),
             };
-            worker::run_server(&url, &cert, source, end)
+            worker::run_server(&url, &cert, source, worker::Options::default(), end)
         })?,
         #[cfg(not(any(feature = "pcsc", feature = "ccid")))]
         Mode::Server { .. } => worker.spawn(move || {

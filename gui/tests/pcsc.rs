@@ -52,7 +52,7 @@ fn waits_for_the_card_in_a_pcsc_reader_then_unlocks_it() {
             },
             poll: Duration::from_millis(100),
         };
-        worker::run(&mut source, d.api(), end)
+        worker::run(&mut source, d.api(), worker::Options::default(), end)
     });
     wait_for(&mut h, "waiting");
     assert!(has(&h, INSERT_CARD));

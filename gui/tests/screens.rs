@@ -215,7 +215,7 @@ fn server_unreachable_is_a_screen_and_the_card_is_untouched() {
     let mut source = DemoCard(demo.card());
     let (mut h, _worker) = start(move |end| {
         let api = Api::new(&url, &pem).expect("api");
-        worker::run(&mut source, &api, end)
+        worker::run(&mut source, &api, worker::Options::default(), end)
     });
     wait_for(&mut h, "failed");
     assert!(has(&h, "The unlock server cannot be reached."));

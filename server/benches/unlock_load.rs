@@ -1,4 +1,4 @@
-//! Load benchmark of the unlock server (issue 4): concurrent full online-unlock sessions
+//! Load benchmark of the unlock server: concurrent full online-unlock sessions
 //! (start -> answers -> admin encrypt -> complete) against a server on 127.0.0.1 with the
 //! contract's default Argon2id parameters (m = 19456 KiB, t = 2, p = 1), each session on a fresh
 //! HTTPS connection as a workstation would open it. Prints sessions/s and latency percentiles.

@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(normalise_answer(" \t "), "");
     }
 
-    /// Issue 8: full case folding, not `to_lowercase`.
+    /// Full case folding, not `to_lowercase`.
     #[test]
     fn full_case_folding() {
         assert_eq!(normalise_answer("Straße"), normalise_answer("STRASSE"));

@@ -81,6 +81,7 @@ fn parse_bounds(stat: &str) -> Option<(u64, u64)> {
 
 /// Where the values of `NAME=value` entries are in a block of NUL-terminated entries: (offset,
 /// length) of each value.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn values_of(block: &[u8], name: &str) -> Vec<(usize, usize)> {
     let prefix_len = name.len() + 1;
     let mut found = Vec::new();

@@ -165,7 +165,7 @@ mod tests {
         }
     }
 
-    /// Issue 8: malformed hex is an error, never a raw secret.
+    /// Malformed hex is an error, never a raw secret.
     #[test]
     fn malformed_hex_in_a_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -183,7 +183,7 @@ mod tests {
         }
     }
 
-    /// Issue 8: a master-secret file others can read is refused, with the fix in the message.
+    /// A master-secret file others can read is refused, with the fix in the message.
     #[cfg(unix)]
     #[test]
     fn a_file_others_can_read_is_refused() {
@@ -198,7 +198,7 @@ mod tests {
         assert!(MasterSecret::from_file(&path).is_ok());
     }
 
-    /// Issue 8: the environment variable is gone after reading, even when it was malformed.
+    /// The environment variable is gone after reading, even when it was malformed.
     #[test]
     fn the_environment_variable_is_removed_after_reading() {
         std::env::set_var(MasterSecret::ENV_VAR, "ab".repeat(32));

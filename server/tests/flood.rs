@@ -1,4 +1,4 @@
-//! Issue 8, "the server under attack": idle and slow connections cannot starve a real client
+//! The server under attack: idle and slow connections cannot starve a real client
 //! (per-address cap, handshake deadline, the oldest handshake evicted when full), and `start`
 //! and `answers` are rate limited per address and per card with 429 and `Retry-After`.
 //!

@@ -1,4 +1,4 @@
-//! Issue 8, smaller findings: a re-enrolment without questions closes live sessions and an
+//! Smaller hardening findings: a re-enrolment without questions closes live sessions and an
 //! empty answer list never verifies; the state directory, TLS key and SQLite file are private.
 
 mod common;

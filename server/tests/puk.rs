@@ -174,7 +174,7 @@ backend_tests! {
         assert_error(&release(&env, &g), 400, "bad_request");
     }
 
-    /// Issue 8: the server never releases more PUK candidates than the card can try while
+    /// The server never releases more PUK candidates than the card can try while
     /// keeping its last try; the client may report fewer tries than the configured limit.
     fn puk_candidates_stay_below_the_tries_the_card_has_left() {
         let dir = tempfile::tempdir().unwrap();

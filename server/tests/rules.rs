@@ -115,12 +115,12 @@ fn done(env: &Env, token: &str, reply: &Value, personalised: bool) {
         "/v1/operator/enrollments/{}",
         reply["enrollment"].as_str().unwrap()
     );
-    let (status, body) = env.call(
-        "POST",
-        &path,
-        token,
-        Some(&json!({ "personalised": personalised })),
-    );
+    let mut report = json!({ "personalised": personalised });
+    if reply["next"].get("puk_generation").is_some() {
+        // A PIV card: its Card Authentication key, so it can prove its presence.
+        report["card_auth_key"] = json!(hex::encode(card_auth_public()));
+    }
+    let (status, body) = env.call("POST", &path, token, Some(&report));
     assert_eq!(status, 200, "{body}");
 }
 

@@ -72,7 +72,7 @@ backend_tests! {
             .unwrap()
             .bytes()
             .all(|c| c.is_ascii_hexdigit()));
-        // Nothing about the user before the answers are verified (issue 8): a guessed identity
+        // Nothing about the user before the answers are verified: a guessed identity
         // learns no name or e-mail.
         assert!(piv.get("user").is_none(), "{piv}");
         let shown = piv.to_string();

@@ -81,7 +81,16 @@ fn start_worker(end: WorkerEnd) -> bool {
         offline_offered: true,
         iso_algorithm: None,
     };
-    spawn(move || crate::worker::run_demo(cardunlock_client::demo::Scenario::Seed, options, end));
+    // A test-only build: cheap answer hashes keep the run short under Wine.
+    let argon2 = cardunlock_client::demo::Argon2Params::TEST_ONLY_FAST;
+    spawn(move || {
+        crate::worker::run_demo(
+            cardunlock_client::demo::Scenario::Seed,
+            argon2,
+            options,
+            end,
+        )
+    });
     true
 }
 

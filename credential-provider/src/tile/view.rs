@@ -125,7 +125,7 @@ impl Tile {
                 set(NEW_PIN, String::new());
                 set(CONFIRM_PIN, String::new());
                 inputs.extend([NEW_PIN, CONFIRM_PIN]);
-                status.push(policy.describe());
+                status.push(format!("PIN rules: {}.", policy.describe()));
                 // Every violation, as typed (as the window shows them), then what was refused.
                 let mut lines = if pin.is_empty() {
                     Vec::new()

@@ -73,7 +73,7 @@ pub fn against<S: CardSource + Send + 'static>(
     mut source: S,
 ) -> impl FnOnce(&WorkerEnd) + Send + 'static {
     let demo = demo.clone();
-    move |end| worker::run(&mut source, demo.api(), end)
+    move |end| worker::run(&mut source, demo.api(), worker::Options::default(), end)
 }
 
 /// The demo with cheap answer hashes (the default Argon2id cost is slow in a debug build).
