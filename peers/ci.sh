@@ -9,7 +9,7 @@
 # Prints PASS/FAIL per check and a closing "N passed, N failed" line; exits non-zero on failure.
 #
 # Every card goes into vpcd reader 1 ("Virtual PCD 00 01"), which the Rust tests use too
-# (host-demo/tests/pcsc_cli.rs and tty.rs). They serialise on it with cardunlock_vpcd::ReaderLock,
+# (host-demo/tests/pcsc_cli.rs and tty.rs). They serialise on it with cardunlock_virtual_readers::ReaderLock,
 # a machine-wide lock that is "whoever has 127.0.0.1:25964 bound" (25963 + reader index). This
 # script takes the same lock with perl (perl-base is Essential on Debian) for its whole run, so it
 # waits for a `cargo test` that holds the reader, and vice versa. In .ci/run it also simply runs
@@ -38,7 +38,7 @@ stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PI
 trap stop EXIT
 wait_card() { for _ in $(seq 100); do "$B" --json readers 2>/dev/null | grep -q "\"name\":\"$R\",\"card\":true" && return 0; sleep 0.1; done; fail "no card in $R"; return 1; }
 idx() { opensc-tool -l 2>/dev/null | awk -v r="$R" 'index($0, r) && $1 ~ /^[0-9]+$/ { print $1; exit }'; }
-# Holds cardunlock_vpcd::ReaderLock of reader 1 until this script exits (the coprocess reads
+# Holds cardunlock_virtual_readers::ReaderLock of reader 1 until this script exits (the coprocess reads
 # its stdin until the script's end of the pipe closes). Waits up to 300 s, as the Rust tests do.
 lock_reader() {
   coproc LOCK { exec perl -MSocket -e '
@@ -63,7 +63,7 @@ cargo build -q -p cardunlock-server --locked --manifest-path "$ROOT/Cargo.toml" 
 SRV_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/cardunlock-server"
 (cd peers/piv-authenticator-vpicc && CARGO_TARGET_DIR="$PEER_TARGET" cargo build -q --locked) || { echo "FAIL  building piv-authenticator-vpicc"; exit 1; }
 PEER="$PEER_TARGET/debug/piv-authenticator-vpicc"
-lock_reader || { echo "FAIL  could not take the lock of $R (cardunlock_vpcd::ReaderLock, port 25964)"; exit 1; }
+lock_reader || { echo "FAIL  could not take the lock of $R (cardunlock_virtual_readers::ReaderLock, port 25964)"; exit 1; }
 
 echo "== cardunlock CLI vs piv-authenticator (independent PIV card)"
 "$PEER" --port $PORT >/tmp/piv-authenticator.log 2>&1 & PID=$!

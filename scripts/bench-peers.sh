@@ -41,7 +41,7 @@ PEER="$PEER_TARGET/debug/piv-authenticator-vpicc"
 stop() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; PID=; fi; if [ -n "${KEEP_CARD_LOG:-}" ]; then cp "$PEER_LOG" "$KEEP_CARD_LOG"; fi; rm -f "$PEER_LOG"; }
 trap stop EXIT
 
-# The machine-wide lock of reader 1 (cardunlock_vpcd::ReaderLock: whoever has 127.0.0.1:25964
+# The machine-wide lock of reader 1 (cardunlock_virtual_readers::ReaderLock: whoever has 127.0.0.1:25964
 # bound), held until this script exits; see peers/ci.sh.
 coproc LOCK { exec perl -MSocket -e '
   socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";

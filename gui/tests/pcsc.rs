@@ -12,7 +12,7 @@ use cardunlock_client::card::{Readers as ReaderChoice, TransportKind};
 use cardunlock_client::demo::{Scenario, SharedCard, DEMO_ANSWERS};
 use cardunlock_gui::app::UNLOCKED;
 use cardunlock_gui::worker::{self, Readers, INSERT_CARD};
-use cardunlock_vpcd::{reader_addr, reader_name, ReaderLock, ServedCard, VirtualCard};
+use cardunlock_virtual_readers::{reader_addr, reader_name, ReaderLock, ServedCard, VirtualCard};
 use common::*;
 use eframe::egui::Key;
 

@@ -91,7 +91,7 @@ pub fn run(args: &SimCardArgs) -> Result<(), Failure> {
         if args.blocked { " (PIN blocked)" } else { "" }
     );
     let mut card = card;
-    cardunlock_vpcd::serve(&mut card, addr, &stop).map_err(|e| {
+    cardunlock_virtual_readers::serve(&mut card, addr, &stop).map_err(|e| {
         Failure::new(
             Kind::NoCard,
             format!("vpcd at {addr}: {e} (is pcscd with vsmartcard-vpcd running?)"),
@@ -115,10 +115,10 @@ fn run_vscard(_: SimCard, _: &std::path::Path, _: &SimCardArgs) -> Result<(), Fa
 #[cfg(unix)]
 fn run_vscard(card: SimCard, socket: &std::path::Path, args: &SimCardArgs) -> Result<(), Failure> {
     let stop = AtomicBool::new(false);
-    let mut card: Box<dyn cardunlock_vpcd::VirtualCard> = if args.apdu_level {
-        Box::new(cardunlock_vpcd::vscard::ApduLevel(card))
+    let mut card: Box<dyn cardunlock_virtual_readers::VirtualCard> = if args.apdu_level {
+        Box::new(cardunlock_virtual_readers::vscard::ApduLevel(card))
     } else {
-        Box::new(cardunlock_vpcd::vscard::T0Card::new(card))
+        Box::new(cardunlock_virtual_readers::vscard::T0Card::new(card))
     };
     let atr = card.atr();
     eprintln!(
@@ -136,7 +136,7 @@ fn run_vscard(card: SimCard, socket: &std::path::Path, args: &SimCardArgs) -> Re
             ""
         }
     );
-    cardunlock_vpcd::vscard::serve(card.as_mut(), socket, &stop).map_err(|e| {
+    cardunlock_virtual_readers::vscard::serve(card.as_mut(), socket, &stop).map_err(|e| {
         Failure::new(
             Kind::NoCard,
             format!("{e} (is QEMU running with -device ccid-card-passthru on that socket?)"),

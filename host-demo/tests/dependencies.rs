@@ -6,7 +6,11 @@
 use std::process::Command;
 
 /// The crates a login-screen program must not carry.
-const DEMO_ONLY: [&str; 3] = ["cardunlock-server", "cardunlock-sim", "cardunlock-vpcd"];
+const DEMO_ONLY: [&str; 3] = [
+    "cardunlock-server",
+    "cardunlock-sim",
+    "cardunlock-virtual-readers",
+];
 
 /// The package names in `cargo tree -e normal -p PACKAGE` (one per line, no duplicates marker).
 fn tree(package: &str, features: &[&str]) -> Vec<String> {

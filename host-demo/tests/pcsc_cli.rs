@@ -3,7 +3,7 @@
 //! counters afterwards (read back with `cardunlock --json status`).
 //!
 //! Needs pcscd running with vsmartcard-vpcd (`scripts/start-pcscd.sh`; `scripts/test.sh` does it).
-//! Every test that puts a card into reader 1 holds `cardunlock_vpcd::ReaderLock` of it (see
+//! Every test that puts a card into reader 1 holds `cardunlock_virtual_readers::ReaderLock` of it (see
 //! `common`), so these tests, `tty.rs` and `peers/ci.sh` never share the reader, whatever process
 //! they run in.
 #![cfg(feature = "pcsc")]
@@ -252,7 +252,8 @@ fn offline_response_from_the_server_after_enrollment() {
 #[test]
 fn waits_for_the_card_to_be_inserted() {
     let lock =
-        cardunlock_vpcd::ReaderLock::acquire(1, std::time::Duration::from_secs(300)).unwrap();
+        cardunlock_virtual_readers::ReaderLock::acquire(1, std::time::Duration::from_secs(300))
+            .unwrap();
     let out = cli(&["--reader", READER, "--wait", "1", "status"]);
     assert_exit(&out, 4, "Insert the smart card");
     let waiting = Command::new(BIN)

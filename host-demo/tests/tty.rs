@@ -8,7 +8,7 @@
 //!
 //! Needs tmux (scripts/setup.sh installs it) and pcscd with vsmartcard-vpcd running
 //! (scripts/start-pcscd.sh). The reader is shared with pcsc_cli.rs and peers/ci.sh through
-//! `cardunlock_vpcd::ReaderLock` (see `common`).
+//! `cardunlock_virtual_readers::ReaderLock` (see `common`).
 #![cfg(feature = "pcsc")]
 
 mod common;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use cardunlock_core::Transport;
 use cardunlock_pcsc::{Pcsc, PcscError, ShareMode};
 use cardunlock_sim::{Config, PivConfig, SimCard};
-use cardunlock_vpcd::{reader_addr, reader_name, ReaderLock, ServeOptions, ServedCard};
+use cardunlock_virtual_readers::{reader_addr, reader_name, ReaderLock, ServeOptions, ServedCard};
 use embassy_futures::block_on;
 
 const SELECT_PIV: [u8; 15] = [

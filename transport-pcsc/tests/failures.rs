@@ -18,7 +18,7 @@ use cardunlock_core::{Command, ErrorKind, Transport, TransportError};
 use cardunlock_pcsc::pcsc::Disposition;
 use cardunlock_pcsc::{PcscError, PcscTransport, ReaderChoice, ShareMode};
 use cardunlock_sim::{Config, PivConfig};
-use cardunlock_vpcd::StopHandle;
+use cardunlock_virtual_readers::StopHandle;
 use common::{empty_reader, insert, pcsc, reader};
 use embassy_futures::block_on;
 

@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cardunlock_vpcd::ReaderLock;
+use cardunlock_virtual_readers::ReaderLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cardunlock");
 /// vpcd reader 1 ("Virtual PCD 00 01", port 35964): the transport tests use reader 0.
@@ -21,7 +21,7 @@ const CARD_EVENT: Duration = Duration::from_secs(10);
 const LOCK_WAIT: Duration = Duration::from_secs(300);
 
 /// A `cardunlock sim-card` process serving a fresh simulated card in reader 1, holding the
-/// machine-wide lock of the reader (`cardunlock_vpcd::ReaderLock`) until the card is out.
+/// machine-wide lock of the reader (`cardunlock_virtual_readers::ReaderLock`) until the card is out.
 pub struct SimCard {
     child: Child,
     // Dropped after `Drop::drop` has waited for the reader to be empty.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cardunlock_pcsc::{Pcsc, PcscTransport, ShareMode};
 use cardunlock_sim::{Config, SimCard};
-use cardunlock_vpcd::{reader_addr, reader_name, ReaderLock, ServedCard};
+use cardunlock_virtual_readers::{reader_addr, reader_name, ReaderLock, ServedCard};
 
 /// The vpcd reader the tests use.
 pub const READER_INDEX: u8 = 0;

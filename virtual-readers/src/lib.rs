@@ -1,4 +1,7 @@
-//! # cardunlock-vpcd
+//! # cardunlock-virtual-readers
+//!
+//! The virtual readers a card implemented in Rust is served to: pcscd's `vpcd` reader (this
+//! module) and QEMU's emulated USB CCID reader through its VSCard protocol ([`vscard`]).
 //!
 //! The card side of the [vsmartcard] `vpcd` protocol, so that a card implemented in Rust (the
 //! project's [`cardunlock_sim::SimCard`] or anything implementing [`VirtualCard`]) can be driven
@@ -14,7 +17,7 @@
 //!
 //! ```no_run
 //! use cardunlock_sim::{Config, PivConfig, SimCard};
-//! use cardunlock_vpcd::{reader_addr, ServedCard};
+//! use cardunlock_virtual_readers::{reader_addr, ServedCard};
 //!
 //! let card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
 //! let mut served = ServedCard::spawn(card, reader_addr(0))?; // "Virtual PCD 00 00" shows a card
@@ -46,7 +49,7 @@ mod served;
 pub mod vscard;
 
 // Defined in `cardunlock-sim` (the simulated USB CCID reader uses it too), re-exported so that
-// `cardunlock_vpcd::VirtualCard` keeps working.
+// `cardunlock_virtual_readers::VirtualCard` keeps working.
 pub use cardunlock_sim::VirtualCard;
 pub use connection::{serve, Connection, Control, DEFAULT_CONNECT_RETRY};
 pub use lock::{ReaderLock, LOCK_BASE_PORT};

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use cardunlock_sim::{Config, PivConfig, SimCard, ATR_PIV};
-use cardunlock_vpcd::{serve, ReaderLock, ServedCard, VirtualCard};
+use cardunlock_virtual_readers::{serve, ReaderLock, ServedCard, VirtualCard};
 
 /// The reader side: listens like vpcd, writes length and body in two writes like vpcd 3.3.
 struct FakeVpcd {

@@ -18,7 +18,7 @@
 //! //   -device ccid-card-passthru,chardev=vsc
 //! let mut card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
 //! let stop = AtomicBool::new(false);
-//! cardunlock_vpcd::vscard::serve(&mut card, "/tmp/vscard.sock", &stop)?;
+//! cardunlock_virtual_readers::vscard::serve(&mut card, "/tmp/vscard.sock", &stop)?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 

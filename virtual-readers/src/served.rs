@@ -85,7 +85,7 @@ impl ServedCard {
         let stream = Arc::new(connection.try_clone_stream()?);
         let flag = Arc::clone(&stop);
         let thread = thread::Builder::new()
-            .name("vpcd-card".into())
+            .name("virtual-readers".into())
             .spawn(move || connection.serve(&mut card, &flag))?;
         Ok(Self {
             handle: StopHandle { stop, stream },
