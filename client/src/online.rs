@@ -338,7 +338,12 @@ where
             confirm.as_bytes(),
         )
         .map_err(|e| failure::input(&e))?;
-        match block_on(unlock::piv_unblock(driver, &puk_ref, &new_pin)) {
+        // No VERIFY after the reset: the card's `90 00` says the new PIN is set (the policy was
+        // checked before), and a VERIFY would leave the PIN verified for whatever runs next.
+        let options = unlock::PivUnblockOptions::DEFAULT.without_verify();
+        match block_on(unlock::piv_unblock_with(
+            driver, &puk_ref, &new_pin, options,
+        )) {
             Ok(()) => {
                 used = Some(puk);
                 break;
@@ -363,7 +368,8 @@ where
         .map_err(|e| Failure::new(Kind::Server, format!("PUK from the server: {e}")))?;
     let new = PivPuk::new(release.next_puk.expose().as_bytes())
         .map_err(|e| Failure::new(Kind::Server, format!("next PUK from the server: {e}")))?;
-    match block_on(driver.run(&mut PivChangePuk::new(&old, &new), &mut NoAdmin)) {
+    // Right after the reset, on the application it selected: no second SELECT.
+    match block_on(driver.run(&mut PivChangePuk::selected(&old, &new), &mut NoAdmin)) {
         Ok(()) => Ok(true),
         // The PIN is unblocked; the old PUK stays valid and the server keeps both candidates.
         Err(_) => Ok(false),

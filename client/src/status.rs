@@ -2,9 +2,8 @@
 
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::flow::{CardStatus, Profile};
+use cardunlock_core::flow::{CardStatus, Profile, ReadStatus};
 use cardunlock_core::iso::IsoProfile;
-use cardunlock_core::unlock;
 use cardunlock_core::{Transport, TransportError};
 use embassy_futures::block_on;
 
@@ -25,8 +24,10 @@ where
         algorithm: iso_algorithm.unwrap_or(Algorithm::TripleDes),
         ..IsoProfile::SIM
     };
+    // An unlock never uses a PIV card's admin key: its algorithm is not read (one APDU less).
+    let mut read = ReadStatus::new(probe).without_admin_key();
     let status =
-        block_on(unlock::read_status(driver, probe)).map_err(|e| failure::card(&e, responder))?;
+        block_on(driver.run_without_admin(&mut read)).map_err(|e| failure::card(&e, responder))?;
     let iso = IsoProfile {
         algorithm: iso_algorithm
             .or(status

@@ -187,9 +187,11 @@ fn online_piv_unlock_apdus() {
         cmds.iter().any(|c| c.starts_with("00 24 00 81")),
         "{cmds:?}"
     );
-    // Pinned: status (SELECT, CHUID, PIN status, PUK and 9B metadata), the presence proof
+    // Pinned: status (SELECT, CHUID, PIN status, PUK metadata: an unlock never uses the admin
+    // key, so no 9B metadata), the presence proof
     // (exactly one GENERAL AUTHENTICATE with 9E, before any secret reaches the card), the
-    // unblock (SELECT, RESET RETRY COUNTER, VERIFY) and the PUK rotation (SELECT, CHANGE).
+    // unblock (SELECT, RESET RETRY COUNTER: no VERIFY after it) and the PUK rotation (CHANGE,
+    // on the application the unblock selected: no second SELECT).
     let heads: Vec<&str> = cmds.iter().map(|c| &c[..c.len().min(11)]).collect();
     assert_eq!(
         heads,
@@ -198,12 +200,9 @@ fn online_piv_unlock_apdus() {
             "00 CB 3F FF",
             "00 20 00 80",
             "00 F7 00 81",
-            "00 F7 00 9B",
             "00 87 11 9E",
             "00 A4 04 00",
             "00 2C 00 80",
-            "00 20 00 80",
-            "00 A4 04 00",
             "00 24 00 81",
         ],
         "{}",

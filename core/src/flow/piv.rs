@@ -412,6 +412,17 @@ impl<'a> PivChangePuk<'a> {
             state: ChangeState::Select,
         }
     }
+
+    /// The change alone, without its SELECT: for a caller that selected the PIV application
+    /// earlier in the same exclusive session (the online unlock, right after its RESET RETRY
+    /// COUNTER), so nothing can have selected another application in between.
+    pub fn selected(old: &'a PivPuk, new: &'a PivPuk) -> Self {
+        Self {
+            old,
+            new,
+            state: ChangeState::Change,
+        }
+    }
 }
 
 impl Flow for PivChangePuk<'_> {

@@ -112,6 +112,8 @@ pub struct ReadStatus<'p> {
     iso: IsoProfile<'p>,
     status: CardStatus,
     state: State,
+    /// Read a PIV card's admin key algorithm (GET METADATA 9B).
+    admin_key: bool,
 }
 
 impl<'p> ReadStatus<'p> {
@@ -121,6 +123,17 @@ impl<'p> ReadStatus<'p> {
             iso,
             status: CardStatus::new(Profile::Piv),
             state: State::SelectPiv,
+            admin_key: true,
+        }
+    }
+
+    /// Leaves out a PIV card's admin key algorithm (GET METADATA `00 F7 00 9B`, one APDU less):
+    /// for an unlock with the PUK, which never uses the admin key. `admin_algorithm` then stays
+    /// `None` for a PIV card.
+    pub fn without_admin_key(self) -> Self {
+        Self {
+            admin_key: false,
+            ..self
         }
     }
 
@@ -189,7 +202,11 @@ impl Flow for ReadStatus<'_> {
                 if let Some(m) = piv::parse_metadata(r.data).filter(|_| ok) {
                     st.puk_tries_left = m.tries.map(|(_, left)| left);
                 }
-                State::PivMgmtMeta
+                if self.admin_key {
+                    State::PivMgmtMeta
+                } else {
+                    State::Done
+                }
             }
             State::PivMgmtMeta => {
                 let reported = piv::parse_metadata(r.data)
