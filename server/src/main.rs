@@ -97,8 +97,8 @@ enum AuditCommand {
     Export {
         /// The store (no master secret needed: the export is read as stored; `audit verify`
         /// checks it).
-        #[arg(long, env = "CARDUNLOCK_DB", default_value = "cardunlock.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         /// jsonl, syslog (RFC 5424) or csv.
         #[arg(long, default_value = "jsonl")]
         format: cardunlock_server::audit_export::ExportFormat,
@@ -111,8 +111,9 @@ enum AuditCommand {
     },
 }
 
+/// Where the store is and how to reach it (every command that opens the store).
 #[derive(Args, Debug)]
-struct StateArgs {
+struct DbArgs {
     /// The store: a SQLite database file (created and migrated on start), or a PostgreSQL URL
     /// `postgres://user@host[:port]/dbname` shared by several instances; else $CARDUNLOCK_DB
     /// (removed from the environment once read), else `cardunlock.db`. A URL given here may not
@@ -128,6 +129,12 @@ struct StateArgs {
     /// `sslmode=verify-full` with `sslrootcert`).
     #[arg(long, env = "CARDUNLOCK_DB_CA_FILE")]
     db_ca_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct StateArgs {
+    #[command(flatten)]
+    db: DbArgs,
     /// File with the master secret (hex, 32+ bytes; owner-only). Else $CARDUNLOCK_MASTER_SECRET.
     #[arg(long, conflicts_with = "master_secret_stdin")]
     master_secret_file: Option<PathBuf>,
@@ -295,14 +302,16 @@ struct Db {
     password: Option<Secret>,
 }
 
-impl StateArgs {
+impl DbArgs {
     fn db(&self) -> Result<Db, Failure> {
         let from_env = cardunlock_server::environ::take("CARDUNLOCK_DB")?;
         let location = match (&self.db, &from_env) {
             (Some(db), _) => {
                 if url_has_password(db) {
                     return Err(usage(
-                        "--db: the URL carries a password, and the command line is visible to                          other users: give the password in --db-password-file or $PGPASSFILE,                          or the whole URL in $CARDUNLOCK_DB",
+                        "--db: the URL carries a password, and the command line is visible to \
+                         other users: give the password in --db-password-file or $PGPASSFILE, \
+                         or the whole URL in $CARDUNLOCK_DB",
                     ));
                 }
                 db.clone()
@@ -329,6 +338,12 @@ impl StateArgs {
             self.db_ca_file.as_deref(),
         )?)
     }
+}
+
+impl StateArgs {
+    fn store(&self) -> Result<Store, Failure> {
+        self.db.store()
+    }
 
     fn master(&self) -> Result<MasterSecret, Failure> {
         let master = if self.master_secret_stdin {
@@ -343,10 +358,10 @@ impl StateArgs {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), Failure> {
-    let db = args.state.db()?;
+    let db = args.state.db.db()?;
     let mut config = Config::new(db.location, args.state_dir.clone(), args.state.master()?);
     config.db_password = db.password;
-    config.db_ca_file = args.state.db_ca_file.clone();
+    config.db_ca_file = args.state.db.db_ca_file.clone();
     config.bind = args.bind;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls_files = Some(TlsFiles {
@@ -496,12 +511,12 @@ fn private_file(path: &std::path::Path) -> Result<std::fs::File, Failure> {
 }
 
 fn audit_export(
-    db: &std::path::Path,
+    db: &DbArgs,
     format: cardunlock_server::audit_export::ExportFormat,
     out: Option<&std::path::Path>,
     hostname: Option<&str>,
 ) -> Result<(), Failure> {
-    let store = Store::open(db)?;
+    let store = db.store()?;
     let host = hostname.map_or_else(host_name, str::to_owned);
     let summary = match out {
         Some(path) => {
