@@ -3,6 +3,7 @@
 //! session, another protocol that has the card sign a digest).
 
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::SessionToken;
 
@@ -23,23 +24,16 @@ pub fn digest(token_hash: &[u8; 32], nonce: &[u8; NONCE_LEN]) -> [u8; 32] {
 /// The SHA-256 of a session token's 32 bytes (as the server keeps it); `None` when the token
 /// is not 64 hex digits.
 pub fn token_hash(token: &SessionToken) -> Option<[u8; 32]> {
-    let bytes = decode_hex_32(token.expose())?;
-    let hash: [u8; 32] = Sha256::digest(bytes).into();
-    Some(hash)
+    // The token's bytes are a bearer secret: wiped when this returns.
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(token.expose(), bytes.as_mut()).ok()?;
+    Some(Sha256::digest(bytes.as_ref()).into())
 }
 
-/// 64 hex digits as 32 bytes (the nonce, a token); `None` for anything else.
+/// 64 hex digits as 32 bytes (the nonce); `None` for anything else.
 pub fn decode_hex_32(text: &str) -> Option<[u8; 32]> {
-    let text = text.as_bytes();
-    if text.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (o, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        let hi = char::from(pair[0]).to_digit(16)?;
-        let lo = char::from(pair[1]).to_digit(16)?;
-        *o = u8::try_from(hi * 16 + lo).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
