@@ -66,6 +66,28 @@
 //!         Ok(())
 //!     }
 //! }
+//! # /// A vendor applet that takes `80 5E` with PUK 12345678 and records the new PIN.
+//! # struct Applet { new_pin: Vec<u8> }
+//! # impl cardunlock_core::Transport for Applet {
+//! #     type Error = cardunlock_core::ErrorKind;
+//! #     async fn transmit(&mut self, c: &[u8], r: &mut [u8]) -> Result<usize, Self::Error> {
+//! #         let sw = match (c.get(..2), c.get(5..)) {
+//! #             (Some([0x00, 0xA4]), _) => [0x90, 0x00],
+//! #             (Some([0x80, 0x5E]), Some(d)) if d.starts_with(b"12345678") => {
+//! #                 self.new_pin = d[8..].to_vec();
+//! #                 [0x90, 0x00]
+//! #             }
+//! #             _ => [0x6A, 0x82],
+//! #         };
+//! #         r[..2].copy_from_slice(&sw);
+//! #         Ok(2)
+//! #     }
+//! # }
+//! # let (puk, new_pin) = (Pin::new(b"12345678").unwrap(), Pin::new(b"4711").unwrap());
+//! # let mut flow = VendorReset { puk: &puk, new_pin: &new_pin, step: 0 };
+//! # let mut driver = cardunlock_core::driver::Driver::new(Applet { new_pin: Vec::new() });
+//! # embassy_futures::block_on(driver.run_without_admin(&mut flow)).unwrap();
+//! # assert_eq!(driver.into_inner().new_pin, b"4711");
 //! ```
 
 use crate::apdu::{Command, EncodeError, Response};

@@ -242,6 +242,8 @@ pub async fn read_status_selected<T: Transport, const SEND: usize, const RECV: u
 ///     return Err(e.into());
 /// }
 /// # Ok(()) }
+/// # // No card in this reader: the unblock stops at the first APDU.
+/// # assert!(embassy_futures::block_on(run(Reader)).is_err());
 /// ```
 pub async fn piv_unblock<T: Transport, const SEND: usize, const RECV: usize>(
     driver: &mut Driver<T, SEND, RECV>,
