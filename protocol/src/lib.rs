@@ -10,6 +10,28 @@
 //!
 //! Secrets that cross the wire (session tokens, answers, PUKs, admin answers) are held in types
 //! whose `Debug` prints no secret and whose memory is zeroized on drop.
+//!
+//! # Example
+//!
+//! A client's start of an unlock and the server's refusal, each through JSON and back:
+//!
+//! ```
+//! use cardunlock_protocol::{paths, ErrorBody, ErrorCode, Profile, StartRequest};
+//!
+//! // The client POSTs this to `paths::START`; the server reads it back into the same type.
+//! let body = r#"{"card":{"profile":"piv","identity":"3f2504e04f8911d39a0c0305e82c3301"}}"#;
+//! let request: StartRequest = serde_json::from_str(body)?;
+//! assert_eq!(request.card.profile, Profile::Piv);
+//! assert_eq!(serde_json::to_string(&request)?, body);
+//! assert_eq!(paths::START, "/v1/unlock/start");
+//!
+//! // A refusal: the code a program matches on, a sentence for the user, the HTTP status.
+//! let refusal = ErrorBody::new(ErrorCode::Locked, "Online unlock is locked for this card.");
+//! let back: ErrorBody = serde_json::from_str(&serde_json::to_string(&refusal)?)?;
+//! assert_eq!(back, refusal);
+//! assert_eq!(back.error.status(), 423);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -27,6 +49,11 @@ mod policy;
 pub mod presence;
 #[cfg(feature = "tls")]
 mod tls;
+
+// The README's example runs as a doctest too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use messages::{

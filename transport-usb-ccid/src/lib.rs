@@ -22,9 +22,39 @@
 //!   images, benchmarks).
 //! - `sim` (feature `sim`): an in-memory CCID reader with fault injection.
 //! - `usb` (feature `nusb`): the host backend over USB.
+//!
+//! # Example
+//!
+//! A session over an APDU-level reader in memory ([`loopback`]) with a simulated PIV card in
+//! its slot: power on, then one APDU through the core's [`Transport`](cardunlock_core::Transport)
+//! (any flow of `cardunlock-core` runs over the session the same way, through its `Driver`).
+//!
+//! ```
+//! use cardunlock_ccid::clock::NoTimeout;
+//! use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
+//! use cardunlock_ccid::loopback::Loopback;
+//! use cardunlock_ccid::session::{NoControl, Session};
+//! use cardunlock_core::Transport;
+//! use cardunlock_sim::{Config, PivConfig, SimCard};
+//!
+//! const ATR: &[u8] = &[0x3B, 0x80, 0x80, 0x01, 0x01];
+//! let reader = Loopback::new(SimCard::new(Config::Piv(PivConfig::factory())), ATR);
+//! let descriptor = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+//! let mut session: Session<_, _> = Session::new(reader, NoTimeout, NoControl, &descriptor, 0)?;
+//! embassy_futures::block_on(async {
+//!     assert_eq!(session.power_on().await?, ATR);
+//!     // SELECT the PIV application.
+//!     let select = [0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00];
+//!     let mut response = [0u8; 258];
+//!     let len = session.transmit(&select, &mut response).await?;
+//!     assert_eq!(response[len - 2..len], [0x90, 0x00]);
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 #[cfg(feature = "std")]
 extern crate std;
@@ -46,3 +76,8 @@ pub mod t1;
 pub mod sim;
 #[cfg(feature = "nusb")]
 pub mod usb;
+
+// The README's example runs as a doctest too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
