@@ -25,12 +25,23 @@ where
     let probes = profiles.probes(iso_algorithm);
     // An unlock never uses a PIV card's admin key: its algorithm is not read (one APDU less).
     let mut read = ReadStatus::with_iso_profiles(&probes).without_admin_key();
-    let status = block_on(driver.run_without_admin(&mut read)).map_err(|e| match e {
-        Error::Flow(FlowError::UnknownCard) => unknown_card(profiles),
-        e => failure::card(&e, responder),
-    })?;
+    let status = block_on(driver.run_without_admin(&mut read))
+        .map_err(|e| read_failure(&e, profiles, responder))?;
     let entry = status.iso_profile.and_then(|i| profiles.entries().get(i));
     Ok((status, entry))
+}
+
+/// The failure of a status read that tried `profiles`: a card that answers as none of them
+/// says which were tried ([`unknown_card`]); the rest as [`failure::card`].
+pub fn read_failure<T: TransportError + std::fmt::Display, R: std::fmt::Display>(
+    e: &Error<T, R>,
+    profiles: &IsoProfiles,
+    responder: Kind,
+) -> Failure {
+    match e {
+        Error::Flow(FlowError::UnknownCard) => unknown_card(profiles),
+        e => failure::card(e, responder),
+    }
 }
 
 /// A card that is neither PIV, GIDS nor one of the configured ISO profiles.

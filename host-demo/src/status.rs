@@ -5,9 +5,7 @@ use cardunlock_client::status::describe;
 use cardunlock_client::{Failure, Kind};
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::flow::{CardStatus, LocalKey, PivMgmtAuth, Profile};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
-use cardunlock_core::unlock;
 use embassy_futures::block_on;
 use rand::RngCore;
 use serde::Serialize;
@@ -132,11 +130,10 @@ struct CardJson {
 }
 
 fn read_status(card: &CardArgs) -> Result<CardStatus, Failure> {
-    Card::connect(card)?
-        .run(End::Leave, |driver| {
-            block_on(unlock::read_status(driver, IsoProfile::SIM))
-        })?
-        .map_err(|e| failure::card(&e, Kind::Usage))
+    let profiles = card.iso_profiles()?;
+    Card::connect(card)?.run(End::Leave, |driver| {
+        crate::card::read_status(driver, &profiles, None)
+    })?
 }
 
 /// `cardunlock status`.
@@ -201,12 +198,12 @@ pub fn admin_auth(args: &AdminAuthArgs) -> Result<(), Failure> {
         file: args.key_file.as_deref(),
     }
     .get()?;
+    let profiles = args.card.iso_profiles()?;
     let alg = Card::connect(&args.card)?.run(End::Reset, |driver| {
         let alg = match args.algorithm {
             Some(a) => a,
             None => {
-                let status = block_on(unlock::read_status(driver, IsoProfile::SIM))
-                    .map_err(|e| failure::card(&e, Kind::Usage))?;
+                let status = crate::card::read_status(driver, &profiles, None)?;
                 if status.profile != Profile::Piv {
                     return Err(Failure::usage(
                         "admin-auth",
