@@ -54,13 +54,17 @@ pub struct SimCardArgs {
     /// ISO: the application's AID (hex, 1 to 16 bytes) instead of the simulator's own: a
     /// vendor's card that only a configured ISO profile reaches.
     #[arg(long, value_name = "HEX", value_parser = parse_aid)]
-    iso_aid: Option<Vec<u8>>,
+    iso_aid: Option<Aid>,
 }
 
-fn parse_aid(s: &str) -> Result<Vec<u8>, String> {
+/// An application identifier as given on the command line.
+#[derive(Clone, Debug)]
+struct Aid(Vec<u8>);
+
+fn parse_aid(s: &str) -> Result<Aid, String> {
     let aid = cardunlock_client::hex::parse(s).map_err(|e| e.to_string())?;
     if (1..=16).contains(&aid.len()) {
-        Ok(aid)
+        Ok(Aid(aid))
     } else {
         Err(format!("an AID has 1 to 16 bytes, this one {}", aid.len()))
     }
@@ -71,7 +75,7 @@ fn iso(args: &SimCardArgs) -> IsoConfig {
     if args.blocked {
         c = c.blocked();
     }
-    if let Some(aid) = &args.iso_aid {
+    if let Some(Aid(aid)) = &args.iso_aid {
         c = c.with_aid(aid);
     }
     c
