@@ -342,7 +342,7 @@ fn iso_profile_values(key: HKEY) -> Result<Vec<config::IsoProfileValues>, String
             let _ = unsafe { RegCloseKey(profile) };
             all.push(values.map_err(|e| format!("{at}: {e}"))?);
         }
-        Ok(all)
+        Ok::<_, String>(all)
     })();
     let _ = unsafe { RegCloseKey(list) };
     read
@@ -385,7 +385,7 @@ pub fn load() -> Result<(Config, String), String> {
             dword_value(key, config::VALUE_OFFLINE)?,
             string_value(key, config::VALUE_ISO_ALGORITHM)?,
         )?;
-        Ok(Config {
+        Ok::<_, String>(Config {
             iso_profiles: config::iso_profiles(iso_profile_values(key)?)?,
             ..config
         })
