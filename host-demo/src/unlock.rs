@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::card::{read_status, read_status_selected, Card, CardArgs, CardDriver, End, LinkError};
 use crate::operator::parse_algorithm;
-use crate::secrets::{one_stdin, SecretArg, Source};
+use crate::secrets::{one_stdin, AdminKeyArgs, SecretArg, Source};
 use crate::terminal::{self, Console};
 
 #[derive(clap::Args, Debug)]
@@ -59,20 +59,9 @@ pub struct UnlockArgs {
     /// Offline: the operator answers the card's challenge (GIDS / ISO) or reads out the PUK (PIV).
     #[arg(long, conflicts_with_all = ["admin_key", "admin_key_stdin", "admin_key_file"])]
     offline: bool,
-    /// The admin key (hex), for an operator at the workstation (GIDS / ISO).
-    #[arg(
-        long,
-        env = "CARDUNLOCK_ADMIN_KEY",
-        hide_env_values = true,
-        value_name = "HEX"
-    )]
-    admin_key: Option<SecretArg>,
-    /// Read the admin key (hex) from standard input.
-    #[arg(long)]
-    admin_key_stdin: bool,
-    /// Read the admin key (hex) from a file only its owner can read (`-`: standard input).
-    #[arg(long, value_name = "FILE")]
-    admin_key_file: Option<PathBuf>,
+    /// The admin key, for an operator at the workstation (GIDS / ISO).
+    #[command(flatten)]
+    key: AdminKeyArgs,
     /// Admin key algorithm of ISO admin cards: 3des, aes128, aes192, aes256 (default: as the
     /// card reports, else 3des).
     #[arg(long, value_parser = parse_algorithm)]
@@ -119,13 +108,7 @@ impl UnlockArgs {
     }
 
     fn admin_key(&self) -> Source<'_> {
-        Source {
-            subject: "admin key",
-            option: "admin-key",
-            value: self.admin_key.as_ref(),
-            stdin: self.admin_key_stdin,
-            file: self.admin_key_file.as_deref(),
-        }
+        self.key.source("admin key")
     }
 
     fn answers(&self) -> Source<'_> {
