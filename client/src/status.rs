@@ -48,7 +48,10 @@ pub fn read_failure<T: TransportError + std::fmt::Display, R: std::fmt::Display>
 pub fn unknown_card(profiles: &IsoProfiles) -> Failure {
     let tried = if profiles.is_empty() {
         format!(
-            "no configured ISO profile either (none is configured: see --iso-profiles, default {})",
+            "no configured ISO profile either (none is configured: an administrator adds the \
+             card's profile to the workstation's {} (or a file given with --iso-profiles) or, \
+             for the login screen, under \
+             HKLM\\SOFTWARE\\cardunlock\\IsoProfiles)",
             default_path().display()
         )
     } else {
