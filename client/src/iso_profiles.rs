@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::iso::IsoProfile;
+use cardunlock_protocol::files::{read_checked_text, FileError, FileKind};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -321,21 +322,25 @@ impl IsoProfiles {
     }
 
     /// Reads the profiles of a workstation: `path` if given (it must exist), else
-    /// [`default_path`] if it exists, else none. With the `demo` feature the simulated card's
+    /// [`default_path`] if it exists, else none. The file must be a regular file owned by this
+    /// user or root that group and others cannot write (as the pinned certificate). With the `demo` feature the simulated card's
     /// profile is added last.
     pub fn load(path: Option<&Path>) -> Result<Self, Failure> {
         let (path, required) = match path {
             Some(p) => (p.to_path_buf(), true),
             None => (default_path(), false),
         };
-        let mut profiles = match std::fs::read_to_string(&path) {
+        // Checked as the pinned certificate is: whoever can write the file chooses which AIDs
+        // and references the workstation uses.
+        let read = read_checked_text(&path, "ISO profiles", FileKind::Trusted);
+        let mut profiles = match read {
             Ok(text) => Self::parse(&text)
                 .map_err(|e| Failure::new(Kind::Usage, format!("{}: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Self::none(),
+            Err(FileError::Missing(_)) if !required => Self::none(),
             Err(e) => {
                 return Err(Failure::new(
                     Kind::Usage,
-                    format!("{}: cannot read the ISO profiles: {e}", path.display()),
+                    format!("cannot read the ISO profiles: {e}"),
                 ))
             }
         };

@@ -287,12 +287,11 @@ fn iso_card_on_a_vendor_aid_is_found_only_when_configured() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("iso-profiles.toml");
     let path = file.to_str().unwrap();
-    std::fs::write(
+    write_private(
         &file,
         "[[profile]]\nname = \"acme\"\naid = \"A0 00 00 01 23 45\"\nadmin-key-ref = 0x01\n\
          pin-ref = 0x80\nalgorithm = \"3des\"\n",
-    )
-    .unwrap();
+    );
     let out = on_reader(&["status", "--iso-profiles", path]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("ISO card"), "{}", text(&out));
@@ -309,11 +308,10 @@ fn iso_card_on_a_vendor_aid_is_found_only_when_configured() {
         text(&out)
     );
 
-    std::fs::write(
+    write_private(
         &file,
         "[[profile]]\nname = \"acme\"\naid = \"\"\nadmin-key-ref = 1\npin-ref = 0x80\n",
-    )
-    .unwrap();
+    );
     let out = on_reader(&["status", "--iso-profiles", path]);
     assert_exit(&out, 2, "line 3");
 }

@@ -144,10 +144,10 @@ fn references_are_bytes_and_names_are_plain() {
 fn load_reads_the_file_and_names_it_in_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("iso-profiles.toml");
-    std::fs::write(&path, GOOD).unwrap();
+    write(&path, GOOD);
     let p = IsoProfiles::load(Some(&path)).unwrap();
     assert!(p.get("acme-minidriver").is_some());
-    std::fs::write(&path, with("aid", "aid = \"\"")).unwrap();
+    write(&path, &with("aid", "aid = \"\""));
     let f = IsoProfiles::load(Some(&path)).unwrap_err();
     assert_eq!(f.kind, Kind::Usage);
     assert!(
@@ -158,4 +158,29 @@ fn load_reads_the_file_and_names_it_in_errors() {
     // A file named on the command line must exist.
     let f = IsoProfiles::load(Some(&dir.path().join("absent.toml"))).unwrap_err();
     assert!(f.message.contains("cannot read"), "{}", f.message);
+}
+
+/// Writes `text` to `path`, writable by its owner only.
+fn write(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+}
+
+/// Proves the file check: a profiles file others may write is refused (whoever writes it
+/// chooses the AIDs and references the workstation uses); fails if the file is read unchecked.
+#[cfg(unix)]
+#[test]
+fn a_file_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("iso-profiles.toml");
+    write(&path, GOOD);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let f = IsoProfiles::load(Some(&path)).unwrap_err();
+    assert_eq!(f.kind, Kind::Usage);
+    assert!(f.message.contains("ISO profiles"), "{}", f.message);
 }
