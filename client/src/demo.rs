@@ -179,7 +179,13 @@ impl Demo {
             .identity
             .ok_or_else(|| setup("the simulated card has no identity"))?;
         let target = generation_zero(&master, status.profile, identity.as_bytes());
-        let card_auth_key = personalise(&mut driver, &status, &Factory::default(), &target)?;
+        let card_auth_key = personalise(
+            &mut driver,
+            &status,
+            Some(IsoProfile::SIM),
+            &Factory::default(),
+            &target,
+        )?;
         server
             .store()
             .enroll(

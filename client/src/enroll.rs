@@ -116,16 +116,19 @@ impl std::fmt::Debug for Target {
 /// Replaces the card's current PUK / management key / admin key (`current`, the factory's for a
 /// new card) with `target`'s. PIV: returns the card's Card Authentication public key, for the
 /// server to record ([`personalise_from`]).
+/// `iso`: the command set of an ISO admin card (the profile it answered on); unused for PIV and
+/// GIDS.
 pub fn personalise<T: Transport>(
     driver: &mut Driver<T>,
     status: &CardStatus,
+    iso: Option<IsoProfile<'_>>,
     current: &Factory,
     target: &Target,
 ) -> Result<Option<PublicKey>, Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    personalise_from(driver, status, std::slice::from_ref(current), target)
+    personalise_from(driver, status, iso, std::slice::from_ref(current), target)
 }
 
 /// Whether a failed step may be tried with the next candidate: the secret was wrong and the
@@ -151,6 +154,7 @@ fn try_next<T, R>(e: &Error<T, R>) -> bool {
 pub fn personalise_from<T: Transport>(
     driver: &mut Driver<T>,
     status: &CardStatus,
+    iso: Option<IsoProfile<'_>>,
     candidates: &[Factory],
     target: &Target,
 ) -> Result<Option<PublicKey>, Failure>
@@ -245,6 +249,15 @@ where
             return Ok(Some(card_auth_key));
         }
         Profile::Gids | Profile::IsoAdmin => {
+            let iso = match (status.profile, iso) {
+                (Profile::IsoAdmin, None) => {
+                    return Err(Failure::new(
+                        Kind::Refused,
+                        "ISO profile: none given for this ISO admin card",
+                    ))
+                }
+                (_, iso) => iso,
+            };
             for (n, key) in keys.iter().enumerate() {
                 let result = if status.profile == Profile::Gids {
                     let mut r1 = [0u8; 16];
@@ -254,16 +267,21 @@ where
                         &mut flow,
                         &mut LocalKey::new(key.clone(), rand::rngs::OsRng),
                     ))
-                } else {
+                } else if let Some(iso) = iso {
                     let profile = IsoProfile {
                         algorithm: key.algorithm(),
-                        ..IsoProfile::SIM
+                        ..iso
                     };
                     let mut flow = IsoChangeAdminKey::new(profile, &target.admin_key);
                     block_on(driver.run(
                         &mut flow,
                         &mut LocalKey::new(key.clone(), rand::rngs::OsRng),
                     ))
+                } else {
+                    return Err(Failure::new(
+                        Kind::Refused,
+                        "ISO profile: none given for this ISO admin card",
+                    ));
                 };
                 match result {
                     Ok(_) => return Ok(None),

@@ -4,6 +4,7 @@
 //! - [`failure`]: what went wrong, as a kind to branch on and a message that names its subject.
 //! - [`hex`]: the one hex helper (parse what people type, format for reading out).
 //! - [`api`]: the HTTPS client of the unlock server, pinned to its certificate.
+//! - [`iso_profiles`]: the ISO admin profiles a workstation tries, from its configuration.
 //! - [`responder`]: the server-backed admin responder (GIDS / ISO cards).
 //! - [`online`]: the online unlock (security questions, new PIN, the server answers the card),
 //!   with PIV PUK rotation, talking to the person through the [`online::Ui`] trait.
@@ -28,6 +29,7 @@ pub mod demo;
 pub mod enroll;
 pub mod failure;
 pub mod hex;
+pub mod iso_profiles;
 pub mod link;
 pub mod offline;
 pub mod online;

@@ -12,6 +12,7 @@ use embassy_futures::block_on;
 use zeroize::Zeroizing;
 
 use crate::failure::{self, Failure, Kind};
+use crate::iso_profiles::IsoProfiles;
 use crate::online::{ask_new_pin, Event, Person};
 use crate::status::describe;
 
@@ -88,25 +89,27 @@ impl AdminResponder for Operator<'_> {
     }
 }
 
-/// Offline unlock of the card behind `driver`. ISO admin cards use the algorithm the card
-/// reports, else 3DES.
+/// Offline unlock of the card behind `driver`. ISO admin cards: only the built-in profiles
+/// ([`IsoProfiles::builtin`]).
 pub fn unlock<T: Transport>(driver: &mut Driver<T>, ui: &mut dyn OfflineUi) -> Result<(), Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    unlock_with(driver, ui, None)
+    unlock_with(driver, ui, &IsoProfiles::builtin(), None)
 }
 
-/// [`unlock`] with the ISO admin key algorithm given (`None`: as the card reports, else 3DES).
+/// [`unlock`] trying the workstation's ISO `profiles` (in order, after PIV and GIDS), with the
+/// ISO admin key algorithm given (`None`: the profile's, else 3DES).
 pub fn unlock_with<T: Transport>(
     driver: &mut Driver<T>,
     ui: &mut dyn OfflineUi,
+    profiles: &IsoProfiles,
     iso_algorithm: Option<Algorithm>,
 ) -> Result<(), Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    let (status, iso) = crate::status::read(driver, iso_algorithm, Kind::Usage)?;
+    let (status, answered) = crate::status::read(driver, profiles, iso_algorithm, Kind::Usage)?;
     ui.show(Event::Card {
         description: &describe(&status),
     });
@@ -149,6 +152,11 @@ where
             let mut operator = Operator { ui: &mut *ui };
             let new_pin = unlock::admin_input(policy, pin.as_bytes(), confirm.as_bytes())
                 .map_err(|e| failure::input(&e))?;
+            let iso = answered
+                .ok_or_else(|| {
+                    Failure::new(Kind::Refused, "ISO profile: the card answered on none")
+                })?
+                .profile(iso_algorithm, None);
             let result = block_on(unlock::iso_unblock_with(
                 driver,
                 iso,

@@ -20,6 +20,7 @@ use cardunlock_protocol::{CardRef, ErrorCode, SessionToken};
 
 use crate::api::{Api, ApiError};
 use crate::failure::{self, Failure, Kind};
+use crate::iso_profiles::IsoProfiles;
 use crate::responder::ServerResponder;
 use crate::status::describe;
 
@@ -118,7 +119,7 @@ pub(crate) fn ask_new_pin(
 
 /// Online unlock of the card behind `driver` (status, questions, answers, new PIN, unlock,
 /// report). The card is untouched unless the answers were verified and the PIN passed the
-/// policy. ISO admin cards use the algorithm the card reports (else 3DES).
+/// policy. ISO admin cards: only the built-in profiles ([`IsoProfiles::builtin`]).
 pub fn unlock<T: Transport>(
     driver: &mut Driver<T>,
     api: &Api,
@@ -127,21 +128,23 @@ pub fn unlock<T: Transport>(
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    unlock_with(driver, api, ui, None)
+    unlock_with(driver, api, ui, &IsoProfiles::builtin(), None)
 }
 
-/// [`unlock`] with the ISO admin key algorithm given (`None`: as the card reports, else 3DES).
+/// [`unlock`] trying the workstation's ISO `profiles` (in order, after PIV and GIDS), with the
+/// ISO admin key algorithm given (`None`: the profile's, else 3DES). An ISO card unlocks with
+/// the profile the server recorded at enrollment ([`IsoProfiles::resolve`]).
 pub fn unlock_with<T: Transport>(
     driver: &mut Driver<T>,
     api: &Api,
     ui: &mut dyn Ui,
+    profiles: &IsoProfiles,
     iso_algorithm: Option<Algorithm>,
 ) -> Result<(), Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
-    // An ISO card that reports its algorithm is believed over the default.
-    let (status, iso) = crate::status::read(driver, iso_algorithm, Kind::Server)?;
+    let (status, answered) = crate::status::read(driver, profiles, iso_algorithm, Kind::Server)?;
     let identity = status
         .identity
         .ok_or_else(|| Failure::new(Kind::Refused, "card: it has no readable identity"))?;
@@ -176,6 +179,15 @@ where
         }
     };
     let started = api.start(card).map_err(refused)?;
+    // ISO: the command set of the profile the card was enrolled with, checked before any try.
+    let iso = match answered {
+        Some(answered) => Some(
+            profiles
+                .resolve(answered, started.iso_profile.as_deref())?
+                .profile(iso_algorithm, None),
+        ),
+        None => None,
+    };
     // PIV: the card proves it is present (one signature, no PIN); only then does the server
     // tell its questions.
     let (questions, mut attempts_left) = if status.profile == Profile::Piv {
@@ -241,6 +253,9 @@ where
                     })
             }
             Profile::IsoAdmin => {
+                let iso = iso.ok_or_else(|| {
+                    Failure::new(Kind::Refused, "ISO profile: the card answered on none")
+                })?;
                 let mut remote = ServerResponder::new(api, &started.session);
                 let new_pin = unlock::admin_input(policy, pin.as_bytes(), confirm.as_bytes())
                     .map_err(|e| failure::input(&e))?;

@@ -189,6 +189,7 @@ impl Operator {
         enrollment: &str,
         personalised: bool,
         card_auth_key: Option<&[u8]>,
+        iso_profile: Option<&str>,
     ) -> Result<(), Failure> {
         if enrollment.is_empty() || !enrollment.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Failure::new(
@@ -202,6 +203,7 @@ impl Operator {
             &EnrollDone {
                 personalised,
                 card_auth_key: card_auth_key.map(crate::hex::encode),
+                iso_profile: iso_profile.map(str::to_string),
             },
         )?;
         Ok(())

@@ -6,6 +6,7 @@ use crate::api::Api;
 #[cfg(feature = "demo")]
 use crate::demo::{Demo, Scenario};
 use crate::failure::{Failure, Kind};
+use crate::iso_profiles::IsoProfiles;
 use crate::offline::{self, OfflineUi};
 use crate::online::{self, Event, Person, Ui};
 use cardunlock_core::driver::Driver;
@@ -32,20 +33,23 @@ pub trait CardSource {
 }
 
 /// How the worker runs the unlock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Whether offline unlock (the operator's response) may be chosen after "no questions".
     pub offline_offered: bool,
-    /// The ISO admin key algorithm (`None`: as the card reports, else 3DES).
+    /// The ISO admin key algorithm (`None`: the profile's, else 3DES).
     pub iso_algorithm: Option<cardunlock_core::crypto::Algorithm>,
+    /// The workstation's ISO admin profiles, tried in order after PIV and GIDS.
+    pub iso_profiles: IsoProfiles,
 }
 
 impl Default for Options {
-    /// Offline unlock offered; the ISO algorithm as the card reports it.
+    /// Offline unlock offered; the built-in ISO profiles ([`IsoProfiles::builtin`]).
     fn default() -> Self {
         Self {
             offline_offered: true,
             iso_algorithm: None,
+            iso_profiles: IsoProfiles::builtin(),
         }
     }
 }
@@ -190,9 +194,11 @@ pub fn run<S: CardSource>(source: &mut S, api: &Api, options: Options, end: &Wor
                 let mut driver = Driver::new(card);
                 let mut ui = ChannelUi { end, closed: false };
                 let result = if offline_mode {
-                    offline::unlock_with(&mut driver, &mut ui, options.iso_algorithm)
+                    let profiles = &options.iso_profiles;
+                    offline::unlock_with(&mut driver, &mut ui, profiles, options.iso_algorithm)
                 } else {
-                    online::unlock_with(&mut driver, api, &mut ui, options.iso_algorithm)
+                    let profiles = &options.iso_profiles;
+                    online::unlock_with(&mut driver, api, &mut ui, profiles, options.iso_algorithm)
                 };
                 if ui.closed {
                     return;
@@ -244,9 +250,11 @@ impl CardSource for DemoCard {
 pub fn run_demo(
     scenario: Scenario,
     argon2: cardunlock_server::Argon2Params,
-    options: Options,
+    mut options: Options,
     end: WorkerEnd,
 ) {
+    // The demo's card is the simulator: its profile is always known.
+    options.iso_profiles.add_simulator();
     if end
         .report(Report::Busy(
             "Starting the demo: unlock server, enrollment of Michael Benson, blocked card..."

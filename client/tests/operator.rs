@@ -6,6 +6,7 @@
 use cardunlock_client::api::Api;
 use cardunlock_client::demo::SharedCard;
 use cardunlock_client::enroll::{self, Enrolled, Factory, Holder};
+use cardunlock_client::iso_profiles::{IsoProfileEntry, IsoProfiles, SIMULATOR};
 use cardunlock_client::operator::{card_ref, Credentials, Operator};
 use cardunlock_client::{Failure, Kind};
 use cardunlock_core::crypto::Algorithm;
@@ -23,6 +24,8 @@ use cardunlock_server::{
 use cardunlock_sim::{Config as SimConfig, IsoConfig, PivConfig, SimCard};
 use embassy_futures::block_on;
 use zeroize::Zeroizing;
+
+mod common;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -119,10 +122,12 @@ fn enroll(
     st: &CardStatus,
     factory: &Factory,
 ) -> Result<Enrolled, Failure> {
+    let sim = IsoProfiles::builtin();
     enroll::enroll(
         op,
         &mut Driver::new(card.clone()),
         st,
+        sim.get(SIMULATOR),
         Algorithm::TripleDes,
         holder(),
         factory,
@@ -324,4 +329,107 @@ fn with_four_eyes_the_read_out_is_refused_with_the_request_and_no_puk() {
     let puk = kdf::piv_puk(&env.master, id.as_bytes(), record.puk_gen);
     assert!(!e.message.contains(puk.as_str()));
     op.sign_out().unwrap();
+}
+
+/// A vendor's AID, not the simulator's.
+const VENDOR_AID: [u8; 6] = [0xA0, 0x00, 0x00, 0x01, 0x23, 0x45];
+
+fn profiles(list: &[(&str, &str)]) -> IsoProfiles {
+    IsoProfiles::from_entries(
+        list.iter()
+            .map(|(name, aid)| IsoProfileEntry::new(name, aid, 0x01, 0x80, None).unwrap())
+            .collect(),
+    )
+    .unwrap()
+}
+
+/// The online unlock of `card` with the workstation's `profiles`; the outcome and the card's
+/// PIN and admin-key tries left after.
+fn unlock_with(
+    env: &Env,
+    card: &SharedCard,
+    profiles: &IsoProfiles,
+) -> (Result<(), Failure>, u8, Option<u8>) {
+    let mut ui = common::Script {
+        answers: vec!["Rex"],
+        pin: "482915",
+        ..common::Script::default()
+    };
+    let result = cardunlock_client::online::unlock_with(
+        &mut Driver::new(card.clone()),
+        &env.api(),
+        &mut ui,
+        profiles,
+        None,
+    );
+    let tries = card.with(|c| (c.pin_tries_left(), c.admin_tries_left()));
+    (result, tries.0, tries.1)
+}
+
+/// An ISO card on a vendor's AID: not recognised without a configured profile (a clear "no
+/// configured ISO profile" refusal); enrolled with the profile it answered on, whose name the
+/// server records and returns at `start`; unlocked only with a profile of that name and AID. A
+/// workstation without the named profile, or whose profile of that name has another AID, stops
+/// before any try (the card's PIN and admin-key counters are unchanged). Fails if the name is
+/// not stored or returned, or if the client ignores it.
+#[test]
+fn an_iso_cards_profile_is_recorded_and_checked_at_unlock() {
+    let env = Env::start();
+    let op = env.sign_in(0);
+    let config = IsoConfig::factory().blocked().with_aid(&VENDOR_AID);
+    let card = SharedCard::new(SimCard::new(SimConfig::Iso(config)));
+
+    // Only the simulator's own profile (the demo feature): the card is not recognised.
+    let (result, pin, admin) = unlock_with(&env, &card, &IsoProfiles::builtin());
+    let e = result.unwrap_err();
+    assert_eq!(e.kind, Kind::Refused, "{e}");
+    assert!(e.message.contains("no configured ISO profile"), "{e}");
+    assert!(e.message.contains(SIMULATOR), "{e}");
+    assert_eq!((pin, admin), (0, Some(10)));
+
+    let acme = profiles(&[("acme", "A0 00 00 01 23 45")]);
+    let probes = acme.probes(None);
+    let st = block_on(unlock::read_status_with(
+        &mut Driver::new(card.clone()),
+        &probes,
+    ))
+    .unwrap();
+    assert_eq!(st.iso_profile, Some(0));
+    let id = st.identity.unwrap();
+    enroll::enroll(
+        &op,
+        &mut Driver::new(card.clone()),
+        &st,
+        acme.get("acme"),
+        Algorithm::TripleDes,
+        holder(),
+        &Factory::default(),
+    )
+    .unwrap();
+    let started = env
+        .api()
+        .start(card_ref(Profile::Iso, &id.to_string()).unwrap())
+        .unwrap();
+    assert_eq!(started.iso_profile.as_deref(), Some("acme"));
+
+    // The card answers on a profile named otherwise: the server's name is not configured here.
+    let (result, pin, admin) = unlock_with(&env, &card, &profiles(&[("other", "A000000123 45")]));
+    let e = result.unwrap_err();
+    assert_eq!(e.kind, Kind::Refused, "{e}");
+    assert!(e.message.contains("\"acme\""), "{e}");
+    assert!(e.message.contains("does not have"), "{e}");
+    assert_eq!((pin, admin), (0, Some(10)));
+
+    // "acme" is configured with another AID than the one the card answered on.
+    let mixed = profiles(&[("other", "A0 00 00 01 23 45"), ("acme", "A0 00 00 09")]);
+    let (result, pin, admin) = unlock_with(&env, &card, &mixed);
+    let e = result.unwrap_err();
+    assert_eq!(e.kind, Kind::Refused, "{e}");
+    assert!(e.message.contains("a0000009"), "{e}");
+    assert_eq!((pin, admin), (0, Some(10)));
+
+    // The profile the server names: unlocked.
+    let (result, pin, _) = unlock_with(&env, &card, &acme);
+    result.unwrap();
+    assert_eq!(pin, 3);
 }

@@ -26,7 +26,7 @@ fn enroll_card(driver: &mut Driver<SimCard>) -> Option<[u8; 65]> {
         puk: Some(cardunlock_server::kdf::piv_puk(&master, id.as_bytes(), 0)),
         admin_key: cardunlock_server::kdf::piv_mgmt_key(&master, id.as_bytes(), 0),
     };
-    personalise(driver, &status, &Factory::default(), &target).unwrap()
+    personalise(driver, &status, None, &Factory::default(), &target).unwrap()
 }
 
 /// Proves an issued 9E key is kept: the key reported is the card's own (recovered from its

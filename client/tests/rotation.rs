@@ -112,7 +112,8 @@ fn enrolled() -> (
         puk: Some(cardunlock_server::kdf::piv_puk(&master, id.as_bytes(), 0)),
         admin_key: cardunlock_server::kdf::piv_mgmt_key(&master, id.as_bytes(), 0),
     };
-    let card_auth_key = personalise(&mut driver, &status, &Factory::default(), &target).unwrap();
+    let card_auth_key =
+        personalise(&mut driver, &status, None, &Factory::default(), &target).unwrap();
     server
         .enroll(&Enrollment {
             name: "Michael Benson".into(),

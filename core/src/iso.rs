@@ -21,11 +21,15 @@ pub struct IsoProfile<'a> {
     pub algorithm: Algorithm,
 }
 
-/// The AID of cardunlock's simulated ISO admin card.
+/// The AID of cardunlock's simulated ISO admin card (tests and the demo; no production path
+/// uses it: a workstation's ISO profiles come from its configuration).
+#[doc(hidden)]
 pub const SIM_AID: [u8; 8] = [0xF0, 0x43, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B];
 
 impl IsoProfile<'static> {
-    /// The simulated card's profile: key 01, PIN 80, 3DES.
+    /// The simulated card's profile: key 01, PIN 80, 3DES. For tests and the demo only: no
+    /// production path uses it (a workstation's ISO profiles come from its configuration).
+    #[doc(hidden)]
     pub const SIM: Self = Self {
         aid: &SIM_AID,
         admin_key_ref: 0x01,
@@ -34,9 +38,9 @@ impl IsoProfile<'static> {
     };
 }
 
-impl IsoProfile<'_> {
-    /// SELECT the application.
-    pub const fn select(&self) -> Command<'_> {
+impl<'a> IsoProfile<'a> {
+    /// SELECT the application (the command borrows the AID, not the profile).
+    pub const fn select(&self) -> Command<'a> {
         Command::new(0x00, 0xA4, 0x04, 0x00)
             .with_data(self.aid)
             .with_le(256)

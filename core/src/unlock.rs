@@ -206,6 +206,30 @@ pub async fn read_status<T: Transport, const SEND: usize, const RECV: usize>(
     driver.run_without_admin(&mut ReadStatus::new(iso)).await
 }
 
+/// [`read_status`] probing each of `isos` in order after PIV and GIDS (none: only PIV and GIDS
+/// are recognised); [`CardStatus::iso_profile`] says which one answered.
+pub async fn read_status_with<T: Transport, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
+    isos: &[IsoProfile<'_>],
+) -> Result<CardStatus, Error<T::Error>> {
+    driver
+        .run_without_admin(&mut ReadStatus::with_iso_profiles(isos))
+        .await
+}
+
+/// [`read_status_with`], also returning the [`Selected`] token (see [`read_status_selected`]).
+pub async fn read_status_selected_with<T: Transport, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
+    isos: &[IsoProfile<'_>],
+) -> Result<(CardStatus, Selected), Error<T::Error>> {
+    let mut flow = ReadStatus::with_iso_profiles(isos);
+    let status = driver.run_without_admin(&mut flow).await?;
+    let selected = flow
+        .into_selected()
+        .ok_or(Error::Flow(crate::flow::FlowError::UnexpectedEvent))?;
+    Ok((status, selected))
+}
+
 /// [`read_status`], also returning the [`Selected`] token that lets the unblock that follows
 /// in the same exclusive session skip its SELECT ([`Select::After`]).
 pub async fn read_status_selected<T: Transport, const SEND: usize, const RECV: usize>(

@@ -5,6 +5,7 @@
 //! so both must be writable by administrators and SYSTEM only. The Windows code reads the key's
 //! and the file's security descriptors into [`Ace`]s; [`only_admins_write`] decides.
 
+use cardunlock_client::iso_profiles::{IsoProfileEntry, IsoProfiles};
 use cardunlock_core::crypto::Algorithm;
 
 /// Where the configuration lives, under `HKEY_LOCAL_MACHINE`.
@@ -20,6 +21,21 @@ pub const VALUE_OFFLINE: &str = "OfflineOffered";
 /// `REG_SZ` (optional): the admin key algorithm of ISO admin cards (`3DES`, `AES-128`,
 /// `AES-192`, `AES-256`); absent: as the card reports, else 3DES.
 pub const VALUE_ISO_ALGORITHM: &str = "IsoAlgorithm";
+/// Subkey (optional) with one subkey per ISO admin profile the workstation tries after PIV and
+/// GIDS, in name order: `IsoProfiles\<name>` with [`VALUE_ISO_AID`], [`VALUE_ISO_ADMIN_KEY_REF`],
+/// [`VALUE_ISO_PIN_REF`] and optionally [`VALUE_ISO_PROFILE_ALGORITHM`] (validated as the CLI's
+/// `iso-profiles.toml`, by `cardunlock_client::iso_profiles`). Under the same owner and DACL
+/// rule as the key.
+pub const KEY_ISO_PROFILES: &str = "IsoProfiles";
+/// `REG_SZ`: the profile's AID, hex (`A0 00 00 01 23 45`).
+pub const VALUE_ISO_AID: &str = "Aid";
+/// `REG_DWORD`: the admin key reference (P2 of EXTERNAL AUTHENTICATE).
+pub const VALUE_ISO_ADMIN_KEY_REF: &str = "AdminKeyRef";
+/// `REG_DWORD`: the PIN reference (P2 of VERIFY and RESET RETRY COUNTER).
+pub const VALUE_ISO_PIN_REF: &str = "PinRef";
+/// `REG_SZ` (optional): the profile's admin key algorithm (`3DES`, `AES-128`, ...; `card` or
+/// absent: as the card reports).
+pub const VALUE_ISO_PROFILE_ALGORITHM: &str = "Algorithm";
 
 /// SYSTEM (`NT AUTHORITY\SYSTEM`).
 pub const SID_SYSTEM: &str = "S-1-5-18";
@@ -102,6 +118,48 @@ pub struct Config {
     pub offline_offered: bool,
     /// The ISO admin key algorithm (`None`: as the card reports, else 3DES).
     pub iso_algorithm: Option<Algorithm>,
+    /// The ISO admin profiles tried after PIV and GIDS ([`KEY_ISO_PROFILES`]).
+    pub iso_profiles: IsoProfiles,
+}
+
+/// One `IsoProfiles\<name>` subkey's values as read (`None`: absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IsoProfileValues {
+    /// The subkey's name: the profile's name.
+    pub name: String,
+    /// [`VALUE_ISO_AID`].
+    pub aid: Option<String>,
+    /// [`VALUE_ISO_ADMIN_KEY_REF`].
+    pub admin_key_ref: Option<u32>,
+    /// [`VALUE_ISO_PIN_REF`].
+    pub pin_ref: Option<u32>,
+    /// [`VALUE_ISO_PROFILE_ALGORITHM`].
+    pub algorithm: Option<String>,
+}
+
+/// The ISO profiles from their subkeys' values, in name order; each error names the subkey.
+pub fn iso_profiles(mut values: Vec<IsoProfileValues>) -> Result<IsoProfiles, String> {
+    values.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut entries = Vec::with_capacity(values.len());
+    for v in values {
+        let at = format!("HKLM\\{KEY}\\{KEY_ISO_PROFILES}\\{}", v.name);
+        let need = |value: Option<u32>, name: &str| {
+            value.ok_or_else(|| format!("{at}\\{name} is not set (REG_DWORD)"))
+        };
+        let aid = v
+            .aid
+            .ok_or_else(|| format!("{at}\\{VALUE_ISO_AID} is not set (REG_SZ)"))?;
+        let entry = IsoProfileEntry::new(
+            &v.name,
+            &aid,
+            i64::from(need(v.admin_key_ref, VALUE_ISO_ADMIN_KEY_REF)?),
+            i64::from(need(v.pin_ref, VALUE_ISO_PIN_REF)?),
+            v.algorithm.as_deref().filter(|a| !a.trim().is_empty()),
+        )
+        .map_err(|e| format!("{at}: {e}"))?;
+        entries.push(entry);
+    }
+    IsoProfiles::from_entries(entries).map_err(|e| format!("HKLM\\{KEY}\\{KEY_ISO_PROFILES}: {e}"))
 }
 
 /// An ISO admin key algorithm as the registry spells it (`3DES`, `AES-128`, ...).
@@ -147,6 +205,7 @@ impl Config {
                 .filter(|a| !a.trim().is_empty())
                 .map(|a| parse_algorithm(&a))
                 .transpose()?,
+            iso_profiles: IsoProfiles::none(),
         })
     }
 }
@@ -237,5 +296,54 @@ mod tests {
         assert_eq!(c.expect("ok").iso_algorithm, Some(Algorithm::Aes256));
         assert_eq!(parse_algorithm("3DES"), Ok(Algorithm::TripleDes));
         assert!(parse_algorithm("DES").is_err());
+    }
+
+    fn values(name: &str, aid: &str) -> IsoProfileValues {
+        IsoProfileValues {
+            name: name.into(),
+            aid: Some(aid.into()),
+            admin_key_ref: Some(1),
+            pin_ref: Some(0x80),
+            algorithm: None,
+        }
+    }
+
+    /// The registry's ISO profiles go through the client's validation: name order, each value
+    /// required, bad values refused naming the subkey.
+    #[test]
+    fn iso_profiles_from_the_registry_are_validated() {
+        let p = iso_profiles(vec![
+            values("zeta", "A0 00 00 01 23 45"),
+            IsoProfileValues {
+                algorithm: Some("AES-128".into()),
+                ..values("acme", "D27600012401")
+            },
+        ])
+        .expect("good");
+        assert_eq!(p.names(), "acme, zeta");
+        assert_eq!(p.entries()[0].algorithm(), Some(Algorithm::Aes128));
+        assert!(iso_profiles(Vec::new()).expect("none").is_empty());
+        let e = iso_profiles(vec![IsoProfileValues {
+            pin_ref: None,
+            ..values("acme", "A000")
+        }])
+        .unwrap_err();
+        assert!(e.contains("IsoProfiles\\acme\\PinRef is not set"), "{e}");
+        let e = iso_profiles(vec![IsoProfileValues {
+            admin_key_ref: Some(0x100),
+            ..values("acme", "A000")
+        }])
+        .unwrap_err();
+        assert!(e.contains("IsoProfiles\\acme: admin-key-ref 256"), "{e}");
+        let e = iso_profiles(vec![values("acme", "")]).unwrap_err();
+        assert!(e.contains("1 to 16 bytes"), "{e}");
+        let e = iso_profiles(vec![IsoProfileValues {
+            algorithm: Some("RSA".into()),
+            ..values("acme", "A000")
+        }])
+        .unwrap_err();
+        assert!(e.contains("RSA"), "{e}");
+        let e = iso_profiles(vec![values("acme", "A000"), values("ACME", "A001")]).unwrap_err();
+        assert!(e.contains("has that name already"), "{e}");
     }
 }

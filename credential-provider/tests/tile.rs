@@ -19,10 +19,10 @@ use cardunlock_credprov::tile::fields::*;
 use cardunlock_credprov::tile::{Screen, Submission, Tile, ENTER_NEW_PIN, UNLOCKED};
 use cardunlock_credprov::worker::{self, CardSource, DemoCard, Options, INSERT_CARD};
 
-const OFFERED: Options = Options {
-    offline_offered: true,
-    iso_algorithm: None,
-};
+/// Offline offered; the built-in ISO profiles (the simulator's: a demo build).
+fn offered() -> Options {
+    Options::default()
+}
 
 fn demo(scenario: Scenario) -> Arc<Demo> {
     let cheap = cardunlock_server::Argon2Params::TEST_ONLY_FAST;
@@ -90,7 +90,7 @@ fn new_pin(tile: &mut Tile, pin: &str, confirm: &str) -> Submission {
 #[test]
 fn seed_online_unlock_to_success() {
     let demo = demo(Scenario::Seed);
-    let (mut tile, worker) = start(OFFERED, against(&demo, DemoCard(demo.card()), OFFERED));
+    let (mut tile, worker) = start(offered(), against(&demo, DemoCard(demo.card()), offered()));
 
     wait_for(&mut tile, "questions");
     let view = tile.view();
@@ -202,7 +202,7 @@ fn seed_online_unlock_to_success() {
 #[test]
 fn wrong_answers_show_the_attempts_left_then_the_lock() {
     let demo = demo(Scenario::Seed);
-    let (mut tile, worker) = start(OFFERED, against(&demo, DemoCard(demo.card()), OFFERED));
+    let (mut tile, worker) = start(offered(), against(&demo, DemoCard(demo.card()), offered()));
     let mut seen_attempts = false;
     for round in 0..10 {
         wait_for_either(&mut tile, "questions", "failed");
@@ -259,7 +259,7 @@ fn wait_for_either(tile: &mut Tile, a: &str, b: &str) {
 #[test]
 fn no_questions_offers_offline_unlock_with_the_challenge() {
     let demo = demo(Scenario::NoQuestions);
-    let (mut tile, _worker) = start(OFFERED, against(&demo, DemoCard(demo.card()), OFFERED));
+    let (mut tile, _worker) = start(offered(), against(&demo, DemoCard(demo.card()), offered()));
     wait_for(&mut tile, "failed");
     let view = tile.view();
     assert_eq!(
@@ -308,10 +308,10 @@ fn no_questions_offers_offline_unlock_with_the_challenge() {
 fn no_questions_without_offline_offered_has_no_link() {
     let off = Options {
         offline_offered: false,
-        iso_algorithm: None,
+        ..Options::default()
     };
     let demo = demo(Scenario::NoQuestions);
-    let (mut tile, _worker) = start(off, against(&demo, DemoCard(demo.card()), off));
+    let (mut tile, _worker) = start(off.clone(), against(&demo, DemoCard(demo.card()), off));
     wait_for(&mut tile, "failed");
     assert!(!tile.view().shows(OFFLINE));
     assert!(texts(&tile).contains("not offered on this computer"));
@@ -332,9 +332,9 @@ fn server_unreachable_is_a_form_and_the_card_is_untouched() {
     let (url, pem) = (server.url(), server.cert_pem().to_string());
     drop(server);
     let mut source = DemoCard(demo.card());
-    let (mut tile, _worker) = start(OFFERED, move |end| {
+    let (mut tile, _worker) = start(offered(), move |end| {
         let api = Api::new(&url, &pem).expect("api");
-        worker::run(&mut source, &api, OFFERED, end)
+        worker::run(&mut source, &api, offered(), end)
     });
     wait_for(&mut tile, "failed");
     assert_eq!(
@@ -412,7 +412,7 @@ fn waiting_then_card_removed_then_unlocked_after_reinserting() {
         card: demo.card(),
         inserted: inserted.clone(),
     };
-    let (mut tile, _worker) = start(OFFERED, against(&demo, slot, OFFERED));
+    let (mut tile, _worker) = start(offered(), against(&demo, slot, offered()));
     wait_for(&mut tile, "waiting");
     assert_eq!(tile.view().field(PROMPT).text, INSERT_CARD);
     inserted.store(true, Ordering::SeqCst);
@@ -454,7 +454,7 @@ impl CardSource for NoReader {
 #[test]
 fn no_card_is_a_form_with_try_again() {
     let demo = demo(Scenario::Seed);
-    let (mut tile, _worker) = start(OFFERED, against(&demo, NoReader, OFFERED));
+    let (mut tile, _worker) = start(offered(), against(&demo, NoReader, offered()));
     wait_for(&mut tile, "failed");
     assert_eq!(tile.view().field(PROMPT).text, "No card found.");
     assert!(texts(&tile).contains("Insert your card into the reader"));
@@ -465,7 +465,7 @@ fn no_card_is_a_form_with_try_again() {
 #[test]
 fn only_the_forms_input_fields_take_text() {
     let demo = demo(Scenario::Seed);
-    let (mut tile, _worker) = start(OFFERED, against(&demo, DemoCard(demo.card()), OFFERED));
+    let (mut tile, _worker) = start(offered(), against(&demo, DemoCard(demo.card()), offered()));
     wait_for(&mut tile, "questions");
     assert!(tile.set_string(NEW_PIN, "1").is_err());
     assert!(tile.set_string(TITLE, "x").is_err());

@@ -4,8 +4,12 @@
 //! cardunlock-gui --demo                     # the seed scenario in-process (Michael Benson)
 //! cardunlock-gui --demo-no-questions        # a user without questions: the offline unlock
 //! cardunlock-gui --server URL --cert PEM [--reader NAME] [--transport pcsc|ccid]
-//!                                           # a real card through PC/SC or a USB CCID reader
+//!                [--iso-profiles FILE]      # a real card through PC/SC or a USB CCID reader
 //! ```
+//!
+//! The ISO admin profiles tried after PIV and GIDS come from `--iso-profiles FILE`, else the
+//! system file (`/etc/cardunlock/iso-profiles.toml`, `%ProgramData%\cardunlock\iso-profiles.toml`)
+//! if it exists (`cardunlock_client::iso_profiles`).
 //!
 //! Exit code 0 when the card was unlocked, 1 when the window closed without, 2 on bad usage.
 
@@ -22,6 +26,7 @@ use cardunlock_client::demo::Scenario;
 #[cfg(not(feature = "demo"))]
 enum Scenario {}
 use cardunlock_client::card::TransportKind;
+use cardunlock_client::iso_profiles::IsoProfiles;
 use cardunlock_gui::app::Screen;
 use cardunlock_gui::link::{self, WorkerEnd};
 use cardunlock_gui::{worker, UnlockApp};
@@ -31,8 +36,10 @@ const USAGE: &str = "usage:
   cardunlock-gui --demo                   the seed scenario in-process (no reader, no setup)
   cardunlock-gui --demo-no-questions      a user without security questions: offline unlock
   cardunlock-gui --server URL --cert PEM [--reader NAME] [--transport pcsc|ccid]
-                                          a real card and the unlock server; the card
-                                          through PC/SC (default) or a USB CCID reader";
+                 [--iso-profiles FILE]    a real card and the unlock server; the card
+                                          through PC/SC (default) or a USB CCID reader;
+                                          the ISO admin profiles to try (default: the
+                                          system's iso-profiles.toml if present)";
 
 // Without a card transport the server mode only reports that it cannot reach a card.
 #[cfg_attr(not(any(feature = "pcsc", feature = "ccid")), allow(dead_code))]
@@ -42,13 +49,14 @@ enum Mode {
         url: String,
         cert: String,
         readers: cardunlock_client::card::Readers,
+        iso_profiles: IsoProfiles,
     },
 }
 
 fn parse(args: &[String]) -> Result<Mode, String> {
     #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
     let mut mode: Option<Scenario> = None;
-    let (mut url, mut cert, mut reader) = (None, None, None);
+    let (mut url, mut cert, mut reader, mut iso) = (None, None, None, None);
     let mut transport = TransportKind::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -71,6 +79,7 @@ fn parse(args: &[String]) -> Result<Mode, String> {
             "--server" => url = Some(value("--server")?),
             "--cert" => cert = Some(value("--cert")?),
             "--reader" => reader = Some(value("--reader")?),
+            "--iso-profiles" => iso = Some(std::path::PathBuf::from(value("--iso-profiles")?)),
             "--transport" => {
                 transport = match value("--transport")?.as_str() {
                     "pcsc" => TransportKind::Pcsc,
@@ -92,7 +101,13 @@ fn parse(args: &[String]) -> Result<Mode, String> {
                 reader,
                 verbose: false,
             };
-            Ok(Mode::Server { url, cert, readers })
+            let iso_profiles = IsoProfiles::load(iso.as_deref()).map_err(|f| f.message)?;
+            Ok(Mode::Server {
+                url,
+                cert,
+                readers,
+                iso_profiles,
+            })
         }
         (None, Some(_), None) => Err("--server needs --cert PEM (the server's certificate)".into()),
         _ => Err("choose --demo, --demo-no-questions or --server URL --cert PEM".into()),
@@ -110,12 +125,21 @@ fn spawn(mode: Mode, end: WorkerEnd) -> std::io::Result<()> {
         #[cfg(not(feature = "demo"))]
         Mode::Demo(scenario) => match scenario {},
         #[cfg(any(feature = "pcsc", feature = "ccid"))]
-        Mode::Server { url, cert, readers } => worker.spawn(move || {
+        Mode::Server {
+            url,
+            cert,
+            readers,
+            iso_profiles,
+        } => worker.spawn(move || {
             let source = worker::Readers {
                 readers,
                 poll: std::time::Duration::from_millis(500),
             };
-            worker::run_server(&url, &cert, source, worker::Options::default(), end)
+            let options = worker::Options {
+                iso_profiles,
+                ..worker::Options::default()
+            };
+            worker::run_server(&url, &cert, source, options, end)
         })?,
         #[cfg(not(any(feature = "pcsc", feature = "ccid")))]
         Mode::Server { .. } => worker.spawn(move || {

@@ -3,11 +3,17 @@
 //! same reader choice and transports the window uses). Every card command of the CLI goes
 //! through here, so each works the same on both transports.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cardunlock_client::card::{self, Readers};
-use cardunlock_client::Failure;
+use cardunlock_client::iso_profiles::IsoProfiles;
+use cardunlock_client::{status, Failure, Kind};
+use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
+use cardunlock_core::flow::{CardStatus, Selected};
+use cardunlock_core::unlock;
+use embassy_futures::block_on;
 
 use crate::trace::Traced;
 
@@ -39,6 +45,11 @@ pub struct CardArgs {
     /// Print every APDU to stderr (PIN, PUK and key bytes redacted).
     #[arg(short, long)]
     pub verbose: bool,
+    /// The ISO admin profiles to try after PIV and GIDS (TOML; default
+    /// /etc/cardunlock/iso-profiles.toml, %ProgramData%\cardunlock\iso-profiles.toml on
+    /// Windows, if it exists).
+    #[arg(long, value_name = "FILE", env = "CARDUNLOCK_ISO_PROFILES")]
+    pub iso_profiles: Option<PathBuf>,
 }
 
 impl CardArgs {
@@ -49,7 +60,16 @@ impl CardArgs {
             wait: self.wait.or(before.wait),
             transport: self.transport.or(before.transport),
             verbose: self.verbose || before.verbose,
+            iso_profiles: self
+                .iso_profiles
+                .clone()
+                .or_else(|| before.iso_profiles.clone()),
         }
+    }
+
+    /// The workstation's ISO profiles: `--iso-profiles`, else the default file if it exists.
+    pub fn iso_profiles(&self) -> Result<IsoProfiles, Failure> {
+        IsoProfiles::load(self.iso_profiles.as_deref())
     }
 
     /// The chosen transport.
@@ -117,4 +137,31 @@ impl Card {
             f(&mut driver)
         })
     }
+}
+
+/// The card's status (no try spent), trying the ISO `profiles` after PIV and GIDS with the
+/// admin key algorithm `algorithm` (`None`: each profile's, else 3DES).
+pub fn read_status(
+    driver: &mut CardDriver<'_, '_>,
+    profiles: &IsoProfiles,
+    algorithm: Option<Algorithm>,
+) -> Result<CardStatus, Failure> {
+    block_on(unlock::read_status_with(
+        driver,
+        &profiles.probes(algorithm),
+    ))
+    .map_err(|e| status::read_failure(&e, profiles, Kind::Usage))
+}
+
+/// [`read_status`], with the token that lets the flow that follows skip its SELECT.
+pub fn read_status_selected(
+    driver: &mut CardDriver<'_, '_>,
+    profiles: &IsoProfiles,
+    algorithm: Option<Algorithm>,
+) -> Result<(CardStatus, Selected), Failure> {
+    block_on(unlock::read_status_selected_with(
+        driver,
+        &profiles.probes(algorithm),
+    ))
+    .map_err(|e| status::read_failure(&e, profiles, Kind::Usage))
 }

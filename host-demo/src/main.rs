@@ -75,6 +75,8 @@ struct Before {
     wait: Option<u64>,
     #[arg(long, hide = true, value_enum)]
     transport: Option<card::TransportKind>,
+    #[arg(long, hide = true)]
+    iso_profiles: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,6 +176,7 @@ fn merged(mut cli: Cli) -> Cli {
             wait: b.wait,
             transport: b.transport,
             verbose: b.verbose,
+            iso_profiles: b.iso_profiles.clone(),
         };
         match &mut cli.command {
             Command::Enroll(a) => {

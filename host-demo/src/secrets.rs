@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cardunlock_client::Failure;
@@ -33,6 +33,41 @@ impl FromStr for SecretArg {
 impl std::fmt::Debug for SecretArg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// The admin key options of `unlock` and `admin-auth`: `--admin-key HEX` (or
+/// `$CARDUNLOCK_ADMIN_KEY`), `--admin-key-stdin`, `--admin-key-file FILE`; `--key`, `--key-stdin`
+/// and `--key-file` are the same (admin-auth's names).
+#[derive(clap::Args, Debug)]
+pub struct AdminKeyArgs {
+    /// The admin key (hex): a GIDS / ISO card's admin key, a PIV card's management key.
+    #[arg(
+        long,
+        env = "CARDUNLOCK_ADMIN_KEY",
+        hide_env_values = true,
+        value_name = "HEX",
+        visible_alias = "key"
+    )]
+    pub admin_key: Option<SecretArg>,
+    /// Read the admin key (hex) from standard input.
+    #[arg(long, visible_alias = "key-stdin")]
+    pub admin_key_stdin: bool,
+    /// Read the admin key (hex) from a file only its owner can read (`-`: standard input).
+    #[arg(long, value_name = "FILE", visible_alias = "key-file")]
+    pub admin_key_file: Option<PathBuf>,
+}
+
+impl AdminKeyArgs {
+    /// Where the key comes from; `subject` names it in messages ("admin key").
+    pub fn source<'a>(&'a self, subject: &'a str) -> Source<'a> {
+        Source {
+            subject,
+            option: "admin-key",
+            value: self.admin_key.as_ref(),
+            stdin: self.admin_key_stdin,
+            file: self.admin_key_file.as_deref(),
+        }
     }
 }
 

@@ -51,6 +51,34 @@ pub struct SimCardArgs {
     /// PIV: PUK tries left (0 to 3; 3 by default).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=3))]
     puk_tries_left: Option<u8>,
+    /// ISO: the application's AID (hex, 1 to 16 bytes) instead of the simulator's own: a
+    /// vendor's card that only a configured ISO profile reaches.
+    #[arg(long, value_name = "HEX", value_parser = parse_aid)]
+    iso_aid: Option<Aid>,
+}
+
+/// An application identifier as given on the command line.
+#[derive(Clone, Debug)]
+struct Aid(Vec<u8>);
+
+fn parse_aid(s: &str) -> Result<Aid, String> {
+    let aid = cardunlock_client::hex::parse(s).map_err(|e| e.to_string())?;
+    if (1..=16).contains(&aid.len()) {
+        Ok(Aid(aid))
+    } else {
+        Err(format!("an AID has 1 to 16 bytes, this one {}", aid.len()))
+    }
+}
+
+fn iso(args: &SimCardArgs) -> IsoConfig {
+    let mut c = IsoConfig::factory();
+    if args.blocked {
+        c = c.blocked();
+    }
+    if let Some(Aid(aid)) = &args.iso_aid {
+        c = c.with_aid(aid);
+    }
+    c
 }
 
 fn piv(args: &SimCardArgs) -> PivConfig {
@@ -73,8 +101,7 @@ fn card(args: &SimCardArgs) -> SimCard {
         (ProfileArg::Piv, _) => Config::Piv(piv(args)),
         (ProfileArg::Gids, false) => Config::Gids(GidsConfig::factory()),
         (ProfileArg::Gids, true) => Config::Gids(GidsConfig::factory().blocked()),
-        (ProfileArg::Iso, false) => Config::Iso(IsoConfig::factory()),
-        (ProfileArg::Iso, true) => Config::Iso(IsoConfig::factory().blocked()),
+        (ProfileArg::Iso, _) => Config::Iso(iso(args)),
     })
 }
 

@@ -5,16 +5,14 @@ use cardunlock_client::status::describe;
 use cardunlock_client::{Failure, Kind};
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::flow::{CardStatus, LocalKey, PivMgmtAuth, Profile};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
-use cardunlock_core::unlock;
 use embassy_futures::block_on;
 use rand::RngCore;
 use serde::Serialize;
 
 use crate::card::{Card, CardArgs, End, TransportKind};
 use crate::operator::parse_algorithm;
-use crate::secrets::{SecretArg, Source};
+use crate::secrets::AdminKeyArgs;
 use crate::terminal;
 
 /// `readers`' options.
@@ -132,11 +130,10 @@ struct CardJson {
 }
 
 fn read_status(card: &CardArgs) -> Result<CardStatus, Failure> {
-    Card::connect(card)?
-        .run(End::Leave, |driver| {
-            block_on(unlock::read_status(driver, IsoProfile::SIM))
-        })?
-        .map_err(|e| failure::card(&e, Kind::Usage))
+    let profiles = card.iso_profiles()?;
+    Card::connect(card)?.run(End::Leave, |driver| {
+        crate::card::read_status(driver, &profiles, None)
+    })?
 }
 
 /// `cardunlock status`.
@@ -164,20 +161,9 @@ pub struct AdminAuthArgs {
     /// Machine-readable output (JSON on stdout).
     #[arg(long)]
     pub json: bool,
-    /// The management key (hex). Asked hidden when absent.
-    #[arg(
-        long,
-        env = "CARDUNLOCK_ADMIN_KEY",
-        hide_env_values = true,
-        value_name = "HEX"
-    )]
-    key: Option<SecretArg>,
-    /// Read the management key (hex) from standard input.
-    #[arg(long)]
-    key_stdin: bool,
-    /// Read the management key (hex) from a file only its owner can read (`-`: standard input).
-    #[arg(long, value_name = "FILE")]
-    key_file: Option<std::path::PathBuf>,
+    /// The management key (asked hidden when absent).
+    #[command(flatten)]
+    key: AdminKeyArgs,
     /// Its algorithm: 3des, aes128, aes192, aes256 (default: as the card reports in its
     /// metadata, else 3des).
     #[arg(long, value_parser = parse_algorithm)]
@@ -193,20 +179,13 @@ struct Accepted<'a> {
 /// `cardunlock admin-auth`: PIV management-key mutual authentication. Without `--algorithm`
 /// the card's metadata (GET METADATA of key 9B) says which algorithm the key is.
 pub fn admin_auth(args: &AdminAuthArgs) -> Result<(), Failure> {
-    let key_hex = Source {
-        subject: "management key",
-        option: "key",
-        value: args.key.as_ref(),
-        stdin: args.key_stdin,
-        file: args.key_file.as_deref(),
-    }
-    .get()?;
+    let key_hex = args.key.source("management key").get()?;
+    let profiles = args.card.iso_profiles()?;
     let alg = Card::connect(&args.card)?.run(End::Reset, |driver| {
         let alg = match args.algorithm {
             Some(a) => a,
             None => {
-                let status = block_on(unlock::read_status(driver, IsoProfile::SIM))
-                    .map_err(|e| failure::card(&e, Kind::Usage))?;
+                let status = crate::card::read_status(driver, &profiles, None)?;
                 if status.profile != Profile::Piv {
                     return Err(Failure::usage(
                         "admin-auth",

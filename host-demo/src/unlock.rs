@@ -10,12 +10,12 @@
 use std::path::PathBuf;
 
 use cardunlock_client::failure::{self, flow_message};
-use cardunlock_client::status::{describe, UNLOCKED};
+use cardunlock_client::iso_profiles::IsoProfiles;
+use cardunlock_client::status::{self, describe, UNLOCKED};
 use cardunlock_client::{api, offline, online, Failure, Kind};
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::Error;
 use cardunlock_core::flow::{CardStatus, FlowError, LocalKey, Profile};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, Select, UnlockError};
 use embassy_futures::block_on;
@@ -23,9 +23,9 @@ use rand::RngCore;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::card::{Card, CardArgs, CardDriver, End, LinkError};
+use crate::card::{read_status, read_status_selected, Card, CardArgs, CardDriver, End, LinkError};
 use crate::operator::parse_algorithm;
-use crate::secrets::{one_stdin, SecretArg, Source};
+use crate::secrets::{one_stdin, AdminKeyArgs, SecretArg, Source};
 use crate::terminal::{self, Console};
 
 #[derive(clap::Args, Debug)]
@@ -59,20 +59,9 @@ pub struct UnlockArgs {
     /// Offline: the operator answers the card's challenge (GIDS / ISO) or reads out the PUK (PIV).
     #[arg(long, conflicts_with_all = ["admin_key", "admin_key_stdin", "admin_key_file"])]
     offline: bool,
-    /// The admin key (hex), for an operator at the workstation (GIDS / ISO).
-    #[arg(
-        long,
-        env = "CARDUNLOCK_ADMIN_KEY",
-        hide_env_values = true,
-        value_name = "HEX"
-    )]
-    admin_key: Option<SecretArg>,
-    /// Read the admin key (hex) from standard input.
-    #[arg(long)]
-    admin_key_stdin: bool,
-    /// Read the admin key (hex) from a file only its owner can read (`-`: standard input).
-    #[arg(long, value_name = "FILE")]
-    admin_key_file: Option<PathBuf>,
+    /// The admin key, for an operator at the workstation (GIDS / ISO).
+    #[command(flatten)]
+    key: AdminKeyArgs,
     /// Admin key algorithm of ISO admin cards: 3des, aes128, aes192, aes256 (default: as the
     /// card reports, else 3des).
     #[arg(long, value_parser = parse_algorithm)]
@@ -119,13 +108,7 @@ impl UnlockArgs {
     }
 
     fn admin_key(&self) -> Source<'_> {
-        Source {
-            subject: "admin key",
-            option: "admin-key",
-            value: self.admin_key.as_ref(),
-            stdin: self.admin_key_stdin,
-            file: self.admin_key_file.as_deref(),
-        }
+        self.key.source("admin key")
     }
 
     fn answers(&self) -> Source<'_> {
@@ -146,10 +129,6 @@ struct Unlocked {
 
 fn done(json: bool) {
     terminal::print_ok(json, Unlocked { message: UNLOCKED }, UNLOCKED);
-}
-
-fn card_failure<R: std::fmt::Display>(e: &Error<LinkError, R>) -> Failure {
-    failure::card(e, Kind::Usage)
 }
 
 fn unlock_failure<R: std::fmt::Display>(e: &UnlockError<LinkError, R>) -> Failure {
@@ -225,8 +204,9 @@ fn online(args: &UnlockArgs, server: &str) -> Result<(), Failure> {
         quiet: args.json,
         ..Console::default()
     };
+    let profiles = args.card.iso_profiles()?;
     Card::connect(&args.card)?.run(End::Reset, |driver| {
-        online::unlock_with(driver, &api, &mut ui, args.algorithm)
+        online::unlock_with(driver, &api, &mut ui, &profiles, args.algorithm)
     })??;
     if args.json {
         done(true);
@@ -241,8 +221,9 @@ fn offline(args: &UnlockArgs) -> Result<(), Failure> {
         quiet: args.json,
         ..Console::default()
     };
+    let profiles = args.card.iso_profiles()?;
     Card::connect(&args.card)?.run(End::Reset, |driver| {
-        offline::unlock_with(driver, &mut ui, args.algorithm)
+        offline::unlock_with(driver, &mut ui, &profiles, args.algorithm)
     })??;
     if args.json {
         done(true);
@@ -254,24 +235,20 @@ fn offline(args: &UnlockArgs) -> Result<(), Failure> {
 fn with_admin_key(args: &UnlockArgs) -> Result<(), Failure> {
     let key_hex = args.admin_key().get()?;
     let given_pin = args.new_pin().get_given()?;
+    let profiles = args.card.iso_profiles()?;
     let mut card = Card::connect(&args.card)?;
-    let iso = IsoProfile {
-        algorithm: args.algorithm.unwrap_or(Algorithm::TripleDes),
-        ..IsoProfile::SIM
-    };
     match given_pin {
         // The new PIN is known: the status read and the unblock share one session, and the
         // unblock starts on the application the status read left selected.
         Some(pin) => card.run(End::Reset, |driver| {
-            let (status, selected) = block_on(unlock::read_status_selected(driver, iso))
-                .map_err(|e| card_failure(&e))?;
+            let (status, selected) = read_status_selected(driver, &profiles, args.algorithm)?;
             if !args.json {
                 println!("{}", describe(&status));
             }
             admin_unblock(
                 driver,
                 &key_hex,
-                args.algorithm,
+                (&profiles, args.algorithm),
                 &status,
                 &pin,
                 &pin,
@@ -282,11 +259,9 @@ fn with_admin_key(args: &UnlockArgs) -> Result<(), Failure> {
         // second session on the same connection (SELECT again: another program may have
         // selected something else in between).
         None => {
-            let status = card
-                .run(End::Leave, |driver| {
-                    block_on(unlock::read_status(driver, iso))
-                })?
-                .map_err(|e| card_failure(&e))?;
+            let status = card.run(End::Leave, |driver| {
+                read_status(driver, &profiles, args.algorithm)
+            })??;
             if !args.json {
                 println!("{}", describe(&status));
             }
@@ -298,7 +273,7 @@ fn with_admin_key(args: &UnlockArgs) -> Result<(), Failure> {
                 admin_unblock(
                     driver,
                     &key_hex,
-                    args.algorithm,
+                    (&profiles, args.algorithm),
                     &status,
                     &pin,
                     &confirm,
@@ -323,19 +298,23 @@ fn piv_not_admin() -> Failure {
 fn admin_unblock(
     driver: &mut CardDriver<'_, '_>,
     key_hex: &str,
-    algorithm: Option<Algorithm>,
+    (profiles, algorithm): (&IsoProfiles, Option<Algorithm>),
     status: &CardStatus,
     pin: &str,
     confirm: &str,
     select: Select,
 ) -> Result<(), Failure> {
     let policy = &PinPolicy::GIDS;
-    let alg = match status.profile {
-        Profile::Piv => return Err(piv_not_admin()),
-        Profile::Gids => Algorithm::TripleDes,
-        Profile::IsoAdmin => algorithm
-            .or(status.admin_algorithm)
-            .unwrap_or(Algorithm::TripleDes),
+    // ISO: the profile the card answered on (its algorithm: --algorithm, else the profile's).
+    let iso = status
+        .iso_profile
+        .and_then(|i| profiles.entries().get(i))
+        .map(|e| e.profile(algorithm, None));
+    let alg = match (status.profile, iso) {
+        (Profile::Piv, _) => return Err(piv_not_admin()),
+        (Profile::Gids, _) => Algorithm::TripleDes,
+        (Profile::IsoAdmin, Some(iso)) => iso.algorithm,
+        (Profile::IsoAdmin, None) => return Err(status::unknown_card(profiles)),
     };
     let key = AdminKey::from_hex(alg, key_hex)
         .map_err(|e| Failure::usage(&format!("admin key ({alg})"), e))?;
@@ -353,10 +332,7 @@ fn admin_unblock(
             select,
         ))
     } else {
-        let iso = IsoProfile {
-            algorithm: alg,
-            ..IsoProfile::SIM
-        };
+        let iso = iso.ok_or_else(|| status::unknown_card(profiles))?;
         block_on(unlock::iso_unblock_with(
             driver,
             iso,
@@ -383,15 +359,12 @@ fn with_puk(args: &UnlockArgs) -> Result<(), Failure> {
         failure::check_puk(puk)?;
     }
     let given_pin = args.new_pin().get_given()?;
+    let profiles = args.card.iso_profiles()?;
     let mut card = Card::connect(&args.card)?;
     let (puk, pin, confirm, options) = match (given_puk, given_pin) {
         (Some(puk), Some(pin)) => (puk, pin.clone(), pin, PivUnblockOptions::LEAN),
         (given_puk, given_pin) => {
-            let status = card
-                .run(End::Leave, |driver| {
-                    block_on(unlock::read_status(driver, IsoProfile::SIM))
-                })?
-                .map_err(|e| card_failure(&e))?;
+            let status = card.run(End::Leave, |driver| read_status(driver, &profiles, None))??;
             if status.profile != Profile::Piv {
                 return Err(admin_card_needs(&status));
             }
@@ -430,9 +403,9 @@ fn with_puk(args: &UnlockArgs) -> Result<(), Failure> {
             Ok(()) => Ok(()),
             // No PIV application: say which card this is, in the same session.
             Err(UnlockError::Card(Error::Flow(FlowError::ApplicationNotFound(_)))) => {
-                match block_on(unlock::read_status(driver, IsoProfile::SIM)) {
+                match read_status(driver, &profiles, None) {
                     Ok(status) => Err(admin_card_needs(&status)),
-                    Err(e) => Err(card_failure(&e)),
+                    Err(f) => Err(f),
                 }
             }
             Err(e) => Err(unlock_failure(&e)),

@@ -48,7 +48,13 @@ fn each_command_shows_only_the_options_it_uses() {
     }
     for command in ["status", "unlock", "admin-auth", "enroll"] {
         let text = help(command);
-        for option in ["--reader", "--wait", "--transport", "--verbose"] {
+        for option in [
+            "--reader",
+            "--wait",
+            "--transport",
+            "--iso-profiles",
+            "--verbose",
+        ] {
             assert!(
                 text.contains(option),
                 "`{command} --help` lacks {option}:\n{text}"

@@ -269,3 +269,49 @@ fn waits_for_the_card_to_be_inserted() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("PIN BLOCKED"), "{}", text(&out));
 }
+
+/// An ISO card on a vendor's AID (not the simulator's) through pcscd: without a configured
+/// profile `status` and `unlock` refuse with a clear "no configured ISO profile" message and the
+/// card is untouched; with `--iso-profiles FILE` naming the AID it is found and unblocked; a
+/// malformed file is refused naming its line. Fails if the simulator's AID were still the
+/// default or the file were not read.
+#[test]
+fn iso_card_on_a_vendor_aid_is_found_only_when_configured() {
+    let _card = SimCard::start_with("iso", true, &["--iso-aid", "A0 00 00 01 23 45"]);
+    let out = on_reader(&["status"]);
+    assert_exit(&out, 1, "no configured ISO profile");
+    let unlock = ["unlock", "--admin-key", ADMIN_KEY, "--new-pin", "Xk9w2"];
+    let out = on_reader(&unlock);
+    assert_exit(&out, 1, "no configured ISO profile");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("iso-profiles.toml");
+    let path = file.to_str().unwrap();
+    write_private(
+        &file,
+        "[[profile]]\nname = \"acme\"\naid = \"A0 00 00 01 23 45\"\nadmin-key-ref = 0x01\n\
+         pin-ref = 0x80\nalgorithm = \"3des\"\n",
+    );
+    let out = on_reader(&["status", "--iso-profiles", path]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("ISO card"), "{}", text(&out));
+    assert!(text(&out).contains("PIN BLOCKED"), "{}", text(&out));
+
+    let mut configured = unlock.to_vec();
+    configured.extend(["--iso-profiles", path]);
+    let out = on_reader(&configured);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = on_reader(&["--json", "status", "--iso-profiles", path]);
+    assert!(
+        text(&out).contains("\"pin_tries_left\":3"),
+        "{}",
+        text(&out)
+    );
+
+    write_private(
+        &file,
+        "[[profile]]\nname = \"acme\"\naid = \"\"\nadmin-key-ref = 1\npin-ref = 0x80\n",
+    );
+    let out = on_reader(&["status", "--iso-profiles", path]);
+    assert_exit(&out, 2, "line 3");
+}

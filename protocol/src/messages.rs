@@ -103,6 +103,11 @@ pub struct StartReply {
     /// PIV: 32 random bytes, hex, for the card to sign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// ISO admin cards: the name of the workstation ISO profile the card was enrolled with
+    /// ([`crate::operator::EnrollDone::iso_profile`]); absent for PIV and GIDS and for cards
+    /// enrolled without one. The workstation unlocks with that profile's command set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso_profile: Option<String>,
 }
 
 /// `POST /v1/unlock/prove` (PIV): the card's signature of the session's nonce.
@@ -299,6 +304,7 @@ mod tests {
             attempts_left: 3,
             pin_policy: PinPolicyWire::from(&cardunlock_core::policy::PinPolicy::PIV),
             nonce: None,
+            iso_profile: None,
         };
         let json = serde_json::to_value(&reply).unwrap();
         assert!(json.get("user").is_none());

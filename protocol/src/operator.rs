@@ -349,6 +349,18 @@ pub struct EnrollRequest {
     pub questions: Vec<QuestionAnswer>,
 }
 
+/// The longest ISO profile name an enrollment may record.
+pub const MAX_ISO_PROFILE_NAME: usize = 64;
+
+/// Whether `name` can name an ISO profile: 1 to [`MAX_ISO_PROFILE_NAME`] ASCII letters, digits,
+/// `.`, `_`, `-`.
+pub fn valid_iso_profile_name(name: &str) -> bool {
+    (1..=MAX_ISO_PROFILE_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// The server-derived secrets of a card at one generation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CardSecrets {
@@ -392,6 +404,11 @@ pub struct EnrollDone {
     /// cannot prove its presence and online unlock answers `card_not_verified`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_auth_key: Option<String>,
+    /// ISO admin cards: the name of the workstation ISO profile the card answered on (1 to
+    /// [`MAX_ISO_PROFILE_NAME`] ASCII letters, digits, `.`, `_`, `-`), recorded with the card and
+    /// returned in [`crate::StartReply::iso_profile`]. Absent for PIV and GIDS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso_profile: Option<String>,
 }
 
 /// `GET /v1/operator/audit` and `/v1/operator/audit.csv`: query string (every filter optional,

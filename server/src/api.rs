@@ -450,6 +450,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
             StartOutcome::Started {
                 questions,
                 attempts_left,
+                iso_profile,
             } => {
                 let detail = format!(
                     "{} question(s), {attempts_left} attempt(s) left",
@@ -462,6 +463,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
                     attempts_left,
                     pin_policy: pin_policy.clone(),
                     nonce: None,
+                    iso_profile,
                 })
             }
         })

@@ -13,6 +13,7 @@ mod webdriver;
 use std::io::Write;
 
 use cardunlock_client::api::Api;
+use cardunlock_client::iso_profiles::{IsoProfileEntry, IsoProfiles};
 use cardunlock_client::offline::{self, Challenge, OfflineUi};
 use cardunlock_client::online::{self, Event, Person, Ui};
 use cardunlock_client::Failure;
@@ -86,6 +87,13 @@ fn expected_response(identity: &str, generation: u32, challenge: &[u8; 8]) -> St
         &hex[8..12],
         &hex[12..]
     )
+}
+
+/// The workstation's ISO profiles: the simulated card's (configured, as a real site's would be).
+fn sim() -> IsoProfiles {
+    let aid = cardunlock_client::hex::encode(&cardunlock_sim::ISO_ADMIN_AID);
+    let entry = IsoProfileEntry::new("cardunlock-sim", &aid, 0x01, 0x80, None).unwrap();
+    IsoProfiles::from_entries(vec![entry]).unwrap()
 }
 
 #[test]
@@ -371,10 +379,22 @@ fn a_lock_lifted_in_the_browser_lets_the_next_online_unlock_through() {
     let (mut driver, identity) = blocked_iso_card(&env, 0x0b);
     let api = Api::new(&env.server.url(), env.server.cert_pem()).unwrap();
     for _ in 0..3 {
-        let wrong = online::unlock(&mut driver, &api, &mut Holder { answers: WRONG });
+        let wrong = online::unlock_with(
+            &mut driver,
+            &api,
+            &mut Holder { answers: WRONG },
+            &sim(),
+            None,
+        );
         assert!(wrong.is_err());
     }
-    let locked = online::unlock(&mut driver, &api, &mut Holder { answers: ANSWERS });
+    let locked = online::unlock_with(
+        &mut driver,
+        &api,
+        &mut Holder { answers: ANSWERS },
+        &sim(),
+        None,
+    );
     let e = locked.unwrap_err();
     assert!(e.message.contains("locked"), "{e}");
 
@@ -387,7 +407,14 @@ fn a_lock_lifted_in_the_browser_lets_the_next_online_unlock_through() {
     browser.find("form[action$='/lift-lock'] button").click();
     browser.wait("the lock form to go", |b| b.all("#reason").is_empty());
 
-    online::unlock(&mut driver, &api, &mut Holder { answers: ANSWERS }).unwrap();
+    online::unlock_with(
+        &mut driver,
+        &api,
+        &mut Holder { answers: ANSWERS },
+        &sim(),
+        None,
+    )
+    .unwrap();
     assert_eq!(
         pin_tries_left(&mut driver),
         Some(3),
@@ -415,7 +442,7 @@ fn offline_unlock_answered_in_the_browser() {
         browser: &browser,
         challenges: Vec::new(),
     };
-    offline::unlock(&mut driver, &mut desk).unwrap();
+    offline::unlock_with(&mut driver, &mut desk, &sim(), None).unwrap();
     assert_eq!(desk.challenges.len(), 1, "one challenge, one response");
     assert_eq!(
         pin_tries_left(&mut driver),

@@ -67,6 +67,41 @@ fn expected(identity: &str, algorithm: Algorithm, generation: u32, challenge: &s
 }
 
 backend_tests! {
+    /// An ISO card's enrollment names its workstation ISO profile: the server stores it (and
+    /// keeps it under the row MAC) and returns it at `start`; a re-enrollment without a name
+    /// clears it; a name on a non-ISO card or a malformed one is refused; PIV and GIDS replies
+    /// have no such field. Fails if the name is not stored, not returned, or outlives the card.
+    fn an_iso_cards_profile_name_is_stored_and_returned_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        let st = env.signed_in("station", &[Role::Enroller]);
+        let report = |id: &Value, body: Value| {
+            let path = format!("/v1/operator/enrollments/{}", id.as_str().unwrap());
+            env.call("POST", &path, &st, Some(&body))
+        };
+        let first = begin(&env, &st, &enroll_request("iso", ISO, "3des", "Michael Benson"));
+        let bad = report(&first["enrollment"], json!({"personalised": true, "iso_profile": "a b"}));
+        assert_error(&bad, 400, "bad_request");
+        let (status, reply) = report(&first["enrollment"], json!({"personalised": true, "iso_profile": "acme-minidriver"}));
+        assert_eq!(status, 200, "{reply}");
+        let started = env.start_raw("iso", ISO);
+        assert_eq!(started["iso_profile"], "acme-minidriver", "{started}");
+        // Re-enrolled without a name (another workstation's older client): no name is left.
+        let second = begin(&env, &st, &enroll_request("iso", ISO, "3des", "Michael Benson"));
+        let (status, reply) = report(&second["enrollment"], json!({"personalised": true}));
+        assert_eq!(status, 200, "{reply}");
+        let started = env.start_raw("iso", ISO);
+        assert!(started.get("iso_profile").is_none(), "{started}");
+        // Only ISO cards name a profile.
+        let gids = begin(&env, &st, &enroll_request("gids", GIDS, "3des", "Michael Benson"));
+        let refused = report(&gids["enrollment"], json!({"personalised": true, "iso_profile": "acme"}));
+        assert_error(&refused, 400, "bad_request");
+        let (status, reply) = report(&gids["enrollment"], json!({"personalised": true}));
+        assert_eq!(status, 200, "{reply}");
+        let started = env.start_raw("gids", GIDS);
+        assert!(started.get("iso_profile").is_none(), "{started}");
+    }
+
     fn enrollment_goes_through_the_server_and_begin_without_done_keeps_the_old_generation() {
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));

@@ -150,6 +150,19 @@ backend_tests! {
         assert_refused(&env, &env.post("/v1/unlock/start", &card("gids", "c3")));
     }
 
+    /// Proves the cards row MAC covers the ISO profile name: a name set by SQL (pointing the
+    /// workstation at another profile's key and PIN references) is refused at `start`.
+    fn an_iso_profile_name_set_by_update_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        env.server.enroll(&enrollment("iso", "c4", Algorithm::TripleDes)).unwrap();
+        let started = env.start_raw("iso", "c4");
+        assert!(started.get("iso_profile").is_none(), "{started}");
+        exec(&cfg.db_path, "UPDATE cards SET iso_profile = 'other-vendor'");
+        assert_refused(&env, &env.post("/v1/unlock/start", &card("iso", "c4")));
+    }
+
     /// Proves the audit cross-check: the whole card row put back to an older state (its old,
     /// valid MAC with it) is caught because the audit log counts more wrong answer sets.
     fn a_rolled_back_attempt_counter_is_caught_by_the_audit() {

@@ -306,6 +306,9 @@ pub struct IsoConfig {
     pub serial: [u8; 16],
     /// Seed of the card's random generator.
     pub seed: u64,
+    /// The application's AID (SELECT by DF name), factory [`crate::ISO_ADMIN_AID`]: another
+    /// one stands for a vendor's card the simulator's profile does not reach.
+    pub aid: Vec<u8>,
 }
 
 impl IsoConfig {
@@ -324,7 +327,14 @@ impl IsoConfig {
             admin_tries_left: 10,
             serial: *b"SIMISOADMIN00001",
             seed: 0x5EED_0003,
+            aid: crate::ISO_ADMIN_AID.to_vec(),
         }
+    }
+
+    /// The same card answering on `aid` (1 to 16 bytes) instead of the simulator's AID.
+    pub fn with_aid(mut self, aid: &[u8]) -> Self {
+        self.aid = aid.to_vec();
+        self
     }
 
     /// The same card with its PIN blocked.
@@ -354,6 +364,7 @@ impl fmt::Debug for IsoConfig {
             .field("admin_tries_left", &self.admin_tries_left)
             .field("serial", &self.serial)
             .field("seed", &self.seed)
+            .field("aid", &self.aid)
             .finish()
     }
 }

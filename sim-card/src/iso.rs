@@ -105,7 +105,7 @@ impl Iso {
             return sw::WRONG_P1P2.into();
         }
         let fci_name: &[u8] = match (cmd.p1, cmd.data) {
-            (0x04, aid) if aid == ISO_ADMIN_AID => &ISO_ADMIN_AID,
+            (0x04, aid) if aid == self.cfg.aid.as_slice() => &self.cfg.aid,
             (0x00, [] | [0x3F, 0x00]) => &[0x3F, 0x00],
             (0x00 | 0x04, _) => return sw::NOT_FOUND.into(),
             _ => return sw::WRONG_P1P2.into(),

@@ -13,17 +13,25 @@
 //!   [`TransportError::kind`](cardunlock_core::TransportError::kind).
 //!
 //! ```no_run
+//! use cardunlock_core::crypto::Algorithm;
 //! use cardunlock_core::driver::Driver;
 //! use cardunlock_core::flow::{NoAdmin, ReadStatus};
 //! use cardunlock_core::iso::IsoProfile;
 //! use cardunlock_pcsc::{Pcsc, ReaderChoice, ShareMode};
 //!
+//! // PIV and GIDS are tried first; then the ISO admin cards this site uses (its configuration).
+//! let site = [IsoProfile {
+//!     aid: &[0xA0, 0x00, 0x00, 0x01, 0x23, 0x45],
+//!     admin_key_ref: 0x01,
+//!     pin_ref: 0x80,
+//!     algorithm: Algorithm::Aes128,
+//! }];
 //! let pcsc = Pcsc::establish()?;
 //! let reader = pcsc.find_reader(&ReaderChoice::WithCard)?;
 //! let mut transport = pcsc.connect(&reader, ShareMode::Shared)?;
 //! let mut session = transport.begin()?;
 //! let status = embassy_futures::block_on(
-//!     Driver::new(&mut session).run(&mut ReadStatus::new(IsoProfile::SIM), &mut NoAdmin),
+//!     Driver::new(&mut session).run(&mut ReadStatus::with_iso_profiles(&site), &mut NoAdmin),
 //! );
 //! # Ok::<(), cardunlock_pcsc::PcscError>(())
 //! ```

@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use super::{personalise_from, Factory, Target};
 use crate::failure::{Failure, Kind};
+use crate::iso_profiles::IsoProfileEntry;
 use crate::online::wire_profile;
 use crate::operator::Operator;
 
@@ -77,6 +78,7 @@ pub fn enroll<T: Transport>(
     operator: &Operator,
     driver: &mut Driver<T>,
     status: &CardStatus,
+    iso: Option<&IsoProfileEntry>,
     algorithm: Algorithm,
     holder: Holder,
     factory: &Factory,
@@ -120,18 +122,33 @@ where
         admin_key_hex: factory.admin_key_hex.clone(),
         algorithm: factory.algorithm,
     });
-    let card_auth_key = match personalise_from(driver, status, &candidates, &target) {
+    // ISO: the profile the card answered on, recorded with the card for its unlocks.
+    let (iso_name, iso_profile) = match (status.profile, iso) {
+        (Profile::IsoAdmin, Some(e)) => (
+            Some(e.name()),
+            Some(e.profile(Some(algorithm.algorithm()), None)),
+        ),
+        (Profile::IsoAdmin, None) => {
+            let _ = operator.enroll_done(&reply.enrollment, false, None, None);
+            return Err(Failure::new(
+                Kind::Refused,
+                "ISO profile: none given for this ISO admin card",
+            ));
+        }
+        _ => (None, None),
+    };
+    let card_auth_key = match personalise_from(driver, status, iso_profile, &candidates, &target) {
         Ok(key) => key,
         Err(f) => {
             // The server keeps the card's old generations; the handed-out one stays a
             // candidate.
-            let _ = operator.enroll_done(&reply.enrollment, false, None);
+            let _ = operator.enroll_done(&reply.enrollment, false, None, None);
             return Err(f);
         }
     };
     let key = card_auth_key.as_ref().map(|k| &k[..]);
     operator
-        .enroll_done(&reply.enrollment, true, key)
+        .enroll_done(&reply.enrollment, true, key, iso_name)
         .map_err(|f| {
             f.about(
                 "the card was personalised but the server did not record it (enroll it again: \

@@ -68,6 +68,9 @@ pub struct CardStatus {
     pub puk_tries_left: Option<u8>,
     /// The admin key algorithm, when known.
     pub admin_algorithm: Option<Algorithm>,
+    /// ISO admin cards: the position, in the list [`ReadStatus`] probed, of the profile whose
+    /// application answered. `None` for PIV and GIDS.
+    pub iso_profile: Option<usize>,
 }
 
 impl CardStatus {
@@ -85,6 +88,7 @@ impl CardStatus {
             pin_verified: false,
             puk_tries_left: None,
             admin_algorithm: None,
+            iso_profile: None,
         }
     }
 }
@@ -99,17 +103,34 @@ enum State {
     PivMgmtMeta,
     SelectGids,
     GidsPin,
-    SelectIso,
+    SelectIso(usize),
     IsoPin,
     Serial,
     Done,
 }
 
-/// Reads the card status: tries PIV, then GIDS, then the ISO admin profile given. Only status
-/// queries are sent (VERIFY without data, GET DATA, GET METADATA): no try is spent.
+/// The ISO admin profiles a status read probes after PIV and GIDS, in order.
+#[derive(Clone, Copy, Debug)]
+enum Probes<'p> {
+    One(IsoProfile<'p>),
+    List(&'p [IsoProfile<'p>]),
+}
+
+impl<'p> Probes<'p> {
+    fn get(&self, i: usize) -> Option<IsoProfile<'p>> {
+        match self {
+            Self::One(p) => (i == 0).then_some(*p),
+            Self::List(l) => l.get(i).copied(),
+        }
+    }
+}
+
+/// Reads the card status: tries PIV, then GIDS, then each ISO admin profile given, in order (one
+/// SELECT each, up to the first that answers). Only status queries are sent (VERIFY without data,
+/// GET DATA, GET METADATA): no try is spent.
 #[derive(Debug)]
 pub struct ReadStatus<'p> {
-    iso: IsoProfile<'p>,
+    iso: Probes<'p>,
     status: CardStatus,
     state: State,
     /// Read a PIV card's admin key algorithm (GET METADATA 9B).
@@ -119,6 +140,17 @@ pub struct ReadStatus<'p> {
 impl<'p> ReadStatus<'p> {
     /// A status read; `iso` addresses the ISO admin card if neither PIV nor GIDS answer.
     pub fn new(iso: IsoProfile<'p>) -> Self {
+        Self::probing(Probes::One(iso))
+    }
+
+    /// A status read that tries each of `isos` in order if neither PIV nor GIDS answer (none:
+    /// a card that is neither is [`FlowError::UnknownCard`]). [`CardStatus::iso_profile`] says
+    /// which one answered.
+    pub fn with_iso_profiles(isos: &'p [IsoProfile<'p>]) -> Self {
+        Self::probing(Probes::List(isos))
+    }
+
+    fn probing(iso: Probes<'p>) -> Self {
         Self {
             iso,
             status: CardStatus::new(Profile::Piv),
@@ -146,6 +178,21 @@ impl<'p> ReadStatus<'p> {
     }
 }
 
+impl<'p> ReadStatus<'p> {
+    /// The ISO profile whose application answered.
+    fn answered(&self) -> Option<IsoProfile<'p>> {
+        self.status.iso_profile.and_then(|i| self.iso.get(i))
+    }
+
+    /// SELECT the `i`-th ISO profile, or give up: no profile left.
+    fn next_iso(&self, i: usize) -> Result<State, FlowError> {
+        match self.iso.get(i) {
+            Some(_) => Ok(State::SelectIso(i)),
+            None => Err(FlowError::UnknownCard),
+        }
+    }
+}
+
 fn pin_status(status: &mut CardStatus, r: Response<'_>) {
     match r.status {
         Status::Success => status.pin_verified = true,
@@ -166,8 +213,14 @@ impl Flow for ReadStatus<'_> {
             State::PivMgmtMeta => Action::Send(piv::get_metadata(piv::MGMT_KEY_REF)),
             State::SelectGids => Action::Send(gids::select()),
             State::GidsPin => Action::Send(gids::get_pin_status()),
-            State::SelectIso => Action::Send(self.iso.select()),
-            State::IsoPin => Action::Send(self.iso.verify_status()),
+            State::SelectIso(i) => match self.iso.get(i) {
+                Some(iso) => Action::Send(iso.select()),
+                None => return Err(FlowError::UnknownCard),
+            },
+            State::IsoPin => match self.answered() {
+                Some(iso) => Action::Send(iso.verify_status()),
+                None => return Err(FlowError::UnexpectedEvent),
+            },
             State::Serial => Action::Send(gids::get_serial()),
             State::Done => Action::Done(self.status),
         })
@@ -224,7 +277,7 @@ impl Flow for ReadStatus<'_> {
                 st.admin_algorithm = Some(Algorithm::TripleDes);
                 State::GidsPin
             }
-            State::SelectGids => State::SelectIso,
+            State::SelectGids => self.next_iso(0)?,
             State::GidsPin => {
                 if let Some(p) = gids::parse_pin_status(r.data).filter(|_| ok) {
                     st.pin_tries_left = Some(p.tries_left);
@@ -232,12 +285,13 @@ impl Flow for ReadStatus<'_> {
                 }
                 State::Serial
             }
-            State::SelectIso if ok => {
+            State::SelectIso(i) if ok => {
                 *st = CardStatus::new(Profile::IsoAdmin);
-                st.admin_algorithm = Some(self.iso.algorithm);
+                st.admin_algorithm = self.iso.get(i).map(|p| p.algorithm);
+                st.iso_profile = Some(i);
                 State::IsoPin
             }
-            State::SelectIso => return Err(FlowError::UnknownCard),
+            State::SelectIso(i) => self.next_iso(i + 1)?,
             State::IsoPin => {
                 pin_status(st, r);
                 State::Serial
@@ -252,4 +306,89 @@ impl Flow for ReadStatus<'_> {
         };
         Ok(())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hex_literal::hex;
+
+    const ACME: IsoProfile<'static> = IsoProfile {
+        aid: &hex!("A0 00 00 01 23 45"),
+        admin_key_ref: 0x02,
+        pin_ref: 0x81,
+        algorithm: Algorithm::Aes128,
+    };
+
+    /// Runs `flow` against a card that answers SELECT only for `aid` (`90 00`, else `6A 82`)
+    /// and every other command with `63 C0`; returns the SELECTs sent and the outcome.
+    fn run(
+        mut flow: ReadStatus<'_>,
+        aid: &[u8],
+    ) -> (
+        heapless::Vec<heapless::Vec<u8, 16>, 8>,
+        Result<CardStatus, FlowError>,
+    ) {
+        let mut selects = heapless::Vec::new();
+        for _ in 0..16 {
+            let mut buf = [0u8; 64];
+            let mut wire = [0u8; 64];
+            let n = match flow.action(&mut buf) {
+                Ok(Action::Send(cmd)) => cmd.encode(&mut wire).unwrap(),
+                Ok(Action::Done(s)) => return (selects, Ok(s)),
+                Ok(Action::Ask(_)) => panic!("a status read asks no responder"),
+                Err(e) => return (selects, Err(e)),
+            };
+            let apdu = &wire[..n];
+            let reply: &[u8] = if apdu[1] == 0xA4 {
+                let data = &apdu[5..5 + usize::from(apdu[4])];
+                selects
+                    .push(heapless::Vec::from_slice(data).unwrap())
+                    .unwrap();
+                if data == aid {
+                    &[0x90, 0x00]
+                } else {
+                    &[0x6A, 0x82]
+                }
+            } else {
+                &[0x63, 0xC0]
+            };
+            let r = Response::parse(reply).unwrap();
+            if let Err(e) = flow.handle(Event::Response(r)) {
+                return (selects, Err(e));
+            }
+        }
+        panic!("the status read did not end")
+    }
+
+    /// Each configured ISO profile is tried in order, one SELECT each, up to the first that
+    /// answers; its position and algorithm are reported. Fails if the probe stops at the first
+    /// profile or reports the wrong one.
+    #[test]
+    fn iso_profiles_are_probed_in_order() {
+        let isos = [IsoProfile::SIM, ACME];
+        let (selects, status) = run(ReadStatus::with_iso_profiles(&isos), ACME.aid);
+        let status = status.unwrap();
+        assert_eq!(status.profile, Profile::IsoAdmin);
+        assert_eq!(status.iso_profile, Some(1));
+        assert_eq!(status.admin_algorithm, Some(Algorithm::Aes128));
+        assert_eq!(status.pin_tries_left, Some(0));
+        // PIV, GIDS, then the two ISO AIDs: nothing after the one that answered.
+        assert_eq!(selects.len(), 4);
+        assert_eq!(&selects[2][..], &SIM_AID_BYTES);
+        assert_eq!(&selects[3][..], ACME.aid);
+    }
+
+    /// Without an ISO profile, a card that is neither PIV nor GIDS is unknown: no ISO SELECT is
+    /// sent at all (fails if a default AID is still probed).
+    #[test]
+    fn no_iso_profile_probes_no_iso_aid() {
+        let (selects, status) = run(ReadStatus::with_iso_profiles(&[]), ACME.aid);
+        assert_eq!(status, Err(FlowError::UnknownCard));
+        assert_eq!(selects.len(), 2);
+        let (_, status) = run(ReadStatus::with_iso_profiles(&[IsoProfile::SIM]), ACME.aid);
+        assert_eq!(status, Err(FlowError::UnknownCard));
+    }
+
+    const SIM_AID_BYTES: [u8; 8] = crate::iso::SIM_AID;
 }

@@ -47,6 +47,7 @@ fn start_worker(end: WorkerEnd) -> bool {
                     let options = Options {
                         offline_offered: config.offline_offered,
                         iso_algorithm: config.iso_algorithm,
+                        iso_profiles: config.iso_profiles.clone(),
                     };
                     let source = super::pcsc::PcscReaders {
                         reader: config.reader.clone(),
@@ -77,10 +78,7 @@ fn start_worker(end: WorkerEnd) -> bool {
 /// TEST BUILDS ONLY (feature `demo`): the seed's demo server and simulated card in-process.
 #[cfg(feature = "demo")]
 fn start_worker(end: WorkerEnd) -> bool {
-    let options = Options {
-        offline_offered: true,
-        iso_algorithm: None,
-    };
+    let options = Options::default();
     // A test-only build: cheap answer hashes keep the run short under Wine.
     let argon2 = cardunlock_client::demo::Argon2Params::TEST_ONLY_FAST;
     spawn(move || {

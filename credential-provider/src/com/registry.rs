@@ -3,7 +3,8 @@
 
 use windows::core::{HRESULT, PCWSTR, PWSTR};
 use windows::Win32::Foundation::{
-    LocalFree, ERROR_FILE_NOT_FOUND, ERROR_SUCCESS, HANDLE, HLOCAL, WIN32_ERROR,
+    LocalFree, ERROR_FILE_NOT_FOUND, ERROR_NO_MORE_ITEMS, ERROR_SUCCESS, HANDLE, HLOCAL,
+    WIN32_ERROR,
 };
 use windows::Win32::Security::Authorization::{
     ConvertSidToStringSidW, GetNamedSecurityInfoW, GetSecurityInfo, SE_FILE_OBJECT, SE_OBJECT_TYPE,
@@ -15,7 +16,7 @@ use windows::Win32::Security::{
 };
 use windows::Win32::System::LibraryLoader::GetModuleFileNameW;
 use windows::Win32::System::Registry::{
-    RegCloseKey, RegDeleteTreeW, RegGetValueW, RegOpenKeyExW, RegSetKeyValueW, HKEY,
+    RegCloseKey, RegDeleteTreeW, RegEnumKeyExW, RegGetValueW, RegOpenKeyExW, RegSetKeyValueW, HKEY,
     HKEY_CLASSES_ROOT, HKEY_LOCAL_MACHINE, KEY_READ, REG_SZ, RRF_RT_REG_DWORD, RRF_RT_REG_SZ,
 };
 use windows::Win32::System::SystemServices::ACCESS_ALLOWED_ACE_TYPE;
@@ -258,6 +259,95 @@ fn dword_value(key: HKEY, name: &str) -> Result<Option<u32>, String> {
     }
 }
 
+/// Opens `name` under `parent` for reading (`None`: absent) and checks its owner and DACL as
+/// the configuration key's: a subkey may carry its own.
+fn open_checked(parent: HKEY, name: &str, what: &str) -> Result<Option<HKEY>, String> {
+    let name_w = wide(name);
+    let mut key = HKEY::default();
+    let e = unsafe { RegOpenKeyExW(parent, PCWSTR(name_w.as_ptr()), None, KEY_READ, &mut key) };
+    if e == ERROR_FILE_NOT_FOUND {
+        return Ok(None);
+    }
+    if e != ERROR_SUCCESS {
+        return Err(format!("{what} cannot be opened ({})", e.0));
+    }
+    match check_object(
+        what,
+        Some(HANDLE(key.0)),
+        None,
+        SE_REGISTRY_KEY,
+        config::KEY_WRITE_RIGHTS,
+    ) {
+        Ok(()) => Ok(Some(key)),
+        Err(e) => {
+            let _ = unsafe { RegCloseKey(key) };
+            Err(e)
+        }
+    }
+}
+
+/// The names of `key`'s subkeys.
+fn subkeys(key: HKEY, what: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    for i in 0.. {
+        let mut buf = vec![0u16; 256];
+        let mut len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        let e = unsafe {
+            RegEnumKeyExW(
+                key,
+                i,
+                Some(PWSTR(buf.as_mut_ptr())),
+                &mut len,
+                None,
+                None,
+                None,
+                None,
+            )
+        };
+        if e == ERROR_NO_MORE_ITEMS {
+            break;
+        }
+        if e != ERROR_SUCCESS {
+            return Err(format!("{what}: its subkeys cannot be listed ({})", e.0));
+        }
+        let units = (len as usize).min(buf.len());
+        names.push(String::from_utf16_lossy(&buf[..units]));
+    }
+    Ok(names)
+}
+
+/// The values of each `IsoProfiles\<name>` subkey (none: no ISO profile). The registry reader
+/// only fetches; `config::iso_profiles` validates.
+fn iso_profile_values(key: HKEY) -> Result<Vec<config::IsoProfileValues>, String> {
+    let what = format!("HKLM\\{}\\{}", config::KEY, config::KEY_ISO_PROFILES);
+    let Some(list) = open_checked(key, config::KEY_ISO_PROFILES, &what)? else {
+        return Ok(Vec::new());
+    };
+    let read = (|| {
+        let mut all = Vec::new();
+        for name in subkeys(list, &what)? {
+            let at = format!("{what}\\{name}");
+            let Some(profile) = open_checked(list, &name, &at)? else {
+                continue;
+            };
+            let values = (|| {
+                Ok::<_, String>(config::IsoProfileValues {
+                    aid: string_value(profile, config::VALUE_ISO_AID)?,
+                    admin_key_ref: dword_value(profile, config::VALUE_ISO_ADMIN_KEY_REF)?,
+                    pin_ref: dword_value(profile, config::VALUE_ISO_PIN_REF)?,
+                    algorithm: string_value(profile, config::VALUE_ISO_PROFILE_ALGORITHM)?,
+                    name: name.clone(),
+                })
+            })();
+            let _ = unsafe { RegCloseKey(profile) };
+            all.push(values.map_err(|e| format!("{at}: {e}"))?);
+        }
+        Ok::<_, String>(all)
+    })();
+    let _ = unsafe { RegCloseKey(list) };
+    read
+}
+
 /// The configuration and the pinned certificate (PEM), after checking that only
 /// administrators and SYSTEM can change the key and the certificate file.
 pub fn load() -> Result<(Config, String), String> {
@@ -288,13 +378,17 @@ pub fn load() -> Result<(Config, String), String> {
             SE_REGISTRY_KEY,
             config::KEY_WRITE_RIGHTS,
         )?;
-        Config::from_values(
+        let config = Config::from_values(
             string_value(key, config::VALUE_SERVER_URL)?,
             string_value(key, config::VALUE_CERTIFICATE)?,
             string_value(key, config::VALUE_READER)?,
             dword_value(key, config::VALUE_OFFLINE)?,
             string_value(key, config::VALUE_ISO_ALGORITHM)?,
-        )
+        )?;
+        Ok::<_, String>(Config {
+            iso_profiles: config::iso_profiles(iso_profile_values(key)?)?,
+            ..config
+        })
     })();
     let _ = unsafe { RegCloseKey(key) };
     let config = read?;

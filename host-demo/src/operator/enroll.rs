@@ -5,10 +5,8 @@
 use std::path::PathBuf;
 
 use cardunlock_client::enroll::{self, Factory, Holder};
-use cardunlock_client::{Failure, Kind};
+use cardunlock_client::Failure;
 use cardunlock_core::crypto::Algorithm;
-use cardunlock_core::iso::IsoProfile;
-use cardunlock_core::unlock;
 use cardunlock_protocol::operator::QuestionAnswer;
 use cardunlock_protocol::{Secret, User};
 use zeroize::Zeroizing;
@@ -146,22 +144,25 @@ pub fn run(args: &EnrollArgs) -> Result<(), Failure> {
             })
             .collect(),
     };
-    let iso = IsoProfile {
-        algorithm: args.algorithm.unwrap_or(Algorithm::TripleDes),
-        ..IsoProfile::SIM
-    };
+    let profiles = args.card.iso_profiles()?;
     let session = Session::open(&args.sign_in)?;
     // Reset at the end: drop the admin authentication the personalisation established.
     let card = crate::card::Card::connect(&args.card);
     let enrolled = card.and_then(|mut card| {
         card.run(crate::card::End::Reset, |driver| {
-            let status = embassy_futures::block_on(unlock::read_status(driver, iso))
-                .map_err(|e| cardunlock_client::failure::card(&e, Kind::Usage).about("card"))?;
+            let status = crate::card::read_status(driver, &profiles, args.algorithm)
+                .map_err(|f| f.about("card"))?;
+            let iso = status.iso_profile.and_then(|i| profiles.entries().get(i));
+            // ISO: --algorithm, else the profile's, else 3DES.
+            let algorithm = iso.map_or(Algorithm::TripleDes, |e| {
+                e.profile(args.algorithm, None).algorithm
+            });
             let enrolled = enroll::enroll(
                 session.operator(),
                 driver,
                 &status,
-                iso.algorithm,
+                iso,
+                algorithm,
                 holder,
                 &factory,
             )?;

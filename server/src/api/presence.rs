@@ -76,6 +76,7 @@ pub(super) fn start(state: &AppState, identity: &str) -> Result<Reply, ServerErr
         attempts_left: 0,
         pin_policy: PinPolicyWire::from(&Profile::Piv.pin_policy()),
         nonce: Some(nonce_hex),
+        iso_profile: None,
     }))
 }
 

@@ -222,6 +222,13 @@ pub fn enroll_done(
                 OpError::refused(ErrorCode::BadRequest, format!("Bad request: {e}."))
             })?),
         };
+    if let Some(name) = done.iso_profile.as_deref() {
+        if !cardunlock_protocol::operator::valid_iso_profile_name(name) {
+            return Err(OpError::bad(
+                "Bad request: iso_profile is 1 to 64 letters, digits, '.', '_' or '-'.",
+            ));
+        }
+    }
     let result = state.store.transact(|tx| {
         let Some(e) = tx.read_enrollment(id)? else {
             return Ok(Err(not_found()));
@@ -242,6 +249,11 @@ pub fn enroll_done(
             return Ok(Err(not_found()));
         };
         let card = (profile, e.identity.as_str());
+        if profile != Profile::Iso && done.iso_profile.is_some() {
+            return Ok(Err(OpError::bad(
+                "Bad request: only ISO admin cards name an ISO profile.",
+            )));
+        }
         if !done.personalised {
             tx.set_enrollment_state(id, "failed")?;
             if profile == Profile::Piv {
@@ -276,6 +288,10 @@ pub fn enroll_done(
                 question,
                 hash,
             )?;
+        }
+        if profile == Profile::Iso {
+            // Always written: a name recorded for an earlier card must not outlive this one.
+            tx.set_iso_profile(card, done.iso_profile.as_deref())?;
         }
         if profile == Profile::Piv {
             // The card's key as read now, or none: a key recorded for an earlier card under

@@ -140,6 +140,7 @@ pub(crate) const CARDS: Table = Table {
         col("puk_read_out", Bool, Zero),
         col("card_auth_key", Text, Null),
         col("backoff_until_ms", Int, Zero),
+        col("iso_profile", Text, Null),
     ],
 };
 

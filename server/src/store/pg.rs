@@ -610,6 +610,29 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
+    fn set_iso_profile(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        name: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.execute(
+            "UPDATE cards SET iso_profile = $3 WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity, &name],
+        )?;
+        Ok(())
+    }
+
+    fn iso_profile(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Option<String>, ServerError> {
+        let row = self.query_opt(
+            "SELECT iso_profile FROM cards WHERE profile = $1 AND identity = $2",
+            &[&profile.as_str(), &identity],
+        )?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+    }
+
     fn set_backoff(
         &mut self,
         (profile, identity): CardKey<'_>,

@@ -237,6 +237,11 @@ CREATE TABLE row_mac_state (
 INSERT INTO row_mac_state (only_row) VALUES (1);
 CREATE INDEX audit_card_rows ON audit (profile, identity, id);
 ",
+    "
+-- the workstation ISO profile an ISO admin card was enrolled with (its name; NULL for PIV,
+-- GIDS and cards enrolled before), returned to the workstation at unlock.
+ALTER TABLE cards ADD COLUMN iso_profile TEXT;
+",
 ];
 
 /// PostgreSQL migrations, the same steps as [`SQLITE`] in PostgreSQL's types.
@@ -464,6 +469,11 @@ CREATE TABLE row_mac_state (
 );
 INSERT INTO row_mac_state (only_row) VALUES (1);
 CREATE INDEX audit_card_rows ON audit (profile, identity, id);
+",
+    "
+-- the workstation ISO profile an ISO admin card was enrolled with (its name; NULL for PIV,
+-- GIDS and cards enrolled before), returned to the workstation at unlock.
+ALTER TABLE cards ADD COLUMN iso_profile TEXT;
 ",
 ];
 

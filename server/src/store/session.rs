@@ -40,6 +40,8 @@ pub(crate) enum StartOutcome {
     Started {
         questions: Vec<String>,
         attempts_left: u32,
+        /// ISO admin cards: the workstation ISO profile recorded at enrollment.
+        iso_profile: Option<String>,
     },
 }
 
@@ -149,9 +151,14 @@ pub(crate) fn start_session(
     }
     tx.insert_session(token_hash, card, now, now.saturating_add(ttl_ms))?;
     let attempts_left = blind.max_attempts.saturating_sub(record.failed_attempts);
+    let iso_profile = match card.0 {
+        Profile::Iso => tx.iso_profile(card)?,
+        _ => None,
+    };
     Ok(StartOutcome::Started {
         questions,
         attempts_left,
+        iso_profile,
     })
 }
 

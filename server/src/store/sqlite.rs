@@ -337,6 +337,33 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn set_iso_profile(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        name: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.0.execute(
+            "UPDATE cards SET iso_profile = ?3 WHERE profile = ?1 AND identity = ?2",
+            params![profile.as_str(), identity, name],
+        )?;
+        Ok(())
+    }
+
+    fn iso_profile(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Option<String>, ServerError> {
+        let name: Option<Option<String>> = self
+            .0
+            .query_row(
+                "SELECT iso_profile FROM cards WHERE profile = ?1 AND identity = ?2",
+                params![profile.as_str(), identity],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(name.flatten())
+    }
+
     fn set_backoff(
         &mut self,
         (profile, identity): CardKey<'_>,

@@ -299,6 +299,20 @@ impl Tx for MacTx<'_> {
         self.write(&CARDS, &card_f(card), |tx| tx.set_card_auth_key(card, key))
     }
 
+    fn set_iso_profile(
+        &mut self,
+        card: CardKey<'_>,
+        name: Option<&str>,
+    ) -> Result<(), ServerError> {
+        self.write(&CARDS, &card_f(card), |tx| tx.set_iso_profile(card, name))
+    }
+
+    fn iso_profile(&mut self, card: CardKey<'_>) -> Result<Option<String>, ServerError> {
+        // The caller read the card with `read_card`, which verified the row's MAC (the column
+        // is in it) in this same transaction.
+        self.inner.iso_profile(card)
+    }
+
     fn set_backoff(&mut self, card: CardKey<'_>, backoff_until_ms: i64) -> Result<(), ServerError> {
         self.write(&CARDS, &card_f(card), |tx| {
             tx.set_backoff(card, backoff_until_ms)
