@@ -16,8 +16,8 @@ use cardunlock_ccid::clock::NoTimeout;
 use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
 use cardunlock_ccid::loopback::Loopback;
 use cardunlock_ccid::session::{NoControl, Session};
-use cardunlock_ccid::sim::tpdu::T1Card;
-use cardunlock_ccid::sim::{apdu_session, session_with, SimConfig};
+use cardunlock_ccid_sim::tpdu::T1Card;
+use cardunlock_ccid_sim::{apdu_session, session_with, SimConfig};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use embassy_futures::block_on;
 

@@ -4,7 +4,7 @@
 //!
 //! It exists for what needs a reader without hardware and without `std`: a firmware image that
 //! links the whole CCID path (`firmware-size`), and benchmarks that measure the framing cost
-//! alone (a replayed card behind it). For fault injection use `sim` (feature `sim`).
+//! alone (a replayed card behind it). For fault injection use the reader simulator (crate `cardunlock-ccid-sim`).
 
 use core::convert::Infallible;
 

@@ -5,10 +5,10 @@
 use std::collections::VecDeque;
 
 use cardunlock_ccid::atr::Atr;
-use cardunlock_ccid::sim::tpdu::T1Card;
-use cardunlock_ccid::sim::SlotCard;
 use cardunlock_ccid::t1::uart::{Uart, UartError};
 use cardunlock_ccid::t1::{T1Error, T1Params, T1};
+use cardunlock_ccid_sim::tpdu::T1Card;
+use cardunlock_ccid_sim::SlotCard;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::{unlock, Transport};
