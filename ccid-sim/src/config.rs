@@ -75,7 +75,7 @@ pub enum Event {
     },
 }
 
-/// Settings of a [`ReaderSim`].
+/// Settings of a [`ReaderSim`](crate::ReaderSim).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SimConfig {
     /// The reader's class descriptor (exchange level, max message length, voltages, features).

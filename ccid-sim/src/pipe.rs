@@ -45,7 +45,7 @@ impl<S: SlotCard> SharedReader<S> {
 pub struct SimPipe<S>(SharedReader<S>);
 
 impl<S> embedded_io_async::ErrorType for SimPipe<S> {
-    /// `ConnectionReset` for a stalled endpoint ([`Fault::Stall`]), as the USB backend reports it.
+    /// `ConnectionReset` for a stalled endpoint ([`Fault::Stall`](crate::Fault::Stall)), as the USB backend reports it.
     type Error = embedded_io_async::ErrorKind;
 }
 

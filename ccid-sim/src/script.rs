@@ -10,7 +10,7 @@ use crate::reader::adjust_length;
 /// A scripted reader for robustness tests: every flushed message gets the next reply of a
 /// script (raw bytes, possibly malformed), optionally patched to answer it (its `bSlot` and
 /// `bSeq` copied in, `dwLength` made to match). When the script is out, nothing answers (a
-/// [`TestClock`] then lets the deadline pass).
+/// [`TestClock`](crate::TestClock) then lets the deadline pass).
 #[derive(Debug, Default)]
 pub struct ScriptPipe {
     script: VecDeque<ScriptReply>,

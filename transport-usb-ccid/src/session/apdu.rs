@@ -4,7 +4,8 @@
 
 use embedded_io_async::{Read, Write};
 
-use super::{check_status, msg_type_of, reply, Control, Error, Session, SessionError, Violation};
+use super::exchange::{check_status, msg_type_of, reply};
+use super::{Control, Error, Session, SessionError, Violation};
 use crate::clock::Clock;
 use crate::codec::{chain, RequestKind, ResponseKind, HEADER_LEN};
 

@@ -13,7 +13,8 @@ use core::fmt;
 
 use embedded_io_async::{Read, Write};
 
-use super::{check_status, reply, Control, Error, Session, SessionError, Unsupported, Violation};
+use super::exchange::{check_status, reply};
+use super::{Control, Error, Session, SessionError, Unsupported, Violation};
 use crate::atr::{self, Atr, Edc, PpsError, PpsRequest, Protocol};
 use crate::clock::Clock;
 use crate::codec::{ProtocolData, RequestKind, ResponseKind, SlotError, HEADER_LEN};
