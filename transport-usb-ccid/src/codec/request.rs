@@ -1,6 +1,8 @@
 //! The bulk-OUT commands (`PC_to_RDR_*`).
 
-use super::{msg_type, split_message, write_message, CodecError, Voltage};
+use super::{
+    msg_type, split_message, write_message, CodecError, Header, Voltage, HEADER_LEN,
+};
 
 /// A bulk-OUT command (`PC_to_RDR_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +148,33 @@ impl<'a> Request<'a> {
                 write_message(buf, t::SET_DATA_RATE_AND_CLOCK, s, q, [0; 3], &data)
             }
         }
+    }
+
+    /// Encodes the request without copying its payload: for an XfrBlock or a Secure (the
+    /// messages that carry APDUs, PINs and PUKs) only the header goes into `buf` and the
+    /// payload comes back, to be written after it straight from the caller's buffer; any other
+    /// request is encoded whole (payload empty). Returns the bytes written and the payload.
+    pub fn encode_head(&self, buf: &mut [u8]) -> Result<(usize, &'a [u8]), CodecError> {
+        let (msg_type, bwi, level, data) = match self.kind {
+            RequestKind::XfrBlock { bwi, level, data } => (msg_type::XFR_BLOCK, bwi, level, data),
+            RequestKind::Secure { bwi, level, data } => (msg_type::SECURE, bwi, level, data),
+            _ => return Ok((self.encode(buf)?, &[])),
+        };
+        let length = u32::try_from(data.len()).map_err(|_| CodecError::TooLong)?;
+        let needed = HEADER_LEN.saturating_add(data.len());
+        let out = buf
+            .get_mut(..HEADER_LEN)
+            .ok_or(CodecError::BufferTooSmall { needed })?;
+        let l = level.to_le_bytes();
+        let header = Header {
+            msg_type,
+            length,
+            slot: self.slot,
+            seq: self.seq,
+            specific: [bwi, l[0], l[1]],
+        };
+        out.copy_from_slice(&header.to_bytes());
+        Ok((HEADER_LEN, data))
     }
 
     /// Parses one whole request (exactly one message: header plus `dwLength` bytes).

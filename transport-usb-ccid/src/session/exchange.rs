@@ -4,12 +4,22 @@
 use embassy_futures::select::{select, Either};
 use embedded_io_async::{Read, Write};
 
-use super::{wipe, Control, Error, RxState, Session, SessionError, Violation};
+use super::{Control, Error, RxState, Session, SessionError, Violation};
 use crate::clock::Clock;
 use crate::codec::{
     msg_type, CommandStatus, Header, IccStatus, Request, RequestKind, Response, ResponseKind,
     SlotError, HEADER_LEN,
 };
+
+/// A command ready to send: `tx[..len]` (its header, or all of a message without an APDU), then
+/// `data`, the APDU part, from the caller's buffer (never copied into `tx`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Outgoing<'d> {
+    /// Bytes of `tx` to send first.
+    pub(super) len: usize,
+    /// The payload sent after them.
+    pub(super) data: &'d [u8],
+}
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
 where
@@ -23,28 +33,41 @@ where
         s
     }
 
-    /// Encodes `kind` with a fresh `bSeq` into `tx`; returns the length.
-    pub(super) fn encode(&mut self, kind: RequestKind<'_>) -> Result<usize, SessionError<IO, K>> {
+    /// Encodes `kind` with a fresh `bSeq`: its header (or, for a message without an APDU, all of
+    /// it) into `tx`, its APDU left where the caller has it (see [`Request::encode_head`]).
+    pub(super) fn encode<'d>(
+        &mut self,
+        kind: RequestKind<'d>,
+    ) -> Result<Outgoing<'d>, SessionError<IO, K>> {
         let seq = self.next_seq();
         let req = Request::new(self.slot, seq, kind);
         let max = self.max_msg;
         let tx = self.tx.get_mut(..max).unwrap_or(&mut []);
-        req.encode(tx).map_err(|e| match e {
+        let (len, data) = req.encode_head(tx).map_err(|e| match e {
             crate::codec::CodecError::BufferTooSmall { needed } => {
                 Error::MessageTooLong { len: needed, max }
             }
             other => Error::Codec(other),
-        })
+        })?;
+        let total = len.saturating_add(data.len());
+        if total > max {
+            return Err(Error::MessageTooLong { len: total, max });
+        }
+        Ok(Outgoing { len, data })
     }
 
-    /// Writes `tx[..len]` as one message and flushes it.
-    async fn send(&mut self, len: usize) -> Result<(), SessionError<IO, K>> {
-        let msg = self.tx.get(..len).unwrap_or(&[]);
-        if !crate::io::write_all(&mut self.io, msg)
-            .await
-            .map_err(Error::Io)?
-        {
-            return Err(Error::Closed);
+    /// Writes `tx[..len]` and the payload as one message and flushes it (two writes, one flush:
+    /// the pipe sees one message).
+    async fn send(&mut self, msg: Outgoing<'_>) -> Result<(), SessionError<IO, K>> {
+        let head = self.tx.get(..msg.len).unwrap_or(&[]);
+        for part in [head, msg.data] {
+            if !part.is_empty()
+                && !crate::io::write_all(&mut self.io, part)
+                    .await
+                    .map_err(Error::Io)?
+            {
+                return Err(Error::Closed);
+            }
         }
         self.io.flush().await.map_err(Error::Io)
     }
@@ -123,17 +146,12 @@ where
         }
     }
 
-    /// Sends `tx[..len]` (encoded with its `bSeq`) and waits for its reply: drops stale
-    /// replies, follows time extensions, resends after `CmdSlotBusy`, runs the ABORT sequence
-    /// on timeout. The reply's data is at `rx[HEADER_LEN..]`. Wipes `tx` afterwards.
-    pub(super) async fn command(&mut self, len: usize) -> Result<Header, SessionError<IO, K>> {
-        let result = self.command_inner(len).await;
-        wipe(self.tx.get_mut(..len).unwrap_or(&mut []));
-        result
-    }
-
-    async fn command_inner(&mut self, len: usize) -> Result<Header, SessionError<IO, K>> {
-        let result = self.command_attempts(len).await;
+    /// Sends `msg` (encoded with its `bSeq`) and waits for its reply: drops stale replies,
+    /// follows time extensions, resends after `CmdSlotBusy`, runs the ABORT sequence on
+    /// timeout. The reply's data is at `rx[HEADER_LEN..]`. `tx` never holds an APDU (the
+    /// payload is written from the caller's buffer), so it has nothing to wipe.
+    pub(super) async fn command(&mut self, msg: Outgoing<'_>) -> Result<Header, SessionError<IO, K>> {
+        let result = self.command_attempts(msg).await;
         if let Err(Error::Io(e)) = &result {
             if embedded_io_async::Error::kind(e) == embedded_io_async::ErrorKind::ConnectionReset {
                 // A stalled endpoint (the USB backend reports a stall so): clear the halt so the
@@ -144,11 +162,11 @@ where
         result
     }
 
-    async fn command_attempts(&mut self, len: usize) -> Result<Header, SessionError<IO, K>> {
+    async fn command_attempts(&mut self, msg: Outgoing<'_>) -> Result<Header, SessionError<IO, K>> {
         let mut busy = 0u8;
         loop {
             let seq = self.tx.get(6).copied().unwrap_or(0);
-            self.send(len).await?;
+            self.send(msg).await?;
             let h = self.await_reply(seq).await?;
             let status = self.rx.get(7).copied().unwrap_or(0);
             let error = self.rx.get(8).copied().unwrap_or(0);
@@ -235,7 +253,7 @@ where
         let len = Request::new(self.slot, seq, RequestKind::Abort)
             .encode(&mut self.tx)
             .map_err(Error::Codec)?;
-        self.send(len).await?;
+        self.send(Outgoing { len, data: &[] }).await?;
         let deadline = self
             .clock
             .now_ms()

@@ -3,7 +3,7 @@
 
 use embedded_io_async::{Read, Write};
 
-use super::exchange::{msg_type_of, reply};
+use super::exchange::{msg_type_of, reply, Outgoing};
 use super::{wipe, Control, Error, Lost, Session, SessionError, SlotState, Unsupported, Violation};
 use crate::clock::Clock;
 use crate::codec::{
@@ -25,8 +25,8 @@ where
 
     /// The slot's status (GetSlotStatus).
     pub async fn slot_status(&mut self) -> Result<SlotState, SessionError<IO, K>> {
-        let len = self.encode(RequestKind::GetSlotStatus)?;
-        let h = self.command(len).await?;
+        let msg = self.encode(RequestKind::GetSlotStatus)?;
+        let h = self.command(msg).await?;
         let resp = reply(&self.rx, &h)?;
         let (icc, command, clock) = match resp.kind {
             ResponseKind::SlotStatus { clock } => (resp.status.icc, resp.status.command, clock),
@@ -65,8 +65,8 @@ where
         {
             self.tpdu = super::tpdu::TpduState::default();
         }
-        let len = self.encode(RequestKind::IccPowerOff)?;
-        let h = self.command(len).await?;
+        let msg = self.encode(RequestKind::IccPowerOff)?;
+        let h = self.command(msg).await?;
         let resp = reply(&self.rx, &h)?;
         match resp.status.command {
             // Nothing to power off (no card, or mute): off it is.
@@ -129,8 +129,8 @@ where
     }
 
     async fn power_on_once(&mut self, v: Voltage) -> Result<(), SessionError<IO, K>> {
-        let len = self.encode(RequestKind::IccPowerOn(v))?;
-        let h = self.command(len).await?;
+        let msg = self.encode(RequestKind::IccPowerOn(v))?;
+        let h = self.command(msg).await?;
         let resp = reply(&self.rx, &h)?;
         if resp.status.icc == IccStatus::Absent {
             return Err(Error::NoCard);
@@ -157,8 +157,8 @@ where
 
     /// The protocol parameters in force (GetParameters).
     pub async fn get_parameters(&mut self) -> Result<ProtocolData, SessionError<IO, K>> {
-        let len = self.encode(RequestKind::GetParameters)?;
-        self.parameters_reply(len).await
+        let msg = self.encode(RequestKind::GetParameters)?;
+        self.parameters_reply(msg).await
     }
 
     /// Sets the protocol parameters (SetParameters); returns those in force.
@@ -168,15 +168,15 @@ where
     ) -> Result<ProtocolData, SessionError<IO, K>> {
         let mut data = [0u8; 7];
         let n = params.encode(&mut data)?;
-        let len = self.encode(RequestKind::SetParameters {
+        let msg = self.encode(RequestKind::SetParameters {
             protocol: params.protocol(),
             data: data.get(..n).unwrap_or(&[]),
         })?;
-        self.parameters_reply(len).await
+        self.parameters_reply(msg).await
     }
 
-    async fn parameters_reply(&mut self, len: usize) -> Result<ProtocolData, SessionError<IO, K>> {
-        let h = self.command(len).await?;
+    async fn parameters_reply(&mut self, msg: Outgoing<'_>) -> Result<ProtocolData, SessionError<IO, K>> {
+        let h = self.command(msg).await?;
         let resp = reply(&self.rx, &h)?;
         if let CommandStatus::Failed(e) = resp.status.command {
             return Err(Error::Slot(e));
