@@ -11,8 +11,8 @@ use core::convert::Infallible;
 use cardunlock_core::Transport;
 
 use crate::codec::{
-    msg_type, ClockStatus, CommandStatus, Header, IccStatus, Request, RequestKind, Response, ResponseKind,
-    SlotError, Status, HEADER_LEN, SHORT_MESSAGE_LEN,
+    msg_type, ClockStatus, CommandStatus, Header, IccStatus, Request, RequestKind, Response,
+    ResponseKind, SlotError, Status, HEADER_LEN, SHORT_MESSAGE_LEN,
 };
 
 /// A one-slot reader at short APDU level with `card` always present. Each message the session

@@ -133,6 +133,8 @@ struct RxState {
     skipped_len: usize,
     /// Bytes of `rx` written since the last wipe.
     dirty: usize,
+    /// The current message's header once read and parsed (parsed once a message).
+    header: Option<crate::codec::Header>,
 }
 
 /// A CCID session with one slot of one reader.

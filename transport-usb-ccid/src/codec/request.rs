@@ -1,8 +1,6 @@
 //! The bulk-OUT commands (`PC_to_RDR_*`).
 
-use super::{
-    msg_type, split_message, write_message, CodecError, Header, Voltage, HEADER_LEN,
-};
+use super::{msg_type, split_message, write_message, CodecError, Header, Voltage, HEADER_LEN};
 
 /// A bulk-OUT command (`PC_to_RDR_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -93,13 +93,18 @@ where
                 (HEADER_LEN, HEADER_LEN + n)
             } else if rx_state.fill < HEADER_LEN {
                 (rx_state.fill, HEADER_LEN)
+            } else if let Some(h) = rx_state.header {
+                (rx_state.fill, h.message_len())
             } else {
                 let h = Header::parse(rx.as_slice())?;
                 (rx_state.fill, h.message_len())
             };
             if want_from >= want_to {
                 // Header complete with no body, or body complete.
-                let h = Header::parse(rx.as_slice())?;
+                let h = match rx_state.header.take() {
+                    Some(h) => h,
+                    None => Header::parse(rx.as_slice())?,
+                };
                 rx_state.fill = 0;
                 return Ok(Some(h));
             }
@@ -141,6 +146,16 @@ where
                     rx_state.fill = 0;
                     rx_state.skip = u64::from(h.length);
                     rx_state.skipped_len = h.message_len();
+                    continue;
+                }
+                rx_state.header = Some(h);
+            }
+            if let Some(h) = rx_state.header {
+                if rx_state.fill >= h.message_len() {
+                    // The whole message is in: no second pass through the loop.
+                    rx_state.fill = 0;
+                    rx_state.header = None;
+                    return Ok(Some(h));
                 }
             }
         }
@@ -150,7 +165,10 @@ where
     /// follows time extensions, resends after `CmdSlotBusy`, runs the ABORT sequence on
     /// timeout. The reply's data is at `rx[HEADER_LEN..]`. `tx` never holds an APDU (the
     /// payload is written from the caller's buffer), so it has nothing to wipe.
-    pub(super) async fn command(&mut self, msg: Outgoing<'_>) -> Result<Header, SessionError<IO, K>> {
+    pub(super) async fn command(
+        &mut self,
+        msg: Outgoing<'_>,
+    ) -> Result<Header, SessionError<IO, K>> {
         let result = self.command_attempts(msg).await;
         if let Err(Error::Io(e)) = &result {
             if embedded_io_async::Error::kind(e) == embedded_io_async::ErrorKind::ConnectionReset {

@@ -175,7 +175,10 @@ where
         self.parameters_reply(msg).await
     }
 
-    async fn parameters_reply(&mut self, msg: Outgoing<'_>) -> Result<ProtocolData, SessionError<IO, K>> {
+    async fn parameters_reply(
+        &mut self,
+        msg: Outgoing<'_>,
+    ) -> Result<ProtocolData, SessionError<IO, K>> {
         let h = self.command(msg).await?;
         let resp = reply(&self.rx, &h)?;
         if let CommandStatus::Failed(e) = resp.status.command {
