@@ -56,9 +56,14 @@ impl<T: Transport> Loopback<T> {
     async fn answer(&mut self) {
         let rx_len = core::mem::take(&mut self.rx_len);
         let message = self.rx.get(..rx_len).unwrap_or(&[]);
-        let seq = Header::parse(message).map(|h| h.seq).unwrap_or(0);
         self.tx_pos = 0;
-        let (slot, status, kind) = match Request::parse(message) {
+        let parsed = Request::parse(message);
+        // The reply echoes bSeq, even of a command it cannot parse.
+        let seq = match parsed {
+            Ok(req) => req.seq,
+            Err(_) => message.get(6).copied().unwrap_or(0),
+        };
+        let (slot, status, kind) = match parsed {
             Ok(Request {
                 slot,
                 kind: RequestKind::XfrBlock { data, .. },
