@@ -69,14 +69,17 @@ impl<T: Transport> Loopback<T> {
                 kind: RequestKind::XfrBlock { data, .. },
                 ..
             }) => {
-                // The card writes its response straight behind the reply's header.
-                let (head, body) = self.tx.split_at_mut(HEADER_LEN);
-                // 261 bytes: a short APDU's response (256 and SW1 SW2) fits.
-                let room = body;
-                let (command, n) = match self.card.transmit(data, room).await {
-                    Ok(n) if n <= room.len() => (CommandStatus::Ok, n),
+                // The card writes its response straight behind the reply's header (261 bytes:
+                // a short APDU's response, 256 and SW1 SW2, fits).
+                let room = self.tx.get_mut(HEADER_LEN..).unwrap_or(&mut []);
+                let room_len = room.len();
+                let answered = self.card.transmit(data, room).await;
+                let (command, n) = match answered {
+                    Ok(n) if n <= room_len => (CommandStatus::Ok, n),
                     _ => {
-                        room.fill(0);
+                        if let Some(room) = self.tx.get_mut(HEADER_LEN..) {
+                            room.fill(0);
+                        }
                         (CommandStatus::Failed(SlotError::HardwareError), 0)
                     }
                 };
@@ -88,7 +91,10 @@ impl<T: Transport> Loopback<T> {
                     seq,
                     specific: [b_status, b_error, 0],
                 };
-                head.copy_from_slice(&header.to_bytes());
+                // Split after the await: a slice kept across it loses its known length.
+                if let Some(head) = self.tx.get_mut(..HEADER_LEN) {
+                    head.copy_from_slice(&header.to_bytes());
+                }
                 self.tx_len = HEADER_LEN + n;
                 wipe(self.rx.get_mut(..rx_len).unwrap_or(&mut []));
                 return;
@@ -145,7 +151,9 @@ impl<T: Transport> embedded_io_async::Write for Loopback<T> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         let room = self.rx.get_mut(self.rx_len..).unwrap_or(&mut []);
         let n = buf.len().min(room.len());
-        room[..n].copy_from_slice(&buf[..n]);
+        for (dst, src) in room.iter_mut().zip(buf) {
+            *dst = *src;
+        }
         self.rx_len += n;
         Ok(n)
     }
@@ -162,7 +170,9 @@ impl<T: Transport> embedded_io_async::Read for Loopback<T> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         let pending = self.tx.get(self.tx_pos..self.tx_len).unwrap_or(&[]);
         let n = buf.len().min(pending.len());
-        buf[..n].copy_from_slice(&pending[..n]);
+        for (dst, src) in buf.iter_mut().zip(pending) {
+            *dst = *src;
+        }
         self.tx_pos += n;
         Ok(n)
     }
