@@ -1,8 +1,9 @@
 //! The async CCID session over any `embedded_io_async::{Read, Write}` byte pipe.
 //!
-//! Contract with the pipe: the session writes one complete CCID message (`write` until all is taken) and
-//! then calls `flush()`, once per message (a USB backend submits one bulk transfer per flush, so
-//! it never sees part of a message); it reads the 10-byte header, then exactly `dwLength` bytes.
+//! Contract with the pipe: the session writes one complete CCID message (its header, then the APDU
+//! straight from the caller's buffer, each `write` repeated until all is taken) and then calls
+//! `flush()`, once per message (a USB backend submits one bulk transfer per flush, so it never
+//! sees part of a message); it reads the 10-byte header, then exactly `dwLength` bytes.
 //!
 //! What it handles: `bSeq` per message (wrapping) and bounded dropping of stale replies (wrong
 //! `bSeq` or slot); time extensions (each pushes the deadline out by `bError` times the base
@@ -12,8 +13,9 @@
 //! `dwMaxCCIDMessageLength` nor the session's buffer (the const generic `N`).
 //!
 //! The session never resends a command the card may have run (only one the reader refused as
-//! busy before running it), so a fault never costs a PIN or PUK try. Message buffers are wiped
-//! after every exchange (commands carry PINs and PUKs).
+//! busy before running it), so a fault never costs a PIN or PUK try. Commands carry PINs and
+//! PUKs: an APDU is never copied into the session's transmit buffer (it holds headers only), and
+//! the receive buffer is wiped once after every exchange.
 
 mod apdu;
 mod error;
@@ -333,5 +335,62 @@ where
 
     fn supports_extended_length(&self) -> bool {
         self.desc.exchange_level() == ExchangeLevel::ShortExtendedApdu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::NoTimeout;
+    use crate::loopback::Loopback;
+
+    /// A card that answers every command with the command itself and `90 00`.
+    struct Echo;
+
+    impl cardunlock_core::Transport for Echo {
+        type Error = cardunlock_core::ErrorKind;
+
+        async fn transmit(
+            &mut self,
+            command: &[u8],
+            response: &mut [u8],
+        ) -> Result<usize, Self::Error> {
+            let n = command.len() + 2;
+            let out = response
+                .get_mut(..n)
+                .ok_or(cardunlock_core::ErrorKind::ResponseTooLong)?;
+            out[..command.len()].copy_from_slice(command);
+            out[command.len()..].copy_from_slice(&[0x90, 0x00]);
+            Ok(n)
+        }
+    }
+
+    /// Proves that no PIN outlives an exchange in the session's buffers: the APDU is not left in
+    /// (nor copied into) the transmit buffer, and the reply that echoed it is wiped from the
+    /// receive buffer. Fails if the receive buffer's wipe goes, or if the transmit path copies the
+    /// APDU into `tx` without wiping it.
+    #[test]
+    fn no_pin_is_left_in_the_message_buffers_after_an_exchange() {
+        let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+        let mut s: Session<_, _> = Session::new(
+            Loopback::new(Echo, &[0x3B, 0x00]),
+            NoTimeout,
+            NoControl,
+            &desc,
+            0,
+        )
+        .unwrap();
+        let pin = *b"31415926";
+        let mut apdu = [0x00, 0x20, 0x00, 0x80, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+        apdu[5..].copy_from_slice(&pin);
+        let mut response = [0u8; 32];
+        let n = embassy_futures::block_on(s.transmit_apdu(&apdu, &mut response)).unwrap();
+        assert_eq!(
+            response.get(..n),
+            Some(&[&apdu[..], &[0x90, 0x00]].concat()[..])
+        );
+        let holds = |buf: &[u8]| buf.windows(pin.len()).any(|w| w == pin);
+        assert!(!holds(&s.tx), "the transmit buffer holds the PIN");
+        assert!(!holds(&s.rx), "the receive buffer holds the PIN");
     }
 }
