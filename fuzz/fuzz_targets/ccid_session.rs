@@ -11,7 +11,7 @@
 use cardunlock_ccid::codec::{msg_type, Request, RequestKind};
 use cardunlock_ccid::descriptor::{features, ClassDescriptor, ExchangeLevel};
 use cardunlock_ccid::session::{Config, NoControl, Session};
-use cardunlock_ccid::sim::{ScriptPipe, ScriptReply, TestClock};
+use cardunlock_ccid_sim::{ScriptPipe, ScriptReply, TestClock};
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;

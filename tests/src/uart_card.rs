@@ -1,6 +1,6 @@
 //! The card's side of the firmware UART test (`firmware-uart/`, `scripts/firmware-uart.sh`): a
 //! simulated PIV card (PIN blocked) behind a card-side ISO/IEC 7816-3 T=1
-//! ([`T1Card`](cardunlock_ccid::sim::tpdu::T1Card)), spoken over a TCP stream that QEMU's
+//! ([`T1Card`](cardunlock_ccid_sim::tpdu::T1Card)), spoken over a TCP stream that QEMU's
 //! `-serial` connects to the emulated board's USART. Bytes on that line are lost, garbled and
 //! delayed by a seeded [`Schedule`]; when the firmware is done (the stream closes), [`serve`]
 //! reports what the card went through and whether it ended unblocked with the new PIN.
@@ -22,9 +22,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use cardunlock_ccid::atr::Edc;
-use cardunlock_ccid::sim::tpdu::T1Card;
-use cardunlock_ccid::sim::SlotCard;
 use cardunlock_ccid::t1::{Block, Pcb, SKind};
+use cardunlock_ccid_sim::tpdu::T1Card;
+use cardunlock_ccid_sim::SlotCard;
 use cardunlock_sim::{Config, PivConfig, SimCard};
 
 pub use faults::{Counts, Fault, Schedule};

@@ -20,7 +20,6 @@
 //! - [`clock`]: the time source the caller gives the session (deadlines, time extensions).
 //! - [`loopback`]: an in-memory CCID reader in front of any core `Transport`, no heap (firmware
 //!   images, benchmarks).
-//! - `sim` (feature `sim`): an in-memory CCID reader with fault injection.
 //! - `usb` (feature `nusb`): the host backend over USB.
 //!
 //! # Example
@@ -72,8 +71,6 @@ pub mod t0;
 #[cfg(feature = "tpdu")]
 pub mod t1;
 
-#[cfg(feature = "sim")]
-pub mod sim;
 #[cfg(feature = "nusb")]
 pub mod usb;
 

@@ -4,19 +4,16 @@
 //!
 //! It exists for what needs a reader without hardware and without `std`: a firmware image that
 //! links the whole CCID path (`firmware-size`), and benchmarks that measure the framing cost
-//! alone (a replayed card behind it). For fault injection use `sim` (feature `sim`).
+//! alone (a replayed card behind it). For fault injection use the reader simulator (crate `cardunlock-ccid-sim`).
 
 use core::convert::Infallible;
 
 use cardunlock_core::Transport;
 
 use crate::codec::{
-    ClockStatus, CommandStatus, Header, IccStatus, Request, RequestKind, Response, ResponseKind,
-    SlotError, Status, HEADER_LEN, SHORT_MESSAGE_LEN,
+    msg_type, ClockStatus, CommandStatus, Header, IccStatus, Request, RequestKind, Response,
+    ResponseKind, SlotError, Status, HEADER_LEN, SHORT_MESSAGE_LEN,
 };
-
-/// Largest APDU response the loopback reader relays (a short APDU's 256 bytes and SW1 SW2).
-const MAX_RESPONSE: usize = 258;
 
 /// A one-slot reader at short APDU level with `card` always present. Each message the session
 /// flushes is answered at once: IccPowerOn with `atr`, XfrBlock with the card's response,
@@ -57,49 +54,70 @@ impl<T: Transport> Loopback<T> {
     }
 
     async fn answer(&mut self) {
-        let mut response = [0u8; MAX_RESPONSE];
-        let rx_len = self.rx_len;
-        self.rx_len = 0;
+        let rx_len = core::mem::take(&mut self.rx_len);
         let message = self.rx.get(..rx_len).unwrap_or(&[]);
-        let seq = Header::parse(message).map(|h| h.seq).unwrap_or(0);
-        let (slot, status, kind) = match Request::parse(message) {
-            Ok(req) => match req.kind {
-                RequestKind::IccPowerOn(_) => (
-                    req.slot,
-                    CommandStatus::Ok,
-                    ResponseKind::DataBlock {
-                        chain: 0,
-                        data: self.atr,
-                    },
-                ),
-                RequestKind::XfrBlock { data, .. } => {
-                    match self.card.transmit(data, &mut response).await {
-                        Ok(n) => (
-                            req.slot,
-                            CommandStatus::Ok,
-                            ResponseKind::DataBlock {
-                                chain: 0,
-                                data: response.get(..n).unwrap_or(&[]),
-                            },
-                        ),
-                        Err(_) => (
-                            req.slot,
-                            CommandStatus::Failed(SlotError::HardwareError),
-                            ResponseKind::DataBlock {
-                                chain: 0,
-                                data: &[],
-                            },
-                        ),
+        self.tx_pos = 0;
+        let parsed = Request::parse(message);
+        // The reply echoes bSeq, even of a command it cannot parse.
+        let seq = match parsed {
+            Ok(req) => req.seq,
+            Err(_) => message.get(6).copied().unwrap_or(0),
+        };
+        let (slot, status, kind) = match parsed {
+            Ok(Request {
+                slot,
+                kind: RequestKind::XfrBlock { data, .. },
+                ..
+            }) => {
+                // The card writes its response straight behind the reply's header (261 bytes:
+                // a short APDU's response, 256 and SW1 SW2, fits).
+                let room = self.tx.get_mut(HEADER_LEN..).unwrap_or(&mut []);
+                let room_len = room.len();
+                let answered = self.card.transmit(data, room).await;
+                let (command, n) = match answered {
+                    Ok(n) if n <= room_len => (CommandStatus::Ok, n),
+                    _ => {
+                        if let Some(room) = self.tx.get_mut(HEADER_LEN..) {
+                            room.fill(0);
+                        }
+                        (CommandStatus::Failed(SlotError::HardwareError), 0)
                     }
+                };
+                let (b_status, b_error) = Status::new(IccStatus::Active, command).to_bytes();
+                let header = Header {
+                    msg_type: msg_type::DATA_BLOCK,
+                    length: u32::try_from(n).unwrap_or(0),
+                    slot,
+                    seq,
+                    specific: [b_status, b_error, 0],
+                };
+                // Split after the await: a slice kept across it loses its known length.
+                if let Some(head) = self.tx.get_mut(..HEADER_LEN) {
+                    head.copy_from_slice(&header.to_bytes());
                 }
-                _ => (
-                    req.slot,
-                    CommandStatus::Ok,
-                    ResponseKind::SlotStatus {
-                        clock: ClockStatus::Running,
-                    },
-                ),
-            },
+                self.tx_len = HEADER_LEN + n;
+                wipe(self.rx.get_mut(..rx_len).unwrap_or(&mut []));
+                return;
+            }
+            Ok(Request {
+                slot,
+                kind: RequestKind::IccPowerOn(_),
+                ..
+            }) => (
+                slot,
+                CommandStatus::Ok,
+                ResponseKind::DataBlock {
+                    chain: 0,
+                    data: self.atr,
+                },
+            ),
+            Ok(req) => (
+                req.slot,
+                CommandStatus::Ok,
+                ResponseKind::SlotStatus {
+                    clock: ClockStatus::Running,
+                },
+            ),
             Err(_) => (
                 0,
                 CommandStatus::Failed(SlotError::CommandNotSupported),
@@ -115,13 +133,14 @@ impl<T: Transport> Loopback<T> {
             kind,
         };
         self.tx_len = reply.encode(&mut self.tx).unwrap_or(0);
-        self.tx_pos = 0;
-        // The command may carry a PIN or PUK, the response key material: wipe both.
-        if let Some(received) = self.rx.get_mut(..rx_len) {
-            received.fill(0);
-        }
-        response.fill(0);
+        wipe(self.rx.get_mut(..rx_len).unwrap_or(&mut []));
     }
+}
+
+/// Clears the received command (it may have carried a PIN or PUK), once per message.
+fn wipe(buf: &mut [u8]) {
+    buf.fill(0);
+    core::hint::black_box(&*buf);
 }
 
 impl<T> embedded_io_async::ErrorType for Loopback<T> {
@@ -132,7 +151,9 @@ impl<T: Transport> embedded_io_async::Write for Loopback<T> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         let room = self.rx.get_mut(self.rx_len..).unwrap_or(&mut []);
         let n = buf.len().min(room.len());
-        room[..n].copy_from_slice(&buf[..n]);
+        for (dst, src) in room.iter_mut().zip(buf) {
+            *dst = *src;
+        }
         self.rx_len += n;
         Ok(n)
     }
@@ -149,7 +170,9 @@ impl<T: Transport> embedded_io_async::Read for Loopback<T> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         let pending = self.tx.get(self.tx_pos..self.tx_len).unwrap_or(&[]);
         let n = buf.len().min(pending.len());
-        buf[..n].copy_from_slice(&pending[..n]);
+        for (dst, src) in buf.iter_mut().zip(pending) {
+            *dst = *src;
+        }
         self.tx_pos += n;
         Ok(n)
     }

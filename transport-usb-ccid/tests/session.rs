@@ -1,11 +1,10 @@
 //! The session against the simulated reader at APDU level: full PIV unblocks through the core's
 //! driver at short and extended level, with chaining, voltage fallback and the ABORT sequence.
-#![cfg(feature = "sim")]
 
 use cardunlock_ccid::codec::{msg_type, IccStatus, Voltage};
 use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
 use cardunlock_ccid::session::{Error, Unsupported};
-use cardunlock_ccid::sim::{apdu_session, ApduCard, Event, SharedReader, SimConfig, SimSession};
+use cardunlock_ccid_sim::{apdu_session, ApduCard, Event, SharedReader, SimConfig, SimSession};
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;
@@ -228,9 +227,9 @@ fn bseq_increments_per_message_and_wraps() {
 
 #[test]
 fn character_level_and_iccd_are_refused_clearly() {
-    let clock = cardunlock_ccid::sim::TestClock::new();
+    let clock = cardunlock_ccid_sim::TestClock::new();
     let d = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::Character);
-    let shared = cardunlock_ccid::sim::ReaderSim::new(
+    let shared = cardunlock_ccid_sim::ReaderSim::new(
         ApduCard::new(blocked_piv()),
         SimConfig::new(d),
         &clock,
@@ -296,7 +295,7 @@ fn a_card_seen_gone_by_slot_status_fails_the_next_apdu_once() {
 #[test]
 fn empty_parameters_reply_is_a_clear_error_and_the_session_stays_in_step() {
     use cardunlock_ccid::session::{Error, NoControl, Session, Violation};
-    use cardunlock_ccid::sim::{ScriptPipe, ScriptReply, TestClock};
+    use cardunlock_ccid_sim::{ScriptPipe, ScriptReply, TestClock};
     let empty_parameters = ScriptReply {
         bytes: vec![0x82, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x00],
         answer: true,

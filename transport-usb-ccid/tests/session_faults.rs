@@ -2,12 +2,11 @@
 //! storms, a card pulled out mid-APDU, lying `dwLength`, a busy slot, a reader that never answers.
 //! Every one ends with a result or a typed error, never a panic, and never costs a PIN or PUK try
 //! the user did not spend.
-#![cfg(feature = "sim")]
 
 use cardunlock_ccid::codec::{msg_type, Interrupt, SlotError};
 use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
 use cardunlock_ccid::session::{Error, Violation};
-use cardunlock_ccid::sim::{
+use cardunlock_ccid_sim::{
     apdu_session, ApduCard, Event, Fault, SharedReader, SimConfig, SimSession, When,
 };
 use cardunlock_core::driver::Driver;
@@ -435,7 +434,7 @@ fn no_fault_anywhere_costs_an_unspent_try() {
 mod hostile_reader {
     use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
     use cardunlock_ccid::session::{NoControl, Session};
-    use cardunlock_ccid::sim::{ScriptPipe, ScriptReply, TestClock};
+    use cardunlock_ccid_sim::{ScriptPipe, ScriptReply, TestClock};
     use cardunlock_core::Transport;
     use embassy_futures::block_on;
     use proptest::prelude::*;

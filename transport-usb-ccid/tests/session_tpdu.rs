@@ -1,13 +1,12 @@
 //! The session at TPDU level: T=1 and T=0 through the crate's engines, carried in XfrBlocks to
 //! the simulated reader with helper B's card-side T=1 / T=0 in the slot; PPS, SetParameters and
 //! IFSD as the reader's feature bits require; faults of the line and of the reader.
-#![cfg(feature = "sim")]
 
 use cardunlock_ccid::atr::{Edc, Protocol};
 use cardunlock_ccid::codec::msg_type;
 use cardunlock_ccid::descriptor::{features, ClassDescriptor};
-use cardunlock_ccid::sim::tpdu::{T0Card, T1Card};
-use cardunlock_ccid::sim::{
+use cardunlock_ccid_sim::tpdu::{T0Card, T1Card};
+use cardunlock_ccid_sim::{
     session_with, Fault, SharedReader, SimConfig, SimSession, SlotCard, When,
 };
 use cardunlock_core::driver::Driver;

@@ -1,16 +1,15 @@
 //! T=0: APDU to TPDU mapping (`61 XX`, `6C XX`) against the card-side T=0 of `sim::tpdu`, a full
 //! PIV unblock over it, and the procedure-byte state machine of `t0::Uart` against a scripted
 //! card over an in-memory byte pipe.
-#![cfg(feature = "sim")]
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
 use cardunlock_ccid::atr::{Atr, Protocol};
-use cardunlock_ccid::sim::tpdu::{FnCard, T0Card};
-use cardunlock_ccid::sim::SlotCard;
 use cardunlock_ccid::t0::{self, T0Error, TpduIo, Uart, UartError};
+use cardunlock_ccid_sim::tpdu::{FnCard, T0Card};
+use cardunlock_ccid_sim::SlotCard;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::transport::{ErrorKind, Transport, TransportError};

@@ -1,19 +1,18 @@
 //! The T=1 engine: blocks, and the engine against the card-side T=1 of `sim::tpdu` over a direct
 //! in-memory `BlockIo` (no CCID framing), with faults injected on both sides, up to a full PIV
 //! unblock through the core's driver.
-#![cfg(feature = "sim")]
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use cardunlock_ccid::atr::{Atr, Edc};
 use cardunlock_ccid::codec::SlotError;
-use cardunlock_ccid::sim::tpdu::{FnCard, T1Card};
-use cardunlock_ccid::sim::SlotCard;
 use cardunlock_ccid::t1::{
     crc16, lrc, Block, BlockError, BlockIo, ExchangeError, Pcb, RCode, SKind, T1Error, T1Params,
     MAX_BLOCK, T1,
 };
+use cardunlock_ccid_sim::tpdu::{FnCard, T1Card};
+use cardunlock_ccid_sim::SlotCard;
 use cardunlock_core::driver::{Driver, Error as DriverError};
 use cardunlock_core::flow::FlowError;
 use cardunlock_core::policy::PinPolicy;

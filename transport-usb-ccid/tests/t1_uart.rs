@@ -5,10 +5,10 @@
 use std::collections::VecDeque;
 
 use cardunlock_ccid::atr::Atr;
-use cardunlock_ccid::sim::tpdu::T1Card;
-use cardunlock_ccid::sim::SlotCard;
 use cardunlock_ccid::t1::uart::{Uart, UartError};
 use cardunlock_ccid::t1::{T1Error, T1Params, T1};
+use cardunlock_ccid_sim::tpdu::T1Card;
+use cardunlock_ccid_sim::SlotCard;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::{unlock, Transport};
@@ -168,20 +168,10 @@ fn a_card_that_stays_mute_ends_with_a_clear_error() {
 /// the outcome of the command (found by the firmware's UART run, `scripts/firmware-uart.sh`).
 #[test]
 fn a_garbled_acknowledgement_in_the_cards_chain_does_not_lose_its_place() {
-    use cardunlock_ccid::atr::Edc;
     use cardunlock_ccid::t1::{Block, Pcb, RCode, SKind};
     let mut card = T1Card::new(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
     card.power_on();
-    let mut xfr = |block: Block<'_>, garble: bool| {
-        let mut buf = [0u8; 64];
-        let n = block.encode(Edc::Lrc, &mut buf).unwrap();
-        if garble {
-            buf[n - 1] ^= 0x40;
-        }
-        let reply = card.xfr_block(&buf[..n]).unwrap();
-        let block = Block::parse(&reply, Edc::Lrc).unwrap();
-        (block.pcb, block.inf.to_vec())
-    };
+    let mut xfr = |block: Block<'_>, garble: bool| xfr_block(&mut card, block, garble);
     // IFSD 8, so the answer to SELECT comes in links of 8 bytes.
     let (pcb, _) = xfr(Block::s(0, SKind::Ifs, false, &[8]), false);
     assert_eq!(
@@ -229,21 +219,11 @@ fn a_garbled_acknowledgement_in_the_cards_chain_does_not_lose_its_place() {
 /// host had to RESYNCH and lost the command's outcome).
 #[test]
 fn a_garbled_wtx_response_gets_the_cards_request_again() {
-    use cardunlock_ccid::atr::Edc;
     use cardunlock_ccid::t1::{Block, Pcb, SKind};
     let mut card = T1Card::new(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
     card.power_on();
     card.request_wtx(1, 3);
-    let mut xfr = |block: Block<'_>, garble: bool| {
-        let mut buf = [0u8; 64];
-        let n = block.encode(Edc::Lrc, &mut buf).unwrap();
-        if garble {
-            buf[n - 1] ^= 0x40;
-        }
-        let reply = card.xfr_block(&buf[..n]).unwrap();
-        let block = Block::parse(&reply, Edc::Lrc).unwrap();
-        (block.pcb, block.inf.to_vec())
-    };
+    let mut xfr = |block: Block<'_>, garble: bool| xfr_block(&mut card, block, garble);
     let wtx_request = Pcb::S {
         kind: SKind::Wtx,
         response: false,
@@ -266,4 +246,22 @@ fn a_garbled_wtx_response_gets_the_cards_request_again() {
         }
     );
     assert_eq!(answer[answer.len() - 2..], [0x90, 0x00]);
+}
+
+/// One block to `card` (its LRC garbled when `garble`), the card's answer parsed.
+fn xfr_block(
+    card: &mut T1Card<SimCard>,
+    block: cardunlock_ccid::t1::Block<'_>,
+    garble: bool,
+) -> (cardunlock_ccid::t1::Pcb, Vec<u8>) {
+    use cardunlock_ccid::atr::Edc;
+    use cardunlock_ccid::t1::Block;
+    let mut buf = [0u8; 64];
+    let n = block.encode(Edc::Lrc, &mut buf).unwrap();
+    if garble {
+        buf[n - 1] ^= 0x40;
+    }
+    let reply = card.xfr_block(&buf[..n]).unwrap();
+    let block = Block::parse(&reply, Edc::Lrc).unwrap();
+    (block.pcb, block.inf.to_vec())
 }

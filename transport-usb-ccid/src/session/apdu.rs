@@ -4,7 +4,8 @@
 
 use embedded_io_async::{Read, Write};
 
-use super::{check_status, msg_type_of, reply, Control, Error, Session, SessionError, Violation};
+use super::exchange::{check_status, msg_type_of, reply, Outgoing};
+use super::{Control, Error, Session, SessionError, Violation};
 use crate::clock::Clock;
 use crate::codec::{chain, RequestKind, ResponseKind, HEADER_LEN};
 
@@ -35,16 +36,16 @@ where
                 (false, false) => chain::CONTINUE,
                 (false, true) => chain::END,
             };
-            let len = self.encode(RequestKind::XfrBlock {
+            let msg = self.encode(RequestKind::XfrBlock {
                 bwi: 0,
                 level,
                 data: part,
             })?;
             if tail.is_empty() {
                 // The last part: its reply starts the response.
-                return self.collect(len, response).await;
+                return self.collect(msg, response).await;
             }
-            let h = self.command(len).await?;
+            let h = self.command(msg).await?;
             let resp = reply(&self.rx, &h)?;
             check_status(&resp, &mut self.powered)?;
             match resp.kind {
@@ -60,13 +61,13 @@ where
     /// Sends the XfrBlock in `tx[..len]` and collects the (possibly chained) response.
     async fn collect(
         &mut self,
-        mut len: usize,
+        mut msg: Outgoing<'_>,
         response: &mut [u8],
     ) -> Result<usize, SessionError<IO, K>> {
         let mut filled = 0usize;
         let mut overflow = false;
         for _ in 0..MAX_CHAIN_PARTS {
-            let h = self.command(len).await?;
+            let h = self.command(msg).await?;
             let resp = reply(&self.rx, &h)?;
             check_status(&resp, &mut self.powered)?;
             let ResponseKind::DataBlock { chain: c, data } = resp.kind else {
@@ -91,7 +92,7 @@ where
                     };
                 }
                 chain::BEGIN | chain::CONTINUE => {
-                    len = self.encode(RequestKind::XfrBlock {
+                    msg = self.encode(RequestKind::XfrBlock {
                         bwi: 0,
                         level: chain::MORE,
                         data: &[],

@@ -13,7 +13,8 @@ use core::fmt;
 
 use embedded_io_async::{Read, Write};
 
-use super::{check_status, reply, Control, Error, Session, SessionError, Unsupported, Violation};
+use super::exchange::{check_status, reply};
+use super::{Control, Error, Session, SessionError, Unsupported, Violation};
 use crate::atr::{self, Atr, Edc, PpsError, PpsRequest, Protocol};
 use crate::clock::Clock;
 use crate::codec::{ProtocolData, RequestKind, ResponseKind, SlotError, HEADER_LEN};
@@ -112,13 +113,13 @@ where
         bwi: u8,
     ) -> Result<usize, SessionError<IO, K>> {
         let s = &mut *self.session;
-        let len = s.encode(RequestKind::XfrBlock {
+        let msg = s.encode(RequestKind::XfrBlock {
             bwi,
             level: 0,
             data: payload,
         })?;
         s.wait_multiplier = bwi.max(1);
-        let h = s.command(len).await;
+        let h = s.command(msg).await;
         s.wait_multiplier = 1;
         let h = h?;
         let resp = reply(&s.rx, &h)?;

@@ -332,9 +332,10 @@ fn ccid(c: &Criterion) -> (String, String) {
         let per_apdu = (ccid - core) / 3.0;
         notes = format!(
             "- **Framing cost: {per_apdu:.0} ns an APDU** (the replay pair's difference, {:.2}× the core path):\n  \
-             the session encodes an XfrBlock, writes and flushes it, reads the header then the body, parses the\n  \
-             DataBlock and copies the response; the loopback reader parses the command and encodes its reply;\n  \
-             both wipe their buffers (commands carry PINs). The simulated card itself costs {:.0} ns an APDU,\n  \
+             the session writes the XfrBlock header from its own buffer and the APDU from the core's, flushes,\n  \
+             reads the header then the body, parses the DataBlock and copies the response; the loopback reader\n  \
+             parses the command once and has the card answer behind its reply header; each side wipes what it\n  \
+             received once (commands carry PINs). The simulated card itself costs {:.0} ns an APDU,\n  \
              and the CCID path through the reader simulator is {:.1}× it. Through a real USB reader an APDU\n  \
              takes at least one full-speed frame each way (1 ms) plus the card's time.\n",
             ccid / core,
