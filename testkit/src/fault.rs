@@ -144,7 +144,11 @@ mod tests {
         assert_eq!(&buf[..3], &[0x6A, 0x82, 0x01]);
         assert_eq!(seen, 3);
         let (out, ..) = run(Fault::Garbage(&[0x6A; 9]));
-        assert_eq!(out[1], Err(ErrorKind::ResponseTooLong), "longer than the buffer");
+        assert_eq!(
+            out[1],
+            Err(ErrorKind::ResponseTooLong),
+            "longer than the buffer"
+        );
     }
 
     #[test]

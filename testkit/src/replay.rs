@@ -98,7 +98,10 @@ mod tests {
         let (buf, n) = send(&mut replay, VERIFY).unwrap();
         assert_eq!(&buf[..n], &[0x63, 0xC2]);
         assert_eq!(send(&mut replay, VERIFY).unwrap_err(), ErrorKind::Timeout);
-        assert_eq!(send(&mut replay, VERIFY).unwrap_err(), ErrorKind::CardRemoved);
+        assert_eq!(
+            send(&mut replay, VERIFY).unwrap_err(),
+            ErrorKind::CardRemoved
+        );
         assert_eq!(replay.replayed(), 3);
         assert_eq!(replay.mismatch(), None);
     }

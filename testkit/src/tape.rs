@@ -172,7 +172,11 @@ impl<'a> Iterator for Exchanges<'a> {
         self.rest = rest;
         Some(Exchange {
             command: Some(command),
-            answer: if tag == 0 { Ok(answer) } else { Err(kind_of(tag)) },
+            answer: if tag == 0 {
+                Ok(answer)
+            } else {
+                Err(kind_of(tag))
+            },
         })
     }
 }
