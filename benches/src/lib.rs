@@ -183,20 +183,29 @@ pub fn record_gids_unblock() -> Recording {
 /// what `firmware-size/src/card_answers.rs` replays to run the GIDS unblock on the firmware
 /// (the library test checks that file against this).
 pub fn gids_unblock_exchanges() -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut recorder = Recorder::new(blocked_gids_card(), vec![0; RECORDING_BYTES]);
-    gids_unblock(&mut recorder);
-    let (card, tape) = recorder.into_parts();
-    assert!(card.pin_is(NEW_GIDS_PIN));
-    owned(tape.exchanges())
+    exchanges_with(blocked_gids_card(), NEW_GIDS_PIN, |r| {
+        gids_unblock(r);
+    })
 }
 
 /// The simulated PIV card's exchanges with [`piv_unblock`], in order, as (command, answer): what
 /// `firmware-size/src/card_answers.rs` replays to run the PIV unblock on the firmware.
 pub fn piv_unblock_exchanges() -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut recorder = Recorder::new(blocked_piv_card(), vec![0; RECORDING_BYTES]);
-    piv_unblock(&mut recorder);
+    exchanges_with(blocked_piv_card(), NEW_PIV_PIN, |r| {
+        piv_unblock(r);
+    })
+}
+
+/// The exchanges of `flow` with `card`, which must end with `new_pin` set.
+fn exchanges_with(
+    card: SimCard,
+    new_pin: &[u8],
+    flow: impl FnOnce(&mut Recorder<SimCard, Vec<u8>>),
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut recorder = Recorder::new(card, vec![0; RECORDING_BYTES]);
+    flow(&mut recorder);
     let (card, tape) = recorder.into_parts();
-    assert!(card.pin_is(NEW_PIV_PIN));
+    assert!(card.pin_is(new_pin));
     owned(tape.exchanges())
 }
 

@@ -85,30 +85,49 @@ fn gids_unblock<T: Transport>(transport: T) -> Result<(), String> {
     .map_err(|e| format!("{e:?}"))
 }
 
-#[test]
-fn piv_unblock_allocates_nothing() {
-    let card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
-    let tape = record(card, |r| piv_unblock(r).unwrap());
+/// An unblock flow over any transport.
+trait Unblock {
+    fn run<T: Transport>(&self, transport: T) -> Result<(), String>;
+}
+
+struct Piv;
+struct Gids;
+
+impl Unblock for Piv {
+    fn run<T: Transport>(&self, transport: T) -> Result<(), String> {
+        piv_unblock(transport)
+    }
+}
+
+impl Unblock for Gids {
+    fn run<T: Transport>(&self, transport: T) -> Result<(), String> {
+        gids_unblock(transport)
+    }
+}
+
+/// Records `flow` against `card`, then replays it with the counter armed: the same flow, input
+/// checks included, succeeds over all `apdus` recorded exchanges with the same commands and
+/// allocates nothing (an error's text would allocate, but then the result is no success).
+fn replays_without_allocating(card: SimCard, flow: impl Unblock, apdus: usize) {
+    let tape = record(card, |r| flow.run(r).unwrap());
     let mut replay = tape.replay();
-    // The same flow as recorded, input checks included (an error's text would allocate, but
-    // then the result is no success).
-    let (result, allocations) = armed(|| piv_unblock(&mut replay));
+    let (result, allocations) = armed(|| flow.run(&mut replay));
     assert_eq!(result, Ok(()));
-    assert_eq!(replay.replayed(), 3, "the replay ran the whole flow");
+    assert_eq!(replay.replayed(), apdus, "the replay ran the whole flow");
     assert_eq!(replay.mismatch(), None, "every command as recorded");
     assert_eq!(allocations, 0);
 }
 
 #[test]
+fn piv_unblock_allocates_nothing() {
+    let card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
+    replays_without_allocating(card, Piv, 3);
+}
+
+#[test]
 fn gids_unblock_allocates_nothing() {
     let card = SimCard::new(Config::Gids(GidsConfig::factory().blocked()));
-    let tape = record(card, |r| gids_unblock(r).unwrap());
-    let mut replay = tape.replay();
-    let (result, allocations) = armed(|| gids_unblock(&mut replay));
-    assert_eq!(result, Ok(()));
-    assert_eq!(replay.replayed(), 6, "the replay ran the whole flow");
-    assert_eq!(replay.mismatch(), None, "every command as recorded");
-    assert_eq!(allocations, 0);
+    replays_without_allocating(card, Gids, 6);
 }
 
 #[test]
