@@ -258,7 +258,7 @@ where
             Ok(n) => response.get(..*n).ok_or(ErrorKind::ResponseTooLong),
             Err(e) => Err(e.kind()),
         };
-        // Cannot fail: the room was checked above.
+        // The room was checked above; were a push still refused, the tape says it is full.
         self.full |= !self.tape.push(command, kept);
         result
     }
