@@ -42,8 +42,9 @@ fn kind_of(tag: u8) -> ErrorKind {
 
 /// Exchanges (command and answer, or command and transport failure) kept in order in storage
 /// the caller provides: `[u8; N]`, `&mut [u8]`, or a `Vec<u8>` of a chosen length. It never
-/// grows: what does not fit is refused.
-pub struct Tape<B> {
+/// grows: what does not fit is refused. The commands carry test PINs and PUKs: the storage is
+/// wiped when the tape is dropped (not the copies a move of an array leaves behind).
+pub struct Tape<B: AsMut<[u8]>> {
     buf: B,
     used: usize,
     count: usize,
@@ -104,7 +105,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Tape<B> {
     }
 }
 
-impl<B: AsRef<[u8]>> Tape<B> {
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Tape<B> {
     /// Number of exchanges kept.
     pub fn len(&self) -> usize {
         self.count
@@ -138,7 +139,7 @@ impl<B: AsRef<[u8]>> Tape<B> {
     }
 }
 
-impl<B: AsRef<[u8]>> core::fmt::Debug for Tape<B> {
+impl<B: AsRef<[u8]> + AsMut<[u8]>> core::fmt::Debug for Tape<B> {
     /// Counts only: the bytes hold the commands as sent, secrets included.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Tape")
@@ -146,6 +147,18 @@ impl<B: AsRef<[u8]>> core::fmt::Debug for Tape<B> {
             .field("bytes_used", &self.used)
             .field("capacity", &self.buf.as_ref().len())
             .finish()
+    }
+}
+
+impl<B: AsMut<[u8]>> Drop for Tape<B> {
+    fn drop(&mut self) {
+        // Only the part written: a tape over a reused buffer costs what it kept, not its size.
+        let buf = self.buf.as_mut();
+        let len = buf.len();
+        let written = buf.get_mut(..self.used.min(len)).unwrap_or_default();
+        written.fill(0);
+        // Keeps the wipe from being dropped as a dead store.
+        core::hint::black_box(written);
     }
 }
 
@@ -188,7 +201,7 @@ impl<'a> Iterator for Exchanges<'a> {
 /// response buffer admits: otherwise the recorder fails the exchange with [`ErrorKind::Other`]
 /// before the card sees it and [`Recorder::is_full`] says so. So the tape holds every command
 /// that reached the card.
-pub struct Recorder<T, B> {
+pub struct Recorder<T, B: AsMut<[u8]>> {
     inner: T,
     tape: Tape<B>,
     full: bool,
@@ -230,7 +243,7 @@ impl<T, B: AsRef<[u8]> + AsMut<[u8]>> Recorder<T, B> {
     }
 }
 
-impl<T: core::fmt::Debug, B: AsRef<[u8]>> core::fmt::Debug for Recorder<T, B> {
+impl<T: core::fmt::Debug, B: AsRef<[u8]> + AsMut<[u8]>> core::fmt::Debug for Recorder<T, B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Recorder")
             .field("inner", &self.inner)
@@ -330,6 +343,19 @@ mod tests {
         assert!(recorder.is_full());
         assert_eq!(recorder.inner().replayed(), 1, "the card saw the command");
         assert_eq!(recorder.tape().len(), 1);
+    }
+
+    /// Dropping a tape wipes its storage (the commands hold PINs and PUKs): remove the `Drop`
+    /// and the borrowed buffer still holds the PUK afterwards.
+    #[test]
+    fn a_dropped_tape_wipes_its_storage() {
+        let mut buf = [0u8; 64];
+        {
+            let mut tape = Tape::new(&mut buf[..]);
+            assert!(tape.push(b"12345678", Ok(&[0x90, 0x00])));
+            assert!(tape.commands().eq([&b"12345678"[..]]));
+        }
+        assert_eq!(buf, [0; 64]);
     }
 
     #[test]

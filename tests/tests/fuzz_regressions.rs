@@ -15,7 +15,7 @@ fn script<'a>(
 }
 
 /// The commands the card saw with instruction `ins`.
-fn count<B: AsRef<[u8]>>(tape: &Tape<B>, ins: u8) -> usize {
+fn count(tape: &Tape<Vec<u8>>, ins: u8) -> usize {
     tape.commands().filter(|c| c.get(1) == Some(&ins)).count()
 }
 
