@@ -15,7 +15,9 @@ use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;
 use cardunlock_server::kdf;
 use cardunlock_sim::{Config as SimConfig, GidsConfig, SimCard};
-use cardunlock_tests::{fill_counter, shared, transport, Fault, Seen, SharedCard};
+use cardunlock_tests::{
+    fill_counter, shared, transport, Fault, Seen, SharedCard, FORGED_GIDS_CRYPTOGRAM,
+};
 use common::*;
 use embassy_futures::block_on;
 use serde_json::{json, Value};
@@ -111,23 +113,13 @@ backend_tests! {
     fn a_forged_card_cryptogram_is_refused_by_the_server_before_the_pin_leaves() {
         // SELECT, MSE SET, GA step 1, GA step 2: the card's answer replaced by a well-formed
         // forgery (someone else's card, or a relay that does not hold the key).
-        static FORGED: [u8; 46] = {
-            let mut f = [0x33u8; 46];
-            f[0] = 0x7C;
-            f[1] = 0x2A;
-            f[2] = 0x82;
-            f[3] = 0x28;
-            f[44] = 0x90;
-            f[45] = 0x00;
-            f
-        };
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));
         let (card, identity) = enrolled_card(&env);
         let session = env.verified_session("gids", &identity);
         let mut responder = ServerResponder { env: &env, session, replies: Vec::new() };
         let mut driver =
-            Driver::new(transport(&card).with_fault(3, Fault::Garbage(&FORGED)));
+            Driver::new(transport(&card).with_fault(3, Fault::Garbage(&FORGED_GIDS_CRYPTOGRAM)));
         let got = block_on(unlock::gids_unblock(
             &mut driver,
             &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),

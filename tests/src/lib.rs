@@ -33,6 +33,21 @@ impl Seen for TestTransport {
     }
 }
 
+/// A well-formed answer to the GIDS GENERAL AUTHENTICATE step 2 (`7C 2A 82 28`, 40 bytes, `90 00`)
+/// that no card holding the admin key computed: the forged card cryptogram the fault tests put in
+/// place of the card's (`Fault::Garbage(&FORGED_GIDS_CRYPTOGRAM)` at exchange 3: SELECT, MSE SET,
+/// GA step 1, GA step 2).
+pub const FORGED_GIDS_CRYPTOGRAM: [u8; 46] = {
+    let mut f = [0x33u8; 46];
+    f[0] = 0x7C;
+    f[1] = 0x2A;
+    f[2] = 0x82;
+    f[3] = 0x28;
+    f[44] = 0x90;
+    f[45] = 0x00;
+    f
+};
+
 /// Wraps a card for sharing.
 pub fn shared(card: SimCard) -> SharedCard {
     SharedCard::new(card)

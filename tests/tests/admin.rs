@@ -8,7 +8,9 @@ use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, SimCard};
-use cardunlock_tests::{fill_counter, shared, transport, Fault, Seen, SharedCard};
+use cardunlock_tests::{
+    fill_counter, shared, transport, Fault, Seen, SharedCard, FORGED_GIDS_CRYPTOGRAM,
+};
 use embassy_futures::block_on;
 
 const R1: [u8; 16] = *b"host-random-R1!!";
@@ -93,17 +95,8 @@ fn gids_blocked_admin_key() {
 fn gids_forged_card_cryptogram_stops_before_the_pin_is_sent() {
     let card = gids_card(GidsConfig::factory().blocked());
     // SELECT, MSE SET, GA step 1, GA step 2 (answer replaced by a well-formed forgery).
-    static FORGED: [u8; 46] = {
-        let mut f = [0x33u8; 46];
-        f[0] = 0x7C;
-        f[1] = 0x2A;
-        f[2] = 0x82;
-        f[3] = 0x28;
-        f[44] = 0x90;
-        f[45] = 0x00;
-        f
-    };
-    let mut driver = Driver::new(transport(&card).with_fault(3, Fault::Garbage(&FORGED)));
+    let mut driver =
+        Driver::new(transport(&card).with_fault(3, Fault::Garbage(&FORGED_GIDS_CRYPTOGRAM)));
     let got = block_on(unlock::gids_unblock(
         &mut driver,
         &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
