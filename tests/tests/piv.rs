@@ -209,17 +209,23 @@ fn run_auth(
         .map(|authenticated| authenticated.algorithm())
 }
 
+/// A factory PIV card whose management key is `hex` of `alg`.
+fn with_mgmt_key(alg: Algorithm, hex: &str) -> PivConfig {
+    let mut config = PivConfig::factory();
+    config.mgmt_algorithm = sim_alg(alg);
+    config.mgmt_key = AdminKey::from_hex(alg, hex)
+        .unwrap()
+        .expose_bytes()
+        .to_vec();
+    config
+}
+
 #[test]
 fn management_key_auth_all_algorithms_modes_with_and_without_metadata() {
     for (alg, hex) in KEYS {
         for metadata in [true, false] {
             for mode in [AuthMode::Single, AuthMode::Mutual] {
-                let mut config = PivConfig::factory();
-                config.mgmt_algorithm = sim_alg(alg);
-                config.mgmt_key = AdminKey::from_hex(alg, hex)
-                    .unwrap()
-                    .expose_bytes()
-                    .to_vec();
+                let mut config = with_mgmt_key(alg, hex);
                 config.supports_metadata = metadata;
                 let card = piv_card(config);
                 let key = AdminKey::from_hex(alg, hex).unwrap();
@@ -249,13 +255,7 @@ fn management_key_algorithm_is_discovered_with_get_metadata() {
 fn wrong_management_key_fails_every_algorithm_and_mode() {
     for (alg, hex) in KEYS {
         for mode in [AuthMode::Single, AuthMode::Mutual] {
-            let mut config = PivConfig::factory();
-            config.mgmt_algorithm = sim_alg(alg);
-            config.mgmt_key = AdminKey::from_hex(alg, hex)
-                .unwrap()
-                .expose_bytes()
-                .to_vec();
-            let card = piv_card(config);
+            let card = piv_card(with_mgmt_key(alg, hex));
             let mut wrong = AdminKey::from_hex(alg, hex)
                 .unwrap()
                 .expose_bytes()
