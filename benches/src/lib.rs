@@ -1,7 +1,6 @@
 //! Fixtures shared by the benchmarks in `benches/`: the APDUs every encoder is asked to write,
 //! the CHUID answer every parser is given, and the flows run over the simulated card in-process
-//! and over `cardunlock_sim::transport::Replay`, a replay of its recorded answers that allocates
-//! nothing.
+//! and over a `cardunlock_testkit::Replay` of its recorded exchanges, which allocates nothing.
 //!
 //! The tests at the bottom check that the peers are asked to do the same work as the core: they
 //! produce the same bytes for the same command (or, for `apdu`'s extended length, that it
@@ -79,7 +78,44 @@ pub fn chuid_answer() -> Vec<u8> {
     answer
 }
 
-pub use cardunlock_sim::transport::{Recording, Replay};
+use cardunlock_testkit::{Exchange, Recorder, Tape};
+pub use cardunlock_testkit::{Exchanges, Replay};
+
+/// Bytes of a [`Recording`]: room for a whole unblock (each exchange reserves the driver's
+/// response buffer while it is in flight).
+pub const RECORDING_BYTES: usize = 4096;
+
+/// The simulated card's exchanges with one flow, on a fixed-size tape (no heap).
+pub struct Recording(Tape<[u8; RECORDING_BYTES]>);
+
+impl Recording {
+    /// Runs `flow` over `card` through a recorder and keeps the exchanges. Panics when they do
+    /// not fit.
+    pub fn record(
+        card: SimCard,
+        flow: impl FnOnce(&mut Recorder<SimCard, [u8; RECORDING_BYTES]>),
+    ) -> Self {
+        let mut recorder = Recorder::new(card, [0; RECORDING_BYTES]);
+        flow(&mut recorder);
+        assert!(!recorder.is_full(), "the recording does not fit");
+        Self(recorder.into_parts().1)
+    }
+
+    /// Number of APDUs the flow exchanged.
+    pub fn apdus(&self) -> usize {
+        self.0.len()
+    }
+
+    /// A transport that replays these exchanges from the start, each command checked.
+    pub fn replay(&self) -> Replay<Exchanges<'_>> {
+        self.0.replay()
+    }
+
+    /// The exchanges, in order.
+    pub fn exchanges(&self) -> Exchanges<'_> {
+        self.0.exchanges()
+    }
+}
 
 /// A factory PIV card with its PIN blocked.
 pub fn blocked_piv_card() -> SimCard {
@@ -143,40 +179,45 @@ pub fn record_gids_unblock() -> Recording {
     })
 }
 
-/// A transport that keeps every answer of the card it wraps, as owned bytes.
-struct KeepAnswers {
+/// The simulated GIDS card's exchanges with [`gids_unblock`], in order, as (command, answer):
+/// what `firmware-size/src/card_answers.rs` replays to run the GIDS unblock on the firmware
+/// (the library test checks that file against this).
+pub fn gids_unblock_exchanges() -> Vec<(Vec<u8>, Vec<u8>)> {
+    exchanges_with(blocked_gids_card(), NEW_GIDS_PIN, |r| {
+        gids_unblock(r);
+    })
+}
+
+/// The simulated PIV card's exchanges with [`piv_unblock`], in order, as (command, answer): what
+/// `firmware-size/src/card_answers.rs` replays to run the PIV unblock on the firmware.
+pub fn piv_unblock_exchanges() -> Vec<(Vec<u8>, Vec<u8>)> {
+    exchanges_with(blocked_piv_card(), NEW_PIV_PIN, |r| {
+        piv_unblock(r);
+    })
+}
+
+/// The exchanges of `flow` with `card`, which must end with `new_pin` set.
+fn exchanges_with(
     card: SimCard,
-    answers: Vec<Vec<u8>>,
+    new_pin: &[u8],
+    flow: impl FnOnce(&mut Recorder<SimCard, Vec<u8>>),
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut recorder = Recorder::new(card, vec![0; RECORDING_BYTES]);
+    flow(&mut recorder);
+    let (card, tape) = recorder.into_parts();
+    assert!(card.pin_is(new_pin));
+    owned(tape.exchanges())
 }
 
-impl Transport for KeepAnswers {
-    type Error = cardunlock_core::ErrorKind;
-
-    async fn transmit(
-        &mut self,
-        command: &[u8],
-        response: &mut [u8],
-    ) -> Result<usize, cardunlock_core::ErrorKind> {
-        let answer = self.card.transmit(command);
-        let out = response
-            .get_mut(..answer.len())
-            .ok_or(cardunlock_core::ErrorKind::ResponseTooLong)?;
-        out.copy_from_slice(&answer);
-        self.answers.push(answer);
-        Ok(out.len())
-    }
-}
-
-/// The simulated GIDS card's answers to [`gids_unblock`], in order: what
-/// `firmware-size/src/card_answers.rs` replays to measure the GIDS unblock's stack on the
-/// firmware (the library test checks that file against this).
-pub fn gids_unblock_answers() -> Vec<Vec<u8>> {
-    let kept = gids_unblock(KeepAnswers {
-        card: blocked_gids_card(),
-        answers: Vec::new(),
-    });
-    assert!(kept.card.pin_is(NEW_GIDS_PIN));
-    kept.answers
+fn owned(exchanges: Exchanges<'_>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    exchanges
+        .map(|e: Exchange<'_>| {
+            (
+                e.command.unwrap_or_default().to_vec(),
+                e.answer.expect("the card answered").to_vec(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -263,28 +304,54 @@ mod tests {
         include!("../../firmware-size/src/card_answers.rs");
     }
 
-    /// The answers the firmware-like binary replays for its GIDS stack measurement are the
-    /// simulated card's, for the same R1, Z1 and admin key as [`gids_unblock`].
+    fn hex(bytes: &[u8]) -> String {
+        let hex: Vec<String> = bytes.iter().map(|b| format!("0x{b:02X}")).collect();
+        format!("&[{}]", hex.join(", "))
+    }
+
+    /// Prints the exchanges for `firmware-size/src/card_answers.rs` (then `cargo fmt`).
     #[test]
-    #[ignore = "prints the answers for firmware-size/src/card_answers.rs"]
-    fn print_gids_answers() {
-        for a in gids_unblock_answers() {
-            let hex: Vec<String> = a.iter().map(|b| format!("0x{b:02X}")).collect();
-            println!("    &[{}],", hex.join(", "));
+    #[ignore = "prints the exchanges for firmware-size/src/card_answers.rs"]
+    fn print_firmware_exchanges() {
+        for (name, exchanges) in [
+            ("PIV_UNBLOCK", piv_unblock_exchanges()),
+            ("GIDS_UNBLOCK", gids_unblock_exchanges()),
+        ] {
+            println!(
+                "pub const {name}: [Exchange<'static>; {}] = [",
+                exchanges.len()
+            );
+            for (command, answer) in exchanges {
+                println!("    Exchange::new({}, {}),", hex(&command), hex(&answer));
+            }
+            println!("];");
         }
     }
 
+    /// The exchanges the firmware-like binary replays (commands checked there) are the
+    /// simulated card's, for the same PUK and PIN, and the same R1, Z1 and admin key as
+    /// [`gids_unblock`].
     #[test]
-    fn firmware_replays_the_simulated_gids_card() {
-        let answers = gids_unblock_answers();
-        let replayed: Vec<&[u8]> = firmware::GIDS_UNBLOCK.to_vec();
-        assert_eq!(
-            replayed,
-            answers.iter().map(Vec::as_slice).collect::<Vec<_>>()
-        );
+    fn firmware_replays_the_simulated_cards() {
+        for (replayed, recorded) in [
+            (&firmware::PIV_UNBLOCK[..], piv_unblock_exchanges()),
+            (&firmware::GIDS_UNBLOCK[..], gids_unblock_exchanges()),
+        ] {
+            let replayed: Vec<(&[u8], &[u8])> = replayed
+                .iter()
+                .map(|e| (e.command.unwrap(), e.answer.unwrap()))
+                .collect();
+            let recorded: Vec<(&[u8], &[u8])> = recorded
+                .iter()
+                .map(|(c, a)| (c.as_slice(), a.as_slice()))
+                .collect();
+            assert_eq!(replayed, recorded);
+        }
         assert_eq!(firmware::GIDS_R1, GIDS_R1);
         assert_eq!(firmware::GIDS_Z1_BYTE, 0x44);
         assert_eq!(firmware::NEW_GIDS_PIN, NEW_GIDS_PIN);
+        assert_eq!(firmware::PUK, PUK);
+        assert_eq!(firmware::NEW_PIV_PIN, NEW_PIV_PIN);
     }
 
     #[test]
@@ -296,9 +363,11 @@ mod tests {
 
         let piv = record_piv_unblock();
         assert_eq!(piv.apdus(), 3);
-        assert_eq!(piv_unblock(piv.replay()).replayed(), 3);
+        let replay = piv_unblock(piv.replay());
+        assert_eq!((replay.replayed(), replay.mismatch()), (3, None));
         let gids = record_gids_unblock();
         assert_eq!(gids.apdus(), 6);
-        assert_eq!(gids_unblock(gids.replay()).replayed(), 6);
+        let replay = gids_unblock(gids.replay());
+        assert_eq!((replay.replayed(), replay.mismatch()), (6, None));
     }
 }

@@ -2,14 +2,11 @@
 //! pinned), a user enrolled with a simulated card whose PIN is then blocked. Used by
 //! `cardunlock demo`, the window's demo mode and tests.
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::Profile;
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::unlock;
-use cardunlock_core::{ErrorKind, Transport};
 use cardunlock_protocol::{Role, Secret};
 use cardunlock_server::{Config, Enrollment, MasterSecret, Server, ServerHandle};
 
@@ -72,38 +69,8 @@ pub enum Scenario {
 }
 
 /// A simulated card shared between handles (cloning gives the same card), usable from any
-/// thread; a core `Transport`.
-#[derive(Clone)]
-pub struct SharedCard(Arc<Mutex<SimCard>>);
-
-impl SharedCard {
-    /// Shares `card`.
-    pub fn new(card: SimCard) -> Self {
-        Self(Arc::new(Mutex::new(card)))
-    }
-
-    /// Runs `f` on the card (inspection in tests and displays).
-    pub fn with<R>(&self, f: impl FnOnce(&mut SimCard) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-impl Transport for SharedCard {
-    type Error = ErrorKind;
-
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        let answer = self.with(|c| c.transmit(command));
-        response
-            .get_mut(..answer.len())
-            .ok_or(ErrorKind::ResponseTooLong)?
-            .copy_from_slice(&answer);
-        Ok(answer.len())
-    }
-
-    fn supports_extended_length(&self) -> bool {
-        true
-    }
-}
+/// thread; a core `Transport`. The simulated card's own (`cardunlock_sim::SharedCard`).
+pub use cardunlock_sim::SharedCard;
 
 /// The seed scenario, running: the server, its temporary directory, the card.
 pub struct Demo {

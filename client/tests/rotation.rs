@@ -8,7 +8,7 @@ use cardunlock_core::piv::{select, verify_pin};
 use cardunlock_core::secret::PivPin;
 use cardunlock_core::ErrorKind;
 use cardunlock_server::{Argon2Params, Config, Enrollment, MasterSecret, Server, ServerHandle};
-use cardunlock_sim::{Config as SimConfig, PivConfig, SimCard};
+use cardunlock_sim::{Config as SimConfig, PivConfig, SharedCard, SimCard};
 
 use cardunlock_client::api::Api;
 use cardunlock_client::enroll::{personalise, Factory, Target};
@@ -32,9 +32,10 @@ fn hex(bytes: &[u8]) -> String {
 /// Runs after each command with the command and the card's answer.
 type AfterHook = Box<dyn FnMut(&[u8], &[u8])>;
 
-/// The sim card, shared with the test, and a hook run after each command.
+/// The sim card, shared with the test, and a hook run after each command (what the card saw and
+/// said, for the test to act on mid-flow: a card pulled, a reset counted).
 struct Hooked {
-    card: Rc<RefCell<SimCard>>,
+    card: SharedCard,
     after: AfterHook,
 }
 
@@ -42,7 +43,7 @@ impl Transport for Hooked {
     type Error = ErrorKind;
 
     async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        let answer = self.card.borrow_mut().transmit(command);
+        let answer = self.card.lock().transmit(command);
         response
             .get_mut(..answer.len())
             .ok_or(ErrorKind::ResponseTooLong)?
@@ -58,20 +59,20 @@ fn config(dir: &std::path::Path, master: &MasterSecret) -> Config {
     c
 }
 
-fn block(card: &Rc<RefCell<SimCard>>) {
+fn block(card: &SharedCard) {
     let wrong = PivPin::new(b"000000").unwrap();
     let mut buf = [0u8; 32];
     let select_len = select().encode(&mut buf).unwrap();
-    card.borrow_mut().transmit(&buf[..select_len]);
+    card.lock().transmit(&buf[..select_len]);
     let n = verify_pin(&wrong).encode(&mut buf).unwrap();
     for _ in 0..3 {
-        card.borrow_mut().transmit(&buf[..n]);
+        card.lock().transmit(&buf[..n]);
     }
-    assert_eq!(card.borrow().pin_tries_left(), 0);
+    assert_eq!(card.lock().pin_tries_left(), 0);
 }
 
 fn unlock_once(
-    card: &Rc<RefCell<SimCard>>,
+    card: &SharedCard,
     server: &ServerHandle,
     pin: &'static str,
     after: AfterHook,
@@ -93,15 +94,13 @@ fn enrolled() -> (
     tempfile::TempDir,
     MasterSecret,
     ServerHandle,
-    Rc<RefCell<SimCard>>,
+    SharedCard,
     Vec<u8>,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let master = MasterSecret::generate();
     let server = Server::spawn(config(dir.path(), &master)).unwrap();
-    let card = Rc::new(RefCell::new(SimCard::new(SimConfig::Piv(
-        PivConfig::factory(),
-    ))));
+    let card = SharedCard::new(SimCard::new(SimConfig::Piv(PivConfig::factory())));
     let mut driver = Driver::new(Hooked {
         card: card.clone(),
         after: Box::new(|_, _| {}),
@@ -162,7 +161,7 @@ fn rotation_reached_the_card_but_not_the_server() {
         unlock(&mut driver, &api, &mut ui).unwrap();
     }
     assert!(
-        card.borrow().puk_is(kdf_puk(&master, &id, 1).as_bytes()),
+        card.lock().puk_is(kdf_puk(&master, &id, 1).as_bytes()),
         "the card took generation 1"
     );
     // A restart on the same database: the rotation is still pending there.
@@ -219,7 +218,7 @@ fn rotation_cut_off_before_the_card() {
     }
     assert!(*pulled.borrow());
     assert!(
-        card.borrow().puk_is(kdf_puk(&master, &id, 0).as_bytes()),
+        card.lock().puk_is(kdf_puk(&master, &id, 0).as_bytes()),
         "the card kept generation 0"
     );
     drop(server);
@@ -232,11 +231,7 @@ fn rotation_cut_off_before_the_card() {
 }
 
 /// Runs an online unlock and counts the RESET RETRY COUNTER commands it sent.
-fn unlock_counting_resets(
-    card: &Rc<RefCell<SimCard>>,
-    server: &ServerHandle,
-    pin: &'static str,
-) -> usize {
+fn unlock_counting_resets(card: &SharedCard, server: &ServerHandle, pin: &'static str) -> usize {
     let resets = Rc::new(RefCell::new(0));
     let r = resets.clone();
     let hook: AfterHook =
@@ -249,13 +244,13 @@ fn unlock_counting_resets(
 /// The card holds the PUK of the generation the server has on record.
 fn assert_server_and_card_agree(
     server: &ServerHandle,
-    card: &Rc<RefCell<SimCard>>,
+    card: &SharedCard,
     master: &MasterSecret,
     id: &[u8],
 ) {
     let record = server.store().card("piv", &hex(id)).unwrap().unwrap();
     assert!(
-        card.borrow()
+        card.lock()
             .puk_is(kdf_puk(master, id, record.puk_gen).as_bytes()),
         "server and card agree"
     );
@@ -298,7 +293,7 @@ fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
     api.puk(&started.session, Some(3)).unwrap();
     // The lie: nothing was sent to the card.
     api.complete(&started.session, true, true, 0, "").unwrap();
-    assert_eq!(card.borrow().puk_tries_left(), Some(3));
+    assert_eq!(card.lock().puk_tries_left(), Some(3));
 
     let failure = unlock_once(&card, &server, "840259", Box::new(|_, _| {})).unwrap_err();
     assert!(
@@ -307,7 +302,7 @@ fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
         failure.message
     );
     assert_eq!(
-        card.borrow().puk_tries_left(),
+        card.lock().puk_tries_left(),
         Some(2),
         "one try spent on PUK(1)"
     );
@@ -325,6 +320,6 @@ fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
         "{}",
         failure.message
     );
-    assert_eq!(card.borrow().puk_tries_left(), Some(2), "no PUK try spent");
-    assert_eq!(card.borrow().pin_tries_left(), 0, "the PIN stays blocked");
+    assert_eq!(card.lock().puk_tries_left(), Some(2), "no PUK try spent");
+    assert_eq!(card.lock().pin_tries_left(), 0, "the PIN stays blocked");
 }

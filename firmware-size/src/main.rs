@@ -1,5 +1,6 @@
 //! A firmware-like binary: runs the PIV PUK unblock flow of `cardunlock-core` over a transport
-//! that stands in for a card UART (it replays a card's answers), on a Cortex-M4F, with no heap.
+//! that stands in for a card UART (`cardunlock_testkit::Replay` of the simulated card's recorded
+//! exchanges, every command the core sends checked against them), on a Cortex-M4F, with no heap.
 //! Built in CI to prove the core is `no_std` and to report its flash size; with the feature
 //! `stack` it instead runs the PIV and GIDS unblocks on a painted stack under QEMU and prints
 //! their peak stack use. With the feature
@@ -13,7 +14,7 @@ use cardunlock_core::driver::{Driver, SHORT_RECV_LEN, SHORT_SEND_LEN};
 use cardunlock_core::flow::PivUnblock;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
-use cardunlock_core::{ErrorKind, Transport};
+use cardunlock_testkit::{Exchange, Replay};
 
 /// The driver as a firmware that speaks short APDUs sizes it: buffers for one short command
 /// and one short response instead of the defaults' extended ones (1 KiB of response).
@@ -32,69 +33,46 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     }
 }
 
-#[cfg(feature = "stack")]
+// Each image replays some of these: the default one the PIV exchanges only.
+#[allow(dead_code)]
 mod card_answers;
 #[cfg(feature = "stack")]
 mod stack;
 
-/// Answers every command with `90 00`, the way a card accepting SELECT, RESET RETRY COUNTER
-/// and VERIFY does. A real firmware puts its ISO 7816-3 UART driver here.
-struct ReplayCard;
-
-impl Transport for ReplayCard {
-    type Error = ErrorKind;
-
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        // Keep the command observable so the optimizer cannot drop the encoder.
-        let ok = core::hint::black_box(command).len() >= 4;
-        let out = response.get_mut(..2).ok_or(ErrorKind::ResponseTooLong)?;
-        out.copy_from_slice(if ok { &[0x90, 0x00] } else { &[0x6F, 0x00] });
-        Ok(2)
-    }
-}
-
-/// Replays fixed card answers in order, whatever the command.
 #[cfg(feature = "stack")]
-struct ReplayAnswers {
-    answers: &'static [&'static [u8]],
-    next: usize,
+/// The card: replays `exchanges` in order and refuses a command other than the recorded one.
+/// A real firmware puts its ISO 7816-3 UART driver here.
+fn card(
+    exchanges: &'static [Exchange<'static>],
+) -> Replay<core::iter::Copied<core::slice::Iter<'static, Exchange<'static>>>> {
+    Replay::new(exchanges.iter().copied())
 }
 
-#[cfg(feature = "stack")]
-impl Transport for ReplayAnswers {
-    type Error = ErrorKind;
-
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        let _ = core::hint::black_box(command);
-        let answer = self.answers.get(self.next).ok_or(ErrorKind::Other)?;
-        self.next += 1;
-        let out = response
-            .get_mut(..answer.len())
-            .ok_or(ErrorKind::ResponseTooLong)?;
-        out.copy_from_slice(answer);
-        Ok(answer.len())
-    }
-}
+/// What the card answers after the PIV unblock in the default image: with `gids`, the GIDS
+/// unblock's exchanges.
+#[cfg(not(feature = "stack"))]
+const AFTER_PIV: &[Exchange<'static>] = if cfg!(feature = "gids") {
+    &card_answers::GIDS_UNBLOCK
+} else {
+    &[]
+};
 
 /// The PIV PUK unblock (policy check, SELECT, RESET RETRY COUNTER, VERIFY) to completion.
 #[cfg(feature = "stack")]
 #[inline(never)]
 fn run_piv() -> bool {
     embassy_futures::block_on(async {
+        let pin = card_answers::NEW_PIV_PIN;
         let new_pin: NewPin<PivPin> =
-            NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE)
-                .map_err(|_| ())?;
-        let puk = PivPuk::new(b"12345678").map_err(|_| ())?;
+            NewPin::confirmed(&PinPolicy::PIV, pin, pin, PinContext::NONE).map_err(|_| ())?;
+        let puk = PivPuk::new(card_answers::PUK).map_err(|_| ())?;
         let mut flow = PivUnblock::new(&puk, &new_pin);
-        let mut driver: ShortDriver<_> = Driver::with_buffers(core::hint::black_box(ReplayCard));
+        let mut driver: ShortDriver<_> =
+            Driver::with_buffers(core::hint::black_box(card(&card_answers::PIV_UNBLOCK)));
         driver.run_without_admin(&mut flow).await.map_err(|_| ())
     })
     .is_ok()
 }
-
-/// The GIDS admin-key unblock (policy check, SELECT, MSE SET, 3DES mutual authentication with
-/// the card's cryptogram checked, RESET RETRY COUNTER, VERIFY) to completion, against the
-/// simulated card's recorded answers.
 
 /// The recorded run's "random" bytes, every byte the same, so the replayed card answers fit.
 /// A measurement stand-in only: a real firmware hands `LocalKey` its hardware RNG.
@@ -123,6 +101,10 @@ impl cardunlock_core::rand_core::RngCore for ReplayRng {
 
 #[cfg(any(feature = "gids", feature = "stack"))]
 impl cardunlock_core::rand_core::CryptoRng for ReplayRng {}
+
+/// The GIDS admin-key unblock (policy check, SELECT, MSE SET, 3DES mutual authentication with
+/// the card's cryptogram checked, RESET RETRY COUNTER, VERIFY) to completion, against the
+/// simulated card's recorded exchanges.
 #[cfg(feature = "stack")]
 #[inline(never)]
 fn run_gids() -> bool {
@@ -135,10 +117,7 @@ fn run_gids() -> bool {
             cardunlock_core::flow::LocalKey::new(key, ReplayRng(card_answers::GIDS_Z1_BYTE));
         let mut flow = cardunlock_core::flow::GidsUnblock::new(&new_pin, card_answers::GIDS_R1);
         let mut driver: ShortDriver<_> =
-            Driver::with_buffers(core::hint::black_box(ReplayAnswers {
-                answers: &card_answers::GIDS_UNBLOCK,
-                next: 0,
-            }));
+            Driver::with_buffers(core::hint::black_box(card(&card_answers::GIDS_UNBLOCK)));
         driver.run(&mut flow, &mut responder).await.map_err(|_| ())
     })
     .is_ok()
@@ -178,13 +157,14 @@ fn main() -> ! {
 #[entry]
 fn main() -> ! {
     let result = embassy_futures::block_on(async {
+        let pin = card_answers::NEW_PIV_PIN;
         let new_pin: NewPin<PivPin> =
-            NewPin::confirmed(&PinPolicy::PIV, b"840259", b"840259", PinContext::NONE)
-                .map_err(|_| ())?;
-        let puk = PivPuk::new(b"12345678").map_err(|_| ())?;
+            NewPin::confirmed(&PinPolicy::PIV, pin, pin, PinContext::NONE).map_err(|_| ())?;
+        let puk = PivPuk::new(card_answers::PUK).map_err(|_| ())?;
         let mut flow = PivUnblock::new(&puk, &new_pin);
+        let card = Replay::new(card_answers::PIV_UNBLOCK.iter().chain(AFTER_PIV).copied());
         #[cfg(not(feature = "ccid"))]
-        let mut driver: ShortDriver<_> = Driver::with_buffers(ReplayCard);
+        let mut driver: ShortDriver<_> = Driver::with_buffers(card);
         #[cfg(feature = "ccid")]
         let mut driver: ShortDriver<_> = {
             use cardunlock_ccid::session::{NoControl, Session};
@@ -192,7 +172,7 @@ fn main() -> ! {
                 clock::NoTimeout, descriptor::ClassDescriptor, loopback::Loopback,
             };
             const ATR: &[u8] = &[0x3B, 0x80, 0x80, 0x01, 0x01];
-            let reader = Loopback::new(ReplayCard, ATR);
+            let reader = Loopback::new(card, ATR);
             let descriptor = ClassDescriptor::TYPICAL;
             let mut session: Session<_, _, NoControl> =
                 Session::new(reader, NoTimeout, NoControl, &descriptor, 0).map_err(|_| ())?;
@@ -202,15 +182,23 @@ fn main() -> ! {
         driver.run_without_admin(&mut flow).await.map_err(|_| ())?;
         #[cfg(feature = "gids")]
         {
-            // The replayed answers carry no card random, so this run stops at the first GENERAL
-            // AUTHENTICATE; it is here so the GIDS flow and 3DES are linked and measured.
+            // The simulated GIDS card's exchanges follow the PIV ones: the whole GIDS flow runs,
+            // 3DES and the card-cryptogram check included.
             let key = cardunlock_core::crypto::AdminKey::piv_default();
-            let mut responder = cardunlock_core::flow::LocalKey::new(key, ReplayRng(0x5A));
-            let gids_pin: NewPin =
-                NewPin::unconfirmed(&PinPolicy::GIDS, b"Xk9w2", PinContext::NONE)
-                    .map_err(|_| ())?;
-            let mut flow = cardunlock_core::flow::GidsUnblock::new(&gids_pin, [0x21; 16]);
-            let _ = driver.run(&mut flow, &mut responder).await;
+            let mut responder =
+                cardunlock_core::flow::LocalKey::new(key, ReplayRng(card_answers::GIDS_Z1_BYTE));
+            let gids_pin: NewPin = NewPin::unconfirmed(
+                &PinPolicy::GIDS,
+                card_answers::NEW_GIDS_PIN,
+                PinContext::NONE,
+            )
+            .map_err(|_| ())?;
+            let mut flow =
+                cardunlock_core::flow::GidsUnblock::new(&gids_pin, card_answers::GIDS_R1);
+            driver
+                .run(&mut flow, &mut responder)
+                .await
+                .map_err(|_| ())?;
         }
         Ok::<(), ()>(())
     });

@@ -4,9 +4,7 @@
 //!
 //! `cargo +nightly run --example seeds` from `fuzz/` (not needed in CI: the seeds are committed).
 
-use std::cell::RefCell;
 use std::path::Path;
-use std::rc::Rc;
 
 use cardunlock_ccid::atr::Edc;
 use cardunlock_ccid::codec::HEADER_LEN;
@@ -21,9 +19,9 @@ use cardunlock_core::flow::LocalKey;
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, Select};
-use cardunlock_core::Transport;
-use cardunlock_fuzz::{push_frame, Recorder};
+use cardunlock_fuzz::{frames_of, push_frame, TAPE_BYTES};
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig, SimCard};
+use cardunlock_testkit::Recorder;
 use embassy_futures::block_on;
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -47,37 +45,10 @@ fn iso() -> SimCard {
 /// Every command of a run with the card's answer to it.
 type Exchanges = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// A transport that keeps every command and answer (for the parser seeds).
-struct Tap<T> {
-    inner: T,
-    log: Rc<RefCell<Exchanges>>,
-}
-
-impl<T: Transport> Transport for Tap<T> {
-    type Error = T::Error;
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, T::Error> {
-        let n = self.inner.transmit(command, response).await?;
-        self.log
-            .borrow_mut()
-            .push((command.to_vec(), response[..n].to_vec()));
-        Ok(n)
-    }
-    fn supports_extended_length(&self) -> bool {
-        self.inner.supports_extended_length()
-    }
-}
-
 /// Runs flow `which` (as the `flows` target numbers them) over `card`; returns the answers as
 /// frames and every exchange.
 fn run_flow(which: u8, card: SimCard) -> (Vec<u8>, Exchanges) {
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let rec = Recorder {
-        inner: Tap {
-            inner: card,
-            log: log.clone(),
-        },
-        frames: Vec::new(),
-    };
+    let rec = Recorder::new(card, vec![0; TAPE_BYTES]);
     let mut driver = Driver::new(rec);
     let mut key = LocalKey::new(AdminKey::piv_default(), cardunlock_sim::TestRng::counter(3));
     let (puk, piv_pin) =
@@ -111,9 +82,15 @@ fn run_flow(which: u8, card: SimCard) -> (Vec<u8>, Exchanges) {
         _ => block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).is_ok(),
     };
     assert!(ok, "seed flow {which} failed against the simulated card");
-    let frames = driver.into_inner().frames;
-    let log = log.borrow().clone();
-    (frames, log)
+    let (_, tape) = driver.into_inner().into_parts();
+    let log = tape
+        .exchanges()
+        .map(|e| {
+            let answer = e.answer.expect("the simulated card answers");
+            (e.command.unwrap_or_default().to_vec(), answer.to_vec())
+        })
+        .collect();
+    (frames_of(tape.exchanges()), log)
 }
 
 /// A byte pipe in front of the simulated reader that keeps what went each way, one reply per

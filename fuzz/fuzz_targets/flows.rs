@@ -8,13 +8,15 @@
 //! spend a try; an unblock that reports success sent RESET RETRY COUNTER.
 #![no_main]
 
+use std::sync::{Mutex, PoisonError};
+
 use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{AdminRequest, AdminResponder, LocalKey, MAX_ANSWER_LEN};
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, Select};
-use cardunlock_fuzz::ReplayCard;
+use cardunlock_fuzz::{replay_card, TAPE_BYTES};
 use cardunlock_sim::TestRng;
 use embassy_futures::block_on;
 use libfuzzer_sys::fuzz_target;
@@ -63,6 +65,9 @@ impl AdminResponder for Responder {
     }
 }
 
+/// The replay card's tape, reused from run to run.
+static TAPE: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
 const RRC: u8 = 0x2C;
 const VERIFY: u8 = 0x20;
 
@@ -70,7 +75,9 @@ fuzz_target!(|data: &[u8]| {
     let [which, flags, rest @ ..] = data else {
         return;
     };
-    let card = ReplayCard::new(rest, flags & 1 != 0);
+    let mut tape = TAPE.lock().unwrap_or_else(PoisonError::into_inner);
+    tape.resize(TAPE_BYTES, 0);
+    let card = replay_card(rest, flags & 1 != 0, &mut tape);
     let mut driver = Driver::new(card);
     let mut responder = Responder {
         mode: flags >> 1,
@@ -126,8 +133,9 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let card = driver.into_inner();
-    let sent = &card.sent;
-    let rrc = card.count_ins(RRC);
+    let sent: Vec<&[u8]> = card.tape().commands().collect();
+    let count_ins = |ins: u8| sent.iter().filter(|c| c.get(1) == Some(&ins)).count();
+    let rrc = count_ins(RRC);
     assert!(
         rrc <= 1,
         "RESET RETRY COUNTER sent {rrc} times: {sent:02X?}"
@@ -137,7 +145,7 @@ fuzz_target!(|data: &[u8]| {
         .filter(|c| c.get(1) == Some(&0x87) && c.get(5..7) == Some(&[0x7C, 0x2A]))
         .count();
     assert!(gids_step2 <= 1, "GIDS cryptogram sent {gids_step2} times");
-    let external = card.count_ins(0x82);
+    let external = count_ins(0x82);
     assert!(external <= 1, "EXTERNAL AUTHENTICATE sent {external} times");
     // VERIFY with data (the new PIN) only after the RESET RETRY COUNTER.
     let first_rrc = sent.iter().position(|c| c.get(1) == Some(&RRC));

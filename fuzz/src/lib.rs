@@ -1,5 +1,6 @@
 //! Shared pieces of the fuzz targets: how a fuzz input is cut into card (or reader) answers, and
-//! a core `Transport` that replays them while recording every command the flow sent.
+//! the card that answers with them (`cardunlock-testkit`'s replay, behind its recorder so the
+//! target sees every command that reached the card).
 //!
 //! Input format of the replaying targets (also what `examples/seeds.rs` writes):
 //! a sequence of frames, each `len` then `len` bytes, where `len` is one byte, or `FF` followed
@@ -7,7 +8,8 @@
 //! stands for a transport failure. A truncated last frame gives the bytes that remain.
 #![forbid(unsafe_code)]
 
-use cardunlock_core::{ErrorKind, Transport};
+use cardunlock_core::ErrorKind;
+use cardunlock_testkit::{Exchange, Recorder, Replay};
 
 /// The marker of a failed exchange (the transport reports [`ErrorKind::Timeout`]).
 pub const FAIL: u8 = 0xFE;
@@ -76,82 +78,85 @@ pub fn push_frame(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&bytes[..bytes.len().min(usize::from(u16::MAX))]);
 }
 
+/// A frame as a card's answer to whatever command: bytes, or the transport failing with
+/// [`ErrorKind::Timeout`].
+fn exchange(frame: Frame<'_>) -> Exchange<'_> {
+    match frame {
+        Frame::Bytes(bytes) => Exchange::any(bytes),
+        Frame::Fail => Exchange::failure(ErrorKind::Timeout),
+    }
+}
+
+/// Bytes of commands and answers a [`ReplayCard`] keeps (each exchange reserves the driver's
+/// response buffer while in flight): about a thousand exchanges, far more than a flow sends
+/// before it gives up. Past that the exchange fails before the card sees it.
+pub const TAPE_BYTES: usize = 1 << 20;
+
 /// A card that answers every command with the next frame of the fuzz input; when the input is
-/// out, the card is gone ([`ErrorKind::CardRemoved`]). Every command is recorded.
-#[derive(Debug)]
-pub struct ReplayCard<'a> {
-    frames: Frames<'a>,
-    /// Every command APDU sent, as encoded.
-    pub sent: Vec<Vec<u8>>,
-    extended: bool,
+/// out, the card is gone ([`ErrorKind::CardRemoved`]). Every command that reached it is kept:
+/// `card.tape().commands()`.
+pub type ReplayCard<'a> =
+    Recorder<Replay<core::iter::Map<Frames<'a>, FrameExchange>>, &'a mut [u8]>;
+
+/// How a [`Frame`] becomes an [`Exchange`].
+pub type FrameExchange = for<'f> fn(Frame<'f>) -> Exchange<'f>;
+
+/// A [`ReplayCard`] answering with the frames of `data`, keeping the exchanges in `tape` (a
+/// target reuses one [`TAPE_BYTES`] buffer: a fresh one per run halves the runs per second);
+/// `extended`: whether extended-length APDUs pass (else the driver chains).
+pub fn replay_card<'a>(data: &'a [u8], extended: bool, tape: &'a mut [u8]) -> ReplayCard<'a> {
+    let frames = Frames::new(data).map(exchange as FrameExchange);
+    Recorder::new(Replay::new(frames).with_extended_length(extended), tape)
 }
 
-impl<'a> ReplayCard<'a> {
-    /// A card answering with the frames of `data`; `extended`: whether extended-length APDUs
-    /// pass (else the driver chains).
-    pub fn new(data: &'a [u8], extended: bool) -> Self {
-        Self {
-            frames: Frames::new(data),
-            sent: Vec::new(),
-            extended,
+/// The answers of a recording as frames (seed generation): a failed exchange as [`FAIL`].
+pub fn frames_of<'a>(exchanges: impl Iterator<Item = Exchange<'a>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in exchanges {
+        match e.answer {
+            Ok(bytes) => push_frame(&mut out, bytes),
+            Err(_) => out.push(FAIL),
         }
     }
-
-    /// Commands sent with this instruction byte.
-    pub fn count_ins(&self, ins: u8) -> usize {
-        self.sent.iter().filter(|c| c.get(1) == Some(&ins)).count()
-    }
-}
-
-impl Transport for ReplayCard<'_> {
-    type Error = ErrorKind;
-
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        self.sent.push(command.to_vec());
-        match self.frames.next() {
-            None => Err(ErrorKind::CardRemoved),
-            Some(Frame::Fail) => Err(ErrorKind::Timeout),
-            Some(Frame::Bytes(b)) => {
-                let dst = response
-                    .get_mut(..b.len())
-                    .ok_or(ErrorKind::ResponseTooLong)?;
-                dst.copy_from_slice(b);
-                Ok(b.len())
-            }
-        }
-    }
-
-    fn supports_extended_length(&self) -> bool {
-        self.extended
-    }
-}
-
-/// A card that records the answers of `inner` as frames (seed generation).
-#[derive(Debug)]
-pub struct Recorder<T> {
-    /// The real card.
-    pub inner: T,
-    /// The answers as frames (see the module documentation).
-    pub frames: Vec<u8>,
-}
-
-impl<T: Transport> Transport for Recorder<T> {
-    type Error = T::Error;
-
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, T::Error> {
-        let n = self.inner.transmit(command, response).await?;
-        push_frame(&mut self.frames, &response[..n]);
-        Ok(n)
-    }
-
-    fn supports_extended_length(&self) -> bool {
-        self.inner.supports_extended_length()
-    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use cardunlock_core::Transport;
+    use embassy_futures::block_on;
+
+    /// The replay card answers with the frames in order, fails on a `FAIL` frame, is gone when
+    /// the input is out, and keeps every command (the flows target's checks read them).
+    #[test]
+    fn the_replay_card_answers_with_the_frames_and_keeps_the_commands() {
+        let mut input = Vec::new();
+        push_frame(&mut input, &[0x90, 0x00]);
+        input.push(FAIL);
+        let mut tape = vec![0; TAPE_BYTES];
+        let mut card = replay_card(&input, true, &mut tape);
+        assert!(card.supports_extended_length());
+        let mut buf = [0u8; 16];
+        assert_eq!(block_on(card.transmit(&[0, 0xA4, 4, 0], &mut buf)), Ok(2));
+        assert_eq!(&buf[..2], &[0x90, 0x00]);
+        let rrc = [0, 0x2C, 0, 0x80];
+        assert_eq!(
+            block_on(card.transmit(&rrc, &mut buf)),
+            Err(ErrorKind::Timeout)
+        );
+        assert_eq!(
+            block_on(card.transmit(&rrc, &mut buf)),
+            Err(ErrorKind::CardRemoved)
+        );
+        let sent: Vec<&[u8]> = card.tape().commands().collect();
+        assert_eq!(sent, [&[0, 0xA4, 4, 0][..], &rrc, &rrc]);
+        assert_eq!(
+            frames_of(card.tape().exchanges()),
+            [2, 0x90, 0x00, FAIL, FAIL]
+        );
+    }
 
     #[test]
     fn frames_round_trip() {

@@ -15,7 +15,9 @@ use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;
 use cardunlock_server::kdf;
 use cardunlock_sim::{Config as SimConfig, GidsConfig, SimCard};
-use cardunlock_tests::{fill_counter, shared, Fault, SharedCard, TestTransport};
+use cardunlock_tests::{
+    fill_counter, shared, transport, Fault, Seen, SharedCard, FORGED_GIDS_CRYPTOGRAM,
+};
 use common::*;
 use embassy_futures::block_on;
 use serde_json::{json, Value};
@@ -67,7 +69,7 @@ fn enrolled_card(env: &Env) -> (SharedCard, String) {
     let card = shared(SimCard::new(SimConfig::Gids(
         GidsConfig::factory().blocked(),
     )));
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
     let identity = status.identity.unwrap().to_string();
     env.server
@@ -93,7 +95,7 @@ backend_tests! {
         let (card, identity) = enrolled_card(&env);
         let session = env.verified_session("gids", &identity);
         let mut responder = ServerResponder { env: &env, session, replies: Vec::new() };
-        let mut driver = Driver::new(TestTransport::new(&card));
+        let mut driver = Driver::new(transport(&card));
         block_on(unlock::gids_unblock(
             &mut driver,
             &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
@@ -101,7 +103,7 @@ backend_tests! {
             &mut responder,
         ))
         .unwrap();
-        assert!(card.borrow().pin_is(b"Xk9w2"));
+        assert!(card.lock().pin_is(b"Xk9w2"));
         // The card-cryptogram answer held R1 || R2 and no byte of the card's Z2.
         let answer = hex::decode(responder.replies[1].1["answer"].as_str().unwrap()).unwrap();
         assert_eq!(&answer[..16], b"host-random-R1!!");
@@ -111,23 +113,13 @@ backend_tests! {
     fn a_forged_card_cryptogram_is_refused_by_the_server_before_the_pin_leaves() {
         // SELECT, MSE SET, GA step 1, GA step 2: the card's answer replaced by a well-formed
         // forgery (someone else's card, or a relay that does not hold the key).
-        static FORGED: [u8; 46] = {
-            let mut f = [0x33u8; 46];
-            f[0] = 0x7C;
-            f[1] = 0x2A;
-            f[2] = 0x82;
-            f[3] = 0x28;
-            f[44] = 0x90;
-            f[45] = 0x00;
-            f
-        };
         let dir = tempfile::tempdir().unwrap();
         let env = Env::start(&config(dir.path()));
         let (card, identity) = enrolled_card(&env);
         let session = env.verified_session("gids", &identity);
         let mut responder = ServerResponder { env: &env, session, replies: Vec::new() };
         let mut driver =
-            Driver::new(TestTransport::new(&card).with_fault(3, Fault::Garbage(&FORGED)));
+            Driver::new(transport(&card).with_fault(3, Fault::Garbage(&FORGED_GIDS_CRYPTOGRAM)));
         let got = block_on(unlock::gids_unblock(
             &mut driver,
             &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
@@ -137,7 +129,7 @@ backend_tests! {
         assert!(got.is_err());
         let last = responder.replies.last().unwrap();
         assert_error(last, 403, "card_not_authenticated");
-        assert!(!driver.transport().seen.iter().any(|c| c[1] == 0x2C), "no RESET RETRY COUNTER");
-        assert!(card.borrow().pin_is(b"1234"));
+        assert!(!driver.transport().seen().iter().any(|c| c[1] == 0x2C), "no RESET RETRY COUNTER");
+        assert!(card.lock().pin_is(b"1234"));
     }
 }

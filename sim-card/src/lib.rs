@@ -116,6 +116,7 @@ pub use gids::GIDS_AID;
 pub use iso::ISO_ADMIN_AID;
 pub use piv::PIV_AID;
 pub use test_rng::TestRng;
+pub use transport::SharedCard;
 pub use virtual_card::VirtualCard;
 
 /// A YubiKey 5 ATR (T=1, historical bytes "YubiKey").

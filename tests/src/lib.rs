@@ -1,79 +1,56 @@
-//! Test support: transports that wrap the simulated card and inject faults, and a recorder of
-//! what reached the card.
+//! Test support: the transport every flow test here runs over (the simulated card, shared so
+//! the test inspects it afterwards, behind `cardunlock-testkit`'s recorder and fault
+//! injection).
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
-use cardunlock_core::{ErrorKind, Transport};
 use cardunlock_sim::SimCard;
+use cardunlock_testkit::{Faulty, Recorder};
 
-/// A simulated card shared between the transport and the test, which inspects it afterwards.
-pub type SharedCard = Rc<RefCell<SimCard>>;
+pub use cardunlock_sim::SharedCard;
+pub use cardunlock_testkit::Fault;
 
-/// What to do to the exchange with index `at` (0-based, counting every APDU).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// The transport fails with this kind; the card never sees the command.
-    Fail(ErrorKind),
-    /// The card sees the command, but its answer is replaced by these bytes.
-    Garbage(&'static [u8]),
+/// Bytes of commands and answers a [`TestTransport`] keeps: far more than any flow here sends
+/// (a full tape fails the exchange before the card sees it, see [`Recorder`]).
+pub const TAPE_BYTES: usize = 256 * 1024;
+
+/// A transport to a [`SharedCard`] that records every command that reached the card and can
+/// inject one [`Fault`] (`.with_fault(at, fault)`); `.attempts()` counts every exchange tried.
+pub type TestTransport = Faulty<'static, Recorder<SharedCard, Vec<u8>>>;
+
+/// A [`TestTransport`] to `card` with no fault.
+pub fn transport(card: &SharedCard) -> TestTransport {
+    Faulty::new(Recorder::new(card.clone(), vec![0; TAPE_BYTES]))
 }
 
-/// A transport to a [`SharedCard`] that records every command and can inject one fault.
-pub struct TestTransport {
-    /// The card.
-    pub card: SharedCard,
-    /// Every command APDU that reached the card.
-    pub seen: Vec<Vec<u8>>,
-    /// Exchanges attempted (faulty ones included).
-    pub attempts: usize,
-    fault: Option<(usize, Fault)>,
+/// What a [`TestTransport`] saw.
+pub trait Seen {
+    /// Every command APDU that reached the card, in order.
+    fn seen(&self) -> Vec<Vec<u8>>;
 }
 
-impl TestTransport {
-    /// A transport to `card` with no fault.
-    pub fn new(card: &SharedCard) -> Self {
-        Self {
-            card: card.clone(),
-            seen: Vec::new(),
-            attempts: 0,
-            fault: None,
-        }
-    }
-
-    /// Injects `fault` at exchange `at`.
-    pub fn with_fault(mut self, at: usize, fault: Fault) -> Self {
-        self.fault = Some((at, fault));
-        self
+impl Seen for TestTransport {
+    fn seen(&self) -> Vec<Vec<u8>> {
+        self.inner().tape().commands().map(<[u8]>::to_vec).collect()
     }
 }
 
-impl Transport for TestTransport {
-    type Error = ErrorKind;
-
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        let index = self.attempts;
-        self.attempts += 1;
-        let fault = self.fault.filter(|(at, _)| *at == index).map(|(_, f)| f);
-        if let Some(Fault::Fail(kind)) = fault {
-            return Err(kind);
-        }
-        self.seen.push(command.to_vec());
-        let mut answer = self.card.borrow_mut().transmit(command);
-        if let Some(Fault::Garbage(bytes)) = fault {
-            answer = bytes.to_vec();
-        }
-        let dst = response
-            .get_mut(..answer.len())
-            .ok_or(ErrorKind::ResponseTooLong)?;
-        dst.copy_from_slice(&answer);
-        Ok(answer.len())
-    }
-}
+/// A well-formed answer to the GIDS GENERAL AUTHENTICATE step 2 (`7C 2A 82 28`, 40 bytes, `90 00`)
+/// that no card holding the admin key computed: the forged card cryptogram the fault tests put in
+/// place of the card's (`Fault::Garbage(&FORGED_GIDS_CRYPTOGRAM)` at exchange 3: SELECT, MSE SET,
+/// GA step 1, GA step 2).
+pub const FORGED_GIDS_CRYPTOGRAM: [u8; 46] = {
+    let mut f = [0x33u8; 46];
+    f[0] = 0x7C;
+    f[1] = 0x2A;
+    f[2] = 0x82;
+    f[3] = 0x28;
+    f[44] = 0x90;
+    f[45] = 0x00;
+    f
+};
 
 /// Wraps a card for sharing.
 pub fn shared(card: SimCard) -> SharedCard {
-    Rc::new(RefCell::new(card))
+    SharedCard::new(card)
 }
 
 /// Deterministic "random" bytes for flows under test (see [`cardunlock_sim::TestRng`]: not a

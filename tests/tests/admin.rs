@@ -8,7 +8,9 @@ use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, SimCard};
-use cardunlock_tests::{fill_counter, shared, Fault, SharedCard, TestTransport};
+use cardunlock_tests::{
+    fill_counter, shared, transport, Fault, Seen, SharedCard, FORGED_GIDS_CRYPTOGRAM,
+};
 use embassy_futures::block_on;
 
 const R1: [u8; 16] = *b"host-random-R1!!";
@@ -24,7 +26,7 @@ fn local(key: AdminKey) -> LocalKey<cardunlock_sim::TestRng> {
 #[test]
 fn gids_status_and_admin_unblock() {
     let card = gids_card(GidsConfig::factory().blocked());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
     assert_eq!(status.profile, Profile::Gids);
     assert_eq!(
@@ -41,7 +43,7 @@ fn gids_status_and_admin_unblock() {
         &mut key,
     ))
     .unwrap();
-    let c = card.borrow();
+    let c = card.lock();
     assert!(c.pin_is(b"Xk9w2"));
     assert_eq!(c.pin_tries_left(), 3);
 }
@@ -49,8 +51,8 @@ fn gids_status_and_admin_unblock() {
 #[test]
 fn gids_wrong_admin_key_changes_nothing_and_counts_down() {
     let card = gids_card(GidsConfig::factory().blocked());
-    let before = card.borrow().admin_tries_left().unwrap();
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let before = card.lock().admin_tries_left().unwrap();
+    let mut driver = Driver::new(transport(&card));
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
     let got = block_on(unlock::gids_unblock(
         &mut driver,
@@ -64,9 +66,9 @@ fn gids_wrong_admin_key_changes_nothing_and_counts_down() {
             tries_left: Some(before - 1)
         })))
     );
-    assert!(card.borrow().pin_is(b"1234"));
+    assert!(card.lock().pin_is(b"1234"));
     assert!(
-        !driver.transport().seen.iter().any(|c| c[1] == 0x2C),
+        !driver.transport().seen().iter().any(|c| c[1] == 0x2C),
         "RESET RETRY COUNTER was sent"
     );
 }
@@ -76,7 +78,7 @@ fn gids_blocked_admin_key() {
     let mut config = GidsConfig::factory().blocked();
     config.admin_tries_left = 0;
     let card = gids_card(config);
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let got = block_on(unlock::gids_unblock(
         &mut driver,
         &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
@@ -93,17 +95,8 @@ fn gids_blocked_admin_key() {
 fn gids_forged_card_cryptogram_stops_before_the_pin_is_sent() {
     let card = gids_card(GidsConfig::factory().blocked());
     // SELECT, MSE SET, GA step 1, GA step 2 (answer replaced by a well-formed forgery).
-    static FORGED: [u8; 46] = {
-        let mut f = [0x33u8; 46];
-        f[0] = 0x7C;
-        f[1] = 0x2A;
-        f[2] = 0x82;
-        f[3] = 0x28;
-        f[44] = 0x90;
-        f[45] = 0x00;
-        f
-    };
-    let mut driver = Driver::new(TestTransport::new(&card).with_fault(3, Fault::Garbage(&FORGED)));
+    let mut driver =
+        Driver::new(transport(&card).with_fault(3, Fault::Garbage(&FORGED_GIDS_CRYPTOGRAM)));
     let got = block_on(unlock::gids_unblock(
         &mut driver,
         &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
@@ -114,8 +107,8 @@ fn gids_forged_card_cryptogram_stops_before_the_pin_is_sent() {
         got,
         Err(UnlockError::Card(Error::Flow(FlowError::CardAuthFailed)))
     );
-    assert!(!driver.transport().seen.iter().any(|c| c[1] == 0x2C));
-    assert!(card.borrow().pin_is(b"1234"));
+    assert!(!driver.transport().seen().iter().any(|c| c[1] == 0x2C));
+    assert!(card.lock().pin_is(b"1234"));
 }
 
 fn iso_card(alg: Algorithm, key: &[u8]) -> SharedCard {
@@ -147,7 +140,7 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
         };
 
         let card = iso_card(alg, &key);
-        let mut driver = Driver::new(TestTransport::new(&card));
+        let mut driver = Driver::new(transport(&card));
         let status = block_on(unlock::read_status(&mut driver, profile)).unwrap();
         assert_eq!(
             (status.profile, status.pin_tries_left),
@@ -161,10 +154,10 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
             &mut responder,
         ))
         .unwrap_or_else(|e| panic!("{alg:?}: {e:?}"));
-        assert!(card.borrow().pin_is(b"Tq83z"), "{alg:?}");
+        assert!(card.lock().pin_is(b"Tq83z"), "{alg:?}");
 
         let card = iso_card(alg, &key);
-        let mut driver = Driver::new(TestTransport::new(&card));
+        let mut driver = Driver::new(transport(&card));
         let mut wrong_key = key.clone();
         wrong_key[5] ^= 0x10;
         let mut responder = local(AdminKey::new(alg, &wrong_key).unwrap());
@@ -183,7 +176,7 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
             ),
             "{alg:?}: {got:?}"
         );
-        assert!(card.borrow().pin_is(b"1234"), "{alg:?}");
+        assert!(card.lock().pin_is(b"1234"), "{alg:?}");
     }
 }
 
@@ -191,7 +184,7 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
 fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
     use cardunlock_core::flow::GidsChangeAdminKey;
     let card = gids_card(GidsConfig::factory().blocked());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x5A; 8].repeat(3)).unwrap();
     block_on(driver.run(
         &mut GidsChangeAdminKey::new(&new_key, R1),
@@ -199,7 +192,7 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
     ))
     .unwrap();
     assert!(
-        card.borrow().pin_is(b"1234"),
+        card.lock().pin_is(b"1234"),
         "the PIN is not touched by a key change"
     );
     // The factory key no longer works; the new one does.
@@ -225,7 +218,7 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
         &mut local(new_key),
     ))
     .unwrap();
-    assert!(card.borrow().pin_is(b"Xk9w2"));
+    assert!(card.lock().pin_is(b"Xk9w2"));
 }
 
 #[test]
@@ -244,11 +237,11 @@ fn iso_admin_key_change_in_every_algorithm() {
             algorithm: alg,
             ..IsoProfile::SIM
         };
-        let mut driver = Driver::new(TestTransport::new(&card));
+        let mut driver = Driver::new(transport(&card));
         let new_key = AdminKey::new(alg, &new).unwrap();
         let mut flow = IsoChangeAdminKey::new(profile, &new_key);
         block_on(driver.run(&mut flow, &mut local(AdminKey::new(alg, &old).unwrap()))).unwrap();
-        assert!(card.borrow().pin_is(b"1234"));
+        assert!(card.lock().pin_is(b"1234"));
         let mut with_new = local(AdminKey::new(alg, &new).unwrap());
         block_on(unlock::iso_unblock(
             &mut driver,
@@ -264,7 +257,7 @@ fn iso_admin_key_change_in_every_algorithm() {
 fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
     use cardunlock_core::flow::IsoChangeAdminKey;
     let card = iso_card(Algorithm::TripleDes, AdminKey::piv_default().expose_bytes());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x77; 24]).unwrap();
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
     let mut flow = IsoChangeAdminKey::new(IsoProfile::SIM, &new_key);
@@ -273,7 +266,7 @@ fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
         matches!(got, Err(Error::Flow(FlowError::AdminAuthFailed { .. }))),
         "{got:?}"
     );
-    assert!(card.borrow().mgmt_key_is(
+    assert!(card.lock().mgmt_key_is(
         cardunlock_sim::Algorithm::TripleDes,
         AdminKey::piv_default().expose_bytes()
     ));
@@ -282,13 +275,13 @@ fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
 #[test]
 fn an_admin_flow_run_without_a_responder_stops_before_the_new_pin() {
     let card = gids_card(GidsConfig::factory().blocked());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let new_pin = unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap();
     let got = block_on(driver.run_without_admin(&mut GidsUnblock::new(&new_pin, R1)));
     assert_eq!(got, Err(Error::Flow(FlowError::NoAdminResponder)));
     // SELECT, MSE, GENERAL AUTHENTICATE step 1; then the flow asked and ended: no RESET RETRY
     // COUNTER, the PIN still blocked.
-    let ins: Vec<u8> = driver.transport().seen.iter().map(|c| c[1]).collect();
+    let ins: Vec<u8> = driver.transport().seen().iter().map(|c| c[1]).collect();
     assert_eq!(ins, [0xA4, 0x22, 0x87]);
-    assert!(card.borrow().pin_is(b"1234"));
+    assert!(card.lock().pin_is(b"1234"));
 }

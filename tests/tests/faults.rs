@@ -10,7 +10,7 @@ use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
 use cardunlock_core::ErrorKind;
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig, SimCard};
-use cardunlock_tests::{fill_counter, shared, Fault, SharedCard, TestTransport};
+use cardunlock_tests::{fill_counter, shared, transport, Fault, Seen, SharedCard, TestTransport};
 use embassy_futures::block_on;
 
 #[derive(Clone, Copy, Debug)]
@@ -84,13 +84,13 @@ fn unblock(which: Which, transport: TestTransport) -> (Result<(), Failed>, TestT
 
 fn steps(which: Which) -> usize {
     let card = fresh(which);
-    let (result, transport) = unblock(which, TestTransport::new(&card));
+    let (result, transport) = unblock(which, transport(&card));
     result.unwrap();
-    transport.attempts
+    transport.attempts()
 }
 
 fn spent_nothing(which: Which, card: &SharedCard) {
-    let c = card.borrow();
+    let c = card.lock();
     match which {
         Which::Piv => assert_eq!(c.puk_tries_left(), Some(3), "a PUK try was spent"),
         Which::Gids | Which::Iso => {
@@ -109,10 +109,8 @@ fn transport_failure_at_each_step() {
                 ErrorKind::Unavailable,
             ] {
                 let card = fresh(which);
-                let (result, _) = unblock(
-                    which,
-                    TestTransport::new(&card).with_fault(at, Fault::Fail(kind)),
-                );
+                let (result, _) =
+                    unblock(which, transport(&card).with_fault(at, Fault::Fail(kind)));
                 let err = result.expect_err("a failed transport must fail the unblock");
                 assert_eq!(err, Failed::Transport(kind), "{which:?} at {at}");
                 spent_nothing(which, &card);
@@ -128,10 +126,8 @@ fn unexpected_status_word_at_each_step() {
             static SWS: [[u8; 2]; 4] = [[0x6F, 0x00], [0x6D, 0x00], [0x69, 0x82], [0x63, 0xC1]];
             for sw in &SWS {
                 let card = fresh(which);
-                let (result, _) = unblock(
-                    which,
-                    TestTransport::new(&card).with_fault(at, Fault::Garbage(sw)),
-                );
+                let (result, _) =
+                    unblock(which, transport(&card).with_fault(at, Fault::Garbage(sw)));
                 let err = result.expect_err("an unexpected status word must fail the unblock");
                 // The card's refusal ends the flow (or, for a 63 C1 to RESET RETRY COUNTER,
                 // reads as a wrong secret): never a transport or protocol error.
@@ -168,7 +164,7 @@ fn garbage_answers_at_each_step() {
                 let card = fresh(which);
                 let (result, _) = unblock(
                     which,
-                    TestTransport::new(&card).with_fault(at, Fault::Garbage(garbage)),
+                    transport(&card).with_fault(at, Fault::Garbage(garbage)),
                 );
                 spent_nothing(which, &card);
                 if garbage.len() < 2 {
@@ -184,7 +180,7 @@ fn garbage_answers_at_each_step() {
                     match result {
                         Ok(()) => {
                             assert!(!parsed.contains(&at), "{which:?} at {at}: junk accepted");
-                            assert!(card.borrow().pin_is(new_pin(which)), "{which:?} at {at}");
+                            assert!(card.lock().pin_is(new_pin(which)), "{which:?} at {at}");
                         }
                         Err(e) => assert_eq!(
                             e,
@@ -207,7 +203,7 @@ fn garbage_answers_at_each_step() {
 #[test]
 fn protocol_error_is_typed() {
     let card = fresh(Which::Piv);
-    let mut driver = Driver::new(TestTransport::new(&card).with_fault(0, Fault::Garbage(&[0x90])));
+    let mut driver = Driver::new(transport(&card).with_fault(0, Fault::Garbage(&[0x90])));
     let (puk, pin) = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     let got = block_on(unlock::piv_unblock(&mut driver, &puk, &pin));
     assert_eq!(
@@ -223,8 +219,7 @@ fn a_6c_answer_never_makes_the_driver_resend_a_puk() {
     // A wrong PUK: the card spends one try on RESET RETRY COUNTER, and its answer is replaced by
     // 6C 10 ("wrong Le, 16"). Resending would spend a second try.
     let card = fresh(Which::Piv);
-    let mut driver =
-        Driver::new(TestTransport::new(&card).with_fault(1, Fault::Garbage(&[0x6C, 0x10])));
+    let mut driver = Driver::new(transport(&card).with_fault(1, Fault::Garbage(&[0x6C, 0x10])));
     let (puk, pin) = unlock::piv_input(&PinPolicy::PIV, b"87654321", b"840259", b"840259").unwrap();
     let got = block_on(unlock::piv_unblock(&mut driver, &puk, &pin)).map_err(failed);
     assert_eq!(
@@ -235,12 +230,12 @@ fn a_6c_answer_never_makes_the_driver_resend_a_puk() {
         }))
     );
     assert_eq!(
-        driver.transport().seen.len(),
+        driver.transport().seen().len(),
         2,
         "SELECT, RESET RETRY COUNTER once"
     );
     assert_eq!(
-        card.borrow().puk_tries_left(),
+        card.lock().puk_tries_left(),
         Some(2),
         "exactly one PUK try spent"
     );

@@ -10,7 +10,7 @@ use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, UnlockError};
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig, SimCard};
-use cardunlock_tests::{fill_counter, shared, SharedCard, TestTransport};
+use cardunlock_tests::{fill_counter, shared, transport, Seen, SharedCard, TestTransport};
 use embassy_futures::block_on;
 
 const SELECT_PIV: [u8; 4] = [0x00, 0xA4, 0x04, 0x00];
@@ -18,14 +18,14 @@ const PUK_METADATA: [u8; 4] = [0x00, 0xF7, 0x00, 0x81];
 const RRC_PIV: [u8; 4] = [0x00, 0x2C, 0x00, 0x80];
 
 fn headers(t: &TestTransport) -> Vec<[u8; 4]> {
-    t.seen
+    t.seen()
         .iter()
         .map(|c| [c[0], c[1], c[2], c[3]])
         .collect::<Vec<_>>()
 }
 
 fn lean(card: &SharedCard, puk: &[u8], pin: &[u8]) -> (TestTransport, Result<(), FlowErrorOr>) {
-    let mut driver = Driver::new(TestTransport::new(card));
+    let mut driver = Driver::new(transport(card));
     let r = unlock::piv_input(&PinPolicy::PIV, puk, pin, pin)
         .map_err(UnlockError::from)
         .and_then(|(puk, pin)| {
@@ -56,7 +56,7 @@ fn lean_piv_unblock_is_three_apdus_and_leaves_the_pin_unverified() {
     let (t, r) = lean(&card, b"12345678", b"840259");
     assert_eq!(r, Ok(()));
     assert_eq!(headers(&t), [SELECT_PIV, PUK_METADATA, RRC_PIV]);
-    let card = card.borrow();
+    let card = card.lock();
     assert!(card.pin_is(b"840259"));
     assert_eq!(card.pin_tries_left(), 3);
     assert_eq!(card.puk_tries_left(), Some(3));
@@ -72,8 +72,8 @@ fn lean_wrong_puk_costs_one_try_and_reports_the_rest() {
         Err(FlowErrorOr::Flow(FlowError::WrongPuk { tries_left: 2 }))
     );
     assert_eq!(headers(&t), [SELECT_PIV, PUK_METADATA, RRC_PIV]);
-    assert_eq!(card.borrow().puk_tries_left(), Some(2));
-    assert_eq!(card.borrow().pin_tries_left(), 0);
+    assert_eq!(card.lock().puk_tries_left(), Some(2));
+    assert_eq!(card.lock().pin_tries_left(), 0);
 }
 
 #[test]
@@ -81,8 +81,8 @@ fn lean_policy_violation_sends_nothing() {
     let card = shared(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
     let (t, r) = lean(&card, b"12345678", b"111111");
     assert_eq!(r, Err(FlowErrorOr::Policy));
-    assert!(t.seen.is_empty(), "{:?}", headers(&t));
-    assert_eq!(card.borrow().puk_tries_left(), Some(3));
+    assert!(t.seen().is_empty(), "{:?}", headers(&t));
+    assert_eq!(card.lock().puk_tries_left(), Some(3));
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn lean_blocked_puk_stops_before_reset_retry_counter() {
     for _ in 0..3 {
         let _ = lean(&card, b"87654321", b"840259");
     }
-    assert_eq!(card.borrow().puk_tries_left(), Some(0));
+    assert_eq!(card.lock().puk_tries_left(), Some(0));
     let (t, r) = lean(&card, b"12345678", b"840259");
     assert_eq!(r, Err(FlowErrorOr::Flow(FlowError::PukBlocked)));
     assert_eq!(headers(&t), [SELECT_PIV, PUK_METADATA]);
@@ -111,11 +111,11 @@ fn lean_on_a_gids_card_says_no_piv_application() {
 #[test]
 fn gids_unblock_after_the_status_read_skips_the_second_select() {
     let card = shared(SimCard::new(Config::Gids(GidsConfig::factory().blocked())));
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let (status, selected) =
         block_on(unlock::read_status_selected(&mut driver, IsoProfile::SIM)).unwrap();
     assert_eq!(status.profile, Profile::Gids);
-    let before = driver.transport().seen.len();
+    let before = driver.transport().seen().len();
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(7));
     block_on(unlock::gids_unblock_with(
         &mut driver,
@@ -126,20 +126,20 @@ fn gids_unblock_after_the_status_read_skips_the_second_select() {
     ))
     .unwrap();
     let t = driver.into_inner();
-    let ins: Vec<u8> = t.seen[before..].iter().map(|c| c[1]).collect();
+    let ins: Vec<u8> = t.seen()[before..].iter().map(|c| c[1]).collect();
     // MSE SET, 2x GENERAL AUTHENTICATE, RESET RETRY COUNTER, VERIFY: no SELECT.
     assert_eq!(ins, [0x22, 0x87, 0x87, 0x2C, 0x20]);
-    assert!(card.borrow().pin_is(b"Xk9w2"));
+    assert!(card.lock().pin_is(b"Xk9w2"));
 }
 
 #[test]
 fn iso_unblock_after_the_status_read_skips_the_second_select() {
     let card = shared(SimCard::new(Config::Iso(IsoConfig::factory().blocked())));
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let (status, selected) =
         block_on(unlock::read_status_selected(&mut driver, IsoProfile::SIM)).unwrap();
     assert_eq!(status.profile, Profile::IsoAdmin);
-    let before = driver.transport().seen.len();
+    let before = driver.transport().seen().len();
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(7));
     block_on(unlock::iso_unblock_with(
         &mut driver,
@@ -150,8 +150,8 @@ fn iso_unblock_after_the_status_read_skips_the_second_select() {
     ))
     .unwrap();
     let t = driver.into_inner();
-    let ins: Vec<u8> = t.seen[before..].iter().map(|c| c[1]).collect();
+    let ins: Vec<u8> = t.seen()[before..].iter().map(|c| c[1]).collect();
     // GET CHALLENGE, EXTERNAL AUTHENTICATE, RESET RETRY COUNTER, VERIFY: no SELECT.
     assert_eq!(ins, [0x84, 0x82, 0x2C, 0x20]);
-    assert!(card.borrow().pin_is(b"Tq83z"));
+    assert!(card.lock().pin_is(b"Tq83z"));
 }

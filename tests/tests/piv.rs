@@ -12,7 +12,7 @@ use cardunlock_core::sw::Status;
 use cardunlock_core::unlock::{self, UnlockError, UnlockErrorKind};
 use cardunlock_core::ErrorKind;
 use cardunlock_sim::{Config, PivConfig, SimCard};
-use cardunlock_tests::{fill_counter, shared, SharedCard, TestTransport};
+use cardunlock_tests::{fill_counter, shared, transport, Seen, SharedCard};
 use embassy_futures::block_on;
 
 fn piv_card(config: PivConfig) -> SharedCard {
@@ -47,28 +47,28 @@ const KEYS: [(Algorithm, &str); 4] = [
 #[test]
 fn status_of_a_blocked_card_spends_nothing() {
     let card = piv_card(PivConfig::factory().blocked());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
     assert_eq!(status.profile, Profile::Piv);
     assert!(status.pin_blocked());
     assert_eq!(status.puk_tries_left, Some(3));
     assert_eq!(status.admin_algorithm, Some(Algorithm::TripleDes));
     assert_eq!(status.identity.unwrap().kind, IdKind::Guid);
-    assert_eq!(card.borrow().puk_tries_left(), Some(3));
+    assert_eq!(card.lock().puk_tries_left(), Some(3));
 }
 
 #[test]
 fn puk_unblock_sets_the_new_pin_and_resets_counters() {
     let card = piv_card(PivConfig::factory().blocked());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).unwrap();
-    let c = card.borrow();
+    let c = card.lock();
     assert!(c.pin_is(b"840259"));
     assert_eq!(c.pin_tries_left(), 3);
     assert_eq!(c.puk_tries_left(), Some(3));
     // SELECT, RESET RETRY COUNTER, VERIFY with the new PIN: nothing else.
-    let seen = &driver.transport().seen;
+    let seen = &driver.transport().seen();
     assert_eq!(
         seen.iter().map(|c| c[1]).collect::<Vec<_>>(),
         vec![0xA4, 0x2C, 0x20]
@@ -78,7 +78,7 @@ fn puk_unblock_sets_the_new_pin_and_resets_counters() {
 #[test]
 fn wrong_puk_costs_exactly_one_try_and_reports_it() {
     let card = piv_card(PivConfig::factory().blocked());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let input = unlock::piv_input(&PinPolicy::PIV, b"87654321", b"840259", b"840259").unwrap();
     let err = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     assert_eq!(
@@ -87,9 +87,9 @@ fn wrong_puk_costs_exactly_one_try_and_reports_it() {
             tries_left: 2
         })))
     );
-    assert_eq!(card.borrow().puk_tries_left(), Some(2));
-    assert!(card.borrow().pin_is(b"123456"));
-    assert_eq!(card.borrow().pin_tries_left(), 0);
+    assert_eq!(card.lock().puk_tries_left(), Some(2));
+    assert!(card.lock().pin_is(b"123456"));
+    assert_eq!(card.lock().pin_tries_left(), 0);
     // What a program reads without matching the layers.
     let err = err.unwrap_err();
     assert_eq!(err.kind(), UnlockErrorKind::WrongSecret);
@@ -101,14 +101,14 @@ fn blocked_puk_is_reported() {
     let mut config = PivConfig::factory().blocked();
     config.puk_tries_left = 0;
     let card = piv_card(config);
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     let err = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1));
     assert_eq!(
         err,
         Err(UnlockError::Card(Error::Flow(FlowError::PukBlocked)))
     );
-    assert!(!card.borrow().pin_is(b"840259"));
+    assert!(!card.lock().pin_is(b"840259"));
     let err = err.unwrap_err();
     assert_eq!(err.kind(), UnlockErrorKind::Blocked);
     assert_eq!(err.tries_left(), Some(0));
@@ -120,7 +120,7 @@ fn error_kinds_of_a_missing_card_and_a_refused_pin() {
     let card = shared(SimCard::new(Config::Gids(
         cardunlock_sim::GidsConfig::factory(),
     )));
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
     let err = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).unwrap_err();
     assert_eq!(
@@ -143,7 +143,7 @@ fn error_kinds_of_a_missing_card_and_a_refused_pin() {
 #[test]
 fn policy_violations_are_all_reported_before_any_apdu() {
     let card = piv_card(PivConfig::factory().blocked());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     // The typed input is refused before a driver is even involved.
     let err = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"1111", b"1112");
     let Err(unlock::InputError::Policy(v)) = err else {
@@ -158,8 +158,11 @@ fn policy_violations_are_all_reported_before_any_apdu() {
         panic!("expected a policy error, got {err:?}")
     };
     assert!(v.contains(&Violation::SameAsPuk));
-    assert!(driver.transport().seen.is_empty(), "the card saw a command");
-    assert_eq!(card.borrow().commands_seen(), 0);
+    assert!(
+        driver.transport().seen().is_empty(),
+        "the card saw a command"
+    );
+    assert_eq!(card.lock().commands_seen(), 0);
 }
 
 #[test]
@@ -167,7 +170,7 @@ fn card_side_pin_rules_cost_no_puk_try() {
     let mut config = PivConfig::factory().blocked();
     config.enforce_pin_complexity = true;
     let card = piv_card(config);
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     // A permissive host policy lets "123456" through; the YubiKey-like card refuses it (69 85).
     let lax = PinPolicy {
         builtin_blocklist: false,
@@ -191,7 +194,7 @@ fn card_side_pin_rules_cost_no_puk_try() {
             Status::ConditionsNotSatisfied
         ))))
     );
-    assert_eq!(card.borrow().puk_tries_left(), Some(3));
+    assert_eq!(card.lock().puk_tries_left(), Some(3));
 }
 
 fn run_auth(
@@ -200,10 +203,21 @@ fn run_auth(
     expected: Option<Algorithm>,
     mode: AuthMode,
 ) -> Result<Algorithm, Error<cardunlock_core::ErrorKind, cardunlock_core::crypto::CryptoError>> {
-    let mut driver = Driver::new(TestTransport::new(card));
+    let mut driver = Driver::new(transport(card));
     let mut flow = PivMgmtAuth::new(expected, mode, [0x5A; 16]);
     block_on(driver.run(&mut flow, &mut LocalKey::new(key, fill_counter(1))))
         .map(|authenticated| authenticated.algorithm())
+}
+
+/// A factory PIV card whose management key is `hex` of `alg`.
+fn with_mgmt_key(alg: Algorithm, hex: &str) -> PivConfig {
+    let mut config = PivConfig::factory();
+    config.mgmt_algorithm = sim_alg(alg);
+    config.mgmt_key = AdminKey::from_hex(alg, hex)
+        .unwrap()
+        .expose_bytes()
+        .to_vec();
+    config
 }
 
 #[test]
@@ -211,19 +225,14 @@ fn management_key_auth_all_algorithms_modes_with_and_without_metadata() {
     for (alg, hex) in KEYS {
         for metadata in [true, false] {
             for mode in [AuthMode::Single, AuthMode::Mutual] {
-                let mut config = PivConfig::factory();
-                config.mgmt_algorithm = sim_alg(alg);
-                config.mgmt_key = AdminKey::from_hex(alg, hex)
-                    .unwrap()
-                    .expose_bytes()
-                    .to_vec();
+                let mut config = with_mgmt_key(alg, hex);
                 config.supports_metadata = metadata;
                 let card = piv_card(config);
                 let key = AdminKey::from_hex(alg, hex).unwrap();
                 // Without GET METADATA the caller's algorithm is used.
                 let got = run_auth(&card, key, Some(alg), mode);
                 assert_eq!(got, Ok(alg), "{alg:?} metadata={metadata} {mode:?}");
-                assert!(card.borrow().admin_authenticated(), "{alg:?} {mode:?}");
+                assert!(card.lock().admin_authenticated(), "{alg:?} {mode:?}");
             }
         }
     }
@@ -246,13 +255,7 @@ fn management_key_algorithm_is_discovered_with_get_metadata() {
 fn wrong_management_key_fails_every_algorithm_and_mode() {
     for (alg, hex) in KEYS {
         for mode in [AuthMode::Single, AuthMode::Mutual] {
-            let mut config = PivConfig::factory();
-            config.mgmt_algorithm = sim_alg(alg);
-            config.mgmt_key = AdminKey::from_hex(alg, hex)
-                .unwrap()
-                .expose_bytes()
-                .to_vec();
-            let card = piv_card(config);
+            let card = piv_card(with_mgmt_key(alg, hex));
             let mut wrong = AdminKey::from_hex(alg, hex)
                 .unwrap()
                 .expose_bytes()
@@ -264,7 +267,7 @@ fn wrong_management_key_fails_every_algorithm_and_mode() {
                 matches!(got, Err(Error::Flow(FlowError::AdminAuthFailed { .. }))),
                 "{alg:?} {mode:?}: {got:?}"
             );
-            assert!(!card.borrow().admin_authenticated());
+            assert!(!card.lock().admin_authenticated());
         }
     }
 }
@@ -298,7 +301,7 @@ fn forged_card_answer_in_mutual_auth_is_refused() {
     let card = piv_card(PivConfig::factory());
     // Exchanges: SELECT, GET METADATA, GA witness, GA answer (replaced).
     const FORGED: &[u8] = &[0x7C, 0x0A, 0x82, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00];
-    let mut driver = Driver::new(TestTransport::new(&card).with_fault(3, Fault::Garbage(FORGED)));
+    let mut driver = Driver::new(transport(&card).with_fault(3, Fault::Garbage(FORGED)));
     let mut flow = PivMgmtAuth::new(None, AuthMode::Mutual, [0x5A; 16]);
     let got = block_on(driver.run(
         &mut flow,
@@ -312,13 +315,13 @@ fn puk_change_and_wrong_old_puk() {
     let card = piv_card(PivConfig::factory());
     let old = PivPuk::new(b"12345678").unwrap();
     let new = PivPuk::new(b"24681357").unwrap();
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     block_on(driver.run(
         &mut PivChangePuk::new(&old, &new),
         &mut cardunlock_core::flow::NoAdmin,
     ))
     .unwrap();
-    assert!(card.borrow().puk_is(b"24681357"));
+    assert!(card.lock().puk_is(b"24681357"));
     // The old PUK is no longer valid: one try spent, reported.
     let got = block_on(driver.run(
         &mut PivChangePuk::new(&old, &new),
@@ -331,12 +334,12 @@ fn puk_change_and_wrong_old_puk() {
 fn set_management_key_after_authentication() {
     use cardunlock_core::flow::PivSetMgmtKey;
     let card = piv_card(PivConfig::factory());
-    let mut driver = Driver::new(TestTransport::new(&card));
+    let mut driver = Driver::new(transport(&card));
     let new_key = AdminKey::from_hex(Algorithm::TripleDes, KEYS[0].1).unwrap();
     // Without authentication in its session the card refuses: a token from another session
     // (a misuse the types cannot see) changes nothing.
     let other = piv_card(PivConfig::factory());
-    let mut other_driver = Driver::new(TestTransport::new(&other));
+    let mut other_driver = Driver::new(transport(&other));
     let stale = block_on(other_driver.run(
         &mut PivMgmtAuth::new(None, AuthMode::Mutual, [3; 16]),
         &mut LocalKey::new(AdminKey::piv_default(), fill_counter(2)),
@@ -359,7 +362,7 @@ fn set_management_key_after_authentication() {
     ))
     .unwrap();
     assert!(card
-        .borrow()
+        .lock()
         .mgmt_key_is(cardunlock_sim::Algorithm::TripleDes, new_key.expose_bytes()));
     assert_eq!(
         run_auth(&card, new_key, None, AuthMode::Mutual),
