@@ -23,14 +23,7 @@ use crate::failure::{self, Failure, Kind};
 use crate::responder::ServerResponder;
 use crate::status::describe;
 
-/// The user behind the card, released by the server only after the answers are verified.
-#[derive(Debug, Clone)]
-pub struct User {
-    /// Full name.
-    pub name: String,
-    /// E-mail address.
-    pub email: String,
-}
+pub use cardunlock_protocol::User;
 
 /// What the unlock tells the person in front of the card, in order of appearance.
 #[non_exhaustive]
@@ -153,7 +146,7 @@ where
     }
 
     let card = CardRef {
-        profile: wire_profile(status.profile),
+        profile: status.profile.into(),
         identity: identity.to_string(),
     };
     let refused = |e: ApiError| match e.code() {
@@ -204,10 +197,7 @@ where
             Err(e) => return Err(e.failure()),
         }
     };
-    ui.show(Event::User(&User {
-        name: user.name,
-        email: user.email,
-    }));
+    ui.show(Event::User(&user));
 
     // PIV: how many released PUKs the card refused, reported to the server (all of them: the
     // card no longer holds what the server has on record).
@@ -293,15 +283,6 @@ fn puk_tries_allow_a_candidate(tries_left: Option<u8>) -> Result<(), Failure> {
         )),
         Some(n) if n <= 1 => Err(last_puk_try(n)),
         _ => Ok(()),
-    }
-}
-
-/// The contract's name of a core profile.
-pub fn wire_profile(p: Profile) -> cardunlock_protocol::Profile {
-    match p {
-        Profile::Piv => cardunlock_protocol::Profile::Piv,
-        Profile::Gids => cardunlock_protocol::Profile::Gids,
-        Profile::IsoAdmin => cardunlock_protocol::Profile::Iso,
     }
 }
 

@@ -272,7 +272,6 @@ fn kdf_puk(master: &MasterSecret, id: &[u8], generation: u32) -> Zeroizing<Strin
 /// server ignores the report.
 #[test]
 fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
-    use cardunlock_client::online::wire_profile;
     use cardunlock_core::flow::Profile;
     use cardunlock_server::protocol::CardRef;
 
@@ -281,7 +280,7 @@ fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
     let api = Api::new(&server.url(), server.cert_pem()).unwrap();
     let started = api
         .start(CardRef {
-            profile: wire_profile(Profile::Piv),
+            profile: Profile::Piv.into(),
             identity: hex(&id),
         })
         .unwrap();

@@ -36,7 +36,7 @@ pub use messages::{
 };
 pub use names::{AlgorithmName, ParseNameError, Profile};
 pub use operator::Role;
-pub use policy::{PinCharset, PinPolicyWire};
+pub use policy::{PinCharset, PinPolicy};
 #[cfg(feature = "tls")]
 pub use tls::{pinned_client_config, TlsConfigError};
 

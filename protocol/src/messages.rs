@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use crate::names::{AlgorithmName, Profile};
-use crate::policy::PinPolicyWire;
+use crate::policy::PinPolicy;
 
 /// A secret string on the wire (an answer, a PUK, an admin answer): `Debug` prints `***`, the
 /// memory is zeroized on drop.
@@ -99,7 +99,7 @@ pub struct StartReply {
     /// proved itself).
     pub attempts_left: u32,
     /// The policy the new PIN must meet.
-    pub pin_policy: PinPolicyWire,
+    pub pin_policy: PinPolicy,
     /// PIV: 32 random bytes, hex, for the card to sign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
@@ -297,7 +297,7 @@ mod tests {
             session: SessionToken::new("00".repeat(32)),
             questions: vec!["q".into()],
             attempts_left: 3,
-            pin_policy: PinPolicyWire::from(&cardunlock_core::policy::PinPolicy::PIV),
+            pin_policy: PinPolicy::from(&cardunlock_core::policy::PinPolicy::PIV),
             nonce: None,
         };
         let json = serde_json::to_value(&reply).unwrap();

@@ -7,7 +7,7 @@
 
 use crate::reply_body::JsonBody;
 use cardunlock_protocol::{
-    AnswersReply, AnswersRequest, ErrorBody, ErrorCode, PinPolicyWire, SessionToken, StartReply,
+    AnswersReply, AnswersRequest, ErrorBody, ErrorCode, PinPolicy, SessionToken, StartReply,
     StartRequest, User,
 };
 use rand::RngCore;
@@ -418,7 +418,7 @@ fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
         .map_err(|_| ServerError::Random)?;
     let token = Token::from_bytes(&secret[..]);
     let ttl = state.session_ttl_ms;
-    let pin_policy = PinPolicyWire::from(&profile.pin_policy());
+    let pin_policy = PinPolicy::from(&profile.pin_policy());
     state.store.transact(|tx| {
         let outcome = logic::start_session(
             tx,

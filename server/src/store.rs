@@ -27,7 +27,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cardunlock_core::crypto::Algorithm;
-use cardunlock_core::policy::PinPolicy;
 use cardunlock_protocol::AlgorithmName;
 
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
@@ -45,44 +44,8 @@ pub(crate) const MAX_IDENTITY_LEN: usize = 64;
 const MAX_QUESTIONS: usize = 16;
 const MAX_TEXT: usize = 512;
 
-/// A card profile, as the contract names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Profile {
-    Piv,
-    Gids,
-    Iso,
-}
-
-impl Profile {
-    pub(crate) fn parse(name: &str) -> Option<Self> {
-        match name.parse::<cardunlock_protocol::Profile>().ok()? {
-            cardunlock_protocol::Profile::Piv => Some(Self::Piv),
-            cardunlock_protocol::Profile::Gids => Some(Self::Gids),
-            cardunlock_protocol::Profile::Iso => Some(Self::Iso),
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        self.wire().as_str()
-    }
-
-    /// The contract's profile.
-    pub(crate) fn wire(self) -> cardunlock_protocol::Profile {
-        match self {
-            Self::Piv => cardunlock_protocol::Profile::Piv,
-            Self::Gids => cardunlock_protocol::Profile::Gids,
-            Self::Iso => cardunlock_protocol::Profile::Iso,
-        }
-    }
-
-    /// The PIN policy handed to the client: PIV's for PIV cards, GIDS' for GIDS and ISO.
-    pub(crate) fn pin_policy(self) -> PinPolicy<'static> {
-        match self {
-            Self::Piv => PinPolicy::PIV,
-            Self::Gids | Self::Iso => PinPolicy::GIDS,
-        }
-    }
-}
+/// A card profile: the contract's ([`cardunlock_protocol::Profile`]).
+pub(crate) use cardunlock_protocol::Profile;
 
 /// The contract's name of an algorithm: `3des`, `aes128`, `aes192`, `aes256`.
 pub(crate) fn algorithm_name(algorithm: Algorithm) -> &'static str {

@@ -12,7 +12,6 @@ use zeroize::Zeroizing;
 
 use super::{personalise_from, Factory, Target};
 use crate::failure::{Failure, Kind};
-use crate::online::wire_profile;
 use crate::operator::Operator;
 
 impl Target {
@@ -88,7 +87,7 @@ where
         .identity
         .ok_or_else(|| Failure::new(Kind::Refused, "card: it has no readable identity"))?;
     let card = CardRef {
-        profile: wire_profile(status.profile),
+        profile: status.profile.into(),
         identity: identity.to_string(),
     };
     let algorithm = match status.profile {

@@ -8,7 +8,7 @@
 
 use cardunlock_protocol::presence::{decode_hex_32, digest};
 use cardunlock_protocol::{
-    ErrorBody, ErrorCode, PinPolicyWire, ProveReply, ProveRequest, SessionToken, StartReply,
+    ErrorBody, ErrorCode, PinPolicy, ProveReply, ProveRequest, SessionToken, StartReply,
 };
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -74,7 +74,7 @@ pub(super) fn start(state: &AppState, identity: &str) -> Result<Reply, ServerErr
         session: SessionToken::new(hex::encode(&secret[..])),
         questions: Vec::new(),
         attempts_left: 0,
-        pin_policy: PinPolicyWire::from(&Profile::Piv.pin_policy()),
+        pin_policy: PinPolicy::from(&Profile::Piv.pin_policy()),
         nonce: Some(nonce_hex),
     }))
 }

@@ -36,7 +36,7 @@ pub(crate) fn record(e: AuditEntry) -> AuditRecord {
         e.identity_hex,
     ) {
         (Some(p), Some(identity)) => Some(CardRef {
-            profile: p.wire(),
+            profile: p,
             identity,
         }),
         _ => None,

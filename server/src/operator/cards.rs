@@ -28,7 +28,7 @@ const LOOKERS: [Role; 4] = [Role::Helpdesk, Role::Enroller, Role::Auditor, Role:
 
 fn card_ref(c: &CardRecord) -> CardRef {
     CardRef {
-        profile: Profile::parse(&c.profile).map_or(cardunlock_protocol::Profile::Piv, |p| p.wire()),
+        profile: Profile::parse(&c.profile).unwrap_or(Profile::Piv),
         identity: c.identity_hex.clone(),
     }
 }

@@ -61,8 +61,7 @@ pub fn enroll_begin(
     req: &EnrollRequest,
 ) -> Result<EnrollReply, OpError> {
     let role = actor.require(&[Role::Enroller])?;
-    let profile = Profile::parse(req.card.profile.as_str())
-        .ok_or_else(|| OpError::bad("Bad request: unknown profile."))?;
+    let profile = req.card.profile;
     let (identity, id_bytes) = parse_identity(&req.card.identity)?;
     let algorithm = req.algorithm.algorithm();
     if profile == Profile::Piv && algorithm != Algorithm::TripleDes {

@@ -98,7 +98,7 @@ pub fn puk_readout_request(
     Ok(PukReadoutPending {
         request: id,
         card: CardRef {
-            profile: profile.wire(),
+            profile: profile,
             identity,
         },
         expires_ms,
@@ -119,7 +119,7 @@ pub fn puk_readouts(state: &AppState, actor: &Actor) -> Result<PukReadoutList, O
             out.push(PukReadoutSummary {
                 request: row.id,
                 card: CardRef {
-                    profile: profile.wire(),
+                    profile: profile,
                     identity,
                 },
                 user: User {
@@ -260,7 +260,7 @@ pub fn collect_puk_readout(
         )))
     })?;
     let card = CardRef {
-        profile: profile.wire(),
+        profile: profile,
         identity,
     };
     Ok((card, reply))
