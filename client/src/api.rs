@@ -10,7 +10,7 @@ use cardunlock_protocol::body::extend_wiped;
 use cardunlock_protocol::{
     paths, AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef,
     CompleteReply, CompleteRequest, ErrorBody, ErrorCode, Outcome, ProveReply, ProveRequest,
-    PukReply, PukRequest, Secret, SessionToken, StartReply, StartRequest,
+    PukReply, PukRequest, Secret, SessionToken, Signature, StartReply, StartRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -198,7 +198,11 @@ impl Api {
 
     /// `prove` (PIV): the card's signature of the session's nonce (DER, hex); the questions
     /// once it verifies.
-    pub fn prove(&self, session: &SessionToken, signature: String) -> Result<ProveReply, ApiError> {
+    pub fn prove(
+        &self,
+        session: &SessionToken,
+        signature: Signature,
+    ) -> Result<ProveReply, ApiError> {
         self.post(
             paths::PROVE,
             &ProveRequest {

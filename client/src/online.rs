@@ -16,7 +16,7 @@ use embassy_futures::block_on;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use cardunlock_protocol::{CardRef, ErrorCode, SessionToken};
+use cardunlock_protocol::{CardIdentity, CardRef, ErrorCode, SessionToken};
 
 use crate::api::{Api, ApiError};
 use crate::failure::{self, Failure, Kind};
@@ -147,7 +147,8 @@ where
 
     let card = CardRef {
         profile: status.profile.into(),
-        identity: identity.to_string(),
+        identity: CardIdentity::try_from(&identity)
+            .map_err(|_| Failure::new(Kind::Refused, "card: it has no readable identity"))?,
     };
     let refused = |e: ApiError| match e.code() {
         Some(ErrorCode::CardNotVerified) => Failure::new(

@@ -281,7 +281,7 @@ fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
     let started = api
         .start(CardRef {
             profile: Profile::Piv.into(),
-            identity: hex(&id),
+            identity: hex(&id).parse().unwrap(),
         })
         .unwrap();
     // The card proves its presence (a modified workstation still needs the card).

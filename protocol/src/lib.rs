@@ -16,6 +16,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod body;
+pub mod bytes;
 pub mod derivation;
 mod error;
 #[cfg(feature = "files")]
@@ -28,6 +29,9 @@ pub mod presence;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use bytes::{
+    Block, BytesError, CardAuthKey, CardIdentity, GidsCryptogram, GidsRandom, Nonce, Signature,
+};
 pub use error::{ErrorBody, ErrorCode};
 pub use messages::{
     AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef, CompleteReply,

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
+use crate::bytes::{Block, CardIdentity, GidsCryptogram, GidsRandom, Nonce, Signature};
 use crate::names::{AlgorithmName, Profile};
 use crate::policy::PinPolicy;
 
@@ -71,8 +72,8 @@ impl core::fmt::Debug for SessionToken {
 pub struct CardRef {
     /// The card profile.
     pub profile: Profile,
-    /// CHUID GUID, FASC-N or serial, hex (as `cardunlock status` prints it).
-    pub identity: String,
+    /// CHUID GUID, FASC-N or serial, hex on the wire (as `cardunlock status` prints it).
+    pub identity: CardIdentity,
 }
 
 /// `POST /v1/unlock/start`.
@@ -102,7 +103,7 @@ pub struct StartReply {
     pub pin_policy: PinPolicy,
     /// PIV: 32 random bytes, hex, for the card to sign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
+    pub nonce: Option<Nonce>,
 }
 
 /// `POST /v1/unlock/prove` (PIV): the card's signature of the session's nonce.
@@ -112,7 +113,7 @@ pub struct ProveRequest {
     pub session: SessionToken,
     /// The DER ECDSA signature the card's Card Authentication key (9E) made over
     /// [`crate::presence::digest`], hex.
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// 200 reply of `prove`: the card proved itself; its questions.
@@ -160,22 +161,22 @@ pub enum AdminRequest {
         /// Must be the card's admin-key algorithm.
         algorithm: AlgorithmName,
         /// The card challenge, one block, hex.
-        block: String,
+        block: Block,
     },
     /// GIDS: `3DES-CBC_K(IV 0, R2 || R1 || Z1)`; the server remembers R1 and R2 for the
     /// session.
     GidsCryptogram {
         /// Host random, 16 bytes hex.
-        r1: String,
+        r1: GidsRandom,
         /// Card random, 16 bytes hex.
-        r2: String,
+        r2: GidsRandom,
     },
     /// GIDS: the card's 40-byte cryptogram. The server checks that it decrypts to
     /// `R1 || R2 || Z2` of this session's last `gids_cryptogram`, and answers
     /// `R1 || R2 || 00.. 80` (never the card's Z2): it is no decryption service.
     GidsCardCryptogram {
         /// The card's cryptogram, 40 bytes hex.
-        cryptogram: String,
+        cryptogram: GidsCryptogram,
     },
 }
 

@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bytes::CardAuthKey;
 use crate::messages::{CardRef, Secret, SessionToken, User};
 use crate::names::{AlgorithmName, ParseNameError};
 
@@ -391,7 +392,7 @@ pub struct EnrollDone {
     /// signatures or generated into an empty slot. Recorded with the card; without it the card
     /// cannot prove its presence and online unlock answers `card_not_verified`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_auth_key: Option<String>,
+    pub card_auth_key: Option<CardAuthKey>,
 }
 
 /// `GET /v1/operator/audit` and `/v1/operator/audit.csv`: query string (every filter optional,

@@ -23,7 +23,7 @@ use crate::answers::verify_answer;
 use crate::limiter::{retry_after_secs, Limiter};
 pub(crate) use crate::store::Blind;
 use crate::store::{
-    now_ms, parse_card, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session,
+    now_ms, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session,
     StartOutcome, Store, Tx,
 };
 use crate::{Limits, MasterSecret, Rate, ServerError};
@@ -398,13 +398,8 @@ use rotation::{complete, puk};
 use rules::{card_rate, diverged};
 
 fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
-    let (profile, identity) = match parse_card(req.card.profile.as_str(), &req.card.identity) {
-        Ok(card) => card,
-        Err(e) => {
-            let message = format!("Bad request: {e}.");
-            return Ok(refusal(ErrorCode::BadRequest, &message));
-        }
-    };
+    // Both were checked when the body was parsed.
+    let (profile, identity) = (req.card.profile, req.card.identity.to_hex());
     if let Err(wait) = card_rate(state, (profile, &identity), "start", state.rates.start_card)? {
         return Ok(too_many("for this card", wait));
     }

@@ -27,7 +27,7 @@ mod seal;
 use std::fmt;
 use std::net::IpAddr;
 
-use cardunlock_protocol::{ErrorBody, ErrorCode, Role};
+use cardunlock_protocol::{CardRef, ErrorBody, ErrorCode, Role};
 
 use crate::api::address_key;
 use crate::store::{now_ms, AuditNote, Profile, Tx};
@@ -176,6 +176,14 @@ impl From<ServerError> for OpError {
 }
 
 /// The client address as the store records it (IPv6 by its /64, as rate limits count it).
+/// The contract's reference to a card the store keeps (its identity as stored: hex).
+pub(crate) fn card_ref(profile: Profile, identity_hex: &str) -> Result<CardRef, ServerError> {
+    let identity = identity_hex
+        .parse()
+        .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
+    Ok(CardRef { profile, identity })
+}
+
 pub(crate) fn address_text(addr: Option<IpAddr>) -> Option<String> {
     addr.map(|a| address_key(a).to_string())
 }

@@ -39,8 +39,6 @@ pub(crate) use session::{
 };
 pub(crate) use tx::Tx;
 
-/// Longest identity accepted, in bytes (FASC-N is 25, a GUID 16, serials shorter).
-pub(crate) const MAX_IDENTITY_LEN: usize = 64;
 const MAX_QUESTIONS: usize = 16;
 const MAX_TEXT: usize = 512;
 
@@ -59,18 +57,16 @@ pub(crate) fn parse_algorithm(name: &str) -> Option<Algorithm> {
         .map(AlgorithmName::algorithm)
 }
 
-/// Checks a card identity (1 to 64 bytes of hex, either case) and returns it in lowercase with
-/// its bytes.
+/// Checks a card identity that did not come in a parsed message (a URL path, a stored row):
+/// 1 to 64 bytes of hex, either case. Returns it in lowercase with its bytes.
 pub(crate) fn parse_identity(identity_hex: &str) -> Result<(String, Vec<u8>), ServerError> {
-    let bad = |why: &str| ServerError::InvalidInput(format!("card identity: {why}"));
-    if identity_hex.is_empty() || identity_hex.len() > 2 * MAX_IDENTITY_LEN {
-        return Err(bad("must be 1 to 64 bytes of hex"));
-    }
-    let bytes = hex::decode(identity_hex).map_err(|_| bad("not an even number of hex digits"))?;
-    Ok((identity_hex.to_ascii_lowercase(), bytes))
+    let identity = identity_hex
+        .parse::<cardunlock_protocol::CardIdentity>()
+        .map_err(|e| ServerError::InvalidInput(e.to_string()))?;
+    Ok((identity.to_hex(), identity.as_bytes().to_vec()))
 }
 
-/// Checks a profile name and an identity as the HTTP API and the operator functions take them.
+/// Checks a profile name and an identity as the operator functions take them.
 pub(crate) fn parse_card(
     profile: &str,
     identity_hex: &str,
@@ -463,7 +459,7 @@ impl Store {
                     "only PIV cards have a Card Authentication key".into(),
                 ))
             }
-            Some(key) => Some(card_auth_key_hex(&hex::encode(key))?),
+            Some(key) => Some(card_auth_key_hex(key)?),
             None => None,
         };
         let card = (profile, identity.as_str());
@@ -517,7 +513,7 @@ impl Store {
         public_key: &[u8],
     ) -> Result<(), ServerError> {
         let (profile, identity) = parse_card("piv", identity_hex)?;
-        let key = card_auth_key_hex(&hex::encode(public_key))?;
+        let key = card_auth_key_hex(public_key)?;
         let card = (profile, identity.as_str());
         self.transact(|tx| {
             tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
@@ -660,15 +656,15 @@ impl Store {
 
 /// A Card Authentication public key as the store keeps it: an uncompressed P-256 point in
 /// lowercase hex, checked to be on the curve.
-pub(crate) fn card_auth_key_hex(text: &str) -> Result<String, ServerError> {
+pub(crate) fn card_auth_key_hex(key: &[u8]) -> Result<String, ServerError> {
     let bad =
         || ServerError::InvalidInput("card_auth_key is not an uncompressed P-256 point".into());
-    let bytes = hex::decode(text).map_err(|_| bad())?;
-    if bytes.len() != 65 || bytes[0] != 0x04 {
+    let key = cardunlock_protocol::CardAuthKey::new(key).map_err(|_| bad())?;
+    if key.as_bytes().first() != Some(&0x04) {
         return Err(bad());
     }
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(&bytes).map_err(|_| bad())?;
-    Ok(hex::encode(bytes))
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(key.as_bytes()).map_err(|_| bad())?;
+    Ok(key.to_hex())
 }
 
 /// The URL without its password, for messages.

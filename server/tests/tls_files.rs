@@ -70,7 +70,7 @@ fn reach(pinned: &Path, url: &str) -> Result<(), String> {
     let api = Api::new(url, &read_cert(pinned).map_err(|f| f.message)?).unwrap();
     let card = CardRef {
         profile: Profile::Iso,
-        identity: "0011223344".into(),
+        identity: "0011223344".parse().unwrap(),
     };
     match api.start(card) {
         Ok(_) | Err(cardunlock_client::api::ApiError::Refused(_)) => Ok(()),

@@ -7,7 +7,7 @@ use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{CardStatus, Profile};
 use cardunlock_core::{Transport, TransportError};
 use cardunlock_protocol::operator::{CardSecrets, EnrollRequest, QuestionAnswer};
-use cardunlock_protocol::{AlgorithmName, CardRef, User};
+use cardunlock_protocol::{AlgorithmName, CardIdentity, CardRef, User};
 use zeroize::Zeroizing;
 
 use super::{personalise_from, Factory, Target};
@@ -88,7 +88,8 @@ where
         .ok_or_else(|| Failure::new(Kind::Refused, "card: it has no readable identity"))?;
     let card = CardRef {
         profile: status.profile.into(),
-        identity: identity.to_string(),
+        identity: CardIdentity::try_from(&identity)
+            .map_err(|_| Failure::new(Kind::Refused, "card: it has no readable identity"))?,
     };
     let algorithm = match status.profile {
         Profile::IsoAdmin => algorithm,

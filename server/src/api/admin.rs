@@ -35,13 +35,6 @@ enum Computed {
     NoHostCryptogram,
 }
 
-fn hex_of_len(name: &str, text: &str, len: usize) -> Result<Zeroizing<Vec<u8>>, String> {
-    match hex::decode(text) {
-        Ok(bytes) if bytes.len() == len => Ok(Zeroizing::new(bytes)),
-        _ => Err(format!("{name} must be {} hex digits", 2 * len)),
-    }
-}
-
 /// Checks an admin request against the card; returns the challenge kind and canonical value to
 /// reserve, and the operation.
 fn admin_op(
@@ -75,13 +68,19 @@ fn admin_op(
                     algorithm_name(card_alg)
                 ));
             }
-            let block = hex_of_len("block", block, alg.block_len())?;
-            Ok(("encrypt", hex::encode(&*block), AdminOp::Encrypt(block)))
+            if block.as_bytes().len() != alg.block_len() {
+                return Err(format!("block must be {} hex digits", 2 * alg.block_len()));
+            }
+            let value = block.to_hex();
+            Ok((
+                "encrypt",
+                value,
+                AdminOp::Encrypt(Zeroizing::new(block.as_bytes().to_vec())),
+            ))
         }
         AdminRequest::GidsCryptogram { r1, r2 } => {
             gids_3des()?;
-            let r1 = hex_of_len("r1", r1, 16)?;
-            let r2 = hex_of_len("r2", r2, 16)?;
+            let (r1, r2) = (r1.as_bytes(), r2.as_bytes());
             let mut data = Zeroizing::new(Vec::with_capacity(40));
             data.extend_from_slice(&r2);
             data.extend_from_slice(&r1);
@@ -90,17 +89,16 @@ fn admin_op(
             randoms.extend_from_slice(&r2);
             Ok((
                 "gids_r2",
-                hex::encode(&*r2),
+                hex::encode(r2),
                 AdminOp::GidsCryptogram { data, randoms },
             ))
         }
         AdminRequest::GidsCardCryptogram { cryptogram } => {
             gids_3des()?;
-            let c = hex_of_len("cryptogram", cryptogram, 40)?;
             Ok((
                 "gids_card_cryptogram",
-                hex::encode(&*c),
-                AdminOp::GidsCardCryptogram(c),
+                cryptogram.to_hex(),
+                AdminOp::GidsCardCryptogram(Zeroizing::new(cryptogram.as_bytes().to_vec())),
             ))
         }
     }

@@ -13,7 +13,7 @@ use super::{Actor, AppState, OpError};
 use crate::answers::{hash_answer, normalise_answer};
 use crate::kdf;
 use crate::store::ops::EnrollmentRow;
-use crate::store::{now_ms, parse_identity, Profile};
+use crate::store::{now_ms, Profile};
 use crate::{MasterSecret, ServerError};
 
 const MAX_QUESTIONS: usize = 16;
@@ -62,7 +62,7 @@ pub fn enroll_begin(
 ) -> Result<EnrollReply, OpError> {
     let role = actor.require(&[Role::Enroller])?;
     let profile = req.card.profile;
-    let (identity, id_bytes) = parse_identity(&req.card.identity)?;
+    let (identity, id_bytes) = (req.card.identity.to_hex(), req.card.identity.as_bytes());
     let algorithm = req.algorithm.algorithm();
     if profile == Profile::Piv && algorithm != Algorithm::TripleDes {
         return Err(OpError::bad(
@@ -192,9 +192,9 @@ pub fn enroll_begin(
         enrollment: id,
         current: current
             .iter()
-            .map(|&(k, p, alg)| secrets(m, profile, &id_bytes, alg, k, p))
+            .map(|&(k, p, alg)| secrets(m, profile, id_bytes, alg, k, p))
             .collect(),
-        next: secrets(m, profile, &id_bytes, algorithm, next_key, next_puk),
+        next: secrets(m, profile, id_bytes, algorithm, next_key, next_puk),
     })
 }
 
@@ -214,13 +214,14 @@ pub fn enroll_done(
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found());
     }
-    let card_auth_key =
-        match done.card_auth_key.as_deref() {
-            None => None,
-            Some(key) => Some(crate::store::card_auth_key_hex(key).map_err(|e| {
+    let card_auth_key = match &done.card_auth_key {
+        None => None,
+        Some(key) => Some(
+            crate::store::card_auth_key_hex(key.as_bytes()).map_err(|e| {
                 OpError::refused(ErrorCode::BadRequest, format!("Bad request: {e}."))
-            })?),
-        };
+            })?,
+        ),
+    };
     let result = state.store.transact(|tx| {
         let Some(e) = tx.read_enrollment(id)? else {
             return Ok(Err(not_found()));
