@@ -304,7 +304,7 @@ impl Demo {
 
     /// The card's identity (hex, as `cardunlock status` shows it).
     pub fn card_identity(&self) -> String {
-        crate::hex::encode(&self.identity)
+        hex::encode(&self.identity)
     }
 
     /// The server's URL, for display.
@@ -332,7 +332,7 @@ impl Demo {
             .store()
             .card(
                 cardunlock_protocol::Profile::from(self.profile).as_str(),
-                &crate::hex::encode(&self.identity),
+                &hex::encode(&self.identity),
             )
             .map_err(|e| setup(format!("store: {e}")))?;
         Ok(record.map(|r| {

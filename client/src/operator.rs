@@ -233,7 +233,7 @@ impl Operator {
             return Err(Failure::usage("challenge", "it is empty"));
         }
         let request = OfflineRequest {
-            challenge: crate::hex::encode(&bytes),
+            challenge: hex::encode(&bytes),
             identity_checked: note("identity check", identity_checked)?,
         };
         self.post(

@@ -26,7 +26,7 @@ use embassy_futures::block_on;
 use zeroize::Zeroizing;
 
 fn hex(bytes: &[u8]) -> String {
-    cardunlock_client::hex::encode(bytes)
+    hex::encode(bytes)
 }
 
 /// Runs after each command with the command and the card's answer.
