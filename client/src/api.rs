@@ -4,6 +4,7 @@
 //! (`cardunlock-protocol`), so the client cannot drift from the server.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cardunlock_protocol::body::extend_wiped;
@@ -22,11 +23,103 @@ use crate::failure::{Failure, Kind};
 #[derive(Debug, Clone)]
 pub enum ApiError {
     /// No connection (refused, TLS failure, timeout).
-    Unreachable(String),
+    Unreachable(Unreachable),
     /// The server answered with a refusal (the contract's error body).
     Refused(ErrorBody),
-    /// The server's answer did not parse.
-    Protocol(String),
+    /// The exchange left the contract: the request would not encode, the reply would not read
+    /// or parse.
+    Protocol {
+        /// What was asked (the endpoint's path, or "admin answer").
+        what: String,
+        /// An HTTP error status that came without the contract's error body.
+        status: Option<u16>,
+        /// What went wrong.
+        error: ReplyError,
+    },
+}
+
+/// No connection to the server: its URL and the transport's error (kept as the source).
+#[derive(Debug, Clone)]
+pub struct Unreachable {
+    /// The URL asked.
+    pub url: String,
+    source: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl Unreachable {
+    /// `url` could not be reached because of `source`.
+    pub fn new(
+        url: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            url: url.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.source, self.url)
+    }
+}
+
+impl std::error::Error for Unreachable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// How an exchange left the contract. Never holds what the reply said: it may be a secret.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ReplyError {
+    /// The request did not encode as JSON.
+    Encode(Arc<serde_json::Error>),
+    /// The reply could not be read.
+    Read(Arc<std::io::Error>),
+    /// The reply is not the contract's JSON: where, never what.
+    OffContract {
+        /// What kind of JSON error ([`json_category`]).
+        category: &'static str,
+        /// Line of the error.
+        line: usize,
+        /// Column of the error.
+        column: usize,
+    },
+    /// The admin answer is not hex.
+    AdminAnswer(crate::hex::HexError),
+}
+
+impl std::fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Encode(e) => write!(f, "encoding the request: {e}"),
+            Self::Read(e) => write!(f, "reading the reply: {e}"),
+            Self::OffContract {
+                category,
+                line,
+                column,
+            } => write!(
+                f,
+                "the reply does not follow the contract ({category} error at line {line}, \
+                 column {column})"
+            ),
+            Self::AdminAnswer(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReplyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Encode(e) => Some(&**e),
+            Self::Read(e) => Some(&**e),
+            Self::OffContract { .. } => None,
+            Self::AdminAnswer(e) => Some(e),
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -37,18 +130,39 @@ impl std::fmt::Display for ApiError {
                 write!(f, "unlock server: it refused ({})", body.error)
             }
             Self::Refused(body) => write!(f, "unlock server: {}", body.message),
-            Self::Protocol(e) => write!(f, "unlock server: unexpected answer: {e}"),
+            Self::Protocol {
+                what,
+                status: None,
+                error,
+            } => write!(f, "unlock server: unexpected answer: {what}: {error}"),
+            Self::Protocol {
+                what,
+                status: Some(status),
+                error,
+            } => write!(
+                f,
+                "unlock server: unexpected answer: {what}: HTTP {status} without an error body \
+                 ({error})"
+            ),
         }
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unreachable(e) => Some(e),
+            Self::Refused(_) => None,
+            Self::Protocol { error, .. } => Some(error),
+        }
+    }
+}
 
 impl ApiError {
     /// The failure this error means for the unlock (the card was not touched by it).
     pub fn failure(&self) -> Failure {
         let kind = match self {
-            Self::Unreachable(_) | Self::Protocol(_) => Kind::Server,
+            Self::Unreachable(_) | Self::Protocol { .. } => Kind::Server,
             Self::Refused(body) => match body.error {
                 ErrorCode::Locked => Kind::Locked,
                 ErrorCode::NoQuestions | ErrorCode::CardNotVerified => Kind::NoQuestions,
@@ -62,7 +176,7 @@ impl ApiError {
                 _ => Kind::Refused,
             },
         };
-        Failure::new(kind, self.to_string())
+        Failure::new(kind, self.to_string()).caused_by(self.clone())
     }
 
     /// The contract's error code, when the server answered with one.
@@ -166,9 +280,12 @@ impl Api {
         }
         let sent = match body {
             Some(body) => {
-                let bytes = Zeroizing::new(serde_json::to_vec(body).map_err(|e| {
-                    ApiError::Protocol(format!("{path}: encoding the request: {e}"))
-                })?);
+                let bytes =
+                    Zeroizing::new(serde_json::to_vec(body).map_err(|e| ApiError::Protocol {
+                        what: path.to_owned(),
+                        status: None,
+                        error: ReplyError::Encode(Arc::new(e)),
+                    })?);
                 request
                     .set("Content-Type", "application/json")
                     .send_bytes(&bytes)
@@ -178,16 +295,22 @@ impl Api {
         match sent {
             Ok(resp) => read_reply(resp)
                 .and_then(|body| parse_reply(&body))
-                .map_err(|e| ApiError::Protocol(format!("{path}: {e}"))),
+                .map_err(|error| ApiError::Protocol {
+                    what: path.to_owned(),
+                    status: None,
+                    error,
+                }),
             Err(ureq::Error::Status(status, resp)) => {
                 match read_reply(resp).and_then(|body| parse_reply::<ErrorBody>(&body)) {
                     Ok(body) => Err(ApiError::Refused(body)),
-                    Err(e) => Err(ApiError::Protocol(format!(
-                        "{path}: HTTP {status} without an error body ({e})"
-                    ))),
+                    Err(error) => Err(ApiError::Protocol {
+                        what: path.to_owned(),
+                        status: Some(status),
+                        error,
+                    }),
                 }
             }
-            Err(ureq::Error::Transport(t)) => Err(ApiError::Unreachable(format!("{t} ({url})"))),
+            Err(ureq::Error::Transport(t)) => Err(ApiError::Unreachable(Unreachable::new(url, t))),
         }
     }
 
@@ -238,7 +361,11 @@ impl Api {
         let a: AdminAnswer = self.post(paths::ADMIN, &body)?;
         crate::hex::parse(a.answer.expose())
             .map(Zeroizing::new)
-            .map_err(|e| ApiError::Protocol(format!("admin answer: {e}")))
+            .map_err(|e| ApiError::Protocol {
+                what: "admin answer".into(),
+                status: None,
+                error: ReplyError::AdminAnswer(e),
+            })
     }
 
     /// `puk` (PIV): the PUK candidates and the next PUK. `puk_tries_left`: what the card
@@ -295,7 +422,7 @@ pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
 const MAX_REPLY: u64 = 1 << 20;
 
 /// Reads a reply body into a buffer wiped when dropped (and when it grows).
-fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, String> {
+fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, ReplyError> {
     let mut body = Zeroizing::new(Vec::new());
     let mut chunk = Zeroizing::new([0u8; 1024]);
     let mut reader = resp.into_reader().take(MAX_REPLY);
@@ -304,21 +431,18 @@ fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, String> {
             Ok(0) => return Ok(body),
             Ok(n) => extend_wiped(&mut body, &chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading the reply: {e}")),
+            Err(e) => return Err(ReplyError::Read(Arc::new(e))),
         }
     }
 }
 
 /// Parses a reply. The error names where the reply left the contract, never what it held:
 /// serde_json's own message quotes the offending value, which can be a PUK.
-fn parse_reply<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "the reply does not follow the contract ({} error at line {}, column {})",
-            json_category(e.classify()),
-            e.line(),
-            e.column()
-        )
+fn parse_reply<T: DeserializeOwned>(body: &[u8]) -> Result<T, ReplyError> {
+    serde_json::from_slice(body).map_err(|e| ReplyError::OffContract {
+        category: json_category(e.classify()),
+        line: e.line(),
+        column: e.column(),
     })
 }
 
@@ -348,7 +472,10 @@ mod tests {
             raw.to_string().contains("87654321"),
             "the check below must mean something"
         );
-        let e = parse_reply::<PukReply>(body).map(|_| ()).unwrap_err();
+        let e = parse_reply::<PukReply>(body)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not follow the contract"), "{e}");
         assert!(!e.contains("87654321") && !e.contains("11223344"), "{e}");
         let ok: PukReply =
@@ -398,7 +525,28 @@ mod tests {
         assert_eq!(f.exit_code(), 1);
         let f = ApiError::Refused(ErrorBody::new(ErrorCode::Locked, "locked")).failure();
         assert_eq!(f.kind, Kind::Locked);
-        let f = ApiError::Unreachable("refused".into()).failure();
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let f = ApiError::Unreachable(Unreachable::new("https://h:1", refused)).failure();
         assert_eq!((f.kind.clone(), f.exit_code()), (Kind::Server, 6));
+    }
+
+    /// Proves a failure keeps the error under it: removing `caused_by` in
+    /// [`ApiError::failure`] (or the sources here) breaks the chain this walks.
+    #[test]
+    fn failures_keep_their_source() {
+        use std::error::Error as _;
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let f = ApiError::Unreachable(Unreachable::new("https://h:1", refused)).failure();
+        let api = f.source().unwrap();
+        assert!(
+            api.to_string()
+                .starts_with("unlock server: cannot reach it"),
+            "{api}"
+        );
+        let unreachable = api.source().unwrap();
+        let io = unreachable.source().unwrap();
+        assert_eq!(io.to_string(), "refused");
+        let f = ApiError::Refused(ErrorBody::new(ErrorCode::Locked, "locked")).failure();
+        assert!(f.source().unwrap().source().is_none());
     }
 }

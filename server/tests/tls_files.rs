@@ -169,7 +169,7 @@ fn mismatched_or_exposed_files_are_refused_at_start() {
     );
     let e = Server::spawn(with_files(dir.path(), tls)).err().unwrap();
     assert!(
-        matches!(&e, ServerError::Tls(m) if m.contains("do not go together")),
+        matches!(&e, ServerError::Tls(m) if m.to_string().contains("do not go together")),
         "{e}"
     );
     #[cfg(unix)]

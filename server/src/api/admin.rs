@@ -35,26 +35,57 @@ enum Computed {
     NoHostCryptogram,
 }
 
+/// Why an admin request does not fit the card (a `bad_request`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Misfit {
+    /// PIV cards unlock with the PUK.
+    Piv,
+    /// GIDS cards get no raw block encryption.
+    GidsEncrypt,
+    /// GIDS cryptograms on a card that is not GIDS with a 3DES key.
+    NotGids3Des,
+    /// Not the card's admin-key algorithm.
+    Algorithm(Algorithm),
+    /// A block that is not one block of the card's algorithm (its length in bytes).
+    BlockLength(usize),
+}
+
+impl core::fmt::Display for Misfit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Piv => {
+                f.write_str("admin answers are for GIDS and ISO cards; PIV unlocks with the PUK")
+            }
+            Self::GidsEncrypt => f.write_str(
+                "GIDS cards authenticate with gids_cryptogram; raw encryption is for ISO cards",
+            ),
+            Self::NotGids3Des => {
+                f.write_str("GIDS cryptograms are for GIDS cards with a 3DES admin key")
+            }
+            Self::Algorithm(a) => write!(f, "the card's admin key is {}", algorithm_name(*a)),
+            Self::BlockLength(len) => write!(f, "block must be {} hex digits", 2 * len),
+        }
+    }
+}
+
 /// Checks an admin request against the card; returns the challenge kind and canonical value to
 /// reserve, and the operation.
 fn admin_op(
     profile: Profile,
     card_alg: Algorithm,
     req: &AdminRequest,
-) -> Result<(&'static str, String, AdminOp), String> {
+) -> Result<(&'static str, String, AdminOp), Misfit> {
     if profile == Profile::Piv {
-        return Err("admin answers are for GIDS and ISO cards; PIV unlocks with the PUK".into());
+        return Err(Misfit::Piv);
     }
     // GIDS authenticates mutually: a raw block encryption would let a client rebuild the CBC
     // cryptogram from ECB calls around the once-per-challenge rule.
     if profile == Profile::Gids && matches!(req, AdminRequest::Encrypt { .. }) {
-        return Err(
-            "GIDS cards authenticate with gids_cryptogram; raw encryption is for ISO cards".into(),
-        );
+        return Err(Misfit::GidsEncrypt);
     }
     let gids_3des = || {
         if profile != Profile::Gids || card_alg != Algorithm::TripleDes {
-            Err("GIDS cryptograms are for GIDS cards with a 3DES admin key".to_owned())
+            Err(Misfit::NotGids3Des)
         } else {
             Ok(())
         }
@@ -63,13 +94,10 @@ fn admin_op(
         AdminRequest::Encrypt { algorithm, block } => {
             let alg = algorithm.algorithm();
             if alg != card_alg {
-                return Err(format!(
-                    "the card's admin key is {}",
-                    algorithm_name(card_alg)
-                ));
+                return Err(Misfit::Algorithm(card_alg));
             }
             if block.as_bytes().len() != alg.block_len() {
-                return Err(format!("block must be {} hex digits", 2 * alg.block_len()));
+                return Err(Misfit::BlockLength(alg.block_len()));
             }
             let value = block.to_hex();
             Ok((
