@@ -5,16 +5,16 @@
 //! audit row (operator, role, client address), and returns the contract's reply or an
 //! [`OpError`] that maps to the contract's error body and status.
 //!
-//! - [`auth`]: [`sign_in`] (password + TOTP, throttled per operator and per address in the
+//! - `auth`: [`sign_in`] (password + TOTP, throttled per operator and per address in the
 //!   store), [`authenticate`] (idle and absolute limits, disabled operators), [`sign_out`], and
 //!   the accounts ([`list_operators`], [`add_operator`], [`disable_operator`], [`reset_totp`],
 //!   [`set_password`], [`create_operator`] for the command line).
-//! - [`cards`]: [`search`], [`card_detail`], [`lift_lock`], [`offline_response`],
+//! - `cards`: [`search`], [`card_detail`], [`lift_lock`], [`offline_response`],
 //!   [`puk_readout`].
-//! - [`enroll`]: [`enroll_begin`], [`enroll_done`].
-//! - [`readouts`] (four eyes on PUK read-outs): [`puk_readout_request`], [`puk_readouts`],
+//! - `enroll`: [`enroll_begin`], [`enroll_done`].
+//! - `readouts` (four eyes on PUK read-outs): [`puk_readout_request`], [`puk_readouts`],
 //!   [`approve_puk_readout`], [`collect_puk_readout`].
-//! - [`audit`]: [`audit_query`], [`audit_csv`].
+//! - `audit`: [`audit_query`], [`audit_csv`].
 
 mod accounts;
 pub(crate) mod audit;

@@ -110,11 +110,11 @@ fn admin_op(
             gids_3des()?;
             let (r1, r2) = (r1.as_bytes(), r2.as_bytes());
             let mut data = Zeroizing::new(Vec::with_capacity(40));
-            data.extend_from_slice(&r2);
-            data.extend_from_slice(&r1);
+            data.extend_from_slice(r2);
+            data.extend_from_slice(r1);
             let mut randoms = Zeroizing::new(Vec::with_capacity(32));
-            randoms.extend_from_slice(&r1);
-            randoms.extend_from_slice(&r2);
+            randoms.extend_from_slice(r1);
+            randoms.extend_from_slice(r2);
             Ok((
                 "gids_r2",
                 hex::encode(r2),
