@@ -220,8 +220,8 @@ pub const MAX_SIGNATURE_LEN: usize = 80;
 ///
 /// Unlike the other byte fields, a malformed signature does not fail the parse: every PIV card
 /// that has not proved itself gets one and the same refusal, so a signature that is not hex (or
-/// too long) is kept as one that cannot verify, and the server refuses it like a wrong one. It
-/// is written back as it came.
+/// too long) is kept as one that cannot verify, and the server refuses it like a wrong one. Any
+/// of them is written back as it came.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
 pub struct Signature(SignatureForm);
@@ -229,7 +229,7 @@ pub struct Signature(SignatureForm);
 #[derive(Clone, PartialEq, Eq)]
 enum SignatureForm {
     Der(Vec<u8>),
-    TooLong,
+    TooLong(String),
     Unreadable(String),
 }
 
@@ -238,7 +238,7 @@ impl Signature {
     pub fn der(bytes: impl Into<Vec<u8>>) -> Self {
         let bytes = bytes.into();
         if bytes.len() > MAX_SIGNATURE_LEN {
-            Self(SignatureForm::TooLong)
+            Self(SignatureForm::TooLong(hex::encode(bytes)))
         } else {
             Self(SignatureForm::Der(bytes))
         }
@@ -254,14 +254,14 @@ impl Signature {
 
     /// Whether it is longer than [`MAX_SIGNATURE_LEN`] bytes.
     pub fn is_too_long(&self) -> bool {
-        matches!(self.0, SignatureForm::TooLong)
+        matches!(self.0, SignatureForm::TooLong(_))
     }
 }
 
 impl From<String> for Signature {
     fn from(text: String) -> Self {
         if text.len() > 2 * MAX_SIGNATURE_LEN {
-            return Self(SignatureForm::TooLong);
+            return Self(SignatureForm::TooLong(text));
         }
         match hex::decode(&text) {
             Ok(bytes) => Self(SignatureForm::Der(bytes)),
@@ -274,8 +274,7 @@ impl From<Signature> for String {
     fn from(s: Signature) -> Self {
         match s.0 {
             SignatureForm::Der(bytes) => hex::encode(bytes),
-            SignatureForm::TooLong => String::new(),
-            SignatureForm::Unreadable(text) => text,
+            SignatureForm::TooLong(text) | SignatureForm::Unreadable(text) => text,
         }
     }
 }
@@ -284,7 +283,7 @@ impl core::fmt::Debug for Signature {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match &self.0 {
             SignatureForm::Der(bytes) => write!(f, "Signature({})", hex::encode(bytes)),
-            SignatureForm::TooLong => f.write_str("Signature(too long)"),
+            SignatureForm::TooLong(_) => f.write_str("Signature(too long)"),
             SignatureForm::Unreadable(_) => f.write_str("Signature(not hex)"),
         }
     }
@@ -342,9 +341,10 @@ mod tests {
         assert_eq!(bad.as_der(), None);
         assert!(!bad.is_too_long());
         assert_eq!(serde_json::to_string(&bad).unwrap(), "\"zz\"");
-        let long: Signature =
-            serde_json::from_str(&format!("\"{}\"", "00".repeat(MAX_SIGNATURE_LEN + 1))).unwrap();
+        let text = format!("\"{}\"", "00".repeat(MAX_SIGNATURE_LEN + 1));
+        let long: Signature = serde_json::from_str(&text).unwrap();
         assert!(long.is_too_long() && long.as_der().is_none());
+        assert_eq!(serde_json::to_string(&long).unwrap(), text);
         assert!(Signature::der(vec![0; MAX_SIGNATURE_LEN + 1]).is_too_long());
     }
 }
