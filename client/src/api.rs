@@ -81,7 +81,7 @@ pub enum ReplyError {
     Read(Arc<std::io::Error>),
     /// The reply is not the contract's JSON: where, never what.
     OffContract {
-        /// What kind of JSON error ([`json_category`]).
+        /// What kind of JSON error (read, syntax, data or truncation).
         category: &'static str,
         /// Line of the error.
         line: usize,

@@ -97,7 +97,7 @@ where
     unlock_with(driver, ui, None)
 }
 
-/// [`unlock`] with the ISO admin key algorithm given (`None`: as the card reports, else 3DES).
+/// [`unlock()`] with the ISO admin key algorithm given (`None`: as the card reports, else 3DES).
 pub fn unlock_with<T: Transport>(
     driver: &mut Driver<T>,
     ui: &mut dyn OfflineUi,

@@ -123,7 +123,7 @@ where
     unlock_with(driver, api, ui, None)
 }
 
-/// [`unlock`] with the ISO admin key algorithm given (`None`: as the card reports, else 3DES).
+/// [`unlock()`] with the ISO admin key algorithm given (`None`: as the card reports, else 3DES).
 pub fn unlock_with<T: Transport>(
     driver: &mut Driver<T>,
     api: &Api,
