@@ -152,6 +152,43 @@ mod tests {
         }
     }
 
+    /// Proves the front ends' check is the core's (a repeated PIN, a sequence, a mismatch and a
+    /// wrong length are each refused, a good PIN is not) and that the one-line rules follow
+    /// the policy's switches.
+    #[test]
+    fn front_ends_check_and_describe_with_the_core() {
+        let piv = PinPolicy::from(&CorePinPolicy::PIV);
+        assert!(piv.violations("480371", "480371").is_empty());
+        for (pin, confirm) in [
+            ("111111", "111111"),
+            ("123456", "123456"),
+            ("480371", "480372"),
+            ("48", "48"),
+        ] {
+            assert!(!piv.violations(pin, confirm).is_empty(), "{pin}");
+        }
+        assert_eq!(
+            piv.describe(),
+            format!(
+                "{} to {} digits; not one repeated character; no ascending or descending \
+                 sequence; not a common PIN",
+                piv.min_len, piv.max_len
+            )
+        );
+        let lax = PinPolicy {
+            forbid_repeated: false,
+            forbid_sequences: false,
+            builtin_blocklist: false,
+            charset: PinCharset::Printable,
+            ..piv.clone()
+        };
+        assert!(lax.violations("111111", "111111").is_empty());
+        assert_eq!(
+            lax.describe(),
+            format!("{} to {} characters", piv.min_len, piv.max_len)
+        );
+    }
+
     #[test]
     fn custom_blocklist_reaches_the_core() {
         let wire: PinPolicy = serde_json::from_str(
