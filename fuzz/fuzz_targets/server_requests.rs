@@ -64,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
         hides(format!("{r:?}"), r.session.expose(), &[&signature]);
         // The presence digest never panics on what the client or server was sent.
         if let Some(hash) = cardunlock_protocol::presence::token_hash(&r.session) {
-            let nonce = r.signature.as_der().and_then(|d| <[u8; 32]>::try_from(d).ok());
+            let nonce = r
+                .signature
+                .as_der()
+                .and_then(|d| <[u8; 32]>::try_from(d).ok());
             if let Some(nonce) = nonce {
                 let _ = cardunlock_protocol::presence::digest(&hash, &nonce);
             }
