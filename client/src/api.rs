@@ -4,13 +4,14 @@
 //! (`cardunlock-protocol`), so the client cannot drift from the server.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cardunlock_protocol::body::extend_wiped;
 use cardunlock_protocol::{
     paths, AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef,
-    CompleteReply, CompleteRequest, ErrorBody, ErrorCode, Outcome, ProveReply, ProveRequest,
-    PukReply, PukRequest, Secret, SessionToken, StartReply, StartRequest,
+    CompleteReply, CompleteRequest, ErrorBody, Outcome, ProveReply, ProveRequest, PukReply,
+    PukRequest, Secret, SessionToken, Signature, StartReply, StartRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -18,61 +19,9 @@ use zeroize::Zeroizing;
 
 use crate::failure::{Failure, Kind};
 
-/// Why the server did not give what was asked.
-#[derive(Debug, Clone)]
-pub enum ApiError {
-    /// No connection (refused, TLS failure, timeout).
-    Unreachable(String),
-    /// The server answered with a refusal (the contract's error body).
-    Refused(ErrorBody),
-    /// The server's answer did not parse.
-    Protocol(String),
-}
+mod error;
 
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unreachable(e) => write!(f, "unlock server: cannot reach it: {e}"),
-            Self::Refused(body) if body.message.is_empty() => {
-                write!(f, "unlock server: it refused ({})", body.error)
-            }
-            Self::Refused(body) => write!(f, "unlock server: {}", body.message),
-            Self::Protocol(e) => write!(f, "unlock server: unexpected answer: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-impl ApiError {
-    /// The failure this error means for the unlock (the card was not touched by it).
-    pub fn failure(&self) -> Failure {
-        let kind = match self {
-            Self::Unreachable(_) | Self::Protocol(_) => Kind::Server,
-            Self::Refused(body) => match body.error {
-                ErrorCode::Locked => Kind::Locked,
-                ErrorCode::NoQuestions | ErrorCode::CardNotVerified => Kind::NoQuestions,
-                ErrorCode::WrongAnswers => Kind::WrongAnswers {
-                    attempts_left: body.attempts_left.unwrap_or(0),
-                },
-                ErrorCode::InternalError | ErrorCode::Unavailable | ErrorCode::TooManyRequests => {
-                    Kind::Server
-                }
-                ErrorCode::Unauthorized => Kind::Unauthorized,
-                _ => Kind::Refused,
-            },
-        };
-        Failure::new(kind, self.to_string())
-    }
-
-    /// The contract's error code, when the server answered with one.
-    pub fn code(&self) -> Option<ErrorCode> {
-        match self {
-            Self::Refused(body) => Some(body.error),
-            _ => None,
-        }
-    }
-}
+pub use error::{ApiError, ReplyError, Unreachable};
 
 /// The HTTP methods of the contract.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,9 +115,12 @@ impl Api {
         }
         let sent = match body {
             Some(body) => {
-                let bytes = Zeroizing::new(serde_json::to_vec(body).map_err(|e| {
-                    ApiError::Protocol(format!("{path}: encoding the request: {e}"))
-                })?);
+                let bytes =
+                    Zeroizing::new(serde_json::to_vec(body).map_err(|e| ApiError::Protocol {
+                        what: path.to_owned(),
+                        status: None,
+                        error: ReplyError::Encode(Arc::new(e)),
+                    })?);
                 request
                     .set("Content-Type", "application/json")
                     .send_bytes(&bytes)
@@ -178,16 +130,22 @@ impl Api {
         match sent {
             Ok(resp) => read_reply(resp)
                 .and_then(|body| parse_reply(&body))
-                .map_err(|e| ApiError::Protocol(format!("{path}: {e}"))),
+                .map_err(|error| ApiError::Protocol {
+                    what: path.to_owned(),
+                    status: None,
+                    error,
+                }),
             Err(ureq::Error::Status(status, resp)) => {
                 match read_reply(resp).and_then(|body| parse_reply::<ErrorBody>(&body)) {
                     Ok(body) => Err(ApiError::Refused(body)),
-                    Err(e) => Err(ApiError::Protocol(format!(
-                        "{path}: HTTP {status} without an error body ({e})"
-                    ))),
+                    Err(error) => Err(ApiError::Protocol {
+                        what: path.to_owned(),
+                        status: Some(status),
+                        error,
+                    }),
                 }
             }
-            Err(ureq::Error::Transport(t)) => Err(ApiError::Unreachable(format!("{t} ({url})"))),
+            Err(ureq::Error::Transport(t)) => Err(ApiError::Unreachable(Unreachable::new(url, t))),
         }
     }
 
@@ -198,7 +156,11 @@ impl Api {
 
     /// `prove` (PIV): the card's signature of the session's nonce (DER, hex); the questions
     /// once it verifies.
-    pub fn prove(&self, session: &SessionToken, signature: String) -> Result<ProveReply, ApiError> {
+    pub fn prove(
+        &self,
+        session: &SessionToken,
+        signature: Signature,
+    ) -> Result<ProveReply, ApiError> {
         self.post(
             paths::PROVE,
             &ProveRequest {
@@ -234,7 +196,11 @@ impl Api {
         let a: AdminAnswer = self.post(paths::ADMIN, &body)?;
         crate::hex::parse(a.answer.expose())
             .map(Zeroizing::new)
-            .map_err(|e| ApiError::Protocol(format!("admin answer: {e}")))
+            .map_err(|e| ApiError::Protocol {
+                what: "admin answer".into(),
+                status: None,
+                error: ReplyError::AdminAnswer(e),
+            })
     }
 
     /// `puk` (PIV): the PUK candidates and the next PUK. `puk_tries_left`: what the card
@@ -291,7 +257,7 @@ pub fn read_cert(path: &std::path::Path) -> Result<String, Failure> {
 const MAX_REPLY: u64 = 1 << 20;
 
 /// Reads a reply body into a buffer wiped when dropped (and when it grows).
-fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, String> {
+fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, ReplyError> {
     let mut body = Zeroizing::new(Vec::new());
     let mut chunk = Zeroizing::new([0u8; 1024]);
     let mut reader = resp.into_reader().take(MAX_REPLY);
@@ -300,21 +266,18 @@ fn read_reply(resp: ureq::Response) -> Result<Zeroizing<Vec<u8>>, String> {
             Ok(0) => return Ok(body),
             Ok(n) => extend_wiped(&mut body, &chunk[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading the reply: {e}")),
+            Err(e) => return Err(ReplyError::Read(Arc::new(e))),
         }
     }
 }
 
 /// Parses a reply. The error names where the reply left the contract, never what it held:
 /// serde_json's own message quotes the offending value, which can be a PUK.
-fn parse_reply<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| {
-        format!(
-            "the reply does not follow the contract ({} error at line {}, column {})",
-            json_category(e.classify()),
-            e.line(),
-            e.column()
-        )
+fn parse_reply<T: DeserializeOwned>(body: &[u8]) -> Result<T, ReplyError> {
+    serde_json::from_slice(body).map_err(|e| ReplyError::OffContract {
+        category: json_category(e.classify()),
+        line: e.line(),
+        column: e.column(),
     })
 }
 
@@ -332,6 +295,7 @@ pub(crate) fn json_category(c: serde_json::error::Category) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cardunlock_protocol::ErrorCode;
 
     #[test]
     fn a_reply_off_the_contract_is_refused_without_quoting_it() {
@@ -344,7 +308,10 @@ mod tests {
             raw.to_string().contains("87654321"),
             "the check below must mean something"
         );
-        let e = parse_reply::<PukReply>(body).map(|_| ()).unwrap_err();
+        let e = parse_reply::<PukReply>(body)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not follow the contract"), "{e}");
         assert!(!e.contains("87654321") && !e.contains("11223344"), "{e}");
         let ok: PukReply =
@@ -394,7 +361,28 @@ mod tests {
         assert_eq!(f.exit_code(), 1);
         let f = ApiError::Refused(ErrorBody::new(ErrorCode::Locked, "locked")).failure();
         assert_eq!(f.kind, Kind::Locked);
-        let f = ApiError::Unreachable("refused".into()).failure();
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let f = ApiError::Unreachable(Unreachable::new("https://h:1", refused)).failure();
         assert_eq!((f.kind.clone(), f.exit_code()), (Kind::Server, 6));
+    }
+
+    /// Proves a failure keeps the error under it: removing `caused_by` in
+    /// [`ApiError::failure`] (or the sources here) breaks the chain this walks.
+    #[test]
+    fn failures_keep_their_source() {
+        use std::error::Error as _;
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let f = ApiError::Unreachable(Unreachable::new("https://h:1", refused)).failure();
+        let api = f.source().unwrap();
+        assert!(
+            api.to_string()
+                .starts_with("unlock server: cannot reach it"),
+            "{api}"
+        );
+        let unreachable = api.source().unwrap();
+        let io = unreachable.source().unwrap();
+        assert_eq!(io.to_string(), "refused");
+        let f = ApiError::Refused(ErrorBody::new(ErrorCode::Locked, "locked")).failure();
+        assert!(f.source().unwrap().source().is_none());
     }
 }

@@ -19,7 +19,6 @@ use zeroize::Zeroizing;
 use crate::api::Api;
 use crate::enroll::{personalise, Factory, Target};
 use crate::failure::{self, Failure, Kind};
-use crate::online::wire_profile;
 use crate::status::describe;
 
 /// The seed user's security questions, in order.
@@ -97,7 +96,7 @@ fn generation_zero(master: &MasterSecret, profile: Profile, identity: &[u8]) -> 
             puk: None,
             admin_key: kdf::admin_key(
                 master,
-                wire_profile(other).as_str(),
+                cardunlock_protocol::Profile::from(other).as_str(),
                 identity,
                 Algorithm::TripleDes,
                 0,
@@ -159,7 +158,9 @@ impl Demo {
                 &Enrollment {
                     name: DEMO_USER.0.into(),
                     email: DEMO_USER.1.into(),
-                    profile: wire_profile(status.profile).as_str().into(),
+                    profile: cardunlock_protocol::Profile::from(status.profile)
+                        .as_str()
+                        .into(),
                     identity_hex: identity.to_string(),
                     algorithm: Algorithm::TripleDes,
                     questions,
@@ -218,7 +219,7 @@ impl Demo {
             crate::hex::parse(challenge_hex).map_err(|e| Failure::usage("challenge", e))?;
         let key = cardunlock_server::kdf::admin_key(
             &self.master,
-            wire_profile(self.profile).as_str(),
+            cardunlock_protocol::Profile::from(self.profile).as_str(),
             &self.identity,
             Algorithm::TripleDes,
             0,
@@ -276,7 +277,7 @@ impl Demo {
 
     /// The card's identity (hex, as `cardunlock status` shows it).
     pub fn card_identity(&self) -> String {
-        crate::hex::encode(&self.identity)
+        hex::encode(&self.identity)
     }
 
     /// The server's URL, for display.
@@ -303,8 +304,8 @@ impl Demo {
             .server
             .store()
             .card(
-                wire_profile(self.profile).as_str(),
-                &crate::hex::encode(&self.identity),
+                cardunlock_protocol::Profile::from(self.profile).as_str(),
+                &hex::encode(&self.identity),
             )
             .map_err(|e| setup(format!("store: {e}")))?;
         Ok(record.map(|r| {

@@ -61,13 +61,15 @@ pub enum Kind {
     Unauthorized,
 }
 
-/// A failure: its kind and a message that names what it is about.
+/// A failure: its kind, a message that names what it is about, and (when it came from one)
+/// the error under it, which [`std::error::Error::source`] returns.
 #[derive(Debug, Clone)]
 pub struct Failure {
     /// What kind of failure.
     pub kind: Kind,
     /// The message for the person, naming its subject ("new PIN: ...").
     pub message: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Failure {
@@ -76,7 +78,14 @@ impl Failure {
         Self {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same failure, caused by `source`.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(std::sync::Arc::new(source));
+        self
     }
 
     /// Bad input about `subject`: "`subject`: `problem`".
@@ -113,7 +122,13 @@ impl Display for Failure {
     }
 }
 
-impl std::error::Error for Failure {}
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A transport failure: no service / reader / card is [`Kind::NoCard`], anything mid-flow
 /// [`Kind::Communication`].

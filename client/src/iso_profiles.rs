@@ -252,8 +252,8 @@ impl IsoProfiles {
                 Kind::Refused,
                 format!(
                     "ISO profile: the unlock server says this card uses the ISO profile {name:?},                      whose AID {} is not the one the card answered on ({}, profile {:?}). The                      card was not touched; ask your administrator to check the ISO profiles.",
-                    crate::hex::encode(&entry.aid),
-                    crate::hex::encode(&answered.aid),
+                    hex::encode(&entry.aid),
+                    hex::encode(&answered.aid),
                     answered.name
                 ),
             ));

@@ -13,93 +13,9 @@
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 
-use cardunlock_core::policy::{Charset, PinPolicy};
 use zeroize::Zeroizing;
 
-/// The user behind the card, released by the server after the answers were verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Full name, e.g. "Michael Benson".
-    pub name: String,
-    /// E-mail address.
-    pub email: String,
-}
-
-/// A PIN policy the front end owns (the core's [`PinPolicy`] borrows its blocklist).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedPolicy {
-    /// Minimum length.
-    pub min_len: usize,
-    /// Maximum length.
-    pub max_len: usize,
-    /// The allowed characters.
-    pub charset: Charset,
-    /// Refuse one repeated character.
-    pub forbid_repeated: bool,
-    /// Refuse ascending / descending runs.
-    pub forbid_sequences: bool,
-    /// Refuse the core's list of common PINs.
-    pub builtin_blocklist: bool,
-    /// The organisation's own refused PINs.
-    pub custom_blocklist: Vec<String>,
-}
-
-impl OwnedPolicy {
-    /// An owned copy of `policy`.
-    pub fn from_policy(policy: &PinPolicy<'_>) -> Self {
-        Self {
-            min_len: policy.min_len,
-            max_len: policy.max_len,
-            charset: policy.charset,
-            forbid_repeated: policy.forbid_repeated,
-            forbid_sequences: policy.forbid_sequences,
-            builtin_blocklist: policy.builtin_blocklist,
-            custom_blocklist: policy
-                .custom_blocklist
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        }
-    }
-
-    /// Every way `pin` and `confirmation` break the policy, as sentences (empty: acceptable).
-    pub fn violations(&self, pin: &str, confirmation: &str) -> Vec<String> {
-        let custom: Vec<&str> = self.custom_blocklist.iter().map(String::as_str).collect();
-        let policy = PinPolicy {
-            min_len: self.min_len,
-            max_len: self.max_len,
-            charset: self.charset,
-            forbid_repeated: self.forbid_repeated,
-            forbid_sequences: self.forbid_sequences,
-            builtin_blocklist: self.builtin_blocklist,
-            custom_blocklist: &custom,
-        };
-        match policy.check(pin.as_bytes(), confirmation.as_bytes(), None, None) {
-            Ok(()) => Vec::new(),
-            Err(found) => found.iter().map(|v| v.to_string()).collect(),
-        }
-    }
-
-    /// The rules in one line, shown above the PIN fields.
-    pub fn describe(&self) -> String {
-        let chars = match self.charset {
-            Charset::Digits => "digits",
-            Charset::Alphanumeric => "letters and digits",
-            Charset::PrintableAscii => "characters",
-        };
-        let mut rules = vec![format!("{} to {} {chars}", self.min_len, self.max_len)];
-        if self.forbid_repeated {
-            rules.push("not one repeated character".into());
-        }
-        if self.forbid_sequences {
-            rules.push("no ascending or descending sequence".into());
-        }
-        if self.builtin_blocklist || !self.custom_blocklist.is_empty() {
-            rules.push("not a common PIN".into());
-        }
-        rules.join("; ")
-    }
-}
+pub use cardunlock_protocol::{PinPolicy, User};
 
 /// What the card shows for offline unlock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +37,7 @@ pub enum Ask {
     /// One answer per question, in order.
     Answers(Vec<String>),
     /// The new PIN and its confirmation, checked against this policy as typed.
-    NewPin(OwnedPolicy),
+    NewPin(PinPolicy),
     /// The operator's response to the challenge (or the PUK).
     Response(Challenge),
 }

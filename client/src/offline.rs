@@ -98,7 +98,7 @@ where
     unlock_with(driver, ui, &IsoProfiles::builtin(), None)
 }
 
-/// [`unlock`] trying the workstation's ISO `profiles` (in order, after PIV and GIDS), with the
+/// [`unlock()`] trying the workstation's ISO `profiles` (in order, after PIV and GIDS), with the
 /// ISO admin key algorithm given (`None`: the profile's, else 3DES).
 pub fn unlock_with<T: Transport>(
     driver: &mut Driver<T>,

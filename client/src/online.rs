@@ -16,7 +16,7 @@ use embassy_futures::block_on;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use cardunlock_protocol::{CardRef, ErrorCode, SessionToken};
+use cardunlock_protocol::{CardIdentity, CardRef, ErrorCode, SessionToken};
 
 use crate::api::{Api, ApiError};
 use crate::failure::{self, Failure, Kind};
@@ -24,14 +24,7 @@ use crate::iso_profiles::IsoProfiles;
 use crate::responder::ServerResponder;
 use crate::status::describe;
 
-/// The user behind the card, released by the server only after the answers are verified.
-#[derive(Debug, Clone)]
-pub struct User {
-    /// Full name.
-    pub name: String,
-    /// E-mail address.
-    pub email: String,
-}
+pub use cardunlock_protocol::User;
 
 /// What the unlock tells the person in front of the card, in order of appearance.
 #[non_exhaustive]
@@ -131,7 +124,7 @@ where
     unlock_with(driver, api, ui, &IsoProfiles::builtin(), None)
 }
 
-/// [`unlock`] trying the workstation's ISO `profiles` (in order, after PIV and GIDS), with the
+/// [`unlock()`] trying the workstation's ISO `profiles` (in order, after PIV and GIDS), with the
 /// ISO admin key algorithm given (`None`: the profile's, else 3DES). An ISO card unlocks with
 /// the profile the server recorded at enrollment ([`IsoProfiles::resolve`]).
 pub fn unlock_with<T: Transport>(
@@ -156,8 +149,9 @@ where
     }
 
     let card = CardRef {
-        profile: wire_profile(status.profile),
-        identity: identity.to_string(),
+        profile: status.profile.into(),
+        identity: CardIdentity::try_from(&identity)
+            .map_err(|_| Failure::new(Kind::Refused, "card: it has no readable identity"))?,
     };
     let refused = |e: ApiError| match e.code() {
         Some(ErrorCode::CardNotVerified) => Failure::new(
@@ -216,10 +210,7 @@ where
             Err(e) => return Err(e.failure()),
         }
     };
-    ui.show(Event::User(&User {
-        name: user.name,
-        email: user.email,
-    }));
+    ui.show(Event::User(&user));
 
     // PIV: how many released PUKs the card refused, reported to the server (all of them: the
     // card no longer holds what the server has on record).
@@ -308,15 +299,6 @@ fn puk_tries_allow_a_candidate(tries_left: Option<u8>) -> Result<(), Failure> {
         )),
         Some(n) if n <= 1 => Err(last_puk_try(n)),
         _ => Ok(()),
-    }
-}
-
-/// The contract's name of a core profile.
-pub fn wire_profile(p: Profile) -> cardunlock_protocol::Profile {
-    match p {
-        Profile::Piv => cardunlock_protocol::Profile::Piv,
-        Profile::Gids => cardunlock_protocol::Profile::Gids,
-        Profile::IsoAdmin => cardunlock_protocol::Profile::Iso,
     }
 }
 

@@ -13,7 +13,7 @@ use cardunlock_protocol::operator::{
     paths, CardDetail, Done, EnrollDone, EnrollReply, EnrollRequest, LiftLockRequest, OfflineReply,
     OfflineRequest, PukReadoutReply, PukReadoutRequest, SignInReply, SignInRequest,
 };
-use cardunlock_protocol::{CardRef, Profile, Secret, SessionToken};
+use cardunlock_protocol::{CardAuthKey, CardIdentity, CardRef, Profile, Secret, SessionToken};
 use zeroize::Zeroizing;
 
 use crate::api::{Api, ApiError, Method};
@@ -95,10 +95,8 @@ pub fn card_ref(profile: Profile, identity: &str) -> Result<CardRef, Failure> {
     if bytes.is_empty() {
         return Err(Failure::usage("card identity", "it is empty"));
     }
-    Ok(CardRef {
-        profile,
-        identity: crate::hex::encode(&bytes),
-    })
+    let identity = CardIdentity::new(bytes).map_err(|e| Failure::usage("card identity", e))?;
+    Ok(CardRef { profile, identity })
 }
 
 impl Operator {
@@ -168,7 +166,7 @@ impl Operator {
         self.api
             .call::<(), _>(
                 Method::Get,
-                &paths::card(card.profile, &card.identity),
+                &paths::card(card.profile, &card.identity.to_hex()),
                 Some(&self.token),
                 None,
             )
@@ -197,12 +195,16 @@ impl Operator {
                 "enrollment: the server's enrollment id is not hex",
             ));
         }
+        let card_auth_key = card_auth_key
+            .map(CardAuthKey::new)
+            .transpose()
+            .map_err(|e| Failure::new(Kind::Communication, format!("card: {e}")))?;
         let _: Done = self.post(
             "enrollment",
             &paths::enrollment(&enrollment.to_ascii_lowercase()),
             &EnrollDone {
                 personalised,
-                card_auth_key: card_auth_key.map(crate::hex::encode),
+                card_auth_key,
                 iso_profile: iso_profile.map(str::to_string),
             },
         )?;
@@ -214,7 +216,7 @@ impl Operator {
         let reason = note("reason", reason)?;
         let _: Done = self.post(
             "lift-lock",
-            &paths::lift_lock(card.profile, &card.identity),
+            &paths::lift_lock(card.profile, &card.identity.to_hex()),
             &LiftLockRequest { reason },
         )?;
         Ok(())
@@ -233,12 +235,12 @@ impl Operator {
             return Err(Failure::usage("challenge", "it is empty"));
         }
         let request = OfflineRequest {
-            challenge: crate::hex::encode(&bytes),
+            challenge: hex::encode(&bytes),
             identity_checked: note("identity check", identity_checked)?,
         };
         self.post(
             "offline response",
-            &paths::offline_response(card.profile, &card.identity),
+            &paths::offline_response(card.profile, &card.identity.to_hex()),
             &request,
         )
     }
@@ -257,7 +259,7 @@ impl Operator {
         };
         let reply: ReadoutBody = self.post(
             "PUK read-out",
-            &paths::puk_readout(card.profile, &card.identity),
+            &paths::puk_readout(card.profile, &card.identity.to_hex()),
             &request,
         )?;
         match reply {
@@ -317,9 +319,9 @@ mod tests {
     #[test]
     fn card_identities_are_checked_and_normalised_before_any_path_is_built() {
         let card = card_ref(Profile::Iso, "0A0B 0C0d").unwrap();
-        assert_eq!(card.identity, "0a0b0c0d");
+        assert_eq!(card.identity.to_hex(), "0a0b0c0d");
         assert_eq!(
-            paths::lift_lock(card.profile, &card.identity),
+            paths::lift_lock(card.profile, &card.identity.to_hex()),
             "/v1/operator/cards/iso/0a0b0c0d/lift-lock"
         );
         for bad in ["", "../admin", "0g", "abc"] {

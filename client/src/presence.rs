@@ -10,8 +10,8 @@ use cardunlock_core::driver::Driver;
 use cardunlock_core::piv;
 use cardunlock_core::sw::Status;
 use cardunlock_core::{Transport, TransportError};
-use cardunlock_protocol::presence::{decode_hex_32, digest, token_hash};
-use cardunlock_protocol::StartReply;
+use cardunlock_protocol::presence::{digest, token_hash};
+use cardunlock_protocol::{Signature as WireSignature, StartReply};
 use ecdsa::RecoveryId;
 use embassy_futures::block_on;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
@@ -70,20 +70,16 @@ where
 pub fn sign_nonce<T: Transport>(
     driver: &mut Driver<T>,
     started: &StartReply,
-) -> Result<String, Failure>
+) -> Result<WireSignature, Failure>
 where
     T::Error: TransportError + std::fmt::Display,
 {
     let bad_server = || Failure::new(Kind::Server, "the server's PIV nonce is not 64 hex digits");
-    let nonce = started
-        .nonce
-        .as_deref()
-        .and_then(decode_hex_32)
-        .ok_or_else(bad_server)?;
+    let nonce = started.nonce.as_ref().ok_or_else(bad_server)?.to_array();
     let hash = token_hash(&started.session).ok_or_else(bad_server)?;
     Ok(match sign(driver, &digest(&hash, &nonce))? {
-        Ok(signature) => crate::hex::encode(signature.to_der().as_bytes()),
-        Err(_) => String::new(),
+        Ok(signature) => WireSignature::der(signature.to_der().as_bytes()),
+        Err(_) => WireSignature::der([]),
     })
 }
 

@@ -6,12 +6,13 @@ use std::fmt;
 
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::flow::{AdminRequest, AdminResponder, MAX_ANSWER_LEN};
-use cardunlock_protocol::{AdminRequest as Wire, AlgorithmName, SessionToken};
+use cardunlock_protocol::{
+    AdminRequest as Wire, AlgorithmName, Block, GidsCryptogram, GidsRandom, SessionToken,
+};
 
 use crate::api::Api;
 use crate::api::ApiError;
 use crate::failure::Failure;
-use crate::hex;
 
 /// Why the server gave no admin answer.
 #[derive(Debug)]
@@ -83,14 +84,18 @@ impl AdminResponder for ServerResponder<'_> {
             AdminRequest::Encrypt { algorithm, block } => Wire::Encrypt {
                 algorithm: AlgorithmName::of(algorithm)
                     .ok_or(ResponderError::NoWireName(algorithm))?,
-                block: hex::encode(block),
+                block: Block::new(block.to_vec())
+                    .map_err(|_| ResponderError::Unsupported("send a block of this length"))?,
             },
             AdminRequest::GidsCryptogram { r1, r2 } => Wire::GidsCryptogram {
-                r1: hex::encode(r1),
-                r2: hex::encode(r2),
+                r1: GidsRandom::new(r1.to_vec())
+                    .map_err(|_| ResponderError::Unsupported("send this R1"))?,
+                r2: GidsRandom::new(r2.to_vec())
+                    .map_err(|_| ResponderError::Unsupported("send this R2"))?,
             },
             AdminRequest::GidsCardCryptogram { cryptogram } => Wire::GidsCardCryptogram {
-                cryptogram: hex::encode(cryptogram),
+                cryptogram: GidsCryptogram::new(cryptogram.to_vec())
+                    .map_err(|_| ResponderError::Unsupported("send this cryptogram"))?,
             },
             AdminRequest::Decrypt { .. } => {
                 return Err(ResponderError::Unsupported("decrypt PIV witnesses"))

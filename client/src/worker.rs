@@ -14,9 +14,7 @@ use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::{Transport, TransportError};
 use zeroize::Zeroizing;
 
-use crate::link::{
-    Ask, Challenge, Closed, OwnedPolicy, Problem, ProblemKind, Reply, Report, User, WorkerEnd,
-};
+use crate::link::{Ask, Challenge, Closed, Problem, ProblemKind, Reply, Report, WorkerEnd};
 
 /// The text of the waiting screen.
 pub use crate::card::INSERT_CARD;
@@ -68,10 +66,7 @@ impl ChannelUi<'_> {
     fn tell(&mut self, event: Event<'_>) {
         let report = match event {
             Event::Card { description } => Report::Card(description.to_string()),
-            Event::User(u) => Report::User(User {
-                name: u.name.clone(),
-                email: u.email.clone(),
-            }),
+            Event::User(u) => Report::User(u.clone()),
             Event::WrongAnswers { attempts_left } => Report::WrongAnswers { attempts_left },
             Event::PinRefused { violations } => Report::PinRefused(violations.to_vec()),
             Event::Unlocking => Report::Unlocking,
@@ -111,7 +106,7 @@ impl Person for ChannelUi<'_> {
         &mut self,
         policy: &PinPolicy<'_>,
     ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
-        match self.ask(Ask::NewPin(OwnedPolicy::from_policy(policy)))? {
+        match self.ask(Ask::NewPin(policy.into()))? {
             Reply::NewPin(pin, confirm) => Ok((pin, confirm)),
             _ => Err(cancelled()),
         }

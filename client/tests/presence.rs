@@ -81,7 +81,7 @@ fn another_cards_key_gets_no_questions() {
     config.argon2 = Argon2Params::TEST_ONLY_FAST;
     let server = Server::spawn(config).unwrap();
     let genuine = PivConfig::factory();
-    let identity = cardunlock_client::hex::encode(&genuine.guid);
+    let identity = hex::encode(&genuine.guid);
     server
         .enroll(&Enrollment {
             name: "Michael Benson".into(),

@@ -26,7 +26,7 @@ use embassy_futures::block_on;
 use zeroize::Zeroizing;
 
 fn hex(bytes: &[u8]) -> String {
-    cardunlock_client::hex::encode(bytes)
+    hex::encode(bytes)
 }
 
 /// Runs after each command with the command and the card's answer.
@@ -268,7 +268,6 @@ fn kdf_puk(master: &MasterSecret, id: &[u8], generation: u32) -> Zeroizing<Strin
 /// server ignores the report.
 #[test]
 fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
-    use cardunlock_client::online::wire_profile;
     use cardunlock_core::flow::Profile;
     use cardunlock_server::protocol::CardRef;
 
@@ -277,8 +276,8 @@ fn a_rotation_the_workstation_did_not_make_is_caught_on_the_next_unlock() {
     let api = Api::new(&server.url(), server.cert_pem()).unwrap();
     let started = api
         .start(CardRef {
-            profile: wire_profile(Profile::Piv),
-            identity: hex(&id),
+            profile: Profile::Piv.into(),
+            identity: hex(&id).parse().unwrap(),
         })
         .unwrap();
     // The card proves its presence (a modified workstation still needs the card).

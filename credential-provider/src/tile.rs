@@ -12,7 +12,7 @@ pub mod fields;
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::link::{Challenge, OwnedPolicy, Problem, ProblemKind, Reply, Report, TileEnd, User};
+use crate::link::{Challenge, PinPolicy, Problem, ProblemKind, Reply, Report, TileEnd, User};
 use fields::*;
 
 /// The success line, the same as the CLI's and the window's.
@@ -45,7 +45,7 @@ pub enum Screen {
     /// New PIN and confirmation.
     NewPin {
         /// The server's (or profile's) policy.
-        policy: OwnedPolicy,
+        policy: PinPolicy,
         /// New PIN as typed.
         pin: Zeroizing<String>,
         /// Confirmation as typed.

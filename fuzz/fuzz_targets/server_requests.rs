@@ -60,10 +60,15 @@ fuzz_target!(|data: &[u8]| {
         hides(format!("{r:?}"), r.session.expose(), &[&r.detail]);
     }
     if let Some(r) = round_trip::<ProveRequest>(data) {
-        hides(format!("{r:?}"), r.session.expose(), &[&r.signature]);
+        let signature = String::from(r.signature.clone());
+        hides(format!("{r:?}"), r.session.expose(), &[&signature]);
         // The presence digest never panics on what the client or server was sent.
         if let Some(hash) = cardunlock_protocol::presence::token_hash(&r.session) {
-            if let Some(nonce) = cardunlock_protocol::presence::decode_hex_32(&r.signature) {
+            let nonce = r
+                .signature
+                .as_der()
+                .and_then(|d| <[u8; 32]>::try_from(d).ok());
+            if let Some(nonce) = nonce {
                 let _ = cardunlock_protocol::presence::digest(&hash, &nonce);
             }
         }
@@ -110,7 +115,8 @@ fn operator_bodies(data: &[u8]) {
     }
     if let Some(r) = round_trip::<EnrollRequest>(data) {
         let debug = format!("{r:?}");
-        let mut others: Vec<&str> = vec![&r.user.name, &r.user.email, &r.card.identity];
+        let identity = r.card.identity.to_hex();
+        let mut others: Vec<&str> = vec![&r.user.name, &r.user.email, &identity];
         others.extend(r.questions.iter().map(|q| q.question.as_str()));
         for q in &r.questions {
             hides(debug.clone(), q.answer.expose(), &others);

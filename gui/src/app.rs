@@ -15,7 +15,7 @@ use screens::{
 };
 
 use crate::link::{
-    Ask, Challenge, OwnedPolicy, Problem, ProblemKind, Reply, Report, User, WindowEnd,
+    Ask, Challenge, PinPolicy, Problem, ProblemKind, Reply, Report, User, WindowEnd,
 };
 
 /// The success line, the same as the CLI's.
@@ -50,7 +50,7 @@ pub enum Screen {
     /// New PIN and confirmation.
     NewPin {
         /// The server's (or profile's) policy.
-        policy: OwnedPolicy,
+        policy: PinPolicy,
         /// New PIN as typed.
         pin: Zeroizing<String>,
         /// Confirmation as typed.

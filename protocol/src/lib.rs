@@ -38,6 +38,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod body;
+pub mod bytes;
 pub mod derivation;
 mod error;
 #[cfg(feature = "files")]
@@ -55,6 +56,9 @@ mod tls;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+pub use bytes::{
+    Block, BytesError, CardAuthKey, CardIdentity, GidsCryptogram, GidsRandom, Nonce, Signature,
+};
 pub use error::{ErrorBody, ErrorCode};
 pub use messages::{
     AdminAnswer, AdminBody, AdminRequest, AnswersReply, AnswersRequest, CardRef, CompleteReply,
@@ -63,7 +67,7 @@ pub use messages::{
 };
 pub use names::{AlgorithmName, ParseNameError, Profile};
 pub use operator::Role;
-pub use policy::{PinCharset, PinPolicyWire};
+pub use policy::{PinCharset, PinPolicy};
 #[cfg(feature = "tls")]
 pub use tls::{pinned_client_config, TlsConfigError};
 

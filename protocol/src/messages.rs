@@ -3,8 +3,9 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
+use crate::bytes::{Block, CardIdentity, GidsCryptogram, GidsRandom, Nonce, Signature};
 use crate::names::{AlgorithmName, Profile};
-use crate::policy::PinPolicyWire;
+use crate::policy::PinPolicy;
 
 /// A secret string on the wire (an answer, a PUK, an admin answer): `Debug` prints `***`, the
 /// memory is zeroized on drop.
@@ -71,8 +72,8 @@ impl core::fmt::Debug for SessionToken {
 pub struct CardRef {
     /// The card profile.
     pub profile: Profile,
-    /// CHUID GUID, FASC-N or serial, hex (as `cardunlock status` prints it).
-    pub identity: String,
+    /// CHUID GUID, FASC-N or serial, hex on the wire (as `cardunlock status` prints it).
+    pub identity: CardIdentity,
 }
 
 /// `POST /v1/unlock/start`.
@@ -99,10 +100,10 @@ pub struct StartReply {
     /// proved itself).
     pub attempts_left: u32,
     /// The policy the new PIN must meet.
-    pub pin_policy: PinPolicyWire,
+    pub pin_policy: PinPolicy,
     /// PIV: 32 random bytes, hex, for the card to sign.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
+    pub nonce: Option<Nonce>,
     /// ISO admin cards: the name of the workstation ISO profile the card was enrolled with
     /// ([`crate::operator::EnrollDone::iso_profile`]); absent for PIV and GIDS and for cards
     /// enrolled without one. The workstation unlocks with that profile's command set.
@@ -117,7 +118,7 @@ pub struct ProveRequest {
     pub session: SessionToken,
     /// The DER ECDSA signature the card's Card Authentication key (9E) made over
     /// [`crate::presence::digest`], hex.
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// 200 reply of `prove`: the card proved itself; its questions.
@@ -165,22 +166,22 @@ pub enum AdminRequest {
         /// Must be the card's admin-key algorithm.
         algorithm: AlgorithmName,
         /// The card challenge, one block, hex.
-        block: String,
+        block: Block,
     },
     /// GIDS: `3DES-CBC_K(IV 0, R2 || R1 || Z1)`; the server remembers R1 and R2 for the
     /// session.
     GidsCryptogram {
         /// Host random, 16 bytes hex.
-        r1: String,
+        r1: GidsRandom,
         /// Card random, 16 bytes hex.
-        r2: String,
+        r2: GidsRandom,
     },
     /// GIDS: the card's 40-byte cryptogram. The server checks that it decrypts to
     /// `R1 || R2 || Z2` of this session's last `gids_cryptogram`, and answers
     /// `R1 || R2 || 00.. 80` (never the card's Z2): it is no decryption service.
     GidsCardCryptogram {
         /// The card's cryptogram, 40 bytes hex.
-        cryptogram: String,
+        cryptogram: GidsCryptogram,
     },
 }
 
@@ -302,7 +303,7 @@ mod tests {
             session: SessionToken::new("00".repeat(32)),
             questions: vec!["q".into()],
             attempts_left: 3,
-            pin_policy: PinPolicyWire::from(&cardunlock_core::policy::PinPolicy::PIV),
+            pin_policy: PinPolicy::from(&cardunlock_core::policy::PinPolicy::PIV),
             nonce: None,
             iso_profile: None,
         };

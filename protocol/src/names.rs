@@ -1,6 +1,8 @@
-//! Wire names: card profiles and admin-key algorithms.
+//! Wire names: card profiles and admin-key algorithms, with their conversions to the core's.
 
 use cardunlock_core::crypto::Algorithm;
+use cardunlock_core::flow::Profile as CoreProfile;
+use cardunlock_core::policy::PinPolicy as CorePinPolicy;
 use serde::{Deserialize, Serialize};
 
 /// A name that is not one of the contract's.
@@ -20,7 +22,9 @@ impl core::fmt::Display for ParseNameError {
 
 impl std::error::Error for ParseNameError {}
 
-/// A card profile: `piv`, `gids` or `iso`.
+/// A card profile: `piv`, `gids` or `iso`: the one profile type of the server, the client, the
+/// CLI and the window. Converts to and from [`cardunlock_core::flow::Profile`] (whose ISO
+/// variant is `IsoAdmin`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
@@ -42,6 +46,40 @@ impl Profile {
             Self::Piv => "piv",
             Self::Gids => "gids",
             Self::Iso => "iso",
+        }
+    }
+
+    /// The profile a wire name names (`None` for any other text; [`str::parse`] says why).
+    pub fn parse(name: &str) -> Option<Self> {
+        name.parse().ok()
+    }
+
+    /// The PIN policy a card of this profile is held to: PIV's for PIV cards, GIDS' for GIDS
+    /// and ISO cards.
+    pub const fn pin_policy(self) -> CorePinPolicy<'static> {
+        match self {
+            Self::Piv => CorePinPolicy::PIV,
+            Self::Gids | Self::Iso => CorePinPolicy::GIDS,
+        }
+    }
+}
+
+impl From<CoreProfile> for Profile {
+    fn from(p: CoreProfile) -> Self {
+        match p {
+            CoreProfile::Piv => Self::Piv,
+            CoreProfile::Gids => Self::Gids,
+            CoreProfile::IsoAdmin => Self::Iso,
+        }
+    }
+}
+
+impl From<Profile> for CoreProfile {
+    fn from(p: Profile) -> Self {
+        match p {
+            Profile::Piv => Self::Piv,
+            Profile::Gids => Self::Gids,
+            Profile::Iso => Self::IsoAdmin,
         }
     }
 }
@@ -161,6 +199,13 @@ mod tests {
             assert_eq!(p.as_str().parse::<Profile>(), Ok(p));
             assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{p}\""));
         }
+        for core in [CoreProfile::Piv, CoreProfile::Gids, CoreProfile::IsoAdmin] {
+            let wire = Profile::from(core);
+            assert_eq!(CoreProfile::from(wire), core);
+            assert_eq!(wire.as_str(), core.name());
+            assert_eq!(Profile::parse(core.name()), Some(wire));
+        }
+        assert_eq!(Profile::parse("isoadmin"), None);
         assert!("des".parse::<AlgorithmName>().is_err());
         assert!("PIV".parse::<Profile>().is_err());
     }

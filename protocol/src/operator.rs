@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bytes::CardAuthKey;
 use crate::messages::{CardRef, Secret, SessionToken, User};
 use crate::names::{AlgorithmName, ParseNameError};
 
@@ -403,7 +404,7 @@ pub struct EnrollDone {
     /// signatures or generated into an empty slot. Recorded with the card; without it the card
     /// cannot prove its presence and online unlock answers `card_not_verified`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub card_auth_key: Option<String>,
+    pub card_auth_key: Option<CardAuthKey>,
     /// ISO admin cards: the name of the workstation ISO profile the card answered on (1 to
     /// [`MAX_ISO_PROFILE_NAME`] ASCII letters, digits, `.`, `_`, `-`), recorded with the card and
     /// returned in [`crate::StartReply::iso_profile`]. Absent for PIV and GIDS.

@@ -30,13 +30,6 @@ pub fn token_hash(token: &SessionToken) -> Option<[u8; 32]> {
     Some(Sha256::digest(bytes.as_ref()).into())
 }
 
-/// 64 hex digits as 32 bytes (the nonce); `None` for anything else.
-pub fn decode_hex_32(text: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(text, &mut out).ok()?;
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,7 +44,5 @@ mod tests {
         assert_ne!(d, digest(&[0u8; 32], &nonce));
         assert_eq!(hash, <[u8; 32]>::from(Sha256::digest([1u8; 32])));
         assert!(token_hash(&SessionToken::new("0g".repeat(32))).is_none());
-        assert!(decode_hex_32(&"ab".repeat(31)).is_none());
-        assert_eq!(decode_hex_32(&"aB".repeat(32)), Some([0xAB; 32]));
     }
 }

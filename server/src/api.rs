@@ -6,11 +6,7 @@
 //! token's SHA-256).
 
 use crate::reply_body::JsonBody;
-use cardunlock_protocol::{
-    AnswersReply, AnswersRequest, ErrorBody, ErrorCode, PinPolicyWire, SessionToken, StartReply,
-    StartRequest, User,
-};
-use rand::RngCore;
+use cardunlock_protocol::{AnswersReply, AnswersRequest, ErrorBody, ErrorCode, SessionToken, User};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,8 +19,7 @@ use crate::answers::verify_answer;
 use crate::limiter::{retry_after_secs, Limiter};
 pub(crate) use crate::store::Blind;
 use crate::store::{
-    now_ms, parse_card, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session,
-    StartOutcome, Store, Tx,
+    now_ms, session as logic, AnswerCheck, AnswerOutcome, AuditNote, Profile, Session, Store, Tx,
 };
 use crate::{Limits, MasterSecret, Rate, ServerError};
 
@@ -391,84 +386,13 @@ mod answers;
 mod presence;
 mod rotation;
 mod rules;
+mod start;
 
 use admin::admin;
 use answers::answers;
 use rotation::{complete, puk};
 use rules::{card_rate, diverged};
-
-fn start(state: &AppState, req: StartRequest) -> Result<Reply, ServerError> {
-    let (profile, identity) = match parse_card(req.card.profile.as_str(), &req.card.identity) {
-        Ok(card) => card,
-        Err(e) => {
-            let message = format!("Bad request: {e}.");
-            return Ok(refusal(ErrorCode::BadRequest, &message));
-        }
-    };
-    if let Err(wait) = card_rate(state, (profile, &identity), "start", state.rates.start_card)? {
-        return Ok(too_many("for this card", wait));
-    }
-    if profile == Profile::Piv {
-        return presence::start(state, &identity);
-    }
-    let card = Some((profile, identity.as_str()));
-    let mut secret = Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut secret[..])
-        .map_err(|_| ServerError::Random)?;
-    let token = Token::from_bytes(&secret[..]);
-    let ttl = state.session_ttl_ms;
-    let pin_policy = PinPolicyWire::from(&profile.pin_policy());
-    state.store.transact(|tx| {
-        let outcome = logic::start_session(
-            tx,
-            (profile, &identity),
-            &token.hash,
-            now_ms(),
-            ttl,
-            state.blind,
-        )?;
-        Ok(match outcome {
-            StartOutcome::UnknownCard => {
-                audit_in(tx, card, None, "start", "unknown_card", "")?;
-                refusal(
-                    ErrorCode::UnknownCard,
-                    "This card is not enrolled for online unlock. Use offline mode or contact your administrator.",
-                )
-            }
-            StartOutcome::Locked => {
-                audit_in(tx, card, None, "start", "locked", "")?;
-                refusal(ErrorCode::Locked, LOCKED)
-            }
-            StartOutcome::NoQuestions => {
-                audit_in(tx, card, None, "start", "no_questions", "")?;
-                refusal(
-                    ErrorCode::NoQuestions,
-                    "Online unlock is not available for this card: no security questions are defined. Use offline mode.",
-                )
-            }
-            StartOutcome::Started {
-                questions,
-                attempts_left,
-                iso_profile,
-            } => {
-                let detail = format!(
-                    "{} question(s), {attempts_left} attempt(s) left",
-                    questions.len()
-                );
-                audit_in(tx, card, Some(&token), "start", "started", &detail)?;
-                ok(&StartReply {
-                    session: SessionToken::new(hex::encode(&secret[..])),
-                    questions,
-                    attempts_left,
-                    pin_policy: pin_policy.clone(),
-                    nonce: None,
-                    iso_profile,
-                })
-            }
-        })
-    })
-}
+use start::start;
 
 /// The locked refusal, with `attempts_left: 0`.
 fn locked() -> Reply {

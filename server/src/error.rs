@@ -27,7 +27,7 @@ pub enum ServerError {
     /// Reading or writing a file or socket failed.
     Io(std::io::Error),
     /// Making, loading or using the TLS certificate or configuration failed.
-    Tls(String),
+    Tls(TlsError),
     /// Hashing an answer failed (Argon2 parameters out of range, ...).
     Hash(String),
     /// The operating system's random generator failed.
@@ -40,6 +40,58 @@ pub enum ServerError {
     /// outside the server. The request is refused (500) and an alert raised; the text names
     /// the table, never a value.
     Tampered(String),
+}
+
+/// A TLS failure: what was being done (which file, which step) and, when there was one, the
+/// error under it, which [`std::error::Error::source`] returns.
+#[derive(Debug)]
+pub struct TlsError {
+    what: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TlsError {
+    /// A failure described by `what` alone.
+    pub fn new(what: impl Into<String>) -> Self {
+        Self {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// `what` failed because of `source`.
+    pub fn caused_by(
+        what: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            what: what.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(e) => write!(f, "{}: {e}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<TlsError> for ServerError {
+    fn from(e: TlsError) -> Self {
+        Self::Tls(e)
+    }
 }
 
 impl fmt::Display for ServerError {
@@ -57,7 +109,7 @@ impl fmt::Display for ServerError {
                 "database schema version {v} is newer than this server understands"
             ),
             Self::Io(e) => write!(f, "I/O: {e}"),
-            Self::Tls(why) => write!(f, "TLS: {why}"),
+            Self::Tls(e) => write!(f, "TLS: {e}"),
             Self::Hash(why) => write!(f, "answer hashing: {why}"),
             Self::Random => f.write_str("the operating system's random generator failed"),
             Self::Runtime(why) => write!(f, "server runtime: {why}"),
@@ -74,6 +126,7 @@ impl std::error::Error for ServerError {
             #[cfg(feature = "postgres")]
             Self::Postgres(e) => Some(e),
             Self::Io(e) => Some(e),
+            Self::Tls(e) => Some(e),
             _ => None,
         }
     }

@@ -55,7 +55,7 @@ use std::time::Duration;
 
 pub use answers::{hash_password, normalise_answer, verify_password, Argon2Params};
 pub use cardunlock_protocol as protocol;
-pub use error::ServerError;
+pub use error::{ServerError, TlsError};
 pub use files::read_secret_file;
 pub use operator::{Actor, OpError};
 pub use proxy::TrustedProxies;

@@ -5,16 +5,16 @@
 //! audit row (operator, role, client address), and returns the contract's reply or an
 //! [`OpError`] that maps to the contract's error body and status.
 //!
-//! - [`auth`]: [`sign_in`] (password + TOTP, throttled per operator and per address in the
+//! - `auth`: [`sign_in`] (password + TOTP, throttled per operator and per address in the
 //!   store), [`authenticate`] (idle and absolute limits, disabled operators), [`sign_out`], and
 //!   the accounts ([`list_operators`], [`add_operator`], [`disable_operator`], [`reset_totp`],
 //!   [`set_password`], [`create_operator`] for the command line).
-//! - [`cards`]: [`search`], [`card_detail`], [`lift_lock`], [`offline_response`],
+//! - `cards`: [`search`], [`card_detail`], [`lift_lock`], [`offline_response`],
 //!   [`puk_readout`].
-//! - [`enroll`]: [`enroll_begin`], [`enroll_done`].
-//! - [`readouts`] (four eyes on PUK read-outs): [`puk_readout_request`], [`puk_readouts`],
+//! - `enroll`: [`enroll_begin`], [`enroll_done`].
+//! - `readouts` (four eyes on PUK read-outs): [`puk_readout_request`], [`puk_readouts`],
 //!   [`approve_puk_readout`], [`collect_puk_readout`].
-//! - [`audit`]: [`audit_query`], [`audit_csv`].
+//! - `audit`: [`audit_query`], [`audit_csv`].
 
 mod accounts;
 pub(crate) mod audit;
@@ -27,7 +27,7 @@ mod seal;
 use std::fmt;
 use std::net::IpAddr;
 
-use cardunlock_protocol::{ErrorBody, ErrorCode, Role};
+use cardunlock_protocol::{CardRef, ErrorBody, ErrorCode, Role};
 
 use crate::api::address_key;
 use crate::store::{now_ms, AuditNote, Profile, Tx};
@@ -176,6 +176,14 @@ impl From<ServerError> for OpError {
 }
 
 /// The client address as the store records it (IPv6 by its /64, as rate limits count it).
+/// The contract's reference to a card the store keeps (its identity as stored: hex).
+pub(crate) fn card_ref(profile: Profile, identity_hex: &str) -> Result<CardRef, ServerError> {
+    let identity = identity_hex
+        .parse()
+        .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
+    Ok(CardRef { profile, identity })
+}
+
 pub(crate) fn address_text(addr: Option<IpAddr>) -> Option<String> {
     addr.map(|a| address_key(a).to_string())
 }

@@ -27,7 +27,6 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cardunlock_core::crypto::Algorithm;
-use cardunlock_core::policy::PinPolicy;
 use cardunlock_protocol::AlgorithmName;
 
 use crate::answers::{hash_answer, normalise_answer, Argon2Params};
@@ -40,49 +39,11 @@ pub(crate) use session::{
 };
 pub(crate) use tx::Tx;
 
-/// Longest identity accepted, in bytes (FASC-N is 25, a GUID 16, serials shorter).
-pub(crate) const MAX_IDENTITY_LEN: usize = 64;
 const MAX_QUESTIONS: usize = 16;
 const MAX_TEXT: usize = 512;
 
-/// A card profile, as the contract names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Profile {
-    Piv,
-    Gids,
-    Iso,
-}
-
-impl Profile {
-    pub(crate) fn parse(name: &str) -> Option<Self> {
-        match name.parse::<cardunlock_protocol::Profile>().ok()? {
-            cardunlock_protocol::Profile::Piv => Some(Self::Piv),
-            cardunlock_protocol::Profile::Gids => Some(Self::Gids),
-            cardunlock_protocol::Profile::Iso => Some(Self::Iso),
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        self.wire().as_str()
-    }
-
-    /// The contract's profile.
-    pub(crate) fn wire(self) -> cardunlock_protocol::Profile {
-        match self {
-            Self::Piv => cardunlock_protocol::Profile::Piv,
-            Self::Gids => cardunlock_protocol::Profile::Gids,
-            Self::Iso => cardunlock_protocol::Profile::Iso,
-        }
-    }
-
-    /// The PIN policy handed to the client: PIV's for PIV cards, GIDS' for GIDS and ISO.
-    pub(crate) fn pin_policy(self) -> PinPolicy<'static> {
-        match self {
-            Self::Piv => PinPolicy::PIV,
-            Self::Gids | Self::Iso => PinPolicy::GIDS,
-        }
-    }
-}
+/// A card profile: the contract's ([`cardunlock_protocol::Profile`]).
+pub(crate) use cardunlock_protocol::Profile;
 
 /// The contract's name of an algorithm: `3des`, `aes128`, `aes192`, `aes256`.
 pub(crate) fn algorithm_name(algorithm: Algorithm) -> &'static str {
@@ -96,18 +57,16 @@ pub(crate) fn parse_algorithm(name: &str) -> Option<Algorithm> {
         .map(AlgorithmName::algorithm)
 }
 
-/// Checks a card identity (1 to 64 bytes of hex, either case) and returns it in lowercase with
-/// its bytes.
+/// Checks a card identity that did not come in a parsed message (a URL path, a stored row):
+/// 1 to 64 bytes of hex, either case. Returns it in lowercase with its bytes.
 pub(crate) fn parse_identity(identity_hex: &str) -> Result<(String, Vec<u8>), ServerError> {
-    let bad = |why: &str| ServerError::InvalidInput(format!("card identity: {why}"));
-    if identity_hex.is_empty() || identity_hex.len() > 2 * MAX_IDENTITY_LEN {
-        return Err(bad("must be 1 to 64 bytes of hex"));
-    }
-    let bytes = hex::decode(identity_hex).map_err(|_| bad("not an even number of hex digits"))?;
-    Ok((identity_hex.to_ascii_lowercase(), bytes))
+    let identity = identity_hex
+        .parse::<cardunlock_protocol::CardIdentity>()
+        .map_err(|e| ServerError::InvalidInput(e.to_string()))?;
+    Ok((identity.to_hex(), identity.as_bytes().to_vec()))
 }
 
-/// Checks a profile name and an identity as the HTTP API and the operator functions take them.
+/// Checks a profile name and an identity as the operator functions take them.
 pub(crate) fn parse_card(
     profile: &str,
     identity_hex: &str,
@@ -500,7 +459,7 @@ impl Store {
                     "only PIV cards have a Card Authentication key".into(),
                 ))
             }
-            Some(key) => Some(card_auth_key_hex(&hex::encode(key))?),
+            Some(key) => Some(card_auth_key_hex(key)?),
             None => None,
         };
         let card = (profile, identity.as_str());
@@ -554,7 +513,7 @@ impl Store {
         public_key: &[u8],
     ) -> Result<(), ServerError> {
         let (profile, identity) = parse_card("piv", identity_hex)?;
-        let key = card_auth_key_hex(&hex::encode(public_key))?;
+        let key = card_auth_key_hex(public_key)?;
         let card = (profile, identity.as_str());
         self.transact(|tx| {
             tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
@@ -697,15 +656,15 @@ impl Store {
 
 /// A Card Authentication public key as the store keeps it: an uncompressed P-256 point in
 /// lowercase hex, checked to be on the curve.
-pub(crate) fn card_auth_key_hex(text: &str) -> Result<String, ServerError> {
+pub(crate) fn card_auth_key_hex(key: &[u8]) -> Result<String, ServerError> {
     let bad =
         || ServerError::InvalidInput("card_auth_key is not an uncompressed P-256 point".into());
-    let bytes = hex::decode(text).map_err(|_| bad())?;
-    if bytes.len() != 65 || bytes[0] != 0x04 {
+    let key = cardunlock_protocol::CardAuthKey::new(key).map_err(|_| bad())?;
+    if key.as_bytes().first() != Some(&0x04) {
         return Err(bad());
     }
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(&bytes).map_err(|_| bad())?;
-    Ok(hex::encode(bytes))
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(key.as_bytes()).map_err(|_| bad())?;
+    Ok(key.to_hex())
 }
 
 /// The URL without its password, for messages.

@@ -14,7 +14,7 @@ use rustls::{ClientConfig, ServerConfig};
 
 use cardunlock_protocol::files::{read_checked, read_checked_text, FileKind};
 
-use crate::ServerError;
+use crate::{ServerError, TlsError};
 
 /// File name of the server certificate (PEM) in the state directory.
 pub const CERT_FILE: &str = "server.crt";
@@ -26,7 +26,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn tls_err(what: &str) -> impl Fn(rustls::Error) -> ServerError + '_ {
-    move |e| ServerError::Tls(format!("{what}: {e}"))
+    move |e| TlsError::caused_by(what, e).into()
 }
 
 /// Writes a new file readable by its owner only (Unix); refuses to overwrite.
@@ -79,10 +79,11 @@ impl Identity {
         let cert_path = state_dir.join(CERT_FILE);
         let key_path = state_dir.join(KEY_FILE);
         if cert_path.exists() != key_path.exists() {
-            return Err(ServerError::Tls(format!(
+            return Err(TlsError::new(format!(
                 "{} needs both {CERT_FILE} and {KEY_FILE}, or neither (to make new ones)",
                 state_dir.display()
-            )));
+            ))
+            .into());
         }
         if !cert_path.exists() {
             let names = vec![
@@ -91,7 +92,7 @@ impl Identity {
                 "::1".to_owned(),
             ];
             let made = rcgen::generate_simple_self_signed(names)
-                .map_err(|e| ServerError::Tls(format!("making the certificate: {e}")))?;
+                .map_err(|e| TlsError::caused_by("making the certificate", e))?;
             let key_pem = zeroize::Zeroizing::new(made.signing_key.serialize_pem());
             write_private_file(&key_path, key_pem.as_bytes())?;
             write_private_file(&cert_path, made.cert.pem().as_bytes())?;
@@ -105,17 +106,15 @@ impl Identity {
         let cert_pem = read_checked_text(cert_path, "TLS certificate", FileKind::Trusted)?;
         let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ServerError::Tls(format!("{}: {e}", cert_path.display())))?;
+            .map_err(|e| TlsError::caused_by(cert_path.display().to_string(), e))?;
         if chain.is_empty() {
-            return Err(ServerError::Tls(format!(
-                "{}: no PEM certificate",
-                cert_path.display()
-            )));
+            return Err(
+                TlsError::new(format!("{}: no PEM certificate", cert_path.display())).into(),
+            );
         }
         let key_pem = read_checked(key_path, "TLS private key", FileKind::Secret)?;
-        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
-            ServerError::Tls(format!("{}: not a PEM private key", key_path.display()))
-        })?;
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|_| TlsError::new(format!("{}: not a PEM private key", key_path.display())))?;
         let identity = Self {
             cert_pem: cert_pem.as_str().to_owned(),
             chain,
@@ -123,11 +122,16 @@ impl Identity {
         };
         // Refuses a key that is not the certificate's, before the first client finds out.
         identity.server_config().map_err(|e| {
-            ServerError::Tls(format!(
-                "{} and {} do not go together: {e}",
+            let what = format!(
+                "{} and {} do not go together",
                 cert_path.display(),
                 key_path.display()
-            ))
+            );
+            // `e` is already this crate's: its TLS cause is kept under the new description.
+            match e {
+                ServerError::Tls(inner) => ServerError::Tls(TlsError::caused_by(what, inner)),
+                other => other,
+            }
         })?;
         Ok(identity)
     }
@@ -149,5 +153,6 @@ impl Identity {
 /// (`cert_pem`, as [`crate::RunningServer::cert_pem`] returns it or `server.crt` holds it).
 /// [`cardunlock_protocol::pinned_client_config`], with this crate's error type.
 pub fn pinned_client_config(cert_pem: &str) -> Result<Arc<ClientConfig>, ServerError> {
-    cardunlock_protocol::pinned_client_config(cert_pem).map_err(|e| ServerError::Tls(e.to_string()))
+    cardunlock_protocol::pinned_client_config(cert_pem)
+        .map_err(|e| TlsError::caused_by("pinned certificate", e).into())
 }

@@ -22,6 +22,42 @@ use common::*;
 use embassy_futures::block_on;
 use serde_json::{json, Value};
 
+/// Why the relay could not answer the flow.
+#[derive(Debug)]
+enum RelayError {
+    /// The flow asked for something a GIDS flow never asks.
+    Unexpected,
+    /// The server refused (the HTTP status; the body is in the kept replies).
+    Refused(u16),
+    /// A 200 reply without an answer.
+    NoAnswer,
+    /// The answer is not hex.
+    NotHex(hex::FromHexError),
+    /// The answer does not fit the flow's buffer.
+    TooLong,
+}
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unexpected => f.write_str("a GIDS flow asked for something else"),
+            Self::Refused(status) => write!(f, "the server refused with HTTP {status}"),
+            Self::NoAnswer => f.write_str("no answer"),
+            Self::NotHex(e) => write!(f, "the answer is not hex: {e}"),
+            Self::TooLong => f.write_str("answer too long"),
+        }
+    }
+}
+
+impl std::error::Error for RelayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::NotHex(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Relays the flow's admin requests to the server, keeping every reply.
 struct ServerResponder<'a> {
     env: &'a Env,
@@ -30,13 +66,13 @@ struct ServerResponder<'a> {
 }
 
 impl AdminResponder for ServerResponder<'_> {
-    type Error = String;
+    type Error = RelayError;
 
     async fn answer(
         &mut self,
         request: AdminRequest<'_>,
         out: &mut [u8; MAX_ANSWER_LEN],
-    ) -> Result<usize, String> {
+    ) -> Result<usize, RelayError> {
         let request = match request {
             AdminRequest::GidsCryptogram { r1, r2 } => {
                 json!({ "kind": "gids_cryptogram", "r1": hex::encode(r1), "r2": hex::encode(r2) })
@@ -44,7 +80,7 @@ impl AdminResponder for ServerResponder<'_> {
             AdminRequest::GidsCardCryptogram { cryptogram } => {
                 json!({ "kind": "gids_card_cryptogram", "cryptogram": hex::encode(cryptogram) })
             }
-            _ => return Err("a GIDS flow asked for something else".into()),
+            _ => return Err(RelayError::Unexpected),
         };
         let reply = self.env.post(
             "/v1/unlock/admin",
@@ -52,12 +88,12 @@ impl AdminResponder for ServerResponder<'_> {
         );
         self.replies.push(reply.clone());
         if reply.0 != 200 {
-            return Err(format!("{} {}", reply.0, reply.1));
+            return Err(RelayError::Refused(reply.0));
         }
-        let bytes = hex::decode(reply.1["answer"].as_str().ok_or("no answer")?)
-            .map_err(|e| e.to_string())?;
+        let answer = reply.1["answer"].as_str().ok_or(RelayError::NoAnswer)?;
+        let bytes = hex::decode(answer).map_err(RelayError::NotHex)?;
         out.get_mut(..bytes.len())
-            .ok_or("answer too long")?
+            .ok_or(RelayError::TooLong)?
             .copy_from_slice(&bytes);
         Ok(bytes.len())
     }

@@ -70,7 +70,7 @@ fn reach(pinned: &Path, url: &str) -> Result<(), String> {
     let api = Api::new(url, &read_cert(pinned).map_err(|f| f.message)?).unwrap();
     let card = CardRef {
         profile: Profile::Iso,
-        identity: "0011223344".into(),
+        identity: "0011223344".parse().unwrap(),
     };
     match api.start(card) {
         Ok(_) | Err(cardunlock_client::api::ApiError::Refused(_)) => Ok(()),
@@ -169,7 +169,7 @@ fn mismatched_or_exposed_files_are_refused_at_start() {
     );
     let e = Server::spawn(with_files(dir.path(), tls)).err().unwrap();
     assert!(
-        matches!(&e, ServerError::Tls(m) if m.contains("do not go together")),
+        matches!(&e, ServerError::Tls(m) if m.to_string().contains("do not go together")),
         "{e}"
     );
     #[cfg(unix)]

@@ -7,13 +7,12 @@ use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{CardStatus, Profile};
 use cardunlock_core::{Transport, TransportError};
 use cardunlock_protocol::operator::{CardSecrets, EnrollRequest, QuestionAnswer};
-use cardunlock_protocol::{AlgorithmName, CardRef, User};
+use cardunlock_protocol::{AlgorithmName, CardIdentity, CardRef, User};
 use zeroize::Zeroizing;
 
 use super::{personalise_from, Factory, Target};
 use crate::failure::{Failure, Kind};
 use crate::iso_profiles::IsoProfileEntry;
-use crate::online::wire_profile;
 use crate::operator::Operator;
 
 impl Target {
@@ -90,8 +89,9 @@ where
         .identity
         .ok_or_else(|| Failure::new(Kind::Refused, "card: it has no readable identity"))?;
     let card = CardRef {
-        profile: wire_profile(status.profile),
-        identity: identity.to_string(),
+        profile: status.profile.into(),
+        identity: CardIdentity::try_from(&identity)
+            .map_err(|_| Failure::new(Kind::Refused, "card: it has no readable identity"))?,
     };
     let algorithm = match status.profile {
         Profile::IsoAdmin => algorithm,

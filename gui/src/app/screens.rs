@@ -5,7 +5,7 @@ use eframe::egui::{self, Color32, RichText};
 use zeroize::Zeroizing;
 
 use super::{secret, ARROW, ENTER_NEW_PIN, UNLOCKED};
-use crate::link::{Challenge, OwnedPolicy, Problem, ProblemKind, Reply};
+use crate::link::{Challenge, PinPolicy, Problem, ProblemKind, Reply};
 
 /// What a frame's keyboard did that the screens care about.
 #[derive(Clone, Copy)]
@@ -78,7 +78,7 @@ pub(super) fn questions_screen(
 pub(super) fn new_pin_screen(
     ui: &mut egui::Ui,
     input: Input,
-    policy: &OwnedPolicy,
+    policy: &PinPolicy,
     pin: &mut Zeroizing<String>,
     confirm: &mut Zeroizing<String>,
     refused: &mut Vec<String>,

@@ -35,10 +35,36 @@ enum Computed {
     NoHostCryptogram,
 }
 
-fn hex_of_len(name: &str, text: &str, len: usize) -> Result<Zeroizing<Vec<u8>>, String> {
-    match hex::decode(text) {
-        Ok(bytes) if bytes.len() == len => Ok(Zeroizing::new(bytes)),
-        _ => Err(format!("{name} must be {} hex digits", 2 * len)),
+/// Why an admin request does not fit the card (a `bad_request`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Misfit {
+    /// PIV cards unlock with the PUK.
+    Piv,
+    /// GIDS cards get no raw block encryption.
+    GidsEncrypt,
+    /// GIDS cryptograms on a card that is not GIDS with a 3DES key.
+    NotGids3Des,
+    /// Not the card's admin-key algorithm.
+    Algorithm(Algorithm),
+    /// A block that is not one block of the card's algorithm (its length in bytes).
+    BlockLength(usize),
+}
+
+impl core::fmt::Display for Misfit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Piv => {
+                f.write_str("admin answers are for GIDS and ISO cards; PIV unlocks with the PUK")
+            }
+            Self::GidsEncrypt => f.write_str(
+                "GIDS cards authenticate with gids_cryptogram; raw encryption is for ISO cards",
+            ),
+            Self::NotGids3Des => {
+                f.write_str("GIDS cryptograms are for GIDS cards with a 3DES admin key")
+            }
+            Self::Algorithm(a) => write!(f, "the card's admin key is {}", algorithm_name(*a)),
+            Self::BlockLength(len) => write!(f, "block must be {} hex digits", 2 * len),
+        }
     }
 }
 
@@ -48,20 +74,18 @@ fn admin_op(
     profile: Profile,
     card_alg: Algorithm,
     req: &AdminRequest,
-) -> Result<(&'static str, String, AdminOp), String> {
+) -> Result<(&'static str, String, AdminOp), Misfit> {
     if profile == Profile::Piv {
-        return Err("admin answers are for GIDS and ISO cards; PIV unlocks with the PUK".into());
+        return Err(Misfit::Piv);
     }
     // GIDS authenticates mutually: a raw block encryption would let a client rebuild the CBC
     // cryptogram from ECB calls around the once-per-challenge rule.
     if profile == Profile::Gids && matches!(req, AdminRequest::Encrypt { .. }) {
-        return Err(
-            "GIDS cards authenticate with gids_cryptogram; raw encryption is for ISO cards".into(),
-        );
+        return Err(Misfit::GidsEncrypt);
     }
     let gids_3des = || {
         if profile != Profile::Gids || card_alg != Algorithm::TripleDes {
-            Err("GIDS cryptograms are for GIDS cards with a 3DES admin key".to_owned())
+            Err(Misfit::NotGids3Des)
         } else {
             Ok(())
         }
@@ -70,37 +94,39 @@ fn admin_op(
         AdminRequest::Encrypt { algorithm, block } => {
             let alg = algorithm.algorithm();
             if alg != card_alg {
-                return Err(format!(
-                    "the card's admin key is {}",
-                    algorithm_name(card_alg)
-                ));
+                return Err(Misfit::Algorithm(card_alg));
             }
-            let block = hex_of_len("block", block, alg.block_len())?;
-            Ok(("encrypt", hex::encode(&*block), AdminOp::Encrypt(block)))
+            if block.as_bytes().len() != alg.block_len() {
+                return Err(Misfit::BlockLength(alg.block_len()));
+            }
+            let value = block.to_hex();
+            Ok((
+                "encrypt",
+                value,
+                AdminOp::Encrypt(Zeroizing::new(block.as_bytes().to_vec())),
+            ))
         }
         AdminRequest::GidsCryptogram { r1, r2 } => {
             gids_3des()?;
-            let r1 = hex_of_len("r1", r1, 16)?;
-            let r2 = hex_of_len("r2", r2, 16)?;
+            let (r1, r2) = (r1.as_bytes(), r2.as_bytes());
             let mut data = Zeroizing::new(Vec::with_capacity(40));
-            data.extend_from_slice(&r2);
-            data.extend_from_slice(&r1);
+            data.extend_from_slice(r2);
+            data.extend_from_slice(r1);
             let mut randoms = Zeroizing::new(Vec::with_capacity(32));
-            randoms.extend_from_slice(&r1);
-            randoms.extend_from_slice(&r2);
+            randoms.extend_from_slice(r1);
+            randoms.extend_from_slice(r2);
             Ok((
                 "gids_r2",
-                hex::encode(&*r2),
+                hex::encode(r2),
                 AdminOp::GidsCryptogram { data, randoms },
             ))
         }
         AdminRequest::GidsCardCryptogram { cryptogram } => {
             gids_3des()?;
-            let c = hex_of_len("cryptogram", cryptogram, 40)?;
             Ok((
                 "gids_card_cryptogram",
-                hex::encode(&*c),
-                AdminOp::GidsCardCryptogram(c),
+                cryptogram.to_hex(),
+                AdminOp::GidsCardCryptogram(Zeroizing::new(cryptogram.as_bytes().to_vec())),
             ))
         }
     }

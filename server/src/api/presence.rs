@@ -6,9 +6,10 @@
 //! proof gets the one `card_not_verified` reply. Only a card whose signature verifies under
 //! the public key recorded at enrollment hears its questions, its lock or "no questions".
 
-use cardunlock_protocol::presence::{decode_hex_32, digest};
+use cardunlock_protocol::presence::digest;
 use cardunlock_protocol::{
-    ErrorBody, ErrorCode, PinPolicyWire, ProveReply, ProveRequest, SessionToken, StartReply,
+    CardAuthKey, ErrorBody, ErrorCode, Nonce, PinPolicy, ProveReply, ProveRequest, SessionToken,
+    Signature as WireSignature, StartReply,
 };
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{Signature, VerifyingKey};
@@ -26,8 +27,6 @@ use crate::ServerError;
 /// The one reply of every PIV card that has not proved itself.
 const NOT_VERIFIED: &str = "This card could not be verified for online unlock. Use offline mode \
                             (`cardunlock unlock --offline`) and call your operator.";
-/// Longest signature accepted, in hex digits (a DER P-256 signature is at most 72 bytes).
-const MAX_SIGNATURE_HEX: usize = 2 * 80;
 
 /// The `card_not_verified` refusal.
 pub(super) fn not_verified() -> Reply {
@@ -64,7 +63,8 @@ pub(super) fn start(state: &AppState, identity: &str) -> Result<Reply, ServerErr
         .and_then(|()| rand::rngs::OsRng.try_fill_bytes(&mut nonce))
         .map_err(|_| ServerError::Random)?;
     let token = Token::from_bytes(&secret[..]);
-    let nonce_hex = hex::encode(nonce);
+    let nonce = Nonce::from(nonce);
+    let nonce_hex = nonce.to_hex();
     let ttl = state.session_ttl_ms;
     state.store.transact(|tx| {
         logic::start_piv_session(tx, card, &token.hash, &nonce_hex, now_ms(), ttl)?;
@@ -74,30 +74,29 @@ pub(super) fn start(state: &AppState, identity: &str) -> Result<Reply, ServerErr
         session: SessionToken::new(hex::encode(&secret[..])),
         questions: Vec::new(),
         attempts_left: 0,
-        pin_policy: PinPolicyWire::from(&Profile::Piv.pin_policy()),
-        nonce: Some(nonce_hex),
+        pin_policy: PinPolicy::from(&Profile::Piv.pin_policy()),
+        nonce: Some(nonce),
         iso_profile: None,
     }))
 }
 
-/// Whether `signature_hex` is the card's signature of this session's nonce under `key_hex`.
-fn verifies(key_hex: &str, nonce_hex: &str, token_hash: &[u8; 32], signature_hex: &str) -> bool {
-    let Ok(key) = hex::decode(key_hex) else {
+/// Whether `signature` is the card's signature of this session's nonce under `key` (both as
+/// the store keeps them: hex).
+fn verifies(key: &str, nonce: &str, token_hash: &[u8; 32], signature: &WireSignature) -> bool {
+    let (Ok(key), Ok(nonce), Some(der)) = (
+        key.parse::<CardAuthKey>(),
+        nonce.parse::<Nonce>(),
+        signature.as_der(),
+    ) else {
         return false;
     };
-    let Ok(key) = VerifyingKey::from_sec1_bytes(&key) else {
+    let Ok(key) = VerifyingKey::from_sec1_bytes(key.as_bytes()) else {
         return false;
     };
-    let Some(nonce) = decode_hex_32(nonce_hex) else {
+    let Ok(signature) = Signature::from_der(der) else {
         return false;
     };
-    let Ok(der) = hex::decode(signature_hex) else {
-        return false;
-    };
-    let Ok(signature) = Signature::from_der(&der) else {
-        return false;
-    };
-    key.verify_prehash(&digest(token_hash, &nonce), &signature)
+    key.verify_prehash(&digest(token_hash, &nonce.to_array()), &signature)
         .is_ok()
 }
 
@@ -119,7 +118,7 @@ pub(super) fn prove(state: &AppState, req: ProveRequest) -> Result<Reply, Server
             "Bad request: only PIV cards prove their presence with a signature.",
         ));
     }
-    if req.signature.len() > MAX_SIGNATURE_HEX {
+    if req.signature.is_too_long() {
         audit(
             state,
             card,

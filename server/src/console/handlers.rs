@@ -174,7 +174,7 @@ pub(crate) async fn card(
 fn card_ref(profile: &str, identity: &str) -> Option<CardRef> {
     Some(CardRef {
         profile: profile.parse::<Profile>().ok()?,
-        identity: identity.to_owned(),
+        identity: identity.parse().ok()?,
     })
 }
 

@@ -281,7 +281,7 @@ mod tests {
         CardDetail {
             card: CardRef {
                 profile,
-                identity: "0a0b".into(),
+                identity: "0a0b".parse().unwrap(),
             },
             user: User {
                 name: "Ann <b>Bold</b>".into(),

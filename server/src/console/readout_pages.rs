@@ -129,7 +129,7 @@ mod tests {
             request: id.into(),
             card: CardRef {
                 profile: Profile::Piv,
-                identity: "0a0b".into(),
+                identity: "0a0b".parse().unwrap(),
             },
             user: User {
                 name: "Ann <b>Bold</b>".into(),

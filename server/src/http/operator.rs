@@ -4,7 +4,6 @@
 //! thread (the store and Argon2 are synchronous). Bodies are read into wiped buffers, at most
 //! 16 KiB, and parsed without quoting their content in errors (a password can be in them).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -25,13 +24,16 @@ use cardunlock_protocol::operator::{
 };
 use cardunlock_protocol::{ErrorBody, ErrorCode};
 
+mod call;
 mod readouts;
+
+use call::{Call, Drained, JsonBody};
 
 use super::unlock::{read_body, respond, BodyError};
 use super::{Peer, Shared};
 use crate::api::{AppState, Reply};
 use crate::operator::{self as op, Actor, OpError};
-use crate::reply_body::JsonBody;
+use crate::reply_body::JsonBody as ReplyJson;
 
 /// The operator routes, relative to `/v1/operator` (where [`super::routes`] nests them).
 pub(crate) fn router() -> Router<Arc<Shared>> {
@@ -69,7 +71,7 @@ fn error_reply(e: &OpError) -> Reply {
     Reply {
         status: e.status(),
         retry_after: body.retry_after,
-        body: JsonBody::of(&body),
+        body: ReplyJson::of(&body),
     }
 }
 
@@ -77,7 +79,7 @@ fn json_response<T: Serialize>(result: Result<T, OpError>) -> Response {
     let reply = match result {
         Ok(value) => Reply {
             status: 200,
-            body: JsonBody::of(&value),
+            body: ReplyJson::of(&value),
             retry_after: None,
         },
         Err(e) => error_reply(&e),
@@ -135,38 +137,18 @@ async fn blocking<T: Send + 'static>(
         })
 }
 
-/// Authenticates the bearer token, then runs `work` as that operator (one blocking task).
-async fn as_operator<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    peer: IpAddr,
-    headers: &HeaderMap,
-    work: impl FnOnce(&AppState, &Actor) -> Result<T, OpError> + Send + 'static,
-) -> Result<T, OpError> {
-    let Some(token) = bearer(headers) else {
-        return Err(refused(
-            ErrorCode::Unauthorized,
-            "Sign in first: send Authorization: Bearer <token>.",
-        ));
-    };
-    let token = zeroize::Zeroizing::new(token);
-    blocking(shared, move |app| {
-        let actor = op::authenticate(app, &token, Some(peer))?;
-        work(app, &actor)
-    })
-    .await
-}
-
-/// Reads and drops the request's body (so the connection stays usable) and returns its headers.
-async fn drain(shared: &Shared, req: Request) -> HeaderMap {
-    let (parts, body) = req.into_parts();
-    let _ = read_body(body, shared.limits.request_timeout).await;
-    parts.headers
+/// Reads and drops the request's body (so the connection stays usable).
+async fn drain(shared: &Shared, req: Request) {
+    let _ = read_body(req.into_body(), shared.limits.request_timeout).await;
 }
 
 /// The request's JSON body as `R` (refusals never quote the body).
-async fn body<R: DeserializeOwned>(shared: &Shared, req: Request) -> Result<R, OpError> {
-    let (parts, body) = req.into_parts();
-    if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+async fn body<R: DeserializeOwned>(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<R, OpError> {
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
         let media = ct
             .to_str()
             .unwrap_or("")
@@ -213,10 +195,14 @@ async fn body<R: DeserializeOwned>(shared: &Shared, req: Request) -> Result<R, O
 
 type Shared_ = State<Arc<Shared>>;
 type PeerOf = Extension<Peer>;
+/// An operator call without a body.
+type Bare = Call<Drained>;
+/// An operator call with a JSON body `R`.
+type With<R> = Call<JsonBody<R>>;
 
 async fn sign_in(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
     let result = async {
-        let r: SignInRequest = body(&shared, req).await?;
+        let r: SignInRequest = body(&shared, &req.headers().clone(), req.into_body()).await?;
         blocking(&shared, move |app| {
             op::sign_in(app, &r, Some(peer)).map(|(_, reply)| reply)
         })
@@ -225,154 +211,97 @@ async fn sign_in(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Req
     json_response(result.await)
 }
 
-async fn sign_out(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
-    let headers = drain(&shared, req).await;
-    json_response(as_operator(&shared, peer, &headers, op::sign_out).await)
+async fn sign_out(State(s): Shared_, call: Bare) -> Response {
+    json_response(call.run(&s, |app, a, _| op::sign_out(app, a)).await)
 }
 
-async fn search(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
-    req: Request,
-) -> Response {
-    let headers = drain(&shared, req).await;
+type QueryOf<Q> = Result<Query<Q>, axum::extract::rejection::QueryRejection>;
+
+async fn search(State(s): Shared_, query: QueryOf<SearchQuery>, call: Bare) -> Response {
     let Ok(Query(q)) = query else {
         return json_response::<()>(Err(OpError::bad("Bad request: give ?q=text.")));
     };
     json_response(
-        as_operator(&shared, peer, &headers, move |app, a| {
-            op::search(app, a, &q.q)
-        })
-        .await,
+        call.run(&s, move |app, a, _| op::search(app, a, &q.q))
+            .await,
     )
 }
 
 type CardPath = Path<(String, String)>;
 
-async fn card_detail(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    Path((profile, identity)): CardPath,
-    req: Request,
-) -> Response {
-    let headers = drain(&shared, req).await;
-    let work = move |app: &AppState, a: &Actor| op::card_detail(app, a, &profile, &identity);
-    json_response(as_operator(&shared, peer, &headers, work).await)
-}
-
-/// A `POST` on a card with a JSON body of type `R`.
-async fn card_post<R, T>(
-    shared: Arc<Shared>,
-    peer: IpAddr,
-    (profile, identity): (String, String),
-    req: Request,
-    call: fn(&AppState, &Actor, &str, &str, &R) -> Result<T, OpError>,
-) -> Response
-where
-    R: DeserializeOwned + Send + 'static,
-    T: Serialize + Send + 'static,
-{
-    let headers = req.headers().clone();
-    let result = async {
-        let r: R = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| {
-            call(app, a, &profile, &identity, &r)
-        })
-        .await
-    };
-    json_response(result.await)
+async fn card_detail(State(s): Shared_, Path((p, i)): CardPath, call: Bare) -> Response {
+    json_response(
+        call.run(&s, move |app, a, _| op::card_detail(app, a, &p, &i))
+            .await,
+    )
 }
 
 async fn lift_lock(
     State(s): Shared_,
-    Extension(Peer(p)): PeerOf,
-    Path(c): CardPath,
-    req: Request,
+    Path((p, i)): CardPath,
+    call: With<LiftLockRequest>,
 ) -> Response {
-    card_post::<LiftLockRequest, _>(s, p, c, req, op::lift_lock).await
-}
-
-async fn offline_response(
-    State(s): Shared_,
-    Extension(Peer(p)): PeerOf,
-    Path(c): CardPath,
-    req: Request,
-) -> Response {
-    card_post::<OfflineRequest, _>(s, p, c, req, op::offline_response).await
-}
-
-async fn enroll_begin(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    req: Request,
-) -> Response {
-    let headers = req.headers().clone();
-    let result = async {
-        let r: EnrollRequest = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| {
-            op::enroll_begin(app, a, &r)
-        })
-        .await
-    };
-    json_response(result.await)
-}
-
-async fn enroll_done(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    let headers = req.headers().clone();
-    let result = async {
-        let r: EnrollDone = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| {
-            op::enroll_done(app, a, &id, &r)
-        })
-        .await
-    };
-    json_response(result.await)
-}
-
-type AuditQ = Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>;
-
-async fn audit(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    q: AuditQ,
-    req: Request,
-) -> Response {
-    let headers = drain(&shared, req).await;
-    let Ok(Query(q)) = q else {
-        return json_response::<()>(Err(OpError::bad(
-            "Bad request: a filter has the wrong form.",
-        )));
-    };
     json_response(
-        as_operator(&shared, peer, &headers, move |app, a| {
-            op::audit_query(app, a, &q)
+        call.run(&s, move |app, a, JsonBody(r)| {
+            op::lift_lock(app, a, &p, &i, &r)
         })
         .await,
     )
 }
 
-async fn audit_csv(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    q: AuditQ,
-    req: Request,
+async fn offline_response(
+    State(s): Shared_,
+    Path((p, i)): CardPath,
+    call: With<OfflineRequest>,
 ) -> Response {
-    let headers = drain(&shared, req).await;
+    let work =
+        move |app: &AppState, a: &Actor, JsonBody(r)| op::offline_response(app, a, &p, &i, &r);
+    json_response(call.run(&s, work).await)
+}
+
+async fn enroll_begin(State(s): Shared_, call: With<EnrollRequest>) -> Response {
+    json_response(
+        call.run(&s, |app, a, JsonBody(r)| op::enroll_begin(app, a, &r))
+            .await,
+    )
+}
+
+async fn enroll_done(
+    State(s): Shared_,
+    Path(id): Path<String>,
+    call: With<EnrollDone>,
+) -> Response {
+    json_response(
+        call.run(&s, move |app, a, JsonBody(r)| {
+            op::enroll_done(app, a, &id, &r)
+        })
+        .await,
+    )
+}
+
+fn bad_filter() -> Response {
+    json_response::<()>(Err(OpError::bad(
+        "Bad request: a filter has the wrong form.",
+    )))
+}
+
+async fn audit(State(s): Shared_, q: QueryOf<AuditQuery>, call: Bare) -> Response {
     let Ok(Query(q)) = q else {
-        return json_response::<()>(Err(OpError::bad(
-            "Bad request: a filter has the wrong form.",
-        )));
+        return bad_filter();
     };
-    match as_operator(&shared, peer, &headers, move |app, a| {
-        op::audit_csv(app, a, &q)
-    })
-    .await
+    json_response(
+        call.run(&s, move |app, a, _| op::audit_query(app, a, &q))
+            .await,
+    )
+}
+
+async fn audit_csv(State(s): Shared_, q: QueryOf<AuditQuery>, call: Bare) -> Response {
+    let Ok(Query(q)) = q else {
+        return bad_filter();
+    };
+    match call
+        .run(&s, move |app, a, _| op::audit_csv(app, a, &q))
+        .await
     {
         Err(e) => json_response::<()>(Err(e)),
         Ok(csv) => csv_download(csv),
@@ -394,68 +323,38 @@ pub(crate) fn csv_download(csv: String) -> Response {
     response
 }
 
-async fn list_operators(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    req: Request,
-) -> Response {
-    let headers = drain(&shared, req).await;
-    json_response(as_operator(&shared, peer, &headers, op::list_operators).await)
+async fn list_operators(State(s): Shared_, call: Bare) -> Response {
+    json_response(call.run(&s, |app, a, _| op::list_operators(app, a)).await)
 }
 
-async fn add_operator(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    req: Request,
-) -> Response {
-    let headers = req.headers().clone();
-    let result = async {
-        let r: AddOperatorRequest = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| {
-            op::add_operator(app, a, &r)
-        })
-        .await
-    };
-    json_response(result.await)
+async fn add_operator(State(s): Shared_, call: With<AddOperatorRequest>) -> Response {
+    json_response(
+        call.run(&s, |app, a, JsonBody(r)| op::add_operator(app, a, &r))
+            .await,
+    )
 }
 
-async fn disable_operator(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
-    let headers = drain(&shared, req).await;
-    let work = move |app: &AppState, a: &Actor| op::disable_operator(app, a, &name);
-    json_response(as_operator(&shared, peer, &headers, work).await)
+async fn disable_operator(State(s): Shared_, Path(name): Path<String>, call: Bare) -> Response {
+    json_response(
+        call.run(&s, move |app, a, _| op::disable_operator(app, a, &name))
+            .await,
+    )
 }
 
-async fn reset_totp(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    Path(name): Path<String>,
-    req: Request,
-) -> Response {
-    let headers = drain(&shared, req).await;
-    let work = move |app: &AppState, a: &Actor| op::reset_totp(app, a, &name);
-    json_response(as_operator(&shared, peer, &headers, work).await)
+async fn reset_totp(State(s): Shared_, Path(name): Path<String>, call: Bare) -> Response {
+    json_response(
+        call.run(&s, move |app, a, _| op::reset_totp(app, a, &name))
+            .await,
+    )
 }
 
 async fn set_password(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
+    State(s): Shared_,
     Path(name): Path<String>,
-    req: Request,
+    call: With<SetPasswordRequest>,
 ) -> Response {
-    let headers = req.headers().clone();
-    let result = async {
-        let r: SetPasswordRequest = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| {
-            op::set_password(app, a, &name, &r)
-        })
-        .await
-    };
-    json_response(result.await)
+    let work = move |app: &AppState, a: &Actor, JsonBody(r)| op::set_password(app, a, &name, &r);
+    json_response(call.run(&s, work).await)
 }
 
 /// `GET /v1/openapi.json`: the OpenAPI 3.1 document of the whole server.

@@ -2,7 +2,7 @@
 //! (filtered JSON and CSV).
 
 use cardunlock_protocol::operator::{AuditQuery, AuditRecord, AuditReply, MAX_AUDIT_ROWS};
-use cardunlock_protocol::{CardRef, Role};
+use cardunlock_protocol::Role;
 
 use super::{audit_in, Actor, AppState, Event, OpError};
 use crate::store::ops::AuditFilter;
@@ -35,10 +35,7 @@ pub(crate) fn record(e: AuditEntry) -> AuditRecord {
         e.profile.as_deref().and_then(Profile::parse),
         e.identity_hex,
     ) {
-        (Some(p), Some(identity)) => Some(CardRef {
-            profile: p.wire(),
-            identity,
-        }),
+        (Some(p), Some(identity)) => super::card_ref(p, &identity).ok(),
         _ => None,
     };
     AuditRecord {

@@ -26,11 +26,10 @@ const TIMELINE: u32 = 50;
 /// Every role may look cards up.
 const LOOKERS: [Role; 4] = [Role::Helpdesk, Role::Enroller, Role::Auditor, Role::Admin];
 
-fn card_ref(c: &CardRecord) -> CardRef {
-    CardRef {
-        profile: Profile::parse(&c.profile).map_or(cardunlock_protocol::Profile::Piv, |p| p.wire()),
-        identity: c.identity_hex.clone(),
-    }
+fn card_ref(c: &CardRecord) -> Result<CardRef, crate::ServerError> {
+    let profile = Profile::parse(&c.profile)
+        .ok_or_else(|| crate::ServerError::InvalidInput("stored profile".into()))?;
+    super::card_ref(profile, &c.identity_hex)
 }
 
 fn user(c: &CardRecord) -> User {
@@ -90,13 +89,15 @@ pub fn search(state: &AppState, actor: &Actor, q: &str) -> Result<SearchReply, O
     Ok(SearchReply {
         cards: cards
             .iter()
-            .map(|c| CardSummary {
-                card: card_ref(c),
-                user: user(c),
-                locked: c.locked,
-                enrolled_ms: c.enrolled_ms,
+            .map(|c| {
+                Ok(CardSummary {
+                    card: card_ref(c)?,
+                    user: user(c),
+                    locked: c.locked,
+                    enrolled_ms: c.enrolled_ms,
+                })
             })
-            .collect(),
+            .collect::<Result<_, crate::ServerError>>()?,
     })
 }
 
@@ -130,7 +131,7 @@ pub fn card_detail(
     })?;
     let (c, questions, timeline, diverged) = found.ok_or_else(unknown_card)?;
     Ok(CardDetail {
-        card: card_ref(&c),
+        card: card_ref(&c)?,
         user: user(&c),
         algorithm: AlgorithmName::of(c.algorithm).unwrap_or(AlgorithmName::TripleDes),
         locked: c.locked,

@@ -13,7 +13,7 @@ use super::{Actor, AppState, OpError};
 use crate::answers::{hash_answer, normalise_answer};
 use crate::kdf;
 use crate::store::ops::EnrollmentRow;
-use crate::store::{now_ms, parse_identity, Profile};
+use crate::store::{now_ms, Profile};
 use crate::{MasterSecret, ServerError};
 
 const MAX_QUESTIONS: usize = 16;
@@ -61,9 +61,8 @@ pub fn enroll_begin(
     req: &EnrollRequest,
 ) -> Result<EnrollReply, OpError> {
     let role = actor.require(&[Role::Enroller])?;
-    let profile = Profile::parse(req.card.profile.as_str())
-        .ok_or_else(|| OpError::bad("Bad request: unknown profile."))?;
-    let (identity, id_bytes) = parse_identity(&req.card.identity)?;
+    let profile = req.card.profile;
+    let (identity, id_bytes) = (req.card.identity.to_hex(), req.card.identity.as_bytes());
     let algorithm = req.algorithm.algorithm();
     if profile == Profile::Piv && algorithm != Algorithm::TripleDes {
         return Err(OpError::bad(
@@ -193,9 +192,9 @@ pub fn enroll_begin(
         enrollment: id,
         current: current
             .iter()
-            .map(|&(k, p, alg)| secrets(m, profile, &id_bytes, alg, k, p))
+            .map(|&(k, p, alg)| secrets(m, profile, id_bytes, alg, k, p))
             .collect(),
-        next: secrets(m, profile, &id_bytes, algorithm, next_key, next_puk),
+        next: secrets(m, profile, id_bytes, algorithm, next_key, next_puk),
     })
 }
 
@@ -215,13 +214,14 @@ pub fn enroll_done(
     if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(not_found());
     }
-    let card_auth_key =
-        match done.card_auth_key.as_deref() {
-            None => None,
-            Some(key) => Some(crate::store::card_auth_key_hex(key).map_err(|e| {
+    let card_auth_key = match &done.card_auth_key {
+        None => None,
+        Some(key) => Some(
+            crate::store::card_auth_key_hex(key.as_bytes()).map_err(|e| {
                 OpError::refused(ErrorCode::BadRequest, format!("Bad request: {e}."))
-            })?),
-        };
+            })?,
+        ),
+    };
     if let Some(name) = done.iso_profile.as_deref() {
         if !cardunlock_protocol::operator::valid_iso_profile_name(name) {
             return Err(OpError::bad(

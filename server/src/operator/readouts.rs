@@ -97,10 +97,7 @@ pub fn puk_readout_request(
     }
     Ok(PukReadoutPending {
         request: id,
-        card: CardRef {
-            profile: profile.wire(),
-            identity,
-        },
+        card: super::card_ref(profile, &identity)?,
         expires_ms,
     })
 }
@@ -118,10 +115,7 @@ pub fn puk_readouts(state: &AppState, actor: &Actor) -> Result<PukReadoutList, O
             };
             out.push(PukReadoutSummary {
                 request: row.id,
-                card: CardRef {
-                    profile: profile.wire(),
-                    identity,
-                },
+                card: super::card_ref(profile, &identity)?,
                 user: User {
                     name: card.user_name,
                     email: card.user_email,
@@ -259,9 +253,6 @@ pub fn collect_puk_readout(
             row.identity_checked
         )))
     })?;
-    let card = CardRef {
-        profile: profile.wire(),
-        identity,
-    };
+    let card = super::card_ref(profile, &identity)?;
     Ok((card, reply))
 }

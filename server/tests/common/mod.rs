@@ -367,10 +367,13 @@ pub fn card_auth_public() -> Vec<u8> {
 
 /// What a PIV card holding `key` answers to the session's nonce: the DER signature, hex.
 pub fn sign_nonce_with(key: &[u8; 32], session: &str, nonce: &str) -> String {
-    use cardunlock_protocol::presence::{decode_hex_32, digest, token_hash};
+    use cardunlock_protocol::presence::{digest, token_hash};
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     let hash = token_hash(&cardunlock_protocol::SessionToken::new(session)).unwrap();
-    let nonce = decode_hex_32(nonce).unwrap();
+    let nonce = nonce
+        .parse::<cardunlock_protocol::Nonce>()
+        .unwrap()
+        .to_array();
     let signing = p256::ecdsa::SigningKey::from_bytes(&(*key).into()).unwrap();
     let signature: p256::ecdsa::Signature = signing.sign_prehash(&digest(&hash, &nonce)).unwrap();
     hex::encode(signature.to_der().as_bytes())

@@ -3,17 +3,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Router;
 
 use cardunlock_protocol::operator::{paths, PukReadoutRequest};
 
-use super::{as_operator, body, drain, json_response, rel, PeerOf, Shared_};
+use super::call::{Call, Drained, JsonBody};
+use super::{json_response, rel, Shared_};
 use crate::api::AppState;
-use crate::http::{Peer, Shared};
+use crate::http::Shared;
 use crate::operator::{self as op, Actor, OpError};
 
 /// The read-out routes, relative to `/v1/operator`.
@@ -32,24 +33,20 @@ enum Outcome {
 }
 
 async fn puk_readout(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
+    State(s): Shared_,
     Path((profile, identity)): Path<(String, String)>,
-    req: Request,
+    call: Call<JsonBody<PukReadoutRequest>>,
 ) -> Response {
-    let headers = req.headers().clone();
-    let result = async {
-        let r: PukReadoutRequest = body(&shared, req).await?;
-        as_operator(&shared, peer, &headers, move |app, a| {
+    let result = call
+        .run(&s, move |app, a, JsonBody(r)| {
             if app.operators.four_eyes_puk_readout {
                 op::puk_readout_request(app, a, &profile, &identity, &r).map(Outcome::Pending)
             } else {
                 op::puk_readout(app, a, &profile, &identity, &r).map(Outcome::Now)
             }
         })
-        .await
-    };
-    match result.await {
+        .await;
+    match result {
         Ok(Outcome::Now(reply)) => json_response(Ok(reply)),
         Ok(Outcome::Pending(pending)) => {
             let mut response = json_response(Ok(pending));
@@ -60,30 +57,19 @@ async fn puk_readout(
     }
 }
 
-async fn list(State(shared): Shared_, Extension(Peer(peer)): PeerOf, req: Request) -> Response {
-    let headers = drain(&shared, req).await;
-    json_response(as_operator(&shared, peer, &headers, op::puk_readouts).await)
+async fn list(State(s): Shared_, call: Call<Drained>) -> Response {
+    json_response(call.run(&s, |app, a, _| op::puk_readouts(app, a)).await)
 }
 
-async fn approve(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    let headers = drain(&shared, req).await;
-    let work = move |app: &AppState, a: &Actor| op::approve_puk_readout(app, a, &id);
-    json_response(as_operator(&shared, peer, &headers, work).await)
+async fn approve(State(s): Shared_, Path(id): Path<String>, call: Call<Drained>) -> Response {
+    json_response(
+        call.run(&s, move |app, a, _| op::approve_puk_readout(app, a, &id))
+            .await,
+    )
 }
 
-async fn collect(
-    State(shared): Shared_,
-    Extension(Peer(peer)): PeerOf,
-    Path(id): Path<String>,
-    req: Request,
-) -> Response {
-    let headers = drain(&shared, req).await;
+async fn collect(State(s): Shared_, Path(id): Path<String>, call: Call<Drained>) -> Response {
     let work =
-        move |app: &AppState, a: &Actor| op::collect_puk_readout(app, a, &id).map(|(_, r)| r);
-    json_response(as_operator(&shared, peer, &headers, work).await)
+        move |app: &AppState, a: &Actor, _| op::collect_puk_readout(app, a, &id).map(|(_, r)| r);
+    json_response(call.run(&s, work).await)
 }

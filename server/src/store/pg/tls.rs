@@ -18,8 +18,8 @@ pub(super) fn config(
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
 
-    let bad =
-        |why: String| ServerError::Tls(format!("database CA file {}: {why}", ca_file.display()));
+    let what = format!("database CA file {}", ca_file.display());
+    let bad = |why: String| ServerError::Tls(crate::TlsError::new(format!("{what}: {why}")));
     if config.get_ssl_mode() == SslMode::Disable {
         return Err(ServerError::InvalidInput(
             "a database CA file needs TLS: remove sslmode=disable from the URL".into(),
@@ -39,7 +39,7 @@ pub(super) fn config(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| ServerError::Tls(e.to_string()))?
+    .map_err(|e| crate::TlsError::caused_by("database TLS", e))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(MakeRustlsConnect::new(tls))
