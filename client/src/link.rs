@@ -16,6 +16,14 @@ use std::sync::{Arc, OnceLock};
 use cardunlock_core::policy::{Charset, PinPolicy};
 use zeroize::Zeroizing;
 
+mod front;
+mod words;
+
+pub use front::{busy_text, secret, Front, Screen, SECRET_CAPACITY};
+pub use words::{
+    attempts_left_line, explain, group, next_steps, ANSWER_QUESTIONS, ENTER_NEW_PIN, UNLOCKED,
+};
+
 /// The user behind the card, released by the server after the answers were verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
