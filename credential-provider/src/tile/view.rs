@@ -7,14 +7,7 @@ use crate::link::{attempts_left_line, explain, group, Challenge};
 impl Tile {
     /// Every field as the current form shows it.
     pub fn view(&self) -> View {
-        let mut fields: Vec<FieldView> = FIELDS
-            .iter()
-            .map(|_| FieldView {
-                shown: Shown::Hidden,
-                focused: false,
-                text: String::new(),
-            })
-            .collect();
+        let mut fields = FieldView::all_hidden();
         let mut set = |id: u32, text: String| {
             if let Some(f) = fields.get_mut(id as usize) {
                 f.shown = Shown::Selected;
