@@ -13,7 +13,7 @@
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, OnceLock};
 
-use cardunlock_core::policy::{Charset, PinPolicy};
+use cardunlock_core::policy::{Charset, PinContext, PinPolicy};
 use zeroize::Zeroizing;
 
 mod front;
@@ -82,7 +82,7 @@ impl OwnedPolicy {
             builtin_blocklist: self.builtin_blocklist,
             custom_blocklist: &custom,
         };
-        match policy.check(pin.as_bytes(), confirmation.as_bytes(), None, None) {
+        match policy.check(pin.as_bytes(), confirmation.as_bytes(), PinContext::NONE) {
             Ok(()) => Vec::new(),
             Err(found) => found.iter().map(|v| v.to_string()).collect(),
         }

@@ -258,9 +258,57 @@ const fn index(v: Violation) -> u8 {
     }
 }
 
+/// What a new PIN must differ from besides the policy's own rules: the old PIN and the PUK, when
+/// the caller knows them. Built with [`PinContext::NONE`] and its builder methods.
+///
+/// ```
+/// use cardunlock_core::policy::PinContext;
+/// let known = PinContext::NONE.puk(b"12345678");
+/// # let _ = known;
+/// ```
+#[derive(Clone, Copy, Default)]
+pub struct PinContext<'a> {
+    old_pin: Option<&'a [u8]>,
+    puk: Option<&'a [u8]>,
+}
+
+impl<'a> PinContext<'a> {
+    /// Nothing known besides the new PIN.
+    pub const NONE: Self = Self {
+        old_pin: None,
+        puk: None,
+    };
+
+    /// The new PIN must differ from this old PIN.
+    pub const fn old_pin(self, old_pin: &'a [u8]) -> Self {
+        Self {
+            old_pin: Some(old_pin),
+            ..self
+        }
+    }
+
+    /// The new PIN must differ from this PUK.
+    pub const fn puk(self, puk: &'a [u8]) -> Self {
+        Self {
+            puk: Some(puk),
+            ..self
+        }
+    }
+}
+
+impl core::fmt::Debug for PinContext<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Whether each is known, never the values.
+        f.debug_struct("PinContext")
+            .field("old_pin", &self.old_pin.is_some())
+            .field("puk", &self.puk.is_some())
+            .finish()
+    }
+}
+
 impl PinPolicy<'_> {
     /// Checks `new_pin` (the bytes as typed, no padding) and its `confirmation`, against the
-    /// `old_pin` and the `puk` when they are known.
+    /// old PIN and the PUK when `context` knows them ([`PinContext::NONE`]: neither).
     ///
     /// Reports every violation, not just the first. The comparisons with the old PIN, the PUK
     /// and the confirmation are constant time.
@@ -268,8 +316,7 @@ impl PinPolicy<'_> {
         &self,
         new_pin: &[u8],
         confirmation: &[u8],
-        old_pin: Option<&[u8]>,
-        puk: Option<&[u8]>,
+        context: PinContext<'_>,
     ) -> Result<(), Violations> {
         let mut found = Violations::default();
         let mut report = |hit: bool, v: Violation| {
@@ -305,11 +352,11 @@ impl PinPolicy<'_> {
             Violation::CustomBlocklisted,
         );
         report(
-            old_pin.is_some_and(|old| ct_eq(new_pin, old)),
+            context.old_pin.is_some_and(|old| ct_eq(new_pin, old)),
             Violation::SameAsOldPin,
         );
         report(
-            puk.is_some_and(|puk| ct_eq(new_pin, puk)),
+            context.puk.is_some_and(|puk| ct_eq(new_pin, puk)),
             Violation::SameAsPuk,
         );
         report(

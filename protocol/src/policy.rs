@@ -111,8 +111,11 @@ mod tests {
                 assert_eq!(p.max_len, core.max_len);
                 assert_eq!(p.charset, core.charset);
                 let same = |pin: &[u8]| {
-                    p.check(pin, pin, None, None).is_ok()
-                        == core.check(pin, pin, None, None).is_ok()
+                    p.check(pin, pin, cardunlock_core::policy::PinContext::NONE)
+                        .is_ok()
+                        == core
+                            .check(pin, pin, cardunlock_core::policy::PinContext::NONE)
+                            .is_ok()
                 };
                 assert!(same(b"123456") && same(b"480371") && same(b"ab12"));
             });
@@ -128,8 +131,20 @@ mod tests {
         assert_eq!(wire.charset, PinCharset::Printable);
         assert!(wire.forbid_repeated && wire.builtin_blocklist);
         wire.with_core(|p| {
-            assert!(p.check(b"acme2024", b"acme2024", None, None).is_err());
-            assert!(p.check(b"q7#kP2v!", b"q7#kP2v!", None, None).is_ok());
+            assert!(p
+                .check(
+                    b"acme2024",
+                    b"acme2024",
+                    cardunlock_core::policy::PinContext::NONE
+                )
+                .is_err());
+            assert!(p
+                .check(
+                    b"q7#kP2v!",
+                    b"q7#kP2v!",
+                    cardunlock_core::policy::PinContext::NONE
+                )
+                .is_ok());
         });
     }
 }

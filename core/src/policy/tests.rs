@@ -3,11 +3,11 @@ use core::fmt::Write;
 use proptest::prelude::*;
 
 fn piv(pin: &str) -> Result<(), Violations> {
-    PinPolicy::PIV.check(pin.as_bytes(), pin.as_bytes(), None, None)
+    PinPolicy::PIV.check(pin.as_bytes(), pin.as_bytes(), PinContext::NONE)
 }
 
 fn gids(pin: &str) -> Result<(), Violations> {
-    PinPolicy::GIDS.check(pin.as_bytes(), pin.as_bytes(), None, None)
+    PinPolicy::GIDS.check(pin.as_bytes(), pin.as_bytes(), PinContext::NONE)
 }
 
 /// The violations of a failed check, as a fixed array for comparison.
@@ -47,29 +47,36 @@ fn each_violation_alone() {
         ..PinPolicy::GIDS
     };
     assert_eq!(
-        only(custom.check(b"840259", b"840259", None, None)),
+        only(custom.check(b"840259", b"840259", PinContext::NONE)),
         [CustomBlocklisted]
     );
     assert_eq!(
-        only(custom.check(b"sECRET1", b"sECRET1", None, None)),
+        only(custom.check(b"sECRET1", b"sECRET1", PinContext::NONE)),
         [CustomBlocklisted]
     );
-    assert_eq!(custom.check(b"Secret2", b"Secret2", None, None), Ok(()));
+    assert_eq!(
+        custom.check(b"Secret2", b"Secret2", PinContext::NONE),
+        Ok(())
+    );
     let p = PinPolicy::PIV;
     assert_eq!(
-        only(p.check(b"840259", b"840259", Some(b"840259"), None)),
+        only(p.check(b"840259", b"840259", PinContext::NONE.old_pin(b"840259"))),
         [SameAsOldPin]
     );
     assert_eq!(
-        only(p.check(b"84025917", b"84025917", None, Some(b"84025917"))),
+        only(p.check(b"84025917", b"84025917", PinContext::NONE.puk(b"84025917"))),
         [SameAsPuk]
     );
     assert_eq!(
-        only(p.check(b"840259", b"840295", None, None)),
+        only(p.check(b"840259", b"840295", PinContext::NONE)),
         [ConfirmationMismatch]
     );
     assert_eq!(
-        p.check(b"840259", b"840259", Some(b"123456"), Some(b"12345678")),
+        p.check(
+            b"840259",
+            b"840259",
+            PinContext::NONE.old_pin(b"123456").puk(b"12345678")
+        ),
         Ok(())
     );
 }
@@ -87,8 +94,7 @@ fn several_at_once_in_fixed_order() {
         .check(
             b"12345678",
             b"1234567",
-            Some(b"12345678"),
-            Some(b"12345678"),
+            PinContext::NONE.old_pin(b"12345678").puk(b"12345678"),
         )
         .unwrap_err();
     let want = [
@@ -108,7 +114,7 @@ fn several_at_once_in_fixed_order() {
         ..PinPolicy::PIV
     };
     let v = everything
-        .check(b"aaaa", b"", Some(b"AAAA"), Some(b"aaaa"))
+        .check(b"aaaa", b"", PinContext::NONE.old_pin(b"AAAA").puk(b"aaaa"))
         .unwrap_err();
     assert_eq!(
         v.iter().collect::<heapless::Vec<_, 10>>(),
@@ -131,7 +137,7 @@ fn same_as_puk_with_factory_puk() {
         ..PinPolicy::PIV
     };
     let v = p
-        .check(b"12345678", b"12345678", None, Some(b"12345678"))
+        .check(b"12345678", b"12345678", PinContext::NONE.puk(b"12345678"))
         .unwrap_err();
     assert_eq!(
         v.iter().collect::<heapless::Vec<_, 10>>(),
@@ -143,7 +149,7 @@ fn same_as_puk_with_factory_puk() {
 fn empty_and_odd_inputs() {
     assert_eq!(only(piv("")), [Violation::TooShort { min: 6 }]);
     let v = PinPolicy::PIV
-        .check(&[0xFF; 8], &[0xFF; 8], None, None)
+        .check(&[0xFF; 8], &[0xFF; 8], PinContext::NONE)
         .unwrap_err();
     assert_eq!(
         v.iter().collect::<heapless::Vec<_, 10>>(),
@@ -160,13 +166,13 @@ fn empty_and_odd_inputs() {
     };
     for pin in ["", "1", "12", "21", "a b", "9:;", "89ab", "xyzA", "zy1"] {
         assert_eq!(
-            lenient.check(pin.as_bytes(), pin.as_bytes(), None, None),
+            lenient.check(pin.as_bytes(), pin.as_bytes(), PinContext::NONE),
             Ok(()),
             "{pin}"
         );
     }
-    assert!(lenient.check(b"xyz", b"xyz", None, None).is_err());
-    assert!(lenient.check(b"aA", b"aA", None, None).is_err());
+    assert!(lenient.check(b"xyz", b"xyz", PinContext::NONE).is_err());
+    assert!(lenient.check(b"aA", b"aA", PinContext::NONE).is_err());
 }
 
 #[test]
@@ -222,7 +228,7 @@ proptest! {
             custom_blocklist: &["abc123", "ZZZZZZ"],
         };
         let confirm = if same { &pin } else { &confirm };
-        match policy.check(&pin, confirm, old.as_deref(), puk.as_deref()) {
+        match policy.check(&pin, confirm, PinContext { old_pin: old.as_deref(), puk: puk.as_deref() }) {
             Ok(()) => {
                 prop_assert!((min_len..=max_len).contains(&pin.len()));
                 prop_assert!(pin.iter().all(|&c| charset.allows(c)));
@@ -238,7 +244,7 @@ proptest! {
     #[test]
     fn typed_pins_never_panic(pin in "[0-9a-zA-Z]{0,16}") {
         for policy in [PinPolicy::PIV, PinPolicy::GIDS] {
-            if policy.check(pin.as_bytes(), pin.as_bytes(), None, None).is_ok() {
+            if policy.check(pin.as_bytes(), pin.as_bytes(), PinContext::NONE).is_ok() {
                 prop_assert!(!is_repeated(pin.as_bytes()) && !is_sequence(pin.as_bytes()));
             }
         }
