@@ -407,6 +407,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// TEST ONLY: the bytes `cmd` encodes to (in a 64-byte buffer), for the builders' spec vectors.
+#[cfg(test)]
+pub(crate) fn test_bytes(cmd: &Command) -> heapless::Vec<u8, 64> {
+    let mut buf = [0u8; 64];
+    let n = cmd.encode(&mut buf).unwrap();
+    heapless::Vec::from_slice(&buf[..n]).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
