@@ -1,12 +1,13 @@
 //! GIDS and ISO admin-key unblocks against the simulated card: every algorithm, wrong keys,
 //! forged card cryptograms, blocked admin keys.
 
-use cardunlock_core::crypto::{AdminKey, Algorithm};
+use cardunlock_core::crypto::{AdminKey, Algorithm, CryptoError};
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{FlowError, GidsUnblock, LocalKey, Profile};
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
+use cardunlock_core::Transport;
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, SimCard};
 use cardunlock_tests::{fill_counter, shared, Fault, SharedCard, TestTransport};
 use embassy_futures::block_on;
@@ -21,6 +22,16 @@ fn local(key: AdminKey) -> LocalKey<cardunlock_sim::TestRng> {
     LocalKey::new(key, fill_counter(9))
 }
 
+/// The GIDS unblock to the new PIN "Xk9w2" with host random [`R1`], the admin key answered by
+/// `key` held locally.
+fn gids_unblock<T: Transport>(
+    driver: &mut Driver<T>,
+    key: AdminKey,
+) -> Result<(), UnlockError<T::Error, CryptoError>> {
+    let new_pin = unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap();
+    block_on(unlock::gids_unblock(driver, &new_pin, R1, &mut local(key)))
+}
+
 #[test]
 fn gids_status_and_admin_unblock() {
     let card = gids_card(GidsConfig::factory().blocked());
@@ -33,14 +44,7 @@ fn gids_status_and_admin_unblock() {
     );
     assert!(status.identity.is_some());
 
-    let mut key = local(AdminKey::piv_default());
-    block_on(unlock::gids_unblock(
-        &mut driver,
-        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
-        R1,
-        &mut key,
-    ))
-    .unwrap();
+    gids_unblock(&mut driver, AdminKey::piv_default()).unwrap();
     let c = card.borrow();
     assert!(c.pin_is(b"Xk9w2"));
     assert_eq!(c.pin_tries_left(), 3);
@@ -52,12 +56,7 @@ fn gids_wrong_admin_key_changes_nothing_and_counts_down() {
     let before = card.borrow().admin_tries_left().unwrap();
     let mut driver = Driver::new(TestTransport::new(&card));
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
-    let got = block_on(unlock::gids_unblock(
-        &mut driver,
-        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
-        R1,
-        &mut local(wrong),
-    ));
+    let got = gids_unblock(&mut driver, wrong);
     assert_eq!(
         got,
         Err(UnlockError::Card(Error::Flow(FlowError::AdminAuthFailed {
@@ -77,12 +76,7 @@ fn gids_blocked_admin_key() {
     config.admin_tries_left = 0;
     let card = gids_card(config);
     let mut driver = Driver::new(TestTransport::new(&card));
-    let got = block_on(unlock::gids_unblock(
-        &mut driver,
-        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
-        R1,
-        &mut local(AdminKey::piv_default()),
-    ));
+    let got = gids_unblock(&mut driver, AdminKey::piv_default());
     assert_eq!(
         got,
         Err(UnlockError::Card(Error::Flow(FlowError::AdminBlocked)))
@@ -104,12 +98,7 @@ fn gids_forged_card_cryptogram_stops_before_the_pin_is_sent() {
         f
     };
     let mut driver = Driver::new(TestTransport::new(&card).with_fault(3, Fault::Garbage(&FORGED)));
-    let got = block_on(unlock::gids_unblock(
-        &mut driver,
-        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
-        R1,
-        &mut local(AdminKey::piv_default()),
-    ));
+    let got = gids_unblock(&mut driver, AdminKey::piv_default());
     assert_eq!(
         got,
         Err(UnlockError::Card(Error::Flow(FlowError::CardAuthFailed)))
@@ -203,12 +192,7 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
         "the PIN is not touched by a key change"
     );
     // The factory key no longer works; the new one does.
-    let got = block_on(unlock::gids_unblock(
-        &mut driver,
-        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
-        R1,
-        &mut local(AdminKey::piv_default()),
-    ));
+    let got = gids_unblock(&mut driver, AdminKey::piv_default());
     assert!(
         matches!(
             got,
@@ -218,13 +202,7 @@ fn gids_admin_key_change_then_unblock_with_the_new_key_only() {
         ),
         "{got:?}"
     );
-    block_on(unlock::gids_unblock(
-        &mut driver,
-        &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
-        R1,
-        &mut local(new_key),
-    ))
-    .unwrap();
+    gids_unblock(&mut driver, new_key).unwrap();
     assert!(card.borrow().pin_is(b"Xk9w2"));
 }
 
