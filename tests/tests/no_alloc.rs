@@ -5,11 +5,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use cardunlock_core::crypto::AdminKey;
+use cardunlock_core::crypto::{AdminKey, CryptoError};
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::LocalKey;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::unlock;
+use cardunlock_core::unlock::{self, UnlockError};
 use cardunlock_core::Transport;
 use cardunlock_sim::transport::Recording;
 use cardunlock_sim::{Config, GidsConfig, PivConfig, SimCard};
@@ -46,15 +46,19 @@ fn armed<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, COUNT.with(Cell::get))
 }
 
-fn piv_unblock<T: Transport>(transport: T) -> Result<(), String> {
+/// The PIV unblock (PUK 12345678, new PIN 840259) over `transport`: recorded against the card,
+/// then replayed under the counting allocator.
+fn piv_unblock<T: Transport>(transport: T) -> Result<(), UnlockError<T::Error>> {
     let mut driver = Driver::new(transport);
     let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-    block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1)).map_err(|e| format!("{e:?}"))
+    block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1))
 }
 
 const R1: [u8; 16] = [0x21; 16];
 
-fn gids_unblock<T: Transport>(transport: T) -> Result<(), String> {
+/// The GIDS unblock (factory admin key, new PIN Xk9w2) over `transport`: recorded against the
+/// card, then replayed under the counting allocator.
+fn gids_unblock<T: Transport>(transport: T) -> Result<(), UnlockError<T::Error, CryptoError>> {
     let mut driver = Driver::new(transport);
     // Same Z1 bytes in every run, so the recorded card answers fit the replayed flow.
     let mut key = LocalKey::new(
@@ -67,7 +71,6 @@ fn gids_unblock<T: Transport>(transport: T) -> Result<(), String> {
         R1,
         &mut key,
     ))
-    .map_err(|e| format!("{e:?}"))
 }
 
 #[test]
@@ -75,11 +78,7 @@ fn piv_unblock_allocates_nothing() {
     let card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
     let recording = Recording::record(card, |r| piv_unblock(r).unwrap());
     let mut replay = recording.replay();
-    let (result, allocations) = armed(|| {
-        let mut driver = Driver::new(&mut replay);
-        let input = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259").unwrap();
-        block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1))
-    });
+    let (result, allocations) = armed(|| piv_unblock(&mut replay));
     assert_eq!(result, Ok(()));
     assert_eq!(replay.replayed(), 3, "the replay ran the whole flow");
     assert_eq!(allocations, 0);
@@ -90,19 +89,7 @@ fn gids_unblock_allocates_nothing() {
     let card = SimCard::new(Config::Gids(GidsConfig::factory().blocked()));
     let recording = Recording::record(card, |r| gids_unblock(r).unwrap());
     let mut replay = recording.replay();
-    let (result, allocations) = armed(|| {
-        let mut driver = Driver::new(&mut replay);
-        let mut key = LocalKey::new(
-            AdminKey::piv_default(),
-            cardunlock_sim::TestRng::repeat(0x44),
-        );
-        block_on(unlock::gids_unblock(
-            &mut driver,
-            &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
-            R1,
-            &mut key,
-        ))
-    });
+    let (result, allocations) = armed(|| gids_unblock(&mut replay));
     assert_eq!(result, Ok(()));
     assert_eq!(replay.replayed(), 6, "the replay ran the whole flow");
     assert_eq!(allocations, 0);
