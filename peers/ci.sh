@@ -38,32 +38,15 @@ stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PI
 trap stop EXIT
 wait_card() { for _ in $(seq 100); do "$B" --json readers 2>/dev/null | grep -q "\"name\":\"$R\",\"card\":true" && return 0; sleep 0.1; done; fail "no card in $R"; return 1; }
 idx() { opensc-tool -l 2>/dev/null | awk -v r="$R" 'index($0, r) && $1 ~ /^[0-9]+$/ { print $1; exit }'; }
-# Holds cardunlock_virtual_readers::ReaderLock of reader 1 until this script exits (the coprocess reads
-# its stdin until the script's end of the pipe closes). Waits up to 300 s, as the Rust tests do.
-lock_reader() {
-  coproc LOCK { exec perl -MSocket -e '
-    socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
-    setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1);
-    my $until = time + 300;
-    until (bind($s, sockaddr_in($ARGV[0], INADDR_LOOPBACK))) {
-      die "127.0.0.1:$ARGV[0] still held after 300 s\n" if time > $until;
-      select(undef, undef, undef, 0.05);
-    }
-    listen($s, 1) or die "listen: $!\n";
-    $| = 1; print "locked\n";
-    1 while <STDIN>;
-  ' $((25963 + 1)); }
-  local line=
-  read -r line <&"${LOCK[0]}"
-  [ "$line" = locked ]
-}
+# lock_reader (scripts/lib.sh) holds the lock of reader 1 until this script exits.
+. scripts/lib.sh
 
 cargo build -q -p cardunlock --features demo --locked --manifest-path "$ROOT/Cargo.toml" || exit 1
 cargo build -q -p cardunlock-server --locked --manifest-path "$ROOT/Cargo.toml" || exit 1
 SRV_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/cardunlock-server"
 (cd peers/piv-authenticator-vpicc && CARGO_TARGET_DIR="$PEER_TARGET" cargo build -q --locked) || { echo "FAIL  building piv-authenticator-vpicc"; exit 1; }
 PEER="$PEER_TARGET/debug/piv-authenticator-vpicc"
-lock_reader || { echo "FAIL  could not take the lock of $R (cardunlock_virtual_readers::ReaderLock, port 25964)"; exit 1; }
+lock_reader 1 || { echo "FAIL  could not take the lock of $R (cardunlock_virtual_readers::ReaderLock, port 25964)"; exit 1; }
 
 echo "== cardunlock CLI vs piv-authenticator (independent PIV card)"
 "$PEER" --port $PORT >/tmp/piv-authenticator.log 2>&1 & PID=$!

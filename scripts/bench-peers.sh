@@ -43,20 +43,8 @@ trap stop EXIT
 
 # The machine-wide lock of reader 1 (cardunlock_virtual_readers::ReaderLock: whoever has 127.0.0.1:25964
 # bound), held until this script exits; see peers/ci.sh.
-coproc LOCK { exec perl -MSocket -e '
-  socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
-  setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1);
-  my $until = time + 300;
-  until (bind($s, sockaddr_in($ARGV[0], INADDR_LOOPBACK))) {
-    die "127.0.0.1:$ARGV[0] still held after 300 s\n" if time > $until;
-    select(undef, undef, undef, 0.05);
-  }
-  listen($s, 1) or die "listen: $!\n";
-  $| = 1; print "locked\n";
-  1 while <STDIN>;
-' $((25963 + 1)); }
-read -r line <&"${LOCK[0]}"
-[ "$line" = locked ] || { echo "bench-peers: could not lock $R" >&2; exit 1; }
+. scripts/lib.sh
+lock_reader 1 || { echo "bench-peers: could not lock $R" >&2; exit 1; }
 
 "$PEER" --port $PORT --yubico-compat -v >"$PEER_LOG" 2>&1 & PID=$!
 for _ in $(seq 100); do

@@ -15,14 +15,8 @@ cd "$(dirname "$0")/.."
 FW_TARGET=${CARGO_TARGET_DIR:-$PWD/target}/firmware
 BIN="$FW_TARGET/thumbv7em-none-eabihf/release/cardunlock-firmware-size"
 
-if ! command -v qemu-system-arm >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  release=()
-  if grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then release=(-t bookworm-backports); fi
-  echo "firmware-stack: installing qemu-system-arm ${release[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${release[@]}" qemu-system-arm >/dev/null
-fi
+. scripts/lib.sh
+need_qemu_arm firmware-stack
 
 build() { (cd firmware-size && CARGO_TARGET_DIR="$FW_TARGET" cargo build -q --release --locked "$@"); }
 build

@@ -24,14 +24,8 @@ require=(--require-every-fault)
 [ -z "${FIRMWARE_UART_SEED:-}" ] || require=()
 [ -z "${FIRMWARE_UART_TRACE:-}" ] || require+=(--trace)
 
-if ! command -v qemu-system-arm >/dev/null; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  release=()
-  if grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then release=(-t bookworm-backports); fi
-  echo "firmware-uart: installing qemu-system-arm ${release[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${release[@]}" qemu-system-arm >/dev/null
-fi
+. scripts/lib.sh
+need_qemu_arm firmware-uart
 
 (cd firmware-uart && CARGO_TARGET_DIR="$FW_TARGET" cargo build -q --release --locked)
 cargo build -q --locked -p cardunlock-tests --bin uart-card

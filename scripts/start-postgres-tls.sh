@@ -16,13 +16,10 @@ dir=${CARDUNLOCK_PG_TLS_DIR:-/tmp/cardunlock-pg-tls}
 cmd=${1:-start}
 log() { echo "start-postgres-tls: $*" >&2; }
 
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
-if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
+. "$(dirname "$0")/lib.sh"
+bin=$(pg_bindir) || {
   log "PostgreSQL server binaries not found (Debian package postgresql-15): run scripts/setup.sh"
   exit 1
-fi
-as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 running_port() {
   as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1 || return 1

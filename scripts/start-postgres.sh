@@ -17,21 +17,10 @@ first_port=${CARDUNLOCK_PG_PORT:-54329}
 cmd=${1:-start}
 log() { echo "start-postgres: $*" >&2; }
 
-bin=""
-if command -v dpkg >/dev/null 2>&1; then
-  initdb_path=$(dpkg -L postgresql-15 2>/dev/null | grep '/bin/initdb$' | head -n1 || true)
-  [ -n "$initdb_path" ] && bin=$(dirname "$initdb_path")
-fi
-if [ -z "$bin" ]; then
-  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
-fi
-if [ -z "$bin" ] || [ ! -x "$bin/pg_ctl" ]; then
+. "$(dirname "$0")/lib.sh"
+bin=$(pg_bindir) || {
   log "PostgreSQL server binaries not found (Debian package postgresql-15): run scripts/setup.sh"
   exit 1
-fi
-
-as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
 running_port() {

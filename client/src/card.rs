@@ -117,28 +117,75 @@ impl Readers {
     /// user ("insert your card", "connect a reader", "leave only yours").
     pub fn look(&self) -> Result<Result<Card, &'static str>, Failure> {
         let readers = self.list()?;
-        let wanted = |name: &str| match &self.reader {
-            None => true,
-            Some(part) => name.to_lowercase().contains(&part.to_lowercase()),
-        };
-        let with_card: Vec<_> = readers
-            .iter()
-            .filter(|r| wanted(&r.name) && r.card_present)
-            .collect();
-        match with_card.as_slice() {
-            [one] => {
+        let names = readers.iter().map(|r| (r.name.as_str(), r.card_present));
+        match pick_reader(names, self.reader.as_deref()) {
+            ReaderPick::Card(one) => {
                 let exact = Readers {
-                    reader: Some(one.name.clone()),
+                    reader: Some(one.to_string()),
                     ..self.clone()
                 };
                 exact.connect(Duration::ZERO, &mut |_| {}).map(Ok)
             }
-            [] if readers.iter().any(|r| wanted(&r.name)) => Ok(Err(INSERT_CARD)),
-            [] => Ok(Err("Connect a smart-card reader.")),
-            _ => Ok(Err(
-                "Several cards are inserted: leave only yours in a reader.",
-            )),
+            other => Ok(Err(other.waiting())),
         }
+    }
+}
+
+/// What one look at the readers found, for a program that waits for the card itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderPick<'a> {
+    /// Exactly one wanted reader holds a card: this one.
+    Card(&'a str),
+    /// No wanted reader holds a card; `only`: the wanted reader, when there is just one (its
+    /// insertion can be awaited).
+    Insert {
+        /// The one wanted reader, if only one is.
+        only: Option<&'a str>,
+    },
+    /// No reader is wanted (or there is none).
+    NoReader,
+    /// Several wanted readers hold a card.
+    Several,
+}
+
+impl ReaderPick<'_> {
+    /// What to tell the user while no card can be used ("insert your card", "connect a
+    /// reader", "leave only yours"); empty for [`ReaderPick::Card`].
+    pub fn waiting(&self) -> &'static str {
+        match self {
+            Self::Card(_) => "",
+            Self::Insert { .. } => INSERT_CARD,
+            Self::NoReader => "Connect a smart-card reader.",
+            Self::Several => "Several cards are inserted: leave only yours in a reader.",
+        }
+    }
+}
+
+/// Picks the reader among `readers` (name, card present) that `filter` (a reader name or a
+/// part of it, any case; `None`: every reader) wants and that holds a card.
+pub fn pick_reader<'a>(
+    readers: impl IntoIterator<Item = (&'a str, bool)>,
+    filter: Option<&str>,
+) -> ReaderPick<'a> {
+    let part = filter.map(str::to_lowercase);
+    let wanted: Vec<(&str, bool)> = readers
+        .into_iter()
+        .filter(|(name, _)| {
+            part.as_ref()
+                .is_none_or(|p| name.to_lowercase().contains(p.as_str()))
+        })
+        .collect();
+    let mut with_card = wanted.iter().filter(|(_, present)| *present);
+    match (with_card.next(), with_card.next()) {
+        (Some((one, _)), None) => ReaderPick::Card(one),
+        (Some(_), Some(_)) => ReaderPick::Several,
+        (None, _) if wanted.is_empty() => ReaderPick::NoReader,
+        (None, _) => ReaderPick::Insert {
+            only: match wanted.as_slice() {
+                [(one, _)] => Some(one),
+                _ => None,
+            },
+        },
     }
 }
 
@@ -377,5 +424,43 @@ impl Transport for Link<'_, '_> {
             Self::Ccid(s, _) => s.supports_extended_length(),
             Self::None(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{pick_reader, ReaderPick};
+
+    /// The reader is matched by a part of its name in any case; a card in an unwanted reader
+    /// is never taken, two cards are never guessed between, and the one empty wanted reader is
+    /// named so its insertion can be awaited.
+    #[test]
+    fn the_wanted_reader_with_a_card_is_picked() {
+        let readers = [("Yubico YubiKey 00", false), ("ACS ACR39U 01", true)];
+        assert_eq!(
+            pick_reader(readers, None),
+            ReaderPick::Card("ACS ACR39U 01")
+        );
+        assert_eq!(
+            pick_reader(readers, Some("acr39")),
+            ReaderPick::Card("ACS ACR39U 01")
+        );
+        assert_eq!(
+            pick_reader(readers, Some("YUBI")),
+            ReaderPick::Insert {
+                only: Some("Yubico YubiKey 00")
+            }
+        );
+        assert_eq!(pick_reader(readers, Some("nope")), ReaderPick::NoReader);
+        assert_eq!(pick_reader([], None), ReaderPick::NoReader);
+        let two = [("A 00", true), ("B 01", true)];
+        assert_eq!(pick_reader(two, None), ReaderPick::Several);
+        assert_eq!(pick_reader(two, Some("b")), ReaderPick::Card("B 01"));
+        let empty = [("A 00", false), ("B 01", false)];
+        assert_eq!(pick_reader(empty, None), ReaderPick::Insert { only: None });
+        assert_eq!(
+            ReaderPick::Several.waiting(),
+            "Several cards are inserted: leave only yours in a reader."
+        );
     }
 }

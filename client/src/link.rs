@@ -15,6 +15,14 @@ use std::sync::{Arc, OnceLock};
 
 use zeroize::Zeroizing;
 
+mod front;
+mod words;
+
+pub use front::{busy_text, secret, Front, Screen, SECRET_CAPACITY};
+pub use words::{
+    attempts_left_line, explain, group, next_steps, ANSWER_QUESTIONS, ENTER_NEW_PIN, UNLOCKED,
+};
+
 pub use cardunlock_protocol::{PinPolicy, User};
 
 /// What the card shows for offline unlock.

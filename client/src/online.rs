@@ -96,7 +96,11 @@ pub(crate) fn ask_new_pin(
 ) -> Result<(Zeroizing<String>, Zeroizing<String>), Failure> {
     loop {
         let (pin, confirm) = ui.new_pin(policy)?;
-        match policy.check(pin.as_bytes(), confirm.as_bytes(), None, None) {
+        match policy.check(
+            pin.as_bytes(),
+            confirm.as_bytes(),
+            cardunlock_core::policy::PinContext::NONE,
+        ) {
             Ok(()) => return Ok((pin, confirm)),
             Err(v) => {
                 if !ui.can_retry() {

@@ -222,6 +222,11 @@ pub fn run<S: CardSource>(source: &mut S, api: &Api, options: Options, end: &Wor
     }
 }
 
+#[cfg(feature = "demo")]
+mod slot;
+#[cfg(feature = "demo")]
+pub use slot::DemoSlot;
+
 /// The demo's simulated card: always in the reader.
 #[cfg(feature = "demo")]
 pub struct DemoCard(pub crate::demo::SharedCard);

@@ -115,7 +115,29 @@ pub(crate) enum AfterAuth<'a> {
     ChangeKey(&'a AdminKey),
 }
 
+/// Where an admin-key flow stands once the card accepted the admin cryptogram: the command of
+/// [`AfterAuth`], then (for an unblock) VERIFY with the new PIN, then done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// RESET RETRY COUNTER or the key change is sent.
+    Command,
+    /// VERIFY with the new PIN is sent.
+    VerifyNew,
+    /// Finished.
+    Done,
+}
+
 impl AfterAuth<'_> {
+    /// Handles `event` in `tail`; returns where the flow stands next.
+    pub(crate) fn step(&self, tail: Tail, event: Event<'_>) -> Result<Tail, FlowError> {
+        match tail {
+            Tail::Command if self.command_done(event)? => Ok(Tail::VerifyNew),
+            Tail::Command => Ok(Tail::Done),
+            Tail::VerifyNew => Self::verify_done(event).map(|()| Tail::Done),
+            Tail::Done => Err(FlowError::UnexpectedEvent),
+        }
+    }
+
     /// Handles the answer to the command after authentication; `true` when a VERIFY with the
     /// new PIN follows.
     pub(crate) fn command_done(&self, event: Event<'_>) -> Result<bool, FlowError> {
@@ -141,6 +163,30 @@ impl AfterAuth<'_> {
         }
     }
 }
+
+/// `impl Flow` for a newtype over an admin-key flow (`Self(inner)`): both calls go to `inner`.
+macro_rules! delegate_flow {
+    ($($name:ident),+) => {$(
+        impl $crate::flow::Flow for $name<'_> {
+            type Output = ();
+
+            fn action<'a>(
+                &'a mut self,
+                buf: &'a mut [u8],
+            ) -> Result<$crate::flow::Action<'a, ()>, $crate::flow::FlowError> {
+                self.0.action(buf)
+            }
+
+            fn handle(
+                &mut self,
+                event: $crate::flow::Event<'_>,
+            ) -> Result<(), $crate::flow::FlowError> {
+                self.0.handle(event)
+            }
+        }
+    )+};
+}
+pub(crate) use delegate_flow;
 
 /// What a flow needs next.
 #[derive(Debug)]

@@ -81,13 +81,8 @@ impl<'a> IsoProfile<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apdu::test_bytes as bytes;
     use hex_literal::hex;
-
-    fn bytes(cmd: &Command) -> heapless::Vec<u8, 64> {
-        let mut buf = [0u8; 64];
-        let n = cmd.encode(&mut buf).unwrap();
-        heapless::Vec::from_slice(&buf[..n]).unwrap()
-    }
 
     #[test]
     fn exact_bytes() {

@@ -194,14 +194,7 @@ pub const fn authenticate_request(algorithm: Algorithm, mode: AuthMode) -> Comma
         AuthMode::Single => &REQUEST_CHALLENGE,
         AuthMode::Mutual => &REQUEST_WITNESS,
     };
-    Command::new(
-        0x00,
-        INS_GENERAL_AUTHENTICATE,
-        algorithm.piv_id(),
-        MGMT_KEY_REF,
-    )
-    .with_data(data)
-    .with_le(256)
+    general_authenticate(algorithm, data).with_le(256)
 }
 
 /// Room for the largest second step (`7C 24 80 10 <16> 81 10 <16>`).
@@ -225,13 +218,18 @@ pub fn authenticate_response<'b>(
     )
     .and_then(|w| w.tlv(TAG_RESPONSE, response))
     .map_err(|_| EncodeError::BufferTooSmall(needed))?;
-    Ok(Command::new(
+    Ok(general_authenticate(algorithm, w.finish()))
+}
+
+/// GENERAL AUTHENTICATE with the management key under `algorithm`, carrying `data`.
+const fn general_authenticate(algorithm: Algorithm, data: &[u8]) -> Command<'_> {
+    Command::new(
         0x00,
         INS_GENERAL_AUTHENTICATE,
         algorithm.piv_id(),
         MGMT_KEY_REF,
     )
-    .with_data(w.finish()))
+    .with_data(data)
 }
 
 /// GENERAL AUTHENTICATE, second step of mutual authentication:
@@ -251,14 +249,7 @@ pub fn authenticate_mutual<'b>(
         .and_then(|w| w.tlv(TAG_WITNESS, decrypted_witness))
         .and_then(|w| w.tlv(TAG_CHALLENGE, host_challenge))
         .map_err(|_| EncodeError::BufferTooSmall(needed))?;
-    Ok(Command::new(
-        0x00,
-        INS_GENERAL_AUTHENTICATE,
-        algorithm.piv_id(),
-        MGMT_KEY_REF,
-    )
-    .with_data(w.finish())
-    .with_le(256))
+    Ok(general_authenticate(algorithm, w.finish()).with_le(256))
 }
 
 /// Extracts the value of `tag` from a `7C` dynamic authentication template, requiring exactly
@@ -381,13 +372,8 @@ pub fn parse_chuid(data: &[u8]) -> Option<CardId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apdu::test_bytes as bytes;
     use hex_literal::hex;
-
-    fn bytes(cmd: &Command) -> heapless::Vec<u8, 64> {
-        let mut buf = [0u8; 64];
-        let n = cmd.encode(&mut buf).unwrap();
-        heapless::Vec::from_slice(&buf[..n]).unwrap()
-    }
 
     #[test]
     fn exact_bytes_from_the_design() {

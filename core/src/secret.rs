@@ -10,6 +10,7 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+pub use crate::policy::PinContext;
 use crate::policy::{PinPolicy, Violation, Violations};
 
 mod piv;
@@ -120,54 +121,6 @@ impl core::fmt::Debug for Puk {
     }
 }
 
-/// What a new PIN must differ from besides the policy's own rules: the old PIN and the PUK, when
-/// the caller knows them. Built with [`PinContext::NONE`] and its builder methods.
-///
-/// ```
-/// use cardunlock_core::secret::PinContext;
-/// let known = PinContext::NONE.puk(b"12345678");
-/// # let _ = known;
-/// ```
-#[derive(Clone, Copy, Default)]
-pub struct PinContext<'a> {
-    old_pin: Option<&'a [u8]>,
-    puk: Option<&'a [u8]>,
-}
-
-impl<'a> PinContext<'a> {
-    /// Nothing known besides the new PIN.
-    pub const NONE: Self = Self {
-        old_pin: None,
-        puk: None,
-    };
-
-    /// The new PIN must differ from this old PIN.
-    pub const fn old_pin(self, old_pin: &'a [u8]) -> Self {
-        Self {
-            old_pin: Some(old_pin),
-            ..self
-        }
-    }
-
-    /// The new PIN must differ from this PUK.
-    pub const fn puk(self, puk: &'a [u8]) -> Self {
-        Self {
-            puk: Some(puk),
-            ..self
-        }
-    }
-}
-
-impl core::fmt::Debug for PinContext<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // Whether each is known, never the values.
-        f.debug_struct("PinContext")
-            .field("old_pin", &self.old_pin.is_some())
-            .field("puk", &self.puk.is_some())
-            .finish()
-    }
-}
-
 /// A new PIN that passed a [`PinPolicy`], in the format `P` of the card profile that takes it
 /// ([`Pin`] by default; [`PivPin`] for PIV). Flows that set a PIN take only this type, so a PIN
 /// the policy refuses never reaches a card (and never costs a retry).
@@ -199,7 +152,7 @@ impl<P: PinFormat> NewPin<P> {
         confirmation: &[u8],
         context: PinContext<'_>,
     ) -> Result<Self, Violations> {
-        let checked = policy.check(new_pin, confirmation, context.old_pin, context.puk);
+        let checked = policy.check(new_pin, confirmation, context);
         Self::format(new_pin, checked)
     }
 
@@ -210,7 +163,7 @@ impl<P: PinFormat> NewPin<P> {
         new_pin: &[u8],
         context: PinContext<'_>,
     ) -> Result<Self, Violations> {
-        let checked = policy.check(new_pin, new_pin, context.old_pin, context.puk);
+        let checked = policy.check(new_pin, new_pin, context);
         Self::format(new_pin, checked)
     }
 

@@ -3,7 +3,6 @@
 //! file and the simulated cards of the seed. Only the card's removal and an empty reader are
 //! staged, by card sources that behave like them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,11 +12,11 @@ use cardunlock_client::demo::{
     Demo, Scenario, SharedCard, DEMO_ANSWERS, DEMO_QUESTIONS, DEMO_USER,
 };
 use cardunlock_client::failure::{Failure, Kind};
-use cardunlock_core::{ErrorKind, Transport};
-use cardunlock_credprov::link::{self, Challenge, Reply, Report, WorkerEnd};
+use cardunlock_core::ErrorKind;
+use cardunlock_credprov::link::{self, Challenge, WorkerEnd};
 use cardunlock_credprov::tile::fields::*;
 use cardunlock_credprov::tile::{Screen, Submission, Tile, ENTER_NEW_PIN, UNLOCKED};
-use cardunlock_credprov::worker::{self, CardSource, DemoCard, Options, INSERT_CARD};
+use cardunlock_credprov::worker::{self, CardSource, DemoCard, DemoSlot, Options, INSERT_CARD};
 
 /// Offline offered; the built-in ISO profiles (the simulator's: a demo build).
 fn offered() -> Options {
@@ -364,62 +363,20 @@ fn tempfile_dir() -> std::path::PathBuf {
     dir
 }
 
-/// The seed's card in a reader it can be pulled out of.
-#[derive(Clone)]
-struct Slot {
-    card: SharedCard,
-    inserted: Arc<AtomicBool>,
-}
-
-impl Transport for Slot {
-    type Error = ErrorKind;
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        if !self.inserted.load(Ordering::SeqCst) {
-            return Err(ErrorKind::CardRemoved);
-        }
-        self.card.transmit(command, response).await
-    }
-}
-
-impl CardSource for Slot {
-    type Card = Slot;
-    type Error = ErrorKind;
-    fn wait_for_card(&mut self, end: &WorkerEnd) -> Result<Option<Slot>, Failure> {
-        let mut told = false;
-        while !self.inserted.load(Ordering::SeqCst) {
-            if !told {
-                if end.report(Report::Waiting(INSERT_CARD.into())).is_err() {
-                    return Ok(None);
-                }
-                told = true;
-            }
-            if let Ok(Some(Reply::Cancel)) | Err(_) = end.poll() {
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(Some(self.clone()))
-    }
-}
-
 /// Waiting for the card, the card pulled before the new PIN reaches it (its form, the PIN
 /// still blocked), then inserted again and unlocked.
 #[test]
 fn waiting_then_card_removed_then_unlocked_after_reinserting() {
     let demo = demo(Scenario::Seed);
-    let inserted = Arc::new(AtomicBool::new(false));
-    let slot = Slot {
-        card: demo.card(),
-        inserted: inserted.clone(),
-    };
-    let (mut tile, _worker) = start(offered(), against(&demo, slot, offered()));
+    let slot = DemoSlot::empty(demo.card());
+    let (mut tile, _worker) = start(offered(), against(&demo, slot.clone(), offered()));
     wait_for(&mut tile, "waiting");
     assert_eq!(tile.view().field(PROMPT).text, INSERT_CARD);
-    inserted.store(true, Ordering::SeqCst);
+    slot.insert();
     wait_for(&mut tile, "questions");
     answer(&mut tile, DEMO_ANSWERS);
     wait_for(&mut tile, "new-pin");
-    inserted.store(false, Ordering::SeqCst);
+    slot.pull();
     new_pin(&mut tile, "840259", "840259");
     wait_for(&mut tile, "failed");
     assert_eq!(tile.view().field(PROMPT).text, "The card was removed.");
@@ -431,7 +388,7 @@ fn waiting_then_card_removed_then_unlocked_after_reinserting() {
     );
     tile.command_link(RETRY).expect("retry");
     wait_for(&mut tile, "waiting");
-    inserted.store(true, Ordering::SeqCst);
+    slot.insert();
     wait_for(&mut tile, "questions");
     answer(&mut tile, DEMO_ANSWERS);
     wait_for(&mut tile, "new-pin");

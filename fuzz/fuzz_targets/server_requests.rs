@@ -78,10 +78,12 @@ fuzz_target!(|data: &[u8]| {
         let mut others: Vec<&str> = r.questions.iter().map(String::as_str).collect();
         others.extend(r.pin_policy.custom_blocklist.iter().map(String::as_str));
         hides(format!("{r:?}"), r.session.expose(), &others);
+        let known = cardunlock_core::policy::PinContext::NONE
+            .old_pin(b"1234")
+            .puk(b"12345678");
         let _ = r.pin_policy.with_core(|p| {
-            p.check(b"840259", b"840259", None, None).is_ok()
-                | p.check(b"Xk9w2!", b"Xk9w2", Some(b"1234"), Some(b"12345678"))
-                    .is_ok()
+            p.check(b"840259", b"840259", cardunlock_core::policy::PinContext::NONE).is_ok()
+                | p.check(b"Xk9w2!", b"Xk9w2", known).is_ok()
         });
     }
     let _ = round_trip::<AnswersReply>(data);

@@ -5,7 +5,6 @@
 //! is complete) or presses its main button.
 
 use eframe::egui::{self, Color32, Key, RichText};
-use zeroize::Zeroizing;
 
 mod screens;
 
@@ -14,92 +13,19 @@ use screens::{
     Input, Outcome,
 };
 
-use crate::link::{
-    Ask, Challenge, PinPolicy, Problem, ProblemKind, Reply, Report, User, WindowEnd,
-};
+use crate::link::{Front, Reply, WindowEnd};
+pub use crate::link::{Screen, ENTER_NEW_PIN, UNLOCKED};
 
-/// The success line, the same as the CLI's.
-pub const UNLOCKED: &str = "The smart card has been unlocked successfully.";
-/// The PIN screen's prompt.
-pub const ENTER_NEW_PIN: &str = "Enter new PIN to unlock the smart card.";
 /// The arrow that submits answers, PINs and responses.
 pub const ARROW: &str = "→";
-/// Room kept in each secret field, so typing never moves the text (a `String` that grows leaves
-/// its old buffer behind unzeroized).
-const SECRET_CAPACITY: usize = 128;
-
-fn secret() -> Zeroizing<String> {
-    Zeroizing::new(String::with_capacity(SECRET_CAPACITY))
-}
-
-/// The screen on show.
-pub enum Screen {
-    /// Waiting for the card.
-    Waiting(String),
-    /// Work that needs no input.
-    Busy(String),
-    /// The security questions; answers hidden as typed.
-    Questions {
-        /// The questions.
-        questions: Vec<String>,
-        /// One answer per question.
-        answers: Vec<Zeroizing<String>>,
-        /// Set after wrong answers.
-        attempts_left: Option<u32>,
-    },
-    /// New PIN and confirmation.
-    NewPin {
-        /// The server's (or profile's) policy.
-        policy: PinPolicy,
-        /// New PIN as typed.
-        pin: Zeroizing<String>,
-        /// Confirmation as typed.
-        confirm: Zeroizing<String>,
-        /// What the unlock refused last time, if it did.
-        refused: Vec<String>,
-    },
-    /// Offline unlock: the challenge to read out, the operator's response to type.
-    Challenge {
-        /// What the card shows.
-        challenge: Challenge,
-        /// The response (or PUK) as typed.
-        response: Zeroizing<String>,
-    },
-    /// The card is being unlocked.
-    Unlocking,
-    /// Done.
-    Unlocked,
-    /// A failure, with what can be done next.
-    Failed(Problem),
-}
-
-impl Screen {
-    /// A short name for tests and logs (never holds secrets).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Waiting(_) => "waiting",
-            Self::Busy(_) => "busy",
-            Self::Questions { .. } => "questions",
-            Self::NewPin { .. } => "new-pin",
-            Self::Challenge { .. } => "challenge",
-            Self::Unlocking => "unlocking",
-            Self::Unlocked => "unlocked",
-            Self::Failed(_) => "failed",
-        }
-    }
-}
 
 /// The unlock window's state.
 pub struct UnlockApp {
     link: WindowEnd,
-    screen: Screen,
-    card: Option<String>,
-    user: Option<User>,
-    warnings: Vec<String>,
+    /// The screen on show and what the worker said, as the tile keeps it.
+    front: Front,
     /// The screen changed since the last frame: focus its first field.
     fresh: bool,
-    /// The worker ended (after success, cancel, or a fatal error).
-    worker_gone: bool,
     /// The user closed the window through its own buttons.
     closed: bool,
 }
@@ -109,19 +35,18 @@ impl UnlockApp {
     pub fn new(link: WindowEnd) -> Self {
         Self {
             link,
-            screen: Screen::Waiting("Looking for the card...".into()),
-            card: None,
-            user: None,
-            warnings: Vec::new(),
+            front: Front::new(
+                Screen::Waiting("Looking for the card...".into()),
+                usize::MAX,
+            ),
             fresh: true,
-            worker_gone: false,
             closed: false,
         }
     }
 
     /// The screen on show.
     pub fn screen(&self) -> &Screen {
-        &self.screen
+        self.front.screen()
     }
 
     /// Whether the user closed the window (OK after success, Close after a failure).
@@ -129,100 +54,10 @@ impl UnlockApp {
         self.closed
     }
 
-    fn show(&mut self, screen: Screen) {
-        self.screen = screen;
-        self.fresh = true;
-    }
-
     /// Takes in what the worker reported.
     fn drain(&mut self) {
-        loop {
-            match self.link.next() {
-                Ok(Some(report)) => self.take(report),
-                Ok(None) => break,
-                Err(_) => {
-                    if !self.worker_gone {
-                        self.worker_gone = true;
-                        if !matches!(self.screen, Screen::Unlocked | Screen::Failed(_)) {
-                            self.show(Screen::Failed(Problem {
-                                kind: ProblemKind::Cancelled,
-                                message: "The unlock stopped.".into(),
-                            }));
-                        }
-                    }
-                    break;
-                }
-            }
-        }
-    }
-
-    fn take(&mut self, report: Report) {
-        match report {
-            Report::Waiting(text) => {
-                self.card = None;
-                self.user = None;
-                self.show(Screen::Waiting(text));
-            }
-            Report::Busy(text) => self.show(Screen::Busy(text)),
-            Report::Card(description) => {
-                self.card = Some(description);
-                self.show(Screen::Busy(
-                    "Card found. Contacting the unlock server...".into(),
-                ));
-            }
-            Report::User(user) => self.user = Some(user),
-            Report::WrongAnswers { attempts_left } => {
-                // The questions come again right after; remember why.
-                self.show(Screen::Questions {
-                    questions: Vec::new(),
-                    answers: Vec::new(),
-                    attempts_left: Some(attempts_left),
-                });
-            }
-            Report::PinRefused(violations) => {
-                if let Screen::NewPin { refused, .. } = &mut self.screen {
-                    *refused = violations;
-                } else {
-                    self.warnings.extend(violations);
-                }
-            }
-            Report::Unlocking => self.show(Screen::Unlocking),
-            Report::Warning(w) => self.warnings.push(w),
-            Report::Ask(Ask::Answers(questions)) => {
-                let attempts_left = match &self.screen {
-                    Screen::Questions { attempts_left, .. } => *attempts_left,
-                    _ => None,
-                };
-                let answers = questions.iter().map(|_| secret()).collect();
-                self.show(Screen::Questions {
-                    questions,
-                    answers,
-                    attempts_left,
-                });
-            }
-            Report::Ask(Ask::NewPin(policy)) => {
-                let refused = match &self.screen {
-                    Screen::NewPin { refused, .. } => refused.clone(),
-                    _ => Vec::new(),
-                };
-                self.show(Screen::NewPin {
-                    policy,
-                    pin: secret(),
-                    confirm: secret(),
-                    refused,
-                });
-            }
-            Report::Ask(Ask::Response(challenge)) => self.show(Screen::Challenge {
-                challenge,
-                response: secret(),
-            }),
-            Report::Unlocked => {
-                // The card line read before the unlock ("PIN BLOCKED") is stale now.
-                self.card = None;
-                self.show(Screen::Unlocked);
-            }
-            Report::Failed(problem) => self.show(Screen::Failed(problem)),
-        }
+        let fresh = &mut self.fresh;
+        self.front.pump(&self.link, |_| *fresh = true);
     }
 
     /// Draws one frame (eframe's `App::ui` and the test harness both call this).
@@ -241,15 +76,15 @@ impl UnlockApp {
             ui.separator();
             ui.add_space(8.0);
             self.body(ui, enter, fresh);
-            if !self.warnings.is_empty() {
+            if !self.front.warnings().is_empty() {
                 ui.add_space(8.0);
-                for w in &self.warnings {
+                for w in self.front.warnings() {
                     ui.label(RichText::new(w).color(Color32::from_rgb(230, 180, 60)));
                 }
             }
         });
         if matches!(
-            self.screen,
+            self.front.screen(),
             Screen::Waiting(_) | Screen::Busy(_) | Screen::Unlocking
         ) {
             // Animate the spinner; reports also wake the window.
@@ -275,11 +110,11 @@ impl UnlockApp {
             egui::vec2(44.0, 24.0),
         );
         painter.rect_filled(body, 12.0, fg);
-        if let Some(user) = &self.user {
+        if let Some(user) = self.front.user() {
             ui.label(RichText::new(&user.name).strong().size(18.0));
             ui.label(&user.email);
         }
-        if let Some(card) = &self.card {
+        if let Some(card) = self.front.card() {
             ui.label(RichText::new(card).small().weak());
         }
     }
@@ -287,14 +122,13 @@ impl UnlockApp {
     /// The screen's own part of the window; what the user submitted goes to the worker.
     fn body(&mut self, ui: &mut egui::Ui, enter: bool, fresh: bool) {
         let input = Input { enter, fresh };
-        let outcome = match &mut self.screen {
+        let attempts_left = self.front.attempts_left();
+        let outcome = match self.front.screen_mut() {
             Screen::Waiting(text) => waiting(ui, text, 18.0),
             Screen::Busy(text) => waiting(ui, text, 14.0),
-            Screen::Questions {
-                questions,
-                answers,
-                attempts_left,
-            } => questions_screen(ui, input, questions, answers, *attempts_left),
+            Screen::Questions { questions, answers } => {
+                questions_screen(ui, input, questions, answers, attempts_left)
+            }
             Screen::NewPin {
                 policy,
                 pin,
@@ -316,22 +150,15 @@ impl UnlockApp {
         match outcome {
             Outcome::Stay => {}
             Outcome::Close => {
-                if matches!(self.screen, Screen::Failed(_)) {
+                if matches!(self.front.screen(), Screen::Failed(_)) {
                     self.link.reply(Reply::Cancel);
                 }
                 self.closed = true;
                 ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
             }
             Outcome::Reply(reply) => {
-                let next = match &reply {
-                    Reply::Answers(_) => Screen::Busy("Checking your answers...".into()),
-                    Reply::NewPin(..) => Screen::Busy("Checking the new PIN...".into()),
-                    Reply::Response(_) => Screen::Busy("Checking the response...".into()),
-                    Reply::Retry | Reply::Offline => Screen::Busy("Reading the card...".into()),
-                    Reply::Cancel => Screen::Busy("Cancelling...".into()),
-                };
-                self.link.reply(reply);
-                self.show(next);
+                let fresh = &mut self.fresh;
+                self.front.reply(&self.link, reply, |_| *fresh = true);
             }
         }
     }

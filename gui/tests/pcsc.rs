@@ -14,7 +14,6 @@ use cardunlock_gui::app::UNLOCKED;
 use cardunlock_gui::worker::{self, Readers, INSERT_CARD};
 use cardunlock_virtual_readers::{reader_addr, reader_name, ReaderLock, ServedCard, VirtualCard};
 use common::*;
-use eframe::egui::Key;
 
 /// The demo's card, served to vpcd.
 struct InReader(SharedCard);
@@ -63,10 +62,7 @@ fn waits_for_the_card_in_a_pcsc_reader_then_unlocks_it() {
     assert!(has(&h, "PIV card"));
     answer_questions(&mut h, DEMO_ANSWERS);
     wait_for(&mut h, "new-pin");
-    type_keys(&mut h, "840259");
-    press(&mut h, Key::Tab);
-    type_keys(&mut h, "840259");
-    press(&mut h, Key::Enter);
+    enter_new_pin(&mut h, "840259");
     wait_for(&mut h, "unlocked");
     assert!(has(&h, UNLOCKED));
     assert!(demo.card().with(|c| c.pin_is(b"840259")));

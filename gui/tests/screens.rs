@@ -5,17 +5,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cardunlock_client::api::Api;
-use cardunlock_client::demo::{Scenario, SharedCard, DEMO_ANSWERS, DEMO_QUESTIONS, DEMO_USER};
-use cardunlock_client::failure::Failure;
-use cardunlock_core::{ErrorKind, Transport};
+use cardunlock_client::demo::{Scenario, DEMO_ANSWERS, DEMO_QUESTIONS, DEMO_USER};
 use cardunlock_gui::app::{Screen, ARROW, ENTER_NEW_PIN, UNLOCKED};
-use cardunlock_gui::link::{self, Challenge, Reply, WorkerEnd};
-use cardunlock_gui::worker::{self, CardSource, DemoCard, INSERT_CARD};
+use cardunlock_gui::link::Challenge;
+use cardunlock_gui::worker::{self, DemoCard, DemoSlot, INSERT_CARD};
 use common::*;
 use eframe::egui::Key;
 use egui_kittest::kittest::Queryable;
@@ -229,69 +225,21 @@ fn server_unreachable_is_a_screen_and_the_card_is_untouched() {
     assert!(has(&h, "The unlock server cannot be reached."));
 }
 
-/// The seed's card in a reader it can be pulled out of.
-#[derive(Clone)]
-struct Slot {
-    card: SharedCard,
-    inserted: Arc<AtomicBool>,
-}
-
-impl Transport for Slot {
-    type Error = ErrorKind;
-    async fn transmit(&mut self, command: &[u8], response: &mut [u8]) -> Result<usize, ErrorKind> {
-        if !self.inserted.load(Ordering::SeqCst) {
-            return Err(ErrorKind::CardRemoved);
-        }
-        self.card.transmit(command, response).await
-    }
-}
-
-impl CardSource for Slot {
-    type Card = Slot;
-    type Error = ErrorKind;
-    fn wait_for_card(&mut self, end: &WorkerEnd) -> Result<Option<Slot>, Failure> {
-        let mut told = false;
-        while !self.inserted.load(Ordering::SeqCst) {
-            if !told {
-                if end
-                    .report(link::Report::Waiting(INSERT_CARD.into()))
-                    .is_err()
-                {
-                    return Ok(None);
-                }
-                told = true;
-            }
-            if let Ok(Some(Reply::Cancel)) | Err(_) = end.poll() {
-                return Ok(None);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(Some(self.clone()))
-    }
-}
-
 #[test]
 fn waiting_for_the_card_then_card_removed_then_unlocked_after_reinserting() {
     let demo = demo(Scenario::Seed);
-    let inserted = Arc::new(AtomicBool::new(false));
-    let slot = Slot {
-        card: demo.card(),
-        inserted: inserted.clone(),
-    };
-    let (mut h, _worker) = start(against(&demo, slot));
+    let slot = DemoSlot::empty(demo.card());
+    let (mut h, _worker) = start(against(&demo, slot.clone()));
     wait_for(&mut h, "waiting");
     assert!(has(&h, INSERT_CARD));
-    inserted.store(true, Ordering::SeqCst);
+    slot.insert();
 
     wait_for(&mut h, "questions");
     answer_questions(&mut h, DEMO_ANSWERS);
     wait_for(&mut h, "new-pin");
     // Pulled before the new PIN reaches the card.
-    inserted.store(false, Ordering::SeqCst);
-    type_keys(&mut h, "840259");
-    press(&mut h, Key::Tab);
-    type_keys(&mut h, "840259");
-    press(&mut h, Key::Enter);
+    slot.pull();
+    enter_new_pin(&mut h, "840259");
     wait_for(&mut h, "failed");
     assert!(has(&h, "The card was removed."));
     assert!(has(&h, "Insert the card again"));
@@ -304,14 +252,11 @@ fn waiting_for_the_card_then_card_removed_then_unlocked_after_reinserting() {
     press(&mut h, Key::Enter); // Try again
     wait_for(&mut h, "waiting");
     assert!(has(&h, INSERT_CARD));
-    inserted.store(true, Ordering::SeqCst);
+    slot.insert();
     wait_for(&mut h, "questions");
     answer_questions(&mut h, DEMO_ANSWERS);
     wait_for(&mut h, "new-pin");
-    type_keys(&mut h, "840259");
-    press(&mut h, Key::Tab);
-    type_keys(&mut h, "840259");
-    press(&mut h, Key::Enter);
+    enter_new_pin(&mut h, "840259");
     wait_for(&mut h, "unlocked");
     assert!(demo.card().with(|c| c.pin_is(b"840259")));
 }

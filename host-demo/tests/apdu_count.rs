@@ -107,55 +107,47 @@ fn status_apdus() {
     assert_eq!(connections(&out), 1);
 }
 
-#[test]
-fn gids_admin_unlock_selects_once() {
-    let _card = SimCard::start("gids", true);
+/// An admin-key unlock (`-v`) of a `profile` card in the reader setting `new_pin`: it succeeds
+/// in 9 APDUs over one connection and leaves the PIN with 3 tries; `count_selects` counts the
+/// SELECTs the profile expects among the commands, which must be `selects`.
+fn admin_unlock_in_nine_apdus(
+    profile: &str,
+    new_pin: &str,
+    count_selects: impl Fn(&String) -> bool,
+    selects: usize,
+) {
+    let _card = SimCard::start(profile, true);
     let out = on_reader(&[
         "-v",
         "unlock",
         "--admin-key",
         ADMIN_KEY,
         "--new-pin",
-        "Xk9w2",
+        new_pin,
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let cmds = commands(&out);
-    // Status: SELECT PIV (not there), SELECT GIDS, GET DATA (PIN), GET DATA (serial);
-    // unblock: MSE SET, 2x GENERAL AUTHENTICATE, RESET RETRY COUNTER, VERIFY.
     assert_eq!(cmds.len(), 9, "{}", text(&out));
-    let gids_selects = cmds
-        .iter()
-        .filter(|c| c.starts_with("00 A4 04 00 09 A0 00 00 03 97"))
-        .count();
-    assert_eq!(gids_selects, 1, "{}", text(&out));
+    let counted = cmds.iter().filter(|c| count_selects(c)).count();
+    assert_eq!(counted, selects, "{}", text(&out));
     assert_eq!(connections(&out), 1);
     assert_eq!(status_json("pin_tries_left"), "3");
 }
 
+/// Status: SELECT PIV (not there), SELECT GIDS, GET DATA (PIN), GET DATA (serial); unblock:
+/// MSE SET, 2x GENERAL AUTHENTICATE, RESET RETRY COUNTER, VERIFY. GIDS is selected once.
+#[test]
+fn gids_admin_unlock_selects_once() {
+    let gids_select = |c: &String| c.starts_with("00 A4 04 00 09 A0 00 00 03 97");
+    admin_unlock_in_nine_apdus("gids", "Xk9w2", gids_select, 1);
+}
+
+/// Status: SELECT PIV, SELECT GIDS (neither there), SELECT ISO, VERIFY (no data), GET DATA
+/// (serial); unblock: GET CHALLENGE, EXTERNAL AUTHENTICATE, RESET RETRY COUNTER, VERIFY: three
+/// SELECTs in all.
 #[test]
 fn iso_admin_unlock_selects_once() {
-    let _card = SimCard::start("iso", true);
-    let out = on_reader(&[
-        "-v",
-        "unlock",
-        "--admin-key",
-        ADMIN_KEY,
-        "--new-pin",
-        "Tq83z",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    let cmds = commands(&out);
-    // Status: SELECT PIV, SELECT GIDS (neither there), SELECT ISO, VERIFY (no data), GET DATA
-    // (serial); unblock: GET CHALLENGE, EXTERNAL AUTHENTICATE, RESET RETRY COUNTER, VERIFY.
-    assert_eq!(cmds.len(), 9, "{}", text(&out));
-    assert_eq!(
-        cmds.iter().filter(|c| c.starts_with("00 A4")).count(),
-        3,
-        "{}",
-        text(&out)
-    );
-    assert_eq!(connections(&out), 1);
-    assert_eq!(status_json("pin_tries_left"), "3");
+    admin_unlock_in_nine_apdus("iso", "Tq83z", |c| c.starts_with("00 A4"), 3);
 }
 
 #[test]

@@ -102,6 +102,14 @@ impl Terminal {
         !settings.split_whitespace().any(|w| w == "-echo")
     }
 
+    /// Types `pin` at the `n`-th "New PIN:" prompt and again at its confirmation, both hidden.
+    fn enter_new_pin(&self, pin: &str, n: usize) {
+        self.wait_hidden_prompt("New PIN:", n);
+        self.type_line(pin);
+        self.wait_hidden_prompt("Confirm new PIN:", n);
+        self.type_line(pin);
+    }
+
     /// Waits for the `n`-th line starting with `prompt` and for the echo to be off: the
     /// program is reading hidden input now (a key typed earlier could be echoed).
     fn wait_hidden_prompt(&self, prompt: &str, n: usize) {
@@ -235,10 +243,7 @@ fn offline_unlock_reading_the_challenge_off_the_screen() {
     term.wait_for("the new PIN screen", |s| {
         s.contains("Enter new PIN to unlock the smart card.")
     });
-    term.wait_hidden_prompt("New PIN:", 1);
-    term.type_line(pin);
-    term.wait_hidden_prompt("Confirm new PIN:", 1);
-    term.type_line(pin);
+    term.enter_new_pin(pin, 1);
     let screen = term.wait_for("the response prompt", |s| {
         s.lines().any(|l| l.starts_with("Response:"))
     });
@@ -305,17 +310,11 @@ fn interactive_online_demo_shows_the_product_screens() {
         screen.contains("Michael Benson\nMichael.Benson@demo.local\nEnter new PIN"),
         "{screen}"
     );
-    term.wait_hidden_prompt("New PIN:", 1);
-    term.type_line("123456");
-    term.wait_hidden_prompt("Confirm new PIN:", 1);
-    term.type_line("123456");
+    term.enter_new_pin("123456", 1);
     term.wait_for("the policy refusal", |s| {
         s.contains("The new PIN does not meet the PIN policy")
     });
-    term.wait_hidden_prompt("New PIN:", 2);
-    term.type_line(NEW_PIN);
-    term.wait_hidden_prompt("Confirm new PIN:", 2);
-    term.type_line(NEW_PIN);
+    term.enter_new_pin(NEW_PIN, 2);
     let (code, screen) = term.exit();
     assert_eq!(code, 0, "{screen}");
     assert!(
@@ -357,10 +356,7 @@ fn interactive_online_unlock_of_an_admin_key_card() {
         screen.contains("Michael Benson\nMichael.Benson@demo.local\nEnter new PIN"),
         "{screen}"
     );
-    term.wait_hidden_prompt("New PIN:", 1);
-    term.type_line("Xk9w2");
-    term.wait_hidden_prompt("Confirm new PIN:", 1);
-    term.type_line("Xk9w2");
+    term.enter_new_pin("Xk9w2", 1);
     let (code, screen) = term.exit();
     assert_eq!(code, 0, "{screen}");
     assert_eq!(

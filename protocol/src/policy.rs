@@ -1,6 +1,6 @@
 //! The PIN policy as it travels in the `start` reply and as the front ends hold it.
 
-use cardunlock_core::policy::{Charset, PinPolicy as CorePinPolicy};
+use cardunlock_core::policy::{Charset, PinContext, PinPolicy as CorePinPolicy};
 use serde::{Deserialize, Serialize};
 
 /// The characters a PIN may contain, as the wire names them.
@@ -100,7 +100,7 @@ impl PinPolicy {
     /// Every way `pin` and `confirmation` break the policy, as sentences (empty: acceptable).
     pub fn violations(&self, pin: &str, confirmation: &str) -> Vec<String> {
         self.with_core(|policy| {
-            match policy.check(pin.as_bytes(), confirmation.as_bytes(), None, None) {
+            match policy.check(pin.as_bytes(), confirmation.as_bytes(), PinContext::NONE) {
                 Ok(()) => Vec::new(),
                 Err(found) => found.iter().map(|v| v.to_string()).collect(),
             }
@@ -144,8 +144,11 @@ mod tests {
                 assert_eq!(p.max_len, core.max_len);
                 assert_eq!(p.charset, core.charset);
                 let same = |pin: &[u8]| {
-                    p.check(pin, pin, None, None).is_ok()
-                        == core.check(pin, pin, None, None).is_ok()
+                    p.check(pin, pin, cardunlock_core::policy::PinContext::NONE)
+                        .is_ok()
+                        == core
+                            .check(pin, pin, cardunlock_core::policy::PinContext::NONE)
+                            .is_ok()
                 };
                 assert!(same(b"123456") && same(b"480371") && same(b"ab12"));
             });
@@ -198,8 +201,20 @@ mod tests {
         assert_eq!(wire.charset, PinCharset::Printable);
         assert!(wire.forbid_repeated && wire.builtin_blocklist);
         wire.with_core(|p| {
-            assert!(p.check(b"acme2024", b"acme2024", None, None).is_err());
-            assert!(p.check(b"q7#kP2v!", b"q7#kP2v!", None, None).is_ok());
+            assert!(p
+                .check(
+                    b"acme2024",
+                    b"acme2024",
+                    cardunlock_core::policy::PinContext::NONE
+                )
+                .is_err());
+            assert!(p
+                .check(
+                    b"q7#kP2v!",
+                    b"q7#kP2v!",
+                    cardunlock_core::policy::PinContext::NONE
+                )
+                .is_ok());
         });
     }
 }

@@ -41,6 +41,14 @@ export CARDUNLOCK=${CARDUNLOCK:-$TARGET_DIR/debug/cardunlock}
 
 echo "== qemu-ccid: guest run"
 LOG=$(mktemp)
+# take_console STATUS WHAT [MORE]: the guest's console (CR stripped) into $console; a run that
+# timed out or could not start QEMU (STATUS 124, 125) fails with "WHAT (status STATUS)MORE".
+take_console() {
+  console=$(sed 's/\r$//' "$LOG")
+  case $1 in
+    124 | 125) fail "$2 (status $1)${3:-}" ;;
+  esac
+}
 trap 'rm -f "$LOG"' EXIT
 set +e
 # Each step prints a marker; the first failing step ends the script with its status.
@@ -61,10 +69,7 @@ QEMU_CCID_LOG=$LOG bash scripts/qemu-ccid/run.sh --add "$PROBE" --add "$CLI" /bi
   echo "== steps done"'
 status=$?
 set -e
-console=$(sed 's/\r$//' "$LOG")
-case $status in
-  124 | 125) fail "the QEMU guest did not run the test (status $status): see the messages above" ;;
-esac
+take_console "$status" "the QEMU guest did not run the test" ": see the messages above"
 
 # The output of one step: the lines between its marker and the next.
 step() { printf '%s\n' "$console" | sed -n "/^== step $1\$/,/^== step/p"; }
@@ -105,10 +110,7 @@ QEMU_CCID_LOG=$LOG bash scripts/qemu-ccid/run.sh \
   echo "== steps done"'
 status=$?
 set -e
-console=$(sed 's/\r$//' "$LOG")
-case $status in
-  124 | 125) fail "the QEMU guest did not run the APDU-level test (status $status)" ;;
-esac
+take_console "$status" "the QEMU guest did not run the APDU-level test"
 check apdu-status "PIV card.*PIN BLOCKED"
 check apdu-unblock "unlocked successfully"
 check apdu-status-after "PIV card.*PIN tries left 3"

@@ -39,19 +39,9 @@ cargo build -j2 --target "$TARGET" -p cardunlock -p cardunlock-gui \
 bin="$CARGO_TARGET_DIR/$TARGET/debug"
 built=$(date +%s)
 
-export WINEPREFIX="$CARGO_TARGET_DIR/wine-prefix"
-export WINEDEBUG=-all
-# No Mono / Gecko installers (and their dialogs): the programs need neither.
-export WINEDLLOVERRIDES="mscoree,mshtml="
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    echo "== creating the Wine prefix $WINEPREFIX"
-    timeout 300 "$WINE64" wineboot --init >/dev/null 2>&1 || true
-    timeout 60 "$WINESERVER" -w 2>/dev/null || true
-fi
-sys32="$WINEPREFIX/drive_c/windows/system32"
-[ -d "$sys32" ] || { echo "FAIL: no Wine prefix at $WINEPREFIX"; exit 1; }
-x86_64-w64-mingw32-gcc -shared -O2 -Wall -o "$sys32/bcryptprimitives.dll" \
-    scripts/windows/bcryptprimitives.c -ladvapi32
+. scripts/lib.sh
+wine_prefix
+wine_bcrypt
 
 echo "== wine64 cardunlock.exe demo --non-interactive"
 log="$CARGO_TARGET_DIR/windows-demo.log"

@@ -46,18 +46,9 @@ if strings "$out/shipped/cardunlock_credprov.dll" | grep -Eq 'cardunlock_server|
 fi
 echo "  ok: no demo server, no simulated card (dependency tree and symbols)"
 
-export WINEPREFIX="$CARGO_TARGET_DIR/wine-prefix"
-export WINEDEBUG=-all
-export WINEDLLOVERRIDES="mscoree,mshtml="
-if [ ! -f "$WINEPREFIX/system.reg" ]; then
-    echo "== creating the Wine prefix $WINEPREFIX"
-    timeout 300 "$WINE64" wineboot --init >/dev/null 2>&1 || true
-    timeout 60 "$WINESERVER" -w 2>/dev/null || true
-fi
-sys32="$WINEPREFIX/drive_c/windows/system32"
-[ -d "$sys32" ] || { echo "FAIL: no Wine prefix at $WINEPREFIX"; exit 1; }
-[ -f "$sys32/bcryptprimitives.dll" ] || x86_64-w64-mingw32-gcc -shared -O2 -Wall \
-    -o "$sys32/bcryptprimitives.dll" scripts/windows/bcryptprimitives.c -ladvapi32
+. scripts/lib.sh
+wine_prefix
+[ -f "$sys32/bcryptprimitives.dll" ] || wine_bcrypt
 
 winpath() { echo "Z:${1//\//\\}"; }
 wine() { timeout "$1" "$WINE64" "${@:2}"; }

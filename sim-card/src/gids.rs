@@ -3,6 +3,7 @@
 //! minidriver file system (masterfile, cardid, cardapps, cardcf, an empty cmapfile) OpenSC's
 //! PKCS#15 emulation reads.
 
+use crate::applet::{Access, Applet};
 use rand::rngs::StdRng;
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
@@ -46,16 +47,35 @@ struct Pending {
 
 #[derive(Default)]
 struct Session {
-    selected: bool,
-    pin_verified: bool,
+    access: Access,
     admin_key_selected: bool,
-    admin_authenticated: bool,
     pending: Option<Pending>,
 }
 
 pub(crate) struct Gids {
     pub(crate) cfg: GidsConfig,
     session: Session,
+}
+
+impl Applet for Gids {
+    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        Gids::process(self, cmd, rng)
+    }
+
+    /// Any command other than GENERAL AUTHENTICATE drops the randoms of step 1.
+    fn note_command(&mut self, ins: u8) {
+        if ins != INS_GENERAL_AUTHENTICATE {
+            self.session.pending = None;
+        }
+    }
+
+    fn reset_session(&mut self) {
+        self.session = Session::default();
+    }
+
+    fn access(&self) -> Access {
+        self.session.access
+    }
 }
 
 impl Gids {
@@ -66,30 +86,7 @@ impl Gids {
         }
     }
 
-    pub(crate) fn reset_session(&mut self) {
-        self.session = Session::default();
-    }
-
-    /// Any command other than GENERAL AUTHENTICATE drops the randoms of step 1.
-    pub(crate) fn note_command(&mut self, ins: u8) {
-        if ins != INS_GENERAL_AUTHENTICATE {
-            self.session.pending = None;
-        }
-    }
-
-    pub(crate) fn pin_verified(&self) -> bool {
-        self.session.pin_verified
-    }
-
-    pub(crate) fn admin_authenticated(&self) -> bool {
-        self.session.admin_authenticated
-    }
-
-    pub(crate) fn selected(&self) -> bool {
-        self.session.selected
-    }
-
-    pub(crate) fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
         if cmd.ins == INS_SELECT {
             return self.select(cmd);
         }
@@ -105,7 +102,7 @@ impl Gids {
         ) {
             return sw::INS_NOT_SUPPORTED.into();
         }
-        if !self.session.selected {
+        if !self.session.access.selected {
             return sw::CONDITIONS_NOT_SATISFIED.into();
         }
         match cmd.ins {
@@ -127,7 +124,7 @@ impl Gids {
         if cmd.p1 != 0x01 || cmd.p2 != 0x80 {
             return sw::WRONG_P1P2;
         }
-        if !self.session.admin_authenticated {
+        if !self.session.access.admin_authenticated {
             return sw::SECURITY_NOT_SATISFIED;
         }
         let Ok(key) = <[u8; 24]>::try_from(cmd.data) else {
@@ -136,7 +133,7 @@ impl Gids {
         self.cfg.admin_key.zeroize();
         self.cfg.admin_key = key;
         self.cfg.admin_tries_left = self.cfg.admin_max_tries;
-        self.session.admin_authenticated = false;
+        self.session.access.admin_authenticated = false;
         sw::OK
     }
 
@@ -148,7 +145,7 @@ impl Gids {
             return sw::NOT_FOUND.into();
         }
         self.session = Session {
-            selected: true,
+            access: Access::selected(),
             ..Session::default()
         };
         if cmd.p2 == 0x0C {
@@ -201,7 +198,7 @@ impl Gids {
         match cmd.p2 {
             REF_PIN => {}
             REF_DEAUTHENTICATE if cmd.data.is_empty() => {
-                self.session.pin_verified = false;
+                self.session.access.pin_verified = false;
                 return sw::OK;
             }
             _ => return sw::REF_NOT_FOUND,
@@ -211,7 +208,7 @@ impl Gids {
             &self.cfg.pin,
             self.cfg.pin_max_tries,
             &mut self.cfg.pin_tries_left,
-            &mut self.session.pin_verified,
+            &mut self.session.access.pin_verified,
             PIN_LEN,
         )
     }
@@ -276,10 +273,10 @@ impl Gids {
                     r2_ok & r1_ok & (plain[39] == 0x80)
                 });
                 if !ok {
-                    self.session.admin_authenticated = false;
+                    self.session.access.admin_authenticated = false;
                     return sw::wrong_try(&mut self.cfg.admin_tries_left).into();
                 }
-                self.session.admin_authenticated = true;
+                self.session.access.admin_authenticated = true;
                 self.cfg.admin_tries_left = self.cfg.admin_max_tries;
                 // Answer R1 || R2 || Z2.
                 let mut plain = Zeroizing::new([0u8; 40]);
@@ -306,7 +303,7 @@ impl Gids {
         if cmd.p2 != REF_PIN {
             return sw::REF_NOT_FOUND;
         }
-        if !self.session.admin_authenticated {
+        if !self.session.access.admin_authenticated {
             return sw::SECURITY_NOT_SATISFIED;
         }
         if !PIN_LEN.contains(&cmd.data.len()) {
@@ -315,7 +312,7 @@ impl Gids {
         self.cfg.pin.zeroize();
         self.cfg.pin = cmd.data.to_vec();
         self.cfg.pin_tries_left = self.cfg.pin_max_tries;
-        self.session.pin_verified = false;
+        self.session.access.pin_verified = false;
         sw::OK
     }
 }

@@ -1,6 +1,7 @@
 //! ISO 7816-4 admin challenge-response application (Windows-minidriver style): GET CHALLENGE,
 //! EXTERNAL AUTHENTICATE with the admin key, RESET RETRY COUNTER, VERIFY, GET DATA (serial).
 
+use crate::applet::{Access, Applet};
 use rand::rngs::StdRng;
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
@@ -30,15 +31,34 @@ const PIN_LEN: core::ops::RangeInclusive<usize> = 4..=16;
 
 #[derive(Default)]
 struct Session {
-    selected: bool,
-    pin_verified: bool,
-    admin_authenticated: bool,
+    access: Access,
     challenge: Option<Zeroizing<Vec<u8>>>,
 }
 
 pub(crate) struct Iso {
     pub(crate) cfg: IsoConfig,
     session: Session,
+}
+
+impl Applet for Iso {
+    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        Iso::process(self, cmd, rng)
+    }
+
+    /// Any command other than EXTERNAL AUTHENTICATE drops the pending challenge.
+    fn note_command(&mut self, ins: u8) {
+        if ins != INS_EXTERNAL_AUTHENTICATE {
+            self.session.challenge = None;
+        }
+    }
+
+    fn reset_session(&mut self) {
+        self.session = Session::default();
+    }
+
+    fn access(&self) -> Access {
+        self.session.access
+    }
 }
 
 impl Iso {
@@ -49,30 +69,7 @@ impl Iso {
         }
     }
 
-    pub(crate) fn reset_session(&mut self) {
-        self.session = Session::default();
-    }
-
-    /// Any command other than EXTERNAL AUTHENTICATE drops the pending challenge.
-    pub(crate) fn note_command(&mut self, ins: u8) {
-        if ins != INS_EXTERNAL_AUTHENTICATE {
-            self.session.challenge = None;
-        }
-    }
-
-    pub(crate) fn pin_verified(&self) -> bool {
-        self.session.pin_verified
-    }
-
-    pub(crate) fn admin_authenticated(&self) -> bool {
-        self.session.admin_authenticated
-    }
-
-    pub(crate) fn selected(&self) -> bool {
-        self.session.selected
-    }
-
-    pub(crate) fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
         if cmd.ins == INS_SELECT {
             return self.select(cmd);
         }
@@ -87,7 +84,7 @@ impl Iso {
         ) {
             return sw::INS_NOT_SUPPORTED.into();
         }
-        if !self.session.selected {
+        if !self.session.access.selected {
             return sw::CONDITIONS_NOT_SATISFIED.into();
         }
         match cmd.ins {
@@ -111,7 +108,7 @@ impl Iso {
             _ => return sw::WRONG_P1P2.into(),
         };
         self.session = Session {
-            selected: true,
+            access: Access::selected(),
             ..Session::default()
         };
         if cmd.p2 == 0x0C {
@@ -165,11 +162,11 @@ impl Iso {
             return sw::WRONG_DATA;
         }
         if ct_eq(&expected, cmd.data) {
-            self.session.admin_authenticated = true;
+            self.session.access.admin_authenticated = true;
             self.cfg.admin_tries_left = self.cfg.admin_max_tries;
             sw::OK
         } else {
-            self.session.admin_authenticated = false;
+            self.session.access.admin_authenticated = false;
             sw::wrong_try(&mut self.cfg.admin_tries_left)
         }
     }
@@ -186,7 +183,7 @@ impl Iso {
             &self.cfg.pin,
             self.cfg.pin_max_tries,
             &mut self.cfg.pin_tries_left,
-            &mut self.session.pin_verified,
+            &mut self.session.access.pin_verified,
             PIN_LEN,
         )
     }
@@ -200,7 +197,7 @@ impl Iso {
         if cmd.p2 != self.cfg.admin_key_ref {
             return sw::REF_NOT_FOUND;
         }
-        if !self.session.admin_authenticated {
+        if !self.session.access.admin_authenticated {
             return sw::SECURITY_NOT_SATISFIED;
         }
         if cmd.data.len() != self.cfg.admin_algorithm.key_len() {
@@ -209,7 +206,7 @@ impl Iso {
         self.cfg.admin_key.zeroize();
         self.cfg.admin_key = cmd.data.to_vec();
         self.cfg.admin_tries_left = self.cfg.admin_max_tries;
-        self.session.admin_authenticated = false;
+        self.session.access.admin_authenticated = false;
         sw::OK
     }
 
@@ -220,7 +217,7 @@ impl Iso {
         if cmd.p2 != self.cfg.pin_ref {
             return sw::REF_NOT_FOUND;
         }
-        if !self.session.admin_authenticated {
+        if !self.session.access.admin_authenticated {
             return sw::SECURITY_NOT_SATISFIED;
         }
         if !PIN_LEN.contains(&cmd.data.len()) {
@@ -229,9 +226,9 @@ impl Iso {
         self.cfg.pin.zeroize();
         self.cfg.pin = cmd.data.to_vec();
         self.cfg.pin_tries_left = self.cfg.pin_max_tries;
-        self.session.pin_verified = false;
+        self.session.access.pin_verified = false;
         // One unblock per authentication.
-        self.session.admin_authenticated = false;
+        self.session.access.admin_authenticated = false;
         sw::OK
     }
 

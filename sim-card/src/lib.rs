@@ -89,6 +89,7 @@
 )]
 
 mod apdu;
+mod applet;
 mod config;
 mod crypto;
 mod gids;
@@ -108,6 +109,7 @@ use rand::SeedableRng;
 use zeroize::{Zeroize, Zeroizing};
 
 use apdu::{with_sw, Command, Le, Reply};
+use applet::{Access, Applet};
 pub use config::{
     Algorithm, Config, GidsConfig, IsoConfig, Options, PivConfig, Profile, DEFAULT_ADMIN_CARD_PIN,
     DEFAULT_MGMT_KEY, DEFAULT_PIV_PIN, DEFAULT_PIV_PUK,
@@ -146,31 +148,34 @@ enum App {
 }
 
 impl App {
-    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+    fn applet(&mut self) -> &mut dyn Applet {
         match self {
-            App::Piv(a) => a.process(cmd, rng),
-            App::Gids(a) => a.process(cmd, rng),
-            App::Iso(a) => a.process(cmd, rng),
+            App::Piv(a) => a,
+            App::Gids(a) => a,
+            App::Iso(a) => a,
         }
+    }
+
+    fn access(&self) -> Access {
+        match self {
+            App::Piv(a) => a.access(),
+            App::Gids(a) => a.access(),
+            App::Iso(a) => a.access(),
+        }
+    }
+
+    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        self.applet().process(cmd, rng)
     }
 
     /// A command arrived: drop pending challenges unless it continues them. `None` = unparsable.
     fn note_command(&mut self, ins: Option<u8>) {
         // INS 00 is never an authentication command.
-        let ins = ins.unwrap_or(0x00);
-        match self {
-            App::Piv(a) => a.note_command(ins),
-            App::Gids(a) => a.note_command(ins),
-            App::Iso(a) => a.note_command(ins),
-        }
+        self.applet().note_command(ins.unwrap_or(0x00));
     }
 
     fn reset_session(&mut self) {
-        match self {
-            App::Piv(a) => a.reset_session(),
-            App::Gids(a) => a.reset_session(),
-            App::Iso(a) => a.reset_session(),
-        }
+        self.applet().reset_session();
     }
 }
 
@@ -368,30 +373,18 @@ impl SimCard {
 
     /// Whether an application is selected.
     pub fn is_selected(&self) -> bool {
-        match &self.app {
-            App::Piv(a) => a.selected(),
-            App::Gids(a) => a.selected(),
-            App::Iso(a) => a.selected(),
-        }
+        self.app.access().selected
     }
 
     /// Whether the PIN is verified in the current session.
     pub fn pin_verified(&self) -> bool {
-        match &self.app {
-            App::Piv(a) => a.pin_verified(),
-            App::Gids(a) => a.pin_verified(),
-            App::Iso(a) => a.pin_verified(),
-        }
+        self.app.access().pin_verified
     }
 
     /// Whether the management key (PIV) or admin key (GIDS, ISO) is authenticated in the current
     /// session.
     pub fn admin_authenticated(&self) -> bool {
-        match &self.app {
-            App::Piv(a) => a.mgmt_authenticated(),
-            App::Gids(a) => a.admin_authenticated(),
-            App::Iso(a) => a.admin_authenticated(),
-        }
+        self.app.access().admin_authenticated
     }
 
     /// Number of APDUs passed to [`SimCard::transmit`] (malformed ones, chain parts and GET

@@ -1,5 +1,6 @@
 //! PIV application (SP 800-73-4) with the YubiKey extensions hosts rely on.
 
+use crate::applet::{Access, Applet};
 use rand::rngs::StdRng;
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
@@ -64,9 +65,7 @@ enum Pending {
 
 #[derive(Default)]
 struct Session {
-    selected: bool,
-    pin_verified: bool,
-    mgmt_authenticated: bool,
+    access: Access,
     pending: Option<Pending>,
 }
 
@@ -75,35 +74,33 @@ pub(crate) struct Piv {
     session: Session,
 }
 
+impl Applet for Piv {
+    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        Piv::process(self, cmd, rng)
+    }
+
+    /// Any command other than GENERAL AUTHENTICATE drops a pending challenge or witness.
+    fn note_command(&mut self, ins: u8) {
+        if ins != INS_GENERAL_AUTHENTICATE {
+            self.session.pending = None;
+        }
+    }
+
+    fn reset_session(&mut self) {
+        self.session = Session::default();
+    }
+
+    fn access(&self) -> Access {
+        self.session.access
+    }
+}
+
 impl Piv {
     pub(crate) fn new(cfg: PivConfig) -> Self {
         Piv {
             cfg,
             session: Session::default(),
         }
-    }
-
-    pub(crate) fn reset_session(&mut self) {
-        self.session = Session::default();
-    }
-
-    /// Any command other than GENERAL AUTHENTICATE drops a pending challenge or witness.
-    pub(crate) fn note_command(&mut self, ins: u8) {
-        if ins != INS_GENERAL_AUTHENTICATE {
-            self.session.pending = None;
-        }
-    }
-
-    pub(crate) fn pin_verified(&self) -> bool {
-        self.session.pin_verified
-    }
-
-    pub(crate) fn mgmt_authenticated(&self) -> bool {
-        self.session.mgmt_authenticated
-    }
-
-    pub(crate) fn selected(&self) -> bool {
-        self.session.selected
     }
 
     fn knows(&self, ins: u8) -> bool {
@@ -122,14 +119,14 @@ impl Piv {
         ) || (ins == INS_GET_METADATA && self.cfg.supports_metadata)
     }
 
-    pub(crate) fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
         if cmd.ins == INS_SELECT {
             return self.select(cmd);
         }
         if !self.knows(cmd.ins) {
             return sw::INS_NOT_SUPPORTED.into();
         }
-        if !self.session.selected {
+        if !self.session.access.selected {
             return sw::CONDITIONS_NOT_SATISFIED.into();
         }
         match cmd.ins {
@@ -157,7 +154,7 @@ impl Piv {
             return sw::NOT_FOUND.into();
         }
         self.session = Session {
-            selected: true,
+            access: Access::selected(),
             ..Session::default()
         };
         if cmd.p2 == 0x0C {
@@ -174,7 +171,7 @@ impl Piv {
         match cmd.p1 {
             0x00 => {}
             0xFF if cmd.data.is_empty() => {
-                self.session.pin_verified = false;
+                self.session.access.pin_verified = false;
                 return sw::OK;
             }
             0xFF => return sw::WRONG_DATA,
@@ -184,7 +181,7 @@ impl Piv {
         if cmd.data.is_empty() {
             return if cfg.pin_tries_left == 0 {
                 sw::AUTH_BLOCKED
-            } else if self.session.pin_verified {
+            } else if self.session.access.pin_verified {
                 sw::OK
             } else {
                 sw::tries_left(cfg.pin_tries_left)
@@ -198,10 +195,10 @@ impl Piv {
         }
         if matches_padded(&cfg.pin, cmd.data) {
             cfg.pin_tries_left = cfg.pin_max_tries;
-            self.session.pin_verified = true;
+            self.session.access.pin_verified = true;
             sw::OK
         } else {
-            self.session.pin_verified = false;
+            self.session.access.pin_verified = false;
             sw::wrong_try(&mut cfg.pin_tries_left)
         }
     }
@@ -236,12 +233,12 @@ impl Piv {
             *stored = new_value.to_vec();
             *left = max;
             if is_pin {
-                self.session.pin_verified = true;
+                self.session.access.pin_verified = true;
             }
             sw::OK
         } else {
             if is_pin {
-                self.session.pin_verified = false;
+                self.session.access.pin_verified = false;
             }
             sw::wrong_try(left)
         }
@@ -272,7 +269,7 @@ impl Piv {
         cfg.pin = new_pin.to_vec();
         cfg.pin_tries_left = cfg.pin_max_tries;
         cfg.puk_tries_left = cfg.puk_max_tries;
-        self.session.pin_verified = false;
+        self.session.access.pin_verified = false;
         sw::OK
     }
 
@@ -344,7 +341,7 @@ impl Piv {
     }
 
     fn finish_auth(&mut self, ok: bool, data: Vec<u8>) -> Reply {
-        self.session.mgmt_authenticated = ok;
+        self.session.access.admin_authenticated = ok;
         if ok {
             Reply::ok(data)
         } else {
@@ -441,7 +438,7 @@ impl Piv {
         if cmd.p1 != 0xFF || !matches!(cmd.p2, 0xFF | 0xFE) {
             return sw::WRONG_P1P2;
         }
-        if !self.session.mgmt_authenticated {
+        if !self.session.access.admin_authenticated {
             return sw::SECURITY_NOT_SATISFIED;
         }
         let [id, REF_MGMT, len, key @ ..] = cmd.data else {

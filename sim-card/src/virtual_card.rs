@@ -91,41 +91,30 @@ impl<C: VirtualCard + ?Sized> VirtualCard for Rc<RefCell<C>> {
     }
 }
 
-impl<C: VirtualCard + ?Sized> VirtualCard for Box<C> {
-    fn atr(&self) -> Vec<u8> {
-        (**self).atr()
-    }
+/// `VirtualCard` for a pointer to one (`Box<C>`, `&mut C`): every call goes to the card.
+macro_rules! forward_virtual_card {
+    ($($ptr:ty),+) => {$(
+        impl<C: VirtualCard + ?Sized> VirtualCard for $ptr {
+            fn atr(&self) -> Vec<u8> {
+                (**self).atr()
+            }
 
-    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
-        (**self).transmit(apdu)
-    }
+            fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+                (**self).transmit(apdu)
+            }
 
-    fn reset(&mut self) {
-        (**self).reset();
-    }
+            fn reset(&mut self) {
+                (**self).reset();
+            }
 
-    fn power_off(&mut self) {
-        (**self).power_off();
-    }
+            fn power_off(&mut self) {
+                (**self).power_off();
+            }
+        }
+    )+};
 }
 
-impl<C: VirtualCard + ?Sized> VirtualCard for &mut C {
-    fn atr(&self) -> Vec<u8> {
-        (**self).atr()
-    }
-
-    fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
-        (**self).transmit(apdu)
-    }
-
-    fn reset(&mut self) {
-        (**self).reset();
-    }
-
-    fn power_off(&mut self) {
-        (**self).power_off();
-    }
-}
+forward_virtual_card!(Box<C>, &mut C);
 
 #[cfg(test)]
 mod tests {

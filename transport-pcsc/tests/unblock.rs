@@ -5,14 +5,15 @@ mod common;
 
 use std::sync::Mutex;
 
-use cardunlock_core::crypto::{AdminKey, Algorithm};
+use cardunlock_core::crypto::{AdminKey, Algorithm, CryptoError};
 use cardunlock_core::driver::Error;
 use cardunlock_core::flow::{
-    FlowError, GidsUnblock, IsoUnblock, LocalKey, NoAdmin, PivUnblock, Profile, ReadStatus,
+    Flow, FlowError, GidsUnblock, IsoUnblock, LocalKey, NoAdmin, PivUnblock, Profile, ReadStatus,
 };
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
+use cardunlock_pcsc::PcscError;
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig};
 use common::{counter_rng, insert};
 use embassy_futures::block_on;
@@ -92,34 +93,58 @@ fn wrong_puk_costs_exactly_one_try() {
     assert_eq!(sim.pin_tries_left(), 0);
 }
 
-#[test]
-fn gids_admin_unblock() {
-    let card = insert(Config::Gids(GidsConfig::factory().blocked()));
+/// A blocked `config` card reads as `profile` with no PIN try left; `flow`, with the factory
+/// admin key held locally, then sets the PIN "k7Rq29xZ" with 3 tries.
+fn admin_unblock(config: Config, profile: Profile, flow: &mut impl Flow<Output = ()>) {
+    let card = insert(config);
     let mut transport = card.connect();
     let status =
         block_on(transport.run_exclusive(&mut ReadStatus::new(IsoProfile::SIM), &mut NoAdmin))
             .unwrap();
-    assert_eq!(status.profile, Profile::Gids);
+    assert_eq!(status.profile, profile);
     assert_eq!(status.pin_tries_left, Some(0));
 
-    let pin = gids_pin(b"k7Rq29xZ");
-    let mut flow = GidsUnblock::new(&pin, [0x5A; 16]);
     let mut key = LocalKey::new(AdminKey::piv_default(), counter_rng());
-    block_on(transport.run_exclusive(&mut flow, &mut key)).unwrap();
+    block_on(transport.run_exclusive(flow, &mut key)).unwrap();
     let sim = card.sim();
     assert!(sim.pin_is(b"k7Rq29xZ"));
     assert_eq!(sim.pin_tries_left(), 3);
 }
 
-#[test]
-fn gids_wrong_admin_key_changes_nothing() {
-    let card = insert(Config::Gids(GidsConfig::factory().blocked()));
+/// `flow` with a wrong admin key on a blocked `config` card: the error it ends with, after
+/// checking that the PIN is untouched (still blocked) and one admin try is gone.
+fn wrong_admin_key(
+    config: Config,
+    flow: &mut impl Flow<Output = ()>,
+) -> Error<PcscError, CryptoError> {
+    let card = insert(config);
     let admin_tries = card.sim().admin_tries_left().unwrap();
     let mut transport = card.connect();
-    let pin = gids_pin(b"k7Rq29xZ");
-    let mut flow = GidsUnblock::new(&pin, [0x5A; 16]);
     let mut key = LocalKey::new(wrong_key(), counter_rng());
-    let err = block_on(transport.run_exclusive(&mut flow, &mut key)).unwrap_err();
+    let err = block_on(transport.run_exclusive(flow, &mut key)).unwrap_err();
+    let sim = card.sim();
+    assert!(sim.pin_is(b"1234"));
+    assert_eq!(sim.pin_tries_left(), 0);
+    assert_eq!(sim.admin_tries_left(), Some(admin_tries - 1));
+    err
+}
+
+#[test]
+fn gids_admin_unblock() {
+    let pin = gids_pin(b"k7Rq29xZ");
+    let config = Config::Gids(GidsConfig::factory().blocked());
+    admin_unblock(
+        config,
+        Profile::Gids,
+        &mut GidsUnblock::new(&pin, [0x5A; 16]),
+    );
+}
+
+#[test]
+fn gids_wrong_admin_key_changes_nothing() {
+    let pin = gids_pin(b"k7Rq29xZ");
+    let config = Config::Gids(GidsConfig::factory().blocked());
+    let err = wrong_admin_key(config, &mut GidsUnblock::new(&pin, [0x5A; 16]));
     assert!(
         matches!(
             err,
@@ -127,49 +152,30 @@ fn gids_wrong_admin_key_changes_nothing() {
         ),
         "{err:?}"
     );
-    let sim = card.sim();
-    assert!(sim.pin_is(b"1234"));
-    assert_eq!(sim.pin_tries_left(), 0);
-    assert_eq!(sim.admin_tries_left(), Some(admin_tries - 1));
 }
 
 #[test]
 fn iso_admin_unblock() {
-    let card = insert(Config::Iso(IsoConfig::factory().blocked()));
-    let mut transport = card.connect();
-    let status =
-        block_on(transport.run_exclusive(&mut ReadStatus::new(IsoProfile::SIM), &mut NoAdmin))
-            .unwrap();
-    assert_eq!(status.profile, Profile::IsoAdmin);
-    assert_eq!(status.pin_tries_left, Some(0));
-
     let pin = gids_pin(b"k7Rq29xZ");
-    let mut flow = IsoUnblock::new(IsoProfile::SIM, &pin);
-    let mut key = LocalKey::new(AdminKey::piv_default(), counter_rng());
-    block_on(transport.run_exclusive(&mut flow, &mut key)).unwrap();
-    let sim = card.sim();
-    assert!(sim.pin_is(b"k7Rq29xZ"));
-    assert_eq!(sim.pin_tries_left(), 3);
+    let config = Config::Iso(IsoConfig::factory().blocked());
+    admin_unblock(
+        config,
+        Profile::IsoAdmin,
+        &mut IsoUnblock::new(IsoProfile::SIM, &pin),
+    );
 }
 
 #[test]
 fn iso_wrong_admin_key_changes_nothing() {
-    let card = insert(Config::Iso(IsoConfig::factory().blocked()));
-    let mut transport = card.connect();
     let pin = gids_pin(b"k7Rq29xZ");
-    let mut flow = IsoUnblock::new(IsoProfile::SIM, &pin);
-    let mut key = LocalKey::new(wrong_key(), counter_rng());
-    let err = block_on(transport.run_exclusive(&mut flow, &mut key)).unwrap_err();
+    let config = Config::Iso(IsoConfig::factory().blocked());
+    let err = wrong_admin_key(config, &mut IsoUnblock::new(IsoProfile::SIM, &pin));
     assert_eq!(
         err,
         Error::Flow(FlowError::AdminAuthFailed {
             tries_left: Some(9)
         })
     );
-    let sim = card.sim();
-    assert!(sim.pin_is(b"1234"));
-    assert_eq!(sim.pin_tries_left(), 0);
-    assert_eq!(sim.admin_tries_left(), Some(9));
 }
 
 static TRACE: Mutex<Vec<String>> = Mutex::new(Vec::new());

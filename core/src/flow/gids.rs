@@ -4,8 +4,8 @@
 use zeroize::Zeroize;
 
 use super::{
-    admin_auth_error, answer, expect_ok, response, Action, AdminRequest, AfterAuth, Event, Flow,
-    FlowError, Profile, Selected, Step,
+    admin_auth_error, answer, delegate_flow, expect_ok, response, Action, AdminRequest, AfterAuth,
+    Event, FlowError, Profile, Selected, Step, Tail,
 };
 use crate::crypto::ct_eq;
 use crate::gids::{self, CRYPTOGRAM_LEN, RANDOM_LEN};
@@ -20,9 +20,7 @@ enum State {
     AskCryptogram,
     Step2,
     AskCardCheck,
-    Reset,
-    VerifyNew,
-    Done,
+    After(Tail),
 }
 
 /// The GIDS mutual authentication followed by `after`, shared by [`GidsUnblock`] and
@@ -74,15 +72,15 @@ impl<'a> GidsAdmin<'a> {
             State::AskCardCheck => Action::Ask(AdminRequest::GidsCardCryptogram {
                 cryptogram: &self.card_cryptogram,
             }),
-            State::Reset => match &self.after {
+            State::After(Tail::Command) => match &self.after {
                 AfterAuth::Unblock(pin) => Action::Send(gids::reset_retry_counter(pin)),
                 AfterAuth::ChangeKey(key) => Action::Send(gids::change_admin_key(key)),
             },
-            State::VerifyNew => match &self.after {
+            State::After(Tail::VerifyNew) => match &self.after {
                 AfterAuth::Unblock(pin) => Action::Send(gids::verify_pin(pin)),
                 AfterAuth::ChangeKey(_) => Action::Done(()),
             },
-            State::Done => Action::Done(()),
+            State::After(Tail::Done) => Action::Done(()),
         })
     }
 
@@ -134,20 +132,9 @@ impl<'a> GidsAdmin<'a> {
                 if !ok {
                     return Err(FlowError::CardAuthFailed);
                 }
-                self.state = State::Reset;
+                self.state = State::After(Tail::Command);
             }
-            State::Reset => {
-                self.state = if self.after.command_done(event)? {
-                    State::VerifyNew
-                } else {
-                    State::Done
-                };
-            }
-            State::VerifyNew => {
-                AfterAuth::verify_done(event)?;
-                self.state = State::Done;
-            }
-            State::Done => return Err(FlowError::UnexpectedEvent),
+            State::After(tail) => self.state = State::After(self.after.step(tail, event)?),
         }
         Ok(())
     }
@@ -180,18 +167,6 @@ impl<'a> GidsUnblock<'a> {
     }
 }
 
-impl Flow for GidsUnblock<'_> {
-    type Output = ();
-
-    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
-        self.0.action(buf)
-    }
-
-    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
-        self.0.handle(event)
-    }
-}
-
 /// GIDS personalisation: authenticates with the current admin key (through the responder),
 /// then changes it to a new one ([`gids::change_admin_key`]). The PIN is not touched.
 pub struct GidsChangeAdminKey<'a>(GidsAdmin<'a>);
@@ -211,14 +186,4 @@ impl<'a> GidsChangeAdminKey<'a> {
     }
 }
 
-impl Flow for GidsChangeAdminKey<'_> {
-    type Output = ();
-
-    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
-        self.0.action(buf)
-    }
-
-    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
-        self.0.handle(event)
-    }
-}
+delegate_flow!(GidsUnblock, GidsChangeAdminKey);

@@ -5,8 +5,8 @@
 use zeroize::Zeroize;
 
 use super::{
-    admin_auth_error, answer, expect_ok, response, Action, AdminRequest, AfterAuth, Event, Flow,
-    FlowError, Profile, Selected, Step,
+    admin_auth_error, answer, delegate_flow, expect_ok, response, Action, AdminRequest, AfterAuth,
+    Event, FlowError, Profile, Selected, Step, Tail,
 };
 use crate::iso::IsoProfile;
 use crate::secret::NewPin;
@@ -18,9 +18,7 @@ enum State {
     Challenge,
     Ask,
     Authenticate,
-    Reset,
-    VerifyNew,
-    Done,
+    After(Tail),
 }
 
 /// The ISO challenge-response followed by `after`, shared by [`IsoUnblock`] and
@@ -68,15 +66,15 @@ impl<'a> IsoAdmin<'a> {
             State::Authenticate => {
                 Action::Send(self.profile.external_authenticate(&self.response[..n]))
             }
-            State::Reset => match &self.after {
+            State::After(Tail::Command) => match &self.after {
                 AfterAuth::Unblock(pin) => Action::Send(self.profile.reset_retry_counter(pin)),
                 AfterAuth::ChangeKey(key) => Action::Send(self.profile.change_admin_key(key)),
             },
-            State::VerifyNew => match &self.after {
+            State::After(Tail::VerifyNew) => match &self.after {
                 AfterAuth::Unblock(pin) => Action::Send(self.profile.verify_pin(pin)),
                 AfterAuth::ChangeKey(_) => Action::Done(()),
             },
-            State::Done => Action::Done(()),
+            State::After(Tail::Done) => Action::Done(()),
         })
     }
 
@@ -111,20 +109,9 @@ impl<'a> IsoAdmin<'a> {
                 if !status.is_success() {
                     return Err(admin_auth_error(status));
                 }
-                self.state = State::Reset;
+                self.state = State::After(Tail::Command);
             }
-            State::Reset => {
-                self.state = if self.after.command_done(event)? {
-                    State::VerifyNew
-                } else {
-                    State::Done
-                };
-            }
-            State::VerifyNew => {
-                AfterAuth::verify_done(event)?;
-                self.state = State::Done;
-            }
-            State::Done => return Err(FlowError::UnexpectedEvent),
+            State::After(tail) => self.state = State::After(self.after.step(tail, event)?),
         }
         Ok(())
     }
@@ -164,18 +151,6 @@ impl<'a> IsoUnblock<'a> {
     }
 }
 
-impl Flow for IsoUnblock<'_> {
-    type Output = ();
-
-    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
-        self.0.action(buf)
-    }
-
-    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
-        self.0.handle(event)
-    }
-}
-
 /// ISO admin personalisation: answers the challenge with the current admin key (through the
 /// responder), then changes it to a new one. The PIN is not touched.
 pub struct IsoChangeAdminKey<'a>(IsoAdmin<'a>);
@@ -197,14 +172,4 @@ impl<'a> IsoChangeAdminKey<'a> {
     }
 }
 
-impl Flow for IsoChangeAdminKey<'_> {
-    type Output = ();
-
-    fn action<'a>(&'a mut self, buf: &'a mut [u8]) -> Result<Action<'a, ()>, FlowError> {
-        self.0.action(buf)
-    }
-
-    fn handle(&mut self, event: Event<'_>) -> Result<(), FlowError> {
-        self.0.handle(event)
-    }
-}
+delegate_flow!(IsoUnblock, IsoChangeAdminKey);

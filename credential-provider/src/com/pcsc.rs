@@ -8,10 +8,11 @@
 //! reader list is polled. A removal shows as the card failing mid-unlock (the "card removed"
 //! form).
 
+use cardunlock_client::card::{pick_reader, ReaderPick};
 use cardunlock_client::failure::{Failure, Kind};
 
 use crate::link::{Closed, Reply, Report, WorkerEnd};
-use crate::worker::{CardSource, INSERT_CARD};
+use crate::worker::CardSource;
 
 /// Cards in WinSCard readers.
 pub struct PcscReaders {
@@ -43,33 +44,20 @@ impl CardSource for PcscReaders {
                     Err(PcscError::NoReaders) => "Connect a smart-card reader.".to_string(),
                     Err(e) => return Err(Failure::new(Kind::NoCard, format!("PC/SC: {e}"))),
                     Ok(readers) => {
-                        let wanted = |name: &str| match &self.reader {
-                            None => true,
-                            Some(part) => name.to_lowercase().contains(&part.to_lowercase()),
-                        };
-                        let with_card: Vec<_> = readers
-                            .iter()
-                            .filter(|r| wanted(&r.name) && r.card_present)
-                            .collect();
-                        match with_card.as_slice() {
-                            [one] => {
+                        let names = readers.iter().map(|r| (r.name.as_str(), r.card_present));
+                        match pick_reader(names, self.reader.as_deref()) {
+                            ReaderPick::Card(one) => {
                                 return pcsc
-                                    .connect(&one.name, ShareMode::Shared)
+                                    .connect(one, ShareMode::Shared)
                                     .map(Some)
-                                    .map_err(|e| {
-                                        Failure::new(Kind::NoCard, format!("{}: {e}", one.name))
-                                    })
+                                    .map_err(|e| Failure::new(Kind::NoCard, format!("{one}: {e}")))
                             }
-                            [] if readers.iter().any(|r| wanted(&r.name)) => {
-                                let mut names = readers.iter().filter(|r| wanted(&r.name));
-                                if let (Some(one), None) = (names.next(), names.next()) {
-                                    watch = Some((one.name.clone(), pcsc));
+                            other => {
+                                if let ReaderPick::Insert { only: Some(one) } = other {
+                                    watch = Some((one.to_string(), pcsc));
                                 }
-                                INSERT_CARD.to_string()
+                                other.waiting().to_string()
                             }
-                            [] => "Connect a smart-card reader.".to_string(),
-                            _ => "Several cards are inserted: leave only yours in a reader."
-                                .to_string(),
                         }
                     }
                 },

@@ -126,6 +126,22 @@ pub struct FieldView {
     pub text: String,
 }
 
+impl FieldView {
+    /// A field the form does not show.
+    pub fn hidden() -> Self {
+        Self {
+            shown: Shown::Hidden,
+            focused: false,
+            text: String::new(),
+        }
+    }
+
+    /// Every field of the tile, none shown.
+    pub fn all_hidden() -> Vec<Self> {
+        FIELDS.iter().map(|_| Self::hidden()).collect()
+    }
+}
+
 /// The whole tile as the current form shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
@@ -138,11 +154,10 @@ pub struct View {
 impl View {
     /// The field `id` (a hidden empty one for an unknown id).
     pub fn field(&self, id: u32) -> FieldView {
-        self.fields.get(id as usize).cloned().unwrap_or(FieldView {
-            shown: Shown::Hidden,
-            focused: false,
-            text: String::new(),
-        })
+        self.fields
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(FieldView::hidden)
     }
 
     /// Whether field `id` is shown.
@@ -205,14 +220,7 @@ mod tests {
     use super::*;
 
     fn view(shown_status: bool, text: &str) -> View {
-        let mut fields: Vec<FieldView> = FIELDS
-            .iter()
-            .map(|_| FieldView {
-                shown: Shown::Hidden,
-                focused: false,
-                text: String::new(),
-            })
-            .collect();
+        let mut fields = FieldView::all_hidden();
         if shown_status {
             fields[STATUS as usize].shown = Shown::Selected;
         }

@@ -2,89 +2,12 @@
 
 use super::fields::*;
 use super::{Screen, Tile, ANSWER_QUESTIONS, ENTER_NEW_PIN, UNLOCKED};
-use crate::link::{Challenge, Problem, ProblemKind};
-
-/// The prompt and the explanation of a failure form.
-pub fn explain(problem: &Problem, offline_offered: bool) -> (String, String) {
-    match &problem.kind {
-        ProblemKind::WrongAnswers { attempts_left } => (
-            "The answers are not correct.".into(),
-            format!(
-                "{attempts_left} attempt{} left before online unlock is locked.",
-                if *attempts_left == 1 { "" } else { "s" }
-            ),
-        ),
-        ProblemKind::Locked => (
-            "Online unlock is locked for this card.".into(),
-            "Too many wrong answers. Your help desk can lift the lock or unlock the card offline."
-                .into(),
-        ),
-        ProblemKind::NoQuestions if offline_offered => (
-            "No security questions are set up for you.".into(),
-            "Online unlock is not available. Unlock the card offline with your help desk: the \
-             card shows a code, the help desk gives you the response."
-                .into(),
-        ),
-        ProblemKind::NoQuestions => (
-            "No security questions are set up for you.".into(),
-            "Online unlock is not available and offline unlock is not offered on this \
-             computer. Call your help desk."
-                .into(),
-        ),
-        ProblemKind::ServerUnreachable => (
-            "The unlock server cannot be reached.".into(),
-            "Check the network connection and try again. Your card was not changed.".into(),
-        ),
-        ProblemKind::CardRemoved => (
-            "The card was removed.".into(),
-            "Insert the card again and keep it in the reader until the unlock is finished.".into(),
-        ),
-        ProblemKind::NoCard => (
-            "No card found.".into(),
-            "Insert your card into the reader, then try again.".into(),
-        ),
-        ProblemKind::Refused => (
-            "The unlock was refused.".into(),
-            "The card or the server refused the unlock. Contact your help desk.".into(),
-        ),
-        ProblemKind::Policy => (
-            "The new PIN does not meet the PIN rules.".into(),
-            "Your card was not changed.".into(),
-        ),
-        ProblemKind::Usage => ("The input was not valid.".into(), String::new()),
-        ProblemKind::Cancelled => ("The unlock was cancelled.".into(), String::new()),
-    }
-}
-
-/// "The answers are not correct. 2 attempts left."
-pub fn attempts_left_line(n: u32) -> String {
-    format!(
-        "The answers are not correct. {n} {} left.",
-        if n == 1 { "attempt" } else { "attempts" }
-    )
-}
-
-/// `0123456789ABCDEF` as `0123 4567 89AB CDEF`, easier to read out.
-pub fn group(hex: &str) -> String {
-    let chars: Vec<char> = hex.chars().filter(|c| !c.is_whitespace()).collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+use crate::link::{attempts_left_line, explain, group, Challenge};
 
 impl Tile {
     /// Every field as the current form shows it.
     pub fn view(&self) -> View {
-        let mut fields: Vec<FieldView> = FIELDS
-            .iter()
-            .map(|_| FieldView {
-                shown: Shown::Hidden,
-                focused: false,
-                text: String::new(),
-            })
-            .collect();
+        let mut fields = FieldView::all_hidden();
         let mut set = |id: u32, text: String| {
             if let Some(f) = fields.get_mut(id as usize) {
                 f.shown = Shown::Selected;
@@ -92,21 +15,21 @@ impl Tile {
             }
         };
         let title = self
-            .user
-            .as_ref()
+            .front
+            .user()
             .map_or(TILE_NAME.to_string(), |u| u.name.clone());
         set(TITLE, title);
         set(IMAGE, String::new());
-        if let Some(u) = &self.user {
+        if let Some(u) = self.front.user() {
             set(SUBTITLE, u.email.clone());
         }
         // The card line read at the start heads the status text on every form.
-        let mut status: Vec<String> = self.card.iter().cloned().collect();
+        let mut status: Vec<String> = self.front.card().map(String::from).into_iter().collect();
         let mut inputs: Vec<u32> = Vec::new();
-        let prompt = match &self.screen {
+        let prompt = match self.front.screen() {
             Screen::Waiting(text) | Screen::Busy(text) => text.clone(),
             Screen::Questions { questions, .. } => {
-                if let Some(n) = self.attempts_left {
+                if let Some(n) = self.front.attempts_left() {
                     status.push(attempts_left_line(n));
                 }
                 for (i, q) in questions.iter().enumerate().take(MAX_QUESTIONS) {
@@ -166,7 +89,7 @@ impl Tile {
         };
         set(PROMPT, prompt);
         status.extend(self.note.clone());
-        status.extend(self.warnings.iter().cloned());
+        status.extend(self.front.warnings().iter().cloned());
         status.retain(|s| !s.is_empty());
         if !status.is_empty() {
             set(STATUS, status.join("\n"));
@@ -194,16 +117,5 @@ impl Tile {
             fields,
             submit_beside: submit_beside.unwrap_or(CONFIRM_PIN),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::group;
-
-    #[test]
-    fn challenge_is_grouped_by_four() {
-        assert_eq!(group("0123456789ABCDEF"), "0123 4567 89AB CDEF");
-        assert_eq!(group("01 23"), "0123");
     }
 }

@@ -103,16 +103,20 @@ fn new_pin(pin: &[u8]) -> NewPin {
     NewPin::confirmed(&PinPolicy::GIDS, pin, pin, PinContext::NONE).unwrap()
 }
 
+/// The vendor unblock with `puk`, setting `pin` (checked against the GIDS policy).
+fn run<T: Transport, const SEND: usize, const RECV: usize>(
+    driver: &mut Driver<T, SEND, RECV>,
+    puk: &[u8],
+    pin: &[u8],
+) -> Result<(), Error<T::Error>> {
+    block_on(unblock(driver, &Puk::new(puk).unwrap(), &new_pin(pin)))
+}
+
 #[test]
 fn vendor_unblock_sets_the_new_pin() {
     let mut card = VendorCard::blocked();
     let mut driver = Driver::new(&mut card);
-    block_on(unblock(
-        &mut driver,
-        &Puk::new(b"87654321").unwrap(),
-        &new_pin(b"Xk9w2"),
-    ))
-    .unwrap();
+    run(&mut driver, b"87654321", b"Xk9w2").unwrap();
     assert_eq!(card.pin, b"Xk9w2");
     assert_eq!(card.pin_tries, 3);
     let headers: Vec<[u8; 4]> = card.seen.iter().map(|c| [c[0], c[1], c[2], c[3]]).collect();
@@ -132,11 +136,7 @@ fn vendor_unblock_sets_the_new_pin() {
 fn wrong_puk_costs_one_try_and_is_reported_like_piv() {
     let mut card = VendorCard::blocked();
     let mut driver = Driver::new(&mut card);
-    let got = block_on(unblock(
-        &mut driver,
-        &Puk::new(b"11112222").unwrap(),
-        &new_pin(b"Xk9w2"),
-    ));
+    let got = run(&mut driver, b"11112222", b"Xk9w2");
     assert_eq!(got, Err(Error::Flow(FlowError::WrongPuk { tries_left: 2 })));
     assert_eq!(card.puk_tries, 2);
     assert_eq!(card.pin, b"1234", "nothing changed");
@@ -148,21 +148,13 @@ fn blocked_puk_and_refused_pin_are_typed() {
     let mut card = VendorCard::blocked();
     card.puk_tries = 0;
     let mut driver = Driver::new(&mut card);
-    let got = block_on(unblock(
-        &mut driver,
-        &Puk::new(b"87654321").unwrap(),
-        &new_pin(b"Xk9w2"),
-    ));
+    let got = run(&mut driver, b"87654321", b"Xk9w2");
     assert_eq!(got, Err(Error::Flow(FlowError::PukBlocked)));
 
     // A PIN the card's own rules refuse (9 characters) costs no PUK try.
     let mut card = VendorCard::blocked();
     let mut driver = Driver::new(&mut card);
-    let got = block_on(unblock(
-        &mut driver,
-        &Puk::new(b"87654321").unwrap(),
-        &new_pin(b"Xk9w2Lp7q"),
-    ));
+    let got = run(&mut driver, b"87654321", b"Xk9w2Lp7q");
     assert_eq!(
         got,
         Err(Error::Flow(FlowError::NewPinRejected(
@@ -184,11 +176,7 @@ fn a_card_without_the_applet_is_not_touched() {
         }
     }
     let mut driver = Driver::new(NoApplet);
-    let got = block_on(unblock(
-        &mut driver,
-        &Puk::new(b"87654321").unwrap(),
-        &new_pin(b"Xk9w2"),
-    ));
+    let got = run(&mut driver, b"87654321", b"Xk9w2");
     assert_eq!(
         got,
         Err(Error::Flow(FlowError::ApplicationNotFound(
@@ -229,11 +217,6 @@ fn vendor_unblock_with_short_apdu_buffers() {
     // A firmware sizes the driver for this card: the reset command is 5 + 14 bytes.
     let mut card = VendorCard::blocked();
     let mut driver: Driver<_, 24, 16> = Driver::with_buffers(&mut card);
-    block_on(unblock(
-        &mut driver,
-        &Puk::new(b"87654321").unwrap(),
-        &new_pin(b"Xk9w2"),
-    ))
-    .unwrap();
+    run(&mut driver, b"87654321", b"Xk9w2").unwrap();
     assert_eq!(card.pin, b"Xk9w2");
 }

@@ -4,8 +4,11 @@
 use eframe::egui::{self, Color32, RichText};
 use zeroize::Zeroizing;
 
-use super::{secret, ARROW, ENTER_NEW_PIN, UNLOCKED};
-use crate::link::{Challenge, PinPolicy, Problem, ProblemKind, Reply};
+use super::ARROW;
+use crate::link::{
+    attempts_left_line, explain, group, next_steps, secret, Challenge, PinPolicy, Problem,
+    ProblemKind, Reply, ANSWER_QUESTIONS, ENTER_NEW_PIN, UNLOCKED,
+};
 
 /// What a frame's keyboard did that the screens care about.
 #[derive(Clone, Copy)]
@@ -43,20 +46,14 @@ pub(super) fn questions_screen(
     attempts_left: Option<u32>,
 ) -> Outcome {
     if let Some(n) = attempts_left {
-        ui.label(
-            RichText::new(format!(
-                "The answers are not correct. {n} {} left.",
-                if n == 1 { "attempt" } else { "attempts" }
-            ))
-            .color(RED),
-        );
+        ui.label(RichText::new(attempts_left_line(n)).color(RED));
         ui.add_space(6.0);
     }
     if questions.is_empty() {
         ui.spinner();
         return Outcome::Stay;
     }
-    ui.label("Answer your security questions.");
+    ui.label(ANSWER_QUESTIONS);
     ui.add_space(6.0);
     for (i, (q, a)) in questions.iter().zip(answers.iter_mut()).enumerate() {
         let label = ui.label(q.as_str());
@@ -179,7 +176,13 @@ pub(super) fn unlocked_screen(ui: &mut egui::Ui, input: Input) -> Outcome {
 
 /// A failure: what happened, what to do, the main way on (retry, offline) and Close.
 pub(super) fn failed_screen(ui: &mut egui::Ui, input: Input, problem: &Problem) -> Outcome {
-    let (title, text, main) = explain(problem);
+    // The window always offers offline unlock after "no questions".
+    let (title, text) = explain(problem, true);
+    let main = match next_steps(problem, true) {
+        (true, _) => Some(("Try again", Action::Retry)),
+        (false, true) => Some(("Unlock offline", Action::Offline)),
+        (false, false) => None,
+    };
     ui.label(RichText::new(title).size(18.0).strong().color(RED));
     ui.add_space(4.0);
     ui.label(text);
@@ -260,78 +263,4 @@ enum Action {
     Retry,
     Offline,
     Close,
-}
-
-/// Title, explanation and main button of a failure screen.
-fn explain(problem: &Problem) -> (String, String, Option<(&'static str, Action)>) {
-    let retry = Some(("Try again", Action::Retry));
-    match &problem.kind {
-        ProblemKind::WrongAnswers { attempts_left } => (
-            "The answers are not correct.".into(),
-            format!("{attempts_left} attempts left before online unlock is locked."),
-            retry,
-        ),
-        ProblemKind::Locked => (
-            "Online unlock is locked for this card.".into(),
-            "Too many wrong answers. Your help desk can lift the lock or unlock the card offline."
-                .into(),
-            None,
-        ),
-        ProblemKind::NoQuestions => (
-            "No security questions are set up for you.".into(),
-            "Online unlock is not available. Unlock the card offline with your help desk: the \
-             card shows a code, the help desk gives you the response."
-                .into(),
-            Some(("Unlock offline", Action::Offline)),
-        ),
-        ProblemKind::ServerUnreachable => (
-            "The unlock server cannot be reached.".into(),
-            "Check the network connection and try again. Your card was not changed.".into(),
-            retry,
-        ),
-        ProblemKind::CardRemoved => (
-            "The card was removed.".into(),
-            "Insert the card again and keep it in the reader until the unlock is finished.".into(),
-            retry,
-        ),
-        ProblemKind::NoCard => (
-            "No card found.".into(),
-            "Insert your card into the reader, then try again.".into(),
-            retry,
-        ),
-        ProblemKind::Refused => (
-            "The unlock was refused.".into(),
-            "The card or the server refused the unlock. Contact your help desk.".into(),
-            retry,
-        ),
-        ProblemKind::Policy => (
-            "The new PIN does not meet the PIN rules.".into(),
-            "Your card was not changed.".into(),
-            retry,
-        ),
-        ProblemKind::Usage => ("The input was not valid.".into(), String::new(), retry),
-        ProblemKind::Cancelled => ("The unlock was cancelled.".into(), String::new(), retry),
-    }
-}
-
-/// `0123456789ABCDEF` as `0123 4567 89AB CDEF`, easier to read out.
-fn group(hex: &str) -> String {
-    let chars: Vec<char> = hex.chars().filter(|c| !c.is_whitespace()).collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::group;
-
-    #[test]
-    fn challenge_is_grouped_by_four() {
-        assert_eq!(group("0123456789ABCDEF"), "0123 4567 89AB CDEF");
-        assert_eq!(group("ABCDE"), "ABCD E");
-        assert_eq!(group("0123 4567"), "0123 4567");
-    }
 }

@@ -91,3 +91,11 @@ pub fn answer_questions(h: &mut H, answers: &[&str]) {
     }
     press(h, Key::Enter);
 }
+
+/// Types `pin` as the new PIN and its confirmation (Tab between them) and submits with Enter.
+pub fn enter_new_pin(h: &mut H, pin: &str) {
+    type_keys(h, pin);
+    press(h, Key::Tab);
+    type_keys(h, pin);
+    press(h, Key::Enter);
+}

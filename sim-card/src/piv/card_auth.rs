@@ -11,6 +11,7 @@ use rand::SeedableRng;
 
 use super::Piv;
 use crate::apdu::{Command, Reply};
+use crate::applet::Applet;
 use crate::{sw, tlv};
 
 /// Key reference of the Card Authentication key.
@@ -71,7 +72,7 @@ impl Piv {
         if cmd.p1 != 0x00 || cmd.p2 != REF_CARD_AUTH {
             return sw::WRONG_P1P2.into();
         }
-        if !self.mgmt_authenticated() {
+        if !self.access().admin_authenticated {
             return sw::SECURITY_NOT_SATISFIED.into();
         }
         let Some(items) = tlv::single(cmd.data, 0xAC).and_then(tlv::parse_all) else {

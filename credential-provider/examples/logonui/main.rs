@@ -33,31 +33,34 @@ fn main() {
 }
 
 #[cfg(windows)]
+mod events;
+#[cfg(windows)]
+mod unlock;
+
+#[cfg(windows)]
 mod harness {
     use std::cell::RefCell;
     use std::rc::Rc;
     use std::time::{Duration, Instant};
 
+    use crate::events::{pump, wait, CredentialEvents, ProviderEvents, Screen};
+    use crate::unlock::unlock;
     use cardunlock_credprov::com::CLSID_PROVIDER;
     use cardunlock_credprov::tile::fields::*;
-    use cardunlock_credprov::tile::{ANSWER_QUESTIONS, ENTER_NEW_PIN, UNLOCKED};
-    use windows::core::{implement, Interface, Ref, BOOL, HRESULT, PCWSTR, PWSTR};
-    use windows::Win32::Foundation::{E_INVALIDARG, E_NOTIMPL, HWND, S_OK};
-    use windows::Win32::Graphics::Gdi::{DeleteObject, HBITMAP};
+    use windows::core::{Interface, BOOL, HRESULT, PCWSTR, PWSTR};
+    use windows::Win32::Foundation::{E_NOTIMPL, S_OK};
+    use windows::Win32::Graphics::Gdi::DeleteObject;
     use windows::Win32::System::Com::*;
     use windows::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
     use windows::Win32::UI::Shell::*;
-    use windows::Win32::UI::WindowsAndMessaging::{
-        DispatchMessageW, PeekMessageW, TranslateMessage, MSG, PM_REMOVE,
-    };
 
-    type R<T> = Result<T, String>;
+    pub type R<T> = Result<T, String>;
 
-    fn fail(what: &str, e: impl std::fmt::Display) -> String {
+    pub fn fail(what: &str, e: impl std::fmt::Display) -> String {
         format!("{what}: {e}")
     }
 
-    fn ensure(ok: bool, what: &str) -> R<()> {
+    pub fn ensure(ok: bool, what: &str) -> R<()> {
         if ok {
             println!("  ok: {what}");
             Ok(())
@@ -66,146 +69,12 @@ mod harness {
         }
     }
 
-    /// What LogonUI shows: every field's text and state, as the provider told it.
-    #[derive(Default)]
-    struct Screen {
-        text: Vec<String>,
-        state: Vec<CREDENTIAL_PROVIDER_FIELD_STATE>,
-        credentials_changed: u32,
-    }
-
-    #[implement(ICredentialProviderCredentialEvents)]
-    struct CredentialEvents(Rc<RefCell<Screen>>);
-
-    impl ICredentialProviderCredentialEvents_Impl for CredentialEvents_Impl {
-        fn SetFieldState(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            id: u32,
-            s: CREDENTIAL_PROVIDER_FIELD_STATE,
-        ) -> windows::core::Result<()> {
-            if let Some(f) = self.0.borrow_mut().state.get_mut(id as usize) {
-                *f = s;
-            }
-            Ok(())
-        }
-        fn SetFieldInteractiveState(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            _: u32,
-            _: CREDENTIAL_PROVIDER_FIELD_INTERACTIVE_STATE,
-        ) -> windows::core::Result<()> {
-            Ok(())
-        }
-        fn SetFieldString(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            id: u32,
-            psz: &PCWSTR,
-        ) -> windows::core::Result<()> {
-            let text = unsafe { psz.to_string() }.unwrap_or_default();
-            if let Some(f) = self.0.borrow_mut().text.get_mut(id as usize) {
-                *f = text;
-            }
-            Ok(())
-        }
-        fn SetFieldCheckbox(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            _: u32,
-            _: BOOL,
-            _: &PCWSTR,
-        ) -> windows::core::Result<()> {
-            Ok(())
-        }
-        fn SetFieldBitmap(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            _: u32,
-            _: HBITMAP,
-        ) -> windows::core::Result<()> {
-            Ok(())
-        }
-        fn SetFieldComboBoxSelectedItem(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            _: u32,
-            _: u32,
-        ) -> windows::core::Result<()> {
-            Ok(())
-        }
-        fn DeleteFieldComboBoxItem(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            _: u32,
-            _: u32,
-        ) -> windows::core::Result<()> {
-            Ok(())
-        }
-        fn AppendFieldComboBoxItem(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            _: u32,
-            _: &PCWSTR,
-        ) -> windows::core::Result<()> {
-            Ok(())
-        }
-        fn SetFieldSubmitButton(
-            &self,
-            _: Ref<'_, ICredentialProviderCredential>,
-            _: u32,
-            _: u32,
-        ) -> windows::core::Result<()> {
-            Ok(())
-        }
-        fn OnCreatingWindow(&self) -> windows::core::Result<HWND> {
-            Ok(HWND::default())
-        }
-    }
-
-    #[implement(ICredentialProviderEvents)]
-    struct ProviderEvents(Rc<RefCell<Screen>>);
-
-    impl ICredentialProviderEvents_Impl for ProviderEvents_Impl {
-        fn CredentialsChanged(&self, context: usize) -> windows::core::Result<()> {
-            if context == 42 {
-                self.0.borrow_mut().credentials_changed += 1;
-            }
-            Ok(())
-        }
-    }
-
-    fn pump() {
-        let mut msg = MSG::default();
-        unsafe {
-            while PeekMessageW(&mut msg, None, 0, 0, PM_REMOVE).as_bool() {
-                let _ = TranslateMessage(&msg);
-                DispatchMessageW(&msg);
-            }
-        }
-    }
-
-    /// Pumps messages (the provider's worker reports through them) until `done`.
-    fn wait(screen: &Rc<RefCell<Screen>>, what: &str, done: impl Fn(&Screen) -> bool) -> R<()> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !done(&screen.borrow()) {
-            if Instant::now() > deadline {
-                let s = screen.borrow();
-                return Err(format!("timed out waiting for {what}; shown: {:?}", s.text));
-            }
-            pump();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        println!("  ok: {what}");
-        Ok(())
-    }
-
-    fn set(c: &ICredentialProviderCredential, id: u32, value: &str) -> R<()> {
+    pub fn set(c: &ICredentialProviderCredential, id: u32, value: &str) -> R<()> {
         let w: Vec<u16> = value.encode_utf16().chain(Some(0)).collect();
         unsafe { c.SetStringValue(id, PCWSTR(w.as_ptr())) }.map_err(|e| fail("SetStringValue", e))
     }
 
-    fn serialize(
+    pub fn serialize(
         c: &ICredentialProviderCredential,
     ) -> R<(
         CREDENTIAL_PROVIDER_GET_SERIALIZATION_RESPONSE,
@@ -343,124 +212,6 @@ mod harness {
             unlock(&screen, &provider, &credential)?;
         }
         release(provider, credential, v2)
-    }
-
-    /// The whole online unlock, as a person does it on the tile.
-    fn unlock(
-        screen: &Rc<RefCell<Screen>>,
-        provider: &ICredentialProvider,
-        credential: &ICredentialProviderCredential,
-    ) -> R<()> {
-        let (screen, credential) = (screen.clone(), credential.clone());
-        let (mut count, mut default, mut auto) = (0u32, 0u32, BOOL(1));
-        let prompt = PROMPT as usize;
-        wait(&screen, "the security questions", |s| {
-            s.text[prompt] == ANSWER_QUESTIONS
-        })?;
-        let q0 = screen.borrow().text[QUESTIONS[0] as usize].clone();
-        ensure(
-            q0 == "What was the name of your first pet?",
-            "the seed's first question",
-        )?;
-        ensure(
-            screen.borrow().state[ANSWERS[1] as usize] == CPFS_DISPLAY_IN_SELECTED_TILE,
-            "two answer fields",
-        )?;
-        ensure(
-            screen.borrow().state[ANSWERS[2] as usize] == CPFS_HIDDEN,
-            "no third",
-        )?;
-        // Leaving the tile wipes what was typed, in the tile and in LogonUI's field.
-        set(&credential, ANSWERS[0], "Rex")?;
-        screen.borrow_mut().text[ANSWERS[0] as usize] = "Rex".into();
-        unsafe { credential.SetDeselected() }.map_err(|e| fail("SetDeselected", e))?;
-        ensure(
-            screen.borrow().text[ANSWERS[0] as usize].is_empty(),
-            "deselecting wipes the answer",
-        )?;
-        let _ = unsafe { credential.SetSelected() }.map_err(|e| fail("SetSelected", e))?;
-        set(&credential, ANSWERS[0], "Rex")?;
-        set(&credential, ANSWERS[1], "Springfield")?;
-        let (r, _, _) = serialize(&credential)?;
-        ensure(
-            r == CPGSR_NO_CREDENTIAL_NOT_FINISHED,
-            "answers submitted, not finished",
-        )?;
-        let left = unsafe { credential.GetStringValue(ANSWERS[0]) }.map_err(|e| fail("get", e))?;
-        ensure(
-            unsafe { left.to_string() }.unwrap_or_default().is_empty(),
-            "the answer wiped",
-        )?;
-        unsafe { CoTaskMemFree(Some(left.0 as *const _)) };
-
-        wait(&screen, "the new PIN form", |s| {
-            s.text[prompt] == ENTER_NEW_PIN
-        })?;
-        ensure(
-            screen.borrow().text[TITLE as usize] == "Michael Benson",
-            "the user's name",
-        )?;
-        ensure(
-            screen.borrow().text[SUBTITLE as usize] == "Michael.Benson@demo.local",
-            "the e-mail",
-        )?;
-        set(&credential, NEW_PIN, "123456")?;
-        set(&credential, CONFIRM_PIN, "123456")?;
-        ensure(
-            screen.borrow().text[STATUS as usize].contains("sequence"),
-            "a PIN rule violation as status text",
-        )?;
-        let (r, _, _) = serialize(&credential)?;
-        ensure(
-            r == CPGSR_NO_CREDENTIAL_NOT_FINISHED,
-            "the refused PIN is not sent",
-        )?;
-        ensure(
-            screen.borrow().text[prompt] == ENTER_NEW_PIN,
-            "still the PIN form",
-        )?;
-        let link = unsafe { credential.CommandLinkClicked(RETRY) };
-        ensure(
-            link.err().map(|e| e.code()) == Some(E_INVALIDARG),
-            "no link on the PIN form",
-        )?;
-        set(&credential, NEW_PIN, "840259")?;
-        set(&credential, CONFIRM_PIN, "840259")?;
-        serialize(&credential)?;
-
-        wait(&screen, "CredentialsChanged after the unlock", |s| {
-            s.credentials_changed > 0
-        })?;
-        unsafe { provider.GetCredentialCount(&mut count, &mut default, &mut auto) }
-            .map_err(|e| fail("GetCredentialCount", e))?;
-        ensure(
-            default == 0 && auto.as_bool(),
-            "LogonUI asked to submit the tile",
-        )?;
-        let (r, text, icon) = serialize(&credential)?;
-        ensure(r == CPGSR_NO_CREDENTIAL_FINISHED, "no credential, finished")?;
-        ensure(icon == CPSI_SUCCESS, "the success icon")?;
-        ensure(text == UNLOCKED, "the success text")?;
-        println!("{text}");
-        let (mut t, mut i) = (PWSTR::null(), CREDENTIAL_PROVIDER_STATUS_ICON(-1));
-        unsafe {
-            credential.ReportResult(
-                windows::Win32::Foundation::NTSTATUS(0),
-                windows::Win32::Foundation::NTSTATUS(0),
-                &mut t,
-                &mut i,
-            )
-        }
-        .map_err(|e| fail("ReportResult", e))?;
-        ensure(t.is_null() && i == CPSI_NONE, "ReportResult adds nothing")?;
-        unsafe { provider.GetCredentialCount(&mut count, &mut default, &mut auto) }
-            .map_err(|e| fail("GetCredentialCount", e))?;
-        ensure(
-            !auto.as_bool(),
-            "the success is submitted once, not in a loop",
-        )?;
-
-        Ok(())
     }
 
     /// UnAdvise, release everything, and DllCanUnloadNow until S_OK.
