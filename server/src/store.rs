@@ -405,6 +405,18 @@ impl Store {
         }
     }
 
+    /// Statements this store has sent to its database so far: with PostgreSQL each is a network
+    /// round trip (`BEGIN`, a statement's first `PREPARE` on a pooled connection, each
+    /// statement, `COMMIT` or `ROLLBACK`); with SQLite each statement the connection ran,
+    /// `BEGIN` and `COMMIT` included. Read it before and after some calls to count theirs.
+    pub fn round_trips(&self) -> u64 {
+        match &self.backend {
+            Backend::Sqlite(db) => db.round_trips(),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.round_trips(),
+        }
+    }
+
     /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back if not. `f` may
     /// run more than once (PostgreSQL retries a deadlocked transaction): no side effects
     /// outside `tx`.

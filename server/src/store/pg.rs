@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -109,6 +110,9 @@ impl r2d2::HandleError<postgres::Error> for PoolErrors {
 /// A pool of connections to one PostgreSQL database.
 pub(super) struct PgDb {
     pool: r2d2::Pool<Manager>,
+    /// Statements sent to the database by [`PgDb::transact`] (each a round trip: `BEGIN`,
+    /// a statement's first `PREPARE` on a connection, every statement, `COMMIT`/`ROLLBACK`).
+    round_trips: AtomicU64,
 }
 
 /// Whether an error means the database cannot be reached (down, restarting, connection lost),
@@ -195,7 +199,10 @@ impl PgDb {
             .test_on_check_out(false)
             .error_handler(Box::new(PoolErrors))
             .build_unchecked(Manager { config, tls });
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            round_trips: AtomicU64::new(0),
+        })
     }
 
     /// Runs `f` in one READ COMMITTED transaction (committed on `Ok`, rolled back on `Err`),
@@ -213,7 +220,7 @@ impl PgDb {
                 .pool
                 .get()
                 .map_err(|e| ServerError::DatabaseUnavailable(e.to_string()))?;
-            match run_once(&mut conn, f) {
+            match run_once(&mut conn, &self.round_trips, f) {
                 Attempt::NotStarted(e) if stale <= self.pool.max_size() => {
                     stale += 1;
                     log::warn!("database connection lost ({e}); trying another");
@@ -235,6 +242,11 @@ impl PgDb {
             }
         }
     }
+
+    /// Round trips to the database so far, by every transaction of this store.
+    pub(super) fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
 }
 
 /// How one try of a transaction ended.
@@ -247,9 +259,11 @@ enum Attempt<R> {
 
 fn run_once<R>(
     conn: &mut PgConn,
+    trips: &AtomicU64,
     f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
 ) -> Attempt<R> {
     let PgConn { client, statements } = conn;
+    trips.fetch_add(1, Ordering::Relaxed);
     let tx = match client
         .build_transaction()
         .isolation_level(IsolationLevel::ReadCommitted)
@@ -258,8 +272,15 @@ fn run_once<R>(
         Ok(tx) => tx,
         Err(e) => return Attempt::NotStarted(e),
     };
-    let mut pg = PgTx { tx, statements };
-    Attempt::Ran(f(&mut pg).and_then(|result| {
+    let mut pg = PgTx {
+        tx,
+        statements,
+        trips,
+    };
+    let result = f(&mut pg);
+    // The commit, or the rollback when the transaction is dropped: one more round trip.
+    trips.fetch_add(1, Ordering::Relaxed);
+    Attempt::Ran(result.and_then(|result| {
         pg.tx.commit()?;
         Ok(result)
     }))
@@ -305,6 +326,8 @@ fn migrate(client: &mut Client) -> Result<(), ServerError> {
 struct PgTx<'a> {
     tx: Transaction<'a>,
     statements: &'a mut HashMap<&'static str, Statement>,
+    /// The store's round-trip counter.
+    trips: &'a AtomicU64,
 }
 
 impl PgTx<'_> {
@@ -312,6 +335,7 @@ impl PgTx<'_> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
+        self.trips.fetch_add(1, Ordering::Relaxed);
         let s = self.tx.prepare(sql)?;
         self.statements.insert(sql, s.clone());
         Ok(s)
@@ -323,6 +347,7 @@ impl PgTx<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, ServerError> {
         let s = self.statement(sql)?;
+        self.trips.fetch_add(1, Ordering::Relaxed);
         Ok(self.tx.execute(&s, params)?)
     }
 
@@ -332,6 +357,7 @@ impl PgTx<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>, ServerError> {
         let s = self.statement(sql)?;
+        self.trips.fetch_add(1, Ordering::Relaxed);
         Ok(self.tx.query(&s, params)?)
     }
 
@@ -341,6 +367,7 @@ impl PgTx<'_> {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<postgres::Row>, ServerError> {
         let s = self.statement(sql)?;
+        self.trips.fetch_add(1, Ordering::Relaxed);
         Ok(self.tx.query_opt(&s, params)?)
     }
 }

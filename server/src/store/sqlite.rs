@@ -4,9 +4,11 @@
 //! SQLite's lock), and a read-modify-write can never lose an update.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 mod audit;
@@ -24,6 +26,9 @@ use crate::ServerError;
 /// An open SQLite database.
 pub(super) struct SqliteDb {
     conn: Mutex<Connection>,
+    /// Statements the connection ran since it was opened, the migration's excepted (SQLite's
+    /// statement trace: `BEGIN`, each statement, `COMMIT`; a trigger's inner statements not).
+    round_trips: Arc<AtomicU64>,
 }
 
 impl SqliteDb {
@@ -36,9 +41,28 @@ impl SqliteDb {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrate(&mut conn)?;
+        let round_trips = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&round_trips);
+        conn.trace_v2(
+            TraceEventCodes::SQLITE_TRACE_STMT,
+            Some(move |event: TraceEvent<'_>| {
+                // A trigger's statements are traced as `-- TRIGGER name`: part of their statement.
+                if let TraceEvent::Stmt(_, sql) = event {
+                    if !sql.starts_with("--") {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }),
+        )?;
         Ok(Self {
             conn: Mutex::new(conn),
+            round_trips,
         })
+    }
+
+    /// Statements run so far by this store's transactions.
+    pub(super) fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
