@@ -41,7 +41,8 @@ fn iso_session(env: &Env, identity: &str, block: &str) -> [u64; 4] {
             &json!({ "session": session, "request": request }),
         )
     });
-    let done = json!({ "session": session, "outcome": "unlocked", "puk_rotated": false, "detail": "" });
+    let done =
+        json!({ "session": session, "outcome": "unlocked", "puk_rotated": false, "detail": "" });
     let (_, complete_n) = counted(env, |e| e.post("/v1/unlock/complete", &done));
     [start_n, answers_n, admin_n, complete_n]
 }

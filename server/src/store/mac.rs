@@ -16,6 +16,7 @@
 //! default (`NULL`, or 0 / false for a column declared [`Omit::Zero`]) is left out of the
 //! encoding, so a migration adding such a column keeps every existing MAC valid.
 
+mod fused;
 pub(crate) mod guard;
 mod guard_ops;
 mod guard_rules;
@@ -421,6 +422,83 @@ pub(crate) fn select_sql(
         sql.push_str(&format!("{name} = {}", p(i + 1)));
     }
     intern(sql)
+}
+
+/// [`select_sql`] with the rows locked until the transaction ends (`FOR UPDATE`, PostgreSQL;
+/// SQLite's `BEGIN IMMEDIATE` already holds the whole database).
+pub(crate) fn select_locked_sql(
+    table: &Table,
+    filter: &[(&'static str, Val)],
+    p: fn(usize) -> String,
+) -> &'static str {
+    intern(format!("{} FOR UPDATE", select_sql(table, filter, p)))
+}
+
+/// `DELETE FROM <table> WHERE f1 = p(1) AND ... RETURNING <all columns>, mac`.
+pub(crate) fn delete_returning_sql(
+    table: &Table,
+    filter: &[(&'static str, Val)],
+    p: fn(usize) -> String,
+) -> &'static str {
+    let cols: Vec<&str> = table.all().map(|c| c.name).collect();
+    let mut sql = format!("DELETE FROM {}", table.name);
+    push_where(&mut sql, filter.iter().map(|(name, _)| *name), 1, p);
+    sql.push_str(&format!(" RETURNING {}, mac", cols.join(", ")));
+    intern(sql)
+}
+
+/// `INSERT INTO <table> (<all columns>, mac) VALUES (p(1), ...)`, with `ON CONFLICT DO
+/// NOTHING` when `or_nothing`.
+pub(crate) fn insert_sql(table: &Table, or_nothing: bool, p: fn(usize) -> String) -> &'static str {
+    let cols: Vec<&str> = table.all().map(|c| c.name).collect();
+    let params: Vec<String> = (1..=cols.len() + 1).map(p).collect();
+    let conflict = if or_nothing {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
+    intern(format!(
+        "INSERT INTO {} ({}, mac) VALUES ({}){conflict}",
+        table.name,
+        cols.join(", "),
+        params.join(", ")
+    ))
+}
+
+/// `UPDATE <table> SET c1 = p(1), ..., mac = p(n+1) WHERE k1 = p(n+2) AND ... AND mac =
+/// p(last)`: the new values with their MAC, written only over the row whose MAC was checked.
+pub(crate) fn update_cols_sql(
+    table: &Table,
+    cols: &[&'static str],
+    p: fn(usize) -> String,
+) -> &'static str {
+    let mut sets: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = {}", p(i + 1)))
+        .collect();
+    sets.push(format!("mac = {}", p(cols.len() + 1)));
+    let mut sql = format!("UPDATE {} SET {}", table.name, sets.join(", "));
+    let key = table.key.iter().map(|c| c.name);
+    push_where(&mut sql, key, cols.len() + 2, p);
+    sql.push_str(&format!(
+        " AND mac = {}",
+        p(cols.len() + 2 + table.key.len())
+    ));
+    intern(sql)
+}
+
+/// Appends ` WHERE a = p(first) AND b = p(first + 1) ...`.
+fn push_where<'a>(
+    sql: &mut String,
+    names: impl Iterator<Item = &'a str>,
+    first: usize,
+    p: fn(usize) -> String,
+) {
+    for (i, name) in names.enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        sql.push_str(&format!("{name} = {}", p(first + i)));
+    }
 }
 
 /// `UPDATE <table> SET mac = p(1) WHERE k1 = p(2) AND ...`.

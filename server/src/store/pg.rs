@@ -802,7 +802,44 @@ impl Tx for PgTx<'_> {
         table: &'static Table,
         filter: &[(&'static str, Val)],
     ) -> Result<Vec<MacRow>, ServerError> {
-        self.mac_rows_pg(table, filter)
+        self.mac_rows_pg(table, filter, false)
+    }
+
+    fn mac_rows_locked(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.mac_rows_pg(table, filter, true)
+    }
+
+    fn delete_mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.delete_mac_rows_pg(table, filter)
+    }
+
+    fn insert_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError> {
+        self.insert_mac_row_pg(table, values, mac, or_nothing)
+    }
+
+    fn update_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError> {
+        self.update_mac_row_pg(table, key, sets, mac, old_mac)
     }
 
     fn set_row_mac(

@@ -530,6 +530,44 @@ impl Tx for SqliteTx<'_> {
         mac::mac_rows(self.0, table, filter)
     }
 
+    fn mac_rows_locked(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        // `BEGIN IMMEDIATE` holds the whole database.
+        mac::mac_rows(self.0, table, filter)
+    }
+
+    fn delete_mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        mac::delete_mac_rows(self.0, table, filter)
+    }
+
+    fn insert_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError> {
+        mac::insert_mac_row(self.0, table, values, mac, or_nothing)
+    }
+
+    fn update_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError> {
+        mac::update_mac_row(self.0, table, key, sets, (mac, old_mac))
+    }
+
     fn set_row_mac(
         &mut self,
         table: &'static Table,

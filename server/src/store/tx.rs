@@ -188,6 +188,38 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
         table: &'static Table,
         filter: &[(&'static str, Val)],
     ) -> Result<Vec<MacRow>, ServerError>;
+    /// [`Tx::mac_rows`], the rows locked until the transaction ends.
+    fn mac_rows_locked(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError>;
+    /// Deletes the rows of a MACed table whose columns equal `filter` and returns them as they
+    /// were, with their stored MAC (one statement: `DELETE ... RETURNING`).
+    fn delete_mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError>;
+    /// Inserts a whole row (`values` in [`Table::all`] order) with its MAC; with `or_nothing`,
+    /// nothing if its key exists. Returns the rows inserted.
+    fn insert_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError>;
+    /// Sets the columns `sets` of the row with primary key `key` and its MAC to `mac`, only
+    /// while its stored MAC is `old_mac` (the one checked). Returns the rows changed.
+    fn update_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError>;
     /// Sets the MAC of the row with primary key `key`.
     fn set_row_mac(
         &mut self,

@@ -20,6 +20,45 @@ fn param(v: &Val) -> Box<dyn ToSql + Sync> {
     }
 }
 
+/// A value bound to a column of `kind` (a `NULL` typed as the column, a flag as a boolean).
+fn typed(v: &Val, kind: Kind) -> Box<dyn ToSql + Sync> {
+    match (v, kind) {
+        (Val::Null, Kind::Int) => Box::new(None::<i64>),
+        (Val::Null, Kind::Bool) => Box::new(None::<bool>),
+        (Val::Null, Kind::Blob) => Box::new(None::<Vec<u8>>),
+        (Val::Null, Kind::Real) => Box::new(None::<f64>),
+        (Val::Int(i), Kind::Bool) => Box::new(*i != 0),
+        (Val::Int(i), Kind::Real) => Box::new(f64::from_bits(*i as u64)),
+        (v, _) => param(v),
+    }
+}
+
+/// The column kind of `name` in `table` (text for a name it does not have).
+fn kind_of(table: &Table, name: &str) -> Kind {
+    table
+        .all()
+        .find(|c| c.name == name)
+        .map_or(Kind::Text, |c| c.kind)
+}
+
+/// Rows of `SELECT <all columns>, mac` (or `RETURNING` them).
+fn decode(table: &Table, rows: &[postgres::Row]) -> Result<Vec<MacRow>, ServerError> {
+    let n = table.all().count();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let values = table
+            .all()
+            .enumerate()
+            .map(|(i, c)| read(r, i, c.kind))
+            .collect::<Result<Vec<Val>, _>>()?;
+        out.push(MacRow {
+            values,
+            mac: r.try_get(n)?,
+        });
+    }
+    Ok(out)
+}
+
 fn read(r: &postgres::Row, i: usize, kind: Kind) -> Result<Val, postgres::Error> {
     Ok(match kind {
         Kind::Int => r.try_get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int),
@@ -43,24 +82,65 @@ impl PgTx<'_> {
         &mut self,
         table: &'static Table,
         filter: &[(&'static str, Val)],
+        lock: bool,
     ) -> Result<Vec<MacRow>, ServerError> {
         let boxes: Vec<Box<dyn ToSql + Sync>> = filter.iter().map(|(_, v)| param(v)).collect();
         let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
-        let rows = self.query(mac::select_sql(table, filter, p), &params)?;
-        let n = table.all().count();
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let values = table
-                .all()
-                .enumerate()
-                .map(|(i, c)| read(r, i, c.kind))
-                .collect::<Result<Vec<Val>, _>>()?;
-            out.push(MacRow {
-                values,
-                mac: r.try_get(n)?,
-            });
-        }
-        Ok(out)
+        let sql = if lock {
+            mac::select_locked_sql(table, filter, p)
+        } else {
+            mac::select_sql(table, filter, p)
+        };
+        let rows = self.query(sql, &params)?;
+        decode(table, &rows)
+    }
+
+    pub(super) fn delete_mac_rows_pg(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        let boxes: Vec<Box<dyn ToSql + Sync>> = filter.iter().map(|(_, v)| param(v)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
+        let rows = self.query(mac::delete_returning_sql(table, filter, p), &params)?;
+        decode(table, &rows)
+    }
+
+    pub(super) fn insert_mac_row_pg(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError> {
+        let boxes: Vec<Box<dyn ToSql + Sync>> = table
+            .all()
+            .zip(values)
+            .map(|(c, v)| typed(v, c.kind))
+            .chain(std::iter::once(param(&Val::Blob(mac.to_vec()))))
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
+        self.execute(mac::insert_sql(table, or_nothing, p), &params)
+    }
+
+    pub(super) fn update_mac_row_pg(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError> {
+        let names: Vec<&'static str> = sets.iter().map(|(n, _)| *n).collect();
+        let boxes: Vec<Box<dyn ToSql + Sync>> = sets
+            .iter()
+            .map(|(n, v)| typed(v, kind_of(table, n)))
+            .chain(std::iter::once(param(&Val::Blob(mac.to_vec()))))
+            .chain(key.iter().map(param))
+            .chain(std::iter::once(param(&Val::Blob(old_mac.to_vec()))))
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
+        self.execute(mac::update_cols_sql(table, &names, p), &params)
     }
 
     pub(super) fn set_row_mac_pg(

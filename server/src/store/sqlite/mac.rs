@@ -20,6 +20,34 @@ fn value(v: &Val) -> Value {
     }
 }
 
+/// A value bound to a column of `kind` (a float kept as its bits bound as a float).
+fn typed(v: &Val, kind: Kind) -> Value {
+    match (v, kind) {
+        (Val::Int(i), Kind::Real) => Value::Real(f64::from_bits(*i as u64)),
+        (v, _) => value(v),
+    }
+}
+
+fn kind_of(table: &Table, name: &str) -> Kind {
+    table
+        .all()
+        .find(|c| c.name == name)
+        .map_or(Kind::Text, |c| c.kind)
+}
+
+/// A row of `SELECT <all columns>, mac` (or `RETURNING` them).
+fn decode(table: &Table, r: &rusqlite::Row<'_>) -> rusqlite::Result<MacRow> {
+    let values = table
+        .all()
+        .enumerate()
+        .map(|(i, c)| read(r, i, c.kind))
+        .collect::<rusqlite::Result<Vec<Val>>>()?;
+    Ok(MacRow {
+        values,
+        mac: r.get(table.all().count())?,
+    })
+}
+
 fn read(r: &rusqlite::Row<'_>, i: usize, kind: Kind) -> rusqlite::Result<Val> {
     Ok(match kind {
         Kind::Int => r.get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int),
@@ -40,22 +68,58 @@ pub(super) fn mac_rows(
     filter: &[(&'static str, Val)],
 ) -> Result<Vec<MacRow>, ServerError> {
     let mut stmt = conn.prepare_cached(mac::select_sql(table, filter, p))?;
-    let n = table.all().count();
     let rows = stmt.query_map(
         params_from_iter(filter.iter().map(|(_, v)| value(v))),
-        |r| {
-            let values = table
-                .all()
-                .enumerate()
-                .map(|(i, c)| read(r, i, c.kind))
-                .collect::<rusqlite::Result<Vec<Val>>>()?;
-            Ok(MacRow {
-                values,
-                mac: r.get(n)?,
-            })
-        },
+        |r| decode(table, r),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn delete_mac_rows(
+    conn: &Connection,
+    table: &'static Table,
+    filter: &[(&'static str, Val)],
+) -> Result<Vec<MacRow>, ServerError> {
+    let mut stmt = conn.prepare_cached(mac::delete_returning_sql(table, filter, p))?;
+    let rows = stmt.query_map(
+        params_from_iter(filter.iter().map(|(_, v)| value(v))),
+        |r| decode(table, r),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn insert_mac_row(
+    conn: &Connection,
+    table: &'static Table,
+    values: &[Val],
+    mac: &[u8; 32],
+    or_nothing: bool,
+) -> Result<u64, ServerError> {
+    let mut stmt = conn.prepare_cached(mac::insert_sql(table, or_nothing, p))?;
+    let params = table
+        .all()
+        .zip(values)
+        .map(|(c, v)| typed(v, c.kind))
+        .chain(std::iter::once(Value::Blob(mac.to_vec())));
+    Ok(stmt.execute(params_from_iter(params))? as u64)
+}
+
+pub(super) fn update_mac_row(
+    conn: &Connection,
+    table: &'static Table,
+    key: &[Val],
+    sets: &[(&'static str, Val)],
+    (mac, old_mac): (&[u8; 32], &[u8]),
+) -> Result<u64, ServerError> {
+    let names: Vec<&'static str> = sets.iter().map(|(n, _)| *n).collect();
+    let mut stmt = conn.prepare_cached(mac::update_cols_sql(table, &names, p))?;
+    let params = sets
+        .iter()
+        .map(|(n, v)| typed(v, kind_of(table, n)))
+        .chain(std::iter::once(Value::Blob(mac.to_vec())))
+        .chain(key.iter().map(value))
+        .chain(std::iter::once(Value::Blob(old_mac.to_vec())));
+    Ok(stmt.execute(params_from_iter(params))? as u64)
 }
 
 pub(super) fn set_row_mac(
