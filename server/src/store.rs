@@ -422,6 +422,25 @@ impl Store {
     /// outside `tx`.
     pub(crate) fn transact<R>(
         &self,
+        f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        self.call(false, f)
+    }
+
+    /// Runs `f`, which only reads, without a transaction where the backend allows it
+    /// (PostgreSQL: no `BEGIN`/`COMMIT` round trips; SQLite: one transaction as
+    /// [`Store::transact`]). Each of its statements must be consistent on its own: what
+    /// is cross-checked is read in one statement.
+    pub(crate) fn read<R>(
+        &self,
+        f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        self.call(true, f)
+    }
+
+    fn call<R>(
+        &self,
+        read_only: bool,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         let started = std::time::Instant::now();
@@ -434,7 +453,7 @@ impl Store {
                 None => f(tx),
             }
         };
-        let result = self.run(&mut attempt);
+        let result = self.run(read_only, &mut attempt);
         if result.is_ok() {
             scope.committed();
         }
@@ -448,10 +467,13 @@ impl Store {
 
     fn run<R>(
         &self,
+        read_only: bool,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         match &self.backend {
             Backend::Sqlite(db) => db.transact(f),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) if read_only => db.read(f),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.transact(f),
         }
@@ -673,7 +695,7 @@ impl Store {
         identity_hex: &str,
     ) -> Result<Option<CardRecord>, ServerError> {
         let (profile, identity) = parse_card(profile, identity_hex)?;
-        self.transact(|tx| tx.read_card((profile, &identity)))
+        self.read(|tx| tx.read_card((profile, &identity)))
     }
 
     /// The whole audit log, oldest first.
@@ -692,7 +714,7 @@ impl Store {
         token_hash: &[u8; 32],
         now: i64,
     ) -> Result<Option<Session>, ServerError> {
-        self.transact(|tx| tx.live_session(token_hash, now))
+        self.read(|tx| tx.live_session(token_hash, now))
     }
 
     /// The card's answer hashes, unless it is locked (or, for a session without card proof,
@@ -703,7 +725,7 @@ impl Store {
         identity: &str,
         blind_now: Option<i64>,
     ) -> Result<AnswerCheck, ServerError> {
-        self.transact(|tx| session::answer_check(tx, (profile, identity), blind_now))
+        self.read(|tx| session::answer_check(tx, (profile, identity), blind_now))
     }
 }
 

@@ -501,6 +501,40 @@ fn push_where<'a>(
     }
 }
 
+/// The card's audit counts of [`super::tx::Tx::card_audit_counts`] as two columns, over the
+/// card's key at `p(1)`, `p(2)`: wrong answer sets since the last success or lift, locks
+/// since the last lift.
+pub(crate) fn audit_counts_sql(p: fn(usize) -> String) -> &'static str {
+    let (a, b) = (p(1), p(2));
+    intern(format!(
+        "(SELECT COUNT(*) FROM audit
+   WHERE profile = {a} AND identity = {b} AND event = 'answers' AND outcome = 'wrong_answers'
+     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = {a} AND identity = {b}
+       AND ((event = 'answers' AND outcome = 'verified')
+         OR (event = 'lift_lock' AND outcome = 'lifted'))), 0)),
+  (SELECT COUNT(*) FROM audit
+   WHERE profile = {a} AND identity = {b} AND event = 'lock' AND outcome = 'locked'
+     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = {a} AND identity = {b}
+       AND event = 'lift_lock' AND outcome = 'lifted'), 0))"
+    ))
+}
+
+/// The card's row with its MAC and its audit counts ([`audit_counts_sql`]) in one statement
+/// (one snapshot), locked with `FOR UPDATE` when `lock`.
+pub(crate) fn card_counted_sql(p: fn(usize) -> String, lock: bool) -> &'static str {
+    let cols: Vec<&str> = CARDS.all().map(|c| c.name).collect();
+    let mut sql = format!(
+        "SELECT {}, mac, {} FROM cards",
+        cols.join(", "),
+        audit_counts_sql(p)
+    );
+    push_where(&mut sql, CARDS.key.iter().map(|c| c.name), 1, p);
+    if lock {
+        sql.push_str(" FOR UPDATE");
+    }
+    intern(sql)
+}
+
 /// `UPDATE <table> SET mac = p(1) WHERE k1 = p(2) AND ...`.
 pub(crate) fn update_sql(table: &Table, p: fn(usize) -> String) -> &'static str {
     let mut sql = format!("UPDATE {} SET mac = {}", table.name, p(1));
@@ -513,7 +547,7 @@ pub(crate) fn update_sql(table: &Table, p: fn(usize) -> String) -> &'static str 
 
 /// One `'static` copy of each statement text (their number is bounded by the tables and the
 /// filters of [`guard`]), so the backends can cache the prepared statements by text.
-fn intern(sql: String) -> &'static str {
+pub(crate) fn intern(sql: String) -> &'static str {
     static TEXTS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
         std::sync::OnceLock::new();
     let mut texts = TEXTS

@@ -243,6 +243,41 @@ impl PgDb {
         }
     }
 
+    /// Runs `f`, which only reads, without a transaction: each statement commits on its own,
+    /// so no `BEGIN` and no `COMMIT` round trip. For reads whose each statement is consistent
+    /// on its own (a row with what is checked against it, in one statement): a writing
+    /// transaction reads again under its row locks. A pooled connection the server dropped is
+    /// discarded and `f` runs again on another (`f` may run more than once).
+    pub(super) fn read<R>(
+        &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        let mut stale = 0;
+        loop {
+            let mut conn = self
+                .pool
+                .get()
+                .map_err(|e| ServerError::DatabaseUnavailable(e.to_string()))?;
+            let PgConn { client, statements } = &mut *conn;
+            let mut pg = PgTx {
+                tx: Conn::Auto(client),
+                statements,
+                trips: &self.round_trips,
+            };
+            let result = f(&mut pg);
+            drop(pg);
+            match result {
+                Err(ServerError::DatabaseUnavailable(e))
+                    if conn.client.is_closed() && stale <= self.pool.max_size() =>
+                {
+                    stale += 1;
+                    log::warn!("database connection lost ({e}); trying another");
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Round trips to the database so far, by every transaction of this store.
     pub(super) fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
@@ -273,7 +308,7 @@ fn run_once<R>(
         Err(e) => return Attempt::NotStarted(e),
     };
     let mut pg = PgTx {
-        tx,
+        tx: Conn::Tx(tx),
         statements,
         trips,
     };
@@ -281,7 +316,9 @@ fn run_once<R>(
     // The commit, or the rollback when the transaction is dropped: one more round trip.
     trips.fetch_add(1, Ordering::Relaxed);
     Attempt::Ran(result.and_then(|result| {
-        pg.tx.commit()?;
+        if let Conn::Tx(tx) = pg.tx {
+            tx.commit()?;
+        }
         Ok(result)
     }))
 }
@@ -323,8 +360,16 @@ fn migrate(client: &mut Client) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// Where a [`PgTx`]'s statements run.
+enum Conn<'a> {
+    /// In one transaction.
+    Tx(Transaction<'a>),
+    /// Each on its own (autocommit), for reads that need no transaction ([`PgDb::read`]).
+    Auto(&'a mut Client),
+}
+
 struct PgTx<'a> {
-    tx: Transaction<'a>,
+    tx: Conn<'a>,
     statements: &'a mut HashMap<&'static str, Statement>,
     /// The store's round-trip counter.
     trips: &'a AtomicU64,
@@ -336,7 +381,10 @@ impl PgTx<'_> {
             return Ok(s.clone());
         }
         self.trips.fetch_add(1, Ordering::Relaxed);
-        let s = self.tx.prepare(sql)?;
+        let s = match &mut self.tx {
+            Conn::Tx(tx) => tx.prepare(sql)?,
+            Conn::Auto(client) => client.prepare(sql)?,
+        };
         self.statements.insert(sql, s.clone());
         Ok(s)
     }
@@ -348,7 +396,10 @@ impl PgTx<'_> {
     ) -> Result<u64, ServerError> {
         let s = self.statement(sql)?;
         self.trips.fetch_add(1, Ordering::Relaxed);
-        Ok(self.tx.execute(&s, params)?)
+        Ok(match &mut self.tx {
+            Conn::Tx(tx) => tx.execute(&s, params)?,
+            Conn::Auto(client) => client.execute(&s, params)?,
+        })
     }
 
     fn query(
@@ -358,7 +409,10 @@ impl PgTx<'_> {
     ) -> Result<Vec<postgres::Row>, ServerError> {
         let s = self.statement(sql)?;
         self.trips.fetch_add(1, Ordering::Relaxed);
-        Ok(self.tx.query(&s, params)?)
+        Ok(match &mut self.tx {
+            Conn::Tx(tx) => tx.query(&s, params)?,
+            Conn::Auto(client) => client.query(&s, params)?,
+        })
     }
 
     fn query_opt(
@@ -368,7 +422,10 @@ impl PgTx<'_> {
     ) -> Result<Option<postgres::Row>, ServerError> {
         let s = self.statement(sql)?;
         self.trips.fetch_add(1, Ordering::Relaxed);
-        Ok(self.tx.query_opt(&s, params)?)
+        Ok(match &mut self.tx {
+            Conn::Tx(tx) => tx.query_opt(&s, params)?,
+            Conn::Auto(client) => client.query_opt(&s, params)?,
+        })
     }
 }
 
@@ -786,6 +843,13 @@ impl Tx for PgTx<'_> {
 
     fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
         self.card_audit_counts_pg(card)
+    }
+
+    fn card_mac_row_counted(
+        &mut self,
+        card: CardKey<'_>,
+    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+        self.card_mac_row_counted_pg(card)
     }
 
     fn last_card_audit_detail(

@@ -513,6 +513,13 @@ impl Tx for SqliteTx<'_> {
         mac::card_audit_counts(self.0, card)
     }
 
+    fn card_mac_row_counted(
+        &mut self,
+        card: CardKey<'_>,
+    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+        mac::card_mac_row_counted(self.0, card)
+    }
+
     fn last_card_audit_detail(
         &mut self,
         (profile, identity): CardKey<'_>,

@@ -173,6 +173,23 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     /// Audit rows of the card since its counter was last reset: wrong answer sets (since the
     /// last success or lift) and locks (since the last lift).
     fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError>;
+    /// The card (row-locked, as [`Tx::read_card`]) with its audit counts
+    /// ([`Tx::card_audit_counts`]).
+    fn read_card_audited(
+        &mut self,
+        card: CardKey<'_>,
+    ) -> Result<Option<(CardRecord, (u32, u32))>, ServerError> {
+        let Some(record) = self.read_card(card)? else {
+            return Ok(None);
+        };
+        let counts = self.card_audit_counts(card)?;
+        Ok(Some((record, counts)))
+    }
+    /// The card's row with its MAC, row-locked, and its audit counts, in one statement.
+    fn card_mac_row_counted(
+        &mut self,
+        card: CardKey<'_>,
+    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError>;
     /// The detail of the card's newest audit row with this event and outcome.
     fn last_card_audit_detail(
         &mut self,

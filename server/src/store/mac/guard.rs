@@ -495,6 +495,29 @@ impl Tx for MacTx<'_> {
         self.inner.card_audit_counts(card)
     }
 
+    fn read_card_audited(
+        &mut self,
+        card: CardKey<'_>,
+    ) -> Result<Option<(CardRecord, (u32, u32))>, ServerError> {
+        let Some((row, counts)) = self.inner.card_mac_row_counted(card)? else {
+            return Ok(None);
+        };
+        check_rows(self.key, &CARDS, std::slice::from_ref(&row))?;
+        self.remember(&CARDS, &row, true);
+        let fields = Fields {
+            table: &CARDS,
+            values: &row.values,
+        };
+        Ok(Some((fields.card(card)?, counts)))
+    }
+
+    fn card_mac_row_counted(
+        &mut self,
+        card: CardKey<'_>,
+    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+        self.inner.card_mac_row_counted(card)
+    }
+
     fn last_card_audit_detail(
         &mut self,
         card: CardKey<'_>,

@@ -7,6 +7,11 @@ use crate::store::mac::{self, Kind, MacRow, Table, Val};
 use crate::store::tx::CardKey;
 use crate::ServerError;
 
+/// `SELECT <expressions>`, one `'static` text.
+fn intern_select(expressions: &str) -> &'static str {
+    mac::intern(format!("SELECT {expressions}"))
+}
+
 fn p(i: usize) -> String {
     format!("${i}")
 }
@@ -191,21 +196,33 @@ impl PgTx<'_> {
         (profile, identity): CardKey<'_>,
     ) -> Result<(u32, u32), ServerError> {
         let r = self.query_opt(
-            "SELECT
-  (SELECT COUNT(*) FROM audit
-   WHERE profile = $1 AND identity = $2 AND event = 'answers' AND outcome = 'wrong_answers'
-     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = $1 AND identity = $2
-       AND ((event = 'answers' AND outcome = 'verified')
-         OR (event = 'lift_lock' AND outcome = 'lifted'))), 0)),
-  (SELECT COUNT(*) FROM audit
-   WHERE profile = $1 AND identity = $2 AND event = 'lock' AND outcome = 'locked'
-     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = $1 AND identity = $2
-       AND event = 'lift_lock' AND outcome = 'lifted'), 0))",
+            intern_select(mac::audit_counts_sql(p)),
             &[&profile.as_str(), &identity],
         )?;
         match r {
             Some(r) => Ok((small(r.get(0))?, small(r.get(1))?)),
             None => Ok((0, 0)),
+        }
+    }
+
+    pub(super) fn card_mac_row_counted_pg(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+        let rows = self.query(
+            mac::card_counted_sql(p, true),
+            &[&profile.as_str(), &identity],
+        )?;
+        let n = mac::CARDS.all().count();
+        match rows.first() {
+            None => Ok(None),
+            Some(r) => {
+                let row = decode(&mac::CARDS, std::slice::from_ref(r))?
+                    .pop()
+                    .ok_or_else(|| ServerError::InvalidInput("card row".into()))?;
+                let counts = (small(r.try_get(n + 1)?)?, small(r.try_get(n + 2)?)?);
+                Ok(Some((row, counts)))
+            }
         }
     }
 

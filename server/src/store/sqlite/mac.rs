@@ -166,28 +166,28 @@ pub(super) fn set_row_mac_done(conn: &Connection) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// The statement of [`crate::store::tx::Tx::card_audit_counts`] (the same on both backends
-/// but for the placeholders).
-pub(crate) const CARD_AUDIT_COUNTS: &str = "
-SELECT
-  (SELECT COUNT(*) FROM audit
-   WHERE profile = ?1 AND identity = ?2 AND event = 'answers' AND outcome = 'wrong_answers'
-     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = ?1 AND identity = ?2
-       AND ((event = 'answers' AND outcome = 'verified')
-         OR (event = 'lift_lock' AND outcome = 'lifted'))), 0)),
-  (SELECT COUNT(*) FROM audit
-   WHERE profile = ?1 AND identity = ?2 AND event = 'lock' AND outcome = 'locked'
-     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = ?1 AND identity = ?2
-       AND event = 'lift_lock' AND outcome = 'lifted'), 0))";
-
 pub(super) fn card_audit_counts(
     conn: &Connection,
     (profile, identity): CardKey<'_>,
 ) -> Result<(u32, u32), ServerError> {
-    let mut stmt = conn.prepare_cached(CARD_AUDIT_COUNTS)?;
+    let sql = format!("SELECT {}", mac::audit_counts_sql(p));
+    let mut stmt = conn.prepare_cached(&sql)?;
     Ok(stmt.query_row(params![profile.as_str(), identity], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })?)
+}
+
+pub(super) fn card_mac_row_counted(
+    conn: &Connection,
+    (profile, identity): CardKey<'_>,
+) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+    let mut stmt = conn.prepare_cached(mac::card_counted_sql(p, false))?;
+    let n = mac::CARDS.all().count();
+    Ok(stmt
+        .query_row(params![profile.as_str(), identity], |r| {
+            Ok((decode(&mac::CARDS, r)?, (r.get(n + 1)?, r.get(n + 2)?)))
+        })
+        .optional()?)
 }
 
 pub(super) fn last_card_audit_detail(
