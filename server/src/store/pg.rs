@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -45,6 +45,8 @@ use crate::ServerError;
 /// How long a request waits for a pooled connection (and a new connection for its handshake)
 /// before it fails with "database unavailable".
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often (at most) a store handle deletes expired sessions.
+const SWEEP_EVERY_MS: i64 = 30_000;
 /// Tries of a transaction that hit a deadlock or a serialization failure.
 const TRIES: u32 = 5;
 /// Key of the advisory lock that serializes migrations of concurrently starting instances.
@@ -113,6 +115,8 @@ pub(super) struct PgDb {
     /// Statements sent to the database by [`PgDb::transact`] (each a round trip: `BEGIN`,
     /// a statement's first `PREPARE` on a connection, every statement, `COMMIT`/`ROLLBACK`).
     round_trips: AtomicU64,
+    /// When this handle last deleted expired sessions (ms since the Unix epoch).
+    last_sweep_ms: AtomicI64,
 }
 
 /// Whether an error means the database cannot be reached (down, restarting, connection lost),
@@ -202,6 +206,7 @@ impl PgDb {
         Ok(Self {
             pool,
             round_trips: AtomicU64::new(0),
+            last_sweep_ms: AtomicI64::new(0),
         })
     }
 
@@ -220,7 +225,7 @@ impl PgDb {
                 .pool
                 .get()
                 .map_err(|e| ServerError::DatabaseUnavailable(e.to_string()))?;
-            match run_once(&mut conn, &self.round_trips, f) {
+            match run_once(&mut conn, self, f) {
                 Attempt::NotStarted(e) if stale <= self.pool.max_size() => {
                     stale += 1;
                     log::warn!("database connection lost ({e}); trying another");
@@ -263,6 +268,7 @@ impl PgDb {
                 tx: Conn::Auto(client),
                 statements,
                 trips: &self.round_trips,
+                last_sweep_ms: &self.last_sweep_ms,
             };
             let result = f(&mut pg);
             drop(pg);
@@ -294,10 +300,11 @@ enum Attempt<R> {
 
 fn run_once<R>(
     conn: &mut PgConn,
-    trips: &AtomicU64,
+    db: &PgDb,
     f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
 ) -> Attempt<R> {
     let PgConn { client, statements } = conn;
+    let trips = &db.round_trips;
     trips.fetch_add(1, Ordering::Relaxed);
     let tx = match client
         .build_transaction()
@@ -311,6 +318,7 @@ fn run_once<R>(
         tx: Conn::Tx(tx),
         statements,
         trips,
+        last_sweep_ms: &db.last_sweep_ms,
     };
     let result = f(&mut pg);
     // The commit, or the rollback when the transaction is dropped: one more round trip.
@@ -373,6 +381,8 @@ struct PgTx<'a> {
     statements: &'a mut HashMap<&'static str, Statement>,
     /// The store's round-trip counter.
     trips: &'a AtomicU64,
+    /// The store's last sweep of expired sessions.
+    last_sweep_ms: &'a AtomicI64,
 }
 
 impl PgTx<'_> {
@@ -607,6 +617,13 @@ impl Tx for PgTx<'_> {
     }
 
     fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
+        // Housekeeping, not a rule (an expired session is refused by its expiry): at most
+        // once per SWEEP_EVERY_MS per store handle, not a round trip on every `start`.
+        let last = self.last_sweep_ms.load(Ordering::Relaxed);
+        if (last..last.saturating_add(SWEEP_EVERY_MS)).contains(&now) {
+            return Ok(());
+        }
+        self.last_sweep_ms.store(now, Ordering::Relaxed);
         // SKIP LOCKED: never wait for (or deadlock with) a transaction holding such a row.
         self.execute(
             "DELETE FROM sessions WHERE token_hash IN

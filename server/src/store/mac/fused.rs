@@ -254,3 +254,6 @@ impl Fields<'_> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests;
