@@ -38,7 +38,7 @@ use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
 use super::redact_url;
 use super::sqlite::CardRow;
-use super::tx::{CardKey, Tx};
+use super::tx::{CardKey, Counted, Tx};
 use super::{schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 
@@ -865,7 +865,7 @@ impl Tx for PgTx<'_> {
     fn card_mac_row_counted(
         &mut self,
         card: CardKey<'_>,
-    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+    ) -> Result<Counted<MacRow>, ServerError> {
         self.card_mac_row_counted_pg(card)
     }
 

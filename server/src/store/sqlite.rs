@@ -19,7 +19,7 @@ mod rules;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
-use super::tx::{CardKey, Tx};
+use super::tx::{CardKey, Counted, Tx};
 use super::{parse_algorithm, schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 
@@ -516,7 +516,7 @@ impl Tx for SqliteTx<'_> {
     fn card_mac_row_counted(
         &mut self,
         card: CardKey<'_>,
-    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+    ) -> Result<Counted<MacRow>, ServerError> {
         mac::card_mac_row_counted(self.0, card)
     }
 

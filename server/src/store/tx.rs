@@ -20,6 +20,9 @@ use super::rules::RulesTx;
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 
+/// A row with its card's audit counts ([`Tx::card_audit_counts`]), if there is one.
+pub(crate) type Counted<T> = Option<(T, (u32, u32))>;
+
 /// A card's key: profile and lowercase hex identity.
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
@@ -178,7 +181,7 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     fn read_card_audited(
         &mut self,
         card: CardKey<'_>,
-    ) -> Result<Option<(CardRecord, (u32, u32))>, ServerError> {
+    ) -> Result<Counted<CardRecord>, ServerError> {
         let Some(record) = self.read_card(card)? else {
             return Ok(None);
         };
@@ -189,7 +192,7 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     fn card_mac_row_counted(
         &mut self,
         card: CardKey<'_>,
-    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError>;
+    ) -> Result<Counted<MacRow>, ServerError>;
     /// The detail of the card's newest audit row with this event and outcome.
     fn last_card_audit_detail(
         &mut self,

@@ -11,7 +11,7 @@ use super::fused::{put, Checked, Fields};
 use super::USED_CHALLENGES;
 use super::{check_rows, row_mac, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
 use crate::store::chain::{AuditHead, ChainRow, Link};
-use crate::store::tx::{CardKey, Tx};
+use crate::store::tx::{CardKey, Counted, Tx};
 use crate::store::{AuditEntry, AuditNote, CardRecord, Session};
 use crate::ServerError;
 
@@ -498,7 +498,7 @@ impl Tx for MacTx<'_> {
     fn read_card_audited(
         &mut self,
         card: CardKey<'_>,
-    ) -> Result<Option<(CardRecord, (u32, u32))>, ServerError> {
+    ) -> Result<Counted<CardRecord>, ServerError> {
         let Some((row, counts)) = self.inner.card_mac_row_counted(card)? else {
             return Ok(None);
         };
@@ -514,7 +514,7 @@ impl Tx for MacTx<'_> {
     fn card_mac_row_counted(
         &mut self,
         card: CardKey<'_>,
-    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+    ) -> Result<Counted<MacRow>, ServerError> {
         self.inner.card_mac_row_counted(card)
     }
 

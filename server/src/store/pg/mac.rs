@@ -4,7 +4,7 @@ use postgres::types::ToSql;
 
 use super::{small, PgTx};
 use crate::store::mac::{self, Kind, MacRow, Table, Val};
-use crate::store::tx::CardKey;
+use crate::store::tx::{CardKey, Counted};
 use crate::ServerError;
 
 /// `SELECT <expressions>`, one `'static` text.
@@ -208,7 +208,7 @@ impl PgTx<'_> {
     pub(super) fn card_mac_row_counted_pg(
         &mut self,
         (profile, identity): CardKey<'_>,
-    ) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+    ) -> Result<Counted<MacRow>, ServerError> {
         let rows = self.query(
             mac::card_counted_sql(p, true),
             &[&profile.as_str(), &identity],

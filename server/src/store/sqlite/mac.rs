@@ -4,7 +4,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::store::mac::{self, Kind, MacRow, Table, Val};
-use crate::store::tx::CardKey;
+use crate::store::tx::{CardKey, Counted};
 use crate::ServerError;
 
 fn p(i: usize) -> String {
@@ -180,7 +180,7 @@ pub(super) fn card_audit_counts(
 pub(super) fn card_mac_row_counted(
     conn: &Connection,
     (profile, identity): CardKey<'_>,
-) -> Result<Option<(MacRow, (u32, u32))>, ServerError> {
+) -> Result<Counted<MacRow>, ServerError> {
     let mut stmt = conn.prepare_cached(mac::card_counted_sql(p, false))?;
     let n = mac::CARDS.all().count();
     Ok(stmt
