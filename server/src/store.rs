@@ -470,6 +470,8 @@ impl Store {
         read_only: bool,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
+        #[cfg(not(feature = "postgres"))]
+        let _ = read_only;
         match &self.backend {
             Backend::Sqlite(db) => db.transact(f),
             #[cfg(feature = "postgres")]

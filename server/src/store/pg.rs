@@ -862,10 +862,7 @@ impl Tx for PgTx<'_> {
         self.card_audit_counts_pg(card)
     }
 
-    fn card_mac_row_counted(
-        &mut self,
-        card: CardKey<'_>,
-    ) -> Result<Counted<MacRow>, ServerError> {
+    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
         self.card_mac_row_counted_pg(card)
     }
 

@@ -513,10 +513,7 @@ impl Tx for SqliteTx<'_> {
         mac::card_audit_counts(self.0, card)
     }
 
-    fn card_mac_row_counted(
-        &mut self,
-        card: CardKey<'_>,
-    ) -> Result<Counted<MacRow>, ServerError> {
+    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
         mac::card_mac_row_counted(self.0, card)
     }
 

@@ -178,10 +178,7 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError>;
     /// The card (row-locked, as [`Tx::read_card`]) with its audit counts
     /// ([`Tx::card_audit_counts`]).
-    fn read_card_audited(
-        &mut self,
-        card: CardKey<'_>,
-    ) -> Result<Counted<CardRecord>, ServerError> {
+    fn read_card_audited(&mut self, card: CardKey<'_>) -> Result<Counted<CardRecord>, ServerError> {
         let Some(record) = self.read_card(card)? else {
             return Ok(None);
         };
@@ -189,10 +186,7 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
         Ok(Some((record, counts)))
     }
     /// The card's row with its MAC, row-locked, and its audit counts, in one statement.
-    fn card_mac_row_counted(
-        &mut self,
-        card: CardKey<'_>,
-    ) -> Result<Counted<MacRow>, ServerError>;
+    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError>;
     /// The detail of the card's newest audit row with this event and outcome.
     fn last_card_audit_detail(
         &mut self,
