@@ -4,8 +4,12 @@
 //! HTTPS connection as a workstation would open it. Prints sessions/s and latency percentiles.
 //!
 //! `cargo bench -p cardunlock-server --bench unlock_load -- [--threads N] [--sessions N]
-//! [--max-seconds N] [--db sqlite|postgres] [--instances N]`
+//! [--max-seconds N] [--db sqlite|postgres] [--instances N] [--matrix] [--cheap-argon2]`
 //! (defaults 4 threads × 25 sessions, stopping early after 60 s, SQLite, one instance).
+//! `--matrix` runs SQLite, PostgreSQL with one instance and PostgreSQL with two, one after the
+//! other, each bounded by `--max-seconds`, and ends with a table of the three. Every run
+//! reports the store's round trips per session ([`cardunlock_server::Store::round_trips`], all
+//! instances' stores summed, divided by the sessions run).
 //! `--db postgres` makes a fresh database (dropped at the end) on the server named by
 //! `CARDUNLOCK_TEST_POSTGRES` (what `scripts/start-postgres.sh` prints). `--instances 2` runs two
 //! servers on the one store; the clients take them in turn, one session each, as a round-robin
@@ -31,6 +35,17 @@ struct Args {
     /// Argon2id at m = 64 KiB, t = 1 (NOT the contract's cost): shows what bounds the server
     /// once Argon2 is out of the way (TLS, HTTP, the database).
     cheap_argon2: bool,
+    /// SQLite, PostgreSQL × 1 and PostgreSQL × 2 in one run.
+    matrix: bool,
+}
+
+/// What one run measured.
+struct Summary {
+    label: String,
+    sessions_per_s: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    round_trips: f64,
 }
 
 fn args() -> Args {
@@ -41,6 +56,7 @@ fn args() -> Args {
         postgres: false,
         instances: 1,
         cheap_argon2: false,
+        matrix: false,
     };
     let argv: Vec<String> = std::env::args().collect();
     let value = |i: usize| argv.get(i + 1).and_then(|v| v.parse::<u64>().ok());
@@ -54,6 +70,7 @@ fn args() -> Args {
                 out.max_seconds = value(i).map_or(out.max_seconds, |v| v.clamp(1, 600))
             }
             "--cheap-argon2" => out.cheap_argon2 = true,
+            "--matrix" => out.matrix = true,
             "--db" => out.postgres = argv.get(i + 1).is_some_and(|v| v == "postgres"),
             "--instances" => {
                 out.instances = value(i).map_or(out.instances, |v| v.clamp(1, 8) as usize)
@@ -134,6 +151,34 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let args = args();
+    let runs: Vec<(bool, usize)> = if args.matrix {
+        vec![(false, 1), (true, 1), (true, 2)]
+    } else {
+        vec![(args.postgres, args.instances)]
+    };
+    let mut summaries = Vec::new();
+    let mut failed = false;
+    for (postgres, instances) in runs {
+        let (summary, ok) = run(&args, postgres, instances);
+        failed |= !ok;
+        summaries.extend(summary);
+    }
+    println!("\n| store | sessions/s | p50 ms | p95 ms | round trips per session |");
+    println!("|---|---|---|---|---|");
+    for s in &summaries {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            s.label, s.sessions_per_s, s.p50_ms, s.p95_ms, s.round_trips
+        );
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// One run: `instances` servers on a fresh SQLite file or PostgreSQL database. Returns its
+/// summary (none if no session completed) and whether every session succeeded.
+fn run(args: &Args, postgres: bool, instances: usize) -> (Option<Summary>, bool) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let argon2 = if args.cheap_argon2 {
         Argon2Params {
@@ -144,7 +189,7 @@ fn main() {
     } else {
         Argon2Params::default()
     };
-    let pg = args.postgres.then(BenchDatabase::create);
+    let pg = postgres.then(BenchDatabase::create);
     let location = match &pg {
         Some(db) => std::path::PathBuf::from(&db.url),
         None => dir.path().join("bench.db"),
@@ -153,7 +198,7 @@ fn main() {
     config.argon2 = argon2;
     // One client address drives the whole load: the per-address rate limits would refuse it.
     config.limits = Limits::without_rate_limits();
-    let servers: Vec<_> = (0..args.instances)
+    let servers: Vec<_> = (0..instances)
         .map(|_| Server::spawn(config.clone()).expect("server starts"))
         .collect();
     let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.url()).collect());
@@ -180,7 +225,7 @@ fn main() {
     println!(
         "unlock_load: {} on {} instance(s), {} threads x {} sessions (cap {} s), Argon2id m={} KiB t={} p={}, {} questions, {} cores",
         server.store().backend_name(),
-        args.instances,
+        instances,
         args.threads,
         args.sessions,
         args.max_seconds,
@@ -191,6 +236,10 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
 
+    let trips = |servers: &[cardunlock_server::ServerHandle]| -> u64 {
+        servers.iter().map(|s| s.store().round_trips()).sum()
+    };
+    let trips_before = trips(&servers);
     let deadline = Instant::now() + Duration::from_secs(args.max_seconds);
     let barrier = Arc::new(Barrier::new(args.threads));
     // Every instance has the same certificate (one state directory).
@@ -241,13 +290,16 @@ fn main() {
         errors += e;
     }
     let elapsed = began.elapsed();
+    let round_trips = trips(&servers) - trips_before;
+    let label = format!("{} × {instances}", servers[0].store().backend_name());
     drop(servers);
     drop(pg);
     latencies.sort();
     if latencies.is_empty() {
         println!("no session completed ({errors} failed)");
-        std::process::exit(1);
+        return (None, false);
     }
+    let per_session = round_trips as f64 / (latencies.len() + errors) as f64;
     println!(
         "completed {} sessions ({} failed) in {:.2} s: {:.1} sessions/s",
         latencies.len(),
@@ -279,9 +331,15 @@ fn main() {
             ms(percentile(times, 95.0))
         );
     }
-    if errors > 0 {
-        std::process::exit(1);
-    }
+    println!("  store round trips: {round_trips} in all, {per_session:.1} per session");
+    let summary = Summary {
+        label,
+        sessions_per_s: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: ms(percentile(&latencies, 50.0)),
+        p95_ms: ms(percentile(&latencies, 95.0)),
+        round_trips: per_session,
+    };
+    (Some(summary), errors == 0)
 }
 
 /// A fresh PostgreSQL database for one run, dropped at the end.

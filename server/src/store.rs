@@ -9,6 +9,7 @@
 //! audit row are committed together or not at all. The slow part of a request (Argon2) never
 //! runs inside a transaction.
 
+mod cards;
 pub(crate) mod chain;
 mod mac;
 pub(crate) mod ops;
@@ -29,7 +30,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_protocol::AlgorithmName;
 
-use crate::answers::{hash_answer, normalise_answer, Argon2Params};
 use crate::ServerError;
 
 pub use chain::{AuditHead, ChainHead, ChainReport};
@@ -364,11 +364,42 @@ impl Store {
         }
     }
 
+    /// Statements this store has sent to its database so far: with PostgreSQL each is a network
+    /// round trip (`BEGIN`, a statement's first `PREPARE` on a pooled connection, each
+    /// statement, `COMMIT` or `ROLLBACK`); with SQLite each statement the connection ran,
+    /// `BEGIN` and `COMMIT` included. Read it before and after some calls to count theirs.
+    pub fn round_trips(&self) -> u64 {
+        match &self.backend {
+            Backend::Sqlite(db) => db.round_trips(),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) => db.round_trips(),
+        }
+    }
+
     /// Runs `f` in one transaction: committed if it returns `Ok`, rolled back if not. `f` may
     /// run more than once (PostgreSQL retries a deadlocked transaction): no side effects
     /// outside `tx`.
     pub(crate) fn transact<R>(
         &self,
+        f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        self.call(false, f)
+    }
+
+    /// Runs `f`, which only reads, without a transaction where the backend allows it
+    /// (PostgreSQL: no `BEGIN`/`COMMIT` round trips; SQLite: one transaction as
+    /// [`Store::transact`]). Each of its statements must be consistent on its own: what
+    /// is cross-checked is read in one statement.
+    pub(crate) fn read<R>(
+        &self,
+        f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        self.call(true, f)
+    }
+
+    fn call<R>(
+        &self,
+        read_only: bool,
         mut f: impl FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         let started = std::time::Instant::now();
@@ -381,7 +412,7 @@ impl Store {
                 None => f(tx),
             }
         };
-        let result = self.run(&mut attempt);
+        let result = self.run(read_only, &mut attempt);
         if result.is_ok() {
             scope.committed();
         }
@@ -395,10 +426,15 @@ impl Store {
 
     fn run<R>(
         &self,
+        read_only: bool,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
+        #[cfg(not(feature = "postgres"))]
+        let _ = read_only;
         match &self.backend {
             Backend::Sqlite(db) => db.transact(f),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(db) if read_only => db.read(f),
             #[cfg(feature = "postgres")]
             Backend::Postgres(db) => db.transact(f),
         }
@@ -425,194 +461,6 @@ impl Store {
         }
     }
 
-    /// Enrols a card (or re-enrols it: user, algorithm and questions are replaced, the card's
-    /// open sessions are closed; generations, pending rotation and lock are kept). The answers are normalised and hashed with `argon2`
-    /// before the database is touched. Returns the record: personalise the card with the
-    /// secrets of its `key_gen` and `puk_gen` ([`crate::kdf`]).
-    pub fn enroll(&self, e: &Enrollment, argon2: &Argon2Params) -> Result<CardRecord, ServerError> {
-        let (profile, identity) = parse_card(&e.profile, &e.identity_hex)?;
-        if profile == Profile::Piv && e.algorithm != Algorithm::TripleDes {
-            return Err(ServerError::InvalidInput(
-                "PIV management keys are 3DES (API.md: piv-mgmt-key)".into(),
-            ));
-        }
-        check_text("name", &e.name, false)?;
-        check_text("email", &e.email, true)?;
-        if e.questions.len() > MAX_QUESTIONS {
-            return Err(ServerError::InvalidInput(format!(
-                "at most {MAX_QUESTIONS} questions"
-            )));
-        }
-        let mut rows = Vec::with_capacity(e.questions.len());
-        for (question, answer) in &e.questions {
-            check_text("question", question, false)?;
-            if answer.len() > MAX_TEXT || normalise_answer(answer).is_empty() {
-                return Err(ServerError::InvalidInput(format!(
-                    "the answer to \"{question}\" must be 1 to {MAX_TEXT} bytes, not only spaces"
-                )));
-            }
-            rows.push((question.as_str(), hash_answer(answer, argon2)?));
-        }
-        let card_auth_key = match &e.card_auth_key {
-            Some(_) if profile != Profile::Piv => {
-                return Err(ServerError::InvalidInput(
-                    "only PIV cards have a Card Authentication key".into(),
-                ))
-            }
-            Some(key) => Some(card_auth_key_hex(key)?),
-            None => None,
-        };
-        let card = (profile, identity.as_str());
-        let algorithm = algorithm_name(e.algorithm);
-        let detail = format!("{} question(s), admin algorithm {algorithm}", rows.len());
-        self.transact(|tx| {
-            let now = now_ms();
-            let inserted = tx.insert_card(card, algorithm, &e.name, &e.email, now)?;
-            if !inserted {
-                // Lock the row, then replace what re-enrolment replaces.
-                tx.read_card(card)?;
-                tx.update_card_user(card, algorithm, &e.name, &e.email)?;
-                tx.delete_questions(card)?;
-                // Sessions opened under the old questions end here: none of them can be
-                // verified against answers that no longer exist.
-                tx.close_card_sessions(card)?;
-                tx.clear_card_diverged(card)?;
-            }
-            for (position, (question, hash)) in rows.iter().enumerate() {
-                let position = u32::try_from(position).unwrap_or(u32::MAX);
-                tx.insert_question(card, position, question, hash)?;
-            }
-            if let Some(key) = &card_auth_key {
-                tx.set_card_auth_key(card, Some(key))?;
-            }
-            tx.insert_audit(
-                &AuditNote {
-                    card: Some(card),
-                    session: None,
-                    event: "enroll",
-                    outcome: if inserted { "enrolled" } else { "re-enrolled" },
-                    detail: &detail,
-                    operator: None,
-                    role: None,
-                    address: None,
-                },
-                now,
-            )?;
-            tx.read_card(card)?.ok_or(ServerError::UnknownCard)
-        })
-    }
-
-    /// Records a PIV card's Card Authentication public key (9E), an uncompressed P-256 point
-    /// (audited). For cards enrolled with [`Store::enroll`], which does not read the card; the
-    /// enrollment station's report records it for cards enrolled through the operator API.
-    /// [`ServerError::UnknownCard`] if the card is not enrolled, [`ServerError::InvalidInput`]
-    /// if the key is not a P-256 point.
-    pub fn set_card_auth_key(
-        &self,
-        identity_hex: &str,
-        public_key: &[u8],
-    ) -> Result<(), ServerError> {
-        let (profile, identity) = parse_card("piv", identity_hex)?;
-        let key = card_auth_key_hex(public_key)?;
-        let card = (profile, identity.as_str());
-        self.transact(|tx| {
-            tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
-            tx.set_card_auth_key(card, Some(&key))?;
-            tx.insert_audit(
-                &AuditNote {
-                    card: Some(card),
-                    session: None,
-                    event: "card_auth_key",
-                    outcome: "recorded",
-                    detail: "",
-                    operator: None,
-                    role: None,
-                    address: None,
-                },
-                now_ms(),
-            )
-        })
-    }
-
-    /// Moves a PIV card to a fresh PUK generation, past every one a workstation has seen, and
-    /// returns it (audited). For the operator after `/puk` answered `puk_at_risk`: find which
-    /// PUK the card holds among generations `puk_gen..=pending_puk_gen` ([`crate::kdf::piv_puk`]),
-    /// change the card's PUK to `kdf::piv_puk(returned generation)`, then call this; the next
-    /// `/puk` releases that one PUK. [`ServerError::UnknownCard`] if the card is not enrolled.
-    pub fn renew_puk_generation(
-        &self,
-        profile: &str,
-        identity_hex: &str,
-    ) -> Result<u32, ServerError> {
-        let (profile, identity) = parse_card(profile, identity_hex)?;
-        if profile != Profile::Piv {
-            return Err(ServerError::InvalidInput(
-                "PUK generations are for PIV cards".into(),
-            ));
-        }
-        let card = (profile, identity.as_str());
-        self.transact(|tx| {
-            let record = tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
-            let top = record.pending_puk_gen.unwrap_or(0).max(record.puk_gen);
-            let fresh = top
-                .checked_add(1)
-                .ok_or_else(|| ServerError::InvalidInput("PUK generation exhausted".into()))?;
-            tx.set_puk_gens(card, fresh, None)?;
-            tx.clear_denied_upto(card, fresh)?;
-            let detail = format!(
-                "PUK generation renewed to {fresh} (was {}, pending {:?})",
-                record.puk_gen, record.pending_puk_gen
-            );
-            tx.insert_audit(
-                &AuditNote {
-                    card: Some(card),
-                    session: None,
-                    event: "puk",
-                    outcome: "operator_renewed",
-                    detail: &detail,
-                    operator: None,
-                    role: None,
-                    address: None,
-                },
-                now_ms(),
-            )?;
-            Ok(fresh)
-        })
-    }
-
-    /// Clears a card's lock and attempt counter (audited). [`ServerError::UnknownCard`] if it is
-    /// not enrolled.
-    pub fn lift_lock(&self, profile: &str, identity_hex: &str) -> Result<(), ServerError> {
-        let (profile, identity) = parse_card(profile, identity_hex)?;
-        let card = (profile, identity.as_str());
-        self.transact(|tx| {
-            let record = tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
-            tx.set_attempts(card, 0, false)?;
-            let detail = format!(
-                "was {}, {} failed attempt(s)",
-                if record.locked {
-                    "locked"
-                } else {
-                    "not locked"
-                },
-                record.failed_attempts
-            );
-            tx.insert_audit(
-                &AuditNote {
-                    card: Some(card),
-                    session: None,
-                    event: "lift_lock",
-                    outcome: "lifted",
-                    detail: &detail,
-                    operator: None,
-                    role: None,
-                    address: None,
-                },
-                now_ms(),
-            )
-        })
-    }
-
     /// The card's record, or `None` if it is not enrolled.
     pub fn card(
         &self,
@@ -620,7 +468,7 @@ impl Store {
         identity_hex: &str,
     ) -> Result<Option<CardRecord>, ServerError> {
         let (profile, identity) = parse_card(profile, identity_hex)?;
-        self.transact(|tx| tx.read_card((profile, &identity)))
+        self.read(|tx| tx.read_card((profile, &identity)))
     }
 
     /// The whole audit log, oldest first.
@@ -639,7 +487,7 @@ impl Store {
         token_hash: &[u8; 32],
         now: i64,
     ) -> Result<Option<Session>, ServerError> {
-        self.transact(|tx| tx.live_session(token_hash, now))
+        self.read(|tx| tx.live_session(token_hash, now))
     }
 
     /// The card's answer hashes, unless it is locked (or, for a session without card proof,
@@ -650,7 +498,7 @@ impl Store {
         identity: &str,
         blind_now: Option<i64>,
     ) -> Result<AnswerCheck, ServerError> {
-        self.transact(|tx| session::answer_check(tx, (profile, identity), blind_now))
+        self.read(|tx| session::answer_check(tx, (profile, identity), blind_now))
     }
 }
 

@@ -16,9 +16,11 @@
 //! default (`NULL`, or 0 / false for a column declared [`Omit::Zero`]) is left out of the
 //! encoding, so a migration adding such a column keeps every existing MAC valid.
 
+mod fused;
 pub(crate) mod guard;
 mod guard_ops;
 mod guard_rules;
+mod sql;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -26,6 +28,13 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::ServerError;
+
+pub(crate) use sql::{
+    audit_counts_sql, card_counted_sql, delete_returning_sql, insert_sql, select_sql,
+    update_cols_sql, update_sql,
+};
+#[cfg(feature = "postgres")]
+pub(crate) use sql::{intern, select_locked_sql};
 
 /// The row-MAC key (32 bytes, from the master secret).
 pub(crate) type RowKey = Zeroizing<[u8; 32]>;
@@ -408,49 +417,6 @@ pub(crate) fn check_rows(
     }
 }
 
-/// `SELECT <all columns>, mac FROM <table> [WHERE f1 = p(1) AND ...]`, `p` giving the
-/// backend's placeholder of parameter `i` (1-based).
-pub(crate) fn select_sql(
-    table: &Table,
-    filter: &[(&'static str, Val)],
-    p: fn(usize) -> String,
-) -> &'static str {
-    let cols: Vec<&str> = table.all().map(|c| c.name).collect();
-    let mut sql = format!("SELECT {}, mac FROM {}", cols.join(", "), table.name);
-    for (i, (name, _)) in filter.iter().enumerate() {
-        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-        sql.push_str(&format!("{name} = {}", p(i + 1)));
-    }
-    intern(sql)
-}
-
-/// `UPDATE <table> SET mac = p(1) WHERE k1 = p(2) AND ...`.
-pub(crate) fn update_sql(table: &Table, p: fn(usize) -> String) -> &'static str {
-    let mut sql = format!("UPDATE {} SET mac = {}", table.name, p(1));
-    for (i, c) in table.key.iter().enumerate() {
-        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-        sql.push_str(&format!("{} = {}", c.name, p(i + 2)));
-    }
-    intern(sql)
-}
-
-/// One `'static` copy of each statement text (their number is bounded by the tables and the
-/// filters of [`guard`]), so the backends can cache the prepared statements by text.
-fn intern(sql: String) -> &'static str {
-    static TEXTS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
-        std::sync::OnceLock::new();
-    let mut texts = TEXTS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(text) = texts.get(sql.as_str()) {
-        return text;
-    }
-    let text: &'static str = Box::leak(sql.into_boxed_str());
-    texts.insert(text);
-    text
-}
-
 /// The one-time migration: gives every row of every MACed table its MAC, audited, the first
 /// time a store is given its key; returns how many rows. Afterwards a row without a MAC is
 /// refused like a wrong one. A store whose "done" mark was reset after the audited migration is
@@ -498,65 +464,4 @@ pub(crate) fn stamp_existing(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(values: Vec<Val>) -> MacRow {
-        MacRow { values, mac: None }
-    }
-
-    #[test]
-    fn the_mac_binds_table_key_and_every_column() {
-        let key = [7u8; 32];
-        let a = vec![
-            Val::text("piv"),
-            Val::text("01"),
-            Val::Int(0),
-            Val::text("q"),
-            Val::text("h"),
-        ];
-        let base = row_mac(&key, &QUESTIONS, &a);
-        let mut other_position = a.clone();
-        other_position[2] = Val::Int(1);
-        assert_ne!(base, row_mac(&key, &QUESTIONS, &other_position));
-        let mut other_hash = a.clone();
-        other_hash[4] = Val::text("h2");
-        assert_ne!(base, row_mac(&key, &QUESTIONS, &other_hash));
-        assert_ne!(base, row_mac(&[8u8; 32], &QUESTIONS, &a));
-        // Length prefixes: moving a byte between neighbouring texts changes the MAC.
-        let mut shifted = a.clone();
-        shifted[3] = Val::text("qh");
-        shifted[4] = Val::text("");
-        assert_ne!(base, row_mac(&key, &QUESTIONS, &shifted));
-        let mut ok = row(a);
-        ok.mac = Some(base.to_vec());
-        assert!(row_ok(&key, &QUESTIONS, &ok));
-        assert!(!row_ok(&key, &QUESTIONS, &row(other_hash)));
-    }
-
-    #[test]
-    fn defaults_are_left_out_but_null_and_zero_differ_where_it_matters() {
-        let key = [1u8; 32];
-        let mut card = vec![
-            Val::text("piv"),
-            Val::text("01"),
-            Val::text("3des"),
-            Val::text("n"),
-            Val::text("e"),
-            Val::Int(0),
-            Val::Int(0),
-            Val::Null,
-            Val::Int(0),
-            Val::Int(0),
-            Val::Int(5),
-            Val::Null,
-            Val::Int(0),
-        ];
-        // A column not declared (added later) does not change the MAC of rows at its default.
-        let short = row_mac(&key, &CARDS, &card[..12]);
-        assert_eq!(short, row_mac(&key, &CARDS, &card));
-        let base = row_mac(&key, &CARDS, &card);
-        card[7] = Val::Int(0); // pending_puk_gen NULL -> Some(0)
-        assert_ne!(base, row_mac(&key, &CARDS, &card));
-    }
-}
+mod tests;

@@ -16,340 +16,24 @@
 //! for it, then inserts nothing. A deadlock or serialization failure (not expected with this
 //! lock order) is retried a few times.
 
-use std::collections::HashMap;
-use std::str::FromStr;
-use std::time::Duration;
-
-use postgres::error::SqlState;
-use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
-use tokio_postgres_rustls::MakeRustlsConnect;
-
 mod audit;
+mod conn;
 mod mac;
 mod ops;
 mod pgpass;
 mod readouts;
+mod rows;
 mod rules;
 mod tls;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
-use super::redact_url;
-use super::sqlite::CardRow;
-use super::tx::{CardKey, Tx};
-use super::{schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
+use super::tx::{CardKey, Counted, Tx};
+use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
-
-/// How long a request waits for a pooled connection (and a new connection for its handshake)
-/// before it fails with "database unavailable".
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Tries of a transaction that hit a deadlock or a serialization failure.
-const TRIES: u32 = 5;
-/// Key of the advisory lock that serializes migrations of concurrently starting instances.
-const MIGRATION_LOCK: i64 = 0x6361_7264_756e_6c6b; // "cardunlk"
-
-/// A pooled connection with its prepared statements.
-pub(super) struct PgConn {
-    client: Client,
-    statements: HashMap<&'static str, Statement>,
-}
-
-/// Opens connections for the pool.
-struct Manager {
-    config: postgres::Config,
-    /// TLS verified against the `--db-ca-file` CA, or plain (no CA file given).
-    tls: Option<MakeRustlsConnect>,
-}
-
-impl Manager {
-    fn connect_with(
-        config: &postgres::Config,
-        tls: Option<&MakeRustlsConnect>,
-    ) -> Result<Client, postgres::Error> {
-        match tls {
-            Some(tls) => config.connect(tls.clone()),
-            None => config.connect(NoTls),
-        }
-    }
-}
-
-impl r2d2::ManageConnection for Manager {
-    type Connection = PgConn;
-    type Error = postgres::Error;
-
-    fn connect(&self) -> Result<PgConn, postgres::Error> {
-        Ok(PgConn {
-            client: Self::connect_with(&self.config, self.tls.as_ref())?,
-            statements: HashMap::new(),
-        })
-    }
-
-    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
-        // Not called on checkout (that would cost a round trip per transaction): a dropped
-        // connection is caught at `BEGIN` instead ([`PgDb::transact`]).
-        conn.client.simple_query("").map(|_| ())
-    }
-
-    fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.client.is_closed()
-    }
-}
-
-/// Logs pool errors without the URL (it may carry a password).
-#[derive(Debug)]
-struct PoolErrors;
-
-impl r2d2::HandleError<postgres::Error> for PoolErrors {
-    fn handle_error(&self, error: postgres::Error) {
-        log::warn!("database connection: {}", with_causes(&error));
-    }
-}
-
-/// A pool of connections to one PostgreSQL database.
-pub(super) struct PgDb {
-    pool: r2d2::Pool<Manager>,
-}
-
-/// Whether an error means the database cannot be reached (down, restarting, connection lost),
-/// rather than that it refused a statement.
-fn is_unavailable(e: &postgres::Error) -> bool {
-    match e.code() {
-        None => true,
-        Some(code) => [
-            SqlState::ADMIN_SHUTDOWN,
-            SqlState::CRASH_SHUTDOWN,
-            SqlState::CANNOT_CONNECT_NOW,
-            SqlState::CONNECTION_FAILURE,
-            SqlState::CONNECTION_EXCEPTION,
-            SqlState::TOO_MANY_CONNECTIONS,
-        ]
-        .contains(code),
-    }
-}
-
-/// The error with its causes ("error connecting to server: Connection refused (os error 111)").
-fn with_causes(e: &postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-impl From<postgres::Error> for ServerError {
-    fn from(e: postgres::Error) -> Self {
-        if is_unavailable(&e) {
-            ServerError::DatabaseUnavailable(with_causes(&e))
-        } else {
-            ServerError::Postgres(e)
-        }
-    }
-}
-
-impl PgDb {
-    /// Connects (once, to check the database is there and migrate it), then makes the pool;
-    /// over TLS verified against `ca_file` when one is given ([`tls::config`]).
-    pub(super) fn open(
-        url: &str,
-        password: Option<&cardunlock_protocol::Secret>,
-        pool_size: u32,
-        ca_file: Option<&std::path::Path>,
-    ) -> Result<Self, ServerError> {
-        let mut config = postgres::Config::from_str(url).map_err(|e| {
-            ServerError::InvalidInput(format!("database URL {}: {e}", redact_url(url)))
-        })?;
-        match password {
-            Some(p) => {
-                config.password(p.expose());
-            }
-            None if config.get_password().is_none() => {
-                if let Some(p) = pgpass::lookup(&config)? {
-                    config.password(p.as_bytes());
-                }
-            }
-            None => {}
-        }
-        config.connect_timeout(CONNECT_TIMEOUT);
-        config.application_name("cardunlock-server");
-        let tls = ca_file.map(|f| tls::config(&mut config, f)).transpose()?;
-        let mut client = Manager::connect_with(&config, tls.as_ref()).map_err(|e| {
-            ServerError::DatabaseUnavailable(format!(
-                "cannot connect to {}: {}",
-                redact_url(url),
-                with_causes(&e)
-            ))
-        })?;
-        migrate(&mut client)?;
-        drop(client);
-        let pool = r2d2::Pool::builder()
-            .max_size(pool_size.max(1))
-            .min_idle(Some(0))
-            .connection_timeout(CONNECT_TIMEOUT)
-            .test_on_check_out(false)
-            .error_handler(Box::new(PoolErrors))
-            .build_unchecked(Manager { config, tls });
-        Ok(Self { pool })
-    }
-
-    /// Runs `f` in one READ COMMITTED transaction (committed on `Ok`, rolled back on `Err`),
-    /// retried on a deadlock or serialization failure. A pooled connection the server dropped
-    /// (PostgreSQL restarted) fails at `BEGIN`, before anything ran: it is discarded and the
-    /// transaction starts again on another, so pooled connections need no check round trip.
-    pub(super) fn transact<R>(
-        &self,
-        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
-    ) -> Result<R, ServerError> {
-        let mut conflicts = 0;
-        let mut stale = 0;
-        loop {
-            let mut conn = self
-                .pool
-                .get()
-                .map_err(|e| ServerError::DatabaseUnavailable(e.to_string()))?;
-            match run_once(&mut conn, f) {
-                Attempt::NotStarted(e) if stale <= self.pool.max_size() => {
-                    stale += 1;
-                    log::warn!("database connection lost ({e}); trying another");
-                }
-                Attempt::NotStarted(e) => return Err(e.into()),
-                Attempt::Ran(Err(ServerError::Postgres(e)))
-                    if conflicts + 1 < TRIES
-                        && [
-                            SqlState::T_R_DEADLOCK_DETECTED,
-                            SqlState::T_R_SERIALIZATION_FAILURE,
-                        ]
-                        .iter()
-                        .any(|c| e.code() == Some(c)) =>
-                {
-                    conflicts += 1;
-                    log::warn!("database: {e}; retrying the transaction");
-                }
-                Attempt::Ran(result) => return result,
-            }
-        }
-    }
-}
-
-/// How one try of a transaction ended.
-enum Attempt<R> {
-    /// `BEGIN` failed: nothing was sent after it, nothing happened.
-    NotStarted(postgres::Error),
-    /// The transaction ran: its result (committed only when `Ok`).
-    Ran(Result<R, ServerError>),
-}
-
-fn run_once<R>(
-    conn: &mut PgConn,
-    f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
-) -> Attempt<R> {
-    let PgConn { client, statements } = conn;
-    let tx = match client
-        .build_transaction()
-        .isolation_level(IsolationLevel::ReadCommitted)
-        .start()
-    {
-        Ok(tx) => tx,
-        Err(e) => return Attempt::NotStarted(e),
-    };
-    let mut pg = PgTx { tx, statements };
-    Attempt::Ran(f(&mut pg).and_then(|result| {
-        pg.tx.commit()?;
-        Ok(result)
-    }))
-}
-
-/// Creates or upgrades the schema in one transaction, under an advisory lock so instances
-/// starting together migrate once; refuses a newer database.
-fn migrate(client: &mut Client) -> Result<(), ServerError> {
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    // Created only when missing: a server role without CREATE on the schema (the audit role
-    // split, scripts/postgres-audit-roles.sql) opens a migrated database.
-    let exists: bool = tx
-        .query_one("SELECT to_regclass('cardunlock_schema') IS NOT NULL", &[])?
-        .get(0);
-    if !exists {
-        tx.batch_execute("CREATE TABLE cardunlock_schema (version BIGINT NOT NULL)")?;
-    }
-    let version: Option<i64> = tx
-        .query_opt("SELECT version FROM cardunlock_schema", &[])?
-        .map(|r| r.get(0));
-    let known = schema::version();
-    let version = match version {
-        Some(v) => v,
-        None => {
-            tx.execute("INSERT INTO cardunlock_schema (version) VALUES (0)", &[])?;
-            0
-        }
-    };
-    if version > known || version < 0 {
-        return Err(ServerError::SchemaVersion(version));
-    }
-    for step in &schema::POSTGRES[version as usize..] {
-        tx.batch_execute(step)?;
-    }
-    if version != known {
-        tx.execute("UPDATE cardunlock_schema SET version = $1", &[&known])?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-struct PgTx<'a> {
-    tx: Transaction<'a>,
-    statements: &'a mut HashMap<&'static str, Statement>,
-}
-
-impl PgTx<'_> {
-    fn statement(&mut self, sql: &'static str) -> Result<Statement, ServerError> {
-        if let Some(s) = self.statements.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.tx.prepare(sql)?;
-        self.statements.insert(sql, s.clone());
-        Ok(s)
-    }
-
-    fn execute(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64, ServerError> {
-        let s = self.statement(sql)?;
-        Ok(self.tx.execute(&s, params)?)
-    }
-
-    fn query(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, ServerError> {
-        let s = self.statement(sql)?;
-        Ok(self.tx.query(&s, params)?)
-    }
-
-    fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<postgres::Row>, ServerError> {
-        let s = self.statement(sql)?;
-        Ok(self.tx.query_opt(&s, params)?)
-    }
-}
-
-/// A stored generation or count (BIGINT) as the `u32` the logic uses.
-fn small(v: i64) -> Result<u32, ServerError> {
-    u32::try_from(v)
-        .map_err(|_| ServerError::InvalidInput(format!("stored value {v} out of range")))
-}
+pub(super) use conn::PgDb;
+use conn::PgTx;
+use rows::{audit_row, card_row, small};
 
 impl Tx for PgTx<'_> {
     fn read_card(
@@ -523,13 +207,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
-        // SKIP LOCKED: never wait for (or deadlock with) a transaction holding such a row.
-        self.execute(
-            "DELETE FROM sessions WHERE token_hash IN
-                 (SELECT token_hash FROM sessions WHERE expires_ms <= $1 FOR UPDATE SKIP LOCKED)",
-            &[&now],
-        )?;
-        Ok(())
+        self.sweep_expired(now)
     }
 
     fn insert_session(
@@ -784,6 +462,10 @@ impl Tx for PgTx<'_> {
         self.card_audit_counts_pg(card)
     }
 
+    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
+        self.card_mac_row_counted_pg(card)
+    }
+
     fn last_card_audit_detail(
         &mut self,
         (profile, identity): CardKey<'_>,
@@ -798,7 +480,44 @@ impl Tx for PgTx<'_> {
         table: &'static Table,
         filter: &[(&'static str, Val)],
     ) -> Result<Vec<MacRow>, ServerError> {
-        self.mac_rows_pg(table, filter)
+        self.mac_rows_pg(table, filter, false)
+    }
+
+    fn mac_rows_locked(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.mac_rows_pg(table, filter, true)
+    }
+
+    fn delete_mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.delete_mac_rows_pg(table, filter)
+    }
+
+    fn insert_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError> {
+        self.insert_mac_row_pg(table, values, mac, or_nothing)
+    }
+
+    fn update_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError> {
+        self.update_mac_row_pg(table, key, sets, mac, old_mac)
     }
 
     fn set_row_mac(
@@ -816,42 +535,5 @@ impl Tx for PgTx<'_> {
 
     fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
         self.set_row_mac_done_pg()
-    }
-}
-
-/// A `cards` row from the columns `algorithm, key_gen, puk_gen, pending_puk_gen, locked,
-/// failed_attempts, user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms`.
-fn card_row(r: &postgres::Row) -> Result<CardRow, ServerError> {
-    Ok(CardRow {
-        algorithm: r.get(0),
-        key_gen: small(r.get(1))?,
-        puk_gen: small(r.get(2))?,
-        pending_puk_gen: r.get::<_, Option<i64>>(3).map(small).transpose()?,
-        locked: r.get(4),
-        failed_attempts: small(r.get(5))?,
-        user_name: r.get(6),
-        user_email: r.get(7),
-        pending_key_gen: r.get::<_, Option<i64>>(8).map(small).transpose()?,
-        puk_read_out: r.get(9),
-        enrolled_ms: r.get(10),
-        card_auth_key: r.get(11),
-        backoff_until_ms: r.get(12),
-    })
-}
-
-/// An audit row from the columns `time_ms, profile, identity, session, event, outcome, detail,
-/// operator, role, address`.
-pub(super) fn audit_row(r: &postgres::Row) -> AuditEntry {
-    AuditEntry {
-        time_ms: r.get(0),
-        profile: r.get(1),
-        identity_hex: r.get(2),
-        session: r.get(3),
-        event: r.get(4),
-        outcome: r.get(5),
-        detail: r.get(6),
-        operator: r.get(7),
-        role: r.get(8),
-        address: r.get(9),
     }
 }

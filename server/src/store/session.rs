@@ -167,11 +167,9 @@ pub(crate) fn start_session(
 /// the last lift on a card not locked, means the card row was put back to an older state (a
 /// valid MAC of the past, which the row MAC alone cannot tell).
 pub(crate) fn cross_check(
-    tx: &mut dyn Tx,
-    card: CardKey<'_>,
     record: &super::CardRecord,
+    (wrong, locks): (u32, u32),
 ) -> Result<(), ServerError> {
-    let (wrong, locks) = tx.card_audit_counts(card)?;
     if wrong > record.failed_attempts || (locks > 0 && !record.locked) {
         return Err(ServerError::Tampered(format!(
             "table cards: a card's attempt counter ({}) or lock ({}) is behind its audit log \
@@ -235,10 +233,10 @@ pub(crate) fn answer_check(
     card: CardKey<'_>,
     blind_now: Option<i64>,
 ) -> Result<AnswerCheck, ServerError> {
-    let Some(record) = tx.read_card(card)? else {
+    let Some((record, counts)) = tx.read_card_audited(card)? else {
         return Ok(AnswerCheck::UnknownCard);
     };
-    cross_check(tx, card, &record)?;
+    cross_check(&record, counts)?;
     if record.locked {
         return Ok(AnswerCheck::Locked);
     }
@@ -270,10 +268,10 @@ pub(crate) fn record_answers(
     let Some(session) = tx.live_session(token_hash, now)? else {
         return Ok(AnswerOutcome::SessionGone);
     };
-    let Some(card) = tx.read_card(session.card())? else {
+    let Some((card, counts)) = tx.read_card_audited(session.card())? else {
         return Ok(AnswerOutcome::SessionGone);
     };
-    cross_check(tx, session.card(), &card)?;
+    cross_check(&card, counts)?;
     if card.locked {
         return Ok(AnswerOutcome::Locked {
             newly: false,

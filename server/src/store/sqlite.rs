@@ -3,83 +3,26 @@
 //! therefore serialized (within a process by the mutex, across processes on one file by
 //! SQLite's lock), and a read-modify-write can never lose an update.
 
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
-
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 mod audit;
+mod conn;
 mod mac;
 mod ops;
 mod readouts;
+mod rows;
 mod rules;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
-use super::tx::{CardKey, Tx};
-use super::{parse_algorithm, schema, AuditEntry, AuditNote, CardRecord, Profile, Session};
+use super::tx::{CardKey, Counted, Tx};
+use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
+pub(super) use conn::SqliteDb;
+pub(super) use rows::CardRow;
+use rows::{audit_row, card_row};
 
-/// An open SQLite database.
-pub(super) struct SqliteDb {
-    conn: Mutex<Connection>,
-}
-
-impl SqliteDb {
-    /// Opens (creating if needed) and migrates the database at `path`, in WAL mode.
-    pub(super) fn open(path: &Path) -> Result<Self, ServerError> {
-        crate::files::sqlite_file(path)?;
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        migrate(&mut conn)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock rolled its transaction back; the connection is fine.
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Runs `f` in one `IMMEDIATE` transaction: committed if it returns `Ok`, rolled back if not.
-    pub(super) fn transact<R>(
-        &self,
-        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
-    ) -> Result<R, ServerError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let result = f(&mut SqliteTx(&tx))?;
-        tx.commit()?;
-        Ok(result)
-    }
-}
-
-/// Creates or upgrades the schema in one transaction; refuses a newer database.
-fn migrate(conn: &mut Connection) -> Result<(), ServerError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = schema::version();
-    if version > known || version < 0 {
-        return Err(ServerError::SchemaVersion(version));
-    }
-    for step in &schema::SQLITE[version as usize..] {
-        tx.execute_batch(step)?;
-    }
-    if version != known {
-        tx.pragma_update(None, "user_version", known)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-struct SqliteTx<'a>(&'a Connection);
+pub(super) struct SqliteTx<'a>(&'a Connection);
 
 impl Tx for SqliteTx<'_> {
     fn read_card(
@@ -503,17 +446,15 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
-        let mut stmt = self.0.prepare(
-            "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address
-             FROM audit ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], audit_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        audit::audit_log(self.0)
     }
 
     fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
         mac::card_audit_counts(self.0, card)
+    }
+
+    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
+        mac::card_mac_row_counted(self.0, card)
     }
 
     fn last_card_audit_detail(
@@ -533,6 +474,44 @@ impl Tx for SqliteTx<'_> {
         mac::mac_rows(self.0, table, filter)
     }
 
+    fn mac_rows_locked(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        // `BEGIN IMMEDIATE` holds the whole database.
+        mac::mac_rows(self.0, table, filter)
+    }
+
+    fn delete_mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        mac::delete_mac_rows(self.0, table, filter)
+    }
+
+    fn insert_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError> {
+        mac::insert_mac_row(self.0, table, values, mac, or_nothing)
+    }
+
+    fn update_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError> {
+        mac::update_mac_row(self.0, table, key, sets, (mac, old_mac))
+    }
+
     fn set_row_mac(
         &mut self,
         table: &'static Table,
@@ -548,88 +527,5 @@ impl Tx for SqliteTx<'_> {
 
     fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
         mac::set_row_mac_done(self.0)
-    }
-}
-
-/// A `cards` row from the columns `algorithm, key_gen, puk_gen, pending_puk_gen, locked,
-/// failed_attempts, user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms`.
-fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
-    Ok(CardRow {
-        algorithm: r.get(0)?,
-        key_gen: r.get(1)?,
-        puk_gen: r.get(2)?,
-        pending_puk_gen: r.get(3)?,
-        locked: r.get(4)?,
-        failed_attempts: r.get(5)?,
-        user_name: r.get(6)?,
-        user_email: r.get(7)?,
-        pending_key_gen: r.get(8)?,
-        puk_read_out: r.get(9)?,
-        enrolled_ms: r.get(10)?,
-        card_auth_key: r.get(11)?,
-        backoff_until_ms: r.get(12)?,
-    })
-}
-
-/// An audit row from the columns `time_ms, profile, identity, session, event, outcome, detail,
-/// operator, role, address`.
-pub(super) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
-    Ok(AuditEntry {
-        time_ms: r.get(0)?,
-        profile: r.get(1)?,
-        identity_hex: r.get(2)?,
-        session: r.get(3)?,
-        event: r.get(4)?,
-        outcome: r.get(5)?,
-        detail: r.get(6)?,
-        operator: r.get(7)?,
-        role: r.get(8)?,
-        address: r.get(9)?,
-    })
-}
-
-/// A `cards` row as both backends read it.
-pub(super) struct CardRow {
-    pub algorithm: String,
-    pub key_gen: u32,
-    pub puk_gen: u32,
-    pub pending_puk_gen: Option<u32>,
-    pub locked: bool,
-    pub failed_attempts: u32,
-    pub user_name: String,
-    pub user_email: String,
-    pub pending_key_gen: Option<u32>,
-    pub puk_read_out: bool,
-    pub enrolled_ms: i64,
-    pub card_auth_key: Option<String>,
-    pub backoff_until_ms: i64,
-}
-
-impl CardRow {
-    pub(super) fn into_record(
-        self,
-        profile: Profile,
-        identity: &str,
-    ) -> Result<CardRecord, ServerError> {
-        let algorithm = parse_algorithm(&self.algorithm).ok_or_else(|| {
-            ServerError::InvalidInput(format!("stored algorithm {:?} unknown", self.algorithm))
-        })?;
-        Ok(CardRecord {
-            profile: profile.as_str().to_owned(),
-            identity_hex: identity.to_owned(),
-            algorithm,
-            key_gen: self.key_gen,
-            puk_gen: self.puk_gen,
-            pending_puk_gen: self.pending_puk_gen,
-            pending_key_gen: self.pending_key_gen,
-            puk_read_out: self.puk_read_out,
-            enrolled_ms: self.enrolled_ms,
-            locked: self.locked,
-            failed_attempts: self.failed_attempts,
-            user_name: self.user_name,
-            user_email: self.user_email,
-            card_auth_key: self.card_auth_key,
-            backoff_until_ms: self.backoff_until_ms,
-        })
     }
 }

@@ -20,6 +20,9 @@ use super::rules::RulesTx;
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 
+/// A row with its card's audit counts ([`Tx::card_audit_counts`]), if there is one.
+pub(crate) type Counted<T> = Option<(T, (u32, u32))>;
+
 /// A card's key: profile and lowercase hex identity.
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
@@ -179,6 +182,17 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     /// Audit rows of the card since its counter was last reset: wrong answer sets (since the
     /// last success or lift) and locks (since the last lift).
     fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError>;
+    /// The card (row-locked, as [`Tx::read_card`]) with its audit counts
+    /// ([`Tx::card_audit_counts`]).
+    fn read_card_audited(&mut self, card: CardKey<'_>) -> Result<Counted<CardRecord>, ServerError> {
+        let Some(record) = self.read_card(card)? else {
+            return Ok(None);
+        };
+        let counts = self.card_audit_counts(card)?;
+        Ok(Some((record, counts)))
+    }
+    /// The card's row with its MAC, row-locked, and its audit counts, in one statement.
+    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError>;
     /// The detail of the card's newest audit row with this event and outcome.
     fn last_card_audit_detail(
         &mut self,
@@ -194,6 +208,38 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
         table: &'static Table,
         filter: &[(&'static str, Val)],
     ) -> Result<Vec<MacRow>, ServerError>;
+    /// [`Tx::mac_rows`], the rows locked until the transaction ends.
+    fn mac_rows_locked(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError>;
+    /// Deletes the rows of a MACed table whose columns equal `filter` and returns them as they
+    /// were, with their stored MAC (one statement: `DELETE ... RETURNING`).
+    fn delete_mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError>;
+    /// Inserts a whole row (`values` in [`Table::all`] order) with its MAC; with `or_nothing`,
+    /// nothing if its key exists. Returns the rows inserted.
+    fn insert_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError>;
+    /// Sets the columns `sets` of the row with primary key `key` and its MAC to `mac`, only
+    /// while its stored MAC is `old_mac` (the one checked). Returns the rows changed.
+    fn update_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError>;
     /// Sets the MAC of the row with primary key `key`.
     fn set_row_mac(
         &mut self,

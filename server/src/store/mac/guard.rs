@@ -4,12 +4,16 @@
 //! changed (so a write never blesses a forged row) unless it was already checked in this
 //! transaction, under its row lock.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+
+use super::fused::{put, Checked, Fields};
+
+mod checks;
 
 use super::USED_CHALLENGES;
-use super::{check_rows, row_mac, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
+use super::{check_rows, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
 use crate::store::chain::{AuditHead, ChainRow, Link};
-use crate::store::tx::{CardKey, Tx};
+use crate::store::tx::{CardKey, Counted, Tx};
 use crate::store::{AuditEntry, AuditNote, CardRecord, Session};
 use crate::ServerError;
 
@@ -37,85 +41,9 @@ pub(super) fn text_f(column: &'static str, value: &str) -> Filter {
 /// A backend transaction with row MACs checked and stamped.
 pub(crate) struct MacTx<'a> {
     pub(super) inner: &'a mut dyn Tx,
-    key: &'a [u8; 32],
-    /// Rows (table, key) checked or stamped in this transaction.
-    seen: HashSet<(&'static str, Vec<Val>)>,
-}
-
-impl<'a> MacTx<'a> {
-    /// Wraps `inner`, checking and stamping with `key`.
-    pub(crate) fn new(inner: &'a mut dyn Tx, key: &'a [u8; 32]) -> Self {
-        Self {
-            inner,
-            key,
-            seen: HashSet::new(),
-        }
-    }
-
-    /// The whole key of `table` if `filter` is exactly it.
-    fn whole_key(table: &Table, filter: &[(&'static str, Val)]) -> Option<Vec<Val>> {
-        (filter.len() == table.key.len()
-            && table.key.iter().zip(filter).all(|(c, (n, _))| c.name == *n))
-        .then(|| filter.iter().map(|(_, v)| v.clone()).collect())
-    }
-
-    /// Checks every row matching `filter` (refusing the transaction if one fails).
-    pub(super) fn check(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        let rows = self.inner.mac_rows(table, filter)?;
-        check_rows(self.key, table, &rows)?;
-        for r in &rows {
-            self.seen.insert((table.name, r.key(table)));
-        }
-        Ok(rows)
-    }
-
-    /// [`Self::check`], skipped for one row already checked in this transaction.
-    pub(super) fn verify(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<(), ServerError> {
-        if let Some(key) = Self::whole_key(table, filter) {
-            if self.seen.contains(&(table.name, key)) {
-                return Ok(());
-            }
-        }
-        self.check(table, filter).map(drop)
-    }
-
-    /// Gives every row matching `filter` its MAC (after a write).
-    pub(super) fn stamp(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<(), ServerError> {
-        for r in self.inner.mac_rows(table, filter)? {
-            let mac = row_mac(self.key, table, &r.values);
-            let key = r.key(table);
-            if r.mac.as_deref() != Some(&mac[..]) {
-                self.inner.set_row_mac(table, &key, &mac)?;
-            }
-            self.seen.insert((table.name, key));
-        }
-        Ok(())
-    }
-
-    /// Checks the rows, runs the write, stamps the rows.
-    pub(super) fn write<R>(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-        f: impl FnOnce(&mut dyn Tx) -> Result<R, ServerError>,
-    ) -> Result<R, ServerError> {
-        self.verify(table, filter)?;
-        let result = f(self.inner)?;
-        self.stamp(table, filter)?;
-        Ok(result)
-    }
+    pub(super) key: &'a [u8; 32],
+    /// Rows (table, key) checked or stamped in this transaction, as they are now.
+    rows: HashMap<(&'static str, Vec<Val>), Checked>,
 }
 
 fn question_f(card: CardKey<'_>, position: u32) -> Filter {
@@ -132,11 +60,15 @@ fn denied_f(card: CardKey<'_>, generation: u32) -> Filter {
 
 impl Tx for MacTx<'_> {
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError> {
-        let record = self.inner.read_card(card)?;
-        if record.is_some() {
-            self.verify(&CARDS, &card_f(card))?;
+        match self.locked_rows(&CARDS, &card_f(card))?.first() {
+            Some(row) => Fields {
+                table: &CARDS,
+                values: &row.values,
+            }
+            .card(card)
+            .map(Some),
+            None => Ok(None),
         }
-        Ok(record)
     }
 
     fn insert_card(
@@ -161,8 +93,10 @@ impl Tx for MacTx<'_> {
         name: &str,
         email: &str,
     ) -> Result<(), ServerError> {
-        self.write(&CARDS, &card_f(card), |tx| {
-            tx.update_card_user(card, algorithm, name, email)
+        self.set(&CARDS, &card_f(card), &|row| {
+            put(&CARDS, row, "algorithm", Val::text(algorithm));
+            put(&CARDS, row, "user_name", Val::text(name));
+            put(&CARDS, row, "user_email", Val::text(email));
         })
     }
 
@@ -172,8 +106,12 @@ impl Tx for MacTx<'_> {
         failed: u32,
         locked: bool,
     ) -> Result<(), ServerError> {
-        self.write(&CARDS, &card_f(card), |tx| {
-            tx.set_attempts(card, failed, locked)
+        self.set(&CARDS, &card_f(card), &|row| {
+            put(&CARDS, row, "failed_attempts", Val::Int(i64::from(failed)));
+            put(&CARDS, row, "locked", Val::Int(i64::from(locked)));
+            if failed == 0 && !locked {
+                put(&CARDS, row, "backoff_until_ms", Val::Int(0));
+            }
         })
     }
 
@@ -183,8 +121,14 @@ impl Tx for MacTx<'_> {
         puk_gen: u32,
         pending: Option<u32>,
     ) -> Result<(), ServerError> {
-        self.write(&CARDS, &card_f(card), |tx| {
-            tx.set_puk_gens(card, puk_gen, pending)
+        self.set(&CARDS, &card_f(card), &|row| {
+            let new = Val::Int(i64::from(puk_gen));
+            if super::fused::value(&CARDS, row, "puk_gen") != &new {
+                put(&CARDS, row, "puk_read_out", Val::Int(0));
+            }
+            put(&CARDS, row, "puk_gen", new);
+            let pending = pending.map_or(Val::Null, |p| Val::Int(i64::from(p)));
+            put(&CARDS, row, "pending_puk_gen", pending);
         })
     }
 
@@ -205,9 +149,22 @@ impl Tx for MacTx<'_> {
     }
 
     fn questions(&mut self, card: CardKey<'_>) -> Result<Vec<(String, String)>, ServerError> {
-        let rows = self.inner.questions(card)?;
-        self.check(&QUESTIONS, &card_f(card))?;
-        Ok(rows)
+        let mut rows = self.check(&QUESTIONS, &card_f(card))?;
+        rows.sort_by_key(
+            |r| match super::fused::value(&QUESTIONS, &r.values, "position") {
+                Val::Int(i) => *i,
+                _ => i64::MAX,
+            },
+        );
+        rows.iter()
+            .map(|r| {
+                let f = Fields {
+                    table: &QUESTIONS,
+                    values: &r.values,
+                };
+                Ok((f.text("question")?, f.text("answer_hash")?))
+            })
+            .collect()
     }
 
     fn puk_denied(&mut self, card: CardKey<'_>) -> Result<Vec<u32>, ServerError> {
@@ -237,8 +194,15 @@ impl Tx for MacTx<'_> {
         now: i64,
         expires: i64,
     ) -> Result<(), ServerError> {
-        self.inner.insert_session(token_hash, card, now, expires)?;
-        self.stamp(&SESSIONS, &token_f(token_hash))
+        let (profile, identity) = card;
+        let given = [
+            ("token_hash", Val::Blob(token_hash.to_vec())),
+            ("profile", Val::text(profile.as_str())),
+            ("identity", Val::text(identity)),
+            ("created_ms", Val::Int(now)),
+            ("expires_ms", Val::Int(expires)),
+        ];
+        self.insert(&SESSIONS, &given, false).map(drop)
     }
 
     fn live_session(
@@ -246,16 +210,28 @@ impl Tx for MacTx<'_> {
         token_hash: &[u8; 32],
         now: i64,
     ) -> Result<Option<Session>, ServerError> {
-        let session = self.inner.live_session(token_hash, now)?;
-        if session.is_some() {
-            self.verify(&SESSIONS, &token_f(token_hash))?;
-        }
-        Ok(session)
+        let rows = self
+            .inner
+            .mac_rows_locked(&SESSIONS, &token_f(token_hash))?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let fields = Fields {
+            table: &SESSIONS,
+            values: &row.values,
+        };
+        // A closed or expired session is not live, whatever its row holds.
+        let Some(session) = fields.live_session(now)? else {
+            return Ok(None);
+        };
+        check_rows(self.key, &SESSIONS, &rows)?;
+        self.remember(&SESSIONS, row, true);
+        Ok(Some(session))
     }
 
     fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.write(&SESSIONS, &token_f(token_hash), |tx| {
-            tx.set_session_verified(token_hash)
+        self.set(&SESSIONS, &token_f(token_hash), &|row| {
+            put(&SESSIONS, row, "verified", Val::Int(1));
         })
     }
 
@@ -264,8 +240,13 @@ impl Tx for MacTx<'_> {
         token_hash: &[u8; 32],
         generation: u32,
     ) -> Result<(), ServerError> {
-        self.write(&SESSIONS, &token_f(token_hash), |tx| {
-            tx.set_session_puk_next(token_hash, generation)
+        self.set(&SESSIONS, &token_f(token_hash), &|row| {
+            put(
+                &SESSIONS,
+                row,
+                "puk_next_gen",
+                Val::Int(i64::from(generation)),
+            );
         })
     }
 
@@ -274,20 +255,21 @@ impl Tx for MacTx<'_> {
         token_hash: &[u8; 32],
         randoms: Option<&str>,
     ) -> Result<(), ServerError> {
-        self.write(&SESSIONS, &token_f(token_hash), |tx| {
-            tx.set_session_gids(token_hash, randoms)
+        self.set(&SESSIONS, &token_f(token_hash), &|row| {
+            let randoms = randoms.map_or(Val::Null, Val::text);
+            put(&SESSIONS, row, "gids_randoms", randoms);
         })
     }
 
     fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
-        self.write(&SESSIONS, &token_f(token_hash), |tx| {
-            tx.set_session_nonce(token_hash, nonce)
+        self.set(&SESSIONS, &token_f(token_hash), &|row| {
+            put(&SESSIONS, row, "nonce", Val::text(nonce));
         })
     }
 
     fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.write(&SESSIONS, &token_f(token_hash), |tx| {
-            tx.set_session_proven(token_hash)
+        self.set(&SESSIONS, &token_f(token_hash), &|row| {
+            put(&SESSIONS, row, "proven", Val::Int(1));
         })
     }
 
@@ -296,7 +278,14 @@ impl Tx for MacTx<'_> {
         card: CardKey<'_>,
         key: Option<&str>,
     ) -> Result<(), ServerError> {
-        self.write(&CARDS, &card_f(card), |tx| tx.set_card_auth_key(card, key))
+        self.set(&CARDS, &card_f(card), &|row| {
+            put(
+                &CARDS,
+                row,
+                "card_auth_key",
+                key.map_or(Val::Null, Val::text),
+            );
+        })
     }
 
     fn set_iso_profile(
@@ -314,8 +303,8 @@ impl Tx for MacTx<'_> {
     }
 
     fn set_backoff(&mut self, card: CardKey<'_>, backoff_until_ms: i64) -> Result<(), ServerError> {
-        self.write(&CARDS, &card_f(card), |tx| {
-            tx.set_backoff(card, backoff_until_ms)
+        self.set(&CARDS, &card_f(card), &|row| {
+            put(&CARDS, row, "backoff_until_ms", Val::Int(backoff_until_ms));
         })
     }
 
@@ -324,14 +313,17 @@ impl Tx for MacTx<'_> {
     }
 
     fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.write(&SESSIONS, &token_f(token_hash), |tx| {
-            tx.count_admin_answer(token_hash)
+        self.set(&SESSIONS, &token_f(token_hash), &|row| {
+            if let Val::Int(n) = super::fused::value(&SESSIONS, row, "admin_answers") {
+                let more = Val::Int(n.saturating_add(1));
+                put(&SESSIONS, row, "admin_answers", more);
+            }
         })
     }
 
     fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.write(&SESSIONS, &token_f(token_hash), |tx| {
-            tx.close_session(token_hash)
+        self.set(&SESSIONS, &token_f(token_hash), &|row| {
+            put(&SESSIONS, row, "closed", Val::Int(1));
         })
     }
 
@@ -345,10 +337,10 @@ impl Tx for MacTx<'_> {
         let mut filter = card_f(card);
         filter.push(("kind", Val::text(kind)));
         filter.push(("value", Val::text(value)));
-        let inserted = self.inner.use_challenge(card, kind, value, now)?;
-        if inserted {
-            self.stamp(&USED_CHALLENGES, &filter)?;
-        } else {
+        let mut given = filter.clone();
+        given.push(("used_ms", Val::Int(now)));
+        let inserted = self.insert(&USED_CHALLENGES, &given, true)?;
+        if !inserted {
             // "Already used" must come from a row the server wrote.
             self.verify(&USED_CHALLENGES, &filter)?;
         }
@@ -417,6 +409,23 @@ impl Tx for MacTx<'_> {
         self.inner.card_audit_counts(card)
     }
 
+    fn read_card_audited(&mut self, card: CardKey<'_>) -> Result<Counted<CardRecord>, ServerError> {
+        let Some((row, counts)) = self.inner.card_mac_row_counted(card)? else {
+            return Ok(None);
+        };
+        check_rows(self.key, &CARDS, std::slice::from_ref(&row))?;
+        self.remember(&CARDS, &row, true);
+        let fields = Fields {
+            table: &CARDS,
+            values: &row.values,
+        };
+        Ok(Some((fields.card(card)?, counts)))
+    }
+
+    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
+        self.inner.card_mac_row_counted(card)
+    }
+
     fn last_card_audit_detail(
         &mut self,
         card: CardKey<'_>,
@@ -432,6 +441,43 @@ impl Tx for MacTx<'_> {
         filter: &[(&'static str, Val)],
     ) -> Result<Vec<MacRow>, ServerError> {
         self.inner.mac_rows(table, filter)
+    }
+
+    fn mac_rows_locked(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.inner.mac_rows_locked(table, filter)
+    }
+
+    fn delete_mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.inner.delete_mac_rows(table, filter)
+    }
+
+    fn insert_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError> {
+        self.inner.insert_mac_row(table, values, mac, or_nothing)
+    }
+
+    fn update_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError> {
+        self.inner.update_mac_row(table, key, sets, mac, old_mac)
     }
 
     fn set_row_mac(

@@ -1,5 +1,6 @@
 //! [`MacTx`] for the unlock rules' primitives ([`RulesTx`]).
 
+use super::fused::Fields;
 use super::guard::{card_f, token_f, Filter, MacTx};
 use super::{Val, CARD_BUCKETS, CARD_DAILY, CARD_DIVERGED, RELEASED_PUKS};
 use crate::store::rules::RulesTx;
@@ -57,9 +58,15 @@ impl RulesTx for MacTx<'_> {
     }
 
     fn card_diverged(&mut self, card: CardKey<'_>) -> Result<Option<String>, ServerError> {
-        let reason = self.inner.card_diverged(card)?;
-        self.verify(&CARD_DIVERGED, &card_f(card))?;
-        Ok(reason)
+        match self.check(&CARD_DIVERGED, &card_f(card))?.first() {
+            Some(row) => Fields {
+                table: &CARD_DIVERGED,
+                values: &row.values,
+            }
+            .text("reason")
+            .map(Some),
+            None => Ok(None),
+        }
     }
 
     fn set_card_diverged(
@@ -90,8 +97,16 @@ impl RulesTx for MacTx<'_> {
     }
 
     fn take_released_puks(&mut self, token_hash: &[u8; 32]) -> Result<Option<String>, ServerError> {
-        // Checked before the row goes: the candidates handed back must be the server's.
-        self.verify(&RELEASED_PUKS, &token_f(token_hash))?;
-        self.inner.take_released_puks(token_hash)
+        // Checked as the row goes (a failed check rolls the delete back): the candidates
+        // handed back must be the server's.
+        match self.take(&RELEASED_PUKS, &token_f(token_hash))?.first() {
+            Some(row) => Fields {
+                table: &RELEASED_PUKS,
+                values: &row.values,
+            }
+            .text("generations")
+            .map(Some),
+            None => Ok(None),
+        }
     }
 }

@@ -4,8 +4,13 @@ use postgres::types::ToSql;
 
 use super::{small, PgTx};
 use crate::store::mac::{self, Kind, MacRow, Table, Val};
-use crate::store::tx::CardKey;
+use crate::store::tx::{CardKey, Counted};
 use crate::ServerError;
+
+/// `SELECT <expressions>`, one `'static` text.
+fn intern_select(expressions: &str) -> &'static str {
+    mac::intern(format!("SELECT {expressions}"))
+}
 
 fn p(i: usize) -> String {
     format!("${i}")
@@ -18,6 +23,45 @@ fn param(v: &Val) -> Box<dyn ToSql + Sync> {
         Val::Text(t) => Box::new(t.clone()),
         Val::Blob(b) => Box::new(b.clone()),
     }
+}
+
+/// A value bound to a column of `kind` (a `NULL` typed as the column, a flag as a boolean).
+fn typed(v: &Val, kind: Kind) -> Box<dyn ToSql + Sync> {
+    match (v, kind) {
+        (Val::Null, Kind::Int) => Box::new(None::<i64>),
+        (Val::Null, Kind::Bool) => Box::new(None::<bool>),
+        (Val::Null, Kind::Blob) => Box::new(None::<Vec<u8>>),
+        (Val::Null, Kind::Real) => Box::new(None::<f64>),
+        (Val::Int(i), Kind::Bool) => Box::new(*i != 0),
+        (Val::Int(i), Kind::Real) => Box::new(f64::from_bits(*i as u64)),
+        (v, _) => param(v),
+    }
+}
+
+/// The column kind of `name` in `table` (text for a name it does not have).
+fn kind_of(table: &Table, name: &str) -> Kind {
+    table
+        .all()
+        .find(|c| c.name == name)
+        .map_or(Kind::Text, |c| c.kind)
+}
+
+/// Rows of `SELECT <all columns>, mac` (or `RETURNING` them).
+fn decode(table: &Table, rows: &[postgres::Row]) -> Result<Vec<MacRow>, ServerError> {
+    let n = table.all().count();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let values = table
+            .all()
+            .enumerate()
+            .map(|(i, c)| read(r, i, c.kind))
+            .collect::<Result<Vec<Val>, _>>()?;
+        out.push(MacRow {
+            values,
+            mac: r.try_get(n)?,
+        });
+    }
+    Ok(out)
 }
 
 fn read(r: &postgres::Row, i: usize, kind: Kind) -> Result<Val, postgres::Error> {
@@ -43,24 +87,65 @@ impl PgTx<'_> {
         &mut self,
         table: &'static Table,
         filter: &[(&'static str, Val)],
+        lock: bool,
     ) -> Result<Vec<MacRow>, ServerError> {
         let boxes: Vec<Box<dyn ToSql + Sync>> = filter.iter().map(|(_, v)| param(v)).collect();
         let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
-        let rows = self.query(mac::select_sql(table, filter, p), &params)?;
-        let n = table.all().count();
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let values = table
-                .all()
-                .enumerate()
-                .map(|(i, c)| read(r, i, c.kind))
-                .collect::<Result<Vec<Val>, _>>()?;
-            out.push(MacRow {
-                values,
-                mac: r.try_get(n)?,
-            });
-        }
-        Ok(out)
+        let sql = if lock {
+            mac::select_locked_sql(table, filter, p)
+        } else {
+            mac::select_sql(table, filter, p)
+        };
+        let rows = self.query(sql, &params)?;
+        decode(table, &rows)
+    }
+
+    pub(super) fn delete_mac_rows_pg(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        let boxes: Vec<Box<dyn ToSql + Sync>> = filter.iter().map(|(_, v)| param(v)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
+        let rows = self.query(mac::delete_returning_sql(table, filter, p), &params)?;
+        decode(table, &rows)
+    }
+
+    pub(super) fn insert_mac_row_pg(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+        or_nothing: bool,
+    ) -> Result<u64, ServerError> {
+        let boxes: Vec<Box<dyn ToSql + Sync>> = table
+            .all()
+            .zip(values)
+            .map(|(c, v)| typed(v, c.kind))
+            .chain(std::iter::once(param(&Val::Blob(mac.to_vec()))))
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
+        self.execute(mac::insert_sql(table, or_nothing, p), &params)
+    }
+
+    pub(super) fn update_mac_row_pg(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<u64, ServerError> {
+        let names: Vec<&'static str> = sets.iter().map(|(n, _)| *n).collect();
+        let boxes: Vec<Box<dyn ToSql + Sync>> = sets
+            .iter()
+            .map(|(n, v)| typed(v, kind_of(table, n)))
+            .chain(std::iter::once(param(&Val::Blob(mac.to_vec()))))
+            .chain(key.iter().map(param))
+            .chain(std::iter::once(param(&Val::Blob(old_mac.to_vec()))))
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
+        self.execute(mac::update_cols_sql(table, &names, p), &params)
     }
 
     pub(super) fn set_row_mac_pg(
@@ -111,21 +196,33 @@ impl PgTx<'_> {
         (profile, identity): CardKey<'_>,
     ) -> Result<(u32, u32), ServerError> {
         let r = self.query_opt(
-            "SELECT
-  (SELECT COUNT(*) FROM audit
-   WHERE profile = $1 AND identity = $2 AND event = 'answers' AND outcome = 'wrong_answers'
-     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = $1 AND identity = $2
-       AND ((event = 'answers' AND outcome = 'verified')
-         OR (event = 'lift_lock' AND outcome = 'lifted'))), 0)),
-  (SELECT COUNT(*) FROM audit
-   WHERE profile = $1 AND identity = $2 AND event = 'lock' AND outcome = 'locked'
-     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = $1 AND identity = $2
-       AND event = 'lift_lock' AND outcome = 'lifted'), 0))",
+            intern_select(mac::audit_counts_sql(p)),
             &[&profile.as_str(), &identity],
         )?;
         match r {
             Some(r) => Ok((small(r.get(0))?, small(r.get(1))?)),
             None => Ok((0, 0)),
+        }
+    }
+
+    pub(super) fn card_mac_row_counted_pg(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Counted<MacRow>, ServerError> {
+        let rows = self.query(
+            mac::card_counted_sql(p, true),
+            &[&profile.as_str(), &identity],
+        )?;
+        let n = mac::CARDS.all().count();
+        match rows.first() {
+            None => Ok(None),
+            Some(r) => {
+                let row = decode(&mac::CARDS, std::slice::from_ref(r))?
+                    .pop()
+                    .ok_or_else(|| ServerError::InvalidInput("card row".into()))?;
+                let counts = (small(r.try_get(n + 1)?)?, small(r.try_get(n + 2)?)?);
+                Ok(Some((row, counts)))
+            }
         }
     }
 

@@ -4,7 +4,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::audit_row;
 use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
-use crate::store::AuditNote;
+use crate::store::{AuditEntry, AuditNote};
 use crate::ServerError;
 
 /// Writes one audit row as is, with its place in the chain (`None`: unchained).
@@ -182,4 +182,15 @@ pub(super) fn delete_rows(conn: &Connection, ids: &[i64]) -> Result<(), ServerEr
         stmt.execute([id])?;
     }
     Ok(())
+}
+
+/// The whole audit log, oldest first.
+pub(super) fn audit_log(conn: &Connection) -> Result<Vec<AuditEntry>, ServerError> {
+    let mut stmt = conn.prepare(
+        "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                operator, role, address
+         FROM audit ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], audit_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -4,7 +4,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::store::mac::{self, Kind, MacRow, Table, Val};
-use crate::store::tx::CardKey;
+use crate::store::tx::{CardKey, Counted};
 use crate::ServerError;
 
 fn p(i: usize) -> String {
@@ -18,6 +18,34 @@ fn value(v: &Val) -> Value {
         Val::Text(t) => Value::Text(t.clone()),
         Val::Blob(b) => Value::Blob(b.clone()),
     }
+}
+
+/// A value bound to a column of `kind` (a float kept as its bits bound as a float).
+fn typed(v: &Val, kind: Kind) -> Value {
+    match (v, kind) {
+        (Val::Int(i), Kind::Real) => Value::Real(f64::from_bits(*i as u64)),
+        (v, _) => value(v),
+    }
+}
+
+fn kind_of(table: &Table, name: &str) -> Kind {
+    table
+        .all()
+        .find(|c| c.name == name)
+        .map_or(Kind::Text, |c| c.kind)
+}
+
+/// A row of `SELECT <all columns>, mac` (or `RETURNING` them).
+fn decode(table: &Table, r: &rusqlite::Row<'_>) -> rusqlite::Result<MacRow> {
+    let values = table
+        .all()
+        .enumerate()
+        .map(|(i, c)| read(r, i, c.kind))
+        .collect::<rusqlite::Result<Vec<Val>>>()?;
+    Ok(MacRow {
+        values,
+        mac: r.get(table.all().count())?,
+    })
 }
 
 fn read(r: &rusqlite::Row<'_>, i: usize, kind: Kind) -> rusqlite::Result<Val> {
@@ -40,22 +68,58 @@ pub(super) fn mac_rows(
     filter: &[(&'static str, Val)],
 ) -> Result<Vec<MacRow>, ServerError> {
     let mut stmt = conn.prepare_cached(mac::select_sql(table, filter, p))?;
-    let n = table.all().count();
     let rows = stmt.query_map(
         params_from_iter(filter.iter().map(|(_, v)| value(v))),
-        |r| {
-            let values = table
-                .all()
-                .enumerate()
-                .map(|(i, c)| read(r, i, c.kind))
-                .collect::<rusqlite::Result<Vec<Val>>>()?;
-            Ok(MacRow {
-                values,
-                mac: r.get(n)?,
-            })
-        },
+        |r| decode(table, r),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn delete_mac_rows(
+    conn: &Connection,
+    table: &'static Table,
+    filter: &[(&'static str, Val)],
+) -> Result<Vec<MacRow>, ServerError> {
+    let mut stmt = conn.prepare_cached(mac::delete_returning_sql(table, filter, p))?;
+    let rows = stmt.query_map(
+        params_from_iter(filter.iter().map(|(_, v)| value(v))),
+        |r| decode(table, r),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(super) fn insert_mac_row(
+    conn: &Connection,
+    table: &'static Table,
+    values: &[Val],
+    mac: &[u8; 32],
+    or_nothing: bool,
+) -> Result<u64, ServerError> {
+    let mut stmt = conn.prepare_cached(mac::insert_sql(table, or_nothing, p))?;
+    let params = table
+        .all()
+        .zip(values)
+        .map(|(c, v)| typed(v, c.kind))
+        .chain(std::iter::once(Value::Blob(mac.to_vec())));
+    Ok(stmt.execute(params_from_iter(params))? as u64)
+}
+
+pub(super) fn update_mac_row(
+    conn: &Connection,
+    table: &'static Table,
+    key: &[Val],
+    sets: &[(&'static str, Val)],
+    (mac, old_mac): (&[u8; 32], &[u8]),
+) -> Result<u64, ServerError> {
+    let names: Vec<&'static str> = sets.iter().map(|(n, _)| *n).collect();
+    let mut stmt = conn.prepare_cached(mac::update_cols_sql(table, &names, p))?;
+    let params = sets
+        .iter()
+        .map(|(n, v)| typed(v, kind_of(table, n)))
+        .chain(std::iter::once(Value::Blob(mac.to_vec())))
+        .chain(key.iter().map(value))
+        .chain(std::iter::once(Value::Blob(old_mac.to_vec())));
+    Ok(stmt.execute(params_from_iter(params))? as u64)
 }
 
 pub(super) fn set_row_mac(
@@ -102,28 +166,28 @@ pub(super) fn set_row_mac_done(conn: &Connection) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// The statement of [`crate::store::tx::Tx::card_audit_counts`] (the same on both backends
-/// but for the placeholders).
-pub(crate) const CARD_AUDIT_COUNTS: &str = "
-SELECT
-  (SELECT COUNT(*) FROM audit
-   WHERE profile = ?1 AND identity = ?2 AND event = 'answers' AND outcome = 'wrong_answers'
-     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = ?1 AND identity = ?2
-       AND ((event = 'answers' AND outcome = 'verified')
-         OR (event = 'lift_lock' AND outcome = 'lifted'))), 0)),
-  (SELECT COUNT(*) FROM audit
-   WHERE profile = ?1 AND identity = ?2 AND event = 'lock' AND outcome = 'locked'
-     AND id > COALESCE((SELECT MAX(id) FROM audit WHERE profile = ?1 AND identity = ?2
-       AND event = 'lift_lock' AND outcome = 'lifted'), 0))";
-
 pub(super) fn card_audit_counts(
     conn: &Connection,
     (profile, identity): CardKey<'_>,
 ) -> Result<(u32, u32), ServerError> {
-    let mut stmt = conn.prepare_cached(CARD_AUDIT_COUNTS)?;
+    let sql = format!("SELECT {}", mac::audit_counts_sql(p));
+    let mut stmt = conn.prepare_cached(&sql)?;
     Ok(stmt.query_row(params![profile.as_str(), identity], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })?)
+}
+
+pub(super) fn card_mac_row_counted(
+    conn: &Connection,
+    (profile, identity): CardKey<'_>,
+) -> Result<Counted<MacRow>, ServerError> {
+    let mut stmt = conn.prepare_cached(mac::card_counted_sql(p, false))?;
+    let n = mac::CARDS.all().count();
+    Ok(stmt
+        .query_row(params![profile.as_str(), identity], |r| {
+            Ok((decode(&mac::CARDS, r)?, (r.get(n + 1)?, r.get(n + 2)?)))
+        })
+        .optional()?)
 }
 
 pub(super) fn last_card_audit_detail(
