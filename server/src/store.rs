@@ -163,6 +163,8 @@ pub struct CardRecord {
     /// Until when (ms since the Unix epoch) answers from sessions without card proof are
     /// refused after wrong ones (0: no back-off).
     pub backoff_until_ms: i64,
+    /// ISO admin cards: the name of the workstation ISO profile recorded at enrollment.
+    pub iso_profile: Option<String>,
 }
 
 /// One audit row: who did what to which card and how it ended. Never secrets or answers.

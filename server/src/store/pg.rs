@@ -43,7 +43,7 @@ impl Tx for PgTx<'_> {
         let row = self.query_opt(
             "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
                     user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
-                    card_auth_key, backoff_until_ms
+                    card_auth_key, backoff_until_ms, iso_profile
              FROM cards WHERE profile = $1 AND identity = $2 FOR UPDATE",
             &[&profile.as_str(), &identity],
         )?;
@@ -298,17 +298,6 @@ impl Tx for PgTx<'_> {
             &[&profile.as_str(), &identity, &name],
         )?;
         Ok(())
-    }
-
-    fn iso_profile(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-    ) -> Result<Option<String>, ServerError> {
-        let row = self.query_opt(
-            "SELECT iso_profile FROM cards WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity],
-        )?;
-        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
     }
 
     fn set_backoff(

@@ -152,7 +152,7 @@ pub(crate) fn start_session(
     tx.insert_session(token_hash, card, now, now.saturating_add(ttl_ms))?;
     let attempts_left = blind.max_attempts.saturating_sub(record.failed_attempts);
     let iso_profile = match card.0 {
-        Profile::Iso => tx.iso_profile(card)?,
+        Profile::Iso => record.iso_profile.clone(),
         _ => None,
     };
     Ok(StartOutcome::Started {

@@ -34,7 +34,7 @@ impl Tx for SqliteTx<'_> {
             .query_row(
                 "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
                         user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
-                        card_auth_key, backoff_until_ms
+                        card_auth_key, backoff_until_ms, iso_profile
                  FROM cards WHERE profile = ?1 AND identity = ?2",
                 params![profile.as_str(), identity],
                 card_row,
@@ -290,21 +290,6 @@ impl Tx for SqliteTx<'_> {
             params![profile.as_str(), identity, name],
         )?;
         Ok(())
-    }
-
-    fn iso_profile(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-    ) -> Result<Option<String>, ServerError> {
-        let name: Option<Option<String>> = self
-            .0
-            .query_row(
-                "SELECT iso_profile FROM cards WHERE profile = ?1 AND identity = ?2",
-                params![profile.as_str(), identity],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(name.flatten())
     }
 
     fn set_backoff(

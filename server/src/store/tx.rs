@@ -114,9 +114,6 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     /// Records (or clears) the name of the workstation ISO profile the card was enrolled with.
     fn set_iso_profile(&mut self, card: CardKey<'_>, name: Option<&str>)
         -> Result<(), ServerError>;
-    /// The card's ISO profile name (`None`: none recorded, or no such card). Read after
-    /// [`Tx::read_card`] in the same transaction, which checked the row.
-    fn iso_profile(&mut self, card: CardKey<'_>) -> Result<Option<String>, ServerError>;
     /// Sets the back-off of answers without card proof (ms since the Unix epoch; 0: none).
     fn set_backoff(&mut self, card: CardKey<'_>, backoff_until_ms: i64) -> Result<(), ServerError>;
     /// Records the PUK generation this session released.

@@ -229,6 +229,7 @@ impl Fields<'_> {
             enrolled_ms: self.int("enrolled_ms")?,
             card_auth_key: self.opt_text("card_auth_key")?,
             backoff_until_ms: self.int("backoff_until_ms")?,
+            iso_profile: self.opt_text("iso_profile")?,
         }
         .into_record(profile, identity)
     }

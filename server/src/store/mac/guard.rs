@@ -296,12 +296,6 @@ impl Tx for MacTx<'_> {
         self.write(&CARDS, &card_f(card), |tx| tx.set_iso_profile(card, name))
     }
 
-    fn iso_profile(&mut self, card: CardKey<'_>) -> Result<Option<String>, ServerError> {
-        // The caller read the card with `read_card`, which verified the row's MAC (the column
-        // is in it) in this same transaction.
-        self.inner.iso_profile(card)
-    }
-
     fn set_backoff(&mut self, card: CardKey<'_>, backoff_until_ms: i64) -> Result<(), ServerError> {
         self.set(&CARDS, &card_f(card), &|row| {
             put(&CARDS, row, "backoff_until_ms", Val::Int(backoff_until_ms));

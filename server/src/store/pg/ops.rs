@@ -336,7 +336,7 @@ impl OpTx for PgTx<'_> {
         let rows = self.query(
             "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
                     user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
-                    card_auth_key, backoff_until_ms, profile, identity
+                    card_auth_key, backoff_until_ms, iso_profile, profile, identity
              FROM cards
              WHERE strpos(lower(user_name), $1) > 0 OR strpos(lower(user_email), $1) > 0
                 OR strpos(identity, $1) > 0
@@ -345,8 +345,8 @@ impl OpTx for PgTx<'_> {
         )?;
         let mut cards = Vec::new();
         for r in &rows {
-            if let Some(profile) = Profile::parse(r.get(13)) {
-                let identity: String = r.get(14);
+            if let Some(profile) = Profile::parse(r.get(14)) {
+                let identity: String = r.get(15);
                 cards.push(card_row(r)?.into_record(profile, &identity)?);
             }
         }

@@ -11,7 +11,7 @@ pub(super) fn small(v: i64) -> Result<u32, ServerError> {
 }
 
 /// A `cards` row from the columns `algorithm, key_gen, puk_gen, pending_puk_gen, locked,
-/// failed_attempts, user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms`.
+/// failed_attempts, user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms, card_auth_key, backoff_until_ms, iso_profile`.
 pub(super) fn card_row(r: &postgres::Row) -> Result<CardRow, ServerError> {
     Ok(CardRow {
         algorithm: r.get(0),
@@ -27,6 +27,7 @@ pub(super) fn card_row(r: &postgres::Row) -> Result<CardRow, ServerError> {
         enrolled_ms: r.get(10),
         card_auth_key: r.get(11),
         backoff_until_ms: r.get(12),
+        iso_profile: r.get(13),
     })
 }
 

@@ -344,7 +344,7 @@ impl OpTx for SqliteTx<'_> {
         let mut stmt = self.0.prepare(
             "SELECT algorithm, key_gen, puk_gen, pending_puk_gen, locked, failed_attempts,
                     user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms,
-                    card_auth_key, backoff_until_ms, profile, identity
+                    card_auth_key, backoff_until_ms, iso_profile, profile, identity
              FROM cards
              WHERE instr(lower(user_name), ?1) > 0 OR instr(lower(user_email), ?1) > 0
                 OR instr(identity, ?1) > 0
@@ -353,8 +353,8 @@ impl OpTx for SqliteTx<'_> {
         let rows = stmt.query_map(params![needle, limit], |r| {
             Ok((
                 card_row(r)?,
-                r.get::<_, String>(13)?,
                 r.get::<_, String>(14)?,
+                r.get::<_, String>(15)?,
             ))
         })?;
         let mut cards = Vec::new();

@@ -4,7 +4,7 @@ use crate::store::{parse_algorithm, AuditEntry, CardRecord, Profile};
 use crate::ServerError;
 
 /// A `cards` row from the columns `algorithm, key_gen, puk_gen, pending_puk_gen, locked,
-/// failed_attempts, user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms`.
+/// failed_attempts, user_name, user_email, pending_key_gen, puk_read_out, enrolled_ms, card_auth_key, backoff_until_ms, iso_profile`.
 pub(super) fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
     Ok(CardRow {
         algorithm: r.get(0)?,
@@ -20,6 +20,7 @@ pub(super) fn card_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CardRow> {
         enrolled_ms: r.get(10)?,
         card_auth_key: r.get(11)?,
         backoff_until_ms: r.get(12)?,
+        iso_profile: r.get(13)?,
     })
 }
 
@@ -55,6 +56,7 @@ pub(in crate::store) struct CardRow {
     pub enrolled_ms: i64,
     pub card_auth_key: Option<String>,
     pub backoff_until_ms: i64,
+    pub iso_profile: Option<String>,
 }
 
 impl CardRow {
@@ -82,6 +84,7 @@ impl CardRow {
             user_email: self.user_email,
             card_auth_key: self.card_auth_key,
             backoff_until_ms: self.backoff_until_ms,
+            iso_profile: self.iso_profile,
         })
     }
 }
