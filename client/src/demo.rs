@@ -5,7 +5,6 @@
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::Profile;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::unlock;
 use cardunlock_protocol::{Role, Secret};
 use cardunlock_server::{Config, Enrollment, MasterSecret, Server, ServerHandle};
@@ -139,8 +138,11 @@ impl Demo {
         };
         let card = SharedCard::new(SimCard::new(sim));
         let mut driver = Driver::new(card.clone());
-        let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
-            .map_err(|e| failure::card(&e, Kind::Usage).about("demo card"))?;
+        let status = block_on(unlock::read_status(
+            &mut driver,
+            cardunlock_sim::ISO_PROFILE,
+        ))
+        .map_err(|e| failure::card(&e, Kind::Usage).about("demo card"))?;
         let identity = status
             .identity
             .ok_or_else(|| setup("the simulated card has no identity"))?;
@@ -148,7 +150,7 @@ impl Demo {
         let card_auth_key = personalise(
             &mut driver,
             &status,
-            Some(IsoProfile::SIM),
+            Some(cardunlock_sim::ISO_PROFILE),
             &Factory::default(),
             &target,
         )?;
@@ -288,8 +290,11 @@ impl Demo {
     /// The card's status line ("PIV card, id ..., PIN BLOCKED, ..."), for display.
     pub fn card_status(&self) -> Result<String, Failure> {
         let mut driver = Driver::new(self.card.clone());
-        let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM))
-            .map_err(|e| failure::card(&e, Kind::Usage).about("demo card"))?;
+        let status = block_on(unlock::read_status(
+            &mut driver,
+            cardunlock_sim::ISO_PROFILE,
+        ))
+        .map_err(|e| failure::card(&e, Kind::Usage).about("demo card"))?;
         Ok(describe(&status))
     }
 

@@ -354,7 +354,7 @@ impl IsoProfiles {
     /// Adds the simulated card's profile (named [`SIMULATOR`]) unless a profile has that name.
     #[cfg(feature = "demo")]
     pub fn add_simulator(&mut self) {
-        let sim = IsoProfile::SIM;
+        let sim = cardunlock_sim::ISO_PROFILE;
         let entry = IsoProfileEntry {
             name: SIMULATOR.to_string(),
             aid: sim.aid.to_vec(),

@@ -7,7 +7,6 @@ use cardunlock_client::online::unlock;
 use cardunlock_client::{Failure, Kind};
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::unlock as core_unlock;
 use cardunlock_server::{kdf, Argon2Params, Config, Enrollment, MasterSecret, Server};
 use cardunlock_sim::{Config as SimConfig, IsoConfig, SimCard};
@@ -20,7 +19,11 @@ use common::Script;
 fn iso_card(master: &MasterSecret, seed: u64) -> (SimCard, String) {
     let probe = SimCard::new(SimConfig::Iso(IsoConfig::factory()));
     let mut driver = Driver::new(probe);
-    let status = block_on(core_unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let status = block_on(core_unlock::read_status(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     let id = status.identity.unwrap();
     let key = kdf::admin_key(master, "iso", id.as_bytes(), Algorithm::TripleDes, 0);
     let mut config = IsoConfig::factory().blocked();

@@ -12,7 +12,6 @@ use cardunlock_client::{Failure, Kind};
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::CardStatus;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::CardId;
 use cardunlock_core::unlock;
 use cardunlock_protocol::operator::QuestionAnswer;
@@ -137,7 +136,7 @@ fn enroll(
 fn status(card: &SharedCard) -> CardStatus {
     block_on(unlock::read_status(
         &mut Driver::new(card.clone()),
-        IsoProfile::SIM,
+        cardunlock_sim::ISO_PROFILE,
     ))
     .unwrap()
 }

@@ -8,7 +8,6 @@ use cardunlock_client::online::unlock;
 use cardunlock_client::Kind;
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::unlock as core_unlock;
 use cardunlock_server::{Argon2Params, Config, Enrollment, MasterSecret, Server};
 use cardunlock_sim::{Config as SimConfig, PivConfig, SimCard};
@@ -19,7 +18,11 @@ use common::Script;
 
 /// Personalises the card as an enrollment station does; the 9E key it reports.
 fn enroll_card(driver: &mut Driver<SimCard>) -> Option<[u8; 65]> {
-    let status = block_on(core_unlock::read_status(driver, IsoProfile::SIM)).unwrap();
+    let status = block_on(core_unlock::read_status(
+        driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     let id = status.identity.unwrap();
     let master = MasterSecret::generate();
     let target = Target {

@@ -16,7 +16,6 @@ use cardunlock_client::online::unlock;
 use cardunlock_client::Failure;
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::unlock as core_unlock;
 use cardunlock_core::Transport;
 
@@ -105,7 +104,11 @@ fn enrolled() -> (
         card: card.clone(),
         after: Box::new(|_, _| {}),
     });
-    let status = block_on(core_unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let status = block_on(core_unlock::read_status(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     let id = status.identity.unwrap();
     let target = Target {
         puk: Some(cardunlock_server::kdf::piv_puk(&master, id.as_bytes(), 0)),

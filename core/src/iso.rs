@@ -21,23 +21,6 @@ pub struct IsoProfile<'a> {
     pub algorithm: Algorithm,
 }
 
-/// The AID of cardunlock's simulated ISO admin card (tests and the demo; no production path
-/// uses it: a workstation's ISO profiles come from its configuration).
-#[doc(hidden)]
-pub const SIM_AID: [u8; 8] = [0xF0, 0x43, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B];
-
-impl IsoProfile<'static> {
-    /// The simulated card's profile: key 01, PIN 80, 3DES. For tests and the demo only: no
-    /// production path uses it (a workstation's ISO profiles come from its configuration).
-    #[doc(hidden)]
-    pub const SIM: Self = Self {
-        aid: &SIM_AID,
-        admin_key_ref: 0x01,
-        pin_ref: 0x80,
-        algorithm: Algorithm::TripleDes,
-    };
-}
-
 impl<'a> IsoProfile<'a> {
     /// SELECT the application (the command borrows the AID, not the profile).
     pub const fn select(&self) -> Command<'a> {
@@ -79,14 +62,22 @@ impl<'a> IsoProfile<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::apdu::test_bytes as bytes;
     use hex_literal::hex;
 
+    /// Key 01, PIN 80, 3DES, on the simulated card's AID.
+    pub(crate) const TEST_PROFILE: IsoProfile<'static> = IsoProfile {
+        aid: &[0xF0, 0x43, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B],
+        admin_key_ref: 0x01,
+        pin_ref: 0x80,
+        algorithm: Algorithm::TripleDes,
+    };
+
     #[test]
     fn exact_bytes() {
-        let p = IsoProfile::SIM;
+        let p = TEST_PROFILE;
         assert_eq!(&bytes(&p.get_challenge())[..], &hex!("00 84 00 00 08"));
         let aes = IsoProfile {
             algorithm: Algorithm::Aes128,

@@ -16,7 +16,6 @@ use cardunlock_ccid_sim::{ApduCard, ReaderSim, SimConfig, SlotCard, TestClock};
 use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::LocalKey;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, Select};
 use cardunlock_fuzz::{frames_of, push_frame, TAPE_BYTES};
@@ -73,13 +72,13 @@ fn run_flow(which: u8, card: SimCard) -> (Vec<u8>, Exchanges) {
         .is_ok(),
         3 => block_on(unlock::iso_unblock_with(
             &mut driver,
-            IsoProfile::SIM,
+            cardunlock_sim::ISO_PROFILE,
             &pin,
             &mut key,
             Select::Application,
         ))
         .is_ok(),
-        _ => block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).is_ok(),
+        _ => block_on(unlock::read_status(&mut driver, cardunlock_sim::ISO_PROFILE)).is_ok(),
     };
     assert!(ok, "seed flow {which} failed against the simulated card");
     let (_, tape) = driver.into_inner().into_parts();

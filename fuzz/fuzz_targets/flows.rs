@@ -13,7 +13,6 @@ use std::sync::{Mutex, PoisonError};
 use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{AdminRequest, AdminResponder, LocalKey, MAX_ANSWER_LEN};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, Select};
 use cardunlock_fuzz::{replay_card, TAPE_BYTES};
@@ -91,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
     // application it selected, as the CLI does).
     let which = which % 6;
     let select = if flags & 0x80 != 0 && (2..4).contains(&which) {
-        match block_on(unlock::read_status_selected(&mut driver, IsoProfile::SIM)) {
+        match block_on(unlock::read_status_selected(&mut driver, cardunlock_sim::ISO_PROFILE)) {
             Ok((_, selected)) => Some(Select::After(selected)),
             Err(_) => None,
         }
@@ -118,14 +117,14 @@ fuzz_target!(|data: &[u8]| {
         .is_ok(),
         (3, Some(select)) => block_on(unlock::iso_unblock_with(
             &mut driver,
-            IsoProfile::SIM,
+            cardunlock_sim::ISO_PROFILE,
             &pin,
             &mut responder,
             select,
         ))
         .is_ok(),
         _ => {
-            let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM));
+            let status = block_on(unlock::read_status(&mut driver, cardunlock_sim::ISO_PROFILE));
             if let Ok(s) = &status {
                 let _ = format!("{s:?}");
             }

@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let profile = IsoProfile {
         algorithm,
-        ..IsoProfile::SIM
+        ..cardunlock_sim::ISO_PROFILE
     };
     let pin =
         NewPin::confirmed(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2", PinContext::NONE).expect("policy");

@@ -3,7 +3,6 @@
 use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::LocalKey;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;
 use cardunlock_sim::{Config, GidsConfig, PivConfig, SimCard};
@@ -20,7 +19,7 @@ use crate::terminal::Console;
 use crate::trace::Traced;
 
 fn status_line(driver: &mut Driver<Traced<SimCard>>) -> Result<String, Failure> {
-    let status = block_on(unlock::read_status(driver, IsoProfile::SIM))
+    let status = block_on(unlock::read_status(driver, cardunlock_sim::ISO_PROFILE))
         .map_err(|e| failure::card(&e, Kind::Refused))?;
     Ok(describe(&status))
 }

@@ -19,7 +19,6 @@ use cardunlock_client::online::{self, Event, Person, Ui};
 use cardunlock_client::Failure;
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;
 use cardunlock_server::kdf;
@@ -275,7 +274,7 @@ fn blocked_iso_card(env: &Env, serial: u8) -> (Driver<SimCard>, String) {
 }
 
 fn pin_tries_left(driver: &mut Driver<SimCard>) -> Option<u8> {
-    embassy_futures::block_on(unlock::read_status(driver, IsoProfile::SIM))
+    embassy_futures::block_on(unlock::read_status(driver, cardunlock_sim::ISO_PROFILE))
         .unwrap()
         .pin_tries_left
 }

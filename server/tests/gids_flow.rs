@@ -10,7 +10,6 @@ use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{
     AdminRequest, AdminResponder, GidsChangeAdminKey, LocalKey, MAX_ANSWER_LEN,
 };
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock;
 use cardunlock_server::kdf;
@@ -106,7 +105,11 @@ fn enrolled_card(env: &Env) -> (SharedCard, String) {
         GidsConfig::factory().blocked(),
     )));
     let mut driver = Driver::new(transport(&card));
-    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let status = block_on(unlock::read_status(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     let identity = status.identity.unwrap().to_string();
     env.server
         .enroll(&enrollment("gids", &identity, Algorithm::TripleDes))

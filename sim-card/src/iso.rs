@@ -17,6 +17,17 @@ use crate::sw;
 /// exact match; SELECT of the MF `3F 00` selects the same application.
 pub const ISO_ADMIN_AID: [u8; 8] = [0xF0, 0x43, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B];
 
+/// The simulated ISO admin card's profile for the core's flows: [`ISO_ADMIN_AID`], admin key
+/// 01, PIN 80, 3DES (the factory [`crate::IsoConfig`]). Tests and the demo use it; a
+/// workstation's ISO profiles come from its configuration.
+pub const ISO_PROFILE: cardunlock_core::iso::IsoProfile<'static> =
+    cardunlock_core::iso::IsoProfile {
+        aid: &ISO_ADMIN_AID,
+        admin_key_ref: 0x01,
+        pin_ref: 0x80,
+        algorithm: cardunlock_core::crypto::Algorithm::TripleDes,
+    };
+
 const INS_VERIFY: u8 = 0x20;
 /// CHANGE REFERENCE DATA; P1 = 01 changes the admin key (this card's vendor-specific form).
 const INS_CHANGE_REFERENCE_DATA: u8 = 0x24;

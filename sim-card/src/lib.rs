@@ -115,7 +115,7 @@ pub use config::{
     DEFAULT_MGMT_KEY, DEFAULT_PIV_PIN, DEFAULT_PIV_PUK,
 };
 pub use gids::GIDS_AID;
-pub use iso::ISO_ADMIN_AID;
+pub use iso::{ISO_ADMIN_AID, ISO_PROFILE};
 pub use piv::PIV_AID;
 pub use test_rng::TestRng;
 pub use transport::SharedCard;

@@ -27,7 +27,11 @@ fn local(key: AdminKey) -> LocalKey<cardunlock_sim::TestRng> {
 fn gids_status_and_admin_unblock() {
     let card = gids_card(GidsConfig::factory().blocked());
     let mut driver = Driver::new(transport(&card));
-    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let status = block_on(unlock::read_status(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     assert_eq!(status.profile, Profile::Gids);
     assert_eq!(
         (status.pin_tries_left, status.pin_max_tries),
@@ -136,7 +140,7 @@ fn iso_unblock_in_every_algorithm_and_wrong_keys_fail() {
             .collect();
         let profile = IsoProfile {
             algorithm: alg,
-            ..IsoProfile::SIM
+            ..cardunlock_sim::ISO_PROFILE
         };
 
         let card = iso_card(alg, &key);
@@ -235,7 +239,7 @@ fn iso_admin_key_change_in_every_algorithm() {
         let card = iso_card(alg, &old);
         let profile = IsoProfile {
             algorithm: alg,
-            ..IsoProfile::SIM
+            ..cardunlock_sim::ISO_PROFILE
         };
         let mut driver = Driver::new(transport(&card));
         let new_key = AdminKey::new(alg, &new).unwrap();
@@ -260,7 +264,7 @@ fn admin_key_change_with_the_wrong_current_key_changes_nothing() {
     let mut driver = Driver::new(transport(&card));
     let new_key = AdminKey::new(Algorithm::TripleDes, &[0x77; 24]).unwrap();
     let wrong = AdminKey::new(Algorithm::TripleDes, &[0x42; 24]).unwrap();
-    let mut flow = IsoChangeAdminKey::new(IsoProfile::SIM, &new_key);
+    let mut flow = IsoChangeAdminKey::new(cardunlock_sim::ISO_PROFILE, &new_key);
     let got = block_on(driver.run(&mut flow, &mut local(wrong)));
     assert!(
         matches!(got, Err(Error::Flow(FlowError::AdminAuthFailed { .. }))),

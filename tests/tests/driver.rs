@@ -3,7 +3,6 @@
 
 use cardunlock_core::apdu::Command;
 use cardunlock_core::driver::Driver;
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::PinContext;
@@ -17,7 +16,11 @@ use embassy_futures::block_on;
 fn get_response_rounds_assemble_long_answers() {
     let whole = shared(SimCard::new(Config::Piv(PivConfig::factory())));
     let mut driver = Driver::new(transport(&whole));
-    let expected = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let expected = block_on(unlock::read_status(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
 
     let options = Options {
         max_response_data: 8,
@@ -28,7 +31,11 @@ fn get_response_rounds_assemble_long_answers() {
         options,
     ));
     let mut driver = Driver::new(transport(&chunked));
-    let got = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let got = block_on(unlock::read_status(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     assert_eq!(got, expected);
     let get_responses = driver
         .transport()
@@ -144,7 +151,10 @@ fn a_send_buffer_smaller_than_the_command_chains_it() {
 fn a_response_longer_than_the_receive_buffer_is_an_error_not_a_cut() {
     let (card, _) = blocked_piv();
     let mut driver: Driver<_, 32, 8> = Driver::with_buffers(transport(&card));
-    let got = block_on(unlock::read_status(&mut driver, IsoProfile::SIM));
+    let got = block_on(unlock::read_status(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ));
     assert_eq!(
         got,
         Err(cardunlock_core::driver::Error::Protocol(

@@ -5,7 +5,6 @@
 use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::{Driver, Error, ProtocolError};
 use cardunlock_core::flow::{FlowError, LocalKey, Step};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, UnlockError};
 use cardunlock_core::ErrorKind;
@@ -73,7 +72,7 @@ fn unblock(which: Which, transport: TestTransport) -> (Result<(), Failed>, TestT
         .map_err(failed),
         Which::Iso => block_on(unlock::iso_unblock(
             &mut driver,
-            IsoProfile::SIM,
+            cardunlock_sim::ISO_PROFILE,
             &unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2").unwrap(),
             &mut key,
         ))

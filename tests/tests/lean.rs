@@ -6,7 +6,6 @@
 use cardunlock_core::crypto::AdminKey;
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{FlowError, LocalKey, Profile};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, UnlockError};
 use cardunlock_sim::{Config, GidsConfig, IsoConfig, PivConfig, SimCard};
@@ -112,8 +111,11 @@ fn lean_on_a_gids_card_says_no_piv_application() {
 fn gids_unblock_after_the_status_read_skips_the_second_select() {
     let card = shared(SimCard::new(Config::Gids(GidsConfig::factory().blocked())));
     let mut driver = Driver::new(transport(&card));
-    let (status, selected) =
-        block_on(unlock::read_status_selected(&mut driver, IsoProfile::SIM)).unwrap();
+    let (status, selected) = block_on(unlock::read_status_selected(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     assert_eq!(status.profile, Profile::Gids);
     let before = driver.transport().seen().len();
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(7));
@@ -136,14 +138,17 @@ fn gids_unblock_after_the_status_read_skips_the_second_select() {
 fn iso_unblock_after_the_status_read_skips_the_second_select() {
     let card = shared(SimCard::new(Config::Iso(IsoConfig::factory().blocked())));
     let mut driver = Driver::new(transport(&card));
-    let (status, selected) =
-        block_on(unlock::read_status_selected(&mut driver, IsoProfile::SIM)).unwrap();
+    let (status, selected) = block_on(unlock::read_status_selected(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     assert_eq!(status.profile, Profile::IsoAdmin);
     let before = driver.transport().seen().len();
     let mut key = LocalKey::new(AdminKey::piv_default(), fill_counter(7));
     block_on(unlock::iso_unblock_with(
         &mut driver,
-        IsoProfile::SIM,
+        cardunlock_sim::ISO_PROFILE,
         &unlock::admin_input(&PinPolicy::GIDS, b"Tq83z", b"Tq83z").unwrap(),
         &mut key,
         unlock::Select::After(selected),

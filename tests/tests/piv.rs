@@ -4,7 +4,6 @@
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{FlowError, LocalKey, PivChangePuk, PivMgmtAuth, Profile};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::{AuthMode, IdKind};
 use cardunlock_core::policy::{PinPolicy, Violation};
 use cardunlock_core::secret::{PinContext, PivPuk};
@@ -48,7 +47,11 @@ const KEYS: [(Algorithm, &str); 4] = [
 fn status_of_a_blocked_card_spends_nothing() {
     let card = piv_card(PivConfig::factory().blocked());
     let mut driver = Driver::new(transport(&card));
-    let status = block_on(unlock::read_status(&mut driver, IsoProfile::SIM)).unwrap();
+    let status = block_on(unlock::read_status(
+        &mut driver,
+        cardunlock_sim::ISO_PROFILE,
+    ))
+    .unwrap();
     assert_eq!(status.profile, Profile::Piv);
     assert!(status.pin_blocked());
     assert_eq!(status.puk_tries_left, Some(3));

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{NoAdmin, PivUnblock, ReadStatus};
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::{NewPin, PinContext, PivPuk};
 use cardunlock_core::{Command, ErrorKind, Transport, TransportError};
@@ -108,9 +107,11 @@ fn card_reset_by_another_application_is_reported_not_retried() {
     );
 
     // The transport reconnected: the flow can simply start again.
-    let status =
-        block_on(transport.run_exclusive(&mut ReadStatus::new(IsoProfile::SIM), &mut NoAdmin))
-            .unwrap();
+    let status = block_on(transport.run_exclusive(
+        &mut ReadStatus::new(cardunlock_sim::ISO_PROFILE),
+        &mut NoAdmin,
+    ))
+    .unwrap();
     assert_eq!(status.pin_tries_left, Some(3));
 }
 

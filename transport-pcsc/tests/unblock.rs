@@ -10,7 +10,6 @@ use cardunlock_core::driver::Error;
 use cardunlock_core::flow::{
     Flow, FlowError, GidsUnblock, IsoUnblock, LocalKey, NoAdmin, PivUnblock, Profile, ReadStatus,
 };
-use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
 use cardunlock_pcsc::PcscError;
@@ -41,9 +40,11 @@ fn wrong_key() -> AdminKey {
 fn status_of_a_blocked_piv_card() {
     let card = insert(Config::Piv(PivConfig::factory().blocked()));
     let mut transport = card.connect();
-    let status =
-        block_on(transport.run_exclusive(&mut ReadStatus::new(IsoProfile::SIM), &mut NoAdmin))
-            .unwrap();
+    let status = block_on(transport.run_exclusive(
+        &mut ReadStatus::new(cardunlock_sim::ISO_PROFILE),
+        &mut NoAdmin,
+    ))
+    .unwrap();
     assert_eq!(status.profile, Profile::Piv);
     assert_eq!(status.pin_tries_left, Some(0));
     assert!(status.pin_blocked());
@@ -70,10 +71,10 @@ fn piv_puk_unblock() {
         assert_eq!(sim.puk_tries_left(), Some(3));
     }
     // A second connection sees the card unblocked.
-    let status = block_on(
-        card.connect()
-            .run_exclusive(&mut ReadStatus::new(IsoProfile::SIM), &mut NoAdmin),
-    )
+    let status = block_on(card.connect().run_exclusive(
+        &mut ReadStatus::new(cardunlock_sim::ISO_PROFILE),
+        &mut NoAdmin,
+    ))
     .unwrap();
     assert!(!status.pin_blocked());
 }
@@ -98,9 +99,11 @@ fn wrong_puk_costs_exactly_one_try() {
 fn admin_unblock(config: Config, profile: Profile, flow: &mut impl Flow<Output = ()>) {
     let card = insert(config);
     let mut transport = card.connect();
-    let status =
-        block_on(transport.run_exclusive(&mut ReadStatus::new(IsoProfile::SIM), &mut NoAdmin))
-            .unwrap();
+    let status = block_on(transport.run_exclusive(
+        &mut ReadStatus::new(cardunlock_sim::ISO_PROFILE),
+        &mut NoAdmin,
+    ))
+    .unwrap();
     assert_eq!(status.profile, profile);
     assert_eq!(status.pin_tries_left, Some(0));
 
@@ -161,7 +164,7 @@ fn iso_admin_unblock() {
     admin_unblock(
         config,
         Profile::IsoAdmin,
-        &mut IsoUnblock::new(IsoProfile::SIM, &pin),
+        &mut IsoUnblock::new(cardunlock_sim::ISO_PROFILE, &pin),
     );
 }
 
@@ -169,7 +172,10 @@ fn iso_admin_unblock() {
 fn iso_wrong_admin_key_changes_nothing() {
     let pin = gids_pin(b"k7Rq29xZ");
     let config = Config::Iso(IsoConfig::factory().blocked());
-    let err = wrong_admin_key(config, &mut IsoUnblock::new(IsoProfile::SIM, &pin));
+    let err = wrong_admin_key(
+        config,
+        &mut IsoUnblock::new(cardunlock_sim::ISO_PROFILE, &pin),
+    );
     assert_eq!(
         err,
         Error::Flow(FlowError::AdminAuthFailed {

@@ -472,7 +472,6 @@ mod session {
     use cardunlock_ccid::session::{Error as SessionError, Session};
     use cardunlock_core::driver::{Driver, Error};
     use cardunlock_core::flow::{FlowError, NoAdmin, PivUnblock, Profile, ReadStatus};
-    use cardunlock_core::iso::IsoProfile;
     use cardunlock_core::piv::IdKind;
     use cardunlock_core::policy::PinPolicy;
     use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
@@ -560,8 +559,11 @@ mod session {
     fn read_status_through_usbd_ccid() {
         let (card, _reader, session) = open(bench());
         let mut driver = Driver::new(session);
-        let status =
-            block_on(driver.run(&mut ReadStatus::new(IsoProfile::SIM), &mut NoAdmin)).unwrap();
+        let status = block_on(driver.run(
+            &mut ReadStatus::new(cardunlock_sim::ISO_PROFILE),
+            &mut NoAdmin,
+        ))
+        .unwrap();
         assert_eq!(status.profile, Profile::Piv);
         assert!(status.pin_blocked());
         assert_eq!(status.puk_tries_left, Some(3));

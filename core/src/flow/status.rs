@@ -366,7 +366,7 @@ mod tests {
     /// profile or reports the wrong one.
     #[test]
     fn iso_profiles_are_probed_in_order() {
-        let isos = [IsoProfile::SIM, ACME];
+        let isos = [crate::iso::tests::TEST_PROFILE, ACME];
         let (selects, status) = run(ReadStatus::with_iso_profiles(&isos), ACME.aid);
         let status = status.unwrap();
         assert_eq!(status.profile, Profile::IsoAdmin);
@@ -386,9 +386,12 @@ mod tests {
         let (selects, status) = run(ReadStatus::with_iso_profiles(&[]), ACME.aid);
         assert_eq!(status, Err(FlowError::UnknownCard));
         assert_eq!(selects.len(), 2);
-        let (_, status) = run(ReadStatus::with_iso_profiles(&[IsoProfile::SIM]), ACME.aid);
+        let (_, status) = run(
+            ReadStatus::with_iso_profiles(&[crate::iso::tests::TEST_PROFILE]),
+            ACME.aid,
+        );
         assert_eq!(status, Err(FlowError::UnknownCard));
     }
 
-    const SIM_AID_BYTES: [u8; 8] = crate::iso::SIM_AID;
+    const SIM_AID_BYTES: [u8; 8] = [0xF0, 0x43, 0x55, 0x4E, 0x4C, 0x4F, 0x43, 0x4B];
 }
