@@ -24,6 +24,15 @@ pub enum TransportKind {
     Ccid,
 }
 
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pcsc => "PC/SC",
+            Self::Ccid => "USB CCID",
+        })
+    }
+}
+
 /// What to leave on the card when a session ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
@@ -143,7 +152,7 @@ impl Readers {
 }
 
 fn missing(kind: TransportKind) -> Failure {
-    Failure::new(Kind::Usage, format!("this build has no {kind:?} transport"))
+    Failure::new(Kind::Usage, format!("this build has no {kind} transport"))
 }
 
 /// A connected card.

@@ -91,7 +91,7 @@ fn expected_response(identity: &str, generation: u32, challenge: &[u8; 8]) -> St
 
 /// The workstation's ISO profiles: the simulated card's (configured, as a real site's would be).
 fn sim() -> IsoProfiles {
-    let aid = hex::encode(&cardunlock_sim::ISO_ADMIN_AID);
+    let aid = hex::encode(cardunlock_sim::ISO_ADMIN_AID);
     let entry = IsoProfileEntry::new("cardunlock-sim", &aid, 0x01, 0x80, None).unwrap();
     IsoProfiles::from_entries(vec![entry]).unwrap()
 }
