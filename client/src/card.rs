@@ -63,7 +63,8 @@ pub struct Readers {
     pub verbose: bool,
 }
 
-/// What the user has to do before a card can be used, while [`Readers::wait_for_card`] waits.
+/// What the user has to do before a card can be used, while a
+/// [`CardSource::wait_for_card`](crate::worker::CardSource::wait_for_card) waits.
 pub const INSERT_CARD: &str = "Insert your card.";
 
 impl Readers {
