@@ -24,6 +24,15 @@ pub enum TransportKind {
     Ccid,
 }
 
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Pcsc => "PC/SC",
+            Self::Ccid => "USB CCID",
+        })
+    }
+}
+
 /// What to leave on the card when a session ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
@@ -54,7 +63,8 @@ pub struct Readers {
     pub verbose: bool,
 }
 
-/// What the user has to do before a card can be used, while [`Readers::wait_for_card`] waits.
+/// What the user has to do before a card can be used, while a
+/// [`CardSource::wait_for_card`](crate::worker::CardSource::wait_for_card) waits.
 pub const INSERT_CARD: &str = "Insert your card.";
 
 impl Readers {
@@ -190,7 +200,7 @@ pub fn pick_reader<'a>(
 }
 
 fn missing(kind: TransportKind) -> Failure {
-    Failure::new(Kind::Usage, format!("this build has no {kind:?} transport"))
+    Failure::new(Kind::Usage, format!("this build has no {kind} transport"))
 }
 
 /// A connected card.

@@ -131,8 +131,16 @@ impl std::error::Error for Failure {
 }
 
 /// A transport failure: no service / reader / card is [`Kind::NoCard`], anything mid-flow
-/// [`Kind::Communication`].
-pub fn transport<T: TransportError + Display>(t: &T) -> Failure {
+/// [`Kind::Communication`]. The message is the error's; the error itself is kept as the
+/// failure's `source` (for a caller that tells transport errors apart, or logs the chain).
+pub fn transport<T>(t: &T) -> Failure
+where
+    T: TransportError + std::error::Error + Clone + Send + Sync + 'static,
+{
+    transport_message(t).caused_by(t.clone())
+}
+
+fn transport_message<T: TransportError + Display>(t: &T) -> Failure {
     let kind = match t.kind() {
         ErrorKind::NoCard | ErrorKind::Unavailable => Kind::NoCard,
         _ => Kind::Communication,
@@ -177,9 +185,12 @@ pub fn policy_lines(v: &Violations) -> Vec<String> {
 
 /// A failed flow. `responder` is the kind of a responder failure (bad operator input:
 /// [`Kind::Usage`]; the server: [`Kind::Server`]).
+///
+/// A flow is generic over its transport, whose error is only a [`TransportError`]: its
+/// message is kept, not the error itself (use [`transport`] where the type is known).
 pub fn card<T: TransportError + Display, R: Display>(e: &Error<T, R>, responder: Kind) -> Failure {
     match e {
-        Error::Transport(t) => transport(t),
+        Error::Transport(t) => transport_message(t),
         Error::Protocol(p) => {
             Failure::new(Kind::Communication, format!("card protocol error: {p}"))
         }
@@ -236,6 +247,21 @@ pub fn unlock<T: TransportError + Display, R: Display>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A transport failure keeps the transport's error as its `source` (removing the
+    /// `caused_by` fails this), with the kind the documented exit code needs.
+    #[test]
+    fn a_transport_failure_keeps_its_error() {
+        let f = transport(&ErrorKind::CardRemoved);
+        assert_eq!(f.kind, Kind::Communication);
+        assert_eq!(f.message, ErrorKind::CardRemoved.to_string());
+        let source = std::error::Error::source(&f).expect("the transport error");
+        assert_eq!(
+            source.downcast_ref::<ErrorKind>(),
+            Some(&ErrorKind::CardRemoved)
+        );
+        assert_eq!(transport(&ErrorKind::Unavailable).kind, Kind::NoCard);
+    }
 
     #[test]
     fn exit_codes_follow_the_documented_table() {

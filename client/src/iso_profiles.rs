@@ -28,6 +28,9 @@ use toml::Spanned;
 
 use crate::failure::{Failure, Kind};
 
+mod error;
+pub use error::{ProfileError, UnknownAlgorithm};
+
 /// Where the workstation's ISO profiles are when `--iso-profiles` is not given.
 pub fn default_path() -> PathBuf {
     if cfg!(windows) {
@@ -54,45 +57,54 @@ pub struct IsoProfileEntry {
 }
 
 /// Whether `name` can name a profile: 1 to [`MAX_NAME_LEN`] ASCII letters, digits, `.`, `_`, `-`.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), ProfileError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "name {name:?}: give 1 to {MAX_NAME_LEN} characters"
-        ));
+        return Err(ProfileError::NameLength(name.to_string()));
     }
     if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
-        return Err(format!(
-            "name {name:?}: use only letters, digits, '.', '_' and '-'"
-        ));
+        return Err(ProfileError::NameCharacters(name.to_string()));
     }
     Ok(())
 }
 
 /// An admin key algorithm as people write it: `3des` (`tdes`), `aes128`, `AES-192`, ...;
-/// `card` means "as the card reports" (`None`).
-pub fn parse_algorithm(s: &str) -> Result<Option<Algorithm>, String> {
-    match s
-        .trim()
-        .to_ascii_lowercase()
-        .replace(['-', '_'], "")
-        .as_str()
-    {
+/// `card` means "as the card reports" (`None`). Every place that reads an algorithm's name
+/// (the ISO profiles file, the command line, the credential provider's registry values) reads
+/// it with this.
+pub fn parse_algorithm(s: &str) -> Result<Option<Algorithm>, UnknownAlgorithm> {
+    match normalized(s).as_str() {
         "card" => Ok(None),
-        "3des" | "tdes" | "des3" | "tripledes" => Ok(Some(Algorithm::TripleDes)),
-        "aes128" => Ok(Some(Algorithm::Aes128)),
-        "aes192" => Ok(Some(Algorithm::Aes192)),
-        "aes256" => Ok(Some(Algorithm::Aes256)),
-        _ => Err(format!(
-            "algorithm {s:?}: use 3des, aes128, aes192, aes256 or card (as the card reports)"
-        )),
+        name => named(name)
+            .ok_or_else(|| UnknownAlgorithm::new(s, true))
+            .map(Some),
     }
 }
 
-fn reference(what: &str, value: i64) -> Result<u8, String> {
-    u8::try_from(value).map_err(|_| format!("{what} {value}: give a byte, 0x00 to 0xFF"))
+/// As [`parse_algorithm`], where "as the card reports" is no choice (the default already):
+/// `card` is refused.
+pub fn parse_named_algorithm(s: &str) -> Result<Algorithm, UnknownAlgorithm> {
+    named(&normalized(s)).ok_or_else(|| UnknownAlgorithm::new(s, false))
+}
+
+fn normalized(s: &str) -> String {
+    s.trim().to_ascii_lowercase().replace(['-', '_'], "")
+}
+
+fn named(normalized: &str) -> Option<Algorithm> {
+    match normalized {
+        "3des" | "tdes" | "des3" | "tripledes" => Some(Algorithm::TripleDes),
+        "aes128" => Some(Algorithm::Aes128),
+        "aes192" => Some(Algorithm::Aes192),
+        "aes256" => Some(Algorithm::Aes256),
+        _ => None,
+    }
+}
+
+fn reference(field: &'static str, value: i64) -> Result<u8, ProfileError> {
+    u8::try_from(value).map_err(|_| ProfileError::Reference { field, value })
 }
 
 impl IsoProfileEntry {
@@ -104,14 +116,17 @@ impl IsoProfileEntry {
         admin_key_ref: i64,
         pin_ref: i64,
         algorithm: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ProfileError> {
         check_name(name)?;
-        let aid_bytes = crate::hex::parse(aid).map_err(|e| format!("aid {aid:?}: {e}"))?;
+        let aid_bytes = crate::hex::parse(aid).map_err(|reason| ProfileError::AidHex {
+            aid: aid.to_string(),
+            reason,
+        })?;
         if !(1..=16).contains(&aid_bytes.len()) {
-            return Err(format!(
-                "aid {aid:?}: an AID has 1 to 16 bytes, this one {}",
-                aid_bytes.len()
-            ));
+            return Err(ProfileError::AidLength {
+                aid: aid.to_string(),
+                len: aid_bytes.len(),
+            });
         }
         Ok(Self {
             name: name.to_string(),
@@ -238,20 +253,25 @@ impl IsoProfiles {
         let Some(name) = named else {
             return Ok(answered);
         };
-        let entry = self.get(name).ok_or_else(|| {
-            Failure::new(
-                Kind::Refused,
-                format!(
-                    "ISO profile: the unlock server says this card uses the ISO profile {name:?},                      which this workstation does not have (it has: {}). The card was not                      touched; ask your administrator to add it to the workstation's ISO profiles.",
+        let entry =
+            self.get(name).ok_or_else(|| {
+                Failure::new(
+                    Kind::Refused,
+                    format!(
+                    "ISO profile: the unlock server says this card uses the ISO profile {name:?}, \
+                     which this workstation does not have (it has: {}). The card was not \
+                     touched; ask your administrator to add it to the workstation's ISO profiles.",
                     if self.is_empty() { "none".into() } else { self.names() }
                 ),
-            )
-        })?;
+                )
+            })?;
         if entry.aid != answered.aid {
             return Err(Failure::new(
                 Kind::Refused,
                 format!(
-                    "ISO profile: the unlock server says this card uses the ISO profile {name:?},                      whose AID {} is not the one the card answered on ({}, profile {:?}). The                      card was not touched; ask your administrator to check the ISO profiles.",
+                    "ISO profile: the unlock server says this card uses the ISO profile {name:?}, \
+                     whose AID {} is not the one the card answered on ({}, profile {:?}). The \
+                     card was not touched; ask your administrator to check the ISO profiles.",
                     hex::encode(&entry.aid),
                     hex::encode(&answered.aid),
                     answered.name
@@ -262,7 +282,7 @@ impl IsoProfiles {
     }
 
     /// The profiles given, in order; two with the same name (letter case ignored) are refused.
-    pub fn from_entries(entries: Vec<IsoProfileEntry>) -> Result<Self, String> {
+    pub fn from_entries(entries: Vec<IsoProfileEntry>) -> Result<Self, ProfileError> {
         let mut profiles = Self::none();
         for e in entries {
             profiles.push(e)?;
@@ -270,12 +290,9 @@ impl IsoProfiles {
         Ok(profiles)
     }
 
-    fn push(&mut self, entry: IsoProfileEntry) -> Result<(), String> {
+    fn push(&mut self, entry: IsoProfileEntry) -> Result<(), ProfileError> {
         if self.get(&entry.name).is_some() {
-            return Err(format!(
-                "name {:?}: a profile has that name already",
-                entry.name
-            ));
+            return Err(ProfileError::DuplicateName(entry.name));
         }
         self.entries.push(entry);
         Ok(())
@@ -289,12 +306,12 @@ impl IsoProfiles {
         })?;
         let mut profiles = Self::none();
         for raw in file.profile {
-            let at = |span: std::ops::Range<usize>, message: String| ConfigError {
+            let at = |span: std::ops::Range<usize>, e: ProfileError| ConfigError {
                 line: Some(line_of(text, span.start)),
-                message,
+                message: e.to_string(),
             };
             let raw = raw.into_inner();
-            let field_span = |e: &str| {
+            let field_span = |e: &ProfileError| {
                 let spans = [
                     ("name", raw.name.span()),
                     ("aid", raw.aid.span()),
@@ -303,7 +320,7 @@ impl IsoProfiles {
                 ];
                 spans
                     .into_iter()
-                    .find(|(field, _)| e.starts_with(field))
+                    .find(|(field, _)| e.field() == *field)
                     .map(|(_, s)| s)
                     .or_else(|| raw.algorithm.as_ref().map(Spanned::span))
                     .unwrap_or_else(|| raw.name.span())

@@ -3,11 +3,11 @@
 //!
 //! Threading: LogonUI calls every method on its own single-threaded apartment. The unlock runs
 //! on a worker thread ([`crate::worker`]) that never touches a COM object: after each report it
-//! posts a message to a message-only window created on LogonUI's thread ([`wake`]); that
+//! posts a message to a message-only window created on LogonUI's thread (module `wake`); that
 //! window's procedure, run by LogonUI's own message loop, drains the reports into the
 //! [`Tile`](crate::tile::Tile) and calls `ICredentialProviderCredentialEvents` from there.
 //!
-//! Every entry point catches panics ([`guard`]) and returns an `HRESULT`: a panic never
+//! Every entry point catches panics ([`crate::guard`]) and returns an `HRESULT`: a panic never
 //! crosses into LogonUI.
 
 mod credential;

@@ -5,7 +5,11 @@
 //! so both must be writable by administrators and SYSTEM only. The Windows code reads the key's
 //! and the file's security descriptors into [`Ace`]s; [`only_admins_write`] decides.
 
-use cardunlock_client::iso_profiles::{IsoProfileEntry, IsoProfiles};
+use std::fmt;
+
+use cardunlock_client::iso_profiles::{
+    parse_algorithm, IsoProfileEntry, IsoProfiles, ProfileError, UnknownAlgorithm,
+};
 use cardunlock_core::crypto::Algorithm;
 
 /// Where the configuration lives, under `HKEY_LOCAL_MACHINE`.
@@ -71,6 +75,89 @@ pub struct Ace {
     pub inherit_only: bool,
 }
 
+/// Why someone other than administrators and SYSTEM may change an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writable {
+    /// Its owner (who can always rewrite the DACL) is this SID.
+    Owner(String),
+    /// It has a NULL DACL: everyone has full access.
+    NoDacl,
+    /// An allow entry gives this SID a write right.
+    Grantee(String),
+}
+
+impl fmt::Display for Writable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Owner(sid) => write!(f, "its owner is {sid}"),
+            Self::NoDacl => f.write_str("it has no access control list (everyone may change it)"),
+            Self::Grantee(sid) => write!(f, "{sid} may change it"),
+        }
+    }
+}
+
+/// Why the provider's configuration is refused; each names the registry value or object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Someone other than administrators and SYSTEM may change `what`.
+    Writable {
+        /// The key or file.
+        what: String,
+        /// Who, and how.
+        why: Writable,
+    },
+    /// A required value of the configuration key is absent: the unlock is not configured.
+    NotConfigured(&'static str),
+    /// [`VALUE_SERVER_URL`] is not an `https://` address.
+    NotHttps,
+    /// [`VALUE_ISO_ALGORITHM`] names no algorithm.
+    Algorithm(UnknownAlgorithm),
+    /// A required value of an ISO profile's subkey is absent.
+    ProfileValueNotSet {
+        /// The subkey's full name.
+        at: String,
+        /// The value's name.
+        value: &'static str,
+        /// Its registry type (`REG_SZ`, `REG_DWORD`).
+        kind: &'static str,
+    },
+    /// An ISO profile's values are refused (`at`: its subkey, or the profiles' key).
+    Profile {
+        /// The subkey's full name.
+        at: String,
+        /// What is wrong.
+        error: ProfileError,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Writable { what, why } => write!(
+                f,
+                "{what}: {why}. Only Administrators and SYSTEM may be able to change it; the \
+                 unlock is not offered until that is fixed."
+            ),
+            Self::NotConfigured(name) => write!(
+                f,
+                "HKLM\\{KEY}\\{name} is not set: the unlock is not configured"
+            ),
+            Self::NotHttps => write!(
+                f,
+                "HKLM\\{KEY}\\{VALUE_SERVER_URL}: it must be an https:// address"
+            ),
+            Self::Algorithm(e) => write!(f, "HKLM\\{KEY}\\{VALUE_ISO_ALGORITHM}: {e}"),
+            Self::ProfileValueNotSet { at, value, kind } => {
+                write!(f, "{at}\\{value} is not set ({kind})")
+            }
+            Self::Profile { at, error } => write!(f, "{at}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 fn trusted(sid: &str) -> bool {
     sid == SID_SYSTEM || sid == SID_ADMINISTRATORS
 }
@@ -84,22 +171,22 @@ pub fn only_admins_write(
     owner: &str,
     dacl: Option<&[Ace]>,
     write_rights: u32,
-) -> Result<(), String> {
-    let refuse = |why: String| {
-        Err(format!(
-            "{what}: {why}. Only Administrators and SYSTEM may be able to change it; the \
-             unlock is not offered until that is fixed."
-        ))
+) -> Result<(), ConfigError> {
+    let refuse = |why| {
+        Err(ConfigError::Writable {
+            what: what.to_string(),
+            why,
+        })
     };
     if !trusted(owner) {
-        return refuse(format!("its owner is {owner}"));
+        return refuse(Writable::Owner(owner.to_string()));
     }
     let Some(aces) = dacl else {
-        return refuse("it has no access control list (everyone may change it)".into());
+        return refuse(Writable::NoDacl);
     };
     for ace in aces {
         if ace.allow && !ace.inherit_only && ace.mask & write_rights != 0 && !trusted(&ace.sid) {
-            return refuse(format!("{} may change it", ace.sid));
+            return refuse(Writable::Grantee(ace.sid.clone()));
         }
     }
     Ok(())
@@ -138,17 +225,18 @@ pub struct IsoProfileValues {
 }
 
 /// The ISO profiles from their subkeys' values, in name order; each error names the subkey.
-pub fn iso_profiles(mut values: Vec<IsoProfileValues>) -> Result<IsoProfiles, String> {
+pub fn iso_profiles(mut values: Vec<IsoProfileValues>) -> Result<IsoProfiles, ConfigError> {
     values.sort_by(|a, b| a.name.cmp(&b.name));
     let mut entries = Vec::with_capacity(values.len());
     for v in values {
         let at = format!("HKLM\\{KEY}\\{KEY_ISO_PROFILES}\\{}", v.name);
-        let need = |value: Option<u32>, name: &str| {
-            value.ok_or_else(|| format!("{at}\\{name} is not set (REG_DWORD)"))
+        let not_set = |value, kind| ConfigError::ProfileValueNotSet {
+            at: at.clone(),
+            value,
+            kind,
         };
-        let aid = v
-            .aid
-            .ok_or_else(|| format!("{at}\\{VALUE_ISO_AID} is not set (REG_SZ)"))?;
+        let need = |value: Option<u32>, name| value.ok_or_else(|| not_set(name, "REG_DWORD"));
+        let aid = v.aid.ok_or_else(|| not_set(VALUE_ISO_AID, "REG_SZ"))?;
         let entry = IsoProfileEntry::new(
             &v.name,
             &aid,
@@ -156,23 +244,16 @@ pub fn iso_profiles(mut values: Vec<IsoProfileValues>) -> Result<IsoProfiles, St
             i64::from(need(v.pin_ref, VALUE_ISO_PIN_REF)?),
             v.algorithm.as_deref().filter(|a| !a.trim().is_empty()),
         )
-        .map_err(|e| format!("{at}: {e}"))?;
+        .map_err(|error| ConfigError::Profile {
+            at: at.clone(),
+            error,
+        })?;
         entries.push(entry);
     }
-    IsoProfiles::from_entries(entries).map_err(|e| format!("HKLM\\{KEY}\\{KEY_ISO_PROFILES}: {e}"))
-}
-
-/// An ISO admin key algorithm as the registry spells it (`3DES`, `AES-128`, ...).
-pub fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
-    match value.trim().to_ascii_uppercase().replace(['-', '_'], "").as_str() {
-        "3DES" | "TDES" | "TRIPLEDES" => Ok(Algorithm::TripleDes),
-        "AES128" => Ok(Algorithm::Aes128),
-        "AES192" => Ok(Algorithm::Aes192),
-        "AES256" => Ok(Algorithm::Aes256),
-        _ => Err(format!(
-            "HKLM\\{KEY}\\{VALUE_ISO_ALGORITHM}: {value:?} is none of 3DES, AES-128, AES-192, AES-256"
-        )),
-    }
+    IsoProfiles::from_entries(entries).map_err(|error| ConfigError::Profile {
+        at: format!("HKLM\\{KEY}\\{KEY_ISO_PROFILES}"),
+        error,
+    })
 }
 
 impl Config {
@@ -184,27 +265,24 @@ impl Config {
         reader: Option<String>,
         offline: Option<u32>,
         iso_algorithm: Option<String>,
-    ) -> Result<Self, String> {
-        let need = |v: Option<String>, name: &str| {
-            v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-                format!("HKLM\\{KEY}\\{name} is not set: the unlock is not configured")
-            })
+    ) -> Result<Self, ConfigError> {
+        let need = |v: Option<String>, name| {
+            v.filter(|s| !s.trim().is_empty())
+                .ok_or(ConfigError::NotConfigured(name))
         };
         let server_url = need(server_url, VALUE_SERVER_URL)?;
         if !server_url.starts_with("https://") {
-            return Err(format!(
-                "HKLM\\{KEY}\\{VALUE_SERVER_URL}: it must be an https:// address"
-            ));
+            return Err(ConfigError::NotHttps);
         }
         Ok(Self {
             server_url,
             certificate_path: need(certificate_path, VALUE_CERTIFICATE)?,
             reader: reader.filter(|r| !r.trim().is_empty()),
             offline_offered: offline.unwrap_or(1) != 0,
-            iso_algorithm: iso_algorithm
-                .filter(|a| !a.trim().is_empty())
-                .map(|a| parse_algorithm(&a))
-                .transpose()?,
+            iso_algorithm: match iso_algorithm.filter(|a| !a.trim().is_empty()) {
+                Some(a) => parse_algorithm(&a).map_err(ConfigError::Algorithm)?,
+                None => None,
+            },
             iso_profiles: IsoProfiles::none(),
         })
     }
@@ -240,14 +318,17 @@ mod tests {
         assert!(only_admins_write("key", SID_SYSTEM, Some(&good), KEY_WRITE_RIGHTS).is_ok());
 
         let user = "S-1-5-21-1-2-3-1001";
-        let e = only_admins_write("key", user, Some(&good), KEY_WRITE_RIGHTS).unwrap_err();
+        let e = only_admins_write("key", user, Some(&good), KEY_WRITE_RIGHTS)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("owner") && e.contains(user), "{e}");
         assert!(only_admins_write("key", SID_SYSTEM, None, KEY_WRITE_RIGHTS).is_err());
         for right in [0x0002, 0x0001_0000, 0x0004_0000, 0x1000_0000, 0x4000_0000] {
             let mut aces = good.to_vec();
             aces.push(ace("S-1-5-32-545", right));
-            let e =
-                only_admins_write("file", SID_SYSTEM, Some(&aces), FILE_WRITE_RIGHTS).unwrap_err();
+            let e = only_admins_write("file", SID_SYSTEM, Some(&aces), FILE_WRITE_RIGHTS)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("S-1-5-32-545 may change it"), "{right:#x}: {e}");
         }
         let mut aces = good.to_vec();
@@ -280,8 +361,9 @@ mod tests {
             Config::from_values(Some("http://x".into()), Some("c".into()), None, None, None)
                 .is_err()
         );
-        let e =
-            Config::from_values(Some("https://x".into()), None, None, Some(0), None).unwrap_err();
+        let e = Config::from_values(Some("https://x".into()), None, None, Some(0), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("CertificatePath"), "{e}");
         let c = Config::from_values(
             Some("https://x".into()),
@@ -294,8 +376,35 @@ mod tests {
         let aes = Some("aes-256".to_string());
         let c = Config::from_values(Some("https://x".into()), Some("c".into()), None, None, aes);
         assert_eq!(c.expect("ok").iso_algorithm, Some(Algorithm::Aes256));
-        assert_eq!(parse_algorithm("3DES"), Ok(Algorithm::TripleDes));
-        assert!(parse_algorithm("DES").is_err());
+        let c = Config::from_values(
+            Some("https://x".into()),
+            Some("c".into()),
+            None,
+            None,
+            Some("3DES".into()),
+        );
+        assert_eq!(c.expect("ok").iso_algorithm, Some(Algorithm::TripleDes));
+        let c = Config::from_values(
+            Some("https://x".into()),
+            Some("c".into()),
+            None,
+            None,
+            Some("card".into()),
+        );
+        assert_eq!(c.expect("ok").iso_algorithm, None);
+        let e = Config::from_values(
+            Some("https://x".into()),
+            Some("c".into()),
+            None,
+            None,
+            Some("DES".into()),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("HKLM\\SOFTWARE\\cardunlock\\IsoAlgorithm: algorithm \"DES\""),
+            "{e}"
+        );
     }
 
     fn values(name: &str, aid: &str) -> IsoProfileValues {
@@ -327,23 +436,30 @@ mod tests {
             pin_ref: None,
             ..values("acme", "A000")
         }])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("IsoProfiles\\acme\\PinRef is not set"), "{e}");
         let e = iso_profiles(vec![IsoProfileValues {
             admin_key_ref: Some(0x100),
             ..values("acme", "A000")
         }])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("IsoProfiles\\acme: admin-key-ref 256"), "{e}");
-        let e = iso_profiles(vec![values("acme", "")]).unwrap_err();
+        let e = iso_profiles(vec![values("acme", "")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("1 to 16 bytes"), "{e}");
         let e = iso_profiles(vec![IsoProfileValues {
             algorithm: Some("RSA".into()),
             ..values("acme", "A000")
         }])
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("RSA"), "{e}");
-        let e = iso_profiles(vec![values("acme", "A000"), values("ACME", "A001")]).unwrap_err();
+        let e = iso_profiles(vec![values("acme", "A000"), values("ACME", "A001")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has that name already"), "{e}");
     }
 }

@@ -21,12 +21,12 @@ mod stack;
 mod usart;
 
 use cardunlock_ccid::atr::{Atr, Protocol, MAX_ATR_LEN};
-use cardunlock_ccid::t1::uart::{Uart, UartError};
+use cardunlock_ccid::t1::uart::{Uart, UartError, UartT1};
 use cardunlock_ccid::t1::{T1Error, T1Params, T1};
+use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::PivUnblock;
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::{NewPin, PinContext, PivPin, PivPuk};
-use cardunlock_core::{driver::Driver, Transport};
 use cortex_m_rt::entry;
 // hprintln! of cortex-m-semihosting 0.5 formats only explicit arguments (no `{name}` captures).
 use cortex_m_semihosting::{debug, hprintln};
@@ -55,24 +55,6 @@ const NEW_PIN: &[u8] = b"802517";
 /// RESET RETRY COUNTER, 21 bytes; its longest answer SELECT's, under 64).
 const SEND_LEN: usize = 64;
 const RECV_LEN: usize = 128;
-
-/// The core's transport: APDUs through the T=1 engine over the USART.
-struct UartT1 {
-    t1: T1,
-    io: Uart<Usart>,
-}
-
-impl Transport for UartT1 {
-    type Error = T1Error<UartError<ErrorKind>>;
-
-    async fn transmit(
-        &mut self,
-        command: &[u8],
-        response: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        self.t1.transceive(&mut self.io, command, response).await
-    }
-}
 
 /// Why the run failed, for the report.
 enum Failure {
@@ -129,10 +111,10 @@ async fn unblock(mut port: Usart) -> (Result<u32, Failure>, Usart) {
         return (Err(Failure::Input), io.into_inner());
     };
     let mut flow = PivUnblock::new(&puk, &new_pin);
-    let mut driver: Driver<_, SEND_LEN, RECV_LEN> = Driver::with_buffers(UartT1 { t1, io });
+    let mut driver: Driver<_, SEND_LEN, RECV_LEN> = Driver::with_buffers(UartT1::new(t1, io));
     let result = driver.run_without_admin(&mut flow).await;
     let commands = driver.commands_sent();
-    let port = driver.into_inner().io.into_inner();
+    let port = driver.into_inner().into_inner().into_inner();
     (result.map(|()| commands).map_err(Failure::Unblock), port)
 }
 

@@ -4,15 +4,14 @@
 //! a PIN policy from the server, whatever its numbers, checks a PIN without panicking.
 #![no_main]
 
+use cardunlock_protocol::operator::{
+    self, AddOperatorRequest, AuditQuery, AuditReply, CardDetail, EnrollDone, EnrollReply,
+    EnrollRequest, LiftLockRequest, OfflineReply, OfflineRequest, OperatorList, PukReadoutReply,
+    PukReadoutRequest, SearchReply, SetPasswordRequest, SignInReply, SignInRequest, TotpEnrollment,
+};
 use cardunlock_protocol::{
     AdminAnswer, AdminBody, AnswersReply, AnswersRequest, CompleteReply, CompleteRequest,
     ErrorBody, ProveReply, ProveRequest, PukReply, PukRequest, StartReply, StartRequest,
-};
-use cardunlock_protocol::operator::{
-    self, AddOperatorRequest, AuditQuery, AuditReply, CardDetail, EnrollDone, EnrollReply,
-    EnrollRequest, LiftLockRequest, OfflineReply, OfflineRequest, OperatorList,
-    PukReadoutReply, PukReadoutRequest, SearchReply, SetPasswordRequest, SignInReply,
-    SignInRequest, TotpEnrollment,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;

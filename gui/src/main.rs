@@ -53,29 +53,63 @@ enum Mode {
     },
 }
 
-fn parse(args: &[String]) -> Result<Mode, String> {
+/// Why the command line is not used: help was asked for, or it is wrong (exit code 2 either way).
+#[derive(Debug)]
+enum Usage {
+    /// `-h` / `--help`: only the usage is printed.
+    Help,
+    /// An option without its value.
+    NeedsValue(&'static str),
+    /// `--demo...` in a build without the `demo` feature.
+    #[cfg_attr(feature = "demo", allow(dead_code))]
+    NoDemo(String),
+    /// `--transport` names neither transport.
+    Transport(String),
+    /// An argument that is none of the options.
+    Unknown(String),
+    /// `--server` without `--cert`.
+    NeedsCert,
+    /// Neither a demo nor a server, or both.
+    ChooseMode,
+    /// The certificate or the ISO profiles cannot be read.
+    File(cardunlock_client::Failure),
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Help => Ok(()),
+            Self::NeedsValue(name) => write!(f, "{name} needs a value"),
+            Self::NoDemo(a) => write!(
+                f,
+                "{a}: this build has no demo (build with `--features demo`)"
+            ),
+            Self::Transport(other) => write!(f, "--transport {other}: choose pcsc or ccid"),
+            Self::Unknown(other) => write!(f, "unknown argument: {other}"),
+            Self::NeedsCert => f.write_str("--server needs --cert PEM (the server's certificate)"),
+            Self::ChooseMode => {
+                f.write_str("choose --demo, --demo-no-questions or --server URL --cert PEM")
+            }
+            Self::File(failure) => f.write_str(&failure.message),
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<Mode, Usage> {
     #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
     let mut mode: Option<Scenario> = None;
     let (mut url, mut cert, mut reader, mut iso) = (None, None, None, None);
     let mut transport = TransportKind::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut value = |name: &'static str| it.next().cloned().ok_or(Usage::NeedsValue(name));
         match a.as_str() {
             #[cfg(feature = "demo")]
             "--demo" => mode = Some(Scenario::Seed),
             #[cfg(feature = "demo")]
             "--demo-no-questions" => mode = Some(Scenario::NoQuestions),
             #[cfg(not(feature = "demo"))]
-            "--demo" | "--demo-no-questions" => {
-                return Err(format!(
-                    "{a}: this build has no demo (build with `--features demo`)"
-                ))
-            }
+            "--demo" | "--demo-no-questions" => return Err(Usage::NoDemo(a.clone())),
             "--server" => url = Some(value("--server")?),
             "--cert" => cert = Some(value("--cert")?),
             "--reader" => reader = Some(value("--reader")?),
@@ -84,24 +118,24 @@ fn parse(args: &[String]) -> Result<Mode, String> {
                 transport = match value("--transport")?.as_str() {
                     "pcsc" => TransportKind::Pcsc,
                     "ccid" => TransportKind::Ccid,
-                    other => return Err(format!("--transport {other}: choose pcsc or ccid")),
+                    other => return Err(Usage::Transport(other.to_string())),
                 }
             }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument: {other}")),
+            "-h" | "--help" => return Err(Usage::Help),
+            other => return Err(Usage::Unknown(other.to_string())),
         }
     }
     match (mode, url, cert) {
         (Some(s), None, None) => Ok(Mode::Demo(s)),
         (None, Some(url), Some(cert_path)) => {
             let cert = cardunlock_client::api::read_cert(std::path::Path::new(&cert_path))
-                .map_err(|f| f.message)?;
+                .map_err(Usage::File)?;
             let readers = cardunlock_client::card::Readers {
                 transport,
                 reader,
                 verbose: false,
             };
-            let iso_profiles = IsoProfiles::load(iso.as_deref()).map_err(|f| f.message)?;
+            let iso_profiles = IsoProfiles::load(iso.as_deref()).map_err(Usage::File)?;
             Ok(Mode::Server {
                 url,
                 cert,
@@ -109,8 +143,8 @@ fn parse(args: &[String]) -> Result<Mode, String> {
                 iso_profiles,
             })
         }
-        (None, Some(_), None) => Err("--server needs --cert PEM (the server's certificate)".into()),
-        _ => Err("choose --demo, --demo-no-questions or --server URL --cert PEM".into()),
+        (None, Some(_), None) => Err(Usage::NeedsCert),
+        _ => Err(Usage::ChooseMode),
     }
 }
 
@@ -159,7 +193,7 @@ fn main() -> ExitCode {
     let mode = match parse(&args) {
         Ok(m) => m,
         Err(e) => {
-            if !e.is_empty() {
+            if !matches!(e, Usage::Help) {
                 eprintln!("cardunlock-gui: {e}");
             }
             eprintln!("{USAGE}");

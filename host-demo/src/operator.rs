@@ -16,24 +16,10 @@ use std::path::PathBuf;
 use cardunlock_client::api::{read_cert, Api};
 use cardunlock_client::operator::{self, session_file, Credentials, Operator};
 use cardunlock_client::{Failure, Kind};
-use cardunlock_core::crypto::Algorithm;
-use cardunlock_protocol::{AlgorithmName, Profile};
+use cardunlock_protocol::Profile;
 use zeroize::Zeroizing;
 
 use crate::secrets::{SecretArg, Source};
-
-/// Parses an algorithm as people write it (`3des`, `tdes`, `AES-192`).
-#[cfg_attr(not(any(feature = "pcsc", feature = "ccid")), allow(dead_code))]
-pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
-    let name = s.to_ascii_lowercase().replace(['-', '_'], "");
-    let name = match name.as_str() {
-        "tdes" | "des3" => "3des",
-        other => other,
-    };
-    name.parse::<AlgorithmName>()
-        .map(AlgorithmName::algorithm)
-        .map_err(|_| format!("unknown algorithm {s:?}: use 3des, aes128, aes192 or aes256"))
-}
 
 /// Where the operator API is and who signs in.
 #[derive(clap::Args, Debug)]
@@ -322,16 +308,4 @@ pub fn sign_out(args: &SignOutArgs) -> Result<(), Failure> {
         Err(f) => return Err(f),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn algorithms_as_people_write_them() {
-        assert_eq!(parse_algorithm("AES-192"), Ok(Algorithm::Aes192));
-        assert_eq!(parse_algorithm("tdes"), Ok(Algorithm::TripleDes));
-        assert!(parse_algorithm("des").is_err());
-    }
 }

@@ -61,12 +61,30 @@ pub struct SimCardArgs {
 #[derive(Clone, Debug)]
 struct Aid(Vec<u8>);
 
-fn parse_aid(s: &str) -> Result<Aid, String> {
-    let aid = cardunlock_client::hex::parse(s).map_err(|e| e.to_string())?;
+/// Why `--iso-aid` is refused.
+#[derive(Debug)]
+enum AidError {
+    Hex(cardunlock_client::hex::HexError),
+    Length(usize),
+}
+
+impl std::fmt::Display for AidError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Hex(e) => e.fmt(f),
+            Self::Length(n) => write!(f, "an AID has 1 to 16 bytes, this one {n}"),
+        }
+    }
+}
+
+impl std::error::Error for AidError {}
+
+fn parse_aid(s: &str) -> Result<Aid, AidError> {
+    let aid = cardunlock_client::hex::parse(s).map_err(AidError::Hex)?;
     if (1..=16).contains(&aid.len()) {
         Ok(Aid(aid))
     } else {
-        Err(format!("an AID has 1 to 16 bytes, this one {}", aid.len()))
+        Err(AidError::Length(aid.len()))
     }
 }
 

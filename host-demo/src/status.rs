@@ -11,9 +11,9 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::card::{Card, CardArgs, End, TransportKind};
-use crate::operator::parse_algorithm;
 use crate::secrets::AdminKeyArgs;
 use crate::terminal;
+use cardunlock_client::iso_profiles::parse_named_algorithm;
 
 /// `readers`' options.
 #[derive(clap::Args, Debug)]
@@ -166,7 +166,7 @@ pub struct AdminAuthArgs {
     key: AdminKeyArgs,
     /// Its algorithm: 3des, aes128, aes192, aes256 (default: as the card reports in its
     /// metadata, else 3des).
-    #[arg(long, value_parser = parse_algorithm)]
+    #[arg(long, value_parser = parse_named_algorithm)]
     algorithm: Option<Algorithm>,
 }
 

@@ -29,7 +29,7 @@ impl<T: Transport> Transport for Traced<T> {
                         eprintln!("    < {} {}", Hex(data), Hex(sw));
                     }
                 }
-                Err(e) => eprintln!("    < transport error: {:?}", e.kind()),
+                Err(e) => eprintln!("    < transport error: {}", e.kind()),
             }
         }
         result

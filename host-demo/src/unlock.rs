@@ -24,9 +24,9 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::card::{read_status, read_status_selected, Card, CardArgs, CardDriver, End, LinkError};
-use crate::operator::parse_algorithm;
 use crate::secrets::{one_stdin, AdminKeyArgs, SecretArg, Source};
 use crate::terminal::{self, Console};
+use cardunlock_client::iso_profiles::parse_named_algorithm;
 
 #[derive(clap::Args, Debug)]
 pub struct UnlockArgs {
@@ -64,7 +64,7 @@ pub struct UnlockArgs {
     key: AdminKeyArgs,
     /// Admin key algorithm of ISO admin cards: 3des, aes128, aes192, aes256 (default: as the
     /// card reports, else 3des).
-    #[arg(long, value_parser = parse_algorithm)]
+    #[arg(long, value_parser = parse_named_algorithm)]
     algorithm: Option<Algorithm>,
     /// The PUK (PIV). Asked hidden when absent.
     #[arg(long, env = "CARDUNLOCK_PUK", hide_env_values = true)]

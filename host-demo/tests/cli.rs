@@ -264,3 +264,21 @@ fn the_password_and_the_answers_cannot_both_come_from_standard_input() {
     );
     assert!(!text.contains("secret\n"), "{text}");
 }
+
+/// `--algorithm` is read by the client's one reader of algorithm names: the spellings people
+/// use pass the parser, an unknown one and `card` (the default already, no choice here) are
+/// refused with exit code 2 and the accepted names.
+#[test]
+fn algorithm_names_are_read_by_the_clients_reader() {
+    for bad in ["des", "card"] {
+        let (code, text) = run_with(&["admin-auth", "--algorithm", bad], "");
+        assert_eq!(code, Some(2), "{bad}: {text}");
+        let says = format!("algorithm \"{bad}\": use 3des, aes128, aes192, aes256");
+        assert!(text.contains(&says), "{bad}: {text}");
+        assert!(!text.contains("or card"), "{bad}: {text}");
+    }
+    for good in ["AES-192", "tdes", "triple-des"] {
+        let (_, text) = run_with(&["admin-auth", "--algorithm", good, "--help"], "");
+        assert!(!text.contains("invalid value"), "{good}: {text}");
+    }
+}

@@ -67,8 +67,8 @@ pub fn parse_network(text: &str) -> Result<IpNet, ServerError> {
         .map(|net| net.trunc())
         .map_err(|_| {
             ServerError::InvalidInput(format!(
-                "a trusted proxy is a CIDR like 10.0.0.0/8 or an address (got {:?})",
-                text.chars().take(64).collect::<String>()
+                "a trusted proxy is a CIDR like 10.0.0.0/8 or an address (got \"{}\")",
+                text.chars().take(64).collect::<String>().escape_debug()
             ))
         })
 }
@@ -185,6 +185,16 @@ pub(crate) async fn read_proxy_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bad trusted-proxy entry is quoted in the refusal as given, with control characters
+    /// escaped (a configuration value cannot forge a second log line).
+    #[test]
+    fn a_bad_network_is_quoted_escaped() {
+        let e = parse_network("10.0.0.0/33").unwrap_err().to_string();
+        assert!(e.ends_with("(got \"10.0.0.0/33\")"), "{e}");
+        let e = parse_network("x\ny").unwrap_err().to_string();
+        assert!(e.ends_with("(got \"x\\ny\")") && !e.contains('\n'), "{e}");
+    }
     use axum::http::HeaderValue;
 
     fn ip(text: &str) -> IpAddr {

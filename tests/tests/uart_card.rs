@@ -10,11 +10,11 @@ use std::thread;
 use std::time::Duration;
 
 use cardunlock_ccid::atr::Atr;
-use cardunlock_ccid::t1::uart::{Uart, UartError};
-use cardunlock_ccid::t1::{T1Error, T1Params, T1};
+use cardunlock_ccid::t1::uart::{Uart, UartT1};
+use cardunlock_ccid::t1::{T1Params, T1};
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::{unlock, Transport};
+use cardunlock_core::unlock;
 use cardunlock_tests::uart_card::{self, Options, Report, Schedule, NEW_PIN, PUK, RESET_REQUEST};
 use embassy_futures::block_on;
 use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
@@ -72,23 +72,6 @@ impl Write for Port {
     }
 }
 
-struct UartT1 {
-    t1: T1,
-    io: Uart<Port>,
-}
-
-impl Transport for UartT1 {
-    type Error = T1Error<UartError<ErrorKind>>;
-
-    async fn transmit(
-        &mut self,
-        command: &[u8],
-        response: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        self.t1.transceive(&mut self.io, command, response).await
-    }
-}
-
 /// What the firmware does: reset, ATR, IFSD 8, the PIV unblock with `puk`.
 fn firmware(stream: TcpStream, puk: &[u8]) -> Result<(), String> {
     let mut port = Port {
@@ -121,7 +104,7 @@ fn firmware(stream: TcpStream, puk: &[u8]) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let (puk, pin) = unlock::piv_input(&PinPolicy::PIV, puk, NEW_PIN, NEW_PIN)
             .map_err(|e| format!("{e:?}"))?;
-        let mut driver = Driver::new(UartT1 { t1, io });
+        let mut driver = Driver::new(UartT1::new(t1, io));
         unlock::piv_unblock(&mut driver, &puk, &pin)
             .await
             .map_err(|e| e.to_string())

@@ -5,13 +5,13 @@
 use std::collections::VecDeque;
 
 use cardunlock_ccid::atr::Atr;
-use cardunlock_ccid::t1::uart::{Uart, UartError};
-use cardunlock_ccid::t1::{T1Error, T1Params, T1};
+use cardunlock_ccid::t1::uart::{Uart, UartT1};
+use cardunlock_ccid::t1::{T1Params, T1};
 use cardunlock_ccid_sim::tpdu::T1Card;
 use cardunlock_ccid_sim::SlotCard;
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::{unlock, Transport};
+use cardunlock_core::unlock;
 use cardunlock_sim::{Config, PivConfig, SimCard};
 use embassy_futures::block_on;
 use embedded_io_async::{ErrorKind as IoKind, ErrorType, Read, Write};
@@ -57,24 +57,7 @@ impl Read for Line {
     }
 }
 
-struct UartT1 {
-    t1: T1,
-    io: Uart<Line>,
-}
-
-impl Transport for UartT1 {
-    type Error = T1Error<UartError<IoKind>>;
-
-    async fn transmit(
-        &mut self,
-        command: &[u8],
-        response: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        self.t1.transceive(&mut self.io, command, response).await
-    }
-}
-
-fn uart_card(setup: impl FnOnce(&mut T1Card<SimCard>)) -> UartT1 {
+fn uart_card(setup: impl FnOnce(&mut T1Card<SimCard>)) -> UartT1<Line> {
     let mut card =
         T1Card::new(SimCard::new(Config::Piv(PivConfig::factory().blocked()))).with_ifsc(32);
     let atr = card.power_on();
@@ -86,18 +69,18 @@ fn uart_card(setup: impl FnOnce(&mut T1Card<SimCard>)) -> UartT1 {
         pending: VecDeque::new(),
         waits: Vec::new(),
     };
-    UartT1 {
-        t1: T1::new(params),
-        io: Uart::new(line, params.edc).with_wait_hook(|line, m| line.waits.push(m)),
-    }
+    UartT1::new(
+        T1::new(params),
+        Uart::new(line, params.edc).with_wait_hook(|line, m| line.waits.push(m)),
+    )
 }
 
-fn unblock(t: UartT1, puk: &[u8]) -> (Result<(), String>, Line) {
+fn unblock(t: UartT1<Line>, puk: &[u8]) -> (Result<(), String>, Line) {
     let mut driver = Driver::new(t);
     let input = unlock::piv_input(&PinPolicy::PIV, puk, b"802517", b"802517").unwrap();
     let result = block_on(unlock::piv_unblock(&mut driver, &input.0, &input.1))
         .map_err(|e| format!("{e:?}"));
-    (result, driver.into_inner().io.into_inner())
+    (result, driver.into_inner().into_inner().into_inner())
 }
 
 #[test]

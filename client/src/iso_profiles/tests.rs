@@ -184,3 +184,62 @@ fn a_file_others_can_write_is_refused() {
     assert_eq!(f.kind, Kind::Usage);
     assert!(f.message.contains("ISO profiles"), "{}", f.message);
 }
+
+/// One reader of algorithm names for the file, the command line and the registry: the
+/// spellings people use, `card` only where "as the card reports" is a choice, and refusals
+/// that say what is accepted.
+#[test]
+fn algorithm_names_as_people_write_them() {
+    for (s, alg) in [
+        ("3des", Algorithm::TripleDes),
+        ("TDES", Algorithm::TripleDes),
+        ("des3", Algorithm::TripleDes),
+        ("Triple-DES", Algorithm::TripleDes),
+        ("aes128", Algorithm::Aes128),
+        ("AES-192", Algorithm::Aes192),
+        (" aes_256 ", Algorithm::Aes256),
+    ] {
+        assert_eq!(parse_algorithm(s), Ok(Some(alg)), "{s}");
+        assert_eq!(parse_named_algorithm(s), Ok(alg), "{s}");
+    }
+    assert_eq!(parse_algorithm("Card"), Ok(None));
+    let e = parse_named_algorithm("card").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "algorithm \"card\": use 3des, aes128, aes192, aes256"
+    );
+    let e = parse_algorithm("des").unwrap_err();
+    assert_eq!(e.given(), "des");
+    assert_eq!(
+        e.to_string(),
+        "algorithm \"des\": use 3des, aes128, aes192, aes256 or card (as the card reports)"
+    );
+    assert!(parse_named_algorithm("rsa2048").is_err());
+}
+
+/// Each refusal names the field it is about (the file's errors are placed on that field's
+/// line by it).
+#[test]
+fn profile_errors_name_their_field() {
+    let field = |r: Result<IsoProfileEntry, ProfileError>| r.unwrap_err().field();
+    assert_eq!(field(IsoProfileEntry::new("", "A0", 1, 1, None)), "name");
+    assert_eq!(field(IsoProfileEntry::new("a b", "A0", 1, 1, None)), "name");
+    assert_eq!(field(IsoProfileEntry::new("a", "A0Z", 1, 1, None)), "aid");
+    assert_eq!(field(IsoProfileEntry::new("a", "", 1, 1, None)), "aid");
+    assert_eq!(
+        field(IsoProfileEntry::new("a", "A0", 256, 1, None)),
+        "admin-key-ref"
+    );
+    assert_eq!(
+        field(IsoProfileEntry::new("a", "A0", 1, -1, None)),
+        "pin-ref"
+    );
+    assert_eq!(
+        field(IsoProfileEntry::new("a", "A0", 1, 1, Some("x"))),
+        "algorithm"
+    );
+    let a = IsoProfileEntry::new("a", "A0", 1, 1, None).unwrap();
+    let e = IsoProfiles::from_entries(vec![a.clone(), a]).unwrap_err();
+    assert_eq!(e, ProfileError::DuplicateName("a".into()));
+    assert_eq!(e.to_string(), "name \"a\": a profile has that name already");
+}

@@ -56,10 +56,10 @@ fn start_worker(end: WorkerEnd) -> bool {
                     crate::worker::run_server(&config.server_url, &pem, source, options, end);
                     return;
                 }
-                Err(message) => {
+                Err(e) => {
                     let problem = Problem {
                         kind: ProblemKind::Refused,
-                        message,
+                        message: e.to_string(),
                     };
                     if end.report(Report::Failed(problem)).is_err() {
                         return;

@@ -24,6 +24,9 @@ use windows::Win32::System::SystemServices::ACCESS_ALLOWED_ACE_TYPE;
 use super::{wide, CLSID_STRING};
 use crate::config::{self, Ace, Config};
 
+mod error;
+pub use error::{Descriptor, RegistryError};
+
 /// Where LogonUI finds credential providers.
 pub const PROVIDERS_KEY: &str =
     "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Authentication\\Credential Providers";
@@ -104,16 +107,16 @@ pub fn unregister() -> windows::core::Result<()> {
 }
 
 /// A string SID.
-fn sid_string(sid: PSID) -> Result<String, String> {
+fn sid_string(sid: PSID) -> Result<String, Descriptor> {
     let mut s = PWSTR::null();
-    unsafe { ConvertSidToStringSidW(sid, &mut s) }.map_err(|e| format!("SID: {e}"))?;
-    let text = unsafe { s.to_string() }.map_err(|_| "SID: not UTF-16".to_string());
+    unsafe { ConvertSidToStringSidW(sid, &mut s) }.map_err(Descriptor::Sid)?;
+    let text = unsafe { s.to_string() }.map_err(|_| Descriptor::SidNotUtf16);
     unsafe { LocalFree(Some(HLOCAL(s.0.cast()))) };
     text
 }
 
 /// The owner and DACL of a security descriptor, as the rule needs them.
-unsafe fn entries(owner: PSID, dacl: *mut ACL) -> Result<(String, Option<Vec<Ace>>), String> {
+unsafe fn entries(owner: PSID, dacl: *mut ACL) -> Result<(String, Option<Vec<Ace>>), Descriptor> {
     let owner = sid_string(owner)?;
     if dacl.is_null() {
         return Ok((owner, None));
@@ -122,7 +125,8 @@ unsafe fn entries(owner: PSID, dacl: *mut ACL) -> Result<(String, Option<Vec<Ace
     let mut aces = Vec::with_capacity(count.into());
     for i in 0..u32::from(count) {
         let mut p = std::ptr::null_mut();
-        unsafe { GetAce(dacl, i, &mut p) }.map_err(|e| format!("ACE {i}: {e}"))?;
+        unsafe { GetAce(dacl, i, &mut p) }
+            .map_err(|source| Descriptor::Ace { index: i, source })?;
         let header = unsafe { *(p as *const ACE_HEADER) };
         let allow = u32::from(header.AceType) == ACCESS_ALLOWED_ACE_TYPE;
         let inherit_only = u32::from(header.AceFlags) & INHERIT_ONLY_ACE.0 != 0;
@@ -132,10 +136,10 @@ unsafe fn entries(owner: PSID, dacl: *mut ACL) -> Result<(String, Option<Vec<Ace
             if [1u8, 6, 10, 12].contains(&header.AceType) {
                 continue;
             }
-            return Err(format!(
-                "ACE {i}: type {} is not understood",
-                header.AceType
-            ));
+            return Err(Descriptor::AceType {
+                index: i,
+                kind: header.AceType,
+            });
         }
         let ace = p as *const ACCESS_ALLOWED_ACE;
         let sid = PSID(unsafe { std::ptr::addr_of!((*ace).SidStart) } as *mut _);
@@ -156,7 +160,11 @@ fn check_object(
     path: Option<&str>,
     kind: SE_OBJECT_TYPE,
     rights: u32,
-) -> Result<(), String> {
+) -> Result<(), RegistryError> {
+    let unreadable = |detail| RegistryError::Descriptor {
+        what: what.to_string(),
+        detail,
+    };
     let mut owner = PSID::default();
     let mut dacl: *mut ACL = std::ptr::null_mut();
     let mut sd = PSECURITY_DESCRIPTOR::default();
@@ -189,21 +197,23 @@ fn check_object(
                 )
             }
         }
-        (None, None) => return Err(format!("{what}: nothing to check")),
+        (None, None) => return Err(unreadable(Descriptor::NothingToCheck)),
     };
     if e != ERROR_SUCCESS {
-        return Err(format!(
-            "{what}: its security descriptor cannot be read ({})",
-            e.0
-        ));
+        return Err(unreadable(Descriptor::Unreadable(e.0)));
     }
     let read = unsafe { entries(owner, dacl) };
     unsafe { LocalFree(Some(HLOCAL(sd.0))) };
-    let (owner, aces) = read.map_err(|e| format!("{what}: {e}"))?;
-    config::only_admins_write(what, &owner, aces.as_deref(), rights)
+    let (owner, aces) = read.map_err(unreadable)?;
+    Ok(config::only_admins_write(
+        what,
+        &owner,
+        aces.as_deref(),
+        rights,
+    )?)
 }
 
-fn string_value(key: HKEY, name: &str) -> Result<Option<String>, String> {
+fn string_value(key: HKEY, name: &str) -> Result<Option<String>, RegistryError> {
     let name_w = wide(name);
     let mut buf = vec![0u16; 4096];
     let mut bytes = u32::try_from(buf.len() * 2).unwrap_or(u32::MAX);
@@ -222,18 +232,14 @@ fn string_value(key: HKEY, name: &str) -> Result<Option<String>, String> {
         return Ok(None);
     }
     if e != ERROR_SUCCESS {
-        return Err(format!(
-            "HKLM\\{}\\{name}: cannot be read ({})",
-            config::KEY,
-            e.0
-        ));
+        return Err(RegistryError::value_unreadable(name, e.0));
     }
     let units = (bytes as usize / 2).min(buf.len());
     let text = String::from_utf16_lossy(&buf[..units]);
     Ok(Some(text.trim_end_matches('\0').to_string()))
 }
 
-fn dword_value(key: HKEY, name: &str) -> Result<Option<u32>, String> {
+fn dword_value(key: HKEY, name: &str) -> Result<Option<u32>, RegistryError> {
     let name_w = wide(name);
     let mut v = 0u32;
     let mut bytes = 4u32;
@@ -251,17 +257,13 @@ fn dword_value(key: HKEY, name: &str) -> Result<Option<u32>, String> {
     match e {
         ERROR_SUCCESS => Ok(Some(v)),
         ERROR_FILE_NOT_FOUND => Ok(None),
-        e => Err(format!(
-            "HKLM\\{}\\{name}: cannot be read ({})",
-            config::KEY,
-            e.0
-        )),
+        e => Err(RegistryError::value_unreadable(name, e.0)),
     }
 }
 
 /// Opens `name` under `parent` for reading (`None`: absent) and checks its owner and DACL as
 /// the configuration key's: a subkey may carry its own.
-fn open_checked(parent: HKEY, name: &str, what: &str) -> Result<Option<HKEY>, String> {
+fn open_checked(parent: HKEY, name: &str, what: &str) -> Result<Option<HKEY>, RegistryError> {
     let name_w = wide(name);
     let mut key = HKEY::default();
     let e = unsafe { RegOpenKeyExW(parent, PCWSTR(name_w.as_ptr()), None, KEY_READ, &mut key) };
@@ -269,7 +271,10 @@ fn open_checked(parent: HKEY, name: &str, what: &str) -> Result<Option<HKEY>, St
         return Ok(None);
     }
     if e != ERROR_SUCCESS {
-        return Err(format!("{what} cannot be opened ({})", e.0));
+        return Err(RegistryError::CannotOpen {
+            what: what.to_string(),
+            code: e.0,
+        });
     }
     match check_object(
         what,
@@ -287,7 +292,7 @@ fn open_checked(parent: HKEY, name: &str, what: &str) -> Result<Option<HKEY>, St
 }
 
 /// The names of `key`'s subkeys.
-fn subkeys(key: HKEY, what: &str) -> Result<Vec<String>, String> {
+fn subkeys(key: HKEY, what: &str) -> Result<Vec<String>, RegistryError> {
     let mut names = Vec::new();
     for i in 0.. {
         let mut buf = vec![0u16; 256];
@@ -308,7 +313,10 @@ fn subkeys(key: HKEY, what: &str) -> Result<Vec<String>, String> {
             break;
         }
         if e != ERROR_SUCCESS {
-            return Err(format!("{what}: its subkeys cannot be listed ({})", e.0));
+            return Err(RegistryError::Subkeys {
+                what: what.to_string(),
+                code: e.0,
+            });
         }
         let units = (len as usize).min(buf.len());
         names.push(String::from_utf16_lossy(&buf[..units]));
@@ -318,7 +326,7 @@ fn subkeys(key: HKEY, what: &str) -> Result<Vec<String>, String> {
 
 /// The values of each `IsoProfiles\<name>` subkey (none: no ISO profile). The registry reader
 /// only fetches; `config::iso_profiles` validates.
-fn iso_profile_values(key: HKEY) -> Result<Vec<config::IsoProfileValues>, String> {
+fn iso_profile_values(key: HKEY) -> Result<Vec<config::IsoProfileValues>, RegistryError> {
     let what = format!("HKLM\\{}\\{}", config::KEY, config::KEY_ISO_PROFILES);
     let Some(list) = open_checked(key, config::KEY_ISO_PROFILES, &what)? else {
         return Ok(Vec::new());
@@ -331,7 +339,7 @@ fn iso_profile_values(key: HKEY) -> Result<Vec<config::IsoProfileValues>, String
                 continue;
             };
             let values = (|| {
-                Ok::<_, String>(config::IsoProfileValues {
+                Ok::<_, RegistryError>(config::IsoProfileValues {
                     aid: string_value(profile, config::VALUE_ISO_AID)?,
                     admin_key_ref: dword_value(profile, config::VALUE_ISO_ADMIN_KEY_REF)?,
                     pin_ref: dword_value(profile, config::VALUE_ISO_PIN_REF)?,
@@ -340,9 +348,12 @@ fn iso_profile_values(key: HKEY) -> Result<Vec<config::IsoProfileValues>, String
                 })
             })();
             let _ = unsafe { RegCloseKey(profile) };
-            all.push(values.map_err(|e| format!("{at}: {e}"))?);
+            all.push(values.map_err(|e| RegistryError::Within {
+                at,
+                source: Box::new(e),
+            })?);
         }
-        Ok::<_, String>(all)
+        Ok::<_, RegistryError>(all)
     })();
     let _ = unsafe { RegCloseKey(list) };
     read
@@ -350,7 +361,7 @@ fn iso_profile_values(key: HKEY) -> Result<Vec<config::IsoProfileValues>, String
 
 /// The configuration and the pinned certificate (PEM), after checking that only
 /// administrators and SYSTEM can change the key and the certificate file.
-pub fn load() -> Result<(Config, String), String> {
+pub fn load() -> Result<(Config, String), RegistryError> {
     let path = wide(config::KEY);
     let mut key = HKEY::default();
     let e = unsafe {
@@ -363,11 +374,7 @@ pub fn load() -> Result<(Config, String), String> {
         )
     };
     if e != ERROR_SUCCESS {
-        return Err(format!(
-            "HKLM\\{} cannot be opened ({}): the unlock is not configured",
-            config::KEY,
-            e.0
-        ));
+        return Err(RegistryError::NotConfigured(e.0));
     }
     let read = (|| {
         let what = format!("HKLM\\{}", config::KEY);
@@ -385,7 +392,7 @@ pub fn load() -> Result<(Config, String), String> {
             dword_value(key, config::VALUE_OFFLINE)?,
             string_value(key, config::VALUE_ISO_ALGORITHM)?,
         )?;
-        Ok::<_, String>(Config {
+        Ok::<_, RegistryError>(Config {
             iso_profiles: config::iso_profiles(iso_profile_values(key)?)?,
             ..config
         })
@@ -400,6 +407,9 @@ pub fn load() -> Result<(Config, String), String> {
         SE_FILE_OBJECT,
         config::FILE_WRITE_RIGHTS,
     )?;
-    let pem = std::fs::read_to_string(cert).map_err(|e| format!("{cert}: {e}"))?;
+    let pem = std::fs::read_to_string(cert).map_err(|source| RegistryError::Certificate {
+        path: cert.clone(),
+        source: std::sync::Arc::new(source),
+    })?;
     Ok((config, pem))
 }

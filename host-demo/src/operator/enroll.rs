@@ -53,7 +53,7 @@ pub struct EnrollArgs {
     #[arg(long, value_name = "FILE")]
     factory_admin_key_file: Option<PathBuf>,
     /// Admin key algorithm, for ISO admin cards (which do not report it) or to override the card.
-    #[arg(long, value_parser = super::parse_algorithm)]
+    #[arg(long, value_parser = cardunlock_client::iso_profiles::parse_named_algorithm)]
     algorithm: Option<Algorithm>,
 }
 

@@ -93,7 +93,8 @@ pub(super) fn puk(state: &AppState, req: PukRequest) -> Result<Reply, ServerErro
             }
             PukOutcome::Released { candidates, next } => {
                 let detail = format!(
-                    "candidate generation(s) {candidates:?}, {}{next}",
+                    "candidate generation(s) {}, {}{next}",
+                    generations(&candidates),
                     logic::RELEASED_TO
                 );
                 a(tx, "released", &detail)?;
@@ -140,7 +141,8 @@ pub(super) fn complete(state: &AppState, req: CompleteRequest) -> Result<Reply, 
                     if let Some(refused) = &diverged {
                         let reason = format!(
                             "PUK diverged: the card refused every PUK on record (generations \
-                             {refused:?}); online unlock stopped until re-enrollment"
+                             {}); online unlock stopped until re-enrollment",
+                            generations(refused)
                         );
                         audit_in(tx, card, Some(&token), "diverged", "alert", &reason)?;
                     }
@@ -161,4 +163,10 @@ pub(super) fn complete(state: &AppState, req: CompleteRequest) -> Result<Reply, 
             },
         )
     })
+}
+
+/// Generations for an audit record: `3, 2`.
+fn generations(list: &[u32]) -> String {
+    let shown: Vec<String> = list.iter().map(u32::to_string).collect();
+    shown.join(", ")
 }

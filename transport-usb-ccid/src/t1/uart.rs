@@ -5,10 +5,10 @@
 
 use core::fmt;
 
-use cardunlock_core::transport::{ErrorKind, TransportError};
+use cardunlock_core::transport::{ErrorKind, Transport, TransportError};
 use embedded_io_async::{ErrorKind as IoKind, Read, ReadExactError, Write};
 
-use super::{BlockIo, ExchangeError};
+use super::{BlockIo, ExchangeError, T1Error, T1};
 use crate::atr::Edc;
 
 /// The port failed for good.
@@ -149,5 +149,50 @@ impl<U: Read + Write> BlockIo for Uart<U> {
                 Err(ExchangeError::Mute)
             }
         }
+    }
+}
+
+/// The core's [`Transport`] for a card on a UART: APDUs through a [`T1`] engine over a [`Uart`].
+///
+/// The card's reset, its ATR (which gives the [`T1Params`](super::T1Params)) and the IFSD
+/// negotiation come first, on the engine and the port ([`Self::parts`]); then the core's
+/// [`Driver`](cardunlock_core::driver::Driver) runs flows over this.
+#[derive(Debug)]
+pub struct UartT1<U> {
+    t1: T1,
+    io: Uart<U>,
+}
+
+impl<U> UartT1<U> {
+    /// APDUs through `t1` over `io`.
+    pub fn new(t1: T1, io: Uart<U>) -> Self {
+        Self { t1, io }
+    }
+
+    /// The engine and the carrier, e.g. for [`T1::negotiate_ifsd`].
+    pub fn parts(&mut self) -> (&mut T1, &mut Uart<U>) {
+        (&mut self.t1, &mut self.io)
+    }
+
+    /// The carrier, e.g. to read its port's counters.
+    pub fn uart(&mut self) -> &mut Uart<U> {
+        &mut self.io
+    }
+
+    /// Gives the carrier back (and with it the port: [`Uart::into_inner`]).
+    pub fn into_inner(self) -> Uart<U> {
+        self.io
+    }
+}
+
+impl<U: Read + Write> Transport for UartT1<U> {
+    type Error = T1Error<UartError<U::Error>>;
+
+    async fn transmit(
+        &mut self,
+        command: &[u8],
+        response: &mut [u8],
+    ) -> Result<usize, Self::Error> {
+        self.t1.transceive(&mut self.io, command, response).await
     }
 }
