@@ -127,8 +127,11 @@ const ATR_MAX: usize = 33;
 /// passed can be finished (or skipped) later.
 #[derive(Clone, Copy, Debug, Default)]
 struct RxState {
-    /// Bytes of the current message in `rx`.
+    /// Bytes in `rx`: the current message, and what the pipe gave after it (the start of the
+    /// next message, read in the same `read`).
     fill: usize,
+    /// Length of the message returned last, still at the front of `rx` until the next read.
+    taken: usize,
     /// Bytes of an over-long message still to skip.
     skip: u64,
     /// Length of that message (header included).
@@ -191,6 +194,34 @@ enum Lost {
 fn wipe(buf: &mut [u8]) {
     buf.fill(0);
     core::hint::black_box(&*buf);
+}
+
+impl RxState {
+    /// Drops the message returned last from the front of `rx`: what followed it moves to the
+    /// front (the bytes of a later message that one `read` brought along).
+    #[inline]
+    fn drop_taken(&mut self, rx: &mut [u8]) {
+        let taken = core::mem::take(&mut self.taken);
+        if taken == 0 {
+            return;
+        }
+        let rest = self.fill.saturating_sub(taken);
+        if rest > 0 && self.fill <= rx.len() {
+            rx.copy_within(taken..self.fill, 0);
+        }
+        self.fill = rest;
+    }
+
+    /// Wipes every byte of `rx` written since the last wipe, except a later message's bytes
+    /// not read yet (moved to the front first): once per exchange, of the used length only.
+    #[inline]
+    fn wipe(&mut self, rx: &mut [u8]) {
+        self.drop_taken(rx);
+        let dirty = core::mem::take(&mut self.dirty).min(rx.len());
+        let keep = self.fill.min(dirty);
+        wipe(rx.get_mut(keep..dirty).unwrap_or(&mut []));
+        self.dirty = keep;
+    }
 }
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
