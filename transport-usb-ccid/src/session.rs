@@ -371,6 +371,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
     use crate::clock::NoTimeout;
     use crate::loopback::Loopback;
@@ -423,5 +425,126 @@ mod tests {
         let holds = |buf: &[u8]| buf.windows(pin.len()).any(|w| w == pin);
         assert!(!holds(&s.tx), "the transmit buffer holds the PIN");
         assert!(!holds(&s.rx), "the receive buffer holds the PIN");
+    }
+
+    /// A reader that answers the k-th message flushed to it with all of `replies[k]` (which may
+    /// hold several messages), and hands over everything it has in one `read`.
+    struct Burst {
+        replies: &'static [&'static [u8]],
+        flushed: usize,
+        out: std::vec::Vec<u8>,
+    }
+
+    impl embedded_io_async::ErrorType for Burst {
+        type Error = core::convert::Infallible;
+    }
+
+    impl Write for Burst {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            Ok(buf.len())
+        }
+
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            if let Some(r) = self.replies.get(self.flushed) {
+                self.out.extend_from_slice(r);
+            }
+            self.flushed += 1;
+            Ok(())
+        }
+    }
+
+    impl Read for Burst {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            let n = buf.len().min(self.out.len());
+            buf[..n].copy_from_slice(&self.out[..n]);
+            self.out.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// DataBlock, slot 0, `bSeq` 0, card active, with `61 01 90 00`... spelled out per test.
+    const ANSWER_SEQ0: [u8; 12] = [0x80, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0x00];
+    /// The same for `bSeq` 1, answering `6A 82`.
+    const ANSWER_SEQ1: [u8; 12] = [0x80, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0x6A, 0x82];
+    /// A stale DataBlock (`bSeq` 7) the session must drop.
+    const STALE_SEQ7: [u8; 13] = [0x80, 3, 0, 0, 0, 0, 7, 0, 0, 0, 1, 2, 3];
+
+    fn burst_session(replies: &'static [&'static [u8]]) -> Session<Burst, NoTimeout> {
+        let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+        let mut s = Session::new(
+            Burst {
+                replies,
+                flushed: 0,
+                out: std::vec::Vec::new(),
+            },
+            NoTimeout,
+            NoControl,
+            &desc,
+            0,
+        )
+        .unwrap();
+        // Skip the power-on: these readers only answer XfrBlocks.
+        s.powered = true;
+        s
+    }
+
+    /// Proves that a `read` which brings a stale reply and the real one together is split into
+    /// messages: the stale one is dropped, the real one answers. Fails if `recv` takes all the
+    /// bytes a read gave as one message, or loses the bytes after the first message.
+    #[test]
+    fn a_stale_and_the_real_reply_in_one_read_are_told_apart() {
+        const BOTH: [u8; 25] = {
+            let mut b = [0u8; 25];
+            let mut i = 0;
+            while i < 13 {
+                b[i] = STALE_SEQ7[i];
+                i += 1;
+            }
+            while i < 25 {
+                b[i] = ANSWER_SEQ0[i - 13];
+                i += 1;
+            }
+            b
+        };
+        let mut s = burst_session(&[&BOTH]);
+        let mut response = [0u8; 8];
+        let n =
+            embassy_futures::block_on(s.transmit_apdu(&[0x00, 0xA4, 0x04, 0x00], &mut response))
+                .unwrap();
+        assert_eq!(&response[..n], &[0x90, 0x00]);
+    }
+
+    /// Proves that bytes of a later message that came with a reply survive the wipe at the end
+    /// of the exchange: the reader answers the first command with both replies at once and the
+    /// second command with nothing, so the second exchange only succeeds from what was kept.
+    /// Fails if the end-of-exchange wipe clears them (or `recv` drops them).
+    #[test]
+    fn the_next_message_read_along_with_a_reply_is_kept_past_the_wipe() {
+        const BOTH: [u8; 24] = {
+            let mut b = [0u8; 24];
+            let mut i = 0;
+            while i < 12 {
+                b[i] = ANSWER_SEQ0[i];
+                b[i + 12] = ANSWER_SEQ1[i];
+                i += 1;
+            }
+            b
+        };
+        let mut s = burst_session(&[&BOTH]);
+        let mut response = [0u8; 8];
+        let n =
+            embassy_futures::block_on(s.transmit_apdu(&[0x00, 0xA4, 0x04, 0x00], &mut response))
+                .unwrap();
+        assert_eq!(&response[..n], &[0x90, 0x00]);
+        let n =
+            embassy_futures::block_on(s.transmit_apdu(&[0x00, 0xB0, 0x00, 0x00], &mut response))
+                .unwrap();
+        assert_eq!(&response[..n], &[0x6A, 0x82]);
+        // Nothing of either reply is left behind once both are used.
+        assert!(
+            s.rx.iter().all(|&b| b == 0),
+            "rx after the exchanges: {:?}",
+            &s.rx[..24]
+        );
     }
 }
