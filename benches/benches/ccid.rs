@@ -61,6 +61,30 @@ fn ccid(crit: &mut Criterion) {
         )
     });
 
+    let cmds: Vec<Vec<u8>> = piv
+        .exchanges()
+        .map(|e| e.command.unwrap().to_vec())
+        .collect();
+    group.bench_function("replay_loopback_only", |b| {
+        b.iter_batched_ref(
+            || Loopback::new(piv.replay(), ATR),
+            |l| {
+                use embedded_io_async::{Read, Write};
+                block_on(async {
+                    let mut rx = [0u8; 271];
+                    for (k, c) in cmds.iter().enumerate() {
+                        let h = [0x6F, c.len() as u8, 0, 0, 0, 0, k as u8, 0, 0, 0];
+                        l.write(&h).await.unwrap();
+                        l.write(c).await.unwrap();
+                        l.flush().await.unwrap();
+                        let n = l.read(&mut rx).await.unwrap();
+                        std::hint::black_box(&rx[..n]);
+                    }
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
     group.bench_function("sim_card_in_memory", |b| {
         b.iter_batched(blocked_piv_card, piv_unblock, BatchSize::SmallInput)
     });
