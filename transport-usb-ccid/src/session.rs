@@ -3,7 +3,9 @@
 //! Contract with the pipe: the session writes one complete CCID message (its header, then the APDU
 //! straight from the caller's buffer, each `write` repeated until all is taken) and then calls
 //! `flush()`, once per message (a USB backend submits one bulk transfer per flush, so it never
-//! sees part of a message); it reads the 10-byte header, then exactly `dwLength` bytes.
+//! sees part of a message). Each `read` offers all the room left in the receive buffer, so a
+//! pipe with the whole reply ready gives it in one call; bytes a `read` brings beyond the message
+//! (the start of the next one) stay in the buffer for the next message.
 //!
 //! What it handles: `bSeq` per message (wrapping) and bounded dropping of stale replies (wrong
 //! `bSeq` or slot); time extensions (each pushes the deadline out by `bError` times the base
