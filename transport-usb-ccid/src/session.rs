@@ -549,4 +549,55 @@ mod tests {
             &s.rx[..24]
         );
     }
+
+    /// Proves the direct XfrBlock encoder writes the bytes of the general one (header, payload
+    /// left in place, `bSeq` advanced) and refuses what does not fit the same way. Fails if the
+    /// two drift apart.
+    #[test]
+    fn the_direct_xfr_block_encoder_matches_the_general_one() {
+        let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+        let apdu = [0x00, 0x20, 0x00, 0x80, 0x02, 0x31, 0x32];
+        for level in [0x0000, 0x0001, 0x0010, 0x1234] {
+            let mut a: Session<_, _> = Session::new(
+                Loopback::new(Echo, &[0x3B, 0x00]),
+                NoTimeout,
+                NoControl,
+                &desc,
+                0,
+            )
+            .unwrap();
+            let mut b: Session<_, _> = Session::new(
+                Loopback::new(Echo, &[0x3B, 0x00]),
+                NoTimeout,
+                NoControl,
+                &desc,
+                0,
+            )
+            .unwrap();
+            let direct = a.xfr_block(level, &apdu).unwrap();
+            let general = b
+                .encode(crate::codec::RequestKind::XfrBlock {
+                    bwi: 0,
+                    level,
+                    data: &apdu,
+                })
+                .unwrap();
+            assert_eq!((direct.len, direct.data), (general.len, general.data));
+            assert_eq!(a.tx[..direct.len], b.tx[..general.len]);
+            assert_eq!(a.seq, b.seq);
+        }
+        let mut s: Session<_, _> = Session::new(
+            Loopback::new(Echo, &[0x3B, 0x00]),
+            NoTimeout,
+            NoControl,
+            &desc,
+            0,
+        )
+        .unwrap();
+        let too_long = [0u8; DEFAULT_BUFFER];
+        assert!(matches!(
+            s.xfr_block(0, &too_long),
+            Err(Error::MessageTooLong { len, max }) if len == DEFAULT_BUFFER + HEADER_LEN && max == s.max_msg
+        ));
+    }
 }

@@ -56,6 +56,40 @@ where
         Ok(Outgoing { len, data })
     }
 
+    /// Encodes an XfrBlock (`bBWI` 0, `wLevelParameter` `level`) with a fresh `bSeq`: its
+    /// header into `tx`, `data` left where the caller has it. The bytes of
+    /// [`encode`](Self::encode) with [`RequestKind::XfrBlock`], written directly: every APDU
+    /// takes this path.
+    #[inline]
+    pub(super) fn xfr_block<'d>(
+        &mut self,
+        level: u16,
+        data: &'d [u8],
+    ) -> Result<Outgoing<'d>, SessionError<IO, K>> {
+        let seq = self.next_seq();
+        let max = self.max_msg;
+        let total = HEADER_LEN.saturating_add(data.len());
+        let length = u32::try_from(data.len())
+            .ok()
+            .filter(|_| total <= max)
+            .ok_or(Error::MessageTooLong { len: total, max })?;
+        let l = level.to_le_bytes();
+        let header = Header {
+            msg_type: msg_type::XFR_BLOCK,
+            length,
+            slot: self.slot,
+            seq,
+            specific: [0, l[0], l[1]],
+        };
+        if let Some(head) = self.tx.get_mut(..HEADER_LEN) {
+            head.copy_from_slice(&header.to_bytes());
+        }
+        Ok(Outgoing {
+            len: HEADER_LEN,
+            data,
+        })
+    }
+
     /// Writes `tx[..len]` and the payload as one message and flushes it (two writes, one flush:
     /// the pipe sees one message).
     async fn send(&mut self, msg: Outgoing<'_>) -> Result<(), SessionError<IO, K>> {
