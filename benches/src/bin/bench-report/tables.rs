@@ -314,7 +314,10 @@ fn ccid(c: &Criterion) -> (String, String) {
             "replay_through_bare_xfrblock",
             "replay, through a bare XfrBlock host + loopback reader (floor)",
         ),
-        ("replay_loopback_only", "loopback reader alone (3 XfrBlocks)"),
+        (
+            "replay_loopback_only",
+            "loopback reader alone (3 XfrBlocks)",
+        ),
         ("sim_card_in_memory", "simulated card, in memory"),
         (
             "sim_card_ccid_apdu_level",
