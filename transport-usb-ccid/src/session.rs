@@ -600,4 +600,40 @@ mod tests {
             Err(Error::MessageTooLong { len, max }) if len == DEFAULT_BUFFER + HEADER_LEN && max == s.max_msg
         ));
     }
+
+    /// A pipe that takes every write and whose `read` claims more bytes than it was given room for.
+    struct Overclaim;
+
+    impl embedded_io_async::ErrorType for Overclaim {
+        type Error = core::convert::Infallible;
+    }
+
+    impl Write for Overclaim {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            Ok(buf.len())
+        }
+
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    impl Read for Overclaim {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            Ok(buf.len() + 1)
+        }
+    }
+
+    /// Proves a `read` claiming more than its buffer ends the stream (`Error::Closed`) instead
+    /// of being counted into the receive state. Fails if `recv` takes the claim.
+    #[test]
+    fn a_read_claiming_more_than_its_room_ends_the_stream() {
+        let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+        let mut s: Session<_, _> = Session::new(Overclaim, NoTimeout, NoControl, &desc, 0).unwrap();
+        s.powered = true;
+        let mut response = [0u8; 8];
+        let got =
+            embassy_futures::block_on(s.transmit_apdu(&[0x00, 0xA4, 0x04, 0x00], &mut response));
+        assert!(matches!(got, Err(Error::Closed)), "{got:?}");
+    }
 }
