@@ -4,11 +4,7 @@
 //!
 //! Two pairs:
 //! - `replay_*`: the card's recorded answers (no allocation): the core alone, then the core plus
-//!   the CCID session plus the no-heap loopback reader. Their difference is the framing cost;
-//!   `replay_loopback_only` is the reader's share of it (the same XfrBlocks written to the
-//!   loopback reader directly, its DataBlocks read back), `replay_through_bare_xfrblock` the
-//!   floor of this reader (the core behind the least a host can do per APDU, none of the
-//!   session's checks).
+//!   the CCID session plus the no-heap loopback reader. Their difference is the framing cost.
 //! - `sim_*`: a fresh blocked simulated card per iteration, directly, then behind the fault-
 //!   injecting reader simulator at APDU level and at T=1 (the simulator's own bookkeeping
 //!   allocates, so these rows overstate what a real pipe costs).
@@ -24,7 +20,6 @@ use cardunlock_ccid_sim::tpdu::T1Card;
 use cardunlock_ccid_sim::{apdu_session, session_with, SimConfig};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use embassy_futures::block_on;
-use embedded_io_async::{Read, Write};
 
 const ATR: &[u8] = &[0x3B, 0x80, 0x80, 0x01, 0x01];
 
@@ -66,52 +61,6 @@ fn ccid(crit: &mut Criterion) {
         )
     });
 
-    // The reader alone: the same three commands written to the loopback reader as XfrBlocks,
-    // its DataBlocks read back. Not a host cost (a real reader does this in its firmware); it
-    // tells how much of the CCID row the in-memory reader itself takes.
-    let commands: Vec<Vec<u8>> = piv
-        .exchanges()
-        .map(|e| e.command.expect("recorded command").to_vec())
-        .collect();
-    group.bench_function("replay_loopback_only", |b| {
-        b.iter_batched_ref(
-            || Loopback::new(piv.replay(), ATR),
-            |reader| {
-                block_on(async {
-                    let mut reply = [0u8; 271];
-                    for (seq, c) in commands.iter().enumerate() {
-                        let len = u8::try_from(c.len()).expect("short APDU");
-                        let seq = u8::try_from(seq).expect("few APDUs");
-                        let head = [0x6F, len, 0, 0, 0, 0, seq, 0, 0, 0];
-                        reader.write(&head).await.expect("write");
-                        reader.write(c).await.expect("write");
-                        reader.flush().await.expect("flush");
-                        let n = reader.read(&mut reply).await.expect("read");
-                        assert!(n > 10, "a DataBlock with the card's answer");
-                    }
-                })
-            },
-            BatchSize::SmallInput,
-        )
-    });
-    // The floor of this reader: the core in front of the loopback reader through the least a
-    // host can do per APDU (the XfrBlock header, two writes and a flush, one read, the DataBlock's
-    // length and status, the copy out, one wipe), straight-line, without the session's bSeq
-    // check, stale replies, time extensions, deadlines or chaining.
-    group.bench_function("replay_through_bare_xfrblock", |b| {
-        b.iter_batched_ref(
-            || BareHost {
-                reader: Loopback::new(piv.replay(), ATR),
-                seq: 0,
-                rx: [0; 271],
-            },
-            |host| {
-                piv_unblock(&mut *host);
-            },
-            BatchSize::SmallInput,
-        )
-    });
-
     group.bench_function("sim_card_in_memory", |b| {
         b.iter_batched(blocked_piv_card, piv_unblock, BatchSize::SmallInput)
     });
@@ -140,44 +89,6 @@ fn ccid(crit: &mut Criterion) {
         )
     });
     group.finish();
-}
-
-/// The least a host does per APDU at CCID APDU level (see `replay_through_bare_xfrblock`).
-struct BareHost<T> {
-    reader: Loopback<T>,
-    seq: u8,
-    rx: [u8; 271],
-}
-
-impl<T: cardunlock_core::Transport> cardunlock_core::Transport for BareHost<T> {
-    type Error = cardunlock_core::ErrorKind;
-
-    async fn transmit(
-        &mut self,
-        command: &[u8],
-        response: &mut [u8],
-    ) -> Result<usize, Self::Error> {
-        use cardunlock_core::ErrorKind;
-        let len = u8::try_from(command.len()).map_err(|_| ErrorKind::InvalidCommand)?;
-        self.seq = self.seq.wrapping_add(1);
-        let head = [0x6F, len, 0, 0, 0, 0, self.seq, 0, 0, 0];
-        let _ = self.reader.write(&head).await;
-        let _ = self.reader.write(command).await;
-        let _ = self.reader.flush().await;
-        let Ok(n) = self.reader.read(&mut self.rx).await;
-        let data_len = usize::from(self.rx[1]);
-        let answer = self.rx.get(10..10 + data_len).ok_or(ErrorKind::Other)?;
-        if self.rx[7] != 0 || self.rx[6] != self.seq {
-            return Err(ErrorKind::Other);
-        }
-        let out = response
-            .get_mut(..data_len)
-            .ok_or(ErrorKind::ResponseTooLong)?;
-        out.copy_from_slice(answer);
-        self.rx[..n].fill(0);
-        std::hint::black_box(&self.rx);
-        Ok(data_len)
-    }
 }
 
 criterion_group! {

@@ -141,7 +141,6 @@ pub struct Header {
 
 impl Header {
     /// Parses the first 10 bytes of `bytes` (more may follow).
-    #[inline]
     pub fn parse(bytes: &[u8]) -> Result<Self, CodecError> {
         let h: &[u8; HEADER_LEN] = bytes
             .get(..HEADER_LEN)
@@ -157,7 +156,6 @@ impl Header {
     }
 
     /// The header's bytes.
-    #[inline]
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let l = self.length.to_le_bytes();
         let s = self.specific;
@@ -176,7 +174,6 @@ impl Header {
     }
 
     /// Length of the whole message (header included); saturates on 16-bit targets.
-    #[inline]
     pub fn message_len(&self) -> usize {
         HEADER_LEN.saturating_add(usize::try_from(self.length).unwrap_or(usize::MAX))
     }
@@ -210,7 +207,6 @@ fn write_message(
 }
 
 /// Splits a whole message into its header and exactly `dwLength` bytes of data.
-#[inline]
 fn split_message(bytes: &[u8]) -> Result<(Header, &[u8]), CodecError> {
     let header = Header::parse(bytes)?;
     let needed = header.message_len();

@@ -55,16 +55,8 @@ impl<T: Transport> Loopback<T> {
 
     async fn answer(&mut self) {
         let rx_len = core::mem::take(&mut self.rx_len);
-        self.tx_pos = 0;
-        if let Ok(h) = Header::parse(&self.rx) {
-            if h.msg_type == msg_type::XFR_BLOCK && h.message_len() == rx_len {
-                // The usual message, parsed once here: its APDU goes to the card as it lies.
-                self.transfer(h, rx_len).await;
-                wipe(self.rx.get_mut(..rx_len).unwrap_or(&mut []));
-                return;
-            }
-        }
         let message = self.rx.get(..rx_len).unwrap_or(&[]);
+        self.tx_pos = 0;
         let parsed = Request::parse(message);
         // The reply echoes bSeq, even of a command it cannot parse.
         let seq = match parsed {
@@ -72,6 +64,41 @@ impl<T: Transport> Loopback<T> {
             Err(_) => message.get(6).copied().unwrap_or(0),
         };
         let (slot, status, kind) = match parsed {
+            Ok(Request {
+                slot,
+                kind: RequestKind::XfrBlock { data, .. },
+                ..
+            }) => {
+                // The card writes its response straight behind the reply's header (261 bytes:
+                // a short APDU's response, 256 and SW1 SW2, fits).
+                let room = self.tx.get_mut(HEADER_LEN..).unwrap_or(&mut []);
+                let room_len = room.len();
+                let answered = self.card.transmit(data, room).await;
+                let (command, n) = match answered {
+                    Ok(n) if n <= room_len => (CommandStatus::Ok, n),
+                    _ => {
+                        if let Some(room) = self.tx.get_mut(HEADER_LEN..) {
+                            room.fill(0);
+                        }
+                        (CommandStatus::Failed(SlotError::HardwareError), 0)
+                    }
+                };
+                let (b_status, b_error) = Status::new(IccStatus::Active, command).to_bytes();
+                let header = Header {
+                    msg_type: msg_type::DATA_BLOCK,
+                    length: u32::try_from(n).unwrap_or(0),
+                    slot,
+                    seq,
+                    specific: [b_status, b_error, 0],
+                };
+                // Split after the await: a slice kept across it loses its known length.
+                if let Some(head) = self.tx.get_mut(..HEADER_LEN) {
+                    head.copy_from_slice(&header.to_bytes());
+                }
+                self.tx_len = HEADER_LEN + n;
+                wipe(self.rx.get_mut(..rx_len).unwrap_or(&mut []));
+                return;
+            }
             Ok(Request {
                 slot,
                 kind: RequestKind::IccPowerOn(_),
@@ -108,38 +135,6 @@ impl<T: Transport> Loopback<T> {
         self.tx_len = reply.encode(&mut self.tx).unwrap_or(0);
         wipe(self.rx.get_mut(..rx_len).unwrap_or(&mut []));
     }
-
-    /// Answers the XfrBlock `h` heads (all `rx_len` bytes of it in `rx`): the card writes its
-    /// response straight behind the reply's header (261 bytes: a short APDU's response, 256
-    /// and SW1 SW2, fits); a card that fails gets `bError` HW_ERROR.
-    async fn transfer(&mut self, h: Header, rx_len: usize) {
-        let data = self.rx.get(HEADER_LEN..rx_len).unwrap_or(&[]);
-        let room = self.tx.get_mut(HEADER_LEN..).unwrap_or(&mut []);
-        let room_len = room.len();
-        let (command, n) = match self.card.transmit(data, room).await {
-            Ok(n) if n <= room_len => (CommandStatus::Ok, n),
-            _ => {
-                // Only what the card may have written goes.
-                if let Some(room) = self.tx.get_mut(HEADER_LEN..) {
-                    room.fill(0);
-                }
-                (CommandStatus::Failed(SlotError::HardwareError), 0)
-            }
-        };
-        let (b_status, b_error) = Status::new(IccStatus::Active, command).to_bytes();
-        let header = Header {
-            msg_type: msg_type::DATA_BLOCK,
-            length: u32::try_from(n).unwrap_or(0),
-            slot: h.slot,
-            seq: h.seq,
-            specific: [b_status, b_error, 0],
-        };
-        // Split after the await: a slice kept across it loses its known length.
-        if let Some(head) = self.tx.get_mut(..HEADER_LEN) {
-            head.copy_from_slice(&header.to_bytes());
-        }
-        self.tx_len = HEADER_LEN + n;
-    }
 }
 
 /// Clears the received command (it may have carried a PIN or PUK), once per message.
@@ -156,8 +151,8 @@ impl<T: Transport> embedded_io_async::Write for Loopback<T> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         let room = self.rx.get_mut(self.rx_len..).unwrap_or(&mut []);
         let n = buf.len().min(room.len());
-        if let (Some(dst), Some(src)) = (room.get_mut(..n), buf.get(..n)) {
-            dst.copy_from_slice(src);
+        for (dst, src) in room.iter_mut().zip(buf) {
+            *dst = *src;
         }
         self.rx_len += n;
         Ok(n)
@@ -175,8 +170,8 @@ impl<T: Transport> embedded_io_async::Read for Loopback<T> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         let pending = self.tx.get(self.tx_pos..self.tx_len).unwrap_or(&[]);
         let n = buf.len().min(pending.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), pending.get(..n)) {
-            dst.copy_from_slice(src);
+        for (dst, src) in buf.iter_mut().zip(pending) {
+            *dst = *src;
         }
         self.tx_pos += n;
         Ok(n)

@@ -3,9 +3,7 @@
 //! Contract with the pipe: the session writes one complete CCID message (its header, then the APDU
 //! straight from the caller's buffer, each `write` repeated until all is taken) and then calls
 //! `flush()`, once per message (a USB backend submits one bulk transfer per flush, so it never
-//! sees part of a message). Each `read` offers all the room left in the receive buffer, so a
-//! pipe with the whole reply ready gives it in one call; bytes a `read` brings beyond the message
-//! (the start of the next one) stay in the buffer for the next message.
+//! sees part of a message); it reads the 10-byte header, then exactly `dwLength` bytes.
 //!
 //! What it handles: `bSeq` per message (wrapping) and bounded dropping of stale replies (wrong
 //! `bSeq` or slot); time extensions (each pushes the deadline out by `bError` times the base
@@ -129,11 +127,8 @@ const ATR_MAX: usize = 33;
 /// passed can be finished (or skipped) later.
 #[derive(Clone, Copy, Debug, Default)]
 struct RxState {
-    /// Bytes in `rx`: the current message, and what the pipe gave after it (the start of the
-    /// next message, read in the same `read`).
+    /// Bytes of the current message in `rx`.
     fill: usize,
-    /// Length of the message returned last, still at the front of `rx` until the next read.
-    taken: usize,
     /// Bytes of an over-long message still to skip.
     skip: u64,
     /// Length of that message (header included).
@@ -196,34 +191,6 @@ enum Lost {
 fn wipe(buf: &mut [u8]) {
     buf.fill(0);
     core::hint::black_box(&*buf);
-}
-
-impl RxState {
-    /// Drops the message returned last from the front of `rx`: what followed it moves to the
-    /// front (the bytes of a later message that one `read` brought along).
-    #[inline]
-    fn drop_taken(&mut self, rx: &mut [u8]) {
-        let taken = core::mem::take(&mut self.taken);
-        if taken == 0 {
-            return;
-        }
-        let rest = self.fill.saturating_sub(taken);
-        if rest > 0 && self.fill <= rx.len() {
-            rx.copy_within(taken..self.fill, 0);
-        }
-        self.fill = rest;
-    }
-
-    /// Wipes every byte of `rx` written since the last wipe, except a later message's bytes
-    /// not read yet (moved to the front first): once per exchange, of the used length only.
-    #[inline]
-    fn wipe(&mut self, rx: &mut [u8]) {
-        self.drop_taken(rx);
-        let dirty = core::mem::take(&mut self.dirty).min(rx.len());
-        let keep = self.fill.min(dirty);
-        wipe(rx.get_mut(keep..dirty).unwrap_or(&mut []));
-        self.dirty = keep;
-    }
 }
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
@@ -373,8 +340,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    extern crate std;
-
     use super::*;
     use crate::clock::NoTimeout;
     use crate::loopback::Loopback;
@@ -427,213 +392,5 @@ mod tests {
         let holds = |buf: &[u8]| buf.windows(pin.len()).any(|w| w == pin);
         assert!(!holds(&s.tx), "the transmit buffer holds the PIN");
         assert!(!holds(&s.rx), "the receive buffer holds the PIN");
-    }
-
-    /// A reader that answers the k-th message flushed to it with all of `replies[k]` (which may
-    /// hold several messages), and hands over everything it has in one `read`.
-    struct Burst {
-        replies: &'static [&'static [u8]],
-        flushed: usize,
-        out: std::vec::Vec<u8>,
-    }
-
-    impl embedded_io_async::ErrorType for Burst {
-        type Error = core::convert::Infallible;
-    }
-
-    impl Write for Burst {
-        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-            Ok(buf.len())
-        }
-
-        async fn flush(&mut self) -> Result<(), Self::Error> {
-            if let Some(r) = self.replies.get(self.flushed) {
-                self.out.extend_from_slice(r);
-            }
-            self.flushed += 1;
-            Ok(())
-        }
-    }
-
-    impl Read for Burst {
-        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-            let n = buf.len().min(self.out.len());
-            buf[..n].copy_from_slice(&self.out[..n]);
-            self.out.drain(..n);
-            Ok(n)
-        }
-    }
-
-    /// DataBlock, slot 0, `bSeq` 0, card active, with `61 01 90 00`... spelled out per test.
-    const ANSWER_SEQ0: [u8; 12] = [0x80, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0x90, 0x00];
-    /// The same for `bSeq` 1, answering `6A 82`.
-    const ANSWER_SEQ1: [u8; 12] = [0x80, 2, 0, 0, 0, 0, 1, 0, 0, 0, 0x6A, 0x82];
-    /// A stale DataBlock (`bSeq` 7) the session must drop.
-    const STALE_SEQ7: [u8; 13] = [0x80, 3, 0, 0, 0, 0, 7, 0, 0, 0, 1, 2, 3];
-
-    fn burst_session(replies: &'static [&'static [u8]]) -> Session<Burst, NoTimeout> {
-        let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
-        let mut s = Session::new(
-            Burst {
-                replies,
-                flushed: 0,
-                out: std::vec::Vec::new(),
-            },
-            NoTimeout,
-            NoControl,
-            &desc,
-            0,
-        )
-        .unwrap();
-        // Skip the power-on: these readers only answer XfrBlocks.
-        s.powered = true;
-        s
-    }
-
-    /// Proves that a `read` which brings a stale reply and the real one together is split into
-    /// messages: the stale one is dropped, the real one answers. Fails if `recv` takes all the
-    /// bytes a read gave as one message, or loses the bytes after the first message.
-    #[test]
-    fn a_stale_and_the_real_reply_in_one_read_are_told_apart() {
-        const BOTH: [u8; 25] = {
-            let mut b = [0u8; 25];
-            let mut i = 0;
-            while i < 13 {
-                b[i] = STALE_SEQ7[i];
-                i += 1;
-            }
-            while i < 25 {
-                b[i] = ANSWER_SEQ0[i - 13];
-                i += 1;
-            }
-            b
-        };
-        let mut s = burst_session(&[&BOTH]);
-        let mut response = [0u8; 8];
-        let n =
-            embassy_futures::block_on(s.transmit_apdu(&[0x00, 0xA4, 0x04, 0x00], &mut response))
-                .unwrap();
-        assert_eq!(&response[..n], &[0x90, 0x00]);
-    }
-
-    /// Proves that bytes of a later message that came with a reply survive the wipe at the end
-    /// of the exchange: the reader answers the first command with both replies at once and the
-    /// second command with nothing, so the second exchange only succeeds from what was kept.
-    /// Fails if the end-of-exchange wipe clears them (or `recv` drops them).
-    #[test]
-    fn the_next_message_read_along_with_a_reply_is_kept_past_the_wipe() {
-        const BOTH: [u8; 24] = {
-            let mut b = [0u8; 24];
-            let mut i = 0;
-            while i < 12 {
-                b[i] = ANSWER_SEQ0[i];
-                b[i + 12] = ANSWER_SEQ1[i];
-                i += 1;
-            }
-            b
-        };
-        let mut s = burst_session(&[&BOTH]);
-        let mut response = [0u8; 8];
-        let n =
-            embassy_futures::block_on(s.transmit_apdu(&[0x00, 0xA4, 0x04, 0x00], &mut response))
-                .unwrap();
-        assert_eq!(&response[..n], &[0x90, 0x00]);
-        let n =
-            embassy_futures::block_on(s.transmit_apdu(&[0x00, 0xB0, 0x00, 0x00], &mut response))
-                .unwrap();
-        assert_eq!(&response[..n], &[0x6A, 0x82]);
-        // Nothing of either reply is left behind once both are used.
-        assert!(
-            s.rx.iter().all(|&b| b == 0),
-            "rx after the exchanges: {:?}",
-            &s.rx[..24]
-        );
-    }
-
-    /// Proves the direct XfrBlock encoder writes the bytes of the general one (header, payload
-    /// left in place, `bSeq` advanced) and refuses what does not fit the same way. Fails if the
-    /// two drift apart.
-    #[test]
-    fn the_direct_xfr_block_encoder_matches_the_general_one() {
-        let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
-        let apdu = [0x00, 0x20, 0x00, 0x80, 0x02, 0x31, 0x32];
-        for level in [0x0000, 0x0001, 0x0010, 0x1234] {
-            let mut a: Session<_, _> = Session::new(
-                Loopback::new(Echo, &[0x3B, 0x00]),
-                NoTimeout,
-                NoControl,
-                &desc,
-                0,
-            )
-            .unwrap();
-            let mut b: Session<_, _> = Session::new(
-                Loopback::new(Echo, &[0x3B, 0x00]),
-                NoTimeout,
-                NoControl,
-                &desc,
-                0,
-            )
-            .unwrap();
-            let direct = a.xfr_block(level, &apdu).unwrap();
-            let general = b
-                .encode(crate::codec::RequestKind::XfrBlock {
-                    bwi: 0,
-                    level,
-                    data: &apdu,
-                })
-                .unwrap();
-            assert_eq!((direct.len, direct.data), (general.len, general.data));
-            assert_eq!(a.tx[..direct.len], b.tx[..general.len]);
-            assert_eq!(a.seq, b.seq);
-        }
-        let mut s: Session<_, _> = Session::new(
-            Loopback::new(Echo, &[0x3B, 0x00]),
-            NoTimeout,
-            NoControl,
-            &desc,
-            0,
-        )
-        .unwrap();
-        let too_long = [0u8; DEFAULT_BUFFER];
-        assert!(matches!(
-            s.xfr_block(0, &too_long),
-            Err(Error::MessageTooLong { len, max }) if len == DEFAULT_BUFFER + HEADER_LEN && max == s.max_msg
-        ));
-    }
-
-    /// A pipe that takes every write and whose `read` claims more bytes than it was given room for.
-    struct Overclaim;
-
-    impl embedded_io_async::ErrorType for Overclaim {
-        type Error = core::convert::Infallible;
-    }
-
-    impl Write for Overclaim {
-        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
-            Ok(buf.len())
-        }
-
-        async fn flush(&mut self) -> Result<(), Self::Error> {
-            Ok(())
-        }
-    }
-
-    impl Read for Overclaim {
-        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
-            Ok(buf.len() + 1)
-        }
-    }
-
-    /// Proves a `read` claiming more than its buffer ends the stream (`Error::Closed`) instead
-    /// of being counted into the receive state. Fails if `recv` takes the claim.
-    #[test]
-    fn a_read_claiming_more_than_its_room_ends_the_stream() {
-        let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
-        let mut s: Session<_, _> = Session::new(Overclaim, NoTimeout, NoControl, &desc, 0).unwrap();
-        s.powered = true;
-        let mut response = [0u8; 8];
-        let got =
-            embassy_futures::block_on(s.transmit_apdu(&[0x00, 0xA4, 0x04, 0x00], &mut response));
-        assert!(matches!(got, Err(Error::Closed)), "{got:?}");
     }
 }

@@ -109,7 +109,6 @@ impl<'a> Response<'a> {
 
     /// Builds the reply from an already parsed header and its `dwLength` bytes of data (a
     /// reader of a byte stream parses the header first).
-    #[inline]
     pub fn from_parts(h: &Header, data: &'a [u8]) -> Result<Self, CodecError> {
         use msg_type as t;
         let [b7, b8, b9] = h.specific;

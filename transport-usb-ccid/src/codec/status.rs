@@ -164,14 +164,12 @@ impl Status {
     };
 
     /// A status with `icc` and `command`.
-    #[inline]
     pub const fn new(icc: IccStatus, command: CommandStatus) -> Self {
         Self { icc, command }
     }
 
     /// Parses `bStatus` and `bError`. A reserved ICC or command status is an error; the reserved
     /// bits 2-5 are ignored.
-    #[inline]
     pub const fn from_bytes(status: u8, error: u8) -> Result<Self, CodecError> {
         let icc = match status & 0x03 {
             0 => IccStatus::Active,
@@ -189,7 +187,6 @@ impl Status {
     }
 
     /// `bStatus` and `bError`.
-    #[inline]
     pub const fn to_bytes(self) -> (u8, u8) {
         let icc = match self.icc {
             IccStatus::Active => 0,

@@ -7,7 +7,7 @@ use embedded_io_async::{Read, Write};
 use super::exchange::{check_status, msg_type_of, reply, Outgoing};
 use super::{Control, Error, Session, SessionError, Violation};
 use crate::clock::Clock;
-use crate::codec::{chain, ResponseKind, HEADER_LEN};
+use crate::codec::{chain, RequestKind, ResponseKind, HEADER_LEN};
 
 /// Most DataBlocks in one chained response (a bound against a reader that never ends a chain).
 const MAX_CHAIN_PARTS: usize = 1024;
@@ -36,7 +36,11 @@ where
                 (false, false) => chain::CONTINUE,
                 (false, true) => chain::END,
             };
-            let msg = self.xfr_block(level, part)?;
+            let msg = self.encode(RequestKind::XfrBlock {
+                bwi: 0,
+                level,
+                data: part,
+            })?;
             if tail.is_empty() {
                 // The last part: its reply starts the response.
                 return self.collect(msg, response).await;
@@ -88,7 +92,11 @@ where
                     };
                 }
                 chain::BEGIN | chain::CONTINUE => {
-                    msg = self.xfr_block(chain::MORE, &[])?;
+                    msg = self.encode(RequestKind::XfrBlock {
+                        bwi: 0,
+                        level: chain::MORE,
+                        data: &[],
+                    })?;
                 }
                 _ => return Err(Error::Protocol(Violation::Chain)),
             }

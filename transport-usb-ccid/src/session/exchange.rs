@@ -56,40 +56,6 @@ where
         Ok(Outgoing { len, data })
     }
 
-    /// Encodes an XfrBlock (`bBWI` 0, `wLevelParameter` `level`) with a fresh `bSeq`: its
-    /// header into `tx`, `data` left where the caller has it. The bytes of
-    /// [`encode`](Self::encode) with [`RequestKind::XfrBlock`], written directly: every APDU
-    /// takes this path.
-    #[inline]
-    pub(super) fn xfr_block<'d>(
-        &mut self,
-        level: u16,
-        data: &'d [u8],
-    ) -> Result<Outgoing<'d>, SessionError<IO, K>> {
-        let seq = self.next_seq();
-        let max = self.max_msg;
-        let total = HEADER_LEN.saturating_add(data.len());
-        let length = u32::try_from(data.len())
-            .ok()
-            .filter(|_| total <= max)
-            .ok_or(Error::MessageTooLong { len: total, max })?;
-        let l = level.to_le_bytes();
-        let header = Header {
-            msg_type: msg_type::XFR_BLOCK,
-            length,
-            slot: self.slot,
-            seq,
-            specific: [0, l[0], l[1]],
-        };
-        if let Some(head) = self.tx.get_mut(..HEADER_LEN) {
-            head.copy_from_slice(&header.to_bytes());
-        }
-        Ok(Outgoing {
-            len: HEADER_LEN,
-            data,
-        })
-    }
-
     /// Writes `tx[..len]` and the payload as one message and flushes it (two writes, one flush:
     /// the pipe sees one message).
     async fn send(&mut self, msg: Outgoing<'_>) -> Result<(), SessionError<IO, K>> {
@@ -107,9 +73,7 @@ where
     }
 
     /// Reads one whole message into `rx` before `deadline`; `Ok(None)` on timeout (a partly read
-    /// message is kept and finished by the next call). Each `read` asks for all the room left
-    /// in `rx`, so a pipe that has the whole reply ready hands it over in one call; bytes it
-    /// gives beyond the message (the next message's) stay in `rx` for the next call.
+    /// message is kept and finished by the next call).
     async fn recv(&mut self, deadline: u64) -> Result<Option<Header>, SessionError<IO, K>> {
         let Self {
             io,
@@ -118,45 +82,33 @@ where
             rx_state,
             ..
         } = self;
-        rx_state.drop_taken(rx);
         loop {
-            if rx_state.skip == 0 && rx_state.fill >= HEADER_LEN {
-                let h = match rx_state.header {
-                    Some(h) => h,
-                    None => {
-                        let h = Header::parse(rx.as_slice())?;
-                        let len = h.message_len();
-                        if len > N {
-                            // Too long for the buffer: skip the rest of its body, then report
-                            // it (`fill <= N < len`, so something is left to skip).
-                            rx_state.skip = len.saturating_sub(rx_state.fill) as u64;
-                            rx_state.skipped_len = len;
-                            rx_state.fill = 0;
-                            continue;
-                        }
-                        rx_state.header = Some(h);
-                        h
-                    }
-                };
-                if rx_state.fill >= h.message_len() {
-                    rx_state.header = None;
-                    rx_state.taken = h.message_len();
-                    return Ok(Some(h));
-                }
-            }
             if clock.now_ms() >= deadline {
                 return Ok(None);
             }
-            let buf = if rx_state.skip > 0 {
-                // Exactly what is left of the over-long message, nothing of the next one.
+            let (want_from, want_to) = if rx_state.skip > 0 {
                 let n = usize::try_from(rx_state.skip)
                     .unwrap_or(usize::MAX)
                     .min(N.saturating_sub(HEADER_LEN));
-                rx.get_mut(HEADER_LEN..HEADER_LEN + n).unwrap_or(&mut [])
+                (HEADER_LEN, HEADER_LEN + n)
+            } else if rx_state.fill < HEADER_LEN {
+                (rx_state.fill, HEADER_LEN)
+            } else if let Some(h) = rx_state.header {
+                (rx_state.fill, h.message_len())
             } else {
-                rx.get_mut(rx_state.fill..).unwrap_or(&mut [])
+                let h = Header::parse(rx.as_slice())?;
+                (rx_state.fill, h.message_len())
             };
-            let room = buf.len();
+            if want_from >= want_to {
+                // Header complete with no body, or body complete.
+                let h = match rx_state.header.take() {
+                    Some(h) => h,
+                    None => Header::parse(rx.as_slice())?,
+                };
+                rx_state.fill = 0;
+                return Ok(Some(h));
+            }
+            let buf = rx.get_mut(want_from..want_to).unwrap_or(&mut []);
             let n = match select(io.read(buf), clock.sleep_until_ms(deadline)).await {
                 Either::First(Ok(n)) => n,
                 Either::First(Err(e)) => {
@@ -170,8 +122,7 @@ where
                 }
                 Either::Second(()) => return Ok(None),
             };
-            if n == 0 || n > room {
-                // The pipe ended, or claims more than it was given room for.
+            if n == 0 {
                 return Err(Error::Closed);
             }
             if rx_state.skip > 0 {
@@ -187,6 +138,26 @@ where
             }
             rx_state.fill += n;
             rx_state.dirty = rx_state.dirty.max(rx_state.fill);
+            if rx_state.fill == HEADER_LEN {
+                let h = Header::parse(rx.as_slice())?;
+                if h.message_len() > N {
+                    // Too long for the buffer: skip its body, then report it.
+                    // (Its length is above N - 10 > 0, so there is something to skip.)
+                    rx_state.fill = 0;
+                    rx_state.skip = u64::from(h.length);
+                    rx_state.skipped_len = h.message_len();
+                    continue;
+                }
+                rx_state.header = Some(h);
+            }
+            if let Some(h) = rx_state.header {
+                if rx_state.fill >= h.message_len() {
+                    // The whole message is in: no second pass through the loop.
+                    rx_state.fill = 0;
+                    rx_state.header = None;
+                    return Ok(Some(h));
+                }
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 use embedded_io_async::{Read, Write};
 
 use super::exchange::{msg_type_of, reply, Outgoing};
-use super::{Control, Error, Lost, Session, SessionError, SlotState, Unsupported, Violation};
+use super::{wipe, Control, Error, Lost, Session, SessionError, SlotState, Unsupported, Violation};
 use crate::clock::Clock;
 use crate::codec::{
     CommandStatus, IccStatus, ProtocolData, RequestKind, ResponseKind, SlotError, Voltage,
@@ -223,7 +223,8 @@ where
             level @ ExchangeLevel::Character => Err(Error::Unsupported(Unsupported::Level(level))),
         };
         // Each command message was wiped after its reply; the replies go now.
-        self.rx_state.wipe(&mut self.rx);
+        let dirty = core::mem::take(&mut self.rx_state.dirty).min(N);
+        wipe(self.rx.get_mut(..dirty).unwrap_or(&mut []));
         result
     }
 }

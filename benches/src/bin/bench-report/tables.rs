@@ -310,14 +310,6 @@ fn ccid(c: &Criterion) -> (String, String) {
             "replay_through_ccid_session",
             "replay, through the CCID session + loopback reader",
         ),
-        (
-            "replay_through_bare_xfrblock",
-            "replay, through a bare XfrBlock host + loopback reader (floor)",
-        ),
-        (
-            "replay_loopback_only",
-            "loopback reader alone (3 XfrBlocks)",
-        ),
         ("sim_card_in_memory", "simulated card, in memory"),
         (
             "sim_card_ccid_apdu_level",
@@ -341,9 +333,9 @@ fn ccid(c: &Criterion) -> (String, String) {
         notes = format!(
             "- **Framing cost: {per_apdu:.0} ns an APDU** (the replay pair's difference, {:.2}× the core path):\n  \
              the session writes the XfrBlock header from its own buffer and the APDU from the core's, flushes,\n  \
-             reads what the pipe has ready in one read, parses the DataBlock and copies the response; the loopback\n  \
-             reader parses the XfrBlock header once and has the card answer behind its reply header; each side\n  \
-             wipes what it received once (commands carry PINs). The simulated card itself costs {:.0} ns an APDU,\n  \
+             reads the header then the body, parses the DataBlock and copies the response; the loopback reader\n  \
+             parses the command once and has the card answer behind its reply header; each side wipes what it\n  \
+             received once (commands carry PINs). The simulated card itself costs {:.0} ns an APDU,\n  \
              and the CCID path through the reader simulator is {:.1}× it. Through a real USB reader an APDU\n  \
              takes at least one full-speed frame each way (1 ms) plus the card's time.\n",
             ccid / core,
