@@ -78,7 +78,11 @@ fn run_flow(which: u8, card: SimCard) -> (Vec<u8>, Exchanges) {
             Select::Application,
         ))
         .is_ok(),
-        _ => block_on(unlock::read_status(&mut driver, cardunlock_sim::ISO_PROFILE)).is_ok(),
+        _ => block_on(unlock::read_status(
+            &mut driver,
+            cardunlock_sim::ISO_PROFILE,
+        ))
+        .is_ok(),
     };
     assert!(ok, "seed flow {which} failed against the simulated card");
     let (_, tape) = driver.into_inner().into_parts();

@@ -90,7 +90,10 @@ fuzz_target!(|data: &[u8]| {
     // application it selected, as the CLI does).
     let which = which % 6;
     let select = if flags & 0x80 != 0 && (2..4).contains(&which) {
-        match block_on(unlock::read_status_selected(&mut driver, cardunlock_sim::ISO_PROFILE)) {
+        match block_on(unlock::read_status_selected(
+            &mut driver,
+            cardunlock_sim::ISO_PROFILE,
+        )) {
             Ok((_, selected)) => Some(Select::After(selected)),
             Err(_) => None,
         }
@@ -124,7 +127,10 @@ fuzz_target!(|data: &[u8]| {
         ))
         .is_ok(),
         _ => {
-            let status = block_on(unlock::read_status(&mut driver, cardunlock_sim::ISO_PROFILE));
+            let status = block_on(unlock::read_status(
+                &mut driver,
+                cardunlock_sim::ISO_PROFILE,
+            ));
             if let Ok(s) = &status {
                 let _ = format!("{s:?}");
             }

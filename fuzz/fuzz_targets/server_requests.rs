@@ -81,7 +81,12 @@ fuzz_target!(|data: &[u8]| {
             .old_pin(b"1234")
             .puk(b"12345678");
         let _ = r.pin_policy.with_core(|p| {
-            p.check(b"840259", b"840259", cardunlock_core::policy::PinContext::NONE).is_ok()
+            p.check(
+                b"840259",
+                b"840259",
+                cardunlock_core::policy::PinContext::NONE,
+            )
+            .is_ok()
                 | p.check(b"Xk9w2!", b"Xk9w2", known).is_ok()
         });
     }

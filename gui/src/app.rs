@@ -1,4 +1,4 @@
-//! The window: one screen at a time, driven by the worker's [`Report`]s.
+//! The window: one screen at a time, driven by the worker's [`Report`](crate::link::Report)s.
 //!
 //! Keyboard only works throughout, as on a login screen: the first field of each screen takes
 //! the focus, Tab moves between fields and buttons, Enter submits the screen (when what it holds
