@@ -18,6 +18,7 @@
 
 mod audit;
 mod conn;
+mod defer;
 mod mac;
 mod ops;
 mod pgpass;
@@ -498,6 +499,15 @@ impl Tx for PgTx<'_> {
         self.insert_mac_row_pg(table, values, mac, or_nothing)
     }
 
+    fn insert_new_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        self.defer_insert(table, values, mac)
+    }
+
     fn update_mac_row(
         &mut self,
         table: &'static Table,
@@ -507,6 +517,17 @@ impl Tx for PgTx<'_> {
         old_mac: &[u8],
     ) -> Result<u64, ServerError> {
         self.update_mac_row_pg(table, key, sets, mac, old_mac)
+    }
+
+    fn update_locked_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<(), ServerError> {
+        self.defer_update(table, key, sets, mac, old_mac)
     }
 
     fn set_row_mac(
