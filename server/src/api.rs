@@ -362,13 +362,15 @@ fn live_session(
     };
     match (token, session) {
         (Some(token), Some(session)) => Ok(Ok((token, session))),
-        _ => {
-            // A guessed or stale token writes nothing: the router counts the 401
-            // ([`crate::refusals`]).
-            log::debug!("{}: invalid session", endpoint.event());
-            Ok(Err(refusal(ErrorCode::InvalidSession, INVALID_SESSION)))
-        }
+        _ => Ok(Err(invalid_session(endpoint))),
     }
+}
+
+/// The 401 reply to a token that names no live session. A guessed or stale token writes
+/// nothing: the router counts the 401 ([`crate::refusals`]).
+fn invalid_session(endpoint: Endpoint) -> Reply {
+    log::debug!("{}: invalid session", endpoint.event());
+    refusal(ErrorCode::InvalidSession, INVALID_SESSION)
 }
 
 /// Unwraps a live session or returns its refusal.

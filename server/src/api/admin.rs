@@ -8,8 +8,8 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
-    audit, audit_in, diverged, live_session, ok, refusal, refuse_with, AppState, Endpoint, Reply,
-    INVALID_SESSION, MAX_ADMIN_ANSWERS_PER_SESSION, NOT_VERIFIED,
+    audit_in, diverged, invalid_session, ok, refusal, refuse_with, AppState, Endpoint, Reply,
+    Token, INVALID_SESSION, MAX_ADMIN_ANSWERS_PER_SESSION, NOT_VERIFIED,
 };
 use crate::store::rules::DAY_MS;
 use crate::store::{algorithm_name, now_ms, session as logic, ChallengeOutcome, Profile, Tx};
@@ -133,66 +133,62 @@ fn admin_op(
 }
 
 pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerError> {
-    let (token, session) = session_or_refuse!(state, Endpoint::Admin, &req.session);
-    let card_ref = Some((session.profile, session.identity.as_str()));
-    let a = |outcome: &str, detail: &str| {
-        audit(state, card_ref, Some(&token), "admin", outcome, detail)
+    let Some(token) = Token::parse(req.session.expose()) else {
+        return Ok(invalid_session(Endpoint::Admin));
     };
-    if !session.verified {
-        a("not_verified", "")?;
-        return Ok(refusal(ErrorCode::NotVerified, NOT_VERIFIED));
-    }
-    let Some(card) = state
-        .store
-        .card(session.profile.as_str(), &session.identity)?
-    else {
-        a("invalid_session", "card no longer enrolled")?;
-        return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
-    };
-    let (kind, value, op) = match admin_op(session.profile, card.algorithm, &req.request) {
-        Ok(parsed) => parsed,
-        Err(why) => {
-            let message = format!("Bad request: {why}.");
-            a("bad_request", &message)?;
-            return Ok(refusal(ErrorCode::BadRequest, &message));
-        }
-    };
-    let identity = hex::decode(&session.identity)
-        .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
-    let key = kdf::admin_key(
-        &state.master,
-        session.profile.as_str(),
-        &identity,
-        card.algorithm,
-        card.key_gen,
-    );
     let now = now_ms();
     let cap = state.admin_answers_per_day;
-    let card_key = (session.profile, session.identity.as_str());
-    // Only what hands out the admin key's work counts; the check of a GIDS card's own
-    // cryptogram does not.
-    let counts = !matches!(op, AdminOp::GidsCardCryptogram(_));
-    // The reservation, the answer and its audit row commit together: an answer is never given
+    // One transaction reads the session (row-locked) and the card once, reserves the
+    // challenge, computes the answer and writes its audit row: an answer is never given
     // without its challenge recorded as used, nor recorded without its audit row.
     state.store.transact(|tx| {
+        let Some(session) = tx.live_session(&token.hash, now)? else {
+            return Ok(invalid_session(Endpoint::Admin));
+        };
+        let card_key = (session.profile, session.identity.as_str());
+        let card_ref = Some(card_key);
         let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
             audit_in(tx, card_ref, Some(&token), "admin", outcome, detail)
         };
+        if !session.verified {
+            a(tx, "not_verified", "")?;
+            return Ok(refusal(ErrorCode::NotVerified, NOT_VERIFIED));
+        }
+        let Some(card) = tx.read_card(card_key)? else {
+            a(tx, "invalid_session", "card no longer enrolled")?;
+            return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
+        };
+        let (kind, value, op) = match admin_op(session.profile, card.algorithm, &req.request) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                let message = format!("Bad request: {why}.");
+                a(tx, "bad_request", &message)?;
+                return Ok(refusal(ErrorCode::BadRequest, &message));
+            }
+        };
+        let identity = hex::decode(&session.identity)
+            .map_err(|_| ServerError::InvalidInput("stored identity".into()))?;
+        let key = kdf::admin_key(
+            &state.master,
+            session.profile.as_str(),
+            &identity,
+            card.algorithm,
+            card.key_gen,
+        );
+        // Only what hands out the admin key's work counts; the check of a GIDS card's own
+        // cryptogram does not.
+        let counts = !matches!(op, AdminOp::GidsCardCryptogram(_));
         if let Some(reason) = tx.card_diverged(card_key)? {
             a(tx, "card_diverged", &format!("refused: {reason}"))?;
             return Ok(diverged());
         }
         let gids_randoms = match logic::reserve_challenge(
             tx,
-            &token.hash,
+            (&token.hash, &session),
             now,
             (kind, &value, counts),
             MAX_ADMIN_ANSWERS_PER_SESSION,
         )? {
-            ChallengeOutcome::SessionGone => {
-                a(tx, "invalid_session", "session ended")?;
-                return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
-            }
             ChallengeOutcome::NotVerified => {
                 a(tx, "not_verified", "")?;
                 return Ok(refusal(ErrorCode::NotVerified, NOT_VERIFIED));

@@ -6,8 +6,8 @@ use cardunlock_protocol::{
 };
 
 use super::{
-    audit, audit_in, clean, diverged, live_session, ok, refusal, refuse_with, AppState, Endpoint,
-    Reply, INVALID_SESSION, NOT_VERIFIED,
+    audit, audit_in, clean, diverged, invalid_session, live_session, ok, refusal, refuse_with,
+    AppState, Endpoint, Reply, Token, INVALID_SESSION, NOT_VERIFIED,
 };
 use crate::store::{now_ms, session as logic, CompleteOutcome, Profile, PukOutcome, Tx};
 use crate::{kdf, ServerError};
@@ -110,19 +110,31 @@ pub(super) fn puk(state: &AppState, req: PukRequest) -> Result<Reply, ServerErro
 }
 
 pub(super) fn complete(state: &AppState, req: CompleteRequest) -> Result<Reply, ServerError> {
-    let (token, session) = session_or_refuse!(state, Endpoint::Complete, &req.session);
-    let card = Some((session.profile, session.identity.as_str()));
+    let Some(token) = Token::parse(req.session.expose()) else {
+        return Ok(invalid_session(Endpoint::Complete));
+    };
     let outcome = match req.outcome {
         Outcome::Unlocked => "unlocked",
         Outcome::Failed => "failed",
     };
     let now = now_ms();
+    // The session is read once, row-locked, in the transaction that closes it.
     state.store.transact(|tx| {
+        let Some(session) = tx.live_session(&token.hash, now)? else {
+            return Ok(invalid_session(Endpoint::Complete));
+        };
+        let card = Some((session.profile, session.identity.as_str()));
         let a = |tx: &mut dyn Tx, outcome: &str, detail: &str| {
             audit_in(tx, card, Some(&token), "complete", outcome, detail)
         };
         Ok(
-            match logic::complete(tx, &token.hash, now, req.puk_rotated, req.puk_rejected)? {
+            match logic::complete(
+                tx,
+                (&token.hash, &session),
+                now,
+                req.puk_rotated,
+                req.puk_rejected,
+            )? {
                 CompleteOutcome::SessionGone => {
                     a(tx, "invalid_session", "session ended")?;
                     refusal(ErrorCode::InvalidSession, INVALID_SESSION)

@@ -17,7 +17,9 @@
 //! lock order) is retried a few times.
 
 mod audit;
+mod cards;
 mod conn;
+mod defer;
 mod mac;
 mod ops;
 mod pgpass;
@@ -55,81 +57,41 @@ impl Tx for PgTx<'_> {
 
     fn insert_card(
         &mut self,
-        (profile, identity): CardKey<'_>,
+        card: CardKey<'_>,
         algorithm: &str,
         name: &str,
         email: &str,
         now: i64,
     ) -> Result<bool, ServerError> {
-        let n = self.execute(
-            "INSERT INTO cards (profile, identity, algorithm, user_name, user_email, enrolled_ms)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            &[
-                &profile.as_str(),
-                &identity,
-                &algorithm,
-                &name,
-                &email,
-                &now,
-            ],
-        )?;
-        Ok(n == 1)
+        self.insert_card_pg(card, algorithm, name, email, now)
     }
 
     fn update_card_user(
         &mut self,
-        (profile, identity): CardKey<'_>,
+        card: CardKey<'_>,
         algorithm: &str,
         name: &str,
         email: &str,
     ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET algorithm = $3, user_name = $4, user_email = $5
-             WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &algorithm, &name, &email],
-        )?;
-        Ok(())
+        self.update_card_user_pg(card, algorithm, name, email)
     }
 
     fn set_attempts(
         &mut self,
-        (profile, identity): CardKey<'_>,
+        card: CardKey<'_>,
         failed: u32,
         locked: bool,
     ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET failed_attempts = $3, locked = $4,
-                 backoff_until_ms = CASE WHEN $5 THEN 0 ELSE backoff_until_ms END
-             WHERE profile = $1 AND identity = $2",
-            &[
-                &profile.as_str(),
-                &identity,
-                &i64::from(failed),
-                &locked,
-                &(failed == 0 && !locked),
-            ],
-        )?;
-        Ok(())
+        self.set_attempts_pg(card, failed, locked)
     }
 
     fn set_puk_gens(
         &mut self,
-        (profile, identity): CardKey<'_>,
+        card: CardKey<'_>,
         puk_gen: u32,
         pending: Option<u32>,
     ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET puk_gen = $3, pending_puk_gen = $4,
-                 puk_read_out = CASE WHEN puk_gen = $3 THEN puk_read_out ELSE FALSE END
-             WHERE profile = $1 AND identity = $2",
-            &[
-                &profile.as_str(),
-                &identity,
-                &i64::from(puk_gen),
-                &pending.map(i64::from),
-            ],
-        )?;
-        Ok(())
+        self.set_puk_gens_pg(card, puk_gen, pending)
     }
 
     fn delete_questions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
@@ -498,6 +460,15 @@ impl Tx for PgTx<'_> {
         self.insert_mac_row_pg(table, values, mac, or_nothing)
     }
 
+    fn insert_new_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        self.defer_insert(table, values, mac)
+    }
+
     fn update_mac_row(
         &mut self,
         table: &'static Table,
@@ -507,6 +478,17 @@ impl Tx for PgTx<'_> {
         old_mac: &[u8],
     ) -> Result<u64, ServerError> {
         self.update_mac_row_pg(table, key, sets, mac, old_mac)
+    }
+
+    fn update_locked_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<(), ServerError> {
+        self.defer_update(table, key, sets, mac, old_mac)
     }
 
     fn set_row_mac(

@@ -83,7 +83,6 @@ pub(crate) enum AnswerOutcome {
 }
 
 pub(crate) enum ChallengeOutcome {
-    SessionGone,
     NotVerified,
     TooMany,
     Used,
@@ -336,16 +335,16 @@ pub(crate) fn record_answers(
 /// session's allowance. `value` must be the challenge in a canonical form (lowercase hex).
 /// The check of a GIDS card's cryptogram does not count: it gives nothing the card did not
 /// prove, and it needs the session's one host cryptogram.
+///
+/// `session` is the live session as this transaction read it ([`Tx::live_session`], row
+/// locked): the caller reads it once, first, and passes it here.
 pub(crate) fn reserve_challenge(
     tx: &mut dyn Tx,
-    token_hash: &[u8; 32],
+    (token_hash, session): (&[u8; 32], &Session),
     now: i64,
     (kind, value, counts): (&str, &str, bool),
     max_per_session: u32,
 ) -> Result<ChallengeOutcome, ServerError> {
-    let Some(session) = tx.live_session(token_hash, now)? else {
-        return Ok(ChallengeOutcome::SessionGone);
-    };
     if !session.verified {
         return Ok(ChallengeOutcome::NotVerified);
     }
@@ -359,7 +358,7 @@ pub(crate) fn reserve_challenge(
         tx.count_admin_answer(token_hash)?;
     }
     Ok(ChallengeOutcome::Reserved {
-        gids_randoms: session.gids_randoms,
+        gids_randoms: session.gids_randoms.clone(),
     })
 }
 
@@ -431,16 +430,16 @@ pub(crate) fn release_puk(
 /// wrong PUK. All of them: the card holds none of the generations the server has on record
 /// (a workstation reported a rotation it did not make, or the card was changed elsewhere);
 /// the card is marked diverged and online unlock stops for it until re-enrollment.
+///
+/// `session` is the live session as this transaction read it ([`Tx::live_session`], row
+/// locked): the caller reads it once, first, and passes it here.
 pub(crate) fn complete(
     tx: &mut dyn Tx,
-    token_hash: &[u8; 32],
+    (token_hash, session): (&[u8; 32], &Session),
     now: i64,
     puk_rotated: bool,
     rejected: u32,
 ) -> Result<CompleteOutcome, ServerError> {
-    let Some(session) = tx.live_session(token_hash, now)? else {
-        return Ok(CompleteOutcome::SessionGone);
-    };
     let mut committed = None;
     let mut pending = None;
     let mut diverged = None;

@@ -227,6 +227,18 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
         mac: &[u8; 32],
         or_nothing: bool,
     ) -> Result<u64, ServerError>;
+    /// [`Tx::insert_mac_row`] of a new row (not `or_nothing`): exactly one row must be
+    /// inserted. A backend may hold the statement back as [`Tx::update_locked_mac_row`] does
+    /// (an insert that fails, a duplicate key, then fails that later statement).
+    fn insert_new_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        let inserted = self.insert_mac_row(table, values, mac, false)?;
+        inserted_once(table, inserted)
+    }
     /// Sets the columns `sets` of the row with primary key `key` and its MAC to `mac`, only
     /// while its stored MAC is `old_mac` (the one checked). Returns the rows changed.
     fn update_mac_row(
@@ -237,6 +249,22 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
         mac: &[u8; 32],
         old_mac: &[u8],
     ) -> Result<u64, ServerError>;
+    /// [`Tx::update_mac_row`] of a row this transaction holds locked (read `FOR UPDATE` or
+    /// written by it): exactly one row must change, or the row was changed under its lock
+    /// ([`ServerError::Tampered`]). A backend may hold the statement back and send it with
+    /// the next one (PostgreSQL: in the statement of the next audit row); its row count is
+    /// checked when it is sent, always before the transaction commits.
+    fn update_locked_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<(), ServerError> {
+        let changed = self.update_mac_row(table, key, sets, mac, old_mac)?;
+        changed_under_lock(table, changed)
+    }
     /// Sets the MAC of the row with primary key `key`.
     fn set_row_mac(
         &mut self,
@@ -249,4 +277,29 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
     fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError>;
     /// Marks the one-time row-MAC migration done.
     fn set_row_mac_done(&mut self) -> Result<(), ServerError>;
+}
+
+/// `Ok` when a write over a locked row changed it (`changed` is 1); else the row was changed
+/// under its lock, outside the server.
+pub(crate) fn changed_under_lock(table: &Table, changed: u64) -> Result<(), ServerError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(ServerError::Tampered(format!(
+            "a row of table {} changed under its row lock",
+            table.name
+        )))
+    }
+}
+
+/// `Ok` when an insert of a new row inserted it (`inserted` is 1).
+pub(crate) fn inserted_once(table: &Table, inserted: u64) -> Result<(), ServerError> {
+    if inserted == 1 {
+        Ok(())
+    } else {
+        Err(ServerError::Tampered(format!(
+            "a new row of table {} was not written ({inserted} rows)",
+            table.name
+        )))
+    }
 }

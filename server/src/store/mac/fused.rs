@@ -46,51 +46,42 @@ impl MacTx<'_> {
     ) -> Result<(), ServerError> {
         let key = Self::whole_key(table, filter)
             .ok_or_else(|| ServerError::InvalidInput(format!("not a key of {}", table.name)))?;
-        for _ in 0..2 {
-            let known = match self.checked(table, &key) {
-                Some(c) if c.locked => c.clone(),
-                _ => match self.locked_rows(table, filter)?.into_iter().next() {
+        let known = match self.checked(table, &key) {
+            Some(c) if c.locked => c.clone(),
+            _ => match self.locked_rows(table, filter)?.into_iter().next() {
+                None => return Ok(()),
+                Some(_) => match self.checked(table, &key) {
+                    Some(c) => c.clone(),
                     None => return Ok(()),
-                    Some(_) => match self.checked(table, &key) {
-                        Some(c) => c.clone(),
-                        None => return Ok(()),
-                    },
                 },
-            };
-            let mut values = known.values.clone();
-            change(&mut values);
-            if values == known.values {
-                return Ok(());
-            }
-            let sets: Vec<(&'static str, Val)> = table
-                .all()
-                .zip(values.iter().zip(&known.values))
-                .filter(|(_, (new, old))| new != old)
-                .map(|(c, (new, _))| (c.name, new.clone()))
-                .collect();
-            let mac = row_mac(self.key, table, &values);
-            if self
-                .inner
-                .update_mac_row(table, &key, &sets, &mac, &known.mac)?
-                == 1
-            {
-                self.remember(
-                    table,
-                    &MacRow {
-                        values,
-                        mac: Some(mac.to_vec()),
-                    },
-                    true,
-                );
-                return Ok(());
-            }
-            // Changed since it was read without its lock: read it again under the lock.
-            self.forget(table, &key);
+            },
+        };
+        let mut values = known.values.clone();
+        change(&mut values);
+        if values == known.values {
+            return Ok(());
         }
-        Err(ServerError::Tampered(format!(
-            "a row of table {} changed under its row lock",
-            table.name
-        )))
+        let sets: Vec<(&'static str, Val)> = table
+            .all()
+            .zip(values.iter().zip(&known.values))
+            .filter(|(_, (new, old))| new != old)
+            .map(|(c, (new, _))| (c.name, new.clone()))
+            .collect();
+        let mac = row_mac(self.key, table, &values);
+        // The row is locked by this transaction (read `FOR UPDATE` or written by it): nothing
+        // else can change it before the commit, so the write may travel with the next
+        // statement; a row that does not match then was changed outside the server.
+        self.inner
+            .update_locked_mac_row(table, &key, &sets, &mac, &known.mac)?;
+        self.remember(
+            table,
+            &MacRow {
+                values,
+                mac: Some(mac.to_vec()),
+            },
+            true,
+        );
+        Ok(())
     }
 
     /// Inserts a row of `given` columns (the others at their defaults: `NULL` or 0) with its
@@ -103,10 +94,14 @@ impl MacTx<'_> {
     ) -> Result<bool, ServerError> {
         let values = whole_row(table, given)?;
         let mac = row_mac(self.key, table, &values);
-        let inserted = self
-            .inner
-            .insert_mac_row(table, &values, &mac, or_nothing)?
-            == 1;
+        // A new row (not `or_nothing`) is inserted or the statement fails: it may travel with
+        // the next statement ([`Tx::insert_new_mac_row`]).
+        let inserted = if or_nothing {
+            self.inner.insert_mac_row(table, &values, &mac, true)? == 1
+        } else {
+            self.inner.insert_new_mac_row(table, &values, &mac)?;
+            true
+        };
         if inserted {
             let row = MacRow {
                 values,

@@ -1,7 +1,11 @@
 //! The PostgreSQL side of the audit chain ([`crate::store::chain`]): its rows and its head.
 
+use postgres::types::ToSql;
+
+use super::defer::AUDIT_PARAMS;
 use super::{audit_row, PgTx};
 use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
+use crate::store::mac;
 use crate::store::AuditNote;
 use crate::ServerError;
 
@@ -14,6 +18,41 @@ impl PgTx<'_> {
         now: i64,
         link: Option<Link<'_>>,
     ) -> Result<(), ServerError> {
+        let params: [&(dyn ToSql + Sync); AUDIT_PARAMS] = [
+            &now,
+            &note.card.map(|(p, _)| p.as_str()),
+            &note.card.map(|(_, i)| i),
+            &note.session,
+            &note.event,
+            &note.outcome,
+            &note.detail,
+            &note.operator,
+            &note.role.map(|r| r.as_str()),
+            &note.address,
+            &link.as_ref().map(|l| l.seq),
+            &link.as_ref().map(|l| l.mac.as_slice()),
+            &link.as_ref().and_then(|l| l.chain),
+        ];
+        // The change this row records, held back ([`super::defer`]), goes in the same
+        // statement: one round trip for both, its row count checked.
+        if let Some(held) = self.pending.take() {
+            let write = held.after_audit();
+            let sql = mac::intern(format!(
+                "WITH changed AS ({write} RETURNING 1),
+                 appended AS (
+                     INSERT INTO audit (time_ms, profile, identity, session, event, outcome,
+                                        detail, operator, role, address, seq, mac, chain)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)),
+                 head AS (
+                     INSERT INTO audit_heads (chain, seq, mac)
+                     SELECT $13, $11, $12 WHERE $13::TEXT IS NOT NULL
+                     ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac)
+                 SELECT COUNT(*) FROM changed"
+            ));
+            let all: Vec<&(dyn ToSql + Sync)> = params.into_iter().chain(held.params()).collect();
+            let changed: i64 = self.query_opt(sql, &all)?.map_or(0, |r| r.get(0));
+            return held.check(u64::try_from(changed).unwrap_or(0));
+        }
         self.execute(
             "WITH appended AS (
                  INSERT INTO audit (time_ms, profile, identity, session, event, outcome,
@@ -22,21 +61,7 @@ impl PgTx<'_> {
              INSERT INTO audit_heads (chain, seq, mac)
              SELECT $13, $11, $12 WHERE $13::TEXT IS NOT NULL
              ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
-            &[
-                &now,
-                &note.card.map(|(p, _)| p.as_str()),
-                &note.card.map(|(_, i)| i),
-                &note.session,
-                &note.event,
-                &note.outcome,
-                &note.detail,
-                &note.operator,
-                &note.role.map(|r| r.as_str()),
-                &note.address,
-                &link.as_ref().map(|l| l.seq),
-                &link.as_ref().map(|l| l.mac.as_slice()),
-                &link.as_ref().and_then(|l| l.chain),
-            ],
+            &params,
         )?;
         Ok(())
     }

@@ -243,6 +243,7 @@ impl PgDb {
                 statements,
                 trips: &self.round_trips,
                 last_sweep_ms: &self.last_sweep_ms,
+                pending: None,
             };
             let result = f(&mut pg);
             drop(pg);
@@ -293,8 +294,10 @@ fn run_once<R>(
         statements,
         trips,
         last_sweep_ms: &db.last_sweep_ms,
+        pending: None,
     };
-    let result = f(&mut pg);
+    // A write still held back ([`super::defer`]) is sent before the commit.
+    let result = f(&mut pg).and_then(|r| pg.flush().map(|()| r));
     // The commit, or the rollback when the transaction is dropped: one more round trip.
     trips.fetch_add(1, Ordering::Relaxed);
     Attempt::Ran(result.and_then(|result| {
@@ -357,6 +360,8 @@ pub(super) struct PgTx<'a> {
     pub(super) trips: &'a AtomicU64,
     /// The store's last sweep of expired sessions.
     pub(super) last_sweep_ms: &'a AtomicI64,
+    /// A write held back to go with the next statement ([`super::defer`]).
+    pub(super) pending: Option<super::defer::Deferred>,
 }
 
 impl PgTx<'_> {
@@ -378,6 +383,7 @@ impl PgTx<'_> {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, ServerError> {
+        self.flush()?;
         let s = self.statement(sql)?;
         self.trips.fetch_add(1, Ordering::Relaxed);
         Ok(match &mut self.tx {
@@ -391,6 +397,7 @@ impl PgTx<'_> {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>, ServerError> {
+        self.flush()?;
         let s = self.statement(sql)?;
         self.trips.fetch_add(1, Ordering::Relaxed);
         Ok(match &mut self.tx {
@@ -404,6 +411,7 @@ impl PgTx<'_> {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<postgres::Row>, ServerError> {
+        self.flush()?;
         let s = self.statement(sql)?;
         self.trips.fetch_add(1, Ordering::Relaxed);
         Ok(match &mut self.tx {

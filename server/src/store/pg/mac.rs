@@ -118,12 +118,7 @@ impl PgTx<'_> {
         mac: &[u8; 32],
         or_nothing: bool,
     ) -> Result<u64, ServerError> {
-        let boxes: Vec<Box<dyn ToSql + Sync>> = table
-            .all()
-            .zip(values)
-            .map(|(c, v)| typed(v, c.kind))
-            .chain(std::iter::once(param(&Val::Blob(mac.to_vec()))))
-            .collect();
+        let boxes = insert_parts(table, values, mac);
         let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
         self.execute(mac::insert_sql(table, or_nothing, p), &params)
     }
@@ -136,14 +131,7 @@ impl PgTx<'_> {
         mac: &[u8; 32],
         old_mac: &[u8],
     ) -> Result<u64, ServerError> {
-        let names: Vec<&'static str> = sets.iter().map(|(n, _)| *n).collect();
-        let boxes: Vec<Box<dyn ToSql + Sync>> = sets
-            .iter()
-            .map(|(n, v)| typed(v, kind_of(table, n)))
-            .chain(std::iter::once(param(&Val::Blob(mac.to_vec()))))
-            .chain(key.iter().map(param))
-            .chain(std::iter::once(param(&Val::Blob(old_mac.to_vec()))))
-            .collect();
+        let (names, boxes) = update_parts(table, key, sets, mac, old_mac);
         let params: Vec<&(dyn ToSql + Sync)> = boxes.iter().map(AsRef::as_ref).collect();
         self.execute(mac::update_cols_sql(table, &names, p), &params)
     }
@@ -240,4 +228,38 @@ impl PgTx<'_> {
             )?
             .map(|r| r.get(0)))
     }
+}
+
+/// The columns an `UPDATE` of `table` sets and its parameters, in the order of
+/// [`mac::update_cols_sql`]: the new values, the new MAC, the key, the MAC checked.
+pub(super) fn update_parts(
+    table: &'static Table,
+    key: &[Val],
+    sets: &[(&'static str, Val)],
+    mac: &[u8; 32],
+    old_mac: &[u8],
+) -> (Vec<&'static str>, Vec<Box<dyn ToSql + Sync>>) {
+    let names: Vec<&'static str> = sets.iter().map(|(n, _)| *n).collect();
+    let boxes: Vec<Box<dyn ToSql + Sync>> = sets
+        .iter()
+        .map(|(n, v)| typed(v, kind_of(table, n)))
+        .chain(std::iter::once(param(&Val::Blob(mac.to_vec()))))
+        .chain(key.iter().map(param))
+        .chain(std::iter::once(param(&Val::Blob(old_mac.to_vec()))))
+        .collect();
+    (names, boxes)
+}
+
+/// The parameters of an `INSERT` of a whole row of `table` ([`mac::insert_sql`]).
+pub(super) fn insert_parts(
+    table: &'static Table,
+    values: &[Val],
+    mac: &[u8; 32],
+) -> Vec<Box<dyn ToSql + Sync>> {
+    table
+        .all()
+        .zip(values)
+        .map(|(c, v)| typed(v, c.kind))
+        .chain(std::iter::once(param(&Val::Blob(mac.to_vec()))))
+        .collect()
 }

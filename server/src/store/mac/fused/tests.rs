@@ -26,7 +26,7 @@ fn key() -> Vec<Val> {
 
 /// Proves the write is guarded by the MAC that was checked (`... AND mac = <checked>`): a row
 /// whose MAC another writer changed between this transaction's check and its write is not
-/// overwritten with a fresh, valid MAC (which would bless it) but read again, and refused.
+/// overwritten with a fresh, valid MAC (which would bless it) but refused.
 #[test]
 fn a_row_changed_after_its_check_is_refused_not_blessed() {
     let (_dir, db) = store();
