@@ -214,42 +214,23 @@ impl Tx for SqliteTx<'_> {
                  FROM sessions WHERE token_hash = ?1 AND closed = 0 AND expires_ms > ?2",
                 params![&token_hash[..], now],
                 |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, bool>(2)?,
-                        r.get::<_, Option<u32>>(3)?,
-                        r.get::<_, u32>(4)?,
-                        r.get::<_, Option<String>>(5)?,
-                        r.get::<_, Option<String>>(6)?,
-                        r.get::<_, bool>(7)?,
-                    ))
+                    let Some(profile) = Profile::parse(&r.get::<_, String>(0)?) else {
+                        return Ok(None);
+                    };
+                    Ok(Some(Session {
+                        profile,
+                        identity: r.get(1)?,
+                        verified: r.get(2)?,
+                        puk_next_gen: r.get(3)?,
+                        admin_answers: r.get(4)?,
+                        gids_randoms: r.get(5)?,
+                        nonce: r.get(6)?,
+                        proven: r.get(7)?,
+                    }))
                 },
             )
             .optional()?;
-        Ok(row.and_then(
-            |(
-                profile,
-                identity,
-                verified,
-                puk_next_gen,
-                admin_answers,
-                gids_randoms,
-                nonce,
-                proven,
-            )| {
-                Some(Session {
-                    profile: Profile::parse(&profile)?,
-                    identity,
-                    verified,
-                    puk_next_gen,
-                    admin_answers,
-                    gids_randoms,
-                    nonce,
-                    proven,
-                })
-            },
-        ))
+        Ok(row.flatten())
     }
 
     fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
