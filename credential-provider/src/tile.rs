@@ -1,5 +1,5 @@
 //! The "Unlock smart card" tile as a plain state machine, free of COM: it takes the worker's
-//! [`Report`]s and what LogonUI passes on (typed text, the submit arrow, links), and says what
+//! [`Report`](crate::link::Report)s and what LogonUI passes on (typed text, the submit arrow, links), and says what
 //! every field shows ([`Tile::view`]). The COM layer only translates.
 //!
 //! The forms mirror the window's screens: waiting for the card, the security questions, the
