@@ -378,14 +378,21 @@ impl PgTx<'_> {
         Ok(s)
     }
 
+    /// Sends what is held back, then returns the prepared statement for `sql`, counting the
+    /// round trip the caller makes with it.
+    fn ready(&mut self, sql: &'static str) -> Result<Statement, ServerError> {
+        self.flush()?;
+        let s = self.statement(sql)?;
+        self.trips.fetch_add(1, Ordering::Relaxed);
+        Ok(s)
+    }
+
     pub(super) fn execute(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, ServerError> {
-        self.flush()?;
-        let s = self.statement(sql)?;
-        self.trips.fetch_add(1, Ordering::Relaxed);
+        let s = self.ready(sql)?;
         Ok(match &mut self.tx {
             Conn::Tx(tx) => tx.execute(&s, params)?,
             Conn::Auto(client) => client.execute(&s, params)?,
@@ -397,9 +404,7 @@ impl PgTx<'_> {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>, ServerError> {
-        self.flush()?;
-        let s = self.statement(sql)?;
-        self.trips.fetch_add(1, Ordering::Relaxed);
+        let s = self.ready(sql)?;
         Ok(match &mut self.tx {
             Conn::Tx(tx) => tx.query(&s, params)?,
             Conn::Auto(client) => client.query(&s, params)?,
@@ -411,9 +416,7 @@ impl PgTx<'_> {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<postgres::Row>, ServerError> {
-        self.flush()?;
-        let s = self.statement(sql)?;
-        self.trips.fetch_add(1, Ordering::Relaxed);
+        let s = self.ready(sql)?;
         Ok(match &mut self.tx {
             Conn::Tx(tx) => tx.query_opt(&s, params)?,
             Conn::Auto(client) => client.query_opt(&s, params)?,
