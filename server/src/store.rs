@@ -11,6 +11,7 @@
 
 mod cards;
 pub(crate) mod chain;
+pub(crate) mod joined;
 mod mac;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
@@ -492,15 +493,15 @@ impl Store {
         self.read(|tx| tx.live_session(token_hash, now))
     }
 
-    /// The card's answer hashes, unless it is locked (or, for a session without card proof,
-    /// `blind_now: Some(now)`, backed off).
-    pub(crate) fn answer_check(
+    /// The live session with its card and the card's questions, read ahead of `answers`'
+    /// transaction ([`joined::answer_view`]: one statement on PostgreSQL, every row's MAC
+    /// checked).
+    pub(crate) fn answer_view(
         &self,
-        profile: Profile,
-        identity: &str,
-        blind_now: Option<i64>,
-    ) -> Result<AnswerCheck, ServerError> {
-        self.read(|tx| session::answer_check(tx, (profile, identity), blind_now))
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<joined::AnswerView>, ServerError> {
+        self.read(|tx| joined::answer_view(tx, token_hash, now))
     }
 }
 

@@ -20,6 +20,7 @@ mod audit;
 mod cards;
 mod conn;
 mod defer;
+mod joined;
 mod mac;
 mod ops;
 mod pgpass;

@@ -13,6 +13,7 @@
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
 use super::chain::{AuditHead, ChainRow, Link};
+use super::joined::JoinTx;
 use super::mac::{MacRow, Table, Val};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
@@ -27,7 +28,7 @@ pub(crate) type Counted<T> = Option<(T, (u32, u32))>;
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
 /// The primitive operations of one open transaction.
-pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
+pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx {
     /// The card, row-locked until the transaction ends; `None` if not enrolled.
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
     /// Inserts a new card; `false` (and nothing changed) if it already exists.
