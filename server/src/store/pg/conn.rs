@@ -194,12 +194,21 @@ impl PgDb {
     ) -> Result<R, ServerError> {
         let mut conflicts = 0;
         let mut stale = 0;
+        let mut hold_claims = true;
         loop {
             let mut conn = self
                 .pool
                 .get()
                 .map_err(|e| ServerError::DatabaseUnavailable(e.to_string()))?;
-            match run_once(&mut conn, self, f) {
+            match run_once(&mut conn, self, f, hold_claims) {
+                // A held claim found its row there: nothing was committed; run again with
+                // claims sent at once, so the logic sees the row as taken.
+                Attempt::ClaimLost if hold_claims => hold_claims = false,
+                Attempt::ClaimLost => {
+                    return Err(ServerError::InvalidInput(
+                        "a claim sent at once was reported lost".into(),
+                    ))
+                }
                 Attempt::NotStarted(e) if stale <= self.pool.max_size() => {
                     stale += 1;
                     log::warn!("database connection lost ({e}); trying another");
@@ -243,7 +252,9 @@ impl PgDb {
                 statements,
                 trips: &self.round_trips,
                 last_sweep_ms: &self.last_sweep_ms,
-                pending: None,
+                pending: Vec::new(),
+                hold_claims: false,
+                claim_lost: false,
             };
             let result = f(&mut pg);
             drop(pg);
@@ -271,12 +282,15 @@ enum Attempt<R> {
     NotStarted(postgres::Error),
     /// The transaction ran: its result (committed only when `Ok`).
     Ran(Result<R, ServerError>),
+    /// A held claim ([`super::defer`]) found its row there: rolled back, whatever `f` returned.
+    ClaimLost,
 }
 
 fn run_once<R>(
     conn: &mut PgConn,
     db: &PgDb,
     f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    hold_claims: bool,
 ) -> Attempt<R> {
     let PgConn { client, statements } = conn;
     let trips = &db.round_trips;
@@ -294,12 +308,18 @@ fn run_once<R>(
         statements,
         trips,
         last_sweep_ms: &db.last_sweep_ms,
-        pending: None,
+        pending: Vec::new(),
+        hold_claims,
+        claim_lost: false,
     };
-    // A write still held back ([`super::defer`]) is sent before the commit.
+    // Writes still held back ([`super::defer`]) are sent before the commit.
     let result = f(&mut pg).and_then(|r| pg.flush().map(|()| r));
     // The commit, or the rollback when the transaction is dropped: one more round trip.
     trips.fetch_add(1, Ordering::Relaxed);
+    if pg.claim_lost {
+        // Never committed, even if `f` went on after the failed claim.
+        return Attempt::ClaimLost;
+    }
     Attempt::Ran(result.and_then(|result| {
         if let Conn::Tx(tx) = pg.tx {
             tx.commit()?;
@@ -360,8 +380,13 @@ pub(super) struct PgTx<'a> {
     pub(super) trips: &'a AtomicU64,
     /// The store's last sweep of expired sessions.
     pub(super) last_sweep_ms: &'a AtomicI64,
-    /// A write held back to go with the next statement ([`super::defer`]).
-    pub(super) pending: Option<super::defer::Deferred>,
+    /// Writes held back to go with the next statement ([`super::defer`]).
+    pub(super) pending: Vec<super::defer::Deferred>,
+    /// Whether claims ([`Tx::claim_mac_row`]) may be held back (not on the run that follows a
+    /// lost one).
+    pub(super) hold_claims: bool,
+    /// A held claim found its row there: the transaction must not commit.
+    pub(super) claim_lost: bool,
 }
 
 impl PgTx<'_> {
