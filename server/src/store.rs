@@ -409,13 +409,15 @@ impl Store {
         let mut scope = chain::lanes::Scope::enter(self.audit_key.get(), &self.lanes);
         let row_key = self.row_key.get();
         let mut attempt = |tx: &mut dyn Tx| {
-            chain::lanes::Scope::attempt();
+            if let Some(lane) = tx.lane() {
+                lane.attempt();
+            }
             match row_key {
                 Some(key) => f(&mut mac::guard::MacTx::new(tx, key)),
                 None => f(tx),
             }
         };
-        let result = self.run(read_only, &mut attempt);
+        let result = self.run(read_only, scope.current(), &mut attempt);
         if result.is_ok() {
             scope.committed();
         }
@@ -427,19 +429,22 @@ impl Store {
         result
     }
 
+    /// Runs `f` in a transaction of the backend (a read without one where it can), which
+    /// appends its audit rows to `lane`'s chain.
     fn run<R>(
         &self,
         read_only: bool,
+        lane: Option<&mut chain::lanes::Current>,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         #[cfg(not(feature = "postgres"))]
         let _ = read_only;
         match &self.backend {
-            Backend::Sqlite(db) => db.transact(f),
+            Backend::Sqlite(db) => db.transact_in(lane, f),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) if read_only => db.read(f),
+            Backend::Postgres(db) if read_only => db.read(lane, f),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.transact(f),
+            Backend::Postgres(db) => db.transact_in(lane, f),
         }
     }
 

@@ -12,6 +12,7 @@
 //! - "Once ever" facts (a used challenge, a denied PUK generation) are primary keys, inserted with
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
+use super::chain::lanes::LaneTx;
 use super::chain::{AuditHead, ChainRow, Link};
 use super::joined::JoinTx;
 use super::mac::{MacRow, Table, Val};
@@ -28,7 +29,7 @@ pub(crate) type Counted<T> = Option<(T, (u32, u32))>;
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
 /// The primitive operations of one open transaction.
-pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx {
+pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
     /// The card, row-locked until the transaction ends; `None` if not enrolled.
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
     /// Inserts a new card; `false` (and nothing changed) if it already exists.

@@ -12,6 +12,7 @@ use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{pgpass, tls};
+use crate::store::chain::lanes::Current;
 use crate::store::tx::Tx;
 use crate::store::{redact_url, schema};
 use crate::ServerError;
@@ -188,8 +189,18 @@ impl PgDb {
     /// retried on a deadlock or serialization failure. A pooled connection the server dropped
     /// (PostgreSQL restarted) fails at `BEGIN`, before anything ran: it is discarded and the
     /// transaction starts again on another, so pooled connections need no check round trip.
+    #[cfg(test)]
     pub(in crate::store) fn transact<R>(
         &self,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
+        self.transact_in(None, f)
+    }
+
+    /// [`PgDb::transact`], appending its audit rows to `lane`'s chain (unchained without).
+    pub(in crate::store) fn transact_in<R>(
+        &self,
+        mut lane: Option<&mut Current>,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         let mut conflicts = 0;
@@ -200,7 +211,7 @@ impl PgDb {
                 .pool
                 .get()
                 .map_err(|e| ServerError::DatabaseUnavailable(e.to_string()))?;
-            match run_once(&mut conn, self, f, hold_claims) {
+            match run_once(&mut conn, self, (lane.as_deref_mut(), hold_claims), f) {
                 // A held claim found its row there: nothing was committed; run again with
                 // claims sent at once, so the logic sees the row as taken.
                 Attempt::ClaimLost if hold_claims => hold_claims = false,
@@ -238,6 +249,7 @@ impl PgDb {
     /// discarded and `f` runs again on another (`f` may run more than once).
     pub(in crate::store) fn read<R>(
         &self,
+        mut lane: Option<&mut Current>,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         let mut stale = 0;
@@ -255,6 +267,7 @@ impl PgDb {
                 pending: Vec::new(),
                 hold_claims: false,
                 claim_lost: false,
+                lane: lane.as_deref_mut(),
             };
             let result = f(&mut pg);
             drop(pg);
@@ -289,8 +302,8 @@ enum Attempt<R> {
 fn run_once<R>(
     conn: &mut PgConn,
     db: &PgDb,
+    (lane, hold_claims): (Option<&mut Current>, bool),
     f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
-    hold_claims: bool,
 ) -> Attempt<R> {
     let PgConn { client, statements } = conn;
     let trips = &db.round_trips;
@@ -311,6 +324,7 @@ fn run_once<R>(
         pending: Vec::new(),
         hold_claims,
         claim_lost: false,
+        lane,
     };
     // Writes still held back ([`super::defer`]) are sent before the commit.
     let result = f(&mut pg).and_then(|r| pg.flush().map(|()| r));
@@ -387,6 +401,14 @@ pub(super) struct PgTx<'a> {
     pub(super) hold_claims: bool,
     /// A held claim found its row there: the transaction must not commit.
     pub(super) claim_lost: bool,
+    /// The chain its audit rows append to ([`crate::store::chain::lanes`]).
+    pub(super) lane: Option<&'a mut Current>,
+}
+
+impl crate::store::chain::lanes::LaneTx for PgTx<'_> {
+    fn lane(&mut self) -> Option<&mut Current> {
+        self.lane.as_deref_mut()
+    }
 }
 
 impl PgTx<'_> {
