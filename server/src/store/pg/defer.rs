@@ -425,4 +425,36 @@ mod tests {
             .collect();
         assert_eq!(outcomes, ["taken"]);
     }
+
+    /// Proves two writes of the same row never share a statement (one statement sees one
+    /// snapshot, so the second, written over the MAC the first sets, would change no row and
+    /// fail the transaction as tampered): the first is sent before the second is held, and
+    /// both land.
+    #[test]
+    fn two_writes_of_one_row_are_sent_one_after_the_other() {
+        let Some(db) = database("same") else {
+            eprintln!("CARDUNLOCK_TEST_POSTGRES not set: skipped");
+            return;
+        };
+        db.transact(&mut |tx| {
+            assert!(MacTx::new(tx, &KEY).insert_card(CARD, "3des", "N", "n@x", 1)?);
+            Ok(())
+        })
+        .unwrap();
+        let key = [Val::text("iso"), Val::text("0c0d")];
+        db.transact(&mut |tx| {
+            let stored = tx.mac_rows_locked(&CARDS, &[])?.remove(0).mac.unwrap();
+            let first = [("failed_attempts", Val::Int(1))];
+            tx.update_locked_mac_row(&CARDS, &key, &first, &[5; 32], &stored)?;
+            let second = [("failed_attempts", Val::Int(2))];
+            tx.update_locked_mac_row(&CARDS, &key, &second, &[6; 32], &[5; 32])?;
+            tx.insert_audit_row(&note(), 5, None)
+        })
+        .unwrap();
+        let row = db
+            .transact(&mut |tx| tx.mac_rows(&CARDS, &[]))
+            .unwrap()
+            .remove(0);
+        assert_eq!(row.mac.as_deref(), Some(&[6u8; 32][..]));
+    }
 }
