@@ -94,7 +94,9 @@ pub(crate) fn raise(tx: &mut dyn Tx, note: &AuditNote<'_>) -> Result<(), ServerE
     let now = crate::store::now_ms();
     tx.insert_audit(&note, now)?;
     let card = note.card.map(|(p, i)| (p.as_str(), i));
-    crate::store::chain::lanes::raised(Alert::new(note.event, card, now));
+    if let Some(lane) = crate::store::chain::lanes::LaneTx::lane(tx) {
+        lane.raised(Alert::new(note.event, card, now));
+    }
     Ok(())
 }
 

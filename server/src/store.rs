@@ -11,6 +11,7 @@
 
 mod cards;
 pub(crate) mod chain;
+pub(crate) mod joined;
 mod mac;
 pub(crate) mod ops;
 #[cfg(feature = "postgres")]
@@ -408,13 +409,15 @@ impl Store {
         let mut scope = chain::lanes::Scope::enter(self.audit_key.get(), &self.lanes);
         let row_key = self.row_key.get();
         let mut attempt = |tx: &mut dyn Tx| {
-            chain::lanes::Scope::attempt();
+            if let Some(lane) = tx.lane() {
+                lane.attempt();
+            }
             match row_key {
                 Some(key) => f(&mut mac::guard::MacTx::new(tx, key)),
                 None => f(tx),
             }
         };
-        let result = self.run(read_only, &mut attempt);
+        let result = self.run(read_only, scope.current(), &mut attempt);
         if result.is_ok() {
             scope.committed();
         }
@@ -426,19 +429,22 @@ impl Store {
         result
     }
 
+    /// Runs `f` in a transaction of the backend (a read without one where it can), which
+    /// appends its audit rows to `lane`'s chain.
     fn run<R>(
         &self,
         read_only: bool,
+        lane: Option<&mut chain::lanes::Current>,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         #[cfg(not(feature = "postgres"))]
         let _ = read_only;
         match &self.backend {
-            Backend::Sqlite(db) => db.transact(f),
+            Backend::Sqlite(db) => db.transact_in(lane, f),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) if read_only => db.read(f),
+            Backend::Postgres(db) if read_only => db.read(lane, f),
             #[cfg(feature = "postgres")]
-            Backend::Postgres(db) => db.transact(f),
+            Backend::Postgres(db) => db.transact_in(lane, f),
         }
     }
 
@@ -492,15 +498,15 @@ impl Store {
         self.read(|tx| tx.live_session(token_hash, now))
     }
 
-    /// The card's answer hashes, unless it is locked (or, for a session without card proof,
-    /// `blind_now: Some(now)`, backed off).
-    pub(crate) fn answer_check(
+    /// The live session with its card and the card's questions, read ahead of `answers`'
+    /// transaction ([`joined::answer_view`]: one statement on PostgreSQL, every row's MAC
+    /// checked).
+    pub(crate) fn answer_view(
         &self,
-        profile: Profile,
-        identity: &str,
-        blind_now: Option<i64>,
-    ) -> Result<AnswerCheck, ServerError> {
-        self.read(|tx| session::answer_check(tx, (profile, identity), blind_now))
+        token_hash: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<joined::AnswerView>, ServerError> {
+        self.read(|tx| joined::answer_view(tx, token_hash, now))
     }
 }
 

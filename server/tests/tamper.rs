@@ -135,6 +135,77 @@ backend_tests! {
         assert_refused(&env, &env.post("/v1/unlock/start", &card("gids", "b2")));
     }
 
+    /// Proves `answers` checks the MAC of each question row its joined read returns (the
+    /// session, its card and the card's questions in one statement): an answer hash copied
+    /// from another user after the session started is refused before any answer is checked
+    /// against it. Without that check the copied hash (same answers, its own salt) verifies.
+    fn an_answer_hash_swapped_after_start_is_refused_at_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        for id in ["e1", "f2"] {
+            env.server.enroll(&enrollment("iso", id, Algorithm::TripleDes)).unwrap();
+        }
+        let s = session_of(&env.start_session("iso", "e1"));
+        let other = query_texts(
+            &cfg.db_path,
+            "SELECT answer_hash FROM questions WHERE identity = 'f2' AND position = 0",
+        )
+        .remove(0);
+        exec(
+            &cfg.db_path,
+            &format!("UPDATE questions SET answer_hash = '{other}' WHERE identity = 'e1' AND position = 0"),
+        );
+        let reply = env.post("/v1/unlock/answers", &json!({ "session": s, "answers": ANSWERS }));
+        assert_refused(&env, &reply);
+    }
+
+    /// Proves `answers` checks the session row's MAC in its joined read: a session marked
+    /// verified by SQL is refused, where it would otherwise be told "already verified" with
+    /// the card holder's name and e-mail (that branch runs no transaction of its own).
+    fn a_session_marked_verified_by_update_is_refused_at_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        env.server.enroll(&enrollment("iso", "e3", Algorithm::TripleDes)).unwrap();
+        let s = session_of(&env.start_session("iso", "e3"));
+        exec(&cfg.db_path, &format!("UPDATE sessions SET verified = {}", sql_true(&cfg.db_path)));
+        let reply = env.post("/v1/unlock/answers", &json!({ "session": s, "answers": WRONG }));
+        assert_refused(&env, &reply);
+    }
+
+    /// Proves `answers` checks the card row's MAC in its joined read: on a verified session,
+    /// a user e-mail changed by SQL is refused instead of being sent to the client.
+    fn a_card_user_changed_by_update_is_refused_at_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        env.server.enroll(&enrollment("iso", "e4", Algorithm::TripleDes)).unwrap();
+        let s = env.verified_session("iso", "e4");
+        exec(&cfg.db_path, "UPDATE cards SET user_email = 'attacker@example.com'");
+        let reply = env.post("/v1/unlock/answers", &json!({ "session": s, "answers": ANSWERS }));
+        assert!(!reply.1.to_string().contains("attacker"), "{}", reply.1);
+        assert_refused(&env, &reply);
+    }
+
+    /// Proves `admin` checks the MAC of the diverged mark it reads with the card row: a mark
+    /// inserted by SQL (no valid MAC) is refused as a forgery, not taken as the server's.
+    fn a_diverged_mark_inserted_by_sql_is_refused_at_admin() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let env = Env::start(&cfg);
+        env.server.enroll(&enrollment("iso", "e5", Algorithm::TripleDes)).unwrap();
+        let s = env.verified_session("iso", "e5");
+        exec(
+            &cfg.db_path,
+            "INSERT INTO card_diverged (profile, identity, reason, since_ms)
+             VALUES ('iso', 'e5', 'forged', 1)",
+        );
+        let request = json!({ "kind": "encrypt", "algorithm": "3des", "block": "0102030405060708" });
+        let reply = env.post("/v1/unlock/admin", &json!({ "session": s, "request": request }));
+        assert_refused(&env, &reply);
+    }
+
     /// Proves the cards row MAC: an attempt counter reset by SQL is refused.
     fn a_reset_attempt_counter_is_refused() {
         let dir = tempfile::tempdir().unwrap();

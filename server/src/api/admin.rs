@@ -11,6 +11,7 @@ use super::{
     audit_in, diverged, invalid_session, ok, refusal, refuse_with, AppState, Endpoint, Reply,
     Token, INVALID_SESSION, MAX_ADMIN_ANSWERS_PER_SESSION, NOT_VERIFIED,
 };
+use crate::store::joined;
 use crate::store::rules::DAY_MS;
 use crate::store::{algorithm_name, now_ms, session as logic, ChallengeOutcome, Profile, Tx};
 use crate::{kdf, ServerError};
@@ -154,7 +155,8 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
             a(tx, "not_verified", "")?;
             return Ok(refusal(ErrorCode::NotVerified, NOT_VERIFIED));
         }
-        let Some(card) = tx.read_card(card_key)? else {
+        // The card row (locked) with its diverged mark, in one read.
+        let Some((card, diverged_because)) = joined::card_and_diverged(tx, card_key)? else {
             a(tx, "invalid_session", "card no longer enrolled")?;
             return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
         };
@@ -178,7 +180,7 @@ pub(super) fn admin(state: &AppState, req: AdminBody) -> Result<Reply, ServerErr
         // Only what hands out the admin key's work counts; the check of a GIDS card's own
         // cryptogram does not.
         let counts = !matches!(op, AdminOp::GidsCardCryptogram(_));
-        if let Some(reason) = tx.card_diverged(card_key)? {
+        if let Some(reason) = &diverged_because {
             a(tx, "card_diverged", &format!("refused: {reason}"))?;
             return Ok(diverged());
         }

@@ -4,7 +4,15 @@
 use super::*;
 
 pub(super) fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, ServerError> {
-    let (token, session) = session_or_refuse!(state, Endpoint::Answers, &req.session);
+    // The session, its card and the card's questions in one read (every row's MAC checked);
+    // the transaction below reads the session and the card again under their locks.
+    let Some(token) = Token::parse(req.session.expose()) else {
+        return Ok(invalid_session(Endpoint::Answers));
+    };
+    let Some(view) = state.store.answer_view(&token.hash, now_ms())? else {
+        return Ok(invalid_session(Endpoint::Answers));
+    };
+    let session = &view.session;
     let given = &req.answers;
     if let Err(wait) = card_rate(
         state,
@@ -25,10 +33,7 @@ pub(super) fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, Se
         return Ok(presence::not_verified());
     }
     if session.verified {
-        let Some(record) = state
-            .store
-            .card(session.profile.as_str(), &session.identity)?
-        else {
+        let Some((record, _)) = &view.card else {
             a("invalid_session", "card no longer enrolled")?;
             return Ok(refusal(ErrorCode::InvalidSession, INVALID_SESSION));
         };
@@ -36,14 +41,14 @@ pub(super) fn answers(state: &AppState, req: AnswersRequest) -> Result<Reply, Se
         return Ok(ok(&AnswersReply {
             verified: true,
             user: User {
-                name: record.user_name,
-                email: record.user_email,
+                name: record.user_name.clone(),
+                email: record.user_email.clone(),
             },
         }));
     }
-    let hashes = match state.store.answer_check(
-        session.profile,
-        &session.identity,
+    let hashes = match logic::answer_check(
+        view.card.as_ref().map(|(record, _)| record),
+        &view.questions,
         (!session.proven).then(now_ms),
     )? {
         AnswerCheck::BackedOff { wait_ms } => {

@@ -184,7 +184,7 @@ fn entry_of(note: &AuditNote<'_>, now: i64) -> AuditEntry {
 /// store opened without the master secret) the row is written unchained, and [`verify`] names
 /// it.
 pub(crate) fn append(tx: &mut dyn Tx, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
-    let Some((key, chain, prev)) = lanes::current() else {
+    let Some((key, chain, prev)) = tx.lane().map(|lane| lane.link()) else {
         log::warn!("audit row written without the chain key");
         return tx.insert_audit_row(note, now, None);
     };
@@ -197,7 +197,9 @@ pub(crate) fn append(tx: &mut dyn Tx, note: &AuditNote<'_>, now: i64) -> Result<
     };
     // The row and its chain's new head, in one statement where the database allows it.
     tx.insert_audit_row(note, now, Some(link))?;
-    lanes::appended(AuditHead { seq, mac }, note.event, note.outcome);
+    if let Some(lane) = tx.lane() {
+        lane.appended(AuditHead { seq, mac }, note.event, note.outcome);
+    }
     Ok(())
 }
 

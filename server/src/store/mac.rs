@@ -20,6 +20,7 @@ mod fused;
 pub(crate) mod guard;
 mod guard_ops;
 mod guard_rules;
+mod joined;
 mod sql;
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -29,6 +30,10 @@ use zeroize::Zeroizing;
 
 use crate::ServerError;
 
+pub(crate) use joined::{
+    card_filter, decode_card, decode_questions, decode_session, decode_text, in_key_order,
+    session_card,
+};
 pub(crate) use sql::{
     audit_counts_sql, card_counted_sql, delete_returning_sql, insert_sql, select_sql,
     update_cols_sql, update_sql,

@@ -20,6 +20,7 @@ mod audit;
 mod cards;
 mod conn;
 mod defer;
+mod joined;
 mod mac;
 mod ops;
 mod pgpass;
@@ -400,13 +401,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
-        let rows = self.query(
-            "SELECT time_ms, profile, identity, session, event, outcome, detail,
-                    operator, role, address
-             FROM audit ORDER BY id",
-            &[],
-        )?;
-        Ok(rows.iter().map(audit_row).collect())
+        self.audit_log_pg()
     }
 
     fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
@@ -467,6 +462,15 @@ impl Tx for PgTx<'_> {
         mac: &[u8; 32],
     ) -> Result<(), ServerError> {
         self.defer_insert(table, values, mac)
+    }
+
+    fn claim_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<bool, ServerError> {
+        self.claim(table, values, mac)
     }
 
     fn update_mac_row(

@@ -138,13 +138,13 @@ pub(crate) fn start_session(
     blind: Blind,
 ) -> Result<StartOutcome, ServerError> {
     tx.delete_expired_sessions(now)?;
-    let Some(record) = tx.read_card(card)? else {
+    let Some((record, questions)) = super::joined::card_and_questions(tx, card)? else {
         return Ok(StartOutcome::UnknownCard);
     };
     if record.locked {
         return Ok(StartOutcome::Locked);
     }
-    let questions: Vec<String> = tx.questions(card)?.into_iter().map(|(q, _)| q).collect();
+    let questions: Vec<String> = questions.into_iter().map(|(q, _)| q).collect();
     if questions.is_empty() {
         return Ok(StartOutcome::NoQuestions);
     }
@@ -226,16 +226,16 @@ impl Blind {
 }
 
 /// The card's answer hashes, unless it is locked or (a session without card proof,
-/// `blind_now: Some(now)`) backed off.
+/// `blind_now: Some(now)`) backed off; `card` and `questions` as [`super::joined::answer_view`]
+/// read (and cross-checked) them.
 pub(crate) fn answer_check(
-    tx: &mut dyn Tx,
-    card: CardKey<'_>,
+    card: Option<&super::CardRecord>,
+    questions: &[(String, String)],
     blind_now: Option<i64>,
 ) -> Result<AnswerCheck, ServerError> {
-    let Some((record, counts)) = tx.read_card_audited(card)? else {
+    let Some(record) = card else {
         return Ok(AnswerCheck::UnknownCard);
     };
-    cross_check(&record, counts)?;
     if record.locked {
         return Ok(AnswerCheck::Locked);
     }
@@ -247,7 +247,7 @@ pub(crate) fn answer_check(
         }
     }
     Ok(AnswerCheck::Hashes(
-        tx.questions(card)?.into_iter().map(|(_, h)| h).collect(),
+        questions.iter().map(|(_, h)| h.clone()).collect(),
     ))
 }
 

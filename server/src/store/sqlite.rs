@@ -22,7 +22,8 @@ pub(super) use conn::SqliteDb;
 pub(super) use rows::CardRow;
 use rows::{audit_row, card_row};
 
-pub(super) struct SqliteTx<'a>(&'a Connection);
+/// A transaction on the connection, with the chain its audit rows append to.
+pub(super) struct SqliteTx<'a>(&'a Connection, Option<&'a mut super::chain::lanes::Current>);
 
 impl Tx for SqliteTx<'_> {
     fn read_card(

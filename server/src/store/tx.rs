@@ -12,7 +12,9 @@
 //! - "Once ever" facts (a used challenge, a denied PUK generation) are primary keys, inserted with
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
+use super::chain::lanes::LaneTx;
 use super::chain::{AuditHead, ChainRow, Link};
+use super::joined::JoinTx;
 use super::mac::{MacRow, Table, Val};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
@@ -27,7 +29,7 @@ pub(crate) type Counted<T> = Option<(T, (u32, u32))>;
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
 /// The primitive operations of one open transaction.
-pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
+pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
     /// The card, row-locked until the transaction ends; `None` if not enrolled.
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
     /// Inserts a new card; `false` (and nothing changed) if it already exists.
@@ -227,6 +229,19 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx {
         mac: &[u8; 32],
         or_nothing: bool,
     ) -> Result<u64, ServerError>;
+    /// [`Tx::insert_mac_row`] with `or_nothing`, for a "once ever" row the transaction goes on
+    /// from: `true` when inserted, `false` when its key was there. A backend may hold the
+    /// insert back as [`Tx::insert_new_mac_row`] does and answer `true` at once (PostgreSQL):
+    /// if the held insert then finds its key taken, the transaction is rolled back, whatever
+    /// it returns, and runs again from the start with this insert sent at once.
+    fn claim_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<bool, ServerError> {
+        Ok(self.insert_mac_row(table, values, mac, true)? == 1)
+    }
     /// [`Tx::insert_mac_row`] of a new row (not `or_nothing`): exactly one row must be
     /// inserted. A backend may hold the statement back as [`Tx::update_locked_mac_row`] does
     /// (an insert that fails, a duplicate key, then fails that later statement).

@@ -5,7 +5,6 @@
 //! two handles (instances, command-line tools) ever write one chain, and no append waits for
 //! another's head.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -85,8 +84,10 @@ impl Lanes {
     }
 }
 
-/// What the transaction running on this thread appends with.
-struct Current {
+/// What one transaction appends with: the chain key, the lane it holds, and what the current
+/// attempt appended. Owned by its [`Scope`] and reached through the transaction
+/// ([`LaneTx::lane`]), never through the thread.
+pub(crate) struct Current {
     key: AuditKey,
     lane: Lane,
     /// The head after this attempt's appends, until it commits.
@@ -97,15 +98,46 @@ struct Current {
     alerts: Vec<Alert>,
 }
 
-thread_local! {
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+impl Current {
+    /// A new attempt of the transaction begins (PostgreSQL retries a deadlocked one): what the
+    /// rolled-back attempt appended is forgotten.
+    pub(crate) fn attempt(&mut self) {
+        self.pending = None;
+        self.rows.clear();
+        self.alerts.clear();
+    }
+
+    /// The key, lane name and head to append after.
+    pub(super) fn link(&self) -> (AuditKey, String, AuditHead) {
+        let head = self.pending.unwrap_or(self.lane.head);
+        (self.key.clone(), self.lane.name.clone(), head)
+    }
+
+    /// A row `event`/`outcome` was appended: `head` is the lane's head once the transaction
+    /// commits.
+    pub(super) fn appended(&mut self, head: AuditHead, event: &str, outcome: &str) {
+        self.pending = Some(head);
+        self.rows.push((event.to_owned(), outcome.to_owned()));
+    }
+
+    /// An alert was raised in this transaction: sent to the webhook once it commits.
+    pub(crate) fn raised(&mut self, alert: Alert) {
+        self.alerts.push(alert);
+    }
 }
 
-/// The chain key and a lane of the transaction this thread runs, until dropped
-/// ([`crate::store::Store::transact`] runs a transaction start to end on one thread).
+/// A transaction's way to its chain: the [`Current`] of the transaction it is, if its store
+/// chains audit rows (every [`crate::store::Tx`] is one).
+pub(crate) trait LaneTx {
+    /// The chain this transaction appends to; `None` without a chain key.
+    fn lane(&mut self) -> Option<&mut Current>;
+}
+
+/// The chain key and a lane of one transaction, until dropped: [`crate::store::Store`] hands
+/// [`Scope::current`] to the transaction it runs.
 pub(crate) struct Scope<'a> {
     lanes: &'a Lanes,
-    outer: Option<Current>,
+    current: Option<Current>,
     committed: bool,
 }
 
@@ -119,24 +151,16 @@ impl<'a> Scope<'a> {
             rows: Vec::new(),
             alerts: Vec::new(),
         });
-        let outer = CURRENT.with(|c| c.replace(current));
         Self {
             lanes,
-            outer,
+            current,
             committed: false,
         }
     }
 
-    /// A new attempt of the transaction begins (PostgreSQL retries a deadlocked one): what the
-    /// rolled-back attempt appended is forgotten.
-    pub(crate) fn attempt() {
-        CURRENT.with(|c| {
-            if let Some(current) = c.borrow_mut().as_mut() {
-                current.pending = None;
-                current.rows.clear();
-                current.alerts.clear();
-            }
-        });
+    /// What the transaction appends with, for [`LaneTx::lane`].
+    pub(crate) fn current(&mut self) -> Option<&mut Current> {
+        self.current.as_mut()
     }
 
     /// The transaction committed: its appends count.
@@ -147,14 +171,13 @@ impl<'a> Scope<'a> {
 
 impl Drop for Scope<'_> {
     fn drop(&mut self) {
-        let current = CURRENT.with(|c| c.replace(self.outer.take()));
         let Some(Current {
             mut lane,
             pending,
             rows,
             alerts,
             ..
-        }) = current
+        }) = self.current.take()
         else {
             return;
         };
@@ -181,34 +204,4 @@ impl Drop for Scope<'_> {
         }
         lock(&self.lanes.free).push(lane);
     }
-}
-
-/// The key, lane name and head to append after, if this transaction chains its rows.
-pub(super) fn current() -> Option<(AuditKey, String, AuditHead)> {
-    CURRENT.with(|c| {
-        c.borrow().as_ref().map(|cur| {
-            let head = cur.pending.unwrap_or(cur.lane.head);
-            (cur.key.clone(), cur.lane.name.clone(), head)
-        })
-    })
-}
-
-/// A row `event`/`outcome` was appended: `head` is the lane's head once the transaction
-/// commits.
-pub(super) fn appended(head: AuditHead, event: &str, outcome: &str) {
-    CURRENT.with(|c| {
-        if let Some(current) = c.borrow_mut().as_mut() {
-            current.pending = Some(head);
-            current.rows.push((event.to_owned(), outcome.to_owned()));
-        }
-    });
-}
-
-/// An alert was raised in this transaction: sent to the webhook once it commits.
-pub(crate) fn raised(alert: Alert) {
-    CURRENT.with(|c| {
-        if let Some(current) = c.borrow_mut().as_mut() {
-            current.alerts.push(alert);
-        }
-    });
 }

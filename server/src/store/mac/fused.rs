@@ -112,6 +112,27 @@ impl MacTx<'_> {
         Ok(inserted)
     }
 
+    /// Claims a "once ever" row of `given` columns with its MAC
+    /// ([`crate::store::tx::Tx::claim_mac_row`]):
+    /// `false` when its key exists.
+    pub(super) fn claim(
+        &mut self,
+        table: &'static Table,
+        given: &[(&'static str, Val)],
+    ) -> Result<bool, ServerError> {
+        let values = whole_row(table, given)?;
+        let mac = row_mac(self.key, table, &values);
+        let claimed = self.inner.claim_mac_row(table, &values, &mac)?;
+        if claimed {
+            let row = MacRow {
+                values,
+                mac: Some(mac.to_vec()),
+            };
+            self.remember(table, &row, true);
+        }
+        Ok(claimed)
+    }
+
     /// Deletes the rows matching `filter` and returns them, refusing the transaction (so
     /// nothing is deleted) if one fails its MAC.
     pub(super) fn take(

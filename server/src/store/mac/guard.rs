@@ -333,7 +333,8 @@ impl Tx for MacTx<'_> {
         filter.push(("value", Val::text(value)));
         let mut given = filter.clone();
         given.push(("used_ms", Val::Int(now)));
-        let inserted = self.insert(&USED_CHALLENGES, &given, true)?;
+        // Held back with the audit row where the backend can ([`Tx::claim_mac_row`]).
+        let inserted = self.claim(&USED_CHALLENGES, &given)?;
         if !inserted {
             // "Already used" must come from a row the server wrote.
             self.verify(&USED_CHALLENGES, &filter)?;
@@ -461,6 +462,15 @@ impl Tx for MacTx<'_> {
         or_nothing: bool,
     ) -> Result<u64, ServerError> {
         self.inner.insert_mac_row(table, values, mac, or_nothing)
+    }
+
+    fn claim_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<bool, ServerError> {
+        self.inner.claim_mac_row(table, values, mac)
     }
 
     fn update_mac_row(

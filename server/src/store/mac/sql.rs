@@ -38,14 +38,18 @@ pub(crate) fn delete_returning_sql(
 ) -> &'static str {
     let cols: Vec<&str> = table.all().map(|c| c.name).collect();
     let mut sql = format!("DELETE FROM {}", table.name);
-    push_where(&mut sql, filter.iter().map(|(name, _)| *name), 1, p);
+    push_where(&mut sql, filter.iter().map(|(name, _)| *name), 1, &p);
     sql.push_str(&format!(" RETURNING {}, mac", cols.join(", ")));
     intern(sql)
 }
 
 /// `INSERT INTO <table> (<all columns>, mac) VALUES (p(1), ...)`, with `ON CONFLICT DO
 /// NOTHING` when `or_nothing`.
-pub(crate) fn insert_sql(table: &Table, or_nothing: bool, p: fn(usize) -> String) -> &'static str {
+pub(crate) fn insert_sql(
+    table: &Table,
+    or_nothing: bool,
+    p: impl Fn(usize) -> String,
+) -> &'static str {
     let cols: Vec<&str> = table.all().map(|c| c.name).collect();
     let params: Vec<String> = (1..=cols.len() + 1).map(p).collect();
     let conflict = if or_nothing {
@@ -66,7 +70,7 @@ pub(crate) fn insert_sql(table: &Table, or_nothing: bool, p: fn(usize) -> String
 pub(crate) fn update_cols_sql(
     table: &Table,
     cols: &[&'static str],
-    p: fn(usize) -> String,
+    p: impl Fn(usize) -> String,
 ) -> &'static str {
     let mut sets: Vec<String> = cols
         .iter()
@@ -76,7 +80,7 @@ pub(crate) fn update_cols_sql(
     sets.push(format!("mac = {}", p(cols.len() + 1)));
     let mut sql = format!("UPDATE {} SET {}", table.name, sets.join(", "));
     let key = table.key.iter().map(|c| c.name);
-    push_where(&mut sql, key, cols.len() + 2, p);
+    push_where(&mut sql, key, cols.len() + 2, &p);
     sql.push_str(&format!(
         " AND mac = {}",
         p(cols.len() + 2 + table.key.len())
@@ -89,7 +93,7 @@ fn push_where<'a>(
     sql: &mut String,
     names: impl Iterator<Item = &'a str>,
     first: usize,
-    p: fn(usize) -> String,
+    p: &dyn Fn(usize) -> String,
 ) {
     for (i, name) in names.enumerate() {
         sql.push_str(if i == 0 { " WHERE " } else { " AND " });
@@ -124,7 +128,7 @@ pub(crate) fn card_counted_sql(p: fn(usize) -> String, lock: bool) -> &'static s
         cols.join(", "),
         audit_counts_sql(p)
     );
-    push_where(&mut sql, CARDS.key.iter().map(|c| c.name), 1, p);
+    push_where(&mut sql, CARDS.key.iter().map(|c| c.name), 1, &p);
     if lock {
         sql.push_str(" FOR UPDATE");
     }

@@ -2,7 +2,7 @@
 
 use postgres::types::ToSql;
 
-use super::defer::AUDIT_PARAMS;
+use super::defer::{held_params, held_sql, AUDIT_PARAMS};
 use super::{audit_row, PgTx};
 use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
 use crate::store::mac;
@@ -33,12 +33,13 @@ impl PgTx<'_> {
             &link.as_ref().map(|l| l.mac.as_slice()),
             &link.as_ref().and_then(|l| l.chain),
         ];
-        // The change this row records, held back ([`super::defer`]), goes in the same
-        // statement: one round trip for both, its row count checked.
-        if let Some(held) = self.pending.take() {
-            let write = held.after_audit();
+        // The changes this row records, held back ([`super::defer`]), go in the same
+        // statement: one round trip for all, each row count checked.
+        let held = std::mem::take(&mut self.pending);
+        if !held.is_empty() {
+            let writes = held_sql(&held, AUDIT_PARAMS + 1);
             let sql = mac::intern(format!(
-                "WITH changed AS ({write} RETURNING 1),
+                "WITH {},
                  appended AS (
                      INSERT INTO audit (time_ms, profile, identity, session, event, outcome,
                                         detail, operator, role, address, seq, mac, chain)
@@ -47,11 +48,18 @@ impl PgTx<'_> {
                      INSERT INTO audit_heads (chain, seq, mac)
                      SELECT $13, $11, $12 WHERE $13::TEXT IS NOT NULL
                      ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac)
-                 SELECT COUNT(*) FROM changed"
+                 SELECT {}",
+                writes.ctes, writes.counts
             ));
-            let all: Vec<&(dyn ToSql + Sync)> = params.into_iter().chain(held.params()).collect();
-            let changed: i64 = self.query_opt(sql, &all)?.map_or(0, |r| r.get(0));
-            return held.check(u64::try_from(changed).unwrap_or(0));
+            let all: Vec<&(dyn ToSql + Sync)> =
+                params.into_iter().chain(held_params(&held)).collect();
+            let counts = match self.query_opt(sql, &all)? {
+                Some(r) => (0..held.len())
+                    .map(|i| r.try_get::<_, i64>(i))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => Vec::new(),
+            };
+            return self.check_held(&held, &counts);
         }
         self.execute(
             "WITH appended AS (
@@ -64,6 +72,17 @@ impl PgTx<'_> {
             &params,
         )?;
         Ok(())
+    }
+
+    /// The whole audit log, oldest first.
+    pub(super) fn audit_log_pg(&mut self) -> Result<Vec<crate::store::AuditEntry>, ServerError> {
+        let rows = self.query(
+            "SELECT time_ms, profile, identity, session, event, outcome, detail,
+                    operator, role, address
+             FROM audit ORDER BY id",
+            &[],
+        )?;
+        Ok(rows.iter().map(audit_row).collect())
     }
 
     /// The chain's head, row-locked until the transaction ends.

@@ -12,6 +12,7 @@ use postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{pgpass, tls};
+use crate::store::chain::lanes::Current;
 use crate::store::tx::Tx;
 use crate::store::{redact_url, schema};
 use crate::ServerError;
@@ -188,18 +189,37 @@ impl PgDb {
     /// retried on a deadlock or serialization failure. A pooled connection the server dropped
     /// (PostgreSQL restarted) fails at `BEGIN`, before anything ran: it is discarded and the
     /// transaction starts again on another, so pooled connections need no check round trip.
+    #[cfg(test)]
     pub(in crate::store) fn transact<R>(
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
+        self.transact_in(None, f)
+    }
+
+    /// [`PgDb::transact`], appending its audit rows to `lane`'s chain (unchained without).
+    pub(in crate::store) fn transact_in<R>(
+        &self,
+        mut lane: Option<&mut Current>,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
         let mut conflicts = 0;
         let mut stale = 0;
+        let mut hold_claims = true;
         loop {
             let mut conn = self
                 .pool
                 .get()
                 .map_err(|e| ServerError::DatabaseUnavailable(e.to_string()))?;
-            match run_once(&mut conn, self, f) {
+            match run_once(&mut conn, self, (lane.as_deref_mut(), hold_claims), f) {
+                // A held claim found its row there: nothing was committed; run again with
+                // claims sent at once, so the logic sees the row as taken.
+                Attempt::ClaimLost if hold_claims => hold_claims = false,
+                Attempt::ClaimLost => {
+                    return Err(ServerError::InvalidInput(
+                        "a claim sent at once was reported lost".into(),
+                    ))
+                }
                 Attempt::NotStarted(e) if stale <= self.pool.max_size() => {
                     stale += 1;
                     log::warn!("database connection lost ({e}); trying another");
@@ -229,6 +249,7 @@ impl PgDb {
     /// discarded and `f` runs again on another (`f` may run more than once).
     pub(in crate::store) fn read<R>(
         &self,
+        mut lane: Option<&mut Current>,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
         let mut stale = 0;
@@ -243,7 +264,10 @@ impl PgDb {
                 statements,
                 trips: &self.round_trips,
                 last_sweep_ms: &self.last_sweep_ms,
-                pending: None,
+                pending: Vec::new(),
+                hold_claims: false,
+                claim_lost: false,
+                lane: lane.as_deref_mut(),
             };
             let result = f(&mut pg);
             drop(pg);
@@ -271,11 +295,14 @@ enum Attempt<R> {
     NotStarted(postgres::Error),
     /// The transaction ran: its result (committed only when `Ok`).
     Ran(Result<R, ServerError>),
+    /// A held claim ([`super::defer`]) found its row there: rolled back, whatever `f` returned.
+    ClaimLost,
 }
 
 fn run_once<R>(
     conn: &mut PgConn,
     db: &PgDb,
+    (lane, hold_claims): (Option<&mut Current>, bool),
     f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
 ) -> Attempt<R> {
     let PgConn { client, statements } = conn;
@@ -294,12 +321,19 @@ fn run_once<R>(
         statements,
         trips,
         last_sweep_ms: &db.last_sweep_ms,
-        pending: None,
+        pending: Vec::new(),
+        hold_claims,
+        claim_lost: false,
+        lane,
     };
-    // A write still held back ([`super::defer`]) is sent before the commit.
+    // Writes still held back ([`super::defer`]) are sent before the commit.
     let result = f(&mut pg).and_then(|r| pg.flush().map(|()| r));
     // The commit, or the rollback when the transaction is dropped: one more round trip.
     trips.fetch_add(1, Ordering::Relaxed);
+    if pg.claim_lost {
+        // Never committed, even if `f` went on after the failed claim.
+        return Attempt::ClaimLost;
+    }
     Attempt::Ran(result.and_then(|result| {
         if let Conn::Tx(tx) = pg.tx {
             tx.commit()?;
@@ -360,8 +394,21 @@ pub(super) struct PgTx<'a> {
     pub(super) trips: &'a AtomicU64,
     /// The store's last sweep of expired sessions.
     pub(super) last_sweep_ms: &'a AtomicI64,
-    /// A write held back to go with the next statement ([`super::defer`]).
-    pub(super) pending: Option<super::defer::Deferred>,
+    /// Writes held back to go with the next statement ([`super::defer`]).
+    pub(super) pending: Vec<super::defer::Deferred>,
+    /// Whether claims ([`Tx::claim_mac_row`]) may be held back (not on the run that follows a
+    /// lost one).
+    pub(super) hold_claims: bool,
+    /// A held claim found its row there: the transaction must not commit.
+    pub(super) claim_lost: bool,
+    /// The chain its audit rows append to ([`crate::store::chain::lanes`]).
+    pub(super) lane: Option<&'a mut Current>,
+}
+
+impl crate::store::chain::lanes::LaneTx for PgTx<'_> {
+    fn lane(&mut self) -> Option<&mut Current> {
+        self.lane.as_deref_mut()
+    }
 }
 
 impl PgTx<'_> {

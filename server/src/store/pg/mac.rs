@@ -64,6 +64,24 @@ fn decode(table: &Table, rows: &[postgres::Row]) -> Result<Vec<MacRow>, ServerEr
     Ok(out)
 }
 
+/// The row of `table` whose columns (all, then its MAC) start at column `first` of `r`.
+pub(super) fn decode_at(
+    table: &Table,
+    r: &postgres::Row,
+    first: usize,
+) -> Result<MacRow, ServerError> {
+    let n = table.all().count();
+    let values = table
+        .all()
+        .enumerate()
+        .map(|(i, c)| read(r, first + i, c.kind))
+        .collect::<Result<Vec<Val>, _>>()?;
+    Ok(MacRow {
+        values,
+        mac: r.try_get(first + n)?,
+    })
+}
+
 fn read(r: &postgres::Row, i: usize, kind: Kind) -> Result<Val, postgres::Error> {
     Ok(match kind {
         Kind::Int => r.try_get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int),

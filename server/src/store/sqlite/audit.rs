@@ -194,3 +194,9 @@ pub(super) fn audit_log(conn: &Connection) -> Result<Vec<AuditEntry>, ServerErro
     let rows = stmt.query_map([], audit_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+impl crate::store::chain::lanes::LaneTx for super::SqliteTx<'_> {
+    fn lane(&mut self) -> Option<&mut crate::store::chain::lanes::Current> {
+        self.1.as_deref_mut()
+    }
+}

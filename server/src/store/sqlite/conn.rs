@@ -10,6 +10,7 @@ use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::SqliteTx;
+use crate::store::chain::lanes::Current;
 use crate::store::schema;
 use crate::store::tx::Tx;
 use crate::ServerError;
@@ -64,13 +65,24 @@ impl SqliteDb {
     }
 
     /// Runs `f` in one `IMMEDIATE` transaction: committed if it returns `Ok`, rolled back if not.
+    /// Its audit rows are written unchained ([`SqliteDb::transact_in`] chains them).
+    #[cfg(test)]
     pub(in crate::store) fn transact<R>(
         &self,
         f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
     ) -> Result<R, ServerError> {
+        self.transact_in(None, f)
+    }
+
+    /// [`SqliteDb::transact`], appending its audit rows to `lane`'s chain.
+    pub(in crate::store) fn transact_in<R>(
+        &self,
+        lane: Option<&mut Current>,
+        f: &mut dyn FnMut(&mut dyn Tx) -> Result<R, ServerError>,
+    ) -> Result<R, ServerError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let result = f(&mut SqliteTx(&tx))?;
+        let result = f(&mut SqliteTx(&tx, lane))?;
         tx.commit()?;
         Ok(result)
     }

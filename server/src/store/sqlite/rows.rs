@@ -88,3 +88,22 @@ impl CardRow {
         })
     }
 }
+
+/// The joined reads, one statement per table: a SQLite statement is no network round trip.
+impl crate::store::joined::JoinTx for super::SqliteTx<'_> {
+    fn session_rows(
+        &mut self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<crate::store::joined::SessionRows>, ServerError> {
+        crate::store::joined::apart::session_rows(self, token_hash)
+    }
+
+    fn card_rows_with(
+        &mut self,
+        card: crate::store::tx::CardKey<'_>,
+        with: &'static crate::store::mac::Table,
+    ) -> Result<Option<(crate::store::mac::MacRow, Vec<crate::store::mac::MacRow>)>, ServerError>
+    {
+        crate::store::joined::apart::card_rows_with(self, card, with)
+    }
+}

@@ -122,3 +122,9 @@ impl<'a> MacTx<'a> {
         Ok(result)
     }
 }
+
+impl crate::store::chain::lanes::LaneTx for MacTx<'_> {
+    fn lane(&mut self) -> Option<&mut crate::store::chain::lanes::Current> {
+        self.inner.lane()
+    }
+}
