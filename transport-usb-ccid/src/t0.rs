@@ -92,8 +92,8 @@ impl<E: fmt::Display> fmt::Display for T0Error<E> {
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: fmt::Display + fmt::Debug> std::error::Error for T0Error<E> {}
+/// An error without `std` too (`core::error::Error`).
+impl<E: fmt::Display + fmt::Debug> core::error::Error for T0Error<E> {}
 
 /// The class byte of a GET RESPONSE following a command of class `cla`: the logical channel
 /// kept, chaining and secure messaging bits cleared; `00` after a proprietary class.
