@@ -74,13 +74,7 @@ impl Outline for Gids {
             return sw::NOT_FOUND.into();
         }
         // Application template with the full AID (OpenSC reads the version from it).
-        self.enter(cmd.p2, || {
-            let mut aid = Vec::with_capacity(13);
-            tlv::push(&mut aid, &[0x4F], &GIDS_AID);
-            let mut fci = Vec::with_capacity(15);
-            tlv::push(&mut fci, &[0x61], &aid);
-            fci
-        })
+        self.enter(cmd.p2, || tlv::nested(&[0x61], &[0x4F], &GIDS_AID))
     }
 
     fn dispatch(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
@@ -216,10 +210,7 @@ impl Gids {
                 r1.copy_from_slice(host_random);
                 let mut r2 = Zeroizing::new([0u8; 16]);
                 rng.fill_bytes(&mut r2[..]);
-                let mut inner = Vec::with_capacity(18);
-                tlv::push(&mut inner, &[0x81], &r2[..]);
-                let mut out = Vec::with_capacity(20);
-                tlv::push(&mut out, &[0x7C], &inner);
+                let out = tlv::nested(&[0x7C], &[0x81], &r2[..]);
                 self.session.pending = Some(Pending { r1, r2 });
                 Reply::ok(out)
             }
@@ -248,11 +239,7 @@ impl Gids {
                 let Some(enc) = cipher.encrypt_cbc(&plain[..]) else {
                     return sw::NO_DIAGNOSIS.into();
                 };
-                let mut inner = Vec::with_capacity(42);
-                tlv::push(&mut inner, &[0x82], &enc);
-                let mut out = Vec::with_capacity(44);
-                tlv::push(&mut out, &[0x7C], &inner);
-                Reply::ok(out)
+                Reply::ok(tlv::nested(&[0x7C], &[0x82], &enc))
             }
         }
     }

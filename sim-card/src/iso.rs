@@ -68,14 +68,8 @@ impl Outline for Iso {
         };
         let fci_name = fci_name.to_vec();
         // FCI: 6F { 84 DF name } for the AID, 6F { 83 file id } for the MF.
-        self.enter(cmd.p2, || {
-            let tag = if fci_name.len() == 2 { 0x83 } else { 0x84 };
-            let mut inner = Vec::with_capacity(fci_name.len() + 2);
-            crate::tlv::push(&mut inner, &[tag], &fci_name);
-            let mut fci = Vec::with_capacity(inner.len() + 2);
-            crate::tlv::push(&mut fci, &[0x6F], &inner);
-            fci
-        })
+        let tag = if fci_name.len() == 2 { 0x83 } else { 0x84 };
+        self.enter(cmd.p2, || crate::tlv::nested(&[0x6F], &[tag], &fci_name))
     }
 
     fn dispatch(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {

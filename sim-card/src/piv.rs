@@ -412,11 +412,7 @@ fn matches_padded(stored: &[u8], field: &[u8]) -> bool {
 
 /// `7C <len> <tag> <len> <value>`.
 fn template(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut inner = Vec::with_capacity(value.len() + 2);
-    tlv::push(&mut inner, &[tag], value);
-    let mut out = Vec::with_capacity(inner.len() + 2);
-    tlv::push(&mut out, &[0x7C], &inner);
-    out
+    tlv::nested(&[0x7C], &[tag], value)
 }
 
 /// YubiKey metadata of the PIN or PUK.
