@@ -396,7 +396,18 @@ impl fmt::Display for LinkError {
     }
 }
 
-impl std::error::Error for LinkError {}
+/// The transport's own error is the source.
+impl std::error::Error for LinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            #[cfg(feature = "pcsc")]
+            Self::Pcsc(e) => Some(e),
+            #[cfg(feature = "ccid")]
+            Self::Ccid(e) => Some(e),
+            Self::None => None,
+        }
+    }
+}
 
 impl TransportError for LinkError {
     fn kind(&self) -> ErrorKind {
@@ -440,6 +451,21 @@ impl Transport for Link<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::{pick_reader, ReaderPick};
+
+    /// Proves a link failure's `source()` is the transport's own error (so a `Failure`'s chain
+    /// reaches the PC/SC error, not only its text).
+    #[cfg(feature = "pcsc")]
+    #[test]
+    fn a_link_error_keeps_the_transports_error_as_its_source() {
+        use cardunlock_pcsc::PcscError;
+        let e = super::LinkError::Pcsc(PcscError::NoReaders);
+        let source = std::error::Error::source(&e).expect("the PC/SC error");
+        assert_eq!(
+            source.downcast_ref::<PcscError>(),
+            Some(&PcscError::NoReaders)
+        );
+        assert!(std::error::Error::source(&super::LinkError::None).is_none());
+    }
 
     /// The reader is matched by a part of its name in any case; a card in an unwanted reader
     /// is never taken, two cards are never guessed between, and the one empty wanted reader is

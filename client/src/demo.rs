@@ -142,7 +142,7 @@ impl Demo {
             &mut driver,
             cardunlock_sim::ISO_PROFILE,
         ))
-        .map_err(|e| failure::card(&e, Kind::Usage).about("demo card"))?;
+        .map_err(|e| failure::card(e, Kind::Usage).about("demo card"))?;
         let identity = status
             .identity
             .ok_or_else(|| setup("the simulated card has no identity"))?;
@@ -294,7 +294,7 @@ impl Demo {
             &mut driver,
             cardunlock_sim::ISO_PROFILE,
         ))
-        .map_err(|e| failure::card(&e, Kind::Usage).about("demo card"))?;
+        .map_err(|e| failure::card(e, Kind::Usage).about("demo card"))?;
         Ok(describe(&status))
     }
 

@@ -14,12 +14,12 @@ use cardunlock_core::flow::{
 use cardunlock_core::iso::IsoProfile;
 use cardunlock_core::piv::AuthMode;
 use cardunlock_core::secret::PivPuk;
-use cardunlock_core::{Transport, TransportError};
+use cardunlock_core::Transport;
 use embassy_futures::block_on;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use crate::failure::{self, Failure, Kind};
+use crate::failure::{self, CardError, Failure, Kind};
 use crate::presence::{self, PublicKey, Slot};
 
 mod station;
@@ -67,10 +67,7 @@ impl Factory {
     }
 }
 
-fn card_failure<T: TransportError + std::fmt::Display, R: std::fmt::Display>(
-    step: &str,
-    e: &Error<T, R>,
-) -> Failure {
+fn card_failure<T: CardError, R: std::fmt::Display>(step: &str, e: Error<T, R>) -> Failure {
     failure::card(e, Kind::Usage).about(step)
 }
 
@@ -84,7 +81,7 @@ fn mgmt_auth<T: Transport>(
     key: &AdminKey,
 ) -> Result<MgmtAuthenticated, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let mut challenge = [0u8; 16];
     random_fill(&mut challenge);
@@ -93,7 +90,7 @@ where
         &mut auth,
         &mut LocalKey::new(key.clone(), rand::rngs::OsRng),
     ))
-    .map_err(|e| failure::card(&e, Kind::Usage))
+    .map_err(|e| failure::card(e, Kind::Usage))
 }
 
 /// The secrets personalisation puts on the card (from the server's enrollment reply).
@@ -126,7 +123,7 @@ pub fn personalise<T: Transport>(
     target: &Target,
 ) -> Result<Option<PublicKey>, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     personalise_from(driver, status, iso, std::slice::from_ref(current), target)
 }
@@ -159,7 +156,7 @@ pub fn personalise_from<T: Transport>(
     target: &Target,
 ) -> Result<Option<PublicKey>, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     if status.identity.is_none() {
         return Err(Failure::new(
@@ -229,7 +226,7 @@ where
                         break;
                     }
                     Err(e) if try_next(&e) && n + 1 < puks.len() => continue,
-                    Err(e) => return Err(card_failure("changing the PUK", &e)),
+                    Err(e) => return Err(card_failure("changing the PUK", e)),
                 }
             }
             if !changed {
@@ -245,7 +242,7 @@ where
                 &mut PivSetMgmtKey::new(authenticated, &target.admin_key),
                 &mut NoAdmin,
             ))
-            .map_err(|e| card_failure("management key: setting the new one failed", &e))?;
+            .map_err(|e| card_failure("management key: setting the new one failed", e))?;
             return Ok(Some(card_auth_key));
         }
         Profile::Gids | Profile::IsoAdmin => {
@@ -286,7 +283,7 @@ where
                 match result {
                     Ok(_) => return Ok(None),
                     Err(e) if try_next(&e) && n + 1 < keys.len() => continue,
-                    Err(e) => return Err(card_failure("admin key: changing it failed", &e)),
+                    Err(e) => return Err(card_failure("admin key: changing it failed", e)),
                 }
             }
         }

@@ -130,6 +130,13 @@ impl std::error::Error for Failure {
     }
 }
 
+/// The error of a transport the client runs flows over: a [`TransportError`] that is also a
+/// `std::error::Error` which may cross threads, so a [`Failure`] keeps it as its `source`.
+/// Every transport of the workspace qualifies (implemented for each such type).
+pub trait CardError: TransportError + std::error::Error + Send + Sync + 'static {}
+
+impl<T: TransportError + std::error::Error + Send + Sync + 'static> CardError for T {}
+
 /// A transport failure: no service / reader / card is [`Kind::NoCard`], anything mid-flow
 /// [`Kind::Communication`]. The message is the error's; the error itself is kept as the
 /// failure's `source` (for a caller that tells transport errors apart, or logs the chain).
@@ -184,17 +191,15 @@ pub fn policy_lines(v: &Violations) -> Vec<String> {
 }
 
 /// A failed flow. `responder` is the kind of a responder failure (bad operator input:
-/// [`Kind::Usage`]; the server: [`Kind::Server`]).
-///
-/// A flow is generic over its transport, whose error is only a [`TransportError`]: its
-/// message is kept, not the error itself (use [`transport`] where the type is known).
-pub fn card<T: TransportError + Display, R: Display>(e: &Error<T, R>, responder: Kind) -> Failure {
+/// [`Kind::Usage`]; the server: [`Kind::Server`]). A transport failure keeps the transport's
+/// error as the failure's `source`.
+pub fn card<T: CardError, R: Display>(e: Error<T, R>, responder: Kind) -> Failure {
     match e {
-        Error::Transport(t) => transport_message(t),
+        Error::Transport(t) => transport_message(&t).caused_by(t),
         Error::Protocol(p) => {
             Failure::new(Kind::Communication, format!("card protocol error: {p}"))
         }
-        Error::Flow(f) => Failure::new(Kind::Refused, flow_message(f)),
+        Error::Flow(f) => Failure::new(Kind::Refused, flow_message(&f)),
         // The responder failed before its answer reached the card.
         Error::Responder(r) => Failure::new(responder, format!("no admin response: {r}")),
         other => Failure::new(Kind::Communication, format!("card: {other}")),
@@ -230,15 +235,12 @@ pub fn input(e: &InputError) -> Failure {
 }
 
 /// A failed unlock entry point.
-pub fn unlock<T: TransportError + Display, R: Display>(
-    e: &UnlockError<T, R>,
-    responder: Kind,
-) -> Failure {
+pub fn unlock<T: CardError, R: Display>(e: UnlockError<T, R>, responder: Kind) -> Failure {
     match e {
-        UnlockError::Policy(v) => Failure::new(Kind::Policy, policy_message(v)),
+        UnlockError::Policy(v) => Failure::new(Kind::Policy, policy_message(&v)),
         // The PUK is checked with its name before the entry points (`check_puk`): what is
         // left is the new PIN.
-        UnlockError::Input(i) => Failure::usage("new PIN", input_message(i)),
+        UnlockError::Input(i) => Failure::usage("new PIN", input_message(&i)),
         UnlockError::Card(c) => card(c, responder),
         other => Failure::new(Kind::Refused, format!("unlock: {other}")),
     }

@@ -7,11 +7,11 @@ use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{AdminRequest, AdminResponder, FlowError, Profile, MAX_ANSWER_LEN};
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::unlock::{self, PivUnblockOptions, Select};
-use cardunlock_core::{Transport, TransportError};
+use cardunlock_core::Transport;
 use embassy_futures::block_on;
 use zeroize::Zeroizing;
 
-use crate::failure::{self, Failure, Kind};
+use crate::failure::{self, CardError, Failure, Kind};
 use crate::iso_profiles::IsoProfiles;
 use crate::online::{ask_new_pin, Event, Person};
 use crate::status::describe;
@@ -93,7 +93,7 @@ impl AdminResponder for Operator<'_> {
 /// ([`IsoProfiles::builtin`]).
 pub fn unlock<T: Transport>(driver: &mut Driver<T>, ui: &mut dyn OfflineUi) -> Result<(), Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     unlock_with(driver, ui, &IsoProfiles::builtin(), None)
 }
@@ -107,7 +107,7 @@ pub fn unlock_with<T: Transport>(
     iso_algorithm: Option<Algorithm>,
 ) -> Result<(), Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let (status, answered) = crate::status::read(driver, profiles, iso_algorithm, Kind::Usage)?;
     ui.show(Event::Card {
@@ -137,7 +137,7 @@ where
                 &new_pin,
                 PivUnblockOptions::LEAN,
             ))
-            .map_err(|e| failure::unlock(&e, Kind::Usage))?;
+            .map_err(|e| failure::unlock(e, Kind::Usage))?;
         }
         Profile::Gids => {
             return Err(Failure::usage(
@@ -169,7 +169,7 @@ where
                 Err(unlock::UnlockError::Card(cardunlock_core::driver::Error::Responder(f))) => {
                     return Err(f)
                 }
-                Err(e) => return Err(failure::unlock(&e, Kind::Usage)),
+                Err(e) => return Err(failure::unlock(e, Kind::Usage)),
             }
         }
     }

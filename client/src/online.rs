@@ -11,7 +11,7 @@ use cardunlock_core::flow::{CardStatus, FlowError, NoAdmin, PivChangePuk, Profil
 use cardunlock_core::policy::PinPolicy;
 use cardunlock_core::secret::PivPuk;
 use cardunlock_core::unlock::{self, UnlockError};
-use cardunlock_core::{Transport, TransportError};
+use cardunlock_core::Transport;
 use embassy_futures::block_on;
 use rand::RngCore;
 use zeroize::Zeroizing;
@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use cardunlock_protocol::{CardIdentity, CardRef, ErrorCode, SessionToken};
 
 use crate::api::{Api, ApiError};
-use crate::failure::{self, Failure, Kind};
+use crate::failure::{self, CardError, Failure, Kind};
 use crate::iso_profiles::IsoProfiles;
 use crate::responder::ServerResponder;
 use crate::status::describe;
@@ -123,7 +123,7 @@ pub fn unlock<T: Transport>(
     ui: &mut dyn Ui,
 ) -> Result<(), Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     unlock_with(driver, api, ui, &IsoProfiles::builtin(), None)
 }
@@ -139,7 +139,7 @@ pub fn unlock_with<T: Transport>(
     iso_algorithm: Option<Algorithm>,
 ) -> Result<(), Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let (status, answered) = crate::status::read(driver, profiles, iso_algorithm, Kind::Server)?;
     let identity = status
@@ -244,7 +244,7 @@ where
                     .map_err(|e| {
                         remote
                             .take_refusal()
-                            .unwrap_or_else(|| failure::unlock(&e, Kind::Server))
+                            .unwrap_or_else(|| failure::unlock(e, Kind::Server))
                     })
             }
             Profile::IsoAdmin => {
@@ -259,7 +259,7 @@ where
                     .map_err(|e| {
                         remote
                             .take_refusal()
-                            .unwrap_or_else(|| failure::unlock(&e, Kind::Server))
+                            .unwrap_or_else(|| failure::unlock(e, Kind::Server))
                     })
             }
         };
@@ -320,7 +320,7 @@ fn piv<T: Transport>(
     rejected: &mut u32,
 ) -> Result<bool, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let release = api
         .puk(session, status.puk_tries_left.map(u32::from))
@@ -354,7 +354,7 @@ where
                 tries_left = Some(left);
                 *rejected = rejected.saturating_add(1);
             }
-            Err(e) => return Err(failure::unlock(&e, Kind::Server)),
+            Err(e) => return Err(failure::unlock(e, Kind::Server)),
         }
     }
     let used = used.ok_or_else(|| {

@@ -13,7 +13,9 @@ use cardunlock_protocol::operator::{
     paths, CardDetail, Done, EnrollDone, EnrollReply, EnrollRequest, LiftLockRequest, OfflineReply,
     OfflineRequest, PukReadoutReply, PukReadoutRequest, SignInReply, SignInRequest,
 };
-use cardunlock_protocol::{CardAuthKey, CardIdentity, CardRef, Profile, Secret, SessionToken};
+use cardunlock_protocol::{
+    CardAuthKey, CardIdentity, CardRef, Challenge, Profile, Secret, SessionToken,
+};
 use zeroize::Zeroizing;
 
 use crate::api::{Api, ApiError, Method};
@@ -231,11 +233,10 @@ impl Operator {
         identity_checked: &str,
     ) -> Result<OfflineReply, Failure> {
         let bytes = crate::hex::parse(challenge).map_err(|e| Failure::usage("challenge", e))?;
-        if bytes.is_empty() {
-            return Err(Failure::usage("challenge", "it is empty"));
-        }
+        let challenge =
+            Challenge::new(bytes).map_err(|e| Failure::new(Kind::Usage, e.to_string()))?;
         let request = OfflineRequest {
-            challenge: hex::encode(&bytes),
+            challenge,
             identity_checked: note("identity check", identity_checked)?,
         };
         self.post(

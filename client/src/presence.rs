@@ -9,7 +9,7 @@
 use cardunlock_core::driver::Driver;
 use cardunlock_core::piv;
 use cardunlock_core::sw::Status;
-use cardunlock_core::{Transport, TransportError};
+use cardunlock_core::Transport;
 use cardunlock_protocol::presence::{digest, token_hash};
 use cardunlock_protocol::{Signature as WireSignature, StartReply};
 use ecdsa::RecoveryId;
@@ -24,7 +24,7 @@ const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840
 /// secp256r1 / prime256v1 (RFC 5480).
 const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 
-use crate::failure::{Failure, Kind};
+use crate::failure::{CardError, Failure, Kind};
 
 /// An uncompressed P-256 point, `04 || X || Y`.
 pub type PublicKey = [u8; piv::P256_POINT_LEN];
@@ -39,7 +39,7 @@ fn sign<T: Transport>(
     digest: &[u8; 32],
 ) -> Result<Result<Signature, Status>, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let mut buf = [0u8; piv::SIGN_BUF_LEN];
     let cmd = piv::sign_card_auth(&mut buf, digest)
@@ -72,7 +72,7 @@ pub fn sign_nonce<T: Transport>(
     started: &StartReply,
 ) -> Result<WireSignature, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let bad_server = || Failure::new(Kind::Server, "the server's PIV nonce is not 64 hex digits");
     let nonce = started.nonce.as_ref().ok_or_else(bad_server)?.to_array();
@@ -102,7 +102,7 @@ fn recover(
 /// `None` when the object is empty or absent; a failure when it holds something else.
 fn from_certificate<T: Transport>(driver: &mut Driver<T>) -> Result<Option<PublicKey>, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let cmd = piv::get_card_auth_certificate();
     let response = block_on(driver.transceive(&cmd))
@@ -155,7 +155,7 @@ pub enum Slot {
 /// says the slot holds no key (`69 85`, `6A 82`, `6A 88`).
 pub fn read_card_auth_key<T: Transport>(driver: &mut Driver<T>) -> Result<Slot, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     if let Some(key) = from_certificate(driver)? {
         return Ok(Slot::Key(key));
@@ -203,7 +203,7 @@ where
 /// must have been authenticated in this session); the new public key.
 pub fn generate_card_auth_key<T: Transport>(driver: &mut Driver<T>) -> Result<PublicKey, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let cmd = piv::generate_card_auth_key();
     let response = block_on(driver.transceive(&cmd))

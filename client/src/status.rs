@@ -3,10 +3,10 @@
 use cardunlock_core::crypto::Algorithm;
 use cardunlock_core::driver::{Driver, Error};
 use cardunlock_core::flow::{CardStatus, FlowError, ReadStatus};
-use cardunlock_core::{Transport, TransportError};
+use cardunlock_core::Transport;
 use embassy_futures::block_on;
 
-use crate::failure::{self, Failure, Kind};
+use crate::failure::{self, CardError, Failure, Kind};
 use crate::iso_profiles::{default_path, IsoProfileEntry, IsoProfiles};
 
 /// Reads the card's status (status queries only: no try is spent), trying PIV, GIDS, then each
@@ -20,21 +20,21 @@ pub(crate) fn read<'p, T: Transport>(
     responder: Kind,
 ) -> Result<(CardStatus, Option<&'p IsoProfileEntry>), Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let probes = profiles.probes(iso_algorithm);
     // An unlock never uses a PIV card's admin key: its algorithm is not read (one APDU less).
     let mut read = ReadStatus::with_iso_profiles(&probes).without_admin_key();
     let status = block_on(driver.run_without_admin(&mut read))
-        .map_err(|e| read_failure(&e, profiles, responder))?;
+        .map_err(|e| read_failure(e, profiles, responder))?;
     let entry = status.iso_profile.and_then(|i| profiles.entries().get(i));
     Ok((status, entry))
 }
 
 /// The failure of a status read that tried `profiles`: a card that answers as none of them
 /// says which were tried ([`unknown_card`]); the rest as [`failure::card`].
-pub fn read_failure<T: TransportError + std::fmt::Display, R: std::fmt::Display>(
-    e: &Error<T, R>,
+pub fn read_failure<T: CardError, R: std::fmt::Display>(
+    e: Error<T, R>,
     profiles: &IsoProfiles,
     responder: Kind,
 ) -> Failure {

@@ -5,13 +5,13 @@
 use crate::api::Api;
 #[cfg(feature = "demo")]
 use crate::demo::{Demo, Scenario};
-use crate::failure::{Failure, Kind};
+use crate::failure::{CardError, Failure, Kind};
 use crate::iso_profiles::IsoProfiles;
 use crate::offline::{self, OfflineUi};
 use crate::online::{self, Event, Person, Ui};
 use cardunlock_core::driver::Driver;
 use cardunlock_core::policy::PinPolicy;
-use cardunlock_core::{Transport, TransportError};
+use cardunlock_core::Transport;
 use zeroize::Zeroizing;
 
 use crate::link::{Ask, Challenge, Closed, Problem, ProblemKind, Reply, Report, WorkerEnd};
@@ -24,7 +24,7 @@ pub trait CardSource {
     /// The connection to the card.
     type Card: Transport<Error = Self::Error>;
     /// Its error.
-    type Error: TransportError + std::fmt::Display;
+    type Error: CardError;
     /// Waits until a card is there (telling the front end what to do meanwhile) and connects.
     /// `Ok(None)`: the front end went away while waiting.
     fn wait_for_card(&mut self, end: &WorkerEnd) -> Result<Option<Self::Card>, Failure>;

@@ -248,8 +248,10 @@ fn the_server_answers_an_iso_cards_challenge() {
         .unwrap_err();
     assert_eq!(e.kind, Kind::Refused, "{e}");
     // Bad input is refused before anything is sent.
-    let e = op.offline_response(&card_id, "zz", "x").unwrap_err();
-    assert_eq!(e.kind, Kind::Usage);
+    for bad in ["zz", "", "0011 2233 4455 6677 8899"] {
+        let e = op.offline_response(&card_id, bad, "x").unwrap_err();
+        assert_eq!(e.kind, Kind::Usage, "{bad}: {e}");
+    }
 }
 
 #[test]

@@ -8,6 +8,7 @@ use cardunlock_client::Kind;
 use cardunlock_core::driver::Driver;
 use cardunlock_server::Argon2Params;
 use cardunlock_sim::{Config, PivConfig, SimCard};
+use cardunlock_testkit::{ErrorKind, Fault, Faulty};
 
 mod common;
 use common::Script;
@@ -200,4 +201,52 @@ fn a_pin_the_policy_refuses_never_reaches_the_card() {
     assert!(after - before <= 8, "{} commands", after - before);
     assert_eq!(card.with(|c| c.puk_tries_left()), Some(3));
     assert_eq!(card.with(|c| c.pin_tries_left()), 0);
+}
+
+/// The transport error under `failure`, found by walking its `source()` chain.
+fn transport_error_in(failure: &cardunlock_client::Failure) -> Option<ErrorKind> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+    while let Some(e) = next {
+        if let Some(kind) = e.downcast_ref::<ErrorKind>() {
+            return Some(*kind);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Proves a card failure keeps the transport's error as its `source()`, both when the card is
+/// pulled during the status read (`failure::card`) and at the unblock itself
+/// (`failure::unlock`), with the message and exit code unchanged (dropping the `caused_by`
+/// in either fails this).
+#[test]
+fn a_pulled_card_keeps_the_transport_error_as_the_failures_source() {
+    let blocked = || SharedCard::new(SimCard::new(Config::Piv(PivConfig::factory().blocked())));
+    let ui = || Script {
+        pin: DEMO_NEW_PIN,
+        puk: Some("12345678"),
+        ..Script::default()
+    };
+    // A clean run counts the exchanges: the last one is the unblock's.
+    let mut clean = Driver::new(Faulty::new(blocked()));
+    offline::unlock(&mut clean, &mut ui()).unwrap();
+    let exchanges = clean.transport().attempts();
+    assert!(exchanges > 1);
+    for at in [0, exchanges - 1] {
+        let card = blocked();
+        let faulty = Faulty::new(card.clone()).with_fault(at, Fault::Fail(ErrorKind::CardRemoved));
+        let mut ui = ui();
+        let e = offline::unlock(&mut Driver::new(faulty), &mut ui).unwrap_err();
+        assert_eq!(e.kind, Kind::Communication, "at {at}: {e}");
+        assert_eq!(e.exit_code(), 5);
+        assert_eq!(e.message, ErrorKind::CardRemoved.to_string(), "at {at}");
+        assert_eq!(
+            transport_error_in(&e),
+            Some(ErrorKind::CardRemoved),
+            "at {at}: {e:?}"
+        );
+        let unblocking = ui.log().iter().any(|l| l == "unlocking");
+        assert_eq!(unblocking, at > 0, "at {at}: {:#?}", ui.log());
+        assert_eq!(card.with(|c| c.pin_tries_left()), 0, "at {at}");
+    }
 }

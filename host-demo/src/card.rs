@@ -150,7 +150,7 @@ pub fn read_status(
         driver,
         &profiles.probes(algorithm),
     ))
-    .map_err(|e| status::read_failure(&e, profiles, Kind::Usage))
+    .map_err(|e| status::read_failure(e, profiles, Kind::Usage))
 }
 
 /// [`read_status`], with the token that lets the flow that follows skip its SELECT.
@@ -163,5 +163,5 @@ pub fn read_status_selected(
         driver,
         &profiles.probes(algorithm),
     ))
-    .map_err(|e| status::read_failure(&e, profiles, Kind::Usage))
+    .map_err(|e| status::read_failure(e, profiles, Kind::Usage))
 }

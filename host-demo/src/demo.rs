@@ -20,7 +20,7 @@ use crate::trace::Traced;
 
 fn status_line(driver: &mut Driver<Traced<SimCard>>) -> Result<String, Failure> {
     let status = block_on(unlock::read_status(driver, cardunlock_sim::ISO_PROFILE))
-        .map_err(|e| failure::card(&e, Kind::Refused))?;
+        .map_err(|e| failure::card(e, Kind::Refused))?;
     Ok(describe(&status))
 }
 
@@ -62,7 +62,7 @@ pub fn run_local(verbose: bool) -> Result<(), Failure> {
     let (puk, pin) = unlock::piv_input(&PinPolicy::PIV, b"12345678", b"840259", b"840259")
         .map_err(|e| failure::input(&e))?;
     block_on(unlock::piv_unblock(&mut driver, &puk, &pin))
-        .map_err(|e| failure::unlock(&e, Kind::Refused))?;
+        .map_err(|e| failure::unlock(e, Kind::Refused))?;
     println!("  {UNLOCKED}");
     println!("  card: {}\n", status_line(&mut driver)?);
 
@@ -80,7 +80,7 @@ pub fn run_local(verbose: bool) -> Result<(), Failure> {
     let new_pin = unlock::admin_input(&PinPolicy::GIDS, b"Xk9w2", b"Xk9w2")
         .map_err(|e| failure::input(&e))?;
     block_on(unlock::gids_unblock(&mut driver, &new_pin, r1, &mut key))
-        .map_err(|e| failure::unlock(&e, Kind::Refused))?;
+        .map_err(|e| failure::unlock(e, Kind::Refused))?;
     println!("  the card proved it holds the same admin key; PIN reset and verified");
     println!("  {UNLOCKED}");
     println!("  card: {}", status_line(&mut driver)?);

@@ -205,7 +205,7 @@ pub fn admin_auth(args: &AdminAuthArgs) -> Result<(), Failure> {
         let mut flow = PivMgmtAuth::new(Some(alg), AuthMode::Mutual, host_challenge);
         block_on(driver.run(&mut flow, &mut LocalKey::new(key, rand::rngs::OsRng)))
             .map(|_authenticated| alg)
-            .map_err(|e| failure::card(&e, Kind::Usage).about("management key"))
+            .map_err(|e| failure::card(e, Kind::Usage).about("management key"))
     })??;
     let message = format!(
         "Management key accepted ({alg}, mutual authentication: the card proved it holds the \

@@ -131,7 +131,7 @@ fn done(json: bool) {
     terminal::print_ok(json, Unlocked { message: UNLOCKED }, UNLOCKED);
 }
 
-fn unlock_failure<R: std::fmt::Display>(e: &UnlockError<LinkError, R>) -> Failure {
+fn unlock_failure<R: std::fmt::Display>(e: UnlockError<LinkError, R>) -> Failure {
     failure::unlock(e, Kind::Usage)
 }
 
@@ -341,7 +341,7 @@ fn admin_unblock(
             select,
         ))
     }
-    .map_err(|e| unlock_failure(&e))
+    .map_err(unlock_failure)
 }
 
 /// A PIV PIN unblocked with the PUK, over one connection.
@@ -408,7 +408,7 @@ fn with_puk(args: &UnlockArgs) -> Result<(), Failure> {
                     Err(f) => Err(f),
                 }
             }
-            Err(e) => Err(unlock_failure(&e)),
+            Err(e) => Err(unlock_failure(e)),
         }
     })??;
     done(args.json);

@@ -213,6 +213,112 @@ hex_bytes!(
     65
 );
 
+/// Longest challenge text accepted, in characters: 32 hex digits with room for the spaces
+/// (or tabs, new lines) a person puts between groups.
+pub const MAX_CHALLENGE_TEXT: usize = 96;
+
+/// A challenge that is not 8 or 16 bytes of hex. Names the rule, never the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChallengeError;
+
+impl core::fmt::Display for ChallengeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(
+            "the challenge must be 8 bytes (16 hex digits, 3DES) or 16 bytes (32 hex digits, \
+             AES); spaces between digits are allowed",
+        )
+    }
+}
+
+impl std::error::Error for ChallengeError {}
+
+/// An ISO card's offline admin challenge as the user reads it to an operator: 8 bytes (3DES)
+/// or 16 bytes (AES). Parsed from hex with any whitespace between the digits (either case);
+/// written back as compact lowercase hex. Whether the length fits the card's algorithm is
+/// the server's check. Not a secret: the user reads it aloud.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Challenge(Vec<u8>);
+
+impl Challenge {
+    /// The lengths allowed, in bytes: one 3DES block or one AES block.
+    pub const LENGTHS: [usize; 2] = [8, 16];
+
+    /// Checks the length of `bytes`.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, ChallengeError> {
+        let bytes = bytes.into();
+        if Self::LENGTHS.contains(&bytes.len()) {
+            Ok(Self(bytes))
+        } else {
+            Err(ChallengeError)
+        }
+    }
+
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Compact lowercase hex, as on the wire.
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
+}
+
+impl core::str::FromStr for Challenge {
+    type Err = ChallengeError;
+
+    fn from_str(text: &str) -> Result<Self, ChallengeError> {
+        if text.len() > MAX_CHALLENGE_TEXT {
+            return Err(ChallengeError);
+        }
+        let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        hex::decode(digits)
+            .map_err(|_| ChallengeError)
+            .and_then(Self::new)
+    }
+}
+
+impl TryFrom<String> for Challenge {
+    type Error = ChallengeError;
+
+    fn try_from(text: String) -> Result<Self, ChallengeError> {
+        text.parse()
+    }
+}
+
+impl TryFrom<&str> for Challenge {
+    type Error = ChallengeError;
+
+    fn try_from(text: &str) -> Result<Self, ChallengeError> {
+        text.parse()
+    }
+}
+
+impl From<Challenge> for String {
+    fn from(value: Challenge) -> Self {
+        value.to_hex()
+    }
+}
+
+impl AsRef<[u8]> for Challenge {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl core::fmt::Display for Challenge {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl core::fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Challenge({})", self.to_hex())
+    }
+}
+
 /// Longest card signature kept, in bytes (a DER P-256 signature is at most 72).
 pub const MAX_SIGNATURE_LEN: usize = 80;
 
@@ -325,6 +431,46 @@ mod tests {
             GidsRandom::new([0u8; 15]).unwrap_err().to_string(),
             "GIDS random must be 32 hex digits"
         );
+    }
+
+    /// Proves a challenge is checked when the message is parsed: spaces allowed, only 8 or 16
+    /// bytes, never more text than a person types; written back as compact lowercase hex; the
+    /// error names the rule and not the value.
+    #[test]
+    fn challenges_are_checked_when_parsed() {
+        let c: Challenge = serde_json::from_str("\"D4BD 9B1D\\tA5D2 6cda\"").unwrap();
+        assert_eq!(
+            c.as_bytes(),
+            [0xd4, 0xbd, 0x9b, 0x1d, 0xa5, 0xd2, 0x6c, 0xda]
+        );
+        assert_eq!(serde_json::to_string(&c).unwrap(), "\"d4bd9b1da5d26cda\"");
+        let back: Challenge = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(Challenge::new([0u8; 16]).unwrap().to_hex(), "00".repeat(16));
+        let bad = [
+            String::new(),
+            "00".repeat(7),
+            "00".repeat(9),
+            "00".repeat(15),
+            "00".repeat(17),
+            "0".repeat(15),
+            "zz".repeat(8),
+            "0x".to_owned() + &"00".repeat(8),
+            format!("{}{}", "00".repeat(8), " ".repeat(MAX_CHALLENGE_TEXT)),
+        ];
+        for text in &bad {
+            assert_eq!(text.parse::<Challenge>(), Err(ChallengeError), "{text:?}");
+            let json = serde_json::to_string(text).unwrap();
+            let e = serde_json::from_str::<Challenge>(&json).unwrap_err();
+            assert!(
+                e.to_string().starts_with(&ChallengeError.to_string()),
+                "{e}"
+            );
+        }
+        assert!(serde_json::from_str::<Challenge>("8").is_err());
+        let e = "secretzz".repeat(2).parse::<Challenge>().unwrap_err();
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(Challenge::new(vec![0u8; 12]).is_err());
     }
 
     /// Proves a malformed signature still parses (so it gets the uniform refusal) but never

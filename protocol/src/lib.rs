@@ -57,7 +57,8 @@ mod tls;
 struct ReadmeDoctests;
 
 pub use bytes::{
-    Block, BytesError, CardAuthKey, CardIdentity, GidsCryptogram, GidsRandom, Nonce, Signature,
+    Block, BytesError, CardAuthKey, CardIdentity, Challenge, ChallengeError, GidsCryptogram,
+    GidsRandom, Nonce, Signature,
 };
 pub use error::{ErrorBody, ErrorCode};
 pub use messages::{

@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::bytes::CardAuthKey;
+use crate::bytes::{CardAuthKey, Challenge};
 use crate::messages::{CardRef, Secret, SessionToken, User};
 use crate::names::{AlgorithmName, ParseNameError};
 
@@ -248,10 +248,11 @@ pub struct LiftLockRequest {
 /// `POST /v1/operator/cards/{profile}/{identity}/offline-response` (ISO cards).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfflineRequest {
-    /// The card's challenge as the user reads it, hex (spaces allowed): 8 bytes are answered
+    /// The card's challenge as the user reads it, hex (spaces allowed on input, compact
+    /// lowercase hex when written), checked when the request is parsed: 8 bytes are answered
     /// with 3DES-ECB, 16 bytes with AES-ECB, under the card's admin key at its current key
-    /// generation; the length must fit the card's algorithm.
-    pub challenge: String,
+    /// generation; the server checks the length fits the card's algorithm.
+    pub challenge: Challenge,
     /// How the caller was identified (goes to the audit): 1 to [`MAX_NOTE`] bytes.
     pub identity_checked: String,
 }
@@ -653,6 +654,31 @@ mod tests {
         assert!(!shown.contains("B5A8"), "{shown}");
         let json = serde_json::to_value(&reply).unwrap();
         assert_eq!(json["grouped"], "B5A8 5C0F 0207 FCF1");
+    }
+
+    /// Proves the offline request's challenge is decoded when the request is parsed: a
+    /// malformed one fails the parse (so it is a bad request whatever the caller's roles), a
+    /// good one round-trips as compact hex.
+    #[test]
+    fn offline_request_checks_its_challenge() {
+        let req: OfflineRequest = serde_json::from_str(
+            r#"{"challenge":"D4BD 9B1D A5D2 6CDA","identity_checked":"badge"}"#,
+        )
+        .unwrap();
+        assert_eq!(req.challenge.to_hex(), "d4bd9b1da5d26cda");
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            json,
+            r#"{"challenge":"d4bd9b1da5d26cda","identity_checked":"badge"}"#
+        );
+        assert_eq!(serde_json::from_str::<OfflineRequest>(&json).unwrap(), req);
+        for bad in ["D4BD 9B1D A5D2", "nothexnothexnoth", "", "00"] {
+            let text = format!(r#"{{"challenge":"{bad}","identity_checked":"badge"}}"#);
+            assert!(
+                serde_json::from_str::<OfflineRequest>(&text).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -105,6 +105,40 @@ fn forms_without_or_with_another_sessions_token_are_refused() {
     env.start_session("iso", "0b0b");
 }
 
+/// Proves the console decodes the challenge as the JSON API does: a malformed one is a 400
+/// page naming the rule and not the value (and nothing is answered), a good one (spaces
+/// allowed) gets its grouped response.
+#[test]
+fn a_malformed_challenge_in_the_console_is_a_bad_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(&config(dir.path()));
+    locked_card(&env, "0c0c");
+    let alice = Operator::add(&env, "alice", &[Role::Helpdesk]);
+    let mut a = Browserless::new(&env);
+    a.sign_in(&alice);
+    let card = "/console/cards/iso/0c0c";
+    let token = csrf_of(&a.get(card).body);
+    let path = format!("{card}/offline-response");
+    for bad in ["D4BD 9B1D A5D2", "quitesecretvalue"] {
+        let form = [
+            ("csrf", token.as_str()),
+            ("challenge", bad),
+            ("identity_checked", "badge"),
+        ];
+        let page = a.post_form(&path, &form);
+        assert_eq!(page.status, 400, "{}", page.body);
+        assert!(page.body.contains("16 hex digits, 3DES"), "{}", page.body);
+        assert!(!page.body.contains(bad), "{}", page.body);
+    }
+    let form = [
+        ("csrf", token.as_str()),
+        ("challenge", "d4bd 9b1d a5d2 6cda"),
+        ("identity_checked", "badge"),
+    ];
+    let page = a.post_form(&path, &form);
+    assert_eq!(page.status, 200, "{}", page.body);
+}
+
 fn card_json(identity: &str) -> serde_json::Value {
     card("iso", identity)
 }

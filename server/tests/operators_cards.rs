@@ -247,6 +247,42 @@ backend_tests! {
         assert!(!format!("{audit:?}").contains(&want));
     }
 
+    /// Proves the challenge is decoded when the request is parsed: a malformed one is a 400
+    /// `bad_request` naming the rule (never the value) for an operator with the role and, as
+    /// the body is read before any role check, for one without it (not a 403); no audit row,
+    /// no challenge spent; a good one is then answered as before.
+    fn malformed_offline_challenges_are_bad_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::start(&config(dir.path()));
+        env.server.enroll(&enrollment("iso", ISO, Algorithm::TripleDes)).unwrap();
+        let hd = env.signed_in("hd", &[Role::Helpdesk]);
+        let auditor = env.signed_in("au", &[Role::Auditor]);
+        let rule = "the challenge must be 8 bytes (16 hex digits, 3DES) or 16 bytes (32 hex digits, AES)";
+        for bad in ["D4BD 9B1D A5D2", "D4BD9B1DA5D26CDX", "quitesecretvalue", "00112233445566778899"] {
+            for token in [&hd, &auditor] {
+                let (status, reply) = offline(&env, token, "iso", ISO, bad);
+                assert_error(&(status, reply.clone()), 400, "bad_request");
+                let message = reply["message"].as_str().unwrap();
+                assert!(message.contains(rule), "{message}");
+                assert!(!message.contains(bad) && !message.contains("secret"), "{message}");
+            }
+        }
+        let audit = env.server.store().audit().unwrap();
+        assert!(!audit.iter().any(|e| e.event == "offline_response"), "{audit:?}");
+        // A number where the text belongs is refused the same way, without quoting it.
+        let path = format!("/v1/operator/cards/iso/{ISO}/offline-response");
+        let body = json!({"challenge": 123456789, "identity_checked": "badge"});
+        let (status, reply) = env.call("POST", &path, &hd, Some(&body));
+        assert_error(&(status, reply.clone()), 400, "bad_request");
+        assert!(!reply["message"].as_str().unwrap().contains("123456789"), "{reply}");
+        // The good challenge still gets its answer, once.
+        let (status, reply) = offline(&env, &hd, "iso", ISO, "d4bd 9b1d a5d2 6cda");
+        assert_eq!(status, 200, "{reply}");
+        assert_eq!(reply["response"], expected(ISO, Algorithm::TripleDes, 0, "D4BD9B1DA5D26CDA"));
+        // Without the role, a well-formed challenge is still forbidden.
+        assert_error(&offline(&env, &auditor, "iso", ISO, "1111111111111111"), 403, "forbidden");
+    }
+
     fn puk_readout_marks_the_card_and_lift_lock_needs_a_reason() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = config(dir.path());

@@ -3,7 +3,7 @@
 //! minidriver file system (masterfile, cardid, cardapps, cardcf, an empty cmapfile) OpenSC's
 //! PKCS#15 emulation reads.
 
-use crate::applet::{Access, Applet};
+use crate::applet::{ins, session_in_field, Outline, Session};
 use rand::rngs::StdRng;
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
@@ -11,7 +11,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::apdu::{Command, Reply};
 use crate::config::{Algorithm, GidsConfig};
 use crate::crypto::{ct_eq, Cipher};
-use crate::pin::verify_raw_pin;
+use crate::pin::RawPin;
 use crate::{sw, tlv};
 
 /// The GIDS v2 AID (`A0 00 00 03 97 42 54 46 59 02 01`). SELECT accepts any prefix of it of at
@@ -20,14 +20,6 @@ pub const GIDS_AID: [u8; 11] = [
     0xA0, 0x00, 0x00, 0x03, 0x97, 0x42, 0x54, 0x46, 0x59, 0x02, 0x01,
 ];
 
-const INS_VERIFY: u8 = 0x20;
-/// CHANGE REFERENCE DATA; P1 = 01 P2 = 80 changes the admin key (this card's vendor-specific form).
-const INS_CHANGE_REFERENCE_DATA: u8 = 0x24;
-const INS_MSE: u8 = 0x22;
-const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
-const INS_GENERAL_AUTHENTICATE: u8 = 0x87;
-const INS_SELECT: u8 = 0xA4;
-const INS_GET_DATA: u8 = 0xCB;
 /// GET DATA with simple tags (`00 CA 01 00`): the card serial, the identity the host keys on.
 const INS_GET_SERIAL: u8 = 0xCA;
 
@@ -40,41 +32,66 @@ const REF_ADMIN_KEY: u8 = 0x80;
 const PIN_LEN: core::ops::RangeInclusive<usize> = 4..=15;
 
 /// The randoms of a mutual authentication in progress: host's R1, card's R2.
-struct Pending {
+pub(crate) struct Pending {
     r1: Zeroizing<[u8; 16]>,
     r2: Zeroizing<[u8; 16]>,
 }
 
+/// What GIDS keeps for a session besides its grants: whether MSE SET chose the admin key.
 #[derive(Default)]
-struct Session {
-    access: Access,
+pub(crate) struct KeyChoice {
     admin_key_selected: bool,
-    pending: Option<Pending>,
 }
 
 pub(crate) struct Gids {
     pub(crate) cfg: GidsConfig,
-    session: Session,
+    session: Session<Pending, KeyChoice>,
 }
 
-impl Applet for Gids {
-    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
-        Gids::process(self, cmd, rng)
-    }
+impl Outline for Gids {
+    type Pending = Pending;
+    type State = KeyChoice;
+    /// Only GENERAL AUTHENTICATE keeps the randoms of step 1.
+    const CONTINUES: u8 = ins::GENERAL_AUTHENTICATE;
 
-    /// Any command other than GENERAL AUTHENTICATE drops the randoms of step 1.
-    fn note_command(&mut self, ins: u8) {
-        if ins != INS_GENERAL_AUTHENTICATE {
-            self.session.pending = None;
+    const INSTRUCTIONS: &'static [u8] = &[
+        ins::VERIFY,
+        ins::CHANGE_REFERENCE_DATA,
+        ins::MSE,
+        ins::RESET_RETRY_COUNTER,
+        ins::GENERAL_AUTHENTICATE,
+        ins::GET_DATA_BER,
+        INS_GET_SERIAL,
+    ];
+
+    session_in_field!();
+
+    fn select(&mut self, cmd: &Command<'_>) -> Reply {
+        if cmd.p1 != 0x04 || !matches!(cmd.p2, 0x00 | 0x0C) {
+            return sw::WRONG_P1P2.into();
         }
+        if cmd.data.len() < 9 || !GIDS_AID.starts_with(cmd.data) {
+            return sw::NOT_FOUND.into();
+        }
+        // Application template with the full AID (OpenSC reads the version from it).
+        self.enter(cmd.p2, || tlv::nested(&[0x61], &[0x4F], &GIDS_AID))
     }
 
-    fn reset_session(&mut self) {
-        self.session = Session::default();
-    }
-
-    fn access(&self) -> Access {
-        self.session.access
+    fn dispatch(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        match cmd.ins {
+            ins::VERIFY => self.verify(cmd).into(),
+            ins::MSE => self.mse_set(cmd).into(),
+            ins::CHANGE_REFERENCE_DATA => self.change_admin_key(cmd).into(),
+            ins::RESET_RETRY_COUNTER => pin(&mut self.cfg)
+                .reset(cmd, REF_PIN, &mut self.session.access)
+                .into(),
+            ins::GENERAL_AUTHENTICATE => self.general_authenticate(cmd, rng),
+            INS_GET_SERIAL if cmd.p1 == 0x01 && cmd.p2 == 0x00 => {
+                Reply::ok(self.cfg.serial.to_vec())
+            }
+            INS_GET_SERIAL => sw::REF_NOT_FOUND.into(),
+            _ => self.get_data(cmd),
+        }
     }
 }
 
@@ -83,39 +100,6 @@ impl Gids {
         Gids {
             cfg,
             session: Session::default(),
-        }
-    }
-
-    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
-        if cmd.ins == INS_SELECT {
-            return self.select(cmd);
-        }
-        if !matches!(
-            cmd.ins,
-            INS_VERIFY
-                | INS_CHANGE_REFERENCE_DATA
-                | INS_MSE
-                | INS_RESET_RETRY_COUNTER
-                | INS_GENERAL_AUTHENTICATE
-                | INS_GET_DATA
-                | INS_GET_SERIAL
-        ) {
-            return sw::INS_NOT_SUPPORTED.into();
-        }
-        if !self.session.access.selected {
-            return sw::CONDITIONS_NOT_SATISFIED.into();
-        }
-        match cmd.ins {
-            INS_VERIFY => self.verify(cmd).into(),
-            INS_MSE => self.mse_set(cmd).into(),
-            INS_CHANGE_REFERENCE_DATA => self.change_admin_key(cmd).into(),
-            INS_RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
-            INS_GENERAL_AUTHENTICATE => self.general_authenticate(cmd, rng),
-            INS_GET_SERIAL if cmd.p1 == 0x01 && cmd.p2 == 0x00 => {
-                Reply::ok(self.cfg.serial.to_vec())
-            }
-            INS_GET_SERIAL => sw::REF_NOT_FOUND.into(),
-            _ => self.get_data(cmd),
         }
     }
 
@@ -135,28 +119,6 @@ impl Gids {
         self.cfg.admin_tries_left = self.cfg.admin_max_tries;
         self.session.access.admin_authenticated = false;
         sw::OK
-    }
-
-    fn select(&mut self, cmd: &Command<'_>) -> Reply {
-        if cmd.p1 != 0x04 || !matches!(cmd.p2, 0x00 | 0x0C) {
-            return sw::WRONG_P1P2.into();
-        }
-        if cmd.data.len() < 9 || !GIDS_AID.starts_with(cmd.data) {
-            return sw::NOT_FOUND.into();
-        }
-        self.session = Session {
-            access: Access::selected(),
-            ..Session::default()
-        };
-        if cmd.p2 == 0x0C {
-            return Reply::sw(sw::OK);
-        }
-        // Application template with the full AID (OpenSC reads the version from it).
-        let mut aid = Vec::with_capacity(13);
-        tlv::push(&mut aid, &[0x4F], &GIDS_AID);
-        let mut fci = Vec::with_capacity(15);
-        tlv::push(&mut fci, &[0x61], &aid);
-        Reply::ok(fci)
     }
 
     fn get_data(&self, cmd: &Command<'_>) -> Reply {
@@ -203,14 +165,7 @@ impl Gids {
             }
             _ => return sw::REF_NOT_FOUND,
         }
-        verify_raw_pin(
-            cmd.data,
-            &self.cfg.pin,
-            self.cfg.pin_max_tries,
-            &mut self.cfg.pin_tries_left,
-            &mut self.session.access.pin_verified,
-            PIN_LEN,
-        )
+        pin(&mut self.cfg).verify(cmd.data, &mut self.session.access.pin_verified)
     }
 
     fn mse_set(&mut self, cmd: &Command<'_>) -> u16 {
@@ -219,7 +174,7 @@ impl Gids {
         }
         match cmd.data {
             [0x83, 0x01, REF_ADMIN_KEY] => {
-                self.session.admin_key_selected = true;
+                self.session.state.admin_key_selected = true;
                 sw::OK
             }
             [0x83, 0x01, _] => sw::REF_NOT_FOUND,
@@ -232,7 +187,7 @@ impl Gids {
         if cmd.p1p2() != 0x0000 {
             return sw::WRONG_P1P2.into();
         }
-        if !self.session.admin_key_selected {
+        if !self.session.state.admin_key_selected {
             return sw::CONDITIONS_NOT_SATISFIED.into();
         }
         let Some(items) = tlv::single(cmd.data, 0x7C).and_then(tlv::parse_all) else {
@@ -255,10 +210,7 @@ impl Gids {
                 r1.copy_from_slice(host_random);
                 let mut r2 = Zeroizing::new([0u8; 16]);
                 rng.fill_bytes(&mut r2[..]);
-                let mut inner = Vec::with_capacity(18);
-                tlv::push(&mut inner, &[0x81], &r2[..]);
-                let mut out = Vec::with_capacity(20);
-                tlv::push(&mut out, &[0x7C], &inner);
+                let out = tlv::nested(&[0x7C], &[0x81], &r2[..]);
                 self.session.pending = Some(Pending { r1, r2 });
                 Reply::ok(out)
             }
@@ -287,33 +239,19 @@ impl Gids {
                 let Some(enc) = cipher.encrypt_cbc(&plain[..]) else {
                     return sw::NO_DIAGNOSIS.into();
                 };
-                let mut inner = Vec::with_capacity(42);
-                tlv::push(&mut inner, &[0x82], &enc);
-                let mut out = Vec::with_capacity(44);
-                tlv::push(&mut out, &[0x7C], &inner);
-                Reply::ok(out)
+                Reply::ok(tlv::nested(&[0x7C], &[0x82], &enc))
             }
         }
     }
+}
 
-    fn reset_retry_counter(&mut self, cmd: &Command<'_>) -> u16 {
-        if cmd.p1 != 0x02 {
-            return sw::WRONG_P1P2;
-        }
-        if cmd.p2 != REF_PIN {
-            return sw::REF_NOT_FOUND;
-        }
-        if !self.session.access.admin_authenticated {
-            return sw::SECURITY_NOT_SATISFIED;
-        }
-        if !PIN_LEN.contains(&cmd.data.len()) {
-            return sw::WRONG_DATA;
-        }
-        self.cfg.pin.zeroize();
-        self.cfg.pin = cmd.data.to_vec();
-        self.cfg.pin_tries_left = self.cfg.pin_max_tries;
-        self.session.access.pin_verified = false;
-        sw::OK
+/// The card's PIN, as VERIFY and RESET RETRY COUNTER see it.
+fn pin(cfg: &mut GidsConfig) -> RawPin<'_> {
+    RawPin {
+        value: &mut cfg.pin,
+        left: &mut cfg.pin_tries_left,
+        max: cfg.pin_max_tries,
+        len: PIN_LEN,
     }
 }
 

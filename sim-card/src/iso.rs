@@ -1,7 +1,7 @@
 //! ISO 7816-4 admin challenge-response application (Windows-minidriver style): GET CHALLENGE,
 //! EXTERNAL AUTHENTICATE with the admin key, RESET RETRY COUNTER, VERIFY, GET DATA (serial).
 
-use crate::applet::{Access, Applet};
+use crate::applet::{ins, session_in_field, Outline, Session};
 use rand::rngs::StdRng;
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
@@ -9,7 +9,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::apdu::{Command, Reply};
 use crate::config::IsoConfig;
 use crate::crypto::{ct_eq, Cipher};
-use crate::pin::verify_raw_pin;
+use crate::pin::RawPin;
 use crate::sw;
 
 /// The simulated card's application AID, `F0 43 55 4E 4C 4F 43 4B`: "CUNLOCK" in the proprietary
@@ -28,85 +28,33 @@ pub const ISO_PROFILE: cardunlock_core::iso::IsoProfile<'static> =
         algorithm: cardunlock_core::crypto::Algorithm::TripleDes,
     };
 
-const INS_VERIFY: u8 = 0x20;
-/// CHANGE REFERENCE DATA; P1 = 01 changes the admin key (this card's vendor-specific form).
-const INS_CHANGE_REFERENCE_DATA: u8 = 0x24;
-const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
-const INS_EXTERNAL_AUTHENTICATE: u8 = 0x82;
-const INS_GET_CHALLENGE: u8 = 0x84;
-const INS_SELECT: u8 = 0xA4;
-const INS_GET_DATA: u8 = 0xCA;
-
 /// PIN length bounds of VERIFY and RESET RETRY COUNTER.
 const PIN_LEN: core::ops::RangeInclusive<usize> = 4..=16;
 
-#[derive(Default)]
-struct Session {
-    access: Access,
-    challenge: Option<Zeroizing<Vec<u8>>>,
-}
+/// The challenge GET CHALLENGE left for EXTERNAL AUTHENTICATE.
+pub(crate) type Challenge = Zeroizing<Vec<u8>>;
 
 pub(crate) struct Iso {
     pub(crate) cfg: IsoConfig,
-    session: Session,
+    session: Session<Challenge>,
 }
 
-impl Applet for Iso {
-    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
-        Iso::process(self, cmd, rng)
-    }
+impl Outline for Iso {
+    type Pending = Challenge;
+    type State = ();
+    /// Only EXTERNAL AUTHENTICATE keeps the pending challenge.
+    const CONTINUES: u8 = ins::EXTERNAL_AUTHENTICATE;
 
-    /// Any command other than EXTERNAL AUTHENTICATE drops the pending challenge.
-    fn note_command(&mut self, ins: u8) {
-        if ins != INS_EXTERNAL_AUTHENTICATE {
-            self.session.challenge = None;
-        }
-    }
+    const INSTRUCTIONS: &'static [u8] = &[
+        ins::VERIFY,
+        ins::CHANGE_REFERENCE_DATA,
+        ins::RESET_RETRY_COUNTER,
+        ins::EXTERNAL_AUTHENTICATE,
+        ins::GET_CHALLENGE,
+        ins::GET_DATA,
+    ];
 
-    fn reset_session(&mut self) {
-        self.session = Session::default();
-    }
-
-    fn access(&self) -> Access {
-        self.session.access
-    }
-}
-
-impl Iso {
-    pub(crate) fn new(cfg: IsoConfig) -> Self {
-        Iso {
-            cfg,
-            session: Session::default(),
-        }
-    }
-
-    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
-        if cmd.ins == INS_SELECT {
-            return self.select(cmd);
-        }
-        if !matches!(
-            cmd.ins,
-            INS_VERIFY
-                | INS_CHANGE_REFERENCE_DATA
-                | INS_RESET_RETRY_COUNTER
-                | INS_EXTERNAL_AUTHENTICATE
-                | INS_GET_CHALLENGE
-                | INS_GET_DATA
-        ) {
-            return sw::INS_NOT_SUPPORTED.into();
-        }
-        if !self.session.access.selected {
-            return sw::CONDITIONS_NOT_SATISFIED.into();
-        }
-        match cmd.ins {
-            INS_VERIFY => self.verify(cmd).into(),
-            INS_RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
-            INS_CHANGE_REFERENCE_DATA => self.change_admin_key(cmd).into(),
-            INS_EXTERNAL_AUTHENTICATE => self.external_authenticate(cmd).into(),
-            INS_GET_CHALLENGE => self.get_challenge(cmd, rng),
-            _ => self.get_data(cmd),
-        }
-    }
+    session_in_field!();
 
     fn select(&mut self, cmd: &Command<'_>) -> Reply {
         if !matches!(cmd.p2, 0x00 | 0x0C) {
@@ -118,20 +66,40 @@ impl Iso {
             (0x00 | 0x04, _) => return sw::NOT_FOUND.into(),
             _ => return sw::WRONG_P1P2.into(),
         };
-        self.session = Session {
-            access: Access::selected(),
-            ..Session::default()
-        };
-        if cmd.p2 == 0x0C {
-            return Reply::sw(sw::OK);
-        }
+        let fci_name = fci_name.to_vec();
         // FCI: 6F { 84 DF name } for the AID, 6F { 83 file id } for the MF.
         let tag = if fci_name.len() == 2 { 0x83 } else { 0x84 };
-        let mut inner = Vec::with_capacity(fci_name.len() + 2);
-        crate::tlv::push(&mut inner, &[tag], fci_name);
-        let mut fci = Vec::with_capacity(inner.len() + 2);
-        crate::tlv::push(&mut fci, &[0x6F], &inner);
-        Reply::ok(fci)
+        self.enter(cmd.p2, || crate::tlv::nested(&[0x6F], &[tag], &fci_name))
+    }
+
+    fn dispatch(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        match cmd.ins {
+            ins::VERIFY => self.verify(cmd).into(),
+            ins::RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
+            ins::CHANGE_REFERENCE_DATA => self.change_admin_key(cmd).into(),
+            ins::EXTERNAL_AUTHENTICATE => self.external_authenticate(cmd).into(),
+            ins::GET_CHALLENGE => self.get_challenge(cmd, rng),
+            _ => self.get_data(cmd),
+        }
+    }
+}
+
+/// The card's PIN, as VERIFY and RESET RETRY COUNTER see it.
+fn pin(cfg: &mut IsoConfig) -> RawPin<'_> {
+    RawPin {
+        value: &mut cfg.pin,
+        left: &mut cfg.pin_tries_left,
+        max: cfg.pin_max_tries,
+        len: PIN_LEN,
+    }
+}
+
+impl Iso {
+    pub(crate) fn new(cfg: IsoConfig) -> Self {
+        Iso {
+            cfg,
+            session: Session::default(),
+        }
     }
 
     fn get_challenge(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
@@ -145,13 +113,13 @@ impl Iso {
         let mut c = Zeroizing::new(vec![0u8; blk]);
         rng.fill_bytes(&mut c);
         let out = c.to_vec();
-        self.session.challenge = Some(c);
+        self.session.pending = Some(c);
         Reply::ok(out)
     }
 
     fn external_authenticate(&mut self, cmd: &Command<'_>) -> u16 {
         // Single use: consumed by this attempt, right or wrong.
-        let challenge = self.session.challenge.take();
+        let challenge = self.session.pending.take();
         if cmd.p1 != 0x00 {
             return sw::WRONG_P1P2;
         }
@@ -182,23 +150,6 @@ impl Iso {
         }
     }
 
-    fn verify(&mut self, cmd: &Command<'_>) -> u16 {
-        if cmd.p1 != 0x00 {
-            return sw::WRONG_P1P2;
-        }
-        if cmd.p2 != self.cfg.pin_ref {
-            return sw::REF_NOT_FOUND;
-        }
-        verify_raw_pin(
-            cmd.data,
-            &self.cfg.pin,
-            self.cfg.pin_max_tries,
-            &mut self.cfg.pin_tries_left,
-            &mut self.session.access.pin_verified,
-            PIN_LEN,
-        )
-    }
-
     /// `00 24 01 <admin key ref> <len> <new key>` after EXTERNAL AUTHENTICATE: personalisation.
     /// The new key must have the configured algorithm's length (`6A 80` otherwise).
     fn change_admin_key(&mut self, cmd: &Command<'_>) -> u16 {
@@ -221,26 +172,24 @@ impl Iso {
         sw::OK
     }
 
-    fn reset_retry_counter(&mut self, cmd: &Command<'_>) -> u16 {
-        if cmd.p1 != 0x02 {
+    fn verify(&mut self, cmd: &Command<'_>) -> u16 {
+        if cmd.p1 != 0x00 {
             return sw::WRONG_P1P2;
         }
         if cmd.p2 != self.cfg.pin_ref {
             return sw::REF_NOT_FOUND;
         }
-        if !self.session.access.admin_authenticated {
-            return sw::SECURITY_NOT_SATISFIED;
+        pin(&mut self.cfg).verify(cmd.data, &mut self.session.access.pin_verified)
+    }
+
+    /// RESET RETRY COUNTER (see [`RawPin::reset`]); one unblock per authentication.
+    fn reset_retry_counter(&mut self, cmd: &Command<'_>) -> u16 {
+        let pin_ref = self.cfg.pin_ref;
+        let status = pin(&mut self.cfg).reset(cmd, pin_ref, &mut self.session.access);
+        if status == sw::OK {
+            self.session.access.admin_authenticated = false;
         }
-        if !PIN_LEN.contains(&cmd.data.len()) {
-            return sw::WRONG_DATA;
-        }
-        self.cfg.pin.zeroize();
-        self.cfg.pin = cmd.data.to_vec();
-        self.cfg.pin_tries_left = self.cfg.pin_max_tries;
-        self.session.access.pin_verified = false;
-        // One unblock per authentication.
-        self.session.access.admin_authenticated = false;
-        sw::OK
+        status
     }
 
     fn get_data(&self, cmd: &Command<'_>) -> Reply {

@@ -1,7 +1,9 @@
 //! PIN formats as the cards check them.
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
+use crate::apdu::Command;
+use crate::applet::Access;
 use crate::crypto::ct_eq;
 use crate::sw;
 
@@ -38,15 +40,16 @@ pub(crate) fn is_trivial(pin: &[u8]) -> bool {
     repeated || ascending || descending || COMMON.contains(&pin)
 }
 
-/// VERIFY with a raw (unpadded) PIN, shared by the GIDS and ISO profiles: empty data asks for the
-/// status; a PIN whose length is outside `len` is refused with `6A 80` without costing a try.
-pub(crate) fn verify_raw_pin(
+/// VERIFY of a PIN, once the applet has read its format (`well_formed`): empty data asks for
+/// the status; a malformed PIN is refused with `6A 80` without costing a try; `matches`
+/// compares it with the stored one (in constant time). `max`, `left`: the PIN's tries.
+pub(crate) fn verify(
     data: &[u8],
-    stored: &[u8],
+    well_formed: bool,
+    matches: impl FnOnce() -> bool,
     max: u8,
     left: &mut u8,
     verified: &mut bool,
-    len: core::ops::RangeInclusive<usize>,
 ) -> u16 {
     if data.is_empty() {
         return if *left == 0 {
@@ -57,19 +60,70 @@ pub(crate) fn verify_raw_pin(
             sw::tries_left(*left)
         };
     }
-    if !len.contains(&data.len()) {
+    if !well_formed {
         return sw::WRONG_DATA;
     }
     if *left == 0 {
         return sw::AUTH_BLOCKED;
     }
-    if ct_eq(stored, data) {
+    if matches() {
         *left = max;
         *verified = true;
         sw::OK
     } else {
         *verified = false;
         sw::wrong_try(left)
+    }
+}
+
+/// The PIN of an admin-key applet (GIDS, ISO): raw (unpadded), `len` bytes long.
+pub(crate) struct RawPin<'a> {
+    /// The stored PIN.
+    pub(crate) value: &'a mut Vec<u8>,
+    /// Tries left.
+    pub(crate) left: &'a mut u8,
+    /// Tries a good PIN restores.
+    pub(crate) max: u8,
+    /// Lengths VERIFY and RESET RETRY COUNTER accept.
+    pub(crate) len: core::ops::RangeInclusive<usize>,
+}
+
+impl RawPin<'_> {
+    /// VERIFY `data` (see [`verify`]).
+    pub(crate) fn verify(self, data: &[u8], verified: &mut bool) -> u16 {
+        let stored = &*self.value;
+        let well_formed = self.len.contains(&data.len());
+        verify(
+            data,
+            well_formed,
+            || ct_eq(stored, data),
+            self.max,
+            self.left,
+            verified,
+        )
+    }
+
+    /// RESET RETRY COUNTER `00 2C 02 <pin_ref> <new PIN>` (P1 = 02: new reference data only),
+    /// allowed once the admin key authenticated: the new PIN replaces the old one (wiped) and
+    /// its tries are restored; the session's PIN is no longer verified.
+    pub(crate) fn reset(self, cmd: &Command<'_>, pin_ref: u8, access: &mut Access) -> u16 {
+        if cmd.p1 != 0x02 {
+            return sw::WRONG_P1P2;
+        }
+        if cmd.p2 != pin_ref {
+            return sw::REF_NOT_FOUND;
+        }
+        if !access.admin_authenticated {
+            return sw::SECURITY_NOT_SATISFIED;
+        }
+        if !self.len.contains(&cmd.data.len()) {
+            return sw::WRONG_DATA;
+        }
+        self.value.zeroize();
+        *self.value = cmd.data.to_vec();
+        *self.left = self.max;
+        access.pin_verified = false;
+        sw::OK
     }
 }
 

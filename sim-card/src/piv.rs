@@ -1,6 +1,6 @@
 //! PIV application (SP 800-73-4) with the YubiKey extensions hosts rely on.
 
-use crate::applet::{Access, Applet};
+use crate::applet::{ins, session_in_field, Outline, Session};
 use rand::rngs::StdRng;
 use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
@@ -39,13 +39,7 @@ const DISCOVERY: [u8; 20] = [
     0x2F, 0x02, 0x40, 0x00,
 ];
 
-const INS_VERIFY: u8 = 0x20;
-const INS_CHANGE_REFERENCE: u8 = 0x24;
-const INS_RESET_RETRY_COUNTER: u8 = 0x2C;
-const INS_GENERAL_AUTHENTICATE: u8 = 0x87;
 const INS_GENERATE_ASYMMETRIC: u8 = 0x47;
-const INS_SELECT: u8 = 0xA4;
-const INS_GET_DATA: u8 = 0xCB;
 const INS_GET_METADATA: u8 = 0xF7;
 const INS_GET_SERIAL: u8 = 0xF8;
 const INS_GET_VERSION: u8 = 0xFD;
@@ -56,94 +50,41 @@ const REF_PUK: u8 = 0x81;
 const REF_MGMT: u8 = 0x9B;
 
 /// A challenge or witness waiting for the host's answer.
-enum Pending {
+pub(crate) enum Pending {
     /// Single (external) authentication: the card's challenge C.
     Challenge(Zeroizing<Vec<u8>>),
     /// Mutual authentication: the plain witness W.
     Witness(Zeroizing<Vec<u8>>),
 }
 
-#[derive(Default)]
-struct Session {
-    access: Access,
-    pending: Option<Pending>,
-}
-
 pub(crate) struct Piv {
     pub(crate) cfg: PivConfig,
-    session: Session,
+    session: Session<Pending>,
 }
 
-impl Applet for Piv {
-    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
-        Piv::process(self, cmd, rng)
-    }
+impl Outline for Piv {
+    type Pending = Pending;
+    type State = ();
+    /// Only GENERAL AUTHENTICATE keeps a pending challenge or witness.
+    const CONTINUES: u8 = ins::GENERAL_AUTHENTICATE;
 
-    /// Any command other than GENERAL AUTHENTICATE drops a pending challenge or witness.
-    fn note_command(&mut self, ins: u8) {
-        if ins != INS_GENERAL_AUTHENTICATE {
-            self.session.pending = None;
-        }
-    }
+    const INSTRUCTIONS: &'static [u8] = &[
+        ins::VERIFY,
+        ins::CHANGE_REFERENCE_DATA,
+        ins::RESET_RETRY_COUNTER,
+        ins::GENERAL_AUTHENTICATE,
+        INS_GENERATE_ASYMMETRIC,
+        ins::GET_DATA_BER,
+        INS_GET_SERIAL,
+        INS_GET_VERSION,
+        INS_SET_MGMT_KEY,
+    ];
 
-    fn reset_session(&mut self) {
-        self.session = Session::default();
-    }
+    session_in_field!();
 
-    fn access(&self) -> Access {
-        self.session.access
-    }
-}
-
-impl Piv {
-    pub(crate) fn new(cfg: PivConfig) -> Self {
-        Piv {
-            cfg,
-            session: Session::default(),
-        }
-    }
-
+    /// GET METADATA only where the configuration says the card has it.
     fn knows(&self, ins: u8) -> bool {
-        matches!(
-            ins,
-            INS_VERIFY
-                | INS_CHANGE_REFERENCE
-                | INS_RESET_RETRY_COUNTER
-                | INS_GENERAL_AUTHENTICATE
-                | INS_GENERATE_ASYMMETRIC
-                | INS_SELECT
-                | INS_GET_DATA
-                | INS_GET_SERIAL
-                | INS_GET_VERSION
-                | INS_SET_MGMT_KEY
-        ) || (ins == INS_GET_METADATA && self.cfg.supports_metadata)
-    }
-
-    fn process(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
-        if cmd.ins == INS_SELECT {
-            return self.select(cmd);
-        }
-        if !self.knows(cmd.ins) {
-            return sw::INS_NOT_SUPPORTED.into();
-        }
-        if !self.session.access.selected {
-            return sw::CONDITIONS_NOT_SATISFIED.into();
-        }
-        match cmd.ins {
-            INS_VERIFY => self.verify(cmd).into(),
-            INS_CHANGE_REFERENCE => self.change_reference(cmd).into(),
-            INS_RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
-            INS_GENERAL_AUTHENTICATE if cmd.p2 == card_auth::REF_CARD_AUTH => {
-                self.card_auth_sign(cmd)
-            }
-            INS_GENERAL_AUTHENTICATE => self.general_authenticate(cmd, rng),
-            INS_GENERATE_ASYMMETRIC => self.generate(cmd, rng),
-            INS_GET_DATA => self.get_data(cmd),
-            INS_GET_METADATA => self.get_metadata(cmd),
-            INS_GET_SERIAL => self.get_serial(cmd),
-            INS_GET_VERSION => self.get_version(cmd),
-            _ => self.set_mgmt_key(cmd).into(),
-        }
+        Self::INSTRUCTIONS.contains(&ins) || (ins == INS_GET_METADATA && self.cfg.supports_metadata)
     }
 
     fn select(&mut self, cmd: &Command<'_>) -> Reply {
@@ -153,14 +94,33 @@ impl Piv {
         if cmd.data.len() < 5 || !PIV_AID.starts_with(cmd.data) {
             return sw::NOT_FOUND.into();
         }
-        self.session = Session {
-            access: Access::selected(),
-            ..Session::default()
-        };
-        if cmd.p2 == 0x0C {
-            Reply::sw(sw::OK)
-        } else {
-            Reply::ok(APT.to_vec())
+        self.enter(cmd.p2, || APT.to_vec())
+    }
+
+    fn dispatch(&mut self, cmd: &Command<'_>, rng: &mut StdRng) -> Reply {
+        match cmd.ins {
+            ins::VERIFY => self.verify(cmd).into(),
+            ins::CHANGE_REFERENCE_DATA => self.change_reference(cmd).into(),
+            ins::RESET_RETRY_COUNTER => self.reset_retry_counter(cmd).into(),
+            ins::GENERAL_AUTHENTICATE if cmd.p2 == card_auth::REF_CARD_AUTH => {
+                self.card_auth_sign(cmd)
+            }
+            ins::GENERAL_AUTHENTICATE => self.general_authenticate(cmd, rng),
+            INS_GENERATE_ASYMMETRIC => self.generate(cmd, rng),
+            ins::GET_DATA_BER => self.get_data(cmd),
+            INS_GET_METADATA => self.get_metadata(cmd),
+            INS_GET_SERIAL => self.get_serial(cmd),
+            INS_GET_VERSION => self.get_version(cmd),
+            _ => self.set_mgmt_key(cmd).into(),
+        }
+    }
+}
+
+impl Piv {
+    pub(crate) fn new(cfg: PivConfig) -> Self {
+        Piv {
+            cfg,
+            session: Session::default(),
         }
     }
 
@@ -177,30 +137,16 @@ impl Piv {
             0xFF => return sw::WRONG_DATA,
             _ => return sw::WRONG_P1P2,
         }
+        let data = cmd.data;
         let cfg = &mut self.cfg;
-        if cmd.data.is_empty() {
-            return if cfg.pin_tries_left == 0 {
-                sw::AUTH_BLOCKED
-            } else if self.session.access.pin_verified {
-                sw::OK
-            } else {
-                sw::tries_left(cfg.pin_tries_left)
-            };
-        }
-        if pin::piv_value(cmd.data).is_none() {
-            return sw::WRONG_DATA;
-        }
-        if cfg.pin_tries_left == 0 {
-            return sw::AUTH_BLOCKED;
-        }
-        if matches_padded(&cfg.pin, cmd.data) {
-            cfg.pin_tries_left = cfg.pin_max_tries;
-            self.session.access.pin_verified = true;
-            sw::OK
-        } else {
-            self.session.access.pin_verified = false;
-            sw::wrong_try(&mut cfg.pin_tries_left)
-        }
+        pin::verify(
+            data,
+            pin::piv_value(data).is_some(),
+            || matches_padded(&cfg.pin, data),
+            cfg.pin_max_tries,
+            &mut cfg.pin_tries_left,
+            &mut self.session.access.pin_verified,
+        )
     }
 
     fn change_reference(&mut self, cmd: &Command<'_>) -> u16 {
@@ -466,11 +412,7 @@ fn matches_padded(stored: &[u8], field: &[u8]) -> bool {
 
 /// `7C <len> <tag> <len> <value>`.
 fn template(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut inner = Vec::with_capacity(value.len() + 2);
-    tlv::push(&mut inner, &[tag], value);
-    let mut out = Vec::with_capacity(inner.len() + 2);
-    tlv::push(&mut out, &[0x7C], &inner);
-    out
+    tlv::nested(&[0x7C], &[tag], value)
 }
 
 /// YubiKey metadata of the PIN or PUK.

@@ -90,9 +90,27 @@ pub(crate) fn push(out: &mut Vec<u8>, tag: &[u8], value: &[u8]) {
     out.extend_from_slice(value);
 }
 
+/// One TLV inside another: `outer { tag value }` (a FCI, a dynamic authentication template).
+pub(crate) fn nested(outer: &[u8], tag: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut inner = Vec::with_capacity(tag.len() + value.len() + 3);
+    push(&mut inner, tag, value);
+    let mut out = Vec::with_capacity(outer.len() + inner.len() + 3);
+    push(&mut out, outer, &inner);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Proves the nesting and both lengths, also past 127 bytes (long form).
+    #[test]
+    fn nested_tlvs() {
+        assert_eq!(nested(&[0x7C], &[0x81], &[1, 2]), [0x7C, 4, 0x81, 2, 1, 2]);
+        let long = nested(&[0x6F], &[0x84], &[0; 200]);
+        assert_eq!(&long[..6], [0x6F, 0x81, 203, 0x84, 0x81, 200]);
+        assert_eq!(long.len(), 206);
+    }
 
     #[test]
     fn parse_template() {

@@ -92,8 +92,8 @@ impl<E: fmt::Display> fmt::Display for T0Error<E> {
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: fmt::Display + fmt::Debug> std::error::Error for T0Error<E> {}
+/// An error without `std` too (`core::error::Error`).
+impl<E: fmt::Display + fmt::Debug> core::error::Error for T0Error<E> {}
 
 /// The class byte of a GET RESPONSE following a command of class `cla`: the logical channel
 /// kept, chaining and secure messaging bits cleared; `00` after a proprietary class.
@@ -292,6 +292,16 @@ impl<E: fmt::Display> fmt::Display for UartError<E> {
             Self::TooManyNulls => f.write_str("T=0: the card keeps asking for more time"),
             Self::InvalidTpdu => f.write_str("T=0: malformed TPDU"),
             Self::ReplyTooLong => f.write_str("T=0: the card's answer is too long"),
+        }
+    }
+}
+
+/// The port's error is the source (no `std` needed: `core::error::Error`).
+impl<E: embedded_io_async::Error + 'static> core::error::Error for UartError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
         }
     }
 }

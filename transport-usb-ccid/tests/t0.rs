@@ -463,3 +463,25 @@ fn data_after_an_outgoing_tpdu_is_refused_strictly_and_taken_at_apdu_level() {
     .unwrap();
     assert_eq!(&out[..n], &[1, 2, 3, 0x90, 0x00]);
 }
+
+/// Proves both UART error types are errors whose source is the port's error (so a client's
+/// failure chain reaches it), and that the other variants have none.
+#[test]
+fn uart_errors_keep_the_ports_error_as_their_source() {
+    use core::error::Error;
+    let t0 = UartError::Io(embedded_io_async::ErrorKind::TimedOut);
+    let source = t0.source().expect("the port's error");
+    assert_eq!(
+        source.downcast_ref::<embedded_io_async::ErrorKind>(),
+        Some(&embedded_io_async::ErrorKind::TimedOut)
+    );
+    assert!(UartError::<embedded_io_async::ErrorKind>::TooManyNulls
+        .source()
+        .is_none());
+    let t1 = cardunlock_ccid::t1::uart::UartError::Io(embedded_io_async::ErrorKind::BrokenPipe);
+    let source = t1.source().expect("the port's error");
+    assert_eq!(
+        source.downcast_ref::<embedded_io_async::ErrorKind>(),
+        Some(&embedded_io_async::ErrorKind::BrokenPipe)
+    );
+}

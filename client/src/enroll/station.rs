@@ -5,13 +5,13 @@
 use cardunlock_core::crypto::{AdminKey, Algorithm};
 use cardunlock_core::driver::Driver;
 use cardunlock_core::flow::{CardStatus, Profile};
-use cardunlock_core::{Transport, TransportError};
+use cardunlock_core::Transport;
 use cardunlock_protocol::operator::{CardSecrets, EnrollRequest, QuestionAnswer};
 use cardunlock_protocol::{AlgorithmName, CardIdentity, CardRef, User};
 use zeroize::Zeroizing;
 
 use super::{personalise_from, Factory, Target};
-use crate::failure::{Failure, Kind};
+use crate::failure::{CardError, Failure, Kind};
 use crate::iso_profiles::IsoProfileEntry;
 use crate::operator::Operator;
 
@@ -83,7 +83,7 @@ pub fn enroll<T: Transport>(
     factory: &Factory,
 ) -> Result<Enrolled, Failure>
 where
-    T::Error: TransportError + std::fmt::Display,
+    T::Error: CardError,
 {
     let identity = status
         .identity

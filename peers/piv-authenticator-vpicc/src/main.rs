@@ -16,27 +16,27 @@
 //! 02 reset, 04 get ATR); anything longer is a command APDU, answered the same way.
 
 mod backends;
+mod glue;
+mod vpcd;
 
 use std::{
-    io::{self, ErrorKind, Read, Write},
-    net::{SocketAddr, TcpStream, ToSocketAddrs},
-    os::fd::AsRawFd,
+    io,
     path::PathBuf,
     process::ExitCode,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::Ordering,
     thread::sleep,
     time::{Duration, Instant},
 };
 
-use apdu_dispatch::{
-    dispatch::ApduDispatch,
-    interchanges::{Channel, Data, Requester},
-    App,
-};
+use apdu_dispatch::{dispatch::ApduDispatch, interchanges::Channel};
 use piv_authenticator::{Authenticator, Options};
 use trussed::virt::{StorageConfig, StoreConfig};
 
 use backends::{ClientRef, PeerClient, PeerDispatch, BACKENDS};
+use glue::{transmit, transmit_answering_le_absent, widen_short_piv_select};
+use vpcd::{
+    connect, install_signal_handlers, read_message, send_message, stopping, ReadEnd, QUICKACK,
+};
 
 const PROG: &str = "piv-authenticator-vpicc";
 
@@ -51,9 +51,6 @@ const HW_KEY: &[u8] = b"cardunlock piv-authenticator-vpicc test peer";
 
 const RECONNECT_DELAY: Duration = Duration::from_millis(200);
 const READ_POLL: Duration = Duration::from_millis(200);
-
-static STOP: AtomicBool = AtomicBool::new(false);
-static QUICKACK: AtomicBool = AtomicBool::new(true);
 
 struct Args {
     host: String,
@@ -168,202 +165,11 @@ fn log(msg: impl AsRef<str>) {
     eprintln!("{PROG}: {}", msg.as_ref());
 }
 
-extern "C" fn on_signal(_sig: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-fn install_signal_handlers() {
-    // SAFETY: plain sigaction with a handler that only stores to an atomic.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_signal as *const () as usize;
-        libc::sigemptyset(&mut sa.sa_mask);
-        sa.sa_flags = 0;
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-fn stopping() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
-
-/// Re-arm TCP_QUICKACK (Linux clears it again after a while, so set it before
-/// every read).
-fn quickack(stream: &TcpStream) {
-    if !QUICKACK.load(Ordering::Relaxed) {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    // SAFETY: setsockopt on a socket fd we own, with a properly sized int.
-    unsafe {
-        let one: libc::c_int = 1;
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_QUICKACK,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = stream;
-}
-
-enum ReadEnd {
-    Closed,
-    Stopped,
-    Error(io::Error),
-}
-
-/// Fill `buf` completely, re-arming quick ACK before each read and checking the
-/// stop flag whenever the read times out.
-fn read_full(stream: &mut TcpStream, buf: &mut [u8]) -> Result<(), ReadEnd> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        if stopping() {
-            return Err(ReadEnd::Stopped);
-        }
-        quickack(stream);
-        match stream.read(&mut buf[filled..]) {
-            Ok(0) => return Err(ReadEnd::Closed),
-            Ok(n) => filled += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Err(ReadEnd::Closed),
-            Err(e) => return Err(ReadEnd::Error(e)),
-        }
-    }
-    Ok(())
-}
-
-fn read_message(stream: &mut TcpStream) -> Result<Vec<u8>, ReadEnd> {
-    let mut len = [0u8; 2];
-    read_full(stream, &mut len)?;
-    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    read_full(stream, &mut msg)?;
-    Ok(msg)
-}
-
-fn send_message(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
-    let len = u16::try_from(payload.len())
-        .map_err(|_| io::Error::new(ErrorKind::InvalidInput, "message too long"))?;
-    let mut frame = Vec::with_capacity(payload.len() + 2);
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(payload);
-    stream.write_all(&frame)
-}
-
-fn connect(addr: &str, port: u16) -> io::Result<TcpStream> {
-    let addrs: Vec<SocketAddr> = (addr, port).to_socket_addrs()?.collect();
-    let mut last = io::Error::new(ErrorKind::NotFound, "no address");
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
 /// How one connection to vpcd ended.
 enum ConnEnd {
     Closed,
     Stopped,
     Failed(io::Error),
-}
-
-const PIV_AID_9: [u8; 9] = [0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00];
-
-/// `--accept-short-aid`: `00 A4 04 00 05 A0 00 00 03 08 [Le]` becomes
-/// `00 A4 04 00 09 A0 00 00 03 08 00 00 10 00 [Le]`.
-fn widen_short_piv_select(apdu: &[u8]) -> Option<Vec<u8>> {
-    let (header, rest) = apdu.split_at_checked(5)?;
-    if header[1..] != [0xA4, 0x04, 0x00, 0x05] || header[0] & 0x10 != 0 {
-        return None;
-    }
-    let (aid, le) = rest.split_at_checked(5)?;
-    if aid != &PIV_AID_9[..5] || le.len() > 1 {
-        return None;
-    }
-    let mut out = header[..4].to_vec();
-    out.push(PIV_AID_9.len() as u8);
-    out.extend_from_slice(&PIV_AID_9);
-    out.extend_from_slice(le);
-    Some(out)
-}
-
-/// `--answer-le-absent`: a short command without Le that the dispatch answered
-/// with `61xx` and no data gets its data fetched with GET RESPONSE here.
-fn le_absent(apdu: &[u8]) -> bool {
-    match iso7816::command::CommandView::try_from(apdu) {
-        Ok(view) => {
-            view.expected() == 0
-                && !view.extended
-                && view.class().chain().last_or_only()
-                && view.instruction() != iso7816::Instruction::GetResponse
-        }
-        Err(_) => false,
-    }
-}
-
-fn transmit_answering_le_absent(
-    dispatch: &mut ApduDispatch<'_>,
-    requester: &mut Requester<'_>,
-    app: &mut dyn App,
-    apdu: &[u8],
-    verbose: bool,
-) -> Vec<u8> {
-    let mut response = transmit(dispatch, requester, app, apdu);
-    if !(response.len() == 2 && response[0] == 0x61 && le_absent(apdu)) {
-        return response;
-    }
-    let mut data = Vec::new();
-    while response.len() >= 2 && response[response.len() - 2] == 0x61 {
-        let get_response = [0x00, 0xC0, 0x00, 0x00, response[response.len() - 1]];
-        response = transmit(dispatch, requester, app, &get_response);
-        if verbose {
-            log(format!(
-                "--answer-le-absent: {} -> {}",
-                hex(&get_response),
-                hex(&response)
-            ));
-        }
-        let sw_at = response.len().saturating_sub(2);
-        data.extend_from_slice(&response[..sw_at]);
-        response.drain(..sw_at);
-    }
-    data.extend_from_slice(&response);
-    data
-}
-
-/// One APDU through apdu-dispatch into the applet.
-fn transmit(
-    dispatch: &mut ApduDispatch<'_>,
-    requester: &mut Requester<'_>,
-    app: &mut dyn App,
-    apdu: &[u8],
-) -> Vec<u8> {
-    let Ok(request) = Data::from_slice(apdu) else {
-        // Longer than the dispatch's 3072-byte interchange buffer.
-        return vec![0x67, 0x00];
-    };
-    if requester.request(request).is_err() {
-        let _ = requester.cancel();
-        return vec![0x6F, 0x00];
-    }
-    dispatch.poll(&mut [app]);
-    match requester.take_response() {
-        Some(response) => response.to_vec(),
-        None => {
-            let _ = requester.cancel();
-            vec![0x6F, 0x00]
-        }
-    }
 }
 
 fn main() -> ExitCode {

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use cardunlock_protocol::operator::{
     LiftLockRequest, OfflineRequest, PukReadoutRequest, SignInRequest,
 };
-use cardunlock_protocol::{CardRef, Profile, Role, Secret};
+use cardunlock_protocol::{CardRef, Challenge, Profile, Role, Secret};
 
 use super::layout::message;
 use super::pages::{self, card_path};
@@ -255,12 +255,17 @@ pub(crate) async fn offline_response(
     Path(card): Path<(String, String)>,
     Form(form): Form<OfflineForm>,
 ) -> Response {
-    let req = OfflineRequest {
-        challenge: form.challenge,
-        identity_checked: form.identity_checked,
+    // Decoded as the JSON API decodes it; refused (400) after the form token and the sign-in
+    // are checked, before the role, as a malformed JSON body is.
+    let challenge = form.challenge.parse::<Challenge>();
+    let identity_checked = form.identity_checked;
+    let call = move |app: &_, actor: &_, p: &_, i: &_| {
+        let req = OfflineRequest {
+            challenge: challenge.map_err(|e| OpError::bad(format!("Bad request: {e}.")))?,
+            identity_checked,
+        };
+        operator::offline_response(app, actor, p, i, &req)
     };
-    let call =
-        move |app: &_, actor: &_, p: &_, i: &_| operator::offline_response(app, actor, p, i, &req);
     on_card(&shared, &signed, &form.csrf, card, call, |card, reply| {
         html(
             StatusCode::OK,

@@ -22,7 +22,7 @@ use cardunlock_protocol::operator::{
     paths, AddOperatorRequest, AuditQuery, EnrollDone, EnrollRequest, LiftLockRequest,
     OfflineRequest, SearchQuery, SetPasswordRequest, SignInRequest,
 };
-use cardunlock_protocol::{ErrorBody, ErrorCode};
+use cardunlock_protocol::{ChallengeError, ErrorBody, ErrorCode};
 
 mod call;
 mod readouts;
@@ -179,6 +179,11 @@ async fn body<R: DeserializeOwned>(
             }
         })?;
     serde_json::from_slice(&bytes).map_err(|e| {
+        // serde's own messages may quote the value (a password can be in the body): only a
+        // rule of the contract's own types is named, never the text serde wrote.
+        if e.to_string().starts_with(&ChallengeError.to_string()) {
+            return OpError::bad(format!("Bad request: {ChallengeError}."));
+        }
         let what = match e.classify() {
             serde_json::error::Category::Data => {
                 "a field is missing or has the wrong type or value"

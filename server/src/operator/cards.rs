@@ -226,20 +226,8 @@ pub fn offline_response(
 ) -> Result<OfflineReply, OpError> {
     let (role, checked, (profile, identity, id_bytes)) =
         read_out_checks(actor, profile, identity, &req.identity_checked)?;
-    let compact: String = req
-        .challenge
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let challenge = Zeroizing::new(hex::decode(&compact).map_err(|_| {
-        OpError::bad("Bad request: the challenge must be hex digits (16 or 32 of them).")
-    })?);
-    if challenge.len() != 8 && challenge.len() != 16 {
-        return Err(OpError::bad(
-            "Bad request: the challenge must be 8 bytes (3DES) or 16 bytes (AES).",
-        ));
-    }
-    let challenge_hash = hex::encode(Sha256::digest(&challenge[..]));
+    let challenge = req.challenge.as_bytes();
+    let challenge_hash = hex::encode(Sha256::digest(challenge));
     let card = (profile, identity.as_str());
     let now = now_ms();
     let (day, day_left) = day_of(now);

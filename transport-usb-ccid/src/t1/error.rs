@@ -92,5 +92,5 @@ impl<E: fmt::Display> fmt::Display for T1Error<E> {
     }
 }
 
-#[cfg(feature = "std")]
-impl<E: fmt::Display + fmt::Debug> std::error::Error for T1Error<E> {}
+/// An error without `std` too (`core::error::Error`).
+impl<E: fmt::Display + fmt::Debug> core::error::Error for T1Error<E> {}

@@ -30,6 +30,16 @@ impl<E: fmt::Display> fmt::Display for UartError<E> {
     }
 }
 
+/// The port's error is the source (no `std` needed: `core::error::Error`).
+impl<E: embedded_io_async::Error + 'static> core::error::Error for UartError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Eof => None,
+        }
+    }
+}
+
 impl<E: embedded_io_async::Error> TransportError for UartError<E> {
     fn kind(&self) -> ErrorKind {
         match self {
