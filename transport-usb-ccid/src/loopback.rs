@@ -151,8 +151,8 @@ impl<T: Transport> embedded_io_async::Write for Loopback<T> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         let room = self.rx.get_mut(self.rx_len..).unwrap_or(&mut []);
         let n = buf.len().min(room.len());
-        for (dst, src) in room.iter_mut().zip(buf) {
-            *dst = *src;
+        if let (Some(dst), Some(src)) = (room.get_mut(..n), buf.get(..n)) {
+            dst.copy_from_slice(src);
         }
         self.rx_len += n;
         Ok(n)
@@ -170,8 +170,8 @@ impl<T: Transport> embedded_io_async::Read for Loopback<T> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         let pending = self.tx.get(self.tx_pos..self.tx_len).unwrap_or(&[]);
         let n = buf.len().min(pending.len());
-        for (dst, src) in buf.iter_mut().zip(pending) {
-            *dst = *src;
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), pending.get(..n)) {
+            dst.copy_from_slice(src);
         }
         self.tx_pos += n;
         Ok(n)

@@ -20,6 +20,7 @@
 mod apdu;
 mod error;
 mod exchange;
+mod machine;
 mod slot;
 #[cfg(feature = "tpdu")]
 mod tpdu;

@@ -1,0 +1,456 @@
+//! One command and its reply as a synchronous sans-IO state machine.
+//!
+//! [`Exchange`] does no I/O and never waits: the session's one async loop
+//! ([`Session::drive`](super::Session)) does what the machine asks ([`Want`]: send the message,
+//! read into a range of the receive buffer before a deadline, sleep, send the ABORT request)
+//! and feeds back what happened ([`Event`]), with the clock's time. The machine owns every rule:
+//! framing (the 10-byte header, then exactly `dwLength` bytes; an over-long message skipped),
+//! `bSeq` and slot matching with bounded dropping of stale or malformed replies, time extensions
+//! (within a hard cap), busy resends, and the ABORT sequence when a deadline passes.
+//!
+//! The common case (a reply to the expected `bSeq` and slot, no time extension, not busy) is a
+//! straight line through [`Exchange::step`]; the rare cases are cold functions of their own.
+
+use super::{Config, RxState};
+use crate::codec::{msg_type, CodecError, Header, Request, RequestKind, HEADER_LEN};
+
+/// `bError` CMD_SLOT_BUSY.
+const SLOT_BUSY: u8 = 0xE0;
+
+/// What the driver did since the last step: its answer to the last [`Want`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Event {
+    /// The message (and its payload) was written and flushed.
+    Sent,
+    /// `n` bytes were read into the range of the last [`Want::Read`].
+    Read(usize),
+    /// The deadline of the last [`Want::Read`] passed first.
+    TimedOut,
+    /// The [`Want::Sleep`] is over.
+    Slept,
+    /// The ABORT control request went out.
+    AbortRequested,
+}
+
+/// What the machine asks of its driver next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Want {
+    /// Write `tx[..head]`, then the command's payload if `payload`, then flush (one message).
+    Send {
+        /// Bytes of `tx` to write.
+        head: usize,
+        /// Whether the command's payload follows (not for the bulk Abort).
+        payload: bool,
+    },
+    /// Read into `rx[from..to]`, racing the clock to `deadline`.
+    Read {
+        /// First byte of the range.
+        from: usize,
+        /// End of the range (`from < to <= rx.len()`).
+        to: usize,
+        /// When to give up ([`Event::TimedOut`]).
+        deadline: u64,
+    },
+    /// Sleep until `until` (before a busy resend).
+    Sleep {
+        /// The time to wake.
+        until: u64,
+    },
+    /// Send the ABORT control request for `seq`.
+    Abort {
+        /// `bSeq` of the Abort.
+        seq: u8,
+    },
+    /// Done: the reply's header, its data in `rx[HEADER_LEN..]`.
+    Reply(Header),
+    /// Done: the ABORT sequence of [`Exchange::abort`] completed.
+    Aborted,
+    /// Done: failed (I/O and control errors the driver reports itself).
+    Fail(Failure),
+}
+
+/// Why an exchange failed, I/O aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Failure {
+    /// No reply in time (after the ABORT sequence ran).
+    Timeout,
+    /// A read returned no bytes.
+    Closed,
+    /// More stale or malformed replies than allowed.
+    TooManyStale,
+    /// A reply longer than the receive buffer (skipped), `len` bytes in all.
+    MessageTooLong {
+        /// The message's length, header included.
+        len: usize,
+        /// The receive buffer's length.
+        max: usize,
+    },
+    /// A header that does not parse.
+    Codec(CodecError),
+}
+
+/// The buffers and counters of the session the machine works on.
+pub(super) struct Bufs<'a> {
+    /// The transmit buffer (`bSeq` at byte 6 is rewritten for a busy resend; the bulk Abort is
+    /// encoded into it).
+    pub(super) tx: &'a mut [u8],
+    /// The receive buffer: each reply lands at its start.
+    pub(super) rx: &'a mut [u8],
+    /// Receive progress kept across cancelled reads.
+    pub(super) rx_state: &'a mut RxState,
+    /// The session's next `bSeq`.
+    pub(super) next_seq: &'a mut u8,
+}
+
+impl Bufs<'_> {
+    fn take_seq(&mut self) -> u8 {
+        let s = *self.next_seq;
+        *self.next_seq = s.wrapping_add(1);
+        s
+    }
+
+    /// Forgets a message in progress (it belongs to an exchange given up on).
+    fn forget_partial(&mut self) {
+        *self.rx_state = RxState {
+            dirty: self.rx_state.dirty,
+            ..RxState::default()
+        };
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The command is being sent.
+    Sending,
+    /// Reading the command's reply.
+    Reply,
+    /// Waiting before resending a command the reader refused as busy.
+    Busy,
+    /// The ABORT control request is being sent.
+    AbortRequest,
+    /// The bulk Abort is being sent.
+    AbortSending,
+    /// Draining replies until the Abort's SlotStatus.
+    AbortReply,
+}
+
+/// One command (or the ABORT sequence alone) in progress.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Exchange {
+    phase: Phase,
+    /// `bSeq` of the message in flight.
+    seq: u8,
+    slot: u8,
+    /// Header bytes of the command in `tx`.
+    head: usize,
+    /// Replies dropped so far in this phase.
+    dropped: u8,
+    /// Busy resends so far.
+    busy: u8,
+    deadline: u64,
+    cap: u64,
+    /// The base wait for a reply, times the wait multiplier.
+    base: u64,
+    /// Whether the exchange is the ABORT sequence alone (its success is [`Want::Aborted`]).
+    abort_only: bool,
+    config: Config,
+}
+
+impl Exchange {
+    /// A command whose header is `tx[..head]` with `bSeq` `seq`, to `slot`; its reply's wait is
+    /// `wait_multiplier` times the base wait. Start with [`Want::Send`] of `head`.
+    pub(super) fn command(seq: u8, slot: u8, head: usize, config: Config, multiplier: u8) -> Self {
+        let base = u64::from(config.timeout_ms).saturating_mul(u64::from(multiplier.max(1)));
+        Self {
+            phase: Phase::Sending,
+            seq,
+            slot,
+            head,
+            dropped: 0,
+            busy: 0,
+            deadline: 0,
+            cap: 0,
+            base,
+            abort_only: false,
+            config,
+        }
+    }
+
+    /// The first want of a command.
+    pub(super) fn start(&self) -> Want {
+        Want::Send {
+            head: self.head,
+            payload: true,
+        }
+    }
+
+    /// The ABORT sequence alone, to `slot`; returns the machine and its first want.
+    pub(super) fn abort(slot: u8, config: Config, b: &mut Bufs<'_>) -> (Self, Want) {
+        let mut m = Self::command(0, slot, 0, config, 1);
+        m.abort_only = true;
+        let want = m.begin_abort(b);
+        (m, want)
+    }
+
+    /// Feeds `event`, observed at `now`, and returns what to do next.
+    #[inline]
+    pub(super) fn step(&mut self, event: Event, now: u64, b: &mut Bufs<'_>) -> Want {
+        match (self.phase, event) {
+            (Phase::Reply | Phase::AbortReply, Event::Read(n)) => self.on_read(n, now, b),
+            (Phase::Sending, Event::Sent) => {
+                self.cap = now.saturating_add(u64::from(self.config.max_wait_ms));
+                self.deadline = now.saturating_add(self.base).min(self.cap);
+                self.dropped = 0;
+                self.phase = Phase::Reply;
+                self.next_read(now, b)
+            }
+            _ => self.rare(event, now, b),
+        }
+    }
+
+    /// The next read of the message in progress (or its end, or the deadline).
+    #[inline]
+    fn next_read(&mut self, now: u64, b: &mut Bufs<'_>) -> Want {
+        if now >= self.deadline {
+            return self.timed_out(b);
+        }
+        let st = &mut *b.rx_state;
+        let (from, to) = if st.skip > 0 {
+            let n = usize::try_from(st.skip)
+                .unwrap_or(usize::MAX)
+                .min(b.rx.len().saturating_sub(HEADER_LEN));
+            (HEADER_LEN, HEADER_LEN + n)
+        } else if st.fill < HEADER_LEN {
+            (st.fill, HEADER_LEN)
+        } else {
+            match st.header {
+                Some(h) => (st.fill, h.message_len()),
+                None => return self.reparse(now, b),
+            }
+        };
+        if from >= to {
+            return self.reparse(now, b);
+        }
+        Want::Read {
+            from,
+            to,
+            deadline: self.deadline,
+        }
+    }
+
+    /// `n` bytes arrived.
+    #[inline]
+    fn on_read(&mut self, n: usize, now: u64, b: &mut Bufs<'_>) -> Want {
+        if n == 0 {
+            return Want::Fail(Failure::Closed);
+        }
+        let st = &mut *b.rx_state;
+        if st.skip > 0 {
+            return self.skipped(n, now, b);
+        }
+        st.fill += n;
+        st.dirty = st.dirty.max(st.fill);
+        if st.fill == HEADER_LEN {
+            let h = match Header::parse(b.rx) {
+                Ok(h) => h,
+                Err(e) => return self.malformed(Failure::Codec(e), now, b),
+            };
+            if h.message_len() > b.rx.len() {
+                return self.too_long(h, now, b);
+            }
+            st.header = Some(h);
+        }
+        if let Some(h) = st.header {
+            if st.fill >= h.message_len() {
+                st.fill = 0;
+                st.header = None;
+                return self.on_message(h, now, b);
+            }
+        }
+        self.next_read(now, b)
+    }
+
+    /// A whole message `h` is in `rx`.
+    #[inline]
+    fn on_message(&mut self, h: Header, now: u64, b: &mut Bufs<'_>) -> Want {
+        if self.phase != Phase::Reply || h.seq != self.seq || h.slot != self.slot {
+            return self.other_message(h, now, b);
+        }
+        let [status, error, _] = h.specific;
+        match status >> 6 {
+            2 => self.time_extension(error, now, b),
+            1 if error == SLOT_BUSY && self.busy < self.config.busy_retries => self.busy(now),
+            _ => Want::Reply(h),
+        }
+    }
+
+    /// Everything but a reply to the expected command in the reply phase.
+    #[cold]
+    #[inline(never)]
+    fn other_message(&mut self, h: Header, now: u64, b: &mut Bufs<'_>) -> Want {
+        if self.phase == Phase::AbortReply {
+            if h.msg_type == msg_type::SLOT_STATUS && h.seq == self.seq && h.slot == self.slot {
+                return if self.abort_only {
+                    Want::Aborted
+                } else {
+                    Want::Fail(Failure::Timeout)
+                };
+            }
+            return self.drop_in_abort(now, b);
+        }
+        // A stale reply (wrong bSeq or slot).
+        self.malformed(Failure::TooManyStale, now, b)
+    }
+
+    /// Drops a stale or malformed reply, failing with `f` past the limit.
+    #[cold]
+    #[inline(never)]
+    fn malformed(&mut self, f: Failure, now: u64, b: &mut Bufs<'_>) -> Want {
+        if self.phase == Phase::AbortReply {
+            return self.drop_in_abort(now, b);
+        }
+        self.dropped = self.dropped.saturating_add(1);
+        if self.dropped > self.config.max_stale {
+            return Want::Fail(f);
+        }
+        self.next_read(now, b)
+    }
+
+    /// Drops a message that does not answer the Abort.
+    #[cold]
+    #[inline(never)]
+    fn drop_in_abort(&mut self, now: u64, b: &mut Bufs<'_>) -> Want {
+        self.dropped = self.dropped.saturating_add(1);
+        if self.dropped > self.config.max_stale.saturating_add(4) {
+            return Want::Fail(Failure::TooManyStale);
+        }
+        self.next_read(now, b)
+    }
+
+    /// Time extension: wait `multiplier` times the base (at least once), within the cap.
+    #[cold]
+    #[inline(never)]
+    fn time_extension(&mut self, multiplier: u8, now: u64, b: &mut Bufs<'_>) -> Want {
+        let m = u64::from(multiplier.max(1));
+        self.deadline = now
+            .saturating_add(self.base.saturating_mul(m))
+            .min(self.cap);
+        self.next_read(now, b)
+    }
+
+    /// The reader refused the command as busy (it did not run): wait, then resend.
+    #[cold]
+    #[inline(never)]
+    fn busy(&mut self, now: u64) -> Want {
+        self.busy += 1;
+        self.phase = Phase::Busy;
+        Want::Sleep {
+            until: now.saturating_add(u64::from(self.config.busy_delay_ms)),
+        }
+    }
+
+    /// A header announcing more than the buffer holds: skip its body, then report it.
+    #[cold]
+    #[inline(never)]
+    fn too_long(&mut self, h: Header, now: u64, b: &mut Bufs<'_>) -> Want {
+        // Its length is above N - 10 > 0, so there is something to skip.
+        b.rx_state.fill = 0;
+        b.rx_state.skip = u64::from(h.length);
+        b.rx_state.skipped_len = h.message_len();
+        self.next_read(now, b)
+    }
+
+    /// `n` bytes of an over-long message skipped.
+    #[cold]
+    #[inline(never)]
+    fn skipped(&mut self, n: usize, now: u64, b: &mut Bufs<'_>) -> Want {
+        let st = &mut *b.rx_state;
+        st.dirty = st.dirty.max(HEADER_LEN.saturating_add(n));
+        st.skip = st.skip.saturating_sub(n as u64);
+        if st.skip == 0 {
+            let f = Failure::MessageTooLong {
+                len: st.skipped_len,
+                max: b.rx.len(),
+            };
+            return self.malformed(f, now, b);
+        }
+        self.next_read(now, b)
+    }
+
+    /// The message in progress is complete without a read (a resumed one): parse its header.
+    #[cold]
+    #[inline(never)]
+    fn reparse(&mut self, now: u64, b: &mut Bufs<'_>) -> Want {
+        let parsed = match b.rx_state.header.take() {
+            Some(h) => Ok(h),
+            None => Header::parse(b.rx),
+        };
+        b.rx_state.fill = 0;
+        match parsed {
+            Ok(h) => self.on_message(h, now, b),
+            Err(e) => self.malformed(Failure::Codec(e), now, b),
+        }
+    }
+
+    /// The deadline passed: a command starts the ABORT sequence, the ABORT sequence fails.
+    #[cold]
+    #[inline(never)]
+    fn timed_out(&mut self, b: &mut Bufs<'_>) -> Want {
+        if self.phase == Phase::AbortReply {
+            b.forget_partial();
+            return Want::Fail(Failure::Timeout);
+        }
+        self.begin_abort(b)
+    }
+
+    /// The ABORT sequence: the control request, then the bulk Abort with the same `bSeq`, then
+    /// the replies drained until the SlotStatus answering it.
+    #[cold]
+    #[inline(never)]
+    fn begin_abort(&mut self, b: &mut Bufs<'_>) -> Want {
+        // Whatever was half read belongs to the aborted exchange.
+        b.forget_partial();
+        self.seq = b.take_seq();
+        self.phase = Phase::AbortRequest;
+        Want::Abort { seq: self.seq }
+    }
+
+    /// Events off the common path.
+    #[cold]
+    #[inline(never)]
+    fn rare(&mut self, event: Event, now: u64, b: &mut Bufs<'_>) -> Want {
+        match (self.phase, event) {
+            (Phase::Reply | Phase::AbortReply, Event::TimedOut) => self.timed_out(b),
+            (Phase::Busy, Event::Slept) => {
+                // Resend with a fresh bSeq (the refused command did not run).
+                self.seq = b.take_seq();
+                if let Some(s) = b.tx.get_mut(6) {
+                    *s = self.seq;
+                }
+                self.phase = Phase::Sending;
+                self.start()
+            }
+            (Phase::AbortRequest, Event::AbortRequested) => {
+                let abort = Request::new(self.slot, self.seq, RequestKind::Abort);
+                match abort.encode(b.tx) {
+                    Ok(head) => {
+                        self.phase = Phase::AbortSending;
+                        Want::Send {
+                            head,
+                            payload: false,
+                        }
+                    }
+                    Err(e) => Want::Fail(Failure::Codec(e)),
+                }
+            }
+            (Phase::AbortSending, Event::Sent) => {
+                self.deadline = now.saturating_add(u64::from(self.config.abort_timeout_ms));
+                self.dropped = 0;
+                self.phase = Phase::AbortReply;
+                self.next_read(now, b)
+            }
+            // The driver answers each want with its event: nothing else reaches here.
+            _ => Want::Fail(Failure::Closed),
+        }
+    }
+}
