@@ -202,7 +202,7 @@ impl Exchange {
                 self.deadline = now.saturating_add(self.base).min(self.cap);
                 self.dropped = 0;
                 self.phase = Phase::Reply;
-                self.next_read(now, b)
+                self.read_on(now, b)
             }
             _ => self.rare(event, now, b),
         }
@@ -224,18 +224,29 @@ impl Exchange {
             (st.fill, HEADER_LEN)
         } else {
             match st.header {
-                Some(h) => (st.fill, h.message_len()),
-                None => return self.reparse(now, b),
+                Some(h) if st.fill < h.message_len() => (st.fill, h.message_len()),
+                // Never: the header is parsed as its tenth byte arrives, and a message is
+                // handed on as soon as it is whole. Start the message over rather than panic.
+                _ => {
+                    st.fill = 0;
+                    st.header = None;
+                    (0, HEADER_LEN)
+                }
             }
         };
-        if from >= to {
-            return self.reparse(now, b);
-        }
         Want::Read {
             from,
             to,
             deadline: self.deadline,
         }
+    }
+
+    /// [`next_read`](Self::next_read) for the rare paths: one shared copy, so the common path
+    /// alone has it in line.
+    #[cold]
+    #[inline(never)]
+    fn read_on(&mut self, now: u64, b: &mut Bufs<'_>) -> Want {
+        self.next_read(now, b)
     }
 
     /// `n` bytes arrived.
@@ -313,7 +324,7 @@ impl Exchange {
         if self.dropped > self.config.max_stale {
             return Want::Fail(f);
         }
-        self.next_read(now, b)
+        self.read_on(now, b)
     }
 
     /// Drops a message that does not answer the Abort.
@@ -324,7 +335,7 @@ impl Exchange {
         if self.dropped > self.config.max_stale.saturating_add(4) {
             return Want::Fail(Failure::TooManyStale);
         }
-        self.next_read(now, b)
+        self.read_on(now, b)
     }
 
     /// Time extension: wait `multiplier` times the base (at least once), within the cap.
@@ -335,7 +346,7 @@ impl Exchange {
         self.deadline = now
             .saturating_add(self.base.saturating_mul(m))
             .min(self.cap);
-        self.next_read(now, b)
+        self.read_on(now, b)
     }
 
     /// The reader refused the command as busy (it did not run): wait, then resend.
@@ -357,7 +368,7 @@ impl Exchange {
         b.rx_state.fill = 0;
         b.rx_state.skip = u64::from(h.length);
         b.rx_state.skipped_len = h.message_len();
-        self.next_read(now, b)
+        self.read_on(now, b)
     }
 
     /// `n` bytes of an over-long message skipped.
@@ -374,22 +385,7 @@ impl Exchange {
             };
             return self.malformed(f, now, b);
         }
-        self.next_read(now, b)
-    }
-
-    /// The message in progress is complete without a read (a resumed one): parse its header.
-    #[cold]
-    #[inline(never)]
-    fn reparse(&mut self, now: u64, b: &mut Bufs<'_>) -> Want {
-        let parsed = match b.rx_state.header.take() {
-            Some(h) => Ok(h),
-            None => Header::parse(b.rx),
-        };
-        b.rx_state.fill = 0;
-        match parsed {
-            Ok(h) => self.on_message(h, now, b),
-            Err(e) => self.malformed(Failure::Codec(e), now, b),
-        }
+        self.read_on(now, b)
     }
 
     /// The deadline passed: a command starts the ABORT sequence, the ABORT sequence fails.
@@ -447,7 +443,7 @@ impl Exchange {
                 self.deadline = now.saturating_add(u64::from(self.config.abort_timeout_ms));
                 self.dropped = 0;
                 self.phase = Phase::AbortReply;
-                self.next_read(now, b)
+                self.read_on(now, b)
             }
             // The driver answers each want with its event: nothing else reaches here.
             _ => Want::Fail(Failure::Closed),
