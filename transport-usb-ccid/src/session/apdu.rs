@@ -45,8 +45,8 @@ where
                 // The last part: its reply starts the response.
                 return self.collect(msg, response).await;
             }
-            let h = self.command(msg).await?;
-            match data_block(&self.rx, &h, &mut self.powered) {
+            self.drive(Some(msg.len), msg.data).await?;
+            match data_block(&self.rx, &mut self.powered) {
                 // "Empty, send more" (some readers leave bChainParameter 0).
                 Ok((_, [])) => {}
                 Ok(_) | Err(Error::Protocol(Violation::UnexpectedReply(_))) => {
@@ -68,8 +68,8 @@ where
         let mut filled = 0usize;
         let mut overflow = false;
         for _ in 0..MAX_CHAIN_PARTS {
-            let h = self.command(msg).await?;
-            let (c, data) = data_block(&self.rx, &h, &mut self.powered)?;
+            self.drive(Some(msg.len), msg.data).await?;
+            let (c, data) = data_block(&self.rx, &mut self.powered)?;
             match response.get_mut(filled..filled + data.len()) {
                 Some(dst) if !overflow => {
                     dst.copy_from_slice(data);

@@ -59,65 +59,64 @@ where
 
     /// Sends `msg` (encoded with its `bSeq`) and waits for its reply: drops stale replies,
     /// follows time extensions, resends after `CmdSlotBusy`, runs the ABORT sequence on
-    /// timeout (all decided by the [`Exchange`] machine). The reply's data is at
-    /// `rx[HEADER_LEN..]`. `tx` never holds an APDU (the payload is written from the caller's
-    /// buffer), so it has nothing to wipe.
+    /// timeout (all decided by the [`Exchange`] machine). Returns the reply's header; its data
+    /// is at `rx[HEADER_LEN..]`. `tx` never holds an APDU (the payload is written from the
+    /// caller's buffer), so it has nothing to wipe.
     pub(super) async fn command(
         &mut self,
         msg: Outgoing<'_>,
     ) -> Result<Header, SessionError<IO, K>> {
-        let seq = self.tx.get(6).copied().unwrap_or(0);
-        let m = Exchange::command(seq, self.slot, msg.len, self.config, self.wait_multiplier);
-        let first = m.start();
-        let result = self.drive(m, first, msg.data).await;
-        if let Err(Error::Io(e)) = &result {
-            if embedded_io_async::Error::kind(e) == embedded_io_async::ErrorKind::ConnectionReset {
-                // A stalled endpoint (the USB backend reports a stall so): clear the halt so the
-                // next command gets through; the reply to this one is lost.
-                let _ = self.control.clear_halt().await;
-            }
-        }
-        // A command machine ends with a reply or a failure, never with `Aborted`.
-        result?.ok_or(Error::Timeout)
+        self.drive(Some(msg.len), msg.data).await
     }
 
     /// The ABORT sequence: the control request, then the bulk Abort with the same `bSeq`, then
     /// the replies drained until the SlotStatus answering the Abort.
     pub(super) async fn abort_sequence(&mut self) -> Result<(), SessionError<IO, K>> {
-        let (m, first) = Exchange::abort(
-            self.slot,
-            self.config,
-            &mut Bufs {
-                tx: &mut self.tx,
-                rx: &mut self.rx,
-                rx_state: &mut self.rx_state,
-                next_seq: &mut self.seq,
-            },
-        );
-        self.drive(m, first, &[]).await.map(|_| ())
+        self.drive(None, &[]).await.map(|_| ())
     }
 
-    /// The one async loop: does what the machine wants, feeds back what happened with the
-    /// clock's time, until the machine is done. `Ok(None)` when an ABORT sequence alone
-    /// completed.
-    async fn drive(
+    /// The one async loop: runs the machine of the command whose header is `tx[..head]` and
+    /// whose payload is `payload` (or, with no `head`, of the ABORT sequence alone), doing what
+    /// it wants and feeding back what happened with the clock's time, until it is done. A
+    /// command's reply is then in `rx`, header first; its header is returned (a default one
+    /// after the ABORT sequence alone).
+    pub(super) async fn drive(
         &mut self,
-        mut m: Exchange,
-        mut want: Want,
+        head: Option<usize>,
         payload: &[u8],
-    ) -> Result<Option<Header>, SessionError<IO, K>> {
+    ) -> Result<Header, SessionError<IO, K>> {
         let Self {
             io,
             clock,
             control,
+            config,
             slot,
             seq,
             tx,
             rx,
             rx_state,
+            wait_multiplier,
             ..
         } = self;
-        loop {
+        let (mut m, mut want) = match head {
+            Some(head) => {
+                let first = tx.get(6).copied().unwrap_or(0);
+                let m = Exchange::command(first, *slot, head, config.timeout_ms, *wait_multiplier);
+                (m, m.start())
+            }
+            None => Exchange::abort(
+                *slot,
+                &mut Bufs {
+                    tx: &mut tx[..],
+                    rx: &mut rx[..],
+                    rx_state,
+                    next_seq: seq,
+                    config,
+                },
+            ),
+        };
+        // Ends with the pipe's error, if any.
+        let e = 'io: loop {
             let event = match want {
                 Want::Read { from, to, deadline } => {
                     let buf = rx.get_mut(from..to).unwrap_or(&mut []);
@@ -131,7 +130,7 @@ where
                                 dirty: rx_state.dirty,
                                 ..RxState::default()
                             };
-                            return Err(Error::Io(e));
+                            break 'io e;
                         }
                         Either::Second(()) => Event::TimedOut,
                     }
@@ -147,7 +146,10 @@ where
                     let mut next = if with { payload } else { &[] };
                     loop {
                         while !part.is_empty() {
-                            let n = io.write(part).await.map_err(Error::Io)?;
+                            let n = match io.write(part).await {
+                                Ok(n) => n,
+                                Err(e) => break 'io e,
+                            };
                             part = match part.get(n..) {
                                 Some(rest) if n > 0 => rest,
                                 _ => return Err(Error::Closed),
@@ -158,7 +160,9 @@ where
                         }
                         part = core::mem::take(&mut next);
                     }
-                    io.flush().await.map_err(Error::Io)?;
+                    if let Err(e) = io.flush().await {
+                        break 'io e;
+                    }
                     Event::Sent
                 }
                 Want::Sleep { until } => {
@@ -169,8 +173,16 @@ where
                     control.abort(*slot, seq).await.map_err(Error::Control)?;
                     Event::AbortRequested
                 }
-                Want::Reply(h) => return Ok(Some(h)),
-                Want::Aborted => return Ok(None),
+                Want::Reply(h) => return Ok(h),
+                Want::Aborted => {
+                    return Ok(Header {
+                        msg_type: msg_type::SLOT_STATUS,
+                        length: 0,
+                        slot: *slot,
+                        seq: 0,
+                        specific: [0; 3],
+                    })
+                }
                 Want::Fail(f) => return Err(failure(f)),
             };
             let now = clock.now_ms();
@@ -182,9 +194,18 @@ where
                     rx: &mut rx[..],
                     rx_state,
                     next_seq: seq,
+                    config,
                 },
             );
+        };
+        if head.is_some()
+            && embedded_io_async::Error::kind(&e) == embedded_io_async::ErrorKind::ConnectionReset
+        {
+            // A stalled endpoint (the USB backend reports a stall so): clear the halt so the
+            // next command gets through; the reply to this one is lost.
+            let _ = control.clear_halt().await;
         }
+        Err(Error::Io(e))
     }
 }
 
@@ -205,23 +226,28 @@ pub(super) fn reply<'a, I, C>(rx: &'a [u8], h: &Header) -> Result<Response<'a>, 
     Ok(Response::from_parts(h, body)?)
 }
 
-/// The chain parameter and data of the DataBlock `h` heads (its data in `rx`), after the
-/// checks every reply to a command for the card goes through ([`check_status`]).
+/// The chain parameter and data of the DataBlock in `rx` (header first), after the checks
+/// every reply to a command for the card goes through ([`check_status`]).
 #[inline]
 pub(super) fn data_block<'a, I, C>(
     rx: &'a [u8],
-    h: &Header,
     powered: &mut bool,
 ) -> Result<(u8, &'a [u8]), Error<I, C>> {
-    // The common case, decoded in line: a DataBlock, the card active (bStatus bits 0-1 zero)
-    // and the command done (bits 6-7 zero).
-    if h.msg_type == msg_type::DATA_BLOCK && h.specific[0] & 0xC3 == 0 {
-        return Ok((
-            h.specific[2],
-            rx.get(HEADER_LEN..h.message_len()).unwrap_or(&[]),
-        ));
+    // The common case, decoded in line from the header's bytes: a DataBlock, the card active
+    // (bStatus bits 0-1 zero) and the command done (bits 6-7 zero).
+    if let Some(&[msg_type::DATA_BLOCK, l0, l1, l2, l3, _, _, status, _, chain]) =
+        rx.get(..HEADER_LEN)
+    {
+        if status & 0xC3 == 0 {
+            let end = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3]))
+                .unwrap_or(usize::MAX)
+                .saturating_add(HEADER_LEN);
+            if let Some(data) = rx.get(HEADER_LEN..end) {
+                return Ok((chain, data));
+            }
+        }
     }
-    not_data_block(rx, h, powered)
+    not_data_block(rx, powered)
 }
 
 /// The error (or, never in practice, the DataBlock) of a reply off the common path.
@@ -229,10 +255,10 @@ pub(super) fn data_block<'a, I, C>(
 #[inline(never)]
 fn not_data_block<'a, I, C>(
     rx: &'a [u8],
-    h: &Header,
     powered: &mut bool,
 ) -> Result<(u8, &'a [u8]), Error<I, C>> {
-    let resp = reply(rx, h)?;
+    let h = Header::parse(rx)?;
+    let resp = reply(rx, &h)?;
     check_status(&resp, powered)?;
     match resp.kind {
         ResponseKind::DataBlock { chain, data } => Ok((chain, data)),

@@ -100,6 +100,8 @@ pub(super) struct Bufs<'a> {
     pub(super) rx_state: &'a mut RxState,
     /// The session's next `bSeq`.
     pub(super) next_seq: &'a mut u8,
+    /// The session's settings.
+    pub(super) config: &'a Config,
 }
 
 impl Bufs<'_> {
@@ -153,14 +155,13 @@ pub(super) struct Exchange {
     base: u64,
     /// Whether the exchange is the ABORT sequence alone (its success is [`Want::Aborted`]).
     abort_only: bool,
-    config: Config,
 }
 
 impl Exchange {
     /// A command whose header is `tx[..head]` with `bSeq` `seq`, to `slot`; its reply's wait is
     /// `wait_multiplier` times the base wait. Start with [`Want::Send`] of `head`.
-    pub(super) fn command(seq: u8, slot: u8, head: usize, config: Config, multiplier: u8) -> Self {
-        let base = u64::from(config.timeout_ms).saturating_mul(u64::from(multiplier.max(1)));
+    pub(super) fn command(seq: u8, slot: u8, head: usize, timeout_ms: u32, multiplier: u8) -> Self {
+        let base = u64::from(timeout_ms).saturating_mul(u64::from(multiplier.max(1)));
         Self {
             phase: Phase::Sending,
             seq,
@@ -172,7 +173,6 @@ impl Exchange {
             cap: 0,
             base,
             abort_only: false,
-            config,
         }
     }
 
@@ -185,8 +185,8 @@ impl Exchange {
     }
 
     /// The ABORT sequence alone, to `slot`; returns the machine and its first want.
-    pub(super) fn abort(slot: u8, config: Config, b: &mut Bufs<'_>) -> (Self, Want) {
-        let mut m = Self::command(0, slot, 0, config, 1);
+    pub(super) fn abort(slot: u8, b: &mut Bufs<'_>) -> (Self, Want) {
+        let mut m = Self::command(0, slot, 0, 0, 1);
         m.abort_only = true;
         let want = m.begin_abort(b);
         (m, want)
@@ -198,7 +198,7 @@ impl Exchange {
         match (self.phase, event) {
             (Phase::Reply | Phase::AbortReply, Event::Read(n)) => self.on_read(n, now, b),
             (Phase::Sending, Event::Sent) => {
-                self.cap = now.saturating_add(u64::from(self.config.max_wait_ms));
+                self.cap = now.saturating_add(u64::from(b.config.max_wait_ms));
                 self.deadline = now.saturating_add(self.base).min(self.cap);
                 self.dropped = 0;
                 self.phase = Phase::Reply;
@@ -290,7 +290,9 @@ impl Exchange {
         let [status, error, _] = h.specific;
         match status >> 6 {
             2 => self.time_extension(error, now, b),
-            1 if error == SLOT_BUSY && self.busy < self.config.busy_retries => self.busy(now),
+            1 if error == SLOT_BUSY && self.busy < b.config.busy_retries => {
+                self.busy(now, b.config.busy_delay_ms)
+            }
             _ => Want::Reply(h),
         }
     }
@@ -321,7 +323,7 @@ impl Exchange {
             return self.drop_in_abort(now, b);
         }
         self.dropped = self.dropped.saturating_add(1);
-        if self.dropped > self.config.max_stale {
+        if self.dropped > b.config.max_stale {
             return Want::Fail(f);
         }
         self.read_on(now, b)
@@ -332,7 +334,7 @@ impl Exchange {
     #[inline(never)]
     fn drop_in_abort(&mut self, now: u64, b: &mut Bufs<'_>) -> Want {
         self.dropped = self.dropped.saturating_add(1);
-        if self.dropped > self.config.max_stale.saturating_add(4) {
+        if self.dropped > b.config.max_stale.saturating_add(4) {
             return Want::Fail(Failure::TooManyStale);
         }
         self.read_on(now, b)
@@ -352,11 +354,11 @@ impl Exchange {
     /// The reader refused the command as busy (it did not run): wait, then resend.
     #[cold]
     #[inline(never)]
-    fn busy(&mut self, now: u64) -> Want {
+    fn busy(&mut self, now: u64, delay_ms: u32) -> Want {
         self.busy += 1;
         self.phase = Phase::Busy;
         Want::Sleep {
-            until: now.saturating_add(u64::from(self.config.busy_delay_ms)),
+            until: now.saturating_add(u64::from(delay_ms)),
         }
     }
 
@@ -440,7 +442,7 @@ impl Exchange {
                 }
             }
             (Phase::AbortSending, Event::Sent) => {
-                self.deadline = now.saturating_add(u64::from(self.config.abort_timeout_ms));
+                self.deadline = now.saturating_add(u64::from(b.config.abort_timeout_ms));
                 self.dropped = 0;
                 self.phase = Phase::AbortReply;
                 self.read_on(now, b)
