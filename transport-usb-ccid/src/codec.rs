@@ -141,6 +141,7 @@ pub struct Header {
 
 impl Header {
     /// Parses the first 10 bytes of `bytes` (more may follow).
+    #[inline]
     pub fn parse(bytes: &[u8]) -> Result<Self, CodecError> {
         let h: &[u8; HEADER_LEN] = bytes
             .get(..HEADER_LEN)
@@ -174,6 +175,7 @@ impl Header {
     }
 
     /// Length of the whole message (header included); saturates on 16-bit targets.
+    #[inline]
     pub fn message_len(&self) -> usize {
         HEADER_LEN.saturating_add(usize::try_from(self.length).unwrap_or(usize::MAX))
     }

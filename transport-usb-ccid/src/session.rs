@@ -167,6 +167,8 @@ pub struct Session<IO, C, K = NoControl, const N: usize = DEFAULT_BUFFER> {
     tpdu_setup: Option<TpduSetup>,
     /// Multiplies the base wait of the next reply (T=1 BWT extension through `bBWI`).
     wait_multiplier: u8,
+    /// The state machine of the exchange in progress.
+    exchange: machine::Exchange,
 }
 
 impl<IO, C, K, const N: usize> core::fmt::Debug for Session<IO, C, K, N> {
@@ -262,6 +264,7 @@ where
             #[cfg(feature = "tpdu")]
             tpdu_setup: None,
             wait_multiplier: 1,
+            exchange: machine::Exchange::IDLE,
         })
     }
 

@@ -4,7 +4,7 @@
 use embassy_futures::select::{select, Either};
 use embedded_io_async::{Read, Write};
 
-use super::machine::{Bufs, Event, Exchange, Failure, Want};
+use super::machine::{Bufs, Event, Failure, Want};
 use super::{Control, Error, RxState, Session, SessionError, Violation};
 use crate::clock::Clock;
 use crate::codec::{
@@ -59,7 +59,7 @@ where
 
     /// Sends `msg` (encoded with its `bSeq`) and waits for its reply: drops stale replies,
     /// follows time extensions, resends after `CmdSlotBusy`, runs the ABORT sequence on
-    /// timeout (all decided by the [`Exchange`] machine). Returns the reply's header; its data
+    /// timeout (all decided by the [`Exchange`](super::machine::Exchange) machine). Returns the reply's header; its data
     /// is at `rx[HEADER_LEN..]`. `tx` never holds an APDU (the payload is written from the
     /// caller's buffer), so it has nothing to wipe.
     pub(super) async fn command(
@@ -96,15 +96,16 @@ where
             rx,
             rx_state,
             wait_multiplier,
+            exchange,
             ..
         } = self;
-        let (mut m, mut want) = match head {
+        let m = exchange;
+        let mut want = match head {
             Some(head) => {
                 let first = tx.get(6).copied().unwrap_or(0);
-                let m = Exchange::command(first, *slot, head, config.timeout_ms, *wait_multiplier);
-                (m, m.start())
+                m.command(first, *slot, head, config.timeout_ms, *wait_multiplier)
             }
-            None => Exchange::abort(
+            None => m.abort(
                 *slot,
                 &mut Bufs {
                     tx: &mut tx[..],

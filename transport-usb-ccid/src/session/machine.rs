@@ -158,38 +158,56 @@ pub(super) struct Exchange {
 }
 
 impl Exchange {
-    /// A command whose header is `tx[..head]` with `bSeq` `seq`, to `slot`; its reply's wait is
-    /// `wait_multiplier` times the base wait. Start with [`Want::Send`] of `head`.
-    pub(super) fn command(seq: u8, slot: u8, head: usize, timeout_ms: u32, multiplier: u8) -> Self {
-        let base = u64::from(timeout_ms).saturating_mul(u64::from(multiplier.max(1)));
-        Self {
-            phase: Phase::Sending,
-            seq,
-            slot,
-            head,
-            dropped: 0,
-            busy: 0,
-            deadline: 0,
-            cap: 0,
-            base,
-            abort_only: false,
-        }
+    /// No exchange in progress (the session keeps its machine, so none is moved per command).
+    pub(super) const IDLE: Self = Self {
+        phase: Phase::Sending,
+        seq: 0,
+        slot: 0,
+        head: 0,
+        dropped: 0,
+        busy: 0,
+        deadline: 0,
+        cap: 0,
+        base: 0,
+        abort_only: false,
+    };
+
+    /// Starts a command whose header is `tx[..head]` with `bSeq` `seq`, to `slot`; its reply's
+    /// wait is `multiplier` times the base wait `timeout_ms`. Returns the first want (send it).
+    #[inline]
+    pub(super) fn command(
+        &mut self,
+        seq: u8,
+        slot: u8,
+        head: usize,
+        timeout_ms: u32,
+        multiplier: u8,
+    ) -> Want {
+        self.phase = Phase::Sending;
+        self.seq = seq;
+        self.slot = slot;
+        self.head = head;
+        self.busy = 0;
+        self.abort_only = false;
+        self.base = u64::from(timeout_ms).saturating_mul(u64::from(multiplier.max(1)));
+        self.start()
     }
 
     /// The first want of a command.
-    pub(super) fn start(&self) -> Want {
+    #[inline]
+    fn start(&self) -> Want {
         Want::Send {
             head: self.head,
             payload: true,
         }
     }
 
-    /// The ABORT sequence alone, to `slot`; returns the machine and its first want.
-    pub(super) fn abort(slot: u8, b: &mut Bufs<'_>) -> (Self, Want) {
-        let mut m = Self::command(0, slot, 0, 0, 1);
-        m.abort_only = true;
-        let want = m.begin_abort(b);
-        (m, want)
+    /// Starts the ABORT sequence alone, to `slot`; returns the first want.
+    pub(super) fn abort(&mut self, slot: u8, b: &mut Bufs<'_>) -> Want {
+        self.slot = slot;
+        self.busy = 0;
+        self.abort_only = true;
+        self.begin_abort(b)
     }
 
     /// Feeds `event`, observed at `now`, and returns what to do next.
