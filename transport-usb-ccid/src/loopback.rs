@@ -57,7 +57,23 @@ impl<T: Transport> Loopback<T> {
         let rx_len = core::mem::take(&mut self.rx_len);
         let message = self.rx.get(..rx_len).unwrap_or(&[]);
         self.tx_pos = 0;
-        let parsed = Request::parse(message);
+        // An XfrBlock (the common case) is taken apart in line; anything else is parsed in full.
+        let parsed = match *message {
+            [msg_type::XFR_BLOCK, l0, l1, l2, l3, slot, seq, bwi, p0, p1, ref data @ ..]
+                if usize::try_from(u32::from_le_bytes([l0, l1, l2, l3])) == Ok(data.len()) =>
+            {
+                Ok(Request {
+                    slot,
+                    seq,
+                    kind: RequestKind::XfrBlock {
+                        bwi,
+                        level: u16::from_le_bytes([p0, p1]),
+                        data,
+                    },
+                })
+            }
+            _ => Request::parse(message),
+        };
         // The reply echoes bSeq, even of a command it cannot parse.
         let seq = match parsed {
             Ok(req) => req.seq,

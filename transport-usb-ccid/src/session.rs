@@ -136,8 +136,8 @@ struct RxState {
     skipped_len: usize,
     /// Bytes of `rx` written since the last wipe.
     dirty: usize,
-    /// The current message's header once read and parsed (parsed once a message).
-    header: Option<crate::codec::Header>,
+    /// Length of the current message (header included) once its header is in; 0 before.
+    len: usize,
 }
 
 /// A CCID session with one slot of one reader.

@@ -14,6 +14,15 @@
 use super::{Config, RxState};
 use crate::codec::{msg_type, CodecError, Header, Request, RequestKind, HEADER_LEN};
 
+/// A header of nothing (for a parse that cannot fail on a buffer longer than a header).
+const NO_HEADER: Header = Header {
+    msg_type: 0,
+    length: 0,
+    slot: 0,
+    seq: 0,
+    specific: [0; 3],
+};
+
 /// `bError` CMD_SLOT_BUSY.
 const SLOT_BUSY: u8 = 0xE0;
 
@@ -241,15 +250,14 @@ impl Exchange {
         } else if st.fill < HEADER_LEN {
             (st.fill, HEADER_LEN)
         } else {
-            match st.header {
-                Some(h) if st.fill < h.message_len() => (st.fill, h.message_len()),
-                // Never: the header is parsed as its tenth byte arrives, and a message is
-                // handed on as soon as it is whole. Start the message over rather than panic.
-                _ => {
-                    st.fill = 0;
-                    st.header = None;
-                    (0, HEADER_LEN)
-                }
+            if st.fill < st.len {
+                (st.fill, st.len)
+            } else {
+                // Never: the length is known as the header's tenth byte arrives, and a message
+                // is handed on as soon as it is whole. Start the message over rather than panic.
+                st.fill = 0;
+                st.len = 0;
+                (0, HEADER_LEN)
             }
         };
         Want::Read {
@@ -280,21 +288,24 @@ impl Exchange {
         st.fill += n;
         st.dirty = st.dirty.max(st.fill);
         if st.fill == HEADER_LEN {
-            let h = match Header::parse(b.rx) {
-                Ok(h) => h,
+            // The header is parsed when it is whole and again when the message is: only its
+            // length is kept in between (bytes in `rx`, not a copy of the header).
+            let len = match Header::parse(b.rx) {
+                Ok(h) => h.message_len(),
                 Err(e) => return self.malformed(Failure::Codec(e), now, b),
             };
-            if h.message_len() > b.rx.len() {
-                return self.too_long(h, now, b);
+            if len > b.rx.len() {
+                return self.too_long(now, b);
             }
-            st.header = Some(h);
+            st.len = len;
         }
-        if let Some(h) = st.header {
-            if st.fill >= h.message_len() {
-                st.fill = 0;
-                st.header = None;
-                return self.on_message(h, now, b);
-            }
+        if st.len != 0 && st.fill >= st.len {
+            st.fill = 0;
+            st.len = 0;
+            return match Header::parse(b.rx) {
+                Ok(h) => self.on_message(h, now, b),
+                Err(e) => self.malformed(Failure::Codec(e), now, b),
+            };
         }
         self.next_read(now, b)
     }
@@ -383,8 +394,9 @@ impl Exchange {
     /// A header announcing more than the buffer holds: skip its body, then report it.
     #[cold]
     #[inline(never)]
-    fn too_long(&mut self, h: Header, now: u64, b: &mut Bufs<'_>) -> Want {
+    fn too_long(&mut self, now: u64, b: &mut Bufs<'_>) -> Want {
         // Its length is above N - 10 > 0, so there is something to skip.
+        let h = Header::parse(b.rx).unwrap_or(NO_HEADER);
         b.rx_state.fill = 0;
         b.rx_state.skip = u64::from(h.length);
         b.rx_state.skipped_len = h.message_len();
