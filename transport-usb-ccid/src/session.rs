@@ -12,6 +12,12 @@
 //! with `wLevelParameter` chaining both ways. Messages never exceed the reader's
 //! `dwMaxCCIDMessageLength` nor the session's buffer (the const generic `N`).
 //!
+//! How: each command and its reply run through `machine::Exchange` (private), a synchronous
+//! sans-IO state machine that owns every rule above (and does no I/O); one async loop
+//! (`drive`, in `exchange`) writes, flushes, reads and sleeps as the machine asks and feeds back
+//! what happened with the clock's time. The session keeps the machine between commands, so no
+//! state moves between futures per layer.
+//!
 //! The session never resends a command the card may have run (only one the reader refused as
 //! busy before running it), so a fault never costs a PIN or PUK try. Commands carry PINs and
 //! PUKs: an APDU is never copied into the session's transmit buffer (it holds headers only), and
