@@ -157,6 +157,7 @@ impl Header {
     }
 
     /// The header's bytes.
+    #[inline]
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let l = self.length.to_le_bytes();
         let s = self.specific;
