@@ -36,6 +36,7 @@ where
 
     /// Encodes `kind` with a fresh `bSeq`: its header (or, for a message without an APDU, all of
     /// it) into `tx`, its APDU left where the caller has it (see [`Request::encode_head`]).
+    #[inline]
     pub(super) fn encode<'d>(
         &mut self,
         kind: RequestKind<'d>,
