@@ -4,7 +4,7 @@
 use embassy_futures::select::{select, Either};
 use embedded_io_async::{Read, Write};
 
-use super::machine::{Bufs, Event, Failure, Want};
+use super::machine::{Bufs, Event, Failure, Want, NO_HEADER};
 use super::{Control, Error, RxState, Session, SessionError, Violation};
 use crate::clock::Clock;
 use crate::codec::{
@@ -67,25 +67,25 @@ where
         &mut self,
         msg: Outgoing<'_>,
     ) -> Result<Header, SessionError<IO, K>> {
-        self.drive(Some(msg.len), msg.data).await
+        self.drive(Some(msg.len), msg.data).await?;
+        Ok(rx_header(&self.rx))
     }
 
     /// The ABORT sequence: the control request, then the bulk Abort with the same `bSeq`, then
     /// the replies drained until the SlotStatus answering the Abort.
     pub(super) async fn abort_sequence(&mut self) -> Result<(), SessionError<IO, K>> {
-        self.drive(None, &[]).await.map(|_| ())
+        self.drive(None, &[]).await
     }
 
     /// The one async loop: runs the machine of the command whose header is `tx[..head]` and
     /// whose payload is `payload` (or, with no `head`, of the ABORT sequence alone), doing what
     /// it wants and feeding back what happened with the clock's time, until it is done. A
-    /// command's reply is then in `rx`, header first; its header is returned (a default one
-    /// after the ABORT sequence alone).
+    /// command's reply is then in `rx`, header first.
     pub(super) async fn drive(
         &mut self,
         head: Option<usize>,
         payload: &[u8],
-    ) -> Result<Header, SessionError<IO, K>> {
+    ) -> Result<(), SessionError<IO, K>> {
         let Self {
             io,
             clock,
@@ -175,16 +175,7 @@ where
                     control.abort(*slot, seq).await.map_err(Error::Control)?;
                     Event::AbortRequested
                 }
-                Want::Reply(h) => return Ok(h),
-                Want::Aborted => {
-                    return Ok(Header {
-                        msg_type: msg_type::SLOT_STATUS,
-                        length: 0,
-                        slot: *slot,
-                        seq: 0,
-                        specific: [0; 3],
-                    })
-                }
+                Want::Reply | Want::Aborted => return Ok(()),
                 Want::Fail(f) => return Err(failure(f)),
             };
             let now = clock.now_ms();
@@ -209,6 +200,13 @@ where
         }
         Err(Error::Io(e))
     }
+}
+
+/// The header of the reply in `rx` (the machine parsed and checked it; `rx` is longer than a
+/// header): one shared copy for the callers of [`Session::command`].
+#[inline(never)]
+fn rx_header(rx: &[u8]) -> Header {
+    Header::parse(rx).unwrap_or(NO_HEADER)
 }
 
 /// The session error of a machine's failure.
