@@ -300,3 +300,69 @@ pub(super) fn check_status<I, C>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type E = Error<(), ()>;
+
+    /// What the general path (parse the reply, check the card and command status, expect a
+    /// DataBlock) makes of the message in `rx`.
+    fn general<'a>(rx: &'a [u8], powered: &mut bool) -> Result<(u8, &'a [u8]), E> {
+        let h = Header::parse(rx)?;
+        let resp = reply(rx, &h)?;
+        check_status(&resp, powered)?;
+        match resp.kind {
+            ResponseKind::DataBlock { chain, data } => Ok((chain, data)),
+            _ => Err(Error::Protocol(Violation::UnexpectedReply(msg_type_of(
+                &resp,
+            )))),
+        }
+    }
+
+    /// Proves the in-line DataBlock decode of the APDU path agrees with the general path for
+    /// every message type the reader sends, every `bStatus` and `bError` and both chain
+    /// values: the same data, the same error, the same power state. Fails if the fast path
+    /// accepts a reply the general path refuses (a failed command, an absent or inactive card,
+    /// a reserved status, another message type).
+    #[test]
+    fn the_inline_data_block_decode_agrees_with_the_general_path() {
+        let types = [
+            msg_type::DATA_BLOCK,
+            msg_type::SLOT_STATUS,
+            msg_type::PARAMETERS,
+            msg_type::ESCAPE_REPLY,
+            0x42,
+        ];
+        for t in types {
+            for status in 0..=255u8 {
+                for error in [0x00, 0xE0, 0xFE] {
+                    for chain in [0x00, 0x01] {
+                        let mut rx = [0u8; 16];
+                        rx[..HEADER_LEN].copy_from_slice(
+                            &Header {
+                                msg_type: t,
+                                length: 3,
+                                slot: 0,
+                                seq: 0,
+                                specific: [status, error, chain],
+                            }
+                            .to_bytes(),
+                        );
+                        rx[HEADER_LEN..HEADER_LEN + 3].copy_from_slice(&[1, 2, 3]);
+                        let rx = &rx[..HEADER_LEN + 3];
+                        let (mut p1, mut p2) = (true, true);
+                        let fast: Result<(u8, &[u8]), E> = data_block(rx, &mut p1);
+                        let slow = general(rx, &mut p2);
+                        assert_eq!(
+                            fast, slow,
+                            "type {t:#04x} status {status:#04x} error {error:#04x}"
+                        );
+                        assert_eq!(p1, p2, "power state, status {status:#04x}");
+                    }
+                }
+            }
+        }
+    }
+}
