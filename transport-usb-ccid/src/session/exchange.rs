@@ -60,9 +60,9 @@ where
 
     /// Sends `msg` (encoded with its `bSeq`) and waits for its reply: drops stale replies,
     /// follows time extensions, resends after `CmdSlotBusy`, runs the ABORT sequence on
-    /// timeout (all decided by the [`Exchange`](super::machine::Exchange) machine). Returns the reply's header; its data
-    /// is at `rx[HEADER_LEN..]`. `tx` never holds an APDU (the payload is written from the
-    /// caller's buffer), so it has nothing to wipe.
+    /// timeout (all decided by the [`Exchange`](super::machine::Exchange) machine). Returns
+    /// the reply's header; its data is at `rx[HEADER_LEN..]`. `tx` never holds an APDU (the
+    /// payload is written from the caller's buffer), so it has nothing to wipe.
     pub(super) async fn command(
         &mut self,
         msg: Outgoing<'_>,
