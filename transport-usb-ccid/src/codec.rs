@@ -141,6 +141,7 @@ pub struct Header {
 
 impl Header {
     /// Parses the first 10 bytes of `bytes` (more may follow).
+    #[inline]
     pub fn parse(bytes: &[u8]) -> Result<Self, CodecError> {
         let h: &[u8; HEADER_LEN] = bytes
             .get(..HEADER_LEN)
@@ -156,6 +157,7 @@ impl Header {
     }
 
     /// The header's bytes.
+    #[inline]
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let l = self.length.to_le_bytes();
         let s = self.specific;
@@ -174,6 +176,7 @@ impl Header {
     }
 
     /// Length of the whole message (header included); saturates on 16-bit targets.
+    #[inline]
     pub fn message_len(&self) -> usize {
         HEADER_LEN.saturating_add(usize::try_from(self.length).unwrap_or(usize::MAX))
     }

@@ -12,6 +12,12 @@
 //! with `wLevelParameter` chaining both ways. Messages never exceed the reader's
 //! `dwMaxCCIDMessageLength` nor the session's buffer (the const generic `N`).
 //!
+//! How: each command and its reply run through `machine::Exchange` (private), a synchronous
+//! sans-IO state machine that owns every rule above (and does no I/O); one async loop
+//! (`drive`, in `exchange`) writes, flushes, reads and sleeps as the machine asks and feeds back
+//! what happened with the clock's time. The session keeps the machine between commands, so no
+//! state moves between futures per layer.
+//!
 //! The session never resends a command the card may have run (only one the reader refused as
 //! busy before running it), so a fault never costs a PIN or PUK try. Commands carry PINs and
 //! PUKs: an APDU is never copied into the session's transmit buffer (it holds headers only), and
@@ -20,6 +26,7 @@
 mod apdu;
 mod error;
 mod exchange;
+mod machine;
 mod slot;
 #[cfg(feature = "tpdu")]
 mod tpdu;
@@ -135,8 +142,8 @@ struct RxState {
     skipped_len: usize,
     /// Bytes of `rx` written since the last wipe.
     dirty: usize,
-    /// The current message's header once read and parsed (parsed once a message).
-    header: Option<crate::codec::Header>,
+    /// Length of the current message (header included) once its header is in; 0 before.
+    len: usize,
 }
 
 /// A CCID session with one slot of one reader.
@@ -166,6 +173,8 @@ pub struct Session<IO, C, K = NoControl, const N: usize = DEFAULT_BUFFER> {
     tpdu_setup: Option<TpduSetup>,
     /// Multiplies the base wait of the next reply (T=1 BWT extension through `bBWI`).
     wait_multiplier: u8,
+    /// The state machine of the exchange in progress.
+    exchange: machine::Exchange,
 }
 
 impl<IO, C, K, const N: usize> core::fmt::Debug for Session<IO, C, K, N> {
@@ -261,6 +270,7 @@ where
             #[cfg(feature = "tpdu")]
             tpdu_setup: None,
             wait_multiplier: 1,
+            exchange: machine::Exchange::IDLE,
         })
     }
 

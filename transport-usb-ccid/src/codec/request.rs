@@ -152,6 +152,7 @@ impl<'a> Request<'a> {
     /// messages that carry APDUs, PINs and PUKs) only the header goes into `buf` and the
     /// payload comes back, to be written after it straight from the caller's buffer; any other
     /// request is encoded whole (payload empty). Returns the bytes written and the payload.
+    #[inline]
     pub fn encode_head(&self, buf: &mut [u8]) -> Result<(usize, &'a [u8]), CodecError> {
         let (msg_type, bwi, level, data) = match self.kind {
             RequestKind::XfrBlock { bwi, level, data } => (msg_type::XFR_BLOCK, bwi, level, data),

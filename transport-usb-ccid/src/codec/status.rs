@@ -164,6 +164,7 @@ impl Status {
     };
 
     /// A status with `icc` and `command`.
+    #[inline]
     pub const fn new(icc: IccStatus, command: CommandStatus) -> Self {
         Self { icc, command }
     }
@@ -187,6 +188,7 @@ impl Status {
     }
 
     /// `bStatus` and `bError`.
+    #[inline]
     pub const fn to_bytes(self) -> (u8, u8) {
         let icc = match self.icc {
             IccStatus::Active => 0,

@@ -4,10 +4,10 @@
 
 use embedded_io_async::{Read, Write};
 
-use super::exchange::{check_status, msg_type_of, reply, Outgoing};
+use super::exchange::{data_block, Outgoing};
 use super::{Control, Error, Session, SessionError, Violation};
 use crate::clock::Clock;
-use crate::codec::{chain, RequestKind, ResponseKind, HEADER_LEN};
+use crate::codec::{chain, RequestKind, HEADER_LEN};
 
 /// Most DataBlocks in one chained response (a bound against a reader that never ends a chain).
 const MAX_CHAIN_PARTS: usize = 1024;
@@ -45,13 +45,14 @@ where
                 // The last part: its reply starts the response.
                 return self.collect(msg, response).await;
             }
-            let h = self.command(msg).await?;
-            let resp = reply(&self.rx, &h)?;
-            check_status(&resp, &mut self.powered)?;
-            match resp.kind {
+            self.drive(Some(msg.len), msg.data).await?;
+            match data_block(&self.rx, &mut self.powered) {
                 // "Empty, send more" (some readers leave bChainParameter 0).
-                ResponseKind::DataBlock { data: [], .. } => {}
-                _ => return Err(Error::Protocol(Violation::Chain)),
+                Ok((_, [])) => {}
+                Ok(_) | Err(Error::Protocol(Violation::UnexpectedReply(_))) => {
+                    return Err(Error::Protocol(Violation::Chain))
+                }
+                Err(e) => return Err(e),
             }
             rest = tail;
             first = false;
@@ -67,14 +68,8 @@ where
         let mut filled = 0usize;
         let mut overflow = false;
         for _ in 0..MAX_CHAIN_PARTS {
-            let h = self.command(msg).await?;
-            let resp = reply(&self.rx, &h)?;
-            check_status(&resp, &mut self.powered)?;
-            let ResponseKind::DataBlock { chain: c, data } = resp.kind else {
-                return Err(Error::Protocol(Violation::UnexpectedReply(msg_type_of(
-                    &resp,
-                ))));
-            };
+            self.drive(Some(msg.len), msg.data).await?;
+            let (c, data) = data_block(&self.rx, &mut self.powered)?;
             match response.get_mut(filled..filled + data.len()) {
                 Some(dst) if !overflow => {
                     dst.copy_from_slice(data);

@@ -4,11 +4,12 @@
 use embassy_futures::select::{select, Either};
 use embedded_io_async::{Read, Write};
 
+use super::machine::{Bufs, Event, Failure, Want, NO_HEADER};
 use super::{Control, Error, RxState, Session, SessionError, Violation};
 use crate::clock::Clock;
 use crate::codec::{
     msg_type, CommandStatus, Header, IccStatus, Request, RequestKind, Response, ResponseKind,
-    SlotError, HEADER_LEN,
+    HEADER_LEN,
 };
 
 /// A command ready to send: `tx[..len]` (its header, or all of a message without an APDU), then
@@ -35,6 +36,7 @@ where
 
     /// Encodes `kind` with a fresh `bSeq`: its header (or, for a message without an APDU, all of
     /// it) into `tx`, its APDU left where the caller has it (see [`Request::encode_head`]).
+    #[inline]
     pub(super) fn encode<'d>(
         &mut self,
         kind: RequestKind<'d>,
@@ -56,250 +58,165 @@ where
         Ok(Outgoing { len, data })
     }
 
-    /// Writes `tx[..len]` and the payload as one message and flushes it (two writes, one flush:
-    /// the pipe sees one message).
-    async fn send(&mut self, msg: Outgoing<'_>) -> Result<(), SessionError<IO, K>> {
-        let head = self.tx.get(..msg.len).unwrap_or(&[]);
-        for part in [head, msg.data] {
-            if !part.is_empty()
-                && !crate::io::write_all(&mut self.io, part)
-                    .await
-                    .map_err(Error::Io)?
-            {
-                return Err(Error::Closed);
-            }
-        }
-        self.io.flush().await.map_err(Error::Io)
-    }
-
-    /// Reads one whole message into `rx` before `deadline`; `Ok(None)` on timeout (a partly read
-    /// message is kept and finished by the next call).
-    async fn recv(&mut self, deadline: u64) -> Result<Option<Header>, SessionError<IO, K>> {
-        let Self {
-            io,
-            clock,
-            rx,
-            rx_state,
-            ..
-        } = self;
-        loop {
-            if clock.now_ms() >= deadline {
-                return Ok(None);
-            }
-            let (want_from, want_to) = if rx_state.skip > 0 {
-                let n = usize::try_from(rx_state.skip)
-                    .unwrap_or(usize::MAX)
-                    .min(N.saturating_sub(HEADER_LEN));
-                (HEADER_LEN, HEADER_LEN + n)
-            } else if rx_state.fill < HEADER_LEN {
-                (rx_state.fill, HEADER_LEN)
-            } else if let Some(h) = rx_state.header {
-                (rx_state.fill, h.message_len())
-            } else {
-                let h = Header::parse(rx.as_slice())?;
-                (rx_state.fill, h.message_len())
-            };
-            if want_from >= want_to {
-                // Header complete with no body, or body complete.
-                let h = match rx_state.header.take() {
-                    Some(h) => h,
-                    None => Header::parse(rx.as_slice())?,
-                };
-                rx_state.fill = 0;
-                return Ok(Some(h));
-            }
-            let buf = rx.get_mut(want_from..want_to).unwrap_or(&mut []);
-            let n = match select(io.read(buf), clock.sleep_until_ms(deadline)).await {
-                Either::First(Ok(n)) => n,
-                Either::First(Err(e)) => {
-                    // Where the stream stands after a failed transfer is unknown: forget the
-                    // message in progress (the reader's reply, if any, is lost).
-                    *rx_state = RxState {
-                        dirty: rx_state.dirty,
-                        ..RxState::default()
-                    };
-                    return Err(Error::Io(e));
-                }
-                Either::Second(()) => return Ok(None),
-            };
-            if n == 0 {
-                return Err(Error::Closed);
-            }
-            if rx_state.skip > 0 {
-                rx_state.dirty = rx_state.dirty.max(HEADER_LEN.saturating_add(n));
-                rx_state.skip = rx_state.skip.saturating_sub(n as u64);
-                if rx_state.skip == 0 {
-                    return Err(Error::MessageTooLong {
-                        len: rx_state.skipped_len,
-                        max: N,
-                    });
-                }
-                continue;
-            }
-            rx_state.fill += n;
-            rx_state.dirty = rx_state.dirty.max(rx_state.fill);
-            if rx_state.fill == HEADER_LEN {
-                let h = Header::parse(rx.as_slice())?;
-                if h.message_len() > N {
-                    // Too long for the buffer: skip its body, then report it.
-                    // (Its length is above N - 10 > 0, so there is something to skip.)
-                    rx_state.fill = 0;
-                    rx_state.skip = u64::from(h.length);
-                    rx_state.skipped_len = h.message_len();
-                    continue;
-                }
-                rx_state.header = Some(h);
-            }
-            if let Some(h) = rx_state.header {
-                if rx_state.fill >= h.message_len() {
-                    // The whole message is in: no second pass through the loop.
-                    rx_state.fill = 0;
-                    rx_state.header = None;
-                    return Ok(Some(h));
-                }
-            }
-        }
-    }
-
     /// Sends `msg` (encoded with its `bSeq`) and waits for its reply: drops stale replies,
     /// follows time extensions, resends after `CmdSlotBusy`, runs the ABORT sequence on
-    /// timeout. The reply's data is at `rx[HEADER_LEN..]`. `tx` never holds an APDU (the
+    /// timeout (all decided by the [`Exchange`](super::machine::Exchange) machine). Returns
+    /// the reply's header; its data is at `rx[HEADER_LEN..]`. `tx` never holds an APDU (the
     /// payload is written from the caller's buffer), so it has nothing to wipe.
     pub(super) async fn command(
         &mut self,
         msg: Outgoing<'_>,
     ) -> Result<Header, SessionError<IO, K>> {
-        let result = self.command_attempts(msg).await;
-        if let Err(Error::Io(e)) = &result {
-            if embedded_io_async::Error::kind(e) == embedded_io_async::ErrorKind::ConnectionReset {
-                // A stalled endpoint (the USB backend reports a stall so): clear the halt so the
-                // next command gets through; the reply to this one is lost.
-                let _ = self.control.clear_halt().await;
-            }
-        }
-        result
-    }
-
-    async fn command_attempts(&mut self, msg: Outgoing<'_>) -> Result<Header, SessionError<IO, K>> {
-        let mut busy = 0u8;
-        loop {
-            let seq = self.tx.get(6).copied().unwrap_or(0);
-            self.send(msg).await?;
-            let h = self.await_reply(seq).await?;
-            let status = self.rx.get(7).copied().unwrap_or(0);
-            let error = self.rx.get(8).copied().unwrap_or(0);
-            let busy_now =
-                status >> 6 == 1 && SlotError::from_byte(error) == SlotError::CmdSlotBusy;
-            if !busy_now || busy >= self.config.busy_retries {
-                return Ok(h);
-            }
-            busy += 1;
-            let until = self
-                .clock
-                .now_ms()
-                .saturating_add(u64::from(self.config.busy_delay_ms));
-            self.clock.sleep_until_ms(until).await;
-            // Resend with a fresh bSeq (the refused command did not run).
-            let seq = self.next_seq();
-            if let Some(b) = self.tx.get_mut(6) {
-                *b = seq;
-            }
-        }
-    }
-
-    /// Waits for the reply to `seq` (see [`command`](Self::command)).
-    async fn await_reply(&mut self, seq: u8) -> Result<Header, SessionError<IO, K>> {
-        let start = self.clock.now_ms();
-        let cap = start.saturating_add(u64::from(self.config.max_wait_ms));
-        let base = u64::from(self.config.timeout_ms)
-            .saturating_mul(u64::from(self.wait_multiplier.max(1)));
-        let mut deadline = start.saturating_add(base).min(cap);
-        let mut stale = 0u8;
-        loop {
-            let h = match self.recv(deadline).await {
-                Ok(Some(h)) => h,
-                Ok(None) => {
-                    self.abort_sequence().await?;
-                    return Err(Error::Timeout);
-                }
-                Err(e) => {
-                    if matches!(e, Error::MessageTooLong { .. } | Error::Codec(_)) {
-                        // A malformed message is dropped like a stale one.
-                        stale = stale.saturating_add(1);
-                        if stale > self.config.max_stale {
-                            return Err(e);
-                        }
-                        continue;
-                    }
-                    return Err(e);
-                }
-            };
-            if h.seq != seq || h.slot != self.slot {
-                stale = stale.saturating_add(1);
-                if stale > self.config.max_stale {
-                    return Err(Error::Protocol(Violation::TooManyStale));
-                }
-                continue;
-            }
-            if h.specific[0] >> 6 == 2 {
-                // Time extension: wait bError times the base (at least once), within the cap.
-                let m = u64::from(h.specific[1].max(1));
-                deadline = self
-                    .clock
-                    .now_ms()
-                    .saturating_add(base.saturating_mul(m))
-                    .min(cap);
-                continue;
-            }
-            return Ok(h);
-        }
+        self.drive(Some(msg.len), msg.data).await?;
+        Ok(rx_header(&self.rx))
     }
 
     /// The ABORT sequence: the control request, then the bulk Abort with the same `bSeq`, then
     /// the replies drained until the SlotStatus answering the Abort.
     pub(super) async fn abort_sequence(&mut self) -> Result<(), SessionError<IO, K>> {
-        // Whatever was half read belongs to the aborted exchange.
-        self.rx_state = RxState {
-            dirty: self.rx_state.dirty,
-            ..RxState::default()
+        self.drive(None, &[]).await
+    }
+
+    /// The one async loop: runs the machine of the command whose header is `tx[..head]` and
+    /// whose payload is `payload` (or, with no `head`, of the ABORT sequence alone), doing what
+    /// it wants and feeding back what happened with the clock's time, until it is done. A
+    /// command's reply is then in `rx`, header first.
+    pub(super) async fn drive(
+        &mut self,
+        head: Option<usize>,
+        payload: &[u8],
+    ) -> Result<(), SessionError<IO, K>> {
+        let Self {
+            io,
+            clock,
+            control,
+            config,
+            slot,
+            seq,
+            tx,
+            rx,
+            rx_state,
+            wait_multiplier,
+            exchange,
+            ..
+        } = self;
+        let m = exchange;
+        let mut want = match head {
+            Some(head) => {
+                let first = tx.get(6).copied().unwrap_or(0);
+                m.command(first, *slot, head, config.timeout_ms, *wait_multiplier)
+            }
+            None => m.abort(
+                *slot,
+                &mut Bufs {
+                    tx: &mut tx[..],
+                    rx: &mut rx[..],
+                    rx_state,
+                    next_seq: seq,
+                    config,
+                },
+            ),
         };
-        let seq = self.next_seq();
-        self.control
-            .abort(self.slot, seq)
-            .await
-            .map_err(Error::Control)?;
-        let len = Request::new(self.slot, seq, RequestKind::Abort)
-            .encode(&mut self.tx)
-            .map_err(Error::Codec)?;
-        self.send(Outgoing { len, data: &[] }).await?;
-        let deadline = self
-            .clock
-            .now_ms()
-            .saturating_add(u64::from(self.config.abort_timeout_ms));
-        let mut dropped = 0u8;
-        loop {
-            match self.recv(deadline).await {
-                Ok(Some(h)) => {
-                    if h.msg_type == msg_type::SLOT_STATUS && h.seq == seq && h.slot == self.slot {
-                        return Ok(());
+        // Ends with the pipe's error, if any.
+        let e = 'io: loop {
+            let event = match want {
+                Want::Read { from, to, deadline } => {
+                    let buf = rx.get_mut(from..to).unwrap_or(&mut []);
+                    match select(io.read(buf), clock.sleep_until_ms(deadline)).await {
+                        Either::First(Ok(n)) => Event::Read(n),
+                        Either::First(Err(e)) => {
+                            // Where the stream stands after a failed transfer is unknown:
+                            // forget the message in progress (the reader's reply, if any, is
+                            // lost).
+                            *rx_state = RxState {
+                                dirty: rx_state.dirty,
+                                ..RxState::default()
+                            };
+                            break 'io e;
+                        }
+                        Either::Second(()) => Event::TimedOut,
                     }
                 }
-                Ok(None) => {
-                    self.rx_state = RxState {
-                        dirty: self.rx_state.dirty,
-                        ..RxState::default()
-                    };
-                    return Err(Error::Timeout);
+                Want::Send {
+                    head,
+                    payload: with,
+                } => {
+                    // Two writes (each repeated until all is taken) and one flush: the pipe
+                    // sees one message. A write that takes nothing or claims more than it was
+                    // given ends the stream (embedded-io-async's `write_all` would panic).
+                    let mut part = tx.get(..head).unwrap_or(&[]);
+                    let mut next = if with { payload } else { &[] };
+                    loop {
+                        while !part.is_empty() {
+                            let n = match io.write(part).await {
+                                Ok(n) => n,
+                                Err(e) => break 'io e,
+                            };
+                            part = match part.get(n..) {
+                                Some(rest) if n > 0 => rest,
+                                _ => return Err(Error::Closed),
+                            };
+                        }
+                        if next.is_empty() {
+                            break;
+                        }
+                        part = core::mem::take(&mut next);
+                    }
+                    if let Err(e) = io.flush().await {
+                        break 'io e;
+                    }
+                    Event::Sent
                 }
-                Err(Error::Io(e)) => return Err(Error::Io(e)),
-                Err(Error::Closed) => return Err(Error::Closed),
-                Err(_) => {}
-            }
-            dropped = dropped.saturating_add(1);
-            if dropped > self.config.max_stale.saturating_add(4) {
-                return Err(Error::Protocol(Violation::TooManyStale));
-            }
+                Want::Sleep { until } => {
+                    clock.sleep_until_ms(until).await;
+                    Event::Slept
+                }
+                Want::Abort { seq } => {
+                    control.abort(*slot, seq).await.map_err(Error::Control)?;
+                    Event::AbortRequested
+                }
+                Want::Reply | Want::Aborted => return Ok(()),
+                Want::Fail(f) => return Err(failure(f)),
+            };
+            let now = clock.now_ms();
+            want = m.step(
+                event,
+                now,
+                &mut Bufs {
+                    tx: &mut tx[..],
+                    rx: &mut rx[..],
+                    rx_state,
+                    next_seq: seq,
+                    config,
+                },
+            );
+        };
+        if head.is_some()
+            && embedded_io_async::Error::kind(&e) == embedded_io_async::ErrorKind::ConnectionReset
+        {
+            // A stalled endpoint (the USB backend reports a stall so): clear the halt so the
+            // next command gets through; the reply to this one is lost.
+            let _ = control.clear_halt().await;
         }
+        Err(Error::Io(e))
+    }
+}
+
+/// The header of the reply in `rx` (the machine parsed and checked it; `rx` is longer than a
+/// header): one shared copy for the callers of [`Session::command`].
+#[inline(never)]
+fn rx_header(rx: &[u8]) -> Header {
+    Header::parse(rx).unwrap_or(NO_HEADER)
+}
+
+/// The session error of a machine's failure.
+fn failure<I, K>(f: Failure) -> Error<I, K> {
+    match f {
+        Failure::Timeout => Error::Timeout,
+        Failure::Closed => Error::Closed,
+        Failure::TooManyStale => Error::Protocol(Violation::TooManyStale),
+        Failure::MessageTooLong { len, max } => Error::MessageTooLong { len, max },
+        Failure::Codec(e) => Error::Codec(e),
     }
 }
 
@@ -307,6 +224,48 @@ where
 pub(super) fn reply<'a, I, C>(rx: &'a [u8], h: &Header) -> Result<Response<'a>, Error<I, C>> {
     let body = rx.get(HEADER_LEN..h.message_len()).unwrap_or(&[]);
     Ok(Response::from_parts(h, body)?)
+}
+
+/// The chain parameter and data of the DataBlock in `rx` (header first), after the checks
+/// every reply to a command for the card goes through ([`check_status`]).
+#[inline]
+pub(super) fn data_block<'a, I, C>(
+    rx: &'a [u8],
+    powered: &mut bool,
+) -> Result<(u8, &'a [u8]), Error<I, C>> {
+    // The common case, decoded in line from the header's bytes: a DataBlock, the card active
+    // (bStatus bits 0-1 zero) and the command done (bits 6-7 zero).
+    if let Some(&[msg_type::DATA_BLOCK, l0, l1, l2, l3, _, _, status, _, chain]) =
+        rx.get(..HEADER_LEN)
+    {
+        if status & 0xC3 == 0 {
+            let end = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3]))
+                .unwrap_or(usize::MAX)
+                .saturating_add(HEADER_LEN);
+            if let Some(data) = rx.get(HEADER_LEN..end) {
+                return Ok((chain, data));
+            }
+        }
+    }
+    not_data_block(rx, powered)
+}
+
+/// The error (or, never in practice, the DataBlock) of a reply off the common path.
+#[cold]
+#[inline(never)]
+fn not_data_block<'a, I, C>(
+    rx: &'a [u8],
+    powered: &mut bool,
+) -> Result<(u8, &'a [u8]), Error<I, C>> {
+    let h = Header::parse(rx)?;
+    let resp = reply(rx, &h)?;
+    check_status(&resp, powered)?;
+    match resp.kind {
+        ResponseKind::DataBlock { chain, data } => Ok((chain, data)),
+        _ => Err(Error::Protocol(Violation::UnexpectedReply(msg_type_of(
+            &resp,
+        )))),
+    }
 }
 
 pub(super) fn msg_type_of(resp: &Response<'_>) -> u8 {
@@ -340,4 +299,70 @@ pub(super) fn check_status<I, C>(
         return Err(Error::Slot(e));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type E = Error<(), ()>;
+
+    /// What the general path (parse the reply, check the card and command status, expect a
+    /// DataBlock) makes of the message in `rx`.
+    fn general<'a>(rx: &'a [u8], powered: &mut bool) -> Result<(u8, &'a [u8]), E> {
+        let h = Header::parse(rx)?;
+        let resp = reply(rx, &h)?;
+        check_status(&resp, powered)?;
+        match resp.kind {
+            ResponseKind::DataBlock { chain, data } => Ok((chain, data)),
+            _ => Err(Error::Protocol(Violation::UnexpectedReply(msg_type_of(
+                &resp,
+            )))),
+        }
+    }
+
+    /// Proves the in-line DataBlock decode of the APDU path agrees with the general path for
+    /// every message type the reader sends, every `bStatus` and `bError` and both chain
+    /// values: the same data, the same error, the same power state. Fails if the fast path
+    /// accepts a reply the general path refuses (a failed command, an absent or inactive card,
+    /// a reserved status, another message type).
+    #[test]
+    fn the_inline_data_block_decode_agrees_with_the_general_path() {
+        let types = [
+            msg_type::DATA_BLOCK,
+            msg_type::SLOT_STATUS,
+            msg_type::PARAMETERS,
+            msg_type::ESCAPE_REPLY,
+            0x42,
+        ];
+        for t in types {
+            for status in 0..=255u8 {
+                for error in [0x00, 0xE0, 0xFE] {
+                    for chain in [0x00, 0x01] {
+                        let mut rx = [0u8; 16];
+                        rx[..HEADER_LEN].copy_from_slice(
+                            &Header {
+                                msg_type: t,
+                                length: 3,
+                                slot: 0,
+                                seq: 0,
+                                specific: [status, error, chain],
+                            }
+                            .to_bytes(),
+                        );
+                        rx[HEADER_LEN..HEADER_LEN + 3].copy_from_slice(&[1, 2, 3]);
+                        let rx = &rx[..HEADER_LEN + 3];
+                        let (mut p1, mut p2) = (true, true);
+                        let fast: Result<(u8, &[u8]), E> = data_block(rx, &mut p1);
+                        let slow = general(rx, &mut p2);
+                        assert_eq!(
+                            fast, slow,
+                            "type {t:#04x} status {status:#04x} error {error:#04x}"
+                        );
+                        assert_eq!(p1, p2, "power state, status {status:#04x}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -333,11 +333,12 @@ fn ccid(c: &Criterion) -> (String, String) {
         notes = format!(
             "- **Framing cost: {per_apdu:.0} ns an APDU** (the replay pair's difference, {:.2}× the core path):\n  \
              the session writes the XfrBlock header from its own buffer and the APDU from the core's, flushes,\n  \
-             reads the header then the body, parses the DataBlock and copies the response; the loopback reader\n  \
-             parses the command once and has the card answer behind its reply header; each side wipes what it\n  \
-             received once (commands carry PINs). The simulated card itself costs {:.0} ns an APDU,\n  \
-             and the CCID path through the reader simulator is {:.1}× it. Through a real USB reader an APDU\n  \
-             takes at least one full-speed frame each way (1 ms) plus the card's time.\n",
+             reads the header then the body (its exchange state machine framing them), decodes the DataBlock\n  \
+             from the receive buffer and copies the response; the loopback reader takes the XfrBlock apart\n  \
+             and has the card answer behind its reply header; each side wipes what it received once (commands\n  \
+             carry PINs). The simulated card itself costs {:.0} ns an APDU, and the CCID path through the\n  \
+             reader simulator is {:.1}× it. Through a real USB reader an APDU takes at least one full-speed\n  \
+             frame each way (1 ms) plus the card's time.\n",
             ccid / core,
             sim / 3.0,
             sim_ccid / sim,
