@@ -76,10 +76,12 @@ if command -v Xvfb >/dev/null && command -v xdotool >/dev/null && command -v tes
     gui=$!
     shot="$CARGO_TARGET_DIR/windows-gui.png"
     ok=0
-    if wid=$(DISPLAY=":$d" timeout 90 xdotool search --sync --onlyvisible --name "Smart card unlock" | head -1); then
-        # The demo's server and enrollment start behind the window: wait for the questions.
-        for _ in $(seq 60); do
-            DISPLAY=":$d" import -window "$wid" "$shot" || true
+    # The demo's server and enrollment start behind the window: wait for the questions. The
+    # window is looked up again on every try: Wine may replace it while it sets up OpenGL, and
+    # xdotool fails (BadWindow) on a window that goes away while it looks.
+    for _ in $(seq 150); do
+        wid=$(DISPLAY=":$d" xdotool search --onlyvisible --name "Smart card unlock" 2>/dev/null | head -1) || true
+        if [ -n "$wid" ] && DISPLAY=":$d" import -window "$wid" "$shot" 2>/dev/null; then
             # The header only: the light answer fields below confuse the OCR.
             convert "$shot" -crop 460x175+0+0 +repage -colorspace Gray -negate -resize 300% \
                 "$shot.ocr.png" 2>/dev/null || true
@@ -87,9 +89,9 @@ if command -v Xvfb >/dev/null && command -v xdotool >/dev/null && command -v tes
                 ok=1
                 break
             fi
-            sleep 1
-        done
-    fi
+        fi
+        sleep 1
+    done
     kill "$gui" 2>/dev/null || true
     timeout 60 "$WINESERVER" -k 2>/dev/null || true
     kill "$xvfb" 2>/dev/null || true
