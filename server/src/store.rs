@@ -22,6 +22,7 @@ pub(crate) mod rules;
 mod schema;
 pub(crate) mod session;
 mod sqlite;
+mod stmt;
 pub(crate) mod tx;
 
 use std::fmt;

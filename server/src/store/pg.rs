@@ -17,7 +17,6 @@
 //! lock order) is retried a few times.
 
 mod audit;
-mod cards;
 mod conn;
 mod defer;
 mod joined;
@@ -31,14 +30,20 @@ mod tls;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
+use super::stmt::{Arg, Stmt};
 use super::tx::{CardKey, Counted, Tx};
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 pub(super) use conn::PgDb;
 use conn::PgTx;
-use rows::{audit_row, card_row, small};
+use rows::{audit_row, card_row, pg_arg, small};
 
 impl Tx for PgTx<'_> {
+    fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(pg_arg).collect();
+        self.execute(stmt.pg(), &params)
+    }
+
     fn read_card(
         &mut self,
         (profile, identity): CardKey<'_>,
@@ -54,74 +59,6 @@ impl Tx for PgTx<'_> {
             return Ok(None);
         };
         card_row(&r)?.into_record(profile, identity).map(Some)
-    }
-
-    fn insert_card(
-        &mut self,
-        card: CardKey<'_>,
-        algorithm: &str,
-        name: &str,
-        email: &str,
-        now: i64,
-    ) -> Result<bool, ServerError> {
-        self.insert_card_pg(card, algorithm, name, email, now)
-    }
-
-    fn update_card_user(
-        &mut self,
-        card: CardKey<'_>,
-        algorithm: &str,
-        name: &str,
-        email: &str,
-    ) -> Result<(), ServerError> {
-        self.update_card_user_pg(card, algorithm, name, email)
-    }
-
-    fn set_attempts(
-        &mut self,
-        card: CardKey<'_>,
-        failed: u32,
-        locked: bool,
-    ) -> Result<(), ServerError> {
-        self.set_attempts_pg(card, failed, locked)
-    }
-
-    fn set_puk_gens(
-        &mut self,
-        card: CardKey<'_>,
-        puk_gen: u32,
-        pending: Option<u32>,
-    ) -> Result<(), ServerError> {
-        self.set_puk_gens_pg(card, puk_gen, pending)
-    }
-
-    fn delete_questions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.execute(
-            "DELETE FROM questions WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity],
-        )?;
-        Ok(())
-    }
-
-    fn insert_question(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        position: u32,
-        question: &str,
-        answer_hash: &str,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO questions (profile, identity, position, question, answer_hash)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &profile.as_str(),
-                &identity,
-                &i64::from(position),
-                &question,
-                &answer_hash,
-            ],
-        )?;
-        Ok(())
     }
 
     fn questions(
@@ -144,54 +81,8 @@ impl Tx for PgTx<'_> {
         rows.iter().map(|r| small(r.get(0))).collect()
     }
 
-    fn deny_puk(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO puk_denied (profile, identity, gen) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            &[&profile.as_str(), &identity, &i64::from(generation)],
-        )?;
-        Ok(())
-    }
-
-    fn clear_denied_upto(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "DELETE FROM puk_denied WHERE profile = $1 AND identity = $2 AND gen <= $3",
-            &[&profile.as_str(), &identity, &i64::from(generation)],
-        )?;
-        Ok(())
-    }
-
     fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
         self.sweep_expired(now)
-    }
-
-    fn insert_session(
-        &mut self,
-        token_hash: &[u8; 32],
-        (profile, identity): CardKey<'_>,
-        now: i64,
-        expires: i64,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO sessions (token_hash, profile, identity, created_ms, expires_ms)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &&token_hash[..],
-                &profile.as_str(),
-                &identity,
-                &now,
-                &expires,
-            ],
-        )?;
-        Ok(())
     }
 
     fn live_session(
@@ -221,129 +112,6 @@ impl Tx for PgTx<'_> {
             nonce: r.get(6),
             proven: r.get(7),
         }))
-    }
-
-    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET nonce = $2 WHERE token_hash = $1",
-            &[&&token_hash[..], &nonce],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET proven = TRUE WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn set_card_auth_key(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        key: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET card_auth_key = $3 WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &key],
-        )?;
-        Ok(())
-    }
-
-    fn set_iso_profile(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        name: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET iso_profile = $3 WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &name],
-        )?;
-        Ok(())
-    }
-
-    fn set_backoff(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        backoff_until_ms: i64,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET backoff_until_ms = $3 WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &backoff_until_ms],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET verified = TRUE WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_puk_next(
-        &mut self,
-        token_hash: &[u8; 32],
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET puk_next_gen = $2 WHERE token_hash = $1",
-            &[&&token_hash[..], &i64::from(generation)],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_gids(
-        &mut self,
-        token_hash: &[u8; 32],
-        randoms: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET gids_randoms = $2 WHERE token_hash = $1",
-            &[&&token_hash[..], &randoms],
-        )?;
-        Ok(())
-    }
-
-    fn close_card_sessions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET closed = TRUE WHERE profile = $1 AND identity = $2 AND NOT closed",
-            &[&profile.as_str(), &identity],
-        )?;
-        Ok(())
-    }
-
-    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET admin_answers = admin_answers + 1 WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET closed = TRUE WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn use_challenge(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        kind: &str,
-        value: &str,
-        now: i64,
-    ) -> Result<bool, ServerError> {
-        let n = self.execute(
-            "INSERT INTO used_challenges (profile, identity, kind, value, used_ms)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[&profile.as_str(), &identity, &kind, &value, &now],
-        )?;
-        Ok(n == 1)
     }
 
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {

@@ -15,6 +15,7 @@ mod rules;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
+use super::stmt::{Arg, Stmt};
 use super::tx::{CardKey, Counted, Tx};
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -26,6 +27,12 @@ use rows::{audit_row, card_row};
 pub(super) struct SqliteTx<'a>(&'a Connection, Option<&'a mut super::chain::lanes::Current>);
 
 impl Tx for SqliteTx<'_> {
+    fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
+        Ok(self
+            .0
+            .execute(stmt.sqlite(), rusqlite::params_from_iter(args))? as u64)
+    }
+
     fn read_card(
         &mut self,
         (profile, identity): CardKey<'_>,
@@ -42,96 +49,6 @@ impl Tx for SqliteTx<'_> {
             )
             .optional()?;
         row.map(|r| r.into_record(profile, identity)).transpose()
-    }
-
-    fn insert_card(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        algorithm: &str,
-        name: &str,
-        email: &str,
-        now: i64,
-    ) -> Result<bool, ServerError> {
-        let n = self.0.execute(
-            "INSERT INTO cards (profile, identity, algorithm, user_name, user_email, enrolled_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            params![profile.as_str(), identity, algorithm, name, email, now],
-        )?;
-        Ok(n == 1)
-    }
-
-    fn update_card_user(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        algorithm: &str,
-        name: &str,
-        email: &str,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE cards SET algorithm = ?3, user_name = ?4, user_email = ?5
-             WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, algorithm, name, email],
-        )?;
-        Ok(())
-    }
-
-    fn set_attempts(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        failed: u32,
-        locked: bool,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE cards SET failed_attempts = ?3, locked = ?4,
-                 backoff_until_ms = CASE WHEN ?5 THEN 0 ELSE backoff_until_ms END
-             WHERE profile = ?1 AND identity = ?2",
-            params![
-                profile.as_str(),
-                identity,
-                failed,
-                locked,
-                failed == 0 && !locked
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn set_puk_gens(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        puk_gen: u32,
-        pending: Option<u32>,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE cards SET puk_gen = ?3, pending_puk_gen = ?4,
-                 puk_read_out = CASE WHEN puk_gen = ?3 THEN puk_read_out ELSE 0 END
-             WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, puk_gen, pending],
-        )?;
-        Ok(())
-    }
-
-    fn delete_questions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.0.execute(
-            "DELETE FROM questions WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity],
-        )?;
-        Ok(())
-    }
-
-    fn insert_question(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        position: u32,
-        question: &str,
-        answer_hash: &str,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO questions (profile, identity, position, question, answer_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![profile.as_str(), identity, position, question, answer_hash],
-        )?;
-        Ok(())
     }
 
     fn questions(
@@ -156,49 +73,9 @@ impl Tx for SqliteTx<'_> {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn deny_puk(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO puk_denied (profile, identity, gen) VALUES (?1, ?2, ?3)
-             ON CONFLICT DO NOTHING",
-            params![profile.as_str(), identity, generation],
-        )?;
-        Ok(())
-    }
-
-    fn clear_denied_upto(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "DELETE FROM puk_denied WHERE profile = ?1 AND identity = ?2 AND gen <= ?3",
-            params![profile.as_str(), identity, generation],
-        )?;
-        Ok(())
-    }
-
     fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
         self.0
             .execute("DELETE FROM sessions WHERE expires_ms <= ?1", params![now])?;
-        Ok(())
-    }
-
-    fn insert_session(
-        &mut self,
-        token_hash: &[u8; 32],
-        (profile, identity): CardKey<'_>,
-        now: i64,
-        expires: i64,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO sessions (token_hash, profile, identity, created_ms, expires_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![&token_hash[..], profile.as_str(), identity, now, expires],
-        )?;
         Ok(())
     }
 
@@ -232,130 +109,6 @@ impl Tx for SqliteTx<'_> {
             )
             .optional()?;
         Ok(row.flatten())
-    }
-
-    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sessions SET nonce = ?2 WHERE token_hash = ?1",
-            params![&token_hash[..], nonce],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sessions SET proven = 1 WHERE token_hash = ?1",
-            params![&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn set_card_auth_key(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        key: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE cards SET card_auth_key = ?3 WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, key],
-        )?;
-        Ok(())
-    }
-
-    fn set_iso_profile(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        name: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE cards SET iso_profile = ?3 WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, name],
-        )?;
-        Ok(())
-    }
-
-    fn set_backoff(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        backoff_until_ms: i64,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE cards SET backoff_until_ms = ?3
-             WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, backoff_until_ms],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sessions SET verified = 1 WHERE token_hash = ?1",
-            params![&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_puk_next(
-        &mut self,
-        token_hash: &[u8; 32],
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sessions SET puk_next_gen = ?2 WHERE token_hash = ?1",
-            params![&token_hash[..], generation],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_gids(
-        &mut self,
-        token_hash: &[u8; 32],
-        randoms: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sessions SET gids_randoms = ?2 WHERE token_hash = ?1",
-            params![&token_hash[..], randoms],
-        )?;
-        Ok(())
-    }
-
-    fn close_card_sessions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sessions SET closed = 1 WHERE profile = ?1 AND identity = ?2 AND closed = 0",
-            params![profile.as_str(), identity],
-        )?;
-        Ok(())
-    }
-
-    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sessions SET admin_answers = admin_answers + 1 WHERE token_hash = ?1",
-            params![&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sessions SET closed = 1 WHERE token_hash = ?1",
-            params![&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn use_challenge(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        kind: &str,
-        value: &str,
-        now: i64,
-    ) -> Result<bool, ServerError> {
-        let n = self.0.execute(
-            "INSERT INTO used_challenges (profile, identity, kind, value, used_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            params![profile.as_str(), identity, kind, value, now],
-        )?;
-        Ok(n == 1)
     }
 
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {

@@ -19,8 +19,10 @@ use super::mac::{MacRow, Table, Val};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
 use super::rules::RulesTx;
+use super::stmt::{self, Arg, Stmt};
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
+use Arg::{Bytes, Flag, Int, OptInt, OptText, Text as T};
 
 /// A row with its card's audit counts ([`Tx::card_audit_counts`]), if there is one.
 pub(crate) type Counted<T> = Option<(T, (u32, u32))>;
@@ -32,58 +34,114 @@ pub(crate) type CardKey<'a> = (Profile, &'a str);
 pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
     /// The card, row-locked until the transaction ends; `None` if not enrolled.
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
+    /// Runs one statement of [`super::stmt`] with its arguments; returns the rows it changed.
+    fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError>;
     /// Inserts a new card; `false` (and nothing changed) if it already exists.
     fn insert_card(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         algorithm: &str,
         name: &str,
         email: &str,
         now: i64,
-    ) -> Result<bool, ServerError>;
+    ) -> Result<bool, ServerError> {
+        let args = [
+            T(profile.as_str()),
+            T(identity),
+            T(algorithm),
+            T(name),
+            T(email),
+            Int(now),
+        ];
+        Ok(self.exec(&stmt::INSERT_CARD, &args)? == 1)
+    }
     /// Replaces the user and the admin algorithm of an enrolled card.
     fn update_card_user(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         algorithm: &str,
         name: &str,
         email: &str,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let args = [
+            T(profile.as_str()),
+            T(identity),
+            T(algorithm),
+            T(name),
+            T(email),
+        ];
+        self.exec(&stmt::UPDATE_CARD_USER, &args).map(drop)
+    }
     /// Sets the wrong-answer counter and the lock.
     /// (`failed` 0 and not locked, a success or a lift, also clears the back-off.)
     fn set_attempts(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         failed: u32,
         locked: bool,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let (failed, lift) = (Int(i64::from(failed)), Flag(failed == 0 && !locked));
+        let args = [T(profile.as_str()), T(identity), failed, Flag(locked), lift];
+        self.exec(&stmt::SET_ATTEMPTS, &args).map(drop)
+    }
     /// Sets the confirmed and the pending PUK generation.
     fn set_puk_gens(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         puk_gen: u32,
         pending: Option<u32>,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let (puk_gen, pending) = (Int(i64::from(puk_gen)), OptInt(pending.map(i64::from)));
+        let args = [T(profile.as_str()), T(identity), puk_gen, pending];
+        self.exec(&stmt::SET_PUK_GENS, &args).map(drop)
+    }
 
     /// Deletes the card's questions.
-    fn delete_questions(&mut self, card: CardKey<'_>) -> Result<(), ServerError>;
+    fn delete_questions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
+        let args = [T(profile.as_str()), T(identity)];
+        self.exec(&stmt::DELETE_QUESTIONS, &args).map(drop)
+    }
     /// Adds one question with its answer's PHC string.
     fn insert_question(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         position: u32,
         question: &str,
         answer_hash: &str,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let position = Int(i64::from(position));
+        let args = [
+            T(profile.as_str()),
+            T(identity),
+            position,
+            T(question),
+            T(answer_hash),
+        ];
+        self.exec(&stmt::INSERT_QUESTION, &args).map(drop)
+    }
     /// The card's (question, answer hash) pairs in order.
     fn questions(&mut self, card: CardKey<'_>) -> Result<Vec<(String, String)>, ServerError>;
 
     /// The PUK generations whose sessions reported "not rotated".
     fn puk_denied(&mut self, card: CardKey<'_>) -> Result<Vec<u32>, ServerError>;
     /// Records a generation reported "not rotated" (once).
-    fn deny_puk(&mut self, card: CardKey<'_>, generation: u32) -> Result<(), ServerError>;
+    fn deny_puk(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        let args = [T(profile.as_str()), T(identity), Int(i64::from(generation))];
+        self.exec(&stmt::DENY_PUK, &args).map(drop)
+    }
     /// Forgets the reports of generations up to `generation`.
-    fn clear_denied_upto(&mut self, card: CardKey<'_>, generation: u32) -> Result<(), ServerError>;
+    fn clear_denied_upto(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        generation: u32,
+    ) -> Result<(), ServerError> {
+        let args = [T(profile.as_str()), T(identity), Int(i64::from(generation))];
+        self.exec(&stmt::CLEAR_DENIED_UPTO, &args).map(drop)
+    }
 
     /// Deletes expired sessions (housekeeping; skips rows another transaction holds).
     fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError>;
@@ -91,10 +149,20 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
     fn insert_session(
         &mut self,
         token_hash: &[u8; 32],
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         now: i64,
         expires: i64,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let token = Bytes(&token_hash[..]);
+        let args = [
+            token,
+            T(profile.as_str()),
+            T(identity),
+            Int(now),
+            Int(expires),
+        ];
+        self.exec(&stmt::INSERT_SESSION, &args).map(drop)
+    }
     /// The session if it is live (not closed, not expired), row-locked until the transaction ends.
     fn live_session(
         &mut self,
@@ -102,49 +170,98 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         now: i64,
     ) -> Result<Option<Session>, ServerError>;
     /// Marks the session verified.
-    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.exec(&stmt::SET_SESSION_VERIFIED, &[Bytes(&token_hash[..])])
+            .map(drop)
+    }
     /// Records the nonce (hex) the session's PIV card must sign.
-    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError>;
+    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
+        let args = [Bytes(&token_hash[..]), T(nonce)];
+        self.exec(&stmt::SET_SESSION_NONCE, &args).map(drop)
+    }
     /// Marks the session's card as having proved its presence.
-    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.exec(&stmt::SET_SESSION_PROVEN, &[Bytes(&token_hash[..])])
+            .map(drop)
+    }
     /// Records (or clears) the card's Card Authentication public key (hex SEC1 point).
     fn set_card_auth_key(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         key: Option<&str>,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let args = [T(profile.as_str()), T(identity), OptText(key)];
+        self.exec(&stmt::SET_CARD_AUTH_KEY, &args).map(drop)
+    }
     /// Records (or clears) the name of the workstation ISO profile the card was enrolled with.
-    fn set_iso_profile(&mut self, card: CardKey<'_>, name: Option<&str>)
-        -> Result<(), ServerError>;
+    fn set_iso_profile(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        name: Option<&str>,
+    ) -> Result<(), ServerError> {
+        let args = [T(profile.as_str()), T(identity), OptText(name)];
+        self.exec(&stmt::SET_ISO_PROFILE, &args).map(drop)
+    }
     /// Sets the back-off of answers without card proof (ms since the Unix epoch; 0: none).
-    fn set_backoff(&mut self, card: CardKey<'_>, backoff_until_ms: i64) -> Result<(), ServerError>;
+    fn set_backoff(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+        until: i64,
+    ) -> Result<(), ServerError> {
+        let args = [T(profile.as_str()), T(identity), Int(until)];
+        self.exec(&stmt::SET_BACKOFF, &args).map(drop)
+    }
     /// Records the PUK generation this session released.
     fn set_session_puk_next(
         &mut self,
         token_hash: &[u8; 32],
         generation: u32,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let args = [Bytes(&token_hash[..]), Int(i64::from(generation))];
+        self.exec(&stmt::SET_SESSION_PUK_NEXT, &args).map(drop)
+    }
     /// Records (or clears) `R1 || R2` (hex) of the session's GIDS host cryptogram.
     fn set_session_gids(
         &mut self,
         token_hash: &[u8; 32],
         randoms: Option<&str>,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let args = [Bytes(&token_hash[..]), OptText(randoms)];
+        self.exec(&stmt::SET_SESSION_GIDS, &args).map(drop)
+    }
     /// Closes every open session of a card (re-enrolment).
-    fn close_card_sessions(&mut self, card: CardKey<'_>) -> Result<(), ServerError>;
+    fn close_card_sessions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
+        let args = [T(profile.as_str()), T(identity)];
+        self.exec(&stmt::CLOSE_CARD_SESSIONS, &args).map(drop)
+    }
     /// Counts one more admin answer in the session.
-    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.exec(&stmt::COUNT_ADMIN_ANSWER, &[Bytes(&token_hash[..])])
+            .map(drop)
+    }
     /// Closes the session.
-    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError>;
+    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
+        self.exec(&stmt::CLOSE_SESSION, &[Bytes(&token_hash[..])])
+            .map(drop)
+    }
 
     /// Records a card challenge as answered; `false` if it already was (ever).
     fn use_challenge(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         kind: &str,
         value: &str,
         now: i64,
-    ) -> Result<bool, ServerError>;
+    ) -> Result<bool, ServerError> {
+        let args = [
+            T(profile.as_str()),
+            T(identity),
+            T(kind),
+            T(value),
+            Int(now),
+        ];
+        Ok(self.exec(&stmt::USE_CHALLENGE, &args)? == 1)
+    }
 
     /// Appends an audit row.
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError>;
