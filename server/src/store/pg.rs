@@ -30,7 +30,7 @@ mod tls;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
-use super::stmt::{Arg, Stmt};
+use super::stmt::{Arg, Exec, Stmt};
 use super::tx::{CardKey, Counted, Tx};
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -38,12 +38,14 @@ pub(super) use conn::PgDb;
 use conn::PgTx;
 use rows::{audit_row, card_row, pg_arg, small};
 
-impl Tx for PgTx<'_> {
+impl Exec for PgTx<'_> {
     fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(pg_arg).collect();
         self.execute(stmt.pg(), &params)
     }
+}
 
+impl Tx for PgTx<'_> {
     fn read_card(
         &mut self,
         (profile, identity): CardKey<'_>,

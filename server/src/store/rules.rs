@@ -11,11 +11,13 @@
 
 use std::time::Duration;
 
+use super::stmt::{sql, Arg, Exec};
 use super::tx::{CardKey, Tx};
 use crate::{Rate, ServerError};
+use Arg::{Bytes, Int, Real, Text as T};
 
 /// The rules' primitive operations of one open transaction.
-pub(crate) trait RulesTx {
+pub(crate) trait RulesTx: Exec {
     /// The card's bucket of `kind` as (tokens, last refill in ms), row-locked until the
     /// transaction ends; created with `full` tokens at `now` if it did not exist.
     fn lock_card_bucket(
@@ -32,11 +34,24 @@ pub(crate) trait RulesTx {
     /// Stores the bucket's tokens, refilled up to `now`.
     fn set_card_bucket(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         kind: &str,
         tokens: f64,
         now: i64,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let stmt = sql!(
+            "UPDATE card_buckets SET tokens = $4, last_ms = $5
+             WHERE profile = $1 AND identity = $2 AND kind = $3"
+        );
+        let args = [
+            T(profile.as_str()),
+            T(identity),
+            T(kind),
+            Real(tokens),
+            Int(now),
+        ];
+        self.exec(stmt, &args).map(drop)
+    }
     /// Adds one to the card's counter of `kind` for `day` (a counter of an earlier day starts
     /// again from one) and returns the new value.
     fn bump_card_daily(
@@ -50,12 +65,23 @@ pub(crate) trait RulesTx {
     /// Marks the card diverged (the first reason stays).
     fn set_card_diverged(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         reason: &str,
         now: i64,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let stmt = sql!(
+            "INSERT INTO card_diverged (profile, identity, reason, since_ms)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+        );
+        let args = [T(profile.as_str()), T(identity), T(reason), Int(now)];
+        self.exec(stmt, &args).map(drop)
+    }
     /// Clears the mark (re-enrollment).
-    fn clear_card_diverged(&mut self, card: CardKey<'_>) -> Result<(), ServerError>;
+    fn clear_card_diverged(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
+        let stmt = sql!("DELETE FROM card_diverged WHERE profile = $1 AND identity = $2");
+        self.exec(stmt, &[T(profile.as_str()), T(identity)])
+            .map(drop)
+    }
     /// Records the PUK generations a session released, in the order given to the client
     /// (comma separated), and forgets records older than `forget_before`.
     fn set_released_puks(
@@ -64,7 +90,16 @@ pub(crate) trait RulesTx {
         generations: &str,
         now: i64,
         forget_before: i64,
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let forget = sql!("DELETE FROM released_puks WHERE created_ms < $1");
+        self.exec(forget, &[Int(forget_before)])?;
+        let stmt = sql!(
+            "INSERT INTO released_puks (token_hash, generations, created_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (token_hash) DO UPDATE SET generations = excluded.generations"
+        );
+        let args = [Bytes(&token_hash[..]), T(generations), Int(now)];
+        self.exec(stmt, &args).map(drop)
+    }
     /// The generations the session released (and forgets them).
     fn take_released_puks(&mut self, token_hash: &[u8; 32]) -> Result<Option<String>, ServerError>;
 }

@@ -15,7 +15,7 @@ mod rules;
 
 use super::chain::{self, AuditHead, ChainRow};
 use super::mac::{MacRow, Table, Val};
-use super::stmt::{Arg, Stmt};
+use super::stmt::{Arg, Exec, Stmt};
 use super::tx::{CardKey, Counted, Tx};
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -26,13 +26,15 @@ use rows::{audit_row, card_row};
 /// A transaction on the connection, with the chain its audit rows append to.
 pub(super) struct SqliteTx<'a>(&'a Connection, Option<&'a mut super::chain::lanes::Current>);
 
-impl Tx for SqliteTx<'_> {
+impl Exec for SqliteTx<'_> {
     fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
         Ok(self
             .0
             .execute(stmt.sqlite(), rusqlite::params_from_iter(args))? as u64)
     }
+}
 
+impl Tx for SqliteTx<'_> {
     fn read_card(
         &mut self,
         (profile, identity): CardKey<'_>,

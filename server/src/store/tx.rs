@@ -19,7 +19,7 @@ use super::mac::{MacRow, Table, Val};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
 use super::rules::RulesTx;
-use super::stmt::{self, Arg, Stmt};
+use super::stmt::{sql, Arg, Exec};
 use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 use Arg::{Bytes, Flag, Int, OptInt, OptText, Text as T};
@@ -31,11 +31,9 @@ pub(crate) type Counted<T> = Option<(T, (u32, u32))>;
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
 /// The primitive operations of one open transaction.
-pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
+pub(crate) trait Tx: Exec + OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
     /// The card, row-locked until the transaction ends; `None` if not enrolled.
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
-    /// Runs one statement of [`super::stmt`] with its arguments; returns the rows it changed.
-    fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError>;
     /// Inserts a new card; `false` (and nothing changed) if it already exists.
     fn insert_card(
         &mut self,
@@ -53,7 +51,8 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
             T(email),
             Int(now),
         ];
-        Ok(self.exec(&stmt::INSERT_CARD, &args)? == 1)
+        Ok(self.exec(sql!("INSERT INTO cards (profile, identity, algorithm, user_name, user_email, enrolled_ms)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"), &args)? == 1)
     }
     /// Replaces the user and the admin algorithm of an enrolled card.
     fn update_card_user(
@@ -70,7 +69,14 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
             T(name),
             T(email),
         ];
-        self.exec(&stmt::UPDATE_CARD_USER, &args).map(drop)
+        self.exec(
+            sql!(
+                "UPDATE cards SET algorithm = $3, user_name = $4, user_email = $5
+             WHERE profile = $1 AND identity = $2"
+            ),
+            &args,
+        )
+        .map(drop)
     }
     /// Sets the wrong-answer counter and the lock.
     /// (`failed` 0 and not locked, a success or a lift, also clears the back-off.)
@@ -82,7 +88,15 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
     ) -> Result<(), ServerError> {
         let (failed, lift) = (Int(i64::from(failed)), Flag(failed == 0 && !locked));
         let args = [T(profile.as_str()), T(identity), failed, Flag(locked), lift];
-        self.exec(&stmt::SET_ATTEMPTS, &args).map(drop)
+        self.exec(
+            sql!(
+                "UPDATE cards SET failed_attempts = $3, locked = $4,
+                 backoff_until_ms = CASE WHEN $5 THEN 0 ELSE backoff_until_ms END
+             WHERE profile = $1 AND identity = $2"
+            ),
+            &args,
+        )
+        .map(drop)
     }
     /// Sets the confirmed and the pending PUK generation.
     fn set_puk_gens(
@@ -93,13 +107,25 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
     ) -> Result<(), ServerError> {
         let (puk_gen, pending) = (Int(i64::from(puk_gen)), OptInt(pending.map(i64::from)));
         let args = [T(profile.as_str()), T(identity), puk_gen, pending];
-        self.exec(&stmt::SET_PUK_GENS, &args).map(drop)
+        self.exec(
+            sql!(
+                "UPDATE cards SET puk_gen = $3, pending_puk_gen = $4,
+                 puk_read_out = CASE WHEN puk_gen = $3 THEN puk_read_out ELSE FALSE END
+             WHERE profile = $1 AND identity = $2"
+            ),
+            &args,
+        )
+        .map(drop)
     }
 
     /// Deletes the card's questions.
     fn delete_questions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
         let args = [T(profile.as_str()), T(identity)];
-        self.exec(&stmt::DELETE_QUESTIONS, &args).map(drop)
+        self.exec(
+            sql!("DELETE FROM questions WHERE profile = $1 AND identity = $2"),
+            &args,
+        )
+        .map(drop)
     }
     /// Adds one question with its answer's PHC string.
     fn insert_question(
@@ -117,7 +143,14 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
             T(question),
             T(answer_hash),
         ];
-        self.exec(&stmt::INSERT_QUESTION, &args).map(drop)
+        self.exec(
+            sql!(
+                "INSERT INTO questions (profile, identity, position, question, answer_hash)
+             VALUES ($1, $2, $3, $4, $5)"
+            ),
+            &args,
+        )
+        .map(drop)
     }
     /// The card's (question, answer hash) pairs in order.
     fn questions(&mut self, card: CardKey<'_>) -> Result<Vec<(String, String)>, ServerError>;
@@ -131,7 +164,14 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         generation: u32,
     ) -> Result<(), ServerError> {
         let args = [T(profile.as_str()), T(identity), Int(i64::from(generation))];
-        self.exec(&stmt::DENY_PUK, &args).map(drop)
+        self.exec(
+            sql!(
+                "INSERT INTO puk_denied (profile, identity, gen) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING"
+            ),
+            &args,
+        )
+        .map(drop)
     }
     /// Forgets the reports of generations up to `generation`.
     fn clear_denied_upto(
@@ -140,7 +180,11 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         generation: u32,
     ) -> Result<(), ServerError> {
         let args = [T(profile.as_str()), T(identity), Int(i64::from(generation))];
-        self.exec(&stmt::CLEAR_DENIED_UPTO, &args).map(drop)
+        self.exec(
+            sql!("DELETE FROM puk_denied WHERE profile = $1 AND identity = $2 AND gen <= $3"),
+            &args,
+        )
+        .map(drop)
     }
 
     /// Deletes expired sessions (housekeeping; skips rows another transaction holds).
@@ -161,7 +205,14 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
             Int(now),
             Int(expires),
         ];
-        self.exec(&stmt::INSERT_SESSION, &args).map(drop)
+        self.exec(
+            sql!(
+                "INSERT INTO sessions (token_hash, profile, identity, created_ms, expires_ms)
+             VALUES ($1, $2, $3, $4, $5)"
+            ),
+            &args,
+        )
+        .map(drop)
     }
     /// The session if it is live (not closed, not expired), row-locked until the transaction ends.
     fn live_session(
@@ -171,18 +222,28 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
     ) -> Result<Option<Session>, ServerError>;
     /// Marks the session verified.
     fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.exec(&stmt::SET_SESSION_VERIFIED, &[Bytes(&token_hash[..])])
-            .map(drop)
+        self.exec(
+            sql!("UPDATE sessions SET verified = TRUE WHERE token_hash = $1"),
+            &[Bytes(&token_hash[..])],
+        )
+        .map(drop)
     }
     /// Records the nonce (hex) the session's PIV card must sign.
     fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
         let args = [Bytes(&token_hash[..]), T(nonce)];
-        self.exec(&stmt::SET_SESSION_NONCE, &args).map(drop)
+        self.exec(
+            sql!("UPDATE sessions SET nonce = $2 WHERE token_hash = $1"),
+            &args,
+        )
+        .map(drop)
     }
     /// Marks the session's card as having proved its presence.
     fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.exec(&stmt::SET_SESSION_PROVEN, &[Bytes(&token_hash[..])])
-            .map(drop)
+        self.exec(
+            sql!("UPDATE sessions SET proven = TRUE WHERE token_hash = $1"),
+            &[Bytes(&token_hash[..])],
+        )
+        .map(drop)
     }
     /// Records (or clears) the card's Card Authentication public key (hex SEC1 point).
     fn set_card_auth_key(
@@ -191,7 +252,11 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         key: Option<&str>,
     ) -> Result<(), ServerError> {
         let args = [T(profile.as_str()), T(identity), OptText(key)];
-        self.exec(&stmt::SET_CARD_AUTH_KEY, &args).map(drop)
+        self.exec(
+            sql!("UPDATE cards SET card_auth_key = $3 WHERE profile = $1 AND identity = $2"),
+            &args,
+        )
+        .map(drop)
     }
     /// Records (or clears) the name of the workstation ISO profile the card was enrolled with.
     fn set_iso_profile(
@@ -200,7 +265,11 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         name: Option<&str>,
     ) -> Result<(), ServerError> {
         let args = [T(profile.as_str()), T(identity), OptText(name)];
-        self.exec(&stmt::SET_ISO_PROFILE, &args).map(drop)
+        self.exec(
+            sql!("UPDATE cards SET iso_profile = $3 WHERE profile = $1 AND identity = $2"),
+            &args,
+        )
+        .map(drop)
     }
     /// Sets the back-off of answers without card proof (ms since the Unix epoch; 0: none).
     fn set_backoff(
@@ -209,7 +278,11 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         until: i64,
     ) -> Result<(), ServerError> {
         let args = [T(profile.as_str()), T(identity), Int(until)];
-        self.exec(&stmt::SET_BACKOFF, &args).map(drop)
+        self.exec(
+            sql!("UPDATE cards SET backoff_until_ms = $3 WHERE profile = $1 AND identity = $2"),
+            &args,
+        )
+        .map(drop)
     }
     /// Records the PUK generation this session released.
     fn set_session_puk_next(
@@ -218,7 +291,11 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         generation: u32,
     ) -> Result<(), ServerError> {
         let args = [Bytes(&token_hash[..]), Int(i64::from(generation))];
-        self.exec(&stmt::SET_SESSION_PUK_NEXT, &args).map(drop)
+        self.exec(
+            sql!("UPDATE sessions SET puk_next_gen = $2 WHERE token_hash = $1"),
+            &args,
+        )
+        .map(drop)
     }
     /// Records (or clears) `R1 || R2` (hex) of the session's GIDS host cryptogram.
     fn set_session_gids(
@@ -227,22 +304,32 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         randoms: Option<&str>,
     ) -> Result<(), ServerError> {
         let args = [Bytes(&token_hash[..]), OptText(randoms)];
-        self.exec(&stmt::SET_SESSION_GIDS, &args).map(drop)
+        self.exec(
+            sql!("UPDATE sessions SET gids_randoms = $2 WHERE token_hash = $1"),
+            &args,
+        )
+        .map(drop)
     }
     /// Closes every open session of a card (re-enrolment).
     fn close_card_sessions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
         let args = [T(profile.as_str()), T(identity)];
-        self.exec(&stmt::CLOSE_CARD_SESSIONS, &args).map(drop)
+        self.exec(sql!("UPDATE sessions SET closed = TRUE WHERE profile = $1 AND identity = $2 AND NOT closed"), &args).map(drop)
     }
     /// Counts one more admin answer in the session.
     fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.exec(&stmt::COUNT_ADMIN_ANSWER, &[Bytes(&token_hash[..])])
-            .map(drop)
+        self.exec(
+            sql!("UPDATE sessions SET admin_answers = admin_answers + 1 WHERE token_hash = $1"),
+            &[Bytes(&token_hash[..])],
+        )
+        .map(drop)
     }
     /// Closes the session.
     fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.exec(&stmt::CLOSE_SESSION, &[Bytes(&token_hash[..])])
-            .map(drop)
+        self.exec(
+            sql!("UPDATE sessions SET closed = TRUE WHERE token_hash = $1"),
+            &[Bytes(&token_hash[..])],
+        )
+        .map(drop)
     }
 
     /// Records a card challenge as answered; `false` if it already was (ever).
@@ -260,7 +347,13 @@ pub(crate) trait Tx: OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
             T(value),
             Int(now),
         ];
-        Ok(self.exec(&stmt::USE_CHALLENGE, &args)? == 1)
+        Ok(self.exec(
+            sql!(
+                "INSERT INTO used_challenges (profile, identity, kind, value, used_ms)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            ),
+            &args,
+        )? == 1)
     }
 
     /// Appends an audit row.

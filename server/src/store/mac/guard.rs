@@ -13,7 +13,7 @@ mod checks;
 use super::USED_CHALLENGES;
 use super::{check_rows, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
 use crate::store::chain::{AuditHead, ChainRow, Link};
-use crate::store::stmt::{Arg, Stmt};
+use crate::store::stmt::{Arg, Exec, Stmt};
 use crate::store::tx::{CardKey, Counted, Tx};
 use crate::store::{AuditEntry, AuditNote, CardRecord, Session};
 use crate::ServerError;
@@ -59,11 +59,13 @@ fn denied_f(card: CardKey<'_>, generation: u32) -> Filter {
     f
 }
 
-impl Tx for MacTx<'_> {
+impl Exec for MacTx<'_> {
     fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
         self.inner.exec(stmt, args)
     }
+}
 
+impl Tx for MacTx<'_> {
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError> {
         match self.locked_rows(&CARDS, &card_f(card))?.first() {
             Some(row) => Fields {

@@ -60,5 +60,6 @@ pub(super) fn pg_arg<'a>(arg: &'a Arg<'_>) -> &'a (dyn ToSql + Sync) {
         Arg::Bytes(b) => b,
         Arg::OptText(t) => t,
         Arg::OptInt(i) => i,
+        Arg::Real(f) => f,
     }
 }

@@ -122,6 +122,7 @@ impl ToSql for Arg<'_> {
             Arg::Bytes(b) => b.to_sql(),
             Arg::OptText(t) => t.to_sql(),
             Arg::OptInt(i) => i.to_sql(),
+            Arg::Real(f) => f.to_sql(),
         }
     }
 }

@@ -37,21 +37,6 @@ impl RulesTx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn set_card_bucket(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        kind: &str,
-        tokens: f64,
-        now: i64,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE card_buckets SET tokens = ?4, last_ms = ?5
-             WHERE profile = ?1 AND identity = ?2 AND kind = ?3",
-            params![profile.as_str(), identity, kind, tokens, now],
-        )?;
-        Ok(())
-    }
-
     fn bump_card_daily(
         &mut self,
         (profile, identity): CardKey<'_>,
@@ -84,47 +69,6 @@ impl RulesTx for SqliteTx<'_> {
                 |r| r.get(0),
             )
             .optional()?)
-    }
-
-    fn set_card_diverged(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        reason: &str,
-        now: i64,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO card_diverged (profile, identity, reason, since_ms)
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            params![profile.as_str(), identity, reason, now],
-        )?;
-        Ok(())
-    }
-
-    fn clear_card_diverged(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.0.execute(
-            "DELETE FROM card_diverged WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity],
-        )?;
-        Ok(())
-    }
-
-    fn set_released_puks(
-        &mut self,
-        token_hash: &[u8; 32],
-        generations: &str,
-        now: i64,
-        forget_before: i64,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "DELETE FROM released_puks WHERE created_ms < ?1",
-            params![forget_before],
-        )?;
-        self.0.execute(
-            "INSERT INTO released_puks (token_hash, generations, created_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (token_hash) DO UPDATE SET generations = excluded.generations",
-            params![&token_hash[..], generations, now],
-        )?;
-        Ok(())
     }
 
     fn take_released_puks(&mut self, token_hash: &[u8; 32]) -> Result<Option<String>, ServerError> {
