@@ -13,11 +13,10 @@ mod readouts;
 mod rows;
 mod rules;
 
-use super::chain::{self, AuditHead, ChainRow};
-use super::mac::{MacRow, Table, Val};
+use super::chain::{self};
 use super::stmt::{Arg, Exec, Stmt};
-use super::tx::{CardKey, Counted, Tx};
-use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
+use super::tx::{CardKey, Tx};
+use super::{AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 pub(super) use conn::SqliteDb;
 pub(super) use rows::CardRow;
@@ -115,139 +114,5 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
         chain::append(self, note, now)
-    }
-
-    fn insert_audit_row(
-        &mut self,
-        note: &AuditNote<'_>,
-        now: i64,
-        link: Option<super::chain::Link<'_>>,
-    ) -> Result<(), ServerError> {
-        audit::insert_row(self.0, note, now, link)
-    }
-
-    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
-        audit::head(self.0)
-    }
-
-    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
-        audit::set_head(self.0, head)
-    }
-
-    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
-        audit::lane_heads(self.0)
-    }
-
-    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
-        audit::starts(self.0)
-    }
-
-    fn set_audit_start(
-        &mut self,
-        chain: Option<&str>,
-        head: &AuditHead,
-    ) -> Result<(), ServerError> {
-        audit::set_start(self.0, chain, head)
-    }
-
-    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
-        audit::delete_rows(self.0, ids)
-    }
-
-    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
-        audit::chain_rows(self.0, unchained_only)
-    }
-
-    fn set_audit_row_chain(
-        &mut self,
-        id: i64,
-        seq: i64,
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        audit::set_row_chain(self.0, id, seq, mac)
-    }
-
-    fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
-        audit::audit_log(self.0)
-    }
-
-    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
-        mac::card_audit_counts(self.0, card)
-    }
-
-    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
-        mac::card_mac_row_counted(self.0, card)
-    }
-
-    fn last_card_audit_detail(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        event: &str,
-        outcome: &str,
-    ) -> Result<Option<String>, ServerError> {
-        mac::last_card_audit_detail(self.0, (profile, identity), event, outcome)
-    }
-
-    fn mac_rows(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        mac::mac_rows(self.0, table, filter)
-    }
-
-    fn mac_rows_locked(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        // `BEGIN IMMEDIATE` holds the whole database.
-        mac::mac_rows(self.0, table, filter)
-    }
-
-    fn delete_mac_rows(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        mac::delete_mac_rows(self.0, table, filter)
-    }
-
-    fn insert_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-        or_nothing: bool,
-    ) -> Result<u64, ServerError> {
-        mac::insert_mac_row(self.0, table, values, mac, or_nothing)
-    }
-
-    fn update_mac_row(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        sets: &[(&'static str, Val)],
-        mac: &[u8; 32],
-        old_mac: &[u8],
-    ) -> Result<u64, ServerError> {
-        mac::update_mac_row(self.0, table, key, sets, (mac, old_mac))
-    }
-
-    fn set_row_mac(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        mac::set_row_mac(self.0, table, key, mac)
-    }
-
-    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError> {
-        mac::row_mac_state(self.0)
-    }
-
-    fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
-        mac::set_row_mac_done(self.0)
     }
 }

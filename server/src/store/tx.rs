@@ -13,14 +13,16 @@
 //!   `ON CONFLICT DO NOTHING`: the database decides which of two racing inserts wins.
 
 use super::chain::lanes::LaneTx;
-use super::chain::{AuditHead, ChainRow, Link};
 use super::joined::JoinTx;
-use super::mac::{MacRow, Table, Val};
+use super::mac::Table;
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
 use super::rules::RulesTx;
 use super::stmt::{sql, Arg, Exec};
-use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
+pub(crate) use prims::{AuditTx, MacStoreTx};
+
+mod prims;
+use super::{AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 use Arg::{Bytes, Flag, Int, OptInt, OptText, Text as T};
 
@@ -31,7 +33,9 @@ pub(crate) type Counted<T> = Option<(T, (u32, u32))>;
 pub(crate) type CardKey<'a> = (Profile, &'a str);
 
 /// The primitive operations of one open transaction.
-pub(crate) trait Tx: Exec + OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
+pub(crate) trait Tx:
+    Exec + AuditTx + MacStoreTx + OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx
+{
     /// The card, row-locked until the transaction ends; `None` if not enrolled.
     fn read_card(&mut self, card: CardKey<'_>) -> Result<Option<CardRecord>, ServerError>;
     /// Inserts a new card; `false` (and nothing changed) if it already exists.
@@ -358,41 +362,9 @@ pub(crate) trait Tx: Exec + OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
 
     /// Appends an audit row.
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError>;
-    /// Writes one audit row as is, with its place in the chain (`None`: unchained); for an
-    /// instance chain, the row becomes the chain's head in `audit_heads`.
-    fn insert_audit_row(
-        &mut self,
-        note: &AuditNote<'_>,
-        now: i64,
-        link: Option<Link<'_>>,
-    ) -> Result<(), ServerError>;
-    /// The chain's head, locked until the transaction ends; `None` before the chain exists.
-    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError>;
-    /// Sets the chain's head.
-    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError>;
-    /// Every instance chain's stored head (`audit_heads`), by chain name.
-    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError>;
-    /// Where each chain starts after archiving (`None`: the global chain).
-    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError>;
-    /// Sets where `chain` starts (its rows up to `head` archived and deleted).
-    fn set_audit_start(&mut self, chain: Option<&str>, head: &AuditHead)
-        -> Result<(), ServerError>;
-    /// Deletes the audit rows `ids` (archived).
-    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError>;
-    /// The audit rows in id order with their chain columns (only the unchained ones if
-    /// `unchained_only`).
-    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError>;
-    /// Gives the row `id` its place in the chain.
-    fn set_audit_row_chain(&mut self, id: i64, seq: i64, mac: &[u8; 32])
-        -> Result<(), ServerError>;
-    /// The whole audit log, oldest first.
-    fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError>;
 
-    /// Audit rows of the card since its counter was last reset: wrong answer sets (since the
-    /// last success or lift) and locks (since the last lift).
-    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError>;
     /// The card (row-locked, as [`Tx::read_card`]) with its audit counts
-    /// ([`Tx::card_audit_counts`]).
+    /// ([`MacStoreTx::card_audit_counts`]).
     fn read_card_audited(&mut self, card: CardKey<'_>) -> Result<Counted<CardRecord>, ServerError> {
         let Some(record) = self.read_card(card)? else {
             return Ok(None);
@@ -400,108 +372,6 @@ pub(crate) trait Tx: Exec + OpTx + ReadoutTx + RulesTx + JoinTx + LaneTx {
         let counts = self.card_audit_counts(card)?;
         Ok(Some((record, counts)))
     }
-    /// The card's row with its MAC, row-locked, and its audit counts, in one statement.
-    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError>;
-    /// The detail of the card's newest audit row with this event and outcome.
-    fn last_card_audit_detail(
-        &mut self,
-        card: CardKey<'_>,
-        event: &str,
-        outcome: &str,
-    ) -> Result<Option<String>, ServerError>;
-
-    /// The rows of a MACed table whose columns equal `filter` (all rows if empty), with their
-    /// values in [`Table::all`] order and their stored MAC. Not locked.
-    fn mac_rows(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError>;
-    /// [`Tx::mac_rows`], the rows locked until the transaction ends.
-    fn mac_rows_locked(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError>;
-    /// Deletes the rows of a MACed table whose columns equal `filter` and returns them as they
-    /// were, with their stored MAC (one statement: `DELETE ... RETURNING`).
-    fn delete_mac_rows(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError>;
-    /// Inserts a whole row (`values` in [`Table::all`] order) with its MAC; with `or_nothing`,
-    /// nothing if its key exists. Returns the rows inserted.
-    fn insert_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-        or_nothing: bool,
-    ) -> Result<u64, ServerError>;
-    /// [`Tx::insert_mac_row`] with `or_nothing`, for a "once ever" row the transaction goes on
-    /// from: `true` when inserted, `false` when its key was there. A backend may hold the
-    /// insert back as [`Tx::insert_new_mac_row`] does and answer `true` at once (PostgreSQL):
-    /// if the held insert then finds its key taken, the transaction is rolled back, whatever
-    /// it returns, and runs again from the start with this insert sent at once.
-    fn claim_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<bool, ServerError> {
-        Ok(self.insert_mac_row(table, values, mac, true)? == 1)
-    }
-    /// [`Tx::insert_mac_row`] of a new row (not `or_nothing`): exactly one row must be
-    /// inserted. A backend may hold the statement back as [`Tx::update_locked_mac_row`] does
-    /// (an insert that fails, a duplicate key, then fails that later statement).
-    fn insert_new_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        let inserted = self.insert_mac_row(table, values, mac, false)?;
-        inserted_once(table, inserted)
-    }
-    /// Sets the columns `sets` of the row with primary key `key` and its MAC to `mac`, only
-    /// while its stored MAC is `old_mac` (the one checked). Returns the rows changed.
-    fn update_mac_row(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        sets: &[(&'static str, Val)],
-        mac: &[u8; 32],
-        old_mac: &[u8],
-    ) -> Result<u64, ServerError>;
-    /// [`Tx::update_mac_row`] of a row this transaction holds locked (read `FOR UPDATE` or
-    /// written by it): exactly one row must change, or the row was changed under its lock
-    /// ([`ServerError::Tampered`]). A backend may hold the statement back and send it with
-    /// the next one (PostgreSQL: in the statement of the next audit row); its row count is
-    /// checked when it is sent, always before the transaction commits.
-    fn update_locked_mac_row(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        sets: &[(&'static str, Val)],
-        mac: &[u8; 32],
-        old_mac: &[u8],
-    ) -> Result<(), ServerError> {
-        let changed = self.update_mac_row(table, key, sets, mac, old_mac)?;
-        changed_under_lock(table, changed)
-    }
-    /// Sets the MAC of the row with primary key `key`.
-    fn set_row_mac(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError>;
-    /// Whether the one-time row-MAC migration is marked done, and whether the audit log
-    /// records it (locked until the transaction ends).
-    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError>;
-    /// Marks the one-time row-MAC migration done.
-    fn set_row_mac_done(&mut self) -> Result<(), ServerError>;
 }
 
 /// `Ok` when a write over a locked row changed it (`changed` is 1); else the row was changed

@@ -14,7 +14,7 @@ use super::USED_CHALLENGES;
 use super::{check_rows, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
 use crate::store::chain::{AuditHead, ChainRow, Link};
 use crate::store::stmt::{Arg, Exec, Stmt};
-use crate::store::tx::{CardKey, Counted, Tx};
+use crate::store::tx::{AuditTx, CardKey, Counted, MacStoreTx, Tx};
 use crate::store::{AuditEntry, AuditNote, CardRecord, Session};
 use crate::ServerError;
 
@@ -353,6 +353,22 @@ impl Tx for MacTx<'_> {
         self.inner.insert_audit(note, now)
     }
 
+    fn read_card_audited(&mut self, card: CardKey<'_>) -> Result<Counted<CardRecord>, ServerError> {
+        let Some((row, counts)) = self.inner.card_mac_row_counted(card)? else {
+            return Ok(None);
+        };
+        check_rows(self.key, &CARDS, std::slice::from_ref(&row))?;
+        self.remember(&CARDS, &row, true);
+        let fields = Fields {
+            table: &CARDS,
+            values: &row.values,
+        };
+        Ok(Some((fields.card(card)?, counts)))
+    }
+}
+
+/// Passed through: the audit chain has its own MACs ([`crate::store::chain`]).
+impl AuditTx for MacTx<'_> {
     fn insert_audit_row(
         &mut self,
         note: &AuditNote<'_>,
@@ -406,22 +422,12 @@ impl Tx for MacTx<'_> {
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
         self.inner.audit_log()
     }
+}
 
+/// Passed through: the primitives the guard itself checks and stamps with.
+impl MacStoreTx for MacTx<'_> {
     fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
         self.inner.card_audit_counts(card)
-    }
-
-    fn read_card_audited(&mut self, card: CardKey<'_>) -> Result<Counted<CardRecord>, ServerError> {
-        let Some((row, counts)) = self.inner.card_mac_row_counted(card)? else {
-            return Ok(None);
-        };
-        check_rows(self.key, &CARDS, std::slice::from_ref(&row))?;
-        self.remember(&CARDS, &row, true);
-        let fields = Fields {
-            table: &CARDS,
-            values: &row.values,
-        };
-        Ok(Some((fields.card(card)?, counts)))
     }
 
     fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {

@@ -6,13 +6,14 @@ use super::defer::{held_params, held_sql, AUDIT_PARAMS};
 use super::{audit_row, PgTx};
 use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
 use crate::store::mac;
+use crate::store::tx::AuditTx;
 use crate::store::AuditNote;
 use crate::ServerError;
 
-impl PgTx<'_> {
+impl AuditTx for PgTx<'_> {
     /// Writes one audit row as is, with its place in the chain (`None`: unchained), and for an
     /// instance chain its new head, in one statement (one round trip).
-    pub(super) fn insert_row(
+    fn insert_audit_row(
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
@@ -75,7 +76,7 @@ impl PgTx<'_> {
     }
 
     /// The whole audit log, oldest first.
-    pub(super) fn audit_log_pg(&mut self) -> Result<Vec<crate::store::AuditEntry>, ServerError> {
+    fn audit_log(&mut self) -> Result<Vec<crate::store::AuditEntry>, ServerError> {
         let rows = self.query(
             "SELECT time_ms, profile, identity, session, event, outcome, detail,
                     operator, role, address
@@ -86,7 +87,7 @@ impl PgTx<'_> {
     }
 
     /// The chain's head, row-locked until the transaction ends.
-    pub(super) fn head(&mut self) -> Result<Option<AuditHead>, ServerError> {
+    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
         // The row lock makes concurrent appends (from any instance) wait for this one.
         let row = self.query_opt(
             "SELECT seq, mac FROM audit_head WHERE only_row = 1 FOR UPDATE",
@@ -99,7 +100,7 @@ impl PgTx<'_> {
     }
 
     /// Sets the chain's head.
-    pub(super) fn write_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
+    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
         self.execute(
             "INSERT INTO audit_head (only_row, seq, mac) VALUES (1, $1, $2)
              ON CONFLICT (only_row) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
@@ -109,7 +110,7 @@ impl PgTx<'_> {
     }
 
     /// Every instance chain's stored head.
-    pub(super) fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
+    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
         let rows = self.query(
             "SELECT chain, seq, mac FROM audit_heads ORDER BY chain",
             &[],
@@ -124,10 +125,7 @@ impl PgTx<'_> {
     }
 
     /// The audit rows in id order with their chain columns.
-    pub(super) fn chain_rows(
-        &mut self,
-        unchained_only: bool,
-    ) -> Result<Vec<ChainRow>, ServerError> {
+    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
         let sql = if unchained_only {
             "SELECT time_ms, profile, identity, session, event, outcome, detail,
                     operator, role, address, id, seq, mac, chain
@@ -151,7 +149,7 @@ impl PgTx<'_> {
     }
 
     /// Gives the row `id` its place in the chain.
-    pub(super) fn set_row_chain(
+    fn set_audit_row_chain(
         &mut self,
         id: i64,
         seq: i64,
@@ -165,7 +163,7 @@ impl PgTx<'_> {
     }
 
     /// Where each chain starts after archiving.
-    pub(super) fn starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
         let rows = self.query(
             "SELECT chain, seq, mac FROM audit_starts ORDER BY chain",
             &[],
@@ -181,7 +179,7 @@ impl PgTx<'_> {
     }
 
     /// Sets where `chain` starts.
-    pub(super) fn set_start(
+    fn set_audit_start(
         &mut self,
         chain: Option<&str>,
         head: &AuditHead,
@@ -195,7 +193,7 @@ impl PgTx<'_> {
     }
 
     /// Deletes the rows `ids`.
-    pub(super) fn delete_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
         self.execute("DELETE FROM audit WHERE id = ANY($1)", &[&ids])?;
         Ok(())
     }

@@ -4,7 +4,7 @@ use postgres::types::ToSql;
 
 use super::{small, PgTx};
 use crate::store::mac::{self, Kind, MacRow, Table, Val};
-use crate::store::tx::{CardKey, Counted};
+use crate::store::tx::{CardKey, Counted, MacStoreTx};
 use crate::ServerError;
 
 /// `SELECT <expressions>`, one `'static` text.
@@ -117,8 +117,55 @@ impl PgTx<'_> {
         let rows = self.query(sql, &params)?;
         decode(table, &rows)
     }
+}
 
-    pub(super) fn delete_mac_rows_pg(
+impl MacStoreTx for PgTx<'_> {
+    fn mac_rows(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.mac_rows_pg(table, filter, false)
+    }
+
+    fn mac_rows_locked(
+        &mut self,
+        table: &'static Table,
+        filter: &[(&'static str, Val)],
+    ) -> Result<Vec<MacRow>, ServerError> {
+        self.mac_rows_pg(table, filter, true)
+    }
+
+    fn insert_new_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        self.defer_insert(table, values, mac)
+    }
+
+    fn claim_mac_row(
+        &mut self,
+        table: &'static Table,
+        values: &[Val],
+        mac: &[u8; 32],
+    ) -> Result<bool, ServerError> {
+        self.claim(table, values, mac)
+    }
+
+    fn update_locked_mac_row(
+        &mut self,
+        table: &'static Table,
+        key: &[Val],
+        sets: &[(&'static str, Val)],
+        mac: &[u8; 32],
+        old_mac: &[u8],
+    ) -> Result<(), ServerError> {
+        self.defer_update(table, key, sets, mac, old_mac)
+    }
+
+    fn delete_mac_rows(
         &mut self,
         table: &'static Table,
         filter: &[(&'static str, Val)],
@@ -129,7 +176,7 @@ impl PgTx<'_> {
         decode(table, &rows)
     }
 
-    pub(super) fn insert_mac_row_pg(
+    fn insert_mac_row(
         &mut self,
         table: &'static Table,
         values: &[Val],
@@ -141,7 +188,7 @@ impl PgTx<'_> {
         self.execute(mac::insert_sql(table, or_nothing, p), &params)
     }
 
-    pub(super) fn update_mac_row_pg(
+    fn update_mac_row(
         &mut self,
         table: &'static Table,
         key: &[Val],
@@ -154,7 +201,7 @@ impl PgTx<'_> {
         self.execute(mac::update_cols_sql(table, &names, p), &params)
     }
 
-    pub(super) fn set_row_mac_pg(
+    fn set_row_mac(
         &mut self,
         table: &'static Table,
         key: &[Val],
@@ -168,7 +215,7 @@ impl PgTx<'_> {
         Ok(())
     }
 
-    pub(super) fn row_mac_state_pg(&mut self) -> Result<(bool, bool), ServerError> {
+    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError> {
         let done = self
             .query_opt(
                 "SELECT done FROM row_mac_state WHERE only_row = 1 FOR UPDATE",
@@ -189,7 +236,7 @@ impl PgTx<'_> {
         }
     }
 
-    pub(super) fn set_row_mac_done_pg(&mut self) -> Result<(), ServerError> {
+    fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
         self.execute(
             "UPDATE row_mac_state SET done = TRUE WHERE only_row = 1",
             &[],
@@ -197,7 +244,7 @@ impl PgTx<'_> {
         Ok(())
     }
 
-    pub(super) fn card_audit_counts_pg(
+    fn card_audit_counts(
         &mut self,
         (profile, identity): CardKey<'_>,
     ) -> Result<(u32, u32), ServerError> {
@@ -211,7 +258,7 @@ impl PgTx<'_> {
         }
     }
 
-    pub(super) fn card_mac_row_counted_pg(
+    fn card_mac_row_counted(
         &mut self,
         (profile, identity): CardKey<'_>,
     ) -> Result<Counted<MacRow>, ServerError> {
@@ -232,7 +279,7 @@ impl PgTx<'_> {
         }
     }
 
-    pub(super) fn last_card_audit_detail_pg(
+    fn last_card_audit_detail(
         &mut self,
         (profile, identity): CardKey<'_>,
         event: &str,
