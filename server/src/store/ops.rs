@@ -10,7 +10,8 @@
 
 use cardunlock_protocol::Role;
 
-use super::stmt::{sql, Arg, Exec};
+use super::mac::{Kind, Val};
+use super::stmt::{count, sql, Arg, Exec};
 use super::tx::CardKey;
 use super::{AuditEntry, CardRecord};
 use crate::ServerError;
@@ -172,7 +173,16 @@ pub(crate) trait OpTx: Exec {
         self.exec(stmt, &[Bytes(&token_hash[..])]).map(drop)
     }
     /// Deletes sessions that ended or began before `created_before` (housekeeping).
-    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError>;
+    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
+        // PostgreSQL: SKIP LOCKED, never wait for a session another request is using.
+        let stmt = sql!(
+            pg: "DELETE FROM operator_sessions WHERE token_hash IN
+                 (SELECT token_hash FROM operator_sessions WHERE ended OR created_ms < $1
+                  FOR UPDATE SKIP LOCKED)",
+            sqlite: "DELETE FROM operator_sessions WHERE ended = 1 OR created_ms < ?1"
+        );
+        self.exec(stmt, &[Int(created_before)]).map(drop)
+    }
     /// Ends every session of an operator.
     fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError> {
         let stmt =
@@ -188,14 +198,30 @@ pub(crate) trait OpTx: Exec {
         key: &str,
         now: i64,
         forget_before: i64,
-    ) -> Result<u32, ServerError>;
+    ) -> Result<u32, ServerError> {
+        let stmt = sql!(
+            "INSERT INTO sign_in_failures AS s (key, failures, last_failure_ms) VALUES ($1, 1, $2)
+             ON CONFLICT (key) DO UPDATE SET
+                 failures = CASE WHEN s.last_failure_ms < $3 THEN 1 ELSE s.failures + 1 END,
+                 last_failure_ms = $2
+             RETURNING failures"
+        );
+        let args = [T(key), Int(now), Int(forget_before)];
+        count(self.query_one(stmt, &args, Kind::Int)?, 1)
+    }
     /// Sets the end of the key's lock-out.
     fn set_sign_in_lockout(&mut self, key: &str, until_ms: i64) -> Result<(), ServerError> {
         let stmt = sql!("UPDATE sign_in_failures SET locked_until_ms = $2 WHERE key = $1");
         self.exec(stmt, &[T(key), Int(until_ms)]).map(drop)
     }
     /// The end of the key's lock-out (0 if none).
-    fn sign_in_lockout(&mut self, key: &str) -> Result<i64, ServerError>;
+    fn sign_in_lockout(&mut self, key: &str) -> Result<i64, ServerError> {
+        let stmt = sql!("SELECT locked_until_ms FROM sign_in_failures WHERE key = $1");
+        match self.query_one(stmt, &[T(key)], Kind::Int)? {
+            Some(Val::Int(until)) => Ok(until),
+            _ => Ok(0),
+        }
+    }
     /// Forgets the key's failures.
     fn clear_sign_in_failures(&mut self, key: &str) -> Result<(), ServerError> {
         let stmt = sql!("DELETE FROM sign_in_failures WHERE key = $1");
@@ -203,9 +229,26 @@ pub(crate) trait OpTx: Exec {
     }
 
     /// The operator's counter of `kind` for `day` (0 if none).
-    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError>;
+    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
+        let stmt =
+            sql!("SELECT count FROM operator_daily WHERE operator = $1 AND day = $2 AND kind = $3");
+        count(
+            self.query_one(stmt, &[T(operator), Int(day), T(kind)], Kind::Int)?,
+            0,
+        )
+    }
     /// Adds one to the operator's counter of `kind` for `day` and returns the new value.
-    fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError>;
+    fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
+        let stmt = sql!(
+            "INSERT INTO operator_daily AS d (operator, day, kind, count) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (operator, day, kind) DO UPDATE SET count = d.count + 1
+             RETURNING count"
+        );
+        count(
+            self.query_one(stmt, &[T(operator), Int(day), T(kind)], Kind::Int)?,
+            1,
+        )
+    }
 
     /// Stores an enrollment.
     fn insert_enrollment(&mut self, e: &EnrollmentRow) -> Result<(), ServerError> {
@@ -256,7 +299,14 @@ pub(crate) trait OpTx: Exec {
             .map(drop)
     }
     /// Enrollments `operator` began since `since_ms`.
-    fn enrollments_since(&mut self, operator: &str, since_ms: i64) -> Result<u32, ServerError>;
+    fn enrollments_since(&mut self, operator: &str, since_ms: i64) -> Result<u32, ServerError> {
+        let stmt =
+            sql!("SELECT COUNT(*) FROM enrollments WHERE operator = $1 AND created_ms >= $2");
+        count(
+            self.query_one(stmt, &[T(operator), Int(since_ms)], Kind::Int)?,
+            0,
+        )
+    }
 
     /// Sets the confirmed and the pending admin-key generation.
     fn set_key_gens(

@@ -29,6 +29,7 @@ mod rules;
 mod tls;
 
 use super::chain::{self};
+use super::mac::{Kind, Val};
 use super::stmt::{Arg, Exec, Stmt};
 use super::tx::{CardKey, Tx};
 use super::{AuditNote, CardRecord, Profile, Session};
@@ -41,6 +42,17 @@ impl Exec for PgTx<'_> {
     fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(pg_arg).collect();
         self.execute(stmt.pg(), &params)
+    }
+
+    fn query_one(
+        &mut self,
+        stmt: &'static Stmt,
+        args: &[Arg<'_>],
+        kind: Kind,
+    ) -> Result<Option<Val>, ServerError> {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(pg_arg).collect();
+        let row = self.query_opt(stmt.pg(), &params)?;
+        Ok(row.map(|r| mac::read(&r, 0, kind)).transpose()?)
     }
 }
 

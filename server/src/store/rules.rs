@@ -11,7 +11,8 @@
 
 use std::time::Duration;
 
-use super::stmt::{sql, Arg, Exec};
+use super::mac::Kind;
+use super::stmt::{count, sql, text, Arg, Exec};
 use super::tx::{CardKey, Tx};
 use crate::{Rate, ServerError};
 use Arg::{Bytes, Int, Real, Text as T};
@@ -30,7 +31,18 @@ pub(crate) trait RulesTx: Exec {
     /// Forgets up to 100 buckets of `kind` untouched since `before` (they are full again, as
     /// good as absent): keeps the table from growing with every identity ever sent. Skips rows
     /// another transaction holds.
-    fn forget_full_card_buckets(&mut self, kind: &str, before: i64) -> Result<(), ServerError>;
+    fn forget_full_card_buckets(&mut self, kind: &str, before: i64) -> Result<(), ServerError> {
+        // PostgreSQL: SKIP LOCKED, never wait for (or deadlock with) a transaction holding such
+        // a row.
+        let stmt = sql!(
+            pg: "DELETE FROM card_buckets WHERE (profile, identity, kind) IN
+                 (SELECT profile, identity, kind FROM card_buckets
+                  WHERE kind = $1 AND last_ms < $2 LIMIT 100 FOR UPDATE SKIP LOCKED)",
+            sqlite: "DELETE FROM card_buckets WHERE rowid IN
+                 (SELECT rowid FROM card_buckets WHERE kind = ?1 AND last_ms < ?2 LIMIT 100)"
+        );
+        self.exec(stmt, &[T(kind), Int(before)]).map(drop)
+    }
     /// Stores the bucket's tokens, refilled up to `now`.
     fn set_card_bucket(
         &mut self,
@@ -56,12 +68,34 @@ pub(crate) trait RulesTx: Exec {
     /// again from one) and returns the new value.
     fn bump_card_daily(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         kind: &str,
         day: i64,
-    ) -> Result<u32, ServerError>;
+    ) -> Result<u32, ServerError> {
+        let stmt = sql!(
+            "INSERT INTO card_daily (profile, identity, kind, day, count)
+             VALUES ($1, $2, $3, $4, 1)
+             ON CONFLICT (profile, identity, kind) DO UPDATE SET
+                 count = CASE WHEN card_daily.day = excluded.day
+                         THEN card_daily.count + 1 ELSE 1 END,
+                 day = excluded.day
+             RETURNING count"
+        );
+        let args = [T(profile.as_str()), T(identity), T(kind), Int(day)];
+        match self.query_one(stmt, &args, Kind::Int)? {
+            None => Err(ServerError::InvalidInput("daily counter missing".into())),
+            value => count(value, 0),
+        }
+    }
     /// Why the card's secrets diverged from the store, if they did.
-    fn card_diverged(&mut self, card: CardKey<'_>) -> Result<Option<String>, ServerError>;
+    fn card_diverged(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Option<String>, ServerError> {
+        let stmt = sql!("SELECT reason FROM card_diverged WHERE profile = $1 AND identity = $2");
+        let args = [T(profile.as_str()), T(identity)];
+        Ok(text(self.query_one(stmt, &args, Kind::Text)?))
+    }
     /// Marks the card diverged (the first reason stays).
     fn set_card_diverged(
         &mut self,
@@ -101,7 +135,11 @@ pub(crate) trait RulesTx: Exec {
         self.exec(stmt, &args).map(drop)
     }
     /// The generations the session released (and forgets them).
-    fn take_released_puks(&mut self, token_hash: &[u8; 32]) -> Result<Option<String>, ServerError>;
+    fn take_released_puks(&mut self, token_hash: &[u8; 32]) -> Result<Option<String>, ServerError> {
+        let stmt = sql!("DELETE FROM released_puks WHERE token_hash = $1 RETURNING generations");
+        let value = self.query_one(stmt, &[Bytes(&token_hash[..])], Kind::Text)?;
+        Ok(text(value))
+    }
 }
 
 /// Takes one token from the card's shared bucket of `kind` (refilled at `rate`); `Ok(Err(wait))`

@@ -14,6 +14,7 @@ mod rows;
 mod rules;
 
 use super::chain::{self};
+use super::mac::{Kind, Val};
 use super::stmt::{Arg, Exec, Stmt};
 use super::tx::{CardKey, Tx};
 use super::{AuditNote, CardRecord, Profile, Session};
@@ -30,6 +31,19 @@ impl Exec for SqliteTx<'_> {
         Ok(self
             .0
             .execute(stmt.sqlite(), rusqlite::params_from_iter(args))? as u64)
+    }
+
+    fn query_one(
+        &mut self,
+        stmt: &'static Stmt,
+        args: &[Arg<'_>],
+        kind: Kind,
+    ) -> Result<Option<Val>, ServerError> {
+        let params = rusqlite::params_from_iter(args);
+        let value = self
+            .0
+            .query_row(stmt.sqlite(), params, |r| mac::read(r, 0, kind));
+        Ok(rusqlite::OptionalExtension::optional(value)?)
     }
 }
 

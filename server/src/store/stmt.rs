@@ -5,9 +5,14 @@
 
 use std::sync::OnceLock;
 
+use super::mac::{Kind, Val};
+use crate::ServerError;
+
 /// One statement's text, with its SQLite form made once.
 pub(crate) struct Stmt {
     text: &'static str,
+    /// SQLite's own text, where the dialects differ by more than the placeholders.
+    sqlite_text: Option<&'static str>,
     sqlite: OnceLock<String>,
 }
 
@@ -16,6 +21,16 @@ impl Stmt {
     pub(crate) const fn new(text: &'static str) -> Self {
         Self {
             text,
+            sqlite_text: None,
+            sqlite: OnceLock::new(),
+        }
+    }
+
+    /// A statement whose SQLite text differs (written with `?N` placeholders).
+    pub(crate) const fn pair(pg: &'static str, sqlite: &'static str) -> Self {
+        Self {
+            text: pg,
+            sqlite_text: Some(sqlite),
             sqlite: OnceLock::new(),
         }
     }
@@ -28,6 +43,9 @@ impl Stmt {
 
     /// The SQLite text: the same with `?N` placeholders.
     pub(crate) fn sqlite(&'static self) -> &'static str {
+        if let Some(text) = self.sqlite_text {
+            return text;
+        }
         self.sqlite.get_or_init(|| self.text.replace('$', "?"))
     }
 }
@@ -55,13 +73,45 @@ pub(crate) enum Arg<'a> {
 /// them to its backend). The primitive that the shared single-statement writes are written on.
 pub(crate) trait Exec {
     /// Runs one statement with its arguments; returns the rows it changed.
-    fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, crate::ServerError>;
+    fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError>;
+    /// Runs one statement that returns at most one row: its first column read as `kind`, or
+    /// `None` without a row.
+    fn query_one(
+        &mut self,
+        stmt: &'static Stmt,
+        args: &[Arg<'_>],
+        kind: Kind,
+    ) -> Result<Option<Val>, ServerError>;
+}
+
+/// A stored count (or generation) as the `u32` the logic uses; `none` without a row.
+pub(crate) fn count(value: Option<Val>, none: u32) -> Result<u32, ServerError> {
+    match value {
+        None | Some(Val::Null) => Ok(none),
+        Some(Val::Int(v)) => u32::try_from(v)
+            .map_err(|_| ServerError::InvalidInput(format!("stored value {v} out of range"))),
+        Some(_) => Err(ServerError::InvalidInput(
+            "stored count is not a number".into(),
+        )),
+    }
+}
+
+/// A stored text, if there is a row and it is not `NULL`.
+pub(crate) fn text(value: Option<Val>) -> Option<String> {
+    match value {
+        Some(Val::Text(t)) => Some(t),
+        _ => None,
+    }
 }
 
 /// A `&'static` [`Stmt`] of a literal SQL text (`$N` placeholders), made once where it stands.
 macro_rules! sql {
     ($text:literal) => {{
         static STMT: $crate::store::stmt::Stmt = $crate::store::stmt::Stmt::new($text);
+        &STMT
+    }};
+    (pg: $pg:literal, sqlite: $sqlite:literal) => {{
+        static STMT: $crate::store::stmt::Stmt = $crate::store::stmt::Stmt::pair($pg, $sqlite);
         &STMT
     }};
 }

@@ -63,6 +63,15 @@ impl Exec for MacTx<'_> {
     fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
         self.inner.exec(stmt, args)
     }
+
+    fn query_one(
+        &mut self,
+        stmt: &'static Stmt,
+        args: &[Arg<'_>],
+        kind: super::Kind,
+    ) -> Result<Option<Val>, ServerError> {
+        self.inner.query_one(stmt, args, kind)
+    }
 }
 
 impl Tx for MacTx<'_> {

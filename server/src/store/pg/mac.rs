@@ -82,7 +82,7 @@ pub(super) fn decode_at(
     })
 }
 
-fn read(r: &postgres::Row, i: usize, kind: Kind) -> Result<Val, postgres::Error> {
+pub(super) fn read(r: &postgres::Row, i: usize, kind: Kind) -> Result<Val, postgres::Error> {
     Ok(match kind {
         Kind::Int => r.try_get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int),
         Kind::Bool => r

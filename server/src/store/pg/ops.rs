@@ -73,60 +73,6 @@ impl OpTx for PgTx<'_> {
         }))
     }
 
-    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
-        // SKIP LOCKED: never wait for a session another request is using.
-        self.execute(
-            "DELETE FROM operator_sessions WHERE token_hash IN
-                 (SELECT token_hash FROM operator_sessions WHERE ended OR created_ms < $1
-                  FOR UPDATE SKIP LOCKED)",
-            &[&created_before],
-        )?;
-        Ok(())
-    }
-
-    fn count_sign_in_failure(
-        &mut self,
-        key: &str,
-        now: i64,
-        forget_before: i64,
-    ) -> Result<u32, ServerError> {
-        let rows = self.query(
-            "INSERT INTO sign_in_failures AS s (key, failures, last_failure_ms) VALUES ($1, 1, $2)
-             ON CONFLICT (key) DO UPDATE SET
-                 failures = CASE WHEN s.last_failure_ms < $3 THEN 1 ELSE s.failures + 1 END,
-                 last_failure_ms = $2
-             RETURNING failures",
-            &[&key, &now, &forget_before],
-        )?;
-        rows.first().map_or(Ok(1), |r| small(r.get(0)))
-    }
-
-    fn sign_in_lockout(&mut self, key: &str) -> Result<i64, ServerError> {
-        let row = self.query_opt(
-            "SELECT locked_until_ms FROM sign_in_failures WHERE key = $1",
-            &[&key],
-        )?;
-        Ok(row.map_or(0, |r| r.get(0)))
-    }
-
-    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
-        let row = self.query_opt(
-            "SELECT count FROM operator_daily WHERE operator = $1 AND day = $2 AND kind = $3",
-            &[&operator, &day, &kind],
-        )?;
-        row.map_or(Ok(0), |r| small(r.get(0)))
-    }
-
-    fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
-        let rows = self.query(
-            "INSERT INTO operator_daily AS d (operator, day, kind, count) VALUES ($1, $2, $3, 1)
-             ON CONFLICT (operator, day, kind) DO UPDATE SET count = d.count + 1
-             RETURNING count",
-            &[&operator, &day, &kind],
-        )?;
-        rows.first().map_or(Ok(1), |r| small(r.get(0)))
-    }
-
     fn read_enrollment(&mut self, id: &str) -> Result<Option<EnrollmentRow>, ServerError> {
         let row = self.query_opt(
             "SELECT id, profile, identity, operator, algorithm, user_name, user_email, questions,
@@ -150,14 +96,6 @@ impl OpTx for PgTx<'_> {
             &[&profile.as_str(), &identity],
         )?;
         rows.iter().map(enrollment_row).collect()
-    }
-
-    fn enrollments_since(&mut self, operator: &str, since_ms: i64) -> Result<u32, ServerError> {
-        let rows = self.query(
-            "SELECT COUNT(*) FROM enrollments WHERE operator = $1 AND created_ms >= $2",
-            &[&operator, &since_ms],
-        )?;
-        rows.first().map_or(Ok(0), |r| small(r.get(0)))
     }
 
     fn search_cards(&mut self, needle: &str, limit: u32) -> Result<Vec<CardRecord>, ServerError> {

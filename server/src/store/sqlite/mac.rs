@@ -48,7 +48,7 @@ fn decode(table: &Table, r: &rusqlite::Row<'_>) -> rusqlite::Result<MacRow> {
     })
 }
 
-fn read(r: &rusqlite::Row<'_>, i: usize, kind: Kind) -> rusqlite::Result<Val> {
+pub(super) fn read(r: &rusqlite::Row<'_>, i: usize, kind: Kind) -> rusqlite::Result<Val> {
     Ok(match kind {
         Kind::Int => r.get::<_, Option<i64>>(i)?.map_or(Val::Null, Val::Int),
         Kind::Bool => r

@@ -83,65 +83,6 @@ impl OpTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
-        self.0.execute(
-            "DELETE FROM operator_sessions WHERE ended = 1 OR created_ms < ?1",
-            params![created_before],
-        )?;
-        Ok(())
-    }
-
-    fn count_sign_in_failure(
-        &mut self,
-        key: &str,
-        now: i64,
-        forget_before: i64,
-    ) -> Result<u32, ServerError> {
-        Ok(self.0.query_row(
-            "INSERT INTO sign_in_failures (key, failures, last_failure_ms) VALUES (?1, 1, ?2)
-             ON CONFLICT (key) DO UPDATE SET
-                 failures = CASE WHEN last_failure_ms < ?3 THEN 1 ELSE failures + 1 END,
-                 last_failure_ms = ?2
-             RETURNING failures",
-            params![key, now, forget_before],
-            |r| r.get(0),
-        )?)
-    }
-
-    fn sign_in_lockout(&mut self, key: &str) -> Result<i64, ServerError> {
-        Ok(self
-            .0
-            .query_row(
-                "SELECT locked_until_ms FROM sign_in_failures WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
-    }
-
-    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
-        Ok(self
-            .0
-            .query_row(
-                "SELECT count FROM operator_daily WHERE operator = ?1 AND day = ?2 AND kind = ?3",
-                params![operator, day, kind],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
-    }
-
-    fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
-        Ok(self.0.query_row(
-            "INSERT INTO operator_daily (operator, day, kind, count) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT (operator, day, kind) DO UPDATE SET count = count + 1
-             RETURNING count",
-            params![operator, day, kind],
-            |r| r.get(0),
-        )?)
-    }
-
     fn read_enrollment(&mut self, id: &str) -> Result<Option<EnrollmentRow>, ServerError> {
         let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE id = ?1");
         Ok(self
@@ -162,14 +103,6 @@ impl OpTx for SqliteTx<'_> {
         let mut stmt = self.0.prepare(&sql)?;
         let rows = stmt.query_map(params![profile.as_str(), identity], enrollment_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn enrollments_since(&mut self, operator: &str, since_ms: i64) -> Result<u32, ServerError> {
-        Ok(self.0.query_row(
-            "SELECT COUNT(*) FROM enrollments WHERE operator = ?1 AND created_ms >= ?2",
-            params![operator, since_ms],
-            |r| r.get(0),
-        )?)
     }
 
     fn search_cards(&mut self, needle: &str, limit: u32) -> Result<Vec<CardRecord>, ServerError> {
