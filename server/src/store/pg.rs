@@ -30,7 +30,7 @@ mod tls;
 
 use super::chain::{self};
 use super::mac::{Kind, Val};
-use super::stmt::{Arg, Exec, Stmt};
+use super::stmt::{Arg, Dialect, Exec, Param, Stmt};
 use super::tx::{CardKey, Tx};
 use super::{AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -53,6 +53,37 @@ impl Exec for PgTx<'_> {
         let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(pg_arg).collect();
         let row = self.query_opt(stmt.pg(), &params)?;
         Ok(row.map(|r| mac::read(&r, 0, kind)).transpose()?)
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn run(&mut self, sql: &'static str, params: &[Param]) -> Result<u64, ServerError> {
+        let boxes = mac::bind(params);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            boxes.iter().map(AsRef::as_ref).collect();
+        self.execute(sql, &refs)
+    }
+
+    fn fetch(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+        columns: &[Kind],
+    ) -> Result<Vec<Vec<Val>>, ServerError> {
+        let boxes = mac::bind(params);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            boxes.iter().map(AsRef::as_ref).collect();
+        let rows = self.query(sql, &refs)?;
+        let read = |r: &postgres::Row| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, kind)| mac::read(r, i, *kind))
+                .collect::<Result<Vec<Val>, _>>()
+        };
+        Ok(rows.iter().map(read).collect::<Result<_, _>>()?)
     }
 }
 

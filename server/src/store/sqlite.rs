@@ -15,7 +15,7 @@ mod rules;
 
 use super::chain::{self};
 use super::mac::{Kind, Val};
-use super::stmt::{Arg, Exec, Stmt};
+use super::stmt::{Arg, Dialect, Exec, Param, Stmt};
 use super::tx::{CardKey, Tx};
 use super::{AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
@@ -44,6 +44,33 @@ impl Exec for SqliteTx<'_> {
             .0
             .query_row(stmt.sqlite(), params, |r| mac::read(r, 0, kind));
         Ok(rusqlite::OptionalExtension::optional(value)?)
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn run(&mut self, sql: &'static str, params: &[Param]) -> Result<u64, ServerError> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        Ok(stmt.execute(rusqlite::params_from_iter(params.iter().map(mac::bind)))? as u64)
+    }
+
+    fn fetch(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+        columns: &[Kind],
+    ) -> Result<Vec<Vec<Val>>, ServerError> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        let params = rusqlite::params_from_iter(params.iter().map(mac::bind));
+        let rows = stmt.query_map(params, |r| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, kind)| mac::read(r, i, *kind))
+                .collect::<rusqlite::Result<Vec<Val>>>()
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

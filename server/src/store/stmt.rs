@@ -82,6 +82,52 @@ pub(crate) trait Exec {
         args: &[Arg<'_>],
         kind: Kind,
     ) -> Result<Option<Val>, ServerError>;
+    /// The backend's dialect, for the statements generated from a [`super::mac::Table`].
+    fn dialect(&self) -> Dialect;
+    /// Runs a generated statement ([`super::mac::insert_sql`]...); returns the rows it changed.
+    fn run(&mut self, sql: &'static str, params: &[Param]) -> Result<u64, ServerError>;
+    /// Runs a generated query; each row's columns read as `columns`.
+    fn fetch(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+        columns: &[Kind],
+    ) -> Result<Vec<Vec<Val>>, ServerError>;
+}
+
+/// A value bound to a generated statement, with the kind of the column it is written to
+/// (`None`: bound as it is, as in a filter).
+pub(crate) type Param = (Val, Option<Kind>);
+
+/// A backend's SQL dialect, where generated statements differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// PostgreSQL: `$N`, rows locked with `FOR UPDATE`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+    /// SQLite: `?N`; `BEGIN IMMEDIATE` already holds the whole database.
+    Sqlite,
+}
+
+impl Dialect {
+    /// The placeholder of parameter `i` (1-based).
+    pub(crate) fn p(self) -> fn(usize) -> String {
+        fn dollar(i: usize) -> String {
+            format!("${i}")
+        }
+        fn question(i: usize) -> String {
+            format!("?{i}")
+        }
+        match self {
+            Self::Postgres => dollar,
+            Self::Sqlite => question,
+        }
+    }
+
+    /// Whether a read takes row locks (`FOR UPDATE`).
+    pub(crate) fn locks_rows(self) -> bool {
+        self == Self::Postgres
+    }
 }
 
 /// A stored count (or generation) as the `u32` the logic uses; `none` without a row.

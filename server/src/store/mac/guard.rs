@@ -13,7 +13,7 @@ mod checks;
 use super::USED_CHALLENGES;
 use super::{check_rows, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
 use crate::store::chain::{AuditHead, ChainRow, Link};
-use crate::store::stmt::{Arg, Exec, Stmt};
+use crate::store::stmt::{Arg, Dialect, Exec, Param, Stmt};
 use crate::store::tx::{AuditTx, CardKey, Counted, MacStoreTx, Tx};
 use crate::store::{AuditEntry, AuditNote, CardRecord, Session};
 use crate::ServerError;
@@ -71,6 +71,23 @@ impl Exec for MacTx<'_> {
         kind: super::Kind,
     ) -> Result<Option<Val>, ServerError> {
         self.inner.query_one(stmt, args, kind)
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
+
+    fn run(&mut self, sql: &'static str, params: &[Param]) -> Result<u64, ServerError> {
+        self.inner.run(sql, params)
+    }
+
+    fn fetch(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+        columns: &[super::Kind],
+    ) -> Result<Vec<Vec<Val>>, ServerError> {
+        self.inner.fetch(sql, params, columns)
     }
 }
 

@@ -2,9 +2,12 @@
 //! passes through: the audit chain's rows and heads ([`AuditTx`]) and the generic row-MAC
 //! reads and writes ([`MacStoreTx`]). Each backend implements them directly.
 
+use std::iter::once;
+
 use super::{changed_under_lock, inserted_once, CardKey, Counted};
 use crate::store::chain::{AuditHead, ChainRow, Link};
-use crate::store::mac::{MacRow, Table, Val};
+use crate::store::mac::{self, Kind, MacRow, Table, Val, CARDS};
+use crate::store::stmt::{count, sql, text, Arg::Text, Exec, Param};
 use crate::store::{AuditEntry, AuditNote};
 use crate::ServerError;
 
@@ -42,19 +45,55 @@ pub(crate) trait AuditTx {
 }
 
 /// The generic reads and writes of MACed rows, and the card's audit counts read with them.
-pub(crate) trait MacStoreTx {
+pub(crate) trait MacStoreTx: Exec {
     /// Audit rows of the card since its counter was last reset: wrong answer sets (since the
     /// last success or lift) and locks (since the last lift).
-    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError>;
+    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
+        let sql = mac::intern(format!(
+            "SELECT {}",
+            mac::audit_counts_sql(self.dialect().p())
+        ));
+        let rows = self.fetch(sql, &card_params(card), &[Kind::Int, Kind::Int])?;
+        match rows.into_iter().next().as_deref() {
+            Some([wrong, locks]) => Ok((
+                count(Some(wrong.clone()), 0)?,
+                count(Some(locks.clone()), 0)?,
+            )),
+            _ => Ok((0, 0)),
+        }
+    }
     /// The card's row with its MAC, row-locked, and its audit counts, in one statement.
-    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError>;
+    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
+        let dialect = self.dialect();
+        let sql = mac::card_counted_sql(dialect.p(), dialect.locks_rows());
+        let mut columns = mac_columns(&CARDS);
+        columns.extend([Kind::Int, Kind::Int]);
+        let Some(mut row) = self.fetch(sql, &card_params(card), &columns)?.pop() else {
+            return Ok(None);
+        };
+        let locks = count(row.pop(), 0)?;
+        let wrong = count(row.pop(), 0)?;
+        Ok(Some((mac_row(row), (wrong, locks))))
+    }
     /// The detail of the card's newest audit row with this event and outcome.
     fn last_card_audit_detail(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         event: &str,
         outcome: &str,
-    ) -> Result<Option<String>, ServerError>;
+    ) -> Result<Option<String>, ServerError> {
+        let stmt = sql!(
+            "SELECT detail FROM audit WHERE profile = $1 AND identity = $2 AND event = $3
+                 AND outcome = $4 ORDER BY id DESC LIMIT 1"
+        );
+        let args = [
+            Text(profile.as_str()),
+            Text(identity),
+            Text(event),
+            Text(outcome),
+        ];
+        Ok(text(self.query_one(stmt, &args, Kind::Text)?))
+    }
 
     /// The rows of a MACed table whose columns equal `filter` (all rows if empty), with their
     /// values in [`Table::all`] order and their stored MAC. Not locked.
@@ -62,20 +101,37 @@ pub(crate) trait MacStoreTx {
         &mut self,
         table: &'static Table,
         filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError>;
+    ) -> Result<Vec<MacRow>, ServerError> {
+        let sql = mac::select_sql(table, filter, self.dialect().p());
+        let rows = self.fetch(sql, &filter_params(filter), &mac_columns(table))?;
+        Ok(rows.into_iter().map(mac_row).collect())
+    }
     /// [`Self::mac_rows`], the rows locked until the transaction ends.
     fn mac_rows_locked(
         &mut self,
         table: &'static Table,
         filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError>;
+    ) -> Result<Vec<MacRow>, ServerError> {
+        let dialect = self.dialect();
+        let sql = if dialect.locks_rows() {
+            mac::select_locked_sql(table, filter, dialect.p())
+        } else {
+            mac::select_sql(table, filter, dialect.p())
+        };
+        let rows = self.fetch(sql, &filter_params(filter), &mac_columns(table))?;
+        Ok(rows.into_iter().map(mac_row).collect())
+    }
     /// Deletes the rows of a MACed table whose columns equal `filter` and returns them as they
     /// were, with their stored MAC (one statement: `DELETE ... RETURNING`).
     fn delete_mac_rows(
         &mut self,
         table: &'static Table,
         filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError>;
+    ) -> Result<Vec<MacRow>, ServerError> {
+        let sql = mac::delete_returning_sql(table, filter, self.dialect().p());
+        let rows = self.fetch(sql, &filter_params(filter), &mac_columns(table))?;
+        Ok(rows.into_iter().map(mac_row).collect())
+    }
     /// Inserts a whole row (`values` in [`Table::all`] order) with its MAC; with `or_nothing`,
     /// nothing if its key exists. Returns the rows inserted.
     fn insert_mac_row(
@@ -84,7 +140,18 @@ pub(crate) trait MacStoreTx {
         values: &[Val],
         mac: &[u8; 32],
         or_nothing: bool,
-    ) -> Result<u64, ServerError>;
+    ) -> Result<u64, ServerError> {
+        let params: Vec<Param> = table
+            .all()
+            .zip(values)
+            .map(|(c, v)| (v.clone(), Some(c.kind)))
+            .chain(once((Val::Blob(mac.to_vec()), None)))
+            .collect();
+        self.run(
+            mac::insert_sql(table, or_nothing, self.dialect().p()),
+            &params,
+        )
+    }
     /// [`Self::insert_mac_row`] with `or_nothing`, for a "once ever" row the transaction goes on
     /// from: `true` when inserted, `false` when its key was there. A backend may hold the
     /// insert back as [`Self::insert_new_mac_row`] does and answer `true` at once (PostgreSQL):
@@ -119,7 +186,20 @@ pub(crate) trait MacStoreTx {
         sets: &[(&'static str, Val)],
         mac: &[u8; 32],
         old_mac: &[u8],
-    ) -> Result<u64, ServerError>;
+    ) -> Result<u64, ServerError> {
+        let names: Vec<&'static str> = sets.iter().map(|(n, _)| *n).collect();
+        let params: Vec<Param> = sets
+            .iter()
+            .map(|(n, v)| (v.clone(), Some(table.kind_of(n))))
+            .chain(once((Val::Blob(mac.to_vec()), None)))
+            .chain(key.iter().map(|v| (v.clone(), None)))
+            .chain(once((Val::Blob(old_mac.to_vec()), None)))
+            .collect();
+        self.run(
+            mac::update_cols_sql(table, &names, self.dialect().p()),
+            &params,
+        )
+    }
     /// [`Self::update_mac_row`] of a row this transaction holds locked (read `FOR UPDATE` or
     /// written by it): exactly one row must change, or the row was changed under its lock
     /// ([`ServerError::Tampered`]). A backend may hold the statement back and send it with
@@ -142,10 +222,50 @@ pub(crate) trait MacStoreTx {
         table: &'static Table,
         key: &[Val],
         mac: &[u8; 32],
-    ) -> Result<(), ServerError>;
+    ) -> Result<(), ServerError> {
+        let params: Vec<Param> = once((Val::Blob(mac.to_vec()), None))
+            .chain(key.iter().map(|v| (v.clone(), None)))
+            .collect();
+        self.run(mac::update_sql(table, self.dialect().p()), &params)
+            .map(drop)
+    }
     /// Whether the one-time row-MAC migration is marked done, and whether the audit log
     /// records it (locked until the transaction ends).
     fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError>;
     /// Marks the one-time row-MAC migration done.
-    fn set_row_mac_done(&mut self) -> Result<(), ServerError>;
+    fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
+        let stmt = sql!("UPDATE row_mac_state SET done = TRUE WHERE only_row = 1");
+        self.exec(stmt, &[]).map(drop)
+    }
+}
+
+/// A filter's values, bound as they are.
+fn filter_params(filter: &[(&'static str, Val)]) -> Vec<Param> {
+    filter.iter().map(|(_, v)| (v.clone(), None)).collect()
+}
+
+/// A card's key, bound as it is.
+fn card_params((profile, identity): CardKey<'_>) -> Vec<Param> {
+    vec![
+        (Val::text(profile.as_str()), None),
+        (Val::text(identity), None),
+    ]
+}
+
+/// The columns of `SELECT <all columns>, mac` (or `RETURNING` them).
+fn mac_columns(table: &Table) -> Vec<Kind> {
+    table
+        .all()
+        .map(|c| c.kind)
+        .chain(once(Kind::Blob))
+        .collect()
+}
+
+/// A row read with [`mac_columns`]: its values, then its MAC (`None` if `NULL`).
+fn mac_row(mut values: Vec<Val>) -> MacRow {
+    let mac = match values.pop() {
+        Some(Val::Blob(mac)) => Some(mac),
+        _ => None,
+    };
+    MacRow { values, mac }
 }
