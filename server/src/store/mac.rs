@@ -458,16 +458,7 @@ pub(crate) fn stamp_existing(
         TABLES.len()
     );
     tx.insert_audit(
-        &super::AuditNote {
-            card: None,
-            session: None,
-            event: "row_mac",
-            outcome: "stamped",
-            detail: &detail,
-            operator: None,
-            role: None,
-            address: None,
-        },
+        &super::AuditNote::server(None, "row_mac", "stamped", &detail),
         super::now_ms(),
     )?;
     Ok(rows)

@@ -243,16 +243,7 @@ mod tests {
     }
 
     fn note() -> AuditNote<'static> {
-        AuditNote {
-            card: Some(CARD),
-            session: None,
-            event: "test",
-            outcome: "written",
-            detail: "",
-            operator: None,
-            role: None,
-            address: None,
-        }
+        AuditNote::server(Some(CARD), "test", "written", "")
     }
 
     /// Proves a held-back write's row count is checked, both when it travels in the audit
