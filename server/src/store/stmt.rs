@@ -41,6 +41,14 @@ impl Stmt {
         self.text
     }
 
+    /// The text for `dialect`.
+    pub(crate) fn text_for(&'static self, dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Postgres => self.pg(),
+            Dialect::Sqlite => self.sqlite(),
+        }
+    }
+
     /// The SQLite text: the same with `?N` placeholders.
     pub(crate) fn sqlite(&'static self) -> &'static str {
         if let Some(text) = self.sqlite_text {

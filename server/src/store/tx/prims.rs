@@ -5,14 +5,15 @@
 use std::iter::once;
 
 use super::{changed_under_lock, inserted_once, CardKey, Counted};
-use crate::store::chain::{AuditHead, ChainRow, Link};
+use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
 use crate::store::mac::{self, Kind, MacRow, Table, Val, CARDS};
-use crate::store::stmt::{count, sql, text, Arg::Text, Exec, Param};
+use crate::store::stmt::Arg::{Bytes, Int, Text};
+use crate::store::stmt::{count, sql, text, Exec, Param};
 use crate::store::{AuditEntry, AuditNote};
 use crate::ServerError;
 
 /// The audit chain's rows and heads, as stored.
-pub(crate) trait AuditTx {
+pub(crate) trait AuditTx: Exec {
     /// Writes one audit row as is, with its place in the chain (`None`: unchained); for an
     /// instance chain, the row becomes the chain's head in `audit_heads`.
     fn insert_audit_row(
@@ -22,24 +23,78 @@ pub(crate) trait AuditTx {
         link: Option<Link<'_>>,
     ) -> Result<(), ServerError>;
     /// The chain's head, locked until the transaction ends; `None` before the chain exists.
-    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError>;
+    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
+        // PostgreSQL: the row lock makes concurrent appends (from any instance) wait for this
+        // one; SQLite's `BEGIN IMMEDIATE` already holds the write lock.
+        let stmt = sql!(
+            pg: "SELECT seq, mac FROM audit_head WHERE only_row = 1 FOR UPDATE",
+            sqlite: "SELECT seq, mac FROM audit_head WHERE only_row = 1"
+        );
+        let sql = stmt.text_for(self.dialect());
+        let Some(row) = self.fetch(sql, &[], &[Kind::Int, Kind::Blob])?.pop() else {
+            return Ok(None);
+        };
+        head_row(row).map(|head| head.map(|(_, head)| head))
+    }
     /// Sets the chain's head.
-    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError>;
+    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
+        let stmt = sql!(
+            "INSERT INTO audit_head (only_row, seq, mac) VALUES (1, $1, $2)
+             ON CONFLICT (only_row) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac"
+        );
+        self.exec(stmt, &[Int(head.seq), Bytes(&head.mac)])
+            .map(drop)
+    }
     /// Every instance chain's stored head (`audit_heads`), by chain name.
-    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError>;
+    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
+        let stmt = sql!("SELECT chain, seq, mac FROM audit_heads ORDER BY chain");
+        let sql = stmt.text_for(self.dialect());
+        let rows = self.fetch(sql, &[], &[Kind::Text, Kind::Int, Kind::Blob])?;
+        let heads = rows.into_iter().map(head_row);
+        let heads = heads.filter_map(Result::transpose);
+        heads
+            .map(|h| h.map(|(chain, head)| (chain.unwrap_or_default(), head)))
+            .collect()
+    }
     /// Where each chain starts after archiving (`None`: the global chain).
-    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError>;
+    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
+        let stmt = sql!("SELECT chain, seq, mac FROM audit_starts ORDER BY chain");
+        let sql = stmt.text_for(self.dialect());
+        let rows = self.fetch(sql, &[], &[Kind::Text, Kind::Int, Kind::Blob])?;
+        let starts = rows.into_iter().map(head_row);
+        let starts = starts.filter_map(Result::transpose);
+        starts
+            .map(|s| s.map(|(chain, head)| (chain.filter(|c| !c.is_empty()), head)))
+            .collect()
+    }
     /// Sets where `chain` starts (its rows up to `head` archived and deleted).
-    fn set_audit_start(&mut self, chain: Option<&str>, head: &AuditHead)
-        -> Result<(), ServerError>;
+    fn set_audit_start(
+        &mut self,
+        chain: Option<&str>,
+        head: &AuditHead,
+    ) -> Result<(), ServerError> {
+        let stmt = sql!(
+            "INSERT INTO audit_starts (chain, seq, mac) VALUES ($1, $2, $3)
+             ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac"
+        );
+        let args = [Text(chain.unwrap_or("")), Int(head.seq), Bytes(&head.mac)];
+        self.exec(stmt, &args).map(drop)
+    }
     /// Deletes the audit rows `ids` (archived).
     fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError>;
     /// The audit rows in id order with their chain columns (only the unchained ones if
     /// `unchained_only`).
     fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError>;
     /// Gives the row `id` its place in the chain.
-    fn set_audit_row_chain(&mut self, id: i64, seq: i64, mac: &[u8; 32])
-        -> Result<(), ServerError>;
+    fn set_audit_row_chain(
+        &mut self,
+        id: i64,
+        seq: i64,
+        mac: &[u8; 32],
+    ) -> Result<(), ServerError> {
+        let stmt = sql!("UPDATE audit SET seq = $1, mac = $2 WHERE id = $3");
+        self.exec(stmt, &[Int(seq), Bytes(mac), Int(id)]).map(drop)
+    }
     /// The whole audit log, oldest first.
     fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError>;
 }
@@ -268,4 +323,23 @@ fn mac_row(mut values: Vec<Val>) -> MacRow {
         _ => None,
     };
     MacRow { values, mac }
+}
+
+/// A row `[chain,] seq, mac` as its chain's name (if read) and head; `None` for a chain not
+/// started (a negative `seq`).
+fn head_row(mut row: Vec<Val>) -> Result<Option<(Option<String>, AuditHead)>, ServerError> {
+    let mac = match row.pop() {
+        Some(Val::Blob(mac)) => mac,
+        _ => Vec::new(),
+    };
+    let seq = match row.pop() {
+        Some(Val::Int(seq)) => seq,
+        _ => {
+            return Err(ServerError::InvalidInput(
+                "the stored audit head is malformed".into(),
+            ))
+        }
+    };
+    let chain = text(row.pop());
+    Ok(head_of(seq, &mac)?.map(|head| (chain, head)))
 }
