@@ -105,26 +105,6 @@ impl Tx for PgTx<'_> {
         card_row(&r)?.into_record(profile, identity).map(Some)
     }
 
-    fn questions(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-    ) -> Result<Vec<(String, String)>, ServerError> {
-        let rows = self.query(
-            "SELECT question, answer_hash FROM questions WHERE profile = $1 AND identity = $2
-             ORDER BY position",
-            &[&profile.as_str(), &identity],
-        )?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
-    fn puk_denied(&mut self, (profile, identity): CardKey<'_>) -> Result<Vec<u32>, ServerError> {
-        let rows = self.query(
-            "SELECT gen FROM puk_denied WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity],
-        )?;
-        rows.iter().map(|r| small(r.get(0))).collect()
-    }
-
     fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
         self.sweep_expired(now)
     }

@@ -93,28 +93,6 @@ impl Tx for SqliteTx<'_> {
         row.map(|r| r.into_record(profile, identity)).transpose()
     }
 
-    fn questions(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-    ) -> Result<Vec<(String, String)>, ServerError> {
-        let mut stmt = self.0.prepare_cached(
-            "SELECT question, answer_hash FROM questions WHERE profile = ?1 AND identity = ?2
-             ORDER BY position",
-        )?;
-        let rows = stmt.query_map(params![profile.as_str(), identity], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn puk_denied(&mut self, (profile, identity): CardKey<'_>) -> Result<Vec<u32>, ServerError> {
-        let mut stmt = self
-            .0
-            .prepare_cached("SELECT gen FROM puk_denied WHERE profile = ?1 AND identity = ?2")?;
-        let rows = stmt.query_map(params![profile.as_str(), identity], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
         self.0
             .execute("DELETE FROM sessions WHERE expires_ms <= ?1", params![now])?;

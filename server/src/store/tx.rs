@@ -15,10 +15,11 @@
 use super::chain::lanes::LaneTx;
 use super::joined::JoinTx;
 use super::mac::Table;
+use super::mac::{Kind, Val};
 use super::ops::OpTx;
 use super::readouts::ReadoutTx;
 use super::rules::RulesTx;
-use super::stmt::{sql, Arg, Exec};
+use super::stmt::{self, sql, Arg, Exec};
 pub(crate) use prims::{AuditTx, MacStoreTx};
 
 mod prims;
@@ -157,10 +158,45 @@ pub(crate) trait Tx:
         .map(drop)
     }
     /// The card's (question, answer hash) pairs in order.
-    fn questions(&mut self, card: CardKey<'_>) -> Result<Vec<(String, String)>, ServerError>;
+    fn questions(
+        &mut self,
+        (profile, identity): CardKey<'_>,
+    ) -> Result<Vec<(String, String)>, ServerError> {
+        let stmt = sql!(
+            "SELECT question, answer_hash FROM questions WHERE profile = $1 AND identity = $2
+             ORDER BY position"
+        );
+        let key = [
+            (Val::text(profile.as_str()), None),
+            (Val::text(identity), None),
+        ];
+        let rows = self.fetch(
+            stmt.text_for(self.dialect()),
+            &key,
+            &[Kind::Text, Kind::Text],
+        )?;
+        let text = |v: Option<Val>| stmt::text(v).unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .map(|mut r| {
+                let answer_hash = text(r.pop());
+                (text(r.pop()), answer_hash)
+            })
+            .collect())
+    }
 
     /// The PUK generations whose sessions reported "not rotated".
-    fn puk_denied(&mut self, card: CardKey<'_>) -> Result<Vec<u32>, ServerError>;
+    fn puk_denied(&mut self, (profile, identity): CardKey<'_>) -> Result<Vec<u32>, ServerError> {
+        let stmt = sql!("SELECT gen FROM puk_denied WHERE profile = $1 AND identity = $2");
+        let key = [
+            (Val::text(profile.as_str()), None),
+            (Val::text(identity), None),
+        ];
+        let rows = self.fetch(stmt.text_for(self.dialect()), &key, &[Kind::Int])?;
+        rows.into_iter()
+            .map(|mut r| stmt::count(r.pop(), 0))
+            .collect()
+    }
     /// Records a generation reported "not rotated" (once).
     fn deny_puk(
         &mut self,
