@@ -25,7 +25,6 @@ mod ops;
 mod pgpass;
 mod readouts;
 mod rows;
-mod rules;
 mod tls;
 
 use super::chain::{self};
@@ -142,3 +141,6 @@ impl Tx for PgTx<'_> {
         chain::append(self, note, now)
     }
 }
+
+/// Every rule primitive is [`super::rules::RulesTx`]'s own, over [`Exec`].
+impl super::rules::RulesTx for PgTx<'_> {}

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::mac::Kind;
+use super::mac::{Kind, Val};
 use super::stmt::{count, sql, text, Arg, Exec};
 use super::tx::{CardKey, Tx};
 use crate::{Rate, ServerError};
@@ -23,11 +23,39 @@ pub(crate) trait RulesTx: Exec {
     /// transaction ends; created with `full` tokens at `now` if it did not exist.
     fn lock_card_bucket(
         &mut self,
-        card: CardKey<'_>,
+        (profile, identity): CardKey<'_>,
         kind: &str,
         full: f64,
         now: i64,
-    ) -> Result<(f64, i64), ServerError>;
+    ) -> Result<(f64, i64), ServerError> {
+        let insert = sql!(
+            "INSERT INTO card_buckets (profile, identity, kind, tokens, last_ms)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+        );
+        let args = [
+            T(profile.as_str()),
+            T(identity),
+            T(kind),
+            Real(full),
+            Int(now),
+        ];
+        self.exec(insert, &args)?;
+        let read = sql!(
+            pg: "SELECT tokens, last_ms FROM card_buckets
+             WHERE profile = $1 AND identity = $2 AND kind = $3 FOR UPDATE",
+            sqlite: "SELECT tokens, last_ms FROM card_buckets
+             WHERE profile = ?1 AND identity = ?2 AND kind = ?3"
+        );
+        let key = [profile.as_str(), identity, kind].map(|v| (Val::text(v), None));
+        let sql = read.text_for(self.dialect());
+        let row = self.fetch(sql, &key, &[Kind::Real, Kind::Int])?.pop();
+        match row.as_deref() {
+            Some([Val::Int(bits), Val::Int(last_ms)]) => {
+                Ok((f64::from_bits(*bits as u64), *last_ms))
+            }
+            _ => Err(ServerError::InvalidInput("card bucket vanished".into())),
+        }
+    }
     /// Forgets up to 100 buckets of `kind` untouched since `before` (they are full again, as
     /// good as absent): keeps the table from growing with every identity ever sent. Skips rows
     /// another transaction holds.

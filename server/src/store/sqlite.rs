@@ -11,7 +11,6 @@ mod mac;
 mod ops;
 mod readouts;
 mod rows;
-mod rules;
 
 use super::chain::{self};
 use super::mac::{Kind, Val};
@@ -135,3 +134,6 @@ impl Tx for SqliteTx<'_> {
         chain::append(self, note, now)
     }
 }
+
+/// Every rule primitive is [`super::rules::RulesTx`]'s own, over [`Exec`].
+impl super::rules::RulesTx for SqliteTx<'_> {}
