@@ -22,6 +22,7 @@ pub(crate) mod rules;
 mod schema;
 pub(crate) mod session;
 mod sqlite;
+mod stmt;
 pub(crate) mod tx;
 
 use std::fmt;
@@ -209,6 +210,27 @@ pub(crate) struct AuditNote<'a> {
     pub role: Option<cardunlock_protocol::Role>,
     /// The client's address.
     pub address: Option<&'a str>,
+}
+
+impl<'a> AuditNote<'a> {
+    /// A row the server writes on its own account: no session, operator, role or address.
+    pub(crate) fn server(
+        card: Option<(Profile, &'a str)>,
+        event: &'a str,
+        outcome: &'a str,
+        detail: &'a str,
+    ) -> Self {
+        Self {
+            card,
+            session: None,
+            event,
+            outcome,
+            detail,
+            operator: None,
+            role: None,
+            address: None,
+        }
+    }
 }
 
 /// Where the store lives: a SQLite file or a PostgreSQL database.
@@ -454,16 +476,7 @@ impl Store {
     /// back).
     fn alert(&self, why: &str) {
         log::error!("ALERT store integrity: {why}; the request was refused");
-        let note = AuditNote {
-            card: None,
-            session: None,
-            event: "integrity",
-            outcome: "tampered",
-            detail: why,
-            operator: None,
-            role: None,
-            address: None,
-        };
+        let note = AuditNote::server(None, "integrity", "tampered", why);
         if let Err(e) = self.transact(|tx| crate::alerts::raise(tx, &note)) {
             log::error!("ALERT store integrity: the alert's audit row failed: {e}");
         }

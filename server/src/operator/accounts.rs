@@ -79,16 +79,7 @@ pub fn create_operator(
             return Ok(false);
         }
         tx.insert_audit(
-            &AuditNote {
-                card: None,
-                session: None,
-                event: "add_operator",
-                outcome: "ok",
-                detail: &detail,
-                operator: None,
-                role: None,
-                address: None,
-            },
+            &AuditNote::server(None, "add_operator", "ok", &detail),
             now_ms(),
         )?;
         Ok(true)

@@ -72,16 +72,12 @@ impl Store {
                 tx.set_card_auth_key(card, Some(key))?;
             }
             tx.insert_audit(
-                &AuditNote {
-                    card: Some(card),
-                    session: None,
-                    event: "enroll",
-                    outcome: if inserted { "enrolled" } else { "re-enrolled" },
-                    detail: &detail,
-                    operator: None,
-                    role: None,
-                    address: None,
-                },
+                &AuditNote::server(
+                    Some(card),
+                    "enroll",
+                    if inserted { "enrolled" } else { "re-enrolled" },
+                    &detail,
+                ),
                 now,
             )?;
             tx.read_card(card)?.ok_or(ServerError::UnknownCard)
@@ -105,16 +101,7 @@ impl Store {
             tx.read_card(card)?.ok_or(ServerError::UnknownCard)?;
             tx.set_card_auth_key(card, Some(&key))?;
             tx.insert_audit(
-                &AuditNote {
-                    card: Some(card),
-                    session: None,
-                    event: "card_auth_key",
-                    outcome: "recorded",
-                    detail: "",
-                    operator: None,
-                    role: None,
-                    address: None,
-                },
+                &AuditNote::server(Some(card), "card_auth_key", "recorded", ""),
                 now_ms(),
             )
         })
@@ -150,16 +137,7 @@ impl Store {
                 record.puk_gen, record.pending_puk_gen
             );
             tx.insert_audit(
-                &AuditNote {
-                    card: Some(card),
-                    session: None,
-                    event: "puk",
-                    outcome: "operator_renewed",
-                    detail: &detail,
-                    operator: None,
-                    role: None,
-                    address: None,
-                },
+                &AuditNote::server(Some(card), "puk", "operator_renewed", &detail),
                 now_ms(),
             )?;
             Ok(fresh)
@@ -184,16 +162,7 @@ impl Store {
                 record.failed_attempts
             );
             tx.insert_audit(
-                &AuditNote {
-                    card: Some(card),
-                    session: None,
-                    event: "lift_lock",
-                    outcome: "lifted",
-                    detail: &detail,
-                    operator: None,
-                    role: None,
-                    address: None,
-                },
+                &AuditNote::server(Some(card), "lift_lock", "lifted", &detail),
                 now_ms(),
             )
         })

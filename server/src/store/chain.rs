@@ -227,16 +227,7 @@ pub(crate) fn chain_existing(tx: &mut dyn Tx, key: &AuditKey) -> Result<u64, Ser
         return Ok(0);
     }
     let detail = format!("{chained} existing rows chained");
-    let note = AuditNote {
-        card: None,
-        session: None,
-        event: "audit_chain",
-        outcome: "chained",
-        detail: &detail,
-        operator: None,
-        role: None,
-        address: None,
-    };
+    let note = AuditNote::server(None, "audit_chain", "chained", &detail);
     append(tx, &note, super::now_ms())?;
     Ok(chained)
 }

@@ -35,11 +35,9 @@ pub(crate) use joined::{
     session_card,
 };
 pub(crate) use sql::{
-    audit_counts_sql, card_counted_sql, delete_returning_sql, insert_sql, select_sql,
-    update_cols_sql, update_sql,
+    audit_counts_sql, card_counted_sql, delete_returning_sql, insert_sql, intern,
+    select_locked_sql, select_sql, update_cols_sql, update_sql,
 };
-#[cfg(feature = "postgres")]
-pub(crate) use sql::{intern, select_locked_sql};
 
 /// The row-MAC key (32 bytes, from the master secret).
 pub(crate) type RowKey = Zeroizing<[u8; 32]>;
@@ -95,6 +93,13 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// The kind of column `name` (text for a name the table does not have).
+    pub(crate) fn kind_of(&self, name: &str) -> Kind {
+        self.all()
+            .find(|c| c.name == name)
+            .map_or(Kind::Text, |c| c.kind)
+    }
+
     /// The key columns, then the others.
     pub(crate) fn all(&self) -> impl Iterator<Item = &'static Col> {
         self.key.iter().chain(self.cols.iter())
@@ -453,16 +458,7 @@ pub(crate) fn stamp_existing(
         TABLES.len()
     );
     tx.insert_audit(
-        &super::AuditNote {
-            card: None,
-            session: None,
-            event: "row_mac",
-            outcome: "stamped",
-            detail: &detail,
-            operator: None,
-            role: None,
-            address: None,
-        },
+        &super::AuditNote::server(None, "row_mac", "stamped", &detail),
         super::now_ms(),
     )?;
     Ok(rows)

@@ -17,7 +17,6 @@
 //! lock order) is retried a few times.
 
 mod audit;
-mod cards;
 mod conn;
 mod defer;
 mod joined;
@@ -26,17 +25,66 @@ mod ops;
 mod pgpass;
 mod readouts;
 mod rows;
-mod rules;
 mod tls;
 
-use super::chain::{self, AuditHead, ChainRow};
-use super::mac::{MacRow, Table, Val};
-use super::tx::{CardKey, Counted, Tx};
-use super::{AuditEntry, AuditNote, CardRecord, Profile, Session};
+use super::chain::{self};
+use super::mac::{Kind, Val};
+use super::stmt::{Arg, Dialect, Exec, Param, Stmt};
+use super::tx::{CardKey, Tx};
+use super::{AuditNote, CardRecord, Profile, Session};
 use crate::ServerError;
 pub(super) use conn::PgDb;
 use conn::PgTx;
-use rows::{audit_row, card_row, small};
+use rows::{audit_row, card_row, pg_arg, small};
+
+impl Exec for PgTx<'_> {
+    fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(pg_arg).collect();
+        self.execute(stmt.pg(), &params)
+    }
+
+    fn query_one(
+        &mut self,
+        stmt: &'static Stmt,
+        args: &[Arg<'_>],
+        kind: Kind,
+    ) -> Result<Option<Val>, ServerError> {
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = args.iter().map(pg_arg).collect();
+        let row = self.query_opt(stmt.pg(), &params)?;
+        Ok(row.map(|r| mac::read(&r, 0, kind)).transpose()?)
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn run(&mut self, sql: &'static str, params: &[Param]) -> Result<u64, ServerError> {
+        let boxes = mac::bind(params);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            boxes.iter().map(AsRef::as_ref).collect();
+        self.execute(sql, &refs)
+    }
+
+    fn fetch(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+        columns: &[Kind],
+    ) -> Result<Vec<Vec<Val>>, ServerError> {
+        let boxes = mac::bind(params);
+        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            boxes.iter().map(AsRef::as_ref).collect();
+        let rows = self.query(sql, &refs)?;
+        let read = |r: &postgres::Row| {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, kind)| mac::read(r, i, *kind))
+                .collect::<Result<Vec<Val>, _>>()
+        };
+        Ok(rows.iter().map(read).collect::<Result<_, _>>()?)
+    }
+}
 
 impl Tx for PgTx<'_> {
     fn read_card(
@@ -56,142 +104,8 @@ impl Tx for PgTx<'_> {
         card_row(&r)?.into_record(profile, identity).map(Some)
     }
 
-    fn insert_card(
-        &mut self,
-        card: CardKey<'_>,
-        algorithm: &str,
-        name: &str,
-        email: &str,
-        now: i64,
-    ) -> Result<bool, ServerError> {
-        self.insert_card_pg(card, algorithm, name, email, now)
-    }
-
-    fn update_card_user(
-        &mut self,
-        card: CardKey<'_>,
-        algorithm: &str,
-        name: &str,
-        email: &str,
-    ) -> Result<(), ServerError> {
-        self.update_card_user_pg(card, algorithm, name, email)
-    }
-
-    fn set_attempts(
-        &mut self,
-        card: CardKey<'_>,
-        failed: u32,
-        locked: bool,
-    ) -> Result<(), ServerError> {
-        self.set_attempts_pg(card, failed, locked)
-    }
-
-    fn set_puk_gens(
-        &mut self,
-        card: CardKey<'_>,
-        puk_gen: u32,
-        pending: Option<u32>,
-    ) -> Result<(), ServerError> {
-        self.set_puk_gens_pg(card, puk_gen, pending)
-    }
-
-    fn delete_questions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.execute(
-            "DELETE FROM questions WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity],
-        )?;
-        Ok(())
-    }
-
-    fn insert_question(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        position: u32,
-        question: &str,
-        answer_hash: &str,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO questions (profile, identity, position, question, answer_hash)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &profile.as_str(),
-                &identity,
-                &i64::from(position),
-                &question,
-                &answer_hash,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn questions(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-    ) -> Result<Vec<(String, String)>, ServerError> {
-        let rows = self.query(
-            "SELECT question, answer_hash FROM questions WHERE profile = $1 AND identity = $2
-             ORDER BY position",
-            &[&profile.as_str(), &identity],
-        )?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
-    fn puk_denied(&mut self, (profile, identity): CardKey<'_>) -> Result<Vec<u32>, ServerError> {
-        let rows = self.query(
-            "SELECT gen FROM puk_denied WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity],
-        )?;
-        rows.iter().map(|r| small(r.get(0))).collect()
-    }
-
-    fn deny_puk(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO puk_denied (profile, identity, gen) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            &[&profile.as_str(), &identity, &i64::from(generation)],
-        )?;
-        Ok(())
-    }
-
-    fn clear_denied_upto(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "DELETE FROM puk_denied WHERE profile = $1 AND identity = $2 AND gen <= $3",
-            &[&profile.as_str(), &identity, &i64::from(generation)],
-        )?;
-        Ok(())
-    }
-
     fn delete_expired_sessions(&mut self, now: i64) -> Result<(), ServerError> {
         self.sweep_expired(now)
-    }
-
-    fn insert_session(
-        &mut self,
-        token_hash: &[u8; 32],
-        (profile, identity): CardKey<'_>,
-        now: i64,
-        expires: i64,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO sessions (token_hash, profile, identity, created_ms, expires_ms)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &&token_hash[..],
-                &profile.as_str(),
-                &identity,
-                &now,
-                &expires,
-            ],
-        )?;
-        Ok(())
     }
 
     fn live_session(
@@ -223,292 +137,10 @@ impl Tx for PgTx<'_> {
         }))
     }
 
-    fn set_session_nonce(&mut self, token_hash: &[u8; 32], nonce: &str) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET nonce = $2 WHERE token_hash = $1",
-            &[&&token_hash[..], &nonce],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_proven(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET proven = TRUE WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn set_card_auth_key(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        key: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET card_auth_key = $3 WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &key],
-        )?;
-        Ok(())
-    }
-
-    fn set_iso_profile(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        name: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET iso_profile = $3 WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &name],
-        )?;
-        Ok(())
-    }
-
-    fn set_backoff(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        backoff_until_ms: i64,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET backoff_until_ms = $3 WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity, &backoff_until_ms],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_verified(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET verified = TRUE WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_puk_next(
-        &mut self,
-        token_hash: &[u8; 32],
-        generation: u32,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET puk_next_gen = $2 WHERE token_hash = $1",
-            &[&&token_hash[..], &i64::from(generation)],
-        )?;
-        Ok(())
-    }
-
-    fn set_session_gids(
-        &mut self,
-        token_hash: &[u8; 32],
-        randoms: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET gids_randoms = $2 WHERE token_hash = $1",
-            &[&&token_hash[..], &randoms],
-        )?;
-        Ok(())
-    }
-
-    fn close_card_sessions(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET closed = TRUE WHERE profile = $1 AND identity = $2 AND NOT closed",
-            &[&profile.as_str(), &identity],
-        )?;
-        Ok(())
-    }
-
-    fn count_admin_answer(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET admin_answers = admin_answers + 1 WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn close_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sessions SET closed = TRUE WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn use_challenge(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        kind: &str,
-        value: &str,
-        now: i64,
-    ) -> Result<bool, ServerError> {
-        let n = self.execute(
-            "INSERT INTO used_challenges (profile, identity, kind, value, used_ms)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-            &[&profile.as_str(), &identity, &kind, &value, &now],
-        )?;
-        Ok(n == 1)
-    }
-
     fn insert_audit(&mut self, note: &AuditNote<'_>, now: i64) -> Result<(), ServerError> {
         chain::append(self, note, now)
     }
-
-    fn insert_audit_row(
-        &mut self,
-        note: &AuditNote<'_>,
-        now: i64,
-        link: Option<crate::store::chain::Link<'_>>,
-    ) -> Result<(), ServerError> {
-        self.insert_row(note, now, link)
-    }
-
-    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
-        self.head()
-    }
-
-    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
-        self.write_head(head)
-    }
-
-    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
-        self.lane_heads()
-    }
-
-    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
-        self.starts()
-    }
-
-    fn set_audit_start(
-        &mut self,
-        chain: Option<&str>,
-        head: &AuditHead,
-    ) -> Result<(), ServerError> {
-        self.set_start(chain, head)
-    }
-
-    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
-        self.delete_rows(ids)
-    }
-
-    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
-        self.chain_rows(unchained_only)
-    }
-
-    fn set_audit_row_chain(
-        &mut self,
-        id: i64,
-        seq: i64,
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        self.set_row_chain(id, seq, mac)
-    }
-
-    fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
-        self.audit_log_pg()
-    }
-
-    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
-        self.card_audit_counts_pg(card)
-    }
-
-    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
-        self.card_mac_row_counted_pg(card)
-    }
-
-    fn last_card_audit_detail(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        event: &str,
-        outcome: &str,
-    ) -> Result<Option<String>, ServerError> {
-        self.last_card_audit_detail_pg((profile, identity), event, outcome)
-    }
-
-    fn mac_rows(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        self.mac_rows_pg(table, filter, false)
-    }
-
-    fn mac_rows_locked(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        self.mac_rows_pg(table, filter, true)
-    }
-
-    fn delete_mac_rows(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        self.delete_mac_rows_pg(table, filter)
-    }
-
-    fn insert_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-        or_nothing: bool,
-    ) -> Result<u64, ServerError> {
-        self.insert_mac_row_pg(table, values, mac, or_nothing)
-    }
-
-    fn insert_new_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        self.defer_insert(table, values, mac)
-    }
-
-    fn claim_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<bool, ServerError> {
-        self.claim(table, values, mac)
-    }
-
-    fn update_mac_row(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        sets: &[(&'static str, Val)],
-        mac: &[u8; 32],
-        old_mac: &[u8],
-    ) -> Result<u64, ServerError> {
-        self.update_mac_row_pg(table, key, sets, mac, old_mac)
-    }
-
-    fn update_locked_mac_row(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        sets: &[(&'static str, Val)],
-        mac: &[u8; 32],
-        old_mac: &[u8],
-    ) -> Result<(), ServerError> {
-        self.defer_update(table, key, sets, mac, old_mac)
-    }
-
-    fn set_row_mac(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        self.set_row_mac_pg(table, key, mac)
-    }
-
-    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError> {
-        self.row_mac_state_pg()
-    }
-
-    fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
-        self.set_row_mac_done_pg()
-    }
 }
+
+/// Every rule primitive is [`super::rules::RulesTx`]'s own, over [`Exec`].
+impl super::rules::RulesTx for PgTx<'_> {}

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use super::fused::{put, Checked, Fields};
 
 mod checks;
+mod pass;
 
 use super::USED_CHALLENGES;
-use super::{check_rows, MacRow, Table, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
-use crate::store::chain::{AuditHead, ChainRow, Link};
+use super::{check_rows, Val, CARDS, PUK_DENIED, QUESTIONS, SESSIONS};
 use crate::store::tx::{CardKey, Counted, Tx};
-use crate::store::{AuditEntry, AuditNote, CardRecord, Session};
+use crate::store::{AuditNote, CardRecord, Session};
 use crate::ServerError;
 
 /// A filter of equal columns.
@@ -346,64 +346,6 @@ impl Tx for MacTx<'_> {
         self.inner.insert_audit(note, now)
     }
 
-    fn insert_audit_row(
-        &mut self,
-        note: &AuditNote<'_>,
-        now: i64,
-        link: Option<Link<'_>>,
-    ) -> Result<(), ServerError> {
-        self.inner.insert_audit_row(note, now, link)
-    }
-
-    fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
-        self.inner.lane_heads()
-    }
-
-    fn audit_starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
-        self.inner.audit_starts()
-    }
-
-    fn set_audit_start(
-        &mut self,
-        chain: Option<&str>,
-        head: &AuditHead,
-    ) -> Result<(), ServerError> {
-        self.inner.set_audit_start(chain, head)
-    }
-
-    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
-        self.inner.delete_audit_rows(ids)
-    }
-
-    fn audit_head(&mut self) -> Result<Option<AuditHead>, ServerError> {
-        self.inner.audit_head()
-    }
-
-    fn set_audit_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
-        self.inner.set_audit_head(head)
-    }
-
-    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
-        self.inner.audit_chain_rows(unchained_only)
-    }
-
-    fn set_audit_row_chain(
-        &mut self,
-        id: i64,
-        seq: i64,
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        self.inner.set_audit_row_chain(id, seq, mac)
-    }
-
-    fn audit_log(&mut self) -> Result<Vec<AuditEntry>, ServerError> {
-        self.inner.audit_log()
-    }
-
-    fn card_audit_counts(&mut self, card: CardKey<'_>) -> Result<(u32, u32), ServerError> {
-        self.inner.card_audit_counts(card)
-    }
-
     fn read_card_audited(&mut self, card: CardKey<'_>) -> Result<Counted<CardRecord>, ServerError> {
         let Some((row, counts)) = self.inner.card_mac_row_counted(card)? else {
             return Ok(None);
@@ -415,89 +357,5 @@ impl Tx for MacTx<'_> {
             values: &row.values,
         };
         Ok(Some((fields.card(card)?, counts)))
-    }
-
-    fn card_mac_row_counted(&mut self, card: CardKey<'_>) -> Result<Counted<MacRow>, ServerError> {
-        self.inner.card_mac_row_counted(card)
-    }
-
-    fn last_card_audit_detail(
-        &mut self,
-        card: CardKey<'_>,
-        event: &str,
-        outcome: &str,
-    ) -> Result<Option<String>, ServerError> {
-        self.inner.last_card_audit_detail(card, event, outcome)
-    }
-
-    fn mac_rows(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        self.inner.mac_rows(table, filter)
-    }
-
-    fn mac_rows_locked(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        self.inner.mac_rows_locked(table, filter)
-    }
-
-    fn delete_mac_rows(
-        &mut self,
-        table: &'static Table,
-        filter: &[(&'static str, Val)],
-    ) -> Result<Vec<MacRow>, ServerError> {
-        self.inner.delete_mac_rows(table, filter)
-    }
-
-    fn insert_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-        or_nothing: bool,
-    ) -> Result<u64, ServerError> {
-        self.inner.insert_mac_row(table, values, mac, or_nothing)
-    }
-
-    fn claim_mac_row(
-        &mut self,
-        table: &'static Table,
-        values: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<bool, ServerError> {
-        self.inner.claim_mac_row(table, values, mac)
-    }
-
-    fn update_mac_row(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        sets: &[(&'static str, Val)],
-        mac: &[u8; 32],
-        old_mac: &[u8],
-    ) -> Result<u64, ServerError> {
-        self.inner.update_mac_row(table, key, sets, mac, old_mac)
-    }
-
-    fn set_row_mac(
-        &mut self,
-        table: &'static Table,
-        key: &[Val],
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        self.inner.set_row_mac(table, key, mac)
-    }
-
-    fn row_mac_state(&mut self) -> Result<(bool, bool), ServerError> {
-        self.inner.row_mac_state()
-    }
-
-    fn set_row_mac_done(&mut self) -> Result<(), ServerError> {
-        self.inner.set_row_mac_done()
     }
 }

@@ -21,7 +21,6 @@ pub(crate) fn select_sql(
 
 /// [`select_sql`] with the rows locked until the transaction ends (`FOR UPDATE`, PostgreSQL;
 /// SQLite's `BEGIN IMMEDIATE` already holds the whole database).
-#[cfg(feature = "postgres")]
 pub(crate) fn select_locked_sql(
     table: &Table,
     filter: &[(&'static str, Val)],

@@ -4,15 +4,16 @@ use postgres::types::ToSql;
 
 use super::defer::{held_params, held_sql, AUDIT_PARAMS};
 use super::{audit_row, PgTx};
-use crate::store::chain::{head_of, AuditHead, ChainRow, Link};
+use crate::store::chain::{ChainRow, Link};
 use crate::store::mac;
+use crate::store::tx::AuditTx;
 use crate::store::AuditNote;
 use crate::ServerError;
 
-impl PgTx<'_> {
+impl AuditTx for PgTx<'_> {
     /// Writes one audit row as is, with its place in the chain (`None`: unchained), and for an
     /// instance chain its new head, in one statement (one round trip).
-    pub(super) fn insert_row(
+    fn insert_audit_row(
         &mut self,
         note: &AuditNote<'_>,
         now: i64,
@@ -75,7 +76,7 @@ impl PgTx<'_> {
     }
 
     /// The whole audit log, oldest first.
-    pub(super) fn audit_log_pg(&mut self) -> Result<Vec<crate::store::AuditEntry>, ServerError> {
+    fn audit_log(&mut self) -> Result<Vec<crate::store::AuditEntry>, ServerError> {
         let rows = self.query(
             "SELECT time_ms, profile, identity, session, event, outcome, detail,
                     operator, role, address
@@ -85,49 +86,8 @@ impl PgTx<'_> {
         Ok(rows.iter().map(audit_row).collect())
     }
 
-    /// The chain's head, row-locked until the transaction ends.
-    pub(super) fn head(&mut self) -> Result<Option<AuditHead>, ServerError> {
-        // The row lock makes concurrent appends (from any instance) wait for this one.
-        let row = self.query_opt(
-            "SELECT seq, mac FROM audit_head WHERE only_row = 1 FOR UPDATE",
-            &[],
-        )?;
-        Ok(row
-            .map(|r| head_of(r.get(0), &r.get::<_, Vec<u8>>(1)))
-            .transpose()?
-            .flatten())
-    }
-
-    /// Sets the chain's head.
-    pub(super) fn write_head(&mut self, head: &AuditHead) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO audit_head (only_row, seq, mac) VALUES (1, $1, $2)
-             ON CONFLICT (only_row) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
-            &[&head.seq, &head.mac.as_slice()],
-        )?;
-        Ok(())
-    }
-
-    /// Every instance chain's stored head.
-    pub(super) fn lane_heads(&mut self) -> Result<Vec<(String, AuditHead)>, ServerError> {
-        let rows = self.query(
-            "SELECT chain, seq, mac FROM audit_heads ORDER BY chain",
-            &[],
-        )?;
-        let mut heads = Vec::new();
-        for r in &rows {
-            if let Some(head) = head_of(r.get(1), &r.get::<_, Vec<u8>>(2))? {
-                heads.push((r.get(0), head));
-            }
-        }
-        Ok(heads)
-    }
-
     /// The audit rows in id order with their chain columns.
-    pub(super) fn chain_rows(
-        &mut self,
-        unchained_only: bool,
-    ) -> Result<Vec<ChainRow>, ServerError> {
+    fn audit_chain_rows(&mut self, unchained_only: bool) -> Result<Vec<ChainRow>, ServerError> {
         let sql = if unchained_only {
             "SELECT time_ms, profile, identity, session, event, outcome, detail,
                     operator, role, address, id, seq, mac, chain
@@ -150,52 +110,8 @@ impl PgTx<'_> {
             .collect())
     }
 
-    /// Gives the row `id` its place in the chain.
-    pub(super) fn set_row_chain(
-        &mut self,
-        id: i64,
-        seq: i64,
-        mac: &[u8; 32],
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE audit SET seq = $1, mac = $2 WHERE id = $3",
-            &[&seq, &mac.as_slice(), &id],
-        )?;
-        Ok(())
-    }
-
-    /// Where each chain starts after archiving.
-    pub(super) fn starts(&mut self) -> Result<Vec<(Option<String>, AuditHead)>, ServerError> {
-        let rows = self.query(
-            "SELECT chain, seq, mac FROM audit_starts ORDER BY chain",
-            &[],
-        )?;
-        let mut starts = Vec::new();
-        for r in &rows {
-            if let Some(head) = head_of(r.get(1), &r.get::<_, Vec<u8>>(2))? {
-                let chain: String = r.get(0);
-                starts.push((Some(chain).filter(|c| !c.is_empty()), head));
-            }
-        }
-        Ok(starts)
-    }
-
-    /// Sets where `chain` starts.
-    pub(super) fn set_start(
-        &mut self,
-        chain: Option<&str>,
-        head: &AuditHead,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO audit_starts (chain, seq, mac) VALUES ($1, $2, $3)
-             ON CONFLICT (chain) DO UPDATE SET seq = EXCLUDED.seq, mac = EXCLUDED.mac",
-            &[&chain.unwrap_or(""), &head.seq, &head.mac.as_slice()],
-        )?;
-        Ok(())
-    }
-
     /// Deletes the rows `ids`.
-    pub(super) fn delete_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
+    fn delete_audit_rows(&mut self, ids: &[i64]) -> Result<(), ServerError> {
         self.execute("DELETE FROM audit WHERE id = ANY($1)", &[&ids])?;
         Ok(())
     }

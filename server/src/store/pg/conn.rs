@@ -369,7 +369,7 @@ fn migrate(client: &mut Client) -> Result<(), ServerError> {
     if version > known || version < 0 {
         return Err(ServerError::SchemaVersion(version));
     }
-    for step in &schema::POSTGRES[version as usize..] {
+    for step in &schema::postgres()[version as usize..] {
         tx.batch_execute(step)?;
     }
     if version != known {

@@ -14,7 +14,7 @@ use super::conn::Conn;
 use super::mac::{insert_parts, update_parts};
 use super::PgTx;
 use crate::store::mac::{self, Table, Val};
-use crate::store::tx::{changed_under_lock, inserted_once, Tx};
+use crate::store::tx::{changed_under_lock, inserted_once, MacStoreTx};
 use crate::ServerError;
 
 /// How many parameters the audit row's statement takes before the held-back writes'.
@@ -243,16 +243,7 @@ mod tests {
     }
 
     fn note() -> AuditNote<'static> {
-        AuditNote {
-            card: Some(CARD),
-            session: None,
-            event: "test",
-            outcome: "written",
-            detail: "",
-            operator: None,
-            role: None,
-            address: None,
-        }
+        AuditNote::server(Some(CARD), "test", "written", "")
     }
 
     /// Proves a held-back write's row count is checked, both when it travels in the audit

@@ -2,7 +2,7 @@
 
 use super::{audit_row, card_row, small, PgTx};
 use crate::store::ops::{
-    roles_from_text, roles_to_text, AuditFilter, EnrollmentRow, OpSessionRow, OpTx, OperatorRow,
+    roles_from_text, AuditFilter, EnrollmentRow, OpSessionRow, OpTx, OperatorRow,
 };
 use crate::store::tx::CardKey;
 use crate::store::{AuditEntry, CardRecord, Profile};
@@ -38,24 +38,6 @@ fn enrollment_row(r: &postgres::Row) -> Result<EnrollmentRow, ServerError> {
 }
 
 impl OpTx for PgTx<'_> {
-    fn insert_operator(&mut self, o: &OperatorRow) -> Result<bool, ServerError> {
-        let n = self.execute(
-            "INSERT INTO operators (name, password_hash, totp_sealed, totp_last_step, roles,
-                                    disabled, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            &[
-                &o.name,
-                &o.password_hash,
-                &o.totp_sealed,
-                &o.totp_last_step,
-                &roles_to_text(&o.roles),
-                &o.disabled,
-                &o.created_ms,
-            ],
-        )?;
-        Ok(n == 1)
-    }
-
     fn read_operator(&mut self, name: &str) -> Result<Option<OperatorRow>, ServerError> {
         let row = self.query_opt(
             "SELECT name, password_hash, totp_sealed, totp_last_step, roles, disabled, created_ms
@@ -74,53 +56,6 @@ impl OpTx for PgTx<'_> {
         Ok(rows.iter().map(operator_row).collect())
     }
 
-    fn set_operator_password(&mut self, name: &str, hash: &str) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE operators SET password_hash = $2 WHERE name = $1",
-            &[&name, &hash],
-        )?;
-        Ok(())
-    }
-
-    fn set_operator_totp(&mut self, name: &str, sealed: &[u8]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE operators SET totp_sealed = $2, totp_last_step = NULL WHERE name = $1",
-            &[&name, &sealed],
-        )?;
-        Ok(())
-    }
-
-    fn set_operator_totp_step(&mut self, name: &str, step: i64) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE operators SET totp_last_step = $2 WHERE name = $1",
-            &[&name, &step],
-        )?;
-        Ok(())
-    }
-
-    fn set_operator_disabled(&mut self, name: &str, disabled: bool) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE operators SET disabled = $2 WHERE name = $1",
-            &[&name, &disabled],
-        )?;
-        Ok(())
-    }
-
-    fn insert_op_session(
-        &mut self,
-        token_hash: &[u8; 32],
-        operator: &str,
-        now: i64,
-        address: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO operator_sessions (token_hash, operator, created_ms, last_seen_ms, address)
-             VALUES ($1, $2, $3, $3, $4)",
-            &[&&token_hash[..], &operator, &now, &address],
-        )?;
-        Ok(())
-    }
-
     fn read_op_session(
         &mut self,
         token_hash: &[u8; 32],
@@ -136,120 +71,6 @@ impl OpTx for PgTx<'_> {
             last_seen_ms: r.get(2),
             ended: r.get(3),
         }))
-    }
-
-    fn touch_op_session(&mut self, token_hash: &[u8; 32], now: i64) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE operator_sessions SET last_seen_ms = $2 WHERE token_hash = $1",
-            &[&&token_hash[..], &now],
-        )?;
-        Ok(())
-    }
-
-    fn end_op_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE operator_sessions SET ended = TRUE WHERE token_hash = $1",
-            &[&&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
-        // SKIP LOCKED: never wait for a session another request is using.
-        self.execute(
-            "DELETE FROM operator_sessions WHERE token_hash IN
-                 (SELECT token_hash FROM operator_sessions WHERE ended OR created_ms < $1
-                  FOR UPDATE SKIP LOCKED)",
-            &[&created_before],
-        )?;
-        Ok(())
-    }
-
-    fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE operator_sessions SET ended = TRUE WHERE operator = $1 AND NOT ended",
-            &[&operator],
-        )?;
-        Ok(())
-    }
-
-    fn count_sign_in_failure(
-        &mut self,
-        key: &str,
-        now: i64,
-        forget_before: i64,
-    ) -> Result<u32, ServerError> {
-        let rows = self.query(
-            "INSERT INTO sign_in_failures AS s (key, failures, last_failure_ms) VALUES ($1, 1, $2)
-             ON CONFLICT (key) DO UPDATE SET
-                 failures = CASE WHEN s.last_failure_ms < $3 THEN 1 ELSE s.failures + 1 END,
-                 last_failure_ms = $2
-             RETURNING failures",
-            &[&key, &now, &forget_before],
-        )?;
-        rows.first().map_or(Ok(1), |r| small(r.get(0)))
-    }
-
-    fn set_sign_in_lockout(&mut self, key: &str, until_ms: i64) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE sign_in_failures SET locked_until_ms = $2 WHERE key = $1",
-            &[&key, &until_ms],
-        )?;
-        Ok(())
-    }
-
-    fn sign_in_lockout(&mut self, key: &str) -> Result<i64, ServerError> {
-        let row = self.query_opt(
-            "SELECT locked_until_ms FROM sign_in_failures WHERE key = $1",
-            &[&key],
-        )?;
-        Ok(row.map_or(0, |r| r.get(0)))
-    }
-
-    fn clear_sign_in_failures(&mut self, key: &str) -> Result<(), ServerError> {
-        self.execute("DELETE FROM sign_in_failures WHERE key = $1", &[&key])?;
-        Ok(())
-    }
-
-    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
-        let row = self.query_opt(
-            "SELECT count FROM operator_daily WHERE operator = $1 AND day = $2 AND kind = $3",
-            &[&operator, &day, &kind],
-        )?;
-        row.map_or(Ok(0), |r| small(r.get(0)))
-    }
-
-    fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
-        let rows = self.query(
-            "INSERT INTO operator_daily AS d (operator, day, kind, count) VALUES ($1, $2, $3, 1)
-             ON CONFLICT (operator, day, kind) DO UPDATE SET count = d.count + 1
-             RETURNING count",
-            &[&operator, &day, &kind],
-        )?;
-        rows.first().map_or(Ok(1), |r| small(r.get(0)))
-    }
-
-    fn insert_enrollment(&mut self, e: &EnrollmentRow) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO enrollments (id, profile, identity, operator, algorithm, user_name,
-                 user_email, questions, key_gen, puk_gen, created_ms, state)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &e.id,
-                &e.profile,
-                &e.identity,
-                &e.operator,
-                &e.algorithm,
-                &e.user_name,
-                &e.user_email,
-                &e.questions,
-                &i64::from(e.key_gen),
-                &i64::from(e.puk_gen),
-                &e.created_ms,
-                &e.state,
-            ],
-        )?;
-        Ok(())
     }
 
     fn read_enrollment(&mut self, id: &str) -> Result<Option<EnrollmentRow>, ServerError> {
@@ -275,61 +96,6 @@ impl OpTx for PgTx<'_> {
             &[&profile.as_str(), &identity],
         )?;
         rows.iter().map(enrollment_row).collect()
-    }
-
-    fn set_enrollment_state(&mut self, id: &str, state: &str) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE enrollments SET state = $2 WHERE id = $1",
-            &[&id, &state],
-        )?;
-        Ok(())
-    }
-
-    fn supersede_enrollments(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        except: &str,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE enrollments SET state = 'superseded'
-             WHERE profile = $1 AND identity = $2 AND id <> $3 AND state IN ('open', 'failed')",
-            &[&profile.as_str(), &identity, &except],
-        )?;
-        Ok(())
-    }
-
-    fn enrollments_since(&mut self, operator: &str, since_ms: i64) -> Result<u32, ServerError> {
-        let rows = self.query(
-            "SELECT COUNT(*) FROM enrollments WHERE operator = $1 AND created_ms >= $2",
-            &[&operator, &since_ms],
-        )?;
-        rows.first().map_or(Ok(0), |r| small(r.get(0)))
-    }
-
-    fn set_key_gens(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        key_gen: u32,
-        pending: Option<u32>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET key_gen = $3, pending_key_gen = $4 WHERE profile = $1 AND identity = $2",
-            &[
-                &profile.as_str(),
-                &identity,
-                &i64::from(key_gen),
-                &pending.map(i64::from),
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn set_puk_read_out(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE cards SET puk_read_out = TRUE WHERE profile = $1 AND identity = $2",
-            &[&profile.as_str(), &identity],
-        )?;
-        Ok(())
     }
 
     fn search_cards(&mut self, needle: &str, limit: u32) -> Result<Vec<CardRecord>, ServerError> {

@@ -19,26 +19,6 @@ fn readout_row(r: &postgres::Row) -> PukReadoutRow {
 }
 
 impl ReadoutTx for PgTx<'_> {
-    fn insert_puk_readout(&mut self, p: &PukReadoutRow) -> Result<(), ServerError> {
-        self.execute(
-            "INSERT INTO puk_readouts (id, profile, identity, requester, identity_checked,
-                 created_ms, expires_ms, approver, state)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            &[
-                &p.id,
-                &p.profile,
-                &p.identity,
-                &p.requester,
-                &p.identity_checked,
-                &p.created_ms,
-                &p.expires_ms,
-                &p.approver,
-                &p.state,
-            ],
-        )?;
-        Ok(())
-    }
-
     fn read_puk_readout(&mut self, id: &str) -> Result<Option<PukReadoutRow>, ServerError> {
         let row = self.query_opt(
             "SELECT id, profile, identity, requester, identity_checked, created_ms, expires_ms,
@@ -47,19 +27,6 @@ impl ReadoutTx for PgTx<'_> {
             &[&id],
         )?;
         Ok(row.as_ref().map(readout_row))
-    }
-
-    fn set_puk_readout_state(
-        &mut self,
-        id: &str,
-        state: &str,
-        approver: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.execute(
-            "UPDATE puk_readouts SET state = $2, approver = $3 WHERE id = $1",
-            &[&id, &state, &approver],
-        )?;
-        Ok(())
     }
 
     fn open_puk_readouts(&mut self, now: i64) -> Result<Vec<PukReadoutRow>, ServerError> {

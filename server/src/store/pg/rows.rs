@@ -1,6 +1,9 @@
 //! Typed rows as the PostgreSQL backend reads them.
 
+use postgres::types::ToSql;
+
 use crate::store::sqlite::CardRow;
+use crate::store::stmt::Arg;
 use crate::store::AuditEntry;
 use crate::ServerError;
 
@@ -45,5 +48,18 @@ pub(super) fn audit_row(r: &postgres::Row) -> AuditEntry {
         operator: r.get(7),
         role: r.get(8),
         address: r.get(9),
+    }
+}
+
+/// A statement's argument as PostgreSQL binds it.
+pub(super) fn pg_arg<'a>(arg: &'a Arg<'_>) -> &'a (dyn ToSql + Sync) {
+    match arg {
+        Arg::Int(i) => i,
+        Arg::Flag(b) => b,
+        Arg::Text(t) => t,
+        Arg::Bytes(b) => b,
+        Arg::OptText(t) => t,
+        Arg::OptInt(i) => i,
+        Arg::Real(f) => f,
     }
 }

@@ -96,7 +96,7 @@ fn migrate(conn: &mut Connection) -> Result<(), ServerError> {
     if version > known || version < 0 {
         return Err(ServerError::SchemaVersion(version));
     }
-    for step in &schema::SQLITE[version as usize..] {
+    for step in &schema::sqlite()[version as usize..] {
         tx.execute_batch(step)?;
     }
     if version != known {

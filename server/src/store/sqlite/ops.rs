@@ -4,7 +4,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{audit_row, card_row, SqliteTx};
 use crate::store::ops::{
-    roles_from_text, roles_to_text, AuditFilter, EnrollmentRow, OpSessionRow, OpTx, OperatorRow,
+    roles_from_text, AuditFilter, EnrollmentRow, OpSessionRow, OpTx, OperatorRow,
 };
 use crate::store::tx::CardKey;
 use crate::store::{AuditEntry, CardRecord, Profile};
@@ -46,24 +46,6 @@ const ENROLLMENT_COLUMNS: &str = "id, profile, identity, operator, algorithm, us
      user_email, questions, key_gen, puk_gen, created_ms, state";
 
 impl OpTx for SqliteTx<'_> {
-    fn insert_operator(&mut self, o: &OperatorRow) -> Result<bool, ServerError> {
-        let n = self.0.execute(
-            "INSERT INTO operators (name, password_hash, totp_sealed, totp_last_step, roles,
-                                    disabled, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-            params![
-                o.name,
-                o.password_hash,
-                o.totp_sealed,
-                o.totp_last_step,
-                roles_to_text(&o.roles),
-                o.disabled,
-                o.created_ms
-            ],
-        )?;
-        Ok(n == 1)
-    }
-
     fn read_operator(&mut self, name: &str) -> Result<Option<OperatorRow>, ServerError> {
         let sql = format!("SELECT {OPERATOR_COLUMNS} FROM operators WHERE name = ?1");
         Ok(self
@@ -77,53 +59,6 @@ impl OpTx for SqliteTx<'_> {
         let mut stmt = self.0.prepare(&sql)?;
         let rows = stmt.query_map([], operator_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn set_operator_password(&mut self, name: &str, hash: &str) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE operators SET password_hash = ?2 WHERE name = ?1",
-            params![name, hash],
-        )?;
-        Ok(())
-    }
-
-    fn set_operator_totp(&mut self, name: &str, sealed: &[u8]) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE operators SET totp_sealed = ?2, totp_last_step = NULL WHERE name = ?1",
-            params![name, sealed],
-        )?;
-        Ok(())
-    }
-
-    fn set_operator_totp_step(&mut self, name: &str, step: i64) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE operators SET totp_last_step = ?2 WHERE name = ?1",
-            params![name, step],
-        )?;
-        Ok(())
-    }
-
-    fn set_operator_disabled(&mut self, name: &str, disabled: bool) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE operators SET disabled = ?2 WHERE name = ?1",
-            params![name, disabled],
-        )?;
-        Ok(())
-    }
-
-    fn insert_op_session(
-        &mut self,
-        token_hash: &[u8; 32],
-        operator: &str,
-        now: i64,
-        address: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO operator_sessions (token_hash, operator, created_ms, last_seen_ms, address)
-             VALUES (?1, ?2, ?3, ?3, ?4)",
-            params![&token_hash[..], operator, now, address],
-        )?;
-        Ok(())
     }
 
     fn read_op_session(
@@ -148,126 +83,6 @@ impl OpTx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn touch_op_session(&mut self, token_hash: &[u8; 32], now: i64) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE operator_sessions SET last_seen_ms = ?2 WHERE token_hash = ?1",
-            params![&token_hash[..], now],
-        )?;
-        Ok(())
-    }
-
-    fn end_op_session(&mut self, token_hash: &[u8; 32]) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE operator_sessions SET ended = 1 WHERE token_hash = ?1",
-            params![&token_hash[..]],
-        )?;
-        Ok(())
-    }
-
-    fn delete_old_op_sessions(&mut self, created_before: i64) -> Result<(), ServerError> {
-        self.0.execute(
-            "DELETE FROM operator_sessions WHERE ended = 1 OR created_ms < ?1",
-            params![created_before],
-        )?;
-        Ok(())
-    }
-
-    fn end_operator_sessions(&mut self, operator: &str) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE operator_sessions SET ended = 1 WHERE operator = ?1 AND ended = 0",
-            params![operator],
-        )?;
-        Ok(())
-    }
-
-    fn count_sign_in_failure(
-        &mut self,
-        key: &str,
-        now: i64,
-        forget_before: i64,
-    ) -> Result<u32, ServerError> {
-        Ok(self.0.query_row(
-            "INSERT INTO sign_in_failures (key, failures, last_failure_ms) VALUES (?1, 1, ?2)
-             ON CONFLICT (key) DO UPDATE SET
-                 failures = CASE WHEN last_failure_ms < ?3 THEN 1 ELSE failures + 1 END,
-                 last_failure_ms = ?2
-             RETURNING failures",
-            params![key, now, forget_before],
-            |r| r.get(0),
-        )?)
-    }
-
-    fn set_sign_in_lockout(&mut self, key: &str, until_ms: i64) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE sign_in_failures SET locked_until_ms = ?2 WHERE key = ?1",
-            params![key, until_ms],
-        )?;
-        Ok(())
-    }
-
-    fn sign_in_lockout(&mut self, key: &str) -> Result<i64, ServerError> {
-        Ok(self
-            .0
-            .query_row(
-                "SELECT locked_until_ms FROM sign_in_failures WHERE key = ?1",
-                params![key],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
-    }
-
-    fn clear_sign_in_failures(&mut self, key: &str) -> Result<(), ServerError> {
-        self.0
-            .execute("DELETE FROM sign_in_failures WHERE key = ?1", params![key])?;
-        Ok(())
-    }
-
-    fn daily_count(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
-        Ok(self
-            .0
-            .query_row(
-                "SELECT count FROM operator_daily WHERE operator = ?1 AND day = ?2 AND kind = ?3",
-                params![operator, day, kind],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0))
-    }
-
-    fn bump_daily(&mut self, operator: &str, day: i64, kind: &str) -> Result<u32, ServerError> {
-        Ok(self.0.query_row(
-            "INSERT INTO operator_daily (operator, day, kind, count) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT (operator, day, kind) DO UPDATE SET count = count + 1
-             RETURNING count",
-            params![operator, day, kind],
-            |r| r.get(0),
-        )?)
-    }
-
-    fn insert_enrollment(&mut self, e: &EnrollmentRow) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO enrollments (id, profile, identity, operator, algorithm, user_name,
-                 user_email, questions, key_gen, puk_gen, created_ms, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                e.id,
-                e.profile,
-                e.identity,
-                e.operator,
-                e.algorithm,
-                e.user_name,
-                e.user_email,
-                e.questions,
-                e.key_gen,
-                e.puk_gen,
-                e.created_ms,
-                e.state
-            ],
-        )?;
-        Ok(())
-    }
-
     fn read_enrollment(&mut self, id: &str) -> Result<Option<EnrollmentRow>, ServerError> {
         let sql = format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE id = ?1");
         Ok(self
@@ -288,56 +103,6 @@ impl OpTx for SqliteTx<'_> {
         let mut stmt = self.0.prepare(&sql)?;
         let rows = stmt.query_map(params![profile.as_str(), identity], enrollment_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn set_enrollment_state(&mut self, id: &str, state: &str) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE enrollments SET state = ?2 WHERE id = ?1",
-            params![id, state],
-        )?;
-        Ok(())
-    }
-
-    fn supersede_enrollments(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        except: &str,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE enrollments SET state = 'superseded'
-             WHERE profile = ?1 AND identity = ?2 AND id <> ?3 AND state IN ('open', 'failed')",
-            params![profile.as_str(), identity, except],
-        )?;
-        Ok(())
-    }
-
-    fn enrollments_since(&mut self, operator: &str, since_ms: i64) -> Result<u32, ServerError> {
-        Ok(self.0.query_row(
-            "SELECT COUNT(*) FROM enrollments WHERE operator = ?1 AND created_ms >= ?2",
-            params![operator, since_ms],
-            |r| r.get(0),
-        )?)
-    }
-
-    fn set_key_gens(
-        &mut self,
-        (profile, identity): CardKey<'_>,
-        key_gen: u32,
-        pending: Option<u32>,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE cards SET key_gen = ?3, pending_key_gen = ?4 WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity, key_gen, pending],
-        )?;
-        Ok(())
-    }
-
-    fn set_puk_read_out(&mut self, (profile, identity): CardKey<'_>) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE cards SET puk_read_out = 1 WHERE profile = ?1 AND identity = ?2",
-            params![profile.as_str(), identity],
-        )?;
-        Ok(())
     }
 
     fn search_cards(&mut self, needle: &str, limit: u32) -> Result<Vec<CardRecord>, ServerError> {

@@ -24,45 +24,12 @@ fn readout_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PukReadoutRow> {
 }
 
 impl ReadoutTx for SqliteTx<'_> {
-    fn insert_puk_readout(&mut self, p: &PukReadoutRow) -> Result<(), ServerError> {
-        self.0.execute(
-            "INSERT INTO puk_readouts (id, profile, identity, requester, identity_checked,
-                 created_ms, expires_ms, approver, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                p.id,
-                p.profile,
-                p.identity,
-                p.requester,
-                p.identity_checked,
-                p.created_ms,
-                p.expires_ms,
-                p.approver,
-                p.state
-            ],
-        )?;
-        Ok(())
-    }
-
     fn read_puk_readout(&mut self, id: &str) -> Result<Option<PukReadoutRow>, ServerError> {
         let sql = format!("SELECT {COLUMNS} FROM puk_readouts WHERE id = ?1");
         Ok(self
             .0
             .query_row(&sql, params![id], readout_row)
             .optional()?)
-    }
-
-    fn set_puk_readout_state(
-        &mut self,
-        id: &str,
-        state: &str,
-        approver: Option<&str>,
-    ) -> Result<(), ServerError> {
-        self.0.execute(
-            "UPDATE puk_readouts SET state = ?2, approver = ?3 WHERE id = ?1",
-            params![id, state, approver],
-        )?;
-        Ok(())
     }
 
     fn open_puk_readouts(&mut self, now: i64) -> Result<Vec<PukReadoutRow>, ServerError> {

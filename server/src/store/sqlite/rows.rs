@@ -1,5 +1,9 @@
 //! Typed rows as the SQLite backend reads them (the card row's type is both backends').
 
+use rusqlite::types::ToSqlOutput;
+use rusqlite::ToSql;
+
+use crate::store::stmt::Arg;
 use crate::store::{parse_algorithm, AuditEntry, CardRecord, Profile};
 use crate::ServerError;
 
@@ -105,5 +109,20 @@ impl crate::store::joined::JoinTx for super::SqliteTx<'_> {
     ) -> Result<Option<(crate::store::mac::MacRow, Vec<crate::store::mac::MacRow>)>, ServerError>
     {
         crate::store::joined::apart::card_rows_with(self, card, with)
+    }
+}
+
+/// A statement's argument as SQLite binds it (a flag as 0 or 1).
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        match self {
+            Arg::Int(i) => i.to_sql(),
+            Arg::Flag(b) => b.to_sql(),
+            Arg::Text(t) => t.to_sql(),
+            Arg::Bytes(b) => b.to_sql(),
+            Arg::OptText(t) => t.to_sql(),
+            Arg::OptInt(i) => i.to_sql(),
+            Arg::Real(f) => f.to_sql(),
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! The PostgreSQL steps.
+//! The migration steps, written once in PostgreSQL's types: [`super::sqlite`] renders them
+//! with SQLite's ([`super::SQLITE_TYPES`]). A line ending in `-- postgres` or `-- sqlite` is
+//! that backend's alone.
 
-/// PostgreSQL migrations, the same steps as [`super::SQLITE`] in PostgreSQL's types.
-pub(in crate::store) const POSTGRES: &[&str] = &[
+/// Step `i` takes the database from version `i` to `i + 1`.
+pub(super) const STEPS: &[&str] = &[
     "
 CREATE TABLE cards (
     profile TEXT NOT NULL,
@@ -42,7 +44,7 @@ CREATE TABLE sessions (
     admin_answers BIGINT NOT NULL DEFAULT 0,
     closed BOOLEAN NOT NULL DEFAULT FALSE
 );
-CREATE INDEX sessions_expiry ON sessions (expires_ms);
+CREATE INDEX sessions_expiry ON sessions (expires_ms); -- postgres
 CREATE TABLE used_challenges (
     profile TEXT NOT NULL,
     identity TEXT NOT NULL,
@@ -63,9 +65,13 @@ CREATE TABLE audit (
 );
 ",
     "
+-- 2: a GIDS session remembers R1 || R2 of its host cryptogram, to check the card's.
 ALTER TABLE sessions ADD COLUMN gids_randoms TEXT;
 ",
     "
+-- 3: operators (accounts, sessions, sign-in throttles, daily counters), enrollments in
+-- progress, the card's pending admin-key generation and PUK read-out flag, and who did what
+-- from where in the audit log.
 CREATE TABLE operators (
     name TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
@@ -127,9 +133,12 @@ CREATE TABLE audit_head (
 );
 -- seq -1: the rows before the chain are not chained yet (the row exists to be locked, so
 -- instances starting together chain them once).
-INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, '');
+INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, ''); -- postgres
+INSERT INTO audit_head (only_row, seq, mac) VALUES (1, -1, x''); -- sqlite
 ",
     "
+-- 5: PIV PUK read-outs waiting for a second operator (four eyes): 'pending', 'approved',
+-- 'collected'.
 CREATE TABLE puk_readouts (
     id TEXT PRIMARY KEY,
     profile TEXT NOT NULL,
@@ -144,6 +153,9 @@ CREATE TABLE puk_readouts (
 CREATE INDEX puk_readouts_open ON puk_readouts (state, expires_ms);
 ",
     "
+-- 6: what the unlock rules share between instances: per-card token buckets and daily
+-- counters, cards whose secrets diverged from the store, and the PUK generations a session
+-- released in the order the client tries them.
 CREATE TABLE card_buckets (
     profile TEXT NOT NULL,
     identity TEXT NOT NULL,
@@ -173,7 +185,7 @@ CREATE TABLE released_puks (
     generations TEXT NOT NULL,
     created_ms BIGINT NOT NULL
 );
-CREATE INDEX released_puks_age ON released_puks (created_ms);
+CREATE INDEX released_puks_age ON released_puks (created_ms); -- postgres
 ",
     "
 -- 7: PIV card presence: the Card Authentication public key (9E, uncompressed SEC1 point, hex)
