@@ -69,3 +69,32 @@ fn a_written_row_checks_and_reads_back() {
         "{forged:?}"
     );
 }
+
+/// Proves a statement that reaches the guard's own `Exec` (what a shared default method of
+/// `Tx` the guard forgot to override would do) is refused and changes nothing: without the
+/// refusal it would reset the card's counters past their MAC, and the next checked read would
+/// call the store tampered.
+#[test]
+fn a_statement_past_the_guard_is_refused_and_changes_nothing() {
+    use crate::store::stmt::{sql, Arg, Exec};
+    let (_dir, db) = store();
+    db.transact(&mut |tx| MacTx::new(tx, &KEY).set_attempts(CARD, 2, true))
+        .unwrap();
+    let unguarded = db.transact(&mut |tx| {
+        let mut m = MacTx::new(tx, &KEY);
+        Exec::exec(
+            &mut m,
+            sql!("UPDATE cards SET failed_attempts = 0, locked = FALSE WHERE profile = $1"),
+            &[Arg::Text("iso")],
+        )
+    });
+    assert!(
+        matches!(&unguarded, Err(ServerError::Runtime(m)) if m.contains("unchecked")),
+        "{unguarded:?}"
+    );
+    let card = db
+        .transact(&mut |tx| MacTx::new(tx, &KEY).read_card(CARD))
+        .unwrap()
+        .unwrap();
+    assert_eq!((card.failed_attempts, card.locked), (2, true));
+}

@@ -1,6 +1,7 @@
-//! The primitives [`MacTx`] passes to its backend as they are: single statements (the
-//! guard's own reads and writes go through [`MacTx`]'s checked methods), the audit chain (it
-//! has its own MACs) and the row-MAC storage the guard checks and stamps with.
+//! The primitives [`MacTx`] passes to its backend as they are: the audit chain (it has its own
+//! MACs) and the row-MAC storage the guard checks and stamps with. Single statements are not
+//! passed: the guard's own reads and writes go through its checked methods, and a statement
+//! that reaches its [`Exec`] is refused.
 
 use super::MacTx;
 use crate::store::chain::{AuditHead, ChainRow, Link};
@@ -10,36 +11,49 @@ use crate::store::tx::{AuditTx, CardKey, Counted, MacStoreTx};
 use crate::store::{AuditEntry, AuditNote};
 use crate::ServerError;
 
+/// Refused: every statement of a guarded transaction goes through a primitive [`MacTx`] checks
+/// (its own override of each [`crate::store::tx::Tx`] method, which calls the backend's). The
+/// shared statements are default methods over [`Exec`]; one the guard forgot to override would
+/// run here, unchecked, so it fails instead of writing or reading a row past its MAC.
 impl Exec for MacTx<'_> {
-    fn exec(&mut self, stmt: &'static Stmt, args: &[Arg<'_>]) -> Result<u64, ServerError> {
-        self.inner.exec(stmt, args)
+    fn exec(&mut self, _: &'static Stmt, _: &[Arg<'_>]) -> Result<u64, ServerError> {
+        Err(unguarded())
     }
 
     fn query_one(
         &mut self,
-        stmt: &'static Stmt,
-        args: &[Arg<'_>],
-        kind: Kind,
+        _: &'static Stmt,
+        _: &[Arg<'_>],
+        _: Kind,
     ) -> Result<Option<Val>, ServerError> {
-        self.inner.query_one(stmt, args, kind)
+        Err(unguarded())
     }
 
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }
 
-    fn run(&mut self, sql: &'static str, params: &[Param]) -> Result<u64, ServerError> {
-        self.inner.run(sql, params)
+    fn run(&mut self, _: &'static str, _: &[Param]) -> Result<u64, ServerError> {
+        Err(unguarded())
     }
 
     fn fetch(
         &mut self,
-        sql: &'static str,
-        params: &[Param],
-        columns: &[Kind],
+        _: &'static str,
+        _: &[Param],
+        _: &[Kind],
     ) -> Result<Vec<Vec<Val>>, ServerError> {
-        self.inner.fetch(sql, params, columns)
+        Err(unguarded())
     }
+}
+
+/// A store primitive that reached [`MacTx`]'s [`Exec`]: a method the guard does not check.
+fn unguarded() -> ServerError {
+    ServerError::Runtime(
+        "store: a statement reached the row-MAC guard unchecked (a primitive the guard does not \
+         override); refused"
+            .into(),
+    )
 }
 
 /// Passed through: the audit chain has its own MACs ([`crate::store::chain`]).
