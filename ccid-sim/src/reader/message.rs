@@ -10,6 +10,16 @@ use crate::config::{Event, Fault, When};
 use crate::SlotCard;
 
 impl<S: SlotCard> ReaderSim<S> {
+    /// Answers the message `h` heads with a failed SlotStatus naming `error`.
+    fn refuse(&mut self, h: &Header, delay: u64, error: SlotError) {
+        let status = Status::new(self.icc(), CommandStatus::Failed(error));
+        let kind = ResponseKind::SlotStatus {
+            clock: ClockStatus::Running,
+        };
+        let reply = Self::encode_reply(h.slot, h.seq, status, kind);
+        self.push_reply(delay, reply);
+    }
+
     pub(crate) fn on_message(&mut self, msg: &[u8]) {
         let index = self.messages;
         self.messages += 1;
@@ -33,35 +43,11 @@ impl<S: SlotCard> ReaderSim<S> {
         let delay = self.config.reply_delay_ms;
         if msg.len() > self.config.descriptor.max_message_len() {
             self.oversize_messages += 1;
-            let status = Status::new(
-                self.icc(),
-                CommandStatus::Failed(SlotError::BadParameter(1)),
-            );
-            let r = Self::encode_reply(
-                h.slot,
-                h.seq,
-                status,
-                ResponseKind::SlotStatus {
-                    clock: ClockStatus::Running,
-                },
-            );
-            self.push_reply(delay, r);
+            self.refuse(&h, delay, SlotError::BadParameter(1));
             return;
         }
         let Ok(req) = Request::parse(msg) else {
-            let status = Status::new(
-                self.icc(),
-                CommandStatus::Failed(SlotError::CommandNotSupported),
-            );
-            let r = Self::encode_reply(
-                h.slot,
-                h.seq,
-                status,
-                ResponseKind::SlotStatus {
-                    clock: ClockStatus::Running,
-                },
-            );
-            self.push_reply(delay, r);
+            self.refuse(&h, delay, SlotError::CommandNotSupported);
             return;
         };
         if req.kind == RequestKind::Abort {

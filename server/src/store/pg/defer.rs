@@ -227,6 +227,17 @@ mod tests {
     const CARD: (Profile, &str) = (Profile::Iso, "0c0d");
 
     /// A fresh database on the test cluster (`CARDUNLOCK_TEST_POSTGRES`), `None` without one.
+    /// [`database`] with [`CARD`] enrolled (its row MACed).
+    fn enrolled(tag: &str) -> Option<PgDb> {
+        let db = database(tag)?;
+        db.transact(&mut |tx| {
+            assert!(MacTx::new(tx, &KEY).insert_card(CARD, "3des", "N", "n@x", 1)?);
+            Ok(())
+        })
+        .unwrap();
+        Some(db)
+    }
+
     fn database(tag: &str) -> Option<PgDb> {
         let admin = std::env::var("CARDUNLOCK_TEST_POSTGRES").ok()?;
         let name = format!("cu_defer_{tag}_{}", std::process::id());
@@ -254,15 +265,10 @@ mod tests {
     /// audit row, in one statement (one round trip) for both.
     #[test]
     fn a_held_back_write_that_changes_no_row_fails_its_transaction() {
-        let Some(db) = database("one") else {
+        let Some(db) = enrolled("one") else {
             eprintln!("CARDUNLOCK_TEST_POSTGRES not set: skipped");
             return;
         };
-        db.transact(&mut |tx| {
-            assert!(MacTx::new(tx, &KEY).insert_card(CARD, "3des", "N", "n@x", 1)?);
-            Ok(())
-        })
-        .unwrap();
         let key = [Val::text("iso"), Val::text("0c0d")];
         let sets = [("failed_attempts", Val::Int(3))];
         let with_audit = db.transact(&mut |tx| {
@@ -306,15 +312,10 @@ mod tests {
     /// BEGIN, the locked read, one statement for both writes and the audit row, COMMIT.
     #[test]
     fn two_held_writes_ride_with_the_audit_row_and_each_is_checked() {
-        let Some(db) = database("two") else {
+        let Some(db) = enrolled("two") else {
             eprintln!("CARDUNLOCK_TEST_POSTGRES not set: skipped");
             return;
         };
-        db.transact(&mut |tx| {
-            assert!(MacTx::new(tx, &KEY).insert_card(CARD, "3des", "N", "n@x", 1)?);
-            Ok(())
-        })
-        .unwrap();
         let key = [Val::text("iso"), Val::text("0c0d")];
         let session = |n: u8| {
             [
@@ -423,15 +424,10 @@ mod tests {
     /// both land.
     #[test]
     fn two_writes_of_one_row_are_sent_one_after_the_other() {
-        let Some(db) = database("same") else {
+        let Some(db) = enrolled("same") else {
             eprintln!("CARDUNLOCK_TEST_POSTGRES not set: skipped");
             return;
         };
-        db.transact(&mut |tx| {
-            assert!(MacTx::new(tx, &KEY).insert_card(CARD, "3des", "N", "n@x", 1)?);
-            Ok(())
-        })
-        .unwrap();
         let key = [Val::text("iso"), Val::text("0c0d")];
         db.transact(&mut |tx| {
             let stored = tx.mac_rows_locked(&CARDS, &[])?.remove(0).mac.unwrap();
