@@ -191,7 +191,9 @@ impl Pcsc {
         self.wait_for(reader, timeout, true)
     }
 
-    /// Waits up to `timeout` until `reader` is empty (returns at once if it is).
+    /// Waits up to `timeout` until `reader` is empty (returns at once if it is). A card that is
+    /// in the reader but does not answer (PC/SC's "mute", e.g. after a reset that failed) is not
+    /// gone: the reader is empty only once the reader's driver reports no card.
     pub fn wait_for_removal(
         &self,
         reader: &str,
@@ -217,7 +219,12 @@ impl Pcsc {
             }
             check_known(&states[0], reader)?;
             let info = ReaderInfo::from_state(&states[0]);
-            if info.card_present == present {
+            let done = if present {
+                info.card_present
+            } else {
+                !states[0].event_state().contains(State::PRESENT)
+            };
+            if done {
                 return Ok(info);
             }
             if left.is_zero() {

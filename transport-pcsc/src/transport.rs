@@ -80,10 +80,9 @@ impl Link {
         let result = handle.card().transmit(command, response).map(<[u8]>::len);
         let result = match result {
             Ok(n) if n >= 2 => Ok(n),
-            Ok(_) => Err(PcscError::Pcsc {
-                call: "SCardTransmit",
-                error: pcsc::Error::CommError,
-            }),
+            // No status word: the reader's driver lost the card mid-exchange and still called it
+            // a success (vpcd does when the card's connection closes cleanly under a command).
+            Ok(_) => Err(self.diagnose(pcsc::Error::CommError)),
             Err(pcsc::Error::ResetCard) => {
                 // The card lost its state. Reconnect (leaving the card as it is) so the next flow
                 // can run, and report the reset: the command was *not* executed and is never

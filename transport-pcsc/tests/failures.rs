@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -16,9 +17,9 @@ use cardunlock_core::secret::{NewPin, PinContext, PivPuk};
 use cardunlock_core::{Command, ErrorKind, Transport, TransportError};
 use cardunlock_pcsc::pcsc::Disposition;
 use cardunlock_pcsc::{PcscError, PcscTransport, ReaderChoice, ShareMode};
-use cardunlock_sim::{Config, PivConfig};
-use cardunlock_virtual_readers::StopHandle;
-use common::{empty_reader, insert, pcsc, reader};
+use cardunlock_sim::{Config, PivConfig, SimCard};
+use cardunlock_virtual_readers::{reader_addr, Connection, StopHandle};
+use common::{empty_reader, insert, pcsc, reader, READER_INDEX};
 use embassy_futures::block_on;
 
 const SELECT_PIV: Command<'static> = Command::new(0x00, 0xA4, 0x04, 0x00)
@@ -82,6 +83,56 @@ fn card_removed_mid_unblock_leaves_the_puk_untouched() {
         matches!(again.kind(), ErrorKind::CardRemoved | ErrorKind::NoCard),
         "{again:?}"
     );
+}
+
+/// vpcd answers a command whose card closed its connection cleanly (no reset) with an empty
+/// success; pcscd then marks the card mute after the failed reset of our disconnect, while its
+/// reader poll may never see the reader empty if the next card connects at once. The empty
+/// answer must read as a pulled card, and the next card must be seen.
+#[test]
+fn a_card_closing_its_connection_under_a_command_is_removed_and_the_next_card_is_seen() {
+    {
+        let (pcsc, _lock) = empty_reader();
+        let stop = AtomicBool::new(false);
+        let mut connection =
+            Connection::connect(reader_addr(READER_INDEX), Duration::from_secs(10), &stop).unwrap();
+        let stream = connection.try_clone_stream().unwrap();
+        let serving = thread::spawn(move || {
+            let mut card = SimCard::new(Config::Piv(PivConfig::factory().blocked()));
+            let never = AtomicBool::new(false);
+            // Ends with a broken pipe: vpcd closes before the card's answer.
+            let _ = connection.serve(&mut card, &never);
+            card
+        });
+        pcsc.wait_for_card(&reader(), Duration::from_secs(10))
+            .unwrap();
+        let mut transport = pcsc.connect(&reader(), ShareMode::Shared).unwrap();
+        let mut driver = Driver::new(&mut transport);
+        assert!(block_on(driver.transceive(&SELECT_PIV))
+            .unwrap()
+            .status
+            .is_success());
+        // The card says goodbye (FIN) but still reads: vpcd's send succeeds, its read ends.
+        stream.shutdown(Shutdown::Write).unwrap();
+        let err = block_on(driver.transceive(&VERIFY_STATUS)).unwrap_err();
+        assert_eq!(
+            err.transport_kind(),
+            Some(ErrorKind::CardRemoved),
+            "{err:?}"
+        );
+        drop(transport);
+        let _ = stream.shutdown(Shutdown::Both);
+        let card = serving.join().unwrap();
+        assert_eq!(card.pin_tries_left(), 0);
+        assert_eq!(card.puk_tries_left(), Some(3));
+    }
+    // The next card in the reader is seen and works (before, the helper's wait for an empty
+    // reader took the mute card for gone and pcscd never saw the new one).
+    let card = insert(Config::Piv(PivConfig::factory()));
+    let mut transport = card.connect();
+    let mut driver = Driver::new(&mut transport);
+    let r = block_on(driver.transceive(&SELECT_PIV)).unwrap();
+    assert!(r.status.is_success());
 }
 
 #[test]
