@@ -13,6 +13,10 @@
 //! as criterion's `iter_batched_ref` does.
 //!
 //! `cargo run --release -p cardunlock-benches --example ccid_floor` (`ROUNDS`, default 100).
+//! `ONLY=core`, `ONLY=session` or `ONLY=bare` runs one of the three, for an instruction count
+//! that load does not disturb:
+//! `ONLY=session ROUNDS=1 valgrind --tool=callgrind --toggle-collect='cardunlock_benches::piv_unblock*' target/release/examples/ccid_floor`
+//! (the count covers the 2000 timed unblocks, not the set-up).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -85,42 +89,55 @@ fn main() {
         .unwrap_or(100);
     let piv: Recording = record_piv_unblock();
     let level = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
-    let core = fastest(
-        rounds,
-        || piv.replay(),
-        |t| {
-            black_box(piv_unblock(t).replayed());
-        },
-    );
-    let session = fastest(
-        rounds,
-        || {
-            let mut s: Session<_, _, NoControl> = Session::new(
-                Loopback::new(piv.replay(), ATR),
-                NoTimeout,
-                NoControl,
-                &level,
-                0,
-            )
-            .expect("session");
-            block_on(s.power_on()).expect("power on");
-            s
-        },
-        |s| {
-            piv_unblock(s);
-        },
-    );
-    let bare = fastest(
-        rounds,
-        || Bare {
-            io: Loopback::new(piv.replay(), ATR),
-            seq: 0,
-            rx: [0; 271],
-        },
-        |b| {
-            piv_unblock(b);
-        },
-    );
+    let only = std::env::var("ONLY").unwrap_or_default();
+    let core = if !only.is_empty() && only != "core" {
+        1.0
+    } else {
+        fastest(
+            rounds,
+            || piv.replay(),
+            |t| {
+                black_box(piv_unblock(t).replayed());
+            },
+        )
+    };
+    let session = if !only.is_empty() && only != "session" {
+        1.0
+    } else {
+        fastest(
+            rounds,
+            || {
+                let mut s: Session<_, _, NoControl> = Session::new(
+                    Loopback::new(piv.replay(), ATR),
+                    NoTimeout,
+                    NoControl,
+                    &level,
+                    0,
+                )
+                .expect("session");
+                block_on(s.power_on()).expect("power on");
+                s
+            },
+            |s| {
+                piv_unblock(s);
+            },
+        )
+    };
+    let bare = if !only.is_empty() && only != "bare" {
+        1.0
+    } else {
+        fastest(
+            rounds,
+            || Bare {
+                io: Loopback::new(piv.replay(), ATR),
+                seq: 0,
+                rx: [0; 271],
+            },
+            |b| {
+                piv_unblock(b);
+            },
+        )
+    };
     println!("fastest of {rounds} rounds of {BATCH} PIV unblocks (3 APDUs), ns an unblock:");
     println!("  core only (replay)              {core:7.1}  1.00");
     println!(
