@@ -311,16 +311,22 @@ fn pcsc_connect(
         .map(ReaderChoice::parse)
         .unwrap_or(ReaderChoice::WithCard);
     let name = match pcsc.find_reader(&choice) {
-        Err(PcscError::NoCard { .. }) if !wait.is_zero() => {
-            notice(&format!(
-                "Insert the smart card (waiting up to {} s) ...",
-                wait.as_secs()
-            ));
+        Err(e @ (PcscError::NoCard { .. } | PcscError::MuteCard { .. })) if !wait.is_zero() => {
+            let waiting = format!("(waiting up to {} s) ...", wait.as_secs());
+            notice(&match e {
+                PcscError::MuteCard { reader } => format!(
+                    "The card in {reader} does not answer: take it out and insert it again, \
+                     chip first {waiting}"
+                ),
+                _ => format!("Insert the smart card {waiting}"),
+            });
             let deadline = std::time::Instant::now() + wait;
             loop {
                 std::thread::sleep(Duration::from_millis(200));
                 match pcsc.find_reader(&choice) {
-                    Err(PcscError::NoCard { .. }) if std::time::Instant::now() < deadline => {
+                    Err(PcscError::NoCard { .. } | PcscError::MuteCard { .. })
+                        if std::time::Instant::now() < deadline =>
+                    {
                         continue
                     }
                     other => break other.map_err(|e| failure(&e))?,

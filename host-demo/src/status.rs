@@ -42,6 +42,37 @@ struct Reader<'a> {
     index: usize,
     name: &'a str,
     card: bool,
+    /// A card is in the reader but does not answer (only written when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    mute: bool,
+}
+
+/// What a reader holds, as `readers` lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Empty,
+    Card,
+    /// A card that did not answer reset.
+    Mute,
+}
+
+impl Slot {
+    fn of(card_present: bool, mute: bool) -> Self {
+        match (card_present, mute) {
+            (true, _) => Self::Card,
+            (false, true) => Self::Mute,
+            (false, false) => Self::Empty,
+        }
+    }
+
+    /// The label of the text listing.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Card => "card",
+            Self::Mute => "card not answering: take it out and insert it again",
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -52,14 +83,15 @@ struct Readers<'a> {
     ccid_readers: Option<Vec<Reader<'a>>>,
 }
 
-fn listed(list: &Option<Vec<(String, bool)>>) -> Option<Vec<Reader<'_>>> {
+fn listed(list: &Option<Vec<(String, Slot)>>) -> Option<Vec<Reader<'_>>> {
     list.as_ref().map(|l| {
         l.iter()
             .enumerate()
-            .map(|(index, (name, card))| Reader {
+            .map(|(index, (name, slot))| Reader {
                 index,
                 name,
-                card: *card,
+                card: *slot == Slot::Card,
+                mute: *slot == Slot::Mute,
             })
             .collect()
     })
@@ -70,15 +102,19 @@ fn listed(list: &Option<Vec<(String, bool)>>) -> Option<Vec<Reader<'_>>> {
 pub fn readers(args: &ReadersArgs) -> Result<(), Failure> {
     let chosen = args.transport.unwrap_or_default();
     #[allow(unused_mut)]
-    let mut pcsc_list: Option<Vec<(String, bool)>> = None;
+    let mut pcsc_list: Option<Vec<(String, Slot)>> = None;
     #[allow(unused_mut)]
-    let mut ccid_list: Option<Vec<(String, bool)>> = None;
+    let mut ccid_list: Option<Vec<(String, Slot)>> = None;
     #[cfg(feature = "pcsc")]
     {
         use cardunlock_pcsc::Pcsc;
         match Pcsc::establish().and_then(|p| p.list_readers()) {
             Ok(list) => {
-                pcsc_list = Some(list.into_iter().map(|r| (r.name, r.card_present)).collect())
+                pcsc_list = Some(
+                    list.into_iter()
+                        .map(|r| (r.name, Slot::of(r.card_present, r.mute)))
+                        .collect(),
+                )
             }
             Err(e) if chosen == TransportKind::Pcsc => return Err(failure::transport(&e)),
             Err(_) => {}
@@ -86,7 +122,13 @@ pub fn readers(args: &ReadersArgs) -> Result<(), Failure> {
     }
     #[cfg(feature = "ccid")]
     match cardunlock_client::card::ccid::list() {
-        Ok(list) => ccid_list = Some(list.into_iter().map(|r| (r.name, r.card_present)).collect()),
+        Ok(list) => {
+            ccid_list = Some(
+                list.into_iter()
+                    .map(|r| (r.name, Slot::of(r.card_present, false)))
+                    .collect(),
+            )
+        }
         Err(e) if chosen == TransportKind::Ccid => return Err(e),
         Err(_) => {}
     }
@@ -99,9 +141,9 @@ pub fn readers(args: &ReadersArgs) -> Result<(), Failure> {
         terminal::print_ok(true, all, "");
         return Ok(());
     }
-    let print = |list: &[(String, bool)]| {
-        for (i, (name, card)) in list.iter().enumerate() {
-            println!("{i}: {name}  [{}]", if *card { "card" } else { "empty" });
+    let print = |list: &[(String, Slot)]| {
+        for (i, (name, slot)) in list.iter().enumerate() {
+            println!("{i}: {name}  [{}]", slot.label());
         }
     };
     if let Some(list) = &pcsc_list {
@@ -220,4 +262,30 @@ pub fn admin_auth(args: &AdminAuthArgs) -> Result<(), Failure> {
         &message,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mute_card_is_listed_as_a_card_that_does_not_answer() {
+        let list = Some(vec![
+            ("A".to_string(), Slot::of(false, false)),
+            ("B".to_string(), Slot::of(true, false)),
+            ("C".to_string(), Slot::of(false, true)),
+        ]);
+        let json = serde_json::to_string(&listed(&list)).unwrap();
+        assert_eq!(
+            json,
+            "[{\"index\":0,\"name\":\"A\",\"card\":false},\
+             {\"index\":1,\"name\":\"B\",\"card\":true},\
+             {\"index\":2,\"name\":\"C\",\"card\":false,\"mute\":true}]"
+        );
+        assert_eq!(
+            Slot::Mute.label(),
+            "card not answering: take it out and insert it again"
+        );
+        assert_eq!(Slot::Empty.label(), "empty");
+    }
 }

@@ -14,6 +14,9 @@ pub struct ReaderInfo {
     pub name: String,
     /// Whether a card is in the reader (and answered reset).
     pub card_present: bool,
+    /// Whether a card is in the reader but did not answer reset (PC/SC's "mute": inserted the
+    /// wrong way round, dirty contacts, a dead card, or a reset that failed).
+    pub mute: bool,
     /// Whether another application holds the card exclusively.
     pub exclusive: bool,
     /// The card's ATR, when a card is present.
@@ -23,10 +26,11 @@ pub struct ReaderInfo {
 impl ReaderInfo {
     fn from_state(state: &ReaderState) -> Self {
         let event = state.event_state();
-        let card_present = event.contains(State::PRESENT) && !event.contains(State::MUTE);
+        let (card_present, mute) = card_of(event);
         Self {
             name: state.name().to_string_lossy().into_owned(),
             card_present,
+            mute,
             exclusive: event.contains(State::EXCLUSIVE),
             atr: if card_present {
                 state.atr().to_vec()
@@ -35,6 +39,14 @@ impl ReaderInfo {
             },
         }
     }
+}
+
+/// Whether a reader in state `event` holds a card that answered reset, and whether it holds one
+/// that did not (mute).
+fn card_of(event: State) -> (bool, bool) {
+    let present = event.contains(State::PRESENT);
+    let mute = present && event.contains(State::MUTE);
+    (present && !mute, mute)
 }
 
 /// Which reader to use.
@@ -118,61 +130,7 @@ impl Pcsc {
 
     /// Resolves `choice` to a reader name.
     pub fn find_reader(&self, choice: &ReaderChoice) -> Result<String, PcscError> {
-        let readers = self.list_readers()?;
-        if readers.is_empty() {
-            return Err(PcscError::NoReaders);
-        }
-        let names = || readers.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
-        match choice {
-            ReaderChoice::Index(i) => {
-                readers
-                    .get(*i)
-                    .map(|r| r.name.clone())
-                    .ok_or_else(|| PcscError::ReaderNotFound {
-                        wanted: i.to_string(),
-                        available: names(),
-                    })
-            }
-            ReaderChoice::Name(wanted) => {
-                if let Some(r) = readers.iter().find(|r| &r.name == wanted) {
-                    return Ok(r.name.clone());
-                }
-                let needle = wanted.to_lowercase();
-                let matching: Vec<String> = readers
-                    .iter()
-                    .filter(|r| r.name.to_lowercase().contains(&needle))
-                    .map(|r| r.name.clone())
-                    .collect();
-                match matching.as_slice() {
-                    [one] => Ok(one.clone()),
-                    [] => Err(PcscError::ReaderNotFound {
-                        wanted: wanted.clone(),
-                        available: names(),
-                    }),
-                    _ => Err(PcscError::AmbiguousReader {
-                        wanted: wanted.clone(),
-                        matching,
-                    }),
-                }
-            }
-            ReaderChoice::WithCard => {
-                let with_card: Vec<String> = readers
-                    .iter()
-                    .filter(|r| r.card_present)
-                    .map(|r| r.name.clone())
-                    .collect();
-                match with_card.as_slice() {
-                    [one] => Ok(one.clone()),
-                    [] => Err(PcscError::NoCard {
-                        reader: String::new(),
-                    }),
-                    _ => Err(PcscError::AmbiguousReader {
-                        wanted: "a reader with a card".into(),
-                        matching: with_card,
-                    }),
-                }
-            }
-        }
+        choose(&self.list_readers()?, choice)
     }
 
     /// The state of one reader.
@@ -245,6 +203,70 @@ pub fn list_readers() -> Result<Vec<ReaderInfo>, PcscError> {
     Pcsc::establish()?.list_readers()
 }
 
+/// The reader of `readers` that `choice` names. With [`ReaderChoice::WithCard`] and no card
+/// that answers, a mute card is named as such rather than reported as no card.
+fn choose(readers: &[ReaderInfo], choice: &ReaderChoice) -> Result<String, PcscError> {
+    if readers.is_empty() {
+        return Err(PcscError::NoReaders);
+    }
+    let names = || readers.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+    match choice {
+        ReaderChoice::Index(i) => {
+            readers
+                .get(*i)
+                .map(|r| r.name.clone())
+                .ok_or_else(|| PcscError::ReaderNotFound {
+                    wanted: i.to_string(),
+                    available: names(),
+                })
+        }
+        ReaderChoice::Name(wanted) => {
+            if let Some(r) = readers.iter().find(|r| &r.name == wanted) {
+                return Ok(r.name.clone());
+            }
+            let needle = wanted.to_lowercase();
+            let matching: Vec<String> = readers
+                .iter()
+                .filter(|r| r.name.to_lowercase().contains(&needle))
+                .map(|r| r.name.clone())
+                .collect();
+            match matching.as_slice() {
+                [one] => Ok(one.clone()),
+                [] => Err(PcscError::ReaderNotFound {
+                    wanted: wanted.clone(),
+                    available: names(),
+                }),
+                _ => Err(PcscError::AmbiguousReader {
+                    wanted: wanted.clone(),
+                    matching,
+                }),
+            }
+        }
+        ReaderChoice::WithCard => {
+            let with_card: Vec<String> = readers
+                .iter()
+                .filter(|r| r.card_present)
+                .map(|r| r.name.clone())
+                .collect();
+            match with_card.as_slice() {
+                [one] => Ok(one.clone()),
+                [] => Err(match readers.iter().find(|r| r.mute) {
+                    Some(r) => PcscError::MuteCard {
+                        reader: r.name.clone(),
+                    },
+                    None => PcscError::NoCard {
+                        reader: String::new(),
+                    },
+                }),
+                _ => Err(PcscError::AmbiguousReader {
+                    wanted: "a reader with a card".into(),
+                    matching: with_card,
+                }),
+            }
+        }
+    }
+}
+
 pub(crate) fn c_name(reader: &str) -> Result<CString, PcscError> {
     CString::new(reader).map_err(|_| PcscError::ReaderNotFound {
         wanted: reader.to_owned(),
@@ -265,5 +287,51 @@ fn check_known(state: &ReaderState, reader: &str) -> Result<(), PcscError> {
         })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(name: &str, card_present: bool, mute: bool) -> ReaderInfo {
+        ReaderInfo {
+            name: name.into(),
+            card_present,
+            mute,
+            exclusive: false,
+            atr: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_mute_card_is_in_the_reader_but_not_usable() {
+        assert_eq!(card_of(State::EMPTY), (false, false));
+        assert_eq!(card_of(State::PRESENT), (true, false));
+        assert_eq!(card_of(State::PRESENT | State::INUSE), (true, false));
+        assert_eq!(card_of(State::PRESENT | State::MUTE), (false, true));
+    }
+
+    #[test]
+    fn with_card_names_a_mute_card_instead_of_saying_there_is_none() {
+        let mute = [reader("A", false, false), reader("B", false, true)];
+        assert_eq!(
+            choose(&mute, &ReaderChoice::WithCard),
+            Err(PcscError::MuteCard { reader: "B".into() })
+        );
+        let none = [reader("A", false, false)];
+        assert_eq!(
+            choose(&none, &ReaderChoice::WithCard),
+            Err(PcscError::NoCard {
+                reader: String::new()
+            })
+        );
+        // A card that answers wins over a mute one in another reader.
+        let both = [reader("A", true, false), reader("B", false, true)];
+        assert_eq!(choose(&both, &ReaderChoice::WithCard), Ok("A".into()));
+        assert_eq!(
+            choose(&[], &ReaderChoice::WithCard),
+            Err(PcscError::NoReaders)
+        );
     }
 }

@@ -37,6 +37,12 @@ pub enum PcscError {
         /// The reader; empty when no reader at all holds a card.
         reader: String,
     },
+    /// A card is in the reader but does not answer (PC/SC's "mute": inserted the wrong way round,
+    /// dirty contacts, a dead card, or a reset that failed).
+    MuteCard {
+        /// The reader.
+        reader: String,
+    },
     /// The card was removed from the reader.
     CardRemoved,
     /// The card was reset (by another application, or it lost power): what the flow had
@@ -75,6 +81,9 @@ impl PcscError {
             E::NoSmartcard => Self::NoCard {
                 reader: reader.to_owned(),
             },
+            E::UnresponsiveCard if call == "SCardConnect" => Self::MuteCard {
+                reader: reader.to_owned(),
+            },
             E::RemovedCard => Self::CardRemoved,
             E::ResetCard => Self::CardReset,
             E::SharingViolation => Self::ReaderInUse,
@@ -111,6 +120,11 @@ impl fmt::Display for PcscError {
             }
             Self::NoCard { reader } if reader.is_empty() => f.write_str("no card in any reader"),
             Self::NoCard { reader } => write!(f, "no card in reader \"{reader}\""),
+            Self::MuteCard { reader } => write!(
+                f,
+                "the card in reader \"{reader}\" does not answer: take it out and insert it again \
+                 (chip first, contacts clean)"
+            ),
             Self::CardRemoved => f.write_str(
                 "the card was removed; nothing more was changed on it: insert it and start again",
             ),
@@ -151,7 +165,7 @@ impl TransportError for PcscError {
             | Self::AmbiguousReader { .. }
             | Self::ReaderUnavailable { .. }
             | Self::ReaderInUse => ErrorKind::Unavailable,
-            Self::NoCard { .. } => ErrorKind::NoCard,
+            Self::NoCard { .. } | Self::MuteCard { .. } => ErrorKind::NoCard,
             Self::CardRemoved => ErrorKind::CardRemoved,
             Self::CardReset => ErrorKind::CardReset,
             Self::Timeout => ErrorKind::Timeout,
@@ -199,6 +213,13 @@ mod tests {
             reader: String::new(),
         };
         assert_eq!(e.to_string(), "no card in any reader");
+        let e = PcscError::from_pcsc("SCardConnect", pcsc::Error::UnresponsiveCard, "R");
+        assert_eq!(
+            e.to_string(),
+            "the card in reader \"R\" does not answer: take it out and insert it again \
+             (chip first, contacts clean)"
+        );
+        assert_eq!(e.kind(), ErrorKind::NoCard);
         let e = PcscError::ReaderNotFound {
             wanted: "Nope".into(),
             available: vec!["Virtual PCD 00 00".into()],
