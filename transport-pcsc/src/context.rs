@@ -49,6 +49,15 @@ fn card_of(event: State) -> (bool, bool) {
     (present && !mute, mute)
 }
 
+/// Whether a reader in state `event` holds a card that answers (`present`) or no card at all
+/// (not `present`): a mute card is neither.
+fn reached(event: State, present: bool) -> bool {
+    match card_of(event) {
+        (usable, _) if present => usable,
+        (usable, mute) => !usable && !mute,
+    }
+}
+
 /// Which reader to use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReaderChoice {
@@ -176,14 +185,8 @@ impl Pcsc {
                 Err(e) => return Err(PcscError::from_pcsc("SCardGetStatusChange", e, reader)),
             }
             check_known(&states[0], reader)?;
-            let info = ReaderInfo::from_state(&states[0]);
-            let done = if present {
-                info.card_present
-            } else {
-                !states[0].event_state().contains(State::PRESENT)
-            };
-            if done {
-                return Ok(info);
+            if reached(states[0].event_state(), present) {
+                return Ok(ReaderInfo::from_state(&states[0]));
             }
             if left.is_zero() {
                 return Err(PcscError::Timeout);
@@ -310,6 +313,16 @@ mod tests {
         assert_eq!(card_of(State::PRESENT), (true, false));
         assert_eq!(card_of(State::PRESENT | State::INUSE), (true, false));
         assert_eq!(card_of(State::PRESENT | State::MUTE), (false, true));
+    }
+
+    #[test]
+    fn a_mute_card_is_neither_an_answering_card_nor_an_empty_reader() {
+        let mute = State::PRESENT | State::MUTE;
+        assert!(!reached(mute, true));
+        assert!(!reached(mute, false));
+        assert!(reached(State::EMPTY, false));
+        assert!(reached(State::PRESENT, true));
+        assert!(!reached(State::PRESENT, false));
     }
 
     #[test]
