@@ -12,16 +12,11 @@
 mod common;
 
 use cardunlock_benches::{blocked_piv_card, piv_unblock, record_piv_unblock};
-use cardunlock_ccid::clock::NoTimeout;
 use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
-use cardunlock_ccid::loopback::Loopback;
-use cardunlock_ccid::session::{NoControl, Session};
 use cardunlock_ccid_sim::tpdu::T1Card;
 use cardunlock_ccid_sim::{apdu_session, session_with, SimConfig};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use embassy_futures::block_on;
-
-const ATR: &[u8] = &[0x3B, 0x80, 0x80, 0x01, 0x01];
 
 fn ccid(crit: &mut Criterion) {
     let piv = record_piv_unblock();
@@ -42,18 +37,7 @@ fn ccid(crit: &mut Criterion) {
     let apdu_level = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
     group.bench_function("replay_through_ccid_session", |b| {
         b.iter_batched_ref(
-            || {
-                let mut s: Session<_, _, NoControl> = Session::new(
-                    Loopback::new(piv.replay(), ATR),
-                    NoTimeout,
-                    NoControl,
-                    &apdu_level,
-                    0,
-                )
-                .expect("session");
-                block_on(s.power_on()).expect("power on");
-                s
-            },
+            || piv.replay_session(),
             |s| {
                 piv_unblock(&mut *s);
             },

@@ -21,16 +21,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use cardunlock_benches::{piv_unblock, record_piv_unblock, Recording};
-use cardunlock_ccid::clock::NoTimeout;
-use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
+use cardunlock_benches::{piv_unblock, record_piv_unblock, Recording, LOOPBACK_ATR};
 use cardunlock_ccid::loopback::Loopback;
-use cardunlock_ccid::session::{NoControl, Session};
 use cardunlock_core::{ErrorKind, Transport};
-use embassy_futures::block_on;
 use embedded_io_async::{Read, Write};
 
-const ATR: &[u8] = &[0x3B, 0x80, 0x80, 0x01, 0x01];
 const BATCH: usize = 2000;
 
 /// The bare host: one APDU per XfrBlock, no robustness (see the module docs).
@@ -87,12 +82,10 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(100);
-    let piv: Recording = record_piv_unblock();
-    let level = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
     let only = std::env::var("ONLY").unwrap_or_default();
-    let core = if !only.is_empty() && only != "core" {
-        1.0
-    } else {
+    let wanted = |name: &str| only.is_empty() || only == name;
+    let piv: Recording = record_piv_unblock();
+    let core = wanted("core").then(|| {
         fastest(
             rounds,
             || piv.replay(),
@@ -100,36 +93,21 @@ fn main() {
                 black_box(piv_unblock(t).replayed());
             },
         )
-    };
-    let session = if !only.is_empty() && only != "session" {
-        1.0
-    } else {
+    });
+    let session = wanted("session").then(|| {
         fastest(
             rounds,
-            || {
-                let mut s: Session<_, _, NoControl> = Session::new(
-                    Loopback::new(piv.replay(), ATR),
-                    NoTimeout,
-                    NoControl,
-                    &level,
-                    0,
-                )
-                .expect("session");
-                block_on(s.power_on()).expect("power on");
-                s
-            },
+            || piv.replay_session(),
             |s| {
                 piv_unblock(s);
             },
         )
-    };
-    let bare = if !only.is_empty() && only != "bare" {
-        1.0
-    } else {
+    });
+    let bare = wanted("bare").then(|| {
         fastest(
             rounds,
             || Bare {
-                io: Loopback::new(piv.replay(), ATR),
+                io: Loopback::new(piv.replay(), LOOPBACK_ATR),
                 seq: 0,
                 rx: [0; 271],
             },
@@ -137,15 +115,17 @@ fn main() {
                 piv_unblock(b);
             },
         )
-    };
+    });
     println!("fastest of {rounds} rounds of {BATCH} PIV unblocks (3 APDUs), ns an unblock:");
-    println!("  core only (replay)              {core:7.1}  1.00");
-    println!(
-        "  CCID session + loopback reader  {session:7.1}  {:.2}",
-        session / core
-    );
-    println!(
-        "  bare host + loopback reader     {bare:7.1}  {:.2}",
-        bare / core
-    );
+    for (label, ns) in [
+        ("core only (replay)            ", core),
+        ("CCID session + loopback reader", session),
+        ("bare host + loopback reader   ", bare),
+    ] {
+        let Some(ns) = ns else { continue };
+        match core {
+            Some(core) => println!("  {label}  {ns:7.1}  {:.2}", ns / core),
+            None => println!("  {label}  {ns:7.1}"),
+        }
+    }
 }

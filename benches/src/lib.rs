@@ -78,6 +78,10 @@ pub fn chuid_answer() -> Vec<u8> {
     answer
 }
 
+use cardunlock_ccid::clock::NoTimeout;
+use cardunlock_ccid::descriptor::{ClassDescriptor, ExchangeLevel};
+use cardunlock_ccid::loopback::Loopback;
+use cardunlock_ccid::session::{NoControl, Session};
 use cardunlock_testkit::{Exchange, Recorder, Tape};
 pub use cardunlock_testkit::{Exchanges, Replay};
 
@@ -115,7 +119,29 @@ impl Recording {
     pub fn exchanges(&self) -> Exchanges<'_> {
         self.0.exchanges()
     }
+
+    /// A powered CCID session at short APDU level over the in-memory loopback reader, with
+    /// [`Recording::replay`] in its slot: the path the CCID framing is timed on.
+    pub fn replay_session(&self) -> LoopbackSession<'_> {
+        let level = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+        let mut session = Session::new(
+            Loopback::new(self.replay(), LOOPBACK_ATR),
+            NoTimeout,
+            NoControl,
+            &level,
+            0,
+        )
+        .expect("session");
+        block_on(session.power_on()).expect("power on");
+        session
+    }
 }
+
+/// The ATR the loopback reader answers power-on with.
+pub const LOOPBACK_ATR: &[u8] = &[0x3B, 0x80, 0x80, 0x01, 0x01];
+
+/// [`Recording::replay_session`]'s session.
+pub type LoopbackSession<'a> = Session<Loopback<Replay<Exchanges<'a>>>, NoTimeout, NoControl>;
 
 /// A factory PIV card with its PIN blocked.
 pub fn blocked_piv_card() -> SimCard {

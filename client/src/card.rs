@@ -295,6 +295,16 @@ impl Transport for Card {
     }
 }
 
+/// What the connect path says while it waits for the card in `reader` that does not answer.
+#[cfg(feature = "pcsc")]
+fn mute_notice(reader: &str, wait: Duration) -> String {
+    format!(
+        "The card in {reader} does not answer: take it out and insert it again, chip first \
+         (waiting up to {} s) ...",
+        wait.as_secs()
+    )
+}
+
 /// Connects to the card in the chosen PC/SC reader (waiting up to `wait` for it).
 #[cfg(feature = "pcsc")]
 fn pcsc_connect(
@@ -312,13 +322,12 @@ fn pcsc_connect(
         .unwrap_or(ReaderChoice::WithCard);
     let name = match pcsc.find_reader(&choice) {
         Err(e @ (PcscError::NoCard { .. } | PcscError::MuteCard { .. })) if !wait.is_zero() => {
-            let waiting = format!("(waiting up to {} s) ...", wait.as_secs());
             notice(&match e {
-                PcscError::MuteCard { reader } => format!(
-                    "The card in {reader} does not answer: take it out and insert it again, \
-                     chip first {waiting}"
+                PcscError::MuteCard { reader } => mute_notice(&reader, wait),
+                _ => format!(
+                    "Insert the smart card (waiting up to {} s) ...",
+                    wait.as_secs()
                 ),
-                _ => format!("Insert the smart card {waiting}"),
             });
             let deadline = std::time::Instant::now() + wait;
             loop {
@@ -335,18 +344,22 @@ fn pcsc_connect(
         }
         other => other.map_err(|e| failure(&e))?,
     };
-    if !wait.is_zero()
-        && !pcsc
-            .reader_info(&name)
-            .map(|r| r.card_present)
-            .unwrap_or(false)
-    {
+    let info = pcsc.reader_info(&name).ok();
+    if !wait.is_zero() && !info.as_ref().is_some_and(|r| r.card_present) {
         // A reader named on the command line is found whether it holds a card or not.
-        notice(&format!(
-            "Insert the smart card in {name} (waiting up to {} s) ...",
-            wait.as_secs()
-        ));
+        notice(&if info.is_some_and(|r| r.mute) {
+            mute_notice(&name, wait)
+        } else {
+            format!(
+                "Insert the smart card in {name} (waiting up to {} s) ...",
+                wait.as_secs()
+            )
+        });
+        let mute = |name: &str| pcsc.reader_info(name).is_ok_and(|r| r.mute);
         pcsc.wait_for_card(&name, wait).map_err(|e| match e {
+            PcscError::Timeout if mute(&name) => failure(&PcscError::MuteCard {
+                reader: name.clone(),
+            }),
             PcscError::Timeout => Failure::new(
                 Kind::NoCard,
                 format!("no card was inserted in {name} within {} s", wait.as_secs()),

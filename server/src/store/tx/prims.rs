@@ -158,8 +158,7 @@ pub(crate) trait MacStoreTx: Exec {
         filter: &[(&'static str, Val)],
     ) -> Result<Vec<MacRow>, ServerError> {
         let sql = mac::select_sql(table, filter, self.dialect().p());
-        let rows = self.fetch(sql, &filter_params(filter), &mac_columns(table))?;
-        Ok(rows.into_iter().map(mac_row).collect())
+        fetch_mac_rows(self, sql, table, filter)
     }
     /// [`Self::mac_rows`], the rows locked until the transaction ends.
     fn mac_rows_locked(
@@ -173,8 +172,7 @@ pub(crate) trait MacStoreTx: Exec {
         } else {
             mac::select_sql(table, filter, dialect.p())
         };
-        let rows = self.fetch(sql, &filter_params(filter), &mac_columns(table))?;
-        Ok(rows.into_iter().map(mac_row).collect())
+        fetch_mac_rows(self, sql, table, filter)
     }
     /// Deletes the rows of a MACed table whose columns equal `filter` and returns them as they
     /// were, with their stored MAC (one statement: `DELETE ... RETURNING`).
@@ -184,8 +182,7 @@ pub(crate) trait MacStoreTx: Exec {
         filter: &[(&'static str, Val)],
     ) -> Result<Vec<MacRow>, ServerError> {
         let sql = mac::delete_returning_sql(table, filter, self.dialect().p());
-        let rows = self.fetch(sql, &filter_params(filter), &mac_columns(table))?;
-        Ok(rows.into_iter().map(mac_row).collect())
+        fetch_mac_rows(self, sql, table, filter)
     }
     /// Inserts a whole row (`values` in [`Table::all`] order) with its MAC; with `or_nothing`,
     /// nothing if its key exists. Returns the rows inserted.
@@ -295,6 +292,18 @@ pub(crate) trait MacStoreTx: Exec {
 }
 
 /// A filter's values, bound as they are.
+/// Runs `sql`, a statement returning `table`'s rows that match `filter` (with its values as the
+/// parameters), and reads each row with its stored MAC.
+fn fetch_mac_rows<E: Exec + ?Sized>(
+    tx: &mut E,
+    sql: &'static str,
+    table: &Table,
+    filter: &[(&'static str, Val)],
+) -> Result<Vec<MacRow>, ServerError> {
+    let rows = tx.fetch(sql, &filter_params(filter), &mac_columns(table))?;
+    Ok(rows.into_iter().map(mac_row).collect())
+}
+
 fn filter_params(filter: &[(&'static str, Val)]) -> Vec<Param> {
     filter.iter().map(|(_, v)| (v.clone(), None)).collect()
 }
