@@ -9,9 +9,7 @@
 use embedded_io_async::{Read, ReadExactError, Write};
 
 /// Writes all of `buf` (no flush). `Ok(false)` when the port took nothing or claimed more
-/// than it was given: the stream is over. (The session's drive loop applies the same rule in
-/// line, with no future of its own per write.)
-#[cfg_attr(not(feature = "tpdu"), allow(dead_code))]
+/// than it was given: the stream is over.
 pub(crate) async fn write_all<W: Write>(port: &mut W, mut buf: &[u8]) -> Result<bool, W::Error> {
     while !buf.is_empty() {
         let n = port.write(buf).await?;

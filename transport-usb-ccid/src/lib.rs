@@ -14,9 +14,9 @@
 //! XfrBlock) are the default feature `tpdu`: a firmware that only meets APDU-level readers
 //! builds with `default-features = false` and does not link them (its session then refuses
 //! TPDU-level readers with [`session::Unsupported::Level`]).
-//! - [`session`]: an async CCID session over any `embedded_io_async::{Read, Write}` byte pipe
-//!   (a USB bulk pair, a firmware's USB host stack, a serial bridge); it implements the core's
-//!   [`cardunlock_core::Transport`].
+//! - [`session`]: an async CCID session over any [`pipe::Pipe`]: every
+//!   `embedded_io_async::{Read, Write}` byte stream is one (a USB bulk pair, a firmware's USB
+//!   host stack, a serial bridge); it implements the core's [`cardunlock_core::Transport`].
 //! - [`clock`]: the time source the caller gives the session (deadlines, time extensions).
 //! - [`loopback`]: an in-memory CCID reader in front of any core `Transport`, no heap (firmware
 //!   images, benchmarks).
@@ -65,6 +65,7 @@ pub mod codec;
 pub mod descriptor;
 mod io;
 pub mod loopback;
+pub mod pipe;
 pub mod session;
 #[cfg(feature = "tpdu")]
 pub mod t0;

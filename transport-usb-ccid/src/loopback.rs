@@ -1,6 +1,6 @@
 //! A CCID reader in memory, at APDU level, in front of any card the core can talk to (a
-//! [`cardunlock_core::Transport`]): the other end of the byte pipe a
-//! [`Session`](crate::session::Session) writes to, with no USB, no heap and no allocation.
+//! [`cardunlock_core::Transport`]): the other end of the [`Pipe`] a
+//! [`Session`](crate::session::Session) sends to, with no USB, no heap and no allocation.
 //!
 //! It exists for what needs a reader without hardware and without `std`: a firmware image that
 //! links the whole CCID path (`firmware-size`), and benchmarks that measure the framing cost
@@ -10,20 +10,23 @@ use core::convert::Infallible;
 
 use cardunlock_core::Transport;
 
+use crate::pipe::Pipe;
 use crate::codec::{
-    msg_type, ClockStatus, CommandStatus, Header, IccStatus, Request, RequestKind, Response,
+    msg_type, ClockStatus, CodecError, CommandStatus, Header, IccStatus, Request, RequestKind, Response,
     ResponseKind, SlotError, Status, HEADER_LEN, SHORT_MESSAGE_LEN,
 };
 
 /// A one-slot reader at short APDU level with `card` always present. Each message the session
-/// flushes is answered at once: IccPowerOn with `atr`, XfrBlock with the card's response,
+/// sends is answered at once: IccPowerOn with `atr`, XfrBlock with the card's response,
 /// anything else with the slot status. A command the card fails on (a transport error) is
-/// answered with `bError` HW_ERROR.
+/// answered with `bError` HW_ERROR, a message it cannot parse with CMD_NOT_SUPPORTED.
+///
+/// It is a framed [`Pipe`] and holds no command: a message comes whole, or as its header and
+/// then its data (as the session sends an XfrBlock); the card gets the APDU where the session
+/// holds it, and a reply is read in one call.
 pub struct Loopback<T> {
     card: T,
     atr: &'static [u8],
-    rx: [u8; SHORT_MESSAGE_LEN],
-    rx_len: usize,
     tx: [u8; SHORT_MESSAGE_LEN],
     tx_len: usize,
     tx_pos: usize,
@@ -35,8 +38,6 @@ impl<T: Transport> Loopback<T> {
         Self {
             card,
             atr,
-            rx: [0; SHORT_MESSAGE_LEN],
-            rx_len: 0,
             tx: [0; SHORT_MESSAGE_LEN],
             tx_len: 0,
             tx_pos: 0,
@@ -48,36 +49,31 @@ impl<T: Transport> Loopback<T> {
         &self.card
     }
 
+    /// The card behind the reader, mutably (to change it between commands).
+    pub fn card_mut(&mut self) -> &mut T {
+        &mut self.card
+    }
+
     /// Gives the card back.
     pub fn into_card(self) -> T {
         self.card
     }
 
-    async fn answer(&mut self) {
-        let rx_len = core::mem::take(&mut self.rx_len);
-        let message = self.rx.get(..rx_len).unwrap_or(&[]);
-        self.tx_pos = 0;
-        // An XfrBlock (the common case) is taken apart in line; anything else is parsed in full.
-        let parsed = match *message {
-            [msg_type::XFR_BLOCK, l0, l1, l2, l3, slot, seq, bwi, p0, p1, ref data @ ..]
-                if usize::try_from(u32::from_le_bytes([l0, l1, l2, l3])) == Ok(data.len()) =>
-            {
-                Ok(Request {
-                    slot,
-                    seq,
-                    kind: RequestKind::XfrBlock {
-                        bwi,
-                        level: u16::from_le_bytes([p0, p1]),
-                        data,
-                    },
-                })
+    /// Any other message, parsed in full.
+    #[inline(never)]
+    async fn parsed(&mut self, head: &[u8], payload: &[u8]) {
+        let parsed = match (head.len(), payload) {
+            (_, []) => Request::parse(head),
+            (HEADER_LEN, _) => {
+                Header::parse(head).and_then(|h| Request::from_parts(&h, payload))
             }
-            _ => Request::parse(message),
+            // Split elsewhere than after its header: not a message this reader takes.
+            _ => Err(CodecError::BadField),
         };
         // The reply echoes bSeq, even of a command it cannot parse.
         let seq = match parsed {
             Ok(req) => req.seq,
-            Err(_) => message.get(6).copied().unwrap_or(0),
+            Err(_) => head.get(6).copied().unwrap_or(0),
         };
         let (slot, status, kind) = match parsed {
             Ok(Request {
@@ -85,34 +81,9 @@ impl<T: Transport> Loopback<T> {
                 kind: RequestKind::XfrBlock { data, .. },
                 ..
             }) => {
-                // The card writes its response straight behind the reply's header (261 bytes:
-                // a short APDU's response, 256 and SW1 SW2, fits).
                 let room = self.tx.get_mut(HEADER_LEN..).unwrap_or(&mut []);
-                let room_len = room.len();
                 let answered = self.card.transmit(data, room).await;
-                let (command, n) = match answered {
-                    Ok(n) if n <= room_len => (CommandStatus::Ok, n),
-                    _ => {
-                        if let Some(room) = self.tx.get_mut(HEADER_LEN..) {
-                            room.fill(0);
-                        }
-                        (CommandStatus::Failed(SlotError::HardwareError), 0)
-                    }
-                };
-                let (b_status, b_error) = Status::new(IccStatus::Active, command).to_bytes();
-                let header = Header {
-                    msg_type: msg_type::DATA_BLOCK,
-                    length: u32::try_from(n).unwrap_or(0),
-                    slot,
-                    seq,
-                    specific: [b_status, b_error, 0],
-                };
-                // Split after the await: a slice kept across it loses its known length.
-                if let Some(head) = self.tx.get_mut(..HEADER_LEN) {
-                    head.copy_from_slice(&header.to_bytes());
-                }
-                self.tx_len = HEADER_LEN + n;
-                wipe(self.rx.get_mut(..rx_len).unwrap_or(&mut []));
+                self.tx_len = data_block(&mut self.tx, slot, seq, answered);
                 return;
             }
             Ok(Request {
@@ -149,41 +120,68 @@ impl<T: Transport> Loopback<T> {
             kind,
         };
         self.tx_len = reply.encode(&mut self.tx).unwrap_or(0);
-        wipe(self.rx.get_mut(..rx_len).unwrap_or(&mut []));
     }
 }
 
-/// Clears the received command (it may have carried a PIN or PUK), once per message.
-fn wipe(buf: &mut [u8]) {
-    buf.fill(0);
-    core::hint::black_box(&*buf);
+/// Puts the DataBlock header in front of the card's response, which the card wrote straight
+/// behind it in `tx` (261 bytes: a short APDU's 256 and SW1 SW2 fit); `answered` is what the
+/// card returned. Returns the reply's length.
+fn data_block<E>(
+    tx: &mut [u8; SHORT_MESSAGE_LEN],
+    slot: u8,
+    seq: u8,
+    answered: Result<usize, E>,
+) -> usize {
+    let room_len = SHORT_MESSAGE_LEN - HEADER_LEN;
+    let (command, n) = match answered {
+        Ok(n) if n <= room_len => (CommandStatus::Ok, n),
+        _ => {
+            if let Some(room) = tx.get_mut(HEADER_LEN..) {
+                room.fill(0);
+            }
+            (CommandStatus::Failed(SlotError::HardwareError), 0)
+        }
+    };
+    let (b_status, b_error) = Status::new(IccStatus::Active, command).to_bytes();
+    let header = Header {
+        msg_type: msg_type::DATA_BLOCK,
+        length: u32::try_from(n).unwrap_or(0),
+        slot,
+        seq,
+        specific: [b_status, b_error, 0],
+    };
+    if let Some(head) = tx.get_mut(..HEADER_LEN) {
+        head.copy_from_slice(&header.to_bytes());
+    }
+    HEADER_LEN + n
 }
 
 impl<T> embedded_io_async::ErrorType for Loopback<T> {
     type Error = Infallible;
 }
 
-impl<T: Transport> embedded_io_async::Write for Loopback<T> {
-    async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
-        let room = self.rx.get_mut(self.rx_len..).unwrap_or(&mut []);
-        let n = buf.len().min(room.len());
-        if let (Some(dst), Some(src)) = (room.get_mut(..n), buf.get(..n)) {
-            dst.copy_from_slice(src);
+impl<T: Transport> Pipe for Loopback<T> {
+    const FRAMED: bool = true;
+
+    /// Answers the message `head` then `payload` at once.
+    async fn send(&mut self, head: &[u8], payload: &[u8]) -> Result<bool, Infallible> {
+        self.tx_pos = 0;
+        // An XfrBlock with its APDU apart (the common case) is taken apart in line, and the
+        // card answers from the session's buffer into the reply's.
+        if let [msg_type::XFR_BLOCK, l0, l1, l2, l3, slot, seq, _, _, _] = *head {
+            if usize::try_from(u32::from_le_bytes([l0, l1, l2, l3])) == Ok(payload.len()) {
+                let room = self.tx.get_mut(HEADER_LEN..).unwrap_or(&mut []);
+                let answered = self.card.transmit(payload, room).await;
+                self.tx_len = data_block(&mut self.tx, slot, seq, answered);
+                return Ok(true);
+            }
         }
-        self.rx_len += n;
-        Ok(n)
+        self.parsed(head, payload).await;
+        Ok(true)
     }
 
-    async fn flush(&mut self) -> Result<(), Infallible> {
-        if self.rx_len >= HEADER_LEN {
-            self.answer().await;
-        }
-        Ok(())
-    }
-}
-
-impl<T: Transport> embedded_io_async::Read for Loopback<T> {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+    /// The rest of the last reply, as much as `buf` holds; 0 when all of it was read.
+    async fn recv(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
         let pending = self.tx.get(self.tx_pos..self.tx_len).unwrap_or(&[]);
         let n = buf.len().min(pending.len());
         if let (Some(dst), Some(src)) = (buf.get_mut(..n), pending.get(..n)) {

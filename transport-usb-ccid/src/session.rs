@@ -35,7 +35,9 @@ pub use error::{Error, Unsupported, Violation};
 #[cfg(feature = "tpdu")]
 pub use tpdu::{TpduFailure, TpduSetup};
 
-use embedded_io_async::{ErrorType, Read, Write};
+use embedded_io_async::ErrorType;
+
+use crate::pipe::Pipe;
 
 use crate::clock::Clock;
 use crate::codec::{ClockStatus, IccStatus, HEADER_LEN, SHORT_MESSAGE_LEN};
@@ -130,6 +132,11 @@ pub type SessionError<IO, K> = Error<<IO as ErrorType>::Error, <K as Control>::E
 /// Bytes of an ATR at most.
 const ATR_MAX: usize = 33;
 
+/// The transmit buffer: the longest message the session puts together itself (SetParameters
+/// for T=1, 17 bytes; the Abort and the slot commands are 10). An APDU never goes in: a command
+/// is its header here and its APDU from the caller's buffer.
+const TX_LEN: usize = 24;
+
 /// Receive state kept across cancelled reads, so a message that was half read when a deadline
 /// passed can be finished (or skipped) later.
 #[derive(Clone, Copy, Debug, Default)]
@@ -160,7 +167,7 @@ pub struct Session<IO, C, K = NoControl, const N: usize = DEFAULT_BUFFER> {
     slot: u8,
     seq: u8,
     max_msg: usize,
-    tx: [u8; N],
+    tx: [u8; TX_LEN],
     rx: [u8; N],
     rx_state: RxState,
     atr: [u8; ATR_MAX],
@@ -204,7 +211,7 @@ fn wipe(buf: &mut [u8]) {
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
 {
@@ -258,7 +265,7 @@ where
             slot,
             seq: 0,
             max_msg,
-            tx: [0; N],
+            tx: [0; TX_LEN],
             rx: [0; N],
             rx_state: RxState::default(),
             atr: [0; ATR_MAX],
@@ -328,7 +335,7 @@ where
 
 impl<IO, C, K, const N: usize> cardunlock_core::Transport for Session<IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
     K::Error: core::fmt::Debug + core::fmt::Display,

@@ -178,8 +178,23 @@ impl<'a> Request<'a> {
 
     /// Parses one whole request (exactly one message: header plus `dwLength` bytes).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, CodecError> {
-        use msg_type as t;
         let (h, data) = split_message(bytes)?;
+        Self::from_parts(&h, data)
+    }
+
+    /// Builds the request from an already parsed header and its data, which must be
+    /// `dwLength` bytes (a reader that receives the header and the data apart).
+    pub fn from_parts(h: &Header, data: &'a [u8]) -> Result<Self, CodecError> {
+        use msg_type as t;
+        match usize::try_from(h.length).map(|l| l.cmp(&data.len())) {
+            Ok(core::cmp::Ordering::Equal) => {}
+            Ok(core::cmp::Ordering::Less) => return Err(CodecError::TrailingBytes),
+            _ => {
+                return Err(CodecError::Truncated {
+                    needed: h.message_len(),
+                })
+            }
+        }
         let [b7, b8, b9] = h.specific;
         let level = u16::from_le_bytes([b8, b9]);
         let kind = match h.msg_type {

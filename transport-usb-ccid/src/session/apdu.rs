@@ -2,9 +2,9 @@
 //! XfrBlock / DataBlock messages with `wLevelParameter` / `bChainParameter` when it does not fit
 //! one message.
 
-use embedded_io_async::{Read, Write};
+use crate::pipe::Pipe;
 
-use super::exchange::{data_block, Outgoing};
+use super::exchange::data_block;
 use super::{Control, Error, Session, SessionError, Violation};
 use crate::clock::Clock;
 use crate::codec::{chain, RequestKind, HEADER_LEN};
@@ -14,12 +14,14 @@ const MAX_CHAIN_PARTS: usize = 1024;
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
 {
-    /// Sends `command` as one or more XfrBlocks and assembles the response into `response`.
-    pub(super) async fn apdu_exchange(
+    /// Sends a command longer than one message in parts (`wLevelParameter` 1 begin, 3 continue,
+    /// 2 end), then collects the response to its last part. (The session sends a command that
+    /// fits one message in line; this takes one of any length.)
+    pub(super) async fn chained_command(
         &mut self,
         command: &[u8],
         response: &mut [u8],
@@ -27,7 +29,6 @@ where
         let chunk = self.max_msg - HEADER_LEN;
         let mut rest = command;
         let mut first = true;
-        // Host -> reader: 1 begin, 3 continue, 2 end (0 when one message holds it all).
         loop {
             let (part, tail) = rest.split_at(rest.len().min(chunk));
             let level = match (first, tail.is_empty()) {
@@ -41,11 +42,11 @@ where
                 level,
                 data: part,
             })?;
+            self.drive(msg).await?;
             if tail.is_empty() {
                 // The last part: its reply starts the response.
-                return self.collect(msg, response).await;
+                return self.chained_response(response).await;
             }
-            self.drive(Some(msg.len), msg.data).await?;
             match data_block(&self.rx, &mut self.powered) {
                 // "Empty, send more" (some readers leave bChainParameter 0).
                 Ok((_, [])) => {}
@@ -59,16 +60,20 @@ where
         }
     }
 
-    /// Sends the XfrBlock in `tx[..len]` and collects the (possibly chained) response.
-    async fn collect(
-        &mut self,
-        mut msg: Outgoing<'_>,
-        response: &mut [u8],
-    ) -> Result<usize, SessionError<IO, K>> {
+    /// Collects the response whose first reply is in `rx` (checked again here), asking for
+    /// each next part of a chained one.
+    pub(super) async fn chained_response(&mut self, response: &mut [u8]) -> Result<usize, SessionError<IO, K>> {
         let mut filled = 0usize;
         let mut overflow = false;
-        for _ in 0..MAX_CHAIN_PARTS {
-            self.drive(Some(msg.len), msg.data).await?;
+        for part in 0..MAX_CHAIN_PARTS {
+            if part > 0 {
+                let msg = self.encode(RequestKind::XfrBlock {
+                    bwi: 0,
+                    level: chain::MORE,
+                    data: &[],
+                })?;
+                self.drive(msg).await?;
+            }
             let (c, data) = data_block(&self.rx, &mut self.powered)?;
             match response.get_mut(filled..filled + data.len()) {
                 Some(dst) if !overflow => {
@@ -86,13 +91,7 @@ where
                         Ok(filled)
                     };
                 }
-                chain::BEGIN | chain::CONTINUE => {
-                    msg = self.encode(RequestKind::XfrBlock {
-                        bwi: 0,
-                        level: chain::MORE,
-                        data: &[],
-                    })?;
-                }
+                chain::BEGIN | chain::CONTINUE => {}
                 _ => return Err(Error::Protocol(Violation::Chain)),
             }
         }

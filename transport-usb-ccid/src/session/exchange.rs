@@ -2,10 +2,10 @@
 //! extensions, busy retries, the ABORT sequence; the checks every reply goes through.
 
 use embassy_futures::select::{select, Either};
-use embedded_io_async::{Read, Write};
+use crate::pipe::Pipe;
 
 use super::machine::{Bufs, Event, Failure, Want, NO_HEADER};
-use super::{Control, Error, RxState, Session, SessionError, Violation};
+use super::{Control, Error, RxState, Session, SessionError, Violation, TX_LEN};
 use crate::clock::Clock;
 use crate::codec::{
     msg_type, CommandStatus, Header, IccStatus, Request, RequestKind, Response, ResponseKind,
@@ -16,15 +16,21 @@ use crate::codec::{
 /// `data`, the APDU part, from the caller's buffer (never copied into `tx`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Outgoing<'d> {
-    /// Bytes of `tx` to send first.
+    /// Bytes of `tx` to send first (a command has its header there, so at least 10; 0 only for
+    /// [`Outgoing::ABORT`]).
     pub(super) len: usize,
     /// The payload sent after them.
     pub(super) data: &'d [u8],
 }
 
+impl Outgoing<'_> {
+    /// No command: [`Session::drive`] runs the ABORT sequence alone.
+    pub(super) const ABORT: Outgoing<'static> = Outgoing { len: 0, data: &[] };
+}
+
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
 {
@@ -44,7 +50,7 @@ where
         let seq = self.next_seq();
         let req = Request::new(self.slot, seq, kind);
         let max = self.max_msg;
-        let tx = self.tx.get_mut(..max).unwrap_or(&mut []);
+        let tx = self.tx.get_mut(..max.min(TX_LEN)).unwrap_or(&mut []);
         let (len, data) = req.encode_head(tx).map_err(|e| match e {
             crate::codec::CodecError::BufferTooSmall { needed } => {
                 Error::MessageTooLong { len: needed, max }
@@ -67,69 +73,37 @@ where
         &mut self,
         msg: Outgoing<'_>,
     ) -> Result<Header, SessionError<IO, K>> {
-        self.drive(Some(msg.len), msg.data).await?;
+        self.drive(msg).await?;
         Ok(rx_header(&self.rx))
     }
 
     /// The ABORT sequence: the control request, then the bulk Abort with the same `bSeq`, then
     /// the replies drained until the SlotStatus answering the Abort.
     pub(super) async fn abort_sequence(&mut self) -> Result<(), SessionError<IO, K>> {
-        self.drive(None, &[]).await
+        self.drive(Outgoing::ABORT).await
     }
 
-    /// The one async loop: runs the machine of the command whose header is `tx[..head]` and
-    /// whose payload is `payload` (or, with no `head`, of the ABORT sequence alone), doing what
-    /// it wants and feeding back what happened with the clock's time, until it is done. A
-    /// command's reply is then in `rx`, header first.
-    pub(super) async fn drive(
-        &mut self,
-        head: Option<usize>,
-        payload: &[u8],
-    ) -> Result<(), SessionError<IO, K>> {
-        let Self {
-            io,
-            clock,
-            control,
-            config,
-            slot,
-            seq,
-            tx,
-            rx,
-            rx_state,
-            wait_multiplier,
-            exchange,
-            ..
-        } = self;
-        let m = exchange;
-        let mut want = match head {
-            Some(head) => {
-                let first = tx.get(6).copied().unwrap_or(0);
-                m.command(first, *slot, head, config.timeout_ms, *wait_multiplier)
-            }
-            None => m.abort(
-                *slot,
-                &mut Bufs {
-                    tx: &mut tx[..],
-                    rx: &mut rx[..],
-                    rx_state,
-                    next_seq: seq,
-                    config,
-                },
-            ),
-        };
-        // Ends with the pipe's error, if any.
+    /// The one async loop: runs the machine of the command `msg` (or, for
+    /// [`Outgoing::ABORT`], of the ABORT sequence alone), doing what it wants and feeding back
+    /// what happened with the clock's time, until it is done. A command's reply is then in
+    /// `rx`, header first.
+    pub(super) async fn drive(&mut self, msg: Outgoing<'_>) -> Result<(), SessionError<IO, K>> {
+        let Outgoing { len: head, data: payload } = msg;
+        let mut want = self.start(head);
+        // Only `self` lives across the awaits (each field is reached through it), so the
+        // future keeps one pointer, not one per field.
         let e = 'io: loop {
             let event = match want {
                 Want::Read { from, to, deadline } => {
-                    let buf = rx.get_mut(from..to).unwrap_or(&mut []);
-                    match select(io.read(buf), clock.sleep_until_ms(deadline)).await {
+                    let buf = self.rx.get_mut(from..to).unwrap_or(&mut []);
+                    match select(self.io.recv(buf), self.clock.sleep_until_ms(deadline)).await {
                         Either::First(Ok(n)) => Event::Read(n),
                         Either::First(Err(e)) => {
                             // Where the stream stands after a failed transfer is unknown:
                             // forget the message in progress (the reader's reply, if any, is
                             // lost).
-                            *rx_state = RxState {
-                                dirty: rx_state.dirty,
+                            self.rx_state = RxState {
+                                dirty: self.rx_state.dirty,
                                 ..RxState::default()
                             };
                             break 'io e;
@@ -141,64 +115,82 @@ where
                     head,
                     payload: with,
                 } => {
-                    // Two writes (each repeated until all is taken) and one flush: the pipe
-                    // sees one message. A write that takes nothing or claims more than it was
-                    // given ends the stream (embedded-io-async's `write_all` would panic).
-                    let mut part = tx.get(..head).unwrap_or(&[]);
-                    let mut next = if with { payload } else { &[] };
-                    loop {
-                        while !part.is_empty() {
-                            let n = match io.write(part).await {
-                                Ok(n) => n,
-                                Err(e) => break 'io e,
-                            };
-                            part = match part.get(n..) {
-                                Some(rest) if n > 0 => rest,
-                                _ => return Err(Error::Closed),
-                            };
-                        }
-                        if next.is_empty() {
-                            break;
-                        }
-                        part = core::mem::take(&mut next);
+                    // One message: the pipe sees its header and its payload as one unit.
+                    let part = self.tx.get(..head).unwrap_or(&[]);
+                    match self.io.send(part, if with { payload } else { &[] }).await {
+                        Ok(true) => Event::Sent,
+                        Ok(false) => return Err(Error::Closed),
+                        Err(e) => break 'io e,
                     }
-                    if let Err(e) = io.flush().await {
-                        break 'io e;
-                    }
-                    Event::Sent
                 }
                 Want::Sleep { until } => {
-                    clock.sleep_until_ms(until).await;
+                    self.clock.sleep_until_ms(until).await;
                     Event::Slept
                 }
                 Want::Abort { seq } => {
-                    control.abort(*slot, seq).await.map_err(Error::Control)?;
+                    let slot = self.slot;
+                    self.control
+                        .abort(slot, seq)
+                        .await
+                        .map_err(Error::Control)?;
                     Event::AbortRequested
                 }
                 Want::Reply | Want::Aborted => return Ok(()),
                 Want::Fail(f) => return Err(failure(f)),
             };
-            let now = clock.now_ms();
-            want = m.step(
-                event,
-                now,
-                &mut Bufs {
-                    tx: &mut tx[..],
-                    rx: &mut rx[..],
-                    rx_state,
-                    next_seq: seq,
-                    config,
-                },
-            );
+            want = self.step(event);
         };
-        if head.is_some()
+        if head != 0
             && embedded_io_async::Error::kind(&e) == embedded_io_async::ErrorKind::ConnectionReset
         {
             // A stalled endpoint (the USB backend reports a stall so): clear the halt so the
             // next command gets through; the reply to this one is lost.
-            let _ = control.clear_halt().await;
+            let _ = self.control.clear_halt().await;
         }
         Err(Error::Io(e))
+    }
+
+    /// Starts the machine on the command whose header is `tx[..head]` (its `bSeq` at byte 6),
+    /// or on the ABORT sequence alone for `head` 0; returns its first want.
+    #[inline]
+    fn start(&mut self, head: usize) -> Want {
+        if head == 0 {
+            let slot = self.slot;
+            let mut b = Bufs {
+                tx: &mut self.tx[..],
+                rx: &mut self.rx[..],
+                rx_state: &mut self.rx_state,
+                next_seq: &mut self.seq,
+                config: &self.config,
+            };
+            return self.exchange.abort(slot, IO::FRAMED, &mut b);
+        }
+        let first = self.tx.get(6).copied().unwrap_or(0);
+        self.exchange.command(
+            first,
+            self.slot,
+            head,
+            self.config.timeout_ms,
+            self.wait_multiplier,
+            IO::FRAMED,
+        )
+    }
+
+    /// Feeds `event` to the machine with the clock's time; returns what it wants next.
+    #[inline]
+    fn step(&mut self, event: Event) -> Want {
+        let now = self.clock.now_ms();
+        self.exchange.step(
+            event,
+            now,
+            &mut Bufs {
+                tx: &mut self.tx[..],
+                rx: &mut self.rx[..],
+                rx_state: &mut self.rx_state,
+                next_seq: &mut self.seq,
+                config: &self.config,
+            },
+        )
     }
 }
 
@@ -233,27 +225,35 @@ pub(super) fn data_block<'a, I, C>(
     rx: &'a [u8],
     powered: &mut bool,
 ) -> Result<(u8, &'a [u8]), Error<I, C>> {
-    // The common case, decoded in line from the header's bytes: a DataBlock, the card active
-    // (bStatus bits 0-1 zero) and the command done (bits 6-7 zero).
-    if let Some(&[msg_type::DATA_BLOCK, l0, l1, l2, l3, _, _, status, _, chain]) =
-        rx.get(..HEADER_LEN)
-    {
-        if status & 0xC3 == 0 {
-            let end = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3]))
-                .unwrap_or(usize::MAX)
-                .saturating_add(HEADER_LEN);
-            if let Some(data) = rx.get(HEADER_LEN..end) {
-                return Ok((chain, data));
-            }
-        }
+    match fast_data_block(rx) {
+        Some(block) => Ok(block),
+        None => not_data_block(rx, powered),
     }
-    not_data_block(rx, powered)
+}
+
+/// The common case of [`data_block`], decoded in line from the header's bytes: a DataBlock,
+/// the card active (bStatus bits 0-1 zero) and the command done (bits 6-7 zero). `None` for
+/// anything else, which [`not_data_block`] then reports. (No error value on this path: the
+/// common case carries only the chain parameter and the data.)
+#[inline]
+pub(super) fn fast_data_block(rx: &[u8]) -> Option<(u8, &[u8])> {
+    let &[msg_type::DATA_BLOCK, l0, l1, l2, l3, _, _, status, _, chain] = rx.get(..HEADER_LEN)?
+    else {
+        return None;
+    };
+    if status & 0xC3 != 0 {
+        return None;
+    }
+    let end = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3]))
+        .ok()?
+        .checked_add(HEADER_LEN)?;
+    Some((chain, rx.get(HEADER_LEN..end)?))
 }
 
 /// The error (or, never in practice, the DataBlock) of a reply off the common path.
 #[cold]
 #[inline(never)]
-fn not_data_block<'a, I, C>(
+pub(super) fn not_data_block<'a, I, C>(
     rx: &'a [u8],
     powered: &mut bool,
 ) -> Result<(u8, &'a [u8]), Error<I, C>> {

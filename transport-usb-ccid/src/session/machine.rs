@@ -165,6 +165,9 @@ pub(super) struct Exchange {
     base: u64,
     /// Whether the exchange is the ABORT sequence alone (its success is [`Want::Aborted`]).
     abort_only: bool,
+    /// Whether the pipe keeps to message boundaries ([`Pipe::FRAMED`](crate::pipe::Pipe)): a
+    /// reply is then read whole, in one read as large as the buffer.
+    framed: bool,
 }
 
 impl Exchange {
@@ -180,10 +183,12 @@ impl Exchange {
         cap: 0,
         base: 0,
         abort_only: false,
+        framed: false,
     };
 
     /// Starts a command whose header is `tx[..head]` with `bSeq` `seq`, to `slot`; its reply's
-    /// wait is `multiplier` times the base wait `timeout_ms`. Returns the first want (send it).
+    /// wait is `multiplier` times the base wait `timeout_ms`; `framed` as the pipe is. Returns
+    /// the first want (send it).
     #[inline]
     pub(super) fn command(
         &mut self,
@@ -192,8 +197,10 @@ impl Exchange {
         head: usize,
         timeout_ms: u32,
         multiplier: u8,
+        framed: bool,
     ) -> Want {
         self.phase = Phase::Sending;
+        self.framed = framed;
         self.seq = seq;
         self.slot = slot;
         self.head = head;
@@ -213,8 +220,9 @@ impl Exchange {
     }
 
     /// Starts the ABORT sequence alone, to `slot`; returns the first want.
-    pub(super) fn abort(&mut self, slot: u8, b: &mut Bufs<'_>) -> Want {
+    pub(super) fn abort(&mut self, slot: u8, framed: bool, b: &mut Bufs<'_>) -> Want {
         self.slot = slot;
+        self.framed = framed;
         self.busy = 0;
         self.abort_only = true;
         self.begin_abort(b)
@@ -249,7 +257,9 @@ impl Exchange {
                 .min(b.rx.len().saturating_sub(HEADER_LEN));
             (HEADER_LEN, HEADER_LEN + n)
         } else if st.fill < HEADER_LEN {
-            (st.fill, HEADER_LEN)
+            // A framed pipe hands over a whole message in one read; a stream gives the header
+            // first, and the body once its length is known.
+            (st.fill, if self.framed { b.rx.len() } else { HEADER_LEN })
         } else {
             if st.fill < st.len {
                 (st.fill, st.len)
@@ -288,7 +298,7 @@ impl Exchange {
         }
         st.fill += n;
         st.dirty = st.dirty.max(st.fill);
-        if st.fill == HEADER_LEN {
+        if st.len == 0 && st.fill >= HEADER_LEN {
             // The header is parsed when it is whole and again when the message is: only its
             // length is kept in between (bytes in `rx`, not a copy of the header).
             let len = match Header::parse(b.rx) {
@@ -301,8 +311,14 @@ impl Exchange {
             st.len = len;
         }
         if st.len != 0 && st.fill >= st.len {
+            // Only a framed pipe reads past the length (a stream's reads end there): bytes
+            // after the message in the same transfer make it malformed.
+            let trailing = st.fill > st.len;
             st.fill = 0;
             st.len = 0;
+            if trailing {
+                return self.malformed(Failure::Codec(CodecError::TrailingBytes), now, b);
+            }
             return match Header::parse(b.rx) {
                 Ok(h) => self.on_message(h, now, b),
                 Err(e) => self.malformed(Failure::Codec(e), now, b),
@@ -396,10 +412,12 @@ impl Exchange {
     #[cold]
     #[inline(never)]
     fn too_long(&mut self, now: u64, b: &mut Bufs<'_>) -> Want {
-        // Its length is above N - 10 > 0, so there is something to skip.
+        // Its length is above the buffer's, so there is something to skip past what was read
+        // (the header; from a framed pipe, as much as the buffer held).
         let h = Header::parse(b.rx).unwrap_or(NO_HEADER);
+        let read = b.rx_state.fill.saturating_sub(HEADER_LEN) as u64;
         b.rx_state.fill = 0;
-        b.rx_state.skip = u64::from(h.length);
+        b.rx_state.skip = u64::from(h.length).saturating_sub(read);
         b.rx_state.skipped_len = h.message_len();
         self.read_on(now, b)
     }

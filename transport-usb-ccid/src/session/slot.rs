@@ -1,19 +1,20 @@
 //! The slot commands: status, power on (voltage fallback) and off, parameters, and the APDU
 //! entry point that picks the exchange level.
 
-use embedded_io_async::{Read, Write};
+use crate::pipe::Pipe;
 
-use super::exchange::{msg_type_of, reply, Outgoing};
+use super::exchange::{fast_data_block, msg_type_of, reply, Outgoing};
 use super::{wipe, Control, Error, Lost, Session, SessionError, SlotState, Unsupported, Violation};
 use crate::clock::Clock;
 use crate::codec::{
-    CommandStatus, IccStatus, ProtocolData, RequestKind, ResponseKind, SlotError, Voltage,
+    chain, CommandStatus, IccStatus, ProtocolData, RequestKind, ResponseKind, SlotError, Voltage,
+    HEADER_LEN,
 };
 use crate::descriptor::ExchangeLevel;
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
 {
@@ -212,9 +213,42 @@ where
         if !self.powered {
             self.power_on().await?;
         }
-        let result = match self.desc.exchange_level() {
+        let level = self.desc.exchange_level();
+        let apdu_level = matches!(
+            level,
+            ExchangeLevel::ShortApdu | ExchangeLevel::ShortExtendedApdu
+        );
+        if apdu_level && command.len() <= self.max_msg - HEADER_LEN {
+            // The common case in line: the APDU in one XfrBlock, a whole response that fits.
+            let sent = match self.encode(RequestKind::XfrBlock {
+                bwi: 0,
+                level: chain::WHOLE,
+                data: command,
+            }) {
+                Ok(msg) => self.drive(msg).await,
+                Err(e) => Err(e),
+            };
+            if sent.is_ok() {
+                if let Some((0, data)) = fast_data_block(&self.rx) {
+                    if let Some(dst) = response.get_mut(..data.len()) {
+                        dst.copy_from_slice(data);
+                        let n = data.len();
+                        self.wipe_rx();
+                        return Ok(n);
+                    }
+                }
+            }
+            // Anything else (a chained response, an error, no room) is checked again there.
+            let result = match sent {
+                Ok(()) => self.chained_response(response).await,
+                Err(e) => Err(e),
+            };
+            self.wipe_rx();
+            return result;
+        }
+        let result = match level {
             ExchangeLevel::ShortApdu | ExchangeLevel::ShortExtendedApdu => {
-                self.apdu_exchange(command, response).await
+                self.chained_command(command, response).await
             }
             #[cfg(feature = "tpdu")]
             ExchangeLevel::Tpdu => self.tpdu_exchange(command, response).await,
@@ -222,9 +256,14 @@ where
             level @ ExchangeLevel::Tpdu => Err(Error::Unsupported(Unsupported::Level(level))),
             level @ ExchangeLevel::Character => Err(Error::Unsupported(Unsupported::Level(level))),
         };
-        // Each command message was wiped after its reply; the replies go now.
+        self.wipe_rx();
+        result
+    }
+
+    /// Wipes the replies of the last exchange from the receive buffer (each command message
+    /// left none: an APDU never goes into `tx`).
+    fn wipe_rx(&mut self) {
         let dirty = core::mem::take(&mut self.rx_state.dirty).min(N);
         wipe(self.rx.get_mut(..dirty).unwrap_or(&mut []));
-        result
     }
 }

@@ -11,7 +11,7 @@
 
 use core::fmt;
 
-use embedded_io_async::{Read, Write};
+use crate::pipe::Pipe;
 
 use super::exchange::{check_status, reply};
 use super::{Control, Error, Session, SessionError, Unsupported, Violation};
@@ -101,7 +101,7 @@ struct Carrier<'s, IO, C, K, const N: usize> {
 
 impl<IO, C, K, const N: usize> Carrier<'_, IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
 {
@@ -135,7 +135,7 @@ where
 
 impl<IO, C, K, const N: usize> BlockIo for Carrier<'_, IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
 {
@@ -161,7 +161,7 @@ where
 
 impl<IO, C, K, const N: usize> TpduIo for Carrier<'_, IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
 {
@@ -199,7 +199,7 @@ fn inf_room(max_msg: usize, edc: Edc) -> u8 {
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
 where
-    IO: Read + Write,
+    IO: Pipe,
     C: Clock,
     K: Control,
 {
