@@ -42,7 +42,7 @@ where
                 level,
                 data: part,
             })?;
-            self.drive(msg).await?;
+            self.drive(msg.len, msg.data).await?;
             if tail.is_empty() {
                 // The last part: its reply starts the response.
                 return self.chained_response(response).await;
@@ -72,7 +72,7 @@ where
                     level: chain::MORE,
                     data: &[],
                 })?;
-                self.drive(msg).await?;
+                self.drive(msg.len, msg.data).await?;
             }
             let (c, data) = data_block(&self.rx, &mut self.powered)?;
             match response.get_mut(filled..filled + data.len()) {

@@ -16,17 +16,12 @@ use crate::codec::{
 /// `data`, the APDU part, from the caller's buffer (never copied into `tx`).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Outgoing<'d> {
-    /// Bytes of `tx` to send first (a command has its header there, so at least 10; 0 only for
-    /// [`Outgoing::ABORT`]).
+    /// Bytes of `tx` to send first.
     pub(super) len: usize,
     /// The payload sent after them.
     pub(super) data: &'d [u8],
 }
 
-impl Outgoing<'_> {
-    /// No command: [`Session::drive`] runs the ABORT sequence alone.
-    pub(super) const ABORT: Outgoing<'static> = Outgoing { len: 0, data: &[] };
-}
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
 where
@@ -34,6 +29,25 @@ where
     C: Clock,
     K: Control,
 {
+    /// Writes the header of an XfrBlock (`bBWI` 0) of `len` bytes of APDU with chain parameter
+    /// `level` and a fresh `bSeq` into `tx`; returns its length. The caller has checked that
+    /// the message fits.
+    #[inline]
+    pub(super) fn xfr_head(&mut self, len: usize, level: u16) -> usize {
+        let seq = self.next_seq();
+        let header = Header {
+            msg_type: msg_type::XFR_BLOCK,
+            length: u32::try_from(len).unwrap_or(u32::MAX),
+            slot: self.slot,
+            seq,
+            specific: [0, level.to_le_bytes()[0], level.to_le_bytes()[1]],
+        };
+        if let Some(tx) = self.tx.get_mut(..HEADER_LEN) {
+            tx.copy_from_slice(&header.to_bytes());
+        }
+        HEADER_LEN
+    }
+
     pub(super) fn next_seq(&mut self) -> u8 {
         let s = self.seq;
         self.seq = self.seq.wrapping_add(1);
@@ -73,22 +87,25 @@ where
         &mut self,
         msg: Outgoing<'_>,
     ) -> Result<Header, SessionError<IO, K>> {
-        self.drive(msg).await?;
+        self.drive(msg.len, msg.data).await?;
         Ok(rx_header(&self.rx))
     }
 
     /// The ABORT sequence: the control request, then the bulk Abort with the same `bSeq`, then
     /// the replies drained until the SlotStatus answering the Abort.
     pub(super) async fn abort_sequence(&mut self) -> Result<(), SessionError<IO, K>> {
-        self.drive(Outgoing::ABORT).await
+        self.drive(0, &[]).await
     }
 
-    /// The one async loop: runs the machine of the command `msg` (or, for
-    /// [`Outgoing::ABORT`], of the ABORT sequence alone), doing what it wants and feeding back
-    /// what happened with the clock's time, until it is done. A command's reply is then in
-    /// `rx`, header first.
-    pub(super) async fn drive(&mut self, msg: Outgoing<'_>) -> Result<(), SessionError<IO, K>> {
-        let Outgoing { len: head, data: payload } = msg;
+    /// The one async loop: runs the machine of the command whose header is `tx[..head]` and
+    /// whose payload is `payload` (or, with `head` 0, of the ABORT sequence alone: a command's
+    /// header is 10 bytes), doing what it wants and feeding back what happened with the clock's
+    /// time, until it is done. A command's reply is then in `rx`, header first.
+    pub(super) async fn drive(
+        &mut self,
+        head: usize,
+        payload: &[u8],
+    ) -> Result<(), SessionError<IO, K>> {
         let mut want = self.start(head);
         // Only `self` lives across the awaits (each field is reached through it), so the
         // future keeps one pointer, not one per field.

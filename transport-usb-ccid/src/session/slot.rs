@@ -220,14 +220,8 @@ where
         );
         if apdu_level && command.len() <= self.max_msg - HEADER_LEN {
             // The common case in line: the APDU in one XfrBlock, a whole response that fits.
-            let sent = match self.encode(RequestKind::XfrBlock {
-                bwi: 0,
-                level: chain::WHOLE,
-                data: command,
-            }) {
-                Ok(msg) => self.drive(msg).await,
-                Err(e) => Err(e),
-            };
+            let head = self.xfr_head(command.len(), chain::WHOLE);
+            let sent = self.drive(head, command).await;
             if sent.is_ok() {
                 if let Some((0, data)) = fast_data_block(&self.rx) {
                     if let Some(dst) = response.get_mut(..data.len()) {
