@@ -185,7 +185,17 @@ impl<T: Transport> Pipe for Loopback<T> {
         let pending = self.tx.get(self.tx_pos..self.tx_len).unwrap_or(&[]);
         let n = buf.len().min(pending.len());
         if let (Some(dst), Some(src)) = (buf.get_mut(..n), pending.get(..n)) {
-            dst.copy_from_slice(src);
+            match (dst.split_at_mut_checked(HEADER_LEN), src.split_at_checked(HEADER_LEN)) {
+                // A whole header first: copied apart from the body, in the pieces the header
+                // and the card's response were written in, so that each load of the copy (and
+                // the session's reads of the header after it) is fed straight from one store;
+                // one copy across both would wait for the stores to reach the cache.
+                (Some((dst_head, dst_body)), Some((src_head, src_body))) => {
+                    dst_head.copy_from_slice(src_head);
+                    dst_body.copy_from_slice(src_body);
+                }
+                _ => dst.copy_from_slice(src),
+            }
         }
         self.tx_pos += n;
         Ok(n)
