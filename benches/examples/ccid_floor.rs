@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use cardunlock_benches::{piv_unblock, record_piv_unblock, Recording, LOOPBACK_ATR};
 use cardunlock_ccid::loopback::Loopback;
-use cardunlock_core::{ErrorKind, Transport};
 use cardunlock_ccid::pipe::Pipe;
+use cardunlock_core::{ErrorKind, Transport};
 
 const BATCH: usize = 2000;
 
@@ -82,7 +82,6 @@ fn main() {
     let only = std::env::var("ONLY").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only == name;
     let piv: Recording = record_piv_unblock();
-    eprintln!("sizes: session {} replay {}", std::mem::size_of::<cardunlock_benches::LoopbackSession<'_>>(), std::mem::size_of_val(&piv.replay()));
     let core = wanted("core").then(|| {
         fastest(
             rounds,
@@ -114,27 +113,6 @@ fn main() {
             },
         )
     });
-    if std::env::var("WARM").is_ok() {
-        let mut best = (f64::MAX, f64::MAX);
-        let mut t = piv.replay();
-        let mut s = piv.replay_session();
-        for _ in 0..rounds {
-            let start = Instant::now();
-            for _ in 0..BATCH * usize::from(std::env::var("WARM").unwrap() != "session") {
-                t = piv.replay();
-                piv_unblock(&mut t);
-            }
-            best.0 = best.0.min(start.elapsed().as_nanos() as f64 / BATCH as f64);
-            let start = Instant::now();
-            for _ in 0..BATCH {
-                *s.io_mut().card_mut() = piv.replay();
-                piv_unblock(&mut s);
-            }
-            best.1 = best.1.min(start.elapsed().as_nanos() as f64 / BATCH as f64);
-        }
-        black_box(&t);
-        println!("warm: core {:.1} session {:.1} ratio {:.2}", best.0, best.1, best.1 / best.0);
-    }
     println!("fastest of {rounds} rounds of {BATCH} PIV unblocks (3 APDUs), ns an unblock:");
     for (label, ns) in [
         ("core only (replay)            ", core),

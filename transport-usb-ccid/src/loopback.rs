@@ -10,11 +10,11 @@ use core::convert::Infallible;
 
 use cardunlock_core::Transport;
 
-use crate::pipe::Pipe;
 use crate::codec::{
-    msg_type, ClockStatus, CodecError, CommandStatus, Header, IccStatus, Request, RequestKind, Response,
-    ResponseKind, SlotError, Status, HEADER_LEN, SHORT_MESSAGE_LEN,
+    msg_type, ClockStatus, CodecError, CommandStatus, Header, IccStatus, Request, RequestKind,
+    Response, ResponseKind, SlotError, Status, HEADER_LEN, SHORT_MESSAGE_LEN,
 };
+use crate::pipe::Pipe;
 
 /// A one-slot reader at short APDU level with `card` always present. Each message the session
 /// sends is answered at once: IccPowerOn with `atr`, XfrBlock with the card's response,
@@ -49,11 +49,6 @@ impl<T: Transport> Loopback<T> {
         &self.card
     }
 
-    /// The card behind the reader, mutably (to change it between commands).
-    pub fn card_mut(&mut self) -> &mut T {
-        &mut self.card
-    }
-
     /// Gives the card back.
     pub fn into_card(self) -> T {
         self.card
@@ -64,9 +59,7 @@ impl<T: Transport> Loopback<T> {
     async fn parsed(&mut self, head: &[u8], payload: &[u8]) {
         let parsed = match (head.len(), payload) {
             (_, []) => Request::parse(head),
-            (HEADER_LEN, _) => {
-                Header::parse(head).and_then(|h| Request::from_parts(&h, payload))
-            }
+            (HEADER_LEN, _) => Header::parse(head).and_then(|h| Request::from_parts(&h, payload)),
             // Split elsewhere than after its header: not a message this reader takes.
             _ => Err(CodecError::BadField),
         };
@@ -185,7 +178,10 @@ impl<T: Transport> Pipe for Loopback<T> {
         let pending = self.tx.get(self.tx_pos..self.tx_len).unwrap_or(&[]);
         let n = buf.len().min(pending.len());
         if let (Some(dst), Some(src)) = (buf.get_mut(..n), pending.get(..n)) {
-            match (dst.split_at_mut_checked(HEADER_LEN), src.split_at_checked(HEADER_LEN)) {
+            match (
+                dst.split_at_mut_checked(HEADER_LEN),
+                src.split_at_checked(HEADER_LEN),
+            ) {
                 // A whole header first: copied apart from the body, in the pieces the header
                 // and the card's response were written in, so that each load of the copy (and
                 // the session's reads of the header after it) is fed straight from one store;

@@ -1,9 +1,12 @@
-//! The async CCID session over any `embedded_io_async::{Read, Write}` byte pipe.
+//! The async CCID session over any [`Pipe`] to a reader (every `embedded_io_async` byte stream
+//! that reads and writes is one).
 //!
-//! Contract with the pipe: the session writes one complete CCID message (its header, then the APDU
-//! straight from the caller's buffer, each `write` repeated until all is taken) and then calls
-//! `flush()`, once per message (a USB backend submits one bulk transfer per flush, so it never
-//! sees part of a message); it reads the 10-byte header, then exactly `dwLength` bytes.
+//! Contract with the pipe: the session sends one complete CCID message per
+//! [`Pipe::send`] (its header from the session's transmit buffer, then the APDU straight from
+//! the caller's buffer; a byte stream writes both and flushes once, so a USB backend submits one
+//! bulk transfer per message and never sees part of one). It reads a reply's 10-byte header,
+//! then exactly `dwLength` bytes; from a [`Pipe::FRAMED`] pipe (the loopback reader) it reads
+//! the whole reply in one call.
 //!
 //! What it handles: `bSeq` per message (wrapping) and bounded dropping of stale replies (wrong
 //! `bSeq` or slot); time extensions (each pushes the deadline out by `bError` times the base
@@ -14,14 +17,19 @@
 //!
 //! How: each command and its reply run through `machine::Exchange` (private), a synchronous
 //! sans-IO state machine that owns every rule above (and does no I/O); one async loop
-//! (`drive`, in `exchange`) writes, flushes, reads and sleeps as the machine asks and feeds back
+//! (`drive`, in `exchange`) sends, reads and sleeps as the machine asks and feeds back
 //! what happened with the clock's time. The session keeps the machine between commands, so no
 //! state moves between futures per layer.
 //!
 //! The session never resends a command the card may have run (only one the reader refused as
 //! busy before running it), so a fault never costs a PIN or PUK try. Commands carry PINs and
-//! PUKs: an APDU is never copied into the session's transmit buffer (it holds headers only), and
-//! the receive buffer is wiped once after every exchange.
+//! PUKs: an APDU is never copied into the session's transmit buffer (it holds headers and the
+//! session's own short messages only, 24 bytes), and the receive buffer is wiped once after
+//! every exchange.
+//!
+//! The APDU that fits one message and whose response comes in one reply (nearly every APDU)
+//! runs in line in `transmit_apdu`; chaining either way takes the general path, which checks
+//! the reply again.
 
 mod apdu;
 mod error;

@@ -62,7 +62,10 @@ where
 
     /// Collects the response whose first reply is in `rx` (checked again here), asking for
     /// each next part of a chained one.
-    pub(super) async fn chained_response(&mut self, response: &mut [u8]) -> Result<usize, SessionError<IO, K>> {
+    pub(super) async fn chained_response(
+        &mut self,
+        response: &mut [u8],
+    ) -> Result<usize, SessionError<IO, K>> {
         let mut filled = 0usize;
         let mut overflow = false;
         for part in 0..MAX_CHAIN_PARTS {

@@ -1,8 +1,8 @@
 //! One command message out and its reply in: `bSeq`, the byte pipe, stale replies, time
 //! extensions, busy retries, the ABORT sequence; the checks every reply goes through.
 
-use embassy_futures::select::{select, Either};
 use crate::pipe::Pipe;
+use embassy_futures::select::{select, Either};
 
 use super::machine::{Bufs, Event, Failure, Want, NO_HEADER};
 use super::{Control, Error, RxState, Session, SessionError, Violation, TX_LEN};
@@ -21,7 +21,6 @@ pub(super) struct Outgoing<'d> {
     /// The payload sent after them.
     pub(super) data: &'d [u8],
 }
-
 
 impl<IO, C, K, const N: usize> Session<IO, C, K, N>
 where

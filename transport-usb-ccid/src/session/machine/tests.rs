@@ -245,7 +245,10 @@ fn a_framed_reply_may_be_split_but_not_overlong() {
     r.config.max_stale = 0;
     r.m.command(5, 0, 10, 5_000, 1, true);
     let want = r.step(Event::Sent, 0);
-    let overlong = message(header(msg_type::DATA_BLOCK, 2, 5, 0, 0), &[0x90, 0x00, 0xAA]);
+    let overlong = message(
+        header(msg_type::DATA_BLOCK, 2, 5, 0, 0),
+        &[0x90, 0x00, 0xAA],
+    );
     assert_eq!(
         r.arrive(want, &overlong, 0),
         Want::Fail(Failure::Codec(CodecError::TrailingBytes))
