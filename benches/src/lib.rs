@@ -154,7 +154,9 @@ pub fn blocked_gids_card() -> SimCard {
 }
 
 /// The full PIV PUK unblock (policy check, SELECT, RESET RETRY COUNTER, VERIFY) over `transport`.
-/// Panics unless it succeeds.
+/// Panics unless it succeeds. Never in line, so a profiler can count it alone
+/// (`--toggle-collect='cardunlock_benches::piv_unblock*'`, see `examples/ccid_floor.rs`).
+#[inline(never)]
 pub fn piv_unblock<T: Transport>(transport: T) -> T {
     let mut driver = Driver::new(transport);
     block_on(unlock::piv_unblock(
