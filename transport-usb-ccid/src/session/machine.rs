@@ -238,7 +238,7 @@ impl Exchange {
                 self.deadline = now.saturating_add(self.base).min(self.cap);
                 self.dropped = 0;
                 self.phase = Phase::Reply;
-                self.read_on(now, b)
+                self.next_read(now, b)
             }
             _ => self.rare(event, now, b),
         }
@@ -299,14 +299,21 @@ impl Exchange {
         st.fill += n;
         st.dirty = st.dirty.max(st.fill);
         if st.len == 0 && st.fill >= HEADER_LEN {
-            // The header is parsed when it is whole and again when the message is: only its
-            // length is kept in between (bytes in `rx`, not a copy of the header).
-            let len = match Header::parse(b.rx) {
-                Ok(h) => h.message_len(),
+            // The header is parsed when it is whole and, if the body is still to come, again
+            // when the message is: only its length is kept in between (bytes in `rx`, not a
+            // copy of the header).
+            let h = match Header::parse(b.rx) {
+                Ok(h) => h,
                 Err(e) => return self.malformed(Failure::Codec(e), now, b),
             };
+            let len = h.message_len();
             if len > b.rx.len() {
                 return self.too_long(now, b);
+            }
+            if st.fill == len {
+                // All of it in this read (a framed pipe's reply, or a message without a body).
+                st.fill = 0;
+                return self.on_message(h, now, b);
             }
             st.len = len;
         }
