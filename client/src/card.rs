@@ -47,8 +47,39 @@ pub enum End {
 pub struct ReaderState {
     /// The reader's name.
     pub name: String,
-    /// A card is in it.
+    /// A card is in it and answered the reset.
     pub card_present: bool,
+    /// A card is in it that does not answer (upside down, dirty contacts, not a smart card).
+    pub mute: bool,
+}
+
+impl ReaderState {
+    /// What the reader holds.
+    pub fn held(&self) -> Held {
+        Held::of(self.card_present, self.mute)
+    }
+}
+
+/// What a reader holds, as far as choosing one goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// No card.
+    Nothing,
+    /// A card that answers.
+    Card,
+    /// A card that does not answer the reset.
+    MuteCard,
+}
+
+impl Held {
+    /// From a reader's state flags (a card present wins over a stale mute flag).
+    pub fn of(card_present: bool, mute: bool) -> Self {
+        match (card_present, mute) {
+            (true, _) => Self::Card,
+            (false, true) => Self::MuteCard,
+            (false, false) => Self::Nothing,
+        }
+    }
 }
 
 /// The readers of one transport, and which of them to use.
@@ -67,6 +98,10 @@ pub struct Readers {
 /// [`CardSource::wait_for_card`](crate::worker::CardSource::wait_for_card) waits.
 pub const INSERT_CARD: &str = "Insert your card.";
 
+/// What the user has to do when the card in the reader does not answer.
+pub const MUTE_CARD: &str =
+    "Your card does not answer: take it out and insert it again, chip first.";
+
 impl Readers {
     /// Every reader of the transport. No reader, or PC/SC's service not running (Windows stops
     /// it when the last reader is removed), is an empty list: "connect a reader", not an error.
@@ -82,6 +117,7 @@ impl Readers {
                         .map(|r| ReaderState {
                             name: r.name,
                             card_present: r.card_present,
+                            mute: r.mute,
                         })
                         .collect()),
                     Err(PcscError::NoReaders | PcscError::NoService(_)) => Ok(Vec::new()),
@@ -127,7 +163,7 @@ impl Readers {
     /// user ("insert your card", "connect a reader", "leave only yours").
     pub fn look(&self) -> Result<Result<Card, &'static str>, Failure> {
         let readers = self.list()?;
-        let names = readers.iter().map(|r| (r.name.as_str(), r.card_present));
+        let names = readers.iter().map(|r| (r.name.as_str(), r.held()));
         match pick_reader(names, self.reader.as_deref()) {
             ReaderPick::Card(one) => {
                 let exact = Readers {
@@ -152,6 +188,13 @@ pub enum ReaderPick<'a> {
         /// The one wanted reader, if only one is.
         only: Option<&'a str>,
     },
+    /// No wanted reader holds a card that answers, and one holds a card that does not: it has
+    /// to come out and go in again. `only`: that reader, when it is the only wanted one with
+    /// such a card (its new insertion can be awaited).
+    Mute {
+        /// The one wanted reader with a mute card, if only one has one.
+        only: Option<&'a str>,
+    },
     /// No reader is wanted (or there is none).
     NoReader,
     /// Several wanted readers hold a card.
@@ -165,31 +208,40 @@ impl ReaderPick<'_> {
         match self {
             Self::Card(_) => "",
             Self::Insert { .. } => INSERT_CARD,
+            Self::Mute { .. } => MUTE_CARD,
             Self::NoReader => "Connect a smart-card reader.",
             Self::Several => "Several cards are inserted: leave only yours in a reader.",
         }
     }
 }
 
-/// Picks the reader among `readers` (name, card present) that `filter` (a reader name or a
-/// part of it, any case; `None`: every reader) wants and that holds a card.
+/// Picks the reader among `readers` (name, what it holds) that `filter` (a reader name or a
+/// part of it, any case; `None`: every reader) wants and that holds a card that answers.
 pub fn pick_reader<'a>(
-    readers: impl IntoIterator<Item = (&'a str, bool)>,
+    readers: impl IntoIterator<Item = (&'a str, Held)>,
     filter: Option<&str>,
 ) -> ReaderPick<'a> {
     let part = filter.map(str::to_lowercase);
-    let wanted: Vec<(&str, bool)> = readers
+    let wanted: Vec<(&str, Held)> = readers
         .into_iter()
         .filter(|(name, _)| {
             part.as_ref()
                 .is_none_or(|p| name.to_lowercase().contains(p.as_str()))
         })
         .collect();
-    let mut with_card = wanted.iter().filter(|(_, present)| *present);
+    let holding = |held: Held| wanted.iter().filter(move |(_, h)| *h == held);
+    let mut with_card = holding(Held::Card);
+    let mut mute = holding(Held::MuteCard);
     match (with_card.next(), with_card.next()) {
         (Some((one, _)), None) => ReaderPick::Card(one),
         (Some(_), Some(_)) => ReaderPick::Several,
         (None, _) if wanted.is_empty() => ReaderPick::NoReader,
+        (None, _) if mute.clone().next().is_some() => ReaderPick::Mute {
+            only: match (mute.next(), mute.next()) {
+                (Some((one, _)), None) => Some(one),
+                _ => None,
+            },
+        },
         (None, _) => ReaderPick::Insert {
             only: match wanted.as_slice() {
                 [(one, _)] => Some(one),
@@ -469,7 +521,7 @@ impl Transport for Link<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{pick_reader, ReaderPick};
+    use super::{pick_reader, Held, ReaderPick};
 
     /// Proves a link failure's `source()` is the transport's own error (so a `Failure`'s chain
     /// reaches the PC/SC error, not only its text).
@@ -491,7 +543,8 @@ mod tests {
     /// named so its insertion can be awaited.
     #[test]
     fn the_wanted_reader_with_a_card_is_picked() {
-        let readers = [("Yubico YubiKey 00", false), ("ACS ACR39U 01", true)];
+        let (no, yes) = (Held::Nothing, Held::Card);
+        let readers = [("Yubico YubiKey 00", no), ("ACS ACR39U 01", yes)];
         assert_eq!(
             pick_reader(readers, None),
             ReaderPick::Card("ACS ACR39U 01")
@@ -508,14 +561,44 @@ mod tests {
         );
         assert_eq!(pick_reader(readers, Some("nope")), ReaderPick::NoReader);
         assert_eq!(pick_reader([], None), ReaderPick::NoReader);
-        let two = [("A 00", true), ("B 01", true)];
+        let two = [("A 00", yes), ("B 01", yes)];
         assert_eq!(pick_reader(two, None), ReaderPick::Several);
         assert_eq!(pick_reader(two, Some("b")), ReaderPick::Card("B 01"));
-        let empty = [("A 00", false), ("B 01", false)];
+        let empty = [("A 00", no), ("B 01", no)];
         assert_eq!(pick_reader(empty, None), ReaderPick::Insert { only: None });
         assert_eq!(
             ReaderPick::Several.waiting(),
             "Several cards are inserted: leave only yours in a reader."
         );
+    }
+
+    /// Proves a card that does not answer is named as such (take it out, insert it again)
+    /// instead of being taken for no card ("insert your card", which the user already did), and
+    /// that an answering card elsewhere is still picked over it.
+    #[test]
+    fn a_mute_card_is_told_apart_from_no_card() {
+        let (no, yes, mute) = (Held::Nothing, Held::Card, Held::MuteCard);
+        let readers = [("A 00", no), ("B 01", mute)];
+        let pick = pick_reader(readers, None);
+        assert_eq!(pick, ReaderPick::Mute { only: Some("B 01") });
+        assert_eq!(
+            pick.waiting(),
+            "Your card does not answer: take it out and insert it again, chip first."
+        );
+        assert_eq!(
+            pick_reader(readers, Some("a 00")),
+            ReaderPick::Insert { only: Some("A 00") }
+        );
+        assert_eq!(
+            pick_reader([("A 00", mute), ("B 01", mute)], None),
+            ReaderPick::Mute { only: None }
+        );
+        assert_eq!(
+            pick_reader([("A 00", mute), ("B 01", yes)], None),
+            ReaderPick::Card("B 01")
+        );
+        // A reader reporting a card present is a card, whatever a stale mute flag says.
+        assert_eq!(Held::of(true, true), Held::Card);
+        assert_eq!(Held::of(false, true), Held::MuteCard);
     }
 }

@@ -81,15 +81,19 @@ pub fn list() -> Result<Vec<ReaderState>, Failure> {
                 ReaderState {
                     name: info.name.clone(),
                     card_present: present,
+                    // A slot's status has no "does not answer"; power-on says it, later.
+                    mute: false,
                 }
             }
             Err(UsbError::Busy { .. }) => ReaderState {
                 name: format!("{} (in use by another program)", info.name),
                 card_present: false,
+                mute: false,
             },
             Err(_) => ReaderState {
                 name: format!("{} (cannot be opened)", info.name),
                 card_present: false,
+                mute: false,
             },
         })
         .collect())

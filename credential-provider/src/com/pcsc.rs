@@ -8,7 +8,7 @@
 //! reader list is polled. A removal shows as the card failing mid-unlock (the "card removed"
 //! form).
 
-use cardunlock_client::card::{pick_reader, ReaderPick};
+use cardunlock_client::card::{pick_reader, Held, ReaderPick};
 use cardunlock_client::failure::{Failure, Kind};
 
 use crate::link::{Closed, Reply, Report, WorkerEnd};
@@ -44,7 +44,9 @@ impl CardSource for PcscReaders {
                     Err(PcscError::NoReaders) => "Connect a smart-card reader.".to_string(),
                     Err(e) => return Err(Failure::new(Kind::NoCard, format!("PC/SC: {e}"))),
                     Ok(readers) => {
-                        let names = readers.iter().map(|r| (r.name.as_str(), r.card_present));
+                        let names = readers
+                            .iter()
+                            .map(|r| (r.name.as_str(), Held::of(r.card_present, r.mute)));
                         match pick_reader(names, self.reader.as_deref()) {
                             ReaderPick::Card(one) => {
                                 return pcsc
@@ -53,7 +55,11 @@ impl CardSource for PcscReaders {
                                     .map_err(|e| Failure::new(Kind::NoCard, format!("{one}: {e}")))
                             }
                             other => {
-                                if let ReaderPick::Insert { only: Some(one) } = other {
+                                // One reader to watch: for a card, or for the mute one
+                                // to come out and go in again.
+                                if let ReaderPick::Insert { only: Some(one) }
+                                | ReaderPick::Mute { only: Some(one) } = other
+                                {
                                     watch = Some((one.to_string(), pcsc));
                                 }
                                 other.waiting().to_string()
