@@ -25,19 +25,25 @@ if [ -S "$SOCKET" ] && answers; then
   exit 0
 fi
 
-if ! pgrep -x pcscd >/dev/null 2>&1; then
+start() {
   # A socket left behind by a pcscd that died would make clients wait on nothing.
   rm -f "$SOCKET"
   mkdir -p "$(dirname "$SOCKET")"
   echo "start-pcscd: starting pcscd -f -a (log: $LOG)"
   setsid pcscd -f -a >>"$LOG" 2>&1 </dev/null &
-fi
+}
 
 for _ in $(seq $((WAIT_S * 10))); do
   if [ -S "$SOCKET" ] && answers; then
     echo "start-pcscd: pcscd is up; readers:"
     timeout 5 pcsc_scan -r 2>/dev/null | sed 's/^/  /' || true
     exit 0
+  fi
+  # None running (or one that was shutting down has now gone): start one. Checked on every
+  # round, not once, so a pcscd that is stopping when this script begins is replaced instead
+  # of waited for.
+  if ! pgrep -x pcscd >/dev/null 2>&1; then
+    start
   fi
   sleep 0.1
 done
