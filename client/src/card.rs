@@ -222,27 +222,28 @@ pub fn pick_reader<'a>(
     filter: Option<&str>,
 ) -> ReaderPick<'a> {
     let part = filter.map(str::to_lowercase);
-    let wanted: Vec<(&str, Held)> = readers
+    let wanted: Vec<(&'a str, Held)> = readers
         .into_iter()
         .filter(|(name, _)| {
             part.as_ref()
                 .is_none_or(|p| name.to_lowercase().contains(p.as_str()))
         })
         .collect();
-    let holding = |held: Held| wanted.iter().filter(move |(_, h)| *h == held);
-    let mut with_card = holding(Held::Card);
-    let mut mute = holding(Held::MuteCard);
-    match (with_card.next(), with_card.next()) {
-        (Some((one, _)), None) => ReaderPick::Card(one),
-        (Some(_), Some(_)) => ReaderPick::Several,
-        (None, _) if wanted.is_empty() => ReaderPick::NoReader,
-        (None, _) if mute.clone().next().is_some() => ReaderPick::Mute {
-            only: match (mute.next(), mute.next()) {
-                (Some((one, _)), None) => Some(one),
-                _ => None,
-            },
-        },
-        (None, _) => ReaderPick::Insert {
+    let holding = |held: Held| -> Vec<&'a str> {
+        wanted
+            .iter()
+            .filter(|(_, h)| *h == held)
+            .map(|(name, _)| *name)
+            .collect()
+    };
+    let (with_card, mute) = (holding(Held::Card), holding(Held::MuteCard));
+    match (with_card.as_slice(), mute.as_slice()) {
+        ([one], _) => ReaderPick::Card(one),
+        ([_, _, ..], _) => ReaderPick::Several,
+        _ if wanted.is_empty() => ReaderPick::NoReader,
+        ([], [one]) => ReaderPick::Mute { only: Some(one) },
+        ([], [_, _, ..]) => ReaderPick::Mute { only: None },
+        ([], []) => ReaderPick::Insert {
             only: match wanted.as_slice() {
                 [(one, _)] => Some(one),
                 _ => None,

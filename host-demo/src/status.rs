@@ -1,5 +1,6 @@
 //! `cardunlock readers`, `status` and `admin-auth`: what is there, and the management-key check.
 
+use cardunlock_client::card::Held;
 use cardunlock_client::failure;
 use cardunlock_client::status::describe;
 use cardunlock_client::{Failure, Kind};
@@ -47,31 +48,12 @@ struct Reader<'a> {
     mute: bool,
 }
 
-/// What a reader holds, as `readers` lists it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Slot {
-    Empty,
-    Card,
-    /// A card that did not answer reset.
-    Mute,
-}
-
-impl Slot {
-    fn of(card_present: bool, mute: bool) -> Self {
-        match (card_present, mute) {
-            (true, _) => Self::Card,
-            (false, true) => Self::Mute,
-            (false, false) => Self::Empty,
-        }
-    }
-
-    /// The label of the text listing.
-    fn label(self) -> &'static str {
-        match self {
-            Self::Empty => "empty",
-            Self::Card => "card",
-            Self::Mute => "card not answering: take it out and insert it again",
-        }
+/// What a reader holds, as the text listing of `readers` labels it.
+fn label(held: Held) -> &'static str {
+    match held {
+        Held::Nothing => "empty",
+        Held::Card => "card",
+        Held::MuteCard => "card not answering: take it out and insert it again",
     }
 }
 
@@ -83,15 +65,15 @@ struct Readers<'a> {
     ccid_readers: Option<Vec<Reader<'a>>>,
 }
 
-fn listed(list: &Option<Vec<(String, Slot)>>) -> Option<Vec<Reader<'_>>> {
+fn listed(list: &Option<Vec<(String, Held)>>) -> Option<Vec<Reader<'_>>> {
     list.as_ref().map(|l| {
         l.iter()
             .enumerate()
-            .map(|(index, (name, slot))| Reader {
+            .map(|(index, (name, held))| Reader {
                 index,
                 name,
-                card: *slot == Slot::Card,
-                mute: *slot == Slot::Mute,
+                card: *held == Held::Card,
+                mute: *held == Held::MuteCard,
             })
             .collect()
     })
@@ -102,9 +84,9 @@ fn listed(list: &Option<Vec<(String, Slot)>>) -> Option<Vec<Reader<'_>>> {
 pub fn readers(args: &ReadersArgs) -> Result<(), Failure> {
     let chosen = args.transport.unwrap_or_default();
     #[allow(unused_mut)]
-    let mut pcsc_list: Option<Vec<(String, Slot)>> = None;
+    let mut pcsc_list: Option<Vec<(String, Held)>> = None;
     #[allow(unused_mut)]
-    let mut ccid_list: Option<Vec<(String, Slot)>> = None;
+    let mut ccid_list: Option<Vec<(String, Held)>> = None;
     #[cfg(feature = "pcsc")]
     {
         use cardunlock_pcsc::Pcsc;
@@ -112,7 +94,7 @@ pub fn readers(args: &ReadersArgs) -> Result<(), Failure> {
             Ok(list) => {
                 pcsc_list = Some(
                     list.into_iter()
-                        .map(|r| (r.name, Slot::of(r.card_present, r.mute)))
+                        .map(|r| (r.name, Held::of(r.card_present, r.mute)))
                         .collect(),
                 )
             }
@@ -125,7 +107,10 @@ pub fn readers(args: &ReadersArgs) -> Result<(), Failure> {
         Ok(list) => {
             ccid_list = Some(
                 list.into_iter()
-                    .map(|r| (r.name, Slot::of(r.card_present, false)))
+                    .map(|r| {
+                        let held = r.held();
+                        (r.name, held)
+                    })
                     .collect(),
             )
         }
@@ -141,9 +126,9 @@ pub fn readers(args: &ReadersArgs) -> Result<(), Failure> {
         terminal::print_ok(true, all, "");
         return Ok(());
     }
-    let print = |list: &[(String, Slot)]| {
-        for (i, (name, slot)) in list.iter().enumerate() {
-            println!("{i}: {name}  [{}]", slot.label());
+    let print = |list: &[(String, Held)]| {
+        for (i, (name, held)) in list.iter().enumerate() {
+            println!("{i}: {name}  [{}]", label(*held));
         }
     };
     if let Some(list) = &pcsc_list {
@@ -271,9 +256,9 @@ mod tests {
     #[test]
     fn a_mute_card_is_listed_as_a_card_that_does_not_answer() {
         let list = Some(vec![
-            ("A".to_string(), Slot::of(false, false)),
-            ("B".to_string(), Slot::of(true, false)),
-            ("C".to_string(), Slot::of(false, true)),
+            ("A".to_string(), Held::of(false, false)),
+            ("B".to_string(), Held::of(true, false)),
+            ("C".to_string(), Held::of(false, true)),
         ]);
         let json = serde_json::to_string(&listed(&list)).unwrap();
         assert_eq!(
@@ -283,9 +268,9 @@ mod tests {
              {\"index\":2,\"name\":\"C\",\"card\":false,\"mute\":true}]"
         );
         assert_eq!(
-            Slot::Mute.label(),
+            label(Held::MuteCard),
             "card not answering: take it out and insert it again"
         );
-        assert_eq!(Slot::Empty.label(), "empty");
+        assert_eq!(label(Held::Nothing), "empty");
     }
 }

@@ -418,4 +418,49 @@ mod tests {
         assert!(!holds(&s.tx), "the transmit buffer holds the PIN");
         assert!(!holds(&s.rx), "the receive buffer holds the PIN");
     }
+
+    /// A byte stream whose writes take `write` bytes and whose reads return `read` bytes (of
+    /// zeros) whatever they are given.
+    struct Stream {
+        write: usize,
+        read: usize,
+    }
+
+    impl ErrorType for Stream {
+        type Error = embedded_io_async::ErrorKind;
+    }
+
+    impl embedded_io_async::Write for Stream {
+        async fn write(&mut self, _: &[u8]) -> Result<usize, Self::Error> {
+            Ok(self.write)
+        }
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    impl embedded_io_async::Read for Stream {
+        async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+            Ok(self.read.min(buf.len()))
+        }
+    }
+
+    /// Proves a byte stream that takes nothing of a message (or claims more than it was given),
+    /// or that ends before a reply, is a closed pipe: `Error::Closed` from the command, no
+    /// panic and no resend.
+    #[test]
+    fn a_stream_that_takes_nothing_or_ends_is_a_closed_pipe() {
+        let desc = ClassDescriptor::TYPICAL.with_level(ExchangeLevel::ShortApdu);
+        let select = [0x00, 0xA4, 0x04, 0x00, 0x02, 0x3F, 0x00];
+        let mut response = [0u8; 32];
+        for (write, read) in [(0, 64), (usize::MAX, 64), (64, 0)] {
+            let pipe = Stream { write, read };
+            let mut s: Session<_, _> = Session::new(pipe, NoTimeout, NoControl, &desc, 0).unwrap();
+            let got = embassy_futures::block_on(s.transmit_apdu(&select, &mut response));
+            assert!(
+                matches!(got, Err(Error::Closed)),
+                "write {write}, read {read}: {got:?}"
+            );
+        }
+    }
 }

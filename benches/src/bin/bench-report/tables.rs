@@ -346,8 +346,8 @@ fn ccid(c: &Criterion) -> (String, String) {
              core's buffer as one message, reads the reply (whole, from this framed pipe; its exchange state\n  \
              machine checks it), decodes the DataBlock from the receive buffer, copies the response out and\n  \
              wipes what it received; the loopback reader takes the XfrBlock header apart and has the card\n  \
-             answer the APDU where the session holds it, behind its reply header. The simulated card itself costs {:.0} ns an APDU, and the CCID path through the\n  \
-             reader simulator is {:.1}× it. Through a real USB reader an APDU takes at least one full-speed\n  \
+             answer the APDU where the session holds it, behind its reply header. The simulated card itself\n  \
+             costs {:.0} ns an APDU, and the CCID path through the reader simulator is {:.1}× it. Through a real USB reader an APDU takes at least one full-speed\n  \
              frame each way (1 ms) plus the card's time.\n",
             ccid / core,
             sim / 3.0,

@@ -291,7 +291,6 @@ pub(crate) trait MacStoreTx: Exec {
     }
 }
 
-/// A filter's values, bound as they are.
 /// Runs `sql`, a statement returning `table`'s rows that match `filter` (with its values as the
 /// parameters), and reads each row with its stored MAC.
 fn fetch_mac_rows<E: Exec + ?Sized>(
@@ -304,6 +303,7 @@ fn fetch_mac_rows<E: Exec + ?Sized>(
     Ok(rows.into_iter().map(mac_row).collect())
 }
 
+/// A filter's values, bound as they are.
 fn filter_params(filter: &[(&'static str, Val)]) -> Vec<Param> {
     filter.iter().map(|(_, v)| (v.clone(), None)).collect()
 }
